@@ -1,0 +1,224 @@
+"""The accuracy contract, checked point by point against the interval reference.
+
+For a value ``f`` (or one gradient element) computed in a format with spacing ``ulp``:
+
+* value: ``|f̂ - f| <= (4 + 4κ) ulp(f)``;  gradient element: ``<= (8 + 4κ) ulp(f)``,
+
+where ``κ = Σ_i |x_i ∂f/∂x_i| / |f|`` runs over the floating inputs (labels and the smoothing
+parameter only when soft: smoothing on or a label other than 0/1). The constant term allows a
+few roundings of the stable formula; ``4κ`` allows the inherent sensitivity to a relative
+perturbation of the inputs of a few units (no algorithm can do better than κ·u on inputs that
+are themselves rounded). κ is computed only where the error exceeds the constant term.
+A NaN or inf where the true value is finite is a failure whatever κ is.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .define import Loss, load_all
+from .reference import RowReference, Unresolved
+from .registry import KernelCase, one_hot
+from .sampling import Batch
+from .ulps import bits_error, ulp_error
+
+__all__ = ["Result", "Failure", "check_batch", "losses_by_name", "VALUE_BASE", "GRAD_BASE"]
+
+VALUE_BASE = 4.0
+GRAD_BASE = 8.0
+KAPPA_FACTOR = 4.0
+
+
+@dataclass
+class Failure:
+    what: str  # "value" or "grad[j]"
+    row: int
+    stratum: str
+    ulps: float
+    kappa: float
+    inputs: str
+    computed: float
+    true: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.what} row {self.row} ({self.stratum}): {self.ulps:.3g} ulps > bound at κ={self.kappa:.3g}; "
+            f"computed {self.computed!r}, true {self.true}; inputs {self.inputs}"
+        )
+
+
+@dataclass
+class Result:
+    """Errors of one kernel on one batch (ulps and Herbie bits; κ where computed)."""
+
+    value_ulps: list[float] = field(default_factory=list)
+    grad_ulps: list[float] = field(default_factory=list)
+    value_bits: list[float] = field(default_factory=list)
+    grad_bits: list[float] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    unresolved: int = 0
+
+    def summary(self) -> dict:
+        def st(xs):
+            if not xs:
+                return None
+            a = np.asarray(xs, dtype=float)
+            return {"avg": float(np.mean(a)), "p99": float(np.percentile(a, 99)), "max": float(np.max(a))}
+
+        return {
+            "value_ulps": st(self.value_ulps),
+            "grad_ulps": st(self.grad_ulps),
+            "value_bits": st(self.value_bits),
+            "grad_bits": st(self.grad_bits),
+            "failures": len(self.failures),
+            "unresolved": self.unresolved,
+        }
+
+
+_LOSSES: dict[str, Loss] | None = None
+
+
+def losses_by_name() -> dict[str, Loss]:
+    """Every loss of ``derivations/`` by ``family.variant``."""
+    global _LOSSES
+    if _LOSSES is None:
+        _LOSSES = {l.name: l for ls in load_all().values() for l in ls}
+    return _LOSSES
+
+
+_REFS: dict[tuple[str, int], RowReference] = {}
+
+
+def reference_for(loss: Loss, n: int) -> RowReference:
+    key = (loss.name, n)
+    if key not in _REFS:
+        _REFS[key] = RowReference(loss, n)
+    return _REFS[key]
+
+
+def check_batch(
+    case: KernelCase,
+    batch: Batch,
+    grad: bool = True,
+    kernel=None,
+    value_base: float = VALUE_BASE,
+    grad_base: float = GRAD_BASE,
+) -> Result:
+    """Run ``case``'s kernel on ``batch`` and check every output against the reference.
+
+    ``kernel`` (optional) replaces the public kernel: a callable ``(labels, pred, params, grad)``
+    returning values, so that the checker itself can be tested on a deliberately wrong kernel.
+    ``value_base``/``grad_base`` replace the constant terms of the bounds (1 and 1 for the
+    float32 expectation ``<= 1 ulp + 4κ``).
+    """
+    loss = losses_by_name()[case.loss]
+    call = kernel or case.call
+    dtype = batch.pred.dtype
+    value = np.asarray(call(batch.labels, batch.pred, batch.params, grad=False))
+    g = np.asarray(call(batch.labels, batch.pred, batch.params, grad=True)) if grad and loss.differentiable else None
+    res = Result()
+    B, n = batch.pred.shape
+    if case.kernel == "activity_penalty":
+        return _check_penalty(loss, batch, value, g, res, value_base, grad_base)
+    labels = batch.labels
+    if case.labels == "sparse":
+        labels = one_hot(labels, n)
+    params = [batch.params[p.name] for p in loss.params]
+    for r in range(B):
+        if case.elementwise:
+            items = [(r, c, labels[r, c : c + 1], batch.pred[r, c : c + 1], value[r, c], None if g is None else g[r, c : c + 1]) for c in range(n)]
+            ref = reference_for(loss, 1)
+        else:
+            items = [(r, None, None if labels is None else labels[r], batch.pred[r], value[r], None if g is None else g[r])]
+            ref = reference_for(loss, n)
+        for row, col, lab, pred, val, grow in items:
+            _check_point(ref, res, batch.strata[r], row, col, lab, pred, params, val, grow, dtype, value_base, grad_base)
+    return res
+
+
+def _fmt_inputs(lab, pred, params) -> str:
+    lab_s = "None" if lab is None else "[" + ", ".join(repr(float(v)) for v in lab) + "]"
+    return f"labels={lab_s} pred=[{', '.join(repr(float(v)) for v in pred)}] params={list(params)}"
+
+
+def _check_point(ref, res: Result, stratum, row, col, lab, pred, params, val, grow, dtype, vbase, gbase) -> None:
+    try:
+        true_v, true_g = ref.value_and_grad(lab, pred, params, dtype=dtype)
+    except Unresolved:
+        res.unresolved += 1
+        return
+    kappas = None
+
+    def kappa():
+        nonlocal kappas
+        if kappas is None:
+            kappas = ref.kappa(lab, pred, params, true_v, true_g)
+        return kappas
+
+    where = "" if col is None else f"[{col}]"
+    e = ulp_error(val, true_v, dtype)
+    res.value_ulps.append(e)
+    res.value_bits.append(bits_error(val, true_v, dtype))
+    if e > vbase:
+        k = kappa()[0]
+        if _spurious_nonfinite(val, true_v) or e > vbase + KAPPA_FACTOR * k:
+            res.failures.append(Failure("value" + where, row, stratum, e, k, _fmt_inputs(lab, pred, params), float(val), str(true_v)))
+    if grow is None:
+        return
+    for j, (gj, tj) in enumerate(zip(grow, true_g)):
+        e = ulp_error(gj, tj, dtype)
+        res.grad_ulps.append(e)
+        res.grad_bits.append(bits_error(gj, tj, dtype))
+        if e > gbase:
+            k = kappa()[1][j]
+            if _spurious_nonfinite(gj, tj) or e > gbase + KAPPA_FACTOR * k:
+                res.failures.append(
+                    Failure(f"grad{where or ''}[{j}]", row, stratum, e, k, _fmt_inputs(lab, pred, params), float(gj), str(tj))
+                )
+
+
+def _spurious_nonfinite(computed, true) -> bool:
+    """NaN, or inf where the true value is finite and within the format's range (any κ)."""
+    import mpmath
+
+    y = float(computed)
+    if math.isnan(y):
+        return True
+    if math.isinf(y):
+        return mpmath.isfinite(true) and abs(true) <= np.finfo(np.asarray(computed).dtype).max
+    return False
+
+
+def _check_penalty(loss: Loss, batch: Batch, value, g, res: Result, vbase: float, gbase: float) -> Result:
+    """The penalty sums rows: check the total and each gradient element."""
+    import mpmath
+
+    dtype = batch.pred.dtype
+    B, n = batch.pred.shape
+    ref = reference_for(loss, n)
+    lam = batch.params["lam"]
+    values, kap_terms = [], []
+    for r in range(B):
+        v, gr = ref.value_and_grad(None, batch.pred[r], [lam, B], dtype=dtype)
+        values.append(v)
+        kap_terms += [abs(mpmath.mpf(float(x)) * d) for x, d in zip(batch.pred[r], gr)]
+        for j, (gj, tj) in enumerate(zip(g[r], gr)):
+            e = ulp_error(gj, tj, dtype)
+            res.grad_ulps.append(e)
+            res.grad_bits.append(bits_error(gj, tj, dtype))
+            if e > gbase:  # 2λh/N: κ = 1
+                if _spurious_nonfinite(gj, tj) or e > gbase + KAPPA_FACTOR:
+                    res.failures.append(Failure(f"grad[{j}]", r, batch.strata[r], e, 1.0, "", float(gj), str(tj)))
+    with mpmath.workprec(256):  # exact enough: the terms are positive
+        total = mpmath.fsum(values)
+        kap_num = mpmath.fsum(kap_terms)
+    e = ulp_error(float(value), total, dtype)
+    res.value_ulps.append(e)
+    res.value_bits.append(bits_error(float(value), total, dtype))
+    k = float(kap_num / abs(total)) if total != 0 else 0.0
+    if _spurious_nonfinite(value, total) or e > vbase + KAPPA_FACTOR * k:
+        res.failures.append(Failure("value", -1, "batch", e, k, "", float(value), str(total)))
+    return res

@@ -1,0 +1,144 @@
+"""Define: what a file in ``derivations/`` declares, and how it is loaded.
+
+A derivation file is a Python module that builds SymPy expressions and lists them in ``LOSSES``,
+a list of :class:`Loss`. It holds the mathematics only: no NumPy, no rewrite, no gradient.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import sympy as sp
+
+from .primitives import C, Elem, element_symbols
+
+__all__ = ["Loss", "N", "DerivationError", "load_derivation", "load_all", "DERIVATIONS_DIR"]
+
+#: Number of rows in the batch (used by the batch-mean activity penalty).
+N = sp.Symbol("N", positive=True, integer=True)
+
+#: Where the derivation files live (the repository's ``derivations/``).
+DERIVATIONS_DIR = Path(__file__).resolve().parent.parent / "derivations"
+
+
+class DerivationError(Exception):
+    """A derivation file cannot be loaded or does not define a valid loss."""
+
+
+@dataclass(frozen=True)
+class Loss:
+    """One loss variant as mathematics.
+
+    Attributes:
+        family: the derivation family (its file name), e.g. ``"binary_crossentropy"``.
+        variant: the kernel name inside the family, e.g. ``"logits"``.
+        title: one line saying what it is.
+        value: the loss of one row: row-level (reduced over the class axis) or element-level
+            (an elementwise loss such as ``tf.nn.sigmoid_cross_entropy_with_logits``).
+        prediction: the element symbol differentiated (``p`` or ``z``).
+        label: the element symbol of the labels, or None.
+        weights: label weights (element symbols the loss is linear in) and their definitions in
+            terms of the label and the parameters, e.g. the smoothed label.
+        params: scalar parameters in argument order (e.g. ``label_smoothing``).
+        domain: ``"probability"`` (a prediction may be 0 or 1, logs may be infinite, so label
+            weights get the 0·∞ = 0 guard) or ``"real"`` (finite everywhere).
+        differentiable: False for value-only definitions.
+    """
+
+    family: str
+    variant: str
+    title: str
+    value: sp.Expr
+    prediction: Elem
+    label: Elem | None = None
+    weights: dict[Elem, sp.Expr] = field(default_factory=dict)
+    params: tuple[sp.Symbol, ...] = ()
+    domain: Literal["probability", "real"] = "real"
+    differentiable: bool = True
+    notes: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.family}.{self.variant}"
+
+    @property
+    def row_level(self) -> bool:
+        return not element_symbols(self.value)
+
+    def validate(self) -> None:
+        """Raise :class:`DerivationError` when the definition is inconsistent."""
+        if not isinstance(self.value, sp.Basic):
+            raise DerivationError(f"{self.name}: value is not a SymPy expression")
+        allowed = {self.prediction, C, N, *self.weights, *self.params}
+        if self.label is not None:
+            allowed.add(self.label)
+        unknown = self.value.free_symbols - allowed
+        if unknown:
+            raise DerivationError(
+                f"{self.name}: value uses undeclared symbol(s) {', '.join(sorted(map(str, unknown)))}"
+            )
+        for w, d in self.weights.items():
+            extra = d.free_symbols - {self.label, C, *self.params}
+            if extra:
+                raise DerivationError(f"{self.name}: weight {w} uses undeclared {sorted(map(str, extra))}")
+        if self.domain not in ("probability", "real"):
+            raise DerivationError(f"{self.name}: domain must be 'probability' or 'real'")
+
+
+def load_derivation(path: Path) -> list[Loss]:
+    """Execute one derivation file and return its ``LOSSES``.
+
+    Raises :class:`DerivationError` with a one-line message naming the file for a syntax error,
+    an undefined name, or anything else the file does wrong.
+    """
+    path = Path(path)
+    modname = f"cesym_derivation_{path.stem}"
+    try:
+        spec = importlib.util.spec_from_file_location(modname, path)
+        if spec is None or spec.loader is None:
+            raise DerivationError(f"{path}: not a Python file")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[modname] = module
+        try:
+            spec.loader.exec_module(module)
+        finally:
+            sys.modules.pop(modname, None)
+    except DerivationError:
+        raise
+    except SyntaxError as e:
+        raise DerivationError(f"{path}:{e.lineno}: syntax error: {e.msg}") from None
+    except Exception as e:  # any error raised while building the expressions
+        line = _user_line(e, path)
+        raise DerivationError(f"{path}{line}: {type(e).__name__}: {e}") from None
+    losses = getattr(module, "LOSSES", None)
+    if not isinstance(losses, list) or not all(isinstance(x, Loss) for x in losses) or not losses:
+        raise DerivationError(f"{path}: LOSSES must be a non-empty list of cesym.define.Loss")
+    for loss in losses:
+        if loss.family != path.stem:
+            raise DerivationError(f"{path}: loss family {loss.family!r} must match the file name {path.stem!r}")
+        loss.validate()
+    return losses
+
+
+def _user_line(exc: BaseException, path: Path) -> str:
+    tb = exc.__traceback__
+    line = ""
+    while tb is not None:
+        if Path(tb.tb_frame.f_code.co_filename).resolve() == path.resolve():
+            line = f":{tb.tb_lineno}"
+        tb = tb.tb_next
+    return line
+
+
+def load_all(directory: Path = DERIVATIONS_DIR) -> dict[str, list[Loss]]:
+    """Load every ``*.py`` derivation in ``directory``, keyed by family, in name order."""
+    out: dict[str, list[Loss]] = {}
+    for path in sorted(Path(directory).glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        out[path.stem] = load_derivation(path)
+    return out

@@ -1,0 +1,272 @@
+"""Generate: print derived expressions as standalone NumPy kernels.
+
+The code is printed by a subclass of SymPy's :class:`~sympy.printing.numpy.NumPyPrinter` after
+common-subexpression elimination (:func:`sympy.cse`). Each primitive prints as a call into
+:mod:`cesym.kernels._runtime`, whose functions take rows along the last axis. One module is
+written per derivation family, into ``cesym/kernels/_generated/``, with for each loss variant:
+``<variant>_value``, ``<variant>_grad`` and their naive counterparts (the unrewritten expression
+in elementary functions).
+
+Writing is atomic (a temporary file renamed over the old one) and skipped when the bytes are
+unchanged, so ``cesym generate`` on an unchanged tree touches nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import sympy as sp
+from sympy.printing.numpy import NumPyPrinter
+
+from .define import N, DerivationError, Loss, load_all, DERIVATIONS_DIR
+from .derive import Derived, derive
+from .primitives import C, Elem, element_symbols, to_elementary
+
+__all__ = ["KernelPrinter", "render_family", "generate", "GENERATED_DIR"]
+
+GENERATED_DIR = Path(__file__).resolve().parent / "kernels" / "_generated"
+
+
+class KernelPrinter(NumPyPrinter):
+    """NumPy printer that knows the row reductions and stable primitives."""
+
+    def __init__(self, settings=None):
+        super().__init__(dict(settings or {}, fully_qualified_modules=True, allow_unknown_functions=False))
+
+    def _rt(self, name: str, *args) -> str:
+        return "_rt.%s(%s)" % (name, ", ".join(self._print(a) for a in args))
+
+    def _print_RowSum(self, e):
+        return self._rt("row_sum", e.args[0])
+
+    def _print_RowMax(self, e):
+        return self._rt("row_max", e.args[0])
+
+    def _print_RestSum(self, e):
+        return self._rt("rest_sum", e.args[0])
+
+    def _print_Sigmoid(self, e):
+        return self._rt("sigmoid", e.args[0])
+
+    def _print_Softplus(self, e):
+        return self._rt("softplus", e.args[0])
+
+    def _print_NegLogSoftmax(self, e):
+        return self._rt("neg_log_softmax", e.args[0])
+
+    def _print_NegLogNormalized(self, e):
+        return self._rt("neg_log_normalized", e.args[0])
+
+    def _print_XMul(self, e):
+        return self._rt("xmul", *e.args)
+
+    def _print_Elem(self, e):
+        return e.name
+
+    def _print_Pow(self, e, rational=False):
+        if e.exp == -1:
+            return "1/%s" % self.parenthesize(e.base, sp.printing.precedence.PRECEDENCE["Pow"])
+        return super()._print_Pow(e, rational=rational)
+
+
+@dataclass(frozen=True)
+class _Fn:
+    name: str
+    expr: sp.Expr
+    doc: str
+    element_level: bool
+
+
+def _arguments(loss: Loss) -> list[str]:
+    args = []
+    if loss.label is not None:
+        args.append(loss.label.name)
+    args.append(loss.prediction.name)
+    args.extend(p.name for p in loss.params)
+    return args
+
+
+def _print_body(loss: Loss, expr: sp.Expr, printer: KernelPrinter) -> list[str]:
+    """Lines computing ``expr``: shape constants, label weights, CSE temporaries, return."""
+    lines = []
+    pred = loss.prediction.name
+    if expr.has(C) or any(d.has(C) for d in loss.weights.values()):
+        lines.append(f"C = {pred}.shape[-1]")
+    if expr.has(N):
+        lines.append(f"N = {pred}.shape[0]")
+    for w, definition in loss.weights.items():
+        if expr.has(w) and definition != w:
+            lines.append(f"{w.name} = {printer.doprint(definition)}")
+    taken = {s.name for s in expr.free_symbols} | {"C", "N"}
+    # Temporaries are Elem symbols: RowSum must not mistake an element-level temporary for a
+    # row-level constant and pull it out of the sum when cse rebuilds the expression.
+    names = (Elem(f"tmp{i}") for i in range(10**6) if f"tmp{i}" not in taken)
+    replacements, (reduced,) = sp.cse([expr], symbols=names, order="canonical")
+    for sym, sub in replacements:
+        lines.append(f"{sym} = {printer.doprint(sub)}")
+    lines.append(f"return {printer.doprint(reduced)}")
+    return lines
+
+
+def _latex(expr: sp.Expr) -> str:
+    return sp.latex(expr)
+
+
+def _render_function(loss: Loss, fn: _Fn, printer: KernelPrinter) -> str:
+    args = ", ".join(_arguments(loss))
+    body = "\n".join(_print_body(loss, fn.expr, printer))
+    doc = fn.doc.strip()
+    return (
+        f"def {fn.name}({args}):\n"
+        + textwrap.indent(f'r"""{doc}\n"""\n', "    ")
+        + textwrap.indent(body, "    ")
+        + "\n"
+    )
+
+
+def _functions(d: Derived) -> list[_Fn]:
+    loss = d.loss
+    v = loss.variant
+    weights = "; ".join(f"{w} = {sp.sstr(defn)}" for w, defn in loss.weights.items() if defn != w)
+    wline = f"\nLabel weights: {weights}." if weights else ""
+    vr = "".join(f"\n- {r.name}: {r.why}" for r in d.value_rules) or "\n- none"
+    gr = "".join(f"\n- {r.name}: {r.why}" for r in d.grad_rules) or "\n- none"
+    shape = "one value per row (keepdims)" if loss.row_level else "one value per element"
+    fns = [
+        _Fn(
+            f"{v}_value",
+            d.value,
+            f"{loss.title}: stable value, {shape}.\n\nMathematics: ``{sp.sstr(d.naive_value)}``{wline}\n\n"
+            f"Stable form: ``{sp.sstr(d.value)}``\n\nRewrites applied:{vr}",
+            not loss.row_level,
+        ),
+        _Fn(
+            f"{v}_naive_value",
+            to_elementary(d.naive_value, keep=()),
+            f"{loss.title}: the naive value (the definition in elementary functions, no rewrite).\n\n"
+            f"``{sp.sstr(d.naive_value)}``",
+            not loss.row_level,
+        ),
+    ]
+    if d.grad is not None:
+        fns += [
+            _Fn(
+                f"{v}_grad",
+                d.grad,
+                f"{loss.title}: stable gradient d(value)/d({loss.prediction}), elementwise.\n\n"
+                f"Derived by SymPy from the stable value: ``{sp.sstr(d.raw_grad)}``\n\n"
+                f"Stable form: ``{sp.sstr(d.grad)}``\n\nRewrites applied:{gr}",
+                True,
+            ),
+            _Fn(
+                f"{v}_naive_grad",
+                to_elementary(d.naive_grad, keep=()),
+                f"{loss.title}: the naive gradient (SymPy's derivative of the definition, no rewrite).\n\n"
+                f"``{sp.sstr(d.naive_grad)}``",
+                True,
+            ),
+        ]
+    return fns
+
+
+HEADER = '''r"""Generated by ``cesym generate`` from ``derivations/{family}.py``. Do not edit.
+
+{doc}
+Each function takes rows along the last axis (float64 arrays, labels broadcast to the
+prediction's shape) and scalar parameters; the public, checked API is :mod:`cesym.kernels`.
+"""
+
+import numpy
+
+from .. import _runtime as _rt
+
+'''
+
+
+def render_family(family: str, derived: Sequence[Derived], module_doc: str = "") -> str:
+    """Source text of the generated module for one family."""
+    printer = KernelPrinter()
+    parts = [HEADER.format(family=family, doc=textwrap.dedent(module_doc).strip() + "\n" if module_doc else "")]
+    for d in derived:
+        for fn in _functions(d):
+            parts.append(_render_function(d.loss, fn, printer))
+            parts.append("\n\n")
+    return "".join(parts).rstrip() + "\n"
+
+
+def _atomic_write(path: Path, text: str) -> bool:
+    """Write ``text`` to ``path`` atomically; return False when the bytes were already there."""
+    data = text.encode("utf-8")
+    if path.exists() and path.read_bytes() == data:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return True
+
+
+def render_all(directory: Path = DERIVATIONS_DIR) -> dict[str, str]:
+    """Render every family: file name -> source. Raises DerivationError before anything is written."""
+    out: dict[str, str] = {}
+    for family, losses in load_all(directory).items():
+        derived = [_derive_in(Path(directory) / f"{family}.py", loss) for loss in losses]
+        doc = _module_doc(Path(directory) / f"{family}.py")
+        out[f"{family}.py"] = render_family(family, derived, doc)
+    names = sorted(out)
+    out["__init__.py"] = (
+        '"""Generated kernels, one module per derivation family (``cesym generate``). Do not edit."""\n\n'
+        + "".join(f"from . import {n[:-3]}\n" for n in names)
+        + "\n__all__ = [" + ", ".join(f'"{n[:-3]}"' for n in names) + "]\n"
+    )
+    return out
+
+
+def _derive_in(path: Path, loss: Loss) -> Derived:
+    """``derive(loss)``, with any failure reported as a DerivationError naming ``path``."""
+    try:
+        return derive(loss)
+    except Exception as e:  # noqa: BLE001 - SymPy or a rewrite failing on this definition
+        raise DerivationError(f"{path}: {type(e).__name__}: {' '.join(str(e).split())}") from None
+
+
+def _module_doc(path: Path) -> str:
+    import ast
+
+    return ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+
+
+def generate(
+    directory: Path = DERIVATIONS_DIR, out_dir: Path = GENERATED_DIR, check: bool = False
+) -> list[str]:
+    """Regenerate the kernels; return the names of files that changed (or would, with ``check``).
+
+    Everything is rendered in memory first: a broken derivation raises before any file is
+    touched. Stale generated files with no derivation are removed (reported too).
+    """
+    rendered = render_all(directory)
+    changed = []
+    for name, text in sorted(rendered.items()):
+        path = out_dir / name
+        if check:
+            if not path.exists() or path.read_bytes() != text.encode("utf-8"):
+                changed.append(name)
+        elif _atomic_write(path, text):
+            changed.append(name)
+    for path in sorted(out_dir.glob("*.py")) if out_dir.exists() else []:
+        if path.name not in rendered:
+            changed.append(path.name)
+            if not check:
+                path.unlink()
+    return changed

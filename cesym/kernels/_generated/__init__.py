@@ -1,0 +1,9 @@
+"""Generated kernels, one module per derivation family (``cesym generate``). Do not edit."""
+
+from . import activity_penalty
+from . import binary_crossentropy
+from . import categorical_crossentropy
+from . import sparse_categorical_crossentropy
+from . import tf_nn
+
+__all__ = ["activity_penalty", "binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy", "tf_nn"]

@@ -1,0 +1,1 @@
+"""Accuracy metrics (value only): written by a helper; temporary stub replaced shortly."""

@@ -1,0 +1,281 @@
+"""Define: the symbolic vocabulary of a loss, as SymPy objects.
+
+A loss is written over one *row*: the values along the class axis. Three kinds of object appear:
+
+* :class:`Elem` symbols stand for one element of a row (the logit ``z_c``, the label ``y_c``).
+  Outside a reduction an expression is *element-level*: it is evaluated at every element ``j``
+  of the row (a gradient is element-level). Inside a reduction the symbol is the summation
+  variable.
+* Reductions over the row: :class:`RowSum` (``Σ_c f(x_c)``), :class:`RowMax`, and the
+  element-level :class:`RestSum` (``Σ_{c≠j} f(x_c)``). ``RowSum`` carries the chain rule for
+  rows (``_eval_derivative``), so ``sympy.diff`` differentiates any expression built from them.
+* Stable primitives (softplus, sigmoid, the negative log-softmax, the negative log of a
+  renormalised probability, the zero-guarded product). Each has an exact derivative (``fdiff``
+  or, for row primitives, an expansion into reductions that ``diff`` goes through), an
+  elementary form (:func:`to_elementary`, used by the naive kernels and the mpmath reference)
+  and a NumPy printer (:mod:`cesym.generate`), whose runtime lives in
+  :mod:`cesym.kernels._runtime`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import sympy as sp
+from sympy.codegen.cfunctions import log1p
+
+__all__ = [
+    "C",
+    "Elem",
+    "RowSum",
+    "RestSum",
+    "RowMax",
+    "Sigmoid",
+    "Softplus",
+    "NegLogSoftmax",
+    "NegLogNormalized",
+    "XMul",
+    "element_symbols",
+    "outer_reductions",
+    "expand_row_primitives",
+    "to_elementary",
+]
+
+#: Number of elements in a row (the size of the class axis); printed as ``C`` in kernels.
+C = sp.Symbol("C", positive=True, integer=True)
+
+
+class Elem(sp.Symbol):
+    """One element of a row: ``z`` means ``z_j`` outside a reduction, ``z_c`` inside one."""
+
+    def __new__(cls, name: str, **assumptions):
+        assumptions.setdefault("real", True)
+        return super().__new__(cls, name, **assumptions)
+
+
+def _is_reduction(e: sp.Basic) -> bool:
+    return isinstance(e, (RowSum, RowMax))
+
+
+def element_symbols(expr: sp.Basic) -> set[Elem]:
+    """Elem symbols of ``expr`` that occur outside every row reduction (element-level use)."""
+    if isinstance(expr, Elem):
+        return {expr}
+    if _is_reduction(expr):
+        return set()
+    out: set[Elem] = set()
+    for a in expr.args:
+        out |= element_symbols(a)
+    return out
+
+
+def is_row_level(expr: sp.Basic) -> bool:
+    """True when ``expr`` has one value per row (no element-level symbol)."""
+    return not element_symbols(expr)
+
+
+def outer_reductions(expr: sp.Basic) -> set[sp.Basic]:
+    """Reductions of ``expr`` (RowSum, RowMax) not nested inside another reduction."""
+    if _is_reduction(expr):
+        return {expr}
+    out: set[sp.Basic] = set()
+    for a in expr.args:
+        out |= outer_reductions(a)
+    return out
+
+
+class RowSum(sp.Function):
+    r"""Sum over the row: :math:`\mathrm{RowSum}(f) = \sum_c f(x_c)`, a row-level value.
+
+    Differentiating with respect to element ``x_j`` of the row (``sympy.diff(expr, x)``):
+
+    .. math::
+        \frac{\partial}{\partial x_j}\sum_c f(x_c, R) = \partial_x f(x_j, R)
+            + \sum_{R'} \Big(\sum_c \partial_{R'} f(x_c, R)\Big)\,\frac{\partial R'}{\partial x_j}
+
+    where ``R'`` runs over the reductions nested in ``f``. Row-level factors are pulled out,
+    so ``RowSum(t/S)`` is ``RowSum(t)/S``.
+    """
+
+    nargs = 1
+
+    @classmethod
+    def eval(cls, arg):
+        if is_row_level(arg):
+            return C * arg
+        if isinstance(arg, sp.Mul):
+            outside = [a for a in arg.args if is_row_level(a)]
+            if outside:
+                inside = [a for a in arg.args if not is_row_level(a)]
+                return sp.Mul(*outside) * cls(sp.Mul(*inside))
+        return None
+
+    def _eval_derivative(self, s):
+        f = expand_row_primitives(self.args[0])
+        reds = outer_reductions(f)
+        dummies = {r: sp.Dummy(f"R{i}") for i, r in enumerate(sorted(reds, key=sp.default_sort_key))}
+        inverse = {d: r for r, d in dummies.items()}
+        g = f.xreplace(dummies)
+        direct = g.diff(s).xreplace(inverse)
+        chain = sp.Add(*[RowSum(g.diff(d).xreplace(inverse)) * r.diff(s) for r, d in dummies.items()])
+        return direct + chain
+
+    def _latex(self, printer):
+        return r"\sum_{c} %s" % printer._print(self.args[0])
+
+
+class RowMax(sp.Function):
+    """Largest element of the row (row-level). Used only to shift exponentials (exp(z - max z))."""
+
+    nargs = 1
+
+    def _eval_derivative(self, s):
+        raise NotImplementedError("RowMax enters only stable forms after differentiation")
+
+    def _latex(self, printer):
+        return r"\max_{c} %s" % printer._print(self.args[0])
+
+
+class RestSum(sp.Function):
+    r"""Sum of the *other* elements: :math:`\mathrm{RestSum}(f)_j = \sum_{c \ne j} f(x_c)`.
+
+    Element-level. Computed without cancellation (:func:`cesym.kernels._runtime.rest_sum`), where
+    ``RowSum(f) - f`` would lose every digit of a row dominated by element ``j``.
+    """
+
+    nargs = 1
+
+    def _eval_derivative(self, s):
+        f = self.args[0]
+        return (RowSum(f) - f).diff(s)
+
+    def _latex(self, printer):
+        return r"\sum_{c \ne j} %s" % printer._print(self.args[0])
+
+
+class Sigmoid(sp.Function):
+    r"""Logistic sigmoid :math:`\sigma(x) = 1/(1 + e^{-x})`; :math:`\sigma' = \sigma(x)\sigma(-x)`.
+
+    Evaluated as ``1/(1+exp(-x))`` for ``x >= 0`` and ``exp(x)/(1+exp(x))`` otherwise, so that
+    neither branch overflows and ``σ(-x)`` keeps full relative accuracy when it is tiny.
+    """
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        x = self.args[0]
+        return Sigmoid(x) * Sigmoid(-x)
+
+    def elementary(self):
+        return 1 / (1 + sp.exp(-self.args[0]))
+
+    def _latex(self, printer):
+        return r"\sigma\left(%s\right)" % printer._print(self.args[0])
+
+
+class Softplus(sp.Function):
+    r"""Softplus :math:`\log(1 + e^{x})`, so that :math:`-\log\sigma(x) = \mathrm{softplus}(-x)`.
+
+    Stable form :math:`\max(x, 0) + \mathrm{log1p}(e^{-|x|})` (``numpy.logaddexp(0, x)``): no
+    overflow past x = 709.78 where ``log1p(exp(x))`` returns inf, and full relative accuracy
+    for very negative x where the value is ``e^{x}``.
+    """
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return Sigmoid(self.args[0])
+
+    def elementary(self):
+        return sp.log(1 + sp.exp(self.args[0]))
+
+    def _latex(self, printer):
+        return r"\operatorname{softplus}\left(%s\right)" % printer._print(self.args[0])
+
+
+class NegLogSoftmax(sp.Function):
+    r"""Negative log-softmax of element j: :math:`\log\sum_c e^{z_c} - z_j` (element-level).
+
+    Stable form with ``m = max z`` and ``k = argmax z``:
+    :math:`(m - z_j) + \mathrm{log1p}\big(\sum_{c \ne k} e^{z_c - m}\big)`, a sum of two
+    non-negative terms. ``lse(z) - z_j`` returns 0 when class j wins by 300 (true value
+    about 1e-130); this form keeps it.
+    """
+
+    nargs = 1
+
+    def reduction_form(self):
+        z = self.args[0]
+        return sp.log(RowSum(sp.exp(z))) - z
+
+    def _latex(self, printer):
+        return r"-\log\operatorname{softmax}\left(%s\right)_j" % printer._print(self.args[0])
+
+
+class NegLogNormalized(sp.Function):
+    r"""Negative log of a renormalised probability: :math:`-\log(p_j / \sum_c p_c)` (element-level).
+
+    Stable form :math:`\mathrm{log1p}(r_j / p_j)` with :math:`r_j = \sum_{c\ne j} p_c`
+    (a :class:`RestSum`), so a dominant ``p_j`` close to the row sum keeps its digits; where
+    ``r_j/p_j`` overflows, :math:`\log S - \log p_j` (then above 709, no cancellation).
+    """
+
+    nargs = 1
+
+    def reduction_form(self):
+        p = self.args[0]
+        return sp.log(RowSum(p)) - sp.log(p)
+
+    def _latex(self, printer):
+        p = printer._print(self.args[0])
+        return r"-\log\frac{%s_j}{\sum_c %s_c}" % (p, p)
+
+
+class XMul(sp.Function):
+    r"""Product with the convention :math:`0 \cdot b = 0` even for infinite b (so 0·log 0 = 0).
+
+    Wraps each label weight of a loss on probabilities, where a zero probability makes the
+    other factor infinite.
+    """
+
+    nargs = 2
+
+    def _eval_derivative(self, s):
+        a, b = self.args
+        return XMul(a, b.diff(s)) + a.diff(s) * b
+
+    def elementary(self):
+        return self.args[0] * self.args[1]
+
+    def _latex(self, printer):
+        return r"%s \cdot %s" % (
+            printer.parenthesize(self.args[0], sp.printing.precedence.PRECEDENCE["Mul"]),
+            printer.parenthesize(self.args[1], sp.printing.precedence.PRECEDENCE["Mul"]),
+        )
+
+
+_ROW_PRIMITIVES = (NegLogSoftmax, NegLogNormalized)
+_ELEMENTWISE_PRIMITIVES = (Sigmoid, Softplus)
+
+
+def expand_row_primitives(expr: sp.Basic) -> sp.Basic:
+    """Replace row primitives by their reduction forms (what ``diff`` differentiates)."""
+    return expr.replace(lambda e: isinstance(e, _ROW_PRIMITIVES), lambda e: e.reduction_form())
+
+
+def to_elementary(expr: sp.Basic, keep: Iterable[type] = (XMul,)) -> sp.Basic:
+    """Rewrite every primitive into elementary functions and row reductions.
+
+    ``keep`` lists primitive classes left as they are (by default the zero-guarded product,
+    whose convention the elementary ``a*b`` would lose).
+    """
+    keep = tuple(keep)
+    expr = expand_row_primitives(expr)
+
+    def elementary(e):
+        return e.elementary()
+
+    return expr.replace(
+        lambda e: hasattr(e, "elementary") and not isinstance(e, keep) and isinstance(e, sp.Function),
+        elementary,
+    )

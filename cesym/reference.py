@@ -1,0 +1,273 @@
+"""Reference values with proven digits: the definition, expanded per row, in interval arithmetic.
+
+For a loss and a row length ``n`` the definition (``Loss.value``, with its label weights written
+out and the 0·log 0 = 0 convention as :class:`~cesym.primitives.XMul`) is expanded into plain
+SymPy over the ``n`` elements and differentiated there by plain ``sympy.diff`` — independently
+of the row chain rule and of every rewrite that made the kernels. The expressions are compiled
+for :mod:`mpmath.iv` and evaluated from the exact binary values of the inputs at rising
+precision (80, 160, 320, … bits) until every interval pins its value to within 2**-8 ulp of the
+target format. Two precisions that agree prove nothing (both give 0 for log(1 + 1e-300) written
+naively); an interval that is narrow does.
+
+Condition numbers :math:`\\kappa = \\sum_i |x_i\\,\\partial f/\\partial x_i| / |f|` use the same
+expansion (second derivatives for gradient elements) and are computed on demand.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import mpmath
+import numpy as np
+import sympy as sp
+
+from .define import N, Loss
+from .evaluate import _namespace, _Printer, expand_row, indexed
+from sympy.codegen.cfunctions import log1p
+
+from .primitives import Sigmoid, to_elementary
+from .rewrite import combine_terms
+from .ulps import FORMATS
+
+__all__ = ["RowReference", "Unresolved", "PRECISIONS"]
+
+#: Working precisions tried in turn (bits).
+PRECISIONS = (80, 160, 320, 640, 1280, 2560, 5120, 10240, 20480, 40960)
+
+
+class Unresolved(ArithmeticError):
+    """The interval did not pin the value at the highest precision tried."""
+
+
+def _compile(args: Sequence[sp.Symbol], exprs: Sequence[sp.Basic]):
+    ns = _namespace(mpmath.iv)
+    return sp.lambdify(list(args), list(exprs), modules=[ns], printer=_Printer, cse=True)
+
+
+def _ends(iv_value) -> tuple[mpmath.mpf, mpmath.mpf]:
+    """The end points of an interval as exact mpf numbers."""
+    if not hasattr(iv_value, "_mpi_"):  # a constant output (e.g. a zero second derivative)
+        iv_value = mpmath.iv.mpf(iv_value)
+    lo, hi = iv_value._mpi_
+    return mpmath.mp.make_mpf(lo), mpmath.mp.make_mpf(hi)
+
+
+def _short(x: mpmath.mpf) -> mpmath.mpf:
+    """``x`` rounded to 160 bits: far below a float's spacing, and cheap to work with."""
+    with mpmath.workprec(160):
+        return +x
+
+
+def _resolve(iv_value, dtype) -> mpmath.mpf | None:
+    """The value pinned by an interval, or None if it is still too wide for ``dtype``."""
+    a, b = _ends(iv_value)
+    if a == b:
+        return _short(a)
+    if not (mpmath.isfinite(a) and mpmath.isfinite(b)):
+        return None
+    p, emin, _ = FORMATS[np.dtype(dtype)]
+    with mpmath.workprec(mpmath.iv.prec + 8):
+        mid = (a + b) / 2
+    mag = max(abs(a), abs(b))
+    # width below 2**-8 of the spacing at the smaller end (or of the subnormal spacing)
+    lo = min(abs(a), abs(b)) if (a > 0) == (b > 0) and a != 0 and b != 0 else mpmath.mpf(0)
+    spacing = mpmath.ldexp(1, emin) if lo == 0 else mpmath.ldexp(1, max(int(mpmath.frexp(lo)[1]) - p, emin))
+    if b - a <= spacing / 256 and mag < mpmath.inf:
+        return _short(mid)
+    return None
+
+
+@dataclass
+class _Compiled:
+    args: list[sp.Symbol]
+    fn: object
+
+
+class RowReference:
+    """Reference value, gradient and condition numbers of ``loss`` on rows of length ``n``.
+
+    Inputs per row: ``labels`` (length ``n``, or None for a loss without labels), ``pred``
+    (length ``n``) and the scalar parameters in ``loss.params`` order, plus the batch size
+    ``N`` when the loss uses it.
+    """
+
+    def __init__(self, loss: Loss, n: int):
+        self.loss, self.n = loss, n
+        v = loss.value
+        if loss.domain == "probability":
+            v = combine_terms(v, list(loss.weights), guard=True, together=False)
+        v = v.xreplace({w: d for w, d in loss.weights.items() if d != w})
+        v = to_elementary(v.replace(*_LOG_SIGMOID))
+        self.row_level = loss.row_level
+        lab = loss.label
+        self.pred_syms = [indexed(loss.prediction, c) for c in range(n)]
+        self.label_syms = [indexed(lab, c) for c in range(n)] if lab is not None else []
+        self.param_syms = list(loss.params) + ([N] if v.has(N) else [])
+        if self.row_level:
+            self.value_expr = _identities(expand_row(v, n, None))
+        else:  # elementwise loss: one value per element; use rows of length 1
+            if n != 1:
+                raise ValueError("an elementwise loss is referenced on rows of length 1")
+            self.value_expr = _identities(expand_row(v, 1, 0))
+        self.grad_exprs = [sp.diff(self.value_expr, s) for s in self.pred_syms] if loss.differentiable else []
+        self.args = self.label_syms + self.pred_syms + self.param_syms
+        self._main = _compile(self.args, [self.value_expr, *self.grad_exprs])
+
+    # --- evaluation ---------------------------------------------------------------------------
+
+    def _inputs(self, labels, pred, params) -> list:
+        vals = (list(labels) if self.label_syms else []) + list(pred) + list(params)
+        if len(vals) != len(self.args):
+            raise ValueError(f"expected {len(self.args)} inputs, got {len(vals)}")
+        return [float(x) for x in vals]
+
+    def _rising(self, fn, inputs, dtype) -> list[mpmath.mpf]:
+        old = mpmath.iv.prec
+        try:
+            pending = None
+            for prec in PRECISIONS:
+                mpmath.iv.prec = prec
+                out = fn(*[mpmath.iv.mpf(x) for x in inputs])
+                res = [_resolve(o, dtype) for o in out]
+                if all(r is not None for r in res):
+                    return res
+                pending = res
+            raise Unresolved(
+                f"{self.loss.name}: interval not resolved at {PRECISIONS[-1]} bits for inputs {inputs} "
+                f"({sum(r is None for r in pending)} of {len(pending)} outputs)"
+            )
+        finally:
+            mpmath.iv.prec = old
+
+    def value_and_grad(self, labels, pred, params=(), dtype=np.float64) -> tuple[mpmath.mpf, list[mpmath.mpf]]:
+        """True value and gradient (pinned to 2**-8 ulp of ``dtype``) at exact float inputs."""
+        out = self._rising(self._main, self._inputs(labels, pred, params), dtype)
+        return out[0], out[1:]
+
+    # --- condition numbers --------------------------------------------------------------------
+
+    @functools.cached_property
+    def _value_partials(self):
+        """d value / d(labels, params): with the gradient, every partial of the value."""
+        syms = self.label_syms + list(self.loss.params)
+        return _compile(self.args, [sp.diff(self.value_expr, s) for s in syms] or [sp.S.Zero])
+
+    @functools.cached_property
+    def _hessian(self):
+        """d grad_j / d(pred, labels, params) for every j, flattened row by row."""
+        syms = self.pred_syms + self.label_syms + list(self.loss.params)
+        return _compile(self.args, [sp.diff(g, s) for g in self.grad_exprs for s in syms])
+
+    def _soft(self, labels, params) -> bool:
+        """Labels count in κ only when soft: smoothing on or a label other than 0/1."""
+        if any(float(p) != 0.0 for p in list(params)[: len(self.loss.params)]) and self.loss.params:
+            return True
+        return any(float(y) not in (0.0, 1.0) for y in (labels if self.label_syms else []))
+
+    def kappa(self, labels, pred, params=(), value=None, grad=None) -> tuple[float, list[float]]:
+        """κ of the value and of each gradient element (inf where the true value is 0)."""
+        inputs = self._inputs(labels, pred, params)
+        if value is None:
+            value, grad = self.value_and_grad(labels, pred, params)
+        soft = self._soft(labels, params)
+        xs = [mpmath.mpf(float(x)) for x in pred]
+        ys = [mpmath.mpf(float(x)) for x in (labels if self.label_syms else [])]
+        ps = [mpmath.mpf(float(x)) for x in list(params)[: len(self.loss.params)]]
+        n_lab, n_par = len(self.label_syms), len(self.loss.params)
+        num = sum(abs(x * g) for x, g in zip(xs, grad))
+        if soft and (n_lab or n_par):
+            part = self._approx(self._value_partials, inputs)
+            num += sum(abs(y * d) for y, d in zip(ys + ps, part))
+        k_value = _ratio(num, value)
+        k_grad: list[float] = []
+        if self.grad_exprs:
+            h = self._approx(self._hessian, inputs)
+            width = self.n + n_lab + n_par
+            for j, gj in enumerate(grad):
+                rowp = h[j * width : (j + 1) * width]
+                num = sum(abs(x * d) for x, d in zip(xs, rowp[: self.n]))
+                if soft:
+                    num += sum(abs(y * d) for y, d in zip(ys + ps, rowp[self.n :]))
+                k_grad.append(_ratio(num, gj))
+        return k_value, k_grad
+
+    def _approx(self, fn, inputs) -> list[mpmath.mpf]:
+        """Values good to a few digits (enough for a condition number), at rising precision."""
+        old = mpmath.iv.prec
+        try:
+            for prec in PRECISIONS:
+                mpmath.iv.prec = prec
+                out = fn(*[mpmath.iv.mpf(x) for x in inputs])
+                res = []
+                for o in out:
+                    a, b = _ends(o)
+                    if a == b:
+                        res.append(a)
+                    elif mpmath.isfinite(a) and mpmath.isfinite(b) and (b - a) <= mpmath.mpf(2) ** -10 * max(abs(a), abs(b)):
+                        res.append((a + b) / 2)
+                    elif mpmath.isfinite(a) and mpmath.isfinite(b) and max(abs(a), abs(b)) < mpmath.mpf(2) ** (-prec // 2):
+                        res.append(mpmath.mpf(0))  # negligible against everything else in κ
+                    else:
+                        break
+                else:
+                    return res
+            return [mpmath.inf] * len(out)  # unknown: no bound claimed from it
+        finally:
+            mpmath.iv.prec = old
+
+
+# --- exact identities that let interval arithmetic pin every digit --------------------------------
+#
+# Interval arithmetic is rigorous but cannot see through cancellation at a fixed precision: for
+# x = 1e300, 1 - σ(x) needs about 1.4e300 bits. These identities are exact (each is checked
+# symbolically in the tests) and remove such cancellations from the *definition*; they are
+# applied to the expanded expression, so the row chain rule and the kernels' rewrites play no part.
+
+
+def _is_one_minus_sigmoid(a) -> bool:
+    return isinstance(a, sp.Add) and len(a.args) == 2 and sp.S.One in a.args and isinstance(-(a - 1), Sigmoid)
+
+
+_LOG_SIGMOID = (
+    lambda e: isinstance(e, sp.log) and (isinstance(e.args[0], Sigmoid) or _is_one_minus_sigmoid(e.args[0])),
+    # log σ(x) = -log1p(e^{-x});  log(1 - σ(x)) = log σ(-x) = -log1p(e^{x})
+    lambda e: -log1p(sp.exp(-e.args[0].args[0]))
+    if isinstance(e.args[0], Sigmoid)
+    else -log1p(sp.exp((-(e.args[0] - 1)).args[0])),
+)
+
+
+def _log_ratio(e: sp.Basic) -> sp.Basic | None:
+    """log(X/(X + R)) = -log1p(R/X) for a term X of the denominator's sum."""
+    a = e.args[0]
+    if not isinstance(a, sp.Mul):
+        return None
+    dens = [f for f in a.args if isinstance(f, sp.Pow) and f.exp == -1 and isinstance(f.base, sp.Add)]
+    if len(dens) != 1:
+        return None
+    den = dens[0].base
+    num = sp.Mul(*[f for f in a.args if f is not dens[0]])
+    if num not in den.args:
+        return None
+    rest = den - num
+    return -log1p(rest / num)
+
+
+def _identities(expr: sp.Basic) -> sp.Basic:
+    expr = expr.replace(lambda e: isinstance(e, sp.log) and _log_ratio(e) is not None, _log_ratio)
+    # log(1 + a) = log1p(a)
+    return expr.replace(
+        lambda e: isinstance(e, sp.log) and isinstance(e.args[0], sp.Add) and sp.S.One in e.args[0].args,
+        lambda e: log1p(e.args[0] - 1),
+    )
+
+
+def _ratio(num, den) -> float:
+    if den == 0:
+        return 0.0 if num == 0 else math.inf
+    if not mpmath.isfinite(den):
+        return 0.0
+    return float(num / abs(den))

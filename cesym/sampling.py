@@ -1,0 +1,135 @@
+"""Seeded, stratified inputs over the whole finite domain of each kernel.
+
+Rows are drawn stratum by stratum (round robin), so a sample of any size covers every stratum:
+values uniform over an interval *and* uniform over float bit patterns (as Herbie samples both),
+magnitudes from the smallest normal to the largest float, probabilities next to 0 and 1, rows
+dominated by one class with margins of hundreds, exact ties, hard (0/1, one-hot) and soft labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .registry import KernelCase
+
+__all__ = ["Batch", "sample", "PRED_STRATA", "PROB_STRATA"]
+
+
+@dataclass
+class Batch:
+    """Inputs of one kernel call: rows along the last axis."""
+
+    labels: np.ndarray | None  # dense (B, n) floats, sparse (B,) ints, or None
+    pred: np.ndarray  # (B, n) in the kernel's dtype
+    params: dict  # keyword parameters (label_smoothing, lam)
+    strata: list[str]  # stratum of each row
+
+
+def _bits_uniform(rng: np.random.Generator, dtype, size, lo: float, hi: float) -> np.ndarray:
+    """Floats in [lo, hi] (lo >= 0) uniform over their bit patterns."""
+    it = np.int64 if np.dtype(dtype) == np.float64 else np.int32
+    a = np.array(lo, dtype=dtype).view(it).astype(np.int64)
+    b = np.array(hi, dtype=dtype).view(it).astype(np.int64)
+    return rng.integers(a, b, size=size, endpoint=True).astype(it).view(dtype)
+
+
+def _logit_row(rng, stratum: str, n: int, dtype) -> np.ndarray:
+    fi = np.finfo(dtype)
+    if stratum == "moderate":
+        return rng.uniform(-20, 20, n)
+    if stratum == "large":
+        return rng.choice([-1.0, 1.0], n) * 10 ** rng.uniform(1, 4.5, n)
+    if stratum == "bits":  # any finite magnitude, either sign
+        mags = _bits_uniform(rng, dtype, n, float(fi.smallest_normal), float(fi.max) / 4)
+        return (rng.choice([-1.0, 1.0], n) * mags.astype(np.float64))
+    if stratum == "dominant":  # one class ahead by hundreds
+        z = -rng.uniform(100, 800, n) + rng.uniform(-5, 5)
+        z[rng.integers(n)] = rng.uniform(-5, 5)
+        return z
+    if stratum == "ties":
+        return rng.choice(rng.uniform(-3, 3, 2), n)
+    if stratum == "tiny":
+        return rng.choice([-1.0, 1.0], n) * 10 ** rng.uniform(-12, -1, n)
+    raise ValueError(stratum)
+
+
+def _prob_row(rng, stratum: str, n: int, dtype, renormalised: bool) -> np.ndarray:
+    fi = np.finfo(dtype)
+    eps = float(fi.eps)
+    if stratum == "uniform":
+        p = rng.uniform(0, 1, n)
+    elif stratum == "log":  # from the smallest normal to 1
+        p = 10 ** rng.uniform(np.log10(float(fi.smallest_normal)), 0, n)
+    elif stratum == "near1":
+        p = 1 - eps * rng.integers(1, 1000, n)
+    elif stratum == "dominant":  # one probability next to 1, the rest tiny
+        p = 10 ** rng.uniform(np.log10(float(fi.smallest_normal)) / 2, -3, n)
+        p[rng.integers(n)] = 1 - eps * rng.integers(1, 64)
+    elif stratum == "bits":
+        p = _bits_uniform(rng, dtype, n, float(fi.smallest_normal), 1 - eps / 2).astype(np.float64)
+    elif stratum == "ties":
+        p = rng.choice(rng.uniform(0.01, 1, 2), n)
+    else:
+        raise ValueError(stratum)
+    p = np.asarray(p, dtype=dtype)
+    if renormalised and stratum in ("uniform", "ties"):
+        p = (p * 10 ** rng.uniform(-30, 30)).astype(dtype)  # any scale: Keras renormalises
+        p[p == 0] = fi.smallest_normal
+    p[p <= 0] = fi.smallest_normal
+    return p
+
+
+PRED_STRATA = ("moderate", "large", "bits", "dominant", "ties", "tiny")
+PROB_STRATA = ("uniform", "log", "near1", "dominant", "bits", "ties")
+
+
+def _labels_row(rng, case: KernelCase, soft: bool, n: int, pred_row: np.ndarray):
+    if case.labels == "sparse":
+        # half the rows label the largest prediction (the dominant-class case), half a random one
+        return int(np.argmax(pred_row)) if rng.random() < 0.5 else int(rng.integers(n))
+    if soft:
+        y = rng.uniform(0, 1, n)
+        y[rng.random(n) < 0.2] = 0.5
+        return y
+    if case.kernel in ("categorical_crossentropy", "softmax_cross_entropy_with_logits"):
+        y = np.zeros(n)
+        k = int(np.argmax(pred_row)) if rng.random() < 0.5 else int(rng.integers(n))
+        y[k] = 1.0
+        if rng.random() < 0.15:  # multi-hot 0/1 rows are hard labels too
+            y[rng.integers(n)] = 1.0
+        return y
+    return rng.integers(0, 2, n).astype(np.float64)
+
+
+def sample(case: KernelCase, dtype, n: int, rows: int, seed: int, soft: bool = False, smoothing: bool = False) -> Batch:
+    """``rows`` seeded rows of length ``n`` for ``case`` in ``dtype``.
+
+    ``soft``: soft labels (uniform in [0, 1]); ``smoothing``: a label_smoothing in (0, 1].
+    """
+    rng = np.random.default_rng([seed, n, rows, int(soft), int(smoothing), np.dtype(dtype).itemsize])
+    strata = PROB_STRATA if case.inputs == "probs" else PRED_STRATA
+    preds, labels, names = [], [], []
+    for r in range(rows):
+        s = strata[r % len(strata)]
+        if case.inputs == "probs":
+            row = _prob_row(rng, s, n, dtype, renormalised=case.kernel != "binary_crossentropy")
+        else:
+            row = _logit_row(rng, s, n, dtype).astype(dtype)
+        preds.append(row)
+        labels.append(_labels_row(rng, case, soft, n, row) if case.labels != "none" else None)
+        names.append(s)
+    pred = np.array(preds, dtype=dtype)
+    if case.labels == "none":
+        lab = None
+    elif case.labels == "sparse":
+        lab = np.array(labels, dtype=np.int64)
+    else:
+        lab = np.array(labels, dtype=dtype)  # labels in the kernel's dtype: exact inputs
+    params: dict = {}
+    if case.smoothing:
+        params["label_smoothing"] = float(rng.choice([0.1, 0.2, 1.0, rng.uniform(0, 1)])) if smoothing else 0.0
+    if case.kernel == "activity_penalty":
+        params["lam"] = 0.1
+    return Batch(lab, pred, params, names)

@@ -1,0 +1,72 @@
+"""Errors in units in the last place (ulps) of a float format, against an mpmath reference.
+
+``ulp(x)`` is the spacing of the format at ``|x|``: ``2**(e - p)`` for ``2**(e-1) <= |x| < 2**e``
+with ``p`` significand bits (53 for float64, 24 for float32), and never less than the spacing of
+the subnormals (``2**-1074``, ``2**-149``). The error of a computed float ``y`` against the true
+value ``x`` is ``|y - x| / ulp(x)``: 0.5 is a correctly rounded result. Herbie's "bits of error"
+is ``log2(1 + number of floats between y and the correctly rounded x)``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import mpmath
+import numpy as np
+
+__all__ = ["FORMATS", "ulp", "ulp_error", "bits_error"]
+
+#: significand bits (with the hidden bit), smallest subnormal exponent, largest finite value
+FORMATS = {
+    np.dtype(np.float64): (53, -1074, float(np.finfo(np.float64).max)),
+    np.dtype(np.float32): (24, -149, float(np.finfo(np.float32).max)),
+}
+
+
+def ulp(x, dtype) -> mpmath.mpf:
+    """Spacing of ``dtype`` at the real number ``x`` (an mpmath number or float)."""
+    p, emin, _ = FORMATS[np.dtype(dtype)]
+    x = mpmath.mpf(x)
+    if x == 0:
+        return mpmath.ldexp(1, emin)
+    _, e = mpmath.frexp(abs(x))  # |x| = m·2**e with 0.5 <= m < 1
+    return mpmath.ldexp(1, max(int(e) - p, emin))
+
+
+def ulp_error(computed: float, true, dtype) -> float:
+    """``|computed - true| / ulp(true)`` in ``dtype`` ulps; inf for NaN or a wrong infinity.
+
+    A true value beyond the format's range is matched by an infinity of the same sign.
+    """
+    _, _, fmax = FORMATS[np.dtype(dtype)]
+    true = mpmath.mpf(true)
+    y = float(computed)
+    if math.isnan(y):
+        return math.inf
+    if mpmath.isinf(true) or abs(true) > fmax * (1 + mpmath.ldexp(1, -FORMATS[np.dtype(dtype)][0])):
+        return 0.0 if (math.isinf(y) and (y > 0) == (true > 0)) else math.inf
+    if math.isinf(y):
+        return math.inf
+    with mpmath.workprec(max(mpmath.mp.prec, 2200)):
+        return float(abs(mpmath.mpf(y) - true) / ulp(true, dtype))
+
+
+def bits_error(computed: float, true, dtype) -> float:
+    """Herbie's bits of error: log2(1 + floats strictly between ``computed`` and round(true))."""
+    dt = np.dtype(dtype)
+    y = float(computed)
+    if math.isnan(y):
+        return float(FORMATS[dt][0] + 11 if dt == np.float64 else 32)
+    with np.errstate(over="ignore"):  # beyond float32's range: inf, as rounding gives
+        r = dt.type(float(mpmath.mpf(true)))  # nearest (double rounding for float32 is harmless here)
+    a, b = _ordinal(dt.type(y)), _ordinal(r)
+    return math.log2(1 + abs(int(a) - int(b)))
+
+
+def _ordinal(v) -> int:
+    """Monotone integer index of a float: consecutive floats differ by 1."""
+    if v.dtype == np.float64:
+        i = int(np.array(v, dtype=np.float64).view(np.int64))
+        return i if i >= 0 else -(i & 0x7FFFFFFFFFFFFFFF)
+    i = int(np.array(v, dtype=np.float32).view(np.int32))
+    return i if i >= 0 else -(i & 0x7FFFFFFF)
