@@ -62,6 +62,9 @@ class KernelPrinter(NumPyPrinter):
     def _print_NegLogNormalized(self, e):
         return self._rt("neg_log_normalized", e.args[0])
 
+    def _print_CrossRest(self, e):
+        return self._rt("cross_rest", *e.args)
+
     def _print_XMul(self, e):
         return self._rt("xmul", *e.args)
 

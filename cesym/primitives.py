@@ -35,6 +35,7 @@ __all__ = [
     "NegLogSoftmax",
     "NegLogNormalized",
     "XMul",
+    "CrossRest",
     "element_symbols",
     "outer_reductions",
     "expand_row_primitives",
@@ -231,6 +232,27 @@ class NegLogNormalized(sp.Function):
         return r"-\log\frac{%s_j}{\sum_c %s_c}" % (p, p)
 
 
+class CrossRest(sp.Function):
+    r"""Softmax-gradient numerator :math:`\sum_{c\ne j} (t_c e_j - t_j e_c)`, :math:`e = e^{z - \max z}`.
+
+    Element-level; equal to ``e_j·RestSum(t)_j - t_j·RestSum(e)_j``. With hard multi-hot labels
+    two labelled classes with close logits make ``e_j - e_c`` cancel (for logits near 0 every
+    digit goes: 1 - exp(-3e-16)); the runtime evaluates such pairs as
+    :math:`t_j e_c \operatorname{expm1}(z_j - z_c)`, which keeps them.
+    """
+
+    nargs = 2
+
+    def reduction_form(self):
+        t, z = self.args
+        e = sp.exp(z - RowMax(z))
+        return e * RestSum(t) - t * RestSum(e)
+
+    def _latex(self, printer):
+        t, z = (printer._print(a) for a in self.args)
+        return r"\sum_{c \ne j}\left(%s_c e^{%s_j} - %s_j e^{%s_c}\right)e^{-\max %s}" % (t, z, t, z, z)
+
+
 class XMul(sp.Function):
     r"""Product with the convention :math:`0 \cdot b = 0` even for infinite b (so 0·log 0 = 0).
 
@@ -254,7 +276,7 @@ class XMul(sp.Function):
         )
 
 
-_ROW_PRIMITIVES = (NegLogSoftmax, NegLogNormalized)
+_ROW_PRIMITIVES = (NegLogSoftmax, NegLogNormalized, CrossRest)
 _ELEMENTWISE_PRIMITIVES = (Sigmoid, Softplus)
 
 

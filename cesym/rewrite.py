@@ -21,6 +21,7 @@ from sympy.codegen.rewriting import Optimization, ReplaceOptim
 
 from .evaluate import compile_row_exprs
 from .primitives import (
+    CrossRest,
     Elem,
     NegLogNormalized,
     NegLogSoftmax,
@@ -305,6 +306,32 @@ def combine_terms(expr: sp.Basic, weights: Sequence[Elem], guard: bool, together
     )
 
 
+def _cross_rest(expr: sp.Basic) -> sp.Basic:
+    """``(e·RestSum(t) - t·RestSum(e))/D`` -> ``CrossRest(t, z)/D`` for ``e = exp(z - max z)``."""
+    if not element_symbols(expr):
+        return expr
+    num, den = sp.fraction(sp.together(expr))
+    num = _distribute(num)
+    for e in num.atoms(sp.exp):
+        arg = e.args[0]
+        zs = [s for s in arg.atoms(Elem)]
+        if len(zs) != 1 or arg != zs[0] - RowMax(zs[0]):
+            continue
+        for t in num.atoms(Elem) - {zs[0]}:
+            if sp.expand(num - (e * RestSum(t) - t * RestSum(e)), power_exp=False) == 0:
+                return CrossRest(t, zs[0]) / den
+    return expr
+
+
+CROSS_REST = Rule(
+    "cross-rest",
+    "e_j·Σ_{c≠j}t_c - t_j·Σ_{c≠j}e_c = Σ_{c≠j}(t_c e_j - t_j e_c): one primitive, so that the runtime "
+    "can take pairs of equal label weights as t_j·e_c·expm1(z_j - z_c) (two labelled classes with "
+    "close logits cancel in e_j - e_c).",
+    _cross_rest,
+)
+
+
 def gradient_rules(weights: Sequence[Elem], guard: bool) -> list[Rule]:
     """Rules applied to a derived gradient, in order."""
-    return [SHIFT_EXP, SPLIT_ROWSUM, guard_rule(weights, guard)]
+    return [SHIFT_EXP, SPLIT_ROWSUM, guard_rule(weights, guard), CROSS_REST]

@@ -17,6 +17,7 @@ __all__ = [
     "softplus",
     "neg_log_softmax",
     "neg_log_normalized",
+    "cross_rest",
     "xmul",
 ]
 
@@ -94,6 +95,38 @@ def neg_log_normalized(p: np.ndarray) -> np.ndarray:
     big = np.isinf(q) & (p > 0)
     if np.any(big):
         out = np.where(big, np.log(p + r) - np.log(np.where(big, p, 1.0)), out)
+    return out
+
+
+_LN2 = float(np.log(2.0))
+
+
+def cross_rest(t: np.ndarray, z: np.ndarray) -> np.ndarray:
+    r"""Σ_{c≠j} (t_c e_j - t_j e_c) with e = exp(z - max z): the softmax-gradient numerator.
+
+    Everywhere: ``e_j·r^t_j - t_j·r^e_j`` (:func:`rest_sum`). Rows with hard multi-hot labels
+    (all t in {0, 1}, at least two ones) are recomputed pair by pair: a pair of equal weights
+    whose logits are within ln 2 of each other is ``t_j·e_c·expm1(z_j - z_c)``, which keeps the
+    digits that ``e_j - e_c`` loses (every one of them for logits near 0); other pairs are taken
+    as they are (one of the two weights is 0, or the exponentials differ by a factor above 2).
+    Soft labels are left to the plain form: their cancellation is within the labels' condition.
+    Cost of the pairwise rows: O(C²) each.
+    """
+    m = row_max(z)
+    e = np.exp(z - m)
+    out = e * rest_sum(t) - t * rest_sum(e)
+    hard = np.all((t == 0) | (t == 1), axis=-1) & (np.sum(t, axis=-1) >= 2)
+    if not np.any(hard):
+        return out
+    tr, zr, er = t[hard], z[hard], e[hard]  # (R, C)
+    d = zr[:, :, None] - zr[:, None, :]  # z_j - z_c, indexed [row, j, c]
+    direct = tr[:, None, :] * er[:, :, None] - tr[:, :, None] * er[:, None, :]
+    with np.errstate(over="ignore", invalid="ignore"):
+        paired = tr[:, :, None] * er[:, None, :] * np.expm1(d)
+    near = (tr[:, :, None] == tr[:, None, :]) & (np.abs(d) < _LN2)
+    w = np.where(near, paired, direct)
+    w[:, np.arange(w.shape[1]), np.arange(w.shape[1])] = 0.0
+    out[hard] = np.sum(w, axis=-1)
     return out
 
 

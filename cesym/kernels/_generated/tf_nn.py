@@ -93,17 +93,16 @@ def softmax_cross_entropy_with_logits_grad(y, z):
 
     Derived by SymPy from the stable value: ``-y + exp(z)*RowSum(y)/RowSum(exp(z))``
 
-    Stable form: ``-y*RestSum(exp(z - RowMax(z)))/(exp(z - RowMax(z)) + RestSum(exp(z - RowMax(z)))) + exp(z - RowMax(z))*RestSum(y)/(exp(z - RowMax(z)) + RestSum(exp(z - RowMax(z))))``
+    Stable form: ``CrossRest(y, z)/(exp(z - RowMax(z)) + RestSum(exp(z - RowMax(z))))``
 
     Rewrites applied:
     - shift-exp: exp(z_j)/Σ exp(z_c) = exp(z_j - max z)/Σ exp(z_c - max z): the shifted exponentials lie in (0, 1] and cannot overflow (the checked equivalence holds because the ratio is homogeneous).
     - split-rowsum: Σ_c v_c = v_j + Σ_{c≠j} v_c: written this way, a difference such as σ_j·Σt - t_j or Σt/Σp - t_j/p_j becomes an expression in the other elements, which does not cancel when element j dominates (softmax_j - 1 = -Σ_{c≠j} e_c / Σ e_c).
     - combine-weights: collect on the label weights and put each coefficient over one denominator, so that the cancelling parts of a coefficient (Σt/Σp - t/p) are cancelled exactly in algebra
+    - cross-rest: e_j·Σ_{c≠j}t_c - t_j·Σ_{c≠j}e_c = Σ_{c≠j}(t_c e_j - t_j e_c): one primitive, so that the runtime can take pairs of equal label weights as t_j·e_c·expm1(z_j - z_c) (two labelled classes with close logits cancel in e_j - e_c).
     """
     tmp0 = numpy.exp(z - _rt.row_max(z))
-    tmp1 = _rt.rest_sum(tmp0)
-    tmp2 = 1/(tmp0 + tmp1)
-    return tmp0*tmp2*_rt.rest_sum(y) - tmp1*tmp2*y
+    return _rt.cross_rest(y, z)/(tmp0 + _rt.rest_sum(tmp0))
 
 
 def softmax_cross_entropy_with_logits_naive_grad(y, z):
