@@ -102,31 +102,42 @@ _LN2 = float(np.log(2.0))
 
 
 def cross_rest(t: np.ndarray, z: np.ndarray) -> np.ndarray:
-    r"""Σ_{c≠j} (t_c e_j - t_j e_c) with e = exp(z - max z): the softmax-gradient numerator.
+    r"""N_j = Σ_{c≠j} (t_c e_j - t_j e_c) = T e_j - t_j E, e = exp(z - max z): the softmax-gradient numerator.
 
-    Everywhere: ``e_j·r^t_j - t_j·r^e_j`` (:func:`rest_sum`). Rows with hard multi-hot labels
-    (all t in {0, 1}, at least two ones) are recomputed pair by pair: a pair of equal weights
-    whose logits are within ln 2 of each other is ``t_j·e_c·expm1(z_j - z_c)``, which keeps the
-    digits that ``e_j - e_c`` loses (every one of them for logits near 0); other pairs are taken
-    as they are (one of the two weights is 0, or the exponentials differ by a factor above 2).
-    Soft labels are left to the plain form: their cancellation is within the labels' condition.
-    Cost of the pairwise rows: O(C²) each.
+    First ``e_j·r^t_j - t_j·r^e_j`` (:func:`rest_sum`): exact in form for one-hot labels. Where
+    that difference has cancelled more than two bits (two labelled classes, or uniform labels,
+    with close logits: for logits near 0, 1 - exp(-3e-16) keeps no digit), the element is
+    recomputed from ``t_j (k e_j - E) + t_j (r - k) e_j`` with ``r = T/t_j``, ``k = rint(r)``:
+    ``k e_j - E = Σ_{c∈P}(e_j - e_c) - Σ_{c∉P} e_c`` where P holds the k classes whose logits
+    are closest to z_j (j among them), and each ``e_j - e_c`` of a close pair is
+    ``-e_j·expm1(z_c - z_j)``. What cancels then is only what the inputs' condition allows.
+    Cost: O(C log C) for each recomputed element; none for rows without cancellation.
     """
     m = row_max(z)
     e = np.exp(z - m)
-    out = e * rest_sum(t) - t * rest_sum(e)
-    hard = np.all((t == 0) | (t == 1), axis=-1) & (np.sum(t, axis=-1) >= 2)
-    if not np.any(hard):
+    rt, re = rest_sum(t), rest_sum(e)
+    a, b = e * rt, t * re
+    out = a - b
+    bad = (np.abs(out) < 0.25 * (np.abs(a) + np.abs(b))) & (t != 0)
+    if not np.any(bad):
         return out
-    tr, zr, er = t[hard], z[hard], e[hard]  # (R, C)
-    d = zr[:, :, None] - zr[:, None, :]  # z_j - z_c, indexed [row, j, c]
-    direct = tr[:, None, :] * er[:, :, None] - tr[:, :, None] * er[:, None, :]
+    rows = np.nonzero(bad)  # flagged elements: leading indices and j
+    zr = z[rows[:-1]]  # (F, C): the row of each flagged element
+    er, tr = e[rows[:-1]], t[rows[:-1]]
+    j = rows[-1]
+    f = np.arange(len(j))
+    zj, ej, tj = zr[f, j], er[f, j], tr[f, j]
+    r = (rt[bad] + tj) / tj  # T / t_j
+    k = np.clip(np.rint(r), 1, z.shape[-1])
+    d = zr - zj[:, None]  # z_c - z_j
+    dist = np.where(np.arange(z.shape[-1]) == j[:, None], -1.0, np.abs(d))  # j itself is always in P
+    rank = np.argsort(np.argsort(dist, axis=-1, kind="stable"), axis=-1, kind="stable")
+    near = rank < k[:, None]
     with np.errstate(over="ignore", invalid="ignore"):
-        paired = tr[:, :, None] * er[:, None, :] * np.expm1(d)
-    near = (tr[:, :, None] == tr[:, None, :]) & (np.abs(d) < _LN2)
-    w = np.where(near, paired, direct)
-    w[:, np.arange(w.shape[1]), np.arange(w.shape[1])] = 0.0
-    out[hard] = np.sum(w, axis=-1)
+        diff = np.where(np.abs(d) < _LN2, -ej[:, None] * np.expm1(d), ej[:, None] - er)  # e_j - e_c
+    pairs = np.sum(np.where(near, diff, 0.0), axis=-1)
+    rest = np.sum(np.where(near, 0.0, er), axis=-1)
+    out[bad] = tj * ((pairs - rest) + (r - k) * ej)
     return out
 
 

@@ -1,0 +1,122 @@
+"""The verifier itself: exact identities, proven digits, and that it catches bad kernels and rewrites."""
+
+import math
+
+import mpmath
+import numpy as np
+import pytest
+import sympy as sp
+from sympy.codegen.cfunctions import log1p
+from sympy.codegen.rewriting import logsumexp_2terms_opt
+
+from cesym.contract import check_batch, losses_by_name
+from cesym.kernels import _losses
+from cesym.reference import RowReference
+from cesym.registry import case
+from cesym.rewrite import RewriteError, check_equivalent
+from cesym.sampling import sample
+
+from conftest import SEED
+
+
+def test_reference_identities_are_exact():
+    """The identities the reference applies to the definition hold symbolically."""
+    X, R = sp.symbols("X R", positive=True)
+    x = sp.Symbol("x", real=True)
+    assert sp.simplify(sp.expand_log(sp.log(X / (X + R)) + sp.log(1 + R / X), force=True)) == 0
+    assert sp.simplify(sp.log(1 / (1 + sp.exp(-x))) + sp.log(1 + sp.exp(-x))) == 0
+    assert sp.simplify((sp.log(1 - 1 / (1 + sp.exp(-x))) + sp.log(1 + sp.exp(x))).rewrite(sp.exp)) == 0
+    assert log1p(x).rewrite(sp.log) == sp.log(x + 1)
+
+
+def test_reference_pins_log_one_plus_tiny():
+    """-log(p0/(p0+p1)) with p = (1, 1e-300) is 1e-300. A fixed precision, or two that agree, gives 0."""
+    ref = RowReference(losses_by_name()["categorical_crossentropy.probs"], 2)
+    v, g = ref.value_and_grad([1.0, 0.0], [1.0, 1e-300], [0.0])
+    assert abs(v - mpmath.mpf(1e-300)) < mpmath.mpf(1e-315)
+    for prec in (53, 106):
+        with mpmath.workprec(prec):
+            assert -mpmath.log(mpmath.mpf(1) / (1 + mpmath.mpf(1e-300))) == 0  # the trap
+
+
+def test_reference_pins_huge_logits():
+    ref = RowReference(losses_by_name()["binary_crossentropy.logits"], 1)
+    v, g = ref.value_and_grad([1.0], [1e300], [0.0])  # softplus(-1e300) = e^-1e300, rounds to 0
+    assert v > 0 and v < mpmath.mpf(2) ** -1075
+    v, g = ref.value_and_grad([1.0], [-1e4], [0.0])
+    assert abs(v - 1e4) < 1e-9 and abs(g[0] + 1) < 2.0**-60  # pinned to 2**-8 ulp of float64
+
+
+def test_rewrite_check_catches_sympy_logsumexp_bug():
+    """sympy.codegen.rewriting.logsumexp_2terms_opt: log(e^1 + e^0) -> 1.693, true 1.313."""
+    x, y = sp.symbols("x y", real=True)
+    before = sp.log(sp.exp(x) + sp.exp(y))
+    after = logsumexp_2terms_opt(before)
+    assert float(after.subs({x: 1, y: 0})) == pytest.approx(1.6931, abs=1e-4)
+    with pytest.raises(RewriteError, match="changed the value"):
+        check_equivalent(before, after)
+
+
+def _naive(kernel_case):
+    """The unrewritten definition, lambdified: a deliberately inaccurate kernel."""
+
+    def call(labels, pred, params, grad=False):
+        kind = "naive_grad" if grad else "naive_value"
+        kw = dict(kernel_case.keywords, **params)
+        if kernel_case.kernel == "categorical_crossentropy":
+            return _losses.cce(labels, pred, kw["from_logits"], kw["label_smoothing"], -1, kind)
+        return _losses.bce(labels, pred, kw["from_logits"], kw["label_smoothing"], -1, kind)
+
+    return call
+
+
+@pytest.mark.parametrize("kernel,logits", [("categorical_crossentropy", True), ("binary_crossentropy", True), ("categorical_crossentropy", False)])
+def test_checker_catches_naive_kernels(kernel, logits):
+    c = case(kernel, from_logits=logits)
+    batch = sample(c, np.float64, 3, 24, seed=SEED)
+    assert not check_batch(c, batch).failures  # the generated kernel passes ...
+    res = check_batch(c, batch, kernel=_naive(c))
+    assert res.failures  # ... the naive definition does not
+    assert any(f.what.startswith("grad") for f in res.failures)
+
+
+def test_checker_catches_a_wrong_gradient():
+    c = case("categorical_crossentropy", from_logits=True)
+    batch = sample(c, np.float64, 3, 12, seed=SEED)
+
+    def wrong(labels, pred, params, grad=False):
+        out = c.call(labels, pred, params, grad)
+        if grad:
+            out = out[:, ::-1]  # elements of the gradient in the wrong places
+        return out
+
+    res = check_batch(c, batch, kernel=wrong)
+    assert res.failures and all(f.what.startswith("grad") for f in res.failures)
+
+    def slightly_off(labels, pred, params, grad=False):
+        out = c.call(labels, pred, params, grad)
+        return out * (1 + 64 * np.finfo(np.float64).eps) if not grad else out
+
+    res = check_batch(c, batch, kernel=slightly_off)
+    assert any(f.what == "value" for f in res.failures)
+
+
+def test_known_traps_of_the_naive_forms():
+    """What the issue measured, on the naive kernels; the generated kernels get each right."""
+    from cesym.kernels._generated import binary_crossentropy as B, categorical_crossentropy as CC
+
+    with np.errstate(all="ignore"):
+        x = np.array([[800.0]])
+        assert np.isnan(B.logits_naive_grad(np.array([[1.0]]), x, 0.0)).all()  # NaN past 709
+        assert np.isinf(np.log1p(np.exp(x))).all()  # log1p(exp(x)) overflows past 709.78
+        z = np.array([[0.0, -300.0]])
+        y = np.array([[1.0, 0.0]])
+        lse_minus = np.log(np.sum(np.exp(z))) - z[0, 0]
+        assert lse_minus == 0.0  # true value ~ e^-300
+    v = CC.logits_value(y, z, 0.0)[0, 0]
+    assert v == pytest.approx(math.exp(-300), rel=1e-15)
+    g = CC.logits_grad(y, z, 0.0)
+    assert g[0, 0] == pytest.approx(-math.exp(-300), rel=1e-15)
+    # sigma(x) - y at y = 1, x = 40: naive 0 (or all bits lost); the kernel -sigma(-40)
+    gb = B.logits_grad(np.array([[1.0]]), np.array([[40.0]]), 0.0)[0, 0]
+    assert gb == pytest.approx(-1 / (1 + math.exp(40)), rel=1e-15)
