@@ -19,7 +19,7 @@ import sympy as sp
 from sympy.printing.pycode import MpmathPrinter
 
 from .primitives import C as C_SYM
-from .primitives import Elem, RestSum, RowMax, RowSum, XMul, to_elementary
+from .primitives import Elem, RestSum, RowMax, RowSum, element_symbols, to_elementary
 
 __all__ = ["expand_row", "compile_row_exprs", "indexed"]
 
@@ -31,23 +31,25 @@ def indexed(sym: Elem, c: int) -> sp.Symbol:
 
 def expand_row(expr: sp.Basic, n: int, j: int | None = None) -> sp.Basic:
     """Expand reductions of ``expr`` for a row of length ``n``, evaluated at element ``j``."""
-    if isinstance(expr, Elem):
-        if j is None:
-            raise ValueError(f"element symbol {expr} used at row level")
-        return indexed(expr, j)
-    if expr == C_SYM:
-        return sp.Integer(n)
-    if isinstance(expr, RowSum):
-        return sp.Add(*[expand_row(expr.args[0], n, c) for c in range(n)])
-    if isinstance(expr, RowMax):
-        return sp.Max(*[expand_row(expr.args[0], n, c) for c in range(n)])
-    if isinstance(expr, RestSum):
-        if j is None:
-            raise ValueError("RestSum used at row level")
-        return sp.Add(*[expand_row(expr.args[0], n, c) for c in range(n) if c != j])
-    if not expr.args:
-        return expr
-    return expr.func(*[expand_row(a, n, j) for a in expr.args])
+
+    def at(e: sp.Basic, c: int) -> sp.Basic:
+        return e.xreplace({s: indexed(s, c) for s in e.atoms(Elem)})
+
+    def reduce(e: sp.Basic) -> sp.Basic:
+        # innermost reductions are replaced first, so ``e.args[0]`` holds no reduction
+        terms = [at(e.args[0], c) for c in range(n) if not (isinstance(e, RestSum) and c == j)]
+        if isinstance(e, RowMax):
+            return sp.Max(*terms, evaluate=False)  # no symbolic comparisons: they are slow
+        return sp.Add(*terms)
+
+    if j is None and element_symbols(expr):
+        raise ValueError(f"element symbol(s) {sorted(map(str, element_symbols(expr)))} used at row level")
+    if j is None and expr.has(RestSum):
+        raise ValueError("RestSum used at row level")
+    expr = expr.xreplace({C_SYM: sp.Integer(n)})
+    expr = expr.replace(lambda e: isinstance(e, (RowSum, RowMax, RestSum)), reduce)
+    expr = at(expr, j) if j is not None else expr
+    return expr.xreplace({C_SYM: sp.Integer(n)})  # RowSum of a row-level value gives C·value
 
 
 def _xmul(ctx):

@@ -13,7 +13,7 @@ from cesym.sampling import sample
 
 from conftest import SEED
 
-ROWS = 48  # per row length; stratified over PRED_STRATA / PROB_STRATA (6 strata)
+ROWS = 120  # per row length; stratified over PRED_STRATA / PROB_STRATA (6 strata)
 SIZES = (1, 2, 3, 5, 8)
 
 
