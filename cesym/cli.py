@@ -46,7 +46,7 @@ def _verify(args: argparse.Namespace) -> int:
     import numpy as np
 
     from .contract import check_batch
-    from .registry import CASES
+    from .registry import CASES, label_kinds
     from .sampling import sample
 
     cases = [c for c in CASES if not args.names or c.kernel in args.names or c.loss in args.names]
@@ -58,13 +58,8 @@ def _verify(args: argparse.Namespace) -> int:
     failed = 0
     print(f"{'kernel':<58} {'dtype':<8} {'labels':<9} {'points':>6} {'value max':>10} {'grad max':>10} {'fail':>5} {'unres':>5}")
     for case in cases:
-        variants = [("hard", False, False)]
-        if case.labels == "dense":
-            variants.append(("soft", True, False))
-        if case.smoothing:
-            variants.append(("smoothed", False, True))
         for dtype in (np.float32, np.float64):
-            for label_kind, soft, smooth in variants:
+            for label_kind, soft, smooth in label_kinds(case):
                 t0 = time.time()
                 fails, unres, vmax, gmax, pts = [], 0, 0.0, 0.0, 0
                 for n in (sizes if case.kernel != "activity_penalty" else (4,)):

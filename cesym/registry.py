@@ -14,7 +14,7 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["KernelCase", "CASES", "case"]
+__all__ = ["KernelCase", "CASES", "case", "label_kinds", "one_hot"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,19 @@ CASES: list[KernelCase] = [
     KernelCase("sparse_softmax_cross_entropy_with_logits", "sparse_categorical_crossentropy.logits", "logits", "sparse", nn_keywords=True),
     KernelCase("activity_penalty", "activity_penalty.l2_batch_mean", "real", "none"),
 ]
+
+
+def label_kinds(case: KernelCase) -> list[tuple[str, bool, bool]]:
+    """The label kinds a case is checked with: (name, soft, smoothing).
+
+    Hard labels always; soft labels for dense labels; label smoothing where the kernel has it.
+    """
+    kinds = [("hard", False, False)]
+    if case.labels == "dense":
+        kinds.append(("soft", True, False))
+    if case.smoothing:
+        kinds.append(("smoothed", False, True))
+    return kinds
 
 
 def case(kernel: str, **keywords) -> KernelCase:

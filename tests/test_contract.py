@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cesym.contract import check_batch
-from cesym.registry import CASES
+from cesym.registry import CASES, label_kinds
 from cesym.sampling import sample
 
 from conftest import SEED
@@ -19,13 +19,8 @@ SIZES = (1, 2, 3, 5, 8)
 
 def _variants():
     for case in CASES:
-        kinds = [("hard", False, False)]
-        if case.labels == "dense":
-            kinds.append(("soft", True, False))
-        if case.smoothing:
-            kinds.append(("smoothed", False, True))
         for dtype in (np.float32, np.float64):
-            for name, soft, smooth in kinds:
+            for name, soft, smooth in label_kinds(case):
                 yield pytest.param(case, dtype, soft, smooth, id=f"{case.id}-{np.dtype(dtype).name}-{name}")
 
 
