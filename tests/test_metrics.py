@@ -49,6 +49,20 @@ def test_agrees_with_keras_on_ties(dtype):
         )
 
 
+def test_non_finite_rows_as_keras():
+    import keras
+
+    p = np.array([[np.nan, 0.2, 0.3], [np.inf, 0.1, 0.2], [0.1, np.inf, 0.2], [0.5, np.nan, 0.1], [-np.inf, 0.0, 0.0]], np.float32)
+    lab = np.zeros(5, dtype=np.int64)
+    for k in (1, 2, 3):
+        assert np.array_equal(
+            K.sparse_top_k_categorical_accuracy(lab, p, k=k), np.asarray(keras.metrics.sparse_top_k_categorical_accuracy(lab, p, k=k))
+        )
+    assert np.array_equal(K.sparse_categorical_accuracy(lab, p), np.asarray(keras.metrics.sparse_categorical_accuracy(lab, p)))
+    onehot = np.eye(3, dtype=np.float32)[lab]
+    assert np.array_equal(K.categorical_accuracy(onehot, p), np.asarray(keras.metrics.categorical_accuracy(onehot, p)))
+
+
 def test_dtype_follows_y_pred():
     p, labels, onehot, binary = _tied_inputs(np.float64)
     assert K.categorical_accuracy(onehot, p).dtype == np.float64

@@ -36,6 +36,11 @@ def _k(k) -> int:
     return int(k)
 
 
+def _argmax(a: np.ndarray) -> np.ndarray:
+    """TensorFlow's argmax: the first largest element; NaN never wins (it compares false)."""
+    return np.argmax(np.where(np.isnan(a), -np.inf, a), axis=-1)
+
+
 def binary_accuracy(y_true, y_pred, threshold: float = 0.5) -> np.ndarray:
     """Elementwise ``y_true == (y_pred > threshold)``: a prediction equal to the threshold is 0."""
     p = V.prediction(y_pred)
@@ -45,32 +50,32 @@ def binary_accuracy(y_true, y_pred, threshold: float = 0.5) -> np.ndarray:
 
 
 def categorical_accuracy(y_true, y_pred) -> np.ndarray:
-    """Per sample ``argmax(y_true) == argmax(y_pred)``; argmax ties go to the smallest index."""
+    """Per sample ``argmax(y_true) == argmax(y_pred)``; argmax ties go to the smallest index, NaN never wins."""
     p = _classes(y_pred)
     y = V.dense_labels(y_true, p.shape)
-    return (np.argmax(y, axis=-1) == np.argmax(p, axis=-1)).astype(p.dtype)
+    return (_argmax(y) == _argmax(p)).astype(p.dtype)
 
 
 def sparse_categorical_accuracy(y_true, y_pred) -> np.ndarray:
     """Per sample ``y_true == argmax(y_pred)``; labels of shape y_pred.shape[:-1] or with a trailing 1."""
     p = _classes(y_pred)
     labels = V.sparse_labels(y_true, p.shape, p.ndim - 1)
-    return (labels == np.argmax(p, axis=-1)).astype(p.dtype)
+    return (labels == _argmax(p)).astype(p.dtype)
 
 
 def _in_top_k(labels: np.ndarray, p: np.ndarray, k: int) -> np.ndarray:
     """TensorFlow's in_top_k: fewer than k classes score strictly higher (ties count as in);
-    a non-finite target score is never in."""
+    a row holding any NaN or infinity is never in."""
     target = np.take_along_axis(p, labels[..., None], axis=-1)
     higher = np.sum(p > target, axis=-1)
-    return (higher < k) & np.isfinite(target[..., 0])
+    return (higher < k) & np.all(np.isfinite(p), axis=-1)
 
 
 def top_k_categorical_accuracy(y_true, y_pred, k: int = 5) -> np.ndarray:
     """Per sample: is argmax(y_true) among the top ``k`` of y_pred (TensorFlow's in_top_k ties)."""
     p = _classes(y_pred)
     y = V.dense_labels(y_true, p.shape)
-    return _in_top_k(np.argmax(y, axis=-1), p, _k(k)).astype(p.dtype)
+    return _in_top_k(_argmax(y), p, _k(k)).astype(p.dtype)
 
 
 def sparse_top_k_categorical_accuracy(y_true, y_pred, k: int = 5) -> np.ndarray:
