@@ -49,7 +49,13 @@ def dense_labels(y_true, shape: tuple[int, ...], name: str = "y_true") -> np.nda
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected numeric labels, got dtype {arr.dtype}")
     if arr.shape != tuple(shape):
-        raise ValueError(f"{name}: shape {arr.shape} does not match y_pred's shape {tuple(shape)}")
+        hint = ""
+        if arr.size == int(np.prod(shape)) and abs(arr.ndim - len(shape)) == 1:
+            hint = (
+                f"; reshape the labels to {tuple(shape)} (Keras's function form would broadcast "
+                "them against y_pred, its class form squeezes the trailing 1)"
+            )
+        raise ValueError(f"{name}: shape {arr.shape} does not match y_pred's shape {tuple(shape)}{hint}")
     return arr.astype(np.float64, copy=False)
 
 
