@@ -43,43 +43,58 @@ def _one_line(e: BaseException) -> str:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    import numpy as np
+    import json
 
-    from .contract import check_batch
-    from .registry import CASES, label_kinds
-    from .sampling import sample
+    from . import verify
 
-    cases = [c for c in CASES if not args.names or c.kernel in args.names or c.loss in args.names]
-    if not cases:
-        print(f"cesym verify: no kernel named {', '.join(args.names)}", file=sys.stderr)
+    header = (
+        f"{'kernel':<52} {'dtype':<7} {'labels':<8} {'points':>6} {'value max':>9} {'grad max':>9} "
+        f"{'naive v/g max':>17} {'outside':>7} {'fail':>4} {'unres':>5} {'d/dx':>7}"
+    )
+    print(header, flush=True)
+
+    def show(c: "verify.Config") -> None:
+        def mx(d, key):
+            return d[key]["max"] if d.get(key) else 0.0
+
+        naive = f"{mx(c.naive, 'value_ulps'):.2g}/{mx(c.naive, 'grad_ulps'):.2g}"
+        print(
+            f"{c.kernel:<52} {c.dtype:<7} {c.labels:<8} {c.points:>6} {mx(c.stable, 'value_ulps'):>9.3g} "
+            f"{mx(c.stable, 'grad_ulps'):>9.3g} {naive:>17} {c.naive_outside:>7} {len(c.failures):>4} "
+            f"{c.unresolved:>5} {c.grad_vs_mpmath_diff or 0:>7.1g}  ({c.seconds:.1f}s)",
+            flush=True,
+        )
+        for f in c.failures[:3]:
+            print(f"    FAIL {f}", flush=True)
+
+    try:
+        configs = verify.run(args.names, points=args.points, quick=args.quick, seed=args.seed, progress=show)
+    except KeyError as e:
+        print(f"cesym verify: {e.args[0]}", file=sys.stderr)
         return 2
-    rows = args.points or (24 if args.quick else 400)
-    sizes = (2, 3) if args.quick else (1, 2, 3, 5, 8)
-    failed = 0
-    print(f"{'kernel':<58} {'dtype':<8} {'labels':<9} {'points':>6} {'value max':>10} {'grad max':>10} {'fail':>5} {'unres':>5}")
-    for case in cases:
-        for dtype in (np.float32, np.float64):
-            for label_kind, soft, smooth in label_kinds(case):
-                t0 = time.time()
-                fails, unres, vmax, gmax, pts = [], 0, 0.0, 0.0, 0
-                for n in (sizes if case.kernel != "activity_penalty" else (4,)):
-                    batch = sample(case, dtype, n, max(1, rows // len(sizes)), seed=args.seed, soft=soft, smoothing=smooth)
-                    res = check_batch(case, batch)
-                    fails += res.failures
-                    unres += res.unresolved
-                    pts += len(res.value_ulps)
-                    vmax = max([vmax, *res.value_ulps])
-                    gmax = max([gmax, *res.grad_ulps])
-                failed += len(fails)
-                print(
-                    f"{case.id:<58} {np.dtype(dtype).name:<8} {label_kind:<9} {pts:>6} {vmax:>10.3g} {gmax:>10.3g} "
-                    f"{len(fails):>5} {unres:>5}  ({time.time() - t0:.1f}s)",
-                    flush=True,
-                )
-                for f in fails[:3]:
-                    print(f"    FAIL {f}")
-    print("cesym verify: " + ("all kernels within the contract" if not failed else f"{failed} point(s) outside the contract"))
-    return 1 if failed else 0
+    env = verify.environment()
+    floor = env["host_floor_ulps"]
+    print(
+        "host floor (max ulps of NumPy exp/log/log1p/expm1): "
+        + "; ".join(f"{dt}: " + ", ".join(f"{k} {v['max_ulps']:.2f}" for k, v in fl.items()) for dt, fl in floor.items())
+        + f"; SIMD {', '.join(env['simd']['dispatch'])}"
+    )
+    failed = sum(len(c.failures) for c in configs)
+    unresolved = sum(c.unresolved for c in configs)
+    if args.json:
+        from .generate import _atomic_write
+
+        _atomic_write(Path(args.json), json.dumps(verify.to_json(configs, env), indent=1, sort_keys=True, allow_nan=False) + "\n")
+        print(f"cesym verify: wrote {args.json}")
+    print(
+        "cesym verify: "
+        + ("all kernels within the contract" if not failed else f"{failed} point(s) outside the contract")
+        + f"; {unresolved} reference value(s) unresolved"
+        + "; columns: max ulps of the stable kernel, of the naive form, naive points outside the "
+        "contract, failures, unresolved references, max relative difference of the symbolic "
+        "gradient from mpmath.diff"
+    )
+    return 1 if failed or unresolved else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--quick", action="store_true", help="a fast pass: few points, rows of 2 and 3")
     v.add_argument("--points", type=int, help="rows per kernel, dtype and label kind")
     v.add_argument("--seed", type=int, default=2026, help="sampling seed")
+    v.add_argument("--json", help="write every figure to this JSON file")
     v.set_defaults(func=_verify)
     args = parser.parse_args(argv)
     return args.func(args)

@@ -147,6 +147,34 @@ class RowReference:
         out = self._rising(self._main, self._inputs(labels, pred, params), dtype)
         return out[0], out[1:]
 
+    # --- an independent check of the symbolic gradient ----------------------------------------
+
+    @functools.cached_property
+    def _value_mp(self):
+        ns = _namespace(mpmath.mp)
+        return sp.lambdify(self.args, self.value_expr, modules=[ns], printer=_Printer, cse=True)
+
+    def numeric_grad(self, labels, pred, params=(), prec: int = 256) -> list[mpmath.mpf]:
+        """d value / d pred_i by mpmath.diff (central differences at ``prec`` bits, relative steps).
+
+        Independent of the symbolic derivative: a cross-check of ``sympy.diff``, not a proof.
+        """
+        inputs = self._inputs(labels, pred, params)
+        k0 = len(self.label_syms)
+        out = []
+        with mpmath.workprec(prec):
+            args = [mpmath.mpf(x) for x in inputs]
+            for i in range(len(self.pred_syms)):
+                def f(x, i=i):
+                    a = list(args)
+                    a[k0 + i] = x
+                    return self._value_mp(*a)
+
+                x0 = args[k0 + i]
+                h = mpmath.ldexp(abs(x0) if x0 != 0 else 1, -prec // 3)  # a relative step
+                out.append(mpmath.diff(f, x0, h=h))
+        return out
+
     # --- condition numbers --------------------------------------------------------------------
 
     @functools.cached_property

@@ -1,0 +1,32 @@
+"""`cesym verify`: the quick pass exits 0, writes strict JSON, and reports what it measured."""
+
+import json
+import subprocess
+import sys
+
+
+def test_verify_quick_json(tmp_path):
+    out = tmp_path / "out.json"
+    r = subprocess.run(
+        [sys.executable, "-m", "cesym.cli", "verify", "--quick", "--json", str(out)], capture_output=True, text=True
+    )
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "all kernels within the contract" in r.stdout and "host floor" in r.stdout
+    data = json.loads(out.read_text())  # strict JSON: no NaN/Infinity literals
+    assert data["passed"] is True
+    configs = data["configurations"]
+    assert len(configs) == 40 and all(c["passed"] for c in configs)
+    assert {c["dtype"] for c in configs} == {"float32", "float64"}
+    # the naive forms are measured on the same points, and lose somewhere
+    assert sum(c["naive_outside"] for c in configs) > 0
+    # the symbolic gradient agrees with mpmath.diff of the reference
+    assert max(c["grad_vs_mpmath_diff"] for c in configs) < 1e-20
+    floor = data["environment"]["host_floor_ulps"]
+    assert floor["float64"]["log"]["max_ulps"] < 1.0
+
+
+def test_verify_one_kernel_and_unknown_name():
+    r = subprocess.run([sys.executable, "-m", "cesym.cli", "verify", "--quick", "binary_crossentropy"], capture_output=True, text=True)
+    assert r.returncode == 0 and "categorical" not in r.stdout
+    r = subprocess.run([sys.executable, "-m", "cesym.cli", "verify", "nonexistent"], capture_output=True, text=True)
+    assert r.returncode == 2 and "no kernel named nonexistent" in r.stderr
