@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -64,15 +65,27 @@ def _verify(args: argparse.Namespace) -> int:
             f"{c.unresolved:>5} {c.grad_vs_mpmath_diff or 0:>7.1g}  ({c.seconds:.1f}s)",
             flush=True,
         )
+        if c.keras:
+            k = c.keras
+            print(
+                f"    keras: value exact/explained/unexplained {k['value']['exact']}/{k['value']['explained']}/"
+                f"{k['value']['unexplained']}, grad {k['grad']['exact']}/{k['grad']['explained']}/"
+                f"{k['grad']['unexplained']}; max ulps from the mathematics {k['value_max_ulps']:.3g} / {k['grad_max_ulps']:.3g}",
+                flush=True,
+            )
         for f in c.failures[:3]:
             print(f"    FAIL {f}", flush=True)
 
     try:
-        configs = verify.run(args.names, points=args.points, quick=args.quick, seed=args.seed, progress=show)
+        with_keras = args.keras and _have_tensorflow()
+        configs = verify.run(
+            args.names, points=args.points, quick=args.quick, seed=args.seed, progress=show, jobs=args.jobs,
+            keras=with_keras,
+        )
     except KeyError as e:
         print(f"cesym verify: {e.args[0]}", file=sys.stderr)
         return 2
-    env = verify.environment()
+    env = verify.environment(keras=with_keras)
     floor = env["host_floor_ulps"]
     print(
         "host floor (max ulps of NumPy exp/log/log1p/expm1): "
@@ -97,6 +110,12 @@ def _verify(args: argparse.Namespace) -> int:
     return 1 if failed or unresolved else 0
 
 
+def _have_tensorflow() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorflow") is not None and importlib.util.find_spec("keras") is not None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``cesym`` console script."""
     parser = argparse.ArgumentParser(prog="cesym", description=__doc__)
@@ -108,10 +127,15 @@ def main(argv: list[str] | None = None) -> int:
     g.set_defaults(func=_generate)
     v = sub.add_parser("verify", help="check every kernel against the interval reference (ulps, κ)")
     v.add_argument("names", nargs="*", help="kernel names (default: all)")
-    v.add_argument("--quick", action="store_true", help="a fast pass: few points, rows of 2 and 3")
-    v.add_argument("--points", type=int, help="rows per kernel, dtype and label kind")
+    v.add_argument("--quick", action="store_true", help="a fast pass: 24 rows per configuration, rows of 2 and 3")
+    v.add_argument("--points", type=int, help="rows per kernel and dtype (default 10000; --quick: 24 per label kind)")
+    v.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
     v.add_argument("--seed", type=int, default=2026, help="sampling seed")
     v.add_argument("--json", help="write every figure to this JSON file")
+    v.add_argument(
+        "--no-keras", dest="keras", action="store_false",
+        help="skip Keras (by default it runs on the same points when TensorFlow is installed)",
+    )
     v.set_defaults(func=_verify)
     args = parser.parse_args(argv)
     return args.func(args)

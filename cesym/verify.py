@@ -38,6 +38,7 @@ class Config:
     naive_outside: int = 0
     unresolved: int = 0
     grad_vs_mpmath_diff: float | None = None  # max relative difference, symbolic vs numerical
+    keras: dict | None = None  # cesym.keras_check.KerasTally as a dict, when Keras was run
     seconds: float = 0.0
 
     @property
@@ -87,48 +88,92 @@ def _gradient_spot_check(case: KernelCase, batch, rows: int = 3) -> float:
     return float(worst)
 
 
+def _run_config(task: tuple) -> Config:
+    """One kernel × dtype × label kind (a unit of work for the process pool)."""
+    case_index, dtype_name, kind, soft, smooth, rows, sizes, seed, with_keras = task
+    case = CASES[case_index]
+    dtype = np.dtype(dtype_name).type
+    t0 = time.time()
+    stable, naive = [], []
+    grad_diff = 0.0
+    keras = None
+    for n in sizes:
+        batch = sample(case, dtype, n, max(1, rows // len(sizes)), seed=seed, soft=soft, smoothing=smooth)
+        stable.append(check_batch(case, batch))
+        naive.append(check_batch(case, batch, kernel=naive_kernel(case)))
+        grad_diff = max(grad_diff, _gradient_spot_check(case, batch))
+        if with_keras:
+            from .keras_calls import keras_kernel
+            from .keras_check import KerasTally, classify
+
+            keras = (keras or KerasTally()).merge(classify(case, batch, keras_kernel(case)))
+    s, nv = _merge(stable), _merge(naive)
+    return Config(
+        kernel=case.id,
+        dtype=dtype_name,
+        labels=kind,
+        points=len(s.value_ulps),
+        stable=s.summary(),
+        naive=nv.summary(),
+        failures=[str(f) for f in s.failures],
+        naive_outside=len(nv.failures),
+        unresolved=s.unresolved,
+        grad_vs_mpmath_diff=grad_diff,
+        keras=None if keras is None else asdict(keras),
+        seconds=round(time.time() - t0, 2),
+    )
+
+
+#: Default sample: rows per kernel × dtype, shared among its label kinds (hard, soft, smoothed).
+DEFAULT_ROWS = 10_000
+QUICK_ROWS = 24
+
+
 def run(
     names: Sequence[str] = (),
     points: int | None = None,
     quick: bool = False,
     seed: int = 2026,
     progress: Callable[[Config], None] | None = None,
+    jobs: int = 1,
+    keras: bool = False,
 ) -> list[Config]:
-    """Check the kernels named (all by default); ``points`` rows per configuration."""
-    cases = [c for c in CASES if not names or c.kernel in names or c.loss in names]
+    """Check the kernels named (all by default).
+
+    ``points``: rows per kernel × dtype (default 10^4, ``quick``: 24 per label kind), split
+    evenly over the row lengths 1, 2, 3, 5, 8 (``quick``: 2, 3) and the label kinds.
+    ``jobs`` > 1 runs configurations in that many processes (results in the same order).
+    ``keras``: also run Keras on the same points and classify its outputs (cesym.keras_check).
+    """
+    cases = [i for i, c in enumerate(CASES) if not names or c.kernel in names or c.loss in names]
     if not cases:
         raise KeyError(f"no kernel named {', '.join(names)}")
-    rows = points or (24 if quick else 400)
     sizes = (2, 3) if quick else (1, 2, 3, 5, 8)
+    tasks = []
+    for i in cases:
+        case = CASES[i]
+        kinds = label_kinds(case)
+        rows = QUICK_ROWS if quick and not points else -(-(points or DEFAULT_ROWS) // len(kinds))
+        case_sizes = (4,) if case.kernel == "activity_penalty" else sizes
+        for dtype in ("float32", "float64"):
+            for kind, soft, smooth in kinds:
+                tasks.append((i, dtype, kind, soft, smooth, rows, case_sizes, seed, keras))
     out: list[Config] = []
-    for case in cases:
-        for dtype in (np.float32, np.float64):
-            for kind, soft, smooth in label_kinds(case):
-                t0 = time.time()
-                stable, naive = [], []
-                grad_diff = 0.0
-                for n in (sizes if case.kernel != "activity_penalty" else (4,)):
-                    batch = sample(case, dtype, n, max(1, rows // len(sizes)), seed=seed, soft=soft, smoothing=smooth)
-                    stable.append(check_batch(case, batch))
-                    naive.append(check_batch(case, batch, kernel=naive_kernel(case)))
-                    grad_diff = max(grad_diff, _gradient_spot_check(case, batch))
-                s, nv = _merge(stable), _merge(naive)
-                cfg = Config(
-                    kernel=case.id,
-                    dtype=np.dtype(dtype).name,
-                    labels=kind,
-                    points=len(s.value_ulps),
-                    stable=s.summary(),
-                    naive=nv.summary(),
-                    failures=[str(f) for f in s.failures],
-                    naive_outside=len(nv.failures),
-                    unresolved=s.unresolved,
-                    grad_vs_mpmath_diff=grad_diff,
-                    seconds=round(time.time() - t0, 2),
-                )
+    if jobs > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(jobs, mp_context=mp.get_context("fork")) as pool:
+            for cfg in pool.map(_run_config, tasks):
                 out.append(cfg)
                 if progress:
                     progress(cfg)
+    else:
+        for task in tasks:
+            cfg = _run_config(task)
+            out.append(cfg)
+            if progress:
+                progress(cfg)
     return out
 
 
@@ -146,13 +191,19 @@ def _merge(results):
     return m
 
 
-def environment() -> dict:
+def environment(keras: bool = False) -> dict:
     """Versions and host facts recorded with every verification."""
     import sympy
 
     from .hostfloor import measure, simd
 
+    extra = {}
+    if keras:
+        from .keras_calls import versions
+
+        extra = versions()
     return {
+        **extra,
         "python": platform.python_version(),
         "machine": platform.machine(),
         "numpy": np.__version__,

@@ -1,0 +1,108 @@
+"""Keras against the mathematics and against the model of its own algorithm, point by point.
+
+Each value and gradient element Keras returns is classified:
+
+* ``exact``: within the contract of the mathematics (4 + 4κ ulps value, 8 + 4κ gradient);
+* ``explained``: outside it, but within 16 + 4κ ulps of :mod:`cesym.keras_model` (Keras's clip
+  and renormalisation order, evaluated exactly): the deviation is Keras's algorithm at work;
+* ``unexplained``: neither: floating-point error in Keras's evaluation (cancellation in
+  ``lse(z) - z_y``, subnormal results flushed to zero, a gradient formula that assumes labels
+  summing to 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .contract import GRAD_BASE, KAPPA_FACTOR, VALUE_BASE, losses_by_name, reference_for
+from .keras_model import has_model, model_value_and_grad
+from .reference import Unresolved
+from .registry import KernelCase, one_hot
+from .sampling import Batch
+from .ulps import ulp_error
+
+__all__ = ["KerasTally", "classify"]
+
+MODEL_BASE = 16.0
+
+
+@dataclass
+class KerasTally:
+    """Counts of exact / explained / unexplained Keras outputs, with the worst deviations."""
+
+    value: dict = field(default_factory=lambda: {"exact": 0, "explained": 0, "unexplained": 0})
+    grad: dict = field(default_factory=lambda: {"exact": 0, "explained": 0, "unexplained": 0})
+    value_max_ulps: float = 0.0
+    grad_max_ulps: float = 0.0
+    unexplained_examples: list[str] = field(default_factory=list)
+    unresolved: int = 0
+
+    def merge(self, other: "KerasTally") -> "KerasTally":
+        for k in self.value:
+            self.value[k] += other.value[k]
+            self.grad[k] += other.grad[k]
+        self.value_max_ulps = max(self.value_max_ulps, other.value_max_ulps)
+        self.grad_max_ulps = max(self.grad_max_ulps, other.grad_max_ulps)
+        self.unexplained_examples += other.unexplained_examples[: max(0, 3 - len(self.unexplained_examples))]
+        self.unresolved += other.unresolved
+        return self
+
+
+def classify(case: KernelCase, batch: Batch, keras_call) -> KerasTally:
+    """Run ``keras_call`` (see :func:`cesym.keras_calls.keras_kernel`) on ``batch`` and classify."""
+    loss = losses_by_name()[case.loss]
+    dtype = batch.pred.dtype
+    tally = KerasTally()
+    if case.kernel == "activity_penalty":
+        return tally  # a plain reduce_sum of squares: compared by the seeds' tests
+    value = np.asarray(keras_call(batch.labels, batch.pred, batch.params, grad=False))
+    grad = np.asarray(keras_call(batch.labels, batch.pred, batch.params, grad=True))
+    B, n = batch.pred.shape
+    labels = one_hot(batch.labels, n) if case.labels == "sparse" else batch.labels
+    params = [batch.params[p.name] for p in loss.params]
+    for r in range(B):
+        if case.elementwise:
+            items = [(labels[r, c : c + 1], batch.pred[r, c : c + 1], value[r, c], grad[r, c : c + 1]) for c in range(n)]
+        else:
+            items = [(labels[r], batch.pred[r], value[r], grad[r])]
+        for lab, pred, v, g in items:
+            ref = reference_for(loss, len(pred))
+            try:
+                tv, tg = ref.value_and_grad(lab, pred, params, dtype=dtype)
+            except Unresolved:
+                tally.unresolved += 1
+                continue
+            model = model_value_and_grad(case, lab, pred, batch.params, dtype) if has_model(case) else None
+            kap = None
+
+            def kappa():
+                nonlocal kap
+                if kap is None:
+                    kap = ref.kappa(lab, pred, params, tv, tg)
+                return kap
+
+            def judge(what, k, true, mod, base, kfun):
+                e = ulp_error(k, true, dtype)
+                if e <= base or (np.isfinite(k) and e <= base + KAPPA_FACTOR * kfun()):
+                    return "exact", e
+                if mod is not None and ulp_error(k, mod, dtype) <= MODEL_BASE + KAPPA_FACTOR * kfun():
+                    return "explained", e
+                if len(tally.unexplained_examples) < 3:
+                    tally.unexplained_examples.append(
+                        f"{what}: Keras {float(k)!r}, mathematics {float(true)!r}"
+                        + (f", model {float(mod)!r}" if mod is not None else "")
+                        + f"; labels {[float(x) for x in lab]} pred {[float(x) for x in pred]}"
+                    )
+                return "unexplained", e
+
+            status, e = judge("value", v, tv, None if model is None else model[0], VALUE_BASE, lambda: kappa()[0])
+            tally.value[status] += 1
+            tally.value_max_ulps = max(tally.value_max_ulps, e)
+            for j, (gj, tj) in enumerate(zip(g, tg)):
+                mj = None if model is None else model[1][j]
+                status, e = judge(f"grad[{j}]", gj, tj, mj, GRAD_BASE, lambda j=j: kappa()[1][j])
+                tally.grad[status] += 1
+                tally.grad_max_ulps = max(tally.grad_max_ulps, e)
+    return tally
