@@ -1,21 +1,28 @@
-"""A model of Keras 3's own algorithm, evaluated exactly, to explain where Keras leaves the mathematics.
+r"""A model of Keras 3's own algorithm, with every rounding it may commit, in interval arithmetic.
 
-Keras 3.15 (TensorFlow backend) on probabilities (``from_logits=False``):
+What Keras 3.15 (TensorFlow backend) computes, step by step, for each loss (function forms):
 
-* ``binary_crossentropy``: ``q = clip(p, ε, 1 - ε)``, ``-(t log q + (1 - t) log(1 - q))``, mean
-  over ``axis``; ``t`` the smoothed label.
-* ``categorical_crossentropy``: renormalise first, ``r = p / Σp``, then clip, ``-Σ t log q``.
-* ``sparse_categorical_crossentropy``: clip first, then ``-log softmax(log q)_k``, i.e.
-  ``-log(q_k / Σq)``: it renormalises *after* clipping (the two disagree on unnormalised input).
+* ``binary_crossentropy``, probabilities: ``q = clip(p, ε, 1-ε)``; ``-(t·log q + (1-t)·log(1-q))``;
+  mean over ``axis``. Logits: ``tf.nn.sigmoid_cross_entropy_with_logits`` =
+  ``max(x, 0) - x·t + log1p(exp(-|x|))``, mean over ``axis``.
+* ``categorical_crossentropy``, probabilities: ``r = p/Σp`` (renormalise), ``q = clip(r)``,
+  ``-Σ t·log q``. Logits: the fused softmax op: ``m = max z``, ``s = z - m``,
+  ``loss = Σ_c t_c (log Σ e^{s} - s_c)`` and, as its gradient, ``softmax(z) - t`` — which
+  assumes labels summing to 1.
+* ``sparse_categorical_crossentropy``, probabilities: ``q = clip(p)`` then the sparse softmax op on
+  ``log q``: ``-log(q_k/Σq)`` (renormalised *after* clipping). Logits: the sparse softmax op.
 
-``ε`` is ``backend.epsilon() = 1e-7`` and the bounds are cast to the input's dtype (in float32,
-``1 - 1e-7`` is ``1 - 2**-23``). ``tf.clip_by_value`` passes the gradient where ``ε <= x <= 1 - ε``
-and gives 0 outside. On logits Keras calls the fused ``tf.nn`` ops, whose mathematics is the
-loss's own: there the model is the mathematics, and a deviation is floating-point error.
+``ε = 1e-7`` cast to the input's dtype (float32: ``1-ε`` is ``1 - 2**-23``); ``tf.clip_by_value``
+passes the gradient where ``ε <= x <= 1-ε``, else 0. Gradients of the probability paths are
+TensorFlow's autodiff of those steps.
 
-The model is evaluated here in 300-bit arithmetic from the exact inputs: a Keras result that
-matches it (within the contract's bound) deviates from the mathematics *because of its
-algorithm* (explained); one that matches neither is unexplained.
+Each step is evaluated in :mod:`mpmath.iv` from the exact inputs and its result widened by the
+rounding it may commit: a relative ``u`` (2**-24 or 2**-53) per ``+ - * /``, ``4u`` per exp/log
+(TensorFlow's vectorised float32 exp and log are not correctly rounded), ``(n-1)u·Σ|x|`` for a sum
+of ``n`` terms in any order, and 0 joined in wherever a result may be subnormal (TensorFlow's CPU
+kernels flush subnormals to zero). The resulting interval holds every value Keras's algorithm
+can return on these inputs: a Keras output inside it (to within an ulp) deviates from the
+mathematics *because of that algorithm* (explained); one outside is unexplained.
 """
 
 from __future__ import annotations
@@ -25,63 +32,194 @@ import numpy as np
 
 from .registry import KernelCase
 
-__all__ = ["EPSILON", "bounds", "model_value_and_grad", "has_model"]
+__all__ = ["EPSILON", "bounds", "envelope", "contains"]
 
 EPSILON = 1e-7
+iv = mpmath.iv
 
 
-def bounds(dtype) -> tuple[mpmath.mpf, mpmath.mpf]:
+def _ends(x) -> tuple[mpmath.mpf, mpmath.mpf]:
+    """The end points of an interval (or a number) as exact mpf numbers."""
+    if not hasattr(x, "_mpi_"):
+        x = iv.mpf(x)
+    a, b = x._mpi_
+    return mpmath.mp.make_mpf(a), mpmath.mp.make_mpf(b)
+
+
+def bounds(dtype) -> tuple[float, float]:
     """The clip bounds as Keras casts them to ``dtype``."""
     dt = np.dtype(dtype).type
-    return mpmath.mpf(float(dt(EPSILON))), mpmath.mpf(float(dt(1.0 - EPSILON)))
+    return float(dt(EPSILON)), float(dt(1.0 - EPSILON))
 
 
-def has_model(case: KernelCase) -> bool:
-    """True where Keras's algorithm differs from the mathematics (the probability paths)."""
-    return case.inputs == "probs"
+class _Rounding:
+    """Interval operations widened by one rounding each (the standard model of float arithmetic)."""
+
+    def __init__(self, dtype):
+        fi = np.finfo(dtype)
+        self.u = mpmath.mpf(float(fi.eps)) / 2
+        self.tiny = mpmath.mpf(float(fi.smallest_normal))
+
+    def _hull0(self, x):
+        lo, hi = _ends(x)
+        if hi > -self.tiny and lo < self.tiny:  # may be subnormal: flushed to zero
+            return iv.mpf([min(lo, 0), max(hi, 0)])
+        return x
+
+    def r(self, x, k: int = 1):
+        """``x`` with a relative rounding error of ``k·u`` (and flush-to-zero) joined in."""
+        with mpmath.workprec(300):  # 1 + u is not a 53-bit number
+            factor = iv.mpf([1 - k * self.u, 1 + k * self.u])
+        return self._hull0(x * factor)
+
+    def add(self, a, b):
+        return self.r(a + b)
+
+    def sub(self, a, b):
+        return self.r(a - b)
+
+    def mul(self, a, b):
+        return self.r(a * b)
+
+    def div(self, a, b):
+        return self.r(a / b)
+
+    def exp(self, a):
+        return self.r(iv.exp(a), 4)
+
+    def log(self, a):
+        return self.r(iv.log(a), 4)
+
+    def log1p(self, a):
+        return self.r(iv.log1p(a), 4)
+
+    def fsum(self, xs):
+        """A sum of n terms in any order: exact sum ± (n-1)·u·Σ|x_i|."""
+        s = iv.mpf(0)
+        mag = mpmath.mpf(0)
+        for x in xs:
+            s = s + x
+            a, b = _ends(x)
+            mag += max(abs(a), abs(b))
+        w = (len(xs) - 1) * self.u * mag
+        return self._hull0(s + iv.mpf([-w, w]))
 
 
-def _clip(x, lo, hi):
-    inside = lo <= x <= hi
-    return (lo if x < lo else hi if x > hi else x), inside
+def _clip(R, x, lo, hi):
+    """clip_by_value of an interval and its gradient mask: 1 inside [lo, hi], 0 outside, and the
+    interval [0, 1] where the rounded input may fall on either side of a bound."""
+    a, b = _ends(x)
+    if b < lo:
+        return iv.mpf(lo), 0
+    if a > hi:
+        return iv.mpf(hi), 0
+    if lo <= a and b <= hi:
+        return x, 1
+    return iv.mpf([max(a, lo), min(b, hi)]), iv.mpf([0, 1])
 
 
-def model_value_and_grad(case: KernelCase, labels, pred, params: dict, dtype) -> tuple[mpmath.mpf, list[mpmath.mpf]]:
-    """Keras's value and gradient (of the row) by its own algorithm, exactly, on one row.
+def envelope(case: KernelCase, labels, pred, params: dict, dtype):
+    """Intervals holding Keras's value and each gradient element on one row (exact inputs).
 
-    ``labels`` are dense rows (a one-hot row for sparse labels), ``pred`` the row of y_pred.
+    ``labels`` is a dense row (one-hot for sparse labels). Elementwise losses take rows of 1.
     """
-    if not has_model(case):
-        raise ValueError(f"{case.id}: Keras computes the mathematics itself; no model needed")
+    R = _Rounding(dtype)
     lo, hi = bounds(dtype)
-    with mpmath.workprec(300):
-        p = [mpmath.mpf(float(v)) for v in pred]
-        y = [mpmath.mpf(float(v)) for v in labels]
+    old = iv.prec
+    iv.prec = 200
+    try:
+        p = [iv.mpf(float(v)) for v in pred]
+        y = [iv.mpf(float(v)) for v in labels]
         n = len(p)
-        ls = mpmath.mpf(float(params.get("label_smoothing", 0.0)))
-        if case.kernel == "binary_crossentropy":
-            t = [yi * (1 - ls) + ls / 2 for yi in y]
-            value, grad = mpmath.mpf(0), []
-            for tc, pc in zip(t, p):
-                q, inside = _clip(pc, lo, hi)
-                value += -(tc * mpmath.log(q) + (1 - tc) * mpmath.log(1 - q))  # q in [ε, 1-ε]: finite
-                grad.append((-(tc / q) + (1 - tc) / (1 - q)) / n if inside else mpmath.mpf(0))
-            return value / n, grad
-        if case.kernel == "categorical_crossentropy":
-            t = [yi * (1 - ls) + ls / n for yi in y]
-            S = mpmath.fsum(p)
-            r = [pc / S for pc in p]
-            qs = [_clip(rc, lo, hi) for rc in r]
-            value = -mpmath.fsum(tc * mpmath.log(q) for tc, (q, _) in zip(t, qs) if tc != 0)
-            # d/dp_j of -Σ_c t_c log q_c, q_c = clip(p_c/S): only unclipped q_c depend on p
-            common = mpmath.fsum(tc * pc / q / S**2 for tc, pc, (q, ins) in zip(t, p, qs) if ins and tc != 0)
-            grad = [(-(tc / q) / S if ins and tc != 0 else 0) + common for tc, (q, ins) in zip(t, qs)]
-            return value, grad
-        if case.kernel == "sparse_categorical_crossentropy":
-            k = int(np.argmax(np.asarray(labels)))  # the one-hot row's class
-            qs = [_clip(pc, lo, hi) for pc in p]
-            Q = mpmath.fsum(q for q, _ in qs)
-            value = mpmath.log(Q) - mpmath.log(qs[k][0])
-            grad = [((1 / Q) - (1 / q if j == k else 0)) if ins else mpmath.mpf(0) for j, (q, ins) in enumerate(qs)]
-            return value, grad
-    raise ValueError(f"{case.id}: no model")
+        ls = float(params.get("label_smoothing", 0.0))
+        k = case.kernel
+        if k == "binary_crossentropy":
+            t = [R.add(R.mul(yc, iv.mpf(1 - ls)), iv.mpf(0.5 * ls)) if ls else yc for yc in y]
+            if case.keywords.get("from_logits"):
+                vals, grads = zip(*[_sigmoid_xent(R, tc, x) for tc, x in zip(t, p)])
+            else:
+                vals, grads = zip(*[_bce_probs(R, tc, x, lo, hi) for tc, x in zip(t, p)])
+            value = R.div(R.fsum(list(vals)), iv.mpf(n))
+            return value, [R.div(g, iv.mpf(n)) for g in grads]
+        if k == "sigmoid_cross_entropy_with_logits":
+            v, g = _sigmoid_xent(R, y[0], p[0])
+            return v, [g]
+        if k in ("categorical_crossentropy", "softmax_cross_entropy_with_logits"):
+            t = y
+            if ls:
+                t = [R.add(R.mul(yc, iv.mpf(1 - ls)), iv.mpf(ls / n)) for yc in y]
+            if case.keywords.get("from_logits", True):
+                return _softmax_xent(R, t, p)
+            return _cce_probs(R, t, p, lo, hi)
+        if k in ("sparse_categorical_crossentropy", "sparse_softmax_cross_entropy_with_logits"):
+            if case.keywords.get("from_logits", True):
+                return _softmax_xent(R, y, p)
+            qs = [_clip(R, x, lo, hi) for x in p]
+            logits = [R.log(q) for q, _ in qs]
+            v, g = _softmax_xent(R, y, logits)
+            return v, [R.div(gc, q) * mask for gc, (q, mask) in zip(g, qs)]
+    finally:
+        iv.prec = old
+    raise ValueError(f"{case.id}: no model of Keras's algorithm")
+
+
+def _bce_probs(R, t, x, lo, hi):
+    q, mask = _clip(R, x, lo, hi)
+    one_t = R.sub(iv.mpf(1), t)
+    one_q = R.sub(iv.mpf(1), q)
+    value = R.add(R.mul(t, R.log(q)), R.mul(one_t, R.log(one_q)))
+    value = -value
+    # autodiff: d/dq -(t log q + (1-t) log(1-q)) = -t/q + (1-t)/(1-q)
+    g = R.add(-R.div(t, q), R.div(one_t, one_q)) * mask
+    return value, g
+
+
+def _sigmoid_xent(R, t, x):
+    v = _ends(x)[0]
+    relu = x if v >= 0 else iv.mpf(0)
+    neg_abs = -x if v >= 0 else x
+    e = R.exp(neg_abs)
+    value = R.add(R.sub(relu, R.mul(x, t)), R.log1p(e))
+    # autodiff: relu' - t + (e/(1+e))·sign, with sign = -1 where x >= 0
+    sig = R.div(e, R.add(iv.mpf(1), e))
+    g = R.sub(iv.mpf(1) if v >= 0 else iv.mpf(0), t)
+    g = R.add(g, -sig if v >= 0 else sig)
+    return value, g
+
+
+def _softmax_xent(R, t, z):
+    """TensorFlow's fused (sparse) softmax cross-entropy: loss and its built-in gradient."""
+    m = max(_ends(x)[1] for x in z)
+    s = [R.sub(x, iv.mpf(m)) for x in z]
+    e = [R.exp(x) for x in s]
+    se = R.fsum(e)
+    lse = R.log(se)
+    value = R.fsum([R.mul(tc, R.sub(lse, sc)) for tc, sc in zip(t, s)])
+    grad = [R.sub(R.div(ec, se), tc) for ec, tc in zip(e, t)]  # softmax - labels
+    return value, grad
+
+
+def _cce_probs(R, t, p, lo, hi):
+    S = R.fsum(p)
+    r = [R.div(x, S) for x in p]
+    qs = [_clip(R, x, lo, hi) for x in r]
+    value = -R.fsum([R.mul(tc, R.log(q)) for tc, (q, _) in zip(t, qs)])
+    # autodiff: g_c = -t_c/q_c through the clip; r = p/S: dp_j = g_j/S + Σ_c g_c·(-p_c/S/S)
+    g = [(-R.div(tc, q)) * mask for tc, (q, mask) in zip(t, qs)]
+    common = R.fsum([R.mul(gc, -R.div(R.div(pc, S), S)) for gc, pc in zip(g, p)])
+    return value, [R.add(R.div(gc, S), common) for gc in g]
+
+
+def contains(interval, value: float, dtype) -> bool:
+    """True when ``value`` lies in ``interval`` widened by one ulp of ``dtype`` at each end."""
+    v = float(value)
+    if np.isnan(v):
+        return False
+    a, b = _ends(interval)
+    fmax = mpmath.mpf(float(np.finfo(dtype).max))
+    if np.isinf(v):
+        return (v > 0 and b >= fmax) or (v < 0 and a <= -fmax)
+    dt = np.dtype(dtype).type
+    ulp_a = mpmath.mpf(float(np.spacing(dt(abs(float(a))))))
+    ulp_b = mpmath.mpf(float(np.spacing(dt(abs(float(b))))))
+    return a - ulp_a <= v <= b + ulp_b
