@@ -110,6 +110,21 @@ def _verify(args: argparse.Namespace) -> int:
     return 1 if failed or unresolved else 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from .report import REPORTS_DIR, write_reports
+
+    out = Path(args.out) if args.out else REPORTS_DIR
+    changed = write_reports(out, check=args.check, jobs=args.jobs, keras=args.keras and _have_tensorflow())
+    if args.check:
+        if changed:
+            print(f"cesym report --check: stale reports: {', '.join(changed)} (run `cesym report`)")
+            return 1
+        print(f"cesym report --check: reports in {out} are up to date")
+        return 0
+    print(f"cesym report: {len(changed)} file(s) written" + (f": {', '.join(changed)}" if changed else " (up to date)"))
+    return 0
+
+
 def _have_tensorflow() -> bool:
     import importlib.util
 
@@ -137,6 +152,12 @@ def main(argv: list[str] | None = None) -> int:
         help="skip Keras (by default it runs on the same points when TensorFlow is installed)",
     )
     v.set_defaults(func=_verify)
+    r = sub.add_parser("report", help="measure and write the Markdown reports into reports/")
+    r.add_argument("--check", action="store_true", help="exit 1 when the committed reports are stale; write nothing")
+    r.add_argument("--out", help="output directory (default: the repository's reports/)")
+    r.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
+    r.add_argument("--no-keras", dest="keras", action="store_false", help="leave Keras out")
+    r.set_defaults(func=_report)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -11,6 +11,7 @@ values with ``tf.GradientTape``. TensorFlow is imported on first use, never by
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -67,7 +68,8 @@ def keras_kernel(case: KernelCase) -> Callable:
         else:
             y = tf.constant(np.asarray(labels, dtype=pred.dtype))
         x = tf.Variable(pred)
-        with tf.GradientTape() as tape:
+        with tf.GradientTape() as tape, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Keras warns about one-class rows; they are meant
             v = fn(y, x)
             total = tf.reduce_sum(v)
         if grad:

@@ -85,6 +85,23 @@ def outer_reductions(expr: sp.Basic) -> set[sp.Basic]:
     return out
 
 
+def _split_index(arg) -> tuple[str, str]:
+    """``z_{c}`` -> ("z", "c") for display symbols; ``z`` -> ("z", "j")."""
+    name = getattr(arg, "name", str(arg))
+    if "_{" in name:
+        base, idx = name.split("_{", 1)
+        return base, idx.rstrip("}")
+    return name, "j"
+
+
+def _display_index(arg, default: str) -> str:
+    """The summation index of a reduction whose argument holds display symbols like ``p_{k}``."""
+    for s in sorted(arg.free_symbols, key=str):
+        if "_{" in s.name:
+            return _split_index(s)[1]
+    return default
+
+
 class RowSum(sp.Function):
     r"""Sum over the row: :math:`\mathrm{RowSum}(f) = \sum_c f(x_c)`, a row-level value.
 
@@ -122,7 +139,7 @@ class RowSum(sp.Function):
         return direct + chain
 
     def _latex(self, printer):
-        return r"\sum_{c} %s" % printer._print(self.args[0])
+        return r"\sum_{%s} %s" % (_display_index(self.args[0], "c"), printer._print(self.args[0]))
 
 
 class RowMax(sp.Function):
@@ -134,7 +151,7 @@ class RowMax(sp.Function):
         raise NotImplementedError("RowMax enters only stable forms after differentiation")
 
     def _latex(self, printer):
-        return r"\max_{c} %s" % printer._print(self.args[0])
+        return r"\max_{%s} %s" % (_display_index(self.args[0], "c"), printer._print(self.args[0]))
 
 
 class RestSum(sp.Function):
@@ -210,7 +227,8 @@ class NegLogSoftmax(sp.Function):
         return sp.log(RowSum(sp.exp(z))) - z
 
     def _latex(self, printer):
-        return r"-\log\operatorname{softmax}\left(%s\right)_j" % printer._print(self.args[0])
+        base, idx = _split_index(self.args[0])
+        return r"\left(-\log\operatorname{softmax}(%s)_{%s}\right)" % (base, idx)
 
 
 class NegLogNormalized(sp.Function):
@@ -228,8 +246,8 @@ class NegLogNormalized(sp.Function):
         return sp.log(RowSum(p)) - sp.log(p)
 
     def _latex(self, printer):
-        p = printer._print(self.args[0])
-        return r"-\log\frac{%s_j}{\sum_c %s_c}" % (p, p)
+        base, idx = _split_index(self.args[0])
+        return r"\left(-\log\frac{%s_{%s}}{\sum_i %s_i}\right)" % (base, idx, base)
 
 
 class CrossRest(sp.Function):
@@ -249,8 +267,8 @@ class CrossRest(sp.Function):
         return e * RestSum(t) - t * RestSum(e)
 
     def _latex(self, printer):
-        t, z = (printer._print(a) for a in self.args)
-        return r"\sum_{c \ne j}\left(%s_c e^{%s_j} - %s_j e^{%s_c}\right)e^{-\max %s}" % (t, z, t, z, z)
+        t, z = (_split_index(a)[0] for a in self.args)
+        return r"\sum_{c \ne j}\left(%s_c e^{%s_j} - %s_j e^{%s_c}\right)e^{-\max_k %s_k}" % (t, z, t, z, z)
 
 
 class XMul(sp.Function):
