@@ -235,7 +235,7 @@ def _doc_to_markdown(doc: str) -> str:
 
 
 def _versions(env: dict) -> str:
-    keys = ["python", "numpy", "sympy", "mpmath", "tensorflow", "keras"]
+    keys = ["numpy", "sympy", "mpmath", "tensorflow", "keras"]  # what the numbers depend on
     return ", ".join(f"{k} {env[k]}" for k in keys if k in env)
 
 
