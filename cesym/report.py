@@ -166,7 +166,9 @@ def _code(d: Derived) -> str:
     return "\n\n".join(out)
 
 
-def render_family(family: str, derived: Sequence[Derived], configs: Sequence[Config], doc: str, env: dict) -> str:
+def render_family(
+    family: str, derived: Sequence[Derived], configs: Sequence[Config], doc: str, env: dict, seeds: Sequence = ()
+) -> str:
     lines = [f"# {family}", "", _doc_to_markdown(doc), ""]
     lines += ["## Conventions", ""]
     lines += [
@@ -219,8 +221,33 @@ def render_family(family: str, derived: Sequence[Derived], configs: Sequence[Con
         "",
     ]
     lines += _keras_table(configs) + [""]
+    mine = [s for s in seeds if s.family == family]
+    if mine:
+        lines += ["## The seeds", ""] + _seed_table(mine) + [""]
     lines += ["## Versions", "", _versions(env), ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _seed_table(rows) -> list[str]:
+    lines = ["| seed | call | printed in the post | Keras today | mathematics | cesym | explanation |", "|---|---|---|---|---|---|---|"]
+    for s in rows:
+        cells = [s.seed, s.what, s.printed, s.keras_today, s.mathematics, s.cesym, s.explanation]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return lines
+
+
+def render_seeds(seeds, env: dict) -> str:
+    lines = [
+        "# The seeds, reproduced",
+        "",
+        "Every number printed in `../shared/seeds` (the posts this project grew from): what the post printed, what "
+        "Keras returns today for the same call, the mathematics (mpmath, from the same inputs), cesym's kernels, "
+        "and why they differ. Checks written as formulas were computed in this run (\"holds\").",
+        "",
+    ]
+    lines += _seed_table(seeds)
+    lines += ["", "## Versions", "", _versions(env), ""]
+    return "\n".join(lines)
 
 
 def _doc_to_markdown(doc: str) -> str:
@@ -272,7 +299,8 @@ def render_index(families: dict[str, list[Config]], env: dict) -> str:
                 f"{_fmt(mx('naive', 'value_ulps'))} / {_fmt(mx('naive', 'grad_ulps'))} | {'within' if ok else '**outside**'} | "
                 f"{keras_dev} | {unexplained} |"
             )
-    lines += ["", "## Versions", "", _versions(env), ""]
+    lines += ["", "The seed posts' numbers, reproduced and explained: [seeds.md](seeds.md).", ""]
+    lines += ["## Versions", "", _versions(env), ""]
     return "\n".join(lines)
 
 
@@ -283,6 +311,11 @@ def render_reports(points: int = REPORT_POINTS, seed: int = REPORT_SEED, jobs: i
     from .define import DERIVATIONS_DIR
 
     configs = run(points=points, seed=seed, jobs=jobs, keras=keras)
+    seeds = []
+    if keras:
+        from .seeds import seed_numbers
+
+        seeds = seed_numbers()
     env = environment(keras=keras)
     env = {k: v for k, v in env.items() if k not in ("host_floor_ulps", "simd", "machine")}
     by_family: dict[str, list[Config]] = defaultdict(list)
@@ -292,8 +325,10 @@ def render_reports(points: int = REPORT_POINTS, seed: int = REPORT_SEED, jobs: i
     for family, losses in load_all().items():
         path = DERIVATIONS_DIR / f"{family}.py"
         doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
-        out[f"{family}.md"] = render_family(family, [derive(l) for l in losses], by_family.get(family, []), doc, env)
+        out[f"{family}.md"] = render_family(family, [derive(l) for l in losses], by_family.get(family, []), doc, env, seeds)
     out["README.md"] = render_index(by_family, env)
+    if seeds:
+        out["seeds.md"] = render_seeds(seeds, env)
     return out
 
 
