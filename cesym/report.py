@@ -304,6 +304,61 @@ def render_index(families: dict[str, list[Config]], env: dict) -> str:
     return "\n".join(lines)
 
 
+#: Sample of the error plots: rows per kernel and dtype (hard labels, rows of 3).
+PLOT_ROWS = 240
+
+
+def _plot_family(family: str, keras: bool) -> str | None:
+    """SVG: error (1 + ulps, log) against input magnitude (log) for kernel, naive form and Keras."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .contract import check_batch
+    from .sampling import sample
+    from .verify import naive_kernel
+
+    cases = [c for c in CASES if c.loss.split(".")[0] == family and c.kernel != "activity_penalty"]
+    if not cases:
+        return None
+    plt.rcParams["svg.hashsalt"] = "cesym"
+    fig, axes = plt.subplots(len(cases), 2, figsize=(10, 3.2 * len(cases)), squeeze=False)
+    for i, case in enumerate(cases):
+        for j, dtype in enumerate((np.float32, np.float64)):
+            ax = axes[i][j]
+            batch = sample(case, dtype, 3, PLOT_ROWS, seed=REPORT_SEED)
+            mags = np.max(np.abs(batch.pred.astype(np.float64)), axis=1)
+            if case.elementwise:
+                mags = np.abs(batch.pred.astype(np.float64)).ravel()
+            series = [("cesym kernel", None, "o", 12), ("naive form", naive_kernel(case), "x", 14)]
+            if keras:
+                from .keras_calls import keras_kernel
+
+                series.append(("Keras", keras_kernel(case), "+", 18))
+            for label, kern, marker, size in series:
+                res = check_batch(case, batch, grad=False, kernel=kern)
+                err = np.minimum(np.asarray(res.value_ulps, dtype=float), 1e20)  # inf (NaN, overflow) drawn at 1e20
+                # log10 on linear axes: matplotlib's log axes overflow near 1e308
+                with np.errstate(divide="ignore"):
+                    x = np.log10(np.maximum(mags[: len(err)], 1e-320))
+                ax.scatter(x, np.log10(1 + err), s=size, marker=marker, label=label, alpha=0.6, linewidths=0.8)
+            ax.set_ylim(-0.5, 21)
+            ax.set_title(f"{case.id}, {np.dtype(dtype).name}", fontsize=9)
+            ax.set_xlabel("log10 of the largest |input| of the row")
+            ax.set_ylabel("log10(1 + error in ulps)")
+            ax.grid(True, which="major", alpha=0.3)
+            if i == 0 and j == 0:
+                ax.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None})
+    plt.close(fig)
+    return buf.getvalue()
+
+
 def render_reports(points: int = REPORT_POINTS, seed: int = REPORT_SEED, jobs: int = 1, keras: bool = True) -> dict[str, str]:
     """Measure and render every report: file name -> Markdown."""
     import ast
@@ -325,7 +380,19 @@ def render_reports(points: int = REPORT_POINTS, seed: int = REPORT_SEED, jobs: i
     for family, losses in load_all().items():
         path = DERIVATIONS_DIR / f"{family}.py"
         doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
-        out[f"{family}.md"] = render_family(family, [derive(l) for l in losses], by_family.get(family, []), doc, env, seeds)
+        text = render_family(family, [derive(l) for l in losses], by_family.get(family, []), doc, env, seeds)
+        svg = _plot_family(family, keras)
+        if svg is not None:
+            out[f"{family}_error.svg"] = svg
+            text = text.replace(
+                "## Keras\n",
+                "### Error against input magnitude (value)\n\n"
+                f"![value error of the kernel, the naive form and Keras against the largest input of the row]({family}_error.svg)\n\n"
+                f"{PLOT_ROWS} seeded rows of 3 per dtype, hard labels; log10(1 + ulps) against log10 of the largest input; infinite errors (NaN, overflow) at 20.\n\n"
+                "## Keras\n",
+                1,
+            )
+        out[f"{family}.md"] = text
     out["README.md"] = render_index(by_family, env)
     if seeds:
         out["seeds.md"] = render_seeds(seeds, env)
