@@ -221,11 +221,48 @@ def render_family(
         "",
     ]
     lines += _keras_table(configs) + [""]
+    if family == "binary_crossentropy" and seeds:  # seeds present: Keras ran
+        lines += ["### Keras's clip at the edges", ""]
+        lines += [
+            "`keras.losses.binary_crossentropy` clips p to [ε, 1 − ε], ε = 1e-7 cast to the dtype (float32: 1 − ε = 1 − 2⁻²³):",
+            "",
+        ]
+        lines += _keras_caps() + [""]
     mine = [s for s in seeds if s.family == family]
     if mine:
         lines += ["## The seeds", ""] + _seed_table(mine) + [""]
     lines += ["## Versions", "", _versions(env), ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _keras_caps() -> list[str]:
+    """What Keras's clip does at the edges, measured against the model (binary cross-entropy)."""
+    import math
+
+    from .keras_calls import keras_kernel
+    from .keras_model import bounds
+    from .registry import case as case_of
+
+    c = case_of("binary_crossentropy", from_logits=False)
+    call = keras_kernel(c)
+    lines = [
+        "| input (p, label) | dtype | Keras value | Keras gradient | the model says | the mathematics |",
+        "|---|---|---|---|---|---|",
+    ]
+    for dtype in (np.float32, np.float64):
+        lo, hi = bounds(dtype)
+        for p, y, model, math_v in (
+            (0.0, 1.0, f"−ln ε = {-math.log(lo):.8g}", "+inf"),
+            (1.0, 0.0, f"−ln(1 − (1−ε)) = {-math.log(1 - hi):.8g}" + (" = 23·ln 2" if dtype == np.float32 else ""), "+inf"),
+            (1.0, 1.0, f"−ln(1−ε) = {-math.log(hi):.3g}", "0"),
+            (1e-12, 1.0, "gradient 0 (clipped)", f"gradient {-1 / 1e-12:.3g}"),
+        ):
+            pa = np.array([[p]], dtype=dtype)
+            ya = np.array([[y]], dtype=dtype)
+            v = float(call(ya, pa, {"label_smoothing": 0.0})[0])
+            g = float(call(ya, pa, {"label_smoothing": 0.0}, grad=True)[0, 0])
+            lines.append(f"| ({p:g}, {y:g}) | {np.dtype(dtype).name} | {v:.8g} | {g:.3g} | {model} | {math_v} |")
+    return lines
 
 
 def _seed_table(rows) -> list[str]:
