@@ -29,13 +29,18 @@ def _generate(args: argparse.Namespace) -> int:
     except Exception as e:  # noqa: BLE001 - any failure of SymPy on a derivation: one line, no traceback
         print(f"cesym generate: {type(e).__name__}: {_one_line(e)}", file=sys.stderr)
         return 2
-    if args.check:
+    return _changes("generate", "generated kernels", changed, out, args.check)
+
+
+def _changes(command: str, what: str, changed: list[str], out: Path, check: bool) -> int:
+    """Say what ``cesym <command>`` changed, or with ``check`` what is stale (exit 1)."""
+    if check:
         if changed:
-            print(f"cesym generate --check: stale generated kernels: {', '.join(changed)} (run `cesym generate`)")
+            print(f"cesym {command} --check: stale {what}: {', '.join(changed)} (run `cesym {command}`)")
             return 1
-        print(f"cesym generate --check: kernels in {out} are up to date")
+        print(f"cesym {command} --check: {what} in {out} are up to date")
         return 0
-    print(f"cesym generate: {len(changed)} file(s) written" + (f": {', '.join(changed)}" if changed else " (up to date)"))
+    print(f"cesym {command}: {len(changed)} file(s) written" + (f": {', '.join(changed)}" if changed else " (up to date)"))
     return 0
 
 
@@ -115,14 +120,7 @@ def _report(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else REPORTS_DIR
     changed = write_reports(out, check=args.check, jobs=args.jobs, keras=args.keras and _have_tensorflow())
-    if args.check:
-        if changed:
-            print(f"cesym report --check: stale reports: {', '.join(changed)} (run `cesym report`)")
-            return 1
-        print(f"cesym report --check: reports in {out} are up to date")
-        return 0
-    print(f"cesym report: {len(changed)} file(s) written" + (f": {', '.join(changed)}" if changed else " (up to date)"))
-    return 0
+    return _changes("report", "reports", changed, out, args.check)
 
 
 def _have_tensorflow() -> bool:

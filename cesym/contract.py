@@ -152,13 +152,9 @@ def _check_point(ref, res: Result, stratum, row, col, lab, pred, params, val, gr
     except Unresolved:
         res.unresolved += 1
         return
-    kappas = None
 
-    def kappa():
-        nonlocal kappas
-        if kappas is None:
-            kappas = ref.kappa(lab, pred, params, true_v, true_g)
-        return kappas
+    def kappa():  # memoised by the reference: computed once, and only where an error needs it
+        return ref.kappa(lab, pred, params, true_v, true_g)
 
     where = "" if col is None else f"[{col}]"
     e = ulp_error(val, true_v, dtype)

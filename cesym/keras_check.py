@@ -84,13 +84,9 @@ def classify(case: KernelCase, batch: Batch, keras_call) -> KerasTally:
                 tally.unresolved += 1
                 continue
             model = envelope(case, lab, pred, batch.params, dtype)
-            kap = None
 
-            def kappa():
-                nonlocal kap
-                if kap is None:
-                    kap = ref.kappa(lab, pred, params, tv, tg)
-                return kap
+            def kappa(ref=ref, lab=lab, pred=pred, tv=tv, tg=tg):  # memoised by the reference
+                return ref.kappa(lab, pred, params, tv, tg)
 
             def judge(what, k, true, mod, base, kfun):
                 e = ulp_error(k, true, dtype)
