@@ -4,7 +4,8 @@ The code is printed by a subclass of SymPy's :class:`~sympy.printing.numpy.NumPy
 common-subexpression elimination (:func:`sympy.cse`). Each primitive prints as a call into
 :mod:`cesym.kernels._runtime`, whose functions take rows along the last axis. One module is
 written per derivation family, into ``cesym/kernels/_generated/``, with for each loss variant:
-``<variant>_value``, ``<variant>_grad`` and their naive counterparts (the unrewritten expression
+``<variant>_value``, ``<variant>_grad``, ``<variant>_value_and_grad`` (one pass, shared
+subexpressions) and the naive counterparts (the unrewritten expression
 in elementary functions).
 
 Writing is atomic (a temporary file renamed over the old one) and skipped when the bytes are
@@ -91,28 +92,30 @@ def _arguments(loss: Loss) -> list[str]:
         args.append(loss.label.name)
     args.append(loss.prediction.name)
     args.extend(p.name for p in loss.params)
+    if loss.value.has(N):  # the batch size: a block of rows does not know it
+        args.append("N")
     return args
 
 
-def _print_body(loss: Loss, expr: sp.Expr, printer: KernelPrinter) -> list[str]:
-    """Lines computing ``expr``: shape constants, label weights, CSE temporaries, return."""
+def _print_body(loss: Loss, expr: sp.Expr | tuple[sp.Expr, ...], printer: KernelPrinter) -> list[str]:
+    """Lines computing ``expr`` (or a tuple of expressions sharing their common subexpressions):
+    shape constants, label weights, CSE temporaries, return."""
+    exprs = list(expr) if isinstance(expr, tuple) else [expr]
     lines = []
     pred = loss.prediction.name
-    if expr.has(C) or any(d.has(C) for d in loss.weights.values()):
+    if any(e.has(C) for e in exprs) or any(d.has(C) for d in loss.weights.values()):
         lines.append(f"C = {pred}.shape[-1]")
-    if expr.has(N):
-        lines.append(f"N = {pred}.shape[0]")
     for w, definition in loss.weights.items():
-        if expr.has(w) and definition != w:
+        if any(e.has(w) for e in exprs) and definition != w:
             lines.append(f"{w.name} = {printer.doprint(definition)}")
-    taken = {s.name for s in expr.free_symbols} | {"C", "N"}
+    taken = {s.name for e in exprs for s in e.free_symbols} | {"C", "N"}
     # Temporaries are Elem symbols: RowSum must not mistake an element-level temporary for a
     # row-level constant and pull it out of the sum when cse rebuilds the expression.
     names = (Elem(f"tmp{i}") for i in range(10**6) if f"tmp{i}" not in taken)
-    replacements, (reduced,) = sp.cse([expr], symbols=names, order="canonical")
+    replacements, reduced = sp.cse(exprs, symbols=names, order="canonical")
     for sym, sub in replacements:
         lines.append(f"{sym} = {printer.doprint(sub)}")
-    lines.append(f"return {printer.doprint(reduced)}")
+    lines.append("return " + ", ".join(printer.doprint(r) for r in reduced))
     return lines
 
 
@@ -164,6 +167,13 @@ def _functions(d: Derived) -> list[_Fn]:
                 f"{loss.title}: stable gradient d(value)/d({loss.prediction}), elementwise.\n\n"
                 f"Derived by SymPy from the stable value: ``{sp.sstr(d.raw_grad)}``\n\n"
                 f"Stable form: ``{sp.sstr(d.grad)}``\n\nRewrites applied:{gr}",
+                True,
+            ),
+            _Fn(
+                f"{v}_value_and_grad",
+                (d.value, d.grad),
+                f"{loss.title}: stable value and gradient in one pass, their common subexpressions "
+                f"computed once (the same expressions as ``{v}_value`` and ``{v}_grad``).",
                 True,
             ),
             _Fn(

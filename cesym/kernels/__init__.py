@@ -14,6 +14,10 @@ stable forms and the rewrites applied are in the generated modules' docstrings.
 Accuracy: value within 4 + 4κ ulps, gradient elements within 8 + 4κ ulps of the exact result
 (κ the componentwise relative condition number), over the whole finite domain.
 
+Speed: rows are computed in float64 blocks that stay in cache, on ``num_threads()`` threads
+(``set_num_threads(n)`` or the environment variable ``CESYM_NUM_THREADS``); the results do not
+depend on either. ``<name>_value_and_grad`` returns both in one pass.
+
 Bad input raises ``TypeError``/``ValueError`` naming the argument. NaN inputs propagate to the
 outputs of their row; probability checks ignore NaN.
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _losses as _L
+from ._blocks import num_threads, set_num_threads  # noqa: F401
 from ._metrics import (  # noqa: F401
     binary_accuracy,
     categorical_accuracy,
@@ -34,18 +39,27 @@ from ._metrics import (  # noqa: F401
 __all__ = [
     "binary_crossentropy",
     "binary_crossentropy_grad",
+    "binary_crossentropy_value_and_grad",
     "categorical_crossentropy",
     "categorical_crossentropy_grad",
+    "categorical_crossentropy_value_and_grad",
     "sparse_categorical_crossentropy",
     "sparse_categorical_crossentropy_grad",
+    "sparse_categorical_crossentropy_value_and_grad",
     "sigmoid_cross_entropy_with_logits",
     "sigmoid_cross_entropy_with_logits_grad",
+    "sigmoid_cross_entropy_with_logits_value_and_grad",
     "softmax_cross_entropy_with_logits",
     "softmax_cross_entropy_with_logits_grad",
+    "softmax_cross_entropy_with_logits_value_and_grad",
     "sparse_softmax_cross_entropy_with_logits",
     "sparse_softmax_cross_entropy_with_logits_grad",
+    "sparse_softmax_cross_entropy_with_logits_value_and_grad",
     "activity_penalty",
     "activity_penalty_grad",
+    "activity_penalty_value_and_grad",
+    "num_threads",
+    "set_num_threads",
     "binary_accuracy",
     "categorical_accuracy",
     "sparse_categorical_accuracy",
@@ -70,6 +84,11 @@ def binary_crossentropy_grad(y_true, y_pred, from_logits: bool = False, label_sm
     return _L.bce(y_true, y_pred, from_logits, label_smoothing, axis, "grad")
 
 
+def binary_crossentropy_value_and_grad(y_true, y_pred, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
+    """``(binary_crossentropy(...), binary_crossentropy_grad(...))`` in one pass: the same numbers, shared work."""
+    return _L.bce(y_true, y_pred, from_logits, label_smoothing, axis, "value_and_grad")
+
+
 def categorical_crossentropy(y_true, y_pred, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1) -> np.ndarray:
     r"""Categorical cross-entropy over ``axis`` (``keras.losses.categorical_crossentropy``).
 
@@ -91,6 +110,11 @@ def categorical_crossentropy_grad(y_true, y_pred, from_logits: bool = False, lab
     return _L.cce(y_true, y_pred, from_logits, label_smoothing, axis, "grad")
 
 
+def categorical_crossentropy_value_and_grad(y_true, y_pred, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
+    """``(categorical_crossentropy(...), categorical_crossentropy_grad(...))`` in one pass: the same numbers, shared work."""
+    return _L.cce(y_true, y_pred, from_logits, label_smoothing, axis, "value_and_grad")
+
+
 def sparse_categorical_crossentropy(y_true, y_pred, from_logits: bool = False, axis: int = -1, ignore_class: int | None = None) -> np.ndarray:
     r"""Sparse categorical cross-entropy (``keras.losses.sparse_categorical_crossentropy``).
 
@@ -106,6 +130,11 @@ def sparse_categorical_crossentropy_grad(y_true, y_pred, from_logits: bool = Fal
     return _L.scce(y_true, y_pred, from_logits, axis, ignore_class, "grad")
 
 
+def sparse_categorical_crossentropy_value_and_grad(y_true, y_pred, from_logits: bool = False, axis: int = -1, ignore_class: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``(sparse_categorical_crossentropy(...), sparse_categorical_crossentropy_grad(...))`` in one pass: the same numbers, shared work."""
+    return _L.scce(y_true, y_pred, from_logits, axis, ignore_class, "value_and_grad")
+
+
 def sigmoid_cross_entropy_with_logits(*, labels, logits) -> np.ndarray:
     r"""``tf.nn.sigmoid_cross_entropy_with_logits``: elementwise :math:`y\,\mathrm{softplus}(-x) + (1-y)\,\mathrm{softplus}(x)`."""
     return _L.sigmoid_xent(labels, logits, "value")
@@ -114,6 +143,11 @@ def sigmoid_cross_entropy_with_logits(*, labels, logits) -> np.ndarray:
 def sigmoid_cross_entropy_with_logits_grad(*, labels, logits) -> np.ndarray:
     r"""Elementwise :math:`(1-y)\sigma(x) - y\sigma(-x)`."""
     return _L.sigmoid_xent(labels, logits, "grad")
+
+
+def sigmoid_cross_entropy_with_logits_value_and_grad(*, labels, logits) -> tuple[np.ndarray, np.ndarray]:
+    """``(sigmoid_cross_entropy_with_logits(...), sigmoid_cross_entropy_with_logits_grad(...))`` in one pass: the same numbers, shared work."""
+    return _L.sigmoid_xent(labels, logits, "value_and_grad")
 
 
 def softmax_cross_entropy_with_logits(*, labels, logits, axis: int = -1) -> np.ndarray:
@@ -126,6 +160,11 @@ def softmax_cross_entropy_with_logits_grad(*, labels, logits, axis: int = -1) ->
     return _L.softmax_xent(labels, logits, axis, "grad")
 
 
+def softmax_cross_entropy_with_logits_value_and_grad(*, labels, logits, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
+    """``(softmax_cross_entropy_with_logits(...), softmax_cross_entropy_with_logits_grad(...))`` in one pass: the same numbers, shared work."""
+    return _L.softmax_xent(labels, logits, axis, "value_and_grad")
+
+
 def sparse_softmax_cross_entropy_with_logits(*, labels, logits) -> np.ndarray:
     r"""``tf.nn.sparse_softmax_cross_entropy_with_logits``: :math:`-\log\operatorname{softmax}(z)_k`, labels of shape logits.shape[:-1]."""
     return _L.sparse_softmax_xent(labels, logits, "value")
@@ -134,6 +173,11 @@ def sparse_softmax_cross_entropy_with_logits(*, labels, logits) -> np.ndarray:
 def sparse_softmax_cross_entropy_with_logits_grad(*, labels, logits) -> np.ndarray:
     """d(Σ sparse_softmax_cross_entropy_with_logits)/d(logits)."""
     return _L.sparse_softmax_xent(labels, logits, "grad")
+
+
+def sparse_softmax_cross_entropy_with_logits_value_and_grad(*, labels, logits) -> tuple[np.ndarray, np.ndarray]:
+    """``(sparse_softmax_cross_entropy_with_logits(...), sparse_softmax_cross_entropy_with_logits_grad(...))`` in one pass: the same numbers, shared work."""
+    return _L.sparse_softmax_xent(labels, logits, "value_and_grad")
 
 
 def activity_penalty(h, lam: float = 0.1) -> np.ndarray:
@@ -148,3 +192,8 @@ def activity_penalty(h, lam: float = 0.1) -> np.ndarray:
 def activity_penalty_grad(h, lam: float = 0.1) -> np.ndarray:
     r"""d(activity_penalty)/dh :math:`= 2\lambda h / N`."""
     return _L.penalty(h, lam, "grad")
+
+
+def activity_penalty_value_and_grad(h, lam: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """``(activity_penalty(...), activity_penalty_grad(...))`` in one pass: the same numbers, shared work."""
+    return _L.penalty(h, lam, "value_and_grad")

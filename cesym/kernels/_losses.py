@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _runtime as _rt
 from . import _validate as V
+from ._blocks import run_blocks
 from ._generated import (
     activity_penalty as _gen_penalty,
     binary_crossentropy as _gen_bce,
@@ -23,19 +25,34 @@ from ._generated import (
     tf_nn as _gen_nn,
 )
 
-KINDS = ("value", "grad", "naive_value", "naive_grad")
+KINDS = ("value", "grad", "value_and_grad", "naive_value", "naive_grad")
 
 
-def _run(core, kind: str, args: tuple, pred: np.ndarray, dtype: np.dtype, axis: int, row_level: bool):
-    """Call ``core`` on last-axis rows; reduce/restore axes; round to ``dtype``."""
-    last = pred.shape[:axis] + pred.shape[axis + 1 :] + (pred.shape[axis],)  # class axis last
-    with np.errstate(all="ignore"):  # IEEE results (inf for log 0, overflow in the float32 cast)
-        out = core(*args)
-        if row_level and not kind.endswith("grad"):
-            out = out[..., 0]
+def _rows(a: np.ndarray, axis: int) -> np.ndarray:
+    """``a`` with the class axis last, as 2-D rows (a view whenever the layout allows one)."""
+    v = np.moveaxis(a, axis, -1)
+    return v.reshape(-1, v.shape[-1]) if v.ndim != 2 else v
+
+
+def _run(core, kind: str, labels, pred: np.ndarray, axis: int, scalars: tuple = (), row_level: bool = True, check=None):
+    """Call ``core`` on blocks of last-axis rows (:mod:`._blocks`); restore axes; round to pred's dtype.
+
+    ``labels``: an array of pred's shape, a callable making float64 label blocks, or None.
+    """
+    p = _rows(pred, axis)
+    n_rows, n_cols = p.shape
+    srcs = ([] if labels is None else [labels if callable(labels) else _rows(labels, axis)]) + [p]
+    kinds = ("value", "grad") if kind == "value_and_grad" else (kind,)
+    outputs = [("row" if row_level and not k.endswith("grad") else "elem", pred.dtype) for k in kinds]
+    outs = run_blocks(core, srcs, scalars, n_rows, n_cols, outputs, check)
+    lead = pred.shape[:axis] + pred.shape[axis + 1 :]
+    res = []
+    for (shape, _), out in zip(outputs, outs):
+        if shape == "row":
+            res.append(out.reshape(lead))
         else:
-            out = np.moveaxis(np.broadcast_to(out, last), -1, axis)
-        return np.asarray(out, dtype=dtype)
+            res.append(np.moveaxis(out.reshape(lead + (n_cols,)), -1, axis))
+    return tuple(res) if kind == "value_and_grad" else res[0]
 
 
 def _prediction(y_pred, axis):
@@ -46,10 +63,6 @@ def _prediction(y_pred, axis):
     return p, ax
 
 
-def _last(a: np.ndarray, axis: int) -> np.ndarray:
-    return np.moveaxis(a.astype(np.float64, copy=False), axis, -1)
-
-
 def _check_unit_interval(p: np.ndarray, name: str = "y_pred") -> None:
     if np.any(p < 0) or np.any(p > 1):
         raise ValueError(
@@ -58,17 +71,25 @@ def _check_unit_interval(p: np.ndarray, name: str = "y_pred") -> None:
         )
 
 
-def _check_renormalisable(p_last: np.ndarray, name: str = "y_pred") -> None:
-    if np.any(p_last < 0):
+def _check_nonnegative(p: np.ndarray, name: str = "y_pred") -> None:
+    if np.any(p < 0):
         raise ValueError(
             f"{name}: expected non-negative probabilities with from_logits=False "
-            f"(min {np.nanmin(p_last)}); pass from_logits=True for logits"
+            f"(min {np.nanmin(p)}); pass from_logits=True for logits"
         )
-    s = np.sum(p_last, axis=-1)
+
+
+def _renormalisable(block: np.ndarray, name: str = "y_pred") -> None:
+    """Per float64 block of rows: every row must have a positive, finite sum to renormalise."""
+    s = _rt.row_sum(block)
     if np.any(s == 0):
         raise ValueError(f"{name}: a row of probabilities sums to 0 and cannot be renormalised")
-    if np.any(np.isinf(s) & ~np.isinf(p_last).any(axis=-1)):
+    if np.any(np.isinf(s) & ~np.isinf(block).any(axis=-1, keepdims=True)):
         raise ValueError(f"{name}: a row of probabilities overflows float64 when summed")
+
+
+def _core(module, prefix: str, kind: str):
+    return getattr(module, prefix + kind)
 
 
 # --- Keras losses ------------------------------------------------------------------------------
@@ -80,24 +101,30 @@ def bce(y_true, y_pred, from_logits, label_smoothing, axis, kind):
     ls = V.smoothing(label_smoothing)
     if not from_logits:
         _check_unit_interval(p)
-    core = getattr(_gen_bce, ("logits_" if from_logits else "probs_") + kind)
-    return _run(core, kind, (_last(y, ax), _last(p, ax), ls), p, p.dtype, ax, True)
+    core = _core(_gen_bce, "logits_" if from_logits else "probs_", kind)
+    return _run(core, kind, y, p, ax, (ls,))
 
 
 def cce(y_true, y_pred, from_logits, label_smoothing, axis, kind):
     p, ax = _prediction(y_pred, axis)
     y = V.dense_labels(y_true, p.shape)
     ls = V.smoothing(label_smoothing)
-    pl = _last(p, ax)
+    check = None
     if not from_logits:
-        _check_renormalisable(pl)
-    core = getattr(_gen_cce, ("logits_" if from_logits else "probs_") + kind)
-    return _run(core, kind, (_last(y, ax), pl, ls), p, p.dtype, ax, True)
+        _check_nonnegative(p)
+        check = _renormalisable
+    core = _core(_gen_cce, "logits_" if from_logits else "probs_", kind)
+    return _run(core, kind, y, p, ax, (ls,), check=check)
 
 
-def _one_hot(labels: np.ndarray, n: int) -> np.ndarray:
-    """Rows of 0/1 along a new last axis; label -1 (an ignored sample) gives a row of zeros."""
-    return (labels[..., None] == np.arange(n)).astype(np.float64)
+def _one_hot(labels: np.ndarray, n: int):
+    """Blocks of one-hot float64 rows from flat integer labels; label -1 (ignored) gives zeros."""
+    classes = np.arange(n)
+
+    def block(s: int, e: int) -> np.ndarray:
+        return (labels[s:e, None] == classes).astype(np.float64)
+
+    return block
 
 
 def scce(y_true, y_pred, from_logits, axis, ignore_class, kind):
@@ -112,11 +139,12 @@ def scce(y_true, y_pred, from_logits, axis, ignore_class, kind):
     labels = V.sparse_labels(raw, p.shape, ax)
     if ignore_class is not None:
         labels = np.where(ignored.reshape(labels.shape), -1, labels)  # -1: a row of zeros
-    pl = _last(p, ax)
+    check = None
     if not from_logits:
-        _check_renormalisable(pl)
-    core = getattr(_gen_scce, ("logits_" if from_logits else "probs_") + kind)
-    return _run(core, kind, (_one_hot(labels, n), pl), p, p.dtype, ax, True)
+        _check_nonnegative(p)
+        check = _renormalisable
+    core = _core(_gen_scce, "logits_" if from_logits else "probs_", kind)
+    return _run(core, kind, _one_hot(labels.reshape(-1), n), p, ax, check=check)
 
 
 # --- tf.nn ------------------------------------------------------------------------------------
@@ -125,9 +153,9 @@ def scce(y_true, y_pred, from_logits, axis, ignore_class, kind):
 def sigmoid_xent(labels, logits, kind):
     x = V.prediction(logits, "logits")
     y = V.dense_labels(labels, x.shape, "labels")
-    core = getattr(_gen_nn, "sigmoid_cross_entropy_with_logits_" + kind)
+    core = _core(_gen_nn, "sigmoid_cross_entropy_with_logits_", kind)
     # elementwise: any axis may stand last; the last one is used as is
-    return _run(core, kind, (_last(y, -1), _last(x, -1)), x, x.dtype, x.ndim - 1, False)
+    return _run(core, kind, y, x, x.ndim - 1, row_level=False)
 
 
 def softmax_xent(labels, logits, axis, kind):
@@ -136,8 +164,8 @@ def softmax_xent(labels, logits, axis, kind):
     if z.shape[ax] == 0:
         raise ValueError(f"logits: the class axis (axis={axis}) is empty")
     y = V.dense_labels(labels, z.shape, "labels")
-    core = getattr(_gen_nn, "softmax_cross_entropy_with_logits_" + kind)
-    return _run(core, kind, (_last(y, ax), _last(z, ax)), z, z.dtype, ax, True)
+    core = _core(_gen_nn, "softmax_cross_entropy_with_logits_", kind)
+    return _run(core, kind, y, z, ax)
 
 
 def sparse_softmax_xent(labels, logits, kind):
@@ -151,8 +179,8 @@ def sparse_softmax_xent(labels, logits, kind):
             "(one integer label per row; tf.nn takes no trailing 1)"
         )
     lab = V.sparse_labels(raw, z.shape, z.ndim - 1, "labels")
-    core = getattr(_gen_scce, "logits_" + kind)
-    return _run(core, kind, (_one_hot(lab, z.shape[-1]), _last(z, -1)), z, z.dtype, z.ndim - 1, True)
+    core = _core(_gen_scce, "logits_", kind)
+    return _run(core, kind, _one_hot(lab.reshape(-1), z.shape[-1]), z, z.ndim - 1)
 
 
 # --- seed 003's activity penalty ----------------------------------------------------------------
@@ -163,10 +191,14 @@ def penalty(h, lam, kind):
     lam_ = V.scalar(lam, "lam")
     if a.shape[0] == 0:
         raise ValueError("h: the batch axis (axis 0) is empty")
-    rows = a.astype(np.float64, copy=False).reshape(a.shape[0], -1)
-    core = getattr(_gen_penalty, "l2_batch_mean_" + kind)
-    with np.errstate(all="ignore"):  # also: a float32 result past 3.4e38 rounds to inf
-        out = core(rows, lam_)
-        if kind.endswith("grad"):
-            return np.asarray(np.broadcast_to(out, rows.shape).reshape(a.shape), dtype=a.dtype)
-        return np.asarray(np.sum(out), dtype=a.dtype)
+    rows = a.reshape(a.shape[0], -1)
+    core = _core(_gen_penalty, "l2_batch_mean_", kind)
+    kinds = ("value", "grad") if kind == "value_and_grad" else (kind,)
+    # the per-row terms stay float64 until their sum is rounded once
+    outputs = [("row", np.dtype(np.float64)) if not k.endswith("grad") else ("elem", a.dtype) for k in kinds]
+    outs = run_blocks(core, [rows], (lam_, a.shape[0]), rows.shape[0], rows.shape[1], outputs)
+    res = []
+    with np.errstate(all="ignore"):  # a float32 result past 3.4e38 rounds to inf
+        for (shape, _), out in zip(outputs, outs):
+            res.append(np.asarray(np.sum(out), dtype=a.dtype) if shape == "row" else out.reshape(a.shape))
+    return tuple(res) if kind == "value_and_grad" else res[0]

@@ -18,7 +18,7 @@ import numpy
 
 from .. import _runtime as _rt
 
-def l2_batch_mean_value(h, lam):
+def l2_batch_mean_value(h, lam, N):
     r"""λ · mean over the batch of the sum of squares over the other axes: stable value, one value per row (keepdims).
 
     Mathematics: ``lam*RowSum(h**2)/N``
@@ -28,20 +28,18 @@ def l2_batch_mean_value(h, lam):
     Rewrites applied:
     - none
     """
-    N = h.shape[0]
     return lam*_rt.row_sum(h**2)/N
 
 
-def l2_batch_mean_naive_value(h, lam):
+def l2_batch_mean_naive_value(h, lam, N):
     r"""λ · mean over the batch of the sum of squares over the other axes: the naive value (the definition in elementary functions, no rewrite).
 
     ``lam*RowSum(h**2)/N``
     """
-    N = h.shape[0]
     return lam*_rt.row_sum(h**2)/N
 
 
-def l2_batch_mean_grad(h, lam):
+def l2_batch_mean_grad(h, lam, N):
     r"""λ · mean over the batch of the sum of squares over the other axes: stable gradient d(value)/d(h), elementwise.
 
     Derived by SymPy from the stable value: ``2*h*lam/N``
@@ -51,14 +49,19 @@ def l2_batch_mean_grad(h, lam):
     Rewrites applied:
     - none
     """
-    N = h.shape[0]
     return 2*h*lam/N
 
 
-def l2_batch_mean_naive_grad(h, lam):
+def l2_batch_mean_value_and_grad(h, lam, N):
+    r"""λ · mean over the batch of the sum of squares over the other axes: stable value and gradient in one pass, their common subexpressions computed once (the same expressions as ``l2_batch_mean_value`` and ``l2_batch_mean_grad``).
+    """
+    tmp0 = lam/N
+    return tmp0*_rt.row_sum(h**2), 2*h*tmp0
+
+
+def l2_batch_mean_naive_grad(h, lam, N):
     r"""λ · mean over the batch of the sum of squares over the other axes: the naive gradient (SymPy's derivative of the definition, no rewrite).
 
     ``2*h*lam/N``
     """
-    N = h.shape[0]
     return 2*h*lam/N

@@ -64,6 +64,16 @@ def probs_grad(y, p, label_smoothing):
     return _rt.xmul(t, -tmp0/p) + _rt.xmul(u, tmp0/(1 - p))
 
 
+def probs_value_and_grad(y, p, label_smoothing):
+    r"""binary cross-entropy on probabilities (from_logits=False): stable value and gradient in one pass, their common subexpressions computed once (the same expressions as ``probs_value`` and ``probs_grad``).
+    """
+    C = p.shape[-1]
+    t = y*(1 - label_smoothing) + (1/2)*label_smoothing
+    u = (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
+    tmp0 = 1/C
+    return tmp0*_rt.row_sum(_rt.xmul(t, -numpy.log(p)) + _rt.xmul(u, -numpy.log1p(-p))), _rt.xmul(t, -tmp0/p) + _rt.xmul(u, tmp0/(1 - p))
+
+
 def probs_naive_grad(y, p, label_smoothing):
     r"""binary cross-entropy on probabilities (from_logits=False): the naive gradient (SymPy's derivative of the definition, no rewrite).
 
@@ -119,6 +129,17 @@ def logits_grad(y, x, label_smoothing):
     u = (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = 1/C
     return -t*tmp0*_rt.sigmoid(-x) + tmp0*u*_rt.sigmoid(x)
+
+
+def logits_value_and_grad(y, x, label_smoothing):
+    r"""binary cross-entropy on logits (from_logits=True): stable value and gradient in one pass, their common subexpressions computed once (the same expressions as ``logits_value`` and ``logits_grad``).
+    """
+    C = x.shape[-1]
+    t = y*(1 - label_smoothing) + (1/2)*label_smoothing
+    u = (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
+    tmp0 = 1/C
+    tmp1 = -x
+    return tmp0*_rt.row_sum(t*_rt.softplus(tmp1) + u*_rt.softplus(x)), -t*tmp0*_rt.sigmoid(tmp1) + tmp0*u*_rt.sigmoid(x)
 
 
 def logits_naive_grad(y, x, label_smoothing):

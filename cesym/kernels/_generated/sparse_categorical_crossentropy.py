@@ -57,6 +57,14 @@ def probs_grad(y, p):
     return tmp1*_rt.rest_sum(y) + _rt.xmul(y, -tmp0*tmp1/p)
 
 
+def probs_value_and_grad(y, p):
+    r"""sparse categorical cross-entropy on probabilities (from_logits=False): stable value and gradient in one pass, their common subexpressions computed once (the same expressions as ``probs_value`` and ``probs_grad``).
+    """
+    tmp0 = _rt.rest_sum(p)
+    tmp1 = 1/(p + tmp0)
+    return _rt.row_sum(_rt.xmul(y, _rt.neg_log_normalized(p))), tmp1*_rt.rest_sum(y) + _rt.xmul(y, -tmp0*tmp1/p)
+
+
 def probs_naive_grad(y, p):
     r"""sparse categorical cross-entropy on probabilities (from_logits=False): the naive gradient (SymPy's derivative of the definition, no rewrite).
 
@@ -102,6 +110,13 @@ def logits_grad(y, z):
     """
     tmp0 = numpy.exp(z - _rt.row_max(z))
     return _rt.cross_rest(y, z)/(tmp0 + _rt.rest_sum(tmp0))
+
+
+def logits_value_and_grad(y, z):
+    r"""sparse categorical cross-entropy on logits (from_logits=True): stable value and gradient in one pass, their common subexpressions computed once (the same expressions as ``logits_value`` and ``logits_grad``).
+    """
+    tmp0 = numpy.exp(z - _rt.row_max(z))
+    return _rt.row_sum(y*_rt.neg_log_softmax(z)), _rt.cross_rest(y, z)/(tmp0 + _rt.rest_sum(tmp0))
 
 
 def logits_naive_grad(y, z):

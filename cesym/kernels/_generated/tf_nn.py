@@ -55,6 +55,14 @@ def sigmoid_cross_entropy_with_logits_grad(y, x):
     return u*_rt.sigmoid(x) - y*_rt.sigmoid(-x)
 
 
+def sigmoid_cross_entropy_with_logits_value_and_grad(y, x):
+    r"""tf.nn.sigmoid_cross_entropy_with_logits (elementwise): stable value and gradient in one pass, their common subexpressions computed once (the same expressions as ``sigmoid_cross_entropy_with_logits_value`` and ``sigmoid_cross_entropy_with_logits_grad``).
+    """
+    u = 1 - y
+    tmp0 = -x
+    return u*_rt.softplus(x) + y*_rt.softplus(tmp0), u*_rt.sigmoid(x) - y*_rt.sigmoid(tmp0)
+
+
 def sigmoid_cross_entropy_with_logits_naive_grad(y, x):
     r"""tf.nn.sigmoid_cross_entropy_with_logits (elementwise): the naive gradient (SymPy's derivative of the definition, no rewrite).
 
@@ -103,6 +111,13 @@ def softmax_cross_entropy_with_logits_grad(y, z):
     """
     tmp0 = numpy.exp(z - _rt.row_max(z))
     return _rt.cross_rest(y, z)/(tmp0 + _rt.rest_sum(tmp0))
+
+
+def softmax_cross_entropy_with_logits_value_and_grad(y, z):
+    r"""tf.nn.softmax_cross_entropy_with_logits: stable value and gradient in one pass, their common subexpressions computed once (the same expressions as ``softmax_cross_entropy_with_logits_value`` and ``softmax_cross_entropy_with_logits_grad``).
+    """
+    tmp0 = numpy.exp(z - _rt.row_max(z))
+    return _rt.row_sum(y*_rt.neg_log_softmax(z)), _rt.cross_rest(y, z)/(tmp0 + _rt.rest_sum(tmp0))
 
 
 def softmax_cross_entropy_with_logits_naive_grad(y, z):
