@@ -123,6 +123,31 @@ def _report(args: argparse.Namespace) -> int:
     return _changes("report", "reports", changed, out, args.check)
 
 
+def _bench(args: argparse.Namespace) -> int:
+    """Time every kernel against Keras eager, XLA, tf.nn and the naive form; exit 0 whatever the timings."""
+    from . import bench
+
+    over = dict(rows=args.rows, classes=args.classes, repeats=args.repeats, only=tuple(args.only or ()), seed=args.seed)
+    over["dtypes"] = ("float32", "float64") if args.dtype == "both" else (args.dtype,)
+    if args.no_sweep:
+        over["sweep"] = False
+    cfg = bench.Config.quick_config(**over) if args.quick else bench.Config(**{k: v for k, v in over.items() if v is not None})
+    try:
+        bench.benches(cfg.only)
+    except KeyError as e:
+        print(f"cesym bench: {e.args[0]}", file=sys.stderr)
+        return 2
+    res = bench.run(cfg)
+    print(bench.format_text(res), end="")
+    if args.markdown:
+        bench.write_atomic(args.markdown, bench.format_markdown(res))
+        print(f"cesym bench: wrote {args.markdown}")
+    if args.json:
+        bench.write_atomic(args.json, bench.to_json(res))
+        print(f"cesym bench: wrote {args.json}")
+    return 0
+
+
 def _have_tensorflow() -> bool:
     import importlib.util
 
@@ -156,6 +181,18 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
     r.add_argument("--no-keras", dest="keras", action="store_false", help="leave Keras out")
     r.set_defaults(func=_report)
+    b = sub.add_parser("bench", help="time every kernel against Keras eager, XLA, tf.nn and the naive form")
+    b.add_argument("--rows", type=int, help="batch size of the main tables (default 2**20; --quick 256)")
+    b.add_argument("--classes", type=int, help="classes of the main tables (default 10)")
+    b.add_argument("--repeats", type=int, help="interleaved runs per implementation (default 7; --quick 2)")
+    b.add_argument("--dtype", choices=("float32", "float64", "both"), default="both", help="dtype of the main tables (default both)")
+    b.add_argument("--no-sweep", action="store_true", help="skip the sweep over batch size and classes")
+    b.add_argument("--quick", action="store_true", help="tiny shapes, 1-2 runs: seconds (for tests)")
+    b.add_argument("--only", nargs="+", metavar="NAME", help="kernel names or ids to time (default: all)")
+    b.add_argument("--seed", type=int, help="input seed (default 2026)")
+    b.add_argument("--markdown", metavar="PATH", help="also write the tables as Markdown")
+    b.add_argument("--json", metavar="PATH", help="write every figure to this JSON file")
+    b.set_defaults(func=_bench)
     args = parser.parse_args(argv)
     return args.func(args)
 

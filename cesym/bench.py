@@ -1,0 +1,842 @@
+"""``cesym bench``: time every kernel against Keras eager, XLA, tf.nn and the naive NumPy form.
+
+One run times, for each public kernel (the cases of :data:`cesym.registry.CASES` and the accuracy
+metrics) and each mode (``value``; ``value+grad`` for the losses), these implementations:
+
+- ``cesym``: :mod:`cesym.kernels` (value+grad: ``<name>_value_and_grad`` when it exists, else
+  ``<name>`` then ``<name>_grad``; the table says which);
+- ``naive``: :mod:`cesym.kernels.naive` (value, then ``_grad``);
+- ``keras``: Keras eager, the ``keras.losses``/``keras.metrics`` function form (for the tf.nn
+  kernels the ``tf.nn`` op, for ``activity_penalty`` its TensorFlow expression); value+grad with
+  ``tf.GradientTape``;
+- ``xla``: the same function (and the same tape) inside ``tf.function(jit_compile=True)``;
+- ``tfnn``: for a from_logits Keras loss, the ``tf.nn`` op computing it.
+
+Every implementation goes from NumPy inputs to NumPy outputs inside the timed region: TensorFlow
+gets the NumPy arrays as a user would pass them (their conversion is timed; for the tape,
+``tf.convert_to_tensor`` + ``watch``), and its results are converted with ``.numpy()``. Each
+implementation is called once before timing (this first call, XLA's compilation included, is
+reported apart). Repeats are interleaved: every repeat runs each implementation once, starting
+at a rotating one, so drift of the machine hits all alike; the median is reported.
+
+Peak memory of one call: ``tracemalloc`` for the NumPy implementations (NumPy reports its
+buffers to it: exact, outputs included) and, for all, growth of the process's RSS high-water mark
+(``VmHWM`` after resetting it through ``/proc/self/clear_refs``; approximate: memory the
+allocator reuses is not seen).
+
+TensorFlow is imported on first use only. Timings are measurements, not assertions: nothing here
+fails on a slow kernel.
+"""
+
+from __future__ import annotations
+
+import datetime
+import gc
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from .registry import CASES, KernelCase
+
+__all__ = ["Bench", "Config", "IMPLS", "benches", "run", "format_text", "format_markdown", "write_atomic"]
+
+#: Implementations, in table order.
+IMPLS = ("cesym", "naive", "keras", "xla", "tfnn")
+IMPL_TITLES = {"cesym": "cesym", "naive": "naive", "keras": "Keras eager", "xla": "XLA", "tfnn": "tf.nn"}
+#: Implementations of the sweep (the naive form is left out: it adds minutes and answers nothing
+#: about growth that the main table does not).
+SWEEP_IMPLS = ("cesym", "keras", "xla")
+#: Ratio columns, cesym over each: the target (Keras eager) first.
+RATIO_IMPLS = ("keras", "xla", "tfnn", "naive")
+#: Losses of the sweep (value+grad), by case id.
+SWEEP_IDS = (
+    "categorical_crossentropy[from_logits=True]",
+    "binary_crossentropy[from_logits=True]",
+    "sparse_categorical_crossentropy[from_logits=True]",
+)
+#: Relative spread (max - min)/median above which a timing is flagged as noisy.
+NOISY = 0.25
+LAM = 0.1  # activity_penalty's lam, on both sides
+
+
+@dataclass(frozen=True)
+class Bench:
+    """One kernel in one configuration, with the inputs it takes."""
+
+    kernel: str  # public name in cesym.kernels
+    keywords: tuple[tuple[str, Any], ...] = ()
+    labels: str = "onehot"  # "binary" (0/1 per element), "onehot", "sparse" (int per row), "none"
+    pred: str = "logits"  # "logits", "sigmoid" (probabilities per element), "softmax" (per row)
+    nn_keywords: bool = False  # tf.nn style: labels=, logits=
+    metric: bool = False  # value only
+
+    @property
+    def kw(self) -> dict[str, Any]:
+        return dict(self.keywords)
+
+    @property
+    def id(self) -> str:
+        kw = ",".join(f"{k}={v}" for k, v in self.keywords)
+        return f"{self.kernel}[{kw}]" if kw else self.kernel
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        return ("value",) if self.metric else ("value", "value+grad")
+
+    @property
+    def from_logits_keras(self) -> bool:
+        """A Keras loss on logits: it has a tf.nn op equivalent."""
+        return not self.nn_keywords and not self.metric and self.kw.get("from_logits") is True
+
+
+_BINARY = ("binary_crossentropy", "sigmoid_cross_entropy_with_logits", "binary_accuracy")
+
+
+def _from_case(c: KernelCase) -> Bench:
+    binary = c.kernel in _BINARY
+    labels = {"none": "none", "sparse": "sparse"}.get(c.labels, "binary" if binary else "onehot")
+    pred = "logits" if c.inputs in ("logits", "real") else ("sigmoid" if binary else "softmax")
+    kw = dict(c.keywords)
+    if c.kernel == "activity_penalty":
+        kw["lam"] = LAM
+    return Bench(c.kernel, tuple(kw.items()), labels, pred, c.nn_keywords)
+
+
+METRICS = (
+    Bench("binary_accuracy", (), "binary", "sigmoid", metric=True),
+    Bench("categorical_accuracy", (), "onehot", "softmax", metric=True),
+    Bench("sparse_categorical_accuracy", (), "sparse", "softmax", metric=True),
+    Bench("top_k_categorical_accuracy", (("k", 5),), "onehot", "softmax", metric=True),
+    Bench("sparse_top_k_categorical_accuracy", (("k", 5),), "sparse", "softmax", metric=True),
+)
+
+
+def benches(only: Iterable[str] | None = None) -> list[Bench]:
+    """Every kernel configuration (registry cases, then metrics); ``only`` keeps kernel names or ids."""
+    every = [_from_case(c) for c in CASES] + list(METRICS)
+    if not only:
+        return every
+    wanted = set(only)
+    unknown = wanted - {b.kernel for b in every} - {b.id for b in every}
+    if unknown:
+        raise KeyError(f"unknown kernel(s): {', '.join(sorted(unknown))} (known: {', '.join(sorted({b.kernel for b in every}))})")
+    return [b for b in every if b.kernel in wanted or b.id in wanted]
+
+
+# --- inputs ---------------------------------------------------------------------------------------
+
+
+class Inputs:
+    """Seeded inputs of one shape and dtype; derived arrays are made on first use.
+
+    Logits ~ N(0, 3²); probabilities are their sigmoid (binary) or row softmax (categorical),
+    computed in float64 and rounded once; hard labels: one integer class per row (sparse), its
+    one-hot row (dense, of the prediction's dtype), or 0/1 per element (binary).
+    """
+
+    def __init__(self, rows: int, classes: int, dtype: np.dtype, seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        self.dtype = np.dtype(dtype)
+        self.shape = (rows, classes)
+        # drawn in a fixed order, so that every array is the same whichever benches run
+        self._z = rng.standard_normal((rows, classes), dtype=np.float64)
+        self._z *= 3.0
+        self.sparse = rng.integers(0, classes, rows)  # int64
+        self.binary = rng.integers(0, 2, (rows, classes), dtype=np.int8).astype(self.dtype)
+
+    @cached_property
+    def logits(self) -> np.ndarray:
+        return self._z.astype(self.dtype)
+
+    @cached_property
+    def sigmoid(self) -> np.ndarray:
+        return (0.5 + 0.5 * np.tanh(0.5 * self._z)).astype(self.dtype)
+
+    @cached_property
+    def softmax(self) -> np.ndarray:
+        e = np.exp(self._z - self._z.max(axis=-1, keepdims=True))
+        e /= e.sum(axis=-1, keepdims=True)
+        return e.astype(self.dtype)
+
+    @cached_property
+    def onehot(self) -> np.ndarray:
+        y = np.zeros(self.shape, dtype=self.dtype)
+        y[np.arange(self.shape[0]), self.sparse] = 1
+        return y
+
+    def for_bench(self, b: Bench) -> tuple[np.ndarray | None, np.ndarray]:
+        """(labels, prediction) of ``b``."""
+        labels = None if b.labels == "none" else getattr(self, b.labels)
+        return labels, getattr(self, b.pred)
+
+
+# --- implementations ------------------------------------------------------------------------------
+
+Call = Callable[[], Any]
+
+
+@dataclass
+class Impl:
+    """One implementation of one row: the call, or why there is none."""
+
+    call: Call | None = None
+    entry: str = ""  # what is called (for the cesym column: which entry point)
+    error: str | None = None  # it could not be built or its first call failed
+
+
+def _numpy_fn(module: Any, b: Bench, suffix: str, labels, pred) -> Call | None:
+    fn = getattr(module, b.kernel + suffix, None)
+    if fn is None:
+        return None
+    kw = b.kw
+    if b.nn_keywords:
+        return lambda: fn(labels=labels, logits=pred, **kw)
+    if b.labels == "none":
+        return lambda: fn(pred, **kw)
+    return lambda: fn(labels, pred, **kw)
+
+
+def _numpy_impl(module: Any, b: Bench, mode: str, labels, pred, fused: bool) -> Impl | None:
+    """A NumPy implementation; value+grad fused when ``fused`` and the module has it."""
+    value = _numpy_fn(module, b, "", labels, pred)
+    if value is None:
+        return None
+    if mode == "value":
+        return Impl(value, "value")
+    both = _numpy_fn(module, b, "_value_and_grad", labels, pred) if fused else None
+    if both is not None:
+        return Impl(both, "value_and_grad")
+    grad = _numpy_fn(module, b, "_grad", labels, pred)
+    if grad is None:
+        return None
+    return Impl(lambda: (value(), grad()), "value, grad")
+
+
+def _tf():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf
+
+    # one tf.function per row is meant: its "retracing" warning is noise here
+    tf.get_logger().setLevel("ERROR")
+    return tf
+
+
+def _have_tf() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("tensorflow") is not None and importlib.util.find_spec("keras") is not None
+
+
+def _tf_value_fn(b: Bench, impl: str) -> Callable | None:
+    """``f(labels, pred) -> tensor`` of the eager/XLA reference (``impl`` "keras") or the tf.nn
+    equivalent of a from_logits Keras loss (``impl`` "tfnn"); None when there is none."""
+    tf = _tf()
+    import keras
+
+    kw = b.kw
+    if impl == "tfnn":
+        if not b.from_logits_keras:
+            return None
+        if b.kernel == "binary_crossentropy":
+            return lambda y, x: tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=x), axis=-1)
+        if b.kernel == "categorical_crossentropy":
+            return lambda y, x: tf.nn.softmax_cross_entropy_with_logits(labels=y, logits=x)
+        if b.kernel == "sparse_categorical_crossentropy":
+            return lambda y, x: tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=x)
+        return None
+    if b.metric:
+        fn = getattr(keras.metrics, b.kernel)
+        return lambda y, p: fn(y, p, **kw)
+    if b.nn_keywords:
+        fn = getattr(tf.nn, b.kernel)
+        return lambda y, p: fn(labels=y, logits=p, **kw)
+    if b.kernel == "activity_penalty":
+        lam = kw["lam"]
+        return lambda _, h: lam * tf.reduce_mean(tf.reduce_sum(tf.square(h), axis=1))
+    fn = getattr(keras.losses, b.kernel)
+    return lambda y, p: fn(y, p, **kw)
+
+
+def _tape_fn(value_fn: Callable) -> Callable:
+    """``f(labels, pred) -> (value, d(sum value)/d pred)`` with tf.GradientTape."""
+    tf = _tf()
+
+    def both(y, p):
+        x = tf.convert_to_tensor(p)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            v = value_fn(y, x)
+            total = tf.reduce_sum(v)
+        return v, tape.gradient(total, x)
+
+    return both
+
+
+def _tf_impl(b: Bench, mode: str, impl: str, labels, pred) -> Impl | None:
+    """Keras eager / XLA / tf.nn for one row (NumPy in, NumPy out)."""
+    tf = _tf()
+    value_fn = _tf_value_fn(b, "tfnn" if impl == "tfnn" else "keras")
+    if value_fn is None:
+        return None
+    fn = value_fn if mode == "value" else _tape_fn(value_fn)
+    entry = "function form" if mode == "value" else "GradientTape"
+    if impl == "xla":
+        fn = tf.function(fn, jit_compile=True)
+        entry = "tf.function(jit_compile=True)"
+    if mode == "value":
+        return Impl(lambda: fn(labels, pred).numpy(), entry)
+
+    def call():
+        v, g = fn(labels, pred)
+        return v.numpy(), g.numpy()
+
+    return Impl(call, entry)
+
+
+def implementations(b: Bench, mode: str, inp: Inputs, which: Iterable[str] = IMPLS) -> dict[str, Impl]:
+    """The implementations of one row that exist (the others are left out: not applicable)."""
+    from cesym import kernels
+    from cesym.kernels import naive
+
+    labels, pred = inp.for_bench(b)
+    out: dict[str, Impl | None] = {}
+    for name in which:
+        try:
+            if name == "cesym":
+                out[name] = _numpy_impl(kernels, b, mode, labels, pred, fused=True)
+            elif name == "naive":
+                out[name] = _numpy_impl(naive, b, mode, labels, pred, fused=False)
+            elif not _have_tf():
+                out[name] = Impl(error="TensorFlow/Keras not installed")
+            else:
+                out[name] = _tf_impl(b, mode, name, labels, pred)
+        except Exception as e:  # noqa: BLE001 - a missing or broken implementation is reported, not fatal
+            out[name] = Impl(error=_one_line(e))
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def _one_line(e: BaseException, limit: int = 160) -> str:
+    """The error's type and message on one line; for a traced TensorFlow function, which
+    prefixes the user-code traceback, the message's last line (the error itself)."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    msg = lines[-1] if lines and lines[0].startswith("in user code") else " ".join(lines)
+    s = f"{type(e).__name__}: {msg}"
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+# --- measuring --------------------------------------------------------------------------------------
+
+
+def _first_calls(impls: dict[str, Impl]) -> dict[str, float]:
+    """Call each implementation once (warm-up; XLA compiles here); failures become errors."""
+    first: dict[str, float] = {}
+    for name, im in impls.items():
+        if im.call is None:
+            continue
+        t0 = time.perf_counter()
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                im.call()
+        except Exception as e:  # noqa: BLE001 - e.g. TensorFlow's InTopKV2 has no float64 kernel
+            im.error, im.call = _one_line(e), None
+            continue
+        first[name] = time.perf_counter() - t0
+    return first
+
+
+def time_interleaved(calls: dict[str, Call], repeats: int) -> dict[str, list[float]]:
+    """Seconds per call, ``repeats`` rounds; each round calls every implementation once,
+    starting at a rotating one (no implementation always runs first, after the same one)."""
+    names = list(calls)
+    samples: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(repeats):
+        gc.collect()
+        s = r % len(names) if names else 0
+        for name in names[s:] + names[:s]:
+            fn = calls[name]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                t0 = time.perf_counter()
+                out = fn()
+                t1 = time.perf_counter()
+            del out  # freed outside the timed region: a user keeps the results
+            samples[name].append(t1 - t0)
+    return samples
+
+
+def _nbytes(out: Any) -> int:
+    """Bytes of the arrays a call returned (an array or a tuple of them)."""
+    if isinstance(out, (tuple, list)):
+        return sum(_nbytes(o) for o in out)
+    return int(getattr(out, "nbytes", 0))
+
+
+def tracemalloc_peak(fn: Call) -> tuple[int, int]:
+    """(peak bytes NumPy and Python allocate during one call of ``fn``, outputs included;
+    bytes of the outputs)."""
+    gc.collect()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        out = fn()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return max(peak - base, 0), _nbytes(out)
+
+
+def _status_kb(key: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _reset_hwm() -> bool:
+    """Reset VmHWM to the current RSS (Linux: "5" to /proc/self/clear_refs)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def rss_peak(fn: Call) -> int | None:
+    """Growth of the RSS high-water mark over one call of ``fn`` in bytes; None where the
+    high-water mark cannot be reset. A lower bound: memory the allocator reuses is not seen."""
+    gc.collect()
+    if not _reset_hwm():
+        return None
+    before = _status_kb("VmRSS")
+    out = fn()
+    hwm = _status_kb("VmHWM")
+    del out
+    if before is None or hwm is None:
+        return None
+    return max(hwm - before, 0) * 1024
+
+
+def _stats(samples: list[float]) -> dict[str, Any]:
+    med = statistics.median(samples)
+    return {
+        "samples_s": samples,
+        "median_s": med,
+        "min_s": min(samples),
+        "spread": (max(samples) - min(samples)) / med if med > 0 else 0.0,
+    }
+
+
+def _ratios(times: dict[str, dict]) -> dict[str, dict[str, float | None]]:
+    """cesym's median over each other implementation's, and the median of per-round ratios."""
+    out: dict[str, dict[str, float | None]] = {}
+    c = times.get("cesym")
+    for name in RATIO_IMPLS:
+        o = times.get(name)
+        if not c or not o or o["median_s"] <= 0:
+            continue
+        paired = [a / b for a, b in zip(c["samples_s"], o["samples_s"]) if b > 0]
+        out[name] = {
+            "of_medians": c["median_s"] / o["median_s"],
+            "paired_median": statistics.median(paired) if paired else None,
+        }
+    return out
+
+
+def measure_row(b: Bench, mode: str, inp: Inputs, repeats: int, which: Iterable[str] = IMPLS, memory: bool = True) -> dict:
+    """Time one kernel × mode on ``inp`` (and measure its peak memory); every figure, JSON-able."""
+    impls = implementations(b, mode, inp, which)
+    first = _first_calls(impls)
+    calls = {n: im.call for n, im in impls.items() if im.call is not None}
+    samples = time_interleaved(calls, repeats)
+    times = {n: _stats(s) | {"first_call_s": first[n]} for n, s in samples.items()}
+    _, pred = inp.for_bench(b)
+    row = {
+        "id": b.id,
+        "kernel": b.kernel,
+        "keywords": b.kw,
+        "mode": mode,
+        "metric": b.metric,
+        "entries": {n: im.entry for n, im in impls.items()},
+        "errors": {n: im.error for n, im in impls.items() if im.error},
+        "times": times,
+        "ratios": _ratios(times),
+        "input_bytes": int(pred.nbytes),
+    }
+    if memory:
+        row["memory"] = _memory(calls, pred.nbytes)
+    return row
+
+
+def _memory(calls: dict[str, Call], input_bytes: int) -> dict[str, dict]:
+    mem: dict[str, dict] = {}
+    for name, fn in calls.items():
+        m: dict[str, Any] = {}
+        if name in ("cesym", "naive"):  # tracemalloc sees NumPy's buffers, not TensorFlow's allocator
+            peak, outputs = tracemalloc_peak(fn)
+            # the target counts scratch memory: value+grad must return a gradient of y_pred's size
+            m |= {"tracemalloc_bytes": peak, "tracemalloc_ratio": peak / input_bytes, "output_bytes": outputs,
+                  "scratch_bytes": max(peak - outputs, 0), "scratch_ratio": max(peak - outputs, 0) / input_bytes}
+        r = rss_peak(fn)
+        m["rss_bytes"] = r
+        m["rss_ratio"] = None if r is None else r / input_bytes
+        mem[name] = m
+    return mem
+
+
+# --- the run ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class Config:
+    """What one ``cesym bench`` run measures."""
+
+    rows: int = 2**20
+    classes: int = 10
+    repeats: int = 7
+    dtypes: tuple[str, ...] = ("float32", "float64")
+    only: tuple[str, ...] = ()
+    seed: int = 2026
+    sweep: bool = True
+    sweep_batches: tuple[int, ...] = tuple(2**k for k in range(10, 23, 2))
+    sweep_classes: tuple[int, ...] = (2, 10, 1000)
+    sweep_repeats: int = 3
+    sweep_max_elements: int = 2**26
+    sweep_dtype: str = "float32"
+    quick: bool = False
+
+    @classmethod
+    def quick_config(cls, **over: Any) -> "Config":
+        """Tiny shapes, 2 repeats (1 in the sweep): seconds, for tests; the cap skips one shape."""
+        base = dict(rows=256, classes=10, repeats=2, sweep_batches=(16, 64), sweep_classes=(2, 10),
+                    sweep_repeats=1, sweep_max_elements=512, quick=True)
+        base.update({k: v for k, v in over.items() if v is not None})
+        return cls(**base)
+
+
+class Progress:
+    """One line per step on ``stream``, with the elapsed time."""
+
+    def __init__(self, total: int, stream: TextIO | None) -> None:
+        self.total, self.done, self.stream, self.t0 = total, 0, stream, time.perf_counter()
+
+    def step(self, what: str) -> None:
+        self.done += 1
+        if self.stream is not None:
+            print(f"cesym bench [{self.done:>3}/{self.total}] {time.perf_counter() - self.t0:7.1f}s  {what}", file=self.stream, flush=True)
+
+
+def sweep_shapes(cfg: Config) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """(shapes measured, shapes skipped because N·C exceeds the cap)."""
+    keep, skip = [], []
+    for c in cfg.sweep_classes:
+        for n in cfg.sweep_batches:
+            (keep if n * c <= cfg.sweep_max_elements else skip).append((n, c))
+    return keep, skip
+
+
+def run(cfg: Config, progress: TextIO | None = sys.stderr) -> dict:
+    """Measure everything ``cfg`` asks for; the result holds every figure (see :func:`format_text`)."""
+    t_start = time.perf_counter()
+    machine = machine_info()  # imports TensorFlow, if installed, before anything is timed
+    # TensorFlow's import leaves ~10^6 objects: a full gc.collect() would take 0.2 s each time
+    # (before every round and memory probe); frozen, the collector only sees our garbage
+    gc.collect()
+    gc.freeze()
+    try:
+        return _run(cfg, progress, machine, t_start)
+    finally:
+        gc.unfreeze()
+
+
+def _run(cfg: Config, progress: TextIO | None, machine: dict, t_start: float) -> dict:
+    chosen = benches(cfg.only)
+    sweep_benches = [b for b in chosen if b.id in SWEEP_IDS] if cfg.sweep else []
+    keep, skip = sweep_shapes(cfg)
+    rows_per_dtype = sum(len(b.modes) for b in chosen)
+    prog = Progress(rows_per_dtype * len(cfg.dtypes) + len(sweep_benches) * len(keep), progress)
+    tables = []
+    for dt in cfg.dtypes:
+        inp = Inputs(cfg.rows, cfg.classes, np.dtype(dt), cfg.seed)
+        results = []
+        for b in chosen:
+            for mode in b.modes:
+                prog.step(f"{dt} {cfg.rows}x{cfg.classes} {b.id} {mode}")
+                results.append(measure_row(b, mode, inp, cfg.repeats))
+        del inp
+        tables.append({"dtype": dt, "rows": cfg.rows, "classes": cfg.classes, "repeats": cfg.repeats, "results": results})
+    sweep = None
+    if sweep_benches:
+        sweep = {"dtype": cfg.sweep_dtype, "mode": "value+grad", "repeats": cfg.sweep_repeats, "impls": list(SWEEP_IMPLS),
+                 "max_elements": cfg.sweep_max_elements, "skipped": [list(s) for s in skip], "results": []}
+        for n, c in keep:
+            inp = Inputs(n, c, np.dtype(cfg.sweep_dtype), cfg.seed)
+            for b in sweep_benches:
+                prog.step(f"sweep {cfg.sweep_dtype} {n}x{c} {b.id} value+grad")
+                r = measure_row(b, "value+grad", inp, cfg.sweep_repeats, SWEEP_IMPLS, memory=False)
+                sweep["results"].append(r | {"rows": n, "classes": c})
+            del inp
+    return {
+        "machine": machine,
+        "config": {k: v for k, v in cfg.__dict__.items()},
+        "notes": NOTES,
+        "tables": tables,
+        "sweep": sweep,
+        "summary": summary(tables),
+        "elapsed_s": time.perf_counter() - t_start,
+    }
+
+
+def machine_info() -> dict[str, Any]:
+    """CPU, cores, versions, date: what the figures depend on."""
+    cpu, flags = "unknown", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and cpu == "unknown":
+                    cpu = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and not flags:
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    info: dict[str, Any] = {
+        "cpu": cpu,
+        "simd": [f for f in ("sse4_2", "avx", "avx2", "fma", "avx512f") if f in flags],
+        "cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "numpy": np.__version__,
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "(unset: TensorFlow's default)"),
+    }
+    if _have_tf():
+        tf = _tf()
+        import keras
+
+        info["tensorflow"] = tf.__version__
+        info["keras"] = keras.__version__
+        info["tf_intra_op_threads"] = tf.config.threading.get_intra_op_parallelism_threads() or "default (all cores)"
+    return info
+
+
+NOTES = [
+    "value: the per-sample loss (metrics: per-sample accuracy). value+grad: the loss and d(sum of the values)/d(y_pred).",
+    "cesym value+grad calls `<name>_value_and_grad` when cesym.kernels has it, else `<name>` then `<name>_grad` (column 'cesym entry'); naive calls value then grad.",
+    "Keras eager: the keras.losses / keras.metrics function form (tf.nn kernels: the tf.nn op; activity_penalty: lam*reduce_mean(reduce_sum(square(h), axis=1))); value+grad with tf.GradientTape over y_pred (tf.convert_to_tensor + watch).",
+    "XLA: the same function, or the same tape, inside tf.function(jit_compile=True); compiled by a first call before timing (compile time excluded; in the JSON as first_call_s).",
+    "tf.nn: the tf.nn op equal to a from_logits Keras loss (BCE: mean over the last axis of sigmoid_cross_entropy_with_logits; CCE: softmax_cross_entropy_with_logits; SCCE: sparse_softmax_cross_entropy_with_logits), eager.",
+    "Timed region: NumPy inputs to NumPy outputs. TensorFlow gets the NumPy arrays (conversion timed) and its results go through .numpy() (timed).",
+    "Interleaved: each repeat calls every implementation once, round robin from a rotating start, after one untimed warm-up call each; medians of the repeats. Ratios: cesym median / other median (< 1: cesym faster).",
+    "Threads: TensorFlow runs ops on its intra-op pool (all cores); NumPy's ufuncs run on one thread.",
+    "Inputs: seed 2026 (default), logits ~ N(0, 3^2); probabilities: sigmoid (binary) or softmax (categorical) of the logits, in float64 rounded once; hard labels: one-hot rows of y_pred's dtype, int64 class indices, 0/1 per element for binary.",
+    "Memory of one call, relative to y_pred's size: peak by tracemalloc (NumPy implementations only: NumPy reports its buffers to it; exact; outputs included), scratch = that peak minus the returned arrays (the target: ≤ 1× y_pred), and RSS high-water growth (all implementations: VmHWM after resetting it with /proc/self/clear_refs; approximate, a lower bound when the allocator reuses freed memory, which hides small figures).",
+]
+
+
+def summary(tables: list[dict]) -> list[dict]:
+    """Per dtype: how many rows meet the targets (informational; never the exit status)."""
+    out = []
+    for t in tables:
+        rs = t["results"]
+
+        def count(impl: str, limit: float) -> tuple[int, int]:
+            vals = [r["ratios"][impl]["of_medians"] for r in rs if impl in r["ratios"]]
+            return sum(v <= limit for v in vals), len(vals)
+
+        mem = [r["memory"]["cesym"]["scratch_ratio"] for r in rs if "scratch_ratio" in r.get("memory", {}).get("cesym", {})]
+        out.append({
+            "dtype": t["dtype"], "shape": [t["rows"], t["classes"]],
+            "cesym_le_keras": count("keras", 1.0), "cesym_within_1_5_xla": count("xla", 1.5),
+            "cesym_peak_le_input": (sum(m <= 1.0 for m in mem), len(mem)),
+        })
+    return out
+
+
+# --- output -------------------------------------------------------------------------------------------
+
+
+def _ms(t: dict | None) -> str:
+    if not t:
+        return "—"
+    v = t["median_s"] * 1e3
+    s = f"{v:.3g}" if v < 1000 else f"{v:.0f}"
+    return s + ("~" if t["spread"] > NOISY else "")
+
+
+def _ratio(r: dict, impl: str) -> str:
+    x = r["ratios"].get(impl)
+    return f"{x['of_medians']:.2f}" if x else "—"
+
+
+def _cell(r: dict, impl: str) -> str:
+    if impl in r["errors"]:
+        return "err"
+    return _ms(r["times"].get(impl))
+
+
+def _mb(n: int | None) -> str:
+    return "n/a" if n is None else f"{n / 2**20:.1f}"
+
+
+def _mem_cell(m: dict | None, key: str) -> str:
+    if not m or m.get(key + "_bytes") is None:
+        return "—"
+    return f"{_mb(m[key + '_bytes'])} ({m[key + '_ratio']:.2f}×)"
+
+
+def main_table(t: dict) -> tuple[list[str], list[list[str]]]:
+    head = ["kernel", "mode", "cesym entry"] + [IMPL_TITLES[i] + " ms" for i in IMPLS] + [
+        "cesym/" + IMPL_TITLES[i] for i in RATIO_IMPLS]
+    rows = [[r["id"], r["mode"], r["entries"].get("cesym", "—")] + [_cell(r, i) for i in IMPLS]
+            + [_ratio(r, i) for i in RATIO_IMPLS] for r in t["results"]]
+    return head, rows
+
+
+def memory_table(t: dict) -> tuple[list[str], list[list[str]]]:
+    head = ["kernel", "mode", "y_pred MB", "cesym peak", "cesym scratch", "naive peak", "naive scratch"] + [
+        IMPL_TITLES[i] + " RSS" for i in IMPLS]
+    rows = []
+    for r in t["results"]:
+        m = r.get("memory", {})
+        rows.append([r["id"], r["mode"], _mb(r["input_bytes"])]
+                    + [_mem_cell(m.get(i), k) for i in ("cesym", "naive") for k in ("tracemalloc", "scratch")]
+                    + [_mem_cell(m.get(i), "rss") for i in IMPLS])
+    return head, rows
+
+
+def sweep_table(s: dict) -> tuple[list[str], list[list[str]]]:
+    impls = s["impls"]
+    head = ["kernel", "N", "C", "N·C"] + [IMPL_TITLES[i] + " ms" for i in impls] + [
+        IMPL_TITLES[i] + " ns/elem" for i in impls] + ["cesym/" + IMPL_TITLES[i] for i in impls[1:]]
+    rows = []
+    for r in sorted(s["results"], key=lambda r: (SWEEP_IDS.index(r["id"]), r["classes"], r["rows"])):
+        el = r["rows"] * r["classes"]
+        per = [f"{r['times'][i]['median_s'] * 1e9 / el:.3g}" if i in r["times"] else "—" for i in impls]
+        rows.append([r["id"], str(r["rows"]), str(r["classes"]), str(el)] + [_cell(r, i) for i in impls] + per
+                    + [_ratio(r, i) for i in impls[1:]])
+    return head, rows
+
+
+def _text(head: list[str], rows: list[list[str]]) -> str:
+    w = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
+    fmt = lambda cells: "  ".join(c.ljust(w[i]) if i < 2 else c.rjust(w[i]) for i, c in enumerate(cells)).rstrip()
+    return "\n".join([fmt(head), fmt(["-" * x for x in w])] + [fmt(r) for r in rows])
+
+
+def _md(head: list[str], rows: list[list[str]]) -> str:
+    esc = lambda c: c.replace("|", "\\|")
+    line = lambda cells: "| " + " | ".join(esc(c) for c in cells) + " |"
+    align = "|" + "|".join(":---" if i < 2 else "---:" for i in range(len(head))) + "|"
+    return "\n".join([line(head), align] + [line(r) for r in rows])
+
+
+def _errors(res: dict) -> list[str]:
+    seen: dict[str, list[str]] = {}
+    for t in res["tables"]:
+        for r in t["results"]:
+            for impl, e in r["errors"].items():
+                seen.setdefault(f"{IMPL_TITLES[impl]}: {e}", []).append(f"{t['dtype']} {r['id']} {r['mode']}")
+    return [f"{k} ({'; '.join(v)})" for k, v in seen.items()]
+
+
+def _summary_lines(res: dict) -> list[str]:
+    out = []
+    for s in res["summary"]:
+        a, b = s["cesym_le_keras"]
+        c, d = s["cesym_within_1_5_xla"]
+        e, f = s["cesym_peak_le_input"]
+        out.append(f"{s['dtype']} {s['shape'][0]}×{s['shape'][1]}: cesym ≤ Keras eager in {a} of {b} rows; "
+                   f"≤ 1.5× XLA in {c} of {d}; scratch memory (tracemalloc peak − outputs) ≤ 1× y_pred in {e} of {f}")
+    return out
+
+
+def _sections(res: dict, render: Callable, heading: Callable[[str], str]) -> list[str]:
+    parts = []
+    for t in res["tables"]:
+        mb = t["rows"] * t["classes"] * np.dtype(t["dtype"]).itemsize / 2**20
+        parts += [heading(f"{t['dtype']}, {t['rows']} × {t['classes']} (y_pred {mb:.0f} MB): median ms of "
+                          f"{t['repeats']} interleaved runs, ratios cesym/other"), render(*main_table(t)),
+                  heading(f"{t['dtype']}: memory of one call, MB (× y_pred): peak and scratch (peak − outputs) by tracemalloc, RSS high-water growth"), render(*memory_table(t))]
+    s = res["sweep"]
+    if s:
+        skipped = ", ".join(f"{n}×{c}" for n, c in s["skipped"]) or "none"
+        parts += [heading(f"Sweep, {s['dtype']} {s['mode']}: median ms of {s['repeats']} interleaved runs"),
+                  render(*sweep_table(s)),
+                  f"Skipped (N·C above {s['max_elements']} elements, to bound memory and time): {skipped}."]
+    return parts
+
+
+def format_text(res: dict) -> str:
+    """The plain-text tables."""
+    parts = _sections(res, _text, lambda s: "\n" + s)
+    tail = ["", "~ marks a median whose runs spread more than "
+            f"{NOISY:.0%} ((max-min)/median); — not applicable; err: see below."] + _summary_lines(res)
+    tail += ["error: " + e for e in _errors(res)]
+    tail.append(f"cesym bench: {res['elapsed_s']:.0f} s")
+    return "\n".join(parts + tail).lstrip("\n") + "\n"
+
+
+def format_markdown(res: dict) -> str:
+    """The same tables in Markdown, with the machine and the method, for the README."""
+    m = res["machine"]
+    info = [f"{m['cpu']} ({m['usable_cores']} of {m['cores']} cores usable; {', '.join(m['simd'])}), "
+            f"Python {m['python']}, NumPy {m['numpy']}, TensorFlow {m.get('tensorflow', 'n/a')}, "
+            f"Keras {m.get('keras', 'n/a')}, TF_ENABLE_ONEDNN_OPTS {m['TF_ENABLE_ONEDNN_OPTS']}; {m['date']}; "
+            f"the whole run took {res['elapsed_s']:.0f} s."]
+    parts = ["## Benchmark (`cesym bench`)", "\n".join(info), "\n".join("- " + n for n in res["notes"])]
+    parts += _sections(res, _md, lambda s: "### " + s)
+    parts.append("\n".join(
+        ["`~` marks a median whose runs spread more than "
+         f"{NOISY:.0%} ((max − min)/median); — not applicable; err: the implementation failed (below)."]
+        + ["- " + s for s in _summary_lines(res)] + ["- error: " + e for e in _errors(res)]))
+    return "\n\n".join(parts) + "\n"
+
+
+def _finite(x: Any) -> Any:
+    """JSON without NaN/inf: non-finite floats become null."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {str(k): _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    return x
+
+
+def to_json(res: dict) -> str:
+    return json.dumps(_finite(res), indent=1, sort_keys=True, allow_nan=False) + "\n"
+
+
+def write_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same directory and os.replace."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, p)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

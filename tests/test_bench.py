@@ -1,0 +1,114 @@
+"""`cesym bench --quick`: every kernel and implementation in the tables, JSON and Markdown written.
+
+Timings are measurements, never assertions: these tests check the bench's output, not its speed.
+"""
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+from cesym import bench
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    """One quick run through the command line (a few seconds, most of it XLA compiling)."""
+    d = tmp_path_factory.mktemp("bench")
+    md, js = d / "bench.md", d / "bench.json"
+    r = subprocess.run(
+        [sys.executable, "-m", "cesym.cli", "bench", "--quick", "--markdown", str(md), "--json", str(js)],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r, md, json.loads(js.read_text())
+
+
+def _expected_impls(b: bench.Bench) -> set[str]:
+    impls = {"cesym", "keras", "xla"}
+    if not b.metric:
+        impls.add("naive")
+    if b.from_logits_keras:
+        impls.add("tfnn")
+    return impls
+
+
+def test_every_kernel_mode_and_implementation(quick):
+    _, _, res = quick
+    want = {(b.id, m) for b in bench.benches() for m in b.modes}
+    by_id = {b.id: b for b in bench.benches()}
+    assert [t["dtype"] for t in res["tables"]] == ["float32", "float64"]
+    for t in res["tables"]:
+        assert {(r["id"], r["mode"]) for r in t["results"]} == want
+        for r in t["results"]:
+            expected = _expected_impls(by_id[r["id"]])
+            # TensorFlow's InTopKV2 has no float64 kernel: the only failure the run may report
+            if t["dtype"] == "float64" and "top_k" in r["id"]:
+                assert set(r["errors"]) <= {"keras", "xla"}
+            else:
+                assert r["errors"] == {}, r["errors"]
+            assert set(r["times"]) | set(r["errors"]) == expected, r["id"]
+            assert r["entries"]["cesym"] in ("value", "value_and_grad", "value, grad")
+
+
+def test_ratios_and_memory_are_positive_and_finite(quick):
+    _, _, res = quick
+    for t in res["tables"]:
+        for r in t["results"]:
+            assert "keras" in r["ratios"] or r["errors"]
+            for x in r["ratios"].values():
+                assert x["of_medians"] > 0 and math.isfinite(x["of_medians"])
+            for impl, tm in r["times"].items():
+                assert len(tm["samples_s"]) == t["repeats"] and tm["median_s"] > 0, impl
+            assert r["memory"]["cesym"]["tracemalloc_bytes"] > 0
+            assert r["memory"]["cesym"]["scratch_bytes"] >= 0
+
+
+def test_sweep_and_skips(quick):
+    _, _, res = quick
+    s = res["sweep"]
+    assert {r["id"] for r in s["results"]} == set(bench.SWEEP_IDS)
+    assert s["skipped"], "the quick sweep's cap skips one shape, to exercise the skip"
+    for r in s["results"]:
+        assert r["rows"] * r["classes"] <= s["max_elements"]
+        assert set(r["times"]) == set(bench.SWEEP_IMPLS)
+
+
+def test_text_and_markdown_list_everything(quick):
+    r, md, res = quick
+    text = md.read_text()
+    for b in bench.benches():
+        assert b.id in r.stdout and b.id in text
+    for title in bench.IMPL_TITLES.values():
+        assert f"{title} ms" in r.stdout and f"{title} ms" in text
+    assert "| kernel | mode |" in text
+    for key in ("tensorflow", "keras", "numpy", "cpu"):
+        assert str(res["machine"][key]) in text
+    assert "Skipped" in r.stdout and "Skipped" in text
+
+
+def test_unknown_name_exits_2():
+    from cesym.cli import main
+
+    assert main(["bench", "--quick", "--only", "no_such_kernel"]) == 2
+
+
+def test_only_keeps_names_and_ids():
+    assert {b.kernel for b in bench.benches(["binary_crossentropy"])} == {"binary_crossentropy"}
+    assert [b.id for b in bench.benches(["binary_crossentropy[from_logits=True]"])] == ["binary_crossentropy[from_logits=True]"]
+
+
+def test_write_atomic(tmp_path):
+    p = tmp_path / "sub" / "x.md"
+    bench.write_atomic(p, "one\n")
+    bench.write_atomic(p, "two\n")
+    assert p.read_text() == "two\n"
+    assert [q.name for q in p.parent.iterdir()] == ["x.md"]  # no temporary file left
+
+
+def test_bench_module_imports_no_tensorflow():
+    code = "import sys, cesym.bench; print('tensorflow' in sys.modules or 'keras' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == "False"
