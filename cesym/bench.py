@@ -603,6 +603,7 @@ def _run(cfg: Config, progress: TextIO | None, machine: dict, t_start: float) ->
         "sweep": sweep,
         "summary": summary(tables),
         "elapsed_s": time.perf_counter() - t_start,
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
     }
 
 
@@ -627,6 +628,8 @@ def machine_info() -> dict[str, Any]:
         "platform": platform.platform(),
         "numpy": np.__version__,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        # other processes competing for the cores make every figure noisier
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
         "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "(unset: TensorFlow's default)"),
     }
     if _have_tf():
@@ -802,7 +805,8 @@ def format_markdown(res: dict) -> str:
     info = [f"{m['cpu']} ({m['usable_cores']} of {m['cores']} cores usable; {', '.join(m['simd'])}), "
             f"Python {m['python']}, NumPy {m['numpy']}, TensorFlow {m.get('tensorflow', 'n/a')}, "
             f"Keras {m.get('keras', 'n/a')}, TF_ENABLE_ONEDNN_OPTS {m['TF_ENABLE_ONEDNN_OPTS']}; {m['date']}; "
-            f"the whole run took {res['elapsed_s']:.0f} s."]
+            f"the whole run took {res['elapsed_s']:.0f} s (load average {m['load_average_at_start']} at the start, "
+            f"{res['load_average_at_end']} at the end)."]
     parts = ["## Benchmark (`cesym bench`)", "\n".join(info), "\n".join("- " + n for n in res["notes"])]
     parts += _sections(res, _md, lambda s: "### " + s)
     parts.append("\n".join(

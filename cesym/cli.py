@@ -148,6 +148,13 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return n
+
+
 def _have_tensorflow() -> bool:
     import importlib.util
 
@@ -182,9 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--no-keras", dest="keras", action="store_false", help="leave Keras out")
     r.set_defaults(func=_report)
     b = sub.add_parser("bench", help="time every kernel against Keras eager, XLA, tf.nn and the naive form")
-    b.add_argument("--rows", type=int, help="batch size of the main tables (default 2**20; --quick 256)")
-    b.add_argument("--classes", type=int, help="classes of the main tables (default 10)")
-    b.add_argument("--repeats", type=int, help="interleaved runs per implementation (default 7; --quick 2)")
+    b.add_argument("--rows", type=_positive, help="batch size of the main tables (default 2**20; --quick 256)")
+    b.add_argument("--classes", type=_positive, help="classes of the main tables (default 10)")
+    b.add_argument("--repeats", type=_positive, help="interleaved runs per implementation (default 7; --quick 2)")
     b.add_argument("--dtype", choices=("float32", "float64", "both"), default="both", help="dtype of the main tables (default both)")
     b.add_argument("--no-sweep", action="store_true", help="skip the sweep over batch size and classes")
     b.add_argument("--quick", action="store_true", help="tiny shapes, 1-2 runs: seconds (for tests)")
