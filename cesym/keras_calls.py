@@ -6,6 +6,10 @@ of the input's dtype (function forms keep float32/float64; called on plain tenso
 ``_keras_logits`` shortcut cannot apply), and for ``grad`` the gradient of the sum of the returned
 values with ``tf.GradientTape``. TensorFlow is imported on first use, never by
 :mod:`cesym.kernels`.
+
+``keras_class_kernel(case)`` does the same for the loss class (``keras.losses.BinaryCrossentropy``
+…) with a reduction, sample weights and the class's dtype; ``keras_metric(name)`` returns the
+metric's function form and class.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import numpy as np
 
 from .registry import KernelCase
 
-__all__ = ["keras_kernel", "versions"]
+__all__ = ["keras_kernel", "keras_class_kernel", "keras_metric", "LOSS_CLASSES", "METRIC_CLASSES", "versions"]
 
 
 def _tf():
@@ -77,3 +81,78 @@ def keras_kernel(case: KernelCase) -> Callable:
         return np.asarray(v.numpy(), dtype=pred.dtype)
 
     return call
+
+
+#: The loss classes of the function forms that have one.
+LOSS_CLASSES = {
+    "binary_crossentropy": "BinaryCrossentropy",
+    "categorical_crossentropy": "CategoricalCrossentropy",
+    "sparse_categorical_crossentropy": "SparseCategoricalCrossentropy",
+}
+
+
+def keras_class_kernel(case: KernelCase) -> Callable:
+    """A callable ``(labels, pred, params, reduction, sample_weight, dtype) -> (value, grad)``.
+
+    Runs ``keras.losses.<Class>(**keywords, reduction=reduction, dtype=dtype)`` on a variable
+    holding ``pred``; ``grad`` is ``tape.gradient(value, pred)`` (of the sum of the values for
+    'none'). ``dtype=None`` is the class's default (floatx: float32, inputs cast to it).
+    """
+
+    def call(labels, pred, params: dict, reduction: str, sample_weight=None, dtype=None):
+        tf = _tf()
+        import keras
+
+        cls = getattr(keras.losses, LOSS_CLASSES[case.kernel])
+        kw = dict(case.keywords, **params)
+        loss = cls(reduction=reduction, dtype=dtype, **kw)
+        pred = np.asarray(pred)
+        y = tf.constant(np.asarray(labels))
+        x = tf.Variable(pred)
+        sw = None if sample_weight is None else tf.constant(np.asarray(sample_weight))
+        with tf.GradientTape() as tape, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # one-class rows are meant
+            v = loss(y, x, sample_weight=sw)
+        g = tape.gradient(v, x)
+        return np.asarray(v.numpy()), np.asarray(g.numpy())
+
+    return call
+
+
+#: Metric function forms and their classes (``keras.metrics``).
+METRIC_CLASSES = {
+    "binary_accuracy": "BinaryAccuracy",
+    "categorical_accuracy": "CategoricalAccuracy",
+    "sparse_categorical_accuracy": "SparseCategoricalAccuracy",
+    "top_k_categorical_accuracy": "TopKCategoricalAccuracy",
+    "sparse_top_k_categorical_accuracy": "SparseTopKCategoricalAccuracy",
+}
+
+
+def keras_metric(name: str, **kw) -> tuple[Callable, Callable]:
+    """``(function, weighted_mean)`` for the metric ``name`` with keywords ``kw`` (k, threshold).
+
+    ``function(labels, pred)`` is the function form's per-sample values; ``weighted_mean(labels,
+    pred, sample_weight, chunks)`` feeds the class ``update_state`` in ``chunks`` consecutive
+    slices of the batch (its running total and count accumulate across them) and returns
+    ``result()``.
+    """
+    _tf()
+    import keras
+
+    fn = getattr(keras.metrics, name)
+    cls = getattr(keras.metrics, METRIC_CLASSES[name])
+
+    def function(labels, pred):
+        return np.asarray(fn(np.asarray(labels), np.asarray(pred), **kw))
+
+    def weighted_mean(labels, pred, sample_weight=None, chunks: int = 1):
+        m = cls(**kw)
+        B = len(pred)
+        cuts = [B * i // chunks for i in range(chunks + 1)]
+        for a, b in zip(cuts, cuts[1:]):
+            sw = None if sample_weight is None else np.asarray(sample_weight)[a:b]
+            m.update_state(np.asarray(labels)[a:b], np.asarray(pred)[a:b], sample_weight=sw)
+        return np.asarray(m.result())
+
+    return function, weighted_mean

@@ -23,6 +23,15 @@ of ``n`` terms in any order, and 0 joined in wherever a result may be subnormal 
 kernels flush subnormals to zero). The resulting interval holds every value Keras's algorithm
 can return on these inputs: a Keras output inside it (to within an ulp) deviates from the
 mathematics *because of that algorithm* (explained); one outside is unexplained.
+
+``upstream``: a loss class (``keras.losses.BinaryCrossentropy`` …) seeds the backward pass of each
+sample with its weight times the reduction's factor, ``U = fl(fl(1/B)·w)`` for
+'sum_over_batch_size', instead of 1. With ``upstream`` the gradient follows TensorFlow's backward
+ops one by one (``Mean``: ``U/n``; ``Mul``: ``grad·y``; ``Log``: ``grad·reciprocal(x)``; ``Log1p``:
+``grad·reciprocal(1 + x)``; ``Exp``: ``grad·exp(x)``; the fused softmax ops: ``U·(softmax - y)``;
+``RealDiv``: ``grad/y`` and ``grad·((-x/y)/y)``; gradients of a tensor with several consumers
+added), each a rounding, because a seed other than 1 makes roundings of terms that then cancel
+(``-t/q + (1-t)/(1-q)``) matter where a seed of 1 leaves them exact.
 """
 
 from __future__ import annotations
@@ -93,6 +102,21 @@ class _Rounding:
     def log1p(self, a):
         return self.r(iv.log1p(a), 4)
 
+    def gsum(self, xs):
+        """A sum of n terms in any order (any summation tree, with flush-to-zero): exact sum
+        ± γ_{n-1}·Σ|x_i| ± (n-1)·tiny, γ_k = k·u/(1 - k·u) (Higham, *Accuracy and Stability*, §4.2;
+        each term takes part in at most n-1 additions; a flushed partial sum moves it by < tiny)."""
+        s = iv.mpf(0)
+        mag = mpmath.mpf(0)
+        for x in xs:
+            s = s + x
+            a, b = _ends(x)
+            mag += max(abs(a), abs(b))
+        k = len(xs) - 1
+        with mpmath.workprec(300):
+            w = k * self.u / (1 - k * self.u) * mag + k * self.tiny
+        return self._hull0(s + iv.mpf([-w, w]))
+
     def fsum(self, xs):
         """A sum of n terms in any order: exact sum ± (n-1)·u·Σ|x_i|."""
         s = iv.mpf(0)
@@ -118,10 +142,13 @@ def _clip(R, x, lo, hi):
     return iv.mpf([max(a, lo), min(b, hi)]), iv.mpf([0, 1])
 
 
-def envelope(case: KernelCase, labels, pred, params: dict, dtype):
+def envelope(case: KernelCase, labels, pred, params: dict, dtype, upstream=None):
     """Intervals holding Keras's value and each gradient element on one row (exact inputs).
 
     ``labels`` is a dense row (one-hot for sparse labels). Elementwise losses take rows of 1.
+    ``upstream`` (an interval, or None for a seed of exactly 1): the gradient is that of
+    ``upstream × loss`` as TensorFlow backpropagates it (the gradient of a weighted, reduced
+    loss class; see the module's docstring). The value does not depend on it.
     """
     R = _Rounding(dtype)
     lo, hi = bounds(dtype)
@@ -133,8 +160,16 @@ def envelope(case: KernelCase, labels, pred, params: dict, dtype):
         n = len(p)
         ls = float(params.get("label_smoothing", 0.0))
         k = case.kernel
+        U = None if upstream is None else (upstream if hasattr(upstream, "_mpi_") else iv.mpf(upstream))
         if k == "binary_crossentropy":
             t = [R.add(R.mul(yc, iv.mpf(1 - ls)), iv.mpf(0.5 * ls)) if ls else yc for yc in y]
+            if U is not None:  # Mean's gradient seeds every element with U/n
+                G = R.div(U, iv.mpf(n))
+                if case.keywords.get("from_logits"):
+                    vals, grads = zip(*[_sigmoid_xent_seeded(R, tc, x, G) for tc, x in zip(t, p)])
+                else:
+                    vals, grads = zip(*[_bce_probs_seeded(R, tc, x, lo, hi, G) for tc, x in zip(t, p)])
+                return R.div(R.fsum(list(vals)), iv.mpf(n)), list(grads)
             if case.keywords.get("from_logits"):
                 vals, grads = zip(*[_sigmoid_xent(R, tc, x) for tc, x in zip(t, p)])
             else:
@@ -149,14 +184,16 @@ def envelope(case: KernelCase, labels, pred, params: dict, dtype):
             if ls:
                 t = [R.add(R.mul(yc, iv.mpf(1 - ls)), iv.mpf(ls / n)) for yc in y]
             if case.keywords.get("from_logits", True):
-                return _softmax_xent(R, t, p)
-            return _cce_probs(R, t, p, lo, hi)
+                return _softmax_xent(R, t, p, U)
+            return _cce_probs(R, t, p, lo, hi, U)
         if k in ("sparse_categorical_crossentropy", "sparse_softmax_cross_entropy_with_logits"):
             if case.keywords.get("from_logits", True):
-                return _softmax_xent(R, y, p)
+                return _softmax_xent(R, y, p, U)
             qs = [_clip(R, x, lo, hi) for x in p]
             logits = [R.log(q) for q, _ in qs]
-            v, g = _softmax_xent(R, y, logits)
+            v, g = _softmax_xent(R, y, logits, U)
+            if U is not None:  # Log's gradient: grad·reciprocal(q)
+                return v, [R.mul(gc, R.div(iv.mpf(1), q)) * mask for gc, (q, mask) in zip(g, qs)]
             return v, [R.div(gc, q) * mask for gc, (q, mask) in zip(g, qs)]
     finally:
         iv.prec = old
@@ -174,6 +211,32 @@ def _bce_probs(R, t, x, lo, hi):
     return value, g
 
 
+def _bce_probs_seeded(R, t, x, lo, hi, G):
+    """``_bce_probs`` with the backward pass seeded by ``G``: TensorFlow's ops on
+    ``-(t·log q + (1-t)·log(1-q))``: ``(-G·t)·(1/q)`` and ``-((-G·(1-t))·(1/(1-q)))``, added."""
+    q, mask = _clip(R, x, lo, hi)
+    one_t = R.sub(iv.mpf(1), t)
+    one_q = R.sub(iv.mpf(1), q)
+    value = -R.add(R.mul(t, R.log(q)), R.mul(one_t, R.log(one_q)))
+    a = R.mul(R.mul(-G, t), R.div(iv.mpf(1), q))
+    b = -R.mul(R.mul(-G, one_t), R.div(iv.mpf(1), one_q))
+    return value, R.add(a, b) * mask
+
+
+def _sigmoid_xent_seeded(R, t, x, G):
+    """``_sigmoid_xent`` with the backward pass seeded by ``G``: the three paths into x of
+    ``where(x>=0, x, 0) - x·t + log1p(exp(where(x>=0, -x, x)))`` (``G`` or 0; ``-G·t``;
+    ``±(G·(1/(1+e)))·e``), added."""
+    v = _ends(x)[0]
+    relu = x if v >= 0 else iv.mpf(0)
+    neg_abs = -x if v >= 0 else x
+    e = R.exp(neg_abs)
+    value = R.add(R.sub(relu, R.mul(x, t)), R.log1p(e))
+    h = R.mul(R.mul(G, R.div(iv.mpf(1), R.add(iv.mpf(1), e))), e)
+    terms = [G if v >= 0 else iv.mpf(0), -R.mul(G, t), -h if v >= 0 else h]
+    return value, R.fsum(terms)
+
+
 def _sigmoid_xent(R, t, x):
     v = _ends(x)[0]
     relu = x if v >= 0 else iv.mpf(0)
@@ -187,8 +250,9 @@ def _sigmoid_xent(R, t, x):
     return value, g
 
 
-def _softmax_xent(R, t, z):
-    """TensorFlow's fused (sparse) softmax cross-entropy: loss and its built-in gradient."""
+def _softmax_xent(R, t, z, U=None):
+    """TensorFlow's fused (sparse) softmax cross-entropy: loss and its built-in gradient
+    (times the seed ``U`` when given: one more rounding)."""
     m = max(_ends(x)[1] for x in z)
     s = [R.sub(x, iv.mpf(m)) for x in z]
     e = [R.exp(x) for x in s]
@@ -196,16 +260,21 @@ def _softmax_xent(R, t, z):
     lse = R.log(se)
     value = R.fsum([R.mul(tc, R.sub(lse, sc)) for tc, sc in zip(t, s)])
     grad = [R.sub(R.div(ec, se), tc) for ec, tc in zip(e, t)]  # softmax - labels
+    if U is not None:
+        grad = [R.mul(U, g) for g in grad]
     return value, grad
 
 
-def _cce_probs(R, t, p, lo, hi):
+def _cce_probs(R, t, p, lo, hi, U=None):
     S = R.fsum(p)
     r = [R.div(x, S) for x in p]
     qs = [_clip(R, x, lo, hi) for x in r]
     value = -R.fsum([R.mul(tc, R.log(q)) for tc, (q, _) in zip(t, qs)])
     # autodiff: g_c = -t_c/q_c through the clip; r = p/S: dp_j = g_j/S + Σ_c g_c·(-p_c/S/S)
-    g = [(-R.div(tc, q)) * mask for tc, (q, mask) in zip(t, qs)]
+    if U is None:
+        g = [(-R.div(tc, q)) * mask for tc, (q, mask) in zip(t, qs)]
+    else:  # seeded: Mul's gradient (-U)·t, then Log's ·reciprocal(q)
+        g = [R.mul(R.mul(-U, tc), R.div(iv.mpf(1), q)) * mask for tc, (q, mask) in zip(t, qs)]
     common = R.fsum([R.mul(gc, -R.div(R.div(pc, S), S)) for gc, pc in zip(g, p)])
     return value, [R.add(R.div(gc, S), common) for gc in g]
 

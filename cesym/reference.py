@@ -218,6 +218,29 @@ class RowReference:
             self._memo[key] = self._kappa(labels, pred, params, inputs, value, grad)
         return self._memo[key]
 
+    def kappa_value(self, labels, pred, params=(), value=None, grad=None) -> float:
+        """κ of the value alone (no second derivatives): what a sum of per-sample values needs."""
+        inputs = self._inputs(labels, pred, params)
+        full = self._memo.get(("kappa", tuple(inputs)))
+        if full is not None:
+            return full[0]
+        key = ("kappa_value", tuple(inputs))
+        if key not in self._memo:
+            if value is None:
+                value, grad = self.value_and_grad(labels, pred, params)
+            self._memo[key] = self._kappa_value(labels, pred, params, inputs, value, grad)
+        return self._memo[key]
+
+    def _kappa_value(self, labels, pred, params, inputs, value, grad) -> float:
+        xs = [mpmath.mpf(float(x)) for x in pred]
+        ys = [mpmath.mpf(float(x)) for x in (labels if self.label_syms else [])]
+        ps = [mpmath.mpf(float(x)) for x in list(params)[: len(self.loss.params)]]
+        num = sum(abs(x * g) for x, g in zip(xs, grad))
+        if self._soft(labels, params) and (self.label_syms or self.loss.params):
+            part = self._approx(self._value_partials, inputs)
+            num += sum(abs(y * d) for y, d in zip(ys + ps, part))
+        return _ratio(num, value)
+
     def _kappa(self, labels, pred, params, inputs, value, grad) -> tuple[float, list[float]]:
         if value is None:
             value, grad = self.value_and_grad(labels, pred, params)
@@ -226,11 +249,7 @@ class RowReference:
         ys = [mpmath.mpf(float(x)) for x in (labels if self.label_syms else [])]
         ps = [mpmath.mpf(float(x)) for x in list(params)[: len(self.loss.params)]]
         n_lab, n_par = len(self.label_syms), len(self.loss.params)
-        num = sum(abs(x * g) for x, g in zip(xs, grad))
-        if soft and (n_lab or n_par):
-            part = self._approx(self._value_partials, inputs)
-            num += sum(abs(y * d) for y, d in zip(ys + ps, part))
-        k_value = _ratio(num, value)
+        k_value = self._kappa_value(labels, pred, params, inputs, value, grad)
         k_grad: list[float] = []
         if self.grad_exprs:
             h = self._approx(self._hessian, inputs)

@@ -5,6 +5,10 @@ points (errors in ulps and Herbie bits: average, p99, max), the points outside t
 (which fail the run; for the naive form they are what the rewrite buys), references the
 interval could not pin, and a spot check of the symbolic gradient against mpmath.diff of the
 reference value. With the host's floor (NumPy's exp/log/log1p/expm1) and the versions used.
+
+With Keras: its function forms on the same points (:mod:`cesym.keras_check`), its loss classes
+with every reduction, sample weights and the class dtype, and its metrics
+(:mod:`cesym.keras_forms`, on the first rows of each batch).
 """
 
 from __future__ import annotations
@@ -39,6 +43,8 @@ class Config:
     unresolved: int = 0
     grad_vs_mpmath_diff: float | None = None  # max relative difference, symbolic vs numerical
     keras: dict | None = None  # cesym.keras_check.KerasTally as a dict, when Keras was run
+    keras_classes: dict | None = None  # cesym.keras_forms.ClassTally: loss classes, reductions, weights
+    keras_metrics: dict | None = None  # cesym.keras_forms.MetricTally: metrics on these points
     seconds: float = 0.0
 
     @property
@@ -90,13 +96,13 @@ def _gradient_spot_check(case: KernelCase, batch, rows: int = 3) -> float:
 
 def _run_config(task: tuple) -> Config:
     """One kernel × dtype × label kind (a unit of work for the process pool)."""
-    case_index, dtype_name, kind, soft, smooth, rows, sizes, seed, with_keras = task
+    case_index, dtype_name, kind, soft, smooth, rows, sizes, seed, with_keras, class_rows = task
     case = CASES[case_index]
     dtype = np.dtype(dtype_name).type
     t0 = time.time()
     stable, naive = [], []
     grad_diff = 0.0
-    keras = None
+    keras = classes = metrics = None
     for n in sizes:
         batch = sample(case, dtype, n, max(1, rows // len(sizes)), seed=seed, soft=soft, smoothing=smooth)
         stable.append(check_batch(case, batch))
@@ -107,7 +113,9 @@ def _run_config(task: tuple) -> Config:
             from .keras_check import KerasTally, classify
 
             keras = (keras or KerasTally()).merge(classify(case, batch, keras_kernel(case)))
+            classes, metrics = _keras_forms(case, batch, kind, class_rows, [seed, n, np.dtype(dtype).itemsize], classes, metrics)
     s, nv = _merge(stable), _merge(naive)
+    failures = [str(f) for f in s.failures] + (metrics.failures if metrics else [])
     return Config(
         kernel=case.id,
         dtype=dtype_name,
@@ -115,13 +123,28 @@ def _run_config(task: tuple) -> Config:
         points=len(s.value_ulps),
         stable=s.summary(),
         naive=nv.summary(),
-        failures=[str(f) for f in s.failures],
+        failures=failures,
         naive_outside=len(nv.failures),
         unresolved=s.unresolved,
         grad_vs_mpmath_diff=grad_diff,
         keras=None if keras is None else asdict(keras),
+        keras_classes=None if classes is None else asdict(classes),
+        keras_metrics=None if metrics is None else asdict(metrics),
         seconds=round(time.time() - t0, 2),
     )
+
+
+def _keras_forms(case: KernelCase, batch, kind: str, rows: int | None, seed, classes, metrics):
+    """Loss classes (every label kind) and metrics (hard labels) on the first ``rows`` rows."""
+    from .keras_calls import LOSS_CLASSES, keras_class_kernel
+    from .keras_forms import ClassTally, MetricTally, check_classes, check_metrics, head, metrics_for
+
+    sub = head(batch, rows)
+    if case.kernel in LOSS_CLASSES:
+        classes = (classes or ClassTally()).merge(check_classes(case, sub, keras_class_kernel(case), seed=seed))
+    if kind == "hard" and metrics_for(case):
+        metrics = (metrics or MetricTally()).merge(check_metrics(case, sub, seed=seed))
+    return classes, metrics
 
 
 #: Default sample: rows per kernel × dtype, shared among its label kinds (hard, soft, smoothed).
@@ -143,8 +166,14 @@ def run(
     ``points``: rows per kernel × dtype (default 10^4, ``quick``: 24 per label kind), split
     evenly over the row lengths 1, 2, 3, 5, 8 (``quick``: 2, 3) and the label kinds.
     ``jobs`` > 1 runs configurations in that many processes (results in the same order).
-    ``keras``: also run Keras on the same points and classify its outputs (cesym.keras_check).
+    ``keras``: also run Keras on the same points and classify its outputs (cesym.keras_check),
+    its loss classes and metrics on the first rows of each batch (cesym.keras_forms; all rows
+    with ``quick``). ``progress`` is called with each configuration as it completes; the lines
+    of the loss classes and metrics are printed after it (:func:`describe_forms`) and their
+    totals at the end.
     """
+    from .keras_forms import CLASS_ROWS
+
     cases = [i for i, c in enumerate(CASES) if not names or c.kernel in names or c.loss in names]
     if not cases:
         raise KeyError(f"no kernel named {', '.join(names)}")
@@ -157,7 +186,9 @@ def run(
         case_sizes = (4,) if case.kernel == "activity_penalty" else sizes
         for dtype in ("float32", "float64"):
             for kind, soft, smooth in kinds:
-                tasks.append((i, dtype, kind, soft, smooth, rows, case_sizes, seed, keras))
+                tasks.append((i, dtype, kind, soft, smooth, rows, case_sizes, seed, keras, None if quick else CLASS_ROWS))
+    if progress is not None:
+        progress = _with_forms(progress)
     out: list[Config] = []
     if jobs > 1:
         import multiprocessing as mp
@@ -174,7 +205,89 @@ def run(
             out.append(cfg)
             if progress:
                 progress(cfg)
+    if progress is not None and keras:
+        print(describe_totals(forms_totals(out)), flush=True)
     return out
+
+
+def _with_forms(progress: Callable[[Config], None]) -> Callable[[Config], None]:
+    """``progress``, then the lines of the loss classes and metrics of the configuration."""
+
+    def show(cfg: Config) -> None:
+        progress(cfg)
+        for line in describe_forms(cfg):
+            print(line, flush=True)
+
+    return show
+
+
+def _t(d: dict, keys=("exact", "explained", "unexplained")) -> str:
+    return "/".join(str(d[k]) for k in keys)
+
+
+def describe_forms(cfg: Config) -> list[str]:
+    """Lines saying what the loss classes and metrics of ``cfg`` gave (exact/explained/unexplained)."""
+    lines = []
+    c = cfg.keras_classes
+    if c and c["rows"]:
+        lines.append(
+            f"    keras classes ({c['class_dtype']}; {', '.join(c['reductions'])}; unweighted and weighted; "
+            f"{c['rows']} rows): value exact/explained/unexplained {_t(c['value'])}, grad {_t(c['grad'])}; "
+            f"max ulps from the mathematics {c['value_max_ulps']:.3g} / {c['grad_max_ulps']:.3g}"
+        )
+        lines += [f"    UNEXPLAINED {e}" for e in c["unexplained_examples"]]
+    m = cfg.keras_metrics
+    if m:
+        lines.append(
+            f"    keras metrics ({', '.join(m['metrics'])}): functions equal/unequal {_t(m['function'], ('exact', 'unexplained'))}, "
+            f"classes exact/explained/unexplained {_t(m['classes'])}; max ulps of result() {m['class_max_ulps']:.3g}"
+        )
+        lines += [f"    UNEXPLAINED {e}" for e in m["unexplained_examples"]]
+    return lines
+
+
+def forms_totals(configs: list[Config]) -> dict:
+    """Totals over all configurations of the loss-class and metric tallies."""
+    from .keras_forms import REDUCTIONS
+
+    z = lambda *ks: {k: 0 for k in ks}  # noqa: E731
+    tot = {
+        "keras_classes": {"value": z("exact", "explained", "unexplained"), "grad": z("exact", "explained", "unexplained"),
+                          "reductions": {r: {"value": z("exact", "explained", "unexplained"),
+                                             "grad": z("exact", "explained", "unexplained")} for r in REDUCTIONS},
+                          "value_max_ulps": 0.0, "grad_max_ulps": 0.0, "unresolved": 0},
+        "keras_metrics": {"function": z("exact", "unexplained"), "classes": z("exact", "explained", "unexplained"),
+                          "class_max_ulps": 0.0},
+    }
+    for c in configs:
+        if c.keras_classes:
+            t, k = tot["keras_classes"], c.keras_classes
+            for what in ("value", "grad"):
+                for s in t[what]:
+                    t[what][s] += k[what][s]
+                for r in REDUCTIONS:
+                    for s in t[what]:
+                        t["reductions"][r][what][s] += k["reductions"][r][what][s]
+            t["value_max_ulps"] = max(t["value_max_ulps"], k["value_max_ulps"])
+            t["grad_max_ulps"] = max(t["grad_max_ulps"], k["grad_max_ulps"])
+            t["unresolved"] += k["unresolved"]
+        if c.keras_metrics:
+            t, k = tot["keras_metrics"], c.keras_metrics
+            for what in ("function", "classes"):
+                for s in t[what]:
+                    t[what][s] += k[what][s]
+            t["class_max_ulps"] = max(t["class_max_ulps"], k["class_max_ulps"])
+    return tot
+
+
+def describe_totals(tot: dict) -> str:
+    """One line: the totals of :func:`forms_totals`."""
+    c, m = tot["keras_classes"], tot["keras_metrics"]
+    return (
+        f"keras loss classes (every reduction, unweighted and weighted): value exact/explained/unexplained "
+        f"{_t(c['value'])}, grad {_t(c['grad'])}; keras metrics: functions equal/unequal to cesym "
+        f"{_t(m['function'], ('exact', 'unexplained'))}, classes exact/explained/unexplained {_t(m['classes'])}"
+    )
 
 
 def _merge(results):
@@ -220,6 +333,7 @@ def to_json(configs: list[Config], env: dict) -> dict:
         "passed": all(c.passed for c in configs),
         "environment": env,
         "configurations": [dict(asdict(c), passed=c.passed) for c in configs],
+        **forms_totals(configs),
     })
 
 

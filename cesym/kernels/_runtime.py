@@ -16,19 +16,44 @@ __all__ = [
     "sigmoid",
     "softplus",
     "neg_log_softmax",
+    "off_max_sum",
     "neg_log_normalized",
     "cross_rest",
     "xmul",
 ]
 
 
+# Rows this short are reduced column by column: NumPy's reductions along a short last axis cost
+# 2-5 ns per element (a loop per row); column operations over the block are SIMD (0.2-0.7 ns).
+_SHORT_ROW = 16
+_EXACT_INT = 2.0**53  # whole numbers below this add exactly in float64
+
+
+def _columns(v: np.ndarray) -> list[np.ndarray]:
+    return [v[..., c : c + 1] for c in range(v.shape[-1])]
+
+
+def _tree(op, cols: list[np.ndarray]) -> np.ndarray:
+    """``op`` folded over ``cols`` as a balanced tree (pairwise: error ≤ ⌈log2 C⌉ roundings for a sum)."""
+    while len(cols) > 1:
+        nxt = [op(cols[i], cols[i + 1]) for i in range(0, len(cols) - 1, 2)]
+        if len(cols) % 2:
+            nxt.append(cols[-1])
+        cols = nxt
+    return cols[0] if cols[0].base is None else cols[0].copy()
+
+
 def row_sum(v: np.ndarray) -> np.ndarray:
-    """Σ_c v_c along the last axis (NumPy's pairwise summation)."""
+    """Σ_c v_c along the last axis, pairwise (NumPy's pairwise summation for long rows)."""
+    if v.shape[-1] <= _SHORT_ROW:
+        return _tree(np.add, _columns(v))
     return np.sum(v, axis=-1, keepdims=True)
 
 
 def row_max(v: np.ndarray) -> np.ndarray:
-    """max_c v_c along the last axis."""
+    """max_c v_c along the last axis (NaN if the row holds one)."""
+    if v.shape[-1] <= _SHORT_ROW:
+        return _tree(np.maximum, _columns(v))
     return np.max(v, axis=-1, keepdims=True)
 
 
@@ -38,58 +63,105 @@ def _first_argmax_mask(v: np.ndarray) -> np.ndarray:
     return np.arange(v.shape[-1]) == k
 
 
-def rest_sum(v: np.ndarray) -> np.ndarray:
-    r"""Σ_{c≠j} v_c for every element j, without cancellation.
-
-    With k the row's argmax and r = Σ_{c≠k} v_c summed directly: ``r`` at k, and
-    ``(v_k + r) - v_j`` elsewhere. For non-negative rows ``v_k + r >= 2 v_j`` when j ≠ k, so
-    the subtraction loses at most a couple of bits, where ``Σ v - v_k`` loses them all when
-    ``v_k`` carries the row.
-    """
+def _rest_sum_exact(v: np.ndarray) -> np.ndarray:
+    """Σ_{c≠j} v_c by the row's argmax k: ``r`` at k and ``(v_k + r) - v_j`` elsewhere, with
+    ``r = Σ_{c≠k} v_c`` summed directly (see :func:`rest_sum`)."""
     k = _first_argmax_mask(v)
     r = np.sum(np.where(k, 0.0, v), axis=-1, keepdims=True)
     vk = np.sum(np.where(k, v, 0.0), axis=-1, keepdims=True)
     return np.where(k, r, (vk + r) - v)
 
 
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    r"""σ(x) = 1/(1 + e^{-x}), as ``1/(1+e^{-x})`` for x >= 0 and ``e^{x}/(1+e^{x})`` for x < 0.
+def rest_sum(v: np.ndarray) -> np.ndarray:
+    r"""Σ_{c≠j} v_c for every element j, without cancellation.
 
-    ``e^{-|x|}`` never overflows, and σ(x) for very negative x is e^{x}(1 - e^{x}) to full
-    relative accuracy instead of 1/(1 + huge).
+    ``S - v_j`` (S the row sum) is accurate wherever it keeps its magnitude: its error is that
+    of S, ≤ γ·Σ|v|, a few roundings relative to the result when ``|S - v_j| >= Σ|v|/4``. The
+    other ("dominant") elements are recomputed:
+
+    * non-negative finite rows: a dominant v_j exceeds 3S/4, so there is at most one per row,
+      and ``Σ_{c≠j} v_c`` is summed directly (the row with v_j zeroed);
+    * otherwise, by the row's argmax k: ``r = Σ_{c≠k} v_c`` at k and ``(v_k + r) - v_j``
+      elsewhere (for non-negative rows ``v_k + r >= 2 v_j`` when j ≠ k), where ``Σ v - v_k``
+      loses every digit when ``v_k`` carries the row. A row with a single non-zero element is
+      exact as it is.
     """
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    s = row_sum(v)
+    out = s - v
+    if out.ndim == 2 and not np.any(v < 0) and np.all(s < _EXACT_INT):
+        if np.array_equal(v, np.rint(v)):
+            return out  # whole numbers below 2^53 (hard labels): every sum and difference is exact
+        risky = out < 0.25 * s
+        if np.any(risky):
+            keep = ~risky
+            r = row_sum(v * keep)  # the row without its dominant element
+            out = out * keep + r * risky  # exact select: every term is finite, one factor is 0
+        return out
+    mag = row_sum(np.abs(v))
+    risky = np.abs(out) < 0.25 * mag
+    if not np.any(risky):
+        return out
+    if out.ndim != 2:
+        return _rest_sum_exact(v)
+    rows = np.any(risky, axis=-1)
+    idx = np.flatnonzero(rows)[np.count_nonzero(v[rows], axis=-1) > 1]
+    if idx.size:
+        out[idx] = _rest_sum_exact(v[idx])
+    return out
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    r"""σ(x) = e^{min(x, 0)} / (1 + e^{-|x|}): ``1/(1+e^{-x})`` for x >= 0 and ``e^{x}/(1+e^{x})`` for x < 0.
+
+    ``e^{-|x|}`` never overflows, and σ(x) for very negative x is e^{x}/(1 + e^{x}) to full
+    relative accuracy instead of 1/(1 + huge). (A second exp is cheaper than a select.)
+    """
+    return np.exp(np.minimum(x, 0.0)) / (1.0 + np.exp(-np.abs(x)))
 
 
 def softplus(x: np.ndarray) -> np.ndarray:
-    r"""log(1 + e^{x}) as max(x, 0) + log1p(e^{-|x|}) (``numpy.logaddexp(0, x)``).
+    r"""log(1 + e^{x}) as max(x, 0) + log1p(e^{-|x|}) (what ``numpy.logaddexp(0, x)`` computes,
+    with NumPy's SIMD exp and log1p instead of its scalar loop).
 
     ``log1p(exp(x))`` overflows to inf past x = 709.78 (88.72 in float32).
     """
-    return np.logaddexp(0.0, x)
+    return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))
 
 
 def neg_log_softmax(z: np.ndarray) -> np.ndarray:
-    r"""-log softmax(z)_j = (m - z_j) + log1p(Σ_{c≠k} e^{z_c - m}), m = max z, k = argmax z.
+    r"""-log softmax(z)_j = (m - z_j) + log1p(Σ_{c≠k} e^{z_c - m}), m = max z, k one maximal element.
 
     Both terms are non-negative, so nothing cancels: a class winning by 300 gets its true loss
-    (about e^{-300}) rather than the 0 of ``logsumexp(z) - z_j``. Exactly one maximal element
-    (the first) is left out of the sum, so ties count e^0 = 1 for the others.
+    (about e^{-300}) rather than the 0 of ``logsumexp(z) - z_j``. (The kernels print this as
+    ``log1p(off_max_sum(e, S)) - d``, sharing d, e and S with the gradient.)
     """
-    k = _first_argmax_mask(z)
-    m = np.sum(np.where(k, z, 0.0), axis=-1, keepdims=True)
-    t = np.sum(np.where(k, 0.0, np.exp(z - m)), axis=-1, keepdims=True)
-    return (m - z) + np.log1p(t)
+    d = z - row_max(z)
+    e = np.exp(d)
+    return np.log1p(off_max_sum(e, row_sum(e))) - d
 
 
-def neg_log_normalized(p: np.ndarray) -> np.ndarray:
+def off_max_sum(e: np.ndarray, S: np.ndarray) -> np.ndarray:
+    r"""Σ_{c≠k} e_c for a row of ``e = exp(z - max z)`` with row sum ``S``, k one maximal element.
+
+    e_c = 1 exactly at the maxima, so ``Σ_c (e_c - [e_c = 1])`` holds the other elements only
+    (no cancellation however small they are), and the ``n`` maxima add ``n - 1``, recovered
+    exactly as ``rint((S - 1) - that sum)`` (an integer known to far better than ±0.5). An
+    element below the maximum whose exponential rounds to 1 counts as a maximum: its e_c is 1.
+    """
+    at_max = (e == 1.0).astype(np.float64)
+    small = row_sum(e - at_max)
+    return small + np.rint((S - 1.0) - small)
+
+
+def neg_log_normalized(p: np.ndarray, r: np.ndarray | None = None) -> np.ndarray:
     r"""-log(p_j / Σ_c p_c) = log1p(r_j / p_j), r_j = Σ_{c≠j} p_c (see :func:`rest_sum`).
 
     When ``r_j/p_j`` overflows (p_j tiny, float64) the value is above 709 and
     ``log(p_j + r_j) - log(p_j)`` has no cancellation to fear. p_j = 0 gives +inf.
+    ``r``: ``rest_sum(p)`` when the caller has it already.
     """
-    r = rest_sum(p)
+    if r is None:
+        r = rest_sum(p)
     q = r / p
     out = np.log1p(q)
     big = np.isinf(q) & (p > 0)
@@ -99,12 +171,15 @@ def neg_log_normalized(p: np.ndarray) -> np.ndarray:
 
 
 _LN2 = float(np.log(2.0))
+_FIVE_THIRDS = 5.0 / 3.0
 
 
-def cross_rest(t: np.ndarray, z: np.ndarray) -> np.ndarray:
+def cross_rest(t: np.ndarray, z: np.ndarray, e=None, s=None, S=None) -> np.ndarray:
     r"""N_j = Σ_{c≠j} (t_c e_j - t_j e_c) = T e_j - t_j E, e = exp(z - max z): the softmax-gradient numerator.
 
-    First ``e_j·r^t_j - t_j·r^e_j`` (:func:`rest_sum`): exact in form for one-hot labels. Where
+    First ``e_j·r^t_j - t_j·r^e_j`` with ``r^t = rest_sum(t)`` and ``r^e_j = S - e_j``, or the
+    off-max sum ``s`` at a maximal element (e_j = 1; elsewhere ``S >= 1 + e_j >= 2 e_j``, so
+    ``S - e_j`` loses at most a bit): exact in form for one-hot labels. Where
     that difference has cancelled more than two bits (two labelled classes, or uniform labels,
     with close logits: for logits near 0, 1 - exp(-3e-16) keeps no digit), the element is
     recomputed from ``t_j (k e_j - E) + t_j (r - k) e_j`` with ``r = T/t_j``, ``k = rint(r)``:
@@ -112,13 +187,29 @@ def cross_rest(t: np.ndarray, z: np.ndarray) -> np.ndarray:
     are closest to z_j (j among them), and each ``e_j - e_c`` of a close pair is
     ``-e_j·expm1(z_c - z_j)``. What cancels then is only what the inputs' condition allows.
     Cost: O(C log C) for each recomputed element; none for rows without cancellation.
+    ``e``, ``s``, ``S``: ``exp(z - max z)``, :func:`off_max_sum` and the row sum of ``e``, when
+    the caller has them already.
     """
-    m = row_max(z)
-    e = np.exp(z - m)
-    rt, re = rest_sum(t), rest_sum(e)
+    if e is None:
+        e = np.exp(z - row_max(z))
+    if S is None:
+        S = row_sum(e)
+    if s is None:
+        s = off_max_sum(e, S)
+    at_max = e == 1.0
+    re = S - e
+    if np.all(np.isfinite(re)) and np.all(np.isfinite(s)):
+        re *= ~at_max
+        re += s * at_max  # exact select: finite terms, one factor 0
+    else:
+        re = np.where(at_max, s, re)
+    rt = rest_sum(t)
     a, b = e * rt, t * re
     out = a - b
-    bad = (np.abs(out) < 0.25 * (np.abs(a) + np.abs(b))) & (t != 0)
+    if np.any(t < 0):
+        bad = (np.abs(out) < 0.25 * (np.abs(a) + np.abs(b))) & (t != 0)
+    else:  # a, b >= 0: |a - b| < (a + b)/4 is a/b in (3/5, 5/3); t = 0 gives b = 0, never flagged
+        bad = (a < _FIVE_THIRDS * b) & (b < _FIVE_THIRDS * a)
     if not np.any(bad):
         return out
     rows = np.nonzero(bad)  # flagged elements: leading indices and j
@@ -143,4 +234,8 @@ def cross_rest(t: np.ndarray, z: np.ndarray) -> np.ndarray:
 
 def xmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a·b with 0·b = 0 for any b (0·log 0 = 0, 0·inf = 0)."""
-    return np.where(a == 0, 0.0, a * b)
+    out = np.multiply(a, b)
+    nan = np.isnan(out)
+    if np.any(nan):
+        out[nan & np.broadcast_to(a == 0, out.shape)] = 0.0
+    return out

@@ -15,6 +15,9 @@ mathematics does not.
 
 Each function takes rows along the last axis (float64 arrays, labels broadcast to the
 prediction's shape) and scalar parameters; the public, checked API is :mod:`cesym.kernels`.
+The code prints each stable form after the exact identities of ``cesym.generate.print_form``
+(``v_j + Σ_{c≠j} v_c = Σ_c v_c``; ``-log softmax(z)_j = log1p(Σ_{c≠argmax} e_c) - d_j`` with
+``d = z - max z``, ``e = exp(d)``, shared with the gradient).
 """
 
 import numpy
@@ -35,7 +38,7 @@ def probs_value(y, p, label_smoothing):
     """
     C = p.shape[-1]
     t = y*(1 - label_smoothing) + label_smoothing/C
-    return _rt.row_sum(_rt.xmul(t, _rt.neg_log_normalized(p)))
+    return _rt.row_sum(_rt.xmul(t, _rt.neg_log_normalized(p, _rt.rest_sum(p))))
 
 
 def probs_naive_value(y, p, label_smoothing):
@@ -61,9 +64,8 @@ def probs_grad(y, p, label_smoothing):
     """
     C = p.shape[-1]
     t = y*(1 - label_smoothing) + label_smoothing/C
-    tmp0 = _rt.rest_sum(p)
-    tmp1 = 1/(p + tmp0)
-    return tmp1*_rt.rest_sum(t) + _rt.xmul(t, -tmp0*tmp1/p)
+    tmp0 = 1/_rt.row_sum(p)
+    return tmp0*_rt.rest_sum(t) + _rt.xmul(t, -tmp0*_rt.rest_sum(p)/p)
 
 
 def probs_value_and_grad(y, p, label_smoothing):
@@ -72,8 +74,8 @@ def probs_value_and_grad(y, p, label_smoothing):
     C = p.shape[-1]
     t = y*(1 - label_smoothing) + label_smoothing/C
     tmp0 = _rt.rest_sum(p)
-    tmp1 = 1/(p + tmp0)
-    return _rt.row_sum(_rt.xmul(t, _rt.neg_log_normalized(p))), tmp1*_rt.rest_sum(t) + _rt.xmul(t, -tmp0*tmp1/p)
+    tmp1 = 1/_rt.row_sum(p)
+    return _rt.row_sum(_rt.xmul(t, _rt.neg_log_normalized(p, tmp0))), tmp1*_rt.rest_sum(t) + _rt.xmul(t, -tmp0*tmp1/p)
 
 
 def probs_naive_grad(y, p, label_smoothing):
@@ -99,7 +101,9 @@ def logits_value(y, z, label_smoothing):
     """
     C = z.shape[-1]
     t = y*(1 - label_smoothing) + label_smoothing/C
-    return _rt.row_sum(t*_rt.neg_log_softmax(z))
+    tmp0 = _rt.row_max(z)
+    tmp1 = numpy.exp(-tmp0 + z)
+    return _rt.row_sum(t*(tmp0 - z + numpy.log1p(_rt.off_max_sum(tmp1, _rt.row_sum(tmp1)))))
 
 
 def logits_naive_value(y, z, label_smoothing):
@@ -129,7 +133,8 @@ def logits_grad(y, z, label_smoothing):
     C = z.shape[-1]
     t = y*(1 - label_smoothing) + label_smoothing/C
     tmp0 = numpy.exp(z - _rt.row_max(z))
-    return _rt.cross_rest(t, z)/(tmp0 + _rt.rest_sum(tmp0))
+    tmp1 = _rt.row_sum(tmp0)
+    return _rt.cross_rest(t, z, tmp0, _rt.off_max_sum(tmp0, tmp1), tmp1)/tmp1
 
 
 def logits_value_and_grad(y, z, label_smoothing):
@@ -137,8 +142,11 @@ def logits_value_and_grad(y, z, label_smoothing):
     """
     C = z.shape[-1]
     t = y*(1 - label_smoothing) + label_smoothing/C
-    tmp0 = numpy.exp(z - _rt.row_max(z))
-    return _rt.row_sum(t*_rt.neg_log_softmax(z)), _rt.cross_rest(t, z)/(tmp0 + _rt.rest_sum(tmp0))
+    tmp0 = _rt.row_max(z)
+    tmp1 = numpy.exp(-tmp0 + z)
+    tmp2 = _rt.row_sum(tmp1)
+    tmp3 = _rt.off_max_sum(tmp1, tmp2)
+    return _rt.row_sum(t*(tmp0 - z + numpy.log1p(tmp3))), _rt.cross_rest(t, z, tmp1, tmp3, tmp2)/tmp2
 
 
 def logits_naive_grad(y, z, label_smoothing):

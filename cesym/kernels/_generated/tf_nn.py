@@ -10,6 +10,9 @@ The fused TensorFlow ops ``tf.nn.*_cross_entropy_with_logits`` (keyword argument
 
 Each function takes rows along the last axis (float64 arrays, labels broadcast to the
 prediction's shape) and scalar parameters; the public, checked API is :mod:`cesym.kernels`.
+The code prints each stable form after the exact identities of ``cesym.generate.print_form``
+(``v_j + Σ_{c≠j} v_c = Σ_c v_c``; ``-log softmax(z)_j = log1p(Σ_{c≠argmax} e_c) - d_j`` with
+``d = z - max z``, ``e = exp(d)``, shared with the gradient).
 """
 
 import numpy
@@ -84,7 +87,9 @@ def softmax_cross_entropy_with_logits_value(y, z):
     Rewrites applied:
     - log-softmax: log(exp(z_j)/Σ exp(z_c)) = -NegLogSoftmax(z): exp overflows past z = 88.72 (float32) or 709.78 (float64), and lse(z) - z_j cancels to 0 for a class winning by hundreds; (max z - z_j) + log1p(Σ_{c≠argmax} exp(z_c - max z)) is a sum of two non-negative terms.
     """
-    return _rt.row_sum(y*_rt.neg_log_softmax(z))
+    tmp0 = _rt.row_max(z)
+    tmp1 = numpy.exp(-tmp0 + z)
+    return _rt.row_sum(y*(tmp0 - z + numpy.log1p(_rt.off_max_sum(tmp1, _rt.row_sum(tmp1)))))
 
 
 def softmax_cross_entropy_with_logits_naive_value(y, z):
@@ -110,14 +115,18 @@ def softmax_cross_entropy_with_logits_grad(y, z):
     - cross-rest: e_j·Σ_{c≠j}t_c - t_j·Σ_{c≠j}e_c = Σ_{c≠j}(t_c e_j - t_j e_c): one primitive, so that the runtime can take pairs of equal label weights as t_j·e_c·expm1(z_j - z_c) (two labelled classes with close logits cancel in e_j - e_c).
     """
     tmp0 = numpy.exp(z - _rt.row_max(z))
-    return _rt.cross_rest(y, z)/(tmp0 + _rt.rest_sum(tmp0))
+    tmp1 = _rt.row_sum(tmp0)
+    return _rt.cross_rest(y, z, tmp0, _rt.off_max_sum(tmp0, tmp1), tmp1)/tmp1
 
 
 def softmax_cross_entropy_with_logits_value_and_grad(y, z):
     r"""tf.nn.softmax_cross_entropy_with_logits: stable value and gradient in one pass, their common subexpressions computed once (the same expressions as ``softmax_cross_entropy_with_logits_value`` and ``softmax_cross_entropy_with_logits_grad``).
     """
-    tmp0 = numpy.exp(z - _rt.row_max(z))
-    return _rt.row_sum(y*_rt.neg_log_softmax(z)), _rt.cross_rest(y, z)/(tmp0 + _rt.rest_sum(tmp0))
+    tmp0 = _rt.row_max(z)
+    tmp1 = numpy.exp(-tmp0 + z)
+    tmp2 = _rt.row_sum(tmp1)
+    tmp3 = _rt.off_max_sum(tmp1, tmp2)
+    return _rt.row_sum(y*(tmp0 - z + numpy.log1p(tmp3))), _rt.cross_rest(y, z, tmp1, tmp3, tmp2)/tmp2
 
 
 def softmax_cross_entropy_with_logits_naive_grad(y, z):

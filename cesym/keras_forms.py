@@ -1,0 +1,507 @@
+r"""Keras's loss classes and metrics against the mathematics, with the rounding of their reductions.
+
+**Loss classes** (``keras.losses.BinaryCrossentropy``, ``CategoricalCrossentropy``,
+``SparseCategoricalCrossentropy``), Keras 3.15 ``Loss.__call__`` → ``reduce_weighted_values``:
+per-sample losses ``ℓ_i`` (the function form), times the sample weight ``w_i``, then
+
+* ``'none'``: ``w_i·ℓ_i``;
+* ``'sum'``: ``Σ_i w_i·ℓ_i``;
+* ``'sum_over_batch_size'``: ``Σ_i w_i·ℓ_i / B``, ``B`` the number of per-sample values (zero
+  weights count: the divisor is ``prod(shape(values))``, not ``Σ w``),
+
+computed in the class's dtype (float32 by default: inputs are cast to it; ``dtype="float64"``).
+Its gradient (``tf.GradientTape``) is ``∂/∂x_ij = U_i·∂ℓ_i/∂x_ij``, the backward pass seeded
+with ``U_i = fl(fl(1/B)·w_i)`` ('sum_over_batch_size'; ``DivNoNan``'s gradient is ``1/B``, then
+``Mul``'s ``·w_i``) or ``w_i`` ('sum', 'none'; 1 without weights).
+
+Each output is classified as :mod:`cesym.keras_check` does for the function forms:
+
+* ``exact``: inside the mathematics carried through the reduction: each ``ℓ_i`` anywhere within
+  its contract (``ℓ_i ± (4 + 4κ_i) ulp(ℓ_i)``; gradients ``g_ij ± (8 + 4κ_ij) ulp(g_ij)``), then
+  weighted, summed and divided with every rounding a float reduction may commit;
+* ``explained``: inside the envelope of Keras's own algorithm (:func:`cesym.keras_model.envelope`
+  per sample, widened by an ulp as :func:`~cesym.keras_model.contains` does, gradients with the
+  seed ``U_i``) carried through the same reduction, overflow to ±inf included;
+* ``unexplained``: neither.
+
+The rounding of a reduction is bounded honestly: a product ``(1 ± u)``, a sum of ``n`` terms in
+any order ``± γ_{n-1}·Σ|terms|`` with ``γ_k = k·u/(1 - k·u)`` (TensorFlow's ``reduce_sum``
+order is unspecified; in float32 over ``B`` terms this is up to ``(B-1)·2**-24`` relative), and
+flush-to-zero (``± tiny`` per operation). Nothing is loosened to make Keras fit: an output
+outside both intervals is reported, not absorbed.
+
+**Metrics** (``keras.metrics.binary_accuracy`` … and their classes): the function forms must
+equal cesym's metric kernels exactly, sample by sample (Keras's tie rules; a mismatch is a
+failure of the run). A class's ``result()`` is ``total/count`` accumulated in float32 over
+``update_state`` calls: ``total = Σ_i fl(fl(mean_c v_ic)·w_i)``, ``count = Σ_i w_i`` (the sum of
+the weights, not ``B``). It is ``exact`` when it equals the exact weighted mean (a fraction of
+the exact weights and cesym's per-sample values) rounded to float32, ``explained`` when it lies
+within the rounding bound of that accumulation, else ``unexplained``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import mpmath
+import numpy as np
+
+from .contract import GRAD_BASE, KAPPA_FACTOR, VALUE_BASE, losses_by_name, reference_for
+from .keras_model import _ends, _Rounding, contains, envelope
+from .reference import Unresolved
+from .registry import KernelCase, one_hot
+from .sampling import Batch
+from .ulps import ulp, ulp_error
+
+__all__ = [
+    "REDUCTIONS",
+    "ClassTally",
+    "MetricTally",
+    "check_classes",
+    "check_metrics",
+    "metrics_for",
+    "sample_weights",
+    "head",
+]
+
+iv = mpmath.iv
+
+#: The reductions checked (``keras.losses.Loss(reduction=...)``).
+REDUCTIONS = ("sum_over_batch_size", "sum", "none")
+
+#: Rows of each batch that the class forms and metrics are checked on (verify's default run).
+CLASS_ROWS = 16
+
+
+def _counts(*keys: str) -> dict:
+    return {k: 0 for k in keys}
+
+
+@dataclass
+class ClassTally:
+    """Exact / explained / unexplained counts of loss-class outputs, in total and per reduction."""
+
+    value: dict = field(default_factory=lambda: _counts("exact", "explained", "unexplained"))
+    grad: dict = field(default_factory=lambda: _counts("exact", "explained", "unexplained"))
+    reductions: dict = field(
+        default_factory=lambda: {
+            r: {"value": _counts("exact", "explained", "unexplained"), "grad": _counts("exact", "explained", "unexplained")}
+            for r in REDUCTIONS
+        }
+    )
+    value_max_ulps: float = 0.0  # from the mathematics (the exactly weighted and reduced reference)
+    grad_max_ulps: float = 0.0
+    class_dtype: str = ""
+    rows: int = 0
+    unexplained_examples: list[str] = field(default_factory=list)
+    unresolved: int = 0
+
+    def add(self, reduction: str, what: str, status: str) -> None:
+        getattr(self, what)[status] += 1
+        self.reductions[reduction][what][status] += 1
+
+    def merge(self, other: "ClassTally") -> "ClassTally":
+        for what in ("value", "grad"):
+            for k in getattr(self, what):
+                getattr(self, what)[k] += getattr(other, what)[k]
+            for r in REDUCTIONS:
+                for k in self.reductions[r][what]:
+                    self.reductions[r][what][k] += other.reductions[r][what][k]
+        self.value_max_ulps = max(self.value_max_ulps, other.value_max_ulps)
+        self.grad_max_ulps = max(self.grad_max_ulps, other.grad_max_ulps)
+        self.class_dtype = self.class_dtype or other.class_dtype
+        self.rows += other.rows
+        self.unexplained_examples += other.unexplained_examples[: max(0, 3 - len(self.unexplained_examples))]
+        self.unresolved += other.unresolved
+        return self
+
+
+@dataclass
+class MetricTally:
+    """Metric function forms (per sample, against cesym's kernels) and classes (weighted means)."""
+
+    function: dict = field(default_factory=lambda: _counts("exact", "unexplained"))
+    classes: dict = field(default_factory=lambda: _counts("exact", "explained", "unexplained"))
+    class_max_ulps: float = 0.0  # of result() from the exact weighted mean, float32 ulps
+    metrics: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # function forms that disagree with cesym
+    unexplained_examples: list[str] = field(default_factory=list)
+
+    def merge(self, other: "MetricTally") -> "MetricTally":
+        for k in self.function:
+            self.function[k] += other.function[k]
+        for k in self.classes:
+            self.classes[k] += other.classes[k]
+        self.class_max_ulps = max(self.class_max_ulps, other.class_max_ulps)
+        self.metrics += [m for m in other.metrics if m not in self.metrics]
+        self.failures += other.failures
+        self.unexplained_examples += other.unexplained_examples[: max(0, 3 - len(self.unexplained_examples))]
+        return self
+
+
+def head(batch: Batch, rows: int | None) -> Batch:
+    """The first ``rows`` rows of ``batch`` (rows are drawn stratum by stratum: all strata)."""
+    if rows is None or rows >= batch.pred.shape[0]:
+        return batch
+    labels = None if batch.labels is None else batch.labels[:rows]
+    return Batch(labels, batch.pred[:rows], batch.params, batch.strata[:rows])
+
+
+def sample_weights(B: int, seed) -> np.ndarray:
+    """Seeded non-negative weights: uniform in [0, 2) rounded to float32 (exact in both dtypes),
+    about one in five exactly 0 (they still count in 'sum_over_batch_size')."""
+    rng = np.random.default_rng(seed)
+    w = rng.uniform(0, 2, B).astype(np.float32)
+    w[rng.random(B) < 0.2] = 0
+    return w.astype(np.float64)
+
+
+# --- interval reductions --------------------------------------------------------------------------
+
+
+def _overflow(x, fmax: mpmath.mpf):
+    """``x`` with ±inf joined where its float result may overflow."""
+    a, b = _ends(x)
+    if b > fmax or a < -fmax:
+        return iv.mpf([-mpmath.inf if a < -fmax else a, mpmath.inf if b > fmax else b])
+    return x
+
+
+def _reduce(R: _Rounding, terms: list, weights, reduction: str, fmax: mpmath.mpf | None) -> list:
+    """Intervals of the reduced outputs given intervals of the per-sample values.
+
+    ``weights`` None: unweighted. ``fmax``: join overflow to ±inf (Keras's float reduction);
+    None: no overflow (the mathematics).
+    """
+    ovf = (lambda x: _overflow(x, fmax)) if fmax is not None else (lambda x: x)
+    t = list(terms) if weights is None else [ovf(R.mul(x, iv.mpf(float(w)))) for x, w in zip(terms, weights)]
+    if reduction == "none":
+        return t
+    s = ovf(R.gsum(t))
+    if reduction == "sum":
+        return [s]
+    return [R.div(s, iv.mpf(len(t)))]
+
+
+def _seed(R: _Rounding, reduction: str, w: float | None, B: int):
+    """The backward seed ``U_i`` of one sample, as TensorFlow rounds it."""
+    if reduction == "sum_over_batch_size":
+        inv = R.div(iv.mpf(1), iv.mpf(B))
+        return inv if w is None else R.mul(inv, iv.mpf(float(w)))
+    return iv.mpf(1 if w is None else float(w))
+
+
+def _widen(x, dtype):
+    """An envelope widened by one ulp of ``dtype`` at each end (as ``contains`` reads it)."""
+    a, b = _ends(x)
+    dt = np.dtype(dtype).type
+    ua = mpmath.mpf(float(np.spacing(dt(abs(float(a)))))) if mpmath.isfinite(a) else 0
+    ub = mpmath.mpf(float(np.spacing(dt(abs(float(b)))))) if mpmath.isfinite(b) else 0
+    return iv.mpf([a - ua, b + ub])
+
+
+def _band(true, base: float, kappa: float, dtype):
+    """The contract's interval around a true value: ``true ± (base + 4κ)·ulp(true)``."""
+    if not mpmath.isfinite(true) or math.isinf(kappa) or math.isnan(kappa):
+        return iv.mpf([-mpmath.inf, mpmath.inf]) if mpmath.isfinite(true) else iv.mpf(true)
+    tol = (base + KAPPA_FACTOR * kappa) * ulp(true, dtype)
+    return iv.mpf([true - tol, true + tol])
+
+
+def _within(x, value: float, dtype) -> bool:
+    """``value`` inside the interval ``x`` (±inf inside when ``x`` reaches past the largest float)."""
+    v = float(value)
+    if math.isnan(v):
+        return False
+    a, b = _ends(x)
+    if math.isinf(v):
+        fmax = mpmath.mpf(float(np.finfo(dtype).max))
+        return (v > 0 and b > fmax) or (v < 0 and a < -fmax)
+    return a <= v <= b
+
+
+def _judge(k: float, math_at: Callable[[bool], object], model, dtype) -> str:
+    """exact (inside the mathematics' band, first without κ, then with it), explained (inside
+    the model's envelope to within an ulp), or unexplained."""
+    if _within(math_at(False), k, dtype) or (np.isfinite(k) and _within(math_at(True), k, dtype)):
+        return "exact"
+    if contains(model, k, dtype):
+        return "explained"
+    return "unexplained"
+
+
+# --- loss classes ---------------------------------------------------------------------------------
+
+
+def check_classes(case: KernelCase, batch: Batch, class_call: Callable, seed=0) -> ClassTally:
+    """Run the loss class of ``case`` (``class_call``, see :func:`cesym.keras_calls.keras_class_kernel`)
+    on ``batch`` with every reduction, without and with seeded sample weights, and classify
+    every value and gradient element.
+
+    float32 inputs go to the class's default (float32); float64 inputs to ``dtype="float64"``.
+    """
+    loss = losses_by_name()[case.loss]
+    dtype = np.dtype(batch.pred.dtype)
+    class_dtype = None if dtype == np.float32 else dtype.name
+    tally = ClassTally(class_dtype=dtype.name)
+    B, n = batch.pred.shape
+    dense = one_hot(batch.labels, n) if case.labels == "sparse" else batch.labels
+    params = [batch.params[p.name] for p in loss.params]
+    ref = reference_for(loss, n)
+    truth, keep = [], []
+    for i in range(B):
+        try:
+            truth.append(ref.value_and_grad(dense[i], batch.pred[i], params, dtype=dtype))
+            keep.append(i)
+        except Unresolved:
+            tally.unresolved += 1
+    if not keep:
+        return tally
+    labels, pred, dense = batch.labels[keep], batch.pred[keep], dense[keep]
+    B = len(keep)
+    tally.rows = B
+    w = sample_weights(B, seed)
+    R = _Rounding(dtype)
+    fmax = mpmath.mpf(float(np.finfo(dtype).max))
+    old = iv.prec
+    iv.prec = 200
+    try:
+        model_values = [_widen(envelope(case, dense[i], pred[i], batch.params, dtype)[0], dtype) for i in range(B)]
+        grad_models: dict = {}
+
+        def grad_model(i: int, reduction: str, weighted: bool):
+            key = (i, reduction == "sum_over_batch_size", weighted)
+            if key not in grad_models:
+                U = _seed(R, reduction, w[i] if weighted else None, B)
+                grad_models[key] = envelope(case, dense[i], pred[i], batch.params, dtype, upstream=U)[1]
+            return grad_models[key]
+
+        def value_band(i: int, with_kappa: bool):
+            L, g = truth[i]
+            k = ref.kappa_value(dense[i], pred[i], params, L, g) if with_kappa else 0.0
+            return _band(L, VALUE_BASE, k, dtype)
+
+        for reduction in REDUCTIONS:
+            for weights in (None, w):
+                value, grad = class_call(labels, pred, batch.params, reduction, weights, class_dtype)
+                value = np.atleast_1d(value)
+                tag = reduction + (" weighted" if weights is not None else "")
+                _classify_values(tally, ref, truth, value, weights, reduction, R, fmax, model_values, value_band, dtype, tag)
+                _classify_grads(
+                    tally, ref, truth, dense, pred, params, grad, weights, reduction, R, grad_model, dtype, tag
+                )
+    finally:
+        iv.prec = old
+    return tally
+
+
+def _classify_values(tally, ref, truth, value, weights, reduction, R, fmax, model_values, value_band, dtype, tag):
+    B = len(truth)
+    wts = [1.0] * B if weights is None else [float(x) for x in weights]
+    with mpmath.workprec(256):
+        terms = [mpmath.mpf(wi) * L for wi, (L, _) in zip(wts, truth)]
+        if reduction == "none":
+            true = terms
+        else:
+            s = mpmath.fsum(terms)
+            true = [s if reduction == "sum" else s / B]
+    model = _reduce(R, model_values, weights, reduction, fmax)
+    bands: dict = {}
+
+    def math_at(with_kappa: bool):
+        if with_kappa not in bands:
+            bands[with_kappa] = _reduce(R, [value_band(i, with_kappa) for i in range(B)], weights, reduction, None)
+        return bands[with_kappa]
+
+    for o, (k, t) in enumerate(zip(value, true)):
+        status = _judge(float(k), lambda kap, o=o: math_at(kap)[o], model[o], dtype)
+        tally.add(reduction, "value", status)
+        tally.value_max_ulps = max(tally.value_max_ulps, ulp_error(k, t, dtype))
+        if status == "unexplained" and len(tally.unexplained_examples) < 3:
+            a, b = _ends(model[o])
+            tally.unexplained_examples.append(
+                f"{tag} value[{o}]: Keras {float(k)!r}, mathematics {float(t)!r}, Keras's algorithm "
+                f"[{float(a)!r}, {float(b)!r}] ({B} rows)"
+            )
+
+
+def _classify_grads(tally, ref, truth, dense, pred, params, grad, weights, reduction, R, grad_model, dtype, tag):
+    B, n = pred.shape
+    D = B if reduction == "sum_over_batch_size" else 1
+    for i in range(B):
+        L, g = truth[i]
+        wi = 1.0 if weights is None else float(weights[i])
+        U = _seed(R, reduction, None if weights is None else wi, B)
+        for j in range(n):
+            k = float(grad[i, j])
+
+            def math_at(with_kappa: bool, i=i, j=j):
+                kap = ref.kappa(dense[i], pred[i], params, L, g)[1][j] if with_kappa else 0.0
+                return R.mul(U, _band(g[j], GRAD_BASE, kap, dtype))
+
+            status = _judge(k, math_at, grad_model(i, reduction, weights is not None)[j], dtype)
+            tally.add(reduction, "grad", status)
+            with mpmath.workprec(256):
+                true = mpmath.mpf(wi) * g[j] / D
+            tally.grad_max_ulps = max(tally.grad_max_ulps, ulp_error(k, true, dtype))
+            if status == "unexplained" and len(tally.unexplained_examples) < 3:
+                a, b = _ends(grad_model(i, reduction, weights is not None)[j])
+                tally.unexplained_examples.append(
+                    f"{tag} grad[{i}, {j}]: Keras {k!r}, mathematics {float(true)!r}, Keras's algorithm "
+                    f"[{float(a)!r}, {float(b)!r}]; labels {[float(x) for x in dense[i]]} pred {[float(x) for x in pred[i]]}"
+                )
+
+
+# --- metrics --------------------------------------------------------------------------------------
+
+#: The metrics checked on the points of a loss (probabilities, hard labels): (name, keywords).
+_METRICS = {
+    "binary_crossentropy": [("binary_accuracy", {})],
+    "categorical_crossentropy": [
+        ("categorical_accuracy", {}),
+        ("top_k_categorical_accuracy", {"k": 1}),
+        ("top_k_categorical_accuracy", {"k": 2}),
+    ],
+    "sparse_categorical_crossentropy": [
+        ("sparse_categorical_accuracy", {}),
+        ("sparse_top_k_categorical_accuracy", {"k": 1}),
+        ("sparse_top_k_categorical_accuracy", {"k": 2}),
+    ],
+}
+
+#: TensorFlow's InTopKV2 takes float32 only: top-k metrics run on float32 predictions.
+_FLOAT32_ONLY = ("top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy")
+
+
+def metrics_for(case: KernelCase) -> list[tuple[str, dict]]:
+    """The metrics checked with ``case`` (on probability inputs; empty for the others)."""
+    return _METRICS.get(case.kernel, []) if case.inputs == "probs" else []
+
+
+def _edge_rows(n: int) -> np.ndarray:
+    """Rows where the tie and NaN rules decide: every class tied, tied at the threshold 0.5, NaN,
+    ±inf, a tie between the first and last class."""
+    rows = [np.full(n, 0.5), np.full(n, 0.25)]
+    r = np.full(n, 0.25)
+    r[0] = np.nan
+    rows.append(r)
+    r = np.linspace(0.1, 0.9, n)
+    r[-1] = np.inf
+    rows.append(r)
+    r = np.linspace(0.9, 0.1, n)
+    r[0] = -np.inf
+    rows.append(r)
+    r = np.linspace(0.2, 0.4, n)
+    r[0] = r[-1] = 0.6
+    rows.append(r)
+    return np.array(rows)
+
+
+def _metric_inputs(case: KernelCase, batch: Batch, rng) -> tuple[np.ndarray, np.ndarray]:
+    """The batch's rows and the edge rows, with labels of the loss's kind."""
+    B, n = batch.pred.shape
+    edge = _edge_rows(n).astype(batch.pred.dtype)
+    pred = np.concatenate([batch.pred, edge])
+    E = len(edge)
+    if case.labels == "sparse":
+        extra = rng.integers(0, n, E)
+        labels = np.concatenate([batch.labels, extra])
+    elif case.kernel == "binary_crossentropy":
+        labels = np.concatenate([batch.labels, rng.integers(0, 2, (E, n)).astype(batch.labels.dtype)])
+    else:
+        labels = np.concatenate([batch.labels, np.eye(n, dtype=batch.labels.dtype)[rng.integers(0, n, E)]])
+    return labels, pred
+
+
+def check_metrics(case: KernelCase, batch: Batch, seed=0, metric_call: Callable | None = None) -> MetricTally:
+    """Keras's metric function forms against cesym's kernels, and its classes (with seeded sample
+    weights, fed in two ``update_state`` calls) against the exact weighted mean.
+
+    ``metric_call(name, **kw)`` returns ``(function, weighted_mean)`` (default
+    :func:`cesym.keras_calls.keras_metric`): replaceable, so that a wrong Keras can be fed in.
+    """
+    from cesym import kernels
+
+    if metric_call is None:
+        from .keras_calls import keras_metric as metric_call
+    tally = MetricTally()
+    rng = np.random.default_rng(seed)
+    labels, pred = _metric_inputs(case, batch, rng)
+    B, n = pred.shape
+    w = sample_weights(B, [*np.atleast_1d(seed), 1])
+    for name, kw in metrics_for(case):
+        mid = name + "".join(f"[{k}={v}]" for k, v in kw.items())
+        tally.metrics.append(mid)
+        p = pred.astype(np.float32) if name in _FLOAT32_ONLY else pred
+        function, weighted_mean = metric_call(name, **kw)
+        ours = np.asarray(getattr(kernels, name)(labels, p, **kw), dtype=np.float64)
+        theirs = np.asarray(function(labels, p), dtype=np.float64)
+        if theirs.shape != ours.shape:
+            tally.function["unexplained"] += ours.size
+            tally.failures.append(f"keras.metrics.{mid}: shape {theirs.shape}, cesym {ours.shape}")
+            continue
+        agree = ours == theirs
+        tally.function["exact"] += int(agree.sum())
+        tally.function["unexplained"] += int((~agree).sum())
+        for r in np.argwhere(~agree.reshape(B, -1).all(axis=1))[:3, 0]:
+            tally.failures.append(
+                f"keras.metrics.{mid} row {r}: cesym {ours[r].tolist()}, Keras {theirs[r].tolist()}; "
+                f"labels {np.asarray(labels[r]).tolist()} pred {p[r].tolist()}"
+            )
+        for weights, chunks in ((None, 1), (w, 2)):
+            k = float(weighted_mean(labels, p, weights, chunks))
+            status, exact, err = _judge_mean(k, ours.reshape(B, -1), weights)
+            tally.classes[status] += 1
+            tally.class_max_ulps = max(tally.class_max_ulps, err)
+            if status == "unexplained" and len(tally.unexplained_examples) < 3:
+                tally.unexplained_examples.append(
+                    f"keras.metrics.{mid}{' weighted' if weights is not None else ''}: result() {k!r}, "
+                    f"exact mean {float(exact)!r} ({B} rows)"
+                )
+    return tally
+
+
+def _nearest_float32(x: Fraction) -> float:
+    """``x`` rounded to the nearest float32 (ties to even), exactly."""
+    f = np.float32(float(x))
+    cands = [f, np.nextafter(f, np.float32(-np.inf)), np.nextafter(f, np.float32(np.inf))]
+    best = min(cands, key=lambda c: (abs(Fraction(float(c)) - x), int(np.array(c).view(np.int32)) & 1))
+    return float(best)
+
+
+def _judge_mean(k: float, values: np.ndarray, weights) -> tuple[str, Fraction, float]:
+    """Classify a metric class's ``result()`` against the exact weighted mean of ``values``
+    (per-sample rows of 0/1, averaged over the row as ``reduce_to_samplewise_values`` does).
+
+    Keras in float32: ``m_i = fl(k_i/n)`` (a row of n values), ``total = Σ fl(m_i·w_i)``,
+    ``count = Σ w_i`` (``B`` unweighted, exact), ``result = fl(total/count)``.
+    """
+    B, n = values.shape
+    ks = [int(round(float(v.sum()))) for v in values]
+    wts = [1.0] * B if weights is None else [float(x) for x in weights]
+    num = sum(Fraction(kk, n) * Fraction(wi) for kk, wi in zip(ks, wts))
+    den = sum(Fraction(wi) for wi in wts)
+    exact = num / den if den else Fraction(0)
+    err = ulp_error(k, mpmath.mpf(exact.numerator) / exact.denominator, np.float32)
+    if k == _nearest_float32(exact):
+        return "exact", exact, err
+    R = _Rounding(np.float32)
+    old = iv.prec
+    iv.prec = 200
+    try:
+        means = [iv.mpf(kk) if n == 1 else R.div(iv.mpf(kk), iv.mpf(n)) for kk in ks]
+        if weights is None:
+            total, count = R.gsum(means), iv.mpf(B)
+        else:
+            total = R.gsum([R.mul(m, iv.mpf(wi)) for m, wi in zip(means, wts)])
+            count = R.gsum([iv.mpf(wi) for wi in wts])
+        a, b = _ends(count)
+        if a <= 0:  # divide_no_nan: 0 where the count is 0
+            return ("exact" if k == 0 else "unexplained"), exact, err
+        inside = _within(R.div(total, count), k, np.float32)
+    finally:
+        iv.prec = old
+    return ("explained" if inside else "unexplained"), exact, err
