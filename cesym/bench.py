@@ -334,7 +334,8 @@ def _one_line(e: BaseException, limit: int = 160) -> str:
     prefixes the user-code traceback, the message's last line (the error itself)."""
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
     msg = lines[-1] if lines and lines[0].startswith("in user code") else " ".join(lines)
-    s = f"{type(e).__name__}: {msg}"
+    name = type(e).__name__
+    s = msg if msg.startswith(name + ":") else f"{name}: {msg}"  # traced errors repeat their type
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
 
@@ -740,6 +741,11 @@ def sweep_table(s: dict) -> tuple[list[str], list[list[str]]]:
     return head, rows
 
 
+def _elements(n: int) -> str:
+    """``2^26 = 67108864`` for a power of two, else the number."""
+    return f"2^{n.bit_length() - 1} = {n}" if n > 0 and n & (n - 1) == 0 else str(n)
+
+
 def _text(head: list[str], rows: list[list[str]]) -> str:
     w = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
     fmt = lambda cells: "  ".join(c.ljust(w[i]) if i < 2 else c.rjust(w[i]) for i, c in enumerate(cells)).rstrip()
@@ -785,7 +791,7 @@ def _sections(res: dict, render: Callable, heading: Callable[[str], str]) -> lis
         skipped = ", ".join(f"{n}×{c}" for n, c in s["skipped"]) or "none"
         parts += [heading(f"Sweep, {s['dtype']} {s['mode']}: median ms of {s['repeats']} interleaved runs"),
                   render(*sweep_table(s)),
-                  f"Skipped (N·C above {s['max_elements']} elements, to bound memory and time): {skipped}."]
+                  f"Skipped (N·C above {_elements(s['max_elements'])} elements, to bound memory and time): {skipped}."]
     return parts
 
 
