@@ -37,6 +37,8 @@ from .primitives import (
     RestSum,
     RowMax,
     RowSum,
+    Sigmoid,
+    Softplus,
     element_symbols,
     to_elementary,
 )
@@ -95,9 +97,18 @@ def print_form(expr: sp.Basic) -> sp.Basic:
     * ``NegLogSoftmax(z) = log1p(s) - d`` with ``d = z - max z``, ``e = exp(d)``,
       ``s = Σ_{c≠argmax} e_c``, and ``CrossRest(t, z)`` given ``e``, ``s`` and ``S = Σ e``, so
       that a value and its gradient printed together compute them once;
-    * ``NegLogNormalized(p)`` given ``RestSum(p)``, which the gradient uses too.
+    * ``NegLogNormalized(p)`` given ``RestSum(p)``, which the gradient uses too;
+    * ``softplus(x) = max(x, 0) + log1p(exp(-|x|))`` and ``σ(x) = exp(min(x, 0))/(1 + exp(-|x|))``
+      (their stable forms, as in :mod:`cesym.kernels._runtime`), so that softplus(x),
+      softplus(-x), σ(x) and σ(-x) share ``exp(-|x|)``.
     """
     expr = _merge_rest_sums(expr)
+    expr = expr.replace(
+        lambda e: isinstance(e, Softplus), lambda e: sp.Max(e.args[0], 0) + log1p(sp.exp(-sp.Abs(e.args[0])))
+    )
+    expr = expr.replace(
+        lambda e: isinstance(e, Sigmoid), lambda e: sp.exp(sp.Min(e.args[0], 0)) / (1 + sp.exp(-sp.Abs(e.args[0])))
+    )
 
     def nls(e):
         d, _, _, s = _softmax_parts(e.args[0])
@@ -159,6 +170,18 @@ class KernelPrinter(NumPyPrinter):
 
     def _print_XMul(self, e):
         return self._rt("xmul", *e.args)
+
+    def _print_Max(self, e):
+        return self._fold("numpy.maximum", e.args)
+
+    def _print_Min(self, e):
+        return self._fold("numpy.minimum", e.args)
+
+    def _fold(self, fn: str, args) -> str:
+        out = self._print(args[0])
+        for a in args[1:]:
+            out = f"{fn}({out}, {self._print(a)})"
+        return out
 
     def _print_Elem(self, e):
         return e.name
@@ -285,7 +308,8 @@ Each function takes rows along the last axis (float64 arrays, labels broadcast t
 prediction's shape) and scalar parameters; the public, checked API is :mod:`cesym.kernels`.
 The code prints each stable form after the exact identities of ``cesym.generate.print_form``
 (``v_j + Σ_{{c≠j}} v_c = Σ_c v_c``; ``-log softmax(z)_j = log1p(Σ_{{c≠argmax}} e_c) - d_j`` with
-``d = z - max z``, ``e = exp(d)``, shared with the gradient).
+``d = z - max z``, ``e = exp(d)``, shared with the gradient; softplus and σ in their stable
+elementary forms, sharing ``exp(-|x|)``).
 """
 
 import numpy

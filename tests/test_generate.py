@@ -84,5 +84,7 @@ def test_generated_code_is_readable():
     """Docstrings carry the formula and the rewrites; the code calls the runtime primitives."""
     src = render_all()["categorical_crossentropy.py"]
     assert "Rewrites applied:" in src and "log-softmax" in src and "split-rowsum" in src
-    assert "_rt.neg_log_softmax(z)" in src
+    # -log softmax printed as log1p(off-max sum) - (z - max z), sharing exp(z - max z) with the gradient
+    assert "_rt.off_max_sum(" in src and "numpy.log1p(" in src and "_rt.cross_rest(t, z, " in src
+    assert "def logits_value_and_grad(y, z, label_smoothing):" in src
     compile(src, "categorical_crossentropy.py", "exec")

@@ -44,7 +44,8 @@ def normalize_axis(axis, ndim: int, name: str = "axis") -> int:
 
 
 def dense_labels(y_true, shape: tuple[int, ...], name: str = "y_true") -> np.ndarray:
-    """Labels of exactly ``shape`` (the prediction's), as float64."""
+    """Labels of exactly ``shape`` (the prediction's), in their own numeric dtype (the kernels
+    widen them to float64 block by block)."""
     arr = np.asarray(y_true)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected numeric labels, got dtype {arr.dtype}")
@@ -56,7 +57,7 @@ def dense_labels(y_true, shape: tuple[int, ...], name: str = "y_true") -> np.nda
                 "them against y_pred, its class form squeezes the trailing 1)"
             )
         raise ValueError(f"{name}: shape {arr.shape} does not match y_pred's shape {tuple(shape)}{hint}")
-    return arr.astype(np.float64, copy=False)
+    return arr
 
 
 def sparse_labels(y_true, pred_shape: tuple[int, ...], axis: int, name: str = "y_true") -> np.ndarray:

@@ -14,7 +14,8 @@ Each function takes rows along the last axis (float64 arrays, labels broadcast t
 prediction's shape) and scalar parameters; the public, checked API is :mod:`cesym.kernels`.
 The code prints each stable form after the exact identities of ``cesym.generate.print_form``
 (``v_j + Σ_{c≠j} v_c = Σ_c v_c``; ``-log softmax(z)_j = log1p(Σ_{c≠argmax} e_c) - d_j`` with
-``d = z - max z``, ``e = exp(d)``, shared with the gradient).
+``d = z - max z``, ``e = exp(d)``, shared with the gradient; softplus and σ in their stable
+elementary forms, sharing ``exp(-|x|)``).
 """
 
 import numpy

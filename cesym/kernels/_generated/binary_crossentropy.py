@@ -14,7 +14,8 @@ Each function takes rows along the last axis (float64 arrays, labels broadcast t
 prediction's shape) and scalar parameters; the public, checked API is :mod:`cesym.kernels`.
 The code prints each stable form after the exact identities of ``cesym.generate.print_form``
 (``v_j + Σ_{c≠j} v_c = Σ_c v_c``; ``-log softmax(z)_j = log1p(Σ_{c≠argmax} e_c) - d_j`` with
-``d = z - max z``, ``e = exp(d)``, shared with the gradient).
+``d = z - max z``, ``e = exp(d)``, shared with the gradient; softplus and σ in their stable
+elementary forms, sharing ``exp(-|x|)``).
 """
 
 import numpy
@@ -102,7 +103,8 @@ def logits_value(y, x, label_smoothing):
     C = x.shape[-1]
     t = y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
-    return _rt.row_sum(t*_rt.softplus(-x) + u*_rt.softplus(x))/C
+    tmp0 = numpy.log1p(numpy.exp(-abs(x)))
+    return _rt.row_sum(t*(tmp0 + numpy.maximum(0, -x)) + u*(tmp0 + numpy.maximum(0, x)))/C
 
 
 def logits_naive_value(y, x, label_smoothing):
@@ -131,7 +133,8 @@ def logits_grad(y, x, label_smoothing):
     t = y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = 1/C
-    return -t*tmp0*_rt.sigmoid(-x) + tmp0*u*_rt.sigmoid(x)
+    tmp1 = 1/(1 + numpy.exp(-abs(x)))
+    return -t*tmp0*tmp1*numpy.exp(numpy.minimum(0, -x)) + tmp0*tmp1*u*numpy.exp(numpy.minimum(0, x))
 
 
 def logits_value_and_grad(y, x, label_smoothing):
@@ -141,8 +144,11 @@ def logits_value_and_grad(y, x, label_smoothing):
     t = y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = 1/C
-    tmp1 = -x
-    return tmp0*_rt.row_sum(t*_rt.softplus(tmp1) + u*_rt.softplus(x)), -t*tmp0*_rt.sigmoid(tmp1) + tmp0*u*_rt.sigmoid(x)
+    tmp1 = numpy.exp(-abs(x))
+    tmp2 = numpy.log1p(tmp1)
+    tmp3 = -x
+    tmp4 = 1/(tmp1 + 1)
+    return tmp0*_rt.row_sum(t*(tmp2 + numpy.maximum(0, tmp3)) + u*(tmp2 + numpy.maximum(0, x))), -t*tmp0*tmp4*numpy.exp(numpy.minimum(0, tmp3)) + tmp0*tmp4*u*numpy.exp(numpy.minimum(0, x))
 
 
 def logits_naive_grad(y, x, label_smoothing):

@@ -12,7 +12,8 @@ Each function takes rows along the last axis (float64 arrays, labels broadcast t
 prediction's shape) and scalar parameters; the public, checked API is :mod:`cesym.kernels`.
 The code prints each stable form after the exact identities of ``cesym.generate.print_form``
 (``v_j + Σ_{c≠j} v_c = Σ_c v_c``; ``-log softmax(z)_j = log1p(Σ_{c≠argmax} e_c) - d_j`` with
-``d = z - max z``, ``e = exp(d)``, shared with the gradient).
+``d = z - max z``, ``e = exp(d)``, shared with the gradient; softplus and σ in their stable
+elementary forms, sharing ``exp(-|x|)``).
 """
 
 import numpy
@@ -31,7 +32,8 @@ def sigmoid_cross_entropy_with_logits_value(y, x):
     - log-sigmoid: log σ(x) = -softplus(-x) and log(1 - σ(x)) = -softplus(x): σ(x) underflows to 0 (log -> -inf) and 1 - σ(x) rounds to 0 long before the loss is infinite; softplus has neither problem.
     """
     u = 1 - y
-    return u*_rt.softplus(x) + y*_rt.softplus(-x)
+    tmp0 = numpy.log1p(numpy.exp(-abs(x)))
+    return u*(tmp0 + numpy.maximum(0, x)) + y*(tmp0 + numpy.maximum(0, -x))
 
 
 def sigmoid_cross_entropy_with_logits_naive_value(y, x):
@@ -55,15 +57,19 @@ def sigmoid_cross_entropy_with_logits_grad(y, x):
     - none
     """
     u = 1 - y
-    return u*_rt.sigmoid(x) - y*_rt.sigmoid(-x)
+    tmp0 = 1/(1 + numpy.exp(-abs(x)))
+    return tmp0*u*numpy.exp(numpy.minimum(0, x)) - tmp0*y*numpy.exp(numpy.minimum(0, -x))
 
 
 def sigmoid_cross_entropy_with_logits_value_and_grad(y, x):
     r"""tf.nn.sigmoid_cross_entropy_with_logits (elementwise): stable value and gradient in one pass, their common subexpressions computed once (the same expressions as ``sigmoid_cross_entropy_with_logits_value`` and ``sigmoid_cross_entropy_with_logits_grad``).
     """
     u = 1 - y
-    tmp0 = -x
-    return u*_rt.softplus(x) + y*_rt.softplus(tmp0), u*_rt.sigmoid(x) - y*_rt.sigmoid(tmp0)
+    tmp0 = numpy.exp(-abs(x))
+    tmp1 = numpy.log1p(tmp0)
+    tmp2 = -x
+    tmp3 = 1/(tmp0 + 1)
+    return u*(tmp1 + numpy.maximum(0, x)) + y*(tmp1 + numpy.maximum(0, tmp2)), tmp3*u*numpy.exp(numpy.minimum(0, x)) - tmp3*y*numpy.exp(numpy.minimum(0, tmp2))
 
 
 def sigmoid_cross_entropy_with_logits_naive_grad(y, x):
