@@ -211,6 +211,18 @@ def _arguments(loss: Loss) -> list[str]:
     return args
 
 
+def _print_weight(definition: sp.Expr, params: Sequence[sp.Symbol], printer: KernelPrinter) -> str:
+    """A label weight; with its parameters all 0 (no smoothing), the shorter form it reduces to
+    (``t = y``, ``u = 1 - y``: the same numbers, one or two passes over the labels fewer)."""
+    used = [p for p in params if definition.has(p)]
+    full = printer.doprint(definition)
+    if not used:
+        return full
+    plain = definition.subs({p: 0 for p in used})
+    cond = " and ".join(f"{p.name} == 0" for p in used)
+    return f"{printer.doprint(plain)} if {cond} else {full}"
+
+
 def _print_body(loss: Loss, expr: sp.Expr | tuple[sp.Expr, ...], printer: KernelPrinter) -> list[str]:
     """Lines computing ``expr`` (or a tuple of expressions sharing their common subexpressions):
     shape constants, label weights, CSE temporaries, return."""
@@ -221,7 +233,7 @@ def _print_body(loss: Loss, expr: sp.Expr | tuple[sp.Expr, ...], printer: Kernel
         lines.append(f"C = {pred}.shape[-1]")
     for w, definition in loss.weights.items():
         if any(e.has(w) for e in exprs) and definition != w:
-            lines.append(f"{w.name} = {printer.doprint(definition)}")
+            lines.append(f"{w.name} = {_print_weight(definition, loss.params, printer)}")
     taken = {s.name for e in exprs for s in e.free_symbols} | {"C", "N"}
     # Temporaries are Elem symbols: RowSum must not mistake an element-level temporary for a
     # row-level constant and pull it out of the sum when cse rebuilds the expression.

@@ -10,6 +10,13 @@ its loops). Why:
 * memory: the extra memory of a call is a few blocks, not a float64 copy of every input;
 * cores: TensorFlow uses every core for the same work; NumPy alone uses one.
 
+Every block allocates NumPy temporaries of the same few sizes, freed at once. glibc's malloc
+returns such memory to the system (its trim threshold follows its mmap threshold, 128 KiB to
+32 MiB) and faults it in again on the next block: measured here, that tripled the time of a
+kernel on some block sizes. So on the first blocked call the thresholds are fixed
+(``mallopt``: memory up to 32 MiB comes from the heap, and up to 64 MiB of free heap is kept).
+This is process-wide; set ``CESYM_KEEP_MALLOC=1`` to leave malloc as it is.
+
 The result does not depend on the number of threads or on the block size: every row is
 computed by the same operations in the same order whatever block it falls in.
 """
@@ -17,6 +24,7 @@ computed by the same operations in the same order whatever block it falls in.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -75,7 +83,26 @@ def _executor(n: int) -> ThreadPoolExecutor:
         return _pool
 
 
-RowInput = "np.ndarray | Callable[[int, int], np.ndarray]"
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
+_malloc_tuned = False
+
+
+def _tune_malloc() -> None:
+    """Keep freed block temporaries in the heap (see the module docstring); glibc only."""
+    global _malloc_tuned
+    if _malloc_tuned:
+        return
+    _malloc_tuned = True
+    if os.environ.get("CESYM_KEEP_MALLOC") or not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
+        libc.mallopt(_M_TRIM_THRESHOLD, 64 << 20)
+    except (OSError, AttributeError):  # not glibc: its allocator, its behaviour
+        pass
 
 
 def _block(src, s: int, e: int) -> np.ndarray:
@@ -93,7 +120,7 @@ def run_blocks(
     n_cols: int,
     outputs: Sequence[tuple[str, np.dtype]],
     check: Callable[[np.ndarray], None] | None = None,
-    block_elements: int = BLOCK_ELEMENTS,
+    block_elements: int | None = None,
 ) -> list[np.ndarray]:
     """Evaluate ``core(*blocks, *scalars)`` over blocks of rows; return the outputs.
 
@@ -104,8 +131,9 @@ def run_blocks(
     element, broadcast to the block). ``check(block)``: called on each block of the last row
     input (the prediction) before the core, to raise on bad input.
     """
+    _tune_malloc()
     outs = [np.empty((n_rows,) if kind == "row" else (n_rows, n_cols), dtype=dt) for kind, dt in outputs]
-    step = max(1, block_elements // max(1, n_cols))
+    step = max(1, (block_elements or BLOCK_ELEMENTS) // max(1, n_cols))
     starts = range(0, n_rows, step)
 
     def work(s: int) -> None:
@@ -123,11 +151,19 @@ def run_blocks(
                 else:
                     out[s:e] = r
 
+    def work_all(share) -> None:
+        for s in share:
+            work(s)
+
     n = min(num_threads(), len(starts))
     if n <= 1:
-        for s in starts:
-            work(s)
+        work_all(starts)
     else:
-        # map() re-raises the first exception of a worker here; outputs are discarded with it
-        list(_executor(n).map(work, starts))
+        # One task per thread, each taking every n-th block: handing a task to a pool thread
+        # costs tens of microseconds, as much as computing a block. The calling thread takes
+        # the first share. map() re-raises a worker's exception here (the outputs go with it).
+        shares = [starts[i::n] for i in range(n)]
+        pending = _executor(n - 1).map(work_all, shares[1:])
+        work_all(shares[0])
+        list(pending)
     return outs

@@ -203,7 +203,14 @@ def cross_rest(t: np.ndarray, z: np.ndarray, e=None, s=None, S=None) -> np.ndarr
         re += s * at_max  # exact select: finite terms, one factor 0
     else:
         re = np.where(at_max, s, re)
-    rt = rest_sum(t)
+    T = row_sum(t)
+    if not np.any(t < 0) and np.all(T < _EXACT_INT) and np.array_equal(t, np.rint(t)):
+        rt = T - t  # hard labels: whole numbers, exact
+        if np.all(T <= 1):
+            # one-hot (or empty) rows: where t_j = 1, rt_j = 0 and a = 0; elsewhere b = 0
+            return e * rt - t * re
+    else:
+        rt = rest_sum(t)
     a, b = e * rt, t * re
     out = a - b
     if np.any(t < 0):

@@ -35,8 +35,8 @@ def probs_value(y, p, label_smoothing):
     - guard-weights: collect on the label weights and put each coefficient over one denominator, so that the cancelling parts of a coefficient (Σt/Σp - t/p) are cancelled exactly in algebra; each weighted term is XMul(w, ·): 0·log 0 = 0 and 0·(1/0) = 0, no NaN
     """
     C = p.shape[-1]
-    t = y*(1 - label_smoothing) + (1/2)*label_smoothing
-    u = (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
+    u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     return _rt.row_sum(_rt.xmul(t, -numpy.log(p)) + _rt.xmul(u, -numpy.log1p(-p)))/C
 
 
@@ -46,8 +46,8 @@ def probs_naive_value(y, p, label_smoothing):
     ``RowSum(-t*log(p) - u*log(1 - p))/C``
     """
     C = p.shape[-1]
-    t = y*(1 - label_smoothing) + (1/2)*label_smoothing
-    u = (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
+    u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     return _rt.row_sum(-t*numpy.log(p) - u*numpy.log(1 - p))/C
 
 
@@ -62,8 +62,8 @@ def probs_grad(y, p, label_smoothing):
     - combine-weights: collect on the label weights and put each coefficient over one denominator, so that the cancelling parts of a coefficient (Σt/Σp - t/p) are cancelled exactly in algebra; each weighted term is XMul(w, ·): 0·log 0 = 0 and 0·(1/0) = 0, no NaN
     """
     C = p.shape[-1]
-    t = y*(1 - label_smoothing) + (1/2)*label_smoothing
-    u = (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
+    u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = 1/C
     return _rt.xmul(t, -tmp0/p) + _rt.xmul(u, tmp0/(1 - p))
 
@@ -72,8 +72,8 @@ def probs_value_and_grad(y, p, label_smoothing):
     r"""binary cross-entropy on probabilities (from_logits=False): stable value and gradient in one pass, their common subexpressions computed once (the same expressions as ``probs_value`` and ``probs_grad``).
     """
     C = p.shape[-1]
-    t = y*(1 - label_smoothing) + (1/2)*label_smoothing
-    u = (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
+    u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = 1/C
     return tmp0*_rt.row_sum(_rt.xmul(t, -numpy.log(p)) + _rt.xmul(u, -numpy.log1p(-p))), _rt.xmul(t, -tmp0/p) + _rt.xmul(u, tmp0/(1 - p))
 
@@ -84,8 +84,8 @@ def probs_naive_grad(y, p, label_smoothing):
     ``(u/(1 - p) - t/p)/C``
     """
     C = p.shape[-1]
-    t = y*(1 - label_smoothing) + (1/2)*label_smoothing
-    u = (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
+    u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     return (u/(1 - p) - t/p)/C
 
 
@@ -101,8 +101,8 @@ def logits_value(y, x, label_smoothing):
     - log-sigmoid: log σ(x) = -softplus(-x) and log(1 - σ(x)) = -softplus(x): σ(x) underflows to 0 (log -> -inf) and 1 - σ(x) rounds to 0 long before the loss is infinite; softplus has neither problem.
     """
     C = x.shape[-1]
-    t = y*(1 - label_smoothing) + (1/2)*label_smoothing
-    u = (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
+    u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = numpy.log1p(numpy.exp(-abs(x)))
     return _rt.row_sum(t*(tmp0 + numpy.maximum(0, -x)) + u*(tmp0 + numpy.maximum(0, x)))/C
 
@@ -113,8 +113,8 @@ def logits_naive_value(y, x, label_smoothing):
     ``RowSum(-t*log(Sigmoid(x)) - u*log(1 - Sigmoid(x)))/C``
     """
     C = x.shape[-1]
-    t = y*(1 - label_smoothing) + (1/2)*label_smoothing
-    u = (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
+    u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = 1/(1 + numpy.exp(-x))
     return _rt.row_sum(-t*numpy.log(tmp0) - u*numpy.log(1 - tmp0))/C
 
@@ -130,8 +130,8 @@ def logits_grad(y, x, label_smoothing):
     - combine-weights: collect on the label weights and put each coefficient over one denominator, so that the cancelling parts of a coefficient (Σt/Σp - t/p) are cancelled exactly in algebra
     """
     C = x.shape[-1]
-    t = y*(1 - label_smoothing) + (1/2)*label_smoothing
-    u = (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
+    u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = 1/C
     tmp1 = 1/(1 + numpy.exp(-abs(x)))
     return -t*tmp0*tmp1*numpy.exp(numpy.minimum(0, -x)) + tmp0*tmp1*u*numpy.exp(numpy.minimum(0, x))
@@ -141,8 +141,8 @@ def logits_value_and_grad(y, x, label_smoothing):
     r"""binary cross-entropy on logits (from_logits=True): stable value and gradient in one pass, their common subexpressions computed once (the same expressions as ``logits_value`` and ``logits_grad``).
     """
     C = x.shape[-1]
-    t = y*(1 - label_smoothing) + (1/2)*label_smoothing
-    u = (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
+    u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = 1/C
     tmp1 = numpy.exp(-abs(x))
     tmp2 = numpy.log1p(tmp1)
@@ -157,8 +157,8 @@ def logits_naive_grad(y, x, label_smoothing):
     ``(-t*Sigmoid(-x) + u*Sigmoid(-x)*Sigmoid(x)/(1 - Sigmoid(x)))/C``
     """
     C = x.shape[-1]
-    t = y*(1 - label_smoothing) + (1/2)*label_smoothing
-    u = (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
+    u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = 1/(numpy.exp(x) + 1)
     tmp1 = 1/(1 + numpy.exp(-x))
     return (-t*tmp0 + tmp0*tmp1*u/(1 - tmp1))/C

@@ -38,7 +38,7 @@ def probs_value(y, p, label_smoothing):
     - guard-weights: collect on the label weights and put each coefficient over one denominator, so that the cancelling parts of a coefficient (Σt/Σp - t/p) are cancelled exactly in algebra; each weighted term is XMul(w, ·): 0·log 0 = 0 and 0·(1/0) = 0, no NaN
     """
     C = p.shape[-1]
-    t = y*(1 - label_smoothing) + label_smoothing/C
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
     return _rt.row_sum(_rt.xmul(t, _rt.neg_log_normalized(p, _rt.rest_sum(p))))
 
 
@@ -48,7 +48,7 @@ def probs_naive_value(y, p, label_smoothing):
     ``-RowSum(t*log(p/RowSum(p)))``
     """
     C = p.shape[-1]
-    t = y*(1 - label_smoothing) + label_smoothing/C
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
     return -_rt.row_sum(t*numpy.log(p/_rt.row_sum(p)))
 
 
@@ -64,7 +64,7 @@ def probs_grad(y, p, label_smoothing):
     - combine-weights: collect on the label weights and put each coefficient over one denominator, so that the cancelling parts of a coefficient (Σt/Σp - t/p) are cancelled exactly in algebra; each weighted term is XMul(w, ·): 0·log 0 = 0 and 0·(1/0) = 0, no NaN
     """
     C = p.shape[-1]
-    t = y*(1 - label_smoothing) + label_smoothing/C
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
     tmp0 = 1/_rt.row_sum(p)
     return tmp0*_rt.rest_sum(t) + _rt.xmul(t, -tmp0*_rt.rest_sum(p)/p)
 
@@ -73,7 +73,7 @@ def probs_value_and_grad(y, p, label_smoothing):
     r"""categorical cross-entropy on probabilities (from_logits=False): stable value and gradient in one pass, their common subexpressions computed once (the same expressions as ``probs_value`` and ``probs_grad``).
     """
     C = p.shape[-1]
-    t = y*(1 - label_smoothing) + label_smoothing/C
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
     tmp0 = _rt.rest_sum(p)
     tmp1 = 1/_rt.row_sum(p)
     return _rt.row_sum(_rt.xmul(t, _rt.neg_log_normalized(p, tmp0))), tmp1*_rt.rest_sum(t) + _rt.xmul(t, -tmp0*tmp1/p)
@@ -85,7 +85,7 @@ def probs_naive_grad(y, p, label_smoothing):
     ``RowSum(t)/RowSum(p) - t/p``
     """
     C = p.shape[-1]
-    t = y*(1 - label_smoothing) + label_smoothing/C
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
     return _rt.row_sum(t)/_rt.row_sum(p) - t/p
 
 
@@ -101,7 +101,7 @@ def logits_value(y, z, label_smoothing):
     - log-softmax: log(exp(z_j)/Σ exp(z_c)) = -NegLogSoftmax(z): exp overflows past z = 88.72 (float32) or 709.78 (float64), and lse(z) - z_j cancels to 0 for a class winning by hundreds; (max z - z_j) + log1p(Σ_{c≠argmax} exp(z_c - max z)) is a sum of two non-negative terms.
     """
     C = z.shape[-1]
-    t = y*(1 - label_smoothing) + label_smoothing/C
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
     tmp0 = _rt.row_max(z)
     tmp1 = numpy.exp(-tmp0 + z)
     return _rt.row_sum(t*(tmp0 - z + numpy.log1p(_rt.off_max_sum(tmp1, _rt.row_sum(tmp1)))))
@@ -113,7 +113,7 @@ def logits_naive_value(y, z, label_smoothing):
     ``-RowSum(t*log(exp(z)/RowSum(exp(z))))``
     """
     C = z.shape[-1]
-    t = y*(1 - label_smoothing) + label_smoothing/C
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
     tmp0 = numpy.exp(z)
     return -_rt.row_sum(t*numpy.log(tmp0/_rt.row_sum(tmp0)))
 
@@ -132,7 +132,7 @@ def logits_grad(y, z, label_smoothing):
     - cross-rest: e_j·Σ_{c≠j}t_c - t_j·Σ_{c≠j}e_c = Σ_{c≠j}(t_c e_j - t_j e_c): one primitive, so that the runtime can take pairs of equal label weights as t_j·e_c·expm1(z_j - z_c) (two labelled classes with close logits cancel in e_j - e_c).
     """
     C = z.shape[-1]
-    t = y*(1 - label_smoothing) + label_smoothing/C
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
     tmp0 = numpy.exp(z - _rt.row_max(z))
     tmp1 = _rt.row_sum(tmp0)
     return _rt.cross_rest(t, z, tmp0, _rt.off_max_sum(tmp0, tmp1), tmp1)/tmp1
@@ -142,7 +142,7 @@ def logits_value_and_grad(y, z, label_smoothing):
     r"""categorical cross-entropy on logits (from_logits=True): stable value and gradient in one pass, their common subexpressions computed once (the same expressions as ``logits_value`` and ``logits_grad``).
     """
     C = z.shape[-1]
-    t = y*(1 - label_smoothing) + label_smoothing/C
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
     tmp0 = _rt.row_max(z)
     tmp1 = numpy.exp(-tmp0 + z)
     tmp2 = _rt.row_sum(tmp1)
@@ -156,6 +156,6 @@ def logits_naive_grad(y, z, label_smoothing):
     ``-t + exp(z)*RowSum(t)/RowSum(exp(z))``
     """
     C = z.shape[-1]
-    t = y*(1 - label_smoothing) + label_smoothing/C
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
     tmp0 = numpy.exp(z)
     return -t + tmp0*_rt.row_sum(t)/_rt.row_sum(tmp0)
