@@ -67,6 +67,13 @@ class SharedNegLogNormalized(sp.Function):
     nargs = 2
 
 
+class ExpMin0(sp.Function):
+    """Printing form of ``exp(min(x, 0))`` given ``E = exp(-|x|)``: E where x < 0, else 1 (no
+    second exponential)."""
+
+    nargs = 2
+
+
 def _merge_rest_sums(expr: sp.Basic) -> sp.Basic:
     """``v + RestSum(v)`` (in any sum) -> ``RowSum(v)``: one row-level sum instead of a per-element one."""
 
@@ -100,14 +107,16 @@ def print_form(expr: sp.Basic) -> sp.Basic:
     * ``NegLogNormalized(p)`` given ``RestSum(p)``, which the gradient uses too;
     * ``softplus(x) = max(x, 0) + log1p(exp(-|x|))`` and ``σ(x) = exp(min(x, 0))/(1 + exp(-|x|))``
       (their stable forms, as in :mod:`cesym.kernels._runtime`), so that softplus(x),
-      softplus(-x), σ(x) and σ(-x) share ``exp(-|x|)``.
+      softplus(-x), σ(x) and σ(-x) share ``exp(-|x|)``; ``exp(min(x, 0))`` is that same
+      exponential where x < 0 and 1 elsewhere.
     """
     expr = _merge_rest_sums(expr)
     expr = expr.replace(
         lambda e: isinstance(e, Softplus), lambda e: sp.Max(e.args[0], 0) + log1p(sp.exp(-sp.Abs(e.args[0])))
     )
     expr = expr.replace(
-        lambda e: isinstance(e, Sigmoid), lambda e: sp.exp(sp.Min(e.args[0], 0)) / (1 + sp.exp(-sp.Abs(e.args[0])))
+        lambda e: isinstance(e, Sigmoid),
+        lambda e: ExpMin0(e.args[0], sp.exp(-sp.Abs(e.args[0]))) / (1 + sp.exp(-sp.Abs(e.args[0]))),
     )
 
     def nls(e):
@@ -158,6 +167,9 @@ class KernelPrinter(NumPyPrinter):
 
     def _print_CrossRest(self, e):
         return self._rt("cross_rest", *e.args)
+
+    def _print_ExpMin0(self, e):
+        return self._rt("exp_min0", *e.args)
 
     def _print_OffMaxSum(self, e):
         return self._rt("off_max_sum", *e.args)

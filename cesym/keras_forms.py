@@ -72,8 +72,10 @@ iv = mpmath.iv
 #: The reductions checked (``keras.losses.Loss(reduction=...)``).
 REDUCTIONS = ("sum_over_batch_size", "sum", "none")
 
-#: Rows of each batch that the class forms and metrics are checked on (verify's default run).
+#: Rows of each batch that the class forms and metrics are checked on (verify's default run, and
+#: --quick): the first rows, which cover every stratum (six of them) in turn.
 CLASS_ROWS = 16
+QUICK_CLASS_ROWS = 6
 
 
 def _counts(*keys: str) -> dict:

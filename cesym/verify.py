@@ -167,12 +167,12 @@ def run(
     evenly over the row lengths 1, 2, 3, 5, 8 (``quick``: 2, 3) and the label kinds.
     ``jobs`` > 1 runs configurations in that many processes (results in the same order).
     ``keras``: also run Keras on the same points and classify its outputs (cesym.keras_check),
-    its loss classes and metrics on the first rows of each batch (cesym.keras_forms; all rows
-    with ``quick``). ``progress`` is called with each configuration as it completes; the lines
+    its loss classes and metrics on the first rows of each batch (cesym.keras_forms:
+    ``CLASS_ROWS``, ``QUICK_CLASS_ROWS``). ``progress`` is called with each configuration as it completes; the lines
     of the loss classes and metrics are printed after it (:func:`describe_forms`) and their
     totals at the end.
     """
-    from .keras_forms import CLASS_ROWS
+    from .keras_forms import CLASS_ROWS, QUICK_CLASS_ROWS
 
     cases = [i for i, c in enumerate(CASES) if not names or c.kernel in names or c.loss in names]
     if not cases:
@@ -186,7 +186,7 @@ def run(
         case_sizes = (4,) if case.kernel == "activity_penalty" else sizes
         for dtype in ("float32", "float64"):
             for kind, soft, smooth in kinds:
-                tasks.append((i, dtype, kind, soft, smooth, rows, case_sizes, seed, keras, None if quick else CLASS_ROWS))
+                tasks.append((i, dtype, kind, soft, smooth, rows, case_sizes, seed, keras, QUICK_CLASS_ROWS if quick else CLASS_ROWS))
     if progress is not None:
         progress = _with_forms(progress)
     out: list[Config] = []

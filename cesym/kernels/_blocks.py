@@ -128,8 +128,8 @@ def run_blocks(
     block) or callables ``(start, stop) -> float64 block`` (e.g. one-hot rows from integer
     labels). ``outputs``: one ``(kind, dtype)`` per value the core returns, ``kind`` being
     ``"row"`` (one value per row: the core returns it with keepdims) or ``"elem"`` (one per
-    element, broadcast to the block). ``check(block)``: called on each block of the last row
-    input (the prediction) before the core, to raise on bad input.
+    element, broadcast to the block). ``check(block)``: called on a block of the last row
+    input (the prediction) whose outputs are not all finite, to raise if that is bad input.
     """
     _tune_malloc()
     outs = [np.empty((n_rows,) if kind == "row" else (n_rows, n_cols), dtype=dt) for kind, dt in outputs]
@@ -140,11 +140,11 @@ def run_blocks(
         e = min(s + step, n_rows)
         blocks = [_block(src, s, e) for src in rows]
         with np.errstate(all="ignore"):  # IEEE results: inf for log 0, overflow in the float32 cast
-            if check is not None:
-                check(blocks[-1])
             res = core(*blocks, *scalars)
             if len(outs) == 1:
                 res = (res,)
+            if check is not None and not all(np.all(np.isfinite(r)) for r in res):
+                check(blocks[-1])  # bad input shows as inf or NaN: only then is it looked for
             for out, (kind, _), r in zip(outs, outputs, res):
                 if kind == "row":
                     out[s:e] = np.broadcast_to(r, (e - s, 1))[:, 0]

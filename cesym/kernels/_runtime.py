@@ -14,6 +14,7 @@ __all__ = [
     "row_max",
     "rest_sum",
     "sigmoid",
+    "exp_min0",
     "softplus",
     "neg_log_softmax",
     "off_max_sum",
@@ -57,6 +58,12 @@ def row_max(v: np.ndarray) -> np.ndarray:
     return np.max(v, axis=-1, keepdims=True)
 
 
+def _whole(v: np.ndarray) -> bool:
+    """Every element a whole number (the first row is looked at first: probabilities fail there)."""
+    head = v[:1]
+    return bool(np.array_equal(head, np.rint(head)) and np.array_equal(v, np.rint(v)))
+
+
 def _first_argmax_mask(v: np.ndarray) -> np.ndarray:
     """True at the first largest element of each row (one element per row, ties included)."""
     k = np.argmax(v, axis=-1)[..., None]
@@ -89,7 +96,7 @@ def rest_sum(v: np.ndarray) -> np.ndarray:
     s = row_sum(v)
     out = s - v
     if out.ndim == 2 and not np.any(v < 0) and np.all(s < _EXACT_INT):
-        if np.array_equal(v, np.rint(v)):
+        if _whole(v):
             return out  # whole numbers below 2^53 (hard labels): every sum and difference is exact
         risky = out < 0.25 * s
         if np.any(risky):
@@ -117,6 +124,15 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     relative accuracy instead of 1/(1 + huge). (A second exp is cheaper than a select.)
     """
     return np.exp(np.minimum(x, 0.0)) / (1.0 + np.exp(-np.abs(x)))
+
+
+def exp_min0(x: np.ndarray, E: np.ndarray) -> np.ndarray:
+    """exp(min(x, 0)) from ``E = exp(-|x|)``: E where x < 0, 1 elsewhere, NaN where x is NaN.
+
+    An exact select (E·[x < 0] + [x >= 0]: E is finite or NaN, one factor is 0), cheaper than
+    a second exponential or ``numpy.where``.
+    """
+    return E * (x < 0) + (x >= 0)
 
 
 def softplus(x: np.ndarray) -> np.ndarray:
@@ -164,9 +180,10 @@ def neg_log_normalized(p: np.ndarray, r: np.ndarray | None = None) -> np.ndarray
         r = rest_sum(p)
     q = r / p
     out = np.log1p(q)
-    big = np.isinf(q) & (p > 0)
-    if np.any(big):
-        out = np.where(big, np.log(p + r) - np.log(np.where(big, p, 1.0)), out)
+    if np.any(np.isinf(q)):  # rare: look for the overflowing quotients only then
+        big = np.isinf(q) & (p > 0)
+        if np.any(big):
+            out = np.where(big, np.log(p + r) - np.log(np.where(big, p, 1.0)), out)
     return out
 
 
@@ -204,7 +221,7 @@ def cross_rest(t: np.ndarray, z: np.ndarray, e=None, s=None, S=None) -> np.ndarr
     else:
         re = np.where(at_max, s, re)
     T = row_sum(t)
-    if not np.any(t < 0) and np.all(T < _EXACT_INT) and np.array_equal(t, np.rint(t)):
+    if not np.any(t < 0) and np.all(T < _EXACT_INT) and _whole(t):
         rt = T - t  # hard labels: whole numbers, exact
         if np.all(T <= 1):
             # one-hot (or empty) rows: where t_j = 1, rt_j = 0 and a = 0; elsewhere b = 0

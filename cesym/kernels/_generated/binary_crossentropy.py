@@ -133,8 +133,9 @@ def logits_grad(y, x, label_smoothing):
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = 1/C
-    tmp1 = 1/(1 + numpy.exp(-abs(x)))
-    return -t*tmp0*tmp1*numpy.exp(numpy.minimum(0, -x)) + tmp0*tmp1*u*numpy.exp(numpy.minimum(0, x))
+    tmp1 = numpy.exp(-abs(x))
+    tmp2 = 1/(tmp1 + 1)
+    return -t*tmp0*tmp2*_rt.exp_min0(-x, tmp1) + tmp0*tmp2*u*_rt.exp_min0(x, tmp1)
 
 
 def logits_value_and_grad(y, x, label_smoothing):
@@ -148,7 +149,7 @@ def logits_value_and_grad(y, x, label_smoothing):
     tmp2 = numpy.log1p(tmp1)
     tmp3 = -x
     tmp4 = 1/(tmp1 + 1)
-    return tmp0*_rt.row_sum(t*(tmp2 + numpy.maximum(0, tmp3)) + u*(tmp2 + numpy.maximum(0, x))), -t*tmp0*tmp4*numpy.exp(numpy.minimum(0, tmp3)) + tmp0*tmp4*u*numpy.exp(numpy.minimum(0, x))
+    return tmp0*_rt.row_sum(t*(tmp2 + numpy.maximum(0, tmp3)) + u*(tmp2 + numpy.maximum(0, x))), -t*tmp0*tmp4*_rt.exp_min0(tmp3, tmp1) + tmp0*tmp4*u*_rt.exp_min0(x, tmp1)
 
 
 def logits_naive_grad(y, x, label_smoothing):

@@ -57,8 +57,9 @@ def sigmoid_cross_entropy_with_logits_grad(y, x):
     - none
     """
     u = 1 - y
-    tmp0 = 1/(1 + numpy.exp(-abs(x)))
-    return tmp0*u*numpy.exp(numpy.minimum(0, x)) - tmp0*y*numpy.exp(numpy.minimum(0, -x))
+    tmp0 = numpy.exp(-abs(x))
+    tmp1 = 1/(tmp0 + 1)
+    return tmp1*u*_rt.exp_min0(x, tmp0) - tmp1*y*_rt.exp_min0(-x, tmp0)
 
 
 def sigmoid_cross_entropy_with_logits_value_and_grad(y, x):
@@ -69,7 +70,7 @@ def sigmoid_cross_entropy_with_logits_value_and_grad(y, x):
     tmp1 = numpy.log1p(tmp0)
     tmp2 = -x
     tmp3 = 1/(tmp0 + 1)
-    return u*(tmp1 + numpy.maximum(0, x)) + y*(tmp1 + numpy.maximum(0, tmp2)), tmp3*u*numpy.exp(numpy.minimum(0, x)) - tmp3*y*numpy.exp(numpy.minimum(0, tmp2))
+    return u*(tmp1 + numpy.maximum(0, x)) + y*(tmp1 + numpy.maximum(0, tmp2)), tmp3*u*_rt.exp_min0(x, tmp0) - tmp3*y*_rt.exp_min0(tmp2, tmp0)
 
 
 def sigmoid_cross_entropy_with_logits_naive_grad(y, x):
