@@ -207,9 +207,10 @@ class KernelPrinter(NumPyPrinter):
 @dataclass(frozen=True)
 class _Fn:
     name: str
-    expr: sp.Expr
+    expr: sp.Expr | tuple[sp.Expr, ...]
     doc: str
     element_level: bool
+    returns: tuple[int, ...] | None = None  # which of a tuple ``expr`` the function returns
 
 
 def _arguments(loss: Loss) -> list[str]:
@@ -235,25 +236,44 @@ def _print_weight(definition: sp.Expr, params: Sequence[sp.Symbol], printer: Ker
     return f"{printer.doprint(plain)} if {cond} else {full}"
 
 
-def _print_body(loss: Loss, expr: sp.Expr | tuple[sp.Expr, ...], printer: KernelPrinter) -> list[str]:
-    """Lines computing ``expr`` (or a tuple of expressions sharing their common subexpressions):
-    shape constants, label weights, CSE temporaries, return."""
+def _print_body(
+    loss: Loss, expr: sp.Expr | tuple[sp.Expr, ...], printer: KernelPrinter, returns: tuple[int, ...] | None = None
+) -> list[str]:
+    """Lines computing ``expr``: shape constants, label weights, CSE temporaries, return.
+
+    ``expr`` may be a tuple of expressions (a value and its gradient): ``cse`` runs over all of
+    them, and the function returns those numbered in ``returns`` (default: all), computing only
+    the temporaries they need. The value, the gradient and the fused pair are printed from the
+    same ``cse``, so each output is the same expression, and the same numbers, in all three.
+    """
     exprs = [print_form(e) for e in (expr if isinstance(expr, tuple) else (expr,))]
-    lines = []
-    pred = loss.prediction.name
-    if any(e.has(C) for e in exprs) or any(d.has(C) for d in loss.weights.values()):
-        lines.append(f"C = {pred}.shape[-1]")
-    for w, definition in loss.weights.items():
-        if any(e.has(w) for e in exprs) and definition != w:
-            lines.append(f"{w.name} = {_print_weight(definition, loss.params, printer)}")
+    returns = tuple(range(len(exprs))) if returns is None else returns
     taken = {s.name for e in exprs for s in e.free_symbols} | {"C", "N"}
     # Temporaries are Elem symbols: RowSum must not mistake an element-level temporary for a
     # row-level constant and pull it out of the sum when cse rebuilds the expression.
-    names = (Elem(f"tmp{i}") for i in range(10**6) if f"tmp{i}" not in taken)
+    names = (Elem(f"cse{i}") for i in range(10**6) if f"cse{i}" not in taken)
     replacements, reduced = sp.cse(exprs, symbols=names, order="canonical")
-    for sym, sub in replacements:
-        lines.append(f"{sym} = {printer.doprint(sub)}")
-    lines.append("return " + ", ".join(printer.doprint(r) for r in reduced))
+    out_exprs = [reduced[i] for i in returns]
+    needed = set().union(*(e.free_symbols for e in out_exprs))
+    kept = []
+    for sym, sub in reversed(replacements):
+        if sym in needed:
+            kept.append((sym, sub))
+            needed |= sub.free_symbols
+    kept.reverse()
+    fresh = (Elem(f"tmp{i}") for i in range(10**6) if f"tmp{i}" not in taken)
+    rename = {sym: next(fresh) for sym, _ in kept}
+    used = [sub for _, sub in kept] + out_exprs
+    lines = []
+    pred = loss.prediction.name
+    if any(e.has(C) for e in used) or any(d.has(C) for w, d in loss.weights.items() if any(e.has(w) for e in used)):
+        lines.append(f"C = {pred}.shape[-1]")
+    for w, definition in loss.weights.items():
+        if any(e.has(w) for e in used) and definition != w:
+            lines.append(f"{w.name} = {_print_weight(definition, loss.params, printer)}")
+    for sym, sub in kept:
+        lines.append(f"{rename[sym]} = {printer.doprint(sub.xreplace(rename))}")
+    lines.append("return " + ", ".join(printer.doprint(e.xreplace(rename)) for e in out_exprs))
     return lines
 
 
@@ -263,7 +283,7 @@ def _latex(expr: sp.Expr) -> str:
 
 def _render_function(loss: Loss, fn: _Fn, printer: KernelPrinter) -> str:
     args = ", ".join(_arguments(loss))
-    body = "\n".join(_print_body(loss, fn.expr, printer))
+    body = "\n".join(_print_body(loss, fn.expr, printer, fn.returns))
     doc = fn.doc.strip()
     return (
         f"def {fn.name}({args}):\n"
@@ -281,13 +301,16 @@ def _functions(d: Derived) -> list[_Fn]:
     vr = "".join(f"\n- {r.name}: {r.why}" for r in d.value_rules) or "\n- none"
     gr = "".join(f"\n- {r.name}: {r.why}" for r in d.grad_rules) or "\n- none"
     shape = "one value per row (keepdims)" if loss.row_level else "one value per element"
+    # value and gradient are printed from one cse over both (see _print_body)
+    both = (d.value, d.grad) if d.grad is not None else d.value
     fns = [
         _Fn(
             f"{v}_value",
-            d.value,
+            both,
             f"{loss.title}: stable value, {shape}.\n\nMathematics: ``{sp.sstr(d.naive_value)}``{wline}\n\n"
             f"Stable form: ``{sp.sstr(d.value)}``\n\nRewrites applied:{vr}",
             not loss.row_level,
+            (0,) if d.grad is not None else None,
         ),
         _Fn(
             f"{v}_naive_value",
@@ -301,17 +324,18 @@ def _functions(d: Derived) -> list[_Fn]:
         fns += [
             _Fn(
                 f"{v}_grad",
-                d.grad,
+                both,
                 f"{loss.title}: stable gradient d(value)/d({loss.prediction}), elementwise.\n\n"
                 f"Derived by SymPy from the stable value: ``{sp.sstr(d.raw_grad)}``\n\n"
                 f"Stable form: ``{sp.sstr(d.grad)}``\n\nRewrites applied:{gr}",
                 True,
+                (1,),
             ),
             _Fn(
                 f"{v}_value_and_grad",
                 (d.value, d.grad),
                 f"{loss.title}: stable value and gradient in one pass, their common subexpressions "
-                f"computed once (the same expressions as ``{v}_value`` and ``{v}_grad``).",
+                f"computed once (the same expressions, and numbers, as ``{v}_value`` and ``{v}_grad``).",
                 True,
             ),
             _Fn(

@@ -32,7 +32,8 @@ def l2_batch_mean_value(h, lam, N):
     Rewrites applied:
     - none
     """
-    return lam*_rt.row_sum(h**2)/N
+    tmp0 = lam/N
+    return tmp0*_rt.row_sum(h**2)
 
 
 def l2_batch_mean_naive_value(h, lam, N):
@@ -53,11 +54,12 @@ def l2_batch_mean_grad(h, lam, N):
     Rewrites applied:
     - none
     """
-    return 2*h*lam/N
+    tmp0 = lam/N
+    return 2*h*tmp0
 
 
 def l2_batch_mean_value_and_grad(h, lam, N):
-    r"""λ · mean over the batch of the sum of squares over the other axes: stable value and gradient in one pass, their common subexpressions computed once (the same expressions as ``l2_batch_mean_value`` and ``l2_batch_mean_grad``).
+    r"""λ · mean over the batch of the sum of squares over the other axes: stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``l2_batch_mean_value`` and ``l2_batch_mean_grad``).
     """
     tmp0 = lam/N
     return tmp0*_rt.row_sum(h**2), 2*h*tmp0

@@ -37,7 +37,8 @@ def probs_value(y, p, label_smoothing):
     C = p.shape[-1]
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
-    return _rt.row_sum(_rt.xmul(t, -numpy.log(p)) + _rt.xmul(u, -numpy.log1p(-p)))/C
+    tmp0 = 1/C
+    return tmp0*_rt.row_sum(_rt.xmul(t, -numpy.log(p)) + _rt.xmul(u, -numpy.log1p(-p)))
 
 
 def probs_naive_value(y, p, label_smoothing):
@@ -69,7 +70,7 @@ def probs_grad(y, p, label_smoothing):
 
 
 def probs_value_and_grad(y, p, label_smoothing):
-    r"""binary cross-entropy on probabilities (from_logits=False): stable value and gradient in one pass, their common subexpressions computed once (the same expressions as ``probs_value`` and ``probs_grad``).
+    r"""binary cross-entropy on probabilities (from_logits=False): stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``probs_value`` and ``probs_grad``).
     """
     C = p.shape[-1]
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
@@ -103,8 +104,11 @@ def logits_value(y, x, label_smoothing):
     C = x.shape[-1]
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
-    tmp0 = numpy.log1p(numpy.exp(-abs(x)))
-    return _rt.row_sum(t*(tmp0 + numpy.maximum(0, -x)) + u*(tmp0 + numpy.maximum(0, x)))/C
+    tmp0 = 1/C
+    tmp1 = numpy.exp(-abs(x))
+    tmp2 = numpy.log1p(tmp1)
+    tmp3 = -x
+    return tmp0*_rt.row_sum(t*(tmp2 + numpy.maximum(0, tmp3)) + u*(tmp2 + numpy.maximum(0, x)))
 
 
 def logits_naive_value(y, x, label_smoothing):
@@ -134,12 +138,13 @@ def logits_grad(y, x, label_smoothing):
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = 1/C
     tmp1 = numpy.exp(-abs(x))
-    tmp2 = 1/(tmp1 + 1)
-    return -t*tmp0*tmp2*_rt.exp_min0(-x, tmp1) + tmp0*tmp2*u*_rt.exp_min0(x, tmp1)
+    tmp2 = -x
+    tmp3 = 1/(tmp1 + 1)
+    return -t*tmp0*tmp3*_rt.exp_min0(tmp2, tmp1) + tmp0*tmp3*u*_rt.exp_min0(x, tmp1)
 
 
 def logits_value_and_grad(y, x, label_smoothing):
-    r"""binary cross-entropy on logits (from_logits=True): stable value and gradient in one pass, their common subexpressions computed once (the same expressions as ``logits_value`` and ``logits_grad``).
+    r"""binary cross-entropy on logits (from_logits=True): stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``logits_value`` and ``logits_grad``).
     """
     C = x.shape[-1]
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing

@@ -39,7 +39,8 @@ def probs_value(y, p, label_smoothing):
     """
     C = p.shape[-1]
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
-    return _rt.row_sum(_rt.xmul(t, _rt.neg_log_normalized(p, _rt.rest_sum(p))))
+    tmp0 = _rt.rest_sum(p)
+    return _rt.row_sum(_rt.xmul(t, _rt.neg_log_normalized(p, tmp0)))
 
 
 def probs_naive_value(y, p, label_smoothing):
@@ -65,12 +66,13 @@ def probs_grad(y, p, label_smoothing):
     """
     C = p.shape[-1]
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
-    tmp0 = 1/_rt.row_sum(p)
-    return tmp0*_rt.rest_sum(t) + _rt.xmul(t, -tmp0*_rt.rest_sum(p)/p)
+    tmp0 = _rt.rest_sum(p)
+    tmp1 = 1/_rt.row_sum(p)
+    return tmp1*_rt.rest_sum(t) + _rt.xmul(t, -tmp0*tmp1/p)
 
 
 def probs_value_and_grad(y, p, label_smoothing):
-    r"""categorical cross-entropy on probabilities (from_logits=False): stable value and gradient in one pass, their common subexpressions computed once (the same expressions as ``probs_value`` and ``probs_grad``).
+    r"""categorical cross-entropy on probabilities (from_logits=False): stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``probs_value`` and ``probs_grad``).
     """
     C = p.shape[-1]
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
@@ -104,7 +106,9 @@ def logits_value(y, z, label_smoothing):
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
     tmp0 = _rt.row_max(z)
     tmp1 = numpy.exp(-tmp0 + z)
-    return _rt.row_sum(t*(tmp0 - z + numpy.log1p(_rt.off_max_sum(tmp1, _rt.row_sum(tmp1)))))
+    tmp2 = _rt.row_sum(tmp1)
+    tmp3 = _rt.off_max_sum(tmp1, tmp2)
+    return _rt.row_sum(t*(tmp0 - z + numpy.log1p(tmp3)))
 
 
 def logits_naive_value(y, z, label_smoothing):
@@ -133,13 +137,15 @@ def logits_grad(y, z, label_smoothing):
     """
     C = z.shape[-1]
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
-    tmp0 = numpy.exp(z - _rt.row_max(z))
-    tmp1 = _rt.row_sum(tmp0)
-    return _rt.cross_rest(t, z, tmp0, _rt.off_max_sum(tmp0, tmp1), tmp1)/tmp1
+    tmp0 = _rt.row_max(z)
+    tmp1 = numpy.exp(-tmp0 + z)
+    tmp2 = _rt.row_sum(tmp1)
+    tmp3 = _rt.off_max_sum(tmp1, tmp2)
+    return _rt.cross_rest(t, z, tmp1, tmp3, tmp2)/tmp2
 
 
 def logits_value_and_grad(y, z, label_smoothing):
-    r"""categorical cross-entropy on logits (from_logits=True): stable value and gradient in one pass, their common subexpressions computed once (the same expressions as ``logits_value`` and ``logits_grad``).
+    r"""categorical cross-entropy on logits (from_logits=True): stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``logits_value`` and ``logits_grad``).
     """
     C = z.shape[-1]
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C

@@ -34,7 +34,8 @@ def probs_value(y, p):
     - log-normalized: log(p_j/Σ p_c) = -log1p(Σ_{c≠j} p_c / p_j): when p_j carries almost all of the row, p_j/Σp rounds to 1 and its log to 0; the sum of the other elements keeps the digits.
     - guard-weights: collect on the label weights and put each coefficient over one denominator, so that the cancelling parts of a coefficient (Σt/Σp - t/p) are cancelled exactly in algebra; each weighted term is XMul(w, ·): 0·log 0 = 0 and 0·(1/0) = 0, no NaN
     """
-    return _rt.row_sum(_rt.xmul(y, _rt.neg_log_normalized(p, _rt.rest_sum(p))))
+    tmp0 = _rt.rest_sum(p)
+    return _rt.row_sum(_rt.xmul(y, _rt.neg_log_normalized(p, tmp0)))
 
 
 def probs_naive_value(y, p):
@@ -56,12 +57,13 @@ def probs_grad(y, p):
     - split-rowsum: Σ_c v_c = v_j + Σ_{c≠j} v_c: written this way, a difference such as σ_j·Σt - t_j or Σt/Σp - t_j/p_j becomes an expression in the other elements, which does not cancel when element j dominates (softmax_j - 1 = -Σ_{c≠j} e_c / Σ e_c).
     - combine-weights: collect on the label weights and put each coefficient over one denominator, so that the cancelling parts of a coefficient (Σt/Σp - t/p) are cancelled exactly in algebra; each weighted term is XMul(w, ·): 0·log 0 = 0 and 0·(1/0) = 0, no NaN
     """
-    tmp0 = 1/_rt.row_sum(p)
-    return tmp0*_rt.rest_sum(y) + _rt.xmul(y, -tmp0*_rt.rest_sum(p)/p)
+    tmp0 = _rt.rest_sum(p)
+    tmp1 = 1/_rt.row_sum(p)
+    return tmp1*_rt.rest_sum(y) + _rt.xmul(y, -tmp0*tmp1/p)
 
 
 def probs_value_and_grad(y, p):
-    r"""sparse categorical cross-entropy on probabilities (from_logits=False): stable value and gradient in one pass, their common subexpressions computed once (the same expressions as ``probs_value`` and ``probs_grad``).
+    r"""sparse categorical cross-entropy on probabilities (from_logits=False): stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``probs_value`` and ``probs_grad``).
     """
     tmp0 = _rt.rest_sum(p)
     tmp1 = 1/_rt.row_sum(p)
@@ -88,7 +90,9 @@ def logits_value(y, z):
     """
     tmp0 = _rt.row_max(z)
     tmp1 = numpy.exp(-tmp0 + z)
-    return _rt.row_sum(y*(tmp0 - z + numpy.log1p(_rt.off_max_sum(tmp1, _rt.row_sum(tmp1)))))
+    tmp2 = _rt.row_sum(tmp1)
+    tmp3 = _rt.off_max_sum(tmp1, tmp2)
+    return _rt.row_sum(y*(tmp0 - z + numpy.log1p(tmp3)))
 
 
 def logits_naive_value(y, z):
@@ -113,13 +117,15 @@ def logits_grad(y, z):
     - combine-weights: collect on the label weights and put each coefficient over one denominator, so that the cancelling parts of a coefficient (Σt/Σp - t/p) are cancelled exactly in algebra
     - cross-rest: e_j·Σ_{c≠j}t_c - t_j·Σ_{c≠j}e_c = Σ_{c≠j}(t_c e_j - t_j e_c): one primitive, so that the runtime can take pairs of equal label weights as t_j·e_c·expm1(z_j - z_c) (two labelled classes with close logits cancel in e_j - e_c).
     """
-    tmp0 = numpy.exp(z - _rt.row_max(z))
-    tmp1 = _rt.row_sum(tmp0)
-    return _rt.cross_rest(y, z, tmp0, _rt.off_max_sum(tmp0, tmp1), tmp1)/tmp1
+    tmp0 = _rt.row_max(z)
+    tmp1 = numpy.exp(-tmp0 + z)
+    tmp2 = _rt.row_sum(tmp1)
+    tmp3 = _rt.off_max_sum(tmp1, tmp2)
+    return _rt.cross_rest(y, z, tmp1, tmp3, tmp2)/tmp2
 
 
 def logits_value_and_grad(y, z):
-    r"""sparse categorical cross-entropy on logits (from_logits=True): stable value and gradient in one pass, their common subexpressions computed once (the same expressions as ``logits_value`` and ``logits_grad``).
+    r"""sparse categorical cross-entropy on logits (from_logits=True): stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``logits_value`` and ``logits_grad``).
     """
     tmp0 = _rt.row_max(z)
     tmp1 = numpy.exp(-tmp0 + z)

@@ -32,8 +32,10 @@ def sigmoid_cross_entropy_with_logits_value(y, x):
     - log-sigmoid: log σ(x) = -softplus(-x) and log(1 - σ(x)) = -softplus(x): σ(x) underflows to 0 (log -> -inf) and 1 - σ(x) rounds to 0 long before the loss is infinite; softplus has neither problem.
     """
     u = 1 - y
-    tmp0 = numpy.log1p(numpy.exp(-abs(x)))
-    return u*(tmp0 + numpy.maximum(0, x)) + y*(tmp0 + numpy.maximum(0, -x))
+    tmp0 = numpy.exp(-abs(x))
+    tmp1 = numpy.log1p(tmp0)
+    tmp2 = -x
+    return u*(tmp1 + numpy.maximum(0, x)) + y*(tmp1 + numpy.maximum(0, tmp2))
 
 
 def sigmoid_cross_entropy_with_logits_naive_value(y, x):
@@ -58,12 +60,13 @@ def sigmoid_cross_entropy_with_logits_grad(y, x):
     """
     u = 1 - y
     tmp0 = numpy.exp(-abs(x))
-    tmp1 = 1/(tmp0 + 1)
-    return tmp1*u*_rt.exp_min0(x, tmp0) - tmp1*y*_rt.exp_min0(-x, tmp0)
+    tmp1 = -x
+    tmp2 = 1/(tmp0 + 1)
+    return tmp2*u*_rt.exp_min0(x, tmp0) - tmp2*y*_rt.exp_min0(tmp1, tmp0)
 
 
 def sigmoid_cross_entropy_with_logits_value_and_grad(y, x):
-    r"""tf.nn.sigmoid_cross_entropy_with_logits (elementwise): stable value and gradient in one pass, their common subexpressions computed once (the same expressions as ``sigmoid_cross_entropy_with_logits_value`` and ``sigmoid_cross_entropy_with_logits_grad``).
+    r"""tf.nn.sigmoid_cross_entropy_with_logits (elementwise): stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``sigmoid_cross_entropy_with_logits_value`` and ``sigmoid_cross_entropy_with_logits_grad``).
     """
     u = 1 - y
     tmp0 = numpy.exp(-abs(x))
@@ -96,7 +99,9 @@ def softmax_cross_entropy_with_logits_value(y, z):
     """
     tmp0 = _rt.row_max(z)
     tmp1 = numpy.exp(-tmp0 + z)
-    return _rt.row_sum(y*(tmp0 - z + numpy.log1p(_rt.off_max_sum(tmp1, _rt.row_sum(tmp1)))))
+    tmp2 = _rt.row_sum(tmp1)
+    tmp3 = _rt.off_max_sum(tmp1, tmp2)
+    return _rt.row_sum(y*(tmp0 - z + numpy.log1p(tmp3)))
 
 
 def softmax_cross_entropy_with_logits_naive_value(y, z):
@@ -121,13 +126,15 @@ def softmax_cross_entropy_with_logits_grad(y, z):
     - combine-weights: collect on the label weights and put each coefficient over one denominator, so that the cancelling parts of a coefficient (Σt/Σp - t/p) are cancelled exactly in algebra
     - cross-rest: e_j·Σ_{c≠j}t_c - t_j·Σ_{c≠j}e_c = Σ_{c≠j}(t_c e_j - t_j e_c): one primitive, so that the runtime can take pairs of equal label weights as t_j·e_c·expm1(z_j - z_c) (two labelled classes with close logits cancel in e_j - e_c).
     """
-    tmp0 = numpy.exp(z - _rt.row_max(z))
-    tmp1 = _rt.row_sum(tmp0)
-    return _rt.cross_rest(y, z, tmp0, _rt.off_max_sum(tmp0, tmp1), tmp1)/tmp1
+    tmp0 = _rt.row_max(z)
+    tmp1 = numpy.exp(-tmp0 + z)
+    tmp2 = _rt.row_sum(tmp1)
+    tmp3 = _rt.off_max_sum(tmp1, tmp2)
+    return _rt.cross_rest(y, z, tmp1, tmp3, tmp2)/tmp2
 
 
 def softmax_cross_entropy_with_logits_value_and_grad(y, z):
-    r"""tf.nn.softmax_cross_entropy_with_logits: stable value and gradient in one pass, their common subexpressions computed once (the same expressions as ``softmax_cross_entropy_with_logits_value`` and ``softmax_cross_entropy_with_logits_grad``).
+    r"""tf.nn.softmax_cross_entropy_with_logits: stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``softmax_cross_entropy_with_logits_value`` and ``softmax_cross_entropy_with_logits_grad``).
     """
     tmp0 = _rt.row_max(z)
     tmp1 = numpy.exp(-tmp0 + z)

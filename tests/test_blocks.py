@@ -1,0 +1,104 @@
+"""Blocked, threaded evaluation: the same bytes whatever the blocks and threads, and the fused
+``<name>_value_and_grad`` equal to the separate value and gradient."""
+
+import numpy as np
+import pytest
+
+from cesym import kernels
+from cesym.kernels import _blocks
+from cesym.registry import CASES
+
+from conftest import SEED
+
+
+def _inputs(case, dtype, rows=2000, n=7, axis=-1, seed=SEED):
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((rows, n)) * rng.choice([0.1, 3.0, 300.0], size=(rows, 1))
+    if case.inputs == "probs":
+        p = np.exp(z - z.max(-1, keepdims=True))
+        with np.errstate(over="ignore"):  # 1/(1 + exp(300)) = 0 is meant
+            pred = p / p.sum(-1, keepdims=True) if case.kernel != "binary_crossentropy" else 1 / (1 + np.exp(-z))
+    else:
+        pred = z
+    pred = pred.astype(dtype)
+    if case.labels == "sparse":
+        labels = rng.integers(0, n, rows)
+    elif case.labels == "dense":
+        labels = (rng.random((rows, n)) < 0.3).astype(dtype)
+        labels[: rows // 2] = rng.random((rows // 2, n))  # soft rows too
+    else:
+        labels = None
+    if axis != -1 and case.labels == "dense" and not case.nn_keywords:
+        pred, labels = np.moveaxis(pred, -1, axis), np.moveaxis(labels, -1, axis)
+    return labels, pred
+
+
+def _call(case, fn_suffix, labels, pred, **kw):
+    fn = getattr(kernels, case.kernel + fn_suffix)
+    args = dict(case.keywords)
+    args.update(kw)
+    if case.nn_keywords:
+        return fn(labels=labels, logits=pred, **args)
+    if case.labels == "none":
+        return fn(pred, **args)
+    return fn(labels, pred, **args)
+
+
+@pytest.fixture
+def restore_blocks():
+    size = _blocks.BLOCK_ELEMENTS
+    yield
+    _blocks.BLOCK_ELEMENTS = size
+    _blocks.set_num_threads(None)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_same_bytes_for_any_blocks_and_threads(case, dtype, restore_blocks):
+    labels, pred = _inputs(case, dtype)
+    results = []
+    for threads, block in [(1, 1 << 20), (1, 64), (2, 256), (3, 1000)]:
+        _blocks.set_num_threads(threads)
+        _blocks.BLOCK_ELEMENTS = block
+        results.append(_call(case, "_value_and_grad", labels, pred))
+    for v, g in results[1:]:
+        assert v.tobytes() == results[0][0].tobytes() and g.tobytes() == results[0][1].tobytes()
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_value_and_grad_is_value_and_grad(case, dtype):
+    axis = 0 if case.labels == "dense" and not case.nn_keywords and not case.elementwise else -1
+    labels, pred = _inputs(case, dtype, axis=axis)
+    kw = {"axis": axis} if axis != -1 else {}
+    v, g = _call(case, "_value_and_grad", labels, pred, **kw)
+    v1 = _call(case, "", labels, pred, **kw)
+    g1 = _call(case, "_grad", labels, pred, **kw)
+    assert v.dtype == v1.dtype == dtype and g.dtype == g1.dtype == dtype and g.shape == pred.shape
+    np.testing.assert_array_equal(v, v1)
+    np.testing.assert_array_equal(g, g1)
+
+
+def test_num_threads_arguments(monkeypatch, restore_blocks):
+    with pytest.raises(ValueError, match="n: expected a positive integer"):
+        kernels.set_num_threads(0)
+    kernels.set_num_threads(3)
+    assert kernels.num_threads() == 3
+    kernels.set_num_threads(None)
+    monkeypatch.setenv("CESYM_NUM_THREADS", "two")
+    with pytest.raises(ValueError, match="CESYM_NUM_THREADS"):
+        kernels.num_threads()
+    monkeypatch.setenv("CESYM_NUM_THREADS", "2")
+    assert kernels.num_threads() == 2
+
+
+def test_bad_input_in_a_later_block_raises(restore_blocks):
+    """A row of zeros far into the batch still raises (the check runs where results are not finite)."""
+    _blocks.BLOCK_ELEMENTS = 64
+    p = np.full((500, 4), 0.25, dtype=np.float32)
+    p[437] = 0
+    y = np.eye(4, dtype=np.float32)[np.arange(500) % 4]
+    with pytest.raises(ValueError, match="sums to 0"):
+        kernels.categorical_crossentropy(y, p)
+    with pytest.raises(ValueError, match="sums to 0"):
+        kernels.sparse_categorical_crossentropy_value_and_grad(np.arange(500) % 4, p)
