@@ -21,6 +21,14 @@ def test_verify_quick_json(tmp_path):
     assert sum(c["naive_outside"] for c in configs) > 0
     # the symbolic gradient agrees with mpmath.diff of the reference
     assert max(c["grad_vs_mpmath_diff"] for c in configs) < 1e-20
+    # Keras's loss classes (every reduction, unweighted and weighted) and metrics, on the same points
+    classes, metrics = data["keras_classes"], data["keras_metrics"]
+    assert set(classes["reductions"]) == {"sum_over_batch_size", "sum", "none"}
+    assert classes["value"]["unexplained"] == 0 and classes["grad"]["unexplained"] == 0
+    assert classes["value"]["explained"] > 0 and classes["grad"]["exact"] > 0
+    assert metrics["function"]["exact"] > 0 and metrics["function"]["unexplained"] == 0
+    assert metrics["classes"]["unexplained"] == 0
+    assert sum(c["keras_classes"] is not None for c in configs) == 28 and "keras loss classes" in r.stdout
     floor = data["environment"]["host_floor_ulps"]
     assert floor["float64"]["log"]["max_ulps"] < 1.0
 

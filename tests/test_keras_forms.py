@@ -1,0 +1,79 @@
+"""Keras's loss classes (reductions, sample weights, dtype) and metrics: every output exact or
+explained, the reduction's rounding bound honest, Keras's documented divisors as measured, and
+TensorFlow's reading of subnormal predictions as zero in the metrics."""
+
+import mpmath
+import numpy as np
+import pytest
+
+from cesym.keras_calls import LOSS_CLASSES, keras_class_kernel
+from cesym.keras_forms import ClassTally, _reduce, check_classes, check_metrics, metrics_for, sample_weights
+from cesym.keras_model import _ends, _Rounding
+from cesym.registry import CASES, case, label_kinds
+from cesym.sampling import sample
+
+from conftest import SEED
+
+CLASS_CASES = [c for c in CASES if c.kernel in LOSS_CLASSES]
+
+
+@pytest.mark.parametrize("c", CLASS_CASES, ids=lambda c: c.id)
+def test_every_loss_class_output_is_exact_or_explained(c):
+    for dtype in (np.float32, np.float64):
+        t = ClassTally()
+        for _, soft, smooth in label_kinds(c):
+            t.merge(check_classes(c, sample(c, dtype, 3, 12, seed=SEED, soft=soft, smoothing=smooth), keras_class_kernel(c), seed=SEED))
+        assert t.value["unexplained"] == 0 and t.grad["unexplained"] == 0, t.unexplained_examples
+        assert t.value["exact"] > 0 and t.grad["exact"] > 0
+        if c.inputs == "probs":  # the clip is at work, through every reduction
+            assert all(r["value"]["explained"] > 0 for r in t.reductions.values())
+
+
+def test_sum_over_batch_size_divides_by_the_batch_size():
+    """Keras 3.15: 'sum_over_batch_size' is Σ w_i ℓ_i / B with zero weights counted in B."""
+    c = case("categorical_crossentropy", from_logits=True)
+    b = sample(c, np.float64, 3, 10, seed=SEED)
+    w = sample_weights(10, SEED)
+    assert (w == 0).any()
+    call = keras_class_kernel(c)
+    per_sample, _ = call(b.labels, b.pred, b.params, "none", None, "float64")
+    value, _ = call(b.labels, b.pred, b.params, "sum_over_batch_size", w, "float64")
+    assert value == pytest.approx(np.sum(w * per_sample) / 10, rel=1e-12)
+    assert value != pytest.approx(np.sum(w * per_sample) / np.sum(w), rel=1e-3)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_reduction_bound_holds_and_is_tight(dtype):
+    """Float sums of B positive terms in three orders lie inside the interval of `_reduce`, whose
+    half-width is at most γ_{B-1}·Σ|x| (a few (B-1)·u relative), not more."""
+    rng = np.random.default_rng(SEED)
+    R = _Rounding(dtype)
+    u = float(np.finfo(dtype).eps) / 2
+    old = mpmath.iv.prec
+    mpmath.iv.prec = 200
+    try:
+        for B in (2, 7, 64):
+            x = (10 ** rng.uniform(-3, 3, B)).astype(dtype)
+            (hull,) = _reduce(R, [mpmath.iv.mpf(float(v)) for v in x], None, "sum", None)
+            a, b = _ends(hull)
+            seq = dtype(0)
+            for v in x:
+                seq = dtype(seq + v)
+            for s in (seq, np.sum(x, dtype=dtype), np.sum(np.sort(x)[::-1], dtype=dtype)):
+                assert a <= float(s) <= b
+            exact = mpmath.fsum([mpmath.mpf(float(v)) for v in x])
+            assert (b - a) / 2 <= 1.01 * (B - 1) * u * exact
+    finally:
+        mpmath.iv.prec = old
+
+
+@pytest.mark.parametrize("c", [c for c in CASES if metrics_for(c)], ids=lambda c: c.kernel)
+def test_metrics_agree_with_cesym_and_weighted_means_are_bounded(c):
+    for dtype in (np.float32, np.float64):
+        t = check_metrics(c, sample(c, dtype, 3, 18, seed=SEED), seed=SEED)
+        assert not t.failures and t.function["exact"] > 0 and t.function["unexplained"] == 0
+        assert t.classes["unexplained"] == 0, t.unexplained_examples
+        # TensorFlow reads the subnormal edge rows as zeros (argmax 0, level in in_top_k); with the
+        # threshold 0.5 binary_accuracy cannot tell
+        assert (t.function["explained"] > 0) == (c.kernel != "binary_crossentropy")
+        assert t.class_max_ulps < 64  # float32 accumulation over ~24 samples
