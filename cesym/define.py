@@ -47,6 +47,9 @@ class Loss:
         domain: ``"probability"`` (a prediction may be 0 or 1, logs may be infinite, so label
             weights get the 0·∞ = 0 guard) or ``"real"`` (finite everywhere).
         differentiable: False for value-only definitions.
+        label_index: the label is the indicator ``[c = k]`` of an integer class ``k`` (a one-hot
+            row; all zero for an ignored sample). The kernels then take ``k`` itself, and sums
+            against the label become a look-up of element ``k``.
     """
 
     family: str
@@ -60,6 +63,7 @@ class Loss:
     domain: Literal["probability", "real"] = "real"
     differentiable: bool = True
     notes: str = ""
+    label_index: bool = False
 
     @property
     def name(self) -> str:

@@ -38,6 +38,7 @@ from .primitives import (
     RowMax,
     RowSum,
     Sigmoid,
+    XMul,
     Softplus,
     element_symbols,
     to_elementary,
@@ -74,6 +75,89 @@ class ExpMin0(sp.Function):
     nargs = 2
 
 
+class AtLabel(sp.Function):
+    """Printing form: element ``k`` of an element-level expression (0 for an ignored row, k = -1)."""
+
+    nargs = 2
+
+
+class OneHot(sp.Function):
+    """Printing form: the one-hot row ``[c = k]`` (zeros for k = -1), of C elements."""
+
+    nargs = 2
+
+
+class OneHotRest(sp.Function):
+    """Printing form: ``Σ_{c≠j} [c = k]`` = 1 - [j = k] (zeros for k = -1)."""
+
+    nargs = 2
+
+
+class ScatterLabel(sp.Function):
+    """Printing form: a row of C zeros holding the row-level value ``g`` at element k."""
+
+    nargs = 3
+
+
+class OneHotCrossRest(sp.Function):
+    """Printing form of ``CrossRest([c = k], z)`` given e = exp(z - max z), its off-max sum and row sum."""
+
+    nargs = 4
+
+
+#: The integer label of a loss whose label is an indicator (``Loss.label_index``).
+LABEL_INDEX = sp.Symbol("k", integer=True)
+
+_ROW_LEVEL = (RowSum, RowMax, AtLabel)
+
+
+def _elementwise(e: sp.Basic) -> bool:
+    """True when ``e`` has an element-level part (an Elem outside every row-level node)."""
+    if isinstance(e, Elem):
+        return True
+    if isinstance(e, _ROW_LEVEL) or e.func.__name__ == "OffMaxSum":
+        return False
+    return any(_elementwise(a) for a in e.args)
+
+
+def _gather(e: sp.Basic) -> sp.Basic:
+    """``e`` at element k: each element-level leaf (an Elem, a RestSum) read at k."""
+    if not _elementwise(e):
+        return e
+    if isinstance(e, (Elem, RestSum)):
+        return AtLabel(LABEL_INDEX, e)
+    return e.func(*[_gather(a) for a in e.args])
+
+
+def _index_label(expr: sp.Basic, y: Elem) -> sp.Basic:
+    """Exact identities for a label ``y_c = [c = k]``: ``Σ_c y_c f_c = f_k`` (0 for an ignored
+    row), ``XMul(y, g) = g_k`` at k and 0 elsewhere, ``RestSum(y) = 1 - y``, and the softmax
+    numerator ``CrossRest(y, z)`` = e_j off k, ``-Σ_{c≠k} e_c`` at k."""
+    k = LABEL_INDEX
+
+    def row_sum(e: RowSum) -> sp.Basic:
+        arg = e.args[0]
+        if isinstance(arg, XMul) and arg.args[0] == y and not arg.args[1].has(y):
+            return AtLabel(k, _gather(arg.args[1]))
+        if arg == y:
+            return AtLabel(k, sp.Integer(1))
+        if isinstance(arg, sp.Mul) and y in arg.args and not (arg / y).has(y):
+            return AtLabel(k, _gather(arg / y))
+        return e
+
+    expr = expr.replace(lambda e: isinstance(e, RowSum) and e.has(y), row_sum)
+    expr = expr.replace(
+        lambda e: isinstance(e, SharedCrossRest) and e.args[0] == y,
+        lambda e: OneHotCrossRest(k, e.args[2], e.args[3], e.args[4]),
+    )
+    expr = expr.replace(
+        lambda e: isinstance(e, XMul) and e.args[0] == y and not e.args[1].has(y),
+        lambda e: ScatterLabel(k, _gather(e.args[1]), C),
+    )
+    expr = expr.replace(lambda e: isinstance(e, RestSum) and e.args[0] == y, lambda e: OneHotRest(k, C))
+    return expr.xreplace({y: OneHot(k, C)})
+
+
 def _merge_rest_sums(expr: sp.Basic) -> sp.Basic:
     """``v + RestSum(v)`` (in any sum) -> ``RowSum(v)``: one row-level sum instead of a per-element one."""
 
@@ -97,7 +181,7 @@ def _softmax_parts(z: sp.Basic) -> tuple[sp.Basic, sp.Basic, sp.Basic, sp.Basic]
     return d, e, S, OffMaxSum(e, S)
 
 
-def print_form(expr: sp.Basic) -> sp.Basic:
+def print_form(expr: sp.Basic, index_label: Elem | None = None) -> sp.Basic:
     """Exact identities applied before printing, so that ``cse`` can share work.
 
     * ``v_j + Σ_{c≠j} v_c = Σ_c v_c`` (a row-level sum; no cancellation to avoid in a sum);
@@ -105,6 +189,8 @@ def print_form(expr: sp.Basic) -> sp.Basic:
       ``s = Σ_{c≠argmax} e_c``, and ``CrossRest(t, z)`` given ``e``, ``s`` and ``S = Σ e``, so
       that a value and its gradient printed together compute them once;
     * ``NegLogNormalized(p)`` given ``RestSum(p)``, which the gradient uses too;
+    * for a label that is the indicator of an integer class k (``index_label``), the sums and
+      products against it as look-ups of element k (:func:`_index_label`);
     * ``softplus(x) = max(x, 0) + log1p(exp(-|x|))`` and ``σ(x) = exp(min(x, 0))/(1 + exp(-|x|))``
       (their stable forms, as in :mod:`cesym.kernels._runtime`), so that softplus(x),
       softplus(-x), σ(x) and σ(-x) share ``exp(-|x|)``; ``exp(min(x, 0))`` is that same
@@ -130,9 +216,10 @@ def print_form(expr: sp.Basic) -> sp.Basic:
 
     expr = expr.replace(lambda e: isinstance(e, NegLogSoftmax), nls)
     expr = expr.replace(lambda e: isinstance(e, CrossRest), cross)
-    return expr.replace(
+    expr = expr.replace(
         lambda e: isinstance(e, NegLogNormalized), lambda e: SharedNegLogNormalized(e.args[0], RestSum(e.args[0]))
     )
+    return expr if index_label is None else _index_label(expr, index_label)
 
 
 class KernelPrinter(NumPyPrinter):
@@ -167,6 +254,21 @@ class KernelPrinter(NumPyPrinter):
 
     def _print_CrossRest(self, e):
         return self._rt("cross_rest", *e.args)
+
+    def _print_AtLabel(self, e):
+        return self._rt("at_label", *e.args)
+
+    def _print_OneHot(self, e):
+        return self._rt("one_hot", *e.args)
+
+    def _print_OneHotRest(self, e):
+        return self._rt("one_hot_rest", *e.args)
+
+    def _print_ScatterLabel(self, e):
+        return self._rt("scatter_label", *e.args)
+
+    def _print_OneHotCrossRest(self, e):
+        return self._rt("one_hot_cross_rest", *e.args)
 
     def _print_ExpMin0(self, e):
         return self._rt("exp_min0", *e.args)
@@ -216,7 +318,7 @@ class _Fn:
 def _arguments(loss: Loss) -> list[str]:
     args = []
     if loss.label is not None:
-        args.append(loss.label.name)
+        args.append(LABEL_INDEX.name if loss.label_index else loss.label.name)
     args.append(loss.prediction.name)
     args.extend(p.name for p in loss.params)
     if loss.value.has(N):  # the batch size: a block of rows does not know it
@@ -246,7 +348,8 @@ def _print_body(
     the temporaries they need. The value, the gradient and the fused pair are printed from the
     same ``cse``, so each output is the same expression, and the same numbers, in all three.
     """
-    exprs = [print_form(e) for e in (expr if isinstance(expr, tuple) else (expr,))]
+    index_label = loss.label if loss.label_index else None
+    exprs = [print_form(e, index_label) for e in (expr if isinstance(expr, tuple) else (expr,))]
     returns = tuple(range(len(exprs))) if returns is None else returns
     taken = {s.name for e in exprs for s in e.free_symbols} | {"C", "N"}
     # Temporaries are Elem symbols: RowSum must not mistake an element-level temporary for a
@@ -353,7 +456,8 @@ HEADER = '''r"""Generated by ``cesym generate`` from ``derivations/{family}.py``
 
 {doc}
 Each function takes rows along the last axis (float64 arrays, labels broadcast to the
-prediction's shape) and scalar parameters; the public, checked API is :mod:`cesym.kernels`.
+prediction's shape; a label given by its class, ``k``, as int64 of shape (rows, 1), -1 for an
+ignored row) and scalar parameters; the public, checked API is :mod:`cesym.kernels`.
 The code prints each stable form after the exact identities of ``cesym.generate.print_form``
 (``v_j + Σ_{{c≠j}} v_c = Σ_c v_c``; ``-log softmax(z)_j = log1p(Σ_{{c≠argmax}} e_c) - d_j`` with
 ``d = z - max z``, ``e = exp(d)``, shared with the gradient; softplus and σ in their stable

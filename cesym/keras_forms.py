@@ -295,7 +295,7 @@ def check_classes(case: KernelCase, batch: Batch, class_call: Callable, seed=0) 
                 value, grad = class_call(labels, pred, batch.params, reduction, weights, class_dtype)
                 value = np.atleast_1d(value)
                 tag = reduction + (" weighted" if weights is not None else "")
-                _classify_values(tally, ref, truth, value, weights, reduction, R, fmax, model_values, value_band, dtype, tag)
+                _classify_values(tally, truth, value, weights, reduction, R, fmax, model_values, value_band, dtype, tag)
                 _classify_grads(
                     tally, ref, truth, dense, pred, params, grad, weights, reduction, R, grad_model, dtype, tag
                 )
@@ -304,7 +304,8 @@ def check_classes(case: KernelCase, batch: Batch, class_call: Callable, seed=0) 
     return tally
 
 
-def _classify_values(tally, ref, truth, value, weights, reduction, R, fmax, model_values, value_band, dtype, tag):
+def _classify_values(tally, truth, value, weights, reduction, R, fmax, model_values, value_band, dtype, tag):
+    """The value outputs of one reduction: against the exactly weighted and reduced reference."""
     B = len(truth)
     wts = [1.0] * B if weights is None else [float(x) for x in weights]
     with mpmath.workprec(256):
@@ -335,6 +336,8 @@ def _classify_values(tally, ref, truth, value, weights, reduction, R, fmax, mode
 
 
 def _classify_grads(tally, ref, truth, dense, pred, params, grad, weights, reduction, R, grad_model, dtype, tag):
+    """The gradient of one reduction: element (i, j) against ``U_i·g_ij`` (its seed times the
+    per-sample gradient) and against the envelope seeded with ``U_i``."""
     B, n = pred.shape
     D = B if reduction == "sum_over_batch_size" else 1
     for i in range(B):

@@ -28,6 +28,7 @@ LOSSES = [
         prediction=p,
         weights={y: y},
         label=y,
+        label_index=True,
         domain="probability",
     ),
     Loss(
@@ -38,6 +39,7 @@ LOSSES = [
         prediction=z,
         weights={y: y},
         label=y,
+        label_index=True,
         domain="real",
     ),
 ]

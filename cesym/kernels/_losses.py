@@ -117,14 +117,9 @@ def cce(y_true, y_pred, from_logits, label_smoothing, axis, kind):
     return _run(core, kind, y, p, ax, (ls,), check=check)
 
 
-def _one_hot(labels: np.ndarray, n: int):
-    """Blocks of one-hot float64 rows from flat integer labels; label -1 (ignored) gives zeros."""
-    classes = np.arange(n)
-
-    def block(s: int, e: int) -> np.ndarray:
-        return (labels[s:e, None] == classes).astype(np.float64)
-
-    return block
+def _label_blocks(labels: np.ndarray):
+    """Blocks of flat integer labels as (rows, 1) int64 columns; -1 marks an ignored sample."""
+    return lambda s, e: labels[s:e, None]
 
 
 def scce(y_true, y_pred, from_logits, axis, ignore_class, kind):
@@ -144,7 +139,7 @@ def scce(y_true, y_pred, from_logits, axis, ignore_class, kind):
         _check_nonnegative(p)
         check = _renormalisable
     core = _core(_gen_scce, "logits_" if from_logits else "probs_", kind)
-    return _run(core, kind, _one_hot(labels.reshape(-1), n), p, ax, check=check)
+    return _run(core, kind, _label_blocks(labels.reshape(-1)), p, ax, check=check)
 
 
 # --- tf.nn ------------------------------------------------------------------------------------
@@ -180,7 +175,7 @@ def sparse_softmax_xent(labels, logits, kind):
         )
     lab = V.sparse_labels(raw, z.shape, z.ndim - 1, "labels")
     core = _core(_gen_scce, "logits_", kind)
-    return _run(core, kind, _one_hot(lab.reshape(-1), z.shape[-1]), z, z.ndim - 1)
+    return _run(core, kind, _label_blocks(lab.reshape(-1)), z, z.ndim - 1)
 
 
 # --- seed 003's activity penalty ----------------------------------------------------------------

@@ -20,6 +20,11 @@ __all__ = [
     "off_max_sum",
     "neg_log_normalized",
     "cross_rest",
+    "at_label",
+    "one_hot",
+    "one_hot_rest",
+    "scatter_label",
+    "one_hot_cross_rest",
     "xmul",
 ]
 
@@ -253,6 +258,51 @@ def cross_rest(t: np.ndarray, z: np.ndarray, e=None, s=None, S=None) -> np.ndarr
     pairs = np.sum(np.where(near, diff, 0.0), axis=-1)
     rest = np.sum(np.where(near, 0.0, er), axis=-1)
     out[bad] = tj * ((pairs - rest) + (r - k) * ej)
+    return out
+
+
+# --- labels given by their class index k (one per row, int64 of shape (rows, 1); -1: ignored) --
+
+
+def _valid(k: np.ndarray) -> np.ndarray:
+    return k >= 0
+
+
+def at_label(k: np.ndarray, f) -> np.ndarray:
+    """f at element k of each row (f element-level) or f itself (row-level); 0 where k = -1."""
+    f = np.asarray(f, dtype=np.float64)
+    if f.ndim == 2 and f.shape[-1] != 1:
+        f = np.take_along_axis(f, np.maximum(k, 0), axis=-1)
+    return np.where(_valid(k), f, 0.0)
+
+
+def one_hot(k: np.ndarray, C: int) -> np.ndarray:
+    """The rows ``[c = k]`` as float64 (zeros where k = -1)."""
+    return (k == np.arange(C)).astype(np.float64)
+
+
+def one_hot_rest(k: np.ndarray, C: int) -> np.ndarray:
+    """Σ_{c≠j} [c = k] = [k valid] - [j = k]."""
+    return _valid(k) - one_hot(k, C)
+
+
+def scatter_label(k: np.ndarray, g: np.ndarray, C: int) -> np.ndarray:
+    """A row of C zeros with the row-level value g at element k (all zero where k = -1)."""
+    out = np.zeros(k.shape[:-1] + (C,))
+    np.put_along_axis(out, np.maximum(k, 0), np.where(_valid(k), g, 0.0), axis=-1)
+    return out
+
+
+def one_hot_cross_rest(k: np.ndarray, e: np.ndarray, s: np.ndarray, S: np.ndarray) -> np.ndarray:
+    r"""CrossRest([c = k], z) from e = exp(z - max z), its off-max sum s and row sum S:
+    e_j off k and ``-Σ_{c≠k} e_c`` at k (``s`` if e_k is a maximum, else ``S - e_k``, which
+    loses at most a bit since then S >= 1 + e_k >= 2 e_k); zeros where k = -1."""
+    valid = _valid(k)
+    out = e * valid
+    kk = np.maximum(k, 0)
+    ek = np.take_along_axis(e, kk, axis=-1)
+    rest = np.where(ek == 1.0, s, S - ek)
+    np.put_along_axis(out, kk, np.where(valid, -rest, 0.0), axis=-1)
     return out
 
 

@@ -11,7 +11,8 @@ and the loss of a row is the mean of :math:`\ell` over ``axis`` (size :math:`C`)
 Keras clips p to [1e-7, 1 - 1e-7] first; the mathematics does not.
 
 Each function takes rows along the last axis (float64 arrays, labels broadcast to the
-prediction's shape) and scalar parameters; the public, checked API is :mod:`cesym.kernels`.
+prediction's shape; a label given by its class, ``k``, as int64 of shape (rows, 1), -1 for an
+ignored row) and scalar parameters; the public, checked API is :mod:`cesym.kernels`.
 The code prints each stable form after the exact identities of ``cesym.generate.print_form``
 (``v_j + Σ_{c≠j} v_c = Σ_c v_c``; ``-log softmax(z)_j = log1p(Σ_{c≠argmax} e_c) - d_j`` with
 ``d = z - max z``, ``e = exp(d)``, shared with the gradient; softplus and σ in their stable

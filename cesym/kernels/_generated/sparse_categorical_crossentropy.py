@@ -12,7 +12,8 @@ for ``ignore_class``), and
 No label smoothing (Keras has none for the sparse form).
 
 Each function takes rows along the last axis (float64 arrays, labels broadcast to the
-prediction's shape) and scalar parameters; the public, checked API is :mod:`cesym.kernels`.
+prediction's shape; a label given by its class, ``k``, as int64 of shape (rows, 1), -1 for an
+ignored row) and scalar parameters; the public, checked API is :mod:`cesym.kernels`.
 The code prints each stable form after the exact identities of ``cesym.generate.print_form``
 (``v_j + Σ_{c≠j} v_c = Σ_c v_c``; ``-log softmax(z)_j = log1p(Σ_{c≠argmax} e_c) - d_j`` with
 ``d = z - max z``, ``e = exp(d)``, shared with the gradient; softplus and σ in their stable
@@ -23,7 +24,7 @@ import numpy
 
 from .. import _runtime as _rt
 
-def probs_value(y, p):
+def probs_value(k, p):
     r"""sparse categorical cross-entropy on probabilities (from_logits=False): stable value, one value per row (keepdims).
 
     Mathematics: ``-RowSum(y*log(p/RowSum(p)))``
@@ -34,19 +35,20 @@ def probs_value(y, p):
     - log-normalized: log(p_j/Σ p_c) = -log1p(Σ_{c≠j} p_c / p_j): when p_j carries almost all of the row, p_j/Σp rounds to 1 and its log to 0; the sum of the other elements keeps the digits.
     - guard-weights: collect on the label weights and put each coefficient over one denominator, so that the cancelling parts of a coefficient (Σt/Σp - t/p) are cancelled exactly in algebra; each weighted term is XMul(w, ·): 0·log 0 = 0 and 0·(1/0) = 0, no NaN
     """
-    tmp0 = _rt.rest_sum(p)
-    return _rt.row_sum(_rt.xmul(y, _rt.neg_log_normalized(p, tmp0)))
+    tmp0 = _rt.at_label(k, p)
+    tmp1 = _rt.at_label(k, _rt.rest_sum(p))
+    return _rt.at_label(k, _rt.neg_log_normalized(tmp0, tmp1))
 
 
-def probs_naive_value(y, p):
+def probs_naive_value(k, p):
     r"""sparse categorical cross-entropy on probabilities (from_logits=False): the naive value (the definition in elementary functions, no rewrite).
 
     ``-RowSum(y*log(p/RowSum(p)))``
     """
-    return -_rt.row_sum(y*numpy.log(p/_rt.row_sum(p)))
+    return -_rt.at_label(k, numpy.log(_rt.at_label(k, p)/_rt.row_sum(p)))
 
 
-def probs_grad(y, p):
+def probs_grad(k, p):
     r"""sparse categorical cross-entropy on probabilities (from_logits=False): stable gradient d(value)/d(p), elementwise.
 
     Derived by SymPy from the stable value: ``RowSum(y)/RowSum(p) - y/p``
@@ -57,28 +59,33 @@ def probs_grad(y, p):
     - split-rowsum: Σ_c v_c = v_j + Σ_{c≠j} v_c: written this way, a difference such as σ_j·Σt - t_j or Σt/Σp - t_j/p_j becomes an expression in the other elements, which does not cancel when element j dominates (softmax_j - 1 = -Σ_{c≠j} e_c / Σ e_c).
     - combine-weights: collect on the label weights and put each coefficient over one denominator, so that the cancelling parts of a coefficient (Σt/Σp - t/p) are cancelled exactly in algebra; each weighted term is XMul(w, ·): 0·log 0 = 0 and 0·(1/0) = 0, no NaN
     """
-    tmp0 = _rt.rest_sum(p)
-    tmp1 = 1/_rt.row_sum(p)
-    return tmp1*_rt.rest_sum(y) + _rt.xmul(y, -tmp0*tmp1/p)
+    C = p.shape[-1]
+    tmp0 = _rt.at_label(k, p)
+    tmp1 = _rt.at_label(k, _rt.rest_sum(p))
+    tmp2 = 1/_rt.row_sum(p)
+    return tmp2*_rt.one_hot_rest(k, C) + _rt.scatter_label(k, -tmp1*tmp2/tmp0, C)
 
 
-def probs_value_and_grad(y, p):
+def probs_value_and_grad(k, p):
     r"""sparse categorical cross-entropy on probabilities (from_logits=False): stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``probs_value`` and ``probs_grad``).
     """
-    tmp0 = _rt.rest_sum(p)
-    tmp1 = 1/_rt.row_sum(p)
-    return _rt.row_sum(_rt.xmul(y, _rt.neg_log_normalized(p, tmp0))), tmp1*_rt.rest_sum(y) + _rt.xmul(y, -tmp0*tmp1/p)
+    C = p.shape[-1]
+    tmp0 = _rt.at_label(k, p)
+    tmp1 = _rt.at_label(k, _rt.rest_sum(p))
+    tmp2 = 1/_rt.row_sum(p)
+    return _rt.at_label(k, _rt.neg_log_normalized(tmp0, tmp1)), tmp2*_rt.one_hot_rest(k, C) + _rt.scatter_label(k, -tmp1*tmp2/tmp0, C)
 
 
-def probs_naive_grad(y, p):
+def probs_naive_grad(k, p):
     r"""sparse categorical cross-entropy on probabilities (from_logits=False): the naive gradient (SymPy's derivative of the definition, no rewrite).
 
     ``RowSum(y)/RowSum(p) - y/p``
     """
-    return _rt.row_sum(y)/_rt.row_sum(p) - y/p
+    C = p.shape[-1]
+    return _rt.at_label(k, 1)/_rt.row_sum(p) - _rt.one_hot(k, C)/p
 
 
-def logits_value(y, z):
+def logits_value(k, z):
     r"""sparse categorical cross-entropy on logits (from_logits=True): stable value, one value per row (keepdims).
 
     Mathematics: ``-RowSum(y*log(exp(z)/RowSum(exp(z))))``
@@ -92,19 +99,18 @@ def logits_value(y, z):
     tmp1 = numpy.exp(-tmp0 + z)
     tmp2 = _rt.row_sum(tmp1)
     tmp3 = _rt.off_max_sum(tmp1, tmp2)
-    return _rt.row_sum(y*(tmp0 - z + numpy.log1p(tmp3)))
+    return _rt.at_label(k, tmp0 - _rt.at_label(k, z) + numpy.log1p(tmp3))
 
 
-def logits_naive_value(y, z):
+def logits_naive_value(k, z):
     r"""sparse categorical cross-entropy on logits (from_logits=True): the naive value (the definition in elementary functions, no rewrite).
 
     ``-RowSum(y*log(exp(z)/RowSum(exp(z))))``
     """
-    tmp0 = numpy.exp(z)
-    return -_rt.row_sum(y*numpy.log(tmp0/_rt.row_sum(tmp0)))
+    return -_rt.at_label(k, numpy.log(numpy.exp(_rt.at_label(k, z))/_rt.row_sum(numpy.exp(z))))
 
 
-def logits_grad(y, z):
+def logits_grad(k, z):
     r"""sparse categorical cross-entropy on logits (from_logits=True): stable gradient d(value)/d(z), elementwise.
 
     Derived by SymPy from the stable value: ``-y + exp(z)*RowSum(y)/RowSum(exp(z))``
@@ -121,23 +127,24 @@ def logits_grad(y, z):
     tmp1 = numpy.exp(-tmp0 + z)
     tmp2 = _rt.row_sum(tmp1)
     tmp3 = _rt.off_max_sum(tmp1, tmp2)
-    return _rt.cross_rest(y, z, tmp1, tmp3, tmp2)/tmp2
+    return _rt.one_hot_cross_rest(k, tmp1, tmp3, tmp2)/tmp2
 
 
-def logits_value_and_grad(y, z):
+def logits_value_and_grad(k, z):
     r"""sparse categorical cross-entropy on logits (from_logits=True): stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``logits_value`` and ``logits_grad``).
     """
     tmp0 = _rt.row_max(z)
     tmp1 = numpy.exp(-tmp0 + z)
     tmp2 = _rt.row_sum(tmp1)
     tmp3 = _rt.off_max_sum(tmp1, tmp2)
-    return _rt.row_sum(y*(tmp0 - z + numpy.log1p(tmp3))), _rt.cross_rest(y, z, tmp1, tmp3, tmp2)/tmp2
+    return _rt.at_label(k, tmp0 - _rt.at_label(k, z) + numpy.log1p(tmp3)), _rt.one_hot_cross_rest(k, tmp1, tmp3, tmp2)/tmp2
 
 
-def logits_naive_grad(y, z):
+def logits_naive_grad(k, z):
     r"""sparse categorical cross-entropy on logits (from_logits=True): the naive gradient (SymPy's derivative of the definition, no rewrite).
 
     ``-y + exp(z)*RowSum(y)/RowSum(exp(z))``
     """
+    C = z.shape[-1]
     tmp0 = numpy.exp(z)
-    return tmp0*_rt.row_sum(y)/_rt.row_sum(tmp0) - y
+    return tmp0*_rt.at_label(k, 1)/_rt.row_sum(tmp0) - _rt.one_hot(k, C)
