@@ -125,6 +125,7 @@ def run_blocks(
     outputs: Sequence[tuple[str, np.dtype]],
     check: Callable[[np.ndarray], None] | None = None,
     block_elements: int | None = None,
+    precheck: Callable[[np.ndarray], None] | None = None,
 ) -> list[np.ndarray]:
     """Evaluate ``core(*blocks, *scalars)`` over blocks of rows; return the outputs.
 
@@ -132,8 +133,9 @@ def run_blocks(
     block) or callables ``(start, stop) -> float64 block`` (e.g. one-hot rows from integer
     labels). ``outputs``: one ``(kind, dtype)`` per value the core returns, ``kind`` being
     ``"row"`` (one value per row: the core returns it with keepdims) or ``"elem"`` (one per
-    element, broadcast to the block). ``check(block)``: called on a block of the last row
-    input (the prediction) whose outputs are not all finite, to raise if that is bad input.
+    element, broadcast to the block). ``precheck(block)``: called on every block of the last
+    row input (the prediction) before the core; ``check(block)``: called on a block whose
+    outputs are not all finite, to raise if that is bad input (both in the worker threads).
     """
     _tune_malloc()
     outs = [np.empty((n_rows,) if kind == "row" else (n_rows, n_cols), dtype=dt) for kind, dt in outputs]
@@ -147,6 +149,8 @@ def run_blocks(
         e = min(s + step, n_rows)
         blocks = [_block(src, s, e) for src in rows]
         with np.errstate(all="ignore"):  # IEEE results: inf for log 0, overflow in the float32 cast
+            if precheck is not None:
+                precheck(blocks[-1])
             res = core(*blocks, *scalars)
             if len(outs) == 1:
                 res = (res,)

@@ -34,7 +34,9 @@ def _rows(a: np.ndarray, axis: int) -> np.ndarray:
     return v.reshape(-1, v.shape[-1]) if v.ndim != 2 else v
 
 
-def _run(core, kind: str, labels, pred: np.ndarray, axis: int, scalars: tuple = (), row_level: bool = True, check=None):
+def _run(
+    core, kind: str, labels, pred: np.ndarray, axis: int, scalars: tuple = (), row_level: bool = True, check=None, precheck=None
+):
     """Call ``core`` on blocks of last-axis rows (:mod:`._blocks`); restore axes; round to pred's dtype.
 
     ``labels``: an array of pred's shape, a callable making float64 label blocks, or None.
@@ -44,7 +46,7 @@ def _run(core, kind: str, labels, pred: np.ndarray, axis: int, scalars: tuple = 
     srcs = ([] if labels is None else [labels if callable(labels) else _rows(labels, axis)]) + [p]
     kinds = ("value", "grad") if kind == "value_and_grad" else (kind,)
     outputs = [("row" if row_level and not k.endswith("grad") else "elem", pred.dtype) for k in kinds]
-    outs = run_blocks(core, srcs, scalars, n_rows, n_cols, outputs, check)
+    outs = run_blocks(core, srcs, scalars, n_rows, n_cols, outputs, check, precheck=precheck)
     lead = pred.shape[:axis] + pred.shape[axis + 1 :]
     res = []
     for (shape, _), out in zip(outputs, outs):
@@ -64,6 +66,7 @@ def _prediction(y_pred, axis):
 
 
 def _check_unit_interval(p: np.ndarray, name: str = "y_pred") -> None:
+    """Per block of rows: probabilities in [0, 1] (NaN passes: it propagates)."""
     if np.any(p < 0) or np.any(p > 1):
         raise ValueError(
             f"{name}: expected probabilities in [0, 1] with from_logits=False "
@@ -72,6 +75,7 @@ def _check_unit_interval(p: np.ndarray, name: str = "y_pred") -> None:
 
 
 def _check_nonnegative(p: np.ndarray, name: str = "y_pred") -> None:
+    """Per block of rows: non-negative probabilities (NaN passes: it propagates)."""
     if np.any(p < 0):
         raise ValueError(
             f"{name}: expected non-negative probabilities with from_logits=False "
@@ -99,22 +103,17 @@ def bce(y_true, y_pred, from_logits, label_smoothing, axis, kind):
     p, ax = _prediction(y_pred, axis)
     y = V.dense_labels(y_true, p.shape)
     ls = V.smoothing(label_smoothing)
-    if not from_logits:
-        _check_unit_interval(p)
     core = _core(_gen_bce, "logits_" if from_logits else "probs_", kind)
-    return _run(core, kind, y, p, ax, (ls,))
+    return _run(core, kind, y, p, ax, (ls,), precheck=None if from_logits else _check_unit_interval)
 
 
 def cce(y_true, y_pred, from_logits, label_smoothing, axis, kind):
     p, ax = _prediction(y_pred, axis)
     y = V.dense_labels(y_true, p.shape)
     ls = V.smoothing(label_smoothing)
-    check = None
-    if not from_logits:
-        _check_nonnegative(p)
-        check = _renormalisable
+    checks = {} if from_logits else {"precheck": _check_nonnegative, "check": _renormalisable}
     core = _core(_gen_cce, "logits_" if from_logits else "probs_", kind)
-    return _run(core, kind, y, p, ax, (ls,), check=check)
+    return _run(core, kind, y, p, ax, (ls,), **checks)
 
 
 def _label_blocks(labels: np.ndarray):
@@ -134,12 +133,9 @@ def scce(y_true, y_pred, from_logits, axis, ignore_class, kind):
     labels = V.sparse_labels(raw, p.shape, ax)
     if ignore_class is not None:
         labels = np.where(ignored.reshape(labels.shape), -1, labels)  # -1: a row of zeros
-    check = None
-    if not from_logits:
-        _check_nonnegative(p)
-        check = _renormalisable
+    checks = {} if from_logits else {"precheck": _check_nonnegative, "check": _renormalisable}
     core = _core(_gen_scce, "logits_" if from_logits else "probs_", kind)
-    return _run(core, kind, _label_blocks(labels.reshape(-1)), p, ax, check=check)
+    return _run(core, kind, _label_blocks(labels.reshape(-1)), p, ax, **checks)
 
 
 # --- tf.nn ------------------------------------------------------------------------------------
