@@ -35,8 +35,9 @@ __all__ = ["BLOCK_ELEMENTS", "num_threads", "set_num_threads", "run_blocks"]
 
 # Doubles per input block (2 MiB). Measured on 2 cores, CCE from logits, 2^20 x 10: smaller blocks
 # stay in L2 but make each NumPy call so short that two threads spend their time handing the
-# GIL back and forth (2^15: slower on 2 threads than on 1); 2^18 was the fastest on 2 threads.
-BLOCK_ELEMENTS = 1 << 18
+# GIL back and forth (2^15: slower on 2 threads than on 1); larger ones work from L3 or memory.
+# 2^17 and 2^18 were the fastest on 2 threads (2^17: 1 MiB per temporary).
+BLOCK_ELEMENTS = 1 << 17
 MIN_SPLIT = 1 << 15  # below this many elements per thread, one thread does all the blocks
 
 _lock = threading.Lock()
