@@ -12,6 +12,8 @@ the probability domain ignore NaN.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import _runtime as _rt
@@ -176,6 +178,8 @@ def sparse_softmax_xent(labels, logits, kind):
 
 # --- seed 003's activity penalty ----------------------------------------------------------------
 
+_PENALTY_ROW = 512  # elements per row to aim for when samples are shorter
+
 
 def penalty(h, lam, kind):
     a = V.prediction(h, "h")
@@ -183,6 +187,10 @@ def penalty(h, lam, kind):
     if a.shape[0] == 0:
         raise ValueError("h: the batch axis (axis 0) is empty")
     rows = a.reshape(a.shape[0], -1)
+    # Only the total Σh² matters, so short samples are laid out several to a row: long rows are
+    # summed by NumPy's pairwise sum in one call, where a row of 10 takes a tree of 9 calls.
+    group = math.gcd(rows.shape[0], 1 << max(0, (_PENALTY_ROW // max(1, rows.shape[1])).bit_length() - 1))
+    rows = rows.reshape(rows.shape[0] // group, group * rows.shape[1])
     core = _core(_gen_penalty, "l2_batch_mean_", kind)
     kinds = ("value", "grad") if kind == "value_and_grad" else (kind,)
     # the per-row terms stay float64 until their sum is rounded once

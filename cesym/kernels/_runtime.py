@@ -51,14 +51,14 @@ def _tree(op, cols: list[np.ndarray]) -> np.ndarray:
 
 def row_sum(v: np.ndarray) -> np.ndarray:
     """Σ_c v_c along the last axis, pairwise (NumPy's pairwise summation for long rows)."""
-    if v.shape[-1] <= _SHORT_ROW:
+    if 0 < v.shape[-1] <= _SHORT_ROW:
         return _tree(np.add, _columns(v))
     return np.sum(v, axis=-1, keepdims=True)
 
 
 def row_max(v: np.ndarray) -> np.ndarray:
     """max_c v_c along the last axis (NaN if the row holds one)."""
-    if v.shape[-1] <= _SHORT_ROW:
+    if 0 < v.shape[-1] <= _SHORT_ROW:
         return _tree(np.maximum, _columns(v))
     return np.max(v, axis=-1, keepdims=True)
 
