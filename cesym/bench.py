@@ -651,7 +651,7 @@ NOTES = [
     "tf.nn: the tf.nn op equal to a from_logits Keras loss (BCE: mean over the last axis of sigmoid_cross_entropy_with_logits; CCE: softmax_cross_entropy_with_logits; SCCE: sparse_softmax_cross_entropy_with_logits), eager.",
     "Timed region: NumPy inputs to NumPy outputs. TensorFlow gets the NumPy arrays (conversion timed) and its results go through .numpy() (timed).",
     "Interleaved: each repeat calls every implementation once, round robin from a rotating start, after one untimed warm-up call each; medians of the repeats. Ratios: cesym median / other median (< 1: cesym faster).",
-    "Threads: TensorFlow runs ops on its intra-op pool (all cores); NumPy's ufuncs run on one thread.",
+    "Threads: TensorFlow runs ops on its intra-op pool (all cores); cesym's kernels run blocks of rows on cesym.kernels.num_threads() threads (the usable cores); the naive form goes through the same blocked driver; NumPy's ufuncs themselves are single-threaded.",
     "Inputs: seed 2026 (default), logits ~ N(0, 3^2); probabilities: sigmoid (binary) or softmax (categorical) of the logits, in float64 rounded once; hard labels: one-hot rows of y_pred's dtype, int64 class indices, 0/1 per element for binary.",
     "Memory of one call, relative to y_pred's size: peak by tracemalloc (NumPy implementations only: NumPy reports its buffers to it; exact; outputs included), scratch = that peak minus the returned arrays (the target: ≤ 1× y_pred), and RSS high-water growth (all implementations: VmHWM after resetting it with /proc/self/clear_refs; approximate, a lower bound when the allocator reuses freed memory, which hides small figures).",
 ]

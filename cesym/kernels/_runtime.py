@@ -220,7 +220,7 @@ def cross_rest(t: np.ndarray, z: np.ndarray, e=None, s=None, S=None) -> np.ndarr
         s = off_max_sum(e, S)
     at_max = e == 1.0
     re = S - e
-    if np.all(np.isfinite(re)) and np.all(np.isfinite(s)):
+    if np.all(np.isfinite(S)):  # then every e_c <= S and s <= S are finite too
         re *= ~at_max
         re += s * at_max  # exact select: finite terms, one factor 0
     else:
