@@ -68,6 +68,12 @@ class SharedNegLogNormalized(sp.Function):
     nargs = 2
 
 
+class SharedRestSum(sp.Function):
+    """Printing form of ``RestSum(v)`` given ``RowSum(v)``."""
+
+    nargs = 2
+
+
 class ExpMin0(sp.Function):
     """Printing form of ``exp(min(x, 0))`` given ``E = exp(-|x|)``: E where x < 0, else 1 (no
     second exponential)."""
@@ -188,7 +194,8 @@ def print_form(expr: sp.Basic, index_label: Elem | None = None) -> sp.Basic:
     * ``NegLogSoftmax(z) = log1p(s) - d`` with ``d = z - max z``, ``e = exp(d)``,
       ``s = Σ_{c≠argmax} e_c``, and ``CrossRest(t, z)`` given ``e``, ``s`` and ``S = Σ e``, so
       that a value and its gradient printed together compute them once;
-    * ``NegLogNormalized(p)`` given ``RestSum(p)``, which the gradient uses too;
+    * ``NegLogNormalized(p)`` given ``RestSum(p)``, and ``RestSum(v)`` given ``RowSum(v)``, which
+      the gradient uses too;
     * for a label that is the indicator of an integer class k (``index_label``), the sums and
       products against it as look-ups of element k (:func:`_index_label`);
     * ``softplus(x) = max(x, 0) + log1p(exp(-|x|))`` and ``σ(x) = exp(min(x, 0))/(1 + exp(-|x|))``
@@ -219,7 +226,9 @@ def print_form(expr: sp.Basic, index_label: Elem | None = None) -> sp.Basic:
     expr = expr.replace(
         lambda e: isinstance(e, NegLogNormalized), lambda e: SharedNegLogNormalized(e.args[0], RestSum(e.args[0]))
     )
-    return expr if index_label is None else _index_label(expr, index_label)
+    if index_label is not None:
+        expr = _index_label(expr, index_label)
+    return expr.replace(lambda e: isinstance(e, RestSum), lambda e: SharedRestSum(e.args[0], RowSum(e.args[0])))
 
 
 class KernelPrinter(NumPyPrinter):
@@ -278,6 +287,9 @@ class KernelPrinter(NumPyPrinter):
 
     def _print_SharedCrossRest(self, e):
         return self._rt("cross_rest", *e.args)
+
+    def _print_SharedRestSum(self, e):
+        return self._rt("rest_sum", *e.args)
 
     def _print_SharedNegLogNormalized(self, e):
         return self._rt("neg_log_normalized", *e.args)

@@ -84,7 +84,7 @@ def _rest_sum_exact(v: np.ndarray) -> np.ndarray:
     return np.where(k, r, (vk + r) - v)
 
 
-def rest_sum(v: np.ndarray) -> np.ndarray:
+def rest_sum(v: np.ndarray, s: np.ndarray | None = None) -> np.ndarray:
     r"""Σ_{c≠j} v_c for every element j, without cancellation.
 
     ``S - v_j`` (S the row sum) is accurate wherever it keeps its magnitude: its error is that

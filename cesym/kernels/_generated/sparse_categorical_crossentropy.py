@@ -36,8 +36,9 @@ def probs_value(k, p):
     - guard-weights: collect on the label weights and put each coefficient over one denominator, so that the cancelling parts of a coefficient (Σt/Σp - t/p) are cancelled exactly in algebra; each weighted term is XMul(w, ·): 0·log 0 = 0 and 0·(1/0) = 0, no NaN
     """
     tmp0 = _rt.at_label(k, p)
-    tmp1 = _rt.at_label(k, _rt.rest_sum(p))
-    return _rt.at_label(k, _rt.neg_log_normalized(tmp0, tmp1))
+    tmp1 = _rt.row_sum(p)
+    tmp2 = _rt.at_label(k, _rt.rest_sum(p, tmp1))
+    return _rt.at_label(k, _rt.neg_log_normalized(tmp0, tmp2))
 
 
 def probs_naive_value(k, p):
@@ -61,9 +62,10 @@ def probs_grad(k, p):
     """
     C = p.shape[-1]
     tmp0 = _rt.at_label(k, p)
-    tmp1 = _rt.at_label(k, _rt.rest_sum(p))
-    tmp2 = 1/_rt.row_sum(p)
-    return tmp2*_rt.one_hot_rest(k, C) + _rt.scatter_label(k, -tmp1*tmp2/tmp0, C)
+    tmp1 = _rt.row_sum(p)
+    tmp2 = _rt.at_label(k, _rt.rest_sum(p, tmp1))
+    tmp3 = 1/tmp1
+    return tmp3*_rt.one_hot_rest(k, C) + _rt.scatter_label(k, -tmp2*tmp3/tmp0, C)
 
 
 def probs_value_and_grad(k, p):
@@ -71,9 +73,10 @@ def probs_value_and_grad(k, p):
     """
     C = p.shape[-1]
     tmp0 = _rt.at_label(k, p)
-    tmp1 = _rt.at_label(k, _rt.rest_sum(p))
-    tmp2 = 1/_rt.row_sum(p)
-    return _rt.at_label(k, _rt.neg_log_normalized(tmp0, tmp1)), tmp2*_rt.one_hot_rest(k, C) + _rt.scatter_label(k, -tmp1*tmp2/tmp0, C)
+    tmp1 = _rt.row_sum(p)
+    tmp2 = _rt.at_label(k, _rt.rest_sum(p, tmp1))
+    tmp3 = 1/tmp1
+    return _rt.at_label(k, _rt.neg_log_normalized(tmp0, tmp2)), tmp3*_rt.one_hot_rest(k, C) + _rt.scatter_label(k, -tmp2*tmp3/tmp0, C)
 
 
 def probs_naive_grad(k, p):
