@@ -68,6 +68,12 @@ class SharedNegLogNormalized(sp.Function):
     nargs = 2
 
 
+class WeightedNegLogNormalized(sp.Function):
+    """Printing form of ``RowSum(XMul(t, NegLogNormalized(p)))`` given ``RowSum(p)`` (row-level)."""
+
+    nargs = 3
+
+
 class SharedRestSum(sp.Function):
     """Printing form of ``RestSum(v)`` given ``RowSum(v)``."""
 
@@ -114,7 +120,7 @@ class OneHotCrossRest(sp.Function):
 #: The integer label of a loss whose label is an indicator (``Loss.label_index``).
 LABEL_INDEX = sp.Symbol("k", integer=True)
 
-_ROW_LEVEL = (RowSum, RowMax, AtLabel)
+_ROW_LEVEL = (RowSum, RowMax, AtLabel, WeightedNegLogNormalized)
 
 
 def _elementwise(e: sp.Basic) -> bool:
@@ -195,7 +201,8 @@ def print_form(expr: sp.Basic, index_label: Elem | None = None) -> sp.Basic:
       ``s = Σ_{c≠argmax} e_c``, and ``CrossRest(t, z)`` given ``e``, ``s`` and ``S = Σ e``, so
       that a value and its gradient printed together compute them once;
     * ``NegLogNormalized(p)`` given ``RestSum(p)``, and ``RestSum(v)`` given ``RowSum(v)``, which
-      the gradient uses too;
+      the gradient uses too; ``Σ_c XMul(t_c, NegLogNormalized(p)_c)`` as one primitive, which
+      for one-hot rows of t looks up the labelled element instead of computing every one;
     * for a label that is the indicator of an integer class k (``index_label``), the sums and
       products against it as look-ups of element k (:func:`_index_label`);
     * ``softplus(x) = max(x, 0) + log1p(exp(-|x|))`` and ``σ(x) = exp(min(x, 0))/(1 + exp(-|x|))``
@@ -221,8 +228,21 @@ def print_form(expr: sp.Basic, index_label: Elem | None = None) -> sp.Basic:
         _, ex, S, s = _softmax_parts(z)
         return SharedCrossRest(t, z, ex, s, S)
 
+    def weighted_nln(e):
+        w, nln = e.args[0].args
+        p = nln.args[0]
+        return WeightedNegLogNormalized(w, p, RowSum(p))
+
     expr = expr.replace(lambda e: isinstance(e, NegLogSoftmax), nls)
     expr = expr.replace(lambda e: isinstance(e, CrossRest), cross)
+    expr = expr.replace(
+        lambda e: isinstance(e, RowSum)
+        and isinstance(e.args[0], XMul)
+        and isinstance(e.args[0].args[0], Elem)
+        and e.args[0].args[0] != index_label
+        and isinstance(e.args[0].args[1], NegLogNormalized),
+        weighted_nln,
+    )
     expr = expr.replace(
         lambda e: isinstance(e, NegLogNormalized), lambda e: SharedNegLogNormalized(e.args[0], RestSum(e.args[0]))
     )
@@ -287,6 +307,9 @@ class KernelPrinter(NumPyPrinter):
 
     def _print_SharedCrossRest(self, e):
         return self._rt("cross_rest", *e.args)
+
+    def _print_WeightedNegLogNormalized(self, e):
+        return self._rt("weighted_neg_log_normalized", *e.args)
 
     def _print_SharedRestSum(self, e):
         return self._rt("rest_sum", *e.args)

@@ -19,6 +19,7 @@ __all__ = [
     "neg_log_softmax",
     "off_max_sum",
     "neg_log_normalized",
+    "weighted_neg_log_normalized",
     "cross_rest",
     "at_label",
     "one_hot",
@@ -190,6 +191,39 @@ def neg_log_normalized(p: np.ndarray, r: np.ndarray | None = None) -> np.ndarray
         if np.any(big):
             out = np.where(big, np.log(p + r) - np.log(np.where(big, p, 1.0)), out)
     return out
+
+
+def weighted_neg_log_normalized(t: np.ndarray, p: np.ndarray, S: np.ndarray) -> np.ndarray:
+    r"""Σ_c t_c·(-log(p_c/S)) with 0·∞ = 0 (row-level): ``row_sum(xmul(t, neg_log_normalized(p)))``.
+
+    Rows of t that are one-hot or zero (hard labels) need the labelled element only: there the
+    sum is that element's ``neg_log_normalized``, computed by the same operations (the rest
+    ``S - p_k``, or for a dominant p_k the other elements summed directly), so the numbers are
+    the same as the general form's, without a log of every element. Other labels: the general form.
+    """
+    C = p.shape[-1]
+    T = row_sum(t)
+    if not (
+        t.ndim == 2
+        and np.all((T == 0) | (T == 1))
+        and np.all(S < _EXACT_INT)
+        and not np.any(p < 0)
+        and np.array_equal(t * t, t)
+    ):
+        return row_sum(xmul(t, neg_log_normalized(p, rest_sum(p, S))))
+    k = row_sum(t * np.arange(C)).astype(np.intp)  # one non-zero term: exact
+    pk = np.take_along_axis(p, k, axis=-1)
+    r = S - pk
+    dominant = r < 0.25 * S  # rest_sum's test
+    if np.any(dominant):
+        others = np.arange(C) != k
+        r = np.where(dominant, row_sum(p * others), r)  # the row without p_k, summed as rest_sum does
+    q = r / pk
+    out = np.log1p(q)
+    big = np.isinf(q) & (pk > 0)
+    if np.any(big):
+        out = np.where(big, np.log(pk + r) - np.log(np.where(big, pk, 1.0)), out)
+    return np.where(T == 0, 0.0, out)
 
 
 _LN2 = float(np.log(2.0))

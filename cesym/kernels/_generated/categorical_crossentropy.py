@@ -41,8 +41,7 @@ def probs_value(y, p, label_smoothing):
     C = p.shape[-1]
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
     tmp0 = _rt.row_sum(p)
-    tmp1 = _rt.rest_sum(p, tmp0)
-    return _rt.row_sum(_rt.xmul(t, _rt.neg_log_normalized(p, tmp1)))
+    return _rt.weighted_neg_log_normalized(t, p, tmp0)
 
 
 def probs_naive_value(y, p, label_smoothing):
@@ -69,9 +68,8 @@ def probs_grad(y, p, label_smoothing):
     C = p.shape[-1]
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
     tmp0 = _rt.row_sum(p)
-    tmp1 = _rt.rest_sum(p, tmp0)
-    tmp2 = 1/tmp0
-    return tmp2*_rt.rest_sum(t, _rt.row_sum(t)) + _rt.xmul(t, -tmp1*tmp2/p)
+    tmp1 = 1/tmp0
+    return tmp1*_rt.rest_sum(t, _rt.row_sum(t)) + _rt.xmul(t, -tmp1*_rt.rest_sum(p, tmp0)/p)
 
 
 def probs_value_and_grad(y, p, label_smoothing):
@@ -80,9 +78,8 @@ def probs_value_and_grad(y, p, label_smoothing):
     C = p.shape[-1]
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
     tmp0 = _rt.row_sum(p)
-    tmp1 = _rt.rest_sum(p, tmp0)
-    tmp2 = 1/tmp0
-    return _rt.row_sum(_rt.xmul(t, _rt.neg_log_normalized(p, tmp1))), tmp2*_rt.rest_sum(t, _rt.row_sum(t)) + _rt.xmul(t, -tmp1*tmp2/p)
+    tmp1 = 1/tmp0
+    return _rt.weighted_neg_log_normalized(t, p, tmp0), tmp1*_rt.rest_sum(t, _rt.row_sum(t)) + _rt.xmul(t, -tmp1*_rt.rest_sum(p, tmp0)/p)
 
 
 def probs_naive_grad(y, p, label_smoothing):
