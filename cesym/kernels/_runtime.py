@@ -208,7 +208,8 @@ def weighted_neg_log_normalized(t: np.ndarray, p: np.ndarray, S: np.ndarray) -> 
     Rows of t that are one-hot or zero (hard labels) need the labelled element only: there the
     sum is that element's ``neg_log_normalized``, computed by the same operations (the rest
     ``S - p_k``, or for a dominant p_k the other elements summed directly), so the numbers are
-    the same as the general form's, without a log of every element. Other labels: the general form.
+    the same as the general form's (for p >= 0, which the public kernels check), without a log
+    of every element. Other labels: the general form.
     """
     C = p.shape[-1]
     T = row_sum(t)
@@ -216,17 +217,22 @@ def weighted_neg_log_normalized(t: np.ndarray, p: np.ndarray, S: np.ndarray) -> 
         t.ndim == 2
         and np.all((T == 0) | (T == 1))
         and np.all(S < _EXACT_INT)
-        and not np.any(p < 0)
-        and np.array_equal(t * t, t)
+        # each row summing to 1 has one non-zero element (then it is 1), the others none
+        and np.count_nonzero(t) == np.count_nonzero(T)
     ):
         return row_sum(xmul(t, neg_log_normalized(p, rest_sum(p, S))))
-    k = row_sum(t * np.arange(C)).astype(np.intp)  # one non-zero term: exact
+    # the label's index: one non-zero term, exact; one pass, no product array
+    k = np.einsum("ij,j->i", t, np.arange(C, dtype=np.float64))[:, None].astype(np.intp)
     pk = np.take_along_axis(p, k, axis=-1)
     r = S - pk
     dominant = r < 0.25 * S  # rest_sum's test
     if np.any(dominant):
-        others = np.arange(C) != k
-        r = np.where(dominant, row_sum(p * others), r)  # the row without p_k, summed as rest_sum does
+        # the row without p_k, summed as rest_sum sums it (p_k replaced by 0): p_k is set to 0 in
+        # place and put back (one pass over the block instead of a mask and a product)
+        q = p if p.flags.writeable else p.copy()
+        np.put_along_axis(q, k, 0.0, axis=-1)
+        r = np.where(dominant, row_sum(q), r)
+        np.put_along_axis(q, k, pk, axis=-1)
     q = r / pk
     out = np.log1p(q)
     big = np.isinf(q) & (pk > 0)
