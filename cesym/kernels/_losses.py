@@ -41,7 +41,8 @@ def _run(
 ):
     """Call ``core`` on blocks of last-axis rows (:mod:`._blocks`); restore axes; round to pred's dtype.
 
-    ``labels``: an array of pred's shape, a callable making float64 label blocks, or None.
+    ``labels``: an array of pred's shape, a callable making label blocks (class indices, see
+    :func:`_label_blocks`), or None.
     """
     p = _rows(pred, axis)
     n_rows, n_cols = p.shape
@@ -188,7 +189,7 @@ def penalty(h, lam, kind):
         raise ValueError("h: the batch axis (axis 0) is empty")
     rows = a.reshape(a.shape[0], -1)
     # Only the total Σh² matters, so short samples are laid out several to a row: long rows are
-    # summed by NumPy's pairwise sum in one call, where a row of 10 takes a tree of 9 calls.
+    # summed by NumPy's pairwise sum, and there are fewer per-row results to add up.
     group = math.gcd(rows.shape[0], 1 << max(0, (_PENALTY_ROW // max(1, rows.shape[1])).bit_length() - 1))
     rows = rows.reshape(rows.shape[0] // group, group * rows.shape[1])
     core = _core(_gen_penalty, "l2_batch_mean_", kind)

@@ -41,7 +41,7 @@ def _columns(v: np.ndarray) -> list[np.ndarray]:
 
 
 def _tree(op, cols: list[np.ndarray]) -> np.ndarray:
-    """``op`` folded over ``cols`` as a balanced tree (pairwise: error ≤ ⌈log2 C⌉ roundings for a sum)."""
+    """``op`` folded over ``cols`` as a balanced tree (used for row maxima of short rows)."""
     while len(cols) > 1:
         nxt = [op(cols[i], cols[i + 1]) for i in range(0, len(cols) - 1, 2)]
         if len(cols) % 2:
@@ -107,8 +107,12 @@ def rest_sum(v: np.ndarray, s: np.ndarray | None = None) -> np.ndarray:
       elsewhere (for non-negative rows ``v_k + r >= 2 v_j`` when j ≠ k), where ``Σ v - v_k``
       loses every digit when ``v_k`` carries the row. A row with a single non-zero element is
       exact as it is.
+
+    Rows of non-negative whole numbers (hard labels) need none of this: below 2^53 every sum
+    of them is exact. ``s``: the row sum ``row_sum(v)`` when the caller has it already.
     """
-    s = row_sum(v)
+    if s is None:
+        s = row_sum(v)
     out = s - v
     if out.ndim == 2 and not np.any(v < 0) and np.all(s < _EXACT_INT):
         if _whole(v):
@@ -193,6 +197,11 @@ def neg_log_normalized(p: np.ndarray, r: np.ndarray | None = None) -> np.ndarray
     """
     if r is None:
         r = rest_sum(p)
+    return _log1p_ratio(r, p)
+
+
+def _log1p_ratio(r: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """log1p(r/p) for r, p >= 0, with ``log(p + r) - log(p)`` where r/p overflows and p > 0."""
     q = r / p
     out = np.log1p(q)
     if np.any(np.isinf(q)):  # rare: look for the overflowing quotients only then
@@ -233,12 +242,7 @@ def weighted_neg_log_normalized(t: np.ndarray, p: np.ndarray, S: np.ndarray) -> 
         np.put_along_axis(q, k, 0.0, axis=-1)
         r = np.where(dominant, row_sum(q), r)
         np.put_along_axis(q, k, pk, axis=-1)
-    q = r / pk
-    out = np.log1p(q)
-    big = np.isinf(q) & (pk > 0)
-    if np.any(big):
-        out = np.where(big, np.log(pk + r) - np.log(np.where(big, pk, 1.0)), out)
-    return np.where(T == 0, 0.0, out)
+    return np.where(T == 0, 0.0, _log1p_ratio(r, pk))
 
 
 _LN2 = float(np.log(2.0))
@@ -281,7 +285,7 @@ def cross_rest(t: np.ndarray, z: np.ndarray, e=None, s=None, S=None) -> np.ndarr
             # one-hot (or empty) rows: where t_j = 1, rt_j = 0 and a = 0; elsewhere b = 0
             return e * rt - t * re
     else:
-        rt = rest_sum(t)
+        rt = rest_sum(t, T)
     a, b = e * rt, t * re
     out = a - b
     if np.any(t < 0):
