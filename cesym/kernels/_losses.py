@@ -69,8 +69,8 @@ def _prediction(y_pred, axis):
 
 
 def _check_unit_interval(p: np.ndarray, name: str = "y_pred") -> None:
-    """Per block of rows: probabilities in [0, 1] (NaN passes: it propagates)."""
-    if np.any(p < 0) or np.any(p > 1):
+    """Per block of rows: probabilities in [0, 1] (NaN passes: it propagates; fmin/fmax skip it)."""
+    if np.fmin.reduce(p, axis=None) < 0 or np.fmax.reduce(p, axis=None) > 1:
         raise ValueError(
             f"{name}: expected probabilities in [0, 1] with from_logits=False "
             f"(got values in [{np.nanmin(p)}, {np.nanmax(p)}]); pass from_logits=True for logits"
@@ -78,8 +78,8 @@ def _check_unit_interval(p: np.ndarray, name: str = "y_pred") -> None:
 
 
 def _check_nonnegative(p: np.ndarray, name: str = "y_pred") -> None:
-    """Per block of rows: non-negative probabilities (NaN passes: it propagates)."""
-    if np.any(p < 0):
+    """Per block of rows: non-negative probabilities (NaN passes: it propagates; fmin skips it)."""
+    if np.fmin.reduce(p, axis=None) < 0:
         raise ValueError(
             f"{name}: expected non-negative probabilities with from_logits=False "
             f"(min {np.nanmin(p)}); pass from_logits=True for logits"

@@ -118,10 +118,11 @@ def rest_sum(v: np.ndarray, s: np.ndarray | None = None) -> np.ndarray:
         if _whole(v):
             return out  # whole numbers below 2^53 (hard labels): every sum and difference is exact
         risky = out < 0.25 * s
-        if np.any(risky):
-            keep = ~risky
-            r = row_sum(v * keep)  # the row without its dominant element
-            out = out * keep + r * risky  # exact select: every term is finite, one factor is 0
+        rows = np.flatnonzero(np.any(risky, axis=-1)) if np.any(risky) else ()
+        if len(rows):
+            # the rows holding a dominant element, summed without it (the others are left as they are)
+            keep = ~risky[rows]
+            out[rows] = np.where(keep, out[rows], row_sum(v[rows] * keep))
         return out
     mag = row_sum(np.abs(v))
     risky = np.abs(out) < 0.25 * mag
@@ -221,27 +222,29 @@ def weighted_neg_log_normalized(t: np.ndarray, p: np.ndarray, S: np.ndarray) -> 
     of every element. Other labels: the general form.
     """
     C = p.shape[-1]
-    T = row_sum(t)
-    if not (
-        t.ndim == 2
-        and np.all((T == 0) | (T == 1))
-        and np.all(S < _EXACT_INT)
-        # each row summing to 1 has one non-zero element (then it is 1), the others none
-        and np.count_nonzero(t) == np.count_nonzero(T)
-    ):
+    if not (t.ndim == 2 and np.all(S < _EXACT_INT)):
         return row_sum(xmul(t, neg_log_normalized(p, rest_sum(p, S))))
-    # the label's index: one non-zero term, exact; one pass, no product array
-    k = np.einsum("ij,j->i", t, np.arange(C, dtype=np.float64))[:, None].astype(np.intp)
-    pk = np.take_along_axis(p, k, axis=-1)
+    # One-hot or zero rows, exactly: every row sums to 0 or 1 and the non-zero elements are as
+    # many as the rows summing to 1 (each of those has one, then it is 1; the others none).
+    # (count_nonzero of a boolean array: NumPy counts non-zero doubles one by one.)
+    nnz = np.count_nonzero(t != 0)
+    if nnz > t.shape[0]:
+        return row_sum(xmul(t, neg_log_normalized(p, rest_sum(p, S))))
+    T = row_sum(t)
+    if not (np.all((T == 0) | (T == 1)) and nnz == np.count_nonzero(T)):
+        return row_sum(xmul(t, neg_log_normalized(p, rest_sum(p, S))))
+    # the label's index: one term 1·k per row, exact in any order (a BLAS matrix-vector product,
+    # the cheapest pass NumPy has for it); zero rows give 0 and are masked at the end
+    k = (t @ np.arange(C, dtype=np.float64)).astype(np.intp)
+    flat = np.arange(t.shape[0]) * C + k
+    pk = np.take(p, flat)[:, None]
     r = S - pk
-    dominant = r < 0.25 * S  # rest_sum's test
-    if np.any(dominant):
-        # the row without p_k, summed as rest_sum sums it (p_k replaced by 0): p_k is set to 0 in
-        # place and put back (one pass over the block instead of a mask and a product)
-        q = p if p.flags.writeable else p.copy()
-        np.put_along_axis(q, k, 0.0, axis=-1)
-        r = np.where(dominant, row_sum(q), r)
-        np.put_along_axis(q, k, pk, axis=-1)
+    dominant = np.flatnonzero(r < 0.25 * S)  # rest_sum's test
+    if dominant.size:
+        # the rows without p_k, summed as rest_sum sums them (p_k replaced by 0), for those rows only
+        q = p[dominant]
+        q[np.arange(dominant.size), k[dominant]] = 0.0
+        r[dominant] = row_sum(q)
     return np.where(T == 0, 0.0, _log1p_ratio(r, pk))
 
 
