@@ -93,6 +93,12 @@ class AtLabel(sp.Function):
     nargs = 2
 
 
+class RestAtLabel(sp.Function):
+    """Printing form of ``AtLabel(k, RestSum(v))`` given ``RowSum(v)``: Σ_{c≠k} v_c, computed at k only (row-level)."""
+
+    nargs = 3
+
+
 class OneHot(sp.Function):
     """Printing form: the one-hot row ``[c = k]`` (zeros for k = -1), of C elements."""
 
@@ -120,7 +126,7 @@ class OneHotCrossRest(sp.Function):
 #: The integer label of a loss whose label is an indicator (``Loss.label_index``).
 LABEL_INDEX = sp.Symbol("k", integer=True)
 
-_ROW_LEVEL = (RowSum, RowMax, AtLabel, WeightedNegLogNormalized)
+_ROW_LEVEL = (RowSum, RowMax, AtLabel, WeightedNegLogNormalized, RestAtLabel)
 
 
 def _elementwise(e: sp.Basic) -> bool:
@@ -204,7 +210,8 @@ def print_form(expr: sp.Basic, index_label: Elem | None = None) -> sp.Basic:
       the gradient uses too; ``Σ_c XMul(t_c, NegLogNormalized(p)_c)`` as one primitive, which
       for one-hot rows of t looks up the labelled element instead of computing every one;
     * for a label that is the indicator of an integer class k (``index_label``), the sums and
-      products against it as look-ups of element k (:func:`_index_label`);
+      products against it as look-ups of element k (:func:`_index_label`), and ``RestSum(v)``
+      read at k computed at k only;
     * ``softplus(x) = max(x, 0) + log1p(exp(-|x|))`` and ``σ(x) = exp(min(x, 0))/(1 + exp(-|x|))``
       (their stable forms, as in :mod:`cesym.kernels._runtime`), so that softplus(x),
       softplus(-x), σ(x) and σ(-x) share ``exp(-|x|)``; ``exp(min(x, 0))`` is that same
@@ -248,6 +255,10 @@ def print_form(expr: sp.Basic, index_label: Elem | None = None) -> sp.Basic:
     )
     if index_label is not None:
         expr = _index_label(expr, index_label)
+        expr = expr.replace(
+            lambda e: isinstance(e, AtLabel) and isinstance(e.args[1], RestSum),
+            lambda e: RestAtLabel(e.args[0], e.args[1].args[0], RowSum(e.args[1].args[0])),
+        )
     return expr.replace(lambda e: isinstance(e, RestSum), lambda e: SharedRestSum(e.args[0], RowSum(e.args[0])))
 
 
@@ -286,6 +297,9 @@ class KernelPrinter(NumPyPrinter):
 
     def _print_AtLabel(self, e):
         return self._rt("at_label", *e.args)
+
+    def _print_RestAtLabel(self, e):
+        return self._rt("rest_at_label", *e.args)
 
     def _print_OneHot(self, e):
         return self._rt("one_hot", *e.args)

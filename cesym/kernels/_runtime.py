@@ -22,6 +22,7 @@ __all__ = [
     "weighted_neg_log_normalized",
     "cross_rest",
     "at_label",
+    "rest_at_label",
     "one_hot",
     "one_hot_rest",
     "scatter_label",
@@ -184,8 +185,10 @@ def off_max_sum(e: np.ndarray, S: np.ndarray) -> np.ndarray:
     exactly as ``rint((S - 1) - that sum)`` (an integer known to far better than ±0.5). An
     element below the maximum whose exponential rounds to 1 counts as a maximum: its e_c is 1.
     """
-    at_max = (e == 1.0).astype(np.float64)
-    small = row_sum(e - at_max)
+    # e - floor(e) is e_c - [e_c = 1] for e in [0, 1] (NaN stays NaN): two fast passes, no mask
+    small = np.floor(e)
+    np.subtract(e, small, out=small)
+    small = row_sum(small)
     return small + np.rint((S - 1.0) - small)
 
 
@@ -236,15 +239,10 @@ def weighted_neg_log_normalized(t: np.ndarray, p: np.ndarray, S: np.ndarray) -> 
     # the label's index: one term 1·k per row, exact in any order (a BLAS matrix-vector product,
     # the cheapest pass NumPy has for it); zero rows give 0 and are masked at the end
     k = (t @ np.arange(C, dtype=np.float64)).astype(np.intp)
+    p = np.ascontiguousarray(p)
     flat = np.arange(t.shape[0]) * C + k
     pk = np.take(p, flat)[:, None]
-    r = S - pk
-    dominant = np.flatnonzero(r < 0.25 * S)  # rest_sum's test
-    if dominant.size:
-        # the rows without p_k, summed as rest_sum sums them (p_k replaced by 0), for those rows only
-        q = p[dominant]
-        q[np.arange(dominant.size), k[dominant]] = 0.0
-        r[dominant] = row_sum(q)
+    r = _rest_at(p, flat, S)
     return np.where(T == 0, 0.0, _log1p_ratio(r, pk))
 
 
@@ -324,42 +322,90 @@ def _valid(k: np.ndarray) -> np.ndarray:
     return k >= 0
 
 
+def _flat(k: np.ndarray, C: int) -> np.ndarray:
+    """Flat indices of element k of each row of a C-contiguous (rows, C) block (row 0's for k = -1).
+
+    ``numpy.take``/``put`` with flat indices cost a quarter of ``take_along_axis``/``put_along_axis``.
+    """
+    return np.arange(k.shape[0]) * C + np.maximum(k[:, 0], 0)
+
+
+def _zero_ignored(k: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """v with the rows where k = -1 set to 0 (in place; most batches have none)."""
+    ignored = k[:, 0] < 0
+    if np.any(ignored):
+        v[ignored] = 0.0
+    return v
+
+
 def at_label(k: np.ndarray, f) -> np.ndarray:
     """f at element k of each row (f element-level) or f itself (row-level); 0 where k = -1."""
     f = np.asarray(f, dtype=np.float64)
     if f.ndim == 2 and f.shape[-1] != 1:
-        f = np.take_along_axis(f, np.maximum(k, 0), axis=-1)
-    return np.where(_valid(k), f, 0.0)
+        f = np.take(np.ascontiguousarray(f), _flat(k, f.shape[-1]))[:, None]
+    else:
+        f = np.array(np.broadcast_to(f, k.shape))
+    return _zero_ignored(k, f)
+
+
+def rest_at_label(k: np.ndarray, v: np.ndarray, S: np.ndarray) -> np.ndarray:
+    """``at_label(k, rest_sum(v, S))``: Σ_{c≠k} v_c, computed at element k only.
+
+    For non-negative rows (sums below 2^53) the same operations as :func:`rest_sum` at k:
+    ``S - v_k``, or where v_k dominates (``S - v_k < S/4``) the row without v_k summed
+    directly. Otherwise :func:`rest_sum` itself.
+    """
+    if not (v.ndim == 2 and np.fmin.reduce(v, axis=None) >= 0 and np.all(S < _EXACT_INT)):
+        return at_label(k, rest_sum(v, S))
+    v = np.ascontiguousarray(v)
+    flat = _flat(k, v.shape[-1])
+    return _zero_ignored(k, _rest_at(v, flat, S))
+
+
+def _rest_at(v: np.ndarray, flat: np.ndarray, S: np.ndarray) -> np.ndarray:
+    """Σ_{c≠k} v_c for non-negative C-contiguous rows, k given by flat indices: rest_sum's numbers at k."""
+    vk = np.take(v, flat)[:, None]
+    r = S - vk
+    dominant = np.flatnonzero(r < 0.25 * S)  # rest_sum's test
+    if dominant.size:
+        # the rows without v_k, summed as rest_sum sums them (v_k replaced by 0), for those rows only
+        q = v[dominant]
+        q[np.arange(dominant.size), flat[dominant] - dominant * v.shape[-1]] = 0.0
+        r[dominant] = row_sum(q)
+    return r
 
 
 def one_hot(k: np.ndarray, C: int) -> np.ndarray:
     """The rows ``[c = k]`` as float64 (zeros where k = -1)."""
-    return (k == np.arange(C)).astype(np.float64)
+    out = np.zeros((k.shape[0], C))
+    np.put(out, _flat(k, C), 1.0)
+    return _zero_ignored(k, out)
 
 
 def one_hot_rest(k: np.ndarray, C: int) -> np.ndarray:
     """Σ_{c≠j} [c = k] = [k valid] - [j = k]."""
-    return _valid(k) - one_hot(k, C)
+    out = np.ones((k.shape[0], C))
+    np.put(out, _flat(k, C), 0.0)
+    return _zero_ignored(k, out)
 
 
 def scatter_label(k: np.ndarray, g: np.ndarray, C: int) -> np.ndarray:
     """A row of C zeros with the row-level value g at element k (all zero where k = -1)."""
-    out = np.zeros(k.shape[:-1] + (C,))
-    np.put_along_axis(out, np.maximum(k, 0), np.where(_valid(k), g, 0.0), axis=-1)
-    return out
+    out = np.zeros((k.shape[0], C))
+    np.put(out, _flat(k, C), np.broadcast_to(g, k.shape)[:, 0])
+    return _zero_ignored(k, out)
 
 
 def one_hot_cross_rest(k: np.ndarray, e: np.ndarray, s: np.ndarray, S: np.ndarray) -> np.ndarray:
     r"""CrossRest([c = k], z) from e = exp(z - max z), its off-max sum s and row sum S:
     e_j off k and ``-Σ_{c≠k} e_c`` at k (``s`` if e_k is a maximum, else ``S - e_k``, which
     loses at most a bit since then S >= 1 + e_k >= 2 e_k); zeros where k = -1."""
-    valid = _valid(k)
-    out = e * valid
-    kk = np.maximum(k, 0)
-    ek = np.take_along_axis(e, kk, axis=-1)
+    out = np.array(e, dtype=np.float64, order="C")
+    flat = _flat(k, e.shape[-1])
+    ek = np.take(out, flat)[:, None]
     rest = np.where(ek == 1.0, s, S - ek)
-    np.put_along_axis(out, kk, np.where(valid, -rest, 0.0), axis=-1)
-    return out
+    np.put(out, flat, -np.broadcast_to(rest, k.shape)[:, 0])
+    return _zero_ignored(k, out)
 
 
 def xmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:

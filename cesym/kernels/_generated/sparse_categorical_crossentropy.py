@@ -37,7 +37,7 @@ def probs_value(k, p):
     """
     tmp0 = _rt.at_label(k, p)
     tmp1 = _rt.row_sum(p)
-    tmp2 = _rt.at_label(k, _rt.rest_sum(p, tmp1))
+    tmp2 = _rt.rest_at_label(k, p, tmp1)
     return _rt.at_label(k, _rt.neg_log_normalized(tmp0, tmp2))
 
 
@@ -63,7 +63,7 @@ def probs_grad(k, p):
     C = p.shape[-1]
     tmp0 = _rt.at_label(k, p)
     tmp1 = _rt.row_sum(p)
-    tmp2 = _rt.at_label(k, _rt.rest_sum(p, tmp1))
+    tmp2 = _rt.rest_at_label(k, p, tmp1)
     tmp3 = 1/tmp1
     return tmp3*_rt.one_hot_rest(k, C) + _rt.scatter_label(k, -tmp2*tmp3/tmp0, C)
 
@@ -74,7 +74,7 @@ def probs_value_and_grad(k, p):
     C = p.shape[-1]
     tmp0 = _rt.at_label(k, p)
     tmp1 = _rt.row_sum(p)
-    tmp2 = _rt.at_label(k, _rt.rest_sum(p, tmp1))
+    tmp2 = _rt.rest_at_label(k, p, tmp1)
     tmp3 = 1/tmp1
     return _rt.at_label(k, _rt.neg_log_normalized(tmp0, tmp2)), tmp3*_rt.one_hot_rest(k, C) + _rt.scatter_label(k, -tmp2*tmp3/tmp0, C)
 
