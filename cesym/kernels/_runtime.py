@@ -115,15 +115,18 @@ def rest_sum(v: np.ndarray, s: np.ndarray | None = None) -> np.ndarray:
     if s is None:
         s = row_sum(v)
     out = s - v
-    if out.ndim == 2 and not np.any(v < 0) and np.all(s < _EXACT_INT):
+    if out.ndim == 2 and np.fmin.reduce(v, axis=None) >= 0 and np.all(s < _EXACT_INT):
         if _whole(v):
             return out  # whole numbers below 2^53 (hard labels): every sum and difference is exact
-        risky = out < 0.25 * s
-        rows = np.flatnonzero(np.any(risky, axis=-1)) if np.any(risky) else ()
-        if len(rows):
-            # the rows holding a dominant element, summed without it (the others are left as they are)
-            keep = ~risky[rows]
-            out[rows] = np.where(keep, out[rows], row_sum(v[rows] * keep))
+        # flat positions of the dominant elements: at most one per row (two would add up to
+        # more than 3S/2), so each names its row; those rows are summed without it
+        risky = np.flatnonzero(out < 0.25 * s)
+        if risky.size:
+            C = v.shape[-1]
+            rows = risky // C
+            q = v[rows]
+            q[np.arange(rows.size), risky - rows * C] = 0.0
+            np.put(out, risky, row_sum(q)[:, 0])
         return out
     mag = row_sum(np.abs(v))
     risky = np.abs(out) < 0.25 * mag
@@ -215,6 +218,28 @@ def _log1p_ratio(r: np.ndarray, p: np.ndarray) -> np.ndarray:
     return out
 
 
+def _one_hot_rows(t: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """For label rows that are all one-hot or zero: (flat index of each row's 1, row sums T); else None.
+
+    Exact: every row sums to 0 or 1 and the non-zero elements are as many as the rows summing
+    to 1 (each of those has one, which is then 1; the others none). The index is the product
+    with (0, 1, ..., C-1): one term 1·k per row, exact in any order (a BLAS matrix-vector
+    product, the cheapest pass NumPy has for it); a zero row gets 0. (count_nonzero of a
+    boolean array: NumPy counts non-zero doubles one by one.)
+    """
+    if t.ndim != 2:
+        return None
+    R, C = t.shape
+    nnz = np.count_nonzero(t != 0)
+    if nnz > R:
+        return None
+    T = row_sum(t)
+    if not (np.all((T == 0) | (T == 1)) and nnz == np.count_nonzero(T)):
+        return None
+    k = (np.ascontiguousarray(t) @ np.arange(C, dtype=np.float64)).astype(np.intp)
+    return np.arange(R) * C + k, T
+
+
 def weighted_neg_log_normalized(t: np.ndarray, p: np.ndarray, S: np.ndarray) -> np.ndarray:
     r"""Σ_c t_c·(-log(p_c/S)) with 0·∞ = 0 (row-level): ``row_sum(xmul(t, neg_log_normalized(p)))``.
 
@@ -224,23 +249,11 @@ def weighted_neg_log_normalized(t: np.ndarray, p: np.ndarray, S: np.ndarray) -> 
     the same as the general form's (for p >= 0, which the public kernels check), without a log
     of every element. Other labels: the general form.
     """
-    C = p.shape[-1]
-    if not (t.ndim == 2 and np.all(S < _EXACT_INT)):
+    hot = _one_hot_rows(t) if np.all(S < _EXACT_INT) else None
+    if hot is None:
         return row_sum(xmul(t, neg_log_normalized(p, rest_sum(p, S))))
-    # One-hot or zero rows, exactly: every row sums to 0 or 1 and the non-zero elements are as
-    # many as the rows summing to 1 (each of those has one, then it is 1; the others none).
-    # (count_nonzero of a boolean array: NumPy counts non-zero doubles one by one.)
-    nnz = np.count_nonzero(t != 0)
-    if nnz > t.shape[0]:
-        return row_sum(xmul(t, neg_log_normalized(p, rest_sum(p, S))))
-    T = row_sum(t)
-    if not (np.all((T == 0) | (T == 1)) and nnz == np.count_nonzero(T)):
-        return row_sum(xmul(t, neg_log_normalized(p, rest_sum(p, S))))
-    # the label's index: one term 1·k per row, exact in any order (a BLAS matrix-vector product,
-    # the cheapest pass NumPy has for it); zero rows give 0 and are masked at the end
-    k = (t @ np.arange(C, dtype=np.float64)).astype(np.intp)
+    flat, T = hot
     p = np.ascontiguousarray(p)
-    flat = np.arange(t.shape[0]) * C + k
     pk = np.take(p, flat)[:, None]
     r = _rest_at(p, flat, S)
     return np.where(T == 0, 0.0, _log1p_ratio(r, pk))
@@ -272,19 +285,31 @@ def cross_rest(t: np.ndarray, z: np.ndarray, e=None, s=None, S=None) -> np.ndarr
         S = row_sum(e)
     if s is None:
         s = off_max_sum(e, S)
-    at_max = e == 1.0
+    hot = _one_hot_rows(t)
+    if hot is not None:
+        # one-hot (or zero) rows: e_j·T_j - t_j·re_j is e_j·T off the label and 0 - re_k at it
+        # (T = 1); re is needed at the label only. A row holding NaN is NaN throughout, as in
+        # the general form (there every re_j is NaN).
+        flat, T = hot
+        out = e * T
+        ek = np.take(e, flat)[:, None]
+        rest = 0.0 - np.where(ek == 1.0, s, S - ek)
+        if np.all(T == 1):
+            np.put(out, flat, rest[:, 0])
+        else:
+            one = np.flatnonzero(T[:, 0] == 1)
+            np.put(out, flat[one], rest[one, 0])
+        nan = np.isnan(S[:, 0])
+        if np.any(nan):
+            out[nan] = np.nan
+        return out
+    # re_j = S - e_j, and the off-max sum s at a maximal element (e_j = 1)
     re = S - e
-    if np.all(np.isfinite(S)):  # then every e_c <= S and s <= S are finite too
-        re *= ~at_max
-        re += s * at_max  # exact select: finite terms, one factor 0
-    else:
-        re = np.where(at_max, s, re)
+    at_max = np.flatnonzero(e == 1.0)
+    np.put(re, at_max, np.take(s, at_max // e.shape[-1]))
     T = row_sum(t)
-    if not np.any(t < 0) and np.all(T < _EXACT_INT) and _whole(t):
+    if np.fmin.reduce(t, axis=None) >= 0 and np.all(T < _EXACT_INT) and _whole(t):
         rt = T - t  # hard labels: whole numbers, exact
-        if np.all(T <= 1):
-            # one-hot (or empty) rows: where t_j = 1, rt_j = 0 and a = 0; elsewhere b = 0
-            return e * rt - t * re
     else:
         rt = rest_sum(t, T)
     a, b = e * rt, t * re
