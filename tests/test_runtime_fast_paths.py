@@ -1,0 +1,137 @@
+"""The runtime's fast paths give the same bits as the general forms they stand for.
+
+The kernels' speed comes from exact shortcuts (one-hot label rows looked up instead of summed,
+the rest of a row computed at the label only, dominant elements recomputed row by row); each
+claims to reproduce the general computation exactly. These tests hold them to it, on blocks
+with dominant elements, zero rows, ties, ignored labels and non-finite values.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cesym.kernels import _runtime as rt
+
+R, C = 600, 10
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal bits, NaN positions included (the sign of a NaN carries no meaning)."""
+    a, b = np.asarray(a), np.asarray(b)
+    return a.shape == b.shape and bool(np.all((a == b) & (np.signbit(a) == np.signbit(b)) | (np.isnan(a) & np.isnan(b))))
+
+
+def _probabilities(rng: np.random.Generator) -> np.ndarray:
+    z = rng.standard_normal((R, C)) * rng.choice([0.1, 3.0, 40.0], (R, 1))
+    p = np.exp(z - z.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    p[::17, 3] = 0.0  # zero probabilities
+    p[5::23] = 0.1  # uniform rows
+    p[7::29, :] = 0.0
+    p[7::29, 2] = 0.7  # a single non-zero element
+    return p
+
+
+def _labels(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    k = rng.integers(0, C, R)
+    t = np.eye(C)[k]
+    t[::11] = 0.0  # rows without a label
+    return k, t
+
+
+def _cross_rest_definition(t, e, s, S):
+    """N_j = e_j·(T - t_j) - t_j·re_j, re_j = S - e_j (the off-max sum s at a maximal element)."""
+    re = np.where(e == 1.0, s, S - e)
+    T = rt.row_sum(t)
+    return e * (T - t) - t * re
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_weighted_neg_log_normalized_one_hot_rows_match_the_general_form(seed):
+    rng = np.random.default_rng(seed)
+    p = _probabilities(rng)
+    _, t = _labels(rng)
+    S = rt.row_sum(p)
+    with np.errstate(all="ignore"):
+        fast = rt.weighted_neg_log_normalized(t, p, S)
+        general = rt.row_sum(rt.xmul(t, rt.neg_log_normalized(p, rt.rest_sum(p, S))))
+    assert np.isinf(fast).any() and (fast == 0).any()  # the domain reached p_k = 0 and empty rows
+    assert _same(fast, general)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_rest_at_label_is_rest_sum_read_at_the_label(seed):
+    rng = np.random.default_rng(seed)
+    p = _probabilities(rng)
+    k, _ = _labels(rng)
+    k = k[:, None].copy()
+    k[::13] = -1  # ignored rows
+    S = rt.row_sum(p)
+    dominant = (S - np.take_along_axis(p, np.maximum(k, 0), -1)) < 0.25 * S
+    assert dominant.any()  # the recomputed branch is exercised
+    assert _same(rt.rest_at_label(k, p, S), rt.at_label(k, rt.rest_sum(p, S)))
+    q = p.copy()
+    q[::31, 1] = -0.5  # outside the fast path's domain: the general rest_sum
+    assert _same(rt.rest_at_label(k, q, rt.row_sum(q)), rt.at_label(k, rt.rest_sum(q, rt.row_sum(q))))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_rest_sum_dominant_rows_are_summed_without_the_dominant_element(seed):
+    rng = np.random.default_rng(seed)
+    p = _probabilities(rng)
+    S = rt.row_sum(p)
+    out = rt.rest_sum(p, S)
+    # the definition: S - p_j, except at an element above 3S/4, where the other elements are summed
+    expected = S - p
+    for r, j in zip(*np.nonzero(expected < 0.25 * S)):
+        expected[r, j] = rt.row_sum(np.where(np.arange(C) == j, 0.0, p[r : r + 1]))[0, 0]
+    assert (expected < 0.25 * S).any()
+    assert _same(out, expected)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_cross_rest_one_hot_rows_match_the_definition(seed):
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((R, C)) * rng.choice([0.1, 3.0, 800.0], (R, 1))
+    z[::19, 4] = z[::19, 6] = z[::19].max(-1) + 1.0  # ties at the maximum
+    z[3::37, 2] = np.nan
+    z[4::41, 5] = -np.inf
+    _, t = _labels(rng)
+    with np.errstate(all="ignore"):
+        e = np.exp(z - rt.row_max(z))
+        S = rt.row_sum(e)
+        s = rt.off_max_sum(e, S)
+        fast = rt.cross_rest(t, z, e, s, S)
+        expected = _cross_rest_definition(t, e, s, S)
+    assert np.isnan(fast).any()
+    assert _same(fast, expected)
+
+
+def test_index_label_primitives_match_their_dense_definitions():
+    rng = np.random.default_rng(3)
+    k = rng.integers(0, C, (R, 1))
+    k[::7] = -1
+    valid = k >= 0
+    dense = (k == np.arange(C)) & valid
+    f = rng.standard_normal((R, C))
+    g = rng.standard_normal((R, 1))
+    assert _same(rt.at_label(k, f), np.where(valid, np.take_along_axis(f, np.maximum(k, 0), -1), 0.0))
+    assert _same(rt.at_label(k, g), np.where(valid, g, 0.0))
+    assert _same(rt.at_label(k, 1), valid.astype(float))
+    assert _same(rt.one_hot(k, C), dense.astype(float))
+    assert _same(rt.one_hot_rest(k, C), (valid & ~dense).astype(float))
+    assert _same(rt.scatter_label(k, g, C), np.where(dense, g, 0.0))
+    e = np.exp(f - rt.row_max(f))
+    S = rt.row_sum(e)
+    s = rt.off_max_sum(e, S)
+    ek = np.take_along_axis(e, np.maximum(k, 0), -1)
+    at_k = -np.where(ek == 1.0, s, S - ek)
+    expected = np.where(dense, at_k, np.where(valid, e, 0.0))
+    assert _same(rt.one_hot_cross_rest(k, e, s, S), expected)
+
+
+def test_off_max_sum_leaves_out_one_maximum_exactly():
+    e = np.array([[1.0, 0.5, 0.25, 2.0**-60], [1.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0], [np.nan, 1.0, 0.5, 0.5]])
+    S = rt.row_sum(e)
+    assert _same(rt.off_max_sum(e, S), np.array([[0.75 + 2.0**-60], [2.0], [0.0], [np.nan]]))
