@@ -52,10 +52,19 @@ class Failure:
 
 @dataclass
 class Result:
-    """Errors of one kernel on one batch (ulps and Herbie bits; κ where computed)."""
+    """Errors of one kernel on one batch (ulps and Herbie bits; κ where computed).
+
+    ``value_share``/``grad_share``: each error divided by the contract's bound at its point,
+    ``base + 4κ`` (≤ 1: within the contract; NaN or a spurious inf: inf). κ is evaluated only
+    where the error exceeds ``base``; elsewhere the share is ``error / base``, an upper bound.
+    A share says what an error in ulps cannot: 10^58 ulps of a gradient that cancels to almost
+    nothing (κ ≈ 10^58) uses a small part of its bound.
+    """
 
     value_ulps: list[float] = field(default_factory=list)
     grad_ulps: list[float] = field(default_factory=list)
+    value_share: list[float] = field(default_factory=list)
+    grad_share: list[float] = field(default_factory=list)
     value_bits: list[float] = field(default_factory=list)
     grad_bits: list[float] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
@@ -75,6 +84,8 @@ class Result:
             "grad_ulps": st(self.grad_ulps),
             "value_bits": st(self.value_bits),
             "grad_bits": st(self.grad_bits),
+            "value_share": st(self.value_share),
+            "grad_share": st(self.grad_share),
             "failures": len(self.failures),
             "unresolved": self.unresolved,
         }
@@ -160,22 +171,37 @@ def _check_point(ref, res: Result, stratum, row, col, lab, pred, params, val, gr
     e = ulp_error(val, true_v, dtype)
     res.value_ulps.append(e)
     res.value_bits.append(bits_error(val, true_v, dtype))
+    share = e / vbase
     if e > vbase:
         k = kappa()[0]
-        if _spurious_nonfinite(val, true_v) or e > vbase + KAPPA_FACTOR * k:
+        share = _share(e, vbase, k, val, true_v)
+        if share > 1:
             res.failures.append(Failure("value" + where, row, stratum, e, k, _fmt_inputs(lab, pred, params), float(val), str(true_v)))
+    res.value_share.append(share)
     if grow is None:
         return
     for j, (gj, tj) in enumerate(zip(grow, true_g)):
         e = ulp_error(gj, tj, dtype)
         res.grad_ulps.append(e)
         res.grad_bits.append(bits_error(gj, tj, dtype))
+        share = e / gbase
         if e > gbase:
             k = kappa()[1][j]
-            if _spurious_nonfinite(gj, tj) or e > gbase + KAPPA_FACTOR * k:
+            share = _share(e, gbase, k, gj, tj)
+            if share > 1:
                 res.failures.append(
                     Failure(f"grad{where or ''}[{j}]", row, stratum, e, k, _fmt_inputs(lab, pred, params), float(gj), str(tj))
                 )
+        res.grad_share.append(share)
+
+
+def _share(e: float, base: float, kappa: float, computed, true) -> float:
+    """error / (base + 4κ); inf for NaN or a spurious inf (outside the contract whatever κ)."""
+    if _spurious_nonfinite(computed, true):
+        return math.inf
+    if math.isinf(kappa):  # the mathematics allows any error (inf / inf would be NaN)
+        return 0.0
+    return e / (base + KAPPA_FACTOR * kappa)
 
 
 def _spurious_nonfinite(computed, true) -> bool:
@@ -207,9 +233,12 @@ def _check_penalty(loss: Loss, batch: Batch, value, g, res: Result, vbase: float
             e = ulp_error(gj, tj, dtype)
             res.grad_ulps.append(e)
             res.grad_bits.append(bits_error(gj, tj, dtype))
+            share = e / gbase
             if e > gbase:  # 2λh/N: κ = 1
-                if _spurious_nonfinite(gj, tj) or e > gbase + KAPPA_FACTOR:
+                share = _share(e, gbase, 1.0, gj, tj)
+                if share > 1:
                     res.failures.append(Failure(f"grad[{j}]", r, batch.strata[r], e, 1.0, "", float(gj), str(tj)))
+            res.grad_share.append(share)
     with mpmath.workprec(256):  # exact enough: the terms are positive
         total = mpmath.fsum(values)
         kap_num = mpmath.fsum(kap_terms)
@@ -217,6 +246,8 @@ def _check_penalty(loss: Loss, batch: Batch, value, g, res: Result, vbase: float
     res.value_ulps.append(e)
     res.value_bits.append(bits_error(float(value), total, dtype))
     k = float(kap_num / abs(total)) if total != 0 else 0.0
-    if _spurious_nonfinite(value, total) or e > vbase + KAPPA_FACTOR * k:
+    share = _share(e, vbase, k, value, total)
+    res.value_share.append(share)
+    if share > 1:
         res.failures.append(Failure("value", -1, "batch", e, k, "", float(value), str(total)))
     return res

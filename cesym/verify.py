@@ -299,6 +299,8 @@ def _merge(results):
         m.grad_ulps += r.grad_ulps
         m.value_bits += r.value_bits
         m.grad_bits += r.grad_bits
+        m.value_share += r.value_share
+        m.grad_share += r.grad_share
         m.failures += r.failures
         m.unresolved += r.unresolved
     return m

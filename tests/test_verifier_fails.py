@@ -36,7 +36,11 @@ def _with(c, value_fn=None, grad_fn=None):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_the_true_kernel_passes(dtype):
-    assert not check_batch(CCE_LOGITS, _batch(CCE_LOGITS, dtype)).failures
+    res = check_batch(CCE_LOGITS, _batch(CCE_LOGITS, dtype))
+    assert not res.failures
+    # one share per checked output, every one within its bound
+    assert len(res.value_share) == len(res.value_ulps) and len(res.grad_share) == len(res.grad_ulps)
+    assert max(res.value_share) <= 1 and max(res.grad_share) <= 1
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -45,6 +49,8 @@ def test_a_value_64_ulps_off_fails(dtype):
     res = check_batch(CCE_LOGITS, _batch(CCE_LOGITS, dtype), kernel=_with(CCE_LOGITS, value_fn=lambda v, *_: v * dtype(1 + 64 * eps)))
     bad = [f for f in res.failures if f.what == "value"]
     assert len(bad) >= 6 and all(f.ulps >= 32 for f in bad)  # rows where 4 + 4κ < 64 (κ ~ 1 on most)
+    # the share of the bound says the same: above 1 exactly where a failure is recorded
+    assert sum(s > 1 for s in res.value_share) == len(bad) and max(res.grad_share) <= 1
     assert not [f for f in res.failures if f.what != "value"]  # the gradient is untouched
 
 
