@@ -65,6 +65,8 @@ class Result:
     grad_ulps: list[float] = field(default_factory=list)
     value_share: list[float] = field(default_factory=list)
     grad_share: list[float] = field(default_factory=list)
+    value_share_bound: list[bool] = field(default_factory=list)  # True: error / base, κ not evaluated
+    grad_share_bound: list[bool] = field(default_factory=list)
     value_bits: list[float] = field(default_factory=list)
     grad_bits: list[float] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
@@ -79,13 +81,22 @@ class Result:
                 p99 = float(np.percentile(a, 99, method="higher"))
             return {"avg": float(np.mean(a)), "p99": p99, "max": float(np.max(a))}
 
+        def share(xs, bound):
+            """st() of the shares, and whether the largest is only an upper bound (κ not evaluated there)."""
+            out = st(xs)
+            if out is not None:
+                a, b = np.asarray(xs, dtype=float), np.asarray(bound, dtype=bool)
+                exact_max = float(np.max(a[~b])) if (~b).any() else -1.0
+                out["max_is_upper_bound"] = bool(out["max"] > exact_max)
+            return out
+
         return {
             "value_ulps": st(self.value_ulps),
             "grad_ulps": st(self.grad_ulps),
             "value_bits": st(self.value_bits),
             "grad_bits": st(self.grad_bits),
-            "value_share": st(self.value_share),
-            "grad_share": st(self.grad_share),
+            "value_share": share(self.value_share, self.value_share_bound),
+            "grad_share": share(self.grad_share, self.grad_share_bound),
             "failures": len(self.failures),
             "unresolved": self.unresolved,
         }
@@ -178,6 +189,7 @@ def _check_point(ref, res: Result, stratum, row, col, lab, pred, params, val, gr
         if share > 1:
             res.failures.append(Failure("value" + where, row, stratum, e, k, _fmt_inputs(lab, pred, params), float(val), str(true_v)))
     res.value_share.append(share)
+    res.value_share_bound.append(e <= vbase)
     if grow is None:
         return
     for j, (gj, tj) in enumerate(zip(grow, true_g)):
@@ -193,6 +205,7 @@ def _check_point(ref, res: Result, stratum, row, col, lab, pred, params, val, gr
                     Failure(f"grad{where or ''}[{j}]", row, stratum, e, k, _fmt_inputs(lab, pred, params), float(gj), str(tj))
                 )
         res.grad_share.append(share)
+        res.grad_share_bound.append(e <= gbase)
 
 
 def _share(e: float, base: float, kappa: float, computed, true) -> float:
@@ -239,6 +252,7 @@ def _check_penalty(loss: Loss, batch: Batch, value, g, res: Result, vbase: float
                 if share > 1:
                     res.failures.append(Failure(f"grad[{j}]", r, batch.strata[r], e, 1.0, "", float(gj), str(tj)))
             res.grad_share.append(share)
+            res.grad_share_bound.append(e <= gbase)
     with mpmath.workprec(256):  # exact enough: the terms are positive
         total = mpmath.fsum(values)
         kap_num = mpmath.fsum(kap_terms)
@@ -248,6 +262,7 @@ def _check_penalty(loss: Loss, batch: Batch, value, g, res: Result, vbase: float
     k = float(kap_num / abs(total)) if total != 0 else 0.0
     share = _share(e, vbase, k, value, total)
     res.value_share.append(share)
+    res.value_share_bound.append(False)
     if share > 1:
         res.failures.append(Failure("value", -1, "batch", e, k, "", float(value), str(total)))
     return res

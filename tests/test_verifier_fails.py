@@ -51,6 +51,8 @@ def test_a_value_64_ulps_off_fails(dtype):
     assert len(bad) >= 6 and all(f.ulps >= 32 for f in bad)  # rows where 4 + 4κ < 64 (κ ~ 1 on most)
     # the share of the bound says the same: above 1 exactly where a failure is recorded
     assert sum(s > 1 for s in res.value_share) == len(bad) and max(res.grad_share) <= 1
+    top = res.summary()["value_share"]
+    assert top["max"] > 1 and not top["max_is_upper_bound"]  # κ was evaluated where the error is large
     assert not [f for f in res.failures if f.what != "value"]  # the gradient is untouched
 
 
