@@ -54,19 +54,17 @@ class Failure:
 class Result:
     """Errors of one kernel on one batch (ulps and Herbie bits; κ where computed).
 
-    ``value_share``/``grad_share``: each error divided by the contract's bound at its point,
-    ``base + 4κ`` (≤ 1: within the contract; NaN or a spurious inf: inf). κ is evaluated only
-    where the error exceeds ``base``; elsewhere the share is ``error / base``, an upper bound.
-    A share says what an error in ulps cannot: 10^58 ulps of a gradient that cancels to almost
-    nothing (κ ≈ 10^58) uses a small part of its bound.
+    ``value_share``/``grad_share``: for each error above the κ-free part of its bound (``base``
+    ulps: there κ decides), the error divided by the bound ``base + 4κ`` (≤ 1: within the
+    contract; NaN or a spurious inf: inf). It says what an error in ulps cannot: 10^58 ulps of a
+    gradient that cancels to almost nothing (κ ≈ 10^58) can use a small part of its bound.
+    Errors within ``base`` are within the contract whatever κ (not evaluated for them).
     """
 
     value_ulps: list[float] = field(default_factory=list)
     grad_ulps: list[float] = field(default_factory=list)
     value_share: list[float] = field(default_factory=list)
     grad_share: list[float] = field(default_factory=list)
-    value_share_bound: list[bool] = field(default_factory=list)  # True: error / base, κ not evaluated
-    grad_share_bound: list[bool] = field(default_factory=list)
     value_bits: list[float] = field(default_factory=list)
     grad_bits: list[float] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
@@ -81,22 +79,13 @@ class Result:
                 p99 = float(np.percentile(a, 99, method="higher"))
             return {"avg": float(np.mean(a)), "p99": p99, "max": float(np.max(a))}
 
-        def share(xs, bound):
-            """st() of the shares, and whether the largest is only an upper bound (κ not evaluated there)."""
-            out = st(xs)
-            if out is not None:
-                a, b = np.asarray(xs, dtype=float), np.asarray(bound, dtype=bool)
-                exact_max = float(np.max(a[~b])) if (~b).any() else -1.0
-                out["max_is_upper_bound"] = bool(out["max"] > exact_max)
-            return out
-
         return {
             "value_ulps": st(self.value_ulps),
             "grad_ulps": st(self.grad_ulps),
             "value_bits": st(self.value_bits),
             "grad_bits": st(self.grad_bits),
-            "value_share": share(self.value_share, self.value_share_bound),
-            "grad_share": share(self.grad_share, self.grad_share_bound),
+            "value_share": st(self.value_share),
+            "grad_share": st(self.grad_share),
             "failures": len(self.failures),
             "unresolved": self.unresolved,
         }
@@ -182,30 +171,26 @@ def _check_point(ref, res: Result, stratum, row, col, lab, pred, params, val, gr
     e = ulp_error(val, true_v, dtype)
     res.value_ulps.append(e)
     res.value_bits.append(bits_error(val, true_v, dtype))
-    share = e / vbase
     if e > vbase:
         k = kappa()[0]
         share = _share(e, vbase, k, val, true_v)
+        res.value_share.append(share)
         if share > 1:
             res.failures.append(Failure("value" + where, row, stratum, e, k, _fmt_inputs(lab, pred, params), float(val), str(true_v)))
-    res.value_share.append(share)
-    res.value_share_bound.append(e <= vbase)
     if grow is None:
         return
     for j, (gj, tj) in enumerate(zip(grow, true_g)):
         e = ulp_error(gj, tj, dtype)
         res.grad_ulps.append(e)
         res.grad_bits.append(bits_error(gj, tj, dtype))
-        share = e / gbase
         if e > gbase:
             k = kappa()[1][j]
             share = _share(e, gbase, k, gj, tj)
+            res.grad_share.append(share)
             if share > 1:
                 res.failures.append(
                     Failure(f"grad{where or ''}[{j}]", row, stratum, e, k, _fmt_inputs(lab, pred, params), float(gj), str(tj))
                 )
-        res.grad_share.append(share)
-        res.grad_share_bound.append(e <= gbase)
 
 
 def _share(e: float, base: float, kappa: float, computed, true) -> float:
@@ -246,13 +231,11 @@ def _check_penalty(loss: Loss, batch: Batch, value, g, res: Result, vbase: float
             e = ulp_error(gj, tj, dtype)
             res.grad_ulps.append(e)
             res.grad_bits.append(bits_error(gj, tj, dtype))
-            share = e / gbase
             if e > gbase:  # 2λh/N: κ = 1
                 share = _share(e, gbase, 1.0, gj, tj)
+                res.grad_share.append(share)
                 if share > 1:
                     res.failures.append(Failure(f"grad[{j}]", r, batch.strata[r], e, 1.0, "", float(gj), str(tj)))
-            res.grad_share.append(share)
-            res.grad_share_bound.append(e <= gbase)
     with mpmath.workprec(256):  # exact enough: the terms are positive
         total = mpmath.fsum(values)
         kap_num = mpmath.fsum(kap_terms)
@@ -261,8 +244,8 @@ def _check_penalty(loss: Loss, batch: Batch, value, g, res: Result, vbase: float
     res.value_bits.append(bits_error(float(value), total, dtype))
     k = float(kap_num / abs(total)) if total != 0 else 0.0
     share = _share(e, vbase, k, value, total)
-    res.value_share.append(share)
-    res.value_share_bound.append(False)
+    if e > vbase:
+        res.value_share.append(share)
     if share > 1:
         res.failures.append(Failure("value", -1, "batch", e, k, "", float(value), str(total)))
     return res

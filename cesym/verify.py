@@ -301,8 +301,6 @@ def _merge(results):
         m.grad_bits += r.grad_bits
         m.value_share += r.value_share
         m.grad_share += r.grad_share
-        m.value_share_bound += r.value_share_bound
-        m.grad_share_bound += r.grad_share_bound
         m.failures += r.failures
         m.unresolved += r.unresolved
     return m
