@@ -268,7 +268,9 @@ def cross_rest(t: np.ndarray, z: np.ndarray, e=None, s=None, S=None) -> np.ndarr
 
     First ``e_j·r^t_j - t_j·r^e_j`` with ``r^t = rest_sum(t)`` and ``r^e_j = S - e_j``, or the
     off-max sum ``s`` at a maximal element (e_j = 1; elsewhere ``S >= 1 + e_j >= 2 e_j``, so
-    ``S - e_j`` loses at most a bit): exact in form for one-hot labels. Where
+    ``S - e_j`` loses at most a bit): exact in form for one-hot labels, whose rows need
+    ``r^e`` at the label only (``e_j·T`` elsewhere; the same numbers, found without a pass
+    for ``r^e``). Where
     that difference has cancelled more than two bits (two labelled classes, or uniform labels,
     with close logits: for logits near 0, 1 - exp(-3e-16) keeps no digit), the element is
     recomputed from ``t_j (k e_j - E) + t_j (r - k) e_j`` with ``r = T/t_j``, ``k = rint(r)``:
