@@ -95,6 +95,20 @@ def _rest_sum_exact(v: np.ndarray) -> np.ndarray:
     return np.where(k, r, (vk + r) - v)
 
 
+def _nonnegative_rows(v: np.ndarray, s: np.ndarray) -> bool:
+    """2-D rows with no negative element (NaN aside) and row sums ``s`` below 2^53: the domain
+    of :func:`rest_sum`'s direct recomputation of a dominant element (at most one per row)."""
+    return v.ndim == 2 and np.fmin.reduce(v, axis=None) >= 0 and bool(np.all(s < _EXACT_INT))
+
+
+def _sum_without(v: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Row sums of ``v[rows]`` with element ``cols`` of each left out (replaced by 0):
+    Σ_{c≠j} v_c summed directly, for the few rows whose j dominates (see :func:`rest_sum`)."""
+    q = v[rows]
+    q[np.arange(rows.size), cols] = 0.0
+    return row_sum(q)
+
+
 def rest_sum(v: np.ndarray, s: np.ndarray | None = None) -> np.ndarray:
     r"""Σ_{c≠j} v_c for every element j, without cancellation.
 
@@ -115,18 +129,15 @@ def rest_sum(v: np.ndarray, s: np.ndarray | None = None) -> np.ndarray:
     if s is None:
         s = row_sum(v)
     out = s - v
-    if out.ndim == 2 and np.fmin.reduce(v, axis=None) >= 0 and np.all(s < _EXACT_INT):
+    if _nonnegative_rows(v, s):
         if _whole(v):
             return out  # whole numbers below 2^53 (hard labels): every sum and difference is exact
         # flat positions of the dominant elements: at most one per row (two would add up to
         # more than 3S/2), so each names its row; those rows are summed without it
         risky = np.flatnonzero(out < 0.25 * s)
         if risky.size:
-            C = v.shape[-1]
-            rows = risky // C
-            q = v[rows]
-            q[np.arange(rows.size), risky - rows * C] = 0.0
-            np.put(out, risky, row_sum(q)[:, 0])
+            rows = risky // v.shape[-1]
+            np.put(out, risky, _sum_without(v, rows, risky - rows * v.shape[-1])[:, 0])
         return out
     mag = row_sum(np.abs(v))
     risky = np.abs(out) < 0.25 * mag
@@ -237,7 +248,7 @@ def _one_hot_rows(t: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     if not (np.all((T == 0) | (T == 1)) and nnz == np.count_nonzero(T)):
         return None
     k = (np.ascontiguousarray(t) @ np.arange(C, dtype=np.float64)).astype(np.intp)
-    return np.arange(R) * C + k, T
+    return _flat(k[:, None], C), T
 
 
 def weighted_neg_log_normalized(t: np.ndarray, p: np.ndarray, S: np.ndarray) -> np.ndarray:
@@ -255,8 +266,7 @@ def weighted_neg_log_normalized(t: np.ndarray, p: np.ndarray, S: np.ndarray) -> 
     flat, T = hot
     p = np.ascontiguousarray(p)
     pk = np.take(p, flat)[:, None]
-    r = _rest_at(p, flat, S)
-    return np.where(T == 0, 0.0, _log1p_ratio(r, pk))
+    return np.where(T == 0, 0.0, _log1p_ratio(_rest_at(p, flat, pk, S), pk))
 
 
 _LN2 = float(np.log(2.0))
@@ -294,8 +304,7 @@ def cross_rest(t: np.ndarray, z: np.ndarray, e=None, s=None, S=None) -> np.ndarr
         # the general form (there every re_j is NaN).
         flat, T = hot
         out = e * T
-        ek = np.take(e, flat)[:, None]
-        rest = 0.0 - np.where(ek == 1.0, s, S - ek)
+        rest = 0.0 - _exp_rest_at(e, flat, s, S)
         if np.all(T == 1):
             np.put(out, flat, rest[:, 0])
         else:
@@ -310,13 +319,14 @@ def cross_rest(t: np.ndarray, z: np.ndarray, e=None, s=None, S=None) -> np.ndarr
     at_max = np.flatnonzero(e == 1.0)
     np.put(re, at_max, np.take(s, at_max // e.shape[-1]))
     T = row_sum(t)
-    if np.fmin.reduce(t, axis=None) >= 0 and np.all(T < _EXACT_INT) and _whole(t):
+    negative = bool(np.fmin.reduce(t, axis=None) < 0)  # any t_c < 0 (fmin skips NaN)
+    if not negative and np.all(T < _EXACT_INT) and _whole(t):
         rt = T - t  # hard labels: whole numbers, exact
     else:
         rt = rest_sum(t, T)
     a, b = e * rt, t * re
     out = a - b
-    if np.any(t < 0):
+    if negative:
         bad = (np.abs(out) < 0.25 * (np.abs(a) + np.abs(b))) & (t != 0)
     else:  # a, b >= 0: |a - b| < (a + b)/4 is a/b in (3/5, 5/3); t = 0 gives b = 0, never flagged
         bad = (a < _FIVE_THIRDS * b) & (b < _FIVE_THIRDS * a)
@@ -382,23 +392,20 @@ def rest_at_label(k: np.ndarray, v: np.ndarray, S: np.ndarray) -> np.ndarray:
     ``S - v_k``, or where v_k dominates (``S - v_k < S/4``) the row without v_k summed
     directly. Otherwise :func:`rest_sum` itself.
     """
-    if not (v.ndim == 2 and np.fmin.reduce(v, axis=None) >= 0 and np.all(S < _EXACT_INT)):
+    if not _nonnegative_rows(v, S):
         return at_label(k, rest_sum(v, S))
     v = np.ascontiguousarray(v)
     flat = _flat(k, v.shape[-1])
-    return _zero_ignored(k, _rest_at(v, flat, S))
+    return _zero_ignored(k, _rest_at(v, flat, np.take(v, flat)[:, None], S))
 
 
-def _rest_at(v: np.ndarray, flat: np.ndarray, S: np.ndarray) -> np.ndarray:
-    """Σ_{c≠k} v_c for non-negative C-contiguous rows, k given by flat indices: rest_sum's numbers at k."""
-    vk = np.take(v, flat)[:, None]
+def _rest_at(v: np.ndarray, flat: np.ndarray, vk: np.ndarray, S: np.ndarray) -> np.ndarray:
+    """Σ_{c≠k} v_c for non-negative C-contiguous rows, k given by flat indices and ``vk`` the
+    elements there: rest_sum's numbers at k (``S - v_k``; a dominant v_k's row summed without it)."""
     r = S - vk
     dominant = np.flatnonzero(r < 0.25 * S)  # rest_sum's test
     if dominant.size:
-        # the rows without v_k, summed as rest_sum sums them (v_k replaced by 0), for those rows only
-        q = v[dominant]
-        q[np.arange(dominant.size), flat[dominant] - dominant * v.shape[-1]] = 0.0
-        r[dominant] = row_sum(q)
+        r[dominant] = _sum_without(v, dominant, flat[dominant] - dominant * v.shape[-1])
     return r
 
 
@@ -429,10 +436,15 @@ def one_hot_cross_rest(k: np.ndarray, e: np.ndarray, s: np.ndarray, S: np.ndarra
     loses at most a bit since then S >= 1 + e_k >= 2 e_k); zeros where k = -1."""
     out = np.array(e, dtype=np.float64, order="C")
     flat = _flat(k, e.shape[-1])
-    ek = np.take(out, flat)[:, None]
-    rest = np.where(ek == 1.0, s, S - ek)
-    np.put(out, flat, -np.broadcast_to(rest, k.shape)[:, 0])
+    np.put(out, flat, -np.broadcast_to(_exp_rest_at(out, flat, s, S), k.shape)[:, 0])
     return _zero_ignored(k, out)
+
+
+def _exp_rest_at(e: np.ndarray, flat: np.ndarray, s: np.ndarray, S: np.ndarray) -> np.ndarray:
+    """Σ_{c≠k} e_c at the flat positions k of a C-contiguous e = exp(z - max z): the off-max sum s
+    where e_k is a maximum (e_k = 1), else ``S - e_k`` (S >= 1 + e_k >= 2 e_k: at most a bit lost)."""
+    ek = np.take(e, flat)[:, None]
+    return np.where(ek == 1.0, s, S - ek)
 
 
 def xmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
