@@ -18,6 +18,10 @@ Speed: rows are computed in float64 blocks that stay in cache, on ``num_threads(
 (``set_num_threads(n)`` or the environment variable ``CESYM_NUM_THREADS``); the results do not
 depend on either. ``<name>_value_and_grad`` returns both in one pass.
 
+Thread safety: every function here may be called from many threads at once, and
+``set_num_threads`` while they run; each call returns what a single-threaded call returns, bit
+for bit.
+
 Bad input raises ``TypeError``/``ValueError`` naming the argument. NaN inputs propagate to the
 outputs of their row; probability checks ignore NaN.
 """

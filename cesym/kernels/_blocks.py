@@ -19,6 +19,17 @@ This is process-wide; set ``CESYM_KEEP_MALLOC=1`` to leave malloc as it is.
 
 The result does not depend on the number of threads or on the block size: every row is
 computed by the same operations in the same order whatever block it falls in.
+
+Thread safety: any kernel may be called from any number of threads at once, and
+``set_num_threads`` may be called meanwhile. All calls share one pool of ``num_threads() - 1``
+workers (a call hands it at most that many tasks and computes one share itself, so the pool's
+size caps the threads, not the work). A pool is never shut down while it can be reached: a new
+setting only replaces the module's reference, every call keeps its own reference to the pool it
+submitted to until its tasks are done, and a replaced pool's idle threads end when it is
+garbage-collected (``ThreadPoolExecutor`` wakes them then). Workers only compute blocks and never
+wait on the pool, so no call can deadlock another. Everything else a call touches is its own:
+the outputs, the float64 blocks, NumPy's error state (thread-local) and the malloc tuning (done
+once, under a lock).
 """
 
 from __future__ import annotations
@@ -27,7 +38,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
@@ -40,8 +51,9 @@ __all__ = ["BLOCK_ELEMENTS", "num_threads", "set_num_threads", "run_blocks"]
 BLOCK_ELEMENTS = 1 << 17
 MIN_SPLIT = 1 << 15  # below this many elements per thread, one thread does all the blocks
 
-_lock = threading.Lock()
+_lock = threading.Lock()  # guards the four names below
 _pool: ThreadPoolExecutor | None = None
+_pool_workers = 0  # the size _pool was made with
 _pool_pid = 0  # a pool inherited through fork() has no threads: make a new one
 _threads: int | None = None
 
@@ -66,38 +78,48 @@ def num_threads() -> int:
 
 
 def set_num_threads(n: int | None) -> None:
-    """Use ``n`` threads for the kernels (``None``: back to the default). Results do not change."""
+    """Use ``n`` threads for the kernels (``None``: back to the default). Results do not change.
+
+    Safe while other threads compute: calls already running finish on the pool they started
+    with (it is dropped, not shut down); the next calls use ``n``.
+    """
     global _threads, _pool
     if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
         raise ValueError(f"n: expected a positive integer or None, got {n!r}")
     with _lock:
         _threads = n
-        if _pool is not None and _pool_pid == os.getpid():
-            _pool.shutdown(wait=True)
-        _pool = None
+        _pool = None  # never shutdown(): a caller may still be submitting to it
 
 
-def _executor(n: int) -> ThreadPoolExecutor:
-    global _pool, _pool_pid
+def _executor(workers: int) -> ThreadPoolExecutor:
+    """The shared pool of ``workers`` threads; a pool of another size (or another process) is
+    replaced by reference only. The caller must hold the returned reference until its tasks end."""
+    global _pool, _pool_workers, _pool_pid
     with _lock:
-        if _pool is None or _pool_pid != os.getpid() or _pool._max_workers != n:  # noqa: SLF001
-            if _pool is not None and _pool_pid == os.getpid():
-                _pool.shutdown(wait=True)
-            _pool = ThreadPoolExecutor(max_workers=n, thread_name_prefix="cesym")
-            _pool_pid = os.getpid()
+        if _pool is None or _pool_pid != os.getpid() or _pool_workers != workers:
+            _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cesym")
+            _pool_workers, _pool_pid = workers, os.getpid()
         return _pool
 
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 _malloc_tuned = False
+_malloc_lock = threading.Lock()
 
 
 def _tune_malloc() -> None:
-    """Keep freed block temporaries in the heap (see the module docstring); glibc only."""
+    """Keep freed block temporaries in the heap (see the module docstring); glibc only. Once per
+    process: the first caller tunes, concurrent first callers wait for it (a plain read after)."""
     global _malloc_tuned
     if _malloc_tuned:
         return
-    _malloc_tuned = True
+    with _malloc_lock:
+        if not _malloc_tuned:
+            _tune_malloc_now()
+            _malloc_tuned = True
+
+
+def _tune_malloc_now() -> None:
     if os.environ.get("CESYM_KEEP_MALLOC") or not sys.platform.startswith("linux"):
         return
     try:
@@ -173,9 +195,22 @@ def run_blocks(
     else:
         # One task per thread, each taking every n-th block: handing a task to a pool thread
         # costs tens of microseconds, as much as computing a block. The calling thread takes
-        # the first share. map() re-raises a worker's exception here (the outputs go with it).
+        # the first share. A worker's exception is re-raised here (the outputs go with it).
+        # The pool has threads - 1 workers whatever n is (one pool for every call; a pool sized
+        # per call would be replaced under concurrent calls of other sizes). `pool` keeps this
+        # call's pool alive until its tasks are done, even if set_num_threads drops it meanwhile.
         shares = [starts[i::n] for i in range(n)]
-        pending = _executor(n - 1).map(work_all, shares[1:])
-        work_all(shares[0])
-        list(pending)
+        pool = _executor(threads - 1)
+        futures = [pool.submit(work_all, share) for share in shares[1:]]
+        try:
+            work_all(shares[0])
+        except BaseException:
+            for f in futures:
+                f.cancel()  # the tasks not started yet; bad input raises as soon as it is seen
+            raise
+        finally:
+            wait(futures)  # even after an error: no worker writes to `outs` once this returns
+        for f in futures:
+            f.result()  # re-raises a worker's exception here
+        del pool
     return outs
