@@ -98,6 +98,8 @@ def test_axis_is_moving_the_class_axis(axis):
 finite64 = st.floats(-1e300, 1e300, allow_nan=False, allow_infinity=False)
 
 
+@pytest.mark.filterwarnings("ignore::cesym.kernels.SingleClassWarning")  # one class is among the shapes
+@pytest.mark.filterwarnings("ignore::cesym.kernels.ProbabilitiesAsLogitsWarning")  # so are logits in [0, 1]
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(hnp.arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(1, 6)), elements=finite64))
 def test_softmax_loss_properties(z):
@@ -114,6 +116,7 @@ def test_softmax_loss_properties(z):
 @settings(max_examples=300, deadline=None, derandomize=True)
 @given(hnp.arrays(np.float64, st.tuples(st.integers(1, 4), st.integers(1, 6)), elements=finite64),
        st.floats(0, 1))
+@pytest.mark.filterwarnings("ignore::cesym.kernels.ProbabilitiesAsLogitsWarning")  # any finite logits: [0, 1] too
 def test_bce_logits_properties(x, y0):
     y = np.full_like(x, y0)
     v = K.binary_crossentropy(y, x, from_logits=True)

@@ -23,7 +23,21 @@ Thread safety: every function here may be called from many threads at once, and
 for bit.
 
 Bad input raises ``TypeError``/``ValueError`` naming the argument. NaN inputs propagate to the
-outputs of their row; probability checks ignore NaN.
+outputs of their row; probability checks ignore NaN. Inputs: float32 or float64 predictions in
+either byte order (outputs in native order); ``from_logits`` must be a bool (Python or NumPy:
+``"False"`` is refused, not read as True); masked arrays are refused with a ``TypeError`` (a
+mask is not honoured, and ``np.asarray`` would drop it); an out-of-range sparse label is
+reported as passed (``18446744073709551615``, ``1e+30``), not as its int64 cast.
+
+Misuse that is not an error warns, once per call, from the calling thread:
+
+* :class:`SingleClassWarning` (a ``UserWarning``): a categorical or sparse loss (Keras's or
+  ``tf.nn``'s) over one class, which is 0 for any input (Keras warns with a ``SyntaxWarning``);
+* :class:`ProbabilitiesAsLogitsWarning` (a ``UserWarning``): logits that are all probabilities:
+  with a softmax (categorical, sparse, ``tf.nn`` softmax ops), every row of the input lies in
+  [0, 1] and sums to 1 within 2^-8; with a sigmoid (binary, ``tf.nn`` sigmoid), every element
+  lies in [0, 1] and one at least strictly inside. Each block is probed on its first rows and
+  looked at whole only when they pass, so real logits cost nothing measurable.
 """
 
 from __future__ import annotations
@@ -32,6 +46,7 @@ import numpy as np
 
 from . import _losses as _L
 from ._blocks import num_threads, set_num_threads  # noqa: F401
+from ._misuse import ProbabilitiesAsLogitsWarning, SingleClassWarning  # noqa: F401
 from ._metrics import (  # noqa: F401
     binary_accuracy,
     categorical_accuracy,
@@ -64,6 +79,8 @@ __all__ = [
     "activity_penalty_value_and_grad",
     "num_threads",
     "set_num_threads",
+    "ProbabilitiesAsLogitsWarning",
+    "SingleClassWarning",
     "binary_accuracy",
     "categorical_accuracy",
     "sparse_categorical_accuracy",

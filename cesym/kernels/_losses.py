@@ -8,6 +8,10 @@ the naive lambdified definition (``"naive_value"``/``"naive_grad"``, for compari
 IEEE special values: NaN in any input propagates to the outputs of its row; ±inf logits give
 what IEEE arithmetic gives (for example inf - inf = NaN in a row holding +inf twice). Checks for
 the probability domain ignore NaN.
+
+Misuse that is not an error is named (:mod:`._misuse`): one class along the class axis of a
+categorical or sparse loss (``SingleClassWarning``), and logits that are all probabilities
+(``ProbabilitiesAsLogitsWarning``), raised in the calling thread once per call.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import math
 
 import numpy as np
 
+from . import _misuse as M
 from . import _runtime as _rt
 from . import _validate as V
 from ._blocks import run_blocks
@@ -37,19 +42,33 @@ def _rows(a: np.ndarray, axis: int) -> np.ndarray:
 
 
 def _run(
-    core, kind: str, labels, pred: np.ndarray, axis: int, scalars: tuple = (), row_level: bool = True, check=None, precheck=None
+    core,
+    kind: str,
+    labels,
+    pred: np.ndarray,
+    axis: int,
+    scalars: tuple = (),
+    row_level: bool = True,
+    check=None,
+    precheck=None,
+    watch: M.ProbabilityWatch | None = None,
 ):
     """Call ``core`` on blocks of last-axis rows (:mod:`._blocks`); restore axes; round to pred's dtype.
 
     ``labels``: an array of pred's shape, a callable making label blocks (class indices, see
-    :func:`_label_blocks`), or None.
+    :func:`_label_blocks`), or None. ``watch``: looks at every prediction block (as the
+    precheck) and warns, from this thread, once the blocks are done.
     """
+    if watch is not None:
+        precheck = watch
     p = _rows(pred, axis)
     n_rows, n_cols = p.shape
     srcs = ([] if labels is None else [labels if callable(labels) else _rows(labels, axis)]) + [p]
     kinds = ("value", "grad") if kind == "value_and_grad" else (kind,)
-    outputs = [("row" if row_level and not k.endswith("grad") else "elem", pred.dtype) for k in kinds]
+    outputs = [("row" if row_level and not k.endswith("grad") else "elem", V.native(pred.dtype)) for k in kinds]
     outs = run_blocks(core, srcs, scalars, n_rows, n_cols, outputs, check, precheck=precheck)
+    if watch is not None:
+        watch.report(pred.size)
     lead = pred.shape[:axis] + pred.shape[axis + 1 :]
     res = []
     for (shape, _), out in zip(outputs, outs):
@@ -102,21 +121,32 @@ def _core(module, prefix: str, kind: str):
 # --- Keras losses ------------------------------------------------------------------------------
 
 
+def _watch(fn: str, from_logits: bool, pred_name: str = "y_pred", rows: bool = True, n_classes: int = 2):
+    """The probabilities-as-logits watch of a logits path (none on probabilities or one class)."""
+    if not from_logits or n_classes == 1:
+        return None
+    return M.ProbabilityWatch(fn, pred_name, rows)
+
+
 def bce(y_true, y_pred, from_logits, label_smoothing, axis, kind):
+    from_logits = V.flag(from_logits)
     p, ax = _prediction(y_pred, axis)
     y = V.dense_labels(y_true, p.shape)
     ls = V.smoothing(label_smoothing)
     core = _core(_gen_bce, "logits_" if from_logits else "probs_", kind)
-    return _run(core, kind, y, p, ax, (ls,), precheck=None if from_logits else _check_unit_interval)
+    checks = {"watch": _watch("binary_crossentropy", True, rows=False)} if from_logits else {"precheck": _check_unit_interval}
+    return _run(core, kind, y, p, ax, (ls,), **checks)
 
 
 def cce(y_true, y_pred, from_logits, label_smoothing, axis, kind):
+    from_logits = V.flag(from_logits)
     p, ax = _prediction(y_pred, axis)
     y = V.dense_labels(y_true, p.shape)
     ls = V.smoothing(label_smoothing)
+    M.single_class("categorical_crossentropy", "y_pred", p.shape, ax)
     checks = {} if from_logits else {"precheck": _check_nonnegative, "check": _renormalisable}
     core = _core(_gen_cce, "logits_" if from_logits else "probs_", kind)
-    return _run(core, kind, y, p, ax, (ls,), **checks)
+    return _run(core, kind, y, p, ax, (ls,), watch=_watch("categorical_crossentropy", from_logits, n_classes=p.shape[ax]), **checks)
 
 
 def _label_blocks(labels: np.ndarray):
@@ -125,9 +155,9 @@ def _label_blocks(labels: np.ndarray):
 
 
 def scce(y_true, y_pred, from_logits, axis, ignore_class, kind):
+    from_logits = V.flag(from_logits)
     p, ax = _prediction(y_pred, axis)
-    n = p.shape[ax]
-    raw = np.asarray(y_true)
+    raw = V.array(y_true, "y_true")
     if ignore_class is not None:
         if isinstance(ignore_class, bool) or not isinstance(ignore_class, (int, np.integer)):
             raise TypeError(f"ignore_class: expected an integer or None, got {ignore_class!r}")
@@ -136,9 +166,11 @@ def scce(y_true, y_pred, from_logits, axis, ignore_class, kind):
     labels = V.sparse_labels(raw, p.shape, ax)
     if ignore_class is not None:
         labels = np.where(ignored.reshape(labels.shape), -1, labels)  # -1: a row of zeros
+    M.single_class("sparse_categorical_crossentropy", "y_pred", p.shape, ax)
     checks = {} if from_logits else {"precheck": _check_nonnegative, "check": _renormalisable}
     core = _core(_gen_scce, "logits_" if from_logits else "probs_", kind)
-    return _run(core, kind, _label_blocks(labels.reshape(-1)), p, ax, **checks)
+    watch = _watch("sparse_categorical_crossentropy", from_logits, n_classes=p.shape[ax])
+    return _run(core, kind, _label_blocks(labels.reshape(-1)), p, ax, watch=watch, **checks)
 
 
 # --- tf.nn ------------------------------------------------------------------------------------
@@ -146,35 +178,40 @@ def scce(y_true, y_pred, from_logits, axis, ignore_class, kind):
 
 def sigmoid_xent(labels, logits, kind):
     x = V.prediction(logits, "logits")
-    y = V.dense_labels(labels, x.shape, "labels")
+    y = V.dense_labels(labels, x.shape, "labels", "logits")
     core = _core(_gen_nn, "sigmoid_cross_entropy_with_logits_", kind)
+    watch = _watch("sigmoid_cross_entropy_with_logits", True, "logits", rows=False)
     # elementwise: any axis may stand last; the last one is used as is
-    return _run(core, kind, y, x, x.ndim - 1, row_level=False)
+    return _run(core, kind, y, x, x.ndim - 1, row_level=False, watch=watch)
 
 
 def softmax_xent(labels, logits, axis, kind):
     z = V.prediction(logits, "logits")
-    ax = V.normalize_axis(axis, z.ndim)
+    ax = V.normalize_axis(axis, z.ndim, pred_name="logits")
     if z.shape[ax] == 0:
         raise ValueError(f"logits: the class axis (axis={axis}) is empty")
-    y = V.dense_labels(labels, z.shape, "labels")
+    y = V.dense_labels(labels, z.shape, "labels", "logits")
+    M.single_class("softmax_cross_entropy_with_logits", "logits", z.shape, ax)
     core = _core(_gen_nn, "softmax_cross_entropy_with_logits_", kind)
-    return _run(core, kind, y, z, ax)
+    watch = _watch("softmax_cross_entropy_with_logits", True, "logits", n_classes=z.shape[ax])
+    return _run(core, kind, y, z, ax, watch=watch)
 
 
 def sparse_softmax_xent(labels, logits, kind):
     z = V.prediction(logits, "logits")
     if z.shape[-1] == 0:
         raise ValueError("logits: the class axis (the last) is empty")
-    raw = np.asarray(labels)
+    raw = V.array(labels, "labels")
     if raw.shape != z.shape[:-1]:
         raise ValueError(
             f"labels: shape {raw.shape} does not fit logits' shape {z.shape}: expected {z.shape[:-1]} "
             "(one integer label per row; tf.nn takes no trailing 1)"
         )
     lab = V.sparse_labels(raw, z.shape, z.ndim - 1, "labels")
+    M.single_class("sparse_softmax_cross_entropy_with_logits", "logits", z.shape, z.ndim - 1)
     core = _core(_gen_scce, "logits_", kind)
-    return _run(core, kind, _label_blocks(lab.reshape(-1)), z, z.ndim - 1)
+    watch = _watch("sparse_softmax_cross_entropy_with_logits", True, "logits", n_classes=z.shape[-1])
+    return _run(core, kind, _label_blocks(lab.reshape(-1)), z, z.ndim - 1, watch=watch)
 
 
 # --- seed 003's activity penalty ----------------------------------------------------------------
@@ -195,10 +232,10 @@ def penalty(h, lam, kind):
     core = _core(_gen_penalty, "l2_batch_mean_", kind)
     kinds = ("value", "grad") if kind == "value_and_grad" else (kind,)
     # the per-row terms stay float64 until their sum is rounded once
-    outputs = [("row", np.dtype(np.float64)) if not k.endswith("grad") else ("elem", a.dtype) for k in kinds]
+    outputs = [("row", np.dtype(np.float64)) if not k.endswith("grad") else ("elem", V.native(a.dtype)) for k in kinds]
     outs = run_blocks(core, [rows], (lam_, a.shape[0]), rows.shape[0], rows.shape[1], outputs)
     res = []
     with np.errstate(all="ignore"):  # a float32 result past 3.4e38 rounds to inf
         for (shape, _), out in zip(outputs, outs):
-            res.append(np.asarray(np.sum(out), dtype=a.dtype) if shape == "row" else out.reshape(a.shape))
+            res.append(np.asarray(np.sum(out), dtype=V.native(a.dtype)) if shape == "row" else out.reshape(a.shape))
     return tuple(res) if kind == "value_and_grad" else res[0]

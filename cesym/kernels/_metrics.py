@@ -53,7 +53,7 @@ def _per_row(core, p: np.ndarray, *rows: np.ndarray) -> np.ndarray:
     lead = p.shape[:-1]
     flat = [r.reshape(-1, r.shape[-1]) if r.ndim > 1 else r.reshape(-1, 1) for r in (*rows, p)]
     n_rows, n_cols = flat[-1].shape
-    (out,) = run_blocks(lambda *b: core(*b)[:, None], [_native(f) for f in flat], (), n_rows, n_cols, [("row", p.dtype)])
+    (out,) = run_blocks(lambda *b: core(*b)[:, None], [_native(f) for f in flat], (), n_rows, n_cols, [("row", V.native(p.dtype))])
     return out.reshape(lead)
 
 
@@ -62,7 +62,7 @@ def binary_accuracy(y_true, y_pred, threshold: float = 0.5) -> np.ndarray:
     p = V.prediction(y_pred)
     y = V.dense_labels(y_true, p.shape)
     th = V.scalar(threshold, "threshold")
-    return (y == (p > th)).astype(p.dtype)
+    return (y == (p > th)).astype(V.native(p.dtype))
 
 
 def categorical_accuracy(y_true, y_pred) -> np.ndarray:

@@ -8,6 +8,9 @@ import numpy as np
 
 __all__ = [
     "FLOAT_DTYPES",
+    "array",
+    "flag",
+    "native",
     "prediction",
     "normalize_axis",
     "dense_labels",
@@ -19,10 +22,27 @@ __all__ = [
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+def array(x, name: str) -> np.ndarray:
+    """``x`` as an ndarray (``np.asarray``), refusing masked arrays: the kernels do not honour a
+    mask, and ``np.asarray`` would drop it silently, computing the masked values."""
+    if isinstance(x, np.ma.MaskedArray):
+        raise TypeError(
+            f"{name}: masked arrays are not supported (the mask would be ignored); pass the valid "
+            f"entries only (e.g. {name}.compressed() or {name}.filled(...)), or weight the loss"
+        )
+    return np.asarray(x)
+
+
+def native(dtype: np.dtype) -> np.dtype:
+    """``dtype`` in the machine's byte order (outputs are native whatever the input's order)."""
+    return np.dtype(dtype).newbyteorder("=")
+
+
 def prediction(y_pred, name: str = "y_pred") -> np.ndarray:
-    """``y_pred`` as an array of float32 or float64 (its own dtype is kept: it sets the output's)."""
-    arr = np.asarray(y_pred)
-    if arr.dtype not in FLOAT_DTYPES:
+    """``y_pred`` as an array of float32 or float64 in either byte order (its own dtype sets the
+    output's, in native order; the kernels read it block by block, so no copy is made)."""
+    arr = array(y_pred, name)
+    if native(arr.dtype) not in FLOAT_DTYPES:
         if arr.dtype.kind in "biuc" or arr.dtype == object:
             raise TypeError(
                 f"{name}: expected a float32 or float64 array, got dtype {arr.dtype} "
@@ -34,19 +54,27 @@ def prediction(y_pred, name: str = "y_pred") -> np.ndarray:
     return arr
 
 
-def normalize_axis(axis, ndim: int, name: str = "axis") -> int:
+def flag(value, name: str = "from_logits") -> bool:
+    """A Python or NumPy bool. Anything else is refused: ``bool("False")`` is True, and 0/1 or
+    None are most often a mistaken positional argument."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}: expected True or False, got {value!r}")
+    return bool(value)
+
+
+def normalize_axis(axis, ndim: int, name: str = "axis", pred_name: str = "y_pred") -> int:
     """``axis`` as a non-negative index into ``ndim`` axes."""
     if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
         raise TypeError(f"{name}: expected an integer, got {axis!r}")
     if not -ndim <= axis < ndim:
-        raise ValueError(f"{name}: {axis} is out of range for y_pred with {ndim} dimension(s)")
+        raise ValueError(f"{name}: {axis} is out of range for {pred_name} with {ndim} dimension(s)")
     return int(axis) % ndim
 
 
-def dense_labels(y_true, shape: tuple[int, ...], name: str = "y_true") -> np.ndarray:
-    """Labels of exactly ``shape`` (the prediction's), in their own numeric dtype (the kernels
-    widen them to float64 block by block)."""
-    arr = np.asarray(y_true)
+def dense_labels(y_true, shape: tuple[int, ...], name: str = "y_true", pred_name: str = "y_pred") -> np.ndarray:
+    """Labels of exactly ``shape`` (the prediction's), in their own numeric dtype and byte order
+    (the kernels widen them to float64 block by block)."""
+    arr = array(y_true, name)
     if arr.dtype.kind not in "biuf":
         raise TypeError(f"{name}: expected numeric labels, got dtype {arr.dtype}")
     if arr.shape != tuple(shape):
@@ -56,7 +84,7 @@ def dense_labels(y_true, shape: tuple[int, ...], name: str = "y_true") -> np.nda
                 f"; reshape the labels to {tuple(shape)} (Keras's function form would broadcast "
                 "them against y_pred, its class form squeezes the trailing 1)"
             )
-        raise ValueError(f"{name}: shape {arr.shape} does not match y_pred's shape {tuple(shape)}{hint}")
+        raise ValueError(f"{name}: shape {arr.shape} does not match the shape of {pred_name}, {tuple(shape)}{hint}")
     return arr
 
 
@@ -64,10 +92,12 @@ def sparse_labels(y_true, pred_shape: tuple[int, ...], axis: int, name: str = "y
     """Integer class labels for ``y_pred`` of ``pred_shape`` with classes along ``axis``.
 
     Accepted shapes: ``pred_shape`` without ``axis`` (e.g. (N,) for (N, C)), or with a 1 in its
-    place (e.g. (N, 1)). Integer dtypes, or floats holding integers, in ``[0, C)``.
+    place (e.g. (N, 1)). Integer dtypes, or floats holding integers, in ``[0, C)``, any byte
+    order. The range is checked in the labels' own dtype, so an error names the value passed
+    (``18446744073709551615``, ``1e+30``, ``nan``), not its int64 cast.
     Returns int64 labels of ``pred_shape`` without ``axis``.
     """
-    arr = np.asarray(y_true)
+    arr = array(y_true, name)
     if arr.dtype.kind not in "iuf" and arr.dtype.kind != "b":
         raise TypeError(f"{name}: expected integer class labels, got dtype {arr.dtype}")
     if arr.dtype.kind == "b":
@@ -83,13 +113,18 @@ def sparse_labels(y_true, pred_shape: tuple[int, ...], axis: int, name: str = "y
             f"{batch} or {with_one} (one integer label per sample)"
         )
     if arr.dtype.kind == "f":
-        if not np.all(np.isfinite(arr)) or np.any(arr != np.floor(arr)):
-            raise ValueError(f"{name}: expected integer class labels, got non-integer values")
-    labels = arr.astype(np.int64)
-    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
-        bad = labels[(labels < 0) | (labels >= n_classes)].flat[0]
-        raise ValueError(f"{name}: label {bad} is out of range for {n_classes} classes (expected 0..{n_classes - 1})")
-    return labels
+        with np.errstate(invalid="ignore"):
+            fraction = ~np.isfinite(arr) | (arr != np.floor(arr))
+        if np.any(fraction):
+            raise ValueError(
+                f"{name}: expected integer class labels, got non-integer value {arr[fraction].flat[0]!s}"
+            )
+    # in the labels' dtype (NumPy compares unsigned and float values with Python ints exactly)
+    out = (arr < 0) | (arr >= n_classes)
+    if np.any(out):
+        bad = arr[out].flat[0]  # str() of a NumPy scalar: its shortest repr in its own dtype
+        raise ValueError(f"{name}: label {bad!s} is out of range for {n_classes} classes (expected 0..{n_classes - 1})")
+    return arr.astype(np.int64)
 
 
 def smoothing(label_smoothing, name: str = "label_smoothing") -> float:
@@ -102,6 +137,8 @@ def smoothing(label_smoothing, name: str = "label_smoothing") -> float:
 
 def scalar(value, name: str) -> float:
     """A real, finite Python scalar."""
+    if isinstance(value, np.ma.MaskedArray):  # np.ma.masked would read as 0.0 or NaN
+        raise TypeError(f"{name}: expected a real number, got a masked value")
     if isinstance(value, bool) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
         if not (isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf"):
             raise TypeError(f"{name}: expected a real number, got {value!r}")
