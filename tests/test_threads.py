@@ -2,6 +2,8 @@
 ``set_num_threads`` may be called meanwhile; every result has the bytes of a single-threaded call."""
 
 import gc
+import os
+import signal
 import threading
 import time
 
@@ -218,3 +220,29 @@ def test_a_worker_error_reaches_its_caller_only(small_blocks):
         t.join()
     assert len(errors) == 30 and all("sums to 0" in e for e in errors)
     assert not wrong
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork() on this platform")
+def test_fork_child_computes(small_blocks):
+    """A child forked while another thread held the pool's lock, after the parent used its pool
+    (inherited without workers), computes the same bytes instead of hanging."""
+    _blocks.set_num_threads(4)
+    z = np.random.default_rng(SEED).standard_normal((3000, 7))
+    y = np.eye(7)[np.arange(3000) % 7]
+    want = kernels.categorical_crossentropy_grad(y, z, from_logits=True).tobytes()
+    with _blocks._lock:  # as if another thread were replacing the pool at the fork
+        pid = os.fork()
+        if pid == 0:  # the child: exit at once whatever happens, never back into pytest
+            code = 1
+            try:
+                code = 0 if kernels.categorical_crossentropy_grad(y, z, from_logits=True).tobytes() == want else 2
+            finally:
+                os._exit(code)
+    deadline = time.monotonic() + 15  # the child needs well under a second
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if done[0] == 0:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung")
+    assert os.waitstatus_to_exitcode(done[1]) == 0

@@ -51,10 +51,9 @@ __all__ = ["BLOCK_ELEMENTS", "num_threads", "set_num_threads", "run_blocks"]
 BLOCK_ELEMENTS = 1 << 17
 MIN_SPLIT = 1 << 15  # below this many elements per thread, one thread does all the blocks
 
-_lock = threading.Lock()  # guards the four names below
+_lock = threading.Lock()  # guards the three names below
 _pool: ThreadPoolExecutor | None = None
 _pool_workers = 0  # the size _pool was made with
-_pool_pid = 0  # a pool inherited through fork() has no threads: make a new one
 _threads: int | None = None
 
 
@@ -94,11 +93,11 @@ def set_num_threads(n: int | None) -> None:
 def _executor(workers: int) -> ThreadPoolExecutor:
     """The shared pool of ``workers`` threads; a pool of another size (or another process) is
     replaced by reference only. The caller must hold the returned reference until its tasks end."""
-    global _pool, _pool_workers, _pool_pid
+    global _pool, _pool_workers
     with _lock:
-        if _pool is None or _pool_pid != os.getpid() or _pool_workers != workers:
+        if _pool is None or _pool_workers != workers:
             _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cesym")
-            _pool_workers, _pool_pid = workers, os.getpid()
+            _pool_workers = workers
         return _pool
 
 
@@ -117,6 +116,18 @@ def _tune_malloc() -> None:
         if not _malloc_tuned:
             _tune_malloc_now()
             _malloc_tuned = True
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has only the forking thread: the inherited pool has no workers, and a lock
+    another thread held at the fork would stay locked forever. Start afresh (the parent's
+    malloc settings are inherited with its heap)."""
+    global _lock, _pool, _malloc_lock
+    _lock, _malloc_lock, _pool = threading.Lock(), threading.Lock(), None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _tune_malloc_now() -> None:
