@@ -91,7 +91,7 @@ def set_num_threads(n: int | None) -> None:
 
 
 def _executor(workers: int) -> ThreadPoolExecutor:
-    """The shared pool of ``workers`` threads; a pool of another size (or another process) is
+    """The shared pool of ``workers`` threads; a pool of another size (another setting) is
     replaced by reference only. The caller must hold the returned reference until its tasks end."""
     global _pool, _pool_workers
     with _lock:
