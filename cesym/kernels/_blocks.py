@@ -110,11 +110,78 @@ def _tune_malloc() -> None:
         pass
 
 
-def _block(src, s: int, e: int) -> np.ndarray:
-    """Rows ``s:e`` of ``src`` as a C-contiguous float64 block (a fresh array)."""
+class RowView:
+    """The rows of an N-d array whose class axis was moved last, read block by block without a
+    whole-array copy.
+
+    ``v`` has shape ``lead + (C,)`` (e.g. ``numpy.moveaxis(a, axis, -1)``, a strided view); its
+    rows are the ``lead`` indices in C order. The leading axes are merged into two (P, Q) as a
+    view (always possible for a C-contiguous ``a``: the axes before and after the moved one);
+    a block of rows is then at most three slices of that (P, Q, C) view, gathered into a fresh
+    float64 block. (``reshape(-1, C)`` of such a view is a copy of the whole input.)
+    """
+
+    def __init__(self, v: np.ndarray):
+        lead, C = v.shape[:-1], v.shape[-1]
+        n = int(np.prod(lead, dtype=np.int64))
+        self.shape = (n, C)
+        self.dtype = v.dtype
+        v3 = None
+        for split in range(len(lead), -1, -1):  # the latest split whose merges are views
+            try:
+                v3 = np.reshape(v, (int(np.prod(lead[:split], dtype=np.int64)), int(np.prod(lead[split:], dtype=np.int64)), C), copy=False)
+                break
+            except ValueError:
+                continue
+        if v3 is None:  # a layout no two-axis view covers: one copy in the input's own dtype
+            v3 = np.ascontiguousarray(v).reshape(1, n, C)
+        self.v3 = v3
+
+    def block(self, s: int, e: int, c0: int = 0, c1: int | None = None) -> np.ndarray:
+        """Rows ``s:e``, columns ``c0:c1``, as a C-contiguous float64 block."""
+        P, Q, C = self.v3.shape
+        c1 = C if c1 is None else c1
+        out = np.empty((e - s, c1 - c0))
+        r = s
+        while r < e:
+            p, q = divmod(r, Q)
+            if q == 0 and e - r >= Q:  # whole (Q, C) slabs
+                n = (e - r) // Q
+                out[r - s : r - s + n * Q].reshape(n, Q, c1 - c0)[...] = self.v3[p : p + n, :, c0:c1]
+                r += n * Q
+            else:
+                m = min(Q - q, e - r)
+                out[r - s : r - s + m] = self.v3[p, q : q + m, c0:c1]
+                r += m
+        return out
+
+
+def _block(src, s: int, e: int, c0: int = 0, c1: int | None = None) -> np.ndarray:
+    """Rows ``s:e`` (columns ``c0:c1``) of ``src`` as a C-contiguous float64 block (a fresh array).
+
+    A callable source (class-index labels) has no columns: it gives its rows whole."""
+    if isinstance(src, RowView):
+        return src.block(s, e, c0, c1)
     if callable(src):
         return src(s, e)
-    return np.array(src[s:e], dtype=np.float64, order="C")
+    if c1 is None and c0 == 0:
+        return np.array(src[s:e], dtype=np.float64, order="C")
+    return np.array(src[s:e, c0:c1], dtype=np.float64, order="C")
+
+
+def _in_threads(work_all, starts: Sequence) -> None:
+    """``work_all(share)`` over ``starts`` split into one share per thread (the caller takes the first)."""
+    n = min(num_threads(), len(starts))
+    if n <= 1:
+        work_all(starts)
+        return
+    # One task per thread, each taking every n-th item: handing a task to a pool thread costs
+    # tens of microseconds, as much as computing a block. The calling thread takes the first
+    # share. map() re-raises a worker's exception here (the outputs go with it).
+    shares = [starts[i::n] for i in range(n)]
+    pending = _executor(n - 1).map(work_all, shares[1:])
+    work_all(shares[0])
+    list(pending)
 
 
 def run_blocks(
@@ -127,21 +194,33 @@ def run_blocks(
     check: Callable[[np.ndarray], None] | None = None,
     block_elements: int | None = None,
     precheck: Callable[[np.ndarray], None] | None = None,
+    pieces: bool = False,
 ) -> list[np.ndarray]:
     """Evaluate ``core(*blocks, *scalars)`` over blocks of rows; return the outputs.
 
     ``rows``: 2-D arrays of shape (n_rows, n_cols) (any real dtype; widened to float64 per
-    block) or callables ``(start, stop) -> float64 block`` (e.g. one-hot rows from integer
-    labels). ``outputs``: one ``(kind, dtype)`` per value the core returns, ``kind`` being
-    ``"row"`` (one value per row: the core returns it with keepdims) or ``"elem"`` (one per
-    element, broadcast to the block). ``precheck(block)``: called on every block of the last
-    row input (the prediction) before the core; ``check(block)``: called on a block whose
-    outputs are not all finite, to raise if that is bad input (both in the worker threads).
+    block), :class:`RowView` s, or callables ``(start, stop) -> float64 block`` (e.g. one-hot
+    rows from integer labels). ``outputs``: one ``(kind, dtype)`` per value the core returns,
+    ``kind`` being ``"row"`` (one value per row: the core returns it with keepdims) or
+    ``"elem"`` (one per element, broadcast to the block). ``precheck(block)``: called on every
+    block of the last row input (the prediction) before the core; ``check(block)``: called on a
+    block whose outputs are not all finite, to raise if that is bad input (both in the worker
+    threads). ``pieces``: rows longer than a block are evaluated in pieces (:mod:`._pieces`;
+    the core must be a generated one); without it a long row is one block. Zero rows: empty
+    outputs, the core is not called.
     """
     _tune_malloc()
     outs = [np.empty((n_rows,) if kind == "row" else (n_rows, n_cols), dtype=dt) for kind, dt in outputs]
+    if n_rows == 0:
+        return outs
+    size = block_elements or BLOCK_ELEMENTS
+    if pieces and n_cols > size:
+        from ._pieces import run_pieces  # noqa: PLC0415 - the long-row path, rarely needed
+
+        run_pieces(core, rows, scalars, n_rows, n_cols, outputs, outs, check, size, precheck)
+        return outs
     threads = num_threads()
-    step = max(1, (block_elements or BLOCK_ELEMENTS) // max(1, n_cols))
+    step = max(1, size // max(1, n_cols))
     if threads > 1 and n_rows <= step * (threads - 1) and n_rows * n_cols >= threads * MIN_SPLIT:
         step = -(-n_rows // threads)  # fewer blocks than threads: one block each
     starts = range(0, n_rows, step)
@@ -167,15 +246,5 @@ def run_blocks(
         for s in share:
             work(s)
 
-    n = min(threads, len(starts))
-    if n <= 1:
-        work_all(starts)
-    else:
-        # One task per thread, each taking every n-th block: handing a task to a pool thread
-        # costs tens of microseconds, as much as computing a block. The calling thread takes
-        # the first share. map() re-raises a worker's exception here (the outputs go with it).
-        shares = [starts[i::n] for i in range(n)]
-        pending = _executor(n - 1).map(work_all, shares[1:])
-        work_all(shares[0])
-        list(pending)
+    _in_threads(work_all, starts)
     return outs

@@ -18,7 +18,7 @@ import numpy as np
 
 from . import _runtime as _rt
 from . import _validate as V
-from ._blocks import run_blocks
+from ._blocks import RowView, run_blocks
 from ._generated import (
     activity_penalty as _gen_penalty,
     binary_crossentropy as _gen_bce,
@@ -30,10 +30,16 @@ from ._generated import (
 KINDS = ("value", "grad", "value_and_grad", "naive_value", "naive_grad")
 
 
-def _rows(a: np.ndarray, axis: int) -> np.ndarray:
-    """``a`` with the class axis last, as 2-D rows (a view whenever the layout allows one)."""
+def _rows(a: np.ndarray, axis: int) -> np.ndarray | RowView:
+    """``a`` with the class axis last, as 2-D rows: a view whenever the layout allows one, else a
+    :class:`RowView` that gathers blocks of rows from the strided array (never a whole copy)."""
     v = np.moveaxis(a, axis, -1)
-    return v.reshape(-1, v.shape[-1]) if v.ndim != 2 else v
+    if v.ndim == 2:
+        return v
+    try:
+        return np.reshape(v, (-1, v.shape[-1]), copy=False)
+    except ValueError:
+        return RowView(v)
 
 
 def _run(
@@ -49,7 +55,7 @@ def _run(
     srcs = ([] if labels is None else [labels if callable(labels) else _rows(labels, axis)]) + [p]
     kinds = ("value", "grad") if kind == "value_and_grad" else (kind,)
     outputs = [("row" if row_level and not k.endswith("grad") else "elem", pred.dtype) for k in kinds]
-    outs = run_blocks(core, srcs, scalars, n_rows, n_cols, outputs, check, precheck=precheck)
+    outs = run_blocks(core, srcs, scalars, n_rows, n_cols, outputs, check, precheck=precheck, pieces=True)
     lead = pred.shape[:axis] + pred.shape[axis + 1 :]
     res = []
     for (shape, _), out in zip(outputs, outs):
@@ -148,8 +154,11 @@ def sigmoid_xent(labels, logits, kind):
     x = V.prediction(logits, "logits")
     y = V.dense_labels(labels, x.shape, "labels")
     core = _core(_gen_nn, "sigmoid_cross_entropy_with_logits_", kind)
-    # elementwise: any axis may stand last; the last one is used as is
-    return _run(core, kind, y, x, x.ndim - 1, row_level=False)
+    # Elementwise: blocked over the flat data whatever the shape. A unit axis appended as the
+    # "class" axis makes every element a row of one: blocks of BLOCK_ELEMENTS elements for a
+    # 1-D input as for any other (a view of C-contiguous data; other layouts are gathered).
+    res = _run(core, kind, y[..., None], x[..., None], x.ndim, row_level=False)
+    return tuple(r[..., 0] for r in res) if kind == "value_and_grad" else res[..., 0]
 
 
 def softmax_xent(labels, logits, axis, kind):
