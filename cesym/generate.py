@@ -419,7 +419,7 @@ def _print_body(
     lines = []
     pred = loss.prediction.name
     if any(e.has(C) for e in used) or any(d.has(C) for w, d in loss.weights.items() if any(e.has(w) for e in used)):
-        lines.append(f"C = {pred}.shape[-1]")
+        lines.append(f"C = _rt.width({pred})")  # the whole row's length, also for a piece of it
     for w, definition in loss.weights.items():
         if any(e.has(w) for e in used) and definition != w:
             lines.append(f"{w.name} = {_print_weight(definition, loss.params, printer)}")

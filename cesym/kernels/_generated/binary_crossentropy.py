@@ -35,7 +35,7 @@ def probs_value(y, p, label_smoothing):
     - log1p: log(1 - p) = log1p(-p): 1 - p rounds away the digits of a small p (log(1 - 1e-10) keeps 6 digits), log1p keeps them all.
     - guard-weights: collect on the label weights and put each coefficient over one denominator, so that the cancelling parts of a coefficient (Σt/Σp - t/p) are cancelled exactly in algebra; each weighted term is XMul(w, ·): 0·log 0 = 0 and 0·(1/0) = 0, no NaN
     """
-    C = p.shape[-1]
+    C = _rt.width(p)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = 1/C
@@ -47,7 +47,7 @@ def probs_naive_value(y, p, label_smoothing):
 
     ``RowSum(-t*log(p) - u*log(1 - p))/C``
     """
-    C = p.shape[-1]
+    C = _rt.width(p)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     return _rt.row_sum(-t*numpy.log(p) - u*numpy.log(1 - p))/C
@@ -63,7 +63,7 @@ def probs_grad(y, p, label_smoothing):
     Rewrites applied:
     - combine-weights: collect on the label weights and put each coefficient over one denominator, so that the cancelling parts of a coefficient (Σt/Σp - t/p) are cancelled exactly in algebra; each weighted term is XMul(w, ·): 0·log 0 = 0 and 0·(1/0) = 0, no NaN
     """
-    C = p.shape[-1]
+    C = _rt.width(p)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = 1/C
@@ -73,7 +73,7 @@ def probs_grad(y, p, label_smoothing):
 def probs_value_and_grad(y, p, label_smoothing):
     r"""binary cross-entropy on probabilities (from_logits=False): stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``probs_value`` and ``probs_grad``).
     """
-    C = p.shape[-1]
+    C = _rt.width(p)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = 1/C
@@ -85,7 +85,7 @@ def probs_naive_grad(y, p, label_smoothing):
 
     ``(u/(1 - p) - t/p)/C``
     """
-    C = p.shape[-1]
+    C = _rt.width(p)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     return (u/(1 - p) - t/p)/C
@@ -102,7 +102,7 @@ def logits_value(y, x, label_smoothing):
     Rewrites applied:
     - log-sigmoid: log σ(x) = -softplus(-x) and log(1 - σ(x)) = -softplus(x): σ(x) underflows to 0 (log -> -inf) and 1 - σ(x) rounds to 0 long before the loss is infinite; softplus has neither problem.
     """
-    C = x.shape[-1]
+    C = _rt.width(x)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = 1/C
@@ -117,7 +117,7 @@ def logits_naive_value(y, x, label_smoothing):
 
     ``RowSum(-t*log(Sigmoid(x)) - u*log(1 - Sigmoid(x)))/C``
     """
-    C = x.shape[-1]
+    C = _rt.width(x)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = 1/(1 + numpy.exp(-x))
@@ -134,7 +134,7 @@ def logits_grad(y, x, label_smoothing):
     Rewrites applied:
     - combine-weights: collect on the label weights and put each coefficient over one denominator, so that the cancelling parts of a coefficient (Σt/Σp - t/p) are cancelled exactly in algebra
     """
-    C = x.shape[-1]
+    C = _rt.width(x)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = 1/C
@@ -147,7 +147,7 @@ def logits_grad(y, x, label_smoothing):
 def logits_value_and_grad(y, x, label_smoothing):
     r"""binary cross-entropy on logits (from_logits=True): stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``logits_value`` and ``logits_grad``).
     """
-    C = x.shape[-1]
+    C = _rt.width(x)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = 1/C
@@ -163,7 +163,7 @@ def logits_naive_grad(y, x, label_smoothing):
 
     ``(-t*Sigmoid(-x) + u*Sigmoid(-x)*Sigmoid(x)/(1 - Sigmoid(x)))/C``
     """
-    C = x.shape[-1]
+    C = _rt.width(x)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = 1/(numpy.exp(x) + 1)

@@ -60,7 +60,7 @@ def probs_grad(k, p):
     - split-rowsum: Σ_c v_c = v_j + Σ_{c≠j} v_c: written this way, a difference such as σ_j·Σt - t_j or Σt/Σp - t_j/p_j becomes an expression in the other elements, which does not cancel when element j dominates (softmax_j - 1 = -Σ_{c≠j} e_c / Σ e_c).
     - combine-weights: collect on the label weights and put each coefficient over one denominator, so that the cancelling parts of a coefficient (Σt/Σp - t/p) are cancelled exactly in algebra; each weighted term is XMul(w, ·): 0·log 0 = 0 and 0·(1/0) = 0, no NaN
     """
-    C = p.shape[-1]
+    C = _rt.width(p)
     tmp0 = _rt.at_label(k, p)
     tmp1 = _rt.row_sum(p)
     tmp2 = _rt.rest_at_label(k, p, tmp1)
@@ -71,7 +71,7 @@ def probs_grad(k, p):
 def probs_value_and_grad(k, p):
     r"""sparse categorical cross-entropy on probabilities (from_logits=False): stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``probs_value`` and ``probs_grad``).
     """
-    C = p.shape[-1]
+    C = _rt.width(p)
     tmp0 = _rt.at_label(k, p)
     tmp1 = _rt.row_sum(p)
     tmp2 = _rt.rest_at_label(k, p, tmp1)
@@ -84,7 +84,7 @@ def probs_naive_grad(k, p):
 
     ``RowSum(y)/RowSum(p) - y/p``
     """
-    C = p.shape[-1]
+    C = _rt.width(p)
     return _rt.at_label(k, 1)/_rt.row_sum(p) - _rt.one_hot(k, C)/p
 
 
@@ -148,6 +148,6 @@ def logits_naive_grad(k, z):
 
     ``-y + exp(z)*RowSum(y)/RowSum(exp(z))``
     """
-    C = z.shape[-1]
+    C = _rt.width(z)
     tmp0 = numpy.exp(z)
     return tmp0*_rt.at_label(k, 1)/_rt.row_sum(tmp0) - _rt.one_hot(k, C)
