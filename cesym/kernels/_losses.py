@@ -205,7 +205,7 @@ def penalty(h, lam, kind):
     kinds = ("value", "grad") if kind == "value_and_grad" else (kind,)
     # the per-row terms stay float64 until their sum is rounded once
     outputs = [("row", np.dtype(np.float64)) if not k.endswith("grad") else ("elem", a.dtype) for k in kinds]
-    outs = run_blocks(core, [rows], (lam_, a.shape[0]), rows.shape[0], rows.shape[1], outputs)
+    outs = run_blocks(core, [rows], (lam_, a.shape[0]), rows.shape[0], rows.shape[1], outputs, pieces=True)
     res = []
     with np.errstate(all="ignore"):  # a float32 result past 3.4e38 rounds to inf
         for (shape, _), out in zip(outputs, outs):

@@ -134,11 +134,11 @@ def run_pieces(
                 ctx = PieceContext(known[r], c0, n_cols, c1 - c0)
                 _local.ctx = ctx
                 try:
-                    with np.errstate(all="ignore"):
+                    with np.errstate(all="ignore"):  # IEEE results, as in run_blocks
                         if first and precheck is not None:
                             precheck(blocks[-1])
                         res = core(*blocks, *scalars)
-                    write(r, c0, c1, res if len(outs) > 1 else (res,))
+                        write(r, c0, c1, res if len(outs) > 1 else (res,))
                     results[u] = "done"
                 except Stop:
                     results[u] = (ctx.partial, ctx.combine)
