@@ -19,6 +19,26 @@ This is process-wide; set ``CESYM_KEEP_MALLOC=1`` to leave malloc as it is.
 
 The result does not depend on the number of threads or on the block size: every row is
 computed by the same operations in the same order whatever block it falls in.
+
+Memory and speed do not depend on the shape:
+
+* elementwise kernels (``sigmoid_cross_entropy_with_logits``) see every element as a row of
+  one, so a 1-D input is cut into blocks of ``BLOCK_ELEMENTS`` elements like any other (it
+  was one float64 block: 6 copies of the input);
+* a class axis that is not last is read through a view: the rows are the other axes, merged
+  into two (the axes before and after the class axis of a C-contiguous array), and a block of
+  rows is gathered from at most three slices of that strided view (:class:`RowView`), never
+  from a whole copy of the input;
+* a row longer than a block (a language model's vocabulary, a 1-D input to a loss that
+  reduces over it) is computed in pieces of at most ``BLOCK_ELEMENTS`` columns
+  (:mod:`._pieces`): the generated core runs piece by piece, in passes, its row reductions
+  (sums, maxima, the off-max sum, the label's element, ...) accumulated over the pieces and
+  combined in piece order by a rule of each primitive (sums pairwise over the piece sums), then
+  supplied to the next pass. Scratch memory stays a few pieces; the results are within the
+  accuracy contract of the whole-row form (they differ from it in the order of summation
+  only) and do not depend on the number of threads;
+* zero rows (an empty leading axis): empty outputs of the right shape and dtype, without
+  calling the core.
 """
 
 from __future__ import annotations

@@ -5,6 +5,10 @@ is rounded once to float32), with the class axis moved last for the generated co
 :mod:`cesym.kernels._generated`. ``kind`` selects the stable kernel (``"value"``/``"grad"``) or
 the naive lambdified definition (``"naive_value"``/``"naive_grad"``, for comparison only).
 
+Shapes: any rank, the class axis anywhere (rows are read through views, see :mod:`._blocks`),
+rows of any length (longer than a block: in pieces), empty leading axes (empty outputs). An
+empty class axis is an error: the loss of a row of no classes is not defined.
+
 IEEE special values: NaN in any input propagates to the outputs of its row; ±inf logits give
 what IEEE arithmetic gives (for example inf - inf = NaN in a row holding +inf twice). Checks for
 the probability domain ignore NaN.
