@@ -28,6 +28,7 @@ __all__ = [
     "softplus",
     "neg_log_softmax",
     "off_max_sum",
+    "softmax_parts",
     "neg_log_normalized",
     "weighted_neg_log_normalized",
     "cross_rest",
@@ -239,6 +240,49 @@ def off_max_sum(e: np.ndarray, S: np.ndarray) -> np.ndarray:
     return small + np.rint((S - 1.0) - small)
 
 
+def softmax_parts(z: np.ndarray) -> tuple:
+    r"""``(m, e, S, s)``: m = max z, e = exp(z - m), S = Σ e and s = :func:`off_max_sum` (e, S),
+    the shared start of every softmax kernel (the generated code asks for them in one call).
+
+    A row in pieces gets them from one reduction (the online log-sum-exp): each piece's
+    maximum m_p, ``S_p = Σ exp(z - m_p)``, its off-max part and its count of elements at m_p;
+    combined as m = max m_p, S = Σ_p S_p·exp(m_p - m) (pairwise over the pieces), and s = the
+    off-max parts of the pieces holding m, plus the other pieces' S_p·exp(m_p - m), plus the
+    count of maximal elements less one (an exact integer, as in :func:`off_max_sum`). A piece
+    of -inf logits contributes 0 (the normal path's exp(-inf) = 0). e itself is exp(z - m),
+    computed once m is known, as for a short row.
+    """
+    if _piece() is None:
+        m = row_max(z)
+        e = np.exp(-m + z)
+        S = row_sum(e)
+        return m, e, S, off_max_sum(e, S)
+
+    def partial():
+        mp = _row_max(z)
+        ep = np.exp(z - mp)
+        fl = np.floor(ep)
+        return mp, _row_sum(ep), _row_sum(ep - fl), _row_sum(fl)
+
+    m, S, s = _pieces.reduce(partial, _softmax_parts_combine)
+    return m, np.exp(-m + z), S, s
+
+
+def _softmax_parts_combine(parts: list) -> tuple:
+    mp = np.concatenate([p[0] for p in parts], axis=-1)
+    m = np.max(mp, axis=-1, keepdims=True)  # NaN propagates
+    top = mp == m
+    scale = np.exp(mp - m)
+    Sp = np.concatenate([p[1] for p in parts], axis=-1) * scale
+    Sp[np.isneginf(mp) & ~np.isneginf(m)] = 0.0  # exp(-inf - m) = 0 for every element
+    small = np.where(top, np.concatenate([p[2] for p in parts], axis=-1), Sp)
+    ones = np.sum(np.where(top, np.concatenate([p[3] for p in parts], axis=-1), 0.0), axis=-1, keepdims=True)
+    S = np.sum(Sp, axis=-1, keepdims=True)
+    s = np.sum(small, axis=-1, keepdims=True) + (ones - 1.0)
+    nan = np.isnan(m) | np.isnan(S)
+    return m, S, np.where(nan, np.nan, s)
+
+
 def neg_log_normalized(p: np.ndarray, r: np.ndarray | None = None) -> np.ndarray:
     r"""-log(p_j / Σ_c p_c) = log1p(r_j / p_j), r_j = Σ_{c≠j} p_c (see :func:`rest_sum`).
 
@@ -417,6 +461,8 @@ def _zero_ignored(k: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 def at_label(k: np.ndarray, f) -> np.ndarray:
     """f at element k of each row (f element-level) or f itself (row-level); 0 where k = -1."""
+    if isinstance(f, _pieces.Pending):  # a long row's value not combined yet: at_label of it, later
+        return _pieces.Pending(lambda known: at_label(k, f.resolve(known)))
     f = np.asarray(f, dtype=np.float64)
     if f.ndim == 2 and f.shape[-1] != 1 and _piece() is not None:
         return _p_at_label(k, f)
@@ -652,8 +698,8 @@ def _p_rest_sum(v: np.ndarray, S: np.ndarray | None) -> np.ndarray:
 def _p_cross_rest(t: np.ndarray, z: np.ndarray, e: np.ndarray, s: np.ndarray, S: np.ndarray) -> np.ndarray:
     """cross_rest for a long row: ``e_j·r^t_j - t_j·r^e_j`` as in the general form (the one-hot
     path's numbers are the same); an element that cancels is recomputed against its nearest
-    classes, which needs the whole row: :class:`NeedFullRow` from a piece, the general form's
-    recomputation once the row is one piece."""
+    classes, which needs the whole row: left to the row's evaluation as one piece
+    (:func:`._pieces.need_whole_row`), which makes the general form's recomputation."""
 
     def partial():
         return _row_sum(t), np.fmin.reduce(t, axis=-1, keepdims=True), bool(np.array_equal(t, np.rint(t)))
@@ -679,5 +725,6 @@ def _p_cross_rest(t: np.ndarray, z: np.ndarray, e: np.ndarray, s: np.ndarray, S:
     if not np.any(bad):
         return out
     if not _piece().whole:
-        raise _pieces.NeedFullRow
+        _pieces.need_whole_row()
+        return out
     return _fix_cancelled(out, bad, t, z, e, rt)

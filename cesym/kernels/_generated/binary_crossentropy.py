@@ -77,7 +77,8 @@ def probs_value_and_grad(y, p, label_smoothing):
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = 1/C
-    return tmp0*_rt.row_sum(_rt.xmul(t, -numpy.log(p)) + _rt.xmul(u, -numpy.log1p(-p))), _rt.xmul(t, -tmp0/p) + _rt.xmul(u, tmp0/(1 - p))
+    grad = _rt.xmul(t, -tmp0/p) + _rt.xmul(u, tmp0/(1 - p))
+    return tmp0*_rt.row_sum(_rt.xmul(t, -numpy.log(p)) + _rt.xmul(u, -numpy.log1p(-p))), grad
 
 
 def probs_naive_grad(y, p, label_smoothing):
@@ -155,7 +156,8 @@ def logits_value_and_grad(y, x, label_smoothing):
     tmp2 = numpy.log1p(tmp1)
     tmp3 = -x
     tmp4 = 1/(tmp1 + 1)
-    return tmp0*_rt.row_sum(t*(tmp2 + numpy.maximum(0, tmp3)) + u*(tmp2 + numpy.maximum(0, x))), -t*tmp0*tmp4*_rt.exp_min0(tmp3, tmp1) + tmp0*tmp4*u*_rt.exp_min0(x, tmp1)
+    grad = -t*tmp0*tmp4*_rt.exp_min0(tmp3, tmp1) + tmp0*tmp4*u*_rt.exp_min0(x, tmp1)
+    return tmp0*_rt.row_sum(t*(tmp2 + numpy.maximum(0, tmp3)) + u*(tmp2 + numpy.maximum(0, x))), grad
 
 
 def logits_naive_grad(y, x, label_smoothing):

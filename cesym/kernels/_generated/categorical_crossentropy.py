@@ -79,7 +79,8 @@ def probs_value_and_grad(y, p, label_smoothing):
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
     tmp0 = _rt.row_sum(p)
     tmp1 = 1/tmp0
-    return _rt.weighted_neg_log_normalized(t, p, tmp0), tmp1*_rt.rest_sum(t, _rt.row_sum(t)) + _rt.xmul(t, -tmp1*_rt.rest_sum(p, tmp0)/p)
+    grad = tmp1*_rt.rest_sum(t, _rt.row_sum(t)) + _rt.xmul(t, -tmp1*_rt.rest_sum(p, tmp0)/p)
+    return _rt.weighted_neg_log_normalized(t, p, tmp0), grad
 
 
 def probs_naive_grad(y, p, label_smoothing):
@@ -105,10 +106,7 @@ def logits_value(y, z, label_smoothing):
     """
     C = _rt.width(z)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
-    tmp0 = _rt.row_max(z)
-    tmp1 = numpy.exp(-tmp0 + z)
-    tmp2 = _rt.row_sum(tmp1)
-    tmp3 = _rt.off_max_sum(tmp1, tmp2)
+    tmp0, tmp1, tmp2, tmp3 = _rt.softmax_parts(z)
     return _rt.row_sum(t*(tmp0 - z + numpy.log1p(tmp3)))
 
 
@@ -138,10 +136,7 @@ def logits_grad(y, z, label_smoothing):
     """
     C = _rt.width(z)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
-    tmp0 = _rt.row_max(z)
-    tmp1 = numpy.exp(-tmp0 + z)
-    tmp2 = _rt.row_sum(tmp1)
-    tmp3 = _rt.off_max_sum(tmp1, tmp2)
+    tmp0, tmp1, tmp2, tmp3 = _rt.softmax_parts(z)
     return _rt.cross_rest(t, z, tmp1, tmp3, tmp2)/tmp2
 
 
@@ -150,11 +145,9 @@ def logits_value_and_grad(y, z, label_smoothing):
     """
     C = _rt.width(z)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
-    tmp0 = _rt.row_max(z)
-    tmp1 = numpy.exp(-tmp0 + z)
-    tmp2 = _rt.row_sum(tmp1)
-    tmp3 = _rt.off_max_sum(tmp1, tmp2)
-    return _rt.row_sum(t*(tmp0 - z + numpy.log1p(tmp3))), _rt.cross_rest(t, z, tmp1, tmp3, tmp2)/tmp2
+    tmp0, tmp1, tmp2, tmp3 = _rt.softmax_parts(z)
+    grad = _rt.cross_rest(t, z, tmp1, tmp3, tmp2)/tmp2
+    return _rt.row_sum(t*(tmp0 - z + numpy.log1p(tmp3))), grad
 
 
 def logits_naive_grad(y, z, label_smoothing):
