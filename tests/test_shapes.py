@@ -296,3 +296,39 @@ def test_one_dimensional_bce_is_one_long_row(restore_blocks):
     exact = math.fsum(terms.tolist()) / n  # the sum of the (rounded) terms, exactly rounded
     # terms each carry <= 2 ulps (logaddexp), their exact sum then <= 2 ulps of it: within 4 + 4κ
     assert abs(float(v) - exact) <= 6 * np.spacing(exact)
+
+
+def test_masked_pieces_and_nan_in_long_rows(restore_blocks):
+    """A vocabulary with a masked (-inf) region as long as pieces, and a NaN in one row: the
+    online log-sum-exp gives a masked piece 0 (not NaN), and the NaN row is NaN, as for the
+    whole row."""
+    rng = np.random.default_rng(SEED)
+    z = rng.standard_normal((3, 64))
+    z[:, :32] = -np.inf  # two whole pieces of 16 masked
+    z[2, 40] = np.nan
+    k = np.array([40, 50, 33])
+    whole = kernels.sparse_categorical_crossentropy_value_and_grad(k, z, from_logits=True)
+    _blocks.BLOCK_ELEMENTS = 16
+    pieces = kernels.sparse_categorical_crossentropy_value_and_grad(k, z, from_logits=True)
+    assert np.all(np.isfinite(pieces[0][:2])) and np.isnan(pieces[0][2])
+    assert np.all(np.isnan(pieces[1][2])) and np.all(pieces[1][:2, :32] == 0)
+    np.testing.assert_allclose(pieces[0][:2], whole[0][:2], rtol=8 * 2.0**-52)
+    np.testing.assert_allclose(pieces[1][:2], whole[1][:2], rtol=16 * 2.0**-52, atol=1e-300)
+
+
+def test_bad_input_in_long_rows_raises(restore_blocks):
+    """The input checks see a row in pieces: a row of zero probabilities (its sum is a reduction
+    over the pieces) and a probability above 1 in one piece."""
+    _blocks.BLOCK_ELEMENTS = 16
+    p = np.full((3, 50), 0.02)
+    p[1] = 0
+    y = np.zeros((3, 50))
+    y[:, 3] = 1
+    with pytest.raises(ValueError, match="sums to 0"):
+        kernels.categorical_crossentropy(y, p)
+    with pytest.raises(ValueError, match="sums to 0"):
+        kernels.sparse_categorical_crossentropy_grad(np.array([3, 3, 3]), p)
+    q = np.full((3, 50), 0.5)
+    q[2, 47] = 1.5
+    with pytest.raises(ValueError, match=r"expected probabilities in \[0, 1\]"):
+        kernels.binary_crossentropy(y, q)
