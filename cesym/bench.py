@@ -12,6 +12,11 @@ metrics) and each mode (``value``; ``value+grad`` for the losses), these impleme
 - ``xla``: the same function (and the same tape) inside ``tf.function(jit_compile=True)``;
 - ``tfnn``: for a from_logits Keras loss, the ``tf.nn`` op computing it.
 
+A section of its own, "shapes", times cesym alone on the same number of elements laid out as
+rows of 10 (the main table's shape), a 1-D array, a rank-3 array with the classes on axis 1, a
+few rows of a vocabulary and one huge row (float32, value+grad, interleaved): time per element
+relative to the rows of 10, and scratch memory relative to y_pred.
+
 Every implementation goes from NumPy inputs to NumPy outputs inside the timed region: TensorFlow
 gets the NumPy arrays as a user would pass them (their conversion is timed; for the tape,
 ``tf.convert_to_tensor`` + ``watch``), and its results are converted with ``.numpy()``. Each
@@ -68,6 +73,17 @@ SWEEP_IDS = (
     "binary_crossentropy[from_logits=True]",
     "sparse_categorical_crossentropy[from_logits=True]",
 )
+#: Kernels of the shapes section (value+grad, cesym only), by bench id.
+SHAPE_IDS = (
+    "sigmoid_cross_entropy_with_logits",
+    "binary_crossentropy[from_logits=True]",
+    "categorical_crossentropy[from_logits=True]",
+    "sparse_categorical_crossentropy[from_logits=True]",
+    "softmax_cross_entropy_with_logits",
+    "activity_penalty[lam=0.1]",
+)
+#: The layouts of the shapes section, the reference (rows of 10) first.
+SHAPES = ("rows", "1-D", "rank 3, axis 1", "vocabulary", "one row")
 #: Relative spread (max - min)/median above which a timing is flagged as noisy.
 NOISY = 0.25
 LAM = 0.1  # activity_penalty's lam, on both sides
@@ -504,6 +520,93 @@ def _memory(calls: dict[str, Call], input_bytes: int) -> dict[str, dict]:
     return mem
 
 
+# --- shapes ---------------------------------------------------------------------------------------
+
+
+def shape_inputs(b: Bench, shape: str, inp: "Inputs") -> tuple[Any, np.ndarray, dict, tuple[int, ...]]:
+    """(labels, prediction, extra keywords, shape) of ``b`` on ``inp``'s B×10 elements laid out as
+    ``shape`` (one of :data:`SHAPES`): the B×10 rows; one 1-D array; (B/64, 10, 64) with the
+    classes on axis 1 (C-contiguous, channels first); 10 rows of B classes; 1 row of 10·B."""
+    B, C = inp.shape
+    labels, pred = inp.for_bench(b)
+    E = B * C
+    kw: dict = {}
+    if shape == "rows":
+        return labels, pred, kw, pred.shape
+    if shape == "rank 3, axis 1":
+        if B % 64:
+            raise ValueError(f"rank 3 needs a batch divisible by 64, got {B}")
+        to3 = lambda a: np.ascontiguousarray(a.reshape(B // 64, 64, C).swapaxes(1, 2))  # noqa: E731
+        if b.kernel not in ("sigmoid_cross_entropy_with_logits", "activity_penalty"):
+            kw = {"axis": 1}
+        lab = None if labels is None else (labels.reshape(B // 64, 64) if b.labels == "sparse" else to3(labels))
+        return lab, to3(pred), kw, (B // 64, C, 64)
+    dims = {"1-D": (E,), "vocabulary": (C, B), "one row": (1, E)}[shape]
+    p = pred.reshape(dims)
+    if labels is None:
+        return None, p, kw, dims
+    if b.labels == "sparse":  # one class index per row of the new layout
+        lead = dims[:-1]
+        return inp.sparse[: int(np.prod(lead, dtype=np.int64))].reshape(lead), p, kw, dims
+    if b.labels == "onehot":  # one-hot rows of the new layout
+        y = np.zeros(dims, dtype=pred.dtype).reshape(-1, dims[-1])
+        y[np.arange(y.shape[0]), inp.sparse[: y.shape[0]]] = 1
+        return y.reshape(dims), p, kw, dims
+    return labels.reshape(dims), p, kw, dims
+
+
+def shape_benches(only: Iterable[str] | None = None) -> list[Bench]:
+    """The kernels of the shapes section (restricted by ``only`` as :func:`benches` is)."""
+    return [b for b in benches(only) if b.id in SHAPE_IDS]
+
+
+def measure_shapes(b: Bench, inp: "Inputs", repeats: int) -> list[dict]:
+    """cesym's value+grad of ``b`` on every layout of :data:`SHAPES`, timed interleaved; scratch memory."""
+    from cesym import kernels
+
+    calls, meta = {}, {}
+    for shape in SHAPES:
+        labels, pred, kw, dims = shape_inputs(b, shape, inp)
+        bb = Bench(b.kernel, tuple(dict(b.keywords, **kw).items()), b.labels, b.pred, b.nn_keywords)
+        calls[shape] = _numpy_fn(kernels, bb, "_value_and_grad", labels, pred)
+        meta[shape] = (dims, kw.get("axis", -1), int(pred.nbytes), int(pred.size))
+    for fn in calls.values():
+        fn()  # warm-up
+    samples = time_interleaved(calls, repeats)
+    base = statistics.median(samples["rows"]) / meta["rows"][3]
+    out = []
+    for shape in SHAPES:
+        dims, axis, nbytes, size = meta[shape]
+        st = _stats(samples[shape])
+        peak, outputs = tracemalloc_peak(calls[shape])
+        scratch = max(peak - outputs, 0)
+        out.append({
+            "id": b.id, "shape": shape, "dims": list(dims), "axis": axis, "times": {"cesym": st},
+            "ns_per_element": st["median_s"] * 1e9 / size, "vs_rows": st["median_s"] / size / base,
+            "input_bytes": nbytes, "memory": {"scratch_bytes": scratch, "scratch_ratio": scratch / nbytes},
+        })
+    return out
+
+
+def shapes_table(s: dict) -> tuple[list[str], list[list[str]]]:
+    head = ["kernel", "shape", "dims", "axis", "cesym ms", "ns/elem", "× rows of 10", "scratch MB (× y_pred)"]
+    rows = []
+    for r in s["results"]:
+        m = r["memory"]
+        rows.append([r["id"], r["shape"], "×".join(map(str, r["dims"])), str(r["axis"]), _ms(r["times"]["cesym"]),
+                     f"{r['ns_per_element']:.3g}", f"{r['vs_rows']:.2f}",
+                     f"{_mb(m['scratch_bytes'])} ({m['scratch_ratio']:.2f}×)"])
+    return head, rows
+
+
+def shapes_summary(s: dict) -> str:
+    rs = [r for r in s["results"] if r["shape"] != "rows"]
+    t = sum(r["vs_rows"] <= 1.5 for r in rs)
+    m = sum(r["memory"]["scratch_ratio"] <= 1.0 for r in s["results"])
+    return (f"shapes ({s['dtype']}, {s['elements']} elements): time per element within 1.5× of rows of 10 in "
+            f"{t} of {len(rs)}; scratch memory ≤ 1× y_pred in {m} of {len(s['results'])}")
+
+
 # --- the run ----------------------------------------------------------------------------------------
 
 
@@ -523,13 +626,17 @@ class Config:
     sweep_repeats: int = 3
     sweep_max_elements: int = 2**26
     sweep_dtype: str = "float32"
+    tables: bool = True  # the main tables (and the sweep); False: the shapes section alone
+    shapes: bool = True
+    shapes_rows: int = 2**20  # the shapes hold shapes_rows x 10 elements
+    shapes_repeats: int = 5
     quick: bool = False
 
     @classmethod
     def quick_config(cls, **over: Any) -> "Config":
         """Tiny shapes, 2 repeats (1 in the sweep): seconds, for tests; the cap skips one shape."""
         base = dict(rows=256, classes=10, repeats=2, sweep_batches=(16, 64), sweep_classes=(2, 10),
-                    sweep_repeats=1, sweep_max_elements=512, quick=True)
+                    sweep_repeats=1, sweep_max_elements=512, shapes_rows=2**15, shapes_repeats=1, quick=True)
         base.update({k: v for k, v in over.items() if v is not None})
         return cls(**base)
 
@@ -570,13 +677,14 @@ def run(cfg: Config, progress: TextIO | None = sys.stderr) -> dict:
 
 
 def _run(cfg: Config, progress: TextIO | None, machine: dict, t_start: float) -> dict:
-    chosen = benches(cfg.only)
+    chosen = benches(cfg.only) if cfg.tables else []
     sweep_benches = [b for b in chosen if b.id in SWEEP_IDS] if cfg.sweep else []
+    shaped = shape_benches(cfg.only) if cfg.shapes else []
     keep, skip = sweep_shapes(cfg)
     rows_per_dtype = sum(len(b.modes) for b in chosen)
-    prog = Progress(rows_per_dtype * len(cfg.dtypes) + len(sweep_benches) * len(keep), progress)
+    prog = Progress(rows_per_dtype * len(cfg.dtypes) + len(sweep_benches) * len(keep) + len(shaped), progress)
     tables = []
-    for dt in cfg.dtypes:
+    for dt in cfg.dtypes if cfg.tables else ():
         inp = Inputs(cfg.rows, cfg.classes, np.dtype(dt), cfg.seed)
         results = []
         for b in chosen:
@@ -596,12 +704,22 @@ def _run(cfg: Config, progress: TextIO | None, machine: dict, t_start: float) ->
                 r = measure_row(b, "value+grad", inp, cfg.sweep_repeats, SWEEP_IMPLS, memory=False)
                 sweep["results"].append(r | {"rows": n, "classes": c})
             del inp
+    shapes = None
+    if shaped:
+        inp = Inputs(cfg.shapes_rows, 10, np.dtype("float32"), cfg.seed)
+        shapes = {"dtype": "float32", "mode": "value+grad", "rows": cfg.shapes_rows, "elements": cfg.shapes_rows * 10,
+                  "repeats": cfg.shapes_repeats, "results": []}
+        for b in shaped:
+            prog.step(f"shapes float32 {cfg.shapes_rows * 10} elements {b.id} value+grad")
+            shapes["results"] += measure_shapes(b, inp, cfg.shapes_repeats)
+        del inp
     return {
         "machine": machine,
         "config": {k: v for k, v in cfg.__dict__.items()},
         "notes": NOTES,
         "tables": tables,
         "sweep": sweep,
+        "shapes": shapes,
         "summary": summary(tables),
         "elapsed_s": time.perf_counter() - t_start,
         "load_average_at_end": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
@@ -653,6 +771,7 @@ NOTES = [
     "Interleaved: each repeat calls every implementation once, round robin from a rotating start, after one untimed warm-up call each; medians of the repeats. Ratios: cesym median / other median (< 1: cesym faster).",
     "Threads: TensorFlow runs ops on its intra-op pool (all cores); cesym's kernels run blocks of rows on cesym.kernels.num_threads() threads (the usable cores); the naive form goes through the same blocked driver; NumPy's ufuncs themselves are single-threaded.",
     "Inputs: seed 2026 (default), logits ~ N(0, 3^2); probabilities: sigmoid (binary) or softmax (categorical) of the logits, in float64 rounded once; hard labels: one-hot rows of y_pred's dtype, int64 class indices, 0/1 per element for binary.",
+    "Shapes: cesym value+grad, float32, the same elements as rows of 10, as one 1-D array, as (B/64, 10, 64) with axis=1 (C-contiguous; elementwise kernels: no axis), as 10 rows of B classes and as 1 row; interleaved; time per element over that of the rows of 10; scratch memory by tracemalloc.",
     "Memory of one call, relative to y_pred's size: peak by tracemalloc (NumPy implementations only: NumPy reports its buffers to it; exact; outputs included), scratch = that peak minus the returned arrays (the target: ≤ 1× y_pred), and RSS high-water growth (all implementations: VmHWM after resetting it with /proc/self/clear_refs; approximate, a lower bound when the allocator reuses freed memory, which hides small figures).",
 ]
 
@@ -769,7 +888,7 @@ def _errors(res: dict) -> list[str]:
 
 
 def _summary_lines(res: dict) -> list[str]:
-    out = []
+    out = [shapes_summary(res["shapes"])] if res.get("shapes") else []
     for s in res["summary"]:
         a, b = s["cesym_le_keras"]
         c, d = s["cesym_within_1_5_xla"]
@@ -792,6 +911,10 @@ def _sections(res: dict, render: Callable, heading: Callable[[str], str]) -> lis
         parts += [heading(f"Sweep, {s['dtype']} {s['mode']}: median ms of {s['repeats']} interleaved runs"),
                   render(*sweep_table(s)),
                   f"Skipped (N·C above {_elements(s['max_elements'])} elements, to bound memory and time): {skipped}."]
+    sh = res.get("shapes")
+    if sh:
+        parts += [heading(f"Shapes, {sh['dtype']} {sh['mode']}, {sh['elements']} elements each: median ms of "
+                          f"{sh['repeats']} interleaved runs, cesym alone"), render(*shapes_table(sh))]
     return parts
 
 

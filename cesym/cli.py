@@ -137,6 +137,10 @@ def _bench(args: argparse.Namespace) -> int:
     over["dtypes"] = ("float32", "float64") if args.dtype == "both" else (args.dtype,)
     if args.no_sweep:
         over["sweep"] = False
+    if args.no_shapes:
+        over["shapes"] = False
+    if args.shapes_only:
+        over["tables"] = False
     cfg = bench.Config.quick_config(**over) if args.quick else bench.Config(**{k: v for k, v in over.items() if v is not None})
     try:
         bench.benches(cfg.only)
@@ -200,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("--repeats", type=_positive, help="interleaved runs per implementation (default 7; --quick 2)")
     b.add_argument("--dtype", choices=("float32", "float64", "both"), default="both", help="dtype of the main tables (default both)")
     b.add_argument("--no-sweep", action="store_true", help="skip the sweep over batch size and classes")
+    sh = b.add_mutually_exclusive_group()
+    sh.add_argument("--no-shapes", action="store_true", help="skip the shapes section (1-D, rank 3, long rows)")
+    sh.add_argument("--shapes-only", action="store_true", help="only the shapes section (no main tables, no sweep)")
     b.add_argument("--quick", action="store_true", help="tiny shapes, 1-2 runs: seconds (for tests)")
     b.add_argument("--only", nargs="+", metavar="NAME", help="kernel names or ids to time (default: all)")
     b.add_argument("--seed", type=int, help="input seed (default 2026)")

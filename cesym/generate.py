@@ -419,14 +419,51 @@ def _print_body(
     lines = []
     pred = loss.prediction.name
     if any(e.has(C) for e in used) or any(d.has(C) for w, d in loss.weights.items() if any(e.has(w) for e in used)):
-        lines.append(f"C = {pred}.shape[-1]")
+        lines.append(f"C = _rt.width({pred})")  # the whole row's length, also for a piece of it
     for w, definition in loss.weights.items():
         if any(e.has(w) for e in used) and definition != w:
             lines.append(f"{w.name} = {_print_weight(definition, loss.params, printer)}")
+    fused = _fused_softmax(kept)
     for sym, sub in kept:
+        if sym in fused:
+            if fused[sym] is not None:
+                names_ = ", ".join(str(rename[x]) for x in fused[sym][1])
+                lines.append(f"{names_} = _rt.softmax_parts({printer.doprint(fused[sym][0].xreplace(rename))})")
+            continue
         lines.append(f"{rename[sym]} = {printer.doprint(sub.xreplace(rename))}")
-    lines.append("return " + ", ".join(printer.doprint(e.xreplace(rename)) for e in out_exprs))
+    rets = [printer.doprint(e.xreplace(rename)) for e in out_exprs]
+    if len(rets) == 2 and "grad" not in taken:
+        # the gradient before the value (the same operations): a row in pieces (see
+        # cesym.kernels._pieces) then meets the gradient's row reductions first, and the value's
+        # final sum, which no element depends on, is combined after the last pass
+        lines.append(f"grad = {rets[1]}")
+        rets[1] = "grad"
+    lines.append("return " + ", ".join(rets))
     return lines
+
+
+def _fused_softmax(kept: list[tuple[sp.Symbol, sp.Basic]]) -> dict:
+    """The temporaries ``m = RowMax(z)``, ``e = exp(z - m)``, ``S = RowSum(e)`` and
+    ``s = OffMaxSum(e, S)`` of a softmax, printed as one call ``m, e, S, s = _rt.softmax_parts(z)``
+    (the same operations; a row in pieces gets m, S and s from one reduction, see
+    :func:`cesym.kernels._runtime.softmax_parts`). Returns {first symbol: (z, (m, e, S, s)),
+    the other three: None}, or {} when the four are not all there."""
+    for m, sub in kept:
+        if not isinstance(sub, RowMax):
+            continue
+        z = sub.args[0]
+        e = next((x for x, v in kept if v == sp.exp(z - m)), None)
+        S = next((x for x, v in kept if e is not None and v == RowSum(e)), None)
+        s = next((x for x, v in kept if S is not None and isinstance(v, OffMaxSum) and v.args == (e, S)), None)
+        if s is None:
+            continue
+        order = [x for x, _ in kept]
+        if order.index(m) < order.index(e) < order.index(S) < order.index(s) and all(
+            order.index(x) == order.index(m) + i for i, x in enumerate((m, e, S, s))
+        ):
+            return {m: (z, (m, e, S, s)), e: None, S: None, s: None}
+        return {}  # not consecutive: printed one by one
+    return {}
 
 
 def _latex(expr: sp.Expr) -> str:

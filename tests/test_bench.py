@@ -8,6 +8,7 @@ import math
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from cesym import bench
@@ -112,3 +113,44 @@ def test_bench_module_imports_no_tensorflow():
     code = "import sys, cesym.bench; print('tensorflow' in sys.modules or 'keras' in sys.modules)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "False"
+
+
+def test_shapes_section(quick):
+    """The quick run includes the shapes section: every kernel of it on every layout (1-D, rank 3
+    with axis 1, vocabulary rows, one row), time per element against the rows of 10, scratch memory."""
+    r, md, res = quick
+    s = res["shapes"]
+    assert s["elements"] == s["rows"] * 10
+    assert {(x["id"], x["shape"]) for x in s["results"]} == {(i, sh) for i in bench.SHAPE_IDS for sh in bench.SHAPES}
+    for x in s["results"]:
+        assert math.prod(x["dims"]) == s["elements"]
+        assert x["ns_per_element"] > 0 and math.isfinite(x["vs_rows"])
+        assert x["memory"]["scratch_bytes"] >= 0
+        assert x["vs_rows"] == 1.0 if x["shape"] == "rows" else x["vs_rows"] > 0
+    assert {x["axis"] for x in s["results"] if x["shape"] == "rank 3, axis 1"} == {1, -1}
+    text = md.read_text()
+    assert "Shapes, float32" in r.stdout and "### Shapes, float32" in text
+    assert "time per element within 1.5× of rows of 10" in text
+
+
+def test_shape_inputs_hold_the_same_elements():
+    """Each layout of the shapes section is the same number of elements, with labels that fit it."""
+    inp = bench.Inputs(128, 10, np.dtype("float32"), 2026)
+    for b in bench.shape_benches():
+        for shape in bench.SHAPES:
+            labels, pred, kw, dims = bench.shape_inputs(b, shape, inp)
+            assert pred.shape == dims and pred.size == 1280
+            if b.labels == "sparse":
+                assert labels.shape == tuple(d for i, d in enumerate(dims) if i != kw.get("axis", -1) % len(dims))
+            elif labels is not None:
+                assert labels.shape == pred.shape
+
+
+def test_shapes_only_skips_the_tables(tmp_path):
+    js = tmp_path / "b.json"
+    from cesym.cli import main
+
+    assert main(["bench", "--quick", "--shapes-only", "--only", "binary_crossentropy", "--json", str(js)]) == 0
+    res = json.loads(js.read_text())
+    assert res["tables"] == [] and res["sweep"] is None
+    assert {x["id"] for x in res["shapes"]["results"]} == {"binary_crossentropy[from_logits=True]"}

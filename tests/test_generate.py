@@ -84,7 +84,10 @@ def test_generated_code_is_readable():
     """Docstrings carry the formula and the rewrites; the code calls the runtime primitives."""
     src = render_all()["categorical_crossentropy.py"]
     assert "Rewrites applied:" in src and "log-softmax" in src and "split-rowsum" in src
-    # -log softmax printed as log1p(off-max sum) - (z - max z), sharing exp(z - max z) with the gradient
-    assert "_rt.off_max_sum(" in src and "numpy.log1p(" in src and "_rt.cross_rest(t, z, " in src
+    # -log softmax printed as log1p(off-max sum) - (z - max z), sharing exp(z - max z) with the
+    # gradient; max, exp, sum and off-max sum of a softmax come from one call (one reduction for
+    # a row in pieces), the operations of its parts
+    assert "tmp0, tmp1, tmp2, tmp3 = _rt.softmax_parts(z)" in src and "numpy.log1p(tmp3)" in src
+    assert "_rt.cross_rest(t, z, tmp1, tmp3, tmp2)" in src
     assert "def logits_value_and_grad(y, z, label_smoothing):" in src
     compile(src, "categorical_crossentropy.py", "exec")

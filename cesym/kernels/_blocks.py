@@ -30,6 +30,26 @@ garbage-collected (``ThreadPoolExecutor`` wakes them then). Workers only compute
 wait on the pool, so no call can deadlock another. Everything else a call touches is its own:
 the outputs, the float64 blocks, NumPy's error state (thread-local) and the malloc tuning (done
 once, under a lock).
+
+Memory and speed do not depend on the shape:
+
+* elementwise kernels (``sigmoid_cross_entropy_with_logits``) see every element as a row of
+  one, so a 1-D input is cut into blocks of ``BLOCK_ELEMENTS`` elements like any other (it
+  was one float64 block: 6 copies of the input);
+* a class axis that is not last is read through a view: the rows are the other axes, merged
+  into two (the axes before and after the class axis of a C-contiguous array), and a block of
+  rows is gathered from at most three slices of that strided view (:class:`RowView`), never
+  from a whole copy of the input;
+* a row longer than a block (a language model's vocabulary, a 1-D input to a loss that
+  reduces over it) is computed in pieces of at most ``BLOCK_ELEMENTS`` columns
+  (:mod:`._pieces`): the generated core runs piece by piece, in passes, its row reductions
+  (sums, maxima, the off-max sum, the label's element, ...) accumulated over the pieces and
+  combined in piece order by a rule of each primitive (sums pairwise over the piece sums), then
+  supplied to the next pass. Scratch memory stays a few pieces; the results are within the
+  accuracy contract of the whole-row form (they differ from it in the order of summation
+  only) and do not depend on the number of threads;
+* zero rows (an empty leading axis): empty outputs of the right shape and dtype, without
+  calling the core.
 """
 
 from __future__ import annotations
@@ -143,11 +163,95 @@ def _tune_malloc_now() -> None:
         pass
 
 
-def _block(src, s: int, e: int) -> np.ndarray:
-    """Rows ``s:e`` of ``src`` as a C-contiguous float64 block (a fresh array)."""
+class RowView:
+    """The rows of an N-d array whose class axis was moved last, read block by block without a
+    whole-array copy.
+
+    ``v`` has shape ``lead + (C,)`` (e.g. ``numpy.moveaxis(a, axis, -1)``, a strided view); its
+    rows are the ``lead`` indices in C order. The leading axes are merged into two (P, Q) as a
+    view (always possible for a C-contiguous ``a``: the axes before and after the moved one);
+    a block of rows is then at most three slices of that (P, Q, C) view, gathered into a fresh
+    float64 block. (``reshape(-1, C)`` of such a view is a copy of the whole input.)
+    """
+
+    def __init__(self, v: np.ndarray):
+        lead, C = v.shape[:-1], v.shape[-1]
+        n = int(np.prod(lead, dtype=np.int64))
+        self.shape = (n, C)
+        self.dtype = v.dtype
+        v3 = None
+        for split in range(len(lead), -1, -1):  # the latest split whose merges are views
+            try:
+                v3 = np.reshape(v, (int(np.prod(lead[:split], dtype=np.int64)), int(np.prod(lead[split:], dtype=np.int64)), C), copy=False)
+                break
+            except ValueError:
+                continue
+        if v3 is None:  # a layout no two-axis view covers: one copy in the input's own dtype
+            v3 = np.ascontiguousarray(v).reshape(1, n, C)
+        self.v3 = v3
+
+    def block(self, s: int, e: int, c0: int = 0, c1: int | None = None) -> np.ndarray:
+        """Rows ``s:e``, columns ``c0:c1``, as a C-contiguous float64 block."""
+        P, Q, C = self.v3.shape
+        c1 = C if c1 is None else c1
+        out = np.empty((e - s, c1 - c0))
+        r = s
+        while r < e:
+            p, q = divmod(r, Q)
+            if q == 0 and e - r >= Q:  # whole (Q, C) slabs
+                n = (e - r) // Q
+                out[r - s : r - s + n * Q].reshape(n, Q, c1 - c0)[...] = self.v3[p : p + n, :, c0:c1]
+                r += n * Q
+            else:
+                m = min(Q - q, e - r)
+                out[r - s : r - s + m] = self.v3[p, q : q + m, c0:c1]
+                r += m
+        return out
+
+
+def _block(src, s: int, e: int, c0: int = 0, c1: int | None = None) -> np.ndarray:
+    """Rows ``s:e`` (columns ``c0:c1``) of ``src`` as a C-contiguous float64 block (a fresh array).
+
+    A callable source (class-index labels) has no columns: it gives its rows whole."""
+    if isinstance(src, RowView):
+        return src.block(s, e, c0, c1)
     if callable(src):
         return src(s, e)
-    return np.array(src[s:e], dtype=np.float64, order="C")
+    if c1 is None and c0 == 0:
+        return np.array(src[s:e], dtype=np.float64, order="C")
+    return np.array(src[s:e, c0:c1], dtype=np.float64, order="C")
+
+
+def _in_threads(work_all, starts: Sequence, threads: int | None = None) -> None:
+    """``work_all(share)`` over ``starts`` split into one share per thread (the caller takes the first).
+
+    The pool has ``threads - 1`` workers whatever the number of shares (one pool for every
+    call; a pool sized per call would be replaced under concurrent calls of other sizes). The
+    local ``pool`` keeps this call's pool alive until its tasks are done, even if
+    ``set_num_threads`` drops it meanwhile. A worker's exception is re-raised here, after every
+    task of the call has ended (no worker writes to the outputs once this returns).
+    """
+    threads = num_threads() if threads is None else threads
+    n = min(threads, len(starts))
+    if n <= 1:
+        work_all(starts)
+        return
+    # One task per thread, each taking every n-th item: handing a task to a pool thread costs
+    # tens of microseconds, as much as computing a block. The calling thread takes the first share.
+    shares = [starts[i::n] for i in range(n)]
+    pool = _executor(threads - 1)
+    futures = [pool.submit(work_all, share) for share in shares[1:]]
+    try:
+        work_all(shares[0])
+    except BaseException:
+        for f in futures:
+            f.cancel()  # the tasks not started yet; bad input raises as soon as it is seen
+        raise
+    finally:
+        wait(futures)
+    for f in futures:
+        f.result()  # re-raises a worker's exception here
+    del pool
 
 
 def run_blocks(
@@ -160,21 +264,33 @@ def run_blocks(
     check: Callable[[np.ndarray], None] | None = None,
     block_elements: int | None = None,
     precheck: Callable[[np.ndarray], None] | None = None,
+    pieces: bool = False,
 ) -> list[np.ndarray]:
     """Evaluate ``core(*blocks, *scalars)`` over blocks of rows; return the outputs.
 
     ``rows``: 2-D arrays of shape (n_rows, n_cols) (any real dtype; widened to float64 per
-    block) or callables ``(start, stop) -> float64 block`` (e.g. one-hot rows from integer
-    labels). ``outputs``: one ``(kind, dtype)`` per value the core returns, ``kind`` being
-    ``"row"`` (one value per row: the core returns it with keepdims) or ``"elem"`` (one per
-    element, broadcast to the block). ``precheck(block)``: called on every block of the last
-    row input (the prediction) before the core; ``check(block)``: called on a block whose
-    outputs are not all finite, to raise if that is bad input (both in the worker threads).
+    block), :class:`RowView` s, or callables ``(start, stop) -> float64 block`` (e.g. one-hot
+    rows from integer labels). ``outputs``: one ``(kind, dtype)`` per value the core returns,
+    ``kind`` being ``"row"`` (one value per row: the core returns it with keepdims) or
+    ``"elem"`` (one per element, broadcast to the block). ``precheck(block)``: called on every
+    block of the last row input (the prediction) before the core; ``check(block)``: called on a
+    block whose outputs are not all finite, to raise if that is bad input (both in the worker
+    threads). ``pieces``: rows longer than a block are evaluated in pieces (:mod:`._pieces`;
+    the core must be a generated one); without it a long row is one block. Zero rows: empty
+    outputs, the core is not called.
     """
     _tune_malloc()
     outs = [np.empty((n_rows,) if kind == "row" else (n_rows, n_cols), dtype=dt) for kind, dt in outputs]
+    if n_rows == 0:
+        return outs
+    size = block_elements or BLOCK_ELEMENTS
+    if pieces and n_cols > size:
+        from ._pieces import run_pieces  # noqa: PLC0415 - the long-row path, rarely needed
+
+        run_pieces(core, rows, scalars, n_rows, n_cols, outputs, outs, check, size, precheck)
+        return outs
     threads = num_threads()
-    step = max(1, (block_elements or BLOCK_ELEMENTS) // max(1, n_cols))
+    step = max(1, size // max(1, n_cols))
     if threads > 1 and n_rows <= step * (threads - 1) and n_rows * n_cols >= threads * MIN_SPLIT:
         step = -(-n_rows // threads)  # fewer blocks than threads: one block each
     starts = range(0, n_rows, step)
@@ -200,28 +316,5 @@ def run_blocks(
         for s in share:
             work(s)
 
-    n = min(threads, len(starts))
-    if n <= 1:
-        work_all(starts)
-    else:
-        # One task per thread, each taking every n-th block: handing a task to a pool thread
-        # costs tens of microseconds, as much as computing a block. The calling thread takes
-        # the first share. A worker's exception is re-raised here (the outputs go with it).
-        # The pool has threads - 1 workers whatever n is (one pool for every call; a pool sized
-        # per call would be replaced under concurrent calls of other sizes). `pool` keeps this
-        # call's pool alive until its tasks are done, even if set_num_threads drops it meanwhile.
-        shares = [starts[i::n] for i in range(n)]
-        pool = _executor(threads - 1)
-        futures = [pool.submit(work_all, share) for share in shares[1:]]
-        try:
-            work_all(shares[0])
-        except BaseException:
-            for f in futures:
-                f.cancel()  # the tasks not started yet; bad input raises as soon as it is seen
-            raise
-        finally:
-            wait(futures)  # even after an error: no worker writes to `outs` once this returns
-        for f in futures:
-            f.result()  # re-raises a worker's exception here
-        del pool
+    _in_threads(work_all, starts, threads)
     return outs

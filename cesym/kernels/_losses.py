@@ -5,6 +5,10 @@ is rounded once to float32), with the class axis moved last for the generated co
 :mod:`cesym.kernels._generated`. ``kind`` selects the stable kernel (``"value"``/``"grad"``) or
 the naive lambdified definition (``"naive_value"``/``"naive_grad"``, for comparison only).
 
+Shapes: any rank, the class axis anywhere (rows are read through views, see :mod:`._blocks`),
+rows of any length (longer than a block: in pieces), empty leading axes (empty outputs). An
+empty class axis is an error: the loss of a row of no classes is not defined.
+
 IEEE special values: NaN in any input propagates to the outputs of its row; ±inf logits give
 what IEEE arithmetic gives (for example inf - inf = NaN in a row holding +inf twice). Checks for
 the probability domain ignore NaN.
@@ -23,7 +27,7 @@ import numpy as np
 from . import _misuse as M
 from . import _runtime as _rt
 from . import _validate as V
-from ._blocks import run_blocks
+from ._blocks import RowView, run_blocks
 from ._generated import (
     activity_penalty as _gen_penalty,
     binary_crossentropy as _gen_bce,
@@ -35,10 +39,16 @@ from ._generated import (
 KINDS = ("value", "grad", "value_and_grad", "naive_value", "naive_grad")
 
 
-def _rows(a: np.ndarray, axis: int) -> np.ndarray:
-    """``a`` with the class axis last, as 2-D rows (a view whenever the layout allows one)."""
+def _rows(a: np.ndarray, axis: int) -> np.ndarray | RowView:
+    """``a`` with the class axis last, as 2-D rows: a view whenever the layout allows one, else a
+    :class:`RowView` that gathers blocks of rows from the strided array (never a whole copy)."""
     v = np.moveaxis(a, axis, -1)
-    return v.reshape(-1, v.shape[-1]) if v.ndim != 2 else v
+    if v.ndim == 2:
+        return v
+    try:
+        return np.reshape(v, (-1, v.shape[-1]), copy=False)
+    except ValueError:
+        return RowView(v)
 
 
 def _run(
@@ -66,7 +76,7 @@ def _run(
     srcs = ([] if labels is None else [labels if callable(labels) else _rows(labels, axis)]) + [p]
     kinds = ("value", "grad") if kind == "value_and_grad" else (kind,)
     outputs = [("row" if row_level and not k.endswith("grad") else "elem", V.native(pred.dtype)) for k in kinds]
-    outs = run_blocks(core, srcs, scalars, n_rows, n_cols, outputs, check, precheck=precheck)
+    outs = run_blocks(core, srcs, scalars, n_rows, n_cols, outputs, check, precheck=precheck, pieces=True)
     if watch is not None:
         watch.report(pred.size)
     lead = pred.shape[:axis] + pred.shape[axis + 1 :]
@@ -181,8 +191,11 @@ def sigmoid_xent(labels, logits, kind):
     y = V.dense_labels(labels, x.shape, "labels", "logits")
     core = _core(_gen_nn, "sigmoid_cross_entropy_with_logits_", kind)
     watch = _watch("sigmoid_cross_entropy_with_logits", True, "logits", rows=False)
-    # elementwise: any axis may stand last; the last one is used as is
-    return _run(core, kind, y, x, x.ndim - 1, row_level=False, watch=watch)
+    # Elementwise: blocked over the flat data whatever the shape. A unit axis appended as the
+    # "class" axis makes every element a row of one: blocks of BLOCK_ELEMENTS elements for a
+    # 1-D input as for any other (a view of C-contiguous data; other layouts are gathered).
+    res = _run(core, kind, y[..., None], x[..., None], x.ndim, row_level=False, watch=watch)
+    return tuple(r[..., 0] for r in res) if kind == "value_and_grad" else res[..., 0]
 
 
 def softmax_xent(labels, logits, axis, kind):
@@ -233,7 +246,7 @@ def penalty(h, lam, kind):
     kinds = ("value", "grad") if kind == "value_and_grad" else (kind,)
     # the per-row terms stay float64 until their sum is rounded once
     outputs = [("row", np.dtype(np.float64)) if not k.endswith("grad") else ("elem", V.native(a.dtype)) for k in kinds]
-    outs = run_blocks(core, [rows], (lam_, a.shape[0]), rows.shape[0], rows.shape[1], outputs)
+    outs = run_blocks(core, [rows], (lam_, a.shape[0]), rows.shape[0], rows.shape[1], outputs, pieces=True)
     res = []
     with np.errstate(all="ignore"):  # a float32 result past 3.4e38 rounds to inf
         for (shape, _), out in zip(outputs, outs):

@@ -3,13 +3,23 @@
 Row-level results keep the reduced axis (``keepdims``) so they broadcast against the row.
 These are the only hand-written numerics of the kernels; each is the printed form of a
 primitive of :mod:`cesym.primitives`, whose docstring gives the mathematics.
+
+A row longer than a block is evaluated in pieces (:mod:`._pieces`): there each row-level
+primitive has a piecewise form (section "Rows in pieces" at the end), which computes this
+piece's partial of a row reduction, combined over the pieces by a rule of its own, and the
+element-level part from full-row values once they are known. Its branches depend on those
+full-row values only.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from . import _pieces
+from ._pieces import active as _piece
+
 __all__ = [
+    "width",
     "row_sum",
     "row_max",
     "rest_sum",
@@ -18,6 +28,7 @@ __all__ = [
     "softplus",
     "neg_log_softmax",
     "off_max_sum",
+    "softmax_parts",
     "neg_log_normalized",
     "weighted_neg_log_normalized",
     "cross_rest",
@@ -35,6 +46,12 @@ __all__ = [
 # per element (a loop per row): sums by einsum, maxima by a column tree (0.2-0.7 ns).
 _SHORT_ROW = 16
 _EXACT_INT = 2.0**53  # whole numbers below this add exactly in float64
+
+
+def width(v: np.ndarray) -> int:
+    """C, the length of the rows of ``v`` (the whole row's when ``v`` is a piece of one)."""
+    ctx = _piece()
+    return v.shape[-1] if ctx is None else ctx.width
 
 
 def _columns(v: np.ndarray) -> list[np.ndarray]:
@@ -62,6 +79,12 @@ def row_sum(v: np.ndarray) -> np.ndarray:
     build and the CPU's SIMD, not on where a row sits in memory (tests/test_blocks.py checks
     that blocks and threads change no byte). Long rows: NumPy's pairwise sum.
     """
+    if _piece() is not None:
+        return _pieces.reduce(lambda: _row_sum(v), _sum_parts)
+    return _row_sum(v)
+
+
+def _row_sum(v: np.ndarray) -> np.ndarray:
     if 0 < v.shape[-1] <= _SHORT_ROW and v.ndim == 2:
         return np.einsum("ij->i", v)[:, None]
     return np.sum(v, axis=-1, keepdims=True)
@@ -69,6 +92,12 @@ def row_sum(v: np.ndarray) -> np.ndarray:
 
 def row_max(v: np.ndarray) -> np.ndarray:
     """max_c v_c along the last axis (NaN if the row holds one)."""
+    if _piece() is not None:
+        return _pieces.reduce(lambda: _row_max(v), _max_parts)
+    return _row_max(v)
+
+
+def _row_max(v: np.ndarray) -> np.ndarray:
     if 0 < v.shape[-1] <= _SHORT_ROW:
         return _tree(np.maximum, _columns(v))
     return np.max(v, axis=-1, keepdims=True)
@@ -126,6 +155,8 @@ def rest_sum(v: np.ndarray, s: np.ndarray | None = None) -> np.ndarray:
     Rows of non-negative whole numbers (hard labels) need none of this: below 2^53 every sum
     of them is exact. ``s``: the row sum ``row_sum(v)`` when the caller has it already.
     """
+    if _piece() is not None:
+        return _p_rest_sum(v, s)
     if s is None:
         s = row_sum(v)
     out = s - v
@@ -199,11 +230,57 @@ def off_max_sum(e: np.ndarray, S: np.ndarray) -> np.ndarray:
     exactly as ``rint((S - 1) - that sum)`` (an integer known to far better than ±0.5). An
     element below the maximum whose exponential rounds to 1 counts as a maximum: its e_c is 1.
     """
+    if _piece() is not None:
+        small = _pieces.reduce(lambda: _row_sum(e - np.floor(e)), _sum_parts)
+        return small + np.rint((S - 1.0) - small)
     # e - floor(e) is e_c - [e_c = 1] for e in [0, 1] (NaN stays NaN): two fast passes, no mask
     small = np.floor(e)
     np.subtract(e, small, out=small)
     small = row_sum(small)
     return small + np.rint((S - 1.0) - small)
+
+
+def softmax_parts(z: np.ndarray) -> tuple:
+    r"""``(m, e, S, s)``: m = max z, e = exp(z - m), S = Σ e and s = :func:`off_max_sum` (e, S),
+    the shared start of every softmax kernel (the generated code asks for them in one call).
+
+    A row in pieces gets them from one reduction (the online log-sum-exp): each piece's
+    maximum m_p, ``S_p = Σ exp(z - m_p)``, its off-max part and its count of elements at m_p;
+    combined as m = max m_p, S = Σ_p S_p·exp(m_p - m) (pairwise over the pieces), and s = the
+    off-max parts of the pieces holding m, plus the other pieces' S_p·exp(m_p - m), plus the
+    count of maximal elements less one (an exact integer, as in :func:`off_max_sum`). A piece
+    of -inf logits contributes 0 (the normal path's exp(-inf) = 0). e itself is exp(z - m),
+    computed once m is known, as for a short row.
+    """
+    if _piece() is None:
+        m = row_max(z)
+        e = np.exp(-m + z)
+        S = row_sum(e)
+        return m, e, S, off_max_sum(e, S)
+
+    def partial():
+        mp = _row_max(z)
+        ep = np.exp(z - mp)
+        fl = np.floor(ep)
+        return mp, _row_sum(ep), _row_sum(ep - fl), _row_sum(fl)
+
+    m, S, s = _pieces.reduce(partial, _softmax_parts_combine)
+    return m, np.exp(-m + z), S, s
+
+
+def _softmax_parts_combine(parts: list) -> tuple:
+    mp = np.concatenate([p[0] for p in parts], axis=-1)
+    m = np.max(mp, axis=-1, keepdims=True)  # NaN propagates
+    top = mp == m
+    scale = np.exp(mp - m)
+    Sp = np.concatenate([p[1] for p in parts], axis=-1) * scale
+    Sp[np.isneginf(mp) & ~np.isneginf(m)] = 0.0  # exp(-inf - m) = 0 for every element
+    small = np.where(top, np.concatenate([p[2] for p in parts], axis=-1), Sp)
+    ones = np.sum(np.where(top, np.concatenate([p[3] for p in parts], axis=-1), 0.0), axis=-1, keepdims=True)
+    S = np.sum(Sp, axis=-1, keepdims=True)
+    s = np.sum(small, axis=-1, keepdims=True) + (ones - 1.0)
+    nan = np.isnan(m) | np.isnan(S)
+    return m, S, np.where(nan, np.nan, s)
 
 
 def neg_log_normalized(p: np.ndarray, r: np.ndarray | None = None) -> np.ndarray:
@@ -260,7 +337,7 @@ def weighted_neg_log_normalized(t: np.ndarray, p: np.ndarray, S: np.ndarray) -> 
     the same as the general form's (for p >= 0, which the public kernels check), without a log
     of every element. Other labels: the general form.
     """
-    hot = _one_hot_rows(t) if np.all(S < _EXACT_INT) else None
+    hot = _one_hot_rows(t) if _piece() is None and np.all(S < _EXACT_INT) else None
     if hot is None:
         return row_sum(xmul(t, neg_log_normalized(p, rest_sum(p, S))))
     flat, T = hot
@@ -297,6 +374,8 @@ def cross_rest(t: np.ndarray, z: np.ndarray, e=None, s=None, S=None) -> np.ndarr
         S = row_sum(e)
     if s is None:
         s = off_max_sum(e, S)
+    if _piece() is not None:
+        return _p_cross_rest(t, z, e, s, S)
     hot = _one_hot_rows(t)
     if hot is not None:
         # one-hot (or zero) rows: e_j·T_j - t_j·re_j is e_j·T off the label and 0 - re_k at it
@@ -332,6 +411,11 @@ def cross_rest(t: np.ndarray, z: np.ndarray, e=None, s=None, S=None) -> np.ndarr
         bad = (a < _FIVE_THIRDS * b) & (b < _FIVE_THIRDS * a)
     if not np.any(bad):
         return out
+    return _fix_cancelled(out, bad, t, z, e, rt)
+
+
+def _fix_cancelled(out, bad, t, z, e, rt) -> np.ndarray:
+    """cross_rest's flagged elements recomputed against their nearest classes (see there)."""
     rows = np.nonzero(bad)  # flagged elements: leading indices and j
     zr = z[rows[:-1]]  # (F, C): the row of each flagged element
     er, tr = e[rows[:-1]], t[rows[:-1]]
@@ -377,7 +461,11 @@ def _zero_ignored(k: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 def at_label(k: np.ndarray, f) -> np.ndarray:
     """f at element k of each row (f element-level) or f itself (row-level); 0 where k = -1."""
+    if isinstance(f, _pieces.Pending):  # a long row's value not combined yet: at_label of it, later
+        return _pieces.Pending(lambda known: at_label(k, f.resolve(known)))
     f = np.asarray(f, dtype=np.float64)
+    if f.ndim == 2 and f.shape[-1] != 1 and _piece() is not None:
+        return _p_at_label(k, f)
     if f.ndim == 2 and f.shape[-1] != 1:
         f = np.take(np.ascontiguousarray(f), _flat(k, f.shape[-1]))[:, None]
     else:
@@ -392,6 +480,8 @@ def rest_at_label(k: np.ndarray, v: np.ndarray, S: np.ndarray) -> np.ndarray:
     ``S - v_k``, or where v_k dominates (``S - v_k < S/4``) the row without v_k summed
     directly. Otherwise :func:`rest_sum` itself.
     """
+    if _piece() is not None:
+        return _p_rest_at_label(k, v, S)
     if not _nonnegative_rows(v, S):
         return at_label(k, rest_sum(v, S))
     v = np.ascontiguousarray(v)
@@ -411,6 +501,8 @@ def _rest_at(v: np.ndarray, flat: np.ndarray, vk: np.ndarray, S: np.ndarray) -> 
 
 def one_hot(k: np.ndarray, C: int) -> np.ndarray:
     """The rows ``[c = k]`` as float64 (zeros where k = -1)."""
+    if _piece() is not None:
+        return _p_label_row(k, 0.0, 1.0)
     out = np.zeros((k.shape[0], C))
     np.put(out, _flat(k, C), 1.0)
     return _zero_ignored(k, out)
@@ -418,6 +510,8 @@ def one_hot(k: np.ndarray, C: int) -> np.ndarray:
 
 def one_hot_rest(k: np.ndarray, C: int) -> np.ndarray:
     """Σ_{c≠j} [c = k] = [k valid] - [j = k]."""
+    if _piece() is not None:
+        return _p_label_row(k, 1.0, 0.0)
     out = np.ones((k.shape[0], C))
     np.put(out, _flat(k, C), 0.0)
     return _zero_ignored(k, out)
@@ -425,6 +519,8 @@ def one_hot_rest(k: np.ndarray, C: int) -> np.ndarray:
 
 def scatter_label(k: np.ndarray, g: np.ndarray, C: int) -> np.ndarray:
     """A row of C zeros with the row-level value g at element k (all zero where k = -1)."""
+    if _piece() is not None:
+        return _p_label_row(k, 0.0, g)
     out = np.zeros((k.shape[0], C))
     np.put(out, _flat(k, C), np.broadcast_to(g, k.shape)[:, 0])
     return _zero_ignored(k, out)
@@ -434,6 +530,10 @@ def one_hot_cross_rest(k: np.ndarray, e: np.ndarray, s: np.ndarray, S: np.ndarra
     r"""CrossRest([c = k], z) from e = exp(z - max z), its off-max sum s and row sum S:
     e_j off k and ``-Σ_{c≠k} e_c`` at k (``s`` if e_k is a maximum, else ``S - e_k``, which
     loses at most a bit since then S >= 1 + e_k >= 2 e_k); zeros where k = -1."""
+    if _piece() is not None:
+        ek = _p_local(k, e)
+        rest = -np.where(ek == 1.0, s, S - ek)
+        return _p_label_row(k, e, rest)
     out = np.array(e, dtype=np.float64, order="C")
     flat = _flat(k, e.shape[-1])
     np.put(out, flat, -np.broadcast_to(_exp_rest_at(out, flat, s, S), k.shape)[:, 0])
@@ -454,3 +554,177 @@ def xmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if np.any(nan):
         out[nan & np.broadcast_to(a == 0, out.shape)] = 0.0
     return out
+
+
+# --- Rows in pieces (see _pieces): partials, their combination, and the element-level parts ---
+#
+# A piece is one row (shape (1, w), w >= 2) starting at column ``_piece().offset`` of a row of
+# ``_piece().width``; row-level values are (1, 1). Partials are combined in piece order.
+
+
+def _sum_parts(parts: list) -> np.ndarray:
+    """Σ over the pieces' sums: NumPy's pairwise sum, so the error grows with log P."""
+    return np.sum(np.concatenate(parts, axis=-1), axis=-1, keepdims=True)
+
+
+def _max_parts(parts: list) -> np.ndarray:
+    return np.max(np.concatenate(parts, axis=-1), axis=-1, keepdims=True)  # NaN propagates
+
+
+def _p_local(k: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """f at column k of the row when k falls in this piece, else NaN (k = -1: never)."""
+    ctx = _piece()
+    j = int(k[0, 0]) - ctx.offset
+    if int(k[0, 0]) < 0 or not 0 <= j < f.shape[-1]:
+        return np.full((1, 1), np.nan)
+    return f[:, j : j + 1].copy()
+
+
+def _pick_parts(parts: list) -> np.ndarray:
+    """The one piece's value that holds the label (0 for an ignored row: no piece holds it)."""
+    for value, inside in parts:
+        if inside:
+            return value
+    return np.zeros((1, 1))
+
+
+def _p_at_label(k: np.ndarray, f: np.ndarray) -> np.ndarray:
+    ctx = _piece()
+    j = int(k[0, 0]) - ctx.offset
+    inside = int(k[0, 0]) >= 0 and 0 <= j < f.shape[-1]
+    return _pieces.reduce(lambda: (_p_local(k, f), inside), _pick_parts)
+
+
+def _p_label_row(k: np.ndarray, off, at) -> np.ndarray:
+    """A piece of a row holding ``off`` (a number, or an element-level array) with the
+    row-level value ``at`` at column k; zeros where k = -1."""
+    ctx = _piece()
+    if isinstance(off, np.ndarray) and off.ndim == 2:
+        out = np.array(off, dtype=np.float64, order="C")
+    else:
+        out = np.full((1, ctx.piece_width), float(off))
+    kk = int(k[0, 0])
+    if kk < 0:
+        return np.zeros_like(out)
+    j = kk - ctx.offset
+    if 0 <= j < out.shape[-1]:
+        out[0, j] = np.broadcast_to(at, (1, 1))[0, 0]
+    return out
+
+
+def _p_rest_at_label(k: np.ndarray, v: np.ndarray, S: np.ndarray) -> np.ndarray:
+    """rest_at_label for a long row: ``S - v_k``, or where v_k dominates (``S - v_k < S/4``, a
+    non-negative row) the row without v_k summed directly (pairwise within pieces and over them)."""
+    ctx = _piece()
+    j = int(k[0, 0]) - ctx.offset
+    inside = int(k[0, 0]) >= 0 and 0 <= j < v.shape[-1]
+
+    def partial():
+        q = v
+        if inside:
+            q = v.copy()
+            q[0, j] = 0.0
+        low = np.fmin.reduce(v, axis=-1, keepdims=True)
+        return _p_local(k, v), inside, _row_sum(q), low, _row_sum(np.abs(v))
+
+    def combine(parts):
+        vk = _pick_parts([(p[0], p[1]) for p in parts])
+        without = _sum_parts([p[2] for p in parts])
+        low = np.fmin.reduce(np.concatenate([p[3] for p in parts], axis=-1), axis=-1, keepdims=True)
+        return vk, without, low, _sum_parts([p[4] for p in parts])
+
+    vk, without, low, mag = _pieces.reduce(partial, combine)
+    if int(k[0, 0]) < 0:
+        return np.zeros((1, 1))
+    r = S - vk
+    if bool(low[0, 0] >= 0):
+        return np.where(r < 0.25 * S, without, r)
+    return np.where(np.abs(r) < 0.25 * mag, without, r)  # a negative element: rest_sum's test
+
+
+def _p_rest_sum(v: np.ndarray, S: np.ndarray | None) -> np.ndarray:
+    """rest_sum for a long row: ``S - v_j``; where that has lost its magnitude (rest_sum's
+    tests) the row's argmax k gives ``r = Σ_{c≠k} v_c`` (summed directly) at k and
+    ``(v_k + r) - v_j`` elsewhere, as in :func:`_rest_sum_exact`."""
+    if S is None:
+        S = row_sum(v)
+    ctx = _piece()
+    off = ctx.offset
+
+    def partial():
+        a = int(np.argmax(v[0]))
+        q = v.copy()
+        q[0, a] = 0.0
+        return (
+            np.fmin.reduce(v, axis=-1, keepdims=True),
+            v[:, a : a + 1].copy(),
+            off + a,
+            _row_sum(v),
+            _row_sum(q),
+            _row_sum(np.abs(v)),
+            bool(np.array_equal(v, np.rint(v))),
+            int(np.count_nonzero(v)),
+        )
+
+    def combine(parts):
+        low = np.fmin.reduce(np.concatenate([p[0] for p in parts], axis=-1), axis=-1, keepdims=True)
+        tops = np.concatenate([p[1] for p in parts], axis=-1)
+        best = int(np.argmax(tops[0]))  # the first piece holding the row's (first) maximum
+        sums = [p[4] if i == best else p[3] for i, p in enumerate(parts)]
+        return (
+            low,
+            tops[:, best : best + 1],
+            parts[best][2],
+            _sum_parts(sums),
+            _sum_parts([p[5] for p in parts]),
+            all(p[6] for p in parts),
+            sum(p[7] for p in parts),
+        )
+
+    low, vk, k, r, mag, whole, nnz = _pieces.reduce(partial, combine)
+    out = S - v
+    if bool(low[0, 0] >= 0) and bool(S[0, 0] < _EXACT_INT):
+        if whole:
+            return out
+        risky = out < 0.25 * S  # at most one element per row: the dominant one, the argmax
+        return np.where(risky, r, out)
+    risky = np.abs(out) < 0.25 * mag
+    if nnz <= 1 or not np.any(risky):
+        return out
+    at_k = (np.arange(v.shape[-1]) + off) == k
+    return np.where(risky, np.where(at_k, r, (vk + r) - v), out)
+
+
+def _p_cross_rest(t: np.ndarray, z: np.ndarray, e: np.ndarray, s: np.ndarray, S: np.ndarray) -> np.ndarray:
+    """cross_rest for a long row: ``e_j·r^t_j - t_j·r^e_j`` as in the general form (the one-hot
+    path's numbers are the same); an element that cancels is recomputed against its nearest
+    classes, which needs the whole row: left to the row's evaluation as one piece
+    (:func:`._pieces.need_whole_row`), which makes the general form's recomputation."""
+
+    def partial():
+        return _row_sum(t), np.fmin.reduce(t, axis=-1, keepdims=True), bool(np.array_equal(t, np.rint(t)))
+
+    def combine(parts):
+        T = _sum_parts([p[0] for p in parts])
+        low = np.fmin.reduce(np.concatenate([p[1] for p in parts], axis=-1), axis=-1, keepdims=True)
+        return T, low, all(p[2] for p in parts)
+
+    T, low, whole = _pieces.reduce(partial, combine)
+    re = np.where(e == 1.0, s, S - e)
+    negative = bool(low[0, 0] < 0)
+    if not negative and bool(T[0, 0] < _EXACT_INT) and whole:
+        rt = T - t  # hard labels: whole numbers, exact
+    else:
+        rt = rest_sum(t, T)
+    a, b = e * rt, t * re
+    out = a - b
+    if negative:
+        bad = (np.abs(out) < 0.25 * (np.abs(a) + np.abs(b))) & (t != 0)
+    else:
+        bad = (a < _FIVE_THIRDS * b) & (b < _FIVE_THIRDS * a)
+    if not np.any(bad):
+        return out
+    if not _piece().whole:
+        _pieces.need_whole_row()
+        return out
+    return _fix_cancelled(out, bad, t, z, e, rt)

@@ -63,7 +63,8 @@ def l2_batch_mean_value_and_grad(h, lam, N):
     r"""λ · mean over the batch of the sum of squares over the other axes: stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``l2_batch_mean_value`` and ``l2_batch_mean_grad``).
     """
     tmp0 = lam/N
-    return tmp0*_rt.row_sum(h**2), 2*h*tmp0
+    grad = 2*h*tmp0
+    return tmp0*_rt.row_sum(h**2), grad
 
 
 def l2_batch_mean_naive_grad(h, lam, N):

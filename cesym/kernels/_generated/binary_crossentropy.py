@@ -35,7 +35,7 @@ def probs_value(y, p, label_smoothing):
     - log1p: log(1 - p) = log1p(-p): 1 - p rounds away the digits of a small p (log(1 - 1e-10) keeps 6 digits), log1p keeps them all.
     - guard-weights: collect on the label weights and put each coefficient over one denominator, so that the cancelling parts of a coefficient (Σt/Σp - t/p) are cancelled exactly in algebra; each weighted term is XMul(w, ·): 0·log 0 = 0 and 0·(1/0) = 0, no NaN
     """
-    C = p.shape[-1]
+    C = _rt.width(p)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = 1/C
@@ -47,7 +47,7 @@ def probs_naive_value(y, p, label_smoothing):
 
     ``RowSum(-t*log(p) - u*log(1 - p))/C``
     """
-    C = p.shape[-1]
+    C = _rt.width(p)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     return _rt.row_sum(-t*numpy.log(p) - u*numpy.log(1 - p))/C
@@ -63,7 +63,7 @@ def probs_grad(y, p, label_smoothing):
     Rewrites applied:
     - combine-weights: collect on the label weights and put each coefficient over one denominator, so that the cancelling parts of a coefficient (Σt/Σp - t/p) are cancelled exactly in algebra; each weighted term is XMul(w, ·): 0·log 0 = 0 and 0·(1/0) = 0, no NaN
     """
-    C = p.shape[-1]
+    C = _rt.width(p)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = 1/C
@@ -73,11 +73,12 @@ def probs_grad(y, p, label_smoothing):
 def probs_value_and_grad(y, p, label_smoothing):
     r"""binary cross-entropy on probabilities (from_logits=False): stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``probs_value`` and ``probs_grad``).
     """
-    C = p.shape[-1]
+    C = _rt.width(p)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = 1/C
-    return tmp0*_rt.row_sum(_rt.xmul(t, -numpy.log(p)) + _rt.xmul(u, -numpy.log1p(-p))), _rt.xmul(t, -tmp0/p) + _rt.xmul(u, tmp0/(1 - p))
+    grad = _rt.xmul(t, -tmp0/p) + _rt.xmul(u, tmp0/(1 - p))
+    return tmp0*_rt.row_sum(_rt.xmul(t, -numpy.log(p)) + _rt.xmul(u, -numpy.log1p(-p))), grad
 
 
 def probs_naive_grad(y, p, label_smoothing):
@@ -85,7 +86,7 @@ def probs_naive_grad(y, p, label_smoothing):
 
     ``(u/(1 - p) - t/p)/C``
     """
-    C = p.shape[-1]
+    C = _rt.width(p)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     return (u/(1 - p) - t/p)/C
@@ -102,7 +103,7 @@ def logits_value(y, x, label_smoothing):
     Rewrites applied:
     - log-sigmoid: log σ(x) = -softplus(-x) and log(1 - σ(x)) = -softplus(x): σ(x) underflows to 0 (log -> -inf) and 1 - σ(x) rounds to 0 long before the loss is infinite; softplus has neither problem.
     """
-    C = x.shape[-1]
+    C = _rt.width(x)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = 1/C
@@ -117,7 +118,7 @@ def logits_naive_value(y, x, label_smoothing):
 
     ``RowSum(-t*log(Sigmoid(x)) - u*log(1 - Sigmoid(x)))/C``
     """
-    C = x.shape[-1]
+    C = _rt.width(x)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = 1/(1 + numpy.exp(-x))
@@ -134,7 +135,7 @@ def logits_grad(y, x, label_smoothing):
     Rewrites applied:
     - combine-weights: collect on the label weights and put each coefficient over one denominator, so that the cancelling parts of a coefficient (Σt/Σp - t/p) are cancelled exactly in algebra
     """
-    C = x.shape[-1]
+    C = _rt.width(x)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = 1/C
@@ -147,7 +148,7 @@ def logits_grad(y, x, label_smoothing):
 def logits_value_and_grad(y, x, label_smoothing):
     r"""binary cross-entropy on logits (from_logits=True): stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``logits_value`` and ``logits_grad``).
     """
-    C = x.shape[-1]
+    C = _rt.width(x)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = 1/C
@@ -155,7 +156,8 @@ def logits_value_and_grad(y, x, label_smoothing):
     tmp2 = numpy.log1p(tmp1)
     tmp3 = -x
     tmp4 = 1/(tmp1 + 1)
-    return tmp0*_rt.row_sum(t*(tmp2 + numpy.maximum(0, tmp3)) + u*(tmp2 + numpy.maximum(0, x))), -t*tmp0*tmp4*_rt.exp_min0(tmp3, tmp1) + tmp0*tmp4*u*_rt.exp_min0(x, tmp1)
+    grad = -t*tmp0*tmp4*_rt.exp_min0(tmp3, tmp1) + tmp0*tmp4*u*_rt.exp_min0(x, tmp1)
+    return tmp0*_rt.row_sum(t*(tmp2 + numpy.maximum(0, tmp3)) + u*(tmp2 + numpy.maximum(0, x))), grad
 
 
 def logits_naive_grad(y, x, label_smoothing):
@@ -163,7 +165,7 @@ def logits_naive_grad(y, x, label_smoothing):
 
     ``(-t*Sigmoid(-x) + u*Sigmoid(-x)*Sigmoid(x)/(1 - Sigmoid(x)))/C``
     """
-    C = x.shape[-1]
+    C = _rt.width(x)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = 1/(numpy.exp(x) + 1)

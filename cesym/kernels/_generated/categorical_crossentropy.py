@@ -38,7 +38,7 @@ def probs_value(y, p, label_smoothing):
     - log-normalized: log(p_j/Σ p_c) = -log1p(Σ_{c≠j} p_c / p_j): when p_j carries almost all of the row, p_j/Σp rounds to 1 and its log to 0; the sum of the other elements keeps the digits.
     - guard-weights: collect on the label weights and put each coefficient over one denominator, so that the cancelling parts of a coefficient (Σt/Σp - t/p) are cancelled exactly in algebra; each weighted term is XMul(w, ·): 0·log 0 = 0 and 0·(1/0) = 0, no NaN
     """
-    C = p.shape[-1]
+    C = _rt.width(p)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
     tmp0 = _rt.row_sum(p)
     return _rt.weighted_neg_log_normalized(t, p, tmp0)
@@ -49,7 +49,7 @@ def probs_naive_value(y, p, label_smoothing):
 
     ``-RowSum(t*log(p/RowSum(p)))``
     """
-    C = p.shape[-1]
+    C = _rt.width(p)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
     return -_rt.row_sum(t*numpy.log(p/_rt.row_sum(p)))
 
@@ -65,7 +65,7 @@ def probs_grad(y, p, label_smoothing):
     - split-rowsum: Σ_c v_c = v_j + Σ_{c≠j} v_c: written this way, a difference such as σ_j·Σt - t_j or Σt/Σp - t_j/p_j becomes an expression in the other elements, which does not cancel when element j dominates (softmax_j - 1 = -Σ_{c≠j} e_c / Σ e_c).
     - combine-weights: collect on the label weights and put each coefficient over one denominator, so that the cancelling parts of a coefficient (Σt/Σp - t/p) are cancelled exactly in algebra; each weighted term is XMul(w, ·): 0·log 0 = 0 and 0·(1/0) = 0, no NaN
     """
-    C = p.shape[-1]
+    C = _rt.width(p)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
     tmp0 = _rt.row_sum(p)
     tmp1 = 1/tmp0
@@ -75,11 +75,12 @@ def probs_grad(y, p, label_smoothing):
 def probs_value_and_grad(y, p, label_smoothing):
     r"""categorical cross-entropy on probabilities (from_logits=False): stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``probs_value`` and ``probs_grad``).
     """
-    C = p.shape[-1]
+    C = _rt.width(p)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
     tmp0 = _rt.row_sum(p)
     tmp1 = 1/tmp0
-    return _rt.weighted_neg_log_normalized(t, p, tmp0), tmp1*_rt.rest_sum(t, _rt.row_sum(t)) + _rt.xmul(t, -tmp1*_rt.rest_sum(p, tmp0)/p)
+    grad = tmp1*_rt.rest_sum(t, _rt.row_sum(t)) + _rt.xmul(t, -tmp1*_rt.rest_sum(p, tmp0)/p)
+    return _rt.weighted_neg_log_normalized(t, p, tmp0), grad
 
 
 def probs_naive_grad(y, p, label_smoothing):
@@ -87,7 +88,7 @@ def probs_naive_grad(y, p, label_smoothing):
 
     ``RowSum(t)/RowSum(p) - t/p``
     """
-    C = p.shape[-1]
+    C = _rt.width(p)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
     return _rt.row_sum(t)/_rt.row_sum(p) - t/p
 
@@ -103,12 +104,9 @@ def logits_value(y, z, label_smoothing):
     Rewrites applied:
     - log-softmax: log(exp(z_j)/Σ exp(z_c)) = -NegLogSoftmax(z): exp overflows past z = 88.72 (float32) or 709.78 (float64), and lse(z) - z_j cancels to 0 for a class winning by hundreds; (max z - z_j) + log1p(Σ_{c≠argmax} exp(z_c - max z)) is a sum of two non-negative terms.
     """
-    C = z.shape[-1]
+    C = _rt.width(z)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
-    tmp0 = _rt.row_max(z)
-    tmp1 = numpy.exp(-tmp0 + z)
-    tmp2 = _rt.row_sum(tmp1)
-    tmp3 = _rt.off_max_sum(tmp1, tmp2)
+    tmp0, tmp1, tmp2, tmp3 = _rt.softmax_parts(z)
     return _rt.row_sum(t*(tmp0 - z + numpy.log1p(tmp3)))
 
 
@@ -117,7 +115,7 @@ def logits_naive_value(y, z, label_smoothing):
 
     ``-RowSum(t*log(exp(z)/RowSum(exp(z))))``
     """
-    C = z.shape[-1]
+    C = _rt.width(z)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
     tmp0 = numpy.exp(z)
     return -_rt.row_sum(t*numpy.log(tmp0/_rt.row_sum(tmp0)))
@@ -136,25 +134,20 @@ def logits_grad(y, z, label_smoothing):
     - combine-weights: collect on the label weights and put each coefficient over one denominator, so that the cancelling parts of a coefficient (Σt/Σp - t/p) are cancelled exactly in algebra
     - cross-rest: e_j·Σ_{c≠j}t_c - t_j·Σ_{c≠j}e_c = Σ_{c≠j}(t_c e_j - t_j e_c): one primitive, so that the runtime can take pairs of equal label weights as t_j·e_c·expm1(z_j - z_c) (two labelled classes with close logits cancel in e_j - e_c).
     """
-    C = z.shape[-1]
+    C = _rt.width(z)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
-    tmp0 = _rt.row_max(z)
-    tmp1 = numpy.exp(-tmp0 + z)
-    tmp2 = _rt.row_sum(tmp1)
-    tmp3 = _rt.off_max_sum(tmp1, tmp2)
+    tmp0, tmp1, tmp2, tmp3 = _rt.softmax_parts(z)
     return _rt.cross_rest(t, z, tmp1, tmp3, tmp2)/tmp2
 
 
 def logits_value_and_grad(y, z, label_smoothing):
     r"""categorical cross-entropy on logits (from_logits=True): stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``logits_value`` and ``logits_grad``).
     """
-    C = z.shape[-1]
+    C = _rt.width(z)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
-    tmp0 = _rt.row_max(z)
-    tmp1 = numpy.exp(-tmp0 + z)
-    tmp2 = _rt.row_sum(tmp1)
-    tmp3 = _rt.off_max_sum(tmp1, tmp2)
-    return _rt.row_sum(t*(tmp0 - z + numpy.log1p(tmp3))), _rt.cross_rest(t, z, tmp1, tmp3, tmp2)/tmp2
+    tmp0, tmp1, tmp2, tmp3 = _rt.softmax_parts(z)
+    grad = _rt.cross_rest(t, z, tmp1, tmp3, tmp2)/tmp2
+    return _rt.row_sum(t*(tmp0 - z + numpy.log1p(tmp3))), grad
 
 
 def logits_naive_grad(y, z, label_smoothing):
@@ -162,7 +155,7 @@ def logits_naive_grad(y, z, label_smoothing):
 
     ``-t + exp(z)*RowSum(t)/RowSum(exp(z))``
     """
-    C = z.shape[-1]
+    C = _rt.width(z)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
     tmp0 = numpy.exp(z)
     return -t + tmp0*_rt.row_sum(t)/_rt.row_sum(tmp0)

@@ -60,7 +60,7 @@ def probs_grad(k, p):
     - split-rowsum: Σ_c v_c = v_j + Σ_{c≠j} v_c: written this way, a difference such as σ_j·Σt - t_j or Σt/Σp - t_j/p_j becomes an expression in the other elements, which does not cancel when element j dominates (softmax_j - 1 = -Σ_{c≠j} e_c / Σ e_c).
     - combine-weights: collect on the label weights and put each coefficient over one denominator, so that the cancelling parts of a coefficient (Σt/Σp - t/p) are cancelled exactly in algebra; each weighted term is XMul(w, ·): 0·log 0 = 0 and 0·(1/0) = 0, no NaN
     """
-    C = p.shape[-1]
+    C = _rt.width(p)
     tmp0 = _rt.at_label(k, p)
     tmp1 = _rt.row_sum(p)
     tmp2 = _rt.rest_at_label(k, p, tmp1)
@@ -71,12 +71,13 @@ def probs_grad(k, p):
 def probs_value_and_grad(k, p):
     r"""sparse categorical cross-entropy on probabilities (from_logits=False): stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``probs_value`` and ``probs_grad``).
     """
-    C = p.shape[-1]
+    C = _rt.width(p)
     tmp0 = _rt.at_label(k, p)
     tmp1 = _rt.row_sum(p)
     tmp2 = _rt.rest_at_label(k, p, tmp1)
     tmp3 = 1/tmp1
-    return _rt.at_label(k, _rt.neg_log_normalized(tmp0, tmp2)), tmp3*_rt.one_hot_rest(k, C) + _rt.scatter_label(k, -tmp2*tmp3/tmp0, C)
+    grad = tmp3*_rt.one_hot_rest(k, C) + _rt.scatter_label(k, -tmp2*tmp3/tmp0, C)
+    return _rt.at_label(k, _rt.neg_log_normalized(tmp0, tmp2)), grad
 
 
 def probs_naive_grad(k, p):
@@ -84,7 +85,7 @@ def probs_naive_grad(k, p):
 
     ``RowSum(y)/RowSum(p) - y/p``
     """
-    C = p.shape[-1]
+    C = _rt.width(p)
     return _rt.at_label(k, 1)/_rt.row_sum(p) - _rt.one_hot(k, C)/p
 
 
@@ -98,10 +99,7 @@ def logits_value(k, z):
     Rewrites applied:
     - log-softmax: log(exp(z_j)/Σ exp(z_c)) = -NegLogSoftmax(z): exp overflows past z = 88.72 (float32) or 709.78 (float64), and lse(z) - z_j cancels to 0 for a class winning by hundreds; (max z - z_j) + log1p(Σ_{c≠argmax} exp(z_c - max z)) is a sum of two non-negative terms.
     """
-    tmp0 = _rt.row_max(z)
-    tmp1 = numpy.exp(-tmp0 + z)
-    tmp2 = _rt.row_sum(tmp1)
-    tmp3 = _rt.off_max_sum(tmp1, tmp2)
+    tmp0, tmp1, tmp2, tmp3 = _rt.softmax_parts(z)
     return _rt.at_label(k, tmp0 - _rt.at_label(k, z) + numpy.log1p(tmp3))
 
 
@@ -126,21 +124,16 @@ def logits_grad(k, z):
     - combine-weights: collect on the label weights and put each coefficient over one denominator, so that the cancelling parts of a coefficient (Σt/Σp - t/p) are cancelled exactly in algebra
     - cross-rest: e_j·Σ_{c≠j}t_c - t_j·Σ_{c≠j}e_c = Σ_{c≠j}(t_c e_j - t_j e_c): one primitive, so that the runtime can take pairs of equal label weights as t_j·e_c·expm1(z_j - z_c) (two labelled classes with close logits cancel in e_j - e_c).
     """
-    tmp0 = _rt.row_max(z)
-    tmp1 = numpy.exp(-tmp0 + z)
-    tmp2 = _rt.row_sum(tmp1)
-    tmp3 = _rt.off_max_sum(tmp1, tmp2)
+    tmp0, tmp1, tmp2, tmp3 = _rt.softmax_parts(z)
     return _rt.one_hot_cross_rest(k, tmp1, tmp3, tmp2)/tmp2
 
 
 def logits_value_and_grad(k, z):
     r"""sparse categorical cross-entropy on logits (from_logits=True): stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``logits_value`` and ``logits_grad``).
     """
-    tmp0 = _rt.row_max(z)
-    tmp1 = numpy.exp(-tmp0 + z)
-    tmp2 = _rt.row_sum(tmp1)
-    tmp3 = _rt.off_max_sum(tmp1, tmp2)
-    return _rt.at_label(k, tmp0 - _rt.at_label(k, z) + numpy.log1p(tmp3)), _rt.one_hot_cross_rest(k, tmp1, tmp3, tmp2)/tmp2
+    tmp0, tmp1, tmp2, tmp3 = _rt.softmax_parts(z)
+    grad = _rt.one_hot_cross_rest(k, tmp1, tmp3, tmp2)/tmp2
+    return _rt.at_label(k, tmp0 - _rt.at_label(k, z) + numpy.log1p(tmp3)), grad
 
 
 def logits_naive_grad(k, z):
@@ -148,6 +141,6 @@ def logits_naive_grad(k, z):
 
     ``-y + exp(z)*RowSum(y)/RowSum(exp(z))``
     """
-    C = z.shape[-1]
+    C = _rt.width(z)
     tmp0 = numpy.exp(z)
     return tmp0*_rt.at_label(k, 1)/_rt.row_sum(tmp0) - _rt.one_hot(k, C)

@@ -74,7 +74,8 @@ def sigmoid_cross_entropy_with_logits_value_and_grad(y, x):
     tmp1 = numpy.log1p(tmp0)
     tmp2 = -x
     tmp3 = 1/(tmp0 + 1)
-    return u*(tmp1 + numpy.maximum(0, x)) + y*(tmp1 + numpy.maximum(0, tmp2)), tmp3*u*_rt.exp_min0(x, tmp0) - tmp3*y*_rt.exp_min0(tmp2, tmp0)
+    grad = tmp3*u*_rt.exp_min0(x, tmp0) - tmp3*y*_rt.exp_min0(tmp2, tmp0)
+    return u*(tmp1 + numpy.maximum(0, x)) + y*(tmp1 + numpy.maximum(0, tmp2)), grad
 
 
 def sigmoid_cross_entropy_with_logits_naive_grad(y, x):
@@ -98,10 +99,7 @@ def softmax_cross_entropy_with_logits_value(y, z):
     Rewrites applied:
     - log-softmax: log(exp(z_j)/Σ exp(z_c)) = -NegLogSoftmax(z): exp overflows past z = 88.72 (float32) or 709.78 (float64), and lse(z) - z_j cancels to 0 for a class winning by hundreds; (max z - z_j) + log1p(Σ_{c≠argmax} exp(z_c - max z)) is a sum of two non-negative terms.
     """
-    tmp0 = _rt.row_max(z)
-    tmp1 = numpy.exp(-tmp0 + z)
-    tmp2 = _rt.row_sum(tmp1)
-    tmp3 = _rt.off_max_sum(tmp1, tmp2)
+    tmp0, tmp1, tmp2, tmp3 = _rt.softmax_parts(z)
     return _rt.row_sum(y*(tmp0 - z + numpy.log1p(tmp3)))
 
 
@@ -127,21 +125,16 @@ def softmax_cross_entropy_with_logits_grad(y, z):
     - combine-weights: collect on the label weights and put each coefficient over one denominator, so that the cancelling parts of a coefficient (Σt/Σp - t/p) are cancelled exactly in algebra
     - cross-rest: e_j·Σ_{c≠j}t_c - t_j·Σ_{c≠j}e_c = Σ_{c≠j}(t_c e_j - t_j e_c): one primitive, so that the runtime can take pairs of equal label weights as t_j·e_c·expm1(z_j - z_c) (two labelled classes with close logits cancel in e_j - e_c).
     """
-    tmp0 = _rt.row_max(z)
-    tmp1 = numpy.exp(-tmp0 + z)
-    tmp2 = _rt.row_sum(tmp1)
-    tmp3 = _rt.off_max_sum(tmp1, tmp2)
+    tmp0, tmp1, tmp2, tmp3 = _rt.softmax_parts(z)
     return _rt.cross_rest(y, z, tmp1, tmp3, tmp2)/tmp2
 
 
 def softmax_cross_entropy_with_logits_value_and_grad(y, z):
     r"""tf.nn.softmax_cross_entropy_with_logits: stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``softmax_cross_entropy_with_logits_value`` and ``softmax_cross_entropy_with_logits_grad``).
     """
-    tmp0 = _rt.row_max(z)
-    tmp1 = numpy.exp(-tmp0 + z)
-    tmp2 = _rt.row_sum(tmp1)
-    tmp3 = _rt.off_max_sum(tmp1, tmp2)
-    return _rt.row_sum(y*(tmp0 - z + numpy.log1p(tmp3))), _rt.cross_rest(y, z, tmp1, tmp3, tmp2)/tmp2
+    tmp0, tmp1, tmp2, tmp3 = _rt.softmax_parts(z)
+    grad = _rt.cross_rest(y, z, tmp1, tmp3, tmp2)/tmp2
+    return _rt.row_sum(y*(tmp0 - z + numpy.log1p(tmp3))), grad
 
 
 def softmax_cross_entropy_with_logits_naive_grad(y, z):

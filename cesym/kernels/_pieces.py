@@ -1,0 +1,295 @@
+"""Rows longer than a block, in pieces: the generated core run over column pieces, its row
+reductions supplied once known.
+
+A generated core is straight-line code over a block of rows: elementwise NumPy and calls into
+:mod:`._runtime`. A row longer than ``BLOCK_ELEMENTS`` is cut into P pieces of nearly equal
+width (each at least half a block; never a width of 1, which would read as a row-level value),
+and the core is evaluated on every piece, in passes:
+
+* every row reduction the core asks for (``row_sum``, ``row_max``, ``softmax_parts``' maximum,
+  sum and off-max sum, the label's element in ``at_label``, the statistics behind
+  ``rest_sum`` and ``cross_rest``, ...) is numbered in the order of the calls (:func:`reduce`).
+  A reduction known from an earlier pass returns its full-row value (shape (1, 1)); an
+  unknown one records this piece's *partial* (e.g. the piece's sum) and returns a
+  :class:`Pending` value. Arithmetic on pending and row-level values stays pending; the first
+  use that needs the number element by element (``exp(z - m)`` with m pending) ends the
+  piece's evaluation (:class:`PendingUsed`);
+* after the pass, the partials of each row are combined in piece order by the rule of the
+  primitive that asked for them (sums: NumPy's pairwise sum of the piece sums, so the rounding
+  error grows with log P, not with C; maxima: the maximum; the softmax's sum: the online
+  log-sum-exp, Σ_p S_p·exp(m_p - m); a label's element: the piece that holds it; ...): they
+  are known from the next pass on;
+* a pass in which a piece's evaluation ends normally writes its element-level outputs; its
+  row-level outputs, if still pending (a mean's final sum), are evaluated once that pass's
+  reductions are combined. A mean (binary cross-entropy) takes one pass, a softmax
+  cross-entropy two (the value alone, or the sparse forms) or three (value and gradient with
+  dense labels: the label sums are the third).
+
+The primitives branch on known row-level values only, so every piece of a row asks for the
+same reductions in the same order (a piece that did not would raise RuntimeError, never give
+silent numbers). Pieces of all long rows run on the kernels' threads; the pieces and the order
+of every combination are fixed by the row length and the block size, not by the threads, so
+the bytes do not depend on the number of threads, and a value is the same computed alone or
+with its gradient. Memory stays a few pieces per thread.
+
+The one exception: ``cross_rest`` recomputing a cancelled gradient element against its
+nearest classes (soft labels on close logits; O(C log C) per element) needs the whole row.
+It marks the row (:func:`need_whole_row`); when the row's reductions are all known it is
+evaluated once more as one piece, with float64 temporaries of the row's length.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+__all__ = ["active", "reduce", "resolve", "need_whole_row", "Pending", "PendingUsed", "run_pieces"]
+
+_local = threading.local()
+
+
+class PendingUsed(Exception):
+    """A row value not known yet was needed element by element: the piece's evaluation ends here."""
+
+
+class Pending:
+    """A row-level value (shape (1, 1)) of a reduction not combined yet, or arithmetic on such
+    values: evaluated once the reductions of the pass are combined.
+
+    NumPy ufuncs (and the arithmetic operators) on pending values and row-level operands give
+    a pending value; anything that needs its number now (an element-level operand, a
+    comparison in Python, ``numpy.where``, unpacking, an attribute) raises
+    :class:`PendingUsed`. So a core whose element-level outputs do not depend on a reduction
+    (a mean's gradient) finishes in the pass that asks for it, its row-level value resolved
+    afterwards; a core that needs the value element by element stops there.
+    """
+
+    __slots__ = ("fn",)
+
+    def __init__(self, fn: Callable[[list], object]):
+        self.fn = fn  # the row's known reductions -> the value
+
+    def resolve(self, known: list):
+        return self.fn(known)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if method != "__call__" or kwargs:
+            raise PendingUsed
+        for x in inputs:
+            if isinstance(x, np.ndarray) and x.size > 1:  # element-level (a piece is >= 2 wide)
+                raise PendingUsed
+        return Pending(lambda known: ufunc(*[resolve(x, known) for x in inputs]))
+
+    def __array_function__(self, *args, **kwargs):
+        raise PendingUsed
+
+    def __array__(self, *args, **kwargs):
+        raise PendingUsed
+
+    def __bool__(self):
+        raise PendingUsed
+
+    def __iter__(self):
+        raise PendingUsed
+
+    def __getattr__(self, name):
+        raise PendingUsed
+
+    def __add__(self, o):
+        return np.add(self, o)
+
+    def __radd__(self, o):
+        return np.add(o, self)
+
+    def __sub__(self, o):
+        return np.subtract(self, o)
+
+    def __rsub__(self, o):
+        return np.subtract(o, self)
+
+    def __mul__(self, o):
+        return np.multiply(self, o)
+
+    def __rmul__(self, o):
+        return np.multiply(o, self)
+
+    def __truediv__(self, o):
+        return np.true_divide(self, o)
+
+    def __rtruediv__(self, o):
+        return np.true_divide(o, self)
+
+    def __pow__(self, o):
+        return np.power(self, o)
+
+    def __rpow__(self, o):
+        return np.power(o, self)
+
+    def __neg__(self):
+        return np.negative(self)
+
+    def __abs__(self):
+        return np.absolute(self)
+
+    def __lt__(self, o):
+        return np.less(self, o)
+
+    def __le__(self, o):
+        return np.less_equal(self, o)
+
+    def __gt__(self, o):
+        return np.greater(self, o)
+
+    def __ge__(self, o):
+        return np.greater_equal(self, o)
+
+
+def resolve(x, known: list):
+    """``x`` itself, or its value once the reductions ``known`` are (a :class:`Pending`)."""
+    return x.resolve(known) if isinstance(x, Pending) else x
+
+
+class PieceContext:
+    """What the runtime sees of the piece being evaluated (``None`` outside the long-row path)."""
+
+    __slots__ = ("known", "next", "offset", "width", "piece_width", "whole", "pending", "need_whole")
+
+    def __init__(self, known: list, offset: int, width: int, piece_width: int):
+        self.known = known  # the row's reductions known so far, in call order
+        self.next = 0  # number of the next reduction call
+        self.offset = offset  # column of the piece's first element in the row
+        self.width = width  # the row's length C
+        self.piece_width = piece_width  # the piece's
+        self.whole = piece_width == width  # one piece holds the whole row (need_whole_row's retry)
+        self.pending: list = []  # (partial, combine) of the reductions asked for in this pass
+        self.need_whole = False  # an element-level output needs the whole row (need_whole_row)
+
+
+def need_whole_row() -> None:
+    """Called by a primitive whose element-level result needs the whole row (``cross_rest``
+    recomputing a cancelled element against its nearest classes): this piece's element-level
+    outputs are not written; once the row's reductions are all known (they do not depend on
+    element-level outputs: nothing reduces a gradient), the row is evaluated again as one piece."""
+    _local.ctx.need_whole = True
+
+
+def active() -> PieceContext | None:
+    """The context of the piece this thread evaluates, or None (a whole-row block)."""
+    return getattr(_local, "ctx", None)
+
+
+def reduce(partial: Callable[[], object], combine: Callable[[list], object]):
+    """A row reduction of the piece being evaluated: its full-row value if known; else record
+    ``partial()`` (this piece's share; it may raise :class:`PendingUsed`) and ``combine``
+    (piece partials, in order -> full-row value) and return a :class:`Pending` for it."""
+    ctx = _local.ctx
+    i = ctx.next
+    ctx.next += 1
+    if i < len(ctx.known):
+        return ctx.known[i]
+    ctx.pending.append((partial(), combine))
+    return Pending(lambda known: known[i])
+
+
+def bounds(n_cols: int, size: int) -> list[int]:
+    """Column bounds of the pieces of a row of ``n_cols`` > ``size``: P = ceil(n_cols/size)
+    pieces of nearly equal width (each >= size/2 >= 2)."""
+    p = -(-n_cols // size)
+    return [n_cols * i // p for i in range(p + 1)]
+
+
+def run_pieces(
+    core: Callable,
+    rows: Sequence,
+    scalars: tuple,
+    n_rows: int,
+    n_cols: int,
+    outputs: Sequence[tuple[str, np.dtype]],
+    outs: list[np.ndarray],
+    check: Callable | None,
+    size: int,
+    precheck: Callable | None,
+) -> None:
+    """Fill ``outs`` (see :func:`._blocks.run_blocks`) for rows longer than ``size``, in pieces."""
+    from ._blocks import _block, _in_threads  # noqa: PLC0415 - _blocks imports this module lazily
+
+    if size < 4:
+        raise ValueError(f"block_elements: expected at least 4 for rows in pieces, got {size}")
+    pieces = bounds(n_cols, size)
+    cuts = [pieces] * n_rows  # a row that needs to be whole gets [0, n_cols]
+    known: list[list] = [[] for _ in range(n_rows)]
+    active_rows = list(range(n_rows))
+    first = True
+
+    def write(r: int, c0: int, c1: int, res) -> None:
+        for out, (kind, _), x in zip(outs, outputs, res):
+            if x is None:
+                continue
+            if kind == "row":
+                if c0 == 0:
+                    out[r] = np.broadcast_to(x, (1, 1))[0, 0]
+            else:
+                out[r, c0:c1] = np.broadcast_to(x, (1, c1 - c0))[0]
+
+    while active_rows:
+        units = [(r, p) for r in active_rows for p in range(len(cuts[r]) - 1)]
+        results: list = [None] * len(units)
+
+        def work(share, units=units, results=results, first=first) -> None:
+            for u in share:
+                r, p = units[u]
+                c0, c1 = cuts[r][p], cuts[r][p + 1]
+                blocks = [_block(src, r, r + 1, c0, c1) for src in rows]
+                ctx = PieceContext(known[r], c0, n_cols, c1 - c0)
+                _local.ctx = ctx
+                try:
+                    with np.errstate(all="ignore"):  # IEEE results, as in run_blocks
+                        if first and precheck is not None:
+                            precheck(blocks[-1])
+                        res = core(*blocks, *scalars)
+                        res = res if len(outs) > 1 else (res,)
+                        if any(kind != "row" and isinstance(x, Pending) for (kind, _), x in zip(outputs, res)):
+                            raise PendingUsed  # an element-level output needs a pending value
+                        keep = [kind == "row" or not ctx.need_whole for kind, _ in outputs]
+                        write(r, c0, c1, [None if isinstance(x, Pending) or not k else x for x, k in zip(res, keep)])
+                    later = [x if isinstance(x, Pending) else None for x in res] if c0 == 0 else None
+                    results[u] = ("whole" if ctx.need_whole else "done", ctx.pending, later)
+                except PendingUsed:
+                    results[u] = ("stop", ctx.pending, None)
+                finally:
+                    _local.ctx = None
+
+        _in_threads(work, range(len(units)))
+        nxt = []
+        at = 0
+        for r in active_rows:
+            mine = results[at : at + len(cuts[r]) - 1]
+            at += len(cuts[r]) - 1
+            status = {m[0] for m in mine}
+            whole = "whole" in status
+            status.discard("whole")
+            status = status or {"done"}
+            if len(status) != 1 or len({len(m[1]) for m in mine}) != 1:
+                # a primitive branched on piece data: a bug, never silently wrong numbers
+                raise RuntimeError("cesym: the pieces of a long row asked for different reductions")
+            with np.errstate(all="ignore"):
+                for j in range(len(mine[0][1])):
+                    known[r].append(mine[0][1][j][1]([m[1][j][0] for m in mine]))
+                if status == {"stop"}:
+                    nxt.append(r)
+                    continue
+                for out, x in zip(outs, mine[0][2]):  # the row-level values left pending
+                    if x is not None:
+                        out[r] = np.broadcast_to(x.resolve(known[r]), (1, 1))[0, 0]
+            if whole:
+                # element-level outputs that need the whole row: once more, as one piece, every
+                # reduction known (the row-level outputs come out the same)
+                cuts[r] = [0, n_cols]
+                nxt.append(r)
+                continue
+            if check is not None and not all(np.all(np.isfinite(o[r])) for o in outs):
+                check(_block(rows[-1], r, r + 1))  # bad input shows as inf or NaN
+        active_rows = nxt
+        first = False
