@@ -455,8 +455,11 @@ def _with_plot(family: str, text: str, panels: Sequence[dict], plot_rows: int) -
     )
 
 
-def render_reports(record: dict, derivations_dir: Path = DERIVATIONS_DIR, generated_dir: Path = GENERATED_DIR) -> dict[str, str]:
-    """Every report file (name -> text) from the sources and the measured ``record``; pure."""
+def render_reports(
+    record: dict, derivations_dir: Path = DERIVATIONS_DIR, generated_dir: Path = GENERATED_DIR, svg: bool = True
+) -> dict[str, str]:
+    """Every report file (name -> text) from the sources and the measured ``record``; pure.
+    ``svg=False`` leaves the plots out (the Markdown only; drawing them takes most of the time)."""
     import ast
 
     out = {}
@@ -466,7 +469,8 @@ def render_reports(record: dict, derivations_dir: Path = DERIVATIONS_DIR, genera
         text = render_family(family, [derive(l) for l in losses], record, doc, generated_dir)
         panels = record["plots"].get(family)
         if panels:
-            out[f"{family}_error.svg"] = _draw_plot(panels)
+            if svg:
+                out[f"{family}_error.svg"] = _draw_plot(panels)
             text = _with_plot(family, text, panels, record["plot_rows"])
         out[f"{family}.md"] = text
     out["README.md"] = render_index(record)

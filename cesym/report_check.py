@@ -39,7 +39,7 @@ from .define import DERIVATIONS_DIR
 from .generate import GENERATED_DIR
 from .report_record import RECORD_NAME, loads
 
-__all__ = ["check", "broken_promises", "skeleton", "SEED_RTOL", "CAP_ULPS"]
+__all__ = ["check", "stale_files", "record_problems", "broken_promises", "skeleton", "SEED_RTOL", "CAP_ULPS"]
 
 #: Relative agreement of a seed's host figures with a fresh run: 2^-20, eight float32 ulps.
 #: The seeds compute a handful of float32/float64 logs and means, each within a few ulps of its
@@ -159,6 +159,29 @@ def _seed_figures(committed: dict, fresh: dict) -> list[str]:
     return out
 
 
+def stale_files(out_dir: Path, rendered: dict[str, str]) -> list[str]:
+    """The files of ``out_dir`` that are not byte for byte their rendering (or are missing)."""
+    out = []
+    for name, text in sorted(rendered.items()):
+        target = Path(out_dir) / name
+        if not target.exists():
+            out.append(f"{name} (missing)")
+        elif target.read_bytes() != text.encode("utf-8"):
+            out.append(f"{name} (differs from its rendering from the sources and {RECORD_NAME})")
+    return out
+
+
+def record_problems(committed: dict, fresh: dict) -> list[str]:
+    """Broken promises of either record, and where a fresh run's shape differs from the committed one."""
+    problems = [f"{RECORD_NAME}: {p}" for p in broken_promises(committed)]
+    problems += [f"this host's run: {p}" for p in broken_promises(fresh)]
+    a, b = skeleton(committed), skeleton(fresh)
+    problems += [f"{RECORD_NAME}: {key} differ from a fresh run's" for key in a if a[key] != b[key]]
+    if a["seeds"] == b["seeds"]:
+        problems += [f"{RECORD_NAME}: {p}" for p in _seed_figures(committed, fresh)]
+    return problems
+
+
 def check(
     out_dir: Path, fresh: dict, derivations_dir: Path = DERIVATIONS_DIR, generated_dir: Path = GENERATED_DIR
 ) -> list[str]:
@@ -172,28 +195,11 @@ def check(
         return [f"{RECORD_NAME} (missing)"]
     try:
         committed = loads(path.read_text(encoding="utf-8"))
-    except (ValueError, KeyError) as e:
-        return [f"{RECORD_NAME} ({' '.join(str(e).split())})"]
-    problems = []
-    try:
         rendered = render_reports(committed, derivations_dir, generated_dir)
-    except (KeyError, TypeError) as e:
-        return [f"{RECORD_NAME} (cannot be rendered: {type(e).__name__} {e})"]
-    for name, text in sorted(rendered.items()):
-        target = out_dir / name
-        if not target.exists():
-            problems.append(f"{name} (missing)")
-        elif target.read_bytes() != text.encode("utf-8"):
-            problems.append(f"{name} (differs from its rendering from the sources and {RECORD_NAME})")
-    for target in sorted(out_dir.glob("*")):
-        if target.suffix in (".md", ".svg") and target.name not in rendered:
-            problems.append(f"{target.name} (no longer rendered)")
-    problems += [f"{RECORD_NAME}: {p}" for p in broken_promises(committed)]
-    problems += [f"this host's run: {p}" for p in broken_promises(fresh)]
-    a, b = skeleton(committed), skeleton(fresh)
-    for key in a:
-        if a[key] != b[key]:
-            problems.append(f"{RECORD_NAME}: {key} differ from a fresh run's")
-    if a["seeds"] == b["seeds"]:
-        problems += [f"{RECORD_NAME}: {p}" for p in _seed_figures(committed, fresh)]
-    return problems
+    except (ValueError, KeyError, TypeError) as e:
+        return [f"{RECORD_NAME} (not a record the reports can be rendered from: {type(e).__name__} {' '.join(str(e).split())})"]
+    problems = stale_files(out_dir, rendered)
+    problems += [
+        f"{p.name} (no longer rendered)" for p in sorted(out_dir.glob("*")) if p.suffix in (".md", ".svg") and p.name not in rendered
+    ]
+    return problems + record_problems(committed, fresh)
