@@ -344,8 +344,8 @@ def render_index(record: dict) -> str:
         "from a result the inputs cannot determine, where ulps alone cannot (a gradient that cancels to almost "
         "nothing can be 10^58 ulps off with κ as large).",
         "",
-        "The measured figures are this host's: NumPy's SIMD exp/log and TensorFlow's kernels differ in the last "
-        f"bits between CPUs, so another machine measures other last digits. They are recorded in `{RECORD_NAME}`; "
+        "The measured figures are those of the machine that ran `cesym report`: NumPy's SIMD exp/log and "
+        "TensorFlow's kernels differ in the last bits between CPUs, so another machine measures other last digits. They are recorded in `{RECORD_NAME}`; "
         "`cesym report --check` re-renders every file from the sources and that record (byte for byte) and checks "
         "the committed and a fresh measurement by what they promise: every point within the contract, no reference "
         "unresolved, no unexplained Keras deviation, the same points and series.",
