@@ -154,6 +154,25 @@ def test_check_fails_when_a_measurement_breaks_its_promise(committed, what):
     assert any(p.startswith("this host's run: ") and message in p for p in as_fresh), as_fresh
 
 
+def test_check_end_to_end_on_a_copy(committed, tmp_path):
+    """check(): a copy of the committed reports is fresh; the same reports re-rendered from a record
+    whose share breaks the contract are consistent files but fail by the promise; no record: stale."""
+    from cesym.report_check import check
+
+    for p in REPORTS.iterdir():
+        shutil.copy(p, tmp_path / p.name)
+    assert check(tmp_path, committed) == []
+    broken = copy.deepcopy(committed)
+    BREAKS["a share of the bound above 1"][0](broken)
+    (tmp_path / RECORD_NAME).write_text(dumps(broken), encoding="utf-8")
+    for name, text in render_reports(broken).items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    problems = check(tmp_path, committed)
+    assert len(problems) == 1 and "value share of the bound 1.5 > 1" in problems[0], problems
+    (tmp_path / RECORD_NAME).unlink()
+    assert check(tmp_path, committed) == [f"{RECORD_NAME} (missing)"]
+
+
 def test_check_fails_when_a_fresh_run_measures_other_points(committed):
     other = copy.deepcopy(committed)
     _config(other, "binary_crossentropy[from_logits=False]", "float32", "hard")["points"] = 199
