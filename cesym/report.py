@@ -6,13 +6,16 @@ naive forms per dtype (derived symbolically), and what this run measured: the ke
 the naive forms' errors in ulps and bits, and how Keras deviates (exact / explained by its own
 algorithm / unexplained). Nothing is asserted that the run did not measure.
 
-Deterministic: a fixed seed and sample size, sorted output, no timestamps; files are written
-atomically and only when their bytes change. ``cesym report --check`` says when they are stale.
+Rendering is a pure function of the sources (``derivations/``, the generated kernels) and the
+record of what the host measured (:mod:`cesym.report_record`, committed as
+``reports/measured.json``): the same sources and record give the same bytes, SVGs included (no
+dates, a fixed hash salt). ``cesym report --check`` (:mod:`cesym.report_check`) compares the
+rendering exactly and the measurements by what they promise. Files are written atomically and
+only when their bytes change.
 """
 
 from __future__ import annotations
 
-import inspect
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,11 +23,12 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 
-from .define import load_all
+from .define import DERIVATIONS_DIR, load_all
 from .derive import Derived, derive
+from .generate import GENERATED_DIR
 from .primitives import Elem, RestSum, RowMax, RowSum
-from .registry import CASES
-from .verify import Config, environment, run
+from .registry import CASES, label_kinds
+from .report_record import ERR_CAP, RECORD_NAME, dumps, measure
 
 __all__ = ["REPORTS_DIR", "render_reports", "write_reports", "REPORT_POINTS", "REPORT_SEED"]
 
@@ -108,13 +112,24 @@ def _share(stats: Sequence[dict | None]) -> str:
     return _fmt(max(found)) if found else "–"
 
 
-def _family_of(cfg: Config) -> str:
-    kernel = cfg.kernel
-    case = next(c for c in CASES if c.id == kernel)
-    return case.loss.split(".")[0]
+def _case_of(kernel_id: str):
+    return next(c for c in CASES if c.id == kernel_id)
 
 
-def _measured_table(configs: Sequence[Config]) -> list[str]:
+def _family_of(cfg: dict) -> str:
+    return _case_of(cfg["kernel"]).loss.split(".")[0]
+
+
+def _points(c: dict, points: int) -> str:
+    """The points cell: the penalty is one value per batch, and its sample is one batch."""
+    case = _case_of(c["kernel"])
+    if case.kernel != "activity_penalty":
+        return str(c["points"])
+    rows = -(-points // len(label_kinds(case)))
+    return f"{c['points']} (the penalty of one batch of {rows} rows; gradient: every element)"
+
+
+def _measured_table(configs: Sequence[dict], points: int) -> list[str]:
     lines = [
         "| kernel | dtype | labels | points | value ulps avg / p99 / max | gradient ulps avg / p99 / max | "
         "max share of the bound (value / gradient) | "
@@ -122,33 +137,39 @@ def _measured_table(configs: Sequence[Config]) -> list[str]:
         "|---|---|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for c in configs:
-        share = f"{_share([c.stable.get('value_share')])} / {_share([c.stable.get('grad_share')])}"
+        st, nv = c["stable"], c["naive"]
+        share = f"{_share([st.get('value_share')])} / {_share([st.get('grad_share')])}"
         lines.append(
-            f"| `{c.kernel}` | {c.dtype} | {c.labels} | {c.points} | {_stats(c.stable, 'value_ulps')} | "
-            f"{_stats(c.stable, 'grad_ulps')} | {share} | {_fmt((c.stable.get('value_bits') or {}).get('max'))} | "
-            f"{_fmt((c.naive.get('value_ulps') or {}).get('max'))} | {_fmt((c.naive.get('grad_ulps') or {}).get('max'))} | "
-            f"{c.naive_outside} | {len(c.failures)} | {c.unresolved} |"
+            f"| `{c['kernel']}` | {c['dtype']} | {c['labels']} | {_points(c, points)} | {_stats(st, 'value_ulps')} | "
+            f"{_stats(st, 'grad_ulps')} | {share} | {_fmt((st.get('value_bits') or {}).get('max'))} | "
+            f"{_fmt((nv.get('value_ulps') or {}).get('max'))} | {_fmt((nv.get('grad_ulps') or {}).get('max'))} | "
+            f"{c['naive_outside']} | {c['failures']} | {c['unresolved']} |"
         )
     return lines
 
 
-def _keras_table(configs: Sequence[Config]) -> list[str]:
-    rows = [c for c in configs if c.keras and (sum(c.keras["value"].values()) or sum(c.keras["grad"].values()))]
-    if not rows:
+def _keras_table(configs: Sequence[dict], keras_ran: bool, family_seeds: bool) -> list[str]:
+    rows = [c for c in configs if c["keras"] and (sum(c["keras"]["value"].values()) or sum(c["keras"]["grad"].values()))]
+    if not keras_ran:
         return ["Keras was not run (TensorFlow not installed)."]
+    if not rows:
+        return [
+            "Keras has no loss function for this family, so none is compared on these points"
+            + ("; its nearest form is compared in the seeds' table below." if family_seeds else ".")
+        ]
     lines = [
         "| Keras path | dtype | labels | value: exact / explained / unexplained | gradient: exact / explained / unexplained | "
         "max ulps from the mathematics (value / gradient) |",
         "|---|---|---|---|---|---|",
     ]
     for c in rows:
-        k = c.keras
+        k = c["keras"]
         v, g = k["value"], k["grad"]
         lines.append(
-            f"| `{c.kernel}` | {c.dtype} | {c.labels} | {v['exact']} / {v['explained']} / {v['unexplained']} | "
+            f"| `{c['kernel']}` | {c['dtype']} | {c['labels']} | {v['exact']} / {v['explained']} / {v['unexplained']} | "
             f"{g['exact']} / {g['explained']} / {g['unexplained']} | {_fmt(k['value_max_ulps'])} / {_fmt(k['grad_max_ulps'])} |"
         )
-    examples = [e for c in rows for e in c.keras.get("unexplained_examples", [])]
+    examples = [e for c in rows for e in c["keras"].get("unexplained_examples", [])]
     if examples:
         lines += ["", "Unexplained deviations (first few):", ""] + [f"- {e}" for e in examples[:6]]
     else:
@@ -156,17 +177,19 @@ def _keras_table(configs: Sequence[Config]) -> list[str]:
     return lines
 
 
-def _code(d: Derived) -> str:
-    from cesym.kernels import _generated
+def _code(d: Derived, generated_dir: Path) -> str:
+    """The generated functions of ``d``, read from the generated module's file, docstrings dropped."""
+    import ast
 
-    module = getattr(_generated, d.loss.family)
+    text = (Path(generated_dir) / f"{d.loss.family}.py").read_text(encoding="utf-8")
+    lines = text.splitlines()
+    functions = {n.name: n for n in ast.parse(text).body if isinstance(n, ast.FunctionDef)}
     out = []
     for suffix in ("value", "grad"):
-        fn = getattr(module, f"{d.loss.variant}_{suffix}", None)
+        fn = functions.get(f"{d.loss.variant}_{suffix}")
         if fn is None:
             continue
-        src = inspect.getsource(fn)
-        body = [line for line in src.splitlines()]
+        body = lines[fn.lineno - 1 : fn.end_lineno]
         # drop the docstring (shown as mathematics above)
         start = next(i for i, line in enumerate(body) if line.strip().startswith('r"""'))
         end = next(i for i in range(start + 1, len(body)) if body[i].strip() == '"""')
@@ -175,8 +198,11 @@ def _code(d: Derived) -> str:
 
 
 def render_family(
-    family: str, derived: Sequence[Derived], configs: Sequence[Config], doc: str, env: dict, seeds: Sequence = ()
+    family: str, derived: Sequence[Derived], record: dict, doc: str, generated_dir: Path = GENERATED_DIR
 ) -> str:
+    """One family's report from its derivations and the measured ``record``."""
+    configs = [c for c in record["configs"] if _family_of(c) == family]
+    seeds = record["seeds"]
     lines = [f"# {family}", "", _doc_to_markdown(doc), ""]
     lines += ["## Conventions", ""]
     lines += [
@@ -205,7 +231,7 @@ def render_family(
             lines += ["Stable gradient, after the rewrites:", "", f"$${_tex(d.grad)}$$", ""]
             if d.grad_rules:
                 lines += [f"- **{r.name}**: {r.why}" for r in d.grad_rules] + [""]
-        lines += ["Generated code (`cesym/kernels/_generated/" + family + ".py`):", "", "```python", _code(d), "```", ""]
+        lines += ["Generated code (`cesym/kernels/_generated/" + family + ".py`):", "", "```python", _code(d, generated_dir), "```", ""]
     lines += ["## Where the naive forms break (derived symbolically, per dtype)", ""]
     lines += ["| threshold | float32 | float64 |", "|---|---:|---:|"]
     t32, t64 = _thresholds(np.float32), _thresholds(np.float64)
@@ -214,7 +240,7 @@ def render_family(
     lines += [""]
     lines += ["## Measured in this run", ""]
     lines += [
-        f"Seeded stratified sample ({REPORT_POINTS} rows per kernel and dtype, seed {REPORT_SEED}), against the "
+        f"Seeded stratified sample ({record['points']} rows per kernel and dtype, seed {record['seed']}), against the "
         "mpmath interval reference. Contract: value ≤ 4 + 4κ ulps, gradient ≤ 8 + 4κ ulps. Share of the bound: "
         "for the errors above 4 (value) or 8 ulps (gradient), where κ decides, the largest error divided by its "
         "point's bound (≤ 1: within; –: no error above 4 or 8 ulps, within whatever κ); a huge error in ulps with a small share is a result the "
@@ -222,7 +248,7 @@ def render_family(
         "definition lambdified without rewrites, on the same points.",
         "",
     ]
-    lines += _measured_table(configs) + [""]
+    lines += _measured_table(configs, record["points"]) + [""]
     lines += ["## Keras", ""]
     lines += [
         "Keras 3 function forms and tf.nn ops on the same points (plain tensors, so the hidden `_keras_logits` shortcut "
@@ -231,70 +257,61 @@ def render_family(
         "softmax − y, every float rounding and flush to zero it may commit; `cesym/keras_model.py`); *unexplained*: neither.",
         "",
     ]
-    lines += _keras_table(configs) + [""]
-    if family == "binary_crossentropy" and seeds:  # seeds present: Keras ran
+    mine = [s for s in seeds if s["family"] == family]
+    lines += _keras_table(configs, record["keras"], bool(mine)) + [""]
+    if family == "binary_crossentropy" and record["caps"]:
         lines += ["### Keras's clip at the edges", ""]
         lines += [
             "`keras.losses.binary_crossentropy` clips p to [ε, 1 − ε], ε = 1e-7 cast to the dtype (float32: 1 − ε = 1 − 2⁻²³):",
             "",
         ]
-        lines += _keras_caps() + [""]
-    mine = [s for s in seeds if s.family == family]
+        lines += _keras_caps(record["caps"]) + [""]
     if mine:
         lines += ["## The seeds", ""] + _seed_table(mine) + [""]
-    lines += ["## Versions", "", _versions(env), ""]
+    lines += ["## Versions", "", _versions(record["versions"]), ""]
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _keras_caps() -> list[str]:
+def _keras_caps(rows: Sequence[dict]) -> list[str]:
     """What Keras's clip does at the edges, measured against the model (binary cross-entropy)."""
-    import math
-
-    from .keras_calls import keras_kernel
-    from .keras_model import bounds
-    from .registry import case as case_of
-
-    c = case_of("binary_crossentropy", from_logits=False)
-    call = keras_kernel(c)
     lines = [
         "| input (p, label) | dtype | Keras value | Keras gradient | the model says | the mathematics |",
         "|---|---|---|---|---|---|",
     ]
-    for dtype in (np.float32, np.float64):
-        lo, hi = bounds(dtype)
-        for p, y, model, math_v in (
-            (0.0, 1.0, f"−ln ε = {-math.log(lo):.8g}", "+inf"),
-            (1.0, 0.0, f"−ln(1 − (1−ε)) = {-math.log(1 - hi):.8g}" + (" = 23·ln 2" if dtype == np.float32 else ""), "+inf"),
-            (1.0, 1.0, f"−ln(1−ε) = {-math.log(hi):.3g}", "0"),
-            (1e-12, 1.0, "gradient 0 (clipped)", f"gradient {-1 / 1e-12:.3g}"),
-        ):
-            pa = np.array([[p]], dtype=dtype)
-            ya = np.array([[y]], dtype=dtype)
-            v = float(call(ya, pa, {"label_smoothing": 0.0})[0])
-            g = float(call(ya, pa, {"label_smoothing": 0.0}, grad=True)[0, 0])
-            lines.append(f"| ({p:g}, {y:g}) | {np.dtype(dtype).name} | {v:.8g} | {g:.3g} | {model} | {math_v} |")
+    for r in rows:
+        lines.append(
+            f"| ({r['p']:g}, {r['y']:g}) | {r['dtype']} | {r['value']:.8g} | {r['grad']:.3g} | {r['model']} | {r['math']} |"
+        )
     return lines
 
 
-def _seed_table(rows) -> list[str]:
+def _seed_table(rows: Sequence[dict]) -> list[str]:
     lines = ["| seed | call | printed in the post | Keras today | mathematics | cesym | explanation |", "|---|---|---|---|---|---|---|"]
+    keys = ("seed", "what", "printed", "keras_today", "mathematics", "cesym", "explanation")
     for s in rows:
-        cells = [s.seed, s.what, s.printed, s.keras_today, s.mathematics, s.cesym, s.explanation]
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+        lines.append("| " + " | ".join(s[k].replace("|", "\\|") for k in keys) + " |")
     return lines
 
 
-def render_seeds(seeds, env: dict) -> str:
+def render_seeds(record: dict) -> str:
+    from .seeds import POSTS
+
     lines = [
         "# The seeds, reproduced",
         "",
-        "Every number printed in `../shared/seeds` (the posts this project grew from): what the post printed, what "
-        "Keras returns today for the same call, the mathematics (mpmath, from the same inputs), cesym's kernels, "
-        "and why they differ. Checks written as formulas were computed in this run (\"holds\").",
+        "Every number printed in the posts this project grew from (copies kept outside the repository):",
         "",
     ]
-    lines += _seed_table(seeds)
-    lines += ["", "## Versions", "", _versions(env), ""]
+    lines += [f"- {seed}: {post}" for seed, post in POSTS.items()]
+    lines += [
+        "",
+        "For each: what the post printed, what Keras returns today for the same call, the mathematics (mpmath, "
+        "exact, from the inputs the post used: float64 NumPy arrays, or float32 tensors where it made them), cesym's "
+        "kernels, and why they differ. Checks written as formulas were computed in this run (\"holds\").",
+        "",
+    ]
+    lines += _seed_table(record["seeds"])
+    lines += ["", "## Versions", "", _versions(record["versions"]), ""]
     return "\n".join(lines)
 
 
@@ -314,57 +331,63 @@ def _versions(env: dict) -> str:
     return ", ".join(f"{k} {env[k]}" for k in keys if k in env)
 
 
-def render_index(families: dict[str, list[Config]], env: dict) -> str:
+def render_index(record: dict) -> str:
+    points, seed = record["points"], record["seed"]
     lines = [
         "# cesym reports",
         "",
         "One report per loss family: definition, derivation, stable rewrite, generated code, naive-form thresholds, "
-        f"measured errors and the Keras comparison. Generated by `cesym report` ({REPORT_POINTS} rows per kernel and "
-        f"dtype, seed {REPORT_SEED}). Max share of the bound: among the errors above 4 ulps (value) or 8 ulps "
+        f"measured errors and the Keras comparison. Generated by `cesym report` ({points} rows per kernel and "
+        f"dtype, seed {seed}). Max share of the bound: among the errors above 4 ulps (value) or 8 ulps "
         "(gradient), where κ decides, the largest error divided by the contract's bound at its point, "
         "4 + 4κ or 8 + 4κ ulps (≤ 1: within the contract; –: no error above 4 or 8 ulps); it tells an error "
         "from a result the inputs cannot determine, where ulps alone cannot (a gradient that cancels to almost "
         "nothing can be 10^58 ulps off with κ as large).",
+        "",
+        "The measured figures are those of the machine that ran `cesym report`: NumPy's SIMD exp/log and "
+        "TensorFlow's kernels differ in the last bits between CPUs, so another machine measures other last digits. They are recorded in `{RECORD_NAME}`; "
+        "`cesym report --check` re-renders every file from the sources and that record (byte for byte) and checks "
+        "the committed and a fresh measurement by what they promise: every point within the contract, no reference "
+        "unresolved, no unexplained Keras deviation, the same points and series.",
         "",
         "| kernel | dtype | value max ulps (all label kinds) | gradient max ulps | max share of the bound (value / gradient) | "
         "naive value / gradient max ulps | contract | Keras max ulps from the mathematics (value / gradient) | "
         "Keras deviations unexplained |",
         "|---|---|---:|---:|---|---|---|---|---:|",
     ]
-    for family in sorted(families):
-        merged: dict[tuple[str, str], list[Config]] = defaultdict(list)
-        for c in families[family]:
-            merged[(c.kernel, c.dtype)].append(c)
+    by_family: dict[str, list[dict]] = defaultdict(list)
+    for c in record["configs"]:
+        by_family[_family_of(c)].append(c)
+    for family in sorted(by_family):
+        merged: dict[tuple[str, str], list[dict]] = defaultdict(list)
+        for c in by_family[family]:
+            merged[(c["kernel"], c["dtype"])].append(c)
         for (kernel, dtype), cs in merged.items():
-            def mx(attr, key):
-                vals = [(getattr(c, attr).get(key) or {}).get("max") for c in cs]
+            def mx(part, key):
+                vals = [(c[part].get(key) or {}).get("max") for c in cs]
                 vals = [v for v in vals if v is not None]
                 return max(vals) if vals else None
 
-            ok = all(not c.failures and c.unresolved == 0 for c in cs)
-            kv = [c.keras for c in cs if c.keras and sum(c.keras["value"].values())]
+            ok = all(not c["failures"] and c["unresolved"] == 0 for c in cs)
+            kv = [c["keras"] for c in cs if c["keras"] and sum(c["keras"]["value"].values())]
             keras_dev = (
                 f"{_fmt(max(k['value_max_ulps'] for k in kv))} / {_fmt(max(k['grad_max_ulps'] for k in kv))}" if kv else "–"
             )
             unexplained = sum(k["value"]["unexplained"] + k["grad"]["unexplained"] for k in kv) if kv else "–"
             lines.append(
                 f"| [`{kernel}`]({family}.md) | {dtype} | {_fmt(mx('stable', 'value_ulps'))} | {_fmt(mx('stable', 'grad_ulps'))} | "
-                f"{_share([c.stable.get('value_share') for c in cs])} / {_share([c.stable.get('grad_share') for c in cs])} | "
+                f"{_share([c['stable'].get('value_share') for c in cs])} / {_share([c['stable'].get('grad_share') for c in cs])} | "
                 f"{_fmt(mx('naive', 'value_ulps'))} / {_fmt(mx('naive', 'grad_ulps'))} | {'within' if ok else '**outside**'} | "
                 f"{keras_dev} | {unexplained} |"
             )
     lines += ["", "The seed posts' numbers, reproduced and explained: [seeds.md](seeds.md).", ""]
-    lines += ["## Versions", "", _versions(env), ""]
+    lines += ["## Versions", "", _versions(record["versions"]), ""]
     return "\n".join(lines)
 
 
-#: Sample of the error plots: rows per kernel and dtype (hard labels, rows of 3).
-PLOT_ROWS = 240
-
-
-def _plot_family(family: str, keras: bool) -> tuple[str, list[str]] | None:
-    """SVG of the value error (log10(1 + ulps)) against the largest input (log10) for kernel, naive
-    form and Keras; and a table of where each first exceeds 4 ulps on those points."""
+def _draw_plot(panels: Sequence[dict]) -> str:
+    """SVG of the value error (log10(1 + ulps)) against the largest input (log10) per kernel × dtype,
+    one series each for the kernel, the naive form and Keras: deterministic bytes for given panels."""
     import io
 
     import matplotlib
@@ -372,113 +395,107 @@ def _plot_family(family: str, keras: bool) -> tuple[str, list[str]] | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .contract import check_batch
-    from .sampling import sample
-    from .verify import naive_kernel
+    styles = {"cesym kernel": ("o", 12), "naive form": ("x", 14), "Keras": ("+", 18)}
+    rows = -(-len(panels) // 2)
+    with plt.rc_context({"svg.hashsalt": "cesym", "svg.fonttype": "path"}):
+        fig, axes = plt.subplots(rows, 2, figsize=(10, 3.2 * rows), squeeze=False)
+        for k, panel in enumerate(panels):
+            i, j = divmod(k, 2)
+            ax = axes[i][j]
+            # log10 on linear axes: matplotlib's log axes overflow near 1e308
+            x = np.log10(np.maximum(np.asarray(panel["mags"], dtype=float), 1e-320))
+            for s in panel["series"]:
+                marker, size = styles[s["label"]]
+                ax.scatter(x, np.log10(1 + np.asarray(s["err"], dtype=float)), s=size, marker=marker, label=s["label"],
+                           alpha=0.6, linewidths=0.8)
+            ax.set_ylim(-0.5, 21)
+            ax.set_title(f"{panel['case']}, {panel['dtype']}", fontsize=9)
+            ax.set_xlabel("log10 of the largest |input| of the row")
+            ax.set_ylabel("log10(1 + error in ulps)")
+            ax.grid(True, which="major", alpha=0.3)
+            if k == 0:
+                ax.legend(fontsize=8, loc="upper left")
+        fig.tight_layout()
+        buf = io.StringIO()
+        fig.savefig(buf, format="svg", metadata={"Date": None})
+        plt.close(fig)
+    return buf.getvalue()
 
-    cases = [c for c in CASES if c.loss.split(".")[0] == family and c.kernel != "activity_penalty"]
-    if not cases:
-        return None
-    plt.rcParams["svg.hashsalt"] = "cesym"
-    fig, axes = plt.subplots(len(cases), 2, figsize=(10, 3.2 * len(cases)), squeeze=False)
+
+def _plot_table(panels: Sequence[dict]) -> list[str]:
+    """Where each series first exceeds 4 ulps on the plotted points."""
     table = [
         "| kernel | dtype | series | points > 4 ulps | smallest \\|input\\| with an error > 4 ulps | largest \\|input\\| sampled |",
         "|---|---|---|---:|---:|---:|",
     ]
-    for i, case in enumerate(cases):
-        for j, dtype in enumerate((np.float32, np.float64)):
-            ax = axes[i][j]
-            batch = sample(case, dtype, 3, PLOT_ROWS, seed=REPORT_SEED)
-            mags = np.max(np.abs(batch.pred.astype(np.float64)), axis=1)
-            if case.elementwise:
-                mags = np.abs(batch.pred.astype(np.float64)).ravel()
-            series = [("cesym kernel", None, "o", 12), ("naive form", naive_kernel(case), "x", 14)]
-            if keras:
-                from .keras_calls import keras_kernel
-
-                series.append(("Keras", keras_kernel(case), "+", 18))
-            for label, kern, marker, size in series:
-                res = check_batch(case, batch, grad=False, kernel=kern)
-                err = np.minimum(np.asarray(res.value_ulps, dtype=float), 1e20)  # inf (NaN, overflow) drawn at 1e20
-                # log10 on linear axes: matplotlib's log axes overflow near 1e308
-                with np.errstate(divide="ignore"):
-                    x = np.log10(np.maximum(mags[: len(err)], 1e-320))
-                ax.scatter(x, np.log10(1 + err), s=size, marker=marker, label=label, alpha=0.6, linewidths=0.8)
-                m = mags[: len(err)]
-                bad = err > 4
-                first = f"{np.min(m[bad]):.4g}" if np.any(bad) else "none"
-                table.append(
-                    f"| `{case.id}` | {np.dtype(dtype).name} | {label} | {int(np.sum(bad))} of {len(err)} | {first} | {np.max(m):.3g} |"
-                )
-            ax.set_ylim(-0.5, 21)
-            ax.set_title(f"{case.id}, {np.dtype(dtype).name}", fontsize=9)
-            ax.set_xlabel("log10 of the largest |input| of the row")
-            ax.set_ylabel("log10(1 + error in ulps)")
-            ax.grid(True, which="major", alpha=0.3)
-            if i == 0 and j == 0:
-                ax.legend(fontsize=8, loc="upper left")
-    fig.tight_layout()
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", metadata={"Date": None})
-    plt.close(fig)
-    return buf.getvalue(), table
+    for panel in panels:
+        m = np.asarray(panel["mags"], dtype=float)
+        for s in panel["series"]:
+            err = np.asarray(s["err"], dtype=float)
+            bad = err > 4
+            first = f"{np.min(m[bad]):.4g}" if np.any(bad) else "none"
+            table.append(
+                f"| `{panel['case']}` | {panel['dtype']} | {s['label']} | {int(np.sum(bad))} of {len(err)} | {first} | {np.max(m):.3g} |"
+            )
+    return table
 
 
-def render_reports(points: int = REPORT_POINTS, seed: int = REPORT_SEED, jobs: int = 1, keras: bool = True) -> dict[str, str]:
-    """Measure and render every report: file name -> Markdown."""
+def _with_plot(family: str, text: str, panels: Sequence[dict], plot_rows: int) -> str:
+    return text.replace(
+        "## Keras\n",
+        "### Error against input magnitude (value)\n\n"
+        f"![value error of the kernel, the naive form and Keras against the largest input of the row]({family}_error.svg)\n\n"
+        f"{plot_rows} seeded rows of 3 per dtype, hard labels; log10(1 + ulps) against log10 of the largest input; "
+        f"infinite errors (NaN, overflow) and errors above {ERR_CAP:.0e} ulps at 20 (points kept to 6 digits). Where each "
+        "first exceeds 4 ulps on these points (the thresholds above, measured; an error above 4 ulps is within the "
+        "contract only where κ allows it):\n\n"
+        + "\n".join(_plot_table(panels))
+        + "\n\n## Keras\n",
+        1,
+    )
+
+
+def render_reports(
+    record: dict, derivations_dir: Path = DERIVATIONS_DIR, generated_dir: Path = GENERATED_DIR, svg: bool = True
+) -> dict[str, str]:
+    """Every report file (name -> text) from the sources and the measured ``record``; pure.
+    ``svg=False`` leaves the plots out (the Markdown only; drawing them takes most of the time)."""
     import ast
 
-    from .define import DERIVATIONS_DIR
-
-    configs = run(points=points, seed=seed, jobs=jobs, keras=keras)
-    seeds = []
-    if keras:
-        from .seeds import seed_numbers
-
-        seeds = seed_numbers()
-    env = environment(keras=keras)
-    env = {k: v for k, v in env.items() if k not in ("host_floor_ulps", "simd", "machine")}
-    by_family: dict[str, list[Config]] = defaultdict(list)
-    for c in configs:
-        by_family[_family_of(c)].append(c)
     out = {}
-    for family, losses in load_all().items():
-        path = DERIVATIONS_DIR / f"{family}.py"
+    for family, losses in load_all(derivations_dir).items():
+        path = Path(derivations_dir) / f"{family}.py"
         doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
-        text = render_family(family, [derive(l) for l in losses], by_family.get(family, []), doc, env, seeds)
-        plotted = _plot_family(family, keras)
-        if plotted is not None:
-            svg, table = plotted
-            out[f"{family}_error.svg"] = svg
-            text = text.replace(
-                "## Keras\n",
-                "### Error against input magnitude (value)\n\n"
-                f"![value error of the kernel, the naive form and Keras against the largest input of the row]({family}_error.svg)\n\n"
-                f"{PLOT_ROWS} seeded rows of 3 per dtype, hard labels; log10(1 + ulps) against log10 of the largest input; "
-                "infinite errors (NaN, overflow) at 20. Where each first exceeds 4 ulps on these points (the thresholds "
-                "above, measured; an error above 4 ulps is within the contract only where κ allows it):\n\n"
-                + "\n".join(table)
-                + "\n\n## Keras\n",
-                1,
-            )
+        text = render_family(family, [derive(l) for l in losses], record, doc, generated_dir)
+        panels = record["plots"].get(family)
+        if panels:
+            if svg:
+                out[f"{family}_error.svg"] = _draw_plot(panels)
+            text = _with_plot(family, text, panels, record["plot_rows"])
         out[f"{family}.md"] = text
-    out["README.md"] = render_index(by_family, env)
-    if seeds:
-        out["seeds.md"] = render_seeds(seeds, env)
+    out["README.md"] = render_index(record)
+    if record["seeds"]:
+        out["seeds.md"] = render_seeds(record)
     return out
 
 
-def write_reports(out_dir: Path = REPORTS_DIR, check: bool = False, **kw) -> list[str]:
-    """Write (or, with ``check``, compare) the reports; return the names that changed."""
+def write_reports(
+    out_dir: Path = REPORTS_DIR, check: bool = False, points: int = REPORT_POINTS, seed: int = REPORT_SEED,
+    jobs: int = 1, keras: bool = True,
+) -> list[str]:
+    """Measure, then write the reports and their record into ``out_dir``; return the names written.
+
+    With ``check``, write nothing and return what is wrong with the committed files instead
+    (:func:`cesym.report_check.check`): files that differ from their rendering, measurements
+    (committed or fresh) that break a promise, a fresh run that measured other points.
+    """
     from .generate import _atomic_write
 
-    rendered = render_reports(**kw)
-    changed = []
-    for name, text in sorted(rendered.items()):
-        path = out_dir / name
-        if check:
-            if not path.exists() or path.read_text(encoding="utf-8") != text:
-                changed.append(name)
-        elif _atomic_write(path, text):
-            changed.append(name)
-    return changed
+    fresh = measure(points=points, seed=seed, jobs=jobs, keras=keras)
+    if check:
+        from .report_check import check as check_reports
+
+        return check_reports(out_dir, fresh)
+    rendered = render_reports(fresh)
+    rendered[RECORD_NAME] = dumps(fresh)
+    return [name for name, text in sorted(rendered.items()) if _atomic_write(Path(out_dir) / name, text)]

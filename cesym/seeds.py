@@ -1,9 +1,11 @@
-"""Every number the seed posts print (../shared/seeds), reproduced and explained.
+"""Every number the seed posts print (:data:`POSTS`), reproduced and explained.
 
 For each: the number the post printed, what Keras 3 returns today for the same call (measured
-in this run), the mathematics (mpmath, from the same float64 inputs), what cesym's kernel returns,
-and the explanation, itself checked by computation where it is a formula (for example the Keras 2
-value 1.2039724588394165 is float32(−ln(0.3 + 1e-7)), and the check says whether that holds).
+in this run), the mathematics (mpmath, exact, from the inputs the post used: float64 NumPy
+arrays, or the float32 values of the tensors it made with ``dtype=tf.float32``), what cesym's
+kernel returns, and the explanation, itself checked by computation where it is a formula (for
+example the Keras 2 value 1.2039724588394165 is float32(−ln(0.3 + 1e-7)), and the check says
+whether that holds).
 """
 
 from __future__ import annotations
@@ -17,7 +19,23 @@ import numpy as np
 
 from cesym import kernels as K
 
-__all__ = ["SeedNumber", "seed_numbers"]
+__all__ = ["SeedNumber", "seed_numbers", "POSTS"]
+
+#: The posts this project grew from, by seed number: title (as published), date, what it computes.
+#: Copies are kept outside the repository; the reports name them and do not link them.
+POSTS = {
+    "000": "“loss funtion” (a Korean blog post, category DL: a 10-class MNIST model on raw pixels, "
+    "tf.nn and Keras cross-entropies with and without from_logits)",
+    "001": "“[딥러닝] 케라스 손실 함수 (Loss Function)” (a Korean blog post, last modified 2021-05-23: the Keras "
+    "loss classes and their arguments)",
+    "002": "an untitled Jupyter notebook (Korean comments: BinaryCrossentropy, CategoricalCrossentropy, "
+    "SparseCategoricalCrossentropy, CategoricalAccuracy and SparseCategoricalAccuracy on small NumPy arrays, "
+    "each against a manual NumPy computation; then MNIST from tensorflow_datasets)",
+    "003": "“Custom loss와 model.fit()을 같이 사용해보자!” (a Korean blog post, 2021-12-02: an activity "
+    "penalty through model.add_loss, after the TensorFlow segmentation tutorial)",
+    "004": "“[ML] TensorFlow Losses and Metrics” (a Korean blog post, last modified 2021-11-29, TensorFlow 2.6.0: "
+    "the same losses and accuracies on float32 tensors, against manual tf.math computations)",
+}
 
 
 @dataclass
@@ -45,8 +63,51 @@ def _tf():
 
 
 def _mean_neg_log(ps) -> mpmath.mpf:
+    """mean(−ln p) over ``ps``, exactly from the floats given (float32 values stay float32 values)."""
     with mpmath.workdps(30):
         return mpmath.fsum(-mpmath.log(mpmath.mpf(float(p))) for p in ps) / len(ps)
+
+
+def _mean_cce(P, labels) -> mpmath.mpf:
+    """mean over the rows of −ln(p_y / Σ_c p_c): the categorical mathematics Keras defines
+    (rows renormalised), exactly from the floats given."""
+    with mpmath.workdps(30):
+        terms = []
+        for row, y in zip(P, labels):
+            r = [mpmath.mpf(float(v)) for v in row]
+            terms.append(-mpmath.log(r[int(y)] / mpmath.fsum(r)))
+        return mpmath.fsum(terms) / len(terms)
+
+
+def _row_sums(P) -> str:
+    with mpmath.workdps(30):
+        return ", ".join(mpmath.nstr(mpmath.fsum(mpmath.mpf(float(v)) for v in row), 17) for row in P)
+
+
+def _argmax_text(P, labels) -> str:
+    """Which rows an argmax accuracy counts right: the rows' argmax against the labels, 1-based."""
+    am = [int(i) for i in np.argmax(P, axis=1)]
+    wrong = [r + 1 for r, (a, y) in enumerate(zip(am, labels)) if a != y]
+    right = [r + 1 for r in range(len(am)) if r + 1 not in wrong]
+
+    def rows(rs):
+        return "row " + str(rs[0]) if len(rs) == 1 else "rows " + " and ".join(str(r) for r in rs)
+
+    parts = [f"{rows([r])} predicts class {am[r - 1]} ({float(P[r - 1][am[r - 1]]):g}) for label {int(labels[r - 1])}" for r in wrong]
+    return (
+        f"The rows' argmax is {am} against labels {[int(y) for y in labels]}: " + "; ".join(parts)
+        + f" → wrong; {rows(right)} right."
+    )
+
+
+def _mean_neg_bce(y, p) -> mpmath.mpf:
+    """mean over the rows of −(y ln p + (1 − y) ln(1 − p)), exactly from the floats given."""
+    with mpmath.workdps(30):
+        terms = []
+        for yi, pi in zip(np.ravel(y), np.ravel(p)):
+            q = mpmath.mpf(float(pi))
+            terms.append(-mpmath.log(q) if yi == 1 else -mpmath.log(1 - q))
+        return mpmath.fsum(terms) / len(terms)
 
 
 def _raises(call) -> str:
@@ -76,7 +137,10 @@ def seed_numbers() -> list[SeedNumber]:
         _r(K.binary_crossentropy(y.reshape(-1, 1).astype(float), p)[0]),
         "Keras 2 computed log(p + ε) in float32: float32(−ln(0.3 + 1e-7)) = "
         f"{k2!r} ({_check(k2 == 1.2039724588394165)}). Keras 3's class form casts to float32 and clips instead: "
-        "float32 of −ln float32(0.3). The blog's manual value 1.2039728 is the float64 mathematics printed in float32.",
+        "float32 of −ln float32(0.3). The blog's manual value [[1.2039728]] is the float64 value −ln 0.3 as NumPy "
+        "prints a float64 array (8 significant digits by default): "
+        f"{np.array2string(-np.log(np.array([[0.3]])))} "
+        f"({_check(np.array2string(-np.log(np.array([[0.3]]))) == '[[1.2039728]]')}).",
     ))
     p2, y2 = np.array([0.3, 0.7]).reshape(-1, 1), np.array([1, 0]).reshape(-1, 1)
     out.append(SeedNumber(
@@ -105,14 +169,15 @@ def seed_numbers() -> list[SeedNumber]:
     out.append(SeedNumber(
         "002", "categorical_crossentropy", "CategoricalCrossentropy() on 3 rows, one-hot labels",
         "1.2877442836761475 (manual 1.2877442804195713)", _r(L.CategoricalCrossentropy()(Y3, P3)),
-        mpmath.nstr(_mean_neg_log([0.7, 0.3, 0.1]), 17), _r(np.mean(K.categorical_crossentropy(Y3.astype(float), P3))),
+        mpmath.nstr(_mean_cce(P3, [2, 1, 0]), 17), _r(np.mean(K.categorical_crossentropy(Y3.astype(float), P3))),
         f"The class form computes in float32: mean of float32 −ln(0.7, 0.3, 0.1) = {f32!r} "
-        f"({_check(f32 == 1.2877442836761475)}); the manual value is the float64 mathematics.",
+        f"({_check(f32 == 1.2877442836761475)}); the manual value is the float64 mean of −ln(0.7, 0.3, 0.1). "
+        f"The mathematics renormalises each row, as Keras defines it: the float64 rows sum to {_row_sums(P3)}.",
     ))
     out.append(SeedNumber(
         "002", "sparse_categorical_crossentropy", "SparseCategoricalCrossentropy() with labels [2, 1, 0]",
         "1.2877442836761475", _r(L.SparseCategoricalCrossentropy()(np.array([2, 1, 0]), P3)),
-        mpmath.nstr(_mean_neg_log([0.7, 0.3, 0.1]), 17), _r(np.mean(K.sparse_categorical_crossentropy(np.array([2, 1, 0]), P3))),
+        mpmath.nstr(_mean_cce(P3, [2, 1, 0]), 17), _r(np.mean(K.sparse_categorical_crossentropy(np.array([2, 1, 0]), P3))),
         "The same three probabilities as the categorical case, in float32.",
     ))
     Yacc = np.array([[0, 0, 1], [1, 0, 0], [1, 0, 0]])
@@ -121,7 +186,7 @@ def seed_numbers() -> list[SeedNumber]:
         "0.6666667 / 66.66667", f"{float(M.CategoricalAccuracy()(Yacc, P3)):.7g} / {float(M.SparseCategoricalAccuracy()(np.array([2, 0, 0]), P3) * 100):.7g}",
         "2/3", f"{float(np.mean(K.categorical_accuracy(Yacc.astype(float), P3))):.7g} / "
         f"{100 * float(np.mean(K.sparse_categorical_accuracy(np.array([2, 0, 0]), P3))):.7g}",
-        "Row 2 predicts class 0 (0.4) for label 1 → wrong; rows 1 and 3 are right.",
+        _argmax_text(P3, [2, 0, 0]),
     ))
 
     # --- seed 004 ---------------------------------------------------------------------------
@@ -129,23 +194,28 @@ def seed_numbers() -> list[SeedNumber]:
     yb = np.array([[0], [1]], np.float32)
     out.append(SeedNumber(
         "004", "binary_crossentropy", "BinaryCrossentropy() on [[0.3], [0.8]] with labels [[0], [1]] (float32)",
-        "0.2899", f"{float(L.BinaryCrossentropy()(yb, pb)):.4f}", mpmath.nstr(_mean_neg_log([0.7, 0.8]), 17),
-        f"{float(np.mean(K.binary_crossentropy(yb, pb))):.4f}", "mean(−ln 0.7, −ln 0.8).",
+        "0.2899", f"{float(L.BinaryCrossentropy()(yb, pb)):.4f}", mpmath.nstr(_mean_neg_bce(yb, pb), 17),
+        f"{float(np.mean(K.binary_crossentropy(yb, pb))):.4f}",
+        "mean(−ln(1 − p₁), −ln p₂) of the float32 inputs p = float32(0.3) = "
+        f"{float(pb[0, 0])!r}, float32(0.8) = {float(pb[1, 0])!r} (exactly; from the decimals 0.3 and 0.8 it would be "
+        f"{mpmath.nstr(_mean_neg_log([0.7, 0.8]), 17)}).",
     ))
     pc = np.array([[0.1, 0.6, 0.3], [0.2, 0.7, 0.1]], np.float32)
     yc = np.array([[0, 0, 1], [0, 1, 0]], np.float32)
     out.append(SeedNumber(
         "004", "categorical_crossentropy", "CategoricalCrossentropy() / SparseCategoricalCrossentropy() ([2, 1])",
         "0.7803 / 0.7803", f"{float(L.CategoricalCrossentropy()(yc, pc)):.4f} / {float(L.SparseCategoricalCrossentropy()(np.array([2, 1]), pc)):.4f}",
-        mpmath.nstr(_mean_neg_log([0.3, 0.7]), 17),
+        mpmath.nstr(_mean_cce(pc, [2, 1]), 17),
         f"{float(np.mean(K.categorical_crossentropy(yc, pc))):.4f} / {float(np.mean(K.sparse_categorical_crossentropy(np.array([2, 1]), pc))):.4f}",
-        "mean(−ln 0.3, −ln 0.7).",
+        f"mean(−ln(p_y / Σp)) of the float32 inputs, exactly: p_y = float32(0.3) = {float(pc[0, 2])!r} and float32(0.7) "
+        f"= {float(pc[1, 1])!r}, the rows summing to {_row_sums(pc)} (renormalised, as Keras defines the loss; from the "
+        f"decimals 0.3 and 0.7 it would be mean(−ln 0.3, −ln 0.7) = {mpmath.nstr(_mean_neg_log([0.3, 0.7]), 17)}).",
     ))
     out.append(SeedNumber(
         "004", "metrics", "CategoricalAccuracy / SparseCategoricalAccuracy, ×100", "50.00% / 50.00%",
         f"{100 * float(M.CategoricalAccuracy()(yc, pc)):.2f}% / {100 * float(M.SparseCategoricalAccuracy()(np.array([2, 1]), pc)):.2f}%",
         "1/2", f"{100 * float(np.mean(K.categorical_accuracy(yc, pc))):.2f}% / {100 * float(np.mean(K.sparse_categorical_accuracy(np.array([2, 1]), pc))):.2f}%",
-        "Row 1 predicts class 1 for label 2; row 2 is right.",
+        _argmax_text(pc, [2, 1]),
     ))
 
     # --- seed 000 ---------------------------------------------------------------------------

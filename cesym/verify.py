@@ -113,7 +113,8 @@ def _run_config(task: tuple) -> Config:
             from .keras_check import KerasTally, classify
 
             keras = (keras or KerasTally()).merge(classify(case, batch, keras_kernel(case)))
-            classes, metrics = _keras_forms(case, batch, kind, class_rows, [seed, n, np.dtype(dtype).itemsize], classes, metrics)
+            if class_rows:
+                classes, metrics = _keras_forms(case, batch, kind, class_rows, [seed, n, np.dtype(dtype).itemsize], classes, metrics)
     s, nv = _merge(stable), _merge(naive)
     failures = [str(f) for f in s.failures] + (metrics.failures if metrics else [])
     return Config(
@@ -160,6 +161,7 @@ def run(
     progress: Callable[[Config], None] | None = None,
     jobs: int = 1,
     keras: bool = False,
+    forms: bool = True,
 ) -> list[Config]:
     """Check the kernels named (all by default).
 
@@ -170,7 +172,8 @@ def run(
     its loss classes and metrics on the first rows of each batch (cesym.keras_forms:
     ``CLASS_ROWS``, ``QUICK_CLASS_ROWS``). ``progress`` is called with each configuration as it completes; the lines
     of the loss classes and metrics are printed after it (:func:`describe_forms`) and their
-    totals at the end.
+    totals at the end. ``forms=False`` leaves the loss classes and metrics out (Keras's function
+    forms only).
     """
     from .keras_forms import CLASS_ROWS, QUICK_CLASS_ROWS
 
@@ -186,7 +189,7 @@ def run(
         case_sizes = (4,) if case.kernel == "activity_penalty" else sizes
         for dtype in ("float32", "float64"):
             for kind, soft, smooth in kinds:
-                tasks.append((i, dtype, kind, soft, smooth, rows, case_sizes, seed, keras, QUICK_CLASS_ROWS if quick else CLASS_ROWS))
+                tasks.append((i, dtype, kind, soft, smooth, rows, case_sizes, seed, keras, 0 if not forms else QUICK_CLASS_ROWS if quick else CLASS_ROWS))
     if progress is not None:
         progress = _with_forms(progress)
     out: list[Config] = []

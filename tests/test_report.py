@@ -1,30 +1,215 @@
-"""`cesym report`: the committed reports are what a run measures now (deterministic, not stale)."""
+"""`cesym report`: the committed reports are what today's sources render from the committed record
+of measurements, and every measurement (committed, and fresh on this host) keeps its promises."""
 
+import copy
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from cesym.generate import GENERATED_DIR
+from cesym.define import DERIVATIONS_DIR
+from cesym.report import render_reports
+from cesym.report_check import record_problems, stale_files
+from cesym.report_record import RECORD_NAME, dumps, loads
+
 ROOT = Path(__file__).resolve().parent.parent
+REPORTS = ROOT / "reports"
+#: What an AVX2 machine computes, on an AVX-512 one (FIELD_NOTES).
+AVX2_ONLY = "X86_V4 AVX512_ICL AVX512_SPR"
+
+
+def _has_avx512() -> bool:
+    import numpy._core._multiarray_umath as um
+
+    return bool(um.__cpu_features__.get("X86_V4"))
 
 
 def test_committed_reports_are_fresh():
-    r = subprocess.run([sys.executable, "-m", "cesym.cli", "report", "--check"], capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    """`cesym report --check` passes on this host; on an AVX-512 host also with NumPy's AVX-512 paths
+    turned off (what an AVX2 machine computes: exp/log differ in the last bits), run concurrently."""
+    envs = {"this host": {}}
+    if _has_avx512():
+        probe = subprocess.run(
+            [sys.executable, "-c", "import numpy._core._multiarray_umath as um; print(um.__cpu_features__['X86_V4'])"],
+            capture_output=True, text=True, env={**os.environ, "NPY_DISABLE_CPU_FEATURES": AVX2_ONLY},
+        )
+        assert probe.stdout.strip() == "False", probe.stdout + probe.stderr
+        envs["the AVX2 paths"] = {"NPY_DISABLE_CPU_FEATURES": AVX2_ONLY}
+    runs = {
+        name: subprocess.Popen(
+            [sys.executable, "-m", "cesym.cli", "report", "--check"], cwd=ROOT, env={**os.environ, **env},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for name, env in envs.items()
+    }
+    failed = []
+    for name, proc in runs.items():
+        out, err = proc.communicate(timeout=1200)
+        if proc.returncode != 0:
+            failed.append(f"{name}: exit {proc.returncode}\n{out[-3000:]}{err[-3000:]}")
+    assert not failed, "\n".join(failed)
+
+
+@pytest.fixture(scope="module")
+def committed():
+    return loads((REPORTS / RECORD_NAME).read_text(encoding="utf-8"))
+
+
+@pytest.fixture(scope="module")
+def rendered_markdown(committed):
+    return render_reports(committed, svg=False)
+
+
+def _markdown_problems(problems):
+    return [p for p in problems if ".md" in p]
+
+
+def test_the_markdown_is_its_rendering_from_the_sources_and_the_record(rendered_markdown):
+    assert _markdown_problems(stale_files(REPORTS, rendered_markdown)) == []
+
+
+def test_check_fails_when_a_source_changes(committed, tmp_path):
+    """A derivation's docstring and a line of generated code edited (in a copy): their reports are stale."""
+    deriv, gen = tmp_path / "derivations", tmp_path / "generated"
+    shutil.copytree(DERIVATIONS_DIR, deriv)
+    shutil.copytree(GENERATED_DIR, gen)
+    f = deriv / "binary_crossentropy.py"
+    f.write_text(f.read_text(encoding="utf-8").replace('"""', '"""Edited. ', 1), encoding="utf-8")
+    g = gen / "categorical_crossentropy.py"
+    text = g.read_text(encoding="utf-8")
+    assert "    return " in text
+    g.write_text(text.replace("    return ", "    return 1.0 + ", 1), encoding="utf-8")
+    problems = _markdown_problems(stale_files(REPORTS, render_reports(committed, deriv, gen, svg=False)))
+    assert problems == [
+        f"{name}.md (differs from its rendering from the sources and {RECORD_NAME})"
+        for name in ("binary_crossentropy", "categorical_crossentropy")
+    ]
+
+
+def test_check_fails_when_a_markdown_figure_is_edited(rendered_markdown, tmp_path):
+    """A measured figure changed in a report but not in the record: the report is stale."""
+    for p in REPORTS.glob("*.md"):
+        shutil.copy(p, tmp_path / p.name)
+    assert _markdown_problems(stale_files(tmp_path, rendered_markdown)) == []
+    f = tmp_path / "categorical_crossentropy.md"
+    text = f.read_text(encoding="utf-8")
+    row = next(line for line in text.splitlines() if line.startswith("| `categorical_crossentropy[from_logits=True]` | float64 | hard"))
+    cells = row.split(" | ")
+    cells[4] = "0 / 0 / 0"  # the value ulps avg / p99 / max
+    f.write_text(text.replace(row, " | ".join(cells)), encoding="utf-8")
+    problems = _markdown_problems(stale_files(tmp_path, rendered_markdown))
+    assert problems == [f"categorical_crossentropy.md (differs from its rendering from the sources and {RECORD_NAME})"]
+
+
+def _config(record, kernel, dtype, labels):
+    return next(c for c in record["configs"] if (c["kernel"], c["dtype"], c["labels"]) == (kernel, dtype, labels))
+
+
+BREAKS = {
+    "a share of the bound above 1": (
+        lambda r: _config(r, "categorical_crossentropy[from_logits=True]", "float64", "hard")["stable"]["value_share"].update(max=1.5),
+        "value share of the bound 1.5 > 1",
+    ),
+    "an error above 4 ulps with no share": (
+        lambda r: _config(r, "binary_crossentropy[from_logits=False]", "float64", "hard")["stable"].update(
+            value_ulps={"avg": 1.0, "p99": 2.0, "max": 64.0}, value_share=None),
+        "value error 64 ulps > 4 with no share of the bound",
+    ),
+    "a point outside the contract": (
+        lambda r: _config(r, "sparse_categorical_crossentropy[from_logits=True]", "float32", "hard").update(failures=2),
+        "2 point(s) outside the contract",
+    ),
+    "an unexplained Keras deviation": (
+        lambda r: _config(r, "binary_crossentropy[from_logits=True]", "float32", "soft")["keras"]["grad"].update(unexplained=1),
+        "1 Keras deviation(s) unexplained",
+    ),
+    "a plotted kernel point outside the contract": (
+        lambda r: r["plots"]["tf_nn"][0]["series"][0].update(outside=1),
+        "kernel point(s) outside the contract",
+    ),
+    "Keras off its clip": (lambda r: r["caps"][0].update(value=16.2), "the model says"),
+    "a seed explanation that does not hold": (
+        lambda r: r["seeds"][0].update(explanation=r["seeds"][0]["explanation"].replace("holds", "does NOT hold")),
+        "an explanation does not hold",
+    ),
+}
+
+
+@pytest.mark.parametrize("what", sorted(BREAKS))
+def test_check_fails_when_a_measurement_breaks_its_promise(committed, what):
+    """A record whose figures break a promise fails the check, committed (a stale report measured
+    with an older kernel, rendered consistently) or fresh (this host's run)."""
+    assert record_problems(committed, committed) == []
+    edit, message = BREAKS[what]
+    broken = copy.deepcopy(committed)
+    edit(broken)
+    broken = loads(dumps(broken))  # what a committed record reads back as
+    as_committed = record_problems(broken, committed)
+    assert any(p.startswith(f"{RECORD_NAME}: ") and message in p for p in as_committed), as_committed
+    as_fresh = record_problems(committed, broken)
+    assert any(p.startswith("this host's run: ") and message in p for p in as_fresh), as_fresh
+
+
+def test_check_end_to_end_on_a_copy(committed, tmp_path):
+    """check(): a copy of the committed reports is fresh; the same reports re-rendered from a record
+    whose share breaks the contract are consistent files but fail by the promise; no record: stale."""
+    from cesym.report_check import check
+
+    for p in REPORTS.iterdir():
+        shutil.copy(p, tmp_path / p.name)
+    assert check(tmp_path, committed) == []
+    broken = copy.deepcopy(committed)
+    BREAKS["a share of the bound above 1"][0](broken)
+    (tmp_path / RECORD_NAME).write_text(dumps(broken), encoding="utf-8")
+    for name, text in render_reports(broken).items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    problems = check(tmp_path, committed)
+    assert len(problems) == 1 and "value share of the bound 1.5 > 1" in problems[0], problems
+    (tmp_path / RECORD_NAME).unlink()
+    assert check(tmp_path, committed) == [f"{RECORD_NAME} (missing)"]
+
+
+def test_check_fails_when_a_fresh_run_measures_other_points(committed):
+    other = copy.deepcopy(committed)
+    _config(other, "binary_crossentropy[from_logits=False]", "float32", "hard")["points"] = 199
+    assert f"{RECORD_NAME}: configurations differ from a fresh run's" in record_problems(committed, other)
+    other = copy.deepcopy(committed)
+    other["plots"]["tf_nn"][1]["mags"].pop()
+    assert any("plots differ" in p for p in record_problems(committed, other))
+    other = copy.deepcopy(committed)
+    assert other["seeds"][3]["cesym"] == "1.2877442804195713"
+    other["seeds"][3]["cesym"] = "1.2877"  # a seed's host figure moved by far more than a few float32 ulps
+    assert any("seed 002" in p and "cesym" in p for p in record_problems(committed, other))
+    other["seeds"][3]["cesym"] = "1.2877442804195711"  # the last digits another CPU may give: fine
+    assert record_problems(committed, other) == []
+    other["seeds"][3]["cesym"] = "ValueError: 1.2877442804195713"  # other text
+    assert any("seed 002" in p and "cesym" in p for p in record_problems(committed, other))
+
+
+def test_svgs_are_deterministic_given_their_data(committed):
+    from cesym.report import _draw_plot
+
+    panels = committed["plots"]["tf_nn"][:2]
+    assert _draw_plot(panels) == _draw_plot(copy.deepcopy(panels))
 
 
 def test_reports_cover_every_family_and_say_what_was_measured():
-    names = {p.name for p in (ROOT / "reports").glob("*.md")}
+    names = {p.name for p in REPORTS.glob("*.md")}
     families = {p.stem for p in (ROOT / "derivations").glob("*.py")}
     assert names == {f"{f}.md" for f in families} | {"README.md", "seeds.md"}
-    index = (ROOT / "reports" / "README.md").read_text()
+    index = (REPORTS / "README.md").read_text()
     assert "keras 3.15.1" in index and "sympy 1.14.0" in index
-    cce = (ROOT / "reports" / "categorical_crossentropy.md").read_text()
+    cce = (REPORTS / "categorical_crossentropy.md").read_text()
     for needle in ("$$L =", "Generated code", "709.783", "88.7228", "## Measured in this run", "## Keras"):
         assert needle in cce
 
 
 def test_every_seed_number_appears_with_its_explanation():
-    seeds = (ROOT / "reports" / "seeds.md").read_text()
+    seeds = (REPORTS / "seeds.md").read_text()
     for number in (
         "1.2039724588394165", "1.2039728043259361", "1.1918498277664185", "1.1918502562689777",
         "1.2877442836761475", "1.2877442804195713", "66.66667", "0.2899", "0.7803", "50.00%",
@@ -32,3 +217,56 @@ def test_every_seed_number_appears_with_its_explanation():
     ):
         assert number in seeds, number
     assert "does NOT hold" not in seeds  # every explanation that is a formula was checked and holds
+
+
+# --- issue 9, item 10: the reports' factual errors -------------------------------------------------
+
+
+def _seed_rows(seed: str, needle: str) -> list[str]:
+    text = (REPORTS / "seeds.md").read_text(encoding="utf-8")
+    return [line for line in text.splitlines() if line.startswith(f"| {seed} |") and needle in line]
+
+
+def test_seed002_accuracy_names_row_3_as_the_wrong_one():
+    """Labels [2, 0, 0], argmax [2, 0, 1]: row 3 is wrong, not row 2."""
+    (row,) = _seed_rows("002", "CategoricalAccuracy")
+    explanation = row.split(" | ")[-1]
+    assert "[2, 0, 1]" in explanation and "row 3 predicts class 1 (0.8) for label 0 → wrong" in explanation
+    assert "Row 2" not in explanation
+
+
+def test_seed002_manual_value_is_the_float64_value_as_numpy_prints_it():
+    (row,) = _seed_rows("002", "labels=[1], predictions=[[0.3]]")
+    assert "printed in float32" not in row
+    assert "[[1.2039728]] is the float64 value −ln 0.3 as NumPy prints a float64 array (8 significant digits" in row
+
+
+def test_seed004_mathematics_is_from_the_float32_inputs():
+    """The post made float32 tensors: the mathematics of those inputs (categorical: renormalised rows)."""
+    (bce,) = _seed_rows("004", "BinaryCrossentropy()")
+    assert bce.split(" | ")[4] == "0.28990924869083985"
+    (cce,) = _seed_rows("004", "CategoricalCrossentropy()")
+    assert cce.split(" | ")[4] == "0.78032387768022981"
+
+
+def test_seeds_name_the_posts_and_do_not_link_outside_the_repository():
+    from cesym.seeds import POSTS
+
+    text = (REPORTS / "seeds.md").read_text(encoding="utf-8")
+    assert "../shared" not in text and "shared/seeds" not in text
+    for title in ("“loss funtion”", "“[딥러닝] 케라스 손실 함수 (Loss Function)”", "untitled Jupyter notebook",
+                  "“Custom loss와 model.fit()을 같이 사용해보자!”", "“[ML] TensorFlow Losses and Metrics”"):
+        assert title in text
+    assert sorted(POSTS) == ["000", "001", "002", "003", "004"]
+
+
+def test_activity_penalty_report_says_what_was_run():
+    """Keras ran (the seeds' table shows its output): the report must not say it was not; the
+    points cell says what one point of a batch penalty is."""
+    text = (REPORTS / "activity_penalty.md").read_text(encoding="utf-8")
+    assert "ActivityRegularization(l2=0.1): 16.86666" in text  # Keras's output, shown
+    assert "TensorFlow not installed" not in text and "Keras was not run" not in text
+    rows = [line for line in text.splitlines() if line.startswith("| `activity_penalty` |")]
+    assert len(rows) == 2
+    for row in rows:
+        assert row.split(" | ")[3] == "1 (the penalty of one batch of 600 rows; gradient: every element)"

@@ -1,0 +1,199 @@
+"""What a report run measures on this host, as one structured record (``reports/measured.json``).
+
+The reports hold two kinds of content. What the sources determine (definitions, derivations,
+rewrites, generated code, derived thresholds, the seeds' exact mathematics) is rendered from the
+sources by :mod:`cesym.report`. What the host measures (ulps and shares of the bound, Keras's
+counts, the plotted points, Keras's and the kernels' values on the seeds) depends on NumPy's SIMD
+exp/log and TensorFlow's kernels, which differ in the last bits between CPUs; it is collected
+here, once, into a record that the renderer reads. ``cesym report --check``
+(:mod:`cesym.report_check`) then compares the rendering exactly and the measurements by what they
+promise.
+
+The record is plain JSON (sorted keys, non-finite numbers as strings) so that its bytes are a
+function of its content.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from .registry import CASES
+
+__all__ = ["RECORD_NAME", "FORMAT", "PLOT_ROWS", "measure", "dumps", "loads", "plot_cases", "SERIES"]
+
+#: File name of the record inside the reports directory.
+RECORD_NAME = "measured.json"
+#: Version of the record's layout (a reader refuses another).
+FORMAT = 1
+#: Sample of the error plots: rows per kernel and dtype (hard labels, rows of 3).
+PLOT_ROWS = 240
+#: Plotted series, in drawing order: the kernel, the naive form, Keras (when it ran).
+SERIES = ("cesym kernel", "naive form", "Keras")
+#: Plotted errors above this are drawn at it (NaN and overflow included): log10(1 + 1e20) ≈ 20.
+ERR_CAP = 1e20
+#: Significant digits kept for plotted points: more than a plot or its table can show.
+PLOT_DIGITS = 6
+
+
+def plot_cases(family: str):
+    """The kernel cases plotted in ``family``'s error figure (all but the activity penalty)."""
+    return [c for c in CASES if c.loss.split(".")[0] == family and c.kernel != "activity_penalty"]
+
+
+def _round(x: float) -> float:
+    return float(f"{x:.{PLOT_DIGITS}g}")
+
+
+def _config(c) -> dict:
+    """The part of a :class:`cesym.verify.Config` that the reports show (no timings)."""
+    keep = ("value_ulps", "grad_ulps", "value_bits", "value_share", "grad_share")
+    return {
+        "kernel": c.kernel,
+        "dtype": c.dtype,
+        "labels": c.labels,
+        "points": c.points,
+        "stable": {k: c.stable.get(k) for k in keep},
+        "naive": {k: c.naive.get(k) for k in ("value_ulps", "grad_ulps")},
+        "failures": len(c.failures),
+        "naive_outside": c.naive_outside,
+        "unresolved": c.unresolved,
+        "keras": None if c.keras is None else {k: c.keras[k] for k in (
+            "value", "grad", "value_max_ulps", "grad_max_ulps", "unexplained_examples", "unresolved")},
+    }
+
+
+def _plot_panels(family: str, keras: bool, seed: int) -> list[dict]:
+    """Per plotted kernel × dtype: the largest |input| of each point and each series' value error
+    in ulps (``ERR_CAP`` for NaN, inf and anything larger), with how many of the series' points
+    are outside the contract (full precision, before rounding)."""
+    from .contract import check_batch
+    from .sampling import sample
+    from .verify import naive_kernel
+
+    panels = []
+    for case in plot_cases(family):
+        for dtype in (np.float32, np.float64):
+            batch = sample(case, dtype, 3, PLOT_ROWS, seed=seed)
+            pred = np.abs(batch.pred.astype(np.float64))
+            mags = pred.ravel() if case.elementwise else np.max(pred, axis=1)
+            kernels = [("cesym kernel", None), ("naive form", naive_kernel(case))]
+            if keras:
+                from .keras_calls import keras_kernel
+
+                kernels.append(("Keras", keras_kernel(case)))
+            series = []
+            for label, kern in kernels:
+                res = check_batch(case, batch, grad=False, kernel=kern)
+                err = np.nan_to_num(np.asarray(res.value_ulps, dtype=float), nan=ERR_CAP, posinf=ERR_CAP)
+                err = np.minimum(err, ERR_CAP)
+                series.append({"label": label, "err": [_round(e) for e in err], "outside": len(res.failures)})
+            panels.append({
+                "case": case.id,
+                "dtype": np.dtype(dtype).name,
+                "mags": [_round(m) for m in mags[: len(series[0]["err"])]],
+                "series": series,
+            })
+    return panels
+
+
+def _caps() -> list[dict]:
+    """Keras's binary cross-entropy at the edges of its clip, with what the model of its
+    algorithm says (``model_value``/``model_grad``: the number it predicts, None where it
+    predicts only a sign of life)."""
+    from .keras_calls import keras_kernel
+    from .keras_model import bounds
+    from .registry import case as case_of
+
+    call = keras_kernel(case_of("binary_crossentropy", from_logits=False))
+    rows = []
+    for dtype in (np.float32, np.float64):
+        lo, hi = bounds(dtype)
+        for p, y, model, model_value, model_grad, math_v in (
+            (0.0, 1.0, f"−ln ε = {-math.log(lo):.8g}", -math.log(lo), None, "+inf"),
+            (1.0, 0.0, f"−ln(1 − (1−ε)) = {-math.log(1 - hi):.8g}" + (" = 23·ln 2" if dtype == np.float32 else ""),
+             -math.log(1 - hi), None, "+inf"),
+            (1.0, 1.0, f"−ln(1−ε) = {-math.log(hi):.3g}", -math.log(hi), None, "0"),
+            (1e-12, 1.0, "gradient 0 (clipped)", None, 0.0, f"gradient {-1 / 1e-12:.3g}"),
+        ):
+            pa = np.array([[p]], dtype=dtype)
+            ya = np.array([[y]], dtype=dtype)
+            rows.append({
+                "p": p, "y": y, "dtype": np.dtype(dtype).name,
+                "value": float(call(ya, pa, {"label_smoothing": 0.0})[0]),
+                "grad": float(call(ya, pa, {"label_smoothing": 0.0}, grad=True)[0, 0]),
+                "model": model, "model_value": model_value, "model_grad": model_grad, "math": math_v,
+            })
+    return rows
+
+
+def measure(points: int, seed: int, jobs: int = 1, keras: bool = True) -> dict[str, Any]:
+    """Run every measurement the reports show and return the record."""
+    from .verify import environment, run
+
+    configs = run(points=points, seed=seed, jobs=jobs, keras=keras, forms=False)
+    env = environment(keras=keras)
+    families = sorted({c.loss.split(".")[0] for c in CASES})
+    record: dict[str, Any] = {
+        "format": FORMAT,
+        "points": points,
+        "seed": seed,
+        "plot_rows": PLOT_ROWS,
+        "keras": keras,
+        "versions": {k: env[k] for k in ("numpy", "sympy", "mpmath", "tensorflow", "keras") if k in env},
+        "configs": [_config(c) for c in configs],
+        "plots": {f: _plot_panels(f, keras, seed) for f in families if plot_cases(f)},
+        "caps": _caps() if keras else [],
+        "seeds": [],
+    }
+    if keras:
+        from .seeds import seed_numbers
+
+        record["seeds"] = [asdict(s) for s in seed_numbers()]
+    return record
+
+
+def _encode(x):
+    if isinstance(x, float) and not math.isfinite(x):
+        return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    if isinstance(x, dict):
+        return {k: _encode(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_encode(v) for v in x]
+    if isinstance(x, np.generic):
+        return _encode(x.item())
+    return x
+
+
+_NONFINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+
+
+def _decode(x):
+    if isinstance(x, str) and x in _NONFINITE:
+        return _NONFINITE[x]
+    if isinstance(x, dict):
+        return {k: _decode(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_decode(v) for v in x]
+    return x
+
+
+def dumps(record: dict) -> str:
+    """The record as JSON text: sorted keys, one configuration or panel per line, newline-terminated.
+
+    Strings that read "inf"/"-inf"/"nan" come back as floats from :func:`loads`; no text of the
+    reports is exactly one of those words.
+    """
+    return json.dumps(_encode(record), sort_keys=True, ensure_ascii=False, indent=1, allow_nan=False) + "\n"
+
+
+def loads(text: str) -> dict:
+    """Read a record written by :func:`dumps`; ValueError for anything else."""
+    record = _decode(json.loads(text))
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise ValueError(f"{RECORD_NAME}: expected a report record of format {FORMAT}")
+    return record
