@@ -469,16 +469,22 @@ def render_reports(points: int = REPORT_POINTS, seed: int = REPORT_SEED, jobs: i
 
 
 def write_reports(out_dir: Path = REPORTS_DIR, check: bool = False, **kw) -> list[str]:
-    """Write (or, with ``check``, compare) the reports; return the names that changed."""
-    from .generate import _atomic_write
+    """Write (or, with ``check``, compare) the reports; return the names that changed.
 
+    Everything is measured and rendered first; the files are then written as one step
+    (:func:`cesym.files.write_texts`: atomic, the umask's mode, all or none on Ctrl-C).
+    """
+    from .files import check_output_dir, write_texts
+
+    out_dir = Path(out_dir)
+    if not check:
+        check_output_dir(out_dir, "reports directory")
     rendered = render_reports(**kw)
-    changed = []
-    for name, text in sorted(rendered.items()):
-        path = out_dir / name
-        if check:
-            if not path.exists() or path.read_text(encoding="utf-8") != text:
-                changed.append(name)
-        elif _atomic_write(path, text):
-            changed.append(name)
-    return changed
+    if check:
+        return [
+            name for name, text in sorted(rendered.items())
+            if not (out_dir / name).exists() or (out_dir / name).read_text(encoding="utf-8") != text
+        ]
+    out_dir.mkdir(exist_ok=True)
+    changed = write_texts({out_dir / name: text for name, text in sorted(rendered.items())}, what="report")
+    return [p.name for p in changed]
