@@ -21,6 +21,15 @@ ROOT = Path(__file__).resolve().parent.parent
 ENV = dict(os.environ, PYTHONPATH=str(ROOT))
 
 
+def _stop_group(p: subprocess.Popen) -> None:
+    """Kill what is left of the command's process group (its workers, when a test failed)."""
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    p.wait()
+
+
 def _run_main(argv, capsys):
     try:
         code = main(argv)
@@ -81,17 +90,20 @@ def test_bad_argument_refused_before_any_work(case, paths):
     argv, expected = BAD[case]
     argv = [a.format(**paths) for a in argv]
     before = sorted(p.name for p in paths["tmp"].iterdir())
+    p = subprocess.Popen(
+        [sys.executable, "-m", "cesym.cli", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=ENV, cwd=paths["tmp"], start_new_session=True,
+    )
     try:
-        r = subprocess.run(
-            [sys.executable, "-m", "cesym.cli", *argv], capture_output=True, text=True, env=ENV, cwd=paths["tmp"],
-            timeout=REFUSED_WITHIN,
-        )
+        out, err = p.communicate(timeout=REFUSED_WITHIN)
     except subprocess.TimeoutExpired:
         pytest.fail(f"cesym {' '.join(argv)}: not refused, still working after {REFUSED_WITHIN} s")
-    assert r.returncode == 2, (r.returncode, r.stdout[-1000:], r.stderr[-1000:])
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and expected in lines[0] and lines[0].startswith("cesym"), r.stderr
-    assert r.stdout == ""  # refused before the first measurement (verify prints its header first)
+    finally:
+        _stop_group(p)
+    assert p.returncode == 2, (p.returncode, out[-1000:], err[-1000:])
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0] and lines[0].startswith("cesym"), err
+    assert out == ""  # refused before the first measurement (verify prints its header first)
     assert sorted(p.name for p in paths["tmp"].iterdir()) == before  # nothing created
     assert paths["ro_file"].read_text() == "keep"
 
@@ -120,10 +132,11 @@ STOP_WITHIN = 3.0
 def _interrupt(argv, started, tmp_path, delay=0.0):
     """Start ``cesym argv``, wait until ``started(line)`` holds for a stdout line (the work is
     under way), send SIGINT, and return (exit status, seconds to stop, stdout, stderr, the
-    command's child processes just before the signal)."""
+    command's child processes just before the signal, those of them still alive after it)."""
     code = f"import sys, cesym.cli; print('ready', flush=True); sys.exit(cesym.cli.main({argv!r}))"
     p = subprocess.Popen(
-        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=tmp_path
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=tmp_path,
+        start_new_session=True,
     )
     lines = []
     try:
@@ -138,11 +151,12 @@ def _interrupt(argv, started, tmp_path, delay=0.0):
         t0 = time.monotonic()
         p.send_signal(signal.SIGINT)
         out, err = p.communicate(timeout=60)
-        return p.returncode, time.monotonic() - t0, "".join(lines) + out, err, kids
+        seconds = time.monotonic() - t0
+        time.sleep(0.2)
+        survivors = [k for k in kids if _alive(k)]  # before the clean-up below kills them
+        return p.returncode, seconds, "".join(lines) + out, err, kids, survivors
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+        _stop_group(p)
 
 
 def _children_of(pid: int) -> list[int]:
@@ -171,12 +185,12 @@ def test_ctrl_c_stops_verify(tmp_path, jobs):
     out = tmp_path / "v.json"
     argv = ["verify", "--no-keras", "--points", "3000", "--jobs", str(jobs), "--json", str(out)]
     # the first result line: the (worker) processes are in the middle of the run
-    code, seconds, stdout, stderr, kids = _interrupt(argv, lambda line: line.startswith("binary_crossentropy"), tmp_path)
+    code, seconds, stdout, stderr, kids, survivors = _interrupt(
+        argv, lambda line: line.startswith("binary_crossentropy"), tmp_path
+    )
     assert code == 130, (code, stderr[-2000:])
     if jobs > 1 and Path("/proc").is_dir():
-        assert len(kids) >= jobs  # the workers were running ...
-        time.sleep(0.2)
-        assert not [k for k in kids if _alive(k)]  # ... and are gone
+        assert len(kids) >= jobs and not survivors  # the workers were running, and are gone
     assert seconds < STOP_WITHIN, seconds
     assert stderr.strip().splitlines() == ["cesym verify: interrupted"], stderr[-2000:]
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # no JSON, no temporary file
@@ -189,7 +203,7 @@ def test_ctrl_c_stops_generate_report_bench(tmp_path):
         (["report", "--out", str(rep), "--no-keras", "--jobs", "2"], 1.0),
         (["bench", "--quick", "--no-sweep", "--only", "binary_crossentropy", "--json", str(js)], 0.5),
     ):
-        code, seconds, stdout, stderr, _ = _interrupt(argv, lambda line: line.startswith("ready"), tmp_path, delay)
+        code, seconds, stdout, stderr, _, _ = _interrupt(argv, lambda line: line.startswith("ready"), tmp_path, delay)
         assert code == 130, (argv, code, stdout[-1000:], stderr[-2000:])
         assert seconds < STOP_WITHIN, (argv, seconds)
         assert stderr.strip().splitlines()[-1] == f"cesym {argv[0]}: interrupted" and "Traceback" not in stderr, stderr
