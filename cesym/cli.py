@@ -127,7 +127,7 @@ def _report(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     """Time every kernel against Keras eager, XLA, tf.nn and the naive form; exit 0 whatever the timings."""
     from . import bench
-    from .files import write_text
+    from .files import write_texts
 
     over = dict(rows=args.rows, classes=args.classes, repeats=args.repeats, only=tuple(args.only or ()), seed=args.seed)
     over["dtypes"] = ("float32", "float64") if args.dtype == "both" else (args.dtype,)
@@ -136,12 +136,14 @@ def _bench(args: argparse.Namespace) -> int:
     cfg = bench.Config.quick_config(**over) if args.quick else bench.Config(**{k: v for k, v in over.items() if v is not None})
     res = bench.run(cfg)
     print(bench.format_text(res), end="")
+    files = {}
     if args.markdown:
-        write_text(args.markdown, bench.format_markdown(res), what="--markdown")
-        print(f"cesym bench: wrote {args.markdown}")
+        files[Path(args.markdown)] = bench.format_markdown(res)
     if args.json:
-        write_text(args.json, bench.to_json(res), what="--json")
-        print(f"cesym bench: wrote {args.json}")
+        files[Path(args.json)] = bench.to_json(res)
+    write_texts(files, skip_unchanged=False)  # one step: both or neither on Ctrl-C
+    for p in files:
+        print(f"cesym bench: wrote {p}")
     return 0
 
 
