@@ -43,7 +43,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 import tracemalloc
 import warnings
@@ -961,15 +960,8 @@ def to_json(res: dict) -> str:
 
 
 def write_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory and os.replace."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Write ``text`` to ``path`` atomically (:func:`cesym.files.write_text`: the umask's mode, a
+    read-only target or a missing directory refused)."""
+    from .files import write_text
+
+    write_text(path, text)

@@ -5,31 +5,31 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
+
+from .files import OutputError, check_output_dir, check_output_file
 
 __all__ = ["main"]
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from .define import DERIVATIONS_DIR, DerivationError
-    from .generate import GENERATED_DIR, generate
+    from .define import DerivationError
+    from .generate import generate, orphans
     from .rewrite import RewriteError
 
-    src = Path(args.derivations) if args.derivations else DERIVATIONS_DIR
-    out = Path(args.out) if args.out else GENERATED_DIR
-    if not src.is_dir():
-        print(f"cesym generate: {src}: no such derivations directory", file=sys.stderr)
-        return 2
     try:
-        changed = generate(src, out, check=args.check)
+        changed = generate(args.derivations, args.out, check=args.check)
     except (DerivationError, RewriteError) as e:
-        print(f"cesym generate: {_one_line(e)}", file=sys.stderr)
-        return 2
+        raise UsageError(_one_line(e)) from None
+    except (OutputError, KeyboardInterrupt):
+        raise
     except Exception as e:  # noqa: BLE001 - any failure of SymPy on a derivation: one line, no traceback
-        print(f"cesym generate: {type(e).__name__}: {_one_line(e)}", file=sys.stderr)
-        return 2
-    return _changes("generate", "generated kernels", changed, out, args.check)
+        raise UsageError(f"{type(e).__name__}: {_one_line(e)}") from None
+    kept = orphans(args.derivations, args.out)
+    if kept:
+        print(f"cesym generate: kept {len(kept)} generated module(s) with no derivation in {args.derivations}: "
+              f"{', '.join(kept)} (generate never removes a module; delete it by hand if unwanted)")
+    return _changes("generate", "generated kernels", changed, args.out, args.check)
 
 
 def _changes(command: str, what: str, changed: list[str], out: Path, check: bool) -> int:
@@ -86,15 +86,11 @@ def _verify(args: argparse.Namespace) -> int:
         for f in c.failures[:3]:
             print(f"    FAIL {f}", flush=True)
 
-    try:
-        with_keras = args.keras and _have_tensorflow()
-        configs = verify.run(
-            args.names, points=args.points, quick=args.quick, seed=args.seed, progress=show, jobs=args.jobs,
-            keras=with_keras,
-        )
-    except KeyError as e:
-        print(f"cesym verify: {e.args[0]}", file=sys.stderr)
-        return 2
+    with_keras = args.keras and _have_tensorflow()
+    configs = verify.run(
+        args.names, points=args.points, quick=args.quick, seed=args.seed, progress=show, jobs=args.jobs,
+        keras=with_keras,
+    )
     env = verify.environment(keras=with_keras)
     floor = env["host_floor_ulps"]
     print(
@@ -105,9 +101,9 @@ def _verify(args: argparse.Namespace) -> int:
     failed = sum(len(c.failures) for c in configs)
     unresolved = sum(c.unresolved for c in configs)
     if args.json:
-        from .generate import _atomic_write
+        from .files import write_text
 
-        _atomic_write(Path(args.json), json.dumps(verify.to_json(configs, env), indent=1, sort_keys=True, allow_nan=False) + "\n")
+        write_text(args.json, json.dumps(verify.to_json(configs, env), indent=1, sort_keys=True, allow_nan=False) + "\n", what="--json")
         print(f"cesym verify: wrote {args.json}")
     print(
         "cesym verify: "
@@ -122,16 +118,16 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .report import REPORTS_DIR, write_reports
+    from .report import write_reports
 
-    out = Path(args.out) if args.out else REPORTS_DIR
-    changed = write_reports(out, check=args.check, jobs=args.jobs, keras=args.keras and _have_tensorflow())
-    return _changes("report", "reports", changed, out, args.check)
+    changed = write_reports(args.out, check=args.check, jobs=args.jobs, keras=args.keras and _have_tensorflow())
+    return _changes("report", "reports", changed, args.out, args.check)
 
 
 def _bench(args: argparse.Namespace) -> int:
     """Time every kernel against Keras eager, XLA, tf.nn and the naive form; exit 0 whatever the timings."""
     from . import bench
+    from .files import write_texts
 
     over = dict(rows=args.rows, classes=args.classes, repeats=args.repeats, only=tuple(args.only or ()), seed=args.seed)
     over["dtypes"] = ("float32", "float64") if args.dtype == "both" else (args.dtype,)
@@ -142,26 +138,36 @@ def _bench(args: argparse.Namespace) -> int:
     if args.shapes_only:
         over["tables"] = False
     cfg = bench.Config.quick_config(**over) if args.quick else bench.Config(**{k: v for k, v in over.items() if v is not None})
-    try:
-        bench.benches(cfg.only)
-    except KeyError as e:
-        print(f"cesym bench: {e.args[0]}", file=sys.stderr)
-        return 2
     res = bench.run(cfg)
     print(bench.format_text(res), end="")
+    files = {}
     if args.markdown:
-        bench.write_atomic(args.markdown, bench.format_markdown(res))
-        print(f"cesym bench: wrote {args.markdown}")
+        files[Path(args.markdown)] = bench.format_markdown(res)
     if args.json:
-        bench.write_atomic(args.json, bench.to_json(res))
-        print(f"cesym bench: wrote {args.json}")
+        files[Path(args.json)] = bench.to_json(res)
+    write_texts(files, skip_unchanged=False)  # one step: both or neither on Ctrl-C
+    for p in files:
+        print(f"cesym bench: wrote {p}")
     return 0
 
 
 def _positive(text: str) -> int:
-    n = int(text)
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
     if n < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return n
+
+
+def _seed(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if n < 0:  # numpy's SeedSequence takes non-negative integers only
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text}")
     return n
 
 
@@ -171,33 +177,112 @@ def _have_tensorflow() -> bool:
     return importlib.util.find_spec("tensorflow") is not None and importlib.util.find_spec("keras") is not None
 
 
+class UsageError(Exception):
+    """A usage or environment error: one line on stderr, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (``cesym verify: argument --points: ...``), exit 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        print(f"{self.prog}: {_one_line(message)} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(EXIT_USAGE)
+
+
+def _check_generate(args: argparse.Namespace) -> None:
+    from .define import DERIVATIONS_DIR, DerivationError, derivation_files
+    from .generate import GENERATED_DIR
+
+    args.derivations = Path(args.derivations) if args.derivations else DERIVATIONS_DIR
+    args.out = Path(args.out) if args.out else GENERATED_DIR
+    try:
+        derivation_files(args.derivations)
+    except DerivationError as e:
+        raise UsageError(_one_line(e)) from None
+    if not args.check:
+        check_output_dir(args.out, "--out")
+
+
+def _check_verify(args: argparse.Namespace) -> None:
+    from .registry import CASES
+
+    known = {c.kernel for c in CASES} | {c.loss for c in CASES}
+    unknown = [n for n in args.names if n not in known]
+    if unknown:
+        raise UsageError(
+            f"unknown kernel name(s): {', '.join(unknown)} (known: {', '.join(sorted({c.kernel for c in CASES}))})"
+        )
+    if args.json:
+        check_output_file(args.json, "--json")
+
+
+def _check_report(args: argparse.Namespace) -> None:
+    from .report import REPORTS_DIR
+
+    if args.out is None and not REPORTS_DIR.is_dir():
+        raise UsageError(
+            f"no reports directory: {REPORTS_DIR} does not exist (an installed cesym has none; "
+            "run from a source checkout or pass --out DIR)"
+        )
+    args.out = Path(args.out) if args.out else REPORTS_DIR
+    if args.check:
+        if not args.out.is_dir():
+            raise UsageError(f"--out {args.out}: no such reports directory")
+    else:
+        check_output_dir(args.out, "--out")
+
+
+def _check_bench(args: argparse.Namespace) -> None:
+    from . import bench
+
+    try:
+        bench.benches(args.only or ())
+    except KeyError as e:
+        raise UsageError(e.args[0]) from None
+    if args.markdown:
+        check_output_file(args.markdown, "--markdown")
+    if args.json:
+        check_output_file(args.json, "--json")
+    if args.markdown and args.json and Path(args.markdown).resolve() == Path(args.json).resolve():
+        raise UsageError("--markdown and --json name the same file")
+
+
+#: Exit statuses: each means one thing.
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``cesym`` console script."""
-    parser = argparse.ArgumentParser(prog="cesym", description=__doc__)
+    """Entry point of the ``cesym`` console script.
+
+    Exit status: 0 ok; 1 a contract failure (``verify``) or stale files (``--check``); 2 a usage
+    or environment error, with a one-line message on stderr (every argument and output path is
+    checked before any work); 130 interrupted (Ctrl-C: workers stopped, nothing half-written).
+    """
+    parser = _Parser(prog="cesym", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     g = sub.add_parser("generate", help="regenerate cesym/kernels/_generated from derivations/")
     g.add_argument("--check", action="store_true", help="exit 1 when the generated kernels are stale; write nothing")
     g.add_argument("--derivations", help="derivations directory (default: the repository's derivations/)")
     g.add_argument("--out", help="output directory (default: cesym/kernels/_generated)")
-    g.set_defaults(func=_generate)
+    g.set_defaults(func=_generate, check_args=_check_generate)
     v = sub.add_parser("verify", help="check every kernel against the interval reference (ulps, κ)")
     v.add_argument("names", nargs="*", help="kernel names (default: all)")
     v.add_argument("--quick", action="store_true", help="a fast pass: 24 rows per configuration, rows of 2 and 3")
-    v.add_argument("--points", type=int, help="rows per kernel and dtype (default 10000; --quick: 24 per label kind)")
-    v.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
-    v.add_argument("--seed", type=int, default=2026, help="sampling seed")
+    v.add_argument("--points", type=_positive, help="rows per kernel and dtype (default 10000; --quick: 24 per label kind)")
+    v.add_argument("--jobs", type=_positive, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
+    v.add_argument("--seed", type=_seed, default=2026, help="sampling seed")
     v.add_argument("--json", help="write every figure to this JSON file")
     v.add_argument(
         "--no-keras", dest="keras", action="store_false",
         help="skip Keras (by default it runs on the same points when TensorFlow is installed)",
     )
-    v.set_defaults(func=_verify)
+    v.set_defaults(func=_verify, check_args=_check_verify)
     r = sub.add_parser("report", help="measure and write the Markdown reports into reports/")
     r.add_argument("--check", action="store_true", help="exit 1 when the committed reports are stale; write nothing")
     r.add_argument("--out", help="output directory (default: the repository's reports/)")
-    r.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
+    r.add_argument("--jobs", type=_positive, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
     r.add_argument("--no-keras", dest="keras", action="store_false", help="leave Keras out")
-    r.set_defaults(func=_report)
+    r.set_defaults(func=_report, check_args=_check_report)
     b = sub.add_parser("bench", help="time every kernel against Keras eager, XLA, tf.nn and the naive form")
     b.add_argument("--rows", type=_positive, help="batch size of the main tables (default 2**20; --quick 256)")
     b.add_argument("--classes", type=_positive, help="classes of the main tables (default 10)")
@@ -209,12 +294,36 @@ def main(argv: list[str] | None = None) -> int:
     sh.add_argument("--shapes-only", action="store_true", help="only the shapes section (no main tables, no sweep)")
     b.add_argument("--quick", action="store_true", help="tiny shapes, 1-2 runs: seconds (for tests)")
     b.add_argument("--only", nargs="+", metavar="NAME", help="kernel names or ids to time (default: all)")
-    b.add_argument("--seed", type=int, help="input seed (default 2026)")
+    b.add_argument("--seed", type=_seed, help="input seed (default 2026)")
     b.add_argument("--markdown", metavar="PATH", help="also write the tables as Markdown")
     b.add_argument("--json", metavar="PATH", help="write every figure to this JSON file")
-    b.set_defaults(func=_bench)
+    b.set_defaults(func=_bench, check_args=_check_bench)
     args = parser.parse_args(argv)
-    return args.func(args)
+    name = f"cesym {args.command}"
+    try:
+        args.check_args(args)  # every argument and output path, before any work
+        return args.func(args)
+    except KeyboardInterrupt:
+        print(f"{name}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except UsageError as e:
+        print(f"{name}: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as e:  # an output path that became unwritable, a full disk, ...: the environment
+        print(f"{name}: {_one_line(e)}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as e:  # noqa: BLE001
+        from .define import DerivationError
+
+        if isinstance(e, DerivationError):  # e.g. a derivation that cannot be loaded
+            print(f"{name}: {_one_line(e)}", file=sys.stderr)
+            return EXIT_USAGE
+        # a bug: its traceback for the report, and not status 1, which means "contract failed / stale"
+        import traceback
+
+        traceback.print_exc()
+        print(f"{name}: internal error: {type(e).__name__}: {_one_line(e)}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

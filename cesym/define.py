@@ -16,13 +16,22 @@ import sympy as sp
 
 from .primitives import C, Elem, element_symbols
 
-__all__ = ["Loss", "N", "DerivationError", "load_derivation", "load_all", "DERIVATIONS_DIR"]
+__all__ = ["Loss", "N", "DerivationError", "load_derivation", "load_all", "derivation_files", "DERIVATIONS_DIR"]
 
 #: Number of rows in the batch (used by the batch-mean activity penalty).
 N = sp.Symbol("N", positive=True, integer=True)
 
-#: Where the derivation files live (the repository's ``derivations/``).
-DERIVATIONS_DIR = Path(__file__).resolve().parent.parent / "derivations"
+
+def _derivations_dir() -> Path:
+    """``cesym/derivations`` in an installed package (the wheel maps the repository's top-level
+    ``derivations/`` there, see pyproject.toml), else the source tree's ``derivations/``."""
+    here = Path(__file__).resolve().parent
+    installed = here / "derivations"
+    return installed if installed.is_dir() else here.parent / "derivations"
+
+
+#: Where the derivation files live: the repository's ``derivations/``, shipped in the package.
+DERIVATIONS_DIR = _derivations_dir()
 
 
 class DerivationError(Exception):
@@ -138,11 +147,21 @@ def _user_line(exc: BaseException, path: Path) -> str:
     return line
 
 
+def derivation_files(directory: Path = DERIVATIONS_DIR) -> list[Path]:
+    """The derivation files of ``directory`` (``*.py`` not starting with ``_``), in name order.
+
+    Raises :class:`DerivationError` when ``directory`` is not a directory or holds none: an
+    empty or mistyped directory must never read as "no losses".
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise DerivationError(f"{directory}: no such derivations directory")
+    files = [p for p in sorted(directory.glob("*.py")) if not p.name.startswith("_")]
+    if not files:
+        raise DerivationError(f"{directory}: no derivation files (*.py) in this directory")
+    return files
+
+
 def load_all(directory: Path = DERIVATIONS_DIR) -> dict[str, list[Loss]]:
     """Load every ``*.py`` derivation in ``directory``, keyed by family, in name order."""
-    out: dict[str, list[Loss]] = {}
-    for path in sorted(Path(directory).glob("*.py")):
-        if path.name.startswith("_"):
-            continue
-        out[path.stem] = load_derivation(path)
-    return out
+    return {path.stem: load_derivation(path) for path in derivation_files(directory)}

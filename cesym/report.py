@@ -488,9 +488,14 @@ def write_reports(
     With ``check``, write nothing and return what is wrong with the committed files instead
     (:func:`cesym.report_check.check`): files that differ from their rendering, measurements
     (committed or fresh) that break a promise, a fresh run that measured other points.
+    Everything is measured and rendered first; the files are then written as one step
+    (:func:`cesym.files.write_texts`: atomic, the umask's mode, all or none on Ctrl-C).
     """
-    from .generate import _atomic_write
+    from .files import check_output_dir, write_texts
 
+    out_dir = Path(out_dir)
+    if not check:
+        check_output_dir(out_dir, "reports directory")
     fresh = measure(points=points, seed=seed, jobs=jobs, keras=keras)
     if check:
         from .report_check import check as check_reports
@@ -498,4 +503,6 @@ def write_reports(
         return check_reports(out_dir, fresh)
     rendered = render_reports(fresh)
     rendered[RECORD_NAME] = dumps(fresh)
-    return [name for name, text in sorted(rendered.items()) if _atomic_write(Path(out_dir) / name, text)]
+    out_dir.mkdir(exist_ok=True)
+    changed = write_texts({out_dir / name: text for name, text in sorted(rendered.items())}, what="report")
+    return [p.name for p in changed]

@@ -195,13 +195,23 @@ def run(
     out: list[Config] = []
     if jobs > 1:
         import multiprocessing as mp
-        from concurrent.futures import ProcessPoolExecutor
 
-        with ProcessPoolExecutor(jobs, mp_context=mp.get_context("fork")) as pool:
-            for cfg in pool.map(_run_config, tasks):
+        # multiprocessing.Pool, not ProcessPoolExecutor: on Ctrl-C (or any error) terminate()
+        # stops the workers at once, where the executor's shutdown waits for the running tasks
+        # (half a minute). The workers ignore SIGINT: a terminal sends it to the whole process
+        # group, and the parent alone decides.
+        pool = mp.get_context("fork").Pool(min(jobs, len(tasks)), initializer=_ignore_sigint)
+        try:
+            for cfg in pool.imap(_run_config, tasks):
                 out.append(cfg)
                 if progress:
                     progress(cfg)
+            pool.close()
+        except BaseException:
+            pool.terminate()
+            raise
+        finally:
+            pool.join()
     else:
         for task in tasks:
             cfg = _run_config(task)
@@ -211,6 +221,12 @@ def run(
     if progress is not None and keras:
         print(describe_totals(forms_totals(out)), flush=True)
     return out
+
+
+def _ignore_sigint() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _with_forms(progress: Callable[[Config], None]) -> Callable[[Config], None]:

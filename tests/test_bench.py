@@ -103,6 +103,7 @@ def test_only_keeps_names_and_ids():
 
 def test_write_atomic(tmp_path):
     p = tmp_path / "sub" / "x.md"
+    p.parent.mkdir()  # a missing directory is refused, not created (tests/test_files.py)
     bench.write_atomic(p, "one\n")
     bench.write_atomic(p, "two\n")
     assert p.read_text() == "two\n"

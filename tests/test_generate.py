@@ -91,3 +91,98 @@ def test_generated_code_is_readable():
     assert "_rt.cross_rest(t, z, tmp1, tmp3, tmp2)" in src
     assert "def logits_value_and_grad(y, z, label_smoothing):" in src
     compile(src, "categorical_crossentropy.py", "exec")
+
+
+# --- issue 9, item 4: generate never destroys kernels ---------------------------------------------
+
+
+def _snapshot(d: Path) -> dict:
+    return {p.name: p.read_bytes() for p in sorted(d.iterdir())}
+
+
+@pytest.fixture
+def kernels_copy(tmp_path):
+    """A copy of the committed kernels, as a target that must come out untouched."""
+    out = tmp_path / "gen"
+    shutil.copytree(GENERATED_DIR, out, ignore=shutil.ignore_patterns("__pycache__"))
+    return out
+
+
+@pytest.mark.parametrize("which", ["empty", "missing", "no derivation files"])
+def test_missing_or_empty_derivations_refused(tmp_path, kernels_copy, which):
+    src = tmp_path / "derivations"
+    if which != "missing":
+        src.mkdir()
+    if which == "no derivation files":
+        (src / "notes.txt").write_text("not a derivation\n")
+        (src / "_private.py").write_text("LOSSES = []\n")
+    before = _snapshot(kernels_copy)
+    r = _cli("generate", "--derivations", str(src), "--out", str(kernels_copy))
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(src) in lines[0] and "Traceback" not in r.stderr, r.stderr
+    assert r.stdout == "" and _snapshot(kernels_copy) == before
+
+
+def test_generate_never_removes_a_module(tmp_path, kernels_copy):
+    """A derivations directory holding one family rewrites that family only; the other modules
+    stay, and __init__.py still imports them all."""
+    src = tmp_path / "derivations"
+    src.mkdir()
+    shutil.copy(DERIVATIONS_DIR / "tf_nn.py", src / "tf_nn.py")
+    before = _snapshot(kernels_copy)
+    r = _cli("generate", "--derivations", str(src), "--out", str(kernels_copy))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert _snapshot(kernels_copy) == before  # same bytes everywhere: tf_nn unchanged, nothing removed
+    assert "kept 4 generated module(s) with no derivation" in r.stdout
+    # and with a family really regenerated into a directory of older kernels
+    (kernels_copy / "tf_nn.py").write_text("# stale\n")
+    assert generate(src, kernels_copy) == ["tf_nn.py"]
+    assert _snapshot(kernels_copy) == before
+
+
+NOT_A_LOSS = {
+    # + log(-1): SymPy makes it I*pi; printed, the kernel would compute 1j*numpy.pi
+    "log(-1)": (
+        "binary_crossentropy.py",
+        "import dataclasses\nfrom sympy import log as _log\n"
+        "LOSSES[1] = dataclasses.replace(LOSSES[1], value=LOSSES[1].value + _log(-1))\n",
+        "binary_crossentropy.logits",
+        "not real",
+    ),
+    # log(p - 2) on probabilities: NaN values, while the derived gradient 1/(p - 2) is finite
+    "log(p - 2)": (
+        "categorical_crossentropy.py",
+        "import dataclasses\n"
+        "LOSSES[0] = dataclasses.replace(LOSSES[0], value=LOSSES[0].value + RowSum(log(p - 2)))\n",
+        "categorical_crossentropy.probs",
+        "not real",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(NOT_A_LOSS))
+def test_loss_not_real_and_finite_on_its_domain_refused(tmp_path, kernels_copy, kind):
+    fname, code, loss, problem = NOT_A_LOSS[kind]
+    src = tmp_path / "derivations"
+    shutil.copytree(DERIVATIONS_DIR, src, ignore=shutil.ignore_patterns("__pycache__"))
+    with open(src / fname, "a") as f:
+        f.write(code)
+    before = _snapshot(kernels_copy)
+    r = _cli("generate", "--derivations", str(src), "--out", str(kernels_copy))
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert fname in lines[0] and loss in lines[0] and problem in lines[0], lines[0]
+    assert " at " in lines[0] and "=[" in lines[0], lines[0]  # the input point
+    assert _snapshot(kernels_copy) == before
+
+
+def test_domain_check_passes_every_committed_loss():
+    from cesym.define import load_all
+    from cesym.derive import derive
+    from cesym.domain import check_domain
+
+    for losses in load_all().values():
+        for loss in losses:
+            check_domain(loss, derive(loss))  # raises on a problem

@@ -1,0 +1,156 @@
+r"""Domain check: a loss must be real and finite on the interior of its declared domain.
+
+A derivation can be valid SymPy and still not a loss: ``+ log(-1)`` is :math:`i\pi` (the printed
+kernel would compute ``1j*numpy.pi`` and drop it with a ComplexWarning), ``log(p - 2)`` on
+probabilities is the log of a negative number (NaN values, while the derived gradient
+``1/(p - 2)`` is finite). Before anything is written, :func:`check_domain` evaluates, in
+interval arithmetic (:mod:`mpmath.iv`), at a few seeded interior points of the declared domain:
+
+* the definition and its gradient as the reference expands them (:class:`~cesym.reference.RowReference`:
+  plain ``sympy.diff`` of the expanded row, independent of the rewrites);
+* the stable value and gradient that will be printed (:class:`~cesym.derive.Derived`).
+
+Every output must be an interval of reals with finite ends. A complex result (mpmath raises
+``ComplexResult``), an infinite or NaN end, or any error of the evaluation refuses the loss with
+one line naming the loss, the input point and the problem.
+
+Interior points: probabilities in [0.05, 0.95], logits and other real predictions N(0, 2²),
+labels hard (the first point) and soft in [0, 1], a class-index label as its one-hot row,
+parameters in [0.05, 0.5], the batch size N = 4; rounded to 3 decimals so that a message can
+quote them. Interior points cannot prove a loss finite everywhere; they catch a definition that
+is wrong almost everywhere, which is what a typo gives.
+"""
+
+from __future__ import annotations
+
+import mpmath
+import numpy as np
+
+from .define import N, DerivationError, Loss
+from .derive import Derived
+
+__all__ = ["check_domain", "interior_points", "DOMAIN_SEED", "DOMAIN_POINTS"]
+
+DOMAIN_SEED = 2026
+DOMAIN_POINTS = 3
+#: Row length of the check (1 for an elementwise loss).
+DOMAIN_ROW = 3
+#: Precisions (bits): an interval wider than finite at the first is retried at the second.
+_PRECISIONS = (80, 640)
+
+
+def interior_points(loss: Loss, n: int, points: int = DOMAIN_POINTS, seed: int = DOMAIN_SEED) -> list[tuple[list, list, list]]:
+    """Seeded (labels, prediction, params) rows inside ``loss``'s declared domain."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(points):
+        if loss.domain == "probability":
+            pred = rng.uniform(0.05, 0.95, n)
+        else:
+            pred = rng.normal(0.0, 2.0, n)
+        labels: list = []
+        if loss.label is not None:
+            if loss.label_index:
+                labels = np.eye(n)[rng.integers(0, n)]
+            elif i == 0:
+                labels = rng.integers(0, 2, n).astype(float)
+            else:
+                labels = rng.uniform(0.0, 1.0, n)
+        params = rng.uniform(0.05, 0.5, len(loss.params))
+        r = lambda a: [float(round(float(x), 3)) for x in a]  # noqa: E731
+        out.append((r(labels), r(pred), r(params)))
+    return out
+
+
+def _describe(loss: Loss, labels: list, pred: list, params: list, uses_n: bool) -> str:
+    parts = []
+    if loss.label is not None:
+        parts.append(f"{loss.label.name}={labels}")
+    parts.append(f"{loss.prediction.name}={pred}")
+    parts += [f"{p.name}={v}" for p, v in zip(loss.params, params)]
+    if uses_n:
+        parts.append("N=4")
+    return ", ".join(parts)
+
+
+def _problem(fn, inputs: list[float], names: list[str]) -> str | None:
+    """None when every output of ``fn`` is a real interval with finite ends, else what is wrong."""
+    old = mpmath.iv.prec
+    try:
+        problem = None
+        for prec in _PRECISIONS:
+            mpmath.iv.prec = prec
+            try:
+                outs = list(fn(*[mpmath.iv.mpf(x) for x in inputs]))
+            except mpmath.libmp.ComplexResult as e:
+                return f"not real ({e})"
+            except Exception as e:  # noqa: BLE001 - any failure to evaluate is the problem to report
+                return f"cannot be evaluated ({type(e).__name__}: {' '.join(str(e).split())})"
+            problem = None
+            for name, o in zip(names, outs):
+                if isinstance(o, (int, float)) and not isinstance(o, bool):
+                    o = mpmath.iv.mpf(o)  # a constant output
+                if not hasattr(o, "_mpi_"):
+                    imag = getattr(o, "imag", None)
+                    return f"{name} is not real" + (f" (imaginary part {float(imag.mid):.6g})" if hasattr(imag, "mid") else f" ({o!r})")
+                a, b = (mpmath.mp.make_mpf(e) for e in o._mpi_)
+                if mpmath.isnan(a) or mpmath.isnan(b):
+                    return f"{name} is NaN"
+                if not (mpmath.isfinite(a) and mpmath.isfinite(b)):
+                    problem = f"{name} is not finite ({mpmath.nstr(a, 5)} .. {mpmath.nstr(b, 5)})"
+                    break
+            if problem is None:
+                return None
+        return problem
+    finally:
+        mpmath.iv.prec = old
+
+
+def _stable_fn(loss: Loss, d: Derived, n: int):
+    """The stable value and gradient of ``d`` expanded for rows of ``n``, for :mod:`mpmath.iv`."""
+    from .evaluate import compile_row_exprs
+
+    subs = {w: defn for w, defn in loss.weights.items() if defn != w}
+    exprs = [d.value.xreplace(subs)] + ([d.grad.xreplace(subs)] if d.grad is not None else [])
+    elems = ([loss.label] if loss.label is not None else []) + [loss.prediction]
+    scalars = list(loss.params) + ([N] if any(e.has(N) for e in exprs) else [])
+    per = [not loss.row_level] + ([True] if d.grad is not None else [])
+    call = compile_row_exprs(exprs, elems, scalars, n, ctx=mpmath.iv, per_element=per)
+    n_lab = n if loss.label is not None else 0
+    n_par = len(scalars)
+
+    def fn(*flat):
+        rows = ([list(flat[:n_lab])] if n_lab else []) + [list(flat[n_lab : n_lab + n])]
+        return call(rows, list(flat[n_lab + n : n_lab + n + n_par]))
+
+    n_value = 1 if loss.row_level else n
+    names = ["value" if n_value == 1 else f"value[{j}]" for j in range(n_value)]
+    names += [f"gradient d/d{loss.prediction.name}[{j}]" for j in range(n)] if d.grad is not None else []
+    return fn, names, N in scalars
+
+
+def check_domain(loss: Loss, derived: Derived, where: str = "") -> None:
+    """Raise :class:`DerivationError` (one line) unless ``loss``, and the stable forms derived
+    from it, are real and finite at every interior point of its declared domain."""
+    from .reference import RowReference
+
+    n = DOMAIN_ROW if loss.row_level else 1
+    prefix = f"{where}: " if where else ""
+    try:
+        ref = RowReference(loss, n)
+    except Exception as e:  # noqa: BLE001 - SymPy failing on the expansion: the definition is at fault
+        raise DerivationError(f"{prefix}{loss.name}: cannot expand the definition ({type(e).__name__}: {e})") from None
+    ref_names = ["value"] + [f"gradient d/d{loss.prediction.name}[{j}]" for j in range(n)] * bool(ref.grad_exprs)
+    stable, stable_names, stable_n = _stable_fn(loss, derived, n)
+    uses_n = bool(ref.param_syms[len(loss.params):]) or stable_n
+    for labels, pred, params in interior_points(loss, n):
+        at = _describe(loss, labels, pred, params, uses_n)
+        extra = [4.0] if uses_n else []
+        inputs = ref._inputs(labels, pred, list(params) + extra[: len(ref.param_syms) - len(loss.params)])
+        problem = _problem(ref._main, inputs, ref_names)
+        if problem is not None:
+            raise DerivationError(f"{prefix}{loss.name}: definition: {problem} at {at} (domain {loss.domain!r})")
+        s_inputs = list(labels) + list(pred) + list(params) + (extra if stable_n else [])
+        problem = _problem(stable, s_inputs, stable_names)
+        if problem is not None:
+            raise DerivationError(f"{prefix}{loss.name}: stable form: {problem} at {at} (domain {loss.domain!r})")
