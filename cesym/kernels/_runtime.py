@@ -155,12 +155,16 @@ def _ssq_in_range(s: np.ndarray) -> np.ndarray:
 def _ssq_scaled(x: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(E, S)`` with Σ x² = 2^E·S for rows ``x`` whose plain sums ``s`` are out of range:
     E = 2k, S = Σ (x·2^-k)² with 2^k <= max|x| < 2^(k+1); rows of zeros, ±inf or NaN: (0, s)."""
+    if x.shape[-1] == 0:  # empty rows: Σ = 0
+        return np.zeros(s.shape, dtype=np.int64), s
     mx = np.max(np.abs(x), axis=-1, keepdims=True)
     fine = np.isfinite(mx) & (mx > 0)
     k = np.frexp(np.where(fine, mx, 1.0))[1].astype(np.int64) - 1
     # exact: a power of two (an element far below the maximum may lose digits in the
-    # subnormals, its square then far below the last bit of S >= 1)
-    S = _row_sum(np.ldexp(x, -k) ** 2)
+    # subnormals, its square then far below the last bit of S >= 1); rows of zeros, ±inf or
+    # NaN are scaled by 1 and their S discarded
+    with np.errstate(over="ignore", invalid="ignore"):
+        S = _row_sum(np.ldexp(x, -k) ** 2)
     return np.where(fine, 2 * k, 0), np.where(fine, S, s)
 
 
