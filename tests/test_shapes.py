@@ -360,7 +360,7 @@ def test_penalty_long_rows_in_pieces_at_the_ends_of_the_range(fill, restore_bloc
     rng = np.random.default_rng(SEED)
     h = rng.standard_normal((2, 16))
     if fill == "in_range_pieces_overflowing_total":
-        h = np.abs(h) * 1e154 + 4e153
+        h = 5e153 * (1 + 0.05 * h)  # pieces of 4: Σh² about 1e308 each
     elif fill == "one_huge_piece":
         h[0, 4:8] *= 1e154
     elif fill == "one_tiny_piece":
@@ -368,7 +368,7 @@ def test_penalty_long_rows_in_pieces_at_the_ends_of_the_range(fill, restore_bloc
     elif fill == "all_tiny":
         h *= 1e-158
     elif fill == "huge_and_tiny":
-        h[0] *= 1e153
+        h[0] *= 3e154
         h[1] *= 1e-170
     elif fill == "zeros_and_tiny":
         h[:] = 0.0
@@ -377,7 +377,7 @@ def test_penalty_long_rows_in_pieces_at_the_ends_of_the_range(fill, restore_bloc
         h[1, 3] = -np.inf
     elif fill == "nan":
         h[0, 2] = np.nan
-    lam = 1e6 if "tiny" in fill else 0.1
+    lam = 1e6 if fill in ("one_tiny_piece", "all_tiny", "zeros_and_tiny") else 1e-3 if "huge" in fill or "overflowing" in fill else 0.1
     whole = kernels.activity_penalty(h, lam)
     _blocks.BLOCK_ELEMENTS = 4
     outs = []
