@@ -130,12 +130,14 @@ def check_batch(
     loss = losses_by_name()[case.loss]
     call = kernel or case.call
     dtype = batch.pred.dtype
+    res = Result()
+    if case.kernel == "activity_penalty":
+        for start, stop, params in batch.groups or [(0, batch.pred.shape[0], batch.params)]:
+            _check_penalty(loss, batch, start, stop, params, call, grad, res, value_base, grad_base)
+        return res
     value = np.asarray(call(batch.labels, batch.pred, batch.params, grad=False))
     g = np.asarray(call(batch.labels, batch.pred, batch.params, grad=True)) if grad and loss.differentiable else None
-    res = Result()
     B, n = batch.pred.shape
-    if case.kernel == "activity_penalty":
-        return _check_penalty(loss, batch, value, g, res, value_base, grad_base)
     labels = batch.labels
     if case.labels == "sparse":
         labels = one_hot(labels, n)
@@ -214,20 +216,26 @@ def _spurious_nonfinite(computed, true) -> bool:
     return False
 
 
-def _check_penalty(loss: Loss, batch: Batch, value, g, res: Result, vbase: float, gbase: float) -> Result:
-    """The penalty sums rows: check the total and each gradient element."""
+def _check_penalty(
+    loss: Loss, batch: Batch, start: int, stop: int, params: dict, call, grad: bool, res: Result, vbase: float, gbase: float
+) -> None:
+    """The penalty of the batch of rows ``start:stop`` (one value: the sum over its rows) and
+    each gradient element, into ``res``."""
     import mpmath
 
     dtype = batch.pred.dtype
-    B, n = batch.pred.shape
+    pred = batch.pred[start:stop]
+    B, n = pred.shape
+    value = np.asarray(call(None, pred, params, grad=False))
+    g = np.asarray(call(None, pred, params, grad=True)) if grad else None
     ref = reference_for(loss, n)
-    lam = batch.params["lam"]
+    lam = params["lam"]
     values, kap_terms = [], []
     for r in range(B):
-        v, gr = ref.value_and_grad(None, batch.pred[r], [lam, B], dtype=dtype)
+        v, gr = ref.value_and_grad(None, pred[r], [lam, B], dtype=dtype)
         values.append(v)
-        kap_terms += [abs(mpmath.mpf(float(x)) * d) for x, d in zip(batch.pred[r], gr)]
-        for j, (gj, tj) in enumerate(zip(g[r], gr)):
+        kap_terms += [abs(mpmath.mpf(float(x)) * d) for x, d in zip(pred[r], gr)]
+        for j, (gj, tj) in enumerate(zip(g[r] if g is not None else (), gr)):
             e = ulp_error(gj, tj, dtype)
             res.grad_ulps.append(e)
             res.grad_bits.append(bits_error(gj, tj, dtype))
@@ -235,7 +243,7 @@ def _check_penalty(loss: Loss, batch: Batch, value, g, res: Result, vbase: float
                 share = _share(e, gbase, 1.0, gj, tj)
                 res.grad_share.append(share)
                 if share > 1:
-                    res.failures.append(Failure(f"grad[{j}]", r, batch.strata[r], e, 1.0, "", float(gj), str(tj)))
+                    res.failures.append(Failure(f"grad[{j}]", start + r, batch.strata[start + r], e, 1.0, "", float(gj), str(tj)))
     with mpmath.workprec(256):  # exact enough: the terms are positive
         total = mpmath.fsum(values)
         kap_num = mpmath.fsum(kap_terms)
@@ -247,5 +255,5 @@ def _check_penalty(loss: Loss, batch: Batch, value, g, res: Result, vbase: float
     if e > vbase:
         res.value_share.append(share)
     if share > 1:
-        res.failures.append(Failure("value", -1, "batch", e, k, "", float(value), str(total)))
-    return res
+        inputs = f"rows {start}:{stop} pred={pred.tolist()!r} lam={lam!r}"
+        res.failures.append(Failure("value", start, batch.strata[start], e, k, inputs, float(value), str(total)))

@@ -38,6 +38,7 @@ from .primitives import (
     Sigmoid,
     XMul,
     Softplus,
+    SumSquares,
     element_symbols,
     to_elementary,
 )
@@ -74,6 +75,13 @@ class WeightedNegLogNormalized(sp.Function):
 
 class SharedRestSum(sp.Function):
     """Printing form of ``RestSum(v)`` given ``RowSum(v)``."""
+
+    nargs = 2
+
+
+class WeightedSumSquares(sp.Function):
+    """Printing form of ``a·SumSquares(x)`` (a row-level): the runtime multiplies the scale of the
+    sum in, so that nothing overflows or underflows before the product does."""
 
     nargs = 2
 
@@ -124,7 +132,7 @@ class OneHotCrossRest(sp.Function):
 #: The integer label of a loss whose label is an indicator (``Loss.label_index``).
 LABEL_INDEX = sp.Symbol("k", integer=True)
 
-_ROW_LEVEL = (RowSum, RowMax, AtLabel, WeightedNegLogNormalized, RestAtLabel)
+_ROW_LEVEL = (RowSum, RowMax, AtLabel, WeightedNegLogNormalized, RestAtLabel, SumSquares, WeightedSumSquares)
 
 
 def _elementwise(e: sp.Basic) -> bool:
@@ -197,6 +205,22 @@ def _softmax_parts(z: sp.Basic) -> tuple[sp.Basic, sp.Basic, sp.Basic, sp.Basic]
     return d, e, S, OffMaxSum(e, S)
 
 
+def _weighted_sum_squares(expr: sp.Basic) -> sp.Basic:
+    """``a·SumSquares(x)`` -> ``WeightedSumSquares(x, a)`` (a: the product's other row-level
+    factors); a SumSquares in any other place -> ``WeightedSumSquares(x, 1)``."""
+
+    def mul(e: sp.Mul) -> sp.Basic:
+        sq = [f for f in e.args if isinstance(f, SumSquares)]
+        if len(sq) != 1:
+            return e
+        rest = [f for f in e.args if f is not sq[0]]
+        a = [f for f in rest if not element_symbols(f)]  # row-level factors only
+        return sp.Mul(*[f for f in rest if element_symbols(f)]) * WeightedSumSquares(sq[0].args[0], sp.Mul(*a))
+
+    expr = expr.replace(lambda e: isinstance(e, sp.Mul) and any(isinstance(f, SumSquares) for f in e.args), mul)
+    return expr.replace(lambda e: isinstance(e, SumSquares), lambda e: WeightedSumSquares(e.args[0], sp.Integer(1)))
+
+
 def print_form(expr: sp.Basic, index_label: Elem | None = None) -> sp.Basic:
     """Exact identities applied before printing, so that ``cse`` can share work.
 
@@ -213,9 +237,12 @@ def print_form(expr: sp.Basic, index_label: Elem | None = None) -> sp.Basic:
     * ``softplus(x) = max(x, 0) + log1p(exp(-|x|))`` and ``σ(x) = exp(min(x, 0))/(1 + exp(-|x|))``
       (their stable forms, as in :mod:`cesym.kernels._runtime`), so that softplus(x),
       softplus(-x), σ(x) and σ(-x) share ``exp(-|x|)``; ``exp(min(x, 0))`` is that same
-      exponential where x < 0 and 1 elsewhere.
+      exponential where x < 0 and 1 elsewhere;
+    * ``a·SumSquares(x)`` as one primitive of ``a`` and ``x`` (:func:`_weighted_sum_squares`),
+      which multiplies ``a`` into the scaled sum (``λ/N · Σh²`` finite where ``Σh²`` is not).
     """
     expr = _merge_rest_sums(expr)
+    expr = _weighted_sum_squares(expr)
     expr = expr.replace(
         lambda e: isinstance(e, Softplus), lambda e: sp.Max(e.args[0], 0) + log1p(sp.exp(-sp.Abs(e.args[0])))
     )
@@ -310,6 +337,13 @@ class KernelPrinter(NumPyPrinter):
 
     def _print_OneHotCrossRest(self, e):
         return self._rt("one_hot_cross_rest", *e.args)
+
+    def _print_WeightedSumSquares(self, e):
+        x, a = e.args
+        return self._rt("sum_squares", x) if a == 1 else self._rt("sum_squares", x, a)
+
+    def _print_SumSquares(self, e):
+        return self._rt("sum_squares", e.args[0])
 
     def _print_ExpMin0(self, e):
         return self._rt("exp_min0", *e.args)

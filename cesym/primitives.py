@@ -36,6 +36,7 @@ __all__ = [
     "NegLogNormalized",
     "XMul",
     "CrossRest",
+    "SumSquares",
     "element_symbols",
     "outer_reductions",
     "expand_row_primitives",
@@ -55,7 +56,7 @@ class Elem(sp.Symbol):
 
 
 def _is_reduction(e: sp.Basic) -> bool:
-    return isinstance(e, (RowSum, RowMax))
+    return isinstance(e, (RowSum, RowMax, SumSquares))
 
 
 def element_symbols(expr: sp.Basic) -> set[Elem]:
@@ -292,6 +293,30 @@ class XMul(sp.Function):
             printer.parenthesize(self.args[0], sp.printing.precedence.PRECEDENCE["Mul"]),
             printer.parenthesize(self.args[1], sp.printing.precedence.PRECEDENCE["Mul"]),
         )
+
+
+class SumSquares(sp.Function):
+    r"""Sum of squares over the row, :math:`\|x\|_2^2 = \sum_c x_c^2` (row-level), scaled so that
+    no square overflows or underflows before the result does.
+
+    :math:`\partial/\partial x_j \sum_c x_c^2 = 2 x_j` (``fdiff``; the argument holds no row
+    reduction, so the chain rule through it is SymPy's). Evaluated as LAPACK's ``nrm2`` does:
+    :math:`m^2 \sum_c (x_c/m)^2` with :math:`m` a power of two next to :math:`\max_c |x_c|`
+    (exact scaling), where the plain sum would overflow (|x| past 1.3e154 in float64) or lose
+    digits to subnormal squares (|x| below 1.5e-154); the plain sum elsewhere
+    (:func:`cesym.kernels._runtime.sum_squares`). Elementary form: ``RowSum(x**2)``.
+    """
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return 2 * self.args[0]
+
+    def elementary(self):
+        return RowSum(self.args[0] ** 2)
+
+    def _latex(self, printer):
+        return r"\left\|%s\right\|_2^2" % printer._print(self.args[0])
 
 
 _ROW_PRIMITIVES = (NegLogSoftmax, NegLogNormalized, CrossRest)

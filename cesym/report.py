@@ -121,12 +121,18 @@ def _family_of(cfg: dict) -> str:
 
 
 def _points(c: dict, points: int) -> str:
-    """The points cell: the penalty is one value per batch, and its sample is one batch."""
+    """The points cell: the penalty is one value per batch, and its sample is many small batches."""
+    from .sampling import PENALTY_LAMS, PENALTY_MAX_BATCH
+
     case = _case_of(c["kernel"])
     if case.kernel != "activity_penalty":
         return str(c["points"])
     rows = -(-points // len(label_kinds(case)))
-    return f"{c['points']} (the penalty of one batch of {rows} rows; gradient: every element)"
+    lams = ", ".join(f"{v:g}" for v in PENALTY_LAMS)
+    return (
+        f"{c['points']} (the penalties of batches of 1 to {PENALTY_MAX_BATCH} of {rows} rows, "
+        f"λ in {{{lams}}}; gradient: every element)"
+    )
 
 
 def _measured_table(configs: Sequence[dict], points: int) -> list[str]:

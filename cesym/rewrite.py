@@ -30,6 +30,7 @@ from .primitives import (
     RowSum,
     Sigmoid,
     Softplus,
+    SumSquares,
     XMul,
     element_symbols,
 )
@@ -210,9 +211,30 @@ LOG_NORMALIZED = Rule(
 )
 
 
+def _squared_elements(e: sp.Basic) -> sp.Basic | None:
+    """If ``e`` is ``RowSum(f**2)`` with ``f`` element-level and free of row reductions, return f."""
+    if not (isinstance(e, RowSum) and isinstance(e.args[0], sp.Pow) and e.args[0].exp == 2):
+        return None
+    f = e.args[0].base
+    reductions = (RowSum, RowMax, RestSum, SumSquares, NegLogSoftmax, NegLogNormalized, CrossRest)
+    if not element_symbols(f) or any(f.has(r) for r in reductions):
+        return None
+    return f
+
+
+SUM_SQUARES = Rule(
+    "sum-squares",
+    "Σ_c x_c² = SumSquares(x), m²·Σ_c (x_c/m)² with m a power of two next to max|x| where the "
+    "plain sum is out of range: x_c² overflows past |x| = 1.3e154 (float64) although λ/N·Σx² may "
+    "not, and goes subnormal (digits lost) below |x| = 1.5e-154; the scaled sum has neither "
+    "problem (as LAPACK's nrm2).",
+    ReplaceOptim(lambda e: _squared_elements(e) is not None, lambda e: SumSquares(_squared_elements(e))),
+)
+
+
 def value_rules() -> list[Rule]:
     """Rules applied to a loss value, in order."""
-    return [LOG_SIGMOID, LOG1P, LOG_SOFTMAX, LOG_NORMALIZED]
+    return [LOG_SIGMOID, LOG1P, LOG_SOFTMAX, LOG_NORMALIZED, SUM_SQUARES]
 
 
 # --- gradient rules ---------------------------------------------------------------------------

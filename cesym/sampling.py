@@ -8,13 +8,13 @@ dominated by one class with margins of hundreds, exact ties, hard (0/1, one-hot)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .registry import KernelCase
 
-__all__ = ["Batch", "sample", "PRED_STRATA", "PROB_STRATA"]
+__all__ = ["Batch", "sample", "PRED_STRATA", "PROB_STRATA", "PENALTY_STRATA", "PENALTY_LAMS"]
 
 
 @dataclass
@@ -25,6 +25,9 @@ class Batch:
     pred: np.ndarray  # (B, n) in the kernel's dtype
     params: dict  # keyword parameters (label_smoothing, lam)
     strata: list[str]  # stratum of each row
+    # kernels that reduce over the batch (the activity penalty): the independent batches the
+    # rows form, (first row, end row, their keyword parameters); empty: the whole batch is one
+    groups: list[tuple[int, int, dict]] = field(default_factory=list)
 
 
 def _bits_uniform(rng: np.random.Generator, dtype, size, lo: float, hi: float) -> np.ndarray:
@@ -52,6 +55,12 @@ def _logit_row(rng, stratum: str, n: int, dtype) -> np.ndarray:
         return rng.choice(rng.uniform(-3, 3, 2), n)
     if stratum == "tiny":
         return rng.choice([-1.0, 1.0], n) * 10 ** rng.uniform(-12, -1, n)
+    if stratum == "huge":  # squares next to the largest float: x² overflows, λ/N·Σx² may not
+        scale = np.sqrt(float(fi.max)) * 10 ** rng.uniform(-2, 1.5)
+        return rng.choice([-1.0, 1.0], n) * scale * 10 ** rng.uniform(-2, 0, n)
+    if stratum == "subnormal_squares":  # squares in the subnormals (or below): digits lost in x²
+        scale = np.sqrt(float(fi.smallest_normal)) * 10 ** rng.uniform(-6, 0)
+        return rng.choice([-1.0, 1.0], n) * scale * 10 ** rng.uniform(-2, 0, n)
     raise ValueError(stratum)
 
 
@@ -83,6 +92,12 @@ def _prob_row(rng, stratum: str, n: int, dtype, renormalised: bool) -> np.ndarra
 
 PRED_STRATA = ("moderate", "large", "bits", "dominant", "ties", "tiny")
 PROB_STRATA = ("uniform", "log", "near1", "dominant", "bits", "ties")
+#: The activity penalty sums squares: its magnitudes reach the ends of the squares' range too.
+PENALTY_STRATA = PRED_STRATA + ("huge", "subnormal_squares")
+#: Its penalty weights: the seed's; a small one, with which λ/N·Σx² is finite where Σx² is not;
+#: a large one, with which it is normal where Σx² is subnormal (the contract holds for any λ).
+PENALTY_LAMS = (0.1, 1e-3, 1e6)
+PENALTY_MAX_BATCH = 4  # rows per penalty batch: 1 to this
 
 
 def _labels_row(rng, case: KernelCase, soft: bool, n: int, pred_row: np.ndarray):
@@ -103,12 +118,32 @@ def _labels_row(rng, case: KernelCase, soft: bool, n: int, pred_row: np.ndarray)
     return rng.integers(0, 2, n).astype(np.float64)
 
 
+def _penalty_sample(rng: np.random.Generator, dtype, n: int, rows: int) -> Batch:
+    """The activity penalty's rows, as many small batches (1 to ``PENALTY_MAX_BATCH`` rows, each
+    one value of the kernel): one stratum and one λ (``PENALTY_LAMS``) per batch, the strata in
+    turn, so that huge and subnormal-squared activations make the penalty of a batch on their
+    own (in one large batch the others' magnitudes would hide them)."""
+    preds, names, groups = [], [], []
+    start = 0
+    while start < rows:
+        stop = min(rows, start + int(rng.integers(1, PENALTY_MAX_BATCH + 1)))
+        s = PENALTY_STRATA[len(groups) % len(PENALTY_STRATA)]
+        preds += [_logit_row(rng, s, n, dtype).astype(dtype) for _ in range(start, stop)]
+        names += [s] * (stop - start)
+        groups.append((start, stop, {"lam": float(rng.choice(PENALTY_LAMS))}))
+        start = stop
+    return Batch(None, np.array(preds, dtype=dtype).reshape(rows, n), {"lam": PENALTY_LAMS[0]}, names, groups)
+
+
 def sample(case: KernelCase, dtype, n: int, rows: int, seed: int, soft: bool = False, smoothing: bool = False) -> Batch:
     """``rows`` seeded rows of length ``n`` for ``case`` in ``dtype``.
 
     ``soft``: soft labels (uniform in [0, 1]); ``smoothing``: a label_smoothing in (0, 1].
+    The activity penalty's rows come as many small batches (``Batch.groups``, :func:`_penalty_sample`).
     """
     rng = np.random.default_rng([seed, n, rows, int(soft), int(smoothing), np.dtype(dtype).itemsize])
+    if case.kernel == "activity_penalty":
+        return _penalty_sample(rng, dtype, n, rows)
     strata = PROB_STRATA if case.inputs == "probs" else PRED_STRATA
     preds, labels, names = [], [], []
     for r in range(rows):
@@ -130,6 +165,4 @@ def sample(case: KernelCase, dtype, n: int, rows: int, seed: int, soft: bool = F
     params: dict = {}
     if case.smoothing:
         params["label_smoothing"] = float(rng.choice([0.1, 0.2, 1.0, rng.uniform(0, 1)])) if smoothing else 0.0
-    if case.kernel == "activity_penalty":
-        params["lam"] = 0.1
     return Batch(lab, pred, params, names)

@@ -39,3 +39,68 @@ def test_contract(case, dtype, soft, smooth):
     assert points > 0
     assert unresolved == 0, f"{unresolved} reference values not pinned by their intervals"
     assert not failures, f"{len(failures)} point(s) outside the contract:\n" + "\n".join(map(str, failures[:10]))
+
+
+# --- the activity penalty at the ends of the squares' range ----------------------------------
+
+
+def _penalty_batch(h, lam, dtype):
+    from cesym.sampling import Batch
+
+    pred = np.array(h, dtype=dtype)
+    return Batch(None, pred, {"lam": lam}, ["explicit"] * pred.shape[0])
+
+
+@pytest.mark.parametrize(
+    "h,lam,dtype",
+    [
+        # the issue's example: Σh² overflows (9e308), λ/N·Σh² = 4.5e307 does not (main: inf)
+        ([[3e154, 1.0], [1.0, 1.0]], 0.1, np.float64),
+        ([[-3e154, 2e154, 1.0], [1e154, 1.0, 0.0]], 1e-3, np.float64),
+        # squares in the subnormals, λ/N·Σh² a normal number (main: digits of h² lost)
+        ([[1e-155, 1e-156], [1e-157, 1e-160]], 1e3, np.float64),
+        ([[1e-160, -3e-161], [2e-162, 1e-170]], 1e10, np.float64),
+        ([[1e-157, 0.0, 0.0, -1e-158]], 1e6, np.float64),
+        # both ends in one batch; a result in the subnormals; a true overflow (inf is right)
+        ([[1e154, 1e-160], [1e-300, 3.0]], 0.1, np.float64),
+        ([[1e-158, 1e-159]], 1e-3, np.float64),
+        ([[1e155, 1e155]], 0.1, np.float64),
+        # float32: computed in float64, one rounding; huge (h² past float32's max) and tiny
+        ([[3e19, 1.0], [1.0, 1.0]], 0.1, np.float32),
+        ([[1e-30, 1e-31], [1e-33, 1e-40]], 1e3, np.float32),
+        ([[1e-20, 1e-22]], 1e-3, np.float32),
+    ],
+)
+def test_penalty_at_the_ends_of_the_squares_range(h, lam, dtype):
+    """The penalty's value within the contract (4 + 4κ ulps, κ = 2; float32 1 + 4κ) and its
+    gradient 2λh/N within 8 + 4κ (float32 1 + 4κ), against the interval reference."""
+    from cesym.registry import case
+
+    batch = _penalty_batch(h, lam, dtype)
+    bases = {"value_base": 1.0, "grad_base": 1.0} if dtype == np.float32 else {}
+    res = check_batch(case("activity_penalty"), batch, **bases)
+    assert res.unresolved == 0 and len(res.value_ulps) == 1
+    assert not res.failures, "\n".join(map(str, res.failures))
+
+
+def test_penalty_sample_is_many_small_batches_that_catch_the_plain_sum():
+    """verify's sample for the penalty: many batches of 1 to 4 rows (one value each), huge and
+    subnormal-squared activations among the strata, in both dtypes. On it the plain sum
+    λ·Σh²/N (the naive form, main's arithmetic) falls outside the contract in float64, so
+    verify catches it; the kernel does not."""
+    from cesym.registry import case
+    from cesym.sampling import PENALTY_LAMS, sample
+    from cesym.verify import naive_kernel
+
+    c = case("activity_penalty")
+    for dtype in (np.float32, np.float64):
+        batch = sample(c, dtype, 4, ROWS, seed=SEED)
+        assert len(batch.groups) >= ROWS // 4 and all(1 <= e - s <= 4 for s, e, _ in batch.groups)
+        assert [s for s, _, _ in batch.groups] == sorted({s for s, _, _ in batch.groups})
+        assert {"huge", "subnormal_squares"} <= set(batch.strata)
+        assert {p["lam"] for _, _, p in batch.groups} == set(PENALTY_LAMS)
+        res = check_batch(c, batch)
+        assert len(res.value_ulps) == len(batch.groups) and not res.failures
+        if dtype == np.float64:
+            plain = check_batch(c, batch, kernel=naive_kernel(c))
+            assert {f.stratum for f in plain.failures if f.what == "value"} == {"huge", "subnormal_squares"}

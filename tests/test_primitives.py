@@ -13,9 +13,11 @@ from cesym.primitives import (
     NegLogNormalized,
     NegLogSoftmax,
     RestSum,
+    RowMax,
     RowSum,
     Sigmoid,
     Softplus,
+    SumSquares,
     expand_row_primitives,
     to_elementary,
 )
@@ -56,6 +58,39 @@ def test_row_primitives_expand_to_their_definition(prim):
 
 def test_restsum_is_rowsum_minus_element():
     check_equivalent(RestSum(sp.exp(z)), RowSum(sp.exp(z)) - sp.exp(z))
+
+
+def test_sum_squares_is_the_sum_of_squares_and_fdiff_its_derivative():
+    """SumSquares(f) = Σ_c f_c² (its elementary form, compared in 60 digits on random rows), and
+    SymPy's derivative through ``fdiff`` is that of the elementary form (n = 3, explicitly)."""
+    from cesym.evaluate import expand_row, indexed
+
+    f = sp.exp(x) - t
+    check_equivalent(SumSquares(f), RowSum(f**2))
+    assert to_elementary(SumSquares(f)) == RowSum(f**2)
+    g = sp.diff(SumSquares(f), x)
+    explicit = expand_row(RowSum(f**2), 3)
+    for j in range(3):
+        assert sp.simplify(expand_row(g, 3, j) - sp.diff(explicit, indexed(x, j))) == 0
+
+
+def test_sum_squares_rule_is_found_by_the_rewriter():
+    """The value rule turns RowSum(f**2) into SumSquares(f) (checked as an identity), not the
+    square of an expression holding a row reduction (SymPy's chain rule through fdiff would miss
+    the reduction's own derivative); the penalty's derivation gets it and keeps its gradient."""
+    from cesym.define import N, load_all
+    from cesym.derive import derive
+    from cesym.rewrite import SUM_SQUARES, apply_rules, value_rules
+
+    lam = sp.Symbol("lam", real=True)
+    out, applied = apply_rules(lam * RowSum(x**2) / N, value_rules())
+    assert out == lam * SumSquares(x) / N and applied == [SUM_SQUARES]
+    shifted = RowSum((x - RowMax(x)) ** 2)
+    assert SUM_SQUARES(shifted) == shifted
+    d = derive(load_all()["activity_penalty"][0])
+    h = d.loss.prediction
+    assert d.value == lam * SumSquares(h) / N and [r.name for r in d.value_rules] == ["sum-squares"]
+    assert sp.simplify(d.grad - 2 * lam * h / N) == 0  # 2λh/N, as before
 
 
 # --- the runtime primitives against mpmath, in ulps -------------------------------------------
@@ -101,3 +136,36 @@ def test_runtime_rest_sum_and_neg_log_normalized():
 def test_runtime_xmul_convention():
     with np.errstate(invalid="ignore"):
         assert np.array_equal(rt.xmul(np.array([0.0, 2.0]), np.array([np.inf, 3.0])), [0.0, 6.0])
+
+
+@pytest.mark.parametrize("a", [0.05, 1e-3, 1e6, 1e300, 3e-300])
+def test_runtime_sum_squares_over_the_whole_range(a):
+    """a·Σx² within the contract's value bound 4 + 4κ ulps (κ = Σ|x ∂f/∂x|/|f| = 2) against
+    mpmath, wherever the result is a float: squares past the largest float (3e154 in a row
+    of 1s: the issue's inf), squares in the subnormals, rows mixing both ends, results
+    that round into the subnormals; exact 0 for zeros, inf and NaN kept."""
+    from cesym.ulps import ulp_error
+
+    rows = np.array(
+        [
+            [3e154, 1.0, 1.0, 1.0],
+            [1e-155, 1e-156, 1e-157, 1e-160],
+            [1e-160, -1e-161, 1e-162, 1e-170],
+            [1e200, -1e150, 1e-150, 3.0],
+            [-1e300, 1e-300, 0.0, 0.0],
+            [1.7e308, 1.7e308, 1.0, 0.0],
+            [4e-324, 0.0, 0.0, 4e-324],
+            [1.5, -2.5, 3.0, 0.1],
+            [0.0, 0.0, 0.0, 0.0],
+        ]
+    )
+    with np.errstate(over="ignore"):  # a = 1e300 on the row of 1.7e308: the result overflows
+        out = rt.sum_squares(rows, a)
+    with mpmath.workprec(300):
+        for r, row in enumerate(rows):
+            exact = mpmath.mpf(a) * mpmath.fsum(mpmath.mpf(v) ** 2 for v in row)
+            assert ulp_error(out[r, 0], exact, np.float64) <= 12, (row, a, out[r, 0], exact)
+    assert out[-1, 0] == 0.0
+    with np.errstate(over="ignore", invalid="ignore"):
+        special = rt.sum_squares(np.array([[np.inf, 1.0], [1e-200, -np.inf], [np.nan, 1e200], [np.nan, 1e-200]]), a)
+    assert special[0, 0] == np.inf and special[1, 0] == np.inf and np.all(np.isnan(special[2:]))

@@ -135,3 +135,34 @@ def test_off_max_sum_leaves_out_one_maximum_exactly():
     e = np.array([[1.0, 0.5, 0.25, 2.0**-60], [1.0, 1.0, 1.0, 0.0], [1.0, 0.0, 0.0, 0.0], [np.nan, 1.0, 0.5, 0.5]])
     S = rt.row_sum(e)
     assert _same(rt.off_max_sum(e, S), np.array([[0.75 + 2.0**-60], [2.0], [0.0], [np.nan]]))
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sum_squares_in_range_rows_are_the_plain_sum(seed):
+    """Rows whose plain Σx² is in range (finite, >= 2^-900; zeros, ±inf and NaN rows too) give
+    exactly ``a*row_sum(x**2)``, the numbers of the kernel before the scaled sum, also in a block
+    whose other rows need scaling (those alone are recomputed, within the contract's 4 + 4κ
+    ulps, κ = 2, of a·Σx² in 300-bit arithmetic)."""
+    import mpmath
+
+    from cesym.ulps import ulp_error
+
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((R, C)) * 10.0 ** rng.uniform(-100, 100, (R, 1))
+    x[::13] = 0.0
+    x[5::31, 2] = np.inf
+    x[7::37, 4] = np.nan
+    scaled = np.zeros(R, dtype=bool)
+    scaled[3::17] = scaled[4::19] = True
+    y = x.copy()
+    y[3::17] = rng.standard_normal((len(y[3::17]), C)) * 1e154  # squares summing past 1.8e308
+    y[4::19] = rng.standard_normal((len(y[4::19]), C)) * 1e-157  # squares in the subnormals
+    for a in (0.05, 1e-3 / 7):
+        with np.errstate(invalid="ignore", over="ignore"):
+            assert _same(rt.sum_squares(x, a), a * rt.row_sum(x**2))
+            mixed = rt.sum_squares(y, a)
+            assert _same(mixed[~scaled], (a * rt.row_sum(y**2))[~scaled])
+        with mpmath.workprec(300):
+            for r in np.flatnonzero(scaled):
+                exact = mpmath.mpf(a) * mpmath.fsum(mpmath.mpf(v) ** 2 for v in y[r])
+                assert ulp_error(mixed[r, 0], exact, np.float64) <= 12

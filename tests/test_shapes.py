@@ -332,3 +332,72 @@ def test_bad_input_in_long_rows_raises(restore_blocks):
     q[2, 47] = 1.5
     with pytest.raises(ValueError, match=r"expected probabilities in \[0, 1\]"):
         kernels.binary_crossentropy(y, q)
+
+
+@pytest.mark.parametrize(
+    "fill",
+    [
+        "in_range_pieces_overflowing_total",  # every piece's Σh² finite, the row's past 1.8e308
+        "one_huge_piece",
+        "one_tiny_piece",  # the others ordinary: the plain sums
+        "all_tiny",  # squares in the subnormals throughout
+        "huge_and_tiny",
+        "zeros_and_tiny",
+        "inf",
+        "nan",
+        "ordinary",
+    ],
+)
+def test_penalty_long_rows_in_pieces_at_the_ends_of_the_range(fill, restore_blocks):
+    """Blocks of 4 doubles: a penalty row of 32 elements in pieces of 4, each piece giving its
+    plain or scaled Σh² and the pieces combined by sum_squares' rule. Value within the contract's
+    4 + 4κ ulps (κ = 2) of λ/N·Σh² in 300-bit arithmetic (inf and NaN where the row holds them),
+    the same bytes as the whole row where no piece needs scaling, and on 1 and 2 threads."""
+    import mpmath
+
+    from cesym.ulps import ulp_error
+
+    rng = np.random.default_rng(SEED)
+    h = rng.standard_normal((2, 16))
+    if fill == "in_range_pieces_overflowing_total":
+        h = 5e153 * (1 + 0.05 * h)  # pieces of 4: Σh² about 1e308 each
+    elif fill == "one_huge_piece":
+        h[0, 4:8] *= 1e154
+    elif fill == "one_tiny_piece":
+        h[1, 0:4] *= 1e-160
+    elif fill == "all_tiny":
+        h *= 1e-158
+    elif fill == "huge_and_tiny":
+        h[0] *= 3e154
+        h[1] *= 1e-170
+    elif fill == "zeros_and_tiny":
+        h[:] = 0.0
+        h[1, 9] = 1e-160
+    elif fill == "inf":
+        h[1, 3] = -np.inf
+    elif fill == "nan":
+        h[0, 2] = np.nan
+    lam = 1e6 if fill in ("one_tiny_piece", "all_tiny", "zeros_and_tiny") else 1e-3 if "huge" in fill or "overflowing" in fill else 0.1
+    whole = kernels.activity_penalty(h, lam)
+    _blocks.BLOCK_ELEMENTS = 4
+    outs = []
+    for threads in (1, 2):
+        _blocks.set_num_threads(threads)
+        v, g = kernels.activity_penalty_value_and_grad(h, lam)
+        outs.append((v, g, kernels.activity_penalty(h, lam)))
+    (v, g, v2), (v_, g_, v2_) = outs
+    assert v.tobytes() == v2.tobytes() == v_.tobytes() == v2_.tobytes() and g.tobytes() == g_.tobytes()
+    if fill == "inf":
+        assert v == np.inf
+    elif fill == "nan":
+        assert np.isnan(v)
+    else:
+        with mpmath.workprec(300):
+            exact = mpmath.mpf(lam) / 2 * mpmath.fsum(mpmath.mpf(x) ** 2 for x in h.ravel())
+        assert ulp_error(float(v), exact, np.float64) <= 12, (float(v), exact)
+        assert ulp_error(float(whole), exact, np.float64) <= 12, (float(whole), exact)
+    if fill == "ordinary":  # no scaling: the pairwise sum of the pieces' plain sums
+        from cesym.kernels import _runtime as rt
+
+        pieces = [rt._row_sum(h.reshape(1, -1)[:, i : i + 4] ** 2) for i in range(0, 32, 4)]
+        assert v.tobytes() == np.float64(lam / 2 * rt._sum_parts(pieces)[0, 0]).tobytes()

@@ -22,6 +22,7 @@ __all__ = [
     "width",
     "row_sum",
     "row_max",
+    "sum_squares",
     "rest_sum",
     "sigmoid",
     "exp_min0",
@@ -101,6 +102,105 @@ def _row_max(v: np.ndarray) -> np.ndarray:
     if 0 < v.shape[-1] <= _SHORT_ROW:
         return _tree(np.maximum, _columns(v))
     return np.max(v, axis=-1, keepdims=True)
+
+
+# A finite plain sum of squares at least this lost nothing that matters to subnormal squares:
+# each of its n <= 2^53 terms below 2^-1022 is off by at most 2^-1075, together <= 2^-1022,
+# 2^-122 of the sum. Above it, every square and partial sum is exact to a rounding, as the sum.
+_SSQ_LOW = 2.0**-900
+_F64_MAX = float(np.finfo(np.float64).max)
+
+
+def sum_squares(x: np.ndarray, a=1.0) -> np.ndarray:
+    r"""a·Σ_c x_c² along the last axis (row-level, ``a`` row-level), overflowing or underflowing
+    only where the result does.
+
+    Fast path, wherever the plain sum ``s = Σ x²`` is finite and at least 2^-900 (all ordinary
+    rows): ``a·s``, the same operations as ``a*row_sum(x**2)`` and no other pass. Other rows
+    (a square past 1.8e308, |x| > 1.3e154; or squares in the subnormals, whose digits are lost,
+    |x| < 1.5e-154), as LAPACK's nrm2 does: with ``m = 2^k`` next to ``max|x|`` (max|x|/m in
+    [1, 2)), ``x/m`` is exact and ``S = Σ (x/m)²`` lies in [1, 4n); with ``a = a'·2^e``
+    (frexp, |a'| in [0.5, 1)) the result is ``ldexp(a'·S, e + 2k)``: one rounding in a'·S,
+    which cannot overflow, and the exact power of two last, which overflows or rounds into the
+    subnormals only where the result does. Rows of zeros give 0; a row holding ±inf or NaN
+    keeps the plain ``a·s`` (inf, or NaN).
+
+    A row in pieces: each piece gives ``(0, s_p)`` when its plain sum is in range, else its
+    scaled ``(2k_p, S_p)``; combined by NumPy's pairwise sum of the s_p when every piece is in
+    range and so is the total (the numbers of ``row_sum``), else as ``Σ_p S_p·2^(2k_p - T)``
+    with T the largest exponent of a piece's value, and the row's result ``a·2^T·that``.
+    """
+    if _piece() is not None:
+        part = _pieces.reduce(lambda: _ssq_parts(x), _ssq_combine)
+        if isinstance(part, _pieces.Pending) or isinstance(a, _pieces.Pending):
+            return _pieces.Pending(lambda known: _ssq_finish(*_pieces.resolve(part, known), _pieces.resolve(a, known)))
+        return _ssq_finish(*part, a)
+    s = _row_sum(x**2)
+    ok = _ssq_in_range(s)
+    if np.all(ok):
+        return a * s
+    out = a * s
+    bad = ~ok[..., 0]
+    E, S = _ssq_scaled(x[bad], s[bad])
+    out = np.array(np.broadcast_to(out, s.shape))
+    out[bad] = _ssq_finish(E, S, np.broadcast_to(a, s.shape)[bad])
+    return out
+
+
+def _ssq_in_range(s: np.ndarray) -> np.ndarray:
+    """Plain row sums of squares that are exact to their roundings (see ``_SSQ_LOW``)."""
+    return (s >= _SSQ_LOW) & (s <= _F64_MAX)
+
+
+def _ssq_scaled(x: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(E, S)`` with Σ x² = 2^E·S for rows ``x`` whose plain sums ``s`` are out of range:
+    E = 2k, S = Σ (x·2^-k)² with 2^k <= max|x| < 2^(k+1); rows of zeros, ±inf or NaN: (0, s)."""
+    if x.shape[-1] == 0:  # empty rows: Σ = 0
+        return np.zeros(s.shape, dtype=np.int64), s
+    mx = np.max(np.abs(x), axis=-1, keepdims=True)
+    fine = np.isfinite(mx) & (mx > 0)
+    k = np.frexp(np.where(fine, mx, 1.0))[1].astype(np.int64) - 1
+    # exact: a power of two (an element far below the maximum may lose digits in the
+    # subnormals, its square then far below the last bit of S >= 1); rows of zeros, ±inf or
+    # NaN are scaled by 1 and their S discarded
+    with np.errstate(over="ignore", invalid="ignore"):
+        S = _row_sum(np.ldexp(x, -k) ** 2)
+    return np.where(fine, 2 * k, 0), np.where(fine, S, s)
+
+
+def _ssq_finish(E: np.ndarray, S: np.ndarray, a) -> np.ndarray:
+    """a·2^E·S: ``a·S`` where E = 0 (the plain sum), else ``ldexp(a'·S, e + E)`` with a = a'·2^e."""
+    E = np.asarray(E)
+    plain = a * S
+    if not np.any(E):
+        return plain
+    ma, ea = np.frexp(a)
+    return np.where(E == 0, plain, np.ldexp(ma * S, ea + E))
+
+
+def _ssq_parts(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A piece's partial of :func:`sum_squares`: (0, its plain sum) in range, else its scaled (E, S)."""
+    s = _row_sum(x**2)
+    if np.all(_ssq_in_range(s)):
+        return np.zeros(s.shape, dtype=np.int64), s
+    return _ssq_scaled(x, s)
+
+
+def _ssq_combine(parts: list) -> tuple[np.ndarray, np.ndarray]:
+    """The pieces' (E_p, S_p) in order -> the row's (E, S) with Σ x² = 2^E·S (see :func:`sum_squares`)."""
+    E = np.concatenate([p[0] for p in parts], axis=-1)
+    S = np.concatenate([p[1] for p in parts], axis=-1)
+    zero = np.zeros((1, 1), dtype=np.int64)
+    if not np.all(np.isfinite(S)):  # ±inf or NaN in the row: the plain inf or NaN
+        return zero, _sum_parts([p[1] for p in parts])
+    if not np.any(E):
+        total = _sum_parts([p[1] for p in parts])
+        if bool(np.all(_ssq_in_range(total))) or not np.any(S):
+            return zero, total  # the numbers of row_sum(x**2)
+    live = S > 0
+    t = np.where(live, E + np.frexp(np.where(live, S, 1.0))[1], np.iinfo(np.int64).min)
+    T = np.max(t, axis=-1, keepdims=True)  # the largest piece: 2^E_p·S_p < 2^T
+    return T, np.sum(np.ldexp(S, E - T), axis=-1, keepdims=True)
 
 
 def _whole(v: np.ndarray) -> bool:

@@ -28,13 +28,13 @@ def l2_batch_mean_value(h, lam, N):
 
     Mathematics: ``lam*RowSum(h**2)/N``
 
-    Stable form: ``lam*RowSum(h**2)/N``
+    Stable form: ``lam*SumSquares(h)/N``
 
     Rewrites applied:
-    - none
+    - sum-squares: Σ_c x_c² = SumSquares(x), m²·Σ_c (x_c/m)² with m a power of two next to max|x| where the plain sum is out of range: x_c² overflows past |x| = 1.3e154 (float64) although λ/N·Σx² may not, and goes subnormal (digits lost) below |x| = 1.5e-154; the scaled sum has neither problem (as LAPACK's nrm2).
     """
     tmp0 = lam/N
-    return tmp0*_rt.row_sum(h**2)
+    return _rt.sum_squares(h, tmp0)
 
 
 def l2_batch_mean_naive_value(h, lam, N):
@@ -64,7 +64,7 @@ def l2_batch_mean_value_and_grad(h, lam, N):
     """
     tmp0 = lam/N
     grad = 2*h*tmp0
-    return tmp0*_rt.row_sum(h**2), grad
+    return _rt.sum_squares(h, tmp0), grad
 
 
 def l2_batch_mean_naive_grad(h, lam, N):
