@@ -8,6 +8,7 @@ last axis.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -36,17 +37,24 @@ class KernelCase:
         return f"{self.kernel}[{kw}]" if kw else self.kernel
 
     def call(self, labels, pred, params: dict, grad: bool = False):
-        """Call the kernel (value, or gradient with ``grad``) on rows along the last axis."""
+        """Call the kernel (value, or gradient with ``grad``) on rows along the last axis.
+
+        The checks sample one-class rows and logits in [0, 1] on purpose: the kernels' misuse
+        warnings are silenced here (the numbers are what is checked).
+        """
         from cesym import kernels
 
         fn: Callable = getattr(kernels, self.kernel + ("_grad" if grad else ""))
         kw = dict(self.keywords)
         kw.update(params)
-        if self.nn_keywords:
-            return fn(labels=labels, logits=pred, **kw)
-        if self.labels == "none":
-            return fn(pred, **kw)
-        return fn(labels, pred, **kw)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", kernels.SingleClassWarning)
+            warnings.simplefilter("ignore", kernels.ProbabilitiesAsLogitsWarning)
+            if self.nn_keywords:
+                return fn(labels=labels, logits=pred, **kw)
+            if self.labels == "none":
+                return fn(pred, **kw)
+            return fn(labels, pred, **kw)
 
 
 CASES: list[KernelCase] = [
