@@ -31,6 +31,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from ._limits import all_finite
+
 __all__ = ["BLOCK_ELEMENTS", "num_threads", "set_num_threads", "run_blocks"]
 
 # Doubles per input block (2 MiB). Measured on 2 cores, CCE from logits, 2^20 x 10: smaller blocks
@@ -127,6 +129,7 @@ def run_blocks(
     check: Callable[[np.ndarray], None] | None = None,
     block_elements: int | None = None,
     precheck: Callable[[np.ndarray], None] | None = None,
+    limit: Callable[[list, tuple], tuple] | None = None,
 ) -> list[np.ndarray]:
     """Evaluate ``core(*blocks, *scalars)`` over blocks of rows; return the outputs.
 
@@ -136,7 +139,10 @@ def run_blocks(
     ``"row"`` (one value per row: the core returns it with keepdims) or ``"elem"`` (one per
     element, broadcast to the block). ``precheck(block)``: called on every block of the last
     row input (the prediction) before the core; ``check(block)``: called on a block whose
-    outputs are not all finite, to raise if that is bad input (both in the worker threads).
+    outputs are not all finite, to raise if that is bad input (both in the worker threads);
+    ``limit(blocks, results)``: called after it on such a block, returns the results with the
+    limits of rows whose inputs are not all finite (:mod:`._limits`). Blocks of finite
+    outputs pay one summing pass per output for the test, nothing else.
     """
     _tune_malloc()
     outs = [np.empty((n_rows,) if kind == "row" else (n_rows, n_cols), dtype=dt) for kind, dt in outputs]
@@ -155,8 +161,12 @@ def run_blocks(
             res = core(*blocks, *scalars)
             if len(outs) == 1:
                 res = (res,)
-            if check is not None and not all(np.all(np.isfinite(r)) for r in res):
-                check(blocks[-1])  # bad input shows as inf or NaN: only then is it looked for
+            if (check is not None or limit is not None) and not all(all_finite(r) for r in res):
+                # bad input and infinite inputs show as inf or NaN: only then are they looked for
+                if check is not None:
+                    check(blocks[-1])
+                if limit is not None:
+                    res = limit(blocks, res)
             for out, (kind, _), r in zip(outs, outputs, res):
                 if kind == "row":
                     out[s:e] = np.broadcast_to(r, (e - s, 1))[:, 0]

@@ -5,9 +5,9 @@ is rounded once to float32), with the class axis moved last for the generated co
 :mod:`cesym.kernels._generated`. ``kind`` selects the stable kernel (``"value"``/``"grad"``) or
 the naive lambdified definition (``"naive_value"``/``"naive_grad"``, for comparison only).
 
-IEEE special values: NaN in any input propagates to the outputs of its row; ±inf logits give
-what IEEE arithmetic gives (for example inf - inf = NaN in a row holding +inf twice). Checks for
-the probability domain ignore NaN.
+Special values: ±inf predictions give the limits of the mathematics, NaN where there is none
+(:mod:`._limits` states the rule); NaN in any input propagates to the outputs of its row (an
+ignored row stays 0). Checks for the probability domain ignore NaN.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import math
 
 import numpy as np
 
+from . import _limits as _lim
 from . import _runtime as _rt
 from . import _validate as V
 from ._blocks import run_blocks
@@ -37,19 +38,30 @@ def _rows(a: np.ndarray, axis: int) -> np.ndarray:
 
 
 def _run(
-    core, kind: str, labels, pred: np.ndarray, axis: int, scalars: tuple = (), row_level: bool = True, check=None, precheck=None
+    core,
+    kind: str,
+    labels,
+    pred: np.ndarray,
+    axis: int,
+    scalars: tuple = (),
+    row_level: bool = True,
+    check=None,
+    precheck=None,
+    limits=None,
 ):
     """Call ``core`` on blocks of last-axis rows (:mod:`._blocks`); restore axes; round to pred's dtype.
 
     ``labels``: an array of pred's shape, a callable making label blocks (class indices, see
-    :func:`_label_blocks`), or None.
+    :func:`_label_blocks`), or None. ``limits(lab, pred, idx)``: (value, gradient) of block rows
+    ``idx`` whose inputs are not all finite (:mod:`._limits`), for the stable kinds.
     """
     p = _rows(pred, axis)
     n_rows, n_cols = p.shape
     srcs = ([] if labels is None else [labels if callable(labels) else _rows(labels, axis)]) + [p]
     kinds = ("value", "grad") if kind == "value_and_grad" else (kind,)
     outputs = [("row" if row_level and not k.endswith("grad") else "elem", pred.dtype) for k in kinds]
-    outs = run_blocks(core, srcs, scalars, n_rows, n_cols, outputs, check, precheck=precheck)
+    fix = None if limits is None or kind.startswith("naive") else _fixer(limits, kinds, not row_level, labels is not None and callable(labels))
+    outs = run_blocks(core, srcs, scalars, n_rows, n_cols, outputs, check, precheck=precheck, limit=fix)
     lead = pred.shape[:axis] + pred.shape[axis + 1 :]
     res = []
     for (shape, _), out in zip(outputs, outs):
@@ -58,6 +70,23 @@ def _run(
         else:
             res.append(np.moveaxis(out.reshape(lead + (n_cols,)), -1, axis))
     return tuple(res) if kind == "value_and_grad" else res[0]
+
+
+def _fixer(limits, kinds, elementwise: bool, sparse: bool):
+    """The ``limit`` callback of :func:`run_blocks`: rows with non-finite inputs (or ignored rows)
+    get their limits where the core's outputs are not finite."""
+
+    def fix(blocks, res):
+        x = blocks[-1]
+        lab = blocks[0] if len(blocks) > 1 else None
+        bad = ~np.isfinite(x).all(axis=-1)
+        if lab is not None:
+            bad |= (lab[:, 0] < 0) if sparse else ~np.isfinite(lab).all(axis=-1)
+        if not np.any(bad):
+            return res
+        return _lim.repair(kinds, res, bad, lambda idx: limits(None if lab is None else lab[idx], x[idx]), x.shape, elementwise)
+
+    return fix
 
 
 def _prediction(y_pred, axis):
@@ -107,7 +136,22 @@ def bce(y_true, y_pred, from_logits, label_smoothing, axis, kind):
     y = V.dense_labels(y_true, p.shape)
     ls = V.smoothing(label_smoothing)
     core = _core(_gen_bce, "logits_" if from_logits else "probs_", kind)
-    return _run(core, kind, y, p, ax, (ls,), precheck=None if from_logits else _check_unit_interval)
+    if not from_logits:  # p in [0, 1]: finite; the cores' XMul terms give the edges' limits
+        return _run(core, kind, y, p, ax, (ls,), precheck=_check_unit_interval)
+    C = p.shape[ax]
+    return _run(core, kind, y, p, ax, (ls,), limits=lambda lab, x: _lim.sigmoid_rows(*_bce_weights(lab, ls), x, C))
+
+
+def _bce_weights(y: np.ndarray, ls: float) -> tuple[np.ndarray, np.ndarray]:
+    """(t, u): the generated kernels' smoothed label weights, the same expressions."""
+    t = y if ls == 0 else y * (1 - ls) + (1 / 2) * ls
+    u = 1 - y if ls == 0 else (1 / 2) * ls + (1 - y) * (1 - ls)
+    return t, u
+
+
+def _cce_weights(y: np.ndarray, ls: float) -> np.ndarray:
+    C = y.shape[-1]
+    return y if ls == 0 else y * (1 - ls) + ls / C
 
 
 def cce(y_true, y_pred, from_logits, label_smoothing, axis, kind):
@@ -116,7 +160,8 @@ def cce(y_true, y_pred, from_logits, label_smoothing, axis, kind):
     ls = V.smoothing(label_smoothing)
     checks = {} if from_logits else {"precheck": _check_nonnegative, "check": _renormalisable}
     core = _core(_gen_cce, "logits_" if from_logits else "probs_", kind)
-    return _run(core, kind, y, p, ax, (ls,), **checks)
+    rows = _lim.softmax_rows if from_logits else _lim.probs_rows
+    return _run(core, kind, y, p, ax, (ls,), limits=lambda lab, x: rows(_cce_weights(lab, ls), x), **checks)
 
 
 def _label_blocks(labels: np.ndarray):
@@ -138,7 +183,13 @@ def scce(y_true, y_pred, from_logits, axis, ignore_class, kind):
         labels = np.where(ignored.reshape(labels.shape), -1, labels)  # -1: a row of zeros
     checks = {} if from_logits else {"precheck": _check_nonnegative, "check": _renormalisable}
     core = _core(_gen_scce, "logits_" if from_logits else "probs_", kind)
-    return _run(core, kind, _label_blocks(labels.reshape(-1)), p, ax, **checks)
+    rows = _lim.softmax_rows if from_logits else _lim.probs_rows
+    return _run(core, kind, _label_blocks(labels.reshape(-1)), p, ax, limits=_sparse_limits(rows), **checks)
+
+
+def _sparse_limits(rows):
+    """Limits for class-index labels: one-hot label rows; ignored rows (-1) 0 with a zero gradient."""
+    return lambda k, x: rows(_rt.one_hot(k, x.shape[-1]), x, ignored=k[:, 0] < 0)
 
 
 # --- tf.nn ------------------------------------------------------------------------------------
@@ -149,7 +200,7 @@ def sigmoid_xent(labels, logits, kind):
     y = V.dense_labels(labels, x.shape, "labels")
     core = _core(_gen_nn, "sigmoid_cross_entropy_with_logits_", kind)
     # elementwise: any axis may stand last; the last one is used as is
-    return _run(core, kind, y, x, x.ndim - 1, row_level=False)
+    return _run(core, kind, y, x, x.ndim - 1, row_level=False, limits=lambda lab, z: _lim.sigmoid_rows(lab, 1 - lab, z, None))
 
 
 def softmax_xent(labels, logits, axis, kind):
@@ -159,7 +210,7 @@ def softmax_xent(labels, logits, axis, kind):
         raise ValueError(f"logits: the class axis (axis={axis}) is empty")
     y = V.dense_labels(labels, z.shape, "labels")
     core = _core(_gen_nn, "softmax_cross_entropy_with_logits_", kind)
-    return _run(core, kind, y, z, ax)
+    return _run(core, kind, y, z, ax, limits=_lim.softmax_rows)
 
 
 def sparse_softmax_xent(labels, logits, kind):
@@ -174,7 +225,7 @@ def sparse_softmax_xent(labels, logits, kind):
         )
     lab = V.sparse_labels(raw, z.shape, z.ndim - 1, "labels")
     core = _core(_gen_scce, "logits_", kind)
-    return _run(core, kind, _label_blocks(lab.reshape(-1)), z, z.ndim - 1)
+    return _run(core, kind, _label_blocks(lab.reshape(-1)), z, z.ndim - 1, limits=_sparse_limits(_lim.softmax_rows))
 
 
 # --- seed 003's activity penalty ----------------------------------------------------------------
@@ -196,7 +247,8 @@ def penalty(h, lam, kind):
     kinds = ("value", "grad") if kind == "value_and_grad" else (kind,)
     # the per-row terms stay float64 until their sum is rounded once
     outputs = [("row", np.dtype(np.float64)) if not k.endswith("grad") else ("elem", a.dtype) for k in kinds]
-    outs = run_blocks(core, [rows], (lam_, a.shape[0]), rows.shape[0], rows.shape[1], outputs)
+    fix = None if kind.startswith("naive") else _fixer(lambda _, x: _lim.penalty_rows(x, lam_), kinds, False, False)
+    outs = run_blocks(core, [rows], (lam_, a.shape[0]), rows.shape[0], rows.shape[1], outputs, limit=fix)
     res = []
     with np.errstate(all="ignore"):  # a float32 result past 3.4e38 rounds to inf
         for (shape, _), out in zip(outputs, outs):
