@@ -20,7 +20,8 @@ with P the number of +inf logits,
 * P = 1 (at k): s is one-hot at k; ``D_k -> 0``, the value is
   :math:`(\sum_{c\ne k} t_c) z_k - \sum_{c\ne k} t_c z_c`: ±inf by the sign of what grows,
   0 when no label weight sits off k; gradient ``T [j = k] - t_j``;
-* P ≥ 2 or every logit -inf: s has no limit where it is not 0, so the gradient is NaN there
+* one class: the value and gradient are 0 for every logit (softmax is 1);
+* P ≥ 2 or every logit -inf (two classes or more): s has no limit where it is not 0, so the gradient is NaN there
   (``-t_j`` at the other elements, ``-t`` everywhere when T = 0); the value is +inf when
   a positive label sits off the +inf logits (labels ≥ 0), 0 when every label is 0, NaN
   otherwise.
@@ -44,7 +45,7 @@ import numpy as np
 
 from . import _runtime as _rt
 
-__all__ = ["all_finite", "repair", "sigmoid_rows", "softmax_rows", "probs_rows", "penalty_rows"]
+__all__ = ["all_finite", "repair", "nan_rows", "sigmoid_rows", "softmax_rows", "probs_rows", "penalty_rows"]
 
 
 def all_finite(r: np.ndarray) -> bool:
@@ -64,14 +65,16 @@ def repair(
     kinds: Sequence[str],
     res: Sequence[np.ndarray],
     bad_rows: np.ndarray,
-    limits: Callable[[np.ndarray], tuple[np.ndarray | None, np.ndarray | None]],
+    limits: Callable[[np.ndarray], tuple],
     shape: tuple[int, int],
     elementwise_value: bool = False,
 ) -> tuple[np.ndarray, ...]:
     """``res`` with the limits filled in where an output is not finite and its row's inputs are not.
 
     ``bad_rows``: rows whose inputs are not all finite (or ignored rows); ``limits(idx)``:
-    (value (n, 1) or (n, C) if ``elementwise_value``, gradient (n, C)) of those rows.
+    (value (n, 1) or (n, C) if ``elementwise_value``, gradient (n, C) or None, force) of those
+    rows, ``force`` (n, C) marking the elements whose limit replaces even a finite output (the
+    gradient of a row holding NaN, an ignored row), or None.
     """
     R, C = shape
     out = list(res)
@@ -84,13 +87,15 @@ def repair(
     idx = np.flatnonzero(np.logical_or.reduce(need))
     if not idx.size:
         return tuple(out)
-    lv, lg = limits(idx)
+    lv, lg, force = limits(idx)
     for i, kind in enumerate(kinds):
         lim = lg if kind.endswith("grad") else lv
         if lim is None:  # the core's output is the limit wherever one exists
             continue
         sub = out[i][idx]
         keep = np.isfinite(sub)  # a finite output of the core is the limit already
+        if force is not None:
+            keep &= ~(force if sub.shape[-1] == C else force.any(axis=-1, keepdims=True))
         out[i][idx] = np.where(keep, sub, lim)
     return tuple(out)
 
@@ -119,14 +124,25 @@ def sigmoid_terms(t: np.ndarray, u: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 def sigmoid_rows(t: np.ndarray, u: np.ndarray, x: np.ndarray, C: int | None):
-    """Limits of the sigmoid losses on rows ``x`` (the gradient is the core's: None).
+    """Limits of the sigmoid losses on rows ``x``: the value; the gradient is the core's (its
+    elementwise form is the limit), except that a row holding NaN is NaN throughout.
 
     ``C``: mean over the row (binary cross-entropy, row-level value); None: elementwise.
     """
     v = sigmoid_terms(t, u, x)
     if C is None:
-        return v, None
-    return (1 / C) * _rt.row_sum(v), None
+        return v, None, None
+    nan = (np.isnan(x) | ~np.isfinite(t)).any(axis=-1)  # the sample's row: NaN throughout
+    g = np.where(nan[:, None], np.nan, 0.0)
+    return (1 / C) * _rt.row_sum(v), g, np.broadcast_to(nan[:, None], x.shape)
+
+
+def nan_rows(t: np.ndarray, x: np.ndarray):
+    """Rows whose inputs are finite but for NaN (probabilities in [0, 1]): a row holding NaN
+    is NaN throughout; the others are the core's."""
+    nan = (np.isnan(x) | ~np.isfinite(t)).any(axis=-1)
+    v = np.where(nan[:, None], np.nan, 0.0)
+    return v, np.broadcast_to(v, x.shape), np.broadcast_to(nan[:, None], x.shape)
 
 
 # --- softmax rows -------------------------------------------------------------------------------
@@ -148,6 +164,8 @@ def _finite_dot(t: np.ndarray, z: np.ndarray, fin: np.ndarray) -> np.ndarray:
 
 def softmax_value(t: np.ndarray, z: np.ndarray) -> np.ndarray:
     """Limit of Σ_c t_c (lse(z) - z_c) over rows of z in [-inf, +inf] (no NaN), labels finite."""
+    if z.shape[-1] == 1:  # one class: lse(z) = z, the value is 0 for every z
+        return np.zeros((z.shape[0], 1))
     up, down = z == np.inf, z == -np.inf
     fin = ~(up | down)
     P = np.count_nonzero(up, axis=-1)
@@ -197,6 +215,8 @@ def softmax_grad(t: np.ndarray, z: np.ndarray) -> np.ndarray:
     cancellation), several +inf (or all -inf) give ``-t_j`` where softmax tends to 0 and NaN
     where it has no limit; T = 0 gives -t.
     """
+    if z.shape[-1] == 1:  # one class: softmax is 1, the gradient T - t = 0
+        return np.zeros(z.shape)
     up = z == np.inf
     P = np.count_nonzero(up, axis=-1)
     T = np.sum(t, axis=-1)
@@ -218,10 +238,16 @@ def softmax_rows(t: np.ndarray, z: np.ndarray, ignored: np.ndarray | None = None
     tt = np.where(np.isfinite(t), t, 0.0)
     v = _nan_rows(softmax_value(tt, zz), nan)
     g = _nan_rows(softmax_grad(tt, zz), nan)
+    return _ignore(v, g, nan, ignored)
+
+
+def _ignore(v: np.ndarray, g: np.ndarray, nan: np.ndarray, ignored: np.ndarray | None):
+    """Ignored rows 0 (value and gradient); (v, g, force): NaN and ignored rows replace the core's."""
     if ignored is not None and np.any(ignored):
         v[ignored] = 0.0
         g[ignored] = 0.0
-    return v, g
+        nan = nan | ignored
+    return v, g, np.broadcast_to(nan[:, None], g.shape)
 
 
 def probs_rows(t: np.ndarray, p: np.ndarray, ignored: np.ndarray | None = None):
@@ -235,18 +261,18 @@ def probs_rows(t: np.ndarray, p: np.ndarray, ignored: np.ndarray | None = None):
     with np.errstate(divide="ignore"):
         v = softmax_value(tt, np.log(pp))
         g = 0.0 - _rt.xmul(tt, 1.0 / pp)
-    v, g = _nan_rows(v, nan), _nan_rows(g, nan)
-    if ignored is not None and np.any(ignored):
-        v[ignored] = 0.0
-        g[ignored] = 0.0
-    return v, g
+    return _ignore(_nan_rows(v, nan), _nan_rows(g, nan), nan, ignored)
 
 
-def penalty_rows(h: np.ndarray, lam: float):
+def penalty_rows(h: np.ndarray, lam: float, size: int):
     """λ·Σh²/N and 2λh/N at ±inf: ±inf by the signs of λ (and h), and 0 when λ = 0 (a zero
-    weight times an infinite term); NaN stays NaN."""
-    nan = np.isnan(h).any(-1)
+    weight times an infinite term). A sample (``size`` elements; a row holds whole samples)
+    holding NaN is NaN throughout; the value then is NaN."""
+    R = h.shape[0]
+    nan = np.isnan(h).reshape(R, -1, size).any(axis=-1)  # per sample
+    force = np.repeat(nan, size, axis=-1)
     sl = np.sign(lam)
-    v = np.full((h.shape[0], 1), sl * np.inf if lam != 0 else 0.0)
+    v = np.full((R, 1), sl * np.inf if lam != 0 else 0.0)
     g = np.where(np.isinf(h), np.sign(h) * sl * np.inf, 0.0) if lam != 0 else np.zeros(h.shape)
-    return _nan_rows(v, nan), _nan_rows(g, nan)
+    g[force] = np.nan
+    return _nan_rows(v, nan.any(axis=-1)), g, force

@@ -136,8 +136,8 @@ def bce(y_true, y_pred, from_logits, label_smoothing, axis, kind):
     y = V.dense_labels(y_true, p.shape)
     ls = V.smoothing(label_smoothing)
     core = _core(_gen_bce, "logits_" if from_logits else "probs_", kind)
-    if not from_logits:  # p in [0, 1]: finite; the cores' XMul terms give the edges' limits
-        return _run(core, kind, y, p, ax, (ls,), precheck=_check_unit_interval)
+    if not from_logits:  # p in [0, 1]: the cores' XMul terms give the edges' limits; NaN rows
+        return _run(core, kind, y, p, ax, (ls,), precheck=_check_unit_interval, limits=lambda lab, x: _lim.nan_rows(lab, x))
     C = p.shape[ax]
     return _run(core, kind, y, p, ax, (ls,), limits=lambda lab, x: _lim.sigmoid_rows(*_bce_weights(lab, ls), x, C))
 
@@ -247,7 +247,8 @@ def penalty(h, lam, kind):
     kinds = ("value", "grad") if kind == "value_and_grad" else (kind,)
     # the per-row terms stay float64 until their sum is rounded once
     outputs = [("row", np.dtype(np.float64)) if not k.endswith("grad") else ("elem", a.dtype) for k in kinds]
-    fix = None if kind.startswith("naive") else _fixer(lambda _, x: _lim.penalty_rows(x, lam_), kinds, False, False)
+    size = max(1, math.prod(a.shape[1:]))  # elements per sample
+    fix = None if kind.startswith("naive") else _fixer(lambda _, x: _lim.penalty_rows(x, lam_, size), kinds, False, False)
     outs = run_blocks(core, [rows], (lam_, a.shape[0]), rows.shape[0], rows.shape[1], outputs, limit=fix)
     res = []
     with np.errstate(all="ignore"):  # a float32 result past 3.4e38 rounds to inf
