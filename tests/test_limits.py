@@ -206,3 +206,43 @@ def test_same_numbers_whatever_the_entry_block_or_threads(dtype):
     fin = np.isfinite(z).all(axis=1)
     v = K.categorical_crossentropy(y, z, from_logits=True)
     assert np.all(np.isfinite(v[fin]))
+
+
+# --- the checker of the extended reals can fail ---------------------------------------------------
+
+
+def _ieee_kernel(case):
+    """What the kernels computed before the limits: the generated cores' IEEE results."""
+    import cesym.kernels._losses as L
+
+    def call(labels, pred, params, grad=False):
+        saved = L._fixer
+        L._fixer = lambda *a: None  # no limit callback: the cores' outputs as they are
+        try:
+            return case.call(labels, pred, params, grad=grad)
+        finally:
+            L._fixer = saved
+
+    return call
+
+
+def _nan_to_zero_kernel(case):
+    """A kernel that answers 0 where the mathematics has no limit."""
+
+    def call(labels, pred, params, grad=False):
+        return np.nan_to_num(np.asarray(case.call(labels, pred, params, grad=grad)), nan=0.0, posinf=np.inf, neginf=-np.inf)
+
+    return call
+
+
+@pytest.mark.parametrize("kernel", ["softmax_cross_entropy_with_logits", "binary_crossentropy"])
+def test_extended_checker_fails_wrong_limits(kernel):
+    from cesym.contract import check_batch
+    from cesym.registry import case as case_of
+    from cesym.sampling import sample_extended
+
+    c = case_of(kernel, **({"from_logits": True} if kernel == "binary_crossentropy" else {}))
+    batch = sample_extended(c, np.float64, 3, 14, seed=5)
+    assert not check_batch(c, batch).failures
+    assert check_batch(c, batch, kernel=_ieee_kernel(c)).failures  # NaN where a limit exists
+    assert check_batch(c, batch, kernel=_nan_to_zero_kernel(c)).failures  # a number where none does
