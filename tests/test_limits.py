@@ -246,3 +246,20 @@ def test_extended_checker_fails_wrong_limits(kernel):
     assert not check_batch(c, batch).failures
     assert check_batch(c, batch, kernel=_ieee_kernel(c)).failures  # NaN where a limit exists
     assert check_batch(c, batch, kernel=_nan_to_zero_kernel(c)).failures  # a number where none does
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_any_axis_and_rank(dtype):
+    """The limits follow the class axis wherever it is (rank 3, axis 1)."""
+    rng = np.random.default_rng(3)
+    z = rng.normal(0, 2, (4, 3, 5)).astype(dtype)
+    y = rng.uniform(0, 1, (4, 3, 5)).astype(dtype)
+    z[0, :, 1] = -inf
+    y[0, :, 1] = 0
+    z[2, 0, 3] = inf
+    z[3, :, 4] = [inf, inf, 0]
+    v, g = K.categorical_crossentropy_value_and_grad(y, z, from_logits=True, axis=1)
+    vt, gt = K.categorical_crossentropy_value_and_grad(np.moveaxis(y, 1, -1), np.moveaxis(z, 1, -1), from_logits=True)
+    assert np.array_equal(v, vt, equal_nan=True) and np.array_equal(g, np.moveaxis(gt, -1, 1), equal_nan=True)
+    assert np.all(np.isfinite(v[0])) and v[2, 3] == inf and v[3, 4] == inf  # positive labels off the +inf
+    assert np.all(np.isnan(g[3, :2, 4])) and np.all(np.isfinite(g[3, 2, 4]))  # two +inf: no softmax limit there
