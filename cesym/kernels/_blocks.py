@@ -130,6 +130,7 @@ def run_blocks(
     block_elements: int | None = None,
     precheck: Callable[[np.ndarray], None] | None = None,
     limit: Callable[[list, tuple], tuple] | None = None,
+    watch: Sequence[int] | None = None,
 ) -> list[np.ndarray]:
     """Evaluate ``core(*blocks, *scalars)`` over blocks of rows; return the outputs.
 
@@ -141,8 +142,9 @@ def run_blocks(
     row input (the prediction) before the core; ``check(block)``: called on a block whose
     outputs are not all finite, to raise if that is bad input (both in the worker threads);
     ``limit(blocks, results)``: called after it on such a block, returns the results with the
-    limits of rows whose inputs are not all finite (:mod:`._limits`). Blocks of finite
-    outputs pay one summing pass per output for the test, nothing else.
+    limits of rows whose inputs are not all finite (:mod:`._limits`). ``watch``: the outputs
+    whose finiteness is tested (default: all), when the others cannot be non-finite alone.
+    Blocks of finite outputs pay one summing pass per watched output, nothing else.
     """
     _tune_malloc()
     outs = [np.empty((n_rows,) if kind == "row" else (n_rows, n_cols), dtype=dt) for kind, dt in outputs]
@@ -161,7 +163,8 @@ def run_blocks(
             res = core(*blocks, *scalars)
             if len(outs) == 1:
                 res = (res,)
-            if (check is not None or limit is not None) and not all(all_finite(r) for r in res):
+            watched = res if watch is None else [res[i] for i in watch]
+            if (check is not None or limit is not None) and not all(all_finite(r) for r in watched):
                 # bad input and infinite inputs show as inf or NaN: only then are they looked for
                 if check is not None:
                     check(blocks[-1])

@@ -48,12 +48,15 @@ def _run(
     check=None,
     precheck=None,
     limits=None,
+    grad_alone: bool = False,
 ):
     """Call ``core`` on blocks of last-axis rows (:mod:`._blocks`); restore axes; round to pred's dtype.
 
     ``labels``: an array of pred's shape, a callable making label blocks (class indices, see
-    :func:`_label_blocks`), or None. ``limits(lab, pred, idx)``: (value, gradient) of block rows
-    ``idx`` whose inputs are not all finite (:mod:`._limits`), for the stable kinds.
+    :func:`_label_blocks`), or None. ``limits(lab, pred)``: (value, gradient, force) of block
+    rows whose inputs are not all finite (:mod:`._limits`), for the stable kinds.
+    ``grad_alone``: the gradient can be non-finite where the value is finite (ignored rows,
+    whose value is 0 whatever their logits); otherwise value_and_grad tests the value only.
     """
     p = _rows(pred, axis)
     n_rows, n_cols = p.shape
@@ -61,7 +64,10 @@ def _run(
     kinds = ("value", "grad") if kind == "value_and_grad" else (kind,)
     outputs = [("row" if row_level and not k.endswith("grad") else "elem", pred.dtype) for k in kinds]
     fix = None if limits is None or kind.startswith("naive") else _fixer(limits, kinds, not row_level, labels is not None and callable(labels))
-    outs = run_blocks(core, srcs, scalars, n_rows, n_cols, outputs, check, precheck=precheck, limit=fix)
+    # a non-finite gradient comes with a non-finite value (NaN or +inf in the row), but for
+    # ignored rows: the value is tested alone unless there are such rows
+    watch = (0,) if kind == "value_and_grad" and not grad_alone else None
+    outs = run_blocks(core, srcs, scalars, n_rows, n_cols, outputs, check, precheck=precheck, limit=fix, watch=watch)
     lead = pred.shape[:axis] + pred.shape[axis + 1 :]
     res = []
     for (shape, _), out in zip(outputs, outs):
@@ -184,7 +190,8 @@ def scce(y_true, y_pred, from_logits, axis, ignore_class, kind):
     checks = {} if from_logits else {"precheck": _check_nonnegative, "check": _renormalisable}
     core = _core(_gen_scce, "logits_" if from_logits else "probs_", kind)
     rows = _lim.softmax_rows if from_logits else _lim.probs_rows
-    return _run(core, kind, _label_blocks(labels.reshape(-1)), p, ax, limits=_sparse_limits(rows), **checks)
+    any_ignored = ignore_class is not None and bool(np.any(ignored))
+    return _run(core, kind, _label_blocks(labels.reshape(-1)), p, ax, limits=_sparse_limits(rows), grad_alone=any_ignored, **checks)
 
 
 def _sparse_limits(rows):
