@@ -172,7 +172,6 @@ def softmax_value(t: np.ndarray, z: np.ndarray) -> np.ndarray:
     any_fin = fin.any(axis=-1)
     T = np.sum(t, axis=-1)
     nz = t != 0
-    v = np.full(z.shape[0], np.nan)
 
     # T = 0: the value is -Σ t_c z_c exactly (no lse): each infinite z_c pushes by -t_c·z_c
     zero_T = T == 0
@@ -210,8 +209,8 @@ def softmax_value(t: np.ndarray, z: np.ndarray) -> np.ndarray:
 def softmax_grad(t: np.ndarray, z: np.ndarray) -> np.ndarray:
     """Limit of T·softmax(z)_j - t_j (rows of z in [-inf, +inf], no NaN; finite labels).
 
-    Rows with a finite logit and no +inf have a finite core gradient, kept by :func:`repair`;
-    here: one +inf at k gives ``T [j = k] - t_j`` (``Σ_{c≠k} t_c`` at k, summed without
+    Rows with a finite logit and no +inf have a finite core gradient (e = exp(-inf) = 0 exactly:
+    the finite row's softmax), which :func:`repair` keeps (here they get -t, not used); here: one +inf at k gives ``T [j = k] - t_j`` (``Σ_{c≠k} t_c`` at k, summed without
     cancellation), several +inf (or all -inf) give ``-t_j`` where softmax tends to 0 and NaN
     where it has no limit; T = 0 gives -t.
     """
