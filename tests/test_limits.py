@@ -263,3 +263,19 @@ def test_any_axis_and_rank(dtype):
     assert np.array_equal(v, vt, equal_nan=True) and np.array_equal(g, np.moveaxis(gt, -1, 1), equal_nan=True)
     assert np.all(np.isfinite(v[0])) and v[2, 3] == inf and v[3, 4] == inf  # positive labels off the +inf
     assert np.all(np.isnan(g[3, :2, 4])) and np.all(np.isfinite(g[3, 2, 4]))  # two +inf: no softmax limit there
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_labels_that_are_not_finite_give_nan(dtype):
+    """Labels are fixed numbers: a label ±inf or NaN has no limit to take; its sample is NaN."""
+    y = np.array([[inf, 0], [0, 1]], dtype)
+    x = np.array([[0, 1], [inf, -inf]], dtype)
+    for vg in (
+        lambda: K.sigmoid_cross_entropy_with_logits_value_and_grad(labels=y, logits=x),
+        lambda: K.binary_crossentropy_value_and_grad(y, x, from_logits=True),
+        lambda: K.softmax_cross_entropy_with_logits_value_and_grad(labels=y, logits=x),
+    ):
+        v, g = vg()
+        assert np.isnan(v.reshape(2, -1)[0, 0]) and np.isnan(g[0, 0])
+    v, g = K.binary_crossentropy_value_and_grad(y, x, from_logits=True)
+    assert np.all(np.isnan(g[0])) and v[1] == inf and np.all(g[1] == [0, -0.5])

@@ -124,17 +124,23 @@ def sigmoid_terms(t: np.ndarray, u: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 def sigmoid_rows(t: np.ndarray, u: np.ndarray, x: np.ndarray, C: int | None):
-    """Limits of the sigmoid losses on rows ``x``: the value; the gradient is the core's (its
-    elementwise form is the limit), except that a row holding NaN is NaN throughout.
+    """Limits of the sigmoid losses on rows ``x``: value ``t·softplus(-x) + u·softplus(x)``
+    (:func:`sigmoid_terms`) and gradient ``u σ(x) - t σ(-x)`` (σ(+inf) = 1, σ(-inf) = 0; the
+    cores give the same there), NaN where x is NaN or a weight is not finite.
 
-    ``C``: mean over the row (binary cross-entropy, row-level value); None: elementwise.
+    ``C``: mean over the row (binary cross-entropy: a row holding NaN is NaN throughout);
+    None: elementwise (each element its own sample).
     """
     v = sigmoid_terms(t, u, x)
+    with np.errstate(invalid="ignore"):
+        g = u * _rt.sigmoid(x) - t * _rt.sigmoid(-x)
+    bad = np.isnan(x) | ~np.isfinite(t) | ~np.isfinite(u)
     if C is None:
-        return v, None, None
-    nan = (np.isnan(x) | ~np.isfinite(t)).any(axis=-1)  # the sample's row: NaN throughout
-    g = np.where(nan[:, None], np.nan, 0.0)
-    return (1 / C) * _rt.row_sum(v), g, np.broadcast_to(nan[:, None], x.shape)
+        g[bad] = np.nan
+        return v, g, bad
+    bad = np.broadcast_to(bad.any(axis=-1, keepdims=True), x.shape)
+    g = np.where(bad, np.nan, g / C)
+    return (1 / C) * _rt.row_sum(v), g, bad
 
 
 def nan_rows(t: np.ndarray, x: np.ndarray):
