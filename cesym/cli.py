@@ -83,6 +83,9 @@ def _verify(args: argparse.Namespace) -> int:
                 f"{k['grad']['unexplained']}; max ulps from the mathematics {k['value_max_ulps']:.3g} / {k['grad_max_ulps']:.3g}",
                 flush=True,
             )
+        if c.extended:
+            x = c.extended
+            print(f"    extended reals (±inf, 0/1, NaN): {x['points']} points, {x['failures']} off their limits, {x['unresolved']} unresolved", flush=True)
         for f in c.failures[:3]:
             print(f"    FAIL {f}", flush=True)
 

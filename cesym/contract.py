@@ -10,6 +10,10 @@ few roundings of the stable formula; ``4κ`` allows the inherent sensitivity to 
 perturbation of the inputs of a few units (no algorithm can do better than κ·u on inputs that
 are themselves rounded). κ is computed only where the error exceeds the constant term.
 A NaN or inf where the true value is finite is a failure whatever κ is.
+
+Inputs that are ±inf (or probabilities at the edge 0) are checked against their limits
+(:mod:`cesym.extended`): the same bounds where the limit is finite, the same infinity where it
+is infinite, and NaN exactly where there is none.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .define import Loss, load_all
+from .extended import ExtendedReference, needs_limit
 from .reference import RowReference, Unresolved
 from .registry import KernelCase, one_hot
 from .sampling import Batch
@@ -112,6 +117,28 @@ def reference_for(loss: Loss, n: int) -> RowReference:
     return _REFS[key]
 
 
+_EXT: dict[tuple[str, int], ExtendedReference] = {}
+
+
+def _unit(loss: Loss) -> bool:
+    """Probabilities bounded by 1 (not renormalised): binary cross-entropy's."""
+    return loss.domain == "probability" and loss.name.startswith("binary_crossentropy.")
+
+
+def extended_for(loss: Loss, n: int) -> ExtendedReference:
+    key = (loss.name, n)
+    if key not in _EXT:
+        _EXT[key] = ExtendedReference(reference_for(loss, n), loss.domain, _unit(loss))
+    return _EXT[key]
+
+
+def _pick(ref: RowReference, loss: Loss, lab, pred):
+    """The interval reference, or its limits where an input is reached only as a limit."""
+    if needs_limit(pred, loss.domain, _unit(loss)) or (lab is not None and not np.all(np.isfinite(np.asarray(lab, dtype=np.float64)))):
+        return extended_for(loss, ref.n)
+    return ref
+
+
 def check_batch(
     case: KernelCase,
     batch: Batch,
@@ -150,7 +177,7 @@ def check_batch(
             items = [(r, None, None if labels is None else labels[r], batch.pred[r], value[r], None if g is None else g[r])]
             ref = reference_for(loss, n)
         for row, col, lab, pred, val, grow in items:
-            _check_point(ref, res, batch.strata[r], row, col, lab, pred, params, val, grow, dtype, value_base, grad_base)
+            _check_point(_pick(ref, loss, lab, pred), res, batch.strata[r], row, col, lab, pred, params, val, grow, dtype, value_base, grad_base)
     return res
 
 
@@ -170,10 +197,13 @@ def _check_point(ref, res: Result, stratum, row, col, lab, pred, params, val, gr
         return ref.kappa(lab, pred, params, true_v, true_g)
 
     where = "" if col is None else f"[{col}]"
-    e = ulp_error(val, true_v, dtype)
+    e = _error(val, true_v, dtype)
     res.value_ulps.append(e)
-    res.value_bits.append(bits_error(val, true_v, dtype))
-    if e > vbase:
+    res.value_bits.append(_bits(val, true_v, dtype))
+    if _no_limit(true_v):
+        if e > 0:
+            res.failures.append(Failure("value" + where, row, stratum, e, math.nan, _fmt_inputs(lab, pred, params), float(val), "no limit (NaN)"))
+    elif e > vbase:
         k = kappa()[0]
         share = _share(e, vbase, k, val, true_v)
         res.value_share.append(share)
@@ -182,10 +212,15 @@ def _check_point(ref, res: Result, stratum, row, col, lab, pred, params, val, gr
     if grow is None:
         return
     for j, (gj, tj) in enumerate(zip(grow, true_g)):
-        e = ulp_error(gj, tj, dtype)
+        e = _error(gj, tj, dtype)
         res.grad_ulps.append(e)
-        res.grad_bits.append(bits_error(gj, tj, dtype))
-        if e > gbase:
+        res.grad_bits.append(_bits(gj, tj, dtype))
+        if _no_limit(tj):
+            if e > 0:
+                res.failures.append(
+                    Failure(f"grad{where or ''}[{j}]", row, stratum, e, math.nan, _fmt_inputs(lab, pred, params), float(gj), "no limit (NaN)")
+                )
+        elif e > gbase:
             k = kappa()[1][j]
             share = _share(e, gbase, k, gj, tj)
             res.grad_share.append(share)
@@ -193,6 +228,25 @@ def _check_point(ref, res: Result, stratum, row, col, lab, pred, params, val, gr
                 res.failures.append(
                     Failure(f"grad{where or ''}[{j}]", row, stratum, e, k, _fmt_inputs(lab, pred, params), float(gj), str(tj))
                 )
+
+
+def _no_limit(true) -> bool:
+    import mpmath
+
+    return bool(mpmath.isnan(true))
+
+
+def _error(computed, true, dtype) -> float:
+    """ulp error; where the mathematics has no limit (NaN), 0 for NaN and inf for anything else."""
+    if _no_limit(true):
+        return 0.0 if math.isnan(float(computed)) else math.inf
+    return ulp_error(computed, true, dtype)
+
+
+def _bits(computed, true, dtype) -> float:
+    if _no_limit(true):
+        return 0.0 if math.isnan(float(computed)) else float(bits_error(math.nan, 0, dtype))
+    return bits_error(computed, true, dtype)
 
 
 def _share(e: float, base: float, kappa: float, computed, true) -> float:
@@ -232,14 +286,17 @@ def _check_penalty(
     lam = params["lam"]
     values, kap_terms = [], []
     for r in range(B):
-        v, gr = ref.value_and_grad(None, pred[r], [lam, B], dtype=dtype)
+        v, gr = _pick(ref, loss, None, pred[r]).value_and_grad(None, pred[r], [lam, B], dtype=dtype)
         values.append(v)
-        kap_terms += [abs(mpmath.mpf(float(x)) * d) for x, d in zip(pred[r], gr)]
+        kap_terms += [abs(mpmath.mpf(float(x)) * d) for x, d in zip(pred[r], gr) if np.isfinite(x)]
         for j, (gj, tj) in enumerate(zip(g[r] if g is not None else (), gr)):
-            e = ulp_error(gj, tj, dtype)
+            e = _error(gj, tj, dtype)
             res.grad_ulps.append(e)
-            res.grad_bits.append(bits_error(gj, tj, dtype))
-            if e > gbase:  # 2λh/N: κ = 1
+            res.grad_bits.append(_bits(gj, tj, dtype))
+            if _no_limit(tj) or not mpmath.isfinite(tj):
+                if e > 0:
+                    res.failures.append(Failure(f"grad[{j}]", start + r, batch.strata[start + r], e, math.nan, "", float(gj), str(tj)))
+            elif e > gbase:  # 2λh/N: κ = 1
                 share = _share(e, gbase, 1.0, gj, tj)
                 res.grad_share.append(share)
                 if share > 1:
@@ -247,9 +304,13 @@ def _check_penalty(
     with mpmath.workprec(256):  # exact enough: the terms are positive
         total = mpmath.fsum(values)
         kap_num = mpmath.fsum(kap_terms)
-    e = ulp_error(float(value), total, dtype)
+    e = _error(float(value), total, dtype)
     res.value_ulps.append(e)
-    res.value_bits.append(bits_error(float(value), total, dtype))
+    res.value_bits.append(_bits(float(value), total, dtype))
+    if _no_limit(total) or not mpmath.isfinite(total):
+        if e > 0:
+            res.failures.append(Failure("value", start, batch.strata[start], e, math.nan, "", float(value), str(total)))
+        return
     k = float(kap_num / abs(total)) if total != 0 else 0.0
     share = _share(e, vbase, k, value, total)
     if e > vbase:

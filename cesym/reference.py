@@ -123,13 +123,15 @@ class RowReference:
         vals = (list(labels) if self.label_syms else []) + list(pred) + list(params)
         if len(vals) != len(self.args):
             raise ValueError(f"expected {len(self.args)} inputs, got {len(vals)}")
-        return [float(x) for x in vals]
+        # floats are exact binary values; mpmath numbers (stand-ins beyond any float, see
+        # cesym.extended) are kept as they are
+        return [x if isinstance(x, mpmath.mpf) else float(x) for x in vals]
 
-    def _rising(self, fn, inputs, dtype) -> list[mpmath.mpf]:
+    def _rising(self, fn, inputs, dtype, precisions: Sequence[int] = PRECISIONS) -> list[mpmath.mpf]:
         old = mpmath.iv.prec
         try:
             pending = None
-            for prec in PRECISIONS:
+            for prec in precisions:
                 mpmath.iv.prec = prec
                 out = fn(*[mpmath.iv.mpf(x) for x in inputs])
                 res = [_resolve(o, dtype) for o in out]
@@ -137,7 +139,7 @@ class RowReference:
                     return res
                 pending = res
             raise Unresolved(
-                f"{self.loss.name}: interval not resolved at {PRECISIONS[-1]} bits for inputs {inputs} "
+                f"{self.loss.name}: interval not resolved at {precisions[-1]} bits for inputs {inputs} "
                 f"({sum(r is None for r in pending)} of {len(pending)} outputs)"
             )
         finally:
@@ -149,7 +151,16 @@ class RowReference:
         Memoised per input: the stable kernel, the naive form and Keras are checked on the same
         points, and the reference is the expensive part.
         """
-        inputs = self._inputs(labels, pred, params)
+        return self.value_and_grad_inputs(self._inputs(labels, pred, params), dtype)
+
+    def value_and_grad_inputs(self, inputs: list, dtype=np.float64, max_prec: int | None = None) -> tuple[mpmath.mpf, list[mpmath.mpf]]:
+        """:meth:`value_and_grad` on the flat inputs of :meth:`_inputs` (labels, pred, params).
+
+        ``max_prec``: give up (Unresolved) past this precision, not memoised: a quick attempt.
+        """
+        if max_prec is not None:
+            out = self._rising(self._main, inputs, dtype, [p for p in PRECISIONS if p <= max_prec])
+            return out[0], out[1:]
         key = (tuple(inputs), np.dtype(dtype).name)
         if key not in self._memo:
             try:
@@ -231,10 +242,14 @@ class RowReference:
             self._memo[key] = self._kappa_value(labels, pred, params, inputs, value, grad)
         return self._memo[key]
 
+    def _split(self, inputs) -> tuple[list, list, list]:
+        """(pred, labels, params) of the flat inputs, as mpmath numbers."""
+        n_lab, n_par = len(self.label_syms), len(self.loss.params)
+        vals = [mpmath.mpf(x) for x in inputs]
+        return vals[n_lab : n_lab + self.n], vals[:n_lab], vals[n_lab + self.n : n_lab + self.n + n_par]
+
     def _kappa_value(self, labels, pred, params, inputs, value, grad) -> float:
-        xs = [mpmath.mpf(float(x)) for x in pred]
-        ys = [mpmath.mpf(float(x)) for x in (labels if self.label_syms else [])]
-        ps = [mpmath.mpf(float(x)) for x in list(params)[: len(self.loss.params)]]
+        xs, ys, ps = self._split(inputs)
         num = sum(abs(x * g) for x, g in zip(xs, grad))
         if self._soft(labels, params) and (self.label_syms or self.loss.params):
             part = self._approx(self._value_partials, inputs)
@@ -245,9 +260,7 @@ class RowReference:
         if value is None:
             value, grad = self.value_and_grad(labels, pred, params)
         soft = self._soft(labels, params)
-        xs = [mpmath.mpf(float(x)) for x in pred]
-        ys = [mpmath.mpf(float(x)) for x in (labels if self.label_syms else [])]
-        ps = [mpmath.mpf(float(x)) for x in list(params)[: len(self.loss.params)]]
+        xs, ys, ps = self._split(inputs)
         n_lab, n_par = len(self.label_syms), len(self.loss.params)
         k_value = self._kappa_value(labels, pred, params, inputs, value, grad)
         k_grad: list[float] = []

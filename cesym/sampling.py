@@ -1,4 +1,4 @@
-"""Seeded, stratified inputs over the whole finite domain of each kernel.
+"""Seeded, stratified inputs over the whole finite domain of each kernel, and over its edges.
 
 Rows are drawn stratum by stratum (round robin), so a sample of any size covers every stratum:
 values uniform over an interval *and* uniform over float bit patterns (as Herbie samples both),
@@ -14,7 +14,7 @@ import numpy as np
 
 from .registry import KernelCase
 
-__all__ = ["Batch", "sample", "PRED_STRATA", "PROB_STRATA", "PENALTY_STRATA", "PENALTY_LAMS"]
+__all__ = ["Batch", "sample", "sample_extended", "PRED_STRATA", "PROB_STRATA", "PENALTY_STRATA", "PENALTY_LAMS", "EXTENDED_STRATA"]
 
 
 @dataclass
@@ -165,4 +165,117 @@ def sample(case: KernelCase, dtype, n: int, rows: int, seed: int, soft: bool = F
     params: dict = {}
     if case.smoothing:
         params["label_smoothing"] = float(rng.choice([0.1, 0.2, 1.0, rng.uniform(0, 1)])) if smoothing else 0.0
+    return Batch(lab, pred, params, names)
+
+
+# --- the extended reals: ±inf logits, +inf and 0 probabilities, NaN ----------------------------
+
+EXTENDED_STRATA = {
+    "logits": ("masked", "masked_zero_labels", "one_pos_inf", "several_pos_inf", "mixed_inf", "all_neg_inf", "nan"),
+    "probs": ("zero", "zero_zero_labels", "one_pos_inf", "several_pos_inf", "nan"),
+    "unit": ("zero", "one", "zero_and_one", "edges_zero_labels", "nan"),  # probabilities in [0, 1]
+    "real": ("pos_inf", "neg_inf", "nan"),
+}
+
+
+def _ext_kind(case: KernelCase) -> str:
+    if case.inputs == "probs":
+        return "unit" if case.kernel == "binary_crossentropy" else "probs"
+    return "real" if case.kernel == "activity_penalty" else "logits"
+
+
+def _some(rng, n: int, lo: int, hi: int) -> np.ndarray:
+    """A random set of between lo and hi (inclusive, clipped to [1, n]) of the n positions."""
+    k = int(rng.integers(max(1, min(lo, n)), max(1, min(hi, n)) + 1))
+    return rng.choice(n, size=k, replace=False)
+
+
+def _ext_row(rng, kind: str, stratum: str, n: int, dtype, elementwise: bool):
+    """(prediction row, positions where the labels are to be 0, positions of special values)."""
+    if kind in ("logits", "real"):
+        row = rng.uniform(-20, 20, n)
+    elif kind == "unit":
+        row = rng.uniform(0, 1, n)
+    else:
+        row = rng.uniform(0.01, 1, n) * 10 ** rng.uniform(-3, 3)
+    zero_labels = np.zeros(n, dtype=bool)
+    if stratum == "nan":
+        row[rng.integers(n)] = np.nan
+    elif stratum in ("masked", "masked_zero_labels"):
+        idx = _some(rng, n, 1, n - 1)
+        row[idx] = -np.inf
+        zero_labels[idx] = stratum == "masked_zero_labels"
+    elif stratum == "one_pos_inf":
+        row[rng.integers(n)] = np.inf
+        if kind == "logits" and n > 2 and rng.random() < 0.5:
+            row[_some(rng, n, 1, 1)] = -np.inf  # may land on the +inf: then a -inf row position
+    elif stratum == "several_pos_inf":
+        row[_some(rng, n, 2, n)] = np.inf
+    elif stratum == "mixed_inf":
+        idx = _some(rng, n, 2, n)
+        signs = rng.choice([-1.0, 1.0], idx.size)
+        signs[:2] = (1.0, -1.0)[: idx.size]  # both infinities in the row (n >= 2)
+        row[idx] = signs * np.inf
+    elif stratum == "all_neg_inf":
+        row[:] = -np.inf
+    elif stratum in ("zero", "zero_zero_labels"):
+        idx = _some(rng, n, 1, n - 1 if kind == "probs" else n)
+        row[idx] = 0.0
+        zero_labels[idx] = stratum == "zero_zero_labels"
+    elif stratum == "one":
+        row[_some(rng, n, 1, n)] = 1.0
+    elif stratum in ("zero_and_one", "edges_zero_labels"):
+        idx = _some(rng, n, 1, n)
+        row[idx] = rng.choice([0.0, 1.0], idx.size)
+        zero_labels[idx] = stratum == "edges_zero_labels"
+    elif stratum == "pos_inf":
+        row[_some(rng, n, 1, n)] = np.inf
+    elif stratum == "neg_inf":
+        row[_some(rng, n, 1, n)] = -np.inf
+    else:
+        raise ValueError(stratum)
+    if elementwise and kind == "logits" and stratum != "nan":
+        row[rng.random(n) < 0.3] = rng.choice([-np.inf, np.inf])
+    return np.asarray(row, dtype=dtype), zero_labels
+
+
+def sample_extended(case: KernelCase, dtype, n: int, rows: int, seed: int, soft: bool = False, smoothing: bool = False) -> Batch:
+    """``rows`` seeded rows of length ``n`` at the edges of ``case``'s domain (strata
+    :data:`EXTENDED_STRATA`): -inf logits under zero and positive labels, one and several +inf,
+    every logit -inf, +inf and 0 probabilities (0 and 1 for binary cross-entropy), ±inf
+    activations, NaN. Labels as :func:`sample` draws them, then 0 where a stratum masks them
+    (for class-index labels: a class that is not masked)."""
+    rng = np.random.default_rng([seed, n, rows, int(soft), int(smoothing), np.dtype(dtype).itemsize, 1])
+    kind = _ext_kind(case)
+    strata = EXTENDED_STRATA[kind]
+    if n == 1:  # a masked row needs a class left to label; a renormalised row, a non-zero element
+        strata = tuple(s for s in strata if not s.endswith("zero_labels") and not (kind == "probs" and s == "zero"))
+    preds, labels, names = [], [], []
+    for r in range(rows):
+        s = strata[r % len(strata)]
+        row, zero = _ext_row(rng, kind, s, n, dtype, case.elementwise)
+        preds.append(row)
+        names.append(s)
+        if case.labels == "none":
+            labels.append(None)
+            continue
+        lab = _labels_row(rng, case, soft, n, np.where(np.isnan(row), 0, row))
+        if case.labels == "sparse":
+            if zero.any() and not zero.all():
+                lab = int(rng.choice(np.flatnonzero(~zero)))
+        else:
+            lab = np.where(zero, 0.0, lab)
+        labels.append(lab)
+    pred = np.array(preds, dtype=dtype)
+    if case.labels == "none":
+        lab = None
+    elif case.labels == "sparse":
+        lab = np.array(labels, dtype=np.int64)
+    else:
+        lab = np.array(labels, dtype=dtype)
+    params: dict = {}
+    if case.smoothing:
+        params["label_smoothing"] = float(rng.choice([0.1, 0.2, 1.0, rng.uniform(0, 1)])) if smoothing else 0.0
+    if case.kernel == "activity_penalty":  # λ = 0 (zero weight times an infinite term) on short rows
+        params["lam"] = 0.0 if n <= 4 else 0.1
     return Batch(lab, pred, params, names)

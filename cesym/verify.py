@@ -23,7 +23,7 @@ import numpy as np
 
 from .contract import check_batch, losses_by_name, reference_for
 from .registry import CASES, KernelCase, label_kinds, one_hot
-from .sampling import sample
+from .sampling import sample, sample_extended
 
 __all__ = ["Config", "run", "naive_kernel"]
 
@@ -45,6 +45,7 @@ class Config:
     keras: dict | None = None  # cesym.keras_check.KerasTally as a dict, when Keras was run
     keras_classes: dict | None = None  # cesym.keras_forms.ClassTally: loss classes, reductions, weights
     keras_metrics: dict | None = None  # cesym.keras_forms.MetricTally: metrics on these points
+    extended: dict | None = None  # the extended reals: points, outputs with a finite/infinite/no limit, failures
     seconds: float = 0.0
 
     @property
@@ -100,7 +101,8 @@ def _run_config(task: tuple) -> Config:
     case = CASES[case_index]
     dtype = np.dtype(dtype_name).type
     t0 = time.time()
-    stable, naive = [], []
+    stable, naive, ext = [], [], []
+    ext_rows = QUICK_EXT_ROWS if rows <= QUICK_ROWS else EXT_ROWS
     grad_diff = 0.0
     keras = classes = metrics = None
     for n in sizes:
@@ -115,8 +117,9 @@ def _run_config(task: tuple) -> Config:
             keras = (keras or KerasTally()).merge(classify(case, batch, keras_kernel(case)))
             if class_rows:
                 classes, metrics = _keras_forms(case, batch, kind, class_rows, [seed, n, np.dtype(dtype).itemsize], classes, metrics)
-    s, nv = _merge(stable), _merge(naive)
-    failures = [str(f) for f in s.failures] + (metrics.failures if metrics else [])
+        ext.append(check_batch(case, sample_extended(case, dtype, n, ext_rows, seed=seed, soft=soft, smoothing=smooth)))
+    s, nv, x = _merge(stable), _merge(naive), _merge(ext)
+    failures = [str(f) for f in s.failures] + (metrics.failures if metrics else []) + [f"extended reals: {f}" for f in x.failures]
     return Config(
         kernel=case.id,
         dtype=dtype_name,
@@ -126,8 +129,9 @@ def _run_config(task: tuple) -> Config:
         naive=nv.summary(),
         failures=failures,
         naive_outside=len(nv.failures),
-        unresolved=s.unresolved,
+        unresolved=s.unresolved + x.unresolved,
         grad_vs_mpmath_diff=grad_diff,
+        extended={"points": len(x.value_ulps), "failures": len(x.failures), "unresolved": x.unresolved},
         keras=None if keras is None else asdict(keras),
         keras_classes=None if classes is None else asdict(classes),
         keras_metrics=None if metrics is None else asdict(metrics),
@@ -151,6 +155,7 @@ def _keras_forms(case: KernelCase, batch, kind: str, rows: int | None, seed, cla
 #: Default sample: rows per kernel × dtype, shared among its label kinds (hard, soft, smoothed).
 DEFAULT_ROWS = 10_000
 QUICK_ROWS = 24
+EXT_ROWS, QUICK_EXT_ROWS = 28, 7  # rows per row length at ±inf, 0/1 and NaN inputs (cesym.extended)
 
 
 def run(
@@ -167,6 +172,10 @@ def run(
 
     ``points``: rows per kernel × dtype (default 10^4, ``quick``: 24 per label kind), split
     evenly over the row lengths 1, 2, 3, 5, 8 (``quick``: 2, 3) and the label kinds.
+    Each configuration also checks, per row length, ``EXT_ROWS`` rows (``quick``:
+    ``QUICK_EXT_ROWS``) at ±inf, probability 0/1 and NaN inputs (:func:`sample_extended`)
+    against their limits (:mod:`cesym.extended`): ``Config.extended``; their failures and
+    unresolved limits count as the configuration's.
     ``jobs`` > 1 runs configurations in that many processes (results in the same order).
     ``keras``: also run Keras on the same points and classify its outputs (cesym.keras_check),
     its loss classes and metrics on the first rows of each batch (cesym.keras_forms:

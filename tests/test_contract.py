@@ -9,7 +9,7 @@ import pytest
 
 from cesym.contract import check_batch
 from cesym.registry import CASES, label_kinds
-from cesym.sampling import sample
+from cesym.sampling import sample, sample_extended
 
 from conftest import SEED
 
@@ -104,3 +104,26 @@ def test_penalty_sample_is_many_small_batches_that_catch_the_plain_sum():
         if dtype == np.float64:
             plain = check_batch(c, batch, kernel=naive_kernel(c))
             assert {f.stratum for f in plain.failures if f.what == "value"} == {"huge", "subnormal_squares"}
+
+
+EXT_ROWS = 28  # per row length; stratified over cesym.sampling.EXTENDED_STRATA
+
+
+@pytest.mark.parametrize("case,dtype,soft,smooth", list(_variants()))
+def test_contract_extended_reals(case, dtype, soft, smooth):
+    """±inf logits, +inf and 0 probabilities (0 and 1 for binary cross-entropy), ±inf
+    activations and NaN: every output is the limit of the mathematics (within the contract
+    where finite, the same infinity, NaN exactly where there is none), against the interval
+    definition evaluated along rays to infinity (cesym.extended)."""
+    sizes = (4, 16) if case.kernel == "activity_penalty" else SIZES
+    failures, unresolved, points = [], 0, 0
+    for n in sizes:
+        batch = sample_extended(case, dtype, n, EXT_ROWS, seed=SEED, soft=soft, smoothing=smooth)
+        bases = {"value_base": 1.0, "grad_base": 1.0} if dtype == np.float32 else {}
+        res = check_batch(case, batch, **bases)
+        failures += res.failures
+        unresolved += res.unresolved
+        points += len(res.value_ulps)
+    assert points > 0
+    assert unresolved == 0, f"{unresolved} limits not pinned by their intervals"
+    assert not failures, f"{len(failures)} point(s) off their limits:\n" + "\n".join(map(str, failures[:10]))

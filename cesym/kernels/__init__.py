@@ -38,6 +38,37 @@ Misuse that is not an error warns, once per call, from the calling thread:
   [0, 1] and sums to 1 within 2^-8; with a sigmoid (binary, ``tf.nn`` sigmoid), every element
   lies in [0, 1] and one at least strictly inside. Each block is probed on its first rows and
   looked at whole only when they pass, so real logits cost nothing measurable.
+
+Infinite inputs (the extended reals). Every loss, value and gradient, returns at ±inf inputs
+the limit of the mathematics where one exists, and NaN only where none does:
+
+* labels (and ``label_smoothing``, ``lam``) are fixed numbers; the limit is taken in the
+  predictions (logits, probabilities, activations), each infinite element on its own path,
+  and exists only when every path gives the same value;
+* a label weight that is exactly 0 times a term that tends to infinity is 0 (as 0·log 0 = 0
+  for probabilities): a class masked with a -inf logit under a zero label costs nothing;
+* a positive label on a -inf logit gives +inf (softmax and sigmoid losses alike), and the
+  gradient there tends to -label (softmax tends to 0);
+* one +inf logit in a softmax row makes softmax one-hot there: the value is 0 if every label
+  sits on it, +inf if a positive label sits elsewhere; the gradient is ``T·[j = k] - t_j``;
+* two or more +inf logits in a row (or a row of -inf only) have no limit of softmax at those
+  elements: NaN there, and NaN for the value unless a positive label sits elsewhere (+inf)
+  or every label is 0 (0); the other gradient elements are ``-t_j``; a row of one class is 0;
+* sigmoid terms: ``t·softplus(-x) + u·softplus(x)`` tends to ``u·inf`` at +inf and ``t·inf``
+  at -inf, the gradient to u and -t; +inf and -inf in one row of a mean add their limits
+  (+inf + -inf, possible only with labels outside [0, 1], is NaN);
+* probabilities: 0 and 1 are the domain's edges (their limits from inside); renormalised
+  probabilities may be +inf (softmax at log p: p/Σp one-hot at a single +inf);
+* ``activity_penalty``: ±inf activations give +inf (λ > 0) and ±inf gradients, 0 when λ = 0;
+* NaN in a sample's inputs, or a label that is not finite, makes that sample's value and
+  gradient NaN; a sample ignored by ``ignore_class`` is 0 with a zero gradient whatever its
+  predictions, NaN included.
+
+The finite rows are untouched (the same numbers, the same speed): rows with non-finite inputs
+are recomputed only in blocks whose outputs are not all finite. Metrics are counts, not limits:
+they keep Keras's rules at ±inf too (argmax orders the extended reals, ties to the smallest
+index, NaN never wins; the top-k metrics, as TensorFlow's ``in_top_k``, count a row holding
+±inf or NaN as not in the top k).
 """
 
 from __future__ import annotations
@@ -96,6 +127,8 @@ def binary_crossentropy(y_true, y_pred, from_logits: bool = False, label_smoothi
     ``from_logits``: :math:`\operatorname{mean}_{axis} -(t\log p + u\log(1-p))`.
     Stable forms: ``t·softplus(-x) + u·softplus(x)`` on logits (two non-negative terms);
     ``log1p(-p)`` on probabilities. y_pred must lie in [0, 1] when ``from_logits`` is False.
+    At ±inf logits and at p = 0 or 1: the limits (module docstring), e.g.
+    ``binary_crossentropy([[0, 1]], [[-inf, 2]], from_logits=True)`` is softplus(-2)/2.
     """
     return _L.bce(y_true, y_pred, from_logits, label_smoothing, axis, "value")
 
@@ -117,6 +150,8 @@ def categorical_crossentropy(y_true, y_pred, from_logits: bool = False, label_sm
     (probabilities renormalised, as Keras does) or :math:`-\sum_c t_c\log\operatorname{softmax}(z)_c`.
     Stable forms: ``(max z - z_c) + log1p(Σ_{k≠argmax} e^{z_k - max z})`` and
     ``log1p(Σ_{k≠c} p_k / p_c)``, which keep a dominant class's tiny loss.
+    At ±inf logits (+inf or 0 probabilities): the limits (module docstring); a -inf logit under
+    a zero label costs 0, e.g. labels [[0, .5, .5]] at logits [[-inf, 0, 0]] give ln 2.
     """
     return _L.cce(y_true, y_pred, from_logits, label_smoothing, axis, "value")
 
@@ -141,7 +176,9 @@ def sparse_categorical_crossentropy(y_true, y_pred, from_logits: bool = False, a
 
     Integer labels of shape (N,) or (N, 1) for y_pred (N, C); the loss is
     :math:`-\log(p_k/\sum_c p_c)` or :math:`-\log\operatorname{softmax}(z)_k`. Samples whose
-    label equals ``ignore_class`` get 0 (and a zero gradient).
+    label equals ``ignore_class`` get 0 (and a zero gradient), whatever their predictions (NaN
+    included). At ±inf logits: the limits (module docstring): +inf if the labelled class's logit
+    is -inf or another's +inf, 0 if the labelled class alone is +inf.
     """
     return _L.scce(y_true, y_pred, from_logits, axis, ignore_class, "value")
 
@@ -157,7 +194,10 @@ def sparse_categorical_crossentropy_value_and_grad(y_true, y_pred, from_logits: 
 
 
 def sigmoid_cross_entropy_with_logits(*, labels, logits) -> np.ndarray:
-    r"""``tf.nn.sigmoid_cross_entropy_with_logits``: elementwise :math:`y\,\mathrm{softplus}(-x) + (1-y)\,\mathrm{softplus}(x)`."""
+    r"""``tf.nn.sigmoid_cross_entropy_with_logits``: elementwise :math:`y\,\mathrm{softplus}(-x) + (1-y)\,\mathrm{softplus}(x)`.
+
+    At x = +inf: ``(1 - y)·inf`` (0 for y = 1); at x = -inf: ``y·inf`` (0 for y = 0); NaN stays NaN.
+    """
     return _L.sigmoid_xent(labels, logits, "value")
 
 
@@ -172,7 +212,11 @@ def sigmoid_cross_entropy_with_logits_value_and_grad(*, labels, logits) -> tuple
 
 
 def softmax_cross_entropy_with_logits(*, labels, logits, axis: int = -1) -> np.ndarray:
-    r"""``tf.nn.softmax_cross_entropy_with_logits``: :math:`-\sum_c y_c\log\operatorname{softmax}(z)_c`; labels need not sum to 1."""
+    r"""``tf.nn.softmax_cross_entropy_with_logits``: :math:`-\sum_c y_c\log\operatorname{softmax}(z)_c`; labels need not sum to 1.
+
+    At ±inf logits: the limits (module docstring): labels [[0, .5, .5]] at [[-inf, 0, 0]] give
+    ln 2, [[0, 1, 0]] at [[-inf, 0, -inf]] give 0; two +inf logits under a label give NaN.
+    """
     return _L.softmax_xent(labels, logits, axis, "value")
 
 
@@ -187,7 +231,11 @@ def softmax_cross_entropy_with_logits_value_and_grad(*, labels, logits, axis: in
 
 
 def sparse_softmax_cross_entropy_with_logits(*, labels, logits) -> np.ndarray:
-    r"""``tf.nn.sparse_softmax_cross_entropy_with_logits``: :math:`-\log\operatorname{softmax}(z)_k`, labels of shape logits.shape[:-1]."""
+    r"""``tf.nn.sparse_softmax_cross_entropy_with_logits``: :math:`-\log\operatorname{softmax}(z)_k`, labels of shape logits.shape[:-1].
+
+    At ±inf logits: the limits (module docstring): label 0 at [[1, inf]] gives +inf (gradient
+    [-1, 1]), label 1 gives 0 (gradient [0, 0]).
+    """
     return _L.sparse_softmax_xent(labels, logits, "value")
 
 
@@ -205,7 +253,8 @@ def activity_penalty(h, lam: float = 0.1) -> np.ndarray:
     r"""Seed 003's penalty :math:`\lambda \cdot \frac1N\sum_n \sum_{c} h_{nc}^2` (batch axis 0), a 0-d array.
 
     What ``lambda_ * tf.reduce_mean(tf.reduce_sum(tf.square(h), axis=[1, 2, 3]))`` computes and
-    Keras 3's ``ActivityRegularization(l2=lam)`` adds to the loss.
+    Keras 3's ``ActivityRegularization(l2=lam)`` adds to the loss. ±inf activations give
+    ``sign(λ)·inf`` (0 when λ = 0).
     """
     return _L.penalty(h, lam, "value")
 

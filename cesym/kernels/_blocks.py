@@ -62,6 +62,8 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
+from ._limits import all_finite
+
 __all__ = ["BLOCK_ELEMENTS", "num_threads", "set_num_threads", "run_blocks"]
 
 # Doubles per input block (2 MiB). Measured on 2 cores, CCE from logits, 2^20 x 10: smaller blocks
@@ -265,6 +267,8 @@ def run_blocks(
     block_elements: int | None = None,
     precheck: Callable[[np.ndarray], None] | None = None,
     pieces: bool = False,
+    limit: Callable[[list, tuple], tuple] | None = None,
+    watch: Sequence[int] | None = None,
 ) -> list[np.ndarray]:
     """Evaluate ``core(*blocks, *scalars)`` over blocks of rows; return the outputs.
 
@@ -275,9 +279,13 @@ def run_blocks(
     ``"elem"`` (one per element, broadcast to the block). ``precheck(block)``: called on every
     block of the last row input (the prediction) before the core; ``check(block)``: called on a
     block whose outputs are not all finite, to raise if that is bad input (both in the worker
-    threads). ``pieces``: rows longer than a block are evaluated in pieces (:mod:`._pieces`;
-    the core must be a generated one); without it a long row is one block. Zero rows: empty
-    outputs, the core is not called.
+    threads); ``limit(blocks, results)``: called after it on such a block, returns the results
+    with the limits of rows whose inputs are not all finite (:mod:`._limits`). ``watch``: the
+    outputs whose finiteness is tested (default: all), when the others cannot be non-finite
+    alone. Blocks of finite outputs pay one summing pass per watched output, nothing else.
+    ``pieces``: rows longer than a block are evaluated in pieces (:mod:`._pieces`; the core
+    must be a generated one); without it a long row is one block. Zero rows: empty outputs,
+    the core is not called.
     """
     _tune_malloc()
     outs = [np.empty((n_rows,) if kind == "row" else (n_rows, n_cols), dtype=dt) for kind, dt in outputs]
@@ -287,7 +295,7 @@ def run_blocks(
     if pieces and n_cols > size:
         from ._pieces import run_pieces  # noqa: PLC0415 - the long-row path, rarely needed
 
-        run_pieces(core, rows, scalars, n_rows, n_cols, outputs, outs, check, size, precheck)
+        run_pieces(core, rows, scalars, n_rows, n_cols, outputs, outs, check, size, precheck, limit)
         return outs
     threads = num_threads()
     step = max(1, size // max(1, n_cols))
@@ -304,8 +312,13 @@ def run_blocks(
             res = core(*blocks, *scalars)
             if len(outs) == 1:
                 res = (res,)
-            if check is not None and not all(np.all(np.isfinite(r)) for r in res):
-                check(blocks[-1])  # bad input shows as inf or NaN: only then is it looked for
+            watched = res if watch is None else [res[i] for i in watch]
+            if (check is not None or limit is not None) and not all(all_finite(r) for r in watched):
+                # bad input and infinite inputs show as inf or NaN: only then are they looked for
+                if check is not None:
+                    check(blocks[-1])
+                if limit is not None:
+                    res = limit(blocks, res)
             for out, (kind, _), r in zip(outs, outputs, res):
                 if kind == "row":
                     out[s:e] = np.broadcast_to(r, (e - s, 1))[:, 0]

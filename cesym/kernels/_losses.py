@@ -9,9 +9,9 @@ Shapes: any rank, the class axis anywhere (rows are read through views, see :mod
 rows of any length (longer than a block: in pieces), empty leading axes (empty outputs). An
 empty class axis is an error: the loss of a row of no classes is not defined.
 
-IEEE special values: NaN in any input propagates to the outputs of its row; ±inf logits give
-what IEEE arithmetic gives (for example inf - inf = NaN in a row holding +inf twice). Checks for
-the probability domain ignore NaN.
+Special values: ±inf predictions give the limits of the mathematics, NaN where there is none
+(:mod:`._limits` states the rule); NaN in any input propagates to the outputs of its row (an
+ignored row stays 0). Checks for the probability domain ignore NaN.
 
 Misuse that is not an error is named (:mod:`._misuse`): one class along the class axis of a
 categorical or sparse loss (``SingleClassWarning``), and logits that are all probabilities
@@ -24,6 +24,7 @@ import math
 
 import numpy as np
 
+from . import _limits as _lim
 from . import _misuse as M
 from . import _runtime as _rt
 from . import _validate as V
@@ -62,12 +63,18 @@ def _run(
     check=None,
     precheck=None,
     watch: M.ProbabilityWatch | None = None,
+    limits=None,
+    grad_alone: bool = False,
 ):
     """Call ``core`` on blocks of last-axis rows (:mod:`._blocks`); restore axes; round to pred's dtype.
 
     ``labels``: an array of pred's shape, a callable making label blocks (class indices, see
     :func:`_label_blocks`), or None. ``watch``: looks at every prediction block (as the
-    precheck) and warns, from this thread, once the blocks are done.
+    precheck) and warns, from this thread, once the blocks are done. ``limits(lab, pred)``:
+    (value, gradient, force) of block rows whose inputs are not all finite (:mod:`._limits`),
+    for the stable kinds.
+    ``grad_alone``: the gradient can be non-finite where the value is finite (ignored rows,
+    whose value is 0 whatever their logits); otherwise value_and_grad tests the value only.
     """
     if watch is not None:
         precheck = watch
@@ -76,7 +83,13 @@ def _run(
     srcs = ([] if labels is None else [labels if callable(labels) else _rows(labels, axis)]) + [p]
     kinds = ("value", "grad") if kind == "value_and_grad" else (kind,)
     outputs = [("row" if row_level and not k.endswith("grad") else "elem", V.native(pred.dtype)) for k in kinds]
-    outs = run_blocks(core, srcs, scalars, n_rows, n_cols, outputs, check, precheck=precheck, pieces=True)
+    fix = None if limits is None or kind.startswith("naive") else _fixer(limits, kinds, not row_level, labels is not None and callable(labels))
+    # a non-finite gradient comes with a non-finite value (NaN or +inf in the row), but for
+    # ignored rows: the value is tested alone unless there are such rows
+    watched = (0,) if kind == "value_and_grad" and not grad_alone else None
+    outs = run_blocks(
+        core, srcs, scalars, n_rows, n_cols, outputs, check, precheck=precheck, limit=fix, watch=watched, pieces=True
+    )
     if watch is not None:
         watch.report(pred.size)
     lead = pred.shape[:axis] + pred.shape[axis + 1 :]
@@ -87,6 +100,23 @@ def _run(
         else:
             res.append(np.moveaxis(out.reshape(lead + (n_cols,)), -1, axis))
     return tuple(res) if kind == "value_and_grad" else res[0]
+
+
+def _fixer(limits, kinds, elementwise: bool, sparse: bool):
+    """The ``limit`` callback of :func:`run_blocks`: rows with non-finite inputs (or ignored rows)
+    get their limits where the core's outputs are not finite."""
+
+    def fix(blocks, res):
+        x = blocks[-1]
+        lab = blocks[0] if len(blocks) > 1 else None
+        bad = ~np.isfinite(x).all(axis=-1)
+        if lab is not None:
+            bad |= (lab[:, 0] < 0) if sparse else ~np.isfinite(lab).all(axis=-1)
+        if not np.any(bad):
+            return res
+        return _lim.repair(kinds, res, bad, lambda idx: limits(None if lab is None else lab[idx], x[idx]), x.shape, elementwise)
+
+    return fix
 
 
 def _prediction(y_pred, axis):
@@ -144,8 +174,23 @@ def bce(y_true, y_pred, from_logits, label_smoothing, axis, kind):
     y = V.dense_labels(y_true, p.shape)
     ls = V.smoothing(label_smoothing)
     core = _core(_gen_bce, "logits_" if from_logits else "probs_", kind)
-    checks = {"watch": _watch("binary_crossentropy", True, rows=False)} if from_logits else {"precheck": _check_unit_interval}
-    return _run(core, kind, y, p, ax, (ls,), **checks)
+    if not from_logits:  # p in [0, 1]: the cores' XMul terms give the edges' limits; NaN rows
+        return _run(core, kind, y, p, ax, (ls,), precheck=_check_unit_interval, limits=lambda lab, x: _lim.nan_rows(lab, x))
+    C = p.shape[ax]
+    watch = _watch("binary_crossentropy", True, rows=False)
+    return _run(core, kind, y, p, ax, (ls,), watch=watch, limits=lambda lab, x: _lim.sigmoid_rows(*_bce_weights(lab, ls), x, C))
+
+
+def _bce_weights(y: np.ndarray, ls: float) -> tuple[np.ndarray, np.ndarray]:
+    """(t, u): the generated kernels' smoothed label weights, the same expressions."""
+    t = y if ls == 0 else y * (1 - ls) + (1 / 2) * ls
+    u = 1 - y if ls == 0 else (1 / 2) * ls + (1 - y) * (1 - ls)
+    return t, u
+
+
+def _cce_weights(y: np.ndarray, ls: float) -> np.ndarray:
+    C = y.shape[-1]
+    return y if ls == 0 else y * (1 - ls) + ls / C
 
 
 def cce(y_true, y_pred, from_logits, label_smoothing, axis, kind):
@@ -156,7 +201,9 @@ def cce(y_true, y_pred, from_logits, label_smoothing, axis, kind):
     M.single_class("categorical_crossentropy", "y_pred", p.shape, ax)
     checks = {} if from_logits else {"precheck": _check_nonnegative, "check": _renormalisable}
     core = _core(_gen_cce, "logits_" if from_logits else "probs_", kind)
-    return _run(core, kind, y, p, ax, (ls,), watch=_watch("categorical_crossentropy", from_logits, n_classes=p.shape[ax]), **checks)
+    rows = _lim.softmax_rows if from_logits else _lim.probs_rows
+    watch = _watch("categorical_crossentropy", from_logits, n_classes=p.shape[ax])
+    return _run(core, kind, y, p, ax, (ls,), watch=watch, limits=lambda lab, x: rows(_cce_weights(lab, ls), x), **checks)
 
 
 def _label_blocks(labels: np.ndarray):
@@ -180,7 +227,16 @@ def scce(y_true, y_pred, from_logits, axis, ignore_class, kind):
     checks = {} if from_logits else {"precheck": _check_nonnegative, "check": _renormalisable}
     core = _core(_gen_scce, "logits_" if from_logits else "probs_", kind)
     watch = _watch("sparse_categorical_crossentropy", from_logits, n_classes=p.shape[ax])
-    return _run(core, kind, _label_blocks(labels.reshape(-1)), p, ax, watch=watch, **checks)
+    rows = _lim.softmax_rows if from_logits else _lim.probs_rows
+    any_ignored = ignore_class is not None and bool(np.any(ignored))
+    return _run(
+        core, kind, _label_blocks(labels.reshape(-1)), p, ax, watch=watch, limits=_sparse_limits(rows), grad_alone=any_ignored, **checks
+    )
+
+
+def _sparse_limits(rows):
+    """Limits for class-index labels: one-hot label rows; ignored rows (-1) 0 with a zero gradient."""
+    return lambda k, x: rows(_rt.one_hot(k, x.shape[-1]), x, ignored=k[:, 0] < 0)
 
 
 # --- tf.nn ------------------------------------------------------------------------------------
@@ -194,7 +250,8 @@ def sigmoid_xent(labels, logits, kind):
     # Elementwise: blocked over the flat data whatever the shape. A unit axis appended as the
     # "class" axis makes every element a row of one: blocks of BLOCK_ELEMENTS elements for a
     # 1-D input as for any other (a view of C-contiguous data; other layouts are gathered).
-    res = _run(core, kind, y[..., None], x[..., None], x.ndim, row_level=False, watch=watch)
+    res = _run(core, kind, y[..., None], x[..., None], x.ndim, row_level=False, watch=watch,
+               limits=lambda lab, z: _lim.sigmoid_rows(lab, 1 - lab, z, None))
     return tuple(r[..., 0] for r in res) if kind == "value_and_grad" else res[..., 0]
 
 
@@ -207,7 +264,7 @@ def softmax_xent(labels, logits, axis, kind):
     M.single_class("softmax_cross_entropy_with_logits", "logits", z.shape, ax)
     core = _core(_gen_nn, "softmax_cross_entropy_with_logits_", kind)
     watch = _watch("softmax_cross_entropy_with_logits", True, "logits", n_classes=z.shape[ax])
-    return _run(core, kind, y, z, ax, watch=watch)
+    return _run(core, kind, y, z, ax, watch=watch, limits=_lim.softmax_rows)
 
 
 def sparse_softmax_xent(labels, logits, kind):
@@ -224,7 +281,7 @@ def sparse_softmax_xent(labels, logits, kind):
     M.single_class("sparse_softmax_cross_entropy_with_logits", "logits", z.shape, z.ndim - 1)
     core = _core(_gen_scce, "logits_", kind)
     watch = _watch("sparse_softmax_cross_entropy_with_logits", True, "logits", n_classes=z.shape[-1])
-    return _run(core, kind, _label_blocks(lab.reshape(-1)), z, z.ndim - 1, watch=watch)
+    return _run(core, kind, _label_blocks(lab.reshape(-1)), z, z.ndim - 1, watch=watch, limits=_sparse_limits(_lim.softmax_rows))
 
 
 # --- seed 003's activity penalty ----------------------------------------------------------------
@@ -246,7 +303,9 @@ def penalty(h, lam, kind):
     kinds = ("value", "grad") if kind == "value_and_grad" else (kind,)
     # the per-row terms stay float64 until their sum is rounded once
     outputs = [("row", np.dtype(np.float64)) if not k.endswith("grad") else ("elem", V.native(a.dtype)) for k in kinds]
-    outs = run_blocks(core, [rows], (lam_, a.shape[0]), rows.shape[0], rows.shape[1], outputs, pieces=True)
+    size = max(1, math.prod(a.shape[1:]))  # elements per sample
+    fix = None if kind.startswith("naive") else _fixer(lambda _, x: _lim.penalty_rows(x, lam_, size), kinds, False, False)
+    outs = run_blocks(core, [rows], (lam_, a.shape[0]), rows.shape[0], rows.shape[1], outputs, limit=fix, pieces=True)
     res = []
     with np.errstate(all="ignore"):  # a float32 result past 3.4e38 rounds to inf
         for (shape, _), out in zip(outputs, outs):

@@ -211,8 +211,15 @@ def run_pieces(
     check: Callable | None,
     size: int,
     precheck: Callable | None,
+    limit: Callable | None = None,
 ) -> None:
-    """Fill ``outs`` (see :func:`._blocks.run_blocks`) for rows longer than ``size``, in pieces."""
+    """Fill ``outs`` (see :func:`._blocks.run_blocks`) for rows longer than ``size``, in pieces.
+
+    A row whose outputs are not all finite is looked at whole (as ``run_blocks`` looks at a
+    block): ``check`` for bad input, then ``limit`` for the limits at infinite inputs, on the
+    row's float64 inputs (the one case, with cancelled ``cross_rest`` elements, where a long
+    row is materialised; only for rows holding inf or NaN).
+    """
     from ._blocks import _block, _in_threads  # noqa: PLC0415 - _blocks imports this module lazily
 
     if size < 4:
@@ -289,7 +296,16 @@ def run_pieces(
                 cuts[r] = [0, n_cols]
                 nxt.append(r)
                 continue
-            if check is not None and not all(np.all(np.isfinite(o[r])) for o in outs):
-                check(_block(rows[-1], r, r + 1))  # bad input shows as inf or NaN
+            if (check is not None or limit is not None) and not all(np.all(np.isfinite(o[r])) for o in outs):
+                whole_row = [_block(src, r, r + 1) for src in rows]
+                if check is not None:
+                    check(whole_row[-1])  # bad input shows as inf or NaN
+                if limit is not None:
+                    res = tuple(
+                        np.asarray(o[r : r + 1], dtype=np.float64)[:, None] if kind == "row" else np.asarray(o[r : r + 1], dtype=np.float64)
+                        for o, (kind, _) in zip(outs, outputs)
+                    )
+                    with np.errstate(all="ignore"):
+                        write(r, 0, n_cols, limit(whole_row, res))
         active_rows = nxt
         first = False

@@ -13,6 +13,9 @@ Keras clips p to [1e-7, 1 - 1e-7] first; the mathematics does not.
 Each function takes rows along the last axis (float64 arrays, labels broadcast to the
 prediction's shape; a label given by its class, ``k``, as int64 of shape (rows, 1), -1 for an
 ignored row) and scalar parameters; the public, checked API is :mod:`cesym.kernels`.
+The cores compute the finite domain; at ±inf inputs they give what IEEE arithmetic gives
+(0·inf = NaN), and the public kernels replace those outputs by the limits of the mathematics
+(:mod:`cesym.kernels._limits`).
 The code prints each stable form after the exact identities of ``cesym.generate.print_form``
 (``v_j + Σ_{c≠j} v_c = Σ_c v_c``; ``-log softmax(z)_j = log1p(Σ_{c≠argmax} e_c) - d_j`` with
 ``d = z - max z``, ``e = exp(d)``, shared with the gradient; softplus and σ in their stable

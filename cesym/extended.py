@@ -1,0 +1,164 @@
+r"""Reference values over the extended reals: limits at ±inf (and at the probability edge 0).
+
+Independent of the kernels' limit code (:mod:`cesym.kernels._limits`): the definition is
+evaluated by :class:`~cesym.reference.RowReference` (interval arithmetic, proven digits) at
+finite stand-ins for the infinite inputs, further and further out, on several paths:
+
+* a stand-in for a logit ±inf is ±r·M, for a probability +inf 2^{r·M} and for a probability
+  0 the positive 2^{-r·M} (0 is the edge of the domain: its value is the limit from inside),
+  with M = 2^k for k in :data:`KS`; a probability 1 bounded by 1 (binary cross-entropy) is
+  taken as it is where the interval resolves it (log 1 = 0), else as the limit at 1 - 2^{-rk};
+* the rates r: 1 for every infinite input, and with two or more of them, each in turn at
+  r = 2 (it runs ahead of the others): a limit that depends on the path shows as a
+  disagreement between these rays;
+* on each ray, an output has the finite limit L when its values at the three M round to the
+  same number of the format (every term that vanishes does so like e^{-M}: far below an
+  ulp at M = 2^64), and the limit ±inf when it keeps growing (:math:`v_3 - v_2` of the sign
+  of :math:`v_2 - v_1` and at least half its size, where a converging output shrinks its
+  steps by e^{-M} or 2^{-16}; the step visible in the format);
+  otherwise it has none;
+* the limit is the rays' common one; if they differ, or a ray has none, there is no limit
+  (NaN expected).
+
+A NaN input has no limit (NaN expected everywhere); labels and parameters are taken as given
+(the limit is in the predictions). Condition numbers are those of the stand-in at the
+largest M on the first ray (the infinite inputs contribute x·∂f/∂x → 0 where the limit is
+finite).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import mpmath
+import numpy as np
+
+from .reference import RowReference, Unresolved
+from .ulps import FORMATS
+
+__all__ = ["KS", "needs_limit", "ExtendedReference"]
+
+#: M = 2**k for these k (rising): e^{-M} is far below any ulp, M far above any finite input's effect
+KS = (64, 80, 96)
+_EDGE_PREC = 640  # an input 1 that the interval resolves does so at a few hundred bits
+
+
+def _special(x: float, domain: str, unit: bool = False) -> bool:
+    return not math.isfinite(x) or (domain == "probability" and (x == 0.0 or (unit and x == 1.0)))
+
+
+def needs_limit(pred: Sequence[float], domain: str, unit: bool = False) -> bool:
+    """Whether a row's predictions hold an input that is reached only as a limit (``unit``:
+    probabilities bounded by 1, whose edge 1 is one too)."""
+    return any(_special(float(x), domain, unit) for x in pred)
+
+
+def _standin(x: float, domain: str, r: int, k: int) -> mpmath.mpf:
+    M = mpmath.ldexp(r, k)
+    if domain == "probability":
+        if x == 0.0:
+            return mpmath.ldexp(1, -int(M))
+        if x == 1.0:  # the edge 1 of [0, 1]: 1 - 2^{-rk}, exactly (1 - 2^{-M} would need M bits)
+            with mpmath.workprec(r * k + 8):
+                return 1 - mpmath.ldexp(1, -r * k)
+        return mpmath.ldexp(1, int(M))  # +inf
+    return M if x > 0 else -M
+
+
+def _round(v: mpmath.mpf, dtype) -> float:
+    """``v`` rounded to ``dtype`` (beyond its range: ±inf), as a Python float."""
+    p, emin, fmax = FORMATS[np.dtype(dtype)]
+    if mpmath.isinf(v) or abs(v) > fmax * (1 + mpmath.ldexp(1, -p)):
+        return math.copysign(math.inf, float(mpmath.sign(v)))
+    if v == 0:
+        return 0.0
+    e = int(mpmath.frexp(v)[1])
+    q = mpmath.ldexp(1, max(e - p, emin))  # the spacing at v
+    return float(mpmath.nint(v / q) * q)
+
+
+class ExtendedReference:
+    """Limits of a :class:`RowReference` at inputs that are ±inf (or 0 for probabilities)."""
+
+    def __init__(self, ref: RowReference, domain: str, unit: bool = False):
+        self.ref, self.domain, self.unit = ref, domain, unit
+        self._memo: dict = {}
+
+    def _points(self, pred, unit: bool = False) -> list[list[list[mpmath.mpf]]]:
+        """Stand-in predictions per ray, per k (``unit``: the edge 1 as a limit too)."""
+        special = [i for i, x in enumerate(pred) if _special(float(x), self.domain, unit)]
+        rays = [dict.fromkeys(special, 1)]
+        if len(special) > 1:
+            rays += [{j: (2 if j == i else 1) for j in special} for i in special]
+        out = []
+        for rates in rays:
+            per_k = []
+            for k in KS:
+                per_k.append(
+                    [_standin(float(x), self.domain, rates[i], k) if i in rates else mpmath.mpf(float(x)) for i, x in enumerate(pred)]
+                )
+            out.append(per_k)
+        return out
+
+    def _eval(self, labels, pred_mp, params, dtype, max_prec=None) -> list[mpmath.mpf]:
+        inputs = self.ref._inputs(labels, pred_mp, params)
+        v, g = self.ref.value_and_grad_inputs(inputs, dtype, max_prec)
+        return [v, *g]
+
+    def value_and_grad(self, labels, pred, params=(), dtype=np.float64):
+        """The limit value and gradient (mpmath numbers; ``mpmath.nan`` where there is none)."""
+        key = (tuple(float(x) for x in (labels if labels is not None else ())), tuple(float(x) for x in pred), tuple(params), np.dtype(dtype).name)
+        if key in self._memo:
+            hit = self._memo[key]
+            if isinstance(hit, Unresolved):
+                raise hit
+            return hit
+        try:
+            out = self._limit(labels, pred, params, dtype)
+        except Unresolved as e:
+            self._memo[key] = e
+            raise
+        self._memo[key] = out
+        return out
+
+    def _limit(self, labels, pred, params, dtype):
+        n_out = 1 + len(self.ref.grad_exprs)
+        if any(math.isnan(float(x)) for x in pred) or (labels is not None and not all(math.isfinite(float(y)) for y in labels)):
+            return mpmath.nan, [mpmath.nan] * (n_out - 1)
+        try:  # the edge 1 is a number whose terms resolve (log 1 = 0, 0·log 0 = 0) ...
+            quick = _EDGE_PREC if self.unit and any(float(x) == 1.0 for x in pred) else None
+            rays = [[self._eval(labels, p, params, dtype, quick) for p in per_k] for per_k in self._points(pred)]
+        except Unresolved:  # ... unless a term is infinite there: then as a limit too
+            if not self.unit:
+                raise
+            rays = [[self._eval(labels, p, params, dtype) for p in per_k] for per_k in self._points(pred, True)]
+        limits = []
+        for j in range(n_out):
+            per_ray = [_ray_limit([vals[j] for vals in ray], dtype) for ray in rays]
+            first = per_ray[0]
+            if first is None or any(r is None or _round(r, dtype) != _round(first, dtype) for r in per_ray[1:]):
+                limits.append(mpmath.nan)
+            else:
+                limits.append(first)
+        return limits[0], limits[1:]
+
+    def kappa(self, labels, pred, params=(), value=None, grad=None):
+        """κ of the value and of each gradient element at the first ray's farthest stand-in."""
+        far = self._points(pred)[0][-1]
+        return self.ref.kappa(labels, far, params, value, grad)
+
+
+def _ray_limit(vals: list[mpmath.mpf], dtype) -> mpmath.mpf | None:
+    """The limit along one ray from its values at rising M: finite, ±inf, or None (none)."""
+    v1, v2, v3 = vals
+    d1, d2 = v2 - v1, v3 - v2
+    p, emin, _ = FORMATS[np.dtype(dtype)]
+    if d1 != 0 and mpmath.sign(d1) == mpmath.sign(d2) and abs(d2) >= abs(d1) / 2:
+        spacing = mpmath.ldexp(1, max(int(mpmath.frexp(v3)[1]) - p, emin)) if v3 != 0 else mpmath.ldexp(1, emin)
+        if abs(d2) >= 2 * spacing:  # growing, and visibly so in the format
+            return mpmath.inf * mpmath.sign(d2)
+    r = [_round(v, dtype) for v in vals]
+    if r[0] == r[1] == r[2] or (math.isinf(r[2]) and r[1] == r[2]):
+        return v3
+    return None

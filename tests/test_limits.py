@@ -1,0 +1,281 @@
+"""±inf inputs give the limits of the mathematics (issue 9, item 8); NaN only where there is none.
+
+Expected values are the exact limits; a finite one is compared within 2 ulps of the format
+(the kernels' own accuracy contract at κ ≤ 1 where these rows have κ ≤ 1: they are the finite
+row's value, one log1p or softplus away from correctly rounded), infinities and zeros exactly.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+from cesym import kernels as K
+
+inf, nan = np.inf, np.nan
+DTYPES = (np.float32, np.float64)
+
+
+def close(got, want, dtype, ulps=2.0):
+    got = np.asarray(got, dtype=np.float64)
+    want = np.asarray(want, dtype=np.float64)
+    assert got.shape == want.shape, (got, want)
+    assert np.array_equal(np.isnan(got), np.isnan(want)), (got, want)
+    same_inf = np.isinf(want) & (got == want)
+    fin = np.isfinite(want)
+    assert np.all(same_inf | fin | np.isnan(want)), (got, want)
+    tol = ulps * np.spacing(np.abs(want[fin]).astype(dtype)).astype(np.float64)
+    tol = np.maximum(tol, ulps * np.finfo(dtype).smallest_subnormal)
+    assert np.all(np.abs(got[fin] - want[fin]) <= tol), (got, want)
+
+
+def softmax_forms():
+    """(name, value_and_grad(labels, logits)) of every dense softmax kernel."""
+    return [
+        ("softmax_cross_entropy_with_logits", lambda y, z: K.softmax_cross_entropy_with_logits_value_and_grad(labels=y, logits=z)),
+        ("categorical_crossentropy", lambda y, z: K.categorical_crossentropy_value_and_grad(y, z, from_logits=True)),
+    ]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name,fn", softmax_forms())
+def test_issue_softmax_examples(name, fn, dtype):
+    y = np.array([[0, 0.5, 0.5], [0, 1, 0]], dtype)
+    z = np.array([[-inf, 0, 0], [-inf, 0, -inf]], dtype)
+    v, g = fn(y, z)
+    close(v, [math.log(2), 0.0], dtype)
+    # T·softmax - y: softmax is (0, 1/2, 1/2) and (0, 1, 0)
+    close(g, [[0, 0, 0], [0, 0, 0]], dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_issue_binary_example(dtype):
+    v, g = K.binary_crossentropy_value_and_grad(np.array([[0, 1]], dtype), np.array([[-inf, 2]], dtype), from_logits=True)
+    close(v, [0.063464005521486248], dtype)  # softplus(-2)/2
+    close(g, [[0.0, -1 / (1 + math.exp(2)) / 2]], dtype)  # u σ(x) - t σ(-x), over C = 2
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_issue_sparse_example(dtype):
+    z = np.array([[1, inf], [1, inf]], dtype)
+    v, g = K.sparse_softmax_cross_entropy_with_logits_value_and_grad(labels=np.array([0, 1]), logits=z)
+    close(v, [inf, 0.0], dtype)
+    close(g, [[-1, 1], [0, 0]], dtype)
+    v2, g2 = K.sparse_categorical_crossentropy_value_and_grad(np.array([0, 1]), z, from_logits=True)
+    close(v2, [inf, 0.0], dtype)
+    close(g2, [[-1, 1], [0, 0]], dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_issue_ignored_nan_row_is_zero(dtype):
+    z = np.array([[nan, 1, 2], [0, 1, 2], [inf, inf, nan]], dtype)
+    labels = np.array([3, 1, 3])
+    for fn in (K.sparse_categorical_crossentropy_value_and_grad,):
+        v, g = fn(labels, z, from_logits=True, ignore_class=3)
+        assert v[0] == 0 and v[2] == 0 and np.all(g[[0, 2]] == 0)
+        assert np.all(np.isfinite(v)) and np.all(np.isfinite(g))
+        assert np.array_equal(K.sparse_categorical_crossentropy_grad(labels, z, from_logits=True, ignore_class=3), g)
+        assert np.array_equal(K.sparse_categorical_crossentropy(labels, z, from_logits=True, ignore_class=3), v)
+    p = np.array([[nan, 0.5, 0.5], [0.2, 0.3, 0.5], [inf, inf, 1]], dtype)
+    v, g = K.sparse_categorical_crossentropy_value_and_grad(labels, p, ignore_class=3)
+    assert v[0] == 0 and v[2] == 0 and np.all(g[[0, 2]] == 0)
+
+
+# (labels, logits, value, gradient) of softmax rows: the rule of cesym.kernels, case by case
+SOFTMAX_ROWS = [
+    # one +inf: softmax one-hot there
+    ([1, 0, 0], [inf, 3, -inf], 0.0, [0, 0, 0]),
+    ([0, 1, 0], [inf, 3, -inf], inf, [1, -1, 0]),
+    ([0.25, 0.5, 0.25], [inf, 3, -inf], inf, [0.75, -0.5, -0.25]),
+    ([0, 0, 0], [inf, 3, -inf], 0.0, [0, 0, 0]),
+    # -inf only: the finite row's softmax, 0 at -inf; +inf for a positive label there
+    ([0, 0, 1], [-inf, -inf, 5], 0.0, [0, 0, 0]),
+    ([1, 0, 0], [-inf, 1, 1], inf, [-1, 0.5, 0.5]),
+    # two +inf: no limit of softmax there (NaN); -t elsewhere; +inf when a positive label is off them
+    ([1, 0, 0], [inf, inf, 0], nan, [nan, nan, 0]),
+    ([0, 0, 1], [inf, inf, 0], inf, [nan, nan, -1]),
+    ([0, 0, 0], [inf, inf, 0], 0.0, [0, 0, 0]),
+    # every logit -inf: no limit unless the labels are all 0
+    ([0, 1, 0], [-inf, -inf, -inf], nan, [nan, nan, nan]),
+    ([0, 0, 0], [-inf, -inf, -inf], 0.0, [0, 0, 0]),
+    # NaN: the row is NaN
+    ([0, 1, 0], [nan, 0, inf], nan, [nan, nan, nan]),
+    ([0, 0, 0], [nan, 0, 0], nan, [nan, nan, nan]),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("name,fn", softmax_forms())
+def test_softmax_rule(name, fn, dtype):
+    y = np.array([r[0] for r in SOFTMAX_ROWS], dtype)
+    z = np.array([r[1] for r in SOFTMAX_ROWS], dtype)
+    v, g = fn(y, z)
+    close(v, [r[2] for r in SOFTMAX_ROWS], dtype)
+    close(g, [r[3] for r in SOFTMAX_ROWS], dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sigmoid_rule(dtype):
+    y = np.array([0, 1, 0, 1, 0.5, 0.5, 0.25, 1], dtype)
+    x = np.array([-inf, -inf, inf, inf, inf, -inf, nan, inf], dtype)
+    v, g = K.sigmoid_cross_entropy_with_logits_value_and_grad(labels=y, logits=x)
+    close(v, [0, inf, inf, 0, inf, inf, nan, 0], dtype)
+    close(g, [0, -1, 1, 0, 0.5, -0.5, nan, 0], dtype)  # u σ(x) - y σ(-x) -> u or -y
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_binary_mixed_infinities(dtype):
+    """+inf and -inf in one row: each term has its own limit (terms are non-negative)."""
+    y = np.array([[1, 0, 0], [0, 1, 0.5]], dtype)
+    x = np.array([[inf, -inf, 0], [inf, -inf, 0]], dtype)
+    v, g = K.binary_crossentropy_value_and_grad(y, x, from_logits=True, label_smoothing=0.0)
+    close(v, [math.log(2) / 3, inf], dtype)
+    close(g, [[0, 0, 0.5 / 3], [1 / 3, -1 / 3, 0]], dtype)
+    v, g = K.binary_crossentropy_value_and_grad(y, x, from_logits=True, label_smoothing=0.2)
+    close(v, [inf, inf], dtype)  # smoothing puts weight 0.1 on each infinite softplus
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_infinite_probabilities(dtype):
+    """Renormalised probabilities may be +inf: the limit of p/Σp, as softmax at z = log p."""
+    y = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0], [0, 0, 1]], dtype)
+    p = np.array([[inf, 0.5, 0], [inf, 0.5, 0], [inf, inf, 1], [inf, inf, 1]], dtype)
+    v, g = K.categorical_crossentropy_value_and_grad(y, p)
+    close(v, [0, inf, nan, inf], dtype)
+    # T/S - t_j/p_j with S = +inf: -t_j/p_j, and 0 at +inf
+    close(g, [[0, 0, 0], [0, -2, 0], [0, 0, 0], [0, 0, -1]], dtype)
+    v, g = K.sparse_categorical_crossentropy_value_and_grad(np.array([0, 1, 0, 2]), p)
+    close(v, [0, inf, nan, inf], dtype)
+    close(g, [[0, 0, 0], [0, -2, 0], [0, 0, 0], [0, 0, -1]], dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_probability_edges(dtype):
+    """p = 0 and 1 are in the domain: 0·log 0 = 0, +inf (and ∓inf gradient) under a positive weight."""
+    y = np.array([[0, 1], [1, 0], [1, 1]], dtype)
+    p = np.array([[0, 1], [0, 1], [0, 1]], dtype)
+    v, g = K.binary_crossentropy_value_and_grad(y, p)
+    close(v, [0, inf, inf], dtype)
+    close(g, [[0.5, -0.5], [-inf, inf], [-inf, -0.5]], dtype)
+    v, g = K.categorical_crossentropy_value_and_grad(np.array([[0, 1]], dtype), np.array([[0, 1]], dtype))
+    close(v, [0], dtype)
+    close(g, [[1, 0]], dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_penalty(dtype):
+    h = np.array([[inf, 1.0], [2.0, -inf]], dtype)
+    v, g = K.activity_penalty_value_and_grad(h, lam=0.0)
+    assert v == 0 and np.all(g == 0)
+    v, g = K.activity_penalty_value_and_grad(h, lam=0.5)
+    close(v, inf, dtype)
+    close(g, [[inf, 0.5], [1.0, -inf]], dtype)
+
+
+def _entries(fn_name, **kw):
+    vg = getattr(K, fn_name + "_value_and_grad")
+    return (lambda *a: vg(*a, **kw)), (lambda *a: getattr(K, fn_name)(*a, **kw)), (lambda *a: getattr(K, fn_name + "_grad")(*a, **kw))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_same_numbers_whatever_the_entry_block_or_threads(dtype):
+    """value_and_grad = (value, grad) bit for bit, and a row's numbers do not depend on its block."""
+    rng = np.random.default_rng(7)
+    R, C = 5000, 6
+    z = rng.normal(0, 5, (R, C)).astype(dtype)
+    y = rng.uniform(0, 1, (R, C)).astype(dtype)
+    y[rng.random((R, C)) < 0.3] = 0
+    special = rng.random((R, C))
+    z[special < 0.05] = -inf
+    z[special > 0.98] = inf
+    z[(special > 0.5) & (special < 0.501)] = nan
+    for name, kw in [("categorical_crossentropy", {"from_logits": True}), ("binary_crossentropy", {"from_logits": True})]:
+        vg, val, grad = _entries(name, **kw)
+        v, g = vg(y, z)
+        assert np.array_equal(v, val(y, z), equal_nan=True)
+        assert np.array_equal(g, grad(y, z), equal_nan=True)
+        try:
+            K.set_num_threads(1)
+            for r in (0, 17, R - 1):  # each row alone
+                v1, g1 = vg(y[r : r + 1], z[r : r + 1])
+                assert np.array_equal(v1, v[r : r + 1], equal_nan=True)
+                assert np.array_equal(g1, g[r : r + 1], equal_nan=True)
+        finally:
+            K.set_num_threads(None)
+    # nothing non-finite where the limit is finite: the finite rows are untouched
+    fin = np.isfinite(z).all(axis=1)
+    v = K.categorical_crossentropy(y, z, from_logits=True)
+    assert np.all(np.isfinite(v[fin]))
+
+
+# --- the checker of the extended reals can fail ---------------------------------------------------
+
+
+def _ieee_kernel(case):
+    """What the kernels computed before the limits: the generated cores' IEEE results."""
+    import cesym.kernels._losses as L
+
+    def call(labels, pred, params, grad=False):
+        saved = L._fixer
+        L._fixer = lambda *a: None  # no limit callback: the cores' outputs as they are
+        try:
+            return case.call(labels, pred, params, grad=grad)
+        finally:
+            L._fixer = saved
+
+    return call
+
+
+def _nan_to_zero_kernel(case):
+    """A kernel that answers 0 where the mathematics has no limit."""
+
+    def call(labels, pred, params, grad=False):
+        return np.nan_to_num(np.asarray(case.call(labels, pred, params, grad=grad)), nan=0.0, posinf=np.inf, neginf=-np.inf)
+
+    return call
+
+
+@pytest.mark.parametrize("kernel", ["softmax_cross_entropy_with_logits", "binary_crossentropy"])
+def test_extended_checker_fails_wrong_limits(kernel):
+    from cesym.contract import check_batch
+    from cesym.registry import case as case_of
+    from cesym.sampling import sample_extended
+
+    c = case_of(kernel, **({"from_logits": True} if kernel == "binary_crossentropy" else {}))
+    batch = sample_extended(c, np.float64, 3, 14, seed=5)
+    assert not check_batch(c, batch).failures
+    assert check_batch(c, batch, kernel=_ieee_kernel(c)).failures  # NaN where a limit exists
+    assert check_batch(c, batch, kernel=_nan_to_zero_kernel(c)).failures  # a number where none does
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_any_axis_and_rank(dtype):
+    """The limits follow the class axis wherever it is (rank 3, axis 1)."""
+    rng = np.random.default_rng(3)
+    z = rng.normal(0, 2, (4, 3, 5)).astype(dtype)
+    y = rng.uniform(0, 1, (4, 3, 5)).astype(dtype)
+    z[0, :, 1] = -inf
+    y[0, :, 1] = 0
+    z[2, 0, 3] = inf
+    z[3, :, 4] = [inf, inf, 0]
+    v, g = K.categorical_crossentropy_value_and_grad(y, z, from_logits=True, axis=1)
+    vt, gt = K.categorical_crossentropy_value_and_grad(np.moveaxis(y, 1, -1), np.moveaxis(z, 1, -1), from_logits=True)
+    assert np.array_equal(v, vt, equal_nan=True) and np.array_equal(g, np.moveaxis(gt, -1, 1), equal_nan=True)
+    assert np.all(np.isfinite(v[0])) and v[2, 3] == inf and v[3, 4] == inf  # positive labels off the +inf
+    assert np.all(np.isnan(g[3, :2, 4])) and np.all(np.isfinite(g[3, 2, 4]))  # two +inf: no softmax limit there
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_labels_that_are_not_finite_give_nan(dtype):
+    """Labels are fixed numbers: a label ±inf or NaN has no limit to take; its sample is NaN."""
+    y = np.array([[inf, 0], [0, 1]], dtype)
+    x = np.array([[0, 1], [inf, -inf]], dtype)
+    for vg in (
+        lambda: K.sigmoid_cross_entropy_with_logits_value_and_grad(labels=y, logits=x),
+        lambda: K.binary_crossentropy_value_and_grad(y, x, from_logits=True),
+        lambda: K.softmax_cross_entropy_with_logits_value_and_grad(labels=y, logits=x),
+    ):
+        v, g = vg()
+        assert np.isnan(v.reshape(2, -1)[0, 0]) and np.isnan(g[0, 0])
+    v, g = K.binary_crossentropy_value_and_grad(y, x, from_logits=True)
+    assert np.all(np.isnan(g[0])) and v[1] == inf and np.all(g[1] == [0.5, -0.5])  # (u σ(x) - y σ(-x))/C
