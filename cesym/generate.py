@@ -381,6 +381,15 @@ class KernelPrinter(NumPyPrinter):
     def _print_Elem(self, e):
         return e.name
 
+    def _print_Mul(self, e):
+        # A power-of-two coefficient 2^k (k >= 1) is printed last: (h*c)*2 is (2*h)*c bit for bit
+        # (scaling by 2^k is exact) except where 2*h overflows and the product does not (the
+        # penalty's gradient 2·h·λ/N at |h| > max/2).
+        c, rest = e.as_coeff_Mul()
+        if c.is_Integer and c > 1 and int(c) & (int(c) - 1) == 0 and rest is not sp.S.One:
+            return "%s*%s" % (self.parenthesize(rest, sp.printing.precedence.precedence(e)), self._print(c))
+        return super()._print_Mul(e)
+
     def _print_Pow(self, e, rational=False):
         if e.exp == -1:
             return "1/%s" % self.parenthesize(e.base, sp.printing.precedence.PRECEDENCE["Pow"])

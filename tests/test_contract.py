@@ -65,6 +65,9 @@ def _penalty_batch(h, lam, dtype):
         ([[1e154, 1e-160], [1e-300, 3.0]], 0.1, np.float64),
         ([[1e-158, 1e-159]], 1e-3, np.float64),
         ([[1e155, 1e155]], 0.1, np.float64),
+        # the gradient 2λh/N past max/2: 2·h overflows, the gradient does not (value: inf, right)
+        ([[1.5e308, 1.0]], 0.1, np.float64),
+        ([[-1.7e308, 2.0], [1.0, 0.0]], 1e-3, np.float64),
         # float32: computed in float64, one rounding; huge (h² past float32's max) and tiny
         ([[3e19, 1.0], [1.0, 1.0]], 0.1, np.float32),
         ([[1e-30, 1e-31], [1e-33, 1e-40]], 1e3, np.float32),

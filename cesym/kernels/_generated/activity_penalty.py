@@ -59,14 +59,14 @@ def l2_batch_mean_grad(h, lam, N):
     - none
     """
     tmp0 = lam/N
-    return 2*h*tmp0
+    return (h*tmp0)*2
 
 
 def l2_batch_mean_value_and_grad(h, lam, N):
     r"""λ · mean over the batch of the sum of squares over the other axes: stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``l2_batch_mean_value`` and ``l2_batch_mean_grad``).
     """
     tmp0 = lam/N
-    grad = 2*h*tmp0
+    grad = (h*tmp0)*2
     return _rt.sum_squares(h, tmp0), grad
 
 
@@ -75,4 +75,4 @@ def l2_batch_mean_naive_grad(h, lam, N):
 
     ``2*h*lam/N``
     """
-    return 2*h*lam/N
+    return (h*lam/N)*2
