@@ -45,13 +45,93 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["active", "reduce", "resolve", "need_whole_row", "Pending", "PendingUsed", "run_pieces"]
+__all__ = [
+    "active", "reduce", "reduce_once", "resolve", "need_whole_row", "unknown", "Pending", "Unknown", "PendingUsed", "AnotherPass", "run_pieces",
+]
 
 _local = threading.local()
 
 
 class PendingUsed(Exception):
     """A row value not known yet was needed element by element: the piece's evaluation ends here."""
+
+
+class AnotherPass(Exception):
+    """Raised by a row-level :class:`Pending` whose value, once the pass's reductions are known,
+    turns out to need another pass (a reduction it did not know it would ask for)."""
+
+
+class Unknown:
+    """An element-level value that needs a row value not known yet (``exp(z - m)`` with m
+    pending), in the pass that asks for that row value.
+
+    Arithmetic (NumPy ufuncs) with it gives it back; anything else (a reduction of it, a
+    comparison in Python, ``numpy.where``, an attribute, indexing) raises :class:`PendingUsed`.
+    So the evaluation of a piece goes on past a pending row value as far as it can without
+    its elements: the reductions asked for there whose partials do not need them (the row sum
+    of another input, the statistics of the labels) are recorded in the same pass, instead of
+    one more pass over the row each. The element-level outputs are written in a later pass.
+    """
+
+    __slots__ = ()
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if method != "__call__" or kwargs:
+            raise PendingUsed
+        return UNKNOWN
+
+    def __array_function__(self, *args, **kwargs):
+        raise PendingUsed
+
+    def __array__(self, *args, **kwargs):
+        raise PendingUsed
+
+    def __bool__(self):
+        raise PendingUsed
+
+    def __iter__(self):
+        raise PendingUsed
+
+    def __getitem__(self, i):
+        raise PendingUsed
+
+    def __getattr__(self, name):
+        raise PendingUsed
+
+    def _need(self, *o):
+        raise PendingUsed
+
+    __len__ = __float__ = __int__ = __index__ = __contains__ = __setitem__ = _need
+
+    def _op(self, *o):
+        return UNKNOWN
+
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _op
+    __truediv__ = __rtruediv__ = __pow__ = __rpow__ = _op
+    __lt__ = __le__ = __gt__ = __ge__ = __eq__ = __ne__ = _op  # elementwise, as NumPy's
+    __and__ = __rand__ = __or__ = __ror__ = __xor__ = __rxor__ = _op
+    __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = __matmul__ = __rmatmul__ = _op
+    __hash__ = object.__hash__
+
+    def __neg__(self):
+        return UNKNOWN
+
+    def __pos__(self):
+        return UNKNOWN
+
+    def __abs__(self):
+        return UNKNOWN
+
+    def __invert__(self):
+        return UNKNOWN
+
+
+UNKNOWN = Unknown()
+
+
+def unknown(*xs) -> bool:
+    """Any of ``xs`` an :class:`Unknown` element-level value."""
+    return any(isinstance(x, Unknown) for x in xs)
 
 
 class Pending:
@@ -78,8 +158,8 @@ class Pending:
         if method != "__call__" or kwargs:
             raise PendingUsed
         for x in inputs:
-            if isinstance(x, np.ndarray) and x.size > 1:  # element-level (a piece is >= 2 wide)
-                raise PendingUsed
+            if isinstance(x, Unknown) or (isinstance(x, np.ndarray) and x.size > 1):  # element-level (a piece is >= 2 wide)
+                return UNKNOWN
         return Pending(lambda known: ufunc(*[resolve(x, known) for x in inputs]))
 
     def __array_function__(self, *args, **kwargs):
@@ -154,7 +234,7 @@ def resolve(x, known: list):
 class PieceContext:
     """What the runtime sees of the piece being evaluated (``None`` outside the long-row path)."""
 
-    __slots__ = ("known", "next", "offset", "width", "piece_width", "whole", "pending", "need_whole")
+    __slots__ = ("known", "next", "offset", "width", "piece_width", "whole", "pending", "need_whole", "memo")
 
     def __init__(self, known: list, offset: int, width: int, piece_width: int):
         self.known = known  # the row's reductions known so far, in call order
@@ -165,6 +245,7 @@ class PieceContext:
         self.whole = piece_width == width  # one piece holds the whole row (need_whole_row's retry)
         self.pending: list = []  # (partial, combine) of the reductions asked for in this pass
         self.need_whole = False  # an element-level output needs the whole row (need_whole_row)
+        self.memo: dict = {}  # (what, id(input)) -> (input, the reduction's value): asked once per piece
 
 
 def need_whole_row() -> None:
@@ -189,8 +270,26 @@ def reduce(partial: Callable[[], object], combine: Callable[[list], object]):
     ctx.next += 1
     if i < len(ctx.known):
         return ctx.known[i]
-    ctx.pending.append((partial(), combine))
+    part = partial()
+    if unknown(*(part if isinstance(part, tuple) else (part,))):
+        raise PendingUsed  # a partial of elements not known yet: a later pass
+    ctx.pending.append((part, combine))
     return Pending(lambda known: known[i])
+
+
+def reduce_once(what: str, x: np.ndarray, partial: Callable[[], object], combine: Callable[[list], object]):
+    """:func:`reduce`, asked once per piece for the same statistic ``what`` of the same array
+    ``x``: a second call (rest_sum(p) for the gradient and again for the value) returns the
+    first call's value, known or pending, without a number of its own (the order of the calls
+    is the same in every pass, so the numbering stays the same)."""
+    ctx = _local.ctx
+    key = (what, id(x))
+    hit = ctx.memo.get(key)
+    if hit is not None and hit[0] is x:
+        return hit[1]
+    value = reduce(partial, combine)
+    ctx.memo[key] = (x, value)  # x kept alive: its id names it for the piece's evaluation
+    return value
 
 
 def bounds(n_cols: int, size: int) -> list[int]:
@@ -257,8 +356,8 @@ def run_pieces(
                             precheck(blocks[-1])
                         res = core(*blocks, *scalars)
                         res = res if len(outs) > 1 else (res,)
-                        if any(kind != "row" and isinstance(x, Pending) for (kind, _), x in zip(outputs, res)):
-                            raise PendingUsed  # an element-level output needs a pending value
+                        if any(isinstance(x, Unknown) or (kind != "row" and isinstance(x, Pending)) for (kind, _), x in zip(outputs, res)):
+                            raise PendingUsed  # an output needs a pending value element by element
                         keep = [kind == "row" or not ctx.need_whole for kind, _ in outputs]
                         write(r, c0, c1, [None if isinstance(x, Pending) or not k else x for x, k in zip(res, keep)])
                     later = [x if isinstance(x, Pending) else None for x in res] if c0 == 0 else None
@@ -287,9 +386,13 @@ def run_pieces(
                 if status == {"stop"}:
                     nxt.append(r)
                     continue
-                for out, x in zip(outs, mine[0][2]):  # the row-level values left pending
-                    if x is not None:
-                        out[r] = np.broadcast_to(x.resolve(known[r]), (1, 1))[0, 0]
+                try:
+                    for out, x in zip(outs, mine[0][2]):  # the row-level values left pending
+                        if x is not None:
+                            out[r] = np.broadcast_to(x.resolve(known[r]), (1, 1))[0, 0]
+                except AnotherPass:  # known now, they ask for more: the row goes round again
+                    nxt.append(r)
+                    continue
             if whole:
                 # element-level outputs that need the whole row: once more, as one piece, every
                 # reduction known (the row-level outputs come out the same)

@@ -437,7 +437,9 @@ def weighted_neg_log_normalized(t: np.ndarray, p: np.ndarray, S: np.ndarray) -> 
     the same as the general form's (for p >= 0, which the public kernels check), without a log
     of every element. Other labels: the general form.
     """
-    hot = _one_hot_rows(t) if _piece() is None and np.all(S < _EXACT_INT) else None
+    if _piece() is not None:
+        return _p_weighted_neg_log_normalized(t, p, S)
+    hot = _one_hot_rows(t) if np.all(S < _EXACT_INT) else None
     if hot is None:
         return row_sum(xmul(t, neg_log_normalized(p, rest_sum(p, S))))
     flat, T = hot
@@ -649,6 +651,8 @@ def _exp_rest_at(e: np.ndarray, flat: np.ndarray, s: np.ndarray, S: np.ndarray) 
 
 def xmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a·b with 0·b = 0 for any b (0·log 0 = 0, 0·inf = 0)."""
+    if _pieces.unknown(a, b):  # a long row's elements not known in this pass
+        return _pieces.UNKNOWN
     out = np.multiply(a, b)
     nan = np.isnan(out)
     if np.any(nan):
@@ -742,57 +746,136 @@ def _p_rest_at_label(k: np.ndarray, v: np.ndarray, S: np.ndarray) -> np.ndarray:
     return np.where(np.abs(r) < 0.25 * mag, without, r)  # a negative element: rest_sum's test
 
 
+def _rest_stats_partial(v: np.ndarray, off: int):
+    """A piece's statistics for :func:`_p_rest_sum`: its sum, least element (NaN aside), first
+    largest element and its column, and the piece's sum without that element: needed only
+    where the element may carry the row (a non-negative row's dominant element exceeds 3/4
+    of the row's sum, so more than half its piece's), else NaN, never read; and Σ|v|, the sum
+    itself for a non-negative piece. Three passes over a non-negative piece (sum, min, argmax),
+    a fourth in the piece holding a dominant element."""
+    s = _row_sum(v)
+    low = np.fmin.reduce(v, axis=-1, keepdims=True)
+    a = int(np.argmax(v[0]))
+    top = v[:, a : a + 1].copy()
+    nonneg = bool(low[0, 0] >= 0)
+    if nonneg and bool(top[0, 0] <= 0.5 * s[0, 0]):
+        without = np.full((1, 1), np.nan)  # no element above half the piece: never dominant
+    else:
+        q = v.copy()
+        q[0, a] = 0.0
+        without = _row_sum(q)
+    return low, top, off + a, s, without, s if nonneg else _row_sum(np.abs(v))
+
+
+def _rest_stats_combine(parts: list) -> tuple:
+    """The row's (least element, first largest element, its column, Σ v, Σ_{c≠k} v_c with k that
+    column, Σ|v|): sums pairwise over the pieces (the sum is row_sum's numbers)."""
+    low = np.fmin.reduce(np.concatenate([p[0] for p in parts], axis=-1), axis=-1, keepdims=True)
+    tops = np.concatenate([p[1] for p in parts], axis=-1)
+    best = int(np.argmax(tops[0]))  # the first piece holding the row's (first) maximum
+    return (
+        low,
+        tops[:, best : best + 1],
+        parts[best][2],
+        _sum_parts([p[3] for p in parts]),
+        _sum_parts([p[4] if i == best else p[3] for i, p in enumerate(parts)]),
+        _sum_parts([p[5] for p in parts]),
+    )
+
+
 def _p_rest_sum(v: np.ndarray, S: np.ndarray | None) -> np.ndarray:
     """rest_sum for a long row: ``S - v_j``; where that has lost its magnitude (rest_sum's
     tests) the row's argmax k gives ``r = Σ_{c≠k} v_c`` (summed directly) at k and
-    ``(v_k + r) - v_j`` elsewhere, as in :func:`_rest_sum_exact`."""
+    ``(v_k + r) - v_j`` elsewhere, as in :func:`_rest_sum_exact`.
+
+    A non-negative row (sum below 2^53) has at most one such element, its argmax k, and only
+    where ``S - v_k < S/4``: then r is put at k, else ``S - v`` is the result (for whole
+    numbers, hard labels, r = S - v_k exactly: the short rows' shortcut, the same numbers).
+    The statistics are asked for once per piece and array (:func:`._pieces.reduce_once`);
+    while they are pending the elements are not known (:class:`._pieces.Unknown`), and the
+    evaluation goes on to ask for the next reductions in the same pass.
+    """
     if S is None:
         S = row_sum(v)
     ctx = _piece()
     off = ctx.offset
-
-    def partial():
-        a = int(np.argmax(v[0]))
-        q = v.copy()
-        q[0, a] = 0.0
-        return (
-            np.fmin.reduce(v, axis=-1, keepdims=True),
-            v[:, a : a + 1].copy(),
-            off + a,
-            _row_sum(v),
-            _row_sum(q),
-            _row_sum(np.abs(v)),
-            bool(np.array_equal(v, np.rint(v))),
-            int(np.count_nonzero(v)),
-        )
-
-    def combine(parts):
-        low = np.fmin.reduce(np.concatenate([p[0] for p in parts], axis=-1), axis=-1, keepdims=True)
-        tops = np.concatenate([p[1] for p in parts], axis=-1)
-        best = int(np.argmax(tops[0]))  # the first piece holding the row's (first) maximum
-        sums = [p[4] if i == best else p[3] for i, p in enumerate(parts)]
-        return (
-            low,
-            tops[:, best : best + 1],
-            parts[best][2],
-            _sum_parts(sums),
-            _sum_parts([p[5] for p in parts]),
-            all(p[6] for p in parts),
-            sum(p[7] for p in parts),
-        )
-
-    low, vk, k, r, mag, whole, nnz = _pieces.reduce(partial, combine)
+    stats = _pieces.reduce_once("rest_sum", v, lambda: _rest_stats_partial(v, off), _rest_stats_combine)
+    if isinstance(stats, _pieces.Pending) or isinstance(S, _pieces.Pending) or _pieces.unknown(v):
+        return _pieces.UNKNOWN
+    low, vk, k, _, r, mag = stats
     out = S - v
     if bool(low[0, 0] >= 0) and bool(S[0, 0] < _EXACT_INT):
-        if whole:
+        if not bool(S[0, 0] - vk[0, 0] < 0.25 * S[0, 0]):  # rest_sum's test at k, the only candidate
             return out
-        risky = out < 0.25 * S  # at most one element per row: the dominant one, the argmax
-        return np.where(risky, r, out)
+        if 0 <= k - off < v.shape[-1]:
+            out[0, k - off] = r[0, 0]
+        return out
     risky = np.abs(out) < 0.25 * mag
-    if nnz <= 1 or not np.any(risky):
+    if not np.any(risky):
         return out
     at_k = (np.arange(v.shape[-1]) + off) == k
     return np.where(risky, np.where(at_k, r, (vk + r) - v), out)
+
+
+def _hot_partial(t: np.ndarray, p: np.ndarray, off: int) -> tuple:
+    """A piece's share of a label row's one-hot test: its count of non-zero labels and, when
+    that is one, the label there, its column and p there."""
+    n = int(np.count_nonzero(t))
+    if n != 1:
+        return n, None
+    j = int(np.flatnonzero(t[0])[0])
+    return n, (float(t[0, j]), off + j, p[:, j : j + 1].copy())
+
+
+def _hot_combine(parts: list) -> tuple:
+    """(kind, p_k): kind 0 for a row of zero labels, 1 for a one-hot row (k its labelled
+    column, p_k the prediction there), 2 for any other label row."""
+    n = sum(q[0] for q in parts)
+    if n == 0:
+        return 0, None
+    if n == 1:
+        tk, _, pk = next(q[1] for q in parts if q[0] == 1)
+        if tk == 1.0:
+            return 1, pk
+    return 2, None
+
+
+def _p_weighted_neg_log_normalized(t: np.ndarray, p: np.ndarray, S: np.ndarray):
+    """weighted_neg_log_normalized for a long row: a one-hot (or zero) label row needs its
+    labelled element only, as a short row's: ``log1p(r/p_k)`` with r = ``S - p_k``, or the row
+    without p_k summed directly where p_k dominates (:func:`_p_rest_sum`'s statistics of p,
+    asked for once with the gradient's), no log of every element. Row-level from the
+    reductions, so it is known in the pass that asks for them (a value alone: one pass). Other
+    label rows: the general form, in the next pass (:class:`._pieces.AnotherPass`)."""
+    off = _piece().offset
+    hot = _pieces.reduce(lambda: _hot_partial(t, p, off), _hot_combine)
+    stats = _pieces.reduce_once("rest_sum", p, lambda: _rest_stats_partial(p, off), _rest_stats_combine)
+
+    def finish(hot, stats, S):
+        kind, pk = hot
+        if kind == 2 or not bool(S[0, 0] < _EXACT_INT):
+            return None
+        if kind == 0:
+            return np.zeros((1, 1))
+        _, _, _, _, without, _ = stats
+        r = S - pk
+        if bool(r[0, 0] < 0.25 * S[0, 0]):  # p_k dominates: it is the row's argmax, r its rest
+            r = without
+        return _log1p_ratio(r, pk)
+
+    if any(isinstance(x, _pieces.Pending) for x in (hot, stats, S)):
+
+        def later(known):
+            v = finish(*(_pieces.resolve(x, known) for x in (hot, stats, S)))
+            if v is None:
+                raise _pieces.AnotherPass
+            return v
+
+        return _pieces.Pending(later)
+    v = finish(hot, stats, S)
+    if v is not None:
+        return v
+    return row_sum(xmul(t, neg_log_normalized(p, rest_sum(p, S))))
 
 
 def _p_cross_rest(t: np.ndarray, z: np.ndarray, e: np.ndarray, s: np.ndarray, S: np.ndarray) -> np.ndarray:
