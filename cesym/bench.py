@@ -14,8 +14,9 @@ metrics) and each mode (``value``; ``value+grad`` for the losses), these impleme
 
 A section of its own, "shapes", times cesym alone on the same number of elements laid out as
 rows of 10 (the main table's shape), a 1-D array, a rank-3 array with the classes on axis 1, a
-few rows of a vocabulary and one huge row (float32, value+grad, interleaved): time per element
-relative to the rows of 10, and scratch memory relative to y_pred.
+few rows of a vocabulary and one huge row (float32, interleaved; value+grad of the logits and
+the probability paths, and the value alone of some): time per element relative to the rows of
+10 of the same kernel and mode, and scratch memory relative to y_pred.
 
 Every implementation goes from NumPy inputs to NumPy outputs inside the timed region: TensorFlow
 gets the NumPy arrays as a user would pass them (their conversion is timed; for the tape,
@@ -72,15 +73,29 @@ SWEEP_IDS = (
     "binary_crossentropy[from_logits=True]",
     "sparse_categorical_crossentropy[from_logits=True]",
 )
-#: Kernels of the shapes section (value+grad, cesym only), by bench id.
+#: Kernels of the shapes section (value+grad, cesym only), by bench id: the logits and the
+#: probability paths (their long rows are evaluated by other primitives).
 SHAPE_IDS = (
     "sigmoid_cross_entropy_with_logits",
     "binary_crossentropy[from_logits=True]",
+    "binary_crossentropy[from_logits=False]",
     "categorical_crossentropy[from_logits=True]",
+    "categorical_crossentropy[from_logits=False]",
     "sparse_categorical_crossentropy[from_logits=True]",
+    "sparse_categorical_crossentropy[from_logits=False]",
     "softmax_cross_entropy_with_logits",
     "activity_penalty[lam=0.1]",
 )
+#: Kernels of the shapes section also timed value alone (a value takes fewer passes over a long
+#: row than value+grad, so its ratio is not implied by the fused call's).
+SHAPE_VALUE_IDS = (
+    "binary_crossentropy[from_logits=False]",
+    "categorical_crossentropy[from_logits=True]",
+    "categorical_crossentropy[from_logits=False]",
+    "sparse_categorical_crossentropy[from_logits=False]",
+)
+#: Modes of the shapes section: value+grad for every kernel of it, then value for some.
+SHAPE_MODES = ("value+grad", "value")
 #: The layouts of the shapes section, the reference (rows of 10) first.
 SHAPES = ("rows", "1-D", "rank 3, axis 1", "vocabulary", "one row")
 #: Relative spread (max - min)/median above which a timing is flagged as noisy.
@@ -559,15 +574,25 @@ def shape_benches(only: Iterable[str] | None = None) -> list[Bench]:
     return [b for b in benches(only) if b.id in SHAPE_IDS]
 
 
-def measure_shapes(b: Bench, inp: "Inputs", repeats: int) -> list[dict]:
-    """cesym's value+grad of ``b`` on every layout of :data:`SHAPES`, timed interleaved; scratch memory."""
+def shape_runs(only: Iterable[str] | None = None) -> list[tuple[Bench, str]]:
+    """(kernel, mode) of the shapes section: every kernel's value+grad, then the values of
+    :data:`SHAPE_VALUE_IDS`."""
+    chosen = shape_benches(only)
+    return [(b, "value+grad") for b in chosen] + [(b, "value") for b in chosen if b.id in SHAPE_VALUE_IDS]
+
+
+def measure_shapes(b: Bench, inp: "Inputs", repeats: int, mode: str = "value+grad") -> list[dict]:
+    """cesym's ``mode`` (value+grad or value) of ``b`` on every layout of :data:`SHAPES`, timed
+    interleaved; scratch memory."""
     from cesym import kernels
 
+    if mode not in SHAPE_MODES:
+        raise ValueError(f"mode: expected one of {', '.join(SHAPE_MODES)}, got {mode!r}")
     calls, meta = {}, {}
     for shape in SHAPES:
         labels, pred, kw, dims = shape_inputs(b, shape, inp)
         bb = Bench(b.kernel, tuple(dict(b.keywords, **kw).items()), b.labels, b.pred, b.nn_keywords)
-        calls[shape] = _numpy_fn(kernels, bb, "_value_and_grad", labels, pred)
+        calls[shape] = _numpy_fn(kernels, bb, "_value_and_grad" if mode == "value+grad" else "", labels, pred)
         meta[shape] = (dims, kw.get("axis", -1), int(pred.nbytes), int(pred.size))
     for fn in calls.values():
         fn()  # warm-up
@@ -580,7 +605,7 @@ def measure_shapes(b: Bench, inp: "Inputs", repeats: int) -> list[dict]:
         peak, outputs = tracemalloc_peak(calls[shape])
         scratch = max(peak - outputs, 0)
         out.append({
-            "id": b.id, "shape": shape, "dims": list(dims), "axis": axis, "times": {"cesym": st},
+            "id": b.id, "mode": mode, "shape": shape, "dims": list(dims), "axis": axis, "times": {"cesym": st},
             "ns_per_element": st["median_s"] * 1e9 / size, "vs_rows": st["median_s"] / size / base,
             "input_bytes": nbytes, "memory": {"scratch_bytes": scratch, "scratch_ratio": scratch / nbytes},
         })
@@ -588,11 +613,11 @@ def measure_shapes(b: Bench, inp: "Inputs", repeats: int) -> list[dict]:
 
 
 def shapes_table(s: dict) -> tuple[list[str], list[list[str]]]:
-    head = ["kernel", "shape", "dims", "axis", "cesym ms", "ns/elem", "× rows of 10", "scratch MB (× y_pred)"]
+    head = ["kernel", "mode", "shape", "dims", "axis", "cesym ms", "ns/elem", "× rows of 10", "scratch MB (× y_pred)"]
     rows = []
     for r in s["results"]:
         m = r["memory"]
-        rows.append([r["id"], r["shape"], "×".join(map(str, r["dims"])), str(r["axis"]), _ms(r["times"]["cesym"]),
+        rows.append([r["id"], r.get("mode", "value+grad"), r["shape"], "×".join(map(str, r["dims"])), str(r["axis"]), _ms(r["times"]["cesym"]),
                      f"{r['ns_per_element']:.3g}", f"{r['vs_rows']:.2f}",
                      f"{_mb(m['scratch_bytes'])} ({m['scratch_ratio']:.2f}×)"])
     return head, rows
@@ -678,7 +703,7 @@ def run(cfg: Config, progress: TextIO | None = sys.stderr) -> dict:
 def _run(cfg: Config, progress: TextIO | None, machine: dict, t_start: float) -> dict:
     chosen = benches(cfg.only) if cfg.tables else []
     sweep_benches = [b for b in chosen if b.id in SWEEP_IDS] if cfg.sweep else []
-    shaped = shape_benches(cfg.only) if cfg.shapes else []
+    shaped = shape_runs(cfg.only) if cfg.shapes else []
     keep, skip = sweep_shapes(cfg)
     rows_per_dtype = sum(len(b.modes) for b in chosen)
     prog = Progress(rows_per_dtype * len(cfg.dtypes) + len(sweep_benches) * len(keep) + len(shaped), progress)
@@ -706,11 +731,11 @@ def _run(cfg: Config, progress: TextIO | None, machine: dict, t_start: float) ->
     shapes = None
     if shaped:
         inp = Inputs(cfg.shapes_rows, 10, np.dtype("float32"), cfg.seed)
-        shapes = {"dtype": "float32", "mode": "value+grad", "rows": cfg.shapes_rows, "elements": cfg.shapes_rows * 10,
+        shapes = {"dtype": "float32", "mode": "value+grad; value", "rows": cfg.shapes_rows, "elements": cfg.shapes_rows * 10,
                   "repeats": cfg.shapes_repeats, "results": []}
-        for b in shaped:
-            prog.step(f"shapes float32 {cfg.shapes_rows * 10} elements {b.id} value+grad")
-            shapes["results"] += measure_shapes(b, inp, cfg.shapes_repeats)
+        for b, mode in shaped:
+            prog.step(f"shapes float32 {cfg.shapes_rows * 10} elements {b.id} {mode}")
+            shapes["results"] += measure_shapes(b, inp, cfg.shapes_repeats, mode)
         del inp
     return {
         "machine": machine,

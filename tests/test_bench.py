@@ -117,12 +117,18 @@ def test_bench_module_imports_no_tensorflow():
 
 
 def test_shapes_section(quick):
-    """The quick run includes the shapes section: every kernel of it on every layout (1-D, rank 3
-    with axis 1, vocabulary rows, one row), time per element against the rows of 10, scratch memory."""
+    """The quick run includes the shapes section: every kernel of it (logits and probability paths,
+    value+grad, and some values alone) on every layout (1-D, rank 3 with axis 1, vocabulary rows,
+    one row), time per element against the rows of 10, scratch memory."""
     r, md, res = quick
     s = res["shapes"]
     assert s["elements"] == s["rows"] * 10
-    assert {(x["id"], x["shape"]) for x in s["results"]} == {(i, sh) for i in bench.SHAPE_IDS for sh in bench.SHAPES}
+    want = {(i, "value+grad") for i in bench.SHAPE_IDS} | {(i, "value") for i in bench.SHAPE_VALUE_IDS}
+    assert {(x["id"], x["mode"], x["shape"]) for x in s["results"]} == {(i, m, sh) for i, m in want for sh in bench.SHAPES}
+    # the probability paths (other primitives on long rows than the logits') and values alone are measured
+    assert {"categorical_crossentropy[from_logits=False]", "sparse_categorical_crossentropy[from_logits=False]",
+            "binary_crossentropy[from_logits=False]"} <= {i for i, m in want if m == "value+grad"}
+    assert "categorical_crossentropy[from_logits=False]" in {i for i, m in want if m == "value"}
     for x in s["results"]:
         assert math.prod(x["dims"]) == s["elements"]
         assert x["ns_per_element"] > 0 and math.isfinite(x["vs_rows"])
@@ -154,4 +160,6 @@ def test_shapes_only_skips_the_tables(tmp_path):
     assert main(["bench", "--quick", "--shapes-only", "--only", "binary_crossentropy", "--json", str(js)]) == 0
     res = json.loads(js.read_text())
     assert res["tables"] == [] and res["sweep"] is None
-    assert {x["id"] for x in res["shapes"]["results"]} == {"binary_crossentropy[from_logits=True]"}
+    assert {(x["id"], x["mode"]) for x in res["shapes"]["results"]} == {
+        ("binary_crossentropy[from_logits=True]", "value+grad"), ("binary_crossentropy[from_logits=False]", "value+grad"),
+        ("binary_crossentropy[from_logits=False]", "value")}

@@ -364,7 +364,11 @@ def softmax_parts(z: np.ndarray) -> tuple:
         fl = np.floor(ep)
         return mp, _row_sum(ep), _row_sum(ep - fl), _row_sum(fl)
 
-    m, S, s = _pieces.reduce(partial, _softmax_parts_combine)
+    parts = _pieces.reduce(partial, _softmax_parts_combine)
+    if isinstance(parts, _pieces.Pending):  # e's elements in a later pass; the next reductions now
+        m, S, s = (_pieces.Pending(lambda known, i=i: parts.resolve(known)[i]) for i in range(3))
+        return m, _pieces.UNKNOWN, S, s
+    m, S, s = parts
     return m, np.exp(-m + z), S, s
 
 
@@ -884,21 +888,17 @@ def _p_cross_rest(t: np.ndarray, z: np.ndarray, e: np.ndarray, s: np.ndarray, S:
     classes, which needs the whole row: left to the row's evaluation as one piece
     (:func:`._pieces.need_whole_row`), which makes the general form's recomputation."""
 
-    def partial():
-        return _row_sum(t), np.fmin.reduce(t, axis=-1, keepdims=True), bool(np.array_equal(t, np.rint(t)))
-
-    def combine(parts):
-        T = _sum_parts([p[0] for p in parts])
-        low = np.fmin.reduce(np.concatenate([p[1] for p in parts], axis=-1), axis=-1, keepdims=True)
-        return T, low, all(p[2] for p in parts)
-
-    T, low, whole = _pieces.reduce(partial, combine)
+    off = _piece().offset
+    # the label row's sum and least element are rest_sum's statistics of t (asked for once)
+    stats = _pieces.reduce_once("rest_sum", t, lambda: _rest_stats_partial(t, off), _rest_stats_combine)
+    if any(isinstance(x, _pieces.Pending) for x in (stats, s, S)) or _pieces.unknown(e):
+        return _pieces.UNKNOWN  # the elements in a later pass (the row's statistics are asked for now)
+    low, _, _, T, _, _ = stats
     re = np.where(e == 1.0, s, S - e)
     negative = bool(low[0, 0] < 0)
-    if not negative and bool(T[0, 0] < _EXACT_INT) and whole:
-        rt = T - t  # hard labels: whole numbers, exact
-    else:
-        rt = rest_sum(t, T)
+    # hard labels: T - t (whole numbers, exact); rest_sum's numbers are the same there (its
+    # only correction, at a dominant label, is the exact sum of the other whole numbers)
+    rt = rest_sum(t, T)
     a, b = e * rt, t * re
     out = a - b
     if negative:
