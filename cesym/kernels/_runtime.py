@@ -752,18 +752,21 @@ def _p_rest_at_label(k: np.ndarray, v: np.ndarray, S: np.ndarray) -> np.ndarray:
 
 def _rest_stats_partial(v: np.ndarray, off: int):
     """A piece's statistics for :func:`_p_rest_sum`: its sum, least element (NaN aside), first
-    largest element and its column, and the piece's sum without that element: needed only
-    where the element may carry the row (a non-negative row's dominant element exceeds 3/4
-    of the row's sum, so more than half its piece's), else NaN, never read; and Σ|v|, the sum
-    itself for a non-negative piece. Three passes over a non-negative piece (sum, min, argmax),
-    a fourth in the piece holding a dominant element."""
+    largest element and its column, the piece's sum without that element, and Σ|v| (the sum
+    itself for a non-negative piece). The sum without the largest element is summed directly
+    where that element may carry the piece (more than half its sum: a non-negative row's
+    dominant element exceeds 3/4 of the row's sum, so more than half its piece's), else it is
+    ``s - top``, which loses nothing there. Three passes over a non-negative piece (sum, min,
+    argmax), a fourth in the piece holding a dominant element."""
     s = _row_sum(v)
     low = np.fmin.reduce(v, axis=-1, keepdims=True)
     a = int(np.argmax(v[0]))
     top = v[:, a : a + 1].copy()
     nonneg = bool(low[0, 0] >= 0)
     if nonneg and bool(top[0, 0] <= 0.5 * s[0, 0]):
-        without = np.full((1, 1), np.nan)  # no element above half the piece: never dominant
+        # no element above half the piece: s - top >= s/2 keeps its digits (an error of a few
+        # roundings of s, as the direct sum's), for a row with negative elements elsewhere
+        without = s - top
     else:
         q = v.copy()
         q[0, a] = 0.0
