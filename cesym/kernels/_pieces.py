@@ -11,9 +11,16 @@ and the core is evaluated on every piece, in passes:
   ``rest_sum`` and ``cross_rest``, ...) is numbered in the order of the calls (:func:`reduce`).
   A reduction known from an earlier pass returns its full-row value (shape (1, 1)); an
   unknown one records this piece's *partial* (e.g. the piece's sum) and returns a
-  :class:`Pending` value. Arithmetic on pending and row-level values stays pending; the first
-  use that needs the number element by element (``exp(z - m)`` with m pending) ends the
-  piece's evaluation (:class:`PendingUsed`);
+  :class:`Pending` value. Arithmetic on pending and row-level values stays pending;
+  arithmetic of a pending value with elements (``exp(z - m)`` with m pending) gives
+  :class:`Unknown` elements, and arithmetic on those stays unknown, so the evaluation goes on
+  and asks, in the same pass, for every later reduction whose partial needs no unknown
+  element (the label sums after the softmax's, rest_sum(p) after rest_sum(t)); the first use
+  that needs numbers it does not have (a reduction of unknown elements, a branch, a
+  selection) ends the piece's evaluation (:class:`PendingUsed`). A primitive whose
+  statistics are pending returns unknown elements at once (:func:`unknown`), and one asked
+  twice for the same statistics of the same array in a piece gets one reduction
+  (:func:`reduce_once`);
 * after the pass, the partials of each row are combined in piece order by the rule of the
   primitive that asked for them (sums: NumPy's pairwise sum of the piece sums, so the rounding
   error grows with log P, not with C; maxima: the maximum; the softmax's sum: the online
@@ -21,9 +28,14 @@ and the core is evaluated on every piece, in passes:
   are known from the next pass on;
 * a pass in which a piece's evaluation ends normally writes its element-level outputs; its
   row-level outputs, if still pending (a mean's final sum), are evaluated once that pass's
-  reductions are combined. A mean (binary cross-entropy) takes one pass, a softmax
-  cross-entropy two (the value alone, or the sparse forms) or three (value and gradient with
-  dense labels: the label sums are the third).
+  reductions are combined; a row-level value that turns out to need another reduction once
+  they are (:class:`AnotherPass`: a one-hot test that fails) sends the row round again. A
+  value that is a function of row reductions alone takes one pass (a mean, binary
+  cross-entropy; a categorical cross-entropy of probabilities with one-hot labels, which
+  reads the labelled element by look-up as short rows do; the sparse softmax's value); a
+  gradient takes two, the row's reductions then its elements, as does a value that needs
+  every element after a row value (the softmax's, or soft labels' Σ t log(p/S)).
+  ``tests/test_long_row_passes.py`` counts them.
 
 The primitives branch on known row-level values only, so every piece of a row asks for the
 same reductions in the same order (a piece that did not would raise RuntimeError, never give
