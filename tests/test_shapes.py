@@ -277,6 +277,28 @@ def test_long_rows_scratch_memory_below_the_input(name, call, restore_blocks):
     assert _scratch(lambda: call(y, z, k)) <= pred.nbytes
 
 
+def test_smoothed_labels_over_a_vocabulary_stay_in_memory(restore_blocks):
+    """Label smoothing over a vocabulary flags many gradient elements whose numerator
+    T·e_j - t_j·E cancels (softmax_j near ls/C). Their recomputation against the k = T/t_j
+    nearest classes cannot help there (T/t_j = C/ls > C: no k classes to pair with), yet it ran
+    for each of them with an (elements × C) array (2 × 3e5 classes asked for tens of GiB) and
+    sent long rows back to be evaluated whole. Now such elements keep the first form: rows of
+    2^15 classes in blocks of 2^10 stay in pieces (scratch below the input), and the gradient
+    still sums to 0 per row within the rounding of C terms (no reference needed)."""
+    _blocks.set_num_threads(2)
+    _blocks.BLOCK_ELEMENTS = 1 << 10
+    rng = np.random.default_rng(SEED)
+    R, C = 4, 1 << 15
+    z = rng.standard_normal((R, C)).astype(np.float32)  # softmax_j near ls/C for a share of them: flagged
+    y = np.zeros((R, C), dtype=np.float32)
+    y[np.arange(R), rng.integers(0, C, R)] = 1
+    call = lambda: kernels.categorical_crossentropy_value_and_grad(y, z, from_logits=True, label_smoothing=0.1)
+    v, g = call()  # the first call of a process also allocates what stays (lazy imports, caches)
+    assert _scratch(call) <= z.nbytes
+    assert np.all(np.isfinite(v)) and np.all(np.isfinite(g))
+    assert np.all(np.abs(g.astype(np.float64).sum(-1)) <= C * np.spacing(np.float32(1)))
+
+
 def test_one_dimensional_bce_is_one_long_row(restore_blocks):
     """binary_crossentropy of a 1-D input is the mean over one row of 2^20: in pieces (scratch
     below the input), and within the contract's bound of the exact mean (κ = 1 for these terms,

@@ -515,31 +515,64 @@ def cross_rest(t: np.ndarray, z: np.ndarray, e=None, s=None, S=None) -> np.ndarr
         bad = (np.abs(out) < 0.25 * (np.abs(a) + np.abs(b))) & (t != 0)
     else:  # a, b >= 0: |a - b| < (a + b)/4 is a/b in (3/5, 5/3); t = 0 gives b = 0, never flagged
         bad = (a < _FIVE_THIRDS * b) & (b < _FIVE_THIRDS * a)
+    bad = _pairable(bad, t, rt, width(z))
     if not np.any(bad):
         return out
     return _fix_cancelled(out, bad, t, z, e, rt)
 
 
+def _pairable(bad: np.ndarray, t: np.ndarray, rt: np.ndarray, C: int) -> np.ndarray:
+    """The flagged elements that the recomputation can help: those with r = T/t_j <= C.
+
+    Where r > C there are no k = rint(r) classes to pair with (k would be clipped to C) and the
+    recomputation cancels as the first form does (t_j·(r - C)·e_j against Σ_c e_c), so the first
+    form stays: smoothed labels' off-label weights (t_j = ls/C, r = C/ls) are all of this kind.
+    """
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return bad & ~((rt + t) / t >= C + 0.5)
+
+
 def _fix_cancelled(out, bad, t, z, e, rt) -> np.ndarray:
-    """cross_rest's flagged elements recomputed against their nearest classes (see there)."""
+    """cross_rest's flagged elements recomputed against their nearest classes (see there).
+
+    The flagged elements (:func:`_pairable`) are taken a chunk at a time, so that the (elements × C) temporaries
+    stay within a block (soft or smoothed labels over a vocabulary can flag a large share of a
+    row: all at once, that was F·C doubles). Each element's numbers do not depend on the chunk.
+    """
+    C = z.shape[-1]
     rows = np.nonzero(bad)  # flagged elements: leading indices and j
-    zr = z[rows[:-1]]  # (F, C): the row of each flagged element
-    er, tr = e[rows[:-1]], t[rows[:-1]]
-    j = rows[-1]
+    r_all = (rt[bad] + t[bad]) / t[bad]  # T / t_j
+    fixed = np.empty(len(rows[-1]))
+    step = max(1, _FIX_CHUNK // max(1, C))
+    for s0 in range(0, len(fixed), step):
+        sl = slice(s0, s0 + step)
+        lead = tuple(ix[sl] for ix in rows[:-1])
+        fixed[sl] = _fix_elements(z[lead], e[lead], t[lead], rows[-1][sl], r_all[sl])
+    out[bad] = fixed
+    return out
+
+
+_FIX_CHUNK = 1 << 17  # doubles per (elements × C) temporary of _fix_cancelled
+
+
+def _fix_elements(zr, er, tr, j, r) -> np.ndarray:
+    """t_j (k e_j - E) + t_j (r - k) e_j for flagged elements j of the rows zr, er, tr (F, C)."""
+    C = zr.shape[-1]
     f = np.arange(len(j))
     zj, ej, tj = zr[f, j], er[f, j], tr[f, j]
-    r = (rt[bad] + tj) / tj  # T / t_j
-    k = np.clip(np.rint(r), 1, z.shape[-1])
+    k = np.clip(np.rint(r), 1, C)
     d = zr - zj[:, None]  # z_c - z_j
-    dist = np.where(np.arange(z.shape[-1]) == j[:, None], -1.0, np.abs(d))  # j itself is always in P
-    rank = np.argsort(np.argsort(dist, axis=-1, kind="stable"), axis=-1, kind="stable")
-    near = rank < k[:, None]
+    if np.all(k >= C):
+        near = np.ones(d.shape, dtype=bool)  # every class is among the k nearest: no ranking
+    else:
+        dist = np.where(np.arange(C) == j[:, None], -1.0, np.abs(d))  # j itself is always in P
+        rank = np.argsort(np.argsort(dist, axis=-1, kind="stable"), axis=-1, kind="stable")
+        near = rank < k[:, None]
     with np.errstate(over="ignore", invalid="ignore"):
         diff = np.where(np.abs(d) < _LN2, -ej[:, None] * np.expm1(d), ej[:, None] - er)  # e_j - e_c
     pairs = np.sum(np.where(near, diff, 0.0), axis=-1)
     rest = np.sum(np.where(near, 0.0, er), axis=-1)
-    out[bad] = tj * ((pairs - rest) + (r - k) * ej)
-    return out
+    return tj * ((pairs - rest) + (r - k) * ej)
 
 
 # --- labels given by their class index k (one per row, int64 of shape (rows, 1); -1: ignored) --
@@ -908,6 +941,7 @@ def _p_cross_rest(t: np.ndarray, z: np.ndarray, e: np.ndarray, s: np.ndarray, S:
         bad = (np.abs(out) < 0.25 * (np.abs(a) + np.abs(b))) & (t != 0)
     else:
         bad = (a < _FIVE_THIRDS * b) & (b < _FIVE_THIRDS * a)
+    bad = _pairable(bad, t, rt, width(z))
     if not np.any(bad):
         return out
     if not _piece().whole:
