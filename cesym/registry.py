@@ -36,15 +36,17 @@ class KernelCase:
         kw = ",".join(f"{k}={v}" for k, v in self.keywords.items())
         return f"{self.kernel}[{kw}]" if kw else self.kernel
 
-    def call(self, labels, pred, params: dict, grad: bool = False):
+    def call(self, labels, pred, params: dict, grad: bool = False, module=None):
         """Call the kernel (value, or gradient with ``grad``) on rows along the last axis.
 
-        The checks sample one-class rows and logits in [0, 1] on purpose: the kernels' misuse
-        warnings are silenced here (the numbers are what is checked).
+        ``module``: where the function is looked up (default :mod:`cesym.kernels`; the verifier
+        passes :mod:`cesym.kernels.naive` for the naive forms). The checks sample one-class rows
+        and logits in [0, 1] on purpose: the kernels' misuse warnings are silenced here (the
+        numbers are what is checked).
         """
         from cesym import kernels
 
-        fn: Callable = getattr(kernels, self.kernel + ("_grad" if grad else ""))
+        fn: Callable = getattr(module or kernels, self.kernel + ("_grad" if grad else ""))
         kw = dict(self.keywords)
         kw.update(params)
         with warnings.catch_warnings():

@@ -13,7 +13,6 @@ with every reduction, sample weights and the class dtype, and its metrics
 
 from __future__ import annotations
 
-import warnings
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -56,21 +55,11 @@ class Config:
 
 def naive_kernel(case: KernelCase) -> Callable:
     """The unrewritten definition (:mod:`cesym.kernels.naive`) with ``KernelCase.call``'s signature."""
-    from cesym import kernels
     from cesym.kernels import naive
 
     def call(labels, pred, params, grad=False):
-        fn = getattr(naive, case.kernel + ("_grad" if grad else ""))
-        kw = dict(case.keywords, **params)
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            # the samples hold one-class rows and [0, 1] logits on purpose
-            warnings.simplefilter("ignore", kernels.SingleClassWarning)
-            warnings.simplefilter("ignore", kernels.ProbabilitiesAsLogitsWarning)
-            if case.nn_keywords:
-                return fn(labels=labels, logits=pred, **kw)
-            if case.labels == "none":
-                return fn(pred, **kw)
-            return fn(labels, pred, **kw)
+        with np.errstate(all="ignore"):
+            return case.call(labels, pred, params, grad, module=naive)
 
     return call
 
