@@ -56,6 +56,7 @@ import threading
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from numpy.lib.mixins import NDArrayOperatorsMixin
 
 __all__ = [
     "active", "reduce", "reduce_once", "resolve", "need_whole_row", "unknown", "Pending", "Unknown", "PendingUsed", "AnotherPass", "run_pieces",
@@ -73,68 +74,38 @@ class AnotherPass(Exception):
     turns out to need another pass (a reduction it did not know it would ask for)."""
 
 
-class Unknown:
+class _Placeholder(NDArrayOperatorsMixin):
+    """A value not known yet: the operators go through ``__array_ufunc__`` (NumPy's mixin), and
+    whatever needs its number now raises :class:`PendingUsed`."""
+
+    __slots__ = ()
+
+    def _need(self, *args, **kwargs):
+        raise PendingUsed
+
+    __array_function__ = __array__ = __bool__ = __iter__ = __getitem__ = __getattr__ = _need
+    __len__ = __float__ = __int__ = __index__ = __contains__ = __setitem__ = _need
+
+
+class Unknown(_Placeholder):
     """An element-level value that needs a row value not known yet (``exp(z - m)`` with m
     pending), in the pass that asks for that row value.
 
-    Arithmetic (NumPy ufuncs) with it gives it back; anything else (a reduction of it, a
-    comparison in Python, ``numpy.where``, an attribute, indexing) raises :class:`PendingUsed`.
-    So the evaluation of a piece goes on past a pending row value as far as it can without
-    its elements: the reductions asked for there whose partials do not need them (the row sum
-    of another input, the statistics of the labels) are recorded in the same pass, instead of
-    one more pass over the row each. The element-level outputs are written in a later pass.
+    Arithmetic (NumPy ufuncs and the operators, comparisons included: elementwise, as
+    NumPy's) with it gives it back; anything else (a reduction of it, a truth value,
+    ``numpy.where``, an attribute, indexing) raises :class:`PendingUsed`. So the evaluation of
+    a piece goes on past a pending row value as far as it can without its elements: the
+    reductions asked for there whose partials do not need them (the row sum of another input,
+    the statistics of the labels) are recorded in the same pass, instead of one more pass over
+    the row each. The element-level outputs are written in a later pass.
     """
 
     __slots__ = ()
+    __hash__ = object.__hash__
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         if method != "__call__" or kwargs:
             raise PendingUsed
-        return UNKNOWN
-
-    def __array_function__(self, *args, **kwargs):
-        raise PendingUsed
-
-    def __array__(self, *args, **kwargs):
-        raise PendingUsed
-
-    def __bool__(self):
-        raise PendingUsed
-
-    def __iter__(self):
-        raise PendingUsed
-
-    def __getitem__(self, i):
-        raise PendingUsed
-
-    def __getattr__(self, name):
-        raise PendingUsed
-
-    def _need(self, *o):
-        raise PendingUsed
-
-    __len__ = __float__ = __int__ = __index__ = __contains__ = __setitem__ = _need
-
-    def _op(self, *o):
-        return UNKNOWN
-
-    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = _op
-    __truediv__ = __rtruediv__ = __pow__ = __rpow__ = _op
-    __lt__ = __le__ = __gt__ = __ge__ = __eq__ = __ne__ = _op  # elementwise, as NumPy's
-    __and__ = __rand__ = __or__ = __ror__ = __xor__ = __rxor__ = _op
-    __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = __matmul__ = __rmatmul__ = _op
-    __hash__ = object.__hash__
-
-    def __neg__(self):
-        return UNKNOWN
-
-    def __pos__(self):
-        return UNKNOWN
-
-    def __abs__(self):
-        return UNKNOWN
-
-    def __invert__(self):
         return UNKNOWN
 
 
@@ -146,19 +117,21 @@ def unknown(*xs) -> bool:
     return any(isinstance(x, Unknown) for x in xs)
 
 
-class Pending:
+class Pending(_Placeholder):
     """A row-level value (shape (1, 1)) of a reduction not combined yet, or arithmetic on such
     values: evaluated once the reductions of the pass are combined.
 
-    NumPy ufuncs (and the arithmetic operators) on pending values and row-level operands give
-    a pending value; anything that needs its number now (an element-level operand, a
-    comparison in Python, ``numpy.where``, unpacking, an attribute) raises
-    :class:`PendingUsed`. So a core whose element-level outputs do not depend on a reduction
-    (a mean's gradient) finishes in the pass that asks for it, its row-level value resolved
-    afterwards; a core that needs the value element by element stops there.
+    NumPy ufuncs (and the arithmetic and ordering operators) on pending values and row-level
+    operands give a pending value; with an element-level operand, an :class:`Unknown`;
+    anything that needs its number now (a truth value, ``numpy.where``, unpacking, an
+    attribute) raises :class:`PendingUsed`. So a core whose element-level outputs do not
+    depend on a reduction (a mean's gradient) finishes in the pass that asks for it, its
+    row-level value resolved afterwards; a core that needs the value element by element stops
+    there. ``==`` and ``!=`` stay identity comparisons (no primitive compares a pending value).
     """
 
     __slots__ = ("fn",)
+    __eq__, __ne__, __hash__ = object.__eq__, object.__ne__, object.__hash__
 
     def __init__(self, fn: Callable[[list], object]):
         self.fn = fn  # the row's known reductions -> the value
@@ -173,69 +146,6 @@ class Pending:
             if isinstance(x, Unknown) or (isinstance(x, np.ndarray) and x.size > 1):  # element-level (a piece is >= 2 wide)
                 return UNKNOWN
         return Pending(lambda known: ufunc(*[resolve(x, known) for x in inputs]))
-
-    def __array_function__(self, *args, **kwargs):
-        raise PendingUsed
-
-    def __array__(self, *args, **kwargs):
-        raise PendingUsed
-
-    def __bool__(self):
-        raise PendingUsed
-
-    def __iter__(self):
-        raise PendingUsed
-
-    def __getattr__(self, name):
-        raise PendingUsed
-
-    def __add__(self, o):
-        return np.add(self, o)
-
-    def __radd__(self, o):
-        return np.add(o, self)
-
-    def __sub__(self, o):
-        return np.subtract(self, o)
-
-    def __rsub__(self, o):
-        return np.subtract(o, self)
-
-    def __mul__(self, o):
-        return np.multiply(self, o)
-
-    def __rmul__(self, o):
-        return np.multiply(o, self)
-
-    def __truediv__(self, o):
-        return np.true_divide(self, o)
-
-    def __rtruediv__(self, o):
-        return np.true_divide(o, self)
-
-    def __pow__(self, o):
-        return np.power(self, o)
-
-    def __rpow__(self, o):
-        return np.power(o, self)
-
-    def __neg__(self):
-        return np.negative(self)
-
-    def __abs__(self):
-        return np.absolute(self)
-
-    def __lt__(self, o):
-        return np.less(self, o)
-
-    def __le__(self, o):
-        return np.less_equal(self, o)
-
-    def __gt__(self, o):
-        return np.greater(self, o)
-
-    def __ge__(self, o):
-        return np.greater_equal(self, o)
 
 
 def resolve(x, known: list):
