@@ -135,6 +135,15 @@ def _penalty_sample(rng: np.random.Generator, dtype, n: int, rows: int) -> Batch
     return Batch(None, np.array(preds, dtype=dtype).reshape(rows, n), {"lam": PENALTY_LAMS[0]}, names, groups)
 
 
+def _stack(case: KernelCase, preds: list, labels: list, dtype) -> tuple[np.ndarray, np.ndarray | None]:
+    """The sampled rows as arrays: predictions and dense labels in the kernel's dtype (exact
+    inputs), class indices as int64, no labels for a kernel without."""
+    pred = np.array(preds, dtype=dtype)
+    if case.labels == "none":
+        return pred, None
+    return pred, np.array(labels, dtype=np.int64 if case.labels == "sparse" else dtype)
+
+
 def sample(case: KernelCase, dtype, n: int, rows: int, seed: int, soft: bool = False, smoothing: bool = False) -> Batch:
     """``rows`` seeded rows of length ``n`` for ``case`` in ``dtype``.
 
@@ -155,13 +164,7 @@ def sample(case: KernelCase, dtype, n: int, rows: int, seed: int, soft: bool = F
         preds.append(row)
         labels.append(_labels_row(rng, case, soft, n, row) if case.labels != "none" else None)
         names.append(s)
-    pred = np.array(preds, dtype=dtype)
-    if case.labels == "none":
-        lab = None
-    elif case.labels == "sparse":
-        lab = np.array(labels, dtype=np.int64)
-    else:
-        lab = np.array(labels, dtype=dtype)  # labels in the kernel's dtype: exact inputs
+    pred, lab = _stack(case, preds, labels, dtype)
     params: dict = {}
     if case.smoothing:
         params["label_smoothing"] = float(rng.choice([0.1, 0.2, 1.0, rng.uniform(0, 1)])) if smoothing else 0.0
@@ -266,13 +269,7 @@ def sample_extended(case: KernelCase, dtype, n: int, rows: int, seed: int, soft:
         else:
             lab = np.where(zero, 0.0, lab)
         labels.append(lab)
-    pred = np.array(preds, dtype=dtype)
-    if case.labels == "none":
-        lab = None
-    elif case.labels == "sparse":
-        lab = np.array(labels, dtype=np.int64)
-    else:
-        lab = np.array(labels, dtype=dtype)
+    pred, lab = _stack(case, preds, labels, dtype)
     params: dict = {}
     if case.smoothing:
         params["label_smoothing"] = float(rng.choice([0.1, 0.2, 1.0, rng.uniform(0, 1)])) if smoothing else 0.0
