@@ -17,7 +17,7 @@ from cesym import kernels
 from cesym.kernels import _blocks
 from cesym.registry import CASES
 
-from conftest import SEED
+from conftest import SEED, contract_variants
 
 
 def _call(case, suffix, labels, pred, **kw):
@@ -143,16 +143,7 @@ def test_class_axis_not_last_is_not_copied(axis, restore_blocks):
 # --- rows longer than a block: in pieces -------------------------------------------------------
 
 
-def _variants():
-    from cesym.registry import label_kinds
-
-    for case in CASES:
-        for dtype in (np.float32, np.float64):
-            for name, soft, smooth in label_kinds(case):
-                yield pytest.param(case, dtype, soft, smooth, id=f"{case.id}-{np.dtype(dtype).name}-{name}")
-
-
-@pytest.mark.parametrize("case,dtype,soft,smooth", list(_variants()))
+@pytest.mark.parametrize("case,dtype,soft,smooth", list(contract_variants()))
 def test_long_rows_in_pieces_keep_the_contract(case, dtype, soft, smooth, restore_blocks):
     """Blocks of 4 doubles: rows of 5 and 9 classes are computed in pieces of 2 to 4 elements
     (the same mechanism as a 2^20-class row in pieces of 2^17), on the contract's stratified
