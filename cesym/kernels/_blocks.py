@@ -66,11 +66,14 @@ from ._limits import all_finite
 
 __all__ = ["BLOCK_ELEMENTS", "num_threads", "set_num_threads", "run_blocks"]
 
-# Doubles per input block (2 MiB). Measured on 2 cores, CCE from logits, 2^20 x 10: smaller blocks
-# stay in L2 but make each NumPy call so short that two threads spend their time handing the
-# GIL back and forth (2^15: slower on 2 threads than on 1); larger ones work from L3 or memory.
-# 2^17 and 2^18 were the fastest on 2 threads (2^17: 1 MiB per temporary).
-BLOCK_ELEMENTS = 1 << 17
+# Doubles per input block (2 MiB). Smaller blocks stay in L2 but make each NumPy call so short
+# that two threads spend their time handing the GIL back and forth: every block costs a fixed
+# hand-off time per NumPy call, which is large on virtual machines (2^16 was 1.4x slower than
+# 2^18 on a 2-core Xeon VM with 2 MiB of L2 per core); larger ones work from L3 or memory and
+# slow the value+grad kernels, which keep more temporaries (2^19: up to 1.3x slower there).
+# Measured per kernel (2^20 x 10 float32, 2 threads): 2^18 was the fastest or within noise of
+# it for every kernel on that Xeon and, with 2^17, on a 2-core EPYC VM.
+BLOCK_ELEMENTS = 1 << 18
 MIN_SPLIT = 1 << 15  # below this many elements per thread, one thread does all the blocks
 
 _lock = threading.Lock()  # guards the three names below
@@ -312,18 +315,23 @@ def run_blocks(
             res = core(*blocks, *scalars)
             if len(outs) == 1:
                 res = (res,)
-            watched = res if watch is None else [res[i] for i in watch]
-            if (check is not None or limit is not None) and not all(all_finite(r) for r in watched):
-                # bad input and infinite inputs show as inf or NaN: only then are they looked for
+            write(s, e, res)
+            # bad input and infinite inputs show as inf or NaN: only then are they looked for.
+            # The rounded outputs are tested (a float32 one is half the bytes of the float64
+            # result; a finite result that rounds to inf only costs a look at the block)
+            watched = outs if watch is None else [outs[i] for i in watch]
+            if (check is not None or limit is not None) and not all(all_finite(o[s:e]) for o in watched):
                 if check is not None:
                     check(blocks[-1])
                 if limit is not None:
-                    res = limit(blocks, res)
-            for out, (kind, _), r in zip(outs, outputs, res):
-                if kind == "row":
-                    out[s:e] = np.broadcast_to(r, (e - s, 1))[:, 0]
-                else:
-                    out[s:e] = r
+                    write(s, e, limit(blocks, res))
+
+    def write(s: int, e: int, res) -> None:
+        for out, (kind, _), r in zip(outs, outputs, res):
+            if kind == "row":
+                out[s:e] = np.broadcast_to(r, (e - s, 1))[:, 0]
+            else:
+                out[s:e] = r
 
     def work_all(share) -> None:
         for s in share:

@@ -49,10 +49,11 @@ __all__ = ["all_finite", "repair", "nan_rows", "sigmoid_rows", "softmax_rows", "
 
 
 def all_finite(r: np.ndarray) -> bool:
-    """No inf or NaN in ``r``: one summing pass (a sum is finite iff every term is, barring an
-    overflow of finite terms, which only sends a block to the exact row test)."""
+    """No inf or NaN in ``r``: one summing pass (a sum is finite iff every term is; an overflow
+    of finite terms, likelier in float32, answers False and only sends a block to the exact row
+    test)."""
     r = np.asarray(r)
-    if r.flags.c_contiguous and r.dtype == np.float64:
+    if r.flags.c_contiguous and r.dtype in (np.float64, np.float32):
         return bool(np.isfinite(np.einsum("i->", r.reshape(-1))))
     return bool(np.all(np.isfinite(r)))
 
