@@ -5,8 +5,9 @@ batch is cut into blocks of rows, each block is widened to float64, computed and
 the preallocated output; the blocks run on a small thread pool (NumPy releases the GIL inside
 its loops). Why:
 
-* cache: a block's float64 temporaries (``BLOCK_ELEMENTS`` doubles each) stay in the L2 cache,
-  where a whole-batch float64 temporary costs a trip to memory for every operation;
+* cache: a block's float64 temporaries (``BLOCK_ELEMENTS`` doubles each) stay in the L2 or L3
+  cache, where a whole-batch float64 temporary costs a trip to memory for every operation (the
+  size trades this against the GIL hand-offs of each NumPy call: see ``BLOCK_ELEMENTS``);
 * memory: the extra memory of a call is a few blocks, not a float64 copy of every input;
 * cores: TensorFlow uses every core for the same work; NumPy alone uses one.
 
