@@ -42,7 +42,7 @@ Memory and speed do not depend on the shape:
   rows is gathered from at most three slices of that strided view (:class:`RowView`), never
   from a whole copy of the input;
 * a row longer than a block (a language model's vocabulary, a 1-D input to a loss that
-  reduces over it) is computed in pieces of at most ``BLOCK_ELEMENTS`` columns
+  reduces over it) is computed in pieces of at most half a block of columns
   (:mod:`._pieces`): the generated core runs piece by piece, in passes, its row reductions
   (sums, maxima, the off-max sum, the label's element, ...) accumulated over the pieces and
   combined in piece order by a rule of each primitive (sums pairwise over the piece sums), then
@@ -287,20 +287,22 @@ def run_blocks(
     with the limits of rows whose inputs are not all finite (:mod:`._limits`). ``watch``: the
     outputs whose finiteness is tested (default: all), when the others cannot be non-finite
     alone. Blocks of finite outputs pay one summing pass per watched output, nothing else.
-    ``pieces``: rows longer than a block are evaluated in pieces (:mod:`._pieces`; the core
-    must be a generated one); without it a long row is one block. Zero rows: empty outputs,
-    the core is not called.
+    ``pieces``: rows longer than ``BLOCK_ELEMENTS`` are evaluated in pieces (:mod:`._pieces`;
+    the core must be a generated one); without it a long row is one block. ``block_elements``:
+    the size of the blocks of shorter rows (default ``BLOCK_ELEMENTS``); it does not change the
+    pieces, so a value computed alone and with its gradient, at other block sizes, is the same.
+    Zero rows: empty outputs, the core is not called.
     """
     _tune_malloc()
     outs = [np.empty((n_rows,) if kind == "row" else (n_rows, n_cols), dtype=dt) for kind, dt in outputs]
     if n_rows == 0:
         return outs
-    size = block_elements or BLOCK_ELEMENTS
-    if pieces and n_cols > size:
-        from ._pieces import run_pieces  # noqa: PLC0415 - the long-row path, rarely needed
+    if pieces and n_cols > BLOCK_ELEMENTS:
+        from ._pieces import piece_columns, run_pieces  # noqa: PLC0415 - the long-row path, rarely needed
 
-        run_pieces(core, rows, scalars, n_rows, n_cols, outputs, outs, check, size, precheck, limit)
+        run_pieces(core, rows, scalars, n_rows, n_cols, outputs, outs, check, piece_columns(BLOCK_ELEMENTS), precheck, limit)
         return outs
+    size = block_elements or BLOCK_ELEMENTS
     threads = num_threads()
     step = max(1, size // max(1, n_cols))
     if threads > 1 and n_rows <= step * (threads - 1) and n_rows * n_cols >= threads * MIN_SPLIT:

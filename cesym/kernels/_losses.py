@@ -66,6 +66,7 @@ def _run(
     watch: M.ProbabilityWatch | None = None,
     limits=None,
     grad_alone: bool = False,
+    block_elements: int | None = None,
 ):
     """Call ``core`` on blocks of last-axis rows (:mod:`._blocks`); restore axes; round to pred's dtype.
 
@@ -76,6 +77,7 @@ def _run(
     for the stable kinds.
     ``grad_alone``: the gradient can be non-finite where the value is finite (ignored rows,
     whose value is 0 whatever their logits); otherwise value_and_grad tests the value only.
+    ``block_elements``: the size of the blocks of short rows (default ``_blocks.BLOCK_ELEMENTS``).
     """
     if watch is not None:
         precheck = watch
@@ -89,7 +91,8 @@ def _run(
     # ignored rows: the value is tested alone unless there are such rows
     watched = (0,) if kind == "value_and_grad" and not grad_alone else None
     outs = run_blocks(
-        core, srcs, scalars, n_rows, n_cols, outputs, check, precheck=precheck, limit=fix, watch=watched, pieces=True
+        core, srcs, scalars, n_rows, n_cols, outputs, check, precheck=precheck, limit=fix, watch=watched, pieces=True,
+        block_elements=block_elements,
     )
     if watch is not None:
         watch.report(pred.size)
@@ -179,7 +182,15 @@ def bce(y_true, y_pred, from_logits, label_smoothing, axis, kind):
         return _run(core, kind, y, p, ax, (ls,), precheck=_check_unit_interval, limits=lambda lab, x: _lim.nan_rows(lab, x))
     C = p.shape[ax]
     watch = _watch("binary_crossentropy", True, rows=False)
-    return _run(core, kind, y, p, ax, (ls,), watch=watch, limits=lambda lab, x: _lim.sigmoid_rows(*_bce_weights(lab, ls), x, C))
+    return _run(core, kind, y, p, ax, (ls,), watch=watch, limits=lambda lab, x: _lim.sigmoid_rows(*_bce_weights(lab, ls), x, C),
+                block_elements=_sigmoid_grad_block(kind))
+
+
+def _sigmoid_grad_block(kind: str) -> int | None:
+    """Half blocks for the gradients of the sigmoid terms: their cores keep about ten block-sized
+    float64 temporaries, so two threads at full blocks held 1.02x a float32 input in scratch
+    (2^20 x 10), for no speed (measured: 1.04 and 1.00 of the half blocks' time)."""
+    return _blocks.BLOCK_ELEMENTS // 2 if kind.endswith("grad") else None
 
 
 def _bce_weights(y: np.ndarray, ls: float) -> tuple[np.ndarray, np.ndarray]:
@@ -252,7 +263,7 @@ def sigmoid_xent(labels, logits, kind):
     # "class" axis makes every element a row of one: blocks of BLOCK_ELEMENTS elements for a
     # 1-D input as for any other (a view of C-contiguous data; other layouts are gathered).
     res = _run(core, kind, y[..., None], x[..., None], x.ndim, row_level=False, watch=watch,
-               limits=lambda lab, z: _lim.sigmoid_rows(lab, 1 - lab, z, None))
+               limits=lambda lab, z: _lim.sigmoid_rows(lab, 1 - lab, z, None), block_elements=_sigmoid_grad_block(kind))
     return tuple(r[..., 0] for r in res) if kind == "value_and_grad" else res[..., 0]
 
 
@@ -309,7 +320,7 @@ def penalty(h, lam, kind):
     # Blocks of short rows twice the usual size: one pass per element (a square, a sum), so the
     # per-block work of the driver would be 15% of it at 2^17 (measured: 12.7 -> 9.0 ms at
     # 2^20 x 10). Rows are computed alike in any block; long rows keep the usual pieces.
-    block = _blocks.BLOCK_ELEMENTS * (2 if rows.shape[1] <= _blocks.BLOCK_ELEMENTS else 1)
+    block = _blocks.BLOCK_ELEMENTS * 2
     outs = run_blocks(
         core, [rows], (lam_, a.shape[0]), rows.shape[0], rows.shape[1], outputs, limit=fix, pieces=True, block_elements=block
     )

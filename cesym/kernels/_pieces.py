@@ -2,8 +2,9 @@
 reductions supplied once known.
 
 A generated core is straight-line code over a block of rows: elementwise NumPy and calls into
-:mod:`._runtime`. A row longer than ``BLOCK_ELEMENTS`` is cut into P pieces of nearly equal
-width (each at least half a block; never a width of 1, which would read as a row-level value),
+:mod:`._runtime`. A row longer than a block (``BLOCK_ELEMENTS``) is cut into P pieces of at
+most half a block and nearly equal width (each at least a quarter of a block; never a width of
+1, which would read as a row-level value),
 and the core is evaluated on every piece, in passes:
 
 * every row reduction the core asks for (``row_sum``, ``row_max``, ``softmax_parts``' maximum,
@@ -59,7 +60,7 @@ import numpy as np
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
 __all__ = [
-    "active", "reduce", "reduce_once", "resolve", "need_whole_row", "unknown", "Pending", "Unknown", "PendingUsed", "AnotherPass", "run_pieces",
+    "piece_columns", "active", "reduce", "reduce_once", "resolve", "need_whole_row", "unknown", "Pending", "Unknown", "PendingUsed", "AnotherPass", "run_pieces",
 ]
 
 _local = threading.local()
@@ -212,6 +213,14 @@ def reduce_once(what: str, x: np.ndarray, partial: Callable[[], object], combine
     value = reduce(partial, combine)
     ctx.memo[key] = (x, value)  # x kept alive: its id names it for the piece's evaluation
     return value
+
+
+def piece_columns(block: int) -> int:
+    """The widest piece for blocks of ``block`` elements: half a block (at least 4). A piece keeps
+    more temporaries than a block of short rows (the partials of every reduction): whole-block
+    pieces held 1.03x a float32 input in scratch (softmax gradients over a vocabulary, two
+    threads, blocks of 2^18)."""
+    return max(4, block // 2)
 
 
 def bounds(n_cols: int, size: int) -> list[int]:
