@@ -23,7 +23,7 @@ from cesym.kernels import _blocks, _pieces
 from cesym.kernels._generated import categorical_crossentropy as gen_cce
 from cesym.kernels._generated import sparse_categorical_crossentropy as gen_scce
 
-R, C, BLOCK = 3, 1000, 128  # rows of 1000 classes in pieces of at most 64 columns
+R, C, BLOCK = 3, 1000, 128  # rows of 1000 classes in pieces of at most 96 columns
 PIECES = len(_pieces.bounds(C, _pieces.piece_columns(BLOCK))) - 1
 
 

@@ -42,7 +42,7 @@ Memory and speed do not depend on the shape:
   rows is gathered from at most three slices of that strided view (:class:`RowView`), never
   from a whole copy of the input;
 * a row longer than a block (a language model's vocabulary, a 1-D input to a loss that
-  reduces over it) is computed in pieces of at most half a block of columns
+  reduces over it) is computed in pieces of at most three quarters of a block of columns
   (:mod:`._pieces`): the generated core runs piece by piece, in passes, its row reductions
   (sums, maxima, the off-max sum, the label's element, ...) accumulated over the pieces and
   combined in piece order by a rule of each primitive (sums pairwise over the piece sums), then
