@@ -133,7 +133,12 @@ def _interrupt(argv, started, tmp_path, delay=0.0):
     """Start ``cesym argv``, wait until ``started(line)`` holds for a stdout line (the work is
     under way), send SIGINT, and return (exit status, seconds to stop, stdout, stderr, the
     command's child processes just before the signal, those of them still alive after it)."""
-    code = f"import sys, cesym.cli; print('ready', flush=True); sys.exit(cesym.cli.main({argv!r}))"
+    # Python's own SIGINT handler, as under a terminal: a test run started in the background
+    # by a non-interactive shell (nohup, `cmd &`) inherits SIGINT ignored, and cesym honours that
+    code = (
+        "import signal, sys, cesym.cli; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        f"print('ready', flush=True); sys.exit(cesym.cli.main({argv!r}))"
+    )
     p = subprocess.Popen(
         [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=tmp_path,
         start_new_session=True,
