@@ -46,7 +46,7 @@ def derive(loss: Loss) -> Derived:
     v0 = loss.value
     guard = loss.domain == "probability"
     weights = list(loss.weights)
-    v1, vrules = apply_rules(v0, value_rules())
+    v1, vrules = apply_rules(v0, value_rules(), repeat=True)
     v1_guarded, grules_v = apply_rules(v1, [guard_rule(weights, guard, name="guard-weights")] if guard else [])
     if not loss.differentiable:
         return Derived(loss, v0, None, None, v1_guarded, None, tuple(vrules + grules_v), ())
