@@ -401,8 +401,8 @@ def _log_split(e: sp.Basic) -> sp.Basic | None:
     factors = a.args if isinstance(a, sp.Mul) else (a,)
     if not all(_positive(f) for f in factors):
         return None
-    if all(f.is_Number or f.is_Symbol for f in factors):
-        return None  # nothing for another rule to take
+    if not any(f.atoms(Elem) for f in factors):
+        return None  # constants: nothing for another rule to take
     out = []
     for f in factors:
         base, k = (f.base, f.exp) if isinstance(f, sp.Pow) else (f, sp.S.One)
@@ -640,6 +640,20 @@ LOG_COSH = Rule(
 )
 
 
+def _log1p_sum(e: sp.Basic) -> sp.Basic | None:
+    if isinstance(e, sp.log) and isinstance(e.args[0], sp.Add) and sp.S.One in e.args[0].args and _has_elems(e.args[0]):
+        return log1p(e.args[0] - 1)
+    return None
+
+
+LOG1P_SUM = Rule(
+    "log1p-sum",
+    "log(1 + a) = log1p(a) for any a (after the rules for 1 + e^u and 1 - e^u): 1 + a rounds away "
+    "the digits of a small a (the Cauchy loss log(1 + r²) at r = 1e-8 gives 1.1e-16 for 1e-16).",
+    lambda expr: _top_down(expr, _log1p_sum),
+)
+
+
 def _norm(e: sp.Basic) -> sp.Basic | None:
     if not isinstance(e, sp.Pow) or not (e.exp * 2).is_odd:
         return None
@@ -690,6 +704,7 @@ def value_rules() -> list[Rule]:
         POWM1,
         LOG_COSH,
         NORM2,
+        LOG1P_SUM,
     ]
 
 
@@ -761,7 +776,13 @@ def combine_by_weights(expr: sp.Basic, weights: Sequence[Elem], guard: bool, tog
         if together:
             num, den = sp.fraction(sp.together(coeff))
             num = _distribute(num)
-            coeff = num / den if den != 1 else num
+            one = num / den if den != 1 else num
+            # over one denominator where that cancels something (the form is no longer than the
+            # sum it came from); else the sum stays, each fraction with its own denominator:
+            # (p·a·b + p^γ - a·b)/(1 - p) computes p·a·b - a·b, which cancels near p = 1, where
+            # p^γ/(1 - p) - a·b does not
+            if not _distinct_denominators(coeff) or _cancels(coeff, num, den):
+                coeff = one
         if key == 1:
             out.append(coeff)
         elif key in ws:
@@ -769,6 +790,19 @@ def combine_by_weights(expr: sp.Basic, weights: Sequence[Elem], guard: bool, tog
         else:
             raise RewriteError(f"loss is not linear in the label weights: term {key}*({coeff})")
     return sp.Add(*out)
+
+
+def _distinct_denominators(coeff: sp.Basic) -> bool:
+    """Two or more denominators among the terms of ``coeff`` (a sum of fractions to combine)."""
+    return len({sp.fraction(t)[1] for t in sp.Add.make_args(coeff)}) >= 2
+
+
+def _cancels(coeff: sp.Basic, num: sp.Basic, den: sp.Basic) -> bool:
+    """The numerator ``num`` of ``coeff`` over ``den`` has fewer terms than the terms of ``coeff``
+    each brought over ``den`` and multiplied out: something cancelled (1/S - 1/p with
+    S = p + r is -r/(pS))."""
+    apart = sum(len(sp.Add.make_args(_distribute(sp.cancel(t * den)))) for t in sp.Add.make_args(coeff))
+    return len(sp.Add.make_args(num)) < apart
 
 
 def guard_rule(weights: Sequence[Elem], guard: bool, name: str = "combine-weights") -> Rule:
