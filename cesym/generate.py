@@ -683,15 +683,15 @@ def render_all(directory: Path = DERIVATIONS_DIR, keep: Sequence[str] = ()) -> d
     out: dict[str, str] = {}
     for family, losses in load_all(directory).items():
         path = Path(directory) / f"{family}.py"
-        derived = []
+        derived, refs = [], []
         for loss in losses:
             d = _derive_in(path, loss)
-            check_domain(loss, d, str(path))
+            refs.append(check_domain(loss, d, str(path)))
             derived.append(d)
         text = render_family(family, derived, _module_doc(path))
         namespace = load_module(text, family)
-        for d in derived:
-            check_edges(d.loss, d, namespace, str(path))
+        for d, ref in zip(derived, refs):
+            check_edges(d.loss, d, namespace, str(path), ref=ref)
         out[f"{family}.py"] = text
     names = sorted(set(out) | set(keep))
     out["__init__.py"] = (

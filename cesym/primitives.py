@@ -10,7 +10,9 @@ A loss is written over one *row*: the values along the class axis. Three kinds o
   element-level :class:`RestSum` (``Σ_{c≠j} f(x_c)``). ``RowSum`` carries the chain rule for
   rows (``_eval_derivative``), so ``sympy.diff`` differentiates any expression built from them.
 * Stable primitives (softplus, sigmoid, the negative log-softmax, the negative log of a
-  renormalised probability, the zero-guarded product). Each has an exact derivative (``fdiff``
+  renormalised probability, the zero-guarded product, the scaled sum of squares; for the shapes
+  people write by hand: log1mexp, log-sum-exp, log cosh, (1 + x)^y, x^y - 1 and the scaled
+  norm). Each has an exact derivative (``fdiff``
   or, for row primitives, an expansion into reductions that ``diff`` goes through), an
   elementary form (:func:`to_elementary`, used by the naive kernels and the mpmath reference)
   and a NumPy printer (:mod:`cesym.generate`), whose runtime lives in

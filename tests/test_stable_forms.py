@@ -112,6 +112,15 @@ FIRES = [
 ]
 
 
+def test_every_rule_has_a_shape_it_fires_on():
+    """Every rule of the value and gradient lists is in FIRES, or is one of the rules for the
+    shipped shapes (tested with the shipped derivations: ``generate --check``)."""
+    shipped = {"log-sigmoid", "log1p", "log-softmax", "log-normalized", "sum-squares",
+               "shift-exp", "split-rowsum", "combine-weights", "cross-rest"}
+    rules = {r.name for r in R.value_rules() + R.gradient_rules([y], False)}
+    assert rules - shipped == {r.name for r, _, _ in FIRES}
+
+
 @pytest.mark.parametrize("rule, shape, holds", FIRES, ids=[f"{r.name}:{s}" for r, s, _ in FIRES])
 def test_rule_fires_and_is_an_identity(rule, shape, holds):
     out = rule(shape)
