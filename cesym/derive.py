@@ -3,7 +3,8 @@
 For a :class:`~cesym.define.Loss` with value ``V0`` (the mathematics):
 
 1. the naive gradient is ``G0 = diff(V0, prediction)``;
-2. the value rules (:func:`cesym.rewrite.value_rules`) turn ``V0`` into stable primitives, ``V1``;
+2. the value rules (:func:`cesym.rewrite.value_rules`, passed over until nothing changes) turn
+   ``V0`` into stable primitives, ``V1``;
 3. the stable gradient is ``diff(V1, prediction)``: SymPy differentiates the primitives through
    their exact ``fdiff`` (softplus' = sigmoid) and the row primitives through their reduction
    forms (:class:`~cesym.primitives.RowSum` carries the chain rule); the gradient rules then

@@ -214,7 +214,13 @@ def check_edges(loss: Loss, derived: Derived, namespace: dict, where: str = "", 
         full = list(params) + ([_BATCH] if uses_n else [])
         inputs = ref._inputs(labels, pred, full)
         exact = _exact(ref._main, inputs, 1 + (n if grad else 0))
-        res = _call(fn, loss, labels, pred, params, uses_n)
+        try:
+            res = _call(fn, loss, labels, pred, params, uses_n)
+        except Exception as e:  # noqa: BLE001 - the printed code failing is the problem to report
+            raise DerivationError(
+                f"{prefix}{loss.name}: the printed kernel raised {type(e).__name__}: {' '.join(str(e).split())} "
+                f"at {_describe(loss, labels, pred, params)}"
+            ) from None
         value, g = (res if grad else (res, None))
         got = [float(np.asarray(value).reshape(-1)[0])] + (list(np.asarray(g, dtype=float).reshape(-1)) if grad else [])
         names = ["value"] + [f"gradient d/d{loss.prediction.name}[{j}]" for j in range(n)] * grad
