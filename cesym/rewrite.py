@@ -640,6 +640,28 @@ LOG_COSH = Rule(
 )
 
 
+def _expm1(e: sp.Basic) -> sp.Basic | None:
+    """``... + k·exp(u) - k + ...`` (k a number) -> ``... + k·expm1(u) + ...``."""
+    if not isinstance(e, sp.Add):
+        return None
+    nums = [a for a in e.args if a.is_Number]
+    if len(nums) != 1:
+        return None
+    for a in e.args:
+        k, f = a.as_coeff_Mul()
+        if isinstance(f, sp.exp) and _has_elems(f) and k == -nums[0]:
+            return e - a - nums[0] + k * expm1(f.args[0])
+    return None
+
+
+EXPM1 = Rule(
+    "expm1",
+    "e^u - 1 = expm1(u) (and 1 - e^u = -expm1(u)): for small u, e^u rounds to 1 + u with an "
+    "absolute error of half an ulp of 1, so e^u - 1 keeps few digits of u (none below 2^-53).",
+    lambda expr: _top_down(expr, _expm1),
+)
+
+
 def _log1p_sum(e: sp.Basic) -> sp.Basic | None:
     if isinstance(e, sp.log) and isinstance(e.args[0], sp.Add) and sp.S.One in e.args[0].args and _has_elems(e.args[0]):
         return log1p(e.args[0] - 1)
@@ -704,6 +726,7 @@ def value_rules() -> list[Rule]:
         POWM1,
         LOG_COSH,
         NORM2,
+        EXPM1,
         LOG1P_SUM,
     ]
 

@@ -104,6 +104,8 @@ FIRES = [
     (R.NORM2, sp.sqrt(g * SumSquares(x)), Norm2(x)),
     (R.NORM2, SumSquares(x) ** sp.Rational(-3, 2), Norm2(x)),
     (R.LOG1P_SUM, sp.log(1 + (x - y) ** 2), log1p),
+    (R.EXPM1, y * (E(x) - 1), expm1(x)),
+    (R.EXPM1, 2 - 2 * E(-x), expm1(-x)),
     # gradient rules
     (R.POWER_RULE, g * p**g / p, XMul(g, p ** (g - 1))),
     (R.ONE_FRACTION, E(z) / (E(z) + RestSum(E(z))) - y, RestSum(E(z))),
@@ -140,6 +142,7 @@ KEEPS = [
     (R.LOG1MEXP, sp.log(1 - p)),  # the log1p rule's
     (R.LOG_SUM_EXP, sp.log(RowSum(y * E(z)))),
     (R.NORM2, SumSquares(x)),
+    (R.EXPM1, E(x) - 2),
 ]
 
 
