@@ -7,7 +7,7 @@ and gradient in float64, at adversarial points of the declared domain, and compa
 with the definition evaluated in interval arithmetic (:class:`~cesym.reference.RowReference`:
 the definition expanded per row, independent of the rewrites):
 
-* real inputs: rows mixing 0, subnormal and tiny magnitudes (1e-300, 1e-200: squares underflow),
+* real inputs: rows mixing 0, tiny magnitudes (2^-1022, 1e-300, 1e-200: squares underflow),
   ±30 (a dominant class), ±800 (e^800 overflows, e^-800 underflows), ties at 800, ±1e5 and
   ±1e200 (squares overflow); one value of each for an elementwise loss;
 * probabilities: 0, 5e-324, 1e-300, 2^-53, 1/2, 1 - 2^-53, 1;
@@ -25,6 +25,10 @@ its float32 output, rounded once, to keep within a few ulps of the float32 contr
 generous on purpose: a stable form that is a few roundings worse than the best one passes; a
 form that overflows, returns NaN, or loses more than half of float64's digits to cancellation
 does not. A true value beyond float64's range must come out as the infinity of its sign.
+Real inputs stop at the smallest normal number: a subnormal one keeps a few bits through any
+product with a constant (``c·x/‖x‖``, printed ``(c·x)/‖x‖``, is 73% off at x = 5e-324), a
+limit of the format and of the order of the operations rather than of the stable form; a
+subnormal probability (5e-324, whose reciprocal overflows) is kept.
 Points whose definition is infinite, not real, or not pinned at 5120 bits (1 - σ(1e5)
 cancels in about 144000 bits) are skipped: ±800 already puts every exponential past float64's
 range, and is pinned in about 1200 bits.
@@ -64,9 +68,10 @@ _HALF_THE_DIGITS = 2.0**27
 #: The batch size used for a loss that takes one (N), as the domain check does.
 _BATCH = 4.0
 
+_TINY = 2.0**-1022  # the smallest normal; see the module docstring for subnormal inputs
 _REAL_ROWS = (
     (0.0, 0.0, 0.0),
-    (1e-300, -1e-300, 5e-324),
+    (1e-300, -1e-300, _TINY),
     (1e-200, -1e-200, 1e-200),
     (30.0, -30.0, 0.0),
     (800.0, -800.0, 3.0),
@@ -75,7 +80,7 @@ _REAL_ROWS = (
     (1e5, -1e5, 1.0),
     (1e200, -1e200, 1e200),
 )
-_REAL_VALUES = (0.0, 5e-324, -5e-324, 1e-300, -1e-300, 30.0, -30.0, 800.0, -800.0, 1e5, -1e5, 1e200, -1e200)
+_REAL_VALUES = (0.0, _TINY, -_TINY, 1e-300, -1e-300, 30.0, -30.0, 800.0, -800.0, 1e5, -1e5, 1e200, -1e200)
 _ONE_MINUS = 1.0 - 2.0**-53
 _PROB_ROWS = (
     (0.0, 0.5, 0.5),

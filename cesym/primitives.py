@@ -291,7 +291,15 @@ class XMul(sp.Function):
 
     def _eval_derivative(self, s):
         a, b = self.args
-        return XMul(a, b.diff(s)) + a.diff(s) * b
+        db = b.diff(s)
+        first = XMul(a, db)
+        if a.has(s):
+            # a·b' that cancels a (p·(1/p) of d(p·log p)/dp) is that quotient: the limit at
+            # a = 0, and no overflow of b' at a subnormal a (5e-324·(1/5e-324) = 5e-324·inf)
+            c = sp.cancel(a * db)
+            if not any(isinstance(f, sp.Pow) and f.base == a and f.exp.is_negative for f in sp.preorder_traversal(c)):
+                first = c
+        return first + a.diff(s) * b
 
     def elementary(self):
         return self.args[0] * self.args[1]

@@ -104,6 +104,8 @@ FIRES = [
     (R.NORM2, sp.sqrt(g * SumSquares(x)), Norm2(x)),
     (R.NORM2, SumSquares(x) ** sp.Rational(-3, 2), Norm2(x)),
     (R.LOG1P_SUM, sp.log(1 + (x - y) ** 2), log1p),
+    (R.SOFTPLUS_WEIGHTED, Softplus(x) - y * x, Softplus(-x)),
+    (R.SOFTPLUS_WEIGHTED, 2 * Softplus(x - z) - 3 * y * (x - z), Softplus(z - x)),
     (R.EXPM1, y * (E(x) - 1), expm1(x)),
     (R.EXPM1, 2 - 2 * E(-x), expm1(-x)),
     # gradient rules
@@ -111,6 +113,7 @@ FIRES = [
     (R.ONE_FRACTION, E(z) / (E(z) + RestSum(E(z))) - y, RestSum(E(z))),
     (R.SIGMOID_DIFFERENCE, 1 - 2 * Sigmoid(x), sp.tanh(x / 2)),
     (R.SIGMOID_DIFFERENCE, 2 * Sigmoid(y - x) - 1, sp.tanh),
+    (R.EXPM1_WEIGHT, (E(x) - y) / 3, expm1(x)),
 ]
 
 
@@ -208,6 +211,12 @@ LOSSES = [
          value=RowSum(log(cosh(x - y)))/C, prediction=x, label=y),
     Loss(family="shapes", variant="norm", title="Euclidean distance",
          value=sqrt(RowSum((x - y)**2)), prediction=x, label=y),
+    Loss(family="shapes", variant="poisson", title="Poisson NLL of a log-rate",
+         value=RowSum(exp(x) - y*x)/C, prediction=x, label=y),
+    Loss(family="shapes", variant="softplus", title="logistic loss as log(1 + e^x) - y x",
+         value=RowSum(log(1 + exp(x)) - y*x)/C, prediction=x, label=y),
+    Loss(family="shapes", variant="entropy", title="entropy of the prediction",
+         value=-RowSum(p*log(p)), prediction=p, domain="probability"),
     Loss(family="shapes", variant="logistic", title="logistic distribution NLL (log of a quotient)",
          value=-RowSum(log(exp(y - x)/(1 + exp(y - x))**2))/C, prediction=x, label=y),
 ]
@@ -322,6 +331,8 @@ SHAPE_POINTS = [
     ("norm", [0.0, 0.0, 0.0], [1e200, -1e200, 1e200], (), "scaled-norm"),
     ("norm", [0.0, 0.0, 0.0], [1e-200, -3e-200, 1e-300], (), "scaled-norm"),
     ("logistic", [0.0, 1.0, 0.0], [800.0, -800.0, 3.0], (), "log-split"),
+    ("softplus", [1.0, 0.0, 0.0], [30.0, -30.0, 0.0], (), "softplus-minus-weighted"),
+    ("softplus", [0.0, 1.0, 0.0], [800.0, -800.0, 3.0], (), "softplus"),
 ]
 
 
@@ -338,6 +349,25 @@ def test_shape_losses_stable_where_the_naive_form_breaks(generated, variant, lab
     ng = np.ravel(_run(ns[f"{variant}_naive_grad"], labels, pred, params)[0])
     errors = [ulp_error(nv, true_v, np.float64)] + [ulp_error(a, b, np.float64) for a, b in zip(ng, true_g)]
     assert max(errors) > 1e6, errors  # the naive form: inf, NaN, or most digits lost
+
+
+def test_poisson_gradient_near_zero_and_entropy_at_a_subnormal(generated):
+    """Gradients that cancel or overflow in SymPy's form: the Poisson loss' e^x - y at x = 1e-300,
+    y = 1 (1e-300/3; the naive form gives 0) and at x = 800 with y = 1 (inf, the true value
+    past the largest float, not NaN); the entropy's d(-p log p)/dp = -(1 + log p) at p = 5e-324
+    (SymPy's p·(1/p) overflows there)."""
+    ns, losses = generated[0]["shapes"], generated[1]
+    rows = ([1.0, 0.0, 0.0], [1e-300, -1e-300, 0.0]), ([1.0, 0.0, 0.0], [800.0, -800.0, 3.0])
+    for labels, pred in rows:
+        _, grad = _run(ns["poisson_value_and_grad"], labels, pred)
+        true_v, true_g = RowReference(losses["shapes.poisson"], 3).value_and_grad(labels, pred)
+        assert all(ulp_error(a, b, np.float64) <= 8 + 4 * 800 for a, b in zip(np.ravel(grad), true_g)), (grad, true_g)
+    naive = _run(ns["poisson_naive_grad"], [1.0, 0.0, 0.0], [1e-300, -1e-300, 0.0])[0]
+    assert naive[0, 0] == 0.0  # e^(1e-300) - 1
+    with np.errstate(all="ignore"):
+        value, grad = ns["entropy_value_and_grad"](np.array([[5e-324, 0.25, 1.0]]))
+    true_v, true_g = RowReference(losses["shapes.entropy"], 3).value_and_grad([], [5e-324, 0.25, 1.0])
+    assert ulp_error(grad[0, 0], true_g[0], np.float64) <= 8 and ulp_error(value[0, 0], true_v, np.float64) <= 8
 
 
 def test_kl_zero_labels_cost_nothing(generated):
@@ -394,7 +424,7 @@ LOSSES = [
         (UNSTABLE, r"robust\.cauchy: stable value is inf where the definition gives 921\.03\d* at y=\[1\.0, 0\.0, 0\.0\], "
                    r"x=\[1e\+200, -1e\+200, 1e\+200\]: in cauchy_value_and_grad, `numpy\.log1p\(tmp\d\)` \(tmp\d = \(x - y\)\*\*2\) is inf"),
         (UNSTABLE_NAN, r"robust\.tanh: stable value is 0\.0, .* ulps from the definition's 3\.33\d*e-301 .* at y=\[1\.0, 0\.0, 0\.0\], "
-                       r"x=\[1e-300, -1e-300, 5e-324\]: in tanh_value_and_grad, `tmp\d - tmp\d` \(tmp\d = numpy\.exp\(x\); tmp\d = numpy\.exp\(-x\)\) is 0\.0"),
+                       r"x=\[1e-300, -1e-300, 2\.2250738585072014e-308\]: in tanh_value_and_grad, `tmp\d - tmp\d` \(tmp\d = numpy\.exp\(x\); tmp\d = numpy\.exp\(-x\)\) is 0\.0"),
     ],
     ids=["inf", "digits lost"],
 )
