@@ -255,7 +255,7 @@ def check_edges(loss: Loss, derived: Derived, namespace: dict, where: str = "", 
 
 
 def _kappas(ref, labels, pred, params, exact) -> list[float]:
-    """κ of the value and of each gradient element (inf where it cannot be computed)."""
+    """κ of the value and of each gradient element (0, no allowance, where it cannot be computed)."""
     if any(f is None or not mpmath.isfinite(f) for f in exact):
         grads = [f if f is not None and mpmath.isfinite(f) else mpmath.mpf(0) for f in exact[1:]]
     else:
