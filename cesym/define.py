@@ -59,6 +59,9 @@ class Loss:
         label_index: the label is the indicator ``[c = k]`` of an integer class ``k`` (a one-hot
             row; all zero for an ignored sample). The kernels then take ``k`` itself, and sums
             against the label become a look-up of element ``k``.
+        param_ranges: the closed range ``(lo, hi)`` of each parameter that is not [0, 1] (the
+            range of ``label_smoothing``, the default); ``cesym generate`` evaluates the kernels
+            at both ends (:mod:`cesym.edges`).
     """
 
     family: str
@@ -73,10 +76,16 @@ class Loss:
     differentiable: bool = True
     notes: str = ""
     label_index: bool = False
+    param_ranges: dict[sp.Symbol, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
         return f"{self.family}.{self.variant}"
+
+    def param_range(self, q: sp.Symbol) -> tuple[float, float]:
+        """The declared range of parameter ``q`` ([0, 1] unless ``param_ranges`` says otherwise)."""
+        lo, hi = self.param_ranges.get(q, (0.0, 1.0))
+        return float(lo), float(hi)
 
     @property
     def row_level(self) -> bool:
@@ -98,6 +107,11 @@ class Loss:
             extra = d.free_symbols - {self.label, C, *self.params}
             if extra:
                 raise DerivationError(f"{self.name}: weight {w} uses undeclared {sorted(map(str, extra))}")
+        for q, r in self.param_ranges.items():
+            if q not in self.params:
+                raise DerivationError(f"{self.name}: param_ranges names {q}, which is not a parameter")
+            if not (isinstance(r, tuple) and len(r) == 2 and all(isinstance(v, (int, float)) for v in r) and r[0] <= r[1]):
+                raise DerivationError(f"{self.name}: param_ranges[{q}] must be a pair (lo, hi) of numbers with lo <= hi")
         if self.domain not in ("probability", "real"):
             raise DerivationError(f"{self.name}: domain must be 'probability' or 'real'")
 

@@ -3,7 +3,8 @@
 For a :class:`~cesym.define.Loss` with value ``V0`` (the mathematics):
 
 1. the naive gradient is ``G0 = diff(V0, prediction)``;
-2. the value rules (:func:`cesym.rewrite.value_rules`) turn ``V0`` into stable primitives, ``V1``;
+2. the value rules (:func:`cesym.rewrite.value_rules`, passed over until nothing changes) turn
+   ``V0`` into stable primitives, ``V1``;
 3. the stable gradient is ``diff(V1, prediction)``: SymPy differentiates the primitives through
    their exact ``fdiff`` (softplus' = sigmoid) and the row primitives through their reduction
    forms (:class:`~cesym.primitives.RowSum` carries the chain rule); the gradient rules then
@@ -46,7 +47,7 @@ def derive(loss: Loss) -> Derived:
     v0 = loss.value
     guard = loss.domain == "probability"
     weights = list(loss.weights)
-    v1, vrules = apply_rules(v0, value_rules())
+    v1, vrules = apply_rules(v0, value_rules(), repeat=True)
     v1_guarded, grules_v = apply_rules(v1, [guard_rule(weights, guard, name="guard-weights")] if guard else [])
     if not loss.differentiable:
         return Derived(loss, v0, None, None, v1_guarded, None, tuple(vrules + grules_v), ())

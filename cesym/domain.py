@@ -129,9 +129,10 @@ def _stable_fn(loss: Loss, d: Derived, n: int):
     return fn, names, N in scalars
 
 
-def check_domain(loss: Loss, derived: Derived, where: str = "") -> None:
+def check_domain(loss: Loss, derived: Derived, where: str = ""):
     """Raise :class:`DerivationError` (one line) unless ``loss``, and the stable forms derived
-    from it, are real and finite at every interior point of its declared domain."""
+    from it, are real and finite at every interior point of its declared domain. Returns the
+    :class:`~cesym.reference.RowReference` it built (the edge check uses the same)."""
     from .reference import RowReference
 
     n = DOMAIN_ROW if loss.row_level else 1
@@ -154,3 +155,4 @@ def check_domain(loss: Loss, derived: Derived, where: str = "") -> None:
         problem = _problem(stable, s_inputs, stable_names)
         if problem is not None:
             raise DerivationError(f"{prefix}{loss.name}: stable form: {problem} at {at} (domain {loss.domain!r})")
+    return ref

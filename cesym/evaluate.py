@@ -79,6 +79,11 @@ def _namespace(ctx) -> dict:
     for name in ("mpf", "log", "exp", "log1p", "expm1", "sqrt", "pi", "e", "inf"):
         setattr(mod, name, getattr(ctx, name))
     mod.max_ = lambda *a: functools.reduce(lambda u, v: u if u >= v else v, a)
+    # hyperbolic functions (log cosh and its derivative), which mpmath.iv lacks, from expm1 and
+    # exp: no cancellation near 0 (sinh(1e-300), tanh(1e-300)) and none at ±800 either
+    mod.sinh = lambda x: (ctx.expm1(x) - ctx.expm1(-x)) / 2
+    mod.cosh = lambda x: (ctx.exp(x) + ctx.exp(-x)) / 2
+    mod.tanh = lambda x: ctx.expm1(2 * x) / (ctx.exp(2 * x) + 1) if x >= 0 else -ctx.expm1(-2 * x) / (ctx.exp(-2 * x) + 1)
     return {"mpmath": mod, "XMul": _xmul(ctx)}
 
 

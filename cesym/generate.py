@@ -30,8 +30,14 @@ from .primitives import (
     C,
     CrossRest,
     Elem,
+    Log1mexp,
+    LogCosh,
+    LogSumExp,
     NegLogNormalized,
     NegLogSoftmax,
+    Norm2,
+    Pow1p,
+    Powm1,
     RestSum,
     RowMax,
     RowSum,
@@ -93,6 +99,15 @@ class ExpMin0(sp.Function):
     nargs = 2
 
 
+class MaxPlusLog1p(sp.Function):
+    """Printing form of ``LogSumExp(u)``: ``m + log1p(s)`` given ``m = max u`` and the off-max sum
+    ``s`` of the softmax. One node, so that ``cse`` cannot share ``m + log1p(s)`` with a
+    ``NegLogSoftmax`` ``(m - u) + log1p(s)`` of the same row and turn it into ``lse - u``,
+    the cancellation the primitive is there to avoid."""
+
+    nargs = 2
+
+
 class AtLabel(sp.Function):
     """Printing form: element ``k`` of an element-level expression (0 for an ignored row, k = -1)."""
 
@@ -132,7 +147,10 @@ class OneHotCrossRest(sp.Function):
 #: The integer label of a loss whose label is an indicator (``Loss.label_index``).
 LABEL_INDEX = sp.Symbol("k", integer=True)
 
-_ROW_LEVEL = (RowSum, RowMax, AtLabel, WeightedNegLogNormalized, RestAtLabel, SumSquares, WeightedSumSquares)
+_ROW_LEVEL = (
+    RowSum, RowMax, AtLabel, WeightedNegLogNormalized, RestAtLabel, SumSquares, WeightedSumSquares, Norm2, LogSumExp,
+    MaxPlusLog1p,
+)
 
 
 def _elementwise(e: sp.Basic) -> bool:
@@ -239,7 +257,10 @@ def print_form(expr: sp.Basic, index_label: Elem | None = None) -> sp.Basic:
       softplus(-x), σ(x) and σ(-x) share ``exp(-|x|)``; ``exp(min(x, 0))`` is that same
       exponential where x < 0 and 1 elsewhere;
     * ``a·SumSquares(x)`` as one primitive of ``a`` and ``x`` (:func:`_weighted_sum_squares`),
-      which multiplies ``a`` into the scaled sum (``λ/N · Σh²`` finite where ``Σh²`` is not).
+      which multiplies ``a`` into the scaled sum (``λ/N · Σh²`` finite where ``Σh²`` is not);
+    * ``LogSumExp(u) = max u + log1p(s)`` with the softmax's ``s`` (shared with a
+      ``NegLogSoftmax`` of the same row and with the gradient's softmax), as one node
+      (:class:`MaxPlusLog1p`).
     """
     expr = _merge_rest_sums(expr)
     expr = _weighted_sum_squares(expr)
@@ -255,6 +276,10 @@ def print_form(expr: sp.Basic, index_label: Elem | None = None) -> sp.Basic:
         d, _, _, s = _softmax_parts(e.args[0])
         return log1p(s) - d
 
+    def lse(e):
+        _, _, _, s = _softmax_parts(e.args[0])
+        return MaxPlusLog1p(RowMax(e.args[0]), s)
+
     def cross(e):
         t, z = e.args
         _, ex, S, s = _softmax_parts(z)
@@ -266,6 +291,7 @@ def print_form(expr: sp.Basic, index_label: Elem | None = None) -> sp.Basic:
         return WeightedNegLogNormalized(w, p, RowSum(p))
 
     expr = expr.replace(lambda e: isinstance(e, NegLogSoftmax), nls)
+    expr = expr.replace(lambda e: isinstance(e, LogSumExp), lse)
     expr = expr.replace(lambda e: isinstance(e, CrossRest), cross)
     expr = expr.replace(
         lambda e: isinstance(e, RowSum)
@@ -311,6 +337,21 @@ class KernelPrinter(NumPyPrinter):
     def _print_Softplus(self, e):
         return self._rt("softplus", e.args[0])
 
+    def _print_Log1mexp(self, e):
+        return self._rt("log1mexp", e.args[0])
+
+    def _print_LogCosh(self, e):
+        return self._rt("log_cosh", e.args[0])
+
+    def _print_Pow1p(self, e):
+        return self._rt("pow1p", *e.args)
+
+    def _print_Powm1(self, e):
+        return self._rt("powm1", *e.args)
+
+    def _print_Norm2(self, e):
+        return self._rt("norm2", e.args[0])
+
     def _print_NegLogSoftmax(self, e):
         return self._rt("neg_log_softmax", e.args[0])
 
@@ -347,6 +388,9 @@ class KernelPrinter(NumPyPrinter):
 
     def _print_ExpMin0(self, e):
         return self._rt("exp_min0", *e.args)
+
+    def _print_MaxPlusLog1p(self, e):
+        return "(%s + numpy.log1p(%s))" % (self._print(e.args[0]), self._print(e.args[1]))
 
     def _print_OffMaxSum(self, e):
         return self._rt("off_max_sum", *e.args)
@@ -428,18 +472,17 @@ def _print_weight(definition: sp.Expr, params: Sequence[sp.Symbol], printer: Ker
     return f"{printer.doprint(plain)} if {cond} else {full}"
 
 
-def _print_body(
-    loss: Loss, expr: sp.Expr | tuple[sp.Expr, ...], printer: KernelPrinter, returns: tuple[int, ...] | None = None
-) -> list[str]:
-    """Lines computing ``expr``: shape constants, label weights, CSE temporaries, return.
+def printed_form(
+    loss: Loss, expr: sp.Expr | tuple[sp.Expr, ...], returns: tuple[int, ...] | None = None, index_label: bool = True
+) -> tuple[list[tuple[Elem, sp.Basic]], list[sp.Basic]]:
+    """What :func:`_print_body` prints: the temporaries ``[(tmpK, expression), ...]`` in order and
+    the returned expressions, after :func:`print_form` and ``cse`` over all of ``expr``.
 
-    ``expr`` may be a tuple of expressions (a value and its gradient): ``cse`` runs over all of
-    them, and the function returns those numbered in ``returns`` (default: all), computing only
-    the temporaries they need. The value, the gradient and the fused pair are printed from the
-    same ``cse``, so each output is the same expression, and the same numbers, in all three.
+    ``index_label=False``: a class-index label stays a dense label (for evaluating the printed
+    form on dense rows, :mod:`cesym.edges`).
     """
-    index_label = loss.label if loss.label_index else None
-    exprs = [print_form(e, index_label) for e in (expr if isinstance(expr, tuple) else (expr,))]
+    label = loss.label if loss.label_index and index_label else None
+    exprs = [print_form(e, label) for e in (expr if isinstance(expr, tuple) else (expr,))]
     returns = tuple(range(len(exprs))) if returns is None else returns
     taken = {s.name for e in exprs for s in e.free_symbols} | {"C", "N"}
     # Temporaries are Elem symbols: RowSum must not mistake an element-level temporary for a
@@ -456,6 +499,21 @@ def _print_body(
     kept.reverse()
     fresh = (Elem(f"tmp{i}") for i in range(10**6) if f"tmp{i}" not in taken)
     rename = {sym: next(fresh) for sym, _ in kept}
+    return [(rename[sym], sub.xreplace(rename)) for sym, sub in kept], [e.xreplace(rename) for e in out_exprs]
+
+
+def _print_body(
+    loss: Loss, expr: sp.Expr | tuple[sp.Expr, ...], printer: KernelPrinter, returns: tuple[int, ...] | None = None
+) -> list[str]:
+    """Lines computing ``expr``: shape constants, label weights, CSE temporaries, return.
+
+    ``expr`` may be a tuple of expressions (a value and its gradient): ``cse`` runs over all of
+    them, and the function returns those numbered in ``returns`` (default: all), computing only
+    the temporaries they need. The value, the gradient and the fused pair are printed from the
+    same ``cse``, so each output is the same expression, and the same numbers, in all three.
+    """
+    kept, out_exprs = printed_form(loss, expr, returns)
+    taken = {s.name for e in (expr if isinstance(expr, tuple) else (expr,)) for s in e.free_symbols}
     used = [sub for _, sub in kept] + out_exprs
     lines = []
     pred = loss.prediction.name
@@ -468,11 +526,11 @@ def _print_body(
     for sym, sub in kept:
         if sym in fused:
             if fused[sym] is not None:
-                names_ = ", ".join(str(rename[x]) for x in fused[sym][1])
-                lines.append(f"{names_} = _rt.softmax_parts({printer.doprint(fused[sym][0].xreplace(rename))})")
+                names_ = ", ".join(str(x) for x in fused[sym][1])
+                lines.append(f"{names_} = _rt.softmax_parts({printer.doprint(fused[sym][0])})")
             continue
-        lines.append(f"{rename[sym]} = {printer.doprint(sub.xreplace(rename))}")
-    rets = [printer.doprint(e.xreplace(rename)) for e in out_exprs]
+        lines.append(f"{sym} = {printer.doprint(sub)}")
+    rets = [printer.doprint(e) for e in out_exprs]
     if len(rets) == 2 and "grad" not in taken:
         # the gradient before the value (the same operations): a row in pieces (see
         # cesym.kernels._pieces) then meets the gradient's row reductions first, and the value's
@@ -615,20 +673,26 @@ def render_family(family: str, derived: Sequence[Derived], module_doc: str = "")
 def render_all(directory: Path = DERIVATIONS_DIR, keep: Sequence[str] = ()) -> dict[str, str]:
     """Render every family: file name -> source. Raises DerivationError before anything is written.
 
-    Each loss is checked real and finite on its declared domain (:func:`cesym.domain.check_domain`).
+    Each loss is checked real and finite on its declared domain (:func:`cesym.domain.check_domain`),
+    and its printed kernel finite and accurate at the domain's edges (:func:`cesym.edges.check_edges`).
     ``keep``: other generated modules (file names) that ``__init__.py`` imports too.
     """
     from .domain import check_domain
+    from .edges import check_edges, load_module
 
     out: dict[str, str] = {}
     for family, losses in load_all(directory).items():
         path = Path(directory) / f"{family}.py"
-        derived = []
+        derived, refs = [], []
         for loss in losses:
             d = _derive_in(path, loss)
-            check_domain(loss, d, str(path))
+            refs.append(check_domain(loss, d, str(path)))
             derived.append(d)
-        out[f"{family}.py"] = render_family(family, derived, _module_doc(path))
+        text = render_family(family, derived, _module_doc(path))
+        namespace = load_module(text, family)
+        for d, ref in zip(derived, refs):
+            check_edges(d.loss, d, namespace, str(path), ref=ref)
+        out[f"{family}.py"] = text
     names = sorted(set(out) | set(keep))
     out["__init__.py"] = (
         '"""Generated kernels, one module per derivation family (``cesym generate``). Do not edit."""\n\n'

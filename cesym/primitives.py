@@ -10,7 +10,9 @@ A loss is written over one *row*: the values along the class axis. Three kinds o
   element-level :class:`RestSum` (``Σ_{c≠j} f(x_c)``). ``RowSum`` carries the chain rule for
   rows (``_eval_derivative``), so ``sympy.diff`` differentiates any expression built from them.
 * Stable primitives (softplus, sigmoid, the negative log-softmax, the negative log of a
-  renormalised probability, the zero-guarded product). Each has an exact derivative (``fdiff``
+  renormalised probability, the zero-guarded product, the scaled sum of squares; for the shapes
+  people write by hand: log1mexp, log-sum-exp, log cosh, (1 + x)^y, x^y - 1 and the scaled
+  norm). Each has an exact derivative (``fdiff``
   or, for row primitives, an expansion into reductions that ``diff`` goes through), an
   elementary form (:func:`to_elementary`, used by the naive kernels and the mpmath reference)
   and a NumPy printer (:mod:`cesym.generate`), whose runtime lives in
@@ -22,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import sympy as sp
-from sympy.codegen.cfunctions import log1p
+from sympy.codegen.cfunctions import expm1, log1p
 
 __all__ = [
     "C",
@@ -37,6 +39,12 @@ __all__ = [
     "XMul",
     "CrossRest",
     "SumSquares",
+    "Norm2",
+    "LogSumExp",
+    "Log1mexp",
+    "LogCosh",
+    "Pow1p",
+    "Powm1",
     "element_symbols",
     "outer_reductions",
     "expand_row_primitives",
@@ -56,7 +64,7 @@ class Elem(sp.Symbol):
 
 
 def _is_reduction(e: sp.Basic) -> bool:
-    return isinstance(e, (RowSum, RowMax, SumSquares))
+    return isinstance(e, (RowSum, RowMax, SumSquares, Norm2, LogSumExp))
 
 
 def element_symbols(expr: sp.Basic) -> set[Elem]:
@@ -283,7 +291,15 @@ class XMul(sp.Function):
 
     def _eval_derivative(self, s):
         a, b = self.args
-        return XMul(a, b.diff(s)) + a.diff(s) * b
+        db = b.diff(s)
+        first = XMul(a, db)
+        if a.has(s):
+            # a·b' that cancels a (p·(1/p) of d(p·log p)/dp) is that quotient: the limit at
+            # a = 0, and no overflow of b' at a subnormal a (5e-324·(1/5e-324) = 5e-324·inf)
+            c = sp.cancel(a * db)
+            if not any(isinstance(f, sp.Pow) and f.base == a and f.exp.is_negative for f in sp.preorder_traversal(c)):
+                first = c
+        return first + a.diff(s) * b
 
     def elementary(self):
         return self.args[0] * self.args[1]
@@ -319,8 +335,150 @@ class SumSquares(sp.Function):
         return r"\left\|%s\right\|_2^2" % printer._print(self.args[0])
 
 
-_ROW_PRIMITIVES = (NegLogSoftmax, NegLogNormalized, CrossRest)
-_ELEMENTWISE_PRIMITIVES = (Sigmoid, Softplus)
+class Norm2(sp.Function):
+    r"""Euclidean norm of the row, :math:`\|x\|_2 = \sqrt{\sum_c x_c^2}` (row-level), scaled so that
+    it overflows or underflows only where the norm does.
+
+    :math:`\partial/\partial x_j \|x\|_2 = x_j/\|x\|_2` (``fdiff``; the argument holds no row
+    reduction, as for :class:`SumSquares`). ``sqrt(SumSquares(x))`` overflows past a sum of
+    squares of 1.8e308 (a row of 1e200s, whose norm is 1.4e200) and is 0 where every square
+    underflows (a row of 1e-200s); the runtime (:func:`cesym.kernels._runtime.norm2`) takes
+    the square root of the scaled sum :math:`2^E S` as :math:`2^{E/2}\sqrt{S}`.
+    Elementary form: ``sqrt(RowSum(x**2))``.
+    """
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return self.args[0] / self
+
+    def elementary(self):
+        return sp.sqrt(RowSum(self.args[0] ** 2))
+
+    def _latex(self, printer):
+        return r"\left\|%s\right\|_2" % printer._print(self.args[0])
+
+
+class LogSumExp(sp.Function):
+    r"""Log-sum-exp over the row, :math:`\log\sum_c e^{u_c}` (row-level).
+
+    Stable form with ``m = max u`` and ``k = argmax u``: :math:`m +
+    \mathrm{log1p}\big(\sum_{c \ne k} e^{u_c - m}\big)`, the numbers of the softmax's
+    ``softmax_parts`` (shared with a :class:`NegLogSoftmax` of the same row): ``log(Σ exp(u))``
+    overflows past u = 709.78 and is -inf when every u is below -745. Differentiated through
+    its reduction form (the softmax).
+    """
+
+    nargs = 1
+
+    def reduction_form(self):
+        return sp.log(RowSum(sp.exp(self.args[0])))
+
+    def _eval_derivative(self, s):
+        return self.reduction_form().diff(s)  # the row chain rule of RowSum: the softmax
+
+    def _latex(self, printer):
+        return r"\log\sum_{%s} e^{%s}" % (_display_index(self.args[0], "c"), printer._print(self.args[0]))
+
+
+class Log1mexp(sp.Function):
+    r""":math:`\log(1 - e^{u})` for :math:`u \le 0`; derivative :math:`-1/\operatorname{expm1}(-u)`.
+
+    Stable form (Mächler 2012, "Accurately computing log(1 - exp(-|a|))"):
+    :math:`\log(-\operatorname{expm1}(u))` for :math:`u > -\log 2` and
+    :math:`\mathrm{log1p}(-e^{u})` below. ``1 - exp(u)`` rounds to 0 for :math:`|u| < 2^{-54}`
+    (log: -inf, exact: :math:`\log|u|`) and keeps few digits of :math:`1 - e^u` near 0;
+    ``log(-expm1(u))`` loses the value where :math:`e^u` is small (u = -40: the value is
+    :math:`-4.25\cdot10^{-18}`, ``-expm1(-40)`` rounds to 1 and its log to 0).
+    """
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return -1 / expm1(-self.args[0])
+
+    def elementary(self):
+        return sp.log(1 - sp.exp(self.args[0]))
+
+    def _latex(self, printer):
+        return r"\operatorname{log1mexp}\left(%s\right)" % printer._print(self.args[0])
+
+
+class LogCosh(sp.Function):
+    r""":math:`\log\cosh u`; derivative :math:`\tanh u`.
+
+    Stable form: :math:`\tfrac12\mathrm{log1p}(\sinh^2 u)` for :math:`|u| < 1` (the value is
+    :math:`u^2/2` there; :math:`|u| - \log 2 + \ldots` cancels to nothing for small u) and
+    :math:`|u| - \log 2 + \mathrm{log1p}(e^{-2|u|})` for :math:`|u| \ge 1` (``cosh`` overflows
+    past 710.48: inf where the value is about 710).
+    """
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return sp.tanh(self.args[0])
+
+    def elementary(self):
+        return sp.log(sp.cosh(self.args[0]))
+
+    def _latex(self, printer):
+        return r"\log\cosh\left(%s\right)" % printer._print(self.args[0])
+
+
+class Pow1p(sp.Function):
+    r""":math:`(1 + x)^y` as :math:`\exp(y \cdot \mathrm{log1p}(x))`, with :math:`(1 + x)^0 = 1`.
+
+    ``1 + x`` rounds away the digits of a small x, and the power multiplies that relative error
+    by y: :math:`(1 - 10^{-10})^{10^{10}}` keeps 6 digits, the log1p form all of them. The
+    product :math:`y \cdot \mathrm{log1p}(x)` is zero-guarded (``0·(-inf) = 0``: :math:`0^0 = 1`
+    at x = -1, as ``numpy.power``). :math:`\partial_x = y\,(1 + x)^{y - 1}`
+    (zero-guarded: 0 for y = 0, also at x = -1), :math:`\partial_y = (1 + x)^y \mathrm{log1p}(x)`.
+    """
+
+    nargs = 2
+
+    def fdiff(self, argindex=1):
+        x, y = self.args
+        if argindex == 1:
+            return XMul(y, Pow1p(x, y - 1))  # 0 for y = 0 also at x = -1 (a constant 1)
+        return self * log1p(x)
+
+    def elementary(self):
+        return (1 + self.args[0]) ** self.args[1]
+
+    def _latex(self, printer):
+        x, y = (printer._print(a) for a in self.args)
+        return r"\left(1 + %s\right)^{%s}" % (x, y)
+
+
+class Powm1(sp.Function):
+    r""":math:`x^y - 1` (Boost's ``powm1``) as :math:`\operatorname{expm1}(y \log x)` for x >= 0.
+
+    ``x**y - 1`` cancels when :math:`x^y` is close to 1 (x near 1, or y near 0): ``1 - p**q`` of
+    the generalised cross-entropy at p = 1 - 2^-53 is 0 or 2^-53 off by a factor q; the expm1
+    form keeps every digit. The product is zero-guarded (``y = 0``: 0 for every x, as
+    :math:`x^0 - 1`). :math:`\partial_x = y x^{y - 1}` (zero-guarded: 0 for y = 0, also at
+    x = 0; plain power: :math:`0^0 = 1`), :math:`\partial_y = x^y \log x`.
+    """
+
+    nargs = 2
+
+    def fdiff(self, argindex=1):
+        x, y = self.args
+        if argindex == 1:
+            return XMul(y, x ** (y - 1))  # 0 for y = 0 also at x = 0 (a constant 0)
+        return x**y * sp.log(x)
+
+    def elementary(self):
+        return self.args[0] ** self.args[1] - 1
+
+    def _latex(self, printer):
+        x, y = (printer._print(a) for a in self.args)
+        return r"\operatorname{powm1}\left(%s, %s\right)" % (x, y)
+
+
+_ROW_PRIMITIVES = (NegLogSoftmax, NegLogNormalized, CrossRest, LogSumExp)
+_ELEMENTWISE_PRIMITIVES = (Sigmoid, Softplus, Log1mexp, LogCosh, Pow1p, Powm1)
 
 
 def expand_row_primitives(expr: sp.Basic) -> sp.Basic:

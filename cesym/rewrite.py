@@ -16,15 +16,21 @@ from dataclasses import dataclass
 
 import mpmath
 import sympy as sp
-from sympy.codegen.cfunctions import log1p
+from sympy.codegen.cfunctions import expm1, log1p
 from sympy.codegen.rewriting import Optimization, ReplaceOptim
 
 from .evaluate import compile_row_exprs
 from .primitives import (
     CrossRest,
     Elem,
+    Log1mexp,
+    LogCosh,
+    LogSumExp,
     NegLogNormalized,
     NegLogSoftmax,
+    Norm2,
+    Pow1p,
+    Powm1,
     RestSum,
     RowMax,
     RowSum,
@@ -115,16 +121,37 @@ def _elems(*exprs: sp.Basic) -> set[Elem]:
     return {s for e in exprs for s in e.atoms(Elem)}
 
 
-def apply_rules(expr: sp.Basic, rules: Sequence[Rule], check: bool = True) -> tuple[sp.Basic, list[Rule]]:
-    """Apply ``rules`` in order; return the result and the rules that changed something."""
+#: Passes over the rules at most (``apply_rules(..., repeat=True)``); a rule set that still
+#: changes the expression after this many is a bug (two rules undoing each other).
+MAX_PASSES = 8
+
+
+def apply_rules(
+    expr: sp.Basic, rules: Sequence[Rule], check: bool = True, repeat: bool = False
+) -> tuple[sp.Basic, list[Rule]]:
+    """Apply ``rules`` in order; return the result and the rules that changed something.
+
+    With ``repeat``, pass over the rules again until a pass changes nothing (one rule's output
+    can be another's input: ``log(1/(1 + e^{-x}))`` is ``log σ(x)`` after the sigmoid rule, and
+    ``-softplus(-x)`` after the log-sigmoid rule). The rules applied are listed once each, in the
+    order they first changed something.
+    """
     applied: list[Rule] = []
-    for rule in rules:
-        new = rule(expr)
-        if new != expr:
-            if check:
-                check_equivalent(expr, new)
-            applied.append(rule)
-            expr = new
+    for _ in range(MAX_PASSES if repeat else 1):
+        changed = False
+        for rule in rules:
+            new = rule(expr)
+            if new != expr:
+                if check:
+                    check_equivalent(expr, new)
+                if rule not in applied:
+                    applied.append(rule)
+                expr = new
+                changed = True
+        if not changed:
+            return expr, applied
+    if repeat:
+        raise RewriteError(f"the rules did not settle in {MAX_PASSES} passes: {expr}")
     return expr, applied
 
 
@@ -232,18 +259,527 @@ SUM_SQUARES = Rule(
 )
 
 
+# --- stable forms of the shapes people write ---------------------------------------------------
+#
+# The rules above expect the shipped shapes (``Sigmoid``, ``log(exp(z)/RowSum(exp(z)))``). The
+# ones below find the stable form of what people write by hand: σ written out, log(1 + e^u),
+# log Σ e^u, y·log(y/p), (1 - p)^γ, ... They match on structure (a sum of positive exponential
+# terms, a power with a non-integer exponent), not on one printed form, and ``apply_rules``
+# runs the list until nothing changes, so that one rule's output reaches the next.
+
+
+def _top_down(expr: sp.Basic, fn: Callable[[sp.Basic], sp.Basic | None]) -> sp.Basic:
+    """Replace each subexpression ``e`` for which ``fn(e)`` is not None, outermost first.
+
+    ``sympy.Basic.replace`` works bottom-up: in ``exp(x)/(1 + exp(x))`` it would see the
+    denominator alone first and make it σ(-x), leaving ``exp(x)·σ(-x)``; outermost first, the
+    product is σ(x).
+    """
+    new = fn(expr)
+    if new is not None:
+        expr = new
+    if not expr.args:
+        return expr
+    args = [_top_down(a, fn) for a in expr.args]
+    if all(a is b for a, b in zip(args, expr.args)):
+        return expr
+    return expr.func(*args)
+
+
+def _has_elems(e: sp.Basic) -> bool:
+    return bool(e.atoms(Elem))
+
+
+def _exponent_of(term: sp.Basic) -> sp.Basic | None:
+    """``L`` with ``term = e^L`` for a term ``c·exp(w)`` (c > 0 a number: L = w + log c) or a
+    positive number c (L = log c); None for anything else."""
+    if term.is_Number:
+        return sp.log(term) if term.is_positive else None
+    c, rest = term.as_coeff_Mul()
+    if isinstance(rest, sp.exp) and c.is_positive:
+        return rest.args[0] + sp.log(c)
+    return None
+
+
+def _exponents(a: sp.Basic) -> list[sp.Basic] | None:
+    """``[L_1, ..., L_k]`` with ``a = Σ_i e^{L_i}`` (k >= 2, some L_i depending on an element),
+    or None: a sum of positive exponential terms, constants included."""
+    if not isinstance(a, sp.Add):
+        return None
+    ls = [_exponent_of(t) for t in a.args]
+    if any(L is None for L in ls) or not any(_has_elems(L) for L in ls):
+        return None
+    return ls
+
+
+def _noninteger(e: sp.Basic) -> bool:
+    """An exponent that is not known to be an integer (γ, 1/2, 0.25): a power of a negative base
+    is then not real, so rewriting through a logarithm loses nothing."""
+    return e.is_integer is not True
+
+
+def _sigmoid_of(e: sp.Basic) -> sp.Basic | None:
+    """``N/(e^{L_1} + e^{L_2})`` -> ``q·σ(L_i - L_j)`` where ``q = N·e^{-L_i}`` has no exponential left."""
+    if isinstance(e, sp.Pow):
+        factors = [e]
+    elif isinstance(e, sp.Mul):
+        factors = list(e.args)
+    else:
+        return None
+    for f in factors:
+        if not (isinstance(f, sp.Pow) and f.exp == -1):
+            continue
+        ls = _exponents(f.base)
+        if ls is None or len(ls) != 2:
+            continue
+        num = sp.Mul(*[g for g in factors if g is not f])
+        for i in (0, 1):
+            q = num * sp.exp(-ls[i])
+            if not any(_has_elems(x) for x in q.atoms(sp.exp)):
+                return q * Sigmoid(sp.expand(ls[i] - ls[1 - i]))
+    return None
+
+
+SIGMOID = Rule(
+    "sigmoid",
+    "1/(1 + e^{-u}), e^u/(1 + e^u), e^{-u}/(1 + e^{-u}), 1/(1 + e^u) and e^a/(e^a + e^b) are σ of the "
+    "difference of the exponents: e^u overflows past u = 709.78 (1/(1 + inf) = 0 is right, but "
+    "e^u/(1 + e^u) = inf/inf is NaN), and 1 - 1/(1 + e^{-u}) rounds to 0 long before it is; σ "
+    "then goes to the log-sigmoid and one-minus-sigmoid rules.",
+    lambda expr: _top_down(expr, _sigmoid_of),
+)
+
+
+def _one_minus_sigmoid(e: sp.Basic) -> sp.Basic | None:
+    if not isinstance(e, sp.Add) or sp.S.One not in e.args:
+        return None
+    for t in e.args:
+        if isinstance(-t, Sigmoid):
+            return e - 1 - t + Sigmoid(-(-t).args[0])
+    return None
+
+
+ONE_MINUS_SIGMOID = Rule(
+    "one-minus-sigmoid",
+    "1 - σ(u) = σ(-u): 1 - σ(u) rounds to 0 for u past 36.7 (float64) where σ(-u) is e^{-u}.",
+    lambda expr: _top_down(expr, _one_minus_sigmoid),
+)
+
+
+def _pow_sigmoid(e: sp.Basic) -> sp.Basic | None:
+    if isinstance(e, sp.Pow) and isinstance(e.base, Sigmoid) and _noninteger(e.exp):
+        return sp.exp(-e.exp * Softplus(-e.base.args[0]))
+    return None
+
+
+POW_SIGMOID = Rule(
+    "pow-sigmoid",
+    "σ(u)^γ = exp(-γ·softplus(-u)) for a non-integer γ: σ(u) underflows to 0 below u = -745 "
+    "while σ(u)^γ need not (σ(-800)^0.5 = e^{-400}).",
+    lambda expr: _top_down(expr, _pow_sigmoid),
+)
+
+
+def _positive(f: sp.Basic) -> bool:
+    """``f`` > 0 wherever it is defined, by its structure (exp, σ, softplus, a sum of positive
+    exponential terms, a row sum or product of positive terms, a positive number or symbol)."""
+    if f.is_positive or isinstance(f, (sp.exp, Sigmoid, Softplus)) or _exponents(f) is not None:
+        return True
+    if isinstance(f, RowSum):
+        return _positive(f.args[0])
+    if isinstance(f, sp.Pow):
+        return _positive(f.base) and f.exp.is_real is True
+    if isinstance(f, sp.Mul):
+        return all(_positive(a) for a in f.args)
+    return False
+
+
+def _log_split(e: sp.Basic) -> sp.Basic | None:
+    if not (isinstance(e, sp.log) and isinstance(e.args[0], (sp.Mul, sp.Pow))):
+        return None
+    a = e.args[0]
+    factors = a.args if isinstance(a, sp.Mul) else (a,)
+    if not all(_positive(f) for f in factors):
+        return None
+    if not any(f.atoms(Elem) for f in factors):
+        return None  # constants: nothing for another rule to take
+    out = []
+    for f in factors:
+        base, k = (f.base, f.exp) if isinstance(f, sp.Pow) else (f, sp.S.One)
+        out.append(k * sp.log(base))
+    return sp.Add(*out)
+
+
+LOG_SPLIT = Rule(
+    "log-split",
+    "log(a·b/c) = log a + log b - log c for positive factors (exponentials, σ, sums of exponentials, "
+    "row sums of them): each log then has a stable form of its own (log e^u = u, log σ(u) = "
+    "-softplus(-u), log(1 + e^u) = softplus(u), log Σ e^u = lse), where the product or the "
+    "quotient would overflow or underflow first (e^a/(e^a + e^b) at a = 800 is inf/inf).",
+    lambda expr: _top_down(expr, _log_split),
+)
+
+
+def _xlogy(e: sp.Basic) -> sp.Basic | None:
+    """``w·log w``, ``w·log(w/v)``, ``w·log(v/w)`` (times other factors) -> ``XMul(w, ·)``."""
+    if not isinstance(e, sp.Mul):
+        return None
+    logs = [f for f in e.args if isinstance(f, sp.log)]
+    if len(logs) != 1:
+        return None
+    lg = logs[0]
+    a = lg.args[0]
+    for w in [f for f in e.args if isinstance(f, Elem)]:
+        rest = sp.Mul(*[f for f in e.args if f is not lg and f is not w])
+        if a == w:
+            inner = sp.log(w)
+        elif isinstance(a / w, sp.Pow) and (a / w).exp == -1:  # a = w/v
+            inner = sp.log(w) - sp.log((a / w).base)
+        elif not (a * w).has(w):  # a = v/w
+            inner = sp.log(a * w) - sp.log(w)
+        else:
+            continue
+        return rest * XMul(w, inner)
+    return None
+
+
+XLOGY = Rule(
+    "xlogy",
+    "y·log y, y·log(y/p) and y·log(p/y) with 0·log 0 = 0 (XMul): at y = 0 the plain product is "
+    "0·(-inf) = NaN; the log of the quotient is written log y - log p (the same number wherever "
+    "y/p > 0), since y/p overflows for p below 1/max (a subnormal p under a label of 1).",
+    lambda expr: _top_down(expr, _xlogy),
+)
+
+
+def _log_add_exp(e: sp.Basic) -> sp.Basic | None:
+    if isinstance(e, sp.log):
+        a = e.args[0]
+    elif isinstance(e, log1p):
+        a = 1 + e.args[0]
+    else:
+        return None
+    ls = _exponents(a)
+    if ls is None:
+        return None
+    ls = sorted(ls, key=_has_elems)  # a constant term first: log(1 + e^u) = softplus(u)
+    out = ls[0]
+    for L in ls[1:]:
+        out = out + Softplus(sp.expand(L - out)) if out != 0 else Softplus(L)
+    return out
+
+
+LOG_ADD_EXP = Rule(
+    "softplus",
+    "log(1 + e^u) = softplus(u) and log(e^a + e^b) = a + softplus(b - a) (log1p(e^u) too; more "
+    "terms fold): e^u overflows past u = 709.78, so the plain form gives inf where the value is "
+    "about u, and log1p(e^u) loses nothing only while e^u is finite.",
+    lambda expr: _top_down(expr, _log_add_exp),
+)
+
+
+def _log1mexp(e: sp.Basic) -> sp.Basic | None:
+    """``log(c - b·e^w)``, ``log1p(-b·e^w)`` (b, c > 0 numbers) and ``log(-expm1(u))``."""
+    if isinstance(e, sp.log):
+        a = e.args[0]
+        if isinstance(a, sp.Mul) and a.args[0] == -1 and len(a.args) == 2 and isinstance(a.args[1], expm1):
+            return Log1mexp(a.args[1].args[0])
+    elif isinstance(e, log1p):
+        a = 1 + e.args[0]
+    else:
+        return None
+    if not (isinstance(a, sp.Add) and len(a.args) == 2):
+        return None
+    c, t = sorted(a.args, key=lambda x: not x.is_Number)
+    if not (c.is_Number and c.is_positive and not t.is_Number):
+        return None
+    L = _exponent_of(-t)
+    if L is None or not _has_elems(L):
+        return None
+    return sp.log(c) + Log1mexp(sp.expand(L - sp.log(c)))
+
+
+LOG1MEXP = Rule(
+    "log1mexp",
+    "log(1 - e^u) = log1mexp(u) (also log1p(-e^u), log(-expm1(u))): 1 - e^u rounds to 0 for "
+    "|u| < 2^-54 (log: -inf where the value is log|u|) and keeps few digits near 0; log1mexp "
+    "takes log(-expm1(u)) there and log1p(-e^u) below -log 2 (Mächler 2012).",
+    lambda expr: _top_down(expr, _log1mexp),
+)
+
+
+def _lse(e: sp.Basic) -> sp.Basic | None:
+    if isinstance(e, sp.log) and isinstance(e.args[0], RowSum) and isinstance(e.args[0].args[0], sp.exp):
+        return LogSumExp(e.args[0].args[0].args[0])
+    return None
+
+
+LOG_SUM_EXP = Rule(
+    "log-sum-exp",
+    "log Σ_c e^{u_c} = lse(u) = m + log1p(Σ_{c≠k} e^{u_c - m}), m = max u: e^u overflows past "
+    "u = 709.78 (log: inf where the value is about max u) and every term underflows below -745 "
+    "(log 0 = -inf).",
+    lambda expr: _top_down(expr, _lse),
+)
+
+
+def _log_softmax_difference(e: sp.Basic) -> sp.Basic | None:
+    """``... + k·u - k·lse(u) + ...`` (element-level) -> ``... - k·NegLogSoftmax(u)``."""
+    if not isinstance(e, sp.Add) or not element_symbols(e):
+        return None
+    terms = set(e.args)
+    for t in e.args:
+        k, f = t.as_coeff_Mul()
+        if not isinstance(f, LogSumExp):
+            continue
+        u = f.args[0]
+        if all(a in terms for a in sp.Add.make_args(sp.expand(-k * u))):
+            return e - t + k * u + k * NegLogSoftmax(u)
+    return None
+
+
+LOG_SOFTMAX_DIFFERENCE = Rule(
+    "log-softmax-difference",
+    "u_j - lse(u) = -NegLogSoftmax(u)_j (and lse(u) - u_j = NegLogSoftmax(u)_j): the difference "
+    "cancels to 0 when class j wins by hundreds (its true value about e^{-300}); the stable "
+    "negative log-softmax is a sum of two non-negative terms.",
+    lambda expr: _top_down(expr, _log_softmax_difference),
+)
+
+
+def _split_factor(term: sp.Basic, cls) -> tuple[sp.Basic, sp.Basic] | None:
+    """``(coefficient, f)`` with ``term = coefficient·f`` for its one factor ``f`` of type ``cls``."""
+    fs = [f for f in sp.Mul.make_args(term) if isinstance(f, cls)]
+    if len(fs) != 1:
+        return None
+    return sp.Mul(*[f for f in sp.Mul.make_args(term) if f is not fs[0]]), fs[0]
+
+
+def _lse_weighted(e: sp.Basic) -> sp.Basic | None:
+    """``a·lse(u) - c·RowSum(w·u)`` (row-level) -> ``c·RowSum(w·NLS(u)) + (a - c·RowSum(w))·lse(u)``."""
+    if not isinstance(e, sp.Add) or element_symbols(e):
+        return None
+    for t in e.args:
+        lse = _split_factor(t, LogSumExp)
+        if lse is None:
+            continue
+        a, f = lse
+        u = f.args[0]
+        for s in e.args:
+            rs = _split_factor(s, RowSum)
+            if s is t or rs is None:
+                continue
+            c, r = -rs[0], rs[1]
+            w = sp.cancel(r.args[0] / u)
+            if w * u != r.args[0] or w.free_symbols & element_symbols(u):
+                continue
+            return e - t - s + c * RowSum(w * NegLogSoftmax(u)) + (a - c * RowSum(w)) * f
+    return None
+
+
+LSE_WEIGHTED = Rule(
+    "lse-minus-weighted-sum",
+    "lse(u) - Σ_c w_c u_c = Σ_c w_c·NegLogSoftmax(u)_c + (1 - Σ_c w_c)·lse(u) (exact for any weights; "
+    "the second term is 0 for labels summing to 1): the plain difference of two large numbers "
+    "cancels when the labelled class dominates (lse(30, 0, 0) - 30 keeps 2 digits of 1.9e-13).",
+    lambda expr: _top_down(expr, _lse_weighted),
+)
+
+
+def _softplus_weighted(e: sp.Basic) -> sp.Basic | None:
+    """``a·softplus(u) - c·w·u`` (in any sum) -> ``c·w·softplus(-u) + (a - c·w)·softplus(u)``."""
+    if not isinstance(e, sp.Add):
+        return None
+    for t in e.args:
+        sp_ = _split_factor(t, Softplus)
+        if sp_ is None:
+            continue
+        a, f = sp_
+        u = f.args[0]
+        for s in e.args:
+            if s is t:
+                continue
+            r = sp.cancel(s / u)  # -c·w
+            if r.has(Softplus) or r.free_symbols & (u.free_symbols - set(element_symbols(r)) | element_symbols(u)):
+                continue
+            if sp.expand(r * u - s) != 0:
+                continue
+            return e - t - s - r * Softplus(sp.expand(-u)) + (a + r) * f
+    return None
+
+
+SOFTPLUS_WEIGHTED = Rule(
+    "softplus-minus-weighted",
+    "softplus(u) - w·u = w·softplus(-u) + (1 - w)·softplus(u) (the logistic loss written as "
+    "log(1 + e^x) - y·x, the two-class lse(z) - Σ y·z): the difference cancels for a label on a "
+    "dominant logit (softplus(30) - 30 keeps 2 digits of 9.4e-14); the weighted sum of two "
+    "positive terms does not.",
+    lambda expr: _top_down(expr, _softplus_weighted),
+)
+
+
+def _pow1p(e: sp.Basic) -> sp.Basic | None:
+    if not (isinstance(e, sp.Pow) and isinstance(e.base, sp.Add) and sp.S.One in e.base.args):
+        return None
+    if not _noninteger(e.exp) or not _has_elems(e.base):
+        return None
+    return Pow1p(e.base - 1, e.exp)
+
+
+POW1P = Rule(
+    "pow1p",
+    "(1 + x)^γ = exp(γ·log1p(x)) for a non-integer γ (the focal loss' (1 - p)^γ): 1 + x rounds "
+    "away the digits of a small x and the power multiplies the error by γ ((1 - 1e-10)^1e10 "
+    "keeps 6 digits); 0^0 = 1 kept (zero-guarded product).",
+    lambda expr: _top_down(expr, _pow1p),
+)
+
+
+def _powm1(e: sp.Basic) -> sp.Basic | None:
+    if not isinstance(e, sp.Add):
+        return None
+    nums = [t for t in e.args if t.is_Number]
+    if len(nums) != 1:
+        return None
+    for t in e.args:
+        k, f = t.as_coeff_Mul()
+        if isinstance(f, sp.Pow) and _noninteger(f.exp) and _has_elems(f.base) and k == -nums[0]:
+            return e - t - nums[0] + k * Powm1(f.base, f.exp)
+    return None
+
+
+POWM1 = Rule(
+    "powm1",
+    "1 - p^q = -powm1(p, q) = -expm1(q·log p) for a non-integer q (the generalised "
+    "cross-entropy (1 - p^q)/q): p^q is close to 1 for p near 1 or a small q, and 1 - p^q keeps "
+    "few digits (none at p = 1 - 2^-53, q = 0.3); expm1 of the small exponent keeps them all.",
+    lambda expr: _top_down(expr, _powm1),
+)
+
+
+def _log_cosh(e: sp.Basic) -> sp.Basic | None:
+    if isinstance(e, sp.log) and isinstance(e.args[0], sp.cosh):
+        return LogCosh(e.args[0].args[0])
+    return None
+
+
+LOG_COSH = Rule(
+    "log-cosh",
+    "log cosh u = LogCosh(u): cosh overflows past |u| = 710.48 where log cosh is about 710, and "
+    "the stable large-|u| form |u| - log 2 + log1p(e^{-2|u|}) cancels for small u (value u²/2), "
+    "so the runtime takes log1p(sinh² u)/2 below |u| = 1.",
+    lambda expr: _top_down(expr, _log_cosh),
+)
+
+
+def _expm1(e: sp.Basic) -> sp.Basic | None:
+    """``... + k·exp(u) - k + ...`` (k a number) -> ``... + k·expm1(u) + ...``."""
+    if not isinstance(e, sp.Add):
+        return None
+    nums = [a for a in e.args if a.is_Number]
+    if len(nums) != 1:
+        return None
+    for a in e.args:
+        k, f = a.as_coeff_Mul()
+        if isinstance(f, sp.exp) and _has_elems(f) and k == -nums[0]:
+            return e - a - nums[0] + k * expm1(f.args[0])
+    return None
+
+
+EXPM1 = Rule(
+    "expm1",
+    "e^u - 1 = expm1(u) (and 1 - e^u = -expm1(u)): for small u, e^u rounds to 1 + u with an "
+    "absolute error of half an ulp of 1, so e^u - 1 keeps few digits of u (none below 2^-53).",
+    lambda expr: _top_down(expr, _expm1),
+)
+
+
+def _log1p_sum(e: sp.Basic) -> sp.Basic | None:
+    if isinstance(e, sp.log) and isinstance(e.args[0], sp.Add) and sp.S.One in e.args[0].args and _has_elems(e.args[0]):
+        return log1p(e.args[0] - 1)
+    return None
+
+
+LOG1P_SUM = Rule(
+    "log1p-sum",
+    "log(1 + a) = log1p(a) for any a (after the rules for 1 + e^u and 1 - e^u): 1 + a rounds away "
+    "the digits of a small a (the Cauchy loss log(1 + r²) at r = 1e-8 gives 1.1e-16 for 1e-16).",
+    lambda expr: _top_down(expr, _log1p_sum),
+)
+
+
+def _norm(e: sp.Basic) -> sp.Basic | None:
+    if not isinstance(e, sp.Pow) or not (e.exp * 2).is_odd:
+        return None
+    b = e.base
+    if isinstance(b, SumSquares):
+        return Norm2(b.args[0]) ** (e.exp * 2)
+    if isinstance(b, sp.Mul):
+        sq = [f for f in b.args if isinstance(f, SumSquares)]
+        if len(sq) == 1 and not element_symbols(b):
+            return (b / sq[0]) ** e.exp * Norm2(sq[0].args[0]) ** (e.exp * 2)
+    return None
+
+
+NORM2 = Rule(
+    "scaled-norm",
+    "sqrt(Σ x²) = ‖x‖₂ (and its odd powers of 1/2), the scaled norm: the squares of a row of "
+    "1e200s overflow (inf where the norm is 1.4e200) and those of 1e-200s underflow (0, and a "
+    "gradient x/0); the runtime takes 2^(E/2)·sqrt(S) of the scaled sum 2^E·S.",
+    lambda expr: _top_down(expr, _norm),
+)
+
+
 def value_rules() -> list[Rule]:
-    """Rules applied to a loss value, in order."""
-    return [LOG_SIGMOID, LOG1P, LOG_SOFTMAX, LOG_NORMALIZED, SUM_SQUARES]
+    """Rules applied to a loss value, in order, until nothing changes (``apply_rules(...,
+    repeat=True)``).
+
+    The shipped shapes' rules come first, after the sigmoid rule that turns σ written out into
+    ``Sigmoid`` for them; the rules for the other hand-written shapes follow, so that none of them
+    sees a shape that a shipped rule takes.
+    """
+    return [
+        SIGMOID,
+        LOG_SIGMOID,
+        LOG1P,
+        LOG_SOFTMAX,
+        LOG_NORMALIZED,
+        SUM_SQUARES,
+        ONE_MINUS_SIGMOID,
+        POW_SIGMOID,
+        LOG_SPLIT,
+        XLOGY,
+        LOG_ADD_EXP,
+        LOG1MEXP,
+        LOG_SUM_EXP,
+        LOG_SOFTMAX_DIFFERENCE,
+        LSE_WEIGHTED,
+        SOFTPLUS_WEIGHTED,
+        POW1P,
+        POWM1,
+        LOG_COSH,
+        NORM2,
+        EXPM1,
+        LOG1P_SUM,
+    ]
 
 
 # --- gradient rules ---------------------------------------------------------------------------
 
 
 def _shift_exponentials(expr: sp.Basic) -> sp.Basic:
-    zs = {e.args[0] for e in expr.atoms(sp.exp) if isinstance(e.args[0], Elem)}
+    """``exp(z)`` -> ``exp(z - max z)`` for each element symbol z, where that is an identity (the
+    expression homogeneous of degree 0 in exp(z), as a softmax is; checked numerically, a
+    shift that changes the value, as in ``tanh`` written with ``exp(z)`` and ``exp(-z)``, is
+    not made)."""
+    zs = sorted({e.args[0] for e in expr.atoms(sp.exp) if isinstance(e.args[0], Elem)}, key=str)
     for z in zs:
-        expr = expr.xreplace({sp.exp(z): sp.exp(z - RowMax(z))})
+        shifted = expr.xreplace({sp.exp(z): sp.exp(z - RowMax(z))})
+        try:
+            check_equivalent(expr, shifted)
+        except RewriteError:
+            continue
+        expr = shifted
     return expr
 
 
@@ -296,7 +832,13 @@ def combine_by_weights(expr: sp.Basic, weights: Sequence[Elem], guard: bool, tog
         if together:
             num, den = sp.fraction(sp.together(coeff))
             num = _distribute(num)
-            coeff = num / den if den != 1 else num
+            one = num / den if den != 1 else num
+            # over one denominator where that cancels something (the form is no longer than the
+            # sum it came from); else the sum stays, each fraction with its own denominator:
+            # (p·a·b + p^γ - a·b)/(1 - p) computes p·a·b - a·b, which cancels near p = 1, where
+            # p^γ/(1 - p) - a·b does not
+            if not _distinct_denominators(coeff) or _cancels(coeff, num, den):
+                coeff = one
         if key == 1:
             out.append(coeff)
         elif key in ws:
@@ -304,6 +846,19 @@ def combine_by_weights(expr: sp.Basic, weights: Sequence[Elem], guard: bool, tog
         else:
             raise RewriteError(f"loss is not linear in the label weights: term {key}*({coeff})")
     return sp.Add(*out)
+
+
+def _distinct_denominators(coeff: sp.Basic) -> bool:
+    """Two or more denominators among the terms of ``coeff`` (a sum of fractions to combine)."""
+    return len({sp.fraction(t)[1] for t in sp.Add.make_args(coeff)}) >= 2
+
+
+def _cancels(coeff: sp.Basic, num: sp.Basic, den: sp.Basic) -> bool:
+    """The numerator ``num`` of ``coeff`` over ``den`` has fewer terms than the terms of ``coeff``
+    each brought over ``den`` and multiplied out: something cancelled (1/S - 1/p with
+    S = p + r is -r/(pS))."""
+    apart = sum(len(sp.Add.make_args(_distribute(sp.cancel(t * den)))) for t in sp.Add.make_args(coeff))
+    return len(sp.Add.make_args(num)) < apart
 
 
 def guard_rule(weights: Sequence[Elem], guard: bool, name: str = "combine-weights") -> Rule:
@@ -354,6 +909,121 @@ CROSS_REST = Rule(
 )
 
 
+def _split_sum_of(e: sp.Basic) -> sp.Basic | None:
+    """``v`` when ``e`` is ``v + RestSum(v)`` (a row sum written at element j), else None."""
+    if isinstance(e, sp.Add) and len(e.args) == 2:
+        for a, b in (e.args, e.args[::-1]):
+            if isinstance(b, RestSum) and b.args[0] == a:
+                return a
+    return None
+
+
+def _one_fraction(expr: sp.Basic) -> sp.Basic:
+    """``A/(v + R) + B`` -> ``(A + B·(v + R))/(v + R)``, the numerator collected on v and R = RestSum(v)."""
+    if not isinstance(expr, sp.Add) or not element_symbols(expr):
+        return expr
+    dens = {f.base for t in expr.args for f in sp.Mul.make_args(t)
+            if isinstance(f, sp.Pow) and f.exp == -1 and _split_sum_of(f.base) is not None}
+    if len(dens) != 1:
+        return expr
+    D = dens.pop()
+    inside = [t for t in expr.args if t.has(D)]
+    outside = [t for t in expr.args if not t.has(D)]
+    if not outside or not inside:
+        return expr
+    v = _split_sum_of(D)
+    num = _distribute(sp.Add(*inside) * D + sp.Add(*outside) * D)
+    if num.has(D):  # a term had another power of the sum: not one fraction
+        return expr
+    return sp.collect(num, [v, RestSum(v)]) / D
+
+
+ONE_FRACTION = Rule(
+    "one-fraction",
+    "e_j/(e_j + Σ_{c≠j} e_c) - y_j = (e_j·(1 - y_j) - y_j·Σ_{c≠j} e_c)/(e_j + Σ_{c≠j} e_c): the softmax minus a "
+    "label cancels when the labelled class dominates (1/(1 + 1.9e-13) - 1 keeps 3 digits); over one "
+    "denominator, e_j(1 - y_j) is exactly 0 for y_j = 1 and the other classes' sum is kept whole.",
+    _one_fraction,
+)
+
+
+def _power_rule(e: sp.Basic) -> sp.Basic | None:
+    """``a·x**a/x`` (SymPy's derivative of x**a) -> ``XMul(a, x**(a - 1))``."""
+    if not isinstance(e, sp.Mul):
+        return None
+    for f in e.args:
+        if not (isinstance(f, sp.Pow) and _noninteger(f.exp) and not f.exp.is_Number):
+            continue
+        x, a = f.base, f.exp
+        inv = sp.Pow(x, -1)
+        if inv in e.args and a in e.args:
+            rest = [g for g in e.args if g is not f and g != inv and g != a]
+            return sp.Mul(*rest) * XMul(a, x ** (a - 1))
+    return None
+
+
+POWER_RULE = Rule(
+    "power-rule",
+    "γ·x^γ/x (SymPy's derivative of x^γ) = γ·x^(γ-1) with 0·x^(γ-1) = 0 (XMul): x^γ/x is inf/inf "
+    "or 1/0 for a subnormal or zero x, and at γ = 0 the derivative of the constant x^0 is 0, "
+    "not 0·inf = NaN; one power keeps the combined denominators of the label weights free of x.",
+    lambda expr: _top_down(expr, _power_rule),
+)
+
+
+def _sigmoid_difference(e: sp.Basic) -> sp.Basic | None:
+    """``n + k·σ(u)`` with ``k = -2n`` (inside any sum) -> ``-n·tanh(u/2)``."""
+    if not isinstance(e, sp.Add):
+        return None
+    nums = [t for t in e.args if t.is_Number]
+    if len(nums) != 1:
+        return None
+    n = nums[0]
+    for t in e.args:
+        k, f = t.as_coeff_Mul()
+        if isinstance(f, Sigmoid) and k == -2 * n:
+            return e - n - t - n * sp.tanh(f.args[0] / 2)
+    return None
+
+
+SIGMOID_DIFFERENCE = Rule(
+    "sigmoid-difference",
+    "1 - 2σ(u) = σ(-u) - σ(u) = -tanh(u/2): near u = 0 the difference cancels (u = 1e-300 gives 0 "
+    "for -5e-301), tanh keeps it.",
+    lambda expr: _top_down(expr, _sigmoid_difference),
+)
+
+
+def _expm1_weight(e: sp.Basic) -> sp.Basic | None:
+    """``K·e^u - K·w`` (w an element symbol, in any sum) -> ``K·((1 - w)·e^u + w·expm1(u))``, the
+    products zero-guarded (a weight of 0 on an overflowed e^800 is 0, not NaN)."""
+    if not isinstance(e, sp.Add):
+        return None
+    for a in e.args:
+        exps = [f for f in sp.Mul.make_args(a) if isinstance(f, sp.exp) and _has_elems(f)]
+        if len(exps) != 1:
+            continue
+        f = exps[0]
+        K = a / f
+        for b in e.args:
+            w = -b / K
+            if b is not a and isinstance(w, Elem) and not K.has(w):
+                return e - a - b + K * (XMul(1 - w, f) + XMul(w, expm1(f.args[0])))
+    return None
+
+
+EXPM1_WEIGHT = Rule(
+    "expm1-weight",
+    "e^u - w = (1 - w)·e^u + w·expm1(u) for a label w (the Poisson loss' gradient e^x - y): at u near 0 "
+    "and w = 1 the difference cancels (e^(1e-300) - 1 = 0 for 1e-300); the two products do not, "
+    "and for w = 0 or 1 one of them is exactly 0 (zero-guarded: also where e^u overflows).",
+    lambda expr: _top_down(expr, _expm1_weight),
+)
+
+
 def gradient_rules(weights: Sequence[Elem], guard: bool) -> list[Rule]:
     """Rules applied to a derived gradient, in order."""
-    return [SHIFT_EXP, SPLIT_ROWSUM, guard_rule(weights, guard), CROSS_REST]
+    return [
+        SHIFT_EXP, SPLIT_ROWSUM, POWER_RULE, guard_rule(weights, guard), CROSS_REST, ONE_FRACTION, SIGMOID_DIFFERENCE,
+        EXPM1_WEIGHT,
+    ]

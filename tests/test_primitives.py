@@ -10,8 +10,14 @@ from cesym.primitives import (
     C,
     CrossRest,
     Elem,
+    Log1mexp,
+    LogCosh,
+    LogSumExp,
     NegLogNormalized,
     NegLogSoftmax,
+    Norm2,
+    Pow1p,
+    Powm1,
     RestSum,
     RowMax,
     RowSum,
@@ -169,3 +175,135 @@ def test_runtime_sum_squares_over_the_whole_range(a):
     with np.errstate(over="ignore", invalid="ignore"):
         special = rt.sum_squares(np.array([[np.inf, 1.0], [1e-200, -np.inf], [np.nan, 1e200], [np.nan, 1e-200]]), a)
     assert special[0, 0] == np.inf and special[1, 0] == np.inf and np.all(np.isnan(special[2:]))
+
+
+# --- the primitives of the hand-written shapes (issue 10): derivatives and runtime ----------------
+
+
+@pytest.mark.parametrize(
+    "prim",
+    [
+        lambda: Log1mexp(-x),
+        lambda: LogCosh(x - t),
+        lambda: Pow1p(-x, t),
+        lambda: Powm1(x, t),
+    ],
+    ids=["log1mexp", "log_cosh", "pow1p", "powm1"],
+)
+def test_new_fdiff_is_the_derivative_of_the_elementary_form(prim):
+    """d/dx of each primitive (through ``fdiff``) equals SymPy's derivative of its elementary
+    form, compared in 60 digits at random rows (both arguments of the two-argument ones)."""
+    f = prim()
+    for s in (x, t):
+        if f.has(s):
+            check_equivalent(to_elementary(sp.diff(f, s)), sp.diff(to_elementary(f), s))
+
+
+def test_norm2_and_logsumexp_derivatives_through_the_row():
+    """Norm2 and LogSumExp are row-level: their derivatives (fdiff; the reduction form) are
+    those of the expanded row sqrt(Σ x²) and log Σ e^z, checked element by element (n = 3)."""
+    from cesym.evaluate import expand_row, indexed
+
+    for f in (Norm2(x - t), LogSumExp(2 * z)):
+        v = to_elementary(f)
+        for s in f.atoms(Elem) - {t}:
+            g = sp.diff(f, s)
+            for j in range(3):
+                assert sp.simplify(expand_row(to_elementary(g), 3, j) - sp.diff(expand_row(v, 3), indexed(s, j))) == 0
+
+
+def _ulp_max(computed, exact):
+    from cesym.ulps import ulp_error
+
+    return max(ulp_error(c, e, np.float64) for c, e in zip(np.ravel(computed), exact))
+
+
+def test_runtime_log1mexp():
+    """log(1 - e^u) within 2 ulps on both sides of the switch at -log 2 and at the ends (u = -1e-300:
+    log|u|, where 1 - exp(u) is 0; u = -40: -e^-40, where log(-expm1(u)) is 0)."""
+    u = np.concatenate([-np.logspace(-300, 2.8, 300), [-np.log(2) + 1e-16, -np.log(2) - 1e-16, -40.0, -1e5]])
+    with mpmath.workprec(2000):
+        exact = [mpmath.log(-mpmath.expm1(mpmath.mpf(v))) for v in u]
+    assert _ulp_max(rt.log1mexp(u), exact) <= 2
+
+
+def test_runtime_log_cosh():
+    """log cosh u within 2 ulps from 1e-300 (u²/2) through the switch at |u| = 1 to 1e200 (|u| - log 2)."""
+    u = np.concatenate([np.logspace(-300, 200, 400), -np.logspace(-10, 3, 50), [1 - 2**-53, 1.0, 710.5]])
+    with mpmath.workprec(2000):
+        exact = [mpmath.log(mpmath.cosh(mpmath.mpf(v))) for v in u]
+    assert _ulp_max(rt.log_cosh(u), exact) <= 2
+
+
+def test_runtime_pow1p_powm1():
+    """(1 + x)^y and x^y - 1 within 4 + 4κ ulps (κ = |y·log(1 + x)|, |y·log x|·x^y/|x^y - 1|: the
+    exponent's rounding); the zero-guarded ends: (1 + x)^0 = 1 at x = -1, 0^q - 1 = -1, x^0 - 1 = 0."""
+    xs = np.array([1e-300, 1e-16, 2**-53, 0.25, 0.5, 1 - 2**-53, 1.0])
+    with mpmath.workprec(3000):
+        for y in (0.05, 0.5, 2.5, 1e16):
+            got1 = rt.pow1p(-xs[:-1], y)
+            got2 = rt.powm1(xs, y)
+            for a, g1 in zip(xs[:-1], got1):
+                e = mpmath.power(1 - mpmath.mpf(a), y)
+                k = abs(y * mpmath.log1p(-mpmath.mpf(a)))
+                assert _ulp_max([g1], [e]) <= 4 + 4 * float(k), (a, y)
+            for a, g2 in zip(xs, got2):
+                e = mpmath.power(mpmath.mpf(a), y) - 1
+                k = 0 if e == 0 else abs(y * mpmath.log(a)) * mpmath.power(a, y) / abs(e)
+                assert _ulp_max([g2], [e]) <= 4 + 4 * float(k), (a, y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        assert rt.pow1p(np.array([-1.0, -0.5]), 0.0).tolist() == [1.0, 1.0]
+        assert rt.powm1(np.array([0.0, 0.5]), 0.3)[0] == -1.0
+        assert rt.powm1(np.array([0.0, 0.5]), 0.0).tolist() == [0.0, 0.0]
+
+
+NORM_ROWS = np.array(
+    [
+        [1e200, -1e200, 1e200, 0.0],
+        [1e-200, -1e-200, 1e-200, 5e-324],
+        [1e-300, 3e-300, 0.0, 0.0],
+        [1.7e308, 1.7e308, 1.0, 0.0],
+        [3.0, 4.0, 0.0, 0.0],
+        [0.0, 0.0, 0.0, 0.0],
+    ]
+)
+
+
+def _norm_exact(row):
+    with mpmath.workprec(300):
+        return mpmath.sqrt(mpmath.fsum(mpmath.mpf(v) ** 2 for v in row))
+
+
+def test_runtime_norm2_over_the_whole_range():
+    """sqrt(Σx²) within 2 ulps where the squares overflow (1e200: the plain form's inf) or
+    underflow (1e-200: the plain form's 0) and where the norm itself is past the largest float
+    (1.7e308·√2: inf)."""
+    with np.errstate(over="ignore", under="ignore"):
+        out = rt.norm2(NORM_ROWS)[:, 0]
+    assert _ulp_max(out, [_norm_exact(r) for r in NORM_ROWS]) <= 2
+    assert out[3] == np.inf and out[-1] == 0.0
+
+
+def test_runtime_norm2_in_pieces():
+    """A long row in pieces (cesym.kernels._pieces): the norm and x/‖x‖ from the combined scaled
+    partials of sum_squares, within 2 ulps of the row's truth, for rows of 1e200s and 1e-200s."""
+    from cesym.kernels import _blocks
+
+    rng = np.random.default_rng(10)
+    rows = np.concatenate([rng.standard_normal((1, 1000)) * 1e200, rng.standard_normal((1, 1000)) * 1e-200,
+                           rng.standard_normal((1, 1000))])
+    size = _blocks.BLOCK_ELEMENTS
+    _blocks.BLOCK_ELEMENTS = 128
+    try:
+        value, grad = _blocks.run_blocks(
+            lambda v: (rt.norm2(v), v / rt.norm2(v)), [rows], (), 3, 1000,
+            [("row", np.dtype(np.float64)), ("elem", np.dtype(np.float64))], pieces=True,
+        )
+    finally:
+        _blocks.BLOCK_ELEMENTS = size
+        _blocks.set_num_threads(None)
+    exact = [_norm_exact(r) for r in rows]
+    assert _ulp_max(value.reshape(-1), exact) <= 2
+    with mpmath.workprec(300):
+        for r, n in zip(range(3), exact):
+            assert _ulp_max(grad[r, :20], [mpmath.mpf(v) / n for v in rows[r, :20]]) <= 3

@@ -23,10 +23,15 @@ __all__ = [
     "row_sum",
     "row_max",
     "sum_squares",
+    "norm2",
     "rest_sum",
     "sigmoid",
     "exp_min0",
     "softplus",
+    "log1mexp",
+    "log_cosh",
+    "pow1p",
+    "powm1",
     "neg_log_softmax",
     "off_max_sum",
     "softmax_parts",
@@ -203,6 +208,42 @@ def _ssq_combine(parts: list) -> tuple[np.ndarray, np.ndarray]:
     return T, np.sum(np.ldexp(S, E - T), axis=-1, keepdims=True)
 
 
+def norm2(x: np.ndarray) -> np.ndarray:
+    r"""sqrt(Σ_c x_c²) along the last axis (row-level), overflowing or underflowing only where
+    the norm does.
+
+    Fast path, wherever the plain sum ``s = Σ x²`` is in range (see :func:`sum_squares`):
+    ``sqrt(s)``. Other rows (|x| past 1.3e154, whose squares overflow although the norm of a
+    row of 1e200s is 1.4e200; squares in the subnormals, a row of 1e-200s whose norm is not
+    0): the scaled ``Σ x² = 2^E·S`` of :func:`sum_squares` (E even), and ``2^(E/2)·sqrt(S)``,
+    one rounding in the square root and an exact power of two. A row in pieces: the partials
+    and combination of :func:`sum_squares`, then the same square root.
+    """
+    if _piece() is not None:
+        part = _pieces.reduce(lambda: _ssq_parts(x), _ssq_combine)
+        if isinstance(part, _pieces.Pending):
+            return _pieces.Pending(lambda known: _norm_finish(*_pieces.resolve(part, known)))
+        return _norm_finish(*part)
+    s = _row_sum(x**2)
+    ok = _ssq_in_range(s)
+    if np.all(ok):
+        return np.sqrt(s)
+    out = np.sqrt(s)
+    bad = ~ok[..., 0]
+    out[bad] = _norm_finish(*_ssq_scaled(x[bad], s[bad]))
+    return out
+
+
+def _norm_finish(E: np.ndarray, S: np.ndarray) -> np.ndarray:
+    """sqrt(2^E·S): ``sqrt(S)`` where E = 0, else ``ldexp(sqrt(S·2^(E mod 2)), E div 2)``
+    (E is even for one block's rows; a combination of pieces can make it odd)."""
+    E = np.asarray(E)
+    if not np.any(E):
+        return np.sqrt(S)
+    odd = E % 2
+    return np.ldexp(np.sqrt(np.ldexp(S, odd)), (E - odd) // 2)
+
+
 def _whole(v: np.ndarray) -> bool:
     """Every element a whole number (the first row is looked at first: probabilities fail there)."""
     head = v[:1]
@@ -308,6 +349,60 @@ def softplus(x: np.ndarray) -> np.ndarray:
     ``log1p(exp(x))`` overflows to inf past x = 709.78 (88.72 in float32).
     """
     return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))
+
+
+def log1mexp(u: np.ndarray) -> np.ndarray:
+    r"""log(1 - e^u) for u <= 0: ``log(-expm1(u))`` for u > -log 2, ``log1p(-exp(u))`` below
+    (Mächler 2012); NaN for u > 0, where it is not real.
+
+    Near 0, ``1 - exp(u)`` keeps few digits of a small 1 - e^u (none for |u| < 2^-54: log 0 =
+    -inf where the value is log|u|) and ``expm1`` keeps them all; far below, ``-expm1(u)`` is
+    1 - e^u rounded (log: 0 where the value is -e^u) and ``log1p(-e^u)`` keeps e^u. At the
+    switch both are accurate (-expm1(u) >= 1/2, e^u <= 1/2).
+    """
+    if _pieces.unknown(u):  # a long row's elements not known in this pass
+        return _pieces.UNKNOWN
+    near = u > -_LN2
+    return np.where(near, np.log(-np.expm1(np.where(near, u, -1.0))), np.log1p(-np.exp(np.where(near, -1.0, u))))
+
+
+def log_cosh(u: np.ndarray) -> np.ndarray:
+    r"""log cosh u: ``log1p(sinh(u)²)/2`` for |u| < 1, ``|u| - log 2 + log1p(e^{-2|u|})`` for |u| >= 1.
+
+    ``log(cosh(u))`` is inf past |u| = 710.48 (cosh overflows where log cosh is about 710); the
+    second form cannot overflow, but it is a difference of nearly equal terms for small u,
+    where the value is u²/2 (u = 1e-8: 5e-17, the difference gives 0 or 1e-16): there the
+    first form, whose sinh is accurate and whose log1p keeps the small argument, holds every
+    digit. At |u| = 1 the second form loses about one bit (1 - log 2 + 0.127 = 0.434).
+    """
+    if _pieces.unknown(u):
+        return _pieces.UNKNOWN
+    a = np.abs(u)
+    small = a < 1.0
+    inner = np.where(small, u, 0.0)  # no sinh overflow in the branch not taken
+    return np.where(small, 0.5 * np.log1p(np.sinh(inner) ** 2), a - _LN2 + np.log1p(np.exp(-2.0 * a)))
+
+
+def pow1p(x: np.ndarray, y) -> np.ndarray:
+    r"""(1 + x)^y as exp(y·log1p(x)), the product zero-guarded: (1 + x)^0 = 1 also at x = -1.
+
+    ``(1 + x)**y`` rounds 1 + x first (a relative error up to 2^-53 that the power multiplies by
+    y); log1p keeps a small x whole. NaN for x < -1 (not real for a non-integer y).
+    """
+    if _pieces.unknown(x, y):
+        return _pieces.UNKNOWN
+    return np.exp(xmul(y, np.log1p(x)))
+
+
+def powm1(x: np.ndarray, y) -> np.ndarray:
+    r"""x^y - 1 as expm1(y·log x) (Boost's ``powm1``), the product zero-guarded (y = 0: 0).
+
+    ``x**y - 1`` cancels where x^y is close to 1 (x near 1 or y near 0); expm1 of the exact
+    small exponent does not. x = 0 gives -1 for y > 0 (expm1(-inf)); NaN for x < 0.
+    """
+    if _pieces.unknown(x, y):
+        return _pieces.UNKNOWN
+    return np.expm1(xmul(y, np.log(x)))
 
 
 def neg_log_softmax(z: np.ndarray) -> np.ndarray:

@@ -1,0 +1,446 @@
+"""Issue 10, part 3: stable forms found for the shapes people write, and generate checking them.
+
+(a) each rewrite rule fires on its shape (and on the variants SymPy prints it as) and is an
+    identity (``check_equivalent``: both sides in 60 digits at random rows), and keeps off the
+    shapes it must leave alone;
+(b) the issue's three losses, written by hand in a derivations directory of their own, generate
+    kernels whose value and gradient at the issue's rows are within the accuracy contract of a
+    50-digit mpmath reference, where their naive forms give inf or NaN;
+(c) one more loss per listed shape, likewise, against the interval reference;
+(d) a loss that no rule makes stable fails ``cesym generate`` with one line (exit 2) naming the
+    loss, the input and the subexpression, and nothing is written.
+
+Bounds: the contract's, ``4 + 4κ`` ulps for a value and ``8 + 4κ`` for a gradient element (κ from
+the reference, ``cesym.contract``): the stable forms are held to what the shipped kernels
+promise, not to the edge check's relaxed bound.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import mpmath
+import numpy as np
+import pytest
+import sympy as sp
+from sympy.codegen.cfunctions import expm1, log1p
+
+from cesym import rewrite as R
+from cesym.define import DerivationError, load_derivation
+from cesym.derive import derive
+from cesym.edges import check_edges, load_module
+from cesym.generate import generate
+from cesym.primitives import (
+    Elem,
+    Log1mexp,
+    LogCosh,
+    LogSumExp,
+    NegLogSoftmax,
+    Norm2,
+    Pow1p,
+    Powm1,
+    RestSum,
+    RowMax,
+    RowSum,
+    Sigmoid,
+    Softplus,
+    SumSquares,
+    XMul,
+)
+from cesym.reference import RowReference
+from cesym.ulps import ulp_error
+
+ROOT = Path(__file__).resolve().parent.parent
+
+x, y, z, p, t = Elem("x"), Elem("y"), Elem("z"), Elem("p"), Elem("t")
+g, q = sp.Symbol("g", real=True), sp.Symbol("q", real=True)
+E = sp.exp
+
+
+# --- (a) every rule fires on its shapes and is an identity -------------------------------------------
+
+FIRES = [
+    # (rule, shape, what the result must hold)
+    (R.SIGMOID, 1 / (1 + E(-x)), Sigmoid(x)),
+    (R.SIGMOID, E(x) / (1 + E(x)), Sigmoid(x)),
+    (R.SIGMOID, E(-x) / (1 + E(-x)), Sigmoid(-x)),
+    (R.SIGMOID, 1 / (E(x) + 1), Sigmoid(-x)),
+    (R.SIGMOID, 1 - 1 / (1 + E(-x)), Sigmoid(x)),
+    (R.SIGMOID, y / (2 + E(-x)), Sigmoid),
+    (R.SIGMOID, E(x) / (E(x) + E(y)), Sigmoid(x - y)),
+    (R.ONE_MINUS_SIGMOID, 1 - Sigmoid(x), Sigmoid(-x)),
+    (R.POW_SIGMOID, Sigmoid(x) ** g, Softplus(-x)),
+    (R.LOG_SPLIT, sp.log(E(y - x) / (1 + E(y - x)) ** 2), sp.log(1 + E(y - x))),
+    (R.LOG_SPLIT, sp.log(RowSum(E(z)) / sp.Symbol("C", positive=True, integer=True)), sp.log(RowSum(E(z)))),
+    (R.XLOGY, y * sp.log(y), XMul(y, sp.log(y))),
+    (R.XLOGY, y * sp.log(y / p), XMul(y, sp.log(y) - sp.log(p))),
+    (R.XLOGY, -y * sp.log(p / y), XMul(y, sp.log(p) - sp.log(y))),
+    (R.LOG_ADD_EXP, sp.log(1 + E(x)), Softplus(x)),
+    (R.LOG_ADD_EXP, sp.log(E(x) + 1), Softplus(x)),
+    (R.LOG_ADD_EXP, log1p(E(x)), Softplus(x)),
+    (R.LOG_ADD_EXP, sp.log(E(x) + E(y)), Softplus),
+    (R.LOG_ADD_EXP, sp.log(1 + E(x) + 2 * E(y)), Softplus),
+    (R.LOG1MEXP, sp.log(1 - E(-x)), Log1mexp(-x)),
+    (R.LOG1MEXP, log1p(-E(-x)), Log1mexp(-x)),
+    (R.LOG1MEXP, sp.log(-expm1(-x)), Log1mexp(-x)),
+    (R.LOG1MEXP, sp.log(2 - E(-x)), Log1mexp),
+    (R.LOG_SUM_EXP, sp.log(RowSum(E(z))), LogSumExp(z)),
+    (R.LOG_SOFTMAX_DIFFERENCE, y * (z - LogSumExp(z)), NegLogSoftmax(z)),
+    (R.LOG_SOFTMAX_DIFFERENCE, LogSumExp(z) - z, NegLogSoftmax(z)),
+    (R.LSE_WEIGHTED, LogSumExp(z) - RowSum(y * z), NegLogSoftmax(z)),
+    (R.LSE_WEIGHTED, 2 * LogSumExp(z) - 3 * RowSum(y * z), NegLogSoftmax(z)),
+    (R.POW1P, (1 - p) ** g, Pow1p(-p, g)),
+    (R.POW1P, (1 + p) ** sp.Rational(1, 2), Pow1p),
+    (R.POWM1, 1 - p**q, Powm1(p, q)),
+    (R.POWM1, y * (p**q - 1), Powm1(p, q)),
+    (R.LOG_COSH, sp.log(sp.cosh(x - y)), LogCosh(x - y)),
+    (R.NORM2, sp.sqrt(SumSquares(x - y)), Norm2(x - y)),
+    (R.NORM2, sp.sqrt(g * SumSquares(x)), Norm2(x)),
+    (R.NORM2, SumSquares(x) ** sp.Rational(-3, 2), Norm2(x)),
+    (R.LOG1P_SUM, sp.log(1 + (x - y) ** 2), log1p),
+    (R.SOFTPLUS_WEIGHTED, Softplus(x) - y * x, Softplus(-x)),
+    (R.SOFTPLUS_WEIGHTED, 2 * Softplus(x - z) - 3 * y * (x - z), Softplus(z - x)),
+    (R.EXPM1, y * (E(x) - 1), expm1(x)),
+    (R.EXPM1, 2 - 2 * E(-x), expm1(-x)),
+    # gradient rules
+    (R.POWER_RULE, g * p**g / p, XMul(g, p ** (g - 1))),
+    (R.ONE_FRACTION, E(z) / (E(z) + RestSum(E(z))) - y, RestSum(E(z))),
+    (R.SIGMOID_DIFFERENCE, 1 - 2 * Sigmoid(x), sp.tanh(x / 2)),
+    (R.SIGMOID_DIFFERENCE, 2 * Sigmoid(y - x) - 1, sp.tanh),
+    (R.EXPM1_WEIGHT, (E(x) - y) / 3, expm1(x)),
+]
+
+
+def test_every_rule_has_a_shape_it_fires_on():
+    """Every rule of the value and gradient lists is in FIRES, or is one of the rules for the
+    shipped shapes (tested with the shipped derivations: ``generate --check``)."""
+    shipped = {"log-sigmoid", "log1p", "log-softmax", "log-normalized", "sum-squares",
+               "shift-exp", "split-rowsum", "combine-weights", "cross-rest"}
+    rules = {r.name for r in R.value_rules() + R.gradient_rules([y], False)}
+    assert rules - shipped == {r.name for r, _, _ in FIRES}
+
+
+@pytest.mark.parametrize("rule, shape, holds", FIRES, ids=[f"{r.name}:{s}" for r, s, _ in FIRES])
+def test_rule_fires_and_is_an_identity(rule, shape, holds):
+    out = rule(shape)
+    assert out != shape, f"{rule.name} did not fire on {shape}"
+    assert (out.has(holds) if isinstance(holds, sp.Basic) else out.atoms(holds) or out.has(holds)), out
+    R.check_equivalent(shape, out)  # raises RewriteError unless equal in 60 digits at random rows
+
+
+KEEPS = [
+    (R.SIGMOID, E(x) / RowSum(E(x))),  # the softmax: the log-softmax rule's
+    (R.SIGMOID, (E(x) - E(-x)) / (E(x) + E(-x))),  # tanh: not a sigmoid of one difference
+    (R.LOG_SPLIT, sp.log(p / RowSum(p))),  # p may be 0: the log-normalized rule's
+    (R.LOG_SPLIT, sp.log(2 * sp.pi)),
+    (R.XLOGY, t * sp.log(p)),  # a label weight times log p: the guard's
+    (R.POW1P, (1 - p) ** 2),  # an integer power: exact enough, and real for any p
+    (R.POWM1, 1 - p**2),
+    (R.LOG1MEXP, sp.log(1 - p)),  # the log1p rule's
+    (R.LOG_SUM_EXP, sp.log(RowSum(y * E(z)))),
+    (R.NORM2, SumSquares(x)),
+    (R.EXPM1, E(x) - 2),
+]
+
+
+@pytest.mark.parametrize("rule, shape", KEEPS, ids=[f"{r.name}:{s}" for r, s in KEEPS])
+def test_rule_leaves_other_shapes_alone(rule, shape):
+    assert rule(shape) == shape
+
+
+def test_shift_exp_only_where_it_is_an_identity():
+    """exp(z) -> exp(z - max z) is made in a softmax (homogeneous of degree 0 in exp(z)), not in
+    tanh written with exp(x) and exp(-x), where it would change the value (it used to raise)."""
+    soft = E(z) / RowSum(E(z)) - y
+    assert R.SHIFT_EXP(soft).has(RowMax(z))
+    th = (E(x) - E(-x)) / (E(x) + E(-x))
+    assert R.SHIFT_EXP(th) == th
+
+
+def test_value_rules_reach_a_fixed_point():
+    """One rule's output is the next one's input: σ written out inside a log, to -softplus."""
+    out, applied = R.apply_rules(sp.log(1 / (1 + E(-x))), R.value_rules(), repeat=True)
+    assert out == -Softplus(-x) and [r.name for r in applied] == ["sigmoid", "log-sigmoid"]
+
+
+# --- generating a derivations directory written by hand ---------------------------------------------
+
+HEADER = """
+from sympy import Rational, Symbol, cosh, exp, log, sqrt
+from cesym.define import Loss
+from cesym.primitives import C, Elem, RowSum
+
+y, x, z, p, t, u = Elem("y"), Elem("x"), Elem("z"), Elem("p"), Elem("t"), Elem("u")
+g, q = Symbol("g", real=True), Symbol("q", real=True)
+"""
+
+ISSUE = HEADER + """
+LOSSES = [
+    Loss(family="issue", variant="margin", title="margin logistic loss",
+         value=RowSum(log(1 + exp(Rational(1, 2) - (2*y - 1)*x)))/C, prediction=x, label=y),
+    Loss(family="issue", variant="bce", title="binary cross-entropy, sigma written out",
+         value=-RowSum(t*log(1/(1 + exp(-x))) + u*log(1 - 1/(1 + exp(-x))))/C, prediction=x, label=y,
+         weights={t: y, u: 1 - y}),
+    Loss(family="issue", variant="softmax", title="softmax cross-entropy as lse - sum y z",
+         value=log(RowSum(exp(x))) - RowSum(y*x), prediction=x, label=y),
+]
+"""
+
+SHAPES = HEADER + """
+LOSSES = [
+    Loss(family="shapes", variant="log1mexp", title="Bernoulli with P(event) = 1 - exp(-rate)",
+         value=-RowSum(y*log(1 - exp(-p)) + (1 - y)*log(exp(-p)))/C, prediction=p, label=y,
+         domain="probability"),
+    Loss(family="shapes", variant="lse", title="-sum y (z - log sum exp z)",
+         value=-RowSum(y*(z - log(RowSum(exp(z))))), prediction=z, label=y),
+    Loss(family="shapes", variant="kl", title="KL divergence sum y log(y/p)",
+         value=RowSum(y*log(y/p)), prediction=p, label=y, weights={y: y}, domain="probability"),
+    Loss(family="shapes", variant="focal", title="binary focal loss on probabilities",
+         value=-RowSum(t*(1 - p)**g*log(p) + u*p**g*log(1 - p))/C, prediction=p, label=y,
+         weights={t: y, u: 1 - y}, params=(g,), param_ranges={g: (0.0, 5.0)}, domain="probability"),
+    Loss(family="shapes", variant="gce", title="generalised cross-entropy (1 - p^q)/q",
+         value=RowSum(y*(1 - p**q))/q, prediction=p, label=y, params=(q,), param_ranges={q: (0.05, 1.0)},
+         domain="probability"),
+    Loss(family="shapes", variant="logcosh", title="log-cosh regression",
+         value=RowSum(log(cosh(x - y)))/C, prediction=x, label=y),
+    Loss(family="shapes", variant="norm", title="Euclidean distance",
+         value=sqrt(RowSum((x - y)**2)), prediction=x, label=y),
+    Loss(family="shapes", variant="poisson", title="Poisson NLL of a log-rate",
+         value=RowSum(exp(x) - y*x)/C, prediction=x, label=y),
+    Loss(family="shapes", variant="softplus", title="logistic loss as log(1 + e^x) - y x",
+         value=RowSum(log(1 + exp(x)) - y*x)/C, prediction=x, label=y),
+    Loss(family="shapes", variant="entropy", title="entropy of the prediction",
+         value=-RowSum(p*log(p)), prediction=p, domain="probability"),
+    Loss(family="shapes", variant="logistic", title="logistic distribution NLL (log of a quotient)",
+         value=-RowSum(log(exp(y - x)/(1 + exp(y - x))**2))/C, prediction=x, label=y),
+]
+"""
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    """Both directories generated once: {family: module namespace}, and the losses by name."""
+    base = tmp_path_factory.mktemp("stable")
+    src, out = base / "derivations", base / "gen"
+    src.mkdir()
+    (src / "issue.py").write_text(ISSUE)
+    (src / "shapes.py").write_text(SHAPES)
+    assert sorted(generate(src, out)) == ["__init__.py", "issue.py", "shapes.py"]
+    modules = {f: load_module((out / f"{f}.py").read_text(), f) for f in ("issue", "shapes")}
+    losses = {l.name: l for f in ("issue", "shapes") for l in load_derivation(src / f"{f}.py")}
+    return modules, losses
+
+
+def _run(fn, labels, pred, params=()):
+    with np.errstate(all="ignore"):
+        out = fn(np.array([labels], float), np.array([pred], float), *params)
+    return out if isinstance(out, tuple) else (out,)
+
+
+def _within_contract(loss, value, grad, labels, pred, params, true_value, true_grad):
+    """value <= 4 + 4κ ulps, each gradient element <= 8 + 4κ ulps (κ by the interval reference)."""
+    ref = RowReference(loss, len(pred))
+    kv, kg = ref.kappa(labels, pred, params, value=true_value, grad=true_grad)
+    v = float(np.ravel(value)[0])
+    assert ulp_error(v, true_value, np.float64) <= 4 + 4 * kv, (loss.name, v, true_value, kv)
+    for j, (a, b, k) in enumerate(zip(np.ravel(grad), true_grad, kg)):
+        assert ulp_error(a, b, np.float64) <= 8 + 4 * k, (loss.name, j, a, b, k)
+
+
+# --- (b) the issue's three losses at the issue's rows --------------------------------------------------
+
+
+def _sp(v):  # log(1 + e^v) in mpmath, no cancellation whatever v
+    return mpmath.log1p(mpmath.exp(v))
+
+
+def _sig(v):
+    return 1 / (1 + mpmath.exp(-v))
+
+
+def _issue_reference(name, labels, row):
+    """Value and gradient of the issue's losses, 50 digits, written so that nothing cancels."""
+    with mpmath.workdps(50):
+        ys, xs = [mpmath.mpf(v) for v in labels], [mpmath.mpf(v) for v in row]
+        n = len(xs)
+        if name == "margin":
+            m = [mpmath.mpf(1) / 2 - (2 * a - 1) * b for a, b in zip(ys, xs)]
+            return sum(_sp(v) for v in m) / n, [-(2 * a - 1) * _sig(v) / n for a, v in zip(ys, m)]
+        if name == "bce":  # -log σ(x) = softplus(-x), -log(1 - σ(x)) = softplus(x)
+            val = sum(a * _sp(-b) + (1 - a) * _sp(b) for a, b in zip(ys, xs)) / n
+            return val, [(_sig(b) - a) / n for a, b in zip(ys, xs)]
+        m = max(xs)
+        lse = m + mpmath.log(mpmath.fsum(mpmath.exp(b - m) for b in xs))
+        return lse - mpmath.fsum(a * b for a, b in zip(ys, xs)), [mpmath.exp(b - lse) - a for a, b in zip(ys, xs)]
+
+
+ISSUE_POINTS = [
+    # the issue's rows and numbers: margin 800.5 at x = 800, label 0; BCE 534.35; softmax 1600
+    ("margin", [0.0], [800.0], 800.5),
+    ("margin", [0.0, 1.0, 0.0], [800.0, -800.0, 3.0], None),
+    ("bce", [0.0, 1.0, 0.0], [800.0, -800.0, 3.0], 534.35),
+    ("softmax", [0.0, 1.0, 0.0], [800.0, -800.0, 3.0], 1600.0),
+    ("softmax", [1.0, 0.0, 0.0], [30.0, -30.0, 0.0], None),  # the labelled class dominant
+]
+
+
+@pytest.mark.parametrize("name, labels, row, quoted", ISSUE_POINTS, ids=[f"{a}:{c}" for a, _, c, _ in ISSUE_POINTS])
+def test_issue_losses_stable_at_the_issue_rows(generated, name, labels, row, quoted):
+    modules, losses = generated
+    ns = modules["issue"]
+    value, grad = _run(ns[f"{name}_value_and_grad"], labels, row)
+    true_v, true_g = _issue_reference(name, labels, row)
+    if quoted is not None:
+        assert abs(float(true_v) - quoted) < 0.01  # the issue's exact value
+    _within_contract(losses[f"issue.{name}"], value, grad, labels, row, (), true_v, true_g)
+    # the naive form of the same definition is what the issue saw: inf, NaN or digits lost
+    nv, ng = _run(ns[f"{name}_naive_value"], labels, row)[0], _run(ns[f"{name}_naive_grad"], labels, row)[0]
+    bad_value = not np.isfinite(nv).all() or ulp_error(float(np.ravel(nv)[0]), true_v, np.float64) > 1e6
+    bad_grad = not np.isfinite(ng).all() or max(ulp_error(a, b, np.float64) for a, b in zip(np.ravel(ng), true_g)) > 1e6
+    assert bad_value or bad_grad
+
+
+def test_issue_rewrites_are_the_stable_ones(generated):
+    """What the kernels print: softplus for the margin loss, σ and softplus for the BCE, and for
+    the softmax the max-shifted log-sum-exp with the labels' part as a negative log-softmax."""
+    _, losses = generated
+    rules = {n: [r.name for r in derive(losses[f"issue.{n}"]).value_rules] for n in ("margin", "bce", "softmax")}
+    assert rules == {
+        "margin": ["softplus"],
+        "bce": ["sigmoid", "log-sigmoid"],
+        "softmax": ["log-sum-exp", "lse-minus-weighted-sum"],
+    }
+
+
+# --- (c) one more loss per listed shape --------------------------------------------------------------
+
+SHAPE_POINTS = [
+    # (variant, labels, prediction, params, expected value rule): rows where the naive form breaks
+    ("log1mexp", [1.0, 0.0, 0.0], [1e-300, 0.25, 1.0], (), "log1mexp"),
+    ("lse", [0.0, 1.0, 0.0], [800.0, -800.0, 3.0], (), "log-sum-exp"),
+    ("lse", [1.0, 0.0, 0.0], [30.0, -30.0, 0.0], (), "log-softmax-difference"),
+    ("focal", [1.0, 0.0, 0.0], [1e-16, 0.5, 0.25], (1e16,), "pow1p"),
+    ("gce", [0.0, 1.0, 0.0], [0.5, 1 - 2**-53, 0.25], (0.05,), "powm1"),
+    ("logcosh", [0.0, 1.0, 0.0], [800.0, -800.0, 1e-8], (), "log-cosh"),
+    ("norm", [0.0, 0.0, 0.0], [1e200, -1e200, 1e200], (), "scaled-norm"),
+    ("norm", [0.0, 0.0, 0.0], [1e-200, -3e-200, 1e-300], (), "scaled-norm"),
+    ("logistic", [0.0, 1.0, 0.0], [800.0, -800.0, 3.0], (), "log-split"),
+    ("softplus", [1.0, 0.0, 0.0], [30.0, -30.0, 0.0], (), "softplus-minus-weighted"),
+    ("softplus", [0.0, 1.0, 0.0], [800.0, -800.0, 3.0], (), "softplus"),
+]
+
+
+@pytest.mark.parametrize("variant, labels, pred, params, rule", SHAPE_POINTS, ids=[f"{a}:{c}" for a, _, c, _, _ in SHAPE_POINTS])
+def test_shape_losses_stable_where_the_naive_form_breaks(generated, variant, labels, pred, params, rule):
+    modules, losses = generated
+    loss = losses[f"shapes.{variant}"]
+    assert rule in [r.name for r in derive(loss).value_rules]
+    ns = modules["shapes"]
+    value, grad = _run(ns[f"{variant}_value_and_grad"], labels, pred, params)
+    true_v, true_g = RowReference(loss, 3).value_and_grad(labels, pred, params)
+    _within_contract(loss, value, grad, labels, pred, params, true_v, true_g)
+    nv = float(np.ravel(_run(ns[f"{variant}_naive_value"], labels, pred, params)[0])[0])
+    ng = np.ravel(_run(ns[f"{variant}_naive_grad"], labels, pred, params)[0])
+    errors = [ulp_error(nv, true_v, np.float64)] + [ulp_error(a, b, np.float64) for a, b in zip(ng, true_g)]
+    assert max(errors) > 1e6, errors  # the naive form: inf, NaN, or most digits lost
+
+
+def test_poisson_gradient_near_zero_and_entropy_at_a_subnormal(generated):
+    """Gradients that cancel or overflow in SymPy's form: the Poisson loss' e^x - y at x = 1e-300,
+    y = 1 (1e-300/3; the naive form gives 0) and at x = 800 with y = 1 (inf, the true value
+    past the largest float, not NaN); the entropy's d(-p log p)/dp = -(1 + log p) at p = 5e-324
+    (SymPy's p·(1/p) overflows there)."""
+    ns, losses = generated[0]["shapes"], generated[1]
+    rows = ([1.0, 0.0, 0.0], [1e-300, -1e-300, 0.0]), ([1.0, 0.0, 0.0], [800.0, -800.0, 3.0])
+    for labels, pred in rows:
+        _, grad = _run(ns["poisson_value_and_grad"], labels, pred)
+        true_v, true_g = RowReference(losses["shapes.poisson"], 3).value_and_grad(labels, pred)
+        assert all(ulp_error(a, b, np.float64) <= 8 + 4 * 800 for a, b in zip(np.ravel(grad), true_g)), (grad, true_g)
+    naive = _run(ns["poisson_naive_grad"], [1.0, 0.0, 0.0], [1e-300, -1e-300, 0.0])[0]
+    assert naive[0, 0] == 0.0  # e^(1e-300) - 1
+    with np.errstate(all="ignore"):
+        value, grad = ns["entropy_value_and_grad"](np.array([[5e-324, 0.25, 1.0]]))
+    true_v, true_g = RowReference(losses["shapes.entropy"], 3).value_and_grad([], [5e-324, 0.25, 1.0])
+    assert ulp_error(grad[0, 0], true_g[0], np.float64) <= 8 and ulp_error(value[0, 0], true_v, np.float64) <= 8
+
+
+def test_kl_zero_labels_cost_nothing(generated):
+    """y·log(y/p) with 0·log 0 = 0: a zero label on a zero probability is 0, value and gradient
+    (the naive form gives NaN), and a label of 1 on a subnormal probability is log(1/p) = 744.4
+    (y/p overflows in the naive form); the definition itself is NaN at 0·log(0/0), so the
+    expected numbers are written here."""
+    ns = modules_kl = generated[0]["shapes"]
+    value, grad = _run(ns["kl_value_and_grad"], [0.0, 1.0, 0.0], [0.0, 1e-300, 1.0])
+    assert ulp_error(float(value[0, 0]), mpmath.log(mpmath.mpf(1) / mpmath.mpf(1e-300)), np.float64) <= 4
+    assert grad[0, 0] == 0.0 and grad[0, 2] == 0.0 and ulp_error(grad[0, 1], -1 / mpmath.mpf(1e-300), np.float64) <= 8
+    assert np.isnan(_run(modules_kl["kl_naive_value"], [0.0, 1.0, 0.0], [0.0, 1e-300, 1.0])[0]).all()
+    value, _ = _run(ns["kl_value_and_grad"], [1.0, 0.0, 0.0], [5e-324, 0.5, 0.5])
+    assert ulp_error(float(value[0, 0]), 1074 * mpmath.log(2), np.float64) <= 4
+
+
+def test_the_edge_check_fails_the_naive_kernels(generated):
+    """The edge check is what would have caught the issue: the issue's losses printed as if no
+    rule had fired (stable form = the definition) are refused, each with the loss, the input and
+    the subexpression that goes wrong; the stable ones pass."""
+    from cesym.generate import render_family
+
+    modules, losses = generated
+    for name in ("margin", "bce", "softmax"):
+        loss = losses[f"issue.{name}"]
+        d = derive(loss)
+        check_edges(loss, d, modules["issue"])  # the stable kernel: passes
+        unrewritten = dataclasses.replace(d, value=d.naive_value, grad=d.naive_grad, value_rules=(), grad_rules=())
+        ns = load_module(render_family("issue", [unrewritten]), "issue")
+        with pytest.raises(DerivationError, match=rf"issue\.{name}: stable (value|gradient).* at y=\[.*\]: in {name}_value_and_grad, `[^`]+`.* is (inf|nan|-?[0-9])"):
+            check_edges(loss, unrewritten, ns)
+
+
+# --- (d) a loss no rule makes stable: generate fails, one line, nothing written ----------------------
+
+UNSTABLE = HEADER + """
+LOSSES = [
+    Loss(family="robust", variant="cauchy", title="Cauchy loss log(1 + r^2)",
+         value=RowSum(log(1 + (x - y)**2))/C, prediction=x, label=y),
+]
+"""
+
+UNSTABLE_NAN = HEADER + """
+LOSSES = [
+    Loss(family="robust", variant="tanh", title="tanh written out",
+         value=RowSum(y*(exp(x) - exp(-x))/(exp(x) + exp(-x)))/C, prediction=x, label=y),
+]
+"""
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (UNSTABLE, r"robust\.cauchy: stable value is inf where the definition gives 921\.03\d* at y=\[1\.0, 0\.0, 0\.0\], "
+                   r"x=\[1e\+200, -1e\+200, 1e\+200\]: in cauchy_value_and_grad, `numpy\.log1p\(tmp\d\)` \(tmp\d = \(x - y\)\*\*2\) is inf"),
+        (UNSTABLE_NAN, r"robust\.tanh: stable value is 0\.0, .* ulps from the definition's 3\.33\d*e-301 .* at y=\[1\.0, 0\.0, 0\.0\], "
+                       r"x=\[1e-300, -1e-300, 2\.2250738585072014e-308\]: in tanh_value_and_grad, `tmp\d - tmp\d` \(tmp\d = numpy\.exp\(x\); tmp\d = numpy\.exp\(-x\)\) is 0\.0"),
+    ],
+    ids=["inf", "digits lost"],
+)
+def test_unstable_loss_fails_generate_one_line_exit_2(tmp_path, text, expected):
+    src, out = tmp_path / "derivations", tmp_path / "gen"
+    src.mkdir()
+    out.mkdir()
+    (out / "keep.txt").write_text("untouched\n")
+    (src / "robust.py").write_text(text)
+    r = subprocess.run(
+        [sys.executable, "-m", "cesym.cli", "generate", "--derivations", str(src), "--out", str(out)],
+        capture_output=True, text=True, cwd=ROOT,
+    )
+    assert r.returncode == 2, r.stdout + r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr and r.stdout == "", r.stderr
+    assert "robust.py" in lines[0], lines[0]
+    assert re.search(expected, lines[0]), lines[0]
+    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]  # nothing written
