@@ -31,6 +31,7 @@ from .primitives import (
     CrossRest,
     Elem,
     Log1mexp,
+    LogExpm1,
     LogCosh,
     LogSumExp,
     NegLogNormalized,
@@ -339,6 +340,9 @@ class KernelPrinter(NumPyPrinter):
 
     def _print_Log1mexp(self, e):
         return self._rt("log1mexp", e.args[0])
+
+    def _print_LogExpm1(self, e):
+        return self._rt("log_expm1", e.args[0])
 
     def _print_LogCosh(self, e):
         return self._rt("log_cosh", e.args[0])

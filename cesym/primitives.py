@@ -42,6 +42,7 @@ __all__ = [
     "Norm2",
     "LogSumExp",
     "Log1mexp",
+    "LogExpm1",
     "LogCosh",
     "Pow1p",
     "Powm1",
@@ -404,6 +405,29 @@ class Log1mexp(sp.Function):
         return r"\operatorname{log1mexp}\left(%s\right)" % printer._print(self.args[0])
 
 
+class LogExpm1(sp.Function):
+    r""":math:`\log(e^{u} - 1)` for :math:`u > 0`; derivative :math:`-1/\operatorname{expm1}(-u)`
+    (:math:`= e^u/(e^u - 1)`, which is inf/inf past u = 709.78 where it is 1).
+
+    Stable form: :math:`u + \mathrm{log1p}(-e^{-u})` for :math:`u > 1` and
+    :math:`\log(\operatorname{expm1}(u))` below. ``exp(u) - 1`` overflows past u = 709.78 (log:
+    inf where the value is about u) and keeps few digits of a small u (none below 2^-53: log 0 =
+    -inf where the value is log u); ``expm1`` keeps them, but overflows as ``exp`` does. The
+    large-u form is u plus a term in (-0.46, 0], which cannot cancel u (>= 1) by more than a bit.
+    """
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return -1 / expm1(-self.args[0])
+
+    def elementary(self):
+        return sp.log(sp.exp(self.args[0]) - 1)
+
+    def _latex(self, printer):
+        return r"\operatorname{logexpm1}\left(%s\right)" % printer._print(self.args[0])
+
+
 class LogCosh(sp.Function):
     r""":math:`\log\cosh u`; derivative :math:`\tanh u`.
 
@@ -478,7 +502,7 @@ class Powm1(sp.Function):
 
 
 _ROW_PRIMITIVES = (NegLogSoftmax, NegLogNormalized, CrossRest, LogSumExp)
-_ELEMENTWISE_PRIMITIVES = (Sigmoid, Softplus, Log1mexp, LogCosh, Pow1p, Powm1)
+_ELEMENTWISE_PRIMITIVES = (Sigmoid, Softplus, Log1mexp, LogExpm1, LogCosh, Pow1p, Powm1)
 
 
 def expand_row_primitives(expr: sp.Basic) -> sp.Basic:

@@ -24,6 +24,7 @@ from .primitives import (
     CrossRest,
     Elem,
     Log1mexp,
+    LogExpm1,
     LogCosh,
     LogSumExp,
     NegLogNormalized,
@@ -618,6 +619,132 @@ SOFTPLUS_WEIGHTED = Rule(
 )
 
 
+def _log_expm1(e: sp.Basic) -> sp.Basic | None:
+    """``log(expm1(u))`` -> ``LogExpm1(u)`` (``log(e^u - 1)`` reaches it through the expm1 rule)."""
+    if isinstance(e, sp.log) and isinstance(e.args[0], expm1) and _has_elems(e.args[0]):
+        return LogExpm1(e.args[0].args[0])
+    return None
+
+
+LOG_EXPM1 = Rule(
+    "log-expm1",
+    "log(e^u - 1) = log(expm1(u)) = logexpm1(u) for u > 0 (the inverse of softplus): expm1 overflows "
+    "past u = 709.78 (log: inf where the value is about u); logexpm1 takes u + log1p(-e^{-u}) for "
+    "u > 1 and log(expm1(u)) below, which keeps a small u (log(e^u - 1) is -inf below u = 2^-53).",
+    lambda expr: _top_down(expr, _log_expm1),
+)
+
+
+def _logit_sigmoid(e: sp.Basic) -> sp.Basic | None:
+    """``log(σ(u)/σ(-u))`` (times other positive factors) -> ``u + log(rest)``."""
+    if not (isinstance(e, sp.log) and isinstance(e.args[0], sp.Mul)):
+        return None
+    factors = e.args[0].args
+    for f in factors:
+        if not isinstance(f, Sigmoid):
+            continue
+        u = f.args[0]
+        inv = Sigmoid(sp.expand(-u)) ** -1
+        if inv in factors:
+            rest = sp.Mul(*[g for g in factors if g is not f and g != inv])
+            return u + sp.log(rest) if rest != 1 else u
+    return None
+
+
+LOGIT_SIGMOID = Rule(
+    "logit-sigmoid",
+    "log(σ(u)/(1 - σ(u))) = log(σ(u)/σ(-u)) = u (the logit of a sigmoid): 1 - σ(u) rounds to 0 past "
+    "u = 36.7 (log: inf where the value is u), and split into softplus(u) - softplus(-u) the two "
+    "logs cancel for small u (u = 1e-10: log 2 - log 2 keeps 6 digits); u is exact.",
+    lambda expr: _top_down(expr, _logit_sigmoid),
+)
+
+
+def _sigmoid_power(e: sp.Basic) -> sp.Basic | None:
+    """``N/(e^{L_1} + e^{L_2})^n`` (n >= 2 an integer) -> ``q·σ(L_i - L_j)^n`` with
+    ``q = N·e^{-n·L_i}`` free of exponentials (the sigmoid rule's shape, to a power)."""
+    factors = list(e.args) if isinstance(e, sp.Mul) else [e] if isinstance(e, sp.Pow) else []
+    for f in factors:
+        if not (isinstance(f, sp.Pow) and f.exp.is_Integer and f.exp < -1):
+            continue
+        ls = _exponents(f.base)
+        if ls is None or len(ls) != 2:
+            continue
+        n = -f.exp
+        num = sp.Mul(*[g for g in factors if g is not f])
+        for i in (0, 1):
+            q = num * sp.exp(-n * ls[i])
+            if not any(_has_elems(a) for a in q.atoms(sp.exp)):
+                return q * Sigmoid(sp.expand(ls[i] - ls[1 - i])) ** n
+    return None
+
+
+SIGMOID_POWER = Rule(
+    "sigmoid-power",
+    "1/(1 + e^{-u})^n = σ(u)^n for an integer n >= 2 (the squared sigmoid of a Brier-style loss "
+    "written out): its derivative n·e^{-u}/(1 + e^{-u})^{n+1} is inf/inf = NaN past u = -709.78, "
+    "where σ(u)^n·n·σ(-u) is 0; σ^n of the stable σ is as accurate as σ (relative error times n) "
+    "and underflows only where σ^n is below the smallest float.",
+    lambda expr: _top_down(expr, _sigmoid_power),
+)
+
+
+def _sigmoid_minus_weight(e: sp.Basic) -> sp.Basic | None:
+    """``... + k·σ(u) - k·w + ...`` (k a number, w an element symbol) -> ``... + k·((1 - w)·σ(u) -
+    w·σ(-u)) + ...``."""
+    if not isinstance(e, sp.Add):
+        return None
+    for a in e.args:
+        k, f = a.as_coeff_Mul()
+        if not isinstance(f, Sigmoid):
+            continue
+        for b in e.args:
+            w = -b / k
+            if b is not a and isinstance(w, Elem) and not f.has(w):
+                return e - a - b + k * ((1 - w) * f - w * Sigmoid(sp.expand(-f.args[0])))
+    return None
+
+
+SIGMOID_MINUS_WEIGHT = Rule(
+    "sigmoid-minus-label",
+    "σ(u) - w = (1 - w)·σ(u) - w·σ(-u) (as σ(u) + σ(-u) = 1; the residual of a Brier-style loss "
+    "(σ(x) - y)²): for w = 1 and u = 30 the difference σ(u) - 1 keeps 3 digits of -9.4e-14, and "
+    "past u = 36.7 it is 0 where the value is -e^{-u}; for a label of 0 or 1 the right side is one "
+    "term, exact to σ's accuracy.",
+    lambda expr: _top_down(expr, _sigmoid_minus_weight),
+)
+
+
+def _rowsum_softplus_weighted(e: sp.Basic) -> sp.Basic | None:
+    """``a·RowSum(A) + c·RowSum(B)`` (row-level) -> ``RowSum(a·A + c·B)`` rewritten by the
+    softplus-minus-weighted rule, only where that rule fires on the merged summand."""
+    if not isinstance(e, sp.Add) or element_symbols(e):
+        return None
+    for t in e.args:
+        ft = _split_factor(t, RowSum)
+        if ft is None or not ft[1].has(Softplus) or element_symbols(ft[0]):
+            continue
+        for s in e.args:
+            fs = _split_factor(s, RowSum)
+            if s is t or fs is None or element_symbols(fs[0]):
+                continue
+            merged = sp.expand(ft[0] * ft[1].args[0] + fs[0] * fs[1].args[0], power_exp=False, log=False)
+            new = _top_down(merged, _softplus_weighted)
+            if new != merged:
+                return e - t - s + RowSum(new)
+    return None
+
+
+ROWSUM_SOFTPLUS_WEIGHTED = Rule(
+    "rowsum-softplus-minus-weighted",
+    "Σ_c softplus(x_c) - Σ_c y_c·x_c = Σ_c (y_c·softplus(-x_c) + (1 - y_c)·softplus(x_c)) (the "
+    "logistic loss split into two row sums): each sum is large (800 at x = 800) while the loss is "
+    "small, and their difference cancels (softplus(30) - 30 keeps 2 digits of 9.4e-14); merged "
+    "into one row sum, the softplus-minus-weighted rule finds the sum of positive terms.",
+    lambda expr: _top_down(expr, _rowsum_softplus_weighted),
+)
+
+
 def _pow1p(e: sp.Basic) -> sp.Basic | None:
     if not (isinstance(e, sp.Pow) and isinstance(e.base, sp.Add) and sp.S.One in e.base.args):
         return None
@@ -740,6 +867,7 @@ def value_rules() -> list[Rule]:
     """
     return [
         SIGMOID,
+        SIGMOID_POWER,
         LOG_SIGMOID,
         LOG1P,
         LOG_SOFTMAX,
@@ -747,6 +875,7 @@ def value_rules() -> list[Rule]:
         SUM_SQUARES,
         ONE_MINUS_SIGMOID,
         POW_SIGMOID,
+        LOGIT_SIGMOID,
         LOG_SPLIT,
         XLOGY,
         LOG_ADD_EXP,
@@ -755,11 +884,14 @@ def value_rules() -> list[Rule]:
         LOG_SOFTMAX_DIFFERENCE,
         LSE_WEIGHTED,
         SOFTPLUS_WEIGHTED,
+        ROWSUM_SOFTPLUS_WEIGHTED,
+        SIGMOID_MINUS_WEIGHT,
         POW1P,
         POWM1,
         LOG_COSH,
         NORM2,
         EXPM1,
+        LOG_EXPM1,
         LOG1P_SUM,
     ]
 

@@ -11,6 +11,7 @@ from cesym.primitives import (
     CrossRest,
     Elem,
     Log1mexp,
+    LogExpm1,
     LogCosh,
     LogSumExp,
     NegLogNormalized,
@@ -184,11 +185,12 @@ def test_runtime_sum_squares_over_the_whole_range(a):
     "prim",
     [
         lambda: Log1mexp(-x),
+        lambda: LogExpm1(x + t),
         lambda: LogCosh(x - t),
         lambda: Pow1p(-x, t),
         lambda: Powm1(x, t),
     ],
-    ids=["log1mexp", "log_cosh", "pow1p", "powm1"],
+    ids=["log1mexp", "log_expm1", "log_cosh", "pow1p", "powm1"],
 )
 def test_new_fdiff_is_the_derivative_of_the_elementary_form(prim):
     """d/dx of each primitive (through ``fdiff``) equals SymPy's derivative of its elementary
@@ -225,6 +227,22 @@ def test_runtime_log1mexp():
     with mpmath.workprec(2000):
         exact = [mpmath.log(-mpmath.expm1(mpmath.mpf(v))) for v in u]
     assert _ulp_max(rt.log1mexp(u), exact) <= 2
+
+
+def test_runtime_log_expm1():
+    """log(e^u - 1) within 2 ulps on both sides of the switch at u = 1 and at the ends (u = 1e-300:
+    log u, where log(exp(u) - 1) is -inf; u = 800 and 1e5: about u, where it is inf), away from
+    u = log 2 where the value crosses 0 (there within 2 + 4κ ulps, κ = 1/(log(e^u - 1)·(1 - e^-u))·u)."""
+    u = np.concatenate([np.logspace(-300, 2.8, 300), [1 - 1e-16, 1 + 1e-16, 800.0, 1e5, np.log(2) * (1 + 1e-9)]])
+    with mpmath.workprec(2000):
+        exact = [mpmath.log(mpmath.expm1(mpmath.mpf(v))) for v in u]
+        kappa = [abs(mpmath.mpf(v) / (e * -mpmath.expm1(-mpmath.mpf(v)))) for v, e in zip(u, exact)]
+    from cesym.ulps import ulp_error
+
+    got = rt.log_expm1(u)
+    assert all(ulp_error(c, e, np.float64) <= 2 + 4 * k for c, e, k in zip(got, exact, kappa))
+    with np.errstate(all="ignore"):
+        assert np.isnan(rt.log_expm1(np.array([-1.0]))).all() and rt.log_expm1(np.array([0.0]))[0] == -np.inf
 
 
 def test_runtime_log_cosh():

@@ -40,6 +40,7 @@ from cesym.primitives import (
     Elem,
     Log1mexp,
     LogCosh,
+    LogExpm1,
     LogSumExp,
     NegLogSoftmax,
     Norm2,
@@ -108,6 +109,18 @@ FIRES = [
     (R.SOFTPLUS_WEIGHTED, 2 * Softplus(x - z) - 3 * y * (x - z), Softplus(z - x)),
     (R.EXPM1, y * (E(x) - 1), expm1(x)),
     (R.EXPM1, 2 - 2 * E(-x), expm1(-x)),
+    # the remaining hand-written shapes (issue 10, part 3)
+    (R.LOG_EXPM1, sp.log(expm1(x)), LogExpm1(x)),
+    (R.LOG_EXPM1, sp.log(expm1(x**2 + 1)), LogExpm1(x**2 + 1)),
+    (R.LOGIT_SIGMOID, sp.log(Sigmoid(x) / Sigmoid(-x)), x),
+    (R.LOGIT_SIGMOID, sp.log(2 * Sigmoid(x - y) / Sigmoid(y - x)), x - y),
+    (R.SIGMOID_POWER, 1 / (1 + E(-x)) ** 2, Sigmoid(x) ** 2),
+    (R.SIGMOID_POWER, y / (E(x) + 1) ** 3, Sigmoid(-x) ** 3),
+    (R.SIGMOID_POWER, E(2 * x) / (1 + E(x)) ** 2, Sigmoid(x) ** 2),
+    (R.SIGMOID_MINUS_WEIGHT, (Sigmoid(x) - y) ** 2, Sigmoid(-x)),
+    (R.SIGMOID_MINUS_WEIGHT, 2 * (Sigmoid(x - z) - y), Sigmoid(z - x)),
+    (R.ROWSUM_SOFTPLUS_WEIGHTED, RowSum(Softplus(x)) - RowSum(y * x), RowSum(y * Softplus(-x) + (1 - y) * Softplus(x))),
+    (R.ROWSUM_SOFTPLUS_WEIGHTED, (2 * RowSum(Softplus(x)) - 2 * RowSum(y * x)) / g, Softplus(-x)),
     # gradient rules
     (R.POWER_RULE, g * p**g / p, XMul(g, p ** (g - 1))),
     (R.ONE_FRACTION, E(z) / (E(z) + RestSum(E(z))) - y, RestSum(E(z))),
@@ -146,6 +159,13 @@ KEEPS = [
     (R.LOG_SUM_EXP, sp.log(RowSum(y * E(z)))),
     (R.NORM2, SumSquares(x)),
     (R.EXPM1, E(x) - 2),
+    (R.LOG_EXPM1, sp.log(expm1(g))),  # no element: a constant
+    (R.LOGIT_SIGMOID, sp.log(Sigmoid(x) / Sigmoid(y))),  # not the logit of one sigmoid
+    (R.SIGMOID_POWER, 1 / (1 + E(-x))),  # n = 1: the sigmoid rule's
+    (R.SIGMOID_POWER, 1 / (2 + E(-x) + E(x)) ** 2),  # three terms
+    (R.SIGMOID_MINUS_WEIGHT, Sigmoid(x) - g),  # a parameter, not a label
+    (R.ROWSUM_SOFTPLUS_WEIGHTED, RowSum(Softplus(x)) - RowSum(y * z)),  # y·z is not y times the softplus' argument
+    (R.ROWSUM_SOFTPLUS_WEIGHTED, RowSum(x**2) - RowSum(y * x)),  # no softplus: the row sums stay apart
 ]
 
 
@@ -444,3 +464,60 @@ def test_unstable_loss_fails_generate_one_line_exit_2(tmp_path, text, expected):
     assert "robust.py" in lines[0], lines[0]
     assert re.search(expected, lines[0]), lines[0]
     assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]  # nothing written
+
+
+# --- (e) the remaining hand-written shapes of issue 10, part 3 ----------------------------------------
+
+MORE = HEADER + """
+LOSSES = [
+    Loss(family="more", variant="logexpm1", title="log(e^u - 1) of u = 1 + x^2",
+         value=RowSum(log(exp(1 + x**2) - 1))/C, prediction=x, label=y),
+    Loss(family="more", variant="logexpm1p", title="log(e^p - 1) of a probability (inverse softplus)",
+         value=-RowSum(t*log(exp(p) - 1))/C, prediction=p, label=y, weights={t: y}, domain="probability"),
+    Loss(family="more", variant="logit", title="squared error of the logit of a sigmoid written out",
+         value=RowSum((log((1/(1 + exp(-x)))/(1 - 1/(1 + exp(-x)))) - y)**2)/C, prediction=x, label=y),
+    Loss(family="more", variant="brier", title="Brier score of a sigmoid written out",
+         value=RowSum((1/(1 + exp(-x)) - y)**2)/C, prediction=x, label=y),
+    Loss(family="more", variant="sqsig", title="label times a squared sigmoid written out",
+         value=RowSum(y/(1 + exp(-x))**2)/C, prediction=x, label=y),
+    Loss(family="more", variant="split", title="logistic loss as two row sums",
+         value=(RowSum(log(1 + exp(x))) - RowSum(y*x))/C, prediction=x, label=y),
+]
+"""
+
+
+@pytest.fixture(scope="module")
+def generated_more(tmp_path_factory):
+    """The remaining shapes' losses generated once (the edge check included): module, losses."""
+    base = tmp_path_factory.mktemp("more")
+    src, out = base / "derivations", base / "gen"
+    src.mkdir()
+    (src / "more.py").write_text(MORE)
+    assert sorted(generate(src, out)) == ["__init__.py", "more.py"]
+    return load_module((out / "more.py").read_text(), "more"), {l.name: l for l in load_derivation(src / "more.py")}
+
+
+MORE_POINTS = [
+    # (variant, labels, prediction, expected value rule): rows where the naive form breaks
+    ("logexpm1", [0.0, 0.0, 0.0], [30.0, -800.0, 0.5], "log-expm1"),  # e^901 = inf
+    ("logexpm1p", [1.0, 1.0, 0.0], [1e-300, 1e-10, 0.5], "log-expm1"),  # e^(1e-300) - 1 = 0: log 0; e^(1e-10) - 1: 7 digits
+    ("logit", [0.0, 1.0, 0.0], [40.0, 1e-10, 3.0], "logit-sigmoid"),  # 1 - σ(40) = 0; log 2 - log 2
+    ("brier", [0.0, 1.0, 0.0], [-800.0, 30.0, 800.0], "sigmoid-minus-label"),  # inf/inf; σ(30) - 1
+    ("sqsig", [1.0, 1.0, 0.0], [-800.0, 3.0, 800.0], "sigmoid-power"),  # e^800/(1 + e^800)^3 = NaN
+    ("split", [1.0, 0.0, 0.0], [30.0, -30.0, 0.0], "rowsum-softplus-minus-weighted"),  # 30.000... - 30
+    ("split", [0.0, 1.0, 0.0], [800.0, -800.0, 3.0], "rowsum-softplus-minus-weighted"),  # inf - 800
+]
+
+
+@pytest.mark.parametrize("variant, labels, pred, rule", MORE_POINTS, ids=[f"{a}:{c}" for a, _, c, _ in MORE_POINTS])
+def test_more_shapes_stable_where_the_naive_form_breaks(generated_more, variant, labels, pred, rule):
+    ns, losses = generated_more
+    loss = losses[f"more.{variant}"]
+    assert rule in [r.name for r in derive(loss).value_rules]
+    value, grad = _run(ns[f"{variant}_value_and_grad"], labels, pred)
+    true_v, true_g = RowReference(loss, 3).value_and_grad(labels, pred, ())
+    _within_contract(loss, value, grad, labels, pred, (), true_v, true_g)
+    nv = float(np.ravel(_run(ns[f"{variant}_naive_value"], labels, pred)[0])[0])
+    ng = np.ravel(_run(ns[f"{variant}_naive_grad"], labels, pred)[0])
+    errors = [ulp_error(nv, true_v, np.float64)] + [ulp_error(a, b, np.float64) for a, b in zip(ng, true_g)]
+    assert max(errors) > 1e6, errors  # the naive form: inf, NaN, or most digits lost

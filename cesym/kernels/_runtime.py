@@ -29,6 +29,7 @@ __all__ = [
     "exp_min0",
     "softplus",
     "log1mexp",
+    "log_expm1",
     "log_cosh",
     "pow1p",
     "powm1",
@@ -364,6 +365,22 @@ def log1mexp(u: np.ndarray) -> np.ndarray:
         return _pieces.UNKNOWN
     near = u > -_LN2
     return np.where(near, np.log(-np.expm1(np.where(near, u, -1.0))), np.log1p(-np.exp(np.where(near, -1.0, u))))
+
+
+def log_expm1(u: np.ndarray) -> np.ndarray:
+    r"""log(e^u - 1) for u > 0: ``u + log1p(-exp(-u))`` for u > 1, ``log(expm1(u))`` below; NaN
+    for u < 0, where it is not real, and -inf at 0.
+
+    ``log(exp(u) - 1)`` is inf past u = 709.78 (exp overflows where the value is about u) and
+    -inf below 2^-53 (exp(u) rounds to 1 where the value is log u); ``expm1`` is exact for small
+    u but overflows as exp does. The large-u form adds to u a term in (-0.46, 0]: at most a bit
+    of cancellation at u = 1, none further out. Within 2 ulps away from u = log 2, where the
+    value crosses 0 (there the error is that of expm1, 1 ulp of 1, as the condition number says).
+    """
+    if _pieces.unknown(u):
+        return _pieces.UNKNOWN
+    big = u > 1.0
+    return np.where(big, u + np.log1p(-np.exp(-np.where(big, u, 1.0))), np.log(np.expm1(np.where(big, 1.0, u))))
 
 
 def log_cosh(u: np.ndarray) -> np.ndarray:
