@@ -32,6 +32,7 @@ from .primitives import (
     Elem,
     Log1mexp,
     LogExpm1,
+    LogWeight,
     LogCosh,
     LogSumExp,
     NegLogNormalized,
@@ -343,6 +344,9 @@ class KernelPrinter(NumPyPrinter):
 
     def _print_LogExpm1(self, e):
         return self._rt("log_expm1", e.args[0])
+
+    def _print_LogWeight(self, e):
+        return self._rt("log_weight", e.args[0])
 
     def _print_LogCosh(self, e):
         return self._rt("log_cosh", e.args[0])

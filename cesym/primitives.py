@@ -43,6 +43,7 @@ __all__ = [
     "LogSumExp",
     "Log1mexp",
     "LogExpm1",
+    "LogWeight",
     "LogCosh",
     "Pow1p",
     "Powm1",
@@ -428,6 +429,28 @@ class LogExpm1(sp.Function):
         return r"\operatorname{logexpm1}\left(%s\right)" % printer._print(self.args[0])
 
 
+class LogWeight(sp.Function):
+    r""":math:`\log w` of a weight :math:`w \ge 0`, with :math:`\log 0 = -\infty`; derivative
+    :math:`1/w`.
+
+    Its own function so that SymPy does not fold :math:`e^{u + \log w}` back into
+    :math:`w \cdot e^{u}`: in a log-sum-exp :math:`\operatorname{lse}(u + \log w)` the shifted
+    term :math:`e^{u + \log w - m}` is :math:`e^{-\infty} = 0` for a zero weight, where
+    :math:`0 \cdot e^{u - m}` is :math:`0 \cdot \infty` = NaN once :math:`u - m` passes 709.78.
+    """
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return 1 / self.args[0]
+
+    def elementary(self):
+        return sp.log(self.args[0])
+
+    def _latex(self, printer):
+        return r"\log\left(%s\right)" % printer._print(self.args[0])
+
+
 class LogCosh(sp.Function):
     r""":math:`\log\cosh u`; derivative :math:`\tanh u`.
 
@@ -502,7 +525,7 @@ class Powm1(sp.Function):
 
 
 _ROW_PRIMITIVES = (NegLogSoftmax, NegLogNormalized, CrossRest, LogSumExp)
-_ELEMENTWISE_PRIMITIVES = (Sigmoid, Softplus, Log1mexp, LogExpm1, LogCosh, Pow1p, Powm1)
+_ELEMENTWISE_PRIMITIVES = (Sigmoid, Softplus, Log1mexp, LogExpm1, LogWeight, LogCosh, Pow1p, Powm1)
 
 
 def expand_row_primitives(expr: sp.Basic) -> sp.Basic:

@@ -25,6 +25,7 @@ from .primitives import (
     Elem,
     Log1mexp,
     LogExpm1,
+    LogWeight,
     LogCosh,
     LogSumExp,
     NegLogNormalized,
@@ -524,6 +525,31 @@ LOG_SUM_EXP = Rule(
 )
 
 
+def _weighted_lse(e: sp.Basic) -> sp.Basic | None:
+    """``log(RowSum(w·exp(u)))`` (w an element symbol, a weight >= 0) -> ``lse(u + log w)``."""
+    if not (isinstance(e, sp.log) and isinstance(e.args[0], RowSum)):
+        return None
+    s = e.args[0].args[0]
+    if not (isinstance(s, sp.Mul) and len(s.args) == 2):
+        return None
+    exps = [f for f in s.args if isinstance(f, sp.exp)]
+    ws = [f for f in s.args if isinstance(f, Elem)]
+    if len(exps) != 1 or len(ws) != 1 or exps[0].has(ws[0]):
+        return None
+    return LogSumExp(exps[0].args[0] + LogWeight(ws[0]))
+
+
+LSE_WEIGHTS = Rule(
+    "log-sum-exp-weighted",
+    "log Σ_c w_c·e^{u_c} = lse(u + log w) for weights w >= 0 (log 0 = -inf: a term that is 0): the "
+    "sum overflows past u = 709.78 and underflows (log 0 = -inf) when every u is below -745; lse "
+    "shifts by the largest u_c + log w_c, the largest term with a non-zero weight, so that a zero "
+    "weight on the largest u does not leave the other terms to underflow (LogWeight keeps SymPy "
+    "from folding e^{u + log w} back into w·e^u, which is 0·inf for a zero weight).",
+    lambda expr: _top_down(expr, _weighted_lse),
+)
+
+
 def _log_softmax_difference(e: sp.Basic) -> sp.Basic | None:
     """``... + k·u - k·lse(u) + ...`` (element-level) -> ``... - k·NegLogSoftmax(u)``."""
     if not isinstance(e, sp.Add) or not element_symbols(e):
@@ -881,6 +907,7 @@ def value_rules() -> list[Rule]:
         LOG_ADD_EXP,
         LOG1MEXP,
         LOG_SUM_EXP,
+        LSE_WEIGHTS,
         LOG_SOFTMAX_DIFFERENCE,
         LSE_WEIGHTED,
         SOFTPLUS_WEIGHTED,
@@ -920,6 +947,29 @@ SHIFT_EXP = Rule(
     "exp(z_j)/Σ exp(z_c) = exp(z_j - max z)/Σ exp(z_c - max z): the shifted exponentials lie in "
     "(0, 1] and cannot overflow (the checked equivalence holds because the ratio is homogeneous).",
     _shift_exponentials,
+)
+
+
+def _shift_weighted_exponentials(expr: sp.Basic) -> sp.Basic:
+    """``exp(u + log w)`` -> ``exp(u + log w - max(u + log w))`` where that is an identity (the
+    softmax of a weighted log-sum-exp; checked numerically as in the shift-exp rule)."""
+    us = sorted({e.args[0] for e in expr.atoms(sp.exp) if e.args[0].has(LogWeight) and not e.args[0].has(RowMax)}, key=str)
+    for u in us:
+        shifted = expr.xreplace({sp.exp(u): sp.exp(u - RowMax(u))})
+        try:
+            check_equivalent(expr, shifted)
+        except RewriteError:
+            continue
+        expr = shifted
+    return expr
+
+
+SHIFT_EXP_WEIGHTED = Rule(
+    "shift-exp-weighted",
+    "e^{u_j + log w_j}/Σ e^{u_c + log w_c} = the same shifted by m = max(u + log w), the largest term "
+    "with a non-zero weight (the gradient of log Σ w·e^u): the shifted terms lie in [0, 1] and "
+    "cannot overflow, and the largest is 1, so the sum cannot underflow to 0 (0/0).",
+    _shift_weighted_exponentials,
 )
 
 
@@ -1156,6 +1206,6 @@ EXPM1_WEIGHT = Rule(
 def gradient_rules(weights: Sequence[Elem], guard: bool) -> list[Rule]:
     """Rules applied to a derived gradient, in order."""
     return [
-        SHIFT_EXP, SPLIT_ROWSUM, POWER_RULE, guard_rule(weights, guard), CROSS_REST, ONE_FRACTION, SIGMOID_DIFFERENCE,
+        SHIFT_EXP, SHIFT_EXP_WEIGHTED, SPLIT_ROWSUM, POWER_RULE, guard_rule(weights, guard), CROSS_REST, ONE_FRACTION, SIGMOID_DIFFERENCE,
         EXPM1_WEIGHT,
     ]

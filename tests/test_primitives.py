@@ -12,6 +12,7 @@ from cesym.primitives import (
     Elem,
     Log1mexp,
     LogExpm1,
+    LogWeight,
     LogCosh,
     LogSumExp,
     NegLogNormalized,
@@ -186,11 +187,12 @@ def test_runtime_sum_squares_over_the_whole_range(a):
     [
         lambda: Log1mexp(-x),
         lambda: LogExpm1(x + t),
+        lambda: LogWeight(x * t),
         lambda: LogCosh(x - t),
         lambda: Pow1p(-x, t),
         lambda: Powm1(x, t),
     ],
-    ids=["log1mexp", "log_expm1", "log_cosh", "pow1p", "powm1"],
+    ids=["log1mexp", "log_expm1", "log_weight", "log_cosh", "pow1p", "powm1"],
 )
 def test_new_fdiff_is_the_derivative_of_the_elementary_form(prim):
     """d/dx of each primitive (through ``fdiff``) equals SymPy's derivative of its elementary
@@ -243,6 +245,17 @@ def test_runtime_log_expm1():
     assert all(ulp_error(c, e, np.float64) <= 2 + 4 * k for c, e, k in zip(got, exact, kappa))
     with np.errstate(all="ignore"):
         assert np.isnan(rt.log_expm1(np.array([-1.0]))).all() and rt.log_expm1(np.array([0.0]))[0] == -np.inf
+
+
+def test_runtime_log_weight():
+    """log w within 1 ulp from the smallest subnormal to the largest float, and -inf at 0
+    (no warning: the zero weight of a weighted log-sum-exp)."""
+    w = np.concatenate([np.logspace(-323, 308, 300), [5e-324, 1.0 - 2**-53, 1.0]])
+    with mpmath.workprec(2000):
+        exact = [mpmath.log(mpmath.mpf(v)) for v in w]
+    assert _ulp_max(rt.log_weight(w), exact[:-1] + [0.0]) <= 1
+    with np.errstate(all="raise"):
+        assert rt.log_weight(np.array([0.0]))[0] == -np.inf
 
 
 def test_runtime_log_cosh():

@@ -41,6 +41,7 @@ from cesym.primitives import (
     Log1mexp,
     LogCosh,
     LogExpm1,
+    LogWeight,
     LogSumExp,
     NegLogSoftmax,
     Norm2,
@@ -92,6 +93,9 @@ FIRES = [
     (R.LOG1MEXP, sp.log(-expm1(-x)), Log1mexp(-x)),
     (R.LOG1MEXP, sp.log(2 - E(-x)), Log1mexp),
     (R.LOG_SUM_EXP, sp.log(RowSum(E(z))), LogSumExp(z)),
+    (R.LSE_WEIGHTS, sp.log(RowSum(y * E(z))), LogSumExp),
+    (R.LSE_WEIGHTS, sp.log(RowSum(p * E(2 * z - x))), LogSumExp),
+    (R.SHIFT_EXP_WEIGHTED, E(z + LogWeight(y)) / RowSum(E(z + LogWeight(y))), RowMax(z + LogWeight(y))),
     (R.LOG_SOFTMAX_DIFFERENCE, y * (z - LogSumExp(z)), NegLogSoftmax(z)),
     (R.LOG_SOFTMAX_DIFFERENCE, LogSumExp(z) - z, NegLogSoftmax(z)),
     (R.LSE_WEIGHTED, LogSumExp(z) - RowSum(y * z), NegLogSoftmax(z)),
@@ -159,7 +163,10 @@ KEEPS = [
     (R.LOG_SUM_EXP, sp.log(RowSum(y * E(z)))),
     (R.NORM2, SumSquares(x)),
     (R.EXPM1, E(x) - 2),
-    (R.LOG_EXPM1, sp.log(expm1(g))),  # no element: a constant
+    (R.LOG_EXPM1, sp.log(expm1(g))),
+    (R.LSE_WEIGHTS, sp.log(RowSum(y * z * E(z)))),  # not a weight times one exponential
+    (R.LSE_WEIGHTS, sp.log(RowSum(E(z)))),  # the log-sum-exp rule's
+    (R.SHIFT_EXP_WEIGHTED, E(z + LogWeight(y))),  # not homogeneous: the shift would change it  # no element: a constant
     (R.LOGIT_SIGMOID, sp.log(Sigmoid(x) / Sigmoid(y))),  # not the logit of one sigmoid
     (R.SIGMOID_POWER, 1 / (1 + E(-x))),  # n = 1: the sigmoid rule's
     (R.SIGMOID_POWER, 1 / (2 + E(-x) + E(x)) ** 2),  # three terms
@@ -480,6 +487,8 @@ LOSSES = [
          value=RowSum((1/(1 + exp(-x)) - y)**2)/C, prediction=x, label=y),
     Loss(family="more", variant="sqsig", title="label times a squared sigmoid written out",
          value=RowSum(y/(1 + exp(-x))**2)/C, prediction=x, label=y),
+    Loss(family="more", variant="wlse", title="weighted log-sum-exp",
+         value=log(RowSum(y*exp(x))), prediction=x, label=y),
     Loss(family="more", variant="split", title="logistic loss as two row sums",
          value=(RowSum(log(1 + exp(x))) - RowSum(y*x))/C, prediction=x, label=y),
 ]
@@ -504,6 +513,9 @@ MORE_POINTS = [
     ("logit", [0.0, 1.0, 0.0], [40.0, 1e-10, 3.0], "logit-sigmoid"),  # 1 - σ(40) = 0; log 2 - log 2
     ("brier", [0.0, 1.0, 0.0], [-800.0, 30.0, 800.0], "sigmoid-minus-label"),  # inf/inf; σ(30) - 1
     ("sqsig", [1.0, 1.0, 0.0], [-800.0, 3.0, 800.0], "sigmoid-power"),  # e^800/(1 + e^800)^3 = NaN
+    ("wlse", [0.5, 0.25, 0.25], [800.0, -800.0, 3.0], "log-sum-exp-weighted"),  # e^800 = inf
+    ("wlse", [0.0, 1.0, 0.0], [800.0, -800.0, 3.0], "log-sum-exp-weighted"),  # 0·inf; zero weight on the max
+    ("wlse", [1.0, 1.0, 0.0], [-800.0, -790.0, -1000.0], "log-sum-exp-weighted"),  # every term 0: log 0
     ("split", [1.0, 0.0, 0.0], [30.0, -30.0, 0.0], "rowsum-softplus-minus-weighted"),  # 30.000... - 30
     ("split", [0.0, 1.0, 0.0], [800.0, -800.0, 3.0], "rowsum-softplus-minus-weighted"),  # inf - 800
 ]
