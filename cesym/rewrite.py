@@ -788,17 +788,28 @@ POW1P = Rule(
 )
 
 
-def _powm1(e: sp.Basic) -> sp.Basic | None:
+def _number_and_term(e: sp.Basic, match: Callable[[sp.Basic], bool], ratio: int = -1):
+    """In a sum holding exactly one number n: ``(n, t, k, f)`` for its first term ``t = k·f`` with
+    ``match(f)`` and ``k = ratio·n`` (the shape ``n + ratio·n·f`` of expm1, powm1, 1 - 2σ), else None."""
     if not isinstance(e, sp.Add):
         return None
-    nums = [t for t in e.args if t.is_Number]
+    nums = [a for a in e.args if a.is_Number]
     if len(nums) != 1:
         return None
+    n = nums[0]
     for t in e.args:
         k, f = t.as_coeff_Mul()
-        if isinstance(f, sp.Pow) and _noninteger(f.exp) and _has_elems(f.base) and k == -nums[0]:
-            return e - t - nums[0] + k * Powm1(f.base, f.exp)
+        if match(f) and k == ratio * n:
+            return n, t, k, f
     return None
+
+
+def _powm1(e: sp.Basic) -> sp.Basic | None:
+    hit = _number_and_term(e, lambda f: isinstance(f, sp.Pow) and _noninteger(f.exp) and _has_elems(f.base))
+    if hit is None:
+        return None
+    n, t, k, f = hit
+    return e - t - n + k * Powm1(f.base, f.exp)
 
 
 POWM1 = Rule(
@@ -827,16 +838,11 @@ LOG_COSH = Rule(
 
 def _expm1(e: sp.Basic) -> sp.Basic | None:
     """``... + k·exp(u) - k + ...`` (k a number) -> ``... + k·expm1(u) + ...``."""
-    if not isinstance(e, sp.Add):
+    hit = _number_and_term(e, lambda f: isinstance(f, sp.exp) and _has_elems(f))
+    if hit is None:
         return None
-    nums = [a for a in e.args if a.is_Number]
-    if len(nums) != 1:
-        return None
-    for a in e.args:
-        k, f = a.as_coeff_Mul()
-        if isinstance(f, sp.exp) and _has_elems(f) and k == -nums[0]:
-            return e - a - nums[0] + k * expm1(f.args[0])
-    return None
+    n, t, k, f = hit
+    return e - t - n + k * expm1(f.args[0])
 
 
 EXPM1 = Rule(
@@ -1155,17 +1161,11 @@ POWER_RULE = Rule(
 
 def _sigmoid_difference(e: sp.Basic) -> sp.Basic | None:
     """``n + k·σ(u)`` with ``k = -2n`` (inside any sum) -> ``-n·tanh(u/2)``."""
-    if not isinstance(e, sp.Add):
+    hit = _number_and_term(e, lambda f: isinstance(f, Sigmoid), ratio=-2)
+    if hit is None:
         return None
-    nums = [t for t in e.args if t.is_Number]
-    if len(nums) != 1:
-        return None
-    n = nums[0]
-    for t in e.args:
-        k, f = t.as_coeff_Mul()
-        if isinstance(f, Sigmoid) and k == -2 * n:
-            return e - n - t - n * sp.tanh(f.args[0] / 2)
-    return None
+    n, t, _, f = hit
+    return e - n - t - n * sp.tanh(f.args[0] / 2)
 
 
 SIGMOID_DIFFERENCE = Rule(
