@@ -324,99 +324,58 @@ class KernelPrinter(NumPyPrinter):
     def _rt(self, name: str, *args) -> str:
         return "_rt.%s(%s)" % (name, ", ".join(self._print(a) for a in args))
 
-    def _print_RowSum(self, e):
-        return self._rt("row_sum", e.args[0])
+    #: Primitives printed as a call into the runtime, by class name: on their first argument
+    #: (the row or element expression) ...
+    _RT_FIRST_ARG = {
+        "RowSum": "row_sum",
+        "RowMax": "row_max",
+        "RestSum": "rest_sum",
+        "Sigmoid": "sigmoid",
+        "Softplus": "softplus",
+        "Log1mexp": "log1mexp",
+        "LogExpm1": "log_expm1",
+        "LogWeight": "log_weight",
+        "LogCosh": "log_cosh",
+        "Norm2": "norm2",
+        "NegLogSoftmax": "neg_log_softmax",
+        "NegLogNormalized": "neg_log_normalized",
+        "SumSquares": "sum_squares",
+    }
+    #: ... and on all their arguments.
+    _RT_ALL_ARGS = {
+        "Pow1p": "pow1p",
+        "Powm1": "powm1",
+        "CrossRest": "cross_rest",
+        "AtLabel": "at_label",
+        "RestAtLabel": "rest_at_label",
+        "OneHot": "one_hot",
+        "OneHotRest": "one_hot_rest",
+        "ScatterLabel": "scatter_label",
+        "OneHotCrossRest": "one_hot_cross_rest",
+        "ExpMin0": "exp_min0",
+        "OffMaxSum": "off_max_sum",
+        "SharedCrossRest": "cross_rest",
+        "WeightedNegLogNormalized": "weighted_neg_log_normalized",
+        "SharedRestSum": "rest_sum",
+        "SharedNegLogNormalized": "neg_log_normalized",
+        "XMul": "xmul",
+    }
 
-    def _print_RowMax(self, e):
-        return self._rt("row_max", e.args[0])
-
-    def _print_RestSum(self, e):
-        return self._rt("rest_sum", e.args[0])
-
-    def _print_Sigmoid(self, e):
-        return self._rt("sigmoid", e.args[0])
-
-    def _print_Softplus(self, e):
-        return self._rt("softplus", e.args[0])
-
-    def _print_Log1mexp(self, e):
-        return self._rt("log1mexp", e.args[0])
-
-    def _print_LogExpm1(self, e):
-        return self._rt("log_expm1", e.args[0])
-
-    def _print_LogWeight(self, e):
-        return self._rt("log_weight", e.args[0])
-
-    def _print_LogCosh(self, e):
-        return self._rt("log_cosh", e.args[0])
-
-    def _print_Pow1p(self, e):
-        return self._rt("pow1p", *e.args)
-
-    def _print_Powm1(self, e):
-        return self._rt("powm1", *e.args)
-
-    def _print_Norm2(self, e):
-        return self._rt("norm2", e.args[0])
-
-    def _print_NegLogSoftmax(self, e):
-        return self._rt("neg_log_softmax", e.args[0])
-
-    def _print_NegLogNormalized(self, e):
-        return self._rt("neg_log_normalized", e.args[0])
-
-    def _print_CrossRest(self, e):
-        return self._rt("cross_rest", *e.args)
-
-    def _print_AtLabel(self, e):
-        return self._rt("at_label", *e.args)
-
-    def _print_RestAtLabel(self, e):
-        return self._rt("rest_at_label", *e.args)
-
-    def _print_OneHot(self, e):
-        return self._rt("one_hot", *e.args)
-
-    def _print_OneHotRest(self, e):
-        return self._rt("one_hot_rest", *e.args)
-
-    def _print_ScatterLabel(self, e):
-        return self._rt("scatter_label", *e.args)
-
-    def _print_OneHotCrossRest(self, e):
-        return self._rt("one_hot_cross_rest", *e.args)
+    def _print_Function(self, e):
+        """The primitives of the tables above (each a ``sympy.Function``); others as SymPy prints them."""
+        name = type(e).__name__
+        if name in self._RT_FIRST_ARG:
+            return self._rt(self._RT_FIRST_ARG[name], e.args[0])
+        if name in self._RT_ALL_ARGS:
+            return self._rt(self._RT_ALL_ARGS[name], *e.args)
+        return super()._print_Function(e)
 
     def _print_WeightedSumSquares(self, e):
         x, a = e.args
         return self._rt("sum_squares", x) if a == 1 else self._rt("sum_squares", x, a)
 
-    def _print_SumSquares(self, e):
-        return self._rt("sum_squares", e.args[0])
-
-    def _print_ExpMin0(self, e):
-        return self._rt("exp_min0", *e.args)
-
     def _print_MaxPlusLog1p(self, e):
         return "(%s + numpy.log1p(%s))" % (self._print(e.args[0]), self._print(e.args[1]))
-
-    def _print_OffMaxSum(self, e):
-        return self._rt("off_max_sum", *e.args)
-
-    def _print_SharedCrossRest(self, e):
-        return self._rt("cross_rest", *e.args)
-
-    def _print_WeightedNegLogNormalized(self, e):
-        return self._rt("weighted_neg_log_normalized", *e.args)
-
-    def _print_SharedRestSum(self, e):
-        return self._rt("rest_sum", *e.args)
-
-    def _print_SharedNegLogNormalized(self, e):
-        return self._rt("neg_log_normalized", *e.args)
-
-    def _print_XMul(self, e):
-        return self._rt("xmul", *e.args)
 
     def _print_Max(self, e):
         return self._fold("numpy.maximum", e.args)
