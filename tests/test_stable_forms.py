@@ -250,18 +250,24 @@ LOSSES = [
 """
 
 
+def _generate_files(tmp_path_factory, name: str, files: dict[str, str]):
+    """Derivation files ``{family: text}`` generated (the edge check included) in a temporary
+    directory: ({family: module namespace}, {loss name: Loss})."""
+    base = tmp_path_factory.mktemp(name)
+    src, out = base / "derivations", base / "gen"
+    src.mkdir()
+    for family, text in files.items():
+        (src / f"{family}.py").write_text(text)
+    assert sorted(generate(src, out)) == sorted(["__init__.py", *(f"{f}.py" for f in files)])
+    modules = {f: load_module((out / f"{f}.py").read_text(), f) for f in files}
+    losses = {l.name: l for f in files for l in load_derivation(src / f"{f}.py")}
+    return modules, losses
+
+
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
     """Both directories generated once: {family: module namespace}, and the losses by name."""
-    base = tmp_path_factory.mktemp("stable")
-    src, out = base / "derivations", base / "gen"
-    src.mkdir()
-    (src / "issue.py").write_text(ISSUE)
-    (src / "shapes.py").write_text(SHAPES)
-    assert sorted(generate(src, out)) == ["__init__.py", "issue.py", "shapes.py"]
-    modules = {f: load_module((out / f"{f}.py").read_text(), f) for f in ("issue", "shapes")}
-    losses = {l.name: l for f in ("issue", "shapes") for l in load_derivation(src / f"{f}.py")}
-    return modules, losses
+    return _generate_files(tmp_path_factory, "stable", {"issue": ISSUE, "shapes": SHAPES})
 
 
 def _run(fn, labels, pred, params=()):
@@ -498,12 +504,8 @@ LOSSES = [
 @pytest.fixture(scope="module")
 def generated_more(tmp_path_factory):
     """The remaining shapes' losses generated once (the edge check included): module, losses."""
-    base = tmp_path_factory.mktemp("more")
-    src, out = base / "derivations", base / "gen"
-    src.mkdir()
-    (src / "more.py").write_text(MORE)
-    assert sorted(generate(src, out)) == ["__init__.py", "more.py"]
-    return load_module((out / "more.py").read_text(), "more"), {l.name: l for l in load_derivation(src / "more.py")}
+    modules, losses = _generate_files(tmp_path_factory, "more", {"more": MORE})
+    return modules["more"], losses
 
 
 MORE_POINTS = [
