@@ -1,7 +1,9 @@
 """Define: what a file in ``derivations/`` declares, and how it is loaded.
 
 A derivation file is a Python module that builds SymPy expressions and lists them in ``LOSSES``,
-a list of :class:`Loss`. It holds the mathematics only: no NumPy, no rewrite, no gradient.
+a list of :class:`Loss`, and its public functions in ``PUBLIC``, a list of
+:class:`cesym.declare.Public` (optional: without it each loss is one public function, see
+:func:`default_public`). It holds the mathematics only: no NumPy, no rewrite, no gradient.
 """
 
 from __future__ import annotations
@@ -14,9 +16,13 @@ from typing import Literal
 
 import sympy as sp
 
+from .declare import AXIS, Keyword, Public, Variant
 from .primitives import C, Elem, element_symbols
 
-__all__ = ["Loss", "N", "DerivationError", "load_derivation", "load_all", "derivation_files", "DERIVATIONS_DIR"]
+__all__ = [
+    "Loss", "N", "DerivationError", "Family", "load_family", "load_families", "load_derivation", "load_all",
+    "derivation_files", "default_public", "DERIVATIONS_DIR",
+]
 
 #: Number of rows in the batch (used by the batch-mean activity penalty).
 N = sp.Symbol("N", positive=True, integer=True)
@@ -116,11 +122,22 @@ class Loss:
             raise DerivationError(f"{self.name}: domain must be 'probability' or 'real'")
 
 
-def load_derivation(path: Path) -> list[Loss]:
-    """Execute one derivation file and return its ``LOSSES``.
+@dataclass(frozen=True)
+class Family:
+    """One derivation file: its losses, its public functions and its docstring."""
+
+    name: str
+    path: Path
+    losses: tuple[Loss, ...]
+    public: tuple[Public, ...]
+    doc: str = ""
+
+
+def load_family(path: Path) -> Family:
+    """Execute one derivation file and return its ``LOSSES`` and ``PUBLIC``.
 
     Raises :class:`DerivationError` with a one-line message naming the file for a syntax error,
-    an undefined name, or anything else the file does wrong.
+    an undefined name, an inconsistent declaration, or anything else the file does wrong.
     """
     path = Path(path)
     modname = f"cesym_derivation_{path.stem}"
@@ -148,7 +165,52 @@ def load_derivation(path: Path) -> list[Loss]:
         if loss.family != path.stem:
             raise DerivationError(f"{path}: loss family {loss.family!r} must match the file name {path.stem!r}")
         loss.validate()
-    return losses
+    if len({l.variant for l in losses}) != len(losses):
+        raise DerivationError(f"{path}: two losses share a variant name")
+    public = getattr(module, "PUBLIC", None)
+    if public is None:
+        public = default_public(losses)
+    if not isinstance(public, list) or not all(isinstance(x, Public) for x in public):
+        raise DerivationError(f"{path}: PUBLIC must be a list of cesym.declare.Public")
+    params = {l.variant: {q.name for q in l.params} for l in losses}
+    for pub in public:
+        errs = pub.validate(set(params), params)
+        if errs:
+            raise DerivationError(f"{path}: PUBLIC: {errs[0]}")
+    return Family(path.stem, path, tuple(losses), tuple(public), (module.__doc__ or "").strip())
+
+
+def load_derivation(path: Path) -> list[Loss]:
+    """The ``LOSSES`` of one derivation file (:func:`load_family`)."""
+    return list(load_family(path).losses)
+
+
+def default_public(losses: list[Loss]) -> list[Public]:
+    """The public functions of a file without ``PUBLIC``: one per loss, named after the file
+    (``<file>_<variant>`` when it has several), with every parameter a real keyword (no default),
+    dense labels (class indices for ``label_index``) and the declared domain."""
+    out = []
+    for loss in losses:
+        name = loss.family if len(losses) == 1 else f"{loss.family}_{loss.variant}"
+        if loss.label is None:
+            labels = "none"
+        elif loss.label_index:
+            labels = "index"
+        else:
+            labels = "distribution" if loss.domain == "probability" and loss.row_level else "real"
+        keywords = tuple(Keyword(q.name, None, "real", loss.param_ranges.get(q)) for q in loss.params)
+        if loss.row_level:
+            keywords += (AXIS,)
+            reduction = "row"
+        else:
+            reduction = "element"
+        domain = "unit" if loss.domain == "probability" else "real"
+        out.append(Public(
+            name=name, summary=loss.title, variants=(Variant(loss.variant, domain=domain, limits=None),),
+            labels=labels, args=("y_true", "y_pred") if labels != "none" else ("y_pred",), keywords=keywords,
+            reduction=reduction,
+        ))
+    return out
 
 
 def _user_line(exc: BaseException, path: Path) -> str:
@@ -176,6 +238,20 @@ def derivation_files(directory: Path = DERIVATIONS_DIR) -> list[Path]:
     return files
 
 
+def load_families(directory: Path = DERIVATIONS_DIR) -> dict[str, Family]:
+    """Load every ``*.py`` derivation in ``directory``, keyed by family, in name order.
+
+    Raises :class:`DerivationError` when two files declare the same public name."""
+    families = {path.stem: load_family(path) for path in derivation_files(directory)}
+    seen: dict[str, str] = {}
+    for fam in families.values():
+        for pub in fam.public:
+            if pub.name in seen:
+                raise DerivationError(f"{fam.path}: public name {pub.name!r} is declared by {seen[pub.name]} too")
+            seen[pub.name] = f"{fam.name}.py"
+    return families
+
+
 def load_all(directory: Path = DERIVATIONS_DIR) -> dict[str, list[Loss]]:
-    """Load every ``*.py`` derivation in ``directory``, keyed by family, in name order."""
-    return {path.stem: load_derivation(path) for path in derivation_files(directory)}
+    """The losses of every ``*.py`` derivation in ``directory``, keyed by family, in name order."""
+    return {name: list(f.losses) for name, f in load_families(directory).items()}

@@ -22,7 +22,7 @@ from pathlib import Path
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
-from .define import N, DerivationError, Loss, load_all, DERIVATIONS_DIR
+from .define import N, DerivationError, Loss, load_all, load_families, DERIVATIONS_DIR
 from .derive import Derived, derive
 from sympy.codegen.cfunctions import log1p
 
@@ -626,13 +626,56 @@ from .. import _runtime as _rt
 '''
 
 
-def render_family(family: str, derived: Sequence[Derived], module_doc: str = "") -> str:
-    """Source text of the generated module for one family."""
+def _render_weights(loss: Loss, printer: KernelPrinter) -> str:
+    """``<variant>_weights(y, pred, *params)``: the label weights in their declared order, from
+    dense labels (one-hot rows for class indices), as the cores compute them (the limit rules of
+    :mod:`cesym.kernels._limits` take them)."""
+    label = loss.label.name
+    args = ", ".join([label, loss.prediction.name] + [q.name for q in loss.params])
+    lines = []
+    if any(d.has(C) for d in loss.weights.values()):
+        lines.append(f"C = _rt.width({loss.prediction.name})")
+    for w, definition in loss.weights.items():
+        lines.append(f"{w.name}_ = {_print_weight(definition.subs(w, loss.label) if definition == w else definition, loss.params, printer)}")
+    names = [f"{w.name}_" for w in loss.weights]
+    lines.append("return (" + ", ".join(names) + ("," if len(names) == 1 else "") + ")")
+    doc = f"The label weights ({', '.join(w.name for w in loss.weights)}) of {loss.title}, as its cores compute them."
+    return f"def {loss.variant}_weights({args}):\n" + textwrap.indent(f'r"""{doc}"""\n' + "\n".join(lines), "    ") + "\n"
+
+
+def _cores(derived: Sequence[Derived]) -> dict:
+    """What the public API needs to know of each kernel: its arguments, whether it has label
+    weights, whether it is differentiable, one value per row or per element, and its formula."""
+    return {
+        d.loss.variant: {
+            "args": _arguments(d.loss),
+            "weights": [[w.name, sp.sstr(defn)] for w, defn in d.loss.weights.items()],
+            "differentiable": d.grad is not None,
+            "row_level": d.loss.row_level,
+            "title": d.loss.title,
+            "formula": sp.sstr(d.loss.value),
+        }
+        for d in derived
+    }
+
+
+def render_family(family: str, derived: Sequence[Derived], module_doc: str = "", public: Sequence = ()) -> str:
+    """Source text of the generated module for one family: its kernels and, as plain data, its
+    public declarations (``PUBLIC``, :class:`cesym.declare.Public`) and ``CORES``."""
+    import pprint
+
     printer = KernelPrinter()
     parts = [HEADER.format(family=family, doc=textwrap.dedent(module_doc).strip() + "\n" if module_doc else "")]
+    parts.append("#: The public functions of this file (cesym.declare.Public as plain data): cesym.kernels builds them.\n")
+    parts.append("PUBLIC = " + pprint.pformat([p.as_data() for p in public], width=100, sort_dicts=False) + "\n\n")
+    parts.append("#: Each kernel's arguments, label weights, differentiability, shape and formula.\n")
+    parts.append("CORES = " + pprint.pformat(_cores(derived), width=100, sort_dicts=False) + "\n\n\n")
     for d in derived:
         for fn in _functions(d):
             parts.append(_render_function(d.loss, fn, printer))
+            parts.append("\n\n")
+        if d.loss.weights:
+            parts.append(_render_weights(d.loss, printer))
             parts.append("\n\n")
     return "".join(parts).rstrip() + "\n"
 
@@ -648,14 +691,14 @@ def render_all(directory: Path = DERIVATIONS_DIR, keep: Sequence[str] = ()) -> d
     from .edges import check_edges, load_module
 
     out: dict[str, str] = {}
-    for family, losses in load_all(directory).items():
-        path = Path(directory) / f"{family}.py"
+    for family, fam in load_families(directory).items():
+        path = fam.path
         derived, refs = [], []
-        for loss in losses:
+        for loss in fam.losses:
             d = _derive_in(path, loss)
             refs.append(check_domain(loss, d, str(path)))
             derived.append(d)
-        text = render_family(family, derived, _module_doc(path))
+        text = render_family(family, derived, _module_doc(path), fam.public)
         namespace = load_module(text, family)
         for d, ref in zip(derived, refs):
             check_edges(d.loss, d, namespace, str(path), ref=ref)

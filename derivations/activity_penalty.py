@@ -11,6 +11,7 @@ what Keras 3's ``ActivityRegularization(l2=λ)`` adds to the loss. The value of 
 
 from sympy import Symbol
 
+from cesym.declare import Keras, Keyword, Public, Variant
 from cesym.define import Loss, N
 from cesym.primitives import Elem, RowSum
 
@@ -26,5 +27,23 @@ LOSSES = [
         prediction=h,
         params=(lam,),
         domain="real",
+    ),
+]
+
+PUBLIC = [
+    Public(
+        name="activity_penalty",
+        summary=r"Seed 003's penalty :math:`\lambda \cdot \frac1N\sum_n \sum_{c} h_{nc}^2` (batch axis 0), a 0-d array.",
+        variants=(Variant("l2_batch_mean", domain="real", limits="squares"),),
+        labels="none",
+        args=("h",),
+        keywords=(Keyword("lam", 0.1, "real", doc="the penalty weight λ"),),
+        reduction="batch",
+        keras=Keras(loss_class="keras.layers.ActivityRegularization"),
+        doc=r"""
+What ``lambda_ * tf.reduce_mean(tf.reduce_sum(tf.square(h), axis=[1, 2, 3]))`` computes and
+Keras 3's ``ActivityRegularization(l2=lam)`` adds to the loss. ±inf activations give
+``sign(λ)·inf`` (0 when λ = 0). Gradient: :math:`2\lambda h / N`.
+""",
     ),
 ]

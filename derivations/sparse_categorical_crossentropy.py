@@ -12,6 +12,7 @@ No label smoothing (Keras has none for the sparse form).
 
 from sympy import exp, log
 
+from cesym.declare import AXIS, Keras, Keyword, Public, Variant
 from cesym.define import Loss
 from cesym.primitives import Elem, RowSum
 
@@ -41,5 +42,31 @@ LOSSES = [
         label=y,
         label_index=True,
         domain="real",
+    ),
+]
+
+PUBLIC = [
+    Public(
+        name="sparse_categorical_crossentropy",
+        summary="Sparse categorical cross-entropy (``keras.losses.sparse_categorical_crossentropy``).",
+        variants=(
+            Variant("probs", {"from_logits": False}, domain="simplex", limits="renormalised"),
+            Variant("logits", {"from_logits": True}, domain="real", limits="softmax"),
+        ),
+        labels="index",
+        keywords=(
+            Keyword("from_logits", False, "flag", doc="y_pred holds logits (True) or probabilities (False)"),
+            AXIS,
+            Keyword("ignore_class", None, "ignore_class", doc="samples with this label get 0 and a zero gradient"),
+        ),
+        keras=Keras("keras.losses.sparse_categorical_crossentropy", "keras.losses.SparseCategoricalCrossentropy",
+                    ("keras.metrics.sparse_categorical_crossentropy", "keras.metrics.SparseCategoricalCrossentropy")),
+        doc=r"""
+Integer labels of shape (N,) or (N, 1) for y_pred (N, C); the loss is
+:math:`-\log(p_k/\sum_c p_c)` or :math:`-\log\operatorname{softmax}(z)_k`. Samples whose
+label equals ``ignore_class`` get 0 (and a zero gradient), whatever their predictions (NaN
+included). At ±inf logits: the limits: +inf if the labelled class's logit
+is -inf or another's +inf, 0 if the labelled class alone is +inf.
+""",
     ),
 ]

@@ -26,6 +26,37 @@ import numpy
 
 from .. import _runtime as _rt
 
+#: The public functions of this file (cesym.declare.Public as plain data): cesym.kernels builds them.
+PUBLIC = [{'name': 'activity_penalty',
+  'summary': "Seed 003's penalty :math:`\\lambda \\cdot \\frac1N\\sum_n \\sum_{c} h_{nc}^2` (batch "
+             'axis 0), a 0-d array.',
+  'variants': ({'loss': 'l2_batch_mean', 'when': {}, 'domain': 'real', 'limits': 'squares'},),
+  'labels': 'none',
+  'args': ('h',),
+  'keyword_only': False,
+  'keywords': ({'name': 'lam',
+                'default': 0.1,
+                'kind': 'real',
+                'range': None,
+                'doc': 'the penalty weight λ'},),
+  'reduction': 'batch',
+  'exact_label_shape': False,
+  'keras': {'function': None, 'loss_class': 'keras.layers.ActivityRegularization', 'metrics': ()},
+  'doc': '\n'
+         'What ``lambda_ * tf.reduce_mean(tf.reduce_sum(tf.square(h), axis=[1, 2, 3]))`` computes '
+         'and\n'
+         "Keras 3's ``ActivityRegularization(l2=lam)`` adds to the loss. ±inf activations give\n"
+         '``sign(λ)·inf`` (0 when λ = 0). Gradient: :math:`2\\lambda h / N`.\n'}]
+
+#: Each kernel's arguments, label weights, differentiability, shape and formula.
+CORES = {'l2_batch_mean': {'args': ['h', 'lam', 'N'],
+                   'weights': [],
+                   'differentiable': True,
+                   'row_level': True,
+                   'title': 'λ · mean over the batch of the sum of squares over the other axes',
+                   'formula': 'lam*RowSum(h**2)/N'}}
+
+
 def l2_batch_mean_value(h, lam, N):
     r"""λ · mean over the batch of the sum of squares over the other axes: stable value, one value per row (keepdims).
 

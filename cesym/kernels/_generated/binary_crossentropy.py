@@ -26,6 +26,68 @@ import numpy
 
 from .. import _runtime as _rt
 
+#: The public functions of this file (cesym.declare.Public as plain data): cesym.kernels builds them.
+PUBLIC = [{'name': 'binary_crossentropy',
+  'summary': 'Binary cross-entropy, mean over ``axis`` (``keras.losses.binary_crossentropy``).',
+  'variants': ({'loss': 'probs',
+                'when': {'from_logits': False},
+                'domain': 'unit',
+                'limits': 'edges'},
+               {'loss': 'logits',
+                'when': {'from_logits': True},
+                'domain': 'real',
+                'limits': 'sigmoid'}),
+  'labels': 'binary',
+  'args': ('y_true', 'y_pred'),
+  'keyword_only': False,
+  'keywords': ({'name': 'from_logits',
+                'default': False,
+                'kind': 'flag',
+                'range': None,
+                'doc': 'y_pred holds logits (True) or probabilities (False)'},
+               {'name': 'label_smoothing',
+                'default': 0.0,
+                'kind': 'real',
+                'range': (0.0, 1.0),
+                'doc': 'ε: labels move towards the uniform distribution'},
+               {'name': 'axis',
+                'default': -1,
+                'kind': 'axis',
+                'range': None,
+                'doc': 'the class axis, reduced over'}),
+  'reduction': 'row',
+  'exact_label_shape': False,
+  'keras': {'function': 'keras.losses.binary_crossentropy',
+            'loss_class': 'keras.losses.BinaryCrossentropy',
+            'metrics': ('keras.metrics.binary_crossentropy', 'keras.metrics.BinaryCrossentropy')},
+  'doc': '\n'
+         'With :math:`t = y(1-\\epsilon) + \\epsilon/2`, :math:`u = 1 - t` and :math:`p = '
+         '\\sigma(x)` when\n'
+         '``from_logits``: :math:`\\operatorname{mean}_{axis} -(t\\log p + u\\log(1-p))`.\n'
+         'Stable forms: ``t·softplus(-x) + u·softplus(x)`` on logits (two non-negative terms);\n'
+         '``log1p(-p)`` on probabilities. y_pred must lie in [0, 1] when ``from_logits`` is '
+         'False.\n'
+         'At ±inf logits and at p = 0 or 1: the limits, e.g.\n'
+         '``binary_crossentropy([[0, 1]], [[-inf, 2]], from_logits=True)`` is softplus(-2)/2.\n'
+         'Gradient: ``(u σ(x) - t σ(-x))/C`` on logits, ``(u/(1-p) - t/p)/C`` on probabilities.\n'}]
+
+#: Each kernel's arguments, label weights, differentiability, shape and formula.
+CORES = {'probs': {'args': ['y', 'p', 'label_smoothing'],
+           'weights': [['t', 'y*(1 - label_smoothing) + label_smoothing/2'],
+                       ['u', 'label_smoothing/2 + (1 - y)*(1 - label_smoothing)']],
+           'differentiable': True,
+           'row_level': True,
+           'title': 'binary cross-entropy on probabilities (from_logits=False)',
+           'formula': 'RowSum(-t*log(p) - u*log(1 - p))/C'},
+ 'logits': {'args': ['y', 'x', 'label_smoothing'],
+            'weights': [['t', 'y*(1 - label_smoothing) + label_smoothing/2'],
+                        ['u', 'label_smoothing/2 + (1 - y)*(1 - label_smoothing)']],
+            'differentiable': True,
+            'row_level': True,
+            'title': 'binary cross-entropy on logits (from_logits=True)',
+            'formula': 'RowSum(-t*log(Sigmoid(x)) - u*log(1 - Sigmoid(x)))/C'}}
+
+
 def probs_value(y, p, label_smoothing):
     r"""binary cross-entropy on probabilities (from_logits=False): stable value, one value per row (keepdims).
 
@@ -93,6 +155,13 @@ def probs_naive_grad(y, p, label_smoothing):
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     return (u/(1 - p) - t/p)/C
+
+
+def probs_weights(y, p, label_smoothing):
+    r"""The label weights (t, u) of binary cross-entropy on probabilities (from_logits=False), as its cores compute them."""
+    t_ = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
+    u_ = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
+    return (t_, u_)
 
 
 def logits_value(y, x, label_smoothing):
@@ -174,3 +243,10 @@ def logits_naive_grad(y, x, label_smoothing):
     tmp0 = 1/(numpy.exp(x) + 1)
     tmp1 = 1/(1 + numpy.exp(-x))
     return (-t*tmp0 + tmp0*tmp1*u/(1 - tmp1))/C
+
+
+def logits_weights(y, x, label_smoothing):
+    r"""The label weights (t, u) of binary cross-entropy on logits (from_logits=True), as its cores compute them."""
+    t_ = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
+    u_ = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
+    return (t_, u_)

@@ -29,6 +29,71 @@ import numpy
 
 from .. import _runtime as _rt
 
+#: The public functions of this file (cesym.declare.Public as plain data): cesym.kernels builds them.
+PUBLIC = [{'name': 'categorical_crossentropy',
+  'summary': 'Categorical cross-entropy over ``axis`` (``keras.losses.categorical_crossentropy``).',
+  'variants': ({'loss': 'probs',
+                'when': {'from_logits': False},
+                'domain': 'simplex',
+                'limits': 'renormalised'},
+               {'loss': 'logits',
+                'when': {'from_logits': True},
+                'domain': 'real',
+                'limits': 'softmax'}),
+  'labels': 'distribution',
+  'args': ('y_true', 'y_pred'),
+  'keyword_only': False,
+  'keywords': ({'name': 'from_logits',
+                'default': False,
+                'kind': 'flag',
+                'range': None,
+                'doc': 'y_pred holds logits (True) or probabilities (False)'},
+               {'name': 'label_smoothing',
+                'default': 0.0,
+                'kind': 'real',
+                'range': (0.0, 1.0),
+                'doc': 'ε: labels move towards the uniform distribution'},
+               {'name': 'axis',
+                'default': -1,
+                'kind': 'axis',
+                'range': None,
+                'doc': 'the class axis, reduced over'}),
+  'reduction': 'row',
+  'exact_label_shape': False,
+  'keras': {'function': 'keras.losses.categorical_crossentropy',
+            'loss_class': 'keras.losses.CategoricalCrossentropy',
+            'metrics': ('keras.metrics.categorical_crossentropy',
+                        'keras.metrics.CategoricalCrossentropy')},
+  'doc': '\n'
+         'With :math:`t_c = y_c(1-\\epsilon) + \\epsilon/C`: :math:`-\\sum_c t_c \\log(p_c/\\sum_k '
+         'p_k)`\n'
+         '(probabilities renormalised, as Keras does) or :math:`-\\sum_c '
+         't_c\\log\\operatorname{softmax}(z)_c`.\n'
+         'Stable forms: ``(max z - z_c) + log1p(Σ_{k≠argmax} e^{z_k - max z})`` and\n'
+         "``log1p(Σ_{k≠c} p_k / p_c)``, which keep a dominant class's tiny loss.\n"
+         'At ±inf logits (+inf or 0 probabilities): the limits; a -inf logit under\n'
+         'a zero label costs 0, e.g. labels [[0, .5, .5]] at logits [[-inf, 0, 0]] give ln 2.\n'
+         'Gradient on logits: :math:`(e_j R^t_j - t_j R^e_j)/(e_j + R^e_j)` with :math:`e = e^{z - '
+         '\\max z}` and\n'
+         ':math:`R^v_j = \\sum_{c\\ne j} v_c` (no cancellation in softmax_j - 1); on '
+         'probabilities\n'
+         ':math:`R^t_j/S - t_j R^p_j/(p_j S)`, :math:`S = \\sum p`.\n'}]
+
+#: Each kernel's arguments, label weights, differentiability, shape and formula.
+CORES = {'probs': {'args': ['y', 'p', 'label_smoothing'],
+           'weights': [['t', 'y*(1 - label_smoothing) + label_smoothing/C']],
+           'differentiable': True,
+           'row_level': True,
+           'title': 'categorical cross-entropy on probabilities (from_logits=False)',
+           'formula': '-RowSum(t*log(p/RowSum(p)))'},
+ 'logits': {'args': ['y', 'z', 'label_smoothing'],
+            'weights': [['t', 'y*(1 - label_smoothing) + label_smoothing/C']],
+            'differentiable': True,
+            'row_level': True,
+            'title': 'categorical cross-entropy on logits (from_logits=True)',
+            'formula': '-RowSum(t*log(exp(z)/RowSum(exp(z))))'}}
+
+
 def probs_value(y, p, label_smoothing):
     r"""categorical cross-entropy on probabilities (from_logits=False): stable value, one value per row (keepdims).
 
@@ -94,6 +159,13 @@ def probs_naive_grad(y, p, label_smoothing):
     C = _rt.width(p)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
     return _rt.row_sum(t)/_rt.row_sum(p) - t/p
+
+
+def probs_weights(y, p, label_smoothing):
+    r"""The label weights (t) of categorical cross-entropy on probabilities (from_logits=False), as its cores compute them."""
+    C = _rt.width(p)
+    t_ = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
+    return (t_,)
 
 
 def logits_value(y, z, label_smoothing):
@@ -162,3 +234,10 @@ def logits_naive_grad(y, z, label_smoothing):
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
     tmp0 = numpy.exp(z)
     return -t + tmp0*_rt.row_sum(t)/_rt.row_sum(tmp0)
+
+
+def logits_weights(y, z, label_smoothing):
+    r"""The label weights (t) of categorical cross-entropy on logits (from_logits=True), as its cores compute them."""
+    C = _rt.width(z)
+    t_ = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
+    return (t_,)

@@ -27,6 +27,65 @@ import numpy
 
 from .. import _runtime as _rt
 
+#: The public functions of this file (cesym.declare.Public as plain data): cesym.kernels builds them.
+PUBLIC = [{'name': 'sparse_categorical_crossentropy',
+  'summary': 'Sparse categorical cross-entropy (``keras.losses.sparse_categorical_crossentropy``).',
+  'variants': ({'loss': 'probs',
+                'when': {'from_logits': False},
+                'domain': 'simplex',
+                'limits': 'renormalised'},
+               {'loss': 'logits',
+                'when': {'from_logits': True},
+                'domain': 'real',
+                'limits': 'softmax'}),
+  'labels': 'index',
+  'args': ('y_true', 'y_pred'),
+  'keyword_only': False,
+  'keywords': ({'name': 'from_logits',
+                'default': False,
+                'kind': 'flag',
+                'range': None,
+                'doc': 'y_pred holds logits (True) or probabilities (False)'},
+               {'name': 'axis',
+                'default': -1,
+                'kind': 'axis',
+                'range': None,
+                'doc': 'the class axis, reduced over'},
+               {'name': 'ignore_class',
+                'default': None,
+                'kind': 'ignore_class',
+                'range': None,
+                'doc': 'samples with this label get 0 and a zero gradient'}),
+  'reduction': 'row',
+  'exact_label_shape': False,
+  'keras': {'function': 'keras.losses.sparse_categorical_crossentropy',
+            'loss_class': 'keras.losses.SparseCategoricalCrossentropy',
+            'metrics': ('keras.metrics.sparse_categorical_crossentropy',
+                        'keras.metrics.SparseCategoricalCrossentropy')},
+  'doc': '\n'
+         'Integer labels of shape (N,) or (N, 1) for y_pred (N, C); the loss is\n'
+         ':math:`-\\log(p_k/\\sum_c p_c)` or :math:`-\\log\\operatorname{softmax}(z)_k`. Samples '
+         'whose\n'
+         'label equals ``ignore_class`` get 0 (and a zero gradient), whatever their predictions '
+         '(NaN\n'
+         "included). At ±inf logits: the limits: +inf if the labelled class's logit\n"
+         "is -inf or another's +inf, 0 if the labelled class alone is +inf.\n"}]
+
+#: Each kernel's arguments, label weights, differentiability, shape and formula.
+CORES = {'probs': {'args': ['k', 'p'],
+           'weights': [['y', 'y']],
+           'differentiable': True,
+           'row_level': True,
+           'title': 'sparse categorical cross-entropy on probabilities (from_logits=False)',
+           'formula': '-RowSum(y*log(p/RowSum(p)))'},
+ 'logits': {'args': ['k', 'z'],
+            'weights': [['y', 'y']],
+            'differentiable': True,
+            'row_level': True,
+            'title': 'sparse categorical cross-entropy on logits (from_logits=True)',
+            'formula': '-RowSum(y*log(exp(z)/RowSum(exp(z))))'}}
+
+
 def probs_value(k, p):
     r"""sparse categorical cross-entropy on probabilities (from_logits=False): stable value, one value per row (keepdims).
 
@@ -92,6 +151,12 @@ def probs_naive_grad(k, p):
     return _rt.at_label(k, 1)/_rt.row_sum(p) - _rt.one_hot(k, C)/p
 
 
+def probs_weights(y, p):
+    r"""The label weights (y) of sparse categorical cross-entropy on probabilities (from_logits=False), as its cores compute them."""
+    y_ = y
+    return (y_,)
+
+
 def logits_value(k, z):
     r"""sparse categorical cross-entropy on logits (from_logits=True): stable value, one value per row (keepdims).
 
@@ -147,3 +212,9 @@ def logits_naive_grad(k, z):
     C = _rt.width(z)
     tmp0 = numpy.exp(z)
     return tmp0*_rt.at_label(k, 1)/_rt.row_sum(tmp0) - _rt.one_hot(k, C)
+
+
+def logits_weights(y, z):
+    r"""The label weights (y) of sparse categorical cross-entropy on logits (from_logits=True), as its cores compute them."""
+    y_ = y
+    return (y_,)

@@ -6,7 +6,8 @@ The fused TensorFlow ops ``tf.nn.*_cross_entropy_with_logits`` (keyword argument
   :math:`\ell = -(y \log\sigma(x) + (1 - y)\log(1 - \sigma(x)))`.
 * ``softmax_cross_entropy_with_logits``: :math:`L = -\sum_c y_c \log\operatorname{softmax}(z)_c`
   over ``axis``; the labels need not sum to 1.
-* ``sparse_softmax_cross_entropy_with_logits``: the same with a one-hot row from an integer label.
+* ``sparse_softmax_cross_entropy_with_logits``: the same with a one-hot row from an integer label
+  (:math:`-\log\operatorname{softmax}(z)_k`).
 
 Each function takes rows along the last axis (float64 arrays, labels broadcast to the
 prediction's shape; a label given by its class, ``k``, as int64 of shape (rows, 1), -1 for an
@@ -23,6 +24,93 @@ elementary forms, sharing ``exp(-|x|)``).
 import numpy
 
 from .. import _runtime as _rt
+
+#: The public functions of this file (cesym.declare.Public as plain data): cesym.kernels builds them.
+PUBLIC = [{'name': 'sigmoid_cross_entropy_with_logits',
+  'summary': '``tf.nn.sigmoid_cross_entropy_with_logits``: elementwise '
+             ':math:`y\\,\\mathrm{softplus}(-x) + (1-y)\\,\\mathrm{softplus}(x)`.',
+  'variants': ({'loss': 'sigmoid_cross_entropy_with_logits',
+                'when': {},
+                'domain': 'real',
+                'limits': 'sigmoid'},),
+  'labels': 'binary',
+  'args': ('labels', 'logits'),
+  'keyword_only': True,
+  'keywords': (),
+  'reduction': 'element',
+  'exact_label_shape': False,
+  'keras': {'function': 'tf.nn.sigmoid_cross_entropy_with_logits',
+            'loss_class': None,
+            'metrics': ()},
+  'doc': '\n'
+         'At x = +inf: ``(1 - y)·inf`` (0 for y = 1); at x = -inf: ``y·inf`` (0 for y = 0); NaN '
+         'stays NaN.\n'
+         'Gradient: elementwise :math:`(1-y)\\sigma(x) - y\\sigma(-x)`.\n'},
+ {'name': 'softmax_cross_entropy_with_logits',
+  'summary': '``tf.nn.softmax_cross_entropy_with_logits``: :math:`-\\sum_c '
+             'y_c\\log\\operatorname{softmax}(z)_c`; labels need not sum to 1.',
+  'variants': ({'loss': 'softmax_cross_entropy_with_logits',
+                'when': {},
+                'domain': 'real',
+                'limits': 'softmax'},),
+  'labels': 'distribution',
+  'args': ('labels', 'logits'),
+  'keyword_only': True,
+  'keywords': ({'name': 'axis',
+                'default': -1,
+                'kind': 'axis',
+                'range': None,
+                'doc': 'the class axis, reduced over'},),
+  'reduction': 'row',
+  'exact_label_shape': False,
+  'keras': {'function': 'tf.nn.softmax_cross_entropy_with_logits',
+            'loss_class': None,
+            'metrics': ()},
+  'doc': '\n'
+         'At ±inf logits: the limits: labels [[0, .5, .5]] at [[-inf, 0, 0]] give\n'
+         'ln 2, [[0, 1, 0]] at [[-inf, 0, -inf]] give 0; two +inf logits under a label give '
+         'NaN.\n'},
+ {'name': 'sparse_softmax_cross_entropy_with_logits',
+  'summary': '``tf.nn.sparse_softmax_cross_entropy_with_logits``: '
+             ':math:`-\\log\\operatorname{softmax}(z)_k`, labels of shape logits.shape[:-1].',
+  'variants': ({'loss': 'sparse_softmax_cross_entropy_with_logits',
+                'when': {},
+                'domain': 'real',
+                'limits': 'softmax'},),
+  'labels': 'index',
+  'args': ('labels', 'logits'),
+  'keyword_only': True,
+  'keywords': (),
+  'reduction': 'row',
+  'exact_label_shape': True,
+  'keras': {'function': 'tf.nn.sparse_softmax_cross_entropy_with_logits',
+            'loss_class': None,
+            'metrics': ()},
+  'doc': '\n'
+         'At ±inf logits: the limits: label 0 at [[1, inf]] gives +inf (gradient\n'
+         '[-1, 1]), label 1 gives 0 (gradient [0, 0]).\n'}]
+
+#: Each kernel's arguments, label weights, differentiability, shape and formula.
+CORES = {'sigmoid_cross_entropy_with_logits': {'args': ['y', 'x'],
+                                       'weights': [['y', 'y'], ['u', '1 - y']],
+                                       'differentiable': True,
+                                       'row_level': False,
+                                       'title': 'tf.nn.sigmoid_cross_entropy_with_logits '
+                                                '(elementwise)',
+                                       'formula': '-u*log(1 - Sigmoid(x)) - y*log(Sigmoid(x))'},
+ 'softmax_cross_entropy_with_logits': {'args': ['y', 'z'],
+                                       'weights': [['y', 'y']],
+                                       'differentiable': True,
+                                       'row_level': True,
+                                       'title': 'tf.nn.softmax_cross_entropy_with_logits',
+                                       'formula': '-RowSum(y*log(exp(z)/RowSum(exp(z))))'},
+ 'sparse_softmax_cross_entropy_with_logits': {'args': ['k', 'z'],
+                                              'weights': [['k', 'k']],
+                                              'differentiable': True,
+                                              'row_level': True,
+                                              'title': 'tf.nn.sparse_softmax_cross_entropy_with_logits',
+                                              'formula': '-RowSum(k*log(exp(z)/RowSum(exp(z))))'}}
+
 
 def sigmoid_cross_entropy_with_logits_value(y, x):
     r"""tf.nn.sigmoid_cross_entropy_with_logits (elementwise): stable value, one value per element.
@@ -92,6 +180,13 @@ def sigmoid_cross_entropy_with_logits_naive_grad(y, x):
     return tmp0*tmp1*u/(1 - tmp1) - tmp0*y
 
 
+def sigmoid_cross_entropy_with_logits_weights(y, x):
+    r"""The label weights (y, u) of tf.nn.sigmoid_cross_entropy_with_logits (elementwise), as its cores compute them."""
+    y_ = y
+    u_ = 1 - y
+    return (y_, u_)
+
+
 def softmax_cross_entropy_with_logits_value(y, z):
     r"""tf.nn.softmax_cross_entropy_with_logits: stable value, one value per row (keepdims).
 
@@ -147,3 +242,72 @@ def softmax_cross_entropy_with_logits_naive_grad(y, z):
     """
     tmp0 = numpy.exp(z)
     return tmp0*_rt.row_sum(y)/_rt.row_sum(tmp0) - y
+
+
+def softmax_cross_entropy_with_logits_weights(y, z):
+    r"""The label weights (y) of tf.nn.softmax_cross_entropy_with_logits, as its cores compute them."""
+    y_ = y
+    return (y_,)
+
+
+def sparse_softmax_cross_entropy_with_logits_value(k, z):
+    r"""tf.nn.sparse_softmax_cross_entropy_with_logits: stable value, one value per row (keepdims).
+
+    Mathematics: ``-RowSum(k*log(exp(z)/RowSum(exp(z))))``
+
+    Stable form: ``RowSum(k*NegLogSoftmax(z))``
+
+    Rewrites applied:
+    - log-softmax: log(exp(z_j)/Σ exp(z_c)) = -NegLogSoftmax(z): exp overflows past z = 88.72 (float32) or 709.78 (float64), and lse(z) - z_j cancels to 0 for a class winning by hundreds; (max z - z_j) + log1p(Σ_{c≠argmax} exp(z_c - max z)) is a sum of two non-negative terms.
+    """
+    tmp0, tmp1, tmp2, tmp3 = _rt.softmax_parts(z)
+    return _rt.at_label(k, tmp0 - _rt.at_label(k, z) + numpy.log1p(tmp3))
+
+
+def sparse_softmax_cross_entropy_with_logits_naive_value(k, z):
+    r"""tf.nn.sparse_softmax_cross_entropy_with_logits: the naive value (the definition in elementary functions, no rewrite).
+
+    ``-RowSum(k*log(exp(z)/RowSum(exp(z))))``
+    """
+    return -_rt.at_label(k, numpy.log(numpy.exp(_rt.at_label(k, z))/_rt.row_sum(numpy.exp(z))))
+
+
+def sparse_softmax_cross_entropy_with_logits_grad(k, z):
+    r"""tf.nn.sparse_softmax_cross_entropy_with_logits: stable gradient d(value)/d(z), elementwise.
+
+    Derived by SymPy from the stable value: ``-k + exp(z)*RowSum(k)/RowSum(exp(z))``
+
+    Stable form: ``CrossRest(k, z)/(exp(z - RowMax(z)) + RestSum(exp(z - RowMax(z))))``
+
+    Rewrites applied:
+    - shift-exp: exp(z_j)/Σ exp(z_c) = exp(z_j - max z)/Σ exp(z_c - max z): the shifted exponentials lie in (0, 1] and cannot overflow (the checked equivalence holds because the ratio is homogeneous).
+    - split-rowsum: Σ_c v_c = v_j + Σ_{c≠j} v_c: written this way, a difference such as σ_j·Σt - t_j or Σt/Σp - t_j/p_j becomes an expression in the other elements, which does not cancel when element j dominates (softmax_j - 1 = -Σ_{c≠j} e_c / Σ e_c).
+    - combine-weights: collect on the label weights and put each coefficient over one denominator, so that the cancelling parts of a coefficient (Σt/Σp - t/p) are cancelled exactly in algebra
+    - cross-rest: e_j·Σ_{c≠j}t_c - t_j·Σ_{c≠j}e_c = Σ_{c≠j}(t_c e_j - t_j e_c): one primitive, so that the runtime can take pairs of equal label weights as t_j·e_c·expm1(z_j - z_c) (two labelled classes with close logits cancel in e_j - e_c).
+    """
+    tmp0, tmp1, tmp2, tmp3 = _rt.softmax_parts(z)
+    return _rt.one_hot_cross_rest(k, tmp1, tmp3, tmp2)/tmp2
+
+
+def sparse_softmax_cross_entropy_with_logits_value_and_grad(k, z):
+    r"""tf.nn.sparse_softmax_cross_entropy_with_logits: stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``sparse_softmax_cross_entropy_with_logits_value`` and ``sparse_softmax_cross_entropy_with_logits_grad``).
+    """
+    tmp0, tmp1, tmp2, tmp3 = _rt.softmax_parts(z)
+    grad = _rt.one_hot_cross_rest(k, tmp1, tmp3, tmp2)/tmp2
+    return _rt.at_label(k, tmp0 - _rt.at_label(k, z) + numpy.log1p(tmp3)), grad
+
+
+def sparse_softmax_cross_entropy_with_logits_naive_grad(k, z):
+    r"""tf.nn.sparse_softmax_cross_entropy_with_logits: the naive gradient (SymPy's derivative of the definition, no rewrite).
+
+    ``-k + exp(z)*RowSum(k)/RowSum(exp(z))``
+    """
+    C = _rt.width(z)
+    tmp0 = numpy.exp(z)
+    return tmp0*_rt.at_label(k, 1)/_rt.row_sum(tmp0) - _rt.one_hot(k, C)
+
+
+def sparse_softmax_cross_entropy_with_logits_weights(k, z):
+    r"""The label weights (k) of tf.nn.sparse_softmax_cross_entropy_with_logits, as its cores compute them."""
+    k_ = k
+    return (k_,)

@@ -1,0 +1,417 @@
+"""The public kernels built from their declarations: argument checks, axis and dtype handling,
+limits and warnings around the generated cores, for any loss.
+
+Each generated module (:mod:`cesym.kernels._generated`) holds, next to its cores, ``PUBLIC``
+(the :class:`cesym.declare.Public` of its derivation file, as plain data) and ``CORES`` (each
+kernel's arguments). :func:`build` turns one declaration into ``<name>``, ``<name>_grad``,
+``<name>_value_and_grad`` and the naive ``<name>``/``<name>_grad``: nothing here knows a loss
+by name; what a loss needs is read from its declaration (label kind, prediction domain, limit
+rule, reduction, keywords).
+
+Every function computes in float64 (float32 inputs are widened exactly, and the float64 result
+is rounded once to float32), with the class axis moved last for the generated cores. ``kind``
+selects the stable kernel (``"value"``/``"grad"``/``"value_and_grad"``) or the naive lambdified
+definition (``"naive_value"``/``"naive_grad"``, for comparison only).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import numbers
+import textwrap
+from collections.abc import Callable
+from types import ModuleType
+
+import numpy as np
+
+from . import _limits as _lim
+from . import _misuse as M
+from . import _runtime as _rt
+from . import _validate as V
+from . import _blocks
+from ._blocks import RowView, run_blocks
+
+__all__ = ["build", "KINDS"]
+
+KINDS = ("value", "grad", "value_and_grad", "naive_value", "naive_grad")
+
+
+def _rows(a: np.ndarray, axis: int) -> np.ndarray | RowView:
+    """``a`` with the class axis last, as 2-D rows: a view whenever the layout allows one, else a
+    :class:`RowView` that gathers blocks of rows from the strided array (never a whole copy)."""
+    v = np.moveaxis(a, axis, -1)
+    if v.ndim == 2:
+        return v
+    try:
+        return np.reshape(v, (-1, v.shape[-1]), copy=False)
+    except ValueError:
+        return RowView(v)
+
+
+def _run(
+    core,
+    kind: str,
+    labels,
+    pred: np.ndarray,
+    axis: int,
+    scalars: tuple = (),
+    row_level: bool = True,
+    check=None,
+    precheck=None,
+    watch: M.ProbabilityWatch | None = None,
+    limits=None,
+    grad_alone: bool = False,
+    block_elements: int | None = None,
+):
+    """Call ``core`` on blocks of last-axis rows (:mod:`._blocks`); restore axes; round to pred's dtype.
+
+    ``labels``: an array of pred's shape, a callable making label blocks (class indices, see
+    :func:`_label_blocks`), or None. ``watch``: looks at every prediction block (as the
+    precheck) and warns, from this thread, once the blocks are done. ``limits(lab, pred)``:
+    (value, gradient, force) of block rows whose inputs are not all finite (:mod:`._limits`),
+    for the stable kinds.
+    ``grad_alone``: the gradient can be non-finite where the value is finite (ignored rows,
+    whose value is 0 whatever their logits); otherwise value_and_grad tests the value only.
+    ``block_elements``: the size of the blocks of short rows (default ``_blocks.BLOCK_ELEMENTS``).
+    """
+    if watch is not None:
+        precheck = watch
+    p = _rows(pred, axis)
+    n_rows, n_cols = p.shape
+    srcs = ([] if labels is None else [labels if callable(labels) else _rows(labels, axis)]) + [p]
+    kinds = ("value", "grad") if kind == "value_and_grad" else (kind,)
+    outputs = [("row" if row_level and not k.endswith("grad") else "elem", V.native(pred.dtype)) for k in kinds]
+    fix = None if limits is None or kind.startswith("naive") else _fixer(limits, kinds, not row_level, labels is not None and callable(labels))
+    # a non-finite gradient comes with a non-finite value (NaN or +inf in the row), but for
+    # ignored rows: the value is tested alone unless there are such rows
+    watched = (0,) if kind == "value_and_grad" and not grad_alone else None
+    outs = run_blocks(
+        core, srcs, scalars, n_rows, n_cols, outputs, check, precheck=precheck, limit=fix, watch=watched, pieces=True,
+        block_elements=block_elements,
+    )
+    if watch is not None:
+        watch.report(pred.size)
+    lead = pred.shape[:axis] + pred.shape[axis + 1 :]
+    res = []
+    for (shape, _), out in zip(outputs, outs):
+        if shape == "row":
+            res.append(out.reshape(lead))
+        else:
+            res.append(np.moveaxis(out.reshape(lead + (n_cols,)), -1, axis))
+    return tuple(res) if kind == "value_and_grad" else res[0]
+
+
+def _fixer(limits, kinds, elementwise: bool, sparse: bool):
+    """The ``limit`` callback of :func:`run_blocks`: rows with non-finite inputs (or ignored rows)
+    get their limits where the core's outputs are not finite."""
+
+    def fix(blocks, res):
+        x = blocks[-1]
+        lab = blocks[0] if len(blocks) > 1 else None
+        bad = ~np.isfinite(x).all(axis=-1)
+        if lab is not None:
+            bad |= (lab[:, 0] < 0) if sparse else ~np.isfinite(lab).all(axis=-1)
+        if not np.any(bad):
+            return res
+        return _lim.repair(kinds, res, bad, lambda idx: limits(None if lab is None else lab[idx], x[idx]), x.shape, elementwise)
+
+    return fix
+
+
+def _renormalisable(block: np.ndarray, name: str = "y_pred") -> None:
+    """Per float64 block of rows: every row must have a positive, finite sum to renormalise."""
+    s = _rt.row_sum(block)
+    if np.any(s == 0):
+        raise ValueError(f"{name}: a row of probabilities sums to 0 and cannot be renormalised")
+    if np.any(np.isinf(s) & ~np.isinf(block).any(axis=-1, keepdims=True)):
+        raise ValueError(f"{name}: a row of probabilities overflows float64 when summed")
+
+
+def _check_positive(p: np.ndarray, name: str = "y_pred") -> None:
+    """Per block of rows: positive numbers (NaN passes: it propagates; fmin skips it)."""
+    if np.fmin.reduce(p, axis=None) <= 0:
+        raise ValueError(f"{name}: expected positive values (min {np.nanmin(p)})")
+
+
+def _label_blocks(labels: np.ndarray):
+    """Blocks of flat integer labels as (rows, 1) int64 columns; -1 marks an ignored sample."""
+    return lambda s, e: labels[s:e, None]
+
+
+def _sigmoid_grad_block(kind: str) -> int | None:
+    """Half blocks for the gradients of the sigmoid terms: their cores keep about ten block-sized
+    float64 temporaries, so two threads at full blocks held 1.02x a float32 input in scratch
+    (2^20 x 10), for no speed (measured: 1.04 and 1.00 of the half blocks' time)."""
+    return _blocks.BLOCK_ELEMENTS // 2 if kind.endswith("grad") else None
+
+
+def _real_keyword(value, kw: dict) -> float:
+    """A "real" keyword: a finite number, in its declared closed range."""
+    v = V.scalar(value, kw["name"])
+    rng = kw["range"]
+    if rng is not None and not float(rng[0]) <= v <= float(rng[1]):
+        raise ValueError(f"{kw['name']}: expected a value in [{float(rng[0]):g}, {float(rng[1]):g}], got {value!r}")
+    return v
+
+
+def _ignore_class(value) -> int | None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer))):
+        raise TypeError(f"ignore_class: expected an integer or None, got {value!r}")
+    return value
+
+
+class _Call:
+    """One call's checked inputs: the variant, the prediction and labels, the scalars."""
+
+    def __init__(self, pub: dict, module: ModuleType, values: dict):
+        self.pub, self.module = pub, module
+        kws = {k["name"]: k for k in pub["keywords"]}
+        flags = {n: V.flag(values[n], n) for n, k in kws.items() if k["kind"] == "flag"}
+        self.variant = next(v for v in pub["variants"] if all(flags[k] == want for k, want in v["when"].items()))
+        self.core = module.CORES[self.variant["loss"]]
+        self.pred_name = pub["args"][-1]
+        self.lab_name = pub["args"][0] if pub["labels"] != "none" else None
+        self.has_flag = "from_logits" in flags
+        p = V.prediction(values[self.pred_name], self.pred_name)
+        red = pub["reduction"]
+        if red == "row":
+            if "axis" in kws:
+                axis = values["axis"]
+                ax = V.normalize_axis(axis, p.ndim, pred_name=self.pred_name)
+                where = f"axis={axis}"
+            else:
+                ax, where = p.ndim - 1, "the last"
+            if p.shape[ax] == 0:
+                raise ValueError(f"{self.pred_name}: the class axis ({where}) is empty")
+        elif red == "batch":
+            ax = 0
+        else:
+            ax = p.ndim  # a unit axis appended: every element a row of one
+        self.p, self.ax = p, ax
+        self.labels, self.ignored = self._labels(values, kws)
+        self.scalars = {}
+        for n, k in kws.items():
+            if k["kind"] == "real":
+                self.scalars[n] = _real_keyword(values[n], k)
+        if red == "batch" and p.shape[0] == 0:
+            raise ValueError(f"{self.pred_name}: the batch axis (axis 0) is empty")
+
+    def _labels(self, values: dict, kws: dict):
+        kind = self.pub["labels"]
+        if kind == "none":
+            return None, None
+        raw = values[self.lab_name]
+        p, name = self.p, self.lab_name
+        if kind != "index":
+            y = V.dense_labels(raw, p.shape, name, self.pred_name)
+            return (y[..., None] if self.pub["reduction"] == "element" else y), None
+        raw = V.array(raw, name)
+        if self.pub["exact_label_shape"] and raw.shape != p.shape[:-1]:
+            raise ValueError(
+                f"{name}: shape {raw.shape} does not fit {self.pred_name}' shape {p.shape}: expected {p.shape[:-1]} "
+                "(one integer label per row; tf.nn takes no trailing 1)"
+            )
+        ignore = _ignore_class(values["ignore_class"]) if "ignore_class" in kws else None
+        ignored = None
+        if ignore is not None:
+            ignored = raw == ignore
+            raw = np.where(ignored, 0, raw)
+        labels = V.sparse_labels(raw, p.shape, self.ax, name)
+        if ignored is not None:
+            labels = np.where(ignored.reshape(labels.shape), -1, labels)  # -1: a row of zeros
+        return _label_blocks(labels.reshape(-1)), (ignored is not None and bool(np.any(ignored)))
+
+    def params(self) -> tuple:
+        """The cores' scalar arguments after the label and prediction, in their order."""
+        args = self.core["args"][2 if self.pub["labels"] != "none" else 1 :]
+        return tuple(self.p.shape[0] if a == "N" else self.scalars[a] for a in args)
+
+
+def _unit_interval(call: _Call):
+    hint = " with from_logits=False" if call.has_flag else ""
+    tail = "; pass from_logits=True for logits" if call.has_flag else ""
+    name = call.pred_name
+
+    def check(p: np.ndarray) -> None:
+        """Per block of rows: probabilities in [0, 1] (NaN passes: it propagates; fmin/fmax skip it)."""
+        if np.fmin.reduce(p, axis=None) < 0 or np.fmax.reduce(p, axis=None) > 1:
+            raise ValueError(
+                f"{name}: expected probabilities in [0, 1]{hint} "
+                f"(got values in [{np.nanmin(p)}, {np.nanmax(p)}]){tail}"
+            )
+
+    return check
+
+
+def _nonnegative(call: _Call):
+    hint = " with from_logits=False" if call.has_flag else ""
+    tail = "; pass from_logits=True for logits" if call.has_flag else ""
+    name = call.pred_name
+
+    def check(p: np.ndarray) -> None:
+        """Per block of rows: non-negative probabilities (NaN passes: it propagates; fmin skips it)."""
+        if np.fmin.reduce(p, axis=None) < 0:
+            raise ValueError(f"{name}: expected non-negative probabilities{hint} (min {np.nanmin(p)}){tail}")
+
+    return check
+
+
+def _limit_rule(call: _Call, kind: str):
+    """The ``limits(lab, pred)`` callback of the variant's rule (:mod:`._limits`), or None."""
+    rule = call.variant["limits"]
+    if rule is None or rule == "squares" or kind.startswith("naive"):
+        return None
+    params = tuple(call.scalars[a] for a in call.core["args"][2:] if a != "N") if call.pub["labels"] != "none" else ()
+    weights = getattr(call.module, call.variant["loss"] + "_weights", None) if call.core["weights"] else None
+    index = call.pub["labels"] == "index"
+
+    def w(lab, x):
+        return weights(lab, x, *params) if weights is not None else (lab,)
+
+    if rule == "edges":
+        return lambda lab, x: _lim.nan_rows(lab, x)
+    if rule == "sigmoid":
+        C = call.p.shape[call.ax] if call.pub["reduction"] == "row" else None
+        return lambda lab, x: _lim.sigmoid_rows(*w(lab, x), x, C)
+    rows = _lim.softmax_rows if rule == "softmax" else _lim.probs_rows
+    if index:
+        return lambda k, x: rows(w(_rt.one_hot(k, x.shape[-1]), x)[0], x, ignored=k[:, 0] < 0)
+    return lambda lab, x: rows(w(lab, x)[0], x)
+
+
+_BATCH_ROW = 512  # elements per row to aim for when the samples of a batch reduction are shorter
+
+
+def _call(pub: dict, module: ModuleType, values: dict, kind: str):
+    c = _Call(pub, module, values)
+    core = getattr(module, f"{c.variant['loss']}_{kind}")
+    if pub["reduction"] == "batch":
+        return _batch(c, core, kind)
+    rule, domain = c.variant["limits"], c.variant["domain"]
+    checks: dict = {}
+    if domain == "unit":
+        checks["precheck"] = _unit_interval(c)
+    elif domain == "simplex":
+        checks = {"precheck": _nonnegative(c), "check": lambda b: _renormalisable(b, c.pred_name)}
+    elif domain == "positive":
+        checks["precheck"] = lambda b: _check_positive(b, c.pred_name)
+    if rule in ("softmax", "renormalised"):
+        M.single_class(pub["name"], c.pred_name, c.p.shape, c.ax)
+    watch = None
+    if domain == "real" and rule == "sigmoid":
+        watch = M.ProbabilityWatch(pub["name"], c.pred_name, False)
+    elif domain == "real" and rule == "softmax" and c.p.shape[c.ax] > 1:
+        watch = M.ProbabilityWatch(pub["name"], c.pred_name, True)
+    if watch is not None:
+        checks.pop("precheck", None)
+    block = _sigmoid_grad_block(kind) if rule == "sigmoid" else None
+    element = pub["reduction"] == "element"
+    pred = c.p[..., None] if element else c.p
+    res = _run(
+        core, kind, c.labels, pred, c.ax, c.params(), row_level=not element, watch=watch,
+        limits=_limit_rule(c, kind), grad_alone=bool(c.ignored), block_elements=block, **checks,
+    )
+    if element:
+        return tuple(r[..., 0] for r in res) if kind == "value_and_grad" else res[..., 0]
+    return res
+
+
+def _batch(c: _Call, core, kind: str):
+    """A loss summed over the whole batch (samples along axis 0): one 0-d value."""
+    a = c.p
+    rows = a.reshape(a.shape[0], -1)
+    # Only the total matters, so short samples are laid out several to a row: long rows are
+    # summed by NumPy's pairwise sum, and there are fewer per-row results to add up.
+    group = math.gcd(rows.shape[0], 1 << max(0, (_BATCH_ROW // max(1, rows.shape[1])).bit_length() - 1))
+    rows = rows.reshape(rows.shape[0] // group, group * rows.shape[1])
+    kinds = ("value", "grad") if kind == "value_and_grad" else (kind,)
+    # the per-row terms stay float64 until their sum is rounded once
+    outputs = [("row", np.dtype(np.float64)) if not k.endswith("grad") else ("elem", V.native(a.dtype)) for k in kinds]
+    size = max(1, math.prod(a.shape[1:]))  # elements per sample
+    fix = None
+    if c.variant["limits"] == "squares" and not kind.startswith("naive"):
+        lam = next(iter(c.scalars.values()))
+        fix = _fixer(lambda _, x: _lim.penalty_rows(x, lam, size), kinds, False, False)
+    # Blocks of short rows twice the usual size: one pass per element (a square, a sum), so the
+    # per-block work of the driver would be 15% of it at 2^17 (measured: 12.7 -> 9.0 ms at
+    # 2^20 x 10). Rows are computed alike in any block; long rows keep the usual pieces.
+    block = _blocks.BLOCK_ELEMENTS * 2
+    outs = run_blocks(
+        core, [rows], c.params(), rows.shape[0], rows.shape[1], outputs, limit=fix, pieces=True, block_elements=block
+    )
+    res = []
+    with np.errstate(all="ignore"):  # a float32 result past 3.4e38 rounds to inf
+        for (shape, _), out in zip(outputs, outs):
+            res.append(np.asarray(np.sum(out), dtype=V.native(a.dtype)) if shape == "row" else out.reshape(a.shape))
+    return tuple(res) if kind == "value_and_grad" else res[0]
+
+
+# --- the public functions -----------------------------------------------------------------------
+
+_CONVENTIONS = """
+Inputs: float32 or float64 predictions (float32 is computed in float64 and rounded once); the
+result has the predictions' dtype. Accuracy: value within 4 + 4κ ulps, gradient elements within
+8 + 4κ ulps of the exact result (κ the componentwise condition number). ±inf inputs give the
+limits of the mathematics, NaN only where there is none; NaN propagates to its row's outputs.
+"""
+
+
+def _signature(pub: dict) -> inspect.Signature:
+    kind = inspect.Parameter.KEYWORD_ONLY if pub["keyword_only"] else inspect.Parameter.POSITIONAL_OR_KEYWORD
+    params = [inspect.Parameter(a, kind) for a in pub["args"]]
+    for k in pub["keywords"]:
+        default = inspect.Parameter.empty if k["kind"] == "real" and k["default"] is None else k["default"]
+        params.append(inspect.Parameter(k["name"], kind, default=default))
+    return inspect.Signature(params)
+
+
+def _formulas(pub: dict, module: ModuleType) -> str:
+    lines = []
+    for v in pub["variants"]:
+        core = module.CORES[v["loss"]]
+        weights = "; ".join(f"{w} = {d}" for w, d in core["weights"] if w != d)
+        lines.append(f"* {core['title']}: ``{core['formula']}``" + (f", label weights ``{weights}``" if weights else ""))
+    return "\n".join(lines)
+
+
+def _doc(pub: dict, module: ModuleType, kind: str) -> str:
+    name, pred = pub["name"], pub["args"][-1]
+    if kind == "value":
+        head = pub["summary"]
+    elif kind == "grad":
+        head = f"d(Σ {name})/d({pred}): the gradient of the sum of the returned values, {pred}'s shape and dtype."
+    else:
+        head = f"``({name}(...), {name}_grad(...))`` in one pass: the same numbers, shared work."
+    keywords = "".join(f"\n* ``{k['name']}`` (default {k['default']!r}): {k['doc']}" for k in pub["keywords"] if k["doc"])
+    body = textwrap.dedent(pub["doc"]).strip()
+    parts = [head, body, "Definition (the generated kernels' mathematics, ``C`` the row length):\n\n" + _formulas(pub, module)]
+    if keywords:
+        parts.append("Keywords:" + keywords)
+    parts.append(_CONVENTIONS.strip())
+    return "\n\n".join(p for p in parts if p)
+
+
+_SUFFIX = {"value": "", "grad": "_grad", "value_and_grad": "_value_and_grad", "naive_value": "", "naive_grad": "_grad"}
+
+
+def build(pub: dict, module: ModuleType, naive: bool = False) -> dict[str, Callable]:
+    """The public functions of one declaration: ``{name: fn, name_grad: fn, name_value_and_grad: fn}``
+    (``naive``: ``{name: fn, name_grad: fn}`` computing the naive forms)."""
+    sig = _signature(pub)
+    kinds = ("naive_value", "naive_grad") if naive else ("value", "grad", "value_and_grad")
+    out = {}
+    for kind in kinds:
+        name = pub["name"] + _SUFFIX[kind]
+
+        def fn(*args, __kind=kind, **kwargs):
+            bound = sig.bind(*args, **kwargs)
+            bound.apply_defaults()
+            return _call(pub, module, bound.arguments, __kind)
+
+        fn.__name__ = fn.__qualname__ = name
+        fn.__signature__ = sig
+        fn.__doc__ = _doc(pub, module, kind.replace("naive_", ""))
+        fn.__module__ = "cesym.kernels.naive" if naive else "cesym.kernels"
+        out[name] = fn
+    return out
