@@ -117,25 +117,22 @@ def reference_for(loss: Loss, n: int) -> RowReference:
     return _REFS[key]
 
 
-_EXT: dict[tuple[str, int], ExtendedReference] = {}
+_EXT: dict[tuple[str, int, bool], ExtendedReference] = {}
 
 
-def _unit(loss: Loss) -> bool:
-    """Probabilities bounded by 1 (not renormalised): binary cross-entropy's."""
-    return loss.domain == "probability" and loss.name.startswith("binary_crossentropy.")
-
-
-def extended_for(loss: Loss, n: int) -> ExtendedReference:
-    key = (loss.name, n)
+def extended_for(loss: Loss, n: int, unit: bool = False) -> ExtendedReference:
+    """The limits' reference; ``unit``: probabilities bounded by 1, element by element (the
+    declared domain ``"unit"``, not renormalised), whose edge 1 is reached only as a limit too."""
+    key = (loss.name, n, unit)
     if key not in _EXT:
-        _EXT[key] = ExtendedReference(reference_for(loss, n), loss.domain, _unit(loss))
+        _EXT[key] = ExtendedReference(reference_for(loss, n), loss.domain, unit)
     return _EXT[key]
 
 
-def _pick(ref: RowReference, loss: Loss, lab, pred):
+def _pick(ref: RowReference, loss: Loss, lab, pred, unit: bool):
     """The interval reference, or its limits where an input is reached only as a limit."""
-    if needs_limit(pred, loss.domain, _unit(loss)) or (lab is not None and not np.all(np.isfinite(np.asarray(lab, dtype=np.float64)))):
-        return extended_for(loss, ref.n)
+    if needs_limit(pred, loss.domain, unit) or (lab is not None and not np.all(np.isfinite(np.asarray(lab, dtype=np.float64)))):
+        return extended_for(loss, ref.n, unit)
     return ref
 
 
@@ -158,7 +155,7 @@ def check_batch(
     call = kernel or case.call
     dtype = batch.pred.dtype
     res = Result()
-    if case.kernel == "activity_penalty":
+    if case.reduction == "batch":
         for start, stop, params in batch.groups or [(0, batch.pred.shape[0], batch.params)]:
             _check_penalty(loss, batch, start, stop, params, call, grad, res, value_base, grad_base)
         return res
@@ -177,7 +174,7 @@ def check_batch(
             items = [(r, None, None if labels is None else labels[r], batch.pred[r], value[r], None if g is None else g[r])]
             ref = reference_for(loss, n)
         for row, col, lab, pred, val, grow in items:
-            _check_point(_pick(ref, loss, lab, pred), res, batch.strata[r], row, col, lab, pred, params, val, grow, dtype, value_base, grad_base)
+            _check_point(_pick(ref, loss, lab, pred, case.domain == "unit"), res, batch.strata[r], row, col, lab, pred, params, val, grow, dtype, value_base, grad_base)
     return res
 
 
@@ -283,10 +280,10 @@ def _check_penalty(
     value = np.asarray(call(None, pred, params, grad=False))
     g = np.asarray(call(None, pred, params, grad=True)) if grad else None
     ref = reference_for(loss, n)
-    lam = params["lam"]
+    scalars = [params[q.name] for q in loss.params] + [B]
     values, kap_terms = [], []
     for r in range(B):
-        v, gr = _pick(ref, loss, None, pred[r]).value_and_grad(None, pred[r], [lam, B], dtype=dtype)
+        v, gr = _pick(ref, loss, None, pred[r], False).value_and_grad(None, pred[r], scalars, dtype=dtype)
         values.append(v)
         kap_terms += [abs(mpmath.mpf(float(x)) * d) for x, d in zip(pred[r], gr) if np.isfinite(x)]
         for j, (gj, tj) in enumerate(zip(g[r] if g is not None else (), gr)):
@@ -316,5 +313,5 @@ def _check_penalty(
     if e > vbase:
         res.value_share.append(share)
     if share > 1:
-        inputs = f"rows {start}:{stop} pred={pred.tolist()!r} lam={lam!r}"
+        inputs = f"rows {start}:{stop} pred={pred.tolist()!r} params={scalars[:-1]!r}"
         res.failures.append(Failure("value", start, batch.strata[start], e, k, inputs, float(value), str(total)))

@@ -173,7 +173,11 @@ def load_family(path: Path) -> Family:
     if not isinstance(public, list) or not all(isinstance(x, Public) for x in public):
         raise DerivationError(f"{path}: PUBLIC must be a list of cesym.declare.Public")
     params = {l.variant: {q.name for q in l.params} for l in losses}
+    cores = {f"{v}_{k}" for v in params for k in ("value", "grad", "value_and_grad", "naive_value", "naive_grad", "weights")}
     for pub in public:
+        clash = {pub.name + s for s in ("", "_grad", "_value_and_grad")} & cores
+        if clash:
+            raise DerivationError(f"{path}: PUBLIC: {pub.name}: the name {sorted(clash)[0]} is a generated kernel's too; rename the loss variant")
         errs = pub.validate(set(params), params)
         if errs:
             raise DerivationError(f"{path}: PUBLIC: {errs[0]}")

@@ -621,8 +621,16 @@ elementary forms, sharing ``exp(-|x|)``).
 
 import numpy
 
-from .. import _runtime as _rt
+from cesym.kernels import _runtime as _rt
 
+'''
+
+FOOTER = '''
+
+# The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.
+from cesym.kernels._api import export as _export  # noqa: E402
+
+__all__ = _export(globals())
 '''
 
 
@@ -677,7 +685,7 @@ def render_family(family: str, derived: Sequence[Derived], module_doc: str = "",
         if d.loss.weights:
             parts.append(_render_weights(d.loss, printer))
             parts.append("\n\n")
-    return "".join(parts).rstrip() + "\n"
+    return "".join(parts).rstrip() + "\n" + FOOTER
 
 
 def render_all(directory: Path = DERIVATIONS_DIR, keep: Sequence[str] = ()) -> dict[str, str]:

@@ -1,40 +1,72 @@
 """Which public kernel computes which derived loss, and how to call it on a batch of rows.
 
-Used by the accuracy checks (tests, ``cesym verify``): each :class:`KernelCase` names a public
-function of :mod:`cesym.kernels` with fixed keyword arguments, the loss (``family.variant``) it
-computes, the kind of labels and predictions it takes, and how to call it on rows along the
-last axis.
+Used by the accuracy checks (tests, ``cesym verify``), the bench and the reports: each
+:class:`KernelCase` is one variant of a declared public function (:class:`cesym.declare.Public`,
+as the generated modules hold it in ``PUBLIC``) with the keyword values that select it, the loss
+(``family.variant``) it computes, its label kind, prediction domain, limit rule and reduction,
+and how to call it on rows along the last axis. Nothing here knows a loss by name.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from types import ModuleType
 
 import numpy as np
 
-__all__ = ["KernelCase", "CASES", "case", "label_kinds", "one_hot"]
+__all__ = ["KernelCase", "CASES", "cases", "case", "label_kinds", "one_hot"]
 
 
 @dataclass(frozen=True)
 class KernelCase:
-    """One public kernel in one configuration."""
+    """One public kernel in one configuration (one declared variant)."""
 
-    kernel: str  # public name in cesym.kernels
+    kernel: str  # public name
     loss: str  # Loss.name of the definition it computes
-    inputs: Literal["probs", "logits", "real"]
-    labels: Literal["dense", "sparse", "none"]
-    smoothing: bool = False  # takes label_smoothing
-    keywords: dict = field(default_factory=dict)
-    elementwise: bool = False  # one value per element (no reduction over the row)
-    nn_keywords: bool = False  # tf.nn style: labels=, logits=
+    label_kind: str  # cesym.declare.LABEL_KINDS
+    domain: str  # cesym.declare.DOMAINS: the predictions'
+    limits: str | None  # cesym.declare.LIMITS
+    reduction: str  # "row", "element" or "batch"
+    keywords: dict = field(default_factory=dict)  # fixed: the flags selecting the variant
+    params: tuple = ()  # the real keywords: ((name, default, (lo, hi) or None), ...)
+    keyword_only: bool = False  # tf.nn style: labels=, logits=
+    has_axis: bool = False  # takes axis=
+    args: tuple[str, ...] = ("y_true", "y_pred")  # the label and prediction arguments' names
+    module: ModuleType | None = field(default=None, compare=False, repr=False)  # the kernels' namespace
 
     @property
     def id(self) -> str:
         kw = ",".join(f"{k}={v}" for k, v in self.keywords.items())
         return f"{self.kernel}[{kw}]" if kw else self.kernel
+
+    @property
+    def labels(self) -> str:
+        """``"dense"``, ``"sparse"`` (class indices) or ``"none"``."""
+        return {"index": "sparse", "none": "none"}.get(self.label_kind, "dense")
+
+    @property
+    def inputs(self) -> str:
+        """``"probs"`` (probabilities), ``"logits"`` (a sigmoid's or softmax's input), ``"positive"`` or ``"real"``."""
+        if self.domain in ("unit", "simplex"):
+            return "probs"
+        if self.domain == "positive":
+            return "positive"
+        return "logits" if self.limits in ("sigmoid", "softmax") else "real"
+
+    @property
+    def elementwise(self) -> bool:
+        return self.reduction == "element"
+
+    @property
+    def nn_keywords(self) -> bool:
+        return self.keyword_only
+
+    @property
+    def smoothing(self) -> bool:
+        """Has parameters with a declared range (sampled over it for the "smoothed" label kind)."""
+        return any(r is not None for _, _, r in self.params)
 
     def call(self, labels, pred, params: dict, grad: bool = False, module=None):
         """Call the kernel (value, or gradient with ``grad``) on rows along the last axis.
@@ -46,31 +78,47 @@ class KernelCase:
         """
         from cesym import kernels
 
-        fn: Callable = getattr(module or kernels, self.kernel + ("_grad" if grad else ""))
-        kw = dict(self.keywords)
+        fn: Callable = getattr(module or self.module or kernels, self.kernel + ("_grad" if grad else ""))
+        kw = {name: default for name, default, _ in self.params if default is not None}
+        kw.update(self.keywords)
         kw.update(params)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", kernels.SingleClassWarning)
             warnings.simplefilter("ignore", kernels.ProbabilitiesAsLogitsWarning)
-            if self.nn_keywords:
-                return fn(labels=labels, logits=pred, **kw)
+            if self.keyword_only:
+                return fn(**{self.args[0]: labels, self.args[-1]: pred}, **kw)
             if self.labels == "none":
                 return fn(pred, **kw)
             return fn(labels, pred, **kw)
 
 
-CASES: list[KernelCase] = [
-    KernelCase("binary_crossentropy", "binary_crossentropy.probs", "probs", "dense", True, {"from_logits": False}),
-    KernelCase("binary_crossentropy", "binary_crossentropy.logits", "logits", "dense", True, {"from_logits": True}),
-    KernelCase("categorical_crossentropy", "categorical_crossentropy.probs", "probs", "dense", True, {"from_logits": False}),
-    KernelCase("categorical_crossentropy", "categorical_crossentropy.logits", "logits", "dense", True, {"from_logits": True}),
-    KernelCase("sparse_categorical_crossentropy", "sparse_categorical_crossentropy.probs", "probs", "sparse", False, {"from_logits": False}),
-    KernelCase("sparse_categorical_crossentropy", "sparse_categorical_crossentropy.logits", "logits", "sparse", False, {"from_logits": True}),
-    KernelCase("sigmoid_cross_entropy_with_logits", "tf_nn.sigmoid_cross_entropy_with_logits", "logits", "dense", elementwise=True, nn_keywords=True),
-    KernelCase("softmax_cross_entropy_with_logits", "tf_nn.softmax_cross_entropy_with_logits", "logits", "dense", nn_keywords=True),
-    KernelCase("sparse_softmax_cross_entropy_with_logits", "sparse_categorical_crossentropy.logits", "logits", "sparse", nn_keywords=True),
-    KernelCase("activity_penalty", "activity_penalty.l2_batch_mean", "real", "none"),
-]
+def cases(modules: Iterable[ModuleType], namespace: ModuleType | None = None) -> list[KernelCase]:
+    """One case per declared variant of every public function of the generated ``modules``
+    (their ``PUBLIC``), in module order. ``namespace``: where the public functions are (default
+    :mod:`cesym.kernels`)."""
+    out = []
+    for module in modules:
+        family = module.__name__.rsplit(".", 1)[-1]
+        for pub in getattr(module, "PUBLIC", ()):
+            params = tuple((k["name"], k["default"], tuple(k["range"]) if k["range"] else None) for k in pub["keywords"] if k["kind"] == "real")
+            for v in pub["variants"]:
+                c = KernelCase(
+                    kernel=pub["name"], loss=f"{family}.{v['loss']}", label_kind=pub["labels"], domain=v["domain"],
+                    limits=v["limits"], reduction=pub["reduction"], keywords=dict(v["when"]), params=params,
+                    keyword_only=pub["keyword_only"], has_axis=any(k["kind"] == "axis" for k in pub["keywords"]),
+                    args=tuple(pub["args"]), module=namespace,
+                )
+                out.append(c)
+    return out
+
+
+def _shipped() -> list[KernelCase]:
+    from cesym.kernels import _generated
+
+    return cases(getattr(_generated, m) for m in _generated.__all__)
+
+
+CASES: list[KernelCase] = _shipped()
 
 
 def label_kinds(case: KernelCase) -> list[tuple[str, bool, bool]]:
@@ -79,7 +127,7 @@ def label_kinds(case: KernelCase) -> list[tuple[str, bool, bool]]:
     Hard labels always; soft labels for dense labels; label smoothing where the kernel has it.
     """
     kinds = [("hard", False, False)]
-    if case.labels == "dense":
+    if case.label_kind in ("binary", "distribution"):
         kinds.append(("soft", True, False))
     if case.smoothing:
         kinds.append(("smoothed", False, True))

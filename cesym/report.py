@@ -125,7 +125,7 @@ def _points(c: dict, points: int) -> str:
     from .sampling import PENALTY_LAMS, PENALTY_MAX_BATCH
 
     case = _case_of(c["kernel"])
-    if case.kernel != "activity_penalty":
+    if case.reduction != "batch":
         return str(c["points"])
     rows = -(-points // len(label_kinds(case)))
     lams = ", ".join(f"{v:g}" for v in PENALTY_LAMS)

@@ -23,7 +23,7 @@ class Batch:
 
     labels: np.ndarray | None  # dense (B, n) floats, sparse (B,) ints, or None
     pred: np.ndarray  # (B, n) in the kernel's dtype
-    params: dict  # keyword parameters (label_smoothing, lam)
+    params: dict  # keyword parameters (e.g. label_smoothing, lam)
     strata: list[str]  # stratum of each row
     # kernels that reduce over the batch (the activity penalty): the independent batches the
     # rows form, (first row, end row, their keyword parameters); empty: the whole batch is one
@@ -108,7 +108,9 @@ def _labels_row(rng, case: KernelCase, soft: bool, n: int, pred_row: np.ndarray)
         y = rng.uniform(0, 1, n)
         y[rng.random(n) < 0.2] = 0.5
         return y
-    if case.kernel in ("categorical_crossentropy", "softmax_cross_entropy_with_logits"):
+    if case.label_kind == "real":  # regression targets: any finite number, as the predictions
+        return _logit_row(rng, "moderate" if rng.random() < 0.5 else "large", n, np.float64)
+    if case.label_kind == "distribution":
         y = np.zeros(n)
         k = int(np.argmax(pred_row)) if rng.random() < 0.5 else int(rng.integers(n))
         y[k] = 1.0
@@ -118,7 +120,7 @@ def _labels_row(rng, case: KernelCase, soft: bool, n: int, pred_row: np.ndarray)
     return rng.integers(0, 2, n).astype(np.float64)
 
 
-def _penalty_sample(rng: np.random.Generator, dtype, n: int, rows: int) -> Batch:
+def _penalty_sample(rng: np.random.Generator, dtype, n: int, rows: int, weight: str) -> Batch:
     """The activity penalty's rows, as many small batches (1 to ``PENALTY_MAX_BATCH`` rows, each
     one value of the kernel): one stratum and one λ (``PENALTY_LAMS``) per batch, the strata in
     turn, so that huge and subnormal-squared activations make the penalty of a batch on their
@@ -130,9 +132,9 @@ def _penalty_sample(rng: np.random.Generator, dtype, n: int, rows: int) -> Batch
         s = PENALTY_STRATA[len(groups) % len(PENALTY_STRATA)]
         preds += [_logit_row(rng, s, n, dtype).astype(dtype) for _ in range(start, stop)]
         names += [s] * (stop - start)
-        groups.append((start, stop, {"lam": float(rng.choice(PENALTY_LAMS))}))
+        groups.append((start, stop, {weight: float(rng.choice(PENALTY_LAMS))}))
         start = stop
-    return Batch(None, np.array(preds, dtype=dtype).reshape(rows, n), {"lam": PENALTY_LAMS[0]}, names, groups)
+    return Batch(None, np.array(preds, dtype=dtype).reshape(rows, n), {weight: PENALTY_LAMS[0]}, names, groups)
 
 
 def _stack(case: KernelCase, preds: list, labels: list, dtype) -> tuple[np.ndarray, np.ndarray | None]:
@@ -147,18 +149,19 @@ def _stack(case: KernelCase, preds: list, labels: list, dtype) -> tuple[np.ndarr
 def sample(case: KernelCase, dtype, n: int, rows: int, seed: int, soft: bool = False, smoothing: bool = False) -> Batch:
     """``rows`` seeded rows of length ``n`` for ``case`` in ``dtype``.
 
-    ``soft``: soft labels (uniform in [0, 1]); ``smoothing``: a label_smoothing in (0, 1].
+    ``soft``: soft labels (uniform in [0, 1]); ``smoothing``: the parameters with a declared
+    range drawn over it (label_smoothing in (0, 1]), else at their defaults.
     The activity penalty's rows come as many small batches (``Batch.groups``, :func:`_penalty_sample`).
     """
     rng = np.random.default_rng([seed, n, rows, int(soft), int(smoothing), np.dtype(dtype).itemsize])
-    if case.kernel == "activity_penalty":
-        return _penalty_sample(rng, dtype, n, rows)
+    if case.reduction == "batch":
+        return _penalty_sample(rng, dtype, n, rows, case.params[0][0])
     strata = PROB_STRATA if case.inputs == "probs" else PRED_STRATA
     preds, labels, names = [], [], []
     for r in range(rows):
         s = strata[r % len(strata)]
         if case.inputs == "probs":
-            row = _prob_row(rng, s, n, dtype, renormalised=case.kernel != "binary_crossentropy")
+            row = _prob_row(rng, s, n, dtype, renormalised=case.domain == "simplex")
         else:
             row = _logit_row(rng, s, n, dtype).astype(dtype)
         preds.append(row)
@@ -166,9 +169,24 @@ def sample(case: KernelCase, dtype, n: int, rows: int, seed: int, soft: bool = F
         names.append(s)
     pred, lab = _stack(case, preds, labels, dtype)
     params: dict = {}
-    if case.smoothing:
-        params["label_smoothing"] = float(rng.choice([0.1, 0.2, 1.0, rng.uniform(0, 1)])) if smoothing else 0.0
+    params.update(_params(rng, case, smoothing))
     return Batch(lab, pred, params, names)
+
+
+def _params(rng: np.random.Generator, case: KernelCase, draw: bool) -> dict:
+    """The case's parameters with a declared range [lo, hi]: with ``draw``, each at a seeded
+    point lo + f·(hi - lo), f one of 0.1, 0.2, 1 (the upper edge) or uniform in [0, 1];
+    otherwise its default (the middle of the range when it has none)."""
+    out = {}
+    for name, default, rng_ in case.params:
+        if rng_ is None:
+            continue
+        lo, hi = rng_
+        if draw:
+            out[name] = float(lo + (hi - lo) * rng.choice([0.1, 0.2, 1.0, rng.uniform(0, 1)]))
+        else:
+            out[name] = float(default) if default is not None else (lo + hi) / 2
+    return out
 
 
 # --- the extended reals: ±inf logits, +inf and 0 probabilities, NaN ----------------------------
@@ -183,8 +201,8 @@ EXTENDED_STRATA = {
 
 def _ext_kind(case: KernelCase) -> str:
     if case.inputs == "probs":
-        return "unit" if case.kernel == "binary_crossentropy" else "probs"
-    return "real" if case.kernel == "activity_penalty" else "logits"
+        return "unit" if case.domain == "unit" else "probs"
+    return "logits" if case.inputs == "logits" else "real"
 
 
 def _some(rng, n: int, lo: int, hi: int) -> np.ndarray:
@@ -271,8 +289,7 @@ def sample_extended(case: KernelCase, dtype, n: int, rows: int, seed: int, soft:
         labels.append(lab)
     pred, lab = _stack(case, preds, labels, dtype)
     params: dict = {}
-    if case.smoothing:
-        params["label_smoothing"] = float(rng.choice([0.1, 0.2, 1.0, rng.uniform(0, 1)])) if smoothing else 0.0
-    if case.kernel == "activity_penalty":  # λ = 0 (zero weight times an infinite term) on short rows
-        params["lam"] = 0.0 if n <= 4 else 0.1
+    params.update(_params(rng, case, smoothing))
+    if case.reduction == "batch":  # λ = 0 (zero weight times an infinite term) on short rows
+        params[case.params[0][0]] = 0.0 if n <= 4 else 0.1
     return Batch(lab, pred, params, names)

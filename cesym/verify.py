@@ -71,7 +71,7 @@ def _gradient_spot_check(case: KernelCase, batch, rows: int = 3) -> float:
     of e^{-1e300} say nothing, and the check is of the derivation, not of the extremes.
     """
     loss = losses_by_name()[case.loss]
-    if not loss.differentiable or case.kernel == "activity_penalty":
+    if not loss.differentiable or case.reduction == "batch":
         return 0.0
     labels = one_hot(batch.labels, batch.pred.shape[1]) if case.labels == "sparse" else batch.labels
     params = [batch.params[p.name] for p in loss.params]
@@ -189,7 +189,7 @@ def run(
         case = CASES[i]
         kinds = label_kinds(case)
         rows = QUICK_ROWS if quick and not points else -(-(points or DEFAULT_ROWS) // len(kinds))
-        case_sizes = (4,) if case.kernel == "activity_penalty" else sizes
+        case_sizes = (4,) if case.reduction == "batch" else sizes
         for dtype in ("float32", "float64"):
             for kind, soft, smooth in kinds:
                 tasks.append((i, dtype, kind, soft, smooth, rows, case_sizes, seed, keras, 0 if not forms else QUICK_CLASS_ROWS if quick else CLASS_ROWS))

@@ -23,7 +23,7 @@ k = Elem("k")  # one-hot indicator of the integer label
 LOSSES = [
     Loss(
         family="tf_nn",
-        variant="sigmoid_cross_entropy_with_logits",
+        variant="sigmoid",
         title="tf.nn.sigmoid_cross_entropy_with_logits (elementwise)",
         value=-(y * log(Sigmoid(x)) + u * log(1 - Sigmoid(x))),
         prediction=x,
@@ -33,7 +33,7 @@ LOSSES = [
     ),
     Loss(
         family="tf_nn",
-        variant="softmax_cross_entropy_with_logits",
+        variant="softmax",
         title="tf.nn.softmax_cross_entropy_with_logits",
         value=-RowSum(y * log(exp(z) / RowSum(exp(z)))),
         prediction=z,
@@ -43,7 +43,7 @@ LOSSES = [
     ),
     Loss(
         family="tf_nn",
-        variant="sparse_softmax_cross_entropy_with_logits",
+        variant="sparse_softmax",
         title="tf.nn.sparse_softmax_cross_entropy_with_logits",
         value=-RowSum(k * log(exp(z) / RowSum(exp(z)))),
         prediction=z,
@@ -58,7 +58,7 @@ PUBLIC = [
     Public(
         name="sigmoid_cross_entropy_with_logits",
         summary=r"``tf.nn.sigmoid_cross_entropy_with_logits``: elementwise :math:`y\,\mathrm{softplus}(-x) + (1-y)\,\mathrm{softplus}(x)`.",
-        variants=(Variant("sigmoid_cross_entropy_with_logits", domain="real", limits="sigmoid"),),
+        variants=(Variant("sigmoid", domain="real", limits="sigmoid"),),
         labels="binary",
         args=("labels", "logits"),
         keyword_only=True,
@@ -72,7 +72,7 @@ Gradient: elementwise :math:`(1-y)\sigma(x) - y\sigma(-x)`.
     Public(
         name="softmax_cross_entropy_with_logits",
         summary=r"``tf.nn.softmax_cross_entropy_with_logits``: :math:`-\sum_c y_c\log\operatorname{softmax}(z)_c`; labels need not sum to 1.",
-        variants=(Variant("softmax_cross_entropy_with_logits", domain="real", limits="softmax"),),
+        variants=(Variant("softmax", domain="real", limits="softmax"),),
         labels="distribution",
         args=("labels", "logits"),
         keyword_only=True,
@@ -86,7 +86,7 @@ ln 2, [[0, 1, 0]] at [[-inf, 0, -inf]] give 0; two +inf logits under a label giv
     Public(
         name="sparse_softmax_cross_entropy_with_logits",
         summary=r"``tf.nn.sparse_softmax_cross_entropy_with_logits``: :math:`-\log\operatorname{softmax}(z)_k`, labels of shape logits.shape[:-1].",
-        variants=(Variant("sparse_softmax_cross_entropy_with_logits", domain="real", limits="softmax"),),
+        variants=(Variant("sparse_softmax", domain="real", limits="softmax"),),
         labels="index",
         args=("labels", "logits"),
         keyword_only=True,

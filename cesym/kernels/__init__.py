@@ -76,7 +76,6 @@ from __future__ import annotations
 import numpy as np
 
 from . import _generated
-from ._api import build as _build
 from ._blocks import num_threads, set_num_threads  # noqa: F401
 from ._misuse import ProbabilitiesAsLogitsWarning, SingleClassWarning  # noqa: F401
 from ._metrics import (  # noqa: F401
@@ -89,17 +88,14 @@ from ._metrics import (  # noqa: F401
 
 
 def _public(naive: bool = False) -> dict:
-    """Every generated module's declared public functions (``PUBLIC``), built by :mod:`._api`."""
+    """Every generated module's public functions (built from its ``PUBLIC`` by :mod:`._api`)."""
     out: dict = {}
     for modname in _generated.__all__:
         module = getattr(_generated, modname)
-        try:
-            for pub in getattr(module, "PUBLIC", ()):
-                out.update(_build(pub, module, naive))
-        except Exception as e:  # noqa: BLE001 - a module from an older cesym must not stop `cesym generate`
-            import warnings
-
-            warnings.warn(f"cesym.kernels: generated module {modname} cannot be used ({e!r}); run `cesym generate`", RuntimeWarning)
+        if naive:
+            out.update(getattr(module, "NAIVE", {}))
+        else:
+            out.update({n: getattr(module, n) for n in getattr(module, "__all__", ())})
     return out
 
 

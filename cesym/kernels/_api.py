@@ -32,7 +32,7 @@ from . import _validate as V
 from . import _blocks
 from ._blocks import RowView, run_blocks
 
-__all__ = ["build", "KINDS"]
+__all__ = ["build", "export", "KINDS"]
 
 KINDS = ("value", "grad", "value_and_grad", "naive_value", "naive_grad")
 
@@ -412,6 +412,23 @@ def build(pub: dict, module: ModuleType, naive: bool = False) -> dict[str, Calla
         fn.__name__ = fn.__qualname__ = name
         fn.__signature__ = sig
         fn.__doc__ = _doc(pub, module, kind.replace("naive_", ""))
-        fn.__module__ = "cesym.kernels.naive" if naive else "cesym.kernels"
+        fn.__module__ = module.__name__
         out[name] = fn
     return out
+
+
+def export(namespace: dict) -> list[str]:
+    """Build a generated module's declared public functions into its ``namespace`` (its
+    ``globals()``), the naive forms into ``namespace["NAIVE"]``; return the public names."""
+    from types import SimpleNamespace
+
+    module = SimpleNamespace(**namespace)
+    names: list[str] = []
+    naive: dict[str, Callable] = {}
+    for pub in namespace.get("PUBLIC", ()):
+        fns = build(pub, module)
+        namespace.update(fns)
+        names += list(fns)
+        naive.update(build(pub, module, naive=True))
+    namespace["NAIVE"] = naive
+    return names

@@ -24,7 +24,7 @@ elementary forms, sharing ``exp(-|x|)``).
 
 import numpy
 
-from .. import _runtime as _rt
+from cesym.kernels import _runtime as _rt
 
 #: The public functions of this file (cesym.declare.Public as plain data): cesym.kernels builds them.
 PUBLIC = [{'name': 'activity_penalty',
@@ -107,3 +107,9 @@ def l2_batch_mean_naive_grad(h, lam, N):
     ``2*h*lam/N``
     """
     return (h*lam/N)*2
+
+
+# The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.
+from cesym.kernels._api import export as _export  # noqa: E402
+
+__all__ = _export(globals())

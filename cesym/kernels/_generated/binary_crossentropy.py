@@ -24,7 +24,7 @@ elementary forms, sharing ``exp(-|x|)``).
 
 import numpy
 
-from .. import _runtime as _rt
+from cesym.kernels import _runtime as _rt
 
 #: The public functions of this file (cesym.declare.Public as plain data): cesym.kernels builds them.
 PUBLIC = [{'name': 'binary_crossentropy',
@@ -250,3 +250,9 @@ def logits_weights(y, x, label_smoothing):
     t_ = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u_ = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     return (t_, u_)
+
+
+# The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.
+from cesym.kernels._api import export as _export  # noqa: E402
+
+__all__ = _export(globals())

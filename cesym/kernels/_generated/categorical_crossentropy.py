@@ -27,7 +27,7 @@ elementary forms, sharing ``exp(-|x|)``).
 
 import numpy
 
-from .. import _runtime as _rt
+from cesym.kernels import _runtime as _rt
 
 #: The public functions of this file (cesym.declare.Public as plain data): cesym.kernels builds them.
 PUBLIC = [{'name': 'categorical_crossentropy',
@@ -241,3 +241,9 @@ def logits_weights(y, z, label_smoothing):
     C = _rt.width(z)
     t_ = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
     return (t_,)
+
+
+# The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.
+from cesym.kernels._api import export as _export  # noqa: E402
+
+__all__ = _export(globals())

@@ -25,7 +25,7 @@ elementary forms, sharing ``exp(-|x|)``).
 
 import numpy
 
-from .. import _runtime as _rt
+from cesym.kernels import _runtime as _rt
 
 #: The public functions of this file (cesym.declare.Public as plain data): cesym.kernels builds them.
 PUBLIC = [{'name': 'sparse_categorical_crossentropy',
@@ -218,3 +218,9 @@ def logits_weights(y, z):
     r"""The label weights (y) of sparse categorical cross-entropy on logits (from_logits=True), as its cores compute them."""
     y_ = y
     return (y_,)
+
+
+# The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.
+from cesym.kernels._api import export as _export  # noqa: E402
+
+__all__ = _export(globals())

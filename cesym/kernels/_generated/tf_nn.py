@@ -23,16 +23,13 @@ elementary forms, sharing ``exp(-|x|)``).
 
 import numpy
 
-from .. import _runtime as _rt
+from cesym.kernels import _runtime as _rt
 
 #: The public functions of this file (cesym.declare.Public as plain data): cesym.kernels builds them.
 PUBLIC = [{'name': 'sigmoid_cross_entropy_with_logits',
   'summary': '``tf.nn.sigmoid_cross_entropy_with_logits``: elementwise '
              ':math:`y\\,\\mathrm{softplus}(-x) + (1-y)\\,\\mathrm{softplus}(x)`.',
-  'variants': ({'loss': 'sigmoid_cross_entropy_with_logits',
-                'when': {},
-                'domain': 'real',
-                'limits': 'sigmoid'},),
+  'variants': ({'loss': 'sigmoid', 'when': {}, 'domain': 'real', 'limits': 'sigmoid'},),
   'labels': 'binary',
   'args': ('labels', 'logits'),
   'keyword_only': True,
@@ -49,10 +46,7 @@ PUBLIC = [{'name': 'sigmoid_cross_entropy_with_logits',
  {'name': 'softmax_cross_entropy_with_logits',
   'summary': '``tf.nn.softmax_cross_entropy_with_logits``: :math:`-\\sum_c '
              'y_c\\log\\operatorname{softmax}(z)_c`; labels need not sum to 1.',
-  'variants': ({'loss': 'softmax_cross_entropy_with_logits',
-                'when': {},
-                'domain': 'real',
-                'limits': 'softmax'},),
+  'variants': ({'loss': 'softmax', 'when': {}, 'domain': 'real', 'limits': 'softmax'},),
   'labels': 'distribution',
   'args': ('labels', 'logits'),
   'keyword_only': True,
@@ -73,10 +67,7 @@ PUBLIC = [{'name': 'sigmoid_cross_entropy_with_logits',
  {'name': 'sparse_softmax_cross_entropy_with_logits',
   'summary': '``tf.nn.sparse_softmax_cross_entropy_with_logits``: '
              ':math:`-\\log\\operatorname{softmax}(z)_k`, labels of shape logits.shape[:-1].',
-  'variants': ({'loss': 'sparse_softmax_cross_entropy_with_logits',
-                'when': {},
-                'domain': 'real',
-                'limits': 'softmax'},),
+  'variants': ({'loss': 'sparse_softmax', 'when': {}, 'domain': 'real', 'limits': 'softmax'},),
   'labels': 'index',
   'args': ('labels', 'logits'),
   'keyword_only': True,
@@ -91,28 +82,27 @@ PUBLIC = [{'name': 'sigmoid_cross_entropy_with_logits',
          '[-1, 1]), label 1 gives 0 (gradient [0, 0]).\n'}]
 
 #: Each kernel's arguments, label weights, differentiability, shape and formula.
-CORES = {'sigmoid_cross_entropy_with_logits': {'args': ['y', 'x'],
-                                       'weights': [['y', 'y'], ['u', '1 - y']],
-                                       'differentiable': True,
-                                       'row_level': False,
-                                       'title': 'tf.nn.sigmoid_cross_entropy_with_logits '
-                                                '(elementwise)',
-                                       'formula': '-u*log(1 - Sigmoid(x)) - y*log(Sigmoid(x))'},
- 'softmax_cross_entropy_with_logits': {'args': ['y', 'z'],
-                                       'weights': [['y', 'y']],
-                                       'differentiable': True,
-                                       'row_level': True,
-                                       'title': 'tf.nn.softmax_cross_entropy_with_logits',
-                                       'formula': '-RowSum(y*log(exp(z)/RowSum(exp(z))))'},
- 'sparse_softmax_cross_entropy_with_logits': {'args': ['k', 'z'],
-                                              'weights': [['k', 'k']],
-                                              'differentiable': True,
-                                              'row_level': True,
-                                              'title': 'tf.nn.sparse_softmax_cross_entropy_with_logits',
-                                              'formula': '-RowSum(k*log(exp(z)/RowSum(exp(z))))'}}
+CORES = {'sigmoid': {'args': ['y', 'x'],
+             'weights': [['y', 'y'], ['u', '1 - y']],
+             'differentiable': True,
+             'row_level': False,
+             'title': 'tf.nn.sigmoid_cross_entropy_with_logits (elementwise)',
+             'formula': '-u*log(1 - Sigmoid(x)) - y*log(Sigmoid(x))'},
+ 'softmax': {'args': ['y', 'z'],
+             'weights': [['y', 'y']],
+             'differentiable': True,
+             'row_level': True,
+             'title': 'tf.nn.softmax_cross_entropy_with_logits',
+             'formula': '-RowSum(y*log(exp(z)/RowSum(exp(z))))'},
+ 'sparse_softmax': {'args': ['k', 'z'],
+                    'weights': [['k', 'k']],
+                    'differentiable': True,
+                    'row_level': True,
+                    'title': 'tf.nn.sparse_softmax_cross_entropy_with_logits',
+                    'formula': '-RowSum(k*log(exp(z)/RowSum(exp(z))))'}}
 
 
-def sigmoid_cross_entropy_with_logits_value(y, x):
+def sigmoid_value(y, x):
     r"""tf.nn.sigmoid_cross_entropy_with_logits (elementwise): stable value, one value per element.
 
     Mathematics: ``-u*log(1 - Sigmoid(x)) - y*log(Sigmoid(x))``
@@ -130,7 +120,7 @@ def sigmoid_cross_entropy_with_logits_value(y, x):
     return u*(tmp1 + numpy.maximum(0, x)) + y*(tmp1 + numpy.maximum(0, tmp2))
 
 
-def sigmoid_cross_entropy_with_logits_naive_value(y, x):
+def sigmoid_naive_value(y, x):
     r"""tf.nn.sigmoid_cross_entropy_with_logits (elementwise): the naive value (the definition in elementary functions, no rewrite).
 
     ``-u*log(1 - Sigmoid(x)) - y*log(Sigmoid(x))``
@@ -140,7 +130,7 @@ def sigmoid_cross_entropy_with_logits_naive_value(y, x):
     return -u*numpy.log(1 - tmp0) - y*numpy.log(tmp0)
 
 
-def sigmoid_cross_entropy_with_logits_grad(y, x):
+def sigmoid_grad(y, x):
     r"""tf.nn.sigmoid_cross_entropy_with_logits (elementwise): stable gradient d(value)/d(x), elementwise.
 
     Derived by SymPy from the stable value: ``u*Sigmoid(x) - y*Sigmoid(-x)``
@@ -157,8 +147,8 @@ def sigmoid_cross_entropy_with_logits_grad(y, x):
     return tmp2*u*_rt.exp_min0(x, tmp0) - tmp2*y*_rt.exp_min0(tmp1, tmp0)
 
 
-def sigmoid_cross_entropy_with_logits_value_and_grad(y, x):
-    r"""tf.nn.sigmoid_cross_entropy_with_logits (elementwise): stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``sigmoid_cross_entropy_with_logits_value`` and ``sigmoid_cross_entropy_with_logits_grad``).
+def sigmoid_value_and_grad(y, x):
+    r"""tf.nn.sigmoid_cross_entropy_with_logits (elementwise): stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``sigmoid_value`` and ``sigmoid_grad``).
     """
     u = 1 - y
     tmp0 = numpy.exp(-abs(x))
@@ -169,7 +159,7 @@ def sigmoid_cross_entropy_with_logits_value_and_grad(y, x):
     return u*(tmp1 + numpy.maximum(0, x)) + y*(tmp1 + numpy.maximum(0, tmp2)), grad
 
 
-def sigmoid_cross_entropy_with_logits_naive_grad(y, x):
+def sigmoid_naive_grad(y, x):
     r"""tf.nn.sigmoid_cross_entropy_with_logits (elementwise): the naive gradient (SymPy's derivative of the definition, no rewrite).
 
     ``u*Sigmoid(-x)*Sigmoid(x)/(1 - Sigmoid(x)) - y*Sigmoid(-x)``
@@ -180,14 +170,14 @@ def sigmoid_cross_entropy_with_logits_naive_grad(y, x):
     return tmp0*tmp1*u/(1 - tmp1) - tmp0*y
 
 
-def sigmoid_cross_entropy_with_logits_weights(y, x):
+def sigmoid_weights(y, x):
     r"""The label weights (y, u) of tf.nn.sigmoid_cross_entropy_with_logits (elementwise), as its cores compute them."""
     y_ = y
     u_ = 1 - y
     return (y_, u_)
 
 
-def softmax_cross_entropy_with_logits_value(y, z):
+def softmax_value(y, z):
     r"""tf.nn.softmax_cross_entropy_with_logits: stable value, one value per row (keepdims).
 
     Mathematics: ``-RowSum(y*log(exp(z)/RowSum(exp(z))))``
@@ -201,7 +191,7 @@ def softmax_cross_entropy_with_logits_value(y, z):
     return _rt.row_sum(y*(tmp0 - z + numpy.log1p(tmp3)))
 
 
-def softmax_cross_entropy_with_logits_naive_value(y, z):
+def softmax_naive_value(y, z):
     r"""tf.nn.softmax_cross_entropy_with_logits: the naive value (the definition in elementary functions, no rewrite).
 
     ``-RowSum(y*log(exp(z)/RowSum(exp(z))))``
@@ -210,7 +200,7 @@ def softmax_cross_entropy_with_logits_naive_value(y, z):
     return -_rt.row_sum(y*numpy.log(tmp0/_rt.row_sum(tmp0)))
 
 
-def softmax_cross_entropy_with_logits_grad(y, z):
+def softmax_grad(y, z):
     r"""tf.nn.softmax_cross_entropy_with_logits: stable gradient d(value)/d(z), elementwise.
 
     Derived by SymPy from the stable value: ``-y + exp(z)*RowSum(y)/RowSum(exp(z))``
@@ -227,15 +217,15 @@ def softmax_cross_entropy_with_logits_grad(y, z):
     return _rt.cross_rest(y, z, tmp1, tmp3, tmp2)/tmp2
 
 
-def softmax_cross_entropy_with_logits_value_and_grad(y, z):
-    r"""tf.nn.softmax_cross_entropy_with_logits: stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``softmax_cross_entropy_with_logits_value`` and ``softmax_cross_entropy_with_logits_grad``).
+def softmax_value_and_grad(y, z):
+    r"""tf.nn.softmax_cross_entropy_with_logits: stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``softmax_value`` and ``softmax_grad``).
     """
     tmp0, tmp1, tmp2, tmp3 = _rt.softmax_parts(z)
     grad = _rt.cross_rest(y, z, tmp1, tmp3, tmp2)/tmp2
     return _rt.row_sum(y*(tmp0 - z + numpy.log1p(tmp3))), grad
 
 
-def softmax_cross_entropy_with_logits_naive_grad(y, z):
+def softmax_naive_grad(y, z):
     r"""tf.nn.softmax_cross_entropy_with_logits: the naive gradient (SymPy's derivative of the definition, no rewrite).
 
     ``-y + exp(z)*RowSum(y)/RowSum(exp(z))``
@@ -244,13 +234,13 @@ def softmax_cross_entropy_with_logits_naive_grad(y, z):
     return tmp0*_rt.row_sum(y)/_rt.row_sum(tmp0) - y
 
 
-def softmax_cross_entropy_with_logits_weights(y, z):
+def softmax_weights(y, z):
     r"""The label weights (y) of tf.nn.softmax_cross_entropy_with_logits, as its cores compute them."""
     y_ = y
     return (y_,)
 
 
-def sparse_softmax_cross_entropy_with_logits_value(k, z):
+def sparse_softmax_value(k, z):
     r"""tf.nn.sparse_softmax_cross_entropy_with_logits: stable value, one value per row (keepdims).
 
     Mathematics: ``-RowSum(k*log(exp(z)/RowSum(exp(z))))``
@@ -264,7 +254,7 @@ def sparse_softmax_cross_entropy_with_logits_value(k, z):
     return _rt.at_label(k, tmp0 - _rt.at_label(k, z) + numpy.log1p(tmp3))
 
 
-def sparse_softmax_cross_entropy_with_logits_naive_value(k, z):
+def sparse_softmax_naive_value(k, z):
     r"""tf.nn.sparse_softmax_cross_entropy_with_logits: the naive value (the definition in elementary functions, no rewrite).
 
     ``-RowSum(k*log(exp(z)/RowSum(exp(z))))``
@@ -272,7 +262,7 @@ def sparse_softmax_cross_entropy_with_logits_naive_value(k, z):
     return -_rt.at_label(k, numpy.log(numpy.exp(_rt.at_label(k, z))/_rt.row_sum(numpy.exp(z))))
 
 
-def sparse_softmax_cross_entropy_with_logits_grad(k, z):
+def sparse_softmax_grad(k, z):
     r"""tf.nn.sparse_softmax_cross_entropy_with_logits: stable gradient d(value)/d(z), elementwise.
 
     Derived by SymPy from the stable value: ``-k + exp(z)*RowSum(k)/RowSum(exp(z))``
@@ -289,15 +279,15 @@ def sparse_softmax_cross_entropy_with_logits_grad(k, z):
     return _rt.one_hot_cross_rest(k, tmp1, tmp3, tmp2)/tmp2
 
 
-def sparse_softmax_cross_entropy_with_logits_value_and_grad(k, z):
-    r"""tf.nn.sparse_softmax_cross_entropy_with_logits: stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``sparse_softmax_cross_entropy_with_logits_value`` and ``sparse_softmax_cross_entropy_with_logits_grad``).
+def sparse_softmax_value_and_grad(k, z):
+    r"""tf.nn.sparse_softmax_cross_entropy_with_logits: stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``sparse_softmax_value`` and ``sparse_softmax_grad``).
     """
     tmp0, tmp1, tmp2, tmp3 = _rt.softmax_parts(z)
     grad = _rt.one_hot_cross_rest(k, tmp1, tmp3, tmp2)/tmp2
     return _rt.at_label(k, tmp0 - _rt.at_label(k, z) + numpy.log1p(tmp3)), grad
 
 
-def sparse_softmax_cross_entropy_with_logits_naive_grad(k, z):
+def sparse_softmax_naive_grad(k, z):
     r"""tf.nn.sparse_softmax_cross_entropy_with_logits: the naive gradient (SymPy's derivative of the definition, no rewrite).
 
     ``-k + exp(z)*RowSum(k)/RowSum(exp(z))``
@@ -307,7 +297,13 @@ def sparse_softmax_cross_entropy_with_logits_naive_grad(k, z):
     return tmp0*_rt.at_label(k, 1)/_rt.row_sum(tmp0) - _rt.one_hot(k, C)
 
 
-def sparse_softmax_cross_entropy_with_logits_weights(k, z):
+def sparse_softmax_weights(k, z):
     r"""The label weights (k) of tf.nn.sparse_softmax_cross_entropy_with_logits, as its cores compute them."""
     k_ = k
     return (k_,)
+
+
+# The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.
+from cesym.kernels._api import export as _export  # noqa: E402
+
+__all__ = _export(globals())
