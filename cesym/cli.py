@@ -92,7 +92,7 @@ def _verify(args: argparse.Namespace) -> int:
     with_keras = args.keras and _have_tensorflow()
     configs = verify.run(
         args.names, points=args.points, quick=args.quick, seed=args.seed, progress=show, jobs=args.jobs,
-        keras=with_keras,
+        keras=with_keras, cases=args.cases,
     )
     env = verify.environment(keras=with_keras)
     floor = env["host_floor_ulps"]
@@ -207,8 +207,15 @@ def _check_generate(args: argparse.Namespace) -> None:
 
 
 def _check_verify(args: argparse.Namespace) -> None:
-    from .registry import CASES
+    from .define import DerivationError
+    from .registry import CASES, load_cases
 
+    args.cases = None
+    if args.derivations:
+        try:
+            args.cases = CASES = load_cases(Path(args.derivations))
+        except DerivationError as e:
+            raise UsageError(_one_line(e)) from None
     known = {c.kernel for c in CASES} | {c.loss for c in CASES}
     unknown = [n for n in args.names if n not in known]
     if unknown:
@@ -270,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     g.set_defaults(func=_generate, check_args=_check_generate)
     v = sub.add_parser("verify", help="check every kernel against the interval reference (ulps, κ)")
     v.add_argument("names", nargs="*", help="kernel names (default: all)")
+    v.add_argument("--derivations", help="verify the losses of this derivations directory (your own), not the shipped kernels")
     v.add_argument("--quick", action="store_true", help="a fast pass: 24 rows per configuration, rows of 2 and 3")
     v.add_argument("--points", type=_positive, help="rows per kernel and dtype (default 10000; --quick: 24 per label kind)")
     v.add_argument("--jobs", type=_positive, default=os.cpu_count() or 1, help="worker processes (default: all cores)")

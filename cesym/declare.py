@@ -22,7 +22,9 @@ Vocabulary:
   ``"sigmoid"`` (:math:`\\sum t\\,\\mathrm{softplus}(-x) + u\\,\\mathrm{softplus}(x)`, weights
   (t, u) in their declared order), ``"softmax"`` (:math:`\\sum_c t_c(\\operatorname{lse} z - z_c)`),
   ``"renormalised"`` (the same with z = log p), ``"edges"`` (the core's own values at the
-  domain's edges; NaN rows stay NaN), ``"squares"`` (λ·Σh²/N), or None (what the core computes);
+  domain's edges; NaN rows stay NaN), ``"squares"`` (λ·Σh²/N), or None (no rule: a row holding
+  NaN is NaN throughout, and at ±inf the core's IEEE result stands: ``cesym verify`` says where
+  that is not the limit);
 * reductions: ``"row"`` (one value per row along ``axis``, or along the last axis when there is
   no ``axis`` keyword), ``"element"`` (one value per element), ``"batch"`` (one value for the
   whole batch, samples along axis 0).

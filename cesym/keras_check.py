@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .contract import GRAD_BASE, KAPPA_FACTOR, VALUE_BASE, losses_by_name, reference_for
+from .contract import GRAD_BASE, KAPPA_FACTOR, VALUE_BASE, definition, losses_by_name, reference_for
 from .keras_model import contains, envelope
 from .reference import Unresolved
 from .registry import KernelCase, one_hot
@@ -61,7 +61,7 @@ class KerasTally:
 
 def classify(case: KernelCase, batch: Batch, keras_call) -> KerasTally:
     """Run ``keras_call`` (see :func:`cesym.keras_calls.keras_kernel`) on ``batch`` and classify."""
-    loss = losses_by_name()[case.loss]
+    loss = definition(case)
     dtype = batch.pred.dtype
     tally = KerasTally()
     if case.kernel == "activity_penalty":

@@ -53,7 +53,7 @@ from fractions import Fraction
 import mpmath
 import numpy as np
 
-from .contract import GRAD_BASE, KAPPA_FACTOR, VALUE_BASE, losses_by_name, reference_for
+from .contract import GRAD_BASE, KAPPA_FACTOR, VALUE_BASE, definition, losses_by_name, reference_for
 from .keras_model import _ends, _Rounding, contains, envelope
 from .reference import Unresolved
 from .registry import KernelCase, one_hot
@@ -249,7 +249,7 @@ def check_classes(case: KernelCase, batch: Batch, class_call: Callable, seed=0) 
 
     float32 inputs go to the class's default (float32); float64 inputs to ``dtype="float64"``.
     """
-    loss = losses_by_name()[case.loss]
+    loss = definition(case)
     dtype = np.dtype(batch.pred.dtype)
     class_dtype = None if dtype == np.float32 else dtype.name
     tally = ClassTally(class_dtype=dtype.name)

@@ -16,7 +16,7 @@ from types import ModuleType
 
 import numpy as np
 
-__all__ = ["KernelCase", "CASES", "cases", "case", "label_kinds", "one_hot"]
+__all__ = ["KernelCase", "CASES", "cases", "load_cases", "case", "label_kinds", "one_hot"]
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,9 @@ class KernelCase:
     keyword_only: bool = False  # tf.nn style: labels=, logits=
     has_axis: bool = False  # takes axis=
     args: tuple[str, ...] = ("y_true", "y_pred")  # the label and prediction arguments' names
+    keras: dict | None = None  # the declared Keras counterpart (cesym.declare.Keras as data), or None
     module: ModuleType | None = field(default=None, compare=False, repr=False)  # the kernels' namespace
+    definition: object = field(default=None, compare=False, repr=False)  # its Loss, when not from derivations/
 
     @property
     def id(self) -> str:
@@ -78,6 +80,8 @@ class KernelCase:
         """
         from cesym import kernels
 
+        if module is not None and self.module is not None and getattr(module, "__name__", "") == "cesym.kernels.naive":
+            module = _Naive(self.module)  # the naive forms of a module outside cesym.kernels
         fn: Callable = getattr(module or self.module or kernels, self.kernel + ("_grad" if grad else ""))
         kw = {name: default for name, default, _ in self.params if default is not None}
         kw.update(self.keywords)
@@ -92,10 +96,18 @@ class KernelCase:
             return fn(labels, pred, **kw)
 
 
-def cases(modules: Iterable[ModuleType], namespace: ModuleType | None = None) -> list[KernelCase]:
+class _Naive:
+    """A generated module's naive forms (its ``NAIVE``) as attributes."""
+
+    def __init__(self, module: ModuleType):
+        self.__dict__.update(module.NAIVE)
+
+
+def cases(modules: Iterable[ModuleType], own: bool = False, definitions: dict | None = None) -> list[KernelCase]:
     """One case per declared variant of every public function of the generated ``modules``
-    (their ``PUBLIC``), in module order. ``namespace``: where the public functions are (default
-    :mod:`cesym.kernels`)."""
+    (their ``PUBLIC``), in module order. ``own``: the functions are called from each module
+    itself (a module generated from another derivations directory) rather than from
+    :mod:`cesym.kernels`; ``definitions``: ``{family.variant: Loss}`` for such modules."""
     out = []
     for module in modules:
         family = module.__name__.rsplit(".", 1)[-1]
@@ -106,10 +118,34 @@ def cases(modules: Iterable[ModuleType], namespace: ModuleType | None = None) ->
                     kernel=pub["name"], loss=f"{family}.{v['loss']}", label_kind=pub["labels"], domain=v["domain"],
                     limits=v["limits"], reduction=pub["reduction"], keywords=dict(v["when"]), params=params,
                     keyword_only=pub["keyword_only"], has_axis=any(k["kind"] == "axis" for k in pub["keywords"]),
-                    args=tuple(pub["args"]), module=namespace,
+                    args=tuple(pub["args"]), keras=pub["keras"], module=module if own else None,
+                    definition=(definitions or {}).get(f"{family}.{v['loss']}"),
                 )
                 out.append(c)
     return out
+
+
+def load_cases(directory) -> list[KernelCase]:
+    """The cases of the derivation files in ``directory`` (a user's own losses): each file is
+    rendered and checked as ``cesym generate`` does (:func:`cesym.generate.render_all`, raising
+    :class:`cesym.define.DerivationError`), executed as a module in memory, and its declared
+    functions called from it."""
+    import sys
+    import types
+
+    from cesym.define import load_families
+    from cesym.generate import render_all
+
+    texts = render_all(directory)
+    families = load_families(directory)
+    modules = []
+    for name in sorted(families):
+        module = types.ModuleType(f"cesym_user_kernels.{name}")
+        module.__file__ = str(families[name].path)
+        exec(compile(texts[f"{name}.py"], f"<generated {name}.py>", "exec"), module.__dict__)  # noqa: S102 - our rendering
+        modules.append(module)
+    definitions = {l.name: l for f in families.values() for l in f.losses}
+    return cases(modules, own=True, definitions=definitions)
 
 
 def _shipped() -> list[KernelCase]:

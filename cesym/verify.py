@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 import mpmath
 import numpy as np
 
-from .contract import check_batch, losses_by_name, reference_for
+from .contract import check_batch, definition, losses_by_name, reference_for
 from .registry import CASES, KernelCase, label_kinds, one_hot
 from .sampling import sample, sample_extended
 
@@ -70,7 +70,7 @@ def _gradient_spot_check(case: KernelCase, batch, rows: int = 3) -> float:
     On rows of the first stratum (moderate logits, uniform probabilities): finite differences
     of e^{-1e300} say nothing, and the check is of the derivation, not of the extremes.
     """
-    loss = losses_by_name()[case.loss]
+    loss = definition(case)
     if not loss.differentiable or case.reduction == "batch":
         return 0.0
     labels = one_hot(batch.labels, batch.pred.shape[1]) if case.labels == "sparse" else batch.labels
@@ -91,8 +91,8 @@ def _gradient_spot_check(case: KernelCase, batch, rows: int = 3) -> float:
 
 def _run_config(task: tuple) -> Config:
     """One kernel × dtype × label kind (a unit of work for the process pool)."""
-    case_index, dtype_name, kind, soft, smooth, rows, sizes, seed, with_keras, class_rows = task
-    case = CASES[case_index]
+    (token, case_index), dtype_name, kind, soft, smooth, rows, sizes, seed, with_keras, class_rows = task
+    case = _ACTIVE[token][case_index]
     dtype = np.dtype(dtype_name).type
     t0 = time.time()
     stable, naive, ext = [], [], []
@@ -161,8 +161,13 @@ def run(
     jobs: int = 1,
     keras: bool = False,
     forms: bool = True,
+    cases: Sequence[KernelCase] | None = None,
 ) -> list[Config]:
     """Check the kernels named (all by default).
+
+    ``cases``: the kernel cases to choose from (default :data:`cesym.registry.CASES`, the shipped
+    kernels; :func:`cesym.registry.load_cases` gives a user's). A case without a declared Keras
+    counterpart is checked without Keras.
 
     ``points``: rows per kernel × dtype (default 10^4, ``quick``: 24 per label kind), split
     evenly over the row lengths 1, 2, 3, 5, 8 (``quick``: 2, 3) and the label kinds.
@@ -178,21 +183,36 @@ def run(
     totals at the end. ``forms=False`` leaves the loss classes and metrics out (Keras's function
     forms only).
     """
+    pool_cases = list(CASES if cases is None else cases)
+    chosen = [i for i, c in enumerate(pool_cases) if not names or c.kernel in names or c.loss in names]
+    if not chosen:
+        raise KeyError(f"no kernel named {', '.join(names)}")
+    token = id(pool_cases)
+    _ACTIVE[token] = pool_cases  # read by _run_config, here and in the forked workers
+    try:
+        return _run_tasks(pool_cases, chosen, token, points, quick, seed, progress, jobs, keras, forms)
+    finally:
+        _ACTIVE.pop(token, None)
+
+
+#: The case lists of the runs in progress, by token (a task names its case by token and index).
+_ACTIVE: dict[int, list[KernelCase]] = {}
+
+
+def _run_tasks(pool_cases, chosen, token, points, quick, seed, progress, jobs, keras, forms) -> list[Config]:
     from .keras_forms import CLASS_ROWS, QUICK_CLASS_ROWS
 
-    cases = [i for i, c in enumerate(CASES) if not names or c.kernel in names or c.loss in names]
-    if not cases:
-        raise KeyError(f"no kernel named {', '.join(names)}")
     sizes = (2, 3) if quick else (1, 2, 3, 5, 8)
     tasks = []
-    for i in cases:
-        case = CASES[i]
+    for i in chosen:
+        case = pool_cases[i]
         kinds = label_kinds(case)
         rows = QUICK_ROWS if quick and not points else -(-(points or DEFAULT_ROWS) // len(kinds))
         case_sizes = (4,) if case.reduction == "batch" else sizes
         for dtype in ("float32", "float64"):
             for kind, soft, smooth in kinds:
-                tasks.append((i, dtype, kind, soft, smooth, rows, case_sizes, seed, keras, 0 if not forms else QUICK_CLASS_ROWS if quick else CLASS_ROWS))
+                with_keras = keras and case.keras is not None
+                tasks.append(((token, i), dtype, kind, soft, smooth, rows, case_sizes, seed, with_keras, 0 if not forms else QUICK_CLASS_ROWS if quick else CLASS_ROWS))
     if progress is not None:
         progress = _with_forms(progress)
     out: list[Config] = []

@@ -260,8 +260,12 @@ def _nonnegative(call: _Call):
 def _limit_rule(call: _Call, kind: str):
     """The ``limits(lab, pred)`` callback of the variant's rule (:mod:`._limits`), or None."""
     rule = call.variant["limits"]
-    if rule is None or rule == "squares" or kind.startswith("naive"):
+    if rule == "squares" or kind.startswith("naive"):
         return None
+    if rule is None:  # no rule declared: NaN rows NaN throughout; at ±inf, what the core computes
+        if call.pub["labels"] == "index":
+            return lambda k, x: _lim.nan_rows(np.zeros(x.shape), x)
+        return lambda lab, x: _lim.nan_rows(np.zeros(x.shape) if lab is None else lab, x)
     params = tuple(call.scalars[a] for a in call.core["args"][2:] if a != "N") if call.pub["labels"] != "none" else ()
     weights = getattr(call.module, call.variant["loss"] + "_weights", None) if call.core["weights"] else None
     index = call.pub["labels"] == "index"
