@@ -101,6 +101,8 @@ class RowReference:
             v = combine_terms(v, list(loss.weights), guard=True, together=False)
         v = v.xreplace({w: d for w, d in loss.weights.items() if d != w})
         v = to_elementary(v.replace(*_LOG_SIGMOID))
+        # per element, before the row is expanded (one denominator per element: no swell)
+        v = v.replace(_has_fraction, _one_fraction)
         self.row_level = loss.row_level
         lab = loss.label
         self.pred_syms = [indexed(loss.prediction, c) for c in range(n)]
@@ -335,6 +337,21 @@ def _log_ratio(e: sp.Basic) -> sp.Basic | None:
         return None
     rest = den - num
     return -log1p(rest / num)
+
+
+def _has_fraction(a: sp.Basic) -> bool:
+    """A sum with a term holding 1/(a sum with an exponential): 1 - 1/(1 + e^{-x}) and the like."""
+    return isinstance(a, sp.Add) and any(
+        isinstance(f, sp.Pow) and f.exp == -1 and isinstance(f.base, sp.Add) and f.base.has(sp.exp)
+        for t in a.args for f in sp.Mul.make_args(t)
+    )
+
+
+def _one_fraction(a: sp.Add) -> sp.Basic:
+    """The sum over one denominator, its numerator expanded: the exact cancellations (the 1s of
+    1 + e^{-x} - 1) happen in algebra, and what is left has no cancelling part at x = 1e300."""
+    n, d = sp.fraction(sp.together(a))
+    return sp.expand(n) / d
 
 
 def _identities(expr: sp.Basic) -> sp.Basic:

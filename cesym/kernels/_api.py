@@ -262,10 +262,13 @@ def _limit_rule(call: _Call, kind: str):
     rule = call.variant["limits"]
     if rule == "squares" or kind.startswith("naive"):
         return None
-    if rule is None:  # no rule declared: NaN rows NaN throughout; at ±inf, what the core computes
-        if call.pub["labels"] == "index":
-            return lambda k, x: _lim.nan_rows(np.zeros(x.shape), x)
-        return lambda lab, x: _lim.nan_rows(np.zeros(x.shape) if lab is None else lab, x)
+    if rule is None:  # no rule declared: the limits measured along rays (any loss)
+        vg = getattr(call.module, call.variant["loss"] + "_value_and_grad")
+        scalars = call.params()
+        elementwise = call.pub["reduction"] == "element"
+        if call.pub["labels"] == "none":
+            return lambda _, x: _lim.numeric_rows(lambda L, X: vg(X, *scalars), None, x, call.p.dtype, elementwise)
+        return lambda lab, x: _lim.numeric_rows(lambda L, X: vg(L, X, *scalars), lab, x, call.p.dtype, elementwise)
     params = tuple(call.scalars[a] for a in call.core["args"][2:] if a != "N") if call.pub["labels"] != "none" else ()
     weights = getattr(call.module, call.variant["loss"] + "_weights", None) if call.core["weights"] else None
     index = call.pub["labels"] == "index"

@@ -45,7 +45,7 @@ import numpy as np
 
 from . import _runtime as _rt
 
-__all__ = ["all_finite", "repair", "nan_rows", "sigmoid_rows", "softmax_rows", "probs_rows", "penalty_rows"]
+__all__ = ["all_finite", "repair", "nan_rows", "sigmoid_rows", "softmax_rows", "probs_rows", "penalty_rows", "numeric_rows"]
 
 
 def all_finite(r: np.ndarray) -> bool:
@@ -282,3 +282,81 @@ def penalty_rows(h: np.ndarray, lam: float, size: int):
     g = np.where(np.isinf(h), np.sign(h) * sl * np.inf, 0.0) if lam != 0 else np.zeros(h.shape)
     g[force] = np.nan
     return _nan_rows(v, nan.any(axis=-1)), g, force
+
+
+# --- any loss: the limits measured along rays of stand-ins ---------------------------------------
+
+#: Stand-ins ±r·2^k for an infinite input, k rising (as :mod:`cesym.extended`'s reference takes them).
+RAY_KS = (64, 80, 96)
+#: At most this many rays with one infinite input running ahead (rate 2) per row.
+MAX_RAYS = 8
+_STANDIN_ELEMENTS = 1 << 20  # stand-in elements evaluated at once (rows are chunked to this)
+
+
+def _ray_limit(v: np.ndarray, dtype) -> np.ndarray:
+    """Per output element, the limit along a ray from its values ``v`` (3, ...) at rising k:
+    ±inf when the steps keep their sign and do not shrink (and show in ``dtype``), the value
+    when the three round to one number of ``dtype`` (or the last two to the same infinity),
+    NaN otherwise (no limit)."""
+    v1, v2, v3 = v
+    with np.errstate(invalid="ignore", over="ignore"):
+        d1, d2 = v2 - v1, v3 - v2
+        spacing = np.spacing(np.abs(v3).astype(dtype)).astype(np.float64)
+        growing = (d1 != 0) & (np.sign(d1) == np.sign(d2)) & (np.abs(d2) >= np.abs(d1) / 2) & (np.abs(d2) >= 2 * spacing)
+        r1, r2, r3 = (x.astype(dtype) for x in (v1, v2, v3))
+        same = ((r1 == r2) & (r2 == r3)) | (np.isinf(r3) & (r2 == r3))
+    return np.where(growing, np.sign(d2) * np.inf, np.where(same, v3, np.nan))
+
+
+def numeric_rows(vg: Callable, lab: np.ndarray | None, x: np.ndarray, dtype, elementwise: bool):
+    """The limits of any loss at ±inf predictions, measured: the row is evaluated (``vg(lab,
+    x)`` -> value, gradient: the stable cores) with each infinite element replaced by
+    ±r·2^k for k in :data:`RAY_KS`, on the ray r = 1 for all and, with two or more infinite
+    elements, on rays where one of them (the first :data:`MAX_RAYS`) runs ahead at r = 2. An
+    output has a limit when every ray gives the same one (:func:`_ray_limit`): a path-dependent
+    limit is none (NaN). NaN in a row's inputs (or a label that is not finite) makes it NaN.
+
+    Returns (value, gradient, force): the limits replace the core's outputs on every row
+    holding a special input."""
+    R, C = x.shape
+    bad_nan = np.isnan(x).any(axis=-1)
+    if lab is not None and lab.dtype.kind == "f":
+        bad_nan |= ~np.isfinite(lab).all(axis=-1)
+    v_out = np.full((R, C if elementwise else 1), np.nan)
+    g_out = np.full((R, C), np.nan)
+    inf = np.isinf(x) & ~bad_nan[:, None]
+    rows = np.flatnonzero(inf.any(axis=-1))
+    n_rays = 1 + min(MAX_RAYS, int(inf.sum(axis=-1).max(initial=0))) if rows.size else 1
+    step = max(1, _STANDIN_ELEMENTS // (C * 3 * n_rays))
+    for s in range(0, rows.size, step):
+        idx = rows[s : s + step]
+        xi, ii = x[idx], inf[idx]
+        order = np.cumsum(ii, axis=-1) * ii  # 1, 2, ... at the infinite elements of each row
+        several = ii.sum(axis=-1, keepdims=True) >= 2
+        X = []
+        for j in range(n_rays):
+            rate = np.where(several & (order == j), 2.0, 1.0) if j else np.ones(xi.shape)
+            for k in RAY_KS:
+                X.append(np.where(ii, np.sign(xi) * rate * 2.0**k, xi))
+        X = np.concatenate(X)
+        L = None if lab is None else np.concatenate([lab[idx]] * (n_rays * len(RAY_KS)))
+        with np.errstate(all="ignore"):
+            v, g = vg(L, X)
+        v = np.broadcast_to(v, (X.shape[0], v_out.shape[1])).reshape(n_rays, len(RAY_KS), idx.size, -1)
+        g = np.asarray(g).reshape(n_rays, len(RAY_KS), idx.size, C)
+        lv = np.stack([_ray_limit(v[j], dtype) for j in range(n_rays)])
+        lg = np.stack([_ray_limit(g[j], dtype) for j in range(n_rays)])
+        # rays that coincide with the first (rows with fewer infinite elements) agree with it
+        v_out[idx] = _agree(lv, dtype)
+        g_out[idx] = _agree(lg, dtype)
+    force = np.broadcast_to((bad_nan | inf.any(axis=-1))[:, None], x.shape)
+    return v_out, g_out, force
+
+
+def _agree(per_ray: np.ndarray, dtype) -> np.ndarray:
+    """The rays' common limit (equal in ``dtype``), NaN where any ray differs or has none."""
+    first = per_ray[0]
+    with np.errstate(invalid="ignore", over="ignore"):
+        r = per_ray.astype(dtype)
+        same = np.all(r == r[0], axis=0)
+    return np.where(same, first, np.nan)
