@@ -123,7 +123,9 @@ def _verify(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from .report import write_reports
 
-    changed = write_reports(args.out, check=args.check, jobs=args.jobs, keras=args.keras and _have_tensorflow())
+    changed = write_reports(
+        args.out, check=args.check, jobs=args.jobs, keras=args.keras and _have_tensorflow(), derivations=args.derivations,
+    )
     return _changes("report", "reports", changed, args.out, args.check)
 
 
@@ -227,8 +229,17 @@ def _check_verify(args: argparse.Namespace) -> None:
 
 
 def _check_report(args: argparse.Namespace) -> None:
+    from .define import DerivationError, derivation_files
     from .report import REPORTS_DIR
 
+    if args.derivations:
+        args.derivations = Path(args.derivations)
+        if args.out is None:
+            raise UsageError("--derivations needs --out DIR: the reports of your own losses go in a directory of your choice")
+        try:
+            derivation_files(args.derivations)
+        except DerivationError as e:
+            raise UsageError(_one_line(e)) from None
     if args.out is None and not REPORTS_DIR.is_dir():
         raise UsageError(
             f"no reports directory: {REPORTS_DIR} does not exist (an installed cesym has none; "
@@ -291,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("report", help="measure and write the Markdown reports into reports/")
     r.add_argument("--check", action="store_true", help="exit 1 when the committed reports are stale; write nothing")
     r.add_argument("--out", help="output directory (default: the repository's reports/)")
+    r.add_argument("--derivations", help="report the losses of this derivations directory (your own; needs --out)")
     r.add_argument("--jobs", type=_positive, default=os.cpu_count() or 1, help="worker processes (default: all cores)")
     r.add_argument("--no-keras", dest="keras", action="store_false", help="leave Keras out")
     r.set_defaults(func=_report, check_args=_check_report)

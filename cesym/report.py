@@ -112,22 +112,17 @@ def _share(stats: Sequence[dict | None]) -> str:
     return _fmt(max(found)) if found else "–"
 
 
-def _case_of(kernel_id: str):
-    return next(c for c in CASES if c.id == kernel_id)
-
-
 def _family_of(cfg: dict) -> str:
-    return _case_of(cfg["kernel"]).loss.split(".")[0]
+    return cfg["loss"].split(".")[0]
 
 
 def _points(c: dict, points: int) -> str:
-    """The points cell: the penalty is one value per batch, and its sample is many small batches."""
+    """The points cell: a batch reduction is one value per batch, and its sample is many small batches."""
     from .sampling import PENALTY_LAMS, PENALTY_MAX_BATCH
 
-    case = _case_of(c["kernel"])
-    if case.reduction != "batch":
+    if not c["batch"]:
         return str(c["points"])
-    rows = -(-points // len(label_kinds(case)))
+    rows = -(-points // c["label_kinds"])
     lams = ", ".join(f"{v:g}" for v in PENALTY_LAMS)
     return (
         f"{c['points']} (the penalties of batches of 1 to {PENALTY_MAX_BATCH} of {rows} rows, "
@@ -183,11 +178,10 @@ def _keras_table(configs: Sequence[dict], keras_ran: bool, family_seeds: bool) -
     return lines
 
 
-def _code(d: Derived, generated_dir: Path) -> str:
-    """The generated functions of ``d``, read from the generated module's file, docstrings dropped."""
+def _code(d: Derived, text: str) -> str:
+    """The generated functions of ``d``, read from the generated module's text, docstrings dropped."""
     import ast
 
-    text = (Path(generated_dir) / f"{d.loss.family}.py").read_text(encoding="utf-8")
     lines = text.splitlines()
     functions = {n.name: n for n in ast.parse(text).body if isinstance(n, ast.FunctionDef)}
     out = []
@@ -204,9 +198,10 @@ def _code(d: Derived, generated_dir: Path) -> str:
 
 
 def render_family(
-    family: str, derived: Sequence[Derived], record: dict, doc: str, generated_dir: Path = GENERATED_DIR
+    family: str, derived: Sequence[Derived], record: dict, doc: str, generated: str, generated_name: str, keras: bool = True
 ) -> str:
-    """One family's report from its derivations and the measured ``record``."""
+    """One family's report from its derivations, its generated module's text and the measured
+    ``record``; ``keras``: the family declares a Keras counterpart (else no Keras section)."""
     configs = [c for c in record["configs"] if _family_of(c) == family]
     seeds = record["seeds"]
     lines = [f"# {family}", "", _doc_to_markdown(doc), ""]
@@ -237,13 +232,14 @@ def render_family(
             lines += ["Stable gradient, after the rewrites:", "", f"$${_tex(d.grad)}$$", ""]
             if d.grad_rules:
                 lines += [f"- **{r.name}**: {r.why}" for r in d.grad_rules] + [""]
-        lines += ["Generated code (`cesym/kernels/_generated/" + family + ".py`):", "", "```python", _code(d, generated_dir), "```", ""]
-    lines += ["## Where the naive forms break (derived symbolically, per dtype)", ""]
-    lines += ["| threshold | float32 | float64 |", "|---|---:|---:|"]
-    t32, t64 = _thresholds(np.float32), _thresholds(np.float64)
-    for k in t32:
-        lines.append(f"| {k} | {t32[k]:.6g} | {t64[k]:.6g} |")
-    lines += [""]
+        lines += [f"Generated code (`{generated_name}`):", "", "```python", _code(d, generated), "```", ""]
+    if keras:  # the thresholds of the sigmoid and softmax cross-entropies (issue 11: per family)
+        lines += ["## Where the naive forms break (derived symbolically, per dtype)", ""]
+        lines += ["| threshold | float32 | float64 |", "|---|---:|---:|"]
+        t32, t64 = _thresholds(np.float32), _thresholds(np.float64)
+        for k in t32:
+            lines.append(f"| {k} | {t32[k]:.6g} | {t64[k]:.6g} |")
+        lines += [""]
     lines += ["## Measured in this run", ""]
     lines += [
         f"Seeded stratified sample ({record['points']} rows per kernel and dtype, seed {record['seed']}), against the "
@@ -255,6 +251,10 @@ def render_family(
         "",
     ]
     lines += _measured_table(configs, record["points"]) + [""]
+    if not keras:
+        lines += ["## Keras", "", "No Keras counterpart is declared for this loss (`PUBLIC` in its derivation file): nothing to compare.", ""]
+        lines += ["## Versions", "", _versions(record["versions"]), ""]
+        return "\n".join(lines).rstrip() + "\n"
     lines += ["## Keras", ""]
     lines += [
         "Keras 3 function forms and tf.nn ops on the same points (plain tensors, so the hidden `_keras_logits` shortcut "
@@ -265,13 +265,14 @@ def render_family(
     ]
     mine = [s for s in seeds if s["family"] == family]
     lines += _keras_table(configs, record["keras"], bool(mine)) + [""]
-    if family == "binary_crossentropy" and record["caps"]:
+    caps = [r for r in record["caps"] if r.get("family") == family]
+    if caps:
         lines += ["### Keras's clip at the edges", ""]
         lines += [
             "`keras.losses.binary_crossentropy` clips p to [ε, 1 − ε], ε = 1e-7 cast to the dtype (float32: 1 − ε = 1 − 2⁻²³):",
             "",
         ]
-        lines += _keras_caps(record["caps"]) + [""]
+        lines += _keras_caps(caps) + [""]
     if mine:
         lines += ["## The seeds", ""] + _seed_table(mine) + [""]
     lines += ["## Versions", "", _versions(record["versions"]), ""]
@@ -386,7 +387,10 @@ def render_index(record: dict) -> str:
                 f"{_fmt(mx('naive', 'value_ulps'))} / {_fmt(mx('naive', 'grad_ulps'))} | {'within' if ok else '**outside**'} | "
                 f"{keras_dev} | {unexplained} |"
             )
-    lines += ["", "The seed posts' numbers, reproduced and explained: [seeds.md](seeds.md).", ""]
+    if record["seeds"]:
+        lines += ["", "The seed posts' numbers, reproduced and explained: [seeds.md](seeds.md).", ""]
+    else:
+        lines += [""]
     lines += ["## Versions", "", _versions(record["versions"]), ""]
     return "\n".join(lines)
 
@@ -462,17 +466,26 @@ def _with_plot(family: str, text: str, panels: Sequence[dict], plot_rows: int) -
 
 
 def render_reports(
-    record: dict, derivations_dir: Path = DERIVATIONS_DIR, generated_dir: Path = GENERATED_DIR, svg: bool = True
+    record: dict, derivations_dir: Path = DERIVATIONS_DIR, generated_dir: Path = GENERATED_DIR, svg: bool = True,
+    generated: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """Every report file (name -> text) from the sources and the measured ``record``; pure.
-    ``svg=False`` leaves the plots out (the Markdown only; drawing them takes most of the time)."""
+    ``svg=False`` leaves the plots out (the Markdown only; drawing them takes most of the time).
+    ``generated``: the generated modules' texts by file name (a user's, rendered in memory;
+    default: read from ``generated_dir``)."""
     import ast
 
     out = {}
     for family, losses in load_all(derivations_dir).items():
         path = Path(derivations_dir) / f"{family}.py"
         doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
-        text = render_family(family, [derive(l) for l in losses], record, doc, generated_dir)
+        if generated is None:
+            code = (Path(generated_dir) / f"{family}.py").read_text(encoding="utf-8")
+            name = f"cesym/kernels/_generated/{family}.py"
+        else:
+            code, name = generated[f"{family}.py"], f"{family}.py, as `cesym generate --derivations` writes it"
+        declared = any(c.get("keras_declared") for c in record["configs"] if _family_of(c) == family)
+        text = render_family(family, [derive(l) for l in losses], record, doc, code, name, keras=declared)
         panels = record["plots"].get(family)
         if panels:
             if svg:
@@ -487,7 +500,7 @@ def render_reports(
 
 def write_reports(
     out_dir: Path = REPORTS_DIR, check: bool = False, points: int = REPORT_POINTS, seed: int = REPORT_SEED,
-    jobs: int = 1, keras: bool = True,
+    jobs: int = 1, keras: bool = True, derivations: Path | None = None,
 ) -> list[str]:
     """Measure, then write the reports and their record into ``out_dir``; return the names written.
 
@@ -502,12 +515,19 @@ def write_reports(
     out_dir = Path(out_dir)
     if not check:
         check_output_dir(out_dir, "reports directory")
-    fresh = measure(points=points, seed=seed, jobs=jobs, keras=keras)
+    cases = generated = None
+    if derivations is not None:  # a user's losses: their kernels rendered in memory
+        from .generate import render_all
+        from .registry import load_cases
+
+        cases = load_cases(derivations)
+        generated = render_all(derivations)
+    fresh = measure(points=points, seed=seed, jobs=jobs, keras=keras, cases=cases)
     if check:
         from .report_check import check as check_reports
 
-        return check_reports(out_dir, fresh)
-    rendered = render_reports(fresh)
+        return check_reports(out_dir, fresh, derivations=derivations, generated=generated)
+    rendered = render_reports(fresh, **({} if derivations is None else {"derivations_dir": Path(derivations), "generated": generated}))
     rendered[RECORD_NAME] = dumps(fresh)
     out_dir.mkdir(exist_ok=True)
     changed = write_texts({out_dir / name: text for name, text in sorted(rendered.items())}, what="report")

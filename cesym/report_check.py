@@ -183,10 +183,14 @@ def record_problems(committed: dict, fresh: dict) -> list[str]:
 
 
 def check(
-    out_dir: Path, fresh: dict, derivations_dir: Path = DERIVATIONS_DIR, generated_dir: Path = GENERATED_DIR
+    out_dir: Path, fresh: dict, derivations_dir: Path = DERIVATIONS_DIR, generated_dir: Path = GENERATED_DIR,
+    derivations: Path | None = None, generated: dict[str, str] | None = None,
 ) -> list[str]:
     """Problems of the reports committed in ``out_dir`` against today's sources and the ``fresh``
-    record measured on this host (empty: fresh)."""
+    record measured on this host (empty: fresh). ``derivations``/``generated``: a user's
+    derivations directory and its kernels rendered in memory."""
+    if derivations is not None:
+        derivations_dir = Path(derivations)
     from .report import render_reports
 
     out_dir = Path(out_dir)
@@ -195,7 +199,7 @@ def check(
         return [f"{RECORD_NAME} (missing)"]
     try:
         committed = loads(path.read_text(encoding="utf-8"))
-        rendered = render_reports(committed, derivations_dir, generated_dir)
+        rendered = render_reports(committed, derivations_dir, generated_dir, generated=generated)
     except (ValueError, KeyError, TypeError) as e:
         return [f"{RECORD_NAME} (not a record the reports can be rendered from: {type(e).__name__} {' '.join(str(e).split())})"]
     problems = stale_files(out_dir, rendered)

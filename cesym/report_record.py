@@ -29,7 +29,7 @@ __all__ = ["RECORD_NAME", "FORMAT", "PLOT_ROWS", "measure", "dumps", "loads", "p
 #: File name of the record inside the reports directory.
 RECORD_NAME = "measured.json"
 #: Version of the record's layout (a reader refuses another).
-FORMAT = 1
+FORMAT = 2
 #: Sample of the error plots: rows per kernel and dtype (hard labels, rows of 3).
 PLOT_ROWS = 240
 #: Plotted series, in drawing order: the kernel, the naive form, Keras (when it ran).
@@ -40,20 +40,27 @@ ERR_CAP = 1e20
 PLOT_DIGITS = 6
 
 
-def plot_cases(family: str):
+def plot_cases(family: str, cases=None):
     """The kernel cases plotted in ``family``'s error figure (all but batch reductions: one value per batch)."""
-    return [c for c in CASES if c.loss.split(".")[0] == family and c.reduction != "batch"]
+    return [c for c in (CASES if cases is None else cases) if c.loss.split(".")[0] == family and c.reduction != "batch"]
 
 
 def _round(x: float) -> float:
     return float(f"{x:.{PLOT_DIGITS}g}")
 
 
-def _config(c) -> dict:
-    """The part of a :class:`cesym.verify.Config` that the reports show (no timings)."""
+def _config(c, case) -> dict:
+    """The part of a :class:`cesym.verify.Config` that the reports show (no timings), with what
+    its case declares (the loss it computes, its reduction, how many label kinds it is checked with)."""
+    from .registry import label_kinds
+
     keep = ("value_ulps", "grad_ulps", "value_bits", "value_share", "grad_share")
     return {
         "kernel": c.kernel,
+        "loss": case.loss,
+        "batch": case.reduction == "batch",
+        "label_kinds": len(label_kinds(case)),
+        "keras_declared": case.keras is not None,
         "dtype": c.dtype,
         "labels": c.labels,
         "points": c.points,
@@ -67,7 +74,7 @@ def _config(c) -> dict:
     }
 
 
-def _plot_panels(family: str, keras: bool, seed: int) -> list[dict]:
+def _plot_panels(family: str, keras: bool, seed: int, cases=None) -> list[dict]:
     """Per plotted kernel × dtype: the largest |input| of each point and each series' value error
     in ulps (``ERR_CAP`` for NaN, inf and anything larger), with how many of the series' points
     are outside the contract (full precision, before rounding)."""
@@ -76,13 +83,13 @@ def _plot_panels(family: str, keras: bool, seed: int) -> list[dict]:
     from .verify import naive_kernel
 
     panels = []
-    for case in plot_cases(family):
+    for case in plot_cases(family, cases):
         for dtype in (np.float32, np.float64):
             batch = sample(case, dtype, 3, PLOT_ROWS, seed=seed)
             pred = np.abs(batch.pred.astype(np.float64))
             mags = pred.ravel() if case.elementwise else np.max(pred, axis=1)
             kernels = [("cesym kernel", None), ("naive form", naive_kernel(case))]
-            if keras:
+            if keras and case.keras is not None:
                 from .keras_calls import keras_kernel
 
                 kernels.append(("Keras", keras_kernel(case)))
@@ -109,7 +116,8 @@ def _caps() -> list[dict]:
     from .keras_model import bounds
     from .registry import case as case_of
 
-    call = keras_kernel(case_of("binary_crossentropy", from_logits=False))
+    case = case_of("binary_crossentropy", from_logits=False)
+    call = keras_kernel(case)
     rows = []
     for dtype in (np.float32, np.float64):
         lo, hi = bounds(dtype)
@@ -123,7 +131,7 @@ def _caps() -> list[dict]:
             pa = np.array([[p]], dtype=dtype)
             ya = np.array([[y]], dtype=dtype)
             rows.append({
-                "p": p, "y": y, "dtype": np.dtype(dtype).name,
+                "family": case.loss.split(".")[0], "p": p, "y": y, "dtype": np.dtype(dtype).name,
                 "value": float(call(ya, pa, {"label_smoothing": 0.0})[0]),
                 "grad": float(call(ya, pa, {"label_smoothing": 0.0}, grad=True)[0, 0]),
                 "model": model, "model_value": model_value, "model_grad": model_grad, "math": math_v,
@@ -131,13 +139,18 @@ def _caps() -> list[dict]:
     return rows
 
 
-def measure(points: int, seed: int, jobs: int = 1, keras: bool = True) -> dict[str, Any]:
-    """Run every measurement the reports show and return the record."""
+def measure(points: int, seed: int, jobs: int = 1, keras: bool = True, cases=None) -> dict[str, Any]:
+    """Run every measurement the reports show and return the record. ``cases``: a user's kernel
+    cases (:func:`cesym.registry.load_cases`; default the shipped ones, with the seed posts'
+    numbers and Keras's clip edges)."""
     from .verify import environment, run
 
-    configs = run(points=points, seed=seed, jobs=jobs, keras=keras, forms=False)
+    pool = list(CASES if cases is None else cases)
+    by_id = {c.id: c for c in pool}
+    configs = run(points=points, seed=seed, jobs=jobs, keras=keras, forms=False, cases=pool)
+    keras = keras and any(c.keras is not None for c in pool)
     env = environment(keras=keras)
-    families = sorted({c.loss.split(".")[0] for c in CASES})
+    families = sorted({c.loss.split(".")[0] for c in pool})
     record: dict[str, Any] = {
         "format": FORMAT,
         "points": points,
@@ -145,12 +158,12 @@ def measure(points: int, seed: int, jobs: int = 1, keras: bool = True) -> dict[s
         "plot_rows": PLOT_ROWS,
         "keras": keras,
         "versions": {k: env[k] for k in ("numpy", "sympy", "mpmath", "tensorflow", "keras") if k in env},
-        "configs": [_config(c) for c in configs],
-        "plots": {f: _plot_panels(f, keras, seed) for f in families if plot_cases(f)},
-        "caps": _caps() if keras else [],
+        "configs": [_config(c, by_id[c.kernel]) for c in configs],
+        "plots": {f: _plot_panels(f, keras, seed, pool) for f in families if plot_cases(f, pool)},
+        "caps": _caps() if keras and cases is None else [],
         "seeds": [],
     }
-    if keras:
+    if keras and cases is None:
         from .seeds import seed_numbers
 
         record["seeds"] = [asdict(s) for s in seed_numbers()]

@@ -352,18 +352,47 @@ SIGMOID = Rule(
 )
 
 
-def _one_minus_sigmoid(e: sp.Basic) -> sp.Basic | None:
-    if not isinstance(e, sp.Add) or sp.S.One not in e.args:
+def _sigmoid_term(t: sp.Basic) -> tuple[sp.Basic, Sigmoid] | None:
+    """``t = k·σ(u)`` with one σ factor and k free of σ: (k, σ(u))."""
+    sig = [f for f in sp.Mul.make_args(t) if isinstance(f, Sigmoid)]
+    if len(sig) != 1:
         return None
-    for t in e.args:
-        if isinstance(-t, Sigmoid):
-            return e - 1 - t + Sigmoid(-(-t).args[0])
+    k = sp.Mul(*[f for f in sp.Mul.make_args(t) if f is not sig[0]])
+    return None if k.has(Sigmoid) else (k, sig[0])
+
+
+def _one_minus_sigmoid(e: sp.Basic) -> sp.Basic | None:
+    """``c - Σ k_i σ(u_i)`` with ``Σ k_i = c`` (in algebra) -> ``Σ k_i σ(-u_i)``; the other terms
+    of the sum stay. ``c``: the sum's numbers, or its terms free of σ and of the row's elements."""
+    if not isinstance(e, sp.Add):
+        return None
+    terms = [(t, _sigmoid_term(t)) for t in e.args]
+    grouped: dict[Sigmoid, list] = {}  # the terms of each σ(u), their coefficients summed
+    for t, ks in terms:
+        if ks is not None:
+            grouped.setdefault(ks[1], []).append((t, ks[0]))
+    sig = [(sp.Add(*[t for t, _ in g]), (sp.factor(sp.Add(*[k for _, k in g])), f)) for f, g in grouped.items()]
+    if not sig:
+        return None
+    for const in (
+        [t for t in e.args if t.is_number],
+        [t for t in e.args if not t.has(Sigmoid) and not element_symbols(t)],
+    ):
+        c = sp.Add(*const)
+        if c == 0:
+            continue
+        for chosen in (sig, *([x] for x in sig)):  # every σ term, or one of them
+            if sp.expand(sp.Add(*[ks[0] for _, ks in chosen]) + c) == 0:  # Σ (-k_i) = c
+                rest = e - c - sp.Add(*[t for t, _ in chosen])
+                return rest + sp.Add(*[-ks[0] * Sigmoid(sp.expand(-ks[1].args[0])) for _, ks in chosen])
     return None
 
 
 ONE_MINUS_SIGMOID = Rule(
     "one-minus-sigmoid",
-    "1 - σ(u) = σ(-u): 1 - σ(u) rounds to 0 for u past 36.7 (float64) where σ(-u) is e^{-u}.",
+    "1 - σ(u) = σ(-u), and c - Σ k_i σ(u_i) = Σ k_i σ(-u_i) when Σ k_i = c (1 - p_t with "
+    "p_t = y σ(x) + (1 - y) σ(-x) is y σ(-x) + (1 - y) σ(x)): 1 - σ(u) rounds to 0 for u past "
+    "36.7 (float64) where σ(-u) is e^{-u}.",
     lambda expr: _top_down(expr, _one_minus_sigmoid),
 )
 

@@ -77,6 +77,9 @@ FIRES = [
     (R.SIGMOID, y / (2 + E(-x)), Sigmoid),
     (R.SIGMOID, E(x) / (E(x) + E(y)), Sigmoid(x - y)),
     (R.ONE_MINUS_SIGMOID, 1 - Sigmoid(x), Sigmoid(-x)),
+    # 1 - p_t of a poly-1 loss: the label weights sum to the constant
+    (R.ONE_MINUS_SIGMOID, 1 - y * Sigmoid(x) - (1 - y) * Sigmoid(-x), y * Sigmoid(-x) + (1 - y) * Sigmoid(x)),
+    (R.ONE_MINUS_SIGMOID, sp.expand(g * (1 - y * Sigmoid(x) - (1 - y) * Sigmoid(-x))), Sigmoid(-x)),
     (R.POW_SIGMOID, Sigmoid(x) ** g, Softplus(-x)),
     (R.LOG_SPLIT, sp.log(E(y - x) / (1 + E(y - x)) ** 2), sp.log(1 + E(y - x))),
     (R.LOG_SPLIT, sp.log(RowSum(E(z)) / sp.Symbol("C", positive=True, integer=True)), sp.log(RowSum(E(z)))),

@@ -1,0 +1,138 @@
+"""A user's own loss: one file of mathematics gives kernels, verification and a report.
+
+The loss written here exists nowhere in the repository; nothing but the file is written. The
+shipped ``examples/`` go through the same commands.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import mpmath
+import numpy as np
+import pytest
+
+from cesym import cli
+from cesym.define import DerivationError, load_family
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# The Brier score of σ(x) against a label, σ written out as people write it.
+BRIER = textwrap.dedent(
+    r'''
+    r"""The Brier score on logits: :math:`\frac1C \sum_c (\sigma(x_c) - y_c)^2`."""
+
+    from sympy import exp
+
+    from cesym.declare import AXIS, Public, Variant
+    from cesym.define import Loss
+    from cesym.primitives import C, Elem, RowSum
+
+    y = Elem("y")
+    x = Elem("x")
+
+    LOSSES = [Loss(family="brier_logits", variant="logits", title="Brier score on logits",
+                   value=RowSum((1 / (1 + exp(-x)) - y) ** 2) / C, prediction=x, label=y)]
+
+    PUBLIC = [Public(name="brier_score", summary="The Brier score of σ(y_pred) against y_true, mean over ``axis``.",
+                     variants=(Variant("logits"),), labels="binary", keywords=(AXIS,))]
+    '''
+)
+
+
+def _import(path: Path):
+    spec = importlib.util.spec_from_file_location(f"user_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _brier(y: float, x: float) -> mpmath.mpf:
+    with mpmath.workdps(50):
+        return (1 / (1 + mpmath.exp(-mpmath.mpf(x))) - y) ** 2
+
+
+def test_a_new_loss_end_to_end(tmp_path):
+    src, out, rep = tmp_path / "mine", tmp_path / "kernels", tmp_path / "reports"
+    src.mkdir()
+    (src / "brier_logits.py").write_text(BRIER)
+    assert not any("brier" in p.name for p in ROOT.rglob("*.py") if ".venv" not in p.parts)
+
+    assert cli.main(["generate", "--derivations", str(src), "--out", str(out)]) == 0
+    mod = _import(out / "brier_logits.py")
+    assert mod.__all__ == ["brier_score", "brier_score_grad", "brier_score_value_and_grad"]
+    # stable where the written-out form is not: σ(40) - 1 rounds to 0, the loss is e^-80
+    y = np.array([[1.0, 0.0, 1.0]])
+    x = np.array([[40.0, -40.0, 3.0]])
+    v = mod.brier_score(y, x)
+    exact = sum(_brier(a, b) for a, b in zip(y[0], x[0])) / 3
+    assert abs(v[0] - float(exact)) <= 4 * np.spacing(float(exact))
+    v32, g32 = mod.brier_score_value_and_grad(y.astype(np.float32), x.astype(np.float32))
+    assert v32.dtype == g32.dtype == np.float32 and g32.shape == (1, 3)
+    with pytest.raises(ValueError, match="y_true"):
+        mod.brier_score(np.ones((1, 2)), x)
+    assert np.isnan(mod.brier_score([[1.0]], [[np.nan]])[0])
+    assert mod.brier_score([[1.0, 0.0]], [[np.inf, -np.inf]])[0] == 0.0  # the limits at ±inf
+
+    assert cli.main(["verify", "--derivations", str(src), "--quick", "--no-keras", "--jobs", "1"]) == 0
+    from cesym.report import write_reports
+
+    written = write_reports(rep, points=48, keras=False, derivations=src)
+    assert {"README.md", "brier_logits.md", "measured.json"} <= set(written)
+    text = (rep / "brier_logits.md").read_text()
+    assert "No Keras counterpart is declared" in text and "sigmoid-minus-label" in text
+    assert write_reports(rep, check=True, points=48, keras=False, derivations=src) == []
+
+
+def test_a_user_module_needs_numpy_only(tmp_path):
+    src, out = tmp_path / "mine", tmp_path / "kernels"
+    src.mkdir()
+    (src / "brier_logits.py").write_text(BRIER)
+    assert cli.main(["generate", "--derivations", str(src), "--out", str(out)]) == 0
+    code = (
+        f"import sys; sys.path.insert(0, {str(out)!r}); import brier_logits; "
+        "print(float(brier_logits.brier_score([[1.0]], [[0.0]])[0])); "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'sympy', 'mpmath', 'tensorflow', 'keras'}))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert r.stdout.split() == ["0.25", "[]"]
+
+
+def test_the_examples_generate_and_verify(tmp_path):
+    assert cli.main(["generate", "--derivations", str(ROOT / "examples"), "--out", str(tmp_path)]) == 0
+    assert cli.main(["verify", "--derivations", str(ROOT / "examples"), "--quick", "--no-keras", "--jobs", "1"]) == 0
+
+
+def test_a_file_without_public_gets_one_function_per_loss(tmp_path):
+    import inspect
+
+    fam = load_family(ROOT / "examples" / "margin_logistic.py")
+    (pub,) = fam.public
+    assert pub.name == "margin_logistic" and [k.name for k in pub.keywords] == ["margin", "axis"]
+    assert cli.main(["generate", "--derivations", str(ROOT / "examples"), "--out", str(tmp_path)]) == 0
+    mod = _import(tmp_path / "margin_logistic.py")
+    assert str(inspect.signature(mod.margin_logistic)) == "(y_true, y_pred, margin, axis=-1)"
+    with pytest.raises(ValueError, match=r"margin: expected a value in \[0, 4\]"):
+        mod.margin_logistic([[1.0]], [[0.0]], margin=5.0)
+
+
+@pytest.mark.parametrize(
+    "public, message",
+    [
+        ('[Public(name="f", summary="", variants=(Variant("nope"),), labels="binary")]', "variant 'nope' is not in LOSSES"),
+        ('[Public(name="logits_value", summary="", variants=(Variant("logits"),), labels="binary")]', "is a generated kernel's too"),
+        ('[Public(name="f", summary="", variants=(Variant("logits", {"from_logits": True}),), labels="binary")]', "not a flag keyword"),
+        ('[Public(name="f", summary="", variants=(Variant("logits"),), labels="dense")]', "labels must be one of"),
+    ],
+)
+def test_a_bad_declaration_is_one_line_naming_the_file(tmp_path, public, message):
+    text = BRIER.replace(BRIER[BRIER.index("PUBLIC = ") :], f"PUBLIC = {public}\n")
+    path = tmp_path / "brier_logits.py"
+    path.write_text(text)
+    with pytest.raises(DerivationError, match=message) as e:
+        load_family(path)
+    assert str(path) in str(e.value) and "\n" not in str(e.value)
