@@ -48,13 +48,14 @@ import time
 import tracemalloc
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
 
+from .keras_calls import BENCH_NOTES
 from .registry import CASES, KernelCase
 
 __all__ = ["Bench", "Config", "IMPLS", "benches", "run", "format_text", "format_markdown", "write_atomic"]
@@ -67,40 +68,12 @@ IMPL_TITLES = {"cesym": "cesym", "naive": "naive", "keras": "Keras eager", "xla"
 SWEEP_IMPLS = ("cesym", "keras", "xla")
 #: Ratio columns, cesym over each: the target (Keras eager) first.
 RATIO_IMPLS = ("keras", "xla", "tfnn", "naive")
-#: Losses of the sweep (value+grad), by case id.
-SWEEP_IDS = (
-    "categorical_crossentropy[from_logits=True]",
-    "binary_crossentropy[from_logits=True]",
-    "sparse_categorical_crossentropy[from_logits=True]",
-)
-#: Kernels of the shapes section (value+grad, cesym only), by bench id: the logits and the
-#: probability paths (their long rows are evaluated by other primitives).
-SHAPE_IDS = (
-    "sigmoid_cross_entropy_with_logits",
-    "binary_crossentropy[from_logits=True]",
-    "binary_crossentropy[from_logits=False]",
-    "categorical_crossentropy[from_logits=True]",
-    "categorical_crossentropy[from_logits=False]",
-    "sparse_categorical_crossentropy[from_logits=True]",
-    "sparse_categorical_crossentropy[from_logits=False]",
-    "softmax_cross_entropy_with_logits",
-    "activity_penalty[lam=0.1]",
-)
-#: Kernels of the shapes section also timed value alone (a value takes fewer passes over a long
-#: row than value+grad, so its ratio is not implied by the fused call's).
-SHAPE_VALUE_IDS = (
-    "binary_crossentropy[from_logits=False]",
-    "categorical_crossentropy[from_logits=True]",
-    "categorical_crossentropy[from_logits=False]",
-    "sparse_categorical_crossentropy[from_logits=False]",
-)
 #: Modes of the shapes section: value+grad for every kernel of it, then value for some.
 SHAPE_MODES = ("value+grad", "value")
 #: The layouts of the shapes section, the reference (rows of 10) first.
 SHAPES = ("rows", "1-D", "rank 3, axis 1", "vocabulary", "one row")
 #: Relative spread (max - min)/median above which a timing is flagged as noisy.
 NOISY = 0.25
-LAM = 0.1  # activity_penalty's lam, on both sides
 
 
 @dataclass(frozen=True)
@@ -109,10 +82,12 @@ class Bench:
 
     kernel: str  # public name in cesym.kernels
     keywords: tuple[tuple[str, Any], ...] = ()
-    labels: str = "onehot"  # "binary" (0/1 per element), "onehot", "sparse" (int per row), "none"
-    pred: str = "logits"  # "logits", "sigmoid" (probabilities per element), "softmax" (per row)
+    labels: str = "onehot"  # "binary" (0/1 per element), "onehot", "sparse" (int per row), "real", "none"
+    pred: str = "logits"  # "logits", "sigmoid" (probabilities per element), "softmax" (per row), "positive"
     nn_keywords: bool = False  # tf.nn style: labels=, logits=
     metric: bool = False  # value only
+    axis: bool = False  # takes axis= (the shapes section moves the class axis)
+    case: KernelCase | None = field(default=None, compare=False, repr=False)  # its kernel case (losses)
 
     @property
     def kw(self) -> dict[str, Any]:
@@ -129,21 +104,35 @@ class Bench:
 
     @property
     def from_logits_keras(self) -> bool:
-        """A Keras loss on logits: it has a tf.nn op equivalent."""
+        """A Keras loss on logits: it may have a tf.nn op equivalent."""
         return not self.nn_keywords and not self.metric and self.kw.get("from_logits") is True
 
 
-_BINARY = ("binary_crossentropy", "sigmoid_cross_entropy_with_logits", "binary_accuracy")
-
-
 def _from_case(c: KernelCase) -> Bench:
-    binary = c.kernel in _BINARY
-    labels = {"none": "none", "sparse": "sparse"}.get(c.labels, "binary" if binary else "onehot")
-    pred = "logits" if c.inputs in ("logits", "real") else ("sigmoid" if binary else "softmax")
+    """The bench of a kernel case, its inputs from the declaration: labels by kind, predictions
+    by domain (probabilities: a sigmoid's per element, a softmax's per row), parameters at
+    their defaults (a required one at the middle of its range, or 1)."""
+    labels = {"none": "none", "index": "sparse", "binary": "binary", "distribution": "onehot", "real": "real"}[c.label_kind]
+    pred = {"unit": "sigmoid", "simplex": "softmax", "positive": "positive"}.get(c.domain, "logits")
     kw = dict(c.keywords)
-    if c.kernel == "activity_penalty":
-        kw["lam"] = LAM
-    return Bench(c.kernel, tuple(kw.items()), labels, pred, c.nn_keywords)
+    for name, default, rng in c.params:
+        if default is None:  # required: the middle of its range
+            kw[name] = (rng[0] + rng[1]) / 2 if rng else 1.0
+    return Bench(c.kernel, tuple(kw.items()), labels, pred, c.nn_keywords, axis=c.has_axis, case=c)
+
+
+def _ids(keep) -> tuple[str, ...]:
+    return tuple(b.id for b in map(_from_case, CASES) if keep(b))
+
+
+#: Losses of the sweep (value+grad), by bench id: the Keras losses on logits.
+SWEEP_IDS = _ids(lambda b: b.from_logits_keras and b.case.keras is not None)
+#: Kernels of the shapes section (value+grad, cesym only), by bench id: those whose class axis
+#: can move (an ``axis`` keyword), the elementwise ones and the batch reductions.
+SHAPE_IDS = _ids(lambda b: b.axis or b.case.reduction in ("element", "batch"))
+#: Kernels of the shapes section also timed value alone (a value takes fewer passes over a long
+#: row than value+grad, so its ratio is not implied by the fused call's): the row reductions.
+SHAPE_VALUE_IDS = _ids(lambda b: b.axis)
 
 
 METRICS = (
@@ -201,6 +190,16 @@ class Inputs:
         e = np.exp(self._z - self._z.max(axis=-1, keepdims=True))
         e /= e.sum(axis=-1, keepdims=True)
         return e.astype(self.dtype)
+
+    @cached_property
+    def real(self) -> np.ndarray:
+        """Regression targets: the logits reversed along the batch, so that they differ from them."""
+        return self._z[::-1].astype(self.dtype)
+
+    @cached_property
+    def positive(self) -> np.ndarray:
+        """Positive predictions: e^{z/3}, log-normal about 1."""
+        return np.exp(self._z / 3).astype(self.dtype)
 
     @cached_property
     def onehot(self) -> np.ndarray:
@@ -277,28 +276,15 @@ def _tf_value_fn(b: Bench, impl: str) -> Callable | None:
     tf = _tf()
     import keras
 
+    from .keras_calls import loss_fn, tfnn_fn
+
     kw = b.kw
     if impl == "tfnn":
-        if not b.from_logits_keras:
-            return None
-        if b.kernel == "binary_crossentropy":
-            return lambda y, x: tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=x), axis=-1)
-        if b.kernel == "categorical_crossentropy":
-            return lambda y, x: tf.nn.softmax_cross_entropy_with_logits(labels=y, logits=x)
-        if b.kernel == "sparse_categorical_crossentropy":
-            return lambda y, x: tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=x)
-        return None
+        return tfnn_fn(b.case) if b.from_logits_keras else None
     if b.metric:
         fn = getattr(keras.metrics, b.kernel)
         return lambda y, p: fn(y, p, **kw)
-    if b.nn_keywords:
-        fn = getattr(tf.nn, b.kernel)
-        return lambda y, p: fn(labels=y, logits=p, **kw)
-    if b.kernel == "activity_penalty":
-        lam = kw["lam"]
-        return lambda _, h: lam * tf.reduce_mean(tf.reduce_sum(tf.square(h), axis=1))
-    fn = getattr(keras.losses, b.kernel)
-    return lambda y, p: fn(y, p, **kw)
+    return loss_fn(b.case, {**{n: d for n, d, _ in b.case.params if d is not None}, **kw})
 
 
 def _tape_fn(value_fn: Callable) -> Callable:
@@ -551,7 +537,7 @@ def shape_inputs(b: Bench, shape: str, inp: "Inputs") -> tuple[Any, np.ndarray, 
         if B % 64:
             raise ValueError(f"rank 3 needs a batch divisible by 64, got {B}")
         to3 = lambda a: np.ascontiguousarray(a.reshape(B // 64, 64, C).swapaxes(1, 2))  # noqa: E731
-        if b.kernel not in ("sigmoid_cross_entropy_with_logits", "activity_penalty"):
+        if b.axis:
             kw = {"axis": 1}
         lab = None if labels is None else (labels.reshape(B // 64, 64) if b.labels == "sparse" else to3(labels))
         return lab, to3(pred), kw, (B // 64, C, 64)
@@ -591,7 +577,7 @@ def measure_shapes(b: Bench, inp: "Inputs", repeats: int, mode: str = "value+gra
     calls, meta = {}, {}
     for shape in SHAPES:
         labels, pred, kw, dims = shape_inputs(b, shape, inp)
-        bb = Bench(b.kernel, tuple(dict(b.keywords, **kw).items()), b.labels, b.pred, b.nn_keywords)
+        bb = Bench(b.kernel, tuple(dict(b.keywords, **kw).items()), b.labels, b.pred, b.nn_keywords, axis=b.axis, case=b.case)
         calls[shape] = _numpy_fn(kernels, bb, "_value_and_grad" if mode == "value+grad" else "", labels, pred)
         meta[shape] = (dims, kw.get("axis", -1), int(pred.nbytes), int(pred.size))
     for fn in calls.values():
@@ -788,9 +774,9 @@ def machine_info() -> dict[str, Any]:
 NOTES = [
     "value: the per-sample loss (metrics: per-sample accuracy). value+grad: the loss and d(sum of the values)/d(y_pred).",
     "cesym value+grad calls `<name>_value_and_grad` when cesym.kernels has it, else `<name>` then `<name>_grad` (column 'cesym entry'); naive calls value then grad.",
-    "Keras eager: the keras.losses / keras.metrics function form (tf.nn kernels: the tf.nn op; activity_penalty: lam*reduce_mean(reduce_sum(square(h), axis=1))); value+grad with tf.GradientTape over y_pred (tf.convert_to_tensor + watch).",
+    BENCH_NOTES[0],
     "XLA: the same function, or the same tape, inside tf.function(jit_compile=True); compiled by a first call before timing (compile time excluded; in the JSON as first_call_s).",
-    "tf.nn: the tf.nn op equal to a from_logits Keras loss (BCE: mean over the last axis of sigmoid_cross_entropy_with_logits; CCE: softmax_cross_entropy_with_logits; SCCE: sparse_softmax_cross_entropy_with_logits), eager.",
+    BENCH_NOTES[1],
     "Timed region: NumPy inputs to NumPy outputs. TensorFlow gets the NumPy arrays (conversion timed) and its results go through .numpy() (timed).",
     "Interleaved: each repeat calls every implementation once, round robin from a rotating start, after one untimed warm-up call each; medians of the repeats. Ratios: cesym median / other median (< 1: cesym faster).",
     "Threads: TensorFlow runs ops on its intra-op pool (all cores); cesym's kernels run blocks of rows on cesym.kernels.num_threads() threads (the usable cores); the naive form goes through the same blocked driver; NumPy's ufuncs themselves are single-threaded.",

@@ -22,7 +22,7 @@ import numpy as np
 
 from .registry import KernelCase
 
-__all__ = ["keras_kernel", "keras_class_kernel", "keras_metric", "LOSS_CLASSES", "METRIC_CLASSES", "versions"]
+__all__ = ["keras_kernel", "keras_class_kernel", "keras_metric", "loss_fn", "tfnn_fn", "BENCH_NOTES", "LOSS_CLASSES", "METRIC_CLASSES", "versions"]
 
 
 def _tf():
@@ -56,6 +56,36 @@ def _loss_fn(case: KernelCase, params: dict) -> Callable:
         lam = kw["lam"]
         return lambda _, h: lam * tf.reduce_mean(tf.reduce_sum(tf.square(h), axis=list(range(1, len(h.shape)))))
     raise KeyError(case.kernel)
+
+
+def loss_fn(case: KernelCase, params: dict) -> Callable:
+    """``f(labels, pred) -> tensor``: the Keras function form (or ``tf.nn`` op, or TensorFlow
+    expression) of ``case`` with its keywords and ``params``."""
+    return _loss_fn(case, params)
+
+
+def tfnn_fn(case: KernelCase) -> Callable | None:
+    """The ``tf.nn`` op equal to a from_logits Keras loss, ``f(labels, logits)``, or None."""
+    tf = _tf()
+    if case.keyword_only or case.keywords.get("from_logits") is not True:
+        return None
+    if case.kernel == "binary_crossentropy":
+        return lambda y, x: tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=x), axis=-1)
+    if case.kernel == "categorical_crossentropy":
+        return lambda y, x: tf.nn.softmax_cross_entropy_with_logits(labels=y, logits=x)
+    if case.kernel == "sparse_categorical_crossentropy":
+        return lambda y, x: tf.nn.sparse_softmax_cross_entropy_with_logits(labels=y, logits=x)
+    return None
+
+
+#: What the bench's Keras and tf.nn columns call, in words.
+BENCH_NOTES = (
+    "Keras eager: the keras.losses / keras.metrics function form (tf.nn kernels: the tf.nn op; activity_penalty: "
+    "lam*reduce_mean(reduce_sum(square(h), axis=1))); value+grad with tf.GradientTape over y_pred (tf.convert_to_tensor + watch).",
+    "tf.nn: the tf.nn op equal to a from_logits Keras loss (BCE: mean over the last axis of "
+    "sigmoid_cross_entropy_with_logits; CCE: softmax_cross_entropy_with_logits; SCCE: "
+    "sparse_softmax_cross_entropy_with_logits), eager.",
+)
 
 
 def keras_kernel(case: KernelCase) -> Callable:

@@ -36,12 +36,14 @@ added), each a rounding, because a seed other than 1 makes roundings of terms th
 
 from __future__ import annotations
 
+import math
+
 import mpmath
 import numpy as np
 
 from .registry import KernelCase
 
-__all__ = ["EPSILON", "bounds", "envelope", "contains"]
+__all__ = ["EPSILON", "bounds", "envelope", "contains", "clip_edges", "CLIP_EDGES_NOTE"]
 
 EPSILON = 1e-7
 iv = mpmath.iv
@@ -292,3 +294,39 @@ def contains(interval, value: float, dtype) -> bool:
     ulp_a = mpmath.mpf(float(np.spacing(dt(abs(float(a))))))
     ulp_b = mpmath.mpf(float(np.spacing(dt(abs(float(b))))))
     return a - ulp_a <= v <= b + ulp_b
+
+
+#: The heading line of the clip-edges table of the reports.
+CLIP_EDGES_NOTE = (
+    "`keras.losses.binary_crossentropy` clips p to [ε, 1 − ε], ε = 1e-7 cast to the dtype (float32: 1 − ε = 1 − 2⁻²³):"
+)
+
+
+def clip_edges() -> list[dict]:
+    """Keras's binary cross-entropy at the edges of its clip, with what the model of its
+    algorithm says (``model_value``/``model_grad``: the number it predicts, None where it
+    predicts only a sign of life)."""
+    from .keras_calls import keras_kernel
+    from .registry import case as case_of
+
+    case = case_of("binary_crossentropy", from_logits=False)
+    call = keras_kernel(case)
+    rows = []
+    for dtype in (np.float32, np.float64):
+        lo, hi = bounds(dtype)
+        for p, y, model, model_value, model_grad, math_v in (
+            (0.0, 1.0, f"−ln ε = {-math.log(lo):.8g}", -math.log(lo), None, "+inf"),
+            (1.0, 0.0, f"−ln(1 − (1−ε)) = {-math.log(1 - hi):.8g}" + (" = 23·ln 2" if dtype == np.float32 else ""),
+             -math.log(1 - hi), None, "+inf"),
+            (1.0, 1.0, f"−ln(1−ε) = {-math.log(hi):.3g}", -math.log(hi), None, "0"),
+            (1e-12, 1.0, "gradient 0 (clipped)", None, 0.0, f"gradient {-1 / 1e-12:.3g}"),
+        ):
+            pa = np.array([[p]], dtype=dtype)
+            ya = np.array([[y]], dtype=dtype)
+            rows.append({
+                "family": case.loss.split(".")[0], "p": p, "y": y, "dtype": np.dtype(dtype).name,
+                "value": float(call(ya, pa, {"label_smoothing": 0.0})[0]),
+                "grad": float(call(ya, pa, {"label_smoothing": 0.0}, grad=True)[0, 0]),
+                "model": model, "model_value": model_value, "model_grad": model_grad, "math": math_v,
+            })
+    return rows

@@ -27,7 +27,7 @@ from .define import DERIVATIONS_DIR, load_all
 from .derive import Derived, derive
 from .generate import GENERATED_DIR
 from .primitives import Elem, RestSum, RowMax, RowSum
-from .registry import CASES, label_kinds
+from .keras_model import CLIP_EDGES_NOTE
 from .report_record import ERR_CAP, RECORD_NAME, dumps, measure
 
 __all__ = ["REPORTS_DIR", "render_reports", "write_reports", "REPORT_POINTS", "REPORT_SEED"]
@@ -269,7 +269,7 @@ def render_family(
     if caps:
         lines += ["### Keras's clip at the edges", ""]
         lines += [
-            "`keras.losses.binary_crossentropy` clips p to [ε, 1 − ε], ε = 1e-7 cast to the dtype (float32: 1 − ε = 1 − 2⁻²³):",
+            CLIP_EDGES_NOTE,
             "",
         ]
         lines += _keras_caps(caps) + [""]

@@ -108,41 +108,11 @@ def _plot_panels(family: str, keras: bool, seed: int, cases=None) -> list[dict]:
     return panels
 
 
-def _caps() -> list[dict]:
-    """Keras's binary cross-entropy at the edges of its clip, with what the model of its
-    algorithm says (``model_value``/``model_grad``: the number it predicts, None where it
-    predicts only a sign of life)."""
-    from .keras_calls import keras_kernel
-    from .keras_model import bounds
-    from .registry import case as case_of
-
-    case = case_of("binary_crossentropy", from_logits=False)
-    call = keras_kernel(case)
-    rows = []
-    for dtype in (np.float32, np.float64):
-        lo, hi = bounds(dtype)
-        for p, y, model, model_value, model_grad, math_v in (
-            (0.0, 1.0, f"−ln ε = {-math.log(lo):.8g}", -math.log(lo), None, "+inf"),
-            (1.0, 0.0, f"−ln(1 − (1−ε)) = {-math.log(1 - hi):.8g}" + (" = 23·ln 2" if dtype == np.float32 else ""),
-             -math.log(1 - hi), None, "+inf"),
-            (1.0, 1.0, f"−ln(1−ε) = {-math.log(hi):.3g}", -math.log(hi), None, "0"),
-            (1e-12, 1.0, "gradient 0 (clipped)", None, 0.0, f"gradient {-1 / 1e-12:.3g}"),
-        ):
-            pa = np.array([[p]], dtype=dtype)
-            ya = np.array([[y]], dtype=dtype)
-            rows.append({
-                "family": case.loss.split(".")[0], "p": p, "y": y, "dtype": np.dtype(dtype).name,
-                "value": float(call(ya, pa, {"label_smoothing": 0.0})[0]),
-                "grad": float(call(ya, pa, {"label_smoothing": 0.0}, grad=True)[0, 0]),
-                "model": model, "model_value": model_value, "model_grad": model_grad, "math": math_v,
-            })
-    return rows
-
-
 def measure(points: int, seed: int, jobs: int = 1, keras: bool = True, cases=None) -> dict[str, Any]:
     """Run every measurement the reports show and return the record. ``cases``: a user's kernel
     cases (:func:`cesym.registry.load_cases`; default the shipped ones, with the seed posts'
     numbers and Keras's clip edges)."""
+    from .keras_model import clip_edges
     from .verify import environment, run
 
     pool = list(CASES if cases is None else cases)
@@ -160,7 +130,7 @@ def measure(points: int, seed: int, jobs: int = 1, keras: bool = True, cases=Non
         "versions": {k: env[k] for k in ("numpy", "sympy", "mpmath", "tensorflow", "keras") if k in env},
         "configs": [_config(c, by_id[c.kernel]) for c in configs],
         "plots": {f: _plot_panels(f, keras, seed, pool) for f in families if plot_cases(f, pool)},
-        "caps": _caps() if keras and cases is None else [],
+        "caps": clip_edges() if keras and cases is None else [],
         "seeds": [],
     }
     if keras and cases is None:

@@ -162,4 +162,4 @@ def test_shapes_only_skips_the_tables(tmp_path):
     assert res["tables"] == [] and res["sweep"] is None
     assert {(x["id"], x["mode"]) for x in res["shapes"]["results"]} == {
         ("binary_crossentropy[from_logits=True]", "value+grad"), ("binary_crossentropy[from_logits=False]", "value+grad"),
-        ("binary_crossentropy[from_logits=False]", "value")}
+        ("binary_crossentropy[from_logits=False]", "value"), ("binary_crossentropy[from_logits=True]", "value")}

@@ -55,7 +55,7 @@ def single_class(fn: str, pred_name: str, shape: tuple[int, ...], axis: int) -> 
             SingleClassWarning(
                 f"{fn}: {pred_name} has one class along axis {axis} (shape {shape}): the softmax or "
                 "renormalisation over one class is 1, so the loss is 0 and its gradient 0 for every "
-                "sample. For two classes given by one output, use binary_crossentropy."
+                "sample. For two classes given by one output, use a sigmoid (binary) cross-entropy."
             )
         )
 
