@@ -112,7 +112,7 @@ def _from_case(c: KernelCase) -> Bench:
     """The bench of a kernel case, its inputs from the declaration: labels by kind, predictions
     by domain (probabilities: a sigmoid's per element, a softmax's per row), parameters at
     their defaults (a required one at the middle of its range, or 1)."""
-    labels = {"none": "none", "index": "sparse", "binary": "binary", "distribution": "onehot", "real": "real"}[c.label_kind]
+    labels = {"none": "none", "index": "sparse", "binary": "binary", "distribution": "onehot", "real": "real", "count": "count"}[c.label_kind]
     pred = {"unit": "sigmoid", "simplex": "softmax", "positive": "positive"}.get(c.domain, "logits")
     kw = dict(c.keywords)
     for name, default, rng in c.params:
@@ -195,6 +195,11 @@ class Inputs:
     def real(self) -> np.ndarray:
         """Regression targets: the logits reversed along the batch, so that they differ from them."""
         return self._z[::-1].astype(self.dtype)
+
+    @cached_property
+    def count(self) -> np.ndarray:
+        """Non-negative targets: the magnitudes of :attr:`real`."""
+        return np.abs(self.real)
 
     @cached_property
     def positive(self) -> np.ndarray:

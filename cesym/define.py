@@ -68,6 +68,9 @@ class Loss:
         param_ranges: the closed range ``(lo, hi)`` of each parameter that is not [0, 1] (the
             range of ``label_smoothing``, the default); ``cesym generate`` evaluates the kernels
             at both ends (:mod:`cesym.edges`).
+        keras: what Keras computes instead of ``value``, in the same symbols (its ε floors and
+            clips as ``Max``/``Min``, its own formula), for the model of Keras's algorithm
+            (:mod:`cesym.keras_model`); None: Keras computes the definition. Never generated.
     """
 
     family: str
@@ -83,6 +86,7 @@ class Loss:
     notes: str = ""
     label_index: bool = False
     param_ranges: dict[sp.Symbol, tuple[float, float]] = field(default_factory=dict)
+    keras: sp.Expr | None = None
 
     @property
     def name(self) -> str:
@@ -109,6 +113,12 @@ class Loss:
             raise DerivationError(
                 f"{self.name}: value uses undeclared symbol(s) {', '.join(sorted(map(str, unknown)))}"
             )
+        if self.keras is not None:
+            if not isinstance(self.keras, sp.Basic):
+                raise DerivationError(f"{self.name}: keras is not a SymPy expression")
+            extra = self.keras.free_symbols - allowed
+            if extra:
+                raise DerivationError(f"{self.name}: keras uses undeclared symbol(s) {', '.join(sorted(map(str, extra)))}")
         for w, d in self.weights.items():
             extra = d.free_symbols - {self.label, C, *self.params}
             if extra:

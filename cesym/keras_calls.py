@@ -22,7 +22,7 @@ import numpy as np
 
 from .registry import KernelCase
 
-__all__ = ["keras_kernel", "keras_class_kernel", "keras_metric", "loss_fn", "tfnn_fn", "BENCH_NOTES", "LOSS_CLASSES", "METRIC_CLASSES", "versions"]
+__all__ = ["keras_kernel", "keras_class_kernel", "keras_metric", "loss_fn", "tfnn_fn", "BENCH_NOTES", "loss_class", "METRIC_CLASSES", "versions"]
 
 
 def _tf():
@@ -40,22 +40,33 @@ def versions() -> dict[str, str]:
     return {"tensorflow": tf.__version__, "keras": keras.__version__}
 
 
+def _declared(case: KernelCase, what: str, prefix: str) -> str | None:
+    """The declared Keras counterpart's ``what`` (``"function"``, ``"loss_class"``) if it is
+    under ``prefix`` (``"keras.losses."``), as the name there."""
+    name = (case.keras or {}).get(what)
+    return name[len(prefix):] if name and name.startswith(prefix) else None
+
+
 def _loss_fn(case: KernelCase, params: dict) -> Callable:
+    """The declared counterpart: ``keras.losses.<f>(y, p, **kw)`` or ``tf.nn.<f>(labels=, logits=)``;
+    seed 003's penalty as the TensorFlow expression the post writes."""
     tf = _tf()
     import keras
 
     kw = dict(case.keywords)
     kw.update(params)
-    if case.kernel in ("binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy"):
-        fn = getattr(keras.losses, case.kernel)
-        return lambda y, p: fn(y, p, **kw)
-    if case.nn_keywords:
-        fn = getattr(tf.nn, case.kernel)
-        return lambda y, p: fn(labels=y, logits=p, **kw)
     if case.kernel == "activity_penalty":
         lam = kw["lam"]
         return lambda _, h: lam * tf.reduce_mean(tf.reduce_sum(tf.square(h), axis=list(range(1, len(h.shape)))))
-    raise KeyError(case.kernel)
+    name = _declared(case, "function", "keras.losses.")
+    if name is not None:
+        fn = getattr(keras.losses, name)
+        return lambda y, p: fn(y, p, **kw)
+    name = _declared(case, "function", "tf.nn.")
+    if name is not None:
+        fn = getattr(tf.nn, name)
+        return lambda y, p: fn(labels=y, logits=p, **kw)
+    raise KeyError(f"{case.kernel}: no Keras function form declared")
 
 
 def loss_fn(case: KernelCase, params: dict) -> Callable:
@@ -113,12 +124,9 @@ def keras_kernel(case: KernelCase) -> Callable:
     return call
 
 
-#: The loss classes of the function forms that have one.
-LOSS_CLASSES = {
-    "binary_crossentropy": "BinaryCrossentropy",
-    "categorical_crossentropy": "CategoricalCrossentropy",
-    "sparse_categorical_crossentropy": "SparseCategoricalCrossentropy",
-}
+def loss_class(case: KernelCase) -> str | None:
+    """The name in ``keras.losses`` of the declared loss class of ``case``, or None."""
+    return _declared(case, "loss_class", "keras.losses.")
 
 
 def keras_class_kernel(case: KernelCase) -> Callable:
@@ -133,7 +141,7 @@ def keras_class_kernel(case: KernelCase) -> Callable:
         tf = _tf()
         import keras
 
-        cls = getattr(keras.losses, LOSS_CLASSES[case.kernel])
+        cls = getattr(keras.losses, loss_class(case))
         kw = dict(case.keywords, **params)
         loss = cls(reduction=reduction, dtype=dtype, **kw)
         pred = np.asarray(pred)

@@ -11,6 +11,8 @@ What Keras 3.15 (TensorFlow backend) computes, step by step, for each loss (func
   assumes labels summing to 1.
 * ``sparse_categorical_crossentropy``, probabilities: ``q = clip(p)`` then the sparse softmax op on
   ``log q``: ``-log(q_k/Σq)`` (renormalised *after* clipping). Logits: the sparse softmax op.
+* any other loss: the algorithm its derivation file declares (``Loss.keras``: Keras's own
+  formula, ε floors and clips as ``Max``/``Min``; by default the definition itself), op by op.
 
 ``ε = 1e-7`` cast to the input's dtype (float32: ``1-ε`` is ``1 - 2**-23``); ``tf.clip_by_value``
 passes the gradient where ``ε <= x <= 1-ε``, else 0. Gradients of the probability paths are
@@ -119,6 +121,16 @@ class _Rounding:
             w = k * self.u / (1 - k * self.u) * mag + k * self.tiny
         return self._hull0(s + iv.mpf([-w, w]))
 
+    def fsum_ends(self, xs):
+        """A sum of n terms in any order, bounded end by end: each term's share of the error,
+        (n-1)·u·|x_i|, is taken at the end it moves (x - k·u·|x| rises with x), so a term whose
+        interval spans orders of magnitude does not widen the sum by its largest end."""
+        k = len(xs) - 1
+        with mpmath.workprec(300):
+            lo = mpmath.fsum(a - k * self.u * abs(a) for a, _ in map(_ends, xs))
+            hi = mpmath.fsum(b + k * self.u * abs(b) for _, b in map(_ends, xs))
+        return self._hull0(iv.mpf([lo, hi]))
+
     def fsum(self, xs):
         """A sum of n terms in any order: exact sum ± (n-1)·u·Σ|x_i|."""
         s = iv.mpf(0)
@@ -197,9 +209,109 @@ def envelope(case: KernelCase, labels, pred, params: dict, dtype, upstream=None)
             if U is not None:  # Log's gradient: grad·reciprocal(q)
                 return v, [R.mul(gc, R.div(iv.mpf(1), q)) * mask for gc, (q, mask) in zip(g, qs)]
             return v, [R.div(gc, q) * mask for gc, (q, mask) in zip(g, qs)]
+        return _declared_algorithm(case, R, labels, pred, params, U)
     finally:
         iv.prec = old
-    raise ValueError(f"{case.id}: no model of Keras's algorithm")
+
+
+# --- any other loss: Keras's algorithm as its derivation file declares it ---------------------------
+#
+# ``Loss.keras`` (default: the definition) is evaluated op by op with one rounding each, as
+# Keras's TensorFlow ops compute it; the gradient is the exact derivative of that algorithm,
+# evaluated the same way and widened by one more rounding per operation of the value
+# (backpropagation runs the same operations in another order, each of them rounded).
+
+_ALGORITHMS: dict[tuple[int, int], tuple] = {}
+
+
+def _algorithm(loss, n: int):
+    """(value, gradient, symbols) of Keras's algorithm for ``loss`` on a row of ``n``."""
+    import sympy as sp
+
+    from .evaluate import expand_row, indexed
+    from .primitives import to_elementary
+
+    key = (id(loss), n)
+    if key not in _ALGORITHMS:
+        expr = loss.keras if loss.keras is not None else loss.value
+        expr = to_elementary(expr.xreplace({w: d for w, d in loss.weights.items() if d != w}), keep=())
+        expr = expand_row(expr, n, None) if loss.row_level else expand_row(expr, 1, 0)
+        labels = [indexed(loss.label, c) for c in range(n)] if loss.label is not None else []
+        preds = [indexed(loss.prediction, c) for c in range(n)]
+        grads = [sp.diff(expr, x) for x in preds]
+        _ALGORITHMS[key] = (expr, grads, labels, preds, sp.count_ops(expr))
+    return _ALGORITHMS[key]
+
+
+def _walk(e, env: dict, R):
+    """``e`` evaluated in interval arithmetic, each operation widened by one rounding (``R``)."""
+    import sympy as sp
+    from sympy.codegen.cfunctions import expm1, log1p
+
+    if e in env:
+        return env[e]
+    if e.is_Number:
+        return iv.mpf(sp.Rational(e).p) / iv.mpf(sp.Rational(e).q) if e.is_Rational else iv.mpf(float(e))
+    args = [_walk(a, env, R) for a in e.args]
+    if isinstance(e, sp.Add):
+        return R.fsum_ends(args)
+    if isinstance(e, sp.Mul):
+        out = args[0]
+        for a in args[1:]:
+            out = R.mul(out, a)
+        return out
+    if isinstance(e, sp.Pow):
+        b, x = args[0], e.args[1]
+        if x == -1:
+            return R.div(iv.mpf(1), b)
+        if x.is_Integer and x > 0:
+            out = b
+            for _ in range(int(x) - 1):
+                out = R.mul(out, b)
+            return out
+        if x == sp.S.Half:
+            return R.r(iv.sqrt(b))
+        return R.r(iv.power(b, args[1]), 4)
+    elementary = {
+        sp.exp: R.exp, sp.log: R.log, log1p: R.log1p, expm1: lambda a: R.r(iv.expm1(a), 4),
+        # mpmath.iv has no cosh/tanh: their exponential forms (wider, never narrower)
+        sp.cosh: lambda a: R.r((iv.exp(a) + iv.exp(-a)) / 2, 4),
+        sp.tanh: lambda a: R.r(1 - 2 / (iv.exp(2 * a) + 1), 4),
+    }
+    if e.func in elementary:
+        return elementary[e.func](args[0])
+    if isinstance(e, sp.Abs):
+        lo, hi = _ends(args[0])
+        return iv.mpf([0 if lo <= 0 <= hi else min(abs(lo), abs(hi)), max(abs(lo), abs(hi))])
+    if isinstance(e, (sp.Max, sp.Min)):
+        ends = [_ends(a) for a in args]
+        pick = max if isinstance(e, sp.Max) else min
+        return iv.mpf([pick(a for a, _ in ends), pick(b for _, b in ends)])
+    if isinstance(e, (sp.sign, sp.Heaviside)):
+        lo, hi = _ends(args[0])
+        one, zero = (1, 0) if isinstance(e, sp.Heaviside) else (1, -1)
+        if lo > 0:
+            return iv.mpf(one)
+        if hi < 0:
+            return iv.mpf(zero)
+        return iv.mpf([min(zero, 0), one])  # 0 itself: TensorFlow's convention is 0 for both
+    raise ValueError(f"no interval rule for {e.func.__name__} in Keras's declared algorithm")
+
+
+def _declared_algorithm(case: KernelCase, R, labels, pred, params: dict, upstream=None):
+    from .contract import definition
+
+    loss = definition(case)
+    n = len(pred)
+    value, grads, lab_syms, pred_syms, ops = _algorithm(loss, n)
+    env = {s: iv.mpf(float(v)) for s, v in zip(lab_syms, labels)}
+    env.update({s: iv.mpf(float(v)) for s, v in zip(pred_syms, pred)})
+    for q in loss.params:
+        env[q] = iv.mpf(float(params[q.name]))
+    grad = [R.r(_walk(g, env, R), ops) for g in grads]
+    if upstream is not None:  # a loss class seeds the backward pass with U
+        grad = [R.mul(g, upstream) for g in grad]
+    return _walk(value, env, R), grad
 
 
 def _bce_probs(R, t, x, lo, hi):
@@ -282,11 +394,14 @@ def _cce_probs(R, t, p, lo, hi, U=None):
 
 
 def contains(interval, value: float, dtype) -> bool:
-    """True when ``value`` lies in ``interval`` widened by one ulp of ``dtype`` at each end."""
+    """True when ``value`` lies in ``interval`` widened by one ulp of ``dtype`` at each end.
+
+    NaN only in ``[-inf, +inf]``: an algorithm whose interval is that has overflowed into an
+    indeterminate form (inf - inf, 0·inf: a sample's infinite loss under a zero weight)."""
     v = float(value)
-    if np.isnan(v):
-        return False
     a, b = _ends(interval)
+    if np.isnan(v):
+        return mpmath.isinf(a) and mpmath.isinf(b) and a < 0 < b
     fmax = mpmath.mpf(float(np.finfo(dtype).max))
     if np.isinf(v):
         return (v > 0 and b >= fmax) or (v < 0 and a <= -fmax)

@@ -108,8 +108,12 @@ def _labels_row(rng, case: KernelCase, soft: bool, n: int, pred_row: np.ndarray)
         y = rng.uniform(0, 1, n)
         y[rng.random(n) < 0.2] = 0.5
         return y
-    if case.label_kind == "real":  # regression targets: any finite number, as the predictions
-        return _logit_row(rng, "moderate" if rng.random() < 0.5 else "large", n, np.float64)
+    if case.label_kind in ("real", "count"):  # regression targets: any finite number (counts: >= 0)
+        y = _logit_row(rng, "moderate" if rng.random() < 0.5 else "large", n, np.float64)
+        if case.label_kind == "count":
+            y = np.abs(y)
+            y[rng.random(n) < 0.2] = 0.0  # zero counts: 0·log 0
+        return y
     if case.label_kind == "distribution":
         y = np.zeros(n)
         k = int(np.argmax(pred_row)) if rng.random() < 0.5 else int(rng.integers(n))
@@ -162,6 +166,8 @@ def sample(case: KernelCase, dtype, n: int, rows: int, seed: int, soft: bool = F
         s = strata[r % len(strata)]
         if case.inputs == "probs":
             row = _prob_row(rng, s, n, dtype, renormalised=case.domain == "simplex")
+        elif case.inputs == "positive":  # magnitudes of every stratum, the smallest normal up
+            row = np.maximum(np.abs(_logit_row(rng, s, n, dtype)), float(np.finfo(dtype).smallest_normal)).astype(dtype)
         else:
             row = _logit_row(rng, s, n, dtype).astype(dtype)
         preds.append(row)
@@ -200,7 +206,7 @@ EXTENDED_STRATA = {
 
 
 def _ext_kind(case: KernelCase) -> str:
-    if case.inputs == "probs":
+    if case.inputs in ("probs", "positive"):  # positive: 0 and +inf are its edges, as renormalised rows'
         return "unit" if case.domain == "unit" else "probs"
     return "logits" if case.inputs == "logits" else "real"
 

@@ -135,11 +135,11 @@ def _run_config(task: tuple) -> Config:
 
 def _keras_forms(case: KernelCase, batch, kind: str, rows: int | None, seed, classes, metrics):
     """Loss classes (every label kind) and metrics (hard labels) on the first ``rows`` rows."""
-    from .keras_calls import LOSS_CLASSES, keras_class_kernel
+    from .keras_calls import keras_class_kernel, loss_class
     from .keras_forms import ClassTally, MetricTally, check_classes, check_metrics, head, metrics_for
 
     sub = head(batch, rows)
-    if case.kernel in LOSS_CLASSES:
+    if loss_class(case) is not None:
         classes = (classes or ClassTally()).merge(check_classes(case, sub, keras_class_kernel(case), seed=seed))
     if kind == "hard" and metrics_for(case):
         metrics = (metrics or MetricTally()).merge(check_metrics(case, sub, seed=seed))

@@ -20,3 +20,18 @@ def contract_variants():
         for dtype in (np.float32, np.float64):
             for name, soft, smooth in label_kinds(case):
                 yield pytest.param(case, dtype, soft, smooth, id=f"{case.id}-{np.dtype(dtype).name}-{name}")
+
+
+def pred_from(case, z):
+    """Predictions of ``case``'s declared domain from logits ``z`` (float64, rows along the last
+    axis): a softmax's rows (renormalised probabilities), a sigmoid's elements (probabilities in
+    [0, 1]), magnitudes (non-negative rates), or the logits themselves."""
+    import numpy as np
+
+    with np.errstate(over="ignore"):  # 1/(1 + exp(300)) = 0 is meant
+        if case.domain == "simplex":
+            p = np.exp(z - z.max(-1, keepdims=True))
+            return p / p.sum(-1, keepdims=True)
+        if case.domain == "unit":
+            return 1 / (1 + np.exp(-z))
+    return np.abs(z) if case.domain == "positive" else z

@@ -8,18 +8,13 @@ from cesym import kernels
 from cesym.kernels import _blocks
 from cesym.registry import CASES
 
-from conftest import SEED
+from conftest import SEED, pred_from
 
 
 def _inputs(case, dtype, rows=2000, n=7, axis=-1, seed=SEED):
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((rows, n)) * rng.choice([0.1, 3.0, 300.0], size=(rows, 1))
-    if case.inputs == "probs":
-        p = np.exp(z - z.max(-1, keepdims=True))
-        with np.errstate(over="ignore"):  # 1/(1 + exp(300)) = 0 is meant
-            pred = p / p.sum(-1, keepdims=True) if case.kernel != "binary_crossentropy" else 1 / (1 + np.exp(-z))
-    else:
-        pred = z
+    pred = pred_from(case, z)
     pred = pred.astype(dtype)
     if case.labels == "sparse":
         labels = rng.integers(0, n, rows)
@@ -28,7 +23,7 @@ def _inputs(case, dtype, rows=2000, n=7, axis=-1, seed=SEED):
         labels[: rows // 2] = rng.random((rows // 2, n))  # soft rows too
     else:
         labels = None
-    if axis != -1 and case.labels == "dense" and not case.nn_keywords:
+    if axis != -1 and case.has_axis:
         pred, labels = np.moveaxis(pred, -1, axis), np.moveaxis(labels, -1, axis)
     return labels, pred
 
@@ -71,7 +66,7 @@ def test_same_bytes_for_any_blocks_and_threads(case, dtype, restore_blocks):
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_value_and_grad_is_value_and_grad(case, dtype):
-    axis = 0 if case.labels == "dense" and not case.nn_keywords and not case.elementwise else -1
+    axis = 0 if case.has_axis else -1
     labels, pred = _inputs(case, dtype, axis=axis)
     kw = {"axis": axis} if axis != -1 else {}
     v, g = _call(case, "_value_and_grad", labels, pred, **kw)

@@ -27,9 +27,13 @@ ROWS = 24
 SIZES = (2, 3, 5)
 
 
+#: The issue's yardstick: the cross-entropy families (the catalog's losses have tests of their own).
+YARDSTICK = {"binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy", "tf_nn"}
+
+
 def _configurations():
     for case in CASES:
-        if case.kernel == "activity_penalty":
+        if case.loss.split(".")[0] not in YARDSTICK:
             continue
         for smooth in ((False, True) if case.smoothing else (False,)):
             name = case.id + ("+smoothing" if smooth else "")

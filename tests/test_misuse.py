@@ -12,7 +12,7 @@ from cesym import kernels as K
 from cesym.kernels import _blocks, _misuse
 from cesym.registry import CASES
 
-from conftest import SEED
+from conftest import SEED, pred_from
 
 LOGITS_FNS = ("binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy")
 SUFFIXES = ("", "_grad", "_value_and_grad")
@@ -36,10 +36,7 @@ def _args(kernel, labels, pred, **kw):
 def _batch(case, dtype, rows=50, n=6, seed=SEED):
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((rows, n)) * 3
-    if case.inputs == "probs":
-        pred = _softmax(z) if case.kernel != "binary_crossentropy" else 1 / (1 + np.exp(-z))
-    else:
-        pred = z
+    pred = pred_from(case, z)
     if case.labels == "sparse":
         labels = rng.integers(0, n, rows)
     elif case.labels == "dense":

@@ -17,7 +17,7 @@ from cesym import kernels
 from cesym.kernels import _blocks
 from cesym.registry import CASES
 
-from conftest import SEED, contract_variants
+from conftest import SEED, contract_variants, pred_from
 
 
 def _call(case, suffix, labels, pred, **kw):
@@ -170,12 +170,7 @@ def test_long_rows_in_pieces_keep_the_contract(case, dtype, soft, smooth, restor
 def _long_inputs(case, dtype, rows, n, seed=SEED):
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((rows, n)) * rng.choice([0.1, 3.0, 300.0], size=(rows, 1))
-    if case.inputs == "probs":
-        with np.errstate(over="ignore"):
-            p = np.exp(z - z.max(-1, keepdims=True))
-            pred = p / p.sum(-1, keepdims=True) if case.kernel != "binary_crossentropy" else 1 / (1 + np.exp(-z))
-    else:
-        pred = z
+    pred = pred_from(case, z)
     pred = pred.astype(dtype)
     if case.labels == "sparse":
         labels = rng.integers(0, n, rows)

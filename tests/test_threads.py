@@ -14,7 +14,7 @@ from cesym import kernels
 from cesym.kernels import _blocks
 from cesym.registry import CASES
 
-from conftest import SEED
+from conftest import SEED, pred_from
 
 CALLERS = 8  # Python threads calling the kernels
 KERNEL_THREADS = 8  # kernels.set_num_threads(8): 7 pool workers shared by every caller
@@ -24,11 +24,7 @@ ROUNDS = 2
 def _batch(case, dtype, shape, axis, rng):
     """Labels and prediction of ``shape`` with the classes along ``axis``."""
     z = rng.standard_normal(shape) * rng.choice([0.1, 3.0, 30.0], size=shape[:-1] + (1,))
-    if case.inputs == "probs":
-        p = np.exp(z - z.max(-1, keepdims=True))
-        pred = p / p.sum(-1, keepdims=True) if case.kernel != "binary_crossentropy" else 1 / (1 + np.exp(-z))
-    else:
-        pred = z
+    pred = pred_from(case, z)
     if case.labels == "sparse":
         labels = rng.integers(0, shape[-1], shape[:-1])
     elif case.labels == "dense":
@@ -62,8 +58,8 @@ def _tasks():
             for suffix in suffixes:
                 shape = shapes[i % len(shapes)]
                 i += 1
-                axis = 1 if len(shape) == 3 and case.labels == "dense" and not case.nn_keywords else -1
-                if axis == -1 and len(shape) == 3 and case.labels == "sparse" and not case.nn_keywords:
+                axis = 1 if len(shape) == 3 and case.has_axis else -1
+                if axis == -1 and len(shape) == 3 and case.labels == "sparse" and case.has_axis:
                     shape = shape[:2] + (7,)
                 labels, pred = _batch(case, dtype, shape, axis, rng)
                 kw = {"axis": axis} if axis != -1 else {}

@@ -114,9 +114,23 @@ def _fixer(limits, kinds, elementwise: bool, sparse: bool):
             bad |= (lab[:, 0] < 0) if sparse else ~np.isfinite(lab).all(axis=-1)
         if not np.any(bad):
             return res
+        # a row holding NaN (or a label that is not finite) is NaN, also where a zero label
+        # weight made the core's output finite; an ignored row's rule sets it to 0 after
+        nan = np.isnan(x).any(axis=-1)
+        if lab is not None and not sparse:
+            nan |= ~np.isfinite(lab).all(axis=-1)
+        if np.any(nan):
+            res = tuple(_nan_where(r, nan) for r in res)
         return _lim.repair(kinds, res, bad, lambda idx: limits(None if lab is None else lab[idx], x[idx]), x.shape, elementwise)
 
     return fix
+
+
+def _nan_where(r: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``r`` (float64, one row per input row) with the ``rows`` set to NaN."""
+    r = np.array(r, dtype=np.float64)
+    r[np.broadcast_to(rows[:, None], r.shape) if r.ndim == 2 else rows] = np.nan
+    return r
 
 
 def _renormalisable(block: np.ndarray, name: str = "y_pred") -> None:
@@ -128,10 +142,16 @@ def _renormalisable(block: np.ndarray, name: str = "y_pred") -> None:
         raise ValueError(f"{name}: a row of probabilities overflows float64 when summed")
 
 
-def _check_positive(p: np.ndarray, name: str = "y_pred") -> None:
-    """Per block of rows: positive numbers (NaN passes: it propagates; fmin skips it)."""
-    if np.fmin.reduce(p, axis=None) <= 0:
-        raise ValueError(f"{name}: expected positive values (min {np.nanmin(p)})")
+def _check_positive(p: np.ndarray, name: str = "y_pred") -> bool:
+    """Per block of rows: non-negative numbers, 0 the domain's edge; True if the block holds NaN
+    (it passes and propagates to its rows)."""
+    lo = np.min(p)
+    nan = bool(np.isnan(lo))
+    if nan:
+        lo = np.fmin.reduce(p, axis=None)
+    if lo < 0:
+        raise ValueError(f"{name}: expected non-negative values (min {np.nanmin(p)})")
+    return nan
 
 
 def _label_blocks(labels: np.ndarray):
@@ -233,13 +253,19 @@ def _unit_interval(call: _Call):
     tail = "; pass from_logits=True for logits" if call.has_flag else ""
     name = call.pred_name
 
-    def check(p: np.ndarray) -> None:
-        """Per block of rows: probabilities in [0, 1] (NaN passes: it propagates; fmin/fmax skip it)."""
-        if np.fmin.reduce(p, axis=None) < 0 or np.fmax.reduce(p, axis=None) > 1:
+    def check(p: np.ndarray) -> bool:
+        """Per block of rows: probabilities in [0, 1]; True if the block holds NaN (it passes
+        and propagates to its rows: min/max propagate it, fmin/fmax then skip it)."""
+        lo, hi = np.min(p), np.max(p)
+        nan = bool(np.isnan(lo))
+        if nan:
+            lo, hi = np.fmin.reduce(p, axis=None), np.fmax.reduce(p, axis=None)
+        if lo < 0 or hi > 1:
             raise ValueError(
                 f"{name}: expected probabilities in [0, 1]{hint} "
                 f"(got values in [{np.nanmin(p)}, {np.nanmax(p)}]){tail}"
             )
+        return nan
 
     return check
 
@@ -424,12 +450,15 @@ def build(pub: dict, module: ModuleType, naive: bool = False) -> dict[str, Calla
     return out
 
 
+class _Live:
+    """A generated module's namespace as attributes (its ``globals()``, shared, not copied)."""
+
+
 def export(namespace: dict) -> list[str]:
     """Build a generated module's declared public functions into its ``namespace`` (its
     ``globals()``), the naive forms into ``namespace["NAIVE"]``; return the public names."""
-    from types import SimpleNamespace
-
-    module = SimpleNamespace(**namespace)
+    module = _Live()
+    module.__dict__ = namespace  # read live: a core replaced in the module is the one called
     names: list[str] = []
     naive: dict[str, Callable] = {}
     for pub in namespace.get("PUBLIC", ()):

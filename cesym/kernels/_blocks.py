@@ -313,8 +313,9 @@ def run_blocks(
         e = min(s + step, n_rows)
         blocks = [_block(src, s, e) for src in rows]
         with np.errstate(all="ignore"):  # IEEE results: inf for log 0, overflow in the float32 cast
-            if precheck is not None:
-                precheck(blocks[-1])
+            # a precheck answering True saw NaN in the block: its rows go to ``limit`` even where
+            # the outputs are finite (a zero label weight times a NaN term is 0 in the cores)
+            nan_seen = precheck(blocks[-1]) if precheck is not None else None
             res = core(*blocks, *scalars)
             if len(outs) == 1:
                 res = (res,)
@@ -323,7 +324,7 @@ def run_blocks(
             # The rounded outputs are tested (a float32 one is half the bytes of the float64
             # result; a finite result that rounds to inf only costs a look at the block)
             watched = outs if watch is None else [outs[i] for i in watch]
-            if (check is not None or limit is not None) and not all(all_finite(o[s:e]) for o in watched):
+            if (check is not None or limit is not None) and (nan_seen or not all(all_finite(o[s:e]) for o in watched)):
                 if check is not None:
                     check(blocks[-1])
                 if limit is not None:

@@ -272,6 +272,7 @@ def run_pieces(
             else:
                 out[r, c0:c1] = np.broadcast_to(x, (1, c1 - c0))[0]
 
+    nan_rows: set[int] = set()  # rows whose precheck saw NaN (see run_blocks)
     while active_rows:
         units = [(r, p) for r in active_rows for p in range(len(cuts[r]) - 1)]
         results: list = [None] * len(units)
@@ -285,8 +286,8 @@ def run_pieces(
                 _local.ctx = ctx
                 try:
                     with np.errstate(all="ignore"):  # IEEE results, as in run_blocks
-                        if first and precheck is not None:
-                            precheck(blocks[-1])
+                        if first and precheck is not None and precheck(blocks[-1]):
+                            nan_rows.add(r)
                         res = core(*blocks, *scalars)
                         res = res if len(outs) > 1 else (res,)
                         if any(isinstance(x, Unknown) or (kind != "row" and isinstance(x, Pending)) for (kind, _), x in zip(outputs, res)):
@@ -332,7 +333,7 @@ def run_pieces(
                 cuts[r] = [0, n_cols]
                 nxt.append(r)
                 continue
-            if (check is not None or limit is not None) and not all(np.all(np.isfinite(o[r])) for o in outs):
+            if (check is not None or limit is not None) and (r in nan_rows or not all(np.all(np.isfinite(o[r])) for o in outs)):
                 whole_row = [_block(src, r, r + 1) for src in rows]
                 if check is not None:
                     check(whole_row[-1])  # bad input shows as inf or NaN
