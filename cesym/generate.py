@@ -396,6 +396,21 @@ class KernelPrinter(NumPyPrinter):
         # A power-of-two coefficient 2^k (k >= 1) is printed last: (h*c)*2 is (2*h)*c bit for bit
         # (scaling by 2^k is exact) except where 2*h overflows and the product does not (the
         # penalty's gradient 2·h·λ/N at |h| > max/2).
+        # Division by a power b^k (k >= 2) is printed as k divisions by b, each paired with one
+        # factor of the numerator: b^k, and the numerator's product, overflow or underflow where
+        # the quotient does not (x·s/‖x‖³ at ‖x‖ = 1e-300 is (x/‖x‖)·(s/‖x‖)/‖x‖); as many roundings.
+        powers = [f for f in e.args if isinstance(f, sp.Pow) and f.exp.is_Integer and f.exp <= -2]
+        if powers:
+            pow_prec = sp.printing.precedence.PRECEDENCE["Pow"]
+            divisors = [self.parenthesize(f.base, pow_prec) for f in powers for _ in range(int(-f.exp))]
+            coeff = [f for f in e.args if f.is_number]
+            factors = [f for f in e.args if f not in powers and not f.is_number]
+            parts = [self._print(c) for c in coeff]
+            for i, f in enumerate(factors):
+                text = self.parenthesize(f, pow_prec)
+                parts.append(f"({text}/{divisors[i]})" if i < len(divisors) else text)
+            out = "*".join(parts) if parts else "1"
+            return out + "".join("/" + d for d in divisors[len(factors):])
         c, rest = e.as_coeff_Mul()
         if c.is_Integer and c > 1 and int(c) & (int(c) - 1) == 0 and rest is not sp.S.One:
             return "%s*%s" % (self.parenthesize(rest, sp.printing.precedence.precedence(e)), self._print(c))
@@ -667,7 +682,46 @@ def _cores(derived: Sequence[Derived]) -> dict:
     }
 
 
-def render_family(family: str, derived: Sequence[Derived], module_doc: str = "", public: Sequence = ()) -> str:
+#: Example inputs for the docstrings, by label kind and prediction domain: three classes.
+_EXAMPLE_LABELS = {"binary": "[[0.0, 1.0, 1.0]]", "distribution": "[[0.0, 1.0, 0.0]]", "index": "[1]",
+                   "real": "[[0.5, -1.0, 2.0]]", "count": "[[0.0, 1.0, 3.0]]"}
+_EXAMPLE_PREDS = {"real": "[[0.3, -1.2, 2.0]]", "unit": "[[0.2, 0.7, 0.9]]", "simplex": "[[0.2, 0.7, 0.1]]",
+                  "positive": "[[0.5, 1.5, 3.0]]"}
+
+
+def _examples(public: Sequence, namespace: dict, where: str) -> dict[str, str]:
+    """``{public name: "call  # result"}``: each function run on a small input of its declared
+    kinds, the result to 6 digits (the same on every machine but where a digit is a tie)."""
+    import numpy as np
+
+    out = {}
+    for pub in public:
+        v = pub.variants[0]
+        args = [] if pub.labels == "none" else [_EXAMPLE_LABELS[pub.labels]]
+        pred = _EXAMPLE_PREDS[v.domain] if pub.reduction != "batch" else "[[0.5, -1.0], [2.0, 0.25]]"
+        args.append(pred)
+        kws = dict(v.when)
+        for k in pub.keywords:
+            if k.kind == "real" and k.default is None:
+                kws[k.name] = (k.range[0] + k.range[1]) / 2 if k.range else 1.0
+        if pub.keyword_only:
+            call = ", ".join(f"{n}={a}" for n, a in zip(pub.args, args))
+        else:
+            call = ", ".join(args)
+        call += "".join(f", {n}={val!r}" for n, val in kws.items())
+        expr = f"{pub.name}({call})"
+        try:
+            res = eval(expr, {**namespace, "np": np})  # noqa: S307 - our own rendering, our inputs
+        except Exception as e:  # noqa: BLE001
+            raise DerivationError(f"{where}: {pub.name}: the docstring example {expr} raised {type(e).__name__}: {e}") from None
+        shown = np.array2string(np.asarray(res), separator=", ", formatter={"float_kind": "{:.6g}".format})
+        out[pub.name] = f"{expr}  # {shown}"
+    return out
+
+
+def render_family(
+    family: str, derived: Sequence[Derived], module_doc: str = "", public: Sequence = (), examples: dict | None = None
+) -> str:
     """Source text of the generated module for one family: its kernels and, as plain data, its
     public declarations (``PUBLIC``, :class:`cesym.declare.Public`) and ``CORES``."""
     import pprint
@@ -677,7 +731,9 @@ def render_family(family: str, derived: Sequence[Derived], module_doc: str = "",
     parts.append("#: The public functions of this file (cesym.declare.Public as plain data): cesym.kernels builds them.\n")
     parts.append("PUBLIC = " + pprint.pformat([p.as_data() for p in public], width=100, sort_dicts=False) + "\n\n")
     parts.append("#: Each kernel's arguments, label weights, differentiability, shape and formula.\n")
-    parts.append("CORES = " + pprint.pformat(_cores(derived), width=100, sort_dicts=False) + "\n\n\n")
+    parts.append("CORES = " + pprint.pformat(_cores(derived), width=100, sort_dicts=False) + "\n\n")
+    parts.append("#: One call of each public function and its result (6 digits), for its docstring.\n")
+    parts.append("EXAMPLES = " + pprint.pformat(examples or {}, width=100, sort_dicts=False) + "\n\n\n")
     for d in derived:
         for fn in _functions(d):
             parts.append(_render_function(d.loss, fn, printer))
@@ -710,14 +766,38 @@ def render_all(directory: Path = DERIVATIONS_DIR, keep: Sequence[str] = ()) -> d
         namespace = load_module(text, family)
         for d, ref in zip(derived, refs):
             check_edges(d.loss, d, namespace, str(path), ref=ref)
+        examples = _examples(fam.public, namespace, str(path))
+        if examples:
+            text = render_family(family, derived, _module_doc(path), fam.public, examples)
         out[f"{family}.py"] = text
     names = sorted(set(out) | set(keep))
-    out["__init__.py"] = (
-        '"""Generated kernels, one module per derivation family (``cesym generate``). Do not edit."""\n\n'
-        + "".join(f"from . import {n[:-3]}\n" for n in names)
-        + "\n__all__ = [" + ", ".join(f'"{n[:-3]}"' for n in names) + "]\n"
-    )
+    out["__init__.py"] = INIT.format(names="".join(f'    "{n[:-3]}",\n' for n in names))
     return out
+
+
+INIT = '''"""Generated kernels, one module per derivation family (``cesym generate``). Do not edit.
+
+A module listed here but missing (deleted by hand) is skipped with a warning, so that
+``cesym generate`` itself, which imports the kernels, can still run and rewrite this file.
+"""
+
+import importlib as _importlib
+import warnings as _warnings
+
+_MODULES = (
+{names})
+
+__all__ = []
+for _name in _MODULES:
+    try:
+        globals()[_name] = _importlib.import_module(f"{{__name__}}.{{_name}}")
+    except ModuleNotFoundError as _e:
+        if _e.name != f"{{__name__}}.{{_name}}":
+            raise
+        _warnings.warn(f"cesym.kernels: generated module {{_name}} is missing; run `cesym generate`", RuntimeWarning)
+    else:
+        __all__.append(_name)
+'''
 
 
 def _generated_modules(out_dir: Path) -> list[str]:

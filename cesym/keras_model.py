@@ -72,6 +72,7 @@ class _Rounding:
         fi = np.finfo(dtype)
         self.u = mpmath.mpf(float(fi.eps)) / 2
         self.tiny = mpmath.mpf(float(fi.smallest_normal))
+        self.fmax = mpmath.mpf(float(fi.max))
 
     def _hull0(self, x):
         lo, hi = _ends(x)
@@ -244,12 +245,30 @@ def _algorithm(loss, n: int):
 
 
 def _walk(e, env: dict, R):
-    """``e`` evaluated in interval arithmetic, each operation widened by one rounding (``R``)."""
+    """``e`` evaluated in interval arithmetic, each operation widened by one rounding (``R``)
+    and by the format's range: an end past the largest float may be ±inf."""
+    if e in env:
+        return env[e]
+    return _in_range(_op(e, env, R), R)
+
+
+def _in_range(x, R):
+    a, b = _ends(x)
+    if -R.fmax <= a and b <= R.fmax:
+        return x
+    lo = a if a >= -R.fmax else (-mpmath.inf if b < -R.fmax else -mpmath.inf)
+    hi = b if b <= R.fmax else mpmath.inf
+    if a > R.fmax:  # every value overflows: the largest float or inf
+        lo = R.fmax
+    if b < -R.fmax:
+        hi = -R.fmax
+    return iv.mpf([lo, hi])
+
+
+def _op(e, env: dict, R):
     import sympy as sp
     from sympy.codegen.cfunctions import expm1, log1p
 
-    if e in env:
-        return env[e]
     if e.is_Number:
         return iv.mpf(sp.Rational(e).p) / iv.mpf(sp.Rational(e).q) if e.is_Rational else iv.mpf(float(e))
     args = [_walk(a, env, R) for a in e.args]

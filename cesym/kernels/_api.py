@@ -102,7 +102,7 @@ def _run(
     return tuple(res) if kind == "value_and_grad" else res[0]
 
 
-def _fixer(limits, kinds, elementwise: bool, sparse: bool):
+def _fixer(limits, kinds, elementwise: bool, sparse: bool, nan_rows: bool = True):
     """The ``limit`` callback of :func:`run_blocks`: rows with non-finite inputs (or ignored rows)
     get their limits where the core's outputs are not finite."""
 
@@ -116,11 +116,12 @@ def _fixer(limits, kinds, elementwise: bool, sparse: bool):
             return res
         # a row holding NaN (or a label that is not finite) is NaN, also where a zero label
         # weight made the core's output finite; an ignored row's rule sets it to 0 after
-        nan = np.isnan(x).any(axis=-1)
-        if lab is not None and not sparse:
-            nan |= ~np.isfinite(lab).all(axis=-1)
-        if np.any(nan):
-            res = tuple(_nan_where(r, nan) for r in res)
+        if nan_rows:  # (a batch reduction's rows hold several samples: its rule sees to them)
+            nan = np.isnan(x).any(axis=-1)
+            if lab is not None and not sparse:
+                nan |= ~np.isfinite(lab).all(axis=-1)
+            if np.any(nan):
+                res = tuple(_nan_where(r, nan) for r in res)
         return _lim.repair(kinds, res, bad, lambda idx: limits(None if lab is None else lab[idx], x[idx]), x.shape, elementwise)
 
     return fix
@@ -365,7 +366,7 @@ def _batch(c: _Call, core, kind: str):
     fix = None
     if c.variant["limits"] == "squares" and not kind.startswith("naive"):
         lam = next(iter(c.scalars.values()))
-        fix = _fixer(lambda _, x: _lim.penalty_rows(x, lam, size), kinds, False, False)
+        fix = _fixer(lambda _, x: _lim.penalty_rows(x, lam, size), kinds, False, False, nan_rows=False)
     # Blocks of short rows twice the usual size: one pass per element (a square, a sum), so the
     # per-block work of the driver would be 15% of it at 2^17 (measured: 12.7 -> 9.0 ms at
     # 2^20 x 10). Rows are computed alike in any block; long rows keep the usual pieces.
@@ -421,6 +422,9 @@ def _doc(pub: dict, module: ModuleType, kind: str) -> str:
     parts = [head, body, "Definition (the generated kernels' mathematics, ``C`` the row length):\n\n" + _formulas(pub, module)]
     if keywords:
         parts.append("Keywords:" + keywords)
+    example = getattr(module, "EXAMPLES", {}).get(name)
+    if example and kind == "value":
+        parts.append("Example::\n\n    >>> " + example.replace("  # ", "\n    "))
     parts.append(_CONVENTIONS.strip())
     return "\n\n".join(p for p in parts if p)
 

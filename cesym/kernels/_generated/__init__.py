@@ -1,13 +1,32 @@
-"""Generated kernels, one module per derivation family (``cesym generate``). Do not edit."""
+"""Generated kernels, one module per derivation family (``cesym generate``). Do not edit.
 
-from . import activity_penalty
-from . import binary_crossentropy
-from . import categorical_crossentropy
-from . import kl_divergence
-from . import log_cosh
-from . import mean_squared_error
-from . import poisson
-from . import sparse_categorical_crossentropy
-from . import tf_nn
+A module listed here but missing (deleted by hand) is skipped with a warning, so that
+``cesym generate`` itself, which imports the kernels, can still run and rewrite this file.
+"""
 
-__all__ = ["activity_penalty", "binary_crossentropy", "categorical_crossentropy", "kl_divergence", "log_cosh", "mean_squared_error", "poisson", "sparse_categorical_crossentropy", "tf_nn"]
+import importlib as _importlib
+import warnings as _warnings
+
+_MODULES = (
+    "activity_penalty",
+    "binary_crossentropy",
+    "categorical_crossentropy",
+    "categorical_generalized_cross_entropy",
+    "kl_divergence",
+    "log_cosh",
+    "mean_squared_error",
+    "poisson",
+    "sparse_categorical_crossentropy",
+    "tf_nn",
+)
+
+__all__ = []
+for _name in _MODULES:
+    try:
+        globals()[_name] = _importlib.import_module(f"{__name__}.{_name}")
+    except ModuleNotFoundError as _e:
+        if _e.name != f"{__name__}.{_name}":
+            raise
+        _warnings.warn(f"cesym.kernels: generated module {_name} is missing; run `cesym generate`", RuntimeWarning)
+    else:
+        __all__.append(_name)

@@ -56,6 +56,9 @@ CORES = {'l2_batch_mean': {'args': ['h', 'lam', 'N'],
                    'title': 'λ · mean over the batch of the sum of squares over the other axes',
                    'formula': 'lam*RowSum(h**2)/N'}}
 
+#: One call of each public function and its result (6 digits), for its docstring.
+EXAMPLES = {'activity_penalty': 'activity_penalty([[0.5, -1.0], [2.0, 0.25]])  # 0.265625'}
+
 
 def l2_batch_mean_value(h, lam, N):
     r"""λ · mean over the batch of the sum of squares over the other axes: stable value, one value per row (keepdims).

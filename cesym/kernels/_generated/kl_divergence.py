@@ -53,6 +53,9 @@ CORES = {'probs': {'args': ['y', 'p'],
            'title': 'Kullback-Leibler divergence of the prediction from the target',
            'formula': 'RowSum(y*log(y/p))'}}
 
+#: One call of each public function and its result (6 digits), for its docstring.
+EXAMPLES = {'kl_divergence': 'kl_divergence([[0.0, 1.0, 0.0]], [[0.2, 0.7, 0.9]])  # [0.356675]'}
+
 
 def probs_value(y, p):
     r"""Kullback-Leibler divergence of the prediction from the target: stable value, one value per row (keepdims).

@@ -55,6 +55,9 @@ CORES = {'logcosh': {'args': ['y', 'p'],
              'title': 'log-cosh error',
              'formula': 'RowSum(log(cosh(p - y)))/C'}}
 
+#: One call of each public function and its result (6 digits), for its docstring.
+EXAMPLES = {'log_cosh': 'log_cosh([[0.5, -1.0, 2.0]], [[0.3, -1.2, 2.0]])  # [0.0132454]'}
+
 
 def logcosh_value(y, p):
     r"""log-cosh error: stable value, one value per row (keepdims).

@@ -53,6 +53,9 @@ CORES = {'rate': {'args': ['y', 'p'],
           'title': 'Poisson loss on rates',
           'formula': 'RowSum(p - y*log(p))/C'}}
 
+#: One call of each public function and its result (6 digits), for its docstring.
+EXAMPLES = {'poisson': 'poisson([[0.0, 1.0, 3.0]], [[0.5, 1.5, 3.0]])  # [0.432899]'}
+
 
 def rate_value(y, p):
     r"""Poisson loss on rates: stable value, one value per row (keepdims).

@@ -101,6 +101,15 @@ CORES = {'sigmoid': {'args': ['y', 'x'],
                     'title': 'tf.nn.sparse_softmax_cross_entropy_with_logits',
                     'formula': '-RowSum(k*log(exp(z)/RowSum(exp(z))))'}}
 
+#: One call of each public function and its result (6 digits), for its docstring.
+EXAMPLES = {'sigmoid_cross_entropy_with_logits': 'sigmoid_cross_entropy_with_logits(labels=[[0.0, 1.0, 1.0]], '
+                                      'logits=[[0.3, -1.2, 2.0]])  # [[0.854355, 1.46328, '
+                                      '0.126928]]',
+ 'softmax_cross_entropy_with_logits': 'softmax_cross_entropy_with_logits(labels=[[0.0, 1.0, 0.0]], '
+                                      'logits=[[0.3, -1.2, 2.0]])  # [3.40167]',
+ 'sparse_softmax_cross_entropy_with_logits': 'sparse_softmax_cross_entropy_with_logits(labels=[1], '
+                                             'logits=[[0.3, -1.2, 2.0]])  # [3.40167]'}
+
 
 def sigmoid_value(y, x):
     r"""tf.nn.sigmoid_cross_entropy_with_logits (elementwise): stable value, one value per element.
