@@ -114,10 +114,7 @@ def _from_case(c: KernelCase) -> Bench:
     their defaults (a required one at the middle of its range, or 1)."""
     labels = {"none": "none", "index": "sparse", "binary": "binary", "distribution": "onehot", "real": "real", "count": "count"}[c.label_kind]
     pred = {"unit": "sigmoid", "simplex": "softmax", "positive": "positive"}.get(c.domain, "logits")
-    kw = dict(c.keywords)
-    for name, default, rng in c.params:
-        if default is None:  # required: the middle of its range
-            kw[name] = (rng[0] + rng[1]) / 2 if rng else 1.0
+    kw = c.call_kw  # a parameter without a default at the middle of its range
     return Bench(c.kernel, tuple(kw.items()), labels, pred, c.nn_keywords, axis=c.has_axis, case=c)
 
 

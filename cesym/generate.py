@@ -335,7 +335,7 @@ class KernelPrinter(NumPyPrinter):
         "Log1mexp": "log1mexp",
         "LogExpm1": "log_expm1",
         "LogWeight": "log_weight",
-        "LogCosh": "log_cosh",
+        "LogCosh": "logcosh",
         "Norm2": "norm2",
         "NegLogSoftmax": "neg_log_softmax",
         "NegLogNormalized": "neg_log_normalized",

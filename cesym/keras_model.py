@@ -318,19 +318,94 @@ def _op(e, env: dict, R):
 
 
 def _declared_algorithm(case: KernelCase, R, labels, pred, params: dict, upstream=None):
+    """Keras's declared algorithm forward (op by op) and its gradient as TensorFlow's autodiff
+    takes it: backward through the same operations, each of TensorFlow's gradient ops rounded
+    (:func:`_backward`), seeded with ``upstream`` (1 for the function form)."""
     from .contract import definition
 
     loss = definition(case)
     n = len(pred)
-    value, grads, lab_syms, pred_syms, ops = _algorithm(loss, n)
+    value, _, lab_syms, pred_syms, _ = _algorithm(loss, n)
     env = {s: iv.mpf(float(v)) for s, v in zip(lab_syms, labels)}
     env.update({s: iv.mpf(float(v)) for s, v in zip(pred_syms, pred)})
     for q in loss.params:
         env[q] = iv.mpf(float(params[q.name]))
-    grad = [R.r(_walk(g, env, R), ops) for g in grads]
-    if upstream is not None:  # a loss class seeds the backward pass with U
-        grad = [R.mul(g, upstream) for g in grad]
-    return _walk(value, env, R), grad
+    v = _walk(value, env, R)
+    adj: dict = {}
+    _backward(value, iv.mpf(1) if upstream is None else upstream, env, R, adj)
+    return v, [adj.get(x, iv.mpf(0)) for x in pred_syms]
+
+
+def _backward(e, g, env: dict, R, adj: dict) -> None:
+    """Add ``g`` times d(e)/d(input) into ``adj`` for every input below ``e``, as TensorFlow's
+    registered gradients compute it (``Add``: g to each; ``Mul``: g·(product of the others);
+    ``Pow``: g·y·x^(y-1), the exponent y - 1 rounded; ``Exp``: g·exp(x); ``Log``: g·(1/x);
+    ``Log1p``: g·(1/(1 + x)); ``Abs``: g·sign(x); ``Maximum``/``Minimum``: g where the input is
+    taken, 0 elsewhere ([0, g] where the interval straddles the other), each product rounded.
+    ``env`` holds the forward values (:func:`_walk` memoised there)."""
+    import sympy as sp
+    from sympy.codegen.cfunctions import expm1, log1p
+
+    if e.is_Number:
+        return
+    if not e.args:  # an input symbol
+        adj[e] = g if e not in adj else R.add(adj[e], g)
+        return
+    val = lambda x: _walk(x, env, R)  # noqa: E731 - forward values (recomputed: no memo across calls)
+    if isinstance(e, sp.Add):
+        for a in e.args:
+            _backward(a, g, env, R, adj)
+        return
+    if isinstance(e, sp.Mul):
+        for i, a in enumerate(e.args):
+            if a.is_Number and not e.args[:i] + e.args[i + 1:]:
+                continue
+            other = iv.mpf(1)
+            for j, b in enumerate(e.args):
+                if j != i:
+                    other = R.mul(other, val(b))
+            _backward(a, R.mul(g, other), env, R, adj)
+        return
+    if isinstance(e, sp.Pow):
+        base, ex = e.args
+        y = val(ex)
+        if ex == -1:  # Reciprocal: -g·(1/x)²
+            r = R.div(iv.mpf(1), val(base))
+            _backward(base, -R.mul(g, R.mul(r, r)), env, R, adj)
+        elif ex.is_Integer and ex > 0:  # Square and integer powers: g·k·x^(k-1), by products
+            b, d = val(base), iv.mpf(int(ex))
+            for _ in range(int(ex) - 1):
+                d = R.mul(d, b)
+            _backward(base, R.mul(g, d), env, R, adj)
+        else:
+            _backward(base, R.mul(g, R.mul(y, _in_range(R.r(iv.power(val(base), R.sub(y, iv.mpf(1))), 4), R))), env, R, adj)
+        return
+    x = e.args[0]
+    if e.func == sp.exp:
+        _backward(x, R.mul(g, val(e)), env, R, adj)
+    elif e.func == expm1:
+        _backward(x, R.mul(g, R.exp(val(x))), env, R, adj)
+    elif e.func == sp.log:
+        _backward(x, R.mul(g, R.div(iv.mpf(1), val(x))), env, R, adj)
+    elif e.func == log1p:
+        _backward(x, R.mul(g, R.div(iv.mpf(1), R.add(iv.mpf(1), val(x)))), env, R, adj)
+    elif isinstance(e, sp.Abs):
+        _backward(x, R.mul(g, val(sp.sign(x))), env, R, adj)
+    elif isinstance(e, (sp.Max, sp.Min)):
+        if len(e.args) != 2:
+            raise ValueError("Max/Min of more than two arguments in Keras's declared algorithm")
+        a, b = (_ends(val(t)) for t in e.args)
+        first = (a[0] >= b[1]) if isinstance(e, sp.Max) else (a[1] <= b[0])  # surely the first
+        second = (b[0] > a[1]) if isinstance(e, sp.Max) else (b[1] < a[0])
+        for t, sure, never in ((e.args[0], first, second), (e.args[1], second, first)):
+            if never:
+                continue
+            _backward(t, g if sure else iv.mpf([min(0, _ends(g)[0]), max(0, _ends(g)[1])]), env, R, adj)
+    elif e.func in (sp.cosh, sp.tanh):
+        d = (lambda a: (iv.exp(a) - iv.exp(-a)) / 2) if e.func == sp.cosh else (lambda a: 1 - (1 - 2 / (iv.exp(2 * a) + 1)) ** 2)
+        _backward(x, R.mul(g, R.r(d(val(x)), 4)), env, R, adj)
+    else:
+        raise ValueError(f"no gradient rule for {e.func.__name__} in Keras's declared algorithm")
 
 
 def _bce_probs(R, t, x, lo, hi):
@@ -425,8 +500,9 @@ def contains(interval, value: float, dtype) -> bool:
     if np.isinf(v):
         return (v > 0 and b >= fmax) or (v < 0 and a <= -fmax)
     dt = np.dtype(dtype).type
-    ulp_a = mpmath.mpf(float(np.spacing(dt(abs(float(a))))))
-    ulp_b = mpmath.mpf(float(np.spacing(dt(abs(float(b))))))
+    with np.errstate(over="ignore", invalid="ignore"):
+        ulp_a = mpmath.mpf(float(np.spacing(dt(abs(float(a)))))) if mpmath.isfinite(a) else 0
+        ulp_b = mpmath.mpf(float(np.spacing(dt(abs(float(b)))))) if mpmath.isfinite(b) else 0
     return a - ulp_a <= v <= b + ulp_b
 
 

@@ -44,6 +44,14 @@ class KernelCase:
         return f"{self.kernel}[{kw}]" if kw else self.kernel
 
     @property
+    def call_kw(self) -> dict:
+        """The keywords a call needs: the flags selecting the variant and each parameter without
+        a default (at the middle of its range, or 1)."""
+        kw = {name: ((rng[0] + rng[1]) / 2 if rng else 1.0) for name, default, rng in self.params if default is None}
+        kw.update(self.keywords)
+        return kw
+
+    @property
     def labels(self) -> str:
         """``"dense"``, ``"sparse"`` (class indices) or ``"none"``."""
         return {"index": "sparse", "none": "none"}.get(self.label_kind, "dense")
@@ -83,8 +91,7 @@ class KernelCase:
         if module is not None and self.module is not None and getattr(module, "__name__", "") == "cesym.kernels.naive":
             module = _Naive(self.module)  # the naive forms of a module outside cesym.kernels
         fn: Callable = getattr(module or self.module or kernels, self.kernel + ("_grad" if grad else ""))
-        kw = {name: default for name, default, _ in self.params if default is not None}
-        kw.update(self.keywords)
+        kw = self.call_kw
         kw.update(params)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", kernels.SingleClassWarning)

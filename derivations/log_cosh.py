@@ -11,15 +11,20 @@ value is :math:`1.9\cdot10^{-9}` low); the kernel evaluates :math:`\log\cosh` in
 cancellation.
 """
 
-from sympy import Rational, cosh
-from sympy import log
+from sympy import Abs, Max, Rational, cosh, exp, log
+from sympy.codegen.cfunctions import log1p
 
 from cesym.declare import Keras, Public, Variant
 from cesym.define import Loss
-from cesym.primitives import C, Elem, RowSum, Softplus
+from cesym.primitives import C, Elem, RowSum
 
 #: ln 2 rounded to float32 (0x3f317218), what Keras subtracts in float32 and float64 alike
 LOG2_FLOAT32 = Rational(11629080, 2**24)
+
+def _tf_softplus(u):
+    """tf.math.softplus as TensorFlow evaluates it: max(u, 0) + log1p(exp(-|u|))."""
+    return Max(u, 0) + log1p(exp(-Abs(u)))
+
 
 y = Elem("y")  # target
 p = Elem("p")  # prediction
@@ -34,7 +39,7 @@ LOSSES = [
         label=y,
         # keras.losses.log_cosh: x + softplus(-2x) - log(2) with x = y_pred - y_true; its
         # log(2.0) is a float32 constant in every dtype (float64: 1.9e-9 from ln 2)
-        keras=RowSum((p - y) + Softplus(-2 * (p - y)) - LOG2_FLOAT32) / C,
+        keras=RowSum((p - y) + _tf_softplus(-2 * (p - y)) - LOG2_FLOAT32) / C,
     ),
 ]
 

@@ -30,7 +30,7 @@ def _inputs(case, dtype, rows=2000, n=7, axis=-1, seed=SEED):
 
 def _call(case, fn_suffix, labels, pred, **kw):
     fn = getattr(kernels, case.kernel + fn_suffix)
-    args = dict(case.keywords)
+    args = dict(case.call_kw)
     args.update(kw)
     if case.nn_keywords:
         return fn(labels=labels, logits=pred, **args)

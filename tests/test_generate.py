@@ -134,7 +134,9 @@ def test_generate_never_removes_a_module(tmp_path, kernels_copy):
     r = _cli("generate", "--derivations", str(src), "--out", str(kernels_copy))
     assert r.returncode == 0, r.stdout + r.stderr
     assert _snapshot(kernels_copy) == before  # same bytes everywhere: tf_nn unchanged, nothing removed
-    assert "kept 4 generated module(s) with no derivation" in r.stdout
+    from cesym.define import derivation_files
+
+    assert f"kept {len(derivation_files()) - 1} generated module(s) with no derivation" in r.stdout
     # and with a family really regenerated into a directory of older kernels
     (kernels_copy / "tf_nn.py").write_text("# stale\n")
     assert generate(src, kernels_copy) == ["tf_nn.py"]

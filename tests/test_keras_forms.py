@@ -15,6 +15,8 @@ from cesym.sampling import sample
 from conftest import SEED
 
 CLASS_CASES = [c for c in CASES if loss_class(c) is not None]
+#: Families whose Keras form clips the probabilities to [1e-7, 1 - 1e-7] (deviations on these samples).
+CLIPPED = {"binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy"}
 
 
 @pytest.mark.parametrize("c", CLASS_CASES, ids=lambda c: c.id)
@@ -25,7 +27,7 @@ def test_every_loss_class_output_is_exact_or_explained(c):
             t.merge(check_classes(c, sample(c, dtype, 3, 12, seed=SEED, soft=soft, smoothing=smooth), keras_class_kernel(c), seed=SEED))
         assert t.value["unexplained"] == 0 and t.grad["unexplained"] == 0, t.unexplained_examples
         assert t.value["exact"] > 0 and t.grad["exact"] > 0
-        if c.inputs == "probs":  # the clip is at work, through every reduction
+        if c.inputs == "probs" and c.loss.split(".")[0] in CLIPPED:  # the clip is at work, through every reduction
             assert all(r["value"]["explained"] > 0 for r in t.reductions.values())
 
 

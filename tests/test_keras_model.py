@@ -17,6 +17,10 @@ def test_clip_bounds_as_keras_casts_them():
     assert hi == 1 - 2.0**-23 and lo == float(np.float32(1e-7))
 
 
+#: Families whose Keras form clips the probabilities to [1e-7, 1 - 1e-7] (deviations on these samples).
+CLIPPED = {"binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy"}
+
+
 def _tally(case, keras_call, dtype, soft=False, smooth=False):
     t = KerasTally()
     for n in (2, 3):
@@ -30,7 +34,7 @@ def test_every_keras_deviation_is_explained(case):
         for _, soft, smooth in label_kinds(case):
             t = _tally(case, keras_kernel(case), dtype, soft, smooth)
             assert t.value["unexplained"] == 0 and t.grad["unexplained"] == 0, t.unexplained_examples
-            if case.inputs == "probs":  # the clip is at work on these samples
+            if case.inputs == "probs" and case.loss.split(".")[0] in CLIPPED:  # the clip is at work on these samples
                 assert t.value["explained"] > 0
 
 

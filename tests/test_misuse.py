@@ -87,9 +87,9 @@ def test_any_byte_order(case, dtype):
     swapped_labels = None if labels is None else labels.astype(labels.dtype.newbyteorder("S"))
     for suffix in SUFFIXES:
         fn = getattr(K, case.kernel + suffix)
-        args, kw = _args(case.kernel, labels, pred, **case.keywords)
+        args, kw = _args(case.kernel, labels, pred, **case.call_kw)
         want = fn(*args, **kw)
-        args, kw = _args(case.kernel, swapped_labels, swapped, **case.keywords)
+        args, kw = _args(case.kernel, swapped_labels, swapped, **case.call_kw)
         got = fn(*args, **kw)
         for g, w in zip(got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)):
             assert g.dtype == np.dtype(dtype) and g.dtype.isnative  # native output

@@ -22,7 +22,7 @@ from conftest import SEED, contract_variants, pred_from
 
 def _call(case, suffix, labels, pred, **kw):
     fn = getattr(kernels, case.kernel + suffix)
-    args = dict(case.keywords, **kw)
+    args = dict(case.call_kw, **kw)
     if case.nn_keywords:
         return fn(labels=labels, logits=pred, **args)
     if case.labels == "none":

@@ -37,7 +37,7 @@ def _batch(case, dtype, shape, axis, rng):
 
 
 def _call(case, fn, labels, pred, kw):
-    kw = {**case.keywords, **kw}
+    kw = {**case.call_kw, **kw}
     if case.nn_keywords:
         return fn(labels=labels, logits=pred, **kw)
     if case.labels == "none":

@@ -31,7 +31,7 @@ __all__ = [
     "log1mexp",
     "log_expm1",
     "log_weight",
-    "log_cosh",
+    "logcosh",
     "pow1p",
     "powm1",
     "neg_log_softmax",
@@ -397,7 +397,7 @@ def log_weight(w: np.ndarray) -> np.ndarray:
         return np.log(w)
 
 
-def log_cosh(u: np.ndarray) -> np.ndarray:
+def logcosh(u: np.ndarray) -> np.ndarray:
     r"""log cosh u: ``log1p(sinh(u)²)/2`` for |u| < 1, ``|u| - log 2 + log1p(e^{-2|u|})`` for |u| >= 1.
 
     ``log(cosh(u))`` is inf past |u| = 710.48 (cosh overflows where log cosh is about 710); the

@@ -72,7 +72,7 @@ def logcosh_value(y, p):
     C = _rt.width(p)
     tmp0 = 1/C
     tmp1 = p - y
-    return tmp0*_rt.row_sum(_rt.log_cosh(tmp1))
+    return tmp0*_rt.row_sum(_rt.logcosh(tmp1))
 
 
 def logcosh_naive_value(y, p):
@@ -107,7 +107,7 @@ def logcosh_value_and_grad(y, p):
     tmp0 = 1/C
     tmp1 = p - y
     grad = tmp0*numpy.tanh(tmp1)
-    return tmp0*_rt.row_sum(_rt.log_cosh(tmp1)), grad
+    return tmp0*_rt.row_sum(_rt.logcosh(tmp1)), grad
 
 
 def logcosh_naive_grad(y, p):
