@@ -345,6 +345,7 @@ class KernelPrinter(NumPyPrinter):
     _RT_ALL_ARGS = {
         "Pow1p": "pow1p",
         "Powm1": "powm1",
+        "PowShift": "pow_shift",
         "CrossRest": "cross_rest",
         "AtLabel": "at_label",
         "RestAtLabel": "rest_at_label",

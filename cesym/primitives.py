@@ -47,6 +47,7 @@ __all__ = [
     "LogCosh",
     "Pow1p",
     "Powm1",
+    "PowShift",
     "element_symbols",
     "outer_reductions",
     "expand_row_primitives",
@@ -113,6 +114,16 @@ def _display_index(arg, default: str) -> str:
     return default
 
 
+def _powered(latex):
+    """A primitive's ``_latex`` that also takes the power SymPy's printer passes (``f(x)^q``)."""
+
+    def wrapped(self, printer, exp=None):
+        text = latex(self, printer)
+        return text if exp is None else r"\left(%s\right)^{%s}" % (text, exp)
+
+    return wrapped
+
+
 class RowSum(sp.Function):
     r"""Sum over the row: :math:`\mathrm{RowSum}(f) = \sum_c f(x_c)`, a row-level value.
 
@@ -149,6 +160,7 @@ class RowSum(sp.Function):
         chain = sp.Add(*[RowSum(g.diff(d).xreplace(inverse)) * r.diff(s) for r, d in dummies.items()])
         return direct + chain
 
+    @_powered
     def _latex(self, printer):
         return r"\sum_{%s} %s" % (_display_index(self.args[0], "c"), printer._print(self.args[0]))
 
@@ -161,6 +173,7 @@ class RowMax(sp.Function):
     def _eval_derivative(self, s):
         raise NotImplementedError("RowMax enters only stable forms after differentiation")
 
+    @_powered
     def _latex(self, printer):
         return r"\max_{%s} %s" % (_display_index(self.args[0], "c"), printer._print(self.args[0]))
 
@@ -178,6 +191,7 @@ class RestSum(sp.Function):
         f = self.args[0]
         return (RowSum(f) - f).diff(s)
 
+    @_powered
     def _latex(self, printer):
         return r"\sum_{c \ne j} %s" % printer._print(self.args[0])
 
@@ -198,6 +212,7 @@ class Sigmoid(sp.Function):
     def elementary(self):
         return 1 / (1 + sp.exp(-self.args[0]))
 
+    @_powered
     def _latex(self, printer):
         return r"\sigma\left(%s\right)" % printer._print(self.args[0])
 
@@ -218,6 +233,7 @@ class Softplus(sp.Function):
     def elementary(self):
         return sp.log(1 + sp.exp(self.args[0]))
 
+    @_powered
     def _latex(self, printer):
         return r"\operatorname{softplus}\left(%s\right)" % printer._print(self.args[0])
 
@@ -237,6 +253,7 @@ class NegLogSoftmax(sp.Function):
         z = self.args[0]
         return sp.log(RowSum(sp.exp(z))) - z
 
+    @_powered
     def _latex(self, printer):
         base, idx = _split_index(self.args[0])
         return r"\left(-\log\operatorname{softmax}(%s)_{%s}\right)" % (base, idx)
@@ -256,6 +273,7 @@ class NegLogNormalized(sp.Function):
         p = self.args[0]
         return sp.log(RowSum(p)) - sp.log(p)
 
+    @_powered
     def _latex(self, printer):
         base, idx = _split_index(self.args[0])
         return r"\left(-\log\frac{%s_{%s}}{\sum_i %s_i}\right)" % (base, idx, base)
@@ -277,6 +295,7 @@ class CrossRest(sp.Function):
         e = sp.exp(z - RowMax(z))
         return e * RestSum(t) - t * RestSum(e)
 
+    @_powered
     def _latex(self, printer):
         t, z = (_split_index(a)[0] for a in self.args)
         return r"\sum_{c \ne j}\left(%s_c e^{%s_j} - %s_j e^{%s_c}\right)e^{-\max_k %s_k}" % (t, z, t, z, z)
@@ -306,6 +325,7 @@ class XMul(sp.Function):
     def elementary(self):
         return self.args[0] * self.args[1]
 
+    @_powered
     def _latex(self, printer):
         return r"%s \cdot %s" % (
             printer.parenthesize(self.args[0], sp.printing.precedence.PRECEDENCE["Mul"]),
@@ -333,6 +353,7 @@ class SumSquares(sp.Function):
     def elementary(self):
         return RowSum(self.args[0] ** 2)
 
+    @_powered
     def _latex(self, printer):
         return r"\left\|%s\right\|_2^2" % printer._print(self.args[0])
 
@@ -357,6 +378,7 @@ class Norm2(sp.Function):
     def elementary(self):
         return sp.sqrt(RowSum(self.args[0] ** 2))
 
+    @_powered
     def _latex(self, printer):
         return r"\left\|%s\right\|_2" % printer._print(self.args[0])
 
@@ -379,6 +401,7 @@ class LogSumExp(sp.Function):
     def _eval_derivative(self, s):
         return self.reduction_form().diff(s)  # the row chain rule of RowSum: the softmax
 
+    @_powered
     def _latex(self, printer):
         return r"\log\sum_{%s} e^{%s}" % (_display_index(self.args[0], "c"), printer._print(self.args[0]))
 
@@ -402,6 +425,7 @@ class Log1mexp(sp.Function):
     def elementary(self):
         return sp.log(1 - sp.exp(self.args[0]))
 
+    @_powered
     def _latex(self, printer):
         return r"\operatorname{log1mexp}\left(%s\right)" % printer._print(self.args[0])
 
@@ -425,6 +449,7 @@ class LogExpm1(sp.Function):
     def elementary(self):
         return sp.log(sp.exp(self.args[0]) - 1)
 
+    @_powered
     def _latex(self, printer):
         return r"\operatorname{logexpm1}\left(%s\right)" % printer._print(self.args[0])
 
@@ -447,6 +472,7 @@ class LogWeight(sp.Function):
     def elementary(self):
         return sp.log(self.args[0])
 
+    @_powered
     def _latex(self, printer):
         return r"\log\left(%s\right)" % printer._print(self.args[0])
 
@@ -468,6 +494,7 @@ class LogCosh(sp.Function):
     def elementary(self):
         return sp.log(sp.cosh(self.args[0]))
 
+    @_powered
     def _latex(self, printer):
         return r"\log\cosh\left(%s\right)" % printer._print(self.args[0])
 
@@ -493,6 +520,7 @@ class Pow1p(sp.Function):
     def elementary(self):
         return (1 + self.args[0]) ** self.args[1]
 
+    @_powered
     def _latex(self, printer):
         x, y = (printer._print(a) for a in self.args)
         return r"\left(1 + %s\right)^{%s}" % (x, y)
@@ -513,19 +541,46 @@ class Powm1(sp.Function):
     def fdiff(self, argindex=1):
         x, y = self.args
         if argindex == 1:
-            return XMul(y, x ** (y - 1))  # 0 for y = 0 also at x = 0 (a constant 0)
+            return XMul(y, PowShift(x, y))  # 0 for y = 0 also at x = 0 (a constant 0)
         return x**y * sp.log(x)
 
     def elementary(self):
         return self.args[0] ** self.args[1] - 1
 
+    @_powered
     def _latex(self, printer):
         x, y = (printer._print(a) for a in self.args)
         return r"\operatorname{powm1}\left(%s, %s\right)" % (x, y)
 
 
+class PowShift(sp.Function):
+    r""":math:`x^{y-1}`, evaluated as :math:`x^y / x` for a positive normal x.
+
+    ``x**(y - 1)`` rounds the exponent: y - 1 is off by up to half an ulp of 1, which moves
+    :math:`x^{y-1}` by :math:`|\log x|` ulps (690 at x = 1e-300, whatever y); ``x**y / x`` rounds
+    twice. At 0, subnormal or infinite x (where 1/x or x^y leaves the range) the plain power.
+    :math:`\partial_x = (y - 1) x^{y-2}`, :math:`\partial_y = x^{y-1}\log x`.
+    """
+
+    nargs = 2
+
+    def fdiff(self, argindex=1):
+        x, y = self.args
+        if argindex == 1:
+            return (y - 1) * x ** (y - 2)
+        return x ** (y - 1) * sp.log(x)
+
+    def elementary(self):
+        return self.args[0] ** (self.args[1] - 1)
+
+    @_powered
+    def _latex(self, printer):
+        x, y = (printer._print(a) for a in self.args)
+        return r"%s^{%s - 1}" % (x, y)
+
+
 _ROW_PRIMITIVES = (NegLogSoftmax, NegLogNormalized, CrossRest, LogSumExp)
-_ELEMENTWISE_PRIMITIVES = (Sigmoid, Softplus, Log1mexp, LogExpm1, LogWeight, LogCosh, Pow1p, Powm1)
+_ELEMENTWISE_PRIMITIVES = (Sigmoid, Softplus, Log1mexp, LogExpm1, LogWeight, LogCosh, Pow1p, Powm1, PowShift)
 
 
 def expand_row_primitives(expr: sp.Basic) -> sp.Basic:

@@ -92,9 +92,9 @@ def probs_naive_value(k, p, q):
 def probs_grad(k, p, q):
     r"""generalized cross-entropy on probabilities: stable gradient d(value)/d(p), elementwise.
 
-    Derived by SymPy from the stable value: ``-y*XMul(q, RowSum(p*y)**(q - 1))/q``
+    Derived by SymPy from the stable value: ``-y*XMul(q, PowShift(RowSum(p*y), q))/q``
 
-    Stable form: ``XMul(y, -XMul(q, (p*y + RestSum(p*y))**(q - 1))/q)``
+    Stable form: ``XMul(y, -XMul(q, PowShift(p*y + RestSum(p*y), q))/q)``
 
     Rewrites applied:
     - split-rowsum: Σ_c v_c = v_j + Σ_{c≠j} v_c: written this way, a difference such as σ_j·Σt - t_j or Σt/Σp - t_j/p_j becomes an expression in the other elements, which does not cancel when element j dominates (softmax_j - 1 = -Σ_{c≠j} e_c / Σ e_c).
@@ -103,7 +103,7 @@ def probs_grad(k, p, q):
     C = _rt.width(p)
     tmp0 = 1/q
     tmp1 = _rt.at_label(k, _rt.at_label(k, p))
-    return _rt.scatter_label(k, -tmp0*_rt.xmul(q, tmp1**(q - 1)), C)
+    return _rt.scatter_label(k, -tmp0*_rt.xmul(q, _rt.pow_shift(tmp1, q)), C)
 
 
 def probs_value_and_grad(k, p, q):
@@ -112,7 +112,7 @@ def probs_value_and_grad(k, p, q):
     C = _rt.width(p)
     tmp0 = 1/q
     tmp1 = _rt.at_label(k, _rt.at_label(k, p))
-    grad = _rt.scatter_label(k, -tmp0*_rt.xmul(q, tmp1**(q - 1)), C)
+    grad = _rt.scatter_label(k, -tmp0*_rt.xmul(q, _rt.pow_shift(tmp1, q)), C)
     return -tmp0*_rt.powm1(tmp1, q), grad
 
 
