@@ -410,10 +410,17 @@ def logcosh(u: np.ndarray) -> np.ndarray:
     """
     if _pieces.unknown(u):
         return _pieces.UNKNOWN
+    u = np.asarray(u, dtype=np.float64)
     a = np.abs(u)
+    t = np.multiply(a, -2.0)
+    np.exp(t, out=t)
+    np.log1p(t, out=t)
+    out = np.asarray(a - _LN2)
+    out += t  # (|u| - log 2) + log1p(e^{-2|u|}), in place: half the passes of both branches everywhere
     small = a < 1.0
-    inner = np.where(small, u, 0.0)  # no sinh overflow in the branch not taken
-    return np.where(small, 0.5 * np.log1p(np.sinh(inner) ** 2), a - _LN2 + np.log1p(np.exp(-2.0 * a)))
+    if small.any():  # the elements below 1 only (no sinh overflow elsewhere)
+        out[small] = 0.5 * np.log1p(np.sinh(u[small]) ** 2)
+    return out
 
 
 def pow1p(x: np.ndarray, y) -> np.ndarray:
