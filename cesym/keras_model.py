@@ -246,10 +246,11 @@ def _algorithm(loss, n: int):
 
 def _walk(e, env: dict, R):
     """``e`` evaluated in interval arithmetic, each operation widened by one rounding (``R``)
-    and by the format's range: an end past the largest float may be ±inf."""
-    if e in env:
-        return env[e]
-    return _in_range(_op(e, env, R), R)
+    and by the format's range: an end past the largest float may be ±inf. Each node's value
+    is kept in ``env`` (the backward pass reads the same forward values)."""
+    if e not in env:
+        env[e] = _in_range(_op(e, env, R), R)
+    return env[e]
 
 
 def _in_range(x, R):
@@ -342,7 +343,7 @@ def _backward(e, g, env: dict, R, adj: dict) -> None:
     ``Pow``: g·y·x^(y-1), the exponent y - 1 rounded; ``Exp``: g·exp(x); ``Log``: g·(1/x);
     ``Log1p``: g·(1/(1 + x)); ``Abs``: g·sign(x); ``Maximum``/``Minimum``: g where the input is
     taken, 0 elsewhere ([0, g] where the interval straddles the other), each product rounded.
-    ``env`` holds the forward values (:func:`_walk` memoised there)."""
+    ``env`` holds the forward values (:func:`_walk` keeps them there)."""
     import sympy as sp
     from sympy.codegen.cfunctions import expm1, log1p
 
@@ -351,7 +352,7 @@ def _backward(e, g, env: dict, R, adj: dict) -> None:
     if not e.args:  # an input symbol
         adj[e] = g if e not in adj else R.add(adj[e], g)
         return
-    val = lambda x: _walk(x, env, R)  # noqa: E731 - forward values (recomputed: no memo across calls)
+    val = lambda x: _walk(x, env, R)  # noqa: E731 - the forward values, computed once
     if isinstance(e, sp.Add):
         for a in e.args:
             _backward(a, g, env, R, adj)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 
 import numpy as np
 
@@ -89,7 +89,7 @@ class KernelCase:
         from cesym import kernels
 
         if module is not None and self.module is not None and getattr(module, "__name__", "") == "cesym.kernels.naive":
-            module = _Naive(self.module)  # the naive forms of a module outside cesym.kernels
+            module = SimpleNamespace(**self.module.NAIVE)  # the naive forms of a module outside cesym.kernels
         fn: Callable = getattr(module or self.module or kernels, self.kernel + ("_grad" if grad else ""))
         kw = self.call_kw
         kw.update(params)
@@ -101,13 +101,6 @@ class KernelCase:
             if self.labels == "none":
                 return fn(pred, **kw)
             return fn(labels, pred, **kw)
-
-
-class _Naive:
-    """A generated module's naive forms (its ``NAIVE``) as attributes."""
-
-    def __init__(self, module: ModuleType):
-        self.__dict__.update(module.NAIVE)
 
 
 def cases(modules: Iterable[ModuleType], own: bool = False, definitions: dict | None = None) -> list[KernelCase]:

@@ -203,7 +203,6 @@ def render_family(
     """One family's report from its derivations, its generated module's text and the measured
     ``record``; ``keras``: the family declares a Keras counterpart (else no Keras section)."""
     configs = [c for c in record["configs"] if _family_of(c) == family]
-    seeds = record["seeds"]
     lines = [f"# {family}", "", _doc_to_markdown(doc), ""]
     lines += ["## Conventions", ""]
     lines += [
@@ -251,11 +250,17 @@ def render_family(
         "",
     ]
     lines += _measured_table(configs, record["points"]) + [""]
-    if not keras:
+    if keras:
+        lines += _keras_section(family, configs, record)
+    else:
         lines += ["## Keras", "", "No Keras counterpart is declared for this loss (`PUBLIC` in its derivation file): nothing to compare.", ""]
-        lines += ["## Versions", "", _versions(record["versions"]), ""]
-        return "\n".join(lines).rstrip() + "\n"
-    lines += ["## Keras", ""]
+    lines += ["## Versions", "", _versions(record["versions"]), ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _keras_section(family: str, configs: Sequence[dict], record: dict) -> list[str]:
+    """The Keras comparison of a family: its table, Keras's clip at the edges, the seeds' numbers."""
+    lines = ["## Keras", ""]
     lines += [
         "Keras 3 function forms and tf.nn ops on the same points (plain tensors, so the hidden `_keras_logits` shortcut "
         "cannot apply). *Exact*: within the contract of the mathematics; *explained*: outside it but inside the envelope of "
@@ -263,7 +268,7 @@ def render_family(
         "softmax − y, every float rounding and flush to zero it may commit; `cesym/keras_model.py`); *unexplained*: neither.",
         "",
     ]
-    mine = [s for s in seeds if s["family"] == family]
+    mine = [s for s in record["seeds"] if s["family"] == family]
     lines += _keras_table(configs, record["keras"], bool(mine)) + [""]
     caps = [r for r in record["caps"] if r.get("family") == family]
     if caps:
@@ -275,8 +280,7 @@ def render_family(
         lines += _keras_caps(caps) + [""]
     if mine:
         lines += ["## The seeds", ""] + _seed_table(mine) + [""]
-    lines += ["## Versions", "", _versions(record["versions"]), ""]
-    return "\n".join(lines).rstrip() + "\n"
+    return lines
 
 
 def _keras_caps(rows: Sequence[dict]) -> list[str]:

@@ -206,7 +206,7 @@ EXTENDED_STRATA = {
 
 
 def _ext_kind(case: KernelCase) -> str:
-    if case.inputs in ("probs", "positive"):  # positive: 0 and +inf are its edges, as renormalised rows'
+    if case.inputs in ("probs", "positive"):  # positive: 0 and +inf are its edges, as renormalised rows
         return "unit" if case.domain == "unit" else "probs"
     return "logits" if case.inputs == "logits" else "real"
 

@@ -143,13 +143,22 @@ def _renormalisable(block: np.ndarray, name: str = "y_pred") -> None:
         raise ValueError(f"{name}: a row of probabilities overflows float64 when summed")
 
 
-def _check_positive(p: np.ndarray, name: str = "y_pred") -> bool:
-    """Per block of rows: non-negative numbers, 0 the domain's edge; True if the block holds NaN
-    (it passes and propagates to its rows)."""
+def _range_and_nan(p: np.ndarray, high: bool = True) -> tuple:
+    """(min, max or None, whether the block holds NaN), NaN skipped: min/max propagate NaN, so
+    one pass each tells; fmin/fmax, which skip it, are taken only when there is NaN."""
     lo = np.min(p)
     nan = bool(np.isnan(lo))
     if nan:
         lo = np.fmin.reduce(p, axis=None)
+    if not high:
+        return lo, None, nan
+    return lo, (np.fmax.reduce(p, axis=None) if nan else np.max(p)), nan
+
+
+def _check_positive(p: np.ndarray, name: str = "y_pred") -> bool:
+    """Per block of rows: non-negative numbers, 0 the domain's edge; True if the block holds NaN
+    (it passes and propagates to its rows)."""
+    lo, _, nan = _range_and_nan(p, high=False)
     if lo < 0:
         raise ValueError(f"{name}: expected non-negative values (min {np.nanmin(p)})")
     return nan
@@ -249,18 +258,21 @@ class _Call:
         return tuple(self.p.shape[0] if a == "N" else self.scalars[a] for a in args)
 
 
+def _flag_hint(call: _Call) -> tuple[str, str]:
+    """The from_logits hint of a probability check's message, where the function has the flag."""
+    if not call.has_flag:
+        return "", ""
+    return " with from_logits=False", "; pass from_logits=True for logits"
+
+
 def _unit_interval(call: _Call):
-    hint = " with from_logits=False" if call.has_flag else ""
-    tail = "; pass from_logits=True for logits" if call.has_flag else ""
+    hint, tail = _flag_hint(call)
     name = call.pred_name
 
     def check(p: np.ndarray) -> bool:
         """Per block of rows: probabilities in [0, 1]; True if the block holds NaN (it passes
-        and propagates to its rows: min/max propagate it, fmin/fmax then skip it)."""
-        lo, hi = np.min(p), np.max(p)
-        nan = bool(np.isnan(lo))
-        if nan:
-            lo, hi = np.fmin.reduce(p, axis=None), np.fmax.reduce(p, axis=None)
+        and propagates to its rows)."""
+        lo, hi, nan = _range_and_nan(p)
         if lo < 0 or hi > 1:
             raise ValueError(
                 f"{name}: expected probabilities in [0, 1]{hint} "
@@ -272,8 +284,7 @@ def _unit_interval(call: _Call):
 
 
 def _nonnegative(call: _Call):
-    hint = " with from_logits=False" if call.has_flag else ""
-    tail = "; pass from_logits=True for logits" if call.has_flag else ""
+    hint, tail = _flag_hint(call)
     name = call.pred_name
 
     def check(p: np.ndarray) -> None:
