@@ -112,7 +112,7 @@ def _from_case(c: KernelCase) -> Bench:
     """The bench of a kernel case, its inputs from the declaration: labels by kind, predictions
     by domain (probabilities: a sigmoid's per element, a softmax's per row), parameters at
     their defaults (a required one at the middle of its range, or 1)."""
-    labels = {"none": "none", "index": "sparse", "binary": "binary", "distribution": "onehot", "real": "real", "count": "count"}[c.label_kind]
+    labels = {"none": "none", "index": "sparse", "binary": "binary", "distribution": "onehot", "real": "real", "count": "count", "sign": "sign"}[c.label_kind]
     pred = {"unit": "sigmoid", "simplex": "softmax", "positive": "positive"}.get(c.domain, "logits")
     kw = c.call_kw  # a parameter without a default at the middle of its range
     return Bench(c.kernel, tuple(kw.items()), labels, pred, c.nn_keywords, axis=c.has_axis, case=c)
@@ -197,6 +197,11 @@ class Inputs:
     def count(self) -> np.ndarray:
         """Non-negative targets: the magnitudes of :attr:`real`."""
         return np.abs(self.real)
+
+    @cached_property
+    def sign(self) -> np.ndarray:
+        """-1/+1 class labels: the signs of :attr:`real`."""
+        return np.where(self.real < 0, -1, 1).astype(self.dtype)
 
     @cached_property
     def positive(self) -> np.ndarray:

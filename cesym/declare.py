@@ -14,12 +14,14 @@ Vocabulary:
 * label kinds: ``"binary"`` (a label per element, 0/1 or soft in [0, 1]), ``"distribution"``
   (a label row over the classes: one-hot, multi-hot or soft), ``"index"`` (one integer class
   per row), ``"real"`` (a regression target per element: any finite number), ``"count"`` (a
-  non-negative target per element: counts, rates), ``"none"`` (no
+  non-negative target per element: counts, rates), ``"sign"`` (a class label per element as
+  -1 or +1, the margin losses' convention; the kernels take any real number), ``"none"`` (no
   labels);
 * prediction domains: ``"real"`` (logits, activations: any finite number), ``"unit"``
   (probabilities in [0, 1], element by element), ``"simplex"`` (non-negative rows with a
   positive sum, renormalised to sum 1), ``"positive"`` (rates, scales: numbers >= 0, 0 the
-  edge where a log is infinite);
+  edge where a log is infinite), ``"log1p"`` (numbers >= -1, the domain of
+  log(1 + x): -1 the edge where it is infinite);
 * limit rules at ±inf inputs (:mod:`cesym.kernels._limits`), by the form of the stable value:
   ``"sigmoid"`` (:math:`\\sum t\\,\\mathrm{softplus}(-x) + u\\,\\mathrm{softplus}(x)`, weights
   (t, u) in their declared order), ``"softmax"`` (:math:`\\sum_c t_c(\\operatorname{lse} z - z_c)`),
@@ -39,8 +41,8 @@ from typing import Any, Literal
 
 __all__ = ["Keyword", "Variant", "Keras", "Public", "AXIS", "LABEL_KINDS", "DOMAINS", "LIMITS", "REDUCTIONS"]
 
-LABEL_KINDS = ("binary", "distribution", "index", "real", "count", "none")
-DOMAINS = ("real", "unit", "simplex", "positive")
+LABEL_KINDS = ("binary", "distribution", "index", "real", "count", "sign", "none")
+DOMAINS = ("real", "unit", "simplex", "positive", "log1p")
 LIMITS = ("sigmoid", "softmax", "renormalised", "edges", "squares", None)
 REDUCTIONS = ("row", "element", "batch")
 KEYWORD_KINDS = ("flag", "real", "axis", "ignore_class")
@@ -74,7 +76,7 @@ class Variant:
 
     loss: str
     when: dict[str, Any] = field(default_factory=dict)
-    domain: Literal["real", "unit", "simplex", "positive"] = "real"
+    domain: Literal["real", "unit", "simplex", "positive", "log1p"] = "real"
     limits: str | None = None
 
 
@@ -110,7 +112,7 @@ class Public:
     name: str
     summary: str
     variants: tuple[Variant, ...]
-    labels: Literal["binary", "distribution", "index", "real", "count", "none"] = "none"
+    labels: Literal["binary", "distribution", "index", "real", "count", "sign", "none"] = "none"
     args: tuple[str, ...] = ("y_true", "y_pred")
     keyword_only: bool = False
     keywords: tuple[Keyword, ...] = ()

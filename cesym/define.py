@@ -60,7 +60,8 @@ class Loss:
             terms of the label and the parameters, e.g. the smoothed label.
         params: scalar parameters in argument order (e.g. ``label_smoothing``).
         domain: ``"probability"`` (a prediction may be 0 or 1, logs may be infinite, so label
-            weights get the 0·∞ = 0 guard) or ``"real"`` (finite everywhere).
+            weights get the 0·∞ = 0 guard), ``"real"`` (finite everywhere) or ``"log1p"``
+            (a prediction >= -1, where -1 is the edge at which log(1 + p) is -inf).
         differentiable: False for value-only definitions.
         label_index: the label is the indicator ``[c = k]`` of an integer class ``k`` (a one-hot
             row; all zero for an ignored sample). The kernels then take ``k`` itself, and sums
@@ -81,7 +82,7 @@ class Loss:
     label: Elem | None = None
     weights: dict[Elem, sp.Expr] = field(default_factory=dict)
     params: tuple[sp.Symbol, ...] = ()
-    domain: Literal["probability", "real"] = "real"
+    domain: Literal["probability", "real", "log1p"] = "real"
     differentiable: bool = True
     notes: str = ""
     label_index: bool = False
@@ -128,8 +129,8 @@ class Loss:
                 raise DerivationError(f"{self.name}: param_ranges names {q}, which is not a parameter")
             if not (isinstance(r, tuple) and len(r) == 2 and all(isinstance(v, (int, float)) for v in r) and r[0] <= r[1]):
                 raise DerivationError(f"{self.name}: param_ranges[{q}] must be a pair (lo, hi) of numbers with lo <= hi")
-        if self.domain not in ("probability", "real"):
-            raise DerivationError(f"{self.name}: domain must be 'probability' or 'real'")
+        if self.domain not in ("probability", "real", "log1p"):
+            raise DerivationError(f"{self.name}: domain must be 'probability', 'real' or 'log1p'")
 
 
 @dataclass(frozen=True)
@@ -218,7 +219,7 @@ def default_public(losses: list[Loss]) -> list[Public]:
             reduction = "row"
         else:
             reduction = "element"
-        domain = "unit" if loss.domain == "probability" else "real"
+        domain = {"probability": "unit", "log1p": "log1p"}.get(loss.domain, "real")
         out.append(Public(
             name=name, summary=loss.title, variants=(Variant(loss.variant, domain=domain, limits=None),),
             labels=labels, args=("y_true", "y_pred") if labels != "none" else ("y_pred",), keywords=keywords,

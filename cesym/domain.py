@@ -15,7 +15,8 @@ Every output must be an interval of reals with finite ends. A complex result (mp
 one line naming the loss, the input point and the problem.
 
 Interior points: probabilities in [0.05, 0.95], logits and other real predictions N(0, 2²),
-labels hard (the first point) and soft in [0, 1], a class-index label as its one-hot row,
+labels hard (the first point) and soft in [0, 1] (a label symbol declared ``nonzero``: ±1,
+then ±[0.5, 1.5]), a class-index label as its one-hot row,
 parameters in [0.05, 0.5], the batch size N = 4; rounded to 3 decimals so that a message can
 quote them. Interior points cannot prove a loss finite everywhere; they catch a definition that
 is wrong almost everywhere, which is what a typo gives.
@@ -46,6 +47,8 @@ def interior_points(loss: Loss, n: int, points: int = DOMAIN_POINTS, seed: int =
     for i in range(points):
         if loss.domain == "probability":
             pred = rng.uniform(0.05, 0.95, n)
+        elif loss.domain == "log1p":
+            pred = rng.uniform(-0.95, 3.0, n)
         else:
             pred = rng.normal(0.0, 2.0, n)
         labels: list = []
@@ -56,6 +59,8 @@ def interior_points(loss: Loss, n: int, points: int = DOMAIN_POINTS, seed: int =
                 labels = rng.integers(0, 2, n).astype(float)
             else:
                 labels = rng.uniform(0.0, 1.0, n)
+            if loss.label.is_nonzero:  # a label declared non-zero (a divisor): ±1, ±[0.5, 1.5]
+                labels = rng.choice([-1.0, 1.0], n) * (1.0 if i == 0 else rng.uniform(0.5, 1.5, n))
         params = rng.uniform(0.05, 0.5, len(loss.params))
         r = lambda a: [float(round(float(x), 3)) for x in a]  # noqa: E731
         out.append((r(labels), r(pred), r(params)))

@@ -73,12 +73,93 @@ class _Printer(MpmathPrinter):
     def _print_Max(self, e):
         return "mpmath.max_(%s)" % ", ".join(self._print(a) for a in e.args)
 
+    def _print_Min(self, e):
+        return "mpmath.min_(%s)" % ", ".join(self._print(a) for a in e.args)
+
+    def _print_sign(self, e):
+        return "mpmath.sign_(%s)" % self._print(e.args[0])
+
+    def _print_Heaviside(self, e):
+        h0 = e.args[1] if len(e.args) > 1 else sp.S.Half
+        return "mpmath.heaviside(%s, %s)" % (self._print(e.args[0]), self._print(h0))
+
+    def _print_Piecewise(self, e):
+        # every piece is evaluated; mpmath.pick takes the first whose condition holds (for an
+        # interval on which a condition is undecided: the hull of the candidates)
+        parts = ", ".join("(%s, %s)" % (self._print(c), self._print(v)) for v, c in e.args)
+        return "mpmath.pick(%s)" % parts
+
+    def _print_DiracDelta(self, e):
+        # second derivatives of |x|, max(x, 0): zero away from the kink; at the kink itself the
+        # gradient is a convention (a one-sided or zero derivative), its condition number moot
+        return "0"
+
+
+def _nonsmooth(ctx, mod) -> None:
+    """max, min, sign and the step function for point values and for intervals: an interval that
+    straddles a kink gives the hull of both sides (never a comparison of intervals, which mpmath
+    answers with None where they overlap)."""
+    if ctx is not mpmath.iv:
+        mod.max_ = lambda *a: functools.reduce(lambda u, v: u if u >= v else v, a)
+        mod.min_ = lambda *a: functools.reduce(lambda u, v: u if u <= v else v, a)
+        mod.sign_ = lambda x: ctx.mpf((x > 0) - (x < 0))
+        mod.heaviside = lambda x, h0: ctx.mpf(1) if x > 0 else ctx.mpf(0) if x < 0 else ctx.mpf(h0)
+        mod.pick = lambda *pairs: next((v for c, v in pairs if c), ctx.nan)
+        return
+
+    def ends(x):
+        x = ctx.mpf(x)
+        return ctx.mpf(x.a), ctx.mpf(x.b)
+
+    def hull(lo, hi):
+        return ctx.mpf([lo.a, hi.b])
+
+    def max2(u, v):
+        (ua, ub), (va, vb) = ends(u), ends(v)
+        return hull(ua if ua.a >= va.a else va, ub if ub.b >= vb.b else vb)
+
+    def min2(u, v):
+        (ua, ub), (va, vb) = ends(u), ends(v)
+        return hull(ua if ua.a <= va.a else va, ub if ub.b <= vb.b else vb)
+
+    def step(x, neg, zero, pos):
+        lo, hi = ends(x)
+        if lo.a > 0:
+            return ctx.mpf(pos)
+        if hi.b < 0:
+            return ctx.mpf(neg)
+        if lo.a == 0 and hi.b == 0:
+            return ctx.mpf(zero)
+        vals = [v for v, live in ((neg, lo.a < 0), (zero, True), (pos, hi.b > 0)) if live]
+        return ctx.mpf([min(vals), max(vals)])
+
+    def pick(*pairs):
+        # a comparison of intervals is True, False, or None where they overlap
+        live = []
+        for c, v in pairs:
+            if c is False:
+                continue
+            live.append(ends(v))
+            if c is True:
+                break
+        if not live:
+            return ctx.nan
+        lo = functools.reduce(lambda u, w: u if u.a <= w.a else w, (a for a, _ in live))
+        hi = functools.reduce(lambda u, w: u if u.b >= w.b else w, (b for _, b in live))
+        return hull(lo, hi)
+
+    mod.pick = pick
+    mod.max_ = lambda *a: functools.reduce(max2, a)
+    mod.min_ = lambda *a: functools.reduce(min2, a)
+    mod.sign_ = lambda x: step(x, -1, 0, 1)
+    mod.heaviside = lambda x, h0: step(x, 0, h0, 1)
+
 
 def _namespace(ctx) -> dict:
     mod = types.SimpleNamespace()
     for name in ("mpf", "log", "exp", "log1p", "expm1", "sqrt", "pi", "e", "inf"):
         setattr(mod, name, getattr(ctx, name))
-    mod.max_ = lambda *a: functools.reduce(lambda u, v: u if u >= v else v, a)
+    _nonsmooth(ctx, mod)
     # hyperbolic functions (log cosh and its derivative), which mpmath.iv lacks, from expm1 and
     # exp: no cancellation near 0 (sinh(1e-300), tanh(1e-300)) and none at ±800 either
     mod.sinh = lambda x: (ctx.expm1(x) - ctx.expm1(-x)) / 2

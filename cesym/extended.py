@@ -45,7 +45,11 @@ _EDGE_PREC = 640  # an input 1 that the interval resolves does so at a few hundr
 
 
 def _special(x: float, domain: str, unit: bool = False) -> bool:
-    return not math.isfinite(x) or (domain == "probability" and (x == 0.0 or (unit and x == 1.0)))
+    return (
+        not math.isfinite(x)
+        or (domain == "probability" and (x == 0.0 or (unit and x == 1.0)))
+        or (domain == "log1p" and x == -1.0)
+    )
 
 
 def needs_limit(pred: Sequence[float], domain: str, unit: bool = False) -> bool:
@@ -63,6 +67,9 @@ def _standin(x: float, domain: str, r: int, k: int) -> mpmath.mpf:
             with mpmath.workprec(r * k + 8):
                 return 1 - mpmath.ldexp(1, -r * k)
         return mpmath.ldexp(1, int(M))  # +inf
+    if domain == "log1p" and x == -1.0:  # the edge -1 of [-1, inf): -1 + 2^{-rk}, exactly
+        with mpmath.workprec(r * k + 8):
+            return -1 + mpmath.ldexp(1, -r * k)
     return M if x > 0 else -M
 
 

@@ -381,6 +381,13 @@ class KernelPrinter(NumPyPrinter):
     def _print_Max(self, e):
         return self._fold("numpy.maximum", e.args)
 
+    def _print_Relu(self, e):
+        return "numpy.maximum(%s, 0)" % self._print(e.args[0])
+
+    def _print_Heaviside(self, e):
+        h0 = e.args[1] if len(e.args) > 1 else sp.S.Half
+        return "numpy.heaviside(%s, %s)" % (self._print(e.args[0]), self._print(sp.Float(h0)))
+
     def _print_Min(self, e):
         return self._fold("numpy.minimum", e.args)
 
@@ -685,9 +692,10 @@ def _cores(derived: Sequence[Derived]) -> dict:
 
 #: Example inputs for the docstrings, by label kind and prediction domain: three classes.
 _EXAMPLE_LABELS = {"binary": "[[0.0, 1.0, 1.0]]", "distribution": "[[0.0, 1.0, 0.0]]", "index": "[1]",
-                   "real": "[[0.5, -1.0, 2.0]]", "count": "[[0.0, 1.0, 3.0]]"}
+                   "real": "[[0.5, -1.0, 2.0]]", "count": "[[0.0, 1.0, 3.0]]",
+                   "sign": "[[1.0, -1.0, 1.0]]"}
 _EXAMPLE_PREDS = {"real": "[[0.3, -1.2, 2.0]]", "unit": "[[0.2, 0.7, 0.9]]", "simplex": "[[0.2, 0.7, 0.1]]",
-                  "positive": "[[0.5, 1.5, 3.0]]"}
+                  "positive": "[[0.5, 1.5, 3.0]]", "log1p": "[[-0.5, 0.5, 3.0]]"}
 
 
 def _examples(public: Sequence, namespace: dict, where: str) -> dict[str, str]:

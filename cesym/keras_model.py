@@ -272,6 +272,9 @@ def _op(e, env: dict, R):
 
     if e.is_Number:
         return iv.mpf(sp.Rational(e).p) / iv.mpf(sp.Rational(e).q) if e.is_Rational else iv.mpf(float(e))
+    if isinstance(e, sp.Piecewise):  # ops.where: the selected piece (the hull where undecided)
+        ends = [_ends(_walk(v, env, R)) for v in _pieces(e, env, R)]
+        return iv.mpf([min(a for a, _ in ends), max(b for _, b in ends)])
     args = [_walk(a, env, R) for a in e.args]
     if isinstance(e, sp.Add):
         return R.fsum_ends(args)
@@ -318,6 +321,35 @@ def _op(e, env: dict, R):
     raise ValueError(f"no interval rule for {e.func.__name__} in Keras's declared algorithm")
 
 
+def _pieces(e, env: dict, R) -> list:
+    """The pieces of a ``Piecewise`` that may be selected: up to the first whose condition surely
+    holds, skipping those whose condition surely fails (conditions compare intervals)."""
+    import sympy as sp
+
+    live = []
+    for v, c in e.args:
+        if c is sp.true:
+            sure, never = True, False
+        elif isinstance(c, sp.core.relational.Relational):
+            (la, lb), (ra, rb) = _ends(_walk(c.lhs, env, R)), _ends(_walk(c.rhs, env, R))
+            if isinstance(c, (sp.LessThan, sp.StrictLessThan)):
+                strict = isinstance(c, sp.StrictLessThan)
+                sure, never = (lb < ra if strict else lb <= ra), (la >= rb if strict else la > rb)
+            elif isinstance(c, (sp.GreaterThan, sp.StrictGreaterThan)):
+                strict = isinstance(c, sp.StrictGreaterThan)
+                sure, never = (la > rb if strict else la >= rb), (lb <= ra if strict else lb < ra)
+            else:
+                raise ValueError(f"no interval rule for the condition {c} in Keras's declared algorithm")
+        else:
+            raise ValueError(f"no interval rule for the condition {c} in Keras's declared algorithm")
+        if never:
+            continue
+        live.append(v)
+        if sure:
+            break
+    return live
+
+
 def _declared_algorithm(case: KernelCase, R, labels, pred, params: dict, upstream=None):
     """Keras's declared algorithm forward (op by op) and its gradient as TensorFlow's autodiff
     takes it: backward through the same operations, each of TensorFlow's gradient ops rounded
@@ -353,6 +385,12 @@ def _backward(e, g, env: dict, R, adj: dict) -> None:
         adj[e] = g if e not in adj else R.add(adj[e], g)
         return
     val = lambda x: _walk(x, env, R)  # noqa: E731 - the forward values, computed once
+    if isinstance(e, sp.Piecewise):  # where's gradient: g to the selected piece, 0 to the others
+        live = _pieces(e, env, R)
+        part = g if len(live) == 1 else iv.mpf([min(0, _ends(g)[0]), max(0, _ends(g)[1])])
+        for v in live:
+            _backward(v, part, env, R, adj)
+        return
     if isinstance(e, sp.Add):
         for a in e.args:
             _backward(a, g, env, R, adj)

@@ -579,8 +579,30 @@ class PowShift(sp.Function):
         return r"%s^{%s - 1}" % (x, y)
 
 
+class Relu(sp.Function):
+    r""":math:`\max(u, 0)`, the hinge; derivative the step :math:`[u \ge 0]`, 1 at the kink.
+
+    At :math:`u = 0` the derivative is a convention: 1 is TensorFlow's (``maximum(u, 0)`` passes
+    the gradient to its first argument on a tie), so a hinge's gradient at its kink is that of
+    its active side. SymPy's own ``Max(u, 0)`` differentiates to ``Heaviside(u)``, 1/2 at 0.
+    """
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return sp.Heaviside(self.args[0], 1)
+
+    def elementary(self):
+        u = self.args[0]
+        return sp.Piecewise((u, u >= 0), (0, True))  # differentiates to the step with 1 at 0
+
+    @_powered
+    def _latex(self, printer):
+        return r"\max\left(%s, 0\right)" % printer._print(self.args[0])
+
+
 _ROW_PRIMITIVES = (NegLogSoftmax, NegLogNormalized, CrossRest, LogSumExp)
-_ELEMENTWISE_PRIMITIVES = (Sigmoid, Softplus, Log1mexp, LogExpm1, LogWeight, LogCosh, Pow1p, Powm1, PowShift)
+_ELEMENTWISE_PRIMITIVES = (Sigmoid, Softplus, Log1mexp, LogExpm1, LogWeight, LogCosh, Pow1p, Powm1, PowShift, Relu)
 
 
 def expand_row_primitives(expr: sp.Basic) -> sp.Basic:

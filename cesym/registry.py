@@ -58,10 +58,10 @@ class KernelCase:
 
     @property
     def inputs(self) -> str:
-        """``"probs"`` (probabilities), ``"logits"`` (a sigmoid's or softmax's input), ``"positive"`` or ``"real"``."""
+        """``"probs"`` (probabilities), ``"logits"`` (a sigmoid's or softmax's input), ``"positive"`` (also numbers >= -1, shifted) or ``"real"``."""
         if self.domain in ("unit", "simplex"):
             return "probs"
-        if self.domain == "positive":
+        if self.domain in ("positive", "log1p"):
             return "positive"
         return "logits" if self.limits in ("sigmoid", "softmax") else "real"
 

@@ -114,6 +114,8 @@ def _labels_row(rng, case: KernelCase, soft: bool, n: int, pred_row: np.ndarray)
             y = np.abs(y)
             y[rng.random(n) < 0.2] = 0.0  # zero counts: 0·log 0
         return y
+    if case.label_kind == "sign":  # -1/+1 class labels
+        return rng.choice([-1.0, 1.0], n)
     if case.label_kind == "distribution":
         y = np.zeros(n)
         k = int(np.argmax(pred_row)) if rng.random() < 0.5 else int(rng.integers(n))
@@ -168,6 +170,10 @@ def sample(case: KernelCase, dtype, n: int, rows: int, seed: int, soft: bool = F
             row = _prob_row(rng, s, n, dtype, renormalised=case.domain == "simplex")
         elif case.inputs == "positive":  # magnitudes of every stratum, the smallest normal up
             row = np.maximum(np.abs(_logit_row(rng, s, n, dtype)), float(np.finfo(dtype).smallest_normal)).astype(dtype)
+            if case.domain == "log1p":  # >= -1: m - 1 (near -1 and near 0), m, and -m/(1 + m) in (-1, 0)
+                m = row.astype(np.float64)
+                u = rng.random(n)
+                row = np.where(u < 0.5, m - 1, np.where(u < 0.75, m, -m / (1 + m))).astype(dtype)
         else:
             row = _logit_row(rng, s, n, dtype).astype(dtype)
         preds.append(row)
@@ -281,6 +287,8 @@ def sample_extended(case: KernelCase, dtype, n: int, rows: int, seed: int, soft:
     for r in range(rows):
         s = strata[r % len(strata)]
         row, zero = _ext_row(rng, kind, s, n, dtype, case.elementwise)
+        if case.domain == "log1p":  # its edges -1 and +inf: the positive domain's, shifted
+            row = (row.astype(np.float64) - 1).astype(dtype)
         preds.append(row)
         names.append(s)
         if case.labels == "none":

@@ -155,12 +155,13 @@ def _range_and_nan(p: np.ndarray, high: bool = True) -> tuple:
     return lo, (np.fmax.reduce(p, axis=None) if nan else np.max(p)), nan
 
 
-def _check_positive(p: np.ndarray, name: str = "y_pred") -> bool:
-    """Per block of rows: non-negative numbers, 0 the domain's edge; True if the block holds NaN
-    (it passes and propagates to its rows)."""
+def _check_positive(p: np.ndarray, name: str = "y_pred", edge: float = 0.0) -> bool:
+    """Per block of rows: numbers >= ``edge`` (0: non-negative), the domain's edge; True if the
+    block holds NaN (it passes and propagates to its rows)."""
     lo, _, nan = _range_and_nan(p, high=False)
-    if lo < 0:
-        raise ValueError(f"{name}: expected non-negative values (min {np.nanmin(p)})")
+    if lo < edge:
+        what = "non-negative values" if edge == 0 else f"values >= {edge:g}"
+        raise ValueError(f"{name}: expected {what} (min {np.nanmin(p)})")
     return nan
 
 
@@ -341,6 +342,8 @@ def _call(pub: dict, module: ModuleType, values: dict, kind: str):
         checks = {"precheck": _nonnegative(c), "check": lambda b: _renormalisable(b, c.pred_name)}
     elif domain == "positive":
         checks["precheck"] = lambda b: _check_positive(b, c.pred_name)
+    elif domain == "log1p":
+        checks["precheck"] = lambda b: _check_positive(b, c.pred_name, -1.0)
     if rule in ("softmax", "renormalised"):
         M.single_class(pub["name"], c.pred_name, c.p.shape, c.ax)
     watch = None

@@ -1,0 +1,55 @@
+r"""Huber loss, as ``keras.losses.huber`` (Keras 3) defines it, with :math:`e = p - y`:
+
+.. math::  L = \frac1C \sum_c h_\delta(e_c), \qquad
+           h_\delta(e) = \begin{cases} e^2/2 & |e| \le \delta \\
+                                       \delta|e| - \delta^2/2 & |e| > \delta \end{cases}
+
+over the last axis: quadratic near 0, linear beyond :math:`\delta > 0`, with a continuous
+gradient :math:`\operatorname{clip}(e, -\delta, \delta)/C` (no convention needed at the joins).
+The kernels compute :math:`h_\delta(e) = \min(|e|, \delta)\,(|e| - \min(|e|, \delta)/2)`, one
+expression for both pieces with no cancellation (:math:`|e| - \delta/2 \ge |e|/2` on the
+linear piece); Keras evaluates both pieces and selects one.
+"""
+
+from sympy import Abs, Piecewise, Rational, Symbol
+
+from cesym.declare import Keras, Keyword, Public, Variant
+from cesym.define import Loss
+from cesym.primitives import C, Elem, RowSum
+
+y = Elem("y")  # target
+p = Elem("p")  # prediction
+delta = Symbol("delta", positive=True)
+
+half = Rational(1, 2)
+
+LOSSES = [
+    Loss(
+        family="huber",
+        variant="smooth_l1",
+        title="Huber loss",
+        value=RowSum(Piecewise((half * (p - y) ** 2, Abs(p - y) <= delta), (delta * Abs(p - y) - half * delta**2, True))) / C,
+        prediction=p,
+        label=y,
+        params=(delta,),
+        # keras.losses.huber: where(|e| <= delta, 0.5 * e**2, delta * |e| - 0.5 * delta**2), e = y_pred - y_true
+        keras=RowSum(Piecewise((half * (p - y) ** 2, Abs(p - y) <= delta), (delta * Abs(p - y) - half * delta**2, True))) / C,
+    ),
+]
+
+PUBLIC = [
+    Public(
+        name="huber",
+        summary="Huber loss over the last axis (``keras.losses.huber``).",
+        variants=(Variant("smooth_l1"),),
+        labels="real",
+        keywords=(Keyword("delta", 1.0, "real", (1e-3, 1e3), doc="where the loss turns from quadratic to linear"),),
+        keras=Keras("keras.losses.huber", "keras.losses.Huber"),
+        doc=r"""
+One value per sample: the mean of :math:`e^2/2` (:math:`|e| \le \delta`) or
+:math:`\delta|e| - \delta^2/2` (beyond) over the last axis, :math:`e = p - y`. Gradient:
+:math:`\operatorname{clip}(e, -\delta, \delta)/C`. ±inf predictions give +inf (the gradient
+:math:`\pm\delta/C`); NaN propagates.
+""",
+    ),
+]
