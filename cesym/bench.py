@@ -113,7 +113,7 @@ def _from_case(c: KernelCase) -> Bench:
     by domain (probabilities: a sigmoid's per element, a softmax's per row), parameters at
     their defaults (a required one at the middle of its range, or 1)."""
     labels = {"none": "none", "index": "sparse", "binary": "binary", "distribution": "onehot", "real": "real", "count": "count", "sign": "sign"}[c.label_kind]
-    pred = {"unit": "sigmoid", "simplex": "softmax", "positive": "positive"}.get(c.domain, "logits")
+    pred = {"unit": "sigmoid", "simplex": "softmax", "positive": "positive", "log1p": "positive"}.get(c.domain, "logits")
     kw = c.call_kw  # a parameter without a default at the middle of its range
     return Bench(c.kernel, tuple(kw.items()), labels, pred, c.nn_keywords, axis=c.has_axis, case=c)
 

@@ -14,6 +14,7 @@ from cesym.primitives import (
     LogExpm1,
     LogWeight,
     LogCosh,
+    Relu,
     LogSumExp,
     NegLogNormalized,
     NegLogSoftmax,
@@ -191,8 +192,9 @@ def test_runtime_sum_squares_over_the_whole_range(a):
         lambda: LogCosh(x - t),
         lambda: Pow1p(-x, t),
         lambda: Powm1(x, t),
+        lambda: Relu(1 - t * x),
     ],
-    ids=["log1mexp", "log_expm1", "log_weight", "log_cosh", "pow1p", "powm1"],
+    ids=["log1mexp", "log_expm1", "log_weight", "log_cosh", "pow1p", "powm1", "relu"],
 )
 def test_new_fdiff_is_the_derivative_of_the_elementary_form(prim):
     """d/dx of each primitive (through ``fdiff``) equals SymPy's derivative of its elementary
