@@ -19,7 +19,7 @@ import sympy as sp
 from sympy.printing.pycode import MpmathPrinter
 
 from .primitives import C as C_SYM
-from .primitives import Elem, RestSum, RowMax, RowSum, element_symbols, to_elementary
+from .primitives import Elem, MaxN, RestSum, RowMax, RowSum, element_symbols, to_elementary
 
 __all__ = ["expand_row", "compile_row_exprs", "indexed"]
 
@@ -39,7 +39,7 @@ def expand_row(expr: sp.Basic, n: int, j: int | None = None) -> sp.Basic:
         # innermost reductions are replaced first, so ``e.args[0]`` holds no reduction
         terms = [at(e.args[0], c) for c in range(n) if not (isinstance(e, RestSum) and c == j)]
         if isinstance(e, RowMax):
-            return sp.Max(*terms, evaluate=False)  # no symbolic comparisons: they are slow
+            return MaxN(*terms)  # no symbolic comparisons (slow); TensorFlow's derivative at ties
         return sp.Add(*terms)
 
     if j is None and element_symbols(expr):
@@ -72,6 +72,8 @@ class _Printer(MpmathPrinter):
 
     def _print_Max(self, e):
         return "mpmath.max_(%s)" % ", ".join(self._print(a) for a in e.args)
+
+    _print_MaxN = _print_Max
 
     def _print_Min(self, e):
         return "mpmath.min_(%s)" % ", ".join(self._print(a) for a in e.args)

@@ -329,6 +329,7 @@ class KernelPrinter(NumPyPrinter):
     _RT_FIRST_ARG = {
         "RowSum": "row_sum",
         "RowMax": "row_max",
+        "MaxShare": "max_share",
         "RestSum": "rest_sum",
         "Sigmoid": "sigmoid",
         "Softplus": "softplus",

@@ -270,6 +270,8 @@ def _op(e, env: dict, R):
     import sympy as sp
     from sympy.codegen.cfunctions import expm1, log1p
 
+    from .primitives import MaxN
+
     if e.is_Number:
         return iv.mpf(sp.Rational(e).p) / iv.mpf(sp.Rational(e).q) if e.is_Rational else iv.mpf(float(e))
     if isinstance(e, sp.Piecewise):  # ops.where: the selected piece (the hull where undecided)
@@ -306,9 +308,9 @@ def _op(e, env: dict, R):
     if isinstance(e, sp.Abs):
         lo, hi = _ends(args[0])
         return iv.mpf([0 if lo <= 0 <= hi else min(abs(lo), abs(hi)), max(abs(lo), abs(hi))])
-    if isinstance(e, (sp.Max, sp.Min)):
+    if isinstance(e, (sp.Max, sp.Min, MaxN)):
         ends = [_ends(a) for a in args]
-        pick = max if isinstance(e, sp.Max) else min
+        pick = min if isinstance(e, sp.Min) else max
         return iv.mpf([pick(a for a, _ in ends), pick(b for _, b in ends)])
     if isinstance(e, (sp.sign, sp.Heaviside)):
         lo, hi = _ends(args[0])
@@ -379,6 +381,8 @@ def _backward(e, g, env: dict, R, adj: dict) -> None:
     import sympy as sp
     from sympy.codegen.cfunctions import expm1, log1p
 
+    from .primitives import MaxN
+
     if e.is_Number:
         return
     if not e.args:  # an input symbol
@@ -430,6 +434,16 @@ def _backward(e, g, env: dict, R, adj: dict) -> None:
         _backward(x, R.mul(g, R.div(iv.mpf(1), R.add(iv.mpf(1), val(x)))), env, R, adj)
     elif isinstance(e, sp.Abs):
         _backward(x, R.mul(g, val(sp.sign(x))), env, R, adj)
+    elif isinstance(e, MaxN):  # reduce_max: g shared equally among the maxima
+        ends = [_ends(val(t)) for t in e.args]
+        top = max(a for a, _ in ends)
+        live = [i for i, (_, b) in enumerate(ends) if b >= top]
+        if all(ends[i] == ends[live[0]] and ends[i][0] == ends[i][1] for i in live):  # exact ties
+            part = R.div(g, iv.mpf(len(live)))
+        else:  # undecided which are maxima: anything from 0 to all of g
+            part = iv.mpf([min(0, _ends(g)[0]), max(0, _ends(g)[1])])
+        for i in live:
+            _backward(e.args[i], part, env, R, adj)
     elif isinstance(e, (sp.Max, sp.Min)):
         if len(e.args) != 2:
             raise ValueError("Max/Min of more than two arguments in Keras's declared algorithm")

@@ -48,6 +48,9 @@ __all__ = [
     "Pow1p",
     "Powm1",
     "PowShift",
+    "Relu",
+    "MaxShare",
+    "MaxN",
     "element_symbols",
     "outer_reductions",
     "expand_row_primitives",
@@ -166,16 +169,69 @@ class RowSum(sp.Function):
 
 
 class RowMax(sp.Function):
-    """Largest element of the row (row-level). Used only to shift exponentials (exp(z - max z))."""
+    r"""Largest element of the row (row-level): :math:`\max_c f(x_c)`.
+
+    Differentiated as TensorFlow's ``reduce_max`` is: the gradient is shared equally among the
+    elements that attain the maximum (:class:`MaxShare`),
+
+    .. math::
+        \frac{\partial}{\partial x_j}\max_c f(x_c, R) = s_j\,\partial_x f(x_j, R)
+            + \sum_{R'} \Big(\sum_c s_c\,\partial_{R'} f(x_c, R)\Big)\,\frac{\partial R'}{\partial x_j}
+
+    with :math:`s_j = [f_j = \max f] / \#\{c : f_c = \max f\}`.
+    """
 
     nargs = 1
 
     def _eval_derivative(self, s):
-        raise NotImplementedError("RowMax enters only stable forms after differentiation")
+        f = expand_row_primitives(self.args[0])
+        reds = outer_reductions(f)
+        dummies = {r: sp.Dummy(f"R{i}") for i, r in enumerate(sorted(reds, key=sp.default_sort_key))}
+        inverse = {d: r for r, d in dummies.items()}
+        g = f.xreplace(dummies)
+        share = MaxShare(self.args[0])
+        direct = share * g.diff(s).xreplace(inverse)
+        chain = sp.Add(*[RowSum(share * g.diff(d).xreplace(inverse)) * r.diff(s) for r, d in dummies.items()])
+        return direct + chain
 
     @_powered
     def _latex(self, printer):
         return r"\max_{%s} %s" % (_display_index(self.args[0], "c"), printer._print(self.args[0]))
+
+
+class MaxShare(sp.Function):
+    r"""The share of element j in the row maximum: :math:`[f_j = \max_c f_c] / \#\{c : f_c = \max_c f_c\}`
+    (element-level): 1 at a unique maximum, 1/k at each of k tied ones, 0 elsewhere, as
+    TensorFlow's gradient of ``reduce_max`` distributes it. Piecewise constant: derivative 0."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return sp.S.Zero
+
+    def elementary(self):
+        f = self.args[0]
+        top = sp.Heaviside(f - RowMax(f), 1)  # 1 where f_j is the maximum
+        return top / RowSum(top)
+
+    @_powered
+    def _latex(self, printer):
+        return r"\operatorname{share}_{\max}\left(%s\right)" % printer._print(self.args[0])
+
+
+class MaxN(sp.Function):
+    r"""The maximum of an expanded row, :math:`\max(a_0, \ldots, a_{n-1})` (what :class:`RowMax`
+    becomes for a concrete row), differentiated with TensorFlow's equal share among ties:
+    :math:`\partial/\partial a_i = m_i / \sum_k m_k`, :math:`m_i = \prod_{k \ne i} [a_i \ge a_k]`.
+    (SymPy's ``Max`` differentiates to Heaviside steps that are 1/2 at a tie.)"""
+
+    def fdiff(self, argindex=1):
+        a = self.args
+        ind = [sp.Mul(*[sp.Heaviside(a[i] - a[k], 1) for k in range(len(a)) if k != i]) for i in range(len(a))]
+        return ind[argindex - 1] / sp.Add(*ind)
+
+    def _latex(self, printer):
+        return r"\max\left(%s\right)" % ", ".join(printer._print(x) for x in self.args)
 
 
 class RestSum(sp.Function):

@@ -1011,7 +1011,11 @@ SHIFT_EXP_WEIGHTED = Rule(
 def _split_rowsums(expr: sp.Basic) -> sp.Basic:
     if not element_symbols(expr):
         return expr
-    return expr.replace(lambda e: isinstance(e, RowSum), lambda e: e.args[0] + RestSum(e.args[0]))
+    # a step, a sign or a condition decides on the forward value: it keeps the value's own row
+    # sums (split, it would round otherwise and put a kink on the other side of the value's)
+    held = {a: sp.Dummy() for a in expr.atoms(sp.Heaviside, sp.sign, sp.core.relational.Relational)}
+    out = expr.xreplace(held).replace(lambda e: isinstance(e, RowSum), lambda e: e.args[0] + RestSum(e.args[0]))
+    return out.xreplace({d: a for a, d in held.items()})
 
 
 SPLIT_ROWSUM = Rule(

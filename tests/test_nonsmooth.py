@@ -2,7 +2,8 @@
 
 |e| at 0 (``abs``'s gradient is ``sign``: 0), the hinge at t·p = 1 (``maximum`` passes the
 gradient to its first argument on a tie: the active side's), the squared hinge there (0),
-Huber at |e| = δ and at 0 (continuous: clip(e, -δ, δ)). Each is compared with
+Huber at |e| = δ and at 0 (continuous: clip(e, -δ, δ)), the categorical hinge's row maximum
+at a tie (``reduce_max`` shares the gradient equally among the maxima). Each is compared with
 ``tf.GradientTape`` through the Keras function, in float64 (one rounding of plain arithmetic:
 the same numbers bit for bit), and with the interval reference, which takes the same conventions
 (:class:`cesym.primitives.Relu`, ``sign``, ``Piecewise``). Also: the log1p domain of MSLE at
@@ -32,6 +33,9 @@ KINKS = [
     ("squared_hinge", {}, [1.0, -1.0, 1.0], [1.0, -1.0, 0.25]),
     ("huber", {"delta": 1.0}, [0.0, 2.0, -1.0], [1.0, 1.0, -1.0]),
     ("huber", {"delta": 0.5}, [0.0, 2.0, 1.0], [-0.5, 2.5, 7.0]),
+    ("categorical_hinge", {}, [0.0, 0.0, 1.0], [2.0, 2.0, 0.5]),  # a tie in the maximum: 1/2 each
+    ("categorical_hinge", {}, [1.0, 0.0, 0.0], [1.5, 0.5, 0.25]),  # the margin exactly 0
+    ("categorical_hinge", {}, [0.0, 1.0, 0.0], [3.0, 3.0, 3.0]),  # three-way tie, the true class in it
 ]
 
 

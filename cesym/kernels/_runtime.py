@@ -22,6 +22,7 @@ __all__ = [
     "width",
     "row_sum",
     "row_max",
+    "max_share",
     "sum_squares",
     "norm2",
     "rest_sum",
@@ -111,6 +112,15 @@ def _row_max(v: np.ndarray) -> np.ndarray:
     if 0 < v.shape[-1] <= _SHORT_ROW:
         return _tree(np.maximum, _columns(v))
     return np.max(v, axis=-1, keepdims=True)
+
+
+def max_share(v: np.ndarray, m: np.ndarray | None = None) -> np.ndarray:
+    """[v_j = max_c v_c] / #{c : v_c = max_c v_c} along the last axis: 1 at a unique maximum,
+    1/k at each of k tied ones, 0 elsewhere (TensorFlow's gradient of ``reduce_max``); NaN
+    throughout a row that holds NaN. ``m``: the row maxima, if already computed."""
+    top = v == (row_max(v) if m is None else m)
+    with np.errstate(invalid="ignore"):  # a NaN row: no maximum, 0/0
+        return top / row_sum(top.astype(v.dtype))
 
 
 # A finite plain sum of squares at least this lost nothing that matters to subnormal squares:

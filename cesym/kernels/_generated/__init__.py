@@ -12,6 +12,7 @@ _MODULES = (
     "binary_crossentropy",
     "categorical_crossentropy",
     "categorical_generalized_cross_entropy",
+    "categorical_hinge",
     "hinge",
     "huber",
     "kl_divergence",
