@@ -82,11 +82,14 @@ class Variant:
 
 @dataclass(frozen=True)
 class Keras:
-    """The Keras (or TensorFlow) counterpart: dotted names, e.g. ``keras.losses.binary_crossentropy``."""
+    """The Keras (or TensorFlow) counterpart: dotted names, e.g. ``keras.losses.binary_crossentropy``;
+    ``keywords``: what Keras is called with beside the kernel's own keywords to compute the same
+    thing (``{"axis": -1}`` where Keras's default reduces the whole batch)."""
 
     function: str | None = None
     loss_class: str | None = None
     metrics: tuple[str, ...] = ()
+    keywords: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

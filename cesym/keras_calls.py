@@ -54,6 +54,7 @@ def _loss_fn(case: KernelCase, params: dict) -> Callable:
     import keras
 
     kw = dict(case.keywords)
+    kw.update((case.keras or {}).get("keywords", {}))
     kw.update(params)
     if case.kernel == "activity_penalty":
         lam = kw["lam"]
@@ -142,7 +143,7 @@ def keras_class_kernel(case: KernelCase) -> Callable:
         import keras
 
         cls = getattr(keras.losses, loss_class(case))
-        kw = dict(case.keywords, **params)
+        kw = dict(case.keywords, **(case.keras or {}).get("keywords", {}), **params)
         loss = cls(reduction=reduction, dtype=dtype, **kw)
         pred = np.asarray(pred)
         y = tf.constant(np.asarray(labels))

@@ -13,6 +13,7 @@ _MODULES = (
     "categorical_crossentropy",
     "categorical_generalized_cross_entropy",
     "categorical_hinge",
+    "dice",
     "hinge",
     "huber",
     "kl_divergence",
@@ -24,6 +25,7 @@ _MODULES = (
     "poisson",
     "sparse_categorical_crossentropy",
     "tf_nn",
+    "tversky",
 )
 
 __all__ = []

@@ -41,7 +41,10 @@ PUBLIC = [{'name': 'activity_penalty',
                 'doc': 'the penalty weight λ'},),
   'reduction': 'batch',
   'exact_label_shape': False,
-  'keras': {'function': None, 'loss_class': 'keras.layers.ActivityRegularization', 'metrics': ()},
+  'keras': {'function': None,
+            'loss_class': 'keras.layers.ActivityRegularization',
+            'metrics': (),
+            'keywords': {}},
   'doc': '\n'
          'What ``lambda_ * tf.reduce_mean(tf.reduce_sum(tf.square(h), axis=[1, 2, 3]))`` computes '
          'and\n'

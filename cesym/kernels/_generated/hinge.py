@@ -40,7 +40,8 @@ PUBLIC = [{'name': 'hinge',
   'exact_label_shape': False,
   'keras': {'function': 'keras.losses.hinge',
             'loss_class': 'keras.losses.Hinge',
-            'metrics': ('keras.metrics.hinge', 'keras.metrics.Hinge')},
+            'metrics': ('keras.metrics.hinge', 'keras.metrics.Hinge'),
+            'keywords': {}},
   'doc': '\n'
          'One value per sample: the mean of :math:`\\max(1 - t p, 0)` over the last axis. '
          'Gradient:\n'
@@ -65,7 +66,8 @@ PUBLIC = [{'name': 'hinge',
   'exact_label_shape': False,
   'keras': {'function': 'keras.losses.squared_hinge',
             'loss_class': 'keras.losses.SquaredHinge',
-            'metrics': ('keras.metrics.squared_hinge', 'keras.metrics.SquaredHinge')},
+            'metrics': ('keras.metrics.squared_hinge', 'keras.metrics.SquaredHinge'),
+            'keywords': {}},
   'doc': '\n'
          'One value per sample: the mean of :math:`\\max(1 - t p, 0)^2` over the last axis. '
          'Gradient:\n'

@@ -42,7 +42,10 @@ PUBLIC = [{'name': 'huber',
                 'doc': 'where the loss turns from quadratic to linear'},),
   'reduction': 'row',
   'exact_label_shape': False,
-  'keras': {'function': 'keras.losses.huber', 'loss_class': 'keras.losses.Huber', 'metrics': ()},
+  'keras': {'function': 'keras.losses.huber',
+            'loss_class': 'keras.losses.Huber',
+            'metrics': (),
+            'keywords': {}},
   'doc': '\n'
          'One value per sample: the mean of :math:`e^2/2` (:math:`|e| \\le \\delta`) or\n'
          ':math:`\\delta|e| - \\delta^2/2` (beyond) over the last axis, :math:`e = p - y`. '

@@ -38,7 +38,8 @@ PUBLIC = [{'name': 'kl_divergence',
   'exact_label_shape': False,
   'keras': {'function': 'keras.losses.kl_divergence',
             'loss_class': 'keras.losses.KLDivergence',
-            'metrics': ('keras.metrics.kl_divergence', 'keras.metrics.KLDivergence')},
+            'metrics': ('keras.metrics.kl_divergence', 'keras.metrics.KLDivergence'),
+            'keywords': {}},
   'doc': '\n'
          'One value per sample: :math:`\\sum_c y_c\\log(y_c/p_c)` over the last axis, 0·log 0 = 0 '
          '(a zero\n'

@@ -40,7 +40,8 @@ PUBLIC = [{'name': 'log_cosh',
   'exact_label_shape': False,
   'keras': {'function': 'keras.losses.log_cosh',
             'loss_class': 'keras.losses.LogCosh',
-            'metrics': ('keras.metrics.LogCoshError',)},
+            'metrics': ('keras.metrics.LogCoshError',),
+            'keywords': {}},
   'doc': '\n'
          'One value per sample: the mean of :math:`\\log\\cosh(p - y)` over the last axis. '
          'Gradient:\n'

@@ -35,7 +35,8 @@ PUBLIC = [{'name': 'mean_absolute_error',
   'exact_label_shape': False,
   'keras': {'function': 'keras.losses.mean_absolute_error',
             'loss_class': 'keras.losses.MeanAbsoluteError',
-            'metrics': ('keras.metrics.mean_absolute_error', 'keras.metrics.MeanAbsoluteError')},
+            'metrics': ('keras.metrics.mean_absolute_error', 'keras.metrics.MeanAbsoluteError'),
+            'keywords': {}},
   'doc': '\n'
          'One value per sample: the mean of :math:`|p - y|` over the last axis. Gradient:\n'
          ":math:`\\operatorname{sign}(p - y)/C`, 0 where :math:`p = y` (TensorFlow's convention at "

@@ -42,7 +42,8 @@ PUBLIC = [{'name': 'mean_absolute_percentage_error',
   'keras': {'function': 'keras.losses.mean_absolute_percentage_error',
             'loss_class': 'keras.losses.MeanAbsolutePercentageError',
             'metrics': ('keras.metrics.mean_absolute_percentage_error',
-                        'keras.metrics.MeanAbsolutePercentageError')},
+                        'keras.metrics.MeanAbsolutePercentageError'),
+            'keywords': {}},
   'doc': '\n'
          'One value per sample: 100 times the mean of :math:`|p - y|/|y|` over the last axis (no '
          'ε: a\n'

@@ -39,7 +39,8 @@ PUBLIC = [{'name': 'mean_squared_error',
             'loss_class': 'keras.losses.MeanSquaredError',
             'metrics': ('keras.metrics.mean_squared_error',
                         'keras.metrics.MeanSquaredError',
-                        'keras.metrics.RootMeanSquaredError')},
+                        'keras.metrics.RootMeanSquaredError'),
+            'keywords': {}},
   'doc': '\n'
          "One value per sample: the mean of :math:`(p - y)^2` over the last axis, in y_pred's "
          'dtype.\n'

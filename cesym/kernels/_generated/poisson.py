@@ -37,7 +37,8 @@ PUBLIC = [{'name': 'poisson',
   'exact_label_shape': False,
   'keras': {'function': 'keras.losses.poisson',
             'loss_class': 'keras.losses.Poisson',
-            'metrics': ('keras.metrics.poisson', 'keras.metrics.Poisson')},
+            'metrics': ('keras.metrics.poisson', 'keras.metrics.Poisson'),
+            'keywords': {}},
   'doc': '\n'
          'One value per sample: the mean of :math:`p - y\\log p` over the last axis; y_pred must '
          'be\n'
