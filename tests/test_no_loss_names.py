@@ -4,6 +4,7 @@ the declarations (``PUBLIC``), so a new loss needs its derivation file only."""
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from cesym.define import load_families
@@ -38,7 +39,8 @@ def _mentions(path: Path, names: set[str], root: Path = ROOT) -> list[str]:
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docs:
-            hit = sorted(n for n in names if n in node.value)
+            # whole identifiers only: "indices" does not name the dice loss
+            hit = sorted(n for n in names if re.search(rf"(?<![A-Za-z0-9_]){re.escape(n)}(?![A-Za-z0-9_])", node.value))
         elif isinstance(node, ast.Name):
             hit = [node.id] if node.id in names else []
         elif isinstance(node, ast.Attribute):
