@@ -168,4 +168,12 @@ def _ray_limit(vals: list[mpmath.mpf], dtype) -> mpmath.mpf | None:
     r = [_round(v, dtype) for v in vals]
     if r[0] == r[1] == r[2] or (math.isinf(r[2]) and r[1] == r[2]):
         return v3
+    if r[1] == r[2] == 0 and mpmath.sign(v1) * mpmath.sign(v2) >= 0:
+        return mpmath.mpf(0)  # below the format's least subnormal from the second M on: 0
+    if v1 != 0 and v2 != 0 and v3 != 0:
+        # algebraic decay to 0, v ~ c·M^-a (a gradient of x/‖x‖ ~ 1/M): the same sign and the
+        # same ratio, at most 2^-8, from each M to the next (M grows by 2^16)
+        q1, q2 = v2 / v1, v3 / v2
+        if 0 < q1 <= mpmath.ldexp(1, -8) and 0 < q2 <= mpmath.ldexp(1, -8) and abs(q2 / q1 - 1) < mpmath.mpf(2) ** -6:
+            return mpmath.mpf(0)
     return None

@@ -382,6 +382,9 @@ class KernelPrinter(NumPyPrinter):
     def _print_Max(self, e):
         return self._fold("numpy.maximum", e.args)
 
+    def _print_Scaled(self, e):
+        return "(%s/%s)" % tuple(self.parenthesize(a, sp.printing.precedence.PRECEDENCE["Mul"]) for a in e.args)
+
     def _print_Relu(self, e):
         return "numpy.maximum(%s, 0)" % self._print(e.args[0])
 

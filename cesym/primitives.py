@@ -51,6 +51,7 @@ __all__ = [
     "Relu",
     "MaxShare",
     "MaxN",
+    "Scaled",
     "element_symbols",
     "outer_reductions",
     "expand_row_primitives",
@@ -439,6 +440,29 @@ class Norm2(sp.Function):
         return r"\left\|%s\right\|_2" % printer._print(self.args[0])
 
 
+class Scaled(sp.Function):
+    r"""An element divided by a row-level scale, :math:`x_j / s` (element-level), kept as one
+    factor: inside a row sum :math:`\sum_c (x_c/s)\,w_c` the division comes first, so that
+    :math:`x/\|x\|_2` is a unit vector whose products neither overflow nor underflow
+    (:math:`\sum_c x_c w_c` of two rows of 1e200s is inf where the cosine is 1).
+    (``RowSum`` takes a bare row-level factor out of the sum; this one it cannot.)
+    :math:`\partial_x = 1/s`, :math:`\partial_s = -x/s^2`.
+    """
+
+    nargs = 2
+
+    def fdiff(self, argindex=1):
+        x, s = self.args
+        return 1 / s if argindex == 1 else -x / s**2
+
+    def elementary(self):
+        return self.args[0] / self.args[1]
+
+    @_powered
+    def _latex(self, printer):
+        return r"\frac{%s}{%s}" % (printer._print(self.args[0]), printer._print(self.args[1]))
+
+
 class LogSumExp(sp.Function):
     r"""Log-sum-exp over the row, :math:`\log\sum_c e^{u_c}` (row-level).
 
@@ -658,7 +682,7 @@ class Relu(sp.Function):
 
 
 _ROW_PRIMITIVES = (NegLogSoftmax, NegLogNormalized, CrossRest, LogSumExp)
-_ELEMENTWISE_PRIMITIVES = (Sigmoid, Softplus, Log1mexp, LogExpm1, LogWeight, LogCosh, Pow1p, Powm1, PowShift, Relu)
+_ELEMENTWISE_PRIMITIVES = (Sigmoid, Softplus, Log1mexp, LogExpm1, LogWeight, LogCosh, Pow1p, Powm1, PowShift, Relu, Scaled)
 
 
 def expand_row_primitives(expr: sp.Basic) -> sp.Basic:

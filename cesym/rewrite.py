@@ -36,6 +36,7 @@ from .primitives import (
     RestSum,
     RowMax,
     RowSum,
+    Scaled,
     Sigmoid,
     Softplus,
     SumSquares,
@@ -909,6 +910,103 @@ def _norm(e: sp.Basic) -> sp.Basic | None:
     return None
 
 
+def _degree(e: sp.Basic, x: Elem) -> int | None:
+    """The degree of ``e`` as a homogeneous function of the row ``x`` (``Norm2(x)`` has degree 1),
+    or None where it is not homogeneous (or not visibly so)."""
+    if e == x or (isinstance(e, Norm2) and e.args[0] == x):
+        return 1
+    if not e.has(x):
+        return 0
+    if isinstance(e, sp.Mul):
+        ds = [_degree(a, x) for a in e.args]
+        return None if None in ds else sum(ds)
+    if isinstance(e, sp.Add):
+        ds = {_degree(a, x) for a in e.args}
+        return ds.pop() if len(ds) == 1 else None
+    if isinstance(e, sp.Pow) and e.exp.is_Integer:
+        d = _degree(e.base, x)
+        return None if d is None else d * int(e.exp)
+    if isinstance(e, (RowSum, RestSum)):
+        return _degree(e.args[0], x)
+    return None
+
+
+def _scale_by_norms(e: sp.Basic) -> sp.Basic | None:
+    """``f(x)/‖x‖^k`` -> ``f(x/‖x‖)/‖x‖^(k-d)`` for ``f`` homogeneous of degree d <= k in the row x."""
+    if not isinstance(e, sp.Mul):
+        return None
+    out, changed = e, False
+    for f in e.args:
+        if not (isinstance(f, sp.Pow) and isinstance(f.base, Norm2) and f.exp.is_Integer and f.exp < 0):
+            continue
+        x = f.base.args[0]
+        if not isinstance(x, Elem):
+            continue
+        factors = out.args if isinstance(out, sp.Mul) else (out,)
+        den = [g for g in factors if isinstance(g, sp.Pow) and g.base == f.base]
+        if len(den) != 1:
+            continue
+        k = -int(den[0].exp)
+        num = sp.Mul(*[g for g in factors if g is not den[0]])
+        d = _degree(num, x)
+        if d is None or d < 1 or d > k:
+            continue
+        hold = sp.Dummy("norm")
+        num = num.xreplace({f.base: hold}).xreplace({x: Scaled(x, hold)}).xreplace({hold: f.base})
+        out, changed = num * f.base ** (d - k), True
+    return out if changed else None
+
+
+SCALE_NORM = Rule(
+    "scale-by-norm",
+    "f(x)/‖x‖^k = f(x/‖x‖)/‖x‖^(k-d) for f homogeneous of degree d <= k in the row x: the unit "
+    "vector x/‖x‖ is formed first, so the products and sums in f neither overflow (x·w of two "
+    "rows of 1e200s) nor underflow (of 1e-200s: 0 where the cosine is 1).",
+    lambda expr: _top_down(expr, _scale_by_norms),
+)
+
+
+def _unscale(expr: sp.Basic) -> sp.Basic:
+    return expr.replace(lambda e: isinstance(e, Scaled), lambda e: e.args[0] / e.args[1])
+
+
+UNSCALE = Rule(
+    "unscale",
+    "x/‖x‖ written as a quotient again before the gradient rules combine the terms (the "
+    "scale-by-norm rule forms the unit vectors again at the end).",
+    _unscale,
+)
+
+
+def _norm_square_cancel(expr: sp.Basic) -> sp.Basic:
+    """Over one denominator, ``‖x‖²`` in the numerator as ``x_j² + Σ_{c≠j} x_c²``: terms that
+    cancel exactly (``-y_j‖p‖² + p_j(p_j y_j + R)``) are gone before the numerator is computed."""
+    if not element_symbols(expr) or not expr.has(Norm2):
+        return expr
+    num, den = sp.fraction(sp.together(expr))
+    norms = {b for b in num.atoms(Norm2) if isinstance(b.args[0], Elem)}
+    if not norms:
+        return expr
+    split = num.replace(
+        lambda e: isinstance(e, sp.Pow) and e.base in norms and e.exp.is_Integer and e.exp >= 2 and e.exp % 2 == 0,
+        lambda e: (e.base.args[0] ** 2 + RestSum(e.base.args[0] ** 2)) ** (e.exp // 2),
+    )
+    new = sp.expand(split)
+    before = len(sp.Add.make_args(sp.expand(num)))
+    if len(sp.Add.make_args(new)) >= before:
+        return expr  # nothing cancelled: keep the terms as they were
+    return new / den
+
+
+NORM_SQUARE = Rule(
+    "norm-square-split",
+    "‖x‖² = x_j² + Σ_{c≠j} x_c² in a numerator over one denominator: the x_j² terms cancel "
+    "exactly (the gradient of the cosine, y_j‖p‖² - p_j Σ y p = y_j Σ_{c≠j} p_c² - p_j Σ_{c≠j} y_c p_c), "
+    "where computed they would cancel in rounding for a row dominated by element j.",
+    _norm_square_cancel,
+)
+
+
 NORM2 = Rule(
     "scaled-norm",
     "sqrt(Σ x²) = ‖x‖₂ (and its odd powers of 1/2), the scaled norm: the squares of a row of "
@@ -952,6 +1050,7 @@ def value_rules() -> list[Rule]:
         POWM1,
         LOG_COSH,
         NORM2,
+        SCALE_NORM,
         EXPM1,
         LOG_EXPM1,
         LOG1P_SUM,
@@ -1239,6 +1338,6 @@ EXPM1_WEIGHT = Rule(
 def gradient_rules(weights: Sequence[Elem], guard: bool) -> list[Rule]:
     """Rules applied to a derived gradient, in order."""
     return [
-        SHIFT_EXP, SHIFT_EXP_WEIGHTED, SPLIT_ROWSUM, POWER_RULE, guard_rule(weights, guard), CROSS_REST, ONE_FRACTION, SIGMOID_DIFFERENCE,
-        EXPM1_WEIGHT,
+        UNSCALE, SHIFT_EXP, SHIFT_EXP_WEIGHTED, SPLIT_ROWSUM, NORM_SQUARE, POWER_RULE, guard_rule(weights, guard), CROSS_REST,
+        ONE_FRACTION, SIGMOID_DIFFERENCE, EXPM1_WEIGHT, SCALE_NORM,
     ]

@@ -279,3 +279,21 @@ def test_labels_that_are_not_finite_give_nan(dtype):
         assert np.isnan(v.reshape(2, -1)[0, 0]) and np.isnan(g[0, 0])
     v, g = K.binary_crossentropy_value_and_grad(y, x, from_logits=True)
     assert np.all(np.isnan(g[0])) and v[1] == inf and np.all(g[1] == [0.5, -0.5])  # (u σ(x) - y σ(-x))/C
+
+
+def test_ray_limits_of_algebraic_decay_are_zero():
+    """Values falling as c·M^-a along the rays (M = 2^64, 2^80, 2^96: the cosine's gradient at an
+    infinite element falls as 1/M or 1/M²) have the limit 0, in the kernels' measured limits and
+    in the reference's; an irregular fall, or a change of sign, has none."""
+    import mpmath
+
+    from cesym.extended import _ray_limit as ref_limit
+    from cesym.kernels._limits import _ray_limit
+
+    M = [2.0**64, 2.0**80, 2.0**96]
+    for dtype in (np.float32, np.float64):
+        v = np.array([[-3.0 / m for m in M], [5.0 / m**2 for m in M], [1e-3, 5e-4, 4e-4], [1 / M[0], -1 / M[1], 1 / M[2]]]).T
+        out = _ray_limit(v, dtype)
+        assert out[0] == 0 and np.signbit(out[0]) and out[1] == 0 and np.isnan(out[2]) and np.isnan(out[3])
+        assert ref_limit([mpmath.mpf(-3) / m for m in M], dtype) == 0
+        assert ref_limit([mpmath.mpf(x) for x in (1e-3, 5e-4, 4e-4)], dtype) is None

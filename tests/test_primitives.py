@@ -356,3 +356,34 @@ def test_runtime_pow_shift():
     assert _ulp_max(np.array([1e-300]) ** (1e-6 - 1), [far]) > 100  # what it avoids: the rounded exponent
     with np.errstate(divide="ignore"):
         assert rt.pow_shift(np.array([0.0]), 0.5)[0] == np.inf and rt.pow_shift(np.array([5e-324]), 0.5)[0] > 0
+
+
+def test_rest_sum_of_a_row_carried_by_a_negative_element():
+    """Σ_{c≠j} v_c where the element carrying the row is negative: the largest in magnitude,
+    not the largest, is left out first (by the argmax, (v_k + r) - v_j cancelled: 70 ulps in the
+    cosine's gradient, 0 where the rest is 1e-265)."""
+    from cesym.ulps import ulp_error
+
+    rows = np.array([[-0.204, 3.13e-4, 1e-9], [-0.96, 9.1e-265, 0.0], [2.5, -1e6, 3e-3]])
+    out = rt.rest_sum(rows)
+    with mpmath.workprec(4000):
+        for r, row in enumerate(rows):
+            for j in range(rows.shape[1]):
+                exact = mpmath.fsum(mpmath.mpf(v) for c, v in enumerate(row) if c != j)
+                assert ulp_error(out[r, j], exact, np.float64) <= 2, (row, j, out[r, j], exact)
+
+
+def test_row_max_differentiates_as_reduce_max():
+    """d/dp_j max_c f(p_c) is f'(p_j) shared equally among the tied maxima (MaxShare), and the
+    expanded row's MaxN differentiates the same way (the reference's route)."""
+    from cesym.evaluate import compile_row_exprs
+    from cesym.primitives import MaxShare
+
+    y, p = Elem("y"), Elem("p")
+    v = RowMax((1 - y) * p**2)
+    g = sp.diff(v, p)
+    assert g == MaxShare((1 - y) * p**2) * 2 * p * (1 - y)
+    f = compile_row_exprs([g], [y, p], [], 3, per_element=[True])
+    got = [float(a) for a in f([[0, 0, 1], [2.0, -2.0, 5.0]])]
+    assert got == [2.0, -2.0, 0.0]  # p² ties at ±2: half of 2p each; the labelled element is out
+    assert list(rt.max_share(np.array([[4.0, 4.0, 0.0]]))[0]) == [0.5, 0.5, 0.0]

@@ -50,6 +50,7 @@ from cesym.primitives import (
     RestSum,
     RowMax,
     RowSum,
+    Scaled,
     Sigmoid,
     Softplus,
     SumSquares,
@@ -134,6 +135,11 @@ FIRES = [
     (R.SIGMOID_DIFFERENCE, 1 - 2 * Sigmoid(x), sp.tanh(x / 2)),
     (R.SIGMOID_DIFFERENCE, 2 * Sigmoid(y - x) - 1, sp.tanh),
     (R.EXPM1_WEIGHT, (E(x) - y) / 3, expm1(x)),
+    # unit vectors (cosine similarity): value, and gradient over one denominator
+    (R.SCALE_NORM, -RowSum(y * p) / (Norm2(y) * Norm2(p)), Scaled(p, Norm2(p))),
+    (R.SCALE_NORM, RowSum(p**2) * p / Norm2(p) ** 3, Scaled(p, Norm2(p))),
+    (R.UNSCALE, RowSum(Scaled(p, Norm2(p)) * y), Norm2(p)),
+    (R.NORM_SQUARE, -y / (Norm2(y) * Norm2(p)) + p * (p * y + RestSum(p * y)) / (Norm2(y) * Norm2(p) ** 3), RestSum(p**2)),
 ]
 
 
@@ -176,6 +182,9 @@ KEEPS = [
     (R.SIGMOID_MINUS_WEIGHT, Sigmoid(x) - g),  # a parameter, not a label
     (R.ROWSUM_SOFTPLUS_WEIGHTED, RowSum(Softplus(x)) - RowSum(y * z)),  # y·z is not y times the softplus' argument
     (R.ROWSUM_SOFTPLUS_WEIGHTED, RowSum(x**2) - RowSum(y * x)),  # no softplus: the row sums stay apart
+    (R.SCALE_NORM, RowSum(p**3) / Norm2(p) ** 2),  # degree 3 > 2: the unit vector would not absorb it
+    (R.SCALE_NORM, RowSum(sp.exp(p)) / Norm2(p)),  # not homogeneous in p
+    (R.NORM_SQUARE, y / Norm2(p) + p / Norm2(p) ** 3),  # nothing cancels: the terms stay as they were
 ]
 
 

@@ -271,9 +271,9 @@ def _first_argmax_mask(v: np.ndarray) -> np.ndarray:
 
 
 def _rest_sum_exact(v: np.ndarray) -> np.ndarray:
-    """Σ_{c≠j} v_c by the row's argmax k: ``r`` at k and ``(v_k + r) - v_j`` elsewhere, with
-    ``r = Σ_{c≠k} v_c`` summed directly (see :func:`rest_sum`)."""
-    k = _first_argmax_mask(v)
+    """Σ_{c≠j} v_c by the row's largest element in magnitude, k: ``r`` at k and ``(v_k + r) - v_j``
+    elsewhere, with ``r = Σ_{c≠k} v_c`` summed directly (see :func:`rest_sum`)."""
+    k = _first_argmax_mask(np.abs(v))
     r = np.sum(np.where(k, 0.0, v), axis=-1, keepdims=True)
     vk = np.sum(np.where(k, v, 0.0), axis=-1, keepdims=True)
     return np.where(k, r, (vk + r) - v)
@@ -302,9 +302,10 @@ def rest_sum(v: np.ndarray, s: np.ndarray | None = None) -> np.ndarray:
 
     * non-negative finite rows: a dominant v_j exceeds 3S/4, so there is at most one per row,
       and ``Σ_{c≠j} v_c`` is summed directly (the row with v_j zeroed);
-    * otherwise, by the row's argmax k: ``r = Σ_{c≠k} v_c`` at k and ``(v_k + r) - v_j``
-      elsewhere (for non-negative rows ``v_k + r >= 2 v_j`` when j ≠ k), where ``Σ v - v_k``
-      loses every digit when ``v_k`` carries the row. A row with a single non-zero element is
+    * otherwise, by the row's largest element in magnitude k: ``r = Σ_{c≠k} v_c`` at k and
+      ``(v_k + r) - v_j`` elsewhere (``|v_k| >= |v_j|``: where v_k carries the row, the sum
+      ``v_k + r`` keeps v_k's magnitude and subtracting a smaller v_j cannot cancel it), where
+      ``Σ v - v_k`` loses every digit when ``v_k`` carries the row (of either sign). A row with a single non-zero element is
       exact as it is.
 
     Rows of non-negative whole numbers (hard labels) need none of this: below 2^53 every sum

@@ -13,6 +13,7 @@ _MODULES = (
     "categorical_crossentropy",
     "categorical_generalized_cross_entropy",
     "categorical_hinge",
+    "cosine_similarity",
     "dice",
     "hinge",
     "huber",
