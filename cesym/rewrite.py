@@ -806,6 +806,8 @@ def _pow1p(e: sp.Basic) -> sp.Basic | None:
         return None
     if not _noninteger(e.exp) or not _has_elems(e.base):
         return None
+    if _one_minus_sigmoid(e.base) is not None:  # 1 - Σ k σ(u) with Σ k = 1: a sum of σ(-u) instead
+        return None
     return Pow1p(e.base - 1, e.exp)
 
 
@@ -1147,6 +1149,10 @@ def combine_by_weights(expr: sp.Basic, weights: Sequence[Elem], guard: bool, tog
         return expr
     # Only the weights as bare factors are collected; RestSum(t) stays inside the coefficients.
     collected = sp.collect(_distribute(expr), ws, evaluate=False)
+    if not guard and any(k != 1 and k not in ws for k in collected):
+        # not linear in the weights (the focal loss' (1 - p_t)^γ): collecting on the powers of
+        # the weights would spread one term over several that cancel; nothing to guard either
+        return expr
     out = []
     for key, coeff in collected.items():
         if together:
@@ -1161,7 +1167,9 @@ def combine_by_weights(expr: sp.Basic, weights: Sequence[Elem], guard: bool, tog
                 coeff = one
         if key == 1:
             out.append(coeff)
-        elif key in ws:
+        elif key in ws or (key.free_symbols <= set(ws) and (key.is_Mul or key.is_Pow)):
+            # a weight, or a monomial of them (t², t·u: a loss not linear in its labels, the
+            # focal loss): zero where a weight is, so 0·∞ = 0 guards it the same way
             out.append(XMul(key, coeff) if guard else key * coeff)
         else:
             raise RewriteError(f"loss is not linear in the label weights: term {key}*({coeff})")
@@ -1267,6 +1275,61 @@ ONE_FRACTION = Rule(
 )
 
 
+def _mixture(d: sp.Basic) -> list[tuple[sp.Basic, int, sp.Basic]] | None:
+    """``d = Σ_i a_i σ(s_i u)`` (s_i = ±1, one u, a_i free of σ): [(a_i, s_i, u)], else None."""
+    out, u = [], None
+    for term in sp.Add.make_args(d):
+        ks = _sigmoid_term(term)
+        if ks is None:
+            return None
+        k, sig = ks
+        arg = sig.args[0]
+        if u is None:
+            u = arg
+        if arg == u:
+            out.append((k, 1, u))
+        elif sp.expand(arg + u) == 0:
+            out.append((k, -1, u))
+        else:
+            return None
+    return out if len(out) >= 2 or (out and out[0][1] == 1) else None
+
+
+def _mixture_ratio(e: sp.Basic) -> sp.Basic | None:
+    """``N/D`` with ``D = Σ a_i σ(s_i u)`` and every term of ``N`` a multiple of ``σ(u)σ(-u)``
+    -> ``(N/(σ(u)σ(-u)))/Σ a_i (1 + e^{s_i u})``, each product zero-guarded."""
+    if not isinstance(e, sp.Mul):
+        return None
+    for f in e.args:
+        if not (isinstance(f, sp.Pow) and f.exp == -1 and isinstance(f.base, sp.Add)):
+            continue
+        mix = _mixture(f.base)
+        if not mix:
+            continue
+        u = mix[0][2]
+        both = Sigmoid(u) * Sigmoid(sp.expand(-u))
+        for g in e.args:
+            if g is f or not isinstance(g, sp.Add):
+                continue
+            q = [sp.cancel(term / both) for term in g.args]
+            if any(x.has(Sigmoid(u)) and x.has(Sigmoid(sp.expand(-u))) for x in q) or any(sp.fraction(x)[1].has(Sigmoid) for x in q):
+                continue
+            den = sp.Add(*[XMul(a, 1 + sp.exp(s * u)) for a, s, _ in mix])
+            rest = [h for h in e.args if h is not f and h is not g]
+            return sp.Mul(*rest) * sp.Add(*q) / den
+    return None
+
+
+MIXTURE_RATIO = Rule(
+    "sigmoid-mixture-ratio",
+    "m'/m for m = Σ a_i σ(±u) (the focal loss' 1 - p_t = t σ(-x) + (1 - t) σ(x), whose derivative "
+    "is a multiple of σ(u)σ(-u)): divided through by σ(u)σ(-u), the quotient is "
+    "(m'/(σ(u)σ(-u)))/Σ a_i (1 + e^{±u}), finite where m underflows to 0 (hard labels past "
+    "|x| = 745: m'/m was 0/0 there, and m^γ·m'/m with it).",
+    lambda expr: _top_down(expr, _mixture_ratio),
+)
+
+
 def _power_rule(e: sp.Basic) -> sp.Basic | None:
     """``a·x**a/x`` (SymPy's derivative of x**a) -> ``XMul(a, x**(a - 1))``."""
     if not isinstance(e, sp.Mul):
@@ -1338,6 +1401,6 @@ EXPM1_WEIGHT = Rule(
 def gradient_rules(weights: Sequence[Elem], guard: bool) -> list[Rule]:
     """Rules applied to a derived gradient, in order."""
     return [
-        UNSCALE, SHIFT_EXP, SHIFT_EXP_WEIGHTED, SPLIT_ROWSUM, NORM_SQUARE, POWER_RULE, guard_rule(weights, guard), CROSS_REST,
+        UNSCALE, SHIFT_EXP, SHIFT_EXP_WEIGHTED, SPLIT_ROWSUM, NORM_SQUARE, MIXTURE_RATIO, POWER_RULE, guard_rule(weights, guard), CROSS_REST,
         ONE_FRACTION, SIGMOID_DIFFERENCE, EXPM1_WEIGHT, SCALE_NORM,
     ]

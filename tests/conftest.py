@@ -25,7 +25,7 @@ def contract_variants():
 def pred_from(case, z):
     """Predictions of ``case``'s declared domain from logits ``z`` (float64, rows along the last
     axis): a softmax's rows (renormalised probabilities), a sigmoid's elements (probabilities in
-    [0, 1]), magnitudes (non-negative rates), or the logits themselves."""
+    [0, 1]), magnitudes (non-negative rates; minus 1 for the log1p domain), or the logits themselves."""
     import numpy as np
 
     with np.errstate(over="ignore"):  # 1/(1 + exp(300)) = 0 is meant
@@ -34,4 +34,6 @@ def pred_from(case, z):
             return p / p.sum(-1, keepdims=True)
         if case.domain == "unit":
             return 1 / (1 + np.exp(-z))
+    if case.domain == "log1p":  # >= -1: magnitudes shifted down by one
+        return np.abs(z) - 1
     return np.abs(z) if case.domain == "positive" else z
