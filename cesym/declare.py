@@ -84,12 +84,18 @@ class Variant:
 class Keras:
     """The Keras (or TensorFlow) counterpart: dotted names, e.g. ``keras.losses.binary_crossentropy``;
     ``keywords``: what Keras is called with beside the kernel's own keywords to compute the same
-    thing (``{"axis": -1}`` where Keras's default reduces the whole batch)."""
+    thing (``{"axis": -1}`` where Keras's default reduces the whole batch). ``metrics``: Keras's
+    metric forms of the loss: functions (the loss function itself under ``keras.metrics``) and
+    classes, whose ``result()`` is the weighted mean of the per-sample values, or what
+    ``metric_of`` says: ``"sqrt(mean)"`` (the root of the mean over the elements, as
+    ``RootMeanSquaredError``), ``"-mean"`` (of the negated values: the cosine similarity metric
+    of the cosine loss)."""
 
     function: str | None = None
     loss_class: str | None = None
     metrics: tuple[str, ...] = ()
     keywords: dict[str, Any] = field(default_factory=dict)
+    metric_of: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

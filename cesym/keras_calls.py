@@ -125,6 +125,36 @@ def keras_kernel(case: KernelCase) -> Callable:
     return call
 
 
+def keras_loss_metric(case: KernelCase, name: str, params: dict) -> tuple[str, Callable]:
+    """A metric form of ``case``'s loss, by its dotted name (``keras.metrics.RootMeanSquaredError``):
+    ``("function", f(labels, pred) -> per-sample values)`` or ``("class", weighted_mean(labels,
+    pred, sample_weight, chunks) -> result())``, the class fed in ``chunks`` consecutive slices."""
+    _tf()
+    import keras
+
+    import inspect
+
+    obj = getattr(keras.metrics, name[len("keras.metrics."):])
+    kw = dict(case.keywords, **(case.keras or {}).get("keywords", {}), **params)
+    if not isinstance(obj, type):
+        return "function", lambda labels, pred: np.asarray(obj(np.asarray(labels), np.asarray(pred), **kw))
+    accepted = inspect.signature(obj.__init__).parameters
+    ctor = {k: v for k, v in kw.items() if k in accepted}  # from_logits, label_smoothing, axis, ...
+
+    def weighted_mean(labels, pred, sample_weight=None, chunks: int = 1):
+        m = obj(**ctor)
+        B = len(pred)
+        cuts = [B * i // chunks for i in range(chunks + 1)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for a, b in zip(cuts, cuts[1:]):
+                sw = None if sample_weight is None else np.asarray(sample_weight)[a:b]
+                m.update_state(np.asarray(labels)[a:b], np.asarray(pred)[a:b], sample_weight=sw)
+        return float(np.asarray(m.result()))
+
+    return "class", weighted_mean
+
+
 def loss_class(case: KernelCase) -> str | None:
     """The name in ``keras.losses`` of the declared loss class of ``case``, or None."""
     return _declared(case, "loss_class", "keras.losses.")

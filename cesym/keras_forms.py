@@ -66,6 +66,7 @@ __all__ = [
     "MetricTally",
     "check_classes",
     "check_metrics",
+    "check_loss_metrics",
     "metrics_for",
     "sample_weights",
     "head",
@@ -490,6 +491,107 @@ def check_metrics(case: KernelCase, batch: Batch, seed=0, metric_call: Callable 
                     f"exact mean {float(mean)!r} ({B} rows)"
                 )
     return tally
+
+
+def check_loss_metrics(case: KernelCase, batch: Batch, seed=0) -> MetricTally:
+    """The metric forms Keras builds on ``case``'s loss (its declaration's ``metrics``).
+
+    A function form must be Keras's loss function itself: its values equal, bit for bit, those
+    of the loss function (NaN where they are NaN). A class's ``result()`` (unweighted, and with
+    seeded sample weights fed in two ``update_state`` calls) is judged against the weighted mean
+    of Keras's own per-sample values (cast to the metric's float32, as Keras does): ``exact``
+    where it is that mean correctly rounded, ``explained`` where the model of Keras's float32
+    averaging (:class:`cesym.keras_model._Rounding`: products and the sum in any order, one
+    division) contains it, ``unexplained`` otherwise. ``metric_of`` relations: ``-mean`` (the
+    negated values), ``sqrt(mean)`` (``RootMeanSquaredError``: the inputs cast to float32,
+    squared differences averaged over each sample's elements, then the square root).
+    """
+    from .keras_calls import keras_kernel, keras_loss_metric
+
+    tally = MetricTally()
+    decl = case.keras or {}
+    if not decl.get("metrics") or batch.labels is None:
+        return tally
+    labels = one_hot(batch.labels, batch.pred.shape[1]) if case.labels == "sparse" else batch.labels
+    pred, params = batch.pred, dict(batch.params)
+    B = len(pred)
+    w = sample_weights(B, [*np.atleast_1d(seed), 2])
+    values = np.asarray(keras_kernel(case)(batch.labels, pred, params), dtype=np.float64)
+    for name in decl["metrics"]:
+        mid = name.split(".")[-1]
+        tally.metrics.append(mid)
+        kind, call = keras_loss_metric(case, name, params)
+        if kind == "function":
+            theirs = np.asarray(call(batch.labels, pred), dtype=np.float64)
+            same = (theirs.shape == values.shape) and ((theirs == values) | (np.isnan(theirs) & np.isnan(values)))
+            n_same = int(np.sum(same)) if theirs.shape == values.shape else 0
+            tally.function["exact"] += n_same
+            tally.function["unexplained"] += B - n_same
+            if n_same < B:
+                tally.failures.append(f"keras.metrics.{mid}: not the loss function's values")
+            continue
+        relation = decl.get("metric_of", {}).get(name, "mean")
+        for weights, chunks in ((None, 1), (w, 2)):
+            k = call(batch.labels, pred, weights, chunks)
+            status, exact, err = _judge_loss_mean(k, labels, pred, values, weights, relation)
+            tally.classes[status] += 1
+            tally.class_max_ulps = max(tally.class_max_ulps, err)
+            if status == "unexplained" and len(tally.unexplained_examples) < 3:
+                tally.unexplained_examples.append(
+                    f"keras.metrics.{mid}{' weighted' if weights is not None else ''}: result() {k!r}, "
+                    f"exact {float(exact)!r} ({B} rows)"
+                )
+    return tally
+
+
+def _judge_loss_mean(k: float, labels, pred, values, weights, relation: str) -> tuple[str, Fraction, float]:
+    """Classify a loss metric class's ``result()`` ``k`` (see :func:`check_loss_metrics`)."""
+    B = len(pred)
+    wts = [1.0] * B if weights is None else [float(x) for x in weights]
+    R = _Rounding(np.float32)
+    f32 = lambda x: float(np.float32(x))  # noqa: E731 - Keras casts to the metric's dtype
+    old = iv.prec
+    iv.prec = 200
+    try:
+        fmax = mpmath.mpf(float(np.finfo(np.float32).max))
+        if relation == "sqrt(mean)":
+            with np.errstate(over="ignore"):
+                y32, p32 = np.asarray(labels, np.float32), np.asarray(pred, np.float32)
+            if not (np.all(np.isfinite(y32)) and np.all(np.isfinite(p32))):  # cast past float32's range
+                return ("explained" if not math.isfinite(k) else "unexplained"), Fraction(0), 0.0
+            C = p32.shape[1]
+            rows, exact_rows = [], []
+            for i in range(B):
+                diffs = (R.sub(iv.mpf(float(p32[i, c])), iv.mpf(float(y32[i, c]))) for c in range(C))
+                sq = [_overflow(R.mul(d, d), fmax) for d in diffs]
+                rows.append(_overflow(R.div(R.gsum([R.mul(s, iv.mpf(wts[i])) for s in sq]), iv.mpf(C)), fmax))
+                exact_rows.append(sum((Fraction(float(p32[i, c])) - Fraction(float(y32[i, c]))) ** 2 for c in range(C)) / C)
+            v_exact = exact_rows
+        else:
+            sign = -1.0 if relation == "-mean" else 1.0
+            vals = [f32(sign * v) for v in values]
+            if any(not math.isfinite(v) for v in vals):  # inf·w (NaN for w = 0) decides the result's kind
+                with np.errstate(invalid="ignore"):
+                    kind = float(np.sum(np.array(vals) * np.array(wts)))
+                same = (math.isnan(kind) and math.isnan(k)) or (math.isinf(kind) and k == kind)
+                return ("explained" if same else "unexplained"), Fraction(0), 0.0
+            rows = [R.mul(iv.mpf(v), iv.mpf(wi)) for v, wi in zip(vals, wts)]
+            v_exact = [Fraction(v) for v in vals]
+        den = sum(Fraction(wi) for wi in wts)
+        exact = sum(v * Fraction(wi) for v, wi in zip(v_exact, wts)) / den if den else Fraction(0)
+        mean = R.div(_overflow(R.gsum(rows), fmax), R.gsum([iv.mpf(wi) for wi in wts]))
+        if relation == "sqrt(mean)":
+            a, b = _ends(mean)
+            mean = R.r(iv.sqrt(iv.mpf([max(a, 0), max(b, 0)])))
+            target = mpmath.sqrt(mpmath.mpf(exact.numerator) / exact.denominator)
+        else:
+            target = mpmath.mpf(exact.numerator) / exact.denominator
+        err = ulp_error(k, target, np.float32) if math.isfinite(k) else math.inf
+        if math.isfinite(k) and k == float(np.float32(float(target))) and err <= 0.5:
+            return "exact", exact, err
+        return ("explained" if _within(mean, k, np.float32) else "unexplained"), exact, err
+    finally:
+        iv.prec = old
 
 
 def _nearest_float32(x: Fraction) -> float:

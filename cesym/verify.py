@@ -136,13 +136,15 @@ def _run_config(task: tuple) -> Config:
 def _keras_forms(case: KernelCase, batch, kind: str, rows: int | None, seed, classes, metrics):
     """Loss classes (every label kind) and metrics (hard labels) on the first ``rows`` rows."""
     from .keras_calls import keras_class_kernel, loss_class
-    from .keras_forms import ClassTally, MetricTally, check_classes, check_metrics, head, metrics_for
+    from .keras_forms import ClassTally, MetricTally, check_classes, check_loss_metrics, check_metrics, head, metrics_for
 
     sub = head(batch, rows)
     if loss_class(case) is not None:
         classes = (classes or ClassTally()).merge(check_classes(case, sub, keras_class_kernel(case), seed=seed))
     if kind == "hard" and metrics_for(case):
         metrics = (metrics or MetricTally()).merge(check_metrics(case, sub, seed=seed))
+    if kind == "hard" and (case.keras or {}).get("metrics"):
+        metrics = (metrics or MetricTally()).merge(check_loss_metrics(case, sub, seed=seed))
     return classes, metrics
 
 
@@ -328,7 +330,7 @@ def describe_totals(tot: dict) -> str:
     return (
         f"keras loss classes (every reduction, unweighted and weighted): value exact/explained/unexplained "
         f"{_t(c['value'])}, grad {_t(c['grad'])}; keras metrics: functions exact/explained/unexplained "
-        f"(equal to cesym, with subnormals as zero, neither) {_t(m['function'])}, classes exact/explained/unexplained {_t(m['classes'])}"
+        f"(accuracy: equal to cesym, with subnormals as zero, neither; a loss's metric function: equal to its Keras loss function, -, not) {_t(m['function'])}, classes exact/explained/unexplained {_t(m['classes'])}"
     )
 
 

@@ -51,7 +51,7 @@ PUBLIC = [
         labels="real",
         keywords=(AXIS,),
         keras=Keras("keras.losses.cosine_similarity", "keras.losses.CosineSimilarity",
-                    ("keras.metrics.CosineSimilarity",)),
+                    ("keras.metrics.CosineSimilarity",), metric_of={"keras.metrics.CosineSimilarity": "-mean"}),
         doc=r"""
 One value per sample: :math:`-\sum y p/(\|y\|_2\|p\|_2)` over ``axis``, in [-1, 1], no ε (Keras
 caps 1/‖x‖ at 1e7). Gradient: :math:`(\hat p_j\sum_{c\ne j}\hat y_c\hat p_c - \hat y_j\sum_{c\ne j}\hat p_c^2)/\|p\|_2`

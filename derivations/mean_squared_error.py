@@ -35,6 +35,7 @@ PUBLIC = [
         keras=Keras(
             "keras.losses.mean_squared_error", "keras.losses.MeanSquaredError",
             ("keras.metrics.mean_squared_error", "keras.metrics.MeanSquaredError", "keras.metrics.RootMeanSquaredError"),
+            metric_of={"keras.metrics.RootMeanSquaredError": "sqrt(mean)"},
         ),
         doc=r"""
 One value per sample: the mean of :math:`(p - y)^2` over the last axis, in y_pred's dtype.

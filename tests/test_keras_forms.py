@@ -79,3 +79,36 @@ def test_metrics_agree_with_cesym_and_weighted_means_are_bounded(c):
         # threshold 0.5 binary_accuracy cannot tell
         assert (t.function["explained"] > 0) == (c.kernel != "binary_crossentropy")
         assert t.class_max_ulps < 64  # float32 accumulation over ~24 samples
+
+
+@pytest.mark.parametrize("name", ["mean_squared_error", "cosine_similarity", "log_cosh", "mean_absolute_error"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_loss_metric_forms_are_explained(name, dtype):
+    """Keras's metric forms of a loss (its declaration's ``metrics``): the function is the loss
+    function, each class's result() is the float32 weighted mean (RootMeanSquaredError: the root
+    of the mean of the elements' squares; CosineSimilarity: of the negated loss) within the model."""
+    from cesym.keras_forms import check_loss_metrics
+
+    pytest.importorskip("tensorflow")
+    c = case(name)
+    t = check_loss_metrics(c, sample(c, dtype, 4, 40, SEED), seed=SEED)
+    assert t.function["unexplained"] == 0 and t.classes["unexplained"] == 0, (t.failures, t.unexplained_examples)
+    assert sum(t.classes.values()) == 2 * sum(1 for m in c.keras["metrics"] if m.split(".")[-1][0].isupper())
+
+
+def test_loss_metric_check_can_fail():
+    """Judged as a plain mean, RootMeanSquaredError's result (a root) is not explained."""
+    import dataclasses
+
+    from cesym.keras_forms import check_loss_metrics
+
+    pytest.importorskip("tensorflow")
+    from cesym.sampling import Batch
+
+    c = case("mean_squared_error")
+    wrong = dataclasses.replace(c, keras=dict(c.keras, metric_of={}))
+    rng = np.random.default_rng(SEED)
+    batch = Batch(rng.normal(size=(40, 4)), rng.normal(size=(40, 4)), {}, ["moderate"] * 40)
+    assert check_loss_metrics(c, batch, seed=SEED).classes["unexplained"] == 0
+    t = check_loss_metrics(wrong, batch, seed=SEED)
+    assert t.classes["unexplained"] >= 1, t.classes

@@ -44,7 +44,8 @@ PUBLIC = [{'name': 'activity_penalty',
   'keras': {'function': None,
             'loss_class': 'keras.layers.ActivityRegularization',
             'metrics': (),
-            'keywords': {}},
+            'keywords': {},
+            'metric_of': {}},
   'doc': '\n'
          'What ``lambda_ * tf.reduce_mean(tf.reduce_sum(tf.square(h), axis=[1, 2, 3]))`` computes '
          'and\n'

@@ -60,7 +60,8 @@ PUBLIC = [{'name': 'binary_crossentropy',
   'keras': {'function': 'keras.losses.binary_crossentropy',
             'loss_class': 'keras.losses.BinaryCrossentropy',
             'metrics': ('keras.metrics.binary_crossentropy', 'keras.metrics.BinaryCrossentropy'),
-            'keywords': {}},
+            'keywords': {},
+            'metric_of': {}},
   'doc': '\n'
          'With :math:`t = y(1-\\epsilon) + \\epsilon/2`, :math:`u = 1 - t` and :math:`p = '
          '\\sigma(x)` when\n'

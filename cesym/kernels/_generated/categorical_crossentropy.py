@@ -64,7 +64,8 @@ PUBLIC = [{'name': 'categorical_crossentropy',
             'loss_class': 'keras.losses.CategoricalCrossentropy',
             'metrics': ('keras.metrics.categorical_crossentropy',
                         'keras.metrics.CategoricalCrossentropy'),
-            'keywords': {}},
+            'keywords': {},
+            'metric_of': {}},
   'doc': '\n'
          'With :math:`t_c = y_c(1-\\epsilon) + \\epsilon/C`: :math:`-\\sum_c t_c \\log(p_c/\\sum_k '
          'p_k)`\n'

@@ -45,7 +45,8 @@ PUBLIC = [{'name': 'categorical_generalized_cross_entropy',
   'keras': {'function': 'keras.losses.categorical_generalized_cross_entropy',
             'loss_class': 'keras.losses.CategoricalGeneralizedCrossEntropy',
             'metrics': (),
-            'keywords': {}},
+            'keywords': {},
+            'metric_of': {}},
   'doc': '\n'
          'Integer labels of shape (N,) or (N, 1) for y_pred (N, C) of class probabilities in [0, '
          '1]; the\n'

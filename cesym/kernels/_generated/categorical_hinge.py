@@ -40,7 +40,8 @@ PUBLIC = [{'name': 'categorical_hinge',
   'keras': {'function': 'keras.losses.categorical_hinge',
             'loss_class': 'keras.losses.CategoricalHinge',
             'metrics': ('keras.metrics.categorical_hinge', 'keras.metrics.CategoricalHinge'),
-            'keywords': {}},
+            'keywords': {},
+            'metric_of': {}},
   'doc': '\n'
          'One value per sample: :math:`\\max(\\max_c (1 - y_c)p_c - \\sum_c y_c p_c + 1, 0)` over '
          'the last\n'

@@ -52,7 +52,8 @@ PUBLIC = [{'name': 'cosine_similarity',
   'keras': {'function': 'keras.losses.cosine_similarity',
             'loss_class': 'keras.losses.CosineSimilarity',
             'metrics': ('keras.metrics.CosineSimilarity',),
-            'keywords': {}},
+            'keywords': {},
+            'metric_of': {'keras.metrics.CosineSimilarity': '-mean'}},
   'doc': '\n'
          'One value per sample: :math:`-\\sum y p/(\\|y\\|_2\\|p\\|_2)` over ``axis``, in [-1, 1], '
          'no ε (Keras\n'

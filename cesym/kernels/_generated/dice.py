@@ -45,7 +45,8 @@ PUBLIC = [{'name': 'dice',
   'keras': {'function': 'keras.losses.dice',
             'loss_class': 'keras.losses.Dice',
             'metrics': (),
-            'keywords': {'axis': -1}},
+            'keywords': {'axis': -1},
+            'metric_of': {}},
   'doc': '\n'
          'One value per sample: :math:`1 - 2\\sum y p/(\\sum y + \\sum p)` over ``axis``, no ε '
          '(Keras adds\n'

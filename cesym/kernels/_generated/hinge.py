@@ -41,7 +41,8 @@ PUBLIC = [{'name': 'hinge',
   'keras': {'function': 'keras.losses.hinge',
             'loss_class': 'keras.losses.Hinge',
             'metrics': ('keras.metrics.hinge', 'keras.metrics.Hinge'),
-            'keywords': {}},
+            'keywords': {},
+            'metric_of': {}},
   'doc': '\n'
          'One value per sample: the mean of :math:`\\max(1 - t p, 0)` over the last axis. '
          'Gradient:\n'
@@ -67,7 +68,8 @@ PUBLIC = [{'name': 'hinge',
   'keras': {'function': 'keras.losses.squared_hinge',
             'loss_class': 'keras.losses.SquaredHinge',
             'metrics': ('keras.metrics.squared_hinge', 'keras.metrics.SquaredHinge'),
-            'keywords': {}},
+            'keywords': {},
+            'metric_of': {}},
   'doc': '\n'
          'One value per sample: the mean of :math:`\\max(1 - t p, 0)^2` over the last axis. '
          'Gradient:\n'

@@ -45,7 +45,8 @@ PUBLIC = [{'name': 'huber',
   'keras': {'function': 'keras.losses.huber',
             'loss_class': 'keras.losses.Huber',
             'metrics': (),
-            'keywords': {}},
+            'keywords': {},
+            'metric_of': {}},
   'doc': '\n'
          'One value per sample: the mean of :math:`e^2/2` (:math:`|e| \\le \\delta`) or\n'
          ':math:`\\delta|e| - \\delta^2/2` (beyond) over the last axis, :math:`e = p - y`. '

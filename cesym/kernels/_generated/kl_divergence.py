@@ -39,7 +39,8 @@ PUBLIC = [{'name': 'kl_divergence',
   'keras': {'function': 'keras.losses.kl_divergence',
             'loss_class': 'keras.losses.KLDivergence',
             'metrics': ('keras.metrics.kl_divergence', 'keras.metrics.KLDivergence'),
-            'keywords': {}},
+            'keywords': {},
+            'metric_of': {}},
   'doc': '\n'
          'One value per sample: :math:`\\sum_c y_c\\log(y_c/p_c)` over the last axis, 0·log 0 = 0 '
          '(a zero\n'

@@ -41,7 +41,8 @@ PUBLIC = [{'name': 'log_cosh',
   'keras': {'function': 'keras.losses.log_cosh',
             'loss_class': 'keras.losses.LogCosh',
             'metrics': ('keras.metrics.LogCoshError',),
-            'keywords': {}},
+            'keywords': {},
+            'metric_of': {}},
   'doc': '\n'
          'One value per sample: the mean of :math:`\\log\\cosh(p - y)` over the last axis. '
          'Gradient:\n'

@@ -36,7 +36,8 @@ PUBLIC = [{'name': 'mean_absolute_error',
   'keras': {'function': 'keras.losses.mean_absolute_error',
             'loss_class': 'keras.losses.MeanAbsoluteError',
             'metrics': ('keras.metrics.mean_absolute_error', 'keras.metrics.MeanAbsoluteError'),
-            'keywords': {}},
+            'keywords': {},
+            'metric_of': {}},
   'doc': '\n'
          'One value per sample: the mean of :math:`|p - y|` over the last axis. Gradient:\n'
          ":math:`\\operatorname{sign}(p - y)/C`, 0 where :math:`p = y` (TensorFlow's convention at "

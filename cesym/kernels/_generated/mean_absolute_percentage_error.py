@@ -43,7 +43,8 @@ PUBLIC = [{'name': 'mean_absolute_percentage_error',
             'loss_class': 'keras.losses.MeanAbsolutePercentageError',
             'metrics': ('keras.metrics.mean_absolute_percentage_error',
                         'keras.metrics.MeanAbsolutePercentageError'),
-            'keywords': {}},
+            'keywords': {},
+            'metric_of': {}},
   'doc': '\n'
          'One value per sample: 100 times the mean of :math:`|p - y|/|y|` over the last axis (no '
          'ε: a\n'

@@ -40,7 +40,8 @@ PUBLIC = [{'name': 'mean_squared_error',
             'metrics': ('keras.metrics.mean_squared_error',
                         'keras.metrics.MeanSquaredError',
                         'keras.metrics.RootMeanSquaredError'),
-            'keywords': {}},
+            'keywords': {},
+            'metric_of': {'keras.metrics.RootMeanSquaredError': 'sqrt(mean)'}},
   'doc': '\n'
          "One value per sample: the mean of :math:`(p - y)^2` over the last axis, in y_pred's "
          'dtype.\n'

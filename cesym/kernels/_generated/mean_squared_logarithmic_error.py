@@ -42,7 +42,8 @@ PUBLIC = [{'name': 'mean_squared_logarithmic_error',
             'loss_class': 'keras.losses.MeanSquaredLogarithmicError',
             'metrics': ('keras.metrics.mean_squared_logarithmic_error',
                         'keras.metrics.MeanSquaredLogarithmicError'),
-            'keywords': {}},
+            'keywords': {},
+            'metric_of': {}},
   'doc': '\n'
          'One value per sample: the mean of :math:`(\\log(1 + p) - \\log(1 + y))^2` over the last '
          'axis, no\n'

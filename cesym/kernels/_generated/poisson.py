@@ -38,7 +38,8 @@ PUBLIC = [{'name': 'poisson',
   'keras': {'function': 'keras.losses.poisson',
             'loss_class': 'keras.losses.Poisson',
             'metrics': ('keras.metrics.poisson', 'keras.metrics.Poisson'),
-            'keywords': {}},
+            'keywords': {},
+            'metric_of': {}},
   'doc': '\n'
          'One value per sample: the mean of :math:`p - y\\log p` over the last axis; y_pred must '
          'be\n'

@@ -62,7 +62,8 @@ PUBLIC = [{'name': 'sparse_categorical_crossentropy',
             'loss_class': 'keras.losses.SparseCategoricalCrossentropy',
             'metrics': ('keras.metrics.sparse_categorical_crossentropy',
                         'keras.metrics.SparseCategoricalCrossentropy'),
-            'keywords': {}},
+            'keywords': {},
+            'metric_of': {}},
   'doc': '\n'
          'Integer labels of shape (N,) or (N, 1) for y_pred (N, C); the loss is\n'
          ':math:`-\\log(p_k/\\sum_c p_c)` or :math:`-\\log\\operatorname{softmax}(z)_k`. Samples '

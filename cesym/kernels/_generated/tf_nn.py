@@ -39,7 +39,8 @@ PUBLIC = [{'name': 'sigmoid_cross_entropy_with_logits',
   'keras': {'function': 'tf.nn.sigmoid_cross_entropy_with_logits',
             'loss_class': None,
             'metrics': (),
-            'keywords': {}},
+            'keywords': {},
+            'metric_of': {}},
   'doc': '\n'
          'At x = +inf: ``(1 - y)·inf`` (0 for y = 1); at x = -inf: ``y·inf`` (0 for y = 0); NaN '
          'stays NaN.\n'
@@ -61,7 +62,8 @@ PUBLIC = [{'name': 'sigmoid_cross_entropy_with_logits',
   'keras': {'function': 'tf.nn.softmax_cross_entropy_with_logits',
             'loss_class': None,
             'metrics': (),
-            'keywords': {}},
+            'keywords': {},
+            'metric_of': {}},
   'doc': '\n'
          'At ±inf logits: the limits: labels [[0, .5, .5]] at [[-inf, 0, 0]] give\n'
          'ln 2, [[0, 1, 0]] at [[-inf, 0, -inf]] give 0; two +inf logits under a label give '
@@ -79,7 +81,8 @@ PUBLIC = [{'name': 'sigmoid_cross_entropy_with_logits',
   'keras': {'function': 'tf.nn.sparse_softmax_cross_entropy_with_logits',
             'loss_class': None,
             'metrics': (),
-            'keywords': {}},
+            'keywords': {},
+            'metric_of': {}},
   'doc': '\n'
          'At ±inf logits: the limits: label 0 at [[1, inf]] gives +inf (gradient\n'
          '[-1, 1]), label 1 gives 0 (gradient [0, 0]).\n'}]

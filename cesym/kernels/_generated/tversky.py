@@ -58,7 +58,8 @@ PUBLIC = [{'name': 'tversky',
   'keras': {'function': 'keras.losses.tversky',
             'loss_class': 'keras.losses.Tversky',
             'metrics': (),
-            'keywords': {'axis': -1}},
+            'keywords': {'axis': -1},
+            'metric_of': {}},
   'doc': '\n'
          'One value per sample: :math:`1 - TP/(TP + \\alpha FP + \\beta FN)` over ``axis``, α on '
          'the false\n'
