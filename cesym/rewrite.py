@@ -36,6 +36,7 @@ from .primitives import (
     RestSum,
     RowMax,
     RowSum,
+    MaxMinusSum,
     Scaled,
     Sigmoid,
     Softplus,
@@ -968,6 +969,29 @@ SCALE_NORM = Rule(
 )
 
 
+def _max_minus_sum(e: sp.Basic) -> sp.Basic | None:
+    """``RowMax(f) - RowSum(g)`` (in a sum, f and g over the same elements) -> ``MaxMinusSum(f, g)``."""
+    if not isinstance(e, sp.Add):
+        return None
+    maxes = [a for a in e.args if isinstance(a, RowMax)]
+    sums = [a for a in e.args if isinstance(-a, RowSum)]
+    for m in maxes:
+        for s in sums:
+            g = (-s).args[0]
+            if element_symbols(m.args[0]) & element_symbols(g):
+                return e - m - s + MaxMinusSum(m.args[0], g)
+    return None
+
+
+MAX_MINUS_SUM = Rule(
+    "max-minus-sum",
+    "max_c f_c - Σ_c g_c = max_c (f_c - g_c - Σ_{c'≠c} g_c'): the maximising element's own "
+    "f_c - g_c is formed before the rest is subtracted (the categorical hinge at a soft label 1/2: "
+    "max (1 - y)p - Σ y p cancels to 0 in rounding where the margin is -3.9e12).",
+    lambda expr: _top_down(expr, _max_minus_sum),
+)
+
+
 def _unscale(expr: sp.Basic) -> sp.Basic:
     return expr.replace(lambda e: isinstance(e, Scaled), lambda e: e.args[0] / e.args[1])
 
@@ -1053,6 +1077,7 @@ def value_rules() -> list[Rule]:
         LOG_COSH,
         NORM2,
         SCALE_NORM,
+        MAX_MINUS_SUM,
         EXPM1,
         LOG_EXPM1,
         LOG1P_SUM,

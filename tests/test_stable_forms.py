@@ -50,6 +50,7 @@ from cesym.primitives import (
     RestSum,
     RowMax,
     RowSum,
+    MaxMinusSum,
     Scaled,
     Sigmoid,
     Softplus,
@@ -140,6 +141,7 @@ FIRES = [
     (R.SCALE_NORM, RowSum(p**2) * p / Norm2(p) ** 3, Scaled(p, Norm2(p))),
     (R.UNSCALE, RowSum(Scaled(p, Norm2(p)) * y), Norm2(p)),
     (R.NORM_SQUARE, -y / (Norm2(y) * Norm2(p)) + p * (p * y + RestSum(p * y)) / (Norm2(y) * Norm2(p) ** 3), RestSum(p**2)),
+    (R.MAX_MINUS_SUM, RowMax((1 - y) * p) - RowSum(y * p) + 1, MaxMinusSum),
     # the focal loss' m'/m, m = 1 - p_t on logits
     (R.MIXTURE_RATIO, g * (-y * Sigmoid(-x) * Sigmoid(x) + (1 - y) * Sigmoid(-x) * Sigmoid(x)) / (y * Sigmoid(-x) + (1 - y) * Sigmoid(x)), XMul),
 ]
@@ -187,6 +189,7 @@ KEEPS = [
     (R.SCALE_NORM, RowSum(p**3) / Norm2(p) ** 2),  # degree 3 > 2: the unit vector would not absorb it
     (R.SCALE_NORM, RowSum(sp.exp(p)) / Norm2(p)),  # not homogeneous in p
     (R.NORM_SQUARE, y / Norm2(p) + p / Norm2(p) ** 3),  # nothing cancels: the terms stay as they were
+    (R.MAX_MINUS_SUM, RowMax(x) - RowSum(y)),  # no element in common: nothing to cancel
     (R.POW1P, (1 - y * Sigmoid(x) - (1 - y) * Sigmoid(-x)) ** g),  # 1 - p_t: the one-minus-sigmoid rule's
     (R.MIXTURE_RATIO, Sigmoid(x) / (y * Sigmoid(-x) + (1 - y) * Sigmoid(x))),  # not a multiple of σ(x)σ(-x)
 ]

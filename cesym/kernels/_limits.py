@@ -296,7 +296,8 @@ _STANDIN_ELEMENTS = 1 << 20  # stand-in elements evaluated at once (rows are chu
 def _ray_limit(v: np.ndarray, dtype) -> np.ndarray:
     """Per output element, the limit along a ray from its values ``v`` (3, ...) at rising k:
     ±inf when the steps keep their sign and do not shrink (and show in ``dtype``), the value
-    when the three round to one number of ``dtype`` (or the last two to the same infinity),
+    when the three round to one number of ``dtype`` within 4 of its ulps (or the last two to the
+    same infinity),
     0 when they decay algebraically (c·M^-a: the same sign and the same ratio, at most 2^-8,
     from each k to the next; the gradient of x/‖x‖ falls as 1/M), NaN otherwise (no limit)."""
     v1, v2, v3 = v
@@ -305,7 +306,10 @@ def _ray_limit(v: np.ndarray, dtype) -> np.ndarray:
         spacing = np.spacing(np.abs(v3).astype(dtype)).astype(np.float64)
         growing = (d1 != 0) & (np.sign(d1) == np.sign(d2)) & (np.abs(d2) >= np.abs(d1) / 2) & (np.abs(d2) >= 2 * spacing)
         r1, r2, r3 = (x.astype(dtype) for x in (v1, v2, v3))
-        same = ((r1 == r2) & (r2 == r3)) | (np.isinf(r3) & (r2 == r3))
+        # the same number but for the cores' own rounding at three far inputs (a few ulps: a
+        # limit approached as c/M lies far below an ulp at M = 2^64)
+        near = 4 * np.spacing(np.abs(r3)).astype(np.float64)
+        same = ((np.abs(v1 - v3) <= near) & (np.abs(v2 - v3) <= near)) | (np.isinf(r3) & (r2 == r3))
         q1, q2 = v2 / v1, v3 / v2
         decaying = (q1 > 0) & (q1 <= 2.0**-8) & (q2 > 0) & (q2 <= 2.0**-8) & (np.abs(q2 / q1 - 1) < 2.0**-6)
     return np.where(growing, np.sign(d2) * np.inf, np.where(same, v3, np.where(decaying, np.copysign(0.0, v3), np.nan)))

@@ -23,6 +23,7 @@ __all__ = [
     "row_sum",
     "row_max",
     "max_share",
+    "max_minus_sum",
     "sum_squares",
     "norm2",
     "rest_sum",
@@ -112,6 +113,12 @@ def _row_max(v: np.ndarray) -> np.ndarray:
     if 0 < v.shape[-1] <= _SHORT_ROW:
         return _tree(np.maximum, _columns(v))
     return np.max(v, axis=-1, keepdims=True)
+
+
+def max_minus_sum(f: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """max_c f_c - Σ_c g_c as max_c (f_c - g_c - Σ_{c'≠c} g_c'): each candidate's own f_c - g_c
+    formed first (exact where they are equal), the rest of the sum without cancellation."""
+    return row_max((f - g) - rest_sum(g))
 
 
 def max_share(v: np.ndarray, m: np.ndarray | None = None) -> np.ndarray:
@@ -945,7 +952,7 @@ def _p_rest_at_label(k: np.ndarray, v: np.ndarray, S: np.ndarray) -> np.ndarray:
 
 def _rest_stats_partial(v: np.ndarray, off: int):
     """A piece's statistics for :func:`_p_rest_sum`: its sum, least element (NaN aside), first
-    largest element and its column, the piece's sum without that element, and Σ|v| (the sum
+    element largest in magnitude and its column, the piece's sum without that element, and Σ|v| (the sum
     itself for a non-negative piece). The sum without the largest element is summed directly
     where that element may carry the piece (more than half its sum: a non-negative row's
     dominant element exceeds 3/4 of the row's sum, so more than half its piece's), else it is
@@ -953,7 +960,7 @@ def _rest_stats_partial(v: np.ndarray, off: int):
     argmax), a fourth in the piece holding a dominant element."""
     s = _row_sum(v)
     low = np.fmin.reduce(v, axis=-1, keepdims=True)
-    a = int(np.argmax(v[0]))
+    a = int(np.argmax(np.abs(v[0])))  # the element largest in magnitude (for a non-negative piece: the largest)
     top = v[:, a : a + 1].copy()
     nonneg = bool(low[0, 0] >= 0)
     if nonneg and bool(top[0, 0] <= 0.5 * s[0, 0]):
@@ -972,7 +979,7 @@ def _rest_stats_combine(parts: list) -> tuple:
     column, Σ|v|): sums pairwise over the pieces (the sum is row_sum's numbers)."""
     low = np.fmin.reduce(np.concatenate([p[0] for p in parts], axis=-1), axis=-1, keepdims=True)
     tops = np.concatenate([p[1] for p in parts], axis=-1)
-    best = int(np.argmax(tops[0]))  # the first piece holding the row's (first) maximum
+    best = int(np.argmax(np.abs(tops[0])))  # the first piece holding the row's (first) largest magnitude
     return (
         low,
         tops[:, best : best + 1],
@@ -985,7 +992,7 @@ def _rest_stats_combine(parts: list) -> tuple:
 
 def _p_rest_sum(v: np.ndarray, S: np.ndarray | None) -> np.ndarray:
     """rest_sum for a long row: ``S - v_j``; where that has lost its magnitude (rest_sum's
-    tests) the row's argmax k gives ``r = Σ_{c≠k} v_c`` (summed directly) at k and
+    tests) the row's element largest in magnitude, k, gives ``r = Σ_{c≠k} v_c`` (summed directly) at k and
     ``(v_k + r) - v_j`` elsewhere, as in :func:`_rest_sum_exact`.
 
     A non-negative row (sum below 2^53) has at most one such element, its argmax k, and only

@@ -69,14 +69,14 @@ def margin_value(y, p):
 
     Mathematics: ``Relu(RowMax(p*(1 - y)) - RowSum(p*y) + 1)``
 
-    Stable form: ``Relu(RowMax(p*(1 - y)) - RowSum(p*y) + 1)``
+    Stable form: ``Relu(MaxMinusSum(p*(1 - y), p*y) + 1)``
 
     Rewrites applied:
-    - none
+    - max-minus-sum: max_c f_c - Σ_c g_c = max_c (f_c - g_c - Σ_{c'≠c} g_c'): the maximising element's own f_c - g_c is formed before the rest is subtracted (the categorical hinge at a soft label 1/2: max (1 - y)p - Σ y p cancels to 0 in rounding where the margin is -3.9e12).
     """
     tmp0 = 1 - y
     tmp1 = p*tmp0
-    tmp2 = _rt.row_max(tmp1) - _rt.row_sum(p*y) + 1
+    tmp2 = _rt.max_minus_sum(tmp1, p*y) + 1
     return numpy.maximum(tmp2, 0)
 
 
@@ -92,16 +92,16 @@ def margin_naive_value(y, p):
 def margin_grad(y, p):
     r"""categorical hinge loss: stable gradient d(value)/d(p), elementwise.
 
-    Derived by SymPy from the stable value: ``(-y + (1 - y)*MaxShare(p*(1 - y)))*Heaviside(RowMax(p*(1 - y)) - RowSum(p*y) + 1, 1)``
+    Derived by SymPy from the stable value: ``(-y + (1 - y)*MaxShare(p*(1 - y)))*Heaviside(MaxMinusSum(p*(1 - y), p*y) + 1, 1)``
 
-    Stable form: ``(-y + (1 - y)*MaxShare(p*(1 - y)))*Heaviside(RowMax(p*(1 - y)) - RowSum(p*y) + 1, 1)``
+    Stable form: ``(-y + (1 - y)*MaxShare(p*(1 - y)))*Heaviside(MaxMinusSum(p*(1 - y), p*y) + 1, 1)``
 
     Rewrites applied:
     - none
     """
     tmp0 = 1 - y
     tmp1 = p*tmp0
-    tmp2 = _rt.row_max(tmp1) - _rt.row_sum(p*y) + 1
+    tmp2 = _rt.max_minus_sum(tmp1, p*y) + 1
     return (tmp0*_rt.max_share(tmp1) - y)*numpy.heaviside(tmp2, 1.0)
 
 
@@ -110,7 +110,7 @@ def margin_value_and_grad(y, p):
     """
     tmp0 = 1 - y
     tmp1 = p*tmp0
-    tmp2 = _rt.row_max(tmp1) - _rt.row_sum(p*y) + 1
+    tmp2 = _rt.max_minus_sum(tmp1, p*y) + 1
     grad = (tmp0*_rt.max_share(tmp1) - y)*numpy.heaviside(tmp2, 1.0)
     return numpy.maximum(tmp2, 0), grad
 
