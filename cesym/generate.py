@@ -345,6 +345,7 @@ class KernelPrinter(NumPyPrinter):
     #: ... and on all their arguments.
     _RT_ALL_ARGS = {
         "Pow1p": "pow1p",
+        "Log1pDiff": "log1p_diff",
         "MaxMinusSum": "max_minus_sum",
         "Powm1": "powm1",
         "PowShift": "pow_shift",

@@ -70,6 +70,7 @@ class _Rounding:
 
     def __init__(self, dtype):
         fi = np.finfo(dtype)
+        self.single = np.dtype(dtype) == np.float32
         self.u = mpmath.mpf(float(fi.eps)) / 2
         self.tiny = mpmath.mpf(float(fi.smallest_normal))
         self.fmax = mpmath.mpf(float(fi.max))
@@ -97,6 +98,24 @@ class _Rounding:
 
     def div(self, a, b):
         return self.r(a / b)
+
+    def recip(self, a):
+        """TensorFlow's ``Reciprocal`` (the gradient of ``Log``): float64 correctly rounded;
+        float32 vectorised within 3 ulps for |x| < 2^103, then off by up to 5e3 ulps (measured:
+        16 at 2^106, 1e3 at 2^112, 4.9e3 at 2^120: relative 2^-10 bounds it) and anywhere in
+        [0, 1/x] once 1/x nears the least normal (|x| >= 2^125: 8.4e6 ulps at 2^126)."""
+        if not self.single:
+            return self.r(iv.mpf(1) / a)
+        lo, hi = _ends(a)
+        mag = max(abs(lo), abs(hi))
+        q = iv.mpf(1) / a
+        if mag < mpmath.ldexp(1, 103):
+            return self.r(q, 3)
+        if mag < mpmath.ldexp(1, 125) and (lo > 0 or hi < 0):
+            with mpmath.workprec(300):
+                return self._hull0(q * iv.mpf([1 - mpmath.ldexp(1, -10), 1 + mpmath.ldexp(1, -10)]))
+        qa, qb = _ends(q)
+        return iv.mpf([min(qa, 0) * 2, max(qb, 0) * 2])
 
     def exp(self, a):
         return self.r(iv.exp(a), 4)
@@ -428,10 +447,10 @@ def _backward(e, g, env: dict, R, adj: dict) -> None:
         _backward(x, R.mul(g, val(e)), env, R, adj)
     elif e.func == expm1:
         _backward(x, R.mul(g, R.exp(val(x))), env, R, adj)
-    elif e.func == sp.log:
-        _backward(x, R.mul(g, R.div(iv.mpf(1), val(x))), env, R, adj)
+    elif e.func == sp.log:  # grad·reciprocal(x)
+        _backward(x, R.mul(g, R.recip(val(x))), env, R, adj)
     elif e.func == log1p:
-        _backward(x, R.mul(g, R.div(iv.mpf(1), R.add(iv.mpf(1), val(x)))), env, R, adj)
+        _backward(x, R.mul(g, R.recip(R.add(iv.mpf(1), val(x)))), env, R, adj)
     elif isinstance(e, sp.Abs):
         _backward(x, R.mul(g, val(sp.sign(x))), env, R, adj)
     elif isinstance(e, MaxN):  # reduce_max: g shared equally among the maxima

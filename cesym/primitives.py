@@ -52,6 +52,7 @@ __all__ = [
     "MaxShare",
     "MaxN",
     "MaxMinusSum",
+    "Log1pDiff",
     "Scaled",
     "element_symbols",
     "outer_reductions",
@@ -199,6 +200,30 @@ class RowMax(sp.Function):
     @_powered
     def _latex(self, printer):
         return r"\max_{%s} %s" % (_display_index(self.args[0], "c"), printer._print(self.args[0]))
+
+
+class Log1pDiff(sp.Function):
+    r""":math:`\log(1 + a) - \log(1 + b)`, the log of the ratio :math:`(1 + a)/(1 + b)` without its
+    cancellation: :math:`\mathrm{log1p}((a - b)/(1 + b))` where the ratio is near 1
+    (:math:`|a - b| < |1 + b|/2`), :math:`\log((1 + a)/(1 + b))` elsewhere, and the plain
+    difference where the ratio leaves the range (:func:`cesym.kernels._runtime.log1p_diff`).
+    The plain difference of two logs of about 9.8 that differ by 0.98 (MSLE at y = 18050,
+    p = 6772) keeps the logs' absolute errors, 10 times its own ulp.
+    :math:`\partial_a = 1/(1 + a)`, :math:`\partial_b = -1/(1 + b)`."""
+
+    nargs = 2
+
+    def fdiff(self, argindex=1):
+        a, b = self.args
+        return 1 / (1 + a) if argindex == 1 else -1 / (1 + b)
+
+    def elementary(self):
+        return log1p(self.args[0]) - log1p(self.args[1])
+
+    @_powered
+    def _latex(self, printer):
+        a, b = (printer._print(x) for x in self.args)
+        return r"\log\frac{1 + %s}{1 + %s}" % (a, b)
 
 
 class MaxMinusSum(sp.Function):
@@ -708,7 +733,7 @@ class Relu(sp.Function):
 
 
 _ROW_PRIMITIVES = (NegLogSoftmax, NegLogNormalized, CrossRest, LogSumExp)
-_ELEMENTWISE_PRIMITIVES = (Sigmoid, Softplus, Log1mexp, LogExpm1, LogWeight, LogCosh, Pow1p, Powm1, PowShift, Relu, Scaled)
+_ELEMENTWISE_PRIMITIVES = (Sigmoid, Softplus, Log1mexp, LogExpm1, LogWeight, LogCosh, Pow1p, Powm1, PowShift, Relu, Scaled, Log1pDiff)
 
 
 def expand_row_primitives(expr: sp.Basic) -> sp.Basic:

@@ -37,6 +37,7 @@ from .primitives import (
     RowMax,
     RowSum,
     MaxMinusSum,
+    Log1pDiff,
     Scaled,
     Sigmoid,
     Softplus,
@@ -969,6 +970,27 @@ SCALE_NORM = Rule(
 )
 
 
+def _log1p_difference(e: sp.Basic) -> sp.Basic | None:
+    """``log1p(a) - log1p(b)`` in a sum (a and b over the row's elements) -> ``Log1pDiff(a, b)``."""
+    if not isinstance(e, sp.Add):
+        return None
+    pos = [t for t in e.args if isinstance(t, log1p) and _has_elems(t)]
+    neg = [t for t in e.args if isinstance(-t, log1p) and _has_elems(-t)]
+    if not pos or not neg:
+        return None
+    a, b = pos[0], -neg[0]
+    return e - a + b + Log1pDiff(a.args[0], b.args[0])
+
+
+LOG1P_DIFFERENCE = Rule(
+    "log1p-difference",
+    "log1p(a) - log1p(b) = log((1 + a)/(1 + b)), by log1p of (a - b)/(1 + b) where the ratio is near 1: "
+    "the difference of two logs keeps their absolute errors (MSLE at y = 18050, p = 6772: logs of "
+    "9.8 and 8.8, a difference of 0.98 with 10 of its ulps lost).",
+    lambda expr: _top_down(expr, _log1p_difference),
+)
+
+
 def _max_minus_sum(e: sp.Basic) -> sp.Basic | None:
     """``RowMax(f) - RowSum(g)`` (in a sum, f and g over the same elements) -> ``MaxMinusSum(f, g)``."""
     if not isinstance(e, sp.Add):
@@ -1005,30 +1027,36 @@ UNSCALE = Rule(
 
 
 def _norm_square_cancel(expr: sp.Basic) -> sp.Basic:
-    """Over one denominator, ``‖x‖²`` in the numerator as ``x_j² + Σ_{c≠j} x_c²``: terms that
-    cancel exactly (``-y_j‖p‖² + p_j(p_j y_j + R)``) are gone before the numerator is computed."""
-    if not element_symbols(expr) or not expr.has(Norm2):
+    """Over one denominator, with the row sums split at element j (``Σ v = v_j + Σ_{c≠j} v``,
+    ``‖x‖² = x_j² + Σ_{c≠j} x_c²``): terms that cancel exactly (``-y_j‖p‖² + p_j(p_j y_j + R)``,
+    the Dice gradient's ``y_j p_j - y_j(y_j + p_j + …)``) are gone before the numerator is computed.
+    Applied only where something cancels; sums of exponentials are the softmax rules'."""
+    if isinstance(expr, sp.Piecewise):  # each piece on its own (the Dice loss' empty row)
+        return sp.Piecewise(*[(_norm_square_cancel(e), c) for e, c in expr.args])
+    if not element_symbols(expr) or not (expr.has(Norm2) or expr.has(RestSum)) or expr.has(sp.exp) or expr.has(Sigmoid):
         return expr
     num, den = sp.fraction(sp.together(expr))
     norms = {b for b in num.atoms(Norm2) if isinstance(b.args[0], Elem)}
-    if not norms:
-        return expr
     split = num.replace(
         lambda e: isinstance(e, sp.Pow) and e.base in norms and e.exp.is_Integer and e.exp >= 2 and e.exp % 2 == 0,
         lambda e: (e.base.args[0] ** 2 + RestSum(e.base.args[0] ** 2)) ** (e.exp // 2),
     )
+    # the terms as they would be computed (each expanded on its own) against the whole expanded:
+    # fewer terms in the whole is an exact cancellation
+    apart = sum(len(sp.Add.make_args(sp.expand(t))) for t in sp.Add.make_args(split))
     new = sp.expand(split)
-    before = len(sp.Add.make_args(sp.expand(num)))
-    if len(sp.Add.make_args(new)) >= before:
+    if len(sp.Add.make_args(new)) >= apart:
         return expr  # nothing cancelled: keep the terms as they were
     return new / den
 
 
 NORM_SQUARE = Rule(
     "norm-square-split",
-    "‖x‖² = x_j² + Σ_{c≠j} x_c² in a numerator over one denominator: the x_j² terms cancel "
-    "exactly (the gradient of the cosine, y_j‖p‖² - p_j Σ y p = y_j Σ_{c≠j} p_c² - p_j Σ_{c≠j} y_c p_c), "
-    "where computed they would cancel in rounding for a row dominated by element j.",
+    "over one denominator, with Σ v = v_j + Σ_{c≠j} v and ‖x‖² = x_j² + Σ_{c≠j} x_c², the terms of "
+    "element j that cancel exactly are gone before anything is computed (the cosine's gradient: "
+    "y_j‖p‖² - p_j Σ y p = y_j Σ_{c≠j} p_c² - p_j Σ_{c≠j} y_c p_c; the Dice gradient: "
+    "Σ y p - y_j(Σ y + Σ p) loses its y_j p_j), where computed they would cancel in rounding for a "
+    "row dominated by element j.",
     _norm_square_cancel,
 )
 
@@ -1078,6 +1106,7 @@ def value_rules() -> list[Rule]:
         NORM2,
         SCALE_NORM,
         MAX_MINUS_SUM,
+        LOG1P_DIFFERENCE,
         EXPM1,
         LOG_EXPM1,
         LOG1P_SUM,

@@ -8,9 +8,10 @@ Keras computes :math:`\log(\max(p, \epsilon) + 1)`, :math:`\epsilon = 10^{-7}`: 
 below :math:`10^{-7}` is taken as :math:`10^{-7}` (a prediction of −0.9 costs as if it were 0,
 with a zero gradient), and :math:`\log(x + 1)` loses the digits of small :math:`x`
 (float32: :math:`10^{-7} + 1` is :math:`1 + 2^{-23}`, 19 % high); the kernels use ``log1p``.
+Keras's ε is a float32 constant in float64 too (:math:`1.0000000116860974\cdot 10^{-7}`).
 """
 
-from sympy import Float, Max, log
+from sympy import Max, Rational, log
 from sympy.codegen.cfunctions import log1p
 
 from cesym.declare import Keras, Public, Variant
@@ -20,7 +21,9 @@ from cesym.primitives import C, Elem, RowSum
 y = Elem("y")  # target, >= -1 (counts, prices: usually >= 0)
 p = Elem("p")  # prediction, >= -1
 
-EPS = Float(1e-7, 53)
+#: Keras's epsilon as it enters: ``ops.convert_to_tensor(backend.epsilon())`` is a float32 tensor in
+#: every dtype, 1e-7 rounded to float32 (0x33d6bf95 = 1.0000000116860974e-07)
+EPS = Rational(14073749, 2**47)
 
 LOSSES = [
     Loss(

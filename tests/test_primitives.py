@@ -387,3 +387,25 @@ def test_row_max_differentiates_as_reduce_max():
     got = [float(a) for a in f([[0, 0, 1], [2.0, -2.0, 5.0]])]
     assert got == [2.0, -2.0, 0.0]  # p² ties at ±2: half of 2p each; the labelled element is out
     assert list(rt.max_share(np.array([[4.0, 4.0, 0.0]]))[0]) == [0.5, 0.5, 0.0]
+
+
+def test_runtime_log1p_diff():
+    """log(1 + a) - log(1 + b) within 2 ulps across magnitudes (both signs of the result, ratios
+    near 1 and far from it, the edge -1 and infinity), where the plain difference of the two
+    log1p loses digits (1e300 against 5e299: hundreds of ulps)."""
+    from cesym.ulps import ulp_error
+
+    rng = np.random.default_rng(20261130)
+    a = np.concatenate([10 ** rng.uniform(-300, 300, 500), rng.uniform(-1, 1, 500), [18050.0, 1e300, 5e299, 0.0]])
+    b = np.concatenate([10 ** rng.uniform(-300, 300, 500), rng.uniform(-1, 1, 500), [6772.0, 0.0, 1e300, 1e300]])
+    out = rt.log1p_diff(a, b)
+    with mpmath.workprec(3000):
+        exact = [mpmath.log1p(mpmath.mpf(x)) - mpmath.log1p(mpmath.mpf(y)) for x, y in zip(a, b)]
+    assert max(ulp_error(o, e, np.float64) for o, e in zip(out, exact)) <= 2
+    plain = np.log1p(a[-3:-2]) - np.log1p(a[-2:-1])  # log(2) as 690.78 - 690.08
+    with mpmath.workprec(3000):
+        ln2 = mpmath.log1p(mpmath.mpf(1e300)) - mpmath.log1p(mpmath.mpf(5e299))
+    assert ulp_error(plain[0], ln2, np.float64) > 100  # the difference the primitive avoids
+    assert ulp_error(rt.log1p_diff(a[-3:-2], a[-2:-1])[0], ln2, np.float64) <= 1
+    edge = rt.log1p_diff(np.array([-1.0, np.inf, np.nan, 3.0]), np.array([2.0, 1.0, 0.0, -1.0]))
+    assert edge[0] == -np.inf and edge[1] == np.inf and np.isnan(edge[2]) and edge[3] == np.inf

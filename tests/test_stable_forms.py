@@ -51,6 +51,7 @@ from cesym.primitives import (
     RowMax,
     RowSum,
     MaxMinusSum,
+    Log1pDiff,
     Scaled,
     Sigmoid,
     Softplus,
@@ -142,6 +143,7 @@ FIRES = [
     (R.UNSCALE, RowSum(Scaled(p, Norm2(p)) * y), Norm2(p)),
     (R.NORM_SQUARE, -y / (Norm2(y) * Norm2(p)) + p * (p * y + RestSum(p * y)) / (Norm2(y) * Norm2(p) ** 3), RestSum(p**2)),
     (R.MAX_MINUS_SUM, RowMax((1 - y) * p) - RowSum(y * p) + 1, MaxMinusSum),
+    (R.LOG1P_DIFFERENCE, (log1p(p) - log1p(y)) ** 2, Log1pDiff(p, y)),
     # the focal loss' m'/m, m = 1 - p_t on logits
     (R.MIXTURE_RATIO, g * (-y * Sigmoid(-x) * Sigmoid(x) + (1 - y) * Sigmoid(-x) * Sigmoid(x)) / (y * Sigmoid(-x) + (1 - y) * Sigmoid(x)), XMul),
 ]
@@ -190,6 +192,7 @@ KEEPS = [
     (R.SCALE_NORM, RowSum(sp.exp(p)) / Norm2(p)),  # not homogeneous in p
     (R.NORM_SQUARE, y / Norm2(p) + p / Norm2(p) ** 3),  # nothing cancels: the terms stay as they were
     (R.MAX_MINUS_SUM, RowMax(x) - RowSum(y)),  # no element in common: nothing to cancel
+    (R.LOG1P_DIFFERENCE, log1p(p) - log1p(g)),  # a parameter: no row element on one side
     (R.POW1P, (1 - y * Sigmoid(x) - (1 - y) * Sigmoid(-x)) ** g),  # 1 - p_t: the one-minus-sigmoid rule's
     (R.MIXTURE_RATIO, Sigmoid(x) / (y * Sigmoid(-x) + (1 - y) * Sigmoid(x))),  # not a multiple of σ(x)σ(-x)
 ]

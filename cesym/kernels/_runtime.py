@@ -23,6 +23,7 @@ __all__ = [
     "row_sum",
     "row_max",
     "max_share",
+    "log1p_diff",
     "max_minus_sum",
     "sum_squares",
     "norm2",
@@ -113,6 +114,24 @@ def _row_max(v: np.ndarray) -> np.ndarray:
     if 0 < v.shape[-1] <= _SHORT_ROW:
         return _tree(np.maximum, _columns(v))
     return np.max(v, axis=-1, keepdims=True)
+
+
+def log1p_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """log(1 + a) - log(1 + b) without cancellation: log1p((a - b)/(1 + b)) where the ratio
+    (1 + a)/(1 + b) is within (1/2, 3/2), log of the ratio elsewhere (its rounding is a relative
+    error of the ratio: an absolute one of the result, >= log(3/2) there), and the difference of
+    the two log1p where the ratio overflows or underflows (the result is large: no cancellation)."""
+    with np.errstate(all="ignore"):
+        qb = 1 + b
+        d = a - b
+        ratio = (1 + a) / qb
+        out = np.log(ratio)
+        near = np.abs(d) < 0.5 * np.abs(qb)
+        np.copyto(out, np.log1p(d / qb), where=near)
+        far = ~near & ~((ratio > 2.0**-1000) & (ratio < 2.0**1000))
+        if np.any(far):
+            np.copyto(out, np.log1p(a) - np.log1p(b), where=far)
+    return out
 
 
 def max_minus_sum(f: np.ndarray, g: np.ndarray) -> np.ndarray:

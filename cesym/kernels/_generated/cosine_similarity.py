@@ -115,7 +115,7 @@ def cosine_grad(y, p):
     Rewrites applied:
     - unscale: x/‖x‖ written as a quotient again before the gradient rules combine the terms (the scale-by-norm rule forms the unit vectors again at the end).
     - split-rowsum: Σ_c v_c = v_j + Σ_{c≠j} v_c: written this way, a difference such as σ_j·Σt - t_j or Σt/Σp - t_j/p_j becomes an expression in the other elements, which does not cancel when element j dominates (softmax_j - 1 = -Σ_{c≠j} e_c / Σ e_c).
-    - norm-square-split: ‖x‖² = x_j² + Σ_{c≠j} x_c² in a numerator over one denominator: the x_j² terms cancel exactly (the gradient of the cosine, y_j‖p‖² - p_j Σ y p = y_j Σ_{c≠j} p_c² - p_j Σ_{c≠j} y_c p_c), where computed they would cancel in rounding for a row dominated by element j.
+    - norm-square-split: over one denominator, with Σ v = v_j + Σ_{c≠j} v and ‖x‖² = x_j² + Σ_{c≠j} x_c², the terms of element j that cancel exactly are gone before anything is computed (the cosine's gradient: y_j‖p‖² - p_j Σ y p = y_j Σ_{c≠j} p_c² - p_j Σ_{c≠j} y_c p_c; the Dice gradient: Σ y p - y_j(Σ y + Σ p) loses its y_j p_j), where computed they would cancel in rounding for a row dominated by element j.
     - scale-by-norm: f(x)/‖x‖^k = f(x/‖x‖)/‖x‖^(k-d) for f homogeneous of degree d <= k in the row x: the unit vector x/‖x‖ is formed first, so the products and sums in f neither overflow (x·w of two rows of 1e200s) nor underflow (of 1e-200s: 0 where the cosine is 1).
     """
     tmp0 = _rt.norm2(p)

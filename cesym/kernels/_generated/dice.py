@@ -78,11 +78,13 @@ def overlap_value(y, p):
     Rewrites applied:
     - none
     """
-    tmp0 = _rt.row_sum(p) + _rt.row_sum(y)
-    tmp1 = numpy.equal(tmp0, 0)
-    tmp2 = _rt.row_sum(p*y)
-    tmp3 = 1/tmp0*2
-    return numpy.select([tmp1,True], [1,-tmp2*tmp3 + 1], default=numpy.nan)
+    tmp0 = _rt.row_sum(p)
+    tmp1 = _rt.row_sum(y)
+    tmp2 = tmp0 + tmp1
+    tmp3 = numpy.equal(tmp2, 0)
+    tmp4 = p*y
+    tmp5 = _rt.row_sum(tmp4)
+    return numpy.select([tmp3,True], [1,1 - 2*tmp5/tmp2], default=numpy.nan)
 
 
 def overlap_naive_value(y, p):
@@ -99,27 +101,34 @@ def overlap_grad(y, p):
 
     Derived by SymPy from the stable value: ``Piecewise((0, Eq(RowSum(p) + RowSum(y), 0)), (-2*y/(RowSum(p) + RowSum(y)) + 2*RowSum(p*y)/(RowSum(p) + RowSum(y))**2, True))``
 
-    Stable form: ``Piecewise((0, Eq(RowSum(p) + RowSum(y), 0)), (-2*y/(p + y + RestSum(p) + RestSum(y)) + 2*(p*y + RestSum(p*y))/(p + y + RestSum(p) + RestSum(y))**2, True))``
+    Stable form: ``Piecewise((0, Eq(RowSum(p) + RowSum(y), 0)), ((-2*y**2 - 2*y*RestSum(p) - 2*y*RestSum(y) + 2*RestSum(p*y))/(p + y + RestSum(p) + RestSum(y))**2, True))``
 
     Rewrites applied:
     - split-rowsum: Σ_c v_c = v_j + Σ_{c≠j} v_c: written this way, a difference such as σ_j·Σt - t_j or Σt/Σp - t_j/p_j becomes an expression in the other elements, which does not cancel when element j dominates (softmax_j - 1 = -Σ_{c≠j} e_c / Σ e_c).
+    - norm-square-split: over one denominator, with Σ v = v_j + Σ_{c≠j} v and ‖x‖² = x_j² + Σ_{c≠j} x_c², the terms of element j that cancel exactly are gone before anything is computed (the cosine's gradient: y_j‖p‖² - p_j Σ y p = y_j Σ_{c≠j} p_c² - p_j Σ_{c≠j} y_c p_c; the Dice gradient: Σ y p - y_j(Σ y + Σ p) loses its y_j p_j), where computed they would cancel in rounding for a row dominated by element j.
     """
-    tmp0 = _rt.row_sum(p) + _rt.row_sum(y)
-    tmp1 = numpy.equal(tmp0, 0)
-    tmp2 = _rt.row_sum(p*y)
-    tmp3 = 1/tmp0*2
-    return numpy.select([tmp1,True], [0,-tmp3*y + 2*(tmp2/tmp0)/tmp0], default=numpy.nan)
+    tmp0 = _rt.row_sum(p)
+    tmp1 = _rt.row_sum(y)
+    tmp2 = tmp0 + tmp1
+    tmp3 = numpy.equal(tmp2, 0)
+    tmp4 = p*y
+    tmp5 = _rt.row_sum(tmp4)
+    tmp6 = y*2
+    return numpy.select([tmp3,True], [0,((-tmp6*_rt.rest_sum(p, tmp0) - tmp6*_rt.rest_sum(y, tmp1) - 2*y**2 + _rt.rest_sum(tmp4, tmp5)*2)/tmp2)/tmp2], default=numpy.nan)
 
 
 def overlap_value_and_grad(y, p):
     r"""Dice loss: stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``overlap_value`` and ``overlap_grad``).
     """
-    tmp0 = _rt.row_sum(p) + _rt.row_sum(y)
-    tmp1 = numpy.equal(tmp0, 0)
-    tmp2 = _rt.row_sum(p*y)
-    tmp3 = 1/tmp0*2
-    grad = numpy.select([tmp1,True], [0,-tmp3*y + 2*(tmp2/tmp0)/tmp0], default=numpy.nan)
-    return numpy.select([tmp1,True], [1,-tmp2*tmp3 + 1], default=numpy.nan), grad
+    tmp0 = _rt.row_sum(p)
+    tmp1 = _rt.row_sum(y)
+    tmp2 = tmp0 + tmp1
+    tmp3 = numpy.equal(tmp2, 0)
+    tmp4 = p*y
+    tmp5 = _rt.row_sum(tmp4)
+    tmp6 = y*2
+    grad = numpy.select([tmp3,True], [0,((-tmp6*_rt.rest_sum(p, tmp0) - tmp6*_rt.rest_sum(y, tmp1) - 2*y**2 + _rt.rest_sum(tmp4, tmp5)*2)/tmp2)/tmp2], default=numpy.nan)
+    return numpy.select([tmp3,True], [1,1 - 2*tmp5/tmp2], default=numpy.nan), grad
 
 
 def overlap_naive_grad(y, p):

@@ -10,6 +10,7 @@ Keras computes :math:`\log(\max(p, \epsilon) + 1)`, :math:`\epsilon = 10^{-7}`: 
 below :math:`10^{-7}` is taken as :math:`10^{-7}` (a prediction of −0.9 costs as if it were 0,
 with a zero gradient), and :math:`\log(x + 1)` loses the digits of small :math:`x`
 (float32: :math:`10^{-7} + 1` is :math:`1 + 2^{-23}`, 19 % high); the kernels use ``log1p``.
+Keras's ε is a float32 constant in float64 too (:math:`1.0000000116860974\cdot 10^{-7}`).
 
 Each function takes rows along the last axis (float64 arrays, labels broadcast to the
 prediction's shape; a label given by its class, ``k``, as int64 of shape (rows, 1), -1 for an
@@ -69,17 +70,17 @@ def msle_value(y, p):
 
     Mathematics: ``RowSum((log(p + 1) - log(y + 1))**2)/C``
 
-    Stable form: ``SumSquares(log1p(p) - log1p(y))/C``
+    Stable form: ``SumSquares(Log1pDiff(p, y))/C``
 
     Rewrites applied:
     - sum-squares: Σ_c x_c² = SumSquares(x), m²·Σ_c (x_c/m)² with m a power of two next to max|x| where the plain sum is out of range: x_c² overflows past |x| = 1.3e154 (float64) although λ/N·Σx² may not, and goes subnormal (digits lost) below |x| = 1.5e-154; the scaled sum has neither problem (as LAPACK's nrm2).
     - log1p-sum: log(1 + a) = log1p(a) for any a (after the rules for 1 + e^u and 1 - e^u): 1 + a rounds away the digits of a small a (the Cauchy loss log(1 + r²) at r = 1e-8 gives 1.1e-16 for 1e-16).
+    - log1p-difference: log1p(a) - log1p(b) = log((1 + a)/(1 + b)), by log1p of (a - b)/(1 + b) where the ratio is near 1: the difference of two logs keeps their absolute errors (MSLE at y = 18050, p = 6772: logs of 9.8 and 8.8, a difference of 0.98 with 10 of its ulps lost).
     """
     C = _rt.width(p)
-    tmp0 = numpy.log1p(p)
-    tmp1 = numpy.log1p(y)
-    tmp2 = 1/C
-    return _rt.sum_squares(tmp0 - tmp1, tmp2)
+    tmp0 = _rt.log1p_diff(p, y)
+    tmp1 = 1/C
+    return _rt.sum_squares(tmp0, tmp1)
 
 
 def msle_naive_value(y, p):
@@ -94,29 +95,27 @@ def msle_naive_value(y, p):
 def msle_grad(y, p):
     r"""mean squared logarithmic error: stable gradient d(value)/d(p), elementwise.
 
-    Derived by SymPy from the stable value: ``(2*log1p(p) - 2*log1p(y))/(C*(p + 1))``
+    Derived by SymPy from the stable value: ``2*Log1pDiff(p, y)/(C*(p + 1))``
 
-    Stable form: ``(2*log1p(p) - 2*log1p(y))/(C*(p + 1))``
+    Stable form: ``2*Log1pDiff(p, y)/(C*(p + 1))``
 
     Rewrites applied:
     - none
     """
     C = _rt.width(p)
-    tmp0 = numpy.log1p(p)
-    tmp1 = numpy.log1p(y)
-    tmp2 = 1/C
-    return tmp2*(tmp0*2 - 2*tmp1)/(p + 1)
+    tmp0 = _rt.log1p_diff(p, y)
+    tmp1 = 1/C
+    return (tmp0*tmp1/(p + 1))*2
 
 
 def msle_value_and_grad(y, p):
     r"""mean squared logarithmic error: stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``msle_value`` and ``msle_grad``).
     """
     C = _rt.width(p)
-    tmp0 = numpy.log1p(p)
-    tmp1 = numpy.log1p(y)
-    tmp2 = 1/C
-    grad = tmp2*(tmp0*2 - 2*tmp1)/(p + 1)
-    return _rt.sum_squares(tmp0 - tmp1, tmp2), grad
+    tmp0 = _rt.log1p_diff(p, y)
+    tmp1 = 1/C
+    grad = (tmp0*tmp1/(p + 1))*2
+    return _rt.sum_squares(tmp0, tmp1), grad
 
 
 def msle_naive_grad(y, p):

@@ -91,12 +91,11 @@ def index_value(y, p, alpha, beta):
     Rewrites applied:
     - none
     """
-    tmp0 = _rt.row_sum(p*y)
-    tmp1 = 1 - y
-    tmp2 = tmp0 + alpha*_rt.row_sum(p*tmp1) + beta*_rt.row_sum(y*(1 - p))
+    tmp0 = p*y
+    tmp1 = _rt.row_sum(tmp0)
+    tmp2 = tmp1 + alpha*_rt.row_sum(p*(1 - y)) + beta*_rt.row_sum(y*(1 - p))
     tmp3 = numpy.equal(tmp2, 0)
-    tmp4 = 1/tmp2
-    return numpy.select([tmp3,True], [1,-tmp0*tmp4 + 1], default=numpy.nan)
+    return numpy.select([tmp3,True], [1,-tmp1/tmp2 + 1], default=numpy.nan)
 
 
 def index_naive_value(y, p, alpha, beta):
@@ -114,29 +113,36 @@ def index_grad(y, p, alpha, beta):
 
     Derived by SymPy from the stable value: ``Piecewise((0, Eq(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y), 0)), (-y/(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y)) - (y*beta - y - alpha*(1 - y))*RowSum(p*y)/(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y))**2, True))``
 
-    Stable form: ``Piecewise((0, Eq(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y), 0)), (-y/(p*y + alpha*(p*(1 - y) + RestSum(p*(1 - y))) + beta*(y*(1 - p) + RestSum(y*(1 - p))) + RestSum(p*y)) - (p*y + RestSum(p*y))*(y*beta - y - alpha*(1 - y))/(p*y + alpha*(p*(1 - y) + RestSum(p*(1 - y))) + beta*(y*(1 - p) + RestSum(y*(1 - p))) + RestSum(p*y))**2, True))``
+    Stable form: ``Piecewise((0, Eq(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y), 0)), ((-y**2*beta - y*alpha*RestSum(p*y) - y*alpha*RestSum(-p*y + p) - y*beta*RestSum(p*y) - y*beta*RestSum(-p*y + y) + alpha*RestSum(p*y))/(p*y + alpha*(p*(1 - y) + RestSum(p*(1 - y))) + beta*(y*(1 - p) + RestSum(y*(1 - p))) + RestSum(p*y))**2, True))``
 
     Rewrites applied:
     - split-rowsum: Σ_c v_c = v_j + Σ_{c≠j} v_c: written this way, a difference such as σ_j·Σt - t_j or Σt/Σp - t_j/p_j becomes an expression in the other elements, which does not cancel when element j dominates (softmax_j - 1 = -Σ_{c≠j} e_c / Σ e_c).
+    - norm-square-split: over one denominator, with Σ v = v_j + Σ_{c≠j} v and ‖x‖² = x_j² + Σ_{c≠j} x_c², the terms of element j that cancel exactly are gone before anything is computed (the cosine's gradient: y_j‖p‖² - p_j Σ y p = y_j Σ_{c≠j} p_c² - p_j Σ_{c≠j} y_c p_c; the Dice gradient: Σ y p - y_j(Σ y + Σ p) loses its y_j p_j), where computed they would cancel in rounding for a row dominated by element j.
     """
-    tmp0 = _rt.row_sum(p*y)
-    tmp1 = 1 - y
-    tmp2 = tmp0 + alpha*_rt.row_sum(p*tmp1) + beta*_rt.row_sum(y*(1 - p))
+    tmp0 = p*y
+    tmp1 = _rt.row_sum(tmp0)
+    tmp2 = tmp1 + alpha*_rt.row_sum(p*(1 - y)) + beta*_rt.row_sum(y*(1 - p))
     tmp3 = numpy.equal(tmp2, 0)
-    tmp4 = 1/tmp2
-    return numpy.select([tmp3,True], [0,-1*((-tmp1*alpha + y*beta - y)/tmp2)*(tmp0/tmp2) - tmp4*y], default=numpy.nan)
+    tmp4 = _rt.rest_sum(tmp0, tmp1)
+    tmp5 = y*beta
+    tmp6 = p - tmp0
+    tmp7 = -tmp0 + y
+    return numpy.select([tmp3,True], [0,((-tmp4*tmp5 - tmp4*y*alpha + tmp4*alpha - tmp5*_rt.rest_sum(tmp7, _rt.row_sum(tmp7)) - y**2*beta - y*alpha*_rt.rest_sum(tmp6, _rt.row_sum(tmp6)))/tmp2)/tmp2], default=numpy.nan)
 
 
 def index_value_and_grad(y, p, alpha, beta):
     r"""Tversky loss: stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``index_value`` and ``index_grad``).
     """
-    tmp0 = _rt.row_sum(p*y)
-    tmp1 = 1 - y
-    tmp2 = tmp0 + alpha*_rt.row_sum(p*tmp1) + beta*_rt.row_sum(y*(1 - p))
+    tmp0 = p*y
+    tmp1 = _rt.row_sum(tmp0)
+    tmp2 = tmp1 + alpha*_rt.row_sum(p*(1 - y)) + beta*_rt.row_sum(y*(1 - p))
     tmp3 = numpy.equal(tmp2, 0)
-    tmp4 = 1/tmp2
-    grad = numpy.select([tmp3,True], [0,-1*((-tmp1*alpha + y*beta - y)/tmp2)*(tmp0/tmp2) - tmp4*y], default=numpy.nan)
-    return numpy.select([tmp3,True], [1,-tmp0*tmp4 + 1], default=numpy.nan), grad
+    tmp4 = _rt.rest_sum(tmp0, tmp1)
+    tmp5 = y*beta
+    tmp6 = p - tmp0
+    tmp7 = -tmp0 + y
+    grad = numpy.select([tmp3,True], [0,((-tmp4*tmp5 - tmp4*y*alpha + tmp4*alpha - tmp5*_rt.rest_sum(tmp7, _rt.row_sum(tmp7)) - y**2*beta - y*alpha*_rt.rest_sum(tmp6, _rt.row_sum(tmp6)))/tmp2)/tmp2], default=numpy.nan)
+    return numpy.select([tmp3,True], [1,-tmp1/tmp2 + 1], default=numpy.nan), grad
 
 
 def index_naive_grad(y, p, alpha, beta):
