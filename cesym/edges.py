@@ -281,6 +281,7 @@ def _math_form(expr: sp.Basic) -> sp.Basic:
         g.SharedRestSum: lambda v, S: RestSum(v),
         g.ExpMin0: lambda x, E: sp.exp(sp.Min(x, 0)),
         g.WeightedSumSquares: lambda x, a: a * SumSquares(x),
+        g.WeightedRowSum: lambda x, a: a * RowSum(x),
     }
     return expr.replace(lambda e: type(e) in table, lambda e: table[type(e)](*e.args))
 

@@ -94,6 +94,14 @@ class WeightedSumSquares(sp.Function):
     nargs = 2
 
 
+class WeightedRowSum(sp.Function):
+    """Printing form of ``a·RowSum(f)`` (the product row-level, ``a`` not 1): the runtime
+    computes ``a·Σf`` as the plain product, and where the sum overflows while the product (a
+    mean) does not, scaled (:func:`cesym.kernels._runtime.weighted_row_sum`)."""
+
+    nargs = 2
+
+
 class ExpMin0(sp.Function):
     """Printing form of ``exp(min(x, 0))`` given ``E = exp(-|x|)``: E where x < 0, else 1 (no
     second exponential)."""
@@ -241,7 +249,21 @@ def _weighted_sum_squares(expr: sp.Basic) -> sp.Basic:
     return expr.replace(lambda e: isinstance(e, SumSquares), lambda e: WeightedSumSquares(e.args[0], sp.Integer(1)))
 
 
-def print_form(expr: sp.Basic, index_label: Elem | None = None) -> sp.Basic:
+def _weighted_row_sums(expr: sp.Basic) -> sp.Basic:
+    """``a·RowSum(f)`` with every other factor row-level -> ``WeightedRowSum(f, a)`` (a mean:
+    its sum may overflow where it does not)."""
+
+    def mul(e: sp.Mul) -> sp.Basic:
+        sums = [f for f in e.args if isinstance(f, RowSum)]
+        rest = [f for f in e.args if f is not (sums[0] if sums else None)]
+        if len(sums) != 1 or any(element_symbols(f) or f.has(RowSum) for f in rest):
+            return e
+        return WeightedRowSum(sums[0].args[0], sp.Mul(*rest))
+
+    return expr.replace(lambda e: isinstance(e, sp.Mul) and any(isinstance(f, RowSum) for f in e.args), mul)
+
+
+def print_form(expr: sp.Basic, index_label: Elem | None = None, means: bool = True) -> sp.Basic:
     """Exact identities applied before printing, so that ``cse`` can share work.
 
     * ``v_j + Σ_{c≠j} v_c = Σ_c v_c`` (a row-level sum; no cancellation to avoid in a sum);
@@ -266,6 +288,8 @@ def print_form(expr: sp.Basic, index_label: Elem | None = None) -> sp.Basic:
     """
     expr = _merge_rest_sums(expr)
     expr = _weighted_sum_squares(expr)
+    if means and not element_symbols(expr):  # a row-level value: its means (not the naive forms')
+        expr = _weighted_row_sums(expr)
     expr = expr.replace(
         lambda e: isinstance(e, Softplus), lambda e: sp.Max(e.args[0], 0) + log1p(sp.exp(-sp.Abs(e.args[0])))
     )
@@ -374,6 +398,9 @@ class KernelPrinter(NumPyPrinter):
             return self._rt(self._RT_ALL_ARGS[name], *e.args)
         return super()._print_Function(e)
 
+    def _print_WeightedRowSum(self, e):
+        return self._rt("weighted_row_sum", *e.args)
+
     def _print_WeightedSumSquares(self, e):
         x, a = e.args
         return self._rt("sum_squares", x) if a == 1 else self._rt("sum_squares", x, a)
@@ -443,6 +470,7 @@ class _Fn:
     doc: str
     element_level: bool
     returns: tuple[int, ...] | None = None  # which of a tuple ``expr`` the function returns
+    naive: bool = False  # a naive form: printed as written (no lowering of its means)
 
 
 def _arguments(loss: Loss) -> list[str]:
@@ -469,7 +497,8 @@ def _print_weight(definition: sp.Expr, params: Sequence[sp.Symbol], printer: Ker
 
 
 def printed_form(
-    loss: Loss, expr: sp.Expr | tuple[sp.Expr, ...], returns: tuple[int, ...] | None = None, index_label: bool = True
+    loss: Loss, expr: sp.Expr | tuple[sp.Expr, ...], returns: tuple[int, ...] | None = None, index_label: bool = True,
+    naive: bool = False,
 ) -> tuple[list[tuple[Elem, sp.Basic]], list[sp.Basic]]:
     """What :func:`_print_body` prints: the temporaries ``[(tmpK, expression), ...]`` in order and
     the returned expressions, after :func:`print_form` and ``cse`` over all of ``expr``.
@@ -478,7 +507,7 @@ def printed_form(
     form on dense rows, :mod:`cesym.edges`).
     """
     label = loss.label if loss.label_index and index_label else None
-    exprs = [print_form(e, label) for e in (expr if isinstance(expr, tuple) else (expr,))]
+    exprs = [print_form(e, label, means=not naive) for e in (expr if isinstance(expr, tuple) else (expr,))]
     returns = tuple(range(len(exprs))) if returns is None else returns
     taken = {s.name for e in exprs for s in e.free_symbols} | {"C", "N"}
     # Temporaries are Elem symbols: RowSum must not mistake an element-level temporary for a
@@ -499,7 +528,8 @@ def printed_form(
 
 
 def _print_body(
-    loss: Loss, expr: sp.Expr | tuple[sp.Expr, ...], printer: KernelPrinter, returns: tuple[int, ...] | None = None
+    loss: Loss, expr: sp.Expr | tuple[sp.Expr, ...], printer: KernelPrinter, returns: tuple[int, ...] | None = None,
+    naive: bool = False,
 ) -> list[str]:
     """Lines computing ``expr``: shape constants, label weights, CSE temporaries, return.
 
@@ -508,7 +538,7 @@ def _print_body(
     the temporaries they need. The value, the gradient and the fused pair are printed from the
     same ``cse``, so each output is the same expression, and the same numbers, in all three.
     """
-    kept, out_exprs = printed_form(loss, expr, returns)
+    kept, out_exprs = printed_form(loss, expr, returns, naive=naive)
     taken = {s.name for e in (expr if isinstance(expr, tuple) else (expr,)) for s in e.free_symbols}
     used = [sub for _, sub in kept] + out_exprs
     lines = []
@@ -567,7 +597,7 @@ def _latex(expr: sp.Expr) -> str:
 
 def _render_function(loss: Loss, fn: _Fn, printer: KernelPrinter) -> str:
     args = ", ".join(_arguments(loss))
-    body = "\n".join(_print_body(loss, fn.expr, printer, fn.returns))
+    body = "\n".join(_print_body(loss, fn.expr, printer, fn.returns, fn.naive))
     doc = fn.doc.strip()
     return (
         f"def {fn.name}({args}):\n"
@@ -602,6 +632,7 @@ def _functions(d: Derived) -> list[_Fn]:
             f"{loss.title}: the naive value (the definition in elementary functions, no rewrite).\n\n"
             f"``{sp.sstr(d.naive_value)}``",
             not loss.row_level,
+            naive=True,
         ),
     ]
     if d.grad is not None:
@@ -628,6 +659,7 @@ def _functions(d: Derived) -> list[_Fn]:
                 f"{loss.title}: the naive gradient (SymPy's derivative of the definition, no rewrite).\n\n"
                 f"``{sp.sstr(d.naive_grad)}``",
                 True,
+                naive=True,
             ),
         ]
     return fns

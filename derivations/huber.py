@@ -6,9 +6,11 @@ r"""Huber loss, as ``keras.losses.huber`` (Keras 3) defines it, with :math:`e = 
 
 over the last axis: quadratic near 0, linear beyond :math:`\delta > 0`, with a continuous
 gradient :math:`\operatorname{clip}(e, -\delta, \delta)/C` (no convention needed at the joins).
-The kernels compute :math:`h_\delta(e) = \min(|e|, \delta)\,(|e| - \min(|e|, \delta)/2)`, one
-expression for both pieces with no cancellation (:math:`|e| - \delta/2 \ge |e|/2` on the
-linear piece); Keras evaluates both pieces and selects one.
+The loss is written :math:`h_\delta(e) = \delta\,g(e)` with :math:`g(e) = e^2/(2\delta)` or
+:math:`|e| - \delta/2`: no piece of :math:`g` exceeds :math:`|e|` (no cancellation either:
+:math:`|e| - \delta/2 \ge |e|/2` on the linear piece), and :math:`\delta/C` multiplies the row's
+sum last, so a row whose :math:`\delta|e|` passes the largest float while its mean does not
+keeps its value. Keras evaluates both pieces and selects one.
 """
 
 from sympy import Abs, Piecewise, Rational, Symbol
@@ -28,10 +30,13 @@ LOSSES = [
         family="huber",
         variant="smooth_l1",
         title="Huber loss",
-        value=RowSum(Piecewise((half * (p - y) ** 2, Abs(p - y) <= delta), (delta * Abs(p - y) - half * delta**2, True))) / C,
+        # h_δ(e) = δ·g(e), g = e²/(2δ) or |e| - δ/2: no piece of g exceeds |e|, and δ/C multiplies
+        # the row's sum of g (δ|e| itself overflows past |e| = 1.8e308/δ where the mean does not)
+        value=delta * RowSum(Piecewise((half * (p - y) ** 2 / delta, Abs(p - y) <= delta), (Abs(p - y) - half * delta, True))) / C,
         prediction=p,
         label=y,
         params=(delta,),
+        param_ranges={delta: (1e-3, 1e3)},
         # keras.losses.huber: where(|e| <= delta, 0.5 * e**2, delta * |e| - 0.5 * delta**2), e = y_pred - y_true
         keras=RowSum(Piecewise((half * (p - y) ** 2, Abs(p - y) <= delta), (delta * Abs(p - y) - half * delta**2, True))) / C,
     ),

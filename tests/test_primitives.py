@@ -409,3 +409,23 @@ def test_runtime_log1p_diff():
     assert ulp_error(rt.log1p_diff(a[-3:-2], a[-2:-1])[0], ln2, np.float64) <= 1
     edge = rt.log1p_diff(np.array([-1.0, np.inf, np.nan, 3.0]), np.array([2.0, 1.0, 0.0, -1.0]))
     assert edge[0] == -np.inf and edge[1] == np.inf and np.isnan(edge[2]) and edge[3] == np.inf
+
+
+def test_runtime_weighted_row_sum():
+    """a·Σv: the very numbers of a*row_sum(v) on ordinary rows; where the sum overflows and the
+    mean does not (terms near the largest float), the mean to a few ulps; inf only where the
+    result is; NaN and ±inf terms as in the plain product."""
+    from cesym.ulps import ulp_error
+
+    rng = np.random.default_rng(7)
+    v = rng.standard_normal((50, 7)) * 10.0 ** rng.uniform(-300, 300, (50, 1))
+    a = 1 / 7
+    assert np.array_equal(rt.weighted_row_sum(v, a), a * rt.row_sum(v))
+    big = np.array([[1.5e308, 1.2e308, -1e300], [1.7e308, 1.7e308, 1.7e308], [1e308, np.inf, 1.0], [np.nan, 1e308, 1e308]])
+    out = rt.weighted_row_sum(big, 1 / 3)
+    with mpmath.workprec(200):
+        for r in (0, 1):
+            exact = mpmath.fsum(mpmath.mpf(x) for x in big[r]) / 3
+            assert ulp_error(out[r, 0], exact, np.float64) <= 4, (r, out[r, 0], exact)
+    assert out[2, 0] == np.inf and np.isnan(out[3, 0])
+    assert rt.weighted_row_sum(big[1:2], 2.0)[0, 0] == np.inf  # the product itself overflows

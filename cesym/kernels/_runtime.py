@@ -23,6 +23,7 @@ __all__ = [
     "row_sum",
     "row_max",
     "max_share",
+    "weighted_row_sum",
     "log1p_diff",
     "max_minus_sum",
     "sum_squares",
@@ -114,6 +115,34 @@ def _row_max(v: np.ndarray) -> np.ndarray:
     if 0 < v.shape[-1] <= _SHORT_ROW:
         return _tree(np.maximum, _columns(v))
     return np.max(v, axis=-1, keepdims=True)
+
+
+def weighted_row_sum(v: np.ndarray, a) -> np.ndarray:
+    """a·Σ_c v_c along the last axis (``a`` row-level): ``a*row_sum(v)``, the same operations and
+    numbers, but where that overflows (or is NaN from inf·0) with every term and ``a`` finite
+    (a mean of terms near the largest float whose sum is not), as :func:`sum_squares` does: the
+    terms scaled by the power of two next to their largest magnitude (exact), summed, multiplied
+    by a's mantissa, and the exact power of two put back last (inf only where the result is).
+    A row in pieces keeps the plain product."""
+    if _piece() is not None:
+        return a * row_sum(v)
+    s = _row_sum(v)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = a * s
+    if np.all(np.isfinite(out)):
+        return out
+    A = np.broadcast_to(a, s.shape)
+    bad = (~np.isfinite(out) & np.isfinite(A))[..., 0] & np.all(np.isfinite(v), axis=-1)
+    if not np.any(bad):
+        return out
+    vb = v[bad]
+    _, k = np.frexp(np.max(np.abs(vb), axis=-1, keepdims=True))
+    S = _row_sum(np.ldexp(vb, -k))
+    am, ae = np.frexp(A[bad])
+    out = np.array(np.broadcast_to(out, s.shape))
+    with np.errstate(over="ignore"):
+        out[bad] = np.ldexp(am * S, ae + k)
+    return out
 
 
 def log1p_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:

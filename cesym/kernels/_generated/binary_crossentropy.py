@@ -110,7 +110,7 @@ def probs_value(y, p, label_smoothing):
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = 1/C
-    return tmp0*_rt.row_sum(_rt.xmul(t, -numpy.log(p)) + _rt.xmul(u, -numpy.log1p(-p)))
+    return _rt.weighted_row_sum(_rt.xmul(t, -numpy.log(p)) + _rt.xmul(u, -numpy.log1p(-p)), tmp0)
 
 
 def probs_naive_value(y, p, label_smoothing):
@@ -149,7 +149,7 @@ def probs_value_and_grad(y, p, label_smoothing):
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = 1/C
     grad = _rt.xmul(t, -tmp0/p) + _rt.xmul(u, tmp0/(1 - p))
-    return tmp0*_rt.row_sum(_rt.xmul(t, -numpy.log(p)) + _rt.xmul(u, -numpy.log1p(-p))), grad
+    return _rt.weighted_row_sum(_rt.xmul(t, -numpy.log(p)) + _rt.xmul(u, -numpy.log1p(-p)), tmp0), grad
 
 
 def probs_naive_grad(y, p, label_smoothing):
@@ -184,11 +184,11 @@ def logits_value(y, x, label_smoothing):
     C = _rt.width(x)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
-    tmp0 = 1/C
-    tmp1 = numpy.exp(-abs(x))
-    tmp2 = numpy.log1p(tmp1)
-    tmp3 = -x
-    return tmp0*_rt.row_sum(t*(tmp2 + numpy.maximum(0, tmp3)) + u*(tmp2 + numpy.maximum(0, x)))
+    tmp0 = numpy.exp(-abs(x))
+    tmp1 = numpy.log1p(tmp0)
+    tmp2 = -x
+    tmp3 = 1/C
+    return _rt.weighted_row_sum(t*(tmp1 + numpy.maximum(0, tmp2)) + u*(tmp1 + numpy.maximum(0, x)), tmp3)
 
 
 def logits_naive_value(y, x, label_smoothing):
@@ -216,11 +216,11 @@ def logits_grad(y, x, label_smoothing):
     C = _rt.width(x)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
-    tmp0 = 1/C
-    tmp1 = numpy.exp(-abs(x))
-    tmp2 = -x
-    tmp3 = 1/(tmp1 + 1)
-    return -t*tmp0*tmp3*_rt.exp_min0(tmp2, tmp1) + tmp0*tmp3*u*_rt.exp_min0(x, tmp1)
+    tmp0 = numpy.exp(-abs(x))
+    tmp1 = -x
+    tmp2 = 1/C
+    tmp3 = 1/(tmp0 + 1)
+    return -t*tmp2*tmp3*_rt.exp_min0(tmp1, tmp0) + tmp2*tmp3*u*_rt.exp_min0(x, tmp0)
 
 
 def logits_value_and_grad(y, x, label_smoothing):
@@ -229,13 +229,13 @@ def logits_value_and_grad(y, x, label_smoothing):
     C = _rt.width(x)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
-    tmp0 = 1/C
-    tmp1 = numpy.exp(-abs(x))
-    tmp2 = numpy.log1p(tmp1)
-    tmp3 = -x
-    tmp4 = 1/(tmp1 + 1)
-    grad = -t*tmp0*tmp4*_rt.exp_min0(tmp3, tmp1) + tmp0*tmp4*u*_rt.exp_min0(x, tmp1)
-    return tmp0*_rt.row_sum(t*(tmp2 + numpy.maximum(0, tmp3)) + u*(tmp2 + numpy.maximum(0, x))), grad
+    tmp0 = numpy.exp(-abs(x))
+    tmp1 = numpy.log1p(tmp0)
+    tmp2 = -x
+    tmp3 = 1/C
+    tmp4 = 1/(tmp0 + 1)
+    grad = -t*tmp3*tmp4*_rt.exp_min0(tmp2, tmp0) + tmp3*tmp4*u*_rt.exp_min0(x, tmp0)
+    return _rt.weighted_row_sum(t*(tmp1 + numpy.maximum(0, tmp2)) + u*(tmp1 + numpy.maximum(0, x)), tmp3), grad
 
 
 def logits_naive_grad(y, x, label_smoothing):

@@ -112,9 +112,9 @@ def plain_value(t, p):
     - none
     """
     C = _rt.width(p)
-    tmp0 = 1/C
-    tmp1 = -p*t + 1
-    return tmp0*_rt.row_sum(numpy.maximum(tmp1, 0))
+    tmp0 = -p*t + 1
+    tmp1 = 1/C
+    return _rt.weighted_row_sum(numpy.maximum(tmp0, 0), tmp1)
 
 
 def plain_naive_value(t, p):
@@ -138,19 +138,19 @@ def plain_grad(t, p):
     - none
     """
     C = _rt.width(p)
-    tmp0 = 1/C
-    tmp1 = -p*t + 1
-    return -t*tmp0*numpy.heaviside(tmp1, 1.0)
+    tmp0 = -p*t + 1
+    tmp1 = 1/C
+    return -t*tmp1*numpy.heaviside(tmp0, 1.0)
 
 
 def plain_value_and_grad(t, p):
     r"""hinge loss: stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``plain_value`` and ``plain_grad``).
     """
     C = _rt.width(p)
-    tmp0 = 1/C
-    tmp1 = -p*t + 1
-    grad = -t*tmp0*numpy.heaviside(tmp1, 1.0)
-    return tmp0*_rt.row_sum(numpy.maximum(tmp1, 0)), grad
+    tmp0 = -p*t + 1
+    tmp1 = 1/C
+    grad = -t*tmp1*numpy.heaviside(tmp0, 1.0)
+    return _rt.weighted_row_sum(numpy.maximum(tmp0, 0), tmp1), grad
 
 
 def plain_naive_grad(t, p):

@@ -8,9 +8,11 @@ Huber loss, as ``keras.losses.huber`` (Keras 3) defines it, with :math:`e = p - 
 
 over the last axis: quadratic near 0, linear beyond :math:`\delta > 0`, with a continuous
 gradient :math:`\operatorname{clip}(e, -\delta, \delta)/C` (no convention needed at the joins).
-The kernels compute :math:`h_\delta(e) = \min(|e|, \delta)\,(|e| - \min(|e|, \delta)/2)`, one
-expression for both pieces with no cancellation (:math:`|e| - \delta/2 \ge |e|/2` on the
-linear piece); Keras evaluates both pieces and selects one.
+The loss is written :math:`h_\delta(e) = \delta\,g(e)` with :math:`g(e) = e^2/(2\delta)` or
+:math:`|e| - \delta/2`: no piece of :math:`g` exceeds :math:`|e|` (no cancellation either:
+:math:`|e| - \delta/2 \ge |e|/2` on the linear piece), and :math:`\delta/C` multiplies the row's
+sum last, so a row whose :math:`\delta|e|` passes the largest float while its mean does not
+keeps its value. Keras evaluates both pieces and selects one.
 
 Each function takes rows along the last axis (float64 arrays, labels broadcast to the
 prediction's shape; a label given by its class, ``k``, as int64 of shape (rows, 1), -1 for an
@@ -61,8 +63,8 @@ CORES = {'smooth_l1': {'args': ['y', 'p', 'delta'],
                'differentiable': True,
                'row_level': True,
                'title': 'Huber loss',
-               'formula': 'RowSum(Piecewise(((p - y)**2/2, delta >= Abs(p - y)), (-delta**2/2 + '
-                          'delta*Abs(p - y), True)))/C'}}
+               'formula': 'delta*RowSum(Piecewise(((p - y)**2/(2*delta), delta >= Abs(p - y)), '
+                          '(-delta/2 + Abs(p - y), True)))/C'}}
 
 #: One call of each public function and its result (6 digits), for its docstring.
 EXAMPLES = {'huber': 'huber([[0.5, -1.0, 2.0]], [[0.3, -1.2, 2.0]])  # [0.0133333]'}
@@ -71,70 +73,73 @@ EXAMPLES = {'huber': 'huber([[0.5, -1.0, 2.0]], [[0.3, -1.2, 2.0]])  # [0.013333
 def smooth_l1_value(y, p, delta):
     r"""Huber loss: stable value, one value per row (keepdims).
 
-    Mathematics: ``RowSum(Piecewise(((p - y)**2/2, delta >= Abs(p - y)), (-delta**2/2 + delta*Abs(p - y), True)))/C``
+    Mathematics: ``delta*RowSum(Piecewise(((p - y)**2/(2*delta), delta >= Abs(p - y)), (-delta/2 + Abs(p - y), True)))/C``
 
-    Stable form: ``RowSum(Piecewise(((p - y)**2/2, delta >= Abs(p - y)), (-delta**2/2 + delta*Abs(p - y), True)))/C``
+    Stable form: ``delta*RowSum(Piecewise(((p - y)**2/(2*delta), delta >= Abs(p - y)), (-delta/2 + Abs(p - y), True)))/C``
 
     Rewrites applied:
     - none
     """
     C = _rt.width(p)
-    tmp0 = 1/C
-    tmp1 = p - y
-    tmp2 = abs(tmp1)
+    tmp0 = p - y
+    tmp1 = (1/2)/delta
+    tmp2 = abs(tmp0)
     tmp3 = numpy.greater_equal(delta, tmp2)
-    return tmp0*_rt.row_sum(numpy.select([tmp3,True], [(1/2)*tmp1**2,tmp2*delta - 1/2*delta**2], default=numpy.nan))
+    tmp4 = delta/C
+    return _rt.weighted_row_sum(numpy.select([tmp3,True], [tmp0**2*tmp1,tmp2 - 1/2*delta], default=numpy.nan), tmp4)
 
 
 def smooth_l1_naive_value(y, p, delta):
     r"""Huber loss: the naive value (the definition in elementary functions, no rewrite).
 
-    ``RowSum(Piecewise(((p - y)**2/2, delta >= Abs(p - y)), (-delta**2/2 + delta*Abs(p - y), True)))/C``
+    ``delta*RowSum(Piecewise(((p - y)**2/(2*delta), delta >= Abs(p - y)), (-delta/2 + Abs(p - y), True)))/C``
     """
     C = _rt.width(p)
     tmp0 = p - y
     tmp1 = abs(tmp0)
-    return _rt.row_sum(numpy.select([numpy.less_equal(tmp1, delta),True], [(1/2)*tmp0**2,tmp1*delta - 1/2*delta**2], default=numpy.nan))/C
+    return delta*_rt.row_sum(numpy.select([numpy.less_equal(tmp1, delta),True], [(1/2)*tmp0**2/delta,tmp1 - 1/2*delta], default=numpy.nan))/C
 
 
 def smooth_l1_grad(y, p, delta):
     r"""Huber loss: stable gradient d(value)/d(p), elementwise.
 
-    Derived by SymPy from the stable value: ``Piecewise((p - y, delta >= Abs(p - y)), (delta*sign(p - y), True))/C``
+    Derived by SymPy from the stable value: ``delta*Piecewise(((2*p - 2*y)/(2*delta), delta >= Abs(p - y)), (sign(p - y), True))/C``
 
-    Stable form: ``Piecewise((p - y, delta >= Abs(p - y)), (delta*sign(p - y), True))/C``
+    Stable form: ``delta*Piecewise(((2*p - 2*y)/(2*delta), delta >= Abs(p - y)), (sign(p - y), True))/C``
 
     Rewrites applied:
     - none
     """
     C = _rt.width(p)
-    tmp0 = 1/C
-    tmp1 = p - y
-    tmp2 = abs(tmp1)
+    tmp0 = p - y
+    tmp1 = (1/2)/delta
+    tmp2 = abs(tmp0)
     tmp3 = numpy.greater_equal(delta, tmp2)
-    return tmp0*numpy.select([tmp3,True], [tmp1,delta*numpy.sign(tmp1)], default=numpy.nan)
+    tmp4 = delta/C
+    return tmp4*numpy.select([tmp3,True], [tmp1*(p*2 - 2*y),numpy.sign(tmp0)], default=numpy.nan)
 
 
 def smooth_l1_value_and_grad(y, p, delta):
     r"""Huber loss: stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``smooth_l1_value`` and ``smooth_l1_grad``).
     """
     C = _rt.width(p)
-    tmp0 = 1/C
-    tmp1 = p - y
-    tmp2 = abs(tmp1)
+    tmp0 = p - y
+    tmp1 = (1/2)/delta
+    tmp2 = abs(tmp0)
     tmp3 = numpy.greater_equal(delta, tmp2)
-    grad = tmp0*numpy.select([tmp3,True], [tmp1,delta*numpy.sign(tmp1)], default=numpy.nan)
-    return tmp0*_rt.row_sum(numpy.select([tmp3,True], [(1/2)*tmp1**2,tmp2*delta - 1/2*delta**2], default=numpy.nan)), grad
+    tmp4 = delta/C
+    grad = tmp4*numpy.select([tmp3,True], [tmp1*(p*2 - 2*y),numpy.sign(tmp0)], default=numpy.nan)
+    return _rt.weighted_row_sum(numpy.select([tmp3,True], [tmp0**2*tmp1,tmp2 - 1/2*delta], default=numpy.nan), tmp4), grad
 
 
 def smooth_l1_naive_grad(y, p, delta):
     r"""Huber loss: the naive gradient (SymPy's derivative of the definition, no rewrite).
 
-    ``Piecewise((p - y, delta >= Abs(p - y)), (delta*sign(p - y), True))/C``
+    ``delta*Piecewise(((2*p - 2*y)/(2*delta), delta >= Abs(p - y)), (sign(p - y), True))/C``
     """
     C = _rt.width(p)
     tmp0 = p - y
-    return numpy.select([numpy.greater_equal(delta, abs(tmp0)),True], [tmp0,delta*numpy.sign(tmp0)], default=numpy.nan)/C
+    return delta*numpy.select([numpy.greater_equal(delta, abs(tmp0)),True], [(1/2)*(p*2 - 2*y)/delta,numpy.sign(tmp0)], default=numpy.nan)/C
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.

@@ -72,9 +72,9 @@ def logcosh_value(y, p):
     - log-cosh: log cosh u = LogCosh(u): cosh overflows past |u| = 710.48 where log cosh is about 710, and the stable large-|u| form |u| - log 2 + log1p(e^{-2|u|}) cancels for small u (value u²/2), so the runtime takes log1p(sinh² u)/2 below |u| = 1.
     """
     C = _rt.width(p)
-    tmp0 = 1/C
-    tmp1 = p - y
-    return tmp0*_rt.row_sum(_rt.logcosh(tmp1))
+    tmp0 = p - y
+    tmp1 = 1/C
+    return _rt.weighted_row_sum(_rt.logcosh(tmp0), tmp1)
 
 
 def logcosh_naive_value(y, p):
@@ -97,19 +97,19 @@ def logcosh_grad(y, p):
     - none
     """
     C = _rt.width(p)
-    tmp0 = 1/C
-    tmp1 = p - y
-    return tmp0*numpy.tanh(tmp1)
+    tmp0 = p - y
+    tmp1 = 1/C
+    return tmp1*numpy.tanh(tmp0)
 
 
 def logcosh_value_and_grad(y, p):
     r"""log-cosh error: stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``logcosh_value`` and ``logcosh_grad``).
     """
     C = _rt.width(p)
-    tmp0 = 1/C
-    tmp1 = p - y
-    grad = tmp0*numpy.tanh(tmp1)
-    return tmp0*_rt.row_sum(_rt.logcosh(tmp1)), grad
+    tmp0 = p - y
+    tmp1 = 1/C
+    grad = tmp1*numpy.tanh(tmp0)
+    return _rt.weighted_row_sum(_rt.logcosh(tmp0), tmp1), grad
 
 
 def logcosh_naive_grad(y, p):

@@ -67,9 +67,9 @@ def mae_value(y, p):
     - none
     """
     C = _rt.width(p)
-    tmp0 = 1/C
-    tmp1 = p - y
-    return tmp0*_rt.row_sum(abs(tmp1))
+    tmp0 = p - y
+    tmp1 = 1/C
+    return _rt.weighted_row_sum(abs(tmp0), tmp1)
 
 
 def mae_naive_value(y, p):
@@ -92,19 +92,19 @@ def mae_grad(y, p):
     - none
     """
     C = _rt.width(p)
-    tmp0 = 1/C
-    tmp1 = p - y
-    return tmp0*numpy.sign(tmp1)
+    tmp0 = p - y
+    tmp1 = 1/C
+    return tmp1*numpy.sign(tmp0)
 
 
 def mae_value_and_grad(y, p):
     r"""mean absolute error: stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``mae_value`` and ``mae_grad``).
     """
     C = _rt.width(p)
-    tmp0 = 1/C
-    tmp1 = p - y
-    grad = tmp0*numpy.sign(tmp1)
-    return tmp0*_rt.row_sum(abs(tmp1)), grad
+    tmp0 = p - y
+    tmp1 = 1/C
+    grad = tmp1*numpy.sign(tmp0)
+    return _rt.weighted_row_sum(abs(tmp0), tmp1), grad
 
 
 def mae_naive_grad(y, p):

@@ -80,7 +80,7 @@ def mape_value(y, p):
     tmp0 = 1/abs(y)
     tmp1 = p - y
     tmp2 = 100/C
-    return tmp2*_rt.row_sum(tmp0*abs(tmp1))
+    return _rt.weighted_row_sum(tmp0*abs(tmp1), tmp2)
 
 
 def mape_naive_value(y, p):
@@ -117,7 +117,7 @@ def mape_value_and_grad(y, p):
     tmp1 = p - y
     tmp2 = 100/C
     grad = tmp0*tmp2*numpy.sign(tmp1)
-    return tmp2*_rt.row_sum(tmp0*abs(tmp1)), grad
+    return _rt.weighted_row_sum(tmp0*abs(tmp1), tmp2), grad
 
 
 def mape_naive_grad(y, p):

@@ -71,7 +71,7 @@ def rate_value(y, p):
     """
     C = _rt.width(p)
     tmp0 = 1/C
-    return tmp0*_rt.row_sum(p + _rt.xmul(y, -numpy.log(p)))
+    return _rt.weighted_row_sum(p + _rt.xmul(y, -numpy.log(p)), tmp0)
 
 
 def rate_naive_value(y, p):
@@ -104,7 +104,7 @@ def rate_value_and_grad(y, p):
     C = _rt.width(p)
     tmp0 = 1/C
     grad = tmp0 + _rt.xmul(y, -tmp0/p)
-    return tmp0*_rt.row_sum(p + _rt.xmul(y, -numpy.log(p))), grad
+    return _rt.weighted_row_sum(p + _rt.xmul(y, -numpy.log(p)), tmp0), grad
 
 
 def rate_naive_grad(y, p):

@@ -93,9 +93,10 @@ def index_value(y, p, alpha, beta):
     """
     tmp0 = p*y
     tmp1 = _rt.row_sum(tmp0)
-    tmp2 = tmp1 + alpha*_rt.row_sum(p*(1 - y)) + beta*_rt.row_sum(y*(1 - p))
-    tmp3 = numpy.equal(tmp2, 0)
-    return numpy.select([tmp3,True], [1,-tmp1/tmp2 + 1], default=numpy.nan)
+    tmp2 = p*(1 - y)
+    tmp3 = y*(1 - p)
+    tmp4 = tmp1 + _rt.weighted_row_sum(tmp2, alpha) + _rt.weighted_row_sum(tmp3, beta)
+    return numpy.select([numpy.equal(tmp4, 0),True], [1,-tmp1/tmp4 + 1], default=numpy.nan)
 
 
 def index_naive_value(y, p, alpha, beta):
@@ -121,13 +122,14 @@ def index_grad(y, p, alpha, beta):
     """
     tmp0 = p*y
     tmp1 = _rt.row_sum(tmp0)
-    tmp2 = tmp1 + alpha*_rt.row_sum(p*(1 - y)) + beta*_rt.row_sum(y*(1 - p))
-    tmp3 = numpy.equal(tmp2, 0)
-    tmp4 = _rt.rest_sum(tmp0, tmp1)
-    tmp5 = y*beta
-    tmp6 = p - tmp0
-    tmp7 = -tmp0 + y
-    return numpy.select([tmp3,True], [0,((-tmp4*tmp5 - tmp4*y*alpha + tmp4*alpha - tmp5*_rt.rest_sum(tmp7, _rt.row_sum(tmp7)) - y**2*beta - y*alpha*_rt.rest_sum(tmp6, _rt.row_sum(tmp6)))/tmp2)/tmp2], default=numpy.nan)
+    tmp2 = p*(1 - y)
+    tmp3 = y*(1 - p)
+    tmp4 = tmp1 + alpha*_rt.row_sum(tmp2) + beta*_rt.row_sum(tmp3)
+    tmp5 = _rt.rest_sum(tmp0, tmp1)
+    tmp6 = y*beta
+    tmp7 = p - tmp0
+    tmp8 = -tmp0 + y
+    return numpy.select([numpy.equal(tmp4, 0),True], [0,((-tmp5*tmp6 - tmp5*y*alpha + tmp5*alpha - tmp6*_rt.rest_sum(tmp8, _rt.row_sum(tmp8)) - y**2*beta - y*alpha*_rt.rest_sum(tmp7, _rt.row_sum(tmp7)))/tmp4)/tmp4], default=numpy.nan)
 
 
 def index_value_and_grad(y, p, alpha, beta):
@@ -135,14 +137,16 @@ def index_value_and_grad(y, p, alpha, beta):
     """
     tmp0 = p*y
     tmp1 = _rt.row_sum(tmp0)
-    tmp2 = tmp1 + alpha*_rt.row_sum(p*(1 - y)) + beta*_rt.row_sum(y*(1 - p))
-    tmp3 = numpy.equal(tmp2, 0)
-    tmp4 = _rt.rest_sum(tmp0, tmp1)
-    tmp5 = y*beta
-    tmp6 = p - tmp0
-    tmp7 = -tmp0 + y
-    grad = numpy.select([tmp3,True], [0,((-tmp4*tmp5 - tmp4*y*alpha + tmp4*alpha - tmp5*_rt.rest_sum(tmp7, _rt.row_sum(tmp7)) - y**2*beta - y*alpha*_rt.rest_sum(tmp6, _rt.row_sum(tmp6)))/tmp2)/tmp2], default=numpy.nan)
-    return numpy.select([tmp3,True], [1,-tmp1/tmp2 + 1], default=numpy.nan), grad
+    tmp2 = p*(1 - y)
+    tmp3 = y*(1 - p)
+    tmp4 = tmp1 + _rt.weighted_row_sum(tmp2, alpha) + _rt.weighted_row_sum(tmp3, beta)
+    tmp5 = tmp1 + alpha*_rt.row_sum(tmp2) + beta*_rt.row_sum(tmp3)
+    tmp6 = _rt.rest_sum(tmp0, tmp1)
+    tmp7 = y*beta
+    tmp8 = p - tmp0
+    tmp9 = -tmp0 + y
+    grad = numpy.select([numpy.equal(tmp5, 0),True], [0,((-tmp6*tmp7 - tmp6*y*alpha + tmp6*alpha - tmp7*_rt.rest_sum(tmp9, _rt.row_sum(tmp9)) - y**2*beta - y*alpha*_rt.rest_sum(tmp8, _rt.row_sum(tmp8)))/tmp5)/tmp5], default=numpy.nan)
+    return numpy.select([numpy.equal(tmp4, 0),True], [1,-tmp1/tmp4 + 1], default=numpy.nan), grad
 
 
 def index_naive_grad(y, p, alpha, beta):
