@@ -170,6 +170,12 @@ def _ray_limit(vals: list[mpmath.mpf], dtype) -> mpmath.mpf | None:
         return v3
     if r[1] == r[2] == 0 and mpmath.sign(v1) * mpmath.sign(v2) >= 0:
         return mpmath.mpf(0)  # below the format's least subnormal from the second M on: 0
+    if d1 != 0 and (d2 == 0 or 0 < d2 / d1 <= mpmath.ldexp(1, -8)):
+        # algebraic convergence, v ~ L + c·M^-a: the steps shrink by the same factor (2^-16a) and
+        # the last is far below an ulp of v3 (the cosine with the axis of an infinite element)
+        spacing = mpmath.ldexp(1, max(int(mpmath.frexp(v3)[1]) - p, emin)) if v3 != 0 else mpmath.ldexp(1, emin)
+        if abs(d2) < spacing / 16:
+            return v3
     if v1 != 0 and v2 != 0 and v3 != 0:
         # algebraic decay to 0, v ~ c·M^-a (a gradient of x/‖x‖ ~ 1/M): the same sign and the
         # same ratio, at most 2^-8, from each M to the next (M grows by 2^16)

@@ -289,7 +289,7 @@ def _op(e, env: dict, R):
     import sympy as sp
     from sympy.codegen.cfunctions import expm1, log1p
 
-    from .primitives import MaxN
+    from .primitives import MaxN, Rsqrt
 
     if e.is_Number:
         return iv.mpf(sp.Rational(e).p) / iv.mpf(sp.Rational(e).q) if e.is_Rational else iv.mpf(float(e))
@@ -327,6 +327,9 @@ def _op(e, env: dict, R):
     if isinstance(e, sp.Abs):
         lo, hi = _ends(args[0])
         return iv.mpf([0 if lo <= 0 <= hi else min(abs(lo), abs(hi)), max(abs(lo), abs(hi))])
+    if isinstance(e, Rsqrt):  # 1/sqrt(x): 0 at +inf (an overflowed square)
+        lo, hi = _ends(args[0])
+        return R.r(iv.mpf([0 if hi == mpmath.inf else 1 / mpmath.sqrt(hi), mpmath.inf if lo <= 0 else 1 / mpmath.sqrt(lo)]), 2)
     if isinstance(e, (sp.Max, sp.Min, MaxN)):
         ends = [_ends(a) for a in args]
         pick = min if isinstance(e, sp.Min) else max
@@ -400,7 +403,7 @@ def _backward(e, g, env: dict, R, adj: dict) -> None:
     import sympy as sp
     from sympy.codegen.cfunctions import expm1, log1p
 
-    from .primitives import MaxN
+    from .primitives import MaxN, Rsqrt
 
     if e.is_Number:
         return
@@ -453,6 +456,9 @@ def _backward(e, g, env: dict, R, adj: dict) -> None:
         _backward(x, R.mul(g, R.recip(R.add(iv.mpf(1), val(x)))), env, R, adj)
     elif isinstance(e, sp.Abs):
         _backward(x, R.mul(g, val(sp.sign(x))), env, R, adj)
+    elif isinstance(e, Rsqrt):  # RsqrtGrad: g·(-0.5·y³), y the forward output
+        y = val(e)
+        _backward(x, R.mul(g, R.mul(iv.mpf(-0.5), R.mul(R.mul(y, y), y))), env, R, adj)
     elif isinstance(e, MaxN):  # reduce_max: g shared equally among the maxima
         ends = [_ends(val(t)) for t in e.args]
         top = max(a for a, _ in ends)

@@ -52,6 +52,7 @@ __all__ = [
     "MaxShare",
     "MaxN",
     "MaxMinusSum",
+    "Rsqrt",
     "Log1pDiff",
     "Scaled",
     "element_symbols",
@@ -249,6 +250,22 @@ class MaxMinusSum(sp.Function):
     def _latex(self, printer):
         f, g = (printer._print(a) for a in self.args)
         return r"\left(\max_c %s - \sum_c %s\right)" % (f, g)
+
+
+class Rsqrt(sp.Function):
+    r""":math:`1/\sqrt{x}` as TensorFlow's ``Rsqrt`` computes it, for the model of Keras's algorithm
+    only (``Loss.keras``; never generated, no elementary form): SymPy writes :math:`(p^2)^{-1/2}` of
+    a single element as :math:`1/|p|`, where TensorFlow squares first (:math:`p^2` overflows to
+    inf and its rsqrt is 0). Derivative :math:`-x^{-3/2}/2` (TensorFlow: :math:`-y^3/2` of the output y)."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return -Rsqrt(self.args[0]) ** 3 / 2
+
+    @_powered
+    def _latex(self, printer):
+        return r"\frac{1}{\sqrt{%s}}" % printer._print(self.args[0])
 
 
 class MaxShare(sp.Function):

@@ -22,7 +22,7 @@ from sympy import Float, Min, sqrt
 
 from cesym.declare import AXIS, Keras, Public, Variant
 from cesym.define import Loss
-from cesym.primitives import Elem, RowSum
+from cesym.primitives import Elem, RowSum, Rsqrt
 
 y = Elem("y")  # label row (any real vector)
 p = Elem("p")  # prediction row
@@ -39,7 +39,7 @@ LOSSES = [
         label=y,
         # keras.losses.cosine_similarity: x * minimum(rsqrt(sum(x**2)), 1/epsilon) for both rows,
         # then -sum(y * p)
-        keras=-RowSum(y * Min(RowSum(y**2) ** (-0.5), 1 / EPS) * (p * Min(RowSum(p**2) ** (-0.5), 1 / EPS))),
+        keras=-RowSum(y * Min(Rsqrt(RowSum(y**2)), 1 / EPS) * (p * Min(Rsqrt(RowSum(p**2)), 1 / EPS))),
     ),
 ]
 
