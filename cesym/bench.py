@@ -9,6 +9,8 @@ metrics) and each mode (``value``; ``value+grad`` for the losses), these impleme
 - ``keras``: Keras eager, the ``keras.losses``/``keras.metrics`` function form (for the tf.nn
   kernels the ``tf.nn`` op, for ``activity_penalty`` its TensorFlow expression); value+grad with
   ``tf.GradientTape``;
+- ``keras_t``: the same Keras call given ``tf`` tensors made before timing, its outputs left as
+  tensors (the framing of a training step: no NumPy conversion on Keras's side);
 - ``xla``: the same function (and the same tape) inside ``tf.function(jit_compile=True)``;
 - ``tfnn``: for a from_logits Keras loss, the ``tf.nn`` op computing it.
 
@@ -61,13 +63,14 @@ from .registry import CASES, KernelCase
 __all__ = ["Bench", "Config", "IMPLS", "benches", "run", "format_text", "format_markdown", "write_atomic"]
 
 #: Implementations, in table order.
-IMPLS = ("cesym", "naive", "keras", "xla", "tfnn")
-IMPL_TITLES = {"cesym": "cesym", "naive": "naive", "keras": "Keras eager", "xla": "XLA", "tfnn": "tf.nn"}
+IMPLS = ("cesym", "naive", "keras", "keras_t", "xla", "tfnn")
+IMPL_TITLES = {"cesym": "cesym", "naive": "naive", "keras": "Keras eager", "keras_t": "Keras eager (tensors)",
+               "xla": "XLA", "tfnn": "tf.nn"}
 #: Implementations of the sweep (the naive form is left out: it adds minutes and answers nothing
 #: about growth that the main table does not).
 SWEEP_IMPLS = ("cesym", "keras", "xla")
 #: Ratio columns, cesym over each: the target (Keras eager) first.
-RATIO_IMPLS = ("keras", "xla", "tfnn", "naive")
+RATIO_IMPLS = ("keras", "keras_t", "xla", "tfnn", "naive")
 #: Modes of the shapes section: value+grad for every kernel of it, then value for some.
 SHAPE_MODES = ("value+grad", "value")
 #: The layouts of the shapes section, the reference (rows of 10) first.
@@ -310,13 +313,18 @@ def _tape_fn(value_fn: Callable) -> Callable:
 
 
 def _tf_impl(b: Bench, mode: str, impl: str, labels, pred) -> Impl | None:
-    """Keras eager / XLA / tf.nn for one row (NumPy in, NumPy out)."""
+    """Keras eager / XLA / tf.nn for one row (NumPy in, NumPy out); ``keras_t``: Keras eager fed
+    tensors made before timing, its outputs left as tensors (what a training step does)."""
     tf = _tf()
     value_fn = _tf_value_fn(b, "tfnn" if impl == "tfnn" else "keras")
     if value_fn is None:
         return None
     fn = value_fn if mode == "value" else _tape_fn(value_fn)
     entry = "function form" if mode == "value" else "GradientTape"
+    if impl == "keras_t":
+        ty = None if labels is None else tf.constant(labels)
+        tp = tf.constant(pred)
+        return Impl(lambda: fn(ty, tp), entry + ", tensors in and out")
     if impl == "xla":
         fn = tf.function(fn, jit_compile=True)
         entry = "tf.function(jit_compile=True)"
@@ -784,7 +792,8 @@ NOTES = [
     BENCH_NOTES[0],
     "XLA: the same function, or the same tape, inside tf.function(jit_compile=True); compiled by a first call before timing (compile time excluded; in the JSON as first_call_s).",
     BENCH_NOTES[1],
-    "Timed region: NumPy inputs to NumPy outputs. TensorFlow gets the NumPy arrays (conversion timed) and its results go through .numpy() (timed).",
+    "Timed region: NumPy inputs to NumPy outputs. TensorFlow gets the NumPy arrays (conversion timed) and its results go through .numpy() (timed). "
+    "Keras eager (tensors): the same Keras call given tf tensors made before timing, its outputs left as tensors (what a training step feeds it and keeps); cesym has no such shortcut (NumPy in, NumPy out).",
     "Interleaved: each repeat calls every implementation once, round robin from a rotating start, after one untimed warm-up call each; medians of the repeats. Ratios: cesym median / other median (< 1: cesym faster).",
     "Threads: TensorFlow runs ops on its intra-op pool (all cores); cesym's kernels run blocks of rows on cesym.kernels.num_threads() threads (the usable cores); the naive form goes through the same blocked driver; NumPy's ufuncs themselves are single-threaded.",
     "Inputs: seed 2026 (default), logits ~ N(0, 3^2); probabilities: sigmoid (binary) or softmax (categorical) of the logits, in float64 rounded once; hard labels: one-hot rows of y_pred's dtype, int64 class indices, 0/1 per element for binary.",

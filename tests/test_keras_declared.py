@@ -68,3 +68,36 @@ def test_mean_squared_error_keras_within_its_model(dtype):
     mv, mg = envelope(c, y, p, {}, dtype)
     assert contains(mv, v, dtype) and all(contains(a, b, dtype) for a, b in zip(mg, g))
     assert not contains(mv, v * (1 + 1e-3), dtype)  # a wrong value is not explained
+
+
+def test_tversky_keras_swaps_alpha_and_beta():
+    """Keras 3.15.1's tversky weighs the false negatives by alpha: its (alpha, beta) is cesym's
+    (beta, alpha) to rounding; the model of Keras (its declared algorithm) explains Keras, and
+    the same model with the definition's weights does not."""
+    import keras
+
+    y = np.array([[1.0, 0.0, 1.0, 0.0]])
+    p = np.array([[0.9, 0.6, 0.2, 0.1]])
+    ours = kernels.tversky(y, p, alpha=0.3, beta=0.7)[0]
+    theirs = float(keras.losses.tversky(y, p, alpha=0.7, beta=0.3, axis=-1))
+    assert abs(ours - theirs) < 1e-6  # Keras's ε (1e-7 in the denominator) aside
+    assert abs(ours - float(keras.losses.tversky(y, p, alpha=0.3, beta=0.7, axis=-1))) > 1e-2
+    c = case("tversky")
+    params = {"alpha": 0.3, "beta": 0.7}
+    v = keras_kernel(c)(y, p, params, grad=False)[0]
+    model = envelope(c, y[0], p[0], params, np.float64)[0]
+    assert contains(model, v, np.float64)  # the model follows Keras ...
+    assert not contains(model, ours, np.float64)  # ... and so does not contain the definition
+
+
+def test_hinge_labels_are_never_converted():
+    """Keras converts a batch of 0/1 labels to -1/+1 (and leaves any other batch alone); cesym
+    takes the labels as given: with 2y - 1 it is Keras's number on a 0/1 batch."""
+    import keras
+
+    y = np.array([[0.0, 1.0, 1.0], [1.0, 0.0, 0.0]])
+    p = np.array([[0.3, -0.4, 2.0], [0.5, 0.25, -3.0]])
+    keras_v = np.asarray(keras.losses.hinge(y, p))
+    assert np.allclose(kernels.hinge(2 * y - 1, p), keras_v, rtol=1e-15, atol=0)
+    assert not np.allclose(kernels.hinge(y, p), keras_v)  # 0/1 taken as the labels 0 and 1
+    np.testing.assert_array_equal(kernels.hinge(y, p), np.mean(np.maximum(1 - y * p, 0), axis=-1))
