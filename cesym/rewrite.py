@@ -1008,7 +1008,7 @@ def _max_minus_sum(e: sp.Basic) -> sp.Basic | None:
 MAX_MINUS_SUM = Rule(
     "max-minus-sum",
     "max_c f_c - Σ_c g_c = max_c (f_c - g_c - Σ_{c'≠c} g_c'): the maximising element's own "
-    "f_c - g_c is formed before the rest is subtracted (the categorical hinge at a soft label 1/2: "
+    "f_c - g_c is formed before the rest is subtracted (a max-margin loss at a soft label 1/2: "
     "max (1 - y)p - Σ y p cancels to 0 in rounding where the margin is -3.9e12).",
     lambda expr: _top_down(expr, _max_minus_sum),
 )

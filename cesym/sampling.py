@@ -174,6 +174,8 @@ def sample(case: KernelCase, dtype, n: int, rows: int, seed: int, soft: bool = F
                 m = row.astype(np.float64)
                 u = rng.random(n)
                 row = np.where(u < 0.5, m - 1, np.where(u < 0.75, m, -m / (1 + m))).astype(dtype)
+                # the interior: -1 itself (m - 1 rounded) is the edge, sampled with the extended reals
+                row = np.maximum(row, np.nextafter(dtype(-1), dtype(0)))
         else:
             row = _logit_row(rng, s, n, dtype).astype(dtype)
         preds.append(row)
