@@ -72,7 +72,7 @@ def margin_value(y, p):
     Stable form: ``Relu(MaxMinusSum(p*(1 - y), p*y) + 1)``
 
     Rewrites applied:
-    - max-minus-sum: max_c f_c - Σ_c g_c = max_c (f_c - g_c - Σ_{c'≠c} g_c'): the maximising element's own f_c - g_c is formed before the rest is subtracted (the categorical hinge at a soft label 1/2: max (1 - y)p - Σ y p cancels to 0 in rounding where the margin is -3.9e12).
+    - max-minus-sum: max_c f_c - Σ_c g_c = max_c (f_c - g_c - Σ_{c'≠c} g_c'): the maximising element's own f_c - g_c is formed before the rest is subtracted (a max-margin loss at a soft label 1/2: max (1 - y)p - Σ y p cancels to 0 in rounding where the margin is -3.9e12).
     """
     tmp0 = 1 - y
     tmp1 = p*tmp0
