@@ -106,9 +106,9 @@ class ClassTally:
     unexplained_examples: list[str] = field(default_factory=list)
     unresolved: int = 0
 
-    def add(self, reduction: str, what: str, status: str) -> None:
-        getattr(self, what)[status] += 1
-        self.reductions[reduction][what][status] += 1
+    def add(self, reduction: str, what: str, status: str, count: int = 1) -> None:
+        getattr(self, what)[status] += count
+        self.reductions[reduction][what][status] += count
 
     def merge(self, other: "ClassTally") -> "ClassTally":
         for what in ("value", "grad"):
@@ -299,6 +299,16 @@ def check_classes(case: KernelCase, batch: Batch, class_call: Callable, seed=0) 
                     continue
                 value = np.atleast_1d(value)
                 tag = reduction + (" weighted" if weights is not None else "")
+                want = (B,) if reduction == "none" else (1,)
+                if value.shape != want:  # not the loss of these rows at all (a broadcast)
+                    tally.add(reduction, "value", "unexplained", int(np.prod(want)))
+                    tally.add(reduction, "grad", "unexplained", int(np.size(pred)))
+                    if len(tally.unexplained_examples) < 3:
+                        tally.unexplained_examples.append(
+                            f"{tag}: Keras's class returned shape {value.shape}, not {want}, on rows of {n} "
+                            f"(labels {labels.shape}, predictions {pred.shape})"
+                        )
+                    continue
                 _classify_values(tally, truth, value, weights, reduction, R, fmax, model_values, value_band, dtype, tag)
                 _classify_grads(
                     tally, ref, truth, dense, pred, params, grad, weights, reduction, R, grad_model, dtype, tag
