@@ -559,7 +559,11 @@ def _judge_loss_mean(k: float, labels, pred, values, weights, relation: str) -> 
     B = len(pred)
     wts = [1.0] * B if weights is None else [float(x) for x in weights]
     R = _Rounding(np.float32)
-    f32 = lambda x: float(np.float32(x))  # noqa: E731 - Keras casts to the metric's dtype
+
+    def f32(x: float) -> float:  # Keras casts to the metric's dtype (past its range: ±inf, meant)
+        with np.errstate(over="ignore"):
+            return float(np.float32(x))
+
     old = iv.prec
     iv.prec = 200
     try:
@@ -569,6 +573,12 @@ def _judge_loss_mean(k: float, labels, pred, values, weights, relation: str) -> 
                 y32, p32 = np.asarray(labels, np.float32), np.asarray(pred, np.float32)
             if not (np.all(np.isfinite(y32)) and np.all(np.isfinite(p32))):  # cast past float32's range
                 return ("explained" if not math.isfinite(k) else "unexplained"), Fraction(0), 0.0
+            with np.errstate(over="ignore", invalid="ignore"):
+                sq32 = (p32 - y32) ** 2
+                if not np.all(np.isfinite(sq32)):  # a square past the range: inf, and inf·0 = NaN
+                    kind = float(np.sum(sq32 * np.asarray(wts, np.float32)[:, None]))
+                    same = (math.isnan(kind) and math.isnan(k)) or (math.isinf(kind) and k == kind)
+                    return ("explained" if same else "unexplained"), Fraction(0), 0.0
             C = p32.shape[1]
             rows, exact_rows = [], []
             for i in range(B):

@@ -112,3 +112,15 @@ def test_loss_metric_check_can_fail():
     assert check_loss_metrics(c, batch, seed=SEED).classes["unexplained"] == 0
     t = check_loss_metrics(wrong, batch, seed=SEED)
     assert t.classes["unexplained"] >= 1, t.classes
+
+
+def test_rmse_with_an_overflowing_square_and_a_zero_weight():
+    """float32 squares past the range are inf, and a zero sample weight makes Keras's weighted
+    total NaN: RootMeanSquaredError's NaN is explained by that, a finite result would not be."""
+    from cesym.keras_forms import _judge_loss_mean
+
+    y = np.array([[0.0, 1.0], [2.0, 3.0]])
+    p = np.array([[1e20, 1.0], [2.5, 3.0]])  # (1e20)² overflows float32
+    w = np.array([0.0, 1.0])
+    assert _judge_loss_mean(float("nan"), y, p, None, w, "sqrt(mean)")[0] == "explained"
+    assert _judge_loss_mean(0.25, y, p, None, w, "sqrt(mean)")[0] == "unexplained"
