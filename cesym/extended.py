@@ -161,9 +161,12 @@ def _ray_limit(vals: list[mpmath.mpf], dtype) -> mpmath.mpf | None:
     v1, v2, v3 = vals
     d1, d2 = v2 - v1, v3 - v2
     p, emin, _ = FORMATS[np.dtype(dtype)]
+
+    def spacing():  # of v3 in the format (asked for only where v3 is a number)
+        return mpmath.ldexp(1, max(int(mpmath.frexp(v3)[1]) - p, emin)) if v3 != 0 else mpmath.ldexp(1, emin)
+
     if d1 != 0 and mpmath.sign(d1) == mpmath.sign(d2) and abs(d2) >= abs(d1) / 2:
-        spacing = mpmath.ldexp(1, max(int(mpmath.frexp(v3)[1]) - p, emin)) if v3 != 0 else mpmath.ldexp(1, emin)
-        if abs(d2) >= 2 * spacing:  # growing, and visibly so in the format
+        if abs(d2) >= 2 * spacing():  # growing, and visibly so in the format
             return mpmath.inf * mpmath.sign(d2)
     r = [_round(v, dtype) for v in vals]
     if r[0] == r[1] == r[2] or (math.isinf(r[2]) and r[1] == r[2]):
@@ -173,8 +176,7 @@ def _ray_limit(vals: list[mpmath.mpf], dtype) -> mpmath.mpf | None:
     if d1 != 0 and (d2 == 0 or 0 < d2 / d1 <= mpmath.ldexp(1, -8)):
         # algebraic convergence, v ~ L + c·M^-a: the steps shrink by the same factor (2^-16a) and
         # the last is far below an ulp of v3 (the cosine with the axis of an infinite element)
-        spacing = mpmath.ldexp(1, max(int(mpmath.frexp(v3)[1]) - p, emin)) if v3 != 0 else mpmath.ldexp(1, emin)
-        if abs(d2) < spacing / 16:
+        if abs(d2) < spacing() / 16:
             return v3
     if v1 != 0 and v2 != 0 and v3 != 0:
         # algebraic decay to 0, v ~ c·M^-a (a gradient of x/‖x‖ ~ 1/M): the same sign and the

@@ -125,6 +125,17 @@ def keras_kernel(case: KernelCase) -> Callable:
     return call
 
 
+def _fed_in_chunks(m, labels, pred, sample_weight, chunks: int) -> np.ndarray:
+    """``m.result()`` after ``update_state`` on ``chunks`` consecutive slices of the batch (the
+    metric's running total and count accumulate across them)."""
+    B = len(pred)
+    cuts = [B * i // chunks for i in range(chunks + 1)]
+    for a, b in zip(cuts, cuts[1:]):
+        sw = None if sample_weight is None else np.asarray(sample_weight)[a:b]
+        m.update_state(np.asarray(labels)[a:b], np.asarray(pred)[a:b], sample_weight=sw)
+    return np.asarray(m.result())
+
+
 def keras_loss_metric(case: KernelCase, name: str, params: dict) -> tuple[str, Callable]:
     """A metric form of ``case``'s loss, by its dotted name (``keras.metrics.RootMeanSquaredError``):
     ``("function", f(labels, pred) -> per-sample values)`` or ``("class", weighted_mean(labels,
@@ -142,15 +153,9 @@ def keras_loss_metric(case: KernelCase, name: str, params: dict) -> tuple[str, C
     ctor = {k: v for k, v in kw.items() if k in accepted}  # from_logits, label_smoothing, axis, ...
 
     def weighted_mean(labels, pred, sample_weight=None, chunks: int = 1):
-        m = obj(**ctor)
-        B = len(pred)
-        cuts = [B * i // chunks for i in range(chunks + 1)]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            for a, b in zip(cuts, cuts[1:]):
-                sw = None if sample_weight is None else np.asarray(sample_weight)[a:b]
-                m.update_state(np.asarray(labels)[a:b], np.asarray(pred)[a:b], sample_weight=sw)
-        return float(np.asarray(m.result()))
+            return float(_fed_in_chunks(obj(**ctor), labels, pred, sample_weight, chunks))
 
     return "class", weighted_mean
 
@@ -216,12 +221,6 @@ def keras_metric(name: str, **kw) -> tuple[Callable, Callable]:
         return np.asarray(fn(np.asarray(labels), np.asarray(pred), **kw))
 
     def weighted_mean(labels, pred, sample_weight=None, chunks: int = 1):
-        m = cls(**kw)
-        B = len(pred)
-        cuts = [B * i // chunks for i in range(chunks + 1)]
-        for a, b in zip(cuts, cuts[1:]):
-            sw = None if sample_weight is None else np.asarray(sample_weight)[a:b]
-            m.update_state(np.asarray(labels)[a:b], np.asarray(pred)[a:b], sample_weight=sw)
-        return np.asarray(m.result())
+        return _fed_in_chunks(cls(**kw), labels, pred, sample_weight, chunks)
 
     return function, weighted_mean

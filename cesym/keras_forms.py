@@ -554,6 +554,15 @@ def check_loss_metrics(case: KernelCase, batch: Batch, seed=0) -> MetricTally:
     return tally
 
 
+def _nonfinite_total(k: float, products: np.ndarray) -> str:
+    """A weighted total holding inf (or inf·0 = NaN): ``explained`` where ``k`` is the same
+    non-number (NaN, or that infinity) as the total, else ``unexplained``."""
+    with np.errstate(invalid="ignore"):
+        kind = float(np.sum(products))
+    same = (math.isnan(kind) and math.isnan(k)) or (math.isinf(kind) and k == kind)
+    return "explained" if same else "unexplained"
+
+
 def _judge_loss_mean(k: float, labels, pred, values, weights, relation: str) -> tuple[str, Fraction, float]:
     """Classify a loss metric class's ``result()`` ``k`` (see :func:`check_loss_metrics`)."""
     B = len(pred)
@@ -576,9 +585,7 @@ def _judge_loss_mean(k: float, labels, pred, values, weights, relation: str) -> 
             with np.errstate(over="ignore", invalid="ignore"):
                 sq32 = (p32 - y32) ** 2
                 if not np.all(np.isfinite(sq32)):  # a square past the range: inf, and inf·0 = NaN
-                    kind = float(np.sum(sq32 * np.asarray(wts, np.float32)[:, None]))
-                    same = (math.isnan(kind) and math.isnan(k)) or (math.isinf(kind) and k == kind)
-                    return ("explained" if same else "unexplained"), Fraction(0), 0.0
+                    return _nonfinite_total(k, sq32 * np.asarray(wts, np.float32)[:, None]), Fraction(0), 0.0
             C = p32.shape[1]
             rows, exact_rows = [], []
             for i in range(B):
@@ -592,9 +599,8 @@ def _judge_loss_mean(k: float, labels, pred, values, weights, relation: str) -> 
             vals = [f32(sign * v) for v in values]
             if any(not math.isfinite(v) for v in vals):  # inf·w (NaN for w = 0) decides the result's kind
                 with np.errstate(invalid="ignore"):
-                    kind = float(np.sum(np.array(vals) * np.array(wts)))
-                same = (math.isnan(kind) and math.isnan(k)) or (math.isinf(kind) and k == kind)
-                return ("explained" if same else "unexplained"), Fraction(0), 0.0
+                    products = np.array(vals) * np.array(wts)
+                return _nonfinite_total(k, products), Fraction(0), 0.0
             rows = [R.mul(iv.mpf(v), iv.mpf(wi)) for v, wi in zip(vals, wts)]
             v_exact = [Fraction(v) for v in vals]
         den = sum(Fraction(wi) for wi in wts)

@@ -308,7 +308,7 @@ def _ray_limit(v: np.ndarray, dtype) -> np.ndarray:
         r1, r2, r3 = (x.astype(dtype) for x in (v1, v2, v3))
         # the same number but for the cores' own rounding at three far inputs (a few ulps: a
         # limit approached as c/M lies far below an ulp at M = 2^64)
-        near = 4 * np.spacing(np.abs(r3)).astype(np.float64)
+        near = 4 * spacing
         same = ((np.abs(v1 - v3) <= near) & (np.abs(v2 - v3) <= near)) | (np.isinf(r3) & (r2 == r3))
         q1, q2 = v2 / v1, v3 / v2
         decaying = (q1 > 0) & (q1 <= 2.0**-8) & (q2 > 0) & (q2 <= 2.0**-8) & (np.abs(q2 / q1 - 1) < 2.0**-6)

@@ -137,11 +137,9 @@ def weighted_row_sum(v: np.ndarray, a) -> np.ndarray:
         return out
     vb = v[bad]
     _, k = np.frexp(np.max(np.abs(vb), axis=-1, keepdims=True))
-    S = _row_sum(np.ldexp(vb, -k))
-    am, ae = np.frexp(A[bad])
     out = np.array(np.broadcast_to(out, s.shape))
     with np.errstate(over="ignore"):
-        out[bad] = np.ldexp(am * S, ae + k)
+        out[bad] = _ssq_finish(k, _row_sum(np.ldexp(vb, -k)), A[bad])  # a·2^k·S, the power of two last
     return out
 
 
