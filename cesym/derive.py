@@ -58,6 +58,6 @@ def derive(loss: Loss) -> Derived:
         raise DerivationError(f"{loss.name}: cannot differentiate: {type(e).__name__}: {e}") from None
     if g0.has(sp.Derivative) or raw.has(sp.Derivative):
         raise DerivationError(f"{loss.name}: cannot differentiate: SymPy left an unevaluated derivative")
-    g1, grules = apply_rules(raw, gradient_rules(weights, guard))
+    g1, grules = apply_rules(raw, gradient_rules(weights, guard, x))
     check_equivalent(g0, g1)
     return Derived(loss, v0, g0, raw, v1_guarded, g1, tuple(vrules + grules_v), tuple(grules))

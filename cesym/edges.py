@@ -52,6 +52,7 @@ import sympy as sp
 from .define import N, DerivationError, Loss
 from .derive import Derived
 from .primitives import Elem, element_symbols
+from .reference import real_intervals
 from .ulps import FORMATS, ulp_error
 
 __all__ = ["check_edges", "edge_points", "load_module", "RELAX", "EDGE_PRECISIONS"]
@@ -178,6 +179,8 @@ def _exact(fn, inputs: list, count: int) -> list:
                 res = list(fn(*[mpmath.iv.mpf(x) for x in inputs]))
             except (ArithmeticError, ValueError, TypeError, ZeroDivisionError):
                 return out  # not real, or undefined there (0·log 0 in the definition)
+            if not real_intervals(res):
+                continue  # a power of an interval straddling 0 by cancellation: more bits
             out = [_pinned(r) for r in res]
             if all(o is not None for o in out):
                 break

@@ -368,6 +368,9 @@ class KernelPrinter(NumPyPrinter):
     }
     #: ... and on all their arguments.
     _RT_ALL_ARGS = {
+        "NanOr": "nan_or",
+        "SoftmaxRest": "softmax_rest",
+        "NormalizedRest": "normalized_rest",
         "Pow1p": "pow1p",
         "Log1pDiff": "log1p_diff",
         "MaxMinusSum": "max_minus_sum",

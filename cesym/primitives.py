@@ -55,6 +55,9 @@ __all__ = [
     "Rsqrt",
     "Log1pDiff",
     "Scaled",
+    "NanOr",
+    "SoftmaxRest",
+    "NormalizedRest",
     "element_symbols",
     "outer_reductions",
     "expand_row_primitives",
@@ -749,13 +752,79 @@ class Relu(sp.Function):
         return r"\max\left(%s, 0\right)" % printer._print(self.args[0])
 
 
-_ROW_PRIMITIVES = (NegLogSoftmax, NegLogNormalized, CrossRest, LogSumExp)
+class SoftmaxRest(sp.Function):
+    r"""One minus the softmax of element j: :math:`1 - e^{z_j}/\sum_c e^{z_c} = \sum_{c\ne j}
+    e^{z_c}/\sum_c e^{z_c}` (element-level).
+
+    Computed as ``rest_sum(e)/S`` with :math:`e = e^{z - \max z}`, :math:`S = \sum e`: the other
+    classes' share, kept whole where a dominant class makes :math:`1 - \mathrm{softmax}_j` round
+    to 0 (:math:`e^{-40}`; the focal factor :math:`(1 - r)^\gamma` lives there).
+    """
+
+    nargs = 1
+
+    def reduction_form(self):
+        z = self.args[0]
+        return 1 - sp.exp(z) / RowSum(sp.exp(z))
+
+    @_powered
+    def _latex(self, printer):
+        base, idx = _split_index(self.args[0])
+        return r"\left(1 - \operatorname{softmax}(%s)_{%s}\right)" % (base, idx)
+
+
+class NormalizedRest(sp.Function):
+    r"""One minus a renormalised probability: :math:`1 - p_j/\sum_c p_c = \sum_{c\ne j} p_c /
+    \sum_c p_c` (element-level), computed as ``rest_sum(p)/S``: no cancellation for a dominant
+    :math:`p_j`."""
+
+    nargs = 1
+
+    def reduction_form(self):
+        p = self.args[0]
+        return 1 - p / RowSum(p)
+
+    @_powered
+    def _latex(self, printer):
+        base, idx = _split_index(self.args[0])
+        return r"\left(1 - \frac{%s_{%s}}{\sum_i %s_i}\right)" % (base, idx, base)
+
+
+_ROW_PRIMITIVES = (NegLogSoftmax, NegLogNormalized, CrossRest, LogSumExp, SoftmaxRest, NormalizedRest)
 _ELEMENTWISE_PRIMITIVES = (Sigmoid, Softplus, Log1mexp, LogExpm1, LogWeight, LogCosh, Pow1p, Powm1, PowShift, Relu, Scaled, Log1pDiff)
 
 
 def expand_row_primitives(expr: sp.Basic) -> sp.Basic:
     """Replace row primitives by their reduction forms (what ``diff`` differentiates)."""
     return expr.replace(lambda e: isinstance(e, _ROW_PRIMITIVES), lambda e: e.reduction_form())
+
+
+class NanOr(sp.Function):
+    r"""Two forms :math:`a = b` of one quantity: :math:`a`, and :math:`b` where :math:`a` is NaN.
+
+    A form that is best inside a domain can be :math:`0\cdot\infty` or :math:`\infty - \infty`
+    at its edge (a pole :math:`1/p` beside a :math:`\log p` at :math:`p = 0`), where another form
+    of the same expression has the limit; each is used where it holds. The mathematics is
+    :math:`a` (``elementary``); the rewrite rule that writes one checks both against the
+    expression it replaces.
+    """
+
+    nargs = 2
+
+    def _eval_derivative(self, s):
+        return NanOr(self.args[0].diff(s), self.args[1].diff(s))
+
+    def elementary(self):
+        return self.args[0]
+
+    def _latex(self, printer):
+        return printer._print(self.args[0])
+
+
+def nan_or_forms(expr: sp.Basic) -> tuple[sp.Basic, sp.Basic]:
+    """``expr`` with every :class:`NanOr` taken as its first form, and as its second."""
+    return (expr.replace(lambda e: isinstance(e, NanOr), lambda e: e.args[0]),
+            expr.replace(lambda e: isinstance(e, NanOr), lambda e: e.args[1]))
 
 
 def to_elementary(expr: sp.Basic, keep: Iterable[type] = (XMul,)) -> sp.Basic:

@@ -44,7 +44,15 @@ class Unresolved(ArithmeticError):
 
 def _compile(args: Sequence[sp.Symbol], exprs: Sequence[sp.Basic]):
     ns = _namespace(mpmath.iv)
-    return sp.lambdify(list(args), list(exprs), modules=[ns], printer=_Printer, cse=True)
+    fn = sp.lambdify(list(args), list(exprs), modules=[ns], printer=_Printer, cse=True)
+    fn.n_out = len(exprs)
+    return fn
+
+
+def real_intervals(out) -> bool:
+    """Every output a real interval or number (mpmath.iv gives a complex interval for a power of
+    an interval reaching below 0: a cancellation at too few bits, resolved with more)."""
+    return not any(isinstance(o, (mpmath.iv.mpc, complex)) for o in out)
 
 
 def _ends(iv_value) -> tuple[mpmath.mpf, mpmath.mpf]:
@@ -99,10 +107,12 @@ class RowReference:
         v = loss.value
         if loss.domain == "probability":
             v = combine_terms(v, list(loss.weights), guard=True, together=False)
-        v = v.xreplace({w: d for w, d in loss.weights.items() if d != w})
         v = to_elementary(v.replace(*_LOG_SIGMOID))
-        # per element, before the row is expanded (one denominator per element: no swell)
+        # per element, before the row is expanded (one denominator per element: no swell), the
+        # label weights still symbols: multiplied out, (1 - y)·e^x would be e^x - y·e^x, which
+        # cancels at y = 1 in about 1.44·x bits
         v = v.replace(_has_fraction, _one_fraction)
+        v = v.xreplace({w: d for w, d in loss.weights.items() if d != w})
         self.row_level = loss.row_level
         lab = loss.label
         self.pred_syms = [indexed(loss.prediction, c) for c in range(n)]
@@ -135,14 +145,19 @@ class RowReference:
             pending = None
             for prec in precisions:
                 mpmath.iv.prec = prec
-                out = fn(*[mpmath.iv.mpf(x) for x in inputs])
+                try:
+                    out = fn(*[mpmath.iv.mpf(x) for x in inputs])
+                except ValueError:  # an interval that straddles 0 by cancellation reached a log or a root: more bits
+                    continue
+                if not real_intervals(out):
+                    continue  # the same, where mpmath.iv returns a complex interval (a power)
                 res = [_resolve(o, dtype) for o in out]
                 if all(r is not None for r in res):
                     return res
                 pending = res
             raise Unresolved(
                 f"{self.loss.name}: interval not resolved at {precisions[-1]} bits for inputs {inputs} "
-                f"({sum(r is None for r in pending)} of {len(pending)} outputs)"
+                + (f"({sum(r is None for r in pending)} of {len(pending)} outputs)" if pending else "(a log or root of a negative interval)")
             )
         finally:
             mpmath.iv.prec = old
@@ -283,7 +298,12 @@ class RowReference:
         try:
             for prec in PRECISIONS:
                 mpmath.iv.prec = prec
-                out = fn(*[mpmath.iv.mpf(x) for x in inputs])
+                try:
+                    out = fn(*[mpmath.iv.mpf(x) for x in inputs])
+                except ValueError:  # a log or root of an interval straddling 0 by cancellation: more bits
+                    continue
+                if not real_intervals(out):
+                    continue
                 res = []
                 for o in out:
                     a, b = _ends(o)
@@ -297,7 +317,7 @@ class RowReference:
                         break
                 else:
                     return res
-            return [mpmath.inf] * len(out)  # unknown: no bound claimed from it
+            return [mpmath.inf] * fn.n_out  # unknown: no bound claimed from it
         finally:
             mpmath.iv.prec = old
 
@@ -354,7 +374,26 @@ def _one_fraction(a: sp.Add) -> sp.Basic:
     return sp.expand(n) / d
 
 
+def _one_minus_ratio(e: sp.Basic) -> sp.Basic | None:
+    """1 - X/(X + R) = R/(X + R) for a term X of the denominator's sum (in any sum): 1 - softmax_j
+    or 1 - p_j/Σp, which cancel for a dominant j in about as many bits as the class wins by."""
+    if not isinstance(e, sp.Add) or sp.S.One not in e.args:
+        return None
+    for a in e.args:
+        ratio = -a
+        if not isinstance(ratio, sp.Mul):
+            continue
+        dens = [f for f in ratio.args if isinstance(f, sp.Pow) and f.exp == -1 and isinstance(f.base, sp.Add)]
+        if len(dens) != 1:
+            continue
+        num = sp.Mul(*[f for f in ratio.args if f is not dens[0]])
+        if num in dens[0].base.args:
+            return e - 1 - a + (dens[0].base - num) / dens[0].base
+    return None
+
+
 def _identities(expr: sp.Basic) -> sp.Basic:
+    expr = expr.replace(lambda e: _one_minus_ratio(e) is not None, _one_minus_ratio)
     expr = expr.replace(lambda e: isinstance(e, sp.log) and _log_ratio(e) is not None, _log_ratio)
     # log(1 + a) = log1p(a)
     return expr.replace(

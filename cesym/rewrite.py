@@ -21,6 +21,10 @@ from sympy.codegen.rewriting import Optimization, ReplaceOptim
 
 from .evaluate import compile_row_exprs
 from .primitives import (
+    NanOr,
+    NormalizedRest,
+    SoftmaxRest,
+    nan_or_forms,
     CrossRest,
     Elem,
     Log1mexp,
@@ -98,6 +102,10 @@ def check_equivalent(
     ``sizes``; they must agree to ``digits - 10`` digits (relative, or absolute near zero).
     """
     if before == after:
+        return
+    if after.has(NanOr):  # each form must be the expression it replaces
+        for form in nan_or_forms(after):
+            check_equivalent(before, form, sizes=sizes, trials=trials, digits=digits, seed=seed)
         return
     elems = sorted((before.free_symbols | after.free_symbols) & _elems(before, after), key=str)
     scalars = sorted(
@@ -240,6 +248,53 @@ LOG_NORMALIZED = Rule(
         lambda e: _is_log_of(e, lambda a: _normalized_of(a) is not None),
         lambda e: -NegLogNormalized(_normalized_of(e.args[0])),
     ),
+)
+
+
+def _one_minus_share(e: sp.Basic) -> sp.Basic | None:
+    """``1 - exp(z)/Σexp(z)`` -> ``SoftmaxRest(z)``; ``1 - p/Σp`` -> ``NormalizedRest(p)`` (in any sum)."""
+    if not isinstance(e, sp.Add) or sp.S.One not in e.args:
+        return None
+    for a in e.args:
+        z = _softmax_of(-a)
+        if z is not None:
+            return e - 1 - a + SoftmaxRest(z)
+        p = _normalized_of(-a)
+        if p is not None:
+            return e - 1 - a + NormalizedRest(p)
+    return None
+
+
+ONE_MINUS_SHARE = Rule(
+    "one-minus-share",
+    "1 - v_j/Σ v_c = Σ_{c≠j} v_c/Σ v_c (v = e^z: 1 - softmax; v = p: 1 - a renormalised "
+    "probability): for a dominant class the difference rounds to 0 (1 - 1/(1 + 1e-20)), and a "
+    "power or a log of it is 0 or -inf; the other classes' share keeps every digit.",
+    lambda expr: _top_down(expr, _one_minus_share),
+)
+
+
+def _neg_log_share(e: sp.Basic) -> sp.Basic | None:
+    """``log Σexp(z) - z`` -> ``NegLogSoftmax(z)``; ``log Σp - log p`` -> ``NegLogNormalized(p)``
+    (two terms of a sum, in any sum)."""
+    if not isinstance(e, sp.Add):
+        return None
+    for a in e.args:
+        if isinstance(a, sp.log) and isinstance(a.args[0], RowSum):
+            v = a.args[0].args[0]
+            if isinstance(v, sp.exp) and -v.args[0] in e.args:
+                return e - a + v.args[0] + NegLogSoftmax(v.args[0])
+            if isinstance(v, Elem) and -sp.log(v) in e.args:
+                return e - a + sp.log(v) + NegLogNormalized(v)
+    return None
+
+
+NEG_LOG_SHARE = Rule(
+    "neg-log-share",
+    "log Σ exp(z_c) - z_j = NegLogSoftmax(z)_j and log Σ p_c - log p_j = NegLogNormalized(p)_j "
+    "(the derivative of a function of the log-share, written back): the difference cancels "
+    "for a dominant class, the primitives keep it.",
+    lambda expr: _top_down(expr, _neg_log_share),
 )
 
 
@@ -1100,6 +1155,7 @@ def value_rules() -> list[Rule]:
         SOFTPLUS_WEIGHTED,
         ROWSUM_SOFTPLUS_WEIGHTED,
         SIGMOID_MINUS_WEIGHT,
+        ONE_MINUS_SHARE,
         POW1P,
         POWM1,
         LOG_COSH,
@@ -1169,8 +1225,17 @@ def _split_rowsums(expr: sp.Basic) -> sp.Basic:
     # a step, a sign or a condition decides on the forward value: it keeps the value's own row
     # sums (split, it would round otherwise and put a kink on the other side of the value's)
     held = {a: sp.Dummy() for a in expr.atoms(sp.Heaviside, sp.sign, sp.core.relational.Relational)}
-    out = expr.xreplace(held).replace(lambda e: isinstance(e, RowSum), lambda e: e.args[0] + RestSum(e.args[0]))
-    return out.xreplace({d: a for a, d in held.items()})
+    return _split_outer(expr.xreplace(held)).xreplace({d: a for a, d in held.items()})
+
+
+def _split_outer(e: sp.Basic) -> sp.Basic:
+    """Each outermost RowSum split; a row sum inside another's summand (Σ_c t_c f(p_c/Σp)) is
+    left whole: split there, it would be an element's rest inside the rest over the others."""
+    if isinstance(e, RowSum):  # element j's own term is outermost now: its row sums split too
+        return _split_outer(e.args[0]) + RestSum(e.args[0])
+    if not e.args or not e.has(RowSum):
+        return e
+    return e.func(*[_split_outer(a) for a in e.args])
 
 
 SPLIT_ROWSUM = Rule(
@@ -1187,8 +1252,12 @@ def _weight_symbols(expr: sp.Basic, weights: Sequence[Elem]) -> list[Elem]:
 
 
 def _distribute(expr: sp.Basic) -> sp.Basic:
-    """Multiply out products over sums, leaving exponentials and logs of sums alone."""
-    return sp.expand(expr, power_exp=False, power_base=False, log=False, multinomial=False, basic=False)
+    """Multiply out products over sums, leaving exponentials, logs of sums and the bases of
+    symbolic powers alone (t(1 - p) + u·p stays whole in m^γ: multiplied out, t - p·t cancels
+    near p = 1)."""
+    held = {e: sp.Dummy() for e in expr.atoms(sp.Pow) if e.exp.free_symbols}
+    out = sp.expand(expr.xreplace(held), power_exp=False, power_base=False, log=False, multinomial=False, basic=False)
+    return out.xreplace({d: e for e, d in held.items()}) if held else out
 
 
 def combine_by_weights(expr: sp.Basic, weights: Sequence[Elem], guard: bool, together: bool = True) -> sp.Basic:
@@ -1202,7 +1271,7 @@ def combine_by_weights(expr: sp.Basic, weights: Sequence[Elem], guard: bool, tog
     if not ws:
         return expr
     # Only the weights as bare factors are collected; RestSum(t) stays inside the coefficients.
-    collected = sp.collect(_distribute(expr), ws, evaluate=False)
+    collected = _collect_monomials(_distribute(expr), ws)
     if not guard and any(k != 1 and k not in ws for k in collected):
         # not linear in the weights (the focal loss' (1 - p_t)^γ): collecting on the powers of
         # the weights would spread one term over several that cancel; nothing to guard either
@@ -1212,6 +1281,11 @@ def combine_by_weights(expr: sp.Basic, weights: Sequence[Elem], guard: bool, tog
         if together:
             num, den = sp.fraction(sp.together(coeff))
             num = _distribute(num)
+            # powers of sums multiplied out too where that cancels terms ((e + r)²·a - e²·a - e·r·a:
+            # the square of a row sum against its parts, which cancel in floats for a dominant e)
+            full = sp.expand(num, power_exp=False, power_base=False, log=False, basic=False, multinomial=True)
+            if len(sp.Add.make_args(full)) < len(sp.Add.make_args(num)):
+                num = full
             one = num / den if den != 1 else num
             # over one denominator where that cancels something (the form is no longer than the
             # sum it came from); else the sum stays, each fraction with its own denominator:
@@ -1228,6 +1302,18 @@ def combine_by_weights(expr: sp.Basic, weights: Sequence[Elem], guard: bool, tog
         else:
             raise RewriteError(f"loss is not linear in the label weights: term {key}*({coeff})")
     return sp.Add(*out)
+
+
+def _collect_monomials(expr: sp.Basic, ws: Sequence[Elem]) -> dict:
+    """``expr`` collected on the monomials of the bare weight factors (t, t², t·u): SymPy's
+    collect files t·u·B under t alone, and a guard on t would leave u·B unguarded (u = 0 with
+    B = log 0 is 0·inf inside it)."""
+    out: dict = {}
+    for key, coeff in sp.collect(expr, ws, evaluate=False).items():
+        inner = sp.collect(_distribute(coeff), ws, evaluate=False) if key != 1 else {1: coeff}
+        for k2, c2 in inner.items():
+            out[key * k2] = out.get(key * k2, 0) + c2
+    return out
 
 
 def _distinct_denominators(coeff: sp.Basic) -> bool:
@@ -1408,6 +1494,91 @@ POWER_RULE = Rule(
 )
 
 
+def _vanishing_log(f: sp.Basic) -> Elem | None:
+    """The element x of ``log(x)`` or ``log1p(-x)`` (zero at x = 1, resp. x = 0), else None."""
+    if isinstance(f, sp.log) and isinstance(f.args[0], Elem):
+        return f.args[0]
+    if isinstance(f, log1p) and isinstance(-f.args[0], Elem):
+        return -f.args[0]
+    return None
+
+
+def _vanish_together(m: sp.Basic, g: sp.Basic) -> bool:
+    """``g`` is 0 where ``m`` may be, and ``m`` then vanishes no faster than ``g``: ``g = log x``
+    or ``log1p(-x)`` with ``m`` affine in x; or ``m`` a rest share and ``g`` the negative log of
+    the same share (-log(1 - m) ~ m)."""
+    x = _vanishing_log(g)
+    if x is not None:
+        mm = sp.expand(m)
+        return m.has(x) and not mm.has(sp.log, sp.exp) and sp.degree(mm, x) == 1
+    pairs = ((SoftmaxRest, NegLogSoftmax), (NormalizedRest, NegLogNormalized))
+    return any(isinstance(m, a) and isinstance(g, b) and m.args == g.args for a, b in pairs)
+
+
+def _log_guarded_power(e: sp.Basic) -> sp.Basic | None:
+    """``XMul(a, m^(a-1))·L`` with ``L = log x`` or ``log1p(-x)`` and ``m`` affine in ``x`` ->
+    ``XMul(a, XMul(L, m^(a-1)))``."""
+    if not isinstance(e, sp.Mul):
+        return None
+    for f in e.args:
+        if not (isinstance(f, XMul) and isinstance(f.args[1], sp.Pow)):
+            continue
+        a, (m, ex) = f.args[0], f.args[1].args
+        if not (a.is_nonnegative and sp.expand(ex - (a - 1)) == 0):
+            continue
+        for g in e.args:
+            if not _vanish_together(m, g):
+                continue
+            rest = [h for h in e.args if h is not f and h is not g]
+            out = XMul(a, XMul(g, f.args[1]))
+            if isinstance(g, NegLogNormalized) and g.args[0] in rest:
+                # p·(-log(p/Σp)) -> 0 at p = 0, where the log is infinite and the share's rest is 1
+                p = g.args[0]
+                rest.remove(p)
+                out = XMul(p, out)
+            return sp.Mul(*rest) * out
+    return None
+
+
+LOG_GUARDED_POWER = Rule(
+    "log-guarded-power",
+    "a·m^(a-1)·L with L = log x or log1p(-x) and m affine in x, a >= 0 (the derivative of m^a "
+    "times a log that vanishes where m may): written XMul(a, XMul(L, m^(a-1))), 0 where L is 0. "
+    "Where m is not 0 that is the product; where m = 0 too, both vanish linearly and the "
+    "product is O(|m|^a), whose limit is 0 (a = 0 is zeroed by the outer XMul): 0·inf = NaN "
+    "for a < 1 otherwise (a hard label on a perfect prediction). A factor p of a -log(p/Σp) "
+    "guards it the same way: p·log p -> 0 at p = 0.",
+    lambda expr: _top_down(expr, _log_guarded_power),
+)
+
+
+def edge_poles(expr: sp.Basic, x: Elem) -> sp.Basic:
+    """``G`` -> ``NanOr(G, (Σ_k D·G_k)/D)`` for a gradient ``G = Σ_k G_k`` on probabilities x
+    holding a pole (a denominator that vanishes at x = 0 or 1) and a log of the same edge
+    (log x, log1p(-x)); ``D`` is the product of those edges' bases (x, 1 - x), and in ``D·G_k``
+    (cancelled) each log is ``XMul(x, log x)/x`` (resp. ``XMul(1 - x, log1p(-x))/(1 - x)``), so
+    that D cancels the poles and takes the logs to 0."""
+    if not element_symbols(expr):
+        return expr
+    edges = [(x, sp.log(x), 0), (1 - x, log1p(-x), 1)]
+    dens = [f.base for f in expr.atoms(sp.Pow) if f.exp.is_negative and f.base.has(x)]
+    live = [(b, L) for b, L, at in edges if expr.has(L) and any(d.subs(x, at) == 0 for d in dens)]
+    if not live:
+        return expr
+    D = sp.Mul(*[b for b, _ in live])
+    sub = {L: XMul(b, L) / b for b, L in live}
+
+    def times_d(term: sp.Basic) -> sp.Basic:
+        k, rest = term.as_coeff_Mul()
+        if isinstance(rest, XMul):  # into the guarded factor, where D meets the pole
+            return XMul(rest.args[0], times_d(k * rest.args[1]))
+        # each term of the sum times D, cancelled (D multiplied out first would leave
+        # x·f/(1 - x) - x²·f/(1 - x))
+        return sp.Add(*[sp.cancel(t * D) for t in sp.Add.make_args(_distribute(term.xreplace(sub)))])
+
+    return NanOr(expr, sp.Add(*[times_d(t) for t in sp.Add.make_args(expr)]) / D)
+
+
 def _sigmoid_difference(e: sp.Basic) -> sp.Basic | None:
     """``n + k·σ(u)`` with ``k = -2n`` (inside any sum) -> ``-n·tanh(u/2)``."""
     hit = _number_and_term(e, lambda f: isinstance(f, Sigmoid), ratio=-2)
@@ -1452,9 +1623,23 @@ EXPM1_WEIGHT = Rule(
 )
 
 
-def gradient_rules(weights: Sequence[Elem], guard: bool) -> list[Rule]:
-    """Rules applied to a derived gradient, in order."""
+def edge_poles_rule(x: Elem) -> Rule:
+    """The edge-poles rule for a gradient with respect to the probability ``x``."""
+    return Rule(
+        "edge-poles",
+        "c/x + d·log x at x = 0 (and c/(1 - x) + d·log1p(-x) at x = 1) is inf - inf in floats where "
+        "the limit is c's infinity (the pole outgrows the log): the sum is also written over "
+        "D = x(1 - x), (Σ D·term)/D, the poles cancelled and each log as XMul(x, log x)/x, 0 at "
+        "the edge, and that form is taken where the first is NaN (NanOr).",
+        lambda expr: edge_poles(expr, x),
+    )
+
+
+def gradient_rules(weights: Sequence[Elem], guard: bool, x: Elem | None = None) -> list[Rule]:
+    """Rules applied to a derived gradient with respect to ``x``, in order (the edge poles of
+    a loss on probabilities with ``guard``)."""
+    edge = [edge_poles_rule(x)] if guard and x is not None else []
     return [
-        UNSCALE, SHIFT_EXP, SHIFT_EXP_WEIGHTED, SPLIT_ROWSUM, NORM_SQUARE, MIXTURE_RATIO, POWER_RULE, guard_rule(weights, guard), CROSS_REST,
-        ONE_FRACTION, SIGMOID_DIFFERENCE, EXPM1_WEIGHT, SCALE_NORM,
+        ONE_MINUS_SHARE, NEG_LOG_SHARE, UNSCALE, SHIFT_EXP, SHIFT_EXP_WEIGHTED, SPLIT_ROWSUM, NORM_SQUARE, MIXTURE_RATIO, POWER_RULE, guard_rule(weights, guard),
+        *edge, LOG_GUARDED_POWER, CROSS_REST, ONE_FRACTION, SIGMOID_DIFFERENCE, EXPM1_WEIGHT, SCALE_NORM,
     ]

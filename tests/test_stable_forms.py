@@ -37,6 +37,11 @@ from cesym.derive import derive
 from cesym.edges import check_edges, load_module
 from cesym.generate import generate
 from cesym.primitives import (
+    NanOr,
+    NegLogNormalized,
+    NormalizedRest,
+    SoftmaxRest,
+    nan_or_forms,
     Elem,
     Log1mexp,
     LogCosh,
@@ -65,6 +70,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 x, y, z, p, t = Elem("x"), Elem("y"), Elem("z"), Elem("p"), Elem("t")
 g, q = sp.Symbol("g", real=True), sp.Symbol("q", real=True)
+gn = sp.Symbol("gn", nonnegative=True)
 E = sp.exp
 
 
@@ -144,6 +150,16 @@ FIRES = [
     (R.NORM_SQUARE, -y / (Norm2(y) * Norm2(p)) + p * (p * y + RestSum(p * y)) / (Norm2(y) * Norm2(p) ** 3), RestSum(p**2)),
     (R.MAX_MINUS_SUM, RowMax((1 - y) * p) - RowSum(y * p) + 1, MaxMinusSum),
     (R.LOG1P_DIFFERENCE, (log1p(p) - log1p(y)) ** 2, Log1pDiff(p, y)),
+    # the focal factors: 1 - softmax and 1 - p/Σp as the other classes' share, -log share written back
+    (R.ONE_MINUS_SHARE, 1 - E(z) / RowSum(E(z)), SoftmaxRest(z)),
+    (R.ONE_MINUS_SHARE, (1 - p / RowSum(p)) ** gn, NormalizedRest(p)),
+    (R.NEG_LOG_SHARE, sp.log(RowSum(E(z))) - z, NegLogSoftmax(z)),
+    (R.NEG_LOG_SHARE, y * (sp.log(RowSum(p)) - sp.log(p)), NegLogNormalized(p)),
+    # a^γ's derivative times a log that vanishes where the base may (1 - p_t affine in p)
+    (R.LOG_GUARDED_POWER, XMul(gn, (y * (1 - p) + (1 - y) * p) ** (gn - 1)) * sp.log(p), XMul(sp.log(p), (y * (1 - p) + (1 - y) * p) ** (gn - 1))),
+    (R.LOG_GUARDED_POWER, XMul(gn, (y * (1 - p) + (1 - y) * p) ** (gn - 1)) * log1p(-p), XMul(log1p(-p), (y * (1 - p) + (1 - y) * p) ** (gn - 1))),
+    (R.LOG_GUARDED_POWER, p * XMul(gn, NormalizedRest(p) ** (gn - 1)) * NegLogNormalized(p), XMul(p, XMul(gn, XMul(NegLogNormalized(p), NormalizedRest(p) ** (gn - 1))))),
+    (R.LOG_GUARDED_POWER, XMul(gn, SoftmaxRest(z) ** (gn - 1)) * NegLogSoftmax(z), XMul(NegLogSoftmax(z), SoftmaxRest(z) ** (gn - 1))),
     # the focal loss' m'/m, m = 1 - p_t on logits
     (R.MIXTURE_RATIO, g * (-y * Sigmoid(-x) * Sigmoid(x) + (1 - y) * Sigmoid(-x) * Sigmoid(x)) / (y * Sigmoid(-x) + (1 - y) * Sigmoid(x)), XMul),
 ]
@@ -195,7 +211,30 @@ KEEPS = [
     (R.LOG1P_DIFFERENCE, log1p(p) - log1p(g)),  # a parameter: no row element on one side
     (R.POW1P, (1 - y * Sigmoid(x) - (1 - y) * Sigmoid(-x)) ** g),  # 1 - p_t: the one-minus-sigmoid rule's
     (R.MIXTURE_RATIO, Sigmoid(x) / (y * Sigmoid(-x) + (1 - y) * Sigmoid(x))),  # not a multiple of σ(x)σ(-x)
+    (R.ONE_MINUS_SHARE, 1 - p / RowSum(y)),  # not p's own share
+    (R.ONE_MINUS_SHARE, 2 - p / RowSum(p)),
+    (R.NEG_LOG_SHARE, sp.log(RowSum(E(z))) - x),  # another element
+    (R.LOG_GUARDED_POWER, XMul(gn, (p**2) ** (gn - 1)) * sp.log(p)),  # p² vanishes faster than log p
+    (R.LOG_GUARDED_POWER, XMul(g, (1 - p) ** (g - 1)) * sp.log(p)),  # g may be negative
+    (R.LOG_GUARDED_POWER, XMul(gn, SoftmaxRest(z) ** (gn - 1)) * NegLogNormalized(p)),  # not the same share
 ]
+
+
+def test_edge_poles_gives_the_limit_where_the_sum_is_inf_minus_inf():
+    """c/p + d·log p at p = 0 (and the mirror at p = 1): the second form of NanOr has the pole's
+    infinity where the first is NaN, and both forms are the expression (the identity check)."""
+    t2 = Elem("t")
+    G = XMul(t2, -(1 - p) ** gn / p) - XMul(t2**2, gn * sp.log(p)) + XMul(y, 1 / (1 - p)) - XMul(y**2, log1p(-p))
+    out = R.edge_poles(G, p)
+    assert isinstance(out, NanOr)
+    for form in nan_or_forms(out):
+        R.check_equivalent(G, form)
+    first, second = (sp.lambdify([t2, y, p, gn], f, modules=[{"XMul": lambda a, b: 0.0 if a == 0 else a * b}, "numpy"]) for f in out.args)
+    one, zero, half = np.float64(1), np.float64(0), np.float64(0.5)
+    with np.errstate(all="ignore"):
+        assert second(one, zero, zero, half) == -np.inf and second(zero, one, one, half) == np.inf
+        assert np.isnan(first(one, one, zero, half))
+    assert R.edge_poles(XMul(t2, 1 / p) + XMul(y, 1 / (1 - p)), p) == XMul(t2, 1 / p) + XMul(y, 1 / (1 - p))  # poles, no log: nothing to do
 
 
 @pytest.mark.parametrize("rule, shape", KEEPS, ids=[f"{r.name}:{s}" for r, s in KEEPS])

@@ -199,7 +199,11 @@ class _Call:
         self.pub, self.module = pub, module
         kws = {k["name"]: k for k in pub["keywords"]}
         flags = {n: V.flag(values[n], n) for n, k in kws.items() if k["kind"] == "flag"}
-        self.variant = next(v for v in pub["variants"] if all(flags[k] == want for k, want in v["when"].items()))
+        self.variant = next((v for v in pub["variants"] if all(flags[k] == want for k, want in v["when"].items())), None)
+        if self.variant is None:
+            offered = "; ".join(", ".join(f"{k}={w}" for k, w in v["when"].items()) for v in pub["variants"])
+            given = ", ".join(f"{k}={flags[k]}" for k in flags)
+            raise ValueError(f"{pub['name']}: no kernel for {given}; available: {offered}")
         self.core = module.CORES[self.variant["loss"]]
         self.pred_name = pub["args"][-1]
         self.lab_name = pub["args"][0] if pub["labels"] != "none" else None

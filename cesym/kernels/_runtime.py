@@ -52,6 +52,9 @@ __all__ = [
     "scatter_label",
     "one_hot_cross_rest",
     "xmul",
+    "nan_or",
+    "softmax_rest",
+    "normalized_rest",
 ]
 
 
@@ -600,6 +603,19 @@ def _softmax_parts_combine(parts: list) -> tuple:
     return m, S, np.where(nan, np.nan, s)
 
 
+def softmax_rest(z: np.ndarray) -> np.ndarray:
+    r"""1 - softmax(z)_j = Σ_{c≠j} e_c / S, e = exp(z - max z), S = Σ e (:func:`rest_sum`: a
+    dominant class's tiny rest is summed, not 1 - softmax_j, which rounds to 0)."""
+    _, e, S, _ = softmax_parts(z)
+    return rest_sum(e, S) / S
+
+
+def normalized_rest(p: np.ndarray) -> np.ndarray:
+    r"""1 - p_j/Σ_c p_c = Σ_{c≠j} p_c / Σ_c p_c (:func:`rest_sum`: no cancellation)."""
+    S = row_sum(p)
+    return rest_sum(p, S) / S
+
+
 def neg_log_normalized(p: np.ndarray, r: np.ndarray | None = None) -> np.ndarray:
     r"""-log(p_j / Σ_c p_c) = log1p(r_j / p_j), r_j = Σ_{c≠j} p_c (see :func:`rest_sum`).
 
@@ -907,6 +923,22 @@ def xmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     nan = np.isnan(out)
     if np.any(nan):
         out[nan & np.broadcast_to(a == 0, out.shape)] = 0.0
+    return out
+
+
+def nan_or(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a``, and ``b`` where ``a`` is NaN: two forms of one quantity, the second for the points
+    (a domain's edge) where the first is 0·inf or inf - inf."""
+    if _pieces.unknown(a, b):
+        return _pieces.UNKNOWN
+    a = np.asarray(a, dtype=np.float64)
+    nan = np.isnan(a)
+    if not np.any(nan):
+        return a
+    shape = np.broadcast_shapes(a.shape, np.shape(b))
+    out = np.array(np.broadcast_to(a, shape))
+    nan = np.broadcast_to(nan, shape)
+    out[nan] = np.broadcast_to(b, shape)[nan]
     return out
 
 

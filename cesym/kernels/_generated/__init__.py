@@ -10,7 +10,9 @@ import warnings as _warnings
 _MODULES = (
     "activity_penalty",
     "binary_crossentropy",
+    "binary_focal_crossentropy",
     "categorical_crossentropy",
+    "categorical_focal_crossentropy",
     "categorical_generalized_cross_entropy",
     "categorical_hinge",
     "cosine_similarity",
