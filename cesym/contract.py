@@ -207,7 +207,8 @@ def _check_point(ref, res: Result, stratum, row, col, lab, pred, params, val, gr
         if e > 0:
             res.failures.append(Failure("value" + where, row, stratum, e, math.nan, _fmt_inputs(lab, pred, params), float(val), "no limit (NaN)"))
     elif e > vbase:
-        k = kappa()[0]
+        # a spurious NaN or inf fails whatever κ: κ (second derivatives) only where it decides
+        k = math.nan if _spurious_nonfinite(val, true_v) else kappa()[0]
         share = _share(e, vbase, k, val, true_v)
         res.value_share.append(share)
         if share > 1:
@@ -224,7 +225,7 @@ def _check_point(ref, res: Result, stratum, row, col, lab, pred, params, val, gr
                     Failure(f"grad{where or ''}[{j}]", row, stratum, e, math.nan, _fmt_inputs(lab, pred, params), float(gj), "no limit (NaN)")
                 )
         elif e > gbase:
-            k = kappa()[1][j]
+            k = math.nan if _spurious_nonfinite(gj, tj) else kappa()[1][j]
             share = _share(e, gbase, k, gj, tj)
             res.grad_share.append(share)
             if share > 1:

@@ -328,8 +328,8 @@ def _op(e, env: dict, R):
         ends = [_ends(_walk(v, env, R)) for v in _pieces(e, env, R)]
         return iv.mpf([min(a for a, _ in ends), max(b for _, b in ends)])
     args = [_walk(a, env, R) for a in e.args]
-    if isinstance(e, sp.Add):
-        return R.fsum_ends(args)
+    if isinstance(e, sp.Add):  # two terms: one rounding of their exact sum (1 - q near q = 1 is exact)
+        return R.add(*args) if len(args) == 2 else R.fsum_ends(args)
     if isinstance(e, sp.Mul):
         out = args[0]
         for a in args[1:]:

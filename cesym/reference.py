@@ -375,8 +375,8 @@ def _one_fraction(a: sp.Add) -> sp.Basic:
 
 
 def _one_minus_ratio(e: sp.Basic) -> sp.Basic | None:
-    """1 - X/(X + R) = R/(X + R) for a term X of the denominator's sum (in any sum): 1 - softmax_j
-    or 1 - p_j/Σp, which cancel for a dominant j in about as many bits as the class wins by."""
+    """1 - X/(X + R) = R/(X + R) for an exponential X, a term of the denominator's sum (in any
+    sum): 1 - softmax_j, which cancels for a dominant j in about 1.44 bits per unit it wins by."""
     if not isinstance(e, sp.Add) or sp.S.One not in e.args:
         return None
     for a in e.args:
@@ -387,7 +387,7 @@ def _one_minus_ratio(e: sp.Basic) -> sp.Basic | None:
         if len(dens) != 1:
             continue
         num = sp.Mul(*[f for f in ratio.args if f is not dens[0]])
-        if num in dens[0].base.args:
+        if num.has(sp.exp) and num in dens[0].base.args:  # a softmax's share
             return e - 1 - a + (dens[0].base - num) / dens[0].base
     return None
 

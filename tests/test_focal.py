@@ -35,19 +35,6 @@ def test_binary_focal_at_logits_100(gamma, dtype):
         assert ulp_error(float(g[0, j]), fg[j], dtype) <= GRAD_ULPS, (j, g[0, j], fg[j])
 
 
-@pytest.mark.parametrize("gamma", [0.5, 2.0])
-def test_categorical_focal_at_logits_100(gamma):
-    z = np.array([[100.0, -100.0, 0.0], [-100.0, 100.0, 3.0]])
-    y = np.array([[1.0, 0.0, 0.0], [1.0, 0.0, 0.0]])
-    v, g = kernels.categorical_focal_crossentropy_value_and_grad(y, z, gamma=gamma, from_logits=True)
-    assert np.all(np.isfinite(v)) and np.all(np.isfinite(g))
-    for r in range(2):
-        fv, fg = _reference("categorical_focal_crossentropy.logits", y[r], z[r], [0.0, 0.25, gamma])
-        assert ulp_error(float(v[r]), fv, np.float64) <= VALUE_ULPS
-        for j in range(3):
-            assert ulp_error(float(g[r, j]), fg[j], np.float64) <= GRAD_ULPS, (r, j, g[r, j], fg[j])
-
-
 def test_binary_focal_probability_edges():
     """A perfect prediction has gradient 0 for γ > 0 (and the cross-entropy's ∓1/C at γ = 0); a
     label weight on a zero probability makes the loss +inf and its gradient -inf (p = 0) or
@@ -60,11 +47,6 @@ def test_binary_focal_probability_edges():
         np.testing.assert_array_equal(g, [[0.0, 0.0, -np.inf, np.inf, -np.inf, np.inf]])
     g0 = kernels.binary_focal_crossentropy_grad(y[:, :2], p[:, :2], gamma=0.0)
     np.testing.assert_array_equal(g0, [[-0.5, 0.5]])
-
-
-def test_categorical_focal_needs_logits():
-    with pytest.raises(ValueError, match="from_logits"):
-        kernels.categorical_focal_crossentropy(np.eye(3), np.eye(3))
 
 
 def test_keras_binary_focal_nan_is_its_algorithm():

@@ -26,6 +26,7 @@ def test_reference_identities_are_exact():
     assert sp.simplify(sp.log(1 / (1 + sp.exp(-x))) + sp.log(1 + sp.exp(-x))) == 0
     assert sp.simplify((sp.log(1 - 1 / (1 + sp.exp(-x))) + sp.log(1 + sp.exp(x))).rewrite(sp.exp)) == 0
     assert log1p(x).rewrite(sp.log) == sp.log(x + 1)
+    assert sp.simplify(1 - sp.exp(x) / (sp.exp(x) + R) - R / (sp.exp(x) + R)) == 0  # 1 - softmax_j
 
 
 def test_reference_pins_log_one_plus_tiny():
