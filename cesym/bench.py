@@ -107,8 +107,10 @@ class Bench:
 
     @property
     def from_logits_keras(self) -> bool:
-        """A Keras loss on logits: it may have a tf.nn op equivalent."""
-        return not self.nn_keywords and not self.metric and self.kw.get("from_logits") is True
+        """A Keras loss on logits that a tf.nn op computes too."""
+        from .keras_calls import has_tfnn
+
+        return not self.nn_keywords and not self.metric and self.case is not None and has_tfnn(self.case)
 
 
 def _from_case(c: KernelCase) -> Bench:

@@ -76,10 +76,19 @@ def loss_fn(case: KernelCase, params: dict) -> Callable:
     return _loss_fn(case, params)
 
 
+#: The Keras losses whose from_logits form a tf.nn op computes (tfnn_fn).
+_TFNN = ("binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy")
+
+
+def has_tfnn(case: KernelCase) -> bool:
+    """A from_logits Keras loss that a ``tf.nn`` op computes (without importing TensorFlow)."""
+    return not case.keyword_only and case.keywords.get("from_logits") is True and case.kernel in _TFNN
+
+
 def tfnn_fn(case: KernelCase) -> Callable | None:
     """The ``tf.nn`` op equal to a from_logits Keras loss, ``f(labels, logits)``, or None."""
     tf = _tf()
-    if case.keyword_only or case.keywords.get("from_logits") is not True:
+    if not has_tfnn(case):
         return None
     if case.kernel == "binary_crossentropy":
         return lambda y, x: tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=y, logits=x), axis=-1)

@@ -442,10 +442,12 @@ class XMul(sp.Function):
         a, b = self.args
         db = b.diff(s)
         first = XMul(a, db)
-        if a.has(s) and any(f.exp.is_negative and f.base.has(s) for f in db.atoms(sp.Pow)):
+        factors = sp.Mul.make_args(a)
+        if a.has(s) and any(f.exp.is_negative and f.base in factors for f in db.atoms(sp.Pow)):
             # a·b' that cancels a (p·(1/p) of d(p·log p)/dp) is that quotient: the limit at
             # a = 0, and no overflow of b' at a subnormal a (5e-324·(1/5e-324) = 5e-324·inf);
-            # without a reciprocal in b' there is nothing to cancel (and cancel is slow)
+            # without a reciprocal of a factor of a in b' there is nothing to cancel (and
+            # cancel is slow on the large derivatives of the references' condition numbers)
             c = sp.cancel(a * db)
             if not any(isinstance(f, sp.Pow) and f.base == a and f.exp.is_negative for f in sp.preorder_traversal(c)):
                 first = c

@@ -136,3 +136,21 @@ def test_a_bad_declaration_is_one_line_naming_the_file(tmp_path, public, message
     with pytest.raises(DerivationError, match=message) as e:
         load_family(path)
     assert str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_flag_value_without_a_kernel_is_a_clear_error(tmp_path):
+    """A file may offer a kernel for one value of a flag only (logits, not probabilities): the
+    other value is a ValueError naming the flag and what is offered, not a StopIteration."""
+    text = BRIER.replace(
+        'variants=(Variant("logits"),), labels="binary", keywords=(AXIS,))',
+        'variants=(Variant("logits", {"from_logits": True}),), labels="binary", '
+        'keywords=(Keyword("from_logits", False, "flag"), AXIS))',
+    ).replace("from cesym.declare import AXIS, Public, Variant", "from cesym.declare import AXIS, Keyword, Public, Variant")
+    src, out = tmp_path / "mine", tmp_path / "kernels"
+    src.mkdir()
+    (src / "brier_logits.py").write_text(text)
+    assert cli.main(["generate", "--derivations", str(src), "--out", str(out)]) == 0
+    mod = _import(out / "brier_logits.py")
+    assert float(mod.brier_score([[1.0]], [[0.0]], from_logits=True)[0]) == 0.25
+    with pytest.raises(ValueError, match=r"brier_score: no kernel for from_logits=False; available: from_logits=True"):
+        mod.brier_score([[1.0]], [[0.0]])
