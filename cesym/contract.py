@@ -257,6 +257,8 @@ def _share(e: float, base: float, kappa: float, computed, true) -> float:
     """error / (base + 4κ); inf for NaN or a spurious inf (outside the contract whatever κ)."""
     if _spurious_nonfinite(computed, true):
         return math.inf
+    if math.isnan(kappa):  # κ unknown: no allowance (a NaN share would pass anything)
+        kappa = 0.0
     if math.isinf(kappa):  # the mathematics allows any error (inf / inf would be NaN)
         return 0.0
     return e / (base + KAPPA_FACTOR * kappa)

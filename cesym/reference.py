@@ -267,10 +267,10 @@ class RowReference:
 
     def _kappa_value(self, labels, pred, params, inputs, value, grad) -> float:
         xs, ys, ps = self._split(inputs)
-        num = sum(abs(x * g) for x, g in zip(xs, grad))
+        num = sum(_term(x, g) for x, g in zip(xs, grad))
         if self._soft(labels, params) and (self.label_syms or self.loss.params):
             part = self._approx(self._value_partials, inputs)
-            num += sum(abs(y * d) for y, d in zip(ys + ps, part))
+            num += sum(_term(y, d) for y, d in zip(ys + ps, part))
         return _ratio(num, value)
 
     def _kappa(self, labels, pred, params, inputs, value, grad) -> tuple[float, list[float]]:
@@ -286,15 +286,18 @@ class RowReference:
             width = self.n + n_lab + n_par
             for j, gj in enumerate(grad):
                 rowp = h[j * width : (j + 1) * width]
-                num = sum(abs(x * d) for x, d in zip(xs, rowp[: self.n]))
+                num = sum(_term(x, d) for x, d in zip(xs, rowp[: self.n]))
                 if soft:
-                    num += sum(abs(y * d) for y, d in zip(ys + ps, rowp[self.n :]))
+                    num += sum(_term(y, d) for y, d in zip(ys + ps, rowp[self.n :]))
                 k_grad.append(_ratio(num, gj))
         return k_value, k_grad
 
     def _approx(self, fn, inputs) -> list[mpmath.mpf]:
-        """Values good to a few digits (enough for a condition number), at rising precision."""
+        """Values good to a few digits (enough for a condition number), at rising precision, each
+        output on its own (one that cannot be pinned, e.g. infinite at an edge element, is inf:
+        no bound claimed from it, and it leaves the others' alone)."""
         old = mpmath.iv.prec
+        res: list = [None] * fn.n_out
         try:
             for prec in PRECISIONS:
                 mpmath.iv.prec = prec
@@ -304,20 +307,19 @@ class RowReference:
                     continue
                 if not real_intervals(out):
                     continue
-                res = []
-                for o in out:
+                for i, o in enumerate(out):
+                    if res[i] is not None:
+                        continue
                     a, b = _ends(o)
                     if a == b:
-                        res.append(a)
+                        res[i] = a
                     elif mpmath.isfinite(a) and mpmath.isfinite(b) and (b - a) <= mpmath.mpf(2) ** -10 * max(abs(a), abs(b)):
-                        res.append((a + b) / 2)
+                        res[i] = (a + b) / 2
                     elif mpmath.isfinite(a) and mpmath.isfinite(b) and max(abs(a), abs(b)) < mpmath.mpf(2) ** (-prec // 2):
-                        res.append(mpmath.mpf(0))  # negligible against everything else in κ
-                    else:
-                        break
-                else:
+                        res[i] = mpmath.mpf(0)  # negligible against everything else in κ
+                if all(r is not None for r in res):
                     return res
-            return [mpmath.inf] * fn.n_out  # unknown: no bound claimed from it
+            return [mpmath.inf if r is None else r for r in res]
         finally:
             mpmath.iv.prec = old
 
@@ -400,6 +402,11 @@ def _identities(expr: sp.Basic) -> sp.Basic:
         lambda e: isinstance(e, sp.log) and isinstance(e.args[0], sp.Add) and sp.S.One in e.args[0].args,
         lambda e: log1p(e.args[0] - 1),
     )
+
+
+def _term(x, d) -> mpmath.mpf:
+    """|x·∂f/∂x| in κ: 0 for x = 0 (a zero input is not perturbed relatively), whatever ∂f/∂x."""
+    return mpmath.mpf(0) if x == 0 else abs(x * d)
 
 
 def _ratio(num, den) -> float:
