@@ -55,6 +55,17 @@ def real_intervals(out) -> bool:
     return not any(isinstance(o, (mpmath.iv.mpc, complex)) for o in out)
 
 
+def _evaluate(fn, inputs) -> list | None:
+    """``fn`` at the current interval precision, or None where the intervals need more bits: an
+    interval straddling 0 by cancellation reached a log or a root (ValueError), or a power
+    (a complex interval)."""
+    try:
+        out = fn(*[mpmath.iv.mpf(x) for x in inputs])
+    except ValueError:
+        return None
+    return out if real_intervals(out) else None
+
+
 def _ends(iv_value) -> tuple[mpmath.mpf, mpmath.mpf]:
     """The end points of an interval as exact mpf numbers."""
     if not hasattr(iv_value, "_mpi_"):  # a constant output (e.g. a zero second derivative)
@@ -145,12 +156,9 @@ class RowReference:
             pending = None
             for prec in precisions:
                 mpmath.iv.prec = prec
-                try:
-                    out = fn(*[mpmath.iv.mpf(x) for x in inputs])
-                except ValueError:  # an interval that straddles 0 by cancellation reached a log or a root: more bits
+                out = _evaluate(fn, inputs)
+                if out is None:
                     continue
-                if not real_intervals(out):
-                    continue  # the same, where mpmath.iv returns a complex interval (a power)
                 res = [_resolve(o, dtype) for o in out]
                 if all(r is not None for r in res):
                     return res
@@ -301,11 +309,8 @@ class RowReference:
         try:
             for prec in PRECISIONS:
                 mpmath.iv.prec = prec
-                try:
-                    out = fn(*[mpmath.iv.mpf(x) for x in inputs])
-                except ValueError:  # a log or root of an interval straddling 0 by cancellation: more bits
-                    continue
-                if not real_intervals(out):
+                out = _evaluate(fn, inputs)
+                if out is None:
                     continue
                 for i, o in enumerate(out):
                     if res[i] is not None:
@@ -345,20 +350,21 @@ _LOG_SIGMOID = (
 )
 
 
-def _log_ratio(e: sp.Basic) -> sp.Basic | None:
-    """log(X/(X + R)) = -log1p(R/X) for a term X of the denominator's sum."""
-    a = e.args[0]
+def _share_of_sum(a: sp.Basic) -> tuple[sp.Basic, sp.Basic] | None:
+    """``(X, R)`` for ``a = X/(X + R)`` with X a term of the denominator's sum, else None."""
     if not isinstance(a, sp.Mul):
         return None
     dens = [f for f in a.args if isinstance(f, sp.Pow) and f.exp == -1 and isinstance(f.base, sp.Add)]
     if len(dens) != 1:
         return None
-    den = dens[0].base
     num = sp.Mul(*[f for f in a.args if f is not dens[0]])
-    if num not in den.args:
-        return None
-    rest = den - num
-    return -log1p(rest / num)
+    return (num, dens[0].base - num) if num in dens[0].base.args else None
+
+
+def _log_ratio(e: sp.Basic) -> sp.Basic | None:
+    """log(X/(X + R)) = -log1p(R/X) for a term X of the denominator's sum."""
+    share = _share_of_sum(e.args[0])
+    return None if share is None else -log1p(share[1] / share[0])
 
 
 def _has_fraction(a: sp.Basic) -> bool:
@@ -382,15 +388,10 @@ def _one_minus_ratio(e: sp.Basic) -> sp.Basic | None:
     if not isinstance(e, sp.Add) or sp.S.One not in e.args:
         return None
     for a in e.args:
-        ratio = -a
-        if not isinstance(ratio, sp.Mul):
-            continue
-        dens = [f for f in ratio.args if isinstance(f, sp.Pow) and f.exp == -1 and isinstance(f.base, sp.Add)]
-        if len(dens) != 1:
-            continue
-        num = sp.Mul(*[f for f in ratio.args if f is not dens[0]])
-        if num.has(sp.exp) and num in dens[0].base.args:  # a softmax's share
-            return e - 1 - a + (dens[0].base - num) / dens[0].base
+        share = _share_of_sum(-a)
+        if share is not None and share[0].has(sp.exp):  # a softmax's share
+            X, R = share
+            return e - 1 - a + R / (X + R)
     return None
 
 
