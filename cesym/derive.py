@@ -21,8 +21,14 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from sympy.codegen.cfunctions import expm1
+
 from .define import DerivationError, Loss
-from .rewrite import Rule, apply_rules, check_equivalent, gradient_rules, guard_rule, value_rules
+from .primitives import (
+    Elem, NegLogNormalized, NegLogSoftmax, NormalizedRest, RestSum, RowMax, RowSum, ShareCrossRest, SoftmaxRest, XMul,
+    element_symbols,
+)
+from .rewrite import LOG_GUARDED_POWER, POWER_RULE, Rule, apply_rules, check_equivalent, gradient_rules, guard_rule, value_rules
 
 __all__ = ["Derived", "derive"]
 
@@ -53,11 +59,82 @@ def derive(loss: Loss) -> Derived:
         return Derived(loss, v0, None, None, v1_guarded, None, tuple(vrules + grules_v), ())
     try:
         g0 = sp.diff(v0, x)
-        raw = sp.diff(v1, x)
+        raw = log_share_gradient(v1, x)
+        # a rule from the value to its gradient (in place of SymPy's diff), listed with the others
+        chain = [Rule("log-share-chain", LOG_SHARE_CHAIN_WHY, lambda v: log_share_gradient(v, x))] if raw is not None else []
+        if raw is None:
+            raw = sp.diff(v1, x)
     except Exception as e:  # SymPy could not differentiate the definition
         raise DerivationError(f"{loss.name}: cannot differentiate: {type(e).__name__}: {e}") from None
     if g0.has(sp.Derivative) or raw.has(sp.Derivative):
         raise DerivationError(f"{loss.name}: cannot differentiate: SymPy left an unevaluated derivative")
-    g1, grules = apply_rules(raw, gradient_rules(weights, guard, x))
+    # the chain through the log-share gives a stable form: the rules would split its sums again
+    g1, grules = (raw, []) if chain else apply_rules(raw, gradient_rules(weights, guard, x))
     check_equivalent(g0, g1)
-    return Derived(loss, v0, g0, raw, v1_guarded, g1, tuple(vrules + grules_v), tuple(grules))
+    return Derived(loss, v0, g0, raw, v1_guarded, g1, tuple(vrules + grules_v), tuple(chain + grules))
+
+
+LOG_SHARE_CHAIN_WHY = (
+    "the gradient of Σ_c t_c·φ(ν_c), ν = -log softmax(z), differentiated through ν: "
+    "Σ_{c≠j}(t_c g_c e_j - t_j g_j e_c)/Σe with g = φ' (one primitive, whose runtime takes a pair of "
+    "close logits as (t_c - t_j)g_c e_j + t_j(e_j(g_c - g_j) + g_j e_c expm1(z_j - z_c)), g_c - g_j by "
+    "quadrature of g': near z = 0 under uniform labels both differences lose every digit otherwise)."
+)
+
+
+def log_share_gradient(value: sp.Expr, x: Elem) -> sp.Expr | None:
+    r"""The gradient of :math:`k\sum_c t_c\,\varphi(\nu_c, R_c)`, a label-weighted function of the
+    log-share :math:`\nu_c = -\log r_c` and of :math:`R_c = 1 - r_c`, by the chain rule through ν.
+
+    The share is :math:`r = \operatorname{softmax}(z)` (written with
+    :class:`~cesym.primitives.NegLogSoftmax` and :class:`~cesym.primitives.SoftmaxRest`) or
+    :math:`r = p/\sum p` (:class:`~cesym.primitives.NegLogNormalized`,
+    :class:`~cesym.primitives.NormalizedRest`). With :math:`g = d\varphi/d\nu = \varphi_\nu +
+    r\,\varphi_R`:
+
+    * logits, :math:`\partial\nu_c/\partial z_j = r_j - [c = j]`:
+      :math:`\frac{k}{S}\sum_{c \ne j}(t_c g_c e_j - t_j g_j e_c)`, one
+      :class:`~cesym.primitives.ShareCrossRest` (:math:`e = e^{z - \max z}`, :math:`S = \sum e`),
+      whose runtime keeps the pairs of close logits that cancel;
+    * probabilities, :math:`\partial\nu_c/\partial p_j = 1/S - [c = j]/p_j`:
+      :math:`k\big(\sum_{c\ne j} t_c g_c / S - t_j g_j R_j / p_j\big)`, no product of two
+      small numbers (a row of scale 1e-200 keeps its digits) and at :math:`p_j = 0` the limit
+      (:math:`-\infty` under a positive weight, the first term under a zero one).
+
+    :math:`r\,\varphi_R` is taken as 0 where r is (``XMul``): :math:`\varphi_R` grows at most
+    like a power of ν there. ``None`` when the value has another shape, or when g is constant
+    (the cross-entropy, which the rules make a :class:`~cesym.primitives.CrossRest`)."""
+    factors = sp.Mul.make_args(value)
+    sums = [f for f in factors if isinstance(f, RowSum)]
+    k = sp.Mul(*(f for f in factors if not isinstance(f, RowSum)))
+    if len(sums) != 1 or element_symbols(k):
+        return None
+    nu, rest, share = sp.Symbol("nu", positive=True), sp.Symbol("rest", positive=True), sp.Symbol("share", positive=True)
+    body = sums[0].args[0]
+    if body.has(NegLogSoftmax(x)) or body.has(SoftmaxRest(x)):
+        forms = {nu: NegLogSoftmax(x), rest: SoftmaxRest(x), share: sp.exp(-NegLogSoftmax(x))}
+    elif body.has(NegLogNormalized(x)) or body.has(NormalizedRest(x)):
+        forms = {nu: NegLogNormalized(x), rest: NormalizedRest(x), share: x / RowSum(x)}
+    else:
+        return None
+    f = body.replace(lambda e: isinstance(e, XMul), lambda e: e.args[0] * e.args[1])
+    f = f.xreplace({v: k_ for k_, v in forms.items() if k_ is not share})
+    labels = element_symbols(f)
+    if x in labels or len(labels) != 1:
+        return None
+    (t,) = labels
+    phi = sp.cancel(f / t)
+    if phi.has(t) or not phi.has(nu, rest) or sp.expand(f - t * phi) != 0:
+        return None
+    # dR/dν = r = e^{-ν}
+    phi_nu, phi_r = sp.diff(phi, nu), sp.diff(phi, rest)
+    if not (phi_nu.has(nu, rest) or phi_r != 0):
+        return None
+    g = phi_nu + sp.exp(-nu) * phi_r
+    dg = sp.factor_terms(sp.collect(sp.expand(sp.diff(g, nu) + sp.diff(g, rest) * sp.exp(-nu)), nu))
+    of_nu = sp.Lambda(nu, dg.xreplace({rest: -expm1(-nu)}))
+    guarded = [POWER_RULE, LOG_GUARDED_POWER]
+    g_x = apply_rules(phi_nu.xreplace(forms), guarded)[0] + XMul(forms[share], apply_rules(phi_r.xreplace(forms), guarded)[0])
+    if forms[nu] == NegLogSoftmax(x):
+        return k * ShareCrossRest(t, x, g_x, of_nu) / RowSum(sp.exp(x - RowMax(x)))
+    return k * (RestSum(t * g_x) / RowSum(x) - XMul(t * g_x, NormalizedRest(x) / x))

@@ -273,12 +273,13 @@ def _kappas(ref, labels, pred, params, exact) -> list[float]:
 def _math_form(expr: sp.Basic) -> sp.Basic:
     """The printing forms of :func:`cesym.generate.print_form` as the mathematics they compute."""
     from . import generate as g
-    from .primitives import CrossRest, NegLogNormalized, RestSum, RowSum, SumSquares, XMul
+    from .primitives import CrossRest, NegLogNormalized, RestSum, RowSum, ShareCrossRest, SumSquares, XMul
 
     table = {
         g.OffMaxSum: lambda e, S: S - 1,  # e = exp(z - max z) is 1 at the maximal element left out
         g.MaxPlusLog1p: lambda m, s: m + sp.log(1 + s),
         g.SharedCrossRest: lambda t, z, e, s, S: CrossRest(t, z),
+        g.SharedShareCrossRest: lambda t, z, e, s, S, g_, dg: ShareCrossRest(t, z, g_, dg),
         g.SharedNegLogNormalized: lambda p, r: NegLogNormalized(p),
         g.WeightedNegLogNormalized: lambda w, p, S: RowSum(XMul(w, NegLogNormalized(p))),
         g.SharedRestSum: lambda v, S: RestSum(v),

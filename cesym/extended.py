@@ -144,7 +144,7 @@ class ExtendedReference:
         for j in range(n_out):
             per_ray = [_ray_limit([vals[j] for vals in ray], dtype) for ray in rays]
             first = per_ray[0]
-            if first is None or any(r is None or _round(r, dtype) != _round(first, dtype) for r in per_ray[1:]):
+            if first is None or any(r is None or not _same(r, first, dtype) for r in per_ray[1:]):
                 limits.append(mpmath.nan)
             else:
                 limits.append(first)
@@ -154,6 +154,19 @@ class ExtendedReference:
         """κ of the value and of each gradient element at the first ray's farthest stand-in."""
         far = self._points(pred)[0][-1]
         return self.ref.kappa(labels, far, params, value, grad)
+
+
+def _same(a: mpmath.mpf, b: mpmath.mpf, dtype) -> bool:
+    """One number of the format, or two resolved values of one limit: each is pinned to 2^-8 of
+    an ulp, so they differ by at most 2^-7 ulp (a limit at a midpoint between two floats, such as
+    α(t_0 + t_1), rounds its pinned values either way)."""
+    if _round(a, dtype) == _round(b, dtype):
+        return True
+    if not (mpmath.isfinite(a) and mpmath.isfinite(b)):
+        return False
+    p, emin, _ = FORMATS[np.dtype(dtype)]
+    spacing = mpmath.ldexp(1, max(int(mpmath.frexp(b)[1]) - p, emin)) if b != 0 else mpmath.ldexp(1, emin)
+    return abs(a - b) <= spacing / 64
 
 
 def _ray_limit(vals: list[mpmath.mpf], dtype) -> mpmath.mpf | None:
@@ -169,7 +182,7 @@ def _ray_limit(vals: list[mpmath.mpf], dtype) -> mpmath.mpf | None:
         if abs(d2) >= 2 * spacing():  # growing, and visibly so in the format
             return mpmath.inf * mpmath.sign(d2)
     r = [_round(v, dtype) for v in vals]
-    if r[0] == r[1] == r[2] or (math.isinf(r[2]) and r[1] == r[2]):
+    if r[0] == r[1] == r[2] or (math.isinf(r[2]) and r[1] == r[2]) or (_same(v1, v3, dtype) and _same(v2, v3, dtype)):
         return v3
     if r[1] == r[2] == 0 and mpmath.sign(v1) * mpmath.sign(v2) >= 0:
         return mpmath.mpf(0)  # below the format's least subnormal from the second M on: 0

@@ -43,6 +43,7 @@ from .primitives import (
     RestSum,
     RowMax,
     RowSum,
+    ShareCrossRest,
     Sigmoid,
     XMul,
     Softplus,
@@ -67,6 +68,13 @@ class SharedCrossRest(sp.Function):
     """Printing form of ``CrossRest(t, z)`` given ``e = exp(z - max z)``, its off-max sum and row sum."""
 
     nargs = 5
+
+
+class SharedShareCrossRest(sp.Function):
+    """Printing form of ``ShareCrossRest(t, z, g, dg)`` given ``e = exp(z - max z)``, its off-max
+    sum and row sum: ``(t, z, e, s, S, g, dg)``, the order of the runtime's arguments."""
+
+    nargs = 7
 
 
 class SharedNegLogNormalized(sp.Function):
@@ -311,11 +319,17 @@ def print_form(expr: sp.Basic, index_label: Elem | None = None, means: bool = Tr
         _, ex, S, s = _softmax_parts(z)
         return SharedCrossRest(t, z, ex, s, S)
 
+    def share_cross(e):
+        t, z, g, dg = e.args
+        _, ex, S, s = _softmax_parts(z)
+        return SharedShareCrossRest(t, z, ex, s, S, g, dg)
+
     def weighted_nln(e):
         w, nln = e.args[0].args
         p = nln.args[0]
         return WeightedNegLogNormalized(w, p, RowSum(p))
 
+    expr = expr.replace(lambda e: isinstance(e, ShareCrossRest), share_cross)
     expr = expr.replace(lambda e: isinstance(e, NegLogSoftmax), nls)
     expr = expr.replace(lambda e: isinstance(e, LogSumExp), lse)
     expr = expr.replace(lambda e: isinstance(e, CrossRest), cross)
@@ -386,6 +400,7 @@ class KernelPrinter(NumPyPrinter):
         "ExpMin0": "exp_min0",
         "OffMaxSum": "off_max_sum",
         "SharedCrossRest": "cross_rest",
+        "SharedShareCrossRest": "cross_rest",
         "WeightedNegLogNormalized": "weighted_neg_log_normalized",
         "SharedRestSum": "rest_sum",
         "SharedNegLogNormalized": "neg_log_normalized",
@@ -400,6 +415,12 @@ class KernelPrinter(NumPyPrinter):
         if name in self._RT_ALL_ARGS:
             return self._rt(self._RT_ALL_ARGS[name], *e.args)
         return super()._print_Function(e)
+
+    def _print_Lambda(self, e):
+        """A function of one variable (the derivative a runtime primitive evaluates at points of
+        its own, :class:`~cesym.primitives.ShareCrossRest`), as a Python lambda."""
+        (v,), body = e.args
+        return "(lambda %s: %s)" % (self._print(v), self._print(body))
 
     def _print_WeightedRowSum(self, e):
         return self._rt("weighted_row_sum", *e.args)
@@ -516,7 +537,15 @@ def printed_form(
     # Temporaries are Elem symbols: RowSum must not mistake an element-level temporary for a
     # row-level constant and pull it out of the sum when cse rebuilds the expression.
     names = (Elem(f"cse{i}") for i in range(10**6) if f"cse{i}" not in taken)
+    # a Lambda (a function a primitive evaluates at its own points) is one opaque argument: cse
+    # must not pull its body's subexpressions out of it, where its variable is unbound
+    lambdas = sorted(set().union(*(e.atoms(sp.Lambda) for e in exprs)), key=sp.default_sort_key)
+    hidden = {lam: sp.Symbol(f"_lambda{i}") for i, lam in enumerate(lambdas)}
+    shown = {v: k for k, v in hidden.items()}
+    exprs = [e.xreplace(hidden) for e in exprs]
     replacements, reduced = sp.cse(exprs, symbols=names, order="canonical")
+    replacements = [(sym, sub.xreplace(shown)) for sym, sub in replacements]
+    reduced = [e.xreplace(shown) for e in reduced]
     out_exprs = [reduced[i] for i in returns]
     needed = set().union(*(e.free_symbols for e in out_exprs))
     kept = []

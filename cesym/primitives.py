@@ -38,6 +38,7 @@ __all__ = [
     "NegLogNormalized",
     "XMul",
     "CrossRest",
+    "ShareCrossRest",
     "SumSquares",
     "Norm2",
     "LogSumExp",
@@ -429,6 +430,37 @@ class CrossRest(sp.Function):
         return r"\sum_{c \ne j}\left(%s_c e^{%s_j} - %s_j e^{%s_c}\right)e^{-\max_k %s_k}" % (t, z, t, z, z)
 
 
+class ShareCrossRest(sp.Function):
+    r"""Softmax-gradient numerator with weights that depend on the log-share:
+    :math:`\sum_{c\ne j} (t_c g_c e_j - t_j g_j e_c)`, :math:`e = e^{z - \max z}`, where
+    :math:`g_c = g(\nu_c)` is a function of :math:`\nu_c = -\log\operatorname{softmax}(z)_c`.
+
+    Arguments ``(t, z, g, dg)``: the label weight, the logits, ``g`` as an element-level
+    expression of ``z`` (through :class:`NegLogSoftmax`, :class:`SoftmaxRest` and the share) and
+    ``dg = Lambda(ν, g'(ν))``, its derivative in ν as a function of one variable.
+
+    It is :math:`S\cdot\partial/\partial z_j \sum_c t_c \varphi(\nu_c)` for
+    :math:`g = \varphi'` (:math:`\partial\nu_c/\partial z_j = r_j - [c = j]`): the
+    gradient of any label-weighted function of the log-share. Where the logits are close (all
+    near 0, or two labelled classes) ``e_j - e_c`` and ``g_c - g_j`` cancel; the runtime takes
+    such a pair as :math:`(t_c - t_j) g_c e_j + t_j\big(e_j (g_c - g_j) - g_j e_c
+    \operatorname{expm1}(z_j - z_c)\big)` with :math:`g_c - g_j = \int_{\nu_j}^{\nu_c} g'`
+    by Gauss–Legendre quadrature (:math:`\nu_c - \nu_j = z_j - z_c`, exact).
+    """
+
+    nargs = 4
+
+    def reduction_form(self):
+        t, z, g, _ = self.args
+        e = sp.exp(z - RowMax(z))
+        return e * RestSum(t * g) - t * g * RestSum(e)
+
+    @_powered
+    def _latex(self, printer):
+        t, z = (_split_index(a)[0] for a in self.args[:2])
+        return r"\sum_{c \ne j}\left(%s_c g_c e^{%s_j} - %s_j g_j e^{%s_c}\right)e^{-\max_k %s_k}" % (t, z, t, z, z)
+
+
 class XMul(sp.Function):
     r"""Product with the convention :math:`0 \cdot b = 0` even for infinite b (so 0·log 0 = 0).
 
@@ -793,7 +825,7 @@ class NormalizedRest(sp.Function):
         return r"\left(1 - \frac{%s_{%s}}{\sum_i %s_i}\right)" % (base, idx, base)
 
 
-_ROW_PRIMITIVES = (NegLogSoftmax, NegLogNormalized, CrossRest, LogSumExp, SoftmaxRest, NormalizedRest)
+_ROW_PRIMITIVES = (NegLogSoftmax, NegLogNormalized, CrossRest, ShareCrossRest, LogSumExp, SoftmaxRest, NormalizedRest)
 _ELEMENTWISE_PRIMITIVES = (Sigmoid, Softplus, Log1mexp, LogExpm1, LogWeight, LogCosh, Pow1p, Powm1, PowShift, Relu, Scaled, Log1pDiff)
 
 

@@ -383,13 +383,14 @@ def _one_fraction(a: sp.Add) -> sp.Basic:
 
 
 def _one_minus_ratio(e: sp.Basic) -> sp.Basic | None:
-    """1 - X/(X + R) = R/(X + R) for an exponential X, a term of the denominator's sum (in any
-    sum): 1 - softmax_j, which cancels for a dominant j in about 1.44 bits per unit it wins by."""
+    """1 - X/(X + R) = R/(X + R) for X a term of the denominator's sum (in any sum): 1 - softmax_j
+    or 1 - p_j/Σp, which cancels for a dominant j (about 1.44 bits per unit a logit wins by; at
+    a stand-in 2^-M for a probability 0, M bits)."""
     if not isinstance(e, sp.Add) or sp.S.One not in e.args:
         return None
     for a in e.args:
         share = _share_of_sum(-a)
-        if share is not None and share[0].has(sp.exp):  # a softmax's share
+        if share is not None:  # a softmax's or a renormalised probability's share
             X, R = share
             return e - 1 - a + R / (X + R)
     return None

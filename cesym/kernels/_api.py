@@ -309,9 +309,10 @@ def _limit_rule(call: _Call, kind: str):
         vg = getattr(call.module, call.variant["loss"] + "_value_and_grad")
         scalars = call.params()
         elementwise = call.pub["reduction"] == "element"
+        ks = _lim.SIMPLEX_RAY_KS if call.variant["domain"] == "simplex" else _lim.RAY_KS
         if call.pub["labels"] == "none":
-            return lambda _, x: _lim.numeric_rows(lambda L, X: vg(X, *scalars), None, x, call.p.dtype, elementwise)
-        return lambda lab, x: _lim.numeric_rows(lambda L, X: vg(L, X, *scalars), lab, x, call.p.dtype, elementwise)
+            return lambda _, x: _lim.numeric_rows(lambda L, X: vg(X, *scalars), None, x, call.p.dtype, elementwise, ks)
+        return lambda lab, x: _lim.numeric_rows(lambda L, X: vg(L, X, *scalars), lab, x, call.p.dtype, elementwise, ks)
     params = tuple(call.scalars[a] for a in call.core["args"][2:] if a != "N") if call.pub["labels"] != "none" else ()
     weights = getattr(call.module, call.variant["loss"] + "_weights", None) if call.core["weights"] else None
     index = call.pub["labels"] == "index"

@@ -288,6 +288,10 @@ def penalty_rows(h: np.ndarray, lam: float, size: int):
 
 #: Stand-ins ±r·2^k for an infinite input, k rising (as :mod:`cesym.extended`'s reference takes them).
 RAY_KS = (64, 80, 96)
+#: For renormalised probabilities (a scale-free row): +inf as 2^k, k up to where three such
+#: elements still sum below the float64 maximum; the others' shares p/S then vanish like 2^-k,
+#: and a term in share·log(share) is below an ulp (at 2^64 it is still 5 ulps of the limit).
+SIMPLEX_RAY_KS = (512, 640, 768)
 #: At most this many rays with one infinite input running ahead (rate 2) per row.
 MAX_RAYS = 8
 _STANDIN_ELEMENTS = 1 << 20  # stand-in elements evaluated at once (rows are chunked to this)
@@ -315,10 +319,10 @@ def _ray_limit(v: np.ndarray, dtype) -> np.ndarray:
     return np.where(growing, np.sign(d2) * np.inf, np.where(same, v3, np.where(decaying, np.copysign(0.0, v3), np.nan)))
 
 
-def numeric_rows(vg: Callable, lab: np.ndarray | None, x: np.ndarray, dtype, elementwise: bool):
+def numeric_rows(vg: Callable, lab: np.ndarray | None, x: np.ndarray, dtype, elementwise: bool, ks: Sequence[int] = RAY_KS):
     """The limits of any loss at ±inf predictions, measured: the row is evaluated (``vg(lab,
     x)`` -> value, gradient: the stable cores) with each infinite element replaced by
-    ±r·2^k for k in :data:`RAY_KS`, on the ray r = 1 for all and, with two or more infinite
+    ±r·2^k for k in ``ks`` (:data:`RAY_KS`), on the ray r = 1 for all and, with two or more infinite
     elements, on rays where one of them (the first :data:`MAX_RAYS`) runs ahead at r = 2. An
     output has a limit when every ray gives the same one (:func:`_ray_limit`): a path-dependent
     limit is none (NaN). NaN in a row's inputs (or a label that is not finite) makes it NaN.
@@ -343,14 +347,14 @@ def numeric_rows(vg: Callable, lab: np.ndarray | None, x: np.ndarray, dtype, ele
         X = []
         for j in range(n_rays):
             rate = np.where(several & (order == j), 2.0, 1.0) if j else np.ones(xi.shape)
-            for k in RAY_KS:
+            for k in ks:
                 X.append(np.where(ii, np.sign(xi) * rate * 2.0**k, xi))
         X = np.concatenate(X)
-        L = None if lab is None else np.concatenate([lab[idx]] * (n_rays * len(RAY_KS)))
+        L = None if lab is None else np.concatenate([lab[idx]] * (n_rays * len(ks)))
         with np.errstate(all="ignore"):
             v, g = vg(L, X)
-        v = np.broadcast_to(v, (X.shape[0], v_out.shape[1])).reshape(n_rays, len(RAY_KS), idx.size, -1)
-        g = np.asarray(g).reshape(n_rays, len(RAY_KS), idx.size, C)
+        v = np.broadcast_to(v, (X.shape[0], v_out.shape[1])).reshape(n_rays, len(ks), idx.size, -1)
+        g = np.asarray(g).reshape(n_rays, len(ks), idx.size, C)
         lv = np.stack([_ray_limit(v[j], dtype) for j in range(n_rays)])
         lg = np.stack([_ray_limit(g[j], dtype) for j in range(n_rays)])
         # rays that coincide with the first (rows with fewer infinite elements) agree with it
@@ -361,9 +365,12 @@ def numeric_rows(vg: Callable, lab: np.ndarray | None, x: np.ndarray, dtype, ele
 
 
 def _agree(per_ray: np.ndarray, dtype) -> np.ndarray:
-    """The rays' common limit (equal in ``dtype``), NaN where any ray differs or has none."""
+    """The rays' common limit, NaN where any ray differs or has none: equal in ``dtype`` or, as
+    in :func:`_ray_limit`, within 4 of its ulps (the cores' own rounding at different inputs:
+    ``(w·S)/S`` with the row sum S of each ray)."""
     first = per_ray[0]
     with np.errstate(invalid="ignore", over="ignore"):
         r = per_ray.astype(dtype)
-        same = np.all(r == r[0], axis=0)
+        near = 4 * np.spacing(np.abs(r[0])).astype(np.float64)
+        same = np.all((r == r[0]) | (np.abs(per_ray - first) <= near), axis=0)
     return np.where(same, first, np.nan)

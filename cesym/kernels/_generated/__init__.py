@@ -12,6 +12,7 @@ _MODULES = (
     "binary_crossentropy",
     "binary_focal_crossentropy",
     "categorical_crossentropy",
+    "categorical_focal_crossentropy",
     "categorical_generalized_cross_entropy",
     "categorical_hinge",
     "cosine_similarity",
