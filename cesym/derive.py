@@ -25,7 +25,7 @@ from sympy.codegen.cfunctions import expm1
 
 from .define import DerivationError, Loss
 from .primitives import (
-    Elem, NegLogNormalized, NegLogSoftmax, NormalizedRest, RestSum, RowMax, RowSum, ShareCrossRest, SoftmaxRest, XMul,
+    Elem, NegLogNormalized, NegLogSoftmax, NormalizedRest, RestSum, RowMax, RowSum, ScaledPow, ShareCrossRest, SoftmaxRest, XMul,
     element_symbols,
 )
 from .rewrite import LOG_GUARDED_POWER, POWER_RULE, Rule, apply_rules, check_equivalent, gradient_rules, guard_rule, value_rules
@@ -97,9 +97,11 @@ def log_share_gradient(value: sp.Expr, x: Elem) -> sp.Expr | None:
       :class:`~cesym.primitives.ShareCrossRest` (:math:`e = e^{z - \max z}`, :math:`S = \sum e`),
       whose runtime keeps the pairs of close logits that cancel;
     * probabilities, :math:`\partial\nu_c/\partial p_j = 1/S - [c = j]/p_j`:
-      :math:`k\big(\sum_{c\ne j} t_c g_c / S - t_j g_j R_j / p_j\big)`, no product of two
-      small numbers (a row of scale 1e-200 keeps its digits) and at :math:`p_j = 0` the limit
-      (:math:`-\infty` under a positive weight, the first term under a zero one).
+      :math:`k\big(\sum_{c\ne j} t_c h_c - t_j h_j (S - p_j)/p_j\big)` with :math:`h = g/S`,
+      the division taken into g's power of R (:class:`~cesym.primitives.ScaledPow`): no
+      product of two small numbers (a row of scale 1e-200 keeps its digits, a dominant class's
+      :math:`R^{\gamma}/S` its range) and at :math:`p_j = 0` the limit (:math:`-\infty` under a
+      positive weight, the first term under a zero one).
 
     :math:`r\,\varphi_R` is taken as 0 where r is (``XMul``): :math:`\varphi_R` grows at most
     like a power of ν there. ``None`` when the value has another shape, or when g is constant
@@ -137,4 +139,22 @@ def log_share_gradient(value: sp.Expr, x: Elem) -> sp.Expr | None:
     g_x = apply_rules(phi_nu.xreplace(forms), guarded)[0] + XMul(forms[share], apply_rules(phi_r.xreplace(forms), guarded)[0])
     if forms[nu] == NegLogSoftmax(x):
         return k * ShareCrossRest(t, x, g_x, of_nu) / RowSum(sp.exp(x - RowMax(x)))
-    return k * (RestSum(t * g_x) / RowSum(x) - XMul(t * g_x, NormalizedRest(x) / x))
+    h = _over(g_x, RowSum(x), forms[rest])  # g/S: a dominant class's g (R^γ) underflows, g/S need not
+    return k * (RestSum(t * h) - XMul(t * h, RestSum(x) / x))
+
+
+def _over(e: sp.Expr, S: sp.Expr, R: sp.Expr) -> sp.Expr:
+    """``e/S`` with the division taken into a power of ``R`` where e has one
+    (:class:`~cesym.primitives.ScaledPow`: R^a/S stays in range where R^a does not), through sums
+    and into the second factor of a zero-guarded product (XMul(a, b)/S = XMul(a, b/S))."""
+    if isinstance(e, sp.Add):
+        return sp.Add(*(_over(a, S, R) for a in e.args))
+    if isinstance(e, XMul):
+        return XMul(e.args[0], _over(e.args[1], S, R))
+    if isinstance(e, sp.Pow) and e.base == R:
+        return ScaledPow(R, e.exp, 1 / S)
+    if isinstance(e, sp.Mul):
+        for i, f in enumerate(e.args):
+            if isinstance(f, (XMul, sp.Pow)) and f.has(R) and (isinstance(f, XMul) or f.base == R):
+                return sp.Mul(*e.args[:i], _over(f, S, R), *e.args[i + 1 :])
+    return e / S

@@ -390,6 +390,7 @@ class KernelPrinter(NumPyPrinter):
         "MaxMinusSum": "max_minus_sum",
         "Powm1": "powm1",
         "PowShift": "pow_shift",
+        "ScaledPow": "scaled_pow",
         "CrossRest": "cross_rest",
         "AtLabel": "at_label",
         "RestAtLabel": "rest_at_label",

@@ -286,11 +286,18 @@ def _algorithm(loss, n: int):
     if key not in _ALGORITHMS:
         expr = loss.keras if loss.keras is not None else loss.value
         expr = to_elementary(expr.xreplace({w: d for w, d in loss.weights.items() if d != w}), keep=(Sigmoid,))
+        # decimal constants (not exponents) as symbols: on a row of one class p/Σp is 1, and SymPy
+        # would fold min(max(1, ε), 1 - ε) and then 1 - (1 - ε) in binary64 (1e-7, where float32
+        # TensorFlow gets 2^-23); the walk rounds each constant to the dtype (_Rounding.const)
+        consts = {f: sp.Dummy(f"const{i}") for i, f in enumerate(sorted(
+            {f for f in expr.atoms(sp.Float) if not any(isinstance(p, sp.Pow) and p.exp == f for p in expr.atoms(sp.Pow))},
+            key=float))}
+        expr = expr.xreplace(consts)
         expr = expand_row(expr, n, None) if loss.row_level else expand_row(expr, 1, 0)
         labels = [indexed(loss.label, c) for c in range(n)] if loss.label is not None else []
         preds = [indexed(loss.prediction, c) for c in range(n)]
         grads = [sp.diff(expr, x) for x in preds]
-        _ALGORITHMS[key] = (expr, grads, labels, preds, sp.count_ops(expr))
+        _ALGORITHMS[key] = (expr, grads, labels, preds, sp.count_ops(expr), {c: float(f) for f, c in consts.items()})
     return _ALGORITHMS[key]
 
 
@@ -415,8 +422,9 @@ def _declared_algorithm(case: KernelCase, R, labels, pred, params: dict, upstrea
 
     loss = definition(case)
     n = len(pred)
-    value, _, lab_syms, pred_syms, _ = _algorithm(loss, n)
-    env = {s: iv.mpf(float(v)) for s, v in zip(lab_syms, labels)}
+    value, _, lab_syms, pred_syms, _, consts = _algorithm(loss, n)
+    env = {c: R.const(f) for c, f in consts.items()}
+    env.update({s: iv.mpf(float(v)) for s, v in zip(lab_syms, labels)})
     env.update({s: iv.mpf(float(v)) for s, v in zip(pred_syms, pred)})
     for q in loss.params:
         env[q] = iv.mpf(float(params[q.name]))

@@ -49,6 +49,7 @@ __all__ = [
     "Pow1p",
     "Powm1",
     "PowShift",
+    "ScaledPow",
     "Relu",
     "MaxShare",
     "MaxN",
@@ -765,6 +766,37 @@ class PowShift(sp.Function):
         return r"%s^{%s - 1}" % (x, y)
 
 
+class ScaledPow(sp.Function):
+    r""":math:`x^a s` for :math:`x > 0`, kept in range where :math:`x^a` alone is not.
+
+    A power of a small share divided by a small row sum (:math:`R^{\gamma}/S` for a dominant class
+    of a row of scale 1e-21: :math:`R^2 = 10^{-330}` underflows to 0, the quotient 1e-310 does
+    not). Computed as ``x**a * s``; where that is 0, subnormal or infinite, as
+    :math:`m^a\,2^{f} s \cdot 2^{n}` with :math:`x = m\,2^{e}` (``frexp``) and
+    :math:`a e = n + f` split exactly. :math:`\partial_x = a\,x^{a-1}s` (zero-guarded),
+    :math:`\partial_a = x^a s \log x`, :math:`\partial_s = x^a`.
+    """
+
+    nargs = 3
+
+    def fdiff(self, argindex=1):
+        x, a, s = self.args
+        if argindex == 1:
+            return XMul(a, ScaledPow(x, a - 1, s))
+        if argindex == 2:
+            return self * sp.log(x)
+        return x**a
+
+    def elementary(self):
+        x, a, s = self.args
+        return x**a * s
+
+    @_powered
+    def _latex(self, printer):
+        x, a, s = (printer._print(v) for v in self.args)
+        return r"%s^{%s}\,%s" % (x, a, s)
+
+
 class Relu(sp.Function):
     r""":math:`\max(u, 0)`, the hinge; derivative the step :math:`[u \ge 0]`, 1 at the kink.
 
@@ -826,7 +858,7 @@ class NormalizedRest(sp.Function):
 
 
 _ROW_PRIMITIVES = (NegLogSoftmax, NegLogNormalized, CrossRest, ShareCrossRest, LogSumExp, SoftmaxRest, NormalizedRest)
-_ELEMENTWISE_PRIMITIVES = (Sigmoid, Softplus, Log1mexp, LogExpm1, LogWeight, LogCosh, Pow1p, Powm1, PowShift, Relu, Scaled, Log1pDiff)
+_ELEMENTWISE_PRIMITIVES = (Sigmoid, Softplus, Log1mexp, LogExpm1, LogWeight, LogCosh, Pow1p, Powm1, PowShift, ScaledPow, Relu, Scaled, Log1pDiff)
 
 
 def expand_row_primitives(expr: sp.Basic) -> sp.Basic:

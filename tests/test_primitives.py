@@ -24,8 +24,10 @@ from cesym.primitives import (
     RestSum,
     RowMax,
     RowSum,
+    ShareCrossRest,
     Sigmoid,
     Softplus,
+    SoftmaxRest,
     SumSquares,
     expand_row_primitives,
     to_elementary,
@@ -59,7 +61,11 @@ def test_row_chain_rule_matches_explicit_differentiation():
         assert sp.simplify(lhs - rhs) == 0
 
 
-@pytest.mark.parametrize("prim", [NegLogSoftmax(z), NegLogNormalized(z), CrossRest(t, z)])
+_nu = sp.Symbol("nu")
+_SHARE = ShareCrossRest(t, z, SoftmaxRest(z) ** 2 + NegLogSoftmax(z), sp.Lambda(_nu, 1 + 2 * sp.exp(-_nu)))
+
+
+@pytest.mark.parametrize("prim", [NegLogSoftmax(z), NegLogNormalized(z), CrossRest(t, z), _SHARE])
 def test_row_primitives_expand_to_their_definition(prim):
     check_equivalent(prim, expand_row_primitives(prim))  # evaluates both at random rows
     assert not expand_row_primitives(prim).has(type(prim))
@@ -429,3 +435,35 @@ def test_runtime_weighted_row_sum():
             assert ulp_error(out[r, 0], exact, np.float64) <= 4, (r, out[r, 0], exact)
     assert out[2, 0] == np.inf and np.isnan(out[3, 0])
     assert rt.weighted_row_sum(big[1:2], 2.0)[0, 0] == np.inf  # the product itself overflows
+
+
+def test_share_cross_rest_runtime_pairs_match_the_definition():
+    """The runtime's ShareCrossRest (g = R² + ν, g' = 2R·e^{-ν} + 1 with R = 1 - e^{-ν}) against
+    the definition in 60 digits, on rows of close logits under equal weights (the first form
+    cancels every digit at 1e-12; the pairs are recomputed) and on rows where it does not.
+
+    Bound: 16 ulps of Σ_c |pair_c| (each pair t_c g_c e_j - t_j g_j e_c is computed from g,
+    itself a few roundings off, in about six roundings, then three are summed; measured 5.8);
+    the sum of the pairs may cancel as the mathematics does (z_j between the others), which is
+    the condition of the result, not the runtime's. Computed as written, the first rows were
+    1e12 times that bound off."""
+    rng = np.random.default_rng(7)
+    mpmath.mp.dps = 60
+    for scale in (1e-12, 1e-6, 1e-2, 3.0):
+        for _ in range(40):
+            zr = rng.normal(size=4) * scale
+            tr = np.full(4, 0.25) if scale < 1 else rng.uniform(0, 1, 4)
+            zm = [mpmath.mpf(float(v)) for v in zr]
+            S = sum(mpmath.exp(v) for v in zm)
+            nu = [mpmath.log(S) - v for v in zm]
+            g = [(1 - mpmath.exp(-n)) ** 2 + n for n in nu]
+            e = [mpmath.exp(v - max(zm)) for v in zm]
+            pairs = [[tr[c] * g[c] * e[j] - tr[j] * g[j] * e[c] for c in range(4) if c != j] for j in range(4)]
+            Z, T = zr[None, :], tr[None, :]
+            m, E, Ssum, s = rt.softmax_parts(Z)
+            nu_f = m - Z + np.log1p(s)
+            R = -np.expm1(-nu_f)
+            got = rt.cross_rest(T, Z, E, s, Ssum, R**2 + nu_f, lambda v: 2 * -np.expm1(-v) * np.exp(-v) + 1)
+            for j in range(4):
+                bound = 16 * 2.0**-53 * float(sum(abs(p) for p in pairs[j]))
+                assert abs(float(got[0, j]) - float(sum(pairs[j]))) <= bound, (scale, j, got[0, j], sum(pairs[j]))

@@ -39,6 +39,7 @@ __all__ = [
     "pow1p",
     "powm1",
     "pow_shift",
+    "scaled_pow",
     "neg_log_softmax",
     "off_max_sum",
     "softmax_parts",
@@ -510,6 +511,32 @@ def powm1(x: np.ndarray, y) -> np.ndarray:
     if _pieces.unknown(x, y):
         return _pieces.UNKNOWN
     return np.expm1(xmul(y, np.log(x)))
+
+
+def scaled_pow(x: np.ndarray, a, s) -> np.ndarray:
+    r"""x^a·s for x >= 0: ``x**a * s``, and where that is 0, subnormal or infinite (with x > 0 and
+    s finite and non-zero), ``ldexp(m**a · 2**f · s, n)`` with ``x = m·2**e`` and ``a·e = n + f``,
+    n an integer and f in [0, 1): m^a·2^f lies in [2^-a, 2), so only s sets the scale, and the
+    final ldexp rounds once. ``a·e`` is split exactly (a = a_hi + a_lo, a_hi of 26 bits, so that
+    a_hi·e is exact for |e| <= 1074): rounding it would move the result by |a·e·ln 2| ulps."""
+    if _pieces.unknown(x, a, s):
+        return _pieces.UNKNOWN
+    with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+        out = np.asarray(x**a * s, dtype=np.float64)
+        redo = ((out == 0) | (np.abs(out) < _TINY) | np.isinf(out)) & (x > 0) & np.isfinite(x) & np.isfinite(s) & (s != 0)
+        if not np.any(redo):
+            return out
+        xb, ab, sb = (np.broadcast_to(v, out.shape)[redo] for v in (x, a, s))
+        m, e = np.frexp(xb)
+        c = ab * 134217729.0  # Veltkamp's split: 2^27 + 1
+        a_hi = c - (c - ab)
+        hi = a_hi * e  # exact: 26 bits times 11
+        n = np.floor(hi)
+        f = (hi - n) + (ab - a_hi) * e
+        fixed = np.ldexp(m**ab * np.exp2(f) * sb, n.astype(np.int64))
+        out = np.array(out)
+        out[redo] = fixed
+    return out
 
 
 def pow_shift(x: np.ndarray, y) -> np.ndarray:

@@ -139,10 +139,10 @@ def probs_value(y, p, label_smoothing, alpha, gamma):
     C = _rt.width(p)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
     tmp0 = _rt.normalized_rest(p)
-    tmp1 = tmp0**gamma
-    tmp2 = _rt.row_sum(p)
-    tmp3 = _rt.neg_log_normalized(p, _rt.rest_sum(p, tmp2))
-    return _rt.weighted_row_sum(_rt.xmul(t, tmp1*tmp3), alpha)
+    tmp1 = _rt.row_sum(p)
+    tmp2 = _rt.rest_sum(p, tmp1)
+    tmp3 = _rt.neg_log_normalized(p, tmp2)
+    return _rt.weighted_row_sum(_rt.xmul(t, tmp0**gamma*tmp3), alpha)
 
 
 def probs_naive_value(y, p, label_smoothing, alpha, gamma):
@@ -159,9 +159,9 @@ def probs_naive_value(y, p, label_smoothing, alpha, gamma):
 def probs_grad(y, p, label_smoothing, alpha, gamma):
     r"""categorical focal cross-entropy on probabilities (renormalised): stable gradient d(value)/d(p), elementwise.
 
-    Derived by SymPy from the stable value: ``alpha*(RestSum(t*(NormalizedRest(p)**gamma + XMul(p/RowSum(p), XMul(gamma, XMul(NegLogNormalized(p), NormalizedRest(p)**(gamma - 1))))))/RowSum(p) - XMul(t*(NormalizedRest(p)**gamma + XMul(p/RowSum(p), XMul(gamma, XMul(NegLogNormalized(p), NormalizedRest(p)**(gamma - 1))))), NormalizedRest(p)/p))``
+    Derived by SymPy from the stable value: ``alpha*(RestSum(t*(ScaledPow(NormalizedRest(p), gamma, 1/RowSum(p)) + XMul(p/RowSum(p), XMul(gamma, XMul(NegLogNormalized(p), ScaledPow(NormalizedRest(p), gamma - 1, 1/RowSum(p))))))) - XMul(t*(ScaledPow(NormalizedRest(p), gamma, 1/RowSum(p)) + XMul(p/RowSum(p), XMul(gamma, XMul(NegLogNormalized(p), ScaledPow(NormalizedRest(p), gamma - 1, 1/RowSum(p)))))), RestSum(p)/p))``
 
-    Stable form: ``alpha*(RestSum(t*(NormalizedRest(p)**gamma + XMul(p/RowSum(p), XMul(gamma, XMul(NegLogNormalized(p), NormalizedRest(p)**(gamma - 1))))))/RowSum(p) - XMul(t*(NormalizedRest(p)**gamma + XMul(p/RowSum(p), XMul(gamma, XMul(NegLogNormalized(p), NormalizedRest(p)**(gamma - 1))))), NormalizedRest(p)/p))``
+    Stable form: ``alpha*(RestSum(t*(ScaledPow(NormalizedRest(p), gamma, 1/RowSum(p)) + XMul(p/RowSum(p), XMul(gamma, XMul(NegLogNormalized(p), ScaledPow(NormalizedRest(p), gamma - 1, 1/RowSum(p))))))) - XMul(t*(ScaledPow(NormalizedRest(p), gamma, 1/RowSum(p)) + XMul(p/RowSum(p), XMul(gamma, XMul(NegLogNormalized(p), ScaledPow(NormalizedRest(p), gamma - 1, 1/RowSum(p)))))), RestSum(p)/p))``
 
     Rewrites applied:
     - log-share-chain: the gradient of Σ_c t_c·φ(ν_c), ν = -log softmax(z), differentiated through ν: Σ_{c≠j}(t_c g_c e_j - t_j g_j e_c)/Σe with g = φ' (one primitive, whose runtime takes a pair of close logits as (t_c - t_j)g_c e_j + t_j(e_j(g_c - g_j) + g_j e_c expm1(z_j - z_c)), g_c - g_j by quadrature of g': near z = 0 under uniform labels both differences lose every digit otherwise).
@@ -169,12 +169,12 @@ def probs_grad(y, p, label_smoothing, alpha, gamma):
     C = _rt.width(p)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
     tmp0 = _rt.normalized_rest(p)
-    tmp1 = tmp0**gamma
-    tmp2 = _rt.row_sum(p)
-    tmp3 = _rt.neg_log_normalized(p, _rt.rest_sum(p, tmp2))
-    tmp4 = 1/tmp2
-    tmp5 = t*(tmp1 + _rt.xmul(p*tmp4, _rt.xmul(gamma, _rt.xmul(tmp3, tmp0**(gamma - 1)))))
-    return alpha*(tmp4*_rt.rest_sum(tmp5, _rt.row_sum(tmp5)) - _rt.xmul(tmp5, tmp0/p))
+    tmp1 = _rt.row_sum(p)
+    tmp2 = _rt.rest_sum(p, tmp1)
+    tmp3 = _rt.neg_log_normalized(p, tmp2)
+    tmp4 = 1/tmp1
+    tmp5 = t*(_rt.scaled_pow(tmp0, gamma, tmp4) + _rt.xmul(p*tmp4, _rt.xmul(gamma, _rt.xmul(tmp3, _rt.scaled_pow(tmp0, gamma - 1, tmp4)))))
+    return alpha*(_rt.rest_sum(tmp5, _rt.row_sum(tmp5)) - _rt.xmul(tmp5, tmp2/p))
 
 
 def probs_value_and_grad(y, p, label_smoothing, alpha, gamma):
@@ -183,13 +183,13 @@ def probs_value_and_grad(y, p, label_smoothing, alpha, gamma):
     C = _rt.width(p)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
     tmp0 = _rt.normalized_rest(p)
-    tmp1 = tmp0**gamma
-    tmp2 = _rt.row_sum(p)
-    tmp3 = _rt.neg_log_normalized(p, _rt.rest_sum(p, tmp2))
-    tmp4 = 1/tmp2
-    tmp5 = t*(tmp1 + _rt.xmul(p*tmp4, _rt.xmul(gamma, _rt.xmul(tmp3, tmp0**(gamma - 1)))))
-    grad = alpha*(tmp4*_rt.rest_sum(tmp5, _rt.row_sum(tmp5)) - _rt.xmul(tmp5, tmp0/p))
-    return _rt.weighted_row_sum(_rt.xmul(t, tmp1*tmp3), alpha), grad
+    tmp1 = _rt.row_sum(p)
+    tmp2 = _rt.rest_sum(p, tmp1)
+    tmp3 = _rt.neg_log_normalized(p, tmp2)
+    tmp4 = 1/tmp1
+    tmp5 = t*(_rt.scaled_pow(tmp0, gamma, tmp4) + _rt.xmul(p*tmp4, _rt.xmul(gamma, _rt.xmul(tmp3, _rt.scaled_pow(tmp0, gamma - 1, tmp4)))))
+    grad = alpha*(_rt.rest_sum(tmp5, _rt.row_sum(tmp5)) - _rt.xmul(tmp5, tmp2/p))
+    return _rt.weighted_row_sum(_rt.xmul(t, tmp0**gamma*tmp3), alpha), grad
 
 
 def probs_naive_grad(y, p, label_smoothing, alpha, gamma):
