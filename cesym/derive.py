@@ -83,7 +83,8 @@ LOG_SHARE_CHAIN_WHY = (
 
 
 def log_share_gradient(value: sp.Expr, x: Elem) -> sp.Expr | None:
-    r"""The gradient of :math:`k\sum_c t_c\,\varphi(\nu_c, R_c)`, a label-weighted function of the
+    r"""The gradient of :math:`\sum_c t_c\,\varphi(\nu_c, R_c)` (one row sum, or a sum of row sums
+    times row constants), a label-weighted function of the
     log-share :math:`\nu_c = -\log r_c` and of :math:`R_c = 1 - r_c`, by the chain rule through ν.
 
     The share is :math:`r = \operatorname{softmax}(z)` (written with
@@ -93,11 +94,11 @@ def log_share_gradient(value: sp.Expr, x: Elem) -> sp.Expr | None:
     r\,\varphi_R`:
 
     * logits, :math:`\partial\nu_c/\partial z_j = r_j - [c = j]`:
-      :math:`\frac{k}{S}\sum_{c \ne j}(t_c g_c e_j - t_j g_j e_c)`, one
+      :math:`\frac{1}{S}\sum_{c \ne j}(t_c g_c e_j - t_j g_j e_c)`, one
       :class:`~cesym.primitives.ShareCrossRest` (:math:`e = e^{z - \max z}`, :math:`S = \sum e`),
       whose runtime keeps the pairs of close logits that cancel;
     * probabilities, :math:`\partial\nu_c/\partial p_j = 1/S - [c = j]/p_j`:
-      :math:`k\big(\sum_{c\ne j} t_c h_c - t_j h_j (S - p_j)/p_j\big)` with :math:`h = g/S`,
+      :math:`\sum_{c\ne j} t_c h_c - t_j h_j (S - p_j)/p_j` with :math:`h = g/S`,
       the division taken into g's power of R (:class:`~cesym.primitives.ScaledPow`): no
       product of two small numbers (a row of scale 1e-200 keeps its digits, a dominant class's
       :math:`R^{\gamma}/S` its range) and at :math:`p_j = 0` the limit (:math:`-\infty` under a
@@ -106,13 +107,15 @@ def log_share_gradient(value: sp.Expr, x: Elem) -> sp.Expr | None:
     :math:`r\,\varphi_R` is taken as 0 where r is (``XMul``): :math:`\varphi_R` grows at most
     like a power of ν there. ``None`` when the value has another shape, or when g is constant
     (the cross-entropy, which the rules make a :class:`~cesym.primitives.CrossRest`)."""
-    factors = sp.Mul.make_args(value)
-    sums = [f for f in factors if isinstance(f, RowSum)]
-    k = sp.Mul(*(f for f in factors if not isinstance(f, RowSum)))
-    if len(sums) != 1 or element_symbols(k):
-        return None
+    body = sp.S.Zero  # Σ_i k_i·RowSum(f_i) as one RowSum(Σ_i k_i f_i), k_i row constants
+    for term in sp.Add.make_args(value):
+        factors = sp.Mul.make_args(term)
+        sums = [f for f in factors if isinstance(f, RowSum)]
+        k = sp.Mul(*(f for f in factors if not isinstance(f, RowSum)))
+        if len(sums) != 1 or element_symbols(k):
+            return None
+        body += k * sums[0].args[0]
     nu, rest, share = sp.Symbol("nu", positive=True), sp.Symbol("rest", positive=True), sp.Symbol("share", positive=True)
-    body = sums[0].args[0]
     if body.has(NegLogSoftmax(x)) or body.has(SoftmaxRest(x)):
         forms = {nu: NegLogSoftmax(x), rest: SoftmaxRest(x), share: sp.exp(-NegLogSoftmax(x))}
     elif body.has(NegLogNormalized(x)) or body.has(NormalizedRest(x)):
@@ -138,9 +141,9 @@ def log_share_gradient(value: sp.Expr, x: Elem) -> sp.Expr | None:
     guarded = [POWER_RULE, LOG_GUARDED_POWER]
     g_x = apply_rules(phi_nu.xreplace(forms), guarded)[0] + XMul(forms[share], apply_rules(phi_r.xreplace(forms), guarded)[0])
     if forms[nu] == NegLogSoftmax(x):
-        return k * ShareCrossRest(t, x, g_x, of_nu) / RowSum(sp.exp(x - RowMax(x)))
+        return ShareCrossRest(t, x, g_x, of_nu) / RowSum(sp.exp(x - RowMax(x)))
     h = _over(g_x, RowSum(x), forms[rest])  # g/S: a dominant class's g (R^γ) underflows, g/S need not
-    return k * (RestSum(t * h) - XMul(t * h, RestSum(x) / x))
+    return RestSum(t * h) - XMul(t * h, RestSum(x) / x)
 
 
 def _over(e: sp.Expr, S: sp.Expr, R: sp.Expr) -> sp.Expr:

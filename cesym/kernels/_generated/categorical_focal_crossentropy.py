@@ -159,9 +159,9 @@ def probs_naive_value(y, p, label_smoothing, alpha, gamma):
 def probs_grad(y, p, label_smoothing, alpha, gamma):
     r"""categorical focal cross-entropy on probabilities (renormalised): stable gradient d(value)/d(p), elementwise.
 
-    Derived by SymPy from the stable value: ``alpha*(RestSum(t*(ScaledPow(NormalizedRest(p), gamma, 1/RowSum(p)) + XMul(p/RowSum(p), XMul(gamma, XMul(NegLogNormalized(p), ScaledPow(NormalizedRest(p), gamma - 1, 1/RowSum(p))))))) - XMul(t*(ScaledPow(NormalizedRest(p), gamma, 1/RowSum(p)) + XMul(p/RowSum(p), XMul(gamma, XMul(NegLogNormalized(p), ScaledPow(NormalizedRest(p), gamma - 1, 1/RowSum(p)))))), RestSum(p)/p))``
+    Derived by SymPy from the stable value: ``RestSum(t*(alpha*ScaledPow(NormalizedRest(p), gamma, 1/RowSum(p)) + XMul(p/RowSum(p), alpha*XMul(gamma, XMul(NegLogNormalized(p), ScaledPow(NormalizedRest(p), gamma - 1, 1/RowSum(p))))))) - XMul(t*(alpha*ScaledPow(NormalizedRest(p), gamma, 1/RowSum(p)) + XMul(p/RowSum(p), alpha*XMul(gamma, XMul(NegLogNormalized(p), ScaledPow(NormalizedRest(p), gamma - 1, 1/RowSum(p)))))), RestSum(p)/p)``
 
-    Stable form: ``alpha*(RestSum(t*(ScaledPow(NormalizedRest(p), gamma, 1/RowSum(p)) + XMul(p/RowSum(p), XMul(gamma, XMul(NegLogNormalized(p), ScaledPow(NormalizedRest(p), gamma - 1, 1/RowSum(p))))))) - XMul(t*(ScaledPow(NormalizedRest(p), gamma, 1/RowSum(p)) + XMul(p/RowSum(p), XMul(gamma, XMul(NegLogNormalized(p), ScaledPow(NormalizedRest(p), gamma - 1, 1/RowSum(p)))))), RestSum(p)/p))``
+    Stable form: ``RestSum(t*(alpha*ScaledPow(NormalizedRest(p), gamma, 1/RowSum(p)) + XMul(p/RowSum(p), alpha*XMul(gamma, XMul(NegLogNormalized(p), ScaledPow(NormalizedRest(p), gamma - 1, 1/RowSum(p))))))) - XMul(t*(alpha*ScaledPow(NormalizedRest(p), gamma, 1/RowSum(p)) + XMul(p/RowSum(p), alpha*XMul(gamma, XMul(NegLogNormalized(p), ScaledPow(NormalizedRest(p), gamma - 1, 1/RowSum(p)))))), RestSum(p)/p)``
 
     Rewrites applied:
     - log-share-chain: the gradient of Σ_c t_c·φ(ν_c), ν = -log softmax(z), differentiated through ν: Σ_{c≠j}(t_c g_c e_j - t_j g_j e_c)/Σe with g = φ' (one primitive, whose runtime takes a pair of close logits as (t_c - t_j)g_c e_j + t_j(e_j(g_c - g_j) + g_j e_c expm1(z_j - z_c)), g_c - g_j by quadrature of g': near z = 0 under uniform labels both differences lose every digit otherwise).
@@ -173,8 +173,8 @@ def probs_grad(y, p, label_smoothing, alpha, gamma):
     tmp2 = _rt.rest_sum(p, tmp1)
     tmp3 = _rt.neg_log_normalized(p, tmp2)
     tmp4 = 1/tmp1
-    tmp5 = t*(_rt.scaled_pow(tmp0, gamma, tmp4) + _rt.xmul(p*tmp4, _rt.xmul(gamma, _rt.xmul(tmp3, _rt.scaled_pow(tmp0, gamma - 1, tmp4)))))
-    return alpha*(_rt.rest_sum(tmp5, _rt.row_sum(tmp5)) - _rt.xmul(tmp5, tmp2/p))
+    tmp5 = t*(alpha*_rt.scaled_pow(tmp0, gamma, tmp4) + _rt.xmul(p*tmp4, alpha*_rt.xmul(gamma, _rt.xmul(tmp3, _rt.scaled_pow(tmp0, gamma - 1, tmp4)))))
+    return _rt.rest_sum(tmp5, _rt.row_sum(tmp5)) - _rt.xmul(tmp5, tmp2/p)
 
 
 def probs_value_and_grad(y, p, label_smoothing, alpha, gamma):
@@ -187,8 +187,8 @@ def probs_value_and_grad(y, p, label_smoothing, alpha, gamma):
     tmp2 = _rt.rest_sum(p, tmp1)
     tmp3 = _rt.neg_log_normalized(p, tmp2)
     tmp4 = 1/tmp1
-    tmp5 = t*(_rt.scaled_pow(tmp0, gamma, tmp4) + _rt.xmul(p*tmp4, _rt.xmul(gamma, _rt.xmul(tmp3, _rt.scaled_pow(tmp0, gamma - 1, tmp4)))))
-    grad = alpha*(_rt.rest_sum(tmp5, _rt.row_sum(tmp5)) - _rt.xmul(tmp5, tmp2/p))
+    tmp5 = t*(alpha*_rt.scaled_pow(tmp0, gamma, tmp4) + _rt.xmul(p*tmp4, alpha*_rt.xmul(gamma, _rt.xmul(tmp3, _rt.scaled_pow(tmp0, gamma - 1, tmp4)))))
+    grad = _rt.rest_sum(tmp5, _rt.row_sum(tmp5)) - _rt.xmul(tmp5, tmp2/p)
     return _rt.weighted_row_sum(_rt.xmul(t, tmp0**gamma*tmp3), alpha), grad
 
 
@@ -252,9 +252,9 @@ def logits_naive_value(y, z, label_smoothing, alpha, gamma):
 def logits_grad(y, z, label_smoothing, alpha, gamma):
     r"""categorical focal cross-entropy on logits (from_logits=True): stable gradient d(value)/d(z), elementwise.
 
-    Derived by SymPy from the stable value: ``alpha*ShareCrossRest(t, z, SoftmaxRest(z)**gamma + XMul(exp(-NegLogSoftmax(z)), XMul(gamma, XMul(NegLogSoftmax(z), SoftmaxRest(z)**(gamma - 1)))), Lambda(nu, -gamma*(-expm1(-nu))**gamma*(nu*(-gamma*exp(-nu)/expm1(-nu) - 1 + exp(-nu)/expm1(-nu)) + 2)*exp(-nu)/expm1(-nu)))/RowSum(exp(z - RowMax(z)))``
+    Derived by SymPy from the stable value: ``ShareCrossRest(t, z, alpha*SoftmaxRest(z)**gamma + XMul(exp(-NegLogSoftmax(z)), alpha*XMul(gamma, XMul(NegLogSoftmax(z), SoftmaxRest(z)**(gamma - 1)))), Lambda(nu, -alpha*gamma*(-expm1(-nu))**gamma*(nu*(-gamma*exp(-nu)/expm1(-nu) - 1 + exp(-nu)/expm1(-nu)) + 2)*exp(-nu)/expm1(-nu)))/RowSum(exp(z - RowMax(z)))``
 
-    Stable form: ``alpha*ShareCrossRest(t, z, SoftmaxRest(z)**gamma + XMul(exp(-NegLogSoftmax(z)), XMul(gamma, XMul(NegLogSoftmax(z), SoftmaxRest(z)**(gamma - 1)))), Lambda(nu, -gamma*(-expm1(-nu))**gamma*(nu*(-gamma*exp(-nu)/expm1(-nu) - 1 + exp(-nu)/expm1(-nu)) + 2)*exp(-nu)/expm1(-nu)))/RowSum(exp(z - RowMax(z)))``
+    Stable form: ``ShareCrossRest(t, z, alpha*SoftmaxRest(z)**gamma + XMul(exp(-NegLogSoftmax(z)), alpha*XMul(gamma, XMul(NegLogSoftmax(z), SoftmaxRest(z)**(gamma - 1)))), Lambda(nu, -alpha*gamma*(-expm1(-nu))**gamma*(nu*(-gamma*exp(-nu)/expm1(-nu) - 1 + exp(-nu)/expm1(-nu)) + 2)*exp(-nu)/expm1(-nu)))/RowSum(exp(z - RowMax(z)))``
 
     Rewrites applied:
     - log-share-chain: the gradient of Σ_c t_c·φ(ν_c), ν = -log softmax(z), differentiated through ν: Σ_{c≠j}(t_c g_c e_j - t_j g_j e_c)/Σe with g = φ' (one primitive, whose runtime takes a pair of close logits as (t_c - t_j)g_c e_j + t_j(e_j(g_c - g_j) + g_j e_c expm1(z_j - z_c)), g_c - g_j by quadrature of g': near z = 0 under uniform labels both differences lose every digit otherwise).
@@ -265,7 +265,7 @@ def logits_grad(y, z, label_smoothing, alpha, gamma):
     tmp1 = tmp0**gamma
     tmp2, tmp3, tmp4, tmp5 = _rt.softmax_parts(z)
     tmp6 = tmp2 - z + numpy.log1p(tmp5)
-    return alpha*_rt.cross_rest(t, z, tmp3, tmp5, tmp4, tmp1 + _rt.xmul(numpy.exp(-tmp6), _rt.xmul(gamma, _rt.xmul(tmp6, tmp0**(gamma - 1)))), (lambda nu: -gamma*(-numpy.expm1(-nu))**gamma*(nu*(-gamma*numpy.exp(-nu)/numpy.expm1(-nu) - 1 + numpy.exp(-nu)/numpy.expm1(-nu)) + 2)*numpy.exp(-nu)/numpy.expm1(-nu)))/tmp4
+    return _rt.cross_rest(t, z, tmp3, tmp5, tmp4, tmp1*alpha + _rt.xmul(numpy.exp(-tmp6), alpha*_rt.xmul(gamma, _rt.xmul(tmp6, tmp0**(gamma - 1)))), (lambda nu: -alpha*gamma*(-numpy.expm1(-nu))**gamma*(nu*(-gamma*numpy.exp(-nu)/numpy.expm1(-nu) - 1 + numpy.exp(-nu)/numpy.expm1(-nu)) + 2)*numpy.exp(-nu)/numpy.expm1(-nu)))/tmp4
 
 
 def logits_value_and_grad(y, z, label_smoothing, alpha, gamma):
@@ -277,7 +277,7 @@ def logits_value_and_grad(y, z, label_smoothing, alpha, gamma):
     tmp1 = tmp0**gamma
     tmp2, tmp3, tmp4, tmp5 = _rt.softmax_parts(z)
     tmp6 = tmp2 - z + numpy.log1p(tmp5)
-    grad = alpha*_rt.cross_rest(t, z, tmp3, tmp5, tmp4, tmp1 + _rt.xmul(numpy.exp(-tmp6), _rt.xmul(gamma, _rt.xmul(tmp6, tmp0**(gamma - 1)))), (lambda nu: -gamma*(-numpy.expm1(-nu))**gamma*(nu*(-gamma*numpy.exp(-nu)/numpy.expm1(-nu) - 1 + numpy.exp(-nu)/numpy.expm1(-nu)) + 2)*numpy.exp(-nu)/numpy.expm1(-nu)))/tmp4
+    grad = _rt.cross_rest(t, z, tmp3, tmp5, tmp4, tmp1*alpha + _rt.xmul(numpy.exp(-tmp6), alpha*_rt.xmul(gamma, _rt.xmul(tmp6, tmp0**(gamma - 1)))), (lambda nu: -alpha*gamma*(-numpy.expm1(-nu))**gamma*(nu*(-gamma*numpy.exp(-nu)/numpy.expm1(-nu) - 1 + numpy.exp(-nu)/numpy.expm1(-nu)) + 2)*numpy.exp(-nu)/numpy.expm1(-nu)))/tmp4
     return _rt.weighted_row_sum(t*tmp1*tmp6, alpha), grad
 
 
