@@ -45,6 +45,8 @@ from .primitives import (
     RowSum,
     ShareCrossRest,
     Sigmoid,
+    SoftmaxRest,
+    NormalizedRest,
     XMul,
     Softplus,
     SumSquares,
@@ -290,6 +292,8 @@ def print_form(expr: sp.Basic, index_label: Elem | None = None, means: bool = Tr
       exponential where x < 0 and 1 elsewhere;
     * ``a·SumSquares(x)`` as one primitive of ``a`` and ``x`` (:func:`_weighted_sum_squares`),
       which multiplies ``a`` into the scaled sum (``λ/N · Σh²`` finite where ``Σh²`` is not);
+    * ``SoftmaxRest(z) = RestSum(e)/S`` and ``NormalizedRest(p) = RestSum(p)/Σp``, sharing the
+      softmax's parts and the rest sums with the other primitives of the row;
     * ``LogSumExp(u) = max u + log1p(s)`` with the softmax's ``s`` (shared with a
       ``NegLogSoftmax`` of the same row and with the gradient's softmax), as one node
       (:class:`MaxPlusLog1p`).
@@ -330,6 +334,10 @@ def print_form(expr: sp.Basic, index_label: Elem | None = None, means: bool = Tr
         return WeightedNegLogNormalized(w, p, RowSum(p))
 
     expr = expr.replace(lambda e: isinstance(e, ShareCrossRest), share_cross)
+    # 1 - softmax_j and 1 - p_j/Σp as the rest sum over the row sum, sharing the softmax's parts
+    # (and the rest sum of p of a NegLogNormalized of the same row)
+    expr = expr.replace(lambda e: isinstance(e, SoftmaxRest), lambda e: RestSum(_softmax_parts(e.args[0])[1]) / _softmax_parts(e.args[0])[2])
+    expr = expr.replace(lambda e: isinstance(e, NormalizedRest), lambda e: RestSum(e.args[0]) / RowSum(e.args[0]))
     expr = expr.replace(lambda e: isinstance(e, NegLogSoftmax), nls)
     expr = expr.replace(lambda e: isinstance(e, LogSumExp), lse)
     expr = expr.replace(lambda e: isinstance(e, CrossRest), cross)

@@ -138,11 +138,12 @@ def probs_value(y, p, label_smoothing, alpha, gamma):
     """
     C = _rt.width(p)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
-    tmp0 = _rt.normalized_rest(p)
-    tmp1 = _rt.row_sum(p)
-    tmp2 = _rt.rest_sum(p, tmp1)
-    tmp3 = _rt.neg_log_normalized(p, tmp2)
-    return _rt.weighted_row_sum(_rt.xmul(t, tmp0**gamma*tmp3), alpha)
+    tmp0 = _rt.row_sum(p)
+    tmp1 = _rt.rest_sum(p, tmp0)
+    tmp2 = _rt.neg_log_normalized(p, tmp1)
+    tmp3 = 1/tmp0
+    tmp4 = tmp1*tmp3
+    return _rt.weighted_row_sum(_rt.xmul(t, tmp2*tmp4**gamma), alpha)
 
 
 def probs_naive_value(y, p, label_smoothing, alpha, gamma):
@@ -168,13 +169,13 @@ def probs_grad(y, p, label_smoothing, alpha, gamma):
     """
     C = _rt.width(p)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
-    tmp0 = _rt.normalized_rest(p)
-    tmp1 = _rt.row_sum(p)
-    tmp2 = _rt.rest_sum(p, tmp1)
-    tmp3 = _rt.neg_log_normalized(p, tmp2)
-    tmp4 = 1/tmp1
-    tmp5 = t*(alpha*_rt.scaled_pow(tmp0, gamma, tmp4) + _rt.xmul(p*tmp4, alpha*_rt.xmul(gamma, _rt.xmul(tmp3, _rt.scaled_pow(tmp0, gamma - 1, tmp4)))))
-    return _rt.rest_sum(tmp5, _rt.row_sum(tmp5)) - _rt.xmul(tmp5, tmp2/p)
+    tmp0 = _rt.row_sum(p)
+    tmp1 = _rt.rest_sum(p, tmp0)
+    tmp2 = _rt.neg_log_normalized(p, tmp1)
+    tmp3 = 1/tmp0
+    tmp4 = tmp1*tmp3
+    tmp5 = t*(alpha*_rt.scaled_pow(tmp4, gamma, tmp3) + _rt.xmul(p*tmp3, alpha*_rt.xmul(gamma, _rt.xmul(tmp2, _rt.scaled_pow(tmp4, gamma - 1, tmp3)))))
+    return _rt.rest_sum(tmp5, _rt.row_sum(tmp5)) - _rt.xmul(tmp5, tmp1/p)
 
 
 def probs_value_and_grad(y, p, label_smoothing, alpha, gamma):
@@ -182,14 +183,14 @@ def probs_value_and_grad(y, p, label_smoothing, alpha, gamma):
     """
     C = _rt.width(p)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
-    tmp0 = _rt.normalized_rest(p)
-    tmp1 = _rt.row_sum(p)
-    tmp2 = _rt.rest_sum(p, tmp1)
-    tmp3 = _rt.neg_log_normalized(p, tmp2)
-    tmp4 = 1/tmp1
-    tmp5 = t*(alpha*_rt.scaled_pow(tmp0, gamma, tmp4) + _rt.xmul(p*tmp4, alpha*_rt.xmul(gamma, _rt.xmul(tmp3, _rt.scaled_pow(tmp0, gamma - 1, tmp4)))))
-    grad = _rt.rest_sum(tmp5, _rt.row_sum(tmp5)) - _rt.xmul(tmp5, tmp2/p)
-    return _rt.weighted_row_sum(_rt.xmul(t, tmp0**gamma*tmp3), alpha), grad
+    tmp0 = _rt.row_sum(p)
+    tmp1 = _rt.rest_sum(p, tmp0)
+    tmp2 = _rt.neg_log_normalized(p, tmp1)
+    tmp3 = 1/tmp0
+    tmp4 = tmp1*tmp3
+    tmp5 = t*(alpha*_rt.scaled_pow(tmp4, gamma, tmp3) + _rt.xmul(p*tmp3, alpha*_rt.xmul(gamma, _rt.xmul(tmp2, _rt.scaled_pow(tmp4, gamma - 1, tmp3)))))
+    grad = _rt.rest_sum(tmp5, _rt.row_sum(tmp5)) - _rt.xmul(tmp5, tmp1/p)
+    return _rt.weighted_row_sum(_rt.xmul(t, tmp2*tmp4**gamma), alpha), grad
 
 
 def probs_naive_grad(y, p, label_smoothing, alpha, gamma):
@@ -230,11 +231,12 @@ def logits_value(y, z, label_smoothing, alpha, gamma):
     """
     C = _rt.width(z)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
-    tmp0 = _rt.softmax_rest(z)
-    tmp1 = tmp0**gamma
-    tmp2, tmp3, tmp4, tmp5 = _rt.softmax_parts(z)
-    tmp6 = tmp2 - z + numpy.log1p(tmp5)
-    return _rt.weighted_row_sum(t*tmp1*tmp6, alpha)
+    tmp0, tmp1, tmp2, tmp3 = _rt.softmax_parts(z)
+    tmp4 = tmp0 - z + numpy.log1p(tmp3)
+    tmp5 = 1/tmp2
+    tmp6 = tmp5*_rt.rest_sum(tmp1, tmp2)
+    tmp7 = tmp6**gamma
+    return _rt.weighted_row_sum(t*tmp4*tmp7, alpha)
 
 
 def logits_naive_value(y, z, label_smoothing, alpha, gamma):
@@ -261,11 +263,12 @@ def logits_grad(y, z, label_smoothing, alpha, gamma):
     """
     C = _rt.width(z)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
-    tmp0 = _rt.softmax_rest(z)
-    tmp1 = tmp0**gamma
-    tmp2, tmp3, tmp4, tmp5 = _rt.softmax_parts(z)
-    tmp6 = tmp2 - z + numpy.log1p(tmp5)
-    return _rt.cross_rest(t, z, tmp3, tmp5, tmp4, tmp1*alpha + _rt.xmul(numpy.exp(-tmp6), alpha*_rt.xmul(gamma, _rt.xmul(tmp6, tmp0**(gamma - 1)))), (lambda nu: -alpha*gamma*(-numpy.expm1(-nu))**gamma*(nu*(-gamma*numpy.exp(-nu)/numpy.expm1(-nu) - 1 + numpy.exp(-nu)/numpy.expm1(-nu)) + 2)*numpy.exp(-nu)/numpy.expm1(-nu)))/tmp4
+    tmp0, tmp1, tmp2, tmp3 = _rt.softmax_parts(z)
+    tmp4 = tmp0 - z + numpy.log1p(tmp3)
+    tmp5 = 1/tmp2
+    tmp6 = tmp5*_rt.rest_sum(tmp1, tmp2)
+    tmp7 = tmp6**gamma
+    return tmp5*_rt.cross_rest(t, z, tmp1, tmp3, tmp2, tmp7*alpha + _rt.xmul(numpy.exp(-tmp4), alpha*_rt.xmul(gamma, _rt.xmul(tmp4, tmp6**(gamma - 1)))), (lambda nu: -alpha*gamma*(-numpy.expm1(-nu))**gamma*(nu*(-gamma*numpy.exp(-nu)/numpy.expm1(-nu) - 1 + numpy.exp(-nu)/numpy.expm1(-nu)) + 2)*numpy.exp(-nu)/numpy.expm1(-nu)))
 
 
 def logits_value_and_grad(y, z, label_smoothing, alpha, gamma):
@@ -273,12 +276,13 @@ def logits_value_and_grad(y, z, label_smoothing, alpha, gamma):
     """
     C = _rt.width(z)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
-    tmp0 = _rt.softmax_rest(z)
-    tmp1 = tmp0**gamma
-    tmp2, tmp3, tmp4, tmp5 = _rt.softmax_parts(z)
-    tmp6 = tmp2 - z + numpy.log1p(tmp5)
-    grad = _rt.cross_rest(t, z, tmp3, tmp5, tmp4, tmp1*alpha + _rt.xmul(numpy.exp(-tmp6), alpha*_rt.xmul(gamma, _rt.xmul(tmp6, tmp0**(gamma - 1)))), (lambda nu: -alpha*gamma*(-numpy.expm1(-nu))**gamma*(nu*(-gamma*numpy.exp(-nu)/numpy.expm1(-nu) - 1 + numpy.exp(-nu)/numpy.expm1(-nu)) + 2)*numpy.exp(-nu)/numpy.expm1(-nu)))/tmp4
-    return _rt.weighted_row_sum(t*tmp1*tmp6, alpha), grad
+    tmp0, tmp1, tmp2, tmp3 = _rt.softmax_parts(z)
+    tmp4 = tmp0 - z + numpy.log1p(tmp3)
+    tmp5 = 1/tmp2
+    tmp6 = tmp5*_rt.rest_sum(tmp1, tmp2)
+    tmp7 = tmp6**gamma
+    grad = tmp5*_rt.cross_rest(t, z, tmp1, tmp3, tmp2, tmp7*alpha + _rt.xmul(numpy.exp(-tmp4), alpha*_rt.xmul(gamma, _rt.xmul(tmp4, tmp6**(gamma - 1)))), (lambda nu: -alpha*gamma*(-numpy.expm1(-nu))**gamma*(nu*(-gamma*numpy.exp(-nu)/numpy.expm1(-nu) - 1 + numpy.exp(-nu)/numpy.expm1(-nu)) + 2)*numpy.exp(-nu)/numpy.expm1(-nu)))
+    return _rt.weighted_row_sum(t*tmp4*tmp7, alpha), grad
 
 
 def logits_naive_grad(y, z, label_smoothing, alpha, gamma):
