@@ -390,7 +390,9 @@ def _one_minus_ratio(e: sp.Basic) -> sp.Basic | None:
         return None
     for a in e.args:
         share = _share_of_sum(-a)
-        if share is not None:  # a softmax's or a renormalised probability's share
+        # a softmax's share or a renormalised probability's (X one element): where X is a
+        # product (y·p of an overlap) the rest's derivative would cancel as 1/p - 1/p instead
+        if share is not None and (share[0].has(sp.exp) or isinstance(share[0], sp.Symbol)):
             X, R = share
             return e - 1 - a + R / (X + R)
     return None
