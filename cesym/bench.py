@@ -1,6 +1,6 @@
 """``cesym bench``: time every kernel against Keras eager, XLA, tf.nn and the naive NumPy form.
 
-One run times, for each public kernel (the cases of :data:`cesym.registry.CASES` and the accuracy
+One run times, for each public kernel (the cases of :data:`cesym.verify.registry.CASES` and the accuracy
 metrics) and each mode (``value``; ``value+grad`` for the losses), these implementations:
 
 - ``cesym``: :mod:`cesym.kernels` (value+grad: ``<name>_value_and_grad`` when it exists, else
@@ -57,8 +57,8 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from .keras_calls import BENCH_NOTES
-from .registry import CASES, KernelCase
+from .keras.calls import BENCH_NOTES
+from .verify.registry import CASES, KernelCase
 
 __all__ = ["Bench", "Config", "IMPLS", "benches", "run", "format_text", "format_markdown", "write_atomic"]
 
@@ -108,7 +108,7 @@ class Bench:
     @property
     def from_logits_keras(self) -> bool:
         """A Keras loss on logits that a tf.nn op computes too."""
-        from .keras_calls import has_tfnn
+        from .keras.calls import has_tfnn
 
         return not self.nn_keywords and not self.metric and self.case is not None and has_tfnn(self.case)
 
@@ -288,7 +288,7 @@ def _tf_value_fn(b: Bench, impl: str) -> Callable | None:
     tf = _tf()
     import keras
 
-    from .keras_calls import loss_fn, tfnn_fn
+    from .keras.calls import loss_fn, tfnn_fn
 
     kw = b.kw
     if impl == "tfnn":

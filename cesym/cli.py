@@ -13,9 +13,9 @@ __all__ = ["main"]
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from .define import DerivationError
-    from .generate import generate, orphans
-    from .rewrite import RewriteError
+    from .define.loss import DerivationError
+    from .generate.codegen import generate, orphans
+    from .rewrite.rules import RewriteError
 
     try:
         changed = generate(args.derivations, args.out, check=args.check)
@@ -51,7 +51,7 @@ def _one_line(e: BaseException) -> str:
 def _verify(args: argparse.Namespace) -> int:
     import json
 
-    from . import verify
+    from .verify import run as verify
 
     header = (
         f"{'kernel':<52} {'dtype':<7} {'labels':<8} {'points':>6} {'value max':>9} {'grad max':>9} "
@@ -121,7 +121,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .report import write_reports
+    from .report.render import write_reports
 
     changed = write_reports(
         args.out, check=args.check, jobs=args.jobs, keras=args.keras and _have_tensorflow(), derivations=args.derivations,
@@ -195,8 +195,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _check_generate(args: argparse.Namespace) -> None:
-    from .define import DERIVATIONS_DIR, DerivationError, derivation_files
-    from .generate import GENERATED_DIR
+    from .define.loss import DERIVATIONS_DIR, DerivationError, derivation_files
+    from .generate.codegen import GENERATED_DIR
 
     args.derivations = Path(args.derivations) if args.derivations else DERIVATIONS_DIR
     args.out = Path(args.out) if args.out else GENERATED_DIR
@@ -209,8 +209,8 @@ def _check_generate(args: argparse.Namespace) -> None:
 
 
 def _check_verify(args: argparse.Namespace) -> None:
-    from .define import DerivationError
-    from .registry import CASES, load_cases
+    from .define.loss import DerivationError
+    from .verify.registry import CASES, load_cases
 
     args.cases = None
     if args.derivations:
@@ -229,8 +229,8 @@ def _check_verify(args: argparse.Namespace) -> None:
 
 
 def _check_report(args: argparse.Namespace) -> None:
-    from .define import DerivationError, derivation_files
-    from .report import REPORTS_DIR
+    from .define.loss import DerivationError, derivation_files
+    from .report.render import REPORTS_DIR
 
     if args.derivations:
         args.derivations = Path(args.derivations)
@@ -336,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: {_one_line(e)}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as e:  # noqa: BLE001
-        from .define import DerivationError
+        from .define.loss import DerivationError
 
         if isinstance(e, DerivationError):  # e.g. a derivation that cannot be loaded
             print(f"{name}: {_one_line(e)}", file=sys.stderr)

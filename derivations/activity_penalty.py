@@ -11,9 +11,9 @@ what Keras 3's ``ActivityRegularization(l2=λ)`` adds to the loss. The value of 
 
 from sympy import Symbol
 
-from cesym.declare import Keras, Keyword, Public, Variant
+from cesym.define import Keras, Keyword, Public, Variant
 from cesym.define import Loss, N
-from cesym.primitives import Elem, RowSum
+from cesym.define import Elem, RowSum
 
 h = Elem("h")  # activation
 lam = Symbol("lam", real=True)  # the penalty weight λ

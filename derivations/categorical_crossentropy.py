@@ -14,9 +14,9 @@ mathematics does not.
 
 from sympy import Symbol, exp, log
 
-from cesym.declare import AXIS, Keras, Keyword, Public, Variant
+from cesym.define import AXIS, Keras, Keyword, Public, Variant
 from cesym.define import Loss
-from cesym.primitives import C, Elem, RowSum
+from cesym.define import C, Elem, RowSum
 
 y = Elem("y")  # label
 p = Elem("p")  # predicted probability (any non-negative scale: renormalised)

@@ -14,14 +14,14 @@ number here (Keras also takes a list, one weight per class). Keras clips :math:`
 the mathematics does neither. Stable forms: :math:`1 - r_c = \sum_{k\ne c} r_k` (a dominant
 class's 1 - r_c is its tiny rest, which 1 - r_c rounds to 0) and
 :math:`-\log r_c` as the log-sum-exp difference; the gradient through :math:`\nu = -\log r`
-(``cesym.derive.log_share_gradient``).
+(``cesym.derive.gradients.log_share_gradient``).
 """
 
 from sympy import Float, Max, Min, Symbol, exp, log
 
-from cesym.declare import AXIS, Keras, Keyword, Public, Variant
+from cesym.define import AXIS, Keras, Keyword, Public, Variant
 from cesym.define import Loss
-from cesym.primitives import C, Elem, RowMax, RowSum
+from cesym.define import C, Elem, RowMax, RowSum
 
 y = Elem("y")  # label
 p = Elem("p")  # predicted probability (any non-negative scale: renormalised)

@@ -12,9 +12,9 @@ attained by k tied scores shares the gradient equally (1/k each).
 
 from sympy import Max
 
-from cesym.declare import Keras, Public, Variant
+from cesym.define import Keras, Public, Variant
 from cesym.define import Loss
-from cesym.primitives import Elem, Relu, RowMax, RowSum
+from cesym.define import Elem, Relu, RowMax, RowSum
 
 y = Elem("y")  # label row (one-hot; any row is taken as it is)
 p = Elem("p")  # scores

@@ -15,9 +15,9 @@ keeps its value. Keras evaluates both pieces and selects one.
 
 from sympy import Abs, Piecewise, Rational, Symbol
 
-from cesym.declare import Keras, Keyword, Public, Variant
+from cesym.define import Keras, Keyword, Public, Variant
 from cesym.define import Loss
-from cesym.primitives import C, Elem, RowSum
+from cesym.define import C, Elem, RowSum
 
 y = Elem("y")  # target
 p = Elem("p")  # prediction

@@ -11,9 +11,9 @@ gives +inf.
 
 from sympy import Float, Max, Min, log
 
-from cesym.declare import Keras, Public, Variant
+from cesym.define import Keras, Public, Variant
 from cesym.define import Loss
-from cesym.primitives import Elem, RowSum
+from cesym.define import Elem, RowSum
 
 y = Elem("y")  # target distribution
 p = Elem("p")  # predicted distribution (probabilities in [0, 1], not renormalised)

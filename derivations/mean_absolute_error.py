@@ -8,9 +8,9 @@ over the last axis. Its gradient :math:`\operatorname{sign}(p - y)/C` is 0 where
 
 from sympy import Abs
 
-from cesym.declare import Keras, Public, Variant
+from cesym.define import Keras, Public, Variant
 from cesym.define import Loss
-from cesym.primitives import C, Elem, RowSum
+from cesym.define import C, Elem, RowSum
 
 y = Elem("y")  # target (any real number)
 p = Elem("p")  # prediction

@@ -13,9 +13,9 @@ is 0 where :math:`p = y` (TensorFlow's convention for ``abs``).
 
 from sympy import Abs, Float, Max
 
-from cesym.declare import Keras, Public, Variant
+from cesym.define import Keras, Public, Variant
 from cesym.define import Loss
-from cesym.primitives import C, Elem, RowSum
+from cesym.define import C, Elem, RowSum
 
 y = Elem("y", nonzero=True)  # target: a divisor
 p = Elem("p")  # prediction

@@ -14,9 +14,9 @@ Keras's ε is a float32 constant in float64 too (:math:`1.0000000116860974\cdot 
 from sympy import Max, Rational, log
 from sympy.codegen.cfunctions import log1p
 
-from cesym.declare import Keras, Public, Variant
+from cesym.define import Keras, Public, Variant
 from cesym.define import Loss
-from cesym.primitives import C, Elem, RowSum
+from cesym.define import C, Elem, RowSum
 
 y = Elem("y")  # target, >= -1 (counts, prices: usually >= 0)
 p = Elem("p")  # prediction, >= -1

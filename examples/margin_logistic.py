@@ -13,7 +13,7 @@ axis=-1)``.
 from sympy import Symbol, exp, log
 
 from cesym.define import Loss
-from cesym.primitives import C, Elem, RowSum
+from cesym.define import C, Elem, RowSum
 
 y = Elem("y")  # label
 x = Elem("x")  # logit

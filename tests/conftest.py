@@ -14,7 +14,7 @@ def contract_variants():
     import numpy as np
     import pytest
 
-    from cesym.registry import CASES, label_kinds
+    from cesym.verify.registry import CASES, label_kinds
 
     for case in CASES:
         for dtype in (np.float32, np.float64):

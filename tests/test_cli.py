@@ -112,7 +112,7 @@ def test_exit_codes_are_distinct(tmp_path, capsys):
     """0 ok, 1 stale (--check), 2 usage."""
     import shutil
 
-    from cesym.generate import GENERATED_DIR
+    from cesym.generate.codegen import GENERATED_DIR
 
     out = tmp_path / "gen"
     shutil.copytree(GENERATED_DIR, out, ignore=shutil.ignore_patterns("__pycache__"))

@@ -1,14 +1,14 @@
 """The accuracy contract of every kernel, dtype and label kind, against the interval reference.
 
-value <= 4 + 4κ ulps and every gradient element <= 8 + 4κ ulps (cesym.contract), no NaN or inf
+value <= 4 + 4κ ulps and every gradient element <= 8 + 4κ ulps (cesym.verify.contract), no NaN or inf
 where the true value is finite, and every reference value pinned by its interval (0 unresolved).
 """
 
 import numpy as np
 import pytest
 
-from cesym.contract import check_batch
-from cesym.sampling import sample, sample_extended
+from cesym.verify.contract import check_batch
+from cesym.verify.sampling import sample, sample_extended
 
 from conftest import SEED, contract_variants
 
@@ -43,7 +43,7 @@ def test_contract(case, dtype, soft, smooth):
 
 
 def _penalty_batch(h, lam, dtype):
-    from cesym.sampling import Batch
+    from cesym.verify.sampling import Batch
 
     pred = np.array(h, dtype=dtype)
     return Batch(None, pred, {"lam": lam}, ["explicit"] * pred.shape[0])
@@ -75,7 +75,7 @@ def _penalty_batch(h, lam, dtype):
 def test_penalty_at_the_ends_of_the_squares_range(h, lam, dtype):
     """The penalty's value within the contract (4 + 4κ ulps, κ = 2; float32 1 + 4κ) and its
     gradient 2λh/N within 8 + 4κ (float32 1 + 4κ), against the interval reference."""
-    from cesym.registry import case
+    from cesym.verify.registry import case
 
     batch = _penalty_batch(h, lam, dtype)
     bases = {"value_base": 1.0, "grad_base": 1.0} if dtype == np.float32 else {}
@@ -89,9 +89,9 @@ def test_penalty_sample_is_many_small_batches_that_catch_the_plain_sum():
     subnormal-squared activations among the strata, in both dtypes. On it the plain sum
     λ·Σh²/N (the naive form, main's arithmetic) falls outside the contract in float64, so
     verify catches it; the kernel does not."""
-    from cesym.registry import case
-    from cesym.sampling import PENALTY_LAMS, sample
-    from cesym.verify import naive_kernel
+    from cesym.verify.registry import case
+    from cesym.verify.sampling import PENALTY_LAMS, sample
+    from cesym.verify.run import naive_kernel
 
     c = case("activity_penalty")
     for dtype in (np.float32, np.float64):
@@ -107,7 +107,7 @@ def test_penalty_sample_is_many_small_batches_that_catch_the_plain_sum():
             assert {f.stratum for f in plain.failures if f.what == "value"} == {"huge", "subnormal_squares"}
 
 
-EXT_ROWS = 28  # per row length; stratified over cesym.sampling.EXTENDED_STRATA
+EXT_ROWS = 28  # per row length; stratified over cesym.verify.sampling.EXTENDED_STRATA
 
 
 @pytest.mark.parametrize("case,dtype,soft,smooth", list(contract_variants()))
@@ -115,7 +115,7 @@ def test_contract_extended_reals(case, dtype, soft, smooth):
     """±inf logits, +inf and 0 probabilities (0 and 1 for binary cross-entropy), ±inf
     activations and NaN: every output is the limit of the mathematics (within the contract
     where finite, the same infinity, NaN exactly where there is none), against the interval
-    definition evaluated along rays to infinity (cesym.extended)."""
+    definition evaluated along rays to infinity (cesym.verify.extended)."""
     failures, unresolved, points = _check_samples(case, dtype, soft, smooth, sample_extended, EXT_ROWS)
     assert points > 0
     assert unresolved == 0, f"{unresolved} limits not pinned by their intervals"

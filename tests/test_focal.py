@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 
 from cesym import kernels
-from cesym.contract import losses_by_name
-from cesym.reference import RowReference
-from cesym.ulps import ulp_error
+from cesym.verify.contract import losses_by_name
+from cesym.verify.reference import RowReference
+from cesym.verify.ulps import ulp_error
 
 X = np.array([[100.0, -100.0, -100.0, 100.0, 3.0]])
 Y = np.array([[1.0, 0.0, 1.0, 0.0, 1.0]])
 
 
-# the contract's base bounds (cesym.contract), without the 4κ allowance: these points are well conditioned
+# the contract's base bounds (cesym.verify.contract), without the 4κ allowance: these points are well conditioned
 VALUE_ULPS, GRAD_ULPS = 4, 8
 
 
@@ -55,9 +55,9 @@ def test_keras_binary_focal_nan_is_its_algorithm():
     can return NaN there (its interval is all reals) and so explains it, while cesym's kernel
     is finite."""
     pytest.importorskip("tensorflow")
-    from cesym.keras_calls import keras_kernel
-    from cesym.keras_model import contains, envelope
-    from cesym.registry import case
+    from cesym.keras.calls import keras_kernel
+    from cesym.keras.model import contains, envelope
+    from cesym.verify.registry import case
 
     c = case("binary_focal_crossentropy", from_logits=True, apply_class_balancing=False)
     params = {"gamma": 0.5, "label_smoothing": 0.0}
@@ -136,7 +136,7 @@ def test_categorical_focal_probability_edges():
     v, g = kernels.categorical_focal_crossentropy_value_and_grad(np.array([[0.0, 1.0, 0.0]]), np.array([[0.0, 0.5, 0.5]]))
     assert np.isfinite(v[0]) and np.all(np.isfinite(g))
     # 0 is the domain's edge: its value is the limit from inside, as the contract takes it
-    from cesym.extended import ExtendedReference
+    from cesym.verify.extended import ExtendedReference
     ext = ExtendedReference(RowReference(losses_by_name()[CFC + ".probs"], 3), "probability")
     fv, fg = ext.value_and_grad([0.0, 1.0, 0.0], [0.0, 0.5, 0.5], [0.0, 0.25, 2.0])
     assert ulp_error(float(v[0]), fv, np.float64) <= VALUE_ULPS

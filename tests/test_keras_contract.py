@@ -17,9 +17,9 @@ sample). Why it fails the others, as the failures show:
 import numpy as np
 import pytest
 
-from cesym.contract import check_batch
-from cesym.registry import CASES
-from cesym.sampling import sample
+from cesym.verify.contract import check_batch
+from cesym.verify.registry import CASES
+from cesym.verify.sampling import sample
 
 from conftest import SEED
 
@@ -69,7 +69,7 @@ def cesym_results():
 
 @pytest.fixture(scope="module")
 def keras_results():
-    from cesym.keras_calls import keras_kernel
+    from cesym.keras.calls import keras_kernel
 
     return run_checks(keras_kernel)
 

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from cesym import kernels
-from cesym.contract import definition, reference_for
-from cesym.keras_calls import keras_kernel
-from cesym.keras_model import contains, envelope
-from cesym.registry import case
+from cesym.verify.contract import definition, reference_for
+from cesym.keras.calls import keras_kernel
+from cesym.keras.model import contains, envelope
+from cesym.verify.registry import case
 
 pytest.importorskip("tensorflow")
 
@@ -32,7 +32,7 @@ def test_log_cosh_keras_is_explained_by_its_declared_algorithm_only(dtype):
     model_v, _ = envelope(c, y, p, {}, dtype)
     assert contains(model_v, keras_v, dtype)
     if dtype == np.float64:  # Keras's float32 log(2): the definition alone does not explain it
-        import cesym.keras_model as km
+        import cesym.keras.model as km
 
         loss = definition(c)
         plain = dataclasses.replace(loss, keras=None)

@@ -6,11 +6,11 @@ import mpmath
 import numpy as np
 import pytest
 
-from cesym.keras_calls import keras_class_kernel, loss_class
-from cesym.keras_forms import ClassTally, _reduce, check_classes, check_metrics, metrics_for, sample_weights
-from cesym.keras_model import _ends, _Rounding
-from cesym.registry import CASES, case, label_kinds
-from cesym.sampling import sample
+from cesym.keras.calls import keras_class_kernel, loss_class
+from cesym.keras.forms import ClassTally, _reduce, check_classes, check_metrics, metrics_for, sample_weights
+from cesym.keras.model import _ends, _Rounding
+from cesym.verify.registry import CASES, case, label_kinds
+from cesym.verify.sampling import sample
 
 from conftest import SEED
 
@@ -87,7 +87,7 @@ def test_loss_metric_forms_are_explained(name, dtype):
     """Keras's metric forms of a loss (its declaration's ``metrics``): the function is the loss
     function, each class's result() is the float32 weighted mean (RootMeanSquaredError: the root
     of the mean of the elements' squares; CosineSimilarity: of the negated loss) within the model."""
-    from cesym.keras_forms import check_loss_metrics
+    from cesym.keras.forms import check_loss_metrics
 
     pytest.importorskip("tensorflow")
     c = case(name)
@@ -100,10 +100,10 @@ def test_loss_metric_check_can_fail():
     """Judged as a plain mean, RootMeanSquaredError's result (a root) is not explained."""
     import dataclasses
 
-    from cesym.keras_forms import check_loss_metrics
+    from cesym.keras.forms import check_loss_metrics
 
     pytest.importorskip("tensorflow")
-    from cesym.sampling import Batch
+    from cesym.verify.sampling import Batch
 
     c = case("mean_squared_error")
     wrong = dataclasses.replace(c, keras=dict(c.keras, metric_of={}))
@@ -117,7 +117,7 @@ def test_loss_metric_check_can_fail():
 def test_rmse_with_an_overflowing_square_and_a_zero_weight():
     """float32 squares past the range are inf, and a zero sample weight makes Keras's weighted
     total NaN: RootMeanSquaredError's NaN is explained by that, a finite result would not be."""
-    from cesym.keras_forms import _judge_loss_mean
+    from cesym.keras.forms import _judge_loss_mean
 
     y = np.array([[0.0, 1.0], [2.0, 3.0]])
     p = np.array([[1e20, 1.0], [2.5, 3.0]])  # (1e20)² overflows float32

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from cesym.keras_calls import keras_kernel
-from cesym.keras_check import KerasTally, classify
-from cesym.keras_model import bounds
-from cesym.registry import CASES, label_kinds
-from cesym.sampling import sample
+from cesym.keras.calls import keras_kernel
+from cesym.keras.check import KerasTally, classify
+from cesym.keras.model import bounds
+from cesym.verify.registry import CASES, label_kinds
+from cesym.verify.sampling import sample
 
 from conftest import SEED
 

@@ -237,9 +237,9 @@ def _nan_to_zero_kernel(case):
 
 @pytest.mark.parametrize("kernel", ["softmax_cross_entropy_with_logits", "binary_crossentropy"])
 def test_extended_checker_fails_wrong_limits(kernel):
-    from cesym.contract import check_batch
-    from cesym.registry import case as case_of
-    from cesym.sampling import sample_extended
+    from cesym.verify.contract import check_batch
+    from cesym.verify.registry import case as case_of
+    from cesym.verify.sampling import sample_extended
 
     c = case_of(kernel, **({"from_logits": True} if kernel == "binary_crossentropy" else {}))
     batch = sample_extended(c, np.float64, 3, 14, seed=5)
@@ -287,7 +287,7 @@ def test_ray_limits_of_algebraic_decay_are_zero():
     in the reference's; an irregular fall, or a change of sign, has none."""
     import mpmath
 
-    from cesym.extended import _ray_limit as ref_limit
+    from cesym.verify.extended import _ray_limit as ref_limit
     from cesym.kernels._limits import _ray_limit
 
     M = [2.0**64, 2.0**80, 2.0**96]

@@ -1,4 +1,4 @@
-"""The gradient through the log-share (``cesym.derive.log_share_gradient``): a label-weighted
+"""The gradient through the log-share (``cesym.derive.gradients.log_share_gradient``): a label-weighted
 function of ν = -log softmax(z) (or of a renormalised probability) differentiated through ν.
 
 It fires on a loss it has never seen (a poly-1 softmax loss written as people write it), leaves
@@ -17,11 +17,11 @@ import pytest
 import sympy as sp
 
 from cesym import cli
-from cesym.define import load_family
-from cesym.derive import derive, log_share_gradient
-from cesym.primitives import Elem, NegLogSoftmax, RowSum, ScaledPow, ShareCrossRest
-from cesym.reference import RowReference
-from cesym.ulps import ulp_error
+from cesym.define.loss import load_family
+from cesym.derive.gradients import derive, log_share_gradient
+from cesym.define.primitives import Elem, NegLogSoftmax, RowSum, ScaledPow, ShareCrossRest
+from cesym.verify.reference import RowReference
+from cesym.verify.ulps import ulp_error
 
 POLY1 = textwrap.dedent(
     r'''
@@ -29,9 +29,9 @@ POLY1 = textwrap.dedent(
 
     from sympy import Symbol, exp, log
 
-    from cesym.declare import AXIS, Keyword, Public, Variant
-    from cesym.define import Loss
-    from cesym.primitives import Elem, RowSum
+    from cesym.define.declare import AXIS, Keyword, Public, Variant
+    from cesym.define.loss import Loss
+    from cesym.define.primitives import Elem, RowSum
 
     y = Elem("y")
     z = Elem("z")

@@ -1,11 +1,11 @@
 """Every lowering of the printer is an identity, checked in one place.
 
-:func:`cesym.generate.print_form` rewrites a derived value and gradient into printing forms before
+:func:`cesym.generate.codegen.print_form` rewrites a derived value and gradient into printing forms before
 ``cse`` (softplus and σ in their exp(-|x|) forms, the softmax parts shared, ``a·Σ`` as a weighted
 row sum, ``v_j + Σ_{c≠j} v_c`` as ``Σ v``, ...). Each printing form has the mathematics it
-computes (:func:`cesym.edges._math_form`): read back, the lowered expression must equal the
+computes (:func:`cesym.generate.edges._math_form`): read back, the lowered expression must equal the
 derived one, for every kernel of every shipped family, in 60 digits at random rows
-(:func:`cesym.rewrite.check_equivalent`, as every rewrite rule is checked). A lowering that
+(:func:`cesym.rewrite.rules.check_equivalent`, as every rewrite rule is checked). A lowering that
 changed a value (a sign, a forgotten term) fails here before any kernel is run.
 """
 
@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import pytest
 
-from cesym.define import load_all
-from cesym.derive import derive
-from cesym.edges import _math_form
-from cesym.generate import print_form
-from cesym.rewrite import RewriteError, check_equivalent
+from cesym.define.loss import load_all
+from cesym.derive.gradients import derive
+from cesym.generate.edges import _math_form
+from cesym.generate.codegen import print_form
+from cesym.rewrite.rules import RewriteError, check_equivalent
 
 LOSSES = [loss for losses in load_all().values() for loss in losses]
 

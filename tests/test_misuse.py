@@ -10,7 +10,7 @@ import pytest
 
 from cesym import kernels as K
 from cesym.kernels import _blocks, _misuse
-from cesym.registry import CASES
+from cesym.verify.registry import CASES
 
 from conftest import SEED, pred_from
 

@@ -7,7 +7,7 @@ import ast
 import re
 from pathlib import Path
 
-from cesym.define import load_families
+from cesym.define.loss import load_families
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The per-loss Keras mapping (and the seed posts' Keras calls): allowed to name losses.

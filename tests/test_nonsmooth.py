@@ -6,7 +6,7 @@ Huber at |e| = δ and at 0 (continuous: clip(e, -δ, δ)), the categorical hinge
 at a tie (``reduce_max`` shares the gradient equally among the maxima). Each is compared with
 ``tf.GradientTape`` through the Keras function, in float64 (one rounding of plain arithmetic:
 the same numbers bit for bit), and with the interval reference, which takes the same conventions
-(:class:`cesym.primitives.Relu`, ``sign``, ``Piecewise``). Also: the log1p domain of MSLE at
+(:class:`cesym.define.primitives.Relu`, ``sign``, ``Piecewise``). Also: the log1p domain of MSLE at
 its edge -1, and MAPE at a zero target.
 """
 
@@ -20,10 +20,10 @@ import pytest
 import sympy as sp
 
 from cesym import kernels
-from cesym.contract import definition, reference_for
-from cesym.evaluate import _namespace
-from cesym.primitives import Relu
-from cesym.registry import case
+from cesym.verify.contract import definition, reference_for
+from cesym.define.evaluate import _namespace
+from cesym.define.primitives import Relu
+from cesym.verify.registry import case
 
 #: (public name, keyword arguments, labels, predictions): each row puts an element on the kink.
 KINKS = [

@@ -6,7 +6,7 @@ import pytest
 import sympy as sp
 
 from cesym.kernels import _runtime as rt
-from cesym.primitives import (
+from cesym.define.primitives import (
     C,
     CrossRest,
     Elem,
@@ -32,8 +32,8 @@ from cesym.primitives import (
     expand_row_primitives,
     to_elementary,
 )
-from cesym.evaluate import compile_row_exprs
-from cesym.rewrite import check_equivalent
+from cesym.define.evaluate import compile_row_exprs
+from cesym.rewrite.rules import check_equivalent
 
 x = Elem("x")
 t = Elem("t")
@@ -52,7 +52,7 @@ def test_row_chain_rule_matches_explicit_differentiation():
     v = RowSum(t * sp.log(RowSum(sp.exp(z)))) - RowSum(t * z) + RowSum(z**2) * RowSum(t) / C
     g = sp.diff(v, z)
     n = 3
-    from cesym.evaluate import expand_row, indexed
+    from cesym.define.evaluate import expand_row, indexed
 
     explicit = expand_row(v, n)
     for j in range(n):
@@ -78,7 +78,7 @@ def test_restsum_is_rowsum_minus_element():
 def test_sum_squares_is_the_sum_of_squares_and_fdiff_its_derivative():
     """SumSquares(f) = Σ_c f_c² (its elementary form, compared in 60 digits on random rows), and
     SymPy's derivative through ``fdiff`` is that of the elementary form (n = 3, explicitly)."""
-    from cesym.evaluate import expand_row, indexed
+    from cesym.define.evaluate import expand_row, indexed
 
     f = sp.exp(x) - t
     check_equivalent(SumSquares(f), RowSum(f**2))
@@ -93,9 +93,9 @@ def test_sum_squares_rule_is_found_by_the_rewriter():
     """The value rule turns RowSum(f**2) into SumSquares(f) (checked as an identity), not the
     square of an expression holding a row reduction (SymPy's chain rule through fdiff would miss
     the reduction's own derivative); the penalty's derivation gets it and keeps its gradient."""
-    from cesym.define import N, load_all
-    from cesym.derive import derive
-    from cesym.rewrite import SUM_SQUARES, apply_rules, value_rules
+    from cesym.define.loss import N, load_all
+    from cesym.derive.gradients import derive
+    from cesym.rewrite.rules import SUM_SQUARES, apply_rules, value_rules
 
     lam = sp.Symbol("lam", real=True)
     out, applied = apply_rules(lam * RowSum(x**2) / N, value_rules())
@@ -159,7 +159,7 @@ def test_runtime_sum_squares_over_the_whole_range(a):
     mpmath, wherever the result is a float: squares past the largest float (3e154 in a row
     of 1s: the issue's inf), squares in the subnormals, rows mixing both ends, results
     that round into the subnormals; exact 0 for zeros, inf and NaN kept."""
-    from cesym.ulps import ulp_error
+    from cesym.verify.ulps import ulp_error
 
     rows = np.array(
         [
@@ -214,7 +214,7 @@ def test_new_fdiff_is_the_derivative_of_the_elementary_form(prim):
 def test_norm2_and_logsumexp_derivatives_through_the_row():
     """Norm2 and LogSumExp are row-level: their derivatives (fdiff; the reduction form) are
     those of the expanded row sqrt(Σ x²) and log Σ e^z, checked element by element (n = 3)."""
-    from cesym.evaluate import expand_row, indexed
+    from cesym.define.evaluate import expand_row, indexed
 
     for f in (Norm2(x - t), LogSumExp(2 * z)):
         v = to_elementary(f)
@@ -225,7 +225,7 @@ def test_norm2_and_logsumexp_derivatives_through_the_row():
 
 
 def _ulp_max(computed, exact):
-    from cesym.ulps import ulp_error
+    from cesym.verify.ulps import ulp_error
 
     return max(ulp_error(c, e, np.float64) for c, e in zip(np.ravel(computed), exact))
 
@@ -247,7 +247,7 @@ def test_runtime_log_expm1():
     with mpmath.workprec(2000):
         exact = [mpmath.log(mpmath.expm1(mpmath.mpf(v))) for v in u]
         kappa = [abs(mpmath.mpf(v) / (e * -mpmath.expm1(-mpmath.mpf(v)))) for v, e in zip(u, exact)]
-    from cesym.ulps import ulp_error
+    from cesym.verify.ulps import ulp_error
 
     got = rt.log_expm1(u)
     assert all(ulp_error(c, e, np.float64) <= 2 + 4 * k for c, e, k in zip(got, exact, kappa))
@@ -368,7 +368,7 @@ def test_rest_sum_of_a_row_carried_by_a_negative_element():
     """Σ_{c≠j} v_c where the element carrying the row is negative: the largest in magnitude,
     not the largest, is left out first (by the argmax, (v_k + r) - v_j cancelled: 70 ulps in the
     cosine's gradient, 0 where the rest is 1e-265)."""
-    from cesym.ulps import ulp_error
+    from cesym.verify.ulps import ulp_error
 
     rows = np.array([[-0.204, 3.13e-4, 1e-9], [-0.96, 9.1e-265, 0.0], [2.5, -1e6, 3e-3]])
     out = rt.rest_sum(rows)
@@ -382,8 +382,8 @@ def test_rest_sum_of_a_row_carried_by_a_negative_element():
 def test_row_max_differentiates_as_reduce_max():
     """d/dp_j max_c f(p_c) is f'(p_j) shared equally among the tied maxima (MaxShare), and the
     expanded row's MaxN differentiates the same way (the reference's route)."""
-    from cesym.evaluate import compile_row_exprs
-    from cesym.primitives import MaxShare
+    from cesym.define.evaluate import compile_row_exprs
+    from cesym.define.primitives import MaxShare
 
     y, p = Elem("y"), Elem("p")
     v = RowMax((1 - y) * p**2)
@@ -399,7 +399,7 @@ def test_runtime_log1p_diff():
     """log(1 + a) - log(1 + b) within 2 ulps across magnitudes (both signs of the result, ratios
     near 1 and far from it, the edge -1 and infinity), where the plain difference of the two
     log1p loses digits (1e300 against 5e299: hundreds of ulps)."""
-    from cesym.ulps import ulp_error
+    from cesym.verify.ulps import ulp_error
 
     rng = np.random.default_rng(20261130)
     a = np.concatenate([10 ** rng.uniform(-300, 300, 500), rng.uniform(-1, 1, 500), [18050.0, 1e300, 5e299, 0.0]])
@@ -421,7 +421,7 @@ def test_runtime_weighted_row_sum():
     """a·Σv: the very numbers of a*row_sum(v) on ordinary rows; where the sum overflows and the
     mean does not (terms near the largest float), the mean to a few ulps; inf only where the
     result is; NaN and ±inf terms as in the plain product."""
-    from cesym.ulps import ulp_error
+    from cesym.verify.ulps import ulp_error
 
     rng = np.random.default_rng(7)
     v = rng.standard_normal((50, 7)) * 10.0 ** rng.uniform(-300, 300, (50, 1))

@@ -9,11 +9,11 @@ import sympy as sp
 from sympy.codegen.cfunctions import log1p
 from sympy.codegen.rewriting import logsumexp_2terms_opt
 
-from cesym.contract import check_batch, losses_by_name
-from cesym.reference import RowReference
-from cesym.registry import case
-from cesym.rewrite import RewriteError, check_equivalent
-from cesym.sampling import sample
+from cesym.verify.contract import check_batch, losses_by_name
+from cesym.verify.reference import RowReference
+from cesym.verify.registry import case
+from cesym.rewrite.rules import RewriteError, check_equivalent
+from cesym.verify.sampling import sample
 
 from conftest import SEED
 

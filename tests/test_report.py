@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from cesym.generate import GENERATED_DIR
-from cesym.define import DERIVATIONS_DIR
-from cesym.report import render_reports
-from cesym.report_check import record_problems, stale_files
-from cesym.report_record import RECORD_NAME, dumps, loads
+from cesym.generate.codegen import GENERATED_DIR
+from cesym.define.loss import DERIVATIONS_DIR
+from cesym.report.render import render_reports
+from cesym.report.check import record_problems, stale_files
+from cesym.report.record import RECORD_NAME, dumps, loads
 
 ROOT = Path(__file__).resolve().parent.parent
 REPORTS = ROOT / "reports"
@@ -135,7 +135,7 @@ def test_check_fails_when_a_measurement_breaks_its_promise(committed, what):
 def test_check_end_to_end_on_a_copy(committed, tmp_path):
     """check(): a copy of the committed reports is fresh; the same reports re-rendered from a record
     whose share breaks the contract are consistent files but fail by the promise; no record: stale."""
-    from cesym.report_check import check
+    from cesym.report.check import check
 
     for p in REPORTS.iterdir():
         shutil.copy(p, tmp_path / p.name)
@@ -169,7 +169,7 @@ def test_check_fails_when_a_fresh_run_measures_other_points(committed):
 
 
 def test_svgs_are_deterministic_given_their_data(committed):
-    from cesym.report import _draw_plot
+    from cesym.report.render import _draw_plot
 
     panels = committed["plots"]["tf_nn"][:2]
     assert _draw_plot(panels) == _draw_plot(copy.deepcopy(panels))
@@ -228,7 +228,7 @@ def test_seed004_mathematics_is_from_the_float32_inputs():
 
 
 def test_seeds_name_the_posts_and_do_not_link_outside_the_repository():
-    from cesym.seeds import POSTS
+    from cesym.report.seeds import POSTS
 
     text = (REPORTS / "seeds.md").read_text(encoding="utf-8")
     assert "../shared" not in text and "shared/seeds" not in text
@@ -246,7 +246,7 @@ def test_activity_penalty_report_says_what_was_run():
     assert "TensorFlow not installed" not in text and "Keras was not run" not in text
     rows = [line for line in text.splitlines() if line.startswith("| `activity_penalty` |")]
     assert len(rows) == 2
-    for row in rows:  # many small batches, each one penalty (cesym.sampling._penalty_sample)
+    for row in rows:  # many small batches, each one penalty (cesym.verify.sampling._penalty_sample)
         cell = row.split(" | ")[3]
         assert cell.endswith(" (the penalties of batches of 1 to 4 of 600 rows, λ in {0.1, 0.001, 1e+06}; gradient: every element)")
         assert int(cell.split(" ")[0]) >= 600 // 4

@@ -145,7 +145,7 @@ def test_sum_squares_in_range_rows_are_the_plain_sum(seed):
     ulps, κ = 2, of a·Σx² in 300-bit arithmetic)."""
     import mpmath
 
-    from cesym.ulps import ulp_error
+    from cesym.verify.ulps import ulp_error
 
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((R, C)) * 10.0 ** rng.uniform(-100, 100, (R, 1))

@@ -15,7 +15,7 @@ import pytest
 
 from cesym import kernels
 from cesym.kernels import _blocks
-from cesym.registry import CASES
+from cesym.verify.registry import CASES
 
 from conftest import SEED, contract_variants, pred_from
 
@@ -149,8 +149,8 @@ def test_long_rows_in_pieces_keep_the_contract(case, dtype, soft, smooth, restor
     (the same mechanism as a 2^20-class row in pieces of 2^17), on the contract's stratified
     samples (dominant classes, ties, logits to ±3e4, soft and smoothed labels): value <= 4 + 4κ
     ulps, gradient elements <= 8 + 4κ (float32: 1 + 4κ), against the interval reference."""
-    from cesym.contract import check_batch
-    from cesym.sampling import sample
+    from cesym.verify.contract import check_batch
+    from cesym.verify.sampling import sample
 
     _blocks.BLOCK_ELEMENTS = 4
     _blocks.set_num_threads(2)
@@ -363,7 +363,7 @@ def test_penalty_long_rows_in_pieces_at_the_ends_of_the_range(fill, restore_bloc
     the same bytes as the whole row where no piece needs scaling, and on 1 and 2 threads."""
     import mpmath
 
-    from cesym.ulps import ulp_error
+    from cesym.verify.ulps import ulp_error
 
     rng = np.random.default_rng(SEED)
     h = rng.standard_normal((2, 16))

@@ -11,7 +11,7 @@
     loss, the input and the subexpression, and nothing is written.
 
 Bounds: the contract's, ``4 + 4κ`` ulps for a value and ``8 + 4κ`` for a gradient element (κ from
-the reference, ``cesym.contract``): the stable forms are held to what the shipped kernels
+the reference, ``cesym.verify.contract``): the stable forms are held to what the shipped kernels
 promise, not to the edge check's relaxed bound.
 """
 
@@ -31,12 +31,12 @@ import pytest
 import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
 
-from cesym import rewrite as R
-from cesym.define import DerivationError, load_derivation
-from cesym.derive import derive
-from cesym.edges import check_edges, load_module
-from cesym.generate import generate
-from cesym.primitives import (
+from cesym.rewrite import rules as R
+from cesym.define.loss import DerivationError, load_derivation
+from cesym.derive.gradients import derive
+from cesym.generate.edges import check_edges, load_module
+from cesym.generate.codegen import generate
+from cesym.define.primitives import (
     NanOr,
     NegLogNormalized,
     NormalizedRest,
@@ -63,8 +63,8 @@ from cesym.primitives import (
     SumSquares,
     XMul,
 )
-from cesym.reference import RowReference
-from cesym.ulps import ulp_error
+from cesym.verify.reference import RowReference
+from cesym.verify.ulps import ulp_error
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -261,8 +261,8 @@ def test_value_rules_reach_a_fixed_point():
 
 HEADER = """
 from sympy import Rational, Symbol, cosh, exp, log, sqrt
-from cesym.define import Loss
-from cesym.primitives import C, Elem, RowSum
+from cesym.define.loss import Loss
+from cesym.define.primitives import C, Elem, RowSum
 
 y, x, z, p, t, u = Elem("y"), Elem("x"), Elem("z"), Elem("p"), Elem("t"), Elem("u")
 g, q = Symbol("g", real=True), Symbol("q", real=True)
@@ -482,7 +482,7 @@ def test_the_edge_check_fails_the_naive_kernels(generated):
     """The edge check is what would have caught the issue: the issue's losses printed as if no
     rule had fired (stable form = the definition) are refused, each with the loss, the input and
     the subexpression that goes wrong; the stable ones pass."""
-    from cesym.generate import render_family
+    from cesym.generate.codegen import render_family
 
     modules, losses = generated
     for name in ("margin", "bce", "softmax"):

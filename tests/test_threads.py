@@ -12,7 +12,7 @@ import pytest
 
 from cesym import kernels
 from cesym.kernels import _blocks
-from cesym.registry import CASES
+from cesym.verify.registry import CASES
 
 from conftest import SEED, pred_from
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from cesym import cli
-from cesym.define import DerivationError, load_family
+from cesym.define.loss import DerivationError, load_family
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -28,9 +28,9 @@ BRIER = textwrap.dedent(
 
     from sympy import exp
 
-    from cesym.declare import AXIS, Public, Variant
-    from cesym.define import Loss
-    from cesym.primitives import C, Elem, RowSum
+    from cesym.define.declare import AXIS, Public, Variant
+    from cesym.define.loss import Loss
+    from cesym.define.primitives import C, Elem, RowSum
 
     y = Elem("y")
     x = Elem("x")
@@ -79,7 +79,7 @@ def test_a_new_loss_end_to_end(tmp_path):
     assert mod.brier_score([[1.0, 0.0]], [[np.inf, -np.inf]])[0] == 0.0  # the limits at ±inf
 
     assert cli.main(["verify", "--derivations", str(src), "--quick", "--no-keras", "--jobs", "1"]) == 0
-    from cesym.report import write_reports
+    from cesym.report.render import write_reports
 
     written = write_reports(rep, points=48, keras=False, derivations=src)
     assert {"README.md", "brier_logits.md", "measured.json"} <= set(written)
@@ -145,7 +145,7 @@ def test_a_flag_value_without_a_kernel_is_a_clear_error(tmp_path):
         'variants=(Variant("logits"),), labels="binary", keywords=(AXIS,))',
         'variants=(Variant("logits", {"from_logits": True}),), labels="binary", '
         'keywords=(Keyword("from_logits", False, "flag"), AXIS))',
-    ).replace("from cesym.declare import AXIS, Public, Variant", "from cesym.declare import AXIS, Keyword, Public, Variant")
+    ).replace("from cesym.define.declare import AXIS, Public, Variant", "from cesym.define.declare import AXIS, Keyword, Public, Variant")
     src, out = tmp_path / "mine", tmp_path / "kernels"
     src.mkdir()
     (src / "brier_logits.py").write_text(text)

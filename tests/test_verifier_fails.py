@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 
 from cesym import kernels
-from cesym.contract import check_batch
-from cesym.keras_calls import keras_class_kernel, keras_kernel, keras_metric
-from cesym.keras_check import classify
-from cesym.keras_forms import check_classes, check_metrics
-from cesym.registry import case
-from cesym.sampling import sample
-from cesym.verify import naive_kernel
+from cesym.verify.contract import check_batch
+from cesym.keras.calls import keras_class_kernel, keras_kernel, keras_metric
+from cesym.keras.check import classify
+from cesym.keras.forms import check_classes, check_metrics
+from cesym.verify.registry import case
+from cesym.verify.sampling import sample
+from cesym.verify.run import naive_kernel
 
 from conftest import SEED
 

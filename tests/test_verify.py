@@ -15,7 +15,7 @@ def test_verify_quick_json(tmp_path):
     data = json.loads(out.read_text())  # strict JSON: no NaN/Infinity literals
     assert data["passed"] is True
     configs = data["configurations"]
-    from cesym.registry import CASES, label_kinds
+    from cesym.verify.registry import CASES, label_kinds
 
     assert len(configs) == 2 * sum(len(label_kinds(c)) for c in CASES) and all(c["passed"] for c in configs)
     assert {c["dtype"] for c in configs} == {"float32", "float64"}
@@ -30,7 +30,7 @@ def test_verify_quick_json(tmp_path):
     assert classes["value"]["explained"] > 0 and classes["grad"]["exact"] > 0
     assert metrics["function"]["exact"] > 0 and metrics["function"]["unexplained"] == 0
     assert metrics["classes"]["unexplained"] == 0
-    from cesym.keras_calls import loss_class
+    from cesym.keras.calls import loss_class
 
     with_class = 2 * sum(len(label_kinds(c)) for c in CASES if loss_class(c) is not None)
     assert sum(c["keras_classes"] is not None for c in configs) == with_class and "keras loss classes" in r.stdout

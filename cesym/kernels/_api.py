@@ -2,7 +2,7 @@
 limits and warnings around the generated cores, for any loss.
 
 Each generated module (:mod:`cesym.kernels._generated`) holds, next to its cores, ``PUBLIC``
-(the :class:`cesym.declare.Public` of its derivation file, as plain data) and ``CORES`` (each
+(the :class:`cesym.define.declare.Public` of its derivation file, as plain data) and ``CORES`` (each
 kernel's arguments). :func:`build` turns one declaration into ``<name>``, ``<name>_grad``,
 ``<name>_value_and_grad`` and the naive ``<name>``/``<name>_grad``: nothing here knows a loss
 by name; what a loss needs is read from its declaration (label kind, prediction domain, limit

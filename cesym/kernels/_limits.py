@@ -286,7 +286,7 @@ def penalty_rows(h: np.ndarray, lam: float, size: int):
 
 # --- any loss: the limits measured along rays of stand-ins ---------------------------------------
 
-#: Stand-ins ±r·2^k for an infinite input, k rising (as :mod:`cesym.extended`'s reference takes them).
+#: Stand-ins ±r·2^k for an infinite input, k rising (as :mod:`cesym.verify.extended`'s reference takes them).
 RAY_KS = (64, 80, 96)
 #: For renormalised probabilities (a scale-free row): +inf as 2^k, k up to where three such
 #: elements still sum below the float64 maximum; the others' shares p/S then vanish like 2^-k,

@@ -2,7 +2,7 @@
 
 Row-level results keep the reduced axis (``keepdims``) so they broadcast against the row.
 These are the only hand-written numerics of the kernels; each is the printed form of a
-primitive of :mod:`cesym.primitives`, whose docstring gives the mathematics.
+primitive of :mod:`cesym.define.primitives`, whose docstring gives the mathematics.
 
 A row longer than a block is evaluated in pieces (:mod:`._pieces`): there each row-level
 primitive has a piecewise form (section "Rows in pieces" at the end), which computes this

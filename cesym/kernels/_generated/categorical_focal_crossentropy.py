@@ -16,7 +16,7 @@ number here (Keras also takes a list, one weight per class). Keras clips :math:`
 the mathematics does neither. Stable forms: :math:`1 - r_c = \sum_{k\ne c} r_k` (a dominant
 class's 1 - r_c is its tiny rest, which 1 - r_c rounds to 0) and
 :math:`-\log r_c` as the log-sum-exp difference; the gradient through :math:`\nu = -\log r`
-(``cesym.derive.log_share_gradient``).
+(``cesym.derive.gradients.log_share_gradient``).
 
 Each function takes rows along the last axis (float64 arrays, labels broadcast to the
 prediction's shape; a label given by its class, ``k``, as int64 of shape (rows, 1), -1 for an
@@ -24,7 +24,7 @@ ignored row) and scalar parameters; the public, checked API is :mod:`cesym.kerne
 The cores compute the finite domain; at ±inf inputs they give what IEEE arithmetic gives
 (0·inf = NaN), and the public kernels replace those outputs by the limits of the mathematics
 (:mod:`cesym.kernels._limits`).
-The code prints each stable form after the exact identities of ``cesym.generate.print_form``
+The code prints each stable form after the exact identities of ``cesym.generate.codegen.print_form``
 (``v_j + Σ_{c≠j} v_c = Σ_c v_c``; ``-log softmax(z)_j = log1p(Σ_{c≠argmax} e_c) - d_j`` with
 ``d = z - max z``, ``e = exp(d)``, shared with the gradient; softplus and σ in their stable
 elementary forms, sharing ``exp(-|x|)``).
@@ -34,7 +34,7 @@ import numpy
 
 from cesym.kernels import _runtime as _rt
 
-#: The public functions of this file (cesym.declare.Public as plain data): cesym.kernels builds them.
+#: The public functions of this file (cesym.define.declare.Public as plain data): cesym.kernels builds them.
 PUBLIC = [{'name': 'categorical_focal_crossentropy',
   'summary': 'Categorical focal cross-entropy, summed over ``axis`` '
              '(``keras.losses.categorical_focal_crossentropy``).',

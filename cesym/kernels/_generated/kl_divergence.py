@@ -16,7 +16,7 @@ ignored row) and scalar parameters; the public, checked API is :mod:`cesym.kerne
 The cores compute the finite domain; at ±inf inputs they give what IEEE arithmetic gives
 (0·inf = NaN), and the public kernels replace those outputs by the limits of the mathematics
 (:mod:`cesym.kernels._limits`).
-The code prints each stable form after the exact identities of ``cesym.generate.print_form``
+The code prints each stable form after the exact identities of ``cesym.generate.codegen.print_form``
 (``v_j + Σ_{c≠j} v_c = Σ_c v_c``; ``-log softmax(z)_j = log1p(Σ_{c≠argmax} e_c) - d_j`` with
 ``d = z - max z``, ``e = exp(d)``, shared with the gradient; softplus and σ in their stable
 elementary forms, sharing ``exp(-|x|)``).
@@ -26,7 +26,7 @@ import numpy
 
 from cesym.kernels import _runtime as _rt
 
-#: The public functions of this file (cesym.declare.Public as plain data): cesym.kernels builds them.
+#: The public functions of this file (cesym.define.declare.Public as plain data): cesym.kernels builds them.
 PUBLIC = [{'name': 'kl_divergence',
   'summary': 'Kullback-Leibler divergence over the last axis (``keras.losses.kl_divergence``).',
   'variants': ({'loss': 'probs', 'when': {}, 'domain': 'unit', 'limits': 'edges'},),

@@ -1,17 +1,17 @@
 """Derive: gradients by SymPy, and the stable value and gradient of each loss.
 
-For a :class:`~cesym.define.Loss` with value ``V0`` (the mathematics):
+For a :class:`~cesym.define.loss.Loss` with value ``V0`` (the mathematics):
 
 1. the naive gradient is ``G0 = diff(V0, prediction)``;
-2. the value rules (:func:`cesym.rewrite.value_rules`, passed over until nothing changes) turn
+2. the value rules (:func:`cesym.rewrite.rules.value_rules`, passed over until nothing changes) turn
    ``V0`` into stable primitives, ``V1``;
 3. the stable gradient is ``diff(V1, prediction)``: SymPy differentiates the primitives through
    their exact ``fdiff`` (softplus' = sigmoid) and the row primitives through their reduction
-   forms (:class:`~cesym.primitives.RowSum` carries the chain rule); the gradient rules then
+   forms (:class:`~cesym.define.primitives.RowSum` carries the chain rule); the gradient rules then
    shift exponentials, split row sums and combine the terms on the label weights, ``G1``;
 4. on probabilities, the value's label weights get the 0·∞ = 0 guard.
 
-Every rewrite is checked for equivalence (:func:`cesym.rewrite.check_equivalent`), and so is
+Every rewrite is checked for equivalence (:func:`cesym.rewrite.rules.check_equivalent`), and so is
 ``G1`` against ``G0``: two routes to the same derivative must agree.
 """
 
@@ -23,12 +23,12 @@ import sympy as sp
 
 from sympy.codegen.cfunctions import expm1
 
-from .define import DerivationError, Loss
-from .primitives import (
+from ..define.loss import DerivationError, Loss
+from ..define.primitives import (
     Elem, NegLogNormalized, NegLogSoftmax, NormalizedRest, RestSum, RowMax, RowSum, ScaledPow, ShareCrossRest, SoftmaxRest, XMul,
     element_symbols,
 )
-from .rewrite import LOG_GUARDED_POWER, POWER_RULE, Rule, apply_rules, check_equivalent, gradient_rules, guard_rule, value_rules
+from ..rewrite.rules import LOG_GUARDED_POWER, POWER_RULE, Rule, apply_rules, check_equivalent, gradient_rules, guard_rule, value_rules
 
 __all__ = ["Derived", "derive"]
 
@@ -88,25 +88,25 @@ def log_share_gradient(value: sp.Expr, x: Elem) -> sp.Expr | None:
     log-share :math:`\nu_c = -\log r_c` and of :math:`R_c = 1 - r_c`, by the chain rule through ν.
 
     The share is :math:`r = \operatorname{softmax}(z)` (written with
-    :class:`~cesym.primitives.NegLogSoftmax` and :class:`~cesym.primitives.SoftmaxRest`) or
-    :math:`r = p/\sum p` (:class:`~cesym.primitives.NegLogNormalized`,
-    :class:`~cesym.primitives.NormalizedRest`). With :math:`g = d\varphi/d\nu = \varphi_\nu +
+    :class:`~cesym.define.primitives.NegLogSoftmax` and :class:`~cesym.define.primitives.SoftmaxRest`) or
+    :math:`r = p/\sum p` (:class:`~cesym.define.primitives.NegLogNormalized`,
+    :class:`~cesym.define.primitives.NormalizedRest`). With :math:`g = d\varphi/d\nu = \varphi_\nu +
     r\,\varphi_R`:
 
     * logits, :math:`\partial\nu_c/\partial z_j = r_j - [c = j]`:
       :math:`\frac{1}{S}\sum_{c \ne j}(t_c g_c e_j - t_j g_j e_c)`, one
-      :class:`~cesym.primitives.ShareCrossRest` (:math:`e = e^{z - \max z}`, :math:`S = \sum e`),
+      :class:`~cesym.define.primitives.ShareCrossRest` (:math:`e = e^{z - \max z}`, :math:`S = \sum e`),
       whose runtime keeps the pairs of close logits that cancel;
     * probabilities, :math:`\partial\nu_c/\partial p_j = 1/S - [c = j]/p_j`:
       :math:`\sum_{c\ne j} t_c h_c - t_j h_j (S - p_j)/p_j` with :math:`h = g/S`,
-      the division taken into g's power of R (:class:`~cesym.primitives.ScaledPow`): no
+      the division taken into g's power of R (:class:`~cesym.define.primitives.ScaledPow`): no
       product of two small numbers (a row of scale 1e-200 keeps its digits, a dominant class's
       :math:`R^{\gamma}/S` its range) and at :math:`p_j = 0` the limit (:math:`-\infty` under a
       positive weight, the first term under a zero one).
 
     :math:`r\,\varphi_R` is taken as 0 where r is (``XMul``): :math:`\varphi_R` grows at most
     like a power of ν there. ``None`` when the value has another shape, or when g is constant
-    (the cross-entropy, which the rules make a :class:`~cesym.primitives.CrossRest`)."""
+    (the cross-entropy, which the rules make a :class:`~cesym.define.primitives.CrossRest`)."""
     body = sp.S.Zero  # Σ_i k_i·RowSum(f_i) as one RowSum(Σ_i k_i f_i), k_i row constants
     for term in sp.Add.make_args(value):
         factors = sp.Mul.make_args(term)
@@ -148,7 +148,7 @@ def log_share_gradient(value: sp.Expr, x: Elem) -> sp.Expr | None:
 
 def _over(e: sp.Expr, S: sp.Expr, R: sp.Expr) -> sp.Expr:
     """``e/S`` with the division taken into a power of ``R`` where e has one
-    (:class:`~cesym.primitives.ScaledPow`: R^a/S stays in range where R^a does not), through sums
+    (:class:`~cesym.define.primitives.ScaledPow`: R^a/S stays in range where R^a does not), through sums
     and into the second factor of a zero-guarded product (XMul(a, b)/S = XMul(a, b/S))."""
     if isinstance(e, sp.Add):
         return sp.Add(*(_over(a, S, R) for a in e.args))

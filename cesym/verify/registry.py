@@ -1,7 +1,7 @@
 """Which public kernel computes which derived loss, and how to call it on a batch of rows.
 
 Used by the accuracy checks (tests, ``cesym verify``), the bench and the reports: each
-:class:`KernelCase` is one variant of a declared public function (:class:`cesym.declare.Public`,
+:class:`KernelCase` is one variant of a declared public function (:class:`cesym.define.declare.Public`,
 as the generated modules hold it in ``PUBLIC``) with the keyword values that select it, the loss
 (``family.variant``) it computes, its label kind, prediction domain, limit rule and reduction,
 and how to call it on rows along the last axis. Nothing here knows a loss by name.
@@ -25,16 +25,16 @@ class KernelCase:
 
     kernel: str  # public name
     loss: str  # Loss.name of the definition it computes
-    label_kind: str  # cesym.declare.LABEL_KINDS
-    domain: str  # cesym.declare.DOMAINS: the predictions'
-    limits: str | None  # cesym.declare.LIMITS
+    label_kind: str  # cesym.define.declare.LABEL_KINDS
+    domain: str  # cesym.define.declare.DOMAINS: the predictions'
+    limits: str | None  # cesym.define.declare.LIMITS
     reduction: str  # "row", "element" or "batch"
     keywords: dict = field(default_factory=dict)  # fixed: the flags selecting the variant
     params: tuple = ()  # the real keywords: ((name, default, (lo, hi) or None), ...)
     keyword_only: bool = False  # tf.nn style: labels=, logits=
     has_axis: bool = False  # takes axis=
     args: tuple[str, ...] = ("y_true", "y_pred")  # the label and prediction arguments' names
-    keras: dict | None = None  # the declared Keras counterpart (cesym.declare.Keras as data), or None
+    keras: dict | None = None  # the declared Keras counterpart (cesym.define.declare.Keras as data), or None
     module: ModuleType | None = field(default=None, compare=False, repr=False)  # the kernels' namespace
     definition: object = field(default=None, compare=False, repr=False)  # its Loss, when not from derivations/
 
@@ -127,14 +127,14 @@ def cases(modules: Iterable[ModuleType], own: bool = False, definitions: dict | 
 
 def load_cases(directory) -> list[KernelCase]:
     """The cases of the derivation files in ``directory`` (a user's own losses): each file is
-    rendered and checked as ``cesym generate`` does (:func:`cesym.generate.render_all`, raising
-    :class:`cesym.define.DerivationError`), executed as a module in memory, and its declared
+    rendered and checked as ``cesym generate`` does (:func:`cesym.generate.codegen.render_all`, raising
+    :class:`cesym.define.loss.DerivationError`), executed as a module in memory, and its declared
     functions called from it."""
     import sys
     import types
 
-    from cesym.define import load_families
-    from cesym.generate import render_all
+    from cesym.define.loss import load_families
+    from cesym.generate.codegen import render_all
 
     texts = render_all(directory)
     families = load_families(directory)

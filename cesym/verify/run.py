@@ -6,9 +6,9 @@ points (errors in ulps and Herbie bits: average, p99, max), the points outside t
 interval could not pin, and a spot check of the symbolic gradient against mpmath.diff of the
 reference value. With the host's floor (NumPy's exp/log/log1p/expm1) and the versions used.
 
-With Keras: its function forms on the same points (:mod:`cesym.keras_check`), its loss classes
+With Keras: its function forms on the same points (:mod:`cesym.keras.check`), its loss classes
 with every reduction, sample weights and the class dtype, and its metrics
-(:mod:`cesym.keras_forms`, on the first rows of each batch).
+(:mod:`cesym.keras.forms`, on the first rows of each batch).
 """
 
 from __future__ import annotations
@@ -42,9 +42,9 @@ class Config:
     naive_outside: int = 0
     unresolved: int = 0
     grad_vs_mpmath_diff: float | None = None  # max relative difference, symbolic vs numerical
-    keras: dict | None = None  # cesym.keras_check.KerasTally as a dict, when Keras was run
-    keras_classes: dict | None = None  # cesym.keras_forms.ClassTally: loss classes, reductions, weights
-    keras_metrics: dict | None = None  # cesym.keras_forms.MetricTally: metrics on these points
+    keras: dict | None = None  # cesym.keras.check.KerasTally as a dict, when Keras was run
+    keras_classes: dict | None = None  # cesym.keras.forms.ClassTally: loss classes, reductions, weights
+    keras_metrics: dict | None = None  # cesym.keras.forms.MetricTally: metrics on these points
     extended: dict | None = None  # the extended reals: points, outputs with a finite/infinite/no limit, failures
     seconds: float = 0.0
 
@@ -105,8 +105,8 @@ def _run_config(task: tuple) -> Config:
         naive.append(check_batch(case, batch, kernel=naive_kernel(case)))
         grad_diff = max(grad_diff, _gradient_spot_check(case, batch))
         if with_keras:
-            from .keras_calls import keras_kernel
-            from .keras_check import KerasTally, classify
+            from ..keras.calls import keras_kernel
+            from ..keras.check import KerasTally, classify
 
             keras = (keras or KerasTally()).merge(classify(case, batch, keras_kernel(case)))
             if class_rows:
@@ -135,8 +135,8 @@ def _run_config(task: tuple) -> Config:
 
 def _keras_forms(case: KernelCase, batch, kind: str, rows: int | None, seed, classes, metrics):
     """Loss classes (every label kind) and metrics (hard labels) on the first ``rows`` rows."""
-    from .keras_calls import keras_class_kernel, loss_class
-    from .keras_forms import ClassTally, MetricTally, check_classes, check_loss_metrics, check_metrics, head, metrics_for
+    from ..keras.calls import keras_class_kernel, loss_class
+    from ..keras.forms import ClassTally, MetricTally, check_classes, check_loss_metrics, check_metrics, head, metrics_for
 
     sub = head(batch, rows)
     if loss_class(case) is not None:
@@ -151,7 +151,7 @@ def _keras_forms(case: KernelCase, batch, kind: str, rows: int | None, seed, cla
 #: Default sample: rows per kernel × dtype, shared among its label kinds (hard, soft, smoothed).
 DEFAULT_ROWS = 10_000
 QUICK_ROWS = 24
-EXT_ROWS, QUICK_EXT_ROWS = 28, 7  # rows per row length at ±inf, 0/1 and NaN inputs (cesym.extended)
+EXT_ROWS, QUICK_EXT_ROWS = 28, 7  # rows per row length at ±inf, 0/1 and NaN inputs (cesym.verify.extended)
 
 
 def run(
@@ -167,19 +167,19 @@ def run(
 ) -> list[Config]:
     """Check the kernels named (all by default).
 
-    ``cases``: the kernel cases to choose from (default :data:`cesym.registry.CASES`, the shipped
-    kernels; :func:`cesym.registry.load_cases` gives a user's). A case without a declared Keras
+    ``cases``: the kernel cases to choose from (default :data:`cesym.verify.registry.CASES`, the shipped
+    kernels; :func:`cesym.verify.registry.load_cases` gives a user's). A case without a declared Keras
     counterpart is checked without Keras.
 
     ``points``: rows per kernel × dtype (default 10^4, ``quick``: 24 per label kind), split
     evenly over the row lengths 1, 2, 3, 5, 8 (``quick``: 2, 3) and the label kinds.
     Each configuration also checks, per row length, ``EXT_ROWS`` rows (``quick``:
     ``QUICK_EXT_ROWS``) at ±inf, probability 0/1 and NaN inputs (:func:`sample_extended`)
-    against their limits (:mod:`cesym.extended`): ``Config.extended``; their failures and
+    against their limits (:mod:`cesym.verify.extended`): ``Config.extended``; their failures and
     unresolved limits count as the configuration's.
     ``jobs`` > 1 runs configurations in that many processes (results in the same order).
-    ``keras``: also run Keras on the same points and classify its outputs (cesym.keras_check),
-    its loss classes and metrics on the first rows of each batch (cesym.keras_forms:
+    ``keras``: also run Keras on the same points and classify its outputs (cesym.keras.check),
+    its loss classes and metrics on the first rows of each batch (cesym.keras.forms:
     ``CLASS_ROWS``, ``QUICK_CLASS_ROWS``). ``progress`` is called with each configuration as it completes; the lines
     of the loss classes and metrics are printed after it (:func:`describe_forms`) and their
     totals at the end. ``forms=False`` leaves the loss classes and metrics out (Keras's function
@@ -202,7 +202,7 @@ _ACTIVE: dict[int, list[KernelCase]] = {}
 
 
 def _run_tasks(pool_cases, chosen, token, points, quick, seed, progress, jobs, keras, forms) -> list[Config]:
-    from .keras_forms import CLASS_ROWS, QUICK_CLASS_ROWS
+    from ..keras.forms import CLASS_ROWS, QUICK_CLASS_ROWS
 
     sizes = (2, 3) if quick else (1, 2, 3, 5, 8)
     tasks = []
@@ -292,7 +292,7 @@ def describe_forms(cfg: Config) -> list[str]:
 
 def forms_totals(configs: list[Config]) -> dict:
     """Totals over all configurations of the loss-class and metric tallies."""
-    from .keras_forms import REDUCTIONS
+    from ..keras.forms import REDUCTIONS
 
     z = lambda *ks: {k: 0 for k in ks}  # noqa: E731
     tot = {
@@ -358,7 +358,7 @@ def environment(keras: bool = False) -> dict:
 
     extra = {}
     if keras:
-        from .keras_calls import versions
+        from ..keras.calls import versions
 
         extra = versions()
     return {

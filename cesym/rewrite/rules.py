@@ -19,8 +19,8 @@ import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
 from sympy.codegen.rewriting import Optimization, ReplaceOptim
 
-from .evaluate import compile_row_exprs
-from .primitives import (
+from ..define.evaluate import compile_row_exprs
+from ..define.primitives import (
     NanOr,
     NormalizedRest,
     SoftmaxRest,

@@ -15,7 +15,7 @@ A loss is written over one *row*: the values along the class axis. Three kinds o
   norm). Each has an exact derivative (``fdiff``
   or, for row primitives, an expansion into reductions that ``diff`` goes through), an
   elementary form (:func:`to_elementary`, used by the naive kernels and the mpmath reference)
-  and a NumPy printer (:mod:`cesym.generate`), whose runtime lives in
+  and a NumPy printer (:mod:`cesym.generate.codegen`), whose runtime lives in
   :mod:`cesym.kernels._runtime`.
 """
 

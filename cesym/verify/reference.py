@@ -1,7 +1,7 @@
 """Reference values with proven digits: the definition, expanded per row, in interval arithmetic.
 
 For a loss and a row length ``n`` the definition (``Loss.value``, with its label weights written
-out and the 0·log 0 = 0 convention as :class:`~cesym.primitives.XMul`) is expanded into plain
+out and the 0·log 0 = 0 convention as :class:`~cesym.define.primitives.XMul`) is expanded into plain
 SymPy over the ``n`` elements and differentiated there by plain ``sympy.diff`` — independently
 of the row chain rule and of every rewrite that made the kernels. The expressions are compiled
 for :mod:`mpmath.iv` and evaluated from the exact binary values of the inputs at rising
@@ -24,12 +24,12 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from .define import N, Loss
-from .evaluate import _namespace, _Printer, expand_row, indexed
+from ..define.loss import N, Loss
+from ..define.evaluate import _namespace, _Printer, expand_row, indexed
 from sympy.codegen.cfunctions import log1p
 
-from .primitives import Sigmoid, to_elementary
-from .rewrite import combine_terms
+from ..define.primitives import Sigmoid, to_elementary
+from ..rewrite.rules import combine_terms
 from .ulps import FORMATS
 
 __all__ = ["RowReference", "Unresolved", "PRECISIONS"]
@@ -147,7 +147,7 @@ class RowReference:
         if len(vals) != len(self.args):
             raise ValueError(f"expected {len(self.args)} inputs, got {len(vals)}")
         # floats are exact binary values; mpmath numbers (stand-ins beyond any float, see
-        # cesym.extended) are kept as they are
+        # cesym.verify.extended) are kept as they are
         return [x if isinstance(x, mpmath.mpf) else float(x) for x in vals]
 
     def _rising(self, fn, inputs, dtype, precisions: Sequence[int] = PRECISIONS) -> list[mpmath.mpf]:

@@ -1,7 +1,7 @@
 r"""Reference values over the extended reals: limits at ±inf (and at the probability edge 0).
 
 Independent of the kernels' limit code (:mod:`cesym.kernels._limits`): the definition is
-evaluated by :class:`~cesym.reference.RowReference` (interval arithmetic, proven digits) at
+evaluated by :class:`~cesym.verify.reference.RowReference` (interval arithmetic, proven digits) at
 finite stand-ins for the infinite inputs, further and further out, on several paths:
 
 * a stand-in for a logit ±inf is ±r·M, for a probability +inf 2^{r·M} and for a probability

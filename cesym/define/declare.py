@@ -1,6 +1,6 @@
 """Declare: what a loss offers its users, written next to its mathematics in ``derivations/``.
 
-A derivation file lists its mathematics in ``LOSSES`` (:class:`cesym.define.Loss`) and its public
+A derivation file lists its mathematics in ``LOSSES`` (:class:`cesym.define.loss.Loss`) and its public
 functions in ``PUBLIC``, a list of :class:`Public`. Everything after generation is built from
 these declarations, never from a loss's name: the public ``<name>``, ``<name>_grad`` and
 ``<name>_value_and_grad`` with their argument checks and docstrings (:mod:`cesym.kernels._api`),

@@ -22,11 +22,11 @@ from pathlib import Path
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
-from .define import N, DerivationError, Loss, load_all, load_families, DERIVATIONS_DIR
-from .derive import Derived, derive
+from ..define.loss import N, DerivationError, Loss, load_all, load_families, DERIVATIONS_DIR
+from ..derive.gradients import Derived, derive
 from sympy.codegen.cfunctions import log1p
 
-from .primitives import (
+from ..define.primitives import (
     C,
     CrossRest,
     Elem,
@@ -56,7 +56,7 @@ from .primitives import (
 
 __all__ = ["KernelPrinter", "render_family", "generate", "GENERATED_DIR"]
 
-GENERATED_DIR = Path(__file__).resolve().parent / "kernels" / "_generated"
+GENERATED_DIR = Path(__file__).resolve().parents[1] / "kernels" / "_generated"
 
 
 class OffMaxSum(sp.Function):
@@ -427,7 +427,7 @@ class KernelPrinter(NumPyPrinter):
 
     def _print_Lambda(self, e):
         """A function of one variable (the derivative a runtime primitive evaluates at points of
-        its own, :class:`~cesym.primitives.ShareCrossRest`), as a Python lambda."""
+        its own, :class:`~cesym.define.primitives.ShareCrossRest`), as a Python lambda."""
         (v,), body = e.args
         return "(lambda %s: %s)" % (self._print(v), self._print(body))
 
@@ -537,7 +537,7 @@ def printed_form(
     the returned expressions, after :func:`print_form` and ``cse`` over all of ``expr``.
 
     ``index_label=False``: a class-index label stays a dense label (for evaluating the printed
-    form on dense rows, :mod:`cesym.edges`).
+    form on dense rows, :mod:`cesym.generate.edges`).
     """
     label = loss.label if loss.label_index and index_label else None
     exprs = [print_form(e, label, means=not naive) for e in (expr if isinstance(expr, tuple) else (expr,))]
@@ -715,7 +715,7 @@ ignored row) and scalar parameters; the public, checked API is :mod:`cesym.kerne
 The cores compute the finite domain; at ±inf inputs they give what IEEE arithmetic gives
 (0·inf = NaN), and the public kernels replace those outputs by the limits of the mathematics
 (:mod:`cesym.kernels._limits`).
-The code prints each stable form after the exact identities of ``cesym.generate.print_form``
+The code prints each stable form after the exact identities of ``cesym.generate.codegen.print_form``
 (``v_j + Σ_{{c≠j}} v_c = Σ_c v_c``; ``-log softmax(z)_j = log1p(Σ_{{c≠argmax}} e_c) - d_j`` with
 ``d = z - max z``, ``e = exp(d)``, shared with the gradient; softplus and σ in their stable
 elementary forms, sharing ``exp(-|x|)``).
@@ -811,12 +811,12 @@ def render_family(
     family: str, derived: Sequence[Derived], module_doc: str = "", public: Sequence = (), examples: dict | None = None
 ) -> str:
     """Source text of the generated module for one family: its kernels and, as plain data, its
-    public declarations (``PUBLIC``, :class:`cesym.declare.Public`) and ``CORES``."""
+    public declarations (``PUBLIC``, :class:`cesym.define.declare.Public`) and ``CORES``."""
     import pprint
 
     printer = KernelPrinter()
     parts = [HEADER.format(family=family, doc=textwrap.dedent(module_doc).strip() + "\n" if module_doc else "")]
-    parts.append("#: The public functions of this file (cesym.declare.Public as plain data): cesym.kernels builds them.\n")
+    parts.append("#: The public functions of this file (cesym.define.declare.Public as plain data): cesym.kernels builds them.\n")
     parts.append("PUBLIC = " + pprint.pformat([p.as_data() for p in public], width=100, sort_dicts=False) + "\n\n")
     parts.append("#: Each kernel's arguments, label weights, differentiability, shape and formula.\n")
     parts.append("CORES = " + pprint.pformat(_cores(derived), width=100, sort_dicts=False) + "\n\n")
@@ -835,8 +835,8 @@ def render_family(
 def render_all(directory: Path = DERIVATIONS_DIR, keep: Sequence[str] = ()) -> dict[str, str]:
     """Render every family: file name -> source. Raises DerivationError before anything is written.
 
-    Each loss is checked real and finite on its declared domain (:func:`cesym.domain.check_domain`),
-    and its printed kernel finite and accurate at the domain's edges (:func:`cesym.edges.check_edges`).
+    Each loss is checked real and finite on its declared domain (:func:`cesym.generate.domain.check_domain`),
+    and its printed kernel finite and accurate at the domain's edges (:func:`cesym.generate.edges.check_edges`).
     ``keep``: other generated modules (file names) that ``__init__.py`` imports too.
     """
     from .domain import check_domain
@@ -932,7 +932,7 @@ def generate(
     ``__init__.py`` keeps importing it (:func:`orphans` lists them). The files are written as one
     step (:func:`cesym.files.write_texts`: atomic, the umask's mode, all or none on Ctrl-C).
     """
-    from .files import check_output_dir, write_texts
+    from ..files import check_output_dir, write_texts
 
     out_dir = Path(out_dir)
     if not check:
@@ -950,7 +950,7 @@ def generate(
 
 def orphans(directory: Path, out_dir: Path) -> list[str]:
     """Generated modules in ``out_dir`` with no derivation file in ``directory`` (kept, never removed)."""
-    from .define import derivation_files
+    from ..define.loss import derivation_files
 
     families = {p.stem for p in derivation_files(directory)}
     return [n for n in _generated_modules(Path(out_dir)) if n[:-3] not in families]

@@ -43,7 +43,7 @@ import math
 import mpmath
 import numpy as np
 
-from .registry import KernelCase
+from ..verify.registry import KernelCase
 
 __all__ = ["EPSILON", "bounds", "envelope", "contains", "clip_edges", "CLIP_EDGES_NOTE"]
 
@@ -279,8 +279,8 @@ def _algorithm(loss, n: int):
     """(value, gradient, symbols) of Keras's algorithm for ``loss`` on a row of ``n``."""
     import sympy as sp
 
-    from .evaluate import expand_row, indexed
-    from .primitives import Sigmoid, to_elementary
+    from ..define.evaluate import expand_row, indexed
+    from ..define.primitives import Sigmoid, to_elementary
 
     key = (id(loss), n)
     if key not in _ALGORITHMS:
@@ -327,7 +327,7 @@ def _op(e, env: dict, R):
     import sympy as sp
     from sympy.codegen.cfunctions import expm1, log1p
 
-    from .primitives import MaxN, Rsqrt, Sigmoid
+    from ..define.primitives import MaxN, Rsqrt, Sigmoid
 
     if e.is_Number:  # exact rationals (1/n, 1/2); a decimal constant becomes a tensor of the dtype
         return iv.mpf(sp.Rational(e).p) / iv.mpf(sp.Rational(e).q) if e.is_Rational else R.const(float(e))
@@ -418,7 +418,7 @@ def _declared_algorithm(case: KernelCase, R, labels, pred, params: dict, upstrea
     """Keras's declared algorithm forward (op by op) and its gradient as TensorFlow's autodiff
     takes it: backward through the same operations, each of TensorFlow's gradient ops rounded
     (:func:`_backward`), seeded with ``upstream`` (1 for the function form)."""
-    from .contract import definition
+    from ..verify.contract import definition
 
     loss = definition(case)
     n = len(pred)
@@ -444,7 +444,7 @@ def _backward(e, g, env: dict, R, adj: dict) -> None:
     import sympy as sp
     from sympy.codegen.cfunctions import expm1, log1p
 
-    from .primitives import MaxN, Rsqrt, Sigmoid
+    from ..define.primitives import MaxN, Rsqrt, Sigmoid
 
     if e.is_Number:
         return
@@ -638,8 +638,8 @@ def clip_edges() -> list[dict]:
     """Keras's binary cross-entropy at the edges of its clip, with what the model of its
     algorithm says (``model_value``/``model_grad``: the number it predicts, None where it
     predicts only a sign of life)."""
-    from .keras_calls import keras_kernel
-    from .registry import case as case_of
+    from .calls import keras_kernel
+    from ..verify.registry import case as case_of
 
     case = case_of("binary_crossentropy", from_logits=False)
     call = keras_kernel(case)

@@ -4,7 +4,7 @@ A rewrite can miss a shape: ``log(1 + exp(u))`` left as it is prints a kernel th
 at u = 800.5 where the loss is 800.5. Before anything is written, :func:`check_edges` runs the
 printed module (the generated text itself, executed with :mod:`cesym.kernels._runtime`), value
 and gradient in float64, at adversarial points of the declared domain, and compares each output
-with the definition evaluated in interval arithmetic (:class:`~cesym.reference.RowReference`:
+with the definition evaluated in interval arithmetic (:class:`~cesym.verify.reference.RowReference`:
 the definition expanded per row, independent of the rewrites):
 
 * real inputs: rows mixing 0, tiny magnitudes (2^-1022, 1e-300, 1e-200: squares underflow),
@@ -19,7 +19,7 @@ Where the definition's interval pins a finite value (its width below 2^-64 of it
 
 .. math::  |\hat f - f| \le 2^{29}\,(b + 4\kappa)\ \mathrm{ulp}_{64}(f), \qquad b = 4 \text{ (value)}, 8 \text{ (gradient)},
 
-the accuracy contract (``cesym.contract``) with float32's precision in float64's range: 2^29 is
+the accuracy contract (``cesym.verify.contract``) with float32's precision in float64's range: 2^29 is
 the ratio of float32's spacing to float64's, so this is what the float64 kernel must meet for
 its float32 output, rounded once, to keep within a few ulps of the float32 contract. It is
 generous on purpose: a stable form that is a few roundings worse than the best one passes; a
@@ -33,7 +33,7 @@ Points whose definition is infinite, not real, or not pinned at 5120 bits (1 - Ï
 cancels in about 144000 bits) are skipped: Â±800 already puts every exponential past float64's
 range, and is pinned in about 1200 bits.
 
-A point that fails raises :class:`~cesym.define.DerivationError` with one line naming the loss,
+A point that fails raises :class:`~cesym.define.loss.DerivationError` with one line naming the loss,
 the output, the input and the offending subexpression: the first subexpression of the printed
 stable form (evaluated in float64 through the same printer and runtime, and in interval
 arithmetic) that is inf or NaN where its exact value is a finite float, or, for a finite but
@@ -49,11 +49,11 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from .define import N, DerivationError, Loss
-from .derive import Derived
-from .primitives import Elem, element_symbols
-from .reference import real_intervals
-from .ulps import FORMATS, ulp_error
+from ..define.loss import N, DerivationError, Loss
+from ..derive.gradients import Derived
+from ..define.primitives import Elem, element_symbols
+from ..verify.reference import real_intervals
+from ..verify.ulps import FORMATS, ulp_error
 
 __all__ = ["check_edges", "edge_points", "load_module", "RELAX", "EDGE_PRECISIONS"]
 
@@ -210,7 +210,7 @@ def check_edges(loss: Loss, derived: Derived, namespace: dict, where: str = "", 
     """Raise :class:`DerivationError` (one line) where the printed kernel of ``loss``, in
     ``namespace`` (:func:`load_module`), overflows, returns NaN or loses its digits at an edge
     point of the declared domain at which the definition is a finite float."""
-    from .reference import RowReference
+    from ..verify.reference import RowReference
 
     n = 3 if loss.row_level else 1
     ref = ref if ref is not None and ref.n == n else RowReference(loss, n)
@@ -271,9 +271,9 @@ def _kappas(ref, labels, pred, params, exact) -> list[float]:
 
 
 def _math_form(expr: sp.Basic) -> sp.Basic:
-    """The printing forms of :func:`cesym.generate.print_form` as the mathematics they compute."""
-    from . import generate as g
-    from .primitives import CrossRest, NegLogNormalized, RestSum, RowSum, ShareCrossRest, SumSquares, XMul
+    """The printing forms of :func:`cesym.generate.codegen.print_form` as the mathematics they compute."""
+    from . import codegen as g
+    from ..define.primitives import CrossRest, NegLogNormalized, RestSum, RowSum, ShareCrossRest, SumSquares, XMul
 
     table = {
         g.OffMaxSum: lambda e, S: S - 1,  # e = exp(z - max z) is 1 at the maximal element left out
@@ -295,9 +295,9 @@ def _culprit(loss: Loss, derived: Derived, which: int, labels, pred, params, use
     printed code of the output ``which`` (0: value, 1: gradient), temporaries first, children
     before parents, that is inf or NaN (``nonfinite``) or has lost more than half of its digits,
     where its exact value is a finite float; "" if none is."""
-    from .evaluate import compile_row_exprs
-    from .generate import KernelPrinter, printed_form
-    from .kernels import _runtime as rt
+    from ..define.evaluate import compile_row_exprs
+    from .codegen import KernelPrinter, printed_form
+    from ..kernels import _runtime as rt
 
     grad = derived.grad is not None
     kept, outs = printed_form(loss, (derived.value, derived.grad) if grad else derived.value, index_label=False)

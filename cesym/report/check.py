@@ -3,7 +3,7 @@
 Three checks, each one a list of problems (empty: the committed reports are fresh):
 
 1. **Rendering, exact.** Every committed report file must be byte for byte what
-   :func:`cesym.report.render_reports` makes of today's sources (derivations, generated kernels,
+   :func:`cesym.report.render.render_reports` makes of today's sources (derivations, generated kernels,
    the seeds' code) and the committed record ``reports/measured.json``. A derivation's docstring,
    a rewrite, a line of generated code or a derived threshold that changed makes a file differ;
    so does a measured figure edited in a Markdown file but not in the record.
@@ -34,10 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .contract import GRAD_BASE, VALUE_BASE
-from .define import DERIVATIONS_DIR
-from .generate import GENERATED_DIR
-from .report_record import RECORD_NAME, loads
+from ..verify.contract import GRAD_BASE, VALUE_BASE
+from ..define.loss import DERIVATIONS_DIR
+from ..generate.codegen import GENERATED_DIR
+from .record import RECORD_NAME, loads
 
 __all__ = ["check", "stale_files", "record_problems", "broken_promises", "skeleton", "SEED_RTOL", "CAP_ULPS"]
 
@@ -191,7 +191,7 @@ def check(
     derivations directory and its kernels rendered in memory."""
     if derivations is not None:
         derivations_dir = Path(derivations)
-    from .report import render_reports
+    from .render import render_reports
 
     out_dir = Path(out_dir)
     path = out_dir / RECORD_NAME

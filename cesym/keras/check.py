@@ -3,7 +3,7 @@
 Each value and gradient element Keras returns is classified:
 
 * ``exact``: within the contract of the mathematics (4 + 4κ ulps value, 8 + 4κ gradient);
-* ``explained``: outside it, but inside the envelope of :mod:`cesym.keras_model`: Keras's own
+* ``explained``: outside it, but inside the envelope of :mod:`cesym.keras.model`: Keras's own
   algorithm (its clip, renormalisation order, fused softmax gradient ``softmax - y``, float
   evaluation with every rounding and flush-to-zero it may commit) can return that value, so the
   deviation is the algorithm at work;
@@ -16,24 +16,24 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .contract import GRAD_BASE, KAPPA_FACTOR, VALUE_BASE, definition, losses_by_name, reference_for
-from .keras_model import contains, envelope
-from .reference import Unresolved
-from .registry import KernelCase, one_hot
-from .sampling import Batch
-from .ulps import ulp_error
+from ..verify.contract import GRAD_BASE, KAPPA_FACTOR, VALUE_BASE, definition, losses_by_name, reference_for
+from .model import contains, envelope
+from ..verify.reference import Unresolved
+from ..verify.registry import KernelCase, one_hot
+from ..verify.sampling import Batch
+from ..verify.ulps import ulp_error
 
 __all__ = ["KerasTally", "classify"]
 
 
 def _lo(x):
-    from .keras_model import _ends
+    from .model import _ends
 
     return _ends(x)[0]
 
 
 def _hi(x):
-    from .keras_model import _ends
+    from .model import _ends
 
     return _ends(x)[1]
 
@@ -60,7 +60,7 @@ class KerasTally:
 
 
 def classify(case: KernelCase, batch: Batch, keras_call) -> KerasTally:
-    """Run ``keras_call`` (see :func:`cesym.keras_calls.keras_kernel`) on ``batch`` and classify."""
+    """Run ``keras_call`` (see :func:`cesym.keras.calls.keras_kernel`) on ``batch`` and classify."""
     loss = definition(case)
     dtype = batch.pred.dtype
     tally = KerasTally()

@@ -1,6 +1,6 @@
 """Evaluate row expressions on concrete rows with mpmath (plain or interval arithmetic).
 
-A row expression (see :mod:`cesym.primitives`) is expanded for a concrete row length ``C``:
+A row expression (see :mod:`cesym.define.primitives`) is expanded for a concrete row length ``C``:
 ``RowSum(f)`` becomes ``f(x_0) + … + f(x_{C-1})``, ``RestSum(f)`` at element ``j`` the same sum
 without ``x_j``, element-level symbols become ``x_j``. The expanded expression is printed by
 SymPy's :class:`~sympy.printing.pycode.MpmathPrinter` and compiled once per ``C`` with

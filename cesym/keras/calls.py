@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .registry import KernelCase
+from ..verify.registry import KernelCase
 
 __all__ = ["keras_kernel", "keras_class_kernel", "keras_metric", "loss_fn", "tfnn_fn", "BENCH_NOTES", "loss_class", "METRIC_CLASSES", "versions"]
 

@@ -6,9 +6,9 @@ probabilities is the log of a negative number (NaN values, while the derived gra
 ``1/(p - 2)`` is finite). Before anything is written, :func:`check_domain` evaluates, in
 interval arithmetic (:mod:`mpmath.iv`), at a few seeded interior points of the declared domain:
 
-* the definition and its gradient as the reference expands them (:class:`~cesym.reference.RowReference`:
+* the definition and its gradient as the reference expands them (:class:`~cesym.verify.reference.RowReference`:
   plain ``sympy.diff`` of the expanded row, independent of the rewrites);
-* the stable value and gradient that will be printed (:class:`~cesym.derive.Derived`).
+* the stable value and gradient that will be printed (:class:`~cesym.derive.gradients.Derived`).
 
 Every output must be an interval of reals with finite ends. A complex result (mpmath raises
 ``ComplexResult``), an infinite or NaN end, or any error of the evaluation refuses the loss with
@@ -27,8 +27,8 @@ from __future__ import annotations
 import mpmath
 import numpy as np
 
-from .define import N, DerivationError, Loss
-from .derive import Derived
+from ..define.loss import N, DerivationError, Loss
+from ..derive.gradients import Derived
 
 __all__ = ["check_domain", "interior_points", "DOMAIN_SEED", "DOMAIN_POINTS"]
 
@@ -113,7 +113,7 @@ def _problem(fn, inputs: list[float], names: list[str]) -> str | None:
 
 def _stable_fn(loss: Loss, d: Derived, n: int):
     """The stable value and gradient of ``d`` expanded for rows of ``n``, for :mod:`mpmath.iv`."""
-    from .evaluate import compile_row_exprs
+    from ..define.evaluate import compile_row_exprs
 
     subs = {w: defn for w, defn in loss.weights.items() if defn != w}
     exprs = [d.value.xreplace(subs)] + ([d.grad.xreplace(subs)] if d.grad is not None else [])
@@ -137,8 +137,8 @@ def _stable_fn(loss: Loss, d: Derived, n: int):
 def check_domain(loss: Loss, derived: Derived, where: str = ""):
     """Raise :class:`DerivationError` (one line) unless ``loss``, and the stable forms derived
     from it, are real and finite at every interior point of its declared domain. Returns the
-    :class:`~cesym.reference.RowReference` it built (the edge check uses the same)."""
-    from .reference import RowReference
+    :class:`~cesym.verify.reference.RowReference` it built (the edge check uses the same)."""
+    from ..verify.reference import RowReference
 
     n = DOMAIN_ROW if loss.row_level else 1
     prefix = f"{where}: " if where else ""

@@ -2,11 +2,11 @@
 
 The reports hold two kinds of content. What the sources determine (definitions, derivations,
 rewrites, generated code, derived thresholds, the seeds' exact mathematics) is rendered from the
-sources by :mod:`cesym.report`. What the host measures (ulps and shares of the bound, Keras's
+sources by :mod:`cesym.report.render`. What the host measures (ulps and shares of the bound, Keras's
 counts, the plotted points, Keras's and the kernels' values on the seeds) depends on NumPy's SIMD
 exp/log and TensorFlow's kernels, which differ in the last bits between CPUs; it is collected
 here, once, into a record that the renderer reads. ``cesym report --check``
-(:mod:`cesym.report_check`) then compares the rendering exactly and the measurements by what they
+(:mod:`cesym.report.check`) then compares the rendering exactly and the measurements by what they
 promise.
 
 The record is plain JSON (sorted keys, non-finite numbers as strings) so that its bytes are a
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .registry import CASES
+from ..verify.registry import CASES
 
 __all__ = ["RECORD_NAME", "FORMAT", "PLOT_ROWS", "measure", "dumps", "loads", "plot_cases", "SERIES"]
 
@@ -50,9 +50,9 @@ def _round(x: float) -> float:
 
 
 def _config(c, case) -> dict:
-    """The part of a :class:`cesym.verify.Config` that the reports show (no timings), with what
+    """The part of a :class:`cesym.verify.run.Config` that the reports show (no timings), with what
     its case declares (the loss it computes, its reduction, how many label kinds it is checked with)."""
-    from .registry import label_kinds
+    from ..verify.registry import label_kinds
 
     keep = ("value_ulps", "grad_ulps", "value_bits", "value_share", "grad_share")
     return {
@@ -78,9 +78,9 @@ def _plot_panels(family: str, keras: bool, seed: int, cases=None) -> list[dict]:
     """Per plotted kernel × dtype: the largest |input| of each point and each series' value error
     in ulps (``ERR_CAP`` for NaN, inf and anything larger), with how many of the series' points
     are outside the contract (full precision, before rounding)."""
-    from .contract import check_batch
-    from .sampling import sample
-    from .verify import naive_kernel
+    from ..verify.contract import check_batch
+    from ..verify.sampling import sample
+    from ..verify.run import naive_kernel
 
     panels = []
     for case in plot_cases(family, cases):
@@ -90,7 +90,7 @@ def _plot_panels(family: str, keras: bool, seed: int, cases=None) -> list[dict]:
             mags = pred.ravel() if case.elementwise else np.max(pred, axis=1)
             kernels = [("cesym kernel", None), ("naive form", naive_kernel(case))]
             if keras and case.keras is not None:
-                from .keras_calls import keras_kernel
+                from ..keras.calls import keras_kernel
 
                 kernels.append(("Keras", keras_kernel(case)))
             series = []
@@ -110,10 +110,10 @@ def _plot_panels(family: str, keras: bool, seed: int, cases=None) -> list[dict]:
 
 def measure(points: int, seed: int, jobs: int = 1, keras: bool = True, cases=None) -> dict[str, Any]:
     """Run every measurement the reports show and return the record. ``cases``: a user's kernel
-    cases (:func:`cesym.registry.load_cases`; default the shipped ones, with the seed posts'
+    cases (:func:`cesym.verify.registry.load_cases`; default the shipped ones, with the seed posts'
     numbers and Keras's clip edges)."""
-    from .keras_model import clip_edges
-    from .verify import environment, run
+    from ..keras.model import clip_edges
+    from ..verify.run import environment, run
 
     pool = list(CASES if cases is None else cases)
     by_id = {c.id: c for c in pool}

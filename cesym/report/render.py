@@ -7,9 +7,9 @@ the naive forms' errors in ulps and bits, and how Keras deviates (exact / explai
 algorithm / unexplained). Nothing is asserted that the run did not measure.
 
 Rendering is a pure function of the sources (``derivations/``, the generated kernels) and the
-record of what the host measured (:mod:`cesym.report_record`, committed as
+record of what the host measured (:mod:`cesym.report.record`, committed as
 ``reports/measured.json``): the same sources and record give the same bytes, SVGs included (no
-dates, a fixed hash salt). ``cesym report --check`` (:mod:`cesym.report_check`) compares the
+dates, a fixed hash salt). ``cesym report --check`` (:mod:`cesym.report.check`) compares the
 rendering exactly and the measurements by what they promise. Files are written atomically and
 only when their bytes change.
 """
@@ -23,16 +23,16 @@ from pathlib import Path
 import numpy as np
 import sympy as sp
 
-from .define import DERIVATIONS_DIR, load_all
-from .derive import Derived, derive
-from .generate import GENERATED_DIR
-from .primitives import Elem, RestSum, RowMax, RowSum
-from .keras_model import CLIP_EDGES_NOTE
-from .report_record import ERR_CAP, RECORD_NAME, dumps, measure
+from ..define.loss import DERIVATIONS_DIR, load_all
+from ..derive.gradients import Derived, derive
+from ..generate.codegen import GENERATED_DIR
+from ..define.primitives import Elem, RestSum, RowMax, RowSum
+from ..keras.model import CLIP_EDGES_NOTE
+from .record import ERR_CAP, RECORD_NAME, dumps, measure
 
 __all__ = ["REPORTS_DIR", "render_reports", "write_reports", "REPORT_POINTS", "REPORT_SEED"]
 
-REPORTS_DIR = Path(__file__).resolve().parent.parent / "reports"
+REPORTS_DIR = Path(__file__).resolve().parents[2] / "reports"
 #: Sample of the reports' measurements: rows per kernel × dtype, and the seed.
 REPORT_POINTS = 600
 REPORT_SEED = 2026
@@ -118,7 +118,7 @@ def _family_of(cfg: dict) -> str:
 
 def _points(c: dict, points: int) -> str:
     """The points cell: a batch reduction is one value per batch, and its sample is many small batches."""
-    from .sampling import PENALTY_LAMS, PENALTY_MAX_BATCH
+    from ..verify.sampling import PENALTY_LAMS, PENALTY_MAX_BATCH
 
     if not c["batch"]:
         return str(c["points"])
@@ -265,7 +265,7 @@ def _keras_section(family: str, configs: Sequence[dict], record: dict) -> list[s
         "Keras 3 function forms and tf.nn ops on the same points (plain tensors, so the hidden `_keras_logits` shortcut "
         "cannot apply). *Exact*: within the contract of the mathematics; *explained*: outside it but inside the envelope of "
         "Keras's own algorithm (clip to [1e-7, 1 − 1e-7], renormalisation order, the fused softmax gradient "
-        "softmax − y, every float rounding and flush to zero it may commit; `cesym/keras_model.py`); *unexplained*: neither.",
+        "softmax − y, every float rounding and flush to zero it may commit; `cesym/keras/model.py`); *unexplained*: neither.",
         "",
     ]
     mine = [s for s in record["seeds"] if s["family"] == family]
@@ -509,26 +509,26 @@ def write_reports(
     """Measure, then write the reports and their record into ``out_dir``; return the names written.
 
     With ``check``, write nothing and return what is wrong with the committed files instead
-    (:func:`cesym.report_check.check`): files that differ from their rendering, measurements
+    (:func:`cesym.report.check.check`): files that differ from their rendering, measurements
     (committed or fresh) that break a promise, a fresh run that measured other points.
     Everything is measured and rendered first; the files are then written as one step
     (:func:`cesym.files.write_texts`: atomic, the umask's mode, all or none on Ctrl-C).
     """
-    from .files import check_output_dir, write_texts
+    from ..files import check_output_dir, write_texts
 
     out_dir = Path(out_dir)
     if not check:
         check_output_dir(out_dir, "reports directory")
     cases = generated = None
     if derivations is not None:  # a user's losses: their kernels rendered in memory
-        from .generate import render_all
-        from .registry import load_cases
+        from ..generate.codegen import render_all
+        from ..verify.registry import load_cases
 
         cases = load_cases(derivations)
         generated = render_all(derivations)
     fresh = measure(points=points, seed=seed, jobs=jobs, keras=keras, cases=cases)
     if check:
-        from .report_check import check as check_reports
+        from .check import check as check_reports
 
         return check_reports(out_dir, fresh, derivations=derivations, generated=generated)
     rendered = render_reports(fresh, **({} if derivations is None else {"derivations_dir": Path(derivations), "generated": generated}))

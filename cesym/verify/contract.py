@@ -12,7 +12,7 @@ are themselves rounded). κ is computed only where the error exceeds the constan
 A NaN or inf where the true value is finite is a failure whatever κ is.
 
 Inputs that are ±inf (or probabilities at the edge 0) are checked against their limits
-(:mod:`cesym.extended`): the same bounds where the limit is finite, the same infinity where it
+(:mod:`cesym.verify.extended`): the same bounds where the limit is finite, the same infinity where it
 is infinite, and NaN exactly where there is none.
 """
 
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .define import Loss, load_all
+from ..define.loss import Loss, load_all
 from .extended import ExtendedReference, needs_limit
 from .reference import RowReference, Unresolved
 from .registry import KernelCase, one_hot

@@ -2,7 +2,7 @@
 
 A derivation file is a Python module that builds SymPy expressions and lists them in ``LOSSES``,
 a list of :class:`Loss`, and its public functions in ``PUBLIC``, a list of
-:class:`cesym.declare.Public` (optional: without it each loss is one public function, see
+:class:`cesym.define.declare.Public` (optional: without it each loss is one public function, see
 :func:`default_public`). It holds the mathematics only: no NumPy, no rewrite, no gradient.
 """
 
@@ -31,7 +31,7 @@ N = sp.Symbol("N", positive=True, integer=True)
 def _derivations_dir() -> Path:
     """``cesym/derivations`` in an installed package (the wheel maps the repository's top-level
     ``derivations/`` there, see pyproject.toml), else the source tree's ``derivations/``."""
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]  # the cesym package
     installed = here / "derivations"
     return installed if installed.is_dir() else here.parent / "derivations"
 
@@ -68,10 +68,10 @@ class Loss:
             against the label become a look-up of element ``k``.
         param_ranges: the closed range ``(lo, hi)`` of each parameter that is not [0, 1] (the
             range of ``label_smoothing``, the default); ``cesym generate`` evaluates the kernels
-            at both ends (:mod:`cesym.edges`).
+            at both ends (:mod:`cesym.generate.edges`).
         keras: what Keras computes instead of ``value``, in the same symbols (its ε floors and
             clips as ``Max``/``Min``, its own formula), for the model of Keras's algorithm
-            (:mod:`cesym.keras_model`); None: Keras computes the definition. Never generated.
+            (:mod:`cesym.keras.model`); None: Keras computes the definition. Never generated.
     """
 
     family: str
@@ -171,7 +171,7 @@ def load_family(path: Path) -> Family:
         raise DerivationError(f"{path}{line}: {type(e).__name__}: {e}") from None
     losses = getattr(module, "LOSSES", None)
     if not isinstance(losses, list) or not all(isinstance(x, Loss) for x in losses) or not losses:
-        raise DerivationError(f"{path}: LOSSES must be a non-empty list of cesym.define.Loss")
+        raise DerivationError(f"{path}: LOSSES must be a non-empty list of cesym.define.loss.Loss")
     for loss in losses:
         if loss.family != path.stem:
             raise DerivationError(f"{path}: loss family {loss.family!r} must match the file name {path.stem!r}")
@@ -182,7 +182,7 @@ def load_family(path: Path) -> Family:
     if public is None:
         public = default_public(losses)
     if not isinstance(public, list) or not all(isinstance(x, Public) for x in public):
-        raise DerivationError(f"{path}: PUBLIC must be a list of cesym.declare.Public")
+        raise DerivationError(f"{path}: PUBLIC must be a list of cesym.define.declare.Public")
     params = {l.variant: {q.name for q in l.params} for l in losses}
     cores = {f"{v}_{k}" for v in params for k in ("value", "grad", "value_and_grad", "naive_value", "naive_grad", "weights")}
     for pub in public:

@@ -14,13 +14,13 @@ Its gradient (``tf.GradientTape``) is ``∂/∂x_ij = U_i·∂ℓ_i/∂x_ij``, t
 with ``U_i = fl(fl(1/B)·w_i)`` ('sum_over_batch_size'; ``DivNoNan``'s gradient is ``1/B``, then
 ``Mul``'s ``·w_i``) or ``w_i`` ('sum', 'none'; 1 without weights).
 
-Each output is classified as :mod:`cesym.keras_check` does for the function forms:
+Each output is classified as :mod:`cesym.keras.check` does for the function forms:
 
 * ``exact``: inside the mathematics carried through the reduction: each ``ℓ_i`` anywhere within
   its contract (``ℓ_i ± (4 + 4κ_i) ulp(ℓ_i)``; gradients ``g_ij ± (8 + 4κ_ij) ulp(g_ij)``), then
   weighted, summed and divided with every rounding a float reduction may commit;
-* ``explained``: inside the envelope of Keras's own algorithm (:func:`cesym.keras_model.envelope`
-  per sample, widened by an ulp as :func:`~cesym.keras_model.contains` does, gradients with the
+* ``explained``: inside the envelope of Keras's own algorithm (:func:`cesym.keras.model.envelope`
+  per sample, widened by an ulp as :func:`~cesym.keras.model.contains` does, gradients with the
   seed ``U_i``) carried through the same reduction, overflow to ±inf included;
 * ``unexplained``: neither.
 
@@ -53,12 +53,12 @@ from fractions import Fraction
 import mpmath
 import numpy as np
 
-from .contract import GRAD_BASE, KAPPA_FACTOR, VALUE_BASE, definition, losses_by_name, reference_for
-from .keras_model import _ends, _Rounding, contains, envelope
-from .reference import Unresolved
-from .registry import KernelCase, one_hot
-from .sampling import Batch
-from .ulps import ulp, ulp_error
+from ..verify.contract import GRAD_BASE, KAPPA_FACTOR, VALUE_BASE, definition, losses_by_name, reference_for
+from .model import _ends, _Rounding, contains, envelope
+from ..verify.reference import Unresolved
+from ..verify.registry import KernelCase, one_hot
+from ..verify.sampling import Batch
+from ..verify.ulps import ulp, ulp_error
 
 __all__ = [
     "REDUCTIONS",
@@ -244,7 +244,7 @@ def _judge(k: float, math_at: Callable[[bool], object], model, dtype) -> str:
 
 
 def check_classes(case: KernelCase, batch: Batch, class_call: Callable, seed=0) -> ClassTally:
-    """Run the loss class of ``case`` (``class_call``, see :func:`cesym.keras_calls.keras_class_kernel`)
+    """Run the loss class of ``case`` (``class_call``, see :func:`cesym.keras.calls.keras_class_kernel`)
     on ``batch`` with every reduction, without and with seeded sample weights, and classify
     every value and gradient element.
 
@@ -453,12 +453,12 @@ def check_metrics(case: KernelCase, batch: Batch, seed=0, metric_call: Callable 
     weights, fed in two ``update_state`` calls) against the exact weighted mean.
 
     ``metric_call(name, **kw)`` returns ``(function, weighted_mean)`` (default
-    :func:`cesym.keras_calls.keras_metric`): replaceable, so that a wrong Keras can be fed in.
+    :func:`cesym.keras.calls.keras_metric`): replaceable, so that a wrong Keras can be fed in.
     """
     from cesym import kernels
 
     if metric_call is None:
-        from .keras_calls import keras_metric as metric_call
+        from .calls import keras_metric as metric_call
     tally = MetricTally()
     rng = np.random.default_rng(seed)
     labels, pred = _metric_inputs(case, batch, rng)
@@ -511,12 +511,12 @@ def check_loss_metrics(case: KernelCase, batch: Batch, seed=0) -> MetricTally:
     seeded sample weights fed in two ``update_state`` calls) is judged against the weighted mean
     of Keras's own per-sample values (cast to the metric's float32, as Keras does): ``exact``
     where it is that mean correctly rounded, ``explained`` where the model of Keras's float32
-    averaging (:class:`cesym.keras_model._Rounding`: products and the sum in any order, one
+    averaging (:class:`cesym.keras.model._Rounding`: products and the sum in any order, one
     division) contains it, ``unexplained`` otherwise. ``metric_of`` relations: ``-mean`` (the
     negated values), ``sqrt(mean)`` (``RootMeanSquaredError``: the inputs cast to float32,
     squared differences averaged over each sample's elements, then the square root).
     """
-    from .keras_calls import keras_kernel, keras_loss_metric
+    from .calls import keras_kernel, keras_loss_metric
 
     tally = MetricTally()
     decl = case.keras or {}

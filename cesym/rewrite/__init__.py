@@ -1,0 +1,1 @@
+"""Rewrite: the numerically stable forms, each rule checked as an identity (:mod:`.rules`)."""
