@@ -11,9 +11,7 @@ what Keras 3's ``ActivityRegularization(l2=λ)`` adds to the loss. The value of 
 
 from sympy import Symbol
 
-from cesym.define import Keras, Keyword, Public, Variant
-from cesym.define import Loss, N
-from cesym.define import Elem, RowSum
+from cesym.define import Elem, Keras, Keyword, Loss, N, Public, RowSum, Variant
 
 h = Elem("h")  # activation
 lam = Symbol("lam", real=True)  # the penalty weight λ

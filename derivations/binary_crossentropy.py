@@ -11,9 +11,7 @@ Keras clips p to [1e-7, 1 - 1e-7] first; the mathematics does not.
 
 from sympy import Symbol, log
 
-from cesym.define import AXIS, Keras, Keyword, Public, Variant
-from cesym.define import Loss
-from cesym.define import C, Elem, RowSum, Sigmoid
+from cesym.define import AXIS, C, Elem, Keras, Keyword, Loss, Public, RowSum, Sigmoid, Variant
 
 y = Elem("y")  # label (0/1, or soft)
 p = Elem("p")  # predicted probability

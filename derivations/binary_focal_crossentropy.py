@@ -20,9 +20,7 @@ kornia issue 2115). On logits the stable form is :math:`m = t\sigma(-x) + u\sigm
 from sympy import Float, Max, Min, Piecewise, Symbol, exp, log
 from sympy.codegen.cfunctions import log1p
 
-from cesym.define import AXIS, Keras, Keyword, Public, Variant
-from cesym.define import Loss
-from cesym.define import C, Elem, RowSum, Sigmoid
+from cesym.define import AXIS, C, Elem, Keras, Keyword, Loss, Public, RowSum, Sigmoid, Variant
 
 y = Elem("y")  # label (0/1, or soft)
 p = Elem("p")  # predicted probability

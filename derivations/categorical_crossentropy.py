@@ -14,9 +14,7 @@ mathematics does not.
 
 from sympy import Symbol, exp, log
 
-from cesym.define import AXIS, Keras, Keyword, Public, Variant
-from cesym.define import Loss
-from cesym.define import C, Elem, RowSum
+from cesym.define import AXIS, C, Elem, Keras, Keyword, Loss, Public, RowSum, Variant
 
 y = Elem("y")  # label
 p = Elem("p")  # predicted probability (any non-negative scale: renormalised)

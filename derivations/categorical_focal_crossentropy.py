@@ -19,9 +19,7 @@ class's 1 - r_c is its tiny rest, which 1 - r_c rounds to 0) and
 
 from sympy import Float, Max, Min, Symbol, exp, log
 
-from cesym.define import AXIS, Keras, Keyword, Public, Variant
-from cesym.define import Loss
-from cesym.define import C, Elem, RowMax, RowSum
+from cesym.define import AXIS, C, Elem, Keras, Keyword, Loss, Public, RowMax, RowSum, Variant
 
 y = Elem("y")  # label
 p = Elem("p")  # predicted probability (any non-negative scale: renormalised)

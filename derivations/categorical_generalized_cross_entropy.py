@@ -12,9 +12,7 @@ Computed as :math:`-\operatorname{expm1}(q\log p_k)/q`: :math:`1 - p_k^q` cancel
 
 from sympy import Symbol
 
-from cesym.define import AXIS, Keras, Keyword, Public, Variant
-from cesym.define import Loss
-from cesym.define import Elem, RowSum
+from cesym.define import AXIS, Elem, Keras, Keyword, Loss, Public, RowSum, Variant
 
 y = Elem("y")  # one-hot indicator of the integer label
 p = Elem("p")  # class probabilities (not renormalised)

@@ -12,9 +12,7 @@ attained by k tied scores shares the gradient equally (1/k each).
 
 from sympy import Max
 
-from cesym.define import Keras, Public, Variant
-from cesym.define import Loss
-from cesym.define import Elem, Relu, RowMax, RowSum
+from cesym.define import Elem, Keras, Loss, Public, Relu, RowMax, RowSum, Variant
 
 y = Elem("y")  # label row (one-hot; any row is taken as it is)
 p = Elem("p")  # scores

@@ -20,9 +20,7 @@ A zero row of either argument has no direction: its cosine is undefined (NaN).
 
 from sympy import Float, Min, sqrt
 
-from cesym.define import AXIS, Keras, Public, Variant
-from cesym.define import Loss
-from cesym.define import Elem, RowSum, Rsqrt
+from cesym.define import AXIS, Elem, Keras, Loss, Public, RowSum, Rsqrt, Variant
 
 y = Elem("y")  # label row (any real vector)
 p = Elem("p")  # prediction row

@@ -13,9 +13,7 @@ prediction (every :math:`y_c = p_c = 0`) is 0/0; the loss there is its limit alo
 
 from sympy import Eq, Float, Piecewise
 
-from cesym.define import AXIS, Keras, Public, Variant
-from cesym.define import Loss
-from cesym.define import Elem, RowSum
+from cesym.define import AXIS, Elem, Keras, Loss, Public, RowSum, Variant
 
 y = Elem("y")  # label mask (0/1, or soft in [0, 1])
 p = Elem("p")  # predicted probability

@@ -13,9 +13,7 @@ the kernels take the labels as they come: pass :math:`2t - 1` for 0/1 labels.
 
 from sympy import Heaviside, Max
 
-from cesym.define import Keras, Public, Variant
-from cesym.define import Loss
-from cesym.define import C, Elem, RowSum, Relu
+from cesym.define import C, Elem, Keras, Loss, Public, Relu, RowSum, Variant
 
 t = Elem("t")  # class label, -1 or +1 (any real number)
 p = Elem("p")  # prediction (a score; the decision is its sign)

@@ -15,9 +15,7 @@ keeps its value. Keras evaluates both pieces and selects one.
 
 from sympy import Abs, Piecewise, Rational, Symbol
 
-from cesym.define import Keras, Keyword, Public, Variant
-from cesym.define import Loss
-from cesym.define import C, Elem, RowSum
+from cesym.define import C, Elem, Keras, Keyword, Loss, Public, RowSum, Variant
 
 y = Elem("y")  # target
 p = Elem("p")  # prediction

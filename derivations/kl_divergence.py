@@ -11,9 +11,7 @@ gives +inf.
 
 from sympy import Float, Max, Min, log
 
-from cesym.define import Keras, Public, Variant
-from cesym.define import Loss
-from cesym.define import Elem, RowSum
+from cesym.define import Elem, Keras, Loss, Public, RowSum, Variant
 
 y = Elem("y")  # target distribution
 p = Elem("p")  # predicted distribution (probabilities in [0, 1], not renormalised)

@@ -14,9 +14,7 @@ cancellation.
 from sympy import Abs, Max, Rational, cosh, exp, log
 from sympy.codegen.cfunctions import log1p
 
-from cesym.define import Keras, Public, Variant
-from cesym.define import Loss
-from cesym.define import C, Elem, RowSum
+from cesym.define import C, Elem, Keras, Loss, Public, RowSum, Variant
 
 #: ln 2 rounded to float32 (0x3f317218), what Keras subtracts in float32 and float64 alike
 LOG2_FLOAT32 = Rational(11629080, 2**24)

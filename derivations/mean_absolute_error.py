@@ -8,9 +8,7 @@ over the last axis. Its gradient :math:`\operatorname{sign}(p - y)/C` is 0 where
 
 from sympy import Abs
 
-from cesym.define import Keras, Public, Variant
-from cesym.define import Loss
-from cesym.define import C, Elem, RowSum
+from cesym.define import C, Elem, Keras, Loss, Public, RowSum, Variant
 
 y = Elem("y")  # target (any real number)
 p = Elem("p")  # prediction

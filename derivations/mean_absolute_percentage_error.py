@@ -13,9 +13,7 @@ is 0 where :math:`p = y` (TensorFlow's convention for ``abs``).
 
 from sympy import Abs, Float, Max
 
-from cesym.define import Keras, Public, Variant
-from cesym.define import Loss
-from cesym.define import C, Elem, RowSum
+from cesym.define import C, Elem, Keras, Loss, Public, RowSum, Variant
 
 y = Elem("y", nonzero=True)  # target: a divisor
 p = Elem("p")  # prediction

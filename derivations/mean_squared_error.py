@@ -8,9 +8,7 @@ largest |p - y| of the row factored out), so that a row whose squares overflow o
 float64 (|p - y| past 1.3e154 or below 1.5e-154) still gives its value to the last digit.
 """
 
-from cesym.define import Keras, Public, Variant
-from cesym.define import Loss
-from cesym.define import C, Elem, RowSum
+from cesym.define import C, Elem, Keras, Loss, Public, RowSum, Variant
 
 y = Elem("y")  # target (any real number)
 p = Elem("p")  # prediction

@@ -14,9 +14,7 @@ Keras's ε is a float32 constant in float64 too (:math:`1.0000000116860974\cdot 
 from sympy import Max, Rational, log
 from sympy.codegen.cfunctions import log1p
 
-from cesym.define import Keras, Public, Variant
-from cesym.define import Loss
-from cesym.define import C, Elem, RowSum
+from cesym.define import C, Elem, Keras, Loss, Public, RowSum, Variant
 
 y = Elem("y")  # target, >= -1 (counts, prices: usually >= 0)
 p = Elem("p")  # prediction, >= -1

@@ -10,9 +10,7 @@ count 0 (:math:`0\cdot\log 0 = 0`).
 
 from sympy import Float, log
 
-from cesym.define import Keras, Public, Variant
-from cesym.define import Loss
-from cesym.define import C, Elem, RowSum
+from cesym.define import C, Elem, Keras, Loss, Public, RowSum, Variant
 
 y = Elem("y")  # count (>= 0; the kernels take any real number)
 p = Elem("p")  # predicted rate, >= 0

@@ -12,9 +12,7 @@ No label smoothing (Keras has none for the sparse form).
 
 from sympy import exp, log
 
-from cesym.define import AXIS, Keras, Keyword, Public, Variant
-from cesym.define import Loss
-from cesym.define import Elem, RowSum
+from cesym.define import AXIS, Elem, Keras, Keyword, Loss, Public, RowSum, Variant
 
 y = Elem("y")  # one-hot indicator of the integer label
 p = Elem("p")

@@ -10,9 +10,7 @@ r"""The fused TensorFlow ops ``tf.nn.*_cross_entropy_with_logits`` (keyword argu
 
 from sympy import exp, log
 
-from cesym.define import AXIS, Keras, Public, Variant
-from cesym.define import Loss
-from cesym.define import Elem, RowSum, Sigmoid
+from cesym.define import AXIS, Elem, Keras, Loss, Public, RowSum, Sigmoid, Variant
 
 y = Elem("y")  # label
 u = Elem("u")  # 1 - label

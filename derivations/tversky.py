@@ -16,9 +16,7 @@ the denominator is 0 (no label and no prediction) is 0/0; the loss there is its 
 
 from sympy import Eq, Float, Piecewise, Symbol
 
-from cesym.define import AXIS, Keras, Keyword, Public, Variant
-from cesym.define import Loss
-from cesym.define import Elem, RowSum
+from cesym.define import AXIS, Elem, Keras, Keyword, Loss, Public, RowSum, Variant
 
 y = Elem("y")  # label mask (0/1, or soft in [0, 1])
 p = Elem("p")  # predicted probability

@@ -12,8 +12,7 @@ axis=-1)``.
 
 from sympy import Symbol, exp, log
 
-from cesym.define import Loss
-from cesym.define import C, Elem, RowSum
+from cesym.define import C, Elem, Loss, RowSum
 
 y = Elem("y")  # label
 x = Elem("x")  # logit

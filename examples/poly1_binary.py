@@ -12,9 +12,7 @@ the stable forms (softplus for the logs, σ(±x) for 1 - p_t) itself.
 
 from sympy import Symbol, exp, log
 
-from cesym.define import AXIS, Keyword, Public, Variant
-from cesym.define import Loss
-from cesym.define import C, Elem, RowSum
+from cesym.define import AXIS, C, Elem, Keyword, Loss, Public, RowSum, Variant
 
 y = Elem("y")  # label, 0/1 or soft
 x = Elem("x")  # logit

@@ -16,7 +16,8 @@ import pytest
 from cesym.define.loss import load_all
 from cesym.derive.gradients import derive
 from cesym.generate.edges import _math_form
-from cesym.generate.codegen import print_form
+from cesym.generate.codegen import GENERATED_DIR, print_form
+from cesym.report.render import _derived
 from cesym.rewrite.rules import RewriteError, check_equivalent
 
 LOSSES = [loss for losses in load_all().values() for loss in losses]
@@ -25,6 +26,12 @@ LOSSES = [loss for losses in load_all().values() for loss in losses]
 @pytest.mark.parametrize("loss", LOSSES, ids=lambda l: l.name)
 def test_every_lowering_is_an_identity(loss):
     d = derive(loss)
+    # the record the generated module keeps, read back as the reports read it, is the derivation
+    code = (GENERATED_DIR / f"{loss.family}.py").read_text(encoding="utf-8")
+    (back,) = _derived([loss], code)
+    assert (back.value, back.grad, back.naive_value, back.naive_grad, back.raw_grad) == (
+        d.value, d.grad, d.naive_value, d.naive_grad, d.raw_grad)
+    assert [(r.name, r.why) for r in back.value_rules + back.grad_rules] == [(r.name, r.why) for r in d.value_rules + d.grad_rules]
     for expr in (d.value, d.grad):
         if expr is None:
             continue

@@ -30,7 +30,7 @@ from ..define.primitives import (
 )
 from ..rewrite.rules import LOG_GUARDED_POWER, POWER_RULE, Rule, apply_rules, check_equivalent, gradient_rules, guard_rule, value_rules
 
-__all__ = ["Derived", "derive"]
+__all__ = ["Derived", "derive", "as_record", "from_record", "log_share_gradient"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,45 @@ class Derived:
     grad: sp.Expr | None
     value_rules: tuple[Rule, ...]
     grad_rules: tuple[Rule, ...]
+
+
+def _rules_of(loss: Loss) -> dict[str, Rule]:
+    """Every rule :func:`derive` may apply to ``loss``, by name."""
+    x, weights, guard = loss.prediction, list(loss.weights), loss.domain == "probability"
+    rules = [*value_rules(), guard_rule(weights, guard, name="guard-weights"), *gradient_rules(weights, guard, x)]
+    rules.append(Rule("log-share-chain", LOG_SHARE_CHAIN_WHY, lambda v: log_share_gradient(v, x)))
+    return {r.name: r for r in rules}
+
+
+def as_record(d: Derived) -> dict:
+    """What :func:`derive` found, as plain data (``sympy.srepr`` of each expression and the names
+    of the rules applied): the generated module keeps it (``DERIVED``), and the reports read it
+    back (:func:`from_record`) instead of deriving again."""
+    expr = {k: None if e is None else sp.srepr(e) for k, e in
+            (("naive_value", d.naive_value), ("naive_grad", d.naive_grad), ("raw_grad", d.raw_grad),
+             ("value", d.value), ("grad", d.grad))}
+    return {**expr, "value_rules": [r.name for r in d.value_rules], "grad_rules": [r.name for r in d.grad_rules]}
+
+
+def from_record(loss: Loss, record: dict) -> Derived:
+    """The :class:`Derived` of ``loss`` from :func:`as_record`'s data (the expressions evaluated in
+    SymPy's and cesym's primitives' namespace; the rules looked up by name)."""
+    from sympy.codegen import cfunctions
+    from sympy.functions.elementary.piecewise import ExprCondPair
+
+    from ..define import primitives
+
+    ns = {**vars(sp), **vars(cfunctions), **vars(primitives), "ExprCondPair": ExprCondPair}
+    rules = _rules_of(loss)
+
+    def expr(key):
+        text = record[key]
+        return None if text is None else eval(text, dict(ns))  # noqa: S307 - written by generate
+
+    return Derived(
+        loss, expr("naive_value"), expr("naive_grad"), expr("raw_grad"), expr("value"), expr("grad"),
+        tuple(rules[n] for n in record["value_rules"]), tuple(rules[n] for n in record["grad_rules"]),
+    )
 
 
 def derive(loss: Loss) -> Derived:

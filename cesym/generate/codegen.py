@@ -23,7 +23,7 @@ import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
 from ..define.loss import N, DerivationError, Loss, load_all, load_families, DERIVATIONS_DIR
-from ..derive.gradients import Derived, derive
+from ..derive.gradients import Derived, as_record, derive
 from sympy.codegen.cfunctions import log1p
 
 from ..define.primitives import (
@@ -821,7 +821,9 @@ def render_family(
     parts.append("#: Each kernel's arguments, label weights, differentiability, shape and formula.\n")
     parts.append("CORES = " + pprint.pformat(_cores(derived), width=100, sort_dicts=False) + "\n\n")
     parts.append("#: One call of each public function and its result (6 digits), for its docstring.\n")
-    parts.append("EXAMPLES = " + pprint.pformat(examples or {}, width=100, sort_dicts=False) + "\n\n\n")
+    parts.append("EXAMPLES = " + pprint.pformat(examples or {}, width=100, sort_dicts=False) + "\n\n")
+    parts.append("#: What was derived for each kernel (SymPy srepr, the rules applied): the reports read it.\n")
+    parts.append("DERIVED = " + pprint.pformat({d.loss.variant: as_record(d) for d in derived}, width=100, sort_dicts=False) + "\n\n\n")
     for d in derived:
         for fn in _functions(d):
             parts.append(_render_function(d.loss, fn, printer))

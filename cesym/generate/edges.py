@@ -273,7 +273,7 @@ def _kappas(ref, labels, pred, params, exact) -> list[float]:
 def _math_form(expr: sp.Basic) -> sp.Basic:
     """The printing forms of :func:`cesym.generate.codegen.print_form` as the mathematics they compute."""
     from . import codegen as g
-    from ..define.primitives import CrossRest, NegLogNormalized, RestSum, RowSum, ShareCrossRest, SumSquares, XMul
+    from ..define.primitives import CrossRest, NegLogNormalized, RowSum, ShareCrossRest, SumSquares, XMul
 
     table = {
         g.OffMaxSum: lambda e, S: S - 1,  # e = exp(z - max z) is 1 at the maximal element left out
@@ -282,7 +282,7 @@ def _math_form(expr: sp.Basic) -> sp.Basic:
         g.SharedShareCrossRest: lambda t, z, e, s, S, g_, dg: ShareCrossRest(t, z, g_, dg),
         g.SharedNegLogNormalized: lambda p, r: NegLogNormalized(p),
         g.WeightedNegLogNormalized: lambda w, p, S: RowSum(XMul(w, NegLogNormalized(p))),
-        g.SharedRestSum: lambda v, S: RestSum(v),
+        g.SharedRestSum: lambda v, S: RowSum(v) - v,  # (RestSum nested in a reduction is not expandable)
         g.ExpMin0: lambda x, E: sp.exp(sp.Min(x, 0)),
         g.WeightedSumSquares: lambda x, a: a * SumSquares(x),
         g.WeightedRowSum: lambda x, a: a * RowSum(x),

@@ -514,7 +514,7 @@ def powm1(x: np.ndarray, y) -> np.ndarray:
 
 
 def scaled_pow(x: np.ndarray, a, s) -> np.ndarray:
-    r"""x^a·s for x >= 0: ``x**a * s``, and where that is 0, subnormal or infinite (with x > 0 and
+    r"""x^a·s for x >= 0: ``x**a * s``, and where x^a or that is 0, subnormal or infinite (with x > 0 and
     s finite and non-zero), ``ldexp(m**a · 2**f · s, n)`` with ``x = m·2**e`` and ``a·e = n + f``,
     n an integer and f in [0, 1): m^a·2^f lies in [2^-a, 2), so only s sets the scale, and the
     final ldexp rounds once. ``a·e`` is split exactly (a = a_hi + a_lo, a_hi of 26 bits, so that
@@ -522,8 +522,10 @@ def scaled_pow(x: np.ndarray, a, s) -> np.ndarray:
     if _pieces.unknown(x, a, s):
         return _pieces.UNKNOWN
     with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
-        out = np.asarray(x**a * s, dtype=np.float64)
-        redo = ((out == 0) | (np.abs(out) < _TINY) | np.isinf(out)) & (x > 0) & np.isfinite(x) & np.isfinite(s) & (s != 0)
+        power = x**a
+        out = np.asarray(power * s, dtype=np.float64)
+        # a subnormal power has lost digits even where the product is back in range
+        redo = ((power < _TINY) | np.isinf(power) | (np.abs(out) < _TINY) | np.isinf(out)) & (x > 0) & np.isfinite(x) & np.isfinite(s) & (s != 0)
         if not np.any(redo):
             return out
         xb, ab, sb = (np.broadcast_to(v, out.shape)[redo] for v in (x, a, s))

@@ -24,7 +24,7 @@ import numpy as np
 import sympy as sp
 
 from ..define.loss import DERIVATIONS_DIR, load_all
-from ..derive.gradients import Derived, derive
+from ..derive.gradients import Derived, derive, from_record
 from ..generate.codegen import GENERATED_DIR
 from ..define.primitives import Elem, RestSum, RowMax, RowSum
 from ..keras.model import CLIP_EDGES_NOTE
@@ -469,6 +469,18 @@ def _with_plot(family: str, text: str, panels: Sequence[dict], plot_rows: int) -
     )
 
 
+def _derived(losses, code: str) -> list:
+    """Each loss's derivation as the generated module recorded it (``DERIVED``), not derived
+    again; derived where the module has no record of it."""
+    import ast
+
+    record = {}
+    for node in ast.parse(code).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "DERIVED" for t in node.targets):
+            record = ast.literal_eval(node.value)
+    return [from_record(l, record[l.variant]) if l.variant in record else derive(l) for l in losses]
+
+
 def render_reports(
     record: dict, derivations_dir: Path = DERIVATIONS_DIR, generated_dir: Path = GENERATED_DIR, svg: bool = True,
     generated: dict[str, str] | None = None,
@@ -489,7 +501,7 @@ def render_reports(
         else:
             code, name = generated[f"{family}.py"], f"{family}.py, as `cesym generate --derivations` writes it"
         declared = any(c.get("keras_declared") for c in record["configs"] if _family_of(c) == family)
-        text = render_family(family, [derive(l) for l in losses], record, doc, code, name, keras=declared)
+        text = render_family(family, _derived(losses, code), record, doc, code, name, keras=declared)
         panels = record["plots"].get(family)
         if panels:
             if svg:

@@ -63,6 +63,23 @@ CORES = {'l2_batch_mean': {'args': ['h', 'lam', 'N'],
 #: One call of each public function and its result (6 digits), for its docstring.
 EXAMPLES = {'activity_penalty': 'activity_penalty([[0.5, -1.0], [2.0, 0.25]])  # 0.265625'}
 
+#: What was derived for each kernel (SymPy srepr, the rules applied): the reports read it.
+DERIVED = {'l2_batch_mean': {'naive_value': "Mul(Pow(Symbol('N', positive=True, integer=True), Integer(-1)), "
+                                  "Symbol('lam', real=True), RowSum(Pow(Elem('h', real=True), "
+                                  'Integer(2))))',
+                   'naive_grad': "Mul(Integer(2), Elem('h', real=True), Pow(Symbol('N', "
+                                 "positive=True, integer=True), Integer(-1)), Symbol('lam', "
+                                 'real=True))',
+                   'raw_grad': "Mul(Integer(2), Elem('h', real=True), Pow(Symbol('N', "
+                               "positive=True, integer=True), Integer(-1)), Symbol('lam', "
+                               'real=True))',
+                   'value': "Mul(Pow(Symbol('N', positive=True, integer=True), Integer(-1)), "
+                            "Symbol('lam', real=True), SumSquares(Elem('h', real=True)))",
+                   'grad': "Mul(Integer(2), Elem('h', real=True), Pow(Symbol('N', positive=True, "
+                           "integer=True), Integer(-1)), Symbol('lam', real=True))",
+                   'value_rules': ['sum-squares'],
+                   'grad_rules': []}}
+
 
 def l2_batch_mean_value(h, lam, N):
     r"""λ · mean over the batch of the sum of squares over the other axes: stable value, one value per row (keepdims).

@@ -93,6 +93,55 @@ CORES = {'probs': {'args': ['y', 'p', 'label_smoothing'],
 EXAMPLES = {'binary_crossentropy': 'binary_crossentropy([[0.0, 1.0, 1.0]], [[0.2, 0.7, 0.9]], '
                         'from_logits=False)  # [0.228393]'}
 
+#: What was derived for each kernel (SymPy srepr, the rules applied): the reports read it.
+DERIVED = {'probs': {'naive_value': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                          "RowSum(Add(Mul(Integer(-1), Elem('t', real=True), log(Elem('p', "
+                          "real=True))), Mul(Integer(-1), Elem('u', real=True), "
+                          "log(Add(Integer(1), Mul(Integer(-1), Elem('p', real=True))))))))",
+           'naive_grad': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                         "Add(Mul(Elem('u', real=True), Pow(Add(Integer(1), Mul(Integer(-1), "
+                         "Elem('p', real=True))), Integer(-1))), Mul(Integer(-1), Pow(Elem('p', "
+                         "real=True), Integer(-1)), Elem('t', real=True))))",
+           'raw_grad': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                       "Add(Mul(Elem('u', real=True), Pow(Add(Integer(1), Mul(Integer(-1), "
+                       "Elem('p', real=True))), Integer(-1))), Mul(Integer(-1), Pow(Elem('p', "
+                       "real=True), Integer(-1)), Elem('t', real=True))))",
+           'value': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                    "RowSum(Add(XMul(Elem('t', real=True), Mul(Integer(-1), log(Elem('p', "
+                    "real=True)))), XMul(Elem('u', real=True), Mul(Integer(-1), "
+                    "log1p(Mul(Integer(-1), Elem('p', real=True))))))))",
+           'grad': "Add(XMul(Elem('t', real=True), Mul(Integer(-1), Pow(Elem('p', real=True), "
+                   "Integer(-1)), Pow(Symbol('C', positive=True, integer=True), Integer(-1)))), "
+                   "XMul(Elem('u', real=True), Mul(Pow(Symbol('C', positive=True, integer=True), "
+                   "Integer(-1)), Pow(Add(Integer(1), Mul(Integer(-1), Elem('p', real=True))), "
+                   'Integer(-1)))))',
+           'value_rules': ['log1p', 'guard-weights'],
+           'grad_rules': ['combine-weights']},
+ 'logits': {'naive_value': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                           "RowSum(Add(Mul(Integer(-1), Elem('t', real=True), "
+                           "log(Sigmoid(Elem('x', real=True)))), Mul(Integer(-1), Elem('u', "
+                           "real=True), log(Add(Integer(1), Mul(Integer(-1), Sigmoid(Elem('x', "
+                           'real=True)))))))))',
+            'naive_grad': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                          "Add(Mul(Integer(-1), Elem('t', real=True), Sigmoid(Mul(Integer(-1), "
+                          "Elem('x', real=True)))), Mul(Elem('u', real=True), Pow(Add(Integer(1), "
+                          "Mul(Integer(-1), Sigmoid(Elem('x', real=True)))), Integer(-1)), "
+                          "Sigmoid(Mul(Integer(-1), Elem('x', real=True))), Sigmoid(Elem('x', "
+                          'real=True)))))',
+            'raw_grad': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                        "Add(Mul(Integer(-1), Elem('t', real=True), Sigmoid(Mul(Integer(-1), "
+                        "Elem('x', real=True)))), Mul(Elem('u', real=True), Sigmoid(Elem('x', "
+                        'real=True)))))',
+            'value': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                     "RowSum(Add(Mul(Elem('t', real=True), Softplus(Mul(Integer(-1), Elem('x', "
+                     "real=True)))), Mul(Elem('u', real=True), Softplus(Elem('x', real=True))))))",
+            'grad': "Add(Mul(Integer(-1), Elem('t', real=True), Pow(Symbol('C', positive=True, "
+                    "integer=True), Integer(-1)), Sigmoid(Mul(Integer(-1), Elem('x', "
+                    "real=True)))), Mul(Elem('u', real=True), Pow(Symbol('C', positive=True, "
+                    "integer=True), Integer(-1)), Sigmoid(Elem('x', real=True))))",
+            'value_rules': ['log-sigmoid'],
+            'grad_rules': ['combine-weights']}}
+
 
 def probs_value(y, p, label_smoothing):
     r"""binary cross-entropy on probabilities (from_logits=False): stable value, one value per row (keepdims).

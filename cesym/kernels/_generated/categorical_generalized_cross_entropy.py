@@ -66,6 +66,28 @@ CORES = {'probs': {'args': ['k', 'p', 'q'],
 EXAMPLES = {'categorical_generalized_cross_entropy': 'categorical_generalized_cross_entropy([1], [[0.2, 0.7, '
                                           '0.9]], q=0.5000005)  # [0.32668]'}
 
+#: What was derived for each kernel (SymPy srepr, the rules applied): the reports read it.
+DERIVED = {'probs': {'naive_value': "Mul(Pow(Symbol('q', positive=True), Integer(-1)), Add(Integer(1), "
+                          "Mul(Integer(-1), Pow(RowSum(Mul(Elem('p', real=True), Elem('y', "
+                          "real=True))), Symbol('q', positive=True)))))",
+           'naive_grad': "Mul(Integer(-1), Elem('y', real=True), Pow(RowSum(Mul(Elem('p', "
+                         "real=True), Elem('y', real=True))), Integer(-1)), "
+                         "Pow(RowSum(Mul(Elem('p', real=True), Elem('y', real=True))), Symbol('q', "
+                         'positive=True)))',
+           'raw_grad': "Mul(Integer(-1), Elem('y', real=True), Pow(Symbol('q', positive=True), "
+                       "Integer(-1)), XMul(Symbol('q', positive=True), "
+                       "PowShift(RowSum(Mul(Elem('p', real=True), Elem('y', real=True))), "
+                       "Symbol('q', positive=True))))",
+           'value': "Mul(Integer(-1), Pow(Symbol('q', positive=True), Integer(-1)), "
+                    "Powm1(RowSum(XMul(Elem('y', real=True), Elem('p', real=True))), Symbol('q', "
+                    'positive=True)))',
+           'grad': "XMul(Elem('y', real=True), Mul(Integer(-1), Pow(Symbol('q', positive=True), "
+                   "Integer(-1)), XMul(Symbol('q', positive=True), PowShift(Add(Mul(Elem('p', "
+                   "real=True), Elem('y', real=True)), RestSum(Mul(Elem('p', real=True), Elem('y', "
+                   "real=True)))), Symbol('q', positive=True)))))",
+           'value_rules': ['powm1', 'guard-weights'],
+           'grad_rules': ['split-rowsum', 'combine-weights']}}
+
 
 def probs_value(k, p, q):
     r"""generalized cross-entropy on probabilities: stable value, one value per row (keepdims).

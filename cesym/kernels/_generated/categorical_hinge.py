@@ -63,6 +63,35 @@ CORES = {'margin': {'args': ['y', 'p'],
 #: One call of each public function and its result (6 digits), for its docstring.
 EXAMPLES = {'categorical_hinge': 'categorical_hinge([[0.0, 1.0, 0.0]], [[0.3, -1.2, 2.0]])  # [4.2]'}
 
+#: What was derived for each kernel (SymPy srepr, the rules applied): the reports read it.
+DERIVED = {'margin': {'naive_value': "Relu(Add(RowMax(Mul(Elem('p', real=True), Add(Integer(1), "
+                           "Mul(Integer(-1), Elem('y', real=True))))), Mul(Integer(-1), "
+                           "RowSum(Mul(Elem('p', real=True), Elem('y', real=True)))), Integer(1)))",
+            'naive_grad': "Mul(Add(Mul(Integer(-1), Elem('y', real=True)), Mul(Add(Integer(1), "
+                          "Mul(Integer(-1), Elem('y', real=True))), MaxShare(Mul(Elem('p', "
+                          "real=True), Add(Integer(1), Mul(Integer(-1), Elem('y', "
+                          "real=True))))))), Heaviside(Add(RowMax(Mul(Elem('p', real=True), "
+                          "Add(Integer(1), Mul(Integer(-1), Elem('y', real=True))))), "
+                          "Mul(Integer(-1), RowSum(Mul(Elem('p', real=True), Elem('y', "
+                          'real=True)))), Integer(1)), Integer(1)))',
+            'raw_grad': "Mul(Add(Mul(Integer(-1), Elem('y', real=True)), Mul(Add(Integer(1), "
+                        "Mul(Integer(-1), Elem('y', real=True))), MaxShare(Mul(Elem('p', "
+                        "real=True), Add(Integer(1), Mul(Integer(-1), Elem('y', real=True))))))), "
+                        "Heaviside(Add(MaxMinusSum(Mul(Elem('p', real=True), Add(Integer(1), "
+                        "Mul(Integer(-1), Elem('y', real=True)))), Mul(Elem('p', real=True), "
+                        "Elem('y', real=True))), Integer(1)), Integer(1)))",
+            'value': "Relu(Add(MaxMinusSum(Mul(Elem('p', real=True), Add(Integer(1), "
+                     "Mul(Integer(-1), Elem('y', real=True)))), Mul(Elem('p', real=True), "
+                     "Elem('y', real=True))), Integer(1)))",
+            'grad': "Mul(Add(Mul(Integer(-1), Elem('y', real=True)), Mul(Add(Integer(1), "
+                    "Mul(Integer(-1), Elem('y', real=True))), MaxShare(Mul(Elem('p', real=True), "
+                    "Add(Integer(1), Mul(Integer(-1), Elem('y', real=True))))))), "
+                    "Heaviside(Add(MaxMinusSum(Mul(Elem('p', real=True), Add(Integer(1), "
+                    "Mul(Integer(-1), Elem('y', real=True)))), Mul(Elem('p', real=True), Elem('y', "
+                    'real=True))), Integer(1)), Integer(1)))',
+            'value_rules': ['max-minus-sum'],
+            'grad_rules': []}}
+
 
 def margin_value(y, p):
     r"""categorical hinge loss: stable value, one value per row (keepdims).

@@ -76,6 +76,33 @@ CORES = {'cosine': {'args': ['y', 'p'],
 #: One call of each public function and its result (6 digits), for its docstring.
 EXAMPLES = {'cosine_similarity': 'cosine_similarity([[0.5, -1.0, 2.0]], [[0.3, -1.2, 2.0]])  # [-0.992914]'}
 
+#: What was derived for each kernel (SymPy srepr, the rules applied): the reports read it.
+DERIVED = {'cosine': {'naive_value': "Mul(Integer(-1), Pow(RowSum(Pow(Elem('p', real=True), Integer(2))), "
+                           "Rational(-1, 2)), Pow(RowSum(Pow(Elem('y', real=True), Integer(2))), "
+                           "Rational(-1, 2)), RowSum(Mul(Elem('p', real=True), Elem('y', "
+                           'real=True))))',
+            'naive_grad': "Add(Mul(Elem('p', real=True), Pow(RowSum(Pow(Elem('p', real=True), "
+                          "Integer(2))), Rational(-3, 2)), Pow(RowSum(Pow(Elem('y', real=True), "
+                          "Integer(2))), Rational(-1, 2)), RowSum(Mul(Elem('p', real=True), "
+                          "Elem('y', real=True)))), Mul(Integer(-1), Elem('y', real=True), "
+                          "Pow(RowSum(Pow(Elem('p', real=True), Integer(2))), Rational(-1, 2)), "
+                          "Pow(RowSum(Pow(Elem('y', real=True), Integer(2))), Rational(-1, 2))))",
+            'raw_grad': "Add(Mul(Elem('p', real=True), Pow(Norm2(Elem('p', real=True)), "
+                        "Integer(-3)), RowSum(Mul(Elem('p', real=True), Scaled(Elem('y', "
+                        "real=True), Norm2(Elem('y', real=True)))))), Mul(Integer(-1), "
+                        "Pow(Norm2(Elem('p', real=True)), Integer(-1)), Scaled(Elem('y', "
+                        "real=True), Norm2(Elem('y', real=True)))))",
+            'value': "Mul(Integer(-1), RowSum(Mul(Scaled(Elem('p', real=True), Norm2(Elem('p', "
+                     "real=True))), Scaled(Elem('y', real=True), Norm2(Elem('y', real=True))))))",
+            'grad': "Mul(Add(Mul(RestSum(Mul(Scaled(Elem('p', real=True), Norm2(Elem('p', "
+                    "real=True))), Scaled(Elem('y', real=True), Norm2(Elem('y', real=True))))), "
+                    "Scaled(Elem('p', real=True), Norm2(Elem('p', real=True)))), Mul(Integer(-1), "
+                    "RestSum(Pow(Scaled(Elem('p', real=True), Norm2(Elem('p', real=True))), "
+                    "Integer(2))), Scaled(Elem('y', real=True), Norm2(Elem('y', real=True))))), "
+                    "Pow(Norm2(Elem('p', real=True)), Integer(-1)))",
+            'value_rules': ['sum-squares', 'scaled-norm', 'scale-by-norm'],
+            'grad_rules': ['unscale', 'split-rowsum', 'norm-square-split', 'scale-by-norm']}}
+
 
 def cosine_value(y, p):
     r"""negative cosine similarity: stable value, one value per row (keepdims).

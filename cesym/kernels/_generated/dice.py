@@ -67,6 +67,45 @@ CORES = {'overlap': {'args': ['y', 'p'],
 #: One call of each public function and its result (6 digits), for its docstring.
 EXAMPLES = {'dice': 'dice([[0.0, 1.0, 1.0]], [[0.2, 0.7, 0.9]])  # [0.157895]'}
 
+#: What was derived for each kernel (SymPy srepr, the rules applied): the reports read it.
+DERIVED = {'overlap': {'naive_value': "Piecewise(ExprCondPair(Integer(1), Equality(Add(RowSum(Elem('p', "
+                            "real=True)), RowSum(Elem('y', real=True))), Integer(0))), "
+                            'ExprCondPair(Add(Integer(1), Mul(Integer(-1), Integer(2), '
+                            "Pow(Add(RowSum(Elem('p', real=True)), RowSum(Elem('y', real=True))), "
+                            "Integer(-1)), RowSum(Mul(Elem('p', real=True), Elem('y', "
+                            'real=True))))), true))',
+             'naive_grad': "Piecewise(ExprCondPair(Integer(0), Equality(Add(RowSum(Elem('p', "
+                           "real=True)), RowSum(Elem('y', real=True))), Integer(0))), "
+                           "ExprCondPair(Add(Mul(Integer(-1), Integer(2), Elem('y', real=True), "
+                           "Pow(Add(RowSum(Elem('p', real=True)), RowSum(Elem('y', real=True))), "
+                           "Integer(-1))), Mul(Integer(2), Pow(Add(RowSum(Elem('p', real=True)), "
+                           "RowSum(Elem('y', real=True))), Integer(-2)), RowSum(Mul(Elem('p', "
+                           "real=True), Elem('y', real=True))))), true))",
+             'raw_grad': "Piecewise(ExprCondPair(Integer(0), Equality(Add(RowSum(Elem('p', "
+                         "real=True)), RowSum(Elem('y', real=True))), Integer(0))), "
+                         "ExprCondPair(Add(Mul(Integer(-1), Integer(2), Elem('y', real=True), "
+                         "Pow(Add(RowSum(Elem('p', real=True)), RowSum(Elem('y', real=True))), "
+                         "Integer(-1))), Mul(Integer(2), Pow(Add(RowSum(Elem('p', real=True)), "
+                         "RowSum(Elem('y', real=True))), Integer(-2)), RowSum(Mul(Elem('p', "
+                         "real=True), Elem('y', real=True))))), true))",
+             'value': "Piecewise(ExprCondPair(Integer(1), Equality(Add(RowSum(Elem('p', "
+                      "real=True)), RowSum(Elem('y', real=True))), Integer(0))), "
+                      'ExprCondPair(Add(Integer(1), Mul(Integer(-1), Integer(2), '
+                      "Pow(Add(RowSum(Elem('p', real=True)), RowSum(Elem('y', real=True))), "
+                      "Integer(-1)), RowSum(Mul(Elem('p', real=True), Elem('y', real=True))))), "
+                      'true))',
+             'grad': "Piecewise(ExprCondPair(Integer(0), Equality(Add(RowSum(Elem('p', "
+                     "real=True)), RowSum(Elem('y', real=True))), Integer(0))), "
+                     "ExprCondPair(Mul(Pow(Add(Elem('p', real=True), Elem('y', real=True), "
+                     "RestSum(Elem('p', real=True)), RestSum(Elem('y', real=True))), Integer(-2)), "
+                     "Add(Mul(Integer(-1), Integer(2), Pow(Elem('y', real=True), Integer(2))), "
+                     "Mul(Integer(-1), Integer(2), Elem('y', real=True), RestSum(Elem('p', "
+                     "real=True))), Mul(Integer(-1), Integer(2), Elem('y', real=True), "
+                     "RestSum(Elem('y', real=True))), Mul(Integer(2), RestSum(Mul(Elem('p', "
+                     "real=True), Elem('y', real=True)))))), true))",
+             'value_rules': [],
+             'grad_rules': ['split-rowsum', 'norm-square-split']}}
+
 
 def overlap_value(y, p):
     r"""Dice loss: stable value, one value per row (keepdims).

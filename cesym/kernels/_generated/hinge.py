@@ -100,6 +100,48 @@ CORES = {'plain': {'args': ['t', 'p'],
 EXAMPLES = {'hinge': 'hinge([[1.0, -1.0, 1.0]], [[0.3, -1.2, 2.0]])  # [0.233333]',
  'squared_hinge': 'squared_hinge([[1.0, -1.0, 1.0]], [[0.3, -1.2, 2.0]])  # [0.163333]'}
 
+#: What was derived for each kernel (SymPy srepr, the rules applied): the reports read it.
+DERIVED = {'plain': {'naive_value': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                          "RowSum(Relu(Add(Mul(Integer(-1), Elem('p', real=True), Elem('t', "
+                          'real=True)), Integer(1)))))',
+           'naive_grad': "Mul(Integer(-1), Elem('t', real=True), Pow(Symbol('C', positive=True, "
+                         "integer=True), Integer(-1)), Heaviside(Add(Mul(Integer(-1), Elem('p', "
+                         "real=True), Elem('t', real=True)), Integer(1)), Integer(1)))",
+           'raw_grad': "Mul(Integer(-1), Elem('t', real=True), Pow(Symbol('C', positive=True, "
+                       "integer=True), Integer(-1)), Heaviside(Add(Mul(Integer(-1), Elem('p', "
+                       "real=True), Elem('t', real=True)), Integer(1)), Integer(1)))",
+           'value': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                    "RowSum(Relu(Add(Mul(Integer(-1), Elem('p', real=True), Elem('t', real=True)), "
+                    'Integer(1)))))',
+           'grad': "Mul(Integer(-1), Elem('t', real=True), Pow(Symbol('C', positive=True, "
+                   "integer=True), Integer(-1)), Heaviside(Add(Mul(Integer(-1), Elem('p', "
+                   "real=True), Elem('t', real=True)), Integer(1)), Integer(1)))",
+           'value_rules': [],
+           'grad_rules': []},
+ 'squared': {'naive_value': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                            "RowSum(Pow(Relu(Add(Mul(Integer(-1), Elem('p', real=True), Elem('t', "
+                            'real=True)), Integer(1))), Integer(2))))',
+             'naive_grad': "Mul(Integer(-1), Integer(2), Elem('t', real=True), Pow(Symbol('C', "
+                           'positive=True, integer=True), Integer(-1)), '
+                           "Heaviside(Add(Mul(Integer(-1), Elem('p', real=True), Elem('t', "
+                           'real=True)), Integer(1)), Integer(1)), Relu(Add(Mul(Integer(-1), '
+                           "Elem('p', real=True), Elem('t', real=True)), Integer(1))))",
+             'raw_grad': "Mul(Integer(-1), Integer(2), Elem('t', real=True), Pow(Symbol('C', "
+                         'positive=True, integer=True), Integer(-1)), '
+                         "Heaviside(Add(Mul(Integer(-1), Elem('p', real=True), Elem('t', "
+                         'real=True)), Integer(1)), Integer(1)), Relu(Add(Mul(Integer(-1), '
+                         "Elem('p', real=True), Elem('t', real=True)), Integer(1))))",
+             'value': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                      "SumSquares(Relu(Add(Mul(Integer(-1), Elem('p', real=True), Elem('t', "
+                      'real=True)), Integer(1)))))',
+             'grad': "Mul(Integer(-1), Integer(2), Elem('t', real=True), Pow(Symbol('C', "
+                     'positive=True, integer=True), Integer(-1)), Heaviside(Add(Mul(Integer(-1), '
+                     "Elem('p', real=True), Elem('t', real=True)), Integer(1)), Integer(1)), "
+                     "Relu(Add(Mul(Integer(-1), Elem('p', real=True), Elem('t', real=True)), "
+                     'Integer(1))))',
+             'value_rules': ['sum-squares'],
+             'grad_rules': []}}
+
 
 def plain_value(t, p):
     r"""hinge loss: stable value, one value per row (keepdims).

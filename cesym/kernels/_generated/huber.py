@@ -69,6 +69,55 @@ CORES = {'smooth_l1': {'args': ['y', 'p', 'delta'],
 #: One call of each public function and its result (6 digits), for its docstring.
 EXAMPLES = {'huber': 'huber([[0.5, -1.0, 2.0]], [[0.3, -1.2, 2.0]])  # [0.0133333]'}
 
+#: What was derived for each kernel (SymPy srepr, the rules applied): the reports read it.
+DERIVED = {'smooth_l1': {'naive_value': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                              "Symbol('delta', positive=True), "
+                              'RowSum(Piecewise(ExprCondPair(Mul(Rational(1, 2), '
+                              "Pow(Symbol('delta', positive=True), Integer(-1)), Pow(Add(Elem('p', "
+                              "real=True), Mul(Integer(-1), Elem('y', real=True))), Integer(2))), "
+                              "GreaterThan(Symbol('delta', positive=True), Abs(Add(Elem('p', "
+                              "real=True), Mul(Integer(-1), Elem('y', real=True)))))), "
+                              "ExprCondPair(Add(Mul(Integer(-1), Rational(1, 2), Symbol('delta', "
+                              "positive=True)), Abs(Add(Elem('p', real=True), Mul(Integer(-1), "
+                              "Elem('y', real=True))))), true))))",
+               'naive_grad': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                             "Symbol('delta', positive=True), "
+                             "Piecewise(ExprCondPair(Mul(Rational(1, 2), Pow(Symbol('delta', "
+                             "positive=True), Integer(-1)), Add(Mul(Integer(2), Elem('p', "
+                             "real=True)), Mul(Integer(-1), Integer(2), Elem('y', real=True)))), "
+                             "GreaterThan(Symbol('delta', positive=True), Abs(Add(Elem('p', "
+                             "real=True), Mul(Integer(-1), Elem('y', real=True)))))), "
+                             "ExprCondPair(sign(Add(Elem('p', real=True), Mul(Integer(-1), "
+                             "Elem('y', real=True)))), true)))",
+               'raw_grad': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                           "Symbol('delta', positive=True), Piecewise(ExprCondPair(Mul(Rational(1, "
+                           "2), Pow(Symbol('delta', positive=True), Integer(-1)), "
+                           "Add(Mul(Integer(2), Elem('p', real=True)), Mul(Integer(-1), "
+                           "Integer(2), Elem('y', real=True)))), GreaterThan(Symbol('delta', "
+                           "positive=True), Abs(Add(Elem('p', real=True), Mul(Integer(-1), "
+                           "Elem('y', real=True)))))), ExprCondPair(sign(Add(Elem('p', real=True), "
+                           "Mul(Integer(-1), Elem('y', real=True)))), true)))",
+               'value': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                        "Symbol('delta', positive=True), "
+                        "RowSum(Piecewise(ExprCondPair(Mul(Rational(1, 2), Pow(Symbol('delta', "
+                        "positive=True), Integer(-1)), Pow(Add(Elem('p', real=True), "
+                        "Mul(Integer(-1), Elem('y', real=True))), Integer(2))), "
+                        "GreaterThan(Symbol('delta', positive=True), Abs(Add(Elem('p', real=True), "
+                        "Mul(Integer(-1), Elem('y', real=True)))))), "
+                        "ExprCondPair(Add(Mul(Integer(-1), Rational(1, 2), Symbol('delta', "
+                        "positive=True)), Abs(Add(Elem('p', real=True), Mul(Integer(-1), Elem('y', "
+                        'real=True))))), true))))',
+               'grad': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                       "Symbol('delta', positive=True), Piecewise(ExprCondPair(Mul(Rational(1, 2), "
+                       "Pow(Symbol('delta', positive=True), Integer(-1)), Add(Mul(Integer(2), "
+                       "Elem('p', real=True)), Mul(Integer(-1), Integer(2), Elem('y', "
+                       "real=True)))), GreaterThan(Symbol('delta', positive=True), "
+                       "Abs(Add(Elem('p', real=True), Mul(Integer(-1), Elem('y', real=True)))))), "
+                       "ExprCondPair(sign(Add(Elem('p', real=True), Mul(Integer(-1), Elem('y', "
+                       'real=True)))), true)))',
+               'value_rules': [],
+               'grad_rules': []}}
+
 
 def smooth_l1_value(y, p, delta):
     r"""Huber loss: stable value, one value per row (keepdims).

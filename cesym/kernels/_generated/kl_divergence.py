@@ -58,6 +58,20 @@ CORES = {'probs': {'args': ['y', 'p'],
 #: One call of each public function and its result (6 digits), for its docstring.
 EXAMPLES = {'kl_divergence': 'kl_divergence([[0.0, 1.0, 0.0]], [[0.2, 0.7, 0.9]])  # [0.356675]'}
 
+#: What was derived for each kernel (SymPy srepr, the rules applied): the reports read it.
+DERIVED = {'probs': {'naive_value': "RowSum(Mul(Elem('y', real=True), log(Mul(Pow(Elem('p', real=True), "
+                          "Integer(-1)), Elem('y', real=True)))))",
+           'naive_grad': "Mul(Integer(-1), Pow(Elem('p', real=True), Integer(-1)), Elem('y', "
+                         'real=True))',
+           'raw_grad': "XMul(Elem('y', real=True), Mul(Integer(-1), Pow(Elem('p', real=True), "
+                       'Integer(-1))))',
+           'value': "RowSum(XMul(Elem('y', real=True), Add(Mul(Integer(-1), log(Elem('p', "
+                    "real=True))), log(Elem('y', real=True)))))",
+           'grad': "XMul(Elem('y', real=True), Mul(Integer(-1), Pow(Elem('p', real=True), "
+                   'Integer(-1))))',
+           'value_rules': ['xlogy'],
+           'grad_rules': []}}
+
 
 def probs_value(y, p):
     r"""Kullback-Leibler divergence of the prediction from the target: stable value, one value per row (keepdims).

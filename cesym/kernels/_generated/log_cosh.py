@@ -60,6 +60,24 @@ CORES = {'logcosh': {'args': ['y', 'p'],
 #: One call of each public function and its result (6 digits), for its docstring.
 EXAMPLES = {'log_cosh': 'log_cosh([[0.5, -1.0, 2.0]], [[0.3, -1.2, 2.0]])  # [0.0132454]'}
 
+#: What was derived for each kernel (SymPy srepr, the rules applied): the reports read it.
+DERIVED = {'logcosh': {'naive_value': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                            "RowSum(log(cosh(Add(Elem('p', real=True), Mul(Integer(-1), Elem('y', "
+                            'real=True)))))))',
+             'naive_grad': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                           "sinh(Add(Elem('p', real=True), Mul(Integer(-1), Elem('y', "
+                           "real=True)))), Pow(cosh(Add(Elem('p', real=True), Mul(Integer(-1), "
+                           "Elem('y', real=True)))), Integer(-1)))",
+             'raw_grad': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                         "tanh(Add(Elem('p', real=True), Mul(Integer(-1), Elem('y', real=True)))))",
+             'value': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                      "RowSum(LogCosh(Add(Elem('p', real=True), Mul(Integer(-1), Elem('y', "
+                      'real=True))))))',
+             'grad': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                     "tanh(Add(Elem('p', real=True), Mul(Integer(-1), Elem('y', real=True)))))",
+             'value_rules': ['log-cosh'],
+             'grad_rules': []}}
+
 
 def logcosh_value(y, p):
     r"""log-cosh error: stable value, one value per row (keepdims).

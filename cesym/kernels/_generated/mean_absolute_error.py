@@ -55,6 +55,21 @@ CORES = {'mae': {'args': ['y', 'p'],
 #: One call of each public function and its result (6 digits), for its docstring.
 EXAMPLES = {'mean_absolute_error': 'mean_absolute_error([[0.5, -1.0, 2.0]], [[0.3, -1.2, 2.0]])  # [0.133333]'}
 
+#: What was derived for each kernel (SymPy srepr, the rules applied): the reports read it.
+DERIVED = {'mae': {'naive_value': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                        "RowSum(Abs(Add(Elem('p', real=True), Mul(Integer(-1), Elem('y', "
+                        'real=True))))))',
+         'naive_grad': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                       "sign(Add(Elem('p', real=True), Mul(Integer(-1), Elem('y', real=True)))))",
+         'raw_grad': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                     "sign(Add(Elem('p', real=True), Mul(Integer(-1), Elem('y', real=True)))))",
+         'value': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                  "RowSum(Abs(Add(Elem('p', real=True), Mul(Integer(-1), Elem('y', real=True))))))",
+         'grad': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                 "sign(Add(Elem('p', real=True), Mul(Integer(-1), Elem('y', real=True)))))",
+         'value_rules': [],
+         'grad_rules': []}}
+
 
 def mae_value(y, p):
     r"""mean absolute error: stable value, one value per row (keepdims).

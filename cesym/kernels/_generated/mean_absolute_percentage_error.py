@@ -65,6 +65,29 @@ CORES = {'mape': {'args': ['y', 'p'],
 EXAMPLES = {'mean_absolute_percentage_error': 'mean_absolute_percentage_error([[0.5, -1.0, 2.0]], [[0.3, '
                                    '-1.2, 2.0]])  # [20]'}
 
+#: What was derived for each kernel (SymPy srepr, the rules applied): the reports read it.
+DERIVED = {'mape': {'naive_value': "Mul(Integer(100), Pow(Symbol('C', positive=True, integer=True), "
+                         "Integer(-1)), RowSum(Mul(Pow(Abs(Elem('y', nonzero=True, real=True)), "
+                         "Integer(-1)), Abs(Add(Elem('p', real=True), Mul(Integer(-1), Elem('y', "
+                         'nonzero=True, real=True)))))))',
+          'naive_grad': "Mul(Integer(100), Pow(Symbol('C', positive=True, integer=True), "
+                        "Integer(-1)), Pow(Abs(Elem('y', nonzero=True, real=True)), Integer(-1)), "
+                        "sign(Add(Elem('p', real=True), Mul(Integer(-1), Elem('y', nonzero=True, "
+                        'real=True)))))',
+          'raw_grad': "Mul(Integer(100), Pow(Symbol('C', positive=True, integer=True), "
+                      "Integer(-1)), Pow(Abs(Elem('y', nonzero=True, real=True)), Integer(-1)), "
+                      "sign(Add(Elem('p', real=True), Mul(Integer(-1), Elem('y', nonzero=True, "
+                      'real=True)))))',
+          'value': "Mul(Integer(100), Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                   "RowSum(Mul(Pow(Abs(Elem('y', nonzero=True, real=True)), Integer(-1)), "
+                   "Abs(Add(Elem('p', real=True), Mul(Integer(-1), Elem('y', nonzero=True, "
+                   'real=True)))))))',
+          'grad': "Mul(Integer(100), Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                  "Pow(Abs(Elem('y', nonzero=True, real=True)), Integer(-1)), sign(Add(Elem('p', "
+                  "real=True), Mul(Integer(-1), Elem('y', nonzero=True, real=True)))))",
+          'value_rules': [],
+          'grad_rules': []}}
+
 
 def mape_value(y, p):
     r"""mean absolute percentage error: stable value, one value per row (keepdims).

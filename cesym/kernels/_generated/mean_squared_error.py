@@ -59,6 +59,24 @@ CORES = {'mse': {'args': ['y', 'p'],
 #: One call of each public function and its result (6 digits), for its docstring.
 EXAMPLES = {'mean_squared_error': 'mean_squared_error([[0.5, -1.0, 2.0]], [[0.3, -1.2, 2.0]])  # [0.0266667]'}
 
+#: What was derived for each kernel (SymPy srepr, the rules applied): the reports read it.
+DERIVED = {'mse': {'naive_value': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                        "RowSum(Pow(Add(Elem('p', real=True), Mul(Integer(-1), Elem('y', "
+                        'real=True))), Integer(2))))',
+         'naive_grad': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                       "Add(Mul(Integer(2), Elem('p', real=True)), Mul(Integer(-1), Integer(2), "
+                       "Elem('y', real=True))))",
+         'raw_grad': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                     "Add(Mul(Integer(2), Elem('p', real=True)), Mul(Integer(-1), Integer(2), "
+                     "Elem('y', real=True))))",
+         'value': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                  "SumSquares(Add(Elem('p', real=True), Mul(Integer(-1), Elem('y', real=True)))))",
+         'grad': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                 "Add(Mul(Integer(2), Elem('p', real=True)), Mul(Integer(-1), Integer(2), "
+                 "Elem('y', real=True))))",
+         'value_rules': ['sum-squares'],
+         'grad_rules': []}}
+
 
 def mse_value(y, p):
     r"""mean squared error: stable value, one value per row (keepdims).

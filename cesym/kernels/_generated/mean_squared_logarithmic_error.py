@@ -64,6 +64,26 @@ CORES = {'msle': {'args': ['y', 'p'],
 EXAMPLES = {'mean_squared_logarithmic_error': 'mean_squared_logarithmic_error([[0.0, 1.0, 3.0]], [[-0.5, 0.5, '
                                    '3.0]])  # [0.187738]'}
 
+#: What was derived for each kernel (SymPy srepr, the rules applied): the reports read it.
+DERIVED = {'msle': {'naive_value': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                         "RowSum(Pow(Add(log(Add(Elem('p', real=True), Integer(1))), "
+                         "Mul(Integer(-1), log(Add(Elem('y', real=True), Integer(1))))), "
+                         'Integer(2))))',
+          'naive_grad': "Mul(Integer(2), Pow(Symbol('C', positive=True, integer=True), "
+                        "Integer(-1)), Pow(Add(Elem('p', real=True), Integer(1)), Integer(-1)), "
+                        "Add(log(Add(Elem('p', real=True), Integer(1))), Mul(Integer(-1), "
+                        "log(Add(Elem('y', real=True), Integer(1))))))",
+          'raw_grad': "Mul(Integer(2), Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                      "Pow(Add(Elem('p', real=True), Integer(1)), Integer(-1)), "
+                      "Log1pDiff(Elem('p', real=True), Elem('y', real=True)))",
+          'value': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                   "SumSquares(Log1pDiff(Elem('p', real=True), Elem('y', real=True))))",
+          'grad': "Mul(Integer(2), Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                  "Pow(Add(Elem('p', real=True), Integer(1)), Integer(-1)), Log1pDiff(Elem('p', "
+                  "real=True), Elem('y', real=True)))",
+          'value_rules': ['sum-squares', 'log1p-sum', 'log1p-difference'],
+          'grad_rules': []}}
+
 
 def msle_value(y, p):
     r"""mean squared logarithmic error: stable value, one value per row (keepdims).

@@ -58,6 +58,25 @@ CORES = {'rate': {'args': ['y', 'p'],
 #: One call of each public function and its result (6 digits), for its docstring.
 EXAMPLES = {'poisson': 'poisson([[0.0, 1.0, 3.0]], [[0.5, 1.5, 3.0]])  # [0.432899]'}
 
+#: What was derived for each kernel (SymPy srepr, the rules applied): the reports read it.
+DERIVED = {'rate': {'naive_value': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                         "RowSum(Add(Elem('p', real=True), Mul(Integer(-1), Elem('y', real=True), "
+                         "log(Elem('p', real=True))))))",
+          'naive_grad': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                        "Add(Integer(1), Mul(Integer(-1), Pow(Elem('p', real=True), Integer(-1)), "
+                        "Elem('y', real=True))))",
+          'raw_grad': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                      "Add(Integer(1), Mul(Integer(-1), Pow(Elem('p', real=True), Integer(-1)), "
+                      "Elem('y', real=True))))",
+          'value': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                   "RowSum(Add(Elem('p', real=True), XMul(Elem('y', real=True), Mul(Integer(-1), "
+                   "log(Elem('p', real=True)))))))",
+          'grad': "Add(XMul(Elem('y', real=True), Mul(Integer(-1), Pow(Elem('p', real=True), "
+                  "Integer(-1)), Pow(Symbol('C', positive=True, integer=True), Integer(-1)))), "
+                  "Pow(Symbol('C', positive=True, integer=True), Integer(-1)))",
+          'value_rules': ['guard-weights'],
+          'grad_rules': ['combine-weights']}}
+
 
 def rate_value(y, p):
     r"""Poisson loss on rates: stable value, one value per row (keepdims).

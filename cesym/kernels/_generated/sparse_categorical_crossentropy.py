@@ -91,6 +91,40 @@ CORES = {'probs': {'args': ['k', 'p'],
 EXAMPLES = {'sparse_categorical_crossentropy': 'sparse_categorical_crossentropy([1], [[0.2, 0.7, 0.1]], '
                                     'from_logits=False)  # [0.356675]'}
 
+#: What was derived for each kernel (SymPy srepr, the rules applied): the reports read it.
+DERIVED = {'probs': {'naive_value': "Mul(Integer(-1), RowSum(Mul(Elem('y', real=True), log(Mul(Elem('p', "
+                          "real=True), Pow(RowSum(Elem('p', real=True)), Integer(-1)))))))",
+           'naive_grad': "Add(Mul(Pow(RowSum(Elem('p', real=True)), Integer(-1)), RowSum(Elem('y', "
+                         "real=True))), Mul(Integer(-1), Pow(Elem('p', real=True), Integer(-1)), "
+                         "Elem('y', real=True)))",
+           'raw_grad': "Add(Mul(Pow(RowSum(Elem('p', real=True)), Integer(-1)), RowSum(Elem('y', "
+                       "real=True))), Mul(Integer(-1), Pow(Elem('p', real=True), Integer(-1)), "
+                       "Elem('y', real=True)))",
+           'value': "RowSum(XMul(Elem('y', real=True), NegLogNormalized(Elem('p', real=True))))",
+           'grad': "Add(XMul(Elem('y', real=True), Mul(Integer(-1), Pow(Elem('p', real=True), "
+                   "Integer(-1)), Pow(Add(Elem('p', real=True), RestSum(Elem('p', real=True))), "
+                   "Integer(-1)), RestSum(Elem('p', real=True)))), Mul(Pow(Add(Elem('p', "
+                   "real=True), RestSum(Elem('p', real=True))), Integer(-1)), RestSum(Elem('y', "
+                   'real=True))))',
+           'value_rules': ['log-normalized', 'guard-weights'],
+           'grad_rules': ['split-rowsum', 'norm-square-split', 'combine-weights']},
+ 'logits': {'naive_value': "Mul(Integer(-1), RowSum(Mul(Elem('y', real=True), "
+                           "log(Mul(exp(Elem('z', real=True)), Pow(RowSum(exp(Elem('z', "
+                           'real=True))), Integer(-1)))))))',
+            'naive_grad': "Add(Mul(Integer(-1), Elem('y', real=True)), Mul(exp(Elem('z', "
+                          "real=True)), RowSum(Elem('y', real=True)), Pow(RowSum(exp(Elem('z', "
+                          'real=True))), Integer(-1))))',
+            'raw_grad': "Add(Mul(Integer(-1), Elem('y', real=True)), Mul(exp(Elem('z', "
+                        "real=True)), RowSum(Elem('y', real=True)), Pow(RowSum(exp(Elem('z', "
+                        'real=True))), Integer(-1))))',
+            'value': "RowSum(Mul(Elem('y', real=True), NegLogSoftmax(Elem('z', real=True))))",
+            'grad': "Mul(Pow(Add(exp(Add(Elem('z', real=True), Mul(Integer(-1), RowMax(Elem('z', "
+                    "real=True))))), RestSum(exp(Add(Elem('z', real=True), Mul(Integer(-1), "
+                    "RowMax(Elem('z', real=True))))))), Integer(-1)), CrossRest(Elem('y', "
+                    "real=True), Elem('z', real=True)))",
+            'value_rules': ['log-softmax'],
+            'grad_rules': ['shift-exp', 'split-rowsum', 'combine-weights', 'cross-rest']}}
+
 
 def probs_value(k, p):
     r"""sparse categorical cross-entropy on probabilities (from_logits=False): stable value, one value per row (keepdims).

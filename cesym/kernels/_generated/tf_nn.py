@@ -116,6 +116,60 @@ EXAMPLES = {'sigmoid_cross_entropy_with_logits': 'sigmoid_cross_entropy_with_log
  'sparse_softmax_cross_entropy_with_logits': 'sparse_softmax_cross_entropy_with_logits(labels=[1], '
                                              'logits=[[0.3, -1.2, 2.0]])  # [3.40167]'}
 
+#: What was derived for each kernel (SymPy srepr, the rules applied): the reports read it.
+DERIVED = {'sigmoid': {'naive_value': "Add(Mul(Integer(-1), Elem('u', real=True), log(Add(Integer(1), "
+                            "Mul(Integer(-1), Sigmoid(Elem('x', real=True)))))), Mul(Integer(-1), "
+                            "Elem('y', real=True), log(Sigmoid(Elem('x', real=True)))))",
+             'naive_grad': "Add(Mul(Elem('u', real=True), Pow(Add(Integer(1), Mul(Integer(-1), "
+                           "Sigmoid(Elem('x', real=True)))), Integer(-1)), "
+                           "Sigmoid(Mul(Integer(-1), Elem('x', real=True))), Sigmoid(Elem('x', "
+                           "real=True))), Mul(Integer(-1), Elem('y', real=True), "
+                           "Sigmoid(Mul(Integer(-1), Elem('x', real=True)))))",
+             'raw_grad': "Add(Mul(Elem('u', real=True), Sigmoid(Elem('x', real=True))), "
+                         "Mul(Integer(-1), Elem('y', real=True), Sigmoid(Mul(Integer(-1), "
+                         "Elem('x', real=True)))))",
+             'value': "Add(Mul(Elem('u', real=True), Softplus(Elem('x', real=True))), "
+                      "Mul(Elem('y', real=True), Softplus(Mul(Integer(-1), Elem('x', "
+                      'real=True)))))',
+             'grad': "Add(Mul(Elem('u', real=True), Sigmoid(Elem('x', real=True))), "
+                     "Mul(Integer(-1), Elem('y', real=True), Sigmoid(Mul(Integer(-1), Elem('x', "
+                     'real=True)))))',
+             'value_rules': ['log-sigmoid'],
+             'grad_rules': []},
+ 'softmax': {'naive_value': "Mul(Integer(-1), RowSum(Mul(Elem('y', real=True), "
+                            "log(Mul(exp(Elem('z', real=True)), Pow(RowSum(exp(Elem('z', "
+                            'real=True))), Integer(-1)))))))',
+             'naive_grad': "Add(Mul(Integer(-1), Elem('y', real=True)), Mul(exp(Elem('z', "
+                           "real=True)), RowSum(Elem('y', real=True)), Pow(RowSum(exp(Elem('z', "
+                           'real=True))), Integer(-1))))',
+             'raw_grad': "Add(Mul(Integer(-1), Elem('y', real=True)), Mul(exp(Elem('z', "
+                         "real=True)), RowSum(Elem('y', real=True)), Pow(RowSum(exp(Elem('z', "
+                         'real=True))), Integer(-1))))',
+             'value': "RowSum(Mul(Elem('y', real=True), NegLogSoftmax(Elem('z', real=True))))",
+             'grad': "Mul(Pow(Add(exp(Add(Elem('z', real=True), Mul(Integer(-1), RowMax(Elem('z', "
+                     "real=True))))), RestSum(exp(Add(Elem('z', real=True), Mul(Integer(-1), "
+                     "RowMax(Elem('z', real=True))))))), Integer(-1)), CrossRest(Elem('y', "
+                     "real=True), Elem('z', real=True)))",
+             'value_rules': ['log-softmax'],
+             'grad_rules': ['shift-exp', 'split-rowsum', 'combine-weights', 'cross-rest']},
+ 'sparse_softmax': {'naive_value': "Mul(Integer(-1), RowSum(Mul(Elem('k', real=True), "
+                                   "log(Mul(exp(Elem('z', real=True)), Pow(RowSum(exp(Elem('z', "
+                                   'real=True))), Integer(-1)))))))',
+                    'naive_grad': "Add(Mul(Integer(-1), Elem('k', real=True)), Mul(exp(Elem('z', "
+                                  "real=True)), RowSum(Elem('k', real=True)), "
+                                  "Pow(RowSum(exp(Elem('z', real=True))), Integer(-1))))",
+                    'raw_grad': "Add(Mul(Integer(-1), Elem('k', real=True)), Mul(exp(Elem('z', "
+                                "real=True)), RowSum(Elem('k', real=True)), "
+                                "Pow(RowSum(exp(Elem('z', real=True))), Integer(-1))))",
+                    'value': "RowSum(Mul(Elem('k', real=True), NegLogSoftmax(Elem('z', "
+                             'real=True))))',
+                    'grad': "Mul(Pow(Add(exp(Add(Elem('z', real=True), Mul(Integer(-1), "
+                            "RowMax(Elem('z', real=True))))), RestSum(exp(Add(Elem('z', "
+                            "real=True), Mul(Integer(-1), RowMax(Elem('z', real=True))))))), "
+                            "Integer(-1)), CrossRest(Elem('k', real=True), Elem('z', real=True)))",
+                    'value_rules': ['log-softmax'],
+                    'grad_rules': ['shift-exp', 'split-rowsum', 'combine-weights', 'cross-rest']}}
+
 
 def sigmoid_value(y, x):
     r"""tf.nn.sigmoid_cross_entropy_with_logits (elementwise): stable value, one value per element.
