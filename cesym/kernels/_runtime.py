@@ -167,7 +167,13 @@ def log1p_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def max_minus_sum(f: np.ndarray, g: np.ndarray) -> np.ndarray:
     """max_c f_c - Σ_c g_c as max_c (f_c - g_c - Σ_{c'≠c} g_c'): each candidate's own f_c - g_c
-    formed first (exact where they are equal), the rest of the sum without cancellation."""
+    formed first (exact where they are equal), the rest of the sum without cancellation.
+
+    Rows with at most one non-zero g (one-hot labels times scores) take ``max f - Σ g``: Σ g is
+    that element, exact, and each candidate's one rounding is then the same number (rounding
+    is monotone), at a third of the passes."""
+    if _piece() is None and g.ndim == 2 and np.count_nonzero(g) <= g.shape[0] and np.all(np.count_nonzero(g, axis=-1) <= 1):
+        return row_max(f) - row_sum(g)
     return row_max((f - g) - rest_sum(g))
 
 
