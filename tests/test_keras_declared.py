@@ -36,8 +36,9 @@ def test_log_cosh_keras_is_explained_by_its_declared_algorithm_only(dtype):
 
         loss = definition(c)
         plain = dataclasses.replace(loss, keras=None)
-        value, _, labels, preds, _ = km._algorithm(plain, 3)
-        env = {s: km.iv.mpf(float(v)) for s, v in zip(labels, y)}
+        value, _, labels, preds, _, consts = km._algorithm(plain, 3)
+        env = {c: km._Rounding(dtype).const(f) for c, f in consts.items()}
+        env.update({s: km.iv.mpf(float(v)) for s, v in zip(labels, y)})
         env.update({s: km.iv.mpf(float(v)) for s, v in zip(preds, p)})
         km.iv.prec = 200
         assert not contains(km._walk(value, env, km._Rounding(dtype)), keras_v, dtype)

@@ -9,6 +9,9 @@ For a :class:`~cesym.define.loss.Loss` with value ``V0`` (the mathematics):
    their exact ``fdiff`` (softplus' = sigmoid) and the row primitives through their reduction
    forms (:class:`~cesym.define.primitives.RowSum` carries the chain rule); the gradient rules then
    shift exponentials, split row sums and combine the terms on the label weights, ``G1``;
+   a value that is a label-weighted function of the log-share (a softmax's or a renormalised
+   probability's, :func:`log_share_gradient`) is differentiated through it instead, into a
+   stable form of its own;
 4. on probabilities, the value's label weights get the 0·∞ = 0 guard.
 
 Every rewrite is checked for equivalence (:func:`cesym.rewrite.rules.check_equivalent`), and so is
