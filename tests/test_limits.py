@@ -297,3 +297,24 @@ def test_ray_limits_of_algebraic_decay_are_zero():
         assert out[0] == 0 and np.signbit(out[0]) and out[1] == 0 and np.isnan(out[2]) and np.isnan(out[3])
         assert ref_limit([mpmath.mpf(-3) / m for m in M], dtype) == 0
         assert ref_limit([mpmath.mpf(x) for x in (1e-3, 5e-4, 4e-4)], dtype) is None
+
+
+def test_rays_that_agree_to_rounding_agree():
+    """The kernels' rays: one limit computed at different stand-ins rounds differently ((w·S)/S
+    with each ray's row sum S): within 4 ulps of the dtype they agree; 5% apart they do not
+    (a path-dependent limit: NaN). The reference's: two resolved values of a limit that lies on
+    a rounding midpoint (α(t_0 + t_1), exactly between two floats) round either way and are one
+    limit."""
+    import mpmath
+
+    from cesym.kernels._limits import _agree
+    from cesym.verify.extended import _ray_limit as ref_limit, _same
+
+    v = -0.2072493
+    per_ray = np.array([[v], [np.nextafter(v, 0)], [np.nextafter(np.nextafter(v, -1), -1)]])
+    assert _agree(per_ray, np.float64)[0] == v
+    assert np.isnan(_agree(np.array([[v], [v * 1.05]]), np.float64)[0])
+    mid = mpmath.mpf(1) + mpmath.ldexp(1, -53)  # halfway between 1 and its successor
+    lo, hi = mid - mpmath.ldexp(1, -70), mid + mpmath.ldexp(1, -70)  # pinned to 2^-8 ulp, either side
+    assert _same(lo, hi, np.float64) and ref_limit([lo, hi, lo], np.float64) is not None
+    assert not _same(mpmath.mpf(1), mpmath.mpf(1) + mpmath.ldexp(1, -50), np.float64)
