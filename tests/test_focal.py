@@ -146,3 +146,23 @@ def test_categorical_focal_probability_edges():
     assert all(ulp_error(float(g[0, j]), fg[j], np.float64) <= GRAD_ULPS for j in range(3)), (g, fg)
     v, g = kernels.categorical_focal_crossentropy_value_and_grad(np.array([[0.0, 1.0]]), np.array([[0.0, 1.0]]))
     assert v[0] == 0.0 and np.all(g == 0.0)
+
+
+def test_categorical_focal_recomputed_pairs_in_pieces():
+    """A row in pieces (blocks of 4 doubles) whose every gradient element cancels (uniform labels,
+    logits near 0) is evaluated once more as one piece for the recomputation: the same numbers
+    as a short row's, within the contract's base against the reference."""
+    from cesym.kernels import _blocks
+
+    rng = np.random.default_rng(1)
+    y, z = np.full((3, 9), 1 / 9), rng.normal(size=(3, 9)) * 1e-10
+    whole = kernels.categorical_focal_crossentropy_grad(y, z, from_logits=True, gamma=1.0)
+    old = _blocks.BLOCK_ELEMENTS
+    _blocks.BLOCK_ELEMENTS = 4
+    try:
+        pieces = kernels.categorical_focal_crossentropy_grad(y, z, from_logits=True, gamma=1.0)
+    finally:
+        _blocks.BLOCK_ELEMENTS = old
+    np.testing.assert_array_equal(whole, pieces)
+    _, fg = _reference(CFC + ".logits", list(y[0]), list(z[0]), [0.0, 0.25, 1.0])
+    assert all(ulp_error(float(pieces[0, j]), fg[j], np.float64) <= GRAD_ULPS for j in range(9))
