@@ -238,7 +238,18 @@ class RowReference:
     def _hessian(self):
         """d grad_j / d(pred, labels, params) for every j, flattened row by row."""
         syms = self.pred_syms + self.label_syms + list(self.loss.params)
-        return _compile(self.args, [sp.diff(g, s) for g in self.grad_exprs for s in syms])
+        # ∂G_j/∂x_i = ∂²V/∂x_i∂x_j = ∂G_i/∂x_j: the prediction block is symmetric, each pair derived once
+        done: dict[tuple[int, int], sp.Basic] = {}
+        out = []
+        for j, g in enumerate(self.grad_exprs):
+            for i, s in enumerate(syms):
+                if i < len(self.pred_syms) and (i, j) in done:
+                    out.append(done[(i, j)])
+                    continue
+                d = sp.diff(g, s)
+                done[(j, i)] = d
+                out.append(d)
+        return _compile(self.args, out)
 
     def _soft(self, labels, params) -> bool:
         """Labels count in κ only when soft: smoothing on or a label other than 0/1."""
