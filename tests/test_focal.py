@@ -150,8 +150,9 @@ def test_categorical_focal_probability_edges():
 
 def test_categorical_focal_recomputed_pairs_in_pieces():
     """A row in pieces (blocks of 4 doubles) whose every gradient element cancels (uniform labels,
-    logits near 0) is evaluated once more as one piece for the recomputation: the same numbers
-    as a short row's, within the contract's base against the reference."""
+    logits near 0) is evaluated once more as one piece for the recomputation: within the
+    contract's base of the reference, as the short row is (not bit for bit: the pieces' sums are
+    summed in another order)."""
     from cesym.kernels import _blocks
 
     rng = np.random.default_rng(1)
@@ -163,6 +164,7 @@ def test_categorical_focal_recomputed_pairs_in_pieces():
         pieces = kernels.categorical_focal_crossentropy_grad(y, z, from_logits=True, gamma=1.0)
     finally:
         _blocks.BLOCK_ELEMENTS = old
-    np.testing.assert_array_equal(whole, pieces)
-    _, fg = _reference(CFC + ".logits", list(y[0]), list(z[0]), [0.0, 0.25, 1.0])
-    assert all(ulp_error(float(pieces[0, j]), fg[j], np.float64) <= GRAD_ULPS for j in range(9))
+    for r in range(3):
+        _, fg = _reference(CFC + ".logits", list(y[r]), list(z[r]), [0.0, 0.25, 1.0])
+        for g in (whole, pieces):
+            assert all(ulp_error(float(g[r, j]), fg[j], np.float64) <= GRAD_ULPS for j in range(9)), (r, g[r], fg)
