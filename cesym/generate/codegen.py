@@ -318,29 +318,27 @@ def print_form(expr: sp.Basic, index_label: Elem | None = None, means: bool = Tr
         _, _, _, s = _softmax_parts(e.args[0])
         return MaxPlusLog1p(RowMax(e.args[0]), s)
 
-    def cross(e):
-        t, z = e.args
+    def cross(e):  # CrossRest(t, z) or ShareCrossRest(t, z, g, dg): the softmax parts first
+        t, z, *weights = e.args
         _, ex, S, s = _softmax_parts(z)
-        return SharedCrossRest(t, z, ex, s, S)
+        return (SharedShareCrossRest if weights else SharedCrossRest)(t, z, ex, s, S, *weights)
 
-    def share_cross(e):
-        t, z, g, dg = e.args
-        _, ex, S, s = _softmax_parts(z)
-        return SharedShareCrossRest(t, z, ex, s, S, g, dg)
+    def softmax_rest(e):
+        _, ex, S, _ = _softmax_parts(e.args[0])
+        return RestSum(ex) / S
 
     def weighted_nln(e):
         w, nln = e.args[0].args
         p = nln.args[0]
         return WeightedNegLogNormalized(w, p, RowSum(p))
 
-    expr = expr.replace(lambda e: isinstance(e, ShareCrossRest), share_cross)
+    expr = expr.replace(lambda e: isinstance(e, (CrossRest, ShareCrossRest)), cross)
     # 1 - softmax_j and 1 - p_j/Σp as the rest sum over the row sum, sharing the softmax's parts
     # (and the rest sum of p of a NegLogNormalized of the same row)
-    expr = expr.replace(lambda e: isinstance(e, SoftmaxRest), lambda e: RestSum(_softmax_parts(e.args[0])[1]) / _softmax_parts(e.args[0])[2])
+    expr = expr.replace(lambda e: isinstance(e, SoftmaxRest), softmax_rest)
     expr = expr.replace(lambda e: isinstance(e, NormalizedRest), lambda e: RestSum(e.args[0]) / RowSum(e.args[0]))
     expr = expr.replace(lambda e: isinstance(e, NegLogSoftmax), nls)
     expr = expr.replace(lambda e: isinstance(e, LogSumExp), lse)
-    expr = expr.replace(lambda e: isinstance(e, CrossRest), cross)
     expr = expr.replace(
         lambda e: isinstance(e, RowSum)
         and isinstance(e.args[0], XMul)

@@ -13,6 +13,8 @@ full-row values only.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from . import _pieces
@@ -800,26 +802,29 @@ def _pairable(bad: np.ndarray, t: np.ndarray, rt: np.ndarray, C: int) -> np.ndar
 
 
 def _fix_cancelled(out, bad, t, z, e, rt) -> np.ndarray:
-    """cross_rest's flagged elements recomputed against their nearest classes (see there).
-
-    The flagged elements (:func:`_pairable`) are taken a chunk at a time, so that the (elements × C) temporaries
-    stay within a block (soft or smoothed labels over a vocabulary can flag a large share of a
-    row: all at once, that was F·C doubles). Each element's numbers do not depend on the chunk.
-    """
-    C = z.shape[-1]
-    rows = np.nonzero(bad)  # flagged elements: leading indices and j
+    """cross_rest's flagged elements (:func:`_pairable`) recomputed against their nearest classes
+    (see there), a chunk at a time (:func:`_in_chunks`)."""
     r_all = (rt[bad] + t[bad]) / t[bad]  # T / t_j
-    fixed = np.empty(len(rows[-1]))
-    step = max(1, _FIX_CHUNK // max(1, C))
-    for s0 in range(0, len(fixed), step):
-        sl = slice(s0, s0 + step)
-        lead = tuple(ix[sl] for ix in rows[:-1])
-        fixed[sl] = _fix_elements(z[lead], e[lead], t[lead], rows[-1][sl], r_all[sl])
-    out[bad] = fixed
+    out[bad] = _in_chunks(bad, z.shape[-1], lambda lead, j, sl: _fix_elements(z[lead], e[lead], t[lead], j, r_all[sl]))
     return out
 
 
-_FIX_CHUNK = 1 << 17  # doubles per (elements × C) temporary of _fix_cancelled
+_FIX_CHUNK = 1 << 17  # doubles per (elements × C × per-pair) temporary of a recomputation
+
+
+def _in_chunks(bad: np.ndarray, width: int, compute: Callable) -> np.ndarray:
+    """The flagged elements of ``bad`` recomputed a chunk at a time, so that the (elements ×
+    ``width``) temporaries stay within a block (soft or smoothed labels over a vocabulary can flag
+    a large share of a row: all at once, that was F·C doubles). ``compute(lead, j, sl)`` gets the
+    chunk's leading indices, its elements' positions j in their rows, and its slice of the flat
+    list of flagged elements. Each element's numbers do not depend on the chunk."""
+    rows = np.nonzero(bad)  # flagged elements: leading indices and j
+    fixed = np.empty(len(rows[-1]))
+    step = max(1, _FIX_CHUNK // max(1, width))
+    for s0 in range(0, len(fixed), step):
+        sl = slice(s0, s0 + step)
+        fixed[sl] = compute(tuple(ix[sl] for ix in rows[:-1]), rows[-1][sl], sl)
+    return fixed
 
 
 def _fix_elements(zr, er, tr, j, r) -> np.ndarray:
@@ -870,16 +875,11 @@ def _share_cross_rest(t, z, e, s, S, g, dg) -> np.ndarray:
         return out
     # ν_j = lse(z) - z_j: an absolute error of a few ulps of lse only moves the quadrature's nodes
     lse = np.max(z, axis=-1, keepdims=True) + np.log(S)
-    rows = np.nonzero(bad)
-    fixed = np.empty(len(rows[-1]))
-    C = z.shape[-1]
-    step = max(1, _FIX_CHUNK // (C * _GL_NODES.size))
     tb, lb = np.broadcast_to(t, z.shape), np.broadcast_to(lse, z.shape[:-1] + (1,))
-    for s0 in range(0, len(fixed), step):
-        sl = slice(s0, s0 + step)
-        lead = tuple(ix[sl] for ix in rows[:-1])
-        fixed[sl] = _share_pairs(z[lead], e[lead], tb[lead], g[lead], lb[lead][:, 0], rows[-1][sl], dg)
-    out[bad] = fixed
+    out[bad] = _in_chunks(
+        bad, z.shape[-1] * _GL_NODES.size,
+        lambda lead, j, sl: _share_pairs(z[lead], e[lead], tb[lead], g[lead], lb[lead][:, 0], j, dg),
+    )
     return out
 
 
@@ -906,9 +906,10 @@ def _share_pairs(zr, er, tr, gr, lse, j, dg) -> np.ndarray:
     close[f, j] = False
     with np.errstate(over="ignore", invalid="ignore"):
         direct = tr * gr * ej[:, None] - (tj * gj)[:, None] * er
-        nu_j = (lse - zj)[:, None, None]
-        h = np.where(close, -d, 0.0)[:, :, None]  # ν_c - ν_j
-        dg_mean = np.sum(dg(nu_j + _GL_NODES * h) * _GL_WEIGHTS, axis=-1)
+        # g' at the nodes of the close pairs only: ν_j + x_i (ν_c - ν_j), ν_c - ν_j = -d
+        nu_j = np.broadcast_to((lse - zj)[:, None], d.shape)[close]
+        dg_mean = np.zeros(d.shape)
+        dg_mean[close] = np.sum(dg(nu_j[:, None] - _GL_NODES * d[close][:, None]) * _GL_WEIGHTS, axis=-1)
         delta_g = -d * dg_mean
         pair = (tr - tj[:, None]) * gr * ej[:, None] + tj[:, None] * (
             ej[:, None] * delta_g + gj[:, None] * er * np.expm1(-d)

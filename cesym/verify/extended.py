@@ -35,7 +35,7 @@ import mpmath
 import numpy as np
 
 from .reference import RowReference, Unresolved
-from .ulps import FORMATS
+from .ulps import FORMATS, ulp
 
 __all__ = ["KS", "needs_limit", "ExtendedReference"]
 
@@ -75,13 +75,12 @@ def _standin(x: float, domain: str, r: int, k: int) -> mpmath.mpf:
 
 def _round(v: mpmath.mpf, dtype) -> float:
     """``v`` rounded to ``dtype`` (beyond its range: ±inf), as a Python float."""
-    p, emin, fmax = FORMATS[np.dtype(dtype)]
+    p, _, fmax = FORMATS[np.dtype(dtype)]
     if mpmath.isinf(v) or abs(v) > fmax * (1 + mpmath.ldexp(1, -p)):
         return math.copysign(math.inf, float(mpmath.sign(v)))
     if v == 0:
         return 0.0
-    e = int(mpmath.frexp(v)[1])
-    q = mpmath.ldexp(1, max(e - p, emin))  # the spacing at v
+    q = ulp(v, dtype)
     return float(mpmath.nint(v / q) * q)
 
 
@@ -164,19 +163,16 @@ def _same(a: mpmath.mpf, b: mpmath.mpf, dtype) -> bool:
         return True
     if not (mpmath.isfinite(a) and mpmath.isfinite(b)):
         return False
-    p, emin, _ = FORMATS[np.dtype(dtype)]
-    spacing = mpmath.ldexp(1, max(int(mpmath.frexp(b)[1]) - p, emin)) if b != 0 else mpmath.ldexp(1, emin)
-    return abs(a - b) <= spacing / 64
+    return abs(a - b) <= ulp(b, dtype) / 64
 
 
 def _ray_limit(vals: list[mpmath.mpf], dtype) -> mpmath.mpf | None:
     """The limit along one ray from its values at rising M: finite, ±inf, or None (none)."""
     v1, v2, v3 = vals
     d1, d2 = v2 - v1, v3 - v2
-    p, emin, _ = FORMATS[np.dtype(dtype)]
 
     def spacing():  # of v3 in the format (asked for only where v3 is a number)
-        return mpmath.ldexp(1, max(int(mpmath.frexp(v3)[1]) - p, emin)) if v3 != 0 else mpmath.ldexp(1, emin)
+        return ulp(v3, dtype)
 
     if d1 != 0 and mpmath.sign(d1) == mpmath.sign(d2) and abs(d2) >= abs(d1) / 2:
         if abs(d2) >= 2 * spacing():  # growing, and visibly so in the format
