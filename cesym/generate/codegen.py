@@ -22,341 +22,21 @@ from pathlib import Path
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
-from ..define.loss import N, DerivationError, Loss, load_all, load_families, DERIVATIONS_DIR
+from ..define.loss import N, DerivationError, Loss, load_families, DERIVATIONS_DIR
 from ..derive.gradients import Derived, as_record, derive
-from sympy.codegen.cfunctions import log1p
 
+from .lowerings import LABEL_INDEX, OffMaxSum, lower
 from ..define.primitives import (
     C,
-    CrossRest,
     Elem,
-    Log1mexp,
-    LogExpm1,
-    LogWeight,
-    LogCosh,
-    LogSumExp,
-    NegLogNormalized,
-    NegLogSoftmax,
-    Norm2,
-    Pow1p,
-    Powm1,
-    RestSum,
     RowMax,
     RowSum,
-    ShareCrossRest,
-    Sigmoid,
-    SoftmaxRest,
-    NormalizedRest,
-    XMul,
-    Softplus,
-    SumSquares,
-    element_symbols,
     to_elementary,
 )
 
 __all__ = ["KernelPrinter", "render_family", "generate", "GENERATED_DIR"]
 
 GENERATED_DIR = Path(__file__).resolve().parents[1] / "kernels" / "_generated"
-
-
-class OffMaxSum(sp.Function):
-    r"""Printing form: :math:`\sum_{c \ne k} e_c` over a row of ``e = exp(z - max z)`` with row sum
-    ``S``, leaving one maximal element k out (row-level)."""
-
-    nargs = 2
-
-
-class SharedCrossRest(sp.Function):
-    """Printing form of ``CrossRest(t, z)`` given ``e = exp(z - max z)``, its off-max sum and row sum."""
-
-    nargs = 5
-
-
-class SharedShareCrossRest(sp.Function):
-    """Printing form of ``ShareCrossRest(t, z, g, dg)`` given ``e = exp(z - max z)``, its off-max
-    sum and row sum: ``(t, z, e, s, S, g, dg)``, the order of the runtime's arguments."""
-
-    nargs = 7
-
-
-class SharedNegLogNormalized(sp.Function):
-    """Printing form of ``NegLogNormalized(p)`` given ``RestSum(p)``."""
-
-    nargs = 2
-
-
-class WeightedNegLogNormalized(sp.Function):
-    """Printing form of ``RowSum(XMul(t, NegLogNormalized(p)))`` given ``RowSum(p)`` (row-level)."""
-
-    nargs = 3
-
-
-class SharedRestSum(sp.Function):
-    """Printing form of ``RestSum(v)`` given ``RowSum(v)``."""
-
-    nargs = 2
-
-
-class WeightedSumSquares(sp.Function):
-    """Printing form of ``a·SumSquares(x)`` (a row-level): the runtime multiplies the scale of the
-    sum in, so that nothing overflows or underflows before the product does."""
-
-    nargs = 2
-
-
-class WeightedRowSum(sp.Function):
-    """Printing form of ``a·RowSum(f)`` (the product row-level, ``a`` not 1): the runtime
-    computes ``a·Σf`` as the plain product, and where the sum overflows while the product (a
-    mean) does not, scaled (:func:`cesym.kernels._runtime.weighted_row_sum`)."""
-
-    nargs = 2
-
-
-class ExpMin0(sp.Function):
-    """Printing form of ``exp(min(x, 0))`` given ``E = exp(-|x|)``: E where x < 0, else 1 (no
-    second exponential)."""
-
-    nargs = 2
-
-
-class MaxPlusLog1p(sp.Function):
-    """Printing form of ``LogSumExp(u)``: ``m + log1p(s)`` given ``m = max u`` and the off-max sum
-    ``s`` of the softmax. One node, so that ``cse`` cannot share ``m + log1p(s)`` with a
-    ``NegLogSoftmax`` ``(m - u) + log1p(s)`` of the same row and turn it into ``lse - u``,
-    the cancellation the primitive is there to avoid."""
-
-    nargs = 2
-
-
-class AtLabel(sp.Function):
-    """Printing form: element ``k`` of an element-level expression (0 for an ignored row, k = -1)."""
-
-    nargs = 2
-
-
-class RestAtLabel(sp.Function):
-    """Printing form of ``AtLabel(k, RestSum(v))`` given ``RowSum(v)``: Σ_{c≠k} v_c, computed at k only (row-level)."""
-
-    nargs = 3
-
-
-class OneHot(sp.Function):
-    """Printing form: the one-hot row ``[c = k]`` (zeros for k = -1), of C elements."""
-
-    nargs = 2
-
-
-class OneHotRest(sp.Function):
-    """Printing form: ``Σ_{c≠j} [c = k]`` = 1 - [j = k] (zeros for k = -1)."""
-
-    nargs = 2
-
-
-class ScatterLabel(sp.Function):
-    """Printing form: a row of C zeros holding the row-level value ``g`` at element k."""
-
-    nargs = 3
-
-
-class OneHotCrossRest(sp.Function):
-    """Printing form of ``CrossRest([c = k], z)`` given e = exp(z - max z), its off-max sum and row sum."""
-
-    nargs = 4
-
-
-#: The integer label of a loss whose label is an indicator (``Loss.label_index``).
-LABEL_INDEX = sp.Symbol("k", integer=True)
-
-_ROW_LEVEL = (
-    RowSum, RowMax, AtLabel, WeightedNegLogNormalized, RestAtLabel, SumSquares, WeightedSumSquares, Norm2, LogSumExp,
-    MaxPlusLog1p,
-)
-
-
-def _elementwise(e: sp.Basic) -> bool:
-    """True when ``e`` has an element-level part (an Elem outside every row-level node)."""
-    if isinstance(e, Elem):
-        return True
-    if isinstance(e, _ROW_LEVEL) or e.func.__name__ == "OffMaxSum":
-        return False
-    return any(_elementwise(a) for a in e.args)
-
-
-def _gather(e: sp.Basic) -> sp.Basic:
-    """``e`` at element k: each element-level leaf (an Elem, a RestSum) read at k."""
-    if not _elementwise(e):
-        return e
-    if isinstance(e, (Elem, RestSum)):
-        return AtLabel(LABEL_INDEX, e)
-    return e.func(*[_gather(a) for a in e.args])
-
-
-def _index_label(expr: sp.Basic, y: Elem) -> sp.Basic:
-    """Exact identities for a label ``y_c = [c = k]``: ``Σ_c y_c f_c = f_k`` (0 for an ignored
-    row), ``XMul(y, g) = g_k`` at k and 0 elsewhere, ``RestSum(y) = 1 - y``, and the softmax
-    numerator ``CrossRest(y, z)`` = e_j off k, ``-Σ_{c≠k} e_c`` at k."""
-    k = LABEL_INDEX
-
-    def row_sum(e: RowSum) -> sp.Basic:
-        arg = e.args[0]
-        if isinstance(arg, XMul) and arg.args[0] == y and not arg.args[1].has(y):
-            return AtLabel(k, _gather(arg.args[1]))
-        if arg == y:
-            return AtLabel(k, sp.Integer(1))
-        if isinstance(arg, sp.Mul) and y in arg.args and not (arg / y).has(y):
-            return AtLabel(k, _gather(arg / y))
-        return e
-
-    expr = expr.replace(lambda e: isinstance(e, RowSum) and e.has(y), row_sum)
-    expr = expr.replace(
-        lambda e: isinstance(e, SharedCrossRest) and e.args[0] == y,
-        lambda e: OneHotCrossRest(k, e.args[2], e.args[3], e.args[4]),
-    )
-    expr = expr.replace(
-        lambda e: isinstance(e, XMul) and e.args[0] == y and not e.args[1].has(y),
-        lambda e: ScatterLabel(k, _gather(e.args[1]), C),
-    )
-    expr = expr.replace(lambda e: isinstance(e, RestSum) and e.args[0] == y, lambda e: OneHotRest(k, C))
-    return expr.xreplace({y: OneHot(k, C)})
-
-
-def _merge_rest_sums(expr: sp.Basic) -> sp.Basic:
-    """``v + RestSum(v)`` (in any sum) -> ``RowSum(v)``: one row-level sum instead of a per-element one."""
-
-    def merge(add: sp.Add) -> sp.Basic:
-        terms = list(add.args)
-        for r in [a for a in terms if isinstance(a, RestSum)]:
-            if r in terms and r.args[0] in terms:
-                terms.remove(r)
-                terms.remove(r.args[0])
-                terms.append(RowSum(r.args[0]))
-        return sp.Add(*terms)
-
-    return expr.replace(lambda e: isinstance(e, sp.Add) and e.has(RestSum), merge)
-
-
-def _softmax_parts(z: sp.Basic) -> tuple[sp.Basic, sp.Basic, sp.Basic, sp.Basic]:
-    """``d = z - max z``, ``e = exp(d)``, ``S = Σ e`` and ``s = Σ_{c≠k} e_c``."""
-    d = z - RowMax(z)
-    e = sp.exp(d)
-    S = RowSum(e)
-    return d, e, S, OffMaxSum(e, S)
-
-
-def _weighted_sum_squares(expr: sp.Basic) -> sp.Basic:
-    """``a·SumSquares(x)`` -> ``WeightedSumSquares(x, a)`` (a: the product's other row-level
-    factors); a SumSquares in any other place -> ``WeightedSumSquares(x, 1)``."""
-
-    def mul(e: sp.Mul) -> sp.Basic:
-        sq = [f for f in e.args if isinstance(f, SumSquares)]
-        if len(sq) != 1:
-            return e
-        rest = [f for f in e.args if f is not sq[0]]
-        a = [f for f in rest if not element_symbols(f)]  # row-level factors only
-        return sp.Mul(*[f for f in rest if element_symbols(f)]) * WeightedSumSquares(sq[0].args[0], sp.Mul(*a))
-
-    expr = expr.replace(lambda e: isinstance(e, sp.Mul) and any(isinstance(f, SumSquares) for f in e.args), mul)
-    return expr.replace(lambda e: isinstance(e, SumSquares), lambda e: WeightedSumSquares(e.args[0], sp.Integer(1)))
-
-
-def _weighted_row_sums(expr: sp.Basic) -> sp.Basic:
-    """``a·RowSum(f)`` with every other factor row-level -> ``WeightedRowSum(f, a)`` (a mean:
-    its sum may overflow where it does not)."""
-
-    def mul(e: sp.Mul) -> sp.Basic:
-        sums = [f for f in e.args if isinstance(f, RowSum)]
-        rest = [f for f in e.args if f is not (sums[0] if sums else None)]
-        if len(sums) != 1 or any(element_symbols(f) or f.has(RowSum) for f in rest):
-            return e
-        return WeightedRowSum(sums[0].args[0], sp.Mul(*rest))
-
-    return expr.replace(lambda e: isinstance(e, sp.Mul) and any(isinstance(f, RowSum) for f in e.args), mul)
-
-
-def print_form(expr: sp.Basic, index_label: Elem | None = None, means: bool = True) -> sp.Basic:
-    """Exact identities applied before printing, so that ``cse`` can share work.
-
-    * ``v_j + Σ_{c≠j} v_c = Σ_c v_c`` (a row-level sum; no cancellation to avoid in a sum);
-    * ``NegLogSoftmax(z) = log1p(s) - d`` with ``d = z - max z``, ``e = exp(d)``,
-      ``s = Σ_{c≠argmax} e_c``, and ``CrossRest(t, z)`` given ``e``, ``s`` and ``S = Σ e``, so
-      that a value and its gradient printed together compute them once;
-    * ``NegLogNormalized(p)`` given ``RestSum(p)``, and ``RestSum(v)`` given ``RowSum(v)``, which
-      the gradient uses too; ``Σ_c XMul(t_c, NegLogNormalized(p)_c)`` as one primitive, which
-      for one-hot rows of t looks up the labelled element instead of computing every one;
-    * for a label that is the indicator of an integer class k (``index_label``), the sums and
-      products against it as look-ups of element k (:func:`_index_label`), and ``RestSum(v)``
-      read at k computed at k only;
-    * ``softplus(x) = max(x, 0) + log1p(exp(-|x|))`` and ``σ(x) = exp(min(x, 0))/(1 + exp(-|x|))``
-      (their stable forms, as in :mod:`cesym.kernels._runtime`), so that softplus(x),
-      softplus(-x), σ(x) and σ(-x) share ``exp(-|x|)``; ``exp(min(x, 0))`` is that same
-      exponential where x < 0 and 1 elsewhere;
-    * ``a·SumSquares(x)`` as one primitive of ``a`` and ``x`` (:func:`_weighted_sum_squares`),
-      which multiplies ``a`` into the scaled sum (``λ/N · Σh²`` finite where ``Σh²`` is not);
-    * ``SoftmaxRest(z) = RestSum(e)/S`` and ``NormalizedRest(p) = RestSum(p)/Σp``, sharing the
-      softmax's parts and the rest sums with the other primitives of the row;
-    * ``LogSumExp(u) = max u + log1p(s)`` with the softmax's ``s`` (shared with a
-      ``NegLogSoftmax`` of the same row and with the gradient's softmax), as one node
-      (:class:`MaxPlusLog1p`).
-    """
-    expr = _merge_rest_sums(expr)
-    expr = _weighted_sum_squares(expr)
-    if means and not element_symbols(expr):  # a row-level value: its means (not the naive forms')
-        expr = _weighted_row_sums(expr)
-    expr = expr.replace(
-        lambda e: isinstance(e, Softplus), lambda e: sp.Max(e.args[0], 0) + log1p(sp.exp(-sp.Abs(e.args[0])))
-    )
-    expr = expr.replace(
-        lambda e: isinstance(e, Sigmoid),
-        lambda e: ExpMin0(e.args[0], sp.exp(-sp.Abs(e.args[0]))) / (1 + sp.exp(-sp.Abs(e.args[0]))),
-    )
-
-    def nls(e):
-        d, _, _, s = _softmax_parts(e.args[0])
-        return log1p(s) - d
-
-    def lse(e):
-        _, _, _, s = _softmax_parts(e.args[0])
-        return MaxPlusLog1p(RowMax(e.args[0]), s)
-
-    def cross(e):  # CrossRest(t, z) or ShareCrossRest(t, z, g, dg): the softmax parts first
-        t, z, *weights = e.args
-        _, ex, S, s = _softmax_parts(z)
-        return (SharedShareCrossRest if weights else SharedCrossRest)(t, z, ex, s, S, *weights)
-
-    def softmax_rest(e):
-        _, ex, S, _ = _softmax_parts(e.args[0])
-        return RestSum(ex) / S
-
-    def weighted_nln(e):
-        w, nln = e.args[0].args
-        p = nln.args[0]
-        return WeightedNegLogNormalized(w, p, RowSum(p))
-
-    expr = expr.replace(lambda e: isinstance(e, (CrossRest, ShareCrossRest)), cross)
-    # 1 - softmax_j and 1 - p_j/Σp as the rest sum over the row sum, sharing the softmax's parts
-    # (and the rest sum of p of a NegLogNormalized of the same row)
-    expr = expr.replace(lambda e: isinstance(e, SoftmaxRest), softmax_rest)
-    expr = expr.replace(lambda e: isinstance(e, NormalizedRest), lambda e: RestSum(e.args[0]) / RowSum(e.args[0]))
-    expr = expr.replace(lambda e: isinstance(e, NegLogSoftmax), nls)
-    expr = expr.replace(lambda e: isinstance(e, LogSumExp), lse)
-    expr = expr.replace(
-        lambda e: isinstance(e, RowSum)
-        and isinstance(e.args[0], XMul)
-        and isinstance(e.args[0].args[0], Elem)
-        and e.args[0].args[0] != index_label
-        and isinstance(e.args[0].args[1], NegLogNormalized),
-        weighted_nln,
-    )
-    expr = expr.replace(
-        lambda e: isinstance(e, NegLogNormalized), lambda e: SharedNegLogNormalized(e.args[0], RestSum(e.args[0]))
-    )
-    if index_label is not None:
-        expr = _index_label(expr, index_label)
-        expr = expr.replace(
-            lambda e: isinstance(e, AtLabel) and isinstance(e.args[1], RestSum),
-            lambda e: RestAtLabel(e.args[0], e.args[1].args[0], RowSum(e.args[1].args[0])),
-        )
-    return expr.replace(lambda e: isinstance(e, RestSum), lambda e: SharedRestSum(e.args[0], RowSum(e.args[0])))
 
 
 class KernelPrinter(NumPyPrinter):
@@ -532,13 +212,13 @@ def printed_form(
     naive: bool = False,
 ) -> tuple[list[tuple[Elem, sp.Basic]], list[sp.Basic]]:
     """What :func:`_print_body` prints: the temporaries ``[(tmpK, expression), ...]`` in order and
-    the returned expressions, after :func:`print_form` and ``cse`` over all of ``expr``.
+    the returned expressions, after :func:`cesym.generate.lowerings.lower` and ``cse`` over all of ``expr``.
 
     ``index_label=False``: a class-index label stays a dense label (for evaluating the printed
     form on dense rows, :mod:`cesym.generate.edges`).
     """
     label = loss.label if loss.label_index and index_label else None
-    exprs = [print_form(e, label, means=not naive) for e in (expr if isinstance(expr, tuple) else (expr,))]
+    exprs = [lower(e, label, means=not naive) for e in (expr if isinstance(expr, tuple) else (expr,))]
     returns = tuple(range(len(exprs))) if returns is None else returns
     taken = {s.name for e in exprs for s in e.free_symbols} | {"C", "N"}
     # Temporaries are Elem symbols: RowSum must not mistake an element-level temporary for a
@@ -713,7 +393,7 @@ ignored row) and scalar parameters; the public, checked API is :mod:`cesym.kerne
 The cores compute the finite domain; at ±inf inputs they give what IEEE arithmetic gives
 (0·inf = NaN), and the public kernels replace those outputs by the limits of the mathematics
 (:mod:`cesym.kernels._limits`).
-The code prints each stable form after the exact identities of ``cesym.generate.codegen.print_form``
+The code prints each stable form after the exact identities of ``cesym.generate.lowerings``
 (``v_j + Σ_{{c≠j}} v_c = Σ_c v_c``; ``-log softmax(z)_j = log1p(Σ_{{c≠argmax}} e_c) - d_j`` with
 ``d = z - max z``, ``e = exp(d)``, shared with the gradient; softplus and σ in their stable
 elementary forms, sharing ``exp(-|x|)``).

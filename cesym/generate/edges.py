@@ -51,7 +51,8 @@ import sympy as sp
 
 from ..define.loss import N, DerivationError, Loss
 from ..derive.gradients import Derived
-from ..define.primitives import Elem, element_symbols
+from ..define.primitives import element_symbols
+from .lowerings import math_form
 from ..verify.reference import real_intervals
 from ..verify.ulps import FORMATS, ulp_error
 
@@ -270,26 +271,6 @@ def _kappas(ref, labels, pred, params, exact) -> list[float]:
     return [kv] + list(kg)
 
 
-def _math_form(expr: sp.Basic) -> sp.Basic:
-    """The printing forms of :func:`cesym.generate.codegen.print_form` as the mathematics they compute."""
-    from . import codegen as g
-    from ..define.primitives import CrossRest, NegLogNormalized, RowSum, ShareCrossRest, SumSquares, XMul
-
-    table = {
-        g.OffMaxSum: lambda e, S: S - 1,  # e = exp(z - max z) is 1 at the maximal element left out
-        g.MaxPlusLog1p: lambda m, s: m + sp.log(1 + s),
-        g.SharedCrossRest: lambda t, z, e, s, S: CrossRest(t, z),
-        g.SharedShareCrossRest: lambda t, z, e, s, S, g_, dg: ShareCrossRest(t, z, g_, dg),
-        g.SharedNegLogNormalized: lambda p, r: NegLogNormalized(p),
-        g.WeightedNegLogNormalized: lambda w, p, S: RowSum(XMul(w, NegLogNormalized(p))),
-        g.SharedRestSum: lambda v, S: RowSum(v) - v,  # (RestSum nested in a reduction is not expandable)
-        g.ExpMin0: lambda x, E: sp.exp(sp.Min(x, 0)),
-        g.WeightedSumSquares: lambda x, a: a * SumSquares(x),
-        g.WeightedRowSum: lambda x, a: a * RowSum(x),
-    }
-    return expr.replace(lambda e: type(e) in table, lambda e: table[type(e)](*e.args))
-
-
 def _culprit(loss: Loss, derived: Derived, which: int, labels, pred, params, uses_n: bool, nonfinite: bool) -> str:
     """``: in <function>, `<code>` is <number> (exact ...)`` for the first subexpression of the
     printed code of the output ``which`` (0: value, 1: gradient), temporaries first, children
@@ -321,7 +302,7 @@ def _culprit(loss: Loss, derived: Derived, which: int, labels, pred, params, use
         code = printer.doprint(node)
         with np.errstate(all="ignore"):
             got = np.asarray(eval(code, dict(env)), dtype=float)  # noqa: S307 - printed by us
-        math_node = _math_form(node.xreplace(full).xreplace(weights))
+        math_node = math_form(node.xreplace(full).xreplace(weights))
         level = bool(element_symbols(math_node))
         call = compile_row_exprs([math_node], elems, scalars, n, ctx=mpmath.iv, per_element=[level])
         exact = _exact(lambda *a: call([a[k * n : (k + 1) * n] for k in range(len(elems))], a[len(elems) * n :]), flat, n if level else 1)

@@ -24,7 +24,7 @@ ignored row) and scalar parameters; the public, checked API is :mod:`cesym.kerne
 The cores compute the finite domain; at ±inf inputs they give what IEEE arithmetic gives
 (0·inf = NaN), and the public kernels replace those outputs by the limits of the mathematics
 (:mod:`cesym.kernels._limits`).
-The code prints each stable form after the exact identities of ``cesym.generate.codegen.print_form``
+The code prints each stable form after the exact identities of ``cesym.generate.lowerings``
 (``v_j + Σ_{c≠j} v_c = Σ_c v_c``; ``-log softmax(z)_j = log1p(Σ_{c≠argmax} e_c) - d_j`` with
 ``d = z - max z``, ``e = exp(d)``, shared with the gradient; softplus and σ in their stable
 elementary forms, sharing ``exp(-|x|)``).

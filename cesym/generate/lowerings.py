@@ -1,0 +1,417 @@
+"""Lowering: the printing forms of the kernels, as checked rules.
+
+Between the stable forms (:mod:`cesym.rewrite.rules`) and the printer, a derived value and
+gradient are rewritten by exact identities into *printing forms*: nodes that name what the
+runtime computes from parts other nodes compute too, so that ``cse`` shares the work between a
+value and its gradient, and so that the runtime's scaled and guarded paths get the operands
+they need (``a·Σ f`` as one node, which scales where ``Σ f`` alone would overflow). None of
+them changes a number's mathematics:
+
+* ``v_j + Σ_{c≠j} v_c = Σ_c v_c`` (a row-level sum; no cancellation to avoid in a sum);
+* softplus and σ in their stable elementary forms, sharing ``exp(-|x|)``;
+  ``exp(min(x, 0))`` is that same exponential where x < 0 and 1 elsewhere;
+* the softmax's parts ``d = z - max z``, ``e = exp(d)``, ``S = Σ e``, ``s = Σ_{c≠argmax} e_c``
+  shared by ``NegLogSoftmax = log1p(s) - d``, ``LogSumExp = max z + log1p(s)``, the cross
+  terms of its gradient and ``1 - softmax = RestSum(e)/S``;
+* rest sums given their row sums, ``NegLogNormalized(p)`` given ``RestSum(p)``;
+* for a label that is the indicator of an integer class k, the sums and products against it
+  as look-ups of element k.
+
+Each lowering is a :class:`~cesym.rewrite.rules.Rule` (a name and the reason), applied in the
+order of :func:`lowerings`; each printing form knows the mathematics it computes
+(``math()``, read back by :func:`math_form`), and ``tests/test_lowerings.py`` checks every
+lowering that fires on every shipped kernel as an identity, one at a time, with the rewrite
+rules' own check (:func:`cesym.rewrite.rules.check_equivalent`). The class-index lowering
+holds for one-hot labels only, which that check does not sample: the sparse kernels' contract
+tests hold it to the reference instead.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+from sympy.codegen.cfunctions import log1p
+
+from ..define.primitives import (
+    C,
+    CrossRest,
+    Elem,
+    LogSumExp,
+    NegLogNormalized,
+    NegLogSoftmax,
+    Norm2,
+    NormalizedRest,
+    RestSum,
+    RowMax,
+    RowSum,
+    ShareCrossRest,
+    Sigmoid,
+    SoftmaxRest,
+    Softplus,
+    SumSquares,
+    XMul,
+    element_symbols,
+)
+from ..rewrite.rules import Rule, apply_rules
+
+__all__ = ["lowerings", "lower", "math_form", "LABEL_INDEX"]
+
+
+class OffMaxSum(sp.Function):
+    r"""Printing form: :math:`\sum_{c \ne k} e_c` over a row of ``e = exp(z - max z)`` with row sum
+    ``S``, leaving one maximal element k out (row-level)."""
+
+    nargs = 2
+
+    def math(self) -> sp.Basic:
+        e, S = self.args
+        return S - 1  # e = exp(z - max z) is 1 at the maximal element left out
+
+
+class SharedCrossRest(sp.Function):
+    """Printing form of ``CrossRest(t, z)`` given ``e = exp(z - max z)``, its off-max sum and row sum."""
+
+    nargs = 5
+
+    def math(self) -> sp.Basic:
+        t, z, e, s, S = self.args
+        return CrossRest(t, z)
+
+
+class SharedShareCrossRest(sp.Function):
+    """Printing form of ``ShareCrossRest(t, z, g, dg)`` given ``e = exp(z - max z)``, its off-max
+    sum and row sum: ``(t, z, e, s, S, g, dg)``, the order of the runtime's arguments."""
+
+    nargs = 7
+
+    def math(self) -> sp.Basic:
+        t, z, e, s, S, g, dg = self.args
+        return ShareCrossRest(t, z, g, dg)
+
+
+class SharedNegLogNormalized(sp.Function):
+    """Printing form of ``NegLogNormalized(p)`` given ``RestSum(p)``."""
+
+    nargs = 2
+
+    def math(self) -> sp.Basic:
+        p, r = self.args
+        return NegLogNormalized(p)
+
+
+class WeightedNegLogNormalized(sp.Function):
+    """Printing form of ``RowSum(XMul(t, NegLogNormalized(p)))`` given ``RowSum(p)`` (row-level)."""
+
+    nargs = 3
+
+    def math(self) -> sp.Basic:
+        w, p, S = self.args
+        return RowSum(XMul(w, NegLogNormalized(p)))
+
+
+class SharedRestSum(sp.Function):
+    """Printing form of ``RestSum(v)`` given ``RowSum(v)``."""
+
+    nargs = 2
+
+    def math(self) -> sp.Basic:
+        v, S = self.args
+        return RowSum(v) - v  # (RestSum nested in a reduction is not expandable)
+
+
+class WeightedSumSquares(sp.Function):
+    """Printing form of ``a·SumSquares(x)`` (a row-level): the runtime multiplies the scale of the
+    sum in, so that nothing overflows or underflows before the product does."""
+
+    nargs = 2
+
+    def math(self) -> sp.Basic:
+        x, a = self.args
+        return a * SumSquares(x)
+
+
+class WeightedRowSum(sp.Function):
+    """Printing form of ``a·RowSum(f)`` (the product row-level, ``a`` not 1): the runtime
+    computes ``a·Σf`` as the plain product, and where the sum overflows while the product (a
+    mean) does not, scaled (:func:`cesym.kernels._runtime.weighted_row_sum`)."""
+
+    nargs = 2
+
+    def math(self) -> sp.Basic:
+        x, a = self.args
+        return a * RowSum(x)
+
+
+class ExpMin0(sp.Function):
+    """Printing form of ``exp(min(x, 0))`` given ``E = exp(-|x|)``: E where x < 0, else 1 (no
+    second exponential)."""
+
+    nargs = 2
+
+    def math(self) -> sp.Basic:
+        x, E = self.args
+        return sp.exp(sp.Min(x, 0))
+
+
+class MaxPlusLog1p(sp.Function):
+    """Printing form of ``LogSumExp(u)``: ``m + log1p(s)`` given ``m = max u`` and the off-max sum
+    ``s`` of the softmax. One node, so that ``cse`` cannot share ``m + log1p(s)`` with a
+    ``NegLogSoftmax`` ``(m - u) + log1p(s)`` of the same row and turn it into ``lse - u``,
+    the cancellation the primitive is there to avoid."""
+
+    nargs = 2
+
+    def math(self) -> sp.Basic:
+        m, s = self.args
+        return m + sp.log(1 + s)
+
+
+class AtLabel(sp.Function):
+    """Printing form: element ``k`` of an element-level expression (0 for an ignored row, k = -1)."""
+
+    nargs = 2
+
+
+class RestAtLabel(sp.Function):
+    """Printing form of ``AtLabel(k, RestSum(v))`` given ``RowSum(v)``: Σ_{c≠k} v_c, computed at k only (row-level)."""
+
+    nargs = 3
+
+
+class OneHot(sp.Function):
+    """Printing form: the one-hot row ``[c = k]`` (zeros for k = -1), of C elements."""
+
+    nargs = 2
+
+
+class OneHotRest(sp.Function):
+    """Printing form: ``Σ_{c≠j} [c = k]`` = 1 - [j = k] (zeros for k = -1)."""
+
+    nargs = 2
+
+
+class ScatterLabel(sp.Function):
+    """Printing form: a row of C zeros holding the row-level value ``g`` at element k."""
+
+    nargs = 3
+
+
+class OneHotCrossRest(sp.Function):
+    """Printing form of ``CrossRest([c = k], z)`` given e = exp(z - max z), its off-max sum and row sum."""
+
+    nargs = 4
+
+
+#: The integer label of a loss whose label is an indicator (``Loss.label_index``).
+LABEL_INDEX = sp.Symbol("k", integer=True)
+
+_ROW_LEVEL = (
+    RowSum, RowMax, AtLabel, WeightedNegLogNormalized, RestAtLabel, SumSquares, WeightedSumSquares, Norm2, LogSumExp,
+    MaxPlusLog1p,
+)
+
+
+def _elementwise(e: sp.Basic) -> bool:
+    """True when ``e`` has an element-level part (an Elem outside every row-level node)."""
+    if isinstance(e, Elem):
+        return True
+    if isinstance(e, _ROW_LEVEL) or e.func.__name__ == "OffMaxSum":
+        return False
+    return any(_elementwise(a) for a in e.args)
+
+
+def _gather(e: sp.Basic) -> sp.Basic:
+    """``e`` at element k: each element-level leaf (an Elem, a RestSum) read at k."""
+    if not _elementwise(e):
+        return e
+    if isinstance(e, (Elem, RestSum)):
+        return AtLabel(LABEL_INDEX, e)
+    return e.func(*[_gather(a) for a in e.args])
+
+
+def _index_label(expr: sp.Basic, y: Elem) -> sp.Basic:
+    """Exact identities for a label ``y_c = [c = k]``: ``Σ_c y_c f_c = f_k`` (0 for an ignored
+    row), ``XMul(y, g) = g_k`` at k and 0 elsewhere, ``RestSum(y) = 1 - y``, and the softmax
+    numerator ``CrossRest(y, z)`` = e_j off k, ``-Σ_{c≠k} e_c`` at k."""
+    k = LABEL_INDEX
+
+    def row_sum(e: RowSum) -> sp.Basic:
+        arg = e.args[0]
+        if isinstance(arg, XMul) and arg.args[0] == y and not arg.args[1].has(y):
+            return AtLabel(k, _gather(arg.args[1]))
+        if arg == y:
+            return AtLabel(k, sp.Integer(1))
+        if isinstance(arg, sp.Mul) and y in arg.args and not (arg / y).has(y):
+            return AtLabel(k, _gather(arg / y))
+        return e
+
+    expr = expr.replace(lambda e: isinstance(e, RowSum) and e.has(y), row_sum)
+    expr = expr.replace(
+        lambda e: isinstance(e, SharedCrossRest) and e.args[0] == y,
+        lambda e: OneHotCrossRest(k, e.args[2], e.args[3], e.args[4]),
+    )
+    expr = expr.replace(
+        lambda e: isinstance(e, XMul) and e.args[0] == y and not e.args[1].has(y),
+        lambda e: ScatterLabel(k, _gather(e.args[1]), C),
+    )
+    expr = expr.replace(lambda e: isinstance(e, RestSum) and e.args[0] == y, lambda e: OneHotRest(k, C))
+    return expr.xreplace({y: OneHot(k, C)})
+
+
+def _merge_rest_sums(expr: sp.Basic) -> sp.Basic:
+    """``v + RestSum(v)`` (in any sum) -> ``RowSum(v)``: one row-level sum instead of a per-element one."""
+
+    def merge(add: sp.Add) -> sp.Basic:
+        terms = list(add.args)
+        for r in [a for a in terms if isinstance(a, RestSum)]:
+            if r in terms and r.args[0] in terms:
+                terms.remove(r)
+                terms.remove(r.args[0])
+                terms.append(RowSum(r.args[0]))
+        return sp.Add(*terms)
+
+    return expr.replace(lambda e: isinstance(e, sp.Add) and e.has(RestSum), merge)
+
+
+def _softmax_parts(z: sp.Basic) -> tuple[sp.Basic, sp.Basic, sp.Basic, sp.Basic]:
+    """``d = z - max z``, ``e = exp(d)``, ``S = Σ e`` and ``s = Σ_{c≠k} e_c``."""
+    d = z - RowMax(z)
+    e = sp.exp(d)
+    S = RowSum(e)
+    return d, e, S, OffMaxSum(e, S)
+
+
+def _weighted_sum_squares(expr: sp.Basic) -> sp.Basic:
+    """``a·SumSquares(x)`` -> ``WeightedSumSquares(x, a)`` (a: the product's other row-level
+    factors); a SumSquares in any other place -> ``WeightedSumSquares(x, 1)``."""
+
+    def mul(e: sp.Mul) -> sp.Basic:
+        sq = [f for f in e.args if isinstance(f, SumSquares)]
+        if len(sq) != 1:
+            return e
+        rest = [f for f in e.args if f is not sq[0]]
+        a = [f for f in rest if not element_symbols(f)]  # row-level factors only
+        return sp.Mul(*[f for f in rest if element_symbols(f)]) * WeightedSumSquares(sq[0].args[0], sp.Mul(*a))
+
+    expr = expr.replace(lambda e: isinstance(e, sp.Mul) and any(isinstance(f, SumSquares) for f in e.args), mul)
+    return expr.replace(lambda e: isinstance(e, SumSquares), lambda e: WeightedSumSquares(e.args[0], sp.Integer(1)))
+
+
+def _weighted_row_sums(expr: sp.Basic) -> sp.Basic:
+    """``a·RowSum(f)`` with every other factor row-level -> ``WeightedRowSum(f, a)`` (a mean:
+    its sum may overflow where it does not)."""
+
+    def mul(e: sp.Mul) -> sp.Basic:
+        sums = [f for f in e.args if isinstance(f, RowSum)]
+        rest = [f for f in e.args if f is not (sums[0] if sums else None)]
+        if len(sums) != 1 or any(element_symbols(f) or f.has(RowSum) for f in rest):
+            return e
+        return WeightedRowSum(sums[0].args[0], sp.Mul(*rest))
+
+    return expr.replace(lambda e: isinstance(e, sp.Mul) and any(isinstance(f, RowSum) for f in e.args), mul)
+
+
+def _softplus_form(x: sp.Basic) -> sp.Basic:
+    return sp.Max(x, 0) + log1p(sp.exp(-sp.Abs(x)))
+
+
+def _sigmoid_form(x: sp.Basic) -> sp.Basic:
+    E = sp.exp(-sp.Abs(x))
+    return ExpMin0(x, E) / (1 + E)
+
+
+def _neg_log_softmax_form(e: NegLogSoftmax) -> sp.Basic:
+    d, _, _, s = _softmax_parts(e.args[0])
+    return log1p(s) - d
+
+
+def _log_sum_exp_form(e: LogSumExp) -> sp.Basic:
+    _, _, _, s = _softmax_parts(e.args[0])
+    return MaxPlusLog1p(RowMax(e.args[0]), s)
+
+
+def _cross_form(e: sp.Basic) -> sp.Basic:
+    """``CrossRest(t, z)`` or ``ShareCrossRest(t, z, g, dg)`` given the softmax's parts."""
+    t, z, *weights = e.args
+    _, ex, S, s = _softmax_parts(z)
+    return (SharedShareCrossRest if weights else SharedCrossRest)(t, z, ex, s, S, *weights)
+
+
+def _softmax_rest_form(e: SoftmaxRest) -> sp.Basic:
+    _, ex, S, _ = _softmax_parts(e.args[0])
+    return RestSum(ex) / S
+
+
+def _replacing(cls, form):
+    """The lowering ``cls(...) -> form(node)`` everywhere in an expression."""
+    return lambda expr: expr.replace(lambda e: isinstance(e, cls), form)
+
+
+def _weighted_nln(index_label: Elem | None):
+    def lower(expr: sp.Basic) -> sp.Basic:
+        def form(e: RowSum) -> sp.Basic:
+            w, nln = e.args[0].args
+            return WeightedNegLogNormalized(w, nln.args[0], RowSum(nln.args[0]))
+
+        return expr.replace(
+            lambda e: isinstance(e, RowSum)
+            and isinstance(e.args[0], XMul)
+            and isinstance(e.args[0].args[0], Elem)
+            and e.args[0].args[0] != index_label
+            and isinstance(e.args[0].args[1], NegLogNormalized),
+            form,
+        )
+
+    return lower
+
+
+def _means(expr: sp.Basic) -> sp.Basic:
+    """A row-level value's ``a·RowSum(f)`` as :class:`WeightedRowSum` (not the gradient's)."""
+    return expr if element_symbols(expr) else _weighted_row_sums(expr)
+
+
+def _label_lookups(index_label: Elem):
+    def lower(expr: sp.Basic) -> sp.Basic:
+        expr = _index_label(expr, index_label)
+        return expr.replace(
+            lambda e: isinstance(e, AtLabel) and isinstance(e.args[1], RestSum),
+            lambda e: RestAtLabel(e.args[0], e.args[1].args[0], RowSum(e.args[1].args[0])),
+        )
+
+    return lower
+
+
+def lowerings(index_label: Elem | None = None, means: bool = True) -> list[Rule]:
+    """The lowerings, in the order they apply. ``index_label``: a label that is the indicator
+    of an integer class (its look-ups); ``means``: a row-level value's ``a·Σ f`` as one node
+    (the naive forms keep the plain product)."""
+    rules = [
+        Rule("merge-rest-sums", "v_j + Σ_{c≠j} v_c = Σ_c v_c: one row-level sum instead of a rest sum per element (no cancellation to avoid in a sum).", _merge_rest_sums),
+        Rule("weighted-sum-squares", "a·Σ x² as one node of a and x: the runtime multiplies a into the scaled sum, so λ/N·Σh² is finite where Σh² alone overflows.", _weighted_sum_squares),
+    ]
+    if means:
+        rules.append(Rule("weighted-row-sum", "a·Σ f (a row-level value, a a row-level factor) as one node: where Σ f overflows and the mean a·Σ f does not, the runtime scales the terms first.", _means))
+    rules += [
+        Rule("softplus-form", "softplus(x) = max(x, 0) + log1p(exp(-|x|)): never overflows, and softplus(x) and softplus(-x) share exp(-|x|).", _replacing(Softplus, lambda e: _softplus_form(e.args[0]))),
+        Rule("sigmoid-form", "σ(x) = exp(min(x, 0))/(1 + exp(-|x|)): full relative accuracy for very negative x, sharing exp(-|x|) with softplus and σ(-x); exp(min(x, 0)) is that exponential or 1.", _replacing(Sigmoid, lambda e: _sigmoid_form(e.args[0]))),
+        Rule("softmax-cross-parts", "the softmax gradient's cross terms given e = exp(z - max z), its off-max sum and row sum, computed once for the value and the gradient.", _replacing((CrossRest, ShareCrossRest), _cross_form)),
+        Rule("softmax-rest-form", "1 - softmax(z)_j = Σ_{c≠j} e_c / Σ e: the rest sum of the softmax's own exponentials, no cancellation where element j dominates.", _replacing(SoftmaxRest, _softmax_rest_form)),
+        Rule("normalized-rest-form", "1 - p_j/Σp = Σ_{c≠j} p_c / Σ p, sharing the rest sum of p with a NegLogNormalized of the same row.", _replacing(NormalizedRest, lambda e: RestSum(e.args[0]) / RowSum(e.args[0]))),
+        Rule("neg-log-softmax-form", "-log softmax(z)_j = log1p(s) - d_j with d = z - max z and s = Σ_{c≠argmax} e^{d_c}: no exp overflows, and log1p keeps a small s.", _replacing(NegLogSoftmax, _neg_log_softmax_form)),
+        Rule("log-sum-exp-form", "log Σ e^{u} = max u + log1p(s) with the softmax's s, as one node, so that cse cannot rewrite (m - u) + log1p(s) of the same row as lse - u (the cancellation the primitive avoids).", _replacing(LogSumExp, _log_sum_exp_form)),
+        Rule("weighted-neg-log-normalized", "Σ_c t_c·(-log(p_c/Σp)) as one node: for one-hot rows of t, the labelled element is looked up instead of every element computed.", _weighted_nln(index_label)),
+        Rule("shared-neg-log-normalized", "-log(p_j/Σp) given Σ_{c≠j} p_c (log1p of the rest over p_j where p_j carries the row), shared with the gradient's rest sums.", _replacing(NegLogNormalized, lambda e: SharedNegLogNormalized(e.args[0], RestSum(e.args[0])))),
+    ]
+    if index_label is not None:
+        rules.append(Rule("class-index-lookups", "for a label y_c = [c = k]: Σ_c y_c f_c = f_k (0 for an ignored row), y_c·g = g_k at k and 0 elsewhere, Σ_{c≠j} y_c = 1 - y_j, the softmax's cross terms e_j off k and -Σ_{c≠k} e_c at k: look-ups of element k instead of a row of products.", _label_lookups(index_label)))
+    rules.append(Rule("shared-rest-sum", "Σ_{c≠j} v_c given the row sum Σ v, which the value often computes already.", _replacing(RestSum, lambda e: SharedRestSum(e.args[0], RowSum(e.args[0])))))
+    return rules
+
+
+def lower(expr: sp.Basic, index_label: Elem | None = None, means: bool = True) -> sp.Basic:
+    """``expr`` in printing forms: every lowering of :func:`lowerings`, in order, once."""
+    return apply_rules(expr, lowerings(index_label, means), check=False)[0]
+
+
+def math_form(expr: sp.Basic) -> sp.Basic:
+    """The printing forms in ``expr`` as the mathematics they compute (each form's ``math()``)."""
+    return expr.replace(lambda e: hasattr(e, "math") and isinstance(e, sp.Function), lambda e: e.math())
