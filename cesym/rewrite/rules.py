@@ -19,6 +19,7 @@ import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
 from sympy.codegen.rewriting import Optimization, ReplaceOptim
 
+from ..define.conventions import collect_monomials, distribute, weight_symbols
 from ..define.evaluate import compile_row_exprs
 from ..define.primitives import (
     NanOr,
@@ -1247,19 +1248,6 @@ SPLIT_ROWSUM = Rule(
 )
 
 
-def _weight_symbols(expr: sp.Basic, weights: Sequence[Elem]) -> list[Elem]:
-    return [w for w in weights if expr.has(w)]
-
-
-def _distribute(expr: sp.Basic) -> sp.Basic:
-    """Multiply out products over sums, leaving exponentials, logs of sums and the bases of
-    symbolic powers alone (t(1 - p) + u·p stays whole in m^γ: multiplied out, t - p·t cancels
-    near p = 1)."""
-    held = {e: sp.Dummy() for e in expr.atoms(sp.Pow) if e.exp.free_symbols}
-    out = sp.expand(expr.xreplace(held), power_exp=False, power_base=False, log=False, multinomial=False, basic=False)
-    return out.xreplace({d: e for e, d in held.items()}) if held else out
-
-
 def combine_by_weights(expr: sp.Basic, weights: Sequence[Elem], guard: bool, together: bool = True) -> sp.Basic:
     """Collect ``expr`` on the label weights, bring each coefficient to one fraction.
 
@@ -1267,11 +1255,11 @@ def combine_by_weights(expr: sp.Basic, weights: Sequence[Elem], guard: bool, tog
     terms such as ``e/(e+r) - 1`` become ``-r/(e+r)``. With ``guard``, ``w·B_w`` is written
     ``XMul(w, B_w)`` (0·∞ = 0: a zero label weight cancels an infinite log or 1/p).
     """
-    ws = _weight_symbols(expr, weights)
+    ws = weight_symbols(expr, weights)
     if not ws:
         return expr
     # Only the weights as bare factors are collected; RestSum(t) stays inside the coefficients.
-    collected = _collect_monomials(_distribute(expr), ws)
+    collected = collect_monomials(distribute(expr), ws)
     if not guard and any(k != 1 and k not in ws for k in collected):
         # not linear in the weights (the focal loss' (1 - p_t)^γ): collecting on the powers of
         # the weights would spread one term over several that cancel; nothing to guard either
@@ -1280,7 +1268,7 @@ def combine_by_weights(expr: sp.Basic, weights: Sequence[Elem], guard: bool, tog
     for key, coeff in collected.items():
         if together:
             num, den = sp.fraction(sp.together(coeff))
-            num = _distribute(num)
+            num = distribute(num)
             # powers of sums multiplied out too where that cancels terms ((e + r)²·a - e²·a - e·r·a:
             # the square of a row sum against its parts, which cancel in floats for a dominant e)
             full = sp.expand(num, power_exp=False, power_base=False, log=False, basic=False, multinomial=True)
@@ -1304,18 +1292,6 @@ def combine_by_weights(expr: sp.Basic, weights: Sequence[Elem], guard: bool, tog
     return sp.Add(*out)
 
 
-def _collect_monomials(expr: sp.Basic, ws: Sequence[Elem]) -> dict:
-    """``expr`` collected on the monomials of the bare weight factors (t, t², t·u): SymPy's
-    collect files t·u·B under t alone, and a guard on t would leave u·B unguarded (u = 0 with
-    B = log 0 is 0·inf inside it)."""
-    out: dict = {}
-    for key, coeff in sp.collect(expr, ws, evaluate=False).items():
-        inner = sp.collect(_distribute(coeff), ws, evaluate=False) if key != 1 else {1: coeff}
-        for k2, c2 in inner.items():
-            out[key * k2] = out.get(key * k2, 0) + c2
-    return out
-
-
 def _distinct_denominators(coeff: sp.Basic) -> bool:
     """Two or more denominators among the terms of ``coeff`` (a sum of fractions to combine)."""
     return len({sp.fraction(t)[1] for t in sp.Add.make_args(coeff)}) >= 2
@@ -1325,7 +1301,7 @@ def _cancels(coeff: sp.Basic, num: sp.Basic, den: sp.Basic) -> bool:
     """The numerator ``num`` of ``coeff`` over ``den`` has fewer terms than the terms of ``coeff``
     each brought over ``den`` and multiplied out: something cancelled (1/S - 1/p with
     S = p + r is -r/(pS))."""
-    apart = sum(len(sp.Add.make_args(_distribute(sp.cancel(t * den)))) for t in sp.Add.make_args(coeff))
+    apart = sum(len(sp.Add.make_args(distribute(sp.cancel(t * den)))) for t in sp.Add.make_args(coeff))
     return len(sp.Add.make_args(num)) < apart
 
 
@@ -1356,7 +1332,7 @@ def _cross_rest(expr: sp.Basic) -> sp.Basic:
     if not element_symbols(expr):
         return expr
     num, den = sp.fraction(sp.together(expr))
-    num = _distribute(num)
+    num = distribute(num)
     for e in num.atoms(sp.exp):
         arg = e.args[0]
         zs = [s for s in arg.atoms(Elem)]
@@ -1400,7 +1376,7 @@ def _one_fraction(expr: sp.Basic) -> sp.Basic:
     if not outside or not inside:
         return expr
     v = _split_sum_of(D)
-    num = _distribute(sp.Add(*inside) * D + sp.Add(*outside) * D)
+    num = distribute(sp.Add(*inside) * D + sp.Add(*outside) * D)
     if num.has(D):  # a term had another power of the sum: not one fraction
         return expr
     return sp.collect(num, [v, RestSum(v)]) / D
@@ -1574,7 +1550,7 @@ def edge_poles(expr: sp.Basic, x: Elem) -> sp.Basic:
             return XMul(rest.args[0], times_d(k * rest.args[1]))
         # each term of the sum times D, cancelled (D multiplied out first would leave
         # x·f/(1 - x) - x²·f/(1 - x))
-        return sp.Add(*[sp.cancel(t * D) for t in sp.Add.make_args(_distribute(term.xreplace(sub)))])
+        return sp.Add(*[sp.cancel(t * D) for t in sp.Add.make_args(distribute(term.xreplace(sub)))])
 
     return NanOr(expr, sp.Add(*[times_d(t) for t in sp.Add.make_args(expr)]) / D)
 

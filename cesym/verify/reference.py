@@ -29,7 +29,7 @@ from ..define.evaluate import _namespace, _Printer, expand_row, indexed
 from sympy.codegen.cfunctions import log1p
 
 from ..define.primitives import Sigmoid, to_elementary
-from ..rewrite.rules import combine_terms
+from ..define.conventions import guard_zero_weights
 from .ulps import FORMATS
 
 __all__ = ["RowReference", "Unresolved", "PRECISIONS"]
@@ -117,7 +117,7 @@ class RowReference:
         self.loss, self.n = loss, n
         v = loss.value
         if loss.domain == "probability":
-            v = combine_terms(v, list(loss.weights), guard=True, together=False)
+            v = guard_zero_weights(v, list(loss.weights))
         v = to_elementary(v.replace(*_LOG_SIGMOID))
         # per element, before the row is expanded (one denominator per element: no swell), the
         # label weights still symbols: multiplied out, (1 - y)·e^x would be e^x - y·e^x, which
