@@ -119,6 +119,18 @@ class KernelPrinter(NumPyPrinter):
     def _print_MaxPlusLog1p(self, e):
         return "(%s + numpy.log1p(%s))" % (self._print(e.args[0]), self._print(e.args[1]))
 
+    def _print_Piecewise(self, e):
+        """Nested ``numpy.where`` (NaN where no condition holds): the same values as SymPy's
+        ``numpy.select``, which builds a list of full-size condition and choice arrays (about
+        three passes more per call of a kernel that is a few passes long)."""
+        out = self._print(sp.S.NaN)
+        for piece in reversed(e.args):
+            if piece.cond == sp.true:
+                out = self._print(piece.expr)
+            else:
+                out = "numpy.where(%s, %s, %s)" % (self._print(piece.cond), self._print(piece.expr), out)
+        return out
+
     def _print_Max(self, e):
         return self._fold("numpy.maximum", e.args)
 

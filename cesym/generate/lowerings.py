@@ -272,6 +272,27 @@ def _merge_rest_sums(expr: sp.Basic) -> sp.Basic:
     return expr.replace(lambda e: isinstance(e, sp.Add) and e.has(RestSum), merge)
 
 
+def _merge_rest_sum_terms(expr: sp.Basic) -> sp.Basic:
+    """``c·RestSum(u) + c·RestSum(v) -> c·RestSum(u + v)`` (the same factor c, in any sum)."""
+
+    def merge(add: sp.Add) -> sp.Basic:
+        groups: dict = {}
+        for term in add.args:
+            rests = [f for f in sp.Mul.make_args(term) if isinstance(f, RestSum)]
+            if len(rests) == 1:
+                coeff = sp.Mul(*[f for f in sp.Mul.make_args(term) if f is not rests[0]])
+                groups.setdefault(coeff, []).append((term, rests[0].args[0]))
+        terms = list(add.args)
+        for coeff, found in groups.items():
+            if len(found) > 1:
+                for term, _ in found:
+                    terms.remove(term)
+                terms.append(coeff * RestSum(sp.Add(*[v for _, v in found])))
+        return sp.Add(*terms)
+
+    return expr.replace(lambda e: isinstance(e, sp.Add) and e.has(RestSum), merge)
+
+
 def _softmax_parts(z: sp.Basic) -> tuple[sp.Basic, sp.Basic, sp.Basic, sp.Basic]:
     """``d = z - max z``, ``e = exp(d)``, ``S = Σ e`` and ``s = Σ_{c≠k} e_c``."""
     d = z - RowMax(z)
@@ -386,6 +407,7 @@ def lowerings(index_label: Elem | None = None, means: bool = True) -> list[Rule]
     (the naive forms keep the plain product)."""
     rules = [
         Rule("merge-rest-sums", "v_j + Σ_{c≠j} v_c = Σ_c v_c: one row-level sum instead of a rest sum per element (no cancellation to avoid in a sum).", _merge_rest_sums),
+        Rule("merge-rest-sum-terms", "c·Σ_{c≠j} u_c + c·Σ_{c≠j} v_c = c·Σ_{c≠j} (u_c + v_c): one rest sum instead of two, and no less accurate (the rest sum of u + v is computed without cancellation, where the sum of the two rest sums can cancel).", _merge_rest_sum_terms),
         Rule("weighted-sum-squares", "a·Σ x² as one node of a and x: the runtime multiplies a into the scaled sum, so λ/N·Σh² is finite where Σh² alone overflows.", _weighted_sum_squares),
     ]
     if means:

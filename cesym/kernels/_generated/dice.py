@@ -117,13 +117,11 @@ def overlap_value(y, p):
     Rewrites applied:
     - none
     """
-    tmp0 = _rt.row_sum(p)
-    tmp1 = _rt.row_sum(y)
-    tmp2 = tmp0 + tmp1
-    tmp3 = numpy.equal(tmp2, 0)
-    tmp4 = p*y
-    tmp5 = _rt.row_sum(tmp4)
-    return numpy.select([tmp3,True], [1,1 - 2*tmp5/tmp2], default=numpy.nan)
+    tmp0 = _rt.row_sum(p) + _rt.row_sum(y)
+    tmp1 = numpy.equal(tmp0, 0)
+    tmp2 = p*y
+    tmp3 = _rt.row_sum(tmp2)
+    return numpy.where(tmp1, 1, 1 - 2*tmp3/tmp0)
 
 
 def overlap_naive_value(y, p):
@@ -132,7 +130,7 @@ def overlap_naive_value(y, p):
     ``Piecewise((1, Eq(RowSum(p) + RowSum(y), 0)), (1 - 2*RowSum(p*y)/(RowSum(p) + RowSum(y)), True))``
     """
     tmp0 = _rt.row_sum(p) + _rt.row_sum(y)
-    return numpy.select([numpy.equal(tmp0, 0),True], [1,1 - 2*_rt.row_sum(p*y)/tmp0], default=numpy.nan)
+    return numpy.where(numpy.equal(tmp0, 0), 1, 1 - 2*_rt.row_sum(p*y)/tmp0)
 
 
 def overlap_grad(y, p):
@@ -146,28 +144,24 @@ def overlap_grad(y, p):
     - split-rowsum: Σ_c v_c = v_j + Σ_{c≠j} v_c: written this way, a difference such as σ_j·Σt - t_j or Σt/Σp - t_j/p_j becomes an expression in the other elements, which does not cancel when element j dominates (softmax_j - 1 = -Σ_{c≠j} e_c / Σ e_c).
     - norm-square-split: over one denominator, with Σ v = v_j + Σ_{c≠j} v and ‖x‖² = x_j² + Σ_{c≠j} x_c², the terms of element j that cancel exactly are gone before anything is computed (the cosine's gradient: y_j‖p‖² - p_j Σ y p = y_j Σ_{c≠j} p_c² - p_j Σ_{c≠j} y_c p_c; the Dice gradient: Σ y p - y_j(Σ y + Σ p) loses its y_j p_j), where computed they would cancel in rounding for a row dominated by element j.
     """
-    tmp0 = _rt.row_sum(p)
-    tmp1 = _rt.row_sum(y)
-    tmp2 = tmp0 + tmp1
-    tmp3 = numpy.equal(tmp2, 0)
-    tmp4 = p*y
-    tmp5 = _rt.row_sum(tmp4)
-    tmp6 = y*2
-    return numpy.select([tmp3,True], [0,((-tmp6*_rt.rest_sum(p, tmp0) - tmp6*_rt.rest_sum(y, tmp1) - 2*y**2 + _rt.rest_sum(tmp4, tmp5)*2)/tmp2)/tmp2], default=numpy.nan)
+    tmp0 = _rt.row_sum(p) + _rt.row_sum(y)
+    tmp1 = numpy.equal(tmp0, 0)
+    tmp2 = p*y
+    tmp3 = _rt.row_sum(tmp2)
+    tmp4 = p + y
+    return numpy.where(tmp1, 0, ((-2*y**2 - 2*y*_rt.rest_sum(tmp4, _rt.row_sum(tmp4)) + _rt.rest_sum(tmp2, tmp3)*2)/tmp0)/tmp0)
 
 
 def overlap_value_and_grad(y, p):
     r"""Dice loss: stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``overlap_value`` and ``overlap_grad``).
     """
-    tmp0 = _rt.row_sum(p)
-    tmp1 = _rt.row_sum(y)
-    tmp2 = tmp0 + tmp1
-    tmp3 = numpy.equal(tmp2, 0)
-    tmp4 = p*y
-    tmp5 = _rt.row_sum(tmp4)
-    tmp6 = y*2
-    grad = numpy.select([tmp3,True], [0,((-tmp6*_rt.rest_sum(p, tmp0) - tmp6*_rt.rest_sum(y, tmp1) - 2*y**2 + _rt.rest_sum(tmp4, tmp5)*2)/tmp2)/tmp2], default=numpy.nan)
-    return numpy.select([tmp3,True], [1,1 - 2*tmp5/tmp2], default=numpy.nan), grad
+    tmp0 = _rt.row_sum(p) + _rt.row_sum(y)
+    tmp1 = numpy.equal(tmp0, 0)
+    tmp2 = p*y
+    tmp3 = _rt.row_sum(tmp2)
+    tmp4 = p + y
+    grad = numpy.where(tmp1, 0, ((-2*y**2 - 2*y*_rt.rest_sum(tmp4, _rt.row_sum(tmp4)) + _rt.rest_sum(tmp2, tmp3)*2)/tmp0)/tmp0)
+    return numpy.where(tmp1, 1, 1 - 2*tmp3/tmp0), grad
 
 
 def overlap_naive_grad(y, p):
@@ -176,7 +170,7 @@ def overlap_naive_grad(y, p):
     ``Piecewise((0, Eq(RowSum(p) + RowSum(y), 0)), (-2*y/(RowSum(p) + RowSum(y)) + 2*RowSum(p*y)/(RowSum(p) + RowSum(y))**2, True))``
     """
     tmp0 = _rt.row_sum(p) + _rt.row_sum(y)
-    return numpy.select([numpy.equal(tmp0, 0),True], [0,-2*y/tmp0 + 2*(_rt.row_sum(p*y)/tmp0)/tmp0], default=numpy.nan)
+    return numpy.where(numpy.equal(tmp0, 0), 0, -2*y/tmp0 + 2*(_rt.row_sum(p*y)/tmp0)/tmp0)
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.
