@@ -37,3 +37,17 @@ def pred_from(case, z):
     if case.domain == "log1p":  # >= -1: magnitudes shifted down by one
         return np.abs(z) - 1
     return np.abs(z) if case.domain == "positive" else z
+
+
+#: Files whose tests take minutes (the reports' fresh measurement, verify's end-to-end runs):
+#: scheduled first, one per worker, so that the rest of the suite fills the other worker's time
+#: around them instead of following them (pyproject: ``--dist loadfile --no-loadscope-reorder``).
+LONG_FILES = ("test_report.py", "test_verify.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        name = item.path.name
+        return LONG_FILES.index(name) if name in LONG_FILES else len(LONG_FILES)
+
+    items.sort(key=rank)  # stable: the order within a file and among the other files is kept
