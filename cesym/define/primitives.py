@@ -210,9 +210,9 @@ class RowMax(sp.Function):
 
 class Log1pDiff(sp.Function):
     r""":math:`\log(1 + a) - \log(1 + b)`, the log of the ratio :math:`(1 + a)/(1 + b)` without its
-    cancellation: :math:`\mathrm{log1p}((a - b)/(1 + b))` where the ratio is near 1
-    (:math:`|a - b| < |1 + b|/2`), :math:`\log((1 + a)/(1 + b))` elsewhere, and the plain
-    difference where the ratio leaves the range (:func:`cesym.kernels._runtime.log1p_diff`).
+    cancellation: :math:`\pm\mathrm{log1p}(|a - b|/\min(1 + a, 1 + b))`, the log of the larger
+    of the two over the smaller, and the plain difference where that ratio leaves the range
+    (:func:`cesym.kernels._runtime.log1p_diff`).
     The plain difference of two logs of about 9.8 that differ by 0.98 (MSLE at y = 18050,
     p = 6772) keeps the logs' absolute errors, 10 times its own ulp.
     :math:`\partial_a = 1/(1 + a)`, :math:`\partial_b = -1/(1 + b)`."""

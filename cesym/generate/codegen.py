@@ -29,6 +29,7 @@ from .lowerings import LABEL_INDEX, OffMaxSum, lower
 from ..define.primitives import (
     C,
     Elem,
+    NanOr,
     RowMax,
     RowSum,
     to_elementary,
@@ -68,7 +69,6 @@ class KernelPrinter(NumPyPrinter):
     }
     #: ... and on all their arguments.
     _RT_ALL_ARGS = {
-        "NanOr": "nan_or",
         "SoftmaxRest": "softmax_rest",
         "NormalizedRest": "normalized_rest",
         "Pow1p": "pow1p",
@@ -119,16 +119,25 @@ class KernelPrinter(NumPyPrinter):
     def _print_MaxPlusLog1p(self, e):
         return "(%s + numpy.log1p(%s))" % (self._print(e.args[0]), self._print(e.args[1]))
 
+    def _print_LogNonzero(self, e):
+        w = self._print(e.args[0])
+        return "numpy.log(%s + (%s == 0))" % (w, w)
+
+    def _print_NanOr(self, e):
+        """``nan_or(a, lambda: b)``: the second form is evaluated only where the first is NaN."""
+        return "_rt.nan_or(%s, lambda: %s)" % (self._print(e.args[0]), self._print(e.args[1]))
+
     def _print_Piecewise(self, e):
-        """Nested ``numpy.where`` (NaN where no condition holds): the same values as SymPy's
-        ``numpy.select``, which builds a list of full-size condition and choice arrays (about
-        three passes more per call of a kernel that is a few passes long)."""
+        """Nested ``_rt.where`` (NaN where no condition holds): the same values as SymPy's
+        ``numpy.select``, which builds lists of full-size condition and choice arrays, and
+        without ``numpy.where``'s cost where a condition is the same for the whole block (a
+        guard for a zero denominator: false on every ordinary row)."""
         out = self._print(sp.S.NaN)
         for piece in reversed(e.args):
             if piece.cond == sp.true:
                 out = self._print(piece.expr)
             else:
-                out = "numpy.where(%s, %s, %s)" % (self._print(piece.cond), self._print(piece.expr), out)
+                out = "_rt.where(%s, %s, %s)" % (self._print(piece.cond), self._print(piece.expr), out)
         return out
 
     def _print_Max(self, e):
@@ -242,9 +251,16 @@ def printed_form(
     hidden = {lam: sp.Symbol(f"_lambda{i}") for i, lam in enumerate(lambdas)}
     shown = {v: k for k, v in hidden.items()}
     exprs = [e.xreplace(hidden) for e in exprs]
+    # the second form of a NanOr (a domain edge's form) is computed only where the first is NaN
+    # (printed as a lambda, KernelPrinter._print_NanOr): cse must not hoist its subexpressions
+    # into temporaries that every call would compute
+    fallbacks = sorted({e.args[1] for x in exprs for e in x.atoms(NanOr)}, key=sp.default_sort_key)
+    hidden_b = {b: sp.Symbol(f"_fallback{i}") for i, b in enumerate(fallbacks)}
+    shown_b = {v: k for k, v in hidden_b.items()}
+    exprs = [e.replace(lambda x: isinstance(x, NanOr), lambda x: NanOr(x.args[0], hidden_b[x.args[1]])) for e in exprs]
     replacements, reduced = sp.cse(exprs, symbols=names, order="canonical")
-    replacements = [(sym, sub.xreplace(shown)) for sym, sub in replacements]
-    reduced = [e.xreplace(shown) for e in reduced]
+    replacements = [(sym, sub.xreplace(shown_b).xreplace(shown)) for sym, sub in replacements]
+    reduced = [e.xreplace(shown_b).xreplace(shown) for e in reduced]
     out_exprs = [reduced[i] for i in returns]
     needed = set().union(*(e.free_symbols for e in out_exprs))
     kept = []

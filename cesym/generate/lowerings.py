@@ -201,6 +201,25 @@ class OneHotCrossRest(sp.Function):
     nargs = 4
 
 
+class LogNonzero(sp.Function):
+    """Printing form of ``log(w)`` inside ``XMul(w, ·)``: ``log(w + [w = 0])``, 0 where w is 0
+    (there the product is 0 whatever its other factor), so that no -inf, and no 0·inf = NaN
+    for the product to repair, is computed where labels are 0 (one-hot rows: 9 in 10)."""
+
+    nargs = 1
+
+    def math(self) -> sp.Basic:
+        return sp.log(self.args[0])
+
+
+def _guarded_logs(expr: sp.Basic) -> sp.Basic:
+    """``XMul(w, B)`` with ``log(w)`` in B (w an element symbol) -> B with ``LogNonzero(w)``."""
+    return expr.replace(
+        lambda e: isinstance(e, XMul) and isinstance(e.args[0], Elem) and e.args[1].has(sp.log(e.args[0])),
+        lambda e: XMul(e.args[0], e.args[1].xreplace({sp.log(e.args[0]): LogNonzero(e.args[0])})),
+    )
+
+
 #: The integer label of a loss whose label is an indicator (``Loss.label_index``).
 LABEL_INDEX = sp.Symbol("k", integer=True)
 
@@ -423,6 +442,7 @@ def lowerings(index_label: Elem | None = None, means: bool = True) -> list[Rule]
         Rule("weighted-neg-log-normalized", "Σ_c t_c·(-log(p_c/Σp)) as one node: for one-hot rows of t, the labelled element is looked up instead of every element computed.", _weighted_nln(index_label)),
         Rule("shared-neg-log-normalized", "-log(p_j/Σp) given Σ_{c≠j} p_c (log1p of the rest over p_j where p_j carries the row), shared with the gradient's rest sums.", _replacing(NegLogNormalized, lambda e: SharedNegLogNormalized(e.args[0], RestSum(e.args[0])))),
     ]
+    rules.append(Rule("guarded-log-weight", "w·log(w) (and w·f(log w)) with the convention 0·log 0 = 0: log(w) is computed as log(w + [w = 0]), 0 where w is 0, where the product is 0 anyway: no -inf for the zero-weight guard to repair (a masked pass over most elements of one-hot rows).", _guarded_logs))
     if index_label is not None:
         rules.append(Rule("class-index-lookups", "for a label y_c = [c = k]: Σ_c y_c f_c = f_k (0 for an ignored row), y_c·g = g_k at k and 0 elsewhere, Σ_{c≠j} y_c = 1 - y_j, the softmax's cross terms e_j off k and -Σ_{c≠k} e_c at k: look-ups of element k instead of a row of products.", _label_lookups(index_label)))
     rules.append(Rule("shared-rest-sum", "Σ_{c≠j} v_c given the row sum Σ v, which the value often computes already.", _replacing(RestSum, lambda e: SharedRestSum(e.args[0], RowSum(e.args[0])))))

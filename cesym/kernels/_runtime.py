@@ -56,6 +56,7 @@ __all__ = [
     "one_hot_cross_rest",
     "xmul",
     "nan_or",
+    "where",
     "softmax_rest",
     "normalized_rest",
 ]
@@ -150,18 +151,19 @@ def weighted_row_sum(v: np.ndarray, a) -> np.ndarray:
 
 
 def log1p_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """log(1 + a) - log(1 + b) without cancellation: log1p((a - b)/(1 + b)) where the ratio
-    (1 + a)/(1 + b) is within (1/2, 3/2), log of the ratio elsewhere (its rounding is a relative
-    error of the ratio: an absolute one of the result, >= log(3/2) there), and the difference of
-    the two log1p where the ratio overflows or underflows (the result is large: no cancellation)."""
+    """log(1 + a) - log(1 + b) without cancellation, as ``±log1p(|a - b| / min(1 + a, 1 + b))``:
+    the log of the ratio of the larger of 1 + a, 1 + b to the smaller, whose argument
+    ``x = |a - b|/min >= 0`` carries three roundings (relative) and log1p(x) passes them on
+    damped by x/((1 + x)·log1p(x)) <= 1: a few ulps, wherever the result lies (a - b keeps the
+    digits of a small difference that 1 + a - (1 + b) would lose). Where x overflows (a ratio
+    past 2^1000: 1 + b near 0 against a huge a) the difference of the two log1p, which is
+    large there and cannot cancel. One log1p per element, where the log of the ratio near 1
+    and the log1p of the difference both took one."""
     with np.errstate(all="ignore"):
-        qb = 1 + b
         d = a - b
-        ratio = (1 + a) / qb
-        out = np.log(ratio)
-        near = np.abs(d) < 0.5 * np.abs(qb)
-        np.copyto(out, np.log1p(d / qb), where=near)
-        far = ~near & ~((ratio > 2.0**-1000) & (ratio < 2.0**1000))
+        x = np.abs(d) / np.minimum(1 + a, 1 + b)
+        out = np.copysign(np.log1p(x), d)
+        far = ~(x < 2.0**1000)  # also NaN: an infinite input, or 0/0
         if np.any(far):
             np.copyto(out, np.log1p(a) - np.log1p(b), where=far)
     return out
@@ -329,21 +331,6 @@ def _whole(v: np.ndarray) -> bool:
     return bool(np.array_equal(head, np.rint(head)) and np.array_equal(v, np.rint(v)))
 
 
-def _first_argmax_mask(v: np.ndarray) -> np.ndarray:
-    """True at the first largest element of each row (one element per row, ties included)."""
-    k = np.argmax(v, axis=-1)[..., None]
-    return np.arange(v.shape[-1]) == k
-
-
-def _rest_sum_exact(v: np.ndarray) -> np.ndarray:
-    """Σ_{c≠j} v_c by the row's largest element in magnitude, k: ``r`` at k and ``(v_k + r) - v_j``
-    elsewhere, with ``r = Σ_{c≠k} v_c`` summed directly (see :func:`rest_sum`)."""
-    k = _first_argmax_mask(np.abs(v))
-    r = np.sum(np.where(k, 0.0, v), axis=-1, keepdims=True)
-    vk = np.sum(np.where(k, v, 0.0), axis=-1, keepdims=True)
-    return np.where(k, r, (vk + r) - v)
-
-
 def _nonnegative_rows(v: np.ndarray, s: np.ndarray) -> bool:
     """2-D rows with no negative element (NaN aside) and row sums ``s`` below 2^53: the domain
     of :func:`rest_sum`'s direct recomputation of a dominant element (at most one per row)."""
@@ -361,46 +348,36 @@ def _sum_without(v: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarra
 def rest_sum(v: np.ndarray, s: np.ndarray | None = None) -> np.ndarray:
     r"""Σ_{c≠j} v_c for every element j, without cancellation.
 
-    ``S - v_j`` (S the row sum) is accurate wherever it keeps its magnitude: its error is that
-    of S, ≤ γ·Σ|v|, a few roundings relative to the result when ``|S - v_j| >= Σ|v|/4``. The
-    other ("dominant") elements are recomputed:
-
-    * non-negative finite rows: a dominant v_j exceeds 3S/4, so there is at most one per row,
-      and ``Σ_{c≠j} v_c`` is summed directly (the row with v_j zeroed);
-    * otherwise, by the row's largest element in magnitude k: ``r = Σ_{c≠k} v_c`` at k and
-      ``(v_k + r) - v_j`` elsewhere (``|v_k| >= |v_j|``: where v_k carries the row, the sum
-      ``v_k + r`` keeps v_k's magnitude and subtracting a smaller v_j cannot cancel it), where
-      ``Σ v - v_k`` loses every digit when ``v_k`` carries the row (of either sign). A row with a single non-zero element is
-      exact as it is.
+    ``S - v_j`` (S the row sum) has the error of S, at most γ·Σ|v| = γ·(|v_j| + Σ_{c≠j}|v_c|):
+    within 4γ·Σ_{c≠j}|v_c| (what a direct sum of the other elements could promise) wherever
+    ``|v_j| <= 3/4·Σ|v|``. An element above that carries its row (at most one per row: two
+    would add up to more than the row), and there ``S - v_j`` can lose every digit (a
+    probability of 1 - 1e-12: the rest is 1e-12, S - v_j keeps 4 digits); its rest is summed
+    directly, the row with v_j zeroed. For a non-negative row the test reads ``S - v_j < S/4``.
 
     Rows of non-negative whole numbers (hard labels) need none of this: below 2^53 every sum
     of them is exact. ``s``: the row sum ``row_sum(v)`` when the caller has it already.
     """
     if _piece() is not None:
         return _p_rest_sum(v, s)
+    if v.ndim != 2:
+        shape = v.shape
+        v2 = v.reshape(-1, shape[-1]) if v.ndim else v.reshape(1, 1)
+        return rest_sum(v2, None if s is None else np.reshape(s, (-1, 1))).reshape(shape)
     if s is None:
         s = row_sum(v)
     out = s - v
     if _nonnegative_rows(v, s):
         if _whole(v):
             return out  # whole numbers below 2^53 (hard labels): every sum and difference is exact
-        # flat positions of the dominant elements: at most one per row (two would add up to
-        # more than 3S/2), so each names its row; those rows are summed without it
         risky = np.flatnonzero(out < 0.25 * s)
-        if risky.size:
-            rows = risky // v.shape[-1]
-            np.put(out, risky, _sum_without(v, rows, risky - rows * v.shape[-1])[:, 0])
-        return out
-    mag = row_sum(np.abs(v))
-    risky = np.abs(out) < 0.25 * mag
-    if not np.any(risky):
-        return out
-    if out.ndim != 2:
-        return _rest_sum_exact(v)
-    rows = np.any(risky, axis=-1)
-    idx = np.flatnonzero(rows)[np.count_nonzero(v[rows], axis=-1) > 1]
-    if idx.size:
-        out[idx] = _rest_sum_exact(v[idx])
+    else:
+        a = np.abs(v)
+        risky = np.flatnonzero(a > 0.75 * row_sum(a))
+    if risky.size:
+        # flat positions of the dominant elements: at most one per row, so each names its row
+        rows = risky // v.shape[-1]
+        np.put(out, risky, _sum_without(v, rows, risky - rows * v.shape[-1])[:, 0])
     return out
 
 
@@ -493,9 +470,9 @@ def logcosh(u: np.ndarray) -> np.ndarray:
     np.log1p(t, out=t)
     out = np.asarray(a - _LN2)
     out += t  # (|u| - log 2) + log1p(e^{-2|u|}), in place: half the passes of both branches everywhere
-    small = a < 1.0
-    if small.any():  # the elements below 1 only (no sinh overflow elsewhere)
-        out[small] = 0.5 * np.log1p(np.sinh(u[small]) ** 2)
+    small = np.flatnonzero(a < 1.0)  # flat positions: take/put, several times faster than a boolean mask
+    if small.size:  # the elements below 1 only (no sinh overflow elsewhere)
+        np.put(out, small, 0.5 * np.log1p(np.sinh(np.take(u, small)) ** 2))
     return out
 
 
@@ -1041,20 +1018,43 @@ def xmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def nan_or(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def nan_or(a: np.ndarray, b) -> np.ndarray:
     """``a``, and ``b`` where ``a`` is NaN: two forms of one quantity, the second for the points
-    (a domain's edge) where the first is 0·inf or inf - inf."""
+    (a domain's edge) where the first is 0·inf or inf - inf. ``b`` may be a function of no
+    arguments that computes it: called only where ``a`` holds a NaN (the generated kernels pass
+    one), and always for a row in pieces, whose passes must ask for the same row reductions."""
+    if callable(b) and (_piece() is not None or _pieces.unknown(a)):
+        b = b()
     if _pieces.unknown(a, b):
         return _pieces.UNKNOWN
     a = np.asarray(a, dtype=np.float64)
     nan = np.isnan(a)
     if not np.any(nan):
         return a
+    if callable(b):
+        b = b()
     shape = np.broadcast_shapes(a.shape, np.shape(b))
     out = np.array(np.broadcast_to(a, shape))
     nan = np.broadcast_to(nan, shape)
     out[nan] = np.broadcast_to(b, shape)[nan]
     return out
+
+
+def where(c, a, b) -> np.ndarray:
+    """``numpy.where(c, a, b)``, without its cost where ``c`` is the same everywhere (a guard
+    such as a zero row sum, true nowhere on ordinary rows): ``numpy.where`` takes several
+    times a multiplication's time per element, even for a condition broadcast from rows. The
+    result has ``numpy.where``'s shape, dtype and values."""
+    c = np.asarray(c)
+    if c.size and not c.any():
+        pick = b
+    elif c.size and c.all():
+        pick = a
+    else:
+        return np.where(c, a, b)
+    out = np.asarray(pick, dtype=np.result_type(a, b))
+    shape = np.broadcast_shapes(c.shape, np.shape(a), np.shape(b))
+    return out if out.shape == shape else np.array(np.broadcast_to(out, shape))
 
 
 # --- Rows in pieces (see _pieces): partials, their combination, and the element-level parts ---
@@ -1184,12 +1184,9 @@ def _rest_stats_combine(parts: list) -> tuple:
 
 
 def _p_rest_sum(v: np.ndarray, S: np.ndarray | None) -> np.ndarray:
-    """rest_sum for a long row: ``S - v_j``; where that has lost its magnitude (rest_sum's
-    tests) the row's element largest in magnitude, k, gives ``r = Σ_{c≠k} v_c`` (summed directly) at k and
-    ``(v_k + r) - v_j`` elsewhere, as in :func:`_rest_sum_exact`.
-
-    A non-negative row (sum below 2^53) has at most one such element, its argmax k, and only
-    where ``S - v_k < S/4``: then r is put at k, else ``S - v`` is the result (for whole
+    """rest_sum for a long row: ``S - v_j``, and at the row's element largest in magnitude, k,
+    ``r = Σ_{c≠k} v_c`` (summed directly) where k carries the row (rest_sum's tests:
+    ``|v_k| > 3/4·Σ|v|``; for a non-negative row, sum below 2^53, ``S - v_k < S/4``; for whole
     numbers, hard labels, r = S - v_k exactly: the short rows' shortcut, the same numbers).
     The statistics are asked for once per piece and array (:func:`._pieces.reduce_once`);
     while they are pending the elements are not known (:class:`._pieces.Unknown`), and the
@@ -1210,11 +1207,9 @@ def _p_rest_sum(v: np.ndarray, S: np.ndarray | None) -> np.ndarray:
         if 0 <= k - off < v.shape[-1]:
             out[0, k - off] = r[0, 0]
         return out
-    risky = np.abs(out) < 0.25 * mag
-    if not np.any(risky):
-        return out
-    at_k = (np.arange(v.shape[-1]) + off) == k
-    return np.where(risky, np.where(at_k, r, (vk + r) - v), out)
+    if bool(np.abs(vk[0, 0]) > 0.75 * mag[0, 0]) and 0 <= k - off < v.shape[-1]:  # rest_sum's test at k
+        out[0, k - off] = r[0, 0]
+    return out
 
 
 def _hot_partial(t: np.ndarray, p: np.ndarray, off: int) -> tuple:

@@ -619,13 +619,12 @@ def probs_value(y, p, label_smoothing, gamma):
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = numpy.log(p)
-    tmp1 = p*u
-    tmp2 = 1 - p
-    tmp3 = t*tmp2 + tmp1
-    tmp4 = tmp3**gamma
-    tmp5 = numpy.log1p(-p)
-    tmp6 = 1/C
-    return _rt.weighted_row_sum(_rt.xmul(t, -tmp0*tmp4) + _rt.xmul(u, -tmp4*tmp5), tmp6)
+    tmp1 = 1 - p
+    tmp2 = p*u + t*tmp1
+    tmp3 = tmp2**gamma
+    tmp4 = numpy.log1p(-p)
+    tmp5 = 1/C
+    return _rt.weighted_row_sum(_rt.xmul(t, -tmp0*tmp3) + _rt.xmul(u, -tmp3*tmp4), tmp5)
 
 
 def probs_naive_value(y, p, label_smoothing, gamma):
@@ -657,30 +656,16 @@ def probs_grad(y, p, label_smoothing, gamma):
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = numpy.log(p)
-    tmp1 = p*u
-    tmp2 = 1 - p
-    tmp3 = t*tmp2 + tmp1
-    tmp4 = tmp3**gamma
-    tmp5 = numpy.log1p(-p)
-    tmp6 = 1/C
-    tmp7 = 1/p
-    tmp8 = tmp4*tmp6
-    tmp9 = 1/tmp2
-    tmp10 = t**2
-    tmp11 = gamma - 1
-    tmp12 = tmp3**tmp11
-    tmp13 = _rt.xmul(gamma, _rt.xmul(tmp0, tmp12))
-    tmp14 = u**2
-    tmp15 = _rt.xmul(gamma, _rt.xmul(tmp5, tmp12))
-    tmp16 = t*u
-    tmp17 = -p*t + t + tmp1
-    tmp18 = tmp17**gamma
-    tmp19 = p*tmp18
-    tmp20 = _rt.xmul(gamma, tmp17**tmp11)
-    tmp21 = p*tmp20*tmp6*_rt.xmul(tmp2, tmp5)
-    tmp22 = _rt.xmul(p, tmp0)
-    tmp23 = p*tmp20*tmp22 - tmp20*tmp22
-    return _rt.nan_or(_rt.xmul(t, -tmp7*tmp8) + _rt.xmul(tmp10, tmp13*tmp6) + _rt.xmul(tmp14, -tmp15*tmp6) + _rt.xmul(tmp16, tmp6*(-tmp13 + tmp15)) + _rt.xmul(u, tmp8*tmp9), tmp7*tmp9*(_rt.xmul(t, tmp6*(-tmp18 + tmp19)) + _rt.xmul(tmp10, -tmp23*tmp6) + _rt.xmul(tmp14, -tmp21) + _rt.xmul(tmp16, tmp21 + tmp23*tmp6) + _rt.xmul(u, tmp19*tmp6)))
+    tmp1 = 1 - p
+    tmp2 = p*u + t*tmp1
+    tmp3 = tmp2**gamma
+    tmp4 = numpy.log1p(-p)
+    tmp5 = 1/C
+    tmp6 = tmp3*tmp5
+    tmp7 = tmp2**(gamma - 1)
+    tmp8 = _rt.xmul(gamma, _rt.xmul(tmp0, tmp7))
+    tmp9 = _rt.xmul(gamma, _rt.xmul(tmp4, tmp7))
+    return _rt.nan_or(_rt.xmul(t, -tmp6/p) + _rt.xmul(t**2, tmp5*tmp8) + _rt.xmul(u, tmp6/tmp1) + _rt.xmul(u**2, -tmp5*tmp9) + _rt.xmul(t*u, tmp5*(-tmp8 + tmp9)), lambda: (_rt.xmul(t, (p*(-p*t + p*u + t)**gamma - (-p*t + p*u + t)**gamma)/C) + _rt.xmul(t**2, (-p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) + _rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C) + _rt.xmul(u, p*(-p*t + p*u + t)**gamma/C) + _rt.xmul(u**2, -p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C) + _rt.xmul(t*u, p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C + (p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) - _rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C))/(p*(1 - p)))
 
 
 def probs_value_and_grad(y, p, label_smoothing, gamma):
@@ -690,31 +675,17 @@ def probs_value_and_grad(y, p, label_smoothing, gamma):
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = numpy.log(p)
-    tmp1 = p*u
-    tmp2 = 1 - p
-    tmp3 = t*tmp2 + tmp1
-    tmp4 = tmp3**gamma
-    tmp5 = numpy.log1p(-p)
-    tmp6 = 1/C
-    tmp7 = 1/p
-    tmp8 = tmp4*tmp6
-    tmp9 = 1/tmp2
-    tmp10 = t**2
-    tmp11 = gamma - 1
-    tmp12 = tmp3**tmp11
-    tmp13 = _rt.xmul(gamma, _rt.xmul(tmp0, tmp12))
-    tmp14 = u**2
-    tmp15 = _rt.xmul(gamma, _rt.xmul(tmp5, tmp12))
-    tmp16 = t*u
-    tmp17 = -p*t + t + tmp1
-    tmp18 = tmp17**gamma
-    tmp19 = p*tmp18
-    tmp20 = _rt.xmul(gamma, tmp17**tmp11)
-    tmp21 = p*tmp20*tmp6*_rt.xmul(tmp2, tmp5)
-    tmp22 = _rt.xmul(p, tmp0)
-    tmp23 = p*tmp20*tmp22 - tmp20*tmp22
-    grad = _rt.nan_or(_rt.xmul(t, -tmp7*tmp8) + _rt.xmul(tmp10, tmp13*tmp6) + _rt.xmul(tmp14, -tmp15*tmp6) + _rt.xmul(tmp16, tmp6*(-tmp13 + tmp15)) + _rt.xmul(u, tmp8*tmp9), tmp7*tmp9*(_rt.xmul(t, tmp6*(-tmp18 + tmp19)) + _rt.xmul(tmp10, -tmp23*tmp6) + _rt.xmul(tmp14, -tmp21) + _rt.xmul(tmp16, tmp21 + tmp23*tmp6) + _rt.xmul(u, tmp19*tmp6)))
-    return _rt.weighted_row_sum(_rt.xmul(t, -tmp0*tmp4) + _rt.xmul(u, -tmp4*tmp5), tmp6), grad
+    tmp1 = 1 - p
+    tmp2 = p*u + t*tmp1
+    tmp3 = tmp2**gamma
+    tmp4 = numpy.log1p(-p)
+    tmp5 = 1/C
+    tmp6 = tmp3*tmp5
+    tmp7 = tmp2**(gamma - 1)
+    tmp8 = _rt.xmul(gamma, _rt.xmul(tmp0, tmp7))
+    tmp9 = _rt.xmul(gamma, _rt.xmul(tmp4, tmp7))
+    grad = _rt.nan_or(_rt.xmul(t, -tmp6/p) + _rt.xmul(t**2, tmp5*tmp8) + _rt.xmul(u, tmp6/tmp1) + _rt.xmul(u**2, -tmp5*tmp9) + _rt.xmul(t*u, tmp5*(-tmp8 + tmp9)), lambda: (_rt.xmul(t, (p*(-p*t + p*u + t)**gamma - (-p*t + p*u + t)**gamma)/C) + _rt.xmul(t**2, (-p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) + _rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C) + _rt.xmul(u, p*(-p*t + p*u + t)**gamma/C) + _rt.xmul(u**2, -p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C) + _rt.xmul(t*u, p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C + (p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) - _rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C))/(p*(1 - p)))
+    return _rt.weighted_row_sum(_rt.xmul(t, -tmp0*tmp3) + _rt.xmul(u, -tmp3*tmp4), tmp5), grad
 
 
 def probs_naive_grad(y, p, label_smoothing, gamma):
@@ -864,14 +835,13 @@ def probs_balanced_value(y, p, label_smoothing, gamma, alpha):
     a = 1 - y if label_smoothing == 0 and alpha == 0 else alpha*(y*(1 - label_smoothing) + (1/2)*label_smoothing) + (1 - alpha)*((1/2)*label_smoothing + (1 - y)*(1 - label_smoothing))
     tmp0 = a*t
     tmp1 = numpy.log(p)
-    tmp2 = p*u
-    tmp3 = 1 - p
-    tmp4 = t*tmp3 + tmp2
-    tmp5 = tmp4**gamma
-    tmp6 = a*u
-    tmp7 = numpy.log1p(-p)
-    tmp8 = 1/C
-    return _rt.weighted_row_sum(_rt.xmul(tmp0, -tmp1*tmp5) + _rt.xmul(tmp6, -tmp5*tmp7), tmp8)
+    tmp2 = 1 - p
+    tmp3 = p*u + t*tmp2
+    tmp4 = tmp3**gamma
+    tmp5 = a*u
+    tmp6 = numpy.log1p(-p)
+    tmp7 = 1/C
+    return _rt.weighted_row_sum(_rt.xmul(tmp0, -tmp1*tmp4) + _rt.xmul(tmp5, -tmp4*tmp6), tmp7)
 
 
 def probs_balanced_naive_value(y, p, label_smoothing, gamma, alpha):
@@ -906,32 +876,17 @@ def probs_balanced_grad(y, p, label_smoothing, gamma, alpha):
     a = 1 - y if label_smoothing == 0 and alpha == 0 else alpha*(y*(1 - label_smoothing) + (1/2)*label_smoothing) + (1 - alpha)*((1/2)*label_smoothing + (1 - y)*(1 - label_smoothing))
     tmp0 = a*t
     tmp1 = numpy.log(p)
-    tmp2 = p*u
-    tmp3 = 1 - p
-    tmp4 = t*tmp3 + tmp2
-    tmp5 = tmp4**gamma
-    tmp6 = a*u
-    tmp7 = numpy.log1p(-p)
-    tmp8 = 1/C
-    tmp9 = 1/p
-    tmp10 = tmp5*tmp8
-    tmp11 = 1/tmp3
-    tmp12 = a*t**2
-    tmp13 = gamma - 1
-    tmp14 = tmp4**tmp13
-    tmp15 = _rt.xmul(gamma, _rt.xmul(tmp1, tmp14))
-    tmp16 = a*u**2
-    tmp17 = _rt.xmul(gamma, _rt.xmul(tmp7, tmp14))
-    tmp18 = t*u
-    tmp19 = -p*t + t + tmp2
-    tmp20 = tmp19**gamma
-    tmp21 = p*tmp20
-    tmp22 = _rt.xmul(gamma, tmp19**tmp13)
-    tmp23 = p*tmp22*tmp8*_rt.xmul(tmp3, tmp7)
-    tmp24 = _rt.xmul(p, tmp1)
-    tmp25 = tmp22*tmp24
-    tmp26 = p*tmp25
-    return _rt.nan_or(_rt.xmul(tmp0, -tmp10*tmp9) + _rt.xmul(tmp12, tmp15*tmp8) + _rt.xmul(tmp16, -tmp17*tmp8) + _rt.xmul(tmp18, tmp8*(-a*tmp15 + a*tmp17)) + _rt.xmul(tmp6, tmp10*tmp11), tmp11*tmp9*(_rt.xmul(tmp0, tmp8*(-tmp20 + tmp21)) + _rt.xmul(tmp12, tmp8*(tmp22*tmp24 - tmp26)) + _rt.xmul(tmp16, -tmp23) + _rt.xmul(tmp18, a*tmp23 + tmp8*(-a*tmp25 + a*tmp26)) + _rt.xmul(tmp6, tmp21*tmp8)))
+    tmp2 = 1 - p
+    tmp3 = p*u + t*tmp2
+    tmp4 = tmp3**gamma
+    tmp5 = a*u
+    tmp6 = numpy.log1p(-p)
+    tmp7 = 1/C
+    tmp8 = tmp4*tmp7
+    tmp9 = tmp3**(gamma - 1)
+    tmp10 = _rt.xmul(gamma, _rt.xmul(tmp1, tmp9))
+    tmp11 = _rt.xmul(gamma, _rt.xmul(tmp6, tmp9))
+    return _rt.nan_or(_rt.xmul(tmp0, -tmp8/p) + _rt.xmul(tmp5, tmp8/tmp2) + _rt.xmul(a*t**2, tmp10*tmp7) + _rt.xmul(a*u**2, -tmp11*tmp7) + _rt.xmul(t*u, tmp7*(-a*tmp10 + a*tmp11)), lambda: (_rt.xmul(a*t, (p*(-p*t + p*u + t)**gamma - (-p*t + p*u + t)**gamma)/C) + _rt.xmul(a*t**2, (-p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) + _rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C) + _rt.xmul(a*u, p*(-p*t + p*u + t)**gamma/C) + _rt.xmul(a*u**2, -p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C) + _rt.xmul(t*u, a*p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C + (a*p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) - a*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C))/(p*(1 - p)))
 
 
 def probs_balanced_value_and_grad(y, p, label_smoothing, gamma, alpha):
@@ -943,33 +898,18 @@ def probs_balanced_value_and_grad(y, p, label_smoothing, gamma, alpha):
     a = 1 - y if label_smoothing == 0 and alpha == 0 else alpha*(y*(1 - label_smoothing) + (1/2)*label_smoothing) + (1 - alpha)*((1/2)*label_smoothing + (1 - y)*(1 - label_smoothing))
     tmp0 = a*t
     tmp1 = numpy.log(p)
-    tmp2 = p*u
-    tmp3 = 1 - p
-    tmp4 = t*tmp3 + tmp2
-    tmp5 = tmp4**gamma
-    tmp6 = a*u
-    tmp7 = numpy.log1p(-p)
-    tmp8 = 1/C
-    tmp9 = 1/p
-    tmp10 = tmp5*tmp8
-    tmp11 = 1/tmp3
-    tmp12 = a*t**2
-    tmp13 = gamma - 1
-    tmp14 = tmp4**tmp13
-    tmp15 = _rt.xmul(gamma, _rt.xmul(tmp1, tmp14))
-    tmp16 = a*u**2
-    tmp17 = _rt.xmul(gamma, _rt.xmul(tmp7, tmp14))
-    tmp18 = t*u
-    tmp19 = -p*t + t + tmp2
-    tmp20 = tmp19**gamma
-    tmp21 = p*tmp20
-    tmp22 = _rt.xmul(gamma, tmp19**tmp13)
-    tmp23 = p*tmp22*tmp8*_rt.xmul(tmp3, tmp7)
-    tmp24 = _rt.xmul(p, tmp1)
-    tmp25 = tmp22*tmp24
-    tmp26 = p*tmp25
-    grad = _rt.nan_or(_rt.xmul(tmp0, -tmp10*tmp9) + _rt.xmul(tmp12, tmp15*tmp8) + _rt.xmul(tmp16, -tmp17*tmp8) + _rt.xmul(tmp18, tmp8*(-a*tmp15 + a*tmp17)) + _rt.xmul(tmp6, tmp10*tmp11), tmp11*tmp9*(_rt.xmul(tmp0, tmp8*(-tmp20 + tmp21)) + _rt.xmul(tmp12, tmp8*(tmp22*tmp24 - tmp26)) + _rt.xmul(tmp16, -tmp23) + _rt.xmul(tmp18, a*tmp23 + tmp8*(-a*tmp25 + a*tmp26)) + _rt.xmul(tmp6, tmp21*tmp8)))
-    return _rt.weighted_row_sum(_rt.xmul(tmp0, -tmp1*tmp5) + _rt.xmul(tmp6, -tmp5*tmp7), tmp8), grad
+    tmp2 = 1 - p
+    tmp3 = p*u + t*tmp2
+    tmp4 = tmp3**gamma
+    tmp5 = a*u
+    tmp6 = numpy.log1p(-p)
+    tmp7 = 1/C
+    tmp8 = tmp4*tmp7
+    tmp9 = tmp3**(gamma - 1)
+    tmp10 = _rt.xmul(gamma, _rt.xmul(tmp1, tmp9))
+    tmp11 = _rt.xmul(gamma, _rt.xmul(tmp6, tmp9))
+    grad = _rt.nan_or(_rt.xmul(tmp0, -tmp8/p) + _rt.xmul(tmp5, tmp8/tmp2) + _rt.xmul(a*t**2, tmp10*tmp7) + _rt.xmul(a*u**2, -tmp11*tmp7) + _rt.xmul(t*u, tmp7*(-a*tmp10 + a*tmp11)), lambda: (_rt.xmul(a*t, (p*(-p*t + p*u + t)**gamma - (-p*t + p*u + t)**gamma)/C) + _rt.xmul(a*t**2, (-p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) + _rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C) + _rt.xmul(a*u, p*(-p*t + p*u + t)**gamma/C) + _rt.xmul(a*u**2, -p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C) + _rt.xmul(t*u, a*p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C + (a*p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) - a*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C))/(p*(1 - p)))
+    return _rt.weighted_row_sum(_rt.xmul(tmp0, -tmp1*tmp4) + _rt.xmul(tmp5, -tmp4*tmp6), tmp7), grad
 
 
 def probs_balanced_naive_grad(y, p, label_smoothing, gamma, alpha):

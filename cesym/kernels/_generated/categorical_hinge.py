@@ -115,7 +115,7 @@ def margin_naive_value(y, p):
     ``Relu(RowMax(p*(1 - y)) - RowSum(p*y) + 1)``
     """
     tmp0 = _rt.row_max(p*(1 - y)) - _rt.row_sum(p*y)
-    return numpy.where(numpy.greater_equal(tmp0, -1), tmp0 + 1, 0)
+    return _rt.where(numpy.greater_equal(tmp0, -1), tmp0 + 1, 0)
 
 
 def margin_grad(y, p):

@@ -121,7 +121,7 @@ def overlap_value(y, p):
     tmp1 = numpy.equal(tmp0, 0)
     tmp2 = p*y
     tmp3 = _rt.row_sum(tmp2)
-    return numpy.where(tmp1, 1, 1 - 2*tmp3/tmp0)
+    return _rt.where(tmp1, 1, 1 - 2*tmp3/tmp0)
 
 
 def overlap_naive_value(y, p):
@@ -130,7 +130,7 @@ def overlap_naive_value(y, p):
     ``Piecewise((1, Eq(RowSum(p) + RowSum(y), 0)), (1 - 2*RowSum(p*y)/(RowSum(p) + RowSum(y)), True))``
     """
     tmp0 = _rt.row_sum(p) + _rt.row_sum(y)
-    return numpy.where(numpy.equal(tmp0, 0), 1, 1 - 2*_rt.row_sum(p*y)/tmp0)
+    return _rt.where(numpy.equal(tmp0, 0), 1, 1 - 2*_rt.row_sum(p*y)/tmp0)
 
 
 def overlap_grad(y, p):
@@ -149,7 +149,7 @@ def overlap_grad(y, p):
     tmp2 = p*y
     tmp3 = _rt.row_sum(tmp2)
     tmp4 = p + y
-    return numpy.where(tmp1, 0, ((-2*y**2 - 2*y*_rt.rest_sum(tmp4, _rt.row_sum(tmp4)) + _rt.rest_sum(tmp2, tmp3)*2)/tmp0)/tmp0)
+    return _rt.where(tmp1, 0, ((-2*y**2 - 2*y*_rt.rest_sum(tmp4, _rt.row_sum(tmp4)) + _rt.rest_sum(tmp2, tmp3)*2)/tmp0)/tmp0)
 
 
 def overlap_value_and_grad(y, p):
@@ -160,8 +160,8 @@ def overlap_value_and_grad(y, p):
     tmp2 = p*y
     tmp3 = _rt.row_sum(tmp2)
     tmp4 = p + y
-    grad = numpy.where(tmp1, 0, ((-2*y**2 - 2*y*_rt.rest_sum(tmp4, _rt.row_sum(tmp4)) + _rt.rest_sum(tmp2, tmp3)*2)/tmp0)/tmp0)
-    return numpy.where(tmp1, 1, 1 - 2*tmp3/tmp0), grad
+    grad = _rt.where(tmp1, 0, ((-2*y**2 - 2*y*_rt.rest_sum(tmp4, _rt.row_sum(tmp4)) + _rt.rest_sum(tmp2, tmp3)*2)/tmp0)/tmp0)
+    return _rt.where(tmp1, 1, 1 - 2*tmp3/tmp0), grad
 
 
 def overlap_naive_grad(y, p):
@@ -170,7 +170,7 @@ def overlap_naive_grad(y, p):
     ``Piecewise((0, Eq(RowSum(p) + RowSum(y), 0)), (-2*y/(RowSum(p) + RowSum(y)) + 2*RowSum(p*y)/(RowSum(p) + RowSum(y))**2, True))``
     """
     tmp0 = _rt.row_sum(p) + _rt.row_sum(y)
-    return numpy.where(numpy.equal(tmp0, 0), 0, -2*y/tmp0 + 2*(_rt.row_sum(p*y)/tmp0)/tmp0)
+    return _rt.where(numpy.equal(tmp0, 0), 0, -2*y/tmp0 + 2*(_rt.row_sum(p*y)/tmp0)/tmp0)
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.

@@ -166,7 +166,7 @@ def plain_naive_value(t, p):
     """
     C = _rt.width(p)
     tmp0 = p*t
-    return _rt.row_sum(numpy.where(numpy.less_equal(tmp0, 1), 1 - tmp0, 0))/C
+    return _rt.row_sum(_rt.where(numpy.less_equal(tmp0, 1), 1 - tmp0, 0))/C
 
 
 def plain_grad(t, p):
@@ -228,7 +228,7 @@ def squared_naive_value(t, p):
     """
     C = _rt.width(p)
     tmp0 = p*t
-    return _rt.row_sum(numpy.where(numpy.less_equal(tmp0, 1), (1 - tmp0)**2, 0))/C
+    return _rt.row_sum(_rt.where(numpy.less_equal(tmp0, 1), (1 - tmp0)**2, 0))/C
 
 
 def squared_grad(t, p):
@@ -267,7 +267,7 @@ def squared_naive_grad(t, p):
     C = _rt.width(p)
     tmp0 = p*t
     tmp1 = 1 - tmp0
-    return -2*t*numpy.where(numpy.less_equal(tmp0, 1), tmp1, 0)*numpy.heaviside(tmp1, 1.0)/C
+    return -2*t*_rt.where(numpy.less_equal(tmp0, 1), tmp1, 0)*numpy.heaviside(tmp1, 1.0)/C
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.

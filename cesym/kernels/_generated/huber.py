@@ -135,7 +135,7 @@ def smooth_l1_value(y, p, delta):
     tmp2 = abs(tmp0)
     tmp3 = numpy.greater_equal(delta, tmp2)
     tmp4 = delta/C
-    return _rt.weighted_row_sum(numpy.where(tmp3, tmp0**2*tmp1, tmp2 - 1/2*delta), tmp4)
+    return _rt.weighted_row_sum(_rt.where(tmp3, tmp0**2*tmp1, tmp2 - 1/2*delta), tmp4)
 
 
 def smooth_l1_naive_value(y, p, delta):
@@ -146,7 +146,7 @@ def smooth_l1_naive_value(y, p, delta):
     C = _rt.width(p)
     tmp0 = p - y
     tmp1 = abs(tmp0)
-    return delta*_rt.row_sum(numpy.where(numpy.less_equal(tmp1, delta), (1/2)*tmp0**2/delta, tmp1 - 1/2*delta))/C
+    return delta*_rt.row_sum(_rt.where(numpy.less_equal(tmp1, delta), (1/2)*tmp0**2/delta, tmp1 - 1/2*delta))/C
 
 
 def smooth_l1_grad(y, p, delta):
@@ -165,7 +165,7 @@ def smooth_l1_grad(y, p, delta):
     tmp2 = abs(tmp0)
     tmp3 = numpy.greater_equal(delta, tmp2)
     tmp4 = delta/C
-    return tmp4*numpy.where(tmp3, tmp1*(p*2 - 2*y), numpy.sign(tmp0))
+    return tmp4*_rt.where(tmp3, tmp1*(p*2 - 2*y), numpy.sign(tmp0))
 
 
 def smooth_l1_value_and_grad(y, p, delta):
@@ -177,8 +177,8 @@ def smooth_l1_value_and_grad(y, p, delta):
     tmp2 = abs(tmp0)
     tmp3 = numpy.greater_equal(delta, tmp2)
     tmp4 = delta/C
-    grad = tmp4*numpy.where(tmp3, tmp1*(p*2 - 2*y), numpy.sign(tmp0))
-    return _rt.weighted_row_sum(numpy.where(tmp3, tmp0**2*tmp1, tmp2 - 1/2*delta), tmp4), grad
+    grad = tmp4*_rt.where(tmp3, tmp1*(p*2 - 2*y), numpy.sign(tmp0))
+    return _rt.weighted_row_sum(_rt.where(tmp3, tmp0**2*tmp1, tmp2 - 1/2*delta), tmp4), grad
 
 
 def smooth_l1_naive_grad(y, p, delta):
@@ -188,7 +188,7 @@ def smooth_l1_naive_grad(y, p, delta):
     """
     C = _rt.width(p)
     tmp0 = p - y
-    return delta*numpy.where(numpy.greater_equal(delta, abs(tmp0)), (1/2)*(p*2 - 2*y)/delta, numpy.sign(tmp0))/C
+    return delta*_rt.where(numpy.greater_equal(delta, abs(tmp0)), (1/2)*(p*2 - 2*y)/delta, numpy.sign(tmp0))/C
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.

@@ -83,7 +83,7 @@ def probs_value(y, p):
     Rewrites applied:
     - xlogy: y·log y, y·log(y/p) and y·log(p/y) with 0·log 0 = 0 (XMul): at y = 0 the plain product is 0·(-inf) = NaN; the log of the quotient is written log y - log p (the same number wherever y/p > 0), since y/p overflows for p below 1/max (a subnormal p under a label of 1).
     """
-    return _rt.row_sum(_rt.xmul(y, -numpy.log(p) + numpy.log(y)))
+    return _rt.row_sum(_rt.xmul(y, -numpy.log(p) + numpy.log(y + (y == 0))))
 
 
 def probs_naive_value(y, p):
@@ -111,7 +111,7 @@ def probs_value_and_grad(y, p):
     r"""Kullback-Leibler divergence of the prediction from the target: stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``probs_value`` and ``probs_grad``).
     """
     grad = _rt.xmul(y, -1/p)
-    return _rt.row_sum(_rt.xmul(y, -numpy.log(p) + numpy.log(y))), grad
+    return _rt.row_sum(_rt.xmul(y, -numpy.log(p) + numpy.log(y + (y == 0)))), grad
 
 
 def probs_naive_grad(y, p):

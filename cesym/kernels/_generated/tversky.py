@@ -194,7 +194,7 @@ def index_value(y, p, alpha, beta):
     tmp2 = p*(1 - y)
     tmp3 = y*(1 - p)
     tmp4 = tmp1 + _rt.weighted_row_sum(tmp2, alpha) + _rt.weighted_row_sum(tmp3, beta)
-    return numpy.where(numpy.equal(tmp4, 0), 1, -tmp1/tmp4 + 1)
+    return _rt.where(numpy.equal(tmp4, 0), 1, -tmp1/tmp4 + 1)
 
 
 def index_naive_value(y, p, alpha, beta):
@@ -204,7 +204,7 @@ def index_naive_value(y, p, alpha, beta):
     """
     tmp0 = _rt.row_sum(p*y)
     tmp1 = tmp0 + alpha*_rt.row_sum(p*(1 - y)) + beta*_rt.row_sum(y*(1 - p))
-    return numpy.where(numpy.equal(tmp1, 0), 1, -tmp0/tmp1 + 1)
+    return _rt.where(numpy.equal(tmp1, 0), 1, -tmp0/tmp1 + 1)
 
 
 def index_grad(y, p, alpha, beta):
@@ -223,7 +223,7 @@ def index_grad(y, p, alpha, beta):
     tmp2 = p*(1 - y)
     tmp3 = y*(1 - p)
     tmp4 = tmp1 + alpha*_rt.row_sum(tmp2) + beta*_rt.row_sum(tmp3)
-    return numpy.where(numpy.equal(tmp4, 0), 0, ((-y**2*beta - y*alpha*_rt.rest_sum(p, _rt.row_sum(p)) - y*beta*_rt.rest_sum(y, _rt.row_sum(y)) + alpha*_rt.rest_sum(tmp0, tmp1))/tmp4)/tmp4)
+    return _rt.where(numpy.equal(tmp4, 0), 0, ((-y**2*beta - y*alpha*_rt.rest_sum(p, _rt.row_sum(p)) - y*beta*_rt.rest_sum(y, _rt.row_sum(y)) + alpha*_rt.rest_sum(tmp0, tmp1))/tmp4)/tmp4)
 
 
 def index_value_and_grad(y, p, alpha, beta):
@@ -235,8 +235,8 @@ def index_value_and_grad(y, p, alpha, beta):
     tmp3 = y*(1 - p)
     tmp4 = tmp1 + _rt.weighted_row_sum(tmp2, alpha) + _rt.weighted_row_sum(tmp3, beta)
     tmp5 = tmp1 + alpha*_rt.row_sum(tmp2) + beta*_rt.row_sum(tmp3)
-    grad = numpy.where(numpy.equal(tmp5, 0), 0, ((-y**2*beta - y*alpha*_rt.rest_sum(p, _rt.row_sum(p)) - y*beta*_rt.rest_sum(y, _rt.row_sum(y)) + alpha*_rt.rest_sum(tmp0, tmp1))/tmp5)/tmp5)
-    return numpy.where(numpy.equal(tmp4, 0), 1, -tmp1/tmp4 + 1), grad
+    grad = _rt.where(numpy.equal(tmp5, 0), 0, ((-y**2*beta - y*alpha*_rt.rest_sum(p, _rt.row_sum(p)) - y*beta*_rt.rest_sum(y, _rt.row_sum(y)) + alpha*_rt.rest_sum(tmp0, tmp1))/tmp5)/tmp5)
+    return _rt.where(numpy.equal(tmp4, 0), 1, -tmp1/tmp4 + 1), grad
 
 
 def index_naive_grad(y, p, alpha, beta):
@@ -247,7 +247,7 @@ def index_naive_grad(y, p, alpha, beta):
     tmp0 = _rt.row_sum(p*y)
     tmp1 = 1 - y
     tmp2 = tmp0 + alpha*_rt.row_sum(p*tmp1) + beta*_rt.row_sum(y*(1 - p))
-    return numpy.where(numpy.equal(tmp2, 0), 0, -1*((-tmp1*alpha + y*beta - y)/tmp2)*(tmp0/tmp2) - y/tmp2)
+    return _rt.where(numpy.equal(tmp2, 0), 0, -1*((-tmp1*alpha + y*beta - y)/tmp2)*(tmp0/tmp2) - y/tmp2)
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.
