@@ -351,6 +351,13 @@ def _sum_without(v: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarra
     return row_sum(q)
 
 
+def _along_rows(s: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """A new float64 array of ``v``'s shape with the row-level ``s`` (rows, 1) along each row."""
+    if s.shape == v.shape[:-1] + (1,):
+        return np.repeat(s, v.shape[-1], axis=-1).astype(np.float64, copy=False)
+    return np.array(np.broadcast_to(s, v.shape), dtype=np.float64)
+
+
 def rest_sum(v: np.ndarray, s: np.ndarray | None = None) -> np.ndarray:
     r"""Σ_{c≠j} v_c for every element j, without cancellation.
 
@@ -372,14 +379,20 @@ def rest_sum(v: np.ndarray, s: np.ndarray | None = None) -> np.ndarray:
         return rest_sum(v2, None if s is None else np.reshape(s, (-1, 1))).reshape(shape)
     if s is None:
         s = row_sum(v)
-    out = s - v
+    # S repeated along the row first: a (rows, 1) operand broadcast over a short row costs
+    # NumPy a loop per row (3x a plain operation; repeated and used twice, 1.5x)
+    srep = _along_rows(s, v)
+    out = srep - v
     if _nonnegative_rows(v, s):
         if _whole(v):
             return out  # whole numbers below 2^53 (hard labels): every sum and difference is exact
-        risky = np.flatnonzero(out < 0.25 * s)
+        srep *= 0.25  # exact
+        risky = np.flatnonzero(out < srep)
     else:
         a = np.abs(v)
-        risky = np.flatnonzero(a > 0.75 * row_sum(a))
+        bound = _along_rows(row_sum(a), v)
+        bound *= 0.75
+        risky = np.flatnonzero(a > bound)
     if risky.size:
         # flat positions of the dominant elements: at most one per row, so each names its row
         rows = risky // v.shape[-1]
