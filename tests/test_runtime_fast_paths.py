@@ -166,3 +166,42 @@ def test_sum_squares_in_range_rows_are_the_plain_sum(seed):
             for r in np.flatnonzero(scaled):
                 exact = mpmath.mpf(a) * mpmath.fsum(mpmath.mpf(v) ** 2 for v in y[r])
                 assert ulp_error(mixed[r, 0], exact, np.float64) <= 12
+
+
+@pytest.mark.parametrize("cond", ["none", "all", "some", "rows"])
+def test_where_is_numpy_where(cond):
+    """``_rt.where`` skips numpy.where where the condition is the same everywhere: the same
+    values, shape and dtype as numpy.where in every case (a Python scalar branch included)."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((R, C))
+    c = {"none": np.zeros((R, 1), bool), "all": np.ones((R, 1), bool),
+         "some": x > 0, "rows": rng.random((R, 1)) < 0.1}[cond]
+    for a, b in ((0, x), (x, 0), (1, rt.row_sum(x)), (x * 2, x)):
+        got, want = rt.where(c, a, b), np.where(c, a, b)
+        assert got.dtype == want.dtype and _same(got, want)
+
+
+def test_nan_or_evaluates_its_second_form_only_where_needed():
+    calls = []
+
+    def second():
+        calls.append(1)
+        return np.full((R, C), 7.0)
+
+    a = np.ones((R, C))
+    assert _same(rt.nan_or(a, second), a) and calls == []  # no NaN: never computed
+    a[3, 4] = np.nan
+    out = rt.nan_or(a, second)
+    assert calls == [1] and out[3, 4] == 7.0 and np.count_nonzero(out == 7.0) == 1
+
+
+def test_one_non_zero_per_row_test():
+    g = np.zeros((R, C))
+    g[np.arange(R), np.arange(R) % C] = 2.0
+    assert rt._at_most_one_per_row(g)
+    g[::7] = 0.0
+    assert rt._at_most_one_per_row(g)
+    g[5, 0] = g[5, 1] = 1.0
+    assert not rt._at_most_one_per_row(g)
+    f = np.random.default_rng(1).standard_normal((R, C))
+    assert _same(rt.max_minus_sum(f, g), rt.row_max((f - g) - rt.rest_sum(g)))
