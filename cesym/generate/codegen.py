@@ -254,10 +254,16 @@ def printed_form(
     # the second form of a NanOr (a domain edge's form) is computed only where the first is NaN
     # (printed as a lambda, KernelPrinter._print_NanOr): cse must not hoist its subexpressions
     # into temporaries that every call would compute
-    fallbacks = sorted({e.args[1] for x in exprs for e in x.atoms(NanOr)}, key=sp.default_sort_key)
-    hidden_b = {b: sp.Symbol(f"_fallback{i}") for i, b in enumerate(fallbacks)}
+    hidden_b: dict = {}
+
+    def hide(e: sp.Basic) -> sp.Basic:  # top-down: a NanOr inside a second form stays in it
+        if isinstance(e, NanOr):
+            b = hidden_b.setdefault(e.args[1], sp.Symbol(f"_fallback{len(hidden_b)}"))
+            return NanOr(hide(e.args[0]), b)
+        return e.func(*[hide(a) for a in e.args]) if e.args and e.has(NanOr) else e
+
+    exprs = [hide(e) for e in exprs]
     shown_b = {v: k for k, v in hidden_b.items()}
-    exprs = [e.replace(lambda x: isinstance(x, NanOr), lambda x: NanOr(x.args[0], hidden_b[x.args[1]])) for e in exprs]
     replacements, reduced = sp.cse(exprs, symbols=names, order="canonical")
     replacements = [(sym, sub.xreplace(shown_b).xreplace(shown)) for sym, sub in replacements]
     reduced = [e.xreplace(shown_b).xreplace(shown) for e in reduced]
