@@ -288,7 +288,7 @@ class RowReference:
         xs, ys, ps = self._split(inputs)
         num = sum(_term(x, g) for x, g in zip(xs, grad))
         if self._soft(labels, params) and (self.label_syms or self.loss.params):
-            part = self._approx(self._value_partials, inputs)
+            part = self._approx(self._value_partials, inputs, [_scale(value, y) for y in ys + ps])
             num += sum(_term(y, d) for y, d in zip(ys + ps, part))
         return _ratio(num, value)
 
@@ -301,8 +301,8 @@ class RowReference:
         k_value = self._kappa_value(labels, pred, params, inputs, value, grad)
         k_grad: list[float] = []
         if self.grad_exprs:
-            h = self._approx(self._hessian, inputs)
             width = self.n + n_lab + n_par
+            h = self._approx(self._hessian, inputs, [_scale(gj, x) for gj in grad for x in xs + ys + ps])
             for j, gj in enumerate(grad):
                 rowp = h[j * width : (j + 1) * width]
                 num = sum(_term(x, d) for x, d in zip(xs, rowp[: self.n]))
@@ -311,10 +311,13 @@ class RowReference:
                 k_grad.append(_ratio(num, gj))
         return k_value, k_grad
 
-    def _approx(self, fn, inputs) -> list[mpmath.mpf]:
+    def _approx(self, fn, inputs, scales=None) -> list[mpmath.mpf]:
         """Values good to a few digits (enough for a condition number), at rising precision, each
         output on its own (one that cannot be pinned, e.g. infinite at an edge element, is inf:
-        no bound claimed from it, and it leaves the others' alone)."""
+        no bound claimed from it, and it leaves the others' alone). An output whose interval
+        stays within 2^(-prec/2)·scale of 0 is 0: ``scales[i]`` is the size it is negligible
+        against (for a term x·∂f/∂x of κ, |f|/|x|; default 1). An absolute 2^-40 took the
+        Hessian of a gradient of 5e-74 for 0, and κ with it."""
         old = mpmath.iv.prec
         res: list = [None] * fn.n_out
         try:
@@ -331,7 +334,7 @@ class RowReference:
                         res[i] = a
                     elif mpmath.isfinite(a) and mpmath.isfinite(b) and (b - a) <= mpmath.mpf(2) ** -10 * max(abs(a), abs(b)):
                         res[i] = (a + b) / 2
-                    elif mpmath.isfinite(a) and mpmath.isfinite(b) and max(abs(a), abs(b)) < mpmath.mpf(2) ** (-prec // 2):
+                    elif mpmath.isfinite(a) and mpmath.isfinite(b) and max(abs(a), abs(b)) < mpmath.mpf(2) ** (-prec // 2) * (1 if scales is None else scales[i]):
                         res[i] = mpmath.mpf(0)  # negligible against everything else in κ
                 if all(r is not None for r in res):
                     return res
@@ -417,6 +420,18 @@ def _identities(expr: sp.Basic) -> sp.Basic:
         lambda e: isinstance(e, sp.log) and isinstance(e.args[0], sp.Add) and sp.S.One in e.args[0].args,
         lambda e: log1p(e.args[0] - 1),
     )
+
+
+def _scale(f, x) -> mpmath.mpf:
+    """The size below which ∂f/∂x is negligible in κ = Σ|x·∂f/∂x|/|f|: min(1, |f|/|x|) (inf
+    for x = 0, whose term is 0 whatever ∂f/∂x; 1 for a non-finite or zero f)."""
+    x = abs(mpmath.mpf(x))
+    f = abs(mpmath.mpf(f)) if mpmath.isfinite(f) else mpmath.mpf(0)
+    if x == 0:
+        return mpmath.inf
+    if f == 0:
+        return mpmath.mpf(1)
+    return min(mpmath.mpf(1), f / x)
 
 
 def _term(x, d) -> mpmath.mpf:
