@@ -125,6 +125,7 @@ def _report(args: argparse.Namespace) -> int:
 
     changed = write_reports(
         args.out, check=args.check, jobs=args.jobs, keras=args.keras and _have_tensorflow(), derivations=args.derivations,
+        remeasure=args.measure,
     )
     return _changes("report", "reports", changed, args.out, args.check)
 
@@ -245,6 +246,8 @@ def _check_report(args: argparse.Namespace) -> None:
             f"no reports directory: {REPORTS_DIR} does not exist (an installed cesym has none; "
             "run from a source checkout or pass --out DIR)"
         )
+    if not args.measure and not args.check:
+        raise UsageError("--no-measure goes with --check: writing the reports needs a fresh measurement")
     args.out = Path(args.out) if args.out else REPORTS_DIR
     if args.check:
         if not args.out.is_dir():
@@ -301,6 +304,10 @@ def main(argv: list[str] | None = None) -> int:
     v.set_defaults(func=_verify, check_args=_check_verify)
     r = sub.add_parser("report", help="measure and write the Markdown reports into reports/")
     r.add_argument("--check", action="store_true", help="exit 1 when the committed reports are stale; write nothing")
+    r.add_argument(
+        "--no-measure", dest="measure", action="store_false",
+        help="with --check: the sources, the rendering and the committed record only, no fresh run (seconds)",
+    )
     r.add_argument("--out", help="output directory (default: the repository's reports/)")
     r.add_argument("--derivations", help="report the losses of this derivations directory (your own; needs --out)")
     r.add_argument("--jobs", type=_positive, default=os.cpu_count() or 1, help="worker processes (default: all cores)")

@@ -69,6 +69,7 @@ BAD = {
     "report --out read-only": (["report", "--out", "{ro_dir}"], "read-only"),
     "report --out missing parent": (["report", "--out", "{missing}"], "no such directory"),
     "report --check --out missing": (["report", "--check", "--out", "{tmp}/nothing"], "no such reports directory"),
+    "report --no-measure without --check": (["report", "--no-measure"], "--no-measure goes with --check"),
     "bench --rows 0": (["bench", "--rows", "0"], "--rows"),
     "bench --only typo": (["bench", "--only", "nosuchloss"], "nosuchloss"),
     "bench --json missing parent": (["bench", "--quick", "--json", "{missing}"], "does not exist"),

@@ -90,6 +90,48 @@ def test_rest_sum_dominant_rows_are_summed_without_the_dominant_element(seed):
     assert _same(out, expected)
 
 
+def _element_test_rest_sum(v: np.ndarray) -> np.ndarray:
+    """rest_sum by its definition, element by element: S - v_j, except at an element above 3/4 of
+    Σ|v| (for a non-negative row: S - v_j < S/4), where the other elements are summed."""
+    S = rt.row_sum(v)
+    out = S - v
+    if np.fmin.reduce(v, axis=None) >= 0 and np.all(S < 2.0**53):
+        if np.array_equal(v, np.rint(v)):
+            return out
+        risky = out < 0.25 * S
+    else:
+        risky = np.abs(v) > 0.75 * rt.row_sum(np.abs(v))
+    for r, j in zip(*np.nonzero(risky)):
+        out[r, j] = rt.row_sum(np.where(np.arange(v.shape[1]) == j, 0.0, v[r : r + 1]))[0, 0]
+    return out
+
+
+@pytest.mark.parametrize("kind", ["signed", "nonnegative", "carried", "signed carried", "threshold", "edges"])
+def test_rest_sum_row_prefilter_keeps_every_carried_row(kind):
+    """rest_sum tests only the rows whose Σv² exceeds (Σ|v|)²/2: the same bits as the element test
+    on every row, at magnitudes from 1e-300 to 1e300, at the 3/4 threshold itself (±2 ulps),
+    with zeros, subnormals, the largest floats, inf and NaN."""
+    rng = np.random.default_rng(["signed", "nonnegative", "carried", "signed carried", "threshold", "edges"].index(kind))
+    for _ in range(60):
+        n, rows = int(rng.integers(1, 12)), int(rng.integers(1, 40))
+        v = rng.standard_normal((rows, n)) * 10.0 ** rng.uniform(-300, 300, (rows, 1))
+        j = rng.integers(0, n, rows)
+        if kind in ("nonnegative", "carried", "threshold"):
+            v = np.abs(v)
+        if kind in ("carried", "signed carried"):
+            v[np.arange(rows), j] *= 10.0 ** rng.uniform(0, 15, rows) * (rng.choice([-1, 1], rows) if kind == "signed carried" else 1)
+        if kind == "threshold":  # v_j = 3·Σ_{c≠j} v_c: S - v_j = S/4, give or take an ulp or two
+            v[rng.random((rows, n)) < 0.3] = 0.0
+            rest = np.where(np.arange(n) == j[:, None], 0.0, v).sum(1)
+            v[np.arange(rows), j] = np.nextafter(3 * rest, rng.choice([0.0, np.inf], rows))
+            v[::2, :] *= rng.choice([-1.0, 1.0], (1, n))
+        if kind == "edges":
+            mask = rng.random((rows, n)) < 0.25
+            v[mask] = rng.choice([np.nan, np.inf, -np.inf, 0.0, 1.7e308, -1.7e308, 5e-324, 2.0**-1000], int(mask.sum()))
+        with np.errstate(all="ignore"):
+            assert _same(rt.rest_sum(v), _element_test_rest_sum(v)), v
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_cross_rest_one_hot_rows_match_the_definition(seed):
     rng = np.random.default_rng(seed)

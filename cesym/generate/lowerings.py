@@ -130,15 +130,16 @@ class WeightedSumSquares(sp.Function):
 
 
 class WeightedRowSum(sp.Function):
-    """Printing form of ``a·RowSum(f)`` (the product row-level, ``a`` not 1): the runtime
+    """Printing form of ``a·RowSum(f)`` (the product row-level, ``a`` not 1), given the sum
+    ``RowSum(f)`` itself (its third argument, shared with every other use of it): the runtime
     computes ``a·Σf`` as the plain product, and where the sum overflows while the product (a
     mean) does not, scaled (:func:`cesym.kernels._runtime.weighted_row_sum`)."""
 
-    nargs = 2
+    nargs = 3
 
     def math(self) -> sp.Basic:
-        x, a = self.args
-        return a * RowSum(x)
+        x, a, s = self.args
+        return a * s
 
 
 class ExpMin0(sp.Function):
@@ -291,25 +292,39 @@ def _merge_rest_sums(expr: sp.Basic) -> sp.Basic:
     return expr.replace(lambda e: isinstance(e, sp.Add) and e.has(RestSum), merge)
 
 
-def _merge_rest_sum_terms(expr: sp.Basic) -> sp.Basic:
-    """``c·RestSum(u) + c·RestSum(v) -> c·RestSum(u + v)`` (the same factor c, in any sum)."""
+def _merge_sum_terms(cls, only_alone: bool = False):
+    """``c·cls(u) + c·cls(v) -> c·cls(u + v)`` (the same factor c, in any sum). ``only_alone``:
+    only where none of the merged sums is left elsewhere in the expression (it would be
+    computed as well as the merged one)."""
 
-    def merge(add: sp.Add) -> sp.Basic:
-        groups: dict = {}
-        for term in add.args:
-            rests = [f for f in sp.Mul.make_args(term) if isinstance(f, RestSum)]
-            if len(rests) == 1:
-                coeff = sp.Mul(*[f for f in sp.Mul.make_args(term) if f is not rests[0]])
-                groups.setdefault(coeff, []).append((term, rests[0].args[0]))
-        terms = list(add.args)
-        for coeff, found in groups.items():
-            if len(found) > 1:
-                for term, _ in found:
-                    terms.remove(term)
-                terms.append(coeff * RestSum(sp.Add(*[v for _, v in found])))
-        return sp.Add(*terms)
+    def lower(expr: sp.Basic) -> sp.Basic:
+        kept: set = set()  # sums not to merge: used elsewhere
+        while True:
+            merged: set = set()
 
-    return expr.replace(lambda e: isinstance(e, sp.Add) and e.has(RestSum), merge)
+            def merge(add: sp.Add) -> sp.Basic:
+                groups: dict = {}
+                for term in add.args:
+                    found = [f for f in sp.Mul.make_args(term) if isinstance(f, cls)]
+                    if len(found) == 1 and found[0] not in kept:
+                        coeff = sp.Mul(*[f for f in sp.Mul.make_args(term) if f is not found[0]])
+                        groups.setdefault(coeff, []).append((term, found[0]))
+                terms = list(add.args)
+                for coeff, found in groups.items():
+                    if len(found) > 1:
+                        for term, f in found:
+                            terms.remove(term)
+                            merged.add(f)
+                        terms.append(coeff * cls(sp.Add(*[f.args[0] for _, f in found])))
+                return sp.Add(*terms)
+
+            out = expr.replace(lambda e: isinstance(e, sp.Add) and e.has(cls), merge)
+            left = {f for f in merged if out.has(f)} if only_alone else set()
+            if not left:
+                return out
+            kept |= left
+
+    return lower
 
 
 def _softmax_parts(z: sp.Basic) -> tuple[sp.Basic, sp.Basic, sp.Basic, sp.Basic]:
@@ -345,7 +360,7 @@ def _weighted_row_sums(expr: sp.Basic) -> sp.Basic:
         rest = [f for f in e.args if f is not (sums[0] if sums else None)]
         if len(sums) != 1 or any(element_symbols(f) or f.has(RowSum) for f in rest):
             return e
-        return WeightedRowSum(sums[0].args[0], sp.Mul(*rest))
+        return WeightedRowSum(sums[0].args[0], sp.Mul(*rest), sums[0])
 
     return expr.replace(lambda e: isinstance(e, sp.Mul) and any(isinstance(f, RowSum) for f in e.args), mul)
 
@@ -426,7 +441,8 @@ def lowerings(index_label: Elem | None = None, means: bool = True) -> list[Rule]
     (the naive forms keep the plain product)."""
     rules = [
         Rule("merge-rest-sums", "v_j + Σ_{c≠j} v_c = Σ_c v_c: one row-level sum instead of a rest sum per element (no cancellation to avoid in a sum).", _merge_rest_sums),
-        Rule("merge-rest-sum-terms", "c·Σ_{c≠j} u_c + c·Σ_{c≠j} v_c = c·Σ_{c≠j} (u_c + v_c): one rest sum instead of two, and no less accurate (the rest sum of u + v is computed without cancellation, where the sum of the two rest sums can cancel).", _merge_rest_sum_terms),
+        Rule("merge-rest-sum-terms", "c·Σ_{c≠j} u_c + c·Σ_{c≠j} v_c = c·Σ_{c≠j} (u_c + v_c): one rest sum instead of two, and no less accurate (the rest sum of u + v is computed without cancellation, where the sum of the two rest sums can cancel).", _merge_sum_terms(RestSum)),
+        Rule("merge-row-sum-terms", "c·Σ u + c·Σ v = c·Σ (u + v) where neither sum is used alone: one row reduction instead of two (a pass over the block each), shared with the rest sum of u + v; its error bound γ·Σ|u + v| is at most the two sums' γ·(Σ|u| + Σ|v|).", _merge_sum_terms(RowSum, only_alone=True)),
         Rule("weighted-sum-squares", "a·Σ x² as one node of a and x: the runtime multiplies a into the scaled sum, so λ/N·Σh² is finite where Σh² alone overflows.", _weighted_sum_squares),
     ]
     if means:

@@ -124,16 +124,17 @@ def _row_max(v: np.ndarray) -> np.ndarray:
     return np.max(v, axis=-1, keepdims=True)
 
 
-def weighted_row_sum(v: np.ndarray, a) -> np.ndarray:
+def weighted_row_sum(v: np.ndarray, a, s: np.ndarray | None = None) -> np.ndarray:
     """a·Σ_c v_c along the last axis (``a`` row-level): ``a*row_sum(v)``, the same operations and
     numbers, but where that overflows (or is NaN from inf·0) with every term and ``a`` finite
     (a mean of terms near the largest float whose sum is not), as :func:`sum_squares` does: the
     terms scaled by the power of two next to their largest magnitude (exact), summed, multiplied
     by a's mantissa, and the exact power of two put back last (inf only where the result is).
-    A row in pieces keeps the plain product."""
+    ``s``: ``row_sum(v)`` when the caller has it already. A row in pieces keeps the plain product."""
     if _piece() is not None:
-        return a * row_sum(v)
-    s = _row_sum(v)
+        return a * (row_sum(v) if s is None else s)
+    if s is None:
+        s = _row_sum(v)
     with np.errstate(over="ignore", invalid="ignore"):
         out = a * s
     if np.all(np.isfinite(out)):
@@ -367,6 +368,8 @@ def rest_sum(v: np.ndarray, s: np.ndarray | None = None) -> np.ndarray:
     would add up to more than the row), and there ``S - v_j`` can lose every digit (a
     probability of 1 - 1e-12: the rest is 1e-12, S - v_j keeps 4 digits); its rest is summed
     directly, the row with v_j zeroed. For a non-negative row the test reads ``S - v_j < S/4``.
+    The test runs on the rows that can hold such an element (:func:`_carried_rows`), a few
+    of most samples; the others keep ``S - v_j``.
 
     Rows of non-negative whole numbers (hard labels) need none of this: below 2^53 every sum
     of them is exact. ``s``: the row sum ``row_sum(v)`` when the caller has it already.
@@ -380,24 +383,48 @@ def rest_sum(v: np.ndarray, s: np.ndarray | None = None) -> np.ndarray:
     if s is None:
         s = row_sum(v)
     # S repeated along the row first: a (rows, 1) operand broadcast over a short row costs
-    # NumPy a loop per row (3x a plain operation; repeated and used twice, 1.5x)
-    srep = _along_rows(s, v)
-    out = srep - v
-    if _nonnegative_rows(v, s):
+    # NumPy a loop per row (3x a plain operation)
+    out = _along_rows(s, v)
+    out -= v
+    nonneg = _nonnegative_rows(v, s)
+    if nonneg:
         if _whole(v):
             return out  # whole numbers below 2^53 (hard labels): every sum and difference is exact
-        srep *= 0.25  # exact
-        risky = np.flatnonzero(out < srep)
+        a = s
     else:
-        a = np.abs(v)
-        bound = _along_rows(row_sum(a), v)
-        bound *= 0.75
-        risky = np.flatnonzero(a > bound)
-    if risky.size:
-        # flat positions of the dominant elements: at most one per row, so each names its row
-        rows = risky // v.shape[-1]
-        np.put(out, risky, _sum_without(v, rows, risky - rows * v.shape[-1])[:, 0])
+        a = _row_sum(np.abs(v))
+    rows = _carried_rows(v, a)
+    if rows.size:
+        vr = v[rows]
+        if nonneg:
+            sr = s[rows]
+            risky = (sr - vr) < 0.25 * sr  # exact scaling: the test above, element by element
+        else:
+            risky = np.abs(vr) > 0.75 * a[rows]
+        r, c = np.nonzero(risky)  # at most one per row
+        if r.size:
+            rest = vr[r]
+            rest[np.arange(r.size), c] = 0.0
+            out[rows[r], c] = _row_sum(rest)[:, 0]
     return out
+
+
+#: Row sums of magnitudes between these have squares, and sums of squares, in the normal range.
+_CARRY_LOW, _CARRY_HIGH = 2.0**-450, 2.0**500
+
+
+def _carried_rows(v: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """The rows of ``v`` that may hold an element above 3/4 of ``a`` = Σ|v| (row-level), by a
+    row-level test: such an element's square alone is above 9/16·a², so a row with
+    ``Σ v² <= a²/2`` holds none (the margin 9/16 - 1/2 covers the roundings of the squares and
+    the sums, relative errors of a few n·2^-53). Rows whose ``a`` is outside
+    [2^-450, 2^500] (squares that could leave the normal range), NaN or inf are kept: the
+    element test decides there."""
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        q = _row_sum(v * v)[:, 0]
+        m = a[:, 0]
+        clear = (q <= 0.5 * (m * m)) & (m >= _CARRY_LOW) & (m <= _CARRY_HIGH)
+    return np.flatnonzero(~clear)
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:

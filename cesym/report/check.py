@@ -1,6 +1,6 @@
 """``cesym report --check``: exact where the sources decide, by their promises where the host measures.
 
-Three checks, each one a list of problems (empty: the committed reports are fresh):
+Four checks, each one a list of problems (empty: the committed reports are fresh):
 
 1. **Rendering, exact.** Every committed report file must be byte for byte what
    :func:`cesym.report.render.render_reports` makes of today's sources (derivations, generated kernels,
@@ -19,6 +19,12 @@ Three checks, each one a list of problems (empty: the committed reports are fres
    mpmath versions, the seeds' calls, printed numbers and exact mathematics; and the seeds' host
    figures agree with the fresh run to :data:`SEED_RTOL` (their text exactly, their numbers
    to a few float32 ulps).
+
+4. **Sources, exact.** The record names a digest of every file the measurement ran
+   (:func:`cesym.report.record.source_digests`): a kernel, a derivation, the sampler, the
+   reference or the Keras model changed since makes the record stale, measured or not. This
+   check and the first two on the committed record take seconds (``cesym report --check
+   --no-measure``, the test suite's check); the fresh run, minutes.
 
 Host-measured figures (ulps, shares, Keras's exact/explained split, plotted points, Keras's
 float outputs) are never compared by their last digit: NumPy's SIMD exp/log and TensorFlow's
@@ -39,7 +45,9 @@ from ..define.loss import DERIVATIONS_DIR
 from ..generate.codegen import GENERATED_DIR
 from .record import RECORD_NAME, loads
 
-__all__ = ["check", "stale_files", "record_problems", "broken_promises", "skeleton", "SEED_RTOL", "CAP_ULPS"]
+__all__ = [
+    "check", "stale_files", "stale_sources", "record_problems", "broken_promises", "skeleton", "SEED_RTOL", "CAP_ULPS",
+]
 
 #: Relative agreement of a seed's host figures with a fresh run: 2^-20, eight float32 ulps.
 #: The seeds compute a handful of float32/float64 logs and means, each within a few ulps of its
@@ -171,9 +179,25 @@ def stale_files(out_dir: Path, rendered: dict[str, str]) -> list[str]:
     return out
 
 
-def record_problems(committed: dict, fresh: dict) -> list[str]:
-    """Broken promises of either record, and where a fresh run's shape differs from the committed one."""
+def stale_sources(committed: dict, derivations: Path | None = None) -> list[str]:
+    """The files a measurement runs that differ from those ``committed`` was measured with."""
+    from .record import source_digests
+
+    then, now = committed.get("sources", {}), source_digests(derivations)
+    changed = sorted(k for k in then.keys() & now.keys() if then[k] != now[k])
+    new, gone = sorted(now.keys() - then.keys()), sorted(then.keys() - now.keys())
+    parts = [f"{what}: {', '.join(files)}" for what, files in (("changed", changed), ("new", new), ("gone", gone)) if files]
+    if not parts:
+        return []
+    return [f"{RECORD_NAME} (measured with other sources; {'; '.join(parts)}: run cesym report)"]
+
+
+def record_problems(committed: dict, fresh: dict | None) -> list[str]:
+    """Broken promises of either record, and where a fresh run's shape differs from the committed
+    one (``fresh`` None: the committed record's promises only)."""
     problems = [f"{RECORD_NAME}: {p}" for p in broken_promises(committed)]
+    if fresh is None:
+        return problems
     problems += [f"this host's run: {p}" for p in broken_promises(fresh)]
     a, b = skeleton(committed), skeleton(fresh)
     problems += [f"{RECORD_NAME}: {key} differ from a fresh run's" for key in a if a[key] != b[key]]
@@ -183,12 +207,12 @@ def record_problems(committed: dict, fresh: dict) -> list[str]:
 
 
 def check(
-    out_dir: Path, fresh: dict, derivations_dir: Path = DERIVATIONS_DIR, generated_dir: Path = GENERATED_DIR,
+    out_dir: Path, fresh: dict | None, derivations_dir: Path = DERIVATIONS_DIR, generated_dir: Path = GENERATED_DIR,
     derivations: Path | None = None, generated: dict[str, str] | None = None,
 ) -> list[str]:
     """Problems of the reports committed in ``out_dir`` against today's sources and the ``fresh``
-    record measured on this host (empty: fresh). ``derivations``/``generated``: a user's
-    derivations directory and its kernels rendered in memory."""
+    record measured on this host (empty: fresh; ``fresh`` None: none measured, see check 4).
+    ``derivations``/``generated``: a user's derivations directory and its kernels rendered in memory."""
     if derivations is not None:
         derivations_dir = Path(derivations)
     from .render import render_reports
@@ -206,4 +230,4 @@ def check(
     problems += [
         f"{p.name} (no longer rendered)" for p in sorted(out_dir.glob("*")) if p.suffix in (".md", ".svg") and p.name not in rendered
     ]
-    return problems + record_problems(committed, fresh)
+    return problems + stale_sources(committed, derivations) + record_problems(committed, fresh)

@@ -9,27 +9,41 @@ here, once, into a record that the renderer reads. ``cesym report --check``
 (:mod:`cesym.report.check`) then compares the rendering exactly and the measurements by what they
 promise.
 
+The record also names the sources it was measured with (:func:`source_digests`: a digest of
+each file of the kernels, the definitions and the code that samples, references and compares),
+so that a change to any of them shows the record stale without measuring again.
+
 The record is plain JSON (sorted keys, non-finite numbers as strings) so that its bytes are a
 function of its content.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..verify.registry import CASES
 
-__all__ = ["RECORD_NAME", "FORMAT", "PLOT_ROWS", "measure", "dumps", "loads", "plot_cases", "SERIES"]
+__all__ = [
+    "RECORD_NAME", "FORMAT", "PLOT_ROWS", "MEASURING_CODE", "measure", "source_digests", "dumps", "loads", "plot_cases", "SERIES",
+]
 
 #: File name of the record inside the reports directory.
 RECORD_NAME = "measured.json"
 #: Version of the record's layout (a reader refuses another).
-FORMAT = 2
+FORMAT = 3
+#: The code a measurement runs, inside the ``cesym`` package: the definitions' machinery, the
+#: kernels (generated and runtime), the reference, sampling and contract, the Keras calls and
+#: model, this module and the seeds' calls. The derivation files are added to it.
+#: Not in it: what only renders (:mod:`.render`, :mod:`.check`), the command line, the bench,
+#: and generation (its output, the kernels, is).
+MEASURING_CODE = ("define", "kernels", "verify", "keras", "report/record.py", "report/seeds.py")
 #: Sample of the error plots: rows per kernel and dtype (hard labels, rows of 3).
 PLOT_ROWS = 240
 #: Plotted series, in drawing order: the kernel, the naive form, Keras (when it ran).
@@ -108,10 +122,34 @@ def _plot_panels(family: str, keras: bool, seed: int, cases=None) -> list[dict]:
     return panels
 
 
-def measure(points: int, seed: int, jobs: int = 1, keras: bool = True, cases=None) -> dict[str, Any]:
+def _digest(path: Path) -> str:
+    # line ends normalised: a checkout that writes CRLF measures with the same code
+    return hashlib.sha256(path.read_bytes().replace(b"\r\n", b"\n")).hexdigest()[:16]
+
+
+def source_digests(derivations: Path | None = None) -> dict[str, str]:
+    """A digest of every Python file a measurement runs (:data:`MEASURING_CODE`, and the
+    derivation files of ``derivations``, default the shipped ones), by its path relative to the
+    ``cesym`` package (``derivations/<file>`` for a derivation)."""
+    from ..define.loss import DERIVATIONS_DIR
+
+    package = Path(__file__).resolve().parents[1]
+    out = {}
+    for part in MEASURING_CODE:
+        root = package / part
+        files = [root] if root.suffix == ".py" else sorted(root.rglob("*.py"))
+        for f in files:
+            out[f.relative_to(package).as_posix()] = _digest(f)
+    for f in sorted(Path(derivations or DERIVATIONS_DIR).glob("*.py")):
+        out[f"derivations/{f.name}"] = _digest(f)
+    return out
+
+
+def measure(points: int, seed: int, jobs: int = 1, keras: bool = True, cases=None, derivations: Path | None = None) -> dict[str, Any]:
     """Run every measurement the reports show and return the record. ``cases``: a user's kernel
     cases (:func:`cesym.verify.registry.load_cases`; default the shipped ones, with the seed posts'
-    numbers and Keras's clip edges)."""
+    numbers and Keras's clip edges); ``derivations``: their directory (default the shipped
+    one), whose files the record names with the code."""
     from ..keras.model import clip_edges
     from ..verify.run import environment, run
 
@@ -132,6 +170,7 @@ def measure(points: int, seed: int, jobs: int = 1, keras: bool = True, cases=Non
         "plots": {f: _plot_panels(f, keras, seed, pool) for f in families if plot_cases(f, pool)},
         "caps": clip_edges() if keras and cases is None else [],
         "seeds": [],
+        "sources": source_digests(derivations),
     }
     if keras and cases is None:
         from .seeds import seed_numbers

@@ -199,6 +199,9 @@ def _check_point(ref, res: Result, stratum, row, col, lab, pred, params, val, gr
     def kappa():  # memoised by the reference: computed once, and only where an error needs it
         return ref.kappa(lab, pred, params, true_v, true_g)
 
+    def kappa_value():  # the value's κ needs first derivatives only: no Hessian unless a gradient needs it
+        return ref.kappa_value(lab, pred, params, true_v, true_g)
+
     where = "" if col is None else f"[{col}]"
     e = _error(val, true_v, dtype)
     res.value_ulps.append(e)
@@ -208,7 +211,7 @@ def _check_point(ref, res: Result, stratum, row, col, lab, pred, params, val, gr
             res.failures.append(Failure("value" + where, row, stratum, e, math.nan, _fmt_inputs(lab, pred, params), float(val), "no limit (NaN)"))
     elif e > vbase:
         # a spurious NaN or inf fails whatever κ: κ (second derivatives) only where it decides
-        k = math.nan if _spurious_nonfinite(val, true_v) else kappa()[0]
+        k = math.nan if _spurious_nonfinite(val, true_v) else kappa_value()
         share = _share(e, vbase, k, val, true_v)
         res.value_share.append(share)
         if share > 1:

@@ -154,6 +154,11 @@ class ExtendedReference:
         far = self._points(pred)[0][-1]
         return self.ref.kappa(labels, far, params, value, grad)
 
+    def kappa_value(self, labels, pred, params=(), value=None, grad=None) -> float:
+        """κ of the value alone, at the same stand-in (first derivatives only)."""
+        far = self._points(pred)[0][-1]
+        return self.ref.kappa_value(labels, far, params, value, grad)
+
 
 def _same(a: mpmath.mpf, b: mpmath.mpf, dtype) -> bool:
     """One number of the format, or two resolved values of one limit: each is pinned to 2^-8 of

@@ -30,6 +30,7 @@ from sympy.codegen.cfunctions import log1p
 
 from ..define.primitives import Sigmoid, to_elementary
 from ..define.conventions import guard_zero_weights
+from .codecache import cached_source
 from .ulps import FORMATS
 
 __all__ = ["RowReference", "Unresolved", "PRECISIONS"]
@@ -238,18 +239,25 @@ class RowReference:
     def _hessian(self):
         """d grad_j / d(pred, labels, params) for every j, flattened row by row."""
         syms = self.pred_syms + self.label_syms + list(self.loss.params)
-        # ∂G_j/∂x_i = ∂²V/∂x_i∂x_j = ∂G_i/∂x_j: the prediction block is symmetric, each pair derived once
-        done: dict[tuple[int, int], sp.Basic] = {}
-        out = []
-        for j, g in enumerate(self.grad_exprs):
-            for i, s in enumerate(syms):
-                if i < len(self.pred_syms) and (i, j) in done:
-                    out.append(done[(i, j)])
-                    continue
-                d = sp.diff(g, s)
-                done[(j, i)] = d
-                out.append(d)
-        return _compile(self.args, out)
+
+        def build():
+            # ∂G_j/∂x_i = ∂²V/∂x_i∂x_j = ∂G_i/∂x_j: the prediction block is symmetric, each pair derived once
+            done: dict[tuple[int, int], sp.Basic] = {}
+            out = []
+            for j, g in enumerate(self.grad_exprs):
+                for i, s in enumerate(syms):
+                    if i < len(self.pred_syms) and (i, j) in done:
+                        out.append(done[(i, j)])
+                        continue
+                    d = sp.diff(g, s)
+                    done[(j, i)] = d
+                    out.append(d)
+            return _compile(self.args, out)
+
+        # seconds per loss at a row of 8, in every process: the printed code is cached on disk
+        fn = cached_source(self.args, sp.srepr([self.grad_exprs, syms]), build, _namespace(mpmath.iv))
+        fn.n_out = len(self.grad_exprs) * len(syms)
+        return fn
 
     def _soft(self, labels, params) -> bool:
         """Labels count in κ only when soft: smoothing on or a label other than 0/1."""

@@ -158,8 +158,9 @@ def probs_value(y, p, label_smoothing):
     C = _rt.width(p)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
-    tmp0 = 1/C
-    return _rt.weighted_row_sum(_rt.xmul(t, -numpy.log(p)) + _rt.xmul(u, -numpy.log1p(-p)), tmp0)
+    tmp0 = _rt.xmul(t, -numpy.log(p)) + _rt.xmul(u, -numpy.log1p(-p))
+    tmp1 = 1/C
+    return _rt.weighted_row_sum(tmp0, tmp1, _rt.row_sum(tmp0))
 
 
 def probs_naive_value(y, p, label_smoothing):
@@ -196,9 +197,10 @@ def probs_value_and_grad(y, p, label_smoothing):
     C = _rt.width(p)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
-    tmp0 = 1/C
-    grad = _rt.xmul(t, -tmp0/p) + _rt.xmul(u, tmp0/(1 - p))
-    return _rt.weighted_row_sum(_rt.xmul(t, -numpy.log(p)) + _rt.xmul(u, -numpy.log1p(-p)), tmp0), grad
+    tmp0 = _rt.xmul(t, -numpy.log(p)) + _rt.xmul(u, -numpy.log1p(-p))
+    tmp1 = 1/C
+    grad = _rt.xmul(t, -tmp1/p) + _rt.xmul(u, tmp1/(1 - p))
+    return _rt.weighted_row_sum(tmp0, tmp1, _rt.row_sum(tmp0)), grad
 
 
 def probs_naive_grad(y, p, label_smoothing):
@@ -236,8 +238,9 @@ def logits_value(y, x, label_smoothing):
     tmp0 = numpy.exp(-abs(x))
     tmp1 = numpy.log1p(tmp0)
     tmp2 = -x
-    tmp3 = 1/C
-    return _rt.weighted_row_sum(t*(tmp1 + numpy.maximum(0, tmp2)) + u*(tmp1 + numpy.maximum(0, x)), tmp3)
+    tmp3 = t*(tmp1 + numpy.maximum(0, tmp2)) + u*(tmp1 + numpy.maximum(0, x))
+    tmp4 = 1/C
+    return _rt.weighted_row_sum(tmp3, tmp4, _rt.row_sum(tmp3))
 
 
 def logits_naive_value(y, x, label_smoothing):
@@ -281,10 +284,11 @@ def logits_value_and_grad(y, x, label_smoothing):
     tmp0 = numpy.exp(-abs(x))
     tmp1 = numpy.log1p(tmp0)
     tmp2 = -x
-    tmp3 = 1/C
-    tmp4 = 1/(tmp0 + 1)
-    grad = -t*tmp3*tmp4*_rt.exp_min0(tmp2, tmp0) + tmp3*tmp4*u*_rt.exp_min0(x, tmp0)
-    return _rt.weighted_row_sum(t*(tmp1 + numpy.maximum(0, tmp2)) + u*(tmp1 + numpy.maximum(0, x)), tmp3), grad
+    tmp3 = t*(tmp1 + numpy.maximum(0, tmp2)) + u*(tmp1 + numpy.maximum(0, x))
+    tmp4 = 1/C
+    tmp5 = 1/(tmp0 + 1)
+    grad = -t*tmp4*tmp5*_rt.exp_min0(tmp2, tmp0) + tmp4*tmp5*u*_rt.exp_min0(x, tmp0)
+    return _rt.weighted_row_sum(tmp3, tmp4, _rt.row_sum(tmp3)), grad
 
 
 def logits_naive_grad(y, x, label_smoothing):

@@ -292,7 +292,8 @@ def probs_value(y, p, label_smoothing, alpha, gamma):
     tmp2 = _rt.neg_log_normalized(p, tmp1)
     tmp3 = 1/tmp0
     tmp4 = tmp1*tmp3
-    return _rt.weighted_row_sum(_rt.xmul(t, tmp2*tmp4**gamma), alpha)
+    tmp5 = _rt.xmul(t, tmp2*tmp4**gamma)
+    return _rt.weighted_row_sum(tmp5, alpha, _rt.row_sum(tmp5))
 
 
 def probs_naive_value(y, p, label_smoothing, alpha, gamma):
@@ -337,9 +338,10 @@ def probs_value_and_grad(y, p, label_smoothing, alpha, gamma):
     tmp2 = _rt.neg_log_normalized(p, tmp1)
     tmp3 = 1/tmp0
     tmp4 = tmp1*tmp3
-    tmp5 = t*(alpha*_rt.scaled_pow(tmp4, gamma, tmp3) + _rt.xmul(p*tmp3, alpha*_rt.xmul(gamma, _rt.xmul(tmp2, _rt.scaled_pow(tmp4, gamma - 1, tmp3)))))
-    grad = _rt.rest_sum(tmp5, _rt.row_sum(tmp5)) - _rt.xmul(tmp5, tmp1/p)
-    return _rt.weighted_row_sum(_rt.xmul(t, tmp2*tmp4**gamma), alpha), grad
+    tmp5 = _rt.xmul(t, tmp2*tmp4**gamma)
+    tmp6 = t*(alpha*_rt.scaled_pow(tmp4, gamma, tmp3) + _rt.xmul(p*tmp3, alpha*_rt.xmul(gamma, _rt.xmul(tmp2, _rt.scaled_pow(tmp4, gamma - 1, tmp3)))))
+    grad = _rt.rest_sum(tmp6, _rt.row_sum(tmp6)) - _rt.xmul(tmp6, tmp1/p)
+    return _rt.weighted_row_sum(tmp5, alpha, _rt.row_sum(tmp5)), grad
 
 
 def probs_naive_grad(y, p, label_smoothing, alpha, gamma):
@@ -385,7 +387,8 @@ def logits_value(y, z, label_smoothing, alpha, gamma):
     tmp5 = 1/tmp2
     tmp6 = tmp5*_rt.rest_sum(tmp1, tmp2)
     tmp7 = tmp6**gamma
-    return _rt.weighted_row_sum(t*tmp4*tmp7, alpha)
+    tmp8 = t*tmp4*tmp7
+    return _rt.weighted_row_sum(tmp8, alpha, _rt.row_sum(tmp8))
 
 
 def logits_naive_value(y, z, label_smoothing, alpha, gamma):
@@ -430,8 +433,9 @@ def logits_value_and_grad(y, z, label_smoothing, alpha, gamma):
     tmp5 = 1/tmp2
     tmp6 = tmp5*_rt.rest_sum(tmp1, tmp2)
     tmp7 = tmp6**gamma
+    tmp8 = t*tmp4*tmp7
     grad = tmp5*_rt.cross_rest(t, z, tmp1, tmp3, tmp2, tmp7*alpha + _rt.xmul(numpy.exp(-tmp4), alpha*_rt.xmul(gamma, _rt.xmul(tmp4, tmp6**(gamma - 1)))), (lambda nu: -alpha*gamma*(-numpy.expm1(-nu))**gamma*(nu*(-gamma*numpy.exp(-nu)/numpy.expm1(-nu) - 1 + numpy.exp(-nu)/numpy.expm1(-nu)) + 2)*numpy.exp(-nu)/numpy.expm1(-nu)))
-    return _rt.weighted_row_sum(t*tmp4*tmp7, alpha), grad
+    return _rt.weighted_row_sum(tmp8, alpha, _rt.row_sum(tmp8)), grad
 
 
 def logits_naive_grad(y, z, label_smoothing, alpha, gamma):

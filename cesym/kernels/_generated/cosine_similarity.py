@@ -120,7 +120,8 @@ def cosine_value(y, p):
     tmp1 = (p/tmp0)
     tmp2 = (y/_rt.norm2(y))
     tmp3 = tmp1*tmp2
-    return _rt.weighted_row_sum(tmp3, -1)
+    tmp4 = _rt.row_sum(tmp3)
+    return _rt.weighted_row_sum(tmp3, -1, tmp4)
 
 
 def cosine_naive_value(y, p):
@@ -148,8 +149,9 @@ def cosine_grad(y, p):
     tmp1 = (p/tmp0)
     tmp2 = (y/_rt.norm2(y))
     tmp3 = tmp1*tmp2
-    tmp4 = tmp1**2
-    return (tmp1*_rt.rest_sum(tmp3, _rt.row_sum(tmp3)) - tmp2*_rt.rest_sum(tmp4, _rt.row_sum(tmp4)))/tmp0
+    tmp4 = _rt.row_sum(tmp3)
+    tmp5 = tmp1**2
+    return (tmp1*_rt.rest_sum(tmp3, tmp4) - tmp2*_rt.rest_sum(tmp5, _rt.row_sum(tmp5)))/tmp0
 
 
 def cosine_value_and_grad(y, p):
@@ -159,9 +161,10 @@ def cosine_value_and_grad(y, p):
     tmp1 = (p/tmp0)
     tmp2 = (y/_rt.norm2(y))
     tmp3 = tmp1*tmp2
-    tmp4 = tmp1**2
-    grad = (tmp1*_rt.rest_sum(tmp3, _rt.row_sum(tmp3)) - tmp2*_rt.rest_sum(tmp4, _rt.row_sum(tmp4)))/tmp0
-    return _rt.weighted_row_sum(tmp3, -1), grad
+    tmp4 = _rt.row_sum(tmp3)
+    tmp5 = tmp1**2
+    grad = (tmp1*_rt.rest_sum(tmp3, tmp4) - tmp2*_rt.rest_sum(tmp5, _rt.row_sum(tmp5)))/tmp0
+    return _rt.weighted_row_sum(tmp3, -1, tmp4), grad
 
 
 def cosine_naive_grad(y, p):

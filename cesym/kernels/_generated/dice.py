@@ -117,11 +117,12 @@ def overlap_value(y, p):
     Rewrites applied:
     - none
     """
-    tmp0 = _rt.row_sum(p) + _rt.row_sum(y)
-    tmp1 = numpy.equal(tmp0, 0)
-    tmp2 = p*y
-    tmp3 = _rt.row_sum(tmp2)
-    return _rt.where(tmp1, 1, 1 - 2*tmp3/tmp0)
+    tmp0 = p + y
+    tmp1 = _rt.row_sum(tmp0)
+    tmp2 = numpy.equal(tmp1, 0)
+    tmp3 = p*y
+    tmp4 = _rt.row_sum(tmp3)
+    return _rt.where(tmp2, 1, 1 - 2*tmp4/tmp1)
 
 
 def overlap_naive_value(y, p):
@@ -129,7 +130,7 @@ def overlap_naive_value(y, p):
 
     ``Piecewise((1, Eq(RowSum(p) + RowSum(y), 0)), (1 - 2*RowSum(p*y)/(RowSum(p) + RowSum(y)), True))``
     """
-    tmp0 = _rt.row_sum(p) + _rt.row_sum(y)
+    tmp0 = _rt.row_sum(p + y)
     return _rt.where(numpy.equal(tmp0, 0), 1, 1 - 2*_rt.row_sum(p*y)/tmp0)
 
 
@@ -144,24 +145,24 @@ def overlap_grad(y, p):
     - split-rowsum: Σ_c v_c = v_j + Σ_{c≠j} v_c: written this way, a difference such as σ_j·Σt - t_j or Σt/Σp - t_j/p_j becomes an expression in the other elements, which does not cancel when element j dominates (softmax_j - 1 = -Σ_{c≠j} e_c / Σ e_c).
     - norm-square-split: over one denominator, with Σ v = v_j + Σ_{c≠j} v and ‖x‖² = x_j² + Σ_{c≠j} x_c², the terms of element j that cancel exactly are gone before anything is computed (the cosine's gradient: y_j‖p‖² - p_j Σ y p = y_j Σ_{c≠j} p_c² - p_j Σ_{c≠j} y_c p_c; the Dice gradient: Σ y p - y_j(Σ y + Σ p) loses its y_j p_j), where computed they would cancel in rounding for a row dominated by element j.
     """
-    tmp0 = _rt.row_sum(p) + _rt.row_sum(y)
-    tmp1 = numpy.equal(tmp0, 0)
-    tmp2 = p*y
-    tmp3 = _rt.row_sum(tmp2)
-    tmp4 = p + y
-    return _rt.where(tmp1, 0, ((-2*y**2 - 2*y*_rt.rest_sum(tmp4, _rt.row_sum(tmp4)) + _rt.rest_sum(tmp2, tmp3)*2)/tmp0)/tmp0)
+    tmp0 = p + y
+    tmp1 = _rt.row_sum(tmp0)
+    tmp2 = numpy.equal(tmp1, 0)
+    tmp3 = p*y
+    tmp4 = _rt.row_sum(tmp3)
+    return _rt.where(tmp2, 0, ((-2*y**2 - 2*y*_rt.rest_sum(tmp0, tmp1) + _rt.rest_sum(tmp3, tmp4)*2)/tmp1)/tmp1)
 
 
 def overlap_value_and_grad(y, p):
     r"""Dice loss: stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``overlap_value`` and ``overlap_grad``).
     """
-    tmp0 = _rt.row_sum(p) + _rt.row_sum(y)
-    tmp1 = numpy.equal(tmp0, 0)
-    tmp2 = p*y
-    tmp3 = _rt.row_sum(tmp2)
-    tmp4 = p + y
-    grad = _rt.where(tmp1, 0, ((-2*y**2 - 2*y*_rt.rest_sum(tmp4, _rt.row_sum(tmp4)) + _rt.rest_sum(tmp2, tmp3)*2)/tmp0)/tmp0)
-    return _rt.where(tmp1, 1, 1 - 2*tmp3/tmp0), grad
+    tmp0 = p + y
+    tmp1 = _rt.row_sum(tmp0)
+    tmp2 = numpy.equal(tmp1, 0)
+    tmp3 = p*y
+    tmp4 = _rt.row_sum(tmp3)
+    grad = _rt.where(tmp2, 0, ((-2*y**2 - 2*y*_rt.rest_sum(tmp0, tmp1) + _rt.rest_sum(tmp3, tmp4)*2)/tmp1)/tmp1)
+    return _rt.where(tmp2, 1, 1 - 2*tmp4/tmp1), grad
 
 
 def overlap_naive_grad(y, p):
@@ -169,7 +170,7 @@ def overlap_naive_grad(y, p):
 
     ``Piecewise((0, Eq(RowSum(p) + RowSum(y), 0)), (-2*y/(RowSum(p) + RowSum(y)) + 2*RowSum(p*y)/(RowSum(p) + RowSum(y))**2, True))``
     """
-    tmp0 = _rt.row_sum(p) + _rt.row_sum(y)
+    tmp0 = _rt.row_sum(p + y)
     return _rt.where(numpy.equal(tmp0, 0), 0, -2*y/tmp0 + 2*(_rt.row_sum(p*y)/tmp0)/tmp0)
 
 

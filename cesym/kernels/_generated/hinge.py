@@ -155,8 +155,9 @@ def plain_value(t, p):
     """
     C = _rt.width(p)
     tmp0 = -p*t + 1
-    tmp1 = 1/C
-    return _rt.weighted_row_sum(numpy.maximum(tmp0, 0), tmp1)
+    tmp1 = numpy.maximum(tmp0, 0)
+    tmp2 = 1/C
+    return _rt.weighted_row_sum(tmp1, tmp2, _rt.row_sum(tmp1))
 
 
 def plain_naive_value(t, p):
@@ -190,9 +191,10 @@ def plain_value_and_grad(t, p):
     """
     C = _rt.width(p)
     tmp0 = -p*t + 1
-    tmp1 = 1/C
-    grad = -t*tmp1*numpy.heaviside(tmp0, 1.0)
-    return _rt.weighted_row_sum(numpy.maximum(tmp0, 0), tmp1), grad
+    tmp1 = numpy.maximum(tmp0, 0)
+    tmp2 = 1/C
+    grad = -t*tmp2*numpy.heaviside(tmp0, 1.0)
+    return _rt.weighted_row_sum(tmp1, tmp2, _rt.row_sum(tmp1)), grad
 
 
 def plain_naive_grad(t, p):

@@ -91,8 +91,9 @@ def logcosh_value(y, p):
     """
     C = _rt.width(p)
     tmp0 = p - y
-    tmp1 = 1/C
-    return _rt.weighted_row_sum(_rt.logcosh(tmp0), tmp1)
+    tmp1 = _rt.logcosh(tmp0)
+    tmp2 = 1/C
+    return _rt.weighted_row_sum(tmp1, tmp2, _rt.row_sum(tmp1))
 
 
 def logcosh_naive_value(y, p):
@@ -125,9 +126,10 @@ def logcosh_value_and_grad(y, p):
     """
     C = _rt.width(p)
     tmp0 = p - y
-    tmp1 = 1/C
-    grad = tmp1*numpy.tanh(tmp0)
-    return _rt.weighted_row_sum(_rt.logcosh(tmp0), tmp1), grad
+    tmp1 = _rt.logcosh(tmp0)
+    tmp2 = 1/C
+    grad = tmp2*numpy.tanh(tmp0)
+    return _rt.weighted_row_sum(tmp1, tmp2, _rt.row_sum(tmp1)), grad
 
 
 def logcosh_naive_grad(y, p):

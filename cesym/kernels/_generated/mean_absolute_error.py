@@ -83,8 +83,9 @@ def mae_value(y, p):
     """
     C = _rt.width(p)
     tmp0 = p - y
-    tmp1 = 1/C
-    return _rt.weighted_row_sum(abs(tmp0), tmp1)
+    tmp1 = abs(tmp0)
+    tmp2 = 1/C
+    return _rt.weighted_row_sum(tmp1, tmp2, _rt.row_sum(tmp1))
 
 
 def mae_naive_value(y, p):
@@ -117,9 +118,10 @@ def mae_value_and_grad(y, p):
     """
     C = _rt.width(p)
     tmp0 = p - y
-    tmp1 = 1/C
-    grad = tmp1*numpy.sign(tmp0)
-    return _rt.weighted_row_sum(abs(tmp0), tmp1), grad
+    tmp1 = abs(tmp0)
+    tmp2 = 1/C
+    grad = tmp2*numpy.sign(tmp0)
+    return _rt.weighted_row_sum(tmp1, tmp2, _rt.row_sum(tmp1)), grad
 
 
 def mae_naive_grad(y, p):

@@ -102,8 +102,9 @@ def mape_value(y, p):
     C = _rt.width(p)
     tmp0 = 1/abs(y)
     tmp1 = p - y
-    tmp2 = 100/C
-    return _rt.weighted_row_sum(tmp0*abs(tmp1), tmp2)
+    tmp2 = tmp0*abs(tmp1)
+    tmp3 = 100/C
+    return _rt.weighted_row_sum(tmp2, tmp3, _rt.row_sum(tmp2))
 
 
 def mape_naive_value(y, p):
@@ -138,9 +139,10 @@ def mape_value_and_grad(y, p):
     C = _rt.width(p)
     tmp0 = 1/abs(y)
     tmp1 = p - y
-    tmp2 = 100/C
-    grad = tmp0*tmp2*numpy.sign(tmp1)
-    return _rt.weighted_row_sum(tmp0*abs(tmp1), tmp2), grad
+    tmp2 = tmp0*abs(tmp1)
+    tmp3 = 100/C
+    grad = tmp0*tmp3*numpy.sign(tmp1)
+    return _rt.weighted_row_sum(tmp2, tmp3, _rt.row_sum(tmp2)), grad
 
 
 def mape_naive_grad(y, p):

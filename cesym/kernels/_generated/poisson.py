@@ -89,8 +89,9 @@ def rate_value(y, p):
     - guard-weights: collect on the label weights and put each coefficient over one denominator, so that the cancelling parts of a coefficient (Σt/Σp - t/p) are cancelled exactly in algebra; each weighted term is XMul(w, ·): 0·log 0 = 0 and 0·(1/0) = 0, no NaN
     """
     C = _rt.width(p)
-    tmp0 = 1/C
-    return _rt.weighted_row_sum(p + _rt.xmul(y, -numpy.log(p)), tmp0)
+    tmp0 = p + _rt.xmul(y, -numpy.log(p))
+    tmp1 = 1/C
+    return _rt.weighted_row_sum(tmp0, tmp1, _rt.row_sum(tmp0))
 
 
 def rate_naive_value(y, p):
@@ -121,9 +122,10 @@ def rate_value_and_grad(y, p):
     r"""Poisson loss on rates: stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``rate_value`` and ``rate_grad``).
     """
     C = _rt.width(p)
-    tmp0 = 1/C
-    grad = tmp0 + _rt.xmul(y, -tmp0/p)
-    return _rt.weighted_row_sum(p + _rt.xmul(y, -numpy.log(p)), tmp0), grad
+    tmp0 = p + _rt.xmul(y, -numpy.log(p))
+    tmp1 = 1/C
+    grad = tmp1 + _rt.xmul(y, -tmp1/p)
+    return _rt.weighted_row_sum(tmp0, tmp1, _rt.row_sum(tmp0)), grad
 
 
 def rate_naive_grad(y, p):

@@ -192,9 +192,11 @@ def index_value(y, p, alpha, beta):
     tmp0 = p*y
     tmp1 = _rt.row_sum(tmp0)
     tmp2 = p*(1 - y)
-    tmp3 = y*(1 - p)
-    tmp4 = tmp1 + _rt.weighted_row_sum(tmp2, alpha) + _rt.weighted_row_sum(tmp3, beta)
-    return _rt.where(numpy.equal(tmp4, 0), 1, -tmp1/tmp4 + 1)
+    tmp3 = _rt.row_sum(tmp2)
+    tmp4 = y*(1 - p)
+    tmp5 = _rt.row_sum(tmp4)
+    tmp6 = tmp1 + _rt.weighted_row_sum(tmp2, alpha, tmp3) + _rt.weighted_row_sum(tmp4, beta, tmp5)
+    return _rt.where(numpy.equal(tmp6, 0), 1, -tmp1/tmp6 + 1)
 
 
 def index_naive_value(y, p, alpha, beta):
@@ -221,9 +223,11 @@ def index_grad(y, p, alpha, beta):
     tmp0 = p*y
     tmp1 = _rt.row_sum(tmp0)
     tmp2 = p*(1 - y)
-    tmp3 = y*(1 - p)
-    tmp4 = tmp1 + alpha*_rt.row_sum(tmp2) + beta*_rt.row_sum(tmp3)
-    return _rt.where(numpy.equal(tmp4, 0), 0, ((-y**2*beta - y*alpha*_rt.rest_sum(p, _rt.row_sum(p)) - y*beta*_rt.rest_sum(y, _rt.row_sum(y)) + alpha*_rt.rest_sum(tmp0, tmp1))/tmp4)/tmp4)
+    tmp3 = _rt.row_sum(tmp2)
+    tmp4 = y*(1 - p)
+    tmp5 = _rt.row_sum(tmp4)
+    tmp6 = tmp1 + tmp3*alpha + tmp5*beta
+    return _rt.where(numpy.equal(tmp6, 0), 0, ((-y**2*beta - y*alpha*_rt.rest_sum(p, _rt.row_sum(p)) - y*beta*_rt.rest_sum(y, _rt.row_sum(y)) + alpha*_rt.rest_sum(tmp0, tmp1))/tmp6)/tmp6)
 
 
 def index_value_and_grad(y, p, alpha, beta):
@@ -232,11 +236,13 @@ def index_value_and_grad(y, p, alpha, beta):
     tmp0 = p*y
     tmp1 = _rt.row_sum(tmp0)
     tmp2 = p*(1 - y)
-    tmp3 = y*(1 - p)
-    tmp4 = tmp1 + _rt.weighted_row_sum(tmp2, alpha) + _rt.weighted_row_sum(tmp3, beta)
-    tmp5 = tmp1 + alpha*_rt.row_sum(tmp2) + beta*_rt.row_sum(tmp3)
-    grad = _rt.where(numpy.equal(tmp5, 0), 0, ((-y**2*beta - y*alpha*_rt.rest_sum(p, _rt.row_sum(p)) - y*beta*_rt.rest_sum(y, _rt.row_sum(y)) + alpha*_rt.rest_sum(tmp0, tmp1))/tmp5)/tmp5)
-    return _rt.where(numpy.equal(tmp4, 0), 1, -tmp1/tmp4 + 1), grad
+    tmp3 = _rt.row_sum(tmp2)
+    tmp4 = y*(1 - p)
+    tmp5 = _rt.row_sum(tmp4)
+    tmp6 = tmp1 + _rt.weighted_row_sum(tmp2, alpha, tmp3) + _rt.weighted_row_sum(tmp4, beta, tmp5)
+    tmp7 = tmp1 + tmp3*alpha + tmp5*beta
+    grad = _rt.where(numpy.equal(tmp7, 0), 0, ((-y**2*beta - y*alpha*_rt.rest_sum(p, _rt.row_sum(p)) - y*beta*_rt.rest_sum(y, _rt.row_sum(y)) + alpha*_rt.rest_sum(tmp0, tmp1))/tmp7)/tmp7)
+    return _rt.where(numpy.equal(tmp6, 0), 1, -tmp1/tmp6 + 1), grad
 
 
 def index_naive_grad(y, p, alpha, beta):

@@ -1,0 +1,125 @@
+"""A disk cache of the reference's compiled second derivatives, shared by processes and runs.
+
+The reference differentiates each loss's expanded row twice with ``sympy.diff`` for the condition
+numbers of its gradient (:meth:`cesym.verify.reference.RowReference._hessian`). For a row of 8
+that is seconds per loss (the categorical focal loss from logits: 9 s; the catalog: about 40 s),
+paid again by every process: each worker of ``cesym verify``/``cesym report``, each test
+process. What the derivation produces is the Python source that ``sympy.lambdify`` prints; this
+module keeps that text, keyed by what decides it: the SymPy form of the gradient and the
+symbols (``srepr``), the SymPy and mpmath versions and the source of the printer and namespace
+(:mod:`cesym.define.evaluate`) and of the module that derives (:mod:`cesym.verify.reference`). A different expression, printer or SymPy is a different key:
+no entry is ever reused for something else, and nothing is invalidated by hand.
+
+Where: ``$CESYM_CACHE_DIR``, else ``$XDG_CACHE_HOME/cesym``, else ``~/.cache/cesym``
+(one ``.py`` file per entry under ``reference/``). Entries are written whole (a temporary file
+renamed into place: concurrent writers of one key write the same text) and an entry that does
+not read back as a function is derived again. A directory that cannot be created or written
+leaves the reference as it was: derived in every process. ``CESYM_CACHE_DIR=off`` turns the
+cache off.
+"""
+
+from __future__ import annotations
+
+import builtins
+import functools
+import hashlib
+import inspect
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import mpmath
+import sympy as sp
+
+from ..define import evaluate
+
+__all__ = ["cache_dir", "cached_source"]
+
+_FORMAT = "cesym-reference-code-1"
+
+
+def cache_dir() -> Path | None:
+    """The cache directory (None: off)."""
+    env = os.environ.get("CESYM_CACHE_DIR")
+    if env is not None:
+        return None if env.strip().lower() in ("", "off", "0", "none") else Path(env) / "reference"
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "cesym" / "reference"
+
+
+@functools.cache
+def _source_digest(module: str) -> str | None:
+    """The digest of a module's source (None where it has none to read: then no cache)."""
+    try:
+        return hashlib.sha256(inspect.getsource(sys.modules[module]).encode("utf-8")).hexdigest()
+    except (OSError, TypeError, KeyError):
+        return None
+
+
+def key(args: list[sp.Symbol], exprs_srepr: str, deriving_module: str) -> str | None:
+    """The entry's name: a digest of everything that decides the printed source (None: the
+    sources cannot be read, nothing is cached)."""
+    sources = [_source_digest(evaluate.__name__), _source_digest(deriving_module)]
+    if None in sources:
+        return None
+    h = hashlib.sha256()
+    for part in (_FORMAT, sp.__version__, mpmath.__version__, *sources, sp.srepr(args), exprs_srepr):
+        h.update(part.encode("utf-8"))
+        h.update(b"\0")
+    return h.hexdigest()[:40]
+
+
+def _load(path: Path, namespace: dict) -> Callable | None:
+    try:
+        src = path.read_text(encoding="utf-8")
+        g = dict(namespace, builtins=builtins, range=range)
+        exec(compile(src, str(path), "exec"), g)  # noqa: S102 - our own printed code, keyed by its inputs
+        fn = g.get("_lambdifygenerated")
+        return fn if callable(fn) else None
+    except (OSError, SyntaxError, ValueError, NameError, TypeError):
+        return None
+
+
+def _store(path: Path, src: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".py")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(src)
+            os.chmod(tmp, 0o644)  # mkstemp's 0600: readable like any other cache file
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+    except OSError:
+        pass  # not writable: derived again next time
+
+
+def cached_source(
+    args: list[sp.Symbol], inputs_srepr: str, build: Callable[[], Callable], namespace: dict
+) -> Callable:
+    """The function ``build()`` makes (a ``sympy.lambdify`` of ``args``), from the cache when an
+    entry for ``(args, inputs_srepr)`` exists; ``inputs_srepr`` names what ``build`` derives from
+    (its result is a function of it and of the source of ``build``'s module). ``namespace``: the modules the printed code calls."""
+    d = cache_dir()
+    name = None if d is None else key(args, inputs_srepr, build.__module__)
+    if name is None:
+        return build()
+    path = d / f"{name}.py"
+    if path.exists():
+        fn = _load(path, namespace)
+        if fn is not None:
+            return fn
+    fn = build()
+    try:
+        src = inspect.getsource(fn)
+    except (OSError, TypeError):
+        return fn
+    _store(path, src)
+    return fn

@@ -1,0 +1,97 @@
+"""The disk cache of the reference's compiled second derivatives (cesym.verify.codecache): an
+entry read back is the function derived, a bad entry is derived again, no directory is no cache."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+from cesym.verify import codecache
+from cesym.verify.contract import losses_by_name
+from cesym.verify.reference import RowReference
+
+LOSS = "binary_focal_crossentropy.logits"
+LABELS, PRED, PARAMS = [0.0, 1.0, 0.25], [-3.5, 40.0, 1e-3], [0.1, 2.0]
+
+
+def _kappa(n: int = 3):
+    ref = RowReference(losses_by_name()[LOSS], n)
+    return ref.kappa(LABELS[:n], PRED[:n], PARAMS), ref._hessian
+
+
+@pytest.fixture
+def derived(monkeypatch):
+    monkeypatch.setenv("CESYM_CACHE_DIR", "off")
+    return _kappa()[0]
+
+
+def _entries(d: Path) -> list[Path]:
+    return sorted((d / "reference").glob("*.py"))
+
+
+def test_an_entry_read_back_gives_the_derived_numbers(derived, tmp_path, monkeypatch):
+    monkeypatch.setenv("CESYM_CACHE_DIR", str(tmp_path))
+    first, _ = _kappa()
+    (entry,) = _entries(tmp_path)
+    second, fn = _kappa()
+    assert first == second == derived
+    assert fn.__code__.co_filename == str(entry)  # the second reference read the entry
+
+
+def test_another_expression_is_another_entry(tmp_path, monkeypatch):
+    monkeypatch.setenv("CESYM_CACHE_DIR", str(tmp_path))
+    _kappa(3)
+    _kappa(2)
+    assert len(_entries(tmp_path)) == 2
+
+
+@pytest.mark.parametrize("text", ["", "def _lambdifygenerated(:\n", "x = 1\n", "raise ValueError\n"])
+def test_a_bad_entry_is_derived_again(derived, tmp_path, monkeypatch, text):
+    monkeypatch.setenv("CESYM_CACHE_DIR", str(tmp_path))
+    _kappa()
+    (entry,) = _entries(tmp_path)
+    entry.write_text(text, encoding="utf-8")
+    assert _kappa()[0] == derived
+    assert entry.read_text(encoding="utf-8").startswith("def _lambdifygenerated(")  # and rewritten
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_an_unwritable_directory_is_no_cache(derived, tmp_path, monkeypatch):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    monkeypatch.setenv("CESYM_CACHE_DIR", str(ro))
+    try:
+        assert _kappa()[0] == derived
+        assert not (ro / "reference").exists()
+    finally:
+        ro.chmod(0o700)
+
+
+def test_a_directory_that_is_a_file_is_no_cache(derived, tmp_path, monkeypatch):
+    f = tmp_path / "file"
+    f.write_text("", encoding="utf-8")
+    monkeypatch.setenv("CESYM_CACHE_DIR", str(f))
+    assert _kappa()[0] == derived
+
+
+def test_the_key_names_the_sources(monkeypatch):
+    """A change to the printer's or the deriving module's source is another key."""
+    import sympy as sp
+
+    args = [sp.Symbol("x")]
+    k = codecache.key(args, "e", "cesym.verify.reference")
+    assert k == codecache.key(args, "e", "cesym.verify.reference")
+    assert k != codecache.key(args, "f", "cesym.verify.reference")
+    monkeypatch.setattr(codecache, "_source_digest", lambda m: "other" if m == "cesym.verify.reference" else "p")
+    assert k != codecache.key(args, "e", "cesym.verify.reference")
+    monkeypatch.setattr(codecache, "_source_digest", lambda m: None)
+    assert codecache.key(args, "e", "cesym.verify.reference") is None
+
+
+def test_off_and_default_locations(monkeypatch, tmp_path):
+    monkeypatch.setenv("CESYM_CACHE_DIR", "off")
+    assert codecache.cache_dir() is None
+    monkeypatch.delenv("CESYM_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert codecache.cache_dir() == tmp_path / "cesym" / "reference"
