@@ -32,6 +32,7 @@ from ..define.primitives import (
     NanOr,
     RowMax,
     RowSum,
+    element_symbols,
     to_elementary,
 )
 
@@ -45,6 +46,11 @@ class KernelPrinter(NumPyPrinter):
 
     def __init__(self, settings=None):
         super().__init__(dict(settings or {}, fully_qualified_modules=True, allow_unknown_functions=False))
+        #: The temporaries with one value per row (set while a body is printed, see _print_body)
+        self.row_level: set = set()
+
+    def _is_row_level(self, e: sp.Basic) -> bool:
+        return not (element_symbols(e) - self.row_level)
 
     def _rt(self, name: str, *args) -> str:
         return "_rt.%s(%s)" % (name, ", ".join(self._print(a) for a in args))
@@ -173,6 +179,11 @@ class KernelPrinter(NumPyPrinter):
         # factor of the numerator: b^k, and the numerator's product, overflow or underflow where
         # the quotient does not (x·s/‖x‖³ at ‖x‖ = 1e-300 is (x/‖x‖)·(s/‖x‖)/‖x‖); as many roundings.
         powers = [f for f in e.args if isinstance(f, sp.Pow) and f.exp.is_Integer and f.exp <= -2]
+        rest = [f for f in e.args if f not in powers]
+        if len(powers) == 1 and len(rest) == 1 and not rest[0].is_number and self._is_row_level(powers[0].base) and not self._is_row_level(rest[0]):
+            # (x/d)/d by a row-level d: d repeated along the row once, not broadcast per division
+            # (a (rows, 1) operand over short rows costs NumPy a loop per row); the same divisions
+            return self._rt("divide_rows", rest[0], powers[0].base, -powers[0].exp)
         if powers:
             pow_prec = sp.printing.precedence.PRECEDENCE["Pow"]
             divisors = [self.parenthesize(f.base, pow_prec) for f in powers for _ in range(int(-f.exp))]
@@ -292,6 +303,10 @@ def _print_body(
     same ``cse``, so each output is the same expression, and the same numbers, in all three.
     """
     kept, out_exprs = printed_form(loss, expr, returns, naive=naive)
+    printer.row_level = set()
+    for sym, sub in kept:
+        if printer._is_row_level(sub):
+            printer.row_level.add(sym)
     taken = {s.name for e in (expr if isinstance(expr, tuple) else (expr,)) for s in e.free_symbols}
     used = [sub for _, sub in kept] + out_exprs
     lines = []

@@ -150,7 +150,7 @@ def overlap_grad(y, p):
     tmp2 = numpy.equal(tmp1, 0)
     tmp3 = p*y
     tmp4 = _rt.row_sum(tmp3)
-    return _rt.where(tmp2, 0, ((-2*y**2 - 2*y*_rt.rest_sum(tmp0, tmp1) + _rt.rest_sum(tmp3, tmp4)*2)/tmp1)/tmp1)
+    return _rt.where(tmp2, 0, _rt.divide_rows(-2*y**2 - 2*y*_rt.rest_sum(tmp0, tmp1) + _rt.rest_sum(tmp3, tmp4)*2, tmp1, 2))
 
 
 def overlap_value_and_grad(y, p):
@@ -161,7 +161,7 @@ def overlap_value_and_grad(y, p):
     tmp2 = numpy.equal(tmp1, 0)
     tmp3 = p*y
     tmp4 = _rt.row_sum(tmp3)
-    grad = _rt.where(tmp2, 0, ((-2*y**2 - 2*y*_rt.rest_sum(tmp0, tmp1) + _rt.rest_sum(tmp3, tmp4)*2)/tmp1)/tmp1)
+    grad = _rt.where(tmp2, 0, _rt.divide_rows(-2*y**2 - 2*y*_rt.rest_sum(tmp0, tmp1) + _rt.rest_sum(tmp3, tmp4)*2, tmp1, 2))
     return _rt.where(tmp2, 1, 1 - 2*tmp4/tmp1), grad
 
 

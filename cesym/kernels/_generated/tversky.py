@@ -227,7 +227,7 @@ def index_grad(y, p, alpha, beta):
     tmp4 = y*(1 - p)
     tmp5 = _rt.row_sum(tmp4)
     tmp6 = tmp1 + tmp3*alpha + tmp5*beta
-    return _rt.where(numpy.equal(tmp6, 0), 0, ((-y**2*beta - y*alpha*_rt.rest_sum(p, _rt.row_sum(p)) - y*beta*_rt.rest_sum(y, _rt.row_sum(y)) + alpha*_rt.rest_sum(tmp0, tmp1))/tmp6)/tmp6)
+    return _rt.where(numpy.equal(tmp6, 0), 0, _rt.divide_rows(-y**2*beta - y*alpha*_rt.rest_sum(p, _rt.row_sum(p)) - y*beta*_rt.rest_sum(y, _rt.row_sum(y)) + alpha*_rt.rest_sum(tmp0, tmp1), tmp6, 2))
 
 
 def index_value_and_grad(y, p, alpha, beta):
@@ -241,7 +241,7 @@ def index_value_and_grad(y, p, alpha, beta):
     tmp5 = _rt.row_sum(tmp4)
     tmp6 = tmp1 + _rt.weighted_row_sum(tmp2, alpha, tmp3) + _rt.weighted_row_sum(tmp4, beta, tmp5)
     tmp7 = tmp1 + tmp3*alpha + tmp5*beta
-    grad = _rt.where(numpy.equal(tmp7, 0), 0, ((-y**2*beta - y*alpha*_rt.rest_sum(p, _rt.row_sum(p)) - y*beta*_rt.rest_sum(y, _rt.row_sum(y)) + alpha*_rt.rest_sum(tmp0, tmp1))/tmp7)/tmp7)
+    grad = _rt.where(numpy.equal(tmp7, 0), 0, _rt.divide_rows(-y**2*beta - y*alpha*_rt.rest_sum(p, _rt.row_sum(p)) - y*beta*_rt.rest_sum(y, _rt.row_sum(y)) + alpha*_rt.rest_sum(tmp0, tmp1), tmp7, 2))
     return _rt.where(numpy.equal(tmp6, 0), 1, -tmp1/tmp6 + 1), grad
 
 
