@@ -39,10 +39,10 @@ def pred_from(case, z):
     return np.abs(z) if case.domain == "positive" else z
 
 
-#: Files whose tests take minutes (the reports' fresh measurement, verify's end-to-end runs):
+#: Files whose tests take minutes (the contract over the catalog, verify's end-to-end runs):
 #: scheduled first, one per worker, so that the rest of the suite fills the other worker's time
 #: around them instead of following them (pyproject: ``--dist loadfile --no-loadscope-reorder``).
-LONG_FILES = ("test_report.py", "test_verify.py")
+LONG_FILES = ("test_contract.py", "test_verify.py")
 
 
 def pytest_collection_modifyitems(config, items):
