@@ -45,7 +45,7 @@ def test_another_expression_is_another_entry(tmp_path, monkeypatch):
     assert len(_entries(tmp_path)) == 2
 
 
-@pytest.mark.parametrize("text", ["", "def _lambdifygenerated(:\n", "x = 1\n", "raise ValueError\n"])
+@pytest.mark.parametrize("text", ["", "def _lambdifygenerated(:\n", "x = 1\n", "raise ValueError\n", "1/0\n", "import nosuchmodule\n"])
 def test_a_bad_entry_is_derived_again(derived, tmp_path, monkeypatch, text):
     monkeypatch.setenv("CESYM_CACHE_DIR", str(tmp_path))
     _kappa()
