@@ -540,11 +540,9 @@ def write_reports(
 
         cases = load_cases(derivations)
         generated = render_all(derivations)
-    if check and not remeasure:
-        from .check import check as check_reports
-
-        return check_reports(out_dir, None, derivations=derivations, generated=generated)
-    fresh = measure(points=points, seed=seed, jobs=jobs, keras=keras, cases=cases, derivations=derivations)
+    fresh = None if check and not remeasure else measure(
+        points=points, seed=seed, jobs=jobs, keras=keras, cases=cases, derivations=derivations
+    )
     if check:
         from .check import check as check_reports
 

@@ -26,7 +26,6 @@ import hashlib
 import inspect
 import os
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,6 +33,7 @@ import mpmath
 import sympy as sp
 
 from ..define import evaluate
+from ..files import write_text
 
 __all__ = ["cache_dir", "cached_source"]
 
@@ -85,20 +85,9 @@ def _load(path: Path, namespace: dict) -> Callable | None:
 def _store(path: Path, src: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".py")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(src)
-            os.chmod(tmp, 0o644)  # mkstemp's 0600: readable like any other cache file
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-    except OSError:
-        pass  # not writable: derived again next time
+        write_text(path, src, what="reference cache entry")  # atomic, the umask's mode
+    except OSError:  # OutputError included: not writable, derived again next time
+        pass
 
 
 def cached_source(
