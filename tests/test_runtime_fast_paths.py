@@ -92,15 +92,12 @@ def test_rest_sum_dominant_rows_are_summed_without_the_dominant_element(seed):
 
 def _element_test_rest_sum(v: np.ndarray) -> np.ndarray:
     """rest_sum by its definition, element by element: S - v_j, except at an element above 3/4 of
-    Σ|v| (for a non-negative row: S - v_j < S/4), where the other elements are summed."""
+    Σ|v|, where the other elements are summed (whole numbers: S - v_j, which is that sum)."""
     S = rt.row_sum(v)
     out = S - v
-    if np.fmin.reduce(v, axis=None) >= 0 and np.all(S < 2.0**53):
-        if np.array_equal(v, np.rint(v)):
-            return out
-        risky = out < 0.25 * S
-    else:
-        risky = np.abs(v) > 0.75 * rt.row_sum(np.abs(v))
+    if np.fmin.reduce(v, axis=None) >= 0 and np.all(S < 2.0**53) and np.array_equal(v, np.rint(v)):
+        return out
+    risky = np.abs(v) > 0.75 * rt.row_sum(np.abs(v))
     for r, j in zip(*np.nonzero(risky)):
         out[r, j] = rt.row_sum(np.where(np.arange(v.shape[1]) == j, 0.0, v[r : r + 1]))[0, 0]
     return out

@@ -58,6 +58,8 @@ __all__ = [
     "Log1pDiff",
     "Scaled",
     "NanOr",
+    "Guarded",
+    "TwoForms",
     "SoftmaxRest",
     "NormalizedRest",
     "element_symbols",
@@ -866,20 +868,15 @@ def expand_row_primitives(expr: sp.Basic) -> sp.Basic:
     return expr.replace(lambda e: isinstance(e, _ROW_PRIMITIVES), lambda e: e.reduction_form())
 
 
-class NanOr(sp.Function):
-    r"""Two forms :math:`a = b` of one quantity: :math:`a`, and :math:`b` where :math:`a` is NaN.
-
-    A form that is best inside a domain can be :math:`0\cdot\infty` or :math:`\infty - \infty`
-    at its edge (a pole :math:`1/p` beside a :math:`\log p` at :math:`p = 0`), where another form
-    of the same expression has the limit; each is used where it holds. The mathematics is
-    :math:`a` (``elementary``); the rewrite rule that writes one checks both against the
-    expression it replaces.
-    """
+class TwoForms(sp.Function):
+    """Two forms :math:`a = b` of one quantity, each computed where it is accurate (the
+    subclasses say where). The mathematics is :math:`a` (``elementary``); the rule that writes
+    one checks both against the expression it replaces (:func:`nan_or_forms`)."""
 
     nargs = 2
 
     def _eval_derivative(self, s):
-        return NanOr(self.args[0].diff(s), self.args[1].diff(s))
+        return type(self)(self.args[0].diff(s), self.args[1].diff(s))
 
     def elementary(self):
         return self.args[0]
@@ -888,10 +885,40 @@ class NanOr(sp.Function):
         return printer._print(self.args[0])
 
 
+class NanOr(TwoForms):
+    r"""Two forms :math:`a = b` of one quantity: :math:`a`, and :math:`b` where :math:`a` is NaN.
+
+    A form that is best inside a domain can be :math:`0\cdot\infty` or :math:`\infty - \infty`
+    at its edge (a pole :math:`1/p` beside a :math:`\log p` at :math:`p = 0`), where another form
+    of the same expression has the limit; each is used where it holds.
+    """
+
+
+class Guarded(TwoForms):
+    r"""Two forms of one gradient: :math:`a = \sum_k t_k` (an ``Add``) where its terms cancel
+    by at most a factor four, :math:`\sum_k |t_k| \le 4|\sum_k t_k|`, and :math:`b`, the split
+    form (rest sums in place of row sums), on every other row.
+
+    The split rules (``split-rowsum``, ``norm-square-split``) write :math:`\sum_c v_c` as
+    :math:`v_j + \sum_{c \ne j} v_c` so that element j's terms cancel exactly before anything is
+    computed; each rest sum costs about five passes over a block and a second sum where an
+    element dominates its row. That cancellation can only hurt where the unsplit terms cancel:
+    where they cancel by at most a factor four, the unsplit sum's error is at most four times
+    its terms' relative errors, the factor the rest sums allow themselves (and its row sums,
+    of terms of one sign, the condition under which the rule is written, err by a few units).
+    The kernels compute :math:`a` and the test, and :math:`b` only on the rows where the test
+    fails (printed ``_rt.guarded``; :mod:`cesym.rewrite.guard`).
+    """
+
+    def _latex(self, printer):
+        return printer._print(self.args[1])
+
+
 def nan_or_forms(expr: sp.Basic) -> tuple[sp.Basic, sp.Basic]:
-    """``expr`` with every :class:`NanOr` taken as its first form, and as its second."""
-    return (expr.replace(lambda e: isinstance(e, NanOr), lambda e: e.args[0]),
-            expr.replace(lambda e: isinstance(e, NanOr), lambda e: e.args[1]))
+    """``expr`` with every :class:`TwoForms` (:class:`NanOr`, :class:`Guarded`) taken as its
+    first form, and as its second."""
+    return (expr.replace(lambda e: isinstance(e, TwoForms), lambda e: e.args[0]),
+            expr.replace(lambda e: isinstance(e, TwoForms), lambda e: e.args[1]))
 
 
 def to_elementary(expr: sp.Basic, keep: Iterable[type] = (XMul,)) -> sp.Basic:

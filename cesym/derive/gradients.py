@@ -11,7 +11,8 @@ For a :class:`~cesym.define.loss.Loss` with value ``V0`` (the mathematics):
    shift exponentials, split row sums and combine the terms on the label weights, ``G1``;
    a value that is a label-weighted function of the log-share (a softmax's or a renormalised
    probability's, :func:`log_share_gradient`) is differentiated through it instead, into a
-   stable form of its own;
+   stable form of its own; where the split sums cost more than a test of the unsplit form,
+   the two are kept side by side (:mod:`cesym.rewrite.guard`);
 4. on probabilities, the value's label weights get the 0·∞ = 0 guard.
 
 Every rewrite is checked for equivalence (:func:`cesym.rewrite.rules.check_equivalent`), and so is
@@ -31,6 +32,7 @@ from ..define.primitives import (
     Elem, NegLogNormalized, NegLogSoftmax, NormalizedRest, RestSum, RowMax, RowSum, ScaledPow, ShareCrossRest, SoftmaxRest, XMul,
     element_symbols,
 )
+from ..rewrite.guard import GUARD_SPLIT, guard_split
 from ..rewrite.rules import LOG_GUARDED_POWER, POWER_RULE, Rule, apply_rules, check_equivalent, gradient_rules, guard_rule, value_rules
 
 __all__ = ["Derived", "derive", "as_record", "from_record", "log_share_gradient"]
@@ -55,6 +57,7 @@ def _rules_of(loss: Loss) -> dict[str, Rule]:
     x, weights, guard = loss.prediction, list(loss.weights), loss.domain == "probability"
     rules = [*value_rules(), guard_rule(weights, guard, name="guard-weights"), *gradient_rules(weights, guard, x)]
     rules.append(Rule("log-share-chain", LOG_SHARE_CHAIN_WHY, lambda v: log_share_gradient(v, x)))
+    rules.append(GUARD_SPLIT)
     return {r.name: r for r in rules}
 
 
@@ -111,8 +114,12 @@ def derive(loss: Loss) -> Derived:
     if g0.has(sp.Derivative) or raw.has(sp.Derivative):
         raise DerivationError(f"{loss.name}: cannot differentiate: SymPy left an unevaluated derivative")
     # the chain through the log-share gives a stable form: the rules would split its sums again
-    g1, grules = (raw, []) if chain else apply_rules(raw, gradient_rules(weights, guard, x))
+    rules = gradient_rules(weights, guard, x)
+    g1, grules = (raw, []) if chain else apply_rules(raw, rules)
     check_equivalent(g0, g1)
+    guarded = None if chain else guard_split(loss, raw, g1, rules, grules)
+    if guarded is not None:
+        g1, grules = guarded, grules + [GUARD_SPLIT]
     return Derived(loss, v0, g0, raw, v1_guarded, g1, tuple(vrules + grules_v), tuple(chain + grules))
 
 

@@ -25,14 +25,17 @@ from sympy.printing.numpy import NumPyPrinter
 from ..define.loss import N, DerivationError, Loss, load_families, DERIVATIONS_DIR
 from ..derive.gradients import Derived, as_record, derive
 
-from .lowerings import LABEL_INDEX, OffMaxSum, lower
+from .lowerings import LABEL_INDEX, ROW_LEVEL, OffMaxSum, WeightedRowSum, lower
 from ..define.primitives import (
     C,
     Elem,
+    Guarded,
     NanOr,
+    TwoForms,
     RowMax,
     RowSum,
     element_symbols,
+    outer_reductions,
     to_elementary,
 )
 
@@ -50,7 +53,7 @@ class KernelPrinter(NumPyPrinter):
         self.row_level: set = set()
 
     def _is_row_level(self, e: sp.Basic) -> bool:
-        return not (element_symbols(e) - self.row_level)
+        return not (_element_level(e) - self.row_level)
 
     def _rt(self, name: str, *args) -> str:
         return "_rt.%s(%s)" % (name, ", ".join(self._print(a) for a in args))
@@ -133,6 +136,16 @@ class KernelPrinter(NumPyPrinter):
         """``nan_or(a, lambda: b)``: the second form is evaluated only where the first is NaN."""
         return "_rt.nan_or(%s, lambda: %s)" % (self._print(e.args[0]), self._print(e.args[1]))
 
+    def _print_Guarded(self, e):
+        """``guarded(lambda: (t_1, ..., t_n), lambda <inputs>: b, <inputs>)``: the sum of the terms
+        where they do not cancel, the split form ``b`` on the other rows (its inputs gathered)."""
+        a, b = e.args
+        if not isinstance(a, sp.Add):
+            raise DerivationError(f"Guarded: the first form must be a sum, got {sp.sstr(a)}")
+        terms = ", ".join(self._print(t) for t in self._as_ordered_terms(a))
+        inputs = ", ".join(str(x) for x in sorted(b.atoms(Elem), key=str))
+        return "_rt.guarded(lambda: (%s,), lambda %s: %s, %s)" % (terms, inputs, self._print(b), inputs)
+
     def _print_Piecewise(self, e):
         """Nested ``_rt.where`` (NaN where no condition holds): the same values as SymPy's
         ``numpy.select``, which builds lists of full-size condition and choice arrays, and
@@ -150,6 +163,10 @@ class KernelPrinter(NumPyPrinter):
         return self._fold("numpy.maximum", e.args)
 
     def _print_Scaled(self, e):
+        """x/s by its row-level scale: s repeated along the row (``divide_rows``), the same numbers."""
+        x, s = e.args
+        if self._is_row_level(s) and not self._is_row_level(x):
+            return self._rt("divide_rows", x, s)
         return "(%s/%s)" % tuple(self.parenthesize(a, sp.printing.precedence.PRECEDENCE["Mul"]) for a in e.args)
 
     def _print_Relu(self, e):
@@ -184,6 +201,22 @@ class KernelPrinter(NumPyPrinter):
             # (x/d)/d by a row-level d: d repeated along the row once, not broadcast per division
             # (a (rows, 1) operand over short rows costs NumPy a loop per row); the same divisions
             return self._rt("divide_rows", rest[0], powers[0].base, -powers[0].exp)
+        if not powers:
+            c, factors = e.as_coeff_mul()
+            recips = [f for f in factors if isinstance(f, sp.Pow) and f.exp == -1 and f.base in self.row_level]
+            if len(factors) == 2 and len(recips) == 1 and not self._is_row_level(factors[0] if factors[1] in recips else factors[1]):
+                # c·x/d by a row-level temporary d: (c·x)/d, as printed, with d repeated along the row
+                (x,) = [f for f in factors if f not in recips]
+                return self._rt("divide_rows", c * x, recips[0].base)
+            arrays = [f for f in factors if f in self.row_level]
+            x = [f for f in factors if f not in arrays]
+            if len(factors) == 2 and len(arrays) == 1 and abs(c) == 1 and not self._is_row_level(x[0]) and not (
+                isinstance(x[0], sp.Pow) and x[0].exp.is_negative
+            ):
+                # x·k by a row-level temporary k (one value per row): k repeated along the row (a
+                # (rows, 1) operand costs NumPy a loop per row); ±k first, as printed: the same
+                # numbers (not k/x, one division, which a product by 1/x would round twice)
+                return self._rt("scale_rows", x[0], c * arrays[0])
         if powers:
             pow_prec = sp.printing.precedence.PRECEDENCE["Pow"]
             divisors = [self.parenthesize(f.base, pow_prec) for f in powers for _ in range(int(-f.exp))]
@@ -204,6 +237,16 @@ class KernelPrinter(NumPyPrinter):
         if e.exp == -1:
             return "1/%s" % self.parenthesize(e.base, sp.printing.precedence.PRECEDENCE["Pow"])
         return super()._print_Pow(e, rational=rational)
+
+
+def _element_level(e: sp.Basic) -> set:
+    """The Elem symbols of ``e`` outside every reduction, the lowerings' row-level nodes
+    (a weighted row sum, the off-max sum, ...) included."""
+    if isinstance(e, Elem):
+        return {e}
+    if isinstance(e, (*ROW_LEVEL, WeightedRowSum)) or type(e).__name__ == "OffMaxSum" or not element_symbols(e):
+        return set()
+    return set().union(*(_element_level(a) for a in e.args))
 
 
 @dataclass(frozen=True)
@@ -266,18 +309,32 @@ def printed_form(
     # (printed as a lambda, KernelPrinter._print_NanOr): cse must not hoist its subexpressions
     # into temporaries that every call would compute
     hidden_b: dict = {}
+    # the terms of a Guarded's first form are printed as written, reusing the temporaries of the
+    # rest (its row sums): cse would otherwise pull factors out of them that it shares with the
+    # value (2/Σ from -2y/Σ and 1 - 2A/Σ), rounding the value twice where it rounded once
+    hidden_a: dict = {}
 
     def hide(e: sp.Basic) -> sp.Basic:  # top-down: a NanOr inside a second form stays in it
-        if isinstance(e, NanOr):
+        if isinstance(e, TwoForms):
             b = hidden_b.setdefault(e.args[1], sp.Symbol(f"_fallback{len(hidden_b)}"))
-            return NanOr(hide(e.args[0]), b)
-        return e.func(*[hide(a) for a in e.args]) if e.args and e.has(NanOr) else e
+            if isinstance(e, Guarded):
+                return Guarded(hidden_a.setdefault(e.args[0], sp.Symbol(f"_unsplit{len(hidden_a)}")), b)
+            return type(e)(hide(e.args[0]), b)
+        return e.func(*[hide(a) for a in e.args]) if e.args and e.has(TwoForms) else e
 
     exprs = [hide(e) for e in exprs]
     shown_b = {v: k for k, v in hidden_b.items()}
-    replacements, reduced = sp.cse(exprs, symbols=names, order="canonical")
-    replacements = [(sym, sub.xreplace(shown_b).xreplace(shown)) for sym, sub in replacements]
-    reduced = [e.xreplace(shown_b).xreplace(shown) for e in reduced]
+    # ... but the row-level parts of those terms (their row sums) take part, to be shared
+    extras = sorted({r for a in hidden_a for r in _row_level_parts(a)}, key=sp.default_sort_key)
+    replacements, reduced = sp.cse(exprs + extras, symbols=names, order="canonical")
+    reduced = reduced[: len(exprs)]
+    shown_a = {}
+    for a, sym_a in hidden_a.items():
+        for sym, sub in replacements:  # in order: each refers to earlier ones, replaced in a before it
+            a = a.xreplace({sub: sym})
+        shown_a[sym_a] = a
+    replacements = [(sym, sub.xreplace(shown_a).xreplace(shown_b).xreplace(shown)) for sym, sub in replacements]
+    reduced = [e.xreplace(shown_a).xreplace(shown_b).xreplace(shown) for e in reduced]
     out_exprs = [reduced[i] for i in returns]
     needed = set().union(*(e.free_symbols for e in out_exprs))
     kept = []
@@ -289,6 +346,16 @@ def printed_form(
     fresh = (Elem(f"tmp{i}") for i in range(10**6) if f"tmp{i}" not in taken)
     rename = {sym: next(fresh) for sym, _ in kept}
     return [(rename[sym], sub.xreplace(rename)) for sym, sub in kept], [e.xreplace(rename) for e in out_exprs]
+
+
+def _row_level_parts(e: sp.Basic) -> set[sp.Basic]:
+    """The row reductions of ``e`` and the row-level sums it divides by: what the terms of a
+    Guarded's first form may share with the rest (not their products, see printed_form)."""
+    parts = set(outer_reductions(e))
+    for p in e.atoms(sp.Pow):
+        if p.exp.is_negative and isinstance(p.base, sp.Add) and not element_symbols(p.base):
+            parts.add(p.base)
+    return parts
 
 
 def _print_body(

@@ -53,7 +53,7 @@ from ..define.primitives import (
 )
 from ..rewrite.rules import Rule, apply_rules
 
-__all__ = ["lowerings", "lower", "math_form", "LABEL_INDEX"]
+__all__ = ["lowerings", "lower", "math_form", "LABEL_INDEX", "ROW_LEVEL"]
 
 
 class OffMaxSum(sp.Function):
@@ -224,7 +224,8 @@ def _guarded_logs(expr: sp.Basic) -> sp.Basic:
 #: The integer label of a loss whose label is an indicator (``Loss.label_index``).
 LABEL_INDEX = sp.Symbol("k", integer=True)
 
-_ROW_LEVEL = (
+#: The lowerings' nodes with one value per row.
+ROW_LEVEL = (
     RowSum, RowMax, AtLabel, WeightedNegLogNormalized, RestAtLabel, SumSquares, WeightedSumSquares, Norm2, LogSumExp,
     MaxPlusLog1p,
 )
@@ -234,7 +235,7 @@ def _elementwise(e: sp.Basic) -> bool:
     """True when ``e`` has an element-level part (an Elem outside every row-level node)."""
     if isinstance(e, Elem):
         return True
-    if isinstance(e, _ROW_LEVEL) or e.func.__name__ == "OffMaxSum":
+    if isinstance(e, ROW_LEVEL) or e.func.__name__ == "OffMaxSum":
         return False
     return any(_elementwise(a) for a in e.args)
 

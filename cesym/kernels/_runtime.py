@@ -57,6 +57,8 @@ __all__ = [
     "one_hot_cross_rest",
     "xmul",
     "nan_or",
+    "guarded",
+    "scale_rows",
     "where",
     "softmax_rest",
     "normalized_rest",
@@ -360,6 +362,14 @@ def _along_rows(s: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.array(np.broadcast_to(s, v.shape), dtype=np.float64)
 
 
+def scale_rows(x, k):
+    """``x·k`` by a row-level ``k``: k repeated along the row once (NumPy pays a loop per row for a
+    (rows, 1) operand over short rows: about 2x a plain multiplication); the same numbers."""
+    if isinstance(x, np.ndarray) and isinstance(k, np.ndarray) and x.ndim == 2 and k.shape == (x.shape[0], 1) and x.shape[1] > 1:
+        k = _along_rows(k, x)
+    return x * k
+
+
 def divide_rows(x, d, k: int = 1):
     """``x/d/d…`` (``k`` divisions, in that order: the numbers of ``(x/d)/d``) by a row-level ``d``:
     d repeated along the row once, where it would be broadcast over short rows once per
@@ -379,7 +389,8 @@ def rest_sum(v: np.ndarray, s: np.ndarray | None = None) -> np.ndarray:
     ``|v_j| <= 3/4·Σ|v|``. An element above that carries its row (at most one per row: two
     would add up to more than the row), and there ``S - v_j`` can lose every digit (a
     probability of 1 - 1e-12: the rest is 1e-12, S - v_j keeps 4 digits); its rest is summed
-    directly, the row with v_j zeroed. For a non-negative row the test reads ``S - v_j < S/4``.
+    directly, the row with v_j zeroed. The test is the same on every row (a non-negative row
+    skips ``|v|``, whose sum is S), so a row's numbers do not depend on the rows beside it.
 
     Rows of non-negative whole numbers (hard labels) need none of this: below 2^53 every sum
     of them is exact. ``s``: the row sum ``row_sum(v)`` when the caller has it already.
@@ -399,8 +410,8 @@ def rest_sum(v: np.ndarray, s: np.ndarray | None = None) -> np.ndarray:
     if _nonnegative_rows(v, s):
         if _whole(v):
             return out  # whole numbers below 2^53 (hard labels): every sum and difference is exact
-        srep *= 0.25  # exact
-        risky = out < srep
+        srep *= 0.75  # Σ|v| = S here, bit for bit: the test below, as for any row
+        risky = v > srep
     else:
         a = np.abs(v)
         bound = _along_rows(_row_sum(a), v)
@@ -411,6 +422,73 @@ def rest_sum(v: np.ndarray, s: np.ndarray | None = None) -> np.ndarray:
         rows = flat // v.shape[-1]  # at most one per row: each names its row
         np.put(out, flat, _sum_without(v, rows, flat - rows * v.shape[-1])[:, 0])
     return out
+
+
+#: The cancellation the unsplit form may have: Σ|t_k| <= GUARD_RATIO·|Σ t_k|. rest_sum allows
+#: itself the same factor (S - v_j for an element up to 3/4 of its row: 4γ of the rest).
+GUARD_RATIO = 4.0
+#: Rows whose unsplit terms cancel, above this share of a block, are computed by the split form
+#: as a whole block (a gather of most rows costs more than it saves).
+_GUARD_WHOLE_BLOCK = 0.25
+
+
+def guarded(terms: Callable[[], tuple], split: Callable[..., np.ndarray], *inputs) -> np.ndarray:
+    r"""``Σ_k t_k`` where its terms cancel by at most a factor four (``Σ|t_k| <= 4|Σ t_k|``,
+    finite), ``split(*inputs)`` on every other row (:class:`cesym.define.primitives.Guarded`).
+
+    ``terms()`` gives the terms (element-level, or row-level (rows, 1): repeated along the row),
+    summed in their order. Where the test holds, the error of the sum is at most four times the
+    largest relative error of its terms plus a rounding per addition, the factor the split
+    form's rest sums allow themselves (:func:`rest_sum`: 4γ of the rest). A row that fails it
+    (a cancellation, an inf or a NaN anywhere in it) is computed by ``split`` on that row's
+    inputs (arrays with one row per block row are gathered; others, scalars and rows broadcast
+    from one, are passed as they are): row by row, so a row's numbers do not depend on the
+    block it falls in. A row in pieces (:mod:`._pieces`) is computed by ``split`` alone, whose
+    row reductions every piece must ask for alike.
+    """
+    if _piece() is not None:
+        return split(*inputs)
+    ts = [np.asarray(t, dtype=np.float64) for t in terms()]
+    shape = np.broadcast_shapes(*(t.shape for t in ts))
+    if len(shape) != 2:
+        return split(*inputs)
+
+    def full(t):  # row-level terms repeated along the row (a (rows, 1) operand costs a loop per row)
+        if t.shape == shape:
+            return t
+        return np.repeat(t, shape[1], axis=-1) if t.shape == (shape[0], 1) else np.broadcast_to(t, shape)
+
+    fulls = [full(t) for t in ts]
+    g = fulls[0] + fulls[1]
+    for t in fulls[2:]:
+        g += t
+    if len(ts) == 2:  # |a| + |b| = max(|a + b|, |a - b|): the test reads |a - b| <= 4|a + b|
+        a, b = fulls
+        slack = np.subtract(a, b, out=b if b is not ts[1] and b.flags.writeable else None)
+        np.abs(slack, out=slack)
+        limit = np.abs(g)
+        limit *= GUARD_RATIO  # exact (a power of two)
+        slack = np.subtract(limit, slack, out=slack)  # NaN where both are inf, -inf where only |a - b| is
+    else:
+        bound = np.abs(fulls[0])
+        for t in fulls[1:]:
+            bound += np.abs(t)
+        bound *= 1 / GUARD_RATIO  # exact (a power of two)
+        slack = np.abs(g)
+        slack -= bound  # NaN where both are inf, -inf where only the bound is: both fail below
+    ok = slack >= 0
+    if ok.all():
+        return g
+    rows = np.unique(np.flatnonzero(~ok) // shape[-1])
+    if rows.size > _GUARD_WHOLE_BLOCK * shape[0]:  # the split form of the whole block, its rows taken
+        g[rows] = np.broadcast_to(split(*inputs), shape)[rows]
+        return g
+
+    def gather(x):
+        return x[rows] if isinstance(x, np.ndarray) and x.ndim == 2 and x.shape[0] == shape[0] and shape[0] != 1 else x
+
+    g[rows] = split(*(gather(x) for x in inputs))
+    return g
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -969,7 +1047,7 @@ def rest_at_label(k: np.ndarray, v: np.ndarray, S: np.ndarray) -> np.ndarray:
     """``at_label(k, rest_sum(v, S))``: Σ_{c≠k} v_c, computed at element k only.
 
     For non-negative rows (sums below 2^53) the same operations as :func:`rest_sum` at k:
-    ``S - v_k``, or where v_k dominates (``S - v_k < S/4``) the row without v_k summed
+    ``S - v_k``, or where v_k dominates (``v_k > 3/4·S``) the row without v_k summed
     directly. Otherwise :func:`rest_sum` itself.
     """
     if _piece() is not None:
@@ -985,7 +1063,7 @@ def _rest_at(v: np.ndarray, flat: np.ndarray, vk: np.ndarray, S: np.ndarray) -> 
     """Σ_{c≠k} v_c for non-negative C-contiguous rows, k given by flat indices and ``vk`` the
     elements there: rest_sum's numbers at k (``S - v_k``; a dominant v_k's row summed without it)."""
     r = S - vk
-    dominant = np.flatnonzero(r < 0.25 * S)  # rest_sum's test
+    dominant = np.flatnonzero(vk > 0.75 * S)  # rest_sum's test
     if dominant.size:
         r[dominant] = _sum_without(v, dominant, flat[dominant] - dominant * v.shape[-1])
     return r
@@ -1146,7 +1224,7 @@ def _p_label_row(k: np.ndarray, off, at) -> np.ndarray:
 
 
 def _p_rest_at_label(k: np.ndarray, v: np.ndarray, S: np.ndarray) -> np.ndarray:
-    """rest_at_label for a long row: ``S - v_k``, or where v_k dominates (``S - v_k < S/4``, a
+    """rest_at_label for a long row: ``S - v_k``, or where v_k dominates (``v_k > 3/4·S``, a
     non-negative row) the row without v_k summed directly (pairwise within pieces and over them)."""
     ctx = _piece()
     j = int(k[0, 0]) - ctx.offset
@@ -1171,8 +1249,8 @@ def _p_rest_at_label(k: np.ndarray, v: np.ndarray, S: np.ndarray) -> np.ndarray:
         return np.zeros((1, 1))
     r = S - vk
     if bool(low[0, 0] >= 0):
-        return np.where(r < 0.25 * S, without, r)
-    return np.where(np.abs(r) < 0.25 * mag, without, r)  # a negative element: rest_sum's test
+        return np.where(vk > 0.75 * S, without, r)
+    return np.where(np.abs(vk) > 0.75 * mag, without, r)  # a negative element: rest_sum's test
 
 
 def _rest_stats_partial(v: np.ndarray, off: int):
@@ -1218,7 +1296,7 @@ def _rest_stats_combine(parts: list) -> tuple:
 def _p_rest_sum(v: np.ndarray, S: np.ndarray | None) -> np.ndarray:
     """rest_sum for a long row: ``S - v_j``, and at the row's element largest in magnitude, k,
     ``r = Σ_{c≠k} v_c`` (summed directly) where k carries the row (rest_sum's tests:
-    ``|v_k| > 3/4·Σ|v|``; for a non-negative row, sum below 2^53, ``S - v_k < S/4``; for whole
+    ``|v_k| > 3/4·Σ|v|``, for a non-negative row, sum below 2^53, ``v_k > 3/4·S``; for whole
     numbers, hard labels, r = S - v_k exactly: the short rows' shortcut, the same numbers).
     The statistics are asked for once per piece and array (:func:`._pieces.reduce_once`);
     while they are pending the elements are not known (:class:`._pieces.Unknown`), and the
@@ -1234,7 +1312,7 @@ def _p_rest_sum(v: np.ndarray, S: np.ndarray | None) -> np.ndarray:
     low, vk, k, _, r, mag = stats
     out = S - v
     if bool(low[0, 0] >= 0) and bool(S[0, 0] < _EXACT_INT):
-        if not bool(S[0, 0] - vk[0, 0] < 0.25 * S[0, 0]):  # rest_sum's test at k, the only candidate
+        if not bool(vk[0, 0] > 0.75 * S[0, 0]):  # rest_sum's test at k, the only candidate
             return out
         if 0 <= k - off < v.shape[-1]:
             out[0, k - off] = r[0, 0]
@@ -1286,7 +1364,7 @@ def _p_weighted_neg_log_normalized(t: np.ndarray, p: np.ndarray, S: np.ndarray):
             return np.zeros((1, 1))
         _, _, _, _, without, _ = stats
         r = S - pk
-        if bool(r[0, 0] < 0.25 * S[0, 0]):  # p_k dominates: it is the row's argmax, r its rest
+        if bool(pk[0, 0] > 0.75 * S[0, 0]):  # p_k dominates (rest_sum's test): the row's argmax, r its rest
             r = without
         return _log1p_ratio(r, pk)
 

@@ -23,6 +23,7 @@ from ..define.conventions import collect_monomials, distribute, weight_symbols
 from ..define.evaluate import compile_row_exprs
 from ..define.primitives import (
     NanOr,
+    TwoForms,
     NormalizedRest,
     SoftmaxRest,
     nan_or_forms,
@@ -104,7 +105,7 @@ def check_equivalent(
     """
     if before == after:
         return
-    if after.has(NanOr):  # each form must be the expression it replaces
+    if after.has(TwoForms):  # each form must be the expression it replaces
         for form in nan_or_forms(after):
             check_equivalent(before, form, sizes=sizes, trials=trials, digits=digits, seed=seed)
         return

@@ -114,14 +114,14 @@ def l2_batch_mean_grad(h, lam, N):
     - none
     """
     tmp0 = lam/N
-    return (h*tmp0)*2
+    return (_rt.scale_rows(h, tmp0))*2
 
 
 def l2_batch_mean_value_and_grad(h, lam, N):
     r"""λ · mean over the batch of the sum of squares over the other axes: stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``l2_batch_mean_value`` and ``l2_batch_mean_grad``).
     """
     tmp0 = lam/N
-    grad = (h*tmp0)*2
+    grad = (_rt.scale_rows(h, tmp0))*2
     return _rt.sum_squares(h, tmp0), grad
 
 

@@ -662,11 +662,11 @@ def probs_grad(y, p, label_smoothing, gamma):
     tmp3 = tmp2**gamma
     tmp4 = numpy.log1p(-p)
     tmp5 = 1/C
-    tmp6 = tmp3*tmp5
+    tmp6 = _rt.scale_rows(tmp3, tmp5)
     tmp7 = tmp2**(gamma - 1)
     tmp8 = _rt.xmul(gamma, _rt.xmul(tmp0, tmp7))
     tmp9 = _rt.xmul(gamma, _rt.xmul(tmp4, tmp7))
-    return _rt.nan_or(_rt.xmul(t, -tmp6/p) + _rt.xmul(t**2, tmp5*tmp8) + _rt.xmul(u, tmp6/tmp1) + _rt.xmul(u**2, -tmp5*tmp9) + _rt.xmul(t*u, tmp5*(-tmp8 + tmp9)), lambda: (_rt.xmul(t, (p*(-p*t + p*u + t)**gamma - (-p*t + p*u + t)**gamma)/C) + _rt.xmul(t**2, (-p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) + _rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C) + _rt.xmul(u, p*(-p*t + p*u + t)**gamma/C) + _rt.xmul(u**2, -p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C) + _rt.xmul(t*u, p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C + (p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) - _rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C))/(p*(1 - p)))
+    return _rt.nan_or(_rt.xmul(t, -tmp6/p) + _rt.xmul(t**2, _rt.scale_rows(tmp8, tmp5)) + _rt.xmul(u, tmp6/tmp1) + _rt.xmul(u**2, _rt.scale_rows(tmp9, -tmp5)) + _rt.xmul(t*u, _rt.scale_rows(-tmp8 + tmp9, tmp5)), lambda: (_rt.xmul(t, (p*(-p*t + p*u + t)**gamma - (-p*t + p*u + t)**gamma)/C) + _rt.xmul(t**2, (-p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) + _rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C) + _rt.xmul(u, p*(-p*t + p*u + t)**gamma/C) + _rt.xmul(u**2, -p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C) + _rt.xmul(t*u, p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C + (p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) - _rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C))/(p*(1 - p)))
 
 
 def probs_value_and_grad(y, p, label_smoothing, gamma):
@@ -682,11 +682,11 @@ def probs_value_and_grad(y, p, label_smoothing, gamma):
     tmp4 = numpy.log1p(-p)
     tmp5 = _rt.xmul(t, -tmp0*tmp3) + _rt.xmul(u, -tmp3*tmp4)
     tmp6 = 1/C
-    tmp7 = tmp3*tmp6
+    tmp7 = _rt.scale_rows(tmp3, tmp6)
     tmp8 = tmp2**(gamma - 1)
     tmp9 = _rt.xmul(gamma, _rt.xmul(tmp0, tmp8))
     tmp10 = _rt.xmul(gamma, _rt.xmul(tmp4, tmp8))
-    grad = _rt.nan_or(_rt.xmul(t, -tmp7/p) + _rt.xmul(t**2, tmp6*tmp9) + _rt.xmul(u, tmp7/tmp1) + _rt.xmul(u**2, -tmp10*tmp6) + _rt.xmul(t*u, tmp6*(tmp10 - tmp9)), lambda: (_rt.xmul(t, (p*(-p*t + p*u + t)**gamma - (-p*t + p*u + t)**gamma)/C) + _rt.xmul(t**2, (-p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) + _rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C) + _rt.xmul(u, p*(-p*t + p*u + t)**gamma/C) + _rt.xmul(u**2, -p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C) + _rt.xmul(t*u, p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C + (p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) - _rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C))/(p*(1 - p)))
+    grad = _rt.nan_or(_rt.xmul(t, -tmp7/p) + _rt.xmul(t**2, _rt.scale_rows(tmp9, tmp6)) + _rt.xmul(u, tmp7/tmp1) + _rt.xmul(u**2, _rt.scale_rows(tmp10, -tmp6)) + _rt.xmul(t*u, _rt.scale_rows(tmp10 - tmp9, tmp6)), lambda: (_rt.xmul(t, (p*(-p*t + p*u + t)**gamma - (-p*t + p*u + t)**gamma)/C) + _rt.xmul(t**2, (-p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) + _rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C) + _rt.xmul(u, p*(-p*t + p*u + t)**gamma/C) + _rt.xmul(u**2, -p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C) + _rt.xmul(t*u, p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C + (p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) - _rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C))/(p*(1 - p)))
     return _rt.weighted_row_sum(tmp5, tmp6, _rt.row_sum(tmp5)), grad
 
 
@@ -773,7 +773,7 @@ def logits_grad(y, x, label_smoothing, gamma):
     tmp6 = (tmp3*tmp4*u + tmp5)**gamma
     tmp7 = tmp6*(t*(tmp1 + numpy.maximum(0, tmp2)) + u*(tmp1 + numpy.maximum(0, x)))
     tmp8 = 1/C
-    return tmp8*(tmp6*(tmp3*tmp4*u - tmp5) + tmp7*gamma*(-t + u)/(_rt.xmul(t, numpy.exp(tmp2) + 1) + _rt.xmul(u, numpy.exp(x) + 1)))
+    return _rt.scale_rows(tmp6*(tmp3*tmp4*u - tmp5) + tmp7*gamma*(-t + u)/(_rt.xmul(t, numpy.exp(tmp2) + 1) + _rt.xmul(u, numpy.exp(x) + 1)), tmp8)
 
 
 def logits_value_and_grad(y, x, label_smoothing, gamma):
@@ -791,7 +791,7 @@ def logits_value_and_grad(y, x, label_smoothing, gamma):
     tmp6 = (tmp3*tmp4*u + tmp5)**gamma
     tmp7 = tmp6*(t*(tmp1 + numpy.maximum(0, tmp2)) + u*(tmp1 + numpy.maximum(0, x)))
     tmp8 = 1/C
-    grad = tmp8*(tmp6*(tmp3*tmp4*u - tmp5) + tmp7*gamma*(-t + u)/(_rt.xmul(t, numpy.exp(tmp2) + 1) + _rt.xmul(u, numpy.exp(x) + 1)))
+    grad = _rt.scale_rows(tmp6*(tmp3*tmp4*u - tmp5) + tmp7*gamma*(-t + u)/(_rt.xmul(t, numpy.exp(tmp2) + 1) + _rt.xmul(u, numpy.exp(x) + 1)), tmp8)
     return _rt.weighted_row_sum(tmp7, tmp8, _rt.row_sum(tmp7)), grad
 
 
@@ -885,11 +885,11 @@ def probs_balanced_grad(y, p, label_smoothing, gamma, alpha):
     tmp5 = a*u
     tmp6 = numpy.log1p(-p)
     tmp7 = 1/C
-    tmp8 = tmp4*tmp7
+    tmp8 = _rt.scale_rows(tmp4, tmp7)
     tmp9 = tmp3**(gamma - 1)
     tmp10 = _rt.xmul(gamma, _rt.xmul(tmp1, tmp9))
     tmp11 = _rt.xmul(gamma, _rt.xmul(tmp6, tmp9))
-    return _rt.nan_or(_rt.xmul(tmp0, -tmp8/p) + _rt.xmul(tmp5, tmp8/tmp2) + _rt.xmul(a*t**2, tmp10*tmp7) + _rt.xmul(a*u**2, -tmp11*tmp7) + _rt.xmul(t*u, tmp7*(-a*tmp10 + a*tmp11)), lambda: (_rt.xmul(a*t, (p*(-p*t + p*u + t)**gamma - (-p*t + p*u + t)**gamma)/C) + _rt.xmul(a*t**2, (-p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) + _rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C) + _rt.xmul(a*u, p*(-p*t + p*u + t)**gamma/C) + _rt.xmul(a*u**2, -p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C) + _rt.xmul(t*u, a*p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C + (a*p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) - a*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C))/(p*(1 - p)))
+    return _rt.nan_or(_rt.xmul(tmp0, -tmp8/p) + _rt.xmul(tmp5, tmp8/tmp2) + _rt.xmul(a*t**2, _rt.scale_rows(tmp10, tmp7)) + _rt.xmul(a*u**2, _rt.scale_rows(tmp11, -tmp7)) + _rt.xmul(t*u, _rt.scale_rows(-a*tmp10 + a*tmp11, tmp7)), lambda: (_rt.xmul(a*t, (p*(-p*t + p*u + t)**gamma - (-p*t + p*u + t)**gamma)/C) + _rt.xmul(a*t**2, (-p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) + _rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C) + _rt.xmul(a*u, p*(-p*t + p*u + t)**gamma/C) + _rt.xmul(a*u**2, -p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C) + _rt.xmul(t*u, a*p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C + (a*p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) - a*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C))/(p*(1 - p)))
 
 
 def probs_balanced_value_and_grad(y, p, label_smoothing, gamma, alpha):
@@ -908,11 +908,11 @@ def probs_balanced_value_and_grad(y, p, label_smoothing, gamma, alpha):
     tmp6 = numpy.log1p(-p)
     tmp7 = _rt.xmul(tmp0, -tmp1*tmp4) + _rt.xmul(tmp5, -tmp4*tmp6)
     tmp8 = 1/C
-    tmp9 = tmp4*tmp8
+    tmp9 = _rt.scale_rows(tmp4, tmp8)
     tmp10 = tmp3**(gamma - 1)
     tmp11 = _rt.xmul(gamma, _rt.xmul(tmp1, tmp10))
     tmp12 = _rt.xmul(gamma, _rt.xmul(tmp6, tmp10))
-    grad = _rt.nan_or(_rt.xmul(tmp0, -tmp9/p) + _rt.xmul(tmp5, tmp9/tmp2) + _rt.xmul(a*t**2, tmp11*tmp8) + _rt.xmul(a*u**2, -tmp12*tmp8) + _rt.xmul(t*u, tmp8*(-a*tmp11 + a*tmp12)), lambda: (_rt.xmul(a*t, (p*(-p*t + p*u + t)**gamma - (-p*t + p*u + t)**gamma)/C) + _rt.xmul(a*t**2, (-p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) + _rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C) + _rt.xmul(a*u, p*(-p*t + p*u + t)**gamma/C) + _rt.xmul(a*u**2, -p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C) + _rt.xmul(t*u, a*p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C + (a*p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) - a*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C))/(p*(1 - p)))
+    grad = _rt.nan_or(_rt.xmul(tmp0, -tmp9/p) + _rt.xmul(tmp5, tmp9/tmp2) + _rt.xmul(a*t**2, _rt.scale_rows(tmp11, tmp8)) + _rt.xmul(a*u**2, _rt.scale_rows(tmp12, -tmp8)) + _rt.xmul(t*u, _rt.scale_rows(-a*tmp11 + a*tmp12, tmp8)), lambda: (_rt.xmul(a*t, (p*(-p*t + p*u + t)**gamma - (-p*t + p*u + t)**gamma)/C) + _rt.xmul(a*t**2, (-p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) + _rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C) + _rt.xmul(a*u, p*(-p*t + p*u + t)**gamma/C) + _rt.xmul(a*u**2, -p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C) + _rt.xmul(t*u, a*p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C + (a*p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) - a*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C))/(p*(1 - p)))
     return _rt.weighted_row_sum(tmp7, tmp8, _rt.row_sum(tmp7)), grad
 
 
@@ -1004,7 +1004,7 @@ def logits_balanced_grad(y, x, label_smoothing, gamma, alpha):
     tmp6 = a*(tmp3*tmp4*u + tmp5)**gamma
     tmp7 = tmp6*(t*(tmp1 + numpy.maximum(0, tmp2)) + u*(tmp1 + numpy.maximum(0, x)))
     tmp8 = 1/C
-    return tmp8*(tmp6*(tmp3*tmp4*u - tmp5) + tmp7*gamma*(-t + u)/(_rt.xmul(t, numpy.exp(tmp2) + 1) + _rt.xmul(u, numpy.exp(x) + 1)))
+    return _rt.scale_rows(tmp6*(tmp3*tmp4*u - tmp5) + tmp7*gamma*(-t + u)/(_rt.xmul(t, numpy.exp(tmp2) + 1) + _rt.xmul(u, numpy.exp(x) + 1)), tmp8)
 
 
 def logits_balanced_value_and_grad(y, x, label_smoothing, gamma, alpha):
@@ -1023,7 +1023,7 @@ def logits_balanced_value_and_grad(y, x, label_smoothing, gamma, alpha):
     tmp6 = a*(tmp3*tmp4*u + tmp5)**gamma
     tmp7 = tmp6*(t*(tmp1 + numpy.maximum(0, tmp2)) + u*(tmp1 + numpy.maximum(0, x)))
     tmp8 = 1/C
-    grad = tmp8*(tmp6*(tmp3*tmp4*u - tmp5) + tmp7*gamma*(-t + u)/(_rt.xmul(t, numpy.exp(tmp2) + 1) + _rt.xmul(u, numpy.exp(x) + 1)))
+    grad = _rt.scale_rows(tmp6*(tmp3*tmp4*u - tmp5) + tmp7*gamma*(-t + u)/(_rt.xmul(t, numpy.exp(tmp2) + 1) + _rt.xmul(u, numpy.exp(x) + 1)), tmp8)
     return _rt.weighted_row_sum(tmp7, tmp8, _rt.row_sum(tmp7)), grad
 
 

@@ -178,7 +178,7 @@ def probs_grad(y, p, label_smoothing):
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
     tmp0 = _rt.row_sum(p)
     tmp1 = 1/tmp0
-    return tmp1*_rt.rest_sum(t, _rt.row_sum(t)) + _rt.xmul(t, -tmp1*_rt.rest_sum(p, tmp0)/p)
+    return _rt.scale_rows(_rt.rest_sum(t, _rt.row_sum(t)), tmp1) + _rt.xmul(t, -tmp1*_rt.rest_sum(p, tmp0)/p)
 
 
 def probs_value_and_grad(y, p, label_smoothing):
@@ -188,7 +188,7 @@ def probs_value_and_grad(y, p, label_smoothing):
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
     tmp0 = _rt.row_sum(p)
     tmp1 = 1/tmp0
-    grad = tmp1*_rt.rest_sum(t, _rt.row_sum(t)) + _rt.xmul(t, -tmp1*_rt.rest_sum(p, tmp0)/p)
+    grad = _rt.scale_rows(_rt.rest_sum(t, _rt.row_sum(t)), tmp1) + _rt.xmul(t, -tmp1*_rt.rest_sum(p, tmp0)/p)
     return _rt.weighted_neg_log_normalized(t, p, tmp0), grad
 
 
@@ -253,7 +253,7 @@ def logits_grad(y, z, label_smoothing):
     C = _rt.width(z)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
     tmp0, tmp1, tmp2, tmp3 = _rt.softmax_parts(z)
-    return _rt.cross_rest(t, z, tmp1, tmp3, tmp2)/tmp2
+    return _rt.divide_rows(_rt.cross_rest(t, z, tmp1, tmp3, tmp2), tmp2)
 
 
 def logits_value_and_grad(y, z, label_smoothing):
@@ -262,7 +262,7 @@ def logits_value_and_grad(y, z, label_smoothing):
     C = _rt.width(z)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
     tmp0, tmp1, tmp2, tmp3 = _rt.softmax_parts(z)
-    grad = _rt.cross_rest(t, z, tmp1, tmp3, tmp2)/tmp2
+    grad = _rt.divide_rows(_rt.cross_rest(t, z, tmp1, tmp3, tmp2), tmp2)
     return _rt.row_sum(t*(tmp0 - z + numpy.log1p(tmp3))), grad
 
 

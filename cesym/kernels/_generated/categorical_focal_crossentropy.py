@@ -291,7 +291,7 @@ def probs_value(y, p, label_smoothing, alpha, gamma):
     tmp1 = _rt.rest_sum(p, tmp0)
     tmp2 = _rt.neg_log_normalized(p, tmp1)
     tmp3 = 1/tmp0
-    tmp4 = tmp1*tmp3
+    tmp4 = _rt.scale_rows(tmp1, tmp3)
     tmp5 = _rt.xmul(t, tmp2*tmp4**gamma)
     return _rt.weighted_row_sum(tmp5, alpha, _rt.row_sum(tmp5))
 
@@ -323,8 +323,8 @@ def probs_grad(y, p, label_smoothing, alpha, gamma):
     tmp1 = _rt.rest_sum(p, tmp0)
     tmp2 = _rt.neg_log_normalized(p, tmp1)
     tmp3 = 1/tmp0
-    tmp4 = tmp1*tmp3
-    tmp5 = t*(alpha*_rt.scaled_pow(tmp4, gamma, tmp3) + _rt.xmul(p*tmp3, alpha*_rt.xmul(gamma, _rt.xmul(tmp2, _rt.scaled_pow(tmp4, gamma - 1, tmp3)))))
+    tmp4 = _rt.scale_rows(tmp1, tmp3)
+    tmp5 = t*(alpha*_rt.scaled_pow(tmp4, gamma, tmp3) + _rt.xmul(_rt.scale_rows(p, tmp3), alpha*_rt.xmul(gamma, _rt.xmul(tmp2, _rt.scaled_pow(tmp4, gamma - 1, tmp3)))))
     return _rt.rest_sum(tmp5, _rt.row_sum(tmp5)) - _rt.xmul(tmp5, tmp1/p)
 
 
@@ -337,9 +337,9 @@ def probs_value_and_grad(y, p, label_smoothing, alpha, gamma):
     tmp1 = _rt.rest_sum(p, tmp0)
     tmp2 = _rt.neg_log_normalized(p, tmp1)
     tmp3 = 1/tmp0
-    tmp4 = tmp1*tmp3
+    tmp4 = _rt.scale_rows(tmp1, tmp3)
     tmp5 = _rt.xmul(t, tmp2*tmp4**gamma)
-    tmp6 = t*(alpha*_rt.scaled_pow(tmp4, gamma, tmp3) + _rt.xmul(p*tmp3, alpha*_rt.xmul(gamma, _rt.xmul(tmp2, _rt.scaled_pow(tmp4, gamma - 1, tmp3)))))
+    tmp6 = t*(alpha*_rt.scaled_pow(tmp4, gamma, tmp3) + _rt.xmul(_rt.scale_rows(p, tmp3), alpha*_rt.xmul(gamma, _rt.xmul(tmp2, _rt.scaled_pow(tmp4, gamma - 1, tmp3)))))
     grad = _rt.rest_sum(tmp6, _rt.row_sum(tmp6)) - _rt.xmul(tmp6, tmp1/p)
     return _rt.weighted_row_sum(tmp5, alpha, _rt.row_sum(tmp5)), grad
 
@@ -353,10 +353,10 @@ def probs_naive_grad(y, p, label_smoothing, alpha, gamma):
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
     tmp0 = _rt.row_sum(p)
     tmp1 = 1/tmp0
-    tmp2 = p*tmp1
+    tmp2 = _rt.scale_rows(p, tmp1)
     tmp3 = 1 - tmp2
     tmp4 = t*tmp3**gamma
-    tmp5 = tmp1*tmp4
+    tmp5 = _rt.scale_rows(tmp4, tmp1)
     tmp6 = gamma*numpy.log(tmp2)/tmp3
     return -alpha*(-tmp5*tmp6 + _rt.row_sum((p/tmp0)*(tmp4/tmp0)*tmp6 - tmp5) + tmp4/p)
 
@@ -385,7 +385,7 @@ def logits_value(y, z, label_smoothing, alpha, gamma):
     tmp0, tmp1, tmp2, tmp3 = _rt.softmax_parts(z)
     tmp4 = tmp0 - z + numpy.log1p(tmp3)
     tmp5 = 1/tmp2
-    tmp6 = tmp5*_rt.rest_sum(tmp1, tmp2)
+    tmp6 = _rt.scale_rows(_rt.rest_sum(tmp1, tmp2), tmp5)
     tmp7 = tmp6**gamma
     tmp8 = t*tmp4*tmp7
     return _rt.weighted_row_sum(tmp8, alpha, _rt.row_sum(tmp8))
@@ -418,9 +418,9 @@ def logits_grad(y, z, label_smoothing, alpha, gamma):
     tmp0, tmp1, tmp2, tmp3 = _rt.softmax_parts(z)
     tmp4 = tmp0 - z + numpy.log1p(tmp3)
     tmp5 = 1/tmp2
-    tmp6 = tmp5*_rt.rest_sum(tmp1, tmp2)
+    tmp6 = _rt.scale_rows(_rt.rest_sum(tmp1, tmp2), tmp5)
     tmp7 = tmp6**gamma
-    return tmp5*_rt.cross_rest(t, z, tmp1, tmp3, tmp2, tmp7*alpha + _rt.xmul(numpy.exp(-tmp4), alpha*_rt.xmul(gamma, _rt.xmul(tmp4, tmp6**(gamma - 1)))), (lambda nu: -alpha*gamma*(-numpy.expm1(-nu))**gamma*(nu*(-gamma*numpy.exp(-nu)/numpy.expm1(-nu) - 1 + numpy.exp(-nu)/numpy.expm1(-nu)) + 2)*numpy.exp(-nu)/numpy.expm1(-nu)))
+    return _rt.scale_rows(_rt.cross_rest(t, z, tmp1, tmp3, tmp2, tmp7*alpha + _rt.xmul(numpy.exp(-tmp4), alpha*_rt.xmul(gamma, _rt.xmul(tmp4, tmp6**(gamma - 1)))), (lambda nu: -alpha*gamma*(-numpy.expm1(-nu))**gamma*(nu*(-gamma*numpy.exp(-nu)/numpy.expm1(-nu) - 1 + numpy.exp(-nu)/numpy.expm1(-nu)) + 2)*numpy.exp(-nu)/numpy.expm1(-nu))), tmp5)
 
 
 def logits_value_and_grad(y, z, label_smoothing, alpha, gamma):
@@ -431,10 +431,10 @@ def logits_value_and_grad(y, z, label_smoothing, alpha, gamma):
     tmp0, tmp1, tmp2, tmp3 = _rt.softmax_parts(z)
     tmp4 = tmp0 - z + numpy.log1p(tmp3)
     tmp5 = 1/tmp2
-    tmp6 = tmp5*_rt.rest_sum(tmp1, tmp2)
+    tmp6 = _rt.scale_rows(_rt.rest_sum(tmp1, tmp2), tmp5)
     tmp7 = tmp6**gamma
     tmp8 = t*tmp4*tmp7
-    grad = tmp5*_rt.cross_rest(t, z, tmp1, tmp3, tmp2, tmp7*alpha + _rt.xmul(numpy.exp(-tmp4), alpha*_rt.xmul(gamma, _rt.xmul(tmp4, tmp6**(gamma - 1)))), (lambda nu: -alpha*gamma*(-numpy.expm1(-nu))**gamma*(nu*(-gamma*numpy.exp(-nu)/numpy.expm1(-nu) - 1 + numpy.exp(-nu)/numpy.expm1(-nu)) + 2)*numpy.exp(-nu)/numpy.expm1(-nu)))
+    grad = _rt.scale_rows(_rt.cross_rest(t, z, tmp1, tmp3, tmp2, tmp7*alpha + _rt.xmul(numpy.exp(-tmp4), alpha*_rt.xmul(gamma, _rt.xmul(tmp4, tmp6**(gamma - 1)))), (lambda nu: -alpha*gamma*(-numpy.expm1(-nu))**gamma*(nu*(-gamma*numpy.exp(-nu)/numpy.expm1(-nu) - 1 + numpy.exp(-nu)/numpy.expm1(-nu)) + 2)*numpy.exp(-nu)/numpy.expm1(-nu))), tmp5)
     return _rt.weighted_row_sum(tmp8, alpha, _rt.row_sum(tmp8)), grad
 
 
@@ -448,11 +448,11 @@ def logits_naive_grad(y, z, label_smoothing, alpha, gamma):
     tmp0 = numpy.exp(z)
     tmp1 = _rt.row_sum(tmp0)
     tmp2 = 1/tmp1
-    tmp3 = tmp0*tmp2
+    tmp3 = _rt.scale_rows(tmp0, tmp2)
     tmp4 = 1 - tmp3
     tmp5 = t*tmp4**gamma
     tmp6 = tmp5*gamma*numpy.log(tmp3)/tmp4
-    return -alpha*(tmp0*_rt.row_sum((tmp0/tmp1)*(tmp6/tmp1) - tmp2*tmp5) - tmp3*tmp6 + tmp5)
+    return -alpha*(tmp0*_rt.row_sum((tmp0/tmp1)*(tmp6/tmp1) + _rt.scale_rows(tmp5, -tmp2)) - tmp3*tmp6 + tmp5)
 
 
 def logits_weights(y, z, label_smoothing, alpha, gamma):

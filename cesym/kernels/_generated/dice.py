@@ -96,15 +96,19 @@ DERIVED = {'overlap': {'naive_value': "Piecewise(ExprCondPair(Integer(1), Equali
                       'true))',
              'grad': "Piecewise(ExprCondPair(Integer(0), Equality(Add(RowSum(Elem('p', "
                      "real=True)), RowSum(Elem('y', real=True))), Integer(0))), "
-                     "ExprCondPair(Mul(Pow(Add(Elem('p', real=True), Elem('y', real=True), "
-                     "RestSum(Elem('p', real=True)), RestSum(Elem('y', real=True))), Integer(-2)), "
-                     "Add(Mul(Integer(-1), Integer(2), Pow(Elem('y', real=True), Integer(2))), "
-                     "Mul(Integer(-1), Integer(2), Elem('y', real=True), RestSum(Elem('p', "
-                     "real=True))), Mul(Integer(-1), Integer(2), Elem('y', real=True), "
-                     "RestSum(Elem('y', real=True))), Mul(Integer(2), RestSum(Mul(Elem('p', "
-                     "real=True), Elem('y', real=True)))))), true))",
+                     "ExprCondPair(Guarded(Add(Mul(Integer(-1), Integer(2), Elem('y', real=True), "
+                     "Pow(Add(RowSum(Elem('p', real=True)), RowSum(Elem('y', real=True))), "
+                     "Integer(-1))), Mul(Integer(2), Pow(Add(RowSum(Elem('p', real=True)), "
+                     "RowSum(Elem('y', real=True))), Integer(-2)), RowSum(Mul(Elem('p', "
+                     "real=True), Elem('y', real=True))))), Mul(Pow(Add(Elem('p', real=True), "
+                     "Elem('y', real=True), RestSum(Elem('p', real=True)), RestSum(Elem('y', "
+                     "real=True))), Integer(-2)), Add(Mul(Integer(-1), Integer(2), Pow(Elem('y', "
+                     "real=True), Integer(2))), Mul(Integer(-1), Integer(2), Elem('y', real=True), "
+                     "RestSum(Elem('p', real=True))), Mul(Integer(-1), Integer(2), Elem('y', "
+                     "real=True), RestSum(Elem('y', real=True))), Mul(Integer(2), "
+                     "RestSum(Mul(Elem('p', real=True), Elem('y', real=True))))))), true))",
              'value_rules': [],
-             'grad_rules': ['split-rowsum', 'norm-square-split']}}
+             'grad_rules': ['split-rowsum', 'norm-square-split', 'guard-split']}}
 
 
 def overlap_value(y, p):
@@ -117,12 +121,10 @@ def overlap_value(y, p):
     Rewrites applied:
     - none
     """
-    tmp0 = p + y
-    tmp1 = _rt.row_sum(tmp0)
-    tmp2 = numpy.equal(tmp1, 0)
-    tmp3 = p*y
-    tmp4 = _rt.row_sum(tmp3)
-    return _rt.where(tmp2, 1, 1 - 2*tmp4/tmp1)
+    tmp0 = _rt.row_sum(p + y)
+    tmp1 = numpy.equal(tmp0, 0)
+    tmp2 = _rt.row_sum(p*y)
+    return _rt.where(tmp1, 1, 1 - 2*tmp2/tmp0)
 
 
 def overlap_naive_value(y, p):
@@ -139,30 +141,27 @@ def overlap_grad(y, p):
 
     Derived by SymPy from the stable value: ``Piecewise((0, Eq(RowSum(p) + RowSum(y), 0)), (-2*y/(RowSum(p) + RowSum(y)) + 2*RowSum(p*y)/(RowSum(p) + RowSum(y))**2, True))``
 
-    Stable form: ``Piecewise((0, Eq(RowSum(p) + RowSum(y), 0)), ((-2*y**2 - 2*y*RestSum(p) - 2*y*RestSum(y) + 2*RestSum(p*y))/(p + y + RestSum(p) + RestSum(y))**2, True))``
+    Stable form: ``Piecewise((0, Eq(RowSum(p) + RowSum(y), 0)), (Guarded(-2*y/(RowSum(p) + RowSum(y)) + 2*RowSum(p*y)/(RowSum(p) + RowSum(y))**2, (-2*y**2 - 2*y*RestSum(p) - 2*y*RestSum(y) + 2*RestSum(p*y))/(p + y + RestSum(p) + RestSum(y))**2), True))``
 
     Rewrites applied:
     - split-rowsum: Σ_c v_c = v_j + Σ_{c≠j} v_c: written this way, a difference such as σ_j·Σt - t_j or Σt/Σp - t_j/p_j becomes an expression in the other elements, which does not cancel when element j dominates (softmax_j - 1 = -Σ_{c≠j} e_c / Σ e_c).
     - norm-square-split: over one denominator, with Σ v = v_j + Σ_{c≠j} v and ‖x‖² = x_j² + Σ_{c≠j} x_c², the terms of element j that cancel exactly are gone before anything is computed (the cosine's gradient: y_j‖p‖² - p_j Σ y p = y_j Σ_{c≠j} p_c² - p_j Σ_{c≠j} y_c p_c; the Dice gradient: Σ y p - y_j(Σ y + Σ p) loses its y_j p_j), where computed they would cancel in rounding for a row dominated by element j.
+    - guard-split: the unsplit gradient Σ_k t_k (row sums, no rest sums) where its terms cancel by at most a factor four (Σ|t_k| <= 4|Σ t_k|), the split form on the rows where they cancel more: there the unsplit sum's error is at most four times its terms' (its row sums add terms of one sign on the domain), the factor the split form's rest sums allow themselves, for about half the passes over the block.
     """
-    tmp0 = p + y
-    tmp1 = _rt.row_sum(tmp0)
-    tmp2 = numpy.equal(tmp1, 0)
-    tmp3 = p*y
-    tmp4 = _rt.row_sum(tmp3)
-    return _rt.where(tmp2, 0, _rt.divide_rows(-2*y**2 - 2*y*_rt.rest_sum(tmp0, tmp1) + _rt.rest_sum(tmp3, tmp4)*2, tmp1, 2))
+    tmp0 = _rt.row_sum(p + y)
+    tmp1 = numpy.equal(tmp0, 0)
+    tmp2 = _rt.row_sum(p*y)
+    return _rt.where(tmp1, 0, _rt.guarded(lambda: (_rt.divide_rows(-2*y, tmp0), 2*(tmp2/tmp0)/tmp0,), lambda p, y: _rt.divide_rows(-2*y**2 - 2*y*_rt.rest_sum(p + y, _rt.row_sum(p + y)) + _rt.rest_sum(p*y, _rt.row_sum(p*y))*2, _rt.row_sum(p + y), 2), p, y))
 
 
 def overlap_value_and_grad(y, p):
     r"""Dice loss: stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``overlap_value`` and ``overlap_grad``).
     """
-    tmp0 = p + y
-    tmp1 = _rt.row_sum(tmp0)
-    tmp2 = numpy.equal(tmp1, 0)
-    tmp3 = p*y
-    tmp4 = _rt.row_sum(tmp3)
-    grad = _rt.where(tmp2, 0, _rt.divide_rows(-2*y**2 - 2*y*_rt.rest_sum(tmp0, tmp1) + _rt.rest_sum(tmp3, tmp4)*2, tmp1, 2))
-    return _rt.where(tmp2, 1, 1 - 2*tmp4/tmp1), grad
+    tmp0 = _rt.row_sum(p + y)
+    tmp1 = numpy.equal(tmp0, 0)
+    tmp2 = _rt.row_sum(p*y)
+    grad = _rt.where(tmp1, 0, _rt.guarded(lambda: (_rt.divide_rows(-2*y, tmp0), 2*(tmp2/tmp0)/tmp0,), lambda p, y: _rt.divide_rows(-2*y**2 - 2*y*_rt.rest_sum(p + y, _rt.row_sum(p + y)) + _rt.rest_sum(p*y, _rt.row_sum(p*y))*2, _rt.row_sum(p + y), 2), p, y))
+    return _rt.where(tmp1, 1, 1 - 2*tmp2/tmp0), grad
 
 
 def overlap_naive_grad(y, p):
@@ -171,7 +170,7 @@ def overlap_naive_grad(y, p):
     ``Piecewise((0, Eq(RowSum(p) + RowSum(y), 0)), (-2*y/(RowSum(p) + RowSum(y)) + 2*RowSum(p*y)/(RowSum(p) + RowSum(y))**2, True))``
     """
     tmp0 = _rt.row_sum(p + y)
-    return _rt.where(numpy.equal(tmp0, 0), 0, -2*y/tmp0 + 2*(_rt.row_sum(p*y)/tmp0)/tmp0)
+    return _rt.where(numpy.equal(tmp0, 0), 0, _rt.divide_rows(-2*y, tmp0) + 2*(_rt.row_sum(p*y)/tmp0)/tmp0)
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.

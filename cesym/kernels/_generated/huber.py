@@ -134,7 +134,7 @@ def smooth_l1_value(y, p, delta):
     tmp1 = (1/2)/delta
     tmp2 = abs(tmp0)
     tmp3 = numpy.greater_equal(delta, tmp2)
-    tmp4 = _rt.where(tmp3, tmp0**2*tmp1, tmp2 - 1/2*delta)
+    tmp4 = _rt.where(tmp3, _rt.scale_rows(tmp0**2, tmp1), tmp2 - 1/2*delta)
     tmp5 = delta/C
     return _rt.weighted_row_sum(tmp4, tmp5, _rt.row_sum(tmp4))
 
@@ -166,7 +166,7 @@ def smooth_l1_grad(y, p, delta):
     tmp2 = abs(tmp0)
     tmp3 = numpy.greater_equal(delta, tmp2)
     tmp4 = delta/C
-    return tmp4*_rt.where(tmp3, tmp1*(p*2 - 2*y), numpy.sign(tmp0))
+    return _rt.scale_rows(_rt.where(tmp3, _rt.scale_rows(p*2 - 2*y, tmp1), numpy.sign(tmp0)), tmp4)
 
 
 def smooth_l1_value_and_grad(y, p, delta):
@@ -177,9 +177,9 @@ def smooth_l1_value_and_grad(y, p, delta):
     tmp1 = (1/2)/delta
     tmp2 = abs(tmp0)
     tmp3 = numpy.greater_equal(delta, tmp2)
-    tmp4 = _rt.where(tmp3, tmp0**2*tmp1, tmp2 - 1/2*delta)
+    tmp4 = _rt.where(tmp3, _rt.scale_rows(tmp0**2, tmp1), tmp2 - 1/2*delta)
     tmp5 = delta/C
-    grad = tmp5*_rt.where(tmp3, tmp1*(p*2 - 2*y), numpy.sign(tmp0))
+    grad = _rt.scale_rows(_rt.where(tmp3, _rt.scale_rows(p*2 - 2*y, tmp1), numpy.sign(tmp0)), tmp5)
     return _rt.weighted_row_sum(tmp4, tmp5, _rt.row_sum(tmp4)), grad
 
 

@@ -118,7 +118,7 @@ def logcosh_grad(y, p):
     C = _rt.width(p)
     tmp0 = p - y
     tmp1 = 1/C
-    return tmp1*numpy.tanh(tmp0)
+    return _rt.scale_rows(numpy.tanh(tmp0), tmp1)
 
 
 def logcosh_value_and_grad(y, p):
@@ -128,7 +128,7 @@ def logcosh_value_and_grad(y, p):
     tmp0 = p - y
     tmp1 = _rt.logcosh(tmp0)
     tmp2 = 1/C
-    grad = tmp2*numpy.tanh(tmp0)
+    grad = _rt.scale_rows(numpy.tanh(tmp0), tmp2)
     return _rt.weighted_row_sum(tmp1, tmp2, _rt.row_sum(tmp1)), grad
 
 

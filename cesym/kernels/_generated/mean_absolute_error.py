@@ -110,7 +110,7 @@ def mae_grad(y, p):
     C = _rt.width(p)
     tmp0 = p - y
     tmp1 = 1/C
-    return tmp1*numpy.sign(tmp0)
+    return _rt.scale_rows(numpy.sign(tmp0), tmp1)
 
 
 def mae_value_and_grad(y, p):
@@ -120,7 +120,7 @@ def mae_value_and_grad(y, p):
     tmp0 = p - y
     tmp1 = abs(tmp0)
     tmp2 = 1/C
-    grad = tmp2*numpy.sign(tmp0)
+    grad = _rt.scale_rows(numpy.sign(tmp0), tmp2)
     return _rt.weighted_row_sum(tmp1, tmp2, _rt.row_sum(tmp1)), grad
 
 

@@ -114,7 +114,7 @@ def mse_grad(y, p):
     """
     C = _rt.width(p)
     tmp0 = 1/C
-    return tmp0*(p*2 - 2*y)
+    return _rt.scale_rows(p*2 - 2*y, tmp0)
 
 
 def mse_value_and_grad(y, p):
@@ -122,7 +122,7 @@ def mse_value_and_grad(y, p):
     """
     C = _rt.width(p)
     tmp0 = 1/C
-    grad = tmp0*(p*2 - 2*y)
+    grad = _rt.scale_rows(p*2 - 2*y, tmp0)
     return _rt.sum_squares(p - y, tmp0), grad
 
 

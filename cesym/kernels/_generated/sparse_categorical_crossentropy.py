@@ -234,14 +234,14 @@ def logits_grad(k, z):
     - cross-rest: e_j·Σ_{c≠j}t_c - t_j·Σ_{c≠j}e_c = Σ_{c≠j}(t_c e_j - t_j e_c): one primitive, so that the runtime can take pairs of equal label weights as t_j·e_c·expm1(z_j - z_c) (two labelled classes with close logits cancel in e_j - e_c).
     """
     tmp0, tmp1, tmp2, tmp3 = _rt.softmax_parts(z)
-    return _rt.one_hot_cross_rest(k, tmp1, tmp3, tmp2)/tmp2
+    return _rt.divide_rows(_rt.one_hot_cross_rest(k, tmp1, tmp3, tmp2), tmp2)
 
 
 def logits_value_and_grad(k, z):
     r"""sparse categorical cross-entropy on logits (from_logits=True): stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``logits_value`` and ``logits_grad``).
     """
     tmp0, tmp1, tmp2, tmp3 = _rt.softmax_parts(z)
-    grad = _rt.one_hot_cross_rest(k, tmp1, tmp3, tmp2)/tmp2
+    grad = _rt.divide_rows(_rt.one_hot_cross_rest(k, tmp1, tmp3, tmp2), tmp2)
     return _rt.at_label(k, tmp0 - _rt.at_label(k, z) + numpy.log1p(tmp3)), grad
 
 

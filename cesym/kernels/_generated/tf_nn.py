@@ -283,14 +283,14 @@ def softmax_grad(y, z):
     - cross-rest: e_j·Σ_{c≠j}t_c - t_j·Σ_{c≠j}e_c = Σ_{c≠j}(t_c e_j - t_j e_c): one primitive, so that the runtime can take pairs of equal label weights as t_j·e_c·expm1(z_j - z_c) (two labelled classes with close logits cancel in e_j - e_c).
     """
     tmp0, tmp1, tmp2, tmp3 = _rt.softmax_parts(z)
-    return _rt.cross_rest(y, z, tmp1, tmp3, tmp2)/tmp2
+    return _rt.divide_rows(_rt.cross_rest(y, z, tmp1, tmp3, tmp2), tmp2)
 
 
 def softmax_value_and_grad(y, z):
     r"""tf.nn.softmax_cross_entropy_with_logits: stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``softmax_value`` and ``softmax_grad``).
     """
     tmp0, tmp1, tmp2, tmp3 = _rt.softmax_parts(z)
-    grad = _rt.cross_rest(y, z, tmp1, tmp3, tmp2)/tmp2
+    grad = _rt.divide_rows(_rt.cross_rest(y, z, tmp1, tmp3, tmp2), tmp2)
     return _rt.row_sum(y*(tmp0 - z + numpy.log1p(tmp3))), grad
 
 
@@ -345,14 +345,14 @@ def sparse_softmax_grad(k, z):
     - cross-rest: e_j·Σ_{c≠j}t_c - t_j·Σ_{c≠j}e_c = Σ_{c≠j}(t_c e_j - t_j e_c): one primitive, so that the runtime can take pairs of equal label weights as t_j·e_c·expm1(z_j - z_c) (two labelled classes with close logits cancel in e_j - e_c).
     """
     tmp0, tmp1, tmp2, tmp3 = _rt.softmax_parts(z)
-    return _rt.one_hot_cross_rest(k, tmp1, tmp3, tmp2)/tmp2
+    return _rt.divide_rows(_rt.one_hot_cross_rest(k, tmp1, tmp3, tmp2), tmp2)
 
 
 def sparse_softmax_value_and_grad(k, z):
     r"""tf.nn.sparse_softmax_cross_entropy_with_logits: stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``sparse_softmax_value`` and ``sparse_softmax_grad``).
     """
     tmp0, tmp1, tmp2, tmp3 = _rt.softmax_parts(z)
-    grad = _rt.one_hot_cross_rest(k, tmp1, tmp3, tmp2)/tmp2
+    grad = _rt.divide_rows(_rt.one_hot_cross_rest(k, tmp1, tmp3, tmp2), tmp2)
     return _rt.at_label(k, tmp0 - _rt.at_label(k, z) + numpy.log1p(tmp3)), grad
 
 
