@@ -124,3 +124,34 @@ def test_rmse_with_an_overflowing_square_and_a_zero_weight():
     w = np.array([0.0, 1.0])
     assert _judge_loss_mean(float("nan"), y, p, None, w, "sqrt(mean)")[0] == "explained"
     assert _judge_loss_mean(0.25, y, p, None, w, "sqrt(mean)")[0] == "unexplained"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_class_rows_are_broadcast_by_the_class_and_the_model_says_so(dtype):
+    """Class indices of shape (B,) against predictions (B, 1): Keras's class expands the labels to
+    (B, 1) and its one-hot (B, 1, 1) broadcasts against (B, 1), so 'none' is a (B, B) matrix and
+    'sum' B times the sum (the function form is right). The model explains exactly that, and not
+    the mathematics' outputs in its place, nor Keras's off by a part in 10^4."""
+    c = next(c for c in CLASS_CASES if c.labels == "sparse" and c.loss.startswith("categorical_generalized"))
+    b = sample(c, dtype, 1, 10, seed=SEED)
+    assert b.pred.shape == (10, 1) and b.labels.ndim == 1
+    keras_call = keras_class_kernel(c)
+    t = check_classes(c, b, keras_call, seed=SEED)
+    assert t.value["unexplained"] == 0 and t.grad["unexplained"] == 0, t.unexplained_examples
+    assert t.reductions["none"]["value"]["explained"] == 2 * 10 * 10  # the matrix, with and without weights
+    assert t.reductions["sum_over_batch_size"]["value"]["exact"] == 2  # Σ/B² there is the mathematics' Σ/B
+
+    def mathematics(labels, pred, params, reduction, weights, class_dtype):  # what the loss should be
+        per_sample, _ = keras_call(labels, pred, params, "sum_over_batch_size", None, class_dtype)
+        v, g = keras_call(labels, pred, params, reduction, weights, class_dtype)
+        B = len(labels)
+        return (np.diagonal(v).copy() if reduction == "none" else v / B if reduction == "sum" else v), (g / B if reduction != "sum_over_batch_size" else g)
+
+    def nudged(labels, pred, params, reduction, weights, class_dtype):
+        v, g = keras_call(labels, pred, params, reduction, weights, class_dtype)
+        return v * (1 + 1e-4), g * (1 + 1e-4)
+
+    for wrong in (mathematics, nudged):
+        t = check_classes(c, b, wrong, seed=SEED)
+        assert t.reductions["sum"]["value"]["unexplained"] > 0 and t.reductions["sum"]["grad"]["unexplained"] > 0
+        assert t.reductions["none"]["value"]["unexplained"] > 0

@@ -299,6 +299,12 @@ def check_classes(case: KernelCase, batch: Batch, class_call: Callable, seed=0) 
                     continue
                 value = np.atleast_1d(value)
                 tag = reduction + (" weighted" if weights is not None else "")
+                if _labels_broadcast(case, labels, n):
+                    _classify_broadcast(
+                        tally, case, truth, labels, dense, pred, batch.params, value, grad, weights, reduction, R, fmax,
+                        model_values, value_band, dtype, tag,
+                    )
+                    continue
                 want = (B,) if reduction == "none" else (1,)
                 if value.shape != want:  # not the loss of these rows at all (a broadcast)
                     tally.add(reduction, "value", "unexplained", int(np.prod(want)))
@@ -316,6 +322,78 @@ def check_classes(case: KernelCase, batch: Batch, class_call: Callable, seed=0) 
     finally:
         iv.prec = old
     return tally
+
+
+def _labels_broadcast(case: KernelCase, labels: np.ndarray, n: int) -> bool:
+    """Keras's loss classes pair every label row with every prediction row here: class indices
+    of shape (B,) against predictions of shape (B, 1). The wrapper's
+    ``squeeze_or_expand_to_same_rank`` makes the labels (B, 1) (a last axis of 1 on the other
+    side), the one-hot of that is (B, 1, 1), and its product with (B, 1) broadcasts to
+    (B, B, 1): the values are a (B, B) matrix V[i, k] = L(label_i, pred_k). (The function form
+    is given the labels as they are, and is right.)"""
+    return case.labels == "sparse" and labels.ndim == 1 and n == 1
+
+
+def _classify_broadcast(tally, case, truth, labels, dense, pred, params, value, grad, weights, reduction, R, fmax, model_values, value_band, dtype, tag):
+    """The outputs of a loss class that broadcast labels against predictions
+    (:func:`_labels_broadcast`), against Keras's semantics modelled: V[i, k] = L_k (one class:
+    every label is the same), sample weights multiplying along the last axis (w_k: Keras's
+    ``squeeze_or_expand_to_same_rank`` leaves a (B,) weight against (B, B) values as it is), the
+    reductions over all B² entries (sum: B·Σ w_k L_k; sum_over_batch_size: that over B², which
+    is the mathematics' Σ w_k L_k / B), and d(output)/d pred_k = (Σ_i of the B seeds)·w_k·g_k.
+    An output is exact where it is the mathematics' (sum_over_batch_size), explained where it is
+    inside the envelope of that semantics, unexplained elsewhere."""
+    B = len(truth)
+    wts = [1.0] * B if weights is None else [float(x) for x in weights]
+    if len({int(x) for x in labels}) != 1:  # rows of other labels would meet: not modelled
+        tally.add(reduction, "value", "unexplained", int(np.size(value)))
+        tally.add(reduction, "grad", "unexplained", int(np.size(pred)))
+        return
+    terms = [model_values[k] if weights is None else R.mul(model_values[k], iv.mpf(wts[k])) for k in range(B)]
+    never = lambda with_kappa: iv.mpf([mpmath.inf, mpmath.inf])  # noqa: E731 - not the mathematics' output at all
+    with mpmath.workprec(256):
+        weighted = [mpmath.mpf(wk) * L for wk, (L, _) in zip(wts, truth)]
+    if reduction == "none":
+        if np.shape(value) != (B, B):
+            tally.add(reduction, "value", "unexplained", int(np.size(value)))
+        else:
+            for i in range(B):
+                for k in range(B):
+                    status = _judge(float(value[i, k]), never, _overflow(terms[k], fmax), dtype)
+                    tally.add(reduction, "value", status)
+                    tally.value_max_ulps = max(tally.value_max_ulps, ulp_error(value[i, k], weighted[k], dtype))
+    else:
+        total = _overflow(R.gsum(terms * B), fmax)
+        model = total if reduction == "sum" else R.div(total, iv.mpf(B * B))
+        math_at = never if reduction == "sum" else (
+            lambda kap: _reduce(R, [value_band(k, kap) for k in range(B)], weights, reduction, None)[0]
+        )
+        with mpmath.workprec(256):
+            true = mpmath.fsum(weighted) / (1 if reduction == "sum" else B)
+        status = _judge(float(value.reshape(-1)[0]), math_at, model, dtype)
+        tally.add(reduction, "value", status)
+        tally.value_max_ulps = max(tally.value_max_ulps, ulp_error(value.reshape(-1)[0], true, dtype))
+    seed = iv.mpf(1) if reduction != "sum_over_batch_size" else R.div(iv.mpf(1), iv.mpf(B * B))
+    upstream = R.gsum([seed] * B)  # the broadcast's gradient: its B seeds of column k summed
+    ref = reference_for(definition(case), pred.shape[1])
+    for k in range(B):
+        U = upstream if weights is None else R.mul(upstream, iv.mpf(wts[k]))
+        model = envelope(case, dense[k], pred[k], params, dtype, upstream=U)[1][0]
+        L, g = truth[k]
+
+        def math_at(with_kappa: bool, k=k, L=L, g=g):
+            if reduction != "sum_over_batch_size":
+                return never(with_kappa)
+            kap = ref.kappa(dense[k], pred[k], [params[p.name] for p in definition(case).params], L, g)[1][0] if with_kappa else 0.0
+            return R.mul(_seed(R, reduction, None if weights is None else wts[k], B), _band(g[0], GRAD_BASE, kap, dtype))
+
+        status = _judge(float(grad[k, 0]), math_at, model, dtype)
+        tally.add(reduction, "grad", status)
+        with mpmath.workprec(256):
+            true = mpmath.mpf(wts[k]) * g[0] / (B if reduction == "sum_over_batch_size" else 1)
+        tally.grad_max_ulps = max(tally.grad_max_ulps, ulp_error(grad[k, 0], true, dtype))
+    if tally.value["unexplained"] and len(tally.unexplained_examples) < 3:
+        tally.unexplained_examples.append(f"{tag}: Keras's class broadcast labels {np.shape(dense)} against predictions {np.shape(pred)} outside the model")
 
 
 def _classify_values(tally, truth, value, weights, reduction, R, fmax, model_values, value_band, dtype, tag):
