@@ -100,3 +100,21 @@ def test_bad_input_in_a_later_block_raises(restore_blocks):
         kernels.categorical_crossentropy(y, p)
     with pytest.raises(ValueError, match="sums to 0"):
         kernels.sparse_categorical_crossentropy_value_and_grad(np.arange(500) % 4, p)
+
+
+def test_naive_forms_compute_in_the_inputs_dtype():
+    """The naive forms are what a plain implementation in the inputs' dtype computes: float32 in
+    float32 arithmetic (the stable kernels compute in float64 and round once)."""
+    from cesym.kernels import naive
+
+    one, logit = np.array([[1.0]]), np.array([[-100.0]])
+    with np.errstate(all="ignore"):
+        assert np.isinf(naive.binary_crossentropy(one.astype(np.float32), logit.astype(np.float32), from_logits=True)[0])
+        assert naive.binary_crossentropy(one, logit, from_logits=True)[0] == pytest.approx(100.0, rel=1e-15)
+        # log(1 - 1e-8) is 0 in float32: the naive loss of a label 0 at p = 1e-8
+        assert naive.binary_crossentropy(np.zeros((1, 1), np.float32), np.full((1, 1), 1e-8, np.float32))[0] == 0.0
+        # class indices become float32 one-hot rows; exp(100) overflows float32
+        z = np.array([[100.0, -100.0]], np.float32)
+        assert np.isinf(naive.sparse_categorical_crossentropy(np.array([0]), z, from_logits=True)[0])
+        assert naive.sparse_categorical_crossentropy(np.array([0]), z.astype(np.float64), from_logits=True)[0] == 0.0
+        assert kernels.sparse_categorical_crossentropy(np.array([0]), z, from_logits=True)[0] == 0.0

@@ -86,9 +86,10 @@ def _run(
     # a non-finite gradient comes with a non-finite value (NaN or +inf in the row), but for
     # ignored rows: the value is tested alone unless there are such rows
     watched = (0,) if kind == "value_and_grad" and not grad_alone else None
+    naive = kind.startswith("naive")  # in the predictions' own dtype: what a plain implementation computes
     outs = run_blocks(
-        core, srcs, scalars, n_rows, n_cols, outputs, check, precheck=precheck, limit=fix, watch=watched, pieces=True,
-        block_elements=block_elements,
+        core, srcs, scalars, n_rows, n_cols, outputs, check, precheck=precheck, limit=fix, watch=watched, pieces=not naive,
+        block_elements=block_elements, compute=V.native(pred.dtype) if naive else np.float64,
     )
     if watch is not None:
         watch.report(pred.size)
@@ -380,7 +381,8 @@ def _batch(c: _Call, core, kind: str):
     rows = rows.reshape(rows.shape[0] // group, group * rows.shape[1])
     kinds = ("value", "grad") if kind == "value_and_grad" else (kind,)
     # the per-row terms stay float64 until their sum is rounded once
-    outputs = [("row", np.dtype(np.float64)) if not k.endswith("grad") else ("elem", V.native(a.dtype)) for k in kinds]
+    naive = kind.startswith("naive")  # in the input's own dtype, its sum too (see _call)
+    outputs = [("row", np.dtype(np.float64) if not naive else V.native(a.dtype)) if not k.endswith("grad") else ("elem", V.native(a.dtype)) for k in kinds]
     size = max(1, math.prod(a.shape[1:]))  # elements per sample
     fix = None
     if c.variant["limits"] == "squares" and not kind.startswith("naive"):
@@ -391,7 +393,8 @@ def _batch(c: _Call, core, kind: str):
     # 2^20 x 10). Rows are computed alike in any block; long rows keep the usual pieces.
     block = _blocks.BLOCK_ELEMENTS * 2
     outs = run_blocks(
-        core, [rows], c.params(), rows.shape[0], rows.shape[1], outputs, limit=fix, pieces=True, block_elements=block
+        core, [rows], c.params(), rows.shape[0], rows.shape[1], outputs, limit=fix, pieces=not naive, block_elements=block,
+        compute=V.native(a.dtype) if naive else np.float64,
     )
     res = []
     with np.errstate(all="ignore"):  # a float32 result past 3.4e38 rounds to inf

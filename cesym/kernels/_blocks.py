@@ -196,11 +196,11 @@ class RowView:
             v3 = np.ascontiguousarray(v).reshape(1, n, C)
         self.v3 = v3
 
-    def block(self, s: int, e: int, c0: int = 0, c1: int | None = None) -> np.ndarray:
-        """Rows ``s:e``, columns ``c0:c1``, as a C-contiguous float64 block."""
+    def block(self, s: int, e: int, c0: int = 0, c1: int | None = None, dtype=np.float64) -> np.ndarray:
+        """Rows ``s:e``, columns ``c0:c1``, as a C-contiguous block of ``dtype`` (float64)."""
         P, Q, C = self.v3.shape
         c1 = C if c1 is None else c1
-        out = np.empty((e - s, c1 - c0))
+        out = np.empty((e - s, c1 - c0), dtype=dtype)
         r = s
         while r < e:
             p, q = divmod(r, Q)
@@ -215,17 +215,17 @@ class RowView:
         return out
 
 
-def _block(src, s: int, e: int, c0: int = 0, c1: int | None = None) -> np.ndarray:
-    """Rows ``s:e`` (columns ``c0:c1``) of ``src`` as a C-contiguous float64 block (a fresh array).
-
-    A callable source (class-index labels) has no columns: it gives its rows whole."""
+def _block(src, s: int, e: int, c0: int = 0, c1: int | None = None, dtype=np.float64) -> np.ndarray:
+    """Rows ``s:e`` (columns ``c0:c1``) of ``src`` as a C-contiguous block of ``dtype`` (float64;
+    a fresh array). A callable source (class-index labels) has no columns: it gives its rows whole."""
     if isinstance(src, RowView):
-        return src.block(s, e, c0, c1)
-    if callable(src):
-        return src(s, e)
+        return src.block(s, e, c0, c1, dtype)
+    if callable(src):  # one-hot rows (float64: cast) or class indices (integers: as they are)
+        b = src(s, e)
+        return b.astype(dtype, copy=False) if b.dtype.kind == "f" else b
     if c1 is None and c0 == 0:
-        return np.array(src[s:e], dtype=np.float64, order="C")
-    return np.array(src[s:e, c0:c1], dtype=np.float64, order="C")
+        return np.array(src[s:e], dtype=dtype, order="C")
+    return np.array(src[s:e, c0:c1], dtype=dtype, order="C")
 
 
 def _in_threads(work_all, starts: Sequence, threads: int | None = None) -> None:
@@ -273,6 +273,7 @@ def run_blocks(
     pieces: bool = False,
     limit: Callable[[list, tuple], tuple] | None = None,
     watch: Sequence[int] | None = None,
+    compute=np.float64,
 ) -> list[np.ndarray]:
     """Evaluate ``core(*blocks, *scalars)`` over blocks of rows; return the outputs.
 
@@ -291,7 +292,9 @@ def run_blocks(
     the core must be a generated one); without it a long row is one block. ``block_elements``:
     the size of the blocks of shorter rows (default ``BLOCK_ELEMENTS``); it does not change the
     pieces, so a value computed alone and with its gradient, at other block sizes, is the same.
-    Zero rows: empty outputs, the core is not called.
+    Zero rows: empty outputs, the core is not called. ``compute``: the dtype the blocks are given
+    in (float64; the naive forms take the inputs' own, to compute what a plain implementation in
+    that dtype computes); rows in pieces are float64.
     """
     _tune_malloc()
     outs = [np.empty((n_rows,) if kind == "row" else (n_rows, n_cols), dtype=dt) for kind, dt in outputs]
@@ -311,7 +314,7 @@ def run_blocks(
 
     def work(s: int) -> None:
         e = min(s + step, n_rows)
-        blocks = [_block(src, s, e) for src in rows]
+        blocks = [_block(src, s, e, dtype=compute) for src in rows]
         with np.errstate(all="ignore"):  # IEEE results: inf for log 0, overflow in the float32 cast
             # a precheck answering True saw NaN in the block: its rows go to ``limit`` even where
             # the outputs are finite (a zero label weight times a NaN term is 0 in the cores)
