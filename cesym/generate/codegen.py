@@ -30,7 +30,6 @@ from ..define.primitives import (
     C,
     Elem,
     Guarded,
-    NanOr,
     TwoForms,
     RowMax,
     RowSum,

@@ -38,7 +38,7 @@ import mpmath
 import sympy as sp
 
 from ..define.loss import Loss
-from ..define.primitives import Guarded, RestSum, RowSum, element_symbols
+from ..define.primitives import Guarded, RestSum, RowSum
 from .rules import Rule, apply_rules, check_equivalent
 
 __all__ = ["SPLIT_RULES", "GUARD_SPLIT", "guard_split", "one_signed"]
@@ -136,7 +136,7 @@ def _signed(e: sp.Basic, box: dict) -> bool:
 
 def _costly_rest_sums(g: sp.Basic, x: sp.Symbol) -> int:
     """Distinct rest sums in ``g`` of arrays that involve the prediction ``x``."""
-    return len({r for r in g.atoms(RestSum) if x in element_symbols(r.args[0]) or r.args[0].has(x)})
+    return len({r for r in g.atoms(RestSum) if r.args[0].has(x)})
 
 
 GUARD_SPLIT = Rule("guard-split", GUARD_SPLIT_WHY, lambda g: g)  # written by guard_split, named here
