@@ -53,7 +53,7 @@ from fractions import Fraction
 import mpmath
 import numpy as np
 
-from ..verify.contract import GRAD_BASE, KAPPA_FACTOR, VALUE_BASE, definition, losses_by_name, reference_for
+from ..verify.contract import GRAD_BASE, KAPPA_FACTOR, VALUE_BASE, definition, reference_for
 from .model import _ends, _Rounding, contains, envelope
 from ..verify.reference import Unresolved
 from ..verify.registry import KernelCase, one_hot
@@ -301,8 +301,8 @@ def check_classes(case: KernelCase, batch: Batch, class_call: Callable, seed=0) 
                 tag = reduction + (" weighted" if weights is not None else "")
                 if _labels_broadcast(case, labels, n):
                     _classify_broadcast(
-                        tally, case, truth, labels, dense, pred, batch.params, value, grad, weights, reduction, R, fmax,
-                        model_values, value_band, dtype, tag,
+                        tally, case, ref, params, truth, labels, dense, pred, batch.params, value, grad, weights, reduction,
+                        R, fmax, model_values, value_band, dtype, tag,
                     )
                     continue
                 want = (B,) if reduction == "none" else (1,)
@@ -334,7 +334,7 @@ def _labels_broadcast(case: KernelCase, labels: np.ndarray, n: int) -> bool:
     return case.labels == "sparse" and labels.ndim == 1 and n == 1
 
 
-def _classify_broadcast(tally, case, truth, labels, dense, pred, params, value, grad, weights, reduction, R, fmax, model_values, value_band, dtype, tag):
+def _classify_broadcast(tally, case, ref, param_values, truth, labels, dense, pred, params, value, grad, weights, reduction, R, fmax, model_values, value_band, dtype, tag):
     """The outputs of a loss class that broadcast labels against predictions
     (:func:`_labels_broadcast`), against Keras's semantics modelled: V[i, k] = L_k (one class:
     every label is the same), sample weights multiplying along the last axis (w_k: Keras's
@@ -375,7 +375,6 @@ def _classify_broadcast(tally, case, truth, labels, dense, pred, params, value, 
         tally.value_max_ulps = max(tally.value_max_ulps, ulp_error(value.reshape(-1)[0], true, dtype))
     seed = iv.mpf(1) if reduction != "sum_over_batch_size" else R.div(iv.mpf(1), iv.mpf(B * B))
     upstream = R.gsum([seed] * B)  # the broadcast's gradient: its B seeds of column k summed
-    ref = reference_for(definition(case), pred.shape[1])
     for k in range(B):
         U = upstream if weights is None else R.mul(upstream, iv.mpf(wts[k]))
         model = envelope(case, dense[k], pred[k], params, dtype, upstream=U)[1][0]
@@ -384,7 +383,7 @@ def _classify_broadcast(tally, case, truth, labels, dense, pred, params, value, 
         def math_at(with_kappa: bool, k=k, L=L, g=g):
             if reduction != "sum_over_batch_size":
                 return never(with_kappa)
-            kap = ref.kappa(dense[k], pred[k], [params[p.name] for p in definition(case).params], L, g)[1][0] if with_kappa else 0.0
+            kap = ref.kappa(dense[k], pred[k], param_values, L, g)[1][0] if with_kappa else 0.0
             return R.mul(_seed(R, reduction, None if weights is None else wts[k], B), _band(g[0], GRAD_BASE, kap, dtype))
 
         status = _judge(float(grad[k, 0]), math_at, model, dtype)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import numbers
 import textwrap
 from collections.abc import Callable
 from types import ModuleType
@@ -82,11 +81,11 @@ def _run(
     srcs = ([] if labels is None else [labels if callable(labels) else _rows(labels, axis)]) + [p]
     kinds = ("value", "grad") if kind == "value_and_grad" else (kind,)
     outputs = [("row" if row_level and not k.endswith("grad") else "elem", V.native(pred.dtype)) for k in kinds]
-    fix = None if limits is None or kind.startswith("naive") else _fixer(limits, kinds, not row_level, labels is not None and callable(labels))
+    naive = kind.startswith("naive")  # in the predictions' own dtype: what a plain implementation computes
+    fix = None if limits is None or naive else _fixer(limits, kinds, not row_level, labels is not None and callable(labels))
     # a non-finite gradient comes with a non-finite value (NaN or +inf in the row), but for
     # ignored rows: the value is tested alone unless there are such rows
     watched = (0,) if kind == "value_and_grad" and not grad_alone else None
-    naive = kind.startswith("naive")  # in the predictions' own dtype: what a plain implementation computes
     outs = run_blocks(
         core, srcs, scalars, n_rows, n_cols, outputs, check, precheck=precheck, limit=fix, watch=watched, pieces=not naive,
         block_elements=block_elements, compute=V.native(pred.dtype) if naive else np.float64,
@@ -381,11 +380,12 @@ def _batch(c: _Call, core, kind: str):
     rows = rows.reshape(rows.shape[0] // group, group * rows.shape[1])
     kinds = ("value", "grad") if kind == "value_and_grad" else (kind,)
     # the per-row terms stay float64 until their sum is rounded once
-    naive = kind.startswith("naive")  # in the input's own dtype, its sum too (see _call)
-    outputs = [("row", np.dtype(np.float64) if not naive else V.native(a.dtype)) if not k.endswith("grad") else ("elem", V.native(a.dtype)) for k in kinds]
+    naive = kind.startswith("naive")  # in the input's own dtype, its sum too (see _run)
+    row_dtype = V.native(a.dtype) if naive else np.dtype(np.float64)
+    outputs = [("elem", V.native(a.dtype)) if k.endswith("grad") else ("row", row_dtype) for k in kinds]
     size = max(1, math.prod(a.shape[1:]))  # elements per sample
     fix = None
-    if c.variant["limits"] == "squares" and not kind.startswith("naive"):
+    if c.variant["limits"] == "squares" and not naive:
         lam = next(iter(c.scalars.values()))
         fix = _fixer(lambda _, x: _lim.penalty_rows(x, lam, size), kinds, False, False, nan_rows=False)
     # Blocks of short rows twice the usual size: one pass per element (a square, a sum), so the

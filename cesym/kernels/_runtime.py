@@ -362,20 +362,24 @@ def _along_rows(s: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.array(np.broadcast_to(s, v.shape), dtype=np.float64)
 
 
-def scale_rows(x, k):
-    """``x·k`` by a row-level ``k``: k repeated along the row once (NumPy pays a loop per row for a
-    (rows, 1) operand over short rows: about 2x a plain multiplication); the same numbers."""
+def _row_operand(k, x):
+    """``k``, repeated along the rows of ``x`` where it is row-level (rows, 1) against 2-D rows
+    of more than one element (NumPy pays a loop per row for such a broadcast operand: 2-3x a
+    plain operation); as it is otherwise (scalars, pending values of a row in pieces)."""
     if isinstance(x, np.ndarray) and isinstance(k, np.ndarray) and x.ndim == 2 and k.shape == (x.shape[0], 1) and x.shape[1] > 1:
-        k = _along_rows(k, x)
-    return x * k
+        return _along_rows(k, x)
+    return k
+
+
+def scale_rows(x, k):
+    """``x·k`` by a row-level ``k``: k repeated along the row once; the same numbers."""
+    return x * _row_operand(k, x)
 
 
 def divide_rows(x, d, k: int = 1):
     """``x/d/d…`` (``k`` divisions, in that order: the numbers of ``(x/d)/d``) by a row-level ``d``:
-    d repeated along the row once, where it would be broadcast over short rows once per
-    division (NumPy pays a loop per row for a (rows, 1) operand: 3x a plain division)."""
-    if isinstance(x, np.ndarray) and isinstance(d, np.ndarray) and x.ndim == 2 and d.shape == (x.shape[0], 1) and x.shape[1] > 1:
-        d = _along_rows(d, x)
+    d repeated along the row once, where it would be broadcast over short rows once per division."""
+    d = _row_operand(d, x)
     for _ in range(k):
         x = x / d
     return x
@@ -453,10 +457,11 @@ def guarded(terms: Callable[[], tuple], split: Callable[..., np.ndarray], *input
     if len(shape) != 2:
         return split(*inputs)
 
-    def full(t):  # row-level terms repeated along the row (a (rows, 1) operand costs a loop per row)
-        if t.shape == shape:
-            return t
-        return np.repeat(t, shape[1], axis=-1) if t.shape == (shape[0], 1) else np.broadcast_to(t, shape)
+    like = next((t for t in ts if t.shape == shape), None)  # an element-level term, if any
+
+    def full(t):  # row-level terms repeated along the row (a fresh array: the test below writes into it)
+        r = t if t.shape == shape or like is None else _row_operand(t, like)
+        return r if r.shape == shape else np.broadcast_to(r, shape)
 
     fulls = [full(t) for t in ts]
     g = fulls[0] + fulls[1]
