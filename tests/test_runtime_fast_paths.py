@@ -103,12 +103,16 @@ def _element_test_rest_sum(v: np.ndarray) -> np.ndarray:
     return out
 
 
-@pytest.mark.parametrize("kind", ["signed", "nonnegative", "carried", "signed carried", "threshold", "edges"])
+KINDS = ["signed", "nonnegative", "carried", "signed carried", "threshold", "edges", "one per row", "one per row, signed"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_rest_sum_is_its_element_test_at_every_magnitude(kind):
     """rest_sum's blocks give the bits of its definition, row by row, at magnitudes from 1e-300 to
     1e300, at the 3/4 threshold itself (±1 ulp), with zeros, subnormals, the largest floats,
-    inf and NaN."""
-    rng = np.random.default_rng(["signed", "nonnegative", "carried", "signed carried", "threshold", "edges"].index(kind))
+    inf and NaN, and on blocks of at most one non-zero per row (one-hot labels times scores:
+    rest_sum's shortcut), where one row with two sends the block the general way."""
+    rng = np.random.default_rng(KINDS.index(kind))
     for _ in range(60):
         n, rows = int(rng.integers(1, 12)), int(rng.integers(1, 40))
         v = rng.standard_normal((rows, n)) * 10.0 ** rng.uniform(-300, 300, (rows, 1))
@@ -126,6 +130,15 @@ def test_rest_sum_is_its_element_test_at_every_magnitude(kind):
         if kind == "edges":
             mask = rng.random((rows, n)) < 0.25
             v[mask] = rng.choice([np.nan, np.inf, -np.inf, 0.0, 1.7e308, -1.7e308, 5e-324, 2.0**-1000], int(mask.sum()))
+        if kind.startswith("one per row"):
+            v = np.where(np.arange(n) == j[:, None], v, 0.0 * np.sign(v))  # ±0 elsewhere
+            v[rng.random(rows) < 0.2] = 0.0  # rows of zeros
+            if kind == "one per row":
+                v = np.abs(v)
+            if rng.random() < 0.3:
+                v[::5, j[0]] = rng.choice([5e-324, np.inf, -np.inf, np.nan, 1.7e308])
+            if rng.random() < 0.3 and n > 1:
+                v[rows // 2, :2] = 1.0  # two in a row
         with np.errstate(all="ignore"):
             assert _same(rt.rest_sum(v), _element_test_rest_sum(v)), v
 
@@ -245,3 +258,17 @@ def test_one_non_zero_per_row_test():
     assert not rt._at_most_one_per_row(g)
     f = np.random.default_rng(1).standard_normal((R, C))
     assert _same(rt.max_minus_sum(f, g), rt.row_max((f - g) - rt.rest_sum(g)))
+    wide = np.zeros((3, 300))  # past 255 columns the counts are not bytes
+    wide[0, :256] = 1.0
+    wide[1, 7] = -3.0
+    assert not rt._at_most_one_per_row(wide) and rt._at_most_one_per_row(wide[1:])
+
+
+def test_divide_rows_by_one_is_the_rows_themselves():
+    x = np.random.default_rng(2).standard_normal((R, C))
+    x[3] = [np.nan, np.inf, -np.inf, -0.0, 5e-324, 1.7e308, 0.0, 1.0, -1.0, 2.0]
+    ones, d = np.ones((R, 1)), np.ones((R, 1))
+    d[4] = 3.0
+    assert _same(rt.divide_rows(x, ones), x / ones)
+    assert _same(rt.divide_rows(x, d), x / d)
+    assert _same(rt.divide_rows(x, ones, 2), x / ones / ones)

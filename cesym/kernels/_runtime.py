@@ -165,18 +165,23 @@ def log1p_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     and the log1p of the difference both took one."""
     with np.errstate(all="ignore"):
         d = a - b
-        x = np.abs(d) / np.minimum(1 + a, 1 + b)
+        x = np.abs(d)
+        x /= 1 + np.minimum(a, b)  # = min(1 + a, 1 + b): rounding is monotone
         out = np.copysign(np.log1p(x), d)
-        far = ~(x < 2.0**1000)  # also NaN: an infinite input, or 0/0
-        if np.any(far):
+        if not np.max(x, initial=-np.inf) < 2.0**1000:  # one pass; NaN (an infinite input, or 0/0) fails it too
+            far = ~(x < 2.0**1000)
             np.copyto(out, np.log1p(a) - np.log1p(b), where=far)
     return out
 
 
 def _at_most_one_per_row(g: np.ndarray) -> bool:
-    """Every row of the 2-D ``g`` holds at most one non-zero element: the counts as a row sum
-    of 0/1 (exact), which ``count_nonzero(g, axis=-1)``'s loop per short row takes 2.5x as long for."""
-    return bool(np.all(_row_sum((g != 0).astype(np.float64)) <= 1))
+    """Every row of the 2-D ``g`` holds at most one non-zero element: the counts as a row sum of
+    the 0/1 bytes (einsum in uint8, exact below 256 columns; float64 above), which
+    ``count_nonzero(g, axis=-1)``'s loop per short row takes 2.5x as long for."""
+    nonzero = g != 0
+    if g.shape[-1] < 256:
+        return bool(np.all(np.einsum("ij->i", nonzero.view(np.uint8)) <= 1))
+    return bool(np.all(_row_sum(nonzero.astype(np.float64)) <= 1))
 
 
 def max_minus_sum(f: np.ndarray, g: np.ndarray) -> np.ndarray:
@@ -186,7 +191,7 @@ def max_minus_sum(f: np.ndarray, g: np.ndarray) -> np.ndarray:
     Rows with at most one non-zero g (one-hot labels times scores) take ``max f - Σ g``: Σ g is
     that element, exact, and each candidate's one rounding is then the same number (rounding
     is monotone), at a third of the passes."""
-    if _piece() is None and g.ndim == 2 and np.count_nonzero(g) <= g.shape[0] and _at_most_one_per_row(g):
+    if _piece() is None and g.ndim == 2 and _at_most_one_per_row(g):
         return row_max(f) - row_sum(g)
     return row_max((f - g) - rest_sum(g))
 
@@ -341,6 +346,11 @@ def _whole(v: np.ndarray) -> bool:
     return bool(np.array_equal(head, np.rint(head)) and np.array_equal(v, np.rint(v)))
 
 
+def _negative_head(v: np.ndarray) -> bool:
+    """The first row holds a negative element: signed rows, known without a pass over the block."""
+    return bool(v.size) and bool(np.any(v[:1] < 0))
+
+
 def _nonnegative_rows(v: np.ndarray, s: np.ndarray) -> bool:
     """2-D rows with no negative element (NaN aside) and row sums ``s`` below 2^53: the domain
     of :func:`rest_sum`'s direct recomputation of a dominant element (at most one per row)."""
@@ -378,7 +388,10 @@ def scale_rows(x, k):
 
 def divide_rows(x, d, k: int = 1):
     """``x/d/d…`` (``k`` divisions, in that order: the numbers of ``(x/d)/d``) by a row-level ``d``:
-    d repeated along the row once, where it would be broadcast over short rows once per division."""
+    d repeated along the row once, where it would be broadcast over short rows once per division.
+    Rows all divided by 1 (unit-norm rows, one-hot labels) are ``x`` itself: x/1 is x, exactly."""
+    if isinstance(x, np.ndarray) and x.dtype == np.float64 and isinstance(d, np.ndarray) and d.shape == x.shape[:-1] + (1,) and np.all(d == 1):
+        return x
     d = _row_operand(d, x)
     for _ in range(k):
         x = x / d
@@ -397,7 +410,9 @@ def rest_sum(v: np.ndarray, s: np.ndarray | None = None) -> np.ndarray:
     skips ``|v|``, whose sum is S), so a row's numbers do not depend on the rows beside it.
 
     Rows of non-negative whole numbers (hard labels) need none of this: below 2^53 every sum
-    of them is exact. ``s``: the row sum ``row_sum(v)`` when the caller has it already.
+    of them is exact; nor do blocks with at most one non-zero per row (one-hot labels times
+    scores), whose sums are that element (looked for where the first row has one at most).
+    ``s``: the row sum ``row_sum(v)`` when the caller has it already.
     """
     if _piece() is not None:
         return _p_rest_sum(v, s)
@@ -409,18 +424,16 @@ def rest_sum(v: np.ndarray, s: np.ndarray | None = None) -> np.ndarray:
         s = row_sum(v)
     # S repeated along the row first: a (rows, 1) operand broadcast over a short row costs
     # NumPy a loop per row (3x a plain operation; repeated and used twice, 1.5x)
-    srep = _along_rows(s, v)
-    out = srep - v
-    if _nonnegative_rows(v, s):
+    out = _along_rows(s, v) - v
+    if np.count_nonzero(v[:1]) <= 1 and _at_most_one_per_row(v):
+        return out  # S is the row's one non-zero, exactly: S - v_j is exact (0 at j, S elsewhere)
+    if not _negative_head(v) and _nonnegative_rows(v, s):
         if _whole(v):
             return out  # whole numbers below 2^53 (hard labels): every sum and difference is exact
-        srep *= 0.75  # Σ|v| = S here, bit for bit: the test below, as for any row
-        risky = v > srep
+        risky = v > _along_rows(s * 0.75, v)  # Σ|v| = S here, bit for bit: the test below, as for any row
     else:
         a = np.abs(v)
-        bound = _along_rows(_row_sum(a), v)
-        bound *= 0.75
-        risky = a > bound
+        risky = a > _along_rows(_row_sum(a) * 0.75, v)
     if risky.any():  # flatnonzero of a block costs 2x the comparison, and most blocks have none
         flat = np.flatnonzero(risky)
         rows = flat // v.shape[-1]  # at most one per row: each names its row
