@@ -143,7 +143,7 @@ def check_domain(loss: Loss, derived: Derived, where: str = ""):
     n = DOMAIN_ROW if loss.row_level else 1
     prefix = f"{where}: " if where else ""
     try:
-        ref = RowReference(loss, n)
+        ref = RowReference(loss, n, kind="iv")
     except Exception as e:  # noqa: BLE001 - SymPy failing on the expansion: the definition is at fault
         raise DerivationError(f"{prefix}{loss.name}: cannot expand the definition ({type(e).__name__}: {e})") from None
     ref_names = ["value"] + [f"gradient d/d{loss.prediction.name}[{j}]" for j in range(n)] * bool(ref.grad_exprs)

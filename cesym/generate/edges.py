@@ -214,7 +214,7 @@ def check_edges(loss: Loss, derived: Derived, namespace: dict, where: str = "", 
     from ..verify.reference import RowReference
 
     n = 3 if loss.row_level else 1
-    ref = ref if ref is not None and ref.n == n else RowReference(loss, n)
+    ref = ref if ref is not None and ref.n == n else RowReference(loss, n, kind="iv")
     uses_n = N in ref.param_syms
     grad = derived.grad is not None
     fn = namespace[f"{loss.variant}_value_and_grad" if grad else f"{loss.variant}_value"]

@@ -26,7 +26,7 @@ import hashlib
 import inspect
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import mpmath
@@ -58,10 +58,10 @@ def _source_digest(module: str) -> str | None:
         return None
 
 
-def key(args: list[sp.Symbol], exprs_srepr: str, deriving_module: str) -> str | None:
+def key(args: list[sp.Symbol], exprs_srepr: str, deriving_module: str, modules: Sequence[str] = ()) -> str | None:
     """The entry's name: a digest of everything that decides the printed source (None: the
-    sources cannot be read, nothing is cached)."""
-    sources = [_source_digest(evaluate.__name__), _source_digest(deriving_module)]
+    sources cannot be read, nothing is cached). ``modules``: others whose source prints it."""
+    sources = [_source_digest(evaluate.__name__), _source_digest(deriving_module), *(_source_digest(m) for m in modules)]
     if None in sources:
         return None
     h = hashlib.sha256()
@@ -91,13 +91,14 @@ def _store(path: Path, src: str) -> None:
 
 
 def cached_source(
-    args: list[sp.Symbol], inputs_srepr: str, build: Callable[[], Callable], namespace: dict
+    args: list[sp.Symbol], inputs_srepr: str, build: Callable[[], Callable], namespace: dict, modules: Sequence[str] = ()
 ) -> Callable:
     """The function ``build()`` makes (a ``sympy.lambdify`` of ``args``), from the cache when an
     entry for ``(args, inputs_srepr)`` exists; ``inputs_srepr`` names what ``build`` derives from
-    (its result is a function of it and of the source of ``build``'s module). ``namespace``: the modules the printed code calls."""
+    (its result is a function of it and of the source of ``build``'s module and of ``modules``).
+    ``namespace``: the modules the printed code calls."""
     d = cache_dir()
-    name = None if d is None else key(args, inputs_srepr, build.__module__)
+    name = None if d is None else key(args, inputs_srepr, build.__module__, modules)
     if name is None:
         return build()
     path = d / f"{name}.py"

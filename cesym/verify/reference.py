@@ -4,10 +4,12 @@ For a loss and a row length ``n`` the definition (``Loss.value``, with its label
 out and the 0·log 0 = 0 convention as :class:`~cesym.define.primitives.XMul`) is expanded into plain
 SymPy over the ``n`` elements and differentiated there by plain ``sympy.diff`` — independently
 of the row chain rule and of every rewrite that made the kernels. The expressions are compiled
-for :mod:`mpmath.iv` and evaluated from the exact binary values of the inputs at rising
-precision (80, 160, 320, … bits) until every interval pins its value to within 2**-8 ulp of the
-target format. Two precisions that agree prove nothing (both give 0 for log(1 + 1e-300) written
-naively); an interval that is narrow does.
+for interval arithmetic, python-flint's arb balls (:mod:`cesym.verify.balls`, the default) or
+:mod:`mpmath.iv` (``CESYM_REFERENCE=iv``; generate's domain and edge checks, which read mpmath's
+intervals), and evaluated from the exact binary values of the inputs at rising precision (80,
+160, 320, … bits) until every interval pins its value to within 2**-8 ulp of the target format.
+Two precisions that agree prove nothing (both give 0 for log(1 + 1e-300) written naively); an
+interval that is narrow does. The two back ends pin the same digits (``tests/test_balls.py``).
 
 Condition numbers :math:`\\kappa = \\sum_i |x_i\\,\\partial f/\\partial x_i| / |f|` use the same
 expansion (second derivatives for gradient elements) and are computed on demand.
@@ -15,8 +17,10 @@ expansion (second derivatives for gradient elements) and are computed on demand.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,6 +34,7 @@ from sympy.codegen.cfunctions import log1p
 
 from ..define.primitives import Sigmoid, to_elementary
 from ..define.conventions import guard_zero_weights
+from . import balls
 from .codecache import cached_source
 from .ulps import FORMATS
 
@@ -43,11 +48,38 @@ class Unresolved(ArithmeticError):
     """The interval did not pin the value at the highest precision tried."""
 
 
-def _compile(args: Sequence[sp.Symbol], exprs: Sequence[sp.Basic]):
-    ns = _namespace(mpmath.iv)
-    fn = sp.lambdify(list(args), list(exprs), modules=[ns], printer=_Printer, cse=True)
-    fn.n_out = len(exprs)
+def backend() -> str:
+    """The interval arithmetic the reference runs on: ``arb`` (python-flint's balls, about twenty
+    times faster) unless ``CESYM_REFERENCE=iv`` asks for :mod:`mpmath.iv`; both are rigorous,
+    and the tests hold them to the same digits."""
+    choice = os.environ.get("CESYM_REFERENCE", "arb").strip().lower()
+    if choice not in ("arb", "iv"):
+        raise ValueError(f"CESYM_REFERENCE: expected 'arb' or 'iv', got {choice!r}")
+    return choice
+
+
+def _namespace_of(kind: str) -> dict:
+    return balls.namespace() if kind == "arb" else _namespace(mpmath.iv)
+
+
+def _compile(args: Sequence[sp.Symbol], exprs: Sequence[sp.Basic], kind: str | None = None):
+    kind = kind or backend()
+    printer = balls.BallPrinter if kind == "arb" else _Printer
+    fn = sp.lambdify(list(args), list(exprs), modules=[_namespace_of(kind)], printer=printer, cse=True)
+    fn.n_out, fn.backend = len(exprs), kind
     return fn
+
+
+@contextlib.contextmanager
+def _working(prec: int):
+    """Both interval contexts at ``prec`` bits (global to the process, as mpmath's)."""
+    old = mpmath.iv.prec
+    mpmath.iv.prec = prec
+    try:
+        with balls.precision(prec):
+            yield
+    finally:
+        mpmath.iv.prec = old
 
 
 def real_intervals(out) -> bool:
@@ -60,6 +92,8 @@ def _evaluate(fn, inputs) -> list | None:
     """``fn`` at the current interval precision, or None where the intervals need more bits: an
     interval straddling 0 by cancellation reached a log or a root (ValueError), or a power
     (a complex interval)."""
+    if getattr(fn, "backend", "iv") == "arb":  # balls: an undefined operation gives NaN, not an error
+        return list(fn(*[balls.as_ball(x) for x in inputs]))
     try:
         out = fn(*[mpmath.iv.mpf(x) for x in inputs])
     except ValueError:
@@ -68,7 +102,9 @@ def _evaluate(fn, inputs) -> list | None:
 
 
 def _ends(iv_value) -> tuple[mpmath.mpf, mpmath.mpf]:
-    """The end points of an interval as exact mpf numbers."""
+    """The end points of an interval (or ball) as exact mpf numbers."""
+    if isinstance(iv_value, balls.arb):
+        return balls.ends(iv_value)
     if not hasattr(iv_value, "_mpi_"):  # a constant output (e.g. a zero second derivative)
         iv_value = mpmath.iv.mpf(iv_value)
     lo, hi = iv_value._mpi_
@@ -83,7 +119,13 @@ def _short(x: mpmath.mpf) -> mpmath.mpf:
 
 def _resolve(iv_value, dtype) -> mpmath.mpf | None:
     """The value pinned by an interval, or None if it is still too wide for ``dtype``."""
+    if isinstance(iv_value, balls.arb):  # most balls are decided from their exponents alone
+        mid = balls.pinned(iv_value, FORMATS[np.dtype(dtype)][0])
+        if mid is not None:
+            return _short(mid)
     a, b = _ends(iv_value)
+    if mpmath.isnan(a) or mpmath.isnan(b):
+        return None
     if a == b:
         return _short(a)
     if not (mpmath.isfinite(a) and mpmath.isfinite(b)):
@@ -111,11 +153,13 @@ class RowReference:
 
     Inputs per row: ``labels`` (length ``n``, or None for a loss without labels), ``pred``
     (length ``n``) and the scalar parameters in ``loss.params`` order, plus the batch size
-    ``N`` when the loss uses it.
+    ``N`` when the loss uses it. ``kind``: the interval arithmetic, ``"arb"`` or ``"iv"``
+    (default: :func:`backend`).
     """
 
-    def __init__(self, loss: Loss, n: int):
+    def __init__(self, loss: Loss, n: int, kind: str | None = None):
         self.loss, self.n = loss, n
+        self.kind = kind or backend()  # the interval arithmetic: "arb" or "iv" (see backend())
         v = loss.value
         if loss.domain == "probability":
             v = guard_zero_weights(v, list(loss.weights))
@@ -138,7 +182,7 @@ class RowReference:
             self.value_expr = _identities(expand_row(v, 1, 0))
         self.grad_exprs = [sp.diff(self.value_expr, s) for s in self.pred_syms] if loss.differentiable else []
         self.args = self.label_syms + self.pred_syms + self.param_syms
-        self._main = _compile(self.args, [self.value_expr, *self.grad_exprs])
+        self._main = _compile(self.args, [self.value_expr, *self.grad_exprs], self.kind)
         self._memo: dict = {}
 
     # --- evaluation ---------------------------------------------------------------------------
@@ -152,24 +196,20 @@ class RowReference:
         return [x if isinstance(x, mpmath.mpf) else float(x) for x in vals]
 
     def _rising(self, fn, inputs, dtype, precisions: Sequence[int] = PRECISIONS) -> list[mpmath.mpf]:
-        old = mpmath.iv.prec
-        try:
-            pending = None
-            for prec in precisions:
-                mpmath.iv.prec = prec
+        pending = None
+        for prec in precisions:
+            with _working(prec):
                 out = _evaluate(fn, inputs)
                 if out is None:
                     continue
                 res = [_resolve(o, dtype) for o in out]
-                if all(r is not None for r in res):
-                    return res
-                pending = res
-            raise Unresolved(
-                f"{self.loss.name}: interval not resolved at {precisions[-1]} bits for inputs {inputs} "
-                + (f"({sum(r is None for r in pending)} of {len(pending)} outputs)" if pending else "(a log or root of a negative interval)")
-            )
-        finally:
-            mpmath.iv.prec = old
+            if all(r is not None for r in res):
+                return res
+            pending = res
+        raise Unresolved(
+            f"{self.loss.name}: interval not resolved at {precisions[-1]} bits for inputs {inputs} "
+            + (f"({sum(r is None for r in pending)} of {len(pending)} outputs)" if pending else "(a log or root of a negative interval)")
+        )
 
     def value_and_grad(self, labels, pred, params=(), dtype=np.float64) -> tuple[mpmath.mpf, list[mpmath.mpf]]:
         """True value and gradient (pinned to 2**-8 ulp of ``dtype``) at exact float inputs.
@@ -233,7 +273,7 @@ class RowReference:
     def _value_partials(self):
         """d value / d(labels, params): with the gradient, every partial of the value."""
         syms = self.label_syms + list(self.loss.params)
-        return _compile(self.args, [sp.diff(self.value_expr, s) for s in syms] or [sp.S.Zero])
+        return _compile(self.args, [sp.diff(self.value_expr, s) for s in syms] or [sp.S.Zero], self.kind)
 
     @functools.cached_property
     def _hessian(self):
@@ -252,11 +292,12 @@ class RowReference:
                     d = sp.diff(g, s)
                     done[(j, i)] = d
                     out.append(d)
-            return _compile(self.args, out)
+            return _compile(self.args, out, self.kind)
 
         # seconds per loss at a row of 8, in every process: the printed code is cached on disk
-        fn = cached_source(self.args, sp.srepr([self.grad_exprs, syms]), build, _namespace(mpmath.iv))
-        fn.n_out = len(self.grad_exprs) * len(syms)
+        kind = self.kind
+        fn = cached_source(self.args, sp.srepr([self.grad_exprs, syms]) + "|" + kind, build, _namespace_of(kind), modules=(balls.__name__,))
+        fn.n_out, fn.backend = len(self.grad_exprs) * len(syms), kind
         return fn
 
     def _soft(self, labels, params) -> bool:
@@ -326,17 +367,19 @@ class RowReference:
         stays within 2^(-prec/2)·scale of 0 is 0: ``scales[i]`` is the size it is negligible
         against (for a term x·∂f/∂x of κ, |f|/|x|; default 1). An absolute 2^-40 took the
         Hessian of a gradient of 5e-74 for 0, and κ with it."""
-        old = mpmath.iv.prec
         res: list = [None] * fn.n_out
-        try:
-            for prec in PRECISIONS:
-                mpmath.iv.prec = prec
+        for prec in PRECISIONS:
+            with _working(prec):
                 out = _evaluate(fn, inputs)
                 if out is None:
                     continue
                 for i, o in enumerate(out):
                     if res[i] is not None:
                         continue
+                    if isinstance(o, balls.arb):  # most balls: their midpoint, from exponents alone
+                        res[i] = balls.close(o, 11)
+                        if res[i] is not None:
+                            continue
                     a, b = _ends(o)
                     if a == b:
                         res[i] = a
@@ -344,11 +387,9 @@ class RowReference:
                         res[i] = (a + b) / 2
                     elif mpmath.isfinite(a) and mpmath.isfinite(b) and max(abs(a), abs(b)) < mpmath.mpf(2) ** (-prec // 2) * (1 if scales is None else scales[i]):
                         res[i] = mpmath.mpf(0)  # negligible against everything else in κ
-                if all(r is not None for r in res):
-                    return res
-            return [mpmath.inf if r is None else r for r in res]
-        finally:
-            mpmath.iv.prec = old
+            if all(r is not None for r in res):
+                return res
+        return [mpmath.inf if r is None else r for r in res]
 
 
 # --- exact identities that let interval arithmetic pin every digit --------------------------------

@@ -9,6 +9,7 @@ is ``log2(1 + number of floats between y and the correctly rounded x)``.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import mpmath
@@ -38,19 +39,50 @@ def ulp_error(computed: float, true, dtype) -> float:
 
     A true value beyond the format's range is matched by an infinity of the same sign.
     """
-    _, _, fmax = FORMATS[np.dtype(dtype)]
-    true = mpmath.mpf(true)
+    p, emin, _ = FORMATS[np.dtype(dtype)]
+    true = true if isinstance(true, mpmath.mpf) else mpmath.mpf(true)
     y = float(computed)
     if math.isnan(y):
         return math.inf
-    if mpmath.isinf(true) or abs(true) > fmax * (1 + mpmath.ldexp(1, -FORMATS[np.dtype(dtype)][0])):
+    if mpmath.isinf(true) or true >= _beyond(p) or true <= -_beyond(p):  # (abs() would round to mp.prec)
         return 0.0 if (math.isinf(y) and (y > 0) == (true > 0)) else math.inf
     if math.isinf(y):
         return math.inf
-    with mpmath.workprec(max(mpmath.mp.prec, 2200)):
-        return float(abs(mpmath.mpf(y) - true) / ulp(true, dtype))
+    return _ulps(y, true, p, emin)
 
 
+@functools.cache
+def _beyond(p: int) -> mpmath.mpf:
+    """The magnitude from which a value rounds to infinity in the format of ``p`` bits: the
+    largest float plus half its spacing (the tie rounds to the even 2^emax, infinity), exactly."""
+    fmax = next(f for q, _, f in FORMATS.values() if q == p)
+    _, e = math.frexp(fmax)  # fmax = (1 - 2^-p)·2^e, its spacing 2^(e - p)
+    with mpmath.workprec(p + 8):
+        return mpmath.mpf(fmax) + mpmath.ldexp(1, e - p - 1)
+
+
+def _ulps(y: float, true: mpmath.mpf, p: int, emin: int) -> float:
+    """|y - true| / 2^q, q the exponent of the spacing at ``true``, in integers: ``true`` is
+    ±man·2^exp (mpmath's own form), ``y`` = Y·2^-1074 exactly; the difference is exact, the one
+    rounding is the final conversion to float (a relative 2^-53, far below the 2^-8 ulp to which
+    the reference pins ``true``)."""
+    sign, man, exp, bc = true._mpf_
+    t = -int(man) if sign else int(man)
+    q = max(int(exp) + int(bc) - p, emin) if t else emin  # |true| = m·2^(exp+bc), m in [1/2, 1)
+    c = min(int(exp), -1074)
+    if -1074 - c > 4096 or int(exp) - c > 4096:  # a reference far outside the floats' exponents (a limit's stand-in)
+        with mpmath.workprec(96):
+            return float(abs(mpmath.mpf(y) - true) / mpmath.ldexp(1, q))
+    num, den = y.as_integer_ratio()  # den a power of two, at most 2^1074
+    Y = num * ((1 << 1074) // den)
+    d = abs(Y * (1 << (-1074 - c)) - t * (1 << (int(exp) - c)))  # |y - true|·2^-c
+    if d == 0:
+        return 0.0
+    shift = max(d.bit_length() - 64, 0)
+    try:
+        return math.ldexp(float(d >> shift), shift + c - q)  # the dropped bits: below 2^-63 relative
+    except OverflowError:
+        return math.inf
 def bits_error(computed: float, true, dtype) -> float:
     """Herbie's bits of error: log2(1 + floats strictly between ``computed`` and round(true))."""
     dt = np.dtype(dtype)

@@ -1,0 +1,118 @@
+"""The reference's two interval back ends agree: python-flint's arb balls (the default) and
+mpmath.iv pin the same digits of the same definitions, and give the same condition numbers.
+
+Both are rigorous enclosures resolved to 2^-8 ulp of float64, so two resolved values of one
+quantity differ by at most 2^-7 ulp; condition numbers are good to about three digits (each
+Hessian entry to 2^-10 relative). Every shipped definition is sampled as ``cesym verify``
+samples it (its strata, soft labels where it has labels).
+"""
+
+from __future__ import annotations
+
+import math
+
+import flint
+import mpmath
+import numpy as np
+import pytest
+
+from cesym.verify import balls, reference
+from cesym.verify.contract import definition, losses_by_name
+from cesym.verify.reference import RowReference
+from cesym.verify.registry import CASES, one_hot
+from cesym.verify.sampling import sample
+from cesym.verify.ulps import ulp
+
+from conftest import SEED
+
+# one case per definition: the references are per loss, not per public kernel
+_BY_LOSS = {}
+for _c in CASES:
+    if _c.reduction != "batch":
+        _BY_LOSS.setdefault(_c.loss, _c)
+
+
+def _rows(case, n: int, rows: int):
+    """(labels, pred, params) per row of a sampled batch, as check_batch reads them."""
+    loss = definition(case)
+    batch = sample(case, np.float64, n, rows, seed=SEED, soft=case.labels not in ("none", "sparse"))
+    labels = one_hot(batch.labels, n) if case.labels == "sparse" else batch.labels
+    params = [batch.params[p.name] for p in loss.params]
+    for r in range(rows):
+        if case.elementwise:
+            yield (None if labels is None else labels[r, :1]), batch.pred[r, :1], params
+        else:
+            yield (None if labels is None else labels[r]), batch.pred[r], params
+
+
+def _reference(monkeypatch, kind: str, loss, n: int) -> RowReference:
+    monkeypatch.setenv("CESYM_REFERENCE", kind)
+    return RowReference(loss, n)
+
+
+def _close(a: mpmath.mpf, b: mpmath.mpf) -> bool:
+    if not (mpmath.isfinite(a) and mpmath.isfinite(b)):
+        return a == b or (mpmath.isnan(a) and mpmath.isnan(b))
+    return abs(a - b) <= ulp(a, np.float64) / 128
+
+
+@pytest.mark.parametrize("name", sorted(_BY_LOSS))
+def test_balls_and_mpmath_intervals_pin_the_same_digits(monkeypatch, name):
+    case = _BY_LOSS[name]
+    loss = definition(case)
+    n = 1 if case.elementwise else 3
+    arb_ref, iv_ref = _reference(monkeypatch, "arb", loss, n), _reference(monkeypatch, "iv", loss, n)
+    assert arb_ref._main.backend == "arb" and iv_ref._main.backend == "iv"
+    checked = 0
+    for k, (lab, pred, params) in enumerate(_rows(case, n, 8)):
+        try:
+            va, ga = arb_ref.value_and_grad(lab, pred, params)
+        except reference.Unresolved:
+            with pytest.raises(reference.Unresolved):
+                iv_ref.value_and_grad(lab, pred, params)
+            continue
+        vi, gi = iv_ref.value_and_grad(lab, pred, params)
+        assert _close(va, vi), (name, lab, pred, va, vi)
+        assert all(_close(a, b) for a, b in zip(ga, gi)), (name, lab, pred, ga, gi)
+        checked += 1
+        if k < 2 and loss.differentiable:  # condition numbers (second derivatives) on two rows
+            (ka, kga), (ki, kgi) = arb_ref.kappa(lab, pred, params), iv_ref.kappa(lab, pred, params)
+            for a, b in zip([ka, *kga], [ki, *kgi]):
+                assert a == b or math.isclose(a, b, rel_tol=1e-2, abs_tol=1e-12), (name, pred, a, b)
+    assert checked >= 4
+
+
+def test_comparisons_of_balls_are_three_valued():
+    with balls.precision(64):
+        one_third = flint.arb(1) / 3
+        wide = flint.arb(1, 0.5)  # [0.5, 1.5]
+        assert balls.MODULE.cmp_(">", wide, 0) is True and balls.MODULE.cmp_("<", wide, 0) is False
+        assert balls.MODULE.cmp_(">", wide, 1) is None and balls.MODULE.cmp_("==", wide, 1) is None
+        assert balls.MODULE.cmp_("==", one_third * 3, 1) is None  # arb's own == answers False here
+        assert balls.MODULE.cmp_("!=", flint.arb(2), 1) is True
+        # a Piecewise undecided on the ball: the hull of both branches, not the first alone
+        hull = balls.MODULE.pick((balls.MODULE.cmp_("<", wide, 1), flint.arb(-3)), (True, flint.arb(5)))
+        lo, hi = balls.ends(hull)
+        assert lo <= -3 and hi >= 5
+        assert balls.MODULE.heaviside(wide - 1, 0.5).contains(0) and balls.MODULE.heaviside(wide - 1, 0.5).contains(1)
+
+
+def test_ball_end_points_enclose_the_value():
+    with balls.precision(80):
+        x = flint.arb(1) / 3
+        lo, hi = balls.ends(x)
+    with mpmath.workprec(200):
+        third = mpmath.mpf(1) / 3
+        assert lo < third < hi and hi - lo < mpmath.ldexp(1, -78)
+    assert balls.ends(flint.arb(0.25)) == (0.25, 0.25)  # an exact ball: one point
+    big = mpmath.ldexp(3, 5000)  # mpmath numbers beyond any float convert exactly
+    assert balls.ends(balls.as_ball(big)) == (big, big)
+
+
+def test_the_default_reference_runs_on_balls_and_the_switch_is_checked(monkeypatch):
+    loss = losses_by_name()["binary_crossentropy.logits"]
+    monkeypatch.delenv("CESYM_REFERENCE", raising=False)
+    assert RowReference(loss, 1)._main.backend == "arb"
+    monkeypatch.setenv("CESYM_REFERENCE", "mpfr")
+    with pytest.raises(ValueError, match="CESYM_REFERENCE"):
+        RowReference(loss, 1)
