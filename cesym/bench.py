@@ -52,7 +52,6 @@ import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
@@ -285,7 +284,7 @@ def _have_tf() -> bool:
 def _tf_value_fn(b: Bench, impl: str) -> Callable | None:
     """``f(labels, pred) -> tensor`` of the eager/XLA reference (``impl`` "keras") or the tf.nn
     equivalent of a from_logits Keras loss (``impl`` "tfnn"); None when there is none."""
-    tf = _tf()
+    _tf()  # TensorFlow imported and quietened before Keras
     import keras
 
     from .keras.calls import loss_fn, tfnn_fn

@@ -216,14 +216,15 @@ def _check_verify(args: argparse.Namespace) -> None:
     args.cases = None
     if args.derivations:
         try:
-            args.cases = CASES = load_cases(Path(args.derivations))
+            args.cases = load_cases(Path(args.derivations))
         except DerivationError as e:
             raise UsageError(_one_line(e)) from None
-    known = {c.kernel for c in CASES} | {c.loss for c in CASES}
+    cases = args.cases if args.cases is not None else CASES
+    known = {c.kernel for c in cases} | {c.loss for c in cases}
     unknown = [n for n in args.names if n not in known]
     if unknown:
         raise UsageError(
-            f"unknown kernel name(s): {', '.join(unknown)} (known: {', '.join(sorted({c.kernel for c in CASES}))})"
+            f"unknown kernel name(s): {', '.join(unknown)} (known: {', '.join(sorted({c.kernel for c in cases}))})"
         )
     if args.json:
         check_output_file(args.json, "--json")

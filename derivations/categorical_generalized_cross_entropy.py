@@ -42,7 +42,7 @@ PUBLIC = [
         labels="index",
         keywords=(Keyword("q", None, "real", (1e-6, 1.0), doc="the noise parameter: cross-entropy as q -> 0"),),
         keras=Keras("keras.losses.categorical_generalized_cross_entropy",
-                    "keras.losses.CategoricalGeneralizedCrossEntropy"),
+                    "keras.losses.CategoricalGeneralizedCrossEntropy", one_hot_as_given=True),
         doc=r"""
 Integer labels of shape (N,) or (N, 1) for y_pred (N, C) of class probabilities in [0, 1]; the
 loss of a sample is :math:`(1 - p_k^q)/q`. Gradient: :math:`-p_k^{q-1}` at the label's class, 0

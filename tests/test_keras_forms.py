@@ -155,3 +155,24 @@ def test_one_class_rows_are_broadcast_by_the_class_and_the_model_says_so(dtype):
         t = check_classes(c, b, wrong, seed=SEED)
         assert t.reductions["sum"]["value"]["unexplained"] > 0 and t.reductions["sum"]["grad"]["unexplained"] > 0
         assert t.reductions["none"]["value"]["unexplained"] > 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_class_rows_of_sparse_cross_entropy_are_not_broadcast(dtype):
+    """Sparse cross-entropy squeezes the class's (B, 1) labels back to (B,): one value per row,
+    which the model takes as the mathematics' (the broadcast it models is declared only for a
+    function that one-hots the labels as given); a (B, B) matrix in its place is unexplained."""
+    for c in [c for c in CLASS_CASES if c.labels == "sparse" and not (c.keras or {}).get("one_hot_as_given")]:
+        b = sample(c, dtype, 1, 10, seed=SEED)
+        assert b.pred.shape == (10, 1) and b.labels.ndim == 1
+        keras_call = keras_class_kernel(c)
+        t = check_classes(c, b, keras_call, seed=SEED)
+        assert t.value["unexplained"] == 0 and t.grad["unexplained"] == 0, (c.id, t.unexplained_examples)
+        assert t.reductions["none"]["value"]["exact"] + t.reductions["none"]["value"]["explained"] == 2 * 10
+
+        def broadcast(labels, pred, params, reduction, weights, class_dtype):
+            v, g = keras_call(labels, pred, params, reduction, weights, class_dtype)
+            return (np.broadcast_to(v, (len(v), len(v))).copy() if reduction == "none" else v), g
+
+        t = check_classes(c, b, broadcast, seed=SEED)
+        assert t.reductions["none"]["value"]["unexplained"] > 0

@@ -89,13 +89,18 @@ class Keras:
     classes, whose ``result()`` is the weighted mean of the per-sample values, or what
     ``metric_of`` says: ``"sqrt(mean)"`` (the root of the mean over the elements, as
     ``RootMeanSquaredError``), ``"-mean"`` (of the negated values: the cosine similarity metric
-    of the cosine loss)."""
+    of the cosine loss). ``one_hot_as_given``: the function one-hots class-index labels as it
+    receives them, without squeezing a trailing axis of 1 first (Keras's sparse cross-entropy
+    squeezes; its generalized cross-entropy does not): its loss class, which expands (B,) labels
+    to (B, 1) against (B, 1) predictions, then pairs every label row with every prediction row
+    (``cesym.keras.forms`` models it)."""
 
     function: str | None = None
     loss_class: str | None = None
     metrics: tuple[str, ...] = ()
     keywords: dict[str, Any] = field(default_factory=dict)
     metric_of: dict[str, str] = field(default_factory=dict)
+    one_hot_as_given: bool = False
 
 
 @dataclass(frozen=True)

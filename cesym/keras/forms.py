@@ -330,8 +330,10 @@ def _labels_broadcast(case: KernelCase, labels: np.ndarray, n: int) -> bool:
     ``squeeze_or_expand_to_same_rank`` makes the labels (B, 1) (a last axis of 1 on the other
     side), the one-hot of that is (B, 1, 1), and its product with (B, 1) broadcasts to
     (B, B, 1): the values are a (B, B) matrix V[i, k] = L(label_i, pred_k). (The function form
-    is given the labels as they are, and is right.)"""
-    return case.labels == "sparse" and labels.ndim == 1 and n == 1
+    is given the labels as they are, and is right.) Only where the Keras function one-hots the
+    labels as given (declared ``one_hot_as_given``): sparse cross-entropy squeezes the (B, 1)
+    back to (B,) and is right."""
+    return case.labels == "sparse" and labels.ndim == 1 and n == 1 and bool((case.keras or {}).get("one_hot_as_given"))
 
 
 def _classify_broadcast(tally, case, ref, param_values, truth, labels, dense, pred, params, value, grad, weights, reduction, R, fmax, model_values, value_band, dtype, tag):

@@ -38,6 +38,7 @@ added), each a rounding, because a seed other than 1 makes roundings of terms th
 
 from __future__ import annotations
 
+import functools
 import math
 
 import mpmath
@@ -275,11 +276,29 @@ def envelope(case: KernelCase, labels, pred, params: dict, dtype, upstream=None)
 _ALGORITHMS: dict[tuple[int, int], tuple] = {}
 
 
+@functools.cache
+def _inv_c():
+    """The symbol of 1/C, a mean's 1/n (see :func:`_algorithm`)."""
+    import sympy as sp
+
+    return sp.Dummy("inverse_C", positive=True)
+
+
+def constants(consts: dict, R, n: int) -> dict:
+    """The walk's values of an algorithm's constants (:func:`_algorithm`) on a row of ``n``: each
+    decimal constant rounded to the dtype, as TensorFlow makes it a tensor, and the mean's 1/n
+    to the working precision (its division's one rounding is the product's in the walk)."""
+    env = {c: R.const(f) for c, f in consts.items()}
+    env[_inv_c()] = iv.mpf(1) / iv.mpf(n)
+    return env
+
+
 def _algorithm(loss, n: int):
     """(value, gradient, symbols) of Keras's algorithm for ``loss`` on a row of ``n``."""
     import sympy as sp
 
     from ..define.evaluate import expand_row, indexed
+    from ..define.primitives import C as C_SYM
     from ..define.primitives import Sigmoid, to_elementary
 
     key = (id(loss), n)
@@ -293,6 +312,10 @@ def _algorithm(loss, n: int):
             {f for f in expr.atoms(sp.Float) if not any(isinstance(p, sp.Pow) and p.exp == f for p in expr.atoms(sp.Pow))},
             key=float))}
         expr = expr.xreplace(consts)
+        # 1/C as a symbol bound to 1/n: a mean stays (1/n)·(x_0 + ... + x_{n-1}), the sum first
+        # as TensorFlow's reduce_mean takes it (it overflows where the sum does); SymPy would
+        # distribute the number 1/n over the sum, a sum of x_i/n that cannot overflow
+        expr = expr.xreplace({C_SYM: 1 / _inv_c()})
         expr = expand_row(expr, n, None) if loss.row_level else expand_row(expr, 1, 0)
         labels = [indexed(loss.label, c) for c in range(n)] if loss.label is not None else []
         preds = [indexed(loss.prediction, c) for c in range(n)]
@@ -423,7 +446,7 @@ def _declared_algorithm(case: KernelCase, R, labels, pred, params: dict, upstrea
     loss = definition(case)
     n = len(pred)
     value, _, lab_syms, pred_syms, _, consts = _algorithm(loss, n)
-    env = {c: R.const(f) for c, f in consts.items()}
+    env = constants(consts, R, n)
     env.update({s: iv.mpf(float(v)) for s, v in zip(lab_syms, labels)})
     env.update({s: iv.mpf(float(v)) for s, v in zip(pred_syms, pred)})
     for q in loss.params:
@@ -622,10 +645,11 @@ def contains(interval, value: float, dtype) -> bool:
     if np.isinf(v):
         return (v > 0 and b >= fmax) or (v < 0 and a <= -fmax)
     dt = np.dtype(dtype).type
-    with np.errstate(over="ignore", invalid="ignore"):
-        ulp_a = mpmath.mpf(float(np.spacing(dt(abs(float(a)))))) if mpmath.isfinite(a) else 0
-        ulp_b = mpmath.mpf(float(np.spacing(dt(abs(float(b)))))) if mpmath.isfinite(b) else 0
-    return a - ulp_a <= v <= b + ulp_b
+
+    def spacing(e):  # one ulp at an end; none needed past the largest float (and NaN there would fail every test)
+        return mpmath.mpf(float(np.spacing(dt(abs(float(e)))))) if mpmath.isfinite(e) and abs(e) <= fmax else 0
+
+    return a - spacing(a) <= v <= b + spacing(b)
 
 
 #: The heading line of the clip-edges table of the reports.

@@ -73,8 +73,6 @@ index, NaN never wins; the top-k metrics, as TensorFlow's ``in_top_k``, count a 
 
 from __future__ import annotations
 
-import numpy as np
-
 from . import _generated
 from ._blocks import num_threads, set_num_threads  # noqa: F401
 from ._misuse import ProbabilitiesAsLogitsWarning, SingleClassWarning  # noqa: F401

@@ -130,7 +130,6 @@ def load_cases(directory) -> list[KernelCase]:
     rendered and checked as ``cesym generate`` does (:func:`cesym.generate.codegen.render_all`, raising
     :class:`cesym.define.loss.DerivationError`), executed as a module in memory, and its declared
     functions called from it."""
-    import sys
     import types
 
     from cesym.define.loss import load_families

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 import mpmath
 import numpy as np
 
-from .contract import check_batch, definition, losses_by_name, reference_for
+from .contract import check_batch, definition, reference_for
 from .registry import CASES, KernelCase, label_kinds, one_hot
 from .sampling import sample, sample_extended
 

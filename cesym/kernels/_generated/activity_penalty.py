@@ -45,7 +45,8 @@ PUBLIC = [{'name': 'activity_penalty',
             'loss_class': 'keras.layers.ActivityRegularization',
             'metrics': (),
             'keywords': {},
-            'metric_of': {}},
+            'metric_of': {},
+            'one_hot_as_given': False},
   'doc': '\n'
          'What ``lambda_ * tf.reduce_mean(tf.reduce_sum(tf.square(h), axis=[1, 2, 3]))`` computes '
          'and\n'

@@ -61,7 +61,8 @@ PUBLIC = [{'name': 'binary_crossentropy',
             'loss_class': 'keras.losses.BinaryCrossentropy',
             'metrics': ('keras.metrics.binary_crossentropy', 'keras.metrics.BinaryCrossentropy'),
             'keywords': {},
-            'metric_of': {}},
+            'metric_of': {},
+            'one_hot_as_given': False},
   'doc': '\n'
          'With :math:`t = y(1-\\epsilon) + \\epsilon/2`, :math:`u = 1 - t` and :math:`p = '
          '\\sigma(x)` when\n'

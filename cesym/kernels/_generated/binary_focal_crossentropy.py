@@ -93,7 +93,8 @@ PUBLIC = [{'name': 'binary_focal_crossentropy',
             'loss_class': 'keras.losses.BinaryFocalCrossentropy',
             'metrics': (),
             'keywords': {},
-            'metric_of': {}},
+            'metric_of': {},
+            'one_hot_as_given': False},
   'doc': '\n'
          'With :math:`t = y(1-\\epsilon) + \\epsilon/2`, :math:`u = 1 - t`, :math:`p = \\sigma(x)` '
          'when\n'

@@ -65,7 +65,8 @@ PUBLIC = [{'name': 'categorical_crossentropy',
             'metrics': ('keras.metrics.categorical_crossentropy',
                         'keras.metrics.CategoricalCrossentropy'),
             'keywords': {},
-            'metric_of': {}},
+            'metric_of': {},
+            'one_hot_as_given': False},
   'doc': '\n'
          'With :math:`t_c = y_c(1-\\epsilon) + \\epsilon/C`: :math:`-\\sum_c t_c \\log(p_c/\\sum_k '
          'p_k)`\n'

@@ -78,7 +78,8 @@ PUBLIC = [{'name': 'categorical_focal_crossentropy',
             'loss_class': 'keras.losses.CategoricalFocalCrossentropy',
             'metrics': (),
             'keywords': {},
-            'metric_of': {}},
+            'metric_of': {},
+            'one_hot_as_given': False},
   'doc': '\n'
          'With :math:`t_c = y_c(1-\\epsilon) + \\epsilon/C` and the class probabilities\n'
          ':math:`r = \\operatorname{softmax}(z)` (``from_logits``) or :math:`r = p/\\sum_c p_c`:\n'

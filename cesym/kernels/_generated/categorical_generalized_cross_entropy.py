@@ -46,7 +46,8 @@ PUBLIC = [{'name': 'categorical_generalized_cross_entropy',
             'loss_class': 'keras.losses.CategoricalGeneralizedCrossEntropy',
             'metrics': (),
             'keywords': {},
-            'metric_of': {}},
+            'metric_of': {},
+            'one_hot_as_given': True},
   'doc': '\n'
          'Integer labels of shape (N,) or (N, 1) for y_pred (N, C) of class probabilities in [0, '
          '1]; the\n'

@@ -41,7 +41,8 @@ PUBLIC = [{'name': 'categorical_hinge',
             'loss_class': 'keras.losses.CategoricalHinge',
             'metrics': ('keras.metrics.categorical_hinge', 'keras.metrics.CategoricalHinge'),
             'keywords': {},
-            'metric_of': {}},
+            'metric_of': {},
+            'one_hot_as_given': False},
   'doc': '\n'
          'One value per sample: :math:`\\max(\\max_c (1 - y_c)p_c - \\sum_c y_c p_c + 1, 0)` over '
          'the last\n'

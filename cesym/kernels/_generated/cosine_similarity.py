@@ -53,7 +53,8 @@ PUBLIC = [{'name': 'cosine_similarity',
             'loss_class': 'keras.losses.CosineSimilarity',
             'metrics': ('keras.metrics.CosineSimilarity',),
             'keywords': {},
-            'metric_of': {'keras.metrics.CosineSimilarity': '-mean'}},
+            'metric_of': {'keras.metrics.CosineSimilarity': '-mean'},
+            'one_hot_as_given': False},
   'doc': '\n'
          'One value per sample: :math:`-\\sum y p/(\\|y\\|_2\\|p\\|_2)` over ``axis``, in [-1, 1], '
          'no ε (Keras\n'

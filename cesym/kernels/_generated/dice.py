@@ -46,7 +46,8 @@ PUBLIC = [{'name': 'dice',
             'loss_class': 'keras.losses.Dice',
             'metrics': (),
             'keywords': {'axis': -1},
-            'metric_of': {}},
+            'metric_of': {},
+            'one_hot_as_given': False},
   'doc': '\n'
          'One value per sample: :math:`1 - 2\\sum y p/(\\sum y + \\sum p)` over ``axis``, no ε '
          '(Keras adds\n'

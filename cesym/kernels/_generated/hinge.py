@@ -42,7 +42,8 @@ PUBLIC = [{'name': 'hinge',
             'loss_class': 'keras.losses.Hinge',
             'metrics': ('keras.metrics.hinge', 'keras.metrics.Hinge'),
             'keywords': {},
-            'metric_of': {}},
+            'metric_of': {},
+            'one_hot_as_given': False},
   'doc': '\n'
          'One value per sample: the mean of :math:`\\max(1 - t p, 0)` over the last axis. '
          'Gradient:\n'
@@ -69,7 +70,8 @@ PUBLIC = [{'name': 'hinge',
             'loss_class': 'keras.losses.SquaredHinge',
             'metrics': ('keras.metrics.squared_hinge', 'keras.metrics.SquaredHinge'),
             'keywords': {},
-            'metric_of': {}},
+            'metric_of': {},
+            'one_hot_as_given': False},
   'doc': '\n'
          'One value per sample: the mean of :math:`\\max(1 - t p, 0)^2` over the last axis. '
          'Gradient:\n'

@@ -48,7 +48,8 @@ PUBLIC = [{'name': 'huber',
             'loss_class': 'keras.losses.Huber',
             'metrics': (),
             'keywords': {},
-            'metric_of': {}},
+            'metric_of': {},
+            'one_hot_as_given': False},
   'doc': '\n'
          'One value per sample: the mean of :math:`e^2/2` (:math:`|e| \\le \\delta`) or\n'
          ':math:`\\delta|e| - \\delta^2/2` (beyond) over the last axis, :math:`e = p - y`. '

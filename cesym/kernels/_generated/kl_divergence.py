@@ -40,7 +40,8 @@ PUBLIC = [{'name': 'kl_divergence',
             'loss_class': 'keras.losses.KLDivergence',
             'metrics': ('keras.metrics.kl_divergence', 'keras.metrics.KLDivergence'),
             'keywords': {},
-            'metric_of': {}},
+            'metric_of': {},
+            'one_hot_as_given': False},
   'doc': '\n'
          'One value per sample: :math:`\\sum_c y_c\\log(y_c/p_c)` over the last axis, 0·log 0 = 0 '
          '(a zero\n'

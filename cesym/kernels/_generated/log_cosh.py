@@ -42,7 +42,8 @@ PUBLIC = [{'name': 'log_cosh',
             'loss_class': 'keras.losses.LogCosh',
             'metrics': ('keras.metrics.LogCoshError',),
             'keywords': {},
-            'metric_of': {}},
+            'metric_of': {},
+            'one_hot_as_given': False},
   'doc': '\n'
          'One value per sample: the mean of :math:`\\log\\cosh(p - y)` over the last axis. '
          'Gradient:\n'

@@ -37,7 +37,8 @@ PUBLIC = [{'name': 'mean_absolute_error',
             'loss_class': 'keras.losses.MeanAbsoluteError',
             'metrics': ('keras.metrics.mean_absolute_error', 'keras.metrics.MeanAbsoluteError'),
             'keywords': {},
-            'metric_of': {}},
+            'metric_of': {},
+            'one_hot_as_given': False},
   'doc': '\n'
          'One value per sample: the mean of :math:`|p - y|` over the last axis. Gradient:\n'
          ":math:`\\operatorname{sign}(p - y)/C`, 0 where :math:`p = y` (TensorFlow's convention at "

@@ -44,7 +44,8 @@ PUBLIC = [{'name': 'mean_absolute_percentage_error',
             'metrics': ('keras.metrics.mean_absolute_percentage_error',
                         'keras.metrics.MeanAbsolutePercentageError'),
             'keywords': {},
-            'metric_of': {}},
+            'metric_of': {},
+            'one_hot_as_given': False},
   'doc': '\n'
          'One value per sample: 100 times the mean of :math:`|p - y|/|y|` over the last axis (no '
          'ε: a\n'

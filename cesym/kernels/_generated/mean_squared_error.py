@@ -41,7 +41,8 @@ PUBLIC = [{'name': 'mean_squared_error',
                         'keras.metrics.MeanSquaredError',
                         'keras.metrics.RootMeanSquaredError'),
             'keywords': {},
-            'metric_of': {'keras.metrics.RootMeanSquaredError': 'sqrt(mean)'}},
+            'metric_of': {'keras.metrics.RootMeanSquaredError': 'sqrt(mean)'},
+            'one_hot_as_given': False},
   'doc': '\n'
          "One value per sample: the mean of :math:`(p - y)^2` over the last axis, in y_pred's "
          'dtype.\n'

@@ -44,7 +44,8 @@ PUBLIC = [{'name': 'mean_squared_logarithmic_error',
             'metrics': ('keras.metrics.mean_squared_logarithmic_error',
                         'keras.metrics.MeanSquaredLogarithmicError'),
             'keywords': {},
-            'metric_of': {}},
+            'metric_of': {},
+            'one_hot_as_given': False},
   'doc': '\n'
          'One value per sample: the mean of :math:`(\\log(1 + p) - \\log(1 + y))^2` over the last '
          'axis, no\n'

@@ -39,7 +39,8 @@ PUBLIC = [{'name': 'poisson',
             'loss_class': 'keras.losses.Poisson',
             'metrics': ('keras.metrics.poisson', 'keras.metrics.Poisson'),
             'keywords': {},
-            'metric_of': {}},
+            'metric_of': {},
+            'one_hot_as_given': False},
   'doc': '\n'
          'One value per sample: the mean of :math:`p - y\\log p` over the last axis; y_pred must '
          'be\n'

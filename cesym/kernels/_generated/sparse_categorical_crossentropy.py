@@ -63,7 +63,8 @@ PUBLIC = [{'name': 'sparse_categorical_crossentropy',
             'metrics': ('keras.metrics.sparse_categorical_crossentropy',
                         'keras.metrics.SparseCategoricalCrossentropy'),
             'keywords': {},
-            'metric_of': {}},
+            'metric_of': {},
+            'one_hot_as_given': False},
   'doc': '\n'
          'Integer labels of shape (N,) or (N, 1) for y_pred (N, C); the loss is\n'
          ':math:`-\\log(p_k/\\sum_c p_c)` or :math:`-\\log\\operatorname{softmax}(z)_k`. Samples '

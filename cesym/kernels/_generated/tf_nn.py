@@ -40,7 +40,8 @@ PUBLIC = [{'name': 'sigmoid_cross_entropy_with_logits',
             'loss_class': None,
             'metrics': (),
             'keywords': {},
-            'metric_of': {}},
+            'metric_of': {},
+            'one_hot_as_given': False},
   'doc': '\n'
          'At x = +inf: ``(1 - y)·inf`` (0 for y = 1); at x = -inf: ``y·inf`` (0 for y = 0); NaN '
          'stays NaN.\n'
@@ -63,7 +64,8 @@ PUBLIC = [{'name': 'sigmoid_cross_entropy_with_logits',
             'loss_class': None,
             'metrics': (),
             'keywords': {},
-            'metric_of': {}},
+            'metric_of': {},
+            'one_hot_as_given': False},
   'doc': '\n'
          'At ±inf logits: the limits: labels [[0, .5, .5]] at [[-inf, 0, 0]] give\n'
          'ln 2, [[0, 1, 0]] at [[-inf, 0, -inf]] give 0; two +inf logits under a label give '
@@ -82,7 +84,8 @@ PUBLIC = [{'name': 'sigmoid_cross_entropy_with_logits',
             'loss_class': None,
             'metrics': (),
             'keywords': {},
-            'metric_of': {}},
+            'metric_of': {},
+            'one_hot_as_given': False},
   'doc': '\n'
          'At ±inf logits: the limits: label 0 at [[1, inf]] gives +inf (gradient\n'
          '[-1, 1]), label 1 gives 0 (gradient [0, 0]).\n'}]

@@ -59,7 +59,8 @@ PUBLIC = [{'name': 'tversky',
             'loss_class': 'keras.losses.Tversky',
             'metrics': (),
             'keywords': {'axis': -1},
-            'metric_of': {}},
+            'metric_of': {},
+            'one_hot_as_given': False},
   'doc': '\n'
          'One value per sample: :math:`1 - TP/(TP + \\alpha FP + \\beta FN)` over ``axis``, α on '
          'the false\n'
