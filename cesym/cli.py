@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
+from . import files as _files
 from .files import OutputError, check_output_dir, check_output_file
 
 __all__ = ["main"]
@@ -331,9 +334,16 @@ def main(argv: list[str] | None = None) -> int:
     b.set_defaults(func=_bench, check_args=_check_bench)
     args = parser.parse_args(argv)
     name = f"cesym {args.command}"
+    _files.reset_interrupt()
+    # a Ctrl-C is noted as well as raised: one that lands in a weakref callback during an import
+    # is printed and dropped by Python, and the command must still stop, writing nothing after it
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, _files.on_interrupt) if main_thread else None
     try:
         args.check_args(args)  # every argument and output path, before any work
-        return args.func(args)
+        status = args.func(args)
+        _files.raise_if_interrupted()
+        return status
     except KeyboardInterrupt:
         print(f"{name}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -355,6 +365,9 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         print(f"{name}: internal error: {type(e).__name__}: {_one_line(e)}", file=sys.stderr)
         return EXIT_USAGE
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
 
 
 if __name__ == "__main__":

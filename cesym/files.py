@@ -31,7 +31,37 @@ import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-__all__ = ["OutputError", "check_output_file", "check_output_dir", "write_text", "write_texts", "deferred_interrupt"]
+__all__ = [
+    "OutputError", "check_output_file", "check_output_dir", "write_text", "write_texts", "deferred_interrupt",
+    "on_interrupt", "reset_interrupt", "interrupted", "raise_if_interrupted",
+]
+
+#: Set by :func:`on_interrupt`: a Ctrl-C that came, even one an ignoring context swallowed (a
+#: KeyboardInterrupt raised inside a weakref callback during an import is printed and dropped).
+_INTERRUPTED = threading.Event()
+
+
+def on_interrupt(signum, frame) -> None:
+    """The command line's SIGINT handler: note the interrupt, then raise KeyboardInterrupt as
+    Python's own handler does."""
+    _INTERRUPTED.set()
+    raise KeyboardInterrupt
+
+
+def reset_interrupt() -> None:
+    """Forget an earlier Ctrl-C (a new command starts)."""
+    _INTERRUPTED.clear()
+
+
+def interrupted() -> bool:
+    """A Ctrl-C came since the command started (see :func:`on_interrupt`)."""
+    return _INTERRUPTED.is_set()
+
+
+def raise_if_interrupted() -> None:
+    """KeyboardInterrupt if a Ctrl-C came, even one swallowed on its way: nothing is written after it."""
+    if _INTERRUPTED.is_set():
+        raise KeyboardInterrupt
 
 
 class OutputError(OSError):
@@ -104,6 +134,7 @@ def write_text(path: str | os.PathLike, text: str, *, skip_unchanged: bool = Fal
     bytes, True otherwise. Raises :class:`OutputError` for a read-only target, a missing parent
     or a directory in the way, before anything is created.
     """
+    raise_if_interrupted()
     data = text.encode("utf-8")
     p = _target(path)
     if skip_unchanged and p.is_file():
@@ -149,6 +180,7 @@ def write_texts(files: Mapping[Path, str], *, skip_unchanged: bool = True, what:
     """
     for p in files:
         check_output_file(p, what)
+    raise_if_interrupted()
     changed = []
     with deferred_interrupt():
         for p, text in files.items():

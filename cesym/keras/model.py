@@ -43,6 +43,7 @@ import math
 
 import mpmath
 import numpy as np
+from mpmath.libmp import mpf_gt, mpf_lt
 
 from ..verify.registry import KernelCase
 
@@ -75,17 +76,24 @@ class _Rounding:
         self.u = mpmath.mpf(float(fi.eps)) / 2
         self.tiny = mpmath.mpf(float(fi.smallest_normal))
         self.fmax = mpmath.mpf(float(fi.max))
+        self._tiny_raw, self._neg_tiny_raw = self.tiny._mpf_, (-self.tiny)._mpf_
+        self._factors: dict[int, object] = {}
 
     def _hull0(self, x):
-        lo, hi = _ends(x)
-        if hi > -self.tiny and lo < self.tiny:  # may be subnormal: flushed to zero
+        if not hasattr(x, "_mpi_"):
+            x = iv.mpf(x)
+        a, b = x._mpi_  # raw end points, compared without making numbers of them
+        if mpf_gt(b, self._neg_tiny_raw) and mpf_lt(a, self._tiny_raw):  # may be subnormal: flushed to zero
+            lo, hi = _ends(x)
             return iv.mpf([min(lo, 0), max(hi, 0)])
         return x
 
     def r(self, x, k: int = 1):
         """``x`` with a relative rounding error of ``k·u`` (and flush-to-zero) joined in."""
-        with mpmath.workprec(300):  # 1 + u is not a 53-bit number
-            factor = iv.mpf([1 - k * self.u, 1 + k * self.u])
+        factor = self._factors.get(k)
+        if factor is None:  # [1 - k·u, 1 + k·u], exact (1 + u is not a 53-bit number: 300 bits)
+            with mpmath.workprec(300):
+                factor = self._factors[k] = iv.mpf([1 - k * self.u, 1 + k * self.u])
         return self._hull0(x * factor)
 
     def add(self, a, b):
