@@ -267,11 +267,15 @@ def test_runtime_log_weight():
 
 
 def test_runtime_log_cosh():
-    """log cosh u within 2 ulps from 1e-300 (u²/2) through the switch at |u| = 1 to 1e200 (|u| - log 2)."""
+    """log cosh u within 2.5 ulps from 1e-300 (u²/2) through the switch at |u| = 1 to 1e200
+    (|u| - log 2). The worst is just above |u| = 1, where (|u| - log 2) + log1p(e^{-2|u|}) =
+    0.307 + 0.127 = 0.434: the rounded log 2 (half an ulp of 0.69), the difference's and the
+    sum's roundings and log1p's come to about 2.2 ulps of 0.434 by the standard model (2.05
+    measured with NumPy's AVX2 exp; ulps against the exact value, not against its rounding)."""
     u = np.concatenate([np.logspace(-300, 200, 400), -np.logspace(-10, 3, 50), [1 - 2**-53, 1.0, 710.5]])
     with mpmath.workprec(2000):
         exact = [mpmath.log(mpmath.cosh(mpmath.mpf(v))) for v in u]
-    assert _ulp_max(rt.logcosh(u), exact) <= 2
+    assert _ulp_max(rt.logcosh(u), exact) <= 2.5
 
 
 def test_runtime_pow1p_powm1():
