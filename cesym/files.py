@@ -33,7 +33,7 @@ from pathlib import Path
 
 __all__ = [
     "OutputError", "check_output_file", "check_output_dir", "write_text", "write_texts", "deferred_interrupt",
-    "on_interrupt", "reset_interrupt", "interrupted", "raise_if_interrupted",
+    "on_interrupt", "reset_interrupt", "raise_if_interrupted",
 ]
 
 #: Set by :func:`on_interrupt`: a Ctrl-C that came, even one an ignoring context swallowed (a
@@ -51,11 +51,6 @@ def on_interrupt(signum, frame) -> None:
 def reset_interrupt() -> None:
     """Forget an earlier Ctrl-C (a new command starts)."""
     _INTERRUPTED.clear()
-
-
-def interrupted() -> bool:
-    """A Ctrl-C came since the command started (see :func:`on_interrupt`)."""
-    return _INTERRUPTED.is_set()
 
 
 def raise_if_interrupted() -> None:

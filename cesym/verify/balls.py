@@ -25,7 +25,7 @@ from flint import arb, fmpz
 
 from ..define.evaluate import _Printer
 
-__all__ = ["MODULE", "BallPrinter", "as_ball", "close", "ends", "pinned", "precision", "namespace"]
+__all__ = ["MODULE", "BallPrinter", "as_ball", "close", "ends", "precision", "namespace"]
 
 
 def as_ball(x) -> arb:
@@ -83,22 +83,6 @@ def _top(v) -> int:
     """floor(log2 |v|) of an exact non-zero arf/arb ``v``, from its mantissa and exponent."""
     man, exp = v.man_exp()
     return int(exp) + int(abs(int(man))).bit_length() - 1
-
-
-def pinned(x: arb, p: int) -> mpmath.mpf | None:
-    """The ball's midpoint where its width is certainly below 2^-8 of the spacing of floats of
-    ``p`` bits at its smaller end, the ball away from 0 (so the spacing there is at least
-    2^(top(mid) - p)); None where this quick test cannot tell (the caller's exact test decides).
-    With rad < 2^(top(rad) + 1) <= |mid|/2 the smaller end is at least 2^(top(mid) - 1), and
-    2·rad < 2^(top(rad) + 2) <= 2^(top(mid) - p - 8) when top(rad) <= top(mid) - p - 10."""
-    if not x.is_finite():
-        return None
-    mid, rad = x.mid(), x.rad()
-    if mid.is_zero():
-        return None
-    if not rad.is_zero() and _top(rad) > _top(mid) - p - 10:
-        return None
-    return _exact(mid)
 
 
 def close(x: arb, bits: int) -> mpmath.mpf | None:

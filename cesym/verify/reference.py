@@ -119,8 +119,12 @@ def _short(x: mpmath.mpf) -> mpmath.mpf:
 
 def _resolve(iv_value, dtype) -> mpmath.mpf | None:
     """The value pinned by an interval, or None if it is still too wide for ``dtype``."""
-    if isinstance(iv_value, balls.arb):  # most balls are decided from their exponents alone
-        mid = balls.pinned(iv_value, FORMATS[np.dtype(dtype)][0])
+    if isinstance(iv_value, balls.arb):
+        # most balls are decided from their exponents alone: a radius below 2^-(p+9) of the
+        # midpoint (rad < 2^(top(rad)+1) <= 2^(top(mid)-p-9)) keeps the smaller end above
+        # 2^(top(mid)-1), where the spacing is at least 2^(top(mid)-p), and the width 2·rad
+        # below 2^(top(mid)-p-8): 2^-8 of that spacing, the test below
+        mid = balls.close(iv_value, FORMATS[np.dtype(dtype)][0] + 9)
         if mid is not None:
             return _short(mid)
     a, b = _ends(iv_value)
@@ -295,9 +299,10 @@ class RowReference:
             return _compile(self.args, out, self.kind)
 
         # seconds per loss at a row of 8, in every process: the printed code is cached on disk
-        kind = self.kind
-        fn = cached_source(self.args, sp.srepr([self.grad_exprs, syms]) + "|" + kind, build, _namespace_of(kind), modules=(balls.__name__,))
-        fn.n_out, fn.backend = len(self.grad_exprs) * len(syms), kind
+        fn = cached_source(
+            self.args, sp.srepr([self.grad_exprs, syms]) + "|" + self.kind, build, _namespace_of(self.kind), modules=(balls.__name__,)
+        )
+        fn.n_out, fn.backend = len(self.grad_exprs) * len(syms), self.kind
         return fn
 
     def _soft(self, labels, params) -> bool:

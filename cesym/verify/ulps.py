@@ -39,12 +39,14 @@ def ulp_error(computed: float, true, dtype) -> float:
 
     A true value beyond the format's range is matched by an infinity of the same sign.
     """
-    p, emin, _ = FORMATS[np.dtype(dtype)]
+    dt = np.dtype(dtype)
+    p, emin, _ = FORMATS[dt]
     true = true if isinstance(true, mpmath.mpf) else mpmath.mpf(true)
     y = float(computed)
     if math.isnan(y):
         return math.inf
-    if mpmath.isinf(true) or true >= _beyond(p) or true <= -_beyond(p):  # (abs() would round to mp.prec)
+    beyond = _beyond(dt)
+    if mpmath.isinf(true) or true >= beyond or true <= -beyond:  # (abs() would round to mp.prec)
         return 0.0 if (math.isinf(y) and (y > 0) == (true > 0)) else math.inf
     if math.isinf(y):
         return math.inf
@@ -52,10 +54,10 @@ def ulp_error(computed: float, true, dtype) -> float:
 
 
 @functools.cache
-def _beyond(p: int) -> mpmath.mpf:
-    """The magnitude from which a value rounds to infinity in the format of ``p`` bits: the
-    largest float plus half its spacing (the tie rounds to the even 2^emax, infinity), exactly."""
-    fmax = next(f for q, _, f in FORMATS.values() if q == p)
+def _beyond(dtype: np.dtype) -> mpmath.mpf:
+    """The magnitude from which a value rounds to infinity in ``dtype``: the largest float plus
+    half its spacing (the tie rounds to the even 2^emax, infinity), exactly."""
+    p, _, fmax = FORMATS[dtype]
     _, e = math.frexp(fmax)  # fmax = (1 - 2^-p)·2^e, its spacing 2^(e - p)
     with mpmath.workprec(p + 8):
         return mpmath.mpf(fmax) + mpmath.ldexp(1, e - p - 1)
@@ -83,6 +85,8 @@ def _ulps(y: float, true: mpmath.mpf, p: int, emin: int) -> float:
         return math.ldexp(float(d >> shift), shift + c - q)  # the dropped bits: below 2^-63 relative
     except OverflowError:
         return math.inf
+
+
 def bits_error(computed: float, true, dtype) -> float:
     """Herbie's bits of error: log2(1 + floats strictly between ``computed`` and round(true))."""
     dt = np.dtype(dtype)
