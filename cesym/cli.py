@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
@@ -51,10 +52,41 @@ def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split())
 
 
+def _exhaustive(args: argparse.Namespace) -> int:
+    import json
+
+    from .verify import exhaustive
+
+    summaries = exhaustive.run_settings(
+        args.settings, directory=args.derivations, jobs=args.jobs, limit=tuple(args.range) if args.range else None,
+        progress=lambda m: print(f"  ... {m}", file=sys.stderr, flush=True),
+    )
+    for s in summaries:
+        print(exhaustive.describe(s), flush=True)
+    if args.json:
+        from .files import write_text
+
+        write_text(args.json, json.dumps([s.as_json() for s in summaries], indent=1, allow_nan=False, default=str) + "\n", what="--json")
+        print(f"cesym verify: wrote {args.json}")
+    if args.record:
+        for path in exhaustive.record(summaries, partial=bool(args.range)):
+            print(f"cesym verify: wrote {path}")
+    bad = sum(s.not_correctly_rounded for s in summaries)
+    unresolved = sum(len(s.unresolved) for s in summaries)
+    print(
+        f"cesym verify --exhaustive: {sum(s.inputs for s in summaries)} inputs in {len(summaries)} setting(s); "
+        f"{bad} not correctly rounded; {unresolved} unresolved"
+    )
+    return 1 if unresolved else 0
+
+
 def _verify(args: argparse.Namespace) -> int:
     import json
 
     from .verify import run as verify
+
+    if args.exhaustive:
+        return _exhaustive(args)
 
     header = (
         f"{'kernel':<52} {'dtype':<7} {'labels':<8} {'points':>6} {'value max':>9} {'grad max':>9} "
@@ -231,6 +263,44 @@ def _check_verify(args: argparse.Namespace) -> None:
         )
     if args.json:
         check_output_file(args.json, "--json")
+    exhaustive_only = [o for o in ("label", "range") if getattr(args, o)] + (["param"] if args.param else []) + (["record"] if args.record else [])
+    if exhaustive_only and not args.exhaustive:
+        raise UsageError(f"--{exhaustive_only[0]} goes with --exhaustive")
+    if args.exhaustive:
+        _check_exhaustive(args, cases)
+
+
+def _check_exhaustive(args: argparse.Namespace, cases) -> None:
+    from .verify.exhaustive import eligible, settings_for
+
+    if not args.names:
+        raise UsageError("--exhaustive needs the kernel name(s) to run (e.g. log_cosh)")
+    params = {}
+    for item in args.param:
+        name, eq, value = item.partition("=")
+        try:
+            params[name.strip()] = float(value)
+        except ValueError:
+            raise UsageError(f"--param: expected NAME=VALUE with a number, got {item!r}") from None
+        if not eq or not math.isfinite(params[name.strip()]):
+            raise UsageError(f"--param: expected NAME=VALUE with a finite number, got {item!r}")
+    if args.range and not (args.range[0] <= args.range[1]):
+        raise UsageError(f"--range: expected LO <= HI, got {args.range[0]} {args.range[1]}")
+    if args.label and not all(math.isfinite(x) for x in args.label):
+        raise UsageError("--label: expected finite numbers")
+    what = ("value", "grad") if args.output == "both" else (args.output,)
+    settings = []
+    for name in args.names:
+        chosen = [c for c in cases if name in (c.id, c.kernel, c.loss)]
+        ok = [c for c in chosen if eligible(c) is None]
+        if not ok:
+            raise UsageError(f"--exhaustive {name}: not a kernel of one float input ({eligible(chosen[0]) if chosen else 'unknown'})")
+        for c in ok:
+            try:
+                settings += settings_for(c, args.label, params, what)
+            except ValueError as e:
+                raise UsageError(f"--exhaustive {name}: {e}") from None
+    args.settings = settings
 
 
 def _check_report(args: argparse.Namespace) -> None:
@@ -305,6 +375,16 @@ def main(argv: list[str] | None = None) -> int:
         "--no-keras", dest="keras", action="store_false",
         help="skip Keras (by default it runs on the same points when TensorFlow is installed)",
     )
+    v.add_argument(
+        "--exhaustive", action="store_true",
+        help="every float32 input of the named kernels of one float input (fixed labels and parameters): "
+        "max ulps and the inputs not correctly rounded, proven",
+    )
+    v.add_argument("--label", type=float, action="append", help="with --exhaustive: a fixed label (repeat; default per label kind)")
+    v.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="with --exhaustive: a parameter's value (repeat)")
+    v.add_argument("--output", choices=("value", "grad", "both"), default="both", help="with --exhaustive: which output (default both)")
+    v.add_argument("--range", nargs=2, type=float, metavar=("LO", "HI"), help="with --exhaustive: only the inputs in [LO, HI]")
+    v.add_argument("--record", action="store_true", help="with --exhaustive: write the results into reports/exhaustive/ for the reports")
     v.set_defaults(func=_verify, check_args=_check_verify)
     r = sub.add_parser("report", help="measure and write the Markdown reports into reports/")
     r.add_argument("--check", action="store_true", help="exit 1 when the committed reports are stale; write nothing")

@@ -103,13 +103,15 @@ def _element_test_rest_sum(v: np.ndarray) -> np.ndarray:
     return out
 
 
-KINDS = ["signed", "nonnegative", "carried", "signed carried", "threshold", "edges", "one per row", "one per row, signed"]
+KINDS = ["signed", "nonnegative", "carried", "signed carried", "threshold", "barely carried", "edges", "one per row",
+         "one per row, signed"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_rest_sum_is_its_element_test_at_every_magnitude(kind):
     """rest_sum's blocks give the bits of its definition, row by row, at magnitudes from 1e-300 to
-    1e300, at the 3/4 threshold itself (±1 ulp), with zeros, subnormals, the largest floats,
+    1e300, at the 3/4 threshold itself (±1 ulp), just above it with the rest spread thin (Σv²
+    near 9/16·(Σ|v|)²: the row-level filter's margin) in a few rows of a block, with zeros, subnormals, the largest floats,
     inf and NaN, and on blocks of at most one non-zero per row (one-hot labels times scores:
     rest_sum's shortcut), where one row with two sends the block the general way."""
     rng = np.random.default_rng(KINDS.index(kind))
@@ -127,6 +129,12 @@ def test_rest_sum_is_its_element_test_at_every_magnitude(kind):
             rest = np.where(np.arange(n) == j[:, None], 0.0, v).sum(1)
             v[np.arange(rows), j] = np.nextafter(3 * rest, rng.choice([0.0, np.inf], rows))
             v[::2, :] *= rng.choice([-1.0, 1.0], (1, n))
+        if kind == "barely carried":  # v_j = 3(1 + 2^-20)·Σ_{c≠j}|v_c| in one row of ten, the rest of many small terms
+            n, rows, some = max(n, 8), max(rows, 20), rng.random(max(rows, 20)) < 0.1
+            j = rng.integers(0, n, rows)  # magnitudes whose squares stay in range: the filter decides
+            v = rng.standard_normal((rows, n)) * 10.0 ** rng.uniform(-100, 100, (rows, 1))
+            rest = np.where(np.arange(n) == j[:, None], 0.0, np.abs(v)).sum(1)
+            v[some, j[some]] = 3.0 * (1 + 2.0**-20) * rest[some] * rng.choice([-1.0, 1.0], int(some.sum()))
         if kind == "edges":
             mask = rng.random((rows, n)) < 0.25
             v[mask] = rng.choice([np.nan, np.inf, -np.inf, 0.0, 1.7e308, -1.7e308, 5e-324, 2.0**-1000], int(mask.sum()))

@@ -62,6 +62,7 @@ def _run(
     limits=None,
     grad_alone: bool = False,
     block_elements: int | None = None,
+    zero_edge: bool = False,
 ):
     """Call ``core`` on blocks of last-axis rows (:mod:`._blocks`); restore axes; round to pred's dtype.
 
@@ -73,6 +74,7 @@ def _run(
     ``grad_alone``: the gradient can be non-finite where the value is finite (ignored rows,
     whose value is 0 whatever their logits); otherwise value_and_grad tests the value only.
     ``block_elements``: the size of the blocks of short rows (default ``_blocks.BLOCK_ELEMENTS``).
+    ``zero_edge``: the predictions' domain starts at 0, and -0 is that edge (see ``run_blocks``).
     """
     if watch is not None:
         precheck = watch
@@ -89,6 +91,7 @@ def _run(
     outs = run_blocks(
         core, srcs, scalars, n_rows, n_cols, outputs, check, precheck=precheck, limit=fix, watch=watched, pieces=not naive,
         block_elements=block_elements, compute=V.native(pred.dtype) if naive else np.float64,
+        zero_edge=zero_edge and not naive,
     )
     if watch is not None:
         watch.report(pred.size)
@@ -363,7 +366,8 @@ def _call(pub: dict, module: ModuleType, values: dict, kind: str):
     pred = c.p[..., None] if element else c.p
     res = _run(
         core, kind, c.labels, pred, c.ax, c.params(), row_level=not element, watch=watch,
-        limits=_limit_rule(c, kind), grad_alone=bool(c.ignored), block_elements=block, **checks,
+        limits=_limit_rule(c, kind), grad_alone=bool(c.ignored), block_elements=block,
+        zero_edge=domain in ("unit", "simplex", "positive"), **checks,
     )
     if element:
         return tuple(r[..., 0] for r in res) if kind == "value_and_grad" else res[..., 0]

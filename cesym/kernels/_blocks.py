@@ -132,6 +132,14 @@ _malloc_tuned = False
 _malloc_lock = threading.Lock()
 
 
+def positive_zero(p: np.ndarray) -> np.ndarray | None:
+    """A copy of ``p`` with -0 replaced by +0, or None if it holds no -0 (x + 0.0 is +0 for
+    x = -0 and x itself otherwise, NaN and inf included)."""
+    if not np.any(np.signbit(p) & (p == 0)):
+        return None
+    return p + 0.0
+
+
 def _tune_malloc() -> None:
     """Keep freed block temporaries in the heap (see the module docstring); glibc only. Once per
     process: the first caller tunes, concurrent first callers wait for it (a plain read after)."""
@@ -274,6 +282,7 @@ def run_blocks(
     limit: Callable[[list, tuple], tuple] | None = None,
     watch: Sequence[int] | None = None,
     compute=np.float64,
+    zero_edge: bool = False,
 ) -> list[np.ndarray]:
     """Evaluate ``core(*blocks, *scalars)`` over blocks of rows; return the outputs.
 
@@ -294,7 +303,10 @@ def run_blocks(
     pieces, so a value computed alone and with its gradient, at other block sizes, is the same.
     Zero rows: empty outputs, the core is not called. ``compute``: the dtype the blocks are given
     in (float64; the naive forms take the inputs' own, to compute what a plain implementation in
-    that dtype computes); rows in pieces are float64.
+    that dtype computes); rows in pieces are float64. ``zero_edge``: the predictions' domain
+    starts at 0 (probabilities, rates), where -0 is the edge 0 itself: a block whose outputs are
+    not all finite and whose predictions hold -0 is computed again with +0 there (1/p at -0
+    would be -inf where the limit from inside the domain is +inf).
     """
     _tune_malloc()
     outs = [np.empty((n_rows,) if kind == "row" else (n_rows, n_cols), dtype=dt) for kind, dt in outputs]
@@ -303,7 +315,7 @@ def run_blocks(
     if pieces and n_cols > BLOCK_ELEMENTS:
         from ._pieces import piece_columns, run_pieces  # noqa: PLC0415 - the long-row path, rarely needed
 
-        run_pieces(core, rows, scalars, n_rows, n_cols, outputs, outs, check, piece_columns(BLOCK_ELEMENTS), precheck, limit)
+        run_pieces(core, rows, scalars, n_rows, n_cols, outputs, outs, check, piece_columns(BLOCK_ELEMENTS), precheck, limit, zero_edge)
         return outs
     size = block_elements or BLOCK_ELEMENTS
     threads = num_threads()
@@ -330,6 +342,13 @@ def run_blocks(
             if (check is not None or limit is not None) and (nan_seen or not all(all_finite(o[s:e]) for o in watched)):
                 if check is not None:
                     check(blocks[-1])
+                fixed = positive_zero(blocks[-1]) if zero_edge else None
+                if fixed is not None:  # -0 predictions: the edge 0, as +0
+                    blocks[-1] = fixed
+                    res = core(*blocks, *scalars)
+                    if len(outs) == 1:
+                        res = (res,)
+                    write(s, e, res)
                 if limit is not None:
                     write(s, e, limit(blocks, res))
 

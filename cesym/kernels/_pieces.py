@@ -244,6 +244,7 @@ def run_pieces(
     size: int,
     precheck: Callable | None,
     limit: Callable | None = None,
+    zero_edge: bool = False,
 ) -> None:
     """Fill ``outs`` (see :func:`._blocks.run_blocks`) for rows longer than ``size``, in pieces.
 
@@ -252,7 +253,7 @@ def run_pieces(
     row's float64 inputs (the one case, with cancelled ``cross_rest`` elements, where a long
     row is materialised; only for rows holding inf or NaN).
     """
-    from ._blocks import _block, _in_threads  # noqa: PLC0415 - _blocks imports this module lazily
+    from ._blocks import _block, _in_threads, positive_zero  # noqa: PLC0415 - _blocks imports this module lazily
 
     if size < 4:
         raise ValueError(f"block_elements: expected at least 4 for rows in pieces, got {size}")
@@ -282,6 +283,9 @@ def run_pieces(
                 r, p = units[u]
                 c0, c1 = cuts[r][p], cuts[r][p + 1]
                 blocks = [_block(src, r, r + 1, c0, c1) for src in rows]
+                fixed = positive_zero(blocks[-1]) if zero_edge else None
+                if fixed is not None:  # -0 predictions are the edge 0 (see run_blocks): +0 in every pass
+                    blocks[-1] = fixed
                 ctx = PieceContext(known[r], c0, n_cols, c1 - c0)
                 _local.ctx = ctx
                 try:

@@ -215,7 +215,7 @@ def check(
     ``derivations``/``generated``: a user's derivations directory and its kernels rendered in memory."""
     if derivations is not None:
         derivations_dir = Path(derivations)
-    from .render import render_reports
+    from .render import load_exhaustive, render_reports
 
     out_dir = Path(out_dir)
     path = out_dir / RECORD_NAME
@@ -223,11 +223,27 @@ def check(
         return [f"{RECORD_NAME} (missing)"]
     try:
         committed = loads(path.read_text(encoding="utf-8"))
-        rendered = render_reports(committed, derivations_dir, generated_dir, generated=generated)
+        exhaustive = load_exhaustive(out_dir)
+        rendered = render_reports(committed, derivations_dir, generated_dir, generated=generated, exhaustive=exhaustive)
     except (ValueError, KeyError, TypeError) as e:
         return [f"{RECORD_NAME} (not a record the reports can be rendered from: {type(e).__name__} {' '.join(str(e).split())})"]
     problems = stale_files(out_dir, rendered)
     problems += [
         f"{p.name} (no longer rendered)" for p in sorted(out_dir.glob("*")) if p.suffix in (".md", ".svg") and p.name not in rendered
     ]
-    return problems + stale_sources(committed, derivations) + record_problems(committed, fresh)
+    return problems + stale_sources(committed, derivations) + record_problems(committed, fresh) + stale_exhaustive(exhaustive, derivations)
+
+
+def stale_exhaustive(exhaustive: dict[str, dict], derivations: Path | None = None) -> list[str]:
+    """Recorded exhaustive runs whose kernel (or runtime, or checker) changed since: run again."""
+    if derivations is not None:
+        return []
+    from ..verify.exhaustive import kernel_digest
+
+    out = []
+    for name, per in exhaustive.items():
+        for setting, r in per.items():
+            if r.get("digest") != kernel_digest(r.get("family", "")):
+                out.append(f"exhaustive/{name} ({setting}: recorded for other kernel code; run cesym verify --exhaustive "
+                           f"{r['setting']['case'].split('[')[0]} --record)")
+    return out

@@ -481,14 +481,59 @@ def _derived(losses, code: str) -> list:
     return [from_record(l, record[l.variant]) if l.variant in record else derive(l) for l in losses]
 
 
+def load_exhaustive(out_dir: Path) -> dict[str, dict]:
+    """The exhaustive runs recorded in ``out_dir/exhaustive/*.json`` (``cesym verify --exhaustive
+    --record``), by file name: {setting name: summary}."""
+    import json
+
+    folder = Path(out_dir) / "exhaustive"
+    return {f.name: json.loads(f.read_text(encoding="utf-8")) for f in sorted(folder.glob("*.json"))} if folder.is_dir() else {}
+
+
+def _exhaustive_section(family: str, exhaustive: dict[str, dict]) -> list[str]:
+    rows = [r for per_file in exhaustive.values() for r in per_file.values() if r.get("family") == family]
+    if not rows:
+        return []
+    lines = [
+        "## Every float32 input (exhaustive)",
+        "",
+        "Each float32 input of the kernel (NaN and inputs outside its domain excluded; ±inf and the domain's "
+        "edges against their limits), its label and parameters fixed, against the exact value: enclosed in float64 "
+        "interval arithmetic from the stable form, and by the ball reference of the definition where that does not "
+        "fix the rounding (a sample of the interval decisions is re-checked there too). Correctly rounded: the "
+        "float32 nearest the exact value (ties to even). Measured by `cesym verify --exhaustive NAME --record`; the "
+        "kernels compute in float64 and round once, so a result can miss the correct rounding only where the "
+        "float64 value lies within its own error of a float32 rounding boundary.",
+        "",
+        "| kernel | output | label, parameters | inputs | max ulps | at x | not correctly rounded | e.g. x: computed, correctly rounded | by the ball reference | s |",
+        "|:---|:---|:---|---:|---:|---:|---:|:---|---:|---:|",
+    ]
+    for r in sorted(rows, key=lambda r: (r["setting"]["case"], r["setting"]["label"] if r["setting"]["label"] is not None else 0, r["setting"]["what"])):
+        st = r["setting"]
+        fixed = ", ".join(([f"label {st['label']:g}"] if st["label"] is not None else []) + [f"{k} {v:g}" for k, v in st["params"]]) or "–"
+        worst = r["worst"][0] if r["worst"] else None
+        eg = "–"
+        if r["misrounded"]:
+            x, k, c = r["misrounded"][0]
+            eg = f"{x!r}: {k!r}, {c!r}"
+        lines.append(
+            f"| `{st['case']}` | {st['what']} | {fixed} | {r['inputs']} | {_fmt(worst[0]) if worst else '–'} | "
+            f"{worst[1]!r} | {r['not_correctly_rounded']} | {eg} | {r['reference']} | {r['seconds']:.0f} |"
+            if worst else
+            f"| `{st['case']}` | {st['what']} | {fixed} | {r['inputs']} | – | – | {r['not_correctly_rounded']} | {eg} | {r['reference']} | {r['seconds']:.0f} |"
+        )
+    return lines + [""]
+
+
 def render_reports(
     record: dict, derivations_dir: Path = DERIVATIONS_DIR, generated_dir: Path = GENERATED_DIR, svg: bool = True,
-    generated: dict[str, str] | None = None,
+    generated: dict[str, str] | None = None, exhaustive: dict[str, dict] | None = None,
 ) -> dict[str, str]:
     """Every report file (name -> text) from the sources and the measured ``record``; pure.
     ``svg=False`` leaves the plots out (the Markdown only; drawing them takes most of the time).
     ``generated``: the generated modules' texts by file name (a user's, rendered in memory;
-    default: read from ``generated_dir``)."""
+    default: read from ``generated_dir``). ``exhaustive``: the recorded exhaustive runs
+    (:func:`load_exhaustive`), each shown in its family's report."""
     import ast
 
     out = {}
@@ -502,6 +547,9 @@ def render_reports(
             code, name = generated[f"{family}.py"], f"{family}.py, as `cesym generate --derivations` writes it"
         declared = any(c.get("keras_declared") for c in record["configs"] if _family_of(c) == family)
         text = render_family(family, _derived(losses, code), record, doc, code, name, keras=declared)
+        extra = _exhaustive_section(family, exhaustive or {})
+        if extra:
+            text = text.replace("\n## Versions\n", "\n" + "\n".join(extra) + "\n## Versions\n", 1)
         panels = record["plots"].get(family)
         if panels:
             if svg:
@@ -547,7 +595,10 @@ def write_reports(
         from .check import check as check_reports
 
         return check_reports(out_dir, fresh, derivations=derivations, generated=generated)
-    rendered = render_reports(fresh, **({} if derivations is None else {"derivations_dir": Path(derivations), "generated": generated}))
+    rendered = render_reports(
+        fresh, exhaustive=load_exhaustive(out_dir),
+        **({} if derivations is None else {"derivations_dir": Path(derivations), "generated": generated}),
+    )
     rendered[RECORD_NAME] = dumps(fresh)
     out_dir.mkdir(exist_ok=True)
     changed = write_texts({out_dir / name: text for name, text in sorted(rendered.items())}, what="report")

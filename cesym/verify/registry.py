@@ -78,8 +78,9 @@ class KernelCase:
         """Has parameters with a declared range (sampled over it for the "smoothed" label kind)."""
         return any(r is not None for _, _, r in self.params)
 
-    def call(self, labels, pred, params: dict, grad: bool = False, module=None):
-        """Call the kernel (value, or gradient with ``grad``) on rows along the last axis.
+    def call(self, labels, pred, params: dict, grad: bool | str = False, module=None):
+        """Call the kernel (value, or gradient with ``grad``, or both with ``grad="both"``: the
+        ``_value_and_grad`` function) on rows along the last axis.
 
         ``module``: where the function is looked up (default :mod:`cesym.kernels`; the verifier
         passes :mod:`cesym.kernels.naive` for the naive forms). The checks sample one-class rows
@@ -90,7 +91,8 @@ class KernelCase:
 
         if module is not None and self.module is not None and getattr(module, "__name__", "") == "cesym.kernels.naive":
             module = SimpleNamespace(**self.module.NAIVE)  # the naive forms of a module outside cesym.kernels
-        fn: Callable = getattr(module or self.module or kernels, self.kernel + ("_grad" if grad else ""))
+        suffix = "_value_and_grad" if grad == "both" else "_grad" if grad else ""
+        fn: Callable = getattr(module or self.module or kernels, self.kernel + suffix)
         kw = self.call_kw
         kw.update(params)
         with warnings.catch_warnings():

@@ -1,0 +1,611 @@
+r"""Every float32 input of a kernel of one float input: max ulps and correct rounding, proven.
+
+For a kernel whose prediction is one float (a row of one element, or an elementwise loss) and
+whose label and parameters are fixed, there are 2^32 float32 inputs, fewer the NaNs and those
+outside the declared domain (probabilities: [0, 1], about 2^30). Each is checked:
+
+1. the public float32 kernel computes its value (or gradient) for a block of inputs;
+2. the first tier (:mod:`cesym.verify.intervals`) encloses the exact value from the kernel's
+   stable form, the one the generator derived (an identity of the definition, checked as one
+   when it was written), in float64 interval arithmetic. Where both ends round to the same
+   float32, that is the correctly rounded result, proven: about all inputs but one in 10^6;
+3. the rest, and the inputs reached only as limits (±inf, a probability's edges), go to the
+   ball reference of the definition itself (:class:`cesym.verify.reference.RowReference`, arb at
+   rising precision until the rounding is fixed; an exact tie is seen as one);
+4. a sample of first-tier decisions is checked against that reference too, and the run fails
+   if one disagrees: the tier's stable form and interval rules are not taken on trust.
+
+The result per configuration: inputs checked, how each was decided, the largest error in ulps
+of the exact value with its inputs, and the inputs whose result is not the correctly rounded
+float32. Blocks run in worker processes (``jobs``); a run of 2^32 inputs takes minutes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+
+import mpmath
+import numpy as np
+import sympy as sp
+
+__all__ = ["Setting", "Summary", "eligible", "settings_for", "input_ranges", "run_settings", "run_setting", "decide_float32", "describe", "record"]
+
+#: bit patterns per task (a worker process evaluates them in blocks of 2^16)
+TASK_BITS = 22
+_BLOCK = 1 << 16
+_WORST = 8  # worst inputs kept per summary
+_SAMPLE = 4  # first-tier decisions re-checked against the ball reference, per task and setting
+_F32_MAX = float(np.finfo(np.float32).max)
+_PRECISIONS = (80, 160, 320, 640, 1280, 2560)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One exhaustive configuration: a kernel case, its fixed label and parameters, and which
+    output (``"value"`` or ``"grad"``)."""
+
+    case: str  # KernelCase.id
+    label: float | None
+    params: tuple[tuple[str, float], ...] = ()
+    what: str = "value"
+
+    @property
+    def name(self) -> str:
+        parts = [self.case, self.what]
+        if self.label is not None:
+            parts.append(f"label={self.label:g}")
+        parts += [f"{k}={v:g}" for k, v in self.params]
+        return " ".join(parts)
+
+
+@dataclass
+class Summary:
+    """The outcome of one :class:`Setting` over its inputs."""
+
+    setting: Setting
+    domain: tuple[float, float]
+    inputs: int = 0  # checked (NaN and inputs outside the domain excluded)
+    tier1: int = 0  # decided by the float64 intervals
+    reference: int = 0  # decided by the ball reference (undecided by tier 1, limits)
+    sampled: int = 0  # tier-1 decisions confirmed by the ball reference
+    max_ulps: float = 0.0
+    worst: list = field(default_factory=list)  # [(ulps, input, computed, true)], largest first
+    not_correctly_rounded: int = 0
+    misrounded: list = field(default_factory=list)  # [(input, computed, correctly rounded)], first few
+    unresolved: list = field(default_factory=list)  # inputs the reference could not pin
+    seconds: float = 0.0
+    digest: str = ""  # kernel_digest: of the code the result depends on
+    family: str = ""  # the derivation file of the loss
+    loss: str = ""  # family.variant
+
+    def as_json(self) -> dict:
+        d = asdict(self)
+        d["setting"] = asdict(self.setting)
+        d["setting"]["name"] = self.setting.name
+        return d
+
+
+# --- which kernels, which inputs ------------------------------------------------------------------
+
+
+def eligible(case) -> str | None:
+    """None if ``case`` is a kernel of one float input once its label and parameters are fixed
+    (a row of one element, or an elementwise loss), else why not."""
+    if case.reduction == "batch":
+        return "a batch reduction (its value depends on the batch, not on one input)"
+    if case.label_kind in ("index", "distribution"):
+        return "labels over classes (a row of one class is a constant)"
+    if case.domain == "simplex":
+        return "a prediction on the simplex (one class: the constant 1)"
+    return None
+
+
+def _default_labels(case) -> list[float | None]:
+    return {
+        "binary": [0.0, 1.0, 0.25],
+        "count": [1.0],
+        "real": [0.0],
+        "sign": [1.0, -1.0],
+        "none": [None],
+    }.get(case.label_kind, [None])
+
+
+def settings_for(case, labels: Sequence[float] | None = None, params: dict | None = None,
+                 what: Sequence[str] = ("value", "grad")) -> list[Setting]:
+    """The settings of an exhaustive run of ``case``: each label (default: 0, 1 and the soft
+    0.25 for binary labels; 1 for counts; 0 for real labels; ±1 for signs) times each output,
+    the parameters at ``params`` or their defaults (a parameter without default: its range's
+    middle)."""
+    why = eligible(case)
+    if why is not None:
+        raise ValueError(f"{case.id}: not a kernel of one float input: {why}")
+    kw = {}
+    for name, default, rng in case.params:
+        kw[name] = float(default) if default is not None else (rng[0] + rng[1]) / 2
+    for name, v in (params or {}).items():
+        if name not in kw:
+            raise ValueError(f"{case.id}: no parameter {name!r} (it has {sorted(kw) or 'none'})")
+        kw[name] = float(v)
+    labs = list(labels) if labels else _default_labels(case)
+    if case.label_kind == "none":
+        labs = [None]
+    return [Setting(case.id, None if l is None else float(l), tuple(sorted(kw.items())), w) for l in labs for w in what]
+
+
+def _domain(case) -> tuple[float, float]:
+    return {"unit": (0.0, 1.0), "positive": (0.0, math.inf), "log1p": (-1.0, math.inf)}.get(case.domain, (-math.inf, math.inf))
+
+
+def _bits(x: float) -> int:
+    return int(np.array(x, dtype=np.float32).view(np.uint32))
+
+
+def input_ranges(lo: float, hi: float) -> list[tuple[int, int]]:
+    """The float32 bit patterns of [lo, hi] (±0 both, NaN none) as half-open ranges of uint32."""
+    out = []
+    if hi >= 0:  # +0 .. hi: patterns 0x00000000 .. bits(hi), increasing with the value
+        start = 0 if lo <= 0 else _bits(lo)
+        out.append((start, _bits(hi) + 1))
+    if lo < 0 or (lo == 0 and math.copysign(1.0, lo) < 0):  # -0 .. lo: 0x80000000 .. bits(lo)
+        stop_val = min(hi, -0.0)
+        start = 0x80000000 if stop_val == 0 else _bits(stop_val)
+        out.append((start, _bits(lo) + 1))
+    elif lo == 0:
+        out.append((0x80000000, 0x80000001))  # -0: inside [0, ...]
+    return out
+
+
+def _tasks(ranges: list[tuple[int, int]], bits: int = TASK_BITS) -> list[tuple[int, int]]:
+    step = 1 << bits
+    return [(s, min(s + step, e)) for a, e in ranges for s in range(a, e, step)]
+
+
+# --- the first tier's expression ------------------------------------------------------------------
+
+
+def _one_element(expr: sp.Basic) -> sp.Basic:
+    """A row expression for a row of one element (element 0), the symbols indexed as the ball
+    reference indexes them."""
+    from ..define.evaluate import expand_row
+    from ..define.primitives import expand_row_primitives
+
+    return expand_row(expand_row_primitives(expr), 1, 0)
+
+
+@dataclass
+class _Problem:
+    """What a worker needs for one setting (rebuilt in each process from plain data)."""
+
+    setting: Setting
+    case: object
+    loss: object
+    expr: sp.Basic
+    pred: sp.Symbol
+    label: sp.Symbol | None
+    params: dict  # Symbol -> float
+    unit: bool
+
+    @property
+    def index(self) -> int:
+        return 0 if self.setting.what == "value" else 1
+
+
+def _problem(setting: Setting, directory: str | None = None) -> _Problem:
+    from ..define.evaluate import indexed
+    from ..derive.gradients import from_record
+    from .contract import definition
+    from .registry import CASES, load_cases
+
+    cases = load_cases(directory) if directory else CASES
+    matches = [c for c in cases if c.id == setting.case]
+    if not matches:
+        raise ValueError(f"no kernel {setting.case!r}; kernels: {', '.join(c.id for c in cases)}")
+    case = matches[0]
+    loss = definition(case)
+    module = case.module or __import__(f"cesym.kernels._generated.{loss.name.split('.')[0]}", fromlist=["DERIVED"])
+    derived = from_record(loss, module.DERIVED[loss.variant])
+    stable = derived.value if setting.what == "value" else derived.grad
+    if stable is None:
+        raise ValueError(f"{setting.case}: no gradient (not differentiable)")
+    stable = stable.xreplace({w: d for w, d in loss.weights.items() if d != w})
+    expr = _one_element(stable)
+    params = {}
+    by_name = dict(setting.params)
+    for s in loss.params:
+        if s.name not in by_name:
+            raise ValueError(f"{setting.case}: parameter {s.name} not set")
+        params[s] = by_name[s.name]
+    label = indexed(loss.label, 0) if loss.label is not None else None
+    # the label and parameters are fixed: put them in as exact numbers (a float is a binary
+    # rational), so that their terms fold into constants (a zero label weight drops its term)
+    fixed = {s: sp.Rational(v) for s, v in params.items()}
+    if label is not None:
+        fixed[label] = sp.Rational(setting.label)
+    expr = expr.xreplace(fixed)
+    return _Problem(setting, case, loss, expr, indexed(loss.prediction, 0), label, params, case.domain == "unit")
+
+
+def kernel_digest(family: str, generated_dir=None) -> str:
+    """A digest of what an exhaustive result depends on: the family's generated module, the
+    kernels' runtime (every ``cesym/kernels/*.py``) and this checker (``intervals``,
+    ``exhaustive``). A result recorded under another digest is stale."""
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[1]
+    gen = Path(generated_dir) if generated_dir else package / "kernels" / "_generated"
+    h = hashlib.sha256()
+    files = [gen / f"{family}.py", *sorted((package / "kernels").glob("*.py")), package / "verify" / "intervals.py", Path(__file__).resolve()]
+    for f in files:
+        h.update(f.name.encode())
+        h.update(f.read_bytes().replace(b"\r\n", b"\n") if f.exists() else b"(missing)")
+    return h.hexdigest()[:16]
+
+
+def _digest(problem: _Problem) -> str:
+    if problem.case.module is not None:  # a user's kernels, rendered in memory: their derivation file
+        path = getattr(problem.case.module, "__file__", None)
+        if path and os.path.exists(path):
+            with open(path, "rb") as f:
+                return "user:" + hashlib.sha256(f.read()).hexdigest()[:16]
+        return ""
+    return kernel_digest(problem.loss.name.split(".")[0])
+
+
+# --- float32 rounding of exact numbers --------------------------------------------------------------
+
+
+def _round_f32(v: mpmath.mpf) -> float:
+    """The float32 nearest ``v`` (ties to even), exactly, as a float; ±inf beyond the range."""
+    from .ulps import _beyond
+
+    if mpmath.isnan(v):
+        return math.nan
+    if mpmath.isinf(v) or v >= _beyond(np.dtype(np.float32)) or v <= -_beyond(np.dtype(np.float32)):
+        return math.copysign(math.inf, float(mpmath.sign(v)))
+    if v == 0:
+        return 0.0
+    sign, man, exp, bc = v._mpf_
+    if int(exp) + int(bc) < -150:  # |v| < 2^-151: below half the least subnormal (no shift by 10^9 bits)
+        return -0.0 if sign else 0.0
+    q = max(int(exp) + int(bc) - 24, -149)  # the spacing's exponent at |v|
+    shift = q - int(exp)
+    if shift <= 0:
+        n = int(man) << -shift
+    else:
+        n, r = divmod(int(man), 1 << shift)
+        half = 1 << (shift - 1)
+        if r > half or (r == half and n & 1):
+            n += 1
+    out = math.ldexp(n, q)
+    return -out if sign else out
+
+
+def _ulps_f32(computed: float, true: mpmath.mpf) -> float:
+    from .ulps import ulp_error
+
+    return ulp_error(computed, true, np.float32)
+
+
+def decide_float32(problem: _Problem, x: float) -> tuple[float, mpmath.mpf, tuple] | None:
+    """At input ``x``: the correctly rounded float32 output, the exact value pinned to 2^-8 of a
+    float32 ulp, and the ball's ends that enclose it, from the ball reference of the definition
+    (rising precision until the rounding is fixed and the value pinned); None if still
+    undecided at 2560 bits. Inputs reached only as limits: the limit, by the extended reals."""
+    from .contract import extended_for, reference_for
+    from .extended import needs_limit
+    from .reference import Unresolved, _ends, _evaluate, _resolve, _working
+
+    ref = reference_for(problem.loss, 1)
+    lab = [problem.setting.label] if problem.label is not None else None
+    params = [problem.params[s] for s in problem.loss.params]
+    if needs_limit([x], problem.loss.domain, problem.unit) or not math.isfinite(x):
+        try:
+            v, g = extended_for(problem.loss, 1, problem.unit).value_and_grad(lab, [x], params, np.float32)
+        except Unresolved:
+            return None
+        true = v if problem.index == 0 else g[0]
+        return _round_f32(true), true, (true, true)
+    inputs = ref._inputs(lab, [x], params)
+    for prec in _PRECISIONS:
+        with _working(prec):
+            out = _evaluate(ref._main, inputs)
+            if out is None:
+                continue
+            ball = out[problem.index]
+            a, b = _ends(ball)
+            if mpmath.isnan(a) or mpmath.isnan(b):
+                continue
+            pinned = _resolve(ball, np.float32)
+        ra, rb = _round_f32(a), _round_f32(b)
+        if ra == rb and pinned is not None:
+            return ra, pinned, (a, b)
+    return None
+
+
+# --- one task: a range of bit patterns ------------------------------------------------------------
+
+
+_PROBLEMS: dict = {}
+
+
+def _worker_problem(setting: Setting, directory: str | None) -> _Problem:
+    key = (setting, directory)
+    if key not in _PROBLEMS:
+        _PROBLEMS[key] = _problem(setting, directory)
+    return _PROBLEMS[key]
+
+
+def _kernel_outs(problems: Sequence[_Problem], x32: np.ndarray) -> list[np.ndarray]:
+    """The public kernel's float32 outputs for ``problems`` (one setting each, same case, label
+    and parameters) at the inputs ``x32``: value and gradient by one ``_value_and_grad`` call."""
+    first = problems[0]
+    n = x32.size
+    labels = None if first.label is None else np.full((n, 1), first.setting.label, dtype=np.float32)
+    kw = dict(first.setting.params)
+    whats = [p.setting.what for p in problems]
+    with np.errstate(all="ignore"):
+        if len(set(whats)) == 2:
+            v, g = first.case.call(labels, x32.reshape(n, 1), kw, grad="both")
+            got = {"value": v, "grad": g}
+        else:
+            got = {whats[0]: first.case.call(labels, x32.reshape(n, 1), kw, grad=whats[0] == "grad")}
+    return [np.asarray(got[w], dtype=np.float32).reshape(n) for w in whats]
+
+
+def _ulps_vec(k: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """|k - v|/ulp32(v) with v the middle of [lo, hi] (width ~2^-45 of v: the ulps to 6 digits);
+    0 where k and v are the same infinity or v is beyond the float32 range with k that inf."""
+    with np.errstate(all="ignore"):
+        v = 0.5 * lo + 0.5 * hi
+        # the float32 spacing at |v|, 2^(E - 23) for 2^E <= |v| < 2^(E+1), from v's exponent bits
+        E = (v.view(np.int64) >> 52) & 0x7FF
+        u = np.maximum(np.maximum((E - 23) << 52, 1 << 52).view(np.float64), 2.0**-149)
+        err = np.abs(k.astype(np.float64) - v) / u  # (mixed float32-float64 operands cost 5x)
+        odd = ~np.isfinite(err) | (np.abs(v) >= _F32_MAX)
+        if odd.any():  # infinities: the same one (or a value that rounds to it) is no error
+            kk, vv = k[odd], v[odd]
+            beyond = np.abs(vv) >= _F32_MAX * (1 + 2.0**-25)
+            same_inf = np.isinf(kk) & (np.sign(kk) == np.sign(vv)) & (beyond | np.isinf(vv))
+            e = np.where(same_inf, 0.0, err[odd])
+            err[odd] = np.where(np.isnan(e), np.inf, e)
+    return err
+
+
+def _special(problem: _Problem, x64: np.ndarray) -> np.ndarray:
+    """Inputs reached only as limits (±inf, a domain's closed edge): the ball reference's
+    extended reals decide them."""
+    out = ~np.isfinite(x64)
+    dom = problem.case.domain
+    if dom == "unit":
+        out |= (x64 == 0) | (x64 == 1)
+    elif dom == "positive":
+        out |= x64 == 0
+    elif dom == "log1p":
+        out |= x64 == -1
+    return out
+
+
+def _fresh() -> dict:
+    return {"inputs": 0, "tier1": 0, "reference": 0, "sampled": 0, "worst": [], "ncr": 0, "misrounded": [], "unresolved": [], "disagree": []}
+
+
+def _task(args) -> list[dict]:
+    """One range of bit patterns [start, stop) for settings of one case, label and parameters."""
+    from ..kernels import set_num_threads
+    from ..kernels._blocks import _tune_malloc
+    from . import intervals
+
+    settings, directory, start, stop, seed = args
+    _tune_malloc()
+    set_num_threads(1)  # the processes are the parallelism
+    problems = [_worker_problem(st, directory) for st in settings]
+    results = [_fresh() for _ in problems]
+    rng = np.random.default_rng(seed)
+    for s in range(start, stop, _BLOCK):
+        # the ranges hold no NaN pattern and no input outside the domain (input_ranges)
+        x32 = np.arange(s, min(s + _BLOCK, stop), dtype=np.uint64).astype(np.uint32).view(np.float32)
+        x64 = x32.astype(np.float64)
+        special = _special(problems[0], x64)
+        for problem, res, k in zip(problems, results, _kernel_outs(problems, x32)):
+            _check_block(problem, res, x32, x64, k, special, rng, intervals)
+    return results
+
+
+def _check_block(problem, res, x32, x64, k, special, rng, intervals) -> None:
+    lo, hi = intervals.evaluate(problem.expr, {problem.pred: intervals.point(x64)})
+    r32, ok = intervals.rounds_to(lo, hi)
+    ok &= ~special
+    res["inputs"] += x32.size
+    res["tier1"] += int(ok.sum())
+    # tier 1: errors and rounding
+    errs = np.where(ok, _ulps_vec(k, lo, hi), -1.0)
+    bad = ok & (k != r32) & ~(np.isnan(k) & np.isnan(r32))
+    n_bad = int(bad.sum())
+    if n_bad:
+        res["ncr"] += n_bad
+        for i in np.flatnonzero(bad)[: max(0, _WORST - len(res["misrounded"]))]:
+            res["misrounded"].append((float(x32[i]), float(k[i]), float(r32[i])))
+    floor = res["worst"][-1][0] if len(res["worst"]) >= _WORST else -0.5
+    above = errs > floor
+    n_above = int(above.sum())
+    if n_above:
+        idx = np.flatnonzero(above) if n_above <= 4 * _WORST else np.argpartition(errs, -_WORST)[-_WORST:]
+        for i in idx:
+            res["worst"].append((float(errs[i]), float(x32[i]), float(k[i]), repr(float(0.5 * lo[i] + 0.5 * hi[i]))))
+    # a sample of tier-1 decisions, re-decided by the ball reference
+    if res["sampled"] < _SAMPLE and ok.any():
+        i = int(rng.choice(np.flatnonzero(ok)))
+        got = decide_float32(problem, float(x32[i]))
+        if got is not None:
+            res["sampled"] += 1
+            r, true, (a, b) = got
+            # both enclose the exact value: they must meet, and round alike
+            meet = bool(a <= mpmath.mpf(float(hi[i])) and mpmath.mpf(float(lo[i])) <= b)
+            if not (r == float(r32[i]) or (math.isnan(r) and math.isnan(float(r32[i])))) or not meet:
+                res["disagree"].append((float(x32[i]), float(r32[i]), r, float(lo[i]), float(hi[i]), mpmath.nstr(true, 20)))
+    # the rest: the ball reference
+    for i in np.flatnonzero(~ok):
+        x = float(x32[i])
+        got = decide_float32(problem, x)
+        if got is None:
+            res["unresolved"].append(x)
+            continue
+        res["reference"] += 1
+        r, true, _ = got
+        kk = float(k[i])
+        err = _ulps_f32(kk, true) if not mpmath.isnan(true) else (0.0 if math.isnan(kk) else math.inf)
+        res["worst"].append((float(err), x, kk, mpmath.nstr(true, 20)))
+        if not (kk == r or (math.isnan(kk) and math.isnan(r))):
+            res["ncr"] += 1
+            if len(res["misrounded"]) < _WORST:
+                res["misrounded"].append((x, kk, r))
+    res["worst"] = sorted(res["worst"], key=lambda w: -w[0])[:_WORST]
+
+
+# --- the run ----------------------------------------------------------------------------------------
+
+
+def run_settings(settings: Sequence[Setting], directory: str | None = None, jobs: int | None = None,
+                 progress: Callable[[str], None] | None = None, limit: tuple[float, float] | None = None,
+                 task_bits: int = TASK_BITS) -> list[Summary]:
+    """Check every float32 input of ``settings`` (``limit``: only those in [lo, hi], within the
+    domain); settings of one case, label and parameters share one sweep (value and gradient
+    from one call). Raises RuntimeError if a sampled first-tier decision disagrees with the
+    reference."""
+    groups: dict = {}
+    for st in settings:
+        groups.setdefault((st.case, st.label, st.params), []).append(st)
+    out = {}
+    for group in groups.values():
+        for st, summ in zip(group, _sweep(tuple(group), directory, jobs, progress, limit, task_bits)):
+            out[st] = summ
+    return [out[st] for st in settings]
+
+
+def run_setting(setting: Setting, **kw) -> Summary:
+    return run_settings([setting], **kw)[0]
+
+
+def _sweep(group: tuple[Setting, ...], directory, jobs, progress, limit, task_bits) -> list[Summary]:
+    problems = [_problem(st, directory) for st in group]
+    lo, hi = _domain(problems[0].case)
+    if limit is not None:
+        lo, hi = max(lo, limit[0]), min(hi, limit[1])
+    tasks = _tasks(input_ranges(lo, hi), task_bits)
+    summaries = [Summary(st, (lo, hi), digest=_digest(p), family=p.loss.name.split(".")[0], loss=p.loss.name) for st, p in zip(group, problems)]
+    t0 = time.perf_counter()
+    jobs = jobs or os.cpu_count() or 1
+    args = [(group, directory, s, e, i) for i, (s, e) in enumerate(tasks)]
+    total = sum(e - s for s, e in tasks)
+    done = 0
+    last = 0.0
+    title = " + ".join(st.name for st in group)
+
+    def absorb(rs: list[dict], width: int) -> None:
+        nonlocal done, last
+        for summary, r in zip(summaries, rs):
+            summary.inputs += r["inputs"]
+            summary.tier1 += r["tier1"]
+            summary.reference += r["reference"]
+            summary.sampled += r["sampled"]
+            summary.not_correctly_rounded += r["ncr"]
+            summary.misrounded = (summary.misrounded + [list(m) for m in r["misrounded"]])[:_WORST]
+            summary.unresolved += r["unresolved"]
+            summary.worst = sorted(summary.worst + [list(w) for w in r["worst"]], key=lambda w: -w[0])[:_WORST]
+            if r["disagree"]:
+                raise RuntimeError(f"{summary.setting.name}: the first tier and the ball reference disagree at "
+                                   f"(x, tier-1 float32, reference float32, lo, hi, exact) = {r['disagree'][0]}")
+        done += width
+        now = time.perf_counter() - t0
+        if progress is not None and (now - last > 5 or done == total):
+            last = now
+            eta = now / done * (total - done) if done else 0
+            progress(f"{title}: {100 * done / total:.0f}% of {total} inputs, {now:.0f} s (about {eta:.0f} s left)")
+
+    if jobs <= 1 or len(args) == 1:
+        for a in args:
+            absorb(_task(a), a[3] - a[2])
+    else:
+        import multiprocessing as mp
+
+        from .run import _ignore_sigint
+
+        # as cesym verify's pool: terminate() stops the workers at once on Ctrl-C or an error;
+        # the workers ignore SIGINT (the parent decides)
+        pool = mp.get_context("fork").Pool(min(jobs, len(args)), initializer=_ignore_sigint)
+        try:
+            for a, r in zip(args, pool.imap(_task, args)):
+                absorb(r, a[3] - a[2])
+            pool.close()
+        except BaseException:
+            pool.terminate()
+            raise
+        finally:
+            pool.join()
+    for summary in summaries:
+        summary.max_ulps = summary.worst[0][0] if summary.worst else 0.0
+        summary.seconds = round(time.perf_counter() - t0, 1)
+    return summaries
+
+
+def describe(s: Summary) -> str:
+    """One paragraph on a summary: what was checked, the worst error, the misrounded inputs."""
+    lo, hi = s.domain
+    head = (
+        f"{s.setting.name}: {s.inputs} float32 inputs in [{lo:g}, {hi:g}] in {s.seconds:.0f} s "
+        f"({s.tier1} decided by float64 intervals, {s.reference} by the ball reference, "
+        f"{s.sampled} interval decisions re-checked there)"
+    )
+    if s.worst:
+        u, x, k, true = s.worst[0]
+        head += f"; max {u:.6g} ulps at x = {x!r} (computed {k!r}, exact {true})"
+    if s.not_correctly_rounded:
+        x, k, r = s.misrounded[0]
+        head += f"; {s.not_correctly_rounded} not correctly rounded (e.g. x = {x!r}: {k!r}, correctly rounded {r!r})"
+    else:
+        head += "; every result correctly rounded"
+    if s.unresolved:
+        head += f"; {len(s.unresolved)} unresolved (e.g. x = {s.unresolved[0]!r})"
+    return head
+
+
+RECORD_DIR = "exhaustive"
+
+
+def record(summaries: Sequence[Summary], partial: bool = False, reports_dir=None) -> list[str]:
+    """Write each summary into ``reports/exhaustive/<kernel>.json`` (one file per kernel case,
+    its settings by name, replacing a setting run again and keeping the others); a run over part
+    of the inputs (``partial``) is refused: the reports state whole runs only."""
+    import json
+    from pathlib import Path
+
+    from ..files import write_text
+    from ..report.render import REPORTS_DIR
+
+    if partial:
+        raise ValueError("--record: a run over part of the inputs (--range) is not recorded")
+    out_dir = Path(reports_dir or REPORTS_DIR) / RECORD_DIR
+    by_case: dict[str, list[Summary]] = {}
+    for s in summaries:
+        by_case.setdefault(s.setting.case, []).append(s)
+    written = []
+    for case_id, ss in by_case.items():
+        path = out_dir / (case_file(case_id) + ".json")
+        data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        for s in ss:
+            data[s.setting.name] = s.as_json()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_text(path, json.dumps(dict(sorted(data.items())), indent=1, allow_nan=False, default=str) + "\n", what="--record")
+        written.append(str(path))
+    return written
+
+
+def case_file(case_id: str) -> str:
+    """A file name for a kernel id: ``binary_crossentropy[from_logits=True]`` ->
+    ``binary_crossentropy.from_logits=True``."""
+    return case_id.replace("[", ".").replace("]", "").replace(",", ".")

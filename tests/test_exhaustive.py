@@ -1,0 +1,120 @@
+"""cesym verify --exhaustive on small input ranges: the counts, the misrounded inputs and the
+worst errors agree with a point-by-point check against the ball reference; a kernel that
+rounds wrong and a first tier that encloses wrong are both caught."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from cesym.cli import main
+from cesym.verify import exhaustive as X
+from cesym.verify import intervals
+from cesym.verify.registry import CASES, case
+
+
+def _f32(v: float) -> int:
+    return int(np.array(v, dtype=np.float32).view(np.uint32))
+
+
+def test_input_ranges_cover_the_domain_once():
+    ranges = X.input_ranges(0.0, 1.0)  # +0 .. 1, and -0
+    assert sum(e - s for s, e in ranges) == _f32(1.0) + 1 + 1
+    ranges = X.input_ranges(-1.0, math.inf)
+    assert sum(e - s for s, e in ranges) == (_f32(math.inf) + 1) + (_f32(-1.0) - 0x80000000 + 1)
+    ranges = X.input_ranges(-math.inf, math.inf)  # every pattern but the NaNs
+    assert sum(e - s for s, e in ranges) == 2**32 - 2 * (2**23 - 1)
+    ranges = X.input_ranges(-2.0, -1.0)
+    vals = np.concatenate([np.arange(s, e, dtype=np.uint64).astype(np.uint32).view(np.float32) for s, e in ranges])
+    assert vals.min() == -2.0 and vals.max() == -1.0 and vals.size == _f32(-2.0) - _f32(-1.0) + 1
+
+
+def test_eligible_kernels():
+    names = {c.id for c in CASES if X.eligible(c) is None}
+    assert "log_cosh" in names and "binary_crossentropy[from_logits=True]" in names and "sigmoid_cross_entropy_with_logits" in names
+    assert X.eligible(case("categorical_crossentropy", from_logits=True)) is not None  # a class axis
+    assert X.eligible(case("activity_penalty")) is not None  # a batch reduction
+
+
+def _pointwise(setting: X.Setting, lo: float, hi: float):
+    """The same check, input by input, against the ball reference alone."""
+    problem = X._problem(setting)
+    ranges = X.input_ranges(lo, hi)
+    x32 = np.concatenate([np.arange(s, e, dtype=np.uint64).astype(np.uint32).view(np.float32) for s, e in ranges])
+    k = X._kernel_outs([problem], x32)[0]
+    bad, worst = 0, 0.0
+    for xi, ki in zip(x32.tolist(), k.tolist()):
+        r, true, _ = X.decide_float32(problem, xi)
+        bad += not (r == ki)
+        worst = max(worst, X._ulps_f32(ki, true))
+    return x32.size, bad, worst
+
+
+@pytest.mark.parametrize("name,kw,label,what,lo,hi,misrounded", [
+    ("binary_crossentropy", {"from_logits": True}, 1.0, "grad", 1.788e-7, 1.7884e-7, True),  # σ(x) - 1 near -1/2
+    ("binary_crossentropy", {"from_logits": True}, 0.0, "value", 4.4680e-4, 4.4681e-4, True),
+    ("log_cosh", {}, 0.0, "value", 2.0, 2.0002, False),
+    ("binary_crossentropy", {"from_logits": False}, 1.0, "grad", 0.0, 1e-44, False),  # -0, +0, subnormals: the edge
+])
+def test_agrees_with_the_reference_point_by_point(name, kw, label, what, lo, hi, misrounded):
+    c = case(name, **kw)
+    (st,) = X.settings_for(c, [label], what=(what,))
+    s = X.run_setting(st, jobs=1, limit=(lo, hi), task_bits=12)
+    n, bad, worst = _pointwise(st, lo, hi)
+    assert s.inputs == n and s.tier1 + s.reference == n
+    assert s.not_correctly_rounded == bad and (bad > 0) == misrounded
+    assert s.max_ulps == pytest.approx(worst, rel=1e-6, abs=1e-9)
+    assert not s.unresolved
+
+
+def test_a_misrounding_kernel_is_caught(monkeypatch):
+    """One float32 ulp added to every 97th output: each is counted, and the worst is above 1/2."""
+    c = case("log_cosh")
+    (st,) = X.settings_for(c, [0.0], what=("value",))
+    real = X._kernel_outs
+
+    def off(problems, x32):
+        outs = real(problems, x32)
+        o = outs[0].copy()
+        o[::97] = np.nextafter(o[::97], np.float32(np.inf))
+        return [o]
+
+    monkeypatch.setattr(X, "_kernel_outs", off)
+    s = X.run_setting(st, jobs=1, limit=(1.5, 1.5002), task_bits=30)
+    assert s.not_correctly_rounded == -(-s.inputs // 97) and s.max_ulps > 0.5
+
+
+def test_a_wrong_first_tier_is_caught(monkeypatch):
+    """The sampled re-checks of interval decisions against the ball reference fail the run when
+    the tier encloses the wrong number (here log cosh off by one part in 10^6)."""
+    c = case("log_cosh")
+    (st,) = X.settings_for(c, [0.0], what=("value",))
+    real = intervals._logcosh_value
+    monkeypatch.setattr(intervals, "_logcosh_value", lambda u: real(u) * (1 + 1e-6))
+    with pytest.raises(RuntimeError, match="disagree"):
+        X.run_setting(st, jobs=1, limit=(1.5, 1.5002), task_bits=30)
+
+
+def test_cli_exhaustive_json(tmp_path, capsys):
+    out = tmp_path / "ex.json"
+    code = main(["verify", "--exhaustive", "log_cosh", "--range", "3", "3.001", "--json", str(out), "--jobs", "1"])
+    assert code == 0
+    data = json.loads(out.read_text())
+    assert [d["setting"]["what"] for d in data] == ["value", "grad"]
+    assert all(d["inputs"] == _f32(3.001) - _f32(3.0) + 1 for d in data)
+    text = capsys.readouterr().out
+    assert "log_cosh value label=0" in text and "not correctly rounded" in text
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["verify", "--label", "1", "log_cosh"], "--label goes with --exhaustive"),
+    (["verify", "--exhaustive", "categorical_crossentropy"], "not a kernel of one float input"),
+    (["verify", "--exhaustive"], "needs the kernel name"),
+    (["verify", "--exhaustive", "huber", "--param", "delta"], "NAME=VALUE"),
+    (["verify", "--exhaustive", "huber", "--param", "beta=2"], "no parameter 'beta'"),
+    (["verify", "--exhaustive", "huber", "--range", "2", "1"], "LO <= HI"),
+])
+def test_cli_usage_errors(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
