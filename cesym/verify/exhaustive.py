@@ -84,10 +84,21 @@ class Summary:
     loss: str = ""  # family.variant
 
     def as_json(self) -> dict:
+        """As JSON data; an infinite or NaN number (an error of inf ulps) as its name, a string."""
         d = asdict(self)
         d["setting"] = asdict(self.setting)
         d["setting"]["name"] = self.setting.name
-        return d
+        return _finite_json(d)
+
+
+def _finite_json(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return repr(v)
+    if isinstance(v, dict):
+        return {k: _finite_json(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_finite_json(x) for x in v]
+    return v
 
 
 # --- which kernels, which inputs ------------------------------------------------------------------
