@@ -57,20 +57,26 @@ def _exhaustive(args: argparse.Namespace) -> int:
 
     from .verify import exhaustive
 
-    summaries = exhaustive.run_settings(
-        args.settings, directory=args.derivations, jobs=args.jobs, limit=tuple(args.range) if args.range else None,
-        progress=lambda m: print(f"  ... {m}", file=sys.stderr, flush=True),
-    )
-    for s in summaries:
-        print(exhaustive.describe(s), flush=True)
+    groups: dict = {}  # one sweep per kernel, label and parameters (value and gradient together)
+    for st in args.settings:
+        groups.setdefault((st.case, st.label, st.params), []).append(st)
+    summaries = []
+    for group in groups.values():
+        done = exhaustive.run_settings(
+            group, directory=args.derivations, jobs=args.jobs, limit=tuple(args.range) if args.range else None,
+            progress=lambda m: print(f"  ... {m}", file=sys.stderr, flush=True),
+        )
+        for s in done:
+            print(exhaustive.describe(s), flush=True)
+        if args.record:  # each sweep as it ends: an interrupted run keeps what it finished
+            for path in exhaustive.record(done):
+                print(f"cesym verify: wrote {path}", flush=True)
+        summaries += done
     if args.json:
         from .files import write_text
 
         write_text(args.json, json.dumps([s.as_json() for s in summaries], indent=1, allow_nan=False, default=str) + "\n", what="--json")
         print(f"cesym verify: wrote {args.json}")
-    if args.record:
-        for path in exhaustive.record(summaries, partial=bool(args.range)):
-            print(f"cesym verify: wrote {path}")
     bad = sum(s.not_correctly_rounded for s in summaries)
     unresolved = sum(len(s.unresolved) for s in summaries)
     print(
@@ -268,6 +274,9 @@ def _check_verify(args: argparse.Namespace) -> None:
         raise UsageError(f"--{exhaustive_only[0]} goes with --exhaustive")
     if args.exhaustive:
         _check_exhaustive(args, cases)
+        if args.record and (args.derivations or args.range):
+            raise UsageError("--record writes the shipped kernels' whole runs into reports/exhaustive/: not with "
+                             + ("--derivations" if args.derivations else "--range (part of the inputs)"))
 
 
 def _check_exhaustive(args: argparse.Namespace, cases) -> None:

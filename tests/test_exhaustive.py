@@ -118,3 +118,25 @@ def test_cli_exhaustive_json(tmp_path, capsys):
 def test_cli_usage_errors(argv, message, capsys):
     assert main(argv) == 2
     assert message in capsys.readouterr().err
+
+
+def test_recorded_runs_are_rendered_and_go_stale(tmp_path):
+    """A recorded run appears in its family's report; one recorded for other kernel code is
+    called stale by the reports' check (a kernel that changed must be run again)."""
+    from cesym.report.check import stale_exhaustive
+    from cesym.report.render import _exhaustive_section, load_exhaustive
+
+    c = case("log_cosh")
+    (st,) = X.settings_for(c, [0.0], what=("value",))
+    s = X.run_setting(st, jobs=1, limit=(3.0, 3.0001), task_bits=30)
+    X.record([s], reports_dir=tmp_path)
+    records = load_exhaustive(tmp_path)
+    assert list(records) == ["log_cosh.json"]
+    text = "\n".join(_exhaustive_section("log_cosh", records))
+    assert "## Every float32 input" in text and f"| {s.inputs} |" in text
+    assert stale_exhaustive(records) == []
+    (name, per), = records.items()
+    per[st.name]["digest"] = "0" * 16
+    assert "recorded for other kernel code" in stale_exhaustive(records)[0]
+    with pytest.raises(ValueError, match="part of the inputs"):
+        X.record([s], partial=True, reports_dir=tmp_path)

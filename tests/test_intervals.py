@@ -133,3 +133,16 @@ def test_the_libm_allowance_is_measured():
     the rules assume (an exhaustive run measures this before it starts)."""
     worst = I.libm_check(600)
     assert max(worst.values()) <= I.LIBM_RELATIVE / 16, worst
+
+
+def test_cancellation_is_handed_over():
+    """Where the value cancels (exp(x) - 1 at x = 1e-12: the terms' errors are 10^12 times the
+    value's ulp, as a huge κ), the interval is honest and wide, and undecided: the point goes to
+    the ball reference. The stable form of the same quantity decides."""
+    xs = np.array([1e-12, -3e-9, 0.5])
+    lo, hi = I.evaluate(sp.exp(x) - 1, {x: I.point(xs)})
+    _, ok = I.rounds_to(lo, hi)
+    assert ok.tolist() == [False, False, True]
+    assert np.all(lo <= np.expm1(xs)) and np.all(np.expm1(xs) <= hi)
+    lo, hi = I.evaluate(expm1(x), {x: I.point(xs)})
+    assert I.rounds_to(lo, hi)[1].all()

@@ -512,6 +512,8 @@ def _exhaustive_section(family: str, exhaustive: dict[str, dict]) -> list[str]:
         st = r["setting"]
         fixed = ", ".join(([f"label {st['label']:g}"] if st["label"] is not None else []) + [f"{k} {v:g}" for k, v in st["params"]]) or "–"
         worst = r["worst"][0] if r["worst"] else None
+        if worst is not None:
+            worst = [float(worst[0]), float(worst[1])]  # "inf" (an infinite error) is stored as a string
         eg = "–"
         if r["misrounded"]:
             x, k, c = r["misrounded"][0]
