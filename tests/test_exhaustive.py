@@ -140,3 +140,14 @@ def test_recorded_runs_are_rendered_and_go_stale(tmp_path):
     assert "recorded for other kernel code" in stale_exhaustive(records)[0]
     with pytest.raises(ValueError, match="part of the inputs"):
         X.record([s], partial=True, reports_dir=tmp_path)
+
+
+def test_soft_labels_are_the_float32_the_kernel_sees():
+    """A label of 0.3 is float32(0.3) in the float32 arrays the kernel is given: the reference
+    must take that number (0.3 itself gave half the inputs 'not correctly rounded')."""
+    c = case("binary_crossentropy", from_logits=True)
+    (st,) = X.settings_for(c, [0.3], what=("value",))
+    assert st.label == float(np.float32(0.3))
+    s = X.run_setting(st, jobs=1, limit=(2.0, 2.0002), task_bits=30)
+    n, bad, _ = _pointwise(st, 2.0, 2.0002)
+    assert s.not_correctly_rounded == bad <= 2

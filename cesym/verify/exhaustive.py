@@ -149,6 +149,9 @@ def settings_for(case, labels: Sequence[float] | None = None, params: dict | Non
     labs = list(labels) if labels else _default_labels(case)
     if case.label_kind == "none":
         labs = [None]
+    # the labels are float32 arrays, as the predictions: the kernel sees float32(0.3), and so
+    # must the reference (0.3 itself is another loss, 1e-8 away)
+    labs = [None if l is None else float(np.float32(l)) for l in labs]
     return [Setting(case.id, None if l is None else float(l), tuple(sorted(kw.items())), w) for l in labs for w in what]
 
 
