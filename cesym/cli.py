@@ -283,7 +283,7 @@ def _check_exhaustive(args: argparse.Namespace, cases) -> None:
     from .verify.exhaustive import eligible, settings_for
 
     if not args.names:
-        raise UsageError("--exhaustive needs the kernel name(s) to run (e.g. log_cosh)")
+        raise UsageError("--exhaustive needs the kernel name(s) to run")
     params = {}
     for item in args.param:
         name, eq, value = item.partition("=")

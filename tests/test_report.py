@@ -12,7 +12,7 @@ import pytest
 
 from cesym.generate.codegen import GENERATED_DIR
 from cesym.define.loss import DERIVATIONS_DIR
-from cesym.report.render import render_reports
+from cesym.report.render import load_exhaustive, render_reports
 from cesym.report.check import record_problems, stale_files
 from cesym.report.record import RECORD_NAME, dumps, loads
 
@@ -67,7 +67,7 @@ def committed():
 
 @pytest.fixture(scope="module")
 def rendered_markdown(committed):
-    return render_reports(committed, svg=False)
+    return render_reports(committed, svg=False, exhaustive=load_exhaustive(REPORTS))
 
 
 def _markdown_problems(problems):
@@ -89,7 +89,7 @@ def test_check_fails_when_a_source_changes(committed, tmp_path):
     text = g.read_text(encoding="utf-8")
     assert "    return " in text
     g.write_text(text.replace("    return ", "    return 1.0 + ", 1), encoding="utf-8")
-    problems = _markdown_problems(stale_files(REPORTS, render_reports(committed, deriv, gen, svg=False)))
+    problems = _markdown_problems(stale_files(REPORTS, render_reports(committed, deriv, gen, svg=False, exhaustive=load_exhaustive(REPORTS))))
     assert problems == [
         f"{name}.md (differs from its rendering from the sources and {RECORD_NAME})"
         for name in ("binary_crossentropy", "categorical_crossentropy")
@@ -166,12 +166,12 @@ def test_check_end_to_end_on_a_copy(committed, tmp_path):
     from cesym.report.check import check
 
     for p in REPORTS.iterdir():
-        shutil.copy(p, tmp_path / p.name)
+        (shutil.copytree if p.is_dir() else shutil.copy)(p, tmp_path / p.name)
     assert check(tmp_path, committed) == []
     broken = copy.deepcopy(committed)
     BREAKS["a share of the bound above 1"][0](broken)
     (tmp_path / RECORD_NAME).write_text(dumps(broken), encoding="utf-8")
-    for name, text in render_reports(broken).items():
+    for name, text in render_reports(broken, exhaustive=load_exhaustive(REPORTS)).items():
         (tmp_path / name).write_text(text, encoding="utf-8")
     problems = check(tmp_path, committed)
     assert len(problems) == 1 and "value share of the bound 1.5 > 1" in problems[0], problems
