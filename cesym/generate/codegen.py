@@ -25,6 +25,7 @@ from sympy.printing.numpy import NumPyPrinter
 from ..define.loss import N, DerivationError, Loss, load_families, DERIVATIONS_DIR
 from ..derive.gradients import Derived, as_record, derive
 
+from .exact import eft_parts, exact_parts, magnitude, needs_magnitude
 from .lowerings import LABEL_INDEX, ROW_LEVEL, OffMaxSum, WeightedRowSum, lower
 from ..define.primitives import (
     C,
@@ -256,6 +257,8 @@ class _Fn:
     element_level: bool
     returns: tuple[int, ...] | None = None  # which of a tuple ``expr`` the function returns
     naive: bool = False  # a naive form: printed as written (no lowering of its means)
+    nones: tuple[int, ...] = ()  # positions in the returned tuple that are None
+    checked: bool = False  # a ``_checked`` function: its outputs in order, no ``grad =`` line
 
 
 def _arguments(loss: Loss) -> list[str]:
@@ -359,7 +362,7 @@ def _row_level_parts(e: sp.Basic) -> set[sp.Basic]:
 
 def _print_body(
     loss: Loss, expr: sp.Expr | tuple[sp.Expr, ...], printer: KernelPrinter, returns: tuple[int, ...] | None = None,
-    naive: bool = False,
+    naive: bool = False, nones: tuple[int, ...] = (), checked: bool = False,
 ) -> list[str]:
     """Lines computing ``expr``: shape constants, label weights, CSE temporaries, return.
 
@@ -391,7 +394,9 @@ def _print_body(
             continue
         lines.append(f"{sym} = {printer.doprint(sub)}")
     rets = [printer.doprint(e) for e in out_exprs]
-    if len(rets) == 2 and "grad" not in taken:
+    for i in nones:
+        rets.insert(i, "None")
+    if len(rets) == 2 and "grad" not in taken and not checked:
         # the gradient before the value (the same operations): a row in pieces (see
         # cesym.kernels._pieces) then meets the gradient's row reductions first, and the value's
         # final sum, which no element depends on, is combined after the last pass
@@ -431,7 +436,7 @@ def _latex(expr: sp.Expr) -> str:
 
 def _render_function(loss: Loss, fn: _Fn, printer: KernelPrinter) -> str:
     args = ", ".join(_arguments(loss))
-    body = "\n".join(_print_body(loss, fn.expr, printer, fn.returns, fn.naive))
+    body = "\n".join(_print_body(loss, fn.expr, printer, fn.returns, fn.naive, fn.nones, fn.checked))
     doc = fn.doc.strip()
     return (
         f"def {fn.name}({args}):\n"
@@ -496,7 +501,54 @@ def _functions(d: Derived) -> list[_Fn]:
                 naive=True,
             ),
         ]
+    return fns + _checked_functions(d)
+
+
+def _checked_functions(d: Derived) -> list[_Fn]:
+    """``<variant>_<kind>_checked``: the stable outputs followed by their :func:`magnitude` (None
+    where it is the output's absolute value), for the float32 rounding test
+    (:mod:`cesym.kernels._rounding`); only for kernels with a decimal form (:func:`exact_parts`)."""
+    if not isinstance(exact_parts(d.loss, d.value, d.grad), dict):
+        return []
+    v = d.loss.variant
+    outs = [("value", d.value)] + ([("grad", d.grad)] if d.grad is not None else [])
+    kinds = [("value", outs[:1])] + ([("grad", outs[1:]), ("value_and_grad", outs)] if d.grad is not None else [])
+    fns = []
+    for kind, chosen in kinds:
+        exprs = [e for _, e in chosen] + [magnitude(e) for _, e in chosen if needs_magnitude(e)]
+        nones = tuple(len(chosen) + i for i, (_, e) in enumerate(chosen) if not needs_magnitude(e))
+        doc = (f"{d.loss.title}: ``{v}_{kind}`` and the scale of its float64 rounding error (each sum "
+               "as the sum of its terms' absolute values; None: the output's own absolute value), "
+               "for the float32 rounding test.")
+        fns.append(_Fn(f"{v}_{kind}_checked", tuple(exprs), doc, kind != "value" or not d.loss.row_level,
+                       tuple(range(len(exprs))), nones=nones, checked=True))
     return fns
+
+
+def _render_exact(d: Derived) -> str:
+    """The decimal forms of the value and the gradient (:mod:`cesym.kernels._exact`), and their
+    tracked float64 forms where they are rational (:mod:`cesym.kernels._eft`), or ''."""
+    parts = exact_parts(d.loss, d.value, d.grad)
+    if not isinstance(parts, dict):
+        return ""
+    args = ", ".join(_arguments(d.loss) + ["C"])
+    out = []
+    for kind, code in eft_parts(d.loss, d.value, d.grad).items():
+        out.append(
+            f"def {d.loss.variant}_{kind}_eft(fx, {args}):\n"
+            f'    r"""{d.loss.title}: the stable {kind} in float64 with every rounding recorded in '
+            f'``fx`` (:class:`cesym.kernels._eft.Tracker`): exact where ``fx.inexact`` stays False."""\n'
+            f"    return {code}\n"
+        )
+    for kind, code in parts.items():
+        what = "one row (lists of Decimals)" if kind == "value" else "one element (Decimals), the row width C"
+        out.append(
+            f"def {d.loss.variant}_{kind}_exact({args}):\n"
+            f'    r"""{d.loss.title}: the stable {kind} in decimal arithmetic at the current precision, '
+            f'of {what}: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""\n'
+            f"    return {code}\n"
+        )
+    return "\n\n".join(out)
 
 
 HEADER = '''r"""Generated by ``cesym generate`` from ``derivations/{family}.py``. Do not edit.
@@ -516,6 +568,7 @@ elementary forms, sharing ``exp(-|x|)``).
 
 import numpy
 
+from cesym.kernels import _exact as _ex
 from cesym.kernels import _runtime as _rt
 
 '''
@@ -623,6 +676,10 @@ def render_family(
             parts.append("\n\n")
         if d.loss.weights:
             parts.append(_render_weights(d.loss, printer))
+            parts.append("\n\n")
+        exact = _render_exact(d)
+        if exact:
+            parts.append(exact)
             parts.append("\n\n")
     return "".join(parts).rstrip() + "\n" + FOOTER
 

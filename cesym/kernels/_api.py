@@ -29,6 +29,7 @@ from . import _misuse as M
 from . import _runtime as _rt
 from . import _validate as V
 from . import _blocks
+from . import _rounding
 from ._blocks import RowView, run_blocks
 
 __all__ = ["build", "export", "KINDS"]
@@ -364,6 +365,9 @@ def _call(pub: dict, module: ModuleType, values: dict, kind: str):
     block = _sigmoid_grad_block(kind) if rule == "sigmoid" else None
     element = pub["reduction"] == "element"
     pred = c.p[..., None] if element else c.p
+    if pred.dtype == np.float32 and pred.shape[c.ax] <= _blocks.BLOCK_ELEMENTS and not c.ignored:
+        # correctly rounded float32 outputs (rows in pieces, past BLOCK_ELEMENTS, are rounded once)
+        core = _rounding.correctly_rounded(module, c.variant["loss"], kind, c.labels is not None, pred.shape[c.ax]) or core
     res = _run(
         core, kind, c.labels, pred, c.ax, c.params(), row_level=not element, watch=watch,
         limits=_limit_rule(c, kind), grad_alone=bool(c.ignored), block_elements=block,

@@ -24,6 +24,7 @@ elementary forms, sharing ``exp(-|x|)``).
 
 import numpy
 
+from cesym.kernels import _exact as _ex
 from cesym.kernels import _runtime as _rt
 
 #: The public functions of this file (cesym.define.declare.Public as plain data): cesym.kernels builds them.
@@ -215,11 +216,68 @@ def probs_naive_grad(y, p, label_smoothing):
     return (u/(1 - p) - t/p)/C
 
 
+def probs_value_checked(y, p, label_smoothing):
+    r"""binary cross-entropy on probabilities (from_logits=False): ``probs_value`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(p)
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
+    u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
+    tmp0 = _rt.xmul(t, -numpy.log(p))
+    tmp1 = _rt.xmul(u, -numpy.log1p(-p))
+    tmp2 = tmp0 + tmp1
+    tmp3 = 1/C
+    tmp4 = abs(tmp0) + abs(tmp1)
+    return _rt.weighted_row_sum(tmp2, tmp3, _rt.row_sum(tmp2)), _rt.weighted_row_sum(tmp4, tmp3, _rt.row_sum(tmp4))
+
+
+def probs_grad_checked(y, p, label_smoothing):
+    r"""binary cross-entropy on probabilities (from_logits=False): ``probs_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(p)
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
+    u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
+    tmp0 = 1/C
+    tmp1 = _rt.xmul(t, -tmp0/p)
+    tmp2 = _rt.xmul(u, tmp0/(1 - p))
+    return tmp1 + tmp2, abs(tmp1) + abs(tmp2)
+
+
+def probs_value_and_grad_checked(y, p, label_smoothing):
+    r"""binary cross-entropy on probabilities (from_logits=False): ``probs_value_and_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(p)
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
+    u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
+    tmp0 = _rt.xmul(t, -numpy.log(p))
+    tmp1 = _rt.xmul(u, -numpy.log1p(-p))
+    tmp2 = tmp0 + tmp1
+    tmp3 = 1/C
+    tmp4 = _rt.xmul(t, -tmp3/p)
+    tmp5 = _rt.xmul(u, tmp3/(1 - p))
+    tmp6 = abs(tmp0) + abs(tmp1)
+    return _rt.weighted_row_sum(tmp2, tmp3, _rt.row_sum(tmp2)), tmp4 + tmp5, _rt.weighted_row_sum(tmp6, tmp3, _rt.row_sum(tmp6)), abs(tmp4) + abs(tmp5)
+
+
 def probs_weights(y, p, label_smoothing):
     r"""The label weights (t, u) of binary cross-entropy on probabilities (from_logits=False), as its cores compute them."""
     t_ = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u_ = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     return (t_, u_)
+
+
+def probs_grad_eft(fx, y, p, label_smoothing, C):
+    r"""binary cross-entropy on probabilities (from_logits=False): the stable grad in float64 with every rounding recorded in ``fx`` (:class:`cesym.kernels._eft.Tracker`): exact where ``fx.inexact`` stays False."""
+    return fx.add(fx.xmul(fx.add(fx.div(label_smoothing, 2.0), fx.mul(fx.add(1.0, (-label_smoothing)), fx.add(1.0, (-y)))), fx.div(1.0, fx.mul(C, fx.add(1.0, (-p))))), fx.xmul(fx.add(fx.div(label_smoothing, 2.0), fx.mul(fx.add(1.0, (-label_smoothing)), y)), (-fx.div(1.0, fx.mul(C, p)))))
+
+
+def probs_value_exact(y, p, label_smoothing, C):
+    r"""binary cross-entropy on probabilities (from_logits=False): the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
+    return _ex.fsum(_ex.xmul((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y[_c])*(_ex.D(1) - label_smoothing), -_ex.log1p(-p[_c])) + _ex.xmul(y[_c]*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, -_ex.log(p[_c])) for _c in range(int(C)))/C
+
+
+def probs_grad_exact(y, p, label_smoothing, C):
+    r"""binary cross-entropy on probabilities (from_logits=False): the stable grad in decimal arithmetic at the current precision, of one element (Decimals), the row width C: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
+    return _ex.xmul((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing), _ex.D(1)/(C*(_ex.D(1) - p))) + _ex.xmul(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, -_ex.D(1)/(p*C))
 
 
 def logits_value(y, x, label_smoothing):
@@ -305,11 +363,72 @@ def logits_naive_grad(y, x, label_smoothing):
     return (-t*tmp0 + tmp0*tmp1*u/(1 - tmp1))/C
 
 
+def logits_value_checked(y, x, label_smoothing):
+    r"""binary cross-entropy on logits (from_logits=True): ``logits_value`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(x)
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
+    u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
+    tmp0 = numpy.log1p(numpy.exp(-abs(x)))
+    tmp1 = tmp0 + numpy.maximum(0, x)
+    tmp2 = tmp0 + numpy.maximum(0, -x)
+    tmp3 = t*tmp2 + tmp1*u
+    tmp4 = 1/C
+    tmp5 = tmp1*abs(u) + tmp2*abs(t)
+    return _rt.weighted_row_sum(tmp3, tmp4, _rt.row_sum(tmp3)), _rt.weighted_row_sum(tmp5, tmp4, _rt.row_sum(tmp5))
+
+
+def logits_grad_checked(y, x, label_smoothing):
+    r"""binary cross-entropy on logits (from_logits=True): ``logits_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(x)
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
+    u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
+    tmp0 = 1/C
+    tmp1 = numpy.exp(-abs(x))
+    tmp2 = _rt.exp_min0(x, tmp1)
+    tmp3 = 1/(tmp1 + 1)
+    tmp4 = t*_rt.exp_min0(-x, tmp1)
+    tmp5 = _rt.scale_rows(tmp3, tmp0)
+    return tmp0*tmp2*tmp3*u - tmp4*tmp5, tmp5*abs(tmp4) + tmp5*abs(tmp2*u)
+
+
+def logits_value_and_grad_checked(y, x, label_smoothing):
+    r"""binary cross-entropy on logits (from_logits=True): ``logits_value_and_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(x)
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
+    u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
+    tmp0 = numpy.exp(-abs(x))
+    tmp1 = numpy.log1p(tmp0)
+    tmp2 = tmp1 + numpy.maximum(0, x)
+    tmp3 = -x
+    tmp4 = tmp1 + numpy.maximum(0, tmp3)
+    tmp5 = t*tmp4 + tmp2*u
+    tmp6 = 1/C
+    tmp7 = _rt.exp_min0(x, tmp0)
+    tmp8 = 1/(tmp0 + 1)
+    tmp9 = t*_rt.exp_min0(tmp3, tmp0)
+    tmp10 = _rt.scale_rows(tmp8, tmp6)
+    tmp11 = tmp2*abs(u) + tmp4*abs(t)
+    return _rt.weighted_row_sum(tmp5, tmp6, _rt.row_sum(tmp5)), -tmp10*tmp9 + tmp6*tmp7*tmp8*u, _rt.weighted_row_sum(tmp11, tmp6, _rt.row_sum(tmp11)), tmp10*abs(tmp9) + tmp10*abs(tmp7*u)
+
+
 def logits_weights(y, x, label_smoothing):
     r"""The label weights (t, u) of binary cross-entropy on logits (from_logits=True), as its cores compute them."""
     t_ = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u_ = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     return (t_, u_)
+
+
+def logits_value_exact(y, x, label_smoothing, C):
+    r"""binary cross-entropy on logits (from_logits=True): the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
+    return _ex.fsum(((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y[_c])*(_ex.D(1) - label_smoothing))*_ex.softplus(x[_c]) + (y[_c]*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing)*_ex.softplus(-x[_c]) for _c in range(int(C)))/C
+
+
+def logits_grad_exact(y, x, label_smoothing, C):
+    r"""binary cross-entropy on logits (from_logits=True): the stable grad in decimal arithmetic at the current precision, of one element (Decimals), the row width C: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
+    return ((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))*_ex.sigmoid(x)/C - (y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing)*_ex.sigmoid(-x)/C
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.

@@ -32,6 +32,7 @@ elementary forms, sharing ``exp(-|x|)``).
 
 import numpy
 
+from cesym.kernels import _exact as _ex
 from cesym.kernels import _runtime as _rt
 
 #: The public functions of this file (cesym.define.declare.Public as plain data): cesym.kernels builds them.
@@ -705,11 +706,92 @@ def probs_naive_grad(y, p, label_smoothing, gamma):
     return (tmp2*(u/tmp0 - t/p) + tmp2*gamma*(-t + u)*(-t*numpy.log(p) - u*numpy.log(tmp0))/tmp1)/C
 
 
+def probs_value_checked(y, p, label_smoothing, gamma):
+    r"""binary focal cross-entropy on probabilities: ``probs_value`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(p)
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
+    u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
+    tmp0 = (p*u + t*(1 - p))**gamma
+    tmp1 = _rt.xmul(t, -tmp0*numpy.log(p))
+    tmp2 = _rt.xmul(u, -tmp0*numpy.log1p(-p))
+    tmp3 = tmp1 + tmp2
+    tmp4 = 1/C
+    tmp5 = abs(tmp1) + abs(tmp2)
+    return _rt.weighted_row_sum(tmp3, tmp4, _rt.row_sum(tmp3)), _rt.weighted_row_sum(tmp5, tmp4, _rt.row_sum(tmp5))
+
+
+def probs_grad_checked(y, p, label_smoothing, gamma):
+    r"""binary focal cross-entropy on probabilities: ``probs_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(p)
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
+    u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
+    tmp0 = 1/C
+    tmp1 = p*u
+    tmp2 = p - 1
+    tmp3 = -tmp2
+    tmp4 = t*tmp3 + tmp1
+    tmp5 = _rt.scale_rows(tmp4**gamma, tmp0)
+    tmp6 = _rt.xmul(t, -tmp5/p)
+    tmp7 = _rt.xmul(u, tmp5/tmp3)
+    tmp8 = numpy.log(p)
+    tmp9 = gamma - 1
+    tmp10 = tmp4**tmp9
+    tmp11 = _rt.xmul(gamma, _rt.xmul(tmp8, tmp10))
+    tmp12 = _rt.xmul(t**2, _rt.scale_rows(tmp11, tmp0))
+    tmp13 = _rt.xmul(gamma, _rt.xmul(numpy.log1p(-p), tmp10))
+    tmp14 = _rt.xmul(u**2, _rt.scale_rows(tmp13, -tmp0))
+    tmp15 = t*u
+    return _rt.nan_or(tmp12 + tmp14 + tmp6 + tmp7 + _rt.xmul(tmp15, _rt.scale_rows(-tmp11 + tmp13, tmp0)), lambda: (_rt.xmul(t, (p*(-p*t + p*u + t)**gamma - (-p*t + p*u + t)**gamma)/C) + _rt.xmul(t**2, (-p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) + _rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C) + _rt.xmul(u, p*(-p*t + p*u + t)**gamma/C) + _rt.xmul(u**2, -p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C) + _rt.xmul(t*u, p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C + (p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) - _rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C))/(p*(1 - p))), _rt.nan_or(abs(tmp12) + abs(tmp14) + abs(tmp6) + abs(tmp7) + _rt.xmul(abs(tmp15), _rt.scale_rows(abs(tmp13) + abs(_rt.xmul(gamma, _rt.xmul(tmp8, (-t*tmp2 + tmp1)**tmp9))), tmp0)), lambda: (abs(_rt.xmul(u, p*(-p*t + p*u + t)**gamma/C)) + abs(_rt.xmul(u**2, -p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C)) + _rt.xmul(t**2, (abs(_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))) + abs(p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))))/C) + _rt.xmul(abs(t), (abs(p*(-p*t + p*u + t)**gamma) + abs((-p*t + p*u + t)**gamma))/C) + _rt.xmul(abs(t*u), (abs(_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))) + abs(p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))))/C + abs(p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(-(p - 1), numpy.log1p(-p)))/C))/(abs(p)*abs(p - 1)))
+
+
+def probs_value_and_grad_checked(y, p, label_smoothing, gamma):
+    r"""binary focal cross-entropy on probabilities: ``probs_value_and_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(p)
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
+    u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
+    tmp0 = numpy.log(p)
+    tmp1 = p*u
+    tmp2 = p - 1
+    tmp3 = -tmp2
+    tmp4 = t*tmp3 + tmp1
+    tmp5 = tmp4**gamma
+    tmp6 = _rt.xmul(t, -tmp0*tmp5)
+    tmp7 = numpy.log1p(-p)
+    tmp8 = _rt.xmul(u, -tmp5*tmp7)
+    tmp9 = tmp6 + tmp8
+    tmp10 = 1/C
+    tmp11 = _rt.scale_rows(tmp5, tmp10)
+    tmp12 = _rt.xmul(t, -tmp11/p)
+    tmp13 = _rt.xmul(u, tmp11/tmp3)
+    tmp14 = gamma - 1
+    tmp15 = tmp4**tmp14
+    tmp16 = _rt.xmul(gamma, _rt.xmul(tmp0, tmp15))
+    tmp17 = _rt.xmul(t**2, _rt.scale_rows(tmp16, tmp10))
+    tmp18 = _rt.xmul(gamma, _rt.xmul(tmp7, tmp15))
+    tmp19 = _rt.xmul(u**2, _rt.scale_rows(tmp18, -tmp10))
+    tmp20 = t*u
+    tmp21 = abs(tmp6) + abs(tmp8)
+    return _rt.weighted_row_sum(tmp9, tmp10, _rt.row_sum(tmp9)), _rt.nan_or(tmp12 + tmp13 + tmp17 + tmp19 + _rt.xmul(tmp20, _rt.scale_rows(-tmp16 + tmp18, tmp10)), lambda: (_rt.xmul(t, (p*(-p*t + p*u + t)**gamma - (-p*t + p*u + t)**gamma)/C) + _rt.xmul(t**2, (-p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) + _rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C) + _rt.xmul(u, p*(-p*t + p*u + t)**gamma/C) + _rt.xmul(u**2, -p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C) + _rt.xmul(t*u, p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C + (p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) - _rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C))/(p*(1 - p))), _rt.weighted_row_sum(tmp21, tmp10, _rt.row_sum(tmp21)), _rt.nan_or(abs(tmp12) + abs(tmp13) + abs(tmp17) + abs(tmp19) + _rt.xmul(abs(tmp20), _rt.scale_rows(abs(tmp18) + abs(_rt.xmul(gamma, _rt.xmul(tmp0, (-t*tmp2 + tmp1)**tmp14))), tmp10)), lambda: (abs(_rt.xmul(u, p*(-p*t + p*u + t)**gamma/C)) + abs(_rt.xmul(u**2, -p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C)) + _rt.xmul(t**2, (abs(_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))) + abs(p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))))/C) + _rt.xmul(abs(t), (abs(p*(-p*t + p*u + t)**gamma) + abs((-p*t + p*u + t)**gamma))/C) + _rt.xmul(abs(t*u), (abs(_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))) + abs(p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))))/C + abs(p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(-(p - 1), numpy.log1p(-p)))/C))/(abs(p)*abs(p - 1)))
+
+
 def probs_weights(y, p, label_smoothing, gamma):
     r"""The label weights (t, u) of binary focal cross-entropy on probabilities, as its cores compute them."""
     t_ = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u_ = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     return (t_, u_)
+
+
+def probs_value_exact(y, p, label_smoothing, gamma, C):
+    r"""binary focal cross-entropy on probabilities: the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
+    return _ex.fsum(_ex.xmul((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y[_c])*(_ex.D(1) - label_smoothing), -_ex.power(p[_c]*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y[_c])*(_ex.D(1) - label_smoothing)) + (_ex.D(1) - p[_c])*(y[_c]*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing), gamma)*_ex.log1p(-p[_c])) + _ex.xmul(y[_c]*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, -_ex.power(p[_c]*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y[_c])*(_ex.D(1) - label_smoothing)) + (_ex.D(1) - p[_c])*(y[_c]*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing), gamma)*_ex.log(p[_c])) for _c in range(int(C)))/C
+
+
+def probs_grad_exact(y, p, label_smoothing, gamma, C):
+    r"""binary focal cross-entropy on probabilities: the stable grad in decimal arithmetic at the current precision, of one element (Decimals), the row width C: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
+    return _ex.nan_or(lambda: _ex.xmul(((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing), (-_ex.xmul(gamma, _ex.xmul(_ex.log(p), _ex.power(p*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)) + (_ex.D(1) - p)*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing), gamma + _ex.D(-1)))) + _ex.xmul(gamma, _ex.xmul(_ex.log1p(-p), _ex.power(p*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)) + (_ex.D(1) - p)*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing), gamma + _ex.D(-1)))))/C) + _ex.xmul((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing), _ex.power(p*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)) + (_ex.D(1) - p)*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing), gamma)/(C*(_ex.D(1) - p))) + _ex.xmul(_ex.power((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing), 2), -_ex.xmul(gamma, _ex.xmul(_ex.log1p(-p), _ex.power(p*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)) + (_ex.D(1) - p)*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing), gamma + _ex.D(-1))))/C) + _ex.xmul(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, -_ex.power(p*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)) + (_ex.D(1) - p)*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing), gamma)/(p*C)) + _ex.xmul(_ex.power(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, 2), _ex.xmul(gamma, _ex.xmul(_ex.log(p), _ex.power(p*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)) + (_ex.D(1) - p)*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing), gamma + _ex.D(-1))))/C), lambda: (_ex.xmul(((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing), p*_ex.xmul(gamma, _ex.power(p*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)) - p*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing) + y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, gamma + _ex.D(-1)))*_ex.xmul(_ex.D(1) - p, _ex.log1p(-p))/C + (p*_ex.xmul(p, _ex.log(p))*_ex.xmul(gamma, _ex.power(p*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)) - p*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing) + y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, gamma + _ex.D(-1))) - _ex.xmul(p, _ex.log(p))*_ex.xmul(gamma, _ex.power(p*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)) - p*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing) + y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, gamma + _ex.D(-1))))/C) + _ex.xmul((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing), p*_ex.power(p*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)) - p*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing) + y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, gamma)/C) + _ex.xmul(_ex.power((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing), 2), -p*_ex.xmul(gamma, _ex.power(p*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)) - p*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing) + y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, gamma + _ex.D(-1)))*_ex.xmul(_ex.D(1) - p, _ex.log1p(-p))/C) + _ex.xmul(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, (p*_ex.power(p*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)) - p*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing) + y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, gamma) - _ex.power(p*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)) - p*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing) + y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, gamma))/C) + _ex.xmul(_ex.power(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, 2), (-p*_ex.xmul(p, _ex.log(p))*_ex.xmul(gamma, _ex.power(p*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)) - p*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing) + y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, gamma + _ex.D(-1))) + _ex.xmul(p, _ex.log(p))*_ex.xmul(gamma, _ex.power(p*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)) - p*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing) + y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, gamma + _ex.D(-1))))/C))/(p*(_ex.D(1) - p)))
 
 
 def logits_value(y, x, label_smoothing, gamma):
@@ -813,11 +895,90 @@ def logits_naive_grad(y, x, label_smoothing, gamma):
     return (tmp3*(tmp0*tmp4*u/tmp1 - tmp5) + tmp3*gamma*(-t*numpy.log(tmp0) - u*numpy.log(tmp1))*(tmp0*tmp4*u - tmp0*tmp5)/tmp2)/C
 
 
+def logits_value_checked(y, x, label_smoothing, gamma):
+    r"""binary focal cross-entropy on logits: ``logits_value`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(x)
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
+    u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
+    tmp0 = numpy.exp(-abs(x))
+    tmp1 = numpy.log1p(tmp0)
+    tmp2 = tmp1 + numpy.maximum(0, x)
+    tmp3 = -x
+    tmp4 = tmp1 + numpy.maximum(0, tmp3)
+    tmp5 = 1/(tmp0 + 1)
+    tmp6 = (t*tmp5*_rt.exp_min0(tmp3, tmp0) + tmp5*u*_rt.exp_min0(x, tmp0))**gamma
+    tmp7 = tmp6*(t*tmp4 + tmp2*u)
+    tmp8 = 1/C
+    tmp9 = (tmp2*abs(u) + tmp4*abs(t))*abs(tmp6)
+    return _rt.weighted_row_sum(tmp7, tmp8, _rt.row_sum(tmp7)), _rt.weighted_row_sum(tmp9, tmp8, _rt.row_sum(tmp9))
+
+
+def logits_grad_checked(y, x, label_smoothing, gamma):
+    r"""binary focal cross-entropy on logits: ``logits_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(x)
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
+    u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
+    tmp0 = 1/C
+    tmp1 = numpy.exp(-abs(x))
+    tmp2 = _rt.exp_min0(x, tmp1)
+    tmp3 = 1/(tmp1 + 1)
+    tmp4 = -x
+    tmp5 = t*_rt.exp_min0(tmp4, tmp1)
+    tmp6 = tmp3*tmp5
+    tmp7 = tmp2*u
+    tmp8 = (tmp3*tmp7 + tmp6)**gamma
+    tmp9 = t - u
+    tmp10 = _rt.xmul(t, numpy.exp(tmp4) + 1) + _rt.xmul(u, numpy.exp(x) + 1)
+    tmp11 = numpy.log1p(tmp1)
+    tmp12 = tmp11 + numpy.maximum(0, x)
+    tmp13 = tmp11 + numpy.maximum(0, tmp4)
+    tmp14 = abs(tmp8)
+    return _rt.scale_rows(tmp8*(tmp2*tmp3*u - tmp6) - tmp8*tmp9*gamma*(t*tmp13 + tmp12*u)/tmp10, tmp0), _rt.scale_rows(tmp14*gamma*(tmp12*abs(u) + tmp13*abs(t))*abs(tmp9)/abs(tmp10) + tmp14*(tmp3*abs(tmp5) + tmp3*abs(tmp7)), tmp0)
+
+
+def logits_value_and_grad_checked(y, x, label_smoothing, gamma):
+    r"""binary focal cross-entropy on logits: ``logits_value_and_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(x)
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
+    u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
+    tmp0 = numpy.exp(-abs(x))
+    tmp1 = numpy.log1p(tmp0)
+    tmp2 = tmp1 + numpy.maximum(0, x)
+    tmp3 = -x
+    tmp4 = tmp1 + numpy.maximum(0, tmp3)
+    tmp5 = 1/(tmp0 + 1)
+    tmp6 = _rt.exp_min0(x, tmp0)
+    tmp7 = tmp6*u
+    tmp8 = t*_rt.exp_min0(tmp3, tmp0)
+    tmp9 = tmp5*tmp8
+    tmp10 = (tmp5*tmp7 + tmp9)**gamma
+    tmp11 = tmp10*(t*tmp4 + tmp2*u)
+    tmp12 = 1/C
+    tmp13 = _rt.xmul(t, numpy.exp(tmp3) + 1) + _rt.xmul(u, numpy.exp(x) + 1)
+    tmp14 = t - u
+    tmp15 = abs(tmp10)
+    tmp16 = tmp15*(tmp2*abs(u) + tmp4*abs(t))
+    return _rt.weighted_row_sum(tmp11, tmp12, _rt.row_sum(tmp11)), _rt.scale_rows(tmp10*(tmp5*tmp6*u - tmp9) - tmp11*tmp14*gamma/tmp13, tmp12), _rt.weighted_row_sum(tmp16, tmp12, _rt.row_sum(tmp16)), _rt.scale_rows(tmp15*(tmp5*abs(tmp7) + tmp5*abs(tmp8)) + tmp16*gamma*abs(tmp14)/abs(tmp13), tmp12)
+
+
 def logits_weights(y, x, label_smoothing, gamma):
     r"""The label weights (t, u) of binary focal cross-entropy on logits, as its cores compute them."""
     t_ = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u_ = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     return (t_, u_)
+
+
+def logits_value_exact(y, x, label_smoothing, gamma, C):
+    r"""binary focal cross-entropy on logits: the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
+    return _ex.fsum(_ex.power(((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y[_c])*(_ex.D(1) - label_smoothing))*_ex.sigmoid(x[_c]) + (y[_c]*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing)*_ex.sigmoid(-x[_c]), gamma)*(((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y[_c])*(_ex.D(1) - label_smoothing))*_ex.softplus(x[_c]) + (y[_c]*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing)*_ex.softplus(-x[_c])) for _c in range(int(C)))/C
+
+
+def logits_grad_exact(y, x, label_smoothing, gamma, C):
+    r"""binary focal cross-entropy on logits: the stable grad in decimal arithmetic at the current precision, of one element (Decimals), the row width C: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
+    return (gamma*(-y*(_ex.D(1) - label_smoothing) + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))*_ex.power(((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))*_ex.sigmoid(x) + (y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing)*_ex.sigmoid(-x), gamma)*(((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))*_ex.softplus(x) + (y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing)*_ex.softplus(-x))/(_ex.xmul((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing), _ex.exp(x) + _ex.D(1)) + _ex.xmul(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, _ex.D(1) + _ex.exp(-x))) + (((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))*_ex.sigmoid(x) - (y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing)*_ex.sigmoid(-x))*_ex.power(((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))*_ex.sigmoid(x) + (y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing)*_ex.sigmoid(-x), gamma))/C
 
 
 def probs_balanced_value(y, p, label_smoothing, gamma, alpha):
@@ -932,12 +1093,101 @@ def probs_balanced_naive_grad(y, p, label_smoothing, gamma, alpha):
     return (tmp2*(u/tmp0 - t/p) + tmp2*gamma*(-t + u)*(-t*numpy.log(p) - u*numpy.log(tmp0))/tmp1)/C
 
 
+def probs_balanced_value_checked(y, p, label_smoothing, gamma, alpha):
+    r"""binary focal cross-entropy on probabilities, class-balanced: ``probs_balanced_value`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(p)
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
+    u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
+    a = 1 - y if label_smoothing == 0 and alpha == 0 else alpha*(y*(1 - label_smoothing) + (1/2)*label_smoothing) + (1 - alpha)*((1/2)*label_smoothing + (1 - y)*(1 - label_smoothing))
+    tmp0 = (p*u + t*(1 - p))**gamma
+    tmp1 = _rt.xmul(a*t, -tmp0*numpy.log(p))
+    tmp2 = _rt.xmul(a*u, -tmp0*numpy.log1p(-p))
+    tmp3 = tmp1 + tmp2
+    tmp4 = 1/C
+    tmp5 = abs(tmp1) + abs(tmp2)
+    return _rt.weighted_row_sum(tmp3, tmp4, _rt.row_sum(tmp3)), _rt.weighted_row_sum(tmp5, tmp4, _rt.row_sum(tmp5))
+
+
+def probs_balanced_grad_checked(y, p, label_smoothing, gamma, alpha):
+    r"""binary focal cross-entropy on probabilities, class-balanced: ``probs_balanced_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(p)
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
+    u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
+    a = 1 - y if label_smoothing == 0 and alpha == 0 else alpha*(y*(1 - label_smoothing) + (1/2)*label_smoothing) + (1 - alpha)*((1/2)*label_smoothing + (1 - y)*(1 - label_smoothing))
+    tmp0 = 1/C
+    tmp1 = p*u
+    tmp2 = p - 1
+    tmp3 = -tmp2
+    tmp4 = t*tmp3 + tmp1
+    tmp5 = _rt.scale_rows(tmp4**gamma, tmp0)
+    tmp6 = _rt.xmul(a*t, -tmp5/p)
+    tmp7 = _rt.xmul(a*u, tmp5/tmp3)
+    tmp8 = numpy.log(p)
+    tmp9 = gamma - 1
+    tmp10 = tmp4**tmp9
+    tmp11 = _rt.xmul(gamma, _rt.xmul(tmp8, tmp10))
+    tmp12 = _rt.xmul(a*t**2, _rt.scale_rows(tmp11, tmp0))
+    tmp13 = numpy.log1p(-p)
+    tmp14 = _rt.xmul(gamma, _rt.xmul(tmp13, tmp10))
+    tmp15 = _rt.xmul(a*u**2, _rt.scale_rows(tmp14, -tmp0))
+    tmp16 = t*u
+    tmp17 = (-t*tmp2 + tmp1)**tmp9
+    return _rt.nan_or(tmp12 + tmp15 + tmp6 + tmp7 + _rt.xmul(tmp16, _rt.scale_rows(-a*tmp11 + a*tmp14, tmp0)), lambda: (_rt.xmul(a*t, (p*(-p*t + p*u + t)**gamma - (-p*t + p*u + t)**gamma)/C) + _rt.xmul(a*t**2, (-p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) + _rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C) + _rt.xmul(a*u, p*(-p*t + p*u + t)**gamma/C) + _rt.xmul(a*u**2, -p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C) + _rt.xmul(t*u, a*p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C + (a*p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) - a*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C))/(p*(1 - p))), _rt.nan_or(abs(tmp12) + abs(tmp15) + abs(tmp6) + abs(tmp7) + _rt.xmul(abs(tmp16), _rt.scale_rows(abs(a*_rt.xmul(gamma, _rt.xmul(tmp13, tmp17))) + abs(a*_rt.xmul(gamma, _rt.xmul(tmp8, tmp17))), tmp0)), lambda: (abs(_rt.xmul(a*u, p*(-p*t + p*u + t)**gamma/C)) + abs(_rt.xmul(a*u**2, -p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C)) + _rt.xmul(t**2*abs(a), (abs(_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))) + abs(p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))))/C) + _rt.xmul(abs(a*t), (abs(p*(-p*t + p*u + t)**gamma) + abs((-p*t + p*u + t)**gamma))/C) + _rt.xmul(abs(t*u), (abs(a*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))) + abs(a*p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))))/C + abs(a*p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(-(p - 1), numpy.log1p(-p)))/C))/(abs(p)*abs(p - 1)))
+
+
+def probs_balanced_value_and_grad_checked(y, p, label_smoothing, gamma, alpha):
+    r"""binary focal cross-entropy on probabilities, class-balanced: ``probs_balanced_value_and_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(p)
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
+    u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
+    a = 1 - y if label_smoothing == 0 and alpha == 0 else alpha*(y*(1 - label_smoothing) + (1/2)*label_smoothing) + (1 - alpha)*((1/2)*label_smoothing + (1 - y)*(1 - label_smoothing))
+    tmp0 = a*t
+    tmp1 = numpy.log(p)
+    tmp2 = p*u
+    tmp3 = p - 1
+    tmp4 = -tmp3
+    tmp5 = t*tmp4 + tmp2
+    tmp6 = tmp5**gamma
+    tmp7 = _rt.xmul(tmp0, -tmp1*tmp6)
+    tmp8 = a*u
+    tmp9 = numpy.log1p(-p)
+    tmp10 = _rt.xmul(tmp8, -tmp6*tmp9)
+    tmp11 = tmp10 + tmp7
+    tmp12 = 1/C
+    tmp13 = _rt.scale_rows(tmp6, tmp12)
+    tmp14 = _rt.xmul(tmp0, -tmp13/p)
+    tmp15 = _rt.xmul(tmp8, tmp13/tmp4)
+    tmp16 = gamma - 1
+    tmp17 = tmp5**tmp16
+    tmp18 = _rt.xmul(gamma, _rt.xmul(tmp1, tmp17))
+    tmp19 = _rt.xmul(a*t**2, _rt.scale_rows(tmp18, tmp12))
+    tmp20 = _rt.xmul(gamma, _rt.xmul(tmp9, tmp17))
+    tmp21 = _rt.xmul(a*u**2, _rt.scale_rows(tmp20, -tmp12))
+    tmp22 = t*u
+    tmp23 = abs(tmp10) + abs(tmp7)
+    tmp24 = (-t*tmp3 + tmp2)**tmp16
+    return _rt.weighted_row_sum(tmp11, tmp12, _rt.row_sum(tmp11)), _rt.nan_or(tmp14 + tmp15 + tmp19 + tmp21 + _rt.xmul(tmp22, _rt.scale_rows(-a*tmp18 + a*tmp20, tmp12)), lambda: (_rt.xmul(a*t, (p*(-p*t + p*u + t)**gamma - (-p*t + p*u + t)**gamma)/C) + _rt.xmul(a*t**2, (-p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) + _rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C) + _rt.xmul(a*u, p*(-p*t + p*u + t)**gamma/C) + _rt.xmul(a*u**2, -p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C) + _rt.xmul(t*u, a*p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C + (a*p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) - a*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C))/(p*(1 - p))), _rt.weighted_row_sum(tmp23, tmp12, _rt.row_sum(tmp23)), _rt.nan_or(abs(tmp14) + abs(tmp15) + abs(tmp19) + abs(tmp21) + _rt.xmul(abs(tmp22), _rt.scale_rows(abs(a*_rt.xmul(gamma, _rt.xmul(tmp1, tmp24))) + abs(a*_rt.xmul(gamma, _rt.xmul(tmp9, tmp24))), tmp12)), lambda: (abs(_rt.xmul(a*u, p*(-p*t + p*u + t)**gamma/C)) + abs(_rt.xmul(a*u**2, -p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C)) + _rt.xmul(t**2*abs(a), (abs(_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))) + abs(p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))))/C) + _rt.xmul(abs(a*t), (abs(p*(-p*t + p*u + t)**gamma) + abs((-p*t + p*u + t)**gamma))/C) + _rt.xmul(abs(t*u), (abs(a*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))) + abs(a*p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))))/C + abs(a*p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(-(p - 1), numpy.log1p(-p)))/C))/(abs(p)*abs(p - 1)))
+
+
 def probs_balanced_weights(y, p, label_smoothing, gamma, alpha):
     r"""The label weights (t, u, a) of binary focal cross-entropy on probabilities, class-balanced, as its cores compute them."""
     t_ = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u_ = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     a_ = 1 - y if label_smoothing == 0 and alpha == 0 else alpha*(y*(1 - label_smoothing) + (1/2)*label_smoothing) + (1 - alpha)*((1/2)*label_smoothing + (1 - y)*(1 - label_smoothing))
     return (t_, u_, a_)
+
+
+def probs_balanced_value_exact(y, p, label_smoothing, gamma, alpha, C):
+    r"""binary focal cross-entropy on probabilities, class-balanced: the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
+    return _ex.fsum(_ex.xmul(((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y[_c])*(_ex.D(1) - label_smoothing))*(alpha*(y[_c]*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing) + (_ex.D(1) - alpha)*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y[_c])*(_ex.D(1) - label_smoothing))), -_ex.power(p[_c]*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y[_c])*(_ex.D(1) - label_smoothing)) + (_ex.D(1) - p[_c])*(y[_c]*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing), gamma)*_ex.log1p(-p[_c])) + _ex.xmul((y[_c]*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing)*(alpha*(y[_c]*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing) + (_ex.D(1) - alpha)*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y[_c])*(_ex.D(1) - label_smoothing))), -_ex.power(p[_c]*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y[_c])*(_ex.D(1) - label_smoothing)) + (_ex.D(1) - p[_c])*(y[_c]*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing), gamma)*_ex.log(p[_c])) for _c in range(int(C)))/C
+
+
+def probs_balanced_grad_exact(y, p, label_smoothing, gamma, alpha, C):
+    r"""binary focal cross-entropy on probabilities, class-balanced: the stable grad in decimal arithmetic at the current precision, of one element (Decimals), the row width C: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
+    return _ex.nan_or(lambda: _ex.xmul(((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing), (-(alpha*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing) + (_ex.D(1) - alpha)*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)))*_ex.xmul(gamma, _ex.xmul(_ex.log(p), _ex.power(p*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)) + (_ex.D(1) - p)*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing), gamma + _ex.D(-1)))) + (alpha*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing) + (_ex.D(1) - alpha)*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)))*_ex.xmul(gamma, _ex.xmul(_ex.log1p(-p), _ex.power(p*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)) + (_ex.D(1) - p)*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing), gamma + _ex.D(-1)))))/C) + _ex.xmul(((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))*(alpha*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing) + (_ex.D(1) - alpha)*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))), _ex.power(p*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)) + (_ex.D(1) - p)*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing), gamma)/(C*(_ex.D(1) - p))) + _ex.xmul(_ex.power((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing), 2)*(alpha*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing) + (_ex.D(1) - alpha)*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))), -_ex.xmul(gamma, _ex.xmul(_ex.log1p(-p), _ex.power(p*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)) + (_ex.D(1) - p)*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing), gamma + _ex.D(-1))))/C) + _ex.xmul((y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing)*(alpha*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing) + (_ex.D(1) - alpha)*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))), -_ex.power(p*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)) + (_ex.D(1) - p)*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing), gamma)/(p*C)) + _ex.xmul(_ex.power(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, 2)*(alpha*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing) + (_ex.D(1) - alpha)*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))), _ex.xmul(gamma, _ex.xmul(_ex.log(p), _ex.power(p*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)) + (_ex.D(1) - p)*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing), gamma + _ex.D(-1))))/C), lambda: (_ex.xmul(((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing), p*(alpha*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing) + (_ex.D(1) - alpha)*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)))*_ex.xmul(gamma, _ex.power(p*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)) - p*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing) + y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, gamma + _ex.D(-1)))*_ex.xmul(_ex.D(1) - p, _ex.log1p(-p))/C + (p*(alpha*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing) + (_ex.D(1) - alpha)*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)))*_ex.xmul(p, _ex.log(p))*_ex.xmul(gamma, _ex.power(p*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)) - p*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing) + y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, gamma + _ex.D(-1))) - (alpha*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing) + (_ex.D(1) - alpha)*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)))*_ex.xmul(p, _ex.log(p))*_ex.xmul(gamma, _ex.power(p*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)) - p*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing) + y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, gamma + _ex.D(-1))))/C) + _ex.xmul(((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))*(alpha*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing) + (_ex.D(1) - alpha)*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))), p*_ex.power(p*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)) - p*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing) + y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, gamma)/C) + _ex.xmul(_ex.power((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing), 2)*(alpha*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing) + (_ex.D(1) - alpha)*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))), -p*_ex.xmul(gamma, _ex.power(p*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)) - p*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing) + y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, gamma + _ex.D(-1)))*_ex.xmul(_ex.D(1) - p, _ex.log1p(-p))/C) + _ex.xmul((y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing)*(alpha*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing) + (_ex.D(1) - alpha)*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))), (p*_ex.power(p*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)) - p*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing) + y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, gamma) - _ex.power(p*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)) - p*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing) + y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, gamma))/C) + _ex.xmul(_ex.power(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, 2)*(alpha*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing) + (_ex.D(1) - alpha)*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))), (-p*_ex.xmul(p, _ex.log(p))*_ex.xmul(gamma, _ex.power(p*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)) - p*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing) + y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, gamma + _ex.D(-1))) + _ex.xmul(p, _ex.log(p))*_ex.xmul(gamma, _ex.power(p*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)) - p*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing) + y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, gamma + _ex.D(-1))))/C))/(p*(_ex.D(1) - p)))
 
 
 def logits_balanced_value(y, x, label_smoothing, gamma, alpha):
@@ -1046,12 +1296,96 @@ def logits_balanced_naive_grad(y, x, label_smoothing, gamma, alpha):
     return (tmp5*(tmp0*tmp2*u/tmp3 - tmp1) + tmp5*gamma*(-t*numpy.log(tmp2) - u*numpy.log(tmp3))*(tmp0*tmp2*u - tmp1*tmp2)/tmp4)/C
 
 
+def logits_balanced_value_checked(y, x, label_smoothing, gamma, alpha):
+    r"""binary focal cross-entropy on logits, class-balanced: ``logits_balanced_value`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(x)
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
+    u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
+    a = 1 - y if label_smoothing == 0 and alpha == 0 else alpha*(y*(1 - label_smoothing) + (1/2)*label_smoothing) + (1 - alpha)*((1/2)*label_smoothing + (1 - y)*(1 - label_smoothing))
+    tmp0 = numpy.exp(-abs(x))
+    tmp1 = numpy.log1p(tmp0)
+    tmp2 = tmp1 + numpy.maximum(0, x)
+    tmp3 = -x
+    tmp4 = tmp1 + numpy.maximum(0, tmp3)
+    tmp5 = 1/(tmp0 + 1)
+    tmp6 = (t*tmp5*_rt.exp_min0(tmp3, tmp0) + tmp5*u*_rt.exp_min0(x, tmp0))**gamma
+    tmp7 = a*tmp6*(t*tmp4 + tmp2*u)
+    tmp8 = 1/C
+    tmp9 = (tmp2*abs(u) + tmp4*abs(t))*abs(a)*abs(tmp6)
+    return _rt.weighted_row_sum(tmp7, tmp8, _rt.row_sum(tmp7)), _rt.weighted_row_sum(tmp9, tmp8, _rt.row_sum(tmp9))
+
+
+def logits_balanced_grad_checked(y, x, label_smoothing, gamma, alpha):
+    r"""binary focal cross-entropy on logits, class-balanced: ``logits_balanced_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(x)
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
+    u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
+    a = 1 - y if label_smoothing == 0 and alpha == 0 else alpha*(y*(1 - label_smoothing) + (1/2)*label_smoothing) + (1 - alpha)*((1/2)*label_smoothing + (1 - y)*(1 - label_smoothing))
+    tmp0 = 1/C
+    tmp1 = numpy.exp(-abs(x))
+    tmp2 = _rt.exp_min0(x, tmp1)
+    tmp3 = 1/(tmp1 + 1)
+    tmp4 = -x
+    tmp5 = t*_rt.exp_min0(tmp4, tmp1)
+    tmp6 = tmp3*tmp5
+    tmp7 = tmp2*u
+    tmp8 = (tmp3*tmp7 + tmp6)**gamma
+    tmp9 = a*tmp8
+    tmp10 = _rt.xmul(t, numpy.exp(tmp4) + 1) + _rt.xmul(u, numpy.exp(x) + 1)
+    tmp11 = t - u
+    tmp12 = numpy.log1p(tmp1)
+    tmp13 = tmp12 + numpy.maximum(0, x)
+    tmp14 = tmp12 + numpy.maximum(0, tmp4)
+    tmp15 = abs(a)*abs(tmp8)
+    return _rt.scale_rows(tmp9*(tmp2*tmp3*u - tmp6) - tmp11*tmp9*gamma*(t*tmp14 + tmp13*u)/tmp10, tmp0), _rt.scale_rows(tmp15*gamma*(tmp13*abs(u) + tmp14*abs(t))*abs(tmp11)/abs(tmp10) + tmp15*(tmp3*abs(tmp5) + tmp3*abs(tmp7)), tmp0)
+
+
+def logits_balanced_value_and_grad_checked(y, x, label_smoothing, gamma, alpha):
+    r"""binary focal cross-entropy on logits, class-balanced: ``logits_balanced_value_and_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(x)
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
+    u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
+    a = 1 - y if label_smoothing == 0 and alpha == 0 else alpha*(y*(1 - label_smoothing) + (1/2)*label_smoothing) + (1 - alpha)*((1/2)*label_smoothing + (1 - y)*(1 - label_smoothing))
+    tmp0 = numpy.exp(-abs(x))
+    tmp1 = numpy.log1p(tmp0)
+    tmp2 = tmp1 + numpy.maximum(0, x)
+    tmp3 = -x
+    tmp4 = tmp1 + numpy.maximum(0, tmp3)
+    tmp5 = 1/(tmp0 + 1)
+    tmp6 = _rt.exp_min0(x, tmp0)
+    tmp7 = tmp6*u
+    tmp8 = t*_rt.exp_min0(tmp3, tmp0)
+    tmp9 = tmp5*tmp8
+    tmp10 = (tmp5*tmp7 + tmp9)**gamma
+    tmp11 = a*tmp10
+    tmp12 = tmp11*(t*tmp4 + tmp2*u)
+    tmp13 = 1/C
+    tmp14 = _rt.xmul(t, numpy.exp(tmp3) + 1) + _rt.xmul(u, numpy.exp(x) + 1)
+    tmp15 = t - u
+    tmp16 = abs(a)*abs(tmp10)
+    tmp17 = tmp16*(tmp2*abs(u) + tmp4*abs(t))
+    return _rt.weighted_row_sum(tmp12, tmp13, _rt.row_sum(tmp12)), _rt.scale_rows(tmp11*(tmp5*tmp6*u - tmp9) - tmp12*tmp15*gamma/tmp14, tmp13), _rt.weighted_row_sum(tmp17, tmp13, _rt.row_sum(tmp17)), _rt.scale_rows(tmp16*(tmp5*abs(tmp7) + tmp5*abs(tmp8)) + tmp17*gamma*abs(tmp15)/abs(tmp14), tmp13)
+
+
 def logits_balanced_weights(y, x, label_smoothing, gamma, alpha):
     r"""The label weights (t, u, a) of binary focal cross-entropy on logits, class-balanced, as its cores compute them."""
     t_ = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u_ = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     a_ = 1 - y if label_smoothing == 0 and alpha == 0 else alpha*(y*(1 - label_smoothing) + (1/2)*label_smoothing) + (1 - alpha)*((1/2)*label_smoothing + (1 - y)*(1 - label_smoothing))
     return (t_, u_, a_)
+
+
+def logits_balanced_value_exact(y, x, label_smoothing, gamma, alpha, C):
+    r"""binary focal cross-entropy on logits, class-balanced: the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
+    return _ex.fsum((alpha*(y[_c]*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing) + (_ex.D(1) - alpha)*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y[_c])*(_ex.D(1) - label_smoothing)))*_ex.power(((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y[_c])*(_ex.D(1) - label_smoothing))*_ex.sigmoid(x[_c]) + (y[_c]*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing)*_ex.sigmoid(-x[_c]), gamma)*(((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y[_c])*(_ex.D(1) - label_smoothing))*_ex.softplus(x[_c]) + (y[_c]*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing)*_ex.softplus(-x[_c])) for _c in range(int(C)))/C
+
+
+def logits_balanced_grad_exact(y, x, label_smoothing, gamma, alpha, C):
+    r"""binary focal cross-entropy on logits, class-balanced: the stable grad in decimal arithmetic at the current precision, of one element (Decimals), the row width C: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
+    return (gamma*(-y*(_ex.D(1) - label_smoothing) + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))*(alpha*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing) + (_ex.D(1) - alpha)*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)))*_ex.power(((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))*_ex.sigmoid(x) + (y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing)*_ex.sigmoid(-x), gamma)*(((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))*_ex.softplus(x) + (y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing)*_ex.softplus(-x))/(_ex.xmul((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing), _ex.exp(x) + _ex.D(1)) + _ex.xmul(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, _ex.D(1) + _ex.exp(-x))) + (alpha*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing) + (_ex.D(1) - alpha)*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)))*(((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))*_ex.sigmoid(x) - (y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing)*_ex.sigmoid(-x))*_ex.power(((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))*_ex.sigmoid(x) + (y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing)*_ex.sigmoid(-x), gamma))/C
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.

@@ -26,6 +26,7 @@ elementary forms, sharing ``exp(-|x|)``).
 
 import numpy
 
+from cesym.kernels import _exact as _ex
 from cesym.kernels import _runtime as _rt
 
 #: The public functions of this file (cesym.define.declare.Public as plain data): cesym.kernels builds them.
@@ -208,6 +209,51 @@ def plain_naive_grad(t, p):
     return -t*numpy.heaviside(-p*t + 1, 1.0)/C
 
 
+def plain_value_checked(t, p):
+    r"""hinge loss: ``plain_value`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(p)
+    tmp0 = numpy.maximum(-p*t + 1, 0)
+    return _rt.weighted_row_sum(tmp0, 1/C, _rt.row_sum(tmp0)), None
+
+
+def plain_grad_checked(t, p):
+    r"""hinge loss: ``plain_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(p)
+    return -t*numpy.heaviside(-p*t + 1, 1.0)/C, None
+
+
+def plain_value_and_grad_checked(t, p):
+    r"""hinge loss: ``plain_value_and_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(p)
+    tmp0 = -p*t + 1
+    tmp1 = numpy.maximum(tmp0, 0)
+    tmp2 = 1/C
+    return _rt.weighted_row_sum(tmp1, tmp2, _rt.row_sum(tmp1)), -t*tmp2*numpy.heaviside(tmp0, 1.0), None, None
+
+
+def plain_value_eft(fx, t, p, C):
+    r"""hinge loss: the stable value in float64 with every rounding recorded in ``fx`` (:class:`cesym.kernels._eft.Tracker`): exact where ``fx.inexact`` stays False."""
+    return fx.div(fx.row_sum(numpy.maximum(fx.add(1.0, (-fx.mul(p, t))), 0.0)), C)
+
+
+def plain_grad_eft(fx, t, p, C):
+    r"""hinge loss: the stable grad in float64 with every rounding recorded in ``fx`` (:class:`cesym.kernels._eft.Tracker`): exact where ``fx.inexact`` stays False."""
+    return (-fx.div(fx.mul(t, numpy.where(fx.add(1.0, (-fx.mul(p, t))) > 0, 1.0, numpy.where(fx.add(1.0, (-fx.mul(p, t))) < 0, 0.0, 1.0))), C))
+
+
+def plain_value_exact(t, p, C):
+    r"""hinge loss: the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
+    return _ex.fsum(_ex.relu(-p[_c]*t[_c] + _ex.D(1)) for _c in range(int(C)))/C
+
+
+def plain_grad_exact(t, p, C):
+    r"""hinge loss: the stable grad in decimal arithmetic at the current precision, of one element (Decimals), the row width C: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
+    return -t*_ex.heaviside(-p*t + _ex.D(1), _ex.D(1))/C
+
+
 def squared_value(t, p):
     r"""squared hinge loss: stable value, one value per row (keepdims).
 
@@ -272,6 +318,51 @@ def squared_naive_grad(t, p):
     tmp0 = p*t
     tmp1 = 1 - tmp0
     return -2*t*_rt.where(numpy.less_equal(tmp0, 1), tmp1, 0)*numpy.heaviside(tmp1, 1.0)/C
+
+
+def squared_value_checked(t, p):
+    r"""squared hinge loss: ``squared_value`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(p)
+    return _rt.sum_squares(numpy.maximum(-p*t + 1, 0), 1/C), None
+
+
+def squared_grad_checked(t, p):
+    r"""squared hinge loss: ``squared_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(p)
+    tmp0 = -p*t + 1
+    return -2*t*numpy.heaviside(tmp0, 1.0)*numpy.maximum(tmp0, 0)/C, None
+
+
+def squared_value_and_grad_checked(t, p):
+    r"""squared hinge loss: ``squared_value_and_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(p)
+    tmp0 = -p*t + 1
+    tmp1 = numpy.maximum(tmp0, 0)
+    tmp2 = 1/C
+    return _rt.sum_squares(tmp1, tmp2), -2*t*tmp1*tmp2*numpy.heaviside(tmp0, 1.0), None, None
+
+
+def squared_value_eft(fx, t, p, C):
+    r"""squared hinge loss: the stable value in float64 with every rounding recorded in ``fx`` (:class:`cesym.kernels._eft.Tracker`): exact where ``fx.inexact`` stays False."""
+    return fx.div(fx.row_sum(fx.mul(numpy.maximum(fx.add(1.0, (-fx.mul(p, t))), 0.0), numpy.maximum(fx.add(1.0, (-fx.mul(p, t))), 0.0))), C)
+
+
+def squared_grad_eft(fx, t, p, C):
+    r"""squared hinge loss: the stable grad in float64 with every rounding recorded in ``fx`` (:class:`cesym.kernels._eft.Tracker`): exact where ``fx.inexact`` stays False."""
+    return fx.div(fx.mul(fx.mul(fx.mul(-2.0, t), numpy.where(fx.add(1.0, (-fx.mul(p, t))) > 0, 1.0, numpy.where(fx.add(1.0, (-fx.mul(p, t))) < 0, 0.0, 1.0))), numpy.maximum(fx.add(1.0, (-fx.mul(p, t))), 0.0)), C)
+
+
+def squared_value_exact(t, p, C):
+    r"""squared hinge loss: the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
+    return _ex.fsum(_ex.power(_ex.relu(-p[_c]*t[_c] + _ex.D(1)), 2) for _c in range(int(C)))/C
+
+
+def squared_grad_exact(t, p, C):
+    r"""squared hinge loss: the stable grad in decimal arithmetic at the current precision, of one element (Decimals), the row width C: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
+    return -_ex.D(2)*t*_ex.heaviside(-p*t + _ex.D(1), _ex.D(1))*_ex.relu(-p*t + _ex.D(1))/C
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.

@@ -28,6 +28,7 @@ elementary forms, sharing ``exp(-|x|)``).
 
 import numpy
 
+from cesym.kernels import _exact as _ex
 from cesym.kernels import _runtime as _rt
 
 #: The public functions of this file (cesym.define.declare.Public as plain data): cesym.kernels builds them.
@@ -192,6 +193,65 @@ def smooth_l1_naive_grad(y, p, delta):
     C = _rt.width(p)
     tmp0 = p - y
     return delta*_rt.where(numpy.greater_equal(delta, abs(tmp0)), (1/2)*(p*2 - 2*y)/delta, numpy.sign(tmp0))/C
+
+
+def smooth_l1_value_checked(y, p, delta):
+    r"""Huber loss: ``smooth_l1_value`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(p)
+    tmp0 = p - y
+    tmp1 = (1/2)*tmp0**2/delta
+    tmp2 = abs(tmp0)
+    tmp3 = numpy.greater_equal(delta, tmp2)
+    tmp4 = (1/2)*delta
+    tmp5 = _rt.where(tmp3, tmp1, tmp2 - tmp4)
+    tmp6 = delta/C
+    tmp7 = _rt.where(tmp3, tmp1, tmp2 + tmp4)
+    return _rt.weighted_row_sum(tmp5, tmp6, _rt.row_sum(tmp5)), _rt.weighted_row_sum(tmp7, tmp6, _rt.row_sum(tmp7))
+
+
+def smooth_l1_grad_checked(y, p, delta):
+    r"""Huber loss: ``smooth_l1_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(p)
+    tmp0 = p - y
+    return delta*_rt.where(numpy.greater_equal(delta, abs(tmp0)), (1/2)*(p*2 - 2*y)/delta, numpy.sign(tmp0))/C, None
+
+
+def smooth_l1_value_and_grad_checked(y, p, delta):
+    r"""Huber loss: ``smooth_l1_value_and_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(p)
+    tmp0 = p - y
+    tmp1 = (1/2)/delta
+    tmp2 = _rt.scale_rows(tmp0**2, tmp1)
+    tmp3 = abs(tmp0)
+    tmp4 = numpy.greater_equal(delta, tmp3)
+    tmp5 = (1/2)*delta
+    tmp6 = _rt.where(tmp4, tmp2, tmp3 - tmp5)
+    tmp7 = delta/C
+    tmp8 = _rt.where(tmp4, tmp2, tmp3 + tmp5)
+    return _rt.weighted_row_sum(tmp6, tmp7, _rt.row_sum(tmp6)), _rt.scale_rows(_rt.where(tmp4, _rt.scale_rows(p*2 - 2*y, tmp1), numpy.sign(tmp0)), tmp7), _rt.weighted_row_sum(tmp8, tmp7, _rt.row_sum(tmp8)), None
+
+
+def smooth_l1_value_eft(fx, y, p, delta, C):
+    r"""Huber loss: the stable value in float64 with every rounding recorded in ``fx`` (:class:`cesym.kernels._eft.Tracker`): exact where ``fx.inexact`` stays False."""
+    return fx.div(fx.mul(delta, fx.row_sum(fx.where((delta >= numpy.abs(fx.add((-y), p))), lambda: fx.div(fx.power(fx.add((-y), p), 2), fx.mul(2.0, delta)), lambda: fx.add(fx.div(fx.mul(-1.0, delta), 2.0), numpy.abs(fx.add((-y), p)))))), C)
+
+
+def smooth_l1_grad_eft(fx, y, p, delta, C):
+    r"""Huber loss: the stable grad in float64 with every rounding recorded in ``fx`` (:class:`cesym.kernels._eft.Tracker`): exact where ``fx.inexact`` stays False."""
+    return fx.div(fx.mul(delta, fx.where((delta >= numpy.abs(fx.add((-y), p))), lambda: fx.div(fx.add(fx.mul(-2.0, y), fx.mul(2.0, p)), fx.mul(2.0, delta)), lambda: numpy.sign(fx.add((-y), p)))), C)
+
+
+def smooth_l1_value_exact(y, p, delta, C):
+    r"""Huber loss: the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
+    return delta*_ex.fsum(((_ex.q(1, 2))*_ex.power(p[_c] - y[_c], 2)/delta if (delta >= abs(p[_c] - y[_c])) else -_ex.q(1, 2)*delta + abs(p[_c] - y[_c])) for _c in range(int(C)))/C
+
+
+def smooth_l1_grad_exact(y, p, delta, C):
+    r"""Huber loss: the stable grad in decimal arithmetic at the current precision, of one element (Decimals), the row width C: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
+    return delta*((_ex.q(1, 2))*(_ex.D(2)*p - _ex.D(2)*y)/delta if (delta >= abs(p - y)) else _ex.sign(p - y))/C
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.

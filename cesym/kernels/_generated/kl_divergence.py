@@ -24,6 +24,7 @@ elementary forms, sharing ``exp(-|x|)``).
 
 import numpy
 
+from cesym.kernels import _exact as _ex
 from cesym.kernels import _runtime as _rt
 
 #: The public functions of this file (cesym.define.declare.Public as plain data): cesym.kernels builds them.
@@ -123,10 +124,45 @@ def probs_naive_grad(y, p):
     return -y/p
 
 
+def probs_value_checked(y, p):
+    r"""Kullback-Leibler divergence of the prediction from the target: ``probs_value`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    tmp0 = numpy.log(p)
+    return _rt.row_sum(_rt.xmul(y, -tmp0 + numpy.log(y + (y == 0)))), _rt.row_sum(_rt.xmul(abs(y), abs(tmp0) + abs(numpy.log(y))))
+
+
+def probs_grad_checked(y, p):
+    r"""Kullback-Leibler divergence of the prediction from the target: ``probs_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    return _rt.xmul(y, -1/p), None
+
+
+def probs_value_and_grad_checked(y, p):
+    r"""Kullback-Leibler divergence of the prediction from the target: ``probs_value_and_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    tmp0 = numpy.log(p)
+    return _rt.row_sum(_rt.xmul(y, -tmp0 + numpy.log(y + (y == 0)))), _rt.xmul(y, -1/p), _rt.row_sum(_rt.xmul(abs(y), abs(tmp0) + abs(numpy.log(y)))), None
+
+
 def probs_weights(y, p):
     r"""The label weights (y) of Kullback-Leibler divergence of the prediction from the target, as its cores compute them."""
     y_ = y
     return (y_,)
+
+
+def probs_grad_eft(fx, y, p, C):
+    r"""Kullback-Leibler divergence of the prediction from the target: the stable grad in float64 with every rounding recorded in ``fx`` (:class:`cesym.kernels._eft.Tracker`): exact where ``fx.inexact`` stays False."""
+    return fx.xmul(y, (-fx.div(1.0, p)))
+
+
+def probs_value_exact(y, p, C):
+    r"""Kullback-Leibler divergence of the prediction from the target: the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
+    return _ex.fsum(_ex.xmul(y[_c], -_ex.log(p[_c]) + _ex.log(y[_c])) for _c in range(int(C)))
+
+
+def probs_grad_exact(y, p, C):
+    r"""Kullback-Leibler divergence of the prediction from the target: the stable grad in decimal arithmetic at the current precision, of one element (Decimals), the row width C: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
+    return _ex.xmul(y, -_ex.D(1)/p)
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.

@@ -26,6 +26,7 @@ elementary forms, sharing ``exp(-|x|)``).
 
 import numpy
 
+from cesym.kernels import _exact as _ex
 from cesym.kernels import _runtime as _rt
 
 #: The public functions of this file (cesym.define.declare.Public as plain data): cesym.kernels builds them.
@@ -141,6 +142,41 @@ def logcosh_naive_grad(y, p):
     C = _rt.width(p)
     tmp0 = p - y
     return numpy.sinh(tmp0)/(C*numpy.cosh(tmp0))
+
+
+def logcosh_value_checked(y, p):
+    r"""log-cosh error: ``logcosh_value`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(p)
+    tmp0 = _rt.logcosh(p - y)
+    return _rt.weighted_row_sum(tmp0, 1/C, _rt.row_sum(tmp0)), None
+
+
+def logcosh_grad_checked(y, p):
+    r"""log-cosh error: ``logcosh_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(p)
+    return numpy.tanh(p - y)/C, None
+
+
+def logcosh_value_and_grad_checked(y, p):
+    r"""log-cosh error: ``logcosh_value_and_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(p)
+    tmp0 = p - y
+    tmp1 = _rt.logcosh(tmp0)
+    tmp2 = 1/C
+    return _rt.weighted_row_sum(tmp1, tmp2, _rt.row_sum(tmp1)), _rt.scale_rows(numpy.tanh(tmp0), tmp2), None, None
+
+
+def logcosh_value_exact(y, p, C):
+    r"""log-cosh error: the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
+    return _ex.fsum(_ex.logcosh(p[_c] - y[_c]) for _c in range(int(C)))/C
+
+
+def logcosh_grad_exact(y, p, C):
+    r"""log-cosh error: the stable grad in decimal arithmetic at the current precision, of one element (Decimals), the row width C: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
+    return _ex.tanh(p - y)/C
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.

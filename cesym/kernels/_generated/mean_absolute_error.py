@@ -21,6 +21,7 @@ elementary forms, sharing ``exp(-|x|)``).
 
 import numpy
 
+from cesym.kernels import _exact as _ex
 from cesym.kernels import _runtime as _rt
 
 #: The public functions of this file (cesym.define.declare.Public as plain data): cesym.kernels builds them.
@@ -132,6 +133,51 @@ def mae_naive_grad(y, p):
     """
     C = _rt.width(p)
     return numpy.sign(p - y)/C
+
+
+def mae_value_checked(y, p):
+    r"""mean absolute error: ``mae_value`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(p)
+    tmp0 = abs(p - y)
+    return _rt.weighted_row_sum(tmp0, 1/C, _rt.row_sum(tmp0)), None
+
+
+def mae_grad_checked(y, p):
+    r"""mean absolute error: ``mae_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(p)
+    return numpy.sign(p - y)/C, None
+
+
+def mae_value_and_grad_checked(y, p):
+    r"""mean absolute error: ``mae_value_and_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(p)
+    tmp0 = p - y
+    tmp1 = abs(tmp0)
+    tmp2 = 1/C
+    return _rt.weighted_row_sum(tmp1, tmp2, _rt.row_sum(tmp1)), _rt.scale_rows(numpy.sign(tmp0), tmp2), None, None
+
+
+def mae_value_eft(fx, y, p, C):
+    r"""mean absolute error: the stable value in float64 with every rounding recorded in ``fx`` (:class:`cesym.kernels._eft.Tracker`): exact where ``fx.inexact`` stays False."""
+    return fx.div(fx.row_sum(numpy.abs(fx.add((-y), p))), C)
+
+
+def mae_grad_eft(fx, y, p, C):
+    r"""mean absolute error: the stable grad in float64 with every rounding recorded in ``fx`` (:class:`cesym.kernels._eft.Tracker`): exact where ``fx.inexact`` stays False."""
+    return fx.div(numpy.sign(fx.add((-y), p)), C)
+
+
+def mae_value_exact(y, p, C):
+    r"""mean absolute error: the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
+    return _ex.fsum(abs(p[_c] - y[_c]) for _c in range(int(C)))/C
+
+
+def mae_grad_exact(y, p, C):
+    r"""mean absolute error: the stable grad in decimal arithmetic at the current precision, of one element (Decimals), the row width C: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
+    return _ex.sign(p - y)/C
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.

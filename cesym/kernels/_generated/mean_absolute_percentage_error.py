@@ -26,6 +26,7 @@ elementary forms, sharing ``exp(-|x|)``).
 
 import numpy
 
+from cesym.kernels import _exact as _ex
 from cesym.kernels import _runtime as _rt
 
 #: The public functions of this file (cesym.define.declare.Public as plain data): cesym.kernels builds them.
@@ -153,6 +154,52 @@ def mape_naive_grad(y, p):
     """
     C = _rt.width(p)
     return 100*numpy.sign(p - y)/(C*abs(y))
+
+
+def mape_value_checked(y, p):
+    r"""mean absolute percentage error: ``mape_value`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(p)
+    tmp0 = abs(p - y)/abs(y)
+    return _rt.weighted_row_sum(tmp0, 100/C, _rt.row_sum(tmp0)), None
+
+
+def mape_grad_checked(y, p):
+    r"""mean absolute percentage error: ``mape_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(p)
+    return 100*numpy.sign(p - y)/(C*abs(y)), None
+
+
+def mape_value_and_grad_checked(y, p):
+    r"""mean absolute percentage error: ``mape_value_and_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(p)
+    tmp0 = 1/abs(y)
+    tmp1 = p - y
+    tmp2 = tmp0*abs(tmp1)
+    tmp3 = 100/C
+    return _rt.weighted_row_sum(tmp2, tmp3, _rt.row_sum(tmp2)), tmp0*tmp3*numpy.sign(tmp1), None, None
+
+
+def mape_value_eft(fx, y, p, C):
+    r"""mean absolute percentage error: the stable value in float64 with every rounding recorded in ``fx`` (:class:`cesym.kernels._eft.Tracker`): exact where ``fx.inexact`` stays False."""
+    return fx.div(fx.mul(100.0, fx.row_sum(fx.div(numpy.abs(fx.add((-y), p)), numpy.abs(y)))), C)
+
+
+def mape_grad_eft(fx, y, p, C):
+    r"""mean absolute percentage error: the stable grad in float64 with every rounding recorded in ``fx`` (:class:`cesym.kernels._eft.Tracker`): exact where ``fx.inexact`` stays False."""
+    return fx.div(fx.mul(100.0, numpy.sign(fx.add((-y), p))), fx.mul(C, numpy.abs(y)))
+
+
+def mape_value_exact(y, p, C):
+    r"""mean absolute percentage error: the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
+    return _ex.D(100)*_ex.fsum(abs(p[_c] - y[_c])/abs(y[_c]) for _c in range(int(C)))/C
+
+
+def mape_grad_exact(y, p, C):
+    r"""mean absolute percentage error: the stable grad in decimal arithmetic at the current precision, of one element (Decimals), the row width C: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
+    return _ex.D(100)*_ex.sign(p - y)/(C*abs(y))
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.

@@ -23,6 +23,7 @@ elementary forms, sharing ``exp(-|x|)``).
 
 import numpy
 
+from cesym.kernels import _exact as _ex
 from cesym.kernels import _runtime as _rt
 
 #: The public functions of this file (cesym.define.declare.Public as plain data): cesym.kernels builds them.
@@ -134,6 +135,48 @@ def mse_naive_grad(y, p):
     """
     C = _rt.width(p)
     return (p*2 - 2*y)/C
+
+
+def mse_value_checked(y, p):
+    r"""mean squared error: ``mse_value`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(p)
+    return _rt.sum_squares(p - y, 1/C), None
+
+
+def mse_grad_checked(y, p):
+    r"""mean squared error: ``mse_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(p)
+    return (p*2 - 2*y)/C, None
+
+
+def mse_value_and_grad_checked(y, p):
+    r"""mean squared error: ``mse_value_and_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(p)
+    tmp0 = 1/C
+    return _rt.sum_squares(p - y, tmp0), _rt.scale_rows(p*2 - 2*y, tmp0), None, None
+
+
+def mse_value_eft(fx, y, p, C):
+    r"""mean squared error: the stable value in float64 with every rounding recorded in ``fx`` (:class:`cesym.kernels._eft.Tracker`): exact where ``fx.inexact`` stays False."""
+    return fx.div(fx.row_sum(fx.mul(fx.add((-y), p), fx.add((-y), p))), C)
+
+
+def mse_grad_eft(fx, y, p, C):
+    r"""mean squared error: the stable grad in float64 with every rounding recorded in ``fx`` (:class:`cesym.kernels._eft.Tracker`): exact where ``fx.inexact`` stays False."""
+    return fx.div(fx.add(fx.mul(-2.0, y), fx.mul(2.0, p)), C)
+
+
+def mse_value_exact(y, p, C):
+    r"""mean squared error: the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
+    return _ex.fsum(_ex.power(p[_c] - y[_c], 2) for _c in range(int(C)))/C
+
+
+def mse_grad_exact(y, p, C):
+    r"""mean squared error: the stable grad in decimal arithmetic at the current precision, of one element (Decimals), the row width C: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
+    return (_ex.D(2)*p - _ex.D(2)*y)/C
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.

@@ -26,6 +26,7 @@ elementary forms, sharing ``exp(-|x|)``).
 
 import numpy
 
+from cesym.kernels import _exact as _ex
 from cesym.kernels import _runtime as _rt
 
 #: The public functions of this file (cesym.define.declare.Public as plain data): cesym.kernels builds them.
@@ -147,6 +148,39 @@ def msle_naive_grad(y, p):
     C = _rt.width(p)
     tmp0 = p + 1
     return ((numpy.log(tmp0) - numpy.log(y + 1))/(tmp0*C))*2
+
+
+def msle_value_checked(y, p):
+    r"""mean squared logarithmic error: ``msle_value`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(p)
+    return _rt.sum_squares(_rt.log1p_diff(p, y), 1/C), None
+
+
+def msle_grad_checked(y, p):
+    r"""mean squared logarithmic error: ``msle_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(p)
+    return (_rt.log1p_diff(p, y)/(C*(p + 1)))*2, None
+
+
+def msle_value_and_grad_checked(y, p):
+    r"""mean squared logarithmic error: ``msle_value_and_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(p)
+    tmp0 = _rt.log1p_diff(p, y)
+    tmp1 = 1/C
+    return _rt.sum_squares(tmp0, tmp1), (tmp0*tmp1/(p + 1))*2, None, None
+
+
+def msle_value_exact(y, p, C):
+    r"""mean squared logarithmic error: the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
+    return _ex.fsum(_ex.power(_ex.log1p_diff(p[_c], y[_c]), 2) for _c in range(int(C)))/C
+
+
+def msle_grad_exact(y, p, C):
+    r"""mean squared logarithmic error: the stable grad in decimal arithmetic at the current precision, of one element (Decimals), the row width C: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
+    return _ex.D(2)*_ex.log1p_diff(p, y)/(C*(p + _ex.D(1)))
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.

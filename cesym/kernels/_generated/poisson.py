@@ -23,6 +23,7 @@ elementary forms, sharing ``exp(-|x|)``).
 
 import numpy
 
+from cesym.kernels import _exact as _ex
 from cesym.kernels import _runtime as _rt
 
 #: The public functions of this file (cesym.define.declare.Public as plain data): cesym.kernels builds them.
@@ -138,10 +139,57 @@ def rate_naive_grad(y, p):
     return (1 - y/p)/C
 
 
+def rate_value_checked(y, p):
+    r"""Poisson loss on rates: ``rate_value`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(p)
+    tmp0 = _rt.xmul(y, -numpy.log(p))
+    tmp1 = p + tmp0
+    tmp2 = 1/C
+    tmp3 = abs(p) + abs(tmp0)
+    return _rt.weighted_row_sum(tmp1, tmp2, _rt.row_sum(tmp1)), _rt.weighted_row_sum(tmp3, tmp2, _rt.row_sum(tmp3))
+
+
+def rate_grad_checked(y, p):
+    r"""Poisson loss on rates: ``rate_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(p)
+    tmp0 = 1/C
+    tmp1 = _rt.xmul(y, -tmp0/p)
+    return tmp0 + tmp1, tmp0 + abs(tmp1)
+
+
+def rate_value_and_grad_checked(y, p):
+    r"""Poisson loss on rates: ``rate_value_and_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(p)
+    tmp0 = _rt.xmul(y, -numpy.log(p))
+    tmp1 = p + tmp0
+    tmp2 = 1/C
+    tmp3 = _rt.xmul(y, -tmp2/p)
+    tmp4 = abs(p) + abs(tmp0)
+    return _rt.weighted_row_sum(tmp1, tmp2, _rt.row_sum(tmp1)), tmp2 + tmp3, _rt.weighted_row_sum(tmp4, tmp2, _rt.row_sum(tmp4)), tmp2 + abs(tmp3)
+
+
 def rate_weights(y, p):
     r"""The label weights (y) of Poisson loss on rates, as its cores compute them."""
     y_ = y
     return (y_,)
+
+
+def rate_grad_eft(fx, y, p, C):
+    r"""Poisson loss on rates: the stable grad in float64 with every rounding recorded in ``fx`` (:class:`cesym.kernels._eft.Tracker`): exact where ``fx.inexact`` stays False."""
+    return fx.add(fx.div(1.0, C), fx.xmul(y, (-fx.div(1.0, fx.mul(C, p)))))
+
+
+def rate_value_exact(y, p, C):
+    r"""Poisson loss on rates: the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
+    return _ex.fsum(p[_c] + _ex.xmul(y[_c], -_ex.log(p[_c])) for _c in range(int(C)))/C
+
+
+def rate_grad_exact(y, p, C):
+    r"""Poisson loss on rates: the stable grad in decimal arithmetic at the current precision, of one element (Decimals), the row width C: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
+    return _ex.xmul(y, -_ex.D(1)/(p*C)) + _ex.power(C, -1)
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.

@@ -23,6 +23,7 @@ elementary forms, sharing ``exp(-|x|)``).
 
 import numpy
 
+from cesym.kernels import _exact as _ex
 from cesym.kernels import _runtime as _rt
 
 #: The public functions of this file (cesym.define.declare.Public as plain data): cesym.kernels builds them.
@@ -242,11 +243,57 @@ def sigmoid_naive_grad(y, x):
     return tmp0*tmp1*u/(1 - tmp1) - tmp0*y
 
 
+def sigmoid_value_checked(y, x):
+    r"""tf.nn.sigmoid_cross_entropy_with_logits (elementwise): ``sigmoid_value`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    u = 1 - y
+    tmp0 = numpy.log1p(numpy.exp(-abs(x)))
+    tmp1 = tmp0 + numpy.maximum(0, x)
+    tmp2 = tmp0 + numpy.maximum(0, -x)
+    return tmp1*u + tmp2*y, tmp1*abs(u) + tmp2*abs(y)
+
+
+def sigmoid_grad_checked(y, x):
+    r"""tf.nn.sigmoid_cross_entropy_with_logits (elementwise): ``sigmoid_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    u = 1 - y
+    tmp0 = numpy.exp(-abs(x))
+    tmp1 = 1/(tmp0 + 1)
+    tmp2 = u*_rt.exp_min0(x, tmp0)
+    tmp3 = y*_rt.exp_min0(-x, tmp0)
+    return tmp1*tmp2 - tmp1*tmp3, tmp1*abs(tmp2) + tmp1*abs(tmp3)
+
+
+def sigmoid_value_and_grad_checked(y, x):
+    r"""tf.nn.sigmoid_cross_entropy_with_logits (elementwise): ``sigmoid_value_and_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    u = 1 - y
+    tmp0 = numpy.exp(-abs(x))
+    tmp1 = numpy.log1p(tmp0)
+    tmp2 = tmp1 + numpy.maximum(0, x)
+    tmp3 = -x
+    tmp4 = tmp1 + numpy.maximum(0, tmp3)
+    tmp5 = 1/(tmp0 + 1)
+    tmp6 = u*_rt.exp_min0(x, tmp0)
+    tmp7 = y*_rt.exp_min0(tmp3, tmp0)
+    return tmp2*u + tmp4*y, tmp5*tmp6 - tmp5*tmp7, tmp2*abs(u) + tmp4*abs(y), tmp5*abs(tmp6) + tmp5*abs(tmp7)
+
+
 def sigmoid_weights(y, x):
     r"""The label weights (y, u) of tf.nn.sigmoid_cross_entropy_with_logits (elementwise), as its cores compute them."""
     y_ = y
     u_ = 1 - y
     return (y_, u_)
+
+
+def sigmoid_value_exact(y, x, C):
+    r"""tf.nn.sigmoid_cross_entropy_with_logits (elementwise): the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
+    return y*_ex.softplus(-x) + (_ex.D(1) - y)*_ex.softplus(x)
+
+
+def sigmoid_grad_exact(y, x, C):
+    r"""tf.nn.sigmoid_cross_entropy_with_logits (elementwise): the stable grad in decimal arithmetic at the current precision, of one element (Decimals), the row width C: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
+    return -y*_ex.sigmoid(-x) + (_ex.D(1) - y)*_ex.sigmoid(x)
 
 
 def softmax_value(y, z):

@@ -1,0 +1,385 @@
+r"""What a float32 kernel needs to be correctly rounded: a bound on its float64 error, and its
+stable form in decimal arithmetic for the inputs that bound cannot settle.
+
+A float32 kernel computes in float64 and rounds once. That rounding is the correctly rounded
+float32 wherever the float64 value ``r`` is farther from every float32 rounding boundary than
+``r``'s own error. :func:`magnitude` gives the scale of that error: the stable form with each
+sum replaced by the sum of its terms' absolute values, descending through products, row sums,
+piecewise branches and zero-guarded products, and stopping at functions and powers, whose values
+the stable forms compute to a few ulps of themselves (that is what the stable rewrites are for,
+and what ``cesym verify`` measures). The float64 error is then at most W·2^-53·magnitude for a
+modest W (:mod:`cesym.kernels._rounding`): a cancelling sum such as σ(x) - t has a magnitude
+σ(x) + t far above its value, where the relative error of the float64 result is large.
+
+:class:`DecimalPrinter` prints a stable form as Python code over :class:`decimal.Decimal` with
+the functions of :mod:`cesym.kernels._exact`; :func:`exact_parts` says which kernels of a loss
+have such a form (elementwise gradients; values whose only row reductions are sums of elementwise
+terms) and returns the code, or None with the reason when they do not.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+from sympy.printing.pycode import PythonCodePrinter
+
+from ..define.loss import Loss
+from ..define.primitives import (
+    C,
+    Elem,
+    Log1pDiff,
+    LogCosh,
+    NanOr,
+    Relu,
+    RowSum,
+    Sigmoid,
+    Softplus,
+    SumSquares,
+    XMul,
+)
+
+__all__ = ["magnitude", "DecimalPrinter", "EftPrinter", "exact_parts", "eft_parts", "NotExact"]
+
+
+class NotExact(Exception):
+    """A kernel whose stable form has no decimal evaluation here (a row reduction other than a
+    sum, or a primitive :mod:`cesym.kernels._exact` lacks)."""
+
+
+def _input_sum(e: sp.Expr) -> bool:
+    """A sum of inputs times powers of two (``p - y``, ``2p - 2y``): one rounding of exact
+    operands, accurate to half an ulp of itself whatever the cancellation."""
+    def exact(t: sp.Expr) -> bool:
+        c, rest = t.as_coeff_Mul()
+        if rest == 1:
+            return c.is_Rational
+        two = abs(c).is_Rational and (abs(c).p & (abs(c).p - 1)) == 0 and (abs(c).q & (abs(c).q - 1)) == 0
+        return bool(two) and isinstance(rest, sp.Symbol)
+
+    return isinstance(e, sp.Add) and all(exact(t) for t in e.args)
+
+
+def magnitude(e: sp.Expr) -> sp.Expr:
+    r"""The scale of the rounding error of ``e`` evaluated in floating point: every ``Add`` reached
+    through products, row sums, ``XMul``, ``Piecewise`` branches and ``NanOr`` becomes
+    :math:`\sum_k |t_k|`; every other factor ``f`` is ``|f|``.
+
+    ``|a + b| <= |a| + |b|``, with equality when the terms have one sign: for a sum of
+    non-negative terms the magnitude is the value itself.
+    """
+    if _input_sum(e):
+        return sp.Abs(e)
+    if not needs_magnitude(e):
+        return e if e.is_nonnegative else sp.Abs(e)  # |a·b| as one term: cse shares a·b with the value
+    if isinstance(e, sp.Add):
+        return sp.Add(*[magnitude(a) for a in e.args])
+    if isinstance(e, sp.Mul):
+        return sp.Mul(*[magnitude(a) for a in e.args])
+    if isinstance(e, (RowSum, XMul, NanOr)):
+        return type(e)(*[magnitude(a) for a in e.args])
+    if isinstance(e, SumSquares):
+        return e
+    if isinstance(e, sp.Piecewise):
+        return sp.Piecewise(*[(magnitude(x), c) for x, c in e.args])
+    if e.is_number:
+        return abs(e)
+    return sp.Abs(e)
+
+
+def needs_magnitude(e: sp.Expr) -> bool:
+    """Whether :func:`magnitude` can exceed ``|e|``: a sum is reached whose terms are not all of
+    one known sign."""
+    if _input_sum(e):
+        return False
+    if isinstance(e, sp.Add):
+        terms = [a for a in e.args if not a.is_zero]
+        return not (all(a.is_nonnegative for a in terms) or all(a.is_nonpositive for a in terms)) or any(
+            needs_magnitude(a) for a in terms
+        )
+    if isinstance(e, (sp.Mul, RowSum, XMul, NanOr)):
+        return any(needs_magnitude(a) for a in e.args)
+    if isinstance(e, sp.Piecewise):
+        return any(needs_magnitude(x) for x, _ in e.args)
+    return False
+
+
+class DecimalPrinter(PythonCodePrinter):
+    """Python code over :class:`decimal.Decimal`: numbers as exact Decimals, functions from
+    :mod:`cesym.kernels._exact` (``_ex``), element symbols indexed by ``_c`` inside a row sum."""
+
+    _known = {
+        "log": "log", "exp": "exp", "log1p": "log1p", "expm1": "expm1", "tanh": "tanh", "sign": "sign",
+        "Sigmoid": "sigmoid", "Softplus": "softplus", "LogCosh": "logcosh", "Log1pDiff": "log1p_diff",
+        "XMul": "xmul", "Relu": "relu",
+    }
+
+    def __init__(self, settings=None):
+        super().__init__(settings or {})
+        self.in_row = False
+
+    def _print_Elem(self, e):
+        return f"{e.name}[_c]" if self.in_row else e.name
+
+    def _print_Symbol(self, e):
+        return "C" if e == C else e.name
+
+    def _print_Integer(self, e):
+        return f"_ex.D({int(e)})"
+
+    def _print_Rational(self, e):
+        return f"_ex.q({e.p}, {e.q})"
+
+    def _print_Float(self, e):
+        return f"_ex.D({float(e)!r})"
+
+    def _print_Half(self, e):
+        return "_ex.q(1, 2)"
+
+    def _print_NegativeOne(self, e):
+        return "_ex.D(-1)"
+
+    def _print_One(self, e):
+        return "_ex.D(1)"
+
+    def _print_Zero(self, e):
+        return "_ex.D(0)"
+
+    def _print_Pow(self, e, rational=False):
+        b, x = e.args
+        if x == sp.Rational(1, 2):
+            return f"({self._print(b)}).sqrt()"
+        if x.is_Integer:
+            return f"_ex.power({self._print(b)}, {int(x)})"
+        return f"_ex.power({self._print(b)}, {self._print(x)})"
+
+    def _print_Abs(self, e):
+        return f"abs({self._print(e.args[0])})"
+
+    def _print_Max(self, e):
+        return "max(" + ", ".join(self._print(a) for a in e.args) + ")"
+
+    def _print_Min(self, e):
+        return "min(" + ", ".join(self._print(a) for a in e.args) + ")"
+
+    def _print_Heaviside(self, e):
+        h = e.args[1] if len(e.args) > 1 else sp.Rational(1, 2)
+        return f"_ex.heaviside({self._print(e.args[0])}, {self._print(h)})"
+
+    def _print_NanOr(self, e):
+        return f"_ex.nan_or(lambda: {self._print(e.args[0])}, lambda: {self._print(e.args[1])})"
+
+    def _print_RowSum(self, e):
+        return self._row_sum(e.args[0])
+
+    def _print_SumSquares(self, e):
+        return self._row_sum(e.args[0] ** 2)
+
+    def _row_sum(self, body: sp.Expr) -> str:
+        if self.in_row:
+            raise NotExact("a row sum inside a row sum")
+        self.in_row = True
+        try:
+            inner = self._print(body)
+        finally:
+            self.in_row = False
+        return f"_ex.fsum({inner} for _c in range(int(C)))"
+
+    def _print_Piecewise(self, e):
+        out = "_ex.D('NaN')"
+        for x, c in reversed(e.args):
+            out = self._print(x) if c == sp.true else f"({self._print(x)} if {self._print(c)} else {out})"
+        return out
+
+    def _print_Function(self, e):
+        name = type(e).__name__
+        if name in self._known:
+            return f"_ex.{self._known[name]}(" + ", ".join(self._print(a) for a in e.args) + ")"
+        raise NotExact(f"no decimal evaluation of {name}")
+
+    def _print_Relational(self, e):
+        return f"({self._print(e.lhs)} {e.rel_op} {self._print(e.rhs)})"
+
+
+# PythonCodePrinter prints some of these itself (math.log, math.copysign, ...): the Decimal ones win
+for _name in DecimalPrinter._known:
+    setattr(DecimalPrinter, f"_print_{_name}", DecimalPrinter._print_Function)
+
+
+class EftPrinter(PythonCodePrinter):
+    """NumPy code over a :class:`cesym.kernels._eft.Tracker` ``fx`` for a rational stable form
+    (+ − × ÷ by anything, integer powers, |·|, sign, max/min, Relu, Heaviside, branches): every
+    rounding recorded. Anything else raises :class:`NotExact`."""
+
+    def _print_Elem(self, e):
+        return e.name
+
+    def _print_Symbol(self, e):
+        return "C" if e == C else e.name
+
+    def _print_Integer(self, e):
+        if abs(int(e)) >= 2**53:
+            raise NotExact("an integer beyond 2^53")
+        return repr(float(e))
+
+    def _print_Rational(self, e):
+        if e.q & (e.q - 1) == 0 and abs(e.p) < 2**53:
+            return repr(float(e))  # exact in binary
+        return f"fx.div({float(e.p)!r}, {float(e.q)!r})"
+
+    def _print_Half(self, e):
+        return "0.5"
+
+    def _print_NegativeOne(self, e):
+        return "-1.0"
+
+    def _print_One(self, e):
+        return "1.0"
+
+    def _print_Zero(self, e):
+        return "0.0"
+
+    def _print_Float(self, e):
+        return repr(float(e))
+
+    def _print_Add(self, e, order=None):
+        terms = [self._print(a) for a in e.args]
+        out = terms[0]
+        for t in terms[1:]:
+            out = f"fx.add({out}, {t})"
+        return out
+
+    def _product(self, factors) -> str:
+        if not factors:
+            return "1.0"
+        out = self._print(factors[0])
+        for f in factors[1:]:
+            out = f"fx.mul({out}, {self._print(f)})"
+        return out
+
+    def _print_Mul(self, e):
+        coeff, rest = e.as_coeff_Mul()
+        if coeff == -1:
+            return f"(-{self._print(rest)})"
+        num, den = sp.fraction(e, exact=True)
+        nf = list(num.args) if isinstance(num, sp.Mul) else [num]
+        df = list(den.args) if isinstance(den, sp.Mul) else [den]
+        n = self._product([f for f in nf if f != 1])
+        return n if den == 1 else f"fx.div({n}, {self._product([f for f in df if f != 1])})"
+
+    def _print_Pow(self, e, rational=False):
+        b, x = e.args
+        if not x.is_Integer:
+            raise NotExact("a power that is not an integer one")
+        if x == -1:
+            return f"fx.div(1.0, {self._print(b)})"
+        if x < 0:
+            return f"fx.div(1.0, fx.power({self._print(b)}, {-int(x)}))"
+        return f"fx.power({self._print(b)}, {int(x)})"
+
+    def _print_Abs(self, e):
+        return f"numpy.abs({self._print(e.args[0])})"
+
+    def _print_sign(self, e):
+        return f"numpy.sign({self._print(e.args[0])})"
+
+    def _print_Max(self, e):
+        return self._fold("numpy.maximum", e.args)
+
+    def _print_Min(self, e):
+        return self._fold("numpy.minimum", e.args)
+
+    def _fold(self, fn, args):
+        out = self._print(args[0])
+        for a in args[1:]:
+            out = f"{fn}({out}, {self._print(a)})"
+        return out
+
+    def _print_Relu(self, e):
+        return f"numpy.maximum({self._print(e.args[0])}, 0.0)"
+
+    def _print_Heaviside(self, e):
+        a = self._print(e.args[0])
+        h = self._print(e.args[1] if len(e.args) > 1 else sp.Rational(1, 2))
+        return f"numpy.where({a} > 0, 1.0, numpy.where({a} < 0, 0.0, {h}))"
+
+    def _print_XMul(self, e):
+        return f"fx.xmul({self._print(e.args[0])}, {self._print(e.args[1])})"
+
+    def _print_RowSum(self, e):
+        return f"fx.row_sum({self._print(e.args[0])})"
+
+    def _print_SumSquares(self, e):
+        a = self._print(e.args[0])
+        return f"fx.row_sum(fx.mul({a}, {a}))"
+
+    def _print_Piecewise(self, e):
+        out = "numpy.nan"
+        for x, c in reversed(e.args):
+            out = self._print(x) if c == sp.true else f"fx.where({self._print(c)}, lambda: {self._print(x)}, lambda: {out})"
+        return out
+
+    def _print_Relational(self, e):
+        return f"({self._print(e.lhs)} {e.rel_op} {self._print(e.rhs)})"
+
+    def _print_BooleanTrue(self, e):
+        return "True"
+
+    def _print_And(self, e):
+        return "(" + " & ".join(self._print(a) for a in e.args) + ")"
+
+    def _print_Or(self, e):
+        return "(" + " | ".join(self._print(a) for a in e.args) + ")"
+
+    def _print_Function(self, e):
+        raise NotExact(f"{type(e).__name__} is not rational")
+
+
+for _name in ("log", "exp", "log1p", "expm1", "tanh", "sqrt", "Sigmoid", "Softplus", "LogCosh", "Log1pDiff", "NanOr"):
+    setattr(EftPrinter, f"_print_{_name}", EftPrinter._print_Function)
+
+
+def eft_parts(loss: Loss, value: sp.Expr, grad: sp.Expr | None) -> dict[str, str]:
+    """The tracked float64 code (:class:`EftPrinter`) of the value and the gradient of a loss
+    whose stable forms are rational; {} when they are not."""
+    out = {}
+    for kind, e in (("value", value), ("grad", grad)):
+        if e is None:
+            continue
+        try:
+            out[kind] = EftPrinter().doprint(_substitute_weights(loss, e))
+        except NotExact:
+            pass
+    return out
+
+
+#: The primitives the decimal code evaluates (the others make a kernel ineligible).
+_ELEMENTWISE = (Sigmoid, Softplus, LogCosh, Log1pDiff, XMul, Relu, sp.Heaviside, NanOr)
+
+
+def _substitute_weights(loss: Loss, e: sp.Expr) -> sp.Expr:
+    return e.xreplace({w: d for w, d in loss.weights.items() if d != w})
+
+
+def exact_parts(loss: Loss, value: sp.Expr, grad: sp.Expr | None) -> dict[str, str] | str:
+    """The decimal code of the value (over a row: lists ``y``, ``x``) and of the gradient (one
+    element, the row width ``C`` given), as expression strings, or the reason there is none.
+
+    Eligible: a loss with dense or no labels whose gradient holds no row reduction, and whose
+    value's row reductions are sums of elementwise terms.
+    """
+    if loss.label_index:
+        return "a class-index label"
+    if any(s.name == "N" for s in value.free_symbols):
+        return "a batch reduction"
+    printer = DecimalPrinter()
+    out = {}
+    try:
+        v = _substitute_weights(loss, value)
+        out["value"] = printer.doprint(v)
+        if grad is not None:
+            g = _substitute_weights(loss, grad)
+            if g.has(RowSum, SumSquares):
+                return "the gradient holds a row reduction"
+            out["grad"] = printer.doprint(g)
+    except NotExact as why:
+        return str(why)
+    return out

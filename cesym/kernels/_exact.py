@@ -1,0 +1,299 @@
+r"""The slow, correct path of the float32 kernels: a loss evaluated in decimal arithmetic at rising
+precision until its float32 rounding is certain (Ziv's strategy, as CORE-MATH's accurate phase).
+
+A float32 kernel computes in float64 and rounds once; :mod:`cesym.kernels._rounding` finds the
+rare outputs whose float64 value lies too close to a float32 rounding boundary for that rounding
+to be trusted, and hands them here. The generated module prints, for each such kernel, its stable
+form as Python code over :class:`decimal.Decimal` (``<variant>_value_exact``,
+``<variant>_grad_exact``; :mod:`cesym.generate.exact`), calling the functions below.
+
+Why :mod:`decimal` (the standard library) rather than mpmath or python-flint: the kernels depend on
+NumPy alone. Its ``exp``, ``ln`` and ``sqrt`` are correctly rounded at any precision, ``+ - × ÷``
+too, and the context is thread-local, so concurrent calls do not interfere. The functions below
+keep that accuracy where a plain formula would cancel (log1p, expm1, log cosh near 0, …) by
+working at the precision the cancellation needs.
+
+:func:`solve` evaluates at 30, 60, 120, 240, 480 digits. A value computed without any inexact
+operation is exact and is rounded at once (a tie of a rational loss, such as x²/2 on a float32
+midpoint, is a tie: ties to even). Otherwise a level is accepted when it and the level before
+round alike and their difference is below a quarter of the distance to the nearest float32
+rounding boundary; cancellation shows as a large difference between levels and only raises the
+precision. The exhaustive run (``cesym verify --exhaustive``) checks the outcome input by input.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from decimal import ROUND_05UP, Context, Decimal, Inexact, getcontext, localcontext
+from fractions import Fraction
+
+import numpy as np
+
+__all__ = ["solve", "round_float32"]
+
+#: The precisions (decimal digits) tried in turn.
+LEVELS = (30, 60, 120, 240, 480)
+
+_LN2: dict[int, Decimal] = {}
+
+#: The most digits a sum is carried to exactly (float64 inputs need at most 1100).
+_MAX_DIGITS = 4000
+
+
+def _ctx() -> Context:
+    return getcontext()
+
+
+def _extra(digits: int) -> Context:
+    """A context ``digits`` digits more precise than the current one (same flags object)."""
+    c = _ctx()
+    return Context(prec=c.prec + max(0, digits), rounding=c.rounding, Emin=c.Emin, Emax=c.Emax, traps=[], flags=c.flags)
+
+
+def _exact_for(*values: Decimal) -> Context:
+    """A context in which sums of ``values`` are exact (capped at ``_MAX_DIGITS``)."""
+    c = _ctx()
+    finite = [v for v in values if v.is_finite() and v != 0]
+    need = max((v.adjusted() for v in finite), default=0) - min((v.as_tuple().exponent for v in finite), default=0) + 3
+    return Context(prec=min(max(c.prec, need), _MAX_DIGITS), rounding=c.rounding, Emin=c.Emin, Emax=c.Emax, traps=[], flags=c.flags)
+
+
+def D(v) -> Decimal:
+    """A float, int or Decimal as an exact Decimal."""
+    return v if isinstance(v, Decimal) else Decimal(v)
+
+
+def q(n: int, d: int) -> Decimal:
+    """The rational n/d at the current precision."""
+    return _ctx().divide(Decimal(n), Decimal(d))
+
+
+def _small(a: Decimal) -> bool:
+    """|a| < 10^-5: where the series below converge in a few terms (no extended precision)."""
+    return a.is_finite() and a.adjusted() < -5
+
+
+def _series(a: Decimal, coeff: Callable[[int], Fraction], first: int, step: int = 1) -> Decimal:
+    """Σ_{n >= first, by step} coeff(n)·a^n until the terms fall below the precision."""
+    c = _ctx()
+    with localcontext(_extra(5)):
+        s, n, p = Decimal(0), first, a**first
+        limit = abs(p) * Decimal(10) ** -(c.prec + 3)
+        while p != 0 and abs(p) > limit:
+            k = coeff(n)
+            s += p * k.numerator / k.denominator
+            n += step
+            p *= a**step
+    return +s
+
+
+def ln2() -> Decimal:
+    p = _ctx().prec
+    if p not in _LN2:
+        with localcontext(Context(prec=p + 5)):
+            _LN2[p] = Decimal(2).ln()  # noqa: the cache is filled once per precision (a benign race)
+    return +_LN2[p]
+
+
+def exp(a: Decimal) -> Decimal:
+    return _ctx().exp(a)
+
+
+def log(a: Decimal) -> Decimal:
+    """ln a (-inf at 0; NaN below)."""
+    if a < 0:
+        return Decimal("NaN")
+    return _ctx().ln(a)
+
+
+def log1p(a: Decimal) -> Decimal:
+    """ln(1 + a): a series for a small a, else ln of 1 + a formed exactly."""
+    if a < -1:
+        return Decimal("NaN")
+    if _small(a):
+        return _series(a, lambda n: Fraction((-1) ** (n + 1), n), 1)
+    one_a = _exact_for(a, Decimal(1)).add(1, a)
+    return _ctx().ln(one_a)
+
+
+def expm1(a: Decimal) -> Decimal:
+    """e^a - 1: a series for a small a, else e^a at the precision the subtraction needs."""
+    if _small(a):
+        return _series(a, lambda n: Fraction(1, math.factorial(n)), 1)
+    c = _extra(max(0, -a.adjusted()) + 2 if a.is_finite() else 0)
+    return +c.subtract(c.exp(a), 1)
+
+
+def sigmoid(a: Decimal) -> Decimal:
+    """1/(1 + e^-a), from the side where e^{-|a|} <= 1."""
+    if a >= 0:
+        return 1 / (1 + exp(-a))
+    e = exp(a)
+    return e / (1 + e)
+
+
+def softplus(a: Decimal) -> Decimal:
+    """ln(1 + e^a) = max(a, 0) + ln(1 + e^{-|a|})."""
+    return max(a, Decimal(0)) + log1p(exp(-abs(a)))
+
+
+def logcosh(a: Decimal) -> Decimal:
+    """ln cosh a: the series a²/2 - a⁴/12 + a⁶/45 - … for a small a, else
+    |a| - ln 2 + ln(1 + e^{-2|a|}) at the precision the cancellation near 0 needs."""
+    b = abs(a)
+    if _small(b):
+        # ln cosh a = Σ_{n>=1} 2^{2n-1} (2^{2n} - 1) B_{2n} a^{2n} / (n (2n)!)  (B: Bernoulli numbers)
+        return _series(b, _logcosh_coeff, 2, 2)
+    with localcontext(_extra(2 * max(0, -b.adjusted()) + 3)):
+        v = b - ln2() + log1p(exp(-2 * b))
+    return +v
+
+
+def _logcosh_coeff(m: int) -> Fraction:
+    n = m // 2
+    return Fraction(2 ** (2 * n - 1) * (2 ** (2 * n) - 1)) * _bernoulli(2 * n) / (n * math.factorial(2 * n))
+
+
+_BERN: dict[int, Fraction] = {}
+
+
+def _bernoulli(n: int) -> Fraction:
+    """The Bernoulli number B_n (B_1 = -1/2), by the Akiyama–Tanigawa algorithm."""
+    if n not in _BERN:
+        a = [Fraction(0)] * (n + 1)
+        for m in range(n + 1):
+            a[m] = Fraction(1, m + 1)
+            for j in range(m, 0, -1):
+                a[j - 1] = j * (a[j - 1] - a[j])
+        _BERN[n] = a[0] if n != 1 else Fraction(-1, 2)
+    return _BERN[n]
+
+
+def tanh(a: Decimal) -> Decimal:
+    if a < 0:
+        return -tanh(-a)
+    e = expm1(2 * a)
+    return e / (e + 2) if e.is_finite() else Decimal(1)
+
+
+def log1p_diff(a: Decimal, b: Decimal) -> Decimal:
+    """ln(1 + a) - ln(1 + b) = ln(1 + (a - b)/(1 + b)), the difference and 1 + b formed exactly."""
+    c = _exact_for(a, b, Decimal(1))
+    return log1p(_ctx().divide(c.subtract(a, b), c.add(1, b)))
+
+
+def xmul(a: Decimal, b: Decimal) -> Decimal:
+    """a·b with 0·b = 0 for any b (0·log 0 = 0)."""
+    return Decimal(0) if a == 0 else a * b
+
+
+def relu(a: Decimal) -> Decimal:
+    return max(a, Decimal(0))
+
+
+def heaviside(a: Decimal, h) -> Decimal:
+    return Decimal(1) if a > 0 else (Decimal(0) if a < 0 else D(h))
+
+
+def sign(a: Decimal) -> Decimal:
+    return Decimal((a > 0) - (a < 0))
+
+
+def power(b: Decimal, e) -> Decimal:
+    """b^e: exact products for an integer e, e^{e·ln b} otherwise (b >= 0; 0^e = 0 for e > 0, 1 at e = 0)."""
+    b = D(b)
+    e = D(e) if not isinstance(e, int) else e
+    if isinstance(e, int) or e == e.to_integral_value():
+        n = int(e)
+        if n >= 0:
+            return b**n if n else Decimal(1)
+        return 1 / (b ** (-n)) if b != 0 else Decimal("Infinity")
+    if b == 0:
+        return Decimal(0) if e > 0 else Decimal("Infinity")
+    if b < 0:
+        return Decimal("NaN")
+    return exp(e * log(b))
+
+
+def nan_or(first: Callable[[], Decimal], second: Callable[[], Decimal]) -> Decimal:
+    """``first()``, or ``second()`` where it is NaN (two forms of one quantity)."""
+    v = first()
+    return second() if v.is_nan() else v
+
+
+def fsum(terms) -> Decimal:
+    """Σ terms, each addition at the current precision."""
+    s = Decimal(0)
+    for t in terms:
+        s += t
+    return s
+
+
+# --- rounding to float32 ---------------------------------------------------------------------------
+
+_F32_MAX_EXP = 127
+_F32_MIN_EXP = -126
+_F32_DIGITS = 24
+
+
+def round_float32(v: Decimal | Fraction) -> tuple[float, Fraction]:
+    """The float32 nearest ``v`` (ties to even; ±inf from 2^128 - 2^103 on), exactly, and the
+    distance from ``v`` to the nearest float32 rounding boundary (a midpoint between neighbours,
+    or the overflow threshold)."""
+    fr = Fraction(v)
+    if fr == 0:
+        return 0.0, Fraction(2) ** (_F32_MIN_EXP - _F32_DIGITS)  # half the least subnormal away
+    neg = fr < 0
+    a = -fr if neg else fr
+    e = a.numerator.bit_length() - a.denominator.bit_length()  # 2^e <= a < 2^(e+2)
+    if Fraction(2) ** e > a:
+        e -= 1
+    k = max(min(e, _F32_MAX_EXP), _F32_MIN_EXP) - (_F32_DIGITS - 1)  # the spacing's exponent
+    scaled = a / Fraction(2) ** k if k >= 0 else a * (1 << -k)
+    n = math.floor(scaled)
+    rem = scaled - n
+    dist = abs(rem - Fraction(1, 2)) * (Fraction(2) ** k)
+    if rem > Fraction(1, 2) or (rem == Fraction(1, 2) and n & 1):
+        n += 1
+    out = math.ldexp(n, k) if n < (1 << _F32_DIGITS) or k < _F32_MAX_EXP - 23 else math.inf
+    if out >= 2.0**128:
+        out = math.inf
+    return (-out if neg else out), dist
+
+
+def solve(fn: Callable[..., Decimal], args: tuple) -> float | None:
+    """The correctly rounded float32 (as a float) of ``fn(*args)`` (Decimal arguments), by rising
+    precision; None where the value is not a finite real (the caller keeps its own)."""
+    prev = None
+    for level in LEVELS:
+        # 05UP (round to odd, in decimal): an inexact sum keeps the side of a tail it cannot
+        # hold (x + 1e-600 at 30 digits ends in 1, not on a float32 midpoint x); exp and ln
+        # round to nearest whatever the context says
+        with localcontext(Context(prec=level, rounding=ROUND_05UP, Emin=-(10**9), Emax=10**9, traps=[])) as c:
+            v = fn(*args)
+            inexact = bool(c.flags[Inexact])
+        if not v.is_finite():
+            return None
+        f, dist = round_float32(v)
+        if not inexact:
+            return f
+        if prev is not None:
+            pv, pf = prev
+            if pf == f and 4 * abs(Fraction(v) - Fraction(pv)) < dist:
+                return f
+        prev = (v, f)
+    return prev[1]
+
+
+def decimal_args(values) -> tuple:
+    """NumPy scalars or rows as exact Decimals (rows as lists)."""
+    out = []
+    for v in values:
+        if isinstance(v, np.ndarray):
+            out.append([Decimal(float(x)) for x in v.ravel()])
+        elif isinstance(v, (float, np.floating)):
+            out.append(Decimal(float(v)))
+        else:
+            out.append(v)
+    return tuple(out)
