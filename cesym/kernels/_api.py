@@ -368,6 +368,8 @@ def _call(pub: dict, module: ModuleType, values: dict, kind: str):
     if pred.dtype == np.float32 and pred.shape[c.ax] <= _blocks.BLOCK_ELEMENTS and not c.ignored:
         # correctly rounded float32 outputs (rows in pieces, past BLOCK_ELEMENTS, are rounded once)
         core = _rounding.correctly_rounded(module, c.variant["loss"], kind, c.labels is not None, pred.shape[c.ax]) or core
+    elif pred.dtype == np.float64 and not kind.startswith("naive"):
+        core = _carrying(core)
     res = _run(
         core, kind, c.labels, pred, c.ax, c.params(), row_level=not element, watch=watch,
         limits=_limit_rule(c, kind), grad_alone=bool(c.ignored), block_elements=block,
@@ -376,6 +378,17 @@ def _call(pub: dict, module: ModuleType, values: dict, kind: str):
     if element:
         return tuple(r[..., 0] for r in res) if kind == "value_and_grad" else res[..., 0]
     return res
+
+
+def _carrying(core):
+    """``core`` with the rounding of z - max z carried into exp (:func:`_runtime.shifted_exp`),
+    in whichever thread runs it."""
+
+    def carried(*args):
+        with _rt.carried_shift():
+            return core(*args)
+
+    return carried
 
 
 def _batch(c: _Call, core, kind: str):

@@ -13,7 +13,9 @@ full-row values only.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -698,6 +700,50 @@ def off_max_sum(e: np.ndarray, S: np.ndarray) -> np.ndarray:
     return small + np.rint((S - 1.0) - small)
 
 
+_CARRY = threading.local()
+
+
+@contextmanager
+def carried_shift():
+    """Within it (in this thread), :func:`shifted_exp` carries the rounding of z - m into e:
+    the public kernels ask for it on float64 inputs (a float32 input's z - m is far more
+    precise than its result needs)."""
+    before = getattr(_CARRY, "on", False)
+    _CARRY.on = True
+    try:
+        yield
+    finally:
+        _CARRY.on = before
+
+
+def shifted_exp(z: np.ndarray, m: np.ndarray) -> np.ndarray:
+    r"""e = exp(z - m) for the row maximum m; within :func:`carried_shift`, exp(z - m)·(1 + δ)
+    with δ = (z - m) - fl(z - m) exactly (Knuth's TwoSum).
+
+    fl(z - m) is exact when z and m are within a factor 2 (Sterbenz); otherwise it errs by up
+    to half an ulp of z - m, which exp turns into a relative error of |z - m|·2^-53: 500 ulps
+    of a share e^{-550}, and of the loss of a class that wins by 550 (its loss is that share).
+    exp(d + δ) = exp(d)·(1 + δ + δ²/2 + …) and |δ| <= 2^-53·|d|, so the first order leaves
+    |d|²·2^-107: below an ulp while e is not 0 (|d| < 745). Cost: six passes over the block.
+    """
+    if not (getattr(_CARRY, "on", False) and z.ndim == 2 and z.dtype == np.float64):
+        return np.exp(z - m)
+    M = np.repeat(m, z.shape[-1], axis=-1)  # the maxima as a full block: each op below one plain pass
+    d = z - M
+    e = np.exp(d)
+    # TwoSum(z, -m): zz = d + m, mm = d - zz, delta = (z - zz) - (m + mm), in place
+    zz = d + M
+    np.subtract(d, zz, out=d)
+    np.add(d, M, out=d)
+    np.subtract(z, zz, out=zz)
+    np.subtract(zz, d, out=zz)
+    # NaN only at an infinite z (or a NaN row): there e is 0 (kept 0) or NaN (kept NaN)
+    np.fmin(zz, 1.0, out=zz)
+    np.multiply(zz, e, out=zz)
+    np.add(e, zz, out=e)
+    return e
+
+
 def softmax_parts(z: np.ndarray) -> tuple:
     r"""``(m, e, S, s)``: m = max z, e = exp(z - m), S = Σ e and s = :func:`off_max_sum` (e, S),
     the shared start of every softmax kernel (the generated code asks for them in one call).
@@ -712,7 +758,7 @@ def softmax_parts(z: np.ndarray) -> tuple:
     """
     if _piece() is None:
         m = row_max(z)
-        e = np.exp(-m + z)
+        e = shifted_exp(z, m)
         S = row_sum(e)
         return m, e, S, off_max_sum(e, S)
 
@@ -727,7 +773,7 @@ def softmax_parts(z: np.ndarray) -> tuple:
         m, S, s = (_pieces.Pending(lambda known, i=i: parts.resolve(known)[i]) for i in range(3))
         return m, _pieces.UNKNOWN, S, s
     m, S, s = parts
-    return m, np.exp(-m + z), S, s
+    return m, shifted_exp(z, m), S, s
 
 
 def _softmax_parts_combine(parts: list) -> tuple:
