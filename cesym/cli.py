@@ -57,21 +57,17 @@ def _exhaustive(args: argparse.Namespace) -> int:
 
     from .verify import exhaustive
 
-    groups: dict = {}  # one sweep per kernel, label and parameters (value and gradient together)
-    for st in args.settings:
-        groups.setdefault((st.case, st.label, st.params), []).append(st)
-    summaries = []
-    for group in groups.values():
-        done = exhaustive.run_settings(
-            group, directory=args.derivations, jobs=args.jobs, limit=tuple(args.range) if args.range else None,
-            progress=lambda m: print(f"  ... {m}", file=sys.stderr, flush=True),
-        )
+    def ended(done: list) -> None:
         for s in done:
             print(exhaustive.describe(s), flush=True)
         if args.record:  # each sweep as it ends: an interrupted run keeps what it finished
             for path in exhaustive.record(done):
                 print(f"cesym verify: wrote {path}", flush=True)
-        summaries += done
+
+    summaries = exhaustive.run_settings(
+        args.settings, directory=args.derivations, jobs=args.jobs, limit=tuple(args.range) if args.range else None,
+        progress=lambda m: print(f"  ... {m}", file=sys.stderr, flush=True), on_sweep=ended,
+    )
     if args.json:
         from .files import write_text
 

@@ -32,9 +32,20 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 __all__ = [
-    "OutputError", "check_output_file", "check_output_dir", "write_text", "write_texts", "deferred_interrupt",
+    "file_digest", "OutputError", "check_output_file", "check_output_dir", "write_text", "write_texts", "deferred_interrupt",
     "on_interrupt", "reset_interrupt", "raise_if_interrupted",
 ]
+
+def file_digest(path: Path) -> str:
+    """16 hex digits of SHA-256 of a file's bytes, line ends normalised (a checkout that writes
+    CRLF digests as one that writes LF); ``"(missing)"`` for a file that is not there."""
+    import hashlib
+
+    path = Path(path)
+    if not path.exists():
+        return "(missing)"
+    return hashlib.sha256(path.read_bytes().replace(b"\r\n", b"\n")).hexdigest()[:16]
+
 
 #: Set by :func:`on_interrupt`: a Ctrl-C that came, even one an ignoring context swallowed (a
 #: KeyboardInterrupt raised inside a weakref callback during an import is printed and dropped).

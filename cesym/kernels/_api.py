@@ -365,10 +365,11 @@ def _call(pub: dict, module: ModuleType, values: dict, kind: str):
     block = _sigmoid_grad_block(kind) if rule == "sigmoid" else None
     element = pub["reduction"] == "element"
     pred = c.p[..., None] if element else c.p
-    if pred.dtype == np.float32 and pred.shape[c.ax] <= _blocks.BLOCK_ELEMENTS and not c.ignored:
+    dtype = V.native(pred.dtype)  # a byte-swapped input computes as a native one
+    if dtype == np.float32 and pred.shape[c.ax] <= _blocks.BLOCK_ELEMENTS and not c.ignored:
         # correctly rounded float32 outputs (rows in pieces, past BLOCK_ELEMENTS, are rounded once)
-        core = _rounding.correctly_rounded(module, c.variant["loss"], kind, c.labels is not None, pred.shape[c.ax]) or core
-    elif pred.dtype == np.float64 and not kind.startswith("naive"):
+        core = _rounding.correctly_rounded(module, c.variant["loss"], kind, c.labels is not None) or core
+    elif dtype == np.float64 and not kind.startswith("naive"):
         core = _carrying(core)
     res = _run(
         core, kind, c.labels, pred, c.ax, c.params(), row_level=not element, watch=watch,

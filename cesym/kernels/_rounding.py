@@ -102,7 +102,7 @@ def _fix(out: np.ndarray, idx: np.ndarray, args_at: Callable[[int], tuple], fn: 
     return out
 
 
-def correctly_rounded(module: ModuleType, variant: str, kind: str, labels: bool, n_cols: int) -> Callable | None:
+def correctly_rounded(module: ModuleType, variant: str, kind: str, labels: bool) -> Callable | None:
     """The core ``<variant>_<kind>`` of a generated module for float32 outputs: the ``_checked``
     core, its suspects recomputed by the ``_exact`` forms; None when the module has no such
     forms. ``labels``: the core takes a label block first."""

@@ -726,7 +726,7 @@ def shifted_exp(z: np.ndarray, m: np.ndarray) -> np.ndarray:
     exp(d + δ) = exp(d)·(1 + δ + δ²/2 + …) and |δ| <= 2^-53·|d|, so the first order leaves
     |d|²·2^-107: below an ulp while e is not 0 (|d| < 745). Cost: six passes over the block.
     """
-    if not (getattr(_CARRY, "on", False) and z.ndim == 2 and z.dtype == np.float64):
+    if not (getattr(_CARRY, "on", False) and np.ndim(z) == 2):
         return np.exp(z - m)
     M = np.repeat(m, z.shape[-1], axis=-1)  # the maxima as a full block: each op below one plain pass
     d = z - M

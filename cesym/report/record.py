@@ -19,7 +19,6 @@ function of its content.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import asdict
@@ -28,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from ..files import file_digest
 from ..verify.registry import CASES
 
 __all__ = [
@@ -123,8 +123,7 @@ def _plot_panels(family: str, keras: bool, seed: int, cases=None) -> list[dict]:
 
 
 def _digest(path: Path) -> str:
-    # line ends normalised: a checkout that writes CRLF measures with the same code
-    return hashlib.sha256(path.read_bytes().replace(b"\r\n", b"\n")).hexdigest()[:16]
+    return file_digest(path)
 
 
 def source_digests(derivations: Path | None = None) -> dict[str, str]:

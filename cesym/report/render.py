@@ -501,9 +501,10 @@ def _exhaustive_section(family: str, exhaustive: dict[str, dict]) -> list[str]:
         "edges against their limits), its label and parameters fixed, against the exact value: enclosed in float64 "
         "interval arithmetic from the stable form, and by the ball reference of the definition where that does not "
         "fix the rounding (a sample of the interval decisions is re-checked there too). Correctly rounded: the "
-        "float32 nearest the exact value (ties to even). Measured by `cesym verify --exhaustive NAME --record`; the "
-        "kernels compute in float64 and round once, so a result can miss the correct rounding only where the "
-        "float64 value lies within its own error of a float32 rounding boundary.",
+        "float32 nearest the exact value (ties to even). Measured by `cesym verify --exhaustive NAME --record`. The "
+        "float32 kernels compute in float64, test whether that value lies within its error bound of a float32 rounding "
+        "boundary, and recompute those inputs exactly (tracked float64 for rational forms, decimal arithmetic at "
+        "rising precision otherwise; `cesym.kernels._rounding`). The table states what the recorded run found.",
         "",
         "| kernel | output | label, parameters | inputs | max ulps | at x | not correctly rounded | e.g. x: computed, correctly rounded | by the ball reference | unresolved | s |",
         "|:---|:---|:---|---:|---:|---:|---:|:---|---:|---:|---:|",
@@ -511,19 +512,15 @@ def _exhaustive_section(family: str, exhaustive: dict[str, dict]) -> list[str]:
     for r in sorted(rows, key=lambda r: (r["setting"]["case"], r["setting"]["label"] if r["setting"]["label"] is not None else 0, r["setting"]["what"])):
         st = r["setting"]
         fixed = ", ".join(([f"label {st['label']:g}"] if st["label"] is not None else []) + [f"{k} {v:g}" for k, v in st["params"]]) or "–"
-        worst = r["worst"][0] if r["worst"] else None
-        if worst is not None:
-            worst = [float(worst[0]), float(worst[1])]  # "inf" (an infinite error) is stored as a string
+        # "inf" (an infinite error) is stored as a string
+        worst, at = (_fmt(float(r["worst"][0][0])), repr(float(r["worst"][0][1]))) if r["worst"] else ("–", "–")
         eg = "–"
         if r["misrounded"]:
             x, k, c = r["misrounded"][0]
             eg = f"{x!r}: {k!r}, {c!r}"
         lines.append(
-            f"| `{st['case']}` | {st['what']} | {fixed} | {r['inputs']} | {_fmt(worst[0]) if worst else '–'} | "
-            f"{worst[1]!r} | {r['not_correctly_rounded']} | {eg} | {r['reference']} | {len(r['unresolved'])} | {r['seconds']:.0f} |"
-            if worst else
-            f"| `{st['case']}` | {st['what']} | {fixed} | {r['inputs']} | – | – | {r['not_correctly_rounded']} | {eg} | {r['reference']} | "
-            f"{len(r['unresolved'])} | {r['seconds']:.0f} |"
+            f"| `{st['case']}` | {st['what']} | {fixed} | {r['inputs']} | {worst} | {at} | {r['not_correctly_rounded']} | {eg} | "
+            f"{r['reference']} | {len(r['unresolved'])} | {r['seconds']:.0f} |"
         )
     unresolved = sorted({x for r in rows for x in r["unresolved"]}, key=abs)
     if unresolved:

@@ -22,6 +22,7 @@ float32. Blocks run in worker processes (``jobs``); a run of 2^32 inputs takes m
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
@@ -32,6 +33,8 @@ from dataclasses import asdict, dataclass, field
 import mpmath
 import numpy as np
 import sympy as sp
+
+from . import processes
 
 __all__ = ["Setting", "Summary", "eligible", "settings_for", "input_ranges", "run_settings", "run_setting", "decide_float32", "describe", "record"]
 
@@ -213,20 +216,27 @@ class _Problem:
         return 0 if self.setting.what == "value" else 1
 
 
-def _problem(setting: Setting, directory: str | None = None) -> _Problem:
-    from ..define.evaluate import indexed
+@functools.lru_cache(maxsize=64)
+def _derived(case_id: str, directory: str | None):
+    """(case, loss, derived) of a kernel case: read once for its value and gradient settings."""
     from ..derive.gradients import from_record
     from .contract import definition
     from .registry import CASES, load_cases
 
     cases = load_cases(directory) if directory else CASES
-    matches = [c for c in cases if c.id == setting.case]
+    matches = [c for c in cases if c.id == case_id]
     if not matches:
-        raise ValueError(f"no kernel {setting.case!r}; kernels: {', '.join(c.id for c in cases)}")
+        raise ValueError(f"no kernel {case_id!r}; kernels: {', '.join(c.id for c in cases)}")
     case = matches[0]
     loss = definition(case)
     module = case.module or __import__(f"cesym.kernels._generated.{loss.name.split('.')[0]}", fromlist=["DERIVED"])
-    derived = from_record(loss, module.DERIVED[loss.variant])
+    return case, loss, from_record(loss, module.DERIVED[loss.variant])
+
+
+def _problem(setting: Setting, directory: str | None = None) -> _Problem:
+    from ..define.evaluate import indexed
+
+    case, loss, derived = _derived(setting.case, directory)
     stable = derived.value if setting.what == "value" else derived.grad
     if stable is None:
         raise ValueError(f"{setting.case}: no gradient (not differentiable)")
@@ -254,14 +264,12 @@ def kernel_digest(family: str, generated_dir=None) -> str:
     ``exhaustive``). A result recorded under another digest is stale."""
     from pathlib import Path
 
+    from ..files import file_digest
+
     package = Path(__file__).resolve().parents[1]
     gen = Path(generated_dir) if generated_dir else package / "kernels" / "_generated"
-    h = hashlib.sha256()
     files = [gen / f"{family}.py", *sorted((package / "kernels").glob("*.py")), package / "verify" / "intervals.py", Path(__file__).resolve()]
-    for f in files:
-        h.update(f.name.encode())
-        h.update(f.read_bytes().replace(b"\r\n", b"\n") if f.exists() else b"(missing)")
-    return h.hexdigest()[:16]
+    return hashlib.sha256("".join(f"{f.name}:{file_digest(f)};" for f in files).encode()).hexdigest()[:16]
 
 
 def _digest(problem: _Problem) -> str:
@@ -490,18 +498,21 @@ def _check_block(problem, res, x32, x64, k, special, rng, intervals) -> None:
 
 def run_settings(settings: Sequence[Setting], directory: str | None = None, jobs: int | None = None,
                  progress: Callable[[str], None] | None = None, limit: tuple[float, float] | None = None,
-                 task_bits: int = TASK_BITS) -> list[Summary]:
+                 task_bits: int = TASK_BITS, on_sweep: Callable[[list[Summary]], None] | None = None) -> list[Summary]:
     """Check every float32 input of ``settings`` (``limit``: only those in [lo, hi], within the
     domain); settings of one case, label and parameters share one sweep (value and gradient
-    from one call). Raises RuntimeError if a sampled first-tier decision disagrees with the
-    reference."""
+    from one call), and ``on_sweep`` gets each sweep's summaries as it ends (to print or record
+    them: an interrupted run keeps what it finished). Raises RuntimeError if a sampled
+    first-tier decision disagrees with the reference."""
     groups: dict = {}
     for st in settings:
         groups.setdefault((st.case, st.label, st.params), []).append(st)
     out = {}
     for group in groups.values():
-        for st, summ in zip(group, _sweep(tuple(group), directory, jobs, progress, limit, task_bits)):
-            out[st] = summ
+        done = _sweep(tuple(group), directory, jobs, progress, limit, task_bits)
+        out.update(zip(group, done))
+        if on_sweep is not None:
+            on_sweep(done)
     return [out[st] for st in settings]
 
 
@@ -545,26 +556,8 @@ def _sweep(group: tuple[Setting, ...], directory, jobs, progress, limit, task_bi
             eta = now / done * (total - done) if done else 0
             progress(f"{title}: {100 * done / total:.0f}% of {total} inputs, {now:.0f} s (about {eta:.0f} s left)")
 
-    if jobs <= 1 or len(args) == 1:
-        for a in args:
-            absorb(_task(a), a[3] - a[2])
-    else:
-        import multiprocessing as mp
-
-        from .run import _ignore_sigint
-
-        # as cesym verify's pool: terminate() stops the workers at once on Ctrl-C or an error;
-        # the workers ignore SIGINT (the parent decides)
-        pool = mp.get_context("fork").Pool(min(jobs, len(args)), initializer=_ignore_sigint)
-        try:
-            for a, r in zip(args, pool.imap(_task, args)):
-                absorb(r, a[3] - a[2])
-            pool.close()
-        except BaseException:
-            pool.terminate()
-            raise
-        finally:
-            pool.join()
+    for a, r in zip(args, processes.imap(_task, args, jobs)):
+        absorb(r, a[3] - a[2])
     for summary in summaries:
         summary.max_ulps = summary.worst[0][0] if summary.worst else 0.0
         summary.seconds = round(time.perf_counter() - t0, 1)

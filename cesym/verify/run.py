@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 import mpmath
 import numpy as np
 
+from . import processes
 from .contract import check_batch, definition, reference_for
 from .registry import CASES, KernelCase, label_kinds, one_hot
 from .sampling import sample, sample_extended
@@ -218,40 +219,13 @@ def _run_tasks(pool_cases, chosen, token, points, quick, seed, progress, jobs, k
     if progress is not None:
         progress = _with_forms(progress)
     out: list[Config] = []
-    if jobs > 1:
-        import multiprocessing as mp
-
-        # multiprocessing.Pool, not ProcessPoolExecutor: on Ctrl-C (or any error) terminate()
-        # stops the workers at once, where the executor's shutdown waits for the running tasks
-        # (half a minute). The workers ignore SIGINT: a terminal sends it to the whole process
-        # group, and the parent alone decides.
-        pool = mp.get_context("fork").Pool(min(jobs, len(tasks)), initializer=_ignore_sigint)
-        try:
-            for cfg in pool.imap(_run_config, tasks):
-                out.append(cfg)
-                if progress:
-                    progress(cfg)
-            pool.close()
-        except BaseException:
-            pool.terminate()
-            raise
-        finally:
-            pool.join()
-    else:
-        for task in tasks:
-            cfg = _run_config(task)
-            out.append(cfg)
-            if progress:
-                progress(cfg)
+    for cfg in processes.imap(_run_config, tasks, jobs):
+        out.append(cfg)
+        if progress:
+            progress(cfg)
     if progress is not None and keras:
         print(describe_totals(forms_totals(out)), flush=True)
     return out
-
-
-def _ignore_sigint() -> None:
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _with_forms(progress: Callable[[Config], None]) -> Callable[[Config], None]:

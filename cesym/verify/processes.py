@@ -1,0 +1,43 @@
+"""Work spread over forked processes, as ``cesym verify`` and its exhaustive runs do it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+__all__ = ["imap"]
+
+
+def _ignore_sigint() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def imap(fn: Callable[[T], R], tasks: Sequence[T], jobs: int) -> Iterator[R]:
+    """``fn(task)`` for each task, in order, in ``jobs`` forked processes (in this one for one job
+    or one task).
+
+    ``multiprocessing.Pool``, not ``ProcessPoolExecutor``: on Ctrl-C, an error, or the consumer
+    stopping early, ``terminate()`` stops the workers at once, where the executor's shutdown
+    waits for the running tasks (half a minute). The workers ignore SIGINT: a terminal sends it
+    to the whole process group, and the parent alone decides.
+    """
+    if jobs <= 1 or len(tasks) <= 1:
+        for t in tasks:
+            yield fn(t)
+        return
+    import multiprocessing as mp
+
+    pool = mp.get_context("fork").Pool(min(jobs, len(tasks)), initializer=_ignore_sigint)
+    try:
+        yield from pool.imap(fn, tasks)
+        pool.close()
+    except BaseException:  # GeneratorExit too: a consumer that stopped
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
