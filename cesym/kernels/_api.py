@@ -9,7 +9,9 @@ by name; what a loss needs is read from its declaration (label kind, prediction 
 rule, reduction, keywords).
 
 Every function computes in float64 (float32 inputs are widened exactly, and the float64 result
-is rounded once to float32), with the class axis moved last for the generated cores. ``kind``
+is rounded once to float32; for the kernels with a decimal form, the outputs whose rounding that
+leaves open are recomputed: :mod:`._rounding`), with the class axis moved last for the generated
+cores. ``kind``
 selects the stable kernel (``"value"``/``"grad"``/``"value_and_grad"``) or the naive lambdified
 definition (``"naive_value"``/``"naive_grad"``, for comparison only).
 """
@@ -470,6 +472,16 @@ def _doc(pub: dict, module: ModuleType, kind: str) -> str:
     if example and kind == "value":
         parts.append("Example::\n\n    >>> " + example.replace("  # ", "\n    "))
     parts.append(_CONVENTIONS.strip())
+    kinds = ("value", "grad") if kind == "value_and_grad" else ("value",) if kind == "value" else ("grad",)
+    if kind in ("value", "grad", "value_and_grad") and all(
+        hasattr(module, f"{v['loss']}_{k}_exact") for v in pub["variants"] for k in kinds
+    ):
+        parts.append(
+            "float32: correctly rounded (the float32 nearest the exact result, ties to even) for every input, "
+            "gradients elementwise and values for rows of at most 16 elements: the float64 result is tested "
+            "against its error bound and recomputed exactly where its rounding is not certain "
+            "(:mod:`cesym.kernels._rounding`). ``cesym verify --exhaustive`` checks it input by input."
+        )
     return "\n\n".join(p for p in parts if p)
 
 
