@@ -356,7 +356,8 @@ def render_index(record: dict) -> str:
         "nothing can be 10^58 ulps off with κ as large).",
         "",
         "The measured figures are those of the machine that ran `cesym report`: NumPy's SIMD exp/log and "
-        "TensorFlow's kernels differ in the last bits between CPUs, so another machine measures other last digits. They are recorded in `{RECORD_NAME}`; "
+        "TensorFlow's kernels differ in the last bits between CPUs, so another machine measures other last digits. "
+        f"They are recorded in `{RECORD_NAME}`; "
         "`cesym report --check` re-renders every file from the sources and that record (byte for byte) and checks "
         "the committed and a fresh measurement by what they promise: every point within the contract, no reference "
         "unresolved, no unexplained Keras deviation, the same points and series.",
