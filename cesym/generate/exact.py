@@ -23,19 +23,7 @@ import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
 from ..define.loss import Loss
-from ..define.primitives import (
-    C,
-    Elem,
-    Log1pDiff,
-    LogCosh,
-    NanOr,
-    Relu,
-    RowSum,
-    Sigmoid,
-    Softplus,
-    SumSquares,
-    XMul,
-)
+from ..define.primitives import C, NanOr, RowSum, SumSquares, XMul
 
 __all__ = ["magnitude", "DecimalPrinter", "EftPrinter", "exact_parts", "eft_parts", "NotExact"]
 
@@ -349,10 +337,6 @@ def eft_parts(loss: Loss, value: sp.Expr, grad: sp.Expr | None) -> dict[str, str
         except NotExact:
             pass
     return out
-
-
-#: The primitives the decimal code evaluates (the others make a kernel ineligible).
-_ELEMENTWISE = (Sigmoid, Softplus, LogCosh, Log1pDiff, XMul, Relu, sp.Heaviside, NanOr)
 
 
 def _substitute_weights(loss: Loss, e: sp.Expr) -> sp.Expr:
