@@ -22,10 +22,11 @@ from pathlib import Path
 import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 
-from ..define.loss import N, DerivationError, Loss, load_families, DERIVATIONS_DIR
+from ..define.loss import N, DerivationError, Loss, default_public, load_families, DERIVATIONS_DIR
 from ..derive.gradients import Derived, as_record, derive
 
 from .exact import eft_parts, exact_parts, magnitude, needs_magnitude
+from .ranges import unit_label_box
 from .lowerings import LABEL_INDEX, ROW_LEVEL, OffMaxSum, WeightedRowSum, lower
 from ..define.primitives import (
     C,
@@ -446,7 +447,22 @@ def _render_function(loss: Loss, fn: _Fn, printer: KernelPrinter) -> str:
     )
 
 
-def _functions(d: Derived) -> list[_Fn]:
+def _unit_box(loss: Loss, public: Sequence) -> dict | None:
+    """The inputs' ranges with labels in [0, 1] (:func:`cesym.generate.ranges.unit_label_box`),
+    the prediction in the domains its public functions declare."""
+    pubs = [pub for pub in public if any(v.loss == loss.variant for v in pub.variants)]
+    if not pubs:  # default_public's declaration
+        pubs = [pub for pub in default_public([loss]) if any(v.loss == loss.variant for v in pub.variants)]
+    domains = [v.domain for pub in pubs for v in pub.variants if v.loss == loss.variant]
+    params: dict = {}
+    for q in loss.params:  # the widest range any public function accepts (unbounded: none declared)
+        rs = [kw.range for pub in pubs for kw in pub.keywords if kw.name == q.name]
+        if rs and all(r is not None for r in rs):
+            params[q.name] = (min(float(r[0]) for r in rs), max(float(r[1]) for r in rs))
+    return unit_label_box(loss, domains, params)
+
+
+def _functions(d: Derived, box: dict | None = None) -> list[_Fn]:
     loss = d.loss
     v = loss.variant
     weights = "; ".join(f"{w} = {sp.sstr(defn)}" for w, defn in loss.weights.items() if defn != w)
@@ -501,13 +517,16 @@ def _functions(d: Derived) -> list[_Fn]:
                 naive=True,
             ),
         ]
-    return fns + _checked_functions(d)
+    return fns + _checked_functions(d, box)
 
 
-def _checked_functions(d: Derived) -> list[_Fn]:
+def _checked_functions(d: Derived, box: dict | None = None) -> list[_Fn]:
     """``<variant>_<kind>_checked``: the stable outputs followed by their :func:`magnitude` (None
     where it is the output's absolute value), for the float32 rounding test
-    (:mod:`cesym.kernels._rounding`); only for kernels with a decimal form (:func:`exact_parts`)."""
+    (:mod:`cesym.kernels._rounding`); only for kernels with a decimal form (:func:`exact_parts`).
+    Where labels in [0, 1] (``box``) leave fewer sums that can cancel, also
+    ``<variant>_<kind>_checked_unit`` with those magnitudes None: the runtime takes it for label
+    blocks inside [0, 1]."""
     if not isinstance(exact_parts(d.loss, d.value, d.grad), dict):
         return []
     v = d.loss.variant
@@ -515,13 +534,19 @@ def _checked_functions(d: Derived) -> list[_Fn]:
     kinds = [("value", outs[:1])] + ([("grad", outs[1:]), ("value_and_grad", outs)] if d.grad is not None else [])
     fns = []
     for kind, chosen in kinds:
-        exprs = [e for _, e in chosen] + [magnitude(e) for _, e in chosen if needs_magnitude(e)]
-        nones = tuple(len(chosen) + i for i, (_, e) in enumerate(chosen) if not needs_magnitude(e))
-        doc = (f"{d.loss.title}: ``{v}_{kind}`` and the scale of its float64 rounding error (each sum "
-               "as the sum of its terms' absolute values; None: the output's own absolute value), "
-               "for the float32 rounding test.")
-        fns.append(_Fn(f"{v}_{kind}_checked", tuple(exprs), doc, kind != "value" or not d.loss.row_level,
-                       tuple(range(len(exprs))), nones=nones, checked=True))
+        variants = [("", None)]
+        if box is not None and any(needs_magnitude(e) and not needs_magnitude(e, box) for _, e in chosen):
+            variants.append(("_unit", box))
+        for suffix, b in variants:
+            need = [needs_magnitude(e, b) for _, e in chosen]
+            exprs = [e for _, e in chosen] + [magnitude(e, b) for (_, e), n in zip(chosen, need) if n]
+            nones = tuple(len(chosen) + i for i, n in enumerate(need) if not n)
+            where = " with labels in [0, 1]" if b is not None else ""
+            doc = (f"{d.loss.title}: ``{v}_{kind}`` and the scale of its float64 rounding error{where} (each "
+                   "sum as the sum of its terms' absolute values; None: the output's own absolute value), "
+                   "for the float32 rounding test.")
+            fns.append(_Fn(f"{v}_{kind}_checked{suffix}", tuple(exprs), doc, kind != "value" or not d.loss.row_level,
+                           tuple(range(len(exprs))), nones=nones, checked=True))
     return fns
 
 
@@ -671,7 +696,7 @@ def render_family(
     parts.append("#: What was derived for each kernel (SymPy srepr, the rules applied): the reports read it.\n")
     parts.append("DERIVED = " + pprint.pformat({d.loss.variant: as_record(d) for d in derived}, width=100, sort_dicts=False) + "\n\n\n")
     for d in derived:
-        for fn in _functions(d):
+        for fn in _functions(d, _unit_box(d.loss, public)):
             parts.append(_render_function(d.loss, fn, printer))
             parts.append("\n\n")
         if d.loss.weights:

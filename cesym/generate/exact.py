@@ -24,6 +24,7 @@ from sympy.printing.pycode import PythonCodePrinter
 
 from ..define.loss import Loss
 from ..define.primitives import C, NanOr, RowSum, SumSquares, XMul
+from .ranges import value_range
 
 __all__ = ["magnitude", "DecimalPrinter", "EftPrinter", "exact_parts", "eft_parts", "NotExact"]
 
@@ -46,47 +47,70 @@ def _input_sum(e: sp.Expr) -> bool:
     return isinstance(e, sp.Add) and all(exact(t) for t in e.args)
 
 
-def magnitude(e: sp.Expr) -> sp.Expr:
+def magnitude(e: sp.Expr, box: dict | None = None) -> sp.Expr:
     r"""The scale of the rounding error of ``e`` evaluated in floating point: every ``Add`` reached
     through products, row sums, ``XMul``, ``Piecewise`` branches and ``NanOr`` becomes
     :math:`\sum_k |t_k|`; every other factor ``f`` is ``|f|``.
 
     ``|a + b| <= |a| + |b|``, with equality when the terms have one sign: for a sum of
-    non-negative terms the magnitude is the value itself.
+    non-negative terms the magnitude is the value itself. ``box``: the input ranges under which
+    signs are read (:func:`cesym.generate.ranges.value_range`), besides SymPy's assumptions.
     """
     if _input_sum(e):
         return sp.Abs(e)
-    if not needs_magnitude(e):
-        return e if e.is_nonnegative else sp.Abs(e)  # |a·b| as one term: cse shares a·b with the value
+    if not needs_magnitude(e, box):
+        return e if _sign(e, box) > 0 else sp.Abs(e)  # |a·b| as one term: cse shares a·b with the value
     if isinstance(e, sp.Add):
-        return sp.Add(*[magnitude(a) for a in e.args])
+        return sp.Add(*[magnitude(a, box) for a in e.args])
     if isinstance(e, sp.Mul):
-        return sp.Mul(*[magnitude(a) for a in e.args])
-    if isinstance(e, (RowSum, XMul, NanOr)):
-        return type(e)(*[magnitude(a) for a in e.args])
+        return sp.Mul(*[magnitude(a, box) for a in e.args])
+    if isinstance(e, XMul):
+        a, b = e.args
+        if needs_magnitude(a, box):
+            return XMul(magnitude(a, box), magnitude(b, box))
+        # the weight itself, not |w|: the printer then guards log(w) where w is 0 as it does in
+        # the value (no -inf, no 0·inf to repair)
+        return XMul(a, magnitude(b, box)) if _sign(a, box) > 0 else sp.Abs(XMul(a, magnitude(b, box)))
+    if isinstance(e, (RowSum, NanOr)):
+        return type(e)(*[magnitude(a, box) for a in e.args])
     if isinstance(e, SumSquares):
         return e
     if isinstance(e, sp.Piecewise):
-        return sp.Piecewise(*[(magnitude(x), c) for x, c in e.args])
+        return sp.Piecewise(*[(magnitude(x, box), c) for x, c in e.args])
     if e.is_number:
         return abs(e)
     return sp.Abs(e)
 
 
-def needs_magnitude(e: sp.Expr) -> bool:
+def _sign(e: sp.Expr, box: dict | None) -> int:
+    """1: ``e >= 0`` wherever defined; -1: ``e <= 0``; 0: unknown (SymPy's assumptions, then
+    the range of ``e`` over ``box``)."""
+    if e.is_nonnegative:
+        return 1
+    if e.is_nonpositive:
+        return -1
+    if box is not None:
+        lo, hi = value_range(e, box)
+        if lo >= 0:
+            return 1
+        if hi <= 0:
+            return -1
+    return 0
+
+
+def needs_magnitude(e: sp.Expr, box: dict | None = None) -> bool:
     """Whether :func:`magnitude` can exceed ``|e|``: a sum is reached whose terms are not all of
-    one known sign."""
+    one known sign (over ``box``, where given)."""
     if _input_sum(e):
         return False
     if isinstance(e, sp.Add):
         terms = [a for a in e.args if not a.is_zero]
-        return not (all(a.is_nonnegative for a in terms) or all(a.is_nonpositive for a in terms)) or any(
-            needs_magnitude(a) for a in terms
-        )
+        signs = {_sign(a, box) for a in terms}
+        return not (signs == {1} or signs == {-1} or not signs) or any(needs_magnitude(a, box) for a in terms)
     if isinstance(e, (sp.Mul, RowSum, XMul, NanOr)):
-        return any(needs_magnitude(a) for a in e.args)
+        return any(needs_magnitude(a, box) for a in e.args)
     if isinstance(e, sp.Piecewise):
-        return any(needs_magnitude(x) for x, _ in e.args)
+        return any(needs_magnitude(x, box) for x, _ in e.args)
     return False
 
 
@@ -152,6 +176,10 @@ class DecimalPrinter(PythonCodePrinter):
         h = e.args[1] if len(e.args) > 1 else sp.Rational(1, 2)
         return f"_ex.heaviside({self._print(e.args[0])}, {self._print(h)})"
 
+    def _print_XMul(self, e):
+        # b only where a != 0: 0·log 0 = 0, and a zero weight leaves a rational row exact
+        return f"_ex.xmul({self._print(e.args[0])}, lambda: {self._print(e.args[1])})"
+
     def _print_NanOr(self, e):
         return f"_ex.nan_or(lambda: {self._print(e.args[0])}, lambda: {self._print(e.args[1])})"
 
@@ -189,6 +217,8 @@ class DecimalPrinter(PythonCodePrinter):
 
 # PythonCodePrinter prints some of these itself (math.log, math.copysign, ...): the Decimal ones win
 for _name in DecimalPrinter._known:
+    if _name == "XMul":
+        continue
     setattr(DecimalPrinter, f"_print_{_name}", DecimalPrinter._print_Function)
 
 

@@ -77,6 +77,15 @@ __all__ = ["BLOCK_ELEMENTS", "num_threads", "set_num_threads", "run_blocks"]
 BLOCK_ELEMENTS = 1 << 18
 MIN_SPLIT = 1 << 15  # below this many elements per thread, one thread does all the blocks
 
+_current = threading.local()  # the first row of the block a thread is computing (block_start)
+
+
+def block_start() -> int:
+    """The index of the first row of the block the calling thread's core is computing (0 outside
+    :func:`run_blocks`): for cores that note outputs to revisit once every block is done."""
+    return getattr(_current, "start", 0)
+
+
 _lock = threading.Lock()  # guards the three names below
 _pool: ThreadPoolExecutor | None = None
 _pool_workers = 0  # the size _pool was made with
@@ -331,6 +340,7 @@ def run_blocks(
             # a precheck answering True saw NaN in the block: its rows go to ``limit`` even where
             # the outputs are finite (a zero label weight times a NaN term is 0 in the cores)
             nan_seen = precheck(blocks[-1]) if precheck is not None else None
+            _current.start = s
             res = core(*blocks, *scalars)
             if len(outs) == 1:
                 res = (res,)

@@ -49,6 +49,9 @@ class Tracker:
         self.inexact = np.zeros(shape, dtype=bool)
 
     def _mark(self, bad) -> None:
+        bad = np.asarray(bad)
+        if bad.ndim and bad.shape[-1] not in (1, self.inexact.shape[-1]):  # part of a row (row_sum)
+            bad = bad.any(axis=-1, keepdims=True)
         self.inexact |= np.broadcast_to(bad, self.inexact.shape)
 
     def add(self, a, b) -> np.ndarray:
@@ -108,9 +111,13 @@ class Tracker:
                           lambda: self.mul(np.where(zero, 1.0, a), b))
 
     def row_sum(self, v) -> np.ndarray:
-        """Σ over the last axis, keepdims, each addition tracked."""
+        """Σ over the last axis, keepdims, each addition tracked: pairwise, so that a row of C
+        takes log2 C tracked additions of whole arrays (an exact sum is the same in any order)."""
         v = np.asarray(v, dtype=np.float64)
-        s = v[..., :1]
-        for c in range(1, v.shape[-1]):
-            s = self.add(s, v[..., c : c + 1])
-        return s
+        if v.shape[-1] == 0:
+            return np.zeros(v.shape[:-1] + (1,))
+        while v.shape[-1] > 1:
+            h = v.shape[-1] // 2
+            s = self.add(v[..., :h], v[..., h : 2 * h])
+            v = np.concatenate([s, v[..., 2 * h :]], axis=-1) if v.shape[-1] % 2 else s
+        return v

@@ -15,10 +15,12 @@ working at the precision the cancellation needs.
 
 :func:`solve` evaluates at 30, 60, 120, 240, 480 digits. A value computed without any inexact
 operation is exact and is rounded at once (a tie of a rational loss, such as x²/2 on a float32
-midpoint, is a tie: ties to even). Otherwise a level is accepted when it and the level before
-round alike and their difference is below a quarter of the distance to the nearest float32
-rounding boundary; cancellation shows as a large difference between levels and only raises the
-precision. The exhaustive run (``cesym verify --exhaustive``) checks the outcome input by input.
+midpoint, is a tie: ties to even). Otherwise a level is accepted when its error bound (the float64
+rounding test's, scaled from 2^-53 to the level's unit roundoff) is below half the distance to
+the nearest float32 rounding boundary, or when it and the level before round alike and their
+difference is below a quarter of that distance; cancellation shows as a large difference
+between levels and only raises the precision. The exhaustive run (``cesym verify --exhaustive``)
+checks the outcome input by input.
 """
 
 from __future__ import annotations
@@ -27,8 +29,6 @@ import math
 from collections.abc import Callable
 from decimal import ROUND_05UP, Context, Decimal, Inexact, getcontext, localcontext
 from fractions import Fraction
-
-import numpy as np
 
 __all__ = ["solve", "round_float32"]
 
@@ -183,9 +183,12 @@ def log1p_diff(a: Decimal, b: Decimal) -> Decimal:
     return log1p(_ctx().divide(c.subtract(a, b), c.add(1, b)))
 
 
-def xmul(a: Decimal, b: Decimal) -> Decimal:
-    """a·b with 0·b = 0 for any b (0·log 0 = 0)."""
-    return Decimal(0) if a == 0 else a * b
+def xmul(a: Decimal, b: Decimal | Callable[[], Decimal]) -> Decimal:
+    """a·b with 0·b = 0 for any b (0·log 0 = 0); ``b`` may be a function, called only where
+    a != 0 (so that a zero weight neither costs its term nor makes an exact row inexact)."""
+    if a == 0:
+        return Decimal(0)
+    return a * (b() if callable(b) else b)
 
 
 def relu(a: Decimal) -> Decimal:
@@ -262,9 +265,17 @@ def round_float32(v: Decimal | Fraction) -> tuple[float, Fraction]:
     return (-out if neg else out), dist
 
 
-def solve(fn: Callable[..., Decimal], args: tuple) -> float | None:
+def solve(fn: Callable[..., Decimal], args: tuple, bound: float | None = None) -> float | None:
     """The correctly rounded float32 (as a float) of ``fn(*args)`` (Decimal arguments), by rising
-    precision; None where the value is not a finite real (the caller keeps its own)."""
+    precision; None where the value is not a finite real (the caller keeps its own).
+
+    ``bound``: the float64 evaluation of the same stable form errs by at most ``bound`` (the
+    rounding test's window times 2^-53 times the output's magnitude). The decimal evaluation
+    performs the same operations with unit roundoff 10^(1-P) in place of 2^-53, so it errs by at
+    most ``bound·2^53·10^(1-P)``; a level whose value lies farther than twice that from every
+    float32 rounding boundary is decided at once. Otherwise (no bound, or too close) a level is
+    accepted when it and the level before round alike and differ by under a quarter of that
+    distance."""
     prev = None
     for level in LEVELS:
         # 05UP (round to odd, in decimal): an inexact sum keeps the side of a tail it cannot
@@ -278,22 +289,11 @@ def solve(fn: Callable[..., Decimal], args: tuple) -> float | None:
         f, dist = round_float32(v)
         if not inexact:
             return f
+        if bound is not None and math.isfinite(bound) and 2 * Fraction(bound) * 2**53 / Fraction(10) ** (level - 1) < dist:
+            return f
         if prev is not None:
             pv, pf = prev
             if pf == f and 4 * abs(Fraction(v) - Fraction(pv)) < dist:
                 return f
         prev = (v, f)
     return prev[1]
-
-
-def decimal_args(values) -> tuple:
-    """NumPy scalars or rows as exact Decimals (rows as lists)."""
-    out = []
-    for v in values:
-        if isinstance(v, np.ndarray):
-            out.append([Decimal(float(x)) for x in v.ravel()])
-        elif isinstance(v, (float, np.floating)):
-            out.append(Decimal(float(v)))
-        else:
-            out.append(v)
-    return tuple(out)

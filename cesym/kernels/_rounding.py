@@ -2,7 +2,7 @@ r"""Correctly rounded float32 kernels: the rounding test, and the slow path for 
 
 A float32 kernel computes in float64 and rounds once. The float64 result ``r`` errs by at most
 ``W·2^-53·m``, where ``m`` is the output's magnitude (:func:`cesym.generate.exact.magnitude`: its
-sums as sums of absolute values; ``|r|`` where there is no cancellation) and ``W = 2^10``
+sums as sums of absolute values; ``|r|`` where there is no cancellation) and ``W = 2^7``
 (:data:`WINDOW`): each stable form is a few dozen operations, each within a few ulps of its
 exact result (libm's exp/log within 4 ulps; measured by ``cesym verify``). Rounding ``r`` to
 float32 is then the correct rounding of the exact value unless a float32 rounding boundary (a
@@ -13,9 +13,12 @@ counts float64 ulps to the nearest midpoint; below 2^-126 the float32 grid is 2^
 rare, about ``2W·m/|r|`` in 2^29 outputs (1 in 2^18 where nothing cancels), and are recomputed
 by the decimal form at rising precision (:func:`cesym.kernels._exact.solve`).
 
-Rows of values: a row's value is a sum of its elements' terms, which adds one rounding per
-element; the window grows with the row width ``C``, and rows wider than :data:`MAX_ROW` are
-rounded once from float64, not tested (their decimal evaluation costs C decimal terms).
+Rows of values: a row's value ``(1/C)·Σ_c t_c`` has the magnitude ``(1/C)·Σ_c m_c``. Each term
+errs by at most ``W·2^-53·m_c``, so the terms together by ``W·2^-53`` times the row's magnitude
+(the bounds add as the magnitudes do); the C - 1 additions (any order) add at most
+``(C - 1)·2^-53`` of it, ``1/C`` and the product one rounding each: the row's window is
+``W + C + 1`` (:func:`row_window`). Rows wider than :data:`MAX_ROW` are rounded once from
+float64, not tested (their decimal evaluation costs C decimal terms).
 
 The claim "correctly rounded for every input" is checked by ``cesym verify --exhaustive``, which
 compares every float32 input's output with the proven reference; a kernel whose float64 error
@@ -30,43 +33,65 @@ from types import ModuleType
 
 import numpy as np
 
-from . import _eft, _exact
+from . import _blocks, _eft, _exact
 
-__all__ = ["WINDOW", "MAX_ROW", "suspects", "correctly_rounded"]
+__all__ = ["WINDOW", "MAX_ROW", "row_window", "suspects", "correctly_rounded"]
 
 #: The float64 error allowance, in units of 2^-53 times the output's magnitude.
 WINDOW = 2.0**7
 #: The widest row whose value is tested and corrected (wider rows: one rounding from float64).
 MAX_ROW = 16
 
-_TWO_M149 = 2.0**-149
-_F32_OVERFLOW = 2.0**128 - 2.0**103  # the midpoint between float32's max and 2^128: from here, inf
+#: The fewest flagged outputs of a block worth the tracked float64 pass (its fixed cost, about
+#: 0.3 ms of NumPy calls, is that of some ten decimal evaluations of a rational form).
+_EFT_MIN = 8
+
+
+def row_window(C: int) -> float:
+    """The window of a row's value: :data:`WINDOW` for its terms, C - 1 additions, 1/C and the
+    product (see the module's docstring)."""
+    return WINDOW + C + 1
+
+
+#: Slack on the window for the roundings of r ± bound themselves (each within 2^-53·|r ± bound|,
+#: at most 1/W of the bound since the bound is at least W·2^-53·|r|).
+_SLACK = 1.25
 
 
 def suspects(r: np.ndarray, m: np.ndarray | None, window: float = WINDOW) -> np.ndarray:
     """Flat indices of ``r`` (float64) whose float32 rounding may differ from the exact value's,
     given ``|r - exact| <= window·2^-53·m`` (``m``: broadcastable to ``r``, or None for ``|r|``).
-    Outputs that are not finite are not flagged (their limits are the limit rules' business)."""
+    Outputs that are not finite are not flagged (their limits are the limit rules' business).
+
+    Rounding to float32 is monotone: if ``r - b`` and ``r + b`` round to the same float32, so
+    does every number between them, the exact value among them. The test is that, with ``b``
+    the bound (times :data:`_SLACK`, so that ``r ± b`` computed in float64 still enclose
+    ``[r - bound, r + bound]``): two multiplications or additions and two casts per output,
+    and no special case, since the casts themselves know float32's subnormal grid, its
+    midpoints and its overflow threshold (from 2^128 - 2^103: inf). An output is flagged when
+    the two differ; that happens about ``2·slack·window·m/|r|`` times in 2^29 outputs.
+    It runs on every output of every float32 call."""
     r = np.asarray(r, dtype=np.float64)
-    if m is not None:
-        m = np.ascontiguousarray(np.broadcast_to(np.asarray(m, dtype=np.float64), r.shape)).reshape(-1)
+    if m is not None:  # a view where m has r's shape (the checked cores' case), else a copy
+        m = np.broadcast_to(np.asarray(m, dtype=np.float64), r.shape).reshape(-1)
     r = np.ascontiguousarray(r).reshape(-1)
-    d = r.view(np.int64) & 0x1FFFFFFF
-    d -= 0x10000000
-    np.abs(d, out=d)  # float64 ulps of r to the nearest float32 midpoint (float32's normal range)
-    a = np.abs(r)
+    eps = _SLACK * window * 2.0**-53
+    wide = np.empty_like(r)
+    lo = np.empty(r.shape, np.float32)
+    hi = np.empty(r.shape, np.float32)
     with np.errstate(invalid="ignore", over="ignore"):
-        # distance >= d·|r|·2^-53 in float32's normal range: flag d·|r| <= window·m (a factor 2
-        # spare at binade edges, where the nearest midpoint below lies in the binade below)
-        flag = d <= int(2 * window) if m is None else d * a <= (2 * window) * m
-        edge = np.flatnonzero((a < 2.0**-126) | (a >= 2.0**128))  # float32 subnormals; past float32
-        if edge.size:
-            ae = a[edge]
-            bound = window * 2.0**-53 * (ae if m is None else m[edge]) + window * 2.0**-1074
-            s = ae * 2.0**149  # exact: the float32 grid below 2^-126 is 2^-149
-            sub = np.abs(s - np.floor(s) - 0.5) * _TWO_M149 <= bound
-            flag[edge] = np.where(ae < 2.0**-126, sub, ae - bound <= _F32_OVERFLOW)
-    idx = np.flatnonzero(flag)
+        if m is None:
+            np.multiply(r, 1.0 + eps, out=wide)
+            np.copyto(hi, wide, casting="same_kind")
+            np.multiply(r, 1.0 - eps, out=wide)
+            np.copyto(lo, wide, casting="same_kind")
+        else:
+            b = np.multiply(m, eps)
+            np.add(r, b, out=wide)
+            np.copyto(hi, wide, casting="same_kind")
+            np.subtract(r, b, out=wide)
+            np.copyto(lo, wide, casting="same_kind")
+        idx = np.flatnonzero(lo != hi)  # NaN differs from itself: sorted out below
     if idx.size:
         keep = np.isfinite(r[idx])
         if m is not None:
@@ -75,75 +100,110 @@ def suspects(r: np.ndarray, m: np.ndarray | None, window: float = WINDOW) -> np.
     return idx
 
 
-def _exact_in_float64(r: np.ndarray, idx: np.ndarray, fn: Callable, full: list, scalars: tuple, C: int, rows: bool) -> np.ndarray:
-    """Evaluate the tracked float64 form ``fn`` (:mod:`._eft`) at the outputs ``idx`` of ``r``;
-    write the exact ones into ``r``; return the indices that were not exact."""
-    if rows:
-        args = [b[idx] for b in full]  # (k, C) rows
-    else:
-        rr, cc = np.divmod(idx, C)
-        args = [b[rr, cc][:, None] for b in full]  # (k, 1) elements
+def _exact_in_float64(args: list, fn: Callable, scalars: tuple, C: int) -> tuple[np.ndarray, np.ndarray]:
+    """The tracked float64 form ``fn`` (:mod:`._eft`) on rows ``args`` ((k, C) blocks, or (k, 1)
+    elements): its values and whether each is exact (no operation rounded)."""
     fx = _eft.Tracker(args[-1].shape)
     with np.errstate(all="ignore"):
-        v = np.broadcast_to(fn(fx, *args, *scalars, float(C)), (len(idx), 1))[:, 0]
-    ok = ~fx.inexact.any(axis=-1) & np.isfinite(v)
-    r.reshape(-1)[idx[ok]] = v[ok]
-    return idx[~ok]
+        v = np.broadcast_to(fn(fx, *args, *scalars, float(C)), (len(args[-1]), 1))[:, 0]
+    return v, ~fx.inexact.any(axis=-1) & np.isfinite(v)
 
 
-def _fix(out: np.ndarray, idx: np.ndarray, args_at: Callable[[int], tuple], fn: Callable) -> np.ndarray:
-    """``out`` (float64, writable) with the outputs at flat ``idx`` replaced by the correctly
-    rounded float32 of ``fn`` at ``args_at(i)``, as float64 (exact, so the float32 cast keeps it)."""
-    flat = out.reshape(-1)
-    for i in idx:
-        v = _exact.solve(fn, args_at(int(i)))
-        if v is not None:
-            flat[i] = v
-    return out
+class _Rounder:
+    """A block core for float32 outputs that rounds correctly: the ``_checked`` core on each
+    block (its outputs and their magnitudes), the rounding test (:func:`suspects`) noting the
+    flagged outputs with their inputs; once every block is done, :meth:`finish` settles them
+    together, tracked float64 (:mod:`._eft`) for rational forms in one pass over all of them,
+    then decimal (:mod:`._exact`), and writes the float32 results. Deferring the slow path
+    costs each block nothing but the test: a call with thousands of exact ties (hinge and
+    absolute error rows land exactly on float32 midpoints) pays the tracked pass's NumPy calls
+    once, not once per block. A call builds its own; its blocks may run in several threads."""
 
+    def __init__(self, module: ModuleType, variant: str, kind: str, labels: bool):
+        self.checked = getattr(module, f"{variant}_{kind}_checked")
+        # labels in [0, 1] may leave fewer sums that cancel: fewer magnitudes to compute
+        self.unit = getattr(module, f"{variant}_{kind}_checked_unit", None) if labels else None
+        self.kinds = ("value", "grad") if kind == "value_and_grad" else (kind,)
+        self.exact = {k: getattr(module, f"{variant}_{k}_exact", None) for k in self.kinds}
+        self.eft = {k: getattr(module, f"{variant}_{k}_eft", None) for k in self.kinds}
+        self.row_level = module.CORES[variant]["row_level"]
+        self.nb = 2 if labels else 1
+        self.found: list[tuple] = []  # (output, flat positions, float64 values, bounds, input rows)
+        self.scalars: tuple = ()
+        self.C = 0
 
-def correctly_rounded(module: ModuleType, variant: str, kind: str, labels: bool) -> Callable | None:
-    """The core ``<variant>_<kind>`` of a generated module for float32 outputs: the ``_checked``
-    core, its suspects recomputed by the ``_exact`` forms; None when the module has no such
-    forms. ``labels``: the core takes a label block first."""
-    checked = getattr(module, f"{variant}_{kind}_checked", None)
-    if checked is None:
-        return None
-    kinds = ("value", "grad") if kind == "value_and_grad" else (kind,)
-    exact = {k: getattr(module, f"{variant}_{k}_exact", None) for k in kinds}
-    eft = {k: getattr(module, f"{variant}_{k}_eft", None) for k in kinds}
-    row_level = module.CORES[variant]["row_level"]
-    nb = 2 if labels else 1
-
-    def core(*args):
-        blocks, scalars = args[:nb], args[nb:]
-        res = checked(*args)
-        outs, mags = list(res[: len(kinds)]), res[len(kinds):]
-        C = blocks[-1].shape[-1]
-        dscalars = tuple(Decimal(float(s)) for s in scalars) + (Decimal(C),)
-        for i, k in enumerate(kinds):
-            fn = exact[k]
-            value_row = k == "value" and row_level
-            if fn is None or (value_row and C > MAX_ROW):
+    def __call__(self, *args):
+        blocks, scalars = args[: self.nb], args[self.nb :]
+        labels_in_unit = self.unit is not None and np.min(blocks[0]) >= 0 and np.max(blocks[0]) <= 1  # NaN fails
+        res = (self.unit if labels_in_unit else self.checked)(*args)
+        outs, mags = res[: len(self.kinds)], res[len(self.kinds) :]
+        rows, C = blocks[-1].shape
+        start = _blocks.block_start()
+        for i, k in enumerate(self.kinds):
+            value_row = k == "value" and self.row_level
+            if self.exact[k] is None or (value_row and C > MAX_ROW):
                 continue
-            r = outs[i]
-            shape = (blocks[-1].shape[0], 1) if value_row else blocks[-1].shape
-            r = np.broadcast_to(r, shape)
-            idx = suspects(r, mags[i], WINDOW * (C + 1) if value_row else WINDOW)
+            shape = (rows, 1) if value_row else (rows, C)
+            r = np.broadcast_to(outs[i], shape)
+            window = row_window(C) if value_row else WINDOW
+            idx = suspects(r, mags[i], window)
             if idx.size == 0:
                 continue
-            full = [np.broadcast_to(b, blocks[-1].shape) for b in blocks]
-            r = np.array(r, dtype=np.float64)  # a fresh, writable copy of the core's result
-            if eft[k] is not None:  # a rational form: exact in float64 where no operation rounded
-                idx = _exact_in_float64(r, idx, eft[k], full, scalars, C, value_row)
+            rv = r.reshape(-1)[idx] if r.flags.c_contiguous else np.ascontiguousarray(r).reshape(-1)[idx]
+            m = np.abs(rv) if mags[i] is None else np.broadcast_to(mags[i], shape).reshape(-1)[idx]
+            full = [np.broadcast_to(b, (rows, C)) for b in blocks]
             if value_row:
-                def args_at(j, full=full):
-                    return tuple([Decimal(float(v)) for v in b[j]] for b in full) + dscalars
+                inputs, pos = [b[idx] for b in full], start + idx
             else:
-                def args_at(j, full=full):
-                    row, col = divmod(j, C)
-                    return tuple(Decimal(float(b[row, col])) for b in full) + dscalars
-            outs[i] = _fix(r, idx, args_at, fn)
-        return tuple(outs) if len(kinds) > 1 else outs[0]
+                rr, cc = np.divmod(idx, C)
+                inputs, pos = [b[rr, cc][:, None] for b in full], start * C + idx
+            self.found.append((i, pos, rv, window * 2.0**-53 * m, inputs))  # one append: atomic
+        self.scalars, self.C = scalars, C
+        return tuple(outs) if len(self.kinds) > 1 else outs[0]
 
-    return core
+    def finish(self, outs: list[np.ndarray]) -> None:
+        """Settle the noted outputs and write them into ``outs`` (the float32 arrays the blocks
+        were written to: one per output, rows or rows × C). An output that is no longer the
+        rounded float64 value (a limit rule rewrote its row: inputs that are not finite) is
+        left as it is."""
+        for i, k in enumerate(self.kinds):
+            found = [f for f in self.found if f[0] == i]
+            if not found:
+                continue
+            pos = np.concatenate([f[1] for f in found])
+            r = np.concatenate([f[2] for f in found])
+            bound = np.concatenate([f[3] for f in found])
+            inputs = [np.concatenate([f[4][j] for f in found]) for j in range(len(found[0][4]))]
+            # a block computed twice (-0 predictions read as +0) noted some outputs twice: the last counts
+            last = len(pos) - 1 - np.unique(pos[::-1], return_index=True)[1]
+            pos, r, bound, inputs = pos[last], r[last], bound[last], [a[last] for a in inputs]
+            v = r.copy()
+            todo = np.arange(len(pos))
+            if self.eft[k] is not None:  # a rational form: exact in float64 where no operation rounded
+                ev, ok = _exact_in_float64(inputs, self.eft[k], self.scalars, self.C)
+                v[ok] = ev[ok]
+                todo = todo[~ok]
+            value_row = k == "value" and self.row_level
+            dscalars = tuple(Decimal(float(s)) for s in self.scalars) + (Decimal(self.C),)
+            fn = self.exact[k]
+            for j in todo:
+                if value_row:
+                    args = tuple([Decimal(float(x)) for x in a[j]] for a in inputs)
+                else:
+                    args = tuple(Decimal(float(a[j, 0])) for a in inputs)
+                got = _exact.solve(fn, args + dscalars, float(bound[j]))
+                if got is not None:
+                    v[j] = got
+            flat = outs[i].reshape(-1)
+            keep = flat[pos] == r.astype(flat.dtype)  # untouched since the block wrote it
+            flat[pos[keep]] = v[keep]
+
+
+def correctly_rounded(module: ModuleType, variant: str, kind: str, labels: bool) -> _Rounder | None:
+    """The core ``<variant>_<kind>`` of a generated module for float32 outputs (a
+    :class:`_Rounder`: call :meth:`_Rounder.finish` with the outputs once every block is done);
+    None when the module has no ``_checked`` forms. ``labels``: the core takes a label block
+    first."""
+    if getattr(module, f"{variant}_{kind}_checked", None) is None:
+        return None
+    return _Rounder(module, variant, kind, labels)

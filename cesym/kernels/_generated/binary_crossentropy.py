@@ -230,6 +230,16 @@ def probs_value_checked(y, p, label_smoothing):
     return _rt.weighted_row_sum(tmp2, tmp3, _rt.row_sum(tmp2)), _rt.weighted_row_sum(tmp4, tmp3, _rt.row_sum(tmp4))
 
 
+def probs_value_checked_unit(y, p, label_smoothing):
+    r"""binary cross-entropy on probabilities (from_logits=False): ``probs_value`` and the scale of its float64 rounding error with labels in [0, 1] (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(p)
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
+    u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
+    tmp0 = _rt.xmul(t, -numpy.log(p)) + _rt.xmul(u, -numpy.log1p(-p))
+    return _rt.weighted_row_sum(tmp0, 1/C, _rt.row_sum(tmp0)), None
+
+
 def probs_grad_checked(y, p, label_smoothing):
     r"""binary cross-entropy on probabilities (from_logits=False): ``probs_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
     """
@@ -258,6 +268,19 @@ def probs_value_and_grad_checked(y, p, label_smoothing):
     return _rt.weighted_row_sum(tmp2, tmp3, _rt.row_sum(tmp2)), tmp4 + tmp5, _rt.weighted_row_sum(tmp6, tmp3, _rt.row_sum(tmp6)), abs(tmp4) + abs(tmp5)
 
 
+def probs_value_and_grad_checked_unit(y, p, label_smoothing):
+    r"""binary cross-entropy on probabilities (from_logits=False): ``probs_value_and_grad`` and the scale of its float64 rounding error with labels in [0, 1] (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(p)
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
+    u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
+    tmp0 = _rt.xmul(t, -numpy.log(p)) + _rt.xmul(u, -numpy.log1p(-p))
+    tmp1 = 1/C
+    tmp2 = _rt.xmul(t, -tmp1/p)
+    tmp3 = _rt.xmul(u, tmp1/(1 - p))
+    return _rt.weighted_row_sum(tmp0, tmp1, _rt.row_sum(tmp0)), tmp2 + tmp3, None, tmp3 + abs(tmp2)
+
+
 def probs_weights(y, p, label_smoothing):
     r"""The label weights (t, u) of binary cross-entropy on probabilities (from_logits=False), as its cores compute them."""
     t_ = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
@@ -272,12 +295,12 @@ def probs_grad_eft(fx, y, p, label_smoothing, C):
 
 def probs_value_exact(y, p, label_smoothing, C):
     r"""binary cross-entropy on probabilities (from_logits=False): the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
-    return _ex.fsum(_ex.xmul((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y[_c])*(_ex.D(1) - label_smoothing), -_ex.log1p(-p[_c])) + _ex.xmul(y[_c]*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, -_ex.log(p[_c])) for _c in range(int(C)))/C
+    return _ex.fsum(_ex.xmul((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y[_c])*(_ex.D(1) - label_smoothing), lambda: -_ex.log1p(-p[_c])) + _ex.xmul(y[_c]*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, lambda: -_ex.log(p[_c])) for _c in range(int(C)))/C
 
 
 def probs_grad_exact(y, p, label_smoothing, C):
     r"""binary cross-entropy on probabilities (from_logits=False): the stable grad in decimal arithmetic at the current precision, of one element (Decimals), the row width C: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
-    return _ex.xmul((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing), _ex.D(1)/(C*(_ex.D(1) - p))) + _ex.xmul(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, -_ex.D(1)/(p*C))
+    return _ex.xmul((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing), lambda: _ex.D(1)/(C*(_ex.D(1) - p))) + _ex.xmul(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, lambda: -_ex.D(1)/(p*C))
 
 
 def logits_value(y, x, label_smoothing):
@@ -378,6 +401,17 @@ def logits_value_checked(y, x, label_smoothing):
     return _rt.weighted_row_sum(tmp3, tmp4, _rt.row_sum(tmp3)), _rt.weighted_row_sum(tmp5, tmp4, _rt.row_sum(tmp5))
 
 
+def logits_value_checked_unit(y, x, label_smoothing):
+    r"""binary cross-entropy on logits (from_logits=True): ``logits_value`` and the scale of its float64 rounding error with labels in [0, 1] (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(x)
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
+    u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
+    tmp0 = numpy.log1p(numpy.exp(-abs(x)))
+    tmp1 = t*(tmp0 + numpy.maximum(0, -x)) + u*(tmp0 + numpy.maximum(0, x))
+    return _rt.weighted_row_sum(tmp1, 1/C, _rt.row_sum(tmp1)), None
+
+
 def logits_grad_checked(y, x, label_smoothing):
     r"""binary cross-entropy on logits (from_logits=True): ``logits_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
     """
@@ -412,6 +446,24 @@ def logits_value_and_grad_checked(y, x, label_smoothing):
     tmp10 = _rt.scale_rows(tmp8, tmp6)
     tmp11 = tmp2*abs(u) + tmp4*abs(t)
     return _rt.weighted_row_sum(tmp5, tmp6, _rt.row_sum(tmp5)), -tmp10*tmp9 + tmp6*tmp7*tmp8*u, _rt.weighted_row_sum(tmp11, tmp6, _rt.row_sum(tmp11)), tmp10*abs(tmp9) + tmp10*abs(tmp7*u)
+
+
+def logits_value_and_grad_checked_unit(y, x, label_smoothing):
+    r"""binary cross-entropy on logits (from_logits=True): ``logits_value_and_grad`` and the scale of its float64 rounding error with labels in [0, 1] (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    C = _rt.width(x)
+    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
+    u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
+    tmp0 = numpy.exp(-abs(x))
+    tmp1 = numpy.log1p(tmp0)
+    tmp2 = -x
+    tmp3 = t*(tmp1 + numpy.maximum(0, tmp2)) + u*(tmp1 + numpy.maximum(0, x))
+    tmp4 = 1/C
+    tmp5 = _rt.exp_min0(x, tmp0)
+    tmp6 = 1/(tmp0 + 1)
+    tmp7 = t*_rt.exp_min0(tmp2, tmp0)
+    tmp8 = _rt.scale_rows(tmp6, tmp4)
+    return _rt.weighted_row_sum(tmp3, tmp4, _rt.row_sum(tmp3)), tmp4*tmp5*tmp6*u - tmp7*tmp8, None, tmp5*tmp8*u + tmp8*abs(tmp7)
 
 
 def logits_weights(y, x, label_smoothing):

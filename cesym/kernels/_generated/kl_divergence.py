@@ -128,7 +128,8 @@ def probs_value_checked(y, p):
     r"""Kullback-Leibler divergence of the prediction from the target: ``probs_value`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
     """
     tmp0 = numpy.log(p)
-    return _rt.row_sum(_rt.xmul(y, -tmp0 + numpy.log(y + (y == 0)))), _rt.row_sum(_rt.xmul(abs(y), abs(tmp0) + abs(numpy.log(y))))
+    tmp1 = numpy.log(y + (y == 0))
+    return _rt.row_sum(_rt.xmul(y, -tmp0 + tmp1)), _rt.row_sum(abs(_rt.xmul(y, abs(tmp0) + abs(tmp1))))
 
 
 def probs_grad_checked(y, p):
@@ -141,7 +142,8 @@ def probs_value_and_grad_checked(y, p):
     r"""Kullback-Leibler divergence of the prediction from the target: ``probs_value_and_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
     """
     tmp0 = numpy.log(p)
-    return _rt.row_sum(_rt.xmul(y, -tmp0 + numpy.log(y + (y == 0)))), _rt.xmul(y, -1/p), _rt.row_sum(_rt.xmul(abs(y), abs(tmp0) + abs(numpy.log(y)))), None
+    tmp1 = numpy.log(y + (y == 0))
+    return _rt.row_sum(_rt.xmul(y, -tmp0 + tmp1)), _rt.xmul(y, -1/p), _rt.row_sum(abs(_rt.xmul(y, abs(tmp0) + abs(tmp1)))), None
 
 
 def probs_weights(y, p):
@@ -157,12 +159,12 @@ def probs_grad_eft(fx, y, p, C):
 
 def probs_value_exact(y, p, C):
     r"""Kullback-Leibler divergence of the prediction from the target: the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
-    return _ex.fsum(_ex.xmul(y[_c], -_ex.log(p[_c]) + _ex.log(y[_c])) for _c in range(int(C)))
+    return _ex.fsum(_ex.xmul(y[_c], lambda: -_ex.log(p[_c]) + _ex.log(y[_c])) for _c in range(int(C)))
 
 
 def probs_grad_exact(y, p, C):
     r"""Kullback-Leibler divergence of the prediction from the target: the stable grad in decimal arithmetic at the current precision, of one element (Decimals), the row width C: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
-    return _ex.xmul(y, -_ex.D(1)/p)
+    return _ex.xmul(y, lambda: -_ex.D(1)/p)
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.

@@ -184,12 +184,12 @@ def rate_grad_eft(fx, y, p, C):
 
 def rate_value_exact(y, p, C):
     r"""Poisson loss on rates: the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
-    return _ex.fsum(p[_c] + _ex.xmul(y[_c], -_ex.log(p[_c])) for _c in range(int(C)))/C
+    return _ex.fsum(p[_c] + _ex.xmul(y[_c], lambda: -_ex.log(p[_c])) for _c in range(int(C)))/C
 
 
 def rate_grad_exact(y, p, C):
     r"""Poisson loss on rates: the stable grad in decimal arithmetic at the current precision, of one element (Decimals), the row width C: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
-    return _ex.xmul(y, -_ex.D(1)/(p*C)) + _ex.power(C, -1)
+    return _ex.xmul(y, lambda: -_ex.D(1)/(p*C)) + _ex.power(C, -1)
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.

@@ -253,6 +253,14 @@ def sigmoid_value_checked(y, x):
     return tmp1*u + tmp2*y, tmp1*abs(u) + tmp2*abs(y)
 
 
+def sigmoid_value_checked_unit(y, x):
+    r"""tf.nn.sigmoid_cross_entropy_with_logits (elementwise): ``sigmoid_value`` and the scale of its float64 rounding error with labels in [0, 1] (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    u = 1 - y
+    tmp0 = numpy.log1p(numpy.exp(-abs(x)))
+    return u*(tmp0 + numpy.maximum(0, x)) + y*(tmp0 + numpy.maximum(0, -x)), None
+
+
 def sigmoid_grad_checked(y, x):
     r"""tf.nn.sigmoid_cross_entropy_with_logits (elementwise): ``sigmoid_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
     """
@@ -277,6 +285,19 @@ def sigmoid_value_and_grad_checked(y, x):
     tmp6 = u*_rt.exp_min0(x, tmp0)
     tmp7 = y*_rt.exp_min0(tmp3, tmp0)
     return tmp2*u + tmp4*y, tmp5*tmp6 - tmp5*tmp7, tmp2*abs(u) + tmp4*abs(y), tmp5*abs(tmp6) + tmp5*abs(tmp7)
+
+
+def sigmoid_value_and_grad_checked_unit(y, x):
+    r"""tf.nn.sigmoid_cross_entropy_with_logits (elementwise): ``sigmoid_value_and_grad`` and the scale of its float64 rounding error with labels in [0, 1] (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
+    """
+    u = 1 - y
+    tmp0 = numpy.exp(-abs(x))
+    tmp1 = numpy.log1p(tmp0)
+    tmp2 = -x
+    tmp3 = 1/(tmp0 + 1)
+    tmp4 = tmp3*u*_rt.exp_min0(x, tmp0)
+    tmp5 = y*_rt.exp_min0(tmp2, tmp0)
+    return u*(tmp1 + numpy.maximum(0, x)) + y*(tmp1 + numpy.maximum(0, tmp2)), -tmp3*tmp5 + tmp4, None, tmp3*abs(tmp5) + tmp4
 
 
 def sigmoid_weights(y, x):
