@@ -8,7 +8,7 @@ import json
 import math
 import threading
 import zlib
-from decimal import Context, Decimal, localcontext
+from decimal import Context, Decimal, Inexact, localcontext
 from fractions import Fraction
 from pathlib import Path
 
@@ -268,3 +268,123 @@ def test_concurrent_calls_agree():
     for t in threads:
         t.join()
     assert not errors
+
+
+# --- the error model, the first decimal level, the deferred slow path --------------------------
+
+def _exact_kernels():
+    import importlib
+
+    gen = Path(__file__).resolve().parents[1] / "cesym" / "kernels" / "_generated"
+    out = []
+    for fam in sorted(f.stem for f in gen.glob("*.py") if not f.stem.startswith("_")):
+        mod = importlib.import_module(f"cesym.kernels._generated.{fam}")
+        for variant in mod.CORES:
+            if getattr(mod, f"{variant}_value_checked", None) is not None:
+                out.append(pytest.param(fam, variant, id=f"{fam}.{variant}"))
+    return out
+
+
+def _random_block(mod, variant: str, rng, rows: int, C: int):
+    domain = next(v["domain"] for pub in mod.PUBLIC for v in pub["variants"] if v["loss"] == variant)
+    shape = (rows, C)
+    scale = 10.0 ** rng.integers(-4, 3, shape)
+    pred = {"unit": lambda: rng.uniform(0, 1, shape) ** 3, "real": lambda: rng.standard_normal(shape) * scale,
+            "positive": lambda: rng.exponential(1, shape) * scale, "log1p": lambda: rng.exponential(1, shape) * scale - 0.5}[domain]()
+    lab = np.where(rng.random(shape) < 0.5, rng.integers(0, 2, shape), rng.uniform(0, 1, shape))
+    kws = {kw["name"]: kw for pub in mod.PUBLIC for kw in pub["keywords"]}
+    scalars = [float(rng.uniform(*kws[a]["range"])) if kws[a]["range"] is not None else 1.0 for a in mod.CORES[variant]["args"][2:]]
+    f32 = lambda a: a.astype(np.float32).astype(np.float64)  # noqa: E731
+    return f32(lab), f32(pred), scalars
+
+
+@pytest.mark.parametrize("fam,variant", _exact_kernels())
+def test_float64_errors_lie_within_the_window(fam, variant):
+    """The model the rounding test rests on, measured: each float64 output of a ``_checked`` core
+    is within WINDOW·2^-53·m of the exact value (``m`` its magnitude), a row's mean within
+    row_window(C)·2^-53·m, against the decimal form at 60 digits. The measured worst is far
+    inside (a few units where the window allows 128): a kernel whose error outgrew the window
+    fails here before the exhaustive runs."""
+    import importlib
+
+    mod = importlib.import_module(f"cesym.kernels._generated.{fam}")
+    rng = np.random.default_rng(zlib.crc32(f"{fam}.{variant}".encode()))
+    C = 5
+    lab, pred, scalars = _random_block(mod, variant, rng, 60, C)
+    kinds = ["value"] + (["grad"] if getattr(mod, f"{variant}_grad_exact", None) is not None else [])
+    row_level = mod.CORES[variant]["row_level"]
+    worst = 0.0
+    for kind in kinds:
+        fn = getattr(mod, f"{variant}_{kind}_exact")
+        with np.errstate(all="ignore"):
+            out, m = getattr(mod, f"{variant}_{kind}_checked")(lab, pred, *scalars)
+        value_row = kind == "value" and row_level
+        shape = (lab.shape[0], 1) if value_row else lab.shape
+        out = np.broadcast_to(out, shape)
+        m = np.abs(out) if m is None else np.broadcast_to(m, shape)
+        window = _rounding.row_window(C) if value_row else _rounding.WINDOW
+        ds = tuple(Decimal(s) for s in scalars) + (Decimal(C),)
+        for i, j in np.ndindex(*shape):
+            if not (np.isfinite(out[i, j]) and np.isfinite(m[i, j])):
+                continue
+            if value_row:
+                args = ([Decimal(float(v)) for v in lab[i]], [Decimal(float(v)) for v in pred[i]])
+            else:
+                args = (Decimal(float(lab[i, j])), Decimal(float(pred[i, j])))
+            with localcontext(Context(prec=60, traps=[])):
+                exact = fn(*args, *ds)
+            if not exact.is_finite():
+                continue
+            err = abs(Fraction(float(out[i, j])) - Fraction(exact))
+            if m[i, j] == 0:
+                assert err == 0, (kind, i, j)
+                continue
+            units = float(err / (Fraction(float(m[i, j])) * Fraction(2) ** -53))
+            assert units <= window, (kind, i, j, units)
+            worst = max(worst, units)
+    print(f"{fam}.{variant}: worst {worst:.3g} units of 2^-53·m")
+    assert worst < _rounding.WINDOW / 4  # the window's margin, measured
+
+
+def test_solve_settles_at_the_first_level_given_a_bound():
+    """With the float64 error bound, a value far from every boundary (relative to the level's
+    precision) is decided by one evaluation; without it Ziv's strategy takes two that agree."""
+    calls = []
+
+    def fn(a):
+        calls.append(1)
+        return _exact.softplus(a)
+
+    a = Decimal(float(np.float32(0.7)))
+    with_bound = _exact.solve(fn, (a,), bound=2.0**7 * 2.0**-53 * 1.2)
+    n_bound = len(calls)
+    calls.clear()
+    without = _exact.solve(fn, (a,))
+    assert with_bound == without and n_bound == 1 and len(calls) == 2
+
+
+def test_a_zero_weight_skips_its_term_and_keeps_a_row_exact():
+    """``xmul(0, ·)`` does not evaluate its second factor: a Poisson row whose labels are all 0
+    is the mean of its rates, a rational number, decided exactly at the first level."""
+    from cesym.kernels._generated import poisson
+
+    assert _exact.xmul(Decimal(0), lambda: 1 / Decimal(0)) == 0
+    p = [Decimal(float(np.float32(v))) for v in (0.1, 0.25, 3.0, 7.5)]
+    with localcontext(Context(prec=30, traps=[])) as c:
+        v = poisson.rate_value_exact([Decimal(0)] * 4, p, Decimal(4))
+        assert not c.flags[Inexact]
+    assert Fraction(v) == sum(Fraction(x) for x in p) / 4
+
+
+def test_the_slow_path_leaves_rows_a_limit_rule_rewrote(monkeypatch):
+    """A row holding NaN is NaN, also where a zero label weight made the core's output finite
+    (a limit rule rewrites it after the block): the deferred slow path, which flagged every
+    output here, does not write over it."""
+    from cesym.kernels import binary_crossentropy, binary_crossentropy_value_and_grad
+
+    monkeypatch.setattr(_rounding, "suspects", lambda r, m, window=0: np.flatnonzero(np.isfinite(np.ravel(r))))
+    x = np.array([[np.nan, 1.5], [0.25, -3.0]], dtype=np.float32)
+    y = np.array([[0.0, 1.0], [1.0, 0.0]], dtype=np.float32)
+    v, g = binary_crossentropy_value_and_grad(y, x, from_logits=True)
+    assert np.isnan(v[0]) and np.isfinite(v[1])
+    assert float(binary_crossentropy(y[1:], x[1:], from_logits=True)[0]) == float(v[1])

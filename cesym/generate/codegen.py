@@ -462,7 +462,7 @@ def _unit_box(loss: Loss, public: Sequence) -> dict | None:
     return unit_label_box(loss, domains, params)
 
 
-def _functions(d: Derived, box: dict | None = None) -> list[_Fn]:
+def _functions(d: Derived, box: dict | None = None, exact_forms=None) -> list[_Fn]:
     loss = d.loss
     v = loss.variant
     weights = "; ".join(f"{w} = {sp.sstr(defn)}" for w, defn in loss.weights.items() if defn != w)
@@ -517,17 +517,17 @@ def _functions(d: Derived, box: dict | None = None) -> list[_Fn]:
                 naive=True,
             ),
         ]
-    return fns + _checked_functions(d, box)
+    return fns + _checked_functions(d, box, exact_forms)
 
 
-def _checked_functions(d: Derived, box: dict | None = None) -> list[_Fn]:
+def _checked_functions(d: Derived, box: dict | None = None, exact_forms=None) -> list[_Fn]:
     """``<variant>_<kind>_checked``: the stable outputs followed by their :func:`magnitude` (None
     where it is the output's absolute value), for the float32 rounding test
     (:mod:`cesym.kernels._rounding`); only for kernels with a decimal form (:func:`exact_parts`).
     Where labels in [0, 1] (``box``) leave fewer sums that can cancel, also
     ``<variant>_<kind>_checked_unit`` with those magnitudes None: the runtime takes it for label
-    blocks inside [0, 1]."""
-    if not isinstance(exact_parts(d.loss, d.value, d.grad), dict):
+    blocks inside [0, 1]. ``exact_forms``: :func:`exact_parts` of ``d``, when the caller has it."""
+    if not isinstance(exact_parts(d.loss, d.value, d.grad) if exact_forms is None else exact_forms, dict):
         return []
     v = d.loss.variant
     outs = [("value", d.value)] + ([("grad", d.grad)] if d.grad is not None else [])
@@ -550,10 +550,12 @@ def _checked_functions(d: Derived, box: dict | None = None) -> list[_Fn]:
     return fns
 
 
-def _render_exact(d: Derived) -> str:
+def _render_exact(d: Derived, parts=None) -> str:
     """The decimal forms of the value and the gradient (:mod:`cesym.kernels._exact`), and their
-    tracked float64 forms where they are rational (:mod:`cesym.kernels._eft`), or ''."""
-    parts = exact_parts(d.loss, d.value, d.grad)
+    tracked float64 forms where they are rational (:mod:`cesym.kernels._eft`), or ''.
+    ``parts``: :func:`exact_parts` of ``d``, when the caller has it."""
+    if parts is None:
+        parts = exact_parts(d.loss, d.value, d.grad)
     if not isinstance(parts, dict):
         return ""
     args = ", ".join(_arguments(d.loss) + ["C"])
@@ -696,13 +698,14 @@ def render_family(
     parts.append("#: What was derived for each kernel (SymPy srepr, the rules applied): the reports read it.\n")
     parts.append("DERIVED = " + pprint.pformat({d.loss.variant: as_record(d) for d in derived}, width=100, sort_dicts=False) + "\n\n\n")
     for d in derived:
-        for fn in _functions(d, _unit_box(d.loss, public)):
+        exact_forms = exact_parts(d.loss, d.value, d.grad)
+        for fn in _functions(d, _unit_box(d.loss, public), exact_forms):
             parts.append(_render_function(d.loss, fn, printer))
             parts.append("\n\n")
         if d.loss.weights:
             parts.append(_render_weights(d.loss, printer))
             parts.append("\n\n")
-        exact = _render_exact(d)
+        exact = _render_exact(d, exact_forms)
         if exact:
             parts.append(exact)
             parts.append("\n\n")

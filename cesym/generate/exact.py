@@ -47,7 +47,7 @@ def _input_sum(e: sp.Expr) -> bool:
     return isinstance(e, sp.Add) and all(exact(t) for t in e.args)
 
 
-def magnitude(e: sp.Expr, box: dict | None = None) -> sp.Expr:
+def magnitude(e: sp.Expr, box: dict | None = None, _memo: dict | None = None) -> sp.Expr:
     r"""The scale of the rounding error of ``e`` evaluated in floating point: every ``Add`` reached
     through products, row sums, ``XMul``, ``Piecewise`` branches and ``NanOr`` becomes
     :math:`\sum_k |t_k|`; every other factor ``f`` is ``|f|``.
@@ -56,27 +56,32 @@ def magnitude(e: sp.Expr, box: dict | None = None) -> sp.Expr:
     non-negative terms the magnitude is the value itself. ``box``: the input ranges under which
     signs are read (:func:`cesym.generate.ranges.value_range`), besides SymPy's assumptions.
     """
+    memo = {} if _memo is None else _memo  # needs_magnitude of every subexpression, once
+
+    def mag(a: sp.Expr) -> sp.Expr:
+        return magnitude(a, box, memo)
+
     if _input_sum(e):
         return sp.Abs(e)
-    if not needs_magnitude(e, box):
+    if not needs_magnitude(e, box, memo):
         return e if _sign(e, box) > 0 else sp.Abs(e)  # |a·b| as one term: cse shares a·b with the value
     if isinstance(e, sp.Add):
-        return sp.Add(*[magnitude(a, box) for a in e.args])
+        return sp.Add(*[mag(a) for a in e.args])
     if isinstance(e, sp.Mul):
-        return sp.Mul(*[magnitude(a, box) for a in e.args])
+        return sp.Mul(*[mag(a) for a in e.args])
     if isinstance(e, XMul):
         a, b = e.args
-        if needs_magnitude(a, box):
-            return XMul(magnitude(a, box), magnitude(b, box))
+        if needs_magnitude(a, box, memo):
+            return XMul(mag(a), mag(b))
         # the weight itself, not |w|: the printer then guards log(w) where w is 0 as it does in
         # the value (no -inf, no 0·inf to repair)
-        return XMul(a, magnitude(b, box)) if _sign(a, box) > 0 else sp.Abs(XMul(a, magnitude(b, box)))
+        return XMul(a, mag(b)) if _sign(a, box) > 0 else sp.Abs(XMul(a, mag(b)))
     if isinstance(e, (RowSum, NanOr)):
-        return type(e)(*[magnitude(a, box) for a in e.args])
+        return type(e)(*[mag(a) for a in e.args])
     if isinstance(e, SumSquares):
         return e
     if isinstance(e, sp.Piecewise):
-        return sp.Piecewise(*[(magnitude(x, box), c) for x, c in e.args])
+        return sp.Piecewise(*[(mag(x), c) for x, c in e.args])
     if e.is_number:
         return abs(e)
     return sp.Abs(e)
@@ -98,23 +103,52 @@ def _sign(e: sp.Expr, box: dict | None) -> int:
     return 0
 
 
-def needs_magnitude(e: sp.Expr, box: dict | None = None) -> bool:
+def needs_magnitude(e: sp.Expr, box: dict | None = None, _memo: dict | None = None) -> bool:
     """Whether :func:`magnitude` can exceed ``|e|``: a sum is reached whose terms are not all of
     one known sign (over ``box``, where given)."""
+    memo = {} if _memo is None else _memo
+    if e in memo:
+        return memo[e]
     if _input_sum(e):
-        return False
-    if isinstance(e, sp.Add):
+        out = False
+    elif isinstance(e, sp.Add):
         terms = [a for a in e.args if not a.is_zero]
         signs = {_sign(a, box) for a in terms}
-        return not (signs == {1} or signs == {-1} or not signs) or any(needs_magnitude(a, box) for a in terms)
-    if isinstance(e, (sp.Mul, RowSum, XMul, NanOr)):
-        return any(needs_magnitude(a, box) for a in e.args)
-    if isinstance(e, sp.Piecewise):
-        return any(needs_magnitude(x, box) for x, _ in e.args)
-    return False
+        out = not (signs == {1} or signs == {-1} or not signs) or any(needs_magnitude(a, box, memo) for a in terms)
+    elif isinstance(e, (sp.Mul, RowSum, XMul, NanOr)):
+        out = any(needs_magnitude(a, box, memo) for a in e.args)
+    elif isinstance(e, sp.Piecewise):
+        out = any(needs_magnitude(x, box, memo) for x, _ in e.args)
+    else:
+        out = False
+    memo[e] = out
+    return out
 
 
-class DecimalPrinter(PythonCodePrinter):
+class _ScalarPrinter(PythonCodePrinter):
+    """What the decimal and the tracked-float64 printers share: the row width ``C``, comparisons,
+    and SymPy's singleton numbers (1/2, 1, 0, -1) printed as the general ones are."""
+
+    def _print_Symbol(self, e):
+        return "C" if e == C else e.name
+
+    def _print_Relational(self, e):
+        return f"({self._print(e.lhs)} {e.rel_op} {self._print(e.rhs)})"
+
+    def _print_Half(self, e):
+        return self._print_Rational(e)
+
+    def _print_NegativeOne(self, e):
+        return self._print_Integer(e)
+
+    def _print_One(self, e):
+        return self._print_Integer(e)
+
+    def _print_Zero(self, e):
+        return self._print_Integer(e)
+
+
+class DecimalPrinter(_ScalarPrinter):
     """Python code over :class:`decimal.Decimal`: numbers as exact Decimals, functions from
     :mod:`cesym.kernels._exact` (``_ex``), element symbols indexed by ``_c`` inside a row sum."""
 
@@ -131,9 +165,6 @@ class DecimalPrinter(PythonCodePrinter):
     def _print_Elem(self, e):
         return f"{e.name}[_c]" if self.in_row else e.name
 
-    def _print_Symbol(self, e):
-        return "C" if e == C else e.name
-
     def _print_Integer(self, e):
         return f"_ex.D({int(e)})"
 
@@ -142,18 +173,6 @@ class DecimalPrinter(PythonCodePrinter):
 
     def _print_Float(self, e):
         return f"_ex.D({float(e)!r})"
-
-    def _print_Half(self, e):
-        return "_ex.q(1, 2)"
-
-    def _print_NegativeOne(self, e):
-        return "_ex.D(-1)"
-
-    def _print_One(self, e):
-        return "_ex.D(1)"
-
-    def _print_Zero(self, e):
-        return "_ex.D(0)"
 
     def _print_Pow(self, e, rational=False):
         b, x = e.args
@@ -211,9 +230,6 @@ class DecimalPrinter(PythonCodePrinter):
             return f"_ex.{self._known[name]}(" + ", ".join(self._print(a) for a in e.args) + ")"
         raise NotExact(f"no decimal evaluation of {name}")
 
-    def _print_Relational(self, e):
-        return f"({self._print(e.lhs)} {e.rel_op} {self._print(e.rhs)})"
-
 
 # PythonCodePrinter prints some of these itself (math.log, math.copysign, ...): the Decimal ones win
 for _name in DecimalPrinter._known:
@@ -222,16 +238,13 @@ for _name in DecimalPrinter._known:
     setattr(DecimalPrinter, f"_print_{_name}", DecimalPrinter._print_Function)
 
 
-class EftPrinter(PythonCodePrinter):
+class EftPrinter(_ScalarPrinter):
     """NumPy code over a :class:`cesym.kernels._eft.Tracker` ``fx`` for a rational stable form
     (+ − × ÷ by anything, integer powers, |·|, sign, max/min, Relu, Heaviside, branches): every
     rounding recorded. Anything else raises :class:`NotExact`."""
 
     def _print_Elem(self, e):
         return e.name
-
-    def _print_Symbol(self, e):
-        return "C" if e == C else e.name
 
     def _print_Integer(self, e):
         if abs(int(e)) >= 2**53:
@@ -242,18 +255,6 @@ class EftPrinter(PythonCodePrinter):
         if e.q & (e.q - 1) == 0 and abs(e.p) < 2**53:
             return repr(float(e))  # exact in binary
         return f"fx.div({float(e.p)!r}, {float(e.q)!r})"
-
-    def _print_Half(self, e):
-        return "0.5"
-
-    def _print_NegativeOne(self, e):
-        return "-1.0"
-
-    def _print_One(self, e):
-        return "1.0"
-
-    def _print_Zero(self, e):
-        return "0.0"
 
     def _print_Float(self, e):
         return repr(float(e))
@@ -335,8 +336,6 @@ class EftPrinter(PythonCodePrinter):
             out = self._print(x) if c == sp.true else f"fx.where({self._print(c)}, lambda: {self._print(x)}, lambda: {out})"
         return out
 
-    def _print_Relational(self, e):
-        return f"({self._print(e.lhs)} {e.rel_op} {self._print(e.rhs)})"
 
     def _print_BooleanTrue(self, e):
         return "True"

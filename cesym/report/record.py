@@ -122,10 +122,6 @@ def _plot_panels(family: str, keras: bool, seed: int, cases=None) -> list[dict]:
     return panels
 
 
-def _digest(path: Path) -> str:
-    return file_digest(path)
-
-
 def source_digests(derivations: Path | None = None) -> dict[str, str]:
     """A digest of every Python file a measurement runs (:data:`MEASURING_CODE`, and the
     derivation files of ``derivations``, default the shipped ones), by its path relative to the
@@ -138,9 +134,9 @@ def source_digests(derivations: Path | None = None) -> dict[str, str]:
         root = package / part
         files = [root] if root.suffix == ".py" else sorted(root.rglob("*.py"))
         for f in files:
-            out[f.relative_to(package).as_posix()] = _digest(f)
+            out[f.relative_to(package).as_posix()] = file_digest(f)
     for f in sorted(Path(derivations or DERIVATIONS_DIR).glob("*.py")):
-        out[f"derivations/{f.name}"] = _digest(f)
+        out[f"derivations/{f.name}"] = file_digest(f)
     return out
 
 
