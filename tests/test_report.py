@@ -203,6 +203,31 @@ def test_svgs_are_deterministic_given_their_data(committed):
     assert _draw_plot(panels) == _draw_plot(copy.deepcopy(panels))
 
 
+def test_plots_are_small_and_their_text_is_text():
+    """Every committed plot under 200 KB, its labels SVG text (searchable), no glyph outlines."""
+    svgs = sorted(REPORTS.glob("*.svg"))
+    assert svgs
+    for f in svgs:
+        text = f.read_text()
+        assert f.stat().st_size < 200_000, (f.name, f.stat().st_size)
+        assert "<text" in text and "log10 of the largest |input| of the row" in text, f.name
+        assert 'id="DejaVuSans-' not in text, f.name  # matplotlib's glyph outlines
+
+
+def test_no_panel_is_plotted_twice(committed):
+    """One kernel under two public names (tf.nn's sparse softmax, sparse categorical
+    cross-entropy from logits) is plotted once; the other report points to it."""
+    from cesym.report.render import _unshown
+
+    shown: dict = {}
+    kept = {fam: _unshown(panels, fam, shown) for fam, panels in committed["plots"].items()}
+    assert sum(len(k) for k, _ in kept.values()) == len(shown)
+    moved = [(p["case"], fam, where) for fam, (_, elsewhere) in kept.items() for p, where in elsewhere]
+    assert ("sparse_softmax_cross_entropy_with_logits", "tf_nn", "sparse_categorical_crossentropy") in moved
+    tf = (REPORTS / "tf_nn.md").read_text()
+    assert "the same kernel and points as in [sparse_categorical_crossentropy.md]" in tf
+
+
 def test_reports_cover_every_family_and_say_what_was_measured():
     names = {p.name for p in REPORTS.glob("*.md")}
     families = {p.stem for p in (ROOT / "derivations").glob("*.py")}

@@ -400,9 +400,16 @@ def render_index(record: dict) -> str:
     return "\n".join(lines)
 
 
+#: Resolution of the plots' markers, which are drawn as an image inside the SVG (axes, ticks and
+#: text stay vectors and text): a few thousand markers as SVG elements took 0.6-1.1 MB a file.
+PLOT_DPI = 90
+
+
 def _draw_plot(panels: Sequence[dict]) -> str:
     """SVG of the value error (log10(1 + ulps)) against the largest input (log10) per kernel × dtype,
-    one series each for the kernel, the naive form and Keras: deterministic bytes for given panels."""
+    one series each for the kernel, the naive form and Keras: deterministic bytes for given panels.
+    Text is SVG ``<text>`` (searchable, no glyph outlines); the markers are one image per panel
+    (:data:`PLOT_DPI`), so that a file stays under 200 KB."""
     import io
 
     import matplotlib
@@ -412,7 +419,7 @@ def _draw_plot(panels: Sequence[dict]) -> str:
 
     styles = {"cesym kernel": ("o", 12), "naive form": ("x", 14), "Keras": ("+", 18)}
     rows = -(-len(panels) // 2)
-    with plt.rc_context({"svg.hashsalt": "cesym", "svg.fonttype": "path"}):
+    with plt.rc_context({"svg.hashsalt": "cesym", "svg.fonttype": "none", "savefig.dpi": PLOT_DPI}):
         fig, axes = plt.subplots(rows, 2, figsize=(10, 3.2 * rows), squeeze=False)
         for k, panel in enumerate(panels):
             i, j = divmod(k, 2)
@@ -422,7 +429,7 @@ def _draw_plot(panels: Sequence[dict]) -> str:
             for s in panel["series"]:
                 marker, size = styles[s["label"]]
                 ax.scatter(x, np.log10(1 + np.asarray(s["err"], dtype=float)), s=size, marker=marker, label=s["label"],
-                           alpha=0.6, linewidths=0.8)
+                           alpha=0.6, linewidths=0.8, rasterized=True)
             ax.set_ylim(-0.5, 21)
             ax.set_title(f"{panel['case']}, {panel['dtype']}", fontsize=9)
             ax.set_xlabel("log10 of the largest |input| of the row")
@@ -455,12 +462,35 @@ def _plot_table(panels: Sequence[dict]) -> list[str]:
     return table
 
 
-def _with_plot(family: str, text: str, panels: Sequence[dict], plot_rows: int) -> str:
+def _unshown(panels: Sequence[dict], family: str, shown: dict[str, str]) -> tuple[list[dict], list[tuple[dict, str]]]:
+    """The panels no earlier report plotted, and the others with the family that did (one kernel
+    under two public names, e.g. ``tf.nn``'s sparse softmax and sparse categorical
+    cross-entropy from logits: the same points, the same errors)."""
+    import json
+
+    keep, elsewhere = [], []
+    for panel in panels:
+        key = json.dumps([panel["dtype"], panel["mags"], panel["series"]], sort_keys=True)
+        if key in shown:
+            elsewhere.append((panel, shown[key]))
+        else:
+            shown[key] = family
+            keep.append(panel)
+    return keep, elsewhere
+
+
+def _with_plot(family: str, text: str, panels: Sequence[dict], plot_rows: int, elsewhere: Sequence = ()) -> str:
+    same = "".join(
+        f"`{p['case']}`, {p['dtype']}: the same kernel and points as in [{f}.md]({f}.md#error-against-input-magnitude-value), "
+        "plotted there.\n\n"
+        for p, f in elsewhere
+    )
     return text.replace(
         "## Keras\n",
         "### Error against input magnitude (value)\n\n"
         f"![value error of the kernel, the naive form and Keras against the largest input of the row]({family}_error.svg)\n\n"
-        f"{plot_rows} seeded rows of 3 per dtype, hard labels; log10(1 + ulps) against log10 of the largest input; "
+        + same
+        + f"{plot_rows} seeded rows of 3 per dtype, hard labels; log10(1 + ulps) against log10 of the largest input; "
         f"infinite errors (NaN, overflow) and errors above {ERR_CAP:.0e} ulps at 20 (points kept to 6 digits). Where each "
         "first exceeds 4 ulps on these points (the thresholds above, measured; an error above 4 ulps is within the "
         "contract only where κ allows it):\n\n"
@@ -544,6 +574,7 @@ def render_reports(
     import ast
 
     out = {}
+    shown: dict[str, str] = {}  # a plotted panel's data -> the family whose report shows it
     for family, losses in load_all(derivations_dir).items():
         path = Path(derivations_dir) / f"{family}.py"
         doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
@@ -557,11 +588,11 @@ def render_reports(
         extra = _exhaustive_section(family, exhaustive or {})
         if extra:
             text = text.replace("\n## Versions\n", "\n" + "\n".join(extra) + "\n## Versions\n", 1)
-        panels = record["plots"].get(family)
+        panels, elsewhere = _unshown(record["plots"].get(family) or [], family, shown)
         if panels:
             if svg:
                 out[f"{family}_error.svg"] = _draw_plot(panels)
-            text = _with_plot(family, text, panels, record["plot_rows"])
+            text = _with_plot(family, text, panels, record["plot_rows"], elsewhere)
         out[f"{family}.md"] = text
     out["README.md"] = render_index(record)
     if record["seeds"]:
