@@ -39,6 +39,34 @@ def pred_from(case, z):
     return np.abs(z) if case.domain == "positive" else z
 
 
+def generated_modules():
+    """(family, module) of every generated kernel module, by family name."""
+    import importlib
+    from pathlib import Path
+
+    gen = Path(__file__).resolve().parents[1] / "cesym" / "kernels" / "_generated"
+    for fam in sorted(f.stem for f in gen.glob("*.py") if not f.stem.startswith("_")):
+        yield fam, importlib.import_module(f"cesym.kernels._generated.{fam}")
+
+
+def random_block(mod, variant: str, rng, rows: int, C: int):
+    """Float32-valued (as float64) labels, predictions and scalar parameters for the core
+    ``variant`` of the generated module ``mod``: predictions in its public domain over several
+    decades, labels half 0/1 and half in [0, 1], each parameter in its keyword's range (1.0
+    where it has none)."""
+    import numpy as np
+
+    domain = next(v["domain"] for pub in mod.PUBLIC for v in pub["variants"] if v["loss"] == variant)
+    shape = (rows, C)
+    scale = 10.0 ** rng.integers(-4, 3, shape)
+    pred = {"unit": lambda: rng.uniform(0, 1, shape) ** 3, "real": lambda: rng.standard_normal(shape) * scale,
+            "positive": lambda: rng.exponential(1, shape) * scale, "log1p": lambda: rng.exponential(1, shape) * scale - 0.5}[domain]()
+    lab = np.where(rng.random(shape) < 0.5, rng.integers(0, 2, shape), rng.uniform(0, 1, shape))
+    kws = {kw["name"]: kw for pub in mod.PUBLIC for kw in pub["keywords"]}
+    scalars = [float(rng.uniform(*kws[a]["range"])) if kws[a]["range"] is not None else 1.0 for a in mod.CORES[variant]["args"][2:]]
+    return lab.astype(np.float32).astype(np.float64), pred.astype(np.float32).astype(np.float64), scalars
+
+
 #: Files whose tests take minutes (the contract over the catalog, verify's end-to-end runs):
 #: scheduled first, one per worker, so that the rest of the suite fills the other worker's time
 #: around them instead of following them (pyproject: ``--dist loadfile --no-loadscope-reorder``).

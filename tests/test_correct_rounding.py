@@ -19,6 +19,7 @@ import pytest
 from cesym.kernels import _eft, _exact, _rounding
 from cesym.verify import exhaustive as X
 from cesym.verify.registry import CASES, case
+from conftest import generated_modules, random_block
 
 HARD = Path(__file__).resolve().parent / "data" / "misrounded_float32.json"
 
@@ -273,29 +274,8 @@ def test_concurrent_calls_agree():
 # --- the error model, the first decimal level, the deferred slow path --------------------------
 
 def _exact_kernels():
-    import importlib
-
-    gen = Path(__file__).resolve().parents[1] / "cesym" / "kernels" / "_generated"
-    out = []
-    for fam in sorted(f.stem for f in gen.glob("*.py") if not f.stem.startswith("_")):
-        mod = importlib.import_module(f"cesym.kernels._generated.{fam}")
-        for variant in mod.CORES:
-            if getattr(mod, f"{variant}_value_checked", None) is not None:
-                out.append(pytest.param(fam, variant, id=f"{fam}.{variant}"))
-    return out
-
-
-def _random_block(mod, variant: str, rng, rows: int, C: int):
-    domain = next(v["domain"] for pub in mod.PUBLIC for v in pub["variants"] if v["loss"] == variant)
-    shape = (rows, C)
-    scale = 10.0 ** rng.integers(-4, 3, shape)
-    pred = {"unit": lambda: rng.uniform(0, 1, shape) ** 3, "real": lambda: rng.standard_normal(shape) * scale,
-            "positive": lambda: rng.exponential(1, shape) * scale, "log1p": lambda: rng.exponential(1, shape) * scale - 0.5}[domain]()
-    lab = np.where(rng.random(shape) < 0.5, rng.integers(0, 2, shape), rng.uniform(0, 1, shape))
-    kws = {kw["name"]: kw for pub in mod.PUBLIC for kw in pub["keywords"]}
-    scalars = [float(rng.uniform(*kws[a]["range"])) if kws[a]["range"] is not None else 1.0 for a in mod.CORES[variant]["args"][2:]]
-    f32 = lambda a: a.astype(np.float32).astype(np.float64)  # noqa: E731
-    return f32(lab), f32(pred), scalars
+    return [pytest.param(fam, variant, id=f"{fam}.{variant}") for fam, mod in generated_modules()
+            for variant in mod.CORES if getattr(mod, f"{variant}_value_checked", None) is not None]
 
 
 @pytest.mark.parametrize("fam,variant", _exact_kernels())
@@ -305,12 +285,10 @@ def test_float64_errors_lie_within_the_window(fam, variant):
     row_window(C)·2^-53·m, against the decimal form at 60 digits. The measured worst is far
     inside (a few units where the window allows 128): a kernel whose error outgrew the window
     fails here before the exhaustive runs."""
-    import importlib
-
-    mod = importlib.import_module(f"cesym.kernels._generated.{fam}")
+    mod = dict(generated_modules())[fam]
     rng = np.random.default_rng(zlib.crc32(f"{fam}.{variant}".encode()))
     C = 5
-    lab, pred, scalars = _random_block(mod, variant, rng, 60, C)
+    lab, pred, scalars = random_block(mod, variant, rng, 60, C)
     kinds = ["value"] + (["grad"] if getattr(mod, f"{variant}_grad_exact", None) is not None else [])
     row_level = mod.CORES[variant]["row_level"]
     worst = 0.0

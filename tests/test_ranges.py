@@ -3,10 +3,8 @@
 for the generated ``_checked_unit`` cores holds on random labels in [0, 1] (and fails for a label
 outside, which is why the runtime looks at the labels first)."""
 
-import importlib
 import math
 import zlib
-from pathlib import Path
 
 import mpmath
 import numpy as np
@@ -17,8 +15,7 @@ from sympy.codegen.cfunctions import expm1, log1p
 from cesym.define.primitives import to_elementary, Elem, LogCosh, Relu, RowSum, Sigmoid, Softplus, XMul
 from cesym.generate.ranges import FULL, value_range
 from cesym.kernels import _rounding
-
-GENERATED = Path(__file__).resolve().parents[1] / "cesym" / "kernels" / "_generated"
+from conftest import generated_modules, random_block
 
 x, y, p, t, u = (Elem(n) for n in "xyptu")
 g = sp.Symbol("gamma", real=True)
@@ -84,40 +81,19 @@ def _plain(e: sp.Expr) -> sp.Expr:
 
 
 def _unit_kernels():
-    out = []
-    for fam in sorted(f.stem for f in GENERATED.glob("*.py") if not f.stem.startswith("_")):
-        mod = importlib.import_module(f"cesym.kernels._generated.{fam}")
-        for name in sorted(vars(mod)):
-            if name.endswith("_checked_unit"):
-                out.append(pytest.param(fam, name[: -len("_checked_unit")], id=f"{fam}.{name}"))
-    return out
-
-
-def _inputs(mod, variant: str, rng, labels_hi: float = 1.0):
-    domain = next(v["domain"] for pub in mod.PUBLIC for v in pub["variants"] if v["loss"] == variant)
-    args = mod.CORES[variant]["args"]
-    shape = (400, 7)
-    lab = rng.uniform(0, labels_hi, shape)
-    lab[:100] = rng.integers(0, 2, (100, 7)) * labels_hi  # hard labels too
-    pred = {"unit": lambda: rng.uniform(0, 1, shape), "real": lambda: rng.standard_normal(shape) * 8,
-            "positive": lambda: rng.exponential(2, shape)}[domain]()
-    kws = {kw["name"]: kw for pub in mod.PUBLIC for kw in pub["keywords"]}
-    scalars = []
-    for a in args[2:]:
-        r = kws[a]["range"]
-        scalars.append(float(rng.uniform(*r)) if r is not None else 1.0)
-    return lab.astype(np.float32).astype(np.float64), pred.astype(np.float32).astype(np.float64), scalars
+    return [pytest.param(fam, name[: -len("_checked_unit")], id=f"{fam}.{name}") for fam, mod in generated_modules()
+            for name in sorted(vars(mod)) if name.endswith("_checked_unit")]
 
 
 @pytest.mark.parametrize("fam,kernel", _unit_kernels())
 def test_unit_claims_hold_for_labels_in_the_unit_interval(fam, kernel):
     """Where the ``_unit`` core returns None (no magnitude: the sums add terms of one sign), the
     general core's magnitude is the output's own absolute value, up to rounding."""
-    mod = importlib.import_module(f"cesym.kernels._generated.{fam}")
+    mod = dict(generated_modules())[fam]
     variant = next(kernel[: -len(k)] for k in ("_value_and_grad", "_value", "_grad") if kernel.endswith(k))
     general, unit = getattr(mod, f"{kernel}_checked"), getattr(mod, f"{kernel}_checked_unit")
     rng = np.random.default_rng(zlib.crc32(kernel.encode()))
-    lab, pred, scalars = _inputs(mod, variant, rng)
+    lab, pred, scalars = random_block(mod, variant, rng, 400, 7)
     with np.errstate(all="ignore"):
         g_out, u_out = general(lab, pred, *scalars), unit(lab, pred, *scalars)
     n = len(g_out) // 2
