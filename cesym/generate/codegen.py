@@ -462,7 +462,7 @@ def _unit_box(loss: Loss, public: Sequence) -> dict | None:
     return unit_label_box(loss, domains, params)
 
 
-def _functions(d: Derived, box: dict | None = None, exact_forms=None) -> list[_Fn]:
+def _functions(d: Derived, box: dict | None, exact_forms: dict | str) -> list[_Fn]:
     loss = d.loss
     v = loss.variant
     weights = "; ".join(f"{w} = {sp.sstr(defn)}" for w, defn in loss.weights.items() if defn != w)
@@ -520,14 +520,14 @@ def _functions(d: Derived, box: dict | None = None, exact_forms=None) -> list[_F
     return fns + _checked_functions(d, box, exact_forms)
 
 
-def _checked_functions(d: Derived, box: dict | None = None, exact_forms=None) -> list[_Fn]:
+def _checked_functions(d: Derived, box: dict | None, exact_forms: dict | str) -> list[_Fn]:
     """``<variant>_<kind>_checked``: the stable outputs followed by their :func:`magnitude` (None
     where it is the output's absolute value), for the float32 rounding test
     (:mod:`cesym.kernels._rounding`); only for kernels with a decimal form (:func:`exact_parts`).
     Where labels in [0, 1] (``box``) leave fewer sums that can cancel, also
     ``<variant>_<kind>_checked_unit`` with those magnitudes None: the runtime takes it for label
-    blocks inside [0, 1]. ``exact_forms``: :func:`exact_parts` of ``d``, when the caller has it."""
-    if not isinstance(exact_parts(d.loss, d.value, d.grad) if exact_forms is None else exact_forms, dict):
+    blocks inside [0, 1]. ``exact_forms``: :func:`exact_parts` of ``d``."""
+    if not isinstance(exact_forms, dict):
         return []
     v = d.loss.variant
     outs = [("value", d.value)] + ([("grad", d.grad)] if d.grad is not None else [])
@@ -550,12 +550,10 @@ def _checked_functions(d: Derived, box: dict | None = None, exact_forms=None) ->
     return fns
 
 
-def _render_exact(d: Derived, parts=None) -> str:
+def _render_exact(d: Derived, parts: dict | str) -> str:
     """The decimal forms of the value and the gradient (:mod:`cesym.kernels._exact`), and their
     tracked float64 forms where they are rational (:mod:`cesym.kernels._eft`), or ''.
-    ``parts``: :func:`exact_parts` of ``d``, when the caller has it."""
-    if parts is None:
-        parts = exact_parts(d.loss, d.value, d.grad)
+    ``parts``: :func:`exact_parts` of ``d``."""
     if not isinstance(parts, dict):
         return ""
     args = ", ".join(_arguments(d.loss) + ["C"])
