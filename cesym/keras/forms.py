@@ -45,6 +45,7 @@ too), else ``unexplained``.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -230,12 +231,13 @@ def _within(x, value: float, dtype) -> bool:
     return a <= v <= b
 
 
-def _judge(k: float, math_at: Callable[[bool], object], model, dtype) -> str:
+def _judge(k: float, math_at: Callable[[bool], object], model: Callable[[], object], dtype) -> str:
     """exact (inside the mathematics' band, first without κ, then with it), explained (inside
-    the model's envelope to within an ulp), or unexplained."""
+    the model's envelope to within an ulp), or unexplained. ``model()`` makes the envelope: only
+    for the outputs past the band (most are inside it, and an envelope costs milliseconds)."""
     if _within(math_at(False), k, dtype) or (np.isfinite(k) and _within(math_at(True), k, dtype)):
         return "exact"
-    if contains(model, k, dtype):
+    if contains(model(), k, dtype):
         return "explained"
     return "unexplained"
 
@@ -276,7 +278,13 @@ def check_classes(case: KernelCase, batch: Batch, class_call: Callable, seed=0) 
     old = iv.prec
     iv.prec = 200
     try:
-        model_values = [_widen(envelope(case, dense[i], pred[i], batch.params, dtype)[0], dtype) for i in range(B)]
+        values_memo: list = []
+
+        def model_values() -> list:  # every row's value envelope, made once, when an output needs it
+            if not values_memo:
+                values_memo.append([_widen(envelope(case, dense[i], pred[i], batch.params, dtype)[0], dtype) for i in range(B)])
+            return values_memo[0]
+
         grad_models: dict = {}
 
         def grad_model(i: int, reduction: str, weighted: bool):
@@ -351,7 +359,7 @@ def _classify_broadcast(tally, case, ref, param_values, truth, labels, dense, pr
         tally.add(reduction, "value", "unexplained", int(np.size(value)))
         tally.add(reduction, "grad", "unexplained", int(np.size(pred)))
         return
-    terms = [model_values[k] if weights is None else R.mul(model_values[k], iv.mpf(wts[k])) for k in range(B)]
+    terms = functools.cache(lambda: [m if weights is None else R.mul(m, iv.mpf(wk)) for m, wk in zip(model_values(), wts)])
     never = lambda with_kappa: iv.mpf([mpmath.inf, mpmath.inf])  # noqa: E731 - not the mathematics' output at all
     with mpmath.workprec(256):
         weighted = [mpmath.mpf(wk) * L for wk, (L, _) in zip(wts, truth)]
@@ -361,12 +369,14 @@ def _classify_broadcast(tally, case, ref, param_values, truth, labels, dense, pr
         else:
             for i in range(B):
                 for k in range(B):
-                    status = _judge(float(value[i, k]), never, _overflow(terms[k], fmax), dtype)
+                    status = _judge(float(value[i, k]), never, lambda k=k: _overflow(terms()[k], fmax), dtype)
                     tally.add(reduction, "value", status)
                     tally.value_max_ulps = max(tally.value_max_ulps, ulp_error(value[i, k], weighted[k], dtype))
     else:
-        total = _overflow(R.gsum(terms * B), fmax)
-        model = total if reduction == "sum" else R.div(total, iv.mpf(B * B))
+        def model():
+            total = _overflow(R.gsum(terms() * B), fmax)
+            return total if reduction == "sum" else R.div(total, iv.mpf(B * B))
+
         math_at = never if reduction == "sum" else (
             lambda kap: _reduce(R, [value_band(k, kap) for k in range(B)], weights, reduction, None)[0]
         )
@@ -379,7 +389,7 @@ def _classify_broadcast(tally, case, ref, param_values, truth, labels, dense, pr
     upstream = R.gsum([seed] * B)  # the broadcast's gradient: its B seeds of column k summed
     for k in range(B):
         U = upstream if weights is None else R.mul(upstream, iv.mpf(wts[k]))
-        model = envelope(case, dense[k], pred[k], params, dtype, upstream=U)[1][0]
+        model = lambda k=k, U=U: envelope(case, dense[k], pred[k], params, dtype, upstream=U)[1][0]  # noqa: E731
         L, g = truth[k]
 
         def math_at(with_kappa: bool, k=k, L=L, g=g):
@@ -408,7 +418,7 @@ def _classify_values(tally, truth, value, weights, reduction, R, fmax, model_val
         else:
             s = mpmath.fsum(terms)
             true = [s if reduction == "sum" else s / B]
-    model = _reduce(R, model_values, weights, reduction, fmax)
+    model = functools.cache(lambda: _reduce(R, model_values(), weights, reduction, fmax))
     bands: dict = {}
 
     def math_at(with_kappa: bool):
@@ -417,11 +427,11 @@ def _classify_values(tally, truth, value, weights, reduction, R, fmax, model_val
         return bands[with_kappa]
 
     for o, (k, t) in enumerate(zip(value, true)):
-        status = _judge(float(k), lambda kap, o=o: math_at(kap)[o], model[o], dtype)
+        status = _judge(float(k), lambda kap, o=o: math_at(kap)[o], lambda o=o: model()[o], dtype)
         tally.add(reduction, "value", status)
         tally.value_max_ulps = max(tally.value_max_ulps, ulp_error(k, t, dtype))
         if status == "unexplained" and len(tally.unexplained_examples) < 3:
-            a, b = _ends(model[o])
+            a, b = _ends(model()[o])
             tally.unexplained_examples.append(
                 f"{tag} value[{o}]: Keras {float(k)!r}, mathematics {float(t)!r}, Keras's algorithm "
                 f"[{float(a)!r}, {float(b)!r}] ({B} rows)"
@@ -444,7 +454,7 @@ def _classify_grads(tally, ref, truth, dense, pred, params, grad, weights, reduc
                 kap = ref.kappa(dense[i], pred[i], params, L, g)[1][j] if with_kappa else 0.0
                 return R.mul(U, _band(g[j], GRAD_BASE, kap, dtype))
 
-            status = _judge(k, math_at, grad_model(i, reduction, weights is not None)[j], dtype)
+            status = _judge(k, math_at, lambda i=i, j=j: grad_model(i, reduction, weights is not None)[j], dtype)
             tally.add(reduction, "grad", status)
             with mpmath.workprec(256):
                 true = mpmath.mpf(wi) * g[j] / D
