@@ -76,3 +76,33 @@ def test_seed003_activity_penalty():
     assert abs(total - manual) <= 8 * np.spacing(manual)
     g = K.activity_penalty_grad(hs[0], lam)
     assert _ulps(g, 2 * lam * hs[0] / 8) <= 2
+
+
+def test_seed001_regression_rows():
+    """Seed 001's table: mse for regression (a float32 error of 2e19 squares past float32's range,
+    the mean of the squares does not: 2e38, where Keras's float32 squares give inf), and binary
+    cross-entropy on a soft target, whose minimum at p = y is the target's entropy, not 0."""
+    p = np.array([[2e19, 0.0]], np.float32)
+    v = K.mean_squared_error(np.zeros((1, 2), np.float32), p)
+    assert v.dtype == np.float32 and v[0] == np.float32(float(p[0, 0]) ** 2 / 2)
+    t = np.array([[0.3]], np.float32)
+    T = float(t[0, 0])
+    H = -(T * math.log(T) + (1 - T) * math.log1p(-T))
+    assert abs(float(K.binary_crossentropy(t, t)[0]) - H) <= 0.5 * float(np.spacing(np.float32(H)))
+    assert K.binary_crossentropy_grad(t, t)[0, 0] == 0
+
+
+def test_seed001_from_logits_after_sigmoid_never_reaches_zero():
+    """BinaryCrossentropy(from_logits=True) after a sigmoid layer reads probabilities as logits: a
+    perfect prediction costs softplus(-1) (label 1) or ln 2 (label 0)."""
+    v = K.binary_crossentropy(np.array([[1.0], [0.0]]), np.array([[1.0], [0.0]]), from_logits=True)
+    assert _ulps(v, [math.log1p(math.exp(-1.0)), math.log(2.0)]) <= 1
+
+
+def test_seed000_spellings_are_one_loss():
+    """loss1 (class), loss2 (partial) and loss3() (nested) of seed 000 are one function of the
+    logits: the kernel's value is -log softmax_y, the same for each spelling."""
+    z = np.array([[3.0, 1.0, -2.0], [0.5, 2.5, 0.1]])
+    v = K.sparse_categorical_crossentropy(np.array([0, 1]), z, from_logits=True)
+    expect = [math.log(sum(math.exp(x) for x in row)) - row[k] for row, k in zip(z.tolist(), (0, 1))]
+    assert _ulps(v, expect) <= 2

@@ -10,6 +10,7 @@ whether that holds).
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from dataclasses import dataclass
@@ -122,6 +123,162 @@ def _check(ok: bool) -> str:
     return "holds" if ok else "does NOT hold"
 
 
+def _evaluate(keras, loss, y: np.ndarray, p: np.ndarray) -> float:
+    """``model.compile(loss=loss)`` then ``model.evaluate`` on a model that outputs its input:
+    the loss as ``fit`` reports it for predictions ``p`` (one batch)."""
+    model = keras.Sequential([keras.Input(p.shape[1:]), keras.layers.Identity()])
+    model.compile(loss=loss)
+    return float(model.evaluate(p, y, verbose=0, batch_size=len(p)))
+
+
+def _seed000_runs(tf, keras) -> list[SeedNumber]:
+    """Seed 000's training numbers come from MNIST (not in this repository, and not downloadable
+    here) and from one model trained on through several losses from a random start: their values
+    cannot be reproduced. What they show can, and is run here: the three spellings of one loss
+    compute the same numbers, and the ln 10 plateau is a state that training cannot leave."""
+    L = keras.losses
+    z = np.array([[3.0, 1.0, -2.0], [0.5, 2.5, 0.1]], np.float32)
+    lab = np.array([0, 1])
+    spellings = {
+        "SparseCategoricalCrossentropy(from_logits=True)": float(L.SparseCategoricalCrossentropy(from_logits=True)(lab, z)),
+        "partial(sparse_categorical_crossentropy, from_logits=True)": float(np.mean(
+            functools.partial(L.sparse_categorical_crossentropy, from_logits=True)(lab, z))),
+        "nested function loss3()": float(np.mean((lambda yt, yp: L.sparse_categorical_crossentropy(yt, yp, from_logits=True))(lab, z))),
+    }
+    with mpmath.workdps(30):
+        exact = mpmath.fsum(
+            mpmath.log(mpmath.fsum(mpmath.exp(mpmath.mpf(float(v))) for v in row)) - mpmath.mpf(float(row[k]))
+            for row, k in zip(z, lab)) / len(lab)
+    out = [SeedNumber(
+        "000", "sparse_categorical_crossentropy", "loss1, loss2 = partial(…, from_logits=True), loss3() (a nested "
+        "function): one epoch each on MNIST, one model trained on", "2.7764 (loss2), 2.6502 (loss3)",
+        "; ".join(f"{k} {v!r}" for k, v in spellings.items()) + " on logits [[3, 1, −2], [0.5, 2.5, 0.1]], labels [0, 1]",
+        mpmath.nstr(exact, 17), _r(np.mean(K.sparse_categorical_crossentropy(lab, z, from_logits=True))),
+        f"The three spellings are one loss: {'identical, bit for bit' if len(set(spellings.values())) == 1 else 'NOT identical'} "
+        "(measured). The printed numbers differ because the model went on training between them (on MNIST, from a "
+        "random start): they cannot be reproduced here, only that the loss is the same.",
+    )]
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, size=(256, 28, 28)).astype(np.float32)  # stand-in images: raw pixels in [0, 255]
+    y = rng.integers(0, 10, size=256)
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((28, 28))
+    h = keras.layers.Dense(128, activation="relu")(keras.layers.Flatten()(inp))
+    # the post's state at epochs 4-5: every output of the last Dense layer negative
+    out_layer = keras.layers.Dense(10, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(-1.0))
+    model = keras.Model(inp, out_layer(h))
+    before = [w.copy() for w in model.get_weights()]
+    model.compile(loss=L.SparseCategoricalCrossentropy(from_logits=False), optimizer="rmsprop")
+    hist = model.fit(X, y, epochs=2, batch_size=32, verbose=0).history["loss"]
+    still = all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    out.append(SeedNumber(
+        "000", "sparse_categorical_crossentropy", "the plateau, run: model.fit with SparseCategoricalCrossentropy("
+        "from_logits=False) on the post's model (Flatten, Dense(128, relu), Dense(10)) once every output is negative, "
+        "on 256 stand-in images of raw pixels", "2.3026, 2.3026 (epochs 4–5)",
+        f"epoch losses {[float(v) for v in hist]}; every weight unchanged after 2 epochs: {_check(still)}",
+        f"ln 10 = {math.log(10):.7g}", "—",
+        "Every output is clipped up to ε, the clipped row is uniform, the loss is ln 10 and tf.clip_by_value passes "
+        "a zero gradient: the optimizer has nothing to follow and the weights stay where they are. The post's "
+        "3.8974, 2.3095, 2.3037 are its model drifting into that state (outputs turning negative); its 3.0797 … 0.3952 "
+        "(from_logits=True) and 0.2545 … 0.0611 (pixels / 255) are MNIST training curves from that model's weights: "
+        "not reproducible without MNIST and its random start. Their first-epoch drop with pixels / 255 is the scale "
+        "of the logits (see the 496111.78 row).",
+    ))
+    return out
+
+
+def _seed001(tf, keras) -> list[SeedNumber]:
+    """Seed 001 prints no number; its table and usage blocks make claims, measured here: the three
+    ways to name a loss, ``from_logits=True`` after a sigmoid layer, the call with no arguments,
+    and the table's regression and multi-label rows."""
+    L = keras.losses
+    out = []
+    y = np.array([[1], [0], [1], [0]], np.float32)
+    p = np.array([[0.9], [0.2], [0.6], [0.35]], np.float32)
+    forms = {
+        "class": float(L.BinaryCrossentropy()(y, p)),
+        "function (mean)": float(np.mean(L.binary_crossentropy(y, p))),
+        "compile('binary_crossentropy')": _evaluate(keras, "binary_crossentropy", y, p),
+        "compile(BinaryCrossentropy())": _evaluate(keras, L.BinaryCrossentropy(), y, p),
+        "compile(binary_crossentropy)": _evaluate(keras, L.binary_crossentropy, y, p),
+    }
+    same = len(set(forms.values())) == 1
+    out.append(SeedNumber(
+        "001", "binary_crossentropy", "the three ways to name a loss (class, function, string) on labels [1, 0, 1, 0], "
+        "probabilities [0.9, 0.2, 0.6, 0.35] (float32)", "(no number printed)",
+        "; ".join(f"{k} {v!r}" for k, v in forms.items()),
+        mpmath.nstr(_mean_neg_bce(y, p), 17), _r(np.mean(K.binary_crossentropy(y, p))),
+        f"The string resolves to the function ({getattr(L.get('binary_crossentropy'), '__name__', '?')}), which compile "
+        f"wraps with the class's default reduction (the batch mean): the five values are "
+        f"{'identical, bit for bit' if same else 'NOT identical'} (measured).",
+    ))
+    y1, p1 = np.array([[1], [0]], np.float32), np.array([[1.0], [0.0]], np.float32)
+    best = float(L.BinaryCrossentropy(from_logits=True)(y1, p1))
+    per = L.binary_crossentropy(y1, p1, from_logits=True).numpy()
+    with mpmath.workdps(30):
+        floor1, floor0 = mpmath.log1p(mpmath.exp(-1)), mpmath.log(2)
+    out.append(SeedNumber(
+        "001", "binary_crossentropy", "BinaryCrossentropy(from_logits=True) after Dense(1, activation='sigmoid') "
+        "(the post's first usage block), at perfect predictions p = 1 (label 1) and p = 0 (label 0)",
+        "(no number printed)", f"{best!r} (per sample {[float(v) for v in per]})",
+        f"softplus(−1) = {mpmath.nstr(floor1, 17)}, ln 2 = {mpmath.nstr(floor0, 17)}",
+        str([float(v) for v in K.binary_crossentropy(y1, p1, from_logits=True)]),
+        "The probabilities are read as logits: σ is applied twice. A perfect prediction then costs softplus(−1) "
+        "(label 1) or ln 2 (label 0), never 0; the gradient through σ(σ(z)) is damped by both slopes. "
+        "from_logits=True belongs with a Dense layer without activation.",
+    ))
+    try:
+        L.sparse_categorical_crossentropy()  # the post's `loss=...sparse_categorical_crossentropy()`
+        called = "returns a value"
+    except TypeError as e:
+        called = f"TypeError: {e}"
+    out.append(SeedNumber(
+        "001", "sparse_categorical_crossentropy", "compile(loss=tf.keras.losses.sparse_categorical_crossentropy()) "
+        "(the post's usage block: the function called with no arguments)", "(no number printed)", called, "—",
+        _raises(lambda: K.sparse_categorical_crossentropy()),
+        "The function form is passed uncalled (loss=sparse_categorical_crossentropy) or the class is called "
+        "(SparseCategoricalCrossentropy()); the post's line fails before compile.",
+    ))
+    ys = np.array([[0.3]], np.float32)
+    x = tf.constant(ys)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        total = tf.reduce_sum(L.binary_crossentropy(ys, x))
+    gk = float(tape.gradient(total, x).numpy()[0, 0])
+    with mpmath.workdps(30):
+        t = mpmath.mpf(float(ys[0, 0]))
+        H = -(t * mpmath.log(t) + (1 - t) * mpmath.log(1 - t))
+    out.append(SeedNumber(
+        "001", "binary_crossentropy", "the table's 'regression to values between 0 and 1: mse or binary_crossentropy': "
+        "target 0.3 predicted exactly (p = y = float32(0.3))", "(no number printed)",
+        f"binary_crossentropy {float(L.binary_crossentropy(ys, ys).numpy()[0])!r} (gradient {gk!r}); "
+        f"mean_squared_error {float(L.mean_squared_error(ys, ys).numpy()[0])!r}",
+        f"H(0.3) = {mpmath.nstr(H, 17)}; 0", f"{float(K.binary_crossentropy(ys, ys)[0])!r} (gradient "
+        f"{float(K.binary_crossentropy_grad(ys, ys)[0, 0])!r}); {float(K.mean_squared_error(ys, ys)[0])!r}",
+        "On a soft target the cross-entropy's minimum is at p = y, where it equals the entropy of y, not 0: "
+        "a loss of 0.61 is the best possible there (both gradients are 0 at p = y). mse's minimum is 0.",
+    ))
+    ym, pm = np.zeros((1, 2), np.float32), np.array([[2e19, 0.0]], np.float32)
+    out.append(SeedNumber(
+        "001", "mean_squared_error", "the table's 'regression to arbitrary values: mse', with a float32 error of 2e19 "
+        "(labels [0, 0], predictions [2e19, 0])", "(no number printed)",
+        repr(float(L.mean_squared_error(ym, pm).numpy()[0])),
+        f"p²/2 = {mpmath.nstr(mpmath.mpf(float(pm[0, 0])) ** 2 / 2, 17)} (p = float32(2e19); below float32's 3.4e38)",
+        repr(float(K.mean_squared_error(ym, pm)[0])),
+        "Keras squares in float32: (2e19)² = 4e38 overflows, the mean is inf; cesym sums the squares scaled "
+        "(the largest |p − y| factored out) and returns the float32 mean, 2e38.",
+    ))
+    yt, pt = np.array([[1, 0, 1]], np.float32), np.array([[0.9, 0.2, 0.6]], np.float32)
+    out.append(SeedNumber(
+        "001", "binary_crossentropy", "the table's multi-label row (sigmoid + binary_crossentropy): tags [1, 0, 1], "
+        "probabilities [0.9, 0.2, 0.6]", "(no number printed)",
+        repr(float(L.binary_crossentropy(yt, pt).numpy()[0])), mpmath.nstr(_mean_neg_bce(yt, pt), 17),
+        repr(float(K.binary_crossentropy(yt, pt)[0])),
+        "One value per sample: the mean over its tags (the last axis) of each tag's binary cross-entropy, not the sum.",
+    ))
+    return out
+
+
 def seed_numbers() -> list[SeedNumber]:
     """Compute every row (needs TensorFlow and Keras)."""
     tf, keras = _tf()
@@ -218,6 +375,8 @@ def seed_numbers() -> list[SeedNumber]:
         _argmax_text(pc, [2, 1]),
     ))
 
+    out += _seed001(tf, keras)
+
     # --- seed 000 ---------------------------------------------------------------------------
     raw = -np.abs(np.random.default_rng(0).normal(size=(4, 10))).astype(np.float32)  # raw outputs, all negative
     lab = np.array([1, 2, 3, 4])
@@ -225,16 +384,26 @@ def seed_numbers() -> list[SeedNumber]:
     with tf.GradientTape() as tape:
         tape.watch(x)
         lv = keras.losses.sparse_categorical_crossentropy(lab, x)
-    g = tape.gradient(tf.reduce_sum(lv), x)
-    gtxt = "no gradient at all (None)" if g is None else f"max |gradient| {float(np.max(np.abs(g.numpy()))):.3g}"
+        total = tf.reduce_sum(lv)  # inside the tape: a sum taken after it is not recorded (its gradient is None)
+    g = tape.gradient(total, x)
+    gmax = float(np.max(np.abs(g.numpy())))
+    gtxt = f"gradient {'identically 0' if gmax == 0 else f'max |g| {gmax:.3g}'}"
+    inside = tf.constant(np.full((1, 10), 0.1, np.float32))  # a row inside [ε, 1 - ε]: the clip passes its gradient
+    with tf.GradientTape() as tape:
+        tape.watch(inside)
+        t_in = tf.reduce_sum(keras.losses.sparse_categorical_crossentropy(lab[:1], inside))
+    g_in = float(np.max(np.abs(tape.gradient(t_in, inside).numpy())))
     out.append(SeedNumber(
         "000", "sparse_categorical_crossentropy", "plateau: SparseCategoricalCrossentropy(from_logits=False) on raw "
         "(negative) outputs of a 10-class Dense layer", "2.3026 (epochs 4–5)", f"{float(np.mean(lv.numpy())):.7g}; {gtxt}",
         f"ln 10 = {math.log(10):.7g}", _raises(lambda: K.sparse_categorical_crossentropy(lab, raw)),
         "Keras clips every negative output up to ε = 1e-7, so the row becomes uniform after renormalising: "
-        "the loss is ln 10 whatever the outputs, and the clip passes no gradient — training stops on the plateau. "
+        "the loss is ln 10 whatever the outputs, and tf.clip_by_value passes a zero gradient outside [ε, 1 − ε] "
+        f"(measured: {gtxt}; a row inside it, 0.1 everywhere, gets max |g| {g_in:.3g}) — training stops on the plateau. "
+        "The gradient is 0, not None: a None comes from a tape that did not record the loss's reduction. "
         "cesym refuses negative probabilities instead of computing a loss of nothing.",
     ))
+    out += _seed000_runs(tf, keras)
     big = np.array([[3.0e5, 0.0, -2.0e5]])
     out.append(SeedNumber(
         "000", "sparse_categorical_crossentropy", "huge losses (496111.78) with from_logits=True on unscaled pixels",
