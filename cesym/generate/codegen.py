@@ -25,8 +25,9 @@ from sympy.printing.numpy import NumPyPrinter
 from ..define.loss import N, DerivationError, Loss, default_public, load_families, DERIVATIONS_DIR
 from ..derive.gradients import Derived, as_record, derive
 
+from .bounds import bound_body
 from .exact import eft_parts, exact_parts, magnitude, needs_magnitude
-from .ranges import unit_label_box
+from .ranges import input_box, unit_label_box
 from .lowerings import LABEL_INDEX, ROW_LEVEL, OffMaxSum, WeightedRowSum, lower
 from ..define.primitives import (
     C,
@@ -260,6 +261,8 @@ class _Fn:
     naive: bool = False  # a naive form: printed as written (no lowering of its means)
     nones: tuple[int, ...] = ()  # positions in the returned tuple that are None
     checked: bool = False  # a ``_checked`` function: its outputs in order, no ``grad =`` line
+    calls: str | None = None  # the body is a call of this function of the file, then ``nones`` Nones
+    bound: list[str] | None = None  # a magnitudes' bound over a box (cesym.generate.bounds): its lines
 
 
 def _arguments(loss: Loss) -> list[str]:
@@ -437,7 +440,14 @@ def _latex(expr: sp.Expr) -> str:
 
 def _render_function(loss: Loss, fn: _Fn, printer: KernelPrinter) -> str:
     args = ", ".join(_arguments(loss))
-    body = "\n".join(_print_body(loss, fn.expr, printer, fn.returns, fn.naive, fn.nones, fn.checked))
+    if fn.bound is not None:
+        args = ", ".join(["box"] + _arguments(loss)[(loss.label is not None) + 1 :] + ["C"])
+        body = "\n".join(fn.bound)
+    elif fn.calls is not None:  # the same outputs as ``calls`` (the same expressions), no magnitude
+        outs = f"{fn.calls}({args})" if fn.returns == (0,) else f"*{fn.calls}({args})"
+        body = "return " + ", ".join([outs] + ["None"] * len(fn.nones))
+    else:
+        body = "\n".join(_print_body(loss, fn.expr, printer, fn.returns, fn.naive, fn.nones, fn.checked))
     doc = fn.doc.strip()
     return (
         f"def {fn.name}({args}):\n"
@@ -447,9 +457,11 @@ def _render_function(loss: Loss, fn: _Fn, printer: KernelPrinter) -> str:
     )
 
 
-def _unit_box(loss: Loss, public: Sequence) -> dict | None:
-    """The inputs' ranges with labels in [0, 1] (:func:`cesym.generate.ranges.unit_label_box`),
-    the prediction in the domains its public functions declare."""
+def _boxes(loss: Loss, public: Sequence) -> tuple[dict | None, dict | None]:
+    """The inputs' ranges the public functions allow (:func:`cesym.generate.ranges.input_box`:
+    labels unbounded, the prediction in the domains its public functions declare and check,
+    parameters in their keywords' ranges), and the same with labels in [0, 1]
+    (:func:`cesym.generate.ranges.unit_label_box`; None without dense labels)."""
     pubs = [pub for pub in public if any(v.loss == loss.variant for v in pub.variants)]
     if not pubs:  # default_public's declaration
         pubs = [pub for pub in default_public([loss]) if any(v.loss == loss.variant for v in pub.variants)]
@@ -459,10 +471,10 @@ def _unit_box(loss: Loss, public: Sequence) -> dict | None:
         rs = [kw.range for pub in pubs for kw in pub.keywords if kw.name == q.name]
         if rs and all(r is not None for r in rs):
             params[q.name] = (min(float(r[0]) for r in rs), max(float(r[1]) for r in rs))
-    return unit_label_box(loss, domains, params)
+    return input_box(loss, domains, params), unit_label_box(loss, domains, params)
 
 
-def _functions(d: Derived, box: dict | None, exact_forms: dict | str) -> list[_Fn]:
+def _functions(d: Derived, boxes: tuple[dict | None, dict | None], exact_forms: dict | str) -> list[_Fn]:
     loss = d.loss
     v = loss.variant
     weights = "; ".join(f"{w} = {sp.sstr(defn)}" for w, defn in loss.weights.items() if defn != w)
@@ -517,36 +529,47 @@ def _functions(d: Derived, box: dict | None, exact_forms: dict | str) -> list[_F
                 naive=True,
             ),
         ]
-    return fns + _checked_functions(d, box, exact_forms)
+    return fns + _checked_functions(d, boxes, exact_forms)
 
 
-def _checked_functions(d: Derived, box: dict | None, exact_forms: dict | str) -> list[_Fn]:
+def _checked_functions(d: Derived, boxes: tuple[dict | None, dict | None], exact_forms: dict | str) -> list[_Fn]:
     """``<variant>_<kind>_checked``: the stable outputs followed by their :func:`magnitude` (None
     where it is the output's absolute value), for the float32 rounding test
     (:mod:`cesym.kernels._rounding`); only for kernels with a decimal form (:func:`exact_parts`).
-    Where labels in [0, 1] (``box``) leave fewer sums that can cancel, also
-    ``<variant>_<kind>_checked_unit`` with those magnitudes None: the runtime takes it for label
-    blocks inside [0, 1]. ``exact_forms``: :func:`exact_parts` of ``d``."""
+    Signs are read over the inputs the public functions accept (``boxes[0]``: a prediction in
+    a positive domain is its own magnitude). Where labels in [0, 1] (``boxes[1]``) leave fewer
+    sums that can cancel, also ``<variant>_<kind>_checked_unit`` with those magnitudes None
+    (a call of the plain ``<variant>_<kind>`` when none is left): the runtime takes it for
+    label blocks inside [0, 1]. ``exact_forms``: :func:`exact_parts` of ``d``."""
     if not isinstance(exact_forms, dict):
         return []
     v = d.loss.variant
+    public, unit = boxes
     outs = [("value", d.value)] + ([("grad", d.grad)] if d.grad is not None else [])
     kinds = [("value", outs[:1])] + ([("grad", outs[1:]), ("value_and_grad", outs)] if d.grad is not None else [])
     fns = []
     for kind, chosen in kinds:
-        variants = [("", None)]
-        if box is not None and any(needs_magnitude(e) and not needs_magnitude(e, box) for _, e in chosen):
-            variants.append(("_unit", box))
+        variants = [("", public)]
+        if unit is not None and any(needs_magnitude(e, public) and not needs_magnitude(e, unit) for _, e in chosen):
+            variants.append(("_unit", unit))
         for suffix, b in variants:
             need = [needs_magnitude(e, b) for _, e in chosen]
             exprs = [e for _, e in chosen] + [magnitude(e, b) for (_, e), n in zip(chosen, need) if n]
             nones = tuple(len(chosen) + i for i, n in enumerate(need) if not n)
-            where = " with labels in [0, 1]" if b is not None else ""
+            where = " with labels in [0, 1]" if suffix else ""
             doc = (f"{d.loss.title}: ``{v}_{kind}`` and the scale of its float64 rounding error{where} (each "
                    "sum as the sum of its terms' absolute values; None: the output's own absolute value), "
                    "for the float32 rounding test.")
             fns.append(_Fn(f"{v}_{kind}_checked{suffix}", tuple(exprs), doc, kind != "value" or not d.loss.row_level,
-                           tuple(range(len(exprs))), nones=nones, checked=True))
+                           tuple(range(len(exprs))), nones=nones, checked=True,
+                           calls=f"{v}_{kind}" if not any(need) else None))
+            mags = [magnitude(e, b) if n else None for (_, e), n in zip(chosen, need)]
+            lines = bound_body(d.loss, mags) if any(need) else None
+            if lines is not None:
+                bdoc = (f"{d.loss.title}: upper bounds of the magnitudes ``{v}_{kind}_checked{suffix}`` returns "
+                        f"(None where it returns None), over the box of inputs ``box`` (each array argument's "
+                        f"(min, max)){where}: interval arithmetic (:mod:`cesym.kernels._iv`).")
+                fns.append(_Fn(f"{v}_{kind}_bound{suffix}", (), bdoc, False, bound=lines))
     return fns
 
 
@@ -594,6 +617,7 @@ elementary forms, sharing ``exp(-|x|)``).
 import numpy
 
 from cesym.kernels import _exact as _ex
+from cesym.kernels import _iv
 from cesym.kernels import _runtime as _rt
 
 '''
@@ -697,7 +721,7 @@ def render_family(
     parts.append("DERIVED = " + pprint.pformat({d.loss.variant: as_record(d) for d in derived}, width=100, sort_dicts=False) + "\n\n\n")
     for d in derived:
         exact_forms = exact_parts(d.loss, d.value, d.grad)
-        for fn in _functions(d, _unit_box(d.loss, public), exact_forms):
+        for fn in _functions(d, _boxes(d.loss, public), exact_forms):
             parts.append(_render_function(d.loss, fn, printer))
             parts.append("\n\n")
         if d.loss.weights:

@@ -26,7 +26,7 @@ import sympy as sp
 from ..define import primitives as P
 from ..define.loss import Loss
 
-__all__ = ["value_range", "unit_label_box", "DOMAIN_RANGES", "FULL"]
+__all__ = ["value_range", "input_box", "unit_label_box", "DOMAIN_RANGES", "FULL"]
 
 Range = tuple[float, float]
 FULL: Range = (-math.inf, math.inf)
@@ -197,14 +197,19 @@ DOMAIN_RANGES: dict[str, Range] = {
 }
 
 
-def unit_label_box(loss: Loss, domains: Sequence[str], params: dict[str, Range]) -> dict[sp.Basic, Range] | None:
-    """The box of a loss's inputs with its labels in [0, 1]: the label, each label weight (its
-    own range over that box), each parameter in the range its public keyword accepts
-    (``params``, by name; unbounded when not given), the prediction in the union of the public
-    ``domains`` its kernel is called on. None for a loss without dense labels."""
-    if loss.label is None or loss.label_index or not domains:
+def input_box(
+    loss: Loss, domains: Sequence[str], params: dict[str, Range], labels: Range = FULL
+) -> dict[sp.Basic, Range] | None:
+    """The box of a loss's inputs: its dense label in ``labels`` (the whole line by default: the
+    public functions accept any label), each label weight (its own range over that box), each
+    parameter in the range its public keyword accepts (``params``, by name; unbounded when not
+    given), the prediction in the union of the public ``domains`` its kernel is called on (the
+    public functions reject predictions outside them). None without ``domains``."""
+    if not domains:
         return None
-    box: dict[sp.Basic, Range] = {loss.label: (0.0, 1.0)}
+    box: dict[sp.Basic, Range] = {}
+    if loss.label is not None:
+        box[loss.label] = (0.0, 1.0) if loss.label_index else labels  # an index label: the indicator [c = k]
     for q in loss.params:
         box[q] = params.get(q.name, FULL)
     for w, d in loss.weights.items():
@@ -212,3 +217,10 @@ def unit_label_box(loss: Loss, domains: Sequence[str], params: dict[str, Range])
     ranges = [DOMAIN_RANGES.get(d, FULL) for d in domains]
     box[loss.prediction] = (min(r[0] for r in ranges), max(r[1] for r in ranges))
     return box
+
+
+def unit_label_box(loss: Loss, domains: Sequence[str], params: dict[str, Range]) -> dict[sp.Basic, Range] | None:
+    """:func:`input_box` with the labels in [0, 1]; None for a loss without dense labels."""
+    if loss.label is None or loss.label_index:
+        return None
+    return input_box(loss, domains, params, (0.0, 1.0))

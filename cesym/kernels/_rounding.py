@@ -7,11 +7,18 @@ sums as sums of absolute values; ``|r|`` where there is no cancellation) and ``W
 exact result (libm's exp/log within 4 ulps; measured by ``cesym verify``). Rounding ``r`` to
 float32 is then the correct rounding of the exact value unless a float32 rounding boundary (a
 midpoint between neighbouring float32 numbers, or the overflow threshold) lies within that
-bound of ``r``: :func:`suspects` finds those outputs from ``r``'s bits (the 29 low bits of a
-float64 in float32's normal range are its offset from a float32 number, so ``|low − 2^28|``
-counts float64 ulps to the nearest midpoint; below 2^-126 the float32 grid is 2^-149). They are
-rare, about ``2W·m/|r|`` in 2^29 outputs (1 in 2^18 where nothing cancels), and are recomputed
-by the decimal form at rising precision (:func:`cesym.kernels._exact.solve`).
+bound of ``r``: :func:`suspects` finds those outputs by rounding ``r`` minus and plus the bound
+(rounding is monotone: where both give the same float32, so does the exact value). They are
+rare, about ``2.5·W·m/|r|`` in 2^29 outputs, and are recomputed by the decimal form at rising
+precision (:func:`cesym.kernels._exact.solve`), or exactly in float64 where the form is
+rational (:mod:`._eft`).
+
+Magnitudes where sums cancel cost as much as the value. A block first tests its outputs with
+one magnitude for all, the bound of the magnitude over the box of the block's inputs (the
+generated ``<kernel>_<kind>_bound``, interval arithmetic: :mod:`._iv`), on the outputs of the
+plain core; only the outputs that bound leaves open get their own magnitudes (their rows
+through the ``_checked`` core). Where the bound is far too loose (a gradient whose range over
+the box spans decades), the call's blocks take the ``_checked`` core.
 
 Rows of values: a row's value ``(1/C)·Σ_c t_c`` has the magnitude ``(1/C)·Σ_c m_c``. Each term
 errs by at most ``W·2^-53·m_c``, so the terms together by ``W·2^-53`` times the row's magnitude
@@ -41,10 +48,6 @@ __all__ = ["WINDOW", "MAX_ROW", "row_window", "suspects", "correctly_rounded"]
 WINDOW = 2.0**7
 #: The widest row whose value is tested and corrected (wider rows: one rounding from float64).
 MAX_ROW = 16
-
-#: The fewest flagged outputs of a block worth the tracked float64 pass (its fixed cost, about
-#: 0.3 ms of NumPy calls, is that of some ten decimal evaluations of a rational form).
-_EFT_MIN = 8
 
 
 def row_window(C: int) -> float:
@@ -120,9 +123,12 @@ class _Rounder:
     once, not once per block. A call builds its own; its blocks may run in several threads."""
 
     def __init__(self, module: ModuleType, variant: str, kind: str, labels: bool):
+        self.plain = getattr(module, f"{variant}_{kind}")
         self.checked = getattr(module, f"{variant}_{kind}_checked")
+        self.bound = getattr(module, f"{variant}_{kind}_bound", None)
         # labels in [0, 1] may leave fewer sums that cancel: fewer magnitudes to compute
         self.unit = getattr(module, f"{variant}_{kind}_checked_unit", None) if labels else None
+        self.unit_bound = getattr(module, f"{variant}_{kind}_bound_unit", None)
         self.kinds = ("value", "grad") if kind == "value_and_grad" else (kind,)
         self.exact = {k: getattr(module, f"{variant}_{k}_exact", None) for k in self.kinds}
         self.eft = {k: getattr(module, f"{variant}_{k}_eft", None) for k in self.kinds}
@@ -131,35 +137,77 @@ class _Rounder:
         self.found: list[tuple] = []  # (output, flat positions, float64 values, bounds, input rows)
         self.scalars: tuple = ()
         self.C = 0
+        # a block found the bound far too loose (a gradient's range over the box spans decades):
+        # the call's later blocks take the checked core at once (a benign race between threads)
+        self.loose = False
+
+    def _outputs(self, blocks: tuple, scalars: tuple) -> tuple[tuple, tuple, Callable]:
+        """The outputs, their magnitudes and the ``_checked`` core that gives them element by
+        element. Where the block's bound (one number per output over the box of its inputs) is
+        finite, the plain core computes the outputs and the magnitudes are those numbers;
+        otherwise the ``_checked`` core computes both."""
+        use = self.bound is not None and not self.loose
+        if use or self.unit is not None:
+            box = [(float(np.min(b)), float(np.max(b))) for b in (blocks if use else blocks[:1])]  # NaN ends: no bound
+        unit = self.unit is not None and box[0][0] >= 0 and box[0][1] <= 1
+        checked, bound = (self.unit, self.unit_bound) if unit else (self.checked, self.bound)
+        n = len(self.kinds)
+        if use and bound is not None:
+            mags = bound(box, *scalars, blocks[-1].shape[1])
+            if all(m is None or m < np.inf for m in mags):  # NaN and inf fail
+                outs = self.plain(*blocks, *scalars)
+                return (outs if n > 1 else (outs,)), tuple(mags), checked
+        res = checked(*blocks, *scalars)
+        return res[:n], res[n:], checked
 
     def __call__(self, *args):
         blocks, scalars = args[: self.nb], args[self.nb :]
-        labels_in_unit = self.unit is not None and np.min(blocks[0]) >= 0 and np.max(blocks[0]) <= 1  # NaN fails
-        res = (self.unit if labels_in_unit else self.checked)(*args)
-        outs, mags = res[: len(self.kinds)], res[len(self.kinds) :]
+        outs, mags, checked = self._outputs(blocks, scalars)
+        n = len(self.kinds)
         rows, C = blocks[-1].shape
         start = _blocks.block_start()
+        full = [np.broadcast_to(b, (rows, C)) for b in blocks]
         for i, k in enumerate(self.kinds):
             value_row = k == "value" and self.row_level
             if self.exact[k] is None or (value_row and C > MAX_ROW):
                 continue
             shape = (rows, 1) if value_row else (rows, C)
             r = np.broadcast_to(outs[i], shape)
+            flat = r.reshape(-1) if r.flags.c_contiguous else np.ascontiguousarray(r).reshape(-1)
             window = row_window(C) if value_row else WINDOW
-            idx = suspects(r, mags[i], window)
+            m = mags[i]
+            idx = suspects(r, m, window)
             if idx.size == 0:
                 continue
-            rv = r.reshape(-1)[idx] if r.flags.c_contiguous else np.ascontiguousarray(r).reshape(-1)[idx]
-            m = np.abs(rv) if mags[i] is None else np.broadcast_to(mags[i], shape).reshape(-1)[idx]
-            full = [np.broadcast_to(b, (rows, C)) for b in blocks]
+            if isinstance(m, float) and idx.size > flat.size // 16:  # the bound is far too loose here
+                self.loose = True
+                m = checked(*blocks, *scalars)[n + i]
+                idx = suspects(r, m, window)
+                if idx.size == 0:
+                    continue
+            rv = flat[idx]
+            if isinstance(m, float):  # left open by the block's bound: test them with their own magnitudes
+                sel = idx if value_row else np.unique(idx // C)
+                sub = checked(*[b[sel] for b in full], *scalars)[n + i]
+                if sub is None:
+                    own = np.abs(rv)
+                else:
+                    ms = np.broadcast_to(sub, (len(sel), shape[1]))
+                    own = ms[:, 0] if value_row else ms[np.searchsorted(sel, idx // C), idx % C]
+                keep = suspects(rv, own, window)
+                idx, rv, mm = idx[keep], rv[keep], np.asarray(own)[keep]
+                if idx.size == 0:
+                    continue
+            else:
+                mm = np.abs(rv) if m is None else np.broadcast_to(m, shape).reshape(-1)[idx]
             if value_row:
                 inputs, pos = [b[idx] for b in full], start + idx
             else:
                 rr, cc = np.divmod(idx, C)
                 inputs, pos = [b[rr, cc][:, None] for b in full], start * C + idx
-            self.found.append((i, pos, rv, window * 2.0**-53 * m, inputs))  # one append: atomic
+            self.found.append((i, pos, rv, window * 2.0**-53 * mm, inputs))  # one append: atomic
         self.scalars, self.C = scalars, C
-        return tuple(outs) if len(self.kinds) > 1 else outs[0]
+        return tuple(outs) if n > 1 else outs[0]
 
     def finish(self, outs: list[np.ndarray]) -> None:
         """Settle the noted outputs and write them into ``outs`` (the float32 arrays the blocks

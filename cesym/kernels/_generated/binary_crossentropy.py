@@ -25,6 +25,7 @@ elementary forms, sharing ``exp(-|x|)``).
 import numpy
 
 from cesym.kernels import _exact as _ex
+from cesym.kernels import _iv
 from cesym.kernels import _runtime as _rt
 
 #: The public functions of this file (cesym.define.declare.Public as plain data): cesym.kernels builds them.
@@ -230,14 +231,19 @@ def probs_value_checked(y, p, label_smoothing):
     return _rt.weighted_row_sum(tmp2, tmp3, _rt.row_sum(tmp2)), _rt.weighted_row_sum(tmp4, tmp3, _rt.row_sum(tmp4))
 
 
+def probs_value_bound(box, label_smoothing, C):
+    r"""binary cross-entropy on probabilities (from_logits=False): upper bounds of the magnitudes ``probs_value_checked`` returns (None where it returns None), over the box of inputs ``box`` (each array argument's (min, max)): interval arithmetic (:mod:`cesym.kernels._iv`).
+    """
+    label_smoothing = (label_smoothing, label_smoothing)
+    t = _iv.add(_iv.mul(_iv.num(0.5), label_smoothing), _iv.mul(_iv.add((1.0, 1.0), _iv.mul((-1.0, -1.0), label_smoothing)), box[0]))
+    u = _iv.add(_iv.mul(_iv.num(0.5), label_smoothing), _iv.mul(_iv.add((1.0, 1.0), _iv.mul((-1.0, -1.0), label_smoothing)), _iv.add((1.0, 1.0), _iv.mul((-1.0, -1.0), box[0]))))
+    return _iv.upper(_iv.mul(_iv.pow_((float(C), float(C)), -1.0), _iv.rowsum(_iv.add(_iv.abs_(_iv.xmul(t, _iv.mul((-1.0, -1.0), _iv.log(box[1])))), _iv.abs_(_iv.xmul(u, _iv.mul((-1.0, -1.0), _iv.log1p(_iv.mul((-1.0, -1.0), box[1])))))), C))),
+
+
 def probs_value_checked_unit(y, p, label_smoothing):
     r"""binary cross-entropy on probabilities (from_logits=False): ``probs_value`` and the scale of its float64 rounding error with labels in [0, 1] (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
     """
-    C = _rt.width(p)
-    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
-    u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
-    tmp0 = _rt.xmul(t, -numpy.log(p)) + _rt.xmul(u, -numpy.log1p(-p))
-    return _rt.weighted_row_sum(tmp0, 1/C, _rt.row_sum(tmp0)), None
+    return probs_value(y, p, label_smoothing), None
 
 
 def probs_grad_checked(y, p, label_smoothing):
@@ -250,6 +256,15 @@ def probs_grad_checked(y, p, label_smoothing):
     tmp1 = _rt.xmul(t, -tmp0/p)
     tmp2 = _rt.xmul(u, tmp0/(1 - p))
     return tmp1 + tmp2, abs(tmp1) + abs(tmp2)
+
+
+def probs_grad_bound(box, label_smoothing, C):
+    r"""binary cross-entropy on probabilities (from_logits=False): upper bounds of the magnitudes ``probs_grad_checked`` returns (None where it returns None), over the box of inputs ``box`` (each array argument's (min, max)): interval arithmetic (:mod:`cesym.kernels._iv`).
+    """
+    label_smoothing = (label_smoothing, label_smoothing)
+    t = _iv.add(_iv.mul(_iv.num(0.5), label_smoothing), _iv.mul(_iv.add((1.0, 1.0), _iv.mul((-1.0, -1.0), label_smoothing)), box[0]))
+    u = _iv.add(_iv.mul(_iv.num(0.5), label_smoothing), _iv.mul(_iv.add((1.0, 1.0), _iv.mul((-1.0, -1.0), label_smoothing)), _iv.add((1.0, 1.0), _iv.mul((-1.0, -1.0), box[0]))))
+    return _iv.upper(_iv.add(_iv.abs_(_iv.xmul(t, _iv.mul((-1.0, -1.0), _iv.pow_((float(C), float(C)), -1.0), _iv.pow_(box[1], -1.0)))), _iv.abs_(_iv.xmul(u, _iv.mul(_iv.pow_((float(C), float(C)), -1.0), _iv.pow_(_iv.add((1.0, 1.0), _iv.mul((-1.0, -1.0), box[1])), -1.0)))))),
 
 
 def probs_value_and_grad_checked(y, p, label_smoothing):
@@ -268,6 +283,15 @@ def probs_value_and_grad_checked(y, p, label_smoothing):
     return _rt.weighted_row_sum(tmp2, tmp3, _rt.row_sum(tmp2)), tmp4 + tmp5, _rt.weighted_row_sum(tmp6, tmp3, _rt.row_sum(tmp6)), abs(tmp4) + abs(tmp5)
 
 
+def probs_value_and_grad_bound(box, label_smoothing, C):
+    r"""binary cross-entropy on probabilities (from_logits=False): upper bounds of the magnitudes ``probs_value_and_grad_checked`` returns (None where it returns None), over the box of inputs ``box`` (each array argument's (min, max)): interval arithmetic (:mod:`cesym.kernels._iv`).
+    """
+    label_smoothing = (label_smoothing, label_smoothing)
+    t = _iv.add(_iv.mul(_iv.num(0.5), label_smoothing), _iv.mul(_iv.add((1.0, 1.0), _iv.mul((-1.0, -1.0), label_smoothing)), box[0]))
+    u = _iv.add(_iv.mul(_iv.num(0.5), label_smoothing), _iv.mul(_iv.add((1.0, 1.0), _iv.mul((-1.0, -1.0), label_smoothing)), _iv.add((1.0, 1.0), _iv.mul((-1.0, -1.0), box[0]))))
+    return _iv.upper(_iv.mul(_iv.pow_((float(C), float(C)), -1.0), _iv.rowsum(_iv.add(_iv.abs_(_iv.xmul(t, _iv.mul((-1.0, -1.0), _iv.log(box[1])))), _iv.abs_(_iv.xmul(u, _iv.mul((-1.0, -1.0), _iv.log1p(_iv.mul((-1.0, -1.0), box[1])))))), C))), _iv.upper(_iv.add(_iv.abs_(_iv.xmul(t, _iv.mul((-1.0, -1.0), _iv.pow_((float(C), float(C)), -1.0), _iv.pow_(box[1], -1.0)))), _iv.abs_(_iv.xmul(u, _iv.mul(_iv.pow_((float(C), float(C)), -1.0), _iv.pow_(_iv.add((1.0, 1.0), _iv.mul((-1.0, -1.0), box[1])), -1.0))))))
+
+
 def probs_value_and_grad_checked_unit(y, p, label_smoothing):
     r"""binary cross-entropy on probabilities (from_logits=False): ``probs_value_and_grad`` and the scale of its float64 rounding error with labels in [0, 1] (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
     """
@@ -279,6 +303,15 @@ def probs_value_and_grad_checked_unit(y, p, label_smoothing):
     tmp2 = _rt.xmul(t, -tmp1/p)
     tmp3 = _rt.xmul(u, tmp1/(1 - p))
     return _rt.weighted_row_sum(tmp0, tmp1, _rt.row_sum(tmp0)), tmp2 + tmp3, None, tmp3 + abs(tmp2)
+
+
+def probs_value_and_grad_bound_unit(box, label_smoothing, C):
+    r"""binary cross-entropy on probabilities (from_logits=False): upper bounds of the magnitudes ``probs_value_and_grad_checked_unit`` returns (None where it returns None), over the box of inputs ``box`` (each array argument's (min, max)) with labels in [0, 1]: interval arithmetic (:mod:`cesym.kernels._iv`).
+    """
+    label_smoothing = (label_smoothing, label_smoothing)
+    t = _iv.add(_iv.mul(_iv.num(0.5), label_smoothing), _iv.mul(_iv.add((1.0, 1.0), _iv.mul((-1.0, -1.0), label_smoothing)), box[0]))
+    u = _iv.add(_iv.mul(_iv.num(0.5), label_smoothing), _iv.mul(_iv.add((1.0, 1.0), _iv.mul((-1.0, -1.0), label_smoothing)), _iv.add((1.0, 1.0), _iv.mul((-1.0, -1.0), box[0]))))
+    return None, _iv.upper(_iv.add(_iv.abs_(_iv.xmul(t, _iv.mul((-1.0, -1.0), _iv.pow_((float(C), float(C)), -1.0), _iv.pow_(box[1], -1.0)))), _iv.xmul(u, _iv.mul(_iv.pow_((float(C), float(C)), -1.0), _iv.pow_(_iv.add((1.0, 1.0), _iv.mul((-1.0, -1.0), box[1])), -1.0)))))
 
 
 def probs_weights(y, p, label_smoothing):
@@ -401,15 +434,19 @@ def logits_value_checked(y, x, label_smoothing):
     return _rt.weighted_row_sum(tmp3, tmp4, _rt.row_sum(tmp3)), _rt.weighted_row_sum(tmp5, tmp4, _rt.row_sum(tmp5))
 
 
+def logits_value_bound(box, label_smoothing, C):
+    r"""binary cross-entropy on logits (from_logits=True): upper bounds of the magnitudes ``logits_value_checked`` returns (None where it returns None), over the box of inputs ``box`` (each array argument's (min, max)): interval arithmetic (:mod:`cesym.kernels._iv`).
+    """
+    label_smoothing = (label_smoothing, label_smoothing)
+    t = _iv.add(_iv.mul(_iv.num(0.5), label_smoothing), _iv.mul(_iv.add((1.0, 1.0), _iv.mul((-1.0, -1.0), label_smoothing)), box[0]))
+    u = _iv.add(_iv.mul(_iv.num(0.5), label_smoothing), _iv.mul(_iv.add((1.0, 1.0), _iv.mul((-1.0, -1.0), label_smoothing)), _iv.add((1.0, 1.0), _iv.mul((-1.0, -1.0), box[0]))))
+    return _iv.upper(_iv.mul(_iv.pow_((float(C), float(C)), -1.0), _iv.rowsum(_iv.add(_iv.abs_(_iv.mul(t, _iv.softplus(_iv.mul((-1.0, -1.0), box[1])))), _iv.abs_(_iv.mul(u, _iv.softplus(box[1])))), C))),
+
+
 def logits_value_checked_unit(y, x, label_smoothing):
     r"""binary cross-entropy on logits (from_logits=True): ``logits_value`` and the scale of its float64 rounding error with labels in [0, 1] (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
     """
-    C = _rt.width(x)
-    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
-    u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
-    tmp0 = numpy.log1p(numpy.exp(-abs(x)))
-    tmp1 = t*(tmp0 + numpy.maximum(0, -x)) + u*(tmp0 + numpy.maximum(0, x))
-    return _rt.weighted_row_sum(tmp1, 1/C, _rt.row_sum(tmp1)), None
+    return logits_value(y, x, label_smoothing), None
 
 
 def logits_grad_checked(y, x, label_smoothing):
@@ -425,6 +462,15 @@ def logits_grad_checked(y, x, label_smoothing):
     tmp4 = t*_rt.exp_min0(-x, tmp1)
     tmp5 = _rt.scale_rows(tmp3, tmp0)
     return tmp0*tmp2*tmp3*u - tmp4*tmp5, tmp5*abs(tmp4) + tmp5*abs(tmp2*u)
+
+
+def logits_grad_bound(box, label_smoothing, C):
+    r"""binary cross-entropy on logits (from_logits=True): upper bounds of the magnitudes ``logits_grad_checked`` returns (None where it returns None), over the box of inputs ``box`` (each array argument's (min, max)): interval arithmetic (:mod:`cesym.kernels._iv`).
+    """
+    label_smoothing = (label_smoothing, label_smoothing)
+    t = _iv.add(_iv.mul(_iv.num(0.5), label_smoothing), _iv.mul(_iv.add((1.0, 1.0), _iv.mul((-1.0, -1.0), label_smoothing)), box[0]))
+    u = _iv.add(_iv.mul(_iv.num(0.5), label_smoothing), _iv.mul(_iv.add((1.0, 1.0), _iv.mul((-1.0, -1.0), label_smoothing)), _iv.add((1.0, 1.0), _iv.mul((-1.0, -1.0), box[0]))))
+    return _iv.upper(_iv.add(_iv.mul(_iv.pow_((float(C), float(C)), -1.0), _iv.abs_(_iv.mul(t, _iv.sigmoid(_iv.mul((-1.0, -1.0), box[1]))))), _iv.mul(_iv.pow_((float(C), float(C)), -1.0), _iv.abs_(_iv.mul(u, _iv.sigmoid(box[1])))))),
 
 
 def logits_value_and_grad_checked(y, x, label_smoothing):
@@ -448,6 +494,15 @@ def logits_value_and_grad_checked(y, x, label_smoothing):
     return _rt.weighted_row_sum(tmp5, tmp6, _rt.row_sum(tmp5)), -tmp10*tmp9 + tmp6*tmp7*tmp8*u, _rt.weighted_row_sum(tmp11, tmp6, _rt.row_sum(tmp11)), tmp10*abs(tmp9) + tmp10*abs(tmp7*u)
 
 
+def logits_value_and_grad_bound(box, label_smoothing, C):
+    r"""binary cross-entropy on logits (from_logits=True): upper bounds of the magnitudes ``logits_value_and_grad_checked`` returns (None where it returns None), over the box of inputs ``box`` (each array argument's (min, max)): interval arithmetic (:mod:`cesym.kernels._iv`).
+    """
+    label_smoothing = (label_smoothing, label_smoothing)
+    t = _iv.add(_iv.mul(_iv.num(0.5), label_smoothing), _iv.mul(_iv.add((1.0, 1.0), _iv.mul((-1.0, -1.0), label_smoothing)), box[0]))
+    u = _iv.add(_iv.mul(_iv.num(0.5), label_smoothing), _iv.mul(_iv.add((1.0, 1.0), _iv.mul((-1.0, -1.0), label_smoothing)), _iv.add((1.0, 1.0), _iv.mul((-1.0, -1.0), box[0]))))
+    return _iv.upper(_iv.mul(_iv.pow_((float(C), float(C)), -1.0), _iv.rowsum(_iv.add(_iv.abs_(_iv.mul(t, _iv.softplus(_iv.mul((-1.0, -1.0), box[1])))), _iv.abs_(_iv.mul(u, _iv.softplus(box[1])))), C))), _iv.upper(_iv.add(_iv.mul(_iv.pow_((float(C), float(C)), -1.0), _iv.abs_(_iv.mul(t, _iv.sigmoid(_iv.mul((-1.0, -1.0), box[1]))))), _iv.mul(_iv.pow_((float(C), float(C)), -1.0), _iv.abs_(_iv.mul(u, _iv.sigmoid(box[1]))))))
+
+
 def logits_value_and_grad_checked_unit(y, x, label_smoothing):
     r"""binary cross-entropy on logits (from_logits=True): ``logits_value_and_grad`` and the scale of its float64 rounding error with labels in [0, 1] (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
     """
@@ -464,6 +519,15 @@ def logits_value_and_grad_checked_unit(y, x, label_smoothing):
     tmp7 = t*_rt.exp_min0(tmp2, tmp0)
     tmp8 = _rt.scale_rows(tmp6, tmp4)
     return _rt.weighted_row_sum(tmp3, tmp4, _rt.row_sum(tmp3)), tmp4*tmp5*tmp6*u - tmp7*tmp8, None, tmp5*tmp8*u + tmp8*abs(tmp7)
+
+
+def logits_value_and_grad_bound_unit(box, label_smoothing, C):
+    r"""binary cross-entropy on logits (from_logits=True): upper bounds of the magnitudes ``logits_value_and_grad_checked_unit`` returns (None where it returns None), over the box of inputs ``box`` (each array argument's (min, max)) with labels in [0, 1]: interval arithmetic (:mod:`cesym.kernels._iv`).
+    """
+    label_smoothing = (label_smoothing, label_smoothing)
+    t = _iv.add(_iv.mul(_iv.num(0.5), label_smoothing), _iv.mul(_iv.add((1.0, 1.0), _iv.mul((-1.0, -1.0), label_smoothing)), box[0]))
+    u = _iv.add(_iv.mul(_iv.num(0.5), label_smoothing), _iv.mul(_iv.add((1.0, 1.0), _iv.mul((-1.0, -1.0), label_smoothing)), _iv.add((1.0, 1.0), _iv.mul((-1.0, -1.0), box[0]))))
+    return None, _iv.upper(_iv.add(_iv.mul(_iv.pow_((float(C), float(C)), -1.0), _iv.abs_(_iv.mul(t, _iv.sigmoid(_iv.mul((-1.0, -1.0), box[1]))))), _iv.mul(_iv.pow_((float(C), float(C)), -1.0), u, _iv.sigmoid(box[1]))))
 
 
 def logits_weights(y, x, label_smoothing):

@@ -33,6 +33,7 @@ elementary forms, sharing ``exp(-|x|)``).
 import numpy
 
 from cesym.kernels import _exact as _ex
+from cesym.kernels import _iv
 from cesym.kernels import _runtime as _rt
 
 #: The public functions of this file (cesym.define.declare.Public as plain data): cesym.kernels builds them.
@@ -724,12 +725,7 @@ def probs_value_checked(y, p, label_smoothing, gamma):
 def probs_value_checked_unit(y, p, label_smoothing, gamma):
     r"""binary focal cross-entropy on probabilities: ``probs_value`` and the scale of its float64 rounding error with labels in [0, 1] (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
     """
-    C = _rt.width(p)
-    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
-    u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
-    tmp0 = (p*u + t*(1 - p))**gamma
-    tmp1 = _rt.xmul(t, -tmp0*numpy.log(p)) + _rt.xmul(u, -tmp0*numpy.log1p(-p))
-    return _rt.weighted_row_sum(tmp1, 1/C, _rt.row_sum(tmp1)), None
+    return probs_value(y, p, label_smoothing, gamma), None
 
 
 def probs_grad_checked(y, p, label_smoothing, gamma):
@@ -754,7 +750,7 @@ def probs_grad_checked(y, p, label_smoothing, gamma):
     tmp13 = _rt.xmul(gamma, _rt.xmul(numpy.log1p(-p), tmp10))
     tmp14 = _rt.xmul(u**2, _rt.scale_rows(tmp13, -tmp0))
     tmp15 = t*u
-    return _rt.nan_or(tmp12 + tmp14 + tmp6 + tmp7 + _rt.xmul(tmp15, _rt.scale_rows(-tmp11 + tmp13, tmp0)), lambda: (_rt.xmul(t, (p*(-p*t + p*u + t)**gamma - (-p*t + p*u + t)**gamma)/C) + _rt.xmul(t**2, (-p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) + _rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C) + _rt.xmul(u, p*(-p*t + p*u + t)**gamma/C) + _rt.xmul(u**2, -p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C) + _rt.xmul(t*u, p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C + (p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) - _rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C))/(p*(1 - p))), _rt.nan_or(abs(tmp12) + abs(tmp14) + abs(tmp6) + abs(tmp7) + abs(_rt.xmul(tmp15, _rt.scale_rows(abs(tmp13) + abs(_rt.xmul(gamma, _rt.xmul(tmp8, (-t*tmp2 + tmp1)**tmp9))), tmp0))), lambda: (abs(_rt.xmul(t, (abs(p*(-p*t + p*u + t)**gamma) + abs((-p*t + p*u + t)**gamma))/C)) + abs(_rt.xmul(u, p*(-p*t + p*u + t)**gamma/C)) + abs(_rt.xmul(u**2, -p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C)) + abs(_rt.xmul(t*u, (abs(_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))) + abs(p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))))/C + abs(p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(-(p - 1), numpy.log1p(-p)))/C)) + _rt.xmul(t**2, (abs(_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))) + abs(p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))))/C))/(abs(p)*abs(p - 1)))
+    return _rt.nan_or(tmp12 + tmp14 + tmp6 + tmp7 + _rt.xmul(tmp15, _rt.scale_rows(-tmp11 + tmp13, tmp0)), lambda: (_rt.xmul(t, (p*(-p*t + p*u + t)**gamma - (-p*t + p*u + t)**gamma)/C) + _rt.xmul(t**2, (-p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) + _rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C) + _rt.xmul(u, p*(-p*t + p*u + t)**gamma/C) + _rt.xmul(u**2, -p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C) + _rt.xmul(t*u, p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C + (p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) - _rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C))/(p*(1 - p))), _rt.nan_or(abs(tmp12) + abs(tmp14) + abs(tmp6) + abs(tmp7) + abs(_rt.xmul(tmp15, _rt.scale_rows(abs(tmp13) + abs(_rt.xmul(gamma, _rt.xmul(tmp8, (-t*tmp2 + tmp1)**tmp9))), tmp0))), lambda: (abs(_rt.xmul(t, (abs(p*(-p*t + p*u + t)**gamma) + abs((-p*t + p*u + t)**gamma))/C)) + abs(_rt.xmul(u, p*(-p*t + p*u + t)**gamma/C)) + abs(_rt.xmul(u**2, -p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C)) + abs(_rt.xmul(t*u, (abs(_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))) + abs(p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))))/C + abs(p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(-(p - 1), numpy.log1p(-p)))/C)) + _rt.xmul(t**2, (abs(_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))) + abs(p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))))/C))/(p*(1 - p)))
 
 
 def probs_value_and_grad_checked(y, p, label_smoothing, gamma):
@@ -785,7 +781,7 @@ def probs_value_and_grad_checked(y, p, label_smoothing, gamma):
     tmp19 = _rt.xmul(u**2, _rt.scale_rows(tmp18, -tmp10))
     tmp20 = t*u
     tmp21 = abs(tmp6) + abs(tmp8)
-    return _rt.weighted_row_sum(tmp9, tmp10, _rt.row_sum(tmp9)), _rt.nan_or(tmp12 + tmp13 + tmp17 + tmp19 + _rt.xmul(tmp20, _rt.scale_rows(-tmp16 + tmp18, tmp10)), lambda: (_rt.xmul(t, (p*(-p*t + p*u + t)**gamma - (-p*t + p*u + t)**gamma)/C) + _rt.xmul(t**2, (-p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) + _rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C) + _rt.xmul(u, p*(-p*t + p*u + t)**gamma/C) + _rt.xmul(u**2, -p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C) + _rt.xmul(t*u, p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C + (p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) - _rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C))/(p*(1 - p))), _rt.weighted_row_sum(tmp21, tmp10, _rt.row_sum(tmp21)), _rt.nan_or(abs(tmp12) + abs(tmp13) + abs(tmp17) + abs(tmp19) + abs(_rt.xmul(tmp20, _rt.scale_rows(abs(tmp18) + abs(_rt.xmul(gamma, _rt.xmul(tmp0, (-t*tmp2 + tmp1)**tmp14))), tmp10))), lambda: (abs(_rt.xmul(t, (abs(p*(-p*t + p*u + t)**gamma) + abs((-p*t + p*u + t)**gamma))/C)) + abs(_rt.xmul(u, p*(-p*t + p*u + t)**gamma/C)) + abs(_rt.xmul(u**2, -p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C)) + abs(_rt.xmul(t*u, (abs(_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))) + abs(p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))))/C + abs(p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(-(p - 1), numpy.log1p(-p)))/C)) + _rt.xmul(t**2, (abs(_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))) + abs(p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))))/C))/(abs(p)*abs(p - 1)))
+    return _rt.weighted_row_sum(tmp9, tmp10, _rt.row_sum(tmp9)), _rt.nan_or(tmp12 + tmp13 + tmp17 + tmp19 + _rt.xmul(tmp20, _rt.scale_rows(-tmp16 + tmp18, tmp10)), lambda: (_rt.xmul(t, (p*(-p*t + p*u + t)**gamma - (-p*t + p*u + t)**gamma)/C) + _rt.xmul(t**2, (-p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) + _rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C) + _rt.xmul(u, p*(-p*t + p*u + t)**gamma/C) + _rt.xmul(u**2, -p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C) + _rt.xmul(t*u, p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C + (p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) - _rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C))/(p*(1 - p))), _rt.weighted_row_sum(tmp21, tmp10, _rt.row_sum(tmp21)), _rt.nan_or(abs(tmp12) + abs(tmp13) + abs(tmp17) + abs(tmp19) + abs(_rt.xmul(tmp20, _rt.scale_rows(abs(tmp18) + abs(_rt.xmul(gamma, _rt.xmul(tmp0, (-t*tmp2 + tmp1)**tmp14))), tmp10))), lambda: (abs(_rt.xmul(t, (abs(p*(-p*t + p*u + t)**gamma) + abs((-p*t + p*u + t)**gamma))/C)) + abs(_rt.xmul(u, p*(-p*t + p*u + t)**gamma/C)) + abs(_rt.xmul(u**2, -p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C)) + abs(_rt.xmul(t*u, (abs(_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))) + abs(p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))))/C + abs(p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(-(p - 1), numpy.log1p(-p)))/C)) + _rt.xmul(t**2, (abs(_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))) + abs(p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))))/C))/(p*(1 - p)))
 
 
 def probs_value_and_grad_checked_unit(y, p, label_smoothing, gamma):
@@ -952,15 +948,7 @@ def logits_value_checked(y, x, label_smoothing, gamma):
 def logits_value_checked_unit(y, x, label_smoothing, gamma):
     r"""binary focal cross-entropy on logits: ``logits_value`` and the scale of its float64 rounding error with labels in [0, 1] (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
     """
-    C = _rt.width(x)
-    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
-    u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
-    tmp0 = numpy.exp(-abs(x))
-    tmp1 = numpy.log1p(tmp0)
-    tmp2 = -x
-    tmp3 = 1/(tmp0 + 1)
-    tmp4 = (t*(tmp1 + numpy.maximum(0, tmp2)) + u*(tmp1 + numpy.maximum(0, x)))*(t*tmp3*_rt.exp_min0(tmp2, tmp0) + tmp3*u*_rt.exp_min0(x, tmp0))**gamma
-    return _rt.weighted_row_sum(tmp4, 1/C, _rt.row_sum(tmp4)), None
+    return logits_value(y, x, label_smoothing, gamma), None
 
 
 def logits_grad_checked(y, x, label_smoothing, gamma):
@@ -1183,13 +1171,7 @@ def probs_balanced_value_checked(y, p, label_smoothing, gamma, alpha):
 def probs_balanced_value_checked_unit(y, p, label_smoothing, gamma, alpha):
     r"""binary focal cross-entropy on probabilities, class-balanced: ``probs_balanced_value`` and the scale of its float64 rounding error with labels in [0, 1] (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
     """
-    C = _rt.width(p)
-    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
-    u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
-    a = 1 - y if label_smoothing == 0 and alpha == 0 else alpha*(y*(1 - label_smoothing) + (1/2)*label_smoothing) + (1 - alpha)*((1/2)*label_smoothing + (1 - y)*(1 - label_smoothing))
-    tmp0 = (p*u + t*(1 - p))**gamma
-    tmp1 = _rt.xmul(a*t, -tmp0*numpy.log(p)) + _rt.xmul(a*u, -tmp0*numpy.log1p(-p))
-    return _rt.weighted_row_sum(tmp1, 1/C, _rt.row_sum(tmp1)), None
+    return probs_balanced_value(y, p, label_smoothing, gamma, alpha), None
 
 
 def probs_balanced_grad_checked(y, p, label_smoothing, gamma, alpha):
@@ -1217,7 +1199,7 @@ def probs_balanced_grad_checked(y, p, label_smoothing, gamma, alpha):
     tmp15 = _rt.xmul(a*u**2, _rt.scale_rows(tmp14, -tmp0))
     tmp16 = t*u
     tmp17 = (-t*tmp2 + tmp1)**tmp9
-    return _rt.nan_or(tmp12 + tmp15 + tmp6 + tmp7 + _rt.xmul(tmp16, _rt.scale_rows(-a*tmp11 + a*tmp14, tmp0)), lambda: (_rt.xmul(a*t, (p*(-p*t + p*u + t)**gamma - (-p*t + p*u + t)**gamma)/C) + _rt.xmul(a*t**2, (-p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) + _rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C) + _rt.xmul(a*u, p*(-p*t + p*u + t)**gamma/C) + _rt.xmul(a*u**2, -p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C) + _rt.xmul(t*u, a*p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C + (a*p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) - a*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C))/(p*(1 - p))), _rt.nan_or(abs(tmp12) + abs(tmp15) + abs(tmp6) + abs(tmp7) + abs(_rt.xmul(tmp16, _rt.scale_rows(abs(a*_rt.xmul(gamma, _rt.xmul(tmp13, tmp17))) + abs(a*_rt.xmul(gamma, _rt.xmul(tmp8, tmp17))), tmp0))), lambda: (abs(_rt.xmul(a*t, (abs(p*(-p*t + p*u + t)**gamma) + abs((-p*t + p*u + t)**gamma))/C)) + abs(_rt.xmul(a*t**2, (abs(_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))) + abs(p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))))/C)) + abs(_rt.xmul(a*u, p*(-p*t + p*u + t)**gamma/C)) + abs(_rt.xmul(a*u**2, -p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C)) + abs(_rt.xmul(t*u, (abs(a*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))) + abs(a*p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))))/C + abs(a*p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(-(p - 1), numpy.log1p(-p)))/C)))/(abs(p)*abs(p - 1)))
+    return _rt.nan_or(tmp12 + tmp15 + tmp6 + tmp7 + _rt.xmul(tmp16, _rt.scale_rows(-a*tmp11 + a*tmp14, tmp0)), lambda: (_rt.xmul(a*t, (p*(-p*t + p*u + t)**gamma - (-p*t + p*u + t)**gamma)/C) + _rt.xmul(a*t**2, (-p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) + _rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C) + _rt.xmul(a*u, p*(-p*t + p*u + t)**gamma/C) + _rt.xmul(a*u**2, -p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C) + _rt.xmul(t*u, a*p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C + (a*p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) - a*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C))/(p*(1 - p))), _rt.nan_or(abs(tmp12) + abs(tmp15) + abs(tmp6) + abs(tmp7) + abs(_rt.xmul(tmp16, _rt.scale_rows(abs(a*_rt.xmul(gamma, _rt.xmul(tmp13, tmp17))) + abs(a*_rt.xmul(gamma, _rt.xmul(tmp8, tmp17))), tmp0))), lambda: (abs(_rt.xmul(a*t, (abs(p*(-p*t + p*u + t)**gamma) + abs((-p*t + p*u + t)**gamma))/C)) + abs(_rt.xmul(a*t**2, (abs(_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))) + abs(p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))))/C)) + abs(_rt.xmul(a*u, p*(-p*t + p*u + t)**gamma/C)) + abs(_rt.xmul(a*u**2, -p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C)) + abs(_rt.xmul(t*u, (abs(a*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))) + abs(a*p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))))/C + abs(a*p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(-(p - 1), numpy.log1p(-p)))/C)))/(p*(1 - p)))
 
 
 def probs_balanced_value_and_grad_checked(y, p, label_smoothing, gamma, alpha):
@@ -1252,7 +1234,7 @@ def probs_balanced_value_and_grad_checked(y, p, label_smoothing, gamma, alpha):
     tmp22 = t*u
     tmp23 = abs(tmp10) + abs(tmp7)
     tmp24 = (-t*tmp3 + tmp2)**tmp16
-    return _rt.weighted_row_sum(tmp11, tmp12, _rt.row_sum(tmp11)), _rt.nan_or(tmp14 + tmp15 + tmp19 + tmp21 + _rt.xmul(tmp22, _rt.scale_rows(-a*tmp18 + a*tmp20, tmp12)), lambda: (_rt.xmul(a*t, (p*(-p*t + p*u + t)**gamma - (-p*t + p*u + t)**gamma)/C) + _rt.xmul(a*t**2, (-p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) + _rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C) + _rt.xmul(a*u, p*(-p*t + p*u + t)**gamma/C) + _rt.xmul(a*u**2, -p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C) + _rt.xmul(t*u, a*p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C + (a*p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) - a*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C))/(p*(1 - p))), _rt.weighted_row_sum(tmp23, tmp12, _rt.row_sum(tmp23)), _rt.nan_or(abs(tmp14) + abs(tmp15) + abs(tmp19) + abs(tmp21) + abs(_rt.xmul(tmp22, _rt.scale_rows(abs(a*_rt.xmul(gamma, _rt.xmul(tmp1, tmp24))) + abs(a*_rt.xmul(gamma, _rt.xmul(tmp9, tmp24))), tmp12))), lambda: (abs(_rt.xmul(a*t, (abs(p*(-p*t + p*u + t)**gamma) + abs((-p*t + p*u + t)**gamma))/C)) + abs(_rt.xmul(a*t**2, (abs(_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))) + abs(p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))))/C)) + abs(_rt.xmul(a*u, p*(-p*t + p*u + t)**gamma/C)) + abs(_rt.xmul(a*u**2, -p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C)) + abs(_rt.xmul(t*u, (abs(a*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))) + abs(a*p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))))/C + abs(a*p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(-(p - 1), numpy.log1p(-p)))/C)))/(abs(p)*abs(p - 1)))
+    return _rt.weighted_row_sum(tmp11, tmp12, _rt.row_sum(tmp11)), _rt.nan_or(tmp14 + tmp15 + tmp19 + tmp21 + _rt.xmul(tmp22, _rt.scale_rows(-a*tmp18 + a*tmp20, tmp12)), lambda: (_rt.xmul(a*t, (p*(-p*t + p*u + t)**gamma - (-p*t + p*u + t)**gamma)/C) + _rt.xmul(a*t**2, (-p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) + _rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C) + _rt.xmul(a*u, p*(-p*t + p*u + t)**gamma/C) + _rt.xmul(a*u**2, -p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C) + _rt.xmul(t*u, a*p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C + (a*p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)) - a*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1)))/C))/(p*(1 - p))), _rt.weighted_row_sum(tmp23, tmp12, _rt.row_sum(tmp23)), _rt.nan_or(abs(tmp14) + abs(tmp15) + abs(tmp19) + abs(tmp21) + abs(_rt.xmul(tmp22, _rt.scale_rows(abs(a*_rt.xmul(gamma, _rt.xmul(tmp1, tmp24))) + abs(a*_rt.xmul(gamma, _rt.xmul(tmp9, tmp24))), tmp12))), lambda: (abs(_rt.xmul(a*t, (abs(p*(-p*t + p*u + t)**gamma) + abs((-p*t + p*u + t)**gamma))/C)) + abs(_rt.xmul(a*t**2, (abs(_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))) + abs(p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))))/C)) + abs(_rt.xmul(a*u, p*(-p*t + p*u + t)**gamma/C)) + abs(_rt.xmul(a*u**2, -p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C)) + abs(_rt.xmul(t*u, (abs(a*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))) + abs(a*p*_rt.xmul(p, numpy.log(p + (p == 0)))*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))))/C + abs(a*p*_rt.xmul(gamma, (-p*t + p*u + t)**(gamma - 1))*_rt.xmul(-(p - 1), numpy.log1p(-p)))/C)))/(p*(1 - p)))
 
 
 def probs_balanced_value_and_grad_checked_unit(y, p, label_smoothing, gamma, alpha):
@@ -1433,16 +1415,7 @@ def logits_balanced_value_checked(y, x, label_smoothing, gamma, alpha):
 def logits_balanced_value_checked_unit(y, x, label_smoothing, gamma, alpha):
     r"""binary focal cross-entropy on logits, class-balanced: ``logits_balanced_value`` and the scale of its float64 rounding error with labels in [0, 1] (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
     """
-    C = _rt.width(x)
-    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
-    u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
-    a = 1 - y if label_smoothing == 0 and alpha == 0 else alpha*(y*(1 - label_smoothing) + (1/2)*label_smoothing) + (1 - alpha)*((1/2)*label_smoothing + (1 - y)*(1 - label_smoothing))
-    tmp0 = numpy.exp(-abs(x))
-    tmp1 = numpy.log1p(tmp0)
-    tmp2 = -x
-    tmp3 = 1/(tmp0 + 1)
-    tmp4 = a*(t*(tmp1 + numpy.maximum(0, tmp2)) + u*(tmp1 + numpy.maximum(0, x)))*(t*tmp3*_rt.exp_min0(tmp2, tmp0) + tmp3*u*_rt.exp_min0(x, tmp0))**gamma
-    return _rt.weighted_row_sum(tmp4, 1/C, _rt.row_sum(tmp4)), None
+    return logits_balanced_value(y, x, label_smoothing, gamma, alpha), None
 
 
 def logits_balanced_grad_checked(y, x, label_smoothing, gamma, alpha):

@@ -27,6 +27,7 @@ elementary forms, sharing ``exp(-|x|)``).
 import numpy
 
 from cesym.kernels import _exact as _ex
+from cesym.kernels import _iv
 from cesym.kernels import _runtime as _rt
 
 #: The public functions of this file (cesym.define.declare.Public as plain data): cesym.kernels builds them.
@@ -212,26 +213,19 @@ def plain_naive_grad(t, p):
 def plain_value_checked(t, p):
     r"""hinge loss: ``plain_value`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
     """
-    C = _rt.width(p)
-    tmp0 = numpy.maximum(-p*t + 1, 0)
-    return _rt.weighted_row_sum(tmp0, 1/C, _rt.row_sum(tmp0)), None
+    return plain_value(t, p), None
 
 
 def plain_grad_checked(t, p):
     r"""hinge loss: ``plain_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
     """
-    C = _rt.width(p)
-    return -t*numpy.heaviside(-p*t + 1, 1.0)/C, None
+    return plain_grad(t, p), None
 
 
 def plain_value_and_grad_checked(t, p):
     r"""hinge loss: ``plain_value_and_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
     """
-    C = _rt.width(p)
-    tmp0 = -p*t + 1
-    tmp1 = numpy.maximum(tmp0, 0)
-    tmp2 = 1/C
-    return _rt.weighted_row_sum(tmp1, tmp2, _rt.row_sum(tmp1)), -t*tmp2*numpy.heaviside(tmp0, 1.0), None, None
+    return *plain_value_and_grad(t, p), None, None
 
 
 def plain_value_eft(fx, t, p, C):
@@ -323,26 +317,19 @@ def squared_naive_grad(t, p):
 def squared_value_checked(t, p):
     r"""squared hinge loss: ``squared_value`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
     """
-    C = _rt.width(p)
-    return _rt.sum_squares(numpy.maximum(-p*t + 1, 0), 1/C), None
+    return squared_value(t, p), None
 
 
 def squared_grad_checked(t, p):
     r"""squared hinge loss: ``squared_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
     """
-    C = _rt.width(p)
-    tmp0 = -p*t + 1
-    return -2*t*numpy.heaviside(tmp0, 1.0)*numpy.maximum(tmp0, 0)/C, None
+    return squared_grad(t, p), None
 
 
 def squared_value_and_grad_checked(t, p):
     r"""squared hinge loss: ``squared_value_and_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
     """
-    C = _rt.width(p)
-    tmp0 = -p*t + 1
-    tmp1 = numpy.maximum(tmp0, 0)
-    tmp2 = 1/C
-    return _rt.sum_squares(tmp1, tmp2), -2*t*tmp1*tmp2*numpy.heaviside(tmp0, 1.0), None, None
+    return *squared_value_and_grad(t, p), None, None
 
 
 def squared_value_eft(fx, t, p, C):

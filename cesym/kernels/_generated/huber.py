@@ -29,6 +29,7 @@ elementary forms, sharing ``exp(-|x|)``).
 import numpy
 
 from cesym.kernels import _exact as _ex
+from cesym.kernels import _iv
 from cesym.kernels import _runtime as _rt
 
 #: The public functions of this file (cesym.define.declare.Public as plain data): cesym.kernels builds them.
@@ -210,12 +211,17 @@ def smooth_l1_value_checked(y, p, delta):
     return _rt.weighted_row_sum(tmp5, tmp6, _rt.row_sum(tmp5)), _rt.weighted_row_sum(tmp7, tmp6, _rt.row_sum(tmp7))
 
 
+def smooth_l1_value_bound(box, delta, C):
+    r"""Huber loss: upper bounds of the magnitudes ``smooth_l1_value_checked`` returns (None where it returns None), over the box of inputs ``box`` (each array argument's (min, max)): interval arithmetic (:mod:`cesym.kernels._iv`).
+    """
+    delta = (delta, delta)
+    return _iv.upper(_iv.mul(delta, _iv.pow_((float(C), float(C)), -1.0), _iv.rowsum(_iv.hull(_iv.mul(_iv.num(0.5), _iv.pow_(delta, -1.0), _iv.pow_(_iv.add(_iv.mul((-1.0, -1.0), box[0]), box[1]), 2.0)), _iv.add(_iv.mul(_iv.num(0.5), delta), _iv.abs_(_iv.add(_iv.mul((-1.0, -1.0), box[0]), box[1])))), C))),
+
+
 def smooth_l1_grad_checked(y, p, delta):
     r"""Huber loss: ``smooth_l1_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
     """
-    C = _rt.width(p)
-    tmp0 = p - y
-    return delta*_rt.where(numpy.greater_equal(delta, abs(tmp0)), (1/2)*(p*2 - 2*y)/delta, numpy.sign(tmp0))/C, None
+    return smooth_l1_grad(y, p, delta), None
 
 
 def smooth_l1_value_and_grad_checked(y, p, delta):
@@ -232,6 +238,13 @@ def smooth_l1_value_and_grad_checked(y, p, delta):
     tmp7 = delta/C
     tmp8 = _rt.where(tmp4, tmp2, tmp3 + tmp5)
     return _rt.weighted_row_sum(tmp6, tmp7, _rt.row_sum(tmp6)), _rt.scale_rows(_rt.where(tmp4, _rt.scale_rows(p*2 - 2*y, tmp1), numpy.sign(tmp0)), tmp7), _rt.weighted_row_sum(tmp8, tmp7, _rt.row_sum(tmp8)), None
+
+
+def smooth_l1_value_and_grad_bound(box, delta, C):
+    r"""Huber loss: upper bounds of the magnitudes ``smooth_l1_value_and_grad_checked`` returns (None where it returns None), over the box of inputs ``box`` (each array argument's (min, max)): interval arithmetic (:mod:`cesym.kernels._iv`).
+    """
+    delta = (delta, delta)
+    return _iv.upper(_iv.mul(delta, _iv.pow_((float(C), float(C)), -1.0), _iv.rowsum(_iv.hull(_iv.mul(_iv.num(0.5), _iv.pow_(delta, -1.0), _iv.pow_(_iv.add(_iv.mul((-1.0, -1.0), box[0]), box[1]), 2.0)), _iv.add(_iv.mul(_iv.num(0.5), delta), _iv.abs_(_iv.add(_iv.mul((-1.0, -1.0), box[0]), box[1])))), C))), None
 
 
 def smooth_l1_value_eft(fx, y, p, delta, C):

@@ -25,6 +25,7 @@ elementary forms, sharing ``exp(-|x|)``).
 import numpy
 
 from cesym.kernels import _exact as _ex
+from cesym.kernels import _iv
 from cesym.kernels import _runtime as _rt
 
 #: The public functions of this file (cesym.define.declare.Public as plain data): cesym.kernels builds them.
@@ -129,13 +130,19 @@ def probs_value_checked(y, p):
     """
     tmp0 = numpy.log(p)
     tmp1 = numpy.log(y + (y == 0))
-    return _rt.row_sum(_rt.xmul(y, -tmp0 + tmp1)), _rt.row_sum(abs(_rt.xmul(y, abs(tmp0) + abs(tmp1))))
+    return _rt.row_sum(_rt.xmul(y, -tmp0 + tmp1)), _rt.row_sum(abs(_rt.xmul(y, -tmp0 + abs(tmp1))))
+
+
+def probs_value_bound(box, C):
+    r"""Kullback-Leibler divergence of the prediction from the target: upper bounds of the magnitudes ``probs_value_checked`` returns (None where it returns None), over the box of inputs ``box`` (each array argument's (min, max)): interval arithmetic (:mod:`cesym.kernels._iv`).
+    """
+    return _iv.upper(_iv.rowsum(_iv.abs_(_iv.add(_iv.xmul(box[0], _iv.mul((-1.0, -1.0), _iv.log(box[1]))), _iv.xabslog(box[0]))), C)),
 
 
 def probs_grad_checked(y, p):
     r"""Kullback-Leibler divergence of the prediction from the target: ``probs_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
     """
-    return _rt.xmul(y, -1/p), None
+    return probs_grad(y, p), None
 
 
 def probs_value_and_grad_checked(y, p):
@@ -143,7 +150,13 @@ def probs_value_and_grad_checked(y, p):
     """
     tmp0 = numpy.log(p)
     tmp1 = numpy.log(y + (y == 0))
-    return _rt.row_sum(_rt.xmul(y, -tmp0 + tmp1)), _rt.xmul(y, -1/p), _rt.row_sum(abs(_rt.xmul(y, abs(tmp0) + abs(tmp1)))), None
+    return _rt.row_sum(_rt.xmul(y, -tmp0 + tmp1)), _rt.xmul(y, -1/p), _rt.row_sum(abs(_rt.xmul(y, -tmp0 + abs(tmp1)))), None
+
+
+def probs_value_and_grad_bound(box, C):
+    r"""Kullback-Leibler divergence of the prediction from the target: upper bounds of the magnitudes ``probs_value_and_grad_checked`` returns (None where it returns None), over the box of inputs ``box`` (each array argument's (min, max)): interval arithmetic (:mod:`cesym.kernels._iv`).
+    """
+    return _iv.upper(_iv.rowsum(_iv.abs_(_iv.add(_iv.xmul(box[0], _iv.mul((-1.0, -1.0), _iv.log(box[1]))), _iv.xabslog(box[0]))), C)), None
 
 
 def probs_weights(y, p):

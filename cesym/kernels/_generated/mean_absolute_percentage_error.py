@@ -27,6 +27,7 @@ elementary forms, sharing ``exp(-|x|)``).
 import numpy
 
 from cesym.kernels import _exact as _ex
+from cesym.kernels import _iv
 from cesym.kernels import _runtime as _rt
 
 #: The public functions of this file (cesym.define.declare.Public as plain data): cesym.kernels builds them.
@@ -159,27 +160,19 @@ def mape_naive_grad(y, p):
 def mape_value_checked(y, p):
     r"""mean absolute percentage error: ``mape_value`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
     """
-    C = _rt.width(p)
-    tmp0 = abs(p - y)/abs(y)
-    return _rt.weighted_row_sum(tmp0, 100/C, _rt.row_sum(tmp0)), None
+    return mape_value(y, p), None
 
 
 def mape_grad_checked(y, p):
     r"""mean absolute percentage error: ``mape_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
     """
-    C = _rt.width(p)
-    return 100*numpy.sign(p - y)/(C*abs(y)), None
+    return mape_grad(y, p), None
 
 
 def mape_value_and_grad_checked(y, p):
     r"""mean absolute percentage error: ``mape_value_and_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
     """
-    C = _rt.width(p)
-    tmp0 = 1/abs(y)
-    tmp1 = p - y
-    tmp2 = tmp0*abs(tmp1)
-    tmp3 = 100/C
-    return _rt.weighted_row_sum(tmp2, tmp3, _rt.row_sum(tmp2)), tmp0*tmp3*numpy.sign(tmp1), None, None
+    return *mape_value_and_grad(y, p), None, None
 
 
 def mape_value_eft(fx, y, p, C):

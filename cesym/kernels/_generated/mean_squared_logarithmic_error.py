@@ -27,6 +27,7 @@ elementary forms, sharing ``exp(-|x|)``).
 import numpy
 
 from cesym.kernels import _exact as _ex
+from cesym.kernels import _iv
 from cesym.kernels import _runtime as _rt
 
 #: The public functions of this file (cesym.define.declare.Public as plain data): cesym.kernels builds them.
@@ -153,24 +154,19 @@ def msle_naive_grad(y, p):
 def msle_value_checked(y, p):
     r"""mean squared logarithmic error: ``msle_value`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
     """
-    C = _rt.width(p)
-    return _rt.sum_squares(_rt.log1p_diff(p, y), 1/C), None
+    return msle_value(y, p), None
 
 
 def msle_grad_checked(y, p):
     r"""mean squared logarithmic error: ``msle_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
     """
-    C = _rt.width(p)
-    return (_rt.log1p_diff(p, y)/(C*(p + 1)))*2, None
+    return msle_grad(y, p), None
 
 
 def msle_value_and_grad_checked(y, p):
     r"""mean squared logarithmic error: ``msle_value_and_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
     """
-    C = _rt.width(p)
-    tmp0 = _rt.log1p_diff(p, y)
-    tmp1 = 1/C
-    return _rt.sum_squares(tmp0, tmp1), (tmp0*tmp1/(p + 1))*2, None, None
+    return *msle_value_and_grad(y, p), None, None
 
 
 def msle_value_exact(y, p, C):

@@ -24,6 +24,7 @@ elementary forms, sharing ``exp(-|x|)``).
 import numpy
 
 from cesym.kernels import _exact as _ex
+from cesym.kernels import _iv
 from cesym.kernels import _runtime as _rt
 
 #: The public functions of this file (cesym.define.declare.Public as plain data): cesym.kernels builds them.
@@ -146,8 +147,14 @@ def rate_value_checked(y, p):
     tmp0 = _rt.xmul(y, -numpy.log(p))
     tmp1 = p + tmp0
     tmp2 = 1/C
-    tmp3 = abs(p) + abs(tmp0)
+    tmp3 = p + abs(tmp0)
     return _rt.weighted_row_sum(tmp1, tmp2, _rt.row_sum(tmp1)), _rt.weighted_row_sum(tmp3, tmp2, _rt.row_sum(tmp3))
+
+
+def rate_value_bound(box, C):
+    r"""Poisson loss on rates: upper bounds of the magnitudes ``rate_value_checked`` returns (None where it returns None), over the box of inputs ``box`` (each array argument's (min, max)): interval arithmetic (:mod:`cesym.kernels._iv`).
+    """
+    return _iv.upper(_iv.mul(_iv.pow_((float(C), float(C)), -1.0), _iv.rowsum(_iv.add(_iv.abs_(_iv.xmul(box[0], _iv.mul((-1.0, -1.0), _iv.log(box[1])))), box[1]), C))),
 
 
 def rate_grad_checked(y, p):
@@ -159,6 +166,12 @@ def rate_grad_checked(y, p):
     return tmp0 + tmp1, tmp0 + abs(tmp1)
 
 
+def rate_grad_bound(box, C):
+    r"""Poisson loss on rates: upper bounds of the magnitudes ``rate_grad_checked`` returns (None where it returns None), over the box of inputs ``box`` (each array argument's (min, max)): interval arithmetic (:mod:`cesym.kernels._iv`).
+    """
+    return _iv.upper(_iv.add(_iv.pow_((float(C), float(C)), -1.0), _iv.abs_(_iv.xmul(box[0], _iv.mul((-1.0, -1.0), _iv.pow_((float(C), float(C)), -1.0), _iv.pow_(box[1], -1.0)))))),
+
+
 def rate_value_and_grad_checked(y, p):
     r"""Poisson loss on rates: ``rate_value_and_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
     """
@@ -167,8 +180,14 @@ def rate_value_and_grad_checked(y, p):
     tmp1 = p + tmp0
     tmp2 = 1/C
     tmp3 = _rt.xmul(y, -tmp2/p)
-    tmp4 = abs(p) + abs(tmp0)
+    tmp4 = p + abs(tmp0)
     return _rt.weighted_row_sum(tmp1, tmp2, _rt.row_sum(tmp1)), tmp2 + tmp3, _rt.weighted_row_sum(tmp4, tmp2, _rt.row_sum(tmp4)), tmp2 + abs(tmp3)
+
+
+def rate_value_and_grad_bound(box, C):
+    r"""Poisson loss on rates: upper bounds of the magnitudes ``rate_value_and_grad_checked`` returns (None where it returns None), over the box of inputs ``box`` (each array argument's (min, max)): interval arithmetic (:mod:`cesym.kernels._iv`).
+    """
+    return _iv.upper(_iv.mul(_iv.pow_((float(C), float(C)), -1.0), _iv.rowsum(_iv.add(_iv.abs_(_iv.xmul(box[0], _iv.mul((-1.0, -1.0), _iv.log(box[1])))), box[1]), C))), _iv.upper(_iv.add(_iv.pow_((float(C), float(C)), -1.0), _iv.abs_(_iv.xmul(box[0], _iv.mul((-1.0, -1.0), _iv.pow_((float(C), float(C)), -1.0), _iv.pow_(box[1], -1.0))))))
 
 
 def rate_weights(y, p):

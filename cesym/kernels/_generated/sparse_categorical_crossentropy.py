@@ -26,6 +26,7 @@ elementary forms, sharing ``exp(-|x|)``).
 import numpy
 
 from cesym.kernels import _exact as _ex
+from cesym.kernels import _iv
 from cesym.kernels import _runtime as _rt
 
 #: The public functions of this file (cesym.define.declare.Public as plain data): cesym.kernels builds them.

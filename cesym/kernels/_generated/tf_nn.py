@@ -24,6 +24,7 @@ elementary forms, sharing ``exp(-|x|)``).
 import numpy
 
 from cesym.kernels import _exact as _ex
+from cesym.kernels import _iv
 from cesym.kernels import _runtime as _rt
 
 #: The public functions of this file (cesym.define.declare.Public as plain data): cesym.kernels builds them.
@@ -253,12 +254,17 @@ def sigmoid_value_checked(y, x):
     return tmp1*u + tmp2*y, tmp1*abs(u) + tmp2*abs(y)
 
 
+def sigmoid_value_bound(box, C):
+    r"""tf.nn.sigmoid_cross_entropy_with_logits (elementwise): upper bounds of the magnitudes ``sigmoid_value_checked`` returns (None where it returns None), over the box of inputs ``box`` (each array argument's (min, max)): interval arithmetic (:mod:`cesym.kernels._iv`).
+    """
+    u = _iv.add((1.0, 1.0), _iv.mul((-1.0, -1.0), box[0]))
+    return _iv.upper(_iv.add(_iv.abs_(_iv.mul(u, _iv.softplus(box[1]))), _iv.abs_(_iv.mul(box[0], _iv.softplus(_iv.mul((-1.0, -1.0), box[1])))))),
+
+
 def sigmoid_value_checked_unit(y, x):
     r"""tf.nn.sigmoid_cross_entropy_with_logits (elementwise): ``sigmoid_value`` and the scale of its float64 rounding error with labels in [0, 1] (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
     """
-    u = 1 - y
-    tmp0 = numpy.log1p(numpy.exp(-abs(x)))
-    return u*(tmp0 + numpy.maximum(0, x)) + y*(tmp0 + numpy.maximum(0, -x)), None
+    return sigmoid_value(y, x), None
 
 
 def sigmoid_grad_checked(y, x):
@@ -270,6 +276,13 @@ def sigmoid_grad_checked(y, x):
     tmp2 = u*_rt.exp_min0(x, tmp0)
     tmp3 = y*_rt.exp_min0(-x, tmp0)
     return tmp1*tmp2 - tmp1*tmp3, tmp1*abs(tmp2) + tmp1*abs(tmp3)
+
+
+def sigmoid_grad_bound(box, C):
+    r"""tf.nn.sigmoid_cross_entropy_with_logits (elementwise): upper bounds of the magnitudes ``sigmoid_grad_checked`` returns (None where it returns None), over the box of inputs ``box`` (each array argument's (min, max)): interval arithmetic (:mod:`cesym.kernels._iv`).
+    """
+    u = _iv.add((1.0, 1.0), _iv.mul((-1.0, -1.0), box[0]))
+    return _iv.upper(_iv.add(_iv.abs_(_iv.mul(u, _iv.sigmoid(box[1]))), _iv.abs_(_iv.mul(box[0], _iv.sigmoid(_iv.mul((-1.0, -1.0), box[1])))))),
 
 
 def sigmoid_value_and_grad_checked(y, x):
@@ -287,6 +300,13 @@ def sigmoid_value_and_grad_checked(y, x):
     return tmp2*u + tmp4*y, tmp5*tmp6 - tmp5*tmp7, tmp2*abs(u) + tmp4*abs(y), tmp5*abs(tmp6) + tmp5*abs(tmp7)
 
 
+def sigmoid_value_and_grad_bound(box, C):
+    r"""tf.nn.sigmoid_cross_entropy_with_logits (elementwise): upper bounds of the magnitudes ``sigmoid_value_and_grad_checked`` returns (None where it returns None), over the box of inputs ``box`` (each array argument's (min, max)): interval arithmetic (:mod:`cesym.kernels._iv`).
+    """
+    u = _iv.add((1.0, 1.0), _iv.mul((-1.0, -1.0), box[0]))
+    return _iv.upper(_iv.add(_iv.abs_(_iv.mul(u, _iv.softplus(box[1]))), _iv.abs_(_iv.mul(box[0], _iv.softplus(_iv.mul((-1.0, -1.0), box[1])))))), _iv.upper(_iv.add(_iv.abs_(_iv.mul(u, _iv.sigmoid(box[1]))), _iv.abs_(_iv.mul(box[0], _iv.sigmoid(_iv.mul((-1.0, -1.0), box[1]))))))
+
+
 def sigmoid_value_and_grad_checked_unit(y, x):
     r"""tf.nn.sigmoid_cross_entropy_with_logits (elementwise): ``sigmoid_value_and_grad`` and the scale of its float64 rounding error with labels in [0, 1] (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
     """
@@ -298,6 +318,13 @@ def sigmoid_value_and_grad_checked_unit(y, x):
     tmp4 = tmp3*u*_rt.exp_min0(x, tmp0)
     tmp5 = y*_rt.exp_min0(tmp2, tmp0)
     return u*(tmp1 + numpy.maximum(0, x)) + y*(tmp1 + numpy.maximum(0, tmp2)), -tmp3*tmp5 + tmp4, None, tmp3*abs(tmp5) + tmp4
+
+
+def sigmoid_value_and_grad_bound_unit(box, C):
+    r"""tf.nn.sigmoid_cross_entropy_with_logits (elementwise): upper bounds of the magnitudes ``sigmoid_value_and_grad_checked_unit`` returns (None where it returns None), over the box of inputs ``box`` (each array argument's (min, max)) with labels in [0, 1]: interval arithmetic (:mod:`cesym.kernels._iv`).
+    """
+    u = _iv.add((1.0, 1.0), _iv.mul((-1.0, -1.0), box[0]))
+    return None, _iv.upper(_iv.add(_iv.mul(u, _iv.sigmoid(box[1])), _iv.abs_(_iv.mul(box[0], _iv.sigmoid(_iv.mul((-1.0, -1.0), box[1]))))))
 
 
 def sigmoid_weights(y, x):
