@@ -192,8 +192,8 @@ _NONFINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
 def _decode(x):
     if isinstance(x, str) and x in _NONFINITE:
         return _NONFINITE[x]
-    if isinstance(x, dict):
-        return {k: _decode(v) for k, v in x.items()}
+    if isinstance(x, dict):  # the seeds' columns are text ("inf" is what Keras printed, not a number)
+        return {k: v if k == "seeds" else _decode(v) for k, v in x.items()}
     if isinstance(x, list):
         return [_decode(v) for v in x]
     return x

@@ -262,7 +262,7 @@ def _seed001(tf, keras) -> list[SeedNumber]:
     out.append(SeedNumber(
         "001", "mean_squared_error", "the table's 'regression to arbitrary values: mse', with a float32 error of 2e19 "
         "(labels [0, 0], predictions [2e19, 0])", "(no number printed)",
-        repr(float(L.mean_squared_error(ym, pm).numpy()[0])),
+        f"mean_squared_error {float(L.mean_squared_error(ym, pm).numpy()[0])!r}",
         f"p²/2 = {mpmath.nstr(mpmath.mpf(float(pm[0, 0])) ** 2 / 2, 17)} (p = float32(2e19); below float32's 3.4e38)",
         repr(float(K.mean_squared_error(ym, pm)[0])),
         "Keras squares in float32: (2e19)² = 4e38 overflows, the mean is inf; cesym sums the squares scaled "
