@@ -146,7 +146,7 @@ def check_domain(loss: Loss, derived: Derived, where: str = ""):
         ref = RowReference(loss, n, kind="iv")
     except Exception as e:  # noqa: BLE001 - SymPy failing on the expansion: the definition is at fault
         raise DerivationError(f"{prefix}{loss.name}: cannot expand the definition ({type(e).__name__}: {e})") from None
-    ref_names = ["value"] + [f"gradient d/d{loss.prediction.name}[{j}]" for j in range(n)] * bool(ref.grad_exprs)
+    ref_names = ["value"] + [f"gradient d/d{loss.prediction.name}[{j}]" for j in range(n)] * bool(ref.n_grad)
     stable, stable_names, stable_n = _stable_fn(loss, derived, n)
     uses_n = bool(ref.param_syms[len(loss.params):]) or stable_n
     for labels, pred, params in interior_points(loss, n):

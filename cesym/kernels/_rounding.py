@@ -147,12 +147,14 @@ class _Rounder:
         finite, the plain core computes the outputs and the magnitudes are those numbers;
         otherwise the ``_checked`` core computes both."""
         use = self.bound is not None and not self.loose
-        if use or self.unit is not None:
-            box = [(float(np.min(b)), float(np.max(b))) for b in (blocks if use else blocks[:1])]  # NaN ends: no bound
-        unit = self.unit is not None and box[0][0] >= 0 and box[0][1] <= 1
+        box = None
+        if blocks[-1].size and (use or self.unit is not None):
+            box = [(float(np.min(b)), float(np.max(b))) for b in (blocks if use else blocks[:1])]
+        unit = box is not None and self.unit is not None and box[0][0] >= 0 and box[0][1] <= 1  # NaN fails
         checked, bound = (self.unit, self.unit_bound) if unit else (self.checked, self.bound)
         n = len(self.kinds)
-        if use and bound is not None:
+        # a NaN input makes its box NaN: no bound (interval rules assume ordered ends)
+        if use and bound is not None and box is not None and all(lo <= hi for lo, hi in box):
             mags = bound(box, *scalars, blocks[-1].shape[1])
             if all(m is None or m < np.inf for m in mags):  # NaN and inf fail
                 outs = self.plain(*blocks, *scalars)

@@ -1,15 +1,16 @@
-"""A disk cache of the reference's compiled second derivatives, shared by processes and runs.
+"""A disk cache of the reference's compiled forms, shared by processes and runs.
 
-The reference differentiates each loss's expanded row twice with ``sympy.diff`` for the condition
-numbers of its gradient (:meth:`cesym.verify.reference.RowReference._hessian`). For a row of 8
-that is seconds per loss (the categorical focal loss from logits: 9 s; the catalog: about 40 s),
-paid again by every process: each worker of ``cesym verify``/``cesym report``, each test
-process. What the derivation produces is the Python source that ``sympy.lambdify`` prints; this
-module keeps that text, keyed by what decides it: the SymPy form of the gradient and the
-symbols (``srepr``), the SymPy and mpmath versions and the source of the printer and namespace
-(:mod:`cesym.define.evaluate`) and of the module that derives (:mod:`cesym.verify.reference`). A different expression, printer or SymPy is a different key:
-no entry is ever reused for something else, and nothing is invalidated by hand.
-
+The reference (:class:`cesym.verify.reference.RowReference`) differentiates each loss's expanded
+row with ``sympy.diff``: once for the gradient, again for the value's other partials and for the
+second derivatives of the condition numbers. For a row of 8 that is seconds per loss (the
+categorical focal loss from logits: 9 s; the catalog: about 40 s), paid again by every process:
+each worker of ``cesym verify``/``cesym report``, each test process. What the derivation
+produces is the Python source that ``sympy.lambdify`` prints; this module keeps that text, keyed
+by what decides it: the SymPy form it derives from and the symbols (``srepr``), the SymPy and
+mpmath versions and the source of the printer and namespace (:mod:`cesym.define.evaluate`) and
+of the module that derives (:mod:`cesym.verify.reference`). A different expression, printer or
+SymPy is a different key: no entry is ever reused for something else, and nothing is
+invalidated by hand. A process whose entries exist differentiates nothing.
 Where: ``$CESYM_CACHE_DIR``, else ``$XDG_CACHE_HOME/cesym``, else ``~/.cache/cesym``
 (one ``.py`` file per entry under ``reference/``). Entries are written whole (a temporary file
 renamed into place: concurrent writers of one key write the same text) and an entry that does

@@ -184,10 +184,29 @@ class RowReference:
             if n != 1:
                 raise ValueError("an elementwise loss is referenced on rows of length 1")
             self.value_expr = _identities(expand_row(v, 1, 0))
-        self.grad_exprs = [sp.diff(self.value_expr, s) for s in self.pred_syms] if loss.differentiable else []
         self.args = self.label_syms + self.pred_syms + self.param_syms
-        self._main = _compile(self.args, [self.value_expr, *self.grad_exprs], self.kind)
+        #: the gradient's length; the expressions themselves are derived only where needed (a
+        #: cache miss of the compiled forms below, the condition numbers)
+        self.n_grad = len(self.pred_syms) if loss.differentiable else 0
+        self._main = self._cached(
+            "value and gradient", lambda: _compile(self.args, [self.value_expr, *self.grad_exprs], self.kind), 1 + self.n_grad
+        )
         self._memo: dict = {}
+
+    @functools.cached_property
+    def grad_exprs(self) -> list[sp.Basic]:
+        """d value / d pred_c by ``sympy.diff`` of the expanded row."""
+        return [sp.diff(self.value_expr, s) for s in self.pred_syms] if self.n_grad else []
+
+    def _cached(self, what: str, build, n_out: int):
+        """``build()`` (a :func:`_compile` of forms derived from the value), its printed code kept
+        on disk (:mod:`cesym.verify.codecache`) keyed by the value's expression, the symbols and
+        ``what``: a process that finds it differentiates nothing (seconds per loss and row length
+        for the second derivatives, a large share of ``verify --quick``)."""
+        key = "|".join([what, sp.srepr(self.value_expr), sp.srepr(self.pred_syms), str(self.n_grad), self.kind])
+        fn = cached_source(self.args, key, build, _namespace_of(self.kind), modules=(balls.__name__,))
+        fn.n_out, fn.backend = n_out, self.kind
+        return fn
 
     # --- evaluation ---------------------------------------------------------------------------
 
@@ -277,7 +296,11 @@ class RowReference:
     def _value_partials(self):
         """d value / d(labels, params): with the gradient, every partial of the value."""
         syms = self.label_syms + list(self.loss.params)
-        return _compile(self.args, [sp.diff(self.value_expr, s) for s in syms] or [sp.S.Zero], self.kind)
+        return self._cached(
+            "partials " + sp.srepr(syms),
+            lambda: _compile(self.args, [sp.diff(self.value_expr, s) for s in syms] or [sp.S.Zero], self.kind),
+            max(len(syms), 1),
+        )
 
     @functools.cached_property
     def _hessian(self):
@@ -299,11 +322,7 @@ class RowReference:
             return _compile(self.args, out, self.kind)
 
         # seconds per loss at a row of 8, in every process: the printed code is cached on disk
-        fn = cached_source(
-            self.args, sp.srepr([self.grad_exprs, syms]) + "|" + self.kind, build, _namespace_of(self.kind), modules=(balls.__name__,)
-        )
-        fn.n_out, fn.backend = len(self.grad_exprs) * len(syms), self.kind
-        return fn
+        return self._cached("hessian " + sp.srepr(syms), build, self.n_grad * len(syms))
 
     def _soft(self, labels, params) -> bool:
         """Labels count in κ only when soft: smoothing on or a label other than 0/1."""
@@ -354,7 +373,7 @@ class RowReference:
         n_lab, n_par = len(self.label_syms), len(self.loss.params)
         k_value = self._kappa_value(labels, pred, params, inputs, value, grad)
         k_grad: list[float] = []
-        if self.grad_exprs:
+        if self.n_grad:
             width = self.n + n_lab + n_par
             h = self._approx(self._hessian, inputs, [_scale(gj, x) for gj in grad for x in xs + ys + ps])
             for j, gj in enumerate(grad):
