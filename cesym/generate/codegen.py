@@ -742,6 +742,7 @@ def render_all(directory: Path = DERIVATIONS_DIR, keep: Sequence[str] = ()) -> d
     ``keep``: other generated modules (file names) that ``__init__.py`` imports too.
     """
     from .domain import check_domain
+    from ..files import raise_if_interrupted
     from .edges import check_edges, load_module
 
     out: dict[str, str] = {}
@@ -749,9 +750,11 @@ def render_all(directory: Path = DERIVATIONS_DIR, keep: Sequence[str] = ()) -> d
         path = fam.path
         derived, refs = [], []
         for loss in fam.losses:
+            raise_if_interrupted()  # a Ctrl-C Python dropped (in an import's weakref callback) stops here
             d = _derive_in(path, loss)
             refs.append(check_domain(loss, d, str(path)))
             derived.append(d)
+        raise_if_interrupted()
         text = render_family(family, derived, _module_doc(path), fam.public)
         namespace = load_module(text, family)
         for d, ref in zip(derived, refs):

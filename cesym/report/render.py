@@ -355,19 +355,25 @@ def _keras_counts(cs: Sequence[dict], part: str) -> tuple[int, int, int, float, 
 
 
 def _answers(record: dict) -> list[str]:
-    """The three questions a reader comes with, answered from this run's record, with links."""
+    """The three questions a reader comes with (:data:`cesym.report.seeds.QUESTIONS`), answered
+    from this run's record, with links."""
+    from .seeds import QUESTIONS
+
     lines = ["## Three questions, answered", ""]
-    seed = next((s for s in record["seeds"] if s["seed"] == "002" and s["family"] == "binary_crossentropy"), None)
+    number, fam = QUESTIONS["seed"]
+    seed = next((s for s in record["seeds"] if s["seed"] == number and s["family"] == fam), None)
     if seed is not None:
         lines.append(
             f"- **Why is my loss {seed['printed']} and not −ln 0.3?** {seed['explanation']} Keras 3 today: "
             f"{seed['keras_today']}; the mathematics: {seed['mathematics']}; cesym: {seed['cesym']} "
             "([seeds.md](seeds.md))."
         )
-    cce = [c for c in record["configs"] if _family_of(c) == "categorical_crossentropy" and c["dtype"] == "float32"]
+    family, title = QUESTIONS["keras_family"]
+    dtype = QUESTIONS["dtype"]
+    asked = [c for c in record["configs"] if _family_of(c) == family and c["dtype"] == dtype]
     parts = []
-    for kernel in sorted({c["kernel"] for c in cce}):
-        cs = [c for c in cce if c["kernel"] == kernel]
+    for kernel in sorted({c["kernel"] for c in asked}):
+        cs = [c for c in asked if c["kernel"] == kernel]
         if not any(c["keras"] for c in cs):
             continue
         source = "logits" if "from_logits=True" in kernel else "probabilities"
@@ -380,22 +386,22 @@ def _answers(record: dict) -> list[str]:
         )
     if parts:
         lines.append(
-            "- **Is Keras's categorical cross-entropy accurate in float32?** Measured on this run's points (hard, "
-            "soft and smoothed labels): " + "; ".join(parts) + ". Where it departs, its clip of the probabilities "
+            f"- **Is Keras's {title} accurate in {dtype}?** Measured on this run's points (hard, soft and "
+            "smoothed labels): " + "; ".join(parts) + ". Where it departs, its clip of the probabilities "
             "to [1e-7, 1 − 1e-7] and its fused gradient softmax − y (which assumes labels summing to 1) are the "
-            "causes ([categorical_crossentropy.md](categorical_crossentropy.md#keras))."
+            f"causes ([{family}.md]({family}.md#keras))."
         )
-    th = _thresholds(np.float32)
-    naive = [c for c in record["configs"] if c["dtype"] == "float32" and c["naive"].get("value_ulps")]
+    th = _thresholds(np.dtype(dtype))
+    naive = [c for c in record["configs"] if c["dtype"] == dtype and c["naive"].get("value_ulps")]
     inf = sorted({c["kernel"] for c in naive if not np.isfinite(c["naive"]["value_ulps"]["max"])})
     big = sorted({c["kernel"] for c in naive if np.isfinite(c["naive"]["value_ulps"]["max"]) and c["naive"]["value_ulps"]["max"] > 4}
                  - set(inf))
     ok = sorted({c["kernel"] for c in naive} - set(inf) - set(big))
     lines.append(
-        "- **Where does the naive formula break in float32?** The definition evaluated as written in float32 "
+        f"- **Where does the naive formula break in {dtype}?** The definition evaluated as written in {dtype} "
         f"(column 'naive' below) overflows or loses every digit (inf ulps) in {len(inf)} kernels "
         f"({', '.join(f'`{k}`' for k in inf)}), exceeds 4 ulps in {len(big)} more ({', '.join(f'`{k}`' for k in big)}) "
-        f"and stays within 4 ulps in {len(ok)}. The float32 limits behind it: "
+        f"and stays within 4 ulps in {len(ok)}. The {dtype} limits behind it: "
         + "; ".join(f"{k}: {v:.6g}" for k, v in th.items())
         + ". Each report's section 'Where the naive forms break' gives them per dtype and measures them."
     )

@@ -20,7 +20,7 @@ import numpy as np
 
 from cesym import kernels as K
 
-__all__ = ["SeedNumber", "seed_numbers", "POSTS"]
+__all__ = ["SeedNumber", "seed_numbers", "POSTS", "QUESTIONS"]
 
 #: The posts this project grew from, by seed number: title (as published), date, what it computes.
 #: Copies are kept outside the repository; the reports name them and do not link them.
@@ -36,6 +36,16 @@ POSTS = {
     "penalty through model.add_loss, after the TensorFlow segmentation tutorial)",
     "004": "“[ML] TensorFlow Losses and Metrics” (a Korean blog post, last modified 2021-11-29, TensorFlow 2.6.0: "
     "the same losses and accuracies on float32 tensors, against manual tf.math computations)",
+}
+
+
+#: The three questions ``reports/README.md`` answers first (the reader's, from the seeds): the
+#: seed row behind "why is my loss 1.2039724588394165", the family whose Keras accuracy is asked
+#: about (its display name, its report) and in which dtype.
+QUESTIONS = {
+    "seed": ("002", "binary_crossentropy"),
+    "keras_family": ("categorical_crossentropy", "categorical cross-entropy"),
+    "dtype": "float32",
 }
 
 
