@@ -24,6 +24,7 @@ from collections.abc import Sequence
 import sympy as sp
 
 from ..define import primitives as P
+from ..kernels._iv import _exp, _ipow, _log, _rpow, _sigmoid  # the scalar ends, one copy for both evaluators
 from ..define.loss import Loss
 
 __all__ = ["value_range", "input_box", "unit_label_box", "DOMAIN_RANGES", "FULL"]
@@ -49,14 +50,6 @@ def _add(a: Range, b: Range) -> Range:
 def _monotone(f, r: Range, increasing: bool = True) -> Range:
     lo, hi = f(r[0]), f(r[1])
     return (lo, hi) if increasing else (hi, lo)
-
-
-def _log(x: float) -> float:
-    return -_INF if x == 0 else (math.inf if x == _INF else math.log(x))
-
-
-def _exp(x: float) -> float:
-    return 0.0 if x == -_INF else (_INF if x > 709 else math.exp(x))
 
 
 def _inv(v: float) -> float:
@@ -87,42 +80,12 @@ def _pow(b: Range, e: sp.Basic) -> Range:
     return FULL
 
 
-def _ipow(v: float, n: int) -> float:
-    if n == 0:
-        return 1.0
-    if abs(v) == _INF:
-        return _INF if (n % 2 == 0 or v > 0) else -_INF
-    try:
-        return float(v) ** n
-    except OverflowError:
-        return _INF if (n % 2 == 0 or v > 0) else -_INF
-
-
-def _rpow(v: float, x: float) -> float:
-    if v == 0:
-        return 0.0 if x > 0 else (1.0 if x == 0 else _INF)
-    if v == _INF:
-        return _INF if x > 0 else (1.0 if x == 0 else 0.0)
-    try:
-        return v**x
-    except OverflowError:
-        return _INF
-
-
 def _softplus(x: float) -> float:
     if x == _INF:
         return _INF
     if x == -_INF:
         return 0.0
     return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
-
-
-def _sigmoid(x: float) -> float:
-    if x == _INF:
-        return 1.0
-    if x == -_INF:
-        return 0.0
-    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
 
 
 def value_range(e: sp.Basic, box: dict[sp.Basic, Range]) -> Range:
