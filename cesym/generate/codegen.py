@@ -235,6 +235,26 @@ class KernelPrinter(NumPyPrinter):
             return "%s*%s" % (self.parenthesize(rest, sp.printing.precedence.precedence(e)), self._print(c))
         return super()._print_Mul(e)
 
+    def _print_Add(self, expr, order=None):
+        """As SymPy prints a sum, except that a first term printed negative is swapped with a
+        second that is not: ``b - a``, not ``-a + b``, which costs NumPy a negation pass over the
+        block. The same number bit for bit: IEEE defines x - y as x + (-y), negation is exact
+        ((-a)·c = -(a·c)), and the first two terms are the first addition either way."""
+        prec = sp.printing.precedence.precedence(expr)
+        parts = []
+        for term in self._as_ordered_terms(expr, order=order):
+            t = self._print(term)
+            sign = "+"
+            if t.startswith("-") and not term.is_Add:
+                sign, t = "-", t[1:]
+            if sp.printing.precedence.precedence(term) < prec or term.is_Add:
+                t = "(%s)" % t
+            parts.append((sign, t))
+        if len(parts) > 1 and parts[0][0] == "-" and parts[1][0] == "+":
+            parts[0], parts[1] = parts[1], parts[0]
+        out = " ".join("%s %s" % p for p in parts)
+        return out[2:] if out.startswith("+ ") else "-" + out[2:]
+
     def _print_Pow(self, e, rational=False):
         if e.exp == -1:
             return "1/%s" % self.parenthesize(e.base, sp.printing.precedence.PRECEDENCE["Pow"])

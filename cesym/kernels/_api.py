@@ -178,13 +178,6 @@ def _label_blocks(labels: np.ndarray):
     return lambda s, e: labels[s:e, None]
 
 
-def _sigmoid_grad_block(kind: str) -> int | None:
-    """Half blocks for the gradients of the sigmoid terms: their cores keep about ten block-sized
-    float64 temporaries, so two threads at full blocks held 1.02x a float32 input in scratch
-    (2^20 x 10), for no speed (measured: 1.04 and 1.00 of the half blocks' time)."""
-    return _blocks.BLOCK_ELEMENTS // 2 if kind.endswith("grad") else None
-
-
 def _real_keyword(value, kw: dict) -> float:
     """A "real" keyword: a finite number, in its declared closed range."""
     v = V.scalar(value, kw["name"])
@@ -366,7 +359,6 @@ def _call(pub: dict, module: ModuleType, values: dict, kind: str):
         watch = M.ProbabilityWatch(pub["name"], c.pred_name, True)
     if watch is not None:
         checks.pop("precheck", None)
-    block = _sigmoid_grad_block(kind) if rule == "sigmoid" else None
     element = pub["reduction"] == "element"
     pred = c.p[..., None] if element else c.p
     dtype = V.native(pred.dtype)  # a byte-swapped input computes as a native one
@@ -377,7 +369,7 @@ def _call(pub: dict, module: ModuleType, values: dict, kind: str):
         core = _carrying(core)
     res = _run(
         core, kind, c.labels, pred, c.ax, c.params(), row_level=not element, watch=watch,
-        limits=_limit_rule(c, kind), grad_alone=bool(c.ignored), block_elements=block,
+        limits=_limit_rule(c, kind), grad_alone=bool(c.ignored),
         zero_edge=domain in ("unit", "simplex", "positive"), **checks,
     )
     if element:

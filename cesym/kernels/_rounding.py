@@ -69,38 +69,41 @@ def suspects(r: np.ndarray, m: np.ndarray | None, window: float = WINDOW) -> np.
     Rounding to float32 is monotone: if ``r - b`` and ``r + b`` round to the same float32, so
     does every number between them, the exact value among them. The test is that, with ``b``
     the bound (times :data:`_SLACK`, so that ``r ± b`` computed in float64 still enclose
-    ``[r - bound, r + bound]``): two multiplications or additions and two casts per output,
-    and no special case, since the casts themselves know float32's subnormal grid, its
-    midpoints and its overflow threshold (from 2^128 - 2^103: inf). An output is flagged when
-    the two differ; that happens about ``2·slack·window·m/|r|`` times in 2^29 outputs.
-    It runs on every output of every float32 call."""
+    ``[r - bound, r + bound]``): two multiplications or additions, each cast to float32 as it
+    is stored (NumPy computes in float64 and rounds into the float32 output: one pass, not an
+    operation and a copy), and no special case, since the casts themselves know float32's
+    subnormal grid, its midpoints and its overflow threshold (from 2^128 - 2^103: inf). An
+    output is flagged when the two differ; that happens about ``2·slack·window·m/|r|`` times in
+    2^29 outputs, so a block usually has none and the positions are looked up only when one
+    does. A scalar ``m`` (a block's bound) stays a scalar. It runs on every output of every
+    float32 call."""
     r = np.asarray(r, dtype=np.float64)
-    if m is not None:  # a view where m has r's shape (the checked cores' case), else a copy
-        m = np.broadcast_to(np.asarray(m, dtype=np.float64), r.shape).reshape(-1)
+    if m is not None:
+        m = np.asarray(m, dtype=np.float64)
+        if m.ndim:  # a view where m has r's shape (the checked cores' case), else a copy
+            m = np.broadcast_to(m, r.shape).reshape(-1)
     r = np.ascontiguousarray(r).reshape(-1)
     eps = _SLACK * window * 2.0**-53
-    wide = np.empty_like(r)
     lo = np.empty(r.shape, np.float32)
     hi = np.empty(r.shape, np.float32)
     with np.errstate(invalid="ignore", over="ignore"):
         if m is None:
-            np.multiply(r, 1.0 + eps, out=wide)
-            np.copyto(hi, wide, casting="same_kind")
-            np.multiply(r, 1.0 - eps, out=wide)
-            np.copyto(lo, wide, casting="same_kind")
+            np.multiply(r, 1.0 + eps, out=hi, casting="same_kind")
+            np.multiply(r, 1.0 - eps, out=lo, casting="same_kind")
         else:
             b = np.multiply(m, eps)
-            np.add(r, b, out=wide)
-            np.copyto(hi, wide, casting="same_kind")
-            np.subtract(r, b, out=wide)
-            np.copyto(lo, wide, casting="same_kind")
-        idx = np.flatnonzero(lo != hi)  # NaN differs from itself: sorted out below
-    if idx.size:
-        keep = np.isfinite(r[idx])
-        if m is not None:
-            keep &= ~np.isnan(m[idx])
-        idx = idx[keep]
-    return idx
+            np.add(r, b, out=hi, casting="same_kind")
+            np.subtract(r, b, out=lo, casting="same_kind")
+        differ = lo != hi  # NaN differs from itself: sorted out below
+    if not differ.any():
+        return np.empty(0, np.intp)
+    idx = np.flatnonzero(differ)
+    keep = np.isfinite(r[idx])
+    if m is not None and m.ndim:
+        keep &= ~np.isnan(m[idx])
+    elif m is not None:
+        keep &= not np.isnan(m)
+    return idx[keep]
 
 
 def _exact_in_float64(args: list, fn: Callable, scalars: tuple, C: int) -> tuple[np.ndarray, np.ndarray]:

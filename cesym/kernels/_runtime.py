@@ -523,10 +523,11 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 def exp_min0(x: np.ndarray, E: np.ndarray) -> np.ndarray:
     """exp(min(x, 0)) from ``E = exp(-|x|)``: E where x < 0, 1 elsewhere, NaN where x is NaN.
 
-    An exact select (E·[x < 0] + [x >= 0]: E is finite or NaN, one factor is 0), cheaper than
-    a second exponential or ``numpy.where``.
+    An exact select: max(E, [x >= 0]), since 0 <= E <= 1 (and NaN propagates): one comparison
+    and one maximum, cheaper than a second exponential, ``numpy.where`` (about 3x the time) or
+    E·[x < 0] + [x >= 0] (four passes).
     """
-    return E * (x < 0) + (x >= 0)
+    return np.maximum(E, x >= 0)
 
 
 def softplus(x: np.ndarray) -> np.ndarray:

@@ -387,7 +387,7 @@ def logits_grad(y, x, label_smoothing):
     tmp1 = -x
     tmp2 = 1/C
     tmp3 = 1/(tmp0 + 1)
-    return -t*tmp2*tmp3*_rt.exp_min0(tmp1, tmp0) + tmp2*tmp3*u*_rt.exp_min0(x, tmp0)
+    return tmp2*tmp3*u*_rt.exp_min0(x, tmp0) - t*tmp2*tmp3*_rt.exp_min0(tmp1, tmp0)
 
 
 def logits_value_and_grad(y, x, label_smoothing):
@@ -402,7 +402,7 @@ def logits_value_and_grad(y, x, label_smoothing):
     tmp3 = t*(tmp1 + numpy.maximum(0, tmp2)) + u*(tmp1 + numpy.maximum(0, x))
     tmp4 = 1/C
     tmp5 = 1/(tmp0 + 1)
-    grad = -t*tmp4*tmp5*_rt.exp_min0(tmp2, tmp0) + tmp4*tmp5*u*_rt.exp_min0(x, tmp0)
+    grad = tmp4*tmp5*u*_rt.exp_min0(x, tmp0) - t*tmp4*tmp5*_rt.exp_min0(tmp2, tmp0)
     return _rt.weighted_row_sum(tmp3, tmp4, _rt.row_sum(tmp3)), grad
 
 
@@ -416,7 +416,7 @@ def logits_naive_grad(y, x, label_smoothing):
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = 1/(numpy.exp(x) + 1)
     tmp1 = 1/(1 + numpy.exp(-x))
-    return (-t*tmp0 + tmp0*tmp1*u/(1 - tmp1))/C
+    return (tmp0*tmp1*u/(1 - tmp1) - t*tmp0)/C
 
 
 def logits_value_checked(y, x, label_smoothing):
@@ -491,7 +491,7 @@ def logits_value_and_grad_checked(y, x, label_smoothing):
     tmp9 = t*_rt.exp_min0(tmp3, tmp0)
     tmp10 = _rt.scale_rows(tmp8, tmp6)
     tmp11 = tmp2*abs(u) + tmp4*abs(t)
-    return _rt.weighted_row_sum(tmp5, tmp6, _rt.row_sum(tmp5)), -tmp10*tmp9 + tmp6*tmp7*tmp8*u, _rt.weighted_row_sum(tmp11, tmp6, _rt.row_sum(tmp11)), tmp10*abs(tmp9) + tmp10*abs(tmp7*u)
+    return _rt.weighted_row_sum(tmp5, tmp6, _rt.row_sum(tmp5)), tmp6*tmp7*tmp8*u - tmp10*tmp9, _rt.weighted_row_sum(tmp11, tmp6, _rt.row_sum(tmp11)), tmp10*abs(tmp9) + tmp10*abs(tmp7*u)
 
 
 def logits_value_and_grad_bound(box, label_smoothing, C):

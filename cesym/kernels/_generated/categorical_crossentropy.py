@@ -277,7 +277,7 @@ def logits_naive_grad(y, z, label_smoothing):
     C = _rt.width(z)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
     tmp0 = numpy.exp(z)
-    return -t + tmp0*_rt.row_sum(t)/_rt.row_sum(tmp0)
+    return tmp0*_rt.row_sum(t)/_rt.row_sum(tmp0) - t
 
 
 def logits_weights(y, z, label_smoothing):

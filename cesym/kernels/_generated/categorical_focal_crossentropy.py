@@ -361,7 +361,7 @@ def probs_naive_grad(y, p, label_smoothing, alpha, gamma):
     tmp4 = t*tmp3**gamma
     tmp5 = _rt.scale_rows(tmp4, tmp1)
     tmp6 = gamma*numpy.log(tmp2)/tmp3
-    return -alpha*(-tmp5*tmp6 + _rt.row_sum((p/tmp0)*(tmp4/tmp0)*tmp6 - tmp5) + tmp4/p)
+    return -alpha*(_rt.row_sum((p/tmp0)*(tmp4/tmp0)*tmp6 - tmp5) - tmp5*tmp6 + tmp4/p)
 
 
 def probs_weights(y, p, label_smoothing, alpha, gamma):

@@ -158,7 +158,7 @@ def plain_value(t, p):
     - none
     """
     C = _rt.width(p)
-    tmp0 = -p*t + 1
+    tmp0 = 1 - p*t
     tmp1 = numpy.maximum(tmp0, 0)
     tmp2 = 1/C
     return _rt.weighted_row_sum(tmp1, tmp2, _rt.row_sum(tmp1))
@@ -185,7 +185,7 @@ def plain_grad(t, p):
     - none
     """
     C = _rt.width(p)
-    tmp0 = -p*t + 1
+    tmp0 = 1 - p*t
     tmp1 = 1/C
     return -t*tmp1*numpy.heaviside(tmp0, 1.0)
 
@@ -194,7 +194,7 @@ def plain_value_and_grad(t, p):
     r"""hinge loss: stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``plain_value`` and ``plain_grad``).
     """
     C = _rt.width(p)
-    tmp0 = -p*t + 1
+    tmp0 = 1 - p*t
     tmp1 = numpy.maximum(tmp0, 0)
     tmp2 = 1/C
     grad = -t*tmp2*numpy.heaviside(tmp0, 1.0)
@@ -207,7 +207,7 @@ def plain_naive_grad(t, p):
     ``-t*Heaviside(-p*t + 1, 1)/C``
     """
     C = _rt.width(p)
-    return -t*numpy.heaviside(-p*t + 1, 1.0)/C
+    return -t*numpy.heaviside(1 - p*t, 1.0)/C
 
 
 def plain_value_checked(t, p):
@@ -259,7 +259,7 @@ def squared_value(t, p):
     - sum-squares: Σ_c x_c² = SumSquares(x), m²·Σ_c (x_c/m)² with m a power of two next to max|x| where the plain sum is out of range: x_c² overflows past |x| = 1.3e154 (float64) although λ/N·Σx² may not, and goes subnormal (digits lost) below |x| = 1.5e-154; the scaled sum has neither problem (as LAPACK's nrm2).
     """
     C = _rt.width(p)
-    tmp0 = -p*t + 1
+    tmp0 = 1 - p*t
     tmp1 = numpy.maximum(tmp0, 0)
     tmp2 = 1/C
     return _rt.sum_squares(tmp1, tmp2)
@@ -286,7 +286,7 @@ def squared_grad(t, p):
     - none
     """
     C = _rt.width(p)
-    tmp0 = -p*t + 1
+    tmp0 = 1 - p*t
     tmp1 = numpy.maximum(tmp0, 0)
     tmp2 = 1/C
     return -2*t*tmp1*tmp2*numpy.heaviside(tmp0, 1.0)
@@ -296,7 +296,7 @@ def squared_value_and_grad(t, p):
     r"""squared hinge loss: stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``squared_value`` and ``squared_grad``).
     """
     C = _rt.width(p)
-    tmp0 = -p*t + 1
+    tmp0 = 1 - p*t
     tmp1 = numpy.maximum(tmp0, 0)
     tmp2 = 1/C
     grad = -2*t*tmp1*tmp2*numpy.heaviside(tmp0, 1.0)

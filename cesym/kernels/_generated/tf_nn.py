@@ -317,7 +317,7 @@ def sigmoid_value_and_grad_checked_unit(y, x):
     tmp3 = 1/(tmp0 + 1)
     tmp4 = tmp3*u*_rt.exp_min0(x, tmp0)
     tmp5 = y*_rt.exp_min0(tmp2, tmp0)
-    return u*(tmp1 + numpy.maximum(0, x)) + y*(tmp1 + numpy.maximum(0, tmp2)), -tmp3*tmp5 + tmp4, None, tmp3*abs(tmp5) + tmp4
+    return u*(tmp1 + numpy.maximum(0, x)) + y*(tmp1 + numpy.maximum(0, tmp2)), tmp4 - tmp3*tmp5, None, tmp3*abs(tmp5) + tmp4
 
 
 def sigmoid_value_and_grad_bound_unit(box, C):

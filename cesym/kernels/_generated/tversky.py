@@ -214,7 +214,7 @@ def index_value(y, p, alpha, beta):
     tmp3 = y*(1 - p)
     tmp4 = _rt.row_sum(tmp3)
     tmp5 = tmp0 + _rt.weighted_row_sum(tmp1, alpha, tmp2) + _rt.weighted_row_sum(tmp3, beta, tmp4)
-    return _rt.where(numpy.equal(tmp5, 0), 1, -tmp0/tmp5 + 1)
+    return _rt.where(numpy.equal(tmp5, 0), 1, 1 - tmp0/tmp5)
 
 
 def index_naive_value(y, p, alpha, beta):
@@ -224,7 +224,7 @@ def index_naive_value(y, p, alpha, beta):
     """
     tmp0 = _rt.row_sum(p*y)
     tmp1 = tmp0 + alpha*_rt.row_sum(p*(1 - y)) + beta*_rt.row_sum(y*(1 - p))
-    return _rt.where(numpy.equal(tmp1, 0), 1, -tmp0/tmp1 + 1)
+    return _rt.where(numpy.equal(tmp1, 0), 1, 1 - tmp0/tmp1)
 
 
 def index_grad(y, p, alpha, beta):
@@ -259,7 +259,7 @@ def index_value_and_grad(y, p, alpha, beta):
     tmp5 = tmp0 + _rt.weighted_row_sum(tmp1, alpha, tmp2) + _rt.weighted_row_sum(tmp3, beta, tmp4)
     tmp6 = tmp0 + tmp2*alpha + tmp4*beta
     grad = _rt.where(numpy.equal(tmp6, 0), 0, _rt.guarded(lambda: (-1*((y*beta - y - alpha*(1 - y))/tmp6)*(tmp0/tmp6), _rt.divide_rows(-y, tmp6),), lambda p, y: _rt.divide_rows(-y**2*beta - y*alpha*_rt.rest_sum(p, _rt.row_sum(p)) - y*beta*_rt.rest_sum(y, _rt.row_sum(y)) + alpha*_rt.rest_sum(p*y, _rt.row_sum(p*y)), alpha*_rt.row_sum(p*(1 - y)) + beta*_rt.row_sum(y*(1 - p)) + _rt.row_sum(p*y), 2), p, y))
-    return _rt.where(numpy.equal(tmp5, 0), 1, -tmp0/tmp5 + 1), grad
+    return _rt.where(numpy.equal(tmp5, 0), 1, 1 - tmp0/tmp5), grad
 
 
 def index_naive_grad(y, p, alpha, beta):
@@ -270,7 +270,7 @@ def index_naive_grad(y, p, alpha, beta):
     tmp0 = _rt.row_sum(p*y)
     tmp1 = 1 - y
     tmp2 = tmp0 + alpha*_rt.row_sum(p*tmp1) + beta*_rt.row_sum(y*(1 - p))
-    return _rt.where(numpy.equal(tmp2, 0), 0, -1*((-tmp1*alpha + y*beta - y)/tmp2)*(tmp0/tmp2) + _rt.divide_rows(-y, tmp2))
+    return _rt.where(numpy.equal(tmp2, 0), 0, _rt.divide_rows(-y, tmp2) - 1*((y*beta - tmp1*alpha - y)/tmp2)*(tmp0/tmp2))
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.
