@@ -311,7 +311,11 @@ def _culprit(loss: Loss, derived: Derived, which: int, labels, pred, params, use
             if f is None or mpmath.isinf(f) or abs(f) > FORMATS[np.dtype(np.float64)][2]:
                 continue
             if (not math.isfinite(y)) if nonfinite else ulp_error(y, f, np.float64) > _HALF_THE_DIGITS:
-                temps = [f"{t} = {printer.doprint(d)}" for t, d in kept if node.has(t)]
+                need = {t for t, _ in kept if node.has(t)}
+                for t, d in reversed(kept):  # and the temporaries those are made of (kept in order)
+                    if t in need:
+                        need |= {u for u, _ in kept if d.has(u)}
+                temps = [f"{t} = {printer.doprint(d)}" for t, d in kept if t in need]
                 where_ = f" ({'; '.join(temps)})" if temps else ""
                 text = f"`{code}`{where_}"
                 text = text if len(text) <= 240 else text[:237] + "..."

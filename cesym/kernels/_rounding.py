@@ -171,7 +171,10 @@ class _Rounder:
         n = len(self.kinds)
         rows, C = blocks[-1].shape
         start = _blocks.block_start()
-        full = [np.broadcast_to(b, (rows, C)) for b in blocks]
+
+        def full():  # the inputs at the outputs' shape, for the few outputs a block flags
+            return [np.broadcast_to(b, (rows, C)) for b in blocks]
+
         for i, k in enumerate(self.kinds):
             value_row = k == "value" and self.row_level
             if self.exact[k] is None or (value_row and C > MAX_ROW):
@@ -193,7 +196,7 @@ class _Rounder:
             rv = flat[idx]
             if isinstance(m, float):  # left open by the block's bound: test them with their own magnitudes
                 sel = idx if value_row else np.unique(idx // C)
-                sub = checked(*[b[sel] for b in full], *scalars)[n + i]
+                sub = checked(*[b[sel] for b in full()], *scalars)[n + i]
                 if sub is None:
                     own = np.abs(rv)
                 else:
@@ -206,10 +209,10 @@ class _Rounder:
             else:
                 mm = np.abs(rv) if m is None else np.broadcast_to(m, shape).reshape(-1)[idx]
             if value_row:
-                inputs, pos = [b[idx] for b in full], start + idx
+                inputs, pos = [b[idx] for b in full()], start + idx
             else:
                 rr, cc = np.divmod(idx, C)
-                inputs, pos = [b[rr, cc][:, None] for b in full], start * C + idx
+                inputs, pos = [b[rr, cc][:, None] for b in full()], start * C + idx
             self.found.append((i, pos, rv, window * 2.0**-53 * mm, inputs))  # one append: atomic
         self.scalars, self.C = scalars, C
         return tuple(outs) if n > 1 else outs[0]

@@ -1612,11 +1612,37 @@ def edge_poles_rule(x: Elem) -> Rule:
     )
 
 
+def _common_factor(expr: sp.Basic) -> sp.Basic:
+    """``c·a + c·b -> c·(a + b)`` for the integer content c > 1 of a sum of element-level terms
+    (SymPy distributes the 2 of d(x²)/dx = 2x over ``x = p - y``: ``2p - 2y``). Only sums of
+    products of powers of the inputs and parameters (no function, no row reduction): the
+    shapes of the other rules (a guarded split, a rest sum) are left as they are."""
+
+    def take(e: sp.Basic) -> sp.Basic | None:
+        if not isinstance(e, sp.Add) or not element_symbols(e) or e.atoms(sp.Function):
+            return None
+        c, rest = e.primitive()
+        if not (c.is_Integer and c > 1):
+            return None
+        return sp.Mul(c, rest, evaluate=False)
+
+    return _top_down(expr, take)
+
+
+COMMON_FACTOR = Rule(
+    "common-factor",
+    "an integer factor common to a sum's terms taken out of it (2p - 2y = 2(p - y)): one "
+    "operation per term fewer, p - y shared with the value, and no overflow of 2p where p - y "
+    "is finite (|p| > 9e307); a power of two is the same number wherever 2p does not overflow.",
+    _common_factor,
+)
+
+
 def gradient_rules(weights: Sequence[Elem], guard: bool, x: Elem | None = None) -> list[Rule]:
     """Rules applied to a derived gradient with respect to ``x``, in order (the edge poles of
     a loss on probabilities with ``guard``)."""
     edge = [edge_poles_rule(x)] if guard and x is not None else []
     return [
         ONE_MINUS_SHARE, NEG_LOG_SHARE, UNSCALE, SHIFT_EXP, SHIFT_EXP_WEIGHTED, SPLIT_ROWSUM, NORM_SQUARE, MIXTURE_RATIO, POWER_RULE, guard_rule(weights, guard),
-        *edge, LOG_GUARDED_POWER, CROSS_REST, ONE_FRACTION, SIGMOID_DIFFERENCE, EXPM1_WEIGHT, SCALE_NORM,
+        *edge, LOG_GUARDED_POWER, CROSS_REST, ONE_FRACTION, SIGMOID_DIFFERENCE, EXPM1_WEIGHT, SCALE_NORM, COMMON_FACTOR,
     ]

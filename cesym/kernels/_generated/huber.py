@@ -111,15 +111,15 @@ DERIVED = {'smooth_l1': {'naive_value': "Mul(Pow(Symbol('C', positive=True, inte
                         "positive=True)), Abs(Add(Elem('p', real=True), Mul(Integer(-1), Elem('y', "
                         'real=True))))), true))))',
                'grad': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
-                       "Symbol('delta', positive=True), Piecewise(ExprCondPair(Mul(Rational(1, 2), "
-                       "Pow(Symbol('delta', positive=True), Integer(-1)), Add(Mul(Integer(2), "
-                       "Elem('p', real=True)), Mul(Integer(-1), Integer(2), Elem('y', "
+                       "Symbol('delta', positive=True), "
+                       "Piecewise(ExprCondPair(Mul(Pow(Symbol('delta', positive=True), "
+                       "Integer(-1)), Add(Elem('p', real=True), Mul(Integer(-1), Elem('y', "
                        "real=True)))), GreaterThan(Symbol('delta', positive=True), "
                        "Abs(Add(Elem('p', real=True), Mul(Integer(-1), Elem('y', real=True)))))), "
                        "ExprCondPair(sign(Add(Elem('p', real=True), Mul(Integer(-1), Elem('y', "
                        'real=True)))), true)))',
                'value_rules': [],
-               'grad_rules': []}}
+               'grad_rules': ['common-factor']}}
 
 
 def smooth_l1_value(y, p, delta):
@@ -133,11 +133,11 @@ def smooth_l1_value(y, p, delta):
     - none
     """
     C = _rt.width(p)
-    tmp0 = p - y
-    tmp1 = (1/2)/delta
-    tmp2 = abs(tmp0)
+    tmp0 = 1/delta
+    tmp1 = p - y
+    tmp2 = abs(tmp1)
     tmp3 = numpy.greater_equal(delta, tmp2)
-    tmp4 = _rt.where(tmp3, _rt.scale_rows(tmp0**2, tmp1), tmp2 - 1/2*delta)
+    tmp4 = _rt.where(tmp3, (1/2)*tmp0*tmp1**2, tmp2 - 1/2*delta)
     tmp5 = delta/C
     return _rt.weighted_row_sum(tmp4, tmp5, _rt.row_sum(tmp4))
 
@@ -158,31 +158,31 @@ def smooth_l1_grad(y, p, delta):
 
     Derived by SymPy from the stable value: ``delta*Piecewise(((2*p - 2*y)/(2*delta), delta >= Abs(p - y)), (sign(p - y), True))/C``
 
-    Stable form: ``delta*Piecewise(((2*p - 2*y)/(2*delta), delta >= Abs(p - y)), (sign(p - y), True))/C``
+    Stable form: ``delta*Piecewise(((p - y)/delta, delta >= Abs(p - y)), (sign(p - y), True))/C``
 
     Rewrites applied:
-    - none
+    - common-factor: an integer factor common to a sum's terms taken out of it (2p - 2y = 2(p - y)): one operation per term fewer, p - y shared with the value, and no overflow of 2p where p - y is finite (|p| > 9e307); a power of two is the same number wherever 2p does not overflow.
     """
     C = _rt.width(p)
-    tmp0 = p - y
-    tmp1 = (1/2)/delta
-    tmp2 = abs(tmp0)
+    tmp0 = 1/delta
+    tmp1 = p - y
+    tmp2 = abs(tmp1)
     tmp3 = numpy.greater_equal(delta, tmp2)
     tmp4 = delta/C
-    return _rt.scale_rows(_rt.where(tmp3, _rt.scale_rows(p*2 - 2*y, tmp1), numpy.sign(tmp0)), tmp4)
+    return _rt.scale_rows(_rt.where(tmp3, _rt.scale_rows(tmp1, tmp0), numpy.sign(tmp1)), tmp4)
 
 
 def smooth_l1_value_and_grad(y, p, delta):
     r"""Huber loss: stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``smooth_l1_value`` and ``smooth_l1_grad``).
     """
     C = _rt.width(p)
-    tmp0 = p - y
-    tmp1 = (1/2)/delta
-    tmp2 = abs(tmp0)
+    tmp0 = 1/delta
+    tmp1 = p - y
+    tmp2 = abs(tmp1)
     tmp3 = numpy.greater_equal(delta, tmp2)
-    tmp4 = _rt.where(tmp3, _rt.scale_rows(tmp0**2, tmp1), tmp2 - 1/2*delta)
+    tmp4 = _rt.where(tmp3, (1/2)*tmp0*tmp1**2, tmp2 - 1/2*delta)
     tmp5 = delta/C
-    grad = _rt.scale_rows(_rt.where(tmp3, _rt.scale_rows(p*2 - 2*y, tmp1), numpy.sign(tmp0)), tmp5)
+    grad = _rt.scale_rows(_rt.where(tmp3, _rt.scale_rows(tmp1, tmp0), numpy.sign(tmp1)), tmp5)
     return _rt.weighted_row_sum(tmp4, tmp5, _rt.row_sum(tmp4)), grad
 
 
@@ -228,16 +228,16 @@ def smooth_l1_value_and_grad_checked(y, p, delta):
     r"""Huber loss: ``smooth_l1_value_and_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
     """
     C = _rt.width(p)
-    tmp0 = p - y
-    tmp1 = (1/2)/delta
-    tmp2 = _rt.scale_rows(tmp0**2, tmp1)
-    tmp3 = abs(tmp0)
+    tmp0 = 1/delta
+    tmp1 = p - y
+    tmp2 = (1/2)*tmp0*tmp1**2
+    tmp3 = abs(tmp1)
     tmp4 = numpy.greater_equal(delta, tmp3)
     tmp5 = (1/2)*delta
     tmp6 = _rt.where(tmp4, tmp2, tmp3 - tmp5)
     tmp7 = delta/C
     tmp8 = _rt.where(tmp4, tmp2, tmp3 + tmp5)
-    return _rt.weighted_row_sum(tmp6, tmp7, _rt.row_sum(tmp6)), _rt.scale_rows(_rt.where(tmp4, _rt.scale_rows(p*2 - 2*y, tmp1), numpy.sign(tmp0)), tmp7), _rt.weighted_row_sum(tmp8, tmp7, _rt.row_sum(tmp8)), None
+    return _rt.weighted_row_sum(tmp6, tmp7, _rt.row_sum(tmp6)), _rt.scale_rows(_rt.where(tmp4, _rt.scale_rows(tmp1, tmp0), numpy.sign(tmp1)), tmp7), _rt.weighted_row_sum(tmp8, tmp7, _rt.row_sum(tmp8)), None
 
 
 def smooth_l1_value_and_grad_bound(box, delta, C):
@@ -254,7 +254,7 @@ def smooth_l1_value_eft(fx, y, p, delta, C):
 
 def smooth_l1_grad_eft(fx, y, p, delta, C):
     r"""Huber loss: the stable grad in float64 with every rounding recorded in ``fx`` (:class:`cesym.kernels._eft.Tracker`): exact where ``fx.inexact`` stays False."""
-    return fx.div(fx.mul(delta, fx.where((delta >= numpy.abs(fx.add((-y), p))), lambda: fx.div(fx.add(fx.mul(-2.0, y), fx.mul(2.0, p)), fx.mul(2.0, delta)), lambda: numpy.sign(fx.add((-y), p)))), C)
+    return fx.div(fx.mul(delta, fx.where((delta >= numpy.abs(fx.add((-y), p))), lambda: fx.div(fx.add((-y), p), delta), lambda: numpy.sign(fx.add((-y), p)))), C)
 
 
 def smooth_l1_value_exact(y, p, delta, C):
@@ -264,7 +264,7 @@ def smooth_l1_value_exact(y, p, delta, C):
 
 def smooth_l1_grad_exact(y, p, delta, C):
     r"""Huber loss: the stable grad in decimal arithmetic at the current precision, of one element (Decimals), the row width C: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
-    return delta*((_ex.q(1, 2))*(_ex.D(2)*p - _ex.D(2)*y)/delta if (delta >= abs(p - y)) else _ex.sign(p - y))/C
+    return delta*((p - y)/delta if (delta >= abs(p - y)) else _ex.sign(p - y))/C
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.
