@@ -29,6 +29,7 @@ from ..generate.codegen import GENERATED_DIR
 from ..define.primitives import Elem, RestSum, RowMax, RowSum
 from ..keras.model import CLIP_EDGES_NOTE
 from .record import ERR_CAP, RECORD_NAME, dumps, measure
+from .thresholds import confirm, family_thresholds
 
 __all__ = ["REPORTS_DIR", "render_reports", "write_reports", "REPORT_POINTS", "REPORT_SEED"]
 
@@ -84,6 +85,39 @@ def _thresholds(dtype) -> dict[str, float]:
         "1 + exp(-x) rounds to 1 (σ(x) = 1, log σ(x) = 0 exactly)": float(sp.solve(sp.Eq(sp.exp(-x), eps / 2), x)[0]),
         "1 - p rounds to 1 (log(1 - p) = 0 for p below)": float(eps / 4),
     }
+
+
+def _threshold_section(derived: Sequence[Derived]) -> list[str]:
+    """The family's own thresholds (:mod:`cesym.report.thresholds`), each with its confirmation
+    in float32 and float64."""
+    exprs = [e for d in derived for e in (d.naive_value, d.naive_grad)]
+    weights = {w: defn for d in derived for w, defn in d.loss.weights.items() if defn != w}
+    found = family_thresholds(exprs, weights)
+    lines = ["## Where the naive forms break (derived from this family's expressions, per dtype)", ""]
+    if not found:
+        return lines + [
+            "None of the operations looked for (exp, 1 + exp, log(1 ± x), an integer power, cosh, 1/x, of an input "
+            "or a difference of two) appears in this family's naive value or gradient.",
+            "",
+        ]
+    lines += [
+        "The operations of the naive value and gradient (the definition in elementary functions, as written) that "
+        "overflow, underflow or round an argument away at finite inputs, and the inputs where they do: the exact "
+        "solution, rounded. Each is confirmed by the operation computed in that dtype just beyond the threshold and "
+        "just inside it (1 % of the input away, or a factor 2 for the thresholds that are powers); the class of the "
+        "result is shown (`cesym/report/thresholds.py`).",
+        "",
+        "| operation | breaks | float32 | float64 | computed in float32 | computed in float64 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for t in found:
+        cells = []
+        for dt in (np.float32, np.float64):
+            ok, text = confirm(t, dt)
+            cells.append(text if ok else f"**not confirmed**: {text}")
+        row = [f"`{t.operation}`", t.breaks, t.condition(np.float32), t.condition(np.float64), *cells]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |")  # |x| inside a table cell
+    return lines + [""]
 
 
 # --- rendering -------------------------------------------------------------------------------------
@@ -232,13 +266,7 @@ def render_family(
             if d.grad_rules:
                 lines += [f"- **{r.name}**: {r.why}" for r in d.grad_rules] + [""]
         lines += [f"Generated code (`{generated_name}`):", "", "```python", _code(d, generated), "```", ""]
-    if keras:  # the thresholds of the sigmoid and softmax cross-entropies (issue 11: per family)
-        lines += ["## Where the naive forms break (derived symbolically, per dtype)", ""]
-        lines += ["| threshold | float32 | float64 |", "|---|---:|---:|"]
-        t32, t64 = _thresholds(np.float32), _thresholds(np.float64)
-        for k in t32:
-            lines.append(f"| {k} | {t32[k]:.6g} | {t64[k]:.6g} |")
-        lines += [""]
+    lines += _threshold_section(derived)
     lines += ["## Measured in this run", ""]
     lines += [
         f"Seeded stratified sample ({record['points']} rows per kernel and dtype, seed {record['seed']}), against the "
