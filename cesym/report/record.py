@@ -68,7 +68,7 @@ def _config(c, case) -> dict:
     its case declares (the loss it computes, its reduction, how many label kinds it is checked with)."""
     from ..verify.registry import label_kinds
 
-    keep = ("value_ulps", "grad_ulps", "value_bits", "value_share", "grad_share")
+    keep = ("value_ulps", "grad_ulps", "value_bits", "value_share", "grad_share", "value_worst", "grad_worst")
     return {
         "kernel": c.kernel,
         "loss": case.loss,
@@ -79,7 +79,7 @@ def _config(c, case) -> dict:
         "labels": c.labels,
         "points": c.points,
         "stable": {k: c.stable.get(k) for k in keep},
-        "naive": {k: c.naive.get(k) for k in ("value_ulps", "grad_ulps")},
+        "naive": {k: c.naive.get(k) for k in ("value_ulps", "grad_ulps", "value_worst", "grad_worst")},
         "failures": len(c.failures),
         "naive_outside": c.naive_outside,
         "unresolved": c.unresolved,

@@ -180,7 +180,29 @@ def _measured_table(configs: Sequence[dict], points: int) -> list[str]:
             f"{_fmt((nv.get('value_ulps') or {}).get('max'))} | {_fmt((nv.get('grad_ulps') or {}).get('max'))} | "
             f"{c['naive_outside']} | {c['failures']} | {c['unresolved']} |"
         )
+    worst = [w for c in configs for w in _worst_lines(c)]
+    if worst:
+        lines += ["", "Where each maximum above was measured (the inputs of the worst point, what was computed, the exact "
+                  "value to 17 digits, and the point's condition number κ; no κ where the exact value is not finite):", ""]
+        lines += worst
     return lines
+
+
+def _worst_lines(c: dict) -> list[str]:
+    """One line per maximum of a configuration: the kernel's and the naive form's, value and gradient."""
+    out = []
+    for series, key in (("kernel", "stable"), ("naive form", "naive")):
+        for what in ("value", "grad"):
+            w = (c.get(key) or {}).get(f"{what}_worst")
+            if not w:
+                continue
+            kappa = "" if not np.isfinite(w["kappa"]) else f", κ = {w['kappa']:.3g}"
+            label = "gradient" if what == "grad" else "value"
+            out.append(
+                f"- `{c['kernel']}` {c['dtype']} {c['labels']}, {series} {label}: {_fmt(w['ulps'])} ulps at {w['at']}: "
+                f"computed {w['computed']!r}, exact {w['exact']}{kappa}"
+            )
+    return out
 
 
 def _keras_table(configs: Sequence[dict], keras_ran: bool, family_seeds: bool) -> list[str]:

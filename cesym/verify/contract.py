@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+import mpmath
 import numpy as np
 
 from ..define.loss import Loss, load_all
@@ -74,6 +75,25 @@ class Result:
     grad_bits: list[float] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     unresolved: int = 0
+    #: "value"/"grad" -> (ulps, describe): the largest error and a function giving its point
+    #: (inputs, computed, exact, κ); κ is computed for that point only, when summarised
+    worst: dict = field(default_factory=dict)
+
+    def note(self, what: str, e: float, describe) -> None:
+        """Keep ``(e, describe)`` as the worst ``what`` if ``e`` exceeds the worst so far (NaN does)."""
+        cur = self.worst.get(what)
+        if cur is None or not e <= cur[0]:
+            self.worst[what] = (e, describe)
+
+    def merge_worst(self, other: "Result") -> None:
+        for what, (e, describe) in other.worst.items():
+            self.note(what, e, describe)
+
+    def _worst(self, what: str) -> dict | None:
+        if what not in self.worst:
+            return None
+        e, describe = self.worst[what]
+        return {"ulps": float(e), **describe()}
 
     def summary(self) -> dict:
         def st(xs):
@@ -93,6 +113,8 @@ class Result:
             "grad_share": st(self.grad_share),
             "failures": len(self.failures),
             "unresolved": self.unresolved,
+            "value_worst": self._worst("value"),
+            "grad_worst": self._worst("grad"),
         }
 
 
@@ -203,7 +225,18 @@ def _check_point(ref, res: Result, stratum, row, col, lab, pred, params, val, gr
         return ref.kappa_value(lab, pred, params, true_v, true_g)
 
     where = "" if col is None else f"[{col}]"
+
+    def describe(computed, true, k):  # the point of a worst error, with its κ (nan: none applies)
+        def text():
+            try:
+                kap = float(k()) if mpmath.isfinite(true) else math.nan
+            except Unresolved:
+                kap = math.nan
+            return {"at": _fmt_inputs(lab, pred, params), "computed": float(computed), "exact": mpmath.nstr(true, 17), "kappa": kap}
+        return text
+
     e = _error(val, true_v, dtype)
+    res.note("value", e, describe(val, true_v, kappa_value))
     res.value_ulps.append(e)
     res.value_bits.append(_bits(val, true_v, dtype))
     if _no_limit(true_v):
@@ -220,6 +253,7 @@ def _check_point(ref, res: Result, stratum, row, col, lab, pred, params, val, gr
         return
     for j, (gj, tj) in enumerate(zip(grow, true_g)):
         e = _error(gj, tj, dtype)
+        res.note("grad", e, describe(gj, tj, lambda j=j: kappa()[1][j]))
         res.grad_ulps.append(e)
         res.grad_bits.append(_bits(gj, tj, dtype))
         if _no_limit(tj):
@@ -300,6 +334,9 @@ def _check_penalty(
         kap_terms += [abs(mpmath.mpf(float(x)) * d) for x, d in zip(pred[r], gr) if np.isfinite(x)]
         for j, (gj, tj) in enumerate(zip(g[r] if g is not None else (), gr)):
             e = _error(gj, tj, dtype)
+            res.note("grad", e, lambda gj=gj, tj=tj, r=r: {  # 2λh/N: κ = 1
+                "at": f"row {start + r} of rows {start}:{stop} pred={pred[r].tolist()!r}", "computed": float(gj),
+                "exact": mpmath.nstr(tj, 17), "kappa": 1.0})
             res.grad_ulps.append(e)
             res.grad_bits.append(_bits(gj, tj, dtype))
             if _no_limit(tj) or not mpmath.isfinite(tj):
@@ -321,6 +358,8 @@ def _check_penalty(
             res.failures.append(Failure("value", start, batch.strata[start], e, math.nan, "", float(value), str(total)))
         return
     k = float(kap_num / abs(total)) if total != 0 else 0.0
+    res.note("value", e, lambda: {"at": f"rows {start}:{stop} pred={pred.tolist()!r} params={scalars[:-1]!r}",
+                                  "computed": float(value), "exact": mpmath.nstr(total, 17), "kappa": k})
     share = _share(e, vbase, k, value, total)
     if e > vbase:
         res.value_share.append(share)

@@ -321,6 +321,7 @@ def _merge(results):
         m.grad_share += r.grad_share
         m.failures += r.failures
         m.unresolved += r.unresolved
+        m.merge_worst(r)
     return m
 
 
