@@ -48,7 +48,7 @@ def _focal(q, log_q, log_1mq, weight):
 def _keras(kind: str, balance: bool):
     """Keras 3.15's algorithm: smoothed label t; from logits σ(x) (ops.sigmoid), whose result
     carries its logits, so that the cross-entropy is tf.nn.sigmoid_cross_entropy_with_logits;
-    on probabilities the cross-entropy of clip(p, ε, 1 - ε); p_t = t·p + (1 - t)(1 - p) of the
+    on probabilities the cross-entropy of clip(p, 1e-7, 1 - 1e-7); p_t = t·p + (1 - t)(1 - p) of the
     unclipped p; (1 - p_t)^γ; the weight t·α + (1 - t)(1 - α); the mean over the row."""
     if kind == "probs":
         q = Min(Max(p, EPS), 1 - EPS)

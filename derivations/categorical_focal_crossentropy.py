@@ -39,7 +39,7 @@ def _focal(r):
 
 
 def _keras(r):
-    """Keras 3.15's algorithm: r renormalised (again, after a softmax), clipped to [ε, 1 - ε];
+    """Keras 3.15's algorithm: r renormalised (again, after a softmax), clipped to [1e-7, 1 - 1e-7];
     -t·log r times (1 - r)^γ·α, summed over the row."""
     q = Min(Max(r / RowSum(r), EPS), 1 - EPS)
     return RowSum((1 - q) ** gamma * alpha * (-t * log(q)))

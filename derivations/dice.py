@@ -3,7 +3,7 @@ predicted probabilities :math:`p`:
 
 .. math::  L = 1 - \frac{2\sum_c y_c p_c}{\sum_c y_c + \sum_c p_c}
 
-over the last axis (one value per sample). Keras adds :math:`\epsilon = 10^{-7}` to the
+over the last axis (one value per sample). Keras adds :math:`10^{-7}` to the
 denominator, and its default ``axis=None`` reduces the whole batch to one number: cesym's
 kernels reduce over ``axis`` (default the last; Keras is compared with ``axis=-1``); for Keras's
 batch-wide value pass the batch as one row, ``y.reshape(1, -1)``. A row with no label and no
@@ -44,7 +44,7 @@ PUBLIC = [
         keywords=(AXIS,),
         keras=Keras("keras.losses.dice", "keras.losses.Dice", keywords={"axis": -1}),
         doc=r"""
-One value per sample: :math:`1 - 2\sum y p/(\sum y + \sum p)` over ``axis``, no ε (Keras adds
+One value per sample: :math:`1 - 2\sum y p/(\sum y + \sum p)` over ``axis``, no added constant (Keras adds
 1e-7 to the denominator and by default reduces the whole batch: pass ``y.reshape(1, -1)`` for
 that). y_pred must lie in [0, 1]. Gradient:
 :math:`2(\sum_c y_c p_c - y_j(\sum_c y_c + \sum_c p_c))/(\sum y + \sum p)^2`.

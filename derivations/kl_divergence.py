@@ -3,8 +3,8 @@ r"""Kullback–Leibler divergence, as ``keras.losses.kl_divergence`` (Keras 3) d
 .. math::  L = \sum_c y_c \log\frac{y_c}{p_c}
 
 over the last axis, with :math:`0\cdot\log 0 = 0` (a zero target costs nothing, whatever
-:math:`p`). Keras clips both to :math:`[\epsilon, 1]`, :math:`\epsilon = 10^{-7}`, first (so a
-zero target contributes :math:`\epsilon\log(\epsilon/p)`, and the gradient is 0 wherever a
+:math:`p`). Keras clips both to :math:`[10^{-7}, 1]` first (so a
+zero target contributes :math:`10^{-7}\log(10^{-7}/p)`, and the gradient is 0 wherever a
 prediction is clipped); the mathematics does not: a zero prediction under a positive target
 gives +inf.
 """

@@ -3,9 +3,9 @@ defines it:
 
 .. math::  L = \frac{100}{C} \sum_c \left|\frac{y_c - p_c}{y_c}\right|
 
-over the last axis. Keras divides by :math:`\max(|y|, \epsilon)`, :math:`\epsilon = 10^{-7}`
+over the last axis. Keras divides by :math:`\max(|y|, 10^{-7})`
 (a target of 0 costs :math:`10^9|p|`, and every target below :math:`10^{-7}` in magnitude is
-weighed as :math:`10^{-7}`); the mathematics has no ε: a zero target gives +inf where
+weighed as :math:`10^{-7}`); the mathematics has no floor: a zero target gives +inf where
 :math:`p \ne 0`. The kernels compute :math:`|p - y|/|y|` (one rounding
 for the difference, one for the quotient). The gradient :math:`\operatorname{sign}(p - y)/|y|\cdot 100/C`
 is 0 where :math:`p = y` (TensorFlow's convention for ``abs``).
@@ -44,7 +44,7 @@ PUBLIC = [
             ("keras.metrics.mean_absolute_percentage_error", "keras.metrics.MeanAbsolutePercentageError"),
         ),
         doc=r"""
-One value per sample: 100 times the mean of :math:`|p - y|/|y|` over the last axis (no ε: a
+One value per sample: 100 times the mean of :math:`|p - y|/|y|` over the last axis (no floor: a
 zero target gives +inf where :math:`p \ne y`, NaN where both are 0). Gradient:
 :math:`100\,\operatorname{sign}(p - y)/(C|y|)`, 0 where :math:`p = y`. ±inf predictions give
 +inf; NaN propagates.

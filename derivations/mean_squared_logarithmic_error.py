@@ -8,7 +8,7 @@ Keras computes :math:`\log(\max(p, \epsilon) + 1)`, :math:`\epsilon = 10^{-7}`: 
 below :math:`10^{-7}` is taken as :math:`10^{-7}` (a prediction of −0.9 costs as if it were 0,
 with a zero gradient), and :math:`\log(x + 1)` loses the digits of small :math:`x`
 (float32: :math:`10^{-7} + 1` is :math:`1 + 2^{-23}`, 19 % high); the kernels use ``log1p``.
-Keras's ε is a float32 constant in float64 too (:math:`1.0000000116860974\cdot 10^{-7}`).
+Keras's constant :math:`10^{-7}` is a float32 number in float64 too (:math:`1.0000000116860974\cdot 10^{-7}`).
 """
 
 from sympy import Max, Rational, log
@@ -49,7 +49,7 @@ PUBLIC = [
         ),
         doc=r"""
 One value per sample: the mean of :math:`(\log(1 + p) - \log(1 + y))^2` over the last axis, no
-ε (Keras floors both at :math:`10^{-7}`). y_pred must be >= −1: −1 gives +inf (the gradient
+floor (Keras floors both at :math:`10^{-7}`). y_pred must be >= −1: −1 gives +inf (the gradient
 −inf). Gradient: :math:`2(\log(1 + p) - \log(1 + y))/((1 + p)C)`. NaN propagates.
 """,
     ),

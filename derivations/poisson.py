@@ -3,8 +3,8 @@ counts :math:`y` under a Poisson rate :math:`p > 0`, up to the terms free of :ma
 
 .. math::  L = \frac1C \sum_c \big(p_c - y_c \log p_c\big)
 
-over the last axis. Keras computes :math:`p - y\log(p + \epsilon)`, :math:`\epsilon = 10^{-7}`;
-the mathematics has no ε: a rate 0 under a positive count gives +inf (its limit), under a zero
+over the last axis. Keras computes :math:`p - y\log(p + 10^{-7})`;
+the mathematics adds nothing: a rate 0 under a positive count gives +inf (its limit), under a zero
 count 0 (:math:`0\cdot\log 0 = 0`).
 """
 

@@ -9,7 +9,7 @@ loss). ``keras.losses.tversky`` (Keras 3.15.1) swaps them: it multiplies
 :math:`\sum y(1 - p)` (the false negatives) by ``alpha`` and :math:`\sum (1 - y)p` by ``beta``
 (fixed upstream after 3.15); the kernels follow the definition, the model of Keras follows
 Keras, and where α ≠ β the two differ by far more than rounding. Keras also adds
-:math:`\epsilon = 10^{-7}` to the denominator and by default reduces the whole batch
+:math:`10^{-7}` to the denominator and by default reduces the whole batch
 (``axis=None``); cesym reduces over ``axis`` (Keras is compared with ``axis=-1``). A row where
 the denominator is 0 (no label and no prediction) is 0/0; the loss there is its limit, 1.
 """
@@ -58,7 +58,7 @@ PUBLIC = [
         doc=r"""
 One value per sample: :math:`1 - TP/(TP + \alpha FP + \beta FN)` over ``axis``, α on the false
 positives :math:`\sum(1 - y)p`, β on the false negatives :math:`\sum y(1 - p)` (Keras 3.15.1
-swaps them), no ε. y_pred must lie in [0, 1].
+swaps them), no added constant. y_pred must lie in [0, 1].
 """,
     ),
 ]

@@ -662,7 +662,7 @@ def contains(interval, value: float, dtype) -> bool:
 
 #: The heading line of the clip-edges table of the reports.
 CLIP_EDGES_NOTE = (
-    "`keras.losses.binary_crossentropy` clips p to [ε, 1 − ε], ε = 1e-7 cast to the dtype (float32: 1 − ε = 1 − 2⁻²³):"
+    "`keras.losses.binary_crossentropy` clips p to [1e-7, 1 − 1e-7], the constant cast to the dtype (float32: 1 − 1e-7 rounds to 1 − 2⁻²³; ε is label smoothing in these reports):"
 )
 
 
@@ -679,10 +679,10 @@ def clip_edges() -> list[dict]:
     for dtype in (np.float32, np.float64):
         lo, hi = bounds(dtype)
         for p, y, model, model_value, model_grad, math_v in (
-            (0.0, 1.0, f"−ln ε = {-math.log(lo):.8g}", -math.log(lo), None, "+inf"),
-            (1.0, 0.0, f"−ln(1 − (1−ε)) = {-math.log(1 - hi):.8g}" + (" = 23·ln 2" if dtype == np.float32 else ""),
+            (0.0, 1.0, f"−ln 1e-7 = {-math.log(lo):.8g}", -math.log(lo), None, "+inf"),
+            (1.0, 0.0, f"−ln(1 − (1 − 1e-7)) = {-math.log(1 - hi):.8g}" + (" = 23·ln 2" if dtype == np.float32 else ""),
              -math.log(1 - hi), None, "+inf"),
-            (1.0, 1.0, f"−ln(1−ε) = {-math.log(hi):.3g}", -math.log(hi), None, "0"),
+            (1.0, 1.0, f"−ln(1 − 1e-7) = {-math.log(hi):.3g}", -math.log(hi), None, "0"),
             (1e-12, 1.0, "gradient 0 (clipped)", None, 0.0, f"gradient {-1 / 1e-12:.3g}"),
         ):
             pa = np.array([[p]], dtype=dtype)

@@ -253,6 +253,21 @@ def _code(d: Derived, text: str) -> str:
     return "\n\n".join(out)
 
 
+#: Stated once, in the index; every family report links to them.
+CONVENTIONS = (
+    "- Rows along `axis` (moved last); inside a sum $x_c$ runs over the row, outside it $x_j$ is the element "
+    "at which a gradient is taken. $C$ is the row's length (the number of classes).",
+    "- 0·log 0 = 0; a zero probability under a positive label gives +inf (no clipping).",
+    "- Gradients are d(sum of the returned per-sample values)/d(y_pred).",
+    "- $\\varepsilon$ is a loss's label smoothing; Keras's clip constant $10^{-7}$ is written as a number.",
+    "- float32 inputs are computed in float64 and rounded once; the elementwise float32 kernels test that "
+    "rounding and recompute the few outputs too close to a float32 rounding boundary, so that they are "
+    "correctly rounded (see each report's exhaustive section where one was run). Each kernel's domain "
+    "(probabilities in [0, 1], positive rates, any real) is in its docstring; ±inf inputs give the "
+    "mathematics' limits.",
+)
+
+
 def render_family(
     family: str, derived: Sequence[Derived], record: dict, doc: str, generated: str, generated_name: str, keras: bool = True
 ) -> str:
@@ -260,21 +275,14 @@ def render_family(
     ``record``; ``keras``: the family declares a Keras counterpart (else no Keras section)."""
     configs = [c for c in record["configs"] if _family_of(c) == family]
     lines = [f"# {family}", "", _doc_to_markdown(doc), ""]
-    lines += ["## Conventions", ""]
-    lines += [
-        "- Rows along `axis` (moved last); inside a sum $x_c$ runs over the row, outside it $x_j$ is the element "
-        "at which a gradient is taken.",
-        "- 0·log 0 = 0; a zero probability under a positive label gives +inf (no clipping).",
-        "- Gradients are d(sum of the returned per-sample values)/d(y_pred).",
-        "",
-    ]
+    lines += ["Notation and conventions, the same for every family: [README.md](README.md#conventions).", ""]
     for d in derived:
         loss = d.loss
         lines += [f"## {loss.title} (`{loss.name}`)", ""]
         lines += ["Definition:", "", f"$$L = {_tex(d.naive_value)}$$", ""]
         for w, defn in loss.weights.items():
             if defn != w:
-                lines += [f"with label weight $${_tex(w)} = {_tex(defn)}$$", ""]
+                lines += [f"with label weight ${_tex(w)} = {_tex(defn)}$", ""]
         if d.naive_grad is not None:
             lines += ["Gradient, as SymPy differentiates the definition (the naive gradient):", ""]
             lines += [f"$$\\frac{{\\partial L}}{{\\partial {_tex(loss.prediction)}}} = {_tex(d.naive_grad)}$$", ""]
@@ -478,6 +486,12 @@ def render_index(record: dict) -> str:
         "`cesym report --check` re-renders every file from the sources and that record (byte for byte) and checks "
         "the committed and a fresh measurement by what they promise: every point within the contract, no reference "
         "unresolved, no unexplained Keras deviation, the same points and series.",
+        "",
+        "## Conventions",
+        "",
+        *CONVENTIONS,
+        "",
+        "## Every kernel",
         "",
         "| kernel | dtype | value max ulps (all label kinds) | gradient max ulps | max share of the bound (value / gradient) | "
         "naive value / gradient max ulps | contract | Keras max ulps from the mathematics (value / gradient) | "

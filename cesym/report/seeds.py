@@ -187,7 +187,7 @@ def _seed000_runs(tf, keras) -> list[SeedNumber]:
         "on 256 stand-in images of raw pixels", "2.3026, 2.3026 (epochs 4–5)",
         f"epoch losses {[float(v) for v in hist]}; every weight unchanged after 2 epochs: {_check(still)}",
         f"ln 10 = {math.log(10):.7g}", "—",
-        "Every output is clipped up to ε, the clipped row is uniform, the loss is ln 10 and tf.clip_by_value passes "
+        "Every output is clipped up to 1e-7, the clipped row is uniform, the loss is ln 10 and tf.clip_by_value passes "
         "a zero gradient: the optimizer has nothing to follow and the weights stay where they are. The post's "
         "3.8974, 2.3095, 2.3037 are its model drifting into that state (outputs turning negative); its 3.0797 … 0.3952 "
         "(from_logits=True) and 0.2545 … 0.0611 (pixels / 255) are MNIST training curves from that model's weights: "
@@ -302,7 +302,7 @@ def seed_numbers() -> list[SeedNumber]:
         "002", "binary_crossentropy", "BinaryCrossentropy()(labels=[1], predictions=[[0.3]])", "1.2039724588394165",
         _r(L.BinaryCrossentropy()(y, p)), mpmath.nstr(-mpmath.log(mpmath.mpf(0.3)), 17),
         _r(K.binary_crossentropy(y.reshape(-1, 1).astype(float), p)[0]),
-        "Keras 2 computed log(p + ε) in float32: float32(−ln(0.3 + 1e-7)) = "
+        "Keras 2 computed log(p + 1e-7) in float32: float32(−ln(0.3 + 1e-7)) = "
         f"{k2!r} ({_check(k2 == 1.2039724588394165)}). Keras 3's class form casts to float32 and clips instead: "
         "float32 of −ln float32(0.3). The blog's manual value [[1.2039728]] is the float64 value −ln 0.3 as NumPy "
         "prints a float64 array (8 significant digits by default): "
@@ -326,7 +326,7 @@ def seed_numbers() -> list[SeedNumber]:
         "002", "binary_crossentropy", "BinaryCrossentropy() on the batch [[0.3,0.7],[0.4,0.6],[0.1,0.9]]",
         "1.1918498277664185 (manual 1.1918502562689777)", _r(L.BinaryCrossentropy()(Y, P)), mpmath.nstr(exact, 17),
         _r(np.mean(K.binary_crossentropy(Y.astype(float), P))),
-        f"Keras 2's log(p + ε) formula gives {float(k2b)!r} in float64 and float32 {float(np.float32(k2b))!r} "
+        f"Keras 2's log(p + 1e-7) formula gives {float(k2b)!r} in float64 and float32 {float(np.float32(k2b))!r} "
         f"({_check(float(np.float32(k2b)) == 1.1918498277664185)}: the printed float64 tensor held a float32 "
         "result). The mathematics is the mean of −ln 0.7, −ln 0.4, −ln 0.1.",
     ))
@@ -407,8 +407,8 @@ def seed_numbers() -> list[SeedNumber]:
         "000", "sparse_categorical_crossentropy", "plateau: SparseCategoricalCrossentropy(from_logits=False) on raw "
         "(negative) outputs of a 10-class Dense layer", "2.3026 (epochs 4–5)", f"{float(np.mean(lv.numpy())):.7g}; {gtxt}",
         f"ln 10 = {math.log(10):.7g}", _raises(lambda: K.sparse_categorical_crossentropy(lab, raw)),
-        "Keras clips every negative output up to ε = 1e-7, so the row becomes uniform after renormalising: "
-        "the loss is ln 10 whatever the outputs, and tf.clip_by_value passes a zero gradient outside [ε, 1 − ε] "
+        "Keras clips every negative output up to 1e-7, so the row becomes uniform after renormalising: "
+        "the loss is ln 10 whatever the outputs, and tf.clip_by_value passes a zero gradient outside [1e-7, 1 − 1e-7] "
         f"(measured: {gtxt}; a row inside it, 0.1 everywhere, gets max |g| {g_in:.3g}) — training stops on the plateau. "
         "The gradient is 0, not None: a None comes from a tape that did not record the loss's reduction. "
         "cesym refuses negative probabilities instead of computing a loss of nothing.",

@@ -7,7 +7,7 @@ negative cosine of the angle between the label row :math:`y` and the prediction 
 
 over ``axis`` (default the last), in [-1, 1]: -1 where the rows point the same way. Keras
 normalises each row by :math:`\min(1/\|x\|_2, 10^{7})` (``normalize`` with
-:math:`\epsilon = 10^{-7}`): a row of norm below :math:`10^{-7}` is not scaled to unit length,
+its constant :math:`10^{-7}`): a row of norm below :math:`10^{-7}` is not scaled to unit length,
 so its "cosine" shrinks with it (and a zero row gives 0 with a gradient of :math:`-y/10^{-7}`
 scale). The kernels form the unit vectors first (:math:`x/\|x\|_2` with a scaled norm), so that
 rows of 1e200s or 1e-200s give their cosine, and compute the gradient
@@ -59,7 +59,7 @@ PUBLIC = [{'name': 'cosine_similarity',
             'one_hot_as_given': False},
   'doc': '\n'
          'One value per sample: :math:`-\\sum y p/(\\|y\\|_2\\|p\\|_2)` over ``axis``, in [-1, 1], '
-         'no ε (Keras\n'
+         'no added constant (Keras\n'
          'caps 1/‖x‖ at 1e7). Gradient: :math:`(\\hat p_j\\sum_{c\\ne j}\\hat y_c\\hat p_c - \\hat '
          'y_j\\sum_{c\\ne j}\\hat p_c^2)/\\|p\\|_2`\n'
          'with :math:`\\hat x = x/\\|x\\|_2`. A zero row (either argument) has no direction: NaN. '

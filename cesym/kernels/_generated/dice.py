@@ -5,7 +5,7 @@ predicted probabilities :math:`p`:
 
 .. math::  L = 1 - \frac{2\sum_c y_c p_c}{\sum_c y_c + \sum_c p_c}
 
-over the last axis (one value per sample). Keras adds :math:`\epsilon = 10^{-7}` to the
+over the last axis (one value per sample). Keras adds :math:`10^{-7}` to the
 denominator, and its default ``axis=None`` reduces the whole batch to one number: cesym's
 kernels reduce over ``axis`` (default the last; Keras is compared with ``axis=-1``); for Keras's
 batch-wide value pass the batch as one row, ``y.reshape(1, -1)``. A row with no label and no
@@ -51,8 +51,8 @@ PUBLIC = [{'name': 'dice',
             'metric_of': {},
             'one_hot_as_given': False},
   'doc': '\n'
-         'One value per sample: :math:`1 - 2\\sum y p/(\\sum y + \\sum p)` over ``axis``, no ε '
-         '(Keras adds\n'
+         'One value per sample: :math:`1 - 2\\sum y p/(\\sum y + \\sum p)` over ``axis``, no added '
+         'constant (Keras adds\n'
          '1e-7 to the denominator and by default reduces the whole batch: pass ``y.reshape(1, '
          '-1)`` for\n'
          'that). y_pred must lie in [0, 1]. Gradient:\n'

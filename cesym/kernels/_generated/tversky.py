@@ -11,7 +11,7 @@ loss). ``keras.losses.tversky`` (Keras 3.15.1) swaps them: it multiplies
 :math:`\sum y(1 - p)` (the false negatives) by ``alpha`` and :math:`\sum (1 - y)p` by ``beta``
 (fixed upstream after 3.15); the kernels follow the definition, the model of Keras follows
 Keras, and where α ≠ β the two differ by far more than rounding. Keras also adds
-:math:`\epsilon = 10^{-7}` to the denominator and by default reduces the whole batch
+:math:`10^{-7}` to the denominator and by default reduces the whole batch
 (``axis=None``); cesym reduces over ``axis`` (Keras is compared with ``axis=-1``). A row where
 the denominator is 0 (no label and no prediction) is 0/0; the loss there is its limit, 1.
 
@@ -68,7 +68,7 @@ PUBLIC = [{'name': 'tversky',
          'the false\n'
          'positives :math:`\\sum(1 - y)p`, β on the false negatives :math:`\\sum y(1 - p)` (Keras '
          '3.15.1\n'
-         'swaps them), no ε. y_pred must lie in [0, 1].\n'}]
+         'swaps them), no added constant. y_pred must lie in [0, 1].\n'}]
 
 #: Each kernel's arguments, label weights, differentiability, shape and formula.
 CORES = {'index': {'args': ['y', 'p', 'alpha', 'beta'],
