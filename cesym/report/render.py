@@ -260,12 +260,33 @@ CONVENTIONS = (
     "- 0·log 0 = 0; a zero probability under a positive label gives +inf (no clipping).",
     "- Gradients are d(sum of the returned per-sample values)/d(y_pred).",
     "- $\\varepsilon$ is a loss's label smoothing; Keras's clip constant $10^{-7}$ is written as a number.",
-    "- float32 inputs are computed in float64 and rounded once; the elementwise float32 kernels test that "
-    "rounding and recompute the few outputs too close to a float32 rounding boundary, so that they are "
-    "correctly rounded (see each report's exhaustive section where one was run). Each kernel's domain "
-    "(probabilities in [0, 1], positive rates, any real) is in its docstring; ±inf inputs give the "
-    "mathematics' limits.",
+    "- Each kernel's domain (probabilities in [0, 1], positive rates, any real) is in its docstring; ±inf "
+    "inputs give the mathematics' limits, NaN propagates, and anything else outside the domain is an error "
+    "that names the argument.",
 )
+
+
+def _float32_rounding(generated_dir: Path = GENERATED_DIR) -> str:
+    """Which float32 kernels are correctly rounded (a rounding test, ``_checked`` forms) and which
+    round their float64 result once, read from the generated modules."""
+    import ast
+
+    tested, once = [], []
+    for path in sorted(Path(generated_dir).glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+        cores = next((ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)
+                      and any(getattr(t, "id", None) == "CORES" for t in n.targets)), {})
+        for variant in cores:
+            (tested if f"{variant}_value_checked" in names else once).append(f"`{path.stem}.{variant}`")
+    return (
+        "- float32 inputs are computed in float64. Kernels with a rounding test "
+        f"({', '.join(tested)}) test each float32 output against the float64 error bound and recompute the "
+        "few that lie too close to a float32 rounding boundary exactly: their outputs are correctly rounded "
+        "(values of rows up to 16 classes; wider rows' values are rounded once); the exhaustive sections check "
+        "every float32 input of the one-input kernels. The others "
+        f"({', '.join(once)}) round their float64 result once."
+    )
 
 
 def render_family(
@@ -490,6 +511,7 @@ def render_index(record: dict) -> str:
         "## Conventions",
         "",
         *CONVENTIONS,
+        _float32_rounding(),
         "",
         "## Every kernel",
         "",
