@@ -660,37 +660,68 @@ def contains(interval, value: float, dtype) -> bool:
     return a - spacing(a) <= v <= b + spacing(b)
 
 
-#: The heading line of the clip-edges table of the reports.
-CLIP_EDGES_NOTE = (
-    "`keras.losses.binary_crossentropy` clips p to [1e-7, 1 − 1e-7], the constant cast to the dtype (float32: 1 − 1e-7 rounds to 1 − 2⁻²³; ε is label smoothing in these reports):"
-)
+#: The heading line of each family's clip-edges table in the reports.
+CLIP_EDGES_NOTE = {
+    "binary_crossentropy": "`keras.losses.binary_crossentropy` clips p to [1e-7, 1 − 1e-7], the constant cast to the "
+    "dtype (float32: 1 − 1e-7 rounds to 1 − 2⁻²³; ε is label smoothing in these reports):",
+    "categorical_crossentropy": "`keras.losses.categorical_crossentropy` renormalises p over the row, then clips it to "
+    "[1e-7, 1 − 1e-7] (the constant cast to the dtype); rows of two classes, label on class 0:",
+    "sparse_categorical_crossentropy": "`keras.losses.sparse_categorical_crossentropy` clips p to [1e-7, 1 − 1e-7] "
+    "first and renormalises after (the sparse softmax op on log q); rows of two classes, label 0:",
+}
+
+
+def _edges(family: str, dtype) -> list[tuple]:
+    """(prediction row, label, what the model says, its value or None, its gradient at the
+    labelled class or None, the mathematics) at the edges of the clip of ``family``."""
+    lo, hi = bounds(dtype)
+    if family == "binary_crossentropy":
+        return [
+            ([0.0], [1.0], f"−ln 1e-7 = {-math.log(lo):.8g}", -math.log(lo), None, "+inf"),
+            ([1.0], [0.0], f"−ln(1 − (1 − 1e-7)) = {-math.log(1 - hi):.8g}" + (" = 23·ln 2" if dtype == np.float32 else ""),
+             -math.log(1 - hi), None, "+inf"),
+            ([1.0], [1.0], f"−ln(1 − 1e-7) = {-math.log(hi):.3g}", -math.log(hi), None, "0"),
+            ([1e-12], [1.0], "gradient 0 (clipped)", None, 0.0, f"gradient {-1 / 1e-12:.3g}"),
+        ]
+    one_hot = [1.0, 0.0] if family == "categorical_crossentropy" else [0]
+    if family == "categorical_crossentropy":
+        return [
+            ([0.0, 1.0], one_hot, f"−ln 1e-7 = {-math.log(lo):.8g}", -math.log(lo), None, "+inf"),
+            ([1.0, 0.0], one_hot, f"−ln(1 − 1e-7) = {-math.log(hi):.3g}", -math.log(hi), None, "0"),
+            ([1e-12, 1.0], one_hot, "gradient 0 (clipped)", None, 0.0, f"gradient {-1 / 1e-12 + 1:.3g}"),
+        ]
+    # sparse: -log(q_k / Σq) with q = clip(p); what the sparse softmax op then rounds is not modelled here
+    return [
+        ([0.0, 1.0], one_hot, f"−ln(1e-7 / (1e-7 + 1 − 1e-7)) ≈ {-math.log(lo / (lo + hi)):.8g}", None, None, "+inf"),
+        ([1.0, 0.0], one_hot, f"−ln((1 − 1e-7) / (1 − 1e-7 + 1e-7)) ≈ {-math.log(hi / (lo + hi)):.3g}"
+         + ("; in float32 the op's sum of the two rounds to 1: −ln(1 − 2⁻²³) = 1.19e-07" if dtype == np.float32 else ""),
+         None, None, "0"),
+        ([1e-12, 1.0], one_hot, "gradient 0 (clipped)", None, 0.0, f"gradient {-1 / 1e-12 + 1:.3g}"),
+    ]
 
 
 def clip_edges() -> list[dict]:
-    """Keras's binary cross-entropy at the edges of its clip, with what the model of its
-    algorithm says (``model_value``/``model_grad``: the number it predicts, None where it
-    predicts only a sign of life)."""
+    """Keras's cross-entropies on probabilities at the edges of their clip, with what the model
+    of their algorithm says (``model_value``/``model_grad``: the number it predicts, None where
+    it predicts only a sign of life) and the mathematics' value."""
     from .calls import keras_kernel
     from ..verify.registry import case as case_of
 
-    case = case_of("binary_crossentropy", from_logits=False)
-    call = keras_kernel(case)
     rows = []
-    for dtype in (np.float32, np.float64):
-        lo, hi = bounds(dtype)
-        for p, y, model, model_value, model_grad, math_v in (
-            (0.0, 1.0, f"−ln 1e-7 = {-math.log(lo):.8g}", -math.log(lo), None, "+inf"),
-            (1.0, 0.0, f"−ln(1 − (1 − 1e-7)) = {-math.log(1 - hi):.8g}" + (" = 23·ln 2" if dtype == np.float32 else ""),
-             -math.log(1 - hi), None, "+inf"),
-            (1.0, 1.0, f"−ln(1 − 1e-7) = {-math.log(hi):.3g}", -math.log(hi), None, "0"),
-            (1e-12, 1.0, "gradient 0 (clipped)", None, 0.0, f"gradient {-1 / 1e-12:.3g}"),
-        ):
-            pa = np.array([[p]], dtype=dtype)
-            ya = np.array([[y]], dtype=dtype)
-            rows.append({
-                "family": case.loss.split(".")[0], "p": p, "y": y, "dtype": np.dtype(dtype).name,
-                "value": float(call(ya, pa, {"label_smoothing": 0.0})[0]),
-                "grad": float(call(ya, pa, {"label_smoothing": 0.0}, grad=True)[0, 0]),
-                "model": model, "model_value": model_value, "model_grad": model_grad, "math": math_v,
-            })
+    for family in CLIP_EDGES_NOTE:
+        case = case_of(family, from_logits=False)
+        call = keras_kernel(case)
+        params = {"label_smoothing": 0.0} if family != "sparse_categorical_crossentropy" else {}
+        for dtype in (np.float32, np.float64):
+            for p, y, model, model_value, model_grad, math_v in _edges(family, dtype):
+                pa = np.array([p], dtype=dtype)
+                ya = np.array(y, dtype=np.int64) if family == "sparse_categorical_crossentropy" else np.array([y], dtype=dtype)
+                rows.append({
+                    "family": family, "p": p[0], "y": 1.0 if family != "binary_crossentropy" else y[0],
+                    "row": None if family == "binary_crossentropy" else f"p = {p}, label class 0",
+                    "dtype": np.dtype(dtype).name,
+                    "value": float(call(ya, pa, params)[0]),
+                    "grad": float(call(ya, pa, params, grad=True)[0, 0]),
+                    "model": model, "model_value": model_value, "model_grad": model_grad, "math": math_v,
+                })
     return rows

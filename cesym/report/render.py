@@ -363,10 +363,7 @@ def _keras_section(family: str, configs: Sequence[dict], record: dict) -> list[s
     caps = [r for r in record["caps"] if r.get("family") == family]
     if caps:
         lines += ["### Keras's clip at the edges", ""]
-        lines += [
-            CLIP_EDGES_NOTE,
-            "",
-        ]
+        lines += [CLIP_EDGES_NOTE[family], ""]
         lines += _keras_caps(caps) + [""]
     if mine:
         lines += ["## The seeds", ""] + _seed_table(mine) + [""]
@@ -374,14 +371,15 @@ def _keras_section(family: str, configs: Sequence[dict], record: dict) -> list[s
 
 
 def _keras_caps(rows: Sequence[dict]) -> list[str]:
-    """What Keras's clip does at the edges, measured against the model (binary cross-entropy)."""
+    """What Keras's clip does at the edges, measured against the model (the cross-entropies on probabilities)."""
     lines = [
         "| input (p, label) | dtype | Keras value | Keras gradient | the model says | the mathematics |",
         "|---|---|---|---|---|---|",
     ]
     for r in rows:
+        where = r.get("row") or f"({r['p']:g}, {r['y']:g})"
         lines.append(
-            f"| ({r['p']:g}, {r['y']:g}) | {r['dtype']} | {r['value']:.8g} | {r['grad']:.3g} | {r['model']} | {r['math']} |"
+            f"| {where} | {r['dtype']} | {r['value']:.8g} | {r['grad']:.3g} | {r['model']} | {r['math']} |"
         )
     return lines
 
