@@ -725,3 +725,49 @@ def clip_edges() -> list[dict]:
                     "model": model, "model_value": model_value, "model_grad": model_grad, "math": math_v,
                 })
     return rows
+
+
+def _max_ulps(configs, kernel: str, labels: str, dtype: str, part: str) -> float | None:
+    for c in configs:
+        if c["kernel"] == kernel and c["labels"] == labels and c["dtype"] == dtype and c.get("keras"):
+            return c["keras"][f"{part}_max_ulps"]
+    return None
+
+
+def semantic_notes(family: str, configs) -> list[str]:
+    """Where Keras computes another function than the mathematics (not a rounding), as report
+    bullets, with the deviations this run measured where it measured them (``configs``: the
+    record's configurations of ``family``). Such points count as *explained* when the model
+    replays Keras's formula: these notes say what that explanation is."""
+
+    def ulps(kernel, labels, part):
+        got = [_max_ulps(configs, kernel, labels, dt, part) for dt in ("float32", "float64")]
+        return " and ".join(f"{'inf' if g == math.inf else f'{g:.3g}'} ulps in {dt}" for g, dt in zip(got, ("float32", "float64")) if g is not None)
+
+    if family == "categorical_crossentropy":
+        measured = ulps("categorical_crossentropy[from_logits=True]", "soft", "grad")
+        return [
+            "- **From logits, the gradient assumes labels that sum to 1.** Keras's fused op returns "
+            "$\\operatorname{softmax}(z) - y$, the gradient of $-\\sum_c y_c \\log\\operatorname{softmax}(z)_c$ only where "
+            "$\\sum_c y_c = 1$; the gradient is $(\\sum_c y_c)\\operatorname{softmax}(z) - y$. On this run's soft labels "
+            f"(which do not sum to 1) Keras's gradient is off by up to {measured or 'no measured amount'}: "
+            "another function's gradient, counted as explained because the model replays that formula.",
+            "- **Renormalise, then clip.** On probabilities Keras divides p by its row sum and then clips to "
+            "[1e-7, 1 − 1e-7]; `sparse_categorical_crossentropy` clips first and renormalises after, so the two "
+            "Keras losses differ on the same row wherever a probability lies outside the clip.",
+        ]
+    if family == "sparse_categorical_crossentropy":
+        return [
+            "- **Clip, then renormalise.** On probabilities Keras clips p to [1e-7, 1 − 1e-7] and renormalises the "
+            "clipped row (the sparse softmax op on log q): $-\\log(q_k / \\sum_c q_c)$ with $q = \\operatorname{clip}(p)$, "
+            "where `categorical_crossentropy` renormalises first and clips after; a row with a probability outside "
+            "the clip gets another value from each.",
+        ]
+    if family == "binary_crossentropy":
+        return [
+            "- **`from_logits=True` after a sigmoid layer** (seed 001): the layer's probabilities are read as "
+            "logits, so the loss is that of $\\sigma(\\sigma(x))$: between $\\ln(1 + e^{-1})$ ≈ 0.313 and $\\ln 2$ for "
+            "label 1, between $\\ln 2$ and $\\ln(1 + e)$ ≈ 1.313 for label 0, however good the prediction: another "
+            "loss, not a rounding ([seeds.md](seeds.md)).",
+        ]
+    return []

@@ -27,7 +27,7 @@ from ..define.loss import DERIVATIONS_DIR, load_all
 from ..derive.gradients import Derived, derive, from_record
 from ..generate.codegen import GENERATED_DIR
 from ..define.primitives import Elem, RestSum, RowMax, RowSum
-from ..keras.model import CLIP_EDGES_NOTE
+from ..keras.model import CLIP_EDGES_NOTE, semantic_notes
 from .record import ERR_CAP, RECORD_NAME, dumps, measure
 from .thresholds import confirm, family_thresholds
 
@@ -360,6 +360,9 @@ def _keras_section(family: str, configs: Sequence[dict], record: dict) -> list[s
     ]
     mine = [s for s in record["seeds"] if s["family"] == family]
     lines += _keras_table(configs, record["keras"], bool(mine)) + [""]
+    notes = semantic_notes(family, configs)
+    if notes:
+        lines += ["### Where Keras computes another function", ""] + notes + [""]
     caps = [r for r in record["caps"] if r.get("family") == family]
     if caps:
         lines += ["### Keras's clip at the edges", ""]
