@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import mpmath
 import numpy as np
 
 from ..verify.contract import GRAD_BASE, KAPPA_FACTOR, VALUE_BASE, definition, losses_by_name, reference_for
@@ -47,6 +48,14 @@ class KerasTally:
     grad_max_ulps: float = 0.0
     unexplained_examples: list[str] = field(default_factory=list)
     unresolved: int = 0
+    #: the point of each maximum: {"ulps", "abs" (|Keras - exact|), "keras", "exact", "status", "at"}
+    value_worst: dict | None = None
+    grad_worst: dict | None = None
+
+    def note(self, part: str, worst: dict) -> None:
+        cur = getattr(self, f"{part}_worst")
+        if cur is None or not worst["ulps"] <= cur["ulps"]:  # NaN counts as worst
+            setattr(self, f"{part}_worst", worst)
 
     def merge(self, other: "KerasTally") -> "KerasTally":
         for k in self.value:
@@ -56,6 +65,10 @@ class KerasTally:
         self.grad_max_ulps = max(self.grad_max_ulps, other.grad_max_ulps)
         self.unexplained_examples += other.unexplained_examples[: max(0, 3 - len(self.unexplained_examples))]
         self.unresolved += other.unresolved
+        for part in ("value", "grad"):
+            w = getattr(other, f"{part}_worst")
+            if w is not None:
+                self.note(part, w)
         return self
 
 
@@ -111,11 +124,31 @@ def classify(case: KernelCase, batch: Batch, keras_call) -> KerasTally:
                     )
                 return "unexplained", e
 
+            def worst(part, e, k, true, status, where=""):
+                cur = getattr(tally, f"{part}_worst")
+                if cur is None or not e <= cur["ulps"]:
+                    tally.note(part, {
+                        "ulps": float(e), "abs": _abs_error(k, true), "keras": float(k), "exact": mpmath.nstr(true, 17),
+                        "status": status, "at": f"labels {[float(x) for x in lab]} pred {[float(x) for x in pred]}{where}",
+                    })
+
             status, e = judge("value", v, tv, lambda: model()[0], VALUE_BASE, kappa_value)
             tally.value[status] += 1
             tally.value_max_ulps = max(tally.value_max_ulps, e)
+            worst("value", e, v, tv, status)
             for j, (gj, tj) in enumerate(zip(g, tg)):
                 status, e = judge(f"grad[{j}]", gj, tj, lambda j=j: model()[1][j], GRAD_BASE, lambda j=j: kappa()[1][j])
                 tally.grad[status] += 1
                 tally.grad_max_ulps = max(tally.grad_max_ulps, e)
+                worst("grad", e, gj, tj, status, f", element {j}")
     return tally
+
+
+def _abs_error(k, true) -> float:
+    """|Keras - exact| as a float (inf where either is infinite and they differ, NaN where there is no limit)."""
+    t = mpmath.mpf(true) if not isinstance(true, mpmath.mpf) else true
+    if mpmath.isnan(t) or np.isnan(float(k)):
+        return float("nan")
+    if mpmath.isinf(t) or np.isinf(float(k)):
+        return 0.0 if float(k) == float(t) else float("inf")
+    return float(abs(mpmath.mpf(float(k)) - t))

@@ -28,6 +28,7 @@ from ..derive.gradients import Derived, derive, from_record
 from ..generate.codegen import GENERATED_DIR
 from ..define.primitives import Elem, RestSum, RowMax, RowSum
 from ..keras.model import CLIP_EDGES_NOTE, semantic_notes
+from ..verify.contract import GRAD_BASE, VALUE_BASE
 from .record import ERR_CAP, RECORD_NAME, dumps, measure
 from .thresholds import confirm, family_thresholds
 
@@ -242,7 +243,43 @@ def _keras_table(configs: Sequence[dict], keras_ran: bool, family_seeds: bool) -
         lines += ["", "Unexplained deviations (first few):", ""] + [f"- {e}" for e in examples[:6]]
     else:
         lines += ["", "Every deviation of Keras from the mathematics on these points is explained by its algorithm."]
+    verdicts = _keras_verdicts(rows)
+    if verdicts:
+        lines += ["", "In words, per Keras path and dtype (all label kinds together):", ""] + verdicts
     return lines
+
+
+def _keras_verdicts(rows: Sequence[dict]) -> list[str]:
+    """One sentence per (Keras path, dtype): how much of it is within the contract, what the
+    rest is, and the worst value and gradient deviation with its point, in ulps and absolute."""
+    groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for c in rows:
+        groups[(c["kernel"], c["dtype"])].append(c)
+    out = []
+    for (kernel, dtype), cs in groups.items():
+        parts = []
+        for part, noun in (("value", "values"), ("grad", "gradient elements")):
+            tot = {k: sum(c["keras"][part][k] for c in cs) for k in ("exact", "explained", "unexplained")}
+            n = sum(tot.values())
+            if not n:
+                continue
+            text = f"{tot['exact']} of {n} {noun} within the contract of the mathematics"
+            if tot["explained"] or tot["unexplained"]:
+                text += f", {tot['explained']} explained by Keras's algorithm, {tot['unexplained']} unexplained"
+            worst = [(c["keras"].get(f"{part}_worst"), c["labels"]) for c in cs if c["keras"].get(f"{part}_worst")]
+            if worst:
+                w, labels = max(worst, key=lambda t: (np.nan_to_num(t[0]["ulps"], nan=np.inf)))
+                if w["ulps"] > (VALUE_BASE if part == "value" else GRAD_BASE):
+                    text += (
+                        f"; the largest deviation {_fmt(w['ulps'])} ulps (absolute {_fmt(w['abs'])}, {w['status']}, "
+                        f"{labels} labels) at {w['at']}: Keras {w['keras']!r}, exact {w['exact']}"
+                    )
+                else:
+                    text += f"; at most {_fmt(w['ulps'])} ulps (absolute {_fmt(w['abs'])})"
+            parts.append(text)
+        if parts:
+            out.append(f"- `{kernel}` {dtype}: " + "; ".join(parts) + ".")
+    return out
 
 
 def _code(d: Derived, text: str) -> str:
