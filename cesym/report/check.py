@@ -102,7 +102,7 @@ def _plot_promises(family: str, panel: dict) -> list[str]:
 
 
 def _cap_promises(r: dict) -> list[str]:
-    where = f"Keras's clip ({r.get('family', 'binary_crossentropy')}) at {r.get('row') or (r['p'], r['y'])} {r['dtype']}"
+    where = f"Keras's clip ({r['family']}) at {r.get('row') or (r['p'], r['y'])} {r['dtype']}"
     out = []
     if r["model_value"] is not None:
         spacing = float(np.spacing(np.array(abs(r["model_value"]), dtype=r["dtype"])))
