@@ -88,12 +88,26 @@ def _thresholds(dtype) -> dict[str, float]:
     }
 
 
+def _family_thresholds(derived: Sequence[Derived]) -> list:
+    """The thresholds of the family's naive values and gradients (label weights written out)."""
+    exprs = [e for d in derived for e in (d.naive_value, d.naive_grad)]
+    weights = {w: defn for d in derived for w, defn in d.loss.weights.items() if defn != w}
+    return family_thresholds(exprs, weights)
+
+
+def _panel_thresholds(derived: Sequence[Derived], record: dict) -> dict[str, list]:
+    """Each plotted kernel's own thresholds (of its loss variant), by kernel id."""
+    by_loss = {}
+    for d in derived:
+        w = {k: v for k, v in d.loss.weights.items() if v != k}
+        by_loss[d.loss.name] = family_thresholds([d.naive_value, d.naive_grad], w)
+    return {c["kernel"]: by_loss[c["loss"]] for c in record["configs"] if c.get("loss") in by_loss}
+
+
 def _threshold_section(derived: Sequence[Derived]) -> list[str]:
     """The family's own thresholds (:mod:`cesym.report.thresholds`), each with its confirmation
     in float32 and float64."""
-    exprs = [e for d in derived for e in (d.naive_value, d.naive_grad)]
-    weights = {w: defn for d in derived for w, defn in d.loss.weights.items() if defn != w}
-    found = family_thresholds(exprs, weights)
+    found = _family_thresholds(derived)
     lines = ["## Where the naive forms break (derived from this family's expressions, per dtype)", ""]
     if not found:
         return lines + [
@@ -607,11 +621,18 @@ def render_index(record: dict) -> str:
 PLOT_DPI = 90
 
 
-def _draw_plot(panels: Sequence[dict]) -> str:
+#: How a threshold's line is labelled in the plots: what the operation becomes past it.
+_BECOMES = {"exp_over": "inf", "exp_under": "0", "one_plus_exp": "1", "one_minus": "1", "one_plus": "1",
+            "pow_over": "inf", "pow_under": "0", "cosh_over": "inf", "recip_over": "inf"}
+
+
+def _draw_plot(panels: Sequence[dict], thresholds: dict | None = None) -> str:
     """SVG of the value error (log10(1 + ulps)) against the largest input (log10) per kernel × dtype,
     one series each for the kernel, the naive form and Keras: deterministic bytes for given panels.
-    Text is SVG ``<text>`` (searchable, no glyph outlines); the markers are one image per panel
-    (:data:`PLOT_DPI`), so that a file stays under 200 KB."""
+    The family's derived thresholds (:mod:`.thresholds`) are drawn as vertical lines at their
+    magnitude in the panel's dtype, and the band where infinite and capped errors are drawn is
+    labelled. Text is SVG ``<text>`` (searchable, no glyph outlines); the markers are one image
+    per panel (:data:`PLOT_DPI`), so that a file stays under 200 KB."""
     import io
 
     import matplotlib
@@ -632,7 +653,28 @@ def _draw_plot(panels: Sequence[dict]) -> str:
                 marker, size = styles[s["label"]]
                 ax.scatter(x, np.log10(1 + np.asarray(s["err"], dtype=float)), s=size, marker=marker, label=s["label"],
                            alpha=0.6, linewidths=0.8, rasterized=True)
-            ax.set_ylim(-0.5, 21)
+            ax.set_ylim(-0.5, 22.5)
+            cap = np.log10(1 + ERR_CAP)
+            ax.axhspan(cap - 0.3, cap + 0.3, color="0.85", zorder=0)
+            ax.text(0.99, cap + 0.45, "inf, NaN or > 1e20 ulps", transform=ax.get_yaxis_transform(), ha="right",
+                    va="bottom", fontsize=6, color="0.35")
+            lines: dict[float, list[str]] = {}
+            for t in (thresholds or {}).get(panel["case"], ()):  # one line per magnitude, its operations named once
+                v = abs(t.value(panel["dtype"]))
+                if v > 0:
+                    lines.setdefault(round(float(np.log10(v)), 3), []).append(f"{t.operation} → {_BECOMES[t.kind]}")
+            lo, hi = (float(np.min(x)), float(np.max(x))) if len(x) else (0.0, 1.0)
+            merged: list[tuple[float, list[str]]] = []  # lines closer than 3 % of the axis share one label
+            for xv, names in sorted(lines.items()):
+                if merged and xv - merged[-1][0] < 0.03 * max(hi - lo, 1.0):
+                    merged[-1][1].extend(names)
+                else:
+                    merged.append((xv, list(names)))
+            for xv, names in merged:
+                if lo - 1 <= xv <= hi + 1:
+                    ax.axvline(xv, color="0.5", linestyle="--", linewidth=0.7, zorder=0)
+                    ax.text(xv, 0.93, "\n".join(dict.fromkeys(names)), rotation=90, fontsize=5, color="0.3",
+                            ha="right", va="top", transform=ax.get_xaxis_transform())
             ax.set_title(f"{panel['case']}, {panel['dtype']}", fontsize=9)
             ax.set_xlabel("log10 of the largest |input| of the row")
             ax.set_ylabel("log10(1 + error in ulps)")
@@ -786,14 +828,15 @@ def render_reports(
         else:
             code, name = generated[f"{family}.py"], f"{family}.py, as `cesym generate --derivations` writes it"
         declared = any(c.get("keras_declared") for c in record["configs"] if _family_of(c) == family)
-        text = render_family(family, _derived(losses, code), record, doc, code, name, keras=declared)
+        derived = _derived(losses, code)
+        text = render_family(family, derived, record, doc, code, name, keras=declared)
         extra = _exhaustive_section(family, exhaustive or {})
         if extra:
             text = text.replace("\n## Versions\n", "\n" + "\n".join(extra) + "\n## Versions\n", 1)
         panels, elsewhere = _unshown(record["plots"].get(family) or [], family, shown)
         if panels:
             if svg:
-                out[f"{family}_error.svg"] = _draw_plot(panels)
+                out[f"{family}_error.svg"] = _draw_plot(panels, _panel_thresholds(derived, record))
             text = _with_plot(family, text, panels, record["plot_rows"], elsewhere)
         out[f"{family}.md"] = text
     out["README.md"] = render_index(record)
