@@ -88,20 +88,46 @@ def _config(c, case) -> dict:
     }
 
 
+def separable(case) -> bool:
+    """The loss of a row is the mean (or sum) of one term per element, each term of its own
+    element only: a row of one element is that term, so its error can be plotted per element."""
+    import sympy as sp
+
+    from ..define.primitives import C, Elem, RowSum, outer_reductions
+    from ..verify.contract import definition
+
+    if case.elementwise:
+        return True
+    loss = definition(case)
+    reds = outer_reductions(loss.value)
+    if len(reds) != 1 or not isinstance(next(iter(reds)), RowSum):
+        return False
+    (red,) = reds
+    term = red.args[0]
+    rest = sp.simplify(loss.value / red)
+    weights = [d for w, d in loss.weights.items() if w in term.free_symbols]
+    return (not outer_reductions(term) and not term.has(C) and not any(d.has(C) for d in weights)
+            and not any(isinstance(x, Elem) for x in rest.free_symbols))
+
+
 def _plot_panels(family: str, keras: bool, seed: int, cases=None) -> list[dict]:
-    """Per plotted kernel × dtype: the largest |input| of each point and each series' value error
-    in ulps (``ERR_CAP`` for NaN, inf and anything larger), with how many of the series' points
-    are outside the contract (full precision, before rounding)."""
+    """Per plotted kernel × dtype: the input of each point and each series' value error in ulps
+    (``ERR_CAP`` for NaN, inf and anything larger), with how many of the series' points are
+    outside the contract (full precision, before rounding). A separable loss (:func:`separable`)
+    is sampled as rows of one element and plotted against that element, sign included
+    (``signed``); the others against the largest |input| of their rows of three."""
     from ..verify.contract import check_batch
     from ..verify.sampling import sample
     from ..verify.run import naive_kernel
 
     panels = []
     for case in plot_cases(family, cases):
+        per_element = separable(case) and not case.elementwise
         for dtype in (np.float32, np.float64):
-            batch = sample(case, dtype, 3, PLOT_ROWS, seed=seed)
-            pred = np.abs(batch.pred.astype(np.float64))
-            mags = pred.ravel() if case.elementwise else np.max(pred, axis=1)
+            batch = sample(case, dtype, 1 if per_element else 3, PLOT_ROWS * (3 if per_element else 1), seed=seed)
+            pred = batch.pred.astype(np.float64)
+            signed = per_element or case.elementwise
+            mags = pred.ravel() if signed else np.max(np.abs(pred), axis=1)
             kernels = [("cesym kernel", None), ("naive form", naive_kernel(case))]
             if keras and case.keras is not None:
                 from ..keras.calls import keras_kernel
@@ -116,6 +142,7 @@ def _plot_panels(family: str, keras: bool, seed: int, cases=None) -> list[dict]:
             panels.append({
                 "case": case.id,
                 "dtype": np.dtype(dtype).name,
+                "signed": bool(signed),
                 "mags": [_round(m) for m in mags[: len(series[0]["err"])]],
                 "series": series,
             })

@@ -648,7 +648,15 @@ def _draw_plot(panels: Sequence[dict], thresholds: dict | None = None) -> str:
             i, j = divmod(k, 2)
             ax = axes[i][j]
             # log10 on linear axes: matplotlib's log axes overflow near 1e308
-            x = np.log10(np.maximum(np.asarray(panel["mags"], dtype=float), 1e-320))
+            mags = np.asarray(panel["mags"], dtype=float)
+            signed = bool(panel.get("signed"))
+            floor = np.floor(np.log10(np.min(np.abs(mags[mags != 0])))) if np.any(mags != 0) else 0.0
+
+            def place(v, floor=floor, signed=signed):  # signed: ±(log10|v| - floor + 1), 0 at 0
+                a = np.log10(np.maximum(np.abs(np.asarray(v, dtype=float)), 1e-320))
+                return np.where(np.asarray(v) == 0, 0.0, np.sign(v) * (a - floor + 1)) if signed else a
+
+            x = place(mags)
             for s in panel["series"]:
                 marker, size = styles[s["label"]]
                 ax.scatter(x, np.log10(1 + np.asarray(s["err"], dtype=float)), s=size, marker=marker, label=s["label"],
@@ -659,10 +667,14 @@ def _draw_plot(panels: Sequence[dict], thresholds: dict | None = None) -> str:
             ax.text(0.99, cap + 0.45, "inf, NaN or > 1e20 ulps", transform=ax.get_yaxis_transform(), ha="right",
                     va="bottom", fontsize=6, color="0.35")
             lines: dict[float, list[str]] = {}
-            for t in (thresholds or {}).get(panel["case"], ()):  # one line per magnitude, its operations named once
-                v = abs(t.value(panel["dtype"]))
-                if v > 0:
-                    lines.setdefault(round(float(np.log10(v)), 3), []).append(f"{t.operation} → {_BECOMES[t.kind]}")
+            for t in (thresholds or {}).get(panel["case"], ()):  # one line per place, its operations named once
+                v = t.value(panel["dtype"])
+                where = [abs(v)] if not signed else ([v] if t.side in ("above", "below") else [abs(v), -abs(v)])
+                if t.kind in ("one_minus", "one_plus", "recip_over") and signed:
+                    where = [abs(v)] if t.kind != "recip_over" else [abs(v), -abs(v)]
+                for w in where:
+                    if w != 0:
+                        lines.setdefault(round(float(place(w)), 3), []).append(f"{t.operation} → {_BECOMES[t.kind]}")
             lo, hi = (float(np.min(x)), float(np.max(x))) if len(x) else (0.0, 1.0)
             merged: list[tuple[float, list[str]]] = []  # lines closer than 3 % of the axis share one label
             for xv, names in sorted(lines.items()):
@@ -676,7 +688,19 @@ def _draw_plot(panels: Sequence[dict], thresholds: dict | None = None) -> str:
                     ax.text(xv, 0.93, "\n".join(dict.fromkeys(names)), rotation=90, fontsize=5, color="0.3",
                             ha="right", va="top", transform=ax.get_xaxis_transform())
             ax.set_title(f"{panel['case']}, {panel['dtype']}", fontsize=9)
-            ax.set_xlabel("log10 of the largest |input| of the row")
+            if signed:
+                top = int(np.ceil(np.max(np.abs(x)))) if len(x) else 1
+                signs = [sg for sg in (-1, 1) if np.any(np.sign(mags) == sg)]
+                ks = np.unique(np.linspace(0, top - 1, 5 if len(signs) == 1 else 3).round().astype(int))
+                if len(signs) == 2:  # the innermost ticks of the two sides would print over each other
+                    ks = ks[ks > 0.1 * top] if np.any(ks > 0.1 * top) else ks
+                ticks = [(float(sg * (k + 1)), f"{'−' if sg < 0 else ''}1e{int(k + floor)}") for sg in signs for k in ks]
+                if np.any(mags == 0):
+                    ticks.append((0.0, "0"))
+                ax.set_xticks([t for t, _ in ticks], [lab for _, lab in ticks], fontsize=6)
+                ax.set_xlabel("the element's input (log scale on each side of 0, sign kept)")
+            else:
+                ax.set_xlabel("log10 of the largest |input| of the row")
             ax.set_ylabel("log10(1 + error in ulps)")
             ax.grid(True, which="major", alpha=0.3)
             if k == 0:
@@ -695,7 +719,7 @@ def _plot_table(panels: Sequence[dict]) -> list[str]:
         "|---|---|---|---:|---:|---:|",
     ]
     for panel in panels:
-        m = np.asarray(panel["mags"], dtype=float)
+        m = np.abs(np.asarray(panel["mags"], dtype=float))
         for s in panel["series"]:
             err = np.asarray(s["err"], dtype=float)
             bad = err > 4
@@ -732,16 +756,32 @@ def _with_plot(family: str, text: str, panels: Sequence[dict], plot_rows: int, e
     return text.replace(
         "## Keras\n",
         "### Error against input magnitude (value)\n\n"
-        f"![value error of the kernel, the naive form and Keras against the largest input of the row]({family}_error.svg)\n\n"
+        f"![value error of the kernel, the naive form and Keras against the input]({family}_error.svg)\n\n"
         + same
-        + f"{plot_rows} seeded rows of 3 per dtype, hard labels; log10(1 + ulps) against log10 of the largest input; "
-        f"infinite errors (NaN, overflow) and errors above {ERR_CAP:.0e} ulps at 20 (points kept to 6 digits). Where each "
-        "first exceeds 4 ulps on these points (the thresholds above, measured; an error above 4 ulps is within the "
-        "contract only where κ allows it):\n\n"
+        + _plot_caption(panels, plot_rows)
+        + f" log10(1 + ulps); infinite errors (NaN, overflow) and errors above {ERR_CAP:.0e} ulps in the grey band at 20 "
+        "(points kept to 6 digits). Dashed lines: the thresholds derived above, in the panel's dtype. Where each "
+        "series first exceeds 4 ulps on these points (an error above 4 ulps is within the contract only where κ "
+        "allows it):\n\n"
         + "\n".join(_plot_table(panels))
         + "\n\n## Keras\n",
         1,
     )
+
+
+def _plot_caption(panels: Sequence[dict], plot_rows: int) -> str:
+    """What the plotted points are: per element, sign kept (separable losses), or rows of three."""
+    signed = [p["case"] for p in panels if p.get("signed")]
+    rows = [p["case"] for p in panels if not p.get("signed")]
+    parts = []
+    if signed:
+        parts.append(f"{', '.join(f'`{c}`' for c in dict.fromkeys(signed))}: {3 * plot_rows} seeded elements per dtype "
+                     "(a row's loss is the mean of one term per element: rows of one element), hard labels, against "
+                     "the element's input, its sign kept (the axis is logarithmic on each side of 0);")
+    if rows:
+        parts.append(f"{', '.join(f'`{c}`' for c in dict.fromkeys(rows))}: {plot_rows} seeded rows of 3 per dtype, hard "
+                     "labels, against log10 of the largest |input| of the row;")
+    return " ".join(parts)
 
 
 def _derived(losses, code: str) -> list:
