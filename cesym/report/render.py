@@ -179,6 +179,40 @@ def _points(c: dict, points: int) -> str:
     )
 
 
+#: At most this many chain-rule steps per kernel (the outermost first).
+MAX_STEPS = 10
+
+
+def _chain_steps(d: Derived) -> list[str]:
+    """The derivative of each function node, row reduction and quotient of the stable value with
+    respect to the prediction's element, outermost first, as SymPy computes it: what the chain
+    rule multiplies together into the derivative shown next."""
+    x = d.loss.prediction
+    out, seen = [], set()
+    for node in sp.preorder_traversal(d.value):
+        if node in seen or not node.has(x):
+            continue
+        if isinstance(node, (RowSum, RowMax)) or type(node).__name__ in ("SumSquares", "Norm2"):
+            kind = "row reduction (of its terms, only the one at c = j depends on the element)"
+        elif isinstance(node, sp.Pow) and node.exp.is_negative:
+            kind = "quotient"
+        elif isinstance(node, sp.Function):
+            kind = type(node).__name__
+        else:
+            continue
+        seen.add(node)
+        try:
+            dn = sp.diff(node, x)
+        except Exception:  # noqa: BLE001 - a node SymPy cannot differentiate alone is left out
+            continue
+        if dn == 0 or dn.has(sp.Derivative):
+            continue
+        out.append(f"- {kind}: $\\frac{{\\partial}}{{\\partial {_tex(x)}}} {_tex(node)} = {_tex(dn)}$")
+        if len(out) == MAX_STEPS:
+            break
+    return out
+
+
 def _measured_table(configs: Sequence[dict], points: int) -> list[str]:
     lines = [
         "| kernel | dtype | labels | points | value ulps avg / p99 / max | gradient ulps avg / p99 / max | "
@@ -373,6 +407,11 @@ def render_family(
         if d.value_rules:
             lines += [f"- **{r.name}**: {r.why}" for r in d.value_rules] + [""]
         if d.grad is not None:
+            steps = _chain_steps(d)
+            if steps:
+                lines += ["The chain rule, node by node: each function, row reduction and quotient of the stable "
+                          "value, differentiated by SymPy (the primitives' derivatives are their `fdiff`):", ""]
+                lines += steps + [""]
             lines += ["SymPy's derivative of the stable value (through the primitives' exact derivatives):", ""]
             lines += [f"$$\\frac{{\\partial L}}{{\\partial {_tex(loss.prediction)}}} = {_tex(d.raw_grad)}$$", ""]
             lines += ["Stable gradient, after the rewrites:", "", f"$${_tex(d.grad)}$$", ""]
