@@ -98,6 +98,8 @@ def separable(case) -> bool:
 
     if case.elementwise:
         return True
+    if case.reduction == "batch":  # one value per batch: no row of its own
+        return False
     loss = definition(case)
     reds = outer_reductions(loss.value)
     if len(reds) != 1 or not isinstance(next(iter(reds)), RowSum):

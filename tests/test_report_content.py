@@ -1,0 +1,89 @@
+"""What the committed reports say, beyond being their rendering (tests/test_report.py): every
+measured maximum has its point, every Keras path its verdict in words, the chain rule is shown,
+the conventions are stated once, and losses made of one term per element are plotted per
+element."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from cesym.define.loss import load_all
+from cesym.generate.codegen import GENERATED_DIR
+from cesym.report.record import loads, separable
+from cesym.report.render import REPORTS_DIR, _chain_steps, _derived
+from cesym.verify.registry import case
+
+RECORD = loads((Path(REPORTS_DIR) / "measured.json").read_text(encoding="utf-8"))
+FAMILIES = sorted(load_all())
+
+
+def _text(family: str) -> str:
+    return (Path(REPORTS_DIR) / f"{family}.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("kernel, per_element", [
+    ("binary_crossentropy", True), ("hinge", True), ("poisson", True), ("huber", True), ("log_cosh", True),
+    ("categorical_crossentropy", False), ("cosine_similarity", False), ("dice", False), ("activity_penalty", False),
+    ("sigmoid_cross_entropy_with_logits", True), ("softmax_cross_entropy_with_logits", False),
+])
+def test_separable_losses_are_the_means_of_one_term_per_element(kernel, per_element):
+    assert separable(case(kernel)) is per_element
+
+
+def test_every_measured_maximum_has_its_point():
+    for c in RECORD["configs"]:
+        for part in ("value", "grad"):
+            stats = c["stable"].get(f"{part}_ulps")
+            if not stats:
+                continue
+            w = c["stable"][f"{part}_worst"]
+            assert w is not None and w["ulps"] == stats["max"], (c["kernel"], c["dtype"], c["labels"], part)
+            assert w["at"] and w["exact"], (c["kernel"], part)
+    for family in FAMILIES:
+        text = _text(family)
+        configs = [c for c in RECORD["configs"] if c["loss"].split(".")[0] == family]
+        for c in configs:
+            assert f"- `{c['kernel']}` {c['dtype']} {c['labels']}, kernel value:" in text, (family, c["kernel"])
+
+
+def test_every_keras_path_has_a_verdict_in_words():
+    for family in FAMILIES:
+        text = _text(family)
+        paths = {(c["kernel"], c["dtype"]) for c in RECORD["configs"]
+                 if c["loss"].split(".")[0] == family and c["keras"] and sum(c["keras"]["value"].values())}
+        for kernel, dtype in paths:
+            assert re.search(rf"- `{re.escape(kernel)}` {dtype}: \d+ of \d+ values within the contract", text), (kernel, dtype)
+
+
+def test_conventions_are_stated_once():
+    index = (Path(REPORTS_DIR) / "README.md").read_text(encoding="utf-8")
+    assert index.count("## Conventions") == 1 and "correctly rounded" in index
+    for family in FAMILIES:
+        text = _text(family)
+        assert "## Conventions" not in text and "README.md#conventions" in text, family
+
+
+def test_the_chain_rule_is_shown_node_by_node():
+    losses = load_all()["binary_crossentropy"]
+    derived = _derived(losses, (GENERATED_DIR / "binary_crossentropy.py").read_text(encoding="utf-8"))
+    logits = next(d for d in derived if d.loss.variant == "logits")
+    steps = "\n".join(_chain_steps(logits))
+    assert "row reduction" in steps and "Softplus" in steps and r"\sigma" in steps
+    assert "The chain rule, node by node" in _text("binary_crossentropy")
+
+
+def test_per_element_panels_are_signed():
+    for family, panels in RECORD["plots"].items():
+        for p in panels:
+            c = case(p["case"].split("[")[0], **_keywords(p["case"]))
+            assert p.get("signed") == separable(c), p["case"]
+
+
+def _keywords(case_id: str) -> dict:
+    if "[" not in case_id:
+        return {}
+    inner = case_id.split("[", 1)[1].rstrip("]")
+    return {k: v == "True" for k, v in (kv.split("=") for kv in inner.split(","))}
