@@ -7,6 +7,9 @@ Each value and gradient element Keras returns is classified:
   algorithm (its clip, renormalisation order, fused softmax gradient ``softmax - y``, float
   evaluation with every rounding and flush-to-zero it may commit) can return that value, so the
   deviation is the algorithm at work;
+* ``ambiguous``: inside the envelope, but so is the exact value: the envelope is too wide there
+  to tell Keras's algorithm from the mathematics, so it explains nothing (a model that explains
+  a deviation must be able to fail to explain one);
 * ``unexplained``: neither: something the model does not capture.
 """
 
@@ -27,23 +30,25 @@ from ..verify.ulps import ulp_error
 __all__ = ["KerasTally", "classify"]
 
 
-def _lo(x):
-    from .model import _ends
+def _ends(x):
+    from .model import _ends as ends
 
+    return ends(x)
+
+
+def _lo(x):
     return _ends(x)[0]
 
 
 def _hi(x):
-    from .model import _ends
-
     return _ends(x)[1]
 
 @dataclass
 class KerasTally:
     """Counts of exact / explained / unexplained Keras outputs, with the worst deviations."""
 
-    value: dict = field(default_factory=lambda: {"exact": 0, "explained": 0, "unexplained": 0})
-    grad: dict = field(default_factory=lambda: {"exact": 0, "explained": 0, "unexplained": 0})
+    value: dict = field(default_factory=lambda: {"exact": 0, "explained": 0, "ambiguous": 0, "unexplained": 0})
+    grad: dict = field(default_factory=lambda: {"exact": 0, "explained": 0, "ambiguous": 0, "unexplained": 0})
     value_max_ulps: float = 0.0
     grad_max_ulps: float = 0.0
     unexplained_examples: list[str] = field(default_factory=list)
@@ -59,8 +64,8 @@ class KerasTally:
 
     def merge(self, other: "KerasTally") -> "KerasTally":
         for k in self.value:
-            self.value[k] += other.value[k]
-            self.grad[k] += other.grad[k]
+            self.value[k] += other.value.get(k, 0)
+            self.grad[k] += other.grad.get(k, 0)
         self.value_max_ulps = max(self.value_max_ulps, other.value_max_ulps)
         self.grad_max_ulps = max(self.grad_max_ulps, other.grad_max_ulps)
         self.unexplained_examples += other.unexplained_examples[: max(0, 3 - len(self.unexplained_examples))]
@@ -115,7 +120,8 @@ def classify(case: KernelCase, batch: Batch, keras_call) -> KerasTally:
                     return "exact", e
                 mod = mfun()
                 if contains(mod, k, dtype):
-                    return "explained", e
+                    lo, hi = _ends(mod)
+                    return ("ambiguous" if lo <= true <= hi else "explained"), e
                 if len(tally.unexplained_examples) < 3:
                     tally.unexplained_examples.append(
                         f"{what}: Keras {float(k)!r}, mathematics {float(true)!r}"

@@ -275,7 +275,7 @@ def _keras_table(configs: Sequence[dict], keras_ran: bool, family_seeds: bool) -
             + ("; its nearest form is compared in the seeds' table below." if family_seeds else ".")
         ]
     lines = [
-        "| Keras path | dtype | labels | value: exact / explained / unexplained | gradient: exact / explained / unexplained | "
+        "| Keras path | dtype | labels | value: exact / explained / ambiguous / unexplained | gradient: exact / explained / ambiguous / unexplained | "
         "max ulps from the mathematics (value / gradient) |",
         "|---|---|---|---|---|---|",
     ]
@@ -283,8 +283,8 @@ def _keras_table(configs: Sequence[dict], keras_ran: bool, family_seeds: bool) -
         k = c["keras"]
         v, g = k["value"], k["grad"]
         lines.append(
-            f"| `{c['kernel']}` | {c['dtype']} | {c['labels']} | {v['exact']} / {v['explained']} / {v['unexplained']} | "
-            f"{g['exact']} / {g['explained']} / {g['unexplained']} | {_fmt(k['value_max_ulps'])} / {_fmt(k['grad_max_ulps'])} |"
+            f"| `{c['kernel']}` | {c['dtype']} | {c['labels']} | {v['exact']} / {v['explained']} / {v.get('ambiguous', 0)} / {v['unexplained']} | "
+            f"{g['exact']} / {g['explained']} / {g.get('ambiguous', 0)} / {g['unexplained']} | {_fmt(k['value_max_ulps'])} / {_fmt(k['grad_max_ulps'])} |"
         )
     examples = [e for c in rows for e in c["keras"].get("unexplained_examples", [])]
     if examples:
@@ -307,13 +307,16 @@ def _keras_verdicts(rows: Sequence[dict]) -> list[str]:
     for (kernel, dtype), cs in groups.items():
         parts = []
         for part, noun in (("value", "values"), ("grad", "gradient elements")):
-            tot = {k: sum(c["keras"][part][k] for c in cs) for k in ("exact", "explained", "unexplained")}
+            tot = {k: sum(c["keras"][part].get(k, 0) for c in cs) for k in ("exact", "explained", "ambiguous", "unexplained")}
             n = sum(tot.values())
             if not n:
                 continue
             text = f"{tot['exact']} of {n} {noun} within the contract of the mathematics"
-            if tot["explained"] or tot["unexplained"]:
-                text += f", {tot['explained']} explained by Keras's algorithm, {tot['unexplained']} unexplained"
+            if tot["explained"] or tot["unexplained"] or tot["ambiguous"]:
+                text += f", {tot['explained']} explained by Keras's algorithm"
+                if tot["ambiguous"]:
+                    text += f", {tot['ambiguous']} where its envelope also holds the exact value (explained by nothing)"
+                text += f", {tot['unexplained']} unexplained"
             worst = [(c["keras"].get(f"{part}_worst"), c["labels"]) for c in cs if c["keras"].get(f"{part}_worst")]
             if worst:
                 w, labels = max(worst, key=lambda t: (np.nan_to_num(t[0]["ulps"], nan=np.inf)))
@@ -445,7 +448,9 @@ def _keras_section(family: str, configs: Sequence[dict], record: dict) -> list[s
         "Keras 3 function forms and tf.nn ops on the same points (plain tensors, so the hidden `_keras_logits` shortcut "
         "cannot apply). *Exact*: within the contract of the mathematics; *explained*: outside it but inside the envelope of "
         "Keras's own algorithm (clip to [1e-7, 1 − 1e-7], renormalisation order, the fused softmax gradient "
-        "softmax − y, every float rounding and flush to zero it may commit; `cesym/keras/model.py`); *unexplained*: neither.",
+        "softmax − y, every float rounding and flush to zero it may commit; `cesym/keras/model.py`) and the exact "
+        "value outside it; *ambiguous*: inside the envelope, but so is the exact value (the envelope is too wide there "
+        "to tell Keras's algorithm from the mathematics: it explains nothing); *unexplained*: neither.",
         "",
     ]
     mine = [s for s in record["seeds"] if s["family"] == family]
@@ -528,7 +533,7 @@ def _keras_counts(cs: Sequence[dict], part: str) -> tuple[int, int, int, float, 
     configurations ``cs``, its largest error in ulps and the label kind where it is largest."""
     ks = [(c["labels"], c["keras"]) for c in cs if c["keras"]]
     e = sum(k[part]["exact"] for _, k in ks)
-    x = sum(k[part]["explained"] for _, k in ks)
+    x = sum(k[part]["explained"] + k[part].get("ambiguous", 0) for _, k in ks)  # the deviations the model holds
     u = sum(k[part]["unexplained"] for _, k in ks)
     worst = max(ks, key=lambda lk: lk[1][f"{part}_max_ulps"], default=(None, None))
     mx = worst[1][f"{part}_max_ulps"] if worst[1] else 0.0
