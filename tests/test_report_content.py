@@ -12,7 +12,7 @@ import pytest
 
 from cesym.define.loss import load_all
 from cesym.generate.codegen import GENERATED_DIR
-from cesym.report.record import loads, separable
+from cesym.report.record import loads, separable, separable_value
 from cesym.report.render import REPORTS_DIR, _chain_steps, _derived
 from cesym.verify.registry import case
 
@@ -31,6 +31,19 @@ def _text(family: str) -> str:
 ])
 def test_separable_losses_are_the_means_of_one_term_per_element(kernel, per_element):
     assert separable(case(kernel)) is per_element
+
+
+def test_a_row_primitive_inside_the_sum_is_not_separable():
+    """A user's Σ_c y_c·(-log softmax(z)_c): each term reads the whole row (its log-sum-exp)."""
+    import sympy as sp
+
+    from cesym.define.primitives import C, Elem, NegLogSoftmax, RowSum, Softplus
+
+    y, z = Elem("y"), Elem("z")
+    assert not separable_value(RowSum(y * NegLogSoftmax(z)) / C)
+    assert separable_value(RowSum(y * Softplus(-z)) / C)
+    assert not separable_value(RowSum(Softplus(z)) / C + z)  # an element outside the sum
+    assert not separable_value(RowSum(y * Softplus(z)) / C, {y: sp.Symbol("w") / C})  # a weight with C
 
 
 def test_every_measured_maximum_has_its_point():

@@ -91,9 +91,6 @@ def _config(c, case) -> dict:
 def separable(case) -> bool:
     """The loss of a row is the mean (or sum) of one term per element, each term of its own
     element only: a row of one element is that term, so its error can be plotted per element."""
-    import sympy as sp
-
-    from ..define.primitives import C, Elem, RowSum, outer_reductions
     from ..verify.contract import definition
 
     if case.elementwise:
@@ -101,14 +98,26 @@ def separable(case) -> bool:
     if case.reduction == "batch":  # one value per batch: no row of its own
         return False
     loss = definition(case)
-    reds = outer_reductions(loss.value)
+    return separable_value(loss.value, loss.weights)
+
+
+def separable_value(value, weights: dict | None = None) -> bool:
+    """``value`` is ``k·RowSum(term)`` with ``term`` of the row's element only (no row reduction,
+    in elementary functions, and no C in it or in its label weights) and ``k`` free of elements."""
+    import sympy as sp
+
+    from ..define.primitives import C, Elem, RowSum, outer_reductions, to_elementary
+
+    reds = outer_reductions(value)
     if len(reds) != 1 or not isinstance(next(iter(reds)), RowSum):
         return False
     (red,) = reds
     term = red.args[0]
-    rest = sp.simplify(loss.value / red)
-    weights = [d for w, d in loss.weights.items() if w in term.free_symbols]
-    return (not outer_reductions(term) and not term.has(C) and not any(d.has(C) for d in weights)
+    rest = sp.simplify(value / red)
+    defs = [d for w, d in (weights or {}).items() if w in term.free_symbols]
+    # in elementary functions a row primitive (the log-softmax, a norm) shows its row sums
+    elementary = to_elementary(term, keep=())
+    return (not outer_reductions(elementary) and not term.has(C) and not any(d.has(C) for d in defs)
             and not any(isinstance(x, Elem) for x in rest.free_symbols))
 
 
