@@ -22,6 +22,7 @@ import numpy as np
 
 from ..verify.contract import GRAD_BASE, KAPPA_FACTOR, VALUE_BASE, definition, losses_by_name, reference_for
 from .model import contains, envelope
+from .replay import reproduced
 from ..verify.reference import Unresolved
 from ..verify.registry import KernelCase, one_hot
 from ..verify.sampling import Batch
@@ -56,6 +57,10 @@ class KerasTally:
     #: the point of each maximum: {"ulps", "abs" (|Keras - exact|), "keras", "exact", "status", "at"}
     value_worst: dict | None = None
     grad_worst: dict | None = None
+    #: values reproduced bit for bit by the replay in the dtype (:mod:`.replay`), of those compared
+    replayed: int = 0
+    replay_compared: int = 0
+    replay_max_ulps: float = 0.0  # the replay's largest distance from Keras where it differs (normal numbers)
 
     def note(self, part: str, worst: dict) -> None:
         cur = getattr(self, f"{part}_worst")
@@ -70,6 +75,9 @@ class KerasTally:
         self.grad_max_ulps = max(self.grad_max_ulps, other.grad_max_ulps)
         self.unexplained_examples += other.unexplained_examples[: max(0, 3 - len(self.unexplained_examples))]
         self.unresolved += other.unresolved
+        self.replayed += other.replayed
+        self.replay_compared += other.replay_compared
+        self.replay_max_ulps = max(self.replay_max_ulps, other.replay_max_ulps)
         for part in ("value", "grad"):
             w = getattr(other, f"{part}_worst")
             if w is not None:
@@ -86,6 +94,9 @@ def classify(case: KernelCase, batch: Batch, keras_call) -> KerasTally:
         return tally  # a plain reduce_sum of squares: compared by the seeds' tests
     value = np.asarray(keras_call(batch.labels, batch.pred, batch.params, grad=False))
     grad = np.asarray(keras_call(batch.labels, batch.pred, batch.params, grad=True))
+    rep = reproduced(case, batch.labels, batch.pred, batch.params, value)
+    if rep is not None:
+        tally.replayed, tally.replay_compared, tally.replay_max_ulps = rep
     B, n = batch.pred.shape
     labels = one_hot(batch.labels, n) if case.labels == "sparse" else batch.labels
     params = [batch.params[p.name] for p in loss.params]

@@ -84,7 +84,8 @@ def _config(c, case) -> dict:
         "naive_outside": c.naive_outside,
         "unresolved": c.unresolved,
         "keras": None if c.keras is None else {k: c.keras[k] for k in (
-            "value", "grad", "value_max_ulps", "grad_max_ulps", "unexplained_examples", "unresolved", "value_worst", "grad_worst")},
+            "value", "grad", "value_max_ulps", "grad_max_ulps", "unexplained_examples", "unresolved", "value_worst", "grad_worst",
+            "replayed", "replay_compared", "replay_max_ulps")},
     }
 
 

@@ -328,6 +328,14 @@ def _keras_verdicts(rows: Sequence[dict]) -> list[str]:
                 else:
                     text += f"; at most {_fmt(w['ulps'])} ulps (absolute {_fmt(w['abs'])})"
             parts.append(text)
+        compared = sum(c["keras"].get("replay_compared", 0) for c in cs)
+        if compared:
+            same = sum(c["keras"].get("replayed", 0) for c in cs)
+            apart = max(c["keras"].get("replay_max_ulps", 0.0) for c in cs)
+            parts.append(
+                f"Keras's algorithm replayed in {dtype} (`cesym/keras/replay.py`) reproduces {same} of {compared} values "
+                f"bit for bit" + (f", the others within {_fmt(apart)} ulps" if same < compared and apart else "")
+            )
         if parts:
             out.append(f"- `{kernel}` {dtype}: " + "; ".join(parts) + ".")
     return out

@@ -1,0 +1,145 @@
+r"""Keras's algorithm replayed in its own dtype, operation by operation (values), in NumPy.
+
+Where :mod:`cesym.keras.model` encloses every value Keras's algorithm *can* return (an interval
+per point, mpmath), the replay computes the one it *does* return where TensorFlow's arithmetic
+is plain IEEE: the casts, the clip to ``[1e-7, 1 - 1e-7]`` (the constant rounded to the dtype),
+the renormalisation, each ``+ - * /`` in Keras's order, and the row reductions summed left to
+right. Its ``exp``, ``log`` and ``log1p`` are NumPy's, which may differ from TensorFlow's
+vectorised (Eigen) ones in the last bits, and TensorFlow may sum a row in another order; so the
+replay measures how much of Keras is reproduced *bit for bit* (:func:`reproduced`), and where it
+is not, by how many ulps. Keras 3.15, TensorFlow backend, function forms:
+
+* ``binary_crossentropy``: ``t = y(1 - ε) + ε/2`` (ε the label smoothing), then
+  ``q = clip(p)``; ``-(t·log q + (1 - t)·log(1 - q))``; from logits
+  ``tf.nn.sigmoid_cross_entropy_with_logits``: ``(relu(x) - x·t) + log1p(exp(-|x|))``; the mean
+  over the row (``reduce_mean``: the sum, then divided by n);
+* ``categorical_crossentropy``: ``t = y(1 - ε) + ε/C``; probabilities ``r = p/Σp``,
+  ``q = clip(r)``, ``-Σ t·log q``; logits: the fused op, ``Σ t·(log Σ e^{z - m} - (z - m))``,
+  ``m = max z``;
+* ``sparse_categorical_crossentropy``: probabilities ``log clip(p)`` into the sparse softmax op;
+  logits the op: ``log Σ e^{z - m} - (z_k - m)``;
+* ``sigmoid_cross_entropy_with_logits``, ``softmax_cross_entropy_with_logits``,
+  ``sparse_softmax_cross_entropy_with_logits``: the ops above.
+
+Other losses have no replay here (their declared algorithms are enclosed by the model only):
+:func:`replay` returns None for them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..verify.registry import KernelCase
+
+__all__ = ["replay", "replay_with_scale", "reproduced"]
+
+EPSILON = 1e-7
+
+
+def _clip(p: np.ndarray, dt) -> np.ndarray:
+    return np.clip(p, dt(EPSILON), dt(1.0) - dt(EPSILON))
+
+
+def _row_sum(a: np.ndarray) -> np.ndarray:
+    """Left to right along the row, in the dtype."""
+    out = a[:, 0].copy()
+    for c in range(1, a.shape[1]):
+        out = out + a[:, c]
+    return out
+
+
+def _row_mean(a: np.ndarray, dt) -> np.ndarray:
+    return _row_sum(a) / dt(a.shape[1])
+
+
+def _sigmoid_xent(t: np.ndarray, x: np.ndarray, dt) -> tuple[np.ndarray, np.ndarray]:
+    zero = dt(0)
+    relu = np.where(x >= zero, x, zero)
+    neg_abs = np.where(x >= zero, -x, x)
+    sp = np.log1p(np.exp(neg_abs))
+    xt = x * t
+    return (relu - xt) + sp, np.abs(relu) + np.abs(xt) + sp
+
+
+def _softmax_xent(t: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The fused op; the scale counts z and max z, whose difference cancels (z = log q of
+    probabilities near each other: logs of 11 whose difference is 0.8)."""
+    m = np.max(z, axis=1, keepdims=True)
+    shifted = z - m
+    lse = np.log(_row_sum(np.exp(shifted)))[:, None]
+    return _row_sum(t * (lse - shifted)), _row_sum(np.abs(t) * (np.abs(lse) + np.abs(z) + np.abs(m)))
+
+
+def _sparse_softmax_xent(k: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    m = np.max(z, axis=1)
+    rows = np.arange(len(k))
+    shifted = z - m[:, None]
+    lse = np.log(_row_sum(np.exp(shifted)))
+    return lse - shifted[rows, k], np.abs(lse) + np.abs(z[rows, k]) + np.abs(m)
+
+
+def replay(case: KernelCase, labels, pred: np.ndarray, params: dict) -> np.ndarray | None:
+    """Keras's values for ``case`` on a batch of rows (``pred``: (rows, C) in the dtype; labels
+    dense (rows, C) or class indices (rows,)), replayed in the dtype; None where there is no replay."""
+    got = replay_with_scale(case, labels, pred, params)
+    return None if got is None else got[0]
+
+
+def replay_with_scale(case: KernelCase, labels, pred: np.ndarray, params: dict) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`replay` and the scale of each value's rounding errors: the sum of the absolute
+    values of the terms it adds (a value that cancels, ``lse − z_k`` near 0, keeps the scale of
+    its terms: two implementations of log differ by ulps of the terms, not of the result)."""
+    pred = np.asarray(pred)
+    dt = pred.dtype.type
+    ls = dt(params.get("label_smoothing", 0.0))
+    k = case.kernel
+    with np.errstate(all="ignore"):
+        if k == "binary_crossentropy":
+            t = np.asarray(labels, dtype=pred.dtype)
+            if ls:  # Python floats made tensors of the dtype: 1 - ε and ε/2 rounded once
+                t = t * dt(1.0 - float(ls)) + dt(0.5 * float(ls))
+            if case.keywords.get("from_logits"):
+                per, scale = _sigmoid_xent(t, pred, dt)
+            else:
+                q = _clip(pred, dt)
+                a, b = t * np.log(q), (dt(1) - t) * np.log(dt(1) - q)
+                per, scale = -(a + b), np.abs(a) + np.abs(b)
+            return _row_mean(per, dt), _row_mean(scale, dt)
+        if k == "sigmoid_cross_entropy_with_logits":
+            return _sigmoid_xent(np.asarray(labels, dtype=pred.dtype), pred, dt)
+        if k in ("categorical_crossentropy", "softmax_cross_entropy_with_logits"):
+            t = np.asarray(labels, dtype=pred.dtype)
+            if ls:  # 1 - ε a Python float made a tensor; ε / C divided in the dtype
+                t = t * dt(1.0 - float(ls)) + ls / dt(pred.shape[1])
+            if case.keywords.get("from_logits", True):
+                return _softmax_xent(t, pred)
+            r = pred / _row_sum(pred)[:, None]
+            terms = t * np.log(_clip(r, dt))
+            return -_row_sum(terms), _row_sum(np.abs(terms))
+        if k in ("sparse_categorical_crossentropy", "sparse_softmax_cross_entropy_with_logits"):
+            idx = np.asarray(labels, dtype=np.int64).reshape(-1)
+            z = pred if case.keywords.get("from_logits", True) else np.log(_clip(pred, dt))
+            return _sparse_softmax_xent(idx, z)
+    return None
+
+
+def reproduced(case: KernelCase, labels, pred: np.ndarray, params: dict, keras_values: np.ndarray) -> tuple[int, int, float] | None:
+    """(outputs of Keras reproduced bit for bit by the replay, outputs compared, the largest
+    distance between the replay and Keras in ulps of the value's scale (:func:`replay_with_scale`)
+    where both are finite); None where there is no replay. NaN matches NaN; +0 and -0 match.
+    Subnormal results count as 0 in the distance: TensorFlow's CPU kernels flush them to zero,
+    NumPy does not."""
+    got = replay_with_scale(case, labels, pred, params)
+    if got is None:
+        return None
+    value, scale = got
+    kv = np.asarray(keras_values, dtype=pred.dtype).reshape(value.shape)
+    same = (value == kv) | (np.isnan(value) & np.isnan(kv))
+    both = np.isfinite(value) & np.isfinite(kv) & np.isfinite(scale) & ~same
+    apart = 0.0
+    if np.any(both):
+        tiny = np.finfo(pred.dtype).smallest_normal
+        a, b = (np.where(np.abs(v[both]) < tiny, 0, v[both]).astype(np.float64) for v in (value, kv))
+        unit = np.spacing(np.maximum(np.abs(scale[both]), tiny)).astype(np.float64)
+        apart = float(np.max(np.abs(a - b) / unit))
+    return int(np.count_nonzero(same)), int(same.size), apart
