@@ -15,11 +15,9 @@ from cesym.verify.sampling import sample
 
 pytest.importorskip("tensorflow")
 
-#: NumPy's and TensorFlow's exp/log each within a few ulps of the correctly rounded result
-#: (FIELD_NOTES: NumPy's SIMD float32 log <= 3.1 ulps), a row of 3 summed in another order:
-#: 16 ulps bounds their difference; a different algorithm (no clip, no renormalisation, the
-#: label smoothing left out) is off by orders of magnitude more on these samples.
-APART = 16.0
+#: The replay's bound (REPLAY_ULPS of the scale); a different algorithm (no clip, no
+#: renormalisation, the label smoothing left out) is off by orders of magnitude more.
+APART = R.REPLAY_ULPS
 
 PATHS = [
     ("binary_crossentropy", {"from_logits": False}), ("binary_crossentropy", {"from_logits": True}),

@@ -3,7 +3,9 @@
 Each value and gradient element Keras returns is classified:
 
 * ``exact``: within the contract of the mathematics (4 + 4κ ulps value, 8 + 4κ gradient);
-* ``explained``: outside it, but inside the envelope of :mod:`cesym.keras.model`: Keras's own
+* ``explained``: outside it, but within the replay's bound where Keras's algorithm is replayed
+  in its dtype (:mod:`cesym.keras.replay`: the cross-entropies' values), else inside the envelope
+  of :mod:`cesym.keras.model`, and the exact value outside that bound or envelope: Keras's own
   algorithm (its clip, renormalisation order, fused softmax gradient ``softmax - y``, float
   evaluation with every rounding and flush-to-zero it may commit) can return that value, so the
   deviation is the algorithm at work;
@@ -22,7 +24,7 @@ import numpy as np
 
 from ..verify.contract import GRAD_BASE, KAPPA_FACTOR, VALUE_BASE, definition, losses_by_name, reference_for
 from .model import contains, envelope
-from .replay import reproduced
+from .replay import replay_bound, replay_with_scale, reproduced
 from ..verify.reference import Unresolved
 from ..verify.registry import KernelCase, one_hot
 from ..verify.sampling import Batch
@@ -97,15 +99,19 @@ def classify(case: KernelCase, batch: Batch, keras_call) -> KerasTally:
     rep = reproduced(case, batch.labels, batch.pred, batch.params, value)
     if rep is not None:
         tally.replayed, tally.replay_compared, tally.replay_max_ulps = rep
+    replayed = replay_with_scale(case, batch.labels, batch.pred, batch.params)
+    if replayed is not None:  # one value and scale per output, in the outputs' layout
+        rep_value, rep_scale = (np.asarray(a).reshape(np.shape(value)) for a in replayed)
     B, n = batch.pred.shape
     labels = one_hot(batch.labels, n) if case.labels == "sparse" else batch.labels
     params = [batch.params[p.name] for p in loss.params]
     for r in range(B):
         if case.elementwise:
-            items = [(labels[r, c : c + 1], batch.pred[r, c : c + 1], value[r, c], grad[r, c : c + 1]) for c in range(n)]
+            items = [(labels[r, c : c + 1], batch.pred[r, c : c + 1], value[r, c], grad[r, c : c + 1], (r, c)) for c in range(n)]
         else:
-            items = [(labels[r], batch.pred[r], value[r], grad[r])]
-        for lab, pred, v, g in items:
+            items = [(labels[r], batch.pred[r], value[r], grad[r], r) for _ in (0,)]
+        for lab, pred, v, g, at in items:
+            near = None if replayed is None else replay_bound(rep_value[at], rep_scale[at], dtype)
             ref = reference_for(loss, len(pred))
             try:
                 tv, tg = ref.value_and_grad(lab, pred, params, dtype=dtype)
@@ -125,10 +131,12 @@ def classify(case: KernelCase, batch: Batch, keras_call) -> KerasTally:
             def kappa_value(ref=ref, lab=lab, pred=pred, tv=tv, tg=tg):  # first derivatives only
                 return ref.kappa_value(lab, pred, params, tv, tg)
 
-            def judge(what, k, true, mfun, base, kfun):
+            def judge(what, k, true, mfun, base, kfun, near=None):
                 e = ulp_error(k, true, dtype)
                 if e <= base or (np.isfinite(k) and e <= base + KAPPA_FACTOR * kfun()):
                     return "exact", e
+                if near is not None and near[0] <= float(k) <= near[1]:  # the replay's bound: tight
+                    return ("ambiguous" if near[0] <= true <= near[1] else "explained"), e
                 mod = mfun()
                 if contains(mod, k, dtype):
                     lo, hi = _ends(mod)
@@ -149,7 +157,7 @@ def classify(case: KernelCase, batch: Batch, keras_call) -> KerasTally:
                         "status": status, "at": f"labels {[float(x) for x in lab]} pred {[float(x) for x in pred]}{where}",
                     })
 
-            status, e = judge("value", v, tv, lambda: model()[0], VALUE_BASE, kappa_value)
+            status, e = judge("value", v, tv, lambda: model()[0], VALUE_BASE, kappa_value, near)
             tally.value[status] += 1
             tally.value_max_ulps = max(tally.value_max_ulps, e)
             worst("value", e, v, tv, status)

@@ -31,7 +31,7 @@ import numpy as np
 
 from ..verify.registry import KernelCase
 
-__all__ = ["replay", "replay_with_scale", "reproduced"]
+__all__ = ["replay", "replay_with_scale", "replay_bound", "reproduced", "REPLAY_ULPS"]
 
 EPSILON = 1e-7
 
@@ -121,6 +121,28 @@ def replay_with_scale(case: KernelCase, labels, pred: np.ndarray, params: dict) 
             z = pred if case.keywords.get("from_logits", True) else np.log(_clip(pred, dt))
             return _sparse_softmax_xent(idx, z)
     return None
+
+
+#: The replay's distance from TensorFlow, in ulps of a value's scale: NumPy's and TensorFlow's
+#: exp/log each within a few ulps of the correctly rounded result (FIELD_NOTES: NumPy's SIMD
+#: float32 log <= 3.1 ulps) and a row summed in another order; measured at most 2 here
+#: (tests/test_keras_replay.py holds it to this).
+REPLAY_ULPS = 16.0
+
+
+def replay_bound(value, scale, dtype) -> tuple[float, float] | None:
+    """[value - b, value + b], b = REPLAY_ULPS ulps of the scale (0 joined in where the value may
+    be flushed to zero): where Keras's output must lie if the replay models it; None where the
+    replay is not finite."""
+    v, sc = float(value), float(scale)
+    if not (np.isfinite(v) and np.isfinite(sc)):
+        return None
+    tiny = float(np.finfo(dtype).smallest_normal)
+    b = REPLAY_ULPS * float(np.spacing(np.asarray(max(abs(sc), tiny), dtype=dtype)))
+    lo, hi = v - b, v + b
+    if abs(v) < tiny + b:  # TensorFlow flushes subnormal results to zero
+        lo, hi = min(lo, 0.0), max(hi, 0.0)
+    return lo, hi
 
 
 def reproduced(case: KernelCase, labels, pred: np.ndarray, params: dict, keras_values: np.ndarray) -> tuple[int, int, float] | None:

@@ -315,7 +315,7 @@ def _keras_verdicts(rows: Sequence[dict]) -> list[str]:
             if tot["explained"] or tot["unexplained"] or tot["ambiguous"]:
                 text += f", {tot['explained']} explained by Keras's algorithm"
                 if tot["ambiguous"]:
-                    text += f", {tot['ambiguous']} where its envelope also holds the exact value (explained by nothing)"
+                    text += f", {tot['ambiguous']} where the model's bound also holds the exact value (explained by nothing)"
                 text += f", {tot['unexplained']} unexplained"
             worst = [(c["keras"].get(f"{part}_worst"), c["labels"]) for c in cs if c["keras"].get(f"{part}_worst")]
             if worst:
@@ -454,11 +454,13 @@ def _keras_section(family: str, configs: Sequence[dict], record: dict) -> list[s
     lines = ["## Keras", ""]
     lines += [
         "Keras 3 function forms and tf.nn ops on the same points (plain tensors, so the hidden `_keras_logits` shortcut "
-        "cannot apply). *Exact*: within the contract of the mathematics; *explained*: outside it but inside the envelope of "
+        "cannot apply). *Exact*: within the contract of the mathematics; *explained*: outside it but within the bound of "
+        "Keras's algorithm replayed in its dtype (the cross-entropies' values: `cesym/keras/replay.py`, 16 ulps of the "
+        "terms' scale) or, elsewhere, inside the envelope of "
         "Keras's own algorithm (clip to [1e-7, 1 − 1e-7], renormalisation order, the fused softmax gradient "
         "softmax − y, every float rounding and flush to zero it may commit; `cesym/keras/model.py`) and the exact "
-        "value outside it; *ambiguous*: inside the envelope, but so is the exact value (the envelope is too wide there "
-        "to tell Keras's algorithm from the mathematics: it explains nothing); *unexplained*: neither.",
+        "value outside it; *ambiguous*: inside that bound or envelope, but so is the exact value (the model is too wide "
+        "there to tell Keras's algorithm from the mathematics: it explains nothing); *unexplained*: neither.",
         "",
     ]
     mine = [s for s in record["seeds"] if s["family"] == family]
