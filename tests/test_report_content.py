@@ -5,6 +5,7 @@ element."""
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -53,7 +54,8 @@ def test_every_measured_maximum_has_its_point():
             if not stats:
                 continue
             w = c["stable"][f"{part}_worst"]
-            assert w is not None and w["ulps"] == stats["max"], (c["kernel"], c["dtype"], c["labels"], part)
+            assert w is not None, (c["kernel"], c["dtype"], c["labels"], part)
+            assert w["ulps"] == stats["max"] or (math.isnan(w["ulps"]) and math.isnan(stats["max"])), (c["kernel"], part)
             assert w["at"] and w["exact"], (c["kernel"], part)
     for family in FAMILIES:
         text = _text(family)
