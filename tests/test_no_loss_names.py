@@ -11,7 +11,7 @@ from cesym.define.loss import load_families
 
 ROOT = Path(__file__).resolve().parent.parent
 #: The per-loss Keras mapping (and the seed posts' Keras calls): allowed to name losses.
-KERAS_MAPPING = {"keras/calls.py", "keras/model.py", "keras/check.py", "keras/forms.py", "report/seeds.py"}
+KERAS_MAPPING = {"keras/calls.py", "keras/model.py", "keras/replay.py", "keras/check.py", "keras/forms.py", "report/seeds.py"}
 
 
 def _names() -> set[str]:

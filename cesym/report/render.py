@@ -672,7 +672,7 @@ def render_index(record: dict) -> str:
 
 #: Resolution of the plots' markers, which are drawn as an image inside the SVG (axes, ticks and
 #: text stay vectors and text): a few thousand markers as SVG elements took 0.6-1.1 MB a file.
-PLOT_DPI = 90
+PLOT_DPI = 64  # 90 made an 8-panel per-element figure 236 KB (the limit is 200 KB)
 
 
 #: How a threshold's line is labelled in the plots: what the operation becomes past it.
