@@ -62,12 +62,16 @@ def _sigmoid_xent(t: np.ndarray, x: np.ndarray, dt) -> tuple[np.ndarray, np.ndar
 
 
 def _softmax_xent(t: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The fused op; the scale counts z and max z, whose difference cancels (z = log q of
-    probabilities near each other: logs of 11 whose difference is 0.8)."""
+    """The fused op. The scale counts z and max z, whose difference cancels (z = log q of
+    probabilities near each other: logs of 11 whose difference is 0.8), and C - 1 for the sum
+    of the exponentials: at least 1 (the maximum's), summed by TensorFlow in its own order, it
+    errs by up to (C - 1) roundings of 1, which its log passes on as an absolute error (rows of
+    1 + 1e-7 + 1e-7 + ...: another order moves the loss by ulps of 1, not of the loss)."""
     m = np.max(z, axis=1, keepdims=True)
     shifted = z - m
     lse = np.log(_row_sum(np.exp(shifted)))[:, None]
-    return _row_sum(t * (lse - shifted)), _row_sum(np.abs(t) * (np.abs(lse) + np.abs(z) + np.abs(m)))
+    order = np.abs(lse) + np.abs(z) + np.abs(m) + (z.shape[1] - 1)
+    return _row_sum(t * (lse - shifted)), _row_sum(np.abs(t) * order)
 
 
 def _sparse_softmax_xent(k: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -75,7 +79,7 @@ def _sparse_softmax_xent(k: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.n
     rows = np.arange(len(k))
     shifted = z - m[:, None]
     lse = np.log(_row_sum(np.exp(shifted)))
-    return lse - shifted[rows, k], np.abs(lse) + np.abs(z[rows, k]) + np.abs(m)
+    return lse - shifted[rows, k], np.abs(lse) + np.abs(z[rows, k]) + np.abs(m) + (z.shape[1] - 1)
 
 
 def replay(case: KernelCase, labels, pred: np.ndarray, params: dict) -> np.ndarray | None:
