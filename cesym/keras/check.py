@@ -23,7 +23,7 @@ import mpmath
 import numpy as np
 
 from ..verify.contract import GRAD_BASE, KAPPA_FACTOR, VALUE_BASE, definition, losses_by_name, reference_for
-from .model import contains, envelope
+from .model import _ends, contains, envelope
 from .replay import replay_bound, replay_with_scale, reproduced
 from ..verify.reference import Unresolved
 from ..verify.registry import KernelCase, one_hot
@@ -31,12 +31,6 @@ from ..verify.sampling import Batch
 from ..verify.ulps import ulp_error
 
 __all__ = ["KerasTally", "classify"]
-
-
-def _ends(x):
-    from .model import _ends as ends
-
-    return ends(x)
 
 
 def _lo(x):
@@ -96,11 +90,10 @@ def classify(case: KernelCase, batch: Batch, keras_call) -> KerasTally:
         return tally  # a plain reduce_sum of squares: compared by the seeds' tests
     value = np.asarray(keras_call(batch.labels, batch.pred, batch.params, grad=False))
     grad = np.asarray(keras_call(batch.labels, batch.pred, batch.params, grad=True))
-    rep = reproduced(case, batch.labels, batch.pred, batch.params, value)
-    if rep is not None:
-        tally.replayed, tally.replay_compared, tally.replay_max_ulps = rep
     replayed = replay_with_scale(case, batch.labels, batch.pred, batch.params)
     if replayed is not None:  # one value and scale per output, in the outputs' layout
+        tally.replayed, tally.replay_compared, tally.replay_max_ulps = reproduced(
+            case, batch.labels, batch.pred, batch.params, value, replayed)
         rep_value, rep_scale = (np.asarray(a).reshape(np.shape(value)) for a in replayed)
     B, n = batch.pred.shape
     labels = one_hot(batch.labels, n) if case.labels == "sparse" else batch.labels

@@ -30,14 +30,13 @@ from __future__ import annotations
 import numpy as np
 
 from ..verify.registry import KernelCase
+from .model import bounds
 
 __all__ = ["replay", "replay_with_scale", "replay_bound", "reproduced", "REPLAY_ULPS"]
 
-EPSILON = 1e-7
-
-
 def _clip(p: np.ndarray, dt) -> np.ndarray:
-    return np.clip(p, dt(EPSILON), dt(1.0) - dt(EPSILON))
+    lo, hi = bounds(dt)  # Keras's 1e-7 and 1 - 1e-7 as TensorFlow makes them tensors of the dtype
+    return np.clip(p, dt(lo), dt(hi))
 
 
 def _row_sum(a: np.ndarray) -> np.ndarray:
@@ -149,13 +148,15 @@ def replay_bound(value, scale, dtype) -> tuple[float, float] | None:
     return lo, hi
 
 
-def reproduced(case: KernelCase, labels, pred: np.ndarray, params: dict, keras_values: np.ndarray) -> tuple[int, int, float] | None:
+def reproduced(
+    case: KernelCase, labels, pred: np.ndarray, params: dict, keras_values: np.ndarray, got: tuple | None = None
+) -> tuple[int, int, float] | None:
     """(outputs of Keras reproduced bit for bit by the replay, outputs compared, the largest
     distance between the replay and Keras in ulps of the value's scale (:func:`replay_with_scale`)
     where both are finite); None where there is no replay. NaN matches NaN; +0 and -0 match.
     Subnormal results count as 0 in the distance: TensorFlow's CPU kernels flush them to zero,
-    NumPy does not."""
-    got = replay_with_scale(case, labels, pred, params)
+    NumPy does not. ``got``: :func:`replay_with_scale`'s result, where the caller has it."""
+    got = replay_with_scale(case, labels, pred, params) if got is None else got
     if got is None:
         return None
     value, scale = got

@@ -134,11 +134,11 @@ def _plot_panels(family: str, keras: bool, seed: int, cases=None) -> list[dict]:
 
     panels = []
     for case in plot_cases(family, cases):
-        per_element = separable(case) and not case.elementwise
+        signed = separable(case)  # per element, sign kept (an elementwise loss's rows are elements already)
+        per_element = signed and not case.elementwise
         for dtype in (np.float32, np.float64):
             batch = sample(case, dtype, 1 if per_element else 3, PLOT_ROWS * (3 if per_element else 1), seed=seed)
             pred = batch.pred.astype(np.float64)
-            signed = per_element or case.elementwise
             mags = pred.ravel() if signed else np.max(np.abs(pred), axis=1)
             kernels = [("cesym kernel", None), ("naive form", naive_kernel(case))]
             if keras and case.keras is not None:

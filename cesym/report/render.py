@@ -724,8 +724,6 @@ def _draw_plot(panels: Sequence[dict], thresholds: dict | None = None) -> str:
             for t in (thresholds or {}).get(panel["case"], ()):  # one line per place, its operations named once
                 v = t.value(panel["dtype"])
                 where = [abs(v)] if not signed else ([v] if t.side in ("above", "below") else [abs(v), -abs(v)])
-                if t.kind in ("one_minus", "one_plus", "recip_over") and signed:
-                    where = [abs(v)] if t.kind != "recip_over" else [abs(v), -abs(v)]
                 for w in where:
                     if w != 0:
                         lines.setdefault(round(float(place(w)), 3), []).append(f"{t.operation} → {_BECOMES[t.kind]}")
