@@ -4,8 +4,9 @@ Each value and gradient element Keras returns is classified:
 
 * ``exact``: within the contract of the mathematics (4 + 4κ ulps value, 8 + 4κ gradient);
 * ``explained``: outside it, but within the replay's bound where Keras's algorithm is replayed
-  in its dtype (:mod:`cesym.keras.replay`: the cross-entropies' values), else inside the envelope
-  of :mod:`cesym.keras.model`, and the exact value outside that bound or envelope: Keras's own
+  in its dtype (:mod:`cesym.keras.replay`: every value, and the gradients of the declared
+  algorithms), else (no replay, or a replay whose bound is infinite or does not hold) inside the
+  envelope of :mod:`cesym.keras.model`, and the exact value outside that bound or envelope: Keras's own
   algorithm (its clip, renormalisation order, fused softmax gradient ``softmax - y``, float
   evaluation with every rounding and flush-to-zero it may commit) can return that value, so the
   deviation is the algorithm at work;
@@ -24,7 +25,7 @@ import numpy as np
 
 from ..verify.contract import GRAD_BASE, KAPPA_FACTOR, VALUE_BASE, definition, losses_by_name, reference_for
 from .model import _ends, contains, envelope
-from .replay import replay_bound, replay_with_scale, reproduced
+from .replay import agreement, near, replay_outputs
 from ..verify.reference import Unresolved
 from ..verify.registry import KernelCase, one_hot
 from ..verify.sampling import Batch
@@ -53,10 +54,14 @@ class KerasTally:
     #: the point of each maximum: {"ulps", "abs" (|Keras - exact|), "keras", "exact", "status", "at"}
     value_worst: dict | None = None
     grad_worst: dict | None = None
-    #: values reproduced bit for bit by the replay in the dtype (:mod:`.replay`), of those compared
+    #: outputs reproduced bit for bit by the replay in the dtype (:mod:`.replay`), of those compared,
+    #: and the largest distance of the others as a fraction of the replay's bound
     replayed: int = 0
     replay_compared: int = 0
-    replay_max_ulps: float = 0.0  # the replay's largest distance from Keras where it differs (normal numbers)
+    replay_apart: float = 0.0
+    grad_replayed: int = 0
+    grad_replay_compared: int = 0
+    grad_replay_apart: float = 0.0
 
     def note(self, part: str, worst: dict) -> None:
         cur = getattr(self, f"{part}_worst")
@@ -71,9 +76,10 @@ class KerasTally:
         self.grad_max_ulps = max(self.grad_max_ulps, other.grad_max_ulps)
         self.unexplained_examples += other.unexplained_examples[: max(0, 3 - len(self.unexplained_examples))]
         self.unresolved += other.unresolved
-        self.replayed += other.replayed
-        self.replay_compared += other.replay_compared
-        self.replay_max_ulps = max(self.replay_max_ulps, other.replay_max_ulps)
+        for pre in ("", "grad_"):
+            for k in ("replayed", "replay_compared"):
+                setattr(self, pre + k, getattr(self, pre + k) + getattr(other, pre + k))
+            setattr(self, pre + "replay_apart", max(getattr(self, pre + "replay_apart"), getattr(other, pre + "replay_apart")))
         for part in ("value", "grad"):
             w = getattr(other, f"{part}_worst")
             if w is not None:
@@ -90,11 +96,12 @@ def classify(case: KernelCase, batch: Batch, keras_call) -> KerasTally:
         return tally  # a plain reduce_sum of squares: compared by the seeds' tests
     value = np.asarray(keras_call(batch.labels, batch.pred, batch.params, grad=False))
     grad = np.asarray(keras_call(batch.labels, batch.pred, batch.params, grad=True))
-    replayed = replay_with_scale(case, batch.labels, batch.pred, batch.params)
-    if replayed is not None:  # one value and scale per output, in the outputs' layout
-        tally.replayed, tally.replay_compared, tally.replay_max_ulps = reproduced(
-            case, batch.labels, batch.pred, batch.params, value, replayed)
-        rep_value, rep_scale = (np.asarray(a).reshape(np.shape(value)) for a in replayed)
+    rep = replay_outputs(case, batch.labels, batch.pred, batch.params)
+    if rep is not None:  # one value and bound per output, in the outputs' layout
+        tally.replayed, tally.replay_compared, tally.replay_apart = agreement(rep.value, rep.value_bound, value, dtype)
+        rep_value, rep_bound = (np.asarray(a).reshape(np.shape(value)) for a in (rep.value, rep.value_bound))
+        if rep.grad is not None:
+            tally.grad_replayed, tally.grad_replay_compared, tally.grad_replay_apart = agreement(rep.grad, rep.grad_bound, grad, dtype)
     B, n = batch.pred.shape
     labels = one_hot(batch.labels, n) if case.labels == "sparse" else batch.labels
     params = [batch.params[p.name] for p in loss.params]
@@ -104,7 +111,14 @@ def classify(case: KernelCase, batch: Batch, keras_call) -> KerasTally:
         else:
             items = [(labels[r], batch.pred[r], value[r], grad[r], r) for _ in (0,)]
         for lab, pred, v, g, at in items:
-            near = None if replayed is None else replay_bound(rep_value[at], rep_scale[at], dtype)
+            close = None if rep is None else near(rep_value[at], rep_bound[at], dtype)
+
+            def grad_near(j, at=at):  # the replay's bound of gradient element j of this item
+                if rep is None or rep.grad is None:
+                    return None
+                r, c = at if case.elementwise else (at, 0)
+                return near(rep.grad[r, c + j], rep.grad_bound[r, c + j], dtype)
+
             ref = reference_for(loss, len(pred))
             try:
                 tv, tg = ref.value_and_grad(lab, pred, params, dtype=dtype)
@@ -150,12 +164,12 @@ def classify(case: KernelCase, batch: Batch, keras_call) -> KerasTally:
                         "status": status, "at": f"labels {[float(x) for x in lab]} pred {[float(x) for x in pred]}{where}",
                     })
 
-            status, e = judge("value", v, tv, lambda: model()[0], VALUE_BASE, kappa_value, near)
+            status, e = judge("value", v, tv, lambda: model()[0], VALUE_BASE, kappa_value, close)
             tally.value[status] += 1
             tally.value_max_ulps = max(tally.value_max_ulps, e)
             worst("value", e, v, tv, status)
             for j, (gj, tj) in enumerate(zip(g, tg)):
-                status, e = judge(f"grad[{j}]", gj, tj, lambda j=j: model()[1][j], GRAD_BASE, lambda j=j: kappa()[1][j])
+                status, e = judge(f"grad[{j}]", gj, tj, lambda j=j: model()[1][j], GRAD_BASE, lambda j=j: kappa()[1][j], grad_near(j))
                 tally.grad[status] += 1
                 tally.grad_max_ulps = max(tally.grad_max_ulps, e)
                 worst("grad", e, gj, tj, status, f", element {j}")

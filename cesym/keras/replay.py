@@ -21,18 +21,30 @@ is not, by how many ulps. Keras 3.15, TensorFlow backend, function forms:
 * ``sigmoid_cross_entropy_with_logits``, ``softmax_cross_entropy_with_logits``,
   ``sparse_softmax_cross_entropy_with_logits``: the ops above.
 
-Other losses have no replay here (their declared algorithms are enclosed by the model only):
-:func:`replay` returns None for them.
+Every other loss with a Keras function form is replayed from the algorithm its derivation file
+declares (:mod:`cesym.keras.declared`: values and TensorFlow's gradients, with a bound per
+output). :func:`replay_outputs` gives either, as a :class:`Replay`; the cross-entropies'
+gradients (TensorFlow's fused ops and its autodiff through the clip) are not replayed: the model's
+envelope judges them.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from ..verify.registry import KernelCase
+from ..verify.registry import KernelCase, one_hot
+from .declared import replay_declared
 from .model import bounds
 
-__all__ = ["replay", "replay_with_scale", "replay_bound", "reproduced", "REPLAY_ULPS"]
+__all__ = ["replay", "replay_with_scale", "replay_bound", "reproduced", "REPLAY_ULPS", "Replay", "replay_outputs", "HAND_REPLAYED"]
+
+#: The losses replayed by hand here (their values); every other declared algorithm by .declared.
+HAND_REPLAYED = (
+    "binary_crossentropy", "categorical_crossentropy", "sparse_categorical_crossentropy",
+    "sigmoid_cross_entropy_with_logits", "softmax_cross_entropy_with_logits", "sparse_softmax_cross_entropy_with_logits",
+)
 
 def _clip(p: np.ndarray, dt) -> np.ndarray:
     lo, hi = bounds(dt)  # Keras's 1e-7 and 1 - 1e-7 as TensorFlow makes them tensors of the dtype
@@ -169,4 +181,78 @@ def reproduced(
         a, b = (np.where(np.abs(v[both]) < tiny, 0, v[both]).astype(np.float64) for v in (value, kv))
         unit = np.spacing(np.maximum(np.abs(scale[both]), tiny)).astype(np.float64)
         apart = float(np.max(np.abs(a - b) / unit))
+    return int(np.count_nonzero(same)), int(same.size), apart
+
+
+@dataclass
+class Replay:
+    """Keras's outputs on a batch as the replay computes them, each with the absolute bound of
+    TensorFlow's distance from it: ``value`` in Keras's layout ((rows,), or (rows, C) for an
+    elementwise loss), ``grad`` (rows, C) or None where the gradient is not replayed."""
+
+    value: np.ndarray
+    value_bound: np.ndarray
+    grad: np.ndarray | None = None
+    grad_bound: np.ndarray | None = None
+
+
+def _bound_of_scale(scale: np.ndarray, dtype) -> np.ndarray:
+    tiny = np.finfo(dtype).smallest_normal
+    with np.errstate(invalid="ignore"):
+        s = np.maximum(np.abs(np.asarray(scale, dtype=dtype)), tiny)
+        return np.where(np.isfinite(s), REPLAY_ULPS * np.spacing(s).astype(np.float64), np.inf)
+
+
+def replay_outputs(case: KernelCase, labels, pred: np.ndarray, params: dict) -> Replay | None:
+    """The replay of ``case`` on a batch (see :func:`replay`): the hand-written replays of the
+    cross-entropies' values (bound: REPLAY_ULPS ulps of the scale), or the declared algorithm's
+    values and gradients (:func:`cesym.keras.declared.replay_declared`); None where Keras has no
+    function form to replay (the activity penalty)."""
+    from ..verify.contract import definition  # noqa: PLC0415 - the registry imports this package's siblings
+
+    pred = np.asarray(pred)
+    if case.kernel in HAND_REPLAYED:
+        got = replay_with_scale(case, labels, pred, params)
+        if got is None:
+            return None
+        value, scale = got
+        return Replay(value, _bound_of_scale(scale, pred.dtype))
+    if not str((case.keras or {}).get("function") or "").startswith("keras."):
+        return None
+    loss = definition(case)
+    dense = one_hot(labels, pred.shape[1]) if case.labels == "sparse" else labels
+    v, dv, g, dg = replay_declared(loss, dense, pred, params, loss.row_level)
+    return Replay(v, dv, g, dg)
+
+
+def near(value, bound, dtype) -> tuple[float, float] | None:
+    """[value - bound, value + bound] (0 joined in where the value may be flushed to zero): where
+    Keras's output must lie if the replay models it; None where either is not finite."""
+    v, b = float(value), float(bound)
+    if not (np.isfinite(v) and np.isfinite(b)):
+        return None
+    tiny = float(np.finfo(dtype).smallest_normal)
+    lo, hi = v - b, v + b
+    if abs(v) < tiny + b:  # TensorFlow flushes subnormal results to zero
+        lo, hi = min(lo, 0.0), max(hi, 0.0)
+    return lo, hi
+
+
+def agreement(replayed: np.ndarray, bound: np.ndarray, keras, dtype) -> tuple[int, int, float]:
+    """(outputs of Keras equal to the replay's bit for bit, outputs compared, the largest distance
+    of the others as a fraction of their bound, among those with a finite bound). NaN matches NaN,
+    +0 matches -0; a subnormal counts as 0 (TensorFlow flushes them)."""
+    r = np.asarray(replayed)
+    k = np.asarray(keras, dtype=r.dtype).reshape(r.shape)
+    same = (r == k) | (np.isnan(r) & np.isnan(k))
+    b = np.broadcast_to(np.asarray(bound, dtype=np.float64), r.shape)
+    both = np.isfinite(r) & np.isfinite(k) & np.isfinite(b) & ~same
+    apart = 0.0
+    if np.any(both):
+        tiny = np.finfo(dtype).smallest_normal
+        x, y = (np.where(np.abs(v[both]) < tiny, 0, v[both]).astype(np.float64) for v in (r, k))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frac = np.abs(x - y) / b[both]
+        frac = np.where(np.abs(x - y) == 0, 0.0, frac)
+        apart = float(np.max(frac))
     return int(np.count_nonzero(same)), int(same.size), apart

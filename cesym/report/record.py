@@ -85,7 +85,7 @@ def _config(c, case) -> dict:
         "unresolved": c.unresolved,
         "keras": None if c.keras is None else {k: c.keras[k] for k in (
             "value", "grad", "value_max_ulps", "grad_max_ulps", "unexplained_examples", "unresolved", "value_worst", "grad_worst",
-            "replayed", "replay_compared", "replay_max_ulps")},
+            "replayed", "replay_compared", "replay_apart", "grad_replayed", "grad_replay_compared", "grad_replay_apart")},
     }
 
 

@@ -276,15 +276,16 @@ def _keras_table(configs: Sequence[dict], keras_ran: bool, family_seeds: bool) -
         ]
     lines = [
         "| Keras path | dtype | labels | value: exact / explained / ambiguous / unexplained | gradient: exact / explained / ambiguous / unexplained | "
-        "max ulps from the mathematics (value / gradient) |",
-        "|---|---|---|---|---|---|",
+        "max ulps from the mathematics (value / gradient) | reproduced bit for bit by the replay (value / gradient) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for c in rows:
         k = c["keras"]
         v, g = k["value"], k["grad"]
         lines.append(
             f"| `{c['kernel']}` | {c['dtype']} | {c['labels']} | {v['exact']} / {v['explained']} / {v.get('ambiguous', 0)} / {v['unexplained']} | "
-            f"{g['exact']} / {g['explained']} / {g.get('ambiguous', 0)} / {g['unexplained']} | {_fmt(k['value_max_ulps'])} / {_fmt(k['grad_max_ulps'])} |"
+            f"{g['exact']} / {g['explained']} / {g.get('ambiguous', 0)} / {g['unexplained']} | {_fmt(k['value_max_ulps'])} / {_fmt(k['grad_max_ulps'])} | "
+            f"{_share(k.get('replayed', 0), k.get('replay_compared', 0))} / {_share(k.get('grad_replayed', 0), k.get('grad_replay_compared', 0))} |"
         )
     examples = [e for c in rows for e in c["keras"].get("unexplained_examples", [])]
     if examples:
@@ -295,6 +296,11 @@ def _keras_table(configs: Sequence[dict], keras_ran: bool, family_seeds: bool) -
     if verdicts:
         lines += ["", "In words, per Keras path and dtype (all label kinds together):", ""] + verdicts
     return lines
+
+
+def _share(same: int, compared: int) -> str:
+    """``same`` of ``compared`` as a percentage (— where nothing was replayed)."""
+    return "—" if not compared else f"{100 * same / compared:.0f} % ({same}/{compared})"
 
 
 def _keras_verdicts(rows: Sequence[dict]) -> list[str]:
@@ -328,14 +334,17 @@ def _keras_verdicts(rows: Sequence[dict]) -> list[str]:
                 else:
                     text += f"; at most {_fmt(w['ulps'])} ulps (absolute {_fmt(w['abs'])})"
             parts.append(text)
-        compared = sum(c["keras"].get("replay_compared", 0) for c in cs)
-        if compared:
-            same = sum(c["keras"].get("replayed", 0) for c in cs)
-            apart = max(c["keras"].get("replay_max_ulps", 0.0) for c in cs)
-            parts.append(
-                f"Keras's algorithm replayed in {dtype} (`cesym/keras/replay.py`) reproduces {same} of {compared} values "
-                f"bit for bit" + (f", the others within {_fmt(apart)} ulps" if same < compared and apart else "")
-            )
+        said = []
+        for pre, noun in (("", "values"), ("grad_", "gradient elements")):
+            compared = sum(c["keras"].get(pre + "replay_compared", 0) for c in cs)
+            if compared:
+                same = sum(c["keras"].get(pre + "replayed", 0) for c in cs)
+                apart = max(c["keras"].get(pre + "replay_apart", 0.0) for c in cs)
+                said.append(f"{same} of {compared} {noun}" + (
+                    f" (the others within {_fmt(100 * apart)} % of its bound)" if same < compared and apart <= 1 else
+                    f" (the others up to {_fmt(apart)} times its bound)" if same < compared and apart > 1 else ""))
+        if said:
+            parts.append(f"Keras's algorithm replayed in {dtype} reproduces " + " and ".join(said) + " bit for bit")
         if parts:
             out.append(f"- `{kernel}` {dtype}: " + "; ".join(parts) + ".")
     return out
@@ -455,8 +464,12 @@ def _keras_section(family: str, configs: Sequence[dict], record: dict) -> list[s
     lines += [
         "Keras 3 function forms and tf.nn ops on the same points (plain tensors, so the hidden `_keras_logits` shortcut "
         "cannot apply). *Exact*: within the contract of the mathematics; *explained*: outside it but within the bound of "
-        "Keras's algorithm replayed in its dtype (the cross-entropies' values: `cesym/keras/replay.py`, 16 ulps of the "
-        "terms' scale) or, elsewhere, inside the envelope of "
+        "Keras's algorithm replayed in its dtype, operation by operation (the cross-entropies' values: "
+        "`cesym/keras/replay.py`, 16 ulps of the terms' scale; every other loss's declared algorithm, values and "
+        "TensorFlow's gradient ops: `cesym/keras/declared.py`, where the bound counts what the replay cannot know: "
+        "8 ulps per exp/log/σ/pow for TensorFlow's own implementations, the order of sums of more than two terms, "
+        "flushed subnormals, and no bound where a branch is undecided) or, where there is no replay or its bound does "
+        "not hold, inside the envelope of "
         "Keras's own algorithm (clip to [1e-7, 1 − 1e-7], renormalisation order, the fused softmax gradient "
         "softmax − y, every float rounding and flush to zero it may commit; `cesym/keras/model.py`) and the exact "
         "value outside it; *ambiguous*: inside that bound or envelope, but so is the exact value (the model is too wide "
