@@ -52,10 +52,10 @@ TRANSCENDENTAL_ULPS = 8.0
 
 #: TensorFlow's float32 ``reciprocal`` (the Log gradient's ``g·reciprocal(x)``) is not the
 #: correctly rounded 1/x (measured here, TensorFlow 2.21 on AVX-512, 20000 x per binade): within
-#: 2.5 ulps for |x| < 2^104, then its accuracy falls (64 ulps at 2^108, 1.0e3 at 2^112, 4.6e3
+#: 2.5 ulps for |x| < 2^104 (4 allowed), then its accuracy falls (64 ulps at 2^108, 1.0e3 at 2^112, 4.6e3
 #: from 2^116: a relative 2^-10.8), and from 2^126 it returns 0 where 1/x is still normal. Its
 #: float64 reciprocal matched 1/x bit for bit in every binade. :meth:`_Walk.reciprocal_slack`.
-RECIPROCAL_ULPS = 3.0
+RECIPROCAL_ULPS = 4.0
 
 _INF = np.inf
 

@@ -285,7 +285,7 @@ def _keras_table(configs: Sequence[dict], keras_ran: bool, family_seeds: bool) -
         lines.append(
             f"| `{c['kernel']}` | {c['dtype']} | {c['labels']} | {v['exact']} / {v['explained']} / {v.get('ambiguous', 0)} / {v['unexplained']} | "
             f"{g['exact']} / {g['explained']} / {g.get('ambiguous', 0)} / {g['unexplained']} | {_fmt(k['value_max_ulps'])} / {_fmt(k['grad_max_ulps'])} | "
-            f"{_share(k.get('replayed', 0), k.get('replay_compared', 0))} / {_share(k.get('grad_replayed', 0), k.get('grad_replay_compared', 0))} |"
+            f"{_replayed_share(k.get('replayed', 0), k.get('replay_compared', 0))} / {_replayed_share(k.get('grad_replayed', 0), k.get('grad_replay_compared', 0))} |"
         )
     examples = [e for c in rows for e in c["keras"].get("unexplained_examples", [])]
     if examples:
@@ -298,7 +298,7 @@ def _keras_table(configs: Sequence[dict], keras_ran: bool, family_seeds: bool) -
     return lines
 
 
-def _share(same: int, compared: int) -> str:
+def _replayed_share(same: int, compared: int) -> str:
     """``same`` of ``compared`` as a percentage (— where nothing was replayed)."""
     return "—" if not compared else f"{100 * same / compared:.0f} % ({same}/{compared})"
 
