@@ -36,6 +36,10 @@ def test_the_replay_reproduces_keras(kernel, keywords, dtype):
         same, compared, apart = R.reproduced(c, b.labels, b.pred, b.params, keras_kernel(c)(b.labels, b.pred, b.params))
         assert apart <= APART, (soft, smooth, apart)
         assert same >= compared // 2, (soft, smooth, same, compared)
+        # TensorFlow's gradient (its autodiff through Keras's ops, or the fused ops' softmax - y)
+        rep = R.replay_outputs(c, b.labels, b.pred, b.params)
+        _, _, apart = R.agreement(rep.grad, rep.grad_bound, keras_kernel(c)(b.labels, b.pred, b.params, grad=True), dtype)
+        assert apart <= 1.0, (soft, smooth, apart)
 
 
 def test_another_algorithm_is_not_reproduced():

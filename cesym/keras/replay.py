@@ -1,4 +1,4 @@
-r"""Keras's algorithm replayed in its own dtype, operation by operation (values), in NumPy.
+r"""Keras's algorithm replayed in its own dtype, operation by operation (values and gradients), in NumPy.
 
 Where :mod:`cesym.keras.model` encloses every value Keras's algorithm *can* return (an interval
 per point, mpmath), the replay computes the one it *does* return where TensorFlow's arithmetic
@@ -23,9 +23,11 @@ is not, by how many ulps. Keras 3.15, TensorFlow backend, function forms:
 
 Every other loss with a Keras function form is replayed from the algorithm its derivation file
 declares (:mod:`cesym.keras.declared`: values and TensorFlow's gradients, with a bound per
-output). :func:`replay_outputs` gives either, as a :class:`Replay`; the cross-entropies'
-gradients (TensorFlow's fused ops and its autodiff through the clip) are not replayed: the model's
-envelope judges them.
+output). The cross-entropies' gradients are replayed too: TensorFlow's autodiff through Keras's
+ops (the clip as ``maximum(minimum(p, 1 - ε), ε)``, the log, the ``where`` s of
+``sigmoid_cross_entropy_with_logits``) by :mod:`cesym.keras.declared` on those ops written out
+(:func:`_tf_algorithm`), and the fused softmax ops' own gradient ``softmax - labels`` by hand
+(:func:`_softmax_backprop`). :func:`replay_outputs` gives any of them as a :class:`Replay`.
 """
 
 from __future__ import annotations
@@ -204,25 +206,133 @@ def _bound_of_scale(scale: np.ndarray, dtype) -> np.ndarray:
 
 
 def replay_outputs(case: KernelCase, labels, pred: np.ndarray, params: dict) -> Replay | None:
-    """The replay of ``case`` on a batch (see :func:`replay`): the hand-written replays of the
-    cross-entropies' values (bound: REPLAY_ULPS ulps of the scale), or the declared algorithm's
-    values and gradients (:func:`cesym.keras.declared.replay_declared`); None where Keras has no
-    function form to replay (the activity penalty)."""
+    """The replay of ``case`` on a batch (see :func:`replay`): the cross-entropies' values by hand
+    (bound: REPLAY_ULPS ulps of the scale) and their gradients (:func:`_cross_entropy_grad`), or
+    the declared algorithm's values and gradients (:func:`cesym.keras.declared.replay_declared`);
+    None where Keras has no function form to replay (the activity penalty)."""
     from ..verify.contract import definition  # noqa: PLC0415 - the registry imports this package's siblings
 
     pred = np.asarray(pred)
+    loss = definition(case)
+    dense = one_hot(labels, pred.shape[1]) if case.labels == "sparse" else labels
     if case.kernel in HAND_REPLAYED:
         got = replay_with_scale(case, labels, pred, params)
         if got is None:
             return None
         value, scale = got
-        return Replay(value, _bound_of_scale(scale, pred.dtype))
+        g, dg = _cross_entropy_grad(case, loss, dense, pred, params)
+        return Replay(value, _bound_of_scale(scale, pred.dtype), g, dg)
     if not str((case.keras or {}).get("function") or "").startswith("keras."):
         return None
-    loss = definition(case)
-    dense = one_hot(labels, pred.shape[1]) if case.labels == "sparse" else labels
     v, dv, g, dg = replay_declared(loss, dense, pred, params, loss.row_level)
     return Replay(v, dv, g, dg)
+
+
+# --- the cross-entropies' gradients ------------------------------------------------------------------
+#
+# Where TensorFlow differentiates Keras's composite ops (the clip, log, the where's of
+# sigmoid_cross_entropy_with_logits), the ops are written as an algorithm and replayed backward by
+# .declared; the fused softmax ops return their own gradient, softmax - labels, replayed here.
+
+_TF_ALGORITHMS: dict[str, object] = {}  # case id -> the definition with TensorFlow's algorithm as ``keras``
+
+
+def _tf_algorithm(case: KernelCase, loss):
+    """``loss`` with ``keras`` set to the ops Keras 3.15's TensorFlow backend runs for ``case``
+    (None for the fused softmax ops): ``clip_by_value`` is ``maximum(minimum(x, 1 - ε), ε)``."""
+    import dataclasses
+
+    import sympy as sp
+    from sympy.codegen.cfunctions import log1p
+
+    from ..define.primitives import C, RowSum
+
+    if case.id in _TF_ALGORITHMS:
+        return _TF_ALGORITHMS[case.id]
+    eps = sp.Float(1e-7, 53)
+    x = loss.prediction
+    t = next((w for w in loss.weights if w.name == "t"), loss.label)
+
+    def clip(v):
+        return sp.Max(sp.Min(v, 1 - eps), eps)
+
+    def sigmoid_xent(x, t):  # nn_impl: where(x >= 0, x, 0) - x·t + log1p(exp(where(x >= 0, -x, x)))
+        return sp.Piecewise((x, x >= 0), (0, True)) - x * t + log1p(sp.exp(sp.Piecewise((-x, x >= 0), (x, True))))
+
+    k, logits = case.kernel, case.keywords.get("from_logits", True)
+    if k == "binary_crossentropy" and not logits:
+        q = clip(x)
+        expr = RowSum(-(t * sp.log(q) + (1 - t) * sp.log(1 - q))) / C
+    elif k == "binary_crossentropy":
+        expr = RowSum(sigmoid_xent(x, t)) / C
+    elif k == "sigmoid_cross_entropy_with_logits":
+        expr = sigmoid_xent(x, t)
+    elif k == "categorical_crossentropy" and not logits:
+        expr = -RowSum(t * sp.log(clip(x / RowSum(x))))
+    else:
+        expr = None
+    out = None if expr is None else dataclasses.replace(loss, keras=expr)
+    _TF_ALGORITHMS[case.id] = out
+    return out
+
+
+def _cross_entropy_grad(case: KernelCase, loss, dense, pred: np.ndarray, params: dict) -> tuple[np.ndarray, np.ndarray]:
+    """TensorFlow's gradient of a cross-entropy's Keras path, replayed in the dtype, with its bound."""
+    algo = _tf_algorithm(case, loss)
+    if algo is not None:
+        _, _, g, dg = replay_declared(algo, dense, pred, params, algo.row_level)
+        return g, dg
+    dt = pred.dtype.type
+    ls = float(params.get("label_smoothing", 0.0))
+    t = np.asarray(dense, dtype=pred.dtype)
+    if ls:
+        t = t * dt(1.0 - ls) + ls / dt(pred.shape[1])
+    if case.keywords.get("from_logits", True):
+        return _softmax_backprop(t, pred, np.zeros(pred.shape))
+    # sparse on probabilities: log(clip(p)) into the sparse op, back through Log (g·reciprocal(q))
+    # and the clip (g where 1e-7 <= p <= 1 - 1e-7, the ends included)
+    lo, hi = bounds(dt)
+    q = _clip(pred, dt)
+    with np.errstate(all="ignore"):
+        z = np.log(q)
+        from .declared import TRANSCENDENTAL_ULPS, _Walk
+
+        w = _Walk(dt, {}, pred.shape[1], pred.shape[0])
+        bp, dbp = _softmax_backprop(t, z, TRANSCENDENTAL_ULPS * w.ulp(z))
+        r = dt(1) / q
+        fr = np.abs(r.astype(np.float64))
+        g = bp * r
+        dg = w.moved(g, dbp * fr + np.abs(bp.astype(np.float64)) * w.reciprocal_slack(q, r))
+        inside = (pred >= dt(lo)) & (pred <= dt(hi))
+        edge = (pred == dt(lo)) | (pred == dt(hi))  # the mask at a tie is the op order's: no claim
+        g = np.where(inside, g, dt(0))
+        dg = np.where(edge, np.inf, np.where(inside, dg, 0.0))
+    return g, dg
+
+
+def _softmax_backprop(t: np.ndarray, z: np.ndarray, dz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The fused softmax ops' gradient ``exp(z - max z)/Σ exp(z - max z) - t`` (TensorFlow's xent
+    kernels; the loss's upstream 1 multiplies it exactly), with its bound: ``dz`` the inputs'
+    own, TRANSCENDENTAL_ULPS per exp, Eigen's order of the row sum ((C - 1)·eps of it)."""
+    from .declared import TRANSCENDENTAL_ULPS, _Walk
+
+    dt = z.dtype.type
+    rows, n = z.shape
+    w = _Walk(dt, {}, n, rows)
+    with np.errstate(all="ignore"):
+        m = np.max(z, axis=1, keepdims=True)
+        shifted = z - m
+        dshift = w.moved(shifted, dz + np.max(dz, axis=1, keepdims=True))
+        e = np.exp(shifted)
+        fe = e.astype(np.float64)
+        de = fe * dshift + TRANSCENDENTAL_ULPS * w.ulp(e)
+        s = _row_sum(e)[:, None]
+        fs = s.astype(np.float64)
+        ds = np.sum(de, axis=1, keepdims=True) + (n - 1) * w.eps * fs + w.ulp(s)
+        p = e / s
+        dp = w.moved(p, de / fs + p.astype(np.float64) * ds / fs)
+        g = p - t
+        return w.settle(g, w.moved(g, dp))
 
 
 def near(value, bound, dtype) -> tuple[float, float] | None:
