@@ -102,3 +102,21 @@ def _keywords(case_id: str) -> dict:
         return {}
     inner = case_id.split("[", 1)[1].rstrip("]")
     return {k: v == "True" for k, v in (kv.split("=") for kv in inner.split(","))}
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_kernel_says_where_it_is_valid(family):
+    """Each kernel's section states its inputs (the domain its public functions check), the
+    measured extended reals, and how float32 is computed: "correctly rounded" exactly where the
+    generated module has the rounding test's checked forms, "rounded once" elsewhere."""
+    text = _text(family)
+    generated = (Path(GENERATED_DIR) / f"{family}.py").read_text(encoding="utf-8")
+    for loss in load_all()[family]:
+        start = text.index(f"(`{loss.name}`)")
+        end = text.find("\n## ", start + 1)
+        section = text[start:end if end > 0 else None]
+        assert "**Where it is valid.**" in section, loss.name
+        assert "off the limits of the mathematics" in section, loss.name
+        checked = f"def {loss.variant}_value_checked(" in generated or f"def {loss.variant}_grad_checked(" in generated
+        assert ("are correctly rounded" in section) is checked, loss.name
+        assert ("rounded once to float32 (no rounding test" in section) is (not checked), loss.name

@@ -83,6 +83,7 @@ def _config(c, case) -> dict:
         "failures": len(c.failures),
         "naive_outside": c.naive_outside,
         "unresolved": c.unresolved,
+        "extended": c.extended,
         "keras": None if c.keras is None else {k: c.keras[k] for k in (
             "value", "grad", "value_max_ulps", "grad_max_ulps", "unexplained_examples", "unresolved", "value_worst", "grad_worst",
             "replayed", "replay_compared", "replay_apart", "grad_replayed", "grad_replay_compared", "grad_replay_apart")},

@@ -350,6 +350,82 @@ def _keras_verdicts(rows: Sequence[dict]) -> list[str]:
     return out
 
 
+#: What each declared prediction domain admits (cesym.define.declare.DOMAINS), as the public
+#: functions check it.
+_DOMAIN_WORDS = {
+    "real": "any real number",
+    "unit": "probabilities in [0, 1] (0 and 1 included: the domain's edges)",
+    "simplex": "non-negative numbers, each row renormalised to sum to 1 (0 included: the domain's edge)",
+    "positive": "non-negative numbers (0 included: the domain's edge)",
+    "log1p": "numbers >= −1 (−1 included: the domain's edge, where log(1 + p) is −inf)",
+}
+_LABEL_WORDS = {
+    "binary": "any real numbers (hard 0/1 or soft labels in [0, 1]; others are taken as given)",
+    "distribution": "any real numbers (one-hot or soft rows; a row need not sum to 1: the mathematics is computed as given)",
+    "index": "integer classes in 0..C − 1 (where the function takes `ignore_class`, a row with that label costs 0)",
+    "real": "any real numbers",
+    "count": "any real numbers (counts: non-negative in Poisson's model)",
+    "sign": "any real numbers (±1 classes, or 0/1, converted as Keras converts them)",
+}
+
+
+def _public(text: str) -> list[dict]:
+    """The ``PUBLIC`` list of a generated module's text (plain data: read, not imported)."""
+    import ast
+
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "PUBLIC" for t in node.targets):
+            return ast.literal_eval(node.value)
+    return []
+
+
+def _validity(d: Derived, generated: str, configs: Sequence[dict]) -> list[str]:
+    """Where the kernel of ``d`` is valid: the inputs its public functions accept (declared and
+    checked), what ±inf and NaN give (the function's own words), how float32 is computed, and
+    what this run measured at the extended reals. ``generated``: its generated module's text."""
+    variant = d.loss.variant
+    public = _public(generated)
+    out = []
+    for pub in public:
+        for v in pub["variants"]:
+            if v["loss"] != variant:
+                continue
+            args = pub["args"]
+            when = ", ".join(f"{k}={val!r}" for k, val in v["when"].items())
+            pred = args[-1]
+            text = f"`{pub['name']}({', '.join(args)}{', ' + when if when else ''})`: `{pred}` {_DOMAIN_WORDS.get(v['domain'], v['domain'])}"
+            if pub["labels"] != "none":
+                text += f"; `{args[0]}` {_LABEL_WORDS.get(pub['labels'], pub['labels'])}"
+            ranged = [f"`{k['name']}` in [{k['range'][0]:g}, {k['range'][1]:g}]" for k in pub["keywords"] if k.get("range")]
+            if ranged:
+                text += "; " + ", ".join(ranged)
+            out.append(f"- {text}.")
+    if not out:
+        return []
+    mine = [c for c in configs if c.get("loss") == d.loss.name]
+    ext = [c["extended"] for c in mine if c.get("extended")]
+    tested = sum(x["points"] for x in ext)
+    off = sum(x["failures"] for x in ext)
+    docs = [_doc_to_markdown(p["doc"]).strip().replace("\n", " ") for p in public if any(v["loss"] == variant for v in p["variants"])]
+    tested_parts = [k for k in ("value", "grad") if f"def {variant}_{k}_checked(" in generated]
+    lines = ["**Where it is valid.** Every finite input in the domain below is computed to the accuracy contract; "
+             "anything else outside it is an error naming the argument (no silent NaN):", ""] + out + [""]
+    lines += [f"> {doc}" for doc in docs if doc] + ([""] if any(docs) else [])
+    if ext:
+        lines += [f"At ±inf, the domain's edges and NaN, measured in this run: {tested} outputs, {off} off the limits of the "
+                  "mathematics (`cesym/verify/extended.py`).", ""]
+    if tested_parts:
+        what = " and ".join({"value": "values" + (" (rows of up to 16 classes; wider rows rounded once)" if d.loss.row_level else ""),
+                             "grad": "gradients"}[k] for k in tested_parts)
+        lines += [f"float32 inputs are computed in float64; the float32 {what} are correctly rounded: each output is "
+                  "tested against the float64 error bound and the few too close to a float32 rounding boundary are "
+                  "recomputed exactly (`cesym/kernels/_rounding.py`).", ""]
+    else:
+        lines += ["float32 inputs are computed in float64 and the result rounded once to float32 (no rounding test: "
+                  "within the contract, not always the correctly rounded float32).", ""]
+    return lines
+
+
 def _code(d: Derived, text: str) -> str:
     """The generated functions of ``d``, read from the generated module's text, docstrings dropped."""
     import ast
@@ -438,6 +514,7 @@ def render_family(
             if d.grad_rules:
                 lines += [f"- **{r.name}**: {r.why}" for r in d.grad_rules] + [""]
         lines += [f"Generated code (`{generated_name}`):", "", "```python", _code(d, generated), "```", ""]
+        lines += _validity(d, generated, configs)
     lines += _threshold_section(derived)
     lines += ["## Measured in this run", ""]
     lines += [
