@@ -120,3 +120,22 @@ def test_every_kernel_says_where_it_is_valid(family):
         checked = f"def {loss.variant}_value_checked(" in generated or f"def {loss.variant}_grad_checked(" in generated
         assert ("are correctly rounded" in section) is checked, loss.name
         assert ("rounded once to float32 (no rounding test" in section) is (not checked), loss.name
+
+
+@pytest.mark.parametrize("family", sorted(RECORD["plots"]))
+def test_a_gradient_plot_beside_each_value_plot(family):
+    """Where a family's value errors are plotted and its losses have gradients, their gradient
+    errors are plotted right after, on the same points, with a gradient series per value series."""
+    text = _text(family)
+    panels = RECORD["plots"][family]
+    grads = all(load_all()[family][0].differentiable for _ in (0,)) and any("grad_err" in s for p in panels for s in p["series"])
+    if "### Error against input magnitude (value)" not in text:
+        return  # every panel plotted in another family's report
+    value_at = text.index("### Error against input magnitude (value)")
+    if grads:
+        grad_at = text.index("### Error against input magnitude (gradient)")
+        assert value_at < grad_at < text.index("## Keras")
+        assert (Path(REPORTS_DIR) / f"{family}_grad_error.svg").exists()
+        for p in panels:
+            for s in p["series"]:
+                assert len(s["grad_err"]) == len(s["err"]) == len(p["mags"]), (p["case"], s["label"])

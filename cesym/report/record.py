@@ -124,12 +124,13 @@ def separable_value(value, weights: dict | None = None) -> bool:
 
 
 def _plot_panels(family: str, keras: bool, seed: int, cases=None) -> list[dict]:
-    """Per plotted kernel × dtype: the input of each point and each series' value error in ulps
-    (``ERR_CAP`` for NaN, inf and anything larger), with how many of the series' points are
-    outside the contract (full precision, before rounding). A separable loss (:func:`separable`)
+    """Per plotted kernel × dtype: the input of each point and each series' value and gradient
+    error in ulps (``ERR_CAP`` for NaN, inf and anything larger; a row's gradient: its largest
+    element's), with how many of the series' points are outside the contract (full precision,
+    before rounding). A separable loss (:func:`separable`)
     is sampled as rows of one element and plotted against that element, sign included
     (``signed``); the others against the largest |input| of their rows of three."""
-    from ..verify.contract import check_batch
+    from ..verify.contract import check_batch, definition
     from ..verify.sampling import sample
     from ..verify.run import naive_kernel
 
@@ -147,11 +148,17 @@ def _plot_panels(family: str, keras: bool, seed: int, cases=None) -> list[dict]:
 
                 kernels.append(("Keras", keras_kernel(case)))
             series = []
+            grads = definition(case).differentiable
             for label, kern in kernels:
-                res = check_batch(case, batch, grad=False, kernel=kern)
-                err = np.nan_to_num(np.asarray(res.value_ulps, dtype=float), nan=ERR_CAP, posinf=ERR_CAP)
-                err = np.minimum(err, ERR_CAP)
-                series.append({"label": label, "err": [_round(e) for e in err], "outside": len(res.failures)})
+                res = check_batch(case, batch, grad=grads, kernel=kern)
+                err = np.minimum(np.nan_to_num(np.asarray(res.value_ulps, dtype=float), nan=ERR_CAP, posinf=ERR_CAP), ERR_CAP)
+                s = {"label": label, "err": [_round(e) for e in err], "outside": sum(f.what.startswith("value") for f in res.failures)}
+                if grads:  # per point: the element's gradient (rows of one), else the row's largest
+                    g = np.minimum(np.nan_to_num(np.asarray(res.grad_ulps, dtype=float), nan=ERR_CAP, posinf=ERR_CAP), ERR_CAP)
+                    g = g.reshape(len(err), -1).max(axis=1)
+                    s["grad_err"] = [_round(e) for e in g]
+                    s["grad_outside"] = sum(f.what.startswith("grad") for f in res.failures)
+                series.append(s)
             panels.append({
                 "case": case.id,
                 "dtype": np.dtype(dtype).name,

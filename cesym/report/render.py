@@ -771,8 +771,9 @@ _BECOMES = {"exp_over": "inf", "exp_under": "0", "one_plus_exp": "1", "one_minus
             "pow_over": "inf", "pow_under": "0", "cosh_over": "inf", "recip_over": "inf"}
 
 
-def _draw_plot(panels: Sequence[dict], thresholds: dict | None = None) -> str:
-    """SVG of the value error (log10(1 + ulps)) against the largest input (log10) per kernel × dtype,
+def _draw_plot(panels: Sequence[dict], thresholds: dict | None = None, part: str = "value") -> str:
+    """SVG of the value error (``part`` "grad": the gradient's; a row's largest element's) as
+    log10(1 + ulps) against the largest input (log10) per kernel × dtype,
     one series each for the kernel, the naive form and Keras: deterministic bytes for given panels.
     The family's derived thresholds (:mod:`.thresholds`) are drawn as vertical lines at their
     magnitude in the panel's dtype, and the band where infinite and capped errors are drawn is
@@ -803,8 +804,10 @@ def _draw_plot(panels: Sequence[dict], thresholds: dict | None = None) -> str:
 
             x = place(mags)
             for s in panel["series"]:
+                if _errors(s, part) is None:
+                    continue
                 marker, size = styles[s["label"]]
-                ax.scatter(x, np.log10(1 + np.asarray(s["err"], dtype=float)), s=size, marker=marker, label=s["label"],
+                ax.scatter(x, np.log10(1 + np.asarray(_errors(s, part), dtype=float)), s=size, marker=marker, label=s["label"],
                            alpha=0.6, linewidths=0.8, rasterized=True)
             ax.set_ylim(-0.5, 22.5)
             cap = np.log10(1 + ERR_CAP)
@@ -855,17 +858,25 @@ def _draw_plot(panels: Sequence[dict], thresholds: dict | None = None) -> str:
     return buf.getvalue()
 
 
-def _plot_table(panels: Sequence[dict]) -> list[str]:
-    """Where each series first exceeds 4 ulps on the plotted points."""
+def _errors(series: dict, part: str):
+    """A plotted series' errors of ``part`` ("value", "grad"); None where it has none."""
+    return series.get("err" if part == "value" else "grad_err")
+
+
+def _plot_table(panels: Sequence[dict], part: str = "value") -> list[str]:
+    """Where each series first exceeds its contract's base (4 ulps value, 8 gradient) on the plotted points."""
+    base = 4 if part == "value" else 8
     table = [
-        "| kernel | dtype | series | points > 4 ulps | smallest \\|input\\| with an error > 4 ulps | largest \\|input\\| sampled |",
+        f"| kernel | dtype | series | points > {base} ulps | smallest \\|input\\| with an error > {base} ulps | largest \\|input\\| sampled |",
         "|---|---|---|---:|---:|---:|",
     ]
     for panel in panels:
         m = np.abs(np.asarray(panel["mags"], dtype=float))
         for s in panel["series"]:
-            err = np.asarray(s["err"], dtype=float)
-            bad = err > 4
+            if _errors(s, part) is None:
+                continue
+            err = np.asarray(_errors(s, part), dtype=float)
+            bad = err > base
             first = f"{np.min(m[bad]):.4g}" if np.any(bad) else "none"
             table.append(
                 f"| `{panel['case']}` | {panel['dtype']} | {s['label']} | {int(np.sum(bad))} of {len(err)} | {first} | {np.max(m):.3g} |"
@@ -896,8 +907,7 @@ def _with_plot(family: str, text: str, panels: Sequence[dict], plot_rows: int, e
         "plotted there.\n\n"
         for p, f in elsewhere
     )
-    return text.replace(
-        "## Keras\n",
+    section = (
         "### Error against input magnitude (value)\n\n"
         f"![value error of the kernel, the naive form and Keras against the input]({family}_error.svg)\n\n"
         + same
@@ -907,9 +917,23 @@ def _with_plot(family: str, text: str, panels: Sequence[dict], plot_rows: int, e
         "series first exceeds 4 ulps on these points (an error above 4 ulps is within the contract only where κ "
         "allows it):\n\n"
         + "\n".join(_plot_table(panels))
-        + "\n\n## Keras\n",
-        1,
+        + "\n\n"
     )
+    if _has_grad(panels):
+        section += (
+            "### Error against input magnitude (gradient)\n\n"
+            f"![gradient error of the kernel, the naive form and Keras against the input]({family}_grad_error.svg)\n\n"
+            "The same points and panels as the value's, each point's gradient error (a row of three: its largest "
+            "element's), on the same scales. Where each series first exceeds 8 ulps (the gradient's base; above it, "
+            "within the contract only where κ allows it):\n\n"
+            + "\n".join(_plot_table(panels, "grad"))
+            + "\n\n"
+        )
+    return text.replace("## Keras\n", section + "## Keras\n", 1)
+
+
+def _has_grad(panels: Sequence[dict]) -> bool:
+    return any(_errors(s, "grad") is not None for p in panels for s in p["series"])
 
 
 def _plot_caption(panels: Sequence[dict], plot_rows: int) -> str:
@@ -1020,6 +1044,8 @@ def render_reports(
         if panels:
             if svg:
                 out[f"{family}_error.svg"] = _draw_plot(panels, _panel_thresholds(derived, record))
+                if _has_grad(panels):
+                    out[f"{family}_grad_error.svg"] = _draw_plot(panels, _panel_thresholds(derived, record), "grad")
             text = _with_plot(family, text, panels, record["plot_rows"], elsewhere)
         out[f"{family}.md"] = text
     out["README.md"] = render_index(record)
