@@ -96,3 +96,24 @@ def test_committed_reports_state_only_confirmed_thresholds():
         assert "not confirmed" not in section, path.name
         has_sigmoid = bool(re.search(r"1 \+ exp\(-?x\)", section))
         assert has_sigmoid == (path.stem in {"binary_crossentropy", "binary_focal_crossentropy", "tf_nn"}), path.name
+
+
+def test_the_answers_box_lists_the_confirmed_float32_limits_of_every_family():
+    """reports/README.md's third answer: every family's naive-form thresholds confirmed in
+    float32, each with the families it comes from; none that is not confirmed."""
+    from pathlib import Path
+
+    from cesym.define.loss import load_all
+    from cesym.generate.codegen import GENERATED_DIR
+    from cesym.report.render import REPORTS_DIR, _derived, index_limits
+
+    derived = {f: _derived(losses, (Path(GENERATED_DIR) / f"{f}.py").read_text(encoding="utf-8")) for f, losses in load_all().items()}
+    limits = index_limits(derived)
+    assert limits
+    readme = (Path(REPORTS_DIR) / "README.md").read_text(encoding="utf-8")
+    answer = readme[readme.index("**Where does the naive formula break in float32?**"):readme.index("\n\n", readme.index("**Where does the naive formula break"))]
+    for (op, breaks, cond), fams in limits.items():
+        assert f"`{op}`: {breaks} at {cond} (" in answer
+        for f in fams:
+            assert f"[{f}]({f}.md)" in answer
+    assert answer.count("\n  - ") == len(limits)
