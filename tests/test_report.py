@@ -303,3 +303,24 @@ def test_activity_penalty_report_says_what_was_run():
         cell = row.split(" | ")[3]
         assert cell.endswith(" (the penalties of batches of 1 to 4 of 600 rows, λ in {0.1, 0.001, 1e+06}; gradient: every element)")
         assert int(cell.split(" ")[0]) >= 600 // 4
+
+
+def test_no_number_a_seed_post_prints_is_missing():
+    """seeds.md says it holds every number the posts print: every decimal number in the posts
+    (../shared/seeds, beside the repository) is in it, but for what is not a computed number: a
+    version (``tensorflow 2.0``, the ``TensorFlow-2.6.0`` badge), a dataset's download size in MiB,
+    the pixel scale ``/ 255.0`` in code."""
+    import re
+
+    posts = ROOT.parent / "shared" / "seeds"
+    if not posts.is_dir():
+        pytest.skip("the seed posts are not beside the repository")
+    seeds = (REPORTS / "seeds.md").read_text(encoding="utf-8")
+    not_computed = re.compile(r"tensorflow \d|TensorFlow-\d|MiB|/ 255\.0", re.IGNORECASE)
+    missing = []
+    for post in sorted(posts.glob("*.txt")):
+        for line in post.read_text(encoding="utf-8").splitlines():
+            if not_computed.search(line):
+                continue
+            missing += [(post.name[:3], n) for n in re.findall(r"-?\d+\.\d+(?:e[-+]?\d+)?%?", line) if n not in seeds]
+    assert not missing, missing
