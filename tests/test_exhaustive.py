@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+import sympy as sp
 
 from cesym.cli import main
 from cesym.verify import exhaustive as X
@@ -152,3 +153,27 @@ def test_soft_labels_are_the_float32_the_kernel_sees():
     s = X.run_setting(st, jobs=1, limit=(2.0, 2.0002), task_bits=30)
     n, bad, _ = _pointwise(st, 2.0, 2.0002)
     assert s.not_correctly_rounded == bad <= 2
+
+
+def test_exact_ties_are_decided_without_the_ball_reference():
+    """Huber at δ = 1, label 0: |p| - 1/2 for |p| in [2^23, 2^24) lies exactly halfway between two
+    float32 numbers (2^23 inputs a sign). The exact-ends pass sees each tie as one: no input of
+    such a block goes to the ball reference, and each is rounded to even."""
+    (st,) = X.settings_for(case("huber"), [0.0], what=("value",))
+    s = X.run_setting(st, jobs=1, limit=(2.0**23, 2.0**23 + 2.0**10), task_bits=12)
+    assert s.inputs > 0 and s.reference == 0 and s.tier1 == s.inputs
+    assert s.not_correctly_rounded == 0 and not s.unresolved
+
+
+@pytest.mark.parametrize("x, expected", [(-2560.0, 768.0000610351562), (-2.1267647932558654e+38, 6.380294886827836e+37)])
+def test_a_boundary_beyond_2560_bits_is_decided_by_the_sign_of_the_rest(x, expected):
+    """Label 0.3 (float32), logit x far below 0: the value is -t·x, exactly a float32 midpoint
+    here, plus log1p(e^x) > 0, which no 2560-bit ball separates from it. The rational part is
+    summed exactly and the rest's sign decides: the float32 above the midpoint."""
+    (st,) = X.settings_for(case("sigmoid_cross_entropy_with_logits"), [0.3], what=("value",))
+    problem = X._problem(st)
+    got = X.decide_float32(problem, x)
+    assert got is not None and got[0] == expected
+    t = float(np.float32(0.3))
+    below = float(np.nextafter(np.float32(expected), np.float32(0)))
+    assert sp.Rational(-x) * sp.Rational(t) == (sp.Rational(below) + sp.Rational(expected)) / 2  # on the midpoint

@@ -146,3 +146,38 @@ def test_cancellation_is_handed_over():
     assert np.all(lo <= np.expm1(xs)) and np.all(np.expm1(xs) <= hi)
     lo, hi = I.evaluate(expm1(x), {x: I.point(xs)})
     assert I.rounds_to(lo, hi)[1].all()
+
+
+@pytest.mark.parametrize("expr", [x * x / 2, x - sp.Rational(1, 2), (x - 3) ** 3, x * sp.Rational(3, 10) + 7, 1 / x, P.Softplus(x)], ids=str)
+def test_exact_ends_enclose_and_keep_exact_results_points(expr):
+    """Within exact_ends, every enclosure still holds the exact value (arb), and a sum or product
+    that float64 computes exactly is a point: x²/2 and x - 1/2 of a float32 x always are."""
+    xs = _points(7)
+    with np.errstate(all="ignore"), I.exact_ends():
+        lo, hi = I.evaluate(expr, {x: I.point(xs)})
+    for v, a, b in zip(xs.tolist(), lo.tolist(), hi.tolist()):
+        if math.isnan(a):
+            continue
+        t = _arb(expr, v)
+        if t is None or not t.is_finite():
+            continue
+        flint.ctx.prec = 300
+        assert flint.arb(a) <= t + t.rad() and t - t.rad() <= flint.arb(b), (expr, v, a, b, t)
+        flint.ctx.prec = 53
+    if expr in (x * x / 2, x - sp.Rational(1, 2)):
+        # float32 inputs whose result float64 holds exactly: x² (48 bits) above the underflow,
+        # x - 1/2 where x has no bits below 2^-28 and is below 2^52
+        f32 = (xs == xs.astype(np.float32)) & (np.abs(xs) < 1e15) & (np.abs(xs) > (1e-100 if expr == x * x / 2 else 2.0**-4))
+        assert np.all(lo[f32] == hi[f32]) and f32.sum() > 50
+
+
+def test_exact_ends_are_this_threads_only():
+    import threading
+
+    seen = []
+    with I.exact_ends():
+        t = threading.Thread(target=lambda: seen.append(I._EXACT.get()))
+        t.start()
+        t.join()
+        assert I._EXACT.get() is True
+    assert seen == [False] and I._EXACT.get() is False

@@ -8,10 +8,14 @@ outside the declared domain (probabilities: [0, 1], about 2^30). Each is checked
 2. the first tier (:mod:`cesym.verify.intervals`) encloses the exact value from the kernel's
    stable form, the one the generator derived (an identity of the definition, checked as one
    when it was written), in float64 interval arithmetic. Where both ends round to the same
-   float32, that is the correctly rounded result, proven: about all inputs but one in 10^6;
+   float32, that is the correctly rounded result, proven: about all inputs but one in 10^6.
+   The rest are enclosed again with exact sums and products kept exact (error-free
+   transformations: :func:`cesym.verify.intervals.exact_ends`), which decides exact ties;
 3. the rest, and the inputs reached only as limits (±inf, a probability's edges), go to the
    ball reference of the definition itself (:class:`cesym.verify.reference.RowReference`, arb at
-   rising precision until the rounding is fixed; an exact tie is seen as one);
+   rising precision until the rounding is fixed; an exact tie is seen as one), and where 2560
+   bits still leave a rounding boundary inside the ball, the sign of the value's distance to
+   it (:func:`_tie_break`);
 4. a sample of first-tier decisions is checked against that reference too, and the run fails
    if one disagrees: the tier's stable form and interval rules are not taken on trust.
 
@@ -321,7 +325,8 @@ def decide_float32(problem: _Problem, x: float) -> tuple[float, mpmath.mpf, tupl
     """At input ``x``: the correctly rounded float32 output, the exact value pinned to 2^-8 of a
     float32 ulp, and the ball's ends that enclose it, from the ball reference of the definition
     (rising precision until the rounding is fixed and the value pinned); None if still
-    undecided at 2560 bits. Inputs reached only as limits: the limit, by the extended reals."""
+    undecided at 2560 bits and by :func:`_tie_break`. Inputs reached only as limits: the limit,
+    by the extended reals."""
     from .contract import extended_for, reference_for
     from .extended import needs_limit
     from .reference import Unresolved, _ends, _evaluate, _resolve, _working
@@ -337,6 +342,7 @@ def decide_float32(problem: _Problem, x: float) -> tuple[float, mpmath.mpf, tupl
         true = v if problem.index == 0 else g[0]
         return _round_f32(true), true, (true, true)
     inputs = ref._inputs(lab, [x], params)
+    last = None  # the ends of the last ball, at the most bits
     for prec in _PRECISIONS:
         with _working(prec):
             out = _evaluate(ref._main, inputs)
@@ -347,10 +353,74 @@ def decide_float32(problem: _Problem, x: float) -> tuple[float, mpmath.mpf, tupl
             if mpmath.isnan(a) or mpmath.isnan(b):
                 continue
             pinned = _resolve(ball, np.float32)
+        last = (a, b)
         ra, rb = _round_f32(a), _round_f32(b)
         if ra == rb and pinned is not None:
             return ra, pinned, (a, b)
+    return None if last is None else _tie_break(problem, x, *last)
+
+
+def _split_softplus(e: sp.Basic) -> sp.Basic:
+    """Softplus(u) as max(u, 0) + log1p(exp(-|u|)): at a fixed input the first is a number, the
+    second the tiny rest."""
+    from sympy.codegen.cfunctions import log1p
+
+    from ..define.primitives import Softplus
+
+    return e.replace(lambda f: isinstance(f, Softplus), lambda f: sp.Max(f.args[0], 0) + log1p(sp.exp(-sp.Abs(f.args[0]))))
+
+
+def _tie_break(problem: _Problem, x: float, a: mpmath.mpf, b: mpmath.mpf) -> tuple[float, mpmath.mpf, tuple] | None:
+    """Where 2560 bits leave the ball across a float32 rounding boundary M (the midpoint of two
+    neighbours, or a tie): the exact value is M plus a rest far below 2^-2560 of it (a product of
+    the label and x exactly on M, and e^x with x below -1774). At the fixed input the stable form
+    is split into its rational part, summed exactly (SymPy's rationals), and the rest (each a
+    ball, arb); the sign of (rational part - M) + rest, when the ball excludes 0, says on which
+    side of M the exact value lies, hence its rounding. None where the form has no such split
+    or the sign stays undecided."""
+    from ..define.primitives import to_elementary
+    from .reference import _compile, _working
+
+    ra, rb = _round_f32(a), _round_f32(b)
+    if not (math.isfinite(ra) and math.isfinite(rb)) or ra == rb:
+        return None
+    if float(np.nextafter(np.float32(ra), np.float32(np.inf))) != rb:  # not neighbours: not one boundary
+        return None
+    M = (sp.Rational(ra) + sp.Rational(rb)) / 2
+    e = sp.expand(to_elementary(_split_softplus(problem.expr), keep=()).xreplace({problem.pred: sp.Rational(x)}))
+    terms = sp.Add.make_args(e)
+    rational = sp.Add(*[t for t in terms if t.is_Rational]) - M
+    rest = [t for t in terms if not t.is_Rational]
+    if not rest or any(t.free_symbols for t in rest):
+        return None
+    fn = _compile([], [sp.Add(*rest)], "arb")
+    for prec in (128, 512, 2560):
+        with _working(prec):
+            (ball,) = fn()
+            lo, hi = _ball_ends(ball + _exact_ball(rational))
+        if lo > 0 or hi < 0:
+            up = lo > 0
+            r = rb if up else ra
+            return r, mpmath.mpf(M.p) / M.q, (a, b)
+        if rational == 0 and lo == 0 and hi == 0:  # an exact tie: to even
+            r = ra if (np.float32(ra).view(np.uint32) & 1) == 0 else rb
+            return r, mpmath.mpf(M.p) / M.q, (a, b)
     return None
+
+
+def _exact_ball(q: sp.Rational):
+    """A rational as a ball: exact for a dyadic one (sums of float32 products and halves: the
+    numerator an integer of any size, the denominator a power of two), rounded outward by arb
+    otherwise."""
+    from flint import arb, fmpz
+
+    return arb(fmpz(int(q.p))) / arb(fmpz(int(q.q)))
+
+
+def _ball_ends(ball) -> tuple[mpmath.mpf, mpmath.mpf]:
+    from .balls import ends
+
+    return ends(ball)
 
 
 # --- one task: a range of bit patterns ------------------------------------------------------------
@@ -446,6 +516,13 @@ def _check_block(problem, res, x32, x64, k, special, rng, intervals) -> None:
     lo, hi = intervals.evaluate(problem.expr, {problem.pred: intervals.point(x64)})
     r32, ok = intervals.rounds_to(lo, hi)
     ok &= ~special
+    again = np.flatnonzero(~ok & ~special)
+    if again.size:  # exact sums and products kept as points: exact ties (|p| - 1/2 at |p| in [2^23, 2^24)) decided here
+        with intervals.exact_ends():
+            elo, ehi = intervals.evaluate(problem.expr, {problem.pred: intervals.point(x64[again])})
+        er, eok = intervals.rounds_to(elo, ehi)
+        now = again[eok]
+        lo[now], hi[now], r32[now], ok[now] = elo[eok], ehi[eok], er[eok], True
     res["inputs"] += x32.size
     res["tier1"] += int(ok.sum())
     # tier 1: errors and rounding
