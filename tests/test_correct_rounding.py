@@ -366,3 +366,22 @@ def test_the_slow_path_leaves_rows_a_limit_rule_rewrote(monkeypatch):
     v, g = binary_crossentropy_value_and_grad(y, x, from_logits=True)
     assert np.isnan(v[0]) and np.isfinite(v[1])
     assert float(binary_crossentropy(y[1:], x[1:], from_logits=True)[0]) == float(v[1])
+
+
+def test_a_tail_below_the_decimal_exponent_range_keeps_its_side():
+    """Label 0.3f, logit x = -2560·2^k (k = 0..116): 0.3f·|x| is exactly a float32 midpoint and
+    the loss lies above it by log1p(e^x), which no decimal context holds for |x| beyond about
+    2.3·10^9 (e^x underflows to 0 there): the slow path keeps it as a sticky positive tail, so
+    every one rounds up (97 of them rounded to even before)."""
+    import cesym.kernels as K
+
+    xs = np.array([-2560.0 * 2.0**k for k in range(117)], np.float32)
+    t = np.float32(0.3)
+    mid = (xs.astype(np.float64) * -float(t))  # exact: 24-bit by 24-bit products
+    below, above = mid.astype(np.float32), np.nextafter(mid.astype(np.float32), np.float32(np.inf))
+    lower = np.where(below.astype(np.float64) < mid, below, np.nextafter(below, np.float32(0)))
+    upper = np.where(lower == below, above, below)
+    assert np.all((lower.astype(np.float64) + upper.astype(np.float64)) / 2 == mid)  # on the midpoint
+    for got in (K.sigmoid_cross_entropy_with_logits(labels=np.full((117, 1), t), logits=xs[:, None])[:, 0],
+                K.binary_crossentropy(np.full((117, 1), t), xs[:, None], from_logits=True)):
+        assert np.array_equal(got, upper)

@@ -409,8 +409,8 @@ class _Walk:
                 out, dd = g * ex, dg * fe + fg * (fe * dx + TRANSCENDENTAL_ULPS * self.ulp(ex))
             elif isinstance(e, sp.Abs):  # g·sign(x)
                 s = np.sign(xv)
-                out, dd = g * s, np.where(np.abs(np.asarray(xv, dtype=np.float64)) <= dx, _INF, dg)
-                dd = np.where((np.asarray(dx) > 0) | (xv != 0), dd, dd)
+                near0 = (np.abs(np.asarray(xv, dtype=np.float64)) <= dx) & (np.asarray(dx) > 0)  # sign undecided
+                out, dd = g * s, np.where(near0, _INF, dg)
             elif isinstance(e, Sigmoid):  # SigmoidGrad: g·y·(1 - y)
                 one_y = dt(1) - y
                 out = g * y * one_y

@@ -96,8 +96,22 @@ def ln2() -> Decimal:
     return +_LN2[p]
 
 
+def _exp_in(c: Context, a: Decimal) -> Decimal:
+    """e^a in context ``c``; where it underflows to 0 (a below about -2.3·10^9 at the contexts of
+    :func:`solve`, and no exponent range holds e^x for every float32 x), the least positive
+    number of the context instead: a sticky tail. Its only use here is its sign: added to a sum
+    it keeps the side of a rounding boundary the true tail is on (0.3f·|x| lands exactly on a
+    float32 midpoint for x = -2560·2^k; the loss is above it by log1p(e^x)), and no factor a
+    loss multiplies it by (at most 10^616, a square of float64 inputs) brings it near a float32
+    spacing (10^Etiny is below 10^-10^9)."""
+    v = c.exp(a)
+    if v == 0 and a.is_finite():
+        return Decimal(1).scaleb(c.Etiny())
+    return v
+
+
 def exp(a: Decimal) -> Decimal:
-    return _ctx().exp(a)
+    return _exp_in(_ctx(), a)
 
 
 def log(a: Decimal) -> Decimal:
@@ -122,7 +136,7 @@ def expm1(a: Decimal) -> Decimal:
     if _small(a):
         return _series(a, lambda n: Fraction(1, math.factorial(n)), 1)
     c = _extra(max(0, -a.adjusted()) + 2 if a.is_finite() else 0)
-    return +c.subtract(c.exp(a), 1)
+    return +c.subtract(_exp_in(c, a), 1)
 
 
 def sigmoid(a: Decimal) -> Decimal:
