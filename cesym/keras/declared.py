@@ -68,20 +68,21 @@ class Replayed(tuple):
     __slots__ = ()
 
 
-_ALGORITHMS: dict[int, tuple] = {}
+_ALGORITHMS: dict[int, tuple] = {}  # id(loss) -> (loss, expression, constants)
 
 
 def _algorithm(loss) -> tuple[sp.Basic, dict]:
     """Keras's declared algorithm of ``loss`` as an expression of the row symbols (label, prediction),
     the parameters and C, with its decimal constants as Dummies (value: the float), so that SymPy
     folds none of them in binary64 (the replay rounds each to the dtype)."""
-    if id(loss) not in _ALGORITHMS:  # definitions live as long as the process (as in .model)
+    got = _ALGORITHMS.get(id(loss))
+    if got is None or got[0] is not loss:  # by identity; the entry holds the loss, so its id stays its own
         expr = loss.keras if loss.keras is not None else loss.value
         expr = to_elementary(expr.xreplace({w: d for w, d in loss.weights.items() if d != w}), keep=(Sigmoid,))
         floats = {f for f in expr.atoms(sp.Float) if not any(isinstance(p, sp.Pow) and p.exp == f for p in expr.atoms(sp.Pow))}
         consts = {f: sp.Dummy(f"const{i}") for i, f in enumerate(sorted(floats, key=float))}
-        _ALGORITHMS[id(loss)] = (expr.xreplace(consts), {d: float(f) for f, d in consts.items()})
-    return _ALGORITHMS[id(loss)]
+        got = _ALGORITHMS[id(loss)] = (loss, expr.xreplace(consts), {d: float(f) for f, d in consts.items()})
+    return got[1], got[2]
 
 
 class _Walk:
@@ -102,7 +103,7 @@ class _Walk:
         with np.errstate(invalid="ignore"):
             return np.where(np.isfinite(a), np.spacing(a).astype(np.float64), 0.0)
 
-    def settle(self, v, d, uncertain_inf: bool = True):
+    def settle(self, v, d):
         """δ of a fresh result ``v``: flush-to-zero where it may be subnormal; where it is not
         finite, 0 if nothing was uncertain, else inf (TensorFlow may overflow where NumPy did not)."""
         v = np.asarray(v, dtype=self.dt)
@@ -110,7 +111,7 @@ class _Walk:
         av = np.abs(v).astype(np.float64)
         with np.errstate(invalid="ignore"):
             d = np.where((av < self.tiny) & (av > 0), np.maximum(d, av), d)
-            d = np.where(np.isfinite(v) | np.isnan(v), d, np.where(d > 0, _INF, 0.0) if uncertain_inf else d)
+            d = np.where(np.isfinite(v) | np.isnan(v), d, np.where(d > 0, _INF, 0.0))
         return v, d
 
     def reciprocal_slack(self, x, r) -> np.ndarray:
