@@ -981,8 +981,10 @@ def _exhaustive_section(family: str, exhaustive: dict[str, dict]) -> list[str]:
         "",
         "Each float32 input of the kernel (NaN and inputs outside its domain excluded; ±inf and the domain's "
         "edges against their limits), its label and parameters fixed, against the exact value: enclosed in float64 "
-        "interval arithmetic from the stable form, and by the ball reference of the definition where that does not "
-        "fix the rounding (a sample of the interval decisions is re-checked there too). Correctly rounded: the "
+        "interval arithmetic from the stable form (the points it leaves open enclosed again with exact sums and "
+        "products kept exact: exact ties), and by the ball reference of the definition where that does not "
+        "fix the rounding (a sample of the interval decisions is re-checked there too); where 2560 bits still leave a "
+        "rounding boundary inside the ball, by the sign of the value's rest beyond its exact rational part. Correctly rounded: the "
         "float32 nearest the exact value (ties to even). Measured by `cesym verify --exhaustive NAME --record`. The "
         "float32 kernels compute in float64, test whether that value lies within its error bound of a float32 rounding "
         "boundary, and recompute those inputs exactly (tracked float64 for rational forms, decimal arithmetic at "
