@@ -18,7 +18,8 @@ What the replay cannot know is bounded, per output, by ``δ`` (absolute, float64
   TensorFlow's (Eigen's vectorised) implementations differ by up to :data:`TRANSCENDENTAL_ULPS`
   ulps of the result (each within a few ulps of the correctly rounded one);
 * a sum or product of more than two operands (SymPy keeps no order; TensorFlow's row sums are
-  Eigen's): ``(k - 2)·eps·Σ|terms|`` for k terms (``(k - 1)`` for a row of C: its order is Eigen's);
+  Eigen's): ``(k - 1)·eps·Σ|terms|`` for k terms (each of the k - 1 roundings of either order
+  within u of a partial sum);
 * an operand that differs by ``δ`` moves the result by ``|∂|·δ`` (first order) and one more
   rounding (an ulp of the result);
 * a result that may be subnormal may be flushed to zero (TensorFlow's CPU kernels flush them);
@@ -58,6 +59,13 @@ TRANSCENDENTAL_ULPS = 8.0
 RECIPROCAL_ULPS = 4.0
 
 _INF = np.inf
+
+
+def _order(roundings: int) -> int:
+    """How many eps of the operands' magnitude two evaluations of one sum or product in different
+    orders may differ by: 0 for one operation (a + b = b + a), else each of the ``roundings``
+    of either order may err by u = eps/2 of a partial result, which its operands bound."""
+    return roundings if roundings >= 2 else 0
 
 
 class Replayed(tuple):
@@ -192,7 +200,7 @@ class _Walk:
             out = out + v if s > 0 else out - v
             d = d + dv
             mag = mag + np.abs(np.asarray(v, dtype=np.float64))
-        slack = max(len(terms) - 2, 0) * self.eps * mag
+        slack = _order(len(terms) - 1) * self.eps * mag
         return out, self.moved(out, d) + slack
 
     def _factors(self, e) -> tuple[int, list, list]:
@@ -227,7 +235,7 @@ class _Walk:
             exact = exact * np.abs(np.asarray(v, dtype=np.longdouble))
             a = np.abs(np.asarray(out, dtype=np.float64))
             lost = lost | ((a < self.tiny) & (exact >= self.tiny)) | (~np.isfinite(a) & (exact <= float(np.finfo(self.dt).max)))
-        slack = 0.0 if ordered else max(len(vals) - 2, 0) * self.eps * np.abs(np.asarray(out, dtype=np.float64))
+        slack = 0.0 if ordered else _order(len(vals) - 1) * self.eps * np.abs(np.asarray(out, dtype=np.float64))
         ex = exact.astype(np.float64)
         d = np.where(lost, np.where(ex < self.tiny, np.maximum(d, self.tiny), _INF), d + slack)
         return out, d
@@ -247,7 +255,7 @@ class _Walk:
             with np.errstate(all="ignore"):
                 dq = d / ab + np.abs(np.asarray(q, dtype=np.float64)) * db / ab
             rounds = len(num) - 1 + len(den) - 1 + 1
-            out, d = q, self.moved(q, np.nan_to_num(dq, nan=_INF)) + max(rounds - 1, 0) * self.eps * np.abs(np.asarray(q, dtype=np.float64))
+            out, d = q, self.moved(q, np.nan_to_num(dq, nan=_INF)) + _order(rounds) * self.eps * np.abs(np.asarray(q, dtype=np.float64))
         return (-out if sign < 0 else out), d
 
     def _pow(self, e):
@@ -471,7 +479,7 @@ class _Walk:
                     dd = dd / fb + np.abs(np.asarray(q, dtype=np.float64)) * db / fb
                 out = q
             rounds = len(live) - 1 + (1 if den else 0) + max(len(den) - 1, 0)
-            out, dd = self.settle(out, self.moved(out, np.nan_to_num(dd, nan=_INF)) + max(rounds - 1, 0) * self.eps * np.abs(np.asarray(out, dtype=np.float64)))
+            out, dd = self.settle(out, self.moved(out, np.nan_to_num(dd, nan=_INF)) + _order(rounds) * self.eps * np.abs(np.asarray(out, dtype=np.float64)))
             self.grad(a, out, dd, adj)
         if not den:
             return
@@ -566,7 +574,7 @@ class _Walk:
             g = g + v
             d = self.moved(g, d + dv)
             mag = mag + np.abs(np.asarray(v, dtype=np.float64))
-        d = d + max(len(parts) - 2, 0) * self.eps * mag
+        d = d + _order(len(parts) - 1) * self.eps * mag
         return self.settle(g, d)
 
 
