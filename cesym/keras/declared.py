@@ -43,7 +43,7 @@ from sympy.codegen.cfunctions import expm1, log1p
 from ..define.primitives import C as C_SYM
 from ..define.primitives import MaxN, RowMax, RowSum, Rsqrt, Sigmoid, to_elementary
 
-__all__ = ["replay_declared", "TRANSCENDENTAL_ULPS", "Replayed"]
+__all__ = ["replay_declared", "row_sum_ltr", "TRANSCENDENTAL_ULPS"]
 
 #: NumPy's against TensorFlow's exp/log/σ/pow, in ulps of the result: each is within a few ulps of
 #: the correctly rounded result (FIELD_NOTES: NumPy's SIMD float32 log <= 3.1 ulps; Eigen's float
@@ -68,12 +68,12 @@ def _order(roundings: int) -> int:
     return roundings if roundings >= 2 else 0
 
 
-class Replayed(tuple):
-    """``(value, value_bound, grad, grad_bound)``: the replayed value per row (rows,) and
-    gradient (rows, C) in the dtype, each with the absolute bound δ (float64) of TensorFlow's
-    distance from it."""
-
-    __slots__ = ()
+def row_sum_ltr(a: np.ndarray) -> np.ndarray:
+    """The sum of each row of ``a`` (rows, C), left to right in its dtype, keepdims."""
+    s = a[:, 0:1].copy()
+    for c in range(1, a.shape[1]):
+        s = s + a[:, c : c + 1]
+    return s
 
 
 _ALGORITHMS: dict[int, tuple] = {}  # id(loss) -> (loss, expression, constants)
@@ -156,9 +156,7 @@ class _Walk:
             return self._pow(e)
         if isinstance(e, RowSum):
             x, d = (np.broadcast_to(a, (self.rows, self.n)) for a in self.val(e.args[0]))
-            s = x[:, 0:1].copy()
-            for c in range(1, self.n):
-                s = s + x[:, c : c + 1]
+            s = row_sum_ltr(x)
             slack = max(self.n - 1, 0) * self.eps * np.sum(np.abs(x).astype(np.float64), axis=1, keepdims=True)
             return s, self.moved(s, np.sum(d, axis=1, keepdims=True)) + slack
         if isinstance(e, (RowMax, MaxN)):
@@ -445,9 +443,7 @@ class _Walk:
         """A row-level operand's gradient from an elementwise one: summed over the row (TensorFlow's
         broadcasting gradient, a reduce_sum in Eigen's order: (C - 1)·eps·Σ|g| for the order)."""
         g = np.asarray(g)
-        s = g[:, 0:1].copy()
-        for c in range(1, g.shape[1]):
-            s = s + g[:, c : c + 1]
+        s = row_sum_ltr(g)
         d = np.sum(np.broadcast_to(dg, g.shape), axis=1, keepdims=True)
         mag = np.sum(np.abs(g.astype(np.float64)), axis=1, keepdims=True)
         return self.settle(s, self.moved(s, d) + (g.shape[1] - 1) * self.eps * mag)
@@ -578,16 +574,18 @@ class _Walk:
         return self.settle(g, d)
 
 
-def replay_declared(loss, labels, pred: np.ndarray, params: dict, row_level: bool) -> Replayed:
+def replay_declared(loss, labels, pred: np.ndarray, params: dict, row_level: bool) -> tuple[np.ndarray, ...]:
     """Keras's declared algorithm of ``loss`` (:class:`cesym.define.loss.Loss`) on a batch: ``pred``
     (rows, C) in the dtype, ``labels`` dense (rows, C) or None, ``params`` by name. Elementwise
-    losses (``row_level`` False) are replayed per element (rows × C rows of one)."""
+    losses (``row_level`` False) are replayed per element (rows × C rows of one). Returns
+    (value, its bound, gradient, its bound): the value per row (rows,) (per element (rows, C)
+    where elementwise), the gradient (rows, C), each bound absolute (float64)."""
     pred = np.asarray(pred)
     dt = pred.dtype.type
     rows, n = pred.shape
     if not row_level:
         out = replay_declared(loss, None if labels is None else np.asarray(labels).reshape(-1, 1), pred.reshape(-1, 1), params, True)
-        return Replayed((out[0].reshape(rows, n), out[1].reshape(rows, n), out[2].reshape(rows, n), out[3].reshape(rows, n)))
+        return tuple(a.reshape(rows, n) for a in out)
     expr, consts = _algorithm(loss)
     env: dict = {}
     for d, f in consts.items():
@@ -611,4 +609,4 @@ def replay_declared(loss, labels, pred: np.ndarray, params: dict, row_level: boo
         adj: dict = {}
         w.grad(expr, np.ones((rows, 1), dt), np.zeros((rows, 1)), adj)
         g, dg = w.gather(adj, loss.prediction)
-    return Replayed((np.array(v), np.array(dv, dtype=np.float64), g, dg))
+    return np.array(v), np.array(dv, dtype=np.float64), g, dg

@@ -37,10 +37,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..verify.registry import KernelCase, one_hot
-from .declared import replay_declared
+from .declared import TRANSCENDENTAL_ULPS, _Walk, replay_declared, row_sum_ltr
 from .model import bounds
 
-__all__ = ["replay", "replay_with_scale", "replay_bound", "reproduced", "REPLAY_ULPS", "Replay", "replay_outputs", "HAND_REPLAYED"]
+__all__ = ["replay", "replay_with_scale", "reproduced", "REPLAY_ULPS", "Replay", "replay_outputs", "HAND_REPLAYED"]
 
 #: The losses replayed by hand here (their values); every other declared algorithm by .declared.
 HAND_REPLAYED = (
@@ -55,10 +55,7 @@ def _clip(p: np.ndarray, dt) -> np.ndarray:
 
 def _row_sum(a: np.ndarray) -> np.ndarray:
     """Left to right along the row, in the dtype."""
-    out = a[:, 0].copy()
-    for c in range(1, a.shape[1]):
-        out = out + a[:, c]
-    return out
+    return row_sum_ltr(a)[:, 0]
 
 
 def _row_mean(a: np.ndarray, dt) -> np.ndarray:
@@ -147,43 +144,19 @@ def replay_with_scale(case: KernelCase, labels, pred: np.ndarray, params: dict) 
 REPLAY_ULPS = 16.0
 
 
-def replay_bound(value, scale, dtype) -> tuple[float, float] | None:
-    """[value - b, value + b], b = REPLAY_ULPS ulps of the scale (0 joined in where the value may
-    be flushed to zero): where Keras's output must lie if the replay models it; None where the
-    replay is not finite."""
-    v, sc = float(value), float(scale)
-    if not (np.isfinite(v) and np.isfinite(sc)):
-        return None
-    tiny = float(np.finfo(dtype).smallest_normal)
-    b = REPLAY_ULPS * float(np.spacing(np.asarray(max(abs(sc), tiny), dtype=dtype)))
-    lo, hi = v - b, v + b
-    if abs(v) < tiny + b:  # TensorFlow flushes subnormal results to zero
-        lo, hi = min(lo, 0.0), max(hi, 0.0)
-    return lo, hi
-
-
 def reproduced(
     case: KernelCase, labels, pred: np.ndarray, params: dict, keras_values: np.ndarray, got: tuple | None = None
 ) -> tuple[int, int, float] | None:
     """(outputs of Keras reproduced bit for bit by the replay, outputs compared, the largest
     distance between the replay and Keras in ulps of the value's scale (:func:`replay_with_scale`)
-    where both are finite); None where there is no replay. NaN matches NaN; +0 and -0 match.
-    Subnormal results count as 0 in the distance: TensorFlow's CPU kernels flush them to zero,
-    NumPy does not. ``got``: :func:`replay_with_scale`'s result, where the caller has it."""
+    where both are finite): :func:`agreement` with the bound of REPLAY_ULPS ulps of the scale;
+    None where there is no replay. ``got``: :func:`replay_with_scale`'s result, where the caller has it."""
     got = replay_with_scale(case, labels, pred, params) if got is None else got
     if got is None:
         return None
     value, scale = got
-    kv = np.asarray(keras_values, dtype=pred.dtype).reshape(value.shape)
-    same = (value == kv) | (np.isnan(value) & np.isnan(kv))
-    both = np.isfinite(value) & np.isfinite(kv) & np.isfinite(scale) & ~same
-    apart = 0.0
-    if np.any(both):
-        tiny = np.finfo(pred.dtype).smallest_normal
-        a, b = (np.where(np.abs(v[both]) < tiny, 0, v[both]).astype(np.float64) for v in (value, kv))
-        unit = np.spacing(np.maximum(np.abs(scale[both]), tiny)).astype(np.float64)
-        apart = float(np.max(np.abs(a - b) / unit))
-    return int(np.count_nonzero(same)), int(same.size), apart
+    same, compared, apart = agreement(value, _bound_of_scale(scale, pred.dtype), keras_values, pred.dtype)
+    return same, compared, apart * REPLAY_ULPS
 
 
 @dataclass
@@ -295,8 +268,6 @@ def _cross_entropy_grad(case: KernelCase, loss, dense, pred: np.ndarray, params:
     q = _clip(pred, dt)
     with np.errstate(all="ignore"):
         z = np.log(q)
-        from .declared import TRANSCENDENTAL_ULPS, _Walk
-
         w = _Walk(dt, {}, pred.shape[1], pred.shape[0])
         bp, dbp = _softmax_backprop(t, z, TRANSCENDENTAL_ULPS * w.ulp(z))
         r = dt(1) / q
@@ -314,8 +285,6 @@ def _softmax_backprop(t: np.ndarray, z: np.ndarray, dz: np.ndarray) -> tuple[np.
     """The fused softmax ops' gradient ``exp(z - max z)/Σ exp(z - max z) - t`` (TensorFlow's xent
     kernels; the loss's upstream 1 multiplies it exactly), with its bound: ``dz`` the inputs'
     own, TRANSCENDENTAL_ULPS per exp, Eigen's order of the row sum ((C - 1)·eps of it)."""
-    from .declared import TRANSCENDENTAL_ULPS, _Walk
-
     dt = z.dtype.type
     rows, n = z.shape
     w = _Walk(dt, {}, n, rows)
