@@ -98,3 +98,31 @@ def test_off_and_default_locations(monkeypatch, tmp_path):
     monkeypatch.delenv("CESYM_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     assert codecache.cache_dir() == tmp_path / "cesym" / "reference"
+
+
+def test_compiled_rows_of_the_rewrite_checks_are_cached(tmp_path, monkeypatch):
+    """compile_row_exprs (the rewrite checks', most of `cesym generate`'s time) keeps its printed
+    code: a second compile of the same rows reads the entry and gives the same numbers; another
+    row length, context or expression is another entry."""
+    import mpmath
+    import sympy as sp
+
+    from cesym.define.evaluate import compile_row_exprs
+    from cesym.define.primitives import Elem, RowSum, Softplus
+
+    x, y = Elem("x", real=True), Elem("y", real=True)
+    expr = RowSum(y * Softplus(x))
+    rows = ([0.5, -2.0, 30.0], [1.0, 0.0, 0.25])
+
+    monkeypatch.setenv("CESYM_CACHE_DIR", "off")
+    derived = compile_row_exprs([expr], [y, x], [], 3)(rows[::-1])
+    monkeypatch.setenv("CESYM_CACHE_DIR", str(tmp_path))
+    first = compile_row_exprs([expr], [y, x], [], 3)(rows[::-1])
+    assert len(_entries(tmp_path)) == 1
+    second = compile_row_exprs([expr], [y, x], [], 3)(rows[::-1])
+    assert len(_entries(tmp_path)) == 1 and first == second == derived
+    compile_row_exprs([expr], [y, x], [], 2)
+    compile_row_exprs([expr], [y, x], [], 3, ctx=mpmath.iv)
+    compile_row_exprs([expr + sp.Integer(1)], [y, x], [], 3)
+    compile_row_exprs([y * Softplus(x)], [y, x], [], 3, per_element=[True])
+    assert len(_entries(tmp_path)) == 5

@@ -197,10 +197,14 @@ def test_check_fails_when_a_fresh_run_measures_other_points(committed):
 
 
 def test_svgs_are_deterministic_given_their_data(committed):
-    from cesym.report.render import _draw_plot
+    from cesym.report.render import _draw_plot, _draw_svg
 
     panels = committed["plots"]["tf_nn"][:2]
-    assert _draw_plot(panels) == _draw_plot(copy.deepcopy(panels))
+    assert _draw_svg(panels) == _draw_svg(copy.deepcopy(panels))  # drawn twice, not cached
+    assert _draw_plot(panels) == _draw_svg(panels)
+    other = copy.deepcopy(panels)
+    other[0]["case"] += " (other)"  # other data: drawn anew, not the cached drawing
+    assert _draw_plot(other) != _draw_plot(panels)
 
 
 def test_plots_are_small_and_their_text_is_text():

@@ -186,16 +186,26 @@ def compile_row_exprs(
     single output. Primitives are taken in their elementary form, ``XMul`` keeps its 0·∞ = 0
     convention.
     """
-    flat: list[sp.Basic] = []
-    for k, e in enumerate(exprs):
-        e = to_elementary(e)
-        elem_level = per_element[k] if per_element is not None else False
-        if elem_level:
-            flat.extend(expand_row(e, n, j) for j in range(n))
-        else:
-            flat.append(expand_row(e, n, None))
+    # the disk cache of printed code (cesym.verify.codecache; imported here: it imports this
+    # module): the rewrite checks compile hundreds of rows, most of a `cesym generate`'s time
+    from ..verify.codecache import cached_source
+
+    levels = [bool(per_element[k]) if per_element is not None else False for k in range(len(exprs))]
     args = [indexed(s, c) for s in elems for c in range(n)] + list(scalars)
-    fn = sp.lambdify(args, flat, modules=[_namespace(ctx)], printer=_Printer, cse=True)
+    namespace = _namespace(ctx)
+
+    def build() -> Callable:
+        flat: list[sp.Basic] = []
+        for e, elem_level in zip(exprs, levels):
+            e = to_elementary(e)
+            if elem_level:
+                flat.extend(expand_row(e, n, j) for j in range(n))
+            else:
+                flat.append(expand_row(e, n, None))
+        return sp.lambdify(args, flat, modules=[namespace], printer=_Printer, cse=True)
+
+    what = "|".join(["row-exprs", f"{type(ctx).__module__}.{type(ctx).__qualname__}", str(n), repr(levels), *(sp.srepr(e) for e in exprs)])
+    fn = cached_source(args, what, build, namespace, modules=(to_elementary.__module__,))
 
     def call(rows: Sequence[Sequence], scalar_values: Sequence = ()) -> list:
         flat_args = [v for row in rows for v in row] + list(scalar_values)

@@ -16,7 +16,10 @@ only when their bytes change.
 
 from __future__ import annotations
 
-from collections import defaultdict
+import hashlib
+import json
+import threading
+from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -771,7 +774,37 @@ _BECOMES = {"exp_over": "inf", "exp_under": "0", "one_plus_exp": "1", "one_minus
             "pow_over": "inf", "pow_under": "0", "cosh_over": "inf", "recip_over": "inf"}
 
 
+#: SVGs drawn in this process, by the digest of what they were drawn from (a drawing is a pure
+#: function of its data: ``tests/test_report.py`` checks it). Rendering the reports again with the
+#: same plots (``report --check`` after ``report``; a check of a record whose table changed but
+#: whose points did not) then costs no drawing: matplotlib's layout is 80 % of a rendering.
+_DRAWN: OrderedDict[str, str] = OrderedDict()
+_DRAWN_MAX = 128  # about 100 KB each
+_DRAWN_LOCK = threading.Lock()
+
+
+def _plain(o):
+    """NumPy arrays and scalars as lists and numbers, whole (``repr`` elides long arrays)."""
+    return o.tolist() if hasattr(o, "tolist") else repr(o)
+
+
 def _draw_plot(panels: Sequence[dict], thresholds: dict | None = None, part: str = "value") -> str:
+    """:func:`_draw_svg` of these data, drawn once per process."""
+    key = hashlib.sha256(json.dumps([list(panels), thresholds, part], sort_keys=True, default=_plain).encode()).hexdigest()
+    with _DRAWN_LOCK:
+        svg = _DRAWN.get(key)
+        if svg is not None:
+            _DRAWN.move_to_end(key)
+            return svg
+    svg = _draw_svg(panels, thresholds, part)  # outside the lock: two threads may both draw it, alike
+    with _DRAWN_LOCK:
+        _DRAWN[key] = svg
+        while len(_DRAWN) > _DRAWN_MAX:
+            _DRAWN.popitem(last=False)
+    return svg
+
+
+def _draw_svg(panels: Sequence[dict], thresholds: dict | None = None, part: str = "value") -> str:
     """SVG of the value error (``part`` "grad": the gradient's; a row's largest element's) as
     log10(1 + ulps) against the largest input (log10) per kernel × dtype,
     one series each for the kernel, the naive form and Keras: deterministic bytes for given panels.

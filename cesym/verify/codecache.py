@@ -1,4 +1,5 @@
-"""A disk cache of the reference's compiled forms, shared by processes and runs.
+"""A disk cache of the reference's compiled forms (and of the rows the rewrite checks compile,
+:func:`cesym.define.evaluate.compile_row_exprs`), shared by processes and runs.
 
 The reference (:class:`cesym.verify.reference.RowReference`) differentiates each loss's expanded
 row with ``sympy.diff``: once for the gradient, again for the value's other partials and for the
