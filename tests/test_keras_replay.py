@@ -118,3 +118,61 @@ def test_a_declared_algorithm_that_is_not_kerass_is_not_reproduced():
     assert apart > 10
     _, _, g, dg = D.replay_declared(loss, b.labels, pred, b.params, True)
     assert R.agreement(g, dg, keras, np.float32)[2] <= 1.0
+
+
+CLASS_PATHS = [
+    ("binary_crossentropy", {"from_logits": False}), ("categorical_crossentropy", {"from_logits": True}),
+    ("sparse_categorical_crossentropy", {"from_logits": False}),
+    ("binary_focal_crossentropy", {"from_logits": True, "apply_class_balancing": True}),
+    ("poisson", {}), ("huber", {}), ("kl_divergence", {}), ("cosine_similarity", {}),
+]
+
+
+@pytest.mark.parametrize("kernel, keywords", CLASS_PATHS, ids=[f"{k}{kw}" for k, kw in CLASS_PATHS])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_replay_reproduces_the_loss_classes(kernel, keywords, dtype):
+    """A loss class's outputs: the function form's replayed values times the weights, reduced
+    (class_values), and its gradients backward from each row's seed (class_seeds: 1/B and the
+    weights as TensorFlow rounds them), within their bounds for every reduction, with and
+    without weights (Huber's gradients, rational operations only, bit for bit). Seeded with 1
+    instead of 1/B, the gradients are not."""
+    from cesym.keras.calls import keras_class_kernel
+    from cesym.keras.forms import REDUCTIONS, sample_weights
+
+    c = case(kernel, **keywords)
+    b = sample(c, dtype, 4, 24, seed=5, soft=True)
+    call = keras_class_kernel(c)
+    w = sample_weights(len(b.pred), [0])
+    rep = R.replay_outputs(c, b.labels, b.pred, b.params)
+    for reduction in REDUCTIONS:
+        for weights in (None, w):
+            value, grad = call(b.labels, b.pred, b.params, reduction, weights, None if dtype is np.float32 else "float64")
+            rv, dv = R.class_values(rep, reduction, weights, dtype)
+            _, _, apart = R.agreement(rv, dv, np.atleast_1d(value), dtype)
+            assert apart <= 1.0, (reduction, weights is not None, "value", apart)
+            seed = R.class_seeds(reduction, weights, len(b.pred), dtype)
+            g = R.replay_outputs(c, b.labels, b.pred, b.params, seed)
+            s2, n2, apart = R.agreement(g.grad, g.grad_bound, grad, dtype)
+            assert apart <= 1.0, (reduction, weights is not None, "grad", apart)
+            if kernel == "huber":
+                assert s2 == n2, (reduction, weights is not None, s2, n2)
+            if reduction == "sum_over_batch_size":
+                ones = R.replay_outputs(c, b.labels, b.pred, b.params)
+                assert not np.all(np.abs(ones.grad - grad) <= ones.grad_bound), "a seed of 1 reproduces a mean's gradient"
+
+
+def test_loss_classes_take_few_envelopes(monkeypatch):
+    """check_classes explains the outputs past the mathematics' band by the replay: the per-point
+    envelope (milliseconds each) only where the replay's bound does not hold them."""
+    from cesym.keras import forms
+    from cesym.keras.calls import keras_class_kernel
+
+    calls = []
+    real = forms.envelope
+    monkeypatch.setattr(forms, "envelope", lambda *a, **k: calls.append(1) or real(*a, **k))
+    c = case("binary_crossentropy", from_logits=False)  # Keras's clip: outputs past the band
+    b = sample(c, np.float32, 4, 16, seed=3, soft=True)
+    tally = forms.check_classes(c, b, keras_class_kernel(c))
+    assert tally.value["explained"] + tally.grad["explained"] > 100, (tally.value, tally.grad)
+    assert tally.value["unexplained"] == tally.grad["unexplained"] == 0
+    assert len(calls) <= 2, len(calls)

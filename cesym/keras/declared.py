@@ -574,17 +574,20 @@ class _Walk:
         return self.settle(g, d)
 
 
-def replay_declared(loss, labels, pred: np.ndarray, params: dict, row_level: bool) -> tuple[np.ndarray, ...]:
+def replay_declared(loss, labels, pred: np.ndarray, params: dict, row_level: bool, seed: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
     """Keras's declared algorithm of ``loss`` (:class:`cesym.define.loss.Loss`) on a batch: ``pred``
     (rows, C) in the dtype, ``labels`` dense (rows, C) or None, ``params`` by name. Elementwise
     losses (``row_level`` False) are replayed per element (rows × C rows of one). Returns
     (value, its bound, gradient, its bound): the value per row (rows,) (per element (rows, C)
-    where elementwise), the gradient (rows, C), each bound absolute (float64)."""
+    where elementwise), the gradient (rows, C), each bound absolute (float64). ``seed``: the
+    upstream gradient of each row's value, in the dtype (rows,), where a loss class's reduction
+    feeds the backward pass (:func:`cesym.keras.replay.class_seeds`); default 1."""
     pred = np.asarray(pred)
     dt = pred.dtype.type
     rows, n = pred.shape
     if not row_level:
-        out = replay_declared(loss, None if labels is None else np.asarray(labels).reshape(-1, 1), pred.reshape(-1, 1), params, True)
+        per_element = None if seed is None else np.repeat(np.asarray(seed, dtype=dt), n)  # each element's value has its row's seed
+        out = replay_declared(loss, None if labels is None else np.asarray(labels).reshape(-1, 1), pred.reshape(-1, 1), params, True, per_element)
         return tuple(a.reshape(rows, n) for a in out)
     expr, consts = _algorithm(loss)
     env: dict = {}
@@ -607,6 +610,7 @@ def replay_declared(loss, labels, pred: np.ndarray, params: dict, row_level: boo
         v, dv = w.val(expr)
         v, dv = (np.broadcast_to(a, (rows, 1))[:, 0] for a in (v, dv))
         adj: dict = {}
-        w.grad(expr, np.ones((rows, 1), dt), np.zeros((rows, 1)), adj)
+        top = np.ones((rows, 1), dt) if seed is None else np.asarray(seed, dtype=dt).reshape(rows, 1)
+        w.grad(expr, top, np.zeros((rows, 1)), adj)
         g, dg = w.gather(adj, loss.prediction)
     return np.array(v), np.array(dv, dtype=np.float64), g, dg

@@ -19,8 +19,12 @@ Each output is classified as :mod:`cesym.keras.check` does for the function form
 * ``exact``: inside the mathematics carried through the reduction: each ``ℓ_i`` anywhere within
   its contract (``ℓ_i ± (4 + 4κ_i) ulp(ℓ_i)``; gradients ``g_ij ± (8 + 4κ_ij) ulp(g_ij)``), then
   weighted, summed and divided with every rounding a float reduction may commit;
-* ``explained``: inside the envelope of Keras's own algorithm (:func:`cesym.keras.model.envelope`
-  per sample, widened by an ulp as :func:`~cesym.keras.model.contains` does, gradients with the
+* ``explained``: within the bound of the replay of Keras's algorithm in its dtype
+  (:mod:`cesym.keras.replay`: the function form's per-sample values times the weights, reduced
+  (:func:`~cesym.keras.replay.class_values`), the gradients backward from the seeds ``U_i``
+  (:func:`~cesym.keras.replay.class_seeds`)), else (no replay, or one whose bound does not hold
+  there) inside the envelope of Keras's own algorithm (:func:`cesym.keras.model.envelope` per
+  sample, widened by an ulp as :func:`~cesym.keras.model.contains` does, gradients with the
   seed ``U_i``) carried through the same reduction, overflow to ±inf included;
 * ``unexplained``: neither.
 
@@ -56,6 +60,7 @@ import numpy as np
 
 from ..verify.contract import GRAD_BASE, KAPPA_FACTOR, VALUE_BASE, definition, reference_for
 from .model import _ends, _Rounding, contains, envelope
+from .replay import class_seeds, class_values, near, replay_outputs
 from ..verify.reference import Unresolved
 from ..verify.registry import KernelCase, one_hot
 from ..verify.sampling import Batch
@@ -231,15 +236,42 @@ def _within(x, value: float, dtype) -> bool:
     return a <= v <= b
 
 
-def _judge(k: float, math_at: Callable[[bool], object], model: Callable[[], object], dtype) -> str:
-    """exact (inside the mathematics' band, first without κ, then with it), explained (inside
-    the model's envelope to within an ulp), or unexplained. ``model()`` makes the envelope: only
-    for the outputs past the band (most are inside it, and an envelope costs milliseconds)."""
+def _judge(k: float, math_at: Callable[[bool], object], model: Callable[[], object], dtype, close: tuple[float, float] | None = None) -> str:
+    """exact (inside the mathematics' band, first without κ, then with it), explained (within
+    the replay's bound ``close``, else inside the model's envelope to within an ulp), or
+    unexplained. ``model()`` makes the envelope: only for the outputs past both (an envelope
+    costs milliseconds; the replay's bounds of a whole batch, one pass)."""
     if _within(math_at(False), k, dtype) or (np.isfinite(k) and _within(math_at(True), k, dtype)):
         return "exact"
+    if close is not None and close[0] <= k <= close[1]:
+        return "explained"
     if contains(model(), k, dtype):
         return "explained"
     return "unexplained"
+
+
+def _class_replay(case: KernelCase, labels, pred: np.ndarray, params: dict, dtype):
+    """``(values(reduction, weights), grads(reduction, weights))``: the replay's outputs of the
+    loss class and their bounds (:mod:`cesym.keras.replay`), or None where Keras's function form
+    is not replayed per sample."""
+    rep = replay_outputs(case, labels, pred, params)
+    if rep is None or np.ndim(rep.value) != 1:
+        return None
+    B = pred.shape[0]
+    seeded: dict = {np.ones(B, dtype).tobytes(): rep}  # 'sum' and 'none' share their seeds
+
+    def values(reduction: str, weights):
+        return class_values(rep, reduction, weights, dtype)
+
+    def grads(reduction: str, weights):
+        seed = class_seeds(reduction, weights, B, dtype)
+        key = seed.tobytes()
+        if key not in seeded:
+            seeded[key] = replay_outputs(case, labels, pred, params, seed)
+        g = seeded[key]
+        return None if g is None or g.grad is None else (g.grad, g.grad_bound)
+
+    return values, grads
 
 
 # --- loss classes ---------------------------------------------------------------------------------
@@ -299,6 +331,8 @@ def check_classes(case: KernelCase, batch: Batch, class_call: Callable, seed=0) 
             k = ref.kappa_value(dense[i], pred[i], params, L, g) if with_kappa else 0.0
             return _band(L, VALUE_BASE, k, dtype)
 
+        broadcast = _labels_broadcast(case, labels, n)
+        replayed = None if broadcast else _class_replay(case, labels, pred, batch.params, dtype)
         for reduction in REDUCTIONS:
             for weights in (None, w):
                 try:
@@ -307,7 +341,7 @@ def check_classes(case: KernelCase, batch: Batch, class_call: Callable, seed=0) 
                     continue
                 value = np.atleast_1d(value)
                 tag = reduction + (" weighted" if weights is not None else "")
-                if _labels_broadcast(case, labels, n):
+                if broadcast:
                     _classify_broadcast(
                         tally, case, ref, params, truth, labels, dense, pred, batch.params, value, grad, weights, reduction,
                         R, fmax, model_values, value_band, dtype, tag,
@@ -323,9 +357,12 @@ def check_classes(case: KernelCase, batch: Batch, class_call: Callable, seed=0) 
                             f"(labels {labels.shape}, predictions {pred.shape})"
                         )
                     continue
-                _classify_values(tally, truth, value, weights, reduction, R, fmax, model_values, value_band, dtype, tag)
+                rv = rg = None
+                if replayed is not None:
+                    rv, rg = replayed[0](reduction, weights), replayed[1](reduction, weights)
+                _classify_values(tally, truth, value, weights, reduction, R, fmax, model_values, value_band, dtype, tag, rv)
                 _classify_grads(
-                    tally, ref, truth, dense, pred, params, grad, weights, reduction, R, grad_model, dtype, tag
+                    tally, ref, truth, dense, pred, params, grad, weights, reduction, R, grad_model, dtype, tag, rg
                 )
     finally:
         iv.prec = old
@@ -407,8 +444,9 @@ def _classify_broadcast(tally, case, ref, param_values, truth, labels, dense, pr
         tally.unexplained_examples.append(f"{tag}: Keras's class broadcast labels {np.shape(dense)} against predictions {np.shape(pred)} outside the model")
 
 
-def _classify_values(tally, truth, value, weights, reduction, R, fmax, model_values, value_band, dtype, tag):
-    """The value outputs of one reduction: against the exactly weighted and reduced reference."""
+def _classify_values(tally, truth, value, weights, reduction, R, fmax, model_values, value_band, dtype, tag, replayed=None):
+    """The value outputs of one reduction: against the exactly weighted and reduced reference;
+    ``replayed``: the replay's outputs and bounds (:func:`_class_replay`), or None."""
     B = len(truth)
     wts = [1.0] * B if weights is None else [float(x) for x in weights]
     with mpmath.workprec(256):
@@ -427,7 +465,8 @@ def _classify_values(tally, truth, value, weights, reduction, R, fmax, model_val
         return bands[with_kappa]
 
     for o, (k, t) in enumerate(zip(value, true)):
-        status = _judge(float(k), lambda kap, o=o: math_at(kap)[o], lambda o=o: model()[o], dtype)
+        close = None if replayed is None else near(replayed[0][o], replayed[1][o], dtype)
+        status = _judge(float(k), lambda kap, o=o: math_at(kap)[o], lambda o=o: model()[o], dtype, close)
         tally.add(reduction, "value", status)
         tally.value_max_ulps = max(tally.value_max_ulps, ulp_error(k, t, dtype))
         if status == "unexplained" and len(tally.unexplained_examples) < 3:
@@ -438,9 +477,10 @@ def _classify_values(tally, truth, value, weights, reduction, R, fmax, model_val
             )
 
 
-def _classify_grads(tally, ref, truth, dense, pred, params, grad, weights, reduction, R, grad_model, dtype, tag):
+def _classify_grads(tally, ref, truth, dense, pred, params, grad, weights, reduction, R, grad_model, dtype, tag, replayed=None):
     """The gradient of one reduction: element (i, j) against ``U_i·g_ij`` (its seed times the
-    per-sample gradient) and against the envelope seeded with ``U_i``."""
+    per-sample gradient), the replay seeded with ``U_i`` (``replayed``: its gradient and bound,
+    or None) and the envelope seeded with ``U_i``."""
     B, n = pred.shape
     D = B if reduction == "sum_over_batch_size" else 1
     for i in range(B):
@@ -454,7 +494,8 @@ def _classify_grads(tally, ref, truth, dense, pred, params, grad, weights, reduc
                 kap = ref.kappa(dense[i], pred[i], params, L, g)[1][j] if with_kappa else 0.0
                 return R.mul(U, _band(g[j], GRAD_BASE, kap, dtype))
 
-            status = _judge(k, math_at, lambda i=i, j=j: grad_model(i, reduction, weights is not None)[j], dtype)
+            close = None if replayed is None else near(replayed[0][i, j], replayed[1][i, j], dtype)
+            status = _judge(k, math_at, lambda i=i, j=j: grad_model(i, reduction, weights is not None)[j], dtype, close)
             tally.add(reduction, "grad", status)
             with mpmath.workprec(256):
                 true = mpmath.mpf(wi) * g[j] / D

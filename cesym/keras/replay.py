@@ -40,7 +40,7 @@ from ..verify.registry import KernelCase, one_hot
 from .declared import TRANSCENDENTAL_ULPS, _Walk, replay_declared, row_sum_ltr
 from .model import bounds
 
-__all__ = ["replay", "replay_with_scale", "reproduced", "REPLAY_ULPS", "Replay", "replay_outputs", "HAND_REPLAYED"]
+__all__ = ["replay", "replay_with_scale", "reproduced", "REPLAY_ULPS", "Replay", "replay_outputs", "HAND_REPLAYED", "class_seeds", "class_values"]
 
 #: The losses replayed by hand here (their values); every other declared algorithm by .declared.
 HAND_REPLAYED = (
@@ -178,11 +178,12 @@ def _bound_of_scale(scale: np.ndarray, dtype) -> np.ndarray:
         return np.where(np.isfinite(s), REPLAY_ULPS * np.spacing(s).astype(np.float64), np.inf)
 
 
-def replay_outputs(case: KernelCase, labels, pred: np.ndarray, params: dict) -> Replay | None:
+def replay_outputs(case: KernelCase, labels, pred: np.ndarray, params: dict, seed: np.ndarray | None = None) -> Replay | None:
     """The replay of ``case`` on a batch (see :func:`replay`): the cross-entropies' values by hand
     (bound: REPLAY_ULPS ulps of the scale) and their gradients (:func:`_cross_entropy_grad`), or
     the declared algorithm's values and gradients (:func:`cesym.keras.declared.replay_declared`);
-    None where Keras has no function form to replay (the activity penalty)."""
+    None where Keras has no function form to replay (the activity penalty). ``seed``: each row's
+    upstream gradient in the dtype (a loss class's reduction: :func:`class_seeds`), default 1."""
     from ..verify.contract import definition  # noqa: PLC0415 - the registry imports this package's siblings
 
     pred = np.asarray(pred)
@@ -193,12 +194,54 @@ def replay_outputs(case: KernelCase, labels, pred: np.ndarray, params: dict) -> 
         if got is None:
             return None
         value, scale = got
-        g, dg = _cross_entropy_grad(case, loss, dense, pred, params)
+        g, dg = _cross_entropy_grad(case, loss, dense, pred, params, seed)
         return Replay(value, _bound_of_scale(scale, pred.dtype), g, dg)
     if not str((case.keras or {}).get("function") or "").startswith("keras."):
         return None
-    v, dv, g, dg = replay_declared(loss, dense, pred, params, loss.row_level)
+    v, dv, g, dg = replay_declared(loss, dense, pred, params, loss.row_level, seed)
     return Replay(v, dv, g, dg)
+
+
+def class_seeds(reduction: str, weights, rows: int, dtype) -> np.ndarray:
+    """The upstream gradient of each row's loss in a Keras loss class, as TensorFlow rounds it:
+    ``sum_over_batch_size`` divides the weighted sum by the batch size (its gradient 1/B, one
+    division), the sample weights multiply it (one product; the weights cast to the dtype);
+    ``sum`` and ``none`` (the gradient of the outputs' sum) pass the weights, or 1."""
+    dt = np.dtype(dtype).type
+    w = np.ones(rows, dt) if weights is None else np.asarray(weights).astype(dt)
+    if reduction == "sum_over_batch_size":
+        inv = dt(1) / dt(rows)
+        return w * inv if weights is not None else np.full(rows, inv, dt)
+    return w
+
+
+def class_values(rep: Replay, reduction: str, weights, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """A loss class's outputs from the replayed per-row values: ``none`` each value (times its
+    weight, cast to the dtype: one product), else their sum (in TensorFlow's order, unknown:
+    (B - 1)·eps of the terms' magnitude) and for ``sum_over_batch_size`` that over B (one
+    division); with the bound of each."""
+    dt = np.dtype(dtype).type
+    eps = float(np.finfo(dt).eps)
+    v = np.asarray(rep.value, dtype=dt).reshape(-1)
+    dv = np.asarray(rep.value_bound, dtype=np.float64).reshape(-1)
+    w = _Walk(dt, {}, 1, v.size)
+    with np.errstate(all="ignore"):
+        if weights is not None:
+            wt = np.asarray(weights).astype(dt)
+            t = v * wt
+            dv = w.moved(t, np.abs(wt.astype(np.float64)) * dv)
+            v = t
+        if reduction == "none":
+            return v, dv
+        s = np.sum(v, dtype=dt)
+        fa = float(np.sum(np.abs(v.astype(np.float64))))
+        ds = float(np.sum(dv)) + max(v.size - 1, 0) * eps * fa
+        ds = float(ds + (w.ulp(s) if ds > 0 else 0.0))
+        if reduction == "sum_over_batch_size":
+            q = s / dt(v.size)
+            ds = float(ds / v.size + (w.ulp(q) if ds > 0 else 0.0))
+            s = q
+        return np.array([s], dt), np.array([ds])
 
 
 # --- the cross-entropies' gradients ------------------------------------------------------------------
@@ -249,11 +292,12 @@ def _tf_algorithm(case: KernelCase, loss):
     return out
 
 
-def _cross_entropy_grad(case: KernelCase, loss, dense, pred: np.ndarray, params: dict) -> tuple[np.ndarray, np.ndarray]:
-    """TensorFlow's gradient of a cross-entropy's Keras path, replayed in the dtype, with its bound."""
+def _cross_entropy_grad(case: KernelCase, loss, dense, pred: np.ndarray, params: dict, seed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """TensorFlow's gradient of a cross-entropy's Keras path, replayed in the dtype, with its
+    bound; ``seed``: each row's upstream gradient (default 1)."""
     algo = _tf_algorithm(case, loss)
     if algo is not None:
-        _, _, g, dg = replay_declared(algo, dense, pred, params, algo.row_level)
+        _, _, g, dg = replay_declared(algo, dense, pred, params, algo.row_level, seed)
         return g, dg
     dt = pred.dtype.type
     ls = float(params.get("label_smoothing", 0.0))
@@ -261,7 +305,7 @@ def _cross_entropy_grad(case: KernelCase, loss, dense, pred: np.ndarray, params:
     if ls:
         t = t * dt(1.0 - ls) + ls / dt(pred.shape[1])
     if case.keywords.get("from_logits", True):
-        return _softmax_backprop(t, pred, np.zeros(pred.shape))
+        return _seeded(*_softmax_backprop(t, pred, np.zeros(pred.shape)), seed)
     # sparse on probabilities: log(clip(p)) into the sparse op, back through Log (g·reciprocal(q))
     # and the clip (g where 1e-7 <= p <= 1 - 1e-7, the ends included)
     lo, hi = bounds(dt)
@@ -269,7 +313,7 @@ def _cross_entropy_grad(case: KernelCase, loss, dense, pred: np.ndarray, params:
     with np.errstate(all="ignore"):
         z = np.log(q)
         w = _Walk(dt, {}, pred.shape[1], pred.shape[0])
-        bp, dbp = _softmax_backprop(t, z, TRANSCENDENTAL_ULPS * w.ulp(z))
+        bp, dbp = _seeded(*_softmax_backprop(t, z, TRANSCENDENTAL_ULPS * w.ulp(z)), seed)
         r = dt(1) / q
         fr = np.abs(r.astype(np.float64))
         g = bp * r
@@ -279,6 +323,19 @@ def _cross_entropy_grad(case: KernelCase, loss, dense, pred: np.ndarray, params:
         g = np.where(inside, g, dt(0))
         dg = np.where(edge, np.inf, np.where(inside, dg, 0.0))
     return g, dg
+
+
+def _seeded(g: np.ndarray, dg: np.ndarray, seed: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The fused ops' gradient times each row's upstream (TensorFlow's ``grad_loss[:, None] *
+    backprop``: one product), with its bound."""
+    if seed is None:
+        return g, dg
+    dt = g.dtype.type
+    u = np.asarray(seed, dtype=dt).reshape(-1, 1)
+    w = _Walk(dt, {}, g.shape[1], g.shape[0])
+    with np.errstate(all="ignore"):
+        out = g * u
+        return out, w.moved(out, np.abs(u.astype(np.float64)) * dg)
 
 
 def _softmax_backprop(t: np.ndarray, z: np.ndarray, dz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
