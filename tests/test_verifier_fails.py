@@ -82,8 +82,9 @@ def test_keras_classify_flags_what_no_model_explains():
     """A Keras function form 0.1% off: neither the mathematics nor Keras's algorithm gives it."""
     keras = keras_kernel(BCE_PROBS)
 
-    def off(labels, pred, params, grad=False):
-        return keras(labels, pred, params, grad) * 1.001
+    def off(labels, pred, params, grad=False):  # grad="both": (values, gradient) from one tape
+        out = keras(labels, pred, params, grad)
+        return tuple(a * 1.001 for a in out) if grad == "both" else out * 1.001
 
     t = classify(BCE_PROBS, _batch(BCE_PROBS, np.float32), off)
     assert t.value["unexplained"] > 0 and t.grad["unexplained"] > 0

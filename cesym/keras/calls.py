@@ -4,7 +4,7 @@
 function form of the same name (``keras.losses.<name>``) or the ``tf.nn`` op, on plain tensors
 of the input's dtype (function forms keep float32/float64; called on plain tensors, Keras's hidden
 ``_keras_logits`` shortcut cannot apply), and for ``grad`` the gradient of the sum of the returned
-values with ``tf.GradientTape``. TensorFlow is imported on first use, never by
+values with ``tf.GradientTape`` (``grad="both"``: values and gradient from one tape). TensorFlow is imported on first use, never by
 :mod:`cesym.kernels`.
 
 ``keras_class_kernel(case)`` does the same for the loss class (``keras.losses.BinaryCrossentropy``
@@ -110,9 +110,11 @@ BENCH_NOTES = (
 
 
 def keras_kernel(case: KernelCase) -> Callable:
-    """A callable ``(labels, pred, params, grad=False)`` running Keras/TF for ``case``."""
+    """A callable ``(labels, pred, params, grad=False)`` running Keras/TF for ``case``: the
+    values, the gradient of their sum (``grad=True``), or both from one tape (``grad="both"``:
+    one forward pass, the same numbers as the two calls)."""
 
-    def call(labels, pred, params: dict, grad: bool = False):
+    def call(labels, pred, params: dict, grad: bool | str = False):
         tf = _tf()
         pred = np.asarray(pred)
         fn = _loss_fn(case, params)
@@ -127,9 +129,11 @@ def keras_kernel(case: KernelCase) -> Callable:
             warnings.simplefilter("ignore")  # Keras warns about one-class rows; they are meant
             v = fn(y, x)
             total = tf.reduce_sum(v)
+        value = np.asarray(v.numpy(), dtype=pred.dtype)
         if grad:
-            return np.asarray(tape.gradient(total, x).numpy(), dtype=pred.dtype)
-        return np.asarray(v.numpy(), dtype=pred.dtype)
+            g = np.asarray(tape.gradient(total, x).numpy(), dtype=pred.dtype)
+            return (value, g) if grad == "both" else g
+        return value
 
     return call
 

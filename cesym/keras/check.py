@@ -94,8 +94,7 @@ def classify(case: KernelCase, batch: Batch, keras_call) -> KerasTally:
     tally = KerasTally()
     if case.kernel == "activity_penalty":
         return tally  # a plain reduce_sum of squares: compared by the seeds' tests
-    value = np.asarray(keras_call(batch.labels, batch.pred, batch.params, grad=False))
-    grad = np.asarray(keras_call(batch.labels, batch.pred, batch.params, grad=True))
+    value, grad = (np.asarray(a) for a in keras_call(batch.labels, batch.pred, batch.params, grad="both"))
     rep = replay_outputs(case, batch.labels, batch.pred, batch.params)
     if rep is not None:  # one value and bound per output, in the outputs' layout
         tally.replayed, tally.replay_compared, tally.replay_apart = agreement(rep.value, rep.value_bound, value, dtype)
