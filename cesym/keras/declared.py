@@ -129,6 +129,26 @@ class _Walk:
         ax, ar = np.abs(np.asarray(x, dtype=np.float64)), np.abs(np.asarray(r, dtype=np.float64))
         return np.where(ax < 2.0**104, RECIPROCAL_ULPS * self.ulp(r), np.where(ax < 2.0**126, ar * 2.0**-10, ar))
 
+    def row_sum_bound(self, x, d, s) -> np.ndarray:
+        """δ of the row sum ``s`` (left to right) of ``x`` (rows, C) whose terms are δ-uncertain
+        by ``d``: the propagated δ, an ulp for the rounding and (C - 1)·eps of the terms'
+        magnitude for TensorFlow's other order; but where one term carries the row, the others
+        with their δ below a quarter of its spacing and its own δ too, every order of TensorFlow's
+        terms returns its top term, within that term's δ of ours: δ is that term's alone. (The
+        others' magnitude is summed in float64, its own rounding allowed for: in float64 this
+        rarely holds.)"""
+        ax = np.abs(np.asarray(x)).astype(np.float64)
+        dd = np.broadcast_to(np.asarray(d, dtype=np.float64), ax.shape)
+        standard = self.moved(s, np.sum(dd, axis=1, keepdims=True)) + max(self.n - 1, 0) * self.eps * np.sum(ax, axis=1, keepdims=True)
+        k = np.argmax(ax, axis=1)[:, None]
+        top, dtop = np.take_along_axis(ax, k, axis=1), np.take_along_axis(dd, k, axis=1)
+        with np.errstate(invalid="ignore", over="ignore"):
+            total = np.sum(ax, axis=1, keepdims=True) + np.sum(dd, axis=1, keepdims=True)
+            rest = (total - top - dtop) + (self.n + 1) * 2.0**-52 * total
+            quarter = 0.25 * np.spacing(top.astype(self.dt)).astype(np.float64)
+            carried = (rest < quarter) & (dtop < quarter) & (np.asarray(s) == np.take_along_axis(np.asarray(x), k, axis=1))
+        return np.where(carried, dtop, standard)
+
     def moved(self, v, din):
         """δ after one rounding of a result whose operands were δ-uncertain: the propagated part
         ``din`` plus an ulp of the result where ``din > 0``."""
@@ -157,8 +177,7 @@ class _Walk:
         if isinstance(e, RowSum):
             x, d = (np.broadcast_to(a, (self.rows, self.n)) for a in self.val(e.args[0]))
             s = row_sum_ltr(x)
-            slack = max(self.n - 1, 0) * self.eps * np.sum(np.abs(x).astype(np.float64), axis=1, keepdims=True)
-            return s, self.moved(s, np.sum(d, axis=1, keepdims=True)) + slack
+            return s, self.row_sum_bound(x, d, s)
         if isinstance(e, (RowMax, MaxN)):
             if isinstance(e, RowMax):
                 x, d = (np.broadcast_to(a, (self.rows, self.n)) for a in self.val(e.args[0]))
@@ -313,7 +332,12 @@ class _Walk:
             else:
                 raise ValueError(f"no replay of {e.func.__name__} in Keras's declared algorithm")
             d = np.nan_to_num(deriv * dx, nan=_INF)
-        return out, d + TRANSCENDENTAL_ULPS * self.ulp(out)
+            # exp(0) = cosh(0) = 1, log(1) = 0, log1p(0) = expm1(0) = tanh(0) = 0 in every libm
+            # (Eigen's and NumPy's too): no allowance at an exact argument there (the softmax's
+            # top class: exp(z_max - z_max) = 1, whose clip to 1 - ε is then decided)
+            at = {sp.exp: 0.0, sp.log: 1.0, log1p: 0.0, expm1: 0.0, sp.tanh: 0.0, sp.cosh: 0.0}.get(e.func)
+            exact = np.zeros(np.shape(out), bool) if at is None else np.broadcast_to((fx == at) & (np.asarray(dx) == 0), np.shape(out))
+        return out, d + np.where(exact, 0.0, TRANSCENDENTAL_ULPS * self.ulp(out))
 
     def _decided(self, c) -> tuple[np.ndarray, np.ndarray]:
         """(condition, undecided) of a relational: undecided where the operands' δ spans their gap."""
