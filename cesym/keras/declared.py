@@ -16,10 +16,12 @@ What the replay cannot know is bounded, per output, by ``δ`` (absolute, float64
 
 * ``exp``, ``log``, ``log1p``, ``expm1``, σ, ``pow``, ``tanh``, ``cosh``, rsqrt: NumPy's and
   TensorFlow's (Eigen's vectorised) implementations differ by up to :data:`TRANSCENDENTAL_ULPS`
-  ulps of the result (each within a few ulps of the correctly rounded one);
+  ulps of the result (each within a few ulps of the correctly rounded one), none at the points
+  every libm gives exactly (exp(0) = cosh(0) = 1, log(1) = log1p(0) = expm1(0) = tanh(0) = 0);
 * a sum or product of more than two operands (SymPy keeps no order; TensorFlow's row sums are
   Eigen's): ``(k - 1)·eps·Σ|terms|`` for k terms (each of the k - 1 roundings of either order
-  within u of a partial sum);
+  within u of a partial sum); a row sum one term carries (the others and every δ below a
+  quarter of its spacing) is that term in every order, within its own δ;
 * an operand that differs by ``δ`` moves the result by ``|∂|·δ`` (first order) and one more
   rounding (an ulp of the result);
 * a result that may be subnormal may be flushed to zero (TensorFlow's CPU kernels flush them);
