@@ -62,6 +62,11 @@ RECIPROCAL_ULPS = 4.0
 
 _INF = np.inf
 
+#: exp(0) = cosh(0) = 1, log(1) = 0, log1p(0) = expm1(0) = tanh(0) = 0 in every libm (Eigen's
+#: and NumPy's too): no allowance at an exact argument there (the softmax's top class:
+#: exp(z_max - z_max) = 1, whose clip to 1 - ε is then decided).
+_EXACT_AT = {sp.exp: 0.0, sp.log: 1.0, log1p: 0.0, expm1: 0.0, sp.tanh: 0.0, sp.cosh: 0.0}
+
 
 def _order(roundings: int) -> int:
     """How many eps of the operands' magnitude two evaluations of one sum or product in different
@@ -141,11 +146,12 @@ class _Walk:
         rarely holds.)"""
         ax = np.abs(np.asarray(x)).astype(np.float64)
         dd = np.broadcast_to(np.asarray(d, dtype=np.float64), ax.shape)
-        standard = self.moved(s, np.sum(dd, axis=1, keepdims=True)) + max(self.n - 1, 0) * self.eps * np.sum(ax, axis=1, keepdims=True)
+        mag, din = np.sum(ax, axis=1, keepdims=True), np.sum(dd, axis=1, keepdims=True)
+        standard = self.moved(s, din) + max(self.n - 1, 0) * self.eps * mag
         k = np.argmax(ax, axis=1)[:, None]
         top, dtop = np.take_along_axis(ax, k, axis=1), np.take_along_axis(dd, k, axis=1)
         with np.errstate(invalid="ignore", over="ignore"):
-            total = np.sum(ax, axis=1, keepdims=True) + np.sum(dd, axis=1, keepdims=True)
+            total = mag + din
             rest = (total - top - dtop) + (self.n + 1) * 2.0**-52 * total
             quarter = 0.25 * np.spacing(top.astype(self.dt)).astype(np.float64)
             carried = (rest < quarter) & (dtop < quarter) & (np.asarray(s) == np.take_along_axis(np.asarray(x), k, axis=1))
@@ -334,10 +340,7 @@ class _Walk:
             else:
                 raise ValueError(f"no replay of {e.func.__name__} in Keras's declared algorithm")
             d = np.nan_to_num(deriv * dx, nan=_INF)
-            # exp(0) = cosh(0) = 1, log(1) = 0, log1p(0) = expm1(0) = tanh(0) = 0 in every libm
-            # (Eigen's and NumPy's too): no allowance at an exact argument there (the softmax's
-            # top class: exp(z_max - z_max) = 1, whose clip to 1 - ε is then decided)
-            at = {sp.exp: 0.0, sp.log: 1.0, log1p: 0.0, expm1: 0.0, sp.tanh: 0.0, sp.cosh: 0.0}.get(e.func)
+            at = _EXACT_AT.get(e.func)
             exact = np.zeros(np.shape(out), bool) if at is None else np.broadcast_to((fx == at) & (np.asarray(dx) == 0), np.shape(out))
         return out, d + np.where(exact, 0.0, TRANSCENDENTAL_ULPS * self.ulp(out))
 

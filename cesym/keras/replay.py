@@ -209,10 +209,7 @@ def class_seeds(reduction: str, weights, rows: int, dtype) -> np.ndarray:
     ``sum`` and ``none`` (the gradient of the outputs' sum) pass the weights, or 1."""
     dt = np.dtype(dtype).type
     w = np.ones(rows, dt) if weights is None else np.asarray(weights).astype(dt)
-    if reduction == "sum_over_batch_size":
-        inv = dt(1) / dt(rows)
-        return w * inv if weights is not None else np.full(rows, inv, dt)
-    return w
+    return w * (dt(1) / dt(rows)) if reduction == "sum_over_batch_size" else w  # 1·(1/B) is 1/B exactly
 
 
 def class_values(rep: Replay, reduction: str, weights, dtype) -> tuple[np.ndarray, np.ndarray]:
