@@ -38,6 +38,7 @@ from cesym.generate.edges import check_edges, load_module
 from cesym.generate.codegen import generate
 from cesym.define.primitives import (
     NanOr,
+    NanOrExact,
     NegLogNormalized,
     NormalizedRest,
     SoftmaxRest,
@@ -145,6 +146,9 @@ FIRES = [
     (R.EXPM1_WEIGHT, (E(x) - y) / 3, expm1(x)),
     # d/dp of (p - y)²/C: SymPy's 2p - 2y over C, the 2 taken out again
     (R.COMMON_FACTOR, (2 * p - 2 * y) / sp.Symbol("C", positive=True, integer=True), p - y),
+    # d/dp of the Poisson loss, (1 - y/p)/C: over one denominator, p - y exact, 0 at p = y
+    (R.COMMON_NUMERATOR, XMul(y, -1 / (p * sp.Symbol("C", positive=True, integer=True))) + 1 / sp.Symbol("C", positive=True, integer=True), (p - y) / p),
+    (R.COMMON_NUMERATOR, 2 / p - 2 * y / p**2, NanOr),
     # unit vectors (cosine similarity): value, and gradient over one denominator
     (R.SCALE_NORM, -RowSum(y * p) / (Norm2(y) * Norm2(p)), Scaled(p, Norm2(p))),
     (R.SCALE_NORM, RowSum(p**2) * p / Norm2(p) ** 3, Scaled(p, Norm2(p))),
@@ -220,6 +224,9 @@ KEEPS = [
     (R.LOG_GUARDED_POWER, XMul(gn, (p**2) ** (gn - 1)) * sp.log(p)),  # p² vanishes faster than log p
     (R.LOG_GUARDED_POWER, XMul(g, (1 - p) ** (g - 1)) * sp.log(p)),  # g may be negative
     (R.LOG_GUARDED_POWER, XMul(gn, SoftmaxRest(z) ** (gn - 1)) * NegLogNormalized(p)),  # not the same share
+    (R.COMMON_NUMERATOR, XMul(t, -1 / p) + XMul(y, 1 / (1 - p))),  # t(p - 1) + y·p: not a difference of inputs
+    (R.COMMON_NUMERATOR, 1 - y * sp.log(p) / p),  # not rational
+    (R.COMMON_NUMERATOR, 1 / p + 1 / y),  # (p + y)/(p·y): nothing cancelled
 ]
 
 
@@ -238,6 +245,20 @@ def test_edge_poles_gives_the_limit_where_the_sum_is_inf_minus_inf():
         assert second(one, zero, zero, half) == -np.inf and second(zero, one, one, half) == np.inf
         assert np.isnan(first(one, one, zero, half))
     assert R.edge_poles(XMul(t2, 1 / p) + XMul(y, 1 / (1 - p)), p) == XMul(t2, 1 / p) + XMul(y, 1 / (1 - p))  # poles, no log: nothing to do
+
+
+def test_common_numerator_pairs_with_an_exact_edge_form_only_where_it_is_exact():
+    """(p - y)/p is NaN at finite inputs only at p = y = 0, where the zero-guarded 1 - y/p is 1:
+    the pair is a NanOrExact (its rounding error the first form's); where the second form is
+    not a constant there (1/x - y/(p·x): 1/x at p = y = 0), a plain NanOr."""
+    Cs = sp.Symbol("C", positive=True, integer=True)
+    out = R.COMMON_NUMERATOR(XMul(y, -1 / (p * Cs)) + 1 / Cs)
+    assert out.atoms(NanOrExact) and not (out.atoms(NanOr) - out.atoms(NanOrExact))
+    G = 1 / x - XMul(y, 1 / (p * x))
+    other = R.COMMON_NUMERATOR(G)
+    assert other.atoms(NanOr) and not other.atoms(NanOrExact)
+    for form in nan_or_forms(other):
+        R.check_equivalent(G, form)
 
 
 @pytest.mark.parametrize("rule, shape", KEEPS, ids=[f"{r.name}:{s}" for r, s in KEEPS])

@@ -23,6 +23,7 @@ from ..define.conventions import collect_monomials, distribute, weight_symbols
 from ..define.evaluate import compile_row_exprs
 from ..define.primitives import (
     NanOr,
+    NanOrExact,
     TwoForms,
     NormalizedRest,
     SoftmaxRest,
@@ -1600,6 +1601,99 @@ EXPM1_WEIGHT = Rule(
 )
 
 
+def _exact_numerator(e: sp.Expr) -> bool:
+    """A sum of inputs (element symbols) times powers of two, at least two of them (``p - y``):
+    for float32 inputs exact in float64, and one rounding of exact operands in float64."""
+    def exact(t: sp.Expr) -> bool:
+        c, rest = t.as_coeff_Mul()
+        a = abs(c)
+        return isinstance(rest, Elem) and a.is_Rational and (a.p & (a.p - 1)) == 0 and (a.q & (a.q - 1)) == 0
+
+    return isinstance(e, sp.Add) and all(exact(t) for t in e.args)
+
+
+def _common_numerator(expr: sp.Basic) -> sp.Basic:
+    """``Σ_k a_k/d_k`` (an element-level rational sum, products zero-guarded or not) ->
+    ``NanOr(N/D, Σ_k a_k/d_k)`` where over one denominator D the numerator N is a difference of
+    inputs (``1/C - y/(p·C) = (p - y)/(p·C)``)."""
+    if not isinstance(expr, sp.Add) or not element_symbols(expr) or expr.has(TwoForms):
+        return expr
+    plain = expr.replace(lambda e: isinstance(e, XMul), lambda e: e.args[0] * e.args[1])
+    if plain.atoms(sp.Function):  # a transcendental or a row reduction: not a rational sum
+        return expr
+    num, den = sp.fraction(sp.together(plain))
+    num = sp.expand(num)
+    # the denominator's factors free of the inputs (the row width C) stay outside, a product
+    # taken last: (p - y)/(p·C) as ((p - y)/p)·(1/C), since p·C overflows, and (1/C)·(p - y)
+    # underflows, where the quotient does not
+    k = sp.Mul(*[f for f in sp.Mul.make_args(den) if not element_symbols(f)])
+    den = sp.cancel(den / k)
+    signs = {t.as_coeff_Mul()[0] > 0 for t in sp.Add.make_args(num)}
+    if not _exact_numerator(num) or den == 1 or signs != {True, False}:  # a difference: what cancelled
+        return expr
+    second = sp.Add(*[_times(t, k) for t in sp.Add.make_args(expr)])
+    pair = NanOrExact if _exact_where_nan(num, den, second) else NanOr
+    return pair(num / den, second) / k
+
+
+def _at(e: sp.Expr, point: dict) -> sp.Expr:
+    """``e`` at ``point``, a zero-guarded product with a zero first factor taken as 0."""
+    return e.replace(lambda f: isinstance(f, XMul),
+                     lambda f: sp.S.Zero if f.args[0].subs(point) == 0 else f.args[0] * f.args[1]).subs(point)
+
+
+def _exact_where_nan(num: sp.Expr, den: sp.Expr, second: sp.Expr) -> bool:
+    """At finite inputs ``num/den`` (a difference of inputs over a product of inputs) is NaN
+    only where a factor of ``den`` and ``num`` are both 0: whether ``second`` is a binary
+    number (exact in floating point) at every such point."""
+    factors = sp.Mul.make_args(den)
+    if not all(isinstance(f, Elem) or (isinstance(f, sp.Pow) and isinstance(f.base, Elem) and f.exp.is_Integer) for f in factors):
+        return False
+    for f in factors:
+        s = f if isinstance(f, Elem) else f.base
+        rest = sp.expand(num.subs(s, 0))
+        others = [e for e in element_symbols(rest)]
+        if len(others) > 1 or (rest != 0 and not others):
+            return False  # 0/0 on a surface, or never 0/0: not read here
+        point = {s: 0, **({others[0]: sp.solve(rest, others[0])[0]} if others else {})}
+        v = _at(second, point)
+        if element_symbols(v) or not v.is_Rational or v.q & (v.q - 1):
+            return False
+    return True
+
+
+def _times(term: sp.Expr, k: sp.Expr) -> sp.Expr:
+    """``k·term``, taken into the second argument of the term's zero-guarded product (if any),
+    so that 0·(k·inf) stays 0."""
+    guarded = [f for f in sp.Mul.make_args(term) if isinstance(f, XMul)]
+    if len(guarded) != 1:
+        return sp.cancel(k * term)
+    (g,) = guarded
+    return XMul(g.args[0], sp.cancel(k * (term / g) * g.args[1]))
+
+
+COMMON_NUMERATOR = Rule(
+    "common-numerator",
+    "a rational gradient whose terms cancel where the prediction meets the label (the Poisson "
+    "loss' 1/C - y/(p·C), 0 at p = y) over one denominator, where its numerator is a difference "
+    "of inputs: ((p - y)/p)/C is exact in its numerator (float32 inputs in float64), so the "
+    "result errs by a few roundings of itself, exactly 0 at p = y, and is cheaper; the summed "
+    "form is kept for the edge where the fraction is 0/0 or inf/inf (p = 0 under y = 0, p = inf: "
+    "NanOr).",
+    lambda expr: _outermost(expr, _common_numerator),
+)
+
+
+def _outermost(expr: sp.Basic, fn: Callable[[sp.Basic], sp.Basic]) -> sp.Basic:
+    """Each outermost subexpression that ``fn`` changes, changed (what it returns is not
+    visited again: a NanOr keeps the form it replaces as its second argument)."""
+    new = fn(expr)
+    if new is not expr or not expr.args:
+        return new
+    args = [_outermost(a, fn) for a in expr.args]
+    return expr if all(a is b for a, b in zip(args, expr.args)) else expr.func(*args)
+
+
 def edge_poles_rule(x: Elem) -> Rule:
     """The edge-poles rule for a gradient with respect to the probability ``x``."""
     return Rule(
@@ -1645,4 +1739,5 @@ def gradient_rules(weights: Sequence[Elem], guard: bool, x: Elem | None = None) 
     return [
         ONE_MINUS_SHARE, NEG_LOG_SHARE, UNSCALE, SHIFT_EXP, SHIFT_EXP_WEIGHTED, SPLIT_ROWSUM, NORM_SQUARE, MIXTURE_RATIO, POWER_RULE, guard_rule(weights, guard),
         *edge, LOG_GUARDED_POWER, CROSS_REST, ONE_FRACTION, SIGMOID_DIFFERENCE, EXPM1_WEIGHT, SCALE_NORM, COMMON_FACTOR,
+        COMMON_NUMERATOR,
     ]

@@ -74,11 +74,13 @@ DERIVED = {'rate': {'naive_value': "Mul(Pow(Symbol('C', positive=True, integer=T
           'value': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
                    "RowSum(Add(Elem('p', real=True), XMul(Elem('y', real=True), Mul(Integer(-1), "
                    "log(Elem('p', real=True)))))))",
-          'grad': "Add(XMul(Elem('y', real=True), Mul(Integer(-1), Pow(Elem('p', real=True), "
-                  "Integer(-1)), Pow(Symbol('C', positive=True, integer=True), Integer(-1)))), "
-                  "Pow(Symbol('C', positive=True, integer=True), Integer(-1)))",
+          'grad': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
+                  "NanOrExact(Mul(Pow(Elem('p', real=True), Integer(-1)), Add(Elem('p', "
+                  "real=True), Mul(Integer(-1), Elem('y', real=True)))), Add(XMul(Elem('y', "
+                  "real=True), Mul(Integer(-1), Pow(Elem('p', real=True), Integer(-1)))), "
+                  'Integer(1))))',
           'value_rules': ['guard-weights'],
-          'grad_rules': ['combine-weights']}}
+          'grad_rules': ['combine-weights', 'common-numerator']}}
 
 
 def rate_value(y, p):
@@ -111,14 +113,15 @@ def rate_grad(y, p):
 
     Derived by SymPy from the stable value: ``(1 - y/p)/C``
 
-    Stable form: ``XMul(y, -1/(p*C)) + 1/C``
+    Stable form: ``NanOrExact((p - y)/p, XMul(y, -1/p) + 1)/C``
 
     Rewrites applied:
     - combine-weights: collect on the label weights and put each coefficient over one denominator, so that the cancelling parts of a coefficient (Σt/Σp - t/p) are cancelled exactly in algebra; each weighted term is XMul(w, ·): 0·log 0 = 0 and 0·(1/0) = 0, no NaN
+    - common-numerator: a rational gradient whose terms cancel where the prediction meets the label (the Poisson loss' 1/C - y/(p·C), 0 at p = y) over one denominator, where its numerator is a difference of inputs: ((p - y)/p)/C is exact in its numerator (float32 inputs in float64), so the result errs by a few roundings of itself, exactly 0 at p = y, and is cheaper; the summed form is kept for the edge where the fraction is 0/0 or inf/inf (p = 0 under y = 0, p = inf: NanOr).
     """
     C = _rt.width(p)
     tmp0 = 1/C
-    return tmp0 + _rt.xmul(y, -tmp0/p)
+    return _rt.scale_rows(_rt.nan_or((p - y)/p, lambda: _rt.xmul(y, -1/p) + 1), tmp0)
 
 
 def rate_value_and_grad(y, p):
@@ -127,7 +130,7 @@ def rate_value_and_grad(y, p):
     C = _rt.width(p)
     tmp0 = p + _rt.xmul(y, -numpy.log(p))
     tmp1 = 1/C
-    grad = tmp1 + _rt.xmul(y, -tmp1/p)
+    grad = _rt.scale_rows(_rt.nan_or((p - y)/p, lambda: _rt.xmul(y, -1/p) + 1), tmp1)
     return _rt.weighted_row_sum(tmp0, tmp1, _rt.row_sum(tmp0)), grad
 
 
@@ -160,16 +163,7 @@ def rate_value_bound(box, C):
 def rate_grad_checked(y, p):
     r"""Poisson loss on rates: ``rate_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
     """
-    C = _rt.width(p)
-    tmp0 = 1/C
-    tmp1 = _rt.xmul(y, -tmp0/p)
-    return tmp0 + tmp1, tmp0 + abs(tmp1)
-
-
-def rate_grad_bound(box, C):
-    r"""Poisson loss on rates: upper bounds of the magnitudes ``rate_grad_checked`` returns (None where it returns None), over the box of inputs ``box`` (each array argument's (min, max)): interval arithmetic (:mod:`cesym.kernels._iv`).
-    """
-    return _iv.upper(_iv.add(_iv.pow_((float(C), float(C)), -1.0), _iv.abs_(_iv.xmul(box[0], _iv.mul((-1.0, -1.0), _iv.pow_((float(C), float(C)), -1.0), _iv.pow_(box[1], -1.0)))))),
+    return rate_grad(y, p), None
 
 
 def rate_value_and_grad_checked(y, p):
@@ -179,26 +173,20 @@ def rate_value_and_grad_checked(y, p):
     tmp0 = _rt.xmul(y, -numpy.log(p))
     tmp1 = p + tmp0
     tmp2 = 1/C
-    tmp3 = _rt.xmul(y, -tmp2/p)
-    tmp4 = p + abs(tmp0)
-    return _rt.weighted_row_sum(tmp1, tmp2, _rt.row_sum(tmp1)), tmp2 + tmp3, _rt.weighted_row_sum(tmp4, tmp2, _rt.row_sum(tmp4)), tmp2 + abs(tmp3)
+    tmp3 = p + abs(tmp0)
+    return _rt.weighted_row_sum(tmp1, tmp2, _rt.row_sum(tmp1)), _rt.scale_rows(_rt.nan_or((p - y)/p, lambda: _rt.xmul(y, -1/p) + 1), tmp2), _rt.weighted_row_sum(tmp3, tmp2, _rt.row_sum(tmp3)), None
 
 
 def rate_value_and_grad_bound(box, C):
     r"""Poisson loss on rates: upper bounds of the magnitudes ``rate_value_and_grad_checked`` returns (None where it returns None), over the box of inputs ``box`` (each array argument's (min, max)): interval arithmetic (:mod:`cesym.kernels._iv`).
     """
-    return _iv.upper(_iv.mul(_iv.pow_((float(C), float(C)), -1.0), _iv.rowsum(_iv.add(_iv.abs_(_iv.xmul(box[0], _iv.mul((-1.0, -1.0), _iv.log(box[1])))), box[1]), C))), _iv.upper(_iv.add(_iv.pow_((float(C), float(C)), -1.0), _iv.abs_(_iv.xmul(box[0], _iv.mul((-1.0, -1.0), _iv.pow_((float(C), float(C)), -1.0), _iv.pow_(box[1], -1.0))))))
+    return _iv.upper(_iv.mul(_iv.pow_((float(C), float(C)), -1.0), _iv.rowsum(_iv.add(_iv.abs_(_iv.xmul(box[0], _iv.mul((-1.0, -1.0), _iv.log(box[1])))), box[1]), C))), None
 
 
 def rate_weights(y, p):
     r"""The label weights (y) of Poisson loss on rates, as its cores compute them."""
     y_ = y
     return (y_,)
-
-
-def rate_grad_eft(fx, y, p, C):
-    r"""Poisson loss on rates: the stable grad in float64 with every rounding recorded in ``fx`` (:class:`cesym.kernels._eft.Tracker`): exact where ``fx.inexact`` stays False."""
-    return fx.add(fx.div(1.0, C), fx.xmul(y, (-fx.div(1.0, fx.mul(C, p)))))
 
 
 def rate_value_exact(y, p, C):
@@ -208,7 +196,7 @@ def rate_value_exact(y, p, C):
 
 def rate_grad_exact(y, p, C):
     r"""Poisson loss on rates: the stable grad in decimal arithmetic at the current precision, of one element (Decimals), the row width C: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
-    return _ex.xmul(y, lambda: -_ex.D(1)/(p*C)) + _ex.power(C, -1)
+    return _ex.nan_or(lambda: (p - y)/p, lambda: _ex.xmul(y, lambda: -_ex.D(1)/p) + _ex.D(1))/C
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.
