@@ -131,8 +131,7 @@ class KernelPrinter(NumPyPrinter):
         return "(%s + numpy.log1p(%s))" % (self._print(e.args[0]), self._print(e.args[1]))
 
     def _print_LogNonzero(self, e):
-        w = self._print(e.args[0])
-        return "numpy.log(%s + (%s == 0))" % (w, w)
+        return self._rt("log_nonzero", e.args[0])
 
     def _print_NanOr(self, e):
         """``nan_or(a, lambda: b)``: the second form is evaluated only where the first is NaN."""

@@ -203,7 +203,7 @@ class OneHotCrossRest(sp.Function):
 
 
 class LogNonzero(sp.Function):
-    """Printing form of ``log(w)`` inside ``XMul(w, ·)``: ``log(w + [w = 0])``, 0 where w is 0
+    """Printing form of ``log(w)`` inside ``XMul(w, ·)``: ``log w``, 0 where w is 0
     (there the product is 0 whatever its other factor), so that no -inf, and no 0·inf = NaN
     for the product to repair, is computed where labels are 0 (one-hot rows: 9 in 10)."""
 

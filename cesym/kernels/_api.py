@@ -153,14 +153,15 @@ def _renormalisable(block: np.ndarray, name: str = "y_pred") -> None:
 
 def _range_and_nan(p: np.ndarray, high: bool = True) -> tuple:
     """(min, max or None, whether the block holds NaN), NaN skipped: min/max propagate NaN, so
-    one pass each tells; fmin/fmax, which skip it, are taken only when there is NaN."""
-    lo = np.min(p)
+    one pass each tells (:func:`._blocks.block_range`, shared with the rounding test); fmin/fmax,
+    which skip it, are taken only when there is NaN."""
+    lo, hi = _blocks.block_range(p, high)  # remembered for the rounding test's box
     nan = bool(np.isnan(lo))
     if nan:
         lo = np.fmin.reduce(p, axis=None)
     if not high:
         return lo, None, nan
-    return lo, (np.fmax.reduce(p, axis=None) if nan else np.max(p)), nan
+    return lo, (np.fmax.reduce(p, axis=None) if nan else hi), nan
 
 
 def _check_positive(p: np.ndarray, name: str = "y_pred", edge: float = 0.0) -> bool:

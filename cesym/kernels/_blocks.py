@@ -80,6 +80,25 @@ MIN_SPLIT = 1 << 15  # below this many elements per thread, one thread does all 
 _current = threading.local()  # the first row of the block a thread is computing (block_start)
 
 
+def block_range(b: np.ndarray, high: bool = True) -> tuple[float, float | None]:
+    """(min, max) of a block the calling thread's core is computing (NaN where it holds NaN; max
+    None unless ``high``), once per block: read from the rows it was widened from (float32:
+    half the bytes of the block; the widening is exact, so the same numbers), and remembered
+    for the block's other readers (the domain check and the float32 rounding test's box)."""
+    memo = getattr(_current, "ranges", None)
+    if memo is None:
+        return float(np.min(b)), (float(np.max(b)) if high else None)
+    key = id(b)
+    lo, hi = memo.get(key, (None, None))
+    if lo is None or (high and hi is None):
+        src = _current.sources.get(key)
+        src = b if src is None or src.shape != b.shape else src
+        lo = float(np.min(src)) if lo is None else lo
+        hi = float(np.max(src)) if high else hi
+        memo[key] = (lo, hi)
+    return lo, hi
+
+
 def block_start() -> int:
     """The index of the first row of the block the calling thread's core is computing (0 outside
     :func:`run_blocks`): for cores that note outputs to revisit once every block is done."""
@@ -336,12 +355,18 @@ def run_blocks(
     def work(s: int) -> None:
         e = min(s + step, n_rows)
         blocks = [_block(src, s, e, dtype=compute) for src in rows]
+        # the rows each block was widened from, for block_range (ids are unique while alive)
+        _current.ranges = {}
+        _current.sources = {id(b): src[s:e] for b, src in zip(blocks, rows) if isinstance(src, np.ndarray) and src.ndim == 2}
         with np.errstate(all="ignore"):  # IEEE results: inf for log 0, overflow in the float32 cast
             # a precheck answering True saw NaN in the block: its rows go to ``limit`` even where
             # the outputs are finite (a zero label weight times a NaN term is 0 in the cores)
             nan_seen = precheck(blocks[-1]) if precheck is not None else None
             _current.start = s
-            res = core(*blocks, *scalars)
+            try:
+                res = core(*blocks, *scalars)
+            finally:  # no reference to the caller's arrays outlives the block
+                _current.ranges, _current.sources = None, {}
             if len(outs) == 1:
                 res = (res,)
             write(s, e, res)

@@ -152,7 +152,7 @@ class _Rounder:
         use = self.bound is not None and not self.loose
         box = None
         if blocks[-1].size and (use or self.unit is not None):
-            box = [(float(np.min(b)), float(np.max(b))) for b in (blocks if use else blocks[:1])]
+            box = [_blocks.block_range(b) for b in (blocks if use else blocks[:1])]
         unit = box is not None and self.unit is not None and box[0][0] >= 0 and box[0][1] <= 1  # NaN fails
         checked, bound = (self.unit, self.unit_bound) if unit else (self.checked, self.bound)
         n = len(self.kinds)

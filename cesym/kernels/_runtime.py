@@ -1187,9 +1187,29 @@ def xmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if _pieces.unknown(a, b):  # a long row's elements not known in this pass
         return _pieces.UNKNOWN
     out = np.multiply(a, b)
+    if _finite_sum(out):  # no NaN (one summing pass, cheaper than isnan and any)
+        return out
     nan = np.isnan(out)
     if np.any(nan):
         out[nan & np.broadcast_to(a == 0, out.shape)] = 0.0
+    return out
+
+
+def _finite_sum(v: np.ndarray) -> bool:
+    """Every element finite, told by a sum (finite iff every term is, unless finite terms
+    overflow it: then False, and the caller looks element by element)."""
+    return isinstance(v, np.ndarray) and v.dtype == np.float64 and v.flags.c_contiguous and bool(np.isfinite(np.einsum("i->", v.reshape(-1))))
+
+
+def log_nonzero(w: np.ndarray) -> np.ndarray:
+    """``log(w)``, and 0 where ``w`` is 0: the log of a label weight inside ``XMul(w, ·)``, whose
+    product is 0 there whatever this factor (:class:`cesym.generate.lowerings.LogNonzero`). The
+    log first, and the zeros found only where it is not all finite (dense labels pay the log and
+    one summing pass; ``log(w + (w == 0))`` cost 2x a log in its mixed-type addition)."""
+    out = np.log(w)
+    if _finite_sum(out):
+        return out
+    out[np.broadcast_to(np.asarray(w) == 0, out.shape)] = 0.0
     return out
 
 

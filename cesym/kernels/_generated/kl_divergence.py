@@ -86,7 +86,7 @@ def probs_value(y, p):
     Rewrites applied:
     - xlogy: y·log y, y·log(y/p) and y·log(p/y) with 0·log 0 = 0 (XMul): at y = 0 the plain product is 0·(-inf) = NaN; the log of the quotient is written log y - log p (the same number wherever y/p > 0), since y/p overflows for p below 1/max (a subnormal p under a label of 1).
     """
-    return _rt.row_sum(_rt.xmul(y, numpy.log(y + (y == 0)) - numpy.log(p)))
+    return _rt.row_sum(_rt.xmul(y, _rt.log_nonzero(y) - numpy.log(p)))
 
 
 def probs_naive_value(y, p):
@@ -114,7 +114,7 @@ def probs_value_and_grad(y, p):
     r"""Kullback-Leibler divergence of the prediction from the target: stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``probs_value`` and ``probs_grad``).
     """
     grad = _rt.xmul(y, -1/p)
-    return _rt.row_sum(_rt.xmul(y, numpy.log(y + (y == 0)) - numpy.log(p))), grad
+    return _rt.row_sum(_rt.xmul(y, _rt.log_nonzero(y) - numpy.log(p))), grad
 
 
 def probs_naive_grad(y, p):
@@ -129,7 +129,7 @@ def probs_value_checked(y, p):
     r"""Kullback-Leibler divergence of the prediction from the target: ``probs_value`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
     """
     tmp0 = numpy.log(p)
-    tmp1 = numpy.log(y + (y == 0))
+    tmp1 = _rt.log_nonzero(y)
     return _rt.row_sum(_rt.xmul(y, tmp1 - tmp0)), _rt.row_sum(abs(_rt.xmul(y, abs(tmp1) - tmp0)))
 
 
@@ -149,7 +149,7 @@ def probs_value_and_grad_checked(y, p):
     r"""Kullback-Leibler divergence of the prediction from the target: ``probs_value_and_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
     """
     tmp0 = numpy.log(p)
-    tmp1 = numpy.log(y + (y == 0))
+    tmp1 = _rt.log_nonzero(y)
     return _rt.row_sum(_rt.xmul(y, tmp1 - tmp0)), _rt.xmul(y, -1/p), _rt.row_sum(abs(_rt.xmul(y, abs(tmp1) - tmp0))), None
 
 
