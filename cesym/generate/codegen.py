@@ -36,6 +36,7 @@ from ..define.primitives import (
     TwoForms,
     RowMax,
     RowSum,
+    XMul,
     element_symbols,
     outer_reductions,
     to_elementary,
@@ -244,6 +245,12 @@ class KernelPrinter(NumPyPrinter):
         prec = sp.printing.precedence.precedence(expr)
         parts = []
         for term in self._as_ordered_terms(expr, order=order):
+            if isinstance(term, XMul) and term.args[1].could_extract_minus_sign():
+                # a + XMul(w, -b) as a - XMul(w, b): w·(-b) = -(w·b) bit for bit, and the
+                # subtraction takes the negation's pass (a zero-guarded 0·inf is +0 either way:
+                # only a = -0 there gives -0 for +0)
+                parts.append(("-", self._print(XMul(term.args[0], -term.args[1]))))
+                continue
             t = self._print(term)
             sign = "+"
             if t.startswith("-") and not term.is_Add:

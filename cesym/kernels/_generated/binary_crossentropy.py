@@ -161,7 +161,7 @@ def probs_value(y, p, label_smoothing):
     C = _rt.width(p)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
-    tmp0 = _rt.xmul(t, -numpy.log(p)) + _rt.xmul(u, -numpy.log1p(-p))
+    tmp0 = -_rt.xmul(t, numpy.log(p)) - _rt.xmul(u, numpy.log1p(-p))
     tmp1 = 1/C
     return _rt.weighted_row_sum(tmp0, tmp1, _rt.row_sum(tmp0))
 
@@ -191,7 +191,7 @@ def probs_grad(y, p, label_smoothing):
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = 1/C
-    return _rt.xmul(t, -tmp0/p) + _rt.xmul(u, tmp0/(1 - p))
+    return _rt.xmul(u, tmp0/(1 - p)) - _rt.xmul(t, tmp0/p)
 
 
 def probs_value_and_grad(y, p, label_smoothing):
@@ -200,9 +200,9 @@ def probs_value_and_grad(y, p, label_smoothing):
     C = _rt.width(p)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
-    tmp0 = _rt.xmul(t, -numpy.log(p)) + _rt.xmul(u, -numpy.log1p(-p))
+    tmp0 = -_rt.xmul(t, numpy.log(p)) - _rt.xmul(u, numpy.log1p(-p))
     tmp1 = 1/C
-    grad = _rt.xmul(t, -tmp1/p) + _rt.xmul(u, tmp1/(1 - p))
+    grad = _rt.xmul(u, tmp1/(1 - p)) - _rt.xmul(t, tmp1/p)
     return _rt.weighted_row_sum(tmp0, tmp1, _rt.row_sum(tmp0)), grad
 
 
@@ -298,7 +298,7 @@ def probs_value_and_grad_checked_unit(y, p, label_smoothing):
     C = _rt.width(p)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
-    tmp0 = _rt.xmul(t, -numpy.log(p)) + _rt.xmul(u, -numpy.log1p(-p))
+    tmp0 = -_rt.xmul(t, numpy.log(p)) - _rt.xmul(u, numpy.log1p(-p))
     tmp1 = 1/C
     tmp2 = _rt.xmul(t, -tmp1/p)
     tmp3 = _rt.xmul(u, tmp1/(1 - p))

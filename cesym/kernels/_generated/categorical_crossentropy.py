@@ -181,7 +181,7 @@ def probs_grad(y, p, label_smoothing):
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
     tmp0 = _rt.row_sum(p)
     tmp1 = 1/tmp0
-    return _rt.scale_rows(_rt.rest_sum(t, _rt.row_sum(t)), tmp1) + _rt.xmul(t, -tmp1*_rt.rest_sum(p, tmp0)/p)
+    return _rt.scale_rows(_rt.rest_sum(t, _rt.row_sum(t)), tmp1) - _rt.xmul(t, tmp1*_rt.rest_sum(p, tmp0)/p)
 
 
 def probs_value_and_grad(y, p, label_smoothing):
@@ -191,7 +191,7 @@ def probs_value_and_grad(y, p, label_smoothing):
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
     tmp0 = _rt.row_sum(p)
     tmp1 = 1/tmp0
-    grad = _rt.scale_rows(_rt.rest_sum(t, _rt.row_sum(t)), tmp1) + _rt.xmul(t, -tmp1*_rt.rest_sum(p, tmp0)/p)
+    grad = _rt.scale_rows(_rt.rest_sum(t, _rt.row_sum(t)), tmp1) - _rt.xmul(t, tmp1*_rt.rest_sum(p, tmp0)/p)
     return _rt.weighted_neg_log_normalized(t, p, tmp0), grad
 
 

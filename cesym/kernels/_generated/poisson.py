@@ -94,7 +94,7 @@ def rate_value(y, p):
     - guard-weights: collect on the label weights and put each coefficient over one denominator, so that the cancelling parts of a coefficient (Σt/Σp - t/p) are cancelled exactly in algebra; each weighted term is XMul(w, ·): 0·log 0 = 0 and 0·(1/0) = 0, no NaN
     """
     C = _rt.width(p)
-    tmp0 = p + _rt.xmul(y, -numpy.log(p))
+    tmp0 = p - _rt.xmul(y, numpy.log(p))
     tmp1 = 1/C
     return _rt.weighted_row_sum(tmp0, tmp1, _rt.row_sum(tmp0))
 
@@ -121,16 +121,16 @@ def rate_grad(y, p):
     """
     C = _rt.width(p)
     tmp0 = 1/C
-    return _rt.scale_rows(_rt.nan_or((p - y)/p, lambda: _rt.xmul(y, -1/p) + 1), tmp0)
+    return _rt.scale_rows(_rt.nan_or((p - y)/p, lambda: 1 - _rt.xmul(y, 1/p)), tmp0)
 
 
 def rate_value_and_grad(y, p):
     r"""Poisson loss on rates: stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``rate_value`` and ``rate_grad``).
     """
     C = _rt.width(p)
-    tmp0 = p + _rt.xmul(y, -numpy.log(p))
+    tmp0 = p - _rt.xmul(y, numpy.log(p))
     tmp1 = 1/C
-    grad = _rt.scale_rows(_rt.nan_or((p - y)/p, lambda: _rt.xmul(y, -1/p) + 1), tmp1)
+    grad = _rt.scale_rows(_rt.nan_or((p - y)/p, lambda: 1 - _rt.xmul(y, 1/p)), tmp1)
     return _rt.weighted_row_sum(tmp0, tmp1, _rt.row_sum(tmp0)), grad
 
 
@@ -174,7 +174,7 @@ def rate_value_and_grad_checked(y, p):
     tmp1 = p + tmp0
     tmp2 = 1/C
     tmp3 = p + abs(tmp0)
-    return _rt.weighted_row_sum(tmp1, tmp2, _rt.row_sum(tmp1)), _rt.scale_rows(_rt.nan_or((p - y)/p, lambda: _rt.xmul(y, -1/p) + 1), tmp2), _rt.weighted_row_sum(tmp3, tmp2, _rt.row_sum(tmp3)), None
+    return _rt.weighted_row_sum(tmp1, tmp2, _rt.row_sum(tmp1)), _rt.scale_rows(_rt.nan_or((p - y)/p, lambda: 1 - _rt.xmul(y, 1/p)), tmp2), _rt.weighted_row_sum(tmp3, tmp2, _rt.row_sum(tmp3)), None
 
 
 def rate_value_and_grad_bound(box, C):
