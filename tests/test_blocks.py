@@ -118,3 +118,25 @@ def test_naive_forms_compute_in_the_inputs_dtype():
         assert np.isinf(naive.sparse_categorical_crossentropy(np.array([0]), z, from_logits=True)[0])
         assert naive.sparse_categorical_crossentropy(np.array([0]), z.astype(np.float64), from_logits=True)[0] == 0.0
         assert kernels.sparse_categorical_crossentropy(np.array([0]), z, from_logits=True)[0] == 0.0
+
+
+def test_block_range_reads_the_float32_rows_once_and_forgets_them():
+    """The domain check and the rounding box share one (min, max) per block, read from the float32
+    rows the block was widened from (the same numbers); nothing of the caller's arrays is kept."""
+    from cesym.kernels import _blocks as B
+
+    seen = []
+
+    def core(block):
+        lo, hi = B.block_range(block)
+        assert np.array_equal([lo, hi], [block.min(), block.max()], equal_nan=True)
+        assert B._current.ranges[id(block)] == (lo, hi) or np.isnan(lo)  # remembered for the block
+        seen.append((lo, hi))
+        return block
+
+    x = np.random.default_rng(0).random((1000, 10)).astype(np.float32)
+    x[500, 3] = np.nan
+    out = B.run_blocks(core, [x], (), 1000, 10, [("elem", np.float32)], block_elements=2000)[0]
+    assert len(seen) == 5 and any(np.isnan(lo) for lo, _ in seen)
+    assert np.array_equal(out, x, equal_nan=True)
+    assert getattr(B._current, "ranges", None) is None and not getattr(B._current, "sources", {})

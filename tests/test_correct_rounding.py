@@ -386,3 +386,28 @@ def test_a_tail_below_the_decimal_exponent_range_keeps_its_side():
     for got in (K.sigmoid_cross_entropy_with_logits(labels=np.full((117, 1), t), logits=xs[:, None])[:, 0],
                 K.binary_crossentropy(np.full((117, 1), t), xs[:, None], from_logits=True)):
         assert np.array_equal(got, upper)
+
+
+def test_a_gradient_zero_at_a_perfect_prediction_needs_no_slow_path(monkeypatch):
+    """The Poisson gradient ((p - y)/p)/C (common-numerator) is exactly 0 where p = y, and its
+    own magnitude: a batch of perfect predictions sends nothing to the decimal path (the summed
+    form 1/C - y/(p·C) sent every element there, 57 µs each). Its other outputs stay correct."""
+    from cesym import kernels as K
+
+    calls = []
+    real = _exact.solve
+    monkeypatch.setattr(_exact, "solve", lambda *a, **k: calls.append(1) or real(*a, **k))
+    rng = np.random.default_rng(5)
+    y = rng.uniform(0.05, 6.0, (400, 10)).astype(np.float32)
+    g = K.poisson_grad(y, y)
+    assert not calls and np.all(g == 0) and not np.any(np.signbit(g))
+    p = (y * np.float32(1.001)).astype(np.float32)
+    got = K.poisson_grad(y, p)
+    def nearest_f32(a, b):  # (1 - a/b)/10 at 60 digits, rounded once to 24 bits (normal range)
+        with mpmath.workdps(60):
+            v = (1 - mpmath.mpf(float(a)) / mpmath.mpf(float(b))) / 10
+        with mpmath.workprec(24):
+            return float(+v)
+
+    want = [[nearest_f32(a, b) for a, b in zip(ry, rp)] for ry, rp in zip(y[:20], p[:20])]
+    assert got[:20].tolist() == want

@@ -101,3 +101,26 @@ def test_the_check_fails_a_wrong_lowering():
     wrong = math_form(lower(d.value)).replace(lambda e: e.is_Number and e == -1, lambda e: e * -1)
     with pytest.raises(RewriteError):
         check_equivalent(d.value, wrong)
+
+
+def test_a_zero_guarded_negative_term_is_printed_as_a_subtraction():
+    """a + XMul(w, -b) is printed a - xmul(w, b) (one negation pass fewer), and both give the same
+    numbers, zero guard included; a lone XMul(w, -b) keeps its form (its zero stays +0)."""
+    import numpy as np
+    import sympy as sp
+
+    from cesym.define.primitives import Elem, XMul
+    from cesym.generate.codegen import KernelPrinter
+    from cesym.kernels import _runtime as _rt
+
+    y, p = Elem("y", real=True), Elem("p", real=True)
+    pr = KernelPrinter()
+    text = pr.doprint(p + XMul(y, -sp.log(p)))
+    assert text == "p - _rt.xmul(y, numpy.log(p))"
+    assert pr.doprint(XMul(y, -sp.log(p))) == "_rt.xmul(y, -numpy.log(p))"
+    yv = np.array([0.0, 0.0, 2.0, 1.0, 0.0])
+    pv = np.array([0.0, 3.0, 0.5, np.inf, 1.0])
+    with np.errstate(all="ignore"):
+        folded = eval(text, {"_rt": _rt, "numpy": np, "y": yv, "p": pv})  # noqa: S307
+        plain = pv + _rt.xmul(yv, -np.log(pv))
+    assert np.array_equal(folded, plain, equal_nan=True) and np.array_equal(np.signbit(folded), np.signbit(plain))

@@ -280,3 +280,37 @@ def test_divide_rows_by_one_is_the_rows_themselves():
     assert _same(rt.divide_rows(x, ones), x / ones)
     assert _same(rt.divide_rows(x, d), x / d)
     assert _same(rt.divide_rows(x, ones, 2), x / ones / ones)
+
+
+@pytest.mark.parametrize("kind", ["dense", "hard", "soft-sparse", "zero-late", "nan", "negative-zero"])
+def test_log_nonzero_is_log_of_w_plus_its_zero_indicator(kind):
+    """Each path of ``log_nonzero`` (hard labels: no log; a zero in the first row: zeros made
+    ones; otherwise the whole log, zeros set afterwards) gives the bits of log(w + [w = 0])."""
+    rng = np.random.default_rng(3)
+    w = rng.random((R, C))
+    if kind == "hard":
+        w = np.eye(C)[rng.integers(0, C, R)]
+    elif kind == "soft-sparse":
+        w[w < 0.6] = 0.0
+        w[0, 0] = 0.0
+    elif kind == "zero-late":  # the first row has none: the dense path meets them later
+        w[1:][w[1:] < 0.2] = 0.0
+    elif kind == "nan":
+        w[::7, 2] = np.nan
+        w[0, 1] = 0.0
+        w[3] = np.eye(C)[4]
+    elif kind == "negative-zero":
+        w[4, :3] = -0.0
+    with np.errstate(all="ignore"):
+        assert _same(rt.log_nonzero(w), np.log(w + (w == 0)))
+
+
+def test_xmul_fast_path_keeps_the_zero_guard():
+    """The summing pass that skips the NaN search must not skip a 0·inf, nor a NaN the sum hides."""
+    a = np.array([[0.0, 1.0, 2.0, 0.0]])
+    b = np.array([[np.inf, 3.0, 4.0, np.nan]])
+    with np.errstate(all="ignore"):
+        assert _same(rt.xmul(a, b), np.array([[0.0, 3.0, 8.0, 0.0]]))
+        big = np.full((1, 4), 1e308)  # finite products whose sum overflows: looked at one by one
+        assert _same(rt.xmul(big, np.full((1, 4), 1.5)), np.full((1, 4), 1.5e308))
+        assert _same(rt.xmul(np.ones((1, 2)), np.array([[np.nan, 1.0]])), np.array([[np.nan, 1.0]]))
