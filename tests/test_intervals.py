@@ -113,6 +113,17 @@ def test_undefined_points_are_undecided():
     assert np.isnan(lo[0])
 
 
+def test_nan_or_takes_its_second_form_where_the_first_decides_nothing():
+    """NanOr((x - y)/x, 1 - y/x zero-guarded): the first form's enclosure where it has one, the
+    second's at x = y = 0 (0/0), and both enclose the exact value."""
+    y = sp.Symbol("y")
+    e = P.NanOr((x - y) / x, P.XMul(y, -1 / x) + 1)
+    xs, ys = np.array([0.5, 2.0, 0.0, 3.0]), np.array([0.25, 2.0, 0.0, 1.0])
+    lo, hi = I.evaluate(e, {x: I.point(xs), y: I.point(ys)})
+    exact = [0.5, 0.0, 1.0, 2.0 / 3.0]
+    assert np.all(lo <= exact) and np.all(exact <= hi) and np.all(hi - lo < 1e-15)
+
+
 def test_rounds_to_decides_only_where_both_ends_agree():
     one = np.float64(1.0)
     mid = 1.0 + 2.0**-24  # halfway between the float32 numbers 1 and 1 + 2^-23

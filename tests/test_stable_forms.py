@@ -38,7 +38,6 @@ from cesym.generate.edges import check_edges, load_module
 from cesym.generate.codegen import generate
 from cesym.define.primitives import (
     NanOr,
-    NanOrExact,
     NegLogNormalized,
     NormalizedRest,
     SoftmaxRest,
@@ -247,16 +246,21 @@ def test_edge_poles_gives_the_limit_where_the_sum_is_inf_minus_inf():
     assert R.edge_poles(XMul(t2, 1 / p) + XMul(y, 1 / (1 - p)), p) == XMul(t2, 1 / p) + XMul(y, 1 / (1 - p))  # poles, no log: nothing to do
 
 
-def test_common_numerator_pairs_with_an_exact_edge_form_only_where_it_is_exact():
+def test_common_numerator_second_form_is_exact_only_where_shown():
     """(p - y)/p is NaN at finite inputs only at p = y = 0, where the zero-guarded 1 - y/p is 1:
-    the pair is a NanOrExact (its rounding error the first form's); where the second form is
-    not a constant there (1/x - y/(p·x): 1/x at p = y = 0), a plain NanOr."""
+    the pair's second form is exact wherever taken, and the pair needs no magnitude of its own
+    (its rounding error is the first form's); where the second form is not a constant there
+    (1/x - y/(p·x): 1/x at p = y = 0), it is not, and the magnitude keeps both forms."""
+    from cesym.generate.exact import needs_magnitude
+
     Cs = sp.Symbol("C", positive=True, integer=True)
     out = R.COMMON_NUMERATOR(XMul(y, -1 / (p * Cs)) + 1 / Cs)
-    assert out.atoms(NanOrExact) and not (out.atoms(NanOr) - out.atoms(NanOrExact))
+    (pair,) = out.atoms(NanOr)
+    assert R.second_form_exact(pair) and not needs_magnitude(out)
     G = 1 / x - XMul(y, 1 / (p * x))
     other = R.COMMON_NUMERATOR(G)
-    assert other.atoms(NanOr) and not other.atoms(NanOrExact)
+    (pair,) = other.atoms(NanOr)
+    assert not R.second_form_exact(pair) and needs_magnitude(other)
     for form in nan_or_forms(other):
         R.check_equivalent(G, form)
 

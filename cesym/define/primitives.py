@@ -58,7 +58,6 @@ __all__ = [
     "Log1pDiff",
     "Scaled",
     "NanOr",
-    "NanOrExact",
     "Guarded",
     "TwoForms",
     "SoftmaxRest",
@@ -893,13 +892,6 @@ class NanOr(TwoForms):
     at its edge (a pole :math:`1/p` beside a :math:`\log p` at :math:`p = 0`), where another form
     of the same expression has the limit; each is used where it holds.
     """
-
-
-class NanOrExact(NanOr):
-    r"""A :class:`NanOr` whose second form is exact wherever it is taken at finite inputs (the
-    rule that writes it checks that: :math:`(p - y)/p` is NaN there only at :math:`p = y = 0`,
-    where :math:`1 - y/p`, zero-guarded, is 1): the rounding error of the pair is the first
-    form's, so a first form that cancels nothing makes the pair its own magnitude."""
 
 
 class Guarded(TwoForms):

@@ -138,8 +138,6 @@ class KernelPrinter(NumPyPrinter):
         """``nan_or(a, lambda: b)``: the second form is evaluated only where the first is NaN."""
         return "_rt.nan_or(%s, lambda: %s)" % (self._print(e.args[0]), self._print(e.args[1]))
 
-    _print_NanOrExact = _print_NanOr  # SymPy does not inherit a printer across renamed subclasses
-
     def _print_Guarded(self, e):
         """``guarded(lambda: (t_1, ..., t_n), lambda <inputs>: b, <inputs>)``: the sum of the terms
         where they do not cancel, the split form ``b`` on the other rows (its inputs gathered)."""

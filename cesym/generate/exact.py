@@ -23,7 +23,8 @@ import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
 from ..define.loss import Loss
-from ..define.primitives import C, NanOr, NanOrExact, RowSum, SumSquares, XMul
+from ..define.primitives import C, NanOr, RowSum, SumSquares, XMul
+from ..rewrite.rules import second_form_exact
 from .ranges import value_range
 
 __all__ = ["magnitude", "DecimalPrinter", "EftPrinter", "exact_parts", "eft_parts", "NotExact"]
@@ -115,8 +116,8 @@ def needs_magnitude(e: sp.Expr, box: dict | None = None, _memo: dict | None = No
         terms = [a for a in e.args if not a.is_zero]
         signs = {_sign(a, box) for a in terms}
         out = not (signs == {1} or signs == {-1} or not signs) or any(needs_magnitude(a, box, memo) for a in terms)
-    elif isinstance(e, NanOrExact):  # the second form is exact wherever it is taken
-        out = needs_magnitude(e.args[0], box, memo)
+    elif isinstance(e, NanOr) and not needs_magnitude(e.args[0], box, memo) and second_form_exact(e):
+        out = False  # the second form is exact wherever it is taken: the pair errs as the first
     elif isinstance(e, (sp.Mul, RowSum, XMul, NanOr)):
         out = any(needs_magnitude(a, box, memo) for a in e.args)
     elif isinstance(e, sp.Piecewise):
@@ -203,8 +204,6 @@ class DecimalPrinter(_ScalarPrinter):
 
     def _print_NanOr(self, e):
         return f"_ex.nan_or(lambda: {self._print(e.args[0])}, lambda: {self._print(e.args[1])})"
-
-    _print_NanOrExact = _print_NanOr  # SymPy does not inherit a printer across renamed subclasses
 
     def _print_RowSum(self, e):
         return self._row_sum(e.args[0])
@@ -354,7 +353,7 @@ class EftPrinter(_ScalarPrinter):
         raise NotExact(f"{type(e).__name__} is not rational")
 
 
-for _name in ("log", "exp", "log1p", "expm1", "tanh", "sqrt", "Sigmoid", "Softplus", "LogCosh", "Log1pDiff", "NanOr", "NanOrExact"):
+for _name in ("log", "exp", "log1p", "expm1", "tanh", "sqrt", "Sigmoid", "Softplus", "LogCosh", "Log1pDiff", "NanOr"):
     setattr(EftPrinter, f"_print_{_name}", EftPrinter._print_Function)
 
 

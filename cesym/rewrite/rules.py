@@ -23,7 +23,6 @@ from ..define.conventions import collect_monomials, distribute, weight_symbols
 from ..define.evaluate import compile_row_exprs
 from ..define.primitives import (
     NanOr,
-    NanOrExact,
     TwoForms,
     NormalizedRest,
     SoftmaxRest,
@@ -1632,34 +1631,7 @@ def _common_numerator(expr: sp.Basic) -> sp.Basic:
     if not _exact_numerator(num) or den == 1 or signs != {True, False}:  # a difference: what cancelled
         return expr
     second = sp.Add(*[_times(t, k) for t in sp.Add.make_args(expr)])
-    pair = NanOrExact if _exact_where_nan(num, den, second) else NanOr
-    return pair(num / den, second) / k
-
-
-def _at(e: sp.Expr, point: dict) -> sp.Expr:
-    """``e`` at ``point``, a zero-guarded product with a zero first factor taken as 0."""
-    return e.replace(lambda f: isinstance(f, XMul),
-                     lambda f: sp.S.Zero if f.args[0].subs(point) == 0 else f.args[0] * f.args[1]).subs(point)
-
-
-def _exact_where_nan(num: sp.Expr, den: sp.Expr, second: sp.Expr) -> bool:
-    """At finite inputs ``num/den`` (a difference of inputs over a product of inputs) is NaN
-    only where a factor of ``den`` and ``num`` are both 0: whether ``second`` is a binary
-    number (exact in floating point) at every such point."""
-    factors = sp.Mul.make_args(den)
-    if not all(isinstance(f, Elem) or (isinstance(f, sp.Pow) and isinstance(f.base, Elem) and f.exp.is_Integer) for f in factors):
-        return False
-    for f in factors:
-        s = f if isinstance(f, Elem) else f.base
-        rest = sp.expand(num.subs(s, 0))
-        others = [e for e in element_symbols(rest)]
-        if len(others) > 1 or (rest != 0 and not others):
-            return False  # 0/0 on a surface, or never 0/0: not read here
-        point = {s: 0, **({others[0]: sp.solve(rest, others[0])[0]} if others else {})}
-        v = _at(second, point)
-        if element_symbols(v) or not v.is_Rational or v.q & (v.q - 1):
-            return False
-    return True
+    return NanOr(num / den, second) / k
 
 
 def _times(term: sp.Expr, k: sp.Expr) -> sp.Expr:
@@ -1672,6 +1644,39 @@ def _times(term: sp.Expr, k: sp.Expr) -> sp.Expr:
     return XMul(g.args[0], sp.cancel(k * (term / g) * g.args[1]))
 
 
+def _at(e: sp.Expr, point: dict) -> sp.Expr:
+    """``e`` at ``point``, a zero-guarded product with a zero first factor taken as 0."""
+    return e.replace(lambda f: isinstance(f, XMul),
+                     lambda f: sp.S.Zero if f.args[0].subs(point) == 0 else f.args[0] * f.args[1]).subs(point)
+
+
+def second_form_exact(pair: NanOr) -> bool:
+    """Whether the second form of ``pair`` is exact wherever it is taken at finite inputs, for a
+    first form ``N/D`` with ``N`` a difference of inputs and ``D`` a product of inputs (what
+    :data:`COMMON_NUMERATOR` writes): such a quotient is NaN at finite inputs only where a
+    factor of ``D`` and ``N`` are both 0, and there the second form must be a binary number
+    (``((p - y)/p, 1 - y/p)``: at p = y = 0 the zero-guarded 1 - y/p is 1). The pair then errs
+    as its first form does (its magnitude: :func:`cesym.generate.exact.needs_magnitude`)."""
+    num, den = sp.fraction(pair.args[0])
+    second = pair.args[1]
+    factors = sp.Mul.make_args(den)
+    if not _exact_numerator(sp.expand(num)) or not all(
+        isinstance(f, Elem) or (isinstance(f, sp.Pow) and isinstance(f.base, Elem) and f.exp.is_Integer) for f in factors
+    ):
+        return False
+    for f in factors:
+        s = f if isinstance(f, Elem) else f.base
+        rest = sp.expand(num.subs(s, 0))
+        others = sorted(element_symbols(rest), key=str)
+        if len(others) > 1 or (rest != 0 and not others):
+            return False  # 0/0 on a surface, or never 0/0 here: not read
+        point = {s: 0, **({others[0]: sp.solve(rest, others[0])[0]} if others else {})}
+        v = _at(second, point)
+        if element_symbols(v) or not v.is_Rational or v.q & (v.q - 1):
+            return False
+    return True
+
+
 COMMON_NUMERATOR = Rule(
     "common-numerator",
     "a rational gradient whose terms cancel where the prediction meets the label (the Poisson "
@@ -1679,7 +1684,8 @@ COMMON_NUMERATOR = Rule(
     "of inputs: ((p - y)/p)/C is exact in its numerator (float32 inputs in float64), so the "
     "result errs by a few roundings of itself, exactly 0 at p = y, and is cheaper; the summed "
     "form is kept for the edge where the fraction is 0/0 or inf/inf (p = 0 under y = 0, p = inf: "
-    "NanOr).",
+    "NanOr; where that form is exact wherever it is taken, the pair is its own magnitude: "
+    "second_form_exact).",
     lambda expr: _outermost(expr, _common_numerator),
 )
 

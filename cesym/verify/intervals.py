@@ -459,6 +459,21 @@ RULES: dict[type, Callable] = {
 }
 
 
+def _nan_or(e: P.NanOr, ev) -> Interval:
+    """Two forms of one quantity: the first form's enclosure, and the second's where the first
+    decides nothing (NaN ends: 0/0 at a domain's edge). Both enclose the same exact value
+    wherever it is defined, so either is an enclosure."""
+    a = ev(e.args[0])
+    open_ = np.isnan(a[0]) | np.isnan(a[1])
+    if not np.any(open_):
+        return a
+    b = ev(e.args[1])
+    return np.where(open_, b[0], a[0]), np.where(open_, b[1], a[1])
+
+
+RULES[P.NanOr] = _nan_or
+
+
 def _codegen_rules() -> dict:
     from sympy.codegen import cfunctions
 

@@ -75,10 +75,9 @@ DERIVED = {'rate': {'naive_value': "Mul(Pow(Symbol('C', positive=True, integer=T
                    "RowSum(Add(Elem('p', real=True), XMul(Elem('y', real=True), Mul(Integer(-1), "
                    "log(Elem('p', real=True)))))))",
           'grad': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
-                  "NanOrExact(Mul(Pow(Elem('p', real=True), Integer(-1)), Add(Elem('p', "
-                  "real=True), Mul(Integer(-1), Elem('y', real=True)))), Add(XMul(Elem('y', "
-                  "real=True), Mul(Integer(-1), Pow(Elem('p', real=True), Integer(-1)))), "
-                  'Integer(1))))',
+                  "NanOr(Mul(Pow(Elem('p', real=True), Integer(-1)), Add(Elem('p', real=True), "
+                  "Mul(Integer(-1), Elem('y', real=True)))), Add(XMul(Elem('y', real=True), "
+                  "Mul(Integer(-1), Pow(Elem('p', real=True), Integer(-1)))), Integer(1))))",
           'value_rules': ['guard-weights'],
           'grad_rules': ['combine-weights', 'common-numerator']}}
 
@@ -113,11 +112,11 @@ def rate_grad(y, p):
 
     Derived by SymPy from the stable value: ``(1 - y/p)/C``
 
-    Stable form: ``NanOrExact((p - y)/p, XMul(y, -1/p) + 1)/C``
+    Stable form: ``NanOr((p - y)/p, XMul(y, -1/p) + 1)/C``
 
     Rewrites applied:
     - combine-weights: collect on the label weights and put each coefficient over one denominator, so that the cancelling parts of a coefficient (Σt/Σp - t/p) are cancelled exactly in algebra; each weighted term is XMul(w, ·): 0·log 0 = 0 and 0·(1/0) = 0, no NaN
-    - common-numerator: a rational gradient whose terms cancel where the prediction meets the label (the Poisson loss' 1/C - y/(p·C), 0 at p = y) over one denominator, where its numerator is a difference of inputs: ((p - y)/p)/C is exact in its numerator (float32 inputs in float64), so the result errs by a few roundings of itself, exactly 0 at p = y, and is cheaper; the summed form is kept for the edge where the fraction is 0/0 or inf/inf (p = 0 under y = 0, p = inf: NanOr).
+    - common-numerator: a rational gradient whose terms cancel where the prediction meets the label (the Poisson loss' 1/C - y/(p·C), 0 at p = y) over one denominator, where its numerator is a difference of inputs: ((p - y)/p)/C is exact in its numerator (float32 inputs in float64), so the result errs by a few roundings of itself, exactly 0 at p = y, and is cheaper; the summed form is kept for the edge where the fraction is 0/0 or inf/inf (p = 0 under y = 0, p = inf: NanOr; where that form is exact wherever it is taken, the pair is its own magnitude: second_form_exact).
     """
     C = _rt.width(p)
     tmp0 = 1/C
