@@ -229,17 +229,32 @@ def test_sum_squares_in_range_rows_are_the_plain_sum(seed):
                 assert ulp_error(mixed[r, 0], exact, np.float64) <= 12
 
 
-@pytest.mark.parametrize("cond", ["none", "all", "some", "rows"])
+@pytest.mark.parametrize("cond", ["none", "all", "some", "rows", "few", "most"])
 def test_where_is_numpy_where(cond):
-    """``_rt.where`` skips numpy.where where the condition is the same everywhere: the same
-    values, shape and dtype as numpy.where in every case (a Python scalar branch included)."""
+    """``_rt.where`` skips numpy.where where the condition is the same everywhere and blends the
+    bits where it is mixed: the same values, shape and dtype as numpy.where in every case (a
+    Python scalar branch, a row-level branch, NaN, infinities and signed zeros included)."""
     rng = np.random.default_rng(5)
     x = rng.standard_normal((R, C))
+    odd = x.copy()
+    odd.flat[rng.choice(x.size, 200, replace=False)] = rng.choice([np.nan, np.inf, -np.inf, 0.0, -0.0, 5e-324], 200)
     c = {"none": np.zeros((R, 1), bool), "all": np.ones((R, 1), bool),
-         "some": x > 0, "rows": rng.random((R, 1)) < 0.1}[cond]
-    for a, b in ((0, x), (x, 0), (1, rt.row_sum(x)), (x * 2, x)):
+         "some": x > 0, "rows": rng.random((R, 1)) < 0.1,
+         "few": rng.random((R, C)) < 0.02, "most": rng.random((R, C)) < 0.9}[cond]
+    for a, b in ((0, x), (x, 0), (1, rt.row_sum(x)), (x * 2, x), (odd, -odd), (-0.0, odd), (odd, x[:1])):
         got, want = rt.where(c, a, b), np.where(c, a, b)
         assert got.dtype == want.dtype and _same(got, want)
+
+
+@pytest.mark.parametrize("h0", [1.0, 0.0, 0.5])
+def test_heaviside_is_numpy_heaviside(h0):
+    """``_rt.heaviside`` (a comparison written into float64) gives numpy.heaviside's bits: 0 below
+    zero, h0 at either zero, 1 above, NaN at NaN, on ±inf too."""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((R, C))
+    x.flat[rng.choice(x.size, 300, replace=False)] = rng.choice([np.nan, np.inf, -np.inf, 0.0, -0.0, -5e-324], 300)
+    for v in (x, x[:, 3], x[:0], np.float64(-0.0)):
+        assert _same(rt.heaviside(v, h0), np.heaviside(v, h0))
 
 
 def test_nan_or_evaluates_its_second_form_only_where_needed():

@@ -176,7 +176,7 @@ class KernelPrinter(NumPyPrinter):
 
     def _print_Heaviside(self, e):
         h0 = e.args[1] if len(e.args) > 1 else sp.S.Half
-        return "numpy.heaviside(%s, %s)" % (self._print(e.args[0]), self._print(sp.Float(h0)))
+        return self._rt("heaviside", e.args[0], sp.Float(h0))
 
     def _print_Min(self, e):
         return self._fold("numpy.minimum", e.args)

@@ -134,7 +134,7 @@ def margin_grad(y, p):
     tmp0 = 1 - y
     tmp1 = p*tmp0
     tmp2 = _rt.max_minus_sum(tmp1, p*y) + 1
-    return (tmp0*_rt.max_share(tmp1) - y)*numpy.heaviside(tmp2, 1.0)
+    return (tmp0*_rt.max_share(tmp1) - y)*_rt.heaviside(tmp2, 1.0)
 
 
 def margin_value_and_grad(y, p):
@@ -143,7 +143,7 @@ def margin_value_and_grad(y, p):
     tmp0 = 1 - y
     tmp1 = p*tmp0
     tmp2 = _rt.max_minus_sum(tmp1, p*y) + 1
-    grad = (tmp0*_rt.max_share(tmp1) - y)*numpy.heaviside(tmp2, 1.0)
+    grad = (tmp0*_rt.max_share(tmp1) - y)*_rt.heaviside(tmp2, 1.0)
     return numpy.maximum(tmp2, 0), grad
 
 
@@ -155,8 +155,8 @@ def margin_naive_grad(y, p):
     tmp0 = 1 - y
     tmp1 = p*tmp0
     tmp2 = _rt.row_max(tmp1)
-    tmp3 = numpy.heaviside(tmp1 - tmp2, 1.0)
-    return (tmp0*tmp3/_rt.row_sum(tmp3) - y)*numpy.heaviside(tmp2 - _rt.row_sum(p*y) + 1, 1.0)
+    tmp3 = _rt.heaviside(tmp1 - tmp2, 1.0)
+    return (tmp0*tmp3/_rt.row_sum(tmp3) - y)*_rt.heaviside(tmp2 - _rt.row_sum(p*y) + 1, 1.0)
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.

@@ -187,7 +187,7 @@ def plain_grad(t, p):
     C = _rt.width(p)
     tmp0 = 1 - p*t
     tmp1 = 1/C
-    return -t*tmp1*numpy.heaviside(tmp0, 1.0)
+    return -t*tmp1*_rt.heaviside(tmp0, 1.0)
 
 
 def plain_value_and_grad(t, p):
@@ -197,7 +197,7 @@ def plain_value_and_grad(t, p):
     tmp0 = 1 - p*t
     tmp1 = numpy.maximum(tmp0, 0)
     tmp2 = 1/C
-    grad = -t*tmp2*numpy.heaviside(tmp0, 1.0)
+    grad = -t*tmp2*_rt.heaviside(tmp0, 1.0)
     return _rt.weighted_row_sum(tmp1, tmp2, _rt.row_sum(tmp1)), grad
 
 
@@ -207,7 +207,7 @@ def plain_naive_grad(t, p):
     ``-t*Heaviside(-p*t + 1, 1)/C``
     """
     C = _rt.width(p)
-    return -t*numpy.heaviside(1 - p*t, 1.0)/C
+    return -t*_rt.heaviside(1 - p*t, 1.0)/C
 
 
 def plain_value_checked(t, p):
@@ -289,7 +289,7 @@ def squared_grad(t, p):
     tmp0 = 1 - p*t
     tmp1 = numpy.maximum(tmp0, 0)
     tmp2 = 1/C
-    return -2*t*tmp1*tmp2*numpy.heaviside(tmp0, 1.0)
+    return -2*t*tmp1*tmp2*_rt.heaviside(tmp0, 1.0)
 
 
 def squared_value_and_grad(t, p):
@@ -299,7 +299,7 @@ def squared_value_and_grad(t, p):
     tmp0 = 1 - p*t
     tmp1 = numpy.maximum(tmp0, 0)
     tmp2 = 1/C
-    grad = -2*t*tmp1*tmp2*numpy.heaviside(tmp0, 1.0)
+    grad = -2*t*tmp1*tmp2*_rt.heaviside(tmp0, 1.0)
     return _rt.sum_squares(tmp1, tmp2), grad
 
 
@@ -311,7 +311,7 @@ def squared_naive_grad(t, p):
     C = _rt.width(p)
     tmp0 = p*t
     tmp1 = 1 - tmp0
-    return -2*t*_rt.where(numpy.less_equal(tmp0, 1), tmp1, 0)*numpy.heaviside(tmp1, 1.0)/C
+    return -2*t*_rt.where(numpy.less_equal(tmp0, 1), tmp1, 0)*_rt.heaviside(tmp1, 1.0)/C
 
 
 def squared_value_checked(t, p):
