@@ -411,3 +411,31 @@ def test_a_gradient_zero_at_a_perfect_prediction_needs_no_slow_path(monkeypatch)
 
     want = [[nearest_f32(a, b) for a, b in zip(ry, rp)] for ry, rp in zip(y[:20], p[:20])]
     assert got[:20].tolist() == want
+
+
+def test_a_value_zero_at_a_perfect_prediction_needs_no_slow_path(monkeypatch):
+    """KL divergence's terms y·(log y - log p) are exactly 0 where p = y and log y, log p come
+    out equal: the magnitude rule for f(a) - f(b) (cesym.generate.exact) gives them no error
+    there, so a copy of the target sends no row to the decimal path (it sent every row, 1.3 ms
+    each). A row that only nearly matches still gets its correctly rounded value."""
+    from cesym import kernels as K
+
+    calls = []
+    real = _exact.solve
+    monkeypatch.setattr(_exact, "solve", lambda *a, **k: calls.append(1) or real(*a, **k))
+    rng = np.random.default_rng(6)
+    z = rng.normal(0.0, 3.0, (300, 10))
+    y = (np.exp(z) / np.exp(z).sum(-1, keepdims=True)).astype(np.float32)
+    y[::7, 2] = 0.0  # zero targets: 0·log 0 = 0
+    for fn in (K.kl_divergence, lambda a, b: K.kl_divergence_value_and_grad(a, b)[0]):
+        v = fn(y, y)
+        assert not calls and np.all(v == 0)
+    p = y.copy()
+    p[:5, 4] = np.nextafter(p[:5, 4], np.float32(1))  # one element a float32 ulp away
+    got = K.kl_divergence(y[:5], p[:5])
+    with mpmath.workdps(60):
+        want = [float(mpmath.fsum(mpmath.mpf(float(a)) * mpmath.log(mpmath.mpf(float(a)) / mpmath.mpf(float(b)))
+                                  for a, b in zip(ry, rp) if a != 0)) for ry, rp in zip(y[:5], p[:5])]
+    with mpmath.workprec(24):
+        want = [float(+mpmath.mpf(w)) for w in want]
+    assert got.tolist() == want

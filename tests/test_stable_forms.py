@@ -265,6 +265,23 @@ def test_common_numerator_second_form_is_exact_only_where_shown():
         R.check_equivalent(G, form)
 
 
+def test_a_difference_of_one_function_has_no_error_where_its_inputs_are_equal():
+    """magnitude(f(a) - f(b)) is 0 where a = b and f(a), f(b) come out equal (the difference is
+    then the exact 0), |f(a)| + |f(b)| elsewhere; the same for k·f(a) - k·f(b). Other sums
+    (two functions, a function of a non-input, three terms) keep the plain magnitude."""
+    from cesym.generate.exact import magnitude
+
+    for e, (a, b), k in ((sp.log(y) - sp.log(p), (y, p), 1), (3 * sp.exp(p) - 3 * sp.exp(y), (p, y), 3)):
+        m = magnitude(e)
+        assert isinstance(m, sp.Piecewise)
+        f = sp.lambdify([y, p], m, modules="numpy")
+        v = np.array([0.25, 0.5, 2.0])
+        fa, fb = (sp.lambdify([y, p], t)(v, v[::-1]) for t in e.args)
+        np.testing.assert_array_equal(f(v, v[::-1]), np.where(v == v[::-1], 0.0, np.abs(fa) + np.abs(fb)))
+    for e in (sp.log(y) - sp.exp(p), sp.log(y) - sp.log(2 * p), sp.log(y) - sp.log(p) + x):
+        assert not magnitude(e).has(sp.Piecewise)
+
+
 @pytest.mark.parametrize("rule, shape", KEEPS, ids=[f"{r.name}:{s}" for r, s in KEEPS])
 def test_rule_leaves_other_shapes_alone(rule, shape):
     assert rule(shape) == shape

@@ -58,6 +58,8 @@ class _Printer:
             w, b = e.args
             if isinstance(b, sp.Add):  # w·(a + b) = w·a + w·b: each term may hold log w (below)
                 return "_iv.add(" + ", ".join(self(P.XMul(w, t)) for t in b.args) + ")"
+            if isinstance(b, sp.Piecewise):  # w·(one branch): each branch as its own product
+                return "_iv.hull(" + ", ".join(self(P.XMul(w, x)) for x, _ in b.args) + ")"
             if b == sp.log(w):  # w·log w is bounded where w and log w as two intervals are not
                 return f"_iv.xlog({self(w)})"
             if b == -sp.log(w):

@@ -148,6 +148,10 @@ class KernelPrinter(NumPyPrinter):
         inputs = ", ".join(str(x) for x in sorted(b.atoms(Elem), key=str))
         return "_rt.guarded(lambda: (%s,), lambda %s: %s, %s)" % (terms, inputs, self._print(b), inputs)
 
+    def _print_And(self, e):
+        # SymPy's numpy printer stacks the conditions into one array to reduce it: a copy of each
+        return self._fold("numpy.logical_and", e.args)
+
     def _print_Piecewise(self, e):
         """Nested ``_rt.where`` (NaN where no condition holds): the same values as SymPy's
         ``numpy.select``, which builds lists of full-size condition and choice arrays, and

@@ -67,7 +67,12 @@ def magnitude(e: sp.Expr, box: dict | None = None, _memo: dict | None = None) ->
     if not needs_magnitude(e, box, memo):
         return e if _sign(e, box) > 0 else sp.Abs(e)  # |a·b| as one term: cse shares a·b with the value
     if isinstance(e, sp.Add):
-        return sp.Add(*[mag(a) for a in e.args])
+        m = sp.Add(*[mag(a) for a in e.args])
+        pair = _same_function_difference(e)
+        if pair is not None:  # f(a) - f(b) at a = b, f(a) and f(b) computed alike: exactly 0
+            (a, fa), (b, fb) = pair
+            return sp.Piecewise((sp.S.Zero, sp.And(sp.Eq(a, b), sp.Eq(fa, fb))), (m, True))
+        return m
     if isinstance(e, sp.Mul):
         return sp.Mul(*[mag(a) for a in e.args])
     if isinstance(e, XMul):
@@ -86,6 +91,30 @@ def magnitude(e: sp.Expr, box: dict | None = None, _memo: dict | None = None) ->
     if e.is_number:
         return abs(e)
     return sp.Abs(e)
+
+
+def _same_function_difference(e: sp.Expr) -> tuple[tuple, tuple] | None:
+    """``((a, f(a)), (b, f(b)))`` where ``e`` is ``k·f(a) - k·f(b)``, one function of two
+    different inputs.
+
+    Where a = b and the computed f(a) and f(b) are equal (finite), the computed difference is
+    0, the exact value: its magnitude is 0 there, not ``|f(a)| + |f(b)|``. A prediction equal
+    to its target (``y·(log y - log p)`` at y = p: KL divergence of a copy of the teacher) is
+    then decided by the rounding test, not sent to the decimal path. Both conditions are
+    needed: equal inputs alone would trust f to give equal bits on both (NumPy's SIMD and
+    scalar loops may differ), equal values alone would take 0 for exact where f(a) and f(b)
+    merely round alike. (Equal infinities make the difference NaN, which the rounding test
+    leaves to the limit rules.)"""
+    terms = e.args if isinstance(e, sp.Add) else ()
+    if len(terms) != 2:
+        return None
+    (k1, f1), (k2, f2) = (t.as_coeff_Mul() for t in terms)
+    if k1 != -k2 or not isinstance(f1, sp.Function) or f1.func != f2.func or len(f1.args) != 1:
+        return None
+    a, b = f1.args[0], f2.args[0]
+    if a == b or not (isinstance(a, sp.Symbol) and isinstance(b, sp.Symbol)):
+        return None
+    return ((a, f1), (b, f2)) if k1 > 0 else ((b, f2), (a, f1))
 
 
 def _sign(e: sp.Expr, box: dict | None) -> int:

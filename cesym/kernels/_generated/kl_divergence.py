@@ -130,13 +130,13 @@ def probs_value_checked(y, p):
     """
     tmp0 = numpy.log(p)
     tmp1 = _rt.log_nonzero(y)
-    return _rt.row_sum(_rt.xmul(y, tmp1 - tmp0)), _rt.row_sum(abs(_rt.xmul(y, abs(tmp1) - tmp0)))
+    return _rt.row_sum(_rt.xmul(y, tmp1 - tmp0)), _rt.row_sum(abs(_rt.xmul(y, _rt.where(numpy.logical_and(numpy.equal(p, y), numpy.equal(tmp0, tmp1)), 0, abs(tmp1) - tmp0))))
 
 
 def probs_value_bound(box, C):
     r"""Kullback-Leibler divergence of the prediction from the target: upper bounds of the magnitudes ``probs_value_checked`` returns (None where it returns None), over the box of inputs ``box`` (each array argument's (min, max)): interval arithmetic (:mod:`cesym.kernels._iv`).
     """
-    return _iv.upper(_iv.rowsum(_iv.abs_(_iv.add(_iv.xmul(box[0], _iv.mul((-1.0, -1.0), _iv.log(box[1]))), _iv.xabslog(box[0]))), C)),
+    return _iv.upper(_iv.rowsum(_iv.abs_(_iv.hull(_iv.xmul(box[0], (0.0, 0.0)), _iv.add(_iv.xmul(box[0], _iv.mul((-1.0, -1.0), _iv.log(box[1]))), _iv.xabslog(box[0])))), C)),
 
 
 def probs_grad_checked(y, p):
@@ -150,13 +150,13 @@ def probs_value_and_grad_checked(y, p):
     """
     tmp0 = numpy.log(p)
     tmp1 = _rt.log_nonzero(y)
-    return _rt.row_sum(_rt.xmul(y, tmp1 - tmp0)), _rt.xmul(y, -1/p), _rt.row_sum(abs(_rt.xmul(y, abs(tmp1) - tmp0))), None
+    return _rt.row_sum(_rt.xmul(y, tmp1 - tmp0)), _rt.xmul(y, -1/p), _rt.row_sum(abs(_rt.xmul(y, _rt.where(numpy.logical_and(numpy.equal(p, y), numpy.equal(tmp0, tmp1)), 0, abs(tmp1) - tmp0)))), None
 
 
 def probs_value_and_grad_bound(box, C):
     r"""Kullback-Leibler divergence of the prediction from the target: upper bounds of the magnitudes ``probs_value_and_grad_checked`` returns (None where it returns None), over the box of inputs ``box`` (each array argument's (min, max)): interval arithmetic (:mod:`cesym.kernels._iv`).
     """
-    return _iv.upper(_iv.rowsum(_iv.abs_(_iv.add(_iv.xmul(box[0], _iv.mul((-1.0, -1.0), _iv.log(box[1]))), _iv.xabslog(box[0]))), C)), None
+    return _iv.upper(_iv.rowsum(_iv.abs_(_iv.hull(_iv.xmul(box[0], (0.0, 0.0)), _iv.add(_iv.xmul(box[0], _iv.mul((-1.0, -1.0), _iv.log(box[1]))), _iv.xabslog(box[0])))), C)), None
 
 
 def probs_weights(y, p):
