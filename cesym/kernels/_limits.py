@@ -48,14 +48,7 @@ from . import _runtime as _rt
 __all__ = ["all_finite", "repair", "nan_rows", "sigmoid_rows", "softmax_rows", "probs_rows", "penalty_rows", "numeric_rows"]
 
 
-def all_finite(r: np.ndarray) -> bool:
-    """No inf or NaN in ``r``: one summing pass (a sum is finite iff every term is; an overflow
-    of finite terms, likelier in float32, answers False and only sends a block to the exact row
-    test)."""
-    r = np.asarray(r)
-    if r.flags.c_contiguous and r.dtype in (np.float64, np.float32):
-        return bool(np.isfinite(np.einsum("i->", r.reshape(-1))))
-    return bool(np.all(np.isfinite(r)))
+all_finite = _rt.all_finite  # the limit rules' test, shared with the runtime's fast paths
 
 
 def _finite_rows(a: np.ndarray) -> np.ndarray:

@@ -59,6 +59,7 @@ __all__ = [
     "one_hot_cross_rest",
     "xmul",
     "heaviside",
+    "all_finite",
     "nan_or",
     "guarded",
     "scale_rows",
@@ -1188,7 +1189,7 @@ def xmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     if _pieces.unknown(a, b):  # a long row's elements not known in this pass
         return _pieces.UNKNOWN
     out = np.multiply(a, b)
-    if _finite_sum(out):  # no NaN (one summing pass, cheaper than isnan and any)
+    if all_finite(out):  # no NaN (one summing pass, cheaper than isnan and any)
         return out
     nan = np.isnan(out)
     if np.any(nan):
@@ -1196,10 +1197,14 @@ def xmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def _finite_sum(v: np.ndarray) -> bool:
-    """Every element finite, told by a sum (finite iff every term is, unless finite terms
-    overflow it: then False, and the caller looks element by element)."""
-    return isinstance(v, np.ndarray) and v.dtype == np.float64 and v.flags.c_contiguous and bool(np.isfinite(np.einsum("i->", v.reshape(-1))))
+def all_finite(r: np.ndarray) -> bool:
+    """No inf or NaN in ``r``: one summing pass (a sum is finite iff every term is; an overflow
+    of finite terms, likelier in float32, answers False and sends the caller to its element by
+    element test)."""
+    r = np.asarray(r)
+    if r.flags.c_contiguous and r.dtype in (np.float64, np.float32):
+        return bool(np.isfinite(np.einsum("i->", r.reshape(-1))))
+    return bool(np.all(np.isfinite(r)))
 
 
 def log_nonzero(w: np.ndarray) -> np.ndarray:
@@ -1216,7 +1221,7 @@ def log_nonzero(w: np.ndarray) -> np.ndarray:
             return np.zeros(w.shape)
         return np.log(np.add(w, w == 0, dtype=np.float64))
     out = np.log(w)
-    if _finite_sum(out):
+    if all_finite(out):
         return out
     out[np.broadcast_to(w == 0, out.shape)] = 0.0
     return out

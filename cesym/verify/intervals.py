@@ -442,6 +442,18 @@ def _one(fn):
     return lambda e, ev: fn(ev(e.args[0]))
 
 
+def _nan_or(e: P.NanOr, ev) -> Interval:
+    """Two forms of one quantity: the first form's enclosure, and the second's where the first
+    decides nothing (NaN ends: 0/0 at a domain's edge). Both enclose the same exact value
+    wherever it is defined, so either is an enclosure."""
+    a = ev(e.args[0])
+    open_ = np.isnan(a[0]) | np.isnan(a[1])
+    if not np.any(open_):
+        return a
+    b = ev(e.args[1])
+    return np.where(open_, b[0], a[0]), np.where(open_, b[1], a[1])
+
+
 RULES: dict[type, Callable] = {
     sp.exp: _one(exp),
     sp.log: _one(log),
@@ -456,22 +468,8 @@ RULES: dict[type, Callable] = {
     P.XMul: lambda e, ev: _xmul(ev(e.args[0]), ev(e.args[1])),
     sp.Heaviside: lambda e, ev: _step(ev(e.args[0]), float(e.args[1]) if len(e.args) > 1 else 0.5),
     sp.Piecewise: _piecewise,
+    P.NanOr: _nan_or,
 }
-
-
-def _nan_or(e: P.NanOr, ev) -> Interval:
-    """Two forms of one quantity: the first form's enclosure, and the second's where the first
-    decides nothing (NaN ends: 0/0 at a domain's edge). Both enclose the same exact value
-    wherever it is defined, so either is an enclosure."""
-    a = ev(e.args[0])
-    open_ = np.isnan(a[0]) | np.isnan(a[1])
-    if not np.any(open_):
-        return a
-    b = ev(e.args[1])
-    return np.where(open_, b[0], a[0]), np.where(open_, b[1], a[1])
-
-
-RULES[P.NanOr] = _nan_or
 
 
 def _codegen_rules() -> dict:
