@@ -1285,9 +1285,9 @@ def heaviside(x, h0: float) -> np.ndarray:
     NaN at NaN. ``numpy.heaviside`` branches per element (measured 30x a multiplication's time
     on signs at random, as a hinge's margins are); for h0 = 1 or 0 it is a comparison written
     into float64 (``x >= 0``, ``x > 0``: the same 0.0 and 1.0), NaN put back where there is any."""
-    x = np.asarray(x, dtype=np.float64)
-    if h0 not in (0.0, 1.0):
+    if isinstance(x, _pieces._Placeholder) or h0 not in (0.0, 1.0):  # a row value not known yet: deferred
         return np.heaviside(x, h0)
+    x = np.asarray(x, dtype=np.float64)
     out = np.empty(x.shape, np.float64)
     (np.greater_equal if h0 == 1.0 else np.greater)(x, 0.0, out=out, casting="unsafe")
     nan = np.isnan(x)
