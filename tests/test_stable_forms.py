@@ -37,6 +37,7 @@ from cesym.derive.gradients import derive
 from cesym.generate.edges import check_edges, load_module
 from cesym.generate.codegen import generate
 from cesym.define.primitives import (
+    LogRatio,
     NanOr,
     NegLogNormalized,
     NormalizedRest,
@@ -93,8 +94,8 @@ FIRES = [
     (R.LOG_SPLIT, sp.log(E(y - x) / (1 + E(y - x)) ** 2), sp.log(1 + E(y - x))),
     (R.LOG_SPLIT, sp.log(RowSum(E(z)) / sp.Symbol("C", positive=True, integer=True)), sp.log(RowSum(E(z)))),
     (R.XLOGY, y * sp.log(y), XMul(y, sp.log(y))),
-    (R.XLOGY, y * sp.log(y / p), XMul(y, sp.log(y) - sp.log(p))),
-    (R.XLOGY, -y * sp.log(p / y), XMul(y, sp.log(p) - sp.log(y))),
+    (R.XLOGY, y * sp.log(y / p), XMul(y, LogRatio(y, p))),
+    (R.XLOGY, -y * sp.log(p / y), LogRatio(y, p)),
     (R.LOG_ADD_EXP, sp.log(1 + E(x)), Softplus(x)),
     (R.LOG_ADD_EXP, sp.log(E(x) + 1), Softplus(x)),
     (R.LOG_ADD_EXP, log1p(E(x)), Softplus(x)),

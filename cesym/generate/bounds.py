@@ -54,8 +54,12 @@ class _Printer:
             return "_iv.add(" + ", ".join(self(a) for a in e.args) + ")"
         if isinstance(e, sp.Mul):
             return "_iv.mul(" + ", ".join(self(a) for a in e.args) + ")"
+        if isinstance(e, P.LogRatio):  # log w - log v: an enclosure of the same number
+            return self(e.elementary())
         if isinstance(e, P.XMul):
             w, b = e.args
+            if isinstance(b, P.LogRatio):  # w·log w - w·log v: w·log w stays bounded at w = 0
+                b = b.elementary()
             if isinstance(b, sp.Add):  # w·(a + b) = w·a + w·b: each term may hold log w (below)
                 return "_iv.add(" + ", ".join(self(P.XMul(w, t)) for t in b.args) + ")"
             if isinstance(b, sp.Piecewise):  # w·(one branch): each branch as its own product

@@ -85,6 +85,7 @@ class KernelPrinter(NumPyPrinter):
         "NormalizedRest": "normalized_rest",
         "Pow1p": "pow1p",
         "Log1pDiff": "log1p_diff",
+        "LogRatio": "log_ratio",
         "MaxMinusSum": "max_minus_sum",
         "Powm1": "powm1",
         "PowShift": "pow_shift",

@@ -147,7 +147,9 @@ def needs_magnitude(e: sp.Expr, box: dict | None = None, _memo: dict | None = No
         out = not (signs == {1} or signs == {-1} or not signs) or any(needs_magnitude(a, box, memo) for a in terms)
     elif isinstance(e, NanOr) and not needs_magnitude(e.args[0], box, memo) and second_form_exact(e):
         out = False  # the second form is exact wherever it is taken: the pair errs as the first
-    elif isinstance(e, (sp.Mul, RowSum, XMul, NanOr)):
+    elif isinstance(e, RowSum):  # a sum too: its terms may cancel unless they have one sign
+        out = _sign(e.args[0], box) == 0 or needs_magnitude(e.args[0], box, memo)
+    elif isinstance(e, (sp.Mul, XMul, NanOr)):
         out = any(needs_magnitude(a, box, memo) for a in e.args)
     elif isinstance(e, sp.Piecewise):
         out = any(needs_magnitude(x, box, memo) for x, _ in e.args)
@@ -186,7 +188,7 @@ class DecimalPrinter(_ScalarPrinter):
 
     _known = {
         "log": "log", "exp": "exp", "log1p": "log1p", "expm1": "expm1", "tanh": "tanh", "sign": "sign",
-        "Sigmoid": "sigmoid", "Softplus": "softplus", "LogCosh": "logcosh", "Log1pDiff": "log1p_diff",
+        "Sigmoid": "sigmoid", "Softplus": "softplus", "LogCosh": "logcosh", "Log1pDiff": "log1p_diff", "LogRatio": "log_ratio",
         "XMul": "xmul", "Relu": "relu",
     }
 
@@ -382,7 +384,7 @@ class EftPrinter(_ScalarPrinter):
         raise NotExact(f"{type(e).__name__} is not rational")
 
 
-for _name in ("log", "exp", "log1p", "expm1", "tanh", "sqrt", "Sigmoid", "Softplus", "LogCosh", "Log1pDiff", "NanOr"):
+for _name in ("log", "exp", "log1p", "expm1", "tanh", "sqrt", "Sigmoid", "Softplus", "LogCosh", "Log1pDiff", "LogRatio", "NanOr"):
     setattr(EftPrinter, f"_print_{_name}", EftPrinter._print_Function)
 
 

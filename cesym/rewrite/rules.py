@@ -44,6 +44,7 @@ from ..define.primitives import (
     RowSum,
     MaxMinusSum,
     Log1pDiff,
+    LogRatio,
     Scaled,
     Sigmoid,
     Softplus,
@@ -525,9 +526,9 @@ def _xlogy(e: sp.Basic) -> sp.Basic | None:
         if a == w:
             inner = sp.log(w)
         elif isinstance(a / w, sp.Pow) and (a / w).exp == -1:  # a = w/v
-            inner = sp.log(w) - sp.log((a / w).base)
+            inner = LogRatio(w, (a / w).base)
         elif not (a * w).has(w):  # a = v/w
-            inner = sp.log(a * w) - sp.log(w)
+            inner = -LogRatio(w, a * w)
         else:
             continue
         return rest * XMul(w, inner)
@@ -537,8 +538,9 @@ def _xlogy(e: sp.Basic) -> sp.Basic | None:
 XLOGY = Rule(
     "xlogy",
     "y·log y, y·log(y/p) and y·log(p/y) with 0·log 0 = 0 (XMul): at y = 0 the plain product is "
-    "0·(-inf) = NaN; the log of the quotient is written log y - log p (the same number wherever "
-    "y/p > 0), since y/p overflows for p below 1/max (a subnormal p under a label of 1).",
+    "0·(-inf) = NaN; the log of the quotient is LogRatio(y, p), ±log1p(|y - p|/min(y, p)): "
+    "y/p overflows for p below 1/max (a subnormal p under a label of 1), and log y - log p keeps "
+    "the logs' absolute errors, all of the result where p is within float32 ulps of y.",
     lambda expr: _top_down(expr, _xlogy),
 )
 

@@ -360,6 +360,21 @@ def _log1p_diff(a: Interval, b: Interval) -> Interval:
     return lo, hi
 
 
+def _log_ratio_value(w, v):
+    """log(w/v) as ±log1p(|w - v|/min(w, v)) (cesym.kernels._runtime.log_ratio): w - v and the
+    quotient within u each (at floats), log1p passes them on damped and adds A: A + 2u."""
+    d = w - v
+    return np.copysign(np.log1p(np.abs(d) / np.minimum(w, v)), d)
+
+
+def _log_ratio(w: Interval, v: Interval) -> Interval:
+    """Increasing in w, decreasing in v (w, v >= 0): from the ends."""
+    with np.errstate(all="ignore"):
+        lo = _widen(_log_ratio_value(w[0], v[1]), FORMULA_RELATIVE)[0]
+        hi = _widen(_log_ratio_value(w[1], v[0]), FORMULA_RELATIVE)[1]
+    return lo, hi
+
+
 def _max0(x: Interval) -> Interval:
     return np.maximum(x[0], 0.0), np.maximum(x[1], 0.0)
 
@@ -465,6 +480,7 @@ RULES: dict[type, Callable] = {
     P.LogCosh: _one(logcosh),
     P.Relu: _one(_max0),
     P.Log1pDiff: lambda e, ev: _log1p_diff(ev(e.args[0]), ev(e.args[1])),
+    P.LogRatio: lambda e, ev: _log_ratio(ev(e.args[0]), ev(e.args[1])),
     P.XMul: lambda e, ev: _xmul(ev(e.args[0]), ev(e.args[1])),
     sp.Heaviside: lambda e, ev: _step(ev(e.args[0]), float(e.args[1]) if len(e.args) > 1 else 0.5),
     sp.Piecewise: _piecewise,

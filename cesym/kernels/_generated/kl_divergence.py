@@ -68,8 +68,8 @@ DERIVED = {'probs': {'naive_value': "RowSum(Mul(Elem('y', real=True), log(Mul(Po
                          'real=True))',
            'raw_grad': "XMul(Elem('y', real=True), Mul(Integer(-1), Pow(Elem('p', real=True), "
                        'Integer(-1))))',
-           'value': "RowSum(XMul(Elem('y', real=True), Add(Mul(Integer(-1), log(Elem('p', "
-                    "real=True))), log(Elem('y', real=True)))))",
+           'value': "RowSum(XMul(Elem('y', real=True), LogRatio(Elem('y', real=True), Elem('p', "
+                    'real=True))))',
            'grad': "XMul(Elem('y', real=True), Mul(Integer(-1), Pow(Elem('p', real=True), "
                    'Integer(-1))))',
            'value_rules': ['xlogy'],
@@ -81,12 +81,12 @@ def probs_value(y, p):
 
     Mathematics: ``RowSum(y*log(y/p))``
 
-    Stable form: ``RowSum(XMul(y, -log(p) + log(y)))``
+    Stable form: ``RowSum(XMul(y, LogRatio(y, p)))``
 
     Rewrites applied:
-    - xlogy: y·log y, y·log(y/p) and y·log(p/y) with 0·log 0 = 0 (XMul): at y = 0 the plain product is 0·(-inf) = NaN; the log of the quotient is written log y - log p (the same number wherever y/p > 0), since y/p overflows for p below 1/max (a subnormal p under a label of 1).
+    - xlogy: y·log y, y·log(y/p) and y·log(p/y) with 0·log 0 = 0 (XMul): at y = 0 the plain product is 0·(-inf) = NaN; the log of the quotient is LogRatio(y, p), ±log1p(|y - p|/min(y, p)): y/p overflows for p below 1/max (a subnormal p under a label of 1), and log y - log p keeps the logs' absolute errors, all of the result where p is within float32 ulps of y.
     """
-    return _rt.row_sum(_rt.xmul(y, _rt.log_nonzero(y) - numpy.log(p)))
+    return _rt.row_sum(_rt.xmul(y, _rt.log_ratio(y, p)))
 
 
 def probs_naive_value(y, p):
@@ -114,7 +114,7 @@ def probs_value_and_grad(y, p):
     r"""Kullback-Leibler divergence of the prediction from the target: stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``probs_value`` and ``probs_grad``).
     """
     grad = _rt.xmul(y, -1/p)
-    return _rt.row_sum(_rt.xmul(y, _rt.log_nonzero(y) - numpy.log(p))), grad
+    return _rt.row_sum(_rt.xmul(y, _rt.log_ratio(y, p))), grad
 
 
 def probs_naive_grad(y, p):
@@ -128,15 +128,14 @@ def probs_naive_grad(y, p):
 def probs_value_checked(y, p):
     r"""Kullback-Leibler divergence of the prediction from the target: ``probs_value`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
     """
-    tmp0 = numpy.log(p)
-    tmp1 = _rt.log_nonzero(y)
-    return _rt.row_sum(_rt.xmul(y, tmp1 - tmp0)), _rt.row_sum(abs(_rt.xmul(y, _rt.where(numpy.logical_and(numpy.equal(p, y), numpy.equal(tmp0, tmp1)), 0, abs(tmp1) - tmp0))))
+    tmp0 = _rt.xmul(y, _rt.log_ratio(y, p))
+    return _rt.row_sum(tmp0), _rt.row_sum(abs(tmp0))
 
 
 def probs_value_bound(box, C):
     r"""Kullback-Leibler divergence of the prediction from the target: upper bounds of the magnitudes ``probs_value_checked`` returns (None where it returns None), over the box of inputs ``box`` (each array argument's (min, max)): interval arithmetic (:mod:`cesym.kernels._iv`).
     """
-    return _iv.upper(_iv.rowsum(_iv.abs_(_iv.hull(_iv.xmul(box[0], (0.0, 0.0)), _iv.add(_iv.xmul(box[0], _iv.mul((-1.0, -1.0), _iv.log(box[1]))), _iv.xabslog(box[0])))), C)),
+    return _iv.upper(_iv.rowsum(_iv.abs_(_iv.add(_iv.xmul(box[0], _iv.mul((-1.0, -1.0), _iv.log(box[1]))), _iv.xlog(box[0]))), C)),
 
 
 def probs_grad_checked(y, p):
@@ -148,15 +147,14 @@ def probs_grad_checked(y, p):
 def probs_value_and_grad_checked(y, p):
     r"""Kullback-Leibler divergence of the prediction from the target: ``probs_value_and_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
     """
-    tmp0 = numpy.log(p)
-    tmp1 = _rt.log_nonzero(y)
-    return _rt.row_sum(_rt.xmul(y, tmp1 - tmp0)), _rt.xmul(y, -1/p), _rt.row_sum(abs(_rt.xmul(y, _rt.where(numpy.logical_and(numpy.equal(p, y), numpy.equal(tmp0, tmp1)), 0, abs(tmp1) - tmp0)))), None
+    tmp0 = _rt.xmul(y, _rt.log_ratio(y, p))
+    return _rt.row_sum(tmp0), _rt.xmul(y, -1/p), _rt.row_sum(abs(tmp0)), None
 
 
 def probs_value_and_grad_bound(box, C):
     r"""Kullback-Leibler divergence of the prediction from the target: upper bounds of the magnitudes ``probs_value_and_grad_checked`` returns (None where it returns None), over the box of inputs ``box`` (each array argument's (min, max)): interval arithmetic (:mod:`cesym.kernels._iv`).
     """
-    return _iv.upper(_iv.rowsum(_iv.abs_(_iv.hull(_iv.xmul(box[0], (0.0, 0.0)), _iv.add(_iv.xmul(box[0], _iv.mul((-1.0, -1.0), _iv.log(box[1]))), _iv.xabslog(box[0])))), C)), None
+    return _iv.upper(_iv.rowsum(_iv.abs_(_iv.add(_iv.xmul(box[0], _iv.mul((-1.0, -1.0), _iv.log(box[1]))), _iv.xlog(box[0]))), C)), None
 
 
 def probs_weights(y, p):
@@ -172,7 +170,7 @@ def probs_grad_eft(fx, y, p, C):
 
 def probs_value_exact(y, p, C):
     r"""Kullback-Leibler divergence of the prediction from the target: the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
-    return _ex.fsum(_ex.xmul(y[_c], lambda: -_ex.log(p[_c]) + _ex.log(y[_c])) for _c in range(int(C)))
+    return _ex.fsum(_ex.xmul(y[_c], lambda: _ex.log_ratio(y[_c], p[_c])) for _c in range(int(C)))
 
 
 def probs_grad_exact(y, p, C):
