@@ -135,6 +135,9 @@ class KernelPrinter(NumPyPrinter):
     def _print_LogNonzero(self, e):
         return self._rt("log_nonzero", e.args[0])
 
+    def _print_LogRatioNonzero(self, e):
+        return self._rt("log_ratio_nonzero", *e.args)
+
     def _print_NanOr(self, e):
         """``nan_or(a, lambda: b)``: the second form is evaluated only where the first is NaN."""
         return "_rt.nan_or(%s, lambda: %s)" % (self._print(e.args[0]), self._print(e.args[1]))

@@ -35,6 +35,7 @@ from ..define.primitives import (
     C,
     CrossRest,
     Elem,
+    LogRatio,
     LogSumExp,
     NegLogNormalized,
     NegLogSoftmax,
@@ -213,11 +214,29 @@ class LogNonzero(sp.Function):
         return sp.log(self.args[0])
 
 
+class LogRatioNonzero(sp.Function):
+    """Printing form of ``LogRatio(w, v)`` inside ``XMul(w, ·)``: log(w/v) where w != 0, any
+    number where w is 0 (the product is 0 there): a block of hard labels takes -log v for
+    every element, one log and no quotient (:func:`cesym.kernels._runtime.log_ratio_nonzero`)."""
+
+    nargs = 2
+
+    def math(self) -> sp.Basic:
+        return LogRatio(*self.args)
+
+
 def _guarded_logs(expr: sp.Basic) -> sp.Basic:
-    """``XMul(w, B)`` with ``log(w)`` in B (w an element symbol) -> B with ``LogNonzero(w)``."""
+    """``XMul(w, B)`` with ``log(w)`` or ``LogRatio(w, v)`` in B (w an element symbol) -> B with
+    ``LogNonzero(w)``, ``LogRatioNonzero(w, v)``."""
+    def guard(e: sp.Basic) -> sp.Basic:
+        w, b = e.args
+        b = b.replace(lambda f: isinstance(f, LogRatio) and f.args[0] == w, lambda f: LogRatioNonzero(*f.args))
+        return XMul(w, b.xreplace({sp.log(w): LogNonzero(w)}))
+
     return expr.replace(
-        lambda e: isinstance(e, XMul) and isinstance(e.args[0], Elem) and e.args[1].has(sp.log(e.args[0])),
-        lambda e: XMul(e.args[0], e.args[1].xreplace({sp.log(e.args[0]): LogNonzero(e.args[0])})),
+        lambda e: isinstance(e, XMul) and isinstance(e.args[0], Elem)
+        and (e.args[1].has(sp.log(e.args[0])) or any(f.args[0] == e.args[0] for f in e.args[1].atoms(LogRatio))),
+        guard,
     )
 
 
@@ -459,7 +478,7 @@ def lowerings(index_label: Elem | None = None, means: bool = True) -> list[Rule]
         Rule("weighted-neg-log-normalized", "Σ_c t_c·(-log(p_c/Σp)) as one node: for one-hot rows of t, the labelled element is looked up instead of every element computed.", _weighted_nln(index_label)),
         Rule("shared-neg-log-normalized", "-log(p_j/Σp) given Σ_{c≠j} p_c (log1p of the rest over p_j where p_j carries the row), shared with the gradient's rest sums.", _replacing(NegLogNormalized, lambda e: SharedNegLogNormalized(e.args[0], RestSum(e.args[0])))),
     ]
-    rules.append(Rule("guarded-log-weight", "w·log(w) (and w·f(log w)) with the convention 0·log 0 = 0: log(w) is computed as 0 where w is 0, where the product is 0 anyway (_rt.log_nonzero: no log at all for hard labels, log(w + [w = 0]) for other rows with zeros, log w on dense rows): no -inf for the zero-weight guard to repair (a masked pass over most elements of one-hot rows), and no log of 0 (10x a log of 1 in NumPy).", _guarded_logs))
+    rules.append(Rule("guarded-log-weight", "w·log(w) (and w·f(log w)) with the convention 0·log 0 = 0: log(w) is computed as 0 where w is 0, where the product is 0 anyway (_rt.log_nonzero: no log at all for hard labels, log(w + [w = 0]) for other rows with zeros, log w on dense rows): no -inf for the zero-weight guard to repair (a masked pass over most elements of one-hot rows), and no log of 0 (10x a log of 1 in NumPy); LogRatio(w, v) likewise (_rt.log_ratio_nonzero: -log v for hard labels, no -inf at w = 0).", _guarded_logs))
     if index_label is not None:
         rules.append(Rule("class-index-lookups", "for a label y_c = [c = k]: Σ_c y_c f_c = f_k (0 for an ignored row), y_c·g = g_k at k and 0 elsewhere, Σ_{c≠j} y_c = 1 - y_j, the softmax's cross terms e_j off k and -Σ_{c≠k} e_c at k: look-ups of element k instead of a row of products.", _label_lookups(index_label)))
     rules.append(Rule("shared-rest-sum", "Σ_{c≠j} v_c given the row sum Σ v, which the value often computes already.", _replacing(RestSum, lambda e: SharedRestSum(e.args[0], RowSum(e.args[0])))))

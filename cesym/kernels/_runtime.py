@@ -31,6 +31,7 @@ __all__ = [
     "divide_rows",
     "log1p_diff",
     "log_ratio",
+    "log_ratio_nonzero",
     "max_minus_sum",
     "sum_squares",
     "norm2",
@@ -184,21 +185,18 @@ def log_ratio(w: np.ndarray, v: np.ndarray) -> np.ndarray:
     ``±log1p(|w - v|/min(w, v))``, the log of the larger over the smaller, as
     :func:`log1p_diff` (``w - v`` keeps the digits of a small difference that ``log w - log v``
     loses: KL divergence's terms at a prediction a float32 ulp from its target), exactly 0 at
-    w = v, -inf at w = 0 < v, inf at v = 0 < w. Where w = 1 it is ``-log v`` (as accurate, and
-    what a block of hard labels, all 0 and 1, takes for every element: ``(w - 1)/w`` is
-    log w exactly there, 0 or -inf, for two cheap passes instead of the quotient and log1p);
-    every element gets the same number whatever block it falls in. Where the quotient
-    overflows (a ratio past 2^1000, float64 inputs), ``log w - log v``, which cannot cancel
-    there."""
+    w = v, -inf at w = 0 < v, inf at v = 0 < w; ``-log v`` where w = 1 (as accurate). log1p of
+    a non-negative x, the sign of w - v set in its bits (``copysign`` costs 3x an ``or``).
+    Where the quotient overflows (a ratio past 2^1000, float64 inputs), ``log w - log v``,
+    which cannot cancel there."""
     w = np.asarray(w, dtype=np.float64)
     with np.errstate(all="ignore"):
-        if w.ndim and w.size and not np.all(w.reshape(-1)[: w.shape[-1]]):
-            if np.count_nonzero(w) == np.count_nonzero(w == 1):  # hard labels
-                return (w - 1) / w - np.log(v)
         d = w - v
         x = np.abs(d)
         x /= np.minimum(w, v)
-        out = np.copysign(np.log1p(x), d)
+        out = np.log1p(x)
+        bits = out.view(np.int64)
+        bits |= d.view(np.int64) & np.int64(-(2**63))  # log1p(x) >= 0 (or NaN): the sign of w - v
         if not np.max(x, initial=-np.inf) < 2.0**1000:  # one pass; NaN (inf/inf, 0/0) fails it too
             far = ~(x < 2.0**1000)
             np.copyto(out, np.log(w) - np.log(v), where=far)
@@ -207,6 +205,20 @@ def log_ratio(w: np.ndarray, v: np.ndarray) -> np.ndarray:
             one, vv = np.broadcast_arrays(one, v)
             out[one] = -np.log(vv[one])
     return out
+
+
+def log_ratio_nonzero(w: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """:func:`log_ratio` inside ``XMul(w, ·)``, any number where w is 0 (the product is 0
+    there: :class:`cesym.generate.lowerings.LogRatioNonzero`). A block of hard labels (all 0
+    and 1, looked for where the first row holds a 0) is ``-log v`` throughout: the number
+    log_ratio gives wherever w = 1, for one log and no quotient or log1p."""
+    w = np.asarray(w, dtype=np.float64)
+    if w.ndim and w.size and not np.all(w.reshape(-1)[: w.shape[-1]]):
+        if np.count_nonzero(w) == np.count_nonzero(w == 1):
+            with np.errstate(all="ignore"):
+                out = np.log(np.broadcast_to(v, w.shape))
+            return np.negative(out, out=out)
+    return log_ratio(w, v)
 
 
 def _at_most_one_per_row(g: np.ndarray) -> bool:

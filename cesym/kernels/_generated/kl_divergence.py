@@ -86,7 +86,7 @@ def probs_value(y, p):
     Rewrites applied:
     - xlogy: y·log y, y·log(y/p) and y·log(p/y) with 0·log 0 = 0 (XMul): at y = 0 the plain product is 0·(-inf) = NaN; the log of the quotient is LogRatio(y, p), ±log1p(|y - p|/min(y, p)): y/p overflows for p below 1/max (a subnormal p under a label of 1), and log y - log p keeps the logs' absolute errors, all of the result where p is within float32 ulps of y.
     """
-    return _rt.row_sum(_rt.xmul(y, _rt.log_ratio(y, p)))
+    return _rt.row_sum(_rt.xmul(y, _rt.log_ratio_nonzero(y, p)))
 
 
 def probs_naive_value(y, p):
@@ -114,7 +114,7 @@ def probs_value_and_grad(y, p):
     r"""Kullback-Leibler divergence of the prediction from the target: stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``probs_value`` and ``probs_grad``).
     """
     grad = _rt.xmul(y, -1/p)
-    return _rt.row_sum(_rt.xmul(y, _rt.log_ratio(y, p))), grad
+    return _rt.row_sum(_rt.xmul(y, _rt.log_ratio_nonzero(y, p))), grad
 
 
 def probs_naive_grad(y, p):
@@ -128,7 +128,7 @@ def probs_naive_grad(y, p):
 def probs_value_checked(y, p):
     r"""Kullback-Leibler divergence of the prediction from the target: ``probs_value`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
     """
-    tmp0 = _rt.xmul(y, _rt.log_ratio(y, p))
+    tmp0 = _rt.xmul(y, _rt.log_ratio_nonzero(y, p))
     return _rt.row_sum(tmp0), _rt.row_sum(abs(tmp0))
 
 
@@ -147,7 +147,7 @@ def probs_grad_checked(y, p):
 def probs_value_and_grad_checked(y, p):
     r"""Kullback-Leibler divergence of the prediction from the target: ``probs_value_and_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
     """
-    tmp0 = _rt.xmul(y, _rt.log_ratio(y, p))
+    tmp0 = _rt.xmul(y, _rt.log_ratio_nonzero(y, p))
     return _rt.row_sum(tmp0), _rt.xmul(y, -1/p), _rt.row_sum(abs(tmp0)), None
 
 
