@@ -139,3 +139,48 @@ def test_kappa_of_a_tiny_gradient_is_not_zero():
     assert 1e-75 < abs(float(g[0])) < 1e-72
     _, kg = ref.kappa(lab, pred, params, v, g)
     assert all(250 < k < 320 for k in kg), kg  # Σ|z_i ∂g/∂z_i|/|g| ≈ (22.5 + 33.6)·5: not 0
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["categorical_focal_crossentropy.logits", "categorical_hinge.margin", "huber.smooth_l1",
+     "cosine_similarity.cosine", "kl_divergence.probs", "binary_focal_crossentropy.logits", "tf_nn.sparse_softmax"],
+)
+def test_second_derivatives_by_the_chain_rule_are_sympy_diffs(name):
+    """The condition numbers' second derivatives (forward-mode chain rule over the gradient's
+    common subexpressions, jacobian_assignments) are sympy.diff's: the same numbers at every
+    entry that neither form declares negligible, and the same κ, on seeded rows with hard and
+    soft labels (Piecewise conditions, MaxN, Abs, log, powers)."""
+    from cesym.verify.reference import _compile, jacobian_assignments
+
+    loss = losses_by_name()[name]
+    n = 3 if loss.row_level else 1
+    ref = RowReference(loss, n)
+    syms = ref.pred_syms + ref.label_syms + list(loss.params)
+    steps, outs = jacobian_assignments(ref.grad_exprs, syms)
+    assert not any(e.has(sp.Derivative) for _, e in steps) and not any(e.has(sp.Derivative) for e in outs)
+    old = _compile(ref.args, [sp.diff(g, s) for g in ref.grad_exprs for s in syms], ref.kind)
+    new = _compile(ref.args, outs, ref.kind, steps=steps)
+    for f in (old, new):
+        f.n_out, f.backend = len(outs), ref.kind
+    rng = np.random.default_rng(SEED)
+    compared = 0
+    for k in range(12):
+        z = rng.standard_normal(n) * rng.choice([0.5, 3.0, 30.0])
+        pred = np.exp(z) / np.exp(z).sum() if loss.domain == "probability" else z  # a softmax row: in every probability domain
+        labels = rng.random(n) if k % 2 else (rng.random(n) < 0.5).astype(float)
+        params = [float(rng.uniform(0.1, 0.9)) for _ in loss.params]
+        inputs = ref._inputs(labels if ref.label_syms else [], pred, params)
+        a, b = ref._approx(new, inputs), ref._approx(old, inputs)
+        for x, y in zip(a, b):
+            if min(abs(x), abs(y)) > 1e-9:  # below that, either may be declared negligible (0)
+                assert abs(x - y) <= 2**-9 * max(abs(x), abs(y)), (inputs, x, y)
+                compared += 1
+        kappas = []
+        for h in (new, old):
+            ref._memo.clear()
+            ref.__dict__["_hessian"] = h
+            kappas.append(ref.kappa(labels if ref.label_syms else [], pred, params)[1])
+        for x, y in zip(*kappas):
+            assert x == y or abs(x - y) <= 2**-9 * max(abs(x), abs(y)), (inputs, kappas)
+    assert compared > 0
