@@ -147,9 +147,10 @@ def test_kappa_of_a_tiny_gradient_is_not_zero():
      "cosine_similarity.cosine", "kl_divergence.probs", "binary_focal_crossentropy.logits", "tf_nn.sparse_softmax"],
 )
 def test_second_derivatives_by_the_chain_rule_are_sympy_diffs(name):
-    """The condition numbers' second derivatives (forward-mode chain rule over the gradient's
-    common subexpressions, jacobian_assignments) are sympy.diff's: the same numbers at every
-    entry that neither form declares negligible, and the same κ, on seeded rows with hard and
+    """The condition numbers' second derivatives and the value's other partials (forward-mode
+    chain rule over common subexpressions, jacobian_assignments) are sympy.diff's: the same
+    numbers at every second-derivative entry that neither form declares negligible, and the
+    same κ of the value and of every gradient element, on seeded rows with hard and
     soft labels (Piecewise conditions, MaxN, Abs, log, powers)."""
     from cesym.verify.reference import _compile, jacobian_assignments
 
@@ -160,9 +161,12 @@ def test_second_derivatives_by_the_chain_rule_are_sympy_diffs(name):
     steps, outs = jacobian_assignments(ref.grad_exprs, syms)
     assert not any(e.has(sp.Derivative) for _, e in steps) and not any(e.has(sp.Derivative) for e in outs)
     old = _compile(ref.args, [sp.diff(g, s) for g in ref.grad_exprs for s in syms], ref.kind)
-    new = _compile(ref.args, outs, ref.kind, steps=steps)
-    for f in (old, new):
-        f.n_out, f.backend = len(outs), ref.kind
+    old.n_out, old.backend = len(outs), ref.kind
+    new = ref._hessian  # what κ uses (built by jacobian_assignments, or read from the disk cache)
+    others = ref.label_syms + list(loss.params)  # the value's other partials (κ of the value, soft labels)
+    old_vp = _compile(ref.args, [sp.diff(ref.value_expr, s) for s in others] or [sp.S.Zero], ref.kind)
+    old_vp.n_out, old_vp.backend = max(len(others), 1), ref.kind
+    new_vp = ref._value_partials
     rng = np.random.default_rng(SEED)
     compared = 0
     for k in range(12):
@@ -177,10 +181,11 @@ def test_second_derivatives_by_the_chain_rule_are_sympy_diffs(name):
                 assert abs(x - y) <= 2**-9 * max(abs(x), abs(y)), (inputs, x, y)
                 compared += 1
         kappas = []
-        for h in (new, old):
+        for h, vp in ((new, new_vp), (old, old_vp)):
             ref._memo.clear()
-            ref.__dict__["_hessian"] = h
-            kappas.append(ref.kappa(labels if ref.label_syms else [], pred, params)[1])
+            ref.__dict__["_hessian"], ref.__dict__["_value_partials"] = h, vp
+            k_value, k_grad = ref.kappa(labels if ref.label_syms else [], pred, params)
+            kappas.append([k_value, *k_grad])
         for x, y in zip(*kappas):
             assert x == y or abs(x - y) <= 2**-9 * max(abs(x), abs(y)), (inputs, kappas)
     assert compared > 0

@@ -363,11 +363,14 @@ class RowReference:
     def _value_partials(self):
         """d value / d(labels, params): with the gradient, every partial of the value."""
         syms = self.label_syms + list(self.loss.params)
-        return self._cached(
-            "partials " + sp.srepr(syms),
-            lambda: _compile(self.args, [sp.diff(self.value_expr, s) for s in syms] or [sp.S.Zero], self.kind),
-            max(len(syms), 1),
-        )
+
+        def build():
+            if not syms:
+                return _compile(self.args, [sp.S.Zero], self.kind)
+            steps, outs = jacobian_assignments([self.value_expr], syms)  # the chain rule, as for _hessian
+            return _compile(self.args, outs, self.kind, steps=steps)
+
+        return self._cached("partials " + sp.srepr(syms), build, max(len(syms), 1))
 
     @functools.cached_property
     def _hessian(self):
