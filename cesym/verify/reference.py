@@ -12,7 +12,8 @@ Two precisions that agree prove nothing (both give 0 for log(1 + 1e-300) written
 interval that is narrow does. The two back ends pin the same digits (``tests/test_balls.py``).
 
 Condition numbers :math:`\\kappa = \\sum_i |x_i\\,\\partial f/\\partial x_i| / |f|` use the same
-expansion (second derivatives for gradient elements) and are computed on demand.
+expansion (second derivatives for gradient elements, by the forward-mode chain rule over the
+gradient's common subexpressions: :func:`jacobian_assignments`) and are computed on demand.
 """
 
 from __future__ import annotations
