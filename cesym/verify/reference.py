@@ -95,26 +95,20 @@ def jacobian_assignments(exprs: Sequence[sp.Basic], syms: Sequence[sp.Symbol]) -
     repl, reduced = sp.cse(list(exprs), symbols=names, order="none")
     steps: list[tuple[sp.Symbol, sp.Basic]] = list(repl)
     dnames = sp.numbered_symbols("_dfw", real=True)
-    index = {s: i for i, s in enumerate(syms)}
-    # derivative of each assigned symbol: {symbol: {i: d symbol / d s_i}} (absent: 0)
-    deriv: dict[sp.Symbol, dict[int, sp.Basic]] = {}
+    # derivative of each symbol: {symbol: {i: d symbol / d s_i}} (absent: 0); s_i's own is 1
+    deriv: dict[sp.Symbol, dict[int, sp.Basic]] = {s: {i: sp.S.One} for i, s in enumerate(syms)}
 
     def chain(e: sp.Basic) -> dict[int, sp.Basic]:
         out: dict[int, list] = {}
         for u in e.free_symbols:
-            if u in deriv:
-                if not deriv[u]:
-                    continue
-                pu = sp.diff(e, u)
-                if pu == 0:
-                    continue
-                for i, du in deriv[u].items():
-                    out.setdefault(i, []).append(pu * du)
-            elif u in index:
-                pu = sp.diff(e, u)
-                if pu != 0:
-                    out.setdefault(index[u], []).append(pu)
-        return {i: sp.Add(*terms) for i, terms in out.items()}
+            if not deriv.get(u):
+                continue
+            pu = sp.diff(e, u)
+            if pu == 0:
+                continue
+            for i, du in deriv[u].items():
+                out.setdefault(i, []).append(pu * du)
+        return {i: sp.Add(*terms) for i, terms in sorted(out.items())}  # sorted: the same code in every process
 
     for t, e in repl:
         if isinstance(e, Boolean):  # a Piecewise's condition: constant where it is defined
