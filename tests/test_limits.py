@@ -320,13 +320,30 @@ def test_rays_that_agree_to_rounding_agree():
     assert not _same(mpmath.mpf(1), mpmath.mpf(1) + mpmath.ldexp(1, -50), np.float64)
 
 
-@pytest.mark.xfail(strict=True, reason="known since stop 30's common-numerator rule: ((p - y)/p)/C overflows "
-                   "where the gradient (p - y)/(p·C) is finite, within a factor C of the largest float64")
 def test_poisson_gradient_overflows_only_where_it_does():
-    """float64 Poisson gradient at p = 7e-305, y = 19823 in a row of 3: exact -9.40241745168234e+307
-    (``cesym verify poisson``'s row 1862), computed -inf. Strict: fixing it fails this marker."""
+    """float64 Poisson gradient (p - y)/(p·C) where the quotient (p - y)/p overflows and the
+    gradient, within a factor C of the largest float64, may not: p = 7e-305, y = 19823 in a row
+    of 3 is -9.40241745168234e+307 (``cesym verify poisson``'s row 1862, once computed -inf).
+    Swept across the threshold: finite within 4 ulps where the exact value is below the largest
+    float64 (two roundings: the product by 1/C and the quotient), -inf beyond it, as the
+    mathematics rounds; every kernel form the same numbers."""
+    import mpmath
+
+    big = np.finfo(np.float64).max
+    y0 = 19823.036171340304
+    # y/(p·3) from 0.5·max to 2·max, and C = 1 (no scaling: the quotient itself, inf beyond max)
+    for width in (3, 1):
+        for r in (0.5, 0.9, 0.999, 0.9999999, 1.0000001, 1.5, 2.0):
+            p0 = y0 / big / (width * r)
+            y = np.array([[y0] + [0.0, 9010.8398844882][: width - 1]])
+            p = np.array([[p0] + [1.0412242023022724e-293, 2.6122661891112447e-165][: width - 1]])
+            with mpmath.workdps(40):
+                exact = (mpmath.mpf(p0) - mpmath.mpf(y0)) / (mpmath.mpf(p0) * width)
+            want = float(exact) if abs(exact) <= mpmath.mpf(big) else -math.inf
+            g = K.poisson_grad(y, p)
+            _, g2 = K.poisson_value_and_grad(y, p)
+            np.testing.assert_array_equal(g, g2)
+            close(g[0, 0], want, np.float64, ulps=4.0)
     y = np.array([[19823.036171340304, 0.0, 9010.8398844882]])
     p = np.array([[7.027638113002324e-305, 1.0412242023022724e-293, 2.6122661891112447e-165]])
-    g = K.poisson_grad(y, p)
-    assert np.isfinite(g[0, 0])
-    close(g[0, 0], -9.40241745168234e307, np.float64, ulps=4.0)
+    close(K.poisson_grad(y, p)[0, 0], -9.40241745168234e307, np.float64, ulps=4.0)

@@ -257,6 +257,25 @@ def test_heaviside_is_numpy_heaviside(h0):
         assert _same(rt.heaviside(v, h0), np.heaviside(v, h0))
 
 
+def test_scale_quotient_is_nan_or_times_k_except_where_that_overflows():
+    """``_rt.scale_quotient(n, d, k, b)`` is ``scale_rows(nan_or(n/d, b), k)`` bit for bit wherever
+    that is finite or NaN (row-level and scalar k, zeros, infinities and NaN among the inputs);
+    where it is ±inf at a finite n it is ``(n·k)/d``: finite where the exact n·k/d is below the
+    largest float64, the same ±inf at d = 0."""
+    rng = np.random.default_rng(8)
+    n = rng.standard_normal((R, C))
+    d = rng.random((R, C))
+    n.flat[rng.choice(n.size, 100, replace=False)] = rng.choice([np.nan, np.inf, -np.inf, 0.0, 1e300, -1e308], 100)
+    d.flat[rng.choice(d.size, 100, replace=False)] = rng.choice([0.0, np.inf, 1e-300, 5e-324], 100)
+    for k in (1 / rng.integers(1, 9, (R, 1)), 1 / 3):
+        with np.errstate(all="ignore"):
+            got, kk = rt.scale_quotient(n, d, k, lambda: 7.0), np.broadcast_to(k, n.shape)
+            want, redone = rt.scale_rows(rt.nan_or(n / d, 7.0), k), n * kk / d
+        plain = np.isfinite(want) | np.isnan(want) | ~np.isfinite(n)
+        assert _same(got[plain], want[plain])
+        assert _same(got[~plain], redone[~plain]) and np.any(np.isfinite(got[~plain]))
+
+
 def test_nan_or_evaluates_its_second_form_only_where_needed():
     calls = []
 

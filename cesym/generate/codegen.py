@@ -33,6 +33,7 @@ from ..define.primitives import (
     C,
     Elem,
     Guarded,
+    NanOr,
     TwoForms,
     RowMax,
     RowSum,
@@ -220,6 +221,13 @@ class KernelPrinter(NumPyPrinter):
                 return self._rt("divide_rows", c * x, recips[0].base)
             arrays = [f for f in factors if f in self.row_level]
             x = [f for f in factors if f not in arrays]
+            if len(factors) == 2 and len(arrays) == 1 and abs(c) == 1 and isinstance(x[0], NanOr):
+                n, d = sp.fraction(x[0].args[0])
+                if d != 1:
+                    # NanOr(n/d, b)·k: the quotient overflows where the product by k (|k| < 1: 1/C)
+                    # does not; the runtime takes (n·k)/d there, the same numbers elsewhere
+                    return "_rt.scale_quotient(%s, %s, %s, lambda: %s)" % (
+                        self._print(n), self._print(d), self._print(c * arrays[0]), self._print(x[0].args[1]))
             if len(factors) == 2 and len(arrays) == 1 and abs(c) == 1 and not self._is_row_level(x[0]) and not (
                 isinstance(x[0], sp.Pow) and x[0].exp.is_negative
             ):

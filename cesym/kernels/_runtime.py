@@ -65,6 +65,7 @@ __all__ = [
     "nan_or",
     "guarded",
     "scale_rows",
+    "scale_quotient",
     "where",
     "softmax_rest",
     "normalized_rest",
@@ -431,6 +432,25 @@ def _row_operand(k, x):
 def scale_rows(x, k):
     """``x·k`` by a row-level ``k``: k repeated along the row once; the same numbers."""
     return x * _row_operand(k, x)
+
+
+def scale_quotient(n, d, k, b):
+    """``nan_or(n/d, b)·k`` by a row-level ``k`` (as :func:`scale_rows`), and ``(n·k)/d`` where
+    that product is ±inf at a finite ``n``: the quotient overflows where the result, within a
+    factor ``1/k`` of the largest float, does not (the Poisson gradient ((p - y)/p)/C at
+    p = 1e-304, y = 2e4: -9.4e307 for C = 3). There ``|n| > max·|d|``, so ``n·k`` is far from the
+    subnormals (``|n·k| > max·|d|·|k|``), and ``(n·k)/d`` rounds twice, as ``(n/d)·k`` does;
+    where ``d`` is 0 it is the same ±inf. ``b`` as in :func:`nan_or`."""
+    out = scale_rows(nan_or(n / d, b), k)
+    if _pieces.unknown(out) or all_finite(out):
+        return out
+    out = np.array(out, dtype=np.float64)
+    k = np.broadcast_to(k, np.broadcast_shapes(np.shape(k), out.shape))
+    n = np.broadcast_to(n, out.shape)
+    d = np.broadcast_to(d, out.shape)
+    redo = np.isinf(out) & np.isfinite(n)
+    out[redo] = (n[redo] * k[redo]) / d[redo]
+    return out
 
 
 def divide_rows(x, d, k: int = 1):

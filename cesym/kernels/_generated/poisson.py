@@ -120,7 +120,7 @@ def rate_grad(y, p):
     """
     C = _rt.width(p)
     tmp0 = 1/C
-    return _rt.scale_rows(_rt.nan_or((p - y)/p, lambda: 1 - _rt.xmul(y, 1/p)), tmp0)
+    return _rt.scale_quotient(p - y, p, tmp0, lambda: 1 - _rt.xmul(y, 1/p))
 
 
 def rate_value_and_grad(y, p):
@@ -129,7 +129,7 @@ def rate_value_and_grad(y, p):
     C = _rt.width(p)
     tmp0 = p - _rt.xmul(y, numpy.log(p))
     tmp1 = 1/C
-    grad = _rt.scale_rows(_rt.nan_or((p - y)/p, lambda: 1 - _rt.xmul(y, 1/p)), tmp1)
+    grad = _rt.scale_quotient(p - y, p, tmp1, lambda: 1 - _rt.xmul(y, 1/p))
     return _rt.weighted_row_sum(tmp0, tmp1, _rt.row_sum(tmp0)), grad
 
 
@@ -173,7 +173,7 @@ def rate_value_and_grad_checked(y, p):
     tmp1 = p + tmp0
     tmp2 = 1/C
     tmp3 = p + abs(tmp0)
-    return _rt.weighted_row_sum(tmp1, tmp2, _rt.row_sum(tmp1)), _rt.scale_rows(_rt.nan_or((p - y)/p, lambda: 1 - _rt.xmul(y, 1/p)), tmp2), _rt.weighted_row_sum(tmp3, tmp2, _rt.row_sum(tmp3)), None
+    return _rt.weighted_row_sum(tmp1, tmp2, _rt.row_sum(tmp1)), _rt.scale_quotient(p - y, p, tmp2, lambda: 1 - _rt.xmul(y, 1/p)), _rt.weighted_row_sum(tmp3, tmp2, _rt.row_sum(tmp3)), None
 
 
 def rate_value_and_grad_bound(box, C):
