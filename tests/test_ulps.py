@@ -60,3 +60,31 @@ def test_zero_and_subnormals():
     assert ulp_error(5e-324, mpmath.mpf(0), np.float64) == 1.0  # the subnormal spacing
     assert ulp_error(0.0, mpmath.ldexp(1, -1075), np.float64) == 0.5
     assert ulp_error(float(np.float32(1.4e-45)), mpmath.mpf(0), np.float32) == 1.0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bits_error_counts_the_floats_between(dtype):
+    """Herbie's bits, log2(1 + floats between), against NumPy's own rounding to ``dtype`` and the
+    integer views of its floats: nearby values, signed zeros, subnormals, infinities and true
+    values past the largest float (which round to infinity)."""
+    from cesym.verify.ulps import bits_error
+
+    it = np.int32 if dtype == np.float32 else np.int64
+    mask = (1 << (8 * np.dtype(dtype).itemsize - 1)) - 1
+
+    def ordinal(v) -> int:
+        i = int(np.array(v, dtype=dtype).view(it))
+        return i if i >= 0 else -(i & mask)
+
+    rng = random.Random(11)
+    fmax = float(np.finfo(dtype).max)
+    edges = [0.0, -0.0, float(np.finfo(dtype).smallest_subnormal), fmax, -fmax, math.inf, -math.inf]
+    for _ in range(3000):
+        with mpmath.workprec(160):
+            true = mpmath.mpf(rng.uniform(-1, 1)) * mpmath.mpf(2) ** rng.randint(-160, 130) if rng.random() < 0.9 else mpmath.mpf(rng.choice(edges + [fmax * 1.0000001]))
+        with np.errstate(over="ignore"):
+            r = dtype(float(true))
+            y = dtype(rng.choice(edges)) if rng.random() < 0.1 else np.nextafter(r, dtype(rng.choice([-np.inf, np.inf]))) if rng.random() < 0.5 else r
+        if np.isnan(y):
+            continue
+        assert bits_error(float(y), true, dtype) == math.log2(1 + abs(ordinal(y) - ordinal(r))), (y, true)

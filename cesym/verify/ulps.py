@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import math
+import struct
 
 import mpmath
 import numpy as np
@@ -39,18 +40,35 @@ def ulp_error(computed: float, true, dtype) -> float:
 
     A true value beyond the format's range is matched by an infinity of the same sign.
     """
-    dt = np.dtype(dtype)
-    p, emin, _ = FORMATS[dt]
+    p, emin, top_max, dt = _format(dtype)
     true = true if isinstance(true, mpmath.mpf) else mpmath.mpf(true)
     y = float(computed)
-    if math.isnan(y):
+    if y != y:
         return math.inf
-    beyond = _beyond(dt)
-    if mpmath.isinf(true) or true >= beyond or true <= -beyond:  # (abs() would round to mp.prec)
+    sign, man, exp, bc = true._mpf_
+    if not man and bc:  # ±inf (NaN has no ulps either: a wrong value whatever y is)
+        beyond = True
+    elif not man:
+        beyond = False
+    else:
+        # |true| < 2^(exp+bc): below 2^(top_max-1) nothing rounds to infinity, from 2^top_max on
+        # everything does; in between (the top binade) the exact test
+        top = exp + bc
+        beyond = top > top_max or (top == top_max and (true >= _beyond(dt) or true <= -_beyond(dt)))
+    if beyond:
         return 0.0 if (math.isinf(y) and (y > 0) == (true > 0)) else math.inf
     if math.isinf(y):
         return math.inf
     return _ulps(y, true, p, emin)
+
+
+@functools.cache
+def _format(dtype) -> tuple[int, int, int, np.dtype]:
+    """(precision, least exponent, top, dtype) of a dtype given in any form: ``top`` the exponent
+    with 2^(top-1) <= the largest float < 2^top (1024, 128)."""
+    dt = np.dtype(dtype)
+    p, emin, fmax = FORMATS[dt]
+    return p, emin, math.frexp(fmax)[1], dt
 
 
 @functools.cache
@@ -65,19 +83,25 @@ def _beyond(dtype: np.dtype) -> mpmath.mpf:
 
 def _ulps(y: float, true: mpmath.mpf, p: int, emin: int) -> float:
     """|y - true| / 2^q, q the exponent of the spacing at ``true``, in integers: ``true`` is
-    ±man·2^exp (mpmath's own form), ``y`` = Y·2^-1074 exactly; the difference is exact, the one
-    rounding is the final conversion to float (a relative 2^-53, far below the 2^-8 ulp to which
-    the reference pins ``true``)."""
+    ±man·2^exp (mpmath's own form), ``y`` = Y·2^(e-53) exactly (``math.frexp``); the difference
+    is exact over the smaller exponent (shifts of about the reference's extra bits where ``y``
+    is near ``true``), the one rounding is the final conversion to float (a relative 2^-53, far
+    below the 2^-8 ulp to which the reference pins ``true``)."""
     sign, man, exp, bc = true._mpf_
-    t = -int(man) if sign else int(man)
-    q = max(int(exp) + int(bc) - p, emin) if t else emin  # |true| = m·2^(exp+bc), m in [1/2, 1)
-    c = min(int(exp), -1074)
-    if -1074 - c > 4096 or int(exp) - c > 4096:  # a reference far outside the floats' exponents (a limit's stand-in)
-        with mpmath.workprec(96):
-            return float(abs(mpmath.mpf(y) - true) / mpmath.ldexp(1, q))
-    num, den = y.as_integer_ratio()  # den a power of two, at most 2^1074
-    Y = num * ((1 << 1074) // den)
-    d = abs(Y * (1 << (-1074 - c)) - t * (1 << (int(exp) - c)))  # |y - true|·2^-c
+    t = -man if sign else man
+    q = max(exp + bc - p, emin) if t else emin  # |true| = m·2^(exp+bc), m in [1/2, 1)
+    if y == 0:
+        d, c = abs(t), exp
+    else:
+        m, e = math.frexp(y)
+        Y, ye = int(m * 9007199254740992.0), e - 53  # y = Y·2^ye, Y a whole number of 53 bits
+        if not t:
+            exp = ye
+        c = min(ye, exp)
+        if ye - c > 4096 or exp - c > 4096:  # a reference far outside the floats' exponents (a limit's stand-in)
+            with mpmath.workprec(96):
+                return float(abs(mpmath.mpf(y) - true) / mpmath.ldexp(1, q))
+        d = abs((Y << (ye - c)) - (t << (exp - c)))  # |y - true|·2^-c
     if d == 0:
         return 0.0
     shift = max(d.bit_length() - 64, 0)
@@ -89,20 +113,23 @@ def _ulps(y: float, true: mpmath.mpf, p: int, emin: int) -> float:
 
 def bits_error(computed: float, true, dtype) -> float:
     """Herbie's bits of error: log2(1 + floats strictly between ``computed`` and round(true))."""
-    dt = np.dtype(dtype)
+    p, _, _, dt = _format(dtype)
     y = float(computed)
-    if math.isnan(y):
-        return float(FORMATS[dt][0] + 11 if dt == np.float64 else 32)
-    with np.errstate(over="ignore"):  # beyond float32's range: inf, as rounding gives
-        r = dt.type(float(mpmath.mpf(true)))  # nearest (double rounding for float32 is harmless here)
-    a, b = _ordinal(dt.type(y)), _ordinal(r)
-    return math.log2(1 + abs(int(a) - int(b)))
+    if y != y:
+        return float(p + 11 if dt == np.float64 else 32)
+    r = float(true if isinstance(true, mpmath.mpf) else mpmath.mpf(true))  # nearest (double rounding for float32 is harmless here)
+    a, b = _ordinal(y, dt), _ordinal(r, dt)
+    return math.log2(1 + abs(a - b))
 
 
-def _ordinal(v) -> int:
-    """Monotone integer index of a float: consecutive floats differ by 1."""
-    if v.dtype == np.float64:
-        i = int(np.array(v, dtype=np.float64).view(np.int64))
+def _ordinal(v: float, dt: np.dtype) -> int:
+    """Monotone integer index of ``v`` rounded to ``dt`` (beyond float32's range: its infinity,
+    as rounding gives): consecutive floats differ by 1."""
+    if dt == np.float64:
+        i = struct.unpack("<q", struct.pack("<d", v))[0]
         return i if i >= 0 else -(i & 0x7FFFFFFFFFFFFFFF)
-    i = int(np.array(v, dtype=np.float32).view(np.int32))
+    try:
+        i = struct.unpack("<i", struct.pack("<f", v))[0]  # rounded to nearest, as a C cast
+    except OverflowError:  # past the largest float32 after rounding: ±inf
+        i = struct.unpack("<i", struct.pack("<f", math.copysign(math.inf, v)))[0]
     return i if i >= 0 else -(i & 0x7FFFFFFF)
