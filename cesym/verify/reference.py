@@ -174,7 +174,11 @@ def _ends(iv_value) -> tuple[mpmath.mpf, mpmath.mpf]:
 
 
 def _short(x: mpmath.mpf) -> mpmath.mpf:
-    """``x`` rounded to 160 bits: far below a float's spacing, and cheap to work with."""
+    """``x`` rounded to 160 bits: far below a float's spacing, and cheap to work with. A number
+    of at most 160 bits already (mpmath keeps mantissas without trailing zeros: ``bc`` is its
+    bit count; 0 and the specials have none) is itself: most midpoints of the first precision."""
+    if x._mpf_[3] <= 160:
+        return x
     with mpmath.workprec(160):
         return +x
 
