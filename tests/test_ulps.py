@@ -88,3 +88,14 @@ def test_bits_error_counts_the_floats_between(dtype):
         if np.isnan(y):
             continue
         assert bits_error(float(y), true, dtype) == math.log2(1 + abs(ordinal(y) - ordinal(r))), (y, true)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_nan_reference_is_not_an_infinity(dtype):
+    """A NaN reference (no value; callers such as the contract test NaN first) is read as no
+    number at all: a finite result is measured as against 0, and no infinity matches it as a
+    same-signed infinity matches an infinite reference."""
+    for y in (1.0, -1.0, 5e-324, 0.0):
+        assert ulp_error(y, mpmath.nan, dtype) == ulp_error(y, mpmath.mpf(0), dtype), y
+    for y in (math.inf, -math.inf, math.nan):
+        assert ulp_error(y, mpmath.nan, dtype) == math.inf, y

@@ -46,10 +46,8 @@ def ulp_error(computed: float, true, dtype) -> float:
     if y != y:
         return math.inf
     sign, man, exp, bc = true._mpf_
-    if not man and bc:  # ±inf (NaN has no ulps either: a wrong value whatever y is)
-        beyond = True
-    elif not man:
-        beyond = False
+    if not man:  # 0, ±inf or NaN (a NaN reference is no value: _ulps reads it as 0, as it always has)
+        beyond = true._mpf_ in _INFINITIES
     else:
         # |true| < 2^(exp+bc): below 2^(top_max-1) nothing rounds to infinity, from 2^top_max on
         # everything does; in between (the top binade) the exact test
@@ -60,6 +58,9 @@ def ulp_error(computed: float, true, dtype) -> float:
     if math.isinf(y):
         return math.inf
     return _ulps(y, true, p, emin)
+
+
+_INFINITIES = (mpmath.libmp.finf, mpmath.libmp.fninf)
 
 
 @functools.cache
