@@ -104,6 +104,9 @@ class KernelPrinter(NumPyPrinter):
         "SharedShareCrossRest": "cross_rest",
         "WeightedNegLogNormalized": "weighted_neg_log_normalized",
         "SharedRestSum": "rest_sum",
+        "TestedRestSum": "rest_sum_at",
+        "Dominant": "dominant",
+        "UnitDot": "unit_dot",
         "SharedNegLogNormalized": "neg_log_normalized",
         "XMul": "xmul",
     }

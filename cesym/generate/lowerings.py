@@ -44,11 +44,13 @@ from ..define.primitives import (
     RestSum,
     RowMax,
     RowSum,
+    Scaled,
     ShareCrossRest,
     Sigmoid,
     SoftmaxRest,
     Softplus,
     SumSquares,
+    TwoForms,
     XMul,
     element_symbols,
 )
@@ -117,6 +119,39 @@ class SharedRestSum(sp.Function):
     def math(self) -> sp.Basic:
         v, S = self.args
         return RowSum(v) - v  # (RestSum nested in a reduction is not expandable)
+
+
+class Dominant(sp.Function):
+    """Printing form of where the elements of ``v`` dominate their rows, ``|v_j| > 3/4·Σ_c |v_c|``
+    (given ``Σ v``; ``plain``: 1 where ``v`` has no negative element): the flat positions
+    (:func:`cesym.kernels._runtime.dominant`), shared by the rest sums it decides for. Not a
+    number: it appears only inside :class:`TestedRestSum`, whose mathematics ignores it."""
+
+    nargs = 3
+
+
+class TestedRestSum(sp.Function):
+    """Printing form of ``RestSum(v)`` given ``RowSum(v)`` and the positions ``Dominant(t, …)``
+    at which it is summed directly (elsewhere ``Σ v - v_j``): the test of another array ``t``
+    (see :func:`_shared_dominance_tests`)."""
+
+    nargs = 3
+
+    def math(self) -> sp.Basic:
+        v, S, _ = self.args
+        return RowSum(v) - v
+
+
+class UnitDot(sp.Function):
+    """Printing form of ``RowSum(a·b)`` for unit rows ``a = x/‖x‖``, ``b = z/‖z‖``, given that row
+    sum: where it is near ±1 the runtime takes ``s·(1 - ½Σ(a - s·b)²)`` (``s`` its sign,
+    :func:`cesym.kernels._runtime.unit_dot`), whose error is a rounding plus the unit vectors'
+    errors times ``‖a - s·b‖``, where the dot product's own is a few roundings of 1."""
+
+    nargs = 3
+
+    def math(self) -> sp.Basic:
+        return self.args[2]
 
 
 class WeightedSumSquares(sp.Function):
@@ -385,6 +420,21 @@ def _weighted_row_sums(expr: sp.Basic) -> sp.Basic:
     return expr.replace(lambda e: isinstance(e, sp.Mul) and any(isinstance(f, RowSum) for f in e.args), mul)
 
 
+def _unit(f: sp.Basic) -> bool:
+    return isinstance(f, Scaled) and f.args[1] == Norm2(f.args[0])
+
+
+def _unit_dots(expr: sp.Basic) -> sp.Basic:
+    """``RowSum(a·b)`` of two unit rows -> :class:`UnitDot` in a row-level expression (the value):
+    the gradient's rest sums are differences of that same computed dot, whose numbers it keeps."""
+    if element_symbols(expr):
+        return expr
+    return expr.replace(
+        lambda e: isinstance(e, RowSum) and isinstance(e.args[0], sp.Mul) and len(e.args[0].args) == 2 and all(_unit(f) for f in e.args[0].args),
+        lambda e: UnitDot(*e.args[0].args, e),
+    )
+
+
 def _softplus_form(x: sp.Basic) -> sp.Basic:
     return sp.Max(x, 0) + log1p(sp.exp(-sp.Abs(x)))
 
@@ -455,6 +505,104 @@ def _label_lookups(index_label: Elem):
     return lower
 
 
+def cancelled_pairs(expr: sp.Basic) -> list[tuple[RestSum, RestSum]] | None:
+    r"""The element-j terms a split form cancelled, as pairs of the rest sums they came from.
+
+    Each :math:`R(v) = \sum_{c \ne j} v_c` in ``expr`` is written :math:`S(v) - \varepsilon_v v_j`
+    (:math:`\varepsilon = 1` is the unsplit form) and the result expanded: a term with
+    :math:`\varepsilon_v` is an element-j term that the split rules cancelled symbolically
+    against another. They must cancel in pairs :math:`\lambda\varepsilon_v - \lambda\varepsilon_w`
+    (the cosine's :math:`\hat p_j\cdot\hat p_j\hat y_j` from :math:`\sum_{c\ne j} \hat p_c\hat y_c`
+    against :math:`\hat y_j\cdot\hat p_j^2` from :math:`\sum_{c\ne j} \hat p_c^2`); ``None`` where
+    they do not (an unpaired term, a rest sum in a denominator or inside a function: nothing is
+    claimed there)."""
+    rests = sorted(expr.atoms(RestSum), key=sp.default_sort_key)
+    eps = {r: sp.Dummy(f"eps{i}") for i, r in enumerate(rests)}
+    of = {e: r for r, e in eps.items()}
+    expanded = sp.expand(expr.xreplace({r: RowSum(r.args[0]) - e * r.args[0] for r, e in eps.items()}))
+    terms: list[tuple[sp.Expr, sp.Dummy]] = []
+    for t in sp.Add.make_args(expanded):
+        marks = t.free_symbols & set(of)
+        if not marks:
+            continue
+        if len(marks) != 1:
+            return None
+        (e,) = marks
+        coeff, rest = t.as_independent(e, as_Add=False)
+        if rest != e:  # ε in a denominator, a power or a function
+            return None
+        terms.append((coeff, e))
+    pairs = []
+    while terms:
+        c, e = terms.pop()
+        match = next((i for i, (c2, e2) in enumerate(terms) if e2 != e and sp.expand(c + c2) == 0), None)
+        if match is None:
+            return None
+        pairs.append((of[e], of[terms.pop(match)[1]]))
+    return pairs
+
+
+def _plain(v: sp.Basic) -> bool:
+    """``v`` has no negative element: an even power (its test needs no ``|v|``)."""
+    return isinstance(v, sp.Pow) and v.exp.is_Integer and bool(v.exp.is_even)
+
+
+UNIT_DOT_WHY = (
+    "Σ_c a_c b_c of two unit rows (x/‖x‖, the cosine) near ±1 as s·(1 - ½Σ(a - s·b)²), s its sign: "
+    "the dot product of the rounded unit vectors errs by a few ulps of 1 there (computed 1 + 4e-16 "
+    "where the cosine is 1 - 1e-17, 4 ulps where the function has κ ≈ 0), the half squared distance by "
+    "a rounding and the unit vectors' errors times ‖a - s·b‖, which vanishes as the rows align; the "
+    "plain sum where |Σ a b| <= 1/2."
+)
+
+
+SHARED_DOMINANCE_WHY = (
+    "rest sums whose cancelled element-j terms come in pairs share one dominance test: Σ_{c≠j} v_c is "
+    "Σv - v_j, and summed directly only where an element of the pair's tested array t dominates its row "
+    "(|t_j| > 3/4·Σ|t|; a square where there is one: no |t|), not where v's own element does. Where t_j "
+    "does not dominate, Σ_{c≠j} t_c >= |t_j|/3, so the pair's term λ·v_j = λ·t_j, which the rounding of "
+    "Σv - v_j carries, is at most three times the term λ·Σ_{c≠j} t_c the form computes anyway "
+    "(the cosine's p̂_j·Σ_{c≠j} p̂_c ŷ_c against ŷ_j·Σ_{c≠j} p̂_c², tested on p̂²): one test "
+    "(a comparison) instead of two (|v|, its row sum, a comparison each)."
+)
+
+
+def _shared_dominance_tests(expr: sp.Basic) -> sp.Basic:
+    """Each rest sum of ``expr`` given the dominance test of the array that covers its cancelled
+    pairs (:func:`cancelled_pairs`): the tests are chosen greedily, those that cover most pairs
+    first, squares before signed arrays; written only where every rest sum is in a pair, each
+    covered by one test, and there are fewer tests than rest sums."""
+    if expr.has(TwoForms):
+        return expr
+    shared = sorted(expr.atoms(SharedRestSum), key=sp.default_sort_key)
+    if len(shared) < 2:
+        return expr
+    back = {r: RestSum(r.args[0]) for r in shared}
+    pairs = cancelled_pairs(math_form(expr.xreplace(back)))
+    if not pairs or {r for pair in pairs for r in pair} != set(back.values()):
+        return expr
+    uncovered, tests = list(pairs), []
+    while uncovered:
+        candidates = sorted({r for pair in uncovered for r in pair}, key=sp.default_sort_key)
+        best = min(candidates, key=lambda r: (-sum(r in pair for pair in uncovered), not _plain(r.args[0])))
+        tests.append(best)
+        uncovered = [pair for pair in uncovered if best not in pair]
+    if len(tests) >= len(shared):
+        return expr
+    tested_by = {}
+    for r in back.values():
+        covering = {t for t in tests if any(r in pair and t in pair for pair in pairs)} if r not in tests else {r}
+        if len(covering) != 1:
+            return expr
+        tested_by[r] = covering.pop()
+
+    def dominant(t: RestSum) -> Dominant:
+        v = t.args[0]
+        return Dominant(v, RowSum(v), sp.Integer(int(_plain(v))))
+
+    return expr.xreplace({r: TestedRestSum(r.args[0], r.args[1], dominant(tested_by[back[r]])) for r in shared})
+
+
 def lowerings(index_label: Elem | None = None, means: bool = True) -> list[Rule]:
     """The lowerings, in the order they apply. ``index_label``: a label that is the indicator
     of an integer class (its look-ups); ``means``: a row-level value's ``a·Σ f`` as one node
@@ -465,6 +613,7 @@ def lowerings(index_label: Elem | None = None, means: bool = True) -> list[Rule]
         Rule("merge-row-sum-terms", "c·Σ u + c·Σ v = c·Σ (u + v) where neither sum is used alone: one row reduction instead of two (a pass over the block each), shared with the rest sum of u + v; its error bound γ·Σ|u + v| is at most the two sums' γ·(Σ|u| + Σ|v|).", _merge_sum_terms(RowSum, only_alone=True)),
         Rule("weighted-sum-squares", "a·Σ x² as one node of a and x: the runtime multiplies a into the scaled sum, so λ/N·Σh² is finite where Σh² alone overflows.", _weighted_sum_squares),
     ]
+    rules.append(Rule("unit-dot", UNIT_DOT_WHY, _unit_dots))
     if means:
         rules.append(Rule("weighted-row-sum", "a·Σ f (a row-level value, a a row-level factor) as one node: where Σ f overflows and the mean a·Σ f does not, the runtime scales the terms first.", _means))
     rules += [
@@ -482,6 +631,7 @@ def lowerings(index_label: Elem | None = None, means: bool = True) -> list[Rule]
     if index_label is not None:
         rules.append(Rule("class-index-lookups", "for a label y_c = [c = k]: Σ_c y_c f_c = f_k (0 for an ignored row), y_c·g = g_k at k and 0 elsewhere, Σ_{c≠j} y_c = 1 - y_j, the softmax's cross terms e_j off k and -Σ_{c≠k} e_c at k: look-ups of element k instead of a row of products.", _label_lookups(index_label)))
     rules.append(Rule("shared-rest-sum", "Σ_{c≠j} v_c given the row sum Σ v, which the value often computes already.", _replacing(RestSum, lambda e: SharedRestSum(e.args[0], RowSum(e.args[0])))))
+    rules.append(Rule("shared-dominance-test", SHARED_DOMINANCE_WHY, _shared_dominance_tests))
     return rules
 
 

@@ -368,7 +368,7 @@ def norm2(x: np.ndarray) -> np.ndarray:
         if isinstance(part, _pieces.Pending):
             return _pieces.Pending(lambda known: _norm_finish(*_pieces.resolve(part, known)))
         return _norm_finish(*part)
-    s = _row_sum(x**2)
+    s = _row_sum_squares(x)
     ok = _ssq_in_range(s)
     if np.all(ok):
         return np.sqrt(s)
@@ -376,6 +376,15 @@ def norm2(x: np.ndarray) -> np.ndarray:
     bad = ~ok[..., 0]
     out[bad] = _norm_finish(*_ssq_scaled(x[bad], s[bad]))
     return out
+
+
+def _row_sum_squares(x: np.ndarray) -> np.ndarray:
+    """Σ_c x_c² along the last axis: for short 2-D rows NumPy's einsum sum of products, one pass
+    and no array of squares (its own order of additions, not that of ``row_sum(x**2)``: norm2
+    is the only user); otherwise ``row_sum(x**2)``."""
+    if 0 < x.shape[-1] <= _SHORT_ROW and x.ndim == 2:
+        return np.einsum("ij,ij->i", x, x)[:, None]
+    return _row_sum(x**2)
 
 
 def _norm_finish(E: np.ndarray, S: np.ndarray) -> np.ndarray:
@@ -505,6 +514,60 @@ def rest_sum(v: np.ndarray, s: np.ndarray | None = None) -> np.ndarray:
         flat = np.flatnonzero(risky)
         rows = flat // v.shape[-1]  # at most one per row: each names its row
         np.put(out, flat, _sum_without(v, rows, flat - rows * v.shape[-1])[:, 0])
+    return out
+
+
+def dominant(v: np.ndarray, s: np.ndarray, plain: int = 0) -> np.ndarray | None:
+    r"""The flat positions of the elements of ``v`` that dominate their row,
+    ``|v_j| > 3/4·Σ_c |v_c|`` (:func:`rest_sum`'s test; ``s``: the row sum of ``v``; ``plain``:
+    ``v`` has no negative element, so ``Σ|v| = s``), for :func:`rest_sum_at`: an empty array on
+    most blocks. ``None`` for a row in pieces or rows that are not 2-D (the rest sums test
+    themselves there). NaN compares False: a NaN row is NaN either way."""
+    if _piece() is not None or v.ndim != 2:
+        return None
+    a, total = (v, s) if plain else (np.abs(v), None)
+    if total is None:
+        total = _row_sum(a)
+    risky = a > _along_rows(total * 0.75, v)
+    if not risky.any():  # flatnonzero of a block costs 2x the comparison, and most blocks have none
+        return np.empty(0, dtype=np.intp)
+    return np.flatnonzero(risky)
+
+
+def rest_sum_at(v: np.ndarray, s: np.ndarray, at: np.ndarray | None) -> np.ndarray:
+    r"""Σ_{c≠j} v_c for every element j: ``S - v_j``, and the other elements summed directly at
+    the flat positions ``at`` (:func:`dominant` of an array whose test covers this one's
+    cancellation, :class:`cesym.generate.lowerings.TestedRestSum`). ``at`` None: :func:`rest_sum`
+    (its own test). ``s``: the row sum of ``v``."""
+    if at is None or _piece() is not None or v.ndim != 2 or np.shape(s) != v.shape[:-1] + (1,):
+        return rest_sum(v, s)
+    out = _along_rows(s, v) - v
+    if at.size:
+        n = v.shape[-1]
+        rows = at // n
+        np.put(out, at, _sum_without(v, rows, at - rows * n)[:, 0])
+    return out
+
+
+def unit_dot(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    r"""Σ_c a_c b_c for unit rows ``a`` and ``b`` (each x/‖x‖), given ``c = row_sum(a*b)``.
+
+    Where |c| > 1/2: ``s·(1 - ½Σ_c (a_c - s·b_c)²)`` with s = sign(c), the same number for exact
+    unit vectors (‖a - s·b‖² = 2 - 2s·a·b). With rounded ones, a = u + e, b = w + f, it errs by
+    ``(u - s·w)·(e - s·f)`` and a rounding: the unit vectors' errors times ‖u - s·w‖ ≤ 1, which
+    vanishes as the rows align, where the plain sum errs by a few ulps of 1 (1 + 4e-16 for a
+    cosine of 1 - 1e-17: |cos| > 1). Elsewhere, and for a row in pieces, ``c``. NaN rows: c.
+    """
+    if _piece() is not None or a.ndim != 2 or np.shape(c) != a.shape[:-1] + (1,):
+        return c
+    near = np.abs(c[:, 0]) > 0.5  # NaN compares False
+    if not near.any():
+        return c
+    rows = np.flatnonzero(near)
+    out = np.array(c, dtype=np.float64)
+    s = np.where(c[rows] < 0, -1.0, 1.0)
+    d = a[rows] - s * b[rows]  # exact where the elements are within a factor 2 (Sterbenz): most of them
+    out[rows] = s * (1.0 - 0.5 * np.einsum("ij,ij->i", d, d)[:, None])
     return out
 
 

@@ -124,7 +124,7 @@ def cosine_value(y, p):
     tmp2 = _rt.divide_rows(y, _rt.norm2(y))
     tmp3 = tmp1*tmp2
     tmp4 = _rt.row_sum(tmp3)
-    return _rt.weighted_row_sum(tmp3, -1, tmp4)
+    return -_rt.unit_dot(tmp1, tmp2, tmp4)
 
 
 def cosine_naive_value(y, p):
@@ -154,7 +154,9 @@ def cosine_grad(y, p):
     tmp3 = tmp1*tmp2
     tmp4 = _rt.row_sum(tmp3)
     tmp5 = tmp1**2
-    return _rt.divide_rows(tmp1*_rt.rest_sum(tmp3, tmp4) - tmp2*_rt.rest_sum(tmp5, _rt.row_sum(tmp5)), tmp0)
+    tmp6 = _rt.row_sum(tmp5)
+    tmp7 = _rt.dominant(tmp5, tmp6, 1)
+    return _rt.divide_rows(tmp1*_rt.rest_sum_at(tmp3, tmp4, tmp7) - tmp2*_rt.rest_sum_at(tmp5, tmp6, tmp7), tmp0)
 
 
 def cosine_value_and_grad(y, p):
@@ -166,8 +168,10 @@ def cosine_value_and_grad(y, p):
     tmp3 = tmp1*tmp2
     tmp4 = _rt.row_sum(tmp3)
     tmp5 = tmp1**2
-    grad = _rt.divide_rows(tmp1*_rt.rest_sum(tmp3, tmp4) - tmp2*_rt.rest_sum(tmp5, _rt.row_sum(tmp5)), tmp0)
-    return _rt.weighted_row_sum(tmp3, -1, tmp4), grad
+    tmp6 = _rt.row_sum(tmp5)
+    tmp7 = _rt.dominant(tmp5, tmp6, 1)
+    grad = _rt.divide_rows(tmp1*_rt.rest_sum_at(tmp3, tmp4, tmp7) - tmp2*_rt.rest_sum_at(tmp5, tmp6, tmp7), tmp0)
+    return -_rt.unit_dot(tmp1, tmp2, tmp4), grad
 
 
 def cosine_naive_grad(y, p):

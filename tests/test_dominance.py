@@ -1,0 +1,141 @@
+"""Rest sums that share one dominance test (the ``shared-dominance-test`` lowering).
+
+A split gradient computes each rest sum Σ_{c≠j} v_c as ``Σv - v_j`` and sums the other elements
+directly where v_j dominates its row. Where the element-j terms the split rules cancelled come
+in pairs (the cosine's p̂_j·p̂_jŷ_j from Σ p̂ŷ against ŷ_j·p̂_j² from Σ p̂²), one array's test
+covers both rest sums of the pair (:func:`cesym.generate.lowerings.cancelled_pairs`): the
+kernels compare once (``_rt.dominant``) and sum directly at those positions
+(``_rt.rest_sum_at``). These tests pin where the lowering is written and where not, the runtime
+against :func:`rest_sum`, and the cosine gradient against the interval reference on the rows
+where the shared test decides: an element just below dominance, labels parallel, antiparallel
+and along one axis.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy as sp
+
+from cesym.define.primitives import Elem, Norm2, RestSum, RowSum, Scaled
+from cesym.generate import lowerings as L
+from cesym.generate.lowerings import cancelled_pairs, lower, math_form
+from cesym.kernels import _runtime as rt
+from cesym.rewrite.rules import check_equivalent
+from cesym.verify.contract import check_batch
+from cesym.verify.registry import case
+from cesym.verify.sampling import Batch
+
+y, p = Elem("y"), Elem("p")
+u, w = Scaled(p, Norm2(p)), Scaled(y, Norm2(y))
+#: the cosine's split gradient (``norm-square-split``): (p̂_j Σ_{c≠j} p̂ŷ - ŷ_j Σ_{c≠j} p̂²)/‖p‖
+COSINE_SPLIT = (u * RestSum(u * w) - w * RestSum(u**2)) / Norm2(p)
+
+
+def test_the_cosine_split_cancels_one_pair():
+    assert cancelled_pairs(COSINE_SPLIT) in ([(RestSum(u * w), RestSum(u**2))], [(RestSum(u**2), RestSum(u * w))])
+
+
+@pytest.mark.parametrize(
+    "expr",
+    [
+        u * RestSum(u * w),  # an element-j term with nothing to cancel it
+        w / (p + RestSum(p)),  # a rest sum in a denominator: its terms are not a sum of pairs
+        sp.log(RestSum(p**2)) + RestSum(p * y),  # inside a function
+        u * RestSum(u * w) - 2 * w * RestSum(u**2),  # the j-terms differ by a factor 2: no pair
+    ],
+    ids=["unpaired", "denominator", "function", "unequal"],
+)
+def test_no_pairs_claimed_where_the_terms_do_not_pair(expr):
+    assert cancelled_pairs(expr) is None
+
+
+def test_the_lowering_shares_the_square_test_and_is_an_identity():
+    low = lower(COSINE_SPLIT)
+    tested = sorted(low.atoms(L.TestedRestSum), key=sp.default_sort_key)
+    assert len(tested) == 2
+    (dom,) = low.atoms(L.Dominant)
+    assert dom.args[0] == u**2 and dom.args[2] == 1  # the square: no |v|
+    assert all(t.args[2] == dom for t in tested)
+    check_equivalent(COSINE_SPLIT.replace(lambda e: isinstance(e, RestSum), lambda e: RowSum(e.args[0]) - e.args[0]), math_form(low))
+
+
+def test_not_written_for_an_unpaired_rest_sum():
+    expr = u * RestSum(u * w) + w * RestSum(p**2)
+    assert not lower(expr).has(L.TestedRestSum)
+
+
+# --- the runtime ----------------------------------------------------------------------------------
+
+
+def _rows(rng, n_rows, n):
+    v = rng.standard_normal((n_rows, n))
+    big = rng.integers(n, size=n_rows)
+    v[np.arange(n_rows), big] *= rng.choice([1.0, 3.0, 1e3, 1e12], size=n_rows)  # some rows dominated
+    return v
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10])
+@pytest.mark.parametrize("signed", [False, True])
+def test_dominant_is_rest_sums_own_test_and_rest_sum_at_its_numbers(n, signed):
+    rng = np.random.default_rng(20261203 + n)
+    v = _rows(rng, 4000, n)
+    v = v if signed else v**2
+    s = rt.row_sum(v)
+    at = rt.dominant(v, s, 0 if signed else 1)
+    a = np.abs(v)
+    expect = np.flatnonzero(a > rt.row_sum(a) * 0.75)
+    assert np.array_equal(at, expect)
+    assert np.array_equal(rt.rest_sum_at(v, s, at), rt.rest_sum(v, s))  # its own test: rest_sum's numbers
+
+
+def test_rest_sum_at_sums_directly_where_told_and_keeps_rows_apart():
+    rng = np.random.default_rng(7)
+    v = rng.standard_normal((3000, 6))
+    v[:, 0] = 1.0
+    v[:, 1] = -1.0 + 1e-13 * rng.standard_normal(3000)  # S - v_0 cancels: only the direct sum keeps the rest
+    s = rt.row_sum(v)
+    at = np.arange(3000) * 6  # element 0 of every row
+    out = rt.rest_sum_at(v, s, at)
+    q = v.copy()
+    q[:, 0] = 0.0
+    direct = rt.row_sum(q)[:, 0]  # the other elements summed, element 0 left out
+    assert np.array_equal(out[:, 0], direct)
+    plain = rt._along_rows(s, v) - v
+    assert np.array_equal(out[:, 1:], plain[:, 1:])
+    half = rt.rest_sum_at(v[1000:2000], s[1000:2000], np.flatnonzero(np.isin(np.arange(v[1000:2000].size), np.arange(1000) * 6)))
+    assert np.array_equal(half, out[1000:2000])  # a row's numbers do not depend on its block
+    assert rt.dominant(v[0], s[0]) is None and np.array_equal(rt.rest_sum_at(v, s, None), rt.rest_sum(v, s))
+
+
+# --- the cosine gradient where the shared test decides ------------------------------------------
+
+
+def _near_dominant(rng, n_rows, n):
+    """Predictions with one element carrying 45% to 74.99% of the squared norm (below the test's
+    3/4, so the rest sums are Σ - v_j) and labels parallel, antiparallel, random and along that
+    element's axis (where Σ p̂ŷ is dominated by element j, whose own test no longer runs)."""
+    pred = rng.standard_normal((n_rows, n))
+    j = rng.integers(n, size=n_rows)
+    f = rng.uniform(0.45, 0.7499, size=n_rows)
+    rest = np.sum(pred**2, axis=1) - pred[np.arange(n_rows), j] ** 2
+    pred[np.arange(n_rows), j] = np.where(rng.random(n_rows) < 0.5, -1, 1) * np.sqrt(f / (1 - f) * rest)
+    noise = 10.0 ** rng.uniform(-12, -2, size=(n_rows, 1)) * rng.standard_normal((n_rows, n))
+    lab = rng.standard_normal((n_rows, n))
+    kind = np.arange(n_rows) % 4
+    lab[kind == 0] = pred[kind == 0] + noise[kind == 0]
+    lab[kind == 1] = -pred[kind == 1] + noise[kind == 1]
+    axis = kind == 3
+    lab[axis] = 1e-3 * noise[axis]
+    lab[np.flatnonzero(axis), j[axis]] = 1.0
+    return lab, pred
+
+
+@pytest.mark.parametrize("n", [2, 3, 10])
+def test_cosine_gradient_within_the_contract_where_the_shared_test_decides(n):
+    rng = np.random.default_rng(1203 + n)
+    lab, pred = _near_dominant(rng, 48, n)
+    res = check_batch(case("cosine_similarity"), Batch(lab, pred, {}, ["near-dominant"] * len(pred)))
+    assert res.unresolved == 0
+    assert not res.failures, "\n".join(map(str, res.failures[:5]))
+    assert max(res.grad_share) < 0.9  # measured at most about 0.6: a form that lost the pair's digits reaches 1
