@@ -55,7 +55,7 @@ def test_the_lowering_shares_the_square_test_and_is_an_identity():
     tested = sorted(low.atoms(L.TestedRestSum), key=sp.default_sort_key)
     assert len(tested) == 2
     (dom,) = low.atoms(L.Dominant)
-    assert dom.args[0] == u**2 and dom.args[2] == 1  # the square: no |v|
+    assert dom.args == (u**2, 1, 1)  # the square of a unit vector: no |v|, its sum is 1
     assert all(t.args[2] == dom for t in tested)
     check_equivalent(COSINE_SPLIT.replace(lambda e: isinstance(e, RestSum), lambda e: RowSum(e.args[0]) - e.args[0]), math_form(low))
 
@@ -139,3 +139,53 @@ def test_cosine_gradient_within_the_contract_where_the_shared_test_decides(n):
     assert res.unresolved == 0
     assert not res.failures, "\n".join(map(str, res.failures[:5]))
     assert max(res.grad_share) < 0.9  # measured at most about 0.6: a form that lost the pair's digits reaches 1
+
+
+# --- the value near ±1: the half squared distance of the unit vectors ----------------------------
+
+
+def test_unit_dot_is_written_for_the_value_only():
+    value = -RowSum(u * w)
+    assert lower(value).has(L.UnitDot)
+    assert not lower(COSINE_SPLIT).has(L.UnitDot)  # the gradient's rest sums keep the computed dot
+
+
+def _exact_cos(a, b):
+    import mpmath
+
+    with mpmath.workdps(60):
+        num = mpmath.fsum(mpmath.mpf(float(x)) * mpmath.mpf(float(z)) for x, z in zip(a, b))
+        den = mpmath.sqrt(mpmath.fsum(mpmath.mpf(float(x)) ** 2 for x in a)) * mpmath.sqrt(mpmath.fsum(mpmath.mpf(float(z)) ** 2 for z in b))
+        return num / den
+
+
+def test_unit_dot_keeps_the_cosine_of_aligned_rows_within_an_ulp():
+    """Rows parallel and antiparallel up to 1e-16..1e-4: the plain dot of the rounded unit
+    vectors errs by up to 4 ulps of 1 there (and exceeds 1), where the function's κ is about 0."""
+    rng = np.random.default_rng(31)
+    n_rows = 600
+    yv = rng.standard_normal((n_rows, 10))
+    sign = np.where(np.arange(n_rows) % 2, -1.0, 1.0)[:, None]
+    pv = sign * yv * (1 + 10.0 ** rng.uniform(-16, -4, (n_rows, 1)) * rng.standard_normal((n_rows, 10)))
+    a = rt.divide_rows(pv, rt.norm2(pv))
+    b = rt.divide_rows(yv, rt.norm2(yv))
+    c = rt.row_sum(a * b)
+    got = rt.unit_dot(a, b, c)[:, 0]
+    worst_plain = worst = 0.0
+    for i in range(n_rows):
+        exact = _exact_cos(pv[i], yv[i])
+        ulp = np.spacing(abs(float(exact)))
+        worst = max(worst, float(abs(got[i] - exact)) / ulp)
+        worst_plain = max(worst_plain, float(abs(c[i, 0] - exact)) / ulp)
+        assert abs(got[i]) <= 1.0
+    assert worst <= 1.0 and worst_plain >= 2.0, (worst, worst_plain)  # measured 0.5 and 2.9
+
+
+def test_unit_dot_leaves_other_rows_and_nan_alone():
+    a = np.array([[0.6, 0.8], [1.0, 0.0], [np.nan, 1.0]])
+    b = np.array([[0.8, -0.6], [0.28, 0.96], [0.0, 1.0]])
+    c = rt.row_sum(a * b)
+    out = rt.unit_dot(a, b, c)
+    assert np.array_equal(out[:2], c[:2]) and np.isnan(out[2, 0])  # |c| <= 1/2 and NaN: the plain sum
+    c0 = c[0]
+    assert rt.unit_dot(a[0], b[0], c0) is c0  # not 2-D rows: as it is

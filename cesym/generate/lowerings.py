@@ -123,7 +123,8 @@ class SharedRestSum(sp.Function):
 
 class Dominant(sp.Function):
     """Printing form of where the elements of ``v`` dominate their rows, ``|v_j| > 3/4·Σ_c |v_c|``
-    (given ``Σ v``; ``plain``: 1 where ``v`` has no negative element): the flat positions
+    (given ``Σ v``, or 1 for the squares of a unit vector; ``plain``: 1 where ``v`` has no
+    negative element): the flat positions
     (:func:`cesym.kernels._runtime.dominant`), shared by the rest sums it decides for. Not a
     number: it appears only inside :class:`TestedRestSum`, whose mathematics ignores it."""
 
@@ -598,7 +599,10 @@ def _shared_dominance_tests(expr: sp.Basic) -> sp.Basic:
 
     def dominant(t: RestSum) -> Dominant:
         v = t.args[0]
-        return Dominant(v, RowSum(v), sp.Integer(int(_plain(v))))
+        # the squares of a unit vector sum to 1 (up to its elements' roundings, a few ulps of the
+        # threshold): compared with 3/4 itself, no row sum repeated along the row
+        total = sp.Integer(1) if isinstance(v, sp.Pow) and v.exp == 2 and _unit(v.base) else RowSum(v)
+        return Dominant(v, total, sp.Integer(int(_plain(v))))
 
     return expr.xreplace({r: TestedRestSum(r.args[0], r.args[1], dominant(tested_by[back[r]])) for r in shared})
 

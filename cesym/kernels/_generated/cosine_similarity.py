@@ -154,9 +154,8 @@ def cosine_grad(y, p):
     tmp3 = tmp1*tmp2
     tmp4 = _rt.row_sum(tmp3)
     tmp5 = tmp1**2
-    tmp6 = _rt.row_sum(tmp5)
-    tmp7 = _rt.dominant(tmp5, tmp6, 1)
-    return _rt.divide_rows(tmp1*_rt.rest_sum_at(tmp3, tmp4, tmp7) - tmp2*_rt.rest_sum_at(tmp5, tmp6, tmp7), tmp0)
+    tmp6 = _rt.dominant(tmp5, 1, 1)
+    return _rt.divide_rows(tmp1*_rt.rest_sum_at(tmp3, tmp4, tmp6) - tmp2*_rt.rest_sum_at(tmp5, _rt.row_sum(tmp5), tmp6), tmp0)
 
 
 def cosine_value_and_grad(y, p):
@@ -168,9 +167,8 @@ def cosine_value_and_grad(y, p):
     tmp3 = tmp1*tmp2
     tmp4 = _rt.row_sum(tmp3)
     tmp5 = tmp1**2
-    tmp6 = _rt.row_sum(tmp5)
-    tmp7 = _rt.dominant(tmp5, tmp6, 1)
-    grad = _rt.divide_rows(tmp1*_rt.rest_sum_at(tmp3, tmp4, tmp7) - tmp2*_rt.rest_sum_at(tmp5, tmp6, tmp7), tmp0)
+    tmp6 = _rt.dominant(tmp5, 1, 1)
+    grad = _rt.divide_rows(tmp1*_rt.rest_sum_at(tmp3, tmp4, tmp6) - tmp2*_rt.rest_sum_at(tmp5, _rt.row_sum(tmp5), tmp6), tmp0)
     return -_rt.unit_dot(tmp1, tmp2, tmp4), grad
 
 
