@@ -454,7 +454,7 @@ def scale_quotient(n, d, k, b):
     if _pieces.unknown(out) or all_finite(out):
         return out
     out = np.array(out, dtype=np.float64)
-    k = np.broadcast_to(k, np.broadcast_shapes(np.shape(k), out.shape))
+    k = np.broadcast_to(k, out.shape)  # out has the broadcast shape of n/d and k already
     n = np.broadcast_to(n, out.shape)
     d = np.broadcast_to(d, out.shape)
     redo = np.isinf(out) & np.isfinite(n)
