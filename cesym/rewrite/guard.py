@@ -24,7 +24,8 @@ sign on the declared domain: an interval evaluation over the domain's box proves
 non-negative terms in [0, ∞]). With signed terms (the cosine's :math:`\\sum \\hat y \\hat p`,
 the Jaccard denominator :math:`\\sum y + \\sum p - \\sum y p`, which intervals cannot show
 positive) a sum can cancel inside a term where the test cannot see it, and the split form
-stays alone. The guard also costs
+stays alone (where its cancelled element-j terms pair, the rest sums share one dominance test
+instead: ``shared-dominance-test`` in :mod:`cesym.generate.lowerings`). The guard also costs
 about six passes, so it is written only where it removes two or more rest sums of arrays
 that involve the prediction (a rest sum of labels alone is exact for hard labels and cheap).
 """
