@@ -116,3 +116,30 @@ def test_the_default_reference_runs_on_balls_and_the_switch_is_checked(monkeypat
     monkeypatch.setenv("CESYM_REFERENCE", "mpfr")
     with pytest.raises(ValueError, match="CESYM_REFERENCE"):
         RowReference(loss, 1)
+
+
+def test_an_integer_power_of_a_ball_that_holds_zero_is_an_enclosure():
+    """python-flint's ``arb ** int`` is NaN on a ball that holds 0 (exp(k·log x)): the printed
+    reference calls ``mpmath.ipow``, flint's power where that is finite, products otherwise."""
+    z = flint.arb(0, 1e-10)
+    assert not (z**2).is_finite()  # the library's behaviour this works around
+    for k in (2, 3, 4, 7):
+        got = balls._ipow(z, k)
+        assert got.is_finite()
+        lo, hi = balls.ends(got)
+        for t in (-1e-10, -3e-11, 0.0, 5e-11, 1e-10):
+            assert lo <= mpmath.mpf(t) ** k <= hi
+    x = flint.arb(3, 1e-10)
+    assert balls._ipow(x, 2).mid() == (x**2).mid() and balls._ipow(x, -3).mid() == (x**-3).mid()
+    assert not balls._ipow(z, -2).is_finite()  # 1/0: no value, as before
+
+
+def test_a_square_of_an_exact_zero_difference_resolves():
+    """(log1p(p) - log1p(y))² at p = y (the squared log error of a perfect prediction): the
+    difference of two equal balls holds 0 and no precision excludes it; its square resolves to
+    0, and so does the gradient."""
+    loss = losses_by_name()["mean_squared_logarithmic_error.msle"]
+    ref = RowReference(loss, 1)
+    x = 6.501499176025391
+    value, grad = ref.value_and_grad([x], [x], [], np.float64)
+    assert value == 0 and grad == [0]

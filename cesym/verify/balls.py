@@ -176,6 +176,24 @@ def _pick(*pairs) -> arb:
     return _hull(live) if live else arb.nan()
 
 
+def _ipow(x, k: int) -> arb:
+    """``x**k`` for an integer ``k``: python-flint's (0.9) ``arb ** int`` goes through exp(k·log x),
+    NaN on a ball that holds 0 (``arb(0, 1e-10) ** 2`` is NaN, ``x*x`` is [±1e-20]): a square of
+    a difference that is exactly 0 (log1p(p) - log1p(y) at p = y) never resolved. Its ball where
+    that is finite, else the product of ``|k|`` factors by squaring (an enclosure; 1/that for
+    ``k < 0``)."""
+    x = as_ball(x)
+    out = x ** k
+    if out.is_finite() or not x.is_finite():
+        return out
+    base, m, prod = x, abs(k), arb(1)
+    while m:
+        if m & 1:
+            prod = prod * base
+        base, m = base * base, m >> 1
+    return prod if k >= 0 else 1 / prod
+
+
 def _xmul(a, b) -> arb:
     """0·b = 0 for any b (the 0·log 0 = 0 convention): a ball that is exactly zero."""
     a = as_ball(a)
@@ -199,6 +217,7 @@ class _Module:
     sign_ = staticmethod(lambda x: _step(x, -1, 0, 1))
     heaviside = staticmethod(lambda x, h0: _step(x, 0, h0, 1))
     pick = staticmethod(_pick)
+    ipow = staticmethod(_ipow)
     cmp_ = staticmethod(_cmp)
     and_ = staticmethod(_and)
     or_ = staticmethod(_or)
@@ -226,7 +245,13 @@ def namespace() -> dict:
 
 
 class BallPrinter(_Printer):
-    """The reference printer with comparisons and logic as three-valued calls."""
+    """The reference printer with comparisons and logic as three-valued calls, integer powers
+    as :func:`_ipow`."""
+
+    def _print_Pow(self, e, rational=False):
+        if e.exp.is_Integer and e.exp not in (0, 1):
+            return "mpmath.ipow(%s, %d)" % (self._print(e.base), int(e.exp))
+        return super()._print_Pow(e, rational=rational)
 
     def _print_Relational(self, e):
         return "mpmath.cmp_(%r, %s, %s)" % (e.rel_op, self._print(e.lhs), self._print(e.rhs))
