@@ -506,15 +506,35 @@ def rest_sum(v: np.ndarray, s: np.ndarray | None = None) -> np.ndarray:
     if not _negative_head(v) and _nonnegative_rows(v, s):
         if _whole(v):
             return out  # whole numbers below 2^53 (hard labels): every sum and difference is exact
-        risky = v > _along_rows(s * 0.75, v)  # Σ|v| = S here, bit for bit: the test below, as for any row
+        at = _dominant_at(v, s)  # Σ|v| = S here, bit for bit: the test below, as for any row
     else:
-        a = np.abs(v)
-        risky = a > _along_rows(_row_sum(a) * 0.75, v)
-    if risky.any():  # flatnonzero of a block costs 2x the comparison, and most blocks have none
-        flat = np.flatnonzero(risky)
-        rows = flat // v.shape[-1]  # at most one per row: each names its row
-        np.put(out, flat, _sum_without(v, rows, flat - rows * v.shape[-1])[:, 0])
+        at = _dominant_at(v)
+    _sum_rests_at(out, v, at)
     return out
+
+
+def _dominant_at(v: np.ndarray, s=None) -> np.ndarray:
+    """The flat positions where ``|v_j| > 3/4·Σ_c |v_c|`` along 2-D rows; ``s``: ``Σ|v|`` where it
+    is known (the row sum of a non-negative ``v``, or a number), else computed. At most one per
+    row (two would add up to more than the row)."""
+    if s is None:
+        a = np.abs(v)
+        s = _row_sum(a)
+    else:
+        a = v
+    risky = a > (s * 0.75 if np.ndim(s) == 0 else _along_rows(s * 0.75, v))
+    if not risky.any():  # flatnonzero of a block costs 2x the comparison, and most blocks have none
+        return np.empty(0, dtype=np.intp)
+    return np.flatnonzero(risky)
+
+
+def _sum_rests_at(out: np.ndarray, v: np.ndarray, at: np.ndarray) -> None:
+    """``out`` at the flat positions ``at`` (at most one per row: each names its row): the other
+    elements of the row summed directly."""
+    if at.size:
+        n = v.shape[-1]
+        rows = at // n
+        np.put(out, at, _sum_without(v, rows, at - rows * n)[:, 0])
 
 
 def dominant(v: np.ndarray, s: np.ndarray, plain: int = 0) -> np.ndarray | None:
@@ -526,13 +546,7 @@ def dominant(v: np.ndarray, s: np.ndarray, plain: int = 0) -> np.ndarray | None:
     themselves there). NaN compares False: a NaN row is NaN either way."""
     if _piece() is not None or v.ndim != 2:
         return None
-    a, total = (v, s) if plain else (np.abs(v), None)
-    if total is None:
-        total = _row_sum(a)
-    risky = a > (total * 0.75 if np.ndim(total) == 0 else _along_rows(total * 0.75, v))
-    if not risky.any():  # flatnonzero of a block costs 2x the comparison, and most blocks have none
-        return np.empty(0, dtype=np.intp)
-    return np.flatnonzero(risky)
+    return _dominant_at(v, s if plain else None)
 
 
 def rest_sum_at(v: np.ndarray, s: np.ndarray, at: np.ndarray | None) -> np.ndarray:
@@ -543,10 +557,7 @@ def rest_sum_at(v: np.ndarray, s: np.ndarray, at: np.ndarray | None) -> np.ndarr
     if at is None or _piece() is not None or v.ndim != 2 or np.shape(s) != v.shape[:-1] + (1,):
         return rest_sum(v, s)
     out = _along_rows(s, v) - v
-    if at.size:
-        n = v.shape[-1]
-        rows = at // n
-        np.put(out, at, _sum_without(v, rows, at - rows * n)[:, 0])
+    _sum_rests_at(out, v, at)
     return out
 
 
