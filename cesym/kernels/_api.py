@@ -31,6 +31,7 @@ from . import _misuse as M
 from . import _runtime as _rt
 from . import _validate as V
 from . import _blocks
+from . import _rescue
 from . import _rounding
 from ._blocks import RowView, run_blocks
 
@@ -66,6 +67,7 @@ def _run(
     grad_alone: bool = False,
     block_elements: int | None = None,
     zero_edge: bool = False,
+    rescue=None,
 ):
     """Call ``core`` on blocks of last-axis rows (:mod:`._blocks`); restore axes; round to pred's dtype.
 
@@ -78,6 +80,8 @@ def _run(
     whose value is 0 whatever their logits); otherwise value_and_grad tests the value only.
     ``block_elements``: the size of the blocks of short rows (default ``_blocks.BLOCK_ELEMENTS``).
     ``zero_edge``: the predictions' domain starts at 0, and -0 is that edge (see ``run_blocks``).
+    ``rescue(blocks, results)``: recomputes the outputs that overflowed where their rows' inputs
+    are finite (:mod:`._rescue`), for the stable kinds; with it every output is watched.
     """
     if watch is not None:
         precheck = watch
@@ -87,10 +91,16 @@ def _run(
     kinds = ("value", "grad") if kind == "value_and_grad" else (kind,)
     outputs = [("row" if row_level and not k.endswith("grad") else "elem", V.native(pred.dtype)) for k in kinds]
     naive = kind.startswith("naive")  # in the predictions' own dtype: what a plain implementation computes
-    fix = None if limits is None or naive else _fixer(limits, kinds, not row_level, labels is not None and callable(labels))
+    rescue = None if naive else rescue
+    fix = None
+    if not naive and (limits is not None or rescue is not None):
+        fix = _fixer(limits, kinds, not row_level, labels is not None and callable(labels), rescue=rescue)
     # a non-finite gradient comes with a non-finite value (NaN or +inf in the row), but for
-    # ignored rows: the value is tested alone unless there are such rows
-    watched = (0,) if kind == "value_and_grad" and not grad_alone else None
+    # ignored rows and where a gradient can overflow alone (rescued): the value is tested alone
+    # unless there are such rows
+    # (float64 only: float32 inputs, below 3.4e38, leave float64 forms far from overflow)
+    alone = rescue is not None and V.native(pred.dtype) == np.float64
+    watched = (0,) if kind == "value_and_grad" and not grad_alone and not alone else None
     outs = run_blocks(
         core, srcs, scalars, n_rows, n_cols, outputs, check, precheck=precheck, limit=fix, watch=watched, pieces=not naive,
         block_elements=block_elements, compute=V.native(pred.dtype) if naive else np.float64,
@@ -110,11 +120,17 @@ def _run(
     return tuple(res) if kind == "value_and_grad" else res[0]
 
 
-def _fixer(limits, kinds, elementwise: bool, sparse: bool, nan_rows: bool = True):
+def _fixer(limits, kinds, elementwise: bool, sparse: bool, nan_rows: bool = True, rescue=None):
     """The ``limit`` callback of :func:`run_blocks`: rows with non-finite inputs (or ignored rows)
-    get their limits where the core's outputs are not finite."""
+    get their limits where the core's outputs are not finite (``limits``, or None: the core's
+    outputs stand); rows with finite inputs, their outputs recomputed where they overflowed
+    (``rescue``, :mod:`._rescue`, or None)."""
 
     def fix(blocks, res):
+        if rescue is not None:
+            res = rescue(blocks, res)
+        if limits is None:
+            return res
         x = blocks[-1]
         lab = blocks[0] if len(blocks) > 1 else None
         bad = ~np.isfinite(x).all(axis=-1)
@@ -371,6 +387,9 @@ def _call(pub: dict, module: ModuleType, values: dict, kind: str):
     res = _run(
         core, kind, c.labels, pred, c.ax, c.params(), row_level=not element, watch=watch,
         limits=_limit_rule(c, kind), grad_alone=bool(c.ignored),
+        rescue=None if kind.startswith("naive") or c.ignored else _rescue.rescuer(
+            module, c.variant["loss"], ("value", "grad") if kind == "value_and_grad" else (kind,), c.params(), dtype == np.float32
+        ),
         zero_edge=domain in ("unit", "simplex", "positive"), **checks,
     )
     if element:

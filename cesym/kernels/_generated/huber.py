@@ -8,11 +8,13 @@ Huber loss, as ``keras.losses.huber`` (Keras 3) defines it, with :math:`e = p - 
 
 over the last axis: quadratic near 0, linear beyond :math:`\delta > 0`, with a continuous
 gradient :math:`\operatorname{clip}(e, -\delta, \delta)/C` (no convention needed at the joins).
-The loss is written :math:`h_\delta(e) = \delta\,g(e)` with :math:`g(e) = e^2/(2\delta)` or
-:math:`|e| - \delta/2`: no piece of :math:`g` exceeds :math:`|e|` (no cancellation either:
-:math:`|e| - \delta/2 \ge |e|/2` on the linear piece), and :math:`\delta/C` multiplies the row's
-sum last, so a row whose :math:`\delta|e|` passes the largest float while its mean does not
-keeps its value. Keras evaluates both pieces and selects one.
+Each piece is evaluated as written, at its own scale: :math:`e^2/2` keeps every bit down to
+the subnormal numbers (a form :math:`\delta\,g(e)` with :math:`g = e^2/(2\delta)` lost them at
+:math:`\delta \gg 1`: 35 ulps at :math:`e = 3.9\cdot10^{-159}`, :math:`\delta = 729`), and
+:math:`\delta(|e| - \delta/2)` has no cancellation (:math:`|e| - \delta/2 \ge |e|/2`). Where
+:math:`\delta|e|` passes the largest float while the row's mean does not, the kernels
+recompute the row in decimal (:mod:`cesym.kernels._rescue`). Keras evaluates both pieces and
+selects one.
 
 Each function takes rows along the last axis (float64 arrays, labels broadcast to the
 prediction's shape; a label given by its class, ``k``, as int64 of shape (rows, 1), -1 for an
@@ -66,134 +68,123 @@ CORES = {'smooth_l1': {'args': ['y', 'p', 'delta'],
                'differentiable': True,
                'row_level': True,
                'title': 'Huber loss',
-               'formula': 'delta*RowSum(Piecewise(((p - y)**2/(2*delta), delta >= Abs(p - y)), '
-                          '(-delta/2 + Abs(p - y), True)))/C'}}
+               'formula': 'RowSum(Piecewise(((p - y)**2/2, delta >= Abs(p - y)), (delta*(-delta/2 '
+                          '+ Abs(p - y)), True)))/C'}}
 
 #: One call of each public function and its result (6 digits), for its docstring.
 EXAMPLES = {'huber': 'huber([[0.5, -1.0, 2.0]], [[0.3, -1.2, 2.0]])  # [0.0133333]'}
 
 #: What was derived for each kernel (SymPy srepr, the rules applied): the reports read it.
 DERIVED = {'smooth_l1': {'naive_value': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
-                              "Symbol('delta', positive=True), "
-                              'RowSum(Piecewise(ExprCondPair(Mul(Rational(1, 2), '
-                              "Pow(Symbol('delta', positive=True), Integer(-1)), Pow(Add(Elem('p', "
+                              "RowSum(Piecewise(ExprCondPair(Mul(Rational(1, 2), Pow(Add(Elem('p', "
                               "real=True), Mul(Integer(-1), Elem('y', real=True))), Integer(2))), "
                               "GreaterThan(Symbol('delta', positive=True), Abs(Add(Elem('p', "
                               "real=True), Mul(Integer(-1), Elem('y', real=True)))))), "
-                              "ExprCondPair(Add(Mul(Integer(-1), Rational(1, 2), Symbol('delta', "
+                              "ExprCondPair(Mul(Symbol('delta', positive=True), "
+                              "Add(Mul(Integer(-1), Rational(1, 2), Symbol('delta', "
                               "positive=True)), Abs(Add(Elem('p', real=True), Mul(Integer(-1), "
-                              "Elem('y', real=True))))), true))))",
+                              "Elem('y', real=True)))))), true))))",
                'naive_grad': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
-                             "Symbol('delta', positive=True), "
-                             "Piecewise(ExprCondPair(Mul(Rational(1, 2), Pow(Symbol('delta', "
-                             "positive=True), Integer(-1)), Add(Mul(Integer(2), Elem('p', "
-                             "real=True)), Mul(Integer(-1), Integer(2), Elem('y', real=True)))), "
-                             "GreaterThan(Symbol('delta', positive=True), Abs(Add(Elem('p', "
-                             "real=True), Mul(Integer(-1), Elem('y', real=True)))))), "
-                             "ExprCondPair(sign(Add(Elem('p', real=True), Mul(Integer(-1), "
-                             "Elem('y', real=True)))), true)))",
+                             "Piecewise(ExprCondPair(Add(Elem('p', real=True), Mul(Integer(-1), "
+                             "Elem('y', real=True))), GreaterThan(Symbol('delta', positive=True), "
+                             "Abs(Add(Elem('p', real=True), Mul(Integer(-1), Elem('y', "
+                             "real=True)))))), ExprCondPair(Mul(Symbol('delta', positive=True), "
+                             "sign(Add(Elem('p', real=True), Mul(Integer(-1), Elem('y', "
+                             'real=True))))), true)))',
                'raw_grad': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
-                           "Symbol('delta', positive=True), Piecewise(ExprCondPair(Mul(Rational(1, "
-                           "2), Pow(Symbol('delta', positive=True), Integer(-1)), "
-                           "Add(Mul(Integer(2), Elem('p', real=True)), Mul(Integer(-1), "
-                           "Integer(2), Elem('y', real=True)))), GreaterThan(Symbol('delta', "
-                           "positive=True), Abs(Add(Elem('p', real=True), Mul(Integer(-1), "
-                           "Elem('y', real=True)))))), ExprCondPair(sign(Add(Elem('p', real=True), "
-                           "Mul(Integer(-1), Elem('y', real=True)))), true)))",
+                           "Piecewise(ExprCondPair(Add(Elem('p', real=True), Mul(Integer(-1), "
+                           "Elem('y', real=True))), GreaterThan(Symbol('delta', positive=True), "
+                           "Abs(Add(Elem('p', real=True), Mul(Integer(-1), Elem('y', "
+                           "real=True)))))), ExprCondPair(Mul(Symbol('delta', positive=True), "
+                           "sign(Add(Elem('p', real=True), Mul(Integer(-1), Elem('y', "
+                           'real=True))))), true)))',
                'value': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
-                        "Symbol('delta', positive=True), "
-                        "RowSum(Piecewise(ExprCondPair(Mul(Rational(1, 2), Pow(Symbol('delta', "
-                        "positive=True), Integer(-1)), Pow(Add(Elem('p', real=True), "
-                        "Mul(Integer(-1), Elem('y', real=True))), Integer(2))), "
+                        "RowSum(Piecewise(ExprCondPair(Mul(Rational(1, 2), Pow(Add(Elem('p', "
+                        "real=True), Mul(Integer(-1), Elem('y', real=True))), Integer(2))), "
                         "GreaterThan(Symbol('delta', positive=True), Abs(Add(Elem('p', real=True), "
                         "Mul(Integer(-1), Elem('y', real=True)))))), "
-                        "ExprCondPair(Add(Mul(Integer(-1), Rational(1, 2), Symbol('delta', "
-                        "positive=True)), Abs(Add(Elem('p', real=True), Mul(Integer(-1), Elem('y', "
-                        'real=True))))), true))))',
+                        "ExprCondPair(Mul(Symbol('delta', positive=True), Add(Mul(Integer(-1), "
+                        "Rational(1, 2), Symbol('delta', positive=True)), Abs(Add(Elem('p', "
+                        "real=True), Mul(Integer(-1), Elem('y', real=True)))))), true))))",
                'grad': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
-                       "Symbol('delta', positive=True), "
-                       "Piecewise(ExprCondPair(Mul(Pow(Symbol('delta', positive=True), "
-                       "Integer(-1)), Add(Elem('p', real=True), Mul(Integer(-1), Elem('y', "
-                       "real=True)))), GreaterThan(Symbol('delta', positive=True), "
+                       "Piecewise(ExprCondPair(Add(Elem('p', real=True), Mul(Integer(-1), "
+                       "Elem('y', real=True))), GreaterThan(Symbol('delta', positive=True), "
                        "Abs(Add(Elem('p', real=True), Mul(Integer(-1), Elem('y', real=True)))))), "
-                       "ExprCondPair(sign(Add(Elem('p', real=True), Mul(Integer(-1), Elem('y', "
-                       'real=True)))), true)))',
+                       "ExprCondPair(Mul(Symbol('delta', positive=True), sign(Add(Elem('p', "
+                       "real=True), Mul(Integer(-1), Elem('y', real=True))))), true)))",
                'value_rules': [],
-               'grad_rules': ['common-factor']}}
+               'grad_rules': []}}
 
 
 def smooth_l1_value(y, p, delta):
     r"""Huber loss: stable value, one value per row (keepdims).
 
-    Mathematics: ``delta*RowSum(Piecewise(((p - y)**2/(2*delta), delta >= Abs(p - y)), (-delta/2 + Abs(p - y), True)))/C``
+    Mathematics: ``RowSum(Piecewise(((p - y)**2/2, delta >= Abs(p - y)), (delta*(-delta/2 + Abs(p - y)), True)))/C``
 
-    Stable form: ``delta*RowSum(Piecewise(((p - y)**2/(2*delta), delta >= Abs(p - y)), (-delta/2 + Abs(p - y), True)))/C``
+    Stable form: ``RowSum(Piecewise(((p - y)**2/2, delta >= Abs(p - y)), (delta*(-delta/2 + Abs(p - y)), True)))/C``
 
     Rewrites applied:
     - none
     """
     C = _rt.width(p)
-    tmp0 = 1/delta
-    tmp1 = p - y
-    tmp2 = abs(tmp1)
-    tmp3 = numpy.greater_equal(delta, tmp2)
-    tmp4 = _rt.where(tmp3, (1/2)*tmp0*tmp1**2, tmp2 - 1/2*delta)
-    tmp5 = delta/C
-    return _rt.weighted_row_sum(tmp4, tmp5, _rt.row_sum(tmp4))
+    tmp0 = p - y
+    tmp1 = abs(tmp0)
+    tmp2 = numpy.greater_equal(delta, tmp1)
+    tmp3 = _rt.where(tmp2, (1/2)*tmp0**2, delta*(tmp1 - 1/2*delta))
+    tmp4 = 1/C
+    return _rt.weighted_row_sum(tmp3, tmp4, _rt.row_sum(tmp3))
 
 
 def smooth_l1_naive_value(y, p, delta):
     r"""Huber loss: the naive value (the definition in elementary functions, no rewrite).
 
-    ``delta*RowSum(Piecewise(((p - y)**2/(2*delta), delta >= Abs(p - y)), (-delta/2 + Abs(p - y), True)))/C``
+    ``RowSum(Piecewise(((p - y)**2/2, delta >= Abs(p - y)), (delta*(-delta/2 + Abs(p - y)), True)))/C``
     """
     C = _rt.width(p)
     tmp0 = p - y
     tmp1 = abs(tmp0)
-    return delta*_rt.row_sum(_rt.where(numpy.less_equal(tmp1, delta), (1/2)*tmp0**2/delta, tmp1 - 1/2*delta))/C
+    return _rt.row_sum(_rt.where(numpy.less_equal(tmp1, delta), (1/2)*tmp0**2, delta*(tmp1 - 1/2*delta)))/C
 
 
 def smooth_l1_grad(y, p, delta):
     r"""Huber loss: stable gradient d(value)/d(p), elementwise.
 
-    Derived by SymPy from the stable value: ``delta*Piecewise(((2*p - 2*y)/(2*delta), delta >= Abs(p - y)), (sign(p - y), True))/C``
+    Derived by SymPy from the stable value: ``Piecewise((p - y, delta >= Abs(p - y)), (delta*sign(p - y), True))/C``
 
-    Stable form: ``delta*Piecewise(((p - y)/delta, delta >= Abs(p - y)), (sign(p - y), True))/C``
+    Stable form: ``Piecewise((p - y, delta >= Abs(p - y)), (delta*sign(p - y), True))/C``
 
     Rewrites applied:
-    - common-factor: an integer factor common to a sum's terms taken out of it (2p - 2y = 2(p - y)): one operation per term fewer, p - y shared with the value, and no overflow of 2p where p - y is finite (|p| > 9e307); a power of two is the same number wherever 2p does not overflow.
+    - none
     """
     C = _rt.width(p)
-    tmp0 = 1/delta
-    tmp1 = p - y
-    tmp2 = abs(tmp1)
-    tmp3 = numpy.greater_equal(delta, tmp2)
-    tmp4 = delta/C
-    return _rt.scale_rows(_rt.where(tmp3, _rt.scale_rows(tmp1, tmp0), numpy.sign(tmp1)), tmp4)
+    tmp0 = p - y
+    tmp1 = abs(tmp0)
+    tmp2 = numpy.greater_equal(delta, tmp1)
+    tmp3 = 1/C
+    return _rt.scale_rows(_rt.where(tmp2, tmp0, delta*numpy.sign(tmp0)), tmp3)
 
 
 def smooth_l1_value_and_grad(y, p, delta):
     r"""Huber loss: stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``smooth_l1_value`` and ``smooth_l1_grad``).
     """
     C = _rt.width(p)
-    tmp0 = 1/delta
-    tmp1 = p - y
-    tmp2 = abs(tmp1)
-    tmp3 = numpy.greater_equal(delta, tmp2)
-    tmp4 = _rt.where(tmp3, (1/2)*tmp0*tmp1**2, tmp2 - 1/2*delta)
-    tmp5 = delta/C
-    grad = _rt.scale_rows(_rt.where(tmp3, _rt.scale_rows(tmp1, tmp0), numpy.sign(tmp1)), tmp5)
-    return _rt.weighted_row_sum(tmp4, tmp5, _rt.row_sum(tmp4)), grad
+    tmp0 = p - y
+    tmp1 = abs(tmp0)
+    tmp2 = numpy.greater_equal(delta, tmp1)
+    tmp3 = _rt.where(tmp2, (1/2)*tmp0**2, delta*(tmp1 - 1/2*delta))
+    tmp4 = 1/C
+    grad = _rt.scale_rows(_rt.where(tmp2, tmp0, delta*numpy.sign(tmp0)), tmp4)
+    return _rt.weighted_row_sum(tmp3, tmp4, _rt.row_sum(tmp3)), grad
 
 
 def smooth_l1_naive_grad(y, p, delta):
     r"""Huber loss: the naive gradient (SymPy's derivative of the definition, no rewrite).
 
-    ``delta*Piecewise(((2*p - 2*y)/(2*delta), delta >= Abs(p - y)), (sign(p - y), True))/C``
+    ``Piecewise((p - y, delta >= Abs(p - y)), (delta*sign(p - y), True))/C``
     """
     C = _rt.width(p)
     tmp0 = p - y
-    return delta*_rt.where(numpy.greater_equal(delta, abs(tmp0)), (1/2)*(p*2 - 2*y)/delta, numpy.sign(tmp0))/C
+    return _rt.where(numpy.greater_equal(delta, abs(tmp0)), tmp0, delta*numpy.sign(tmp0))/C
 
 
 def smooth_l1_value_checked(y, p, delta):
@@ -201,13 +192,13 @@ def smooth_l1_value_checked(y, p, delta):
     """
     C = _rt.width(p)
     tmp0 = p - y
-    tmp1 = (1/2)*tmp0**2/delta
+    tmp1 = (1/2)*tmp0**2
     tmp2 = abs(tmp0)
     tmp3 = numpy.greater_equal(delta, tmp2)
     tmp4 = (1/2)*delta
-    tmp5 = _rt.where(tmp3, tmp1, tmp2 - tmp4)
-    tmp6 = delta/C
-    tmp7 = _rt.where(tmp3, tmp1, tmp2 + tmp4)
+    tmp5 = _rt.where(tmp3, tmp1, delta*(tmp2 - tmp4))
+    tmp6 = 1/C
+    tmp7 = _rt.where(tmp3, tmp1, delta*(tmp2 + tmp4))
     return _rt.weighted_row_sum(tmp5, tmp6, _rt.row_sum(tmp5)), _rt.weighted_row_sum(tmp7, tmp6, _rt.row_sum(tmp7))
 
 
@@ -215,7 +206,7 @@ def smooth_l1_value_bound(box, delta, C):
     r"""Huber loss: upper bounds of the magnitudes ``smooth_l1_value_checked`` returns (None where it returns None), over the box of inputs ``box`` (each array argument's (min, max)): interval arithmetic (:mod:`cesym.kernels._iv`).
     """
     delta = (delta, delta)
-    return _iv.upper(_iv.mul(delta, _iv.pow_((float(C), float(C)), -1.0), _iv.rowsum(_iv.hull(_iv.mul(_iv.num(0.5), _iv.pow_(delta, -1.0), _iv.pow_(_iv.add(_iv.mul((-1.0, -1.0), box[0]), box[1]), 2.0)), _iv.add(_iv.mul(_iv.num(0.5), delta), _iv.abs_(_iv.add(_iv.mul((-1.0, -1.0), box[0]), box[1])))), C))),
+    return _iv.upper(_iv.mul(_iv.pow_((float(C), float(C)), -1.0), _iv.rowsum(_iv.hull(_iv.mul(_iv.num(0.5), _iv.pow_(_iv.add(_iv.mul((-1.0, -1.0), box[0]), box[1]), 2.0)), _iv.mul(delta, _iv.add(_iv.mul(_iv.num(0.5), delta), _iv.abs_(_iv.add(_iv.mul((-1.0, -1.0), box[0]), box[1]))))), C))),
 
 
 def smooth_l1_grad_checked(y, p, delta):
@@ -228,43 +219,42 @@ def smooth_l1_value_and_grad_checked(y, p, delta):
     r"""Huber loss: ``smooth_l1_value_and_grad`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
     """
     C = _rt.width(p)
-    tmp0 = 1/delta
-    tmp1 = p - y
-    tmp2 = (1/2)*tmp0*tmp1**2
-    tmp3 = abs(tmp1)
-    tmp4 = numpy.greater_equal(delta, tmp3)
-    tmp5 = (1/2)*delta
-    tmp6 = _rt.where(tmp4, tmp2, tmp3 - tmp5)
-    tmp7 = delta/C
-    tmp8 = _rt.where(tmp4, tmp2, tmp3 + tmp5)
-    return _rt.weighted_row_sum(tmp6, tmp7, _rt.row_sum(tmp6)), _rt.scale_rows(_rt.where(tmp4, _rt.scale_rows(tmp1, tmp0), numpy.sign(tmp1)), tmp7), _rt.weighted_row_sum(tmp8, tmp7, _rt.row_sum(tmp8)), None
+    tmp0 = p - y
+    tmp1 = (1/2)*tmp0**2
+    tmp2 = abs(tmp0)
+    tmp3 = numpy.greater_equal(delta, tmp2)
+    tmp4 = (1/2)*delta
+    tmp5 = _rt.where(tmp3, tmp1, delta*(tmp2 - tmp4))
+    tmp6 = 1/C
+    tmp7 = _rt.where(tmp3, tmp1, delta*(tmp2 + tmp4))
+    return _rt.weighted_row_sum(tmp5, tmp6, _rt.row_sum(tmp5)), _rt.scale_rows(_rt.where(tmp3, tmp0, delta*numpy.sign(tmp0)), tmp6), _rt.weighted_row_sum(tmp7, tmp6, _rt.row_sum(tmp7)), None
 
 
 def smooth_l1_value_and_grad_bound(box, delta, C):
     r"""Huber loss: upper bounds of the magnitudes ``smooth_l1_value_and_grad_checked`` returns (None where it returns None), over the box of inputs ``box`` (each array argument's (min, max)): interval arithmetic (:mod:`cesym.kernels._iv`).
     """
     delta = (delta, delta)
-    return _iv.upper(_iv.mul(delta, _iv.pow_((float(C), float(C)), -1.0), _iv.rowsum(_iv.hull(_iv.mul(_iv.num(0.5), _iv.pow_(delta, -1.0), _iv.pow_(_iv.add(_iv.mul((-1.0, -1.0), box[0]), box[1]), 2.0)), _iv.add(_iv.mul(_iv.num(0.5), delta), _iv.abs_(_iv.add(_iv.mul((-1.0, -1.0), box[0]), box[1])))), C))), None
+    return _iv.upper(_iv.mul(_iv.pow_((float(C), float(C)), -1.0), _iv.rowsum(_iv.hull(_iv.mul(_iv.num(0.5), _iv.pow_(_iv.add(_iv.mul((-1.0, -1.0), box[0]), box[1]), 2.0)), _iv.mul(delta, _iv.add(_iv.mul(_iv.num(0.5), delta), _iv.abs_(_iv.add(_iv.mul((-1.0, -1.0), box[0]), box[1]))))), C))), None
 
 
 def smooth_l1_value_eft(fx, y, p, delta, C):
     r"""Huber loss: the stable value in float64 with every rounding recorded in ``fx`` (:class:`cesym.kernels._eft.Tracker`): exact where ``fx.inexact`` stays False."""
-    return fx.div(fx.mul(delta, fx.row_sum(fx.where((delta >= numpy.abs(fx.add((-y), p))), lambda: fx.div(fx.power(fx.add((-y), p), 2), fx.mul(2.0, delta)), lambda: fx.add(fx.div(fx.mul(-1.0, delta), 2.0), numpy.abs(fx.add((-y), p)))))), C)
+    return fx.div(fx.row_sum(fx.where((delta >= numpy.abs(fx.add((-y), p))), lambda: fx.div(fx.power(fx.add((-y), p), 2), 2.0), lambda: fx.mul(delta, fx.add(fx.div(fx.mul(-1.0, delta), 2.0), numpy.abs(fx.add((-y), p)))))), C)
 
 
 def smooth_l1_grad_eft(fx, y, p, delta, C):
     r"""Huber loss: the stable grad in float64 with every rounding recorded in ``fx`` (:class:`cesym.kernels._eft.Tracker`): exact where ``fx.inexact`` stays False."""
-    return fx.div(fx.mul(delta, fx.where((delta >= numpy.abs(fx.add((-y), p))), lambda: fx.div(fx.add((-y), p), delta), lambda: numpy.sign(fx.add((-y), p)))), C)
+    return fx.div(fx.where((delta >= numpy.abs(fx.add((-y), p))), lambda: fx.add((-y), p), lambda: fx.mul(delta, numpy.sign(fx.add((-y), p)))), C)
 
 
 def smooth_l1_value_exact(y, p, delta, C):
     r"""Huber loss: the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
-    return delta*_ex.fsum(((_ex.q(1, 2))*_ex.power(p[_c] - y[_c], 2)/delta if (delta >= abs(p[_c] - y[_c])) else -_ex.q(1, 2)*delta + abs(p[_c] - y[_c])) for _c in range(int(C)))/C
+    return _ex.fsum(((_ex.q(1, 2))*_ex.power(p[_c] - y[_c], 2) if (delta >= abs(p[_c] - y[_c])) else delta*(-_ex.q(1, 2)*delta + abs(p[_c] - y[_c]))) for _c in range(int(C)))/C
 
 
 def smooth_l1_grad_exact(y, p, delta, C):
     r"""Huber loss: the stable grad in decimal arithmetic at the current precision, of one element (Decimals), the row width C: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
-    return delta*((p - y)/delta if (delta >= abs(p - y)) else _ex.sign(p - y))/C
+    return (p - y if (delta >= abs(p - y)) else delta*_ex.sign(p - y))/C
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.
