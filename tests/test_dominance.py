@@ -189,3 +189,74 @@ def test_unit_dot_leaves_other_rows_and_nan_alone():
     assert np.array_equal(out[:2], c[:2]) and np.isnan(out[2, 0])  # |c| <= 1/2 and NaN: the plain sum
     c0 = c[0]
     assert rt.unit_dot(a[0], b[0], c0) is c0  # not 2-D rows: as it is
+
+
+# --- rest sums among the subnormal numbers: rows that span more than 2^500 ------------------------
+
+
+def test_rest_products_are_written_for_the_cosine_gradient_and_are_an_identity():
+    low = lower(COSINE_SPLIT)
+    (node,) = low.atoms(L.RestProductsAt)
+    (dom,) = low.atoms(L.Dominant)
+    assert node.args[1] == dom and node.args[2] == Norm2(p)
+    assert len(node.args) == 3 + 2 * 5  # two rest sums of products: s, λ, x, y, R each
+    check_equivalent(
+        COSINE_SPLIT.replace(lambda e: isinstance(e, RestSum), lambda e: RowSum(e.args[0]) - e.args[0]), math_form(low)
+    )
+
+
+def _spanning(rng, n_rows: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows whose elements span up to 10^600 (float64), labels next to them (relative 1e-16..1e-2,
+    a third of them negated): the dominant element's gradient is a difference of products of the
+    other elements, far below the unit vector's scale."""
+    pred = rng.standard_normal((n_rows, n)) * 10.0 ** rng.uniform(-300, 300, (n_rows, n))
+    lab = pred * (1 + 10.0 ** rng.uniform(-16, -2, (n_rows, n)) * rng.standard_normal((n_rows, n)))
+    lab[rng.random(n_rows) < 0.3] *= -1
+    return lab, pred
+
+
+#: The row found with labels next to the prediction (2026-12-03): the plain form's rest sums of
+#: the dominant element are 0 (p̂_1² = 1.25e-326), its gradient 0 where it is 1.35e-251.
+SPAN_ROW = (np.array([[-3.2149839047086516e-83, 3.5945031727592555e-246]]), np.array([[-3.214983842929318e-83, 3.594503228369623e-246]]))
+
+
+def test_the_plain_form_loses_the_dominant_gradient_of_a_spanning_row():
+    lab, pred = SPAN_ROW
+    u = pred / np.linalg.norm(pred)
+    assert u[0, 1] ** 2 == 0.0  # the rest sum the plain form computes
+    from cesym import kernels as K
+
+    g = K.cosine_similarity_grad(lab, pred)
+    assert 1.3e-251 < g[0, 0] < 1.4e-251
+
+
+@pytest.mark.parametrize("n", [2, 3, 7])
+def test_cosine_gradient_within_the_contract_on_rows_spanning_past_2_to_the_500(n):
+    rng = np.random.default_rng(500 + n)
+    lab, pred = _spanning(rng, 40, n)
+    if n == 2:
+        lab, pred = np.vstack([SPAN_ROW[0], lab]), np.vstack([SPAN_ROW[1], pred])
+    res = check_batch(case("cosine_similarity"), Batch(lab, pred, {}, ["spanning"] * len(pred)))
+    assert res.unresolved == 0
+    assert not res.failures, "\n".join(map(str, res.failures[:5]))
+    assert max(res.grad_share) < 0.9
+
+
+def test_rest_products_at_keeps_other_positions_and_normal_rest_sums():
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((50, 4))
+    x[:, 0] = 10.0  # dominant, but the other elements are near 1: rest sums far above 2^-960
+    u = x / np.linalg.norm(x, axis=1, keepdims=True)
+    d = np.linalg.norm(x, axis=1, keepdims=True)
+    at = rt.dominant(u**2, 1, 1)
+    assert at.size == 50
+    R = rt.rest_sum_at(u * u, rt.row_sum(u * u), at)
+    g = rt.divide_rows(u * R, d)
+    assert rt.rest_products_at(g, at, d, 1, u, u, u, R) is g
+    # one-hot rows: rest sums 0, recomputed as 0
+    e = np.eye(3)[[0, 2]]
+    at = rt.dominant(e**2, 1, 1)
+    R = rt.rest_sum_at(e * e, rt.row_sum(e * e), at)
+    g = rt.divide_rows(e * R, np.ones((2, 1)))
+    out = rt.rest_products_at(g, at, np.ones((2, 1)), 1, e, e, e, R)
+    assert np.array_equal(out, np.zeros((2, 3)))

@@ -217,7 +217,7 @@ def _ieee_kernel(case):
 
     def call(labels, pred, params, grad=False):
         saved = L._fixer
-        L._fixer = lambda *a: None  # no limit callback: the cores' outputs as they are
+        L._fixer = lambda *a, **k: None  # no limit callback: the cores' outputs as they are
         try:
             return case.call(labels, pred, params, grad=grad)
         finally:

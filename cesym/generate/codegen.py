@@ -107,6 +107,7 @@ class KernelPrinter(NumPyPrinter):
         "TestedRestSum": "rest_sum_at",
         "Dominant": "dominant",
         "UnitDot": "unit_dot",
+        "RestProductsAt": "rest_products_at",
         "SharedNegLogNormalized": "neg_log_normalized",
         "XMul": "xmul",
     }

@@ -143,6 +143,17 @@ class TestedRestSum(sp.Function):
         return RowSum(v) - v
 
 
+class RestProductsAt(sp.Function):
+    r"""Printing form of ``E = d⁻¹·Σ_i s_i·λ_i·Σ_{c≠j} x_i,c·y_i,c`` (tested rest sums of products,
+    over a row-level ``d``), args ``(E, Dominant(…), d, s_1, λ_1, x_1, y_1, R_1, …)`` with ``R_i``
+    the rest sums as ``E`` computes them: ``E``, recomputed at the dominant positions whose rest
+    sums fall among the subnormal numbers with each rest sum's factors scaled by powers of two
+    (:func:`cesym.kernels._runtime.rest_products_at`)."""
+
+    def math(self) -> sp.Basic:
+        return self.args[0]
+
+
 class UnitDot(sp.Function):
     """Printing form of ``RowSum(a·b)`` for unit rows ``a = x/‖x‖``, ``b = z/‖z‖``, given that row
     sum: where it is near ±1 the runtime takes ``s·(1 - ½Σ(a - s·b)²)`` (``s`` its sign,
@@ -607,6 +618,56 @@ def _shared_dominance_tests(expr: sp.Basic) -> sp.Basic:
     return expr.xreplace({r: TestedRestSum(r.args[0], r.args[1], dominant(tested_by[back[r]])) for r in shared})
 
 
+REST_PRODUCTS_WHY = (
+    "d⁻¹·Σ_i λ_i·Σ_{c≠j} x_i,c y_i,c at the positions where element j dominates its row and the rest "
+    "sums fall below 2^-960: each rest sum of products recomputed with x and y scaled by the powers of "
+    "two of their largest rest elements, the d⁻¹ and the scales put back last (frexp, ldexp). The "
+    "products of the other elements lose their bits among the subnormal numbers where the row's "
+    "elements span more than 2^500 (the cosine's gradient of p = [-3.2e-83, 3.6e-246] against a label "
+    "next to it: 0 where it is 1.35e-251); scaled, they keep them down to the result's own range."
+)
+
+
+def _product_factors(v: sp.Basic) -> tuple[sp.Basic, sp.Basic] | None:
+    """``(x, y)`` with ``v = x·y`` (a square ``x²``: ``(x, x)``), or None."""
+    if isinstance(v, sp.Pow) and v.exp == 2:
+        return v.base, v.base
+    if isinstance(v, sp.Mul) and len(v.args) >= 2:
+        return v.args[0], sp.Mul(*v.args[1:])
+    return None
+
+
+def _rest_products(expr: sp.Basic) -> sp.Basic:
+    """Each ``Σ_i λ_i·TestedRestSum(x_i·y_i, …)/d`` (one dominance test, ``d`` row-level, ``λ_i``
+    elementwise) as :class:`RestProductsAt`."""
+
+    def match(e: sp.Basic):
+        if not isinstance(e, sp.Mul) or len(e.args) != 2:
+            return None
+        add = next((a for a in e.args if isinstance(a, sp.Add)), None)
+        inv = next((a for a in e.args if isinstance(a, sp.Pow) and a.exp == -1), None)
+        if add is None or inv is None or _elementwise(inv.base):
+            return None
+        terms, dom = [], None
+        for t in add.args:
+            sign, rest = t.as_coeff_Mul()
+            if sign not in (1, -1):
+                return None
+            tested = [f for f in sp.Mul.make_args(rest) if isinstance(f, TestedRestSum)]
+            if len(tested) != 1:
+                return None
+            (T,) = tested
+            lam = sp.Mul(*[f for f in sp.Mul.make_args(rest) if f is not T])
+            xy = _product_factors(T.args[0])
+            if lam.has(RestSum, TestedRestSum, SharedRestSum) or xy is None or (dom is not None and T.args[2] != dom):
+                return None
+            dom = T.args[2]
+            terms += [sign, lam, *xy, T]
+        return RestProductsAt(e, dom, inv.base, *terms)
+
+    return expr.replace(lambda e: match(e) is not None, match)
+
+
 def lowerings(index_label: Elem | None = None, means: bool = True) -> list[Rule]:
     """The lowerings, in the order they apply. ``index_label``: a label that is the indicator
     of an integer class (its look-ups); ``means``: a row-level value's ``a·Σ f`` as one node
@@ -636,6 +697,7 @@ def lowerings(index_label: Elem | None = None, means: bool = True) -> list[Rule]
         rules.append(Rule("class-index-lookups", "for a label y_c = [c = k]: Σ_c y_c f_c = f_k (0 for an ignored row), y_c·g = g_k at k and 0 elsewhere, Σ_{c≠j} y_c = 1 - y_j, the softmax's cross terms e_j off k and -Σ_{c≠k} e_c at k: look-ups of element k instead of a row of products.", _label_lookups(index_label)))
     rules.append(Rule("shared-rest-sum", "Σ_{c≠j} v_c given the row sum Σ v, which the value often computes already.", _replacing(RestSum, lambda e: SharedRestSum(e.args[0], RowSum(e.args[0])))))
     rules.append(Rule("shared-dominance-test", SHARED_DOMINANCE_WHY, _shared_dominance_tests))
+    rules.append(Rule("rest-products-scaled", REST_PRODUCTS_WHY, _rest_products))
     return rules
 
 

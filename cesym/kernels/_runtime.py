@@ -561,6 +561,63 @@ def rest_sum_at(v: np.ndarray, s: np.ndarray, at: np.ndarray | None) -> np.ndarr
     return out
 
 
+#: Rest sums below this may hold products that lost bits among the subnormal numbers (a product
+#: under 2^-1022 errs by up to 2^-1075 absolute): 2^62 above the normal range.
+_TINY_REST = 2.0**-960
+#: The exponent of a zero term (below every other: its ldexp is 0).
+_NO_EXP = -(1 << 20)
+
+
+def rest_products_at(g: np.ndarray, at: np.ndarray | None, d: np.ndarray, *terms) -> np.ndarray:
+    r"""``g = d⁻¹·Σ_i s_i·λ_i·R_i`` along 2-D rows, with ``R_i = Σ_{c≠j} x_i,c·y_i,c`` (``terms``:
+    ``s_1, λ_1, x_1, y_1, R_1, s_2, …``; ``d`` row-level), recomputed at the flat positions ``at``
+    (:func:`dominant`) where some ``|R_i|`` is below 2^-960 (or 0, or NaN).
+
+    Where element j dominates, its rest sums hold the products of the row's other elements only;
+    where those are under 2^-511 of the unit vector's scale (a row spanning more than 2^500),
+    the products fall among the subnormal numbers and lose their bits (0 where the cosine's
+    gradient is 1.35e-251, after the division by a small ``d``). There each ``x_i`` and ``y_i``
+    over the other elements is scaled by the power of two of its largest magnitude (exact:
+    ``frexp``/``ldexp``), the products summed, each term ``s_i·λ_i,j·R_i`` taken to the largest
+    term's exponent, divided by ``d``'s mantissa, and the exponents put back last: one rounding
+    into the result's own range where the plain form rounded its rest sums to 0. The terms and
+    their sum are the plain form's operations on scaled numbers, so the error bound is the plain
+    form's. Rows in pieces, and blocks without such positions: ``g`` as it is."""
+    if at is None or not at.size or _piece() is not None or g.ndim != 2:
+        return g
+    groups = [terms[i : i + 5] for i in range(0, len(terms), 5)]
+    small = np.zeros(at.size, dtype=bool)
+    for *_, R in groups:
+        small |= ~(np.abs(np.take(R, at)) >= _TINY_REST)
+    pos = at[small]
+    if not pos.size:
+        return g
+    n = g.shape[-1]
+    rows = pos // n
+    cols = pos - rows * n
+    ar = np.arange(pos.size)
+
+    def scaled(x):  # x over the other elements of each row, scaled to a largest magnitude in [1/2, 1)
+        v = np.take(x, rows, axis=0)
+        v[ar, cols] = 0.0
+        _, k = np.frexp(np.max(np.abs(v), axis=1))
+        return np.ldexp(v, -k[:, None]), k
+
+    parts = []
+    with np.errstate(all="ignore"):
+        for sign, lam, x, y, _ in groups:
+            X, kx = scaled(x)
+            Y, ky = (X, kx) if y is x else scaled(y)
+            c = sign * np.take(np.broadcast_to(lam, g.shape).reshape(-1), pos) * _row_sum(X * Y)[:, 0]
+            parts.append((c, np.where(c != 0, kx + ky, _NO_EXP)))
+        K = np.maximum.reduce([k for _, k in parts])
+        N = sum(np.ldexp(c, np.maximum(k - K, _NO_EXP)) for c, k in parts)
+        m, e = np.frexp(np.broadcast_to(d, g.shape[:-1] + (1,)).reshape(-1)[rows])
+        out = np.array(g, dtype=np.float64)
+        np.put(out, pos, np.ldexp(N / m, np.where(N != 0, K - e, 0)))
+    return out
+
+
 def unit_dot(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     r"""Σ_c a_c b_c for unit rows ``a`` and ``b`` (each x/‖x‖), given ``c = row_sum(a*b)``.
 

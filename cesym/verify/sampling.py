@@ -109,6 +109,13 @@ def _labels_row(rng, case: KernelCase, soft: bool, n: int, pred_row: np.ndarray)
         y[rng.random(n) < 0.2] = 0.5
         return y
     if case.label_kind in ("real", "count"):  # regression targets: any finite number (counts: >= 0)
+        if rng.random() < 0.25:
+            # next to the prediction (relative 1e-16..1e-2, so some equal it once rounded), or to
+            # its negative: residuals that cancel, rows (nearly) parallel or antiparallel
+            y = pred_row.astype(np.float64) * (1 + 10.0 ** rng.uniform(-16, -2, n) * rng.standard_normal(n))
+            if case.label_kind == "real" and rng.random() < 0.3:
+                y = -y
+            return np.abs(y) if case.label_kind == "count" else y
         y = _logit_row(rng, "moderate" if rng.random() < 0.5 else "large", n, np.float64)
         if case.label_kind == "count":
             y = np.abs(y)

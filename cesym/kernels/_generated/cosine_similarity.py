@@ -155,7 +155,9 @@ def cosine_grad(y, p):
     tmp4 = _rt.row_sum(tmp3)
     tmp5 = tmp1**2
     tmp6 = _rt.dominant(tmp5, 1, 1)
-    return _rt.divide_rows(tmp1*_rt.rest_sum_at(tmp3, tmp4, tmp6) - tmp2*_rt.rest_sum_at(tmp5, _rt.row_sum(tmp5), tmp6), tmp0)
+    tmp7 = _rt.rest_sum_at(tmp5, _rt.row_sum(tmp5), tmp6)
+    tmp8 = _rt.rest_sum_at(tmp3, tmp4, tmp6)
+    return _rt.rest_products_at(_rt.divide_rows(tmp1*tmp8 - tmp2*tmp7, tmp0), tmp6, tmp0, 1, tmp1, tmp1, tmp2, tmp8, -1, tmp2, tmp1, tmp1, tmp7)
 
 
 def cosine_value_and_grad(y, p):
@@ -168,7 +170,9 @@ def cosine_value_and_grad(y, p):
     tmp4 = _rt.row_sum(tmp3)
     tmp5 = tmp1**2
     tmp6 = _rt.dominant(tmp5, 1, 1)
-    grad = _rt.divide_rows(tmp1*_rt.rest_sum_at(tmp3, tmp4, tmp6) - tmp2*_rt.rest_sum_at(tmp5, _rt.row_sum(tmp5), tmp6), tmp0)
+    tmp7 = _rt.rest_sum_at(tmp5, _rt.row_sum(tmp5), tmp6)
+    tmp8 = _rt.rest_sum_at(tmp3, tmp4, tmp6)
+    grad = _rt.rest_products_at(_rt.divide_rows(tmp1*tmp8 - tmp2*tmp7, tmp0), tmp6, tmp0, 1, tmp1, tmp1, tmp2, tmp8, -1, tmp2, tmp1, tmp1, tmp7)
     return -_rt.unit_dot(tmp1, tmp2, tmp4), grad
 
 
