@@ -23,9 +23,10 @@ exact result overflows, the rounding gives ±inf, as the core did; a result that
 number (a NaN input was screened before) keeps the core's output.
 
 Only kernels with a decimal form are rescued (rows of elementwise terms; the generated module
-says which). The cost is the decimal form's, about 30 µs per element, on the rows that need it:
-a batch whose every row truly overflows (a float64 MSE of errors past 1e154) pays it on every
-row.
+says which), and rows of at most ``BLOCK_ELEMENTS`` (2^18) elements: a longer row, computed in
+pieces, keeps IEEE's result. The cost is the decimal form's, about 30 µs per element, on the rows
+that need it: a batch whose every row truly overflows (a float64 MSE of errors past 1e154) pays
+it on every row.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from types import ModuleType
 
 import numpy as np
 
-from . import _exact
+from . import _blocks, _exact
 
 __all__ = ["DIGITS", "rescuer", "decimal_float64"]
 
@@ -73,6 +74,8 @@ def rescuer(
     def rescue(blocks: list, res: tuple) -> tuple:
         x = blocks[-1]
         R, C = x.shape
+        if C > _blocks.BLOCK_ELEMENTS:  # a row in pieces: C decimal terms a row is too slow a path
+            return res
         finite = np.ones(R, dtype=bool)
         for b in blocks:
             finite &= np.isfinite(b).all(axis=-1)
