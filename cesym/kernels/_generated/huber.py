@@ -8,13 +8,13 @@ Huber loss, as ``keras.losses.huber`` (Keras 3) defines it, with :math:`e = p - 
 
 over the last axis: quadratic near 0, linear beyond :math:`\delta > 0`, with a continuous
 gradient :math:`\operatorname{clip}(e, -\delta, \delta)/C` (no convention needed at the joins).
-Each piece is evaluated as written, at its own scale: :math:`e^2/2` keeps every bit down to
-the subnormal numbers (a form :math:`\delta\,g(e)` with :math:`g = e^2/(2\delta)` lost them at
-:math:`\delta \gg 1`: 35 ulps at :math:`e = 3.9\cdot10^{-159}`, :math:`\delta = 729`), and
-:math:`\delta(|e| - \delta/2)` has no cancellation (:math:`|e| - \delta/2 \ge |e|/2`). Where
-:math:`\delta|e|` passes the largest float while the row's mean does not, the kernels
-recompute the row in decimal (:mod:`cesym.kernels._rescue`). Keras evaluates both pieces and
-selects one.
+Each piece is evaluated as written, at its own scale: :math:`e^2/2` is two roundings of itself,
+also among the subnormal numbers (a form :math:`\delta\,g(e)` with :math:`g = e^2/(2\delta)`
+lost digits there at :math:`\delta \gg 1`: 35 ulps at :math:`e = 3.9\cdot10^{-159}`,
+:math:`\delta = 729`), and :math:`\delta(|e| - \delta/2)` has no cancellation
+(:math:`|e| - \delta/2 \ge |e|/2`). Where :math:`\delta|e|` passes the largest float while
+the row's mean does not, the kernels recompute the row in decimal (``cesym/kernels/_rescue.py``).
+Keras evaluates both pieces and selects one.
 
 Each function takes rows along the last axis (float64 arrays, labels broadcast to the
 prediction's shape; a label given by its class, ``k``, as int64 of shape (rows, 1), -1 for an
