@@ -43,3 +43,39 @@ def test_verify_one_kernel_and_unknown_name():
     assert r.returncode == 0 and "categorical" not in r.stdout
     r = subprocess.run([sys.executable, "-m", "cesym.cli", "verify", "nonexistent"], capture_output=True, text=True)
     assert r.returncode == 2 and "unknown kernel name(s): nonexistent" in r.stderr
+
+
+def _spot(monkeypatch, scale_grad, labels, pred):
+    """The spot check on one row, the reference's symbolic gradient multiplied by ``scale_grad``."""
+    import numpy as np
+
+    from cesym.verify import run
+    from cesym.verify.registry import case
+    from cesym.verify.sampling import Batch
+
+    from cesym.verify.contract import reference_for as real
+
+    class Wrong:
+        def __init__(self, ref):
+            self.ref = ref
+
+        def value_and_grad(self, *a):
+            v, g = self.ref.value_and_grad(*a)
+            return v, [x * scale_grad for x in g]
+
+        def numeric_grad(self, *a):
+            return self.ref.numeric_grad(*a)
+
+    monkeypatch.setattr(run, "reference_for", lambda loss, n: Wrong(real(loss, n)))
+    c = case("poisson")
+    return run._gradient_spot_check(c, Batch(np.array([labels]), np.array([pred]), {}, ["moderate"]))
+
+
+def test_gradient_spot_check_finds_a_wrong_derivative_and_not_noise_at_an_exact_zero(monkeypatch):
+    # a gradient off by 1e-9 relative is seen (the reference's gradient here: its digits to 53 bits)
+    assert _spot(monkeypatch, 1 + 1e-9, [1.0, 2.0], [1.5, 0.5]) > 1e-10
+    assert _spot(monkeypatch, 1, [1.0, 2.0], [1.5, 0.5]) < 1e-15
+    # y = p: the gradient 1 - y/p is exactly 0; central differences give noise, not a difference
+    assert _spot(monkeypatch, 1, [1.5, 0.7], [1.5, 0.7]) == 0.0
+    # but a wrong non-zero gradient there is still seen
+    assert _spot(monkeypatch, 1 + 1e-9, [1.5, 0.7], [1.6, 0.7]) > 1e-10
