@@ -1157,8 +1157,9 @@ def _pairable(bad: np.ndarray, t: np.ndarray, rt: np.ndarray, C: int) -> np.ndar
 def _fix_cancelled(out, bad, t, z, e, rt) -> np.ndarray:
     """cross_rest's flagged elements (:func:`_pairable`) recomputed against their nearest classes
     (see there), a chunk at a time (:func:`_in_chunks`)."""
-    r_all = (rt[bad] + t[bad]) / t[bad]  # T / t_j
-    out[bad] = _in_chunks(bad, z.shape[-1], lambda lead, j, sl: _fix_elements(z[lead], e[lead], t[lead], j, r_all[sl]))
+    rb = rt[bad]
+    r_all = (rb + t[bad]) / t[bad]  # T / t_j
+    out[bad] = _in_chunks(bad, z.shape[-1], lambda lead, j, sl: _fix_elements(z[lead], e[lead], t[lead], j, r_all[sl], rb[sl]))
     return out
 
 
@@ -1180,8 +1181,11 @@ def _in_chunks(bad: np.ndarray, width: int, compute: Callable) -> np.ndarray:
     return fixed
 
 
-def _fix_elements(zr, er, tr, j, r) -> np.ndarray:
-    """t_j (k e_j - E) + t_j (r - k) e_j for flagged elements j of the rows zr, er, tr (F, C)."""
+def _fix_elements(zr, er, tr, j, r, rt) -> np.ndarray:
+    """t_j (k e_j - E) + t_j (r - k) e_j for flagged elements j of the rows zr, er, tr (F, C),
+    ``rt`` their rest sums Σ_{c≠j} t_c. t_j (r - k) is taken as ``rt - (k - 1)·t_j`` (= T - k t_j),
+    not from r = T/t_j rounded: where the other labels are far below t_j (labels next to the
+    softmax, t = [5e-222, 1 - 2e-16]) r rounds to 1 and r - k kept none of their digits."""
     C = zr.shape[-1]
     f = np.arange(len(j))
     zj, ej, tj = zr[f, j], er[f, j], tr[f, j]
@@ -1197,7 +1201,7 @@ def _fix_elements(zr, er, tr, j, r) -> np.ndarray:
         diff = np.where(np.abs(d) < _LN2, -ej[:, None] * np.expm1(d), ej[:, None] - er)  # e_j - e_c
     pairs = np.sum(np.where(near, diff, 0.0), axis=-1)
     rest = np.sum(np.where(near, 0.0, er), axis=-1)
-    return tj * ((pairs - rest) + (r - k) * ej)
+    return tj * (pairs - rest) + (rt - (k - 1) * tj) * ej
 
 
 def _share_cross_rest(t, z, e, s, S, g, dg) -> np.ndarray:
