@@ -81,6 +81,7 @@ def rescuer(
             finite &= np.isfinite(b).all(axis=-1)
         out = list(res)
         dC = (Decimal(C),)
+        full = [np.broadcast_to(b, (R, C)) for b in blocks]
         for i, k in enumerate(kinds):
             fn = fns[k]
             if fn is None:
@@ -91,7 +92,6 @@ def rescuer(
             if not need.any():
                 continue
             r = np.array(r, dtype=np.float64)
-            full = [np.broadcast_to(b, (R, C)) for b in blocks]
             for a, c in zip(*np.nonzero(need)):
                 if row:
                     args = tuple([Decimal(float(v)) for v in b[a]] for b in full)

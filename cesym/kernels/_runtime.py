@@ -414,12 +414,18 @@ def _nonnegative_rows(v: np.ndarray, s: np.ndarray) -> bool:
     return v.ndim == 2 and np.fmin.reduce(v, axis=None) >= 0 and bool(np.all(s < _EXACT_INT))
 
 
+def _rows_without(v: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """A copy of ``v[rows]`` with element ``cols`` of each replaced by 0: the other elements of
+    the few rows whose j dominates."""
+    q = np.take(v, rows, axis=0)  # a gather by fancy indexing costs 3x np.take
+    q[np.arange(rows.size), cols] = 0.0
+    return q
+
+
 def _sum_without(v: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     """Row sums of ``v[rows]`` with element ``cols`` of each left out (replaced by 0):
     Σ_{c≠j} v_c summed directly, for the few rows whose j dominates (see :func:`rest_sum`)."""
-    q = np.take(v, rows, axis=0)  # a gather by fancy indexing costs 3x np.take
-    q[np.arange(rows.size), cols] = 0.0
-    return row_sum(q)
+    return row_sum(_rows_without(v, rows, cols))
 
 
 def _along_rows(s: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -595,11 +601,9 @@ def rest_products_at(g: np.ndarray, at: np.ndarray | None, d: np.ndarray, *terms
     n = g.shape[-1]
     rows = pos // n
     cols = pos - rows * n
-    ar = np.arange(pos.size)
 
     def scaled(x):  # x over the other elements of each row, scaled to a largest magnitude in [1/2, 1)
-        v = np.take(x, rows, axis=0)
-        v[ar, cols] = 0.0
+        v = _rows_without(x, rows, cols)
         _, k = np.frexp(np.max(np.abs(v), axis=1))
         return np.ldexp(v, -k[:, None]), k
 
