@@ -194,6 +194,7 @@ def check_batch(
     if case.labels == "sparse":
         labels = one_hot(labels, n)
     params = [batch.params[p.name] for p in loss.params]
+    _first_tier(loss, case, labels, batch.pred, params, dtype)
     for r in range(B):
         if case.elementwise:
             items = [(r, c, labels[r, c : c + 1], batch.pred[r, c : c + 1], value[r, c], None if g is None else g[r, c : c + 1]) for c in range(n)]
@@ -204,6 +205,21 @@ def check_batch(
         for row, col, lab, pred, val, grow in items:
             _check_point(_pick(ref, loss, lab, pred, case.domain == "unit"), res, batch.strata[r], row, col, lab, pred, params, val, grow, dtype, value_base, grad_base)
     return res
+
+
+def _first_tier(loss: Loss, case, labels, pred: np.ndarray, params: list, dtype) -> None:
+    """The whole batch through the reference's first tier (:meth:`RowReference.prefill`) before
+    the points are checked one by one: what it pins, the balls never compute."""
+    B, n = pred.shape
+    if case.elementwise:
+        ref, cols = reference_for(loss, 1), ([] if labels is None else [labels.reshape(-1)]) + [pred.reshape(-1)]
+    else:
+        ref, cols = reference_for(loss, n), ([] if labels is None else list(np.asarray(labels).T)) + list(pred.T)
+    m = len(cols[0])
+    cols += [np.full(m, float(p)) for p in params]
+    if len(cols) != len(ref.args):
+        return
+    ref.prefill(np.stack([np.asarray(c, dtype=np.float64) for c in cols], axis=1), dtype)
 
 
 def _fmt_inputs(lab, pred, params) -> str:

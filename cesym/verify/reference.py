@@ -22,7 +22,7 @@ import contextlib
 import functools
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import mpmath
@@ -36,7 +36,7 @@ from sympy.codegen.cfunctions import log1p
 
 from ..define.primitives import Sigmoid, to_elementary
 from ..define.conventions import guard_zero_weights
-from . import balls
+from . import balls, float_intervals
 from .codecache import cached_source
 from .ulps import FORMATS
 
@@ -328,6 +328,106 @@ class RowReference:
             raise hit
         return hit
 
+    # --- the first tier: many points at once on float64 intervals ------------------------------
+
+    def prefill(self, inputs: np.ndarray, dtype=np.float64) -> int:
+        """Decide what the first tier can for many points at once: ``inputs`` one row per point
+        (labels, pred, params, as :meth:`_inputs` orders them). Each point's outputs, where
+        :mod:`cesym.verify.float_intervals` pins all of them for ``dtype`` (most float32 points;
+        a float64 one only where it is exact), and its condition numbers, where it gives every
+        term of them a few digits, are memoised as :meth:`value_and_grad` and :meth:`kappa`
+        would; the rest are left to the balls. Returns how many points' values it decided."""
+        fn = self._tier1("main")
+        pts = np.asarray(inputs, dtype=np.float64).reshape(-1, len(self.args))
+        pts = pts[np.all(np.isfinite(pts), axis=1)]
+        if fn is None or not len(pts):
+            return 0
+        out = float_intervals.evaluate(fn, list(pts.T))
+        if out is None:
+            return 0
+        p, emin, _ = FORMATS[np.dtype(dtype)]
+        dn = np.dtype(dtype).name
+        keys = [tuple(r) for r in pts.tolist()]
+        done = np.logical_and.reduce([float_intervals.pinned(o, p, emin) for o in out])
+        for i in np.flatnonzero(done):
+            key = (keys[i], dn)
+            if key not in self._memo:
+                vals = [_middle(o.lo[i], o.hi[i]) for o in out]
+                self._memo[key] = (vals[0], vals[1:])
+        if self.n_grad:
+            self._prefill_kappa(pts, keys, out)
+        return int(done.sum())
+
+    def _tier1(self, what: str):
+        """The first tier's version of a compiled form (None: not available)."""
+        memo = self.__dict__.setdefault("_tier1_fns", {})
+        if what not in memo:
+            if self.kind != "arb":
+                memo[what] = None
+            else:
+                fn = {"main": lambda: self._main, "partials": lambda: self._value_partials, "hessian": lambda: self._hessian}[what]()
+                memo[what] = float_intervals.compile_source(fn)
+        return memo[what]
+
+    def _prefill_kappa(self, pts: np.ndarray, keys: list, main: list) -> None:
+        """:meth:`_kappa` for every point whose terms the first tier gives a few digits of."""
+        n, n_lab, n_par = self.n, len(self.label_syms), len(self.loss.params)
+        ys, xs, ps = pts[:, :n_lab], pts[:, n_lab : n_lab + n], pts[:, n_lab + n : n_lab + n + n_par]
+        val, known = float_intervals.approx(main[0])
+        grads = []
+        for o in main[1:]:
+            g, k = float_intervals.approx(o)
+            grads.append(g)
+            known &= k
+        soft = np.zeros(len(pts), dtype=bool)
+        if n_lab:
+            soft |= np.any((ys != 0) & (ys != 1), axis=1)
+        if n_par:
+            soft |= np.any(ps != 0, axis=1)
+        others = np.concatenate([ys, ps], axis=1)
+
+        def term(x, d):  # |x·∂f/∂x|: 0 for x = 0
+            return np.where(x == 0, 0.0, np.abs(x * d))
+
+        def scale(f, x):  # _scale
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                s = np.minimum(1.0, np.abs(f) / np.abs(x))
+            return np.where(x == 0, np.inf, np.where(f == 0, 1.0, s))
+
+        num_v = sum((term(xs[:, i], grads[i]) for i in range(n)), np.zeros(len(pts)))
+        if others.shape[1] and soft.any():
+            part = float_intervals.evaluate(self._tier1("partials"), list(pts.T)) if self._tier1("partials") else None
+            if part is None:
+                known &= ~soft
+            else:
+                for i, o in enumerate(part[: others.shape[1]]):
+                    d, k = float_intervals.approx(o, scale(val, others[:, i]))
+                    num_v = num_v + np.where(soft, term(others[:, i], d), 0.0)
+                    known &= k | ~soft
+        hfn = self._tier1("hessian")
+        h = float_intervals.evaluate(hfn, list(pts.T)) if hfn is not None else None
+        if h is None:
+            return
+        width = n + others.shape[1]
+        variables = [xs[:, i] for i in range(n)] + [others[:, i] for i in range(others.shape[1])]
+        k_grad = []
+        for j, gj in enumerate(grads):
+            num = np.zeros(len(pts))
+            for i, x in enumerate(variables):
+                d, k = float_intervals.approx(h[j * width + i], scale(gj, x))
+                t = term(x, d)
+                if i >= n:
+                    t = np.where(soft, t, 0.0)
+                    k = k | ~soft
+                num = num + t
+                known &= k
+            k_grad.append(_ratios(num, gj, known))
+        k_value = _ratios(num_v, val, known)
+        for i in np.flatnonzero(known):
+            key = ("kappa", keys[i])
+            if key not in self._memo:
+                self._memo[key] = (float(k_value[i]), [float(k[i]) for k in k_grad])
+
     # --- an independent check of the symbolic gradient ----------------------------------------
 
     @functools.cached_property
@@ -421,7 +521,8 @@ class RowReference:
         xs, ys, ps = self._split(inputs)
         num = sum(_term(x, g) for x, g in zip(xs, grad))
         if self._soft(labels, params) and (self.label_syms or self.loss.params):
-            part = self._approx(self._value_partials, inputs, [_scale(value, y) for y in ys + ps])
+            others = ys + ps
+            part = self._approx(self._value_partials, inputs, lambda i: _scale(value, others[i]))
             num += sum(_term(y, d) for y, d in zip(ys + ps, part))
         return _ratio(num, value)
 
@@ -435,7 +536,8 @@ class RowReference:
         k_grad: list[float] = []
         if self.n_grad:
             width = self.n + n_lab + n_par
-            h = self._approx(self._hessian, inputs, [_scale(gj, x) for gj in grad for x in xs + ys + ps])
+            variables = xs + ys + ps
+            h = self._approx(self._hessian, inputs, lambda i: _scale(grad[i // width], variables[i % width]))
             for j, gj in enumerate(grad):
                 rowp = h[j * width : (j + 1) * width]
                 num = sum(_term(x, d) for x, d in zip(xs, rowp[: self.n]))
@@ -444,12 +546,13 @@ class RowReference:
                 k_grad.append(_ratio(num, gj))
         return k_value, k_grad
 
-    def _approx(self, fn, inputs, scales=None) -> list[mpmath.mpf]:
+    def _approx(self, fn, inputs, scales: Callable[[int], mpmath.mpf] | None = None) -> list[mpmath.mpf]:
         """Values good to a few digits (enough for a condition number), at rising precision, each
         output on its own (one that cannot be pinned, e.g. infinite at an edge element, is inf:
         no bound claimed from it, and it leaves the others' alone). An output whose interval
-        stays within 2^(-prec/2)·scale of 0 is 0: ``scales[i]`` is the size it is negligible
-        against (for a term x·∂f/∂x of κ, |f|/|x|; default 1). An absolute 2^-40 took the
+        stays within 2^(-prec/2)·scale of 0 is 0: ``scales(i)`` is the size it is negligible
+        against, computed only for an output that reaches this test (for a term x·∂f/∂x of κ,
+        |f|/|x|; default 1). An absolute 2^-40 took the
         Hessian of a gradient of 5e-74 for 0, and κ with it."""
         res: list = [None] * fn.n_out
         for prec in PRECISIONS:
@@ -469,7 +572,7 @@ class RowReference:
                         res[i] = a
                     elif mpmath.isfinite(a) and mpmath.isfinite(b) and (b - a) <= mpmath.mpf(2) ** -10 * max(abs(a), abs(b)):
                         res[i] = (a + b) / 2
-                    elif mpmath.isfinite(a) and mpmath.isfinite(b) and max(abs(a), abs(b)) < mpmath.mpf(2) ** (-prec // 2) * (1 if scales is None else scales[i]):
+                    elif mpmath.isfinite(a) and mpmath.isfinite(b) and max(abs(a), abs(b)) < mpmath.mpf(2) ** (-prec // 2) * (1 if scales is None else scales(i)):
                         res[i] = mpmath.mpf(0)  # negligible against everything else in κ
             if all(r is not None for r in res):
                 return res
@@ -553,6 +656,25 @@ def _identities(expr: sp.Basic) -> sp.Basic:
         lambda e: isinstance(e, sp.log) and isinstance(e.args[0], sp.Add) and sp.S.One in e.args[0].args,
         lambda e: log1p(e.args[0] - 1),
     )
+
+
+def _middle(lo: float, hi: float) -> mpmath.mpf:
+    """The exact middle of two floats, rounded to 160 bits as :func:`_resolve` rounds."""
+    if lo == hi:
+        return mpmath.mpf(lo)
+    return _short(mpmath.ldexp(mpmath.fadd(lo, hi, exact=True), -1))
+
+
+def _ratios(num: np.ndarray, den: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """:func:`_ratio` of arrays, where ``known`` is cleared where float64 cannot give a few
+    digits of it (a term that overflowed, an end in the subnormal range)."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        r = num / np.abs(den)
+    r = np.where(den == 0, np.where(num == 0, 0.0, np.inf), r)
+    safe = np.isfinite(num) & ((num == 0) | ((num > 2.0**-960) & (num < 2.0**960)))
+    safe &= (den == 0) | ((np.abs(den) > 2.0**-960) & (np.abs(den) < 2.0**960))
+    known &= safe
+    return r
 
 
 def _scale(f, x) -> mpmath.mpf:

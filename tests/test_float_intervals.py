@@ -1,0 +1,177 @@
+"""The reference's first tier (:mod:`cesym.verify.float_intervals`) against the balls.
+
+Its operations enclose the exact result (mpmath at 300 bits) at random and edge points; on every
+shipped definition, sampled as ``cesym verify`` samples it, each value it pins agrees with the
+balls' to 2^-8 of the format's spacing (each is within 2^-9 of it: the reference's own test) and
+each condition number it gives agrees to 2^-8 relative (absolute below 1, where κ enters the
+bound base + 4κ); and it hands over what it cannot decide: float64 values that are not exact, a
+cancelling gradient, logits whose exponential leaves float64's range.
+"""
+
+from __future__ import annotations
+
+import math
+
+import mpmath
+import numpy as np
+import pytest
+
+from cesym.verify import float_intervals as fi
+from cesym.verify.contract import _first_tier, definition
+from cesym.verify.reference import RowReference
+from cesym.verify.registry import CASES, label_kinds, one_hot
+from cesym.verify.sampling import sample
+
+from conftest import SEED
+
+_BY_LOSS = {}
+for _c in CASES:
+    if _c.reduction != "batch":
+        _BY_LOSS.setdefault(_c.loss, _c)
+
+_EMIN = {np.float32: -149, np.float64: -1074}
+_P = {np.float32: 24, np.float64: 53}
+
+
+def _holds(iv: fi.Interval, exact) -> np.ndarray:
+    lo, hi = iv.lo, iv.hi
+    return np.array([mpmath.mpf(float(a)) <= e <= mpmath.mpf(float(b)) for a, b, e in zip(lo, hi, exact)])
+
+
+_POINTS = np.array([0.0, -0.0, 1.0, -1.0, 0.5, 2.0, 1e-300, -1e-300, 5e-324, 1e-8, -1e-8, 0.3, -0.7, 3.0, 40.0, -40.0, 700.0, -745.0, 1e300, -1e300])
+
+
+@pytest.mark.parametrize(
+    "name, f, ref, domain",
+    [
+        ("exp", fi.exp, mpmath.exp, None),
+        ("log", fi.log, mpmath.log, 0.0),
+        ("log1p", fi.log1p, mpmath.log1p, -1.0),
+        ("expm1", fi.expm1, mpmath.expm1, None),
+        ("sqrt", fi.sqrt, mpmath.sqrt, 0.0),
+        ("sinh", fi.sinh, mpmath.sinh, None),
+        ("cosh", fi.cosh, mpmath.cosh, None),
+        ("tanh", fi.tanh, mpmath.tanh, None),
+    ],
+)
+def test_elementary_functions_enclose_the_exact_value(name, f, ref, domain):
+    rng = np.random.default_rng(SEED)
+    x = np.concatenate([_POINTS, rng.standard_normal(200) * 10.0 ** rng.uniform(-20, 3, 200)])
+    if domain is not None:
+        x = x[x > domain]
+    out = f(fi.Interval(x))
+    with mpmath.workprec(300):
+        exact = [ref(mpmath.mpf(float(v))) for v in x]
+    ok = np.isfinite(out.lo) | np.isfinite(out.hi)
+    finite = np.array([mpmath.isfinite(e) for e in exact])
+    assert np.all(_holds(out, exact)[finite & ok])
+    # exact points stay exact: exp 0 = 1, log 1 = 0, ...
+    z = f(fi.Interval(np.array([1.0 if name == "log" else 0.0])))
+    assert z.lo[0] == z.hi[0]
+
+
+def test_arithmetic_encloses_and_keeps_exact_sums_and_zeros():
+    rng = np.random.default_rng(SEED + 1)
+    a = rng.standard_normal(300) * 10.0 ** rng.integers(-300, 300, 300)
+    b = rng.standard_normal(300) * 10.0 ** rng.integers(-300, 300, 300)
+    A, B = fi.Interval(a), fi.Interval(b)
+    with mpmath.workprec(3000):
+        for iv, op in ((A + B, lambda x, y: x + y), (A - B, lambda x, y: x - y), (A * B, lambda x, y: x * y), (A / B, lambda x, y: x / y)):
+            exact = [op(mpmath.mpf(float(x)), mpmath.mpf(float(y))) for x, y in zip(a, b)]
+            assert np.all(_holds(iv, exact)), iv
+        sq = fi.ipow(A, 3)
+        assert np.all(_holds(sq, [mpmath.mpf(float(x)) ** 3 for x in a])[np.isfinite(sq.lo) & np.isfinite(sq.hi)])
+    one = fi.Interval(np.array([1.0, 0.0, 0.25]))
+    d = 1 - one  # 0, 1, 0.75: exact
+    assert np.all(d.lo == d.hi)
+    z = fi.xmul(fi.Interval(np.array([0.0])), fi.log(fi.Interval(np.array([0.0]))))  # 0·log 0 = 0
+    assert z.lo[0] == 0.0 and z.hi[0] == 0.0
+    # an overflow from finite operands is unbounded, not ±inf as a value
+    big = fi.Interval(np.array([1e308])) * 10
+    assert big.hi[0] == math.inf and big.lo[0] < math.inf
+    # a division by an interval that holds 0: nothing known
+    assert np.isnan((fi.Interval(np.array([1.0])) / fi.Interval(np.array([-1.0]), np.array([1.0]))).lo[0])
+
+
+def test_piecewise_and_comparisons_are_three_valued():
+    x = fi.Interval(np.array([-1.0, 0.0, 2.0, -1.0]), np.array([-0.5, 0.0, 3.0, 1.0]))
+    h = fi.heaviside(x, 0.5)
+    assert list(h.lo) == [0.0, 0.5, 1.0, 0.0] and list(h.hi) == [0.0, 0.5, 1.0, 1.0]  # the last: the hull
+    t, f = fi.cmp_("<", x, 0)
+    assert list(t) == [True, False, False, False] and list(f) == [False, True, True, False]
+
+
+def _pairs(case, dtype, n, rows, soft, smooth):
+    loss = definition(case)
+    batch = sample(case, dtype, n, rows, seed=SEED, soft=soft, smoothing=smooth)
+    labels = one_hot(batch.labels, n) if case.labels == "sparse" else batch.labels
+    params = [batch.params[p.name] for p in loss.params]
+    pts = []
+    for r in range(rows):
+        if case.elementwise:
+            pts += [(None if labels is None else labels[r, c : c + 1], batch.pred[r, c : c + 1]) for c in range(n)]
+        else:
+            pts.append((None if labels is None else labels[r], batch.pred[r]))
+    return loss, batch, labels, params, pts
+
+
+def _spacing(v, dtype):
+    e = _EMIN[dtype]
+    if v == 0 or not mpmath.isfinite(v):
+        return mpmath.ldexp(1, e)
+    return mpmath.ldexp(1, max(int(mpmath.frexp(v)[1]) - _P[dtype], e))
+
+
+@pytest.mark.parametrize("name", sorted(_BY_LOSS))
+def test_what_the_first_tier_decides_agrees_with_the_balls(monkeypatch, name):
+    case = _BY_LOSS[name]
+    decided = kappas = 0
+    for dtype in (np.float32, np.float64):
+        kind = label_kinds(case)[-1]
+        n = 3
+        loss, batch, labels, params, pts = _pairs(case, dtype, n, 12, kind[1], kind[2])
+        nn = 1 if case.elementwise else n
+        fast, slow = RowReference(loss, nn), RowReference(loss, nn)
+        monkeypatch.setattr("cesym.verify.contract.reference_for", lambda _l, _n, fast=fast: fast)
+        _first_tier(loss, case, labels, batch.pred, params, dtype)
+        for lab, pred in pts:
+            inputs = tuple(fast._inputs(lab, pred, params))
+            got = fast._memo.get((inputs, np.dtype(dtype).name))
+            if got is not None:
+                decided += 1
+                want = slow.value_and_grad(lab, pred, params, dtype=dtype)
+                for a, b in zip([got[0], *got[1]], [want[0], *want[1]]):
+                    assert abs(a - b) <= _spacing(b, dtype) / 256, (lab, pred, a, b)
+                if dtype is np.float64:  # a float64 value only where the interval is one number
+                    assert all(float(v) == v for v in [got[0], *got[1]])
+            k = fast._memo.get(("kappa", inputs))
+            if k is not None:
+                kappas += 1
+                want = slow.kappa(lab, pred, params)
+                for a, b in zip([k[0], *k[1]], [want[0], *want[1]]):
+                    assert a == b or (math.isinf(a) and math.isinf(b)) or abs(a - b) <= 2**-8 * max(abs(a), abs(b), 1.0), (lab, pred, a, b)
+    assert kappas > 0  # the tier decides something on every definition
+
+
+def test_it_hands_over_what_it_cannot_decide():
+    """A softmax gradient that cancels (a soft label equal to the softmax but for a few ulps),
+    logits whose exponential overflows float64, and float64 values are left to the balls; the
+    balls then decide them as before."""
+    case = next(c for c in CASES if c.kernel == "categorical_crossentropy" and c.keywords.get("from_logits"))
+    loss = definition(case)
+    ref = RowReference(loss, 2)
+    z = np.array([0.0, 1.0])
+    s = 1 / (1 + math.exp(1.0))  # softmax of [0, 1] at 0, in float64: the label next to it
+    y = np.array([s, 1 - s])
+    rows = np.array([[*y, *z], [0.0, 1.0, 900.0, -900.0], [0.0, 1.0, 0.5, 0.25]])
+    params = [0.0] * (len(ref.args) - 4)
+    inputs = np.concatenate([rows, np.zeros((3, len(params)))], axis=1)
+    ref.prefill(inputs, np.float32)
+    keys = [tuple(r) for r in inputs.tolist()]
+    assert (keys[0], "float32") not in ref._memo  # cancelling: handed over
+    assert (keys[1], "float32") not in ref._memo  # exp(900): beyond float64
+    assert (keys[2], "float32") in ref._memo  # an ordinary row: decided
+    ref.prefill(inputs, np.float64)
+    assert (keys[2], "float64") not in ref._memo  # float64's 2^-8 ulp: beyond a float64 interval
+    v, g = ref.value_and_grad(y, z, params, dtype=np.float32)  # the balls decide it
+    assert mpmath.isfinite(v) and len(g) == 2
