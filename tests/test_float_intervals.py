@@ -1,4 +1,5 @@
-"""The reference's first tier (:mod:`cesym.verify.float_intervals`) against the balls.
+"""The reference's first tier (:mod:`cesym.verify.first_tier` on
+:mod:`cesym.verify.float_intervals`) against the balls.
 
 Its operations enclose the exact result (mpmath at 300 bits) at random and edge points; on every
 shipped definition, sampled as ``cesym verify`` samples it, each value it pins agrees with the
@@ -134,6 +135,8 @@ def test_what_the_first_tier_decides_agrees_with_the_balls(monkeypatch, name):
         fast, slow = RowReference(loss, nn), RowReference(loss, nn)
         monkeypatch.setattr("cesym.verify.contract.reference_for", lambda _l, _n, fast=fast: fast)
         _first_tier(loss, case, labels, batch.pred, params, dtype)
+        if fast._pending is not None:  # κ is computed at the first need: ask for it
+            fast._pending(("kappa", tuple(fast._inputs(*pts[0], params))), full=True)
         for lab, pred in pts:
             inputs = tuple(fast._inputs(lab, pred, params))
             got = fast._memo.get((inputs, np.dtype(dtype).name))
@@ -175,3 +178,25 @@ def test_it_hands_over_what_it_cannot_decide():
     assert (keys[2], "float64") not in ref._memo  # float64's 2^-8 ulp: beyond a float64 interval
     v, g = ref.value_and_grad(y, z, params, dtype=np.float32)  # the balls decide it
     assert mpmath.isfinite(v) and len(g) == 2
+
+
+def test_condition_numbers_wait_for_the_first_need():
+    """A batch whose checks ask for no κ derives and evaluates no second derivatives; the
+    first κ asked for computes the batch's, the value's alone without the Hessian."""
+    case = next(c for c in CASES if c.kernel == "binary_crossentropy" and c.keywords.get("from_logits"))
+    loss = definition(case)
+    ref = RowReference(loss, 2)
+    rows = np.array([[0.0, 1.0, 0.5, -0.25], [1.0, 0.0, 3.0, 2.0]])
+    inputs = np.concatenate([rows, np.zeros((2, len(ref.args) - 4))], axis=1)
+    ref.prefill(inputs, np.float32)
+    assert "hessian" not in ref.__dict__.get("_tier1_fns", {})
+    assert not any(k[0] in ("kappa", "kappa_value") for k in ref._memo)
+    params = [0.0] * (len(ref.args) - 4)
+    kv = ref.kappa_value(rows[0, :2], rows[0, 2:], params)
+    assert "hessian" not in ref._tier1_fns and ("kappa_value", tuple(inputs[1])) in ref._memo
+    k = ref.kappa(rows[1, :2], rows[1, 2:], params)
+    assert ("kappa", tuple(inputs[0])) in ref._memo and ref._pending is None
+    slow = RowReference(loss, 2)
+    assert abs(kv - slow.kappa_value(rows[0, :2], rows[0, 2:], params)) <= 2**-8 * max(kv, 1.0)
+    want = slow.kappa(rows[1, :2], rows[1, 2:], params)
+    assert all(abs(a - b) <= 2**-8 * max(abs(b), 1.0) for a, b in zip([k[0], *k[1]], [want[0], *want[1]]))

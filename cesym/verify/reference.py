@@ -36,7 +36,7 @@ from sympy.codegen.cfunctions import log1p
 
 from ..define.primitives import Sigmoid, to_elementary
 from ..define.conventions import guard_zero_weights
-from . import balls, float_intervals
+from . import balls
 from .codecache import cached_source
 from .ulps import FORMATS
 
@@ -258,6 +258,9 @@ class RowReference:
             "value and gradient", lambda: _compile(self.args, [self.value_expr, *self.grad_exprs], self.kind), 1 + self.n_grad
         )
         self._memo: dict = {}
+        #: the first tier's condition numbers of the last prefilled batch, computed at the first
+        #: κ asked for (:mod:`cesym.verify.first_tier`): called with a memo key and ``full``
+        self._pending: Callable | None = None
 
     @functools.cached_property
     def grad_exprs(self) -> list[sp.Basic]:
@@ -331,102 +334,13 @@ class RowReference:
     # --- the first tier: many points at once on float64 intervals ------------------------------
 
     def prefill(self, inputs: np.ndarray, dtype=np.float64) -> int:
-        """Decide what the first tier can for many points at once: ``inputs`` one row per point
-        (labels, pred, params, as :meth:`_inputs` orders them). Each point's outputs, where
-        :mod:`cesym.verify.float_intervals` pins all of them for ``dtype`` (most float32 points;
-        a float64 one only where it is exact), and its condition numbers, where it gives every
-        term of them a few digits, are memoised as :meth:`value_and_grad` and :meth:`kappa`
-        would; the rest are left to the balls. Returns how many points' values it decided."""
-        fn = self._tier1("main")
-        pts = np.asarray(inputs, dtype=np.float64).reshape(-1, len(self.args))
-        pts = pts[np.all(np.isfinite(pts), axis=1)]
-        if fn is None or not len(pts):
-            return 0
-        out = float_intervals.evaluate(fn, list(pts.T))
-        if out is None:
-            return 0
-        p, emin, _ = FORMATS[np.dtype(dtype)]
-        dn = np.dtype(dtype).name
-        keys = [tuple(r) for r in pts.tolist()]
-        done = np.logical_and.reduce([float_intervals.pinned(o, p, emin) for o in out])
-        for i in np.flatnonzero(done):
-            key = (keys[i], dn)
-            if key not in self._memo:
-                vals = [_middle(o.lo[i], o.hi[i]) for o in out]
-                self._memo[key] = (vals[0], vals[1:])
-        if self.n_grad:
-            self._prefill_kappa(pts, keys, out)
-        return int(done.sum())
+        """Decide what the first tier (:mod:`cesym.verify.first_tier`) can for many points at
+        once, ``inputs`` one row per point (labels, pred, params, as :meth:`_inputs` orders
+        them): memoised as :meth:`value_and_grad` and :meth:`kappa` would memoise them; the rest
+        is left to the balls. Returns how many points' values it decided."""
+        from . import first_tier
 
-    def _tier1(self, what: str):
-        """The first tier's version of a compiled form (None: not available)."""
-        memo = self.__dict__.setdefault("_tier1_fns", {})
-        if what not in memo:
-            if self.kind != "arb":
-                memo[what] = None
-            else:
-                fn = {"main": lambda: self._main, "partials": lambda: self._value_partials, "hessian": lambda: self._hessian}[what]()
-                memo[what] = float_intervals.compile_source(fn)
-        return memo[what]
-
-    def _prefill_kappa(self, pts: np.ndarray, keys: list, main: list) -> None:
-        """:meth:`_kappa` for every point whose terms the first tier gives a few digits of."""
-        n, n_lab, n_par = self.n, len(self.label_syms), len(self.loss.params)
-        ys, xs, ps = pts[:, :n_lab], pts[:, n_lab : n_lab + n], pts[:, n_lab + n : n_lab + n + n_par]
-        val, known = float_intervals.approx(main[0])
-        grads = []
-        for o in main[1:]:
-            g, k = float_intervals.approx(o)
-            grads.append(g)
-            known &= k
-        soft = np.zeros(len(pts), dtype=bool)
-        if n_lab:
-            soft |= np.any((ys != 0) & (ys != 1), axis=1)
-        if n_par:
-            soft |= np.any(ps != 0, axis=1)
-        others = np.concatenate([ys, ps], axis=1)
-
-        def term(x, d):  # |x·∂f/∂x|: 0 for x = 0
-            return np.where(x == 0, 0.0, np.abs(x * d))
-
-        def scale(f, x):  # _scale
-            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-                s = np.minimum(1.0, np.abs(f) / np.abs(x))
-            return np.where(x == 0, np.inf, np.where(f == 0, 1.0, s))
-
-        num_v = sum((term(xs[:, i], grads[i]) for i in range(n)), np.zeros(len(pts)))
-        if others.shape[1] and soft.any():
-            part = float_intervals.evaluate(self._tier1("partials"), list(pts.T)) if self._tier1("partials") else None
-            if part is None:
-                known &= ~soft
-            else:
-                for i, o in enumerate(part[: others.shape[1]]):
-                    d, k = float_intervals.approx(o, scale(val, others[:, i]))
-                    num_v = num_v + np.where(soft, term(others[:, i], d), 0.0)
-                    known &= k | ~soft
-        hfn = self._tier1("hessian")
-        h = float_intervals.evaluate(hfn, list(pts.T)) if hfn is not None else None
-        if h is None:
-            return
-        width = n + others.shape[1]
-        variables = [xs[:, i] for i in range(n)] + [others[:, i] for i in range(others.shape[1])]
-        k_grad = []
-        for j, gj in enumerate(grads):
-            num = np.zeros(len(pts))
-            for i, x in enumerate(variables):
-                d, k = float_intervals.approx(h[j * width + i], scale(gj, x))
-                t = term(x, d)
-                if i >= n:
-                    t = np.where(soft, t, 0.0)
-                    k = k | ~soft
-                num = num + t
-                known &= k
-            k_grad.append(_ratios(num, gj, known))
-        k_value = _ratios(num_v, val, known)
-        for i in np.flatnonzero(known):
-            key = ("kappa", keys[i])
-            if key not in self._memo:
-                self._memo[key] = (float(k_value[i]), [float(k[i]) for k in k_grad])
+        return first_tier.prefill(self, inputs, dtype)
 
     # --- an independent check of the symbolic gradient ----------------------------------------
 
@@ -494,6 +408,8 @@ class RowReference:
         """κ of the value and of each gradient element (inf where the true value is 0)."""
         inputs = self._inputs(labels, pred, params)
         key = ("kappa", tuple(inputs))
+        if key not in self._memo and self._pending is not None:
+            self._pending(key, full=True)  # the first tier's κ of the whole batch, at the first need
         if key not in self._memo:
             self._memo[key] = self._kappa(labels, pred, params, inputs, value, grad)
         return self._memo[key]
@@ -505,6 +421,11 @@ class RowReference:
         if full is not None:
             return full[0]
         key = ("kappa_value", tuple(inputs))
+        if key not in self._memo and self._pending is not None:
+            self._pending(key, full=False)
+            full = self._memo.get(("kappa", tuple(inputs)))
+            if full is not None:
+                return full[0]
         if key not in self._memo:
             if value is None:
                 value, grad = self.value_and_grad(labels, pred, params)
@@ -656,25 +577,6 @@ def _identities(expr: sp.Basic) -> sp.Basic:
         lambda e: isinstance(e, sp.log) and isinstance(e.args[0], sp.Add) and sp.S.One in e.args[0].args,
         lambda e: log1p(e.args[0] - 1),
     )
-
-
-def _middle(lo: float, hi: float) -> mpmath.mpf:
-    """The exact middle of two floats, rounded to 160 bits as :func:`_resolve` rounds."""
-    if lo == hi:
-        return mpmath.mpf(lo)
-    return _short(mpmath.ldexp(mpmath.fadd(lo, hi, exact=True), -1))
-
-
-def _ratios(num: np.ndarray, den: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """:func:`_ratio` of arrays, where ``known`` is cleared where float64 cannot give a few
-    digits of it (a term that overflowed, an end in the subnormal range)."""
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        r = num / np.abs(den)
-    r = np.where(den == 0, np.where(num == 0, 0.0, np.inf), r)
-    safe = np.isfinite(num) & ((num == 0) | ((num > 2.0**-960) & (num < 2.0**960)))
-    safe &= (den == 0) | ((np.abs(den) > 2.0**-960) & (np.abs(den) < 2.0**960))
-    known &= safe
-    return r
 
 
 def _scale(f, x) -> mpmath.mpf:

@@ -1,0 +1,192 @@
+r"""The reference's first tier: a batch of points decided at once where float64 intervals suffice.
+
+:class:`~cesym.verify.reference.RowReference` pins each point's value and gradient on arb balls,
+one point at a time (about a hundred Python calls per point, more at rising precision), and its
+condition numbers from second derivatives on balls. Here the same printed code runs on
+:mod:`cesym.verify.float_intervals` (every point of a batch in one NumPy pass per operation),
+and what that decides goes into the reference's memo under the keys its own methods use:
+
+* a point's value and gradient, where every output's interval is within 2^-8 of the format's
+  spacing (the reference's own test, :func:`~cesym.verify.float_intervals.pinned`): most float32
+  points; a float64 point only where its intervals are single numbers (float64's 2^-8 ulp is
+  below a float64 interval's width); the middle of the interval, exactly, as the balls give
+  the middle of theirs;
+* condition numbers :math:`\kappa = \sum_i |x_i\,\partial f/\partial x_i|/|f|` (with
+  :meth:`RowReference._kappa`'s conventions: a zero input's term is 0, label and parameter terms
+  only for soft labels or a non-zero parameter, a term negligible against its scale is 0),
+  where every term is known to 2^-10 and nothing left float64's normal range. They are computed
+  at the first κ the reference is asked for in the batch (value κ alone needs no second
+  derivatives), so a batch that needs none derives and evaluates none.
+
+What is not decided here (cancellations beyond float64, exponentials past its range, float64
+values) the balls compute as before: the first tier only removes work, never a decision
+(``tests/test_float_intervals.py``).
+"""
+
+from __future__ import annotations
+
+import mpmath
+import numpy as np
+
+from . import float_intervals as fi
+from .ulps import FORMATS
+
+__all__ = ["prefill"]
+
+
+def prefill(ref, inputs: np.ndarray, dtype) -> int:
+    """Memoise in ``ref`` (a :class:`~cesym.verify.reference.RowReference`) what the first tier
+    decides of the points ``inputs`` (one row per point: labels, pred, params) for ``dtype``;
+    the number of points whose values it decided."""
+    pts = np.asarray(inputs, dtype=np.float64).reshape(-1, len(ref.args))
+    pts = pts[np.all(np.isfinite(pts), axis=1)]
+    fn = _compiled(ref, "main")
+    if fn is None or not len(pts):
+        return 0
+    stamp = (np.dtype(dtype).name, pts.shape, hash(pts.tobytes()))
+    if ref.__dict__.get("_tier1_stamp") == stamp:  # the same batch again (the naive form's check)
+        return 0
+    ref._tier1_stamp = stamp
+    out = fi.evaluate(fn, list(pts.T))
+    if out is None:
+        return 0
+    p, emin, _ = FORMATS[np.dtype(dtype)]
+    dn = np.dtype(dtype).name
+    keys = [tuple(r) for r in pts.tolist()]
+    done = np.logical_and.reduce([fi.pinned(o, p, emin) for o in out])
+    memo = ref._memo
+    for i in np.flatnonzero(done):
+        key = (keys[i], dn)
+        if key not in memo:
+            vals = [_middle(o.lo[i], o.hi[i]) for o in out]
+            memo[key] = (vals[0], vals[1:])
+    if ref.n_grad:
+        ref._pending = _Kappas(ref, pts, keys, out)
+    return int(done.sum())
+
+
+def _compiled(ref, what: str):
+    """The first tier's version of one of ``ref``'s compiled forms (None: not available)."""
+    fns = ref.__dict__.setdefault("_tier1_fns", {})
+    if what not in fns:
+        if ref.kind != "arb":
+            fns[what] = None
+        else:
+            fn = {"main": lambda: ref._main, "partials": lambda: ref._value_partials, "hessian": lambda: ref._hessian}[what]()
+            fns[what] = fi.compile_source(fn)
+    return fns[what]
+
+
+def _middle(lo: float, hi: float) -> mpmath.mpf:
+    """The exact middle of two floats (at most 160 bits: the balls' middles are rounded so)."""
+    from .reference import _short
+
+    if lo == hi:
+        return mpmath.mpf(lo)
+    return _short(mpmath.ldexp(mpmath.fadd(lo, hi, exact=True), -1))
+
+
+class _Kappas:
+    """The condition numbers of one prefilled batch, each stage computed once at its first need."""
+
+    def __init__(self, ref, pts: np.ndarray, keys: list, main: list):
+        self.ref, self.pts, self.keys, self.main = ref, pts, set(keys), main
+        self.key_list = keys
+        self.stages: set[bool] = set()
+
+    def __call__(self, key: tuple, full: bool) -> None:
+        if key[1] not in self.keys or full in self.stages:
+            return
+        self.stages.add(full)
+        try:
+            _kappas(self.ref, self.pts, self.key_list, self.main, full)
+        finally:
+            if full:
+                self.ref._pending = None  # both stages' numbers are in the memo now
+
+
+def _kappas(ref, pts: np.ndarray, keys: list, main: list, full: bool) -> None:
+    """:meth:`RowReference._kappa` (``full``) or ``_kappa_value`` of every point whose terms
+    the first tier gives a few digits of, into the memo."""
+    n, n_lab, n_par = ref.n, len(ref.label_syms), len(ref.loss.params)
+    m = len(pts)
+    ys, xs, ps = pts[:, :n_lab], pts[:, n_lab : n_lab + n], pts[:, n_lab + n : n_lab + n + n_par]
+    others = np.concatenate([ys, ps], axis=1)
+    val, known = fi.approx(main[0])
+    grads = []
+    for o in main[1:]:
+        g, k = fi.approx(o)
+        grads.append(g)
+        known = known & k
+    soft = np.zeros(m, dtype=bool)
+    if n_lab:
+        soft |= np.any((ys != 0) & (ys != 1), axis=1)
+    if n_par:
+        soft |= np.any(ps != 0, axis=1)
+
+    num_v = np.zeros(m)
+    for i in range(n):
+        num_v = num_v + _term(xs[:, i], grads[i])
+    if others.shape[1] and soft.any():
+        fn = _compiled(ref, "partials")
+        part = fi.evaluate(fn, list(pts.T)) if fn is not None else None
+        if part is None:
+            known = known & ~soft
+        else:
+            for i, o in enumerate(part[: others.shape[1]]):
+                d, k = fi.approx(o, _scale(val, others[:, i]))
+                num_v = num_v + np.where(soft, _term(others[:, i], d), 0.0)
+                known = known & (k | ~soft)
+    k_value, known_v = _ratios(num_v, val, known)
+    memo = ref._memo
+    if not full:
+        for i in np.flatnonzero(known_v):
+            memo.setdefault(("kappa_value", keys[i]), float(k_value[i]))
+        return
+    fn = _compiled(ref, "hessian")
+    h = fi.evaluate(fn, list(pts.T)) if fn is not None else None
+    if h is None:
+        return
+    width = n + others.shape[1]
+    variables = [xs[:, i] for i in range(n)] + [others[:, i] for i in range(others.shape[1])]
+    k_grad = []
+    known = known_v
+    for j, gj in enumerate(grads):
+        num = np.zeros(m)
+        for i, x in enumerate(variables):
+            d, k = fi.approx(h[j * width + i], _scale(gj, x))
+            t = _term(x, d)
+            if i >= n:
+                t, k = np.where(soft, t, 0.0), k | ~soft
+            num = num + t
+            known = known & k
+        r, known = _ratios(num, gj, known)
+        k_grad.append(r)
+    for i in np.flatnonzero(known):
+        memo.setdefault(("kappa", keys[i]), (float(k_value[i]), [float(k[i]) for k in k_grad]))
+
+
+def _term(x: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """|x·∂f/∂x|: 0 for x = 0 whatever ∂f/∂x (:func:`cesym.verify.reference._term`)."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return np.where(x == 0, 0.0, np.abs(x * d))
+
+
+def _scale(f: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """min(1, |f|/|x|): inf for x = 0, 1 for f = 0 (:func:`cesym.verify.reference._scale`)."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        s = np.minimum(1.0, np.abs(f) / np.abs(x))
+    return np.where(x == 0, np.inf, np.where(f == 0, 1.0, s))
+
+
+def _ratios(num: np.ndarray, den: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """num/|den| as :func:`cesym.verify.reference._ratio` (0/0 = 0, x/0 = inf), and where it is
+    known: also cleared where float64 cannot give a few digits of it (a term that overflowed, a
+    number in or near the subnormal range)."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        r = num / np.abs(den)
+    r = np.where(den == 0, np.where(num == 0, 0.0, np.inf), r)
+    a = np.abs(den)
+    safe = np.isfinite(num) & ((num == 0) | ((num > 2.0**-960) & (num < 2.0**960)))
+    safe &= (den == 0) | ((a > 2.0**-960) & (a < 2.0**960))
+    return r, known & safe
