@@ -144,7 +144,9 @@ def test_what_the_first_tier_decides_agrees_with_the_balls(monkeypatch, name):
                 decided += 1
                 want = slow.value_and_grad(lab, pred, params, dtype=dtype)
                 for a, b in zip([got[0], *got[1]], [want[0], *want[1]]):
+                    # within 2^-8 of the format's spacing, and relatively close too: κ divides by it
                     assert abs(a - b) <= _spacing(b, dtype) / 256, (lab, pred, a, b)
+                    assert a == b or abs(a - b) <= 2**-16 * abs(b), (lab, pred, a, b)
                 if dtype is np.float64:  # a float64 value only where the interval is one number
                     assert all(float(v) == v for v in [got[0], *got[1]])
             k = fast._memo.get(("kappa", inputs))
@@ -174,6 +176,13 @@ def test_it_hands_over_what_it_cannot_decide():
     assert (keys[0], "float32") not in ref._memo  # cancelling: handed over
     assert (keys[1], "float32") not in ref._memo  # exp(900): beyond float64
     assert (keys[2], "float32") in ref._memo  # an ordinary row: decided
+    # a value far below float64's range (the focal factor e^-1400): the balls' ~1e-600, not
+    # the "0" of an interval of float64 that underflowed (κ would divide by it)
+    focal = next(c for c in CASES if c.kernel == "categorical_focal_crossentropy" and c.keywords.get("from_logits"))
+    fref = RowReference(definition(focal), 2)
+    row = np.array([[1.0, 0.0, float(np.float32(2.2274597)), float(np.float32(-701.34174)), 0.0, 0.25, 2.0]])
+    fref.prefill(row, np.float32)
+    assert (tuple(row[0]), "float32") not in fref._memo
     ref.prefill(inputs, np.float64)
     assert (keys[2], "float64") not in ref._memo  # float64's 2^-8 ulp: beyond a float64 interval
     v, g = ref.value_and_grad(y, z, params, dtype=np.float32)  # the balls decide it

@@ -18,12 +18,16 @@ and what that decides goes into the reference's memo under the keys its own meth
   at the first κ the reference is asked for in the batch (value κ alone needs no second
   derivatives), so a batch that needs none derives and evaluates none.
 
+``CESYM_FIRST_TIER=off`` leaves everything to the balls (to compare the two, or to time them).
+
 What is not decided here (cancellations beyond float64, exponentials past its range, float64
 values) the balls compute as before: the first tier only removes work, never a decision
 (``tests/test_float_intervals.py``).
 """
 
 from __future__ import annotations
+
+import os
 
 import mpmath
 import numpy as np
@@ -38,6 +42,8 @@ def prefill(ref, inputs: np.ndarray, dtype) -> int:
     """Memoise in ``ref`` (a :class:`~cesym.verify.reference.RowReference`) what the first tier
     decides of the points ``inputs`` (one row per point: labels, pred, params) for ``dtype``;
     the number of points whose values it decided."""
+    if os.environ.get("CESYM_FIRST_TIER", "on").strip().lower() in ("off", "0", "no"):
+        return 0
     pts = np.asarray(inputs, dtype=np.float64).reshape(-1, len(ref.args))
     pts = pts[np.all(np.isfinite(pts), axis=1)]
     fn = _compiled(ref, "main")

@@ -436,7 +436,13 @@ def evaluate(fn: Callable, columns: Sequence[np.ndarray]) -> list[Interval] | No
 
 def pinned(x: Interval, p: int, emin: int) -> np.ndarray:
     """Where ``x`` pins its value to within 2^-8 of the spacing of a format of ``p`` bits and
-    least exponent ``emin`` at its smaller end (the reference's own test), or is one number."""
+    least exponent ``emin`` at its smaller end (the reference's own test), or is one number.
+
+    Stricter than that test in one way: both ends of one sign and the width within 2^-20 of
+    the smaller end. The balls pin a value far below the format's range relatively (a ball
+    about 1e-600 has a radius of a few of its own ulps); an interval of float64 that underflowed
+    to [-2^-1074, 2^-1074] would pin "0" for float32 just as well, but the condition numbers
+    divide by the value, and κ of 0 is infinite: such points are left to the balls."""
     a, b = x.lo, x.hi
     fin = np.isfinite(a) & np.isfinite(b)
     same = ((a > 0) & (b > 0)) | ((a < 0) & (b < 0))
@@ -445,7 +451,7 @@ def pinned(x: Interval, p: int, emin: int) -> np.ndarray:
     spacing = np.ldexp(1.0, np.maximum(np.where(small > 0, e - p, emin), emin))
     with np.errstate(over="ignore", invalid="ignore"):
         width = _up(b - a)
-    return (a == b) & fin | (fin & (width <= spacing / 256))
+    return ((a == b) & fin) | (fin & same & (width <= spacing / 256) & (width <= small * 2.0**-20))
 
 
 def approx(x: Interval, scale: np.ndarray | float | None = None) -> tuple[np.ndarray, np.ndarray]:
