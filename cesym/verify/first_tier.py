@@ -93,31 +93,42 @@ def _middle(lo: float, hi: float) -> mpmath.mpf:
 
 
 class _Kappas:
-    """The condition numbers of one prefilled batch, each stage computed once at its first need."""
+    """The condition numbers of one prefilled batch, each stage computed once at its first need;
+    the value's κ, computed by the first, is reused by the second."""
 
     def __init__(self, ref, pts: np.ndarray, keys: list, main: list):
-        self.ref, self.pts, self.keys, self.main = ref, pts, set(keys), main
-        self.key_list = keys
-        self.stages: set[bool] = set()
+        self.ref, self.pts, self.keys, self.main = ref, pts, keys, main
+        self.members = frozenset(keys)
+        self.value = None  # (k_value, known, grads, soft) of the value stage
+        self.full_done = False
 
     def __call__(self, key: tuple, full: bool) -> None:
-        if key[1] not in self.keys or full in self.stages:
+        if key[1] not in self.members or (full and self.full_done) or (not full and self.value is not None):
             return
-        self.stages.add(full)
-        try:
-            _kappas(self.ref, self.pts, self.key_list, self.main, full)
-        finally:
-            if full:
-                self.ref._pending = None  # both stages' numbers are in the memo now
+        if self.value is None:
+            self.value = _value_kappas(self.ref, self.pts, self.main)
+            if not full:
+                k_value, known = self.value[:2]
+                for i in np.flatnonzero(known):
+                    self.ref._memo.setdefault(("kappa_value", self.keys[i]), float(k_value[i]))
+                return
+        self.full_done = True
+        self.ref._pending = None  # both stages' numbers are in the memo after this one
+        _grad_kappas(self.ref, self.pts, self.keys, *self.value)
 
 
-def _kappas(ref, pts: np.ndarray, keys: list, main: list, full: bool) -> None:
-    """:meth:`RowReference._kappa` (``full``) or ``_kappa_value`` of every point whose terms
-    the first tier gives a few digits of, into the memo."""
+def _columns(ref, pts: np.ndarray):
+    """(pred, labels and parameters) columns of the points."""
     n, n_lab, n_par = ref.n, len(ref.label_syms), len(ref.loss.params)
-    m = len(pts)
     ys, xs, ps = pts[:, :n_lab], pts[:, n_lab : n_lab + n], pts[:, n_lab + n : n_lab + n + n_par]
-    others = np.concatenate([ys, ps], axis=1)
+    return xs, ys, ps, np.concatenate([ys, ps], axis=1)
+
+
+def _value_kappas(ref, pts: np.ndarray, main: list):
+    """:meth:`RowReference._kappa_value` of every point: (κ, where known, the gradient's few
+    digits, where labels are soft), known where the first tier gives every term a few digits."""
+    xs, ys, ps, others = _columns(ref, pts)
+    m = len(pts)
     val, known = fi.approx(main[0])
     grads = []
     for o in main[1:]:
@@ -125,13 +136,12 @@ def _kappas(ref, pts: np.ndarray, keys: list, main: list, full: bool) -> None:
         grads.append(g)
         known = known & k
     soft = np.zeros(m, dtype=bool)
-    if n_lab:
+    if ys.shape[1]:
         soft |= np.any((ys != 0) & (ys != 1), axis=1)
-    if n_par:
+    if ps.shape[1]:
         soft |= np.any(ps != 0, axis=1)
-
     num_v = np.zeros(m)
-    for i in range(n):
+    for i in range(ref.n):
         num_v = num_v + _term(xs[:, i], grads[i])
     if others.shape[1] and soft.any():
         fn = _compiled(ref, "partials")
@@ -143,20 +153,22 @@ def _kappas(ref, pts: np.ndarray, keys: list, main: list, full: bool) -> None:
                 d, k = fi.approx(o, _scale(val, others[:, i]))
                 num_v = num_v + np.where(soft, _term(others[:, i], d), 0.0)
                 known = known & (k | ~soft)
-    k_value, known_v = _ratios(num_v, val, known)
-    memo = ref._memo
-    if not full:
-        for i in np.flatnonzero(known_v):
-            memo.setdefault(("kappa_value", keys[i]), float(k_value[i]))
-        return
+    k_value, known = _ratios(num_v, val, known)
+    return k_value, known, grads, soft
+
+
+def _grad_kappas(ref, pts: np.ndarray, keys: list, k_value, known, grads, soft) -> None:
+    """:meth:`RowReference._kappa` of every point whose terms the first tier gives a few digits
+    of, into the memo (the value's κ from :func:`_value_kappas`)."""
     fn = _compiled(ref, "hessian")
     h = fi.evaluate(fn, list(pts.T)) if fn is not None else None
     if h is None:
         return
+    xs, _, _, others = _columns(ref, pts)
+    n, m = ref.n, len(pts)
     width = n + others.shape[1]
     variables = [xs[:, i] for i in range(n)] + [others[:, i] for i in range(others.shape[1])]
     k_grad = []
-    known = known_v
     for j, gj in enumerate(grads):
         num = np.zeros(m)
         for i, x in enumerate(variables):
@@ -169,7 +181,7 @@ def _kappas(ref, pts: np.ndarray, keys: list, main: list, full: bool) -> None:
         r, known = _ratios(num, gj, known)
         k_grad.append(r)
     for i in np.flatnonzero(known):
-        memo.setdefault(("kappa", keys[i]), (float(k_value[i]), [float(k[i]) for k in k_grad]))
+        ref._memo.setdefault(("kappa", keys[i]), (float(k_value[i]), [float(k[i]) for k in k_grad]))
 
 
 def _term(x: np.ndarray, d: np.ndarray) -> np.ndarray:

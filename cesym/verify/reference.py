@@ -423,9 +423,6 @@ class RowReference:
         key = ("kappa_value", tuple(inputs))
         if key not in self._memo and self._pending is not None:
             self._pending(key, full=False)
-            full = self._memo.get(("kappa", tuple(inputs)))
-            if full is not None:
-                return full[0]
         if key not in self._memo:
             if value is None:
                 value, grad = self.value_and_grad(labels, pred, params)
