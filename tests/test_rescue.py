@@ -134,3 +134,131 @@ def test_decimal_float64_rounds_past_the_largest_float_to_inf():
     assert _rescue.decimal_float64(lambda a: a * a, (Decimal("1e200"),)) == np.inf
     assert _rescue.decimal_float64(lambda a: a * a / 4, (Decimal("2e154"),)) == 1e308
     assert _rescue.decimal_float64(lambda a: a - a * Decimal("Infinity"), (Decimal(1),)) is None
+
+
+# --- row forms: kernels whose gradient couples the row (Dice, Tversky, the categorical hinge) ---
+
+
+def dice_ref(y, p):
+    y, p = [mp.mpf(float(v)) for v in y], [mp.mpf(float(v)) for v in p]
+    s, t = mp.fsum(y) + mp.fsum(p), mp.fsum(a * b for a, b in zip(y, p))
+    return 1 - 2 * t / s, [-2 * a / s + 2 * t / s**2 for a in y]
+
+
+def tversky_ref(y, p, alpha, beta):
+    y, p = [mp.mpf(float(v)) for v in y], [mp.mpf(float(v)) for v in p]
+    tp = mp.fsum(a * b for a, b in zip(y, p))
+    fp, fn = mp.fsum((1 - a) * b for a, b in zip(y, p)), mp.fsum(a * (1 - b) for a, b in zip(y, p))
+    d = tp + alpha * fp + beta * fn
+    if d == 0:
+        return mp.mpf(1), [mp.mpf(0)] * len(y)
+    return 1 - tp / d, [-(a * d - tp * ((1 - alpha - beta) * a + alpha)) / d**2 for a in y]
+
+
+def test_dice_and_tversky_on_rows_of_tiny_probabilities():
+    # Σ y·p underflows on these rows while its share of the gradient, Σyp/(Σy + Σp)², is of order
+    # one (-1 where the gradient is -0.5 before the row forms); κ of these outputs is below 3
+    rng = np.random.default_rng(11)
+    rows = [(np.array([8.378e-209, 1.643e-293]), np.array([8.378e-209, 1.643e-293]))]
+    for _ in range(12):
+        c = int(rng.integers(2, 6))
+        scale = 2.0 ** -float(rng.integers(480, 1000))
+        y = rng.uniform(0, 1, c) * scale * (rng.random(c) < 0.7)
+        p = rng.uniform(0, 1, c) * scale
+        rows.append((y, p))
+    for y, p in rows:
+        v, g = K.dice_value_and_grad(y[None], p[None])
+        want_v, want_g = dice_ref(y, p)
+        assert ulps(v[0], want_v) <= 1 and ulps(K.dice(y[None], p[None])[0], want_v) <= 1
+        assert all(ulps(a, b) <= 1 for a, b in zip(g[0], want_g)), (y, p, g, want_g)
+        assert np.array_equal(g, K.dice_grad(y[None], p[None]))
+        for alpha, beta in ((0.5, 0.5), (0.2, 0.7), (0.0, 0.0)):
+            want_v, want_g = tversky_ref(y, p, alpha, beta)
+            v, g = K.tversky_value_and_grad(y[None], p[None], alpha=alpha, beta=beta)
+            assert ulps(v[0], want_v) <= 1 or (want_v == 0 and v[0] == 0)
+            assert all(ulps(a, b) <= 1 or (b == 0 and a == 0) for a, b in zip(g[0], want_g)), (y, p, alpha, beta)
+
+
+def test_dice_gradient_is_homogeneous_across_the_tiny_threshold():
+    # the Dice gradient -2y_j/S + 2Σyp/S² (S = Σy + Σp) is homogeneous of degree 0 in (y, p):
+    # scaled by powers of two (exact, the elements staying normal) it is the same numbers, within
+    # the contract's 8 + 4κ ulps of the exact gradient (κ <= 2 on rows of binary labels); the
+    # value, 1 - s·(2Σyp/S), is held to the exact value of the scaled row
+    rng = np.random.default_rng(5)
+    y = (rng.random((1, 7)) < 0.5).astype(float)
+    y[0, 0] = 1.0
+    p = rng.uniform(2.0**-8, 1, (1, 7))
+    want_g = dice_ref(y[0], p[0])[1]
+    for k in range(0, 1000, 37):
+        s = 2.0**-k
+        v, g = K.dice_value_and_grad(y * s, p * s)
+        assert ulps(v[0], dice_ref(y[0] * s, p[0] * s)[0]) <= 4
+        assert all(ulps(a, b) <= 16 for a, b in zip(g[0], want_g)), k
+
+
+def test_categorical_hinge_where_products_of_large_labels_overflow():
+    # Σ y·p and (1 - y)·p overflow to ±inf on finite inputs (NaN from inf - inf before the row forms)
+    y, p = np.array([[1e200, 3e200, 0.0]]), np.array([[2e200, 1e200, 5e199]])
+    v, g = K.categorical_hinge_value_and_grad(y, p)
+    assert v[0] == 0 and np.all(g == 0)  # the margin is -5e400
+    # a finite margin between two overflowing terms: max (1 - y)p = 2e308, Σ y·p = 1.4e308
+    y, p = np.array([[1.5, -1.0]]), np.array([[1.6e308, 1e308]])
+    f = [(1 - mp.mpf(a)) * mp.mpf(b) for a, b in zip(y[0], p[0])]
+    want = max(f) - mp.fsum(mp.mpf(a) * mp.mpf(b) for a, b in zip(y[0], p[0])) + 1
+    v, g = K.categorical_hinge_value_and_grad(y, p)
+    assert ulps(v[0], want) <= 1 and ulps(K.categorical_hinge(y, p)[0], want) <= 1
+    assert g.tolist() == [[-1.5, 3.0]] and np.array_equal(g, K.categorical_hinge_grad(y, p))
+
+
+def test_the_tiny_row_test():
+    t = _rescue.TINY
+    blocks = [np.array([[t / 2, 0.0], [0.0, 0.0], [t, t / 4], [-t / 8, 5e-324], [np.nan, t / 2], [np.inf, 0]])]
+    assert _rescue._tiny_rows(blocks, 6, 2).tolist() == [True, False, False, True, False, False]
+    assert _rescue._wants_tiny(blocks)
+    for x in ([[0.0, -0.0]], [[t, -t]], [[np.nan, np.inf]], [[1.0, -np.inf]]):
+        assert not _rescue._wants_tiny([np.array(x)])
+    # a label row alone tiny, over a prediction row that is not: no product underflows
+    assert not _rescue._wants_tiny([np.array([[t / 2, t / 2]]), np.array([[0.5, 0.5]])])
+    # float32 inputs never take the tiny rows (their products cannot leave float64's normal range)
+    assert not hasattr(_rescue.rescuer(G.dice, "overlap", ("grad",), (), True), "wants")
+    assert hasattr(_rescue.rescuer(G.dice, "overlap", ("grad",), (), False), "wants")
+
+
+def _row_forms():
+    import importlib
+    import pkgutil
+
+    for info in pkgutil.iter_modules(G.__path__):
+        mod = importlib.import_module(f"{G.__name__}.{info.name}")
+        for variant, core in getattr(mod, "CORES", {}).items():
+            if hasattr(mod, f"{variant}_value_rescue"):
+                yield pytest.param(mod, variant, core, id=f"{info.name}.{variant}")
+
+
+@pytest.mark.parametrize("mod,variant,core", list(_row_forms()))
+def test_row_forms_are_the_stable_forms(mod, variant, core):
+    # a row form printed wrong would be off by far more than rounding: on ordinary rows (inputs in
+    # [1/16, 1], κ small) it agrees with the float64 core to 2^-40 of the output's scale
+    from decimal import Decimal
+
+    rng = np.random.default_rng(17)
+    arrays = [a for a in core["args"] if a in ("y", "p", "t", "x")]
+    scalars = tuple(0.25 + 0.5 * i for i in range(len(core["args"]) - len(arrays)))
+    for c in (2, 3, 5):
+        rows = [rng.uniform(1 / 16, 1, (4, c)) for _ in arrays]
+        v = getattr(mod, f"{variant}_value")(*rows, *scalars)
+        g = getattr(mod, f"{variant}_grad")(*rows, *scalars)
+        for r in range(4):
+            args = tuple([Decimal(float(x)) for x in a[r]] for a in rows) + tuple(Decimal(s) for s in scalars) + (Decimal(c),)
+            dv = _rescue.decimal_float64(getattr(mod, f"{variant}_value_rescue"), args)
+            assert abs(dv - np.ravel(v)[r]) <= 2.0**-40 * max(1.0, abs(dv))
+            with localcontext_for_rescue():
+                dg = [float(e) for e in getattr(mod, f"{variant}_grad_rescue")(*args)]
+            scale = max(1.0, max(abs(e) for e in dg))
+            assert np.allclose(dg, g[r], rtol=0, atol=2.0**-40 * scale)
+
+
+def localcontext_for_rescue():
+    from decimal import localcontext
+
+    return localcontext(_rescue._context())

@@ -26,7 +26,7 @@ from ..define.loss import N, DerivationError, Loss, default_public, load_familie
 from ..derive.gradients import Derived, as_record, derive
 
 from .bounds import bound_body
-from .exact import eft_parts, exact_parts, magnitude, needs_magnitude
+from .exact import eft_parts, exact_parts, magnitude, needs_magnitude, rescue_parts
 from .ranges import input_box, unit_label_box
 from .lowerings import LABEL_INDEX, ROW_LEVEL, OffMaxSum, WeightedRowSum, lower
 from ..define.primitives import (
@@ -621,11 +621,22 @@ def _checked_functions(d: Derived, boxes: tuple[dict | None, dict | None], exact
 
 def _render_exact(d: Derived, parts: dict | str) -> str:
     """The decimal forms of the value and the gradient (:mod:`cesym.kernels._exact`), and their
-    tracked float64 forms where they are rational (:mod:`cesym.kernels._eft`), or ''.
+    tracked float64 forms where they are rational (:mod:`cesym.kernels._eft`); where ``d`` has
+    none, its row forms for the float64 rescue (:func:`rescue_parts`), or ''.
     ``parts``: :func:`exact_parts` of ``d``."""
-    if not isinstance(parts, dict):
-        return ""
     args = ", ".join(_arguments(d.loss) + ["C"])
+    if not isinstance(parts, dict):
+        rows = rescue_parts(d.loss, d.value, d.grad)
+        if not isinstance(rows, dict):
+            return ""
+        return "\n\n".join(
+            f"def {d.loss.variant}_{kind}_rescue({args}):\n"
+            f'    r"""{d.loss.title}: the stable {kind} in decimal arithmetic at the current precision, '
+            f'of one row (lists of Decimals{"; the list of its C elements" if kind == "grad" else ""}): '
+            f'the float64 rescue of rows that overflow or underflow (:mod:`cesym.kernels._rescue`)."""\n'
+            f"    return {code}\n"
+            for kind, code in rows.items()
+        )
     out = []
     for kind, code in eft_parts(d.loss, d.value, d.grad).items():
         out.append(

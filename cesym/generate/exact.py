@@ -14,7 +14,9 @@ modest W (:mod:`cesym.kernels._rounding`): a cancelling sum such as σ(x) - t ha
 :class:`DecimalPrinter` prints a stable form as Python code over :class:`decimal.Decimal` with
 the functions of :mod:`cesym.kernels._exact`; :func:`exact_parts` says which kernels of a loss
 have such a form (elementwise gradients; values whose only row reductions are sums of elementwise
-terms) and returns the code, or None with the reason when they do not.
+terms) and returns the code, or None with the reason when they do not. :func:`rescue_parts`
+(:class:`RowDecimalPrinter`) prints the others whose reductions are sums, maxima and the other
+elements' sums over a whole row, for the float64 rescue of :mod:`cesym.kernels._rescue` only.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from ..define.primitives import C, NanOr, RowSum, SumSquares, XMul
 from ..rewrite.rules import second_form_exact
 from .ranges import value_range
 
-__all__ = ["magnitude", "DecimalPrinter", "EftPrinter", "exact_parts", "eft_parts", "NotExact"]
+__all__ = ["magnitude", "DecimalPrinter", "RowDecimalPrinter", "EftPrinter", "exact_parts", "rescue_parts", "eft_parts", "NotExact"]
 
 
 class NotExact(Exception):
@@ -265,6 +267,43 @@ class DecimalPrinter(_ScalarPrinter):
         raise NotExact(f"no decimal evaluation of {name}")
 
 
+class RowDecimalPrinter(DecimalPrinter):
+    """:class:`DecimalPrinter` over a whole row, for kernels whose gradient couples the row's
+    elements: an element outside a reduction is element ``_j`` (the gradient is printed as the
+    list of its C elements), and the row reductions are the stable forms' own (sums, maxima, the
+    other elements' sums, a maximum's share, the maximum minus a sum). A guarded pair of forms
+    is its second, split form (the one without cancellation); in decimal both are the same
+    number up to rounding."""
+
+    def _print_Elem(self, e):
+        return f"{e.name}[_c]" if self.in_row else f"{e.name}[_j]"
+
+    def _over_row(self, body: sp.Expr) -> str:
+        if self.in_row:
+            raise NotExact("a row reduction inside a row reduction")
+        self.in_row = True
+        try:
+            return self._print(body)
+        finally:
+            self.in_row = False
+
+    def _print_RowMax(self, e):
+        return f"max({self._over_row(e.args[0])} for _c in range(int(C)))"
+
+    def _print_RestSum(self, e):
+        return f"_ex.fsum({self._over_row(e.args[0])} for _c in range(int(C)) if _c != _j)"
+
+    def _print_MaxShare(self, e):
+        return f"_ex.max_share([{self._over_row(e.args[0])} for _c in range(int(C))], _j)"
+
+    def _print_MaxMinusSum(self, e):
+        f, g = e.args
+        return f"(max({self._over_row(f)} for _c in range(int(C))) - {self._row_sum(g)})"
+
+    def _print_Guarded(self, e):
+        return self._print(e.args[1])
+
+
 # PythonCodePrinter prints some of these itself (math.log, math.copysign, ...): the Decimal ones win
 for _name in DecimalPrinter._known:
     if _name == "XMul":
@@ -427,6 +466,26 @@ def exact_parts(loss: Loss, value: sp.Expr, grad: sp.Expr | None) -> dict[str, s
             if g.has(RowSum, SumSquares):
                 return "the gradient holds a row reduction"
             out["grad"] = printer.doprint(g)
+    except NotExact as why:
+        return str(why)
+    return out
+
+
+def rescue_parts(loss: Loss, value: sp.Expr, grad: sp.Expr | None) -> dict[str, str] | str:
+    """The decimal code of the value and of the gradient, each over a whole row (lists ``y``,
+    ``x``; the gradient as the list of its C elements), for kernels :func:`exact_parts` refuses
+    because their gradient holds row reductions (or maxima): only the float64 rescue of
+    :mod:`cesym.kernels._rescue` evaluates them (they are no correctly rounded float32 path).
+    Or the reason there is none."""
+    if loss.label_index:
+        return "a class-index label"
+    if any(s.name == "N" for s in value.free_symbols):
+        return "a batch reduction"
+    printer = RowDecimalPrinter()
+    try:
+        out = {"value": printer.doprint(_substitute_weights(loss, value))}
+        if grad is not None:
+            out["grad"] = f"[{printer.doprint(_substitute_weights(loss, grad))} for _j in range(int(C))]"
     except NotExact as why:
         return str(why)
     return out

@@ -148,6 +148,7 @@ def _fixer(limits, kinds, elementwise: bool, sparse: bool, nan_rows: bool = True
                 res = tuple(_nan_where(r, nan) for r in res)
         return _lim.repair(kinds, res, bad, lambda idx: limits(None if lab is None else lab[idx], x[idx]), x.shape, elementwise)
 
+    fix.wants = getattr(rescue, "wants", None)  # finite blocks the rescue looks at all the same
     return fix
 
 

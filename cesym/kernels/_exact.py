@@ -224,6 +224,15 @@ def heaviside(a: Decimal, h) -> Decimal:
     return Decimal(1) if a > 0 else (Decimal(0) if a < 0 else D(h))
 
 
+def max_share(row: list, j: int) -> Decimal:
+    """Element j's share of the row's maximum: 1/k if it is one of k elements equal to the
+    maximum, else 0 (TensorFlow's gradient of ``reduce_max``)."""
+    m = max(row)
+    if row[j] != m:
+        return Decimal(0)
+    return Decimal(1) / sum(1 for v in row if v == m)
+
+
 def sign(a: Decimal) -> Decimal:
     return Decimal((a > 0) - (a < 0))
 

@@ -22,8 +22,18 @@ for float64 outputs (each operation then errs by :math:`10^{1-D}` in place of
 exact result overflows, the rounding gives ±inf, as the core did; a result that is not a real
 number (a NaN input was screened before) keeps the core's output.
 
-Only kernels with a decimal form are rescued (rows of elementwise terms; the generated module
-says which), and rows of at most ``BLOCK_ELEMENTS`` (2^18) elements: a longer row, computed in
+Kernels whose gradient couples the row's elements (row sums, maxima and shares of the
+maximum inside it: Dice, Tversky, the categorical hinge) have row forms instead
+(``<variant>_value_rescue``, ``<variant>_grad_rescue``: one row of Decimals in, the row's value
+or its C gradient elements out), used by the float64 rescue only (they are no float32 path:
+a float32 output is their float64 result rounded again). For float64 inputs these also take
+the rows of tiny inputs (every magnitude below :data:`TINY`), whose products fall among the
+subnormal numbers while the ratios they enter do not: the categorical hinge at labels of 1e200
+(Σ y·p and (1 − y)·p overflow, NaN where the value is 0), the Dice and Tversky gradients on
+rows of 1e-209 (Σ y·p underflows: -1 where the gradient is -0.5).
+
+Only kernels with a decimal form are rescued (the generated module says which), and rows of
+at most ``BLOCK_ELEMENTS`` (2^18) elements: a longer row, computed in
 pieces, keeps IEEE's result. The cost is the decimal form's, about 30 µs per element, on the rows
 that need it: a batch whose every row truly overflows (a float64 MSE of errors past 1e154) pays
 it on every row.
@@ -48,7 +58,7 @@ DIGITS = 50
 def decimal_float64(fn: Callable[..., Decimal], args: tuple) -> float | None:
     """``fn(*args)`` (Decimal arguments) at :data:`DIGITS` digits, rounded to float64 (±inf past
     the largest float); None where it is not a real number."""
-    with localcontext(Context(prec=DIGITS, rounding=ROUND_HALF_EVEN, Emin=-(10**9), Emax=10**9, traps=[])):
+    with localcontext(_context()):
         v = fn(*args)
     if not v.is_finite():
         return None
@@ -60,16 +70,24 @@ def rescuer(
 ) -> Callable[[list, tuple], tuple] | None:
     """``rescue(blocks, res)``: ``res`` (the core's float64 outputs on ``blocks``: labels first
     if any, predictions last) with the outputs that are not finite, where their rows' inputs
-    are, recomputed by the decimal form (module docstring). None when the kernel has no decimal
-    form for any of ``kinds``. ``float32``: the outputs will be float32 (correctly rounded)."""
-    fns = {k: getattr(module, f"{variant}_{k}_exact", None) for k in kinds}
+    are, recomputed by the decimal form (module docstring); for the row forms of float64
+    inputs, also the rows of tiny inputs. None when the kernel has no decimal form for any of
+    ``kinds``. ``float32``: the outputs will be float32 (correctly rounded where the form is
+    elementwise)."""
+    fns: dict[str, Callable | None] = {}
+    whole_rows: dict[str, bool] = {}  # a row form: one call gives the row's value or every gradient element
+    for k in kinds:
+        fn = getattr(module, f"{variant}_{k}_exact", None)
+        row_fn = getattr(module, f"{variant}_{k}_rescue", None) if fn is None else None
+        fns[k], whole_rows[k] = fn or row_fn, row_fn is not None
     if all(f is None for f in fns.values()):
         return None
     row_level = module.CORES[variant]["row_level"]
     dscalars = tuple(Decimal(float(s)) for s in scalars)
 
-    def evaluate(fn: Callable[..., Decimal], args: tuple) -> float | None:
-        return _exact.solve(fn, args) if float32 else decimal_float64(fn, args)
+    def evaluate(fn: Callable[..., Decimal], args: tuple, whole: bool) -> float | None:
+        # a row form has no correctly rounded float32 path: its float64 rounding, rounded again
+        return _exact.solve(fn, args) if float32 and not whole else decimal_float64(fn, args)
 
     def rescue(blocks: list, res: tuple) -> tuple:
         x = blocks[-1]
@@ -79,6 +97,9 @@ def rescuer(
         finite = np.ones(R, dtype=bool)
         for b in blocks:
             finite &= np.isfinite(b).all(axis=-1)
+        tiny = None
+        if not float32 and any(whole_rows.values()):
+            tiny = _tiny_rows(blocks, R, C) & finite
         out = list(res)
         dC = (Decimal(C),)
         full = [np.broadcast_to(b, (R, C)) for b in blocks]
@@ -86,21 +107,77 @@ def rescuer(
             fn = fns[k]
             if fn is None:
                 continue
+            whole = whole_rows[k]
             row = k == "value" and row_level
             r = np.broadcast_to(res[i], (R, 1) if row else (R, C))
             need = ~np.isfinite(r) & finite[:, None]
+            if whole and tiny is not None:
+                need |= tiny[:, None]
             if not need.any():
                 continue
             r = np.array(r, dtype=np.float64)
-            for a, c in zip(*np.nonzero(need)):
-                if row:
-                    args = tuple([Decimal(float(v)) for v in b[a]] for b in full)
-                else:
+            if whole or row:
+                for a in np.flatnonzero(need.any(axis=1)):
+                    args = tuple([Decimal(float(v)) for v in b[a]] for b in full) + dscalars + dC
+                    if row:
+                        v = evaluate(fn, args, whole)
+                        if v is not None:
+                            r[a, 0] = v
+                        continue
+                    with localcontext(_context()):
+                        vs = fn(*args)
+                    for c in np.flatnonzero(need[a]):
+                        if vs[c].is_finite():
+                            r[a, c] = float(vs[c])
+            else:
+                for a, c in zip(*np.nonzero(need)):
                     args = tuple(Decimal(float(b[a, c])) for b in full)
-                v = evaluate(fn, args + dscalars + dC)
-                if v is not None:
-                    r[a, c] = v
+                    v = evaluate(fn, args + dscalars + dC, whole)
+                    if v is not None:
+                        r[a, c] = v
             out[i] = r
         return tuple(out)
 
+    if not float32 and any(whole_rows.values()):
+        rescue.wants = _wants_tiny
     return rescue
+
+
+def _wants_tiny(blocks: list) -> bool:
+    """Whether a block holds a row of tiny inputs (:func:`_tiny_rows`). A product of two nonzero
+    inputs under the normal range needs a nonzero prediction under :data:`TINY`, looked for
+    first, on the magnitude's bits: (bits << 1) - 1 drops the sign and takes 0 to the top, so
+    one minimum answers 0 < |x| < TINY (about three passes over the prediction block)."""
+    m = blocks[-1].view(np.uint64) << np.uint64(1)
+    m -= np.uint64(1)
+    if m.size == 0 or m.min() >= _TWICE_TINY_BITS - np.uint64(1):
+        return False
+    return bool(_tiny_rows(blocks, *blocks[-1].shape).any())
+
+
+#: A row whose every input lies below this in magnitude (and is not all zeros) is rescued by a
+#: row form in float64: its products of two elements fall below 2^-920, where those of the
+#: elements near the row's largest start to lose bits among the subnormal numbers (at 2^-1022)
+#: while the ratios they enter are of order 1 (the Dice gradient's Σyp/(Σy + Σp)² on a row of
+#: 1e-209s: 0 where it is 0.5). At and above it, each such product is off by at most 2^-1074,
+#: 2^-154 of the square of the row's largest element.
+TINY = 2.0**-460
+_TWICE_TINY_BITS = np.uint64(np.float64(TINY).view(np.uint64)) << np.uint64(1)
+
+
+def _context() -> Context:
+    return Context(prec=DIGITS, rounding=ROUND_HALF_EVEN, Emin=-(10**9), Emax=10**9, traps=[])
+
+
+def _tiny_rows(blocks: list, R: int, C: int) -> np.ndarray:
+    """Rows whose largest input magnitude lies in (0, :data:`TINY`), over every input block
+    (labels broadcast), column by column (a reduction along short rows costs NumPy a loop per row)."""
+    m = np.zeros(R)
+    for b in blocks:
+        b2 = np.broadcast_to(b, (R, C))
+        if C > 16:
+            np.maximum(m, np.max(np.abs(b2), axis=-1), out=m)
+            continue
+        for c in range(C):
+            np.maximum(m, np.abs(b2[:, c]), out=m)
+    return (m > 0) & (m < TINY)

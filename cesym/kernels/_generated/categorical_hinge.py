@@ -159,6 +159,16 @@ def margin_naive_grad(y, p):
     return (tmp0*tmp3/_rt.row_sum(tmp3) - y)*_rt.heaviside(tmp2 - _rt.row_sum(p*y) + 1, 1.0)
 
 
+def margin_value_rescue(y, p, C):
+    r"""categorical hinge loss: the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the float64 rescue of rows that overflow or underflow (:mod:`cesym.kernels._rescue`)."""
+    return _ex.relu((max(p[_c]*(_ex.D(1) - y[_c]) for _c in range(int(C))) - _ex.fsum(p[_c]*y[_c] for _c in range(int(C)))) + _ex.D(1))
+
+
+def margin_grad_rescue(y, p, C):
+    r"""categorical hinge loss: the stable grad in decimal arithmetic at the current precision, of one row (lists of Decimals; the list of its C elements): the float64 rescue of rows that overflow or underflow (:mod:`cesym.kernels._rescue`)."""
+    return [(-y[_j] + (_ex.D(1) - y[_j])*_ex.max_share([p[_c]*(_ex.D(1) - y[_c]) for _c in range(int(C))], _j))*_ex.heaviside((max(p[_c]*(_ex.D(1) - y[_c]) for _c in range(int(C))) - _ex.fsum(p[_c]*y[_c] for _c in range(int(C)))) + _ex.D(1), _ex.D(1)) for _j in range(int(C))]
+
+
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.
 from cesym.kernels._api import export as _export  # noqa: E402
 

@@ -176,6 +176,16 @@ def overlap_naive_grad(y, p):
     return _rt.where(numpy.equal(tmp0, 0), 0, _rt.divide_rows(-2*y, tmp0) + 2*(_rt.row_sum(p*y)/tmp0)/tmp0)
 
 
+def overlap_value_rescue(y, p, C):
+    r"""Dice loss: the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the float64 rescue of rows that overflow or underflow (:mod:`cesym.kernels._rescue`)."""
+    return (_ex.D(1) if (_ex.fsum(p[_c] for _c in range(int(C))) + _ex.fsum(y[_c] for _c in range(int(C))) == _ex.D(0)) else _ex.D(1) - _ex.D(2)*_ex.fsum(p[_c]*y[_c] for _c in range(int(C)))/(_ex.fsum(p[_c] for _c in range(int(C))) + _ex.fsum(y[_c] for _c in range(int(C)))))
+
+
+def overlap_grad_rescue(y, p, C):
+    r"""Dice loss: the stable grad in decimal arithmetic at the current precision, of one row (lists of Decimals; the list of its C elements): the float64 rescue of rows that overflow or underflow (:mod:`cesym.kernels._rescue`)."""
+    return [(_ex.D(0) if (_ex.fsum(p[_c] for _c in range(int(C))) + _ex.fsum(y[_c] for _c in range(int(C))) == _ex.D(0)) else (-_ex.D(2)*_ex.power(y[_j], 2) - _ex.D(2)*y[_j]*_ex.fsum(p[_c] for _c in range(int(C)) if _c != _j) - _ex.D(2)*y[_j]*_ex.fsum(y[_c] for _c in range(int(C)) if _c != _j) + _ex.D(2)*_ex.fsum(p[_c]*y[_c] for _c in range(int(C)) if _c != _j))/_ex.power(p[_j] + y[_j] + _ex.fsum(p[_c] for _c in range(int(C)) if _c != _j) + _ex.fsum(y[_c] for _c in range(int(C)) if _c != _j), 2)) for _j in range(int(C))]
+
+
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.
 from cesym.kernels._api import export as _export  # noqa: E402
 

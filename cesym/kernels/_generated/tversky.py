@@ -273,6 +273,16 @@ def index_naive_grad(y, p, alpha, beta):
     return _rt.where(numpy.equal(tmp2, 0), 0, _rt.divide_rows(-y, tmp2) - 1*((y*beta - tmp1*alpha - y)/tmp2)*(tmp0/tmp2))
 
 
+def index_value_rescue(y, p, alpha, beta, C):
+    r"""Tversky loss: the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the float64 rescue of rows that overflow or underflow (:mod:`cesym.kernels._rescue`)."""
+    return (_ex.D(1) if (alpha*_ex.fsum(p[_c]*(_ex.D(1) - y[_c]) for _c in range(int(C))) + beta*_ex.fsum(y[_c]*(_ex.D(1) - p[_c]) for _c in range(int(C))) + _ex.fsum(p[_c]*y[_c] for _c in range(int(C))) == _ex.D(0)) else _ex.D(1) - _ex.fsum(p[_c]*y[_c] for _c in range(int(C)))/(alpha*_ex.fsum(p[_c]*(_ex.D(1) - y[_c]) for _c in range(int(C))) + beta*_ex.fsum(y[_c]*(_ex.D(1) - p[_c]) for _c in range(int(C))) + _ex.fsum(p[_c]*y[_c] for _c in range(int(C)))))
+
+
+def index_grad_rescue(y, p, alpha, beta, C):
+    r"""Tversky loss: the stable grad in decimal arithmetic at the current precision, of one row (lists of Decimals; the list of its C elements): the float64 rescue of rows that overflow or underflow (:mod:`cesym.kernels._rescue`)."""
+    return [(_ex.D(0) if (alpha*_ex.fsum(p[_c]*(_ex.D(1) - y[_c]) for _c in range(int(C))) + beta*_ex.fsum(y[_c]*(_ex.D(1) - p[_c]) for _c in range(int(C))) + _ex.fsum(p[_c]*y[_c] for _c in range(int(C))) == _ex.D(0)) else (-_ex.power(y[_j], 2)*beta - y[_j]*alpha*_ex.fsum(p[_c]*y[_c] for _c in range(int(C)) if _c != _j) - y[_j]*alpha*_ex.fsum(-p[_c]*y[_c] + p[_c] for _c in range(int(C)) if _c != _j) - y[_j]*beta*_ex.fsum(p[_c]*y[_c] for _c in range(int(C)) if _c != _j) - y[_j]*beta*_ex.fsum(-p[_c]*y[_c] + y[_c] for _c in range(int(C)) if _c != _j) + alpha*_ex.fsum(p[_c]*y[_c] for _c in range(int(C)) if _c != _j))/_ex.power(p[_j]*y[_j] + alpha*(p[_j]*(_ex.D(1) - y[_j]) + _ex.fsum(p[_c]*(_ex.D(1) - y[_c]) for _c in range(int(C)) if _c != _j)) + beta*(y[_j]*(_ex.D(1) - p[_j]) + _ex.fsum(y[_c]*(_ex.D(1) - p[_c]) for _c in range(int(C)) if _c != _j)) + _ex.fsum(p[_c]*y[_c] for _c in range(int(C)) if _c != _j), 2)) for _j in range(int(C))]
+
+
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.
 from cesym.kernels._api import export as _export  # noqa: E402
 
