@@ -114,7 +114,9 @@ def _run_config(task: tuple) -> Config:
             from ..keras.check import KerasTally, classify
 
             keras = (keras or KerasTally()).merge(classify(case, batch, keras_kernel(case)))
-            if class_rows:
+            # (the quick pass: the loss classes and metrics on its longest rows only; their cost is
+            # TensorFlow's per call, whatever the rows)
+            if class_rows and (rows > QUICK_ROWS or n == sizes[-1]):
                 classes, metrics = _keras_forms(case, batch, kind, class_rows, [seed, n, np.dtype(dtype).itemsize], classes, metrics)
         ext.append(check_batch(case, sample_extended(case, dtype, n, ext_rows, seed=seed, soft=soft, smoothing=smooth)))
     s, nv, x = _merge(stable), _merge(naive), _merge(ext)
@@ -185,7 +187,7 @@ def run(
     ``jobs`` > 1 runs configurations in that many processes (results in the same order).
     ``keras``: also run Keras on the same points and classify its outputs (cesym.keras.check),
     its loss classes and metrics on the first rows of each batch (cesym.keras.forms:
-    ``CLASS_ROWS``, ``QUICK_CLASS_ROWS``). ``progress`` is called with each configuration as it completes; the lines
+    ``CLASS_ROWS``; ``quick``: ``QUICK_CLASS_ROWS`` of its rows of 3 only). ``progress`` is called with each configuration as it completes; the lines
     of the loss classes and metrics are printed after it (:func:`describe_forms`) and their
     totals at the end. ``forms=False`` leaves the loss classes and metrics out (Keras's function
     forms only).
