@@ -245,14 +245,17 @@ class DecimalPrinter(_ScalarPrinter):
         return self._row_sum(e.args[0] ** 2)
 
     def _row_sum(self, body: sp.Expr) -> str:
+        return f"_ex.fsum({self._over_row(body)} for _c in range(int(C)))"
+
+    def _over_row(self, body: sp.Expr) -> str:
+        """``body`` printed for element ``_c`` of the row (one level of reduction only)."""
         if self.in_row:
-            raise NotExact("a row sum inside a row sum")
+            raise NotExact("a row reduction inside a row reduction")
         self.in_row = True
         try:
-            inner = self._print(body)
+            return self._print(body)
         finally:
             self.in_row = False
-        return f"_ex.fsum({inner} for _c in range(int(C)))"
 
     def _print_Piecewise(self, e):
         out = "_ex.D('NaN')"
@@ -277,15 +280,6 @@ class RowDecimalPrinter(DecimalPrinter):
 
     def _print_Elem(self, e):
         return f"{e.name}[_c]" if self.in_row else f"{e.name}[_j]"
-
-    def _over_row(self, body: sp.Expr) -> str:
-        if self.in_row:
-            raise NotExact("a row reduction inside a row reduction")
-        self.in_row = True
-        try:
-            return self._print(body)
-        finally:
-            self.in_row = False
 
     def _print_RowMax(self, e):
         return f"max({self._over_row(e.args[0])} for _c in range(int(C)))"
