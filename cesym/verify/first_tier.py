@@ -60,15 +60,62 @@ def prefill(ref, inputs: np.ndarray, dtype) -> int:
     dn = np.dtype(dtype).name
     keys = [tuple(r) for r in pts.tolist()]
     done = np.logical_and.reduce([fi.pinned(o, p, emin) for o in out])
-    memo = ref._memo
-    for i in np.flatnonzero(done):
-        key = (keys[i], dn)
-        if key not in memo:
-            vals = [_middle(o.lo[i], o.hi[i]) for o in out]
-            memo[key] = (vals[0], vals[1:])
+    # kept as arrays: a point's numbers become the reference's (mpmath, memoised) when it asks
+    # for them (:func:`lookup`), the batch's as arrays when the contract check does (:func:`pinned_middles`)
+    ref._tier1 = Pinned(dn, {k: i for i, k in enumerate(keys)}, out, done)
     if ref.n_grad:
         ref._pending = _Kappas(ref, pts, keys, out)
     return int(done.sum())
+
+
+class Pinned:
+    """What the first tier pinned of the last batch prefilled: its dtype's name, each point's
+    index by its inputs, the output intervals, and where every output is pinned."""
+
+    __slots__ = ("dtype", "index", "out", "done")
+
+    def __init__(self, dtype: str, index: dict, out: list, done: np.ndarray):
+        self.dtype, self.index, self.out, self.done = dtype, index, out, done
+
+
+def lookup(ref, key: tuple) -> tuple | None:
+    """The value and gradient the first tier pinned at the memo key ``(inputs, dtype name)`` of
+    :meth:`RowReference.value_and_grad_inputs`, as it memoises them (the exact middles), or None."""
+    tier = ref.__dict__.get("_tier1")
+    if tier is None or tier.dtype != key[1]:
+        return None
+    i = tier.index.get(key[0])
+    if i is None or not tier.done[i]:
+        return None
+    vals = [_middle(o.lo[i], o.hi[i]) for o in tier.out]
+    return vals[0], vals[1:]
+
+
+def pinned_middles(ref, rows: list, dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """For the points ``rows`` (input tuples): where the first tier pinned every output, and the
+    exact middles of the output intervals as double-double arrays (hi, lo), each (points,
+    outputs): the numbers :func:`lookup` gives, exactly (a TwoSum of the halved ends; ends below
+    2^-1021 are left out, where halving would round)."""
+    tier = ref.__dict__.get("_tier1")
+    if tier is None or tier.dtype != np.dtype(dtype).name:
+        return None
+    idx = np.array([tier.index.get(r, -1) for r in rows], dtype=np.int64)
+    have = idx >= 0
+    safe = np.where(have, idx, 0)
+    ok = have & tier.done[safe]
+    a = np.stack([o.lo[safe] for o in tier.out], axis=1)
+    b = np.stack([o.hi[safe] for o in tier.out], axis=1)
+    with np.errstate(all="ignore"):
+        ha, hb = a / 2, b / 2
+        s = ha + hb
+        bb = s - ha
+        err = (ha - (s - bb)) + (hb - bb)  # TwoSum: ha + hb = s + err exactly
+    one = a == b
+    hi = np.where(one, a, s)
+    lo = np.where(one, 0.0, err)
+    tiny = ~one & ((np.abs(a) < 2.0**-1021) | (np.abs(b) < 2.0**-1021))
+    ok &= ~np.any(tiny, axis=1)
+    return ok, hi, lo
 
 
 def _compiled(ref, what: str):
@@ -94,10 +141,15 @@ def _middle(lo: float, hi: float) -> mpmath.mpf:
 
 class _Kappas:
     """The condition numbers of one prefilled batch, each stage computed once at its first need;
-    the value's κ, computed by the first, is reused by the second."""
+    the value's κ, computed by the first, is reused by the second.
 
-    def __init__(self, ref, pts: np.ndarray, keys: list, main: list):
-        self.ref, self.pts, self.keys, self.main = ref, pts, keys, main
+    What float64 intervals leave unknown because a term left float64's range (e^x of a logit in
+    the thousands, 1/p² of a probability of 1e-200: most of what the balls computed before) is
+    computed again on the :data:`~cesym.verify.float_intervals.WIDE` format's intervals, for
+    those points only, where the platform's ``long double`` has a wider exponent."""
+
+    def __init__(self, ref, pts: np.ndarray, keys: list, main: list, dtype=np.float64):
+        self.ref, self.pts, self.keys, self.main, self.dtype = ref, pts, keys, main, dtype
         self.members = frozenset(keys)
         self.value = None  # (k_value, known, grads, soft) of the value stage
         self.full_done = False
@@ -106,15 +158,28 @@ class _Kappas:
         if key[1] not in self.members or (full and self.full_done) or (not full and self.value is not None):
             return
         if self.value is None:
-            self.value = _value_kappas(self.ref, self.pts, self.main)
+            self.value = _value_kappas(self.ref, self.pts, self.main, self.dtype)
             if not full:
                 k_value, known = self.value[:2]
                 for i in np.flatnonzero(known):
                     self.ref._memo.setdefault(("kappa_value", self.keys[i]), float(k_value[i]))
+                self._widen(~known, full)
                 return
         self.full_done = True
         self.ref._pending = None  # both stages' numbers are in the memo after this one
-        _grad_kappas(self.ref, self.pts, self.keys, *self.value)
+        known = _grad_kappas(self.ref, self.pts, self.keys, *self.value, dtype=self.dtype)
+        self._widen(~known, full)
+
+    def _widen(self, unknown: np.ndarray, full: bool) -> None:
+        """This stage's numbers of the ``unknown`` points on the wide format's intervals."""
+        if self.dtype != np.float64 or fi.WIDE is None or not unknown.any():
+            return
+        pts = self.pts[unknown]
+        main = fi.evaluate(_compiled(self.ref, "main"), list(pts.T), fi.WIDE)
+        if main is None:
+            return
+        keys = [k for k, u in zip(self.keys, unknown) if u]
+        _Kappas(self.ref, pts, keys, main, fi.WIDE)(("kappa", keys[0]), full)
 
 
 def _columns(ref, pts: np.ndarray):
@@ -124,7 +189,7 @@ def _columns(ref, pts: np.ndarray):
     return xs, ys, ps, np.concatenate([ys, ps], axis=1)
 
 
-def _value_kappas(ref, pts: np.ndarray, main: list):
+def _value_kappas(ref, pts: np.ndarray, main: list, dtype=np.float64):
     """:meth:`RowReference._kappa_value` of every point: (κ, where known, the gradient's few
     digits, where labels are soft), known where the first tier gives every term a few digits."""
     xs, ys, ps, others = _columns(ref, pts)
@@ -145,7 +210,7 @@ def _value_kappas(ref, pts: np.ndarray, main: list):
         num_v = num_v + _term(xs[:, i], grads[i])
     if others.shape[1] and soft.any():
         fn = _compiled(ref, "partials")
-        part = fi.evaluate(fn, list(pts.T)) if fn is not None else None
+        part = fi.evaluate(fn, list(pts.T), dtype) if fn is not None else None
         if part is None:
             known = known & ~soft
         else:
@@ -157,13 +222,13 @@ def _value_kappas(ref, pts: np.ndarray, main: list):
     return k_value, known, grads, soft
 
 
-def _grad_kappas(ref, pts: np.ndarray, keys: list, k_value, known, grads, soft) -> None:
+def _grad_kappas(ref, pts: np.ndarray, keys: list, k_value, known, grads, soft, dtype=np.float64) -> np.ndarray:
     """:meth:`RowReference._kappa` of every point whose terms the first tier gives a few digits
-    of, into the memo (the value's κ from :func:`_value_kappas`)."""
+    of, into the memo (the value's κ from :func:`_value_kappas`); where they were known."""
     fn = _compiled(ref, "hessian")
-    h = fi.evaluate(fn, list(pts.T)) if fn is not None else None
+    h = fi.evaluate(fn, list(pts.T), dtype) if fn is not None else None
     if h is None:
-        return
+        return np.zeros(len(pts), dtype=bool)
     xs, _, _, others = _columns(ref, pts)
     n, m = ref.n, len(pts)
     width = n + others.shape[1]
@@ -182,6 +247,7 @@ def _grad_kappas(ref, pts: np.ndarray, keys: list, k_value, known, grads, soft) 
         k_grad.append(r)
     for i in np.flatnonzero(known):
         ref._memo.setdefault(("kappa", keys[i]), (float(k_value[i]), [float(k[i]) for k in k_grad]))
+    return known
 
 
 def _term(x: np.ndarray, d: np.ndarray) -> np.ndarray:
@@ -191,20 +257,26 @@ def _term(x: np.ndarray, d: np.ndarray) -> np.ndarray:
 
 
 def _scale(f: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """min(1, |f|/|x|): inf for x = 0, 1 for f = 0 (:func:`cesym.verify.reference._scale`)."""
+    """|f|/|x|: inf for x = 0, 1 for a zero or non-finite f (:func:`cesym.verify.reference._scale`);
+    the format's largest number where the quotient overflows (a bound below it: an entry under
+    2^-40 of it still contributes under 2^-40 to κ)."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        s = np.minimum(1.0, np.abs(f) / np.abs(x))
-    return np.where(x == 0, np.inf, np.where(f == 0, 1.0, s))
+        s = np.abs(f) / np.abs(x)
+    s = np.where(np.isinf(s), np.finfo(s.dtype).max, s)
+    return np.where(x == 0, np.inf, np.where((f == 0) | ~np.isfinite(f), 1.0, s))
 
 
 def _ratios(num: np.ndarray, den: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """num/|den| as :func:`cesym.verify.reference._ratio` (0/0 = 0, x/0 = inf), and where it is
-    known: also cleared where float64 cannot give a few digits of it (a term that overflowed, a
-    number in or near the subnormal range)."""
+    known: also cleared where the format cannot give a few digits of it (a term that overflowed,
+    a number in or near the subnormal range)."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         r = num / np.abs(den)
     r = np.where(den == 0, np.where(num == 0, 0.0, np.inf), r)
     a = np.abs(den)
-    safe = np.isfinite(num) & ((num == 0) | ((num > 2.0**-960) & (num < 2.0**960)))
-    safe &= (den == 0) | ((a > 2.0**-960) & (a < 2.0**960))
+    dt = np.result_type(num, den)
+    big = np.ldexp(np.ones((), dt), np.finfo(dt).maxexp - 64)  # float64: 2^960
+    small = 1 / big
+    safe = np.isfinite(num) & ((num == 0) | ((num > small) & (num < big)))
+    safe &= (den == 0) | ((a > small) & (a < big))
     return r, known & safe

@@ -23,6 +23,8 @@ Why the enclosures hold (interval arithmetic with outward rounding, Moore 1966):
   (2^-40: 2^12 float64 ulps, where glibc documents at most 4 ulps for these and NumPy's SIMD
   versions measure below 4: ``cesym.verify.hostfloor`` and FIELD_NOTES) plus 2^-1064 for the
   subnormal range; their exact points (exp 0 = 1, log 1 = 0, …) stay exact;
+* on the wide format (:data:`WIDE`, the condition numbers' fallback where float64's exponent
+  range is too small), ``long double``'s functions, moved out by :data:`WIDE_SLACK` (2^-52);
 * a result that overflows from finite operands becomes the whole line, an undefined one (the
   log of an interval reaching below 0, a division by an interval holding 0) NaN: never decided;
 * comparisons, ``Piecewise`` and the step functions are three-valued as on the balls: a branch
@@ -48,9 +50,38 @@ __all__ = ["Interval", "LIBM_SLACK", "compile_source", "evaluate", "pinned", "ap
 
 #: Relative slack of a NumPy elementary function's result (see the module docstring).
 LIBM_SLACK = 2.0**-40
-_TINY = 2.0**-1064  # absolute slack below the normal range
+_TINY = 2.0**-1064  # absolute slack below the normal range (float64's; :func:`_tiny` per format)
 _MAX = np.finfo(np.float64).max
 _INF = np.inf
+#: The wider format the condition numbers fall back to where float64's range is too small
+#: (x87 extended or binary128: exponents to ±16382), None where ``long double`` is float64.
+WIDE = np.dtype(np.longdouble) if np.finfo(np.longdouble).maxexp > 1024 else None
+
+
+def _arr(x) -> np.ndarray:
+    """``x`` as an array of float64, or of the wide format if it is one already."""
+    a = np.asarray(x)
+    return a if a.dtype == np.float64 or (WIDE is not None and a.dtype == WIDE) else a.astype(np.float64)
+
+
+def _tiny(r) -> np.ndarray | float:
+    """The absolute slack below the normal range of ``r``'s format: 2^-42 of its least normal."""
+    dt = np.asarray(r).dtype
+    return _TINY if dt == np.float64 else np.ldexp(np.ones((), dt), np.finfo(dt).minexp - 42)
+
+
+#: The wide format's relative slack: 2^11 of x87 extended's ulps (2^-63), where glibc's libm-test
+#: ulps list at most 4 for expl, logl, log1pl, expm1l, sinhl, coshl, tanhl on x86_64, and far
+#: more than binary128's (2^-112) error on aarch64.
+WIDE_SLACK = 2.0**-52
+
+
+def _slack(r):
+    return LIBM_SLACK if np.asarray(r).dtype == np.float64 else WIDE_SLACK
+
+
+def _max(r):
+    return np.finfo(np.asarray(r).dtype).max
 
 
 def _down(r):
@@ -69,19 +100,19 @@ def _pow2(x) -> np.ndarray:
 
 def _normal(r) -> np.ndarray:
     a = np.abs(r)
-    return (a >= np.finfo(np.float64).tiny) & (a <= _MAX)
+    return (a >= np.finfo(a.dtype).tiny) & (a <= np.finfo(a.dtype).max)
 
 
 class Interval:
-    """Closed intervals ``[lo, hi]`` of float64, one per point (arrays broadcast as NumPy's).
-    NaN in either end: nothing is known there."""
+    """Closed intervals ``[lo, hi]`` of float64 (or of :data:`WIDE`), one per point (arrays
+    broadcast as NumPy's). NaN in either end: nothing is known there."""
 
     __slots__ = ("lo", "hi")
     __array_priority__ = 1000  # a NumPy scalar on the left defers to these operators
 
     def __init__(self, lo, hi=None):
-        self.lo = np.asarray(lo, dtype=np.float64)
-        self.hi = self.lo if hi is None else np.asarray(hi, dtype=np.float64)
+        self.lo = _arr(lo)
+        self.hi = self.lo if hi is None else _arr(hi)
 
     # --- arithmetic ---------------------------------------------------------------------------
     def __add__(self, other):
@@ -156,7 +187,7 @@ def _iv(x) -> Interval:
             return Interval(f)
         return Interval(_down(f), _up(f))
     if isinstance(x, (float, np.floating, np.ndarray)):
-        return Interval(np.asarray(x, dtype=np.float64))
+        return Interval(_arr(x))
     return _enclose(mpmath.mpf(x))
 
 
@@ -210,14 +241,14 @@ def _reciprocal(x: Interval) -> Interval:
 
 def _slack_down(r):
     with np.errstate(invalid="ignore"):
-        out = r - (np.abs(r) * LIBM_SLACK + _TINY)
-    return np.where(np.isposinf(r), _MAX, np.where(np.isneginf(r), r, out))
+        out = r - (np.abs(r) * _slack(r) + _tiny(r))
+    return np.where(np.isposinf(r), _max(r), np.where(np.isneginf(r), r, out))
 
 
 def _slack_up(r):
     with np.errstate(invalid="ignore"):
-        out = r + (np.abs(r) * LIBM_SLACK + _TINY)
-    return np.where(np.isneginf(r), -_MAX, np.where(np.isposinf(r), r, out))
+        out = r + (np.abs(r) * _slack(r) + _tiny(r))
+    return np.where(np.isneginf(r), -_max(r), np.where(np.isposinf(r), r, out))
 
 
 def _monotone(f: Callable, exact_at: Sequence[tuple[float, float]] = (), lo_domain: float | None = None):
@@ -416,11 +447,11 @@ def compile_source(fn: Callable) -> Callable | None:
     return out if callable(out) else None
 
 
-def evaluate(fn: Callable, columns: Sequence[np.ndarray]) -> list[Interval] | None:
+def evaluate(fn: Callable, columns: Sequence[np.ndarray], dtype=np.float64) -> list[Interval] | None:
     """``fn`` (from :func:`compile_source`) on the points whose inputs are ``columns`` (one array
-    of float64 per argument, exact binary values); None where the code uses what this
-    arithmetic does not model."""
-    args = [Interval(np.asarray(c, dtype=np.float64)) for c in columns]
+    of float64 per argument, exact binary values), in intervals of ``dtype`` (float64 or
+    :data:`WIDE`); None where the code uses what this arithmetic does not model."""
+    args = [Interval(np.asarray(c, dtype=dtype)) for c in columns]
     n = len(columns[0]) if columns else 1
     try:
         with np.errstate(all="ignore"):

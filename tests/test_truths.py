@@ -1,0 +1,187 @@
+"""The batch path of the contract check (:mod:`cesym.verify.truths`): errors in ulps of whole
+arrays against double-double references, and the outputs it decides without the point-by-point
+check.
+
+References: :func:`cesym.verify.ulps.ulp_error` (exact integer arithmetic on mpmath numbers) for
+the errors; the point-by-point check itself (the batch path turned off) for the decisions. The
+errors agree to a relative 2^-48 (the module's analysis gives 2^-51: two roundings at 2^-53 and
+a reference held to 2^-106); a decision is either the same or the point was handed over.
+"""
+
+from __future__ import annotations
+
+import mpmath
+import numpy as np
+import pytest
+
+from cesym.verify import contract, truths
+from cesym.verify.registry import CASES, label_kinds
+from cesym.verify.sampling import sample
+from cesym.verify.ulps import bits_error, ulp_error
+
+from conftest import SEED
+
+_P = {np.float32: 24, np.float64: 53}
+
+
+def _references(rng, dtype, m: int) -> list:
+    """Reference values at 160 bits around computed floats: exact floats, a few ulps away,
+    just under and over powers of two, in float32's subnormal range, 0."""
+    p = _P[dtype]
+    out = []
+    with mpmath.workprec(160):
+        for _ in range(m):
+            e = int(rng.integers(-140 if dtype is np.float32 else -960, 120))
+            kind = rng.integers(6)
+            base = mpmath.ldexp(1, e)
+            if kind == 0:  # just below a power of two (the binade below: half the spacing)
+                t = base - mpmath.ldexp(rng.uniform(0, 3), e - p - 1)
+            elif kind == 1:  # just above one
+                t = base + mpmath.ldexp(rng.uniform(0, 3), e - p)
+            elif kind == 2:  # a float itself
+                t = mpmath.mpf(float(np.asarray(rng.uniform(0.5, 1) * 2.0**e, dtype=dtype)))
+            elif kind == 3 and dtype is np.float32:  # float32 subnormals
+                t = mpmath.ldexp(rng.uniform(0, 1), -126 - int(rng.integers(0, 20)))
+            elif kind == 4:
+                t = mpmath.mpf(0)
+            else:  # an arbitrary 160-bit number
+                t = mpmath.ldexp(mpmath.mpf(int(rng.integers(1, 2**62))) * 2**98 + int(rng.integers(0, 2**62)), e - 160)
+            out.append(-t if rng.random() < 0.5 else t)
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_errors_agree_with_the_exact_ones(dtype):
+    rng = np.random.default_rng(SEED)
+    refs = _references(rng, dtype, 3000)
+    dd = [truths._dd(t) for t in refs]
+    keep = [i for i, (h, _) in enumerate(dd) if np.isfinite(h)]
+    refs = [refs[i] for i in keep]
+    hi = np.array([dd[i][0] for i in keep])
+    lo = np.array([dd[i][1] for i in keep])
+    # computed floats: the nearest and a few spacings either side, and far ones
+    near = hi.astype(dtype)
+    steps = rng.integers(-6, 7, len(hi))
+    computed = near.copy()
+    for i, s in enumerate(steps):
+        for _ in range(abs(int(s))):
+            computed[i] = np.nextafter(computed[i], np.asarray(np.inf if s > 0 else -np.inf, dtype=dtype))
+    computed[::17] = (hi[::17] * 3).astype(dtype)
+    with np.errstate(over="ignore"):
+        got = truths.ulp_errors(computed, hi, lo, dtype)
+    bits = truths.bits_errors(computed, hi, dtype)
+    for y, t, e, b in zip(computed, refs, got, bits):
+        want = ulp_error(y, t, dtype)
+        assert e == want or abs(e - want) <= 2.0**-48 * want, (y, t, e, want)
+        assert abs(b - bits_error(y, t, dtype)) <= 1e-12 * max(b, 1.0)
+    assert np.isinf(truths.ulp_errors(np.array([np.nan, np.inf]), np.ones(2), np.zeros(2), dtype)).all()
+
+
+def test_what_float64_cannot_hold_is_left_out():
+    assert np.isnan(truths._dd(mpmath.mpf("1e-320"))[0])  # subnormal: fewer than 106 bits
+    assert np.isnan(truths._dd(mpmath.ldexp(1, -5000))[0])  # rounds to 0, but is not 0
+    assert truths._dd(mpmath.mpf(0)) == (0.0, 0.0)
+    with mpmath.workprec(160):
+        third = mpmath.mpf(1) / 3
+        hi, lo = truths._dd(third)
+        assert lo != 0 and abs(lo) <= np.spacing(hi) / 2
+        assert abs(mpmath.mpf(hi) + lo - third) <= mpmath.ldexp(abs(third), -105)
+
+
+def _pointwise(monkeypatch):
+    monkeypatch.setattr(contract, "_decide_within_base", lambda ref, loss, case, pts, *a, **k: np.zeros(len(pts), dtype=bool))
+
+
+def _results(case, batch, kernel=None):
+    contract._REFS.clear()
+    contract._EXT.clear()
+    return contract.check_batch(case, batch, kernel=kernel)
+
+
+_SOME = ["binary_crossentropy", "categorical_crossentropy", "huber", "poisson", "cosine_similarity", "dice", "log_cosh"]
+
+
+@pytest.mark.parametrize("kernel", _SOME)
+def test_the_batch_path_decides_what_the_points_would(monkeypatch, kernel):
+    """Every list of errors, every failure and unresolved count, and the worst errors are those
+    of the point-by-point check, on every variant, dtype and label kind of the kernels named."""
+    for case in [c for c in CASES if c.kernel == kernel]:
+        for dtype in (np.float32, np.float64):
+            for kind, soft, smooth in label_kinds(case):
+                batch = sample(case, dtype, 3, 90, seed=SEED, soft=soft, smoothing=smooth)
+                fast = _results(case, batch)
+                with monkeypatch.context() as m:
+                    _pointwise(m)
+                    slow = _results(case, batch)
+                for f in ("value_ulps", "grad_ulps", "value_bits", "grad_bits", "value_share", "grad_share"):
+                    a, b = np.sort(getattr(fast, f)), np.sort(getattr(slow, f))
+                    assert len(a) == len(b) and np.allclose(a, b, rtol=2.0**-48, atol=0), (case.id, kind, f)
+                assert [str(x) for x in fast.failures] == [str(x) for x in slow.failures]
+                assert fast.unresolved == slow.unresolved
+                for w in ("value", "grad"):
+                    assert (w in fast.worst) == (w in slow.worst)
+                    if w in fast.worst:
+                        a, b = fast.worst[w][0], slow.worst[w][0]
+                        assert a == b or abs(a - b) <= 2.0**-48 * b
+
+
+def test_it_hands_over_errors_past_the_constant_term():
+    """A kernel 5 ulps off on one point the batch path decided: that point (and no other) goes
+    through the exact check, with its κ and its share of the bound."""
+    case = next(c for c in CASES if c.kernel == "sigmoid_cross_entropy_with_logits")
+    assert case.elementwise
+    batch = sample(case, np.float32, 3, 30, seed=SEED)
+
+    def handed_over(bad=None):
+        def kernel(labels, pred, params, grad=False):
+            out = np.asarray(case.call(labels, pred, params, grad=grad))
+            if not grad and bad is not None:
+                out = out.copy()
+                for _ in range(5):
+                    out[bad] = np.nextafter(out[bad], np.float32(np.inf))
+            return out
+
+        seen = []
+        real = contract._check_point
+        contract._REFS.clear()
+        try:
+            contract._check_point = lambda *a, **k: (seen.append(a[3:5]), real(*a, **k))[1]
+            res = contract.check_batch(case, batch, kernel=kernel)
+        finally:
+            contract._check_point = real
+        return set(seen), res
+
+    before, _ = handed_over()
+    bad = next((r, c) for r in range(batch.pred.shape[0]) for c in range(3) if (r, c) not in before)
+    after, res = handed_over(bad)
+    assert after - before == {bad} and len(before) < batch.pred.size / 2
+    assert len(res.value_ulps) == batch.pred.size and max(res.value_ulps) > 4
+    assert len(res.value_share) >= 1  # its share of the bound, from its κ
+
+
+def test_classify_decides_what_the_points_would(monkeypatch):
+    pytest.importorskip("tensorflow")
+    from dataclasses import asdict
+
+    from cesym.keras import check
+    from cesym.keras.calls import keras_kernel
+
+    for kernel in ("binary_crossentropy", "kl_divergence", "huber"):
+        for case in [c for c in CASES if c.kernel == kernel]:
+            for dtype in (np.float32, np.float64):
+                kind, soft, smooth = label_kinds(case)[-1]
+                batch = sample(case, dtype, 3, 40, seed=SEED, soft=soft, smoothing=smooth)
+                contract._REFS.clear()
+                fast = asdict(check.classify(case, batch, keras_kernel(case)))
+                with monkeypatch.context() as m:
+                    m.setattr(check, "_exact_within_base", lambda case, loss, labels, pred, *a: np.zeros(pred.size if case.elementwise else len(pred), dtype=bool))
+                    contract._REFS.clear()
+                    slow = asdict(check.classify(case, batch, keras_kernel(case)))
+                for k in fast:
+                    if k.endswith("max_ulps"):
+                        assert fast[k] == slow[k] or abs(fast[k] - slow[k]) <= 2.0**-48 * slow[k], (case.id, k)
+                    elif k.endswith("_worst"):
+                        assert fast[k]["status"] == slow[k]["status"]
+                        assert fast[k]["ulps"] == slow[k]["ulps"] or abs(fast[k]["ulps"] - slow[k]["ulps"]) <= 2.0**-48 * slow[k]["ulps"]
+                    else:
+                        assert fast[k] == slow[k], (case.id, k)
