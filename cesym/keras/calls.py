@@ -33,11 +33,30 @@ def _tf():
 
 
 def versions() -> dict[str, str]:
-    """Versions of TensorFlow and Keras that the calls use."""
-    tf = _tf()
-    import keras
+    """Versions of TensorFlow and Keras that the calls use: the modules' own where this process
+    imported them, else the installed distributions' (a parent whose workers ran Keras need not
+    pay TensorFlow's import, seconds, for two strings), else imported."""
+    import sys
+    from importlib import metadata
 
-    return {"tensorflow": tf.__version__, "keras": keras.__version__}
+    out = {}
+    for name, dists in (("tensorflow", ("tensorflow", "tensorflow-cpu", "tensorflow-intel", "tensorflow-macos")), ("keras", ("keras",))):
+        mod = sys.modules.get(name)
+        if mod is not None and getattr(mod, "__version__", None):
+            out[name] = mod.__version__
+            continue
+        for d in dists:
+            try:
+                out[name] = metadata.version(d)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+    if len(out) < 2:
+        tf = _tf()
+        import keras
+
+        out = {"tensorflow": tf.__version__, "keras": keras.__version__}
+    return out
 
 
 def _declared(case: KernelCase, what: str, prefix: str) -> str | None:
