@@ -199,16 +199,22 @@ def check_batch(
     pts = batch_points(ref, case, labels, batch.pred, params)
     if pts is not None and batch.pred.size >= FIRST_TIER_MIN_POINTS:
         ref.prefill(pts, dtype)
-    fast = np.zeros(B * n if case.elementwise else B, dtype=bool)
+    fast = None
     if pts is not None:
         fast = _decide_within_base(ref, loss, case, pts, labels, batch.pred, params, value, g, dtype, res, value_base, grad_base)
+    # point by point, in order (the lists of errors are the points', in the batch's order: the
+    # report plots them against the inputs); a point the batch path decided appends its errors
     for r in range(B):
         if case.elementwise:
-            items = [(r, c, labels[r, c : c + 1], batch.pred[r, c : c + 1], value[r, c], None if g is None else g[r, c : c + 1]) for c in range(n) if not fast[r * n + c]]
+            items = [(r, c, labels[r, c : c + 1], batch.pred[r, c : c + 1], value[r, c], None if g is None else g[r, c : c + 1]) for c in range(n)]
         else:
-            items = [] if fast[r] else [(r, None, None if labels is None else labels[r], batch.pred[r], value[r], None if g is None else g[r])]
-        for row, col, lab, pred, val, grow in items:
-            _check_point(_pick(ref, loss, lab, pred, case.domain == "unit"), res, batch.strata[r], row, col, lab, pred, params, val, grow, dtype, value_base, grad_base)
+            items = [(r, None, None if labels is None else labels[r], batch.pred[r], value[r], None if g is None else g[r])]
+        for k, (row, col, lab, pred, val, grow) in enumerate(items):
+            i = r * n + k if case.elementwise else r
+            if fast is not None and fast.decided[i]:
+                fast.append_to(res, i)
+            else:
+                _check_point(_pick(ref, loss, lab, pred, case.domain == "unit"), res, batch.strata[r], row, col, lab, pred, params, val, grow, dtype, value_base, grad_base)
     return res
 
 
@@ -227,10 +233,27 @@ def batch_points(ref: RowReference, case, labels, pred: np.ndarray, params: list
     return np.stack([np.asarray(c, dtype=np.float64) for c in cols], axis=1)
 
 
-def _decide_within_base(ref, loss, case, pts, labels, pred, params, value, g, dtype, res: Result, vbase: float, gbase: float) -> np.ndarray:
-    """Record, for the whole batch at once, the points whose every output is within the constant
-    term of its bound (:mod:`cesym.verify.truths`: no κ needed, nothing but the errors recorded);
-    returns where that held. The rest is checked point by point, exactly."""
+class _Decided:
+    """The errors of the points the batch path decided, to append in the batch's order."""
+
+    def __init__(self, decided: np.ndarray, ev, vbits, eg, gbits):
+        self.decided = decided
+        self.ev, self.vbits = ev.tolist(), vbits.tolist()
+        self.eg = None if eg is None else eg.tolist()
+        self.gbits = None if gbits is None else gbits.tolist()
+
+    def append_to(self, res: Result, i: int) -> None:
+        res.value_ulps.append(self.ev[i])
+        res.value_bits.append(self.vbits[i])
+        if self.eg is not None:
+            res.grad_ulps += self.eg[i]
+            res.grad_bits += self.gbits[i]
+
+
+def _decide_within_base(ref, loss, case, pts, labels, pred, params, value, g, dtype, res: Result, vbase: float, gbase: float) -> _Decided:
+    """Decide, for the whole batch at once, the points whose every output is within the constant
+    term of its bound (:mod:`cesym.verify.truths`: no κ needed, nothing but the errors recorded),
+    noting their worst errors in ``res``; the rest is checked point by point, exactly."""
     B, n = pred.shape
     unit = case.domain == "unit"
     skip = special_inputs(pts, len(ref.label_syms), ref.n, loss.domain, unit)
@@ -241,13 +264,15 @@ def _decide_within_base(ref, loss, case, pts, labels, pred, params, value, g, dt
         vals, grads = value.reshape(-1), g
     ev = ulp_errors(vals, tr.v_hi, tr.v_lo, dtype)
     fast = tr.ok & (ev <= vbase * FAST_MARGIN)
-    eg = None
+    eg = gbits = None
     if grads is not None:
         eg = ulp_errors(grads, tr.g_hi, tr.g_lo, dtype)
         fast &= np.all(eg <= gbase * FAST_MARGIN, axis=1)
+        gbits = bits_errors(grads, tr.g_hi, dtype)
+    out = _Decided(fast, ev, bits_errors(vals, tr.v_hi, dtype), eg, gbits)
     idx = np.flatnonzero(fast)
     if not len(idx):
-        return fast
+        return out
 
     def point(i):  # (labels, pred) of point i as the point-by-point check takes them
         if case.elementwise:
@@ -255,21 +280,17 @@ def _decide_within_base(ref, loss, case, pts, labels, pred, params, value, g, dt
             return (None if labels is None else labels[r, c : c + 1]), pred[r, c : c + 1]
         return (None if labels is None else labels[i]), pred[i]
 
-    res.value_ulps += ev[idx].tolist()
-    res.value_bits += bits_errors(vals[idx], tr.v_hi[idx], dtype).tolist()
     i = int(idx[np.argmax(ev[idx])])
     lab, x = point(i)
     tv, tg = ref.value_and_grad(lab, x, params, dtype=dtype)
-    res.note("value", float(ev[i]), _describer(lab, x, params, vals[i], tv, lambda: ref.kappa_value(lab, x, params, tv, tg)))
+    res.note("value", float(ev[i]), _describer(lab, x, params, vals[i], tv, lambda lab=lab, x=x, tv=tv, tg=tg: ref.kappa_value(lab, x, params, tv, tg)))
     if eg is not None and eg.shape[1]:
-        res.grad_ulps += eg[idx].ravel().tolist()
-        res.grad_bits += bits_errors(grads[idx], tr.g_hi[idx], dtype).ravel().tolist()
         flat = int(np.argmax(eg[idx]))
         i, j = int(idx[flat // eg.shape[1]]), flat % eg.shape[1]
         lab, x = point(i)
         tv, tg = ref.value_and_grad(lab, x, params, dtype=dtype)
-        res.note("grad", float(eg[i, j]), _describer(lab, x, params, grads[i, j], tg[j], lambda: ref.kappa(lab, x, params, tv, tg)[1][j]))
-    return fast
+        res.note("grad", float(eg[i, j]), _describer(lab, x, params, grads[i, j], tg[j], lambda lab=lab, x=x, tv=tv, tg=tg, j=j: ref.kappa(lab, x, params, tv, tg)[1][j]))
+    return out
 
 
 #: Batches of fewer elements skip the first tier: its cost is NumPy's per operation of the printed
