@@ -143,8 +143,9 @@ def keras_kernel(case: KernelCase) -> Callable:
             y = tf.constant(np.asarray(labels))
         else:
             y = tf.constant(np.asarray(labels, dtype=pred.dtype))
-        x = tf.Variable(pred)
+        x = tf.constant(pred)  # watched, not a Variable: a millisecond less per call, the same numbers
         with tf.GradientTape() as tape, warnings.catch_warnings():
+            tape.watch(x)
             warnings.simplefilter("ignore")  # Keras warns about one-class rows; they are meant
             v = fn(y, x)
             total = tf.reduce_sum(v)
@@ -200,8 +201,8 @@ def loss_class(case: KernelCase) -> str | None:
 def keras_class_kernel(case: KernelCase) -> Callable:
     """A callable ``(labels, pred, params, reduction, sample_weight, dtype) -> (value, grad)``.
 
-    Runs ``keras.losses.<Class>(**keywords, reduction=reduction, dtype=dtype)`` on a variable
-    holding ``pred``; ``grad`` is ``tape.gradient(value, pred)`` (of the sum of the values for
+    Runs ``keras.losses.<Class>(**keywords, reduction=reduction, dtype=dtype)`` on a watched
+    tensor holding ``pred``; ``grad`` is ``tape.gradient(value, pred)`` (of the sum of the values for
     'none'). ``dtype=None`` is the class's default (floatx: float32, inputs cast to it).
     """
 
@@ -214,9 +215,10 @@ def keras_class_kernel(case: KernelCase) -> Callable:
         loss = cls(reduction=reduction, dtype=dtype, **kw)
         pred = np.asarray(pred)
         y = tf.constant(np.asarray(labels))
-        x = tf.Variable(pred)
+        x = tf.constant(pred)  # watched, not a Variable (see keras_kernel)
         sw = None if sample_weight is None else tf.constant(np.asarray(sample_weight))
         with tf.GradientTape() as tape, warnings.catch_warnings():
+            tape.watch(x)
             warnings.simplefilter("ignore")  # one-class rows are meant
             v = loss(y, x, sample_weight=sw)
         g = tape.gradient(v, x)
