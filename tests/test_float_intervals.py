@@ -215,3 +215,29 @@ def test_condition_numbers_wait_for_the_first_need():
     assert abs(kv - slow.kappa_value(rows[0, :2], rows[0, 2:], params)) <= 2**-8 * max(kv, 1.0)
     want = slow.kappa(rows[1, :2], rows[1, 2:], params)
     assert all(abs(a - b) <= 2**-8 * max(abs(b), 1.0) for a, b in zip([k[0], *k[1]], [want[0], *want[1]]))
+
+
+@pytest.mark.skipif(fi.WIDE is None, reason="long double is float64 here: no wider exponent")
+def test_condition_numbers_past_float64s_range_on_the_wide_format():
+    """Probabilities of 1e-300 (1/p² overflows float64) and logits of 800 (e^x does): κ is
+    computed on long double intervals for those points, and agrees with the balls' to 2^-8."""
+    checks = [
+        (next(c for c in CASES if c.kernel == "categorical_crossentropy" and not c.keywords.get("from_logits")),
+         [[0.3, 0.7, 1e-300, 0.5], [0.0, 1.0, 2e-200, 0.75]]),
+        (next(c for c in CASES if c.kernel == "binary_crossentropy" and c.keywords.get("from_logits")),
+         [[0.25, 0.5, 800.0, -750.0], [1.0, 0.0, 900.0, 3.0]]),
+    ]
+    for case, rows in checks:
+        loss = definition(case)
+        n = (len(rows[0])) // 2
+        ref, slow = RowReference(loss, n), RowReference(loss, n)
+        extra = len(ref.args) - 2 * n
+        pts = np.array([r + [0.0] * extra for r in rows])
+        assert ref.prefill(pts, np.float32) >= 0
+        ref._pending(("kappa", tuple(pts[0])), full=True)
+        for p in pts:
+            got = ref._memo.get(("kappa", tuple(p)))
+            assert got is not None, (case.id, p)  # decided without the balls
+            want = slow.kappa(p[:n], p[n : 2 * n], list(p[2 * n :]))
+            for a, b in zip([got[0], *got[1]], [want[0], *want[1]]):
+                assert a == b or abs(a - b) <= 2**-8 * max(abs(a), abs(b), 1.0), (case.id, p, a, b)
