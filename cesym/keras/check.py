@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 import mpmath
 import numpy as np
 
-from ..verify.contract import GRAD_BASE, KAPPA_FACTOR, VALUE_BASE, batch_points, definition, losses_by_name, reference_for
-from ..verify.truths import FAST_MARGIN, batch_truths, special_inputs, ulp_errors
+from ..verify.contract import GRAD_BASE, KAPPA_FACTOR, VALUE_BASE, batch_points, definition, losses_by_name, point_of, reference_for, within_base
 from .model import _ends, contains, envelope
 from .replay import agreement, near, replay_outputs
 from ..verify.reference import Unresolved
@@ -186,25 +185,13 @@ def _exact_within_base(case: KernelCase, loss, labels, pred, params, value, grad
     pts = batch_points(ref, case, labels, pred, params)
     if pts is None:
         return np.zeros(B * n if case.elementwise else B, dtype=bool)
-    skip = special_inputs(pts, len(ref.label_syms), ref.n, loss.domain, case.domain == "unit")
-    tr = batch_truths(ref, pts, dtype, skip)
-    vals = np.asarray(value).reshape(-1)
-    grads = np.asarray(grad).reshape(-1, 1) if case.elementwise else np.asarray(grad).reshape(len(pts), -1)
-    ev = ulp_errors(vals, tr.v_hi, tr.v_lo, dtype)
-    eg = ulp_errors(grads, tr.g_hi, tr.g_lo, dtype)
-    fast = tr.ok & (ev <= VALUE_BASE * FAST_MARGIN) & np.all(eg <= GRAD_BASE * FAST_MARGIN, axis=1)
+    fast, vals, grads, ev, eg, _ = within_base(ref, loss, case, pts, value, grad, dtype, VALUE_BASE, GRAD_BASE)
     idx = np.flatnonzero(fast)
     if not len(idx):
         return fast
 
-    def at(i):  # (labels, pred) of point i
-        if case.elementwise:
-            r, c = divmod(int(i), n)
-            return labels[r, c : c + 1], pred[r, c : c + 1]
-        return labels[i], pred[i]
-
     def note(part, e, k, true, i, where=""):
-        lab, x = at(i)
+        lab, x = point_of(case, labels, pred, i)
         tally.note(part, {
             "ulps": float(e), "abs": _abs_error(k, true), "keras": float(k), "exact": mpmath.nstr(true, 17),
             "status": "exact", "at": f"labels {[float(v) for v in lab]} pred {[float(v) for v in x]}{where}",
@@ -213,14 +200,14 @@ def _exact_within_base(case: KernelCase, loss, labels, pred, params, value, grad
     tally.value["exact"] += len(idx)
     i = int(idx[np.argmax(ev[idx])])
     tally.value_max_ulps = max(tally.value_max_ulps, float(ev[i]))
-    tv, tg = ref.value_and_grad(*at(i), params, dtype=dtype)
+    tv, tg = ref.value_and_grad(*point_of(case, labels, pred, i), params, dtype=dtype)
     note("value", ev[i], vals[i], tv, i)
     if eg.shape[1]:
         tally.grad["exact"] += len(idx) * eg.shape[1]
         flat = int(np.argmax(eg[idx]))
         i, j = int(idx[flat // eg.shape[1]]), flat % eg.shape[1]
         tally.grad_max_ulps = max(tally.grad_max_ulps, float(eg[i, j]))
-        tv, tg = ref.value_and_grad(*at(i), params, dtype=dtype)
+        tv, tg = ref.value_and_grad(*point_of(case, labels, pred, i), params, dtype=dtype)
         note("grad", eg[i, j], grads[i, j], tg[j], i, f", element {j}")
     return fast
 

@@ -250,44 +250,50 @@ class _Decided:
             res.grad_bits += self.gbits[i]
 
 
+def within_base(ref, loss, case, pts, value, grad, dtype, vbase: float, gbase: float):
+    """The batch path's core (:mod:`cesym.verify.truths`), shared by this check and Keras's:
+    ``(decided, vals, grads, ev, eg, truths)``: the points whose every output is within the
+    constant term of its bound, the outputs one row per point, their errors in ulps (``grads``,
+    ``eg`` None for a loss without a gradient) and the references (:class:`~.truths.Truths`)."""
+    skip = special_inputs(pts, len(ref.label_syms), ref.n, loss.domain, case.domain == "unit")
+    tr = batch_truths(ref, pts, dtype, skip)
+    vals = np.asarray(value).reshape(-1)
+    grads = None if grad is None else np.asarray(grad).reshape(len(pts), -1)
+    ev = ulp_errors(vals, tr.v_hi, tr.v_lo, dtype)
+    decided = tr.ok & (ev <= vbase * FAST_MARGIN)
+    eg = None
+    if grads is not None:
+        eg = ulp_errors(grads, tr.g_hi, tr.g_lo, dtype)
+        decided &= np.all(eg <= gbase * FAST_MARGIN, axis=1)
+    return decided, vals, grads, ev, eg, tr
+
+
+def point_of(case, labels, pred: np.ndarray, i: int):
+    """(labels, pred) of point ``i`` of :func:`batch_points`, as the point-by-point checks take them."""
+    if case.elementwise:
+        r, c = divmod(int(i), pred.shape[1])
+        return (None if labels is None else labels[r, c : c + 1]), pred[r, c : c + 1]
+    return (None if labels is None else labels[i]), pred[i]
+
+
 def _decide_within_base(ref, loss, case, pts, labels, pred, params, value, g, dtype, res: Result, vbase: float, gbase: float) -> _Decided:
     """Decide, for the whole batch at once, the points whose every output is within the constant
     term of its bound (:mod:`cesym.verify.truths`: no κ needed, nothing but the errors recorded),
     noting their worst errors in ``res``; the rest is checked point by point, exactly."""
-    B, n = pred.shape
-    unit = case.domain == "unit"
-    skip = special_inputs(pts, len(ref.label_syms), ref.n, loss.domain, unit)
-    tr = batch_truths(ref, pts, dtype, skip)
-    if case.elementwise:
-        vals, grads = value.reshape(-1), None if g is None else g.reshape(-1, 1)
-    else:
-        vals, grads = value.reshape(-1), g
-    ev = ulp_errors(vals, tr.v_hi, tr.v_lo, dtype)
-    fast = tr.ok & (ev <= vbase * FAST_MARGIN)
-    eg = gbits = None
-    if grads is not None:
-        eg = ulp_errors(grads, tr.g_hi, tr.g_lo, dtype)
-        fast &= np.all(eg <= gbase * FAST_MARGIN, axis=1)
-        gbits = bits_errors(grads, tr.g_hi, dtype)
+    fast, vals, grads, ev, eg, tr = within_base(ref, loss, case, pts, value, g, dtype, vbase, gbase)
+    gbits = None if grads is None else bits_errors(grads, tr.g_hi, dtype)
     out = _Decided(fast, ev, bits_errors(vals, tr.v_hi, dtype), eg, gbits)
     idx = np.flatnonzero(fast)
     if not len(idx):
         return out
-
-    def point(i):  # (labels, pred) of point i as the point-by-point check takes them
-        if case.elementwise:
-            r, c = divmod(int(i), n)
-            return (None if labels is None else labels[r, c : c + 1]), pred[r, c : c + 1]
-        return (None if labels is None else labels[i]), pred[i]
-
     i = int(idx[np.argmax(ev[idx])])
-    lab, x = point(i)
+    lab, x = point_of(case, labels, pred, i)
     tv, tg = ref.value_and_grad(lab, x, params, dtype=dtype)
     res.note("value", float(ev[i]), _describer(lab, x, params, vals[i], tv, lambda lab=lab, x=x, tv=tv, tg=tg: ref.kappa_value(lab, x, params, tv, tg)))
     if eg is not None and eg.shape[1]:
         flat = int(np.argmax(eg[idx]))
         i, j = int(idx[flat // eg.shape[1]]), flat % eg.shape[1]
-        lab, x = point(i)
+        lab, x = point_of(case, labels, pred, i)
         tv, tg = ref.value_and_grad(lab, x, params, dtype=dtype)
         res.note("grad", float(eg[i, j]), _describer(lab, x, params, grads[i, j], tg[j], lambda lab=lab, x=x, tv=tv, tg=tg, j=j: ref.kappa(lab, x, params, tv, tg)[1][j]))
     return out
@@ -343,7 +349,7 @@ def _check_point(ref, res: Result, stratum, row, col, lab, pred, params, val, gr
 
     where = "" if col is None else f"[{col}]"
 
-    def describe(computed, true, k):
+    def describe(computed, true, k):  # the point of a worst error, with its κ
         return _describer(lab, pred, params, computed, true, k)
 
     e = _error(val, true_v, dtype)
