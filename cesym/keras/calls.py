@@ -181,7 +181,13 @@ def keras_loss_metric(case: KernelCase, name: str, params: dict) -> tuple[str, C
     obj = getattr(keras.metrics, name[len("keras.metrics."):])
     kw = dict(case.keywords, **(case.keras or {}).get("keywords", {}), **params)
     if not isinstance(obj, type):
-        return "function", lambda labels, pred: np.asarray(obj(np.asarray(labels), np.asarray(pred), **kw))
+
+        def function(labels, pred):
+            with warnings.catch_warnings():  # Keras's advice on rows of one class, which are meant
+                warnings.simplefilter("ignore")
+                return np.asarray(obj(np.asarray(labels), np.asarray(pred), **kw))
+
+        return "function", function
     accepted = inspect.signature(obj.__init__).parameters
     ctor = {k: v for k, v in kw.items() if k in accepted}  # from_logits, label_smoothing, axis, ...
 

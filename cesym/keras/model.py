@@ -302,7 +302,9 @@ def constants(consts: dict, R, n: int) -> dict:
 
 
 def _algorithm(loss, n: int):
-    """(value, gradient, symbols) of Keras's algorithm for ``loss`` on a row of ``n``."""
+    """(value, label symbols, prediction symbols, constants) of Keras's algorithm for ``loss`` on
+    a row of ``n``. Its gradient is not derived here: :func:`_backward` takes it through the same
+    operations, as TensorFlow does."""
     import sympy as sp
 
     from ..define.evaluate import expand_row, indexed
@@ -327,8 +329,7 @@ def _algorithm(loss, n: int):
         expr = expand_row(expr, n, None) if loss.row_level else expand_row(expr, 1, 0)
         labels = [indexed(loss.label, c) for c in range(n)] if loss.label is not None else []
         preds = [indexed(loss.prediction, c) for c in range(n)]
-        grads = [sp.diff(expr, x) for x in preds]
-        _ALGORITHMS[key] = (expr, grads, labels, preds, sp.count_ops(expr), {c: float(f) for f, c in consts.items()})
+        _ALGORITHMS[key] = (expr, labels, preds, {c: float(f) for f, c in consts.items()})
     return _ALGORITHMS[key]
 
 
@@ -453,7 +454,7 @@ def _declared_algorithm(case: KernelCase, R, labels, pred, params: dict, upstrea
 
     loss = definition(case)
     n = len(pred)
-    value, _, lab_syms, pred_syms, _, consts = _algorithm(loss, n)
+    value, lab_syms, pred_syms, consts = _algorithm(loss, n)
     env = constants(consts, R, n)
     env.update({s: iv.mpf(float(v)) for s, v in zip(lab_syms, labels)})
     env.update({s: iv.mpf(float(v)) for s, v in zip(pred_syms, pred)})

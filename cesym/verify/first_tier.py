@@ -178,8 +178,13 @@ class _Kappas:
         main = fi.evaluate(_compiled(self.ref, "main"), list(pts.T), fi.WIDE)
         if main is None:
             return
-        keys = [k for k, u in zip(self.keys, unknown) if u]
-        _Kappas(self.ref, pts, keys, main, fi.WIDE)(("kappa", keys[0]), full)
+        # κ needs a few digits of the value and of every gradient element (:func:`_value_kappas`):
+        # where the wide format cannot give them either (logits past e^11356), the balls decide
+        few = np.logical_and.reduce([fi.approx(o)[1] for o in main])
+        if not few.any():
+            return
+        keys = [k for k, f in zip((k for k, u in zip(self.keys, unknown) if u), few) if f]
+        _Kappas(self.ref, pts[few], keys, [fi.Interval(o.lo[few], o.hi[few]) for o in main], fi.WIDE)(("kappa", keys[0]), full)
 
 
 def _columns(ref, pts: np.ndarray):
@@ -189,6 +194,7 @@ def _columns(ref, pts: np.ndarray):
     return xs, ys, ps, np.concatenate([ys, ps], axis=1)
 
 
+@np.errstate(over="ignore", invalid="ignore")  # a sum of terms past the format's range: not known (_ratios)
 def _value_kappas(ref, pts: np.ndarray, main: list, dtype=np.float64):
     """:meth:`RowReference._kappa_value` of every point: (κ, where known, the gradient's few
     digits, where labels are soft), known where the first tier gives every term a few digits."""
@@ -222,9 +228,18 @@ def _value_kappas(ref, pts: np.ndarray, main: list, dtype=np.float64):
     return k_value, known, grads, soft
 
 
+@np.errstate(over="ignore", invalid="ignore")
 def _grad_kappas(ref, pts: np.ndarray, keys: list, k_value, known, grads, soft, dtype=np.float64) -> np.ndarray:
     """:meth:`RowReference._kappa` of every point whose terms the first tier gives a few digits
-    of, into the memo (the value's κ from :func:`_value_kappas`); where they were known."""
+    of, into the memo (the value's κ from :func:`_value_kappas`); where they were known.
+    The Hessian is evaluated at the points whose value stage was known only: every number is
+    per point, and the others' κ stays unknown whatever it gives."""
+    sel = np.flatnonzero(known)
+    if len(sel) < len(pts):
+        out = np.zeros(len(pts), dtype=bool)
+        if len(sel):
+            out[sel] = _grad_kappas(ref, pts[sel], [keys[i] for i in sel], k_value[sel], known[sel], [g[sel] for g in grads], soft[sel], dtype)
+        return out
     fn = _compiled(ref, "hessian")
     h = fi.evaluate(fn, list(pts.T), dtype) if fn is not None else None
     if h is None:
