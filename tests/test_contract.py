@@ -120,3 +120,20 @@ def test_contract_extended_reals(case, dtype, soft, smooth):
     assert points > 0
     assert unresolved == 0, f"{unresolved} limits not pinned by their intervals"
     assert not failures, f"{len(failures)} point(s) off their limits:\n" + "\n".join(map(str, failures[:10]))
+
+
+def test_summary_mean_of_errors_whose_sum_overflows():
+    """Errors of 1e308 ulps (a naive form far off) average to 1e308, not inf, and without a
+    warning; an infinite error among them makes the mean inf."""
+    import warnings
+
+    from cesym.verify.contract import Result
+
+    res = Result()
+    res.value_ulps += [1e308, 1.5e308, 0.5e308]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        s = res.summary()["value_ulps"]
+        assert s["avg"] == pytest.approx(1e308, rel=1e-15) and s["max"] == 1.5e308
+        res.value_ulps.append(float("inf"))
+        assert res.summary()["value_ulps"]["avg"] == float("inf")

@@ -103,7 +103,12 @@ class Result:
             a = np.asarray(xs, dtype=float)
             with np.errstate(invalid="ignore"):  # inf errors (naive forms) make inf - inf in percentile
                 p99 = float(np.percentile(a, 99, method="higher"))
-            return {"avg": float(np.mean(a)), "p99": p99, "max": float(np.max(a))}
+            with np.errstate(over="ignore"):  # an inf error among huge finite ones: the mean is inf
+                avg = float(np.mean(a))
+            if math.isinf(avg) and np.all(np.isfinite(a)):  # finite errors whose sum overflows
+                m = float(np.max(a))
+                avg = m * float(np.mean(a / m))
+            return {"avg": avg, "p99": p99, "max": float(np.max(a))}
 
         return {
             "value_ulps": st(self.value_ulps),
