@@ -24,7 +24,9 @@ def imap(fn: Callable[[T], R], tasks: Sequence[T], jobs: int) -> Iterator[R]:
     ``multiprocessing.Pool``, not ``ProcessPoolExecutor``: on Ctrl-C, an error, or the consumer
     stopping early, ``terminate()`` stops the workers at once, where the executor's shutdown
     waits for the running tasks (half a minute). The workers ignore SIGINT: a terminal sends it
-    to the whole process group, and the parent alone decides.
+    to the whole process group, and the parent alone decides. A consumer that may stop early
+    closes the iterator (``contextlib.closing``): the workers end then, not when the traceback
+    holding the generator is freed.
     """
     if jobs <= 1 or len(tasks) <= 1:
         for t in tasks:
@@ -32,7 +34,13 @@ def imap(fn: Callable[[T], R], tasks: Sequence[T], jobs: int) -> Iterator[R]:
         return
     import multiprocessing as mp
 
-    pool = mp.get_context("fork").Pool(min(jobs, len(tasks)), initializer=_ignore_sigint)
+    before = set(mp.active_children())
+    try:
+        pool = mp.get_context("fork").Pool(min(jobs, len(tasks)), initializer=_ignore_sigint)
+    except BaseException:  # Ctrl-C while forking: Pool.__init__ cleans up after an Exception only
+        for p in set(mp.active_children()) - before:
+            p.terminate()
+        raise
     try:
         yield from pool.imap(fn, tasks)
         pool.close()

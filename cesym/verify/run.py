@@ -13,6 +13,8 @@ with every reduction, sample weights and the class dtype, and its metrics
 
 from __future__ import annotations
 
+import contextlib
+
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -225,10 +227,11 @@ def _run_tasks(pool_cases, chosen, token, points, quick, seed, progress, jobs, k
     if progress is not None:
         progress = _with_forms(progress)
     out: list[Config] = []
-    for cfg in processes.imap(_run_config, tasks, jobs):
-        out.append(cfg)
-        if progress:
-            progress(cfg)
+    with contextlib.closing(processes.imap(_run_config, tasks, jobs)) as results:  # Ctrl-C: the workers end at once
+        for cfg in results:
+            out.append(cfg)
+            if progress:
+                progress(cfg)
     if progress is not None and keras:
         print(describe_totals(forms_totals(out)), flush=True)
     return out
