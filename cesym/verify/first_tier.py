@@ -183,7 +183,7 @@ class _Kappas:
         few = np.logical_and.reduce([fi.approx(o)[1] for o in main])
         if not few.any():
             return
-        keys = [k for k, f in zip((k for k, u in zip(self.keys, unknown) if u), few) if f]
+        keys = [self.keys[i] for i in np.flatnonzero(unknown)[few]]
         _Kappas(self.ref, pts[few], keys, [fi.Interval(o.lo[few], o.hi[few]) for o in main], fi.WIDE)(("kappa", keys[0]), full)
 
 

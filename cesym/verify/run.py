@@ -14,7 +14,6 @@ with every reduction, sample weights and the class dtype, and its metrics
 from __future__ import annotations
 
 import contextlib
-
 import platform
 import time
 from collections.abc import Callable, Sequence
