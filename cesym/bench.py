@@ -382,8 +382,7 @@ def _first_calls(impls: dict[str, Impl]) -> dict[str, float]:
             continue
         t0 = time.perf_counter()
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+            with warnings.catch_warnings(action="ignore"):
                 im.call()
         except Exception as e:  # noqa: BLE001 - e.g. TensorFlow's InTopKV2 has no float64 kernel
             im.error, im.call = _one_line(e), None
@@ -402,8 +401,7 @@ def time_interleaved(calls: dict[str, Call], repeats: int) -> dict[str, list[flo
         s = r % len(names) if names else 0
         for name in names[s:] + names[:s]:
             fn = calls[name]
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+            with warnings.catch_warnings(action="ignore"):
                 t0 = time.perf_counter()
                 out = fn()
                 t1 = time.perf_counter()

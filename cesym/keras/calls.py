@@ -144,9 +144,8 @@ def keras_kernel(case: KernelCase) -> Callable:
         else:
             y = tf.constant(np.asarray(labels, dtype=pred.dtype))
         x = tf.constant(pred)  # watched, not a Variable: a millisecond less per call, the same numbers
-        with tf.GradientTape() as tape, warnings.catch_warnings():
+        with tf.GradientTape() as tape, warnings.catch_warnings(action="ignore"):  # one-class rows are meant
             tape.watch(x)
-            warnings.simplefilter("ignore")  # Keras warns about one-class rows; they are meant
             v = fn(y, x)
             total = tf.reduce_sum(v)
         value = np.asarray(v.numpy(), dtype=pred.dtype)
@@ -183,8 +182,7 @@ def keras_loss_metric(case: KernelCase, name: str, params: dict) -> tuple[str, C
     if not isinstance(obj, type):
 
         def function(labels, pred):
-            with warnings.catch_warnings():  # Keras's advice on rows of one class, which are meant
-                warnings.simplefilter("ignore")
+            with warnings.catch_warnings(action="ignore"):  # Keras's advice on rows of one class, which are meant
                 return np.asarray(obj(np.asarray(labels), np.asarray(pred), **kw))
 
         return "function", function
@@ -192,8 +190,7 @@ def keras_loss_metric(case: KernelCase, name: str, params: dict) -> tuple[str, C
     ctor = {k: v for k, v in kw.items() if k in accepted}  # from_logits, label_smoothing, axis, ...
 
     def weighted_mean(labels, pred, sample_weight=None, chunks: int = 1):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with warnings.catch_warnings(action="ignore"):
             return float(_fed_in_chunks(obj(**ctor), labels, pred, sample_weight, chunks))
 
     return "class", weighted_mean
@@ -223,9 +220,8 @@ def keras_class_kernel(case: KernelCase) -> Callable:
         y = tf.constant(np.asarray(labels))
         x = tf.constant(pred)  # watched, not a Variable (see keras_kernel)
         sw = None if sample_weight is None else tf.constant(np.asarray(sample_weight))
-        with tf.GradientTape() as tape, warnings.catch_warnings():
+        with tf.GradientTape() as tape, warnings.catch_warnings(action="ignore"):  # one-class rows are meant
             tape.watch(x)
-            warnings.simplefilter("ignore")  # one-class rows are meant
             v = loss(y, x, sample_weight=sw)
         g = tape.gradient(v, x)
         return np.asarray(v.numpy()), np.asarray(g.numpy())
