@@ -46,6 +46,8 @@ from collections.abc import Callable, Sequence
 import mpmath
 import numpy as np
 
+from .interval_loops import LOOPS
+
 __all__ = ["Interval", "LIBM_SLACK", "compile_source", "evaluate", "pinned", "approx"]
 
 #: Relative slack of a NumPy elementary function's result (see the module docstring).
@@ -118,6 +120,8 @@ class Interval:
     # --- arithmetic ---------------------------------------------------------------------------
     def __add__(self, other):
         o = _iv(other)
+        if LOOPS is not None and (r := LOOPS.add(self.lo, self.hi, o.lo, o.hi)) is not None:
+            return Interval(*r)
         return Interval(_sum(self.lo, o.lo, down=True), _sum(self.hi, o.hi, down=False))
 
     __radd__ = __add__
@@ -136,6 +140,8 @@ class Interval:
 
     def __mul__(self, other):
         o = _iv(other)
+        if LOOPS is not None and (r := LOOPS.mul(self.lo, self.hi, o.lo, o.hi)) is not None:
+            return Interval(*r)
         with np.errstate(invalid="ignore", over="ignore", under="ignore"):
             p1, p2, p3, p4 = self.lo * o.lo, self.lo * o.hi, self.hi * o.lo, self.hi * o.hi
         lo = np.minimum(np.minimum(p1, p2), np.minimum(p3, p4))
@@ -225,6 +231,8 @@ def _overflowed(out: Interval, a: Interval, b: Interval) -> Interval:
 
 def _reciprocal(x: Interval) -> Interval:
     """1/x; NaN where x holds 0."""
+    if LOOPS is not None and (r := LOOPS.reciprocal(x.lo, x.hi)) is not None:
+        return Interval(*r)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         rl, rh = 1.0 / x.hi, 1.0 / x.lo
     ok = (x.lo > 0) | (x.hi < 0)
