@@ -44,121 +44,124 @@ except ImportError:  # the NumPy operations run
 _NINF, _PINF = -np.inf, np.inf
 
 if numba is not None:
+    try:
 
-    @intrinsic
-    def _bits(typingctx, x):
-        """The float64's bit pattern as an int64 (a register move)."""
+        @intrinsic
+        def _bits(typingctx, x):
+            """The float64's bit pattern as an int64 (a register move)."""
 
-        def codegen(context, builder, signature, args):
-            return builder.bitcast(args[0], context.get_value_type(types.int64))
+            def codegen(context, builder, signature, args):
+                return builder.bitcast(args[0], context.get_value_type(types.int64))
 
-        return types.int64(types.float64), codegen
+            return types.int64(types.float64), codegen
 
-    @intrinsic
-    def _float(typingctx, b):
-        """The int64's bit pattern as a float64."""
+        @intrinsic
+        def _float(typingctx, b):
+            """The int64's bit pattern as a float64."""
 
-        def codegen(context, builder, signature, args):
-            return builder.bitcast(args[0], context.get_value_type(types.float64))
+            def codegen(context, builder, signature, args):
+                return builder.bitcast(args[0], context.get_value_type(types.float64))
 
-        return types.float64(types.int64), codegen
+            return types.float64(types.int64), codegen
 
-    @numba.njit(cache=True, inline="always")
-    def _down(x):
-        """numpy.nextafter(x, -inf)."""
-        if x != x or x == _NINF:
-            return x
-        if x == 0.0:
-            return -5e-324
-        b = _bits(x)
-        return _float(b - 1 if x > 0.0 else b + 1)
+        @numba.njit(cache=True, inline="always")
+        def _down(x):
+            """numpy.nextafter(x, -inf)."""
+            if x != x or x == _NINF:
+                return x
+            if x == 0.0:
+                return -5e-324
+            b = _bits(x)
+            return _float(b - 1 if x > 0.0 else b + 1)
 
-    @numba.njit(cache=True, inline="always")
-    def _up(x):
-        """numpy.nextafter(x, +inf)."""
-        if x != x or x == _PINF:
-            return x
-        if x == 0.0:
-            return 5e-324
-        b = _bits(x)
-        return _float(b + 1 if x > 0.0 else b - 1)
+        @numba.njit(cache=True, inline="always")
+        def _up(x):
+            """numpy.nextafter(x, +inf)."""
+            if x != x or x == _PINF:
+                return x
+            if x == 0.0:
+                return 5e-324
+            b = _bits(x)
+            return _float(b + 1 if x > 0.0 else b - 1)
 
-    @numba.njit(cache=True, inline="always")
-    def _sum(a, b, down):
-        """:func:`cesym.verify.float_intervals._sum` of one element."""
-        s = a + b
-        bb = s - a
-        err = (a - (s - bb)) + (b - bb)  # TwoSum: a + b = s + err exactly (finite s)
-        if down:
-            out = _down(s) if err < 0 else s
-        else:
-            out = _up(s) if err > 0 else s
-        if (s == _PINF or s == _NINF) and np.isfinite(a) and np.isfinite(b):
-            out = _NINF if down else _PINF
-        return out
-
-    @numba.njit(cache=True, nogil=True)
-    def _mul(alo, ahi, blo, bhi, n):
-        """:meth:`cesym.verify.float_intervals.Interval.__mul__`; a 1-element operand broadcasts."""
-        sa = 1 if alo.shape[0] > 1 else 0
-        sb = 1 if blo.shape[0] > 1 else 0
-        lo = np.empty(n)
-        hi = np.empty(n)
-        for i in range(n):
-            a0, a1, b0, b1 = alo[i * sa], ahi[i * sa], blo[i * sb], bhi[i * sb]
-            if (a0 == 0.0 and a1 == 0.0) or (b0 == 0.0 and b1 == 0.0):  # exact: 0·b = 0
-                lo[i] = 0.0
-                hi[i] = 0.0
-                continue
-            p1, p2, p3, p4 = a0 * b0, a0 * b1, a1 * b0, a1 * b1
-            if p1 != p1 or p2 != p2 or p3 != p3 or p4 != p4:  # numpy.minimum/maximum propagate NaN
-                lq = hq = np.nan
+        @numba.njit(cache=True, inline="always")
+        def _sum(a, b, down):
+            """:func:`cesym.verify.float_intervals._sum` of one element."""
+            s = a + b
+            bb = s - a
+            err = (a - (s - bb)) + (b - bb)  # TwoSum: a + b = s + err exactly (finite s)
+            if down:
+                out = _down(s) if err < 0 else s
             else:
-                lq = _down(min(min(p1, p2), min(p3, p4)))
-                hq = _up(max(max(p1, p2), max(p3, p4)))
-            if lq == _NINF or lq == _PINF or hq == _NINF or hq == _PINF:  # overflow from finite operands
-                fin = np.isfinite(a0) and np.isfinite(a1) and np.isfinite(b0) and np.isfinite(b1)
-                if fin and (lq == _NINF or lq == _PINF):
-                    lq = _NINF
-                if fin and (hq == _NINF or hq == _PINF):
-                    hq = _PINF
-            lo[i] = lq
-            hi[i] = hq
-        return lo, hi
+                out = _up(s) if err > 0 else s
+            if (s == _PINF or s == _NINF) and np.isfinite(a) and np.isfinite(b):
+                out = _NINF if down else _PINF
+            return out
 
-    @numba.njit(cache=True, nogil=True)
-    def _add(alo, ahi, blo, bhi, n):
-        """:meth:`cesym.verify.float_intervals.Interval.__add__`; a 1-element operand broadcasts."""
-        sa = 1 if alo.shape[0] > 1 else 0
-        sb = 1 if blo.shape[0] > 1 else 0
-        lo = np.empty(n)
-        hi = np.empty(n)
-        for i in range(n):
-            lo[i] = _sum(alo[i * sa], blo[i * sb], True)
-            hi[i] = _sum(ahi[i * sa], bhi[i * sb], False)
-        return lo, hi
+        @numba.njit(cache=True, nogil=True)
+        def _mul(alo, ahi, blo, bhi, n):
+            """:meth:`cesym.verify.float_intervals.Interval.__mul__`; a 1-element operand broadcasts."""
+            sa = 1 if alo.shape[0] > 1 else 0
+            sb = 1 if blo.shape[0] > 1 else 0
+            lo = np.empty(n)
+            hi = np.empty(n)
+            for i in range(n):
+                a0, a1, b0, b1 = alo[i * sa], ahi[i * sa], blo[i * sb], bhi[i * sb]
+                if (a0 == 0.0 and a1 == 0.0) or (b0 == 0.0 and b1 == 0.0):  # exact: 0·b = 0
+                    lo[i] = 0.0
+                    hi[i] = 0.0
+                    continue
+                p1, p2, p3, p4 = a0 * b0, a0 * b1, a1 * b0, a1 * b1
+                if p1 != p1 or p2 != p2 or p3 != p3 or p4 != p4:  # numpy.minimum/maximum propagate NaN
+                    lq = hq = np.nan
+                else:
+                    lq = _down(min(min(p1, p2), min(p3, p4)))
+                    hq = _up(max(max(p1, p2), max(p3, p4)))
+                if lq == _NINF or lq == _PINF or hq == _NINF or hq == _PINF:  # overflow from finite operands
+                    fin = np.isfinite(a0) and np.isfinite(a1) and np.isfinite(b0) and np.isfinite(b1)
+                    if fin and (lq == _NINF or lq == _PINF):
+                        lq = _NINF
+                    if fin and (hq == _NINF or hq == _PINF):
+                        hq = _PINF
+                lo[i] = lq
+                hi[i] = hq
+            return lo, hi
 
-    @numba.njit(cache=True, nogil=True)
-    def _reciprocal(xlo, xhi, n):
-        """:func:`cesym.verify.float_intervals._reciprocal`."""
-        tiny, big = 2.2250738585072014e-308, 1.7976931348623157e308
-        lo = np.empty(n)
-        hi = np.empty(n)
-        for i in range(n):
-            a, b = xlo[i], xhi[i]
-            if not (a > 0.0 or b < 0.0):  # holds 0 (or NaN): undefined
-                lo[i] = np.nan
-                hi[i] = np.nan
-                continue
-            rl, rh = 1.0 / b, 1.0 / a
-            # exact where the divisor is a power of two and the quotient normal
-            el = abs(math.frexp(b)[0]) == 0.5 and tiny <= abs(rl) <= big
-            eh = abs(math.frexp(a)[0]) == 0.5 and tiny <= abs(rh) <= big
-            lq = rl if el else _down(rl)
-            hq = rh if eh else _up(rh)
-            lo[i] = 0.0 if (b == _PINF or b == _NINF) else lq  # 1/±inf = 0 exactly
-            hi[i] = 0.0 if (a == _PINF or a == _NINF) else hq
-        return lo, hi
+        @numba.njit(cache=True, nogil=True)
+        def _add(alo, ahi, blo, bhi, n):
+            """:meth:`cesym.verify.float_intervals.Interval.__add__`; a 1-element operand broadcasts."""
+            sa = 1 if alo.shape[0] > 1 else 0
+            sb = 1 if blo.shape[0] > 1 else 0
+            lo = np.empty(n)
+            hi = np.empty(n)
+            for i in range(n):
+                lo[i] = _sum(alo[i * sa], blo[i * sb], True)
+                hi[i] = _sum(ahi[i * sa], bhi[i * sb], False)
+            return lo, hi
+
+        @numba.njit(cache=True, nogil=True)
+        def _reciprocal(xlo, xhi, n):
+            """:func:`cesym.verify.float_intervals._reciprocal`."""
+            tiny, big = 2.2250738585072014e-308, 1.7976931348623157e308
+            lo = np.empty(n)
+            hi = np.empty(n)
+            for i in range(n):
+                a, b = xlo[i], xhi[i]
+                if not (a > 0.0 or b < 0.0):  # holds 0 (or NaN): undefined
+                    lo[i] = np.nan
+                    hi[i] = np.nan
+                    continue
+                rl, rh = 1.0 / b, 1.0 / a
+                # exact where the divisor is a power of two and the quotient normal
+                el = abs(math.frexp(b)[0]) == 0.5 and tiny <= abs(rl) <= big
+                eh = abs(math.frexp(a)[0]) == 0.5 and tiny <= abs(rh) <= big
+                lq = rl if el else _down(rl)
+                hq = rh if eh else _up(rh)
+                lo[i] = 0.0 if (b == _PINF or b == _NINF) else lq  # 1/±inf = 0 exactly
+                hi[i] = 0.0 if (a == _PINF or a == _NINF) else hq
+            return lo, hi
+    except RuntimeError:  # cache=True with no writable cache directory (a read-only install and home)
+        numba = None
 
 
 def _operands(*xs):
