@@ -62,6 +62,7 @@ def test_compiled_loops_equal_numpys_operations(monkeypatch, op, shape_a, shape_
     b = fi.Interval(*_shapes(*_ends(rng, m), shape_b))
     ops = {"mul": lambda x, y: x * y, "add": lambda x, y: x + y, "sub": lambda x, y: x - y, "div": lambda x, y: x / y}
     with np.errstate(all="ignore"):
+        monkeypatch.setattr(fi, "LOOPS", interval_loops.LOOPS)
         compiled = ops[op](a, b)
         monkeypatch.setattr(fi, "LOOPS", None)
         numpy_ = ops[op](a, b)
@@ -70,9 +71,16 @@ def test_compiled_loops_equal_numpys_operations(monkeypatch, op, shape_a, shape_
     assert _same(compiled.hi, numpy_.hi), f"{op}: upper ends differ"
 
 
-def test_the_loops_run_where_they_apply_and_numpy_elsewhere():
-    """They take 1-d float64 operands (and 1-element or 0-d ones beside them); scalars alone,
-    the wide format and shapes NumPy would not broadcast as one length stay with NumPy."""
+def test_the_loops_run_where_they_apply_and_numpy_elsewhere(monkeypatch):
+    """The first tier's evaluation loads them; they take 1-d float64 operands (and 1-element or
+    0-d ones beside them); scalars alone, the wide format and shapes NumPy would not broadcast as
+    one length stay with NumPy."""
+    monkeypatch.setattr(fi, "LOOPS", None)
+    monkeypatch.setattr(fi, "_LOOPS_LOADED", False)
+    fn = fi.compile_source(_double_then_square)
+    out = fi.evaluate(fn, [np.linspace(1.0, 2.0, 5)])
+    assert fi.LOOPS is interval_loops.LOOPS
+    assert np.all(out[0].lo <= (2 * np.linspace(1.0, 2.0, 5)) ** 2) and np.all(out[0].hi >= (2 * np.linspace(1.0, 2.0, 5)) ** 2)
     loops = interval_loops.LOOPS
     x = np.linspace(1.0, 2.0, 7)
     assert loops.mul(x, x, x, x) is not None
@@ -84,3 +92,11 @@ def test_the_loops_run_where_they_apply_and_numpy_elsewhere():
         w = x.astype(fi.WIDE)
         assert loops.mul(w, w, w, w) is None
         assert (fi.Interval(w) * fi.Interval(w)).lo.dtype == fi.WIDE
+
+
+def _lambdifygenerated(x):  # what compile_source reads: a printed reference function's shape
+    y = x * 2
+    return [y * y]
+
+
+_double_then_square = _lambdifygenerated

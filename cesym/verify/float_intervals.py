@@ -46,9 +46,23 @@ from collections.abc import Callable, Sequence
 import mpmath
 import numpy as np
 
-from .interval_loops import LOOPS
-
 __all__ = ["Interval", "LIBM_SLACK", "compile_source", "evaluate", "pinned", "approx"]
+
+#: The compiled loops of the float64 products, sums and quotients
+#: (:data:`cesym.verify.interval_loops.LOOPS`: NumPy's numbers, faster), loaded by the first
+#: :func:`evaluate` (importing Numba costs a quarter of a second, which a process that never
+#: runs the first tier does not pay); None: NumPy's operations.
+LOOPS = None
+_LOOPS_LOADED = False
+
+
+def _load_loops() -> None:
+    global LOOPS, _LOOPS_LOADED
+    if not _LOOPS_LOADED:
+        from .interval_loops import LOOPS as loops
+
+        LOOPS, _LOOPS_LOADED = loops, True
+
 
 #: Relative slack of a NumPy elementary function's result (see the module docstring).
 LIBM_SLACK = 2.0**-40
@@ -460,6 +474,7 @@ def evaluate(fn: Callable, columns: Sequence[np.ndarray], dtype=np.float64) -> l
     """``fn`` (from :func:`compile_source`) on the points whose inputs are ``columns`` (one array
     of float64 per argument, exact binary values), in intervals of ``dtype`` (float64 or
     :data:`WIDE`); None where the code uses what this arithmetic does not model."""
+    _load_loops()
     args = [Interval(np.asarray(c, dtype=dtype)) for c in columns]
     n = len(columns[0]) if columns else 1
     try:
