@@ -71,6 +71,20 @@ def test_compiled_loops_equal_numpys_operations(monkeypatch, op, shape_a, shape_
     assert _same(compiled.hi, numpy_.hi), f"{op}: upper ends differ"
 
 
+@pytest.mark.parametrize("name", ["exp", "log", "log1p", "expm1", "sqrt", "sinh", "tanh"])
+@pytest.mark.parametrize("shape", ["full", "strided"])
+def test_elementary_functions_finish_as_numpys(monkeypatch, name, shape):
+    """NumPy's function at the ends, then the slack, the exact points and the domain in one loop."""
+    rng = np.random.default_rng([2026, len(name), len(shape)])
+    x = fi.Interval(*_shapes(*_ends(rng, 4000), shape))
+    f = getattr(fi, name)
+    monkeypatch.setattr(fi, "LOOPS", interval_loops.LOOPS)
+    compiled = f(x)
+    monkeypatch.setattr(fi, "LOOPS", None)
+    numpy_ = f(x)
+    assert _same(compiled.lo, numpy_.lo) and _same(compiled.hi, numpy_.hi), name
+
+
 def test_the_loops_run_where_they_apply_and_numpy_elsewhere(monkeypatch):
     """The first tier's evaluation loads them; they take 1-d float64 operands (and 1-element or
     0-d ones beside them); scalars alone, the wide format and shapes NumPy would not broadcast as

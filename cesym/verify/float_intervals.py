@@ -278,10 +278,15 @@ def _monotone(f: Callable, exact_at: Sequence[tuple[float, float]] = (), lo_doma
     """An increasing function on intervals: f at the ends, moved out by the slack except at its
     exact points ``(x, f(x))``; NaN where the interval reaches below ``lo_domain``."""
 
+    ex = np.array([p for p, _ in exact_at], dtype=np.float64)
+    ef = np.array([v for _, v in exact_at], dtype=np.float64)
+
     def apply(x) -> Interval:
         x = _iv(x)
         with np.errstate(all="ignore"):
             a, b = f(x.lo), f(x.hi)
+        if LOOPS is not None and (r := LOOPS.finish(a, b, x.lo, x.hi, ex, ef, lo_domain, LIBM_SLACK, _TINY, _MAX)) is not None:
+            return Interval(*r)
         lo, hi = _slack_down(a), _slack_up(b)
         for px, fx in exact_at:
             lo = np.where(x.lo == px, fx, lo)

@@ -3,23 +3,26 @@ r"""Compiled loops for the first tier's hottest interval operations (float64 onl
 :mod:`cesym.verify.float_intervals` runs a reference's printed code on :class:`Interval` s of
 NumPy arrays, one operation of the code per Python call. A product there is about twenty NumPy
 calls (four products, three minima, three maxima, the exact-zero test, two ``nextafter``, the
-overflow test), each paying NumPy's fixed cost on a few hundred elements: the first tier's
-condition numbers (a Hessian of a few thousand such operations per batch) were a quarter of a
-full ``cesym verify``. Here the same operations are one loop each, compiled by Numba
-(``numba.njit``, IEEE semantics: no ``fastmath``, so no reassociation or contraction into FMA),
-and give the same numbers bit for bit:
+overflow test), each paying NumPy's fixed cost on a few hundred elements, and an elementary
+function's outward step, exact points and domain about thirty more: the first tier's condition
+numbers (a Hessian of a few thousand such operations per batch) were a quarter of a full
+``cesym verify``. Here the same operations are one loop each, compiled by Numba (``numba.njit``,
+IEEE semantics: no ``fastmath``, so no reassociation or contraction into FMA), and give the same
+numbers bit for bit:
 
 * the products' minimum and maximum propagate NaN as ``numpy.minimum``/``numpy.maximum`` do;
 * ``numpy.nextafter`` is the neighbouring bit pattern (:func:`_down`, :func:`_up`), with its
   special cases: ±0 steps to ∓/± the least subnormal, +inf down to the largest float, -inf
   stays, NaN stays;
-* the order of the TwoSum's operations is :func:`cesym.verify.float_intervals._sum`'s.
+* the order of the TwoSum's operations is :func:`cesym.verify.float_intervals._sum`'s;
+* an elementary function's values at the ends are NumPy's own (its SIMD exp and log differ from
+  libm's in the last bit): only what follows them is compiled (:func:`_finish`).
 
-``tests/test_float_intervals.py`` holds each loop to the NumPy operations on seeded and
+``tests/test_interval_loops.py`` holds each loop to the NumPy operations on seeded and
 adversarial operands (zeros of both signs, subnormals, infinities, NaN, overflow). Where Numba
-is not installed, or ``CESYM_COMPILED_INTERVALS=off``, :data:`LOOPS` is None and the NumPy
-operations run (the same numbers, slower); the wide format (``long double``) always runs on
-NumPy, which Numba does not type.
+is not installed, cannot cache, or ``CESYM_COMPILED_INTERVALS=off``, :data:`LOOPS` is None and
+the NumPy operations run (the same numbers, slower); the wide format (``long double``) always
+runs on NumPy, which Numba does not type.
 
 Compiled on first use and cached on disk (``cache=True``: next to this module, or in Numba's
 per-user cache directory where that is not writable).
@@ -160,6 +163,37 @@ if numba is not None:
                 lo[i] = 0.0 if (b == _PINF or b == _NINF) else lq  # 1/±inf = 0 exactly
                 hi[i] = 0.0 if (a == _PINF or a == _NINF) else hq
             return lo, hi
+
+        @numba.njit(cache=True, nogil=True)
+        def _finish(a, b, xlo, xhi, exact_x, exact_f, domain, has_domain, slack, tiny, big, n):
+            """What :func:`cesym.verify.float_intervals._monotone` does with f at the ends ``a``,
+            ``b`` of the argument ``[xlo, xhi]``: each moved out by ``slack`` of itself plus
+            ``tiny`` (an infinite end: the largest float on its finite side), the exact points
+            ``f(exact_x) = exact_f`` in their order, NaN where ``xlo`` is not at least ``domain``."""
+            lo = np.empty(n)
+            hi = np.empty(n)
+            for i in range(n):
+                l, h = a[i], b[i]
+                if l == _PINF:
+                    l = big
+                elif l != _NINF:
+                    l = l - (abs(l) * slack + tiny)
+                if h == _NINF:
+                    h = -big
+                elif h != _PINF:
+                    h = h + (abs(h) * slack + tiny)
+                for k in range(exact_x.shape[0]):
+                    if xlo[i] == exact_x[k]:
+                        l = exact_f[k]
+                    if xhi[i] == exact_x[k]:
+                        h = exact_f[k]
+                if has_domain and not (xlo[i] >= domain):
+                    l = np.nan
+                    h = np.nan
+                lo[i] = l
+                hi[i] = h
+            return lo, hi
+
     except RuntimeError:  # cache=True with no writable cache directory (a read-only install and home)
         numba = None
 
@@ -205,6 +239,15 @@ class _Loops:
         if xs is None or len(xs[0]) != len(xs[1]) or len(xs[2]) != len(xs[3]):
             return None
         return _add(*xs, n)
+
+    @staticmethod
+    def finish(a, b, xlo, xhi, exact_x, exact_f, domain, slack, tiny, big):
+        """:func:`_finish` where ``a``, ``b``, ``xlo``, ``xhi`` are 1-d float64 of one length
+        (``exact_x``, ``exact_f``: float64 arrays; ``domain`` None for none), else None."""
+        xs, n = _operands(a, b, xlo, xhi)
+        if xs is None or any(len(x) != n for x in xs):
+            return None
+        return _finish(*xs, exact_x, exact_f, 0.0 if domain is None else float(domain), domain is not None, slack, tiny, big, n)
 
     @staticmethod
     def reciprocal(lo, hi):
