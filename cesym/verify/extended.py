@@ -35,7 +35,7 @@ import mpmath
 import numpy as np
 
 from .reference import RowReference, Unresolved
-from .ulps import FORMATS, ulp
+from .ulps import _format, ulp
 
 __all__ = ["KS", "needs_limit", "ExtendedReference"]
 
@@ -74,14 +74,34 @@ def _standin(x: float, domain: str, r: int, k: int) -> mpmath.mpf:
 
 
 def _round(v: mpmath.mpf, dtype) -> float:
-    """``v`` rounded to ``dtype`` (beyond its range: ±inf), as a Python float."""
-    p, _, fmax = FORMATS[np.dtype(dtype)]
-    if mpmath.isinf(v) or abs(v) > fmax * (1 + mpmath.ldexp(1, -p)):
-        return math.copysign(math.inf, float(mpmath.sign(v)))
-    if v == 0:
+    """``v`` rounded to the nearest number of ``dtype`` (ties to even; from the largest float
+    plus half its spacing on: ±inf), as a Python float: one rounding of the exact binary value,
+    in integers (the limits' hottest call: three per output and ray)."""
+    sign, man, exp, bc = (v if isinstance(v, mpmath.mpf) else mpmath.mpf(v))._mpf_
+    if not man:
+        if (sign, man, exp, bc) == mpmath.libmp.fzero:
+            return 0.0
+        if (sign, man, exp, bc) in (mpmath.libmp.finf, mpmath.libmp.fninf):
+            return -math.inf if sign else math.inf
+        raise ValueError("a limit's value is NaN")
+    p, emin, top, _ = _format(dtype)
+    unit = max(exp + bc - p, emin)  # the format's spacing at |v| is 2^unit
+    if exp >= unit:
+        q = man << (exp - unit)
+    elif unit - exp > bc:  # below half the least subnormal (a stand-in 2^(-2^64)): 0
+        q = 0
+    else:
+        shift = unit - exp
+        q, rest = man >> shift, man & ((1 << shift) - 1)
+        half = 1 << (shift - 1)
+        if rest > half or (rest == half and q & 1):
+            q += 1
+    if not q:
         return 0.0
-    q = ulp(v, dtype)
-    return float(mpmath.nint(v / q) * q)
+    if q.bit_length() + unit > top:  # 2^top and beyond: past the largest float
+        return -math.inf if sign else math.inf
+    x = math.ldexp(q, unit)
+    return -x if sign else x
 
 
 class ExtendedReference:
