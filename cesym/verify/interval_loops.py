@@ -222,23 +222,26 @@ def _operands(*xs):
     return (None, 0) if scalar else (out, n)
 
 
+def _binary(kernel, alo, ahi, blo, bhi):
+    """``kernel`` (:func:`_mul`, :func:`_add`) on two intervals, or None where NumPy's path
+    should run (:func:`_operands`, or an interval whose ends have two lengths)."""
+    xs, n = _operands(alo, ahi, blo, bhi)
+    if xs is None or len(xs[0]) != len(xs[1]) or len(xs[2]) != len(xs[3]):
+        return None
+    return kernel(*xs, n)
+
+
 class _Loops:
     """The compiled operations on (lo, hi) arrays, each returning (lo, hi), or None where NumPy's
     path should run (:func:`_operands`)."""
 
     @staticmethod
     def mul(alo, ahi, blo, bhi):
-        xs, n = _operands(alo, ahi, blo, bhi)
-        if xs is None or len(xs[0]) != len(xs[1]) or len(xs[2]) != len(xs[3]):
-            return None
-        return _mul(*xs, n)
+        return _binary(_mul, alo, ahi, blo, bhi)
 
     @staticmethod
     def add(alo, ahi, blo, bhi):
-        xs, n = _operands(alo, ahi, blo, bhi)
-        if xs is None or len(xs[0]) != len(xs[1]) or len(xs[2]) != len(xs[3]):
-            return None
-        return _add(*xs, n)
+        return _binary(_add, alo, ahi, blo, bhi)
 
     @staticmethod
     def finish(a, b, xlo, xhi, exact_x, exact_f, domain, slack, tiny, big):
