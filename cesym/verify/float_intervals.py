@@ -480,7 +480,8 @@ def evaluate(fn: Callable, columns: Sequence[np.ndarray], dtype=np.float64) -> l
     of float64 per argument, exact binary values), in intervals of ``dtype`` (float64 or
     :data:`WIDE`); None where the code uses what this arithmetic does not model."""
     _load_loops()
-    args = [Interval(np.asarray(c, dtype=dtype)) for c in columns]
+    # contiguous once here (the columns of a batch are strided views): not copied by every loop
+    args = [Interval(np.ascontiguousarray(c, dtype=dtype)) for c in columns]
     n = len(columns[0]) if columns else 1
     try:
         with np.errstate(all="ignore"):
