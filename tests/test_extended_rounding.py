@@ -1,4 +1,4 @@
-"""The limits' rounding to a format (:func:`cesym.verify.extended._round`): one correct rounding of
+"""The limits' rounding to a format (:func:`cesym.verify.ulps.round_to`): one correct rounding of
 the exact binary value, ties to even, overflow past the largest float plus half its spacing, and
 0 below half the least subnormal; checked against exact rational arithmetic (``fractions``) on
 seeded values, exact ties and their neighbours, and the stand-ins' extreme exponents."""
@@ -13,7 +13,7 @@ import mpmath
 import numpy as np
 import pytest
 
-from cesym.verify.extended import _round
+from cesym.verify.ulps import round_to as _round
 
 _FMT = {np.float64: (53, -1074, 1024), np.float32: (24, -149, 128)}
 

@@ -35,7 +35,7 @@ import mpmath
 import numpy as np
 
 from .reference import RowReference, Unresolved
-from .ulps import _format, ulp
+from .ulps import round_to, ulp
 
 __all__ = ["KS", "needs_limit", "ExtendedReference"]
 
@@ -71,37 +71,6 @@ def _standin(x: float, domain: str, r: int, k: int) -> mpmath.mpf:
         with mpmath.workprec(r * k + 8):
             return -1 + mpmath.ldexp(1, -r * k)
     return M if x > 0 else -M
-
-
-def _round(v: mpmath.mpf, dtype) -> float:
-    """``v`` rounded to the nearest number of ``dtype`` (ties to even; from the largest float
-    plus half its spacing on: ±inf), as a Python float: one rounding of the exact binary value,
-    in integers (the limits' hottest call: three per output and ray)."""
-    sign, man, exp, bc = (v if isinstance(v, mpmath.mpf) else mpmath.mpf(v))._mpf_
-    if not man:
-        if (sign, man, exp, bc) == mpmath.libmp.fzero:
-            return 0.0
-        if (sign, man, exp, bc) in (mpmath.libmp.finf, mpmath.libmp.fninf):
-            return -math.inf if sign else math.inf
-        raise ValueError("a limit's value is NaN")
-    p, emin, top, _ = _format(dtype)
-    unit = max(exp + bc - p, emin)  # the format's spacing at |v| is 2^unit
-    if exp >= unit:
-        q = man << (exp - unit)
-    elif unit - exp > bc:  # below half the least subnormal (a stand-in 2^(-2^64)): 0
-        q = 0
-    else:
-        shift = unit - exp
-        q, rest = man >> shift, man & ((1 << shift) - 1)
-        half = 1 << (shift - 1)
-        if rest > half or (rest == half and q & 1):
-            q += 1
-    if not q:
-        return 0.0
-    if q.bit_length() + unit > top:  # 2^top and beyond: past the largest float
-        return -math.inf if sign else math.inf
-    x = math.ldexp(q, unit)
-    return -x if sign else x
 
 
 class ExtendedReference:
@@ -184,7 +153,7 @@ def _same(a: mpmath.mpf, b: mpmath.mpf, dtype) -> bool:
     """One number of the format, or two resolved values of one limit: each is pinned to 2^-8 of
     an ulp, so they differ by at most 2^-7 ulp (a limit at a midpoint between two floats, such as
     α(t_0 + t_1), rounds its pinned values either way)."""
-    if _round(a, dtype) == _round(b, dtype):
+    if round_to(a, dtype) == round_to(b, dtype):
         return True
     if not (mpmath.isfinite(a) and mpmath.isfinite(b)):
         return False
@@ -202,7 +171,7 @@ def _ray_limit(vals: list[mpmath.mpf], dtype) -> mpmath.mpf | None:
     if d1 != 0 and mpmath.sign(d1) == mpmath.sign(d2) and abs(d2) >= abs(d1) / 2:
         if abs(d2) >= 2 * spacing():  # growing, and visibly so in the format
             return mpmath.inf * mpmath.sign(d2)
-    r = [_round(v, dtype) for v in vals]
+    r = [round_to(v, dtype) for v in vals]
     if r[0] == r[1] == r[2] or (math.isinf(r[2]) and r[1] == r[2]) or (_same(v1, v3, dtype) and _same(v2, v3, dtype)):
         return v3
     if r[1] == r[2] == 0 and mpmath.sign(v1) * mpmath.sign(v2) >= 0:

@@ -16,7 +16,7 @@ import struct
 import mpmath
 import numpy as np
 
-__all__ = ["FORMATS", "ulp", "ulp_error", "bits_error"]
+__all__ = ["FORMATS", "ulp", "ulp_error", "bits_error", "round_to"]
 
 #: significand bits (with the hidden bit), smallest subnormal exponent, largest finite value
 FORMATS = {
@@ -110,6 +110,39 @@ def _ulps(y: float, true: mpmath.mpf, p: int, emin: int) -> float:
         return math.ldexp(float(d >> shift), shift + c - q)  # the dropped bits: below 2^-63 relative
     except OverflowError:
         return math.inf
+
+
+def round_to(v, dtype) -> float:
+    """``v`` (an mpmath number or float) rounded to the nearest number of ``dtype`` (ties to even;
+    from the largest float plus half its spacing on: ±inf; below half the least subnormal: 0),
+    as a Python float: one rounding of the exact binary value, in integers, with :func:`_ulps`'s
+    spacing (the limits' hottest call, :mod:`cesym.verify.extended`: three per output and ray).
+    NaN raises ValueError."""
+    sign, man, exp, bc = (v if isinstance(v, mpmath.mpf) else mpmath.mpf(v))._mpf_
+    if not man:
+        if (sign, man, exp, bc) == mpmath.libmp.fzero:
+            return 0.0
+        if (sign, man, exp, bc) in (mpmath.libmp.finf, mpmath.libmp.fninf):
+            return -math.inf if sign else math.inf
+        raise ValueError("round_to: NaN has no nearest float")
+    p, emin, top, _ = _format(dtype)
+    unit = max(exp + bc - p, emin)  # the format's spacing at |v| is 2^unit
+    if exp >= unit:
+        q = man << (exp - unit)
+    elif unit - exp > bc:  # below half the least subnormal (a stand-in 2^(-2^64)): 0
+        q = 0
+    else:
+        shift = unit - exp
+        q, rest = man >> shift, man & ((1 << shift) - 1)
+        half = 1 << (shift - 1)
+        if rest > half or (rest == half and q & 1):
+            q += 1
+    if not q:
+        return 0.0
+    if q.bit_length() + unit > top:  # 2^top and beyond: past the largest float
+        return -math.inf if sign else math.inf
+    x = math.ldexp(q, unit)
+    return -x if sign else x
 
 
 def bits_error(computed: float, true, dtype) -> float:
