@@ -241,3 +241,28 @@ def test_condition_numbers_past_float64s_range_on_the_wide_format():
             want = slow.kappa(p[:n], p[n : 2 * n], list(p[2 * n :]))
             for a, b in zip([got[0], *got[1]], [want[0], *want[1]]):
                 assert a == b or abs(a - b) <= 2**-8 * max(abs(a), abs(b), 1.0), (case.id, p, a, b)
+
+
+def test_a_term_that_cancels_to_nothing_is_negligible():
+    """``approx``: 0 where the interval stays within NEGLIGIBLE of its scale, unknown just past
+    it; and a confident focal row, whose ∂f/∂γ cancels to ±5.8e-10 in float64 against a scale of
+    158, gets its κ from the tier, equal to the balls' to 2^-8."""
+    s = 1e3
+    x = fi.Interval(np.array([-0.99 * fi.NEGLIGIBLE * s, -1.01 * fi.NEGLIGIBLE * s]), np.array([0.99 * fi.NEGLIGIBLE * s, 1.01 * fi.NEGLIGIBLE * s]))
+    v, known = fi.approx(x, np.array([s, s]))
+    assert list(known) == [True, False] and v[0] == 0.0
+    focal = next(c for c in CASES if c.kernel == "categorical_focal_crossentropy" and c.keywords.get("from_logits"))
+    loss = definition(focal)
+    y = [0.06428868245916375, 0.5, 0.5, 0.25389236033218787, 0.8697769647296975, 0.8039989393306071, 0.5227613197442037, 0.5257613726946682]
+    z = [-533.0359208140375, -315.66383676366235, -230.21097307534532, -419.6310941281895, -266.24067833555085, 4.031602959035071, -611.1028318738572, -556.6046250922476]
+    params = [0.0, 0.25, 2.0]
+    ref, slow = RowReference(loss, 8), RowReference(loss, 8)
+    pts = np.array([y + z + params])
+    ref.prefill(pts, np.float32)
+    key = tuple(pts[0])
+    ref._pending(("kappa", key), full=True)
+    got = ref._memo.get(("kappa", key))
+    assert got is not None  # decided without the balls
+    want = slow.kappa(y, z, params)
+    for a, b in zip([got[0], *got[1]], [want[0], *want[1]]):
+        assert abs(a - b) <= 2**-8 * max(abs(b), 1.0), (a, b)

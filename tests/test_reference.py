@@ -98,6 +98,23 @@ def test_checker_catches_a_wrong_gradient():
 
     res = check_batch(c, batch, kernel=slightly_off)
     assert any(f.what == "value" for f in res.failures)
+    # a failure's text (formatted when shown) names the row's inputs and the exact value, as
+    # they were when it failed: changing the batch afterwards changes nothing
+    f = next(f for f in res.failures if f.what == "value")
+    pred, labels = batch.pred[f.row].copy(), batch.labels[f.row].copy()
+    ref, params = contract_ref(c, batch)
+    true, _ = ref.value_and_grad(labels, pred, params, dtype=np.float64)
+    batch.pred[:] = 0.0
+    text = str(f)
+    assert f"pred=[{', '.join(repr(float(v)) for v in pred)}]" in text
+    assert f"true {true}" in text and f"labels=[{', '.join(repr(float(v)) for v in labels)}]" in text
+
+
+def contract_ref(c, batch):
+    from cesym.verify.contract import definition, reference_for
+
+    loss = definition(c)
+    return reference_for(loss, batch.pred.shape[1]), [batch.params[p.name] for p in loss.params]
 
 
 def test_known_traps_of_the_naive_forms():

@@ -274,7 +274,7 @@ def _term(x: np.ndarray, d: np.ndarray) -> np.ndarray:
 def _scale(f: np.ndarray, x: np.ndarray) -> np.ndarray:
     """|f|/|x|: inf for x = 0, 1 for a zero or non-finite f (:func:`cesym.verify.reference._scale`);
     the format's largest number where the quotient overflows (a bound below it: an entry under
-    2^-40 of it still contributes under 2^-40 to κ)."""
+    :data:`~cesym.verify.float_intervals.NEGLIGIBLE` of it still contributes under that to κ)."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         s = np.abs(f) / np.abs(x)
     s = np.where(np.isinf(s), np.finfo(s.dtype).max, s)
