@@ -206,3 +206,44 @@ def test_second_derivatives_by_the_chain_rule_are_sympy_diffs(name):
         for x, y in zip(*kappas):
             assert x == y or abs(x - y) <= 2**-9 * max(abs(x), abs(y)), (inputs, kappas)
     assert compared > 0
+
+
+def test_kappa_stops_rising_where_the_rest_is_negligible(monkeypatch):
+    """Logits of 1e240 beside 1e-90 (soft labels, focal loss): the Hessian's terms of the huge
+    logits are small only at about 1000 bits. κ stops where the terms not yet pinned are below
+    2^-12 of the pinned ones (KAPPA_REST) and agrees to 2^-10 with κ computed as before
+    (KAPPA_REST = 0: every term pinned or negligible against its own scale), at lower precision;
+    with hard labels, the label columns (in no κ) are not pinned at all."""
+    from cesym.verify import reference as R
+    from cesym.verify.reference import RowReference
+
+    loss = losses_by_name()["categorical_focal_crossentropy.logits"]
+    row = [0.3642717458349496, 0.01910709424624457, 0.2976070595937671, 0.17287703057436388, 0.40685716396646254,
+           0.7388546259732452, 0.5003591872877248, 0.9173303148003406, 1.0149857487519277e-07, -1.7519793644739714e+213,
+           2.9747091192548396e+22, 1.6746337811764323e+211, -6.963184088982513e-90, -4.7038415031566155e+98,
+           3.0063313876299022e+19, 2.7361793366539273e+240, 0.0, 0.25, 2.0]
+    y, z, params = row[:8], row[8:16], row[16:]
+    top = {}
+    real = R._evaluate
+
+    def evaluate(fn, inputs):
+        if fn.n_out > 100:  # the Hessian
+            top[0] = max(top.get(0, 0), R.balls.flint.ctx.prec)
+        return real(fn, inputs)
+
+    monkeypatch.setattr(R, "_evaluate", evaluate)
+    got = RowReference(loss, 8).kappa(y, z, params)
+    fast_prec = top.pop(0)
+    monkeypatch.setattr(R, "KAPPA_REST", mpmath.mpf(0))
+    want = RowReference(loss, 8).kappa(y, z, params)
+    assert top.pop(0) > fast_prec
+    for a, b in zip([got[0], *got[1]], [want[0], *want[1]]):
+        assert a <= b * (1 + 2**-30) and abs(a - b) <= 2**-10 * abs(b), (a, b)
+    # an output of weight 0 (a label's column under hard labels) enters no κ: 0, unevaluated
+    ref = RowReference(loss, 8)
+    inputs = ref._inputs(y, [0.5, -1.25, 3.0, 0.75, -2.0, 1.5, 0.25, -0.5], params)
+    w = [mpmath.mpf(1)] * ref._hessian.n_out
+    w[5] = mpmath.mpf(0)
+    h = ref._approx(ref._hessian, inputs, None, w, len(inputs))
+    assert h[5] == 0 and any(v != 0 for v in h[:5])
+    assert ref._approx(ref._hessian, inputs, None, [mpmath.mpf(1)] * len(w), len(inputs))[5] != 0

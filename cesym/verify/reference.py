@@ -461,7 +461,10 @@ class RowReference:
         if self.n_grad:
             width = self.n + n_lab + n_par
             variables = xs + ys + ps
-            h = self._approx(self._hessian, inputs, lambda i: _scale(grad[i // width], variables[i % width]))
+            # a label or parameter column enters κ only for soft labels: its entries need no digits
+            # otherwise; each gradient element's κ is a group of terms |x_i·∂g_j/∂x_i|
+            weights = [mpmath.mpf(0) if (i % width >= self.n and not soft) else abs(variables[i % width]) for i in range(len(grad) * width)]
+            h = self._approx(self._hessian, inputs, lambda i: _scale(grad[i // width], variables[i % width]), weights, width)
             for j, gj in enumerate(grad):
                 rowp = h[j * width : (j + 1) * width]
                 num = sum(_term(x, d) for x, d in zip(xs, rowp[: self.n]))
@@ -470,20 +473,36 @@ class RowReference:
                 k_grad.append(_ratio(num, gj))
         return k_value, k_grad
 
-    def _approx(self, fn, inputs, scales: Callable[[int], mpmath.mpf] | None = None) -> list[mpmath.mpf]:
+    def _approx(
+        self, fn, inputs, scales: Callable[[int], mpmath.mpf] | None = None, weights: Sequence[mpmath.mpf] | None = None, group: int = 0
+    ) -> list[mpmath.mpf]:
         """Values good to a few digits (enough for a condition number), at rising precision, each
         output on its own (one that cannot be pinned, e.g. infinite at an edge element, is inf:
         no bound claimed from it, and it leaves the others' alone). An output whose interval
         stays within 2^(-prec/2)·scale of 0 is 0: ``scales(i)`` is the size it is negligible
         against, computed only for an output that reaches this test (for a term x·∂f/∂x of κ,
         |f|/|x|; default 1). An absolute 2^-40 took the
-        Hessian of a gradient of 5e-74 for 0, and κ with it."""
+        Hessian of a gradient of 5e-74 for 0, and κ with it.
+
+        ``weights`` and ``group`` (the Hessian's κ): output i enters the κ of group i // ``group``
+        as the term weights[i]·|output|. An output of weight 0 (a label's column, hard labels)
+        enters no κ: 0 at once. The outputs of a group not pinned at a precision are 0 where the
+        sum of their terms' bounds (weight times the interval's larger magnitude) is at most
+        :data:`KAPPA_REST` of the sum of its pinned terms: κ is then known to that share, below
+        the 2^-10 of each term, and lower, never higher (a stricter bound). Logits of 1e285
+        beside 1e-67 need about 1000 bits for any term of x_i = 1e285 to be small, and about
+        1900 for one to be negligible against its scale: the balls rose to 5120 bits there."""
         res: list = [None] * fn.n_out
+        if weights is not None:
+            for i, w in enumerate(weights):
+                if w == 0:
+                    res[i] = mpmath.mpf(0)
         for prec in PRECISIONS:
             with _working(prec):
                 out = _evaluate(fn, inputs)
                 if out is None:
                     continue
+                bounds: dict[int, mpmath.mpf] = {}
                 for i, o in enumerate(out):
                     if res[i] is not None:
                         continue
@@ -498,6 +517,10 @@ class RowReference:
                         res[i] = (a + b) / 2
                     elif mpmath.isfinite(a) and mpmath.isfinite(b) and max(abs(a), abs(b)) < mpmath.mpf(2) ** (-prec // 2) * (1 if scales is None else scales(i)):
                         res[i] = mpmath.mpf(0)  # negligible against everything else in κ
+                    elif mpmath.isfinite(a) and mpmath.isfinite(b):
+                        bounds[i] = max(abs(a), abs(b))
+                if weights is not None and group:
+                    _negligible_rest(res, bounds, weights, group)
             if all(r is not None for r in res):
                 return res
         return [mpmath.inf if r is None else r for r in res]
@@ -593,6 +616,27 @@ def _scale(f, x) -> mpmath.mpf:
     if f == 0:
         return mpmath.mpf(1)
     return f / x
+
+
+#: The share of a κ's pinned terms below which its terms not yet pinned are 0
+#: (:meth:`RowReference._approx`): 2^-12, below the 2^-10 each term is known to.
+KAPPA_REST = mpmath.mpf(2) ** -12
+
+
+def _negligible_rest(res: list, bounds: dict, weights: Sequence, group: int) -> None:
+    """Set to 0 the outputs of each group (``group`` consecutive outputs, one κ) still None in
+    ``res`` whose terms' bounds (``weights[i]``·``bounds[i]``; an output without a finite bound
+    stops its group) sum to at most :data:`KAPPA_REST` of the group's pinned terms."""
+    for g0 in range(0, len(res), group):
+        idx = range(g0, min(g0 + group, len(res)))
+        open_ = [i for i in idx if res[i] is None]
+        if not open_ or any(i not in bounds for i in open_):
+            continue
+        pinned = sum((weights[i] * abs(res[i]) for i in idx if res[i] is not None), mpmath.mpf(0))
+        rest = sum((weights[i] * bounds[i] for i in open_), mpmath.mpf(0))
+        if pinned > 0 and rest <= KAPPA_REST * pinned:
+            for i in open_:
+                res[i] = mpmath.mpf(0)
 
 
 def _term(x, d) -> mpmath.mpf:
