@@ -239,7 +239,7 @@ def test_kappa_stops_rising_where_the_rest_is_negligible(monkeypatch):
     assert top.pop(0) > fast_prec
     for a, b in zip([got[0], *got[1]], [want[0], *want[1]]):
         assert a <= b * (1 + 2**-30) and abs(a - b) <= 2**-10 * abs(b), (a, b)
-    # an output of weight 0 (a label's column under hard labels) enters no κ: 0, unevaluated
+    # an output of weight 0 (a label's column under hard labels) enters no κ: 0 at once, never pinned
     ref = RowReference(loss, 8)
     inputs = ref._inputs(y, [0.5, -1.25, 3.0, 0.75, -2.0, 1.5, 0.25, -0.5], params)
     w = [mpmath.mpf(1)] * ref._hessian.n_out

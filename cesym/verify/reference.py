@@ -463,7 +463,7 @@ class RowReference:
             variables = xs + ys + ps
             # a label or parameter column enters κ only for soft labels: its entries need no digits
             # otherwise; each gradient element's κ is a group of terms |x_i·∂g_j/∂x_i|
-            weights = [mpmath.mpf(0) if (i % width >= self.n and not soft) else abs(variables[i % width]) for i in range(len(grad) * width)]
+            weights = [mpmath.mpf(0) if (c >= self.n and not soft) else abs(x) for c, x in enumerate(variables)] * len(grad)
             h = self._approx(self._hessian, inputs, lambda i: _scale(grad[i // width], variables[i % width]), weights, width)
             for j, gj in enumerate(grad):
                 rowp = h[j * width : (j + 1) * width]
