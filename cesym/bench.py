@@ -267,8 +267,9 @@ def _numpy_impl(module: Any, b: Bench, mode: str, labels, pred, fused: bool) -> 
 
 
 def _tf():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import tensorflow as tf
+    from .keras.calls import _tf as tensorflow
+
+    tf = tensorflow()
 
     # one tf.function per row is meant: its "retracing" warning is noise here
     tf.get_logger().setLevel("ERROR")

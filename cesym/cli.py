@@ -361,6 +361,9 @@ def main(argv: list[str] | None = None) -> int:
     or environment error, with a one-line message on stderr (every argument and output path is
     checked before any work); 130 interrupted (Ctrl-C: workers stopped, nothing half-written).
     """
+    from . import keras
+
+    keras.HIDE_PYPLOT = True  # this process and its workers draw no Keras plot (keras.calls._without_pyplot)
     parser = _Parser(prog="cesym", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     g = sub.add_parser("generate", help="regenerate cesym/kernels/_generated from derivations/")

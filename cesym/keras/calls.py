@@ -14,9 +14,11 @@ metric's function form and class.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -25,9 +27,35 @@ from ..verify.registry import KernelCase
 __all__ = ["keras_kernel", "keras_class_kernel", "keras_metric", "loss_fn", "tfnn_fn", "BENCH_NOTES", "loss_class", "METRIC_CLASSES", "versions"]
 
 
+@contextlib.contextmanager
+def _without_pyplot() -> Iterator[None]:
+    """Keras's import tries ``matplotlib.pyplot`` for its image-gallery plots
+    (``keras.src.visualization``): 0.8 s of TensorFlow's 4.5 s import on a 2-core EPYC, paid by
+    every ``cesym`` process that runs Keras (each verify worker, each report), for plots cesym
+    never draws. Where :data:`cesym.keras.HIDE_PYPLOT` is set and pyplot is not imported yet, it is hidden
+    while Keras imports (``sys.modules`` entry None: the import fails at once, without importing
+    matplotlib, and Keras leaves those plots without it); afterwards the process imports pyplot
+    as usual (the reports' figures do)."""
+    from . import HIDE_PYPLOT
+
+    if not HIDE_PYPLOT or "matplotlib.pyplot" in sys.modules or "keras" in sys.modules:
+        yield
+        return
+    sys.modules["matplotlib.pyplot"] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if "matplotlib.pyplot" in sys.modules and sys.modules["matplotlib.pyplot"] is None:
+            del sys.modules["matplotlib.pyplot"]
+
+
 def _tf():
+    """TensorFlow, imported (with Keras) and quietened on first use."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import tensorflow as tf
+    with _without_pyplot():
+        import tensorflow as tf
+
+        import keras  # noqa: F401 - imported here, where pyplot may be hidden
 
     return tf
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 from dataclasses import dataclass
 
 import mpmath
@@ -66,9 +65,10 @@ def _r(x) -> str:
 
 
 def _tf():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from ..keras.calls import _tf as tensorflow
+
+    tf = tensorflow()
     import keras
-    import tensorflow as tf
 
     return tf, keras
 
