@@ -364,6 +364,9 @@ def main(argv: list[str] | None = None) -> int:
     from . import keras
 
     keras.HIDE_PYPLOT = True  # this process and its workers draw no Keras plot (keras.calls._without_pyplot)
+    from .verify import truthcache
+
+    truthcache.ENABLED = True  # the balls' numbers kept for the next run (verify.truthcache)
     parser = _Parser(prog="cesym", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     g = sub.add_parser("generate", help="regenerate cesym/kernels/_generated from derivations/")

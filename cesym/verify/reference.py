@@ -37,6 +37,7 @@ from sympy.codegen.cfunctions import log1p
 from ..define.primitives import Sigmoid, to_elementary
 from ..define.conventions import guard_zero_weights
 from . import balls
+from . import truthcache
 from .codecache import cached_source
 from .ulps import FORMATS
 
@@ -258,6 +259,11 @@ class RowReference:
             "value and gradient", lambda: _compile(self.args, [self.value_expr, *self.grad_exprs], self.kind), 1 + self.n_grad
         )
         self._memo: dict = {}
+        #: what the balls decided in earlier runs (:mod:`cesym.verify.truthcache`: the ``cesym``
+        #: command's), asked after the first tier (whose numbers a run takes where it has them)
+        #: and before the balls; and what they decided since the last flush
+        self._disk: dict = truthcache.load(self)
+        self._fresh: dict = {}
         #: the first tier's condition numbers of the last prefilled batch, computed at the first
         #: κ asked for (:mod:`cesym.verify.first_tier`): called with a memo key and ``full``
         self._pending: Callable | None = None
@@ -326,12 +332,16 @@ class RowReference:
             hit = lookup(self, key)
             if hit is not None:
                 self._memo[key] = hit
+        if key not in self._memo and key in self._disk:
+            self._memo[key] = self._disk[key]
         if key not in self._memo:
             try:
                 out = self._rising(self._main, inputs, dtype)
                 self._memo[key] = (out[0], out[1:])
             except Unresolved as e:
                 self._memo[key] = e
+            if any(isinstance(x, mpmath.mpf) for x in inputs):  # a limit's stand-in: hundreds of bits
+                self._keep(key)
         hit = self._memo[key]
         if isinstance(hit, Unresolved):
             raise hit
@@ -416,8 +426,11 @@ class RowReference:
         key = ("kappa", tuple(inputs))
         if key not in self._memo and self._pending is not None:
             self._pending(key, full=True)  # the first tier's κ of the whole batch, at the first need
+        if key not in self._memo and key in self._disk:
+            self._memo[key] = self._disk[key]
         if key not in self._memo:
             self._memo[key] = self._kappa(labels, pred, params, inputs, value, grad)
+            self._keep(key)
         return self._memo[key]
 
     def kappa_value(self, labels, pred, params=(), value=None, grad=None) -> float:
@@ -429,11 +442,22 @@ class RowReference:
         key = ("kappa_value", tuple(inputs))
         if key not in self._memo and self._pending is not None:
             self._pending(key, full=False)
+        if key not in self._memo and key in self._disk:
+            self._memo[key] = self._disk[key]
         if key not in self._memo:
             if value is None:
                 value, grad = self.value_and_grad(labels, pred, params)
             self._memo[key] = self._kappa_value(labels, pred, params, inputs, value, grad)
+            self._keep(key)
         return self._memo[key]
+
+    def _keep(self, key) -> None:
+        """Note a number the balls decided, for the disk cache (:mod:`cesym.verify.truthcache`):
+        condition numbers (a Hessian on balls, milliseconds) and the limits' stand-ins; not the
+        values at float inputs, which the balls give in a fraction of that (kept, they were 150 MB
+        for a default run, slower to read back than to compute)."""
+        if truthcache.ENABLED:
+            self._fresh[key] = self._memo[key]
 
     def _split(self, inputs) -> tuple[list, list, list]:
         """(pred, labels, params) of the flat inputs, as mpmath numbers."""

@@ -22,8 +22,8 @@ from dataclasses import asdict, dataclass, field
 import mpmath
 import numpy as np
 
-from . import processes
-from .contract import check_batch, definition, reference_for
+from . import processes, truthcache
+from .contract import _REFS, check_batch, definition, reference_for
 from .registry import CASES, KernelCase, label_kinds, one_hot
 from .sampling import sample, sample_extended
 
@@ -120,6 +120,8 @@ def _run_config(task: tuple) -> Config:
             if class_rows and (rows > QUICK_ROWS or n == sizes[-1]):
                 classes, metrics = _keras_forms(case, batch, kind, class_rows, [seed, n, np.dtype(dtype).itemsize], classes, metrics)
         ext.append(check_batch(case, sample_extended(case, dtype, n, ext_rows, seed=seed, soft=soft, smoothing=smooth)))
+    # the balls' numbers of this configuration, on disk for the next run (the cesym command only)
+    truthcache.flush(_REFS.values())
     s, nv, x = _merge(stable), _merge(naive), _merge(ext)
     failures = [str(f) for f in s.failures] + (metrics.failures if metrics else []) + [f"extended reals: {f}" for f in x.failures]
     return Config(

@@ -1,0 +1,151 @@
+"""A disk cache of the reference's proven numbers at the points the balls decided, shared by
+processes and runs of the ``cesym`` command.
+
+``cesym verify`` draws its points from a seed, so a second run (after a change to a kernel, to
+Keras's model, to a report) asks the reference for the same numbers at the same inputs: values
+and gradients pinned to 2^-8 ulp, condition numbers, the stand-ins of the limits. The first tier
+(float64 intervals, a whole batch per operation) recomputes its own points faster than they
+would load; what costs is the rest, decided point by point on Arb balls at rising precision
+(milliseconds each: the Hessians of κ at logits of 1e4 and beyond, most of all). Those results
+are kept here: one directory per :class:`~cesym.verify.reference.RowReference`, named by a digest
+of everything that decides its numbers (the expanded definition and its symbols, the backend,
+the sources of the reference, of the balls and of the printer, the SymPy, mpmath and
+python-flint versions), holding pickled ``{memo key: result}`` shards; a key is the exact inputs
+(floats, or mpmath numbers for the limits' stand-ins) and what was asked (value and gradient for
+a dtype, κ, κ of the value). A different definition or reference code is a different directory:
+nothing is ever reused for something else, nothing is invalidated by hand. The numbers are the
+reference's own, so a run with the cache warm gives the same results as one without it.
+
+Opt-in: the ``cesym`` command turns it on (:data:`ENABLED`, :func:`cesym.cli.main`); a library
+user's process and the tests compute everything. ``CESYM_CACHE_DIR`` places it as it places the
+compiled forms' cache (:func:`cesym.verify.codecache.cache_dir`), ``off`` turns both off. Shards
+are written whole (a temporary file renamed into place) by each process at the end of each
+configuration; a shard that does not read back is ignored (its numbers are computed again);
+past :data:`MAX_SHARDS` in a directory, a loading process merges them into one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tempfile
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+__all__ = ["ENABLED", "MAX_SHARDS", "directory", "load", "flush"]
+
+#: Set by the ``cesym`` command; off for a library user's process (and the tests).
+ENABLED = False
+#: Shards a directory may hold before a loading process merges them.
+MAX_SHARDS = 16
+_FORMAT = "cesym-truths-1"
+_lock = threading.Lock()  # one flush at a time per process (threads share the references)
+
+
+def directory(ref) -> Path | None:
+    """The directory of ``ref``'s numbers (None: off, or a source that cannot be read); worked
+    out once per reference (the definition's ``srepr`` costs milliseconds to tens of them)."""
+    if not ENABLED:
+        return None
+    if "_truths_dir" not in ref.__dict__:
+        ref._truths_dir = _directory(ref)
+    return ref._truths_dir
+
+
+def _directory(ref) -> Path | None:
+    from . import balls, codecache, reference
+
+    root = codecache.cache_dir()
+    if root is None:
+        return None
+    sources = [codecache._source_digest(m) for m in (reference.__name__, balls.__name__, "cesym.define.evaluate")]
+    if None in sources:
+        return None
+    import mpmath
+    import sympy as sp
+
+    try:
+        import flint
+    except ImportError:  # the mpmath.iv backend alone
+        flint = None
+    h = hashlib.sha256()
+    for part in (
+        _FORMAT, sp.__version__, mpmath.__version__, getattr(flint, "__version__", "-"), *sources, ref.kind,
+        sp.srepr(ref.value_expr), sp.srepr(ref.args), str(ref.n_grad), repr(reference.PRECISIONS),
+    ):
+        h.update(part.encode("utf-8"))
+        h.update(b"\0")
+    return root.parent / "truths" / h.hexdigest()[:40]
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        with open(path, "rb") as f:
+            data = pickle.load(f)  # noqa: S301 - our own cache, as the compiled forms' source is
+        return data if isinstance(data, dict) else None
+    except Exception:  # noqa: BLE001 - a damaged or vanished shard: its numbers are computed again
+        return None
+
+
+def _write(d: Path, entries: dict) -> Path | None:
+    """``entries`` as a new shard of ``d``, whole or not at all."""
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=d, prefix=".part-", suffix=".pkl")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                pickle.dump(entries, f, protocol=pickle.HIGHEST_PROTOCOL)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
+            final = d / f"{os.getpid()}-{os.urandom(6).hex()}.pkl"
+            os.replace(tmp, final)
+            return final
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError:  # not writable: computed again next time
+        return None
+
+
+def load(ref) -> dict:
+    """The numbers kept for ``ref`` (empty where there are none or the cache is off); merges the
+    shards into one past :data:`MAX_SHARDS` (a shard read by another process meanwhile is still
+    whole: it is removed only after the merged one is in place)."""
+    d = directory(ref)
+    if d is None or not d.is_dir():
+        return {}
+    shards = sorted(d.glob("*.pkl"))
+    out: dict = {}
+    read = []
+    for p in shards:
+        data = _read(p)
+        if data is not None:
+            out.update(data)
+            read.append(p)
+    if len(read) > MAX_SHARDS and _write(d, out) is not None:
+        for p in read:
+            try:
+                p.unlink()
+            except OSError:
+                pass
+    return out
+
+
+def flush(refs: Iterable) -> int:
+    """Write each reference's numbers computed since its last flush as a new shard; the number
+    of entries written."""
+    if not ENABLED:
+        return 0
+    written = 0
+    with _lock:
+        for ref in list(refs):
+            if not ref.__dict__.get("_fresh"):
+                continue
+            fresh, ref._fresh = ref._fresh, {}
+            d = directory(ref)
+            if d is not None and _write(d, fresh) is not None:
+                written += len(fresh)
+    return written

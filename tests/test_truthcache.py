@@ -1,0 +1,90 @@
+"""The disk cache of the balls' numbers (cesym.verify.truthcache): what a run decided on the balls
+is read back by the next, the first tier still answers first, nothing is reused for another
+definition, a damaged shard is ignored, and the cache stays off unless the command turns it on."""
+
+import numpy as np
+import pytest
+
+from cesym.verify import reference as R
+from cesym.verify import truthcache
+from cesym.verify.contract import losses_by_name
+from cesym.verify.reference import RowReference
+
+# softmax cross-entropy from logits at logits far past float64's e^x: κ on the balls
+HUGE = ([0.0, 1.0, 0.0], [3.0e4, -2.0e4, 1.5], [0.0])  # labels, logits, label smoothing
+
+
+@pytest.fixture
+def cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("CESYM_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(truthcache, "ENABLED", True)
+    return tmp_path
+
+
+def _cce():
+    return losses_by_name()["categorical_crossentropy.logits"]
+
+
+def test_a_run_reads_back_what_the_balls_decided(cache, monkeypatch):
+    first = RowReference(_cce(), 3)
+    want = first.kappa(*HUGE)
+    v, g = first.value_and_grad(*HUGE)
+    assert truthcache.flush([first]) >= 1
+    assert not first._fresh
+    shards = list((cache / "truths").glob("*/*.pkl"))
+    assert len(shards) == 1
+
+    def no_balls(*a, **k):
+        raise AssertionError("computed again")
+
+    second = RowReference(_cce(), 3)
+    monkeypatch.setattr(RowReference, "_kappa", no_balls)
+    assert second.kappa(*HUGE) == want
+    # values at float inputs are not kept (the balls give them faster than they read back)
+    assert second.value_and_grad(*HUGE) == (v, g)
+    assert truthcache.flush([second]) == 0
+
+
+def test_the_first_tier_answers_first_and_its_numbers_are_not_kept(cache):
+    ref = RowReference(_cce(), 3)
+    pts = np.array([[0.0, 1.0, 0.0, 0.5, -1.25, 2.0, 0.0]])
+    ref.prefill(pts, np.float64)
+    ref.kappa([0.0, 1.0, 0.0], [0.5, -1.25, 2.0], [0.0])
+    assert not ref._fresh  # decided by float64 intervals: nothing for the disk
+    ref.kappa(*HUGE)
+    assert list(ref._fresh) == [("kappa", tuple(HUGE[0] + HUGE[1] + HUGE[2]))]
+
+
+def test_another_definition_another_directory(cache):
+    a = RowReference(_cce(), 3)
+    b = RowReference(_cce(), 4)
+    c = RowReference(losses_by_name()["categorical_focal_crossentropy.logits"], 3)
+    dirs = {truthcache.directory(r) for r in (a, b, c)}
+    assert len(dirs) == 3 and None not in dirs
+
+
+def test_a_damaged_shard_is_ignored_and_many_are_merged(cache, monkeypatch):
+    ref = RowReference(_cce(), 3)
+    d = truthcache.directory(ref)
+    d.mkdir(parents=True)
+    (d / "broken.pkl").write_bytes(b"not a pickle")
+    assert truthcache.load(ref) == {}
+    monkeypatch.setattr(truthcache, "MAX_SHARDS", 3)
+    for i in range(4):
+        truthcache._write(d, {("kappa", (float(i),)): (1.0, [])})
+    got = truthcache.load(ref)
+    assert sorted(k[1][0] for k in got) == [0.0, 1.0, 2.0, 3.0]
+    assert len(list(d.glob("*.pkl"))) == 2  # the merged shard, and the damaged one left alone
+    assert truthcache.load(ref) == got
+
+
+def test_off_unless_the_command_turns_it_on(monkeypatch, tmp_path):
+    monkeypatch.setenv("CESYM_CACHE_DIR", str(tmp_path))
+    assert truthcache.ENABLED is False  # a library user's process, and the tests
+    ref = RowReference(_cce(), 3)
+    ref.kappa(*HUGE)
+    assert not ref._fresh and truthcache.flush([ref]) == 0
+    monkeypatch.setattr(truthcache, "ENABLED", True)
+    monkeypatch.setenv("CESYM_CACHE_DIR", "off")
+    assert truthcache.directory(RowReference(_cce(), 3)) is None
+    assert not (tmp_path / "truths").exists()
