@@ -361,12 +361,6 @@ def main(argv: list[str] | None = None) -> int:
     or environment error, with a one-line message on stderr (every argument and output path is
     checked before any work); 130 interrupted (Ctrl-C: workers stopped, nothing half-written).
     """
-    from . import keras
-
-    keras.HIDE_PYPLOT = True  # this process and its workers draw no Keras plot (keras.calls._without_pyplot)
-    from .verify import truthcache
-
-    truthcache.ENABLED = True  # the balls' numbers kept for the next run (verify.truthcache)
     parser = _Parser(prog="cesym", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     g = sub.add_parser("generate", help="regenerate cesym/kernels/_generated from derivations/")
@@ -430,6 +424,14 @@ def main(argv: list[str] | None = None) -> int:
     # is printed and dropped by Python, and the command must still stop, writing nothing after it
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, _files.on_interrupt) if main_thread else None
+    from . import keras
+    from .verify import truthcache
+
+    # for this command, its workers inherit them: no Keras plot drawn (keras.calls._without_pyplot),
+    # the balls' numbers kept for the next run (verify.truthcache); as they were afterwards (a
+    # process that calls main() and goes on, the tests' among them)
+    flags = keras.HIDE_PYPLOT, truthcache.ENABLED
+    keras.HIDE_PYPLOT = truthcache.ENABLED = True
     try:
         args.check_args(args)  # every argument and output path, before any work
         status = args.func(args)
@@ -457,6 +459,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: internal error: {type(e).__name__}: {_one_line(e)}", file=sys.stderr)
         return EXIT_USAGE
     finally:
+        keras.HIDE_PYPLOT, truthcache.ENABLED = flags
         if main_thread:
             signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
 

@@ -88,3 +88,13 @@ def test_off_unless_the_command_turns_it_on(monkeypatch, tmp_path):
     monkeypatch.setenv("CESYM_CACHE_DIR", "off")
     assert truthcache.directory(RowReference(_cce(), 3)) is None
     assert not (tmp_path / "truths").exists()
+
+
+def test_the_command_turns_it_on_for_its_own_run_only(capsys):
+    """``cesym.cli.main`` sets the flags for the command and its workers, and puts them back:
+    a process that calls it and goes on (the tests) computes as before."""
+    from cesym import cli
+    from cesym import keras as K
+
+    assert cli.main(["verify", "no_such_loss"]) == 2  # a usage error, after the flags were set
+    assert truthcache.ENABLED is False and K.HIDE_PYPLOT is False
