@@ -140,8 +140,12 @@ def write_text(path: str | os.PathLike, text: str, *, skip_unchanged: bool = Fal
     bytes, True otherwise. Raises :class:`OutputError` for a read-only target, a missing parent
     or a directory in the way, before anything is created.
     """
+    return write_bytes(path, text.encode("utf-8"), skip_unchanged=skip_unchanged, what=what)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes, *, skip_unchanged: bool = False, what: str = "output") -> bool:
+    """:func:`write_text` for bytes."""
     raise_if_interrupted()
-    data = text.encode("utf-8")
     p = _target(path)
     if skip_unchanged and p.is_file():
         try:

@@ -332,8 +332,7 @@ class RowReference:
             hit = lookup(self, key)
             if hit is not None:
                 self._memo[key] = hit
-        if key not in self._memo and key in self._disk:
-            self._memo[key] = self._disk[key]
+        self._recall(key)
         if key not in self._memo:
             try:
                 out = self._rising(self._main, inputs, dtype)
@@ -426,8 +425,7 @@ class RowReference:
         key = ("kappa", tuple(inputs))
         if key not in self._memo and self._pending is not None:
             self._pending(key, full=True)  # the first tier's κ of the whole batch, at the first need
-        if key not in self._memo and key in self._disk:
-            self._memo[key] = self._disk[key]
+        self._recall(key)
         if key not in self._memo:
             self._memo[key] = self._kappa(labels, pred, params, inputs, value, grad)
             self._keep(key)
@@ -442,14 +440,19 @@ class RowReference:
         key = ("kappa_value", tuple(inputs))
         if key not in self._memo and self._pending is not None:
             self._pending(key, full=False)
-        if key not in self._memo and key in self._disk:
-            self._memo[key] = self._disk[key]
+        self._recall(key)
         if key not in self._memo:
             if value is None:
                 value, grad = self.value_and_grad(labels, pred, params)
             self._memo[key] = self._kappa_value(labels, pred, params, inputs, value, grad)
             self._keep(key)
         return self._memo[key]
+
+    def _recall(self, key) -> None:
+        """An earlier run's number for ``key`` (:mod:`cesym.verify.truthcache`), where this run has
+        none yet: asked after the first tier and before the balls."""
+        if key not in self._memo and key in self._disk:
+            self._memo[key] = self._disk[key]
 
     def _keep(self, key) -> None:
         """Note a number the balls decided, for the disk cache (:mod:`cesym.verify.truthcache`):

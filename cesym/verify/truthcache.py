@@ -29,10 +29,12 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-import tempfile
+import secrets
 import threading
 from collections.abc import Iterable
 from pathlib import Path
+
+from ..files import write_bytes
 
 __all__ = ["ENABLED", "MAX_SHARDS", "directory", "load", "flush"]
 
@@ -90,23 +92,14 @@ def _read(path: Path) -> dict | None:
 
 
 def _write(d: Path, entries: dict) -> Path | None:
-    """``entries`` as a new shard of ``d``, whole or not at all."""
+    """``entries`` as a new shard of ``d``, whole or not at all (:func:`cesym.files.write_bytes`:
+    a temporary file renamed into place, the umask's mode)."""
+    path = d / f"{os.getpid()}-{secrets.token_hex(6)}.pkl"
     try:
         d.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=d, prefix=".part-", suffix=".pkl")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                pickle.dump(entries, f, protocol=pickle.HIGHEST_PROTOCOL)
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-            final = d / f"{os.getpid()}-{os.urandom(6).hex()}.pkl"
-            os.replace(tmp, final)
-            return final
-        except BaseException:
-            os.unlink(tmp)
-            raise
-    except OSError:  # not writable: computed again next time
+        write_bytes(path, pickle.dumps(entries, protocol=pickle.HIGHEST_PROTOCOL), what="truths cache shard")
+        return path
+    except OSError:  # OutputError included: not writable, computed again next time
         return None
 
 
