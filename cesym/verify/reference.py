@@ -18,7 +18,6 @@ gradient's common subexpressions: :func:`jacobian_assignments`) and are computed
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
 import os
@@ -133,16 +132,23 @@ def jacobian_assignments(exprs: Sequence[sp.Basic], syms: Sequence[sp.Symbol]) -
     return steps, outs
 
 
-@contextlib.contextmanager
-def _working(prec: int):
-    """Both interval contexts at ``prec`` bits (global to the process, as mpmath's)."""
-    old = mpmath.iv.prec
-    mpmath.iv.prec = prec
-    try:
-        with balls.precision(prec):
-            yield
-    finally:
-        mpmath.iv.prec = old
+class _working:
+    """Both interval contexts at ``prec`` bits inside the block (global to the process, as
+    mpmath's): mpmath.iv's and the balls' (:func:`cesym.verify.balls.precision`). A class rather
+    than a generator: it is entered for every evaluation of the reference."""
+
+    __slots__ = ("prec", "old")
+
+    def __init__(self, prec: int):
+        self.prec = prec
+
+    def __enter__(self) -> None:
+        self.old = (mpmath.iv.prec, balls.flint.ctx.prec)
+        mpmath.iv.prec = self.prec
+        balls.flint.ctx.prec = self.prec
+
+    def __exit__(self, *exc) -> None:
+        mpmath.iv.prec, balls.flint.ctx.prec = self.old
 
 
 def real_intervals(out) -> bool:
@@ -325,23 +331,28 @@ class RowReference:
         if max_prec is not None:
             out = self._rising(self._main, inputs, dtype, [p for p in PRECISIONS if p <= max_prec])
             return out[0], out[1:]
+        # memo, first tier, disk, balls, in that order; the key is hashed as few times as can be
+        # (a limit's stand-ins are mpmath numbers, whose hash is computed in Python every time)
         key = (tuple(inputs), np.dtype(dtype).name)
-        if key not in self._memo and self.__dict__.get("_tier1") is not None:
-            from .first_tier import lookup
+        hit = self._memo.get(key)
+        if hit is None:
+            if self.__dict__.get("_tier1") is not None:
+                from .first_tier import lookup
 
-            hit = lookup(self, key)
-            if hit is not None:
+                hit = lookup(self, key)
+            if hit is None and self._disk:
+                hit = self._disk.get(key)
+            if hit is None:
+                try:
+                    out = self._rising(self._main, inputs, dtype)
+                    hit = (out[0], out[1:])
+                except Unresolved as e:
+                    hit = e
                 self._memo[key] = hit
-        self._recall(key)
-        if key not in self._memo:
-            try:
-                out = self._rising(self._main, inputs, dtype)
-                self._memo[key] = (out[0], out[1:])
-            except Unresolved as e:
-                self._memo[key] = e
-            if any(isinstance(x, mpmath.mpf) for x in inputs):  # a limit's stand-in: hundreds of bits
-                self._keep(key)
-        hit = self._memo[key]
+                if any(isinstance(x, mpmath.mpf) for x in inputs):  # a limit's stand-in: hundreds of bits
+                    self._keep(key)
+            else:
+                self._memo[key] = hit
         if isinstance(hit, Unresolved):
             raise hit
         return hit
