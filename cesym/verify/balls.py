@@ -42,9 +42,10 @@ def as_ball(x) -> arb:
     if isinstance(x, arb):
         return x
     if isinstance(x, mpmath.mpf):
-        if not mpmath.isfinite(x):
-            return arb.nan() if mpmath.isnan(x) else (arb.pos_inf() if x > 0 else arb.neg_inf())
-        return arb(x)
+        _, man, exp, _ = x._mpf_
+        if man or not exp:  # a number other than 0, or 0 (mpmath's ±inf and NaN: man 0, exp != 0)
+            return arb(x)
+        return arb.nan() if mpmath.isnan(x) else (arb.pos_inf() if x > 0 else arb.neg_inf())
     if isinstance(x, float):  # a float subclass (numpy.float64)
         return as_ball(float(x))
     return arb(x)

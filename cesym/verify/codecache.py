@@ -81,7 +81,10 @@ def _load(path: Path, namespace: dict) -> Callable | None:
         g = dict(namespace, builtins=builtins, range=range)
         exec(compile(src, str(path), "exec"), g)  # noqa: S102 - our own printed code, keyed by its inputs
         fn = g.get("_lambdifygenerated")
-        return fn if callable(fn) else None
+        if not callable(fn):
+            return None
+        fn.printed_source = src  # the whole entry: what inspect.getsource would find, without tokenizing it
+        return fn
     except Exception:  # noqa: BLE001 - whatever a damaged entry raises, it is derived again
         return None
 
@@ -116,4 +119,5 @@ def cached_source(
     except (OSError, TypeError):
         return fn
     _store(path, src)
+    fn.printed_source = src
     return fn

@@ -28,6 +28,7 @@ finite).
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -58,6 +59,7 @@ def needs_limit(pred: Sequence[float], domain: str, unit: bool = False) -> bool:
     return any(_special(float(x), domain, unit) for x in pred)
 
 
+@functools.lru_cache(maxsize=1 << 12)  # the same few per point: its value, each κ and each dtype
 def _standin(x: float, domain: str, r: int, k: int) -> mpmath.mpf:
     M = mpmath.ldexp(r, k)
     if domain == "probability":
