@@ -449,6 +449,12 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001
         from .define.loss import DerivationError
 
+        if _files.interrupt_noted():
+            # the Ctrl-C's KeyboardInterrupt, raised inside compiled code (a Numba loop of the
+            # reference), comes out as another exception ("SystemError: ... returned a result
+            # with an exception set"): the command was interrupted, not broken
+            print(f"{name}: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
         if isinstance(e, DerivationError):  # e.g. a derivation that cannot be loaded
             print(f"{name}: {_one_line(e)}", file=sys.stderr)
             return EXIT_USAGE

@@ -33,7 +33,7 @@ from pathlib import Path
 
 __all__ = [
     "file_digest", "OutputError", "check_output_file", "check_output_dir", "write_text", "write_texts", "deferred_interrupt",
-    "on_interrupt", "reset_interrupt", "raise_if_interrupted",
+    "on_interrupt", "reset_interrupt", "interrupt_noted", "raise_if_interrupted",
 ]
 
 def file_digest(path: Path) -> str:
@@ -62,6 +62,11 @@ def on_interrupt(signum, frame) -> None:
 def reset_interrupt() -> None:
     """Forget an earlier Ctrl-C (a new command starts)."""
     _INTERRUPTED.clear()
+
+
+def interrupt_noted() -> bool:
+    """A Ctrl-C came since the command started (:func:`on_interrupt` noted it)."""
+    return _INTERRUPTED.is_set()
 
 
 def raise_if_interrupted() -> None:

@@ -216,6 +216,36 @@ def test_ctrl_c_stops_generate_report_bench(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written, nothing half-written
 
 
+def test_a_ctrl_c_inside_compiled_code_is_an_interrupt(tmp_path, monkeypatch, capsys):
+    """The Ctrl-C's KeyboardInterrupt raised while a Numba-compiled loop runs comes out of it
+    as "SystemError: CPUDispatcher(...) returned a result with an exception set" (CI saw
+    ``verify --jobs 1`` exit 2 with an internal error): with the interrupt noted, that is an
+    interrupt (130, one line), and the same error without one is still an internal error (2)."""
+    import signal
+
+    from cesym import cli
+    from cesym.verify import run
+
+    def compiled_loop_interrupted(*args, **kwargs):
+        try:
+            signal.raise_signal(signal.SIGINT)  # cesym's handler notes it and raises
+        except KeyboardInterrupt as e:
+            raise SystemError("CPUDispatcher(<function _finish>) returned a result with an exception set") from e
+
+    def broken(*args, **kwargs):
+        raise SystemError("CPUDispatcher(<function _finish>) returned a result with an exception set")
+
+    out = tmp_path / "v.json"
+    argv = ["verify", "--quick", "--no-keras", "--jobs", "1", "--json", str(out)]
+    monkeypatch.setattr(run, "run", compiled_loop_interrupted)
+    assert cli.main(argv) == 130
+    assert capsys.readouterr().err.strip().splitlines() == ["cesym verify: interrupted"]
+    monkeypatch.setattr(run, "run", broken)
+    assert cli.main(argv) == 2
+    assert "internal error: SystemError" in capsys.readouterr().err
+    assert not out.exists()
+
+
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the dropped interrupt, as meant
 def test_a_ctrl_c_python_drops_still_stops_the_command(tmp_path, monkeypatch):
     """A KeyboardInterrupt raised inside a weakref callback (importlib's module locks run one on
