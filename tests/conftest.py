@@ -67,10 +67,17 @@ def random_block(mod, variant: str, rng, rows: int, C: int):
     return lab.astype(np.float32).astype(np.float64), pred.astype(np.float32).astype(np.float64), scalars
 
 
-#: Files whose tests take minutes (the contract over the catalog, verify's end-to-end runs):
-#: scheduled first, one per worker, so that the rest of the suite fills the other worker's time
-#: around them instead of following them (pyproject: ``--dist loadfile --no-loadscope-reorder``).
-LONG_FILES = ("test_contract.py", "test_verify.py")
+#: The files that take longest, longest first (seconds of one worker with the caches cold, a 2-core
+#: EPYC VM, 2026-12-04: 90, 49, 40, 40, 33, 32, 30, 16, 15, 15, 14, 13, 10; the rest below 7).
+#: pytest-xdist (pyproject: ``--dist loadfile --no-loadscope-reorder``) hands whole files to
+#: whichever worker runs low, in this order: longest first, so that the short files fill the
+#: gaps at the end instead of a long one running alone (``test_shapes.py``, alphabetically
+#: late, was a 40 s tail). Only the order depends on these figures, never a result.
+LONG_FILES = (
+    "test_contract.py", "test_cli.py", "test_shapes.py", "test_generate.py", "test_verify.py", "test_report.py",
+    "test_bench.py", "test_threads.py", "test_blocks.py", "test_stable_forms.py", "test_install.py", "test_files.py",
+    "test_user_loss.py",
+)
 
 
 def pytest_collection_modifyitems(config, items):
