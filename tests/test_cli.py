@@ -110,16 +110,20 @@ def test_bad_argument_refused_before_any_work(case, paths):
 
 
 def test_exit_codes_are_distinct(tmp_path, capsys):
-    """0 ok, 1 stale (--check), 2 usage."""
+    """0 ok, 1 stale (--check), 2 usage. On two families (the whole catalog's ``generate --check``
+    is tests/test_generate.py's and tests/test_install.py's: 7 s a run, twice here before)."""
     import shutil
 
-    from cesym.generate.codegen import GENERATED_DIR
+    from cesym.define.loss import DERIVATIONS_DIR
 
-    out = tmp_path / "gen"
-    shutil.copytree(GENERATED_DIR, out, ignore=shutil.ignore_patterns("__pycache__"))
-    assert _run_main(["generate", "--check", "--out", str(out)], capsys)[0] == 0
+    src, out = tmp_path / "two", tmp_path / "gen"
+    src.mkdir()
+    for name in ("tf_nn.py", "hinge.py"):
+        shutil.copy(DERIVATIONS_DIR / name, src / name)
+    assert _run_main(["generate", "--derivations", str(src), "--out", str(out)], capsys)[0] == 0
+    assert _run_main(["generate", "--check", "--derivations", str(src), "--out", str(out)], capsys)[0] == 0
     (out / "tf_nn.py").write_text("# stale\n")
-    assert _run_main(["generate", "--check", "--out", str(out)], capsys)[0] == 1
+    assert _run_main(["generate", "--check", "--derivations", str(src), "--out", str(out)], capsys)[0] == 1
     assert _run_main(["generate", "--derivations", str(tmp_path / "none")], capsys)[0] == 2
 
 
@@ -270,9 +274,17 @@ def test_a_ctrl_c_python_drops_still_stops_the_command(tmp_path, monkeypatch):
         assert ref() is None
         return real(*args, **kwargs)
 
+    import shutil
+
+    from cesym.define.loss import DERIVATIONS_DIR
+
+    src, out = tmp_path / "two", tmp_path / "gen"  # two families: the mechanism, not the catalog
+    src.mkdir()
+    for name in ("tf_nn.py", "hinge.py"):
+        shutil.copy(DERIVATIONS_DIR / name, src / name)
     monkeypatch.setattr(codegen, "render_all", render_all_dropping_a_ctrl_c)
-    out = tmp_path / "gen"
-    assert cli.main(["generate", "--out", str(out)]) == 130
+    assert cli.main(["generate", "--derivations", str(src), "--out", str(out)]) == 130
     assert not out.exists() or not any(out.iterdir())
     monkeypatch.undo()
-    assert cli.main(["generate", "--check"]) == 0  # the next command starts afresh
+    assert cli.main(["generate", "--derivations", str(src), "--out", str(out)]) == 0  # the next command starts afresh
+    assert sorted(p.name for p in out.glob("*.py")) == ["__init__.py", "hinge.py", "tf_nn.py"]
