@@ -143,3 +143,67 @@ def test_a_square_of_an_exact_zero_difference_resolves():
     x = 6.501499176025391
     value, grad = ref.value_and_grad([x], [x], [], np.float64)
     assert value == 0 and grad == [0]
+
+
+def _close_by_exponents(x, bits: int):
+    """The exponent test written out (the oracle of ``balls.close``): the midpoint where
+    ``rad < 2^(top(rad)+1) <= 2^(top(mid)-bits)``, top the exponent of the leading bit."""
+    if not x.is_finite():
+        return None
+    mid, rad = x.mid(), x.rad()
+
+    def top(v):
+        man, exp = v.man_exp()
+        return int(exp) + abs(int(man)).bit_length() - 1
+
+    if mid.is_zero():
+        return mpmath.mpf(0) if rad.is_zero() else None
+    if not rad.is_zero() and top(rad) + 1 > top(mid) - bits:
+        return None
+    return balls.ends(x)[0] if rad.is_zero() else mpmath.mp.make_mpf(mpmath.libmp.from_man_exp(*map(int, mid.man_exp())))
+
+
+def test_close_is_the_exponent_test():
+    """``close`` asks Arb for the ball's relative accuracy instead of reading both exponents:
+    the same answers on balls of every kind (exact, wide, around 0, huge and tiny exponents,
+    not finite) at every precision the reference uses."""
+    rng = np.random.default_rng(SEED)
+    old = flint.ctx.prec
+    try:
+        for prec in (53, 80, 160, 640):
+            flint.ctx.prec = prec
+            for _ in range(1500):
+                mid = 0.0 if rng.random() < 0.1 else float(rng.uniform(-1, 1)) * 2.0 ** int(rng.integers(-300, 300))
+                kind = rng.integers(0, 4)
+                if kind == 0:
+                    x = flint.arb(mid)
+                elif kind == 1:
+                    x = flint.arb(mid, float(rng.random()) * 2.0 ** int(rng.integers(-400, 300)))
+                elif kind == 2:
+                    x = flint.arb(mid) / 3 + flint.arb(0, float(rng.random()) * 2.0 ** int(rng.integers(-400, 0)))
+                else:
+                    x = [flint.arb.nan(), flint.arb.pos_inf(), flint.arb.neg_inf(), flint.arb("0 +/- 1e-30")][int(rng.integers(0, 4))]
+                for bits in (0, 1, 24, 33, 62, 120):
+                    want, got = _close_by_exponents(x, bits), balls.close(x, bits)
+                    assert (want is None) == (got is None) and (want is None or want == got), (x, bits, want, got)
+    finally:
+        flint.ctx.prec = old
+
+
+def test_as_ball_is_exact_at_any_working_precision():
+    """A float, and an mpmath number of any width (a limit's stand-in 1 - 2^-rk has hundreds of
+    bits), become exact balls even where the working precision is lower than their width."""
+    old = flint.ctx.prec
+    try:
+        flint.ctx.prec = 53
+        with mpmath.workprec(400):
+            wide = 1 - mpmath.ldexp(1, -300)
+        for v in (wide, mpmath.ldexp(3, -5000), mpmath.mpf(-3) / 7, 1.5, -0.0, 2.0**-1074, np.float64(2.5), 7):
+            b = balls.as_ball(v)
+            exact = v if isinstance(v, mpmath.mpf) else mpmath.mpf(float(v))  # mpf(v) would round a wide v
+            assert b.is_exact() and balls.ends(b)[0] == exact, v
+        assert not balls.as_ball(math.inf).is_finite() and balls.as_ball(math.inf).mid() > 0
+        assert balls.as_ball(mpmath.nan).is_nan() and balls.as_ball(math.nan).is_nan()
+        assert not balls.as_ball(-mpmath.inf).is_finite() and balls.as_ball(-mpmath.inf).mid() < 0
+    finally:
+        flint.ctx.prec = old

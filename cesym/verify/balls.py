@@ -21,7 +21,7 @@ import functools
 
 import flint
 import mpmath
-from flint import arb, fmpz
+from flint import arb
 
 from ..define.evaluate import _Printer
 
