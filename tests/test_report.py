@@ -161,17 +161,19 @@ def test_check_fails_when_a_measurement_breaks_its_promise(committed, what):
 
 
 def test_check_end_to_end_on_a_copy(committed, tmp_path):
-    """check(): a copy of the committed reports is fresh; the same reports re-rendered from a record
-    whose share breaks the contract are consistent files but fail by the promise; no record: stale."""
+    """check(): the committed reports re-rendered, in a copy, from a record whose share breaks the
+    contract are consistent files but fail by the promise, and by nothing else (so the copy's
+    other files are fresh: the committed directory's own check is test_committed_reports_are_fresh);
+    no record: stale."""
     from cesym.report.check import check
 
     for p in REPORTS.iterdir():
         (shutil.copytree if p.is_dir() else shutil.copy)(p, tmp_path / p.name)
-    assert check(tmp_path, committed) == []
     broken = copy.deepcopy(committed)
     BREAKS["a share of the bound above 1"][0](broken)
     (tmp_path / RECORD_NAME).write_text(dumps(broken), encoding="utf-8")
-    for name, text in render_reports(broken, exhaustive=load_exhaustive(REPORTS)).items():
+    # the Markdown only: the plots are the record's plot data, which the break leaves as committed
+    for name, text in render_reports(broken, svg=False, exhaustive=load_exhaustive(REPORTS)).items():
         (tmp_path / name).write_text(text, encoding="utf-8")
     problems = check(tmp_path, committed)
     assert len(problems) == 1 and "value share of the bound 1.5 > 1" in problems[0], problems
