@@ -98,3 +98,24 @@ def test_the_command_turns_it_on_for_its_own_run_only(capsys):
 
     assert cli.main(["verify", "no_such_loss"]) == 2  # a usage error, after the flags were set
     assert truthcache.ENABLED is False and K.HIDE_PYPLOT is False
+
+
+def test_a_limits_stand_in_values_are_read_back(cache, monkeypatch):
+    """The limits' stand-ins (mpmath inputs of hundreds of bits, cesym.verify.extended) are kept:
+    a second reference answers ``value_and_grad_inputs`` there from the disk, without the balls."""
+    import mpmath
+
+    labels, logits, smoothing = HUGE
+    with mpmath.workprec(200):
+        far = mpmath.ldexp(3, 80)  # a +inf logit's stand-in
+    inputs = labels + [far, logits[1], logits[2]] + smoothing
+    first = RowReference(_cce(), 3)
+    want = first.value_and_grad_inputs(list(inputs))
+    assert truthcache.flush([first]) >= 1
+
+    def no_balls(*a, **k):
+        raise AssertionError("computed again")
+
+    second = RowReference(_cce(), 3)
+    monkeypatch.setattr(RowReference, "_rising", no_balls)
+    assert second.value_and_grad_inputs(list(inputs)) == want
