@@ -16,7 +16,6 @@ which would drop a live branch of a ``Piecewise``); the printer prints them as c
 
 from __future__ import annotations
 
-import contextlib
 import functools
 
 import flint
@@ -94,16 +93,22 @@ def close(x: arb, bits: int) -> mpmath.mpf | None:
     return mpmath.mpf(0) if mid.is_zero() else _exact(mid)
 
 
-@contextlib.contextmanager
-def precision(bits: int):
+class precision:
     """Balls computed at ``bits`` of working precision inside the block (the context is global
-    to the process, as mpmath's: the reference runs in one thread per process)."""
-    old = flint.ctx.prec
-    flint.ctx.prec = bits
-    try:
-        yield
-    finally:
-        flint.ctx.prec = old
+    to the process, as mpmath's: the reference runs in one thread per process). A class, not a
+    generator: the reference enters it for every evaluation."""
+
+    __slots__ = ("bits", "old")
+
+    def __init__(self, bits: int):
+        self.bits = bits
+
+    def __enter__(self) -> None:
+        self.old = flint.ctx.prec
+        flint.ctx.prec = self.bits
+
+    def __exit__(self, *exc) -> None:
+        flint.ctx.prec = self.old
 
 
 def _cmp(op: str, a, b) -> bool | None:

@@ -459,25 +459,9 @@ def _enclose_const(c) -> Interval:
 MODULE = _Module()
 
 
-#: compile_source's results by code object: code objects compare by content, so the printed
-#: reference of a definition read again (a new RowReference, the same cached file) is found here
-#: instead of being located in its file again by ``inspect`` (it tokenizes the file: 5-10 ms)
-_COMPILED: dict = {}
-
-
 def compile_source(fn: Callable) -> Callable | None:
     """The printed reference function ``fn`` (a ``_lambdifygenerated`` of the ball printer)
     rebuilt on :class:`Interval` s; None where its source cannot be read."""
-    code = getattr(fn, "__code__", None)
-    if code is not None and code in _COMPILED:
-        return _COMPILED[code]
-    out = _compile_source(fn)
-    if code is not None:
-        _COMPILED[code] = out  # a race computes it twice, the same function
-    return out
-
-
-def _compile_source(fn: Callable) -> Callable | None:
     src = getattr(fn, "printed_source", None)  # set by the reference's code cache
     if src is None:
         try:

@@ -134,21 +134,22 @@ def jacobian_assignments(exprs: Sequence[sp.Basic], syms: Sequence[sp.Symbol]) -
 
 class _working:
     """Both interval contexts at ``prec`` bits inside the block (global to the process, as
-    mpmath's): mpmath.iv's and the balls' (:func:`cesym.verify.balls.precision`). A class rather
+    mpmath's): mpmath.iv's and the balls' (:class:`cesym.verify.balls.precision`). A class rather
     than a generator: it is entered for every evaluation of the reference."""
 
-    __slots__ = ("prec", "old")
+    __slots__ = ("prec", "old", "balls")
 
     def __init__(self, prec: int):
-        self.prec = prec
+        self.prec, self.balls = prec, balls.precision(prec)
 
     def __enter__(self) -> None:
-        self.old = (mpmath.iv.prec, balls.flint.ctx.prec)
+        self.old = mpmath.iv.prec
         mpmath.iv.prec = self.prec
-        balls.flint.ctx.prec = self.prec
+        self.balls.__enter__()
 
     def __exit__(self, *exc) -> None:
-        mpmath.iv.prec, balls.flint.ctx.prec = self.old
+        self.balls.__exit__(*exc)
+        mpmath.iv.prec = self.old
 
 
 def real_intervals(out) -> bool:
@@ -340,8 +341,8 @@ class RowReference:
                 from .first_tier import lookup
 
                 hit = lookup(self, key)
-            if hit is None and self._disk:
-                hit = self._disk.get(key)
+            if hit is None:
+                hit = self._recall(key)
             if hit is None:
                 try:
                     out = self._rising(self._main, inputs, dtype)
@@ -436,10 +437,11 @@ class RowReference:
         key = ("kappa", tuple(inputs))
         if key not in self._memo and self._pending is not None:
             self._pending(key, full=True)  # the first tier's κ of the whole batch, at the first need
-        self._recall(key)
         if key not in self._memo:
-            self._memo[key] = self._kappa(labels, pred, params, inputs, value, grad)
-            self._keep(key)
+            recalled = self._recall(key)
+            self._memo[key] = recalled if recalled is not None else self._kappa(labels, pred, params, inputs, value, grad)
+            if recalled is None:
+                self._keep(key)
         return self._memo[key]
 
     def kappa_value(self, labels, pred, params=(), value=None, grad=None) -> float:
@@ -451,19 +453,21 @@ class RowReference:
         key = ("kappa_value", tuple(inputs))
         if key not in self._memo and self._pending is not None:
             self._pending(key, full=False)
-        self._recall(key)
         if key not in self._memo:
-            if value is None:
-                value, grad = self.value_and_grad(labels, pred, params)
-            self._memo[key] = self._kappa_value(labels, pred, params, inputs, value, grad)
-            self._keep(key)
+            recalled = self._recall(key)
+            if recalled is not None:
+                self._memo[key] = recalled
+            else:
+                if value is None:
+                    value, grad = self.value_and_grad(labels, pred, params)
+                self._memo[key] = self._kappa_value(labels, pred, params, inputs, value, grad)
+                self._keep(key)
         return self._memo[key]
 
-    def _recall(self, key) -> None:
-        """An earlier run's number for ``key`` (:mod:`cesym.verify.truthcache`), where this run has
-        none yet: asked after the first tier and before the balls."""
-        if key not in self._memo and key in self._disk:
-            self._memo[key] = self._disk[key]
+    def _recall(self, key):
+        """An earlier run's number for ``key`` (:mod:`cesym.verify.truthcache`), or None: asked
+        where this run has none yet, after the first tier and before the balls."""
+        return self._disk.get(key) if self._disk else None
 
     def _keep(self, key) -> None:
         """Note a number the balls decided, for the disk cache (:mod:`cesym.verify.truthcache`):
