@@ -250,20 +250,27 @@ def batch_points(ref: RowReference, case, labels, pred: np.ndarray, params: list
 
 
 class _Decided:
-    """The errors of the points the batch path decided, to append in the batch's order."""
+    """The errors of the points the batch path decided, to append in the batch's order; for
+    those decided by their condition numbers (:func:`decide_by_kappa`), their shares of the
+    bound too (``vshare``: NaN where the value is within its constant term; ``gshare``: the
+    shares of the gradient elements above theirs, in order)."""
 
-    def __init__(self, decided: np.ndarray, ev, vbits, eg, gbits):
+    def __init__(self, decided: np.ndarray, ev, vbits, eg, gbits, vshare=None, gshare=None):
         self.decided = decided
         self.ev, self.vbits = ev.tolist(), vbits.tolist()
         self.eg = None if eg is None else eg.tolist()
         self.gbits = None if gbits is None else gbits.tolist()
+        self.vshare, self.gshare = vshare or {}, gshare or {}
 
     def append_to(self, res: Result, i: int) -> None:
         res.value_ulps.append(self.ev[i])
         res.value_bits.append(self.vbits[i])
+        if i in self.vshare:
+            res.value_share.append(self.vshare[i])
         if self.eg is not None:
             res.grad_ulps += self.eg[i]
             res.grad_bits += self.gbits[i]
+            res.grad_share += self.gshare.get(i, ())
 
 
 def within_base(ref, loss, case, pts, value, grad, dtype, vbase: float, gbase: float):
@@ -298,7 +305,9 @@ def _decide_within_base(ref, loss, case, pts, labels, pred, params, value, g, dt
     noting their worst errors in ``res``; the rest is checked point by point, exactly."""
     fast, vals, grads, ev, eg, tr = within_base(ref, loss, case, pts, value, g, dtype, vbase, gbase)
     gbits = None if grads is None else bits_errors(grads, tr.g_hi, dtype)
-    out = _Decided(fast, ev, bits_errors(vals, tr.v_hi, dtype), eg, gbits)
+    by_kappa, vshare, gshare = decide_by_kappa(ref, pts, tr.ok & ~fast, vals, grads, ev, eg, vbase, gbase)
+    fast = fast | by_kappa
+    out = _Decided(fast, ev, bits_errors(vals, tr.v_hi, dtype), eg, gbits, vshare, gshare)
     idx = np.flatnonzero(fast)
     if not len(idx):
         return out
@@ -313,6 +322,67 @@ def _decide_within_base(ref, loss, case, pts, labels, pred, params, value, g, dt
         tv, tg = ref.value_and_grad(lab, x, params, dtype=dtype)
         res.note("grad", float(eg[i, j]), _describer(lab, x, params, grads[i, j], tg[j], lambda lab=lab, x=x, tv=tv, tg=tg, j=j: ref.kappa(lab, x, params, tv, tg)[1][j]))
     return out
+
+
+def decide_by_kappa(ref, pts: np.ndarray, cand: np.ndarray, vals, grads, ev, eg, vbase: float, gbase: float):
+    """Decide, for the whole batch at once, the points among ``cand`` (reference pinned, some
+    error above its bound's constant term) whose every error is within its bound ``base + 4κ``
+    by the condition numbers the first tier computed for the batch (:mod:`.first_tier`, into
+    the reference's memo: the numbers the point-by-point check would read there). Errors are the
+    batch's (:mod:`.truths`: within a relative 2^-51 of the exact ones), so a share is decided
+    only up to ``FAST_MARGIN`` of 1; a point with a non-finite output, a κ the first tier left
+    unknown or a share above that goes to the point-by-point check, as before.
+    Returns (decided, value shares by point, gradient shares by point)."""
+    decided = np.zeros(len(cand), dtype=bool)
+    vshare: dict[int, float] = {}
+    gshare: dict[int, list[float]] = {}
+    ok = cand & np.isfinite(vals)
+    if grads is not None:
+        ok &= np.all(np.isfinite(grads), axis=1)
+    idx = np.flatnonzero(ok)
+    if not len(idx) or getattr(ref, "_memo", None) is None:
+        return decided, vshare, gshare
+    v_above = ev[idx] > vbase
+    g_above = (eg[idx] > gbase) if eg is not None and eg.shape[1] else np.zeros((len(idx), 0), dtype=bool)
+    full = np.any(g_above, axis=1)
+    keys = [tuple(r) for r in pts[idx].tolist()]
+    pending = ref._pending
+    if pending is not None:  # the batch's κ stages, as the first point that needs each would run them
+        if full.any():
+            pending(("kappa", keys[int(np.argmax(full))]), full=True)
+        elif v_above.any():
+            pending(("kappa_value", keys[int(np.argmax(v_above))]), full=False)
+    memo = ref._memo
+    for n, (i, key) in enumerate(zip(idx.tolist(), keys)):
+        known = memo.get(("kappa", key))
+        if full[n]:
+            if known is None:
+                continue
+            kv, kg = known
+        else:
+            kv = known[0] if known is not None else memo.get(("kappa_value", key))
+            kg = ()
+        if v_above[n] and kv is None:
+            continue
+        vs = _fast_share(float(ev[i]), vbase, kv) if v_above[n] else None
+        gs = [_fast_share(float(eg[i, j]), gbase, kg[j]) for j in np.flatnonzero(g_above[n]).tolist()]
+        if (vs is not None and not vs <= FAST_MARGIN) or not all(x <= FAST_MARGIN for x in gs):
+            continue
+        decided[i] = True
+        if vs is not None:
+            vshare[i] = vs
+        if gs:
+            gshare[i] = gs
+    return decided, vshare, gshare
+
+
+def _fast_share(e: float, base: float, kappa: float) -> float:
+    """:func:`_share` of a finite output with a known κ (NaN: not decidable here)."""
+    if math.isnan(kappa):
+        return math.nan
+    if math.isinf(kappa):
+        return 0.0
+    return e / (base + KAPPA_FACTOR * kappa)
 
 
 #: Batches of fewer elements skip the first tier: its cost is NumPy's per operation of the printed
