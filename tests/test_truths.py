@@ -215,3 +215,50 @@ def test_classify_decides_what_the_points_would(monkeypatch):
                         assert fast[k]["ulps"] == slow[k]["ulps"] or abs(fast[k]["ulps"] - slow[k]["ulps"]) <= 2.0**-48 * slow[k]["ulps"]
                     else:
                         assert fast[k] == slow[k], (case.id, k)
+
+
+def test_the_first_tier_computes_the_kappas_asked_for_and_leaves_the_rest_pending():
+    """:func:`cesym.verify.first_tier.kappas_of`: κ (value and gradient, or the value's alone)
+    of the points asked for, the numbers the whole batch's computation gives them; nothing for
+    the others, which stay pending and are computed, the same numbers, when one is asked for."""
+    from cesym.verify import first_tier
+
+    case = next(c for c in CASES if c.id == "binary_crossentropy[from_logits=True]")
+    batch = sample(case, np.float32, 3, 90, seed=SEED, soft=True)
+    loss = contract.definition(case)
+    params = [batch.params[p.name] for p in loss.params]
+
+    def prefilled():
+        contract._REFS.clear()
+        ref = contract.reference_for(loss, 3)
+        pts = contract.batch_points(ref, case, batch.labels, batch.pred, params)
+        ref.prefill(pts, np.float32)
+        return ref, [tuple(r) for r in pts.tolist()]
+
+    whole, keys = prefilled()
+    whole._pending(("kappa", keys[0]), full=True)
+    assert sum(("kappa", k) in whole._memo for k in keys) > len(keys) // 2
+
+    ref, _ = prefilled()
+    first_tier.kappas_of(ref, keys[:40], keys[40:80])
+    memo = ref._memo
+    assert not any(("kappa", k) in memo or ("kappa_value", k) in memo for k in keys[80:])
+    assert not any(("kappa", k) in memo for k in keys[40:80])
+    assert ref._pending.members == frozenset(keys[80:])
+
+    def close(a, b):
+        return a == b or abs(a - b) <= 2.0**-30 * max(abs(a), abs(b))
+
+    for k in keys[:40]:
+        if ("kappa", k) in memo:
+            (va, ga), (vb, gb) = memo[("kappa", k)], whole._memo[("kappa", k)]
+            assert close(va, vb) and all(close(x, y) for x, y in zip(ga, gb)), k
+    assert sum(("kappa", k) in memo for k in keys[:40]) > 20
+    for k in keys[40:80]:
+        if ("kappa_value", k) in memo:
+            assert close(memo[("kappa_value", k)], whole._memo[("kappa", k)][0]), k
+    ref._pending(("kappa", keys[85]), full=True)  # the rest, at the first need
+    for k in keys[80:]:
+        assert (("kappa", k) in memo) == (("kappa", k) in whole._memo)
+        if ("kappa", k) in memo:
+            assert close(memo[("kappa", k)][0], whole._memo[("kappa", k)][0])
