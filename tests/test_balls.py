@@ -105,6 +105,16 @@ def test_ball_end_points_enclose_the_value():
         third = mpmath.mpf(1) / 3
         assert lo < third < hi and hi - lo < mpmath.ldexp(1, -78)
     assert balls.ends(flint.arb(0.25)) == (0.25, 0.25)  # an exact ball: one point
+    # the ends are rounded outward on either side of 0: floor the lower, ceiling the upper (toward
+    # and away from zero, as mpmath's 'd' and 'u' round, would round a negative ball's ends inward)
+    for mid, rad in ((-1, 2.0**-200), (1, 2.0**-200), (2.0**-300, 1.0), (-(2.0**-300), 1.0), (-3, 0.5)):
+        with balls.precision(80):
+            b = flint.arb(mid, rad)
+            lo, hi = balls.ends(b)
+        with mpmath.workprec(2000):
+            m, r = balls._exact(b.mid()), balls._exact(b.rad())  # Arb's radius: its 30-bit magnitude, rounded up
+            assert r >= rad and lo <= m - r and m + r <= hi and lo < m < hi, (mid, rad, lo, hi)
+            assert hi - lo <= 2 * r * (1 + mpmath.ldexp(1, -100)) + mpmath.ldexp(abs(m), -140), (mid, rad)
     big = mpmath.ldexp(3, 5000)  # mpmath numbers beyond any float convert exactly
     assert balls.ends(balls.as_ball(big)) == (big, big)
 

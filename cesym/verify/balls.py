@@ -64,9 +64,10 @@ def ends(x) -> tuple[mpmath.mpf, mpmath.mpf]:
         return mid, mid
     r = _exact(rad)
     # rounded outward (a radius far below the midpoint's last bit would make an exact end point
-    # of millions of bits): the interval stays an enclosure
+    # of millions of bits): the interval stays an enclosure. Floor and ceiling: mpmath's "d" and
+    # "u" round toward and away from zero, inward for the ends of a negative ball
     prec = flint.ctx.prec + 64
-    return mpmath.fsub(mid, r, prec=prec, rounding="d"), mpmath.fadd(mid, r, prec=prec, rounding="u")
+    return mpmath.fsub(mid, r, prec=prec, rounding="f"), mpmath.fadd(mid, r, prec=prec, rounding="c")
 
 
 def _exact(v) -> mpmath.mpf:

@@ -535,6 +535,8 @@ class RowReference:
         beside 1e-67 need about 1000 bits for any term of x_i = 1e285 to be small, and about
         1900 for one to be negligible against its scale: the balls rose to 5120 bits there."""
         res: list = [None] * fn.n_out
+        if scales is not None:  # each output's scale once, whatever the precisions it reaches
+            scales = functools.cache(scales)
         if weights is not None:
             for i, w in enumerate(weights):
                 if w == 0:
@@ -545,6 +547,7 @@ class RowReference:
                 if out is None:
                     continue
                 bounds: dict[int, mpmath.mpf] = {}
+                tiny = mpmath.mpf(2) ** (-prec // 2)
                 for i, o in enumerate(out):
                     if res[i] is not None:
                         continue
@@ -555,12 +558,14 @@ class RowReference:
                     a, b = _ends(o)
                     if a == b:
                         res[i] = a
-                    elif mpmath.isfinite(a) and mpmath.isfinite(b) and (b - a) <= mpmath.mpf(2) ** -10 * max(abs(a), abs(b)):
-                        res[i] = (a + b) / 2
-                    elif mpmath.isfinite(a) and mpmath.isfinite(b) and max(abs(a), abs(b)) < mpmath.mpf(2) ** (-prec // 2) * (1 if scales is None else scales(i)):
-                        res[i] = mpmath.mpf(0)  # negligible against everything else in κ
                     elif mpmath.isfinite(a) and mpmath.isfinite(b):
-                        bounds[i] = max(abs(a), abs(b))
+                        mag = max(abs(a), abs(b))
+                        if (b - a) <= _FEW * mag:
+                            res[i] = (a + b) / 2
+                        elif mag < tiny * (1 if scales is None else scales(i)):
+                            res[i] = mpmath.mpf(0)  # negligible against everything else in κ
+                        else:
+                            bounds[i] = mag
                 if weights is not None and group:
                     _negligible_rest(res, bounds, weights, group)
             if all(r is not None for r in res):
@@ -659,6 +664,10 @@ def _scale(f, x) -> mpmath.mpf:
         return mpmath.mpf(1)
     return f / x
 
+
+#: An output of :meth:`RowReference._approx` is known to a few digits where its interval's width
+#: is at most this share of its larger magnitude.
+_FEW = mpmath.mpf(2) ** -10
 
 #: The share of a κ's pinned terms below which its terms not yet pinned are 0
 #: (:meth:`RowReference._approx`): 2^-12, below the 2^-10 each term is known to.
