@@ -15,7 +15,7 @@ revisions' JSON agree in everything but timings (a speed change should change no
 condition numbers are claimed to 2^-10, and their last bits can move with the first tier's
 batches: those differences are listed, not hidden).
 
-    python benchmarks/verify_ab.py REV_A REV_B [--repeat N] [-- VERIFY_ARGS ...]
+    python benchmarks/verify_ab.py REV_A REV_B [--repeat N] [--keep DIR] [-- VERIFY_ARGS ...]
 
 e.g. ``python benchmarks/verify_ab.py main~1 main -- categorical_focal_crossentropy --jobs 1``.
 """
@@ -71,6 +71,15 @@ def _kernel_seconds(data: dict) -> dict[str, float]:
     return out
 
 
+def _paths(a, b, at: str) -> list[str]:
+    """The leaves where two JSON values differ, as ``path: A -> B``."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b), key=str) for d in _paths(a.get(k), b.get(k), f"{at}.{k}")]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in _paths(x, y, f"{at}[{i}]")]
+    return [] if a == b else [f"{at}: {str(a)[:90]} -> {str(b)[:90]}"]
+
+
 def _differences(a: dict, b: dict) -> list[str]:
     """Where two runs' configurations differ in anything but their seconds."""
     diffs = []
@@ -81,7 +90,7 @@ def _differences(a: dict, b: dict) -> list[str]:
         if o is None:
             diffs.append(f"{key}: only in B")
             continue
-        diffs += [f"{key}: {k}" for k in sorted(set(c) | set(o)) if k != "seconds" and c.get(k) != o.get(k)]
+        diffs += _paths({k: v for k, v in o.items() if k != "seconds"}, {k: v for k, v in c.items() if k != "seconds"}, "/".join(key))
     diffs += [f"{k}: only in A" for k in ka.keys() - {(c["kernel"], c["dtype"], c["labels"]) for c in b["configurations"]}]
     return diffs
 
@@ -93,8 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("rev_a")
     ap.add_argument("rev_b")
     ap.add_argument("--repeat", type=int, default=2, help="timed runs per revision (default 2)")
+    ap.add_argument("--keep", metavar="DIR", help="copy each timed run's JSON into DIR (A1.json, B1.json, ...)")
     opts = ap.parse_args(ours)
     scratch = Path(tempfile.mkdtemp(prefix="verify-ab-"))
+    keep = Path(opts.keep) if opts.keep else None
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
     trees = {}
     try:
         for name, rev in (("A", opts.rev_a), ("B", opts.rev_b)):
@@ -108,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             for name in ("A", "B"):
                 res = _run(trees[name], scratch / f"code-{name}", scratch, verify_args, f"{name}{i + 1}")
                 runs[name].append(res)
+                if keep is not None:
+                    (keep / f"{name}{i + 1}.json").write_text(json.dumps(res["json"], indent=1))
                 total = sum(_kernel_seconds(res["json"]).values())
                 print(f"{name}{i + 1}: {res['wall']:.1f} s wall, {res['cpu']:.1f} s CPU, configurations {total:.1f} s, exit {res['exit']}", flush=True)
         print(f"\n{'kernel':<76} {'A':>8} {'B':>8}")
