@@ -146,10 +146,8 @@ def kappas_of(ref, full_keys: list, value_keys: list) -> None:
     the first of them that needs one. The contract check asks for the points whose errors need
     a κ, a third of a batch or less: the rest of the batch's κ (second derivatives, and their
     wide-format evaluation where float64's range is too small) was computed for nothing.
-    Every operation is elementwise, so a point's κ is the one the whole batch gives it but for
-    its last bits (NumPy's SIMD loops and their tails can round a libm result differently at
-    another position; κ is only claimed to 2^-10). Where the batch's stages have begun (a
-    point asked already), as before."""
+    Each point's numbers are its own whatever the points beside it (every operation is
+    elementwise). Where the batch's stages have begun (a point asked already), as before."""
     pend = ref.__dict__.get("_pending")
     if not isinstance(pend, _Kappas) or pend.value is not None or pend.full_done:
         return
