@@ -28,7 +28,6 @@ import numpy as np
 
 from ..define.loss import Loss, load_all
 from .extended import ExtendedReference, needs_limit
-from .first_tier import kappas_of
 from .reference import RowReference, Unresolved
 from .registry import KernelCase, one_hot
 from .sampling import Batch
@@ -347,8 +346,12 @@ def decide_by_kappa(ref, pts: np.ndarray, cand: np.ndarray, vals, grads, ev, eg,
     g_above = (eg[idx] > gbase) if eg is not None and eg.shape[1] else np.zeros((len(idx), 0), dtype=bool)
     full = np.any(g_above, axis=1)
     keys = [tuple(r) for r in pts[idx].tolist()]
-    # the first tier's κ of these points (not of the whole batch: most points need none)
-    kappas_of(ref, [k for k, f in zip(keys, full) if f], [k for k, f, v in zip(keys, full, v_above) if v and not f])
+    pending = ref._pending
+    if pending is not None:  # the batch's κ stages, as the first point that needs each would run them
+        if full.any():
+            pending(("kappa", keys[int(np.argmax(full))]), full=True)
+        elif v_above.any():
+            pending(("kappa_value", keys[int(np.argmax(v_above))]), full=False)
     memo = ref._memo
     for n, (i, key) in enumerate(zip(idx.tolist(), keys)):
         known = memo.get(("kappa", key))

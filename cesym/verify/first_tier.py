@@ -139,34 +139,6 @@ def _middle(lo: float, hi: float) -> mpmath.mpf:
     return _short(mpmath.ldexp(mpmath.fadd(lo, hi, exact=True), -1))
 
 
-def kappas_of(ref, full_keys: list, value_keys: list) -> None:
-    """The first tier's condition numbers of these points of the prefilled batch only, into
-    ``ref``'s memo as :class:`_Kappas` computes them (``full_keys``: the value's and the
-    gradient's; ``value_keys``: the value's alone); the batch's other points stay pending, for
-    the first of them that needs one. The contract check asks for the points whose errors need
-    a κ, a third of a batch or less: the rest of the batch's κ (second derivatives, and their
-    wide-format evaluation where float64's range is too small) was computed for nothing.
-    Each point's numbers are its own whatever the points beside it (every operation is
-    elementwise). Where the batch's stages have begun (a point asked already), as before."""
-    pend = ref.__dict__.get("_pending")
-    if not isinstance(pend, _Kappas) or pend.value is not None or pend.full_done:
-        return
-    at = {k: i for i, k in enumerate(pend.keys)}
-    memo = ref._memo
-    full = [at[k] for k in full_keys if k in at and ("kappa", k) not in memo]
-    taken = set(full)
-    value = [at[k] for k in value_keys if k in at and k not in taken and ("kappa", k) not in memo and ("kappa_value", k) not in memo]
-    taken.update(value)
-    if not taken:
-        return
-    rest = [i for i in range(len(pend.keys)) if i not in taken]
-    for sel, stage in ((full, True), (value, False)):
-        if sel:
-            part = pend.part(sel)
-            part((stage and "kappa" or "kappa_value", part.keys[0]), full=stage)
-    ref._pending = pend.part(rest) if rest else None  # the parts' full stages cleared it
-
-
 class _Kappas:
     """The condition numbers of one prefilled batch, each stage computed once at its first need;
     the value's κ, computed by the first, is reused by the second.
@@ -181,11 +153,6 @@ class _Kappas:
         self.members = frozenset(keys)
         self.value = None  # (k_value, known, grads, soft) of the value stage
         self.full_done = False
-
-    def part(self, sel: list) -> "_Kappas":
-        """The same batch's points ``sel`` (positions), nothing computed yet."""
-        idx = np.asarray(sel, dtype=np.intp)
-        return _Kappas(self.ref, self.pts[idx], [self.keys[i] for i in sel], [fi.Interval(o.lo[idx], o.hi[idx]) for o in self.main], self.dtype)
 
     def __call__(self, key: tuple, full: bool) -> None:
         if key[1] not in self.members or (full and self.full_done) or (not full and self.value is not None):
