@@ -378,11 +378,13 @@ def decide_by_kappa(ref, pts: np.ndarray, cand: np.ndarray, vals, grads, ev, eg,
 
 def _fast_share(e: float, base: float, kappa: float) -> float:
     """:func:`_share` of a finite output with a known κ (NaN: not decidable here)."""
-    if math.isnan(kappa):
-        return math.nan
-    if math.isinf(kappa):
-        return 0.0
-    return e / (base + KAPPA_FACTOR * kappa)
+    return math.nan if math.isnan(kappa) else _kappa_share(e, base, kappa)
+
+
+def _kappa_share(e: float, base: float, kappa: float) -> float:
+    """e / (base + 4κ) for a κ that is a number: 0 for κ = inf (the mathematics allows any
+    error; inf / inf would be NaN)."""
+    return 0.0 if math.isinf(kappa) else e / (base + KAPPA_FACTOR * kappa)
 
 
 #: Batches of fewer elements skip the first tier: its cost is NumPy's per operation of the printed
@@ -504,9 +506,7 @@ def _share(e: float, base: float, kappa: float, computed, true) -> float:
         return math.inf
     if math.isnan(kappa):  # κ unknown: no allowance (a NaN share would pass anything)
         kappa = 0.0
-    if math.isinf(kappa):  # the mathematics allows any error (inf / inf would be NaN)
-        return 0.0
-    return e / (base + KAPPA_FACTOR * kappa)
+    return _kappa_share(e, base, kappa)
 
 
 def _spurious_nonfinite(computed, true) -> bool:
