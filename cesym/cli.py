@@ -23,6 +23,7 @@ def _generate(args: argparse.Namespace) -> int:
 
     try:
         changed = generate(args.derivations, args.out, check=args.check)
+        changed += _prederived(args)
     except (DerivationError, RewriteError) as e:
         raise UsageError(_one_line(e)) from None
     except (OutputError, KeyboardInterrupt):
@@ -34,6 +35,19 @@ def _generate(args: argparse.Namespace) -> int:
         print(f"cesym generate: kept {len(kept)} generated module(s) with no derivation in {args.derivations}: "
               f"{', '.join(kept)} (generate never removes a module; delete it by hand if unwanted)")
     return _changes("generate", "generated kernels", changed, args.out, args.check)
+
+
+def _prederived(args: argparse.Namespace) -> list[str]:
+    """The reference's forms shipped for the catalog (:mod:`cesym.verify.prederived`): written
+    or checked with the shipped kernels (the default directories), never for a user's."""
+    from .define.loss import DERIVATIONS_DIR
+    from .generate.codegen import GENERATED_DIR
+    from .verify import prederived
+
+    if Path(args.derivations).resolve() != DERIVATIONS_DIR.resolve() or Path(args.out).resolve() != GENERATED_DIR.resolve():
+        return []
+    stale = prederived.stale() if args.check else prederived.write()
+    return [prederived.ARCHIVE.name] if stale else []
 
 
 def _changes(command: str, what: str, changed: list[str], out: Path, check: bool) -> int:

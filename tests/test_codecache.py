@@ -7,12 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from cesym.verify import codecache
+from cesym.verify import codecache, prederived
 from cesym.verify.contract import losses_by_name
 from cesym.verify.reference import RowReference
 
 LOSS = "binary_focal_crossentropy.logits"
 LABELS, PRED, PARAMS = [0.0, 1.0, 0.25], [-3.5, 40.0, 1e-3], [0.1, 2.0]
+
+
+@pytest.fixture(autouse=True)
+def no_shipped_forms(monkeypatch, tmp_path_factory):
+    """These tests are of the user's cache: the forms shipped for the catalog
+    (cesym.verify.prederived, tests/test_prederived.py) would be found instead of derived."""
+    monkeypatch.setattr(prederived, "ARCHIVE", tmp_path_factory.getbasetemp() / "no-such-archive.zip")
 
 
 def _kappa(n: int = 3):

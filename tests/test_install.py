@@ -39,6 +39,7 @@ def installed(tmp_path_factory):
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
     env["PYTHONPATH"] = str(site)
+    env["CESYM_CACHE_DIR"] = str(base / "cache")  # empty: a fresh machine's
     return site, work, env
 
 
@@ -54,12 +55,15 @@ def test_the_install_is_what_runs(installed):
     assert Path(r.stdout.strip()).resolve().is_relative_to(site.resolve()), r.stdout + r.stderr
     shipped = sorted(p.name for p in (site / "cesym" / "derivations").glob("*.py"))
     assert shipped == sorted(p.name for p in (ROOT / "derivations").glob("*.py"))
+    assert (site / "cesym" / "verify" / "prederived.zip").read_bytes() == (ROOT / "cesym" / "verify" / "prederived.zip").read_bytes()
 
 
 def test_installed_verify_quick(installed):
     r = _cesym(installed, "verify", "--quick", "--no-keras")
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert "all kernels within the contract" in r.stdout
+    # the reference's forms came with the install (cesym.verify.prederived): nothing derived
+    assert not list((installed[0].parent / "cache" / "reference").glob("*.py"))
 
 
 def test_installed_generate_check(installed):

@@ -1,16 +1,21 @@
 """`cesym verify`: the quick pass exits 0, writes strict JSON, and reports what it measured."""
 
 import json
+import os
 import subprocess
 import sys
 
 
 def test_verify_quick_json(tmp_path):
     out = tmp_path / "out.json"
+    env = dict(os.environ, CESYM_CACHE_DIR=str(tmp_path / "cache"))  # empty: a fresh machine's
     r = subprocess.run(
-        [sys.executable, "-m", "cesym.cli", "verify", "--quick", "--json", str(out)], capture_output=True, text=True
+        [sys.executable, "-m", "cesym.cli", "verify", "--quick", "--json", str(out)], capture_output=True, text=True, env=env
     )
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    # every compiled form of the reference it needed was shipped (cesym.verify.prederived):
+    # nothing derived, nothing written to the code cache
+    assert not list((tmp_path / "cache" / "reference").glob("*.py"))
     assert "all kernels within the contract" in r.stdout and "host floor" in r.stdout
     data = json.loads(out.read_text())  # strict JSON: no NaN/Infinity literals
     assert data["passed"] is True

@@ -15,11 +15,13 @@ of the module that derives (:mod:`cesym.verify.reference`). A different expressi
 SymPy is a different key: no entry is ever reused for something else, and nothing is
 invalidated by hand. A process whose entries exist differentiates nothing.
 Where: ``$CESYM_CACHE_DIR``, else ``$XDG_CACHE_HOME/cesym``, else ``~/.cache/cesym``
-(one ``.py`` file per entry under ``reference/``). Entries are written whole (a temporary file
-renamed into place: concurrent writers of one key write the same text) and an entry that does
-not read back as a function is derived again. A directory that cannot be created or written
-leaves the reference as it was: derived in every process. ``CESYM_CACHE_DIR=off`` turns the
-cache off.
+(one ``.py`` file per entry under ``reference/``). An entry not found there is looked up in the
+catalog's forms shipped with cesym (:mod:`cesym.verify.prederived`, the same names and text)
+before anything is derived. Entries are written whole (a temporary file renamed into place:
+concurrent writers of one key write the same text) and an entry that does not read back as a
+function is derived again. A directory that cannot be created or written leaves the reference
+as it was: derived in every process (but for the shipped forms). ``CESYM_CACHE_DIR=off`` turns
+the cache off, shipped forms included: everything is derived in-process.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import sympy as sp
 
 from ..define import evaluate
 from ..files import write_text
+from . import prederived
 
 __all__ = ["cache_dir", "cached_source"]
 
@@ -78,8 +81,15 @@ def key(args: list[sp.Symbol], exprs_srepr: str, deriving_module: str, modules: 
 def _load(path: Path, namespace: dict) -> Callable | None:
     try:
         src = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return _load_text(src, str(path), namespace)
+
+
+def _load_text(src: str, filename: str, namespace: dict) -> Callable | None:
+    try:
         g = dict(namespace, builtins=builtins, range=range)
-        exec(compile(src, str(path), "exec"), g)  # noqa: S102 - our own printed code, keyed by its inputs
+        exec(compile(src, filename, "exec"), g)  # noqa: S102 - our own printed code, keyed by its inputs
         fn = g.get("_lambdifygenerated")
         if not callable(fn):
             return None
@@ -111,6 +121,11 @@ def cached_source(
     path = d / f"{name}.py"
     if path.exists():
         fn = _load(path, namespace)
+        if fn is not None:
+            return fn
+    shipped = prederived.read(name)  # the catalog's forms, shipped with cesym
+    if shipped is not None:
+        fn = _load_text(shipped, f"<cesym prederived {name}>", namespace)
         if fn is not None:
             return fn
     fn = build()

@@ -37,8 +37,12 @@ from ..define.primitives import Sigmoid, to_elementary
 from ..define.conventions import guard_zero_weights
 from . import balls
 from . import truthcache
+from . import codecache
 from .codecache import cached_source
 from .ulps import FORMATS
+
+#: Modules besides this one whose source decides the compiled forms' printed code (their names).
+_FORM_MODULES = (balls.__name__,)
 
 __all__ = ["RowReference", "Unresolved", "PRECISIONS"]
 
@@ -262,18 +266,25 @@ class RowReference:
         #: the gradient's length; the expressions themselves are derived only where needed (a
         #: cache miss of the compiled forms below, the condition numbers)
         self.n_grad = len(self.pred_syms) if loss.differentiable else 0
-        self._main = self._cached(
-            "value and gradient", lambda: _compile(self.args, [self.value_expr, *self.grad_exprs], self.kind), 1 + self.n_grad
-        )
         self._memo: dict = {}
-        #: what the balls decided in earlier runs (:mod:`cesym.verify.truthcache`: the ``cesym``
-        #: command's), asked after the first tier (whose numbers a run takes where it has them)
-        #: and before the balls; and what they decided since the last flush
-        self._disk: dict = truthcache.load(self)
+        #: what the balls decided since the last flush (:mod:`cesym.verify.truthcache`)
         self._fresh: dict = {}
         #: the first tier's condition numbers of the last prefilled batch, computed at the first
         #: κ asked for (:mod:`cesym.verify.first_tier`): called with a memo key and ``full``
         self._pending: Callable | None = None
+
+    @functools.cached_property
+    def _main(self):
+        """Value and gradient, one interval function (compiled at the first use: a reference
+        built for its forms' names, :meth:`form_names`, compiles nothing)."""
+        return self._cached("value and gradient", lambda: _compile(self.args, [self.value_expr, *self.grad_exprs], self.kind), 1 + self.n_grad)
+
+    @functools.cached_property
+    def _disk(self) -> dict:
+        """What the balls decided in earlier runs (:mod:`cesym.verify.truthcache`: the ``cesym``
+        command's), asked after the first tier (whose numbers a run takes where it has them) and
+        before the balls; read at the first point that asks."""
+        return truthcache.load(self)
 
     @functools.cached_property
     def grad_exprs(self) -> list[sp.Basic]:
@@ -285,10 +296,32 @@ class RowReference:
         on disk (:mod:`cesym.verify.codecache`) keyed by the value's expression, the symbols and
         ``what``: a process that finds it differentiates nothing (seconds per loss and row length
         for the second derivatives, a large share of ``verify --quick``)."""
-        key = "|".join([what, sp.srepr(self.value_expr), sp.srepr(self.pred_syms), str(self.n_grad), self.kind])
-        fn = cached_source(self.args, key, build, _namespace_of(self.kind), modules=(balls.__name__,))
+        fn = cached_source(self.args, self._form_key(what), build, _namespace_of(self.kind), modules=_FORM_MODULES)
         fn.n_out, fn.backend = n_out, self.kind
         return fn
+
+    def _form_key(self, what: str) -> str:
+        """What names a form in the code cache, with the symbols and the sources."""
+        return "|".join([what, sp.srepr(self.value_expr), sp.srepr(self.pred_syms), str(self.n_grad), self.kind])
+
+    def _partials_syms(self) -> list[sp.Symbol]:
+        return self.label_syms + list(self.loss.params)
+
+    def _hessian_syms(self) -> list[sp.Symbol]:
+        return self.pred_syms + self.label_syms + list(self.loss.params)
+
+    @classmethod
+    def form_names(cls, loss: Loss, n: int, kind: str | None = None) -> dict[str, str | None]:
+        """The code-cache names (:func:`cesym.verify.codecache.key`) of the three compiled forms
+        of ``loss`` on rows of ``n``: ``"value and gradient"``, ``"partials"``, ``"hessian"``
+        (None: a source cannot be read). Nothing is derived or compiled."""
+        ref = cls(loss, n, kind)
+        whats = {
+            "value and gradient": "value and gradient",
+            "partials": "partials " + sp.srepr(ref._partials_syms()),
+            "hessian": "hessian " + sp.srepr(ref._hessian_syms()),
+        }
+        return {form: codecache.key(ref.args, ref._form_key(w), __name__, _FORM_MODULES) for form, w in whats.items()}
 
     # --- evaluation ---------------------------------------------------------------------------
 
@@ -402,7 +435,7 @@ class RowReference:
     @functools.cached_property
     def _value_partials(self):
         """d value / d(labels, params): with the gradient, every partial of the value."""
-        syms = self.label_syms + list(self.loss.params)
+        syms = self._partials_syms()
 
         def build():
             if not syms:
@@ -416,7 +449,7 @@ class RowReference:
     def _hessian(self):
         """d grad_j / d(pred, labels, params) for every j, flattened row by row (forward-mode
         chain rule over the gradient's common subexpressions: :func:`jacobian_assignments`)."""
-        syms = self.pred_syms + self.label_syms + list(self.loss.params)
+        syms = self._hessian_syms()
 
         def build():
             steps, outs = jacobian_assignments(self.grad_exprs, syms)

@@ -161,6 +161,9 @@ def _keras_forms(case: KernelCase, batch, kind: str, rows: int | None, seed, cla
 #: Default sample: rows per kernel × dtype, shared among its label kinds (hard, soft, smoothed).
 DEFAULT_ROWS = 10_000
 QUICK_ROWS = 24
+#: Row lengths of a run's batches (an elementwise loss's references are of one element), of a
+#: ``--quick`` run's, and of a loss reduced over the whole batch.
+SIZES, QUICK_SIZES, BATCH_SIZES = (1, 2, 3, 5, 8), (2, 3), (4,)
 EXT_ROWS, QUICK_EXT_ROWS = 28, 7  # rows per row length at ±inf, 0/1 and NaN inputs (cesym.verify.extended)
 
 
@@ -214,13 +217,13 @@ _ACTIVE: dict[int, list[KernelCase]] = {}
 def _run_tasks(pool_cases, chosen, token, points, quick, seed, progress, jobs, keras, forms) -> list[Config]:
     from ..keras.forms import CLASS_ROWS, QUICK_CLASS_ROWS
 
-    sizes = (2, 3) if quick else (1, 2, 3, 5, 8)
+    sizes = QUICK_SIZES if quick else SIZES
     tasks = []
     for i in chosen:
         case = pool_cases[i]
         kinds = label_kinds(case)
         rows = QUICK_ROWS if quick and not points else -(-(points or DEFAULT_ROWS) // len(kinds))
-        case_sizes = (4,) if case.reduction == "batch" else sizes
+        case_sizes = BATCH_SIZES if case.reduction == "batch" else sizes
         for dtype in ("float32", "float64"):
             for kind, soft, smooth in kinds:
                 with_keras = keras and case.keras is not None
