@@ -22,8 +22,7 @@ def _generate(args: argparse.Namespace) -> int:
     from .rewrite.rules import RewriteError
 
     try:
-        changed = generate(args.derivations, args.out, check=args.check)
-        changed += _prederived(args)
+        changed = _generate_and_prederive(args, generate)
     except (DerivationError, RewriteError) as e:
         raise UsageError(_one_line(e)) from None
     except (OutputError, KeyboardInterrupt):
@@ -37,17 +36,20 @@ def _generate(args: argparse.Namespace) -> int:
     return _changes("generate", "generated kernels", changed, args.out, args.check)
 
 
-def _prederived(args: argparse.Namespace) -> list[str]:
-    """The reference's forms shipped for the catalog (:mod:`cesym.verify.prederived`): written
-    or checked with the shipped kernels (the default directories), never for a user's."""
+def _generate_and_prederive(args: argparse.Namespace, generate) -> list[str]:
+    """``generate`` and, for the shipped kernels (the default directories, never a user's), the
+    reference's forms shipped with them (:mod:`cesym.verify.prederived`): those ``cesym verify``
+    asks for and what this rendering compiled, written or checked."""
     from .define.loss import DERIVATIONS_DIR
     from .generate.codegen import GENERATED_DIR
-    from .verify import prederived
+    from .verify import codecache, prederived
 
     if Path(args.derivations).resolve() != DERIVATIONS_DIR.resolve() or Path(args.out).resolve() != GENERATED_DIR.resolve():
-        return []
-    stale = prederived.stale() if args.check else prederived.write()
-    return [prederived.ARCHIVE.name] if stale else []
+        return generate(args.derivations, args.out, check=args.check)
+    with codecache.record() as compiled:
+        changed = generate(args.derivations, args.out, check=args.check)
+    stale = prederived.stale(generated=compiled) if args.check else prederived.write(generated=compiled)
+    return changed + ([prederived.ARCHIVE.name] if stale else [])
 
 
 def _changes(command: str, what: str, changed: list[str], out: Path, check: bool) -> int:

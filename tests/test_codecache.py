@@ -133,3 +133,21 @@ def test_compiled_rows_of_the_rewrite_checks_are_cached(tmp_path, monkeypatch):
     compile_row_exprs([expr + sp.Integer(1)], [y, x], [], 3)
     compile_row_exprs([y * Softplus(x)], [y, x], [], 3, per_element=[True])
     assert len(_entries(tmp_path)) == 5
+
+
+def test_a_recording_collects_every_entry_asked_for(tmp_path, monkeypatch):
+    """codecache.record (what `cesym generate` ships, cesym.verify.prederived): every entry asked
+    for inside the block, derived or read back, by name with its printed text; one at a time."""
+    monkeypatch.setenv("CESYM_CACHE_DIR", str(tmp_path))
+    with codecache.record() as first:
+        _kappa(2)
+        with pytest.raises(RuntimeError, match="already under way"):
+            with codecache.record():
+                pass
+    entries = {p.stem: p.read_text(encoding="utf-8") for p in _entries(tmp_path)}
+    assert len(first) == 3 and first == entries  # derived: the text written
+    with codecache.record() as second:
+        _kappa(2)
+    assert second == first  # read back: the same names and text
+    _kappa(3)
+    assert len(second) == 3  # outside the block: not recorded

@@ -91,33 +91,55 @@ def test_a_damaged_member_is_derived_again(derived, tmp_path, monkeypatch):
     archive = tmp_path / "prederived.zip"
     with zipfile.ZipFile(archive, "w") as z:
         for form in FORMS:
-            z.writestr(f"{names[form]}.py", "def _lambdifygenerated(:\n")
+            z.writestr(f"verify/{names[form]}.py", "def _lambdifygenerated(:\n")
     monkeypatch.setattr(prederived, "ARCHIVE", archive)
     monkeypatch.setenv("CESYM_CACHE_DIR", str(tmp_path / "cache"))
     assert RowReference(losses_by_name()[LOSS], N).kappa(LABELS, PRED, PARAMS) == derived[2]
 
 
+def _contents(archive) -> dict:
+    with zipfile.ZipFile(archive) as z:
+        return {n: z.read(n) for n in z.namelist()}
+
+
 def test_stale_and_write_keep_the_archive_to_what_verify_asks_for(tmp_path, monkeypatch):
     """A copy of the committed archive without one reference's forms and with a member nothing
     asks for: `stale` names both, `write` derives the missing forms (only those: the others are
-    kept), drops the unused one, and gives the committed content back; a second write changes
-    nothing."""
+    kept), drops the unused one, keeps the generate part as it is, and gives the committed content
+    back; a second write changes nothing."""
     monkeypatch.setenv("CESYM_CACHE_DIR", "off")
     names = RowReference.form_names(losses_by_name()[LOSS], N)
     archive = tmp_path / "prederived.zip"
-    shutil.copy(prederived.ARCHIVE, archive)
-    with zipfile.ZipFile(prederived.ARCHIVE) as z:
-        committed = {n: z.read(n) for n in z.namelist()}
+    committed = _contents(prederived.ARCHIVE)
+    assert any(n.startswith("generate/") for n in committed)
     with zipfile.ZipFile(archive, "w") as z:
         for n, data in committed.items():
-            if n[:-3] not in names.values():
+            if n[len("verify/"):-3] not in names.values():
                 z.writestr(n, data)
-        z.writestr("0" * 40 + ".py", "x = 1\n")
+        z.writestr("verify/" + "0" * 40 + ".py", "x = 1\n")
     stale = prederived.stale(archive)
-    assert len(stale) == 4 and stale[-1] == f"unused {'0' * 40}"
+    assert len(stale) == 4 and stale[-1] == f"unused verify/{'0' * 40}"
     assert all(s.startswith(f"missing {LOSS}, rows of {N}: ") for s in stale[:3])
     assert prederived.write(archive) is True
+    assert _contents(archive) == committed
     with zipfile.ZipFile(archive) as z:
-        assert {n: z.read(n) for n in z.namelist()} == committed
         assert all(i.date_time == (1980, 1, 1, 0, 0, 0) for i in z.infolist())
     assert prederived.stale(archive) == [] and prederived.write(archive) is False
+
+
+def test_the_generate_part_is_what_generate_compiled(tmp_path):
+    """Given what a rendering compiled (codecache.record), `stale` names the entries missing from
+    the generate part and those it holds that the rendering did not ask for; `write` makes the
+    part exactly that, and the verify part is left alone."""
+    archive = tmp_path / "prederived.zip"
+    shutil.copy(prederived.ARCHIVE, archive)
+    committed = _contents(archive)
+    generated = {n[len("generate/"):-3]: data.decode() for n, data in committed.items() if n.startswith("generate/")}
+    assert prederived.stale(archive, generated) == []
+    gone = sorted(generated)[0]
+    fewer = {k: v for k, v in generated.items() if k != gone} | {"1" * 40: "def _lambdifygenerated():\n    return [1]\n"}
+    assert prederived.stale(archive, fewer) == [f"missing compiled by cesym generate ({'1' * 40})", f"unused generate/{gone}"]
+    assert prederived.write(archive, fewer) is True
+    after = _contents(archive)
+    assert {n for n in after if n.startswith("generate/")} == {f"generate/{k}.py" for k in fewer}
+    assert {n: d for n, d in after.items() if n.startswith("verify/")} == {n: d for n, d in committed.items() if n.startswith("verify/")}

@@ -27,12 +27,13 @@ the cache off, shipped forms included: everything is derived in-process.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import functools
 import hashlib
 import inspect
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import mpmath
@@ -42,7 +43,7 @@ from ..define import evaluate
 from ..files import write_text
 from . import prederived
 
-__all__ = ["cache_dir", "cached_source"]
+__all__ = ["cache_dir", "cached_source", "record"]
 
 _FORMAT = "cesym-reference-code-1"
 
@@ -116,7 +117,23 @@ def cached_source(
     ``namespace``: the modules the printed code calls."""
     d = cache_dir()
     name = None if d is None else key(args, inputs_srepr, build.__module__, modules)
-    if name is None:
+    fn = _cached_source(d, name, build, namespace)
+    rec = _recording
+    if rec is not None:
+        name = name or key(args, inputs_srepr, build.__module__, modules)
+        src = getattr(fn, "printed_source", None)
+        if src is None:
+            try:
+                src = inspect.getsource(fn)
+            except (OSError, TypeError):
+                src = None
+        if name is not None and src is not None:
+            rec[name] = src
+    return fn
+
+
+def _cached_source(d: Path | None, name: str | None, build: Callable[[], Callable], namespace: dict) -> Callable:
+    if d is None or name is None:
         return build()
     path = d / f"{name}.py"
     if path.exists():
@@ -136,3 +153,22 @@ def cached_source(
     _store(path, src)
     fn.printed_source = src
     return fn
+
+
+_recording: dict[str, str] | None = None
+
+
+@contextlib.contextmanager
+def record() -> Iterator[dict[str, str]]:
+    """``{name: printed source}`` of every entry :func:`cached_source` is asked for inside the
+    block, by any thread of the process (one recording at a time: ``cesym generate`` collects
+    what the catalog's rewrite and domain checks compile, :mod:`cesym.verify.prederived`)."""
+    global _recording
+    out: dict[str, str] = {}
+    if _recording is not None:
+        raise RuntimeError("a recording of the code cache is already under way")
+    _recording = out
+    try:
+        yield out
+    finally:
+        _recording = None

@@ -27,25 +27,35 @@ import inspect
 import io
 import threading
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 __all__ = ["ARCHIVE", "read", "manifest", "expected", "stale", "write"]
 
-#: The archive: ``<code-cache name>.py`` members, the printed source of one form each.
+#: The archive. Members ``verify/<name>.py``: the forms of :func:`manifest`'s references;
+#: ``generate/<name>.py``: what ``cesym generate`` compiles for the catalog (the rewrite checks'
+#: rows, the domain and edge checks' references). ``<name>``: the code-cache entry's name.
 ARCHIVE = Path(__file__).with_name("prederived.zip")
+PARTS = ("verify", "generate")
 #: The forms of a reference, by the name :class:`~cesym.verify.reference.RowReference` gives them.
 FORMS = ("value and gradient", "partials", "hessian")
 _lock = threading.Lock()
-_members: dict[str, dict[str, str]] = {}  # archive path -> {member name: text}, read once
+_members: dict[str, dict[str, str]] = {}  # archive path -> {entry name: text}, read once
 
 
-def _read_archive(path: Path) -> dict[str, str]:
+def _read_archive(path: Path) -> dict[str, dict[str, str]]:
+    """``{part: {entry name: text}}`` (empty: no archive, a checkout before its first
+    ``cesym generate``, or a damaged one: everything is derived)."""
+    out: dict[str, dict[str, str]] = {part: {} for part in PARTS}
     try:
         with zipfile.ZipFile(path) as z:
-            return {n: z.read(n).decode("utf-8") for n in z.namelist()}
+            for member in z.namelist():
+                part, _, file = member.partition("/")
+                if part in out and file.endswith(".py"):
+                    out[part][file[: -len(".py")]] = z.read(member).decode("utf-8")
     except (OSError, zipfile.BadZipFile, UnicodeDecodeError, ValueError, EOFError):
-        return {}  # no archive (a checkout before its first `cesym generate`) or a damaged one: derive
+        return {part: {} for part in PARTS}
+    return out
 
 
 def read(name: str, archive: Path | None = None) -> str | None:
@@ -57,8 +67,9 @@ def read(name: str, archive: Path | None = None) -> str | None:
         with _lock:  # one read of the archive per process, whichever thread asks first
             members = _members.get(key)
             if members is None:
-                members = _members[key] = _read_archive(path)
-    return members.get(f"{name}.py")
+                parts = _read_archive(path)
+                members = _members[key] = {**parts["generate"], **parts["verify"]}
+    return members.get(name)
 
 
 def manifest() -> list[tuple[object, int]]:
@@ -103,45 +114,54 @@ def expected() -> dict[str, str]:
     return {name: f"{loss.name}, rows of {n}: {form}" for loss, n, names in _named() for form, name in names.items()}
 
 
-def stale(archive: Path | None = None) -> list[str]:
-    """What differs between the archive and :func:`expected`: forms missing from it, and members
-    it holds that nothing asks for (an edit to the reference's sources renames every form)."""
+def stale(archive: Path | None = None, generated: Mapping[str, str] | None = None) -> list[str]:
+    """What differs between the archive and what is asked for: :func:`expected`'s forms and, with
+    ``generated`` (:func:`cesym.verify.codecache.record` around ``cesym generate``'s rendering of
+    the catalog), the entries generate compiled; forms missing, and members nothing asks for (an
+    edit to the reference's or the printer's sources renames every form)."""
     path = ARCHIVE if archive is None else archive
-    want = expected()
-    have = {n[: -len(".py")] for n in _read_archive(path)}
-    missing = [f"missing {want[k]} ({k})" for k in sorted(want) if k not in have]
-    extra = [f"unused {k}" for k in sorted(have - set(want))]
-    return missing + extra
+    have = _read_archive(path)
+    want = {"verify": expected()}
+    if generated is not None:
+        want["generate"] = {k: "compiled by cesym generate" for k in generated if k not in want["verify"]}
+    out = []
+    for part, names in want.items():
+        out += [f"missing {names[k]} ({k})" for k in sorted(names) if k not in have[part]]
+        out += [f"unused {part}/{k}" for k in sorted(set(have[part]) - set(names))]
+    return out
 
 
-def write(archive: Path | None = None) -> bool:
-    """Write the archive of :func:`expected`'s forms (members already in it and still asked for
-    are kept, the others derived, or read from the user's code cache: the same text); True when
-    its content changed. Deterministic bytes for one zlib: sorted members, fixed dates and modes."""
+def write(archive: Path | None = None, generated: Mapping[str, str] | None = None) -> bool:
+    """Write the archive: :func:`expected`'s forms (members already in it and still asked for are
+    kept, the others derived, or read from the user's code cache: the same text) and, with
+    ``generated``, those entries as the generate part (without it the part stays as it is). True
+    when its content changed. Deterministic bytes for one zlib: sorted members, fixed dates."""
     from ..files import write_bytes
     from .reference import RowReference
 
     path = ARCHIVE if archive is None else archive
     old = _read_archive(path)
-    texts: dict[str, str] = {}
+    texts: dict[str, dict[str, str]] = {"verify": {}, "generate": dict(old["generate"])}
     for loss, n, names in _named():
-        members = {form: f"{name}.py" for form, name in names.items()}
-        if all(m in old for m in members.values()):
-            texts.update({m: old[m] for m in members.values()})
+        if all(k in old["verify"] for k in names.values()):
+            texts["verify"].update({k: old["verify"][k] for k in names.values()})
             continue
         ref = RowReference(loss, n)
         fns = {"value and gradient": ref._main, "partials": ref._value_partials, "hessian": ref._hessian}
         # the text the code cache would keep (with it off, what it would have printed)
-        texts.update({members[form]: getattr(fns[form], "printed_source", None) or inspect.getsource(fns[form]) for form in FORMS})
+        texts["verify"].update({names[f]: getattr(fns[f], "printed_source", None) or inspect.getsource(fns[f]) for f in FORMS})
+    if generated is not None:
+        texts["generate"] = {k: v for k, v in generated.items() if k not in texts["verify"]}
     if texts == old:
         return False
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
-        for name in sorted(texts):
-            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            z.writestr(info, texts[name].encode("utf-8"), compresslevel=9)
+        for part in PARTS:
+            for name in sorted(texts[part]):
+                info = zipfile.ZipInfo(f"{part}/{name}.py", date_time=(1980, 1, 1, 0, 0, 0))
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o644 << 16
+                z.writestr(info, texts[part][name].encode("utf-8"), compresslevel=9)
     write_bytes(path, buf.getvalue(), what="prederived forms")
     with _lock:
         _members.pop(str(path), None)
