@@ -209,6 +209,33 @@ def test_svgs_are_deterministic_given_their_data(committed):
     assert _draw_plot(other) != _draw_plot(panels)
 
 
+def test_a_drawing_is_kept_on_disk_for_the_next_process(committed, tmp_path, monkeypatch):
+    """The drawing read back from the plot cache (another process: the memo cleared) is the
+    drawing; a damaged entry is drawn again; CESYM_CACHE_DIR=off keeps nothing."""
+    from cesym.report import render
+
+    panels = committed["plots"]["tf_nn"][:1]
+    drawn = render._draw_svg(panels)
+    monkeypatch.setattr(render, "_DRAWN", type(render._DRAWN)())
+    monkeypatch.setenv("CESYM_CACHE_DIR", str(tmp_path))
+    assert render._draw_plot(panels) == drawn
+    (entry,) = (tmp_path / "plots").glob("*.svg")
+    assert entry.read_text(encoding="utf-8") == drawn
+    render._DRAWN.clear()
+    with monkeypatch.context() as m:
+        m.setattr(render, "_draw_svg", lambda *a, **k: pytest.fail("drawn again"))
+        assert render._draw_plot(panels) == drawn  # read back, not drawn
+    entry.write_text(drawn[: len(drawn) // 2], encoding="utf-8")  # cut short: not an SVG
+    render._DRAWN.clear()
+    assert render._draw_plot(panels) == drawn and entry.read_text(encoding="utf-8") == drawn
+    monkeypatch.setenv("CESYM_CACHE_DIR", "off")
+    render._DRAWN.clear()
+    other = copy.deepcopy(panels)
+    other[0]["case"] += " (other)"
+    render._draw_plot(other)
+    assert len(list((tmp_path / "plots").glob("*.svg"))) == 1
+
+
 def test_plots_are_small_and_their_text_is_text():
     """Every committed plot under 200 KB, its labels SVG text (searchable), no glyph outlines."""
     svgs = sorted(REPORTS.glob("*.svg"))

@@ -16,6 +16,7 @@ only when their bytes change.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import threading
@@ -32,6 +33,7 @@ from ..generate.codegen import GENERATED_DIR
 from ..define.primitives import Elem, RestSum, RowMax, RowSum
 from ..keras.model import CLIP_EDGES_NOTE, semantic_notes
 from ..verify.contract import GRAD_BASE, VALUE_BASE
+from ..files import write_text
 from .record import ERR_CAP, RECORD_NAME, dumps, measure
 from .thresholds import confirm, family_thresholds
 
@@ -788,15 +790,59 @@ def _plain(o):
     return o.tolist() if hasattr(o, "tolist") else repr(o)
 
 
+@functools.cache
+def _drawing_versions() -> str:
+    """What a drawing depends on besides its data: this module's source (the drawing code) and
+    the versions of matplotlib (its layout, its bundled fonts) and NumPy."""
+    import inspect
+    import sys
+
+    import matplotlib
+
+    src = inspect.getsource(sys.modules[__name__])
+    return "|".join([hashlib.sha256(src.encode("utf-8")).hexdigest(), matplotlib.__version__, np.__version__])
+
+
+def _plot_file(key: str) -> Path | None:
+    """Where a drawing is kept across processes: ``plots/`` beside the reference's code cache
+    (:func:`cesym.verify.codecache.cache_dir`; None: the cache is off)."""
+    from ..verify.codecache import cache_dir
+
+    d = cache_dir()
+    if d is None:
+        return None
+    name = hashlib.sha256(f"{key}|{_drawing_versions()}".encode()).hexdigest()[:40]
+    return d.parent / "plots" / f"{name}.svg"
+
+
 def _draw_plot(panels: Sequence[dict], thresholds: dict | None = None, part: str = "value") -> str:
-    """:func:`_draw_svg` of these data, drawn once per process."""
+    """:func:`_draw_svg` of these data, drawn once per process and kept on disk for the next
+    (``cesym report --check`` after ``cesym report``, the test that checks the committed reports
+    after another): by the digest of the data, of the drawing code and of matplotlib's and NumPy's
+    versions; an entry that does not read back as an SVG is drawn again."""
     key = hashlib.sha256(json.dumps([list(panels), thresholds, part], sort_keys=True, default=_plain).encode()).hexdigest()
     with _DRAWN_LOCK:
         svg = _DRAWN.get(key)
         if svg is not None:
             _DRAWN.move_to_end(key)
             return svg
-    svg = _draw_svg(panels, thresholds, part)  # outside the lock: two threads may both draw it, alike
+    path = _plot_file(key)
+    svg = None
+    if path is not None:
+        try:
+            svg = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            svg = None
+        if svg is not None and not (svg.startswith("<?xml") and svg.rstrip().endswith("</svg>")):
+            svg = None
+    if svg is None:
+        svg = _draw_svg(panels, thresholds, part)  # outside the lock: two threads may both draw it, alike
+        if path is not None:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                write_text(path, svg, what="plot cache entry")  # atomic: concurrent writers write the same text
+            except OSError:  # OutputError included: not writable, drawn again next time
+                pass
     with _DRAWN_LOCK:
         _DRAWN[key] = svg
         while len(_DRAWN) > _DRAWN_MAX:
