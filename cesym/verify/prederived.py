@@ -16,7 +16,9 @@ mpmath versions and of the sources of the printer and of the deriving modules. A
 those makes the archive's names stale; they are then never found (every form is derived again
 where it is needed, as without the archive) and ``cesym generate --check`` says so, as a test
 does. What is shipped: the three forms of every reference ``cesym verify`` builds for the shipped
-kernels (:func:`manifest`), default and quick row lengths, the default interval back end.
+kernels (:func:`manifest`: default and quick row lengths, the default interval back end), and
+every entry ``cesym generate`` compiles rendering the catalog (its rewrite, domain and edge
+checks: recorded by :func:`cesym.verify.codecache.record` around the rendering).
 ``CESYM_CACHE_DIR=off`` turns this layer off with the other: everything is derived in-process.
 """
 
