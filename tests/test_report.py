@@ -236,6 +236,22 @@ def test_a_drawing_is_kept_on_disk_for_the_next_process(committed, tmp_path, mon
     assert len(list((tmp_path / "plots").glob("*.svg"))) == 1
 
 
+def test_the_plot_cache_keeps_the_most_recently_used(tmp_path):
+    """Past PLOTS_KEPT drawings the least recently used go, and nothing the cache did not name."""
+    import os
+
+    from cesym.report.render import _evict_plots
+
+    names = [f"{i:040x}.svg" for i in range(5)]
+    for t, name in enumerate(names):
+        (tmp_path / name).write_text("<svg/>", encoding="utf-8")
+        os.utime(tmp_path / name, (1000 + t, 1000 + t))
+    os.utime(tmp_path / names[0], (2000, 2000))  # read back lately
+    (tmp_path / "mine.svg").write_text("x", encoding="utf-8")
+    _evict_plots(tmp_path, keep=3)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([names[0], names[3], names[4], "mine.svg"])
+
+
 def test_plots_are_small_and_their_text_is_text():
     """Every committed plot under 200 KB, its labels SVG text (searchable), no glyph outlines."""
     svgs = sorted(REPORTS.glob("*.svg"))

@@ -16,9 +16,11 @@ only when their bytes change.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
+import os
 import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Sequence
@@ -815,6 +817,25 @@ def _plot_file(key: str) -> Path | None:
     return d.parent / "plots" / f"{name}.svg"
 
 
+#: Drawings kept on disk at most (about 100 KB each: a report's 40 plots, six times over); past
+#: it, the least recently used go.
+PLOTS_KEPT = 256
+
+
+def _evict_plots(directory: Path, keep: int | None = None) -> None:
+    """Remove the least recently used drawings of the plot cache past ``keep`` (default
+    :data:`PLOTS_KEPT`); only files named as this cache names them (40 hex digits, ``.svg``)."""
+    keep = PLOTS_KEPT if keep is None else keep
+    entries = []
+    for p in directory.glob("*.svg"):
+        if len(p.stem) == 40 and all(c in "0123456789abcdef" for c in p.stem):
+            with contextlib.suppress(OSError):
+                entries.append((p.stat().st_mtime, p.name, p))
+    for _, _, p in sorted(entries)[: max(0, len(entries) - keep)]:
+        with contextlib.suppress(OSError):  # another process removed it first
+            p.unlink()
+
+
 def _draw_plot(panels: Sequence[dict], thresholds: dict | None = None, part: str = "value") -> str:
     """:func:`_draw_svg` of these data, drawn once per process and kept on disk for the next
     (``cesym report --check`` after ``cesym report``, the test that checks the committed reports
@@ -835,12 +856,16 @@ def _draw_plot(panels: Sequence[dict], thresholds: dict | None = None, part: str
             svg = None
         if svg is not None and not (svg.startswith("<?xml") and svg.rstrip().endswith("</svg>")):
             svg = None
+        if svg is not None:
+            with contextlib.suppress(OSError):
+                os.utime(path)  # used: the last to go (_evict_plots)
     if svg is None:
         svg = _draw_svg(panels, thresholds, part)  # outside the lock: two threads may both draw it, alike
         if path is not None:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 write_text(path, svg, what="plot cache entry")  # atomic: concurrent writers write the same text
+                _evict_plots(path.parent)
             except OSError:  # OutputError included: not writable, drawn again next time
                 pass
     with _DRAWN_LOCK:
