@@ -17,7 +17,6 @@ only when their bytes change.
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import json
 import os
@@ -792,28 +791,19 @@ def _plain(o):
     return o.tolist() if hasattr(o, "tolist") else repr(o)
 
 
-@functools.cache
-def _drawing_versions() -> str:
-    """What a drawing depends on besides its data: this module's source (the drawing code) and
-    the versions of matplotlib (its layout, its bundled fonts) and NumPy."""
-    import inspect
-    import sys
-
-    import matplotlib
-
-    src = inspect.getsource(sys.modules[__name__])
-    return "|".join([hashlib.sha256(src.encode("utf-8")).hexdigest(), matplotlib.__version__, np.__version__])
-
-
 def _plot_file(key: str) -> Path | None:
     """Where a drawing is kept across processes: ``plots/`` beside the reference's code cache
-    (:func:`cesym.verify.codecache.cache_dir`; None: the cache is off)."""
-    from ..verify.codecache import cache_dir
+    (:func:`cesym.verify.codecache.cache_dir`), named by ``key`` (the data's digest), this
+    module's source (the drawing code) and the versions of matplotlib (its layout, its bundled
+    fonts) and NumPy. None: the cache is off, or this module's source cannot be read."""
+    import matplotlib
 
-    d = cache_dir()
-    if d is None:
+    from ..verify import codecache
+
+    d, source = codecache.cache_dir(), codecache._source_digest(__name__)
+    if d is None or source is None:
         return None
-    name = hashlib.sha256(f"{key}|{_drawing_versions()}".encode()).hexdigest()[:40]
+    name = hashlib.sha256("|".join([key, source, matplotlib.__version__, np.__version__]).encode()).hexdigest()[:40]
     return d.parent / "plots" / f"{name}.svg"
 
 
