@@ -300,9 +300,15 @@ class RowReference:
         fn.n_out, fn.backend = n_out, self.kind
         return fn
 
+    @functools.cached_property
+    def value_srepr(self) -> str:
+        """``srepr`` of the expanded definition, once: it names the compiled forms (three keys)
+        and the truths cache's directory (milliseconds to tens of them for a row of 8)."""
+        return sp.srepr(self.value_expr)
+
     def _form_key(self, what: str) -> str:
         """What names a form in the code cache, with the symbols and the sources."""
-        return "|".join([what, sp.srepr(self.value_expr), sp.srepr(self.pred_syms), str(self.n_grad), self.kind])
+        return "|".join([what, self.value_srepr, sp.srepr(self.pred_syms), str(self.n_grad), self.kind])
 
     def _partials_syms(self) -> list[sp.Symbol]:
         return self.label_syms + list(self.loss.params)

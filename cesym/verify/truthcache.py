@@ -75,7 +75,7 @@ def _directory(ref) -> Path | None:
     h = hashlib.sha256()
     for part in (
         _FORMAT, sp.__version__, mpmath.__version__, getattr(flint, "__version__", "-"), *sources, ref.kind,
-        sp.srepr(ref.value_expr), sp.srepr(ref.args), str(ref.n_grad), repr(reference.PRECISIONS),
+        ref.value_srepr, sp.srepr(ref.args), str(ref.n_grad), repr(reference.PRECISIONS),
     ):
         h.update(part.encode("utf-8"))
         h.update(b"\0")
