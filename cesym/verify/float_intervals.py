@@ -24,7 +24,9 @@ Why the enclosures hold (interval arithmetic with outward rounding, Moore 1966):
   versions measure below 4: ``cesym.verify.hostfloor`` and FIELD_NOTES) plus 2^-1064 for the
   subnormal range; their exact points (exp 0 = 1, log 1 = 0, …) stay exact;
 * on the wide format (:data:`WIDE`, the condition numbers' fallback where float64's exponent
-  range is too small), ``long double``'s functions, moved out by :data:`WIDE_SLACK` (2^-56);
+  range is too small), ``long double``'s functions, moved out by :data:`WIDE_SLACK` (2^-56):
+  where Numba is missing (the first tier runs the printed code on
+  :mod:`cesym.verify.scaled_intervals` otherwise, and only its outputs on long double);
 * a result that overflows from finite operands becomes the whole line, an undefined one (the
   log of an interval reaching below 0, a division by an interval holding 0) NaN: never decided;
 * comparisons, ``Piecewise`` and the step functions are three-valued as on the balls: a branch
@@ -459,16 +461,17 @@ def _enclose_const(c) -> Interval:
 MODULE = _Module()
 
 
-def compile_source(fn: Callable) -> Callable | None:
+def compile_source(fn: Callable, namespace: dict | None = None) -> Callable | None:
     """The printed reference function ``fn`` (a ``_lambdifygenerated`` of the ball printer)
-    rebuilt on :class:`Interval` s; None where its source cannot be read."""
+    rebuilt on :class:`Interval` s (or on what ``namespace``'s ``mpmath`` and ``XMul`` compute
+    on: :mod:`cesym.verify.scaled_intervals`); None where its source cannot be read."""
     src = getattr(fn, "printed_source", None)  # set by the reference's code cache
     if src is None:
         try:
             src = inspect.getsource(fn)
         except (OSError, TypeError):
             return None
-    g = {"mpmath": MODULE, "XMul": xmul, "range": range}
+    g = {"mpmath": MODULE, "XMul": xmul, **(namespace or {}), "range": range}
     try:
         exec(compile(src, "<float intervals>", "exec"), g)  # noqa: S102 - the reference's own printed code
     except SyntaxError:
