@@ -259,3 +259,27 @@ def test_the_wide_stage_agrees_with_long_double_and_decides_more(kernel):
         a, b = got[True][k], got[False][k]
         for u, v in zip([a[0], *a[1]], [b[0], *b[1]]):
             assert u == v or abs(u - v) <= 2**-8 * max(abs(u), abs(v), 1.0), (k, u, v)
+
+
+def test_without_a_wider_long_double_the_wide_stage_ends_in_float64(monkeypatch):
+    """Where long double is float64 (Apple silicon, Windows), the printed code still runs on the
+    scaled format and its outputs and κ on float64: a point whose intermediates leave float64's
+    range (e^800) but whose outputs do not is decided, as the balls decide it; without Numba
+    either, it is handed to the balls."""
+    case = next(c for c in CASES if c.kernel == "binary_crossentropy" and c.keywords.get("from_logits") and c.reduction != "batch")
+    loss = definition(case)
+    monkeypatch.setattr(fi, "WIDE", None)
+    p = np.array([0.25, 0.5, 800.0, -750.0] + [0.0] * (len(RowReference(loss, 2).args) - 4))
+    want = RowReference(loss, 2).kappa(p[:2], p[2:4], list(p[4:]))
+    for scaled in (True, False):
+        monkeypatch.setattr(first_tier, "SCALED", scaled)
+        ref = RowReference(loss, 2)
+        ref.prefill(p[None, :], np.float32)
+        ref._pending(("kappa", tuple(p)), full=True)
+        got = ref._memo.get(("kappa", tuple(p)))
+        if not scaled:
+            assert got is None  # no wider format: the balls decide
+            continue
+        assert got is not None
+        for a, b in zip([got[0], *got[1]], [want[0], *want[1]]):
+            assert a == b or abs(a - b) <= 2**-8 * max(abs(a), abs(b), 1.0), (a, b)

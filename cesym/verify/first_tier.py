@@ -136,10 +136,20 @@ def _compiled(ref, what: str, scaled: bool = False):
     return fns[name]
 
 
-def _evaluate(ref, what: str, pts: np.ndarray, dtype) -> list | None:
-    """One of ``ref``'s forms at the points ``pts`` as intervals of ``dtype``: float64's, or the
-    wide format's (computed on :mod:`.scaled_intervals` where :data:`SCALED`)."""
-    scaled = SCALED and dtype != np.float64
+def _wide_dtype():
+    """The dtype of the wide stage's outputs and κ: ``long double`` where it has a wider exponent
+    than float64; else float64 where the printed code runs on :mod:`.scaled_intervals` (its
+    intermediates, e^x of a logit of 800, are what leaves float64's range most often); else None
+    (no wide stage)."""
+    if fi.WIDE is not None:
+        return fi.WIDE
+    return np.dtype(np.float64) if SCALED else None
+
+
+def _evaluate(ref, what: str, pts: np.ndarray, dtype, wide: bool = False) -> list | None:
+    """One of ``ref``'s forms at the points ``pts`` as intervals of ``dtype``: on float64's, or
+    (``wide``) on :mod:`.scaled_intervals` where :data:`SCALED`, else on long double's."""
+    scaled = SCALED and wide
     fn = _compiled(ref, what, scaled)
     if fn is None:
         return None
@@ -164,15 +174,16 @@ class _Kappas:
     computed again for those points only on the wide format: the printed code on
     :mod:`.scaled_intervals` (float64 intervals times 2^e, any exponent; NumPy's long double
     where Numba is missing), its outputs and κ's few operations on the platform's ``long double``
-    (:data:`~cesym.verify.float_intervals.WIDE`, where it has a wider exponent than float64).
+    where it has a wider exponent than float64 (:data:`~cesym.verify.float_intervals.WIDE`), else
+    on float64 (:func:`_wide_dtype`: Apple silicon's and Windows' long double is float64).
     Measured on a 2-core Zen 4 VM, 2026-12-05 (categorical focal, binary and categorical
     cross-entropies, ``cesym verify`` of those, one process): this stage 13.1 s on long double,
     4.4 s here, and 6944 points left to the balls' κ against 7038 (e^x of logits past 11356
     now decided; a few cancelling Hessian terms that long double's 11 more bits decided now
     are not): 88.4 s → 75.8 s in all."""
 
-    def __init__(self, ref, pts: np.ndarray, keys: list, main: list, dtype=np.float64):
-        self.ref, self.pts, self.keys, self.main, self.dtype = ref, pts, keys, main, dtype
+    def __init__(self, ref, pts: np.ndarray, keys: list, main: list, dtype=np.float64, wide: bool = False):
+        self.ref, self.pts, self.keys, self.main, self.dtype, self.wide = ref, pts, keys, main, dtype, wide
         self.members = frozenset(keys)
         self.value = None  # (k_value, known, grads, soft) of the value stage
         self.full_done = False
@@ -181,7 +192,7 @@ class _Kappas:
         if key[1] not in self.members or (full and self.full_done) or (not full and self.value is not None):
             return
         if self.value is None:
-            self.value = _value_kappas(self.ref, self.pts, self.main, self.dtype)
+            self.value = _value_kappas(self.ref, self.pts, self.main, self.dtype, self.wide)
             if not full:
                 k_value, known = self.value[:2]
                 for i in np.flatnonzero(known):
@@ -190,15 +201,16 @@ class _Kappas:
                 return
         self.full_done = True
         self.ref._pending = None  # both stages' numbers are in the memo after this one
-        known = _grad_kappas(self.ref, self.pts, self.keys, *self.value, dtype=self.dtype)
+        known = _grad_kappas(self.ref, self.pts, self.keys, *self.value, dtype=self.dtype, wide=self.wide)
         self._widen(~known, full)
 
     def _widen(self, unknown: np.ndarray, full: bool) -> None:
         """This stage's numbers of the ``unknown`` points on the wide format's intervals."""
-        if self.dtype != np.float64 or fi.WIDE is None or not unknown.any():
+        dt = _wide_dtype()
+        if self.wide or dt is None or not unknown.any():
             return
         pts = self.pts[unknown]
-        main = _evaluate(self.ref, "main", pts, fi.WIDE)
+        main = _evaluate(self.ref, "main", pts, dt, wide=True)
         if main is None:
             return
         # κ needs a few digits of the value and of every gradient element (:func:`_value_kappas`):
@@ -208,7 +220,7 @@ class _Kappas:
         if not few.any():
             return
         keys = [self.keys[i] for i in np.flatnonzero(unknown)[few]]
-        _Kappas(self.ref, pts[few], keys, [fi.Interval(o.lo[few], o.hi[few]) for o in main], fi.WIDE)(("kappa", keys[0]), full)
+        _Kappas(self.ref, pts[few], keys, [fi.Interval(o.lo[few], o.hi[few]) for o in main], dt, wide=True)(("kappa", keys[0]), full)
 
 
 def _columns(ref, pts: np.ndarray):
@@ -219,7 +231,7 @@ def _columns(ref, pts: np.ndarray):
 
 
 @np.errstate(over="ignore", invalid="ignore")  # a sum of terms past the format's range: not known (_ratios)
-def _value_kappas(ref, pts: np.ndarray, main: list, dtype=np.float64):
+def _value_kappas(ref, pts: np.ndarray, main: list, dtype=np.float64, wide: bool = False):
     """:meth:`RowReference._kappa_value` of every point: (κ, where known, the gradient's few
     digits, where labels are soft), known where the first tier gives every term a few digits."""
     xs, ys, ps, others = _columns(ref, pts)
@@ -239,7 +251,7 @@ def _value_kappas(ref, pts: np.ndarray, main: list, dtype=np.float64):
     for i in range(ref.n):
         num_v = num_v + _term(xs[:, i], grads[i])
     if others.shape[1] and soft.any():
-        part = _evaluate(ref, "partials", pts, dtype)
+        part = _evaluate(ref, "partials", pts, dtype, wide)
         if part is None:
             known = known & ~soft
         else:
@@ -252,7 +264,7 @@ def _value_kappas(ref, pts: np.ndarray, main: list, dtype=np.float64):
 
 
 @np.errstate(over="ignore", invalid="ignore")
-def _grad_kappas(ref, pts: np.ndarray, keys: list, k_value, known, grads, soft, dtype=np.float64) -> np.ndarray:
+def _grad_kappas(ref, pts: np.ndarray, keys: list, k_value, known, grads, soft, dtype=np.float64, wide: bool = False) -> np.ndarray:
     """:meth:`RowReference._kappa` of every point whose terms the first tier gives a few digits
     of, into the memo (the value's κ from :func:`_value_kappas`); where they were known.
     The Hessian is evaluated at the points whose value stage was known only: every number is
@@ -261,9 +273,9 @@ def _grad_kappas(ref, pts: np.ndarray, keys: list, k_value, known, grads, soft, 
     if len(sel) < len(pts):
         out = np.zeros(len(pts), dtype=bool)
         if len(sel):
-            out[sel] = _grad_kappas(ref, pts[sel], [keys[i] for i in sel], k_value[sel], known[sel], [g[sel] for g in grads], soft[sel], dtype)
+            out[sel] = _grad_kappas(ref, pts[sel], [keys[i] for i in sel], k_value[sel], known[sel], [g[sel] for g in grads], soft[sel], dtype, wide)
         return out
-    h = _evaluate(ref, "hessian", pts, dtype)
+    h = _evaluate(ref, "hessian", pts, dtype, wide)
     if h is None:
         return np.zeros(len(pts), dtype=bool)
     xs, _, _, others = _columns(ref, pts)
