@@ -25,7 +25,8 @@ operation is one compiled loop (Numba, IEEE semantics, no ``fastmath``) over the
   - exp(v) for 708 < |v| <= 2^30: :math:`e^v = 2^k e^r`, :math:`k = \mathrm{round}(v/\ln 2)`,
     :math:`r = ((v - k C_1) - k C_2) - k C_3` with :math:`C_1 + C_2 + C_3 = \ln 2` to 2^-97,
     :math:`C_1, C_2` of 22 bits (so :math:`kC_1, kC_2` are exact for :math:`|k| < 2^{31}`, and
-    :math:`v - kC_1` is exact by Sterbenz's lemma): :math:`|r - (v - k\ln 2)| < 2^{-52}`, and
+    :math:`v - kC_1` is exact by Sterbenz's lemma, the two later roundings at most 2^-54 each and
+    :math:`k C_3`'s and the split's far less): :math:`|r - (v - k\ln 2)| < 2^{-53}`, and
     :math:`e^r` is moved out by :data:`EXP_SLACK` of itself, far above that and libm's error;
     beyond 2^30 the bounds 2^(±2^30) (or 0 and ∞) hold, known but useless;
   - log of a number past float64's range: :math:`\log m + K \ln 2` (:math:`x = m 2^K`,
@@ -63,8 +64,8 @@ __all__ = ["AVAILABLE", "Scaled", "compile_source", "evaluate", "to_interval", "
 
 #: Relative slack of every function value computed here: Numba's math functions are the platform's
 #: libm (glibc documents at most 2 ulps for exp, log, log1p, expm1, sqrt, sinh, cosh and tanh in
-#: its libm-test-ulps, 1 for most), so 2^-49 (8 to 16 ulps of float64) leaves a margin of 4 over that,
-#: and of 8 over the argument reduction's 2^-52 (module docstring). (The float64 first tier's 2^-40,
+#: its libm-test-ulps, 1 for most: at most 2^-51 relative), and the argument reduction of e^x adds
+#: at most 2^-53 (module docstring); 2^-49 (8 to 16 ulps of float64) is 3 times their sum. (The float64 first tier's 2^-40,
 #: :data:`cesym.verify.float_intervals.LIBM_SLACK`, covers NumPy's SIMD versions, which measure
 #: below 4 ulps.) A term of κ that cancels loses that much less here: σ'(800)'s Hessian entry
 #: of BCE from logits at logits of 800 is ±2e-11 at 2^-36, ±3e-15 here: negligible below 2.8e-13.
