@@ -145,7 +145,8 @@ if AVAILABLE:
                 return lo, hi, e
             if abs(e + k) > (1 << 52):  # never in practice: nothing is known
                 return np.nan, np.nan, 0
-            return _ldexp_dir(lo, -k, True), _ldexp_dir(hi, -k, False), e + k
+            down = k == k  # runtime booleans (see _fun)
+            return _ldexp_dir(lo, -k, down), _ldexp_dir(hi, -k, not down), e + k
 
         @numba.njit(cache=True)
         def _pair(f0, k0, f1, k1):
@@ -155,15 +156,16 @@ if AVAILABLE:
             z0 = f0 == 0.0 or f0 == _INF or f0 == -_INF
             z1 = f1 == 0.0 or f1 == _INF or f1 == -_INF
             if z0 and z1:
-                return _norm(f0, f1, 0)
+                return _norm(f0, f1, k0 - k0)  # (a runtime 0: see _fun on literal arguments)
             if z0:
                 e = k1
             elif z1:
                 e = k0
             else:
                 e = max(k0, k1)
-            lo = f0 if z0 else _ldexp_dir(f0, k0 - e, True)
-            hi = f1 if z1 else _ldexp_dir(f1, k1 - e, False)
+            down = e == e  # runtime booleans (see _fun)
+            lo = f0 if z0 else _ldexp_dir(f0, k0 - e, down)
+            hi = f1 if z1 else _ldexp_dir(f1, k1 - e, not down)
             return _norm(lo, hi, e)
 
         @numba.njit(cache=True)
@@ -308,6 +310,9 @@ if AVAILABLE:
             below the domain (log, sqrt: 0; log1p: -1)."""
             olo, ohi, oe = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
             s = 1 if lo.shape[0] > 1 else 0
+            # the directions as runtime booleans: Numba compiles a function once per literal
+            # argument it is called with, and True and False would compile _end twice
+            down, up = n >= 0, n < 0
             for i in range(n):
                 a, b, e = lo[i * s], hi[i * s], ee[i * s]
                 if a != a or b != b:
@@ -328,8 +333,8 @@ if AVAILABLE:
                 if bad:
                     olo[i], ohi[i], oe[i] = np.nan, np.nan, 0
                     continue
-                f0, k0 = _end(which, a, e, True)
-                f1, k1 = _end(which, b, e, False)
+                f0, k0 = _end(which, a, e, down)
+                f1, k1 = _end(which, b, e, up)
                 olo[i], ohi[i], oe[i] = _pair(f0, k0, f1, k1)
             return olo, ohi, oe
 
@@ -349,8 +354,9 @@ if AVAILABLE:
                     olo[i], ohi[i], oe[i] = _norm(a0, a1, ea)
                 else:
                     e = max(ea, eb)
-                    l = _sum(_ldexp_dir(a0, ea - e, True), _ldexp_dir(b0, eb - e, True), True)
-                    h = _sum(_ldexp_dir(a1, ea - e, False), _ldexp_dir(b1, eb - e, False), False)
+                    down = e == e  # runtime booleans (see _fun)
+                    l = _sum(_ldexp_dir(a0, ea - e, down), _ldexp_dir(b0, eb - e, down), True)
+                    h = _sum(_ldexp_dir(a1, ea - e, not down), _ldexp_dir(b1, eb - e, not down), False)
                     olo[i], ohi[i], oe[i] = _norm(l, h, e)
             return olo, ohi, oe
 
@@ -404,8 +410,9 @@ if AVAILABLE:
                     olo[i], ohi[i], oe[i] = np.nan, np.nan, 0
                     continue
                 e = max(ea, eb)
-                x0, x1 = _ldexp_dir(a0, ea - e, True), _ldexp_dir(a1, ea - e, False)
-                y0, y1 = _ldexp_dir(b0, eb - e, True), _ldexp_dir(b1, eb - e, False)
+                down = e == e  # runtime booleans (see _fun)
+                x0, x1 = _ldexp_dir(a0, ea - e, down), _ldexp_dir(a1, ea - e, not down)
+                y0, y1 = _ldexp_dir(b0, eb - e, down), _ldexp_dir(b1, eb - e, not down)
                 if take_max:
                     olo[i], ohi[i], oe[i] = _norm(max(x0, y0), max(x1, y1), e)
                 else:
@@ -431,8 +438,9 @@ if AVAILABLE:
                     olo[i], ohi[i], oe[i] = np.nan, np.nan, 0
                 else:
                     e = max(ea, eb)
-                    l = min(_ldexp_dir(a0, ea - e, True), _ldexp_dir(b0, eb - e, True))
-                    h = max(_ldexp_dir(a1, ea - e, False), _ldexp_dir(b1, eb - e, False))
+                    down = e == e  # runtime booleans (see _fun)
+                    l = min(_ldexp_dir(a0, ea - e, down), _ldexp_dir(b0, eb - e, down))
+                    h = max(_ldexp_dir(a1, ea - e, not down), _ldexp_dir(b1, eb - e, not down))
                     olo[i], ohi[i], oe[i] = _norm(l, h, e)
             return olo, ohi, oe
 
