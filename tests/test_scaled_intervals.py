@@ -250,7 +250,7 @@ def test_the_wide_stage_agrees_with_long_double_and_decides_more(kernel):
             ref._pending(("kappa", tuple(pts[0])), full=True)
             got[scaled] = {tuple(p): ref._memo.get(("kappa", tuple(p))) for p in pts}
         finally:
-            first_tier.SCALED = si.AVAILABLE
+            first_tier.SCALED = None
     decided = {k: sum(v is not None for v in got[k].values()) for k in got}
     assert decided[True] > decided[False], decided
     both = [k for k in got[True] if got[True][k] is not None and got[False][k] is not None]

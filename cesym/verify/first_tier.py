@@ -33,12 +33,21 @@ import mpmath
 import numpy as np
 
 from . import float_intervals as fi
-from . import scaled_intervals as si
 from .ulps import FORMATS
 
-#: The wide format's arithmetic (:class:`_Kappas`): float64 intervals times a power of two in
-#: compiled loops (:mod:`.scaled_intervals`) where Numba is installed, else NumPy's long double.
-SCALED = si.AVAILABLE
+#: The wide format's arithmetic (:class:`_Kappas`): True, float64 intervals times a power of two
+#: in compiled loops (:mod:`.scaled_intervals`); False, NumPy's long double; None (the default),
+#: the first where Numba is installed, decided at the first wide stage (importing Numba costs a
+#: quarter of a second, which a process that never needs the wide stage, ``--quick``, does not pay).
+SCALED: bool | None = None
+
+
+def _scaled() -> bool:
+    if SCALED is not None:
+        return SCALED
+    from . import scaled_intervals as si
+
+    return si.AVAILABLE
 
 __all__ = ["prefill"]
 
@@ -132,7 +141,12 @@ def _compiled(ref, what: str, scaled: bool = False):
             fns[name] = None
         else:
             fn = {"main": lambda: ref._main, "partials": lambda: ref._value_partials, "hessian": lambda: ref._hessian}[what]()
-            fns[name] = si.compile_source(fn) if scaled else fi.compile_source(fn)
+            if scaled:
+                from . import scaled_intervals as si
+
+                fns[name] = si.compile_source(fn)
+            else:
+                fns[name] = fi.compile_source(fn)
     return fns[name]
 
 
@@ -143,17 +157,22 @@ def _wide_dtype():
     (no wide stage)."""
     if fi.WIDE is not None:
         return fi.WIDE
-    return np.dtype(np.float64) if SCALED else None
+    return np.dtype(np.float64) if _scaled() else None
 
 
 def _evaluate(ref, what: str, pts: np.ndarray, dtype, wide: bool = False) -> list | None:
     """One of ``ref``'s forms at the points ``pts`` as intervals of ``dtype``: on float64's, or
-    (``wide``) on :mod:`.scaled_intervals` where :data:`SCALED`, else on long double's."""
-    scaled = SCALED and wide
+    (``wide``) on :mod:`.scaled_intervals` where :data:`SCALED` (:func:`_scaled`), else on long
+    double's."""
+    scaled = wide and _scaled()
     fn = _compiled(ref, what, scaled)
     if fn is None:
         return None
-    return si.evaluate(fn, list(pts.T), dtype) if scaled else fi.evaluate(fn, list(pts.T), dtype)
+    if scaled:
+        from . import scaled_intervals as si
+
+        return si.evaluate(fn, list(pts.T), dtype)
+    return fi.evaluate(fn, list(pts.T), dtype)
 
 
 def _middle(lo: float, hi: float) -> mpmath.mpf:
