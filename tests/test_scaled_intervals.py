@@ -283,3 +283,13 @@ def test_without_a_wider_long_double_the_wide_stage_ends_in_float64(monkeypatch)
         assert got is not None
         for a, b in zip([got[0], *got[1]], [want[0], *want[1]]):
             assert a == b or abs(a - b) <= 2**-8 * max(abs(a), abs(b), 1.0), (a, b)
+
+
+def test_the_constants_are_enclosed_not_rounded():
+    """π and e in the printed code: two floats around them (mpmath's constants at its default 53
+    bits are the nearest float, which an enclosure cannot be)."""
+    pi, e = si.MODULE.pi, si.MODULE.e  # at mpmath's working precision, as the printed code asks
+    with mpmath.workprec(_PREC):
+        for c, exact in ((pi, +mpmath.pi), (e, +mpmath.e)):
+            lo, hi = _ends(c, 0)
+            assert lo < exact < hi

@@ -661,8 +661,8 @@ class _Module:
     max_, min_, sign_, heaviside = staticmethod(max_), staticmethod(min_), staticmethod(sign_), staticmethod(heaviside)
     pick, ipow, cmp_ = staticmethod(pick), staticmethod(ipow), staticmethod(cmp_)
     and_, or_, not_ = staticmethod(fi.and_), staticmethod(fi.or_), staticmethod(fi.not_)
-    pi = property(lambda self: _sv(mpmath.pi))
-    e = property(lambda self: _sv(mpmath.e))
+    pi = property(lambda self: _sv(fi._enclose_const(mpmath.pi)))  # at 200 bits: not π rounded to a float
+    e = property(lambda self: _sv(fi._enclose_const(mpmath.e)))
     inf = property(lambda self: Scaled.exact(_INF))
 
 
