@@ -129,10 +129,17 @@ def _decided(ref, key):
     return ref._memo.get(key) or first_tier.lookup(ref, key)
 
 
+@pytest.mark.parametrize("precise", [False, True], ids=["float64", "double-double"])
 @pytest.mark.parametrize("name", sorted(_BY_LOSS))
-def test_what_the_first_tier_decides_agrees_with_the_balls(monkeypatch, name):
+def test_what_the_first_tier_decides_agrees_with_the_balls(monkeypatch, name, precise):
+    """Every value, gradient and κ the first tier decides, with its precise stage
+    (:mod:`cesym.verify.dd_intervals`) or without, is the balls' to 2^-8 of the format's spacing
+    (κ: to 2^-8 relatively); without it, a float64 value only where the interval is one number;
+    with it, float64 values too."""
+    monkeypatch.setattr(first_tier, "PRECISE", precise)
     case = _BY_LOSS[name]
     decided = kappas = 0
+    decided64 = total64 = 0
     for dtype in (np.float32, np.float64):
         kind = label_kinds(case)[-1]
         n = 3
@@ -142,18 +149,20 @@ def test_what_the_first_tier_decides_agrees_with_the_balls(monkeypatch, name):
         monkeypatch.setattr("cesym.verify.contract.reference_for", lambda _l, _n, fast=fast: fast)
         _first_tier(loss, case, labels, batch.pred, params, dtype)
         if fast._pending is not None:  # κ is computed at the first need: ask for it
-            fast._pending(("kappa", tuple(fast._inputs(*pts[0], params))), full=True)
+            fast._pending(("kappa", tuple(fast._inputs(*pts[0], params))), full=True, need=[tuple(fast._inputs(*pt, params)) for pt in pts])
         for lab, pred in pts:
             inputs = tuple(fast._inputs(lab, pred, params))
             got = _decided(fast, (inputs, np.dtype(dtype).name))
+            total64 += dtype is np.float64
             if got is not None:
                 decided += 1
+                decided64 += dtype is np.float64
                 want = slow.value_and_grad(lab, pred, params, dtype=dtype)
                 for a, b in zip([got[0], *got[1]], [want[0], *want[1]]):
                     # within 2^-8 of the format's spacing, and relatively close too: κ divides by it
                     assert abs(a - b) <= _spacing(b, dtype) / 256, (lab, pred, a, b)
                     assert a == b or abs(a - b) <= 2**-16 * abs(b), (lab, pred, a, b)
-                if dtype is np.float64:  # a float64 value only where the interval is one number
+                if dtype is np.float64 and not precise:  # a float64 value only where the interval is one number
                     assert all(float(v) == v for v in [got[0], *got[1]])
             k = fast._memo.get(("kappa", inputs))
             if k is not None:
@@ -162,12 +171,16 @@ def test_what_the_first_tier_decides_agrees_with_the_balls(monkeypatch, name):
                 for a, b in zip([k[0], *k[1]], [want[0], *want[1]]):
                     assert a == b or (math.isinf(a) and math.isinf(b)) or abs(a - b) <= 2**-8 * max(abs(a), abs(b), 1.0), (lab, pred, a, b)
     assert kappas > 0  # the tier decides something on every definition
+    if precise:
+        assert decided64 > 0, (decided64, total64)  # (log_cosh: most of its float64 sample overflows cosh)
 
 
-def test_it_hands_over_what_it_cannot_decide():
+def test_it_hands_over_what_it_cannot_decide(monkeypatch):
     """A softmax gradient that cancels (a soft label equal to the softmax but for a few ulps),
-    logits whose exponential overflows float64, and float64 values are left to the balls; the
-    balls then decide them as before."""
+    logits whose exponential overflows float64, and float64 values are left to the balls by
+    float64 intervals (the precise stage off: ``tests/test_dd_intervals.py`` for it); the balls
+    then decide them as before."""
+    monkeypatch.setattr(first_tier, "PRECISE", False)
     case = next(c for c in CASES if c.kernel == "categorical_crossentropy" and c.keywords.get("from_logits"))
     loss = definition(case)
     ref = RowReference(loss, 2)
@@ -210,7 +223,7 @@ def test_condition_numbers_wait_for_the_first_need():
     kv = ref.kappa_value(rows[0, :2], rows[0, 2:], params)
     assert "hessian" not in ref._tier1_fns and ("kappa_value", tuple(inputs[1])) in ref._memo
     k = ref.kappa(rows[1, :2], rows[1, 2:], params)
-    assert ("kappa", tuple(inputs[0])) in ref._memo and ref._pending is None
+    assert ("kappa", tuple(inputs[0])) in ref._memo and ref._pending.full_known is not None
     slow = RowReference(loss, 2)
     assert abs(kv - slow.kappa_value(rows[0, :2], rows[0, 2:], params)) <= 2**-8 * max(kv, 1.0)
     want = slow.kappa(rows[1, :2], rows[1, 2:], params)
@@ -234,7 +247,7 @@ def test_condition_numbers_past_float64s_range_on_the_wide_format():
         extra = len(ref.args) - 2 * n
         pts = np.array([r + [0.0] * extra for r in rows])
         assert ref.prefill(pts, np.float32) >= 0
-        ref._pending(("kappa", tuple(pts[0])), full=True)
+        ref._pending(("kappa", tuple(pts[0])), full=True, need=[tuple(p) for p in pts])
         for p in pts:
             got = ref._memo.get(("kappa", tuple(p)))
             assert got is not None, (case.id, p)  # decided without the balls
@@ -260,7 +273,7 @@ def test_a_term_that_cancels_to_nothing_is_negligible():
     pts = np.array([y + z + params])
     ref.prefill(pts, np.float32)
     key = tuple(pts[0])
-    ref._pending(("kappa", key), full=True)
+    ref._pending(("kappa", key), full=True, need=[key])
     got = ref._memo.get(("kappa", key))
     assert got is not None  # decided without the balls
     want = slow.kappa(y, z, params)

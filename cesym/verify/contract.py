@@ -348,10 +348,12 @@ def decide_by_kappa(ref, pts: np.ndarray, cand: np.ndarray, vals, grads, ev, eg,
     keys = [tuple(r) for r in pts[idx].tolist()]
     pending = ref._pending
     if pending is not None:  # the batch's κ stages, as the first point that needs each would run them
-        if full.any():
-            pending(("kappa", keys[int(np.argmax(full))]), full=True)
-        elif v_above.any():
-            pending(("kappa_value", keys[int(np.argmax(v_above))]), full=False)
+        need_full = [k for k, f in zip(keys, full.tolist()) if f]
+        need_value = [k for k, f, v in zip(keys, full.tolist(), v_above.tolist()) if v and not f]
+        if need_full:
+            pending(("kappa", need_full[0]), full=True, need=need_full)
+        if need_value:
+            pending(("kappa_value", need_value[0]), full=False, need=need_value)
     memo = ref._memo
     for n, (i, key) in enumerate(zip(idx.tolist(), keys)):
         known = memo.get(("kappa", key))

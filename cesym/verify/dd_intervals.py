@@ -554,6 +554,40 @@ if AVAILABLE:
             return r0, r1, r2, r3
 
         @numba.njit(cache=True)
+        def _hi4(r, d):
+            """The enclosure ``r`` with its upper end moved up by ``d``."""
+            h, l = _hi(r[2], r[3], d)
+            return r[0], r[1], h, l
+
+        @numba.njit(cache=True)
+        def _thin_step(which, a0, a1, a2, a3, g0, g1, f0, f1):
+            """For a thin argument [a, b] (b - a <= 2^-30 |a|) of an increasing function enclosed
+            at a by [g0 + g1, f0 + f1]: a float d >= f(b) - f(a) (the width times a bound
+            of f' on [a, b]), or -1 where there is none this cheap (then f is evaluated at b):
+            exp and expm1 (f' = e^x <= (f(a) + [1])(1 + 2w)), log (1/a), log1p (1/(1 + a)),
+            sqrt (1/(2 sqrt a)), tanh (1). Used where d is below 2^-60 of f(a): else b's own
+            enclosure is tighter."""
+            w = _up(_up(abs(a2 - a0)) + _up(abs(a3 - a1)) + 2.0**-1070)  # >= b - a
+            if not (w <= abs(a0) * 2.0**-30) or f0 - f0 != 0.0:
+                return -1.0
+            g = 1.0 + 4.0 * w  # covers e^w and the roundings below
+            if which == EXP:
+                return _up(w * _up((abs(f0) + abs(f1)) * g))
+            if which == EXPM1:
+                return _up(w * _up((abs(f0) + abs(f1) + 1.0) * g))
+            if which == LOG:
+                return _up(w / (a0 * (1.0 - 2.0**-50) - abs(a1))) if a0 > 0.0 else -1.0
+            if which == LOG1P:
+                den = (1.0 + a0) * (1.0 - 2.0**-50) - abs(a1)
+                return _up(w / den) if den > 0.0 else -1.0
+            if which == SQRT:
+                den = 2.0 * (g0 * (1.0 - 2.0**-50) - 2.0 * abs(g1))
+                return _up(w / den) if den > 0.0 else -1.0
+            if which == TANH:
+                return w
+            return -1.0
+
+        @numba.njit(cache=True)
         def _fun_loop(which, x, n, fact, ln2):
             out = np.empty((4, n))
             one = x.shape[1] == 1
@@ -579,7 +613,11 @@ if AVAILABLE:
                         r2, r3 = (q[2], q[3]) if _dd_less(p[2], p[3], q[2], q[3]) else (p[2], p[3])
                 else:
                     lo = _point(which, a0, a1, fact, ln2)
-                    hi = lo if (a0 == a2 and a1 == a3) else _point(which, a2, a3, fact, ln2)
+                    if a0 == a2 and a1 == a3:
+                        hi = lo
+                    else:
+                        d = _thin_step(which, a0, a1, a2, a3, lo[0], lo[1], lo[2], lo[3])
+                        hi = _point(which, a2, a3, fact, ln2) if not (0.0 <= d <= abs(lo[2]) * 2.0**-60) else _hi4(lo, d)
                     r0, r1, r2, r3 = lo[0], lo[1], hi[2], hi[3]
                     if r0 != r0 or r2 != r2:
                         r0, r1, r2, r3 = np.nan, 0.0, np.nan, 0.0
@@ -711,7 +749,7 @@ def _dv(x) -> DD:
         return DD.exact(x)
     if isinstance(x, (int, np.integer)):
         return _constant(int(x)) if float(x) != int(x) else DD.exact(float(x))
-    if isinstance(x, mpmath.mpf):
+    if isinstance(x, (mpmath.mpf, type(mpmath.pi))):
         return _constant(x)
     if isinstance(x, str):
         return _constant(Fraction(x))

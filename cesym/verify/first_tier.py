@@ -28,6 +28,7 @@ values) the balls compute as before: the first tier only removes work, never a d
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 
 import mpmath
 import numpy as np
@@ -40,6 +41,19 @@ from .ulps import FORMATS
 #: the first where Numba is installed, decided at the first wide stage (importing Numba costs a
 #: quarter of a second, which a process that never needs the wide stage, ``--quick``, does not pay).
 SCALED: bool | None = None
+
+
+#: The precise stage (:mod:`.dd_intervals`, double-double ends): None (the default) where Numba is
+#: installed, decided at the first batch that needs it; False leaves those points to the balls.
+PRECISE: bool | None = None
+
+
+def _precise() -> bool:
+    if PRECISE is not None:
+        return PRECISE
+    from . import dd_intervals as dd
+
+    return dd.AVAILABLE
 
 
 def _scaled() -> bool:
@@ -76,6 +90,8 @@ def prefill(ref, inputs: np.ndarray, dtype) -> int:
     # kept as arrays: a point's numbers become the reference's (mpmath, memoised) when it asks
     # for them (:func:`lookup`), the batch's as arrays when the contract check does (:func:`pinned_middles`)
     ref._tier1 = Pinned(dn, {k: i for i, k in enumerate(keys)}, out, done)
+    if not done.all() and _precise():
+        ref._tier1.precise(*_pin_precisely(ref, pts, ~done, p, emin))
     if ref.n_grad:
         ref._pending = _Kappas(ref, pts, keys, out)
     return int(done.sum())
@@ -83,12 +99,40 @@ def prefill(ref, inputs: np.ndarray, dtype) -> int:
 
 class Pinned:
     """What the first tier pinned of the last batch prefilled: its dtype's name, each point's
-    index by its inputs, the output intervals, and where every output is pinned."""
+    index by its inputs, the float64 output intervals, where they pin every output, and where
+    the precise stage does (``dd``: its middles as double-doubles, hi and lo, each (points,
+    outputs))."""
 
-    __slots__ = ("dtype", "index", "out", "done")
+    __slots__ = ("dtype", "index", "out", "done", "dd_done", "dd_hi", "dd_lo")
 
     def __init__(self, dtype: str, index: dict, out: list, done: np.ndarray):
         self.dtype, self.index, self.out, self.done = dtype, index, out, done
+        self.dd_done = self.dd_hi = self.dd_lo = None
+
+    def precise(self, done: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> None:
+        self.dd_done, self.dd_hi, self.dd_lo = done & ~self.done, hi, lo
+
+
+def _pin_precisely(ref, pts: np.ndarray, todo: np.ndarray, p: int, emin: int):
+    """The precise stage (:mod:`.dd_intervals`) at the points ``todo`` of the batch ``pts``:
+    where it pins every output, and the middles (double-doubles, (points, outputs), 0 elsewhere)."""
+    m = len(pts)
+    done = np.zeros(m, dtype=bool)
+    hi = lo = None
+    fn = _compiled(ref, "main", stage="dd")
+    idx = np.flatnonzero(todo)
+    if fn is not None:
+        from . import dd_intervals as dd
+
+        out = dd.evaluate(fn, list(pts[idx].T))
+        if out is not None:
+            ok = np.logical_and.reduce([dd.pinned(o, p, emin) for o in out])
+            done[idx] = ok
+            mids = [dd.middles(o) for o in out]
+            hi, lo = np.zeros((m, len(out))), np.zeros((m, len(out)))
+            hi[idx] = np.stack([a for a, _ in mids], axis=1)
+            lo[idx] = np.stack([b for _, b in mids], axis=1)
+    return done, hi, lo
 
 
 def lookup(ref, key: tuple) -> tuple | None:
@@ -98,9 +142,14 @@ def lookup(ref, key: tuple) -> tuple | None:
     if tier is None or tier.dtype != key[1]:
         return None
     i = tier.index.get(key[0])
-    if i is None or not tier.done[i]:
+    if i is None:
         return None
-    vals = [_middle(o.lo[i], o.hi[i]) for o in tier.out]
+    if tier.done[i]:
+        vals = [_middle(o.lo[i], o.hi[i]) for o in tier.out]
+    elif tier.dd_done is not None and tier.dd_done[i]:
+        vals = [mpmath.fadd(a, b, exact=True) for a, b in zip(tier.dd_hi[i].tolist(), tier.dd_lo[i].tolist())]
+    else:
+        return None
     return vals[0], vals[1:]
 
 
@@ -128,23 +177,34 @@ def pinned_middles(ref, rows: list, dtype) -> tuple[np.ndarray, np.ndarray, np.n
     lo = np.where(one, 0.0, err)
     tiny = ~one & ((np.abs(a) < 2.0**-1021) | (np.abs(b) < 2.0**-1021))
     ok &= ~np.any(tiny, axis=1)
+    if tier.dd_done is not None:  # the precise stage's middles, where the float64 one had none
+        more = have & tier.dd_done[safe] & ~ok
+        hi = np.where(more[:, None], tier.dd_hi[safe], hi)
+        lo = np.where(more[:, None], tier.dd_lo[safe], lo)
+        ok |= more
     return ok, hi, lo
 
 
-def _compiled(ref, what: str, scaled: bool = False):
-    """The first tier's version of one of ``ref``'s compiled forms, on float intervals or
-    (``scaled``) on :mod:`.scaled_intervals` (None: not available)."""
+def _compiled(ref, what: str, scaled: bool = False, stage: str | None = None):
+    """The first tier's version of one of ``ref``'s compiled forms, on float intervals, on
+    :mod:`.scaled_intervals` (``scaled``) or on :mod:`.dd_intervals` (``stage="dd"``); None
+    where not available."""
+    stage = stage or ("scaled" if scaled else "float")
     fns = ref.__dict__.setdefault("_tier1_fns", {})
-    name = what + " scaled" if scaled else what
+    name = what if stage == "float" else f"{what} {stage}"
     if name not in fns:
         if ref.kind != "arb":
             fns[name] = None
         else:
             fn = {"main": lambda: ref._main, "partials": lambda: ref._value_partials, "hessian": lambda: ref._hessian}[what]()
-            if scaled:
+            if stage == "scaled":
                 from . import scaled_intervals as si
 
                 fns[name] = si.compile_source(fn)
+            elif stage == "dd":
+                from . import dd_intervals as dd
+
+                fns[name] = dd.compile_source(fn)
             else:
                 fns[name] = fi.compile_source(fn)
     return fns[name]
@@ -160,11 +220,21 @@ def _wide_dtype():
     return np.dtype(np.float64) if _scaled() else None
 
 
-def _evaluate(ref, what: str, pts: np.ndarray, dtype, wide: bool = False) -> list | None:
-    """One of ``ref``'s forms at the points ``pts`` as intervals of ``dtype``: on float64's, or
-    (``wide``) on :mod:`.scaled_intervals` where :data:`SCALED` (:func:`_scaled`), else on long
-    double's."""
-    scaled = wide and _scaled()
+def _evaluate(ref, what: str, pts: np.ndarray, dtype, stage: str = "float") -> list | None:
+    """One of ``ref``'s forms at the points ``pts`` as intervals of ``dtype``: on float64's
+    (``"float"``); on the wide format (``"wide"``): :mod:`.scaled_intervals` where
+    :data:`SCALED` (:func:`_scaled`), else long double's; or on double-double ends (``"dd"``,
+    :mod:`.dd_intervals`), rounded outward to float64 (what cancelled inside is then known to
+    float64's precision)."""
+    if stage == "dd":
+        fn = _compiled(ref, what, stage="dd")
+        if fn is None:
+            return None
+        from . import dd_intervals as dd
+
+        out = dd.evaluate(fn, list(pts.T))
+        return None if out is None else [dd.to_interval(o) for o in out]
+    scaled = stage == "wide" and _scaled()
     fn = _compiled(ref, what, scaled)
     if fn is None:
         return None
@@ -201,45 +271,66 @@ class _Kappas:
     now decided; a few cancelling Hessian terms that long double's 11 more bits decided now
     are not): 88.4 s → 75.8 s in all."""
 
-    def __init__(self, ref, pts: np.ndarray, keys: list, main: list, dtype=np.float64, wide: bool = False):
-        self.ref, self.pts, self.keys, self.main, self.dtype, self.wide = ref, pts, keys, main, dtype, wide
-        self.members = frozenset(keys)
+    def __init__(self, ref, pts: np.ndarray, keys: list, main: list, dtype=np.float64, stage: str = "float"):
+        self.ref, self.pts, self.keys, self.main, self.dtype, self.stage = ref, pts, keys, main, dtype, stage
+        self.index = {k: i for i, k in enumerate(keys)}
         self.value = None  # (k_value, known, grads, soft) of the value stage
-        self.full_done = False
+        self.full_known = None  # where the gradient stage knew every κ
+        self.tried = {False: np.zeros(len(keys), dtype=bool), True: np.zeros(len(keys), dtype=bool)}
 
-    def __call__(self, key: tuple, full: bool) -> None:
-        if key[1] not in self.members or (full and self.full_done) or (not full and self.value is not None):
+    def __call__(self, key: tuple, full: bool, need: Sequence[tuple] | None = None) -> None:
+        """Compute the batch's κ of the value (``full``: and of the gradient) on this stage's
+        format, if not done yet; then, on the float64 stage, the points ``need`` (input tuples)
+        that it left unknown on the next formats (a point asked for alone goes to the balls:
+        one point costs these formats thousands of Python calls)."""
+        if key[1] not in self.index:
             return
         if self.value is None:
-            self.value = _value_kappas(self.ref, self.pts, self.main, self.dtype, self.wide)
+            self.value = _value_kappas(self.ref, self.pts, self.main, self.dtype, self.stage)
             if not full:
                 k_value, known = self.value[:2]
                 for i in np.flatnonzero(known):
                     self.ref._memo.setdefault(("kappa_value", self.keys[i]), float(k_value[i]))
-                self._widen(~known, full)
-                return
-        self.full_done = True
-        self.ref._pending = None  # both stages' numbers are in the memo after this one
-        known = _grad_kappas(self.ref, self.pts, self.keys, *self.value, dtype=self.dtype, wide=self.wide)
-        self._widen(~known, full)
+        if full and self.full_known is None:
+            self.full_known = _grad_kappas(self.ref, self.pts, self.keys, *self.value, dtype=self.dtype, stage=self.stage)
+        if self.stage == "float" and need is not None:
+            self._escalate(need, full)
 
-    def _widen(self, unknown: np.ndarray, full: bool) -> None:
-        """This stage's numbers of the ``unknown`` points on the wide format's intervals."""
-        dt = _wide_dtype()
-        if self.wide or dt is None or not unknown.any():
+    def _escalate(self, need: Sequence[tuple], full: bool) -> None:
+        """The points ``need`` the float64 stage left unknown, once each: first on the wide
+        format (what left float64's range: its operations cost a few float64 ones), then what
+        is still unknown on double-double ends (what cancelled below float64's precision: an
+        elementary function there costs a microsecond). Only points a check asks for: most
+        points' errors are within their bound's constant term, and need no κ."""
+        sel = np.zeros(len(self.keys), dtype=bool)
+        sel[[self.index[k] for k in need if k in self.index]] = True
+        sel &= ~(self.full_known if full else self.value[1]) & ~self.tried[full]
+        self.tried[full] |= sel
+        if not sel.any():
             return
+        name = "kappa" if full else "kappa_value"
+        memo = self.ref._memo
+        dt = _wide_dtype()
+        if dt is not None:
+            self._again(sel, full, "wide", dt)
+            sel &= np.array([(name, k) not in memo for k in self.keys], dtype=bool)
+        if _precise() and sel.any():
+            self._again(sel, full, "dd", np.float64)
+
+    def _again(self, unknown: np.ndarray, full: bool, stage: str, dt) -> None:
+        """This stage's numbers of the ``unknown`` points on another format."""
         pts = self.pts[unknown]
-        main = _evaluate(self.ref, "main", pts, dt, wide=True)
+        main = _evaluate(self.ref, "main", pts, dt, stage)
         if main is None:
             return
         # κ needs a few digits of the value and of every gradient element (:func:`_value_kappas`):
-        # where the wide format cannot give them either (an output past long double's range, a
-        # term that cancels below 2^-49 of its operands), the balls decide
+        # where the format cannot give them either (an output past its range, a term that
+        # cancels below its precision), the balls decide
         few = np.logical_and.reduce([fi.approx(o)[1] for o in main])
         if not few.any():
             return
         keys = [self.keys[i] for i in np.flatnonzero(unknown)[few]]
-        _Kappas(self.ref, pts[few], keys, [fi.Interval(o.lo[few], o.hi[few]) for o in main], dt, wide=True)(("kappa", keys[0]), full)
+        _Kappas(self.ref, pts[few], keys, [fi.Interval(o.lo[few], o.hi[few]) for o in main], dt, stage)(("kappa", keys[0]), full)
 
 
 def _columns(ref, pts: np.ndarray):
@@ -250,7 +341,7 @@ def _columns(ref, pts: np.ndarray):
 
 
 @np.errstate(over="ignore", invalid="ignore")  # a sum of terms past the format's range: not known (_ratios)
-def _value_kappas(ref, pts: np.ndarray, main: list, dtype=np.float64, wide: bool = False):
+def _value_kappas(ref, pts: np.ndarray, main: list, dtype=np.float64, stage: str = "float"):
     """:meth:`RowReference._kappa_value` of every point: (κ, where known, the gradient's few
     digits, where labels are soft), known where the first tier gives every term a few digits."""
     xs, ys, ps, others = _columns(ref, pts)
@@ -270,7 +361,7 @@ def _value_kappas(ref, pts: np.ndarray, main: list, dtype=np.float64, wide: bool
     for i in range(ref.n):
         num_v = num_v + _term(xs[:, i], grads[i])
     if others.shape[1] and soft.any():
-        part = _evaluate(ref, "partials", pts, dtype, wide)
+        part = _evaluate(ref, "partials", pts, dtype, stage)
         if part is None:
             known = known & ~soft
         else:
@@ -283,7 +374,7 @@ def _value_kappas(ref, pts: np.ndarray, main: list, dtype=np.float64, wide: bool
 
 
 @np.errstate(over="ignore", invalid="ignore")
-def _grad_kappas(ref, pts: np.ndarray, keys: list, k_value, known, grads, soft, dtype=np.float64, wide: bool = False) -> np.ndarray:
+def _grad_kappas(ref, pts: np.ndarray, keys: list, k_value, known, grads, soft, dtype=np.float64, stage: str = "float") -> np.ndarray:
     """:meth:`RowReference._kappa` of every point whose terms the first tier gives a few digits
     of, into the memo (the value's κ from :func:`_value_kappas`); where they were known.
     The Hessian is evaluated at the points whose value stage was known only: every number is
@@ -292,9 +383,9 @@ def _grad_kappas(ref, pts: np.ndarray, keys: list, k_value, known, grads, soft, 
     if len(sel) < len(pts):
         out = np.zeros(len(pts), dtype=bool)
         if len(sel):
-            out[sel] = _grad_kappas(ref, pts[sel], [keys[i] for i in sel], k_value[sel], known[sel], [g[sel] for g in grads], soft[sel], dtype, wide)
+            out[sel] = _grad_kappas(ref, pts[sel], [keys[i] for i in sel], k_value[sel], known[sel], [g[sel] for g in grads], soft[sel], dtype, stage)
         return out
-    h = _evaluate(ref, "hessian", pts, dtype, wide)
+    h = _evaluate(ref, "hessian", pts, dtype, stage)
     if h is None:
         return np.zeros(len(pts), dtype=bool)
     xs, _, _, others = _columns(ref, pts)
