@@ -319,14 +319,6 @@ if AVAILABLE:
             return -_INF, 0.0, _INF, 0.0
 
         @numba.njit(cache=True)
-        def _ineg(a0, a1, a2, a3):
-            return -a2, -a3, -a0, -a1
-
-        @numba.njit(cache=True)
-        def _ipoint(h, l):
-            return h, l, h, l
-
-        @numba.njit(cache=True)
         def _iscale(a0, a1, a2, a3, k):
             """The interval times 2^k (k an integer-valued float): exact, or moved out by 2^-1074
             where a part fell into the subnormals; past the range, unbounded on that side."""
@@ -918,16 +910,9 @@ def middles(x: DD) -> tuple[np.ndarray, np.ndarray]:
     (far below the 2^-8 ulp to which a pinned interval holds its value)."""
     v = x.v
     with np.errstate(all="ignore"):
-        s, e = _np_two_sum(v[0], v[2])
-        t = (v[1] + v[3]) + e
-        hi, lo = _np_two_sum(s, t)
+        s, e = fi.two_sum(v[0], v[2])
+        hi, lo = fi.two_sum(s, (v[1] + v[3]) + e)
     return hi / 2, lo / 2
-
-
-def _np_two_sum(a, b):
-    s = a + b
-    bb = s - a
-    return s, (a - (s - bb)) + (b - bb)
 
 
 def pinned(x: DD, p: int, emin: int) -> np.ndarray:
@@ -942,7 +927,7 @@ def pinned(x: DD, p: int, emin: int) -> np.ndarray:
         small = np.where(same, np.minimum(np.abs(v[0]), np.abs(v[2])), 0.0)
         _, e = np.frexp(small)
         spacing = np.ldexp(1.0, np.maximum(np.where(small > 0, e - p, emin), emin))
-        d, f = _np_two_sum(v[2], -v[0])
+        d, f = fi.two_sum(v[2], -v[0])
         width = np.abs(d + (f + (v[3] - v[1]))) * (1 + 2.0**-40)
         exact = (v[0] == v[2]) & (v[1] == v[3])
     return fin & (exact | (same & (small >= 2.0**-968) & (width <= spacing / 256) & (width <= small * 2.0**-20)))

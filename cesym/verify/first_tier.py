@@ -89,11 +89,12 @@ def prefill(ref, inputs: np.ndarray, dtype) -> int:
     done = np.logical_and.reduce([fi.pinned(o, p, emin) for o in out])
     # kept as arrays: a point's numbers become the reference's (mpmath, memoised) when it asks
     # for them (:func:`lookup`), the batch's as arrays when the contract check does (:func:`pinned_middles`)
-    ref._tier1 = Pinned(dn, {k: i for i, k in enumerate(keys)}, out, done)
+    index = {k: i for i, k in enumerate(keys)}
+    ref._tier1 = Pinned(dn, index, out, done)
     if not done.all() and _precise():
         ref._tier1.precise(*_pin_precisely(ref, pts, ~done, p, emin))
     if ref.n_grad:
-        ref._pending = _Kappas(ref, pts, keys, out)
+        ref._pending = _Kappas(ref, pts, keys, out, index=index)
     return int(done.sum())
 
 
@@ -168,10 +169,7 @@ def pinned_middles(ref, rows: list, dtype) -> tuple[np.ndarray, np.ndarray, np.n
     a = np.stack([o.lo[safe] for o in tier.out], axis=1)
     b = np.stack([o.hi[safe] for o in tier.out], axis=1)
     with np.errstate(all="ignore"):
-        ha, hb = a / 2, b / 2
-        s = ha + hb
-        bb = s - ha
-        err = (ha - (s - bb)) + (hb - bb)  # TwoSum: ha + hb = s + err exactly
+        s, err = fi.two_sum(a / 2, b / 2)  # a/2 + b/2 = s + err exactly
     one = a == b
     hi = np.where(one, a, s)
     lo = np.where(one, 0.0, err)
@@ -258,9 +256,10 @@ class _Kappas:
     """The condition numbers of one prefilled batch, each stage computed once at its first need;
     the value's κ, computed by the first, is reused by the second.
 
-    What float64 intervals leave unknown because a term left float64's range (e^x of a logit in
-    the thousands, 1/p² of a probability of 1e-200: most of what the balls computed before) is
-    computed again for those points only on the wide format: the printed code on
+    What float64 intervals leave unknown, at the points a check asks for in one batch
+    (:meth:`_escalate`), is computed again for those points on later formats. Where a term left
+    float64's range (e^x of a logit in the thousands, 1/p² of a probability of 1e-200: most of
+    what the balls computed before), on the wide format: the printed code on
     :mod:`.scaled_intervals` (float64 intervals times 2^e, any exponent; NumPy's long double
     where Numba is missing), its outputs and κ's few operations on the platform's ``long double``
     where it has a wider exponent than float64 (:data:`~cesym.verify.float_intervals.WIDE`), else
@@ -269,11 +268,12 @@ class _Kappas:
     cross-entropies, ``cesym verify`` of those, one process): this stage 13.1 s on long double,
     4.4 s here, and 6944 points left to the balls' κ against 7038 (e^x of logits past 11356
     now decided; a few cancelling Hessian terms that long double's 11 more bits decided now
-    are not): 88.4 s → 75.8 s in all."""
+    are not): 88.4 s → 75.8 s in all. What is still unknown there (a term that cancels below
+    float64's precision), on double-double ends (:mod:`.dd_intervals`)."""
 
-    def __init__(self, ref, pts: np.ndarray, keys: list, main: list, dtype=np.float64, stage: str = "float"):
+    def __init__(self, ref, pts: np.ndarray, keys: list, main: list, dtype=np.float64, stage: str = "float", index: dict | None = None):
         self.ref, self.pts, self.keys, self.main, self.dtype, self.stage = ref, pts, keys, main, dtype, stage
-        self.index = {k: i for i, k in enumerate(keys)}
+        self.index = {k: i for i, k in enumerate(keys)} if index is None else index  # (the batch's own, from prefill)
         self.value = None  # (k_value, known, grads, soft) of the value stage
         self.full_known = None  # where the gradient stage knew every κ
         self.tried = {False: np.zeros(len(keys), dtype=bool), True: np.zeros(len(keys), dtype=bool)}
@@ -313,7 +313,8 @@ class _Kappas:
         dt = _wide_dtype()
         if dt is not None:
             self._again(sel, full, "wide", dt)
-            sel &= np.array([(name, k) not in memo for k in self.keys], dtype=bool)
+            for i in np.flatnonzero(sel):
+                sel[i] = (name, self.keys[i]) not in memo
         if _precise() and sel.any():
             self._again(sel, full, "dd", np.float64)
 

@@ -222,12 +222,18 @@ def _enclose(v: mpmath.mpf) -> Interval:
     return Interval(_down(f), _up(f))
 
 
-def _sum(a, b, down: bool):
-    """a + b rounded outward (``down``: toward -inf), exact where the sum is."""
+def two_sum(a, b) -> tuple:
+    """Knuth's TwoSum, elementwise: (s, err) with s = fl(a + b) and a + b = s + err exactly
+    (where s is finite)."""
     with np.errstate(invalid="ignore", over="ignore"):
         s = a + b
         bb = s - a
-        err = (a - (s - bb)) + (b - bb)  # TwoSum: a + b = s + err exactly (finite s)
+        return s, (a - (s - bb)) + (b - bb)
+
+
+def _sum(a, b, down: bool):
+    """a + b rounded outward (``down``: toward -inf), exact where the sum is."""
+    s, err = two_sum(a, b)
     out = np.where(err < 0, _down(s), s) if down else np.where(err > 0, _up(s), s)
     inf = np.isinf(s)
     if inf.any():  # an overflow from finite operands: unbounded on that side
