@@ -67,6 +67,7 @@ import mpmath
 import numpy as np
 
 from . import float_intervals as fi
+from .interval_algebra import IntervalAlgebra, steps
 
 __all__ = ["AVAILABLE", "DD", "compile_source", "evaluate", "to_interval", "pinned", "middles"]
 
@@ -637,12 +638,12 @@ if AVAILABLE:
         AVAILABLE = False
 
 
-class DD:
+class DD(IntervalAlgebra):
     """Intervals with double-double ends, one per point: ``v`` of shape (4, n) (or (4, 1),
-    broadcast): the lower end ``v[0] + v[1]``, the upper ``v[2] + v[3]``."""
+    broadcast): the lower end ``v[0] + v[1]``, the upper ``v[2] + v[3]``. The operators not
+    defined here: :class:`~cesym.verify.interval_algebra.IntervalAlgebra`."""
 
     __slots__ = ("v",)
-    __array_priority__ = 1000
 
     def __init__(self, v: np.ndarray):
         self.v = v
@@ -660,49 +661,12 @@ class DD:
         o = _dv(other)
         return DD(_bin_loop(0, self.v, o.v, self._n(o)))
 
-    __radd__ = __add__
-
     def __neg__(self):
         return DD(np.ascontiguousarray(-self.v[[2, 3, 0, 1]]))
-
-    def __pos__(self):
-        return self
-
-    def __sub__(self, other):
-        return self + (-_dv(other))
-
-    def __rsub__(self, other):
-        return _dv(other) + (-self)
 
     def __mul__(self, other):
         o = _dv(other)
         return DD(_bin_loop(1, self.v, o.v, self._n(o)))
-
-    __rmul__ = __mul__
-
-    def __truediv__(self, other):
-        return self * _reciprocal(_dv(other))
-
-    def __rtruediv__(self, other):
-        return _dv(other) * _reciprocal(self)
-
-    def __pow__(self, other):
-        if isinstance(other, (int, np.integer)) or (isinstance(other, float) and other.is_integer()):
-            return ipow(self, int(other))
-        p = _dv(other)
-        if p.v.shape[1] == 1 and p.v[0, 0] == p.v[2, 0] and p.v[1, 0] == 0 == p.v[3, 0]:
-            k = float(p.v[0, 0])
-            if k.is_integer() and abs(k) < 2**31:
-                return ipow(self, int(k))
-        out = exp(p * log(self))  # x^p = exp(p·log x) for x > 0; 0^p = 0 for p > 0
-        zero = (self.v[0] == 0) & (self.v[2] == 0) & (p.v[0] > 0)
-        if not np.any(zero):
-            return out
-        n = max(out.v.shape[1], zero.shape[0])
-        return DD(np.ascontiguousarray(np.where(zero, 0.0, np.broadcast_to(out.v, (4, n)))))
-
-    def __rpow__(self, other):
-        return _dv(other) ** self
 
     def __abs__(self):
         v = self.v
@@ -713,14 +677,51 @@ class DD:
         out = np.concatenate([lo, hi])
         return DD(np.ascontiguousarray(np.where(np.isnan(v[0]) | np.isnan(v[2]), np.nan, out)))
 
+    # --- the hooks of IntervalAlgebra ---------------------------------------------------------
+    @staticmethod
+    def _of(x) -> "DD":
+        return _dv(x)
+
+    def _reciprocal(self) -> "DD":
+        return DD(_bin_loop(2, self.v, self.v, self.v.shape[1]))
+
+    def _integer(self) -> int | None:
+        v = self.v
+        if v.shape[1] == 1 and v[0, 0] == v[2, 0] and v[1, 0] == 0 == v[3, 0]:
+            k = float(v[0, 0])
+            if k.is_integer() and abs(k) < 2**31:
+                return int(k)
+        return None
+
+    def _one(self) -> "DD":
+        one = np.where(np.isnan(self.v[0]) | np.isnan(self.v[2]), np.nan, 1.0)
+        z = np.zeros_like(one)
+        return DD(np.ascontiguousarray(np.stack([one, z, one, z])))
+
+    def _nonneg(self) -> "DD":
+        v = self.v
+        below = v[0] < 0
+        if not below.any():
+            return self
+        return DD(np.ascontiguousarray(np.concatenate([np.where(below, 0.0, v[[0, 1]]), v[[2, 3]]])))
+
+    def _exact_zero(self) -> np.ndarray:
+        return (self.v[0] == 0) & (self.v[2] == 0)
+
+    def _zero_where(self, mask) -> "DD":
+        n = max(self.v.shape[1], np.shape(mask)[0])
+        return DD(np.ascontiguousarray(np.where(mask, 0.0, np.broadcast_to(self.v, (4, n)))))
+
+    def _real_pow(self, p: "DD") -> "DD":
+        """x^p = exp(p·log x) for x > 0; 0^p = 0 for p > 0."""
+        zero = self._exact_zero() & (p.v[0] > 0)
+        out = exp(p * log(self))
+        return out._zero_where(zero) if np.any(zero) else out
+
 
 def _less(ah, al, bh, bl):
     """a < b for double-doubles (NumPy arrays)."""
     return (ah < bh) | ((ah == bh) & (al < bl))
-
-
-def _reciprocal(x: DD) -> DD:
-    return DD(_bin_loop(2, x.v, x.v, x.v.shape[1]))
 
 
 @functools.lru_cache(maxsize=256)
@@ -762,23 +763,8 @@ if AVAILABLE:
 
 
 def ipow(x, k: int) -> DD:
-    """x^k for an integer k: by squaring (each product enclosed; a square of |x|, so never below
-    0), 1/that for k < 0."""
-    x = _dv(x)
-    if k == 0:
-        nan = np.isnan(x.v[0]) | np.isnan(x.v[2])
-        one = np.where(nan, np.nan, 1.0)
-        z = np.zeros_like(one)
-        return DD(np.ascontiguousarray(np.stack([one, z, one, z])))
-    m, base, prod = abs(k), x, None
-    while m:
-        if m & 1:
-            prod = base if prod is None else prod * base
-        m >>= 1
-        if m:
-            a = abs(base)
-            base = a * a
-    return prod if k > 0 else _reciprocal(prod)
+    """x^k for an integer k (:meth:`~cesym.verify.interval_algebra.IntervalAlgebra.ipow`)."""
+    return _dv(x).ipow(k)
 
 
 def to_interval(x: DD) -> fi.Interval:
@@ -821,17 +807,7 @@ def pick(*pairs) -> DD:
     return DD(np.ascontiguousarray(np.where(empty, np.nan, cur.v)))
 
 
-def _step(x, neg, zero, pos) -> DD:
-    x = _dv(x)
-    return pick((cmp_(">", x, 0.0), pos), (cmp_("<", x, 0.0), neg), (True, zero))
-
-
-def heaviside(x, h0) -> DD:
-    return _step(x, 0.0, h0, 1.0)
-
-
-def sign_(x) -> DD:
-    return _step(x, -1.0, 0.0, 1.0)
+heaviside, sign_ = steps(_dv, pick, cmp_)
 
 
 def _extreme(take_max: bool, u: DD, w: DD) -> DD:
@@ -857,13 +833,7 @@ def min_(*a) -> DD:
 
 def xmul(a, b) -> DD:
     """a·b with 0·b = 0 for any b (the 0·log 0 = 0 convention) where a is exactly 0."""
-    a = _dv(a)
-    out = a * b
-    zero = (a.v[0] == 0) & (a.v[2] == 0)
-    if not np.any(zero):
-        return out
-    n = max(out.v.shape[1], zero.shape[0])
-    return DD(np.ascontiguousarray(np.where(zero, 0.0, np.broadcast_to(out.v, (4, n)))))
+    return _dv(a).xmul(b)
 
 
 class _Module:

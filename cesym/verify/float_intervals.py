@@ -48,6 +48,8 @@ from collections.abc import Callable, Sequence
 import mpmath
 import numpy as np
 
+from .interval_algebra import IntervalAlgebra, steps
+
 __all__ = ["Interval", "LIBM_SLACK", "compile_source", "evaluate", "pinned", "approx", "NEGLIGIBLE"]
 
 #: The compiled loops of the float64 products, sums and quotients
@@ -122,12 +124,12 @@ def _normal(r) -> np.ndarray:
     return (a >= np.finfo(a.dtype).tiny) & (a <= np.finfo(a.dtype).max)
 
 
-class Interval:
+class Interval(IntervalAlgebra):
     """Closed intervals ``[lo, hi]`` of float64 (or of :data:`WIDE`), one per point (arrays
-    broadcast as NumPy's). NaN in either end: nothing is known there."""
+    broadcast as NumPy's). NaN in either end: nothing is known there. The operators not
+    defined here: :class:`~cesym.verify.interval_algebra.IntervalAlgebra`."""
 
     __slots__ = ("lo", "hi")
-    __array_priority__ = 1000  # a NumPy scalar on the left defers to these operators
 
     def __init__(self, lo, hi=None):
         self.lo = _arr(lo)
@@ -140,19 +142,8 @@ class Interval:
             return Interval(*r)
         return Interval(_sum(self.lo, o.lo, down=True), _sum(self.hi, o.hi, down=False))
 
-    __radd__ = __add__
-
     def __neg__(self):
         return Interval(-self.hi, -self.lo)
-
-    def __pos__(self):
-        return self
-
-    def __sub__(self, other):
-        return self + (-_iv(other))
-
-    def __rsub__(self, other):
-        return _iv(other) + (-self)
 
     def __mul__(self, other):
         o = _iv(other)
@@ -169,32 +160,39 @@ class Interval:
             return _overflowed(Interval(np.where(zero, 0.0, _down(lo)), np.where(zero, 0.0, _up(hi))), self, o)
         return _overflowed(Interval(_down(lo), _up(hi)), self, o)
 
-    __rmul__ = __mul__
-
-    def __truediv__(self, other):
-        return self * _reciprocal(_iv(other))
-
-    def __rtruediv__(self, other):
-        return _iv(other) * _reciprocal(self)
-
-    def __pow__(self, other):
-        if isinstance(other, (int, np.integer)) or (isinstance(other, float) and other.is_integer()):
-            return ipow(self, int(other))
-        e = _iv(other)
-        if np.all(e.lo == e.hi) and np.all(np.mod(e.lo, 1) == 0) and e.lo.ndim == 0:
-            return ipow(self, int(e.lo))
-        # x^e = exp(e·log x) for x > 0; 0^e = 0 for e > 0
-        zero = (self.lo == 0) & (self.hi == 0) & (e.lo > 0)
-        out = exp(e * log(self))
-        return Interval(np.where(zero, 0.0, out.lo), np.where(zero, 0.0, out.hi))
-
-    def __rpow__(self, other):
-        return _iv(other) ** self
-
     def __abs__(self):
         lo = np.where(self.lo >= 0, self.lo, np.where(self.hi <= 0, -self.hi, 0.0))
         hi = np.where(self.lo >= 0, self.hi, np.where(self.hi <= 0, -self.lo, np.maximum(-self.lo, self.hi)))
         return Interval(np.where(np.isnan(self.lo) | np.isnan(self.hi), np.nan, lo), hi)
+
+    # --- the hooks of IntervalAlgebra ---------------------------------------------------------
+    @staticmethod
+    def _of(x) -> "Interval":
+        return _iv(x)
+
+    def _reciprocal(self) -> "Interval":
+        return _reciprocal(self)
+
+    def _integer(self) -> int | None:
+        if self.lo.ndim == 0 and self.lo == self.hi and np.mod(self.lo, 1) == 0:
+            return int(self.lo)
+        return None
+
+    def _one(self) -> "Interval":
+        return Interval(np.where(np.isnan(self.lo) | np.isnan(self.hi), np.nan, 1.0))
+
+    def _nonneg(self) -> "Interval":
+        return Interval(np.maximum(self.lo, 0.0), self.hi)
+
+    def _exact_zero(self) -> np.ndarray:
+        return (self.lo == 0) & (self.hi == 0)
+
+    def _zero_where(self, mask) -> "Interval":
+        return Interval(np.where(mask, 0.0, self.lo), np.where(mask, 0.0, self.hi))
+
+    def _real_pow(self, p: "Interval") -> "Interval":
+        """x^p = exp(p·log x) for x > 0; 0^p = 0 for p > 0."""
+        return (exp(p * log(self)))._zero_where(self._exact_zero() & (p.lo > 0))
 
 
 def _iv(x) -> Interval:
@@ -325,25 +323,8 @@ def cosh(x) -> Interval:
 
 
 def ipow(x, k: int) -> Interval:
-    """x^k for an integer k: by squaring (each product enclosed), 1/that for k < 0."""
-    x = _iv(x)
-    if k == 0:
-        return Interval(np.where(np.isnan(x.lo) | np.isnan(x.hi), np.nan, 1.0))
-    m, base, prod = abs(k), x, None
-    while m:
-        if m & 1:
-            prod = base if prod is None else prod * base
-        m >>= 1
-        if m:
-            base = _square(base)
-    return prod if k > 0 else _reciprocal(prod)
-
-
-def _square(x: Interval) -> Interval:
-    """x·x as one factor (not two independent ones): never below 0."""
-    a = abs(x)
-    sq = a * a
-    return Interval(np.maximum(sq.lo, 0.0), sq.hi)
+    """x^k for an integer k (:meth:`~cesym.verify.interval_algebra.IntervalAlgebra.ipow`)."""
+    return _iv(x).ipow(k)
 
 
 # --- three-valued logic: (certainly true, certainly false) boolean arrays -----------------------
@@ -412,17 +393,7 @@ def pick(*pairs) -> Interval:
     return Interval(np.where(empty, np.nan, lo), np.where(empty, np.nan, hi))
 
 
-def _step(x, neg, zero, pos) -> Interval:
-    x = _iv(x)
-    return pick((cmp_(">", x, 0), pos), (cmp_("<", x, 0), neg), (True, zero))
-
-
-def heaviside(x, h0) -> Interval:
-    return _step(x, 0.0, h0, 1.0)
-
-
-def sign_(x) -> Interval:
-    return _step(x, -1.0, 0.0, 1.0)
+heaviside, sign_ = steps(_iv, pick, cmp_)
 
 
 def max_(*a) -> Interval:
@@ -437,10 +408,7 @@ def min_(*a) -> Interval:
 
 def xmul(a, b) -> Interval:
     """a·b with 0·b = 0 for any b (the 0·log 0 = 0 convention) where a is exactly 0."""
-    a = _iv(a)
-    out = a * b
-    zero = (a.lo == 0) & (a.hi == 0)
-    return Interval(np.where(zero, 0.0, out.lo), np.where(zero, 0.0, out.hi))
+    return _iv(a).xmul(b)
 
 
 class _Module:

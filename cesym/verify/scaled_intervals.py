@@ -59,6 +59,7 @@ import numpy as np
 
 from . import float_intervals as fi
 from . import interval_loops
+from .interval_algebra import IntervalAlgebra, steps
 
 __all__ = ["AVAILABLE", "Scaled", "compile_source", "evaluate", "to_interval", "EXP_SLACK"]
 
@@ -466,11 +467,11 @@ def _ones(x) -> np.ndarray:
     return np.ascontiguousarray(a.reshape(-1) if a.ndim else a.reshape(1))
 
 
-class Scaled:
-    """Intervals [lo, hi]·2^e, one per point (1-d arrays of one length, or of 1: broadcast)."""
+class Scaled(IntervalAlgebra):
+    """Intervals [lo, hi]·2^e, one per point (1-d arrays of one length, or of 1: broadcast).
+    The operators not defined here: :class:`~cesym.verify.interval_algebra.IntervalAlgebra`."""
 
     __slots__ = ("lo", "hi", "e")
-    __array_priority__ = 1000  # a NumPy scalar on the left defers to these operators
 
     def __init__(self, lo: np.ndarray, hi: np.ndarray, e: np.ndarray):
         self.lo, self.hi, self.e = lo, hi, e
@@ -489,49 +490,12 @@ class Scaled:
         o = _sv(other)
         return Scaled(*_add(self.lo, self.hi, self.e, o.lo, o.hi, o.e, self._n(o)))
 
-    __radd__ = __add__
-
     def __neg__(self):
         return Scaled(-self.hi, -self.lo, self.e)
-
-    def __pos__(self):
-        return self
-
-    def __sub__(self, other):
-        return self + (-_sv(other))
-
-    def __rsub__(self, other):
-        return _sv(other) + (-self)
 
     def __mul__(self, other):
         o = _sv(other)
         return Scaled(*_mul(self.lo, self.hi, self.e, o.lo, o.hi, o.e, self._n(o)))
-
-    __rmul__ = __mul__
-
-    def __truediv__(self, other):
-        return self * _reciprocal_of(_sv(other))
-
-    def __rtruediv__(self, other):
-        return _sv(other) * _reciprocal_of(self)
-
-    def __pow__(self, other):
-        if isinstance(other, (int, np.integer)) or (isinstance(other, float) and other.is_integer()):
-            return ipow(self, int(other))
-        p = _sv(other)
-        if len(p.lo) == 1 and p.lo[0] == p.hi[0] and np.isfinite(p.lo[0]):
-            k = math.ldexp(float(p.lo[0]), int(p.e[0]))
-            if k.is_integer() and abs(k) < 2**31:
-                return ipow(self, int(k))
-        # x^p = exp(p·log x) for x > 0; 0^p = 0 for p > 0
-        zero = (self.lo == 0) & (self.hi == 0) & (p.lo > 0)
-        out = exp(p * log(self))
-        if not np.any(zero):
-            return out
-        return Scaled(np.where(zero, 0.0, out.lo), np.where(zero, 0.0, out.hi), np.where(zero, 0, out.e))
-
-    def __rpow__(self, other):
-        return _sv(other) ** self
 
     def __abs__(self):
         lo, hi = self.lo, self.hi
@@ -539,9 +503,40 @@ class Scaled:
         b = np.where(lo >= 0, hi, np.where(hi <= 0, -lo, np.maximum(-lo, hi)))
         return Scaled(np.where(np.isnan(lo) | np.isnan(hi), np.nan, a), b, self.e)
 
+    # --- the hooks of IntervalAlgebra ---------------------------------------------------------
+    @staticmethod
+    def _of(x) -> "Scaled":
+        return _sv(x)
 
-def _reciprocal_of(x: Scaled) -> Scaled:
-    return Scaled(*_reciprocal(x.lo, x.hi, x.e, len(x.lo)))
+    def _reciprocal(self) -> "Scaled":
+        return Scaled(*_reciprocal(self.lo, self.hi, self.e, len(self.lo)))
+
+    def _integer(self) -> int | None:
+        if len(self.lo) == 1 and self.lo[0] == self.hi[0] and np.isfinite(self.lo[0]):
+            k = math.ldexp(float(self.lo[0]), int(self.e[0]))
+            if k.is_integer() and abs(k) < 2**31:
+                return int(k)
+        return None
+
+    def _one(self) -> "Scaled":
+        nan = np.isnan(self.lo) | np.isnan(self.hi)
+        one = np.where(nan, np.nan, 0.5)
+        return Scaled(one, one.copy(), np.where(nan, 0, 1).astype(np.int64))
+
+    def _nonneg(self) -> "Scaled":
+        return Scaled(np.maximum(self.lo, 0.0), self.hi, self.e)
+
+    def _exact_zero(self) -> np.ndarray:
+        return (self.lo == 0) & (self.hi == 0)
+
+    def _zero_where(self, mask) -> "Scaled":
+        return Scaled(np.where(mask, 0.0, self.lo), np.where(mask, 0.0, self.hi), np.where(mask, 0, self.e))
+
+    def _real_pow(self, p: "Scaled") -> "Scaled":
+        """x^p = exp(p·log x) for x > 0; 0^p = 0 for p > 0."""
+        zero = self._exact_zero() & (p.lo > 0)
+        out = exp(p * log(self))
+        return out._zero_where(zero) if np.any(zero) else out
 
 
 def _sv(x) -> Scaled:
@@ -571,22 +566,8 @@ sqrt, sinh, tanh, cosh = _function(SQRT), _function(SINH), _function(TANH), _fun
 
 
 def ipow(x, k: int) -> Scaled:
-    """x^k for an integer k: by squaring (each product enclosed), 1/that for k < 0."""
-    x = _sv(x)
-    if k == 0:
-        nan = np.isnan(x.lo) | np.isnan(x.hi)
-        one = np.where(nan, np.nan, 0.5)
-        return Scaled(one, one.copy(), np.where(nan, 0, 1).astype(np.int64))
-    m, base, prod = abs(k), x, None
-    while m:
-        if m & 1:
-            prod = base if prod is None else prod * base
-        m >>= 1
-        if m:
-            a = abs(base)
-            sq = a * a
-            base = Scaled(np.maximum(sq.lo, 0.0), sq.hi, sq.e)  # x·x as one factor: never below 0
-    return prod if k > 0 else _reciprocal_of(prod)
+    """x^k for an integer k (:meth:`~cesym.verify.interval_algebra.IntervalAlgebra.ipow`)."""
+    return _sv(x).ipow(k)
 
 
 def cmp_(op: str, a, b) -> tuple:
@@ -616,17 +597,7 @@ def pick(*pairs) -> Scaled:
     return Scaled(np.where(empty, np.nan, cur.lo), np.where(empty, np.nan, cur.hi), cur.e)
 
 
-def _step(x, neg, zero, pos) -> Scaled:
-    x = _sv(x)
-    return pick((cmp_(">", x, 0.0), pos), (cmp_("<", x, 0.0), neg), (True, zero))
-
-
-def heaviside(x, h0) -> Scaled:
-    return _step(x, 0.0, h0, 1.0)
-
-
-def sign_(x) -> Scaled:
-    return _step(x, -1.0, 0.0, 1.0)
+heaviside, sign_ = steps(_sv, pick, cmp_)
 
 
 def _extremes(take_max: bool, a: Sequence) -> Scaled:
@@ -644,12 +615,7 @@ def min_(*a) -> Scaled:
 
 def xmul(a, b) -> Scaled:
     """a·b with 0·b = 0 for any b (the 0·log 0 = 0 convention) where a is exactly 0."""
-    a = _sv(a)
-    out = a * b
-    zero = (a.lo == 0) & (a.hi == 0)
-    if not np.any(zero):
-        return out
-    return Scaled(np.where(zero, 0.0, out.lo), np.where(zero, 0.0, out.hi), np.where(zero, 0, out.e))
+    return _sv(a).xmul(b)
 
 
 class _Module:
