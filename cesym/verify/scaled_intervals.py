@@ -340,29 +340,43 @@ if AVAILABLE:
             return olo, ohi, oe
 
         @numba.njit(cache=True, nogil=True)
-        def _add(alo, ahi, ae, blo, bhi, be, n):
-            olo, ohi, oe = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
-            sa = 1 if alo.shape[0] > 1 else 0
-            sb = 1 if blo.shape[0] > 1 else 0
-            for i in range(n):
-                a0, a1, ea = alo[i * sa], ahi[i * sa], ae[i * sa]
-                b0, b1, eb = blo[i * sb], bhi[i * sb], be[i * sb]
-                if a0 != a0 or a1 != a1 or b0 != b0 or b1 != b1:
-                    olo[i], ohi[i], oe[i] = np.nan, np.nan, 0
-                elif a0 == 0.0 and a1 == 0.0:
-                    olo[i], ohi[i], oe[i] = _norm(b0, b1, eb)
-                elif b0 == 0.0 and b1 == 0.0:
-                    olo[i], ohi[i], oe[i] = _norm(a0, a1, ea)
-                else:
-                    e = max(ea, eb)
-                    down = e == e  # runtime booleans (see _fun)
-                    l = _sum(_ldexp_dir(a0, ea - e, down), _ldexp_dir(b0, eb - e, down), True)
-                    h = _sum(_ldexp_dir(a1, ea - e, not down), _ldexp_dir(b1, eb - e, not down), False)
-                    olo[i], ohi[i], oe[i] = _norm(l, h, e)
-            return olo, ohi, oe
+        def _add1(a0, a1, ea, b0, b1, eb):
+            if a0 == 0.0 and a1 == 0.0:
+                return _norm(b0, b1, eb)
+            if b0 == 0.0 and b1 == 0.0:
+                return _norm(a0, a1, ea)
+            e = max(ea, eb)
+            down = e == e  # runtime booleans (see _fun)
+            l = _sum(_ldexp_dir(a0, ea - e, down), _ldexp_dir(b0, eb - e, down), True)
+            h = _sum(_ldexp_dir(a1, ea - e, not down), _ldexp_dir(b1, eb - e, not down), False)
+            return _norm(l, h, e)
 
         @numba.njit(cache=True, nogil=True)
-        def _mul(alo, ahi, ae, blo, bhi, be, n):
+        def _mul1(a0, a1, ea, b0, b1, eb):
+            if (a0 == 0.0 and a1 == 0.0) or (b0 == 0.0 and b1 == 0.0):  # exact: 0·b = 0
+                return 0.0, 0.0, np.int64(0)
+            p1, p2, p3, p4 = a0 * b0, a0 * b1, a1 * b0, a1 * b1
+            if p1 != p1 or p2 != p2 or p3 != p3 or p4 != p4:  # 0·inf
+                return np.nan, np.nan, np.int64(0)
+            return _norm(_down(min(min(p1, p2), min(p3, p4))), _up(max(max(p1, p2), max(p3, p4))), ea + eb)
+
+        @numba.njit(cache=True, nogil=True)
+        def _extreme1(a0, a1, ea, b0, b1, eb, take_max):
+            """Elementwise max (or min) of the ends, on the larger exponent."""
+            e = max(ea, eb)
+            down = e == e  # runtime booleans (see _fun)
+            x0, x1 = _ldexp_dir(a0, ea - e, down), _ldexp_dir(a1, ea - e, not down)
+            y0, y1 = _ldexp_dir(b0, eb - e, down), _ldexp_dir(b1, eb - e, not down)
+            if take_max:
+                return _norm(max(x0, y0), max(x1, y1), e)
+            return _norm(min(x0, y0), min(x1, y1), e)
+
+        ADD, MUL, MAX, MIN = range(4)
+
+        @numba.njit(cache=True, nogil=True)
+        def _binary(op, alo, ahi, ae, blo, bhi, be, n):
+            """``op`` (ADD, MUL, MAX, MIN) of two columns of intervals, each of n points or of
+            one (broadcast); NaN anywhere in a point: NaN."""
             olo, ohi, oe = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
             sa = 1 if alo.shape[0] > 1 else 0
             sb = 1 if blo.shape[0] > 1 else 0
@@ -371,15 +385,12 @@ if AVAILABLE:
                 b0, b1, eb = blo[i * sb], bhi[i * sb], be[i * sb]
                 if a0 != a0 or a1 != a1 or b0 != b0 or b1 != b1:
                     olo[i], ohi[i], oe[i] = np.nan, np.nan, 0
-                    continue
-                if (a0 == 0.0 and a1 == 0.0) or (b0 == 0.0 and b1 == 0.0):  # exact: 0·b = 0
-                    olo[i], ohi[i], oe[i] = 0.0, 0.0, 0
-                    continue
-                p1, p2, p3, p4 = a0 * b0, a0 * b1, a1 * b0, a1 * b1
-                if p1 != p1 or p2 != p2 or p3 != p3 or p4 != p4:  # 0·inf
-                    olo[i], ohi[i], oe[i] = np.nan, np.nan, 0
-                    continue
-                olo[i], ohi[i], oe[i] = _norm(_down(min(min(p1, p2), min(p3, p4))), _up(max(max(p1, p2), max(p3, p4))), ea + eb)
+                elif op == ADD:
+                    olo[i], ohi[i], oe[i] = _add1(a0, a1, ea, b0, b1, eb)
+                elif op == MUL:
+                    olo[i], ohi[i], oe[i] = _mul1(a0, a1, ea, b0, b1, eb)
+                else:
+                    olo[i], ohi[i], oe[i] = _extreme1(a0, a1, ea, b0, b1, eb, op == MAX)
             return olo, ohi, oe
 
         @numba.njit(cache=True, nogil=True)
@@ -396,28 +407,6 @@ if AVAILABLE:
                 el = rl == 0.0 or abs(math.frexp(b)[0]) == 0.5 and 2.2250738585072014e-308 <= abs(rl) <= _MAX
                 eh = rh == 0.0 or abs(math.frexp(a)[0]) == 0.5 and 2.2250738585072014e-308 <= abs(rh) <= _MAX
                 olo[i], ohi[i], oe[i] = _norm(rl if el else _down(rl), rh if eh else _up(rh), -e)
-            return olo, ohi, oe
-
-        @numba.njit(cache=True, nogil=True)
-        def _extreme(alo, ahi, ae, blo, bhi, be, take_max, n):
-            """Elementwise max (or min) of the ends, on the larger exponent."""
-            olo, ohi, oe = np.empty(n), np.empty(n), np.empty(n, dtype=np.int64)
-            sa = 1 if alo.shape[0] > 1 else 0
-            sb = 1 if blo.shape[0] > 1 else 0
-            for i in range(n):
-                a0, a1, ea = alo[i * sa], ahi[i * sa], ae[i * sa]
-                b0, b1, eb = blo[i * sb], bhi[i * sb], be[i * sb]
-                if a0 != a0 or a1 != a1 or b0 != b0 or b1 != b1:
-                    olo[i], ohi[i], oe[i] = np.nan, np.nan, 0
-                    continue
-                e = max(ea, eb)
-                down = e == e  # runtime booleans (see _fun)
-                x0, x1 = _ldexp_dir(a0, ea - e, down), _ldexp_dir(a1, ea - e, not down)
-                y0, y1 = _ldexp_dir(b0, eb - e, down), _ldexp_dir(b1, eb - e, not down)
-                if take_max:
-                    olo[i], ohi[i], oe[i] = _norm(max(x0, y0), max(x1, y1), e)
-                else:
-                    olo[i], ohi[i], oe[i] = _norm(min(x0, y0), min(x1, y1), e)
             return olo, ohi, oe
 
         @numba.njit(cache=True, nogil=True)
@@ -488,14 +477,14 @@ class Scaled(IntervalAlgebra):
 
     def __add__(self, other):
         o = _sv(other)
-        return Scaled(*_add(self.lo, self.hi, self.e, o.lo, o.hi, o.e, self._n(o)))
+        return Scaled(*_binary(ADD, self.lo, self.hi, self.e, o.lo, o.hi, o.e, self._n(o)))
 
     def __neg__(self):
         return Scaled(-self.hi, -self.lo, self.e)
 
     def __mul__(self, other):
         o = _sv(other)
-        return Scaled(*_mul(self.lo, self.hi, self.e, o.lo, o.hi, o.e, self._n(o)))
+        return Scaled(*_binary(MUL, self.lo, self.hi, self.e, o.lo, o.hi, o.e, self._n(o)))
 
     def __abs__(self):
         lo, hi = self.lo, self.hi
@@ -602,7 +591,8 @@ heaviside, sign_ = steps(_sv, pick, cmp_)
 
 def _extremes(take_max: bool, a: Sequence) -> Scaled:
     ivs = [_sv(v) for v in a]
-    return functools.reduce(lambda u, v: Scaled(*_extreme(u.lo, u.hi, u.e, v.lo, v.hi, v.e, take_max, u._n(v))), ivs)
+    op = MAX if take_max else MIN
+    return functools.reduce(lambda u, v: Scaled(*_binary(op, u.lo, u.hi, u.e, v.lo, v.hi, v.e, u._n(v))), ivs)
 
 
 def max_(*a) -> Scaled:
