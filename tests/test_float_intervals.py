@@ -279,3 +279,42 @@ def test_a_term_that_cancels_to_nothing_is_negligible():
     want = slow.kappa(y, z, params)
     for a, b in zip([got[0], *got[1]], [want[0], *want[1]]):
         assert abs(a - b) <= 2**-8 * max(abs(b), 1.0), (a, b)
+
+
+def test_terms_not_pinned_are_dropped_by_the_balls_rule():
+    """A Hessian entry that straddles 0 (it cancels below the format's precision) but whose bound
+    is at most KAPPA_REST of its group's pinned terms is 0 in κ, as the balls' own rule makes it
+    (:func:`cesym.verify.reference._negligible_rest`): the focal rows below were left to the balls
+    before it; now the tier decides them, equal to the balls' κ to 2^-8; and a row whose
+    straddling term is not small against the rest stays unknown."""
+    focal = next(c for c in CASES if c.kernel == "categorical_focal_crossentropy" and c.keywords.get("from_logits"))
+    loss = definition(focal)
+    params = [0.0, 0.25, 2.0]
+    rows = [
+        [1.0, 0.0, 0.0, -6105987.0, -2.2458748e-22, -8.147015e-21],
+        [1.0, 0.0, 0.0, -135.21354675292969, 2.1688122749328613, -709.37329101562500],
+        [0.0, 0.0, 1.0, 7625.19091796875, 144.19000244140625, -12.542717933654785],
+    ]
+    ref, slow = RowReference(loss, 3), RowReference(loss, 3)
+    pts = np.array([r + params for r in rows])
+    keys = [tuple(p) for p in pts]
+    ref.prefill(pts, np.float32)
+    ref._pending(("kappa", keys[0]), full=True, need=keys)
+    for p, key in zip(pts, keys):
+        got = ref._memo.get(("kappa", key))
+        assert got is not None, p  # decided without the balls
+        want = slow.kappa(p[:3], p[3:6], params)
+        for a, b in zip([got[0], *got[1]], [want[0], *want[1]]):
+            assert abs(a - b) <= 2**-8 * max(abs(b), 1.0), (p, a, b)
+    # the rule itself: a group whose straddling bound is above KAPPA_REST of its pinned terms stays unknown
+    h = [fi.Interval(np.array([1.0, 1.0]), np.array([1.0, 1.0])), fi.Interval(np.array([-1e-3, -1e-6]), np.array([1e-3, 1e-6]))]
+    xs = np.array([[1.0, 1.0], [1.0, 1.0]])
+
+    class _Ref:  # two inputs, no labels: the Hessian row of one gradient element
+        n, label_syms, loss, _memo = 2, (), type("L", (), {"params": ()})(), {}
+
+    one = np.array([1.0, 1.0])
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(first_tier, "_evaluate", lambda *a, **k: h + h)  # both gradient elements' rows
+        got = first_tier._grad_kappas(_Ref(), xs, [("a",), ("b",)], np.zeros(2), np.ones(2, dtype=bool), [one, one], np.zeros(2, dtype=bool))
+    assert list(got) == [False, True]  # 1e-3 > 2^-12 of the pinned 1; 1e-6 below it

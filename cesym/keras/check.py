@@ -26,6 +26,7 @@ import numpy as np
 from ..verify.contract import (
     GRAD_BASE, KAPPA_FACTOR, VALUE_BASE, batch_points, decide_by_kappa, definition, losses_by_name, point_of, reference_for, within_base,
 )
+from ..verify.truths import FAST_MARGIN
 from .model import _ends, contains, envelope
 from .replay import agreement, near, replay_outputs
 from ..verify.reference import Unresolved
@@ -106,13 +107,14 @@ def classify(case: KernelCase, batch: Batch, keras_call) -> KerasTally:
     B, n = batch.pred.shape
     labels = one_hot(batch.labels, n) if case.labels == "sparse" else batch.labels
     params = [batch.params[p.name] for p in loss.params]
-    exact = _exact_within_base(case, loss, labels, batch.pred, params, value, grad, dtype, tally)
+    vstat, gstat = _batch_statuses(case, loss, labels, batch.pred, params, value, grad, dtype, rep, tally)
     for r in range(B):
         if case.elementwise:
-            items = [(labels[r, c : c + 1], batch.pred[r, c : c + 1], value[r, c], grad[r, c : c + 1], (r, c)) for c in range(n) if not exact[r * n + c]]
+            items = [(labels[r, c : c + 1], batch.pred[r, c : c + 1], value[r, c], grad[r, c : c + 1], (r, c), r * n + c) for c in range(n)]
         else:
-            items = [] if exact[r] else [(labels[r], batch.pred[r], value[r], grad[r], r)]
-        for lab, pred, v, g, at in items:
+            items = [(labels[r], batch.pred[r], value[r], grad[r], r, r)]
+        items = [it for it in items if not vstat[it[5]] or not gstat[it[5]].all()]
+        for lab, pred, v, g, at, i in items:
             close = None if rep is None else near(rep_value[at], rep_bound[at], dtype)
 
             def grad_near(j, at=at):  # the replay's bound of gradient element j of this item
@@ -166,11 +168,14 @@ def classify(case: KernelCase, batch: Batch, keras_call) -> KerasTally:
                         "status": status, "at": f"labels {[float(x) for x in lab]} pred {[float(x) for x in pred]}{where}",
                     })
 
-            status, e = judge("value", v, tv, lambda: model()[0], VALUE_BASE, kappa_value, close)
-            tally.value[status] += 1
-            tally.value_max_ulps = max(tally.value_max_ulps, e)
-            worst("value", e, v, tv, status)
+            if not vstat[i]:
+                status, e = judge("value", v, tv, lambda: model()[0], VALUE_BASE, kappa_value, close)
+                tally.value[status] += 1
+                tally.value_max_ulps = max(tally.value_max_ulps, e)
+                worst("value", e, v, tv, status)
             for j, (gj, tj) in enumerate(zip(g, tg)):
+                if gstat[i, j]:
+                    continue
                 status, e = judge(f"grad[{j}]", gj, tj, lambda j=j: model()[1][j], GRAD_BASE, lambda j=j: kappa()[1][j], grad_near(j))
                 tally.grad[status] += 1
                 tally.grad_max_ulps = max(tally.grad_max_ulps, e)
@@ -178,44 +183,113 @@ def classify(case: KernelCase, batch: Batch, keras_call) -> KerasTally:
     return tally
 
 
-def _exact_within_base(case: KernelCase, loss, labels, pred, params, value, grad, dtype, tally: KerasTally) -> np.ndarray:
-    """Tally, for the whole batch at once, the points whose every Keras output is within the
-    constant term of its bound (``exact`` whatever κ: :mod:`cesym.verify.truths`) or, by the
-    condition numbers the first tier computed for the batch, within ``base + 4κ``
-    (:func:`cesym.verify.contract.decide_by_kappa`); returns where that held. The rest is
-    classified point by point."""
+#: Statuses of the batch path (:func:`_batch_statuses`); 0: left to the point-by-point judge.
+_STATUS = {1: "exact", 2: "explained", 3: "ambiguous"}
+
+
+def _batch_statuses(case: KernelCase, loss, labels, pred, params, value, grad, dtype, rep, tally: KerasTally):
+    """Classify, for the whole batch at once, what the point-by-point judge would decide without
+    Keras's algorithm or a condition number the batch lacks, and tally it: ``(value status by
+    point, gradient status by point and element)``, 1 exact, 2 explained, 3 ambiguous, 0 left to
+    the judge.
+
+    An output is ``exact`` where its error is within its bound's constant term
+    (:mod:`cesym.verify.truths`) or within ``base + 4κ`` by the κ the first tier computed for the
+    batch (:func:`cesym.verify.contract.decide_by_kappa` asks it for every point with an error
+    above the constant term). An output above that bound whose Keras number lies within the
+    replay's bound (:func:`cesym.keras.replay.near`) is ``explained``, or ``ambiguous`` where the
+    reference lies there too: the judge's second test, on the same float64 numbers; the reference's
+    side of it is decided exactly from its double-double (``t_hi`` the float64 nearest the
+    reference, ``t_lo`` of its sign). The batch's errors agree with the judge's to a relative
+    2^-51 (:mod:`cesym.verify.truths`): a comparison with a bound within ``FAST_MARGIN`` of it is
+    left to the judge, as are the points whose reference the batch does not hold, the outputs whose
+    κ the first tier left unknown and those that need the model of Keras's algorithm."""
     B, n = pred.shape
+    m = B * n if case.elementwise else B
+    k = np.asarray(grad).size // m if m else 0
+    vstat, gstat = np.zeros(m, dtype=np.int8), np.zeros((m, k), dtype=np.int8)
     ref = reference_for(loss, 1 if case.elementwise else n)
     pts = batch_points(ref, case, labels, pred, params)
     if pts is None:
-        return np.zeros(B * n if case.elementwise else B, dtype=bool)
+        return vstat, gstat
     fast, vals, grads, ev, eg, tr = within_base(ref, loss, case, pts, value, grad, dtype, VALUE_BASE, GRAD_BASE)
-    # and those within base + 4κ by the batch's condition numbers: "exact" as the judge would say
-    fast = fast | decide_by_kappa(ref, pts, tr.ok & ~fast, vals, grads, ev, eg, VALUE_BASE, GRAD_BASE)[0]
-    idx = np.flatnonzero(fast)
-    if not len(idx):
-        return fast
-
-    def note(part, e, k, true, i, where=""):
+    whole = fast | decide_by_kappa(ref, pts, tr.ok & ~fast, vals, grads, ev, eg, VALUE_BASE, GRAD_BASE)[0]
+    vstat[whole], gstat[whole] = 1, 1
+    rest = np.flatnonzero(tr.ok & ~whole)
+    if len(rest):
+        kv, kg = _known_kappas(ref, pts[rest], k)
+        rv = rg = None
+        if rep is not None:
+            rv = (np.asarray(rep.value).reshape(-1)[rest], np.asarray(rep.value_bound).reshape(-1)[rest])
+            if rep.grad is not None:
+                rg = tuple(np.asarray(a).reshape(m, k)[rest] for a in (rep.grad, rep.grad_bound))
+        vstat[rest] = _statuses(vals[rest], ev[rest], tr.v_hi[rest], tr.v_lo[rest], VALUE_BASE, kv, rv, dtype)
+        if k:
+            gstat[rest] = _statuses(grads[rest], eg[rest], tr.g_hi[rest], tr.g_lo[rest], GRAD_BASE, kg, rg, dtype)
+    for part, stat, errs, outs in (("value", vstat, ev, vals), ("grad", gstat, eg, grads)):
+        if errs is None or not errs.size:
+            continue
+        errs = errs.reshape(m, -1)
+        for s in (1, 2, 3):
+            getattr(tally, part)[_STATUS[s]] += int(np.count_nonzero(stat == s))
+        decided = np.where(stat.reshape(m, -1) > 0, errs, -1.0)
+        flat = int(np.argmax(decided))
+        i, j = divmod(flat, errs.shape[1])
+        if decided[i, j] < 0:
+            continue
+        e = float(errs[i, j])
+        setattr(tally, f"{part}_max_ulps", max(getattr(tally, f"{part}_max_ulps"), e))
         lab, x = point_of(case, labels, pred, i)
+        tv, tg = ref.value_and_grad(lab, x, params, dtype=dtype)
+        true, kout = (tv, outs[i]) if part == "value" else (tg[j], outs.reshape(m, -1)[i, j])
         tally.note(part, {
-            "ulps": float(e), "abs": _abs_error(k, true), "keras": float(k), "exact": mpmath.nstr(true, 17),
-            "status": "exact", "at": f"labels {[float(v) for v in lab]} pred {[float(v) for v in x]}{where}",
+            "ulps": e, "abs": _abs_error(kout, true), "keras": float(kout), "exact": mpmath.nstr(true, 17),
+            "status": _STATUS[int(stat.reshape(m, -1)[i, j])],
+            "at": f"labels {[float(v) for v in lab]} pred {[float(v) for v in x]}" + (f", element {j}" if part == "grad" else ""),
         })
+    return vstat, gstat
 
-    tally.value["exact"] += len(idx)
-    i = int(idx[np.argmax(ev[idx])])
-    tally.value_max_ulps = max(tally.value_max_ulps, float(ev[i]))
-    tv, tg = ref.value_and_grad(*point_of(case, labels, pred, i), params, dtype=dtype)
-    note("value", ev[i], vals[i], tv, i)
-    if eg.shape[1]:
-        tally.grad["exact"] += len(idx) * eg.shape[1]
-        flat = int(np.argmax(eg[idx]))
-        i, j = int(idx[flat // eg.shape[1]]), flat % eg.shape[1]
-        tally.grad_max_ulps = max(tally.grad_max_ulps, float(eg[i, j]))
-        tv, tg = ref.value_and_grad(*point_of(case, labels, pred, i), params, dtype=dtype)
-        note("grad", eg[i, j], grads[i, j], tg[j], i, f", element {j}")
-    return fast
+
+def _known_kappas(ref, pts: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The κ of the value and of each gradient element the reference holds for the points (NaN
+    where none): what the judge's condition numbers would read there without computing."""
+    memo = ref._memo
+    kv, kg = np.full(len(pts), np.nan), np.full((len(pts), k), np.nan)
+    for i, key in enumerate(tuple(r) for r in pts.tolist()):
+        full = memo.get(("kappa", key))
+        if full is not None:
+            kv[i] = full[0]
+            if k:
+                kg[i] = full[1]
+        else:
+            kv[i] = memo.get(("kappa_value", key), np.nan)
+    return kv, kg
+
+
+def _statuses(outs, errs, t_hi, t_lo, base: float, kappa, rep, dtype) -> np.ndarray:
+    """The judge's status of each output (:func:`_batch_statuses`), 0 where the batch cannot say.
+
+    ``outs``, ``errs``, ``t_hi``, ``t_lo``, ``kappa``: the outputs, their errors in ulps, the
+    reference's double-double and κ (NaN: unknown), one shape; ``rep``: the replay's values and
+    bounds in that shape, or None."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        bound = np.where(np.isinf(kappa), np.inf, base + KAPPA_FACTOR * kappa)
+        finite = np.isfinite(outs)
+        exact = (errs <= base * FAST_MARGIN) | (finite & (errs <= bound * FAST_MARGIN))
+        above = (errs >= base / FAST_MARGIN) & (~finite | (errs >= bound / FAST_MARGIN))  # NaN κ: neither
+        out = np.where(exact, 1, 0).astype(np.int8)
+        if rep is None:
+            return out
+        v, b = (np.asarray(a, dtype=np.float64) for a in rep)
+        tiny = float(np.finfo(dtype).smallest_normal)
+        lo, hi = v - b, v + b  # replay.near, elementwise: the same float64 operations
+        flush = np.abs(v) < tiny + b
+        lo, hi = np.where(flush, np.minimum(lo, 0.0), lo), np.where(flush, np.maximum(hi, 0.0), hi)
+        y = np.asarray(outs, dtype=np.float64)
+        inside = above & np.isfinite(v) & np.isfinite(b) & (lo <= y) & (y <= hi)
+        # lo <= t and t <= hi for t = t_hi + t_lo exactly: t_hi is the float64 nearest t
+        t_in = ((lo < t_hi) | ((lo == t_hi) & (t_lo >= 0))) & ((t_hi < hi) | ((t_hi == hi) & (t_lo <= 0)))
+    return np.where(inside, np.where(t_in, 3, 2), out).astype(np.int8)
 
 
 def _abs_error(k, true) -> float:

@@ -395,19 +395,29 @@ def _grad_kappas(ref, pts: np.ndarray, keys: list, k_value, known, grads, soft, 
     variables = [xs[:, i] for i in range(n)] + [others[:, i] for i in range(others.shape[1])]
     k_grad = []
     for j, gj in enumerate(grads):
-        num = np.zeros(m)
+        num, rest = np.zeros(m), np.zeros(m)
+        pinned = np.ones(m, dtype=bool)
         for i, x in enumerate(variables):
-            d, k = fi.approx(h[j * width + i], _scale(gj, x))
+            o = h[j * width + i]
+            d, k = fi.approx(o, _scale(gj, x))
             t = _term(x, d)
+            bound = np.where(k, 0.0, _term(x, np.maximum(np.abs(o.lo), np.abs(o.hi))))  # NaN: none
             if i >= n:
-                t, k = np.where(soft, t, 0.0), k | ~soft
-            num = num + t
-            known = known & k
+                t, k, bound = np.where(soft, t, 0.0), k | ~soft, np.where(soft, bound, 0.0)
+            num, rest = num + t, rest + bound
+            pinned = pinned & k
+        # the balls' rule for the terms not pinned (reference._negligible_rest): 0 where their
+        # bounds sum to at most KAPPA_REST of the pinned terms (NaN or inf bounds: never)
+        known = known & (pinned | ((num > 0) & (rest <= _KAPPA_REST * num)))
         r, known = _ratios(num, gj, known)
         k_grad.append(r)
     for i in np.flatnonzero(known):
         ref._memo.setdefault(("kappa", keys[i]), (float(k_value[i]), [float(k[i]) for k in k_grad]))
     return known
+
+
+#: :data:`cesym.verify.reference.KAPPA_REST` as a float.
+_KAPPA_REST = 2.0**-12
 
 
 def _term(x: np.ndarray, d: np.ndarray) -> np.ndarray:
