@@ -172,11 +172,28 @@ def _handed_over(case, batch, bad=None, steps: int = 5, nan: bool = False):
     return set(seen), res
 
 
-def test_errors_past_the_constant_term_decided_by_the_batchs_kappa_or_handed_over():
+def _exact_path_only(monkeypatch):
+    """Make the contract's batch path decide nothing past the constant term (every such point
+    to the exact check)."""
+    real = contract.decide_by_kappa
+
+    def nothing(*a, **k):
+        got = real(*a, **k)
+        return (np.zeros_like(got[0]), {}, {}, {})
+
+    monkeypatch.setattr(contract, "decide_by_kappa", nothing)
+
+
+def _failures(res):
+    return [(f.what, f.row, f.stratum, repr(f.kappa), repr(f.computed), str(f.true), f.inputs_text) for f in res.failures], [f.ulps for f in res.failures]
+
+
+def test_errors_past_the_constant_term_decided_by_the_batchs_kappa(monkeypatch):
     """A kernel 5 ulps off on one point the batch path decided: still decided there, by the
     point's κ (its share of the bound recorded, as the exact check records it); pushed past
-    its bound (2^20 ulps, κ below 2^17) or made NaN, that point and no other goes through the
-    exact check, which fails it."""
+    its bound (2^20 ulps, κ below 2^17) or made NaN, still decided there, and failed as the
+    exact check fails it: the same failure (output, row, κ, computed and exact numbers, inputs;
+    ulps to a relative 2^-48), the same errors, bits and shares."""
     case = next(c for c in CASES if c.kernel == "sigmoid_cross_entropy_with_logits")
     assert case.elementwise
     batch = sample(case, np.float32, 3, 30, seed=SEED)
@@ -195,8 +212,20 @@ def test_errors_past_the_constant_term_decided_by_the_batchs_kappa_or_handed_ove
 
     for kw in ({"steps": 2**20}, {"nan": True}):
         after, res = _handed_over(case, batch, bad, **kw)
-        assert after - before == {bad}, kw
+        assert after == before, kw  # decided by the batch
         assert len(res.failures) == 1 and res.failures[0].row == bad[0], kw
+        with monkeypatch.context() as m:
+            _exact_path_only(m)
+            after_exact, exact = _handed_over(case, batch, bad, **kw)
+        assert bad in after_exact
+        (got, ulps), (want, want_ulps) = _failures(res), _failures(exact)
+        assert got == want, kw
+        assert all(a == b or abs(a - b) <= 2.0**-48 * b for a, b in zip(ulps, want_ulps)), kw
+        for part in ("value", "grad"):
+            assert getattr(res, part + "_bits") == getattr(exact, part + "_bits"), (kw, part)
+            assert len(getattr(res, part + "_share")) == len(getattr(exact, part + "_share")), (kw, part)
+            for a, b in zip(getattr(res, part + "_share"), getattr(exact, part + "_share")):
+                assert a == b or abs(a - b) <= 2.0**-48 * b, (kw, part)
 
 
 def _nothing_decided(case, loss, labels, pred, params, value, grad, dtype, rep, tally):

@@ -213,7 +213,9 @@ def _batch_statuses(case: KernelCase, loss, labels, pred, params, value, grad, d
     if pts is None:
         return vstat, gstat
     fast, vals, grads, ev, eg, tr = within_base(ref, loss, case, pts, value, grad, dtype, VALUE_BASE, GRAD_BASE)
-    whole = fast | decide_by_kappa(ref, pts, tr.ok & ~fast, vals, grads, ev, eg, VALUE_BASE, GRAD_BASE)[0]
+    within, _, _, outside = decide_by_kappa(ref, pts, tr.ok & ~fast, vals, grads, ev, eg, VALUE_BASE, GRAD_BASE)
+    within[list(outside)] = False  # (an output past its bound: classified output by output below)
+    whole = fast | within
     vstat[whole], gstat[whole] = 1, 1
     rest = np.flatnonzero(tr.ok & ~whole)
     if len(rest):
@@ -256,7 +258,7 @@ def _known_kappas(ref, pts: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]
     memo = ref._memo
     kv, kg = np.full(len(pts), np.nan), np.full((len(pts), k), np.nan)
     for i, key in enumerate(tuple(r) for r in pts.tolist()):
-        full = memo.get(("kappa", key))
+        full = memo.get(("kappa", key)) or memo.get(("kappa_partial", key))  # (NaN: an element unknown)
         if full is not None:
             kv[i] = full[0]
             if k:

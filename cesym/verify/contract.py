@@ -32,7 +32,7 @@ from .reference import RowReference, Unresolved
 from .registry import KernelCase, one_hot
 from .sampling import Batch
 from .truths import FAST_MARGIN, batch_truths, bits_errors, special_inputs, ulp_errors
-from .ulps import bits_error, ulp_error
+from .ulps import FORMATS, bits_error, ulp_error
 
 __all__ = ["Result", "Failure", "check_batch", "definition", "losses_by_name", "VALUE_BASE", "GRAD_BASE"]
 
@@ -228,7 +228,7 @@ def check_batch(
         for k, (row, col, lab, pred, val, grow) in enumerate(items):
             i = r * n + k if case.elementwise else r
             if fast is not None and fast.decided[i]:
-                fast.append_to(res, i)
+                fast.append_to(res, i, row, col, batch.strata[r], lab, pred, params, val, grow)
             else:
                 _check_point(_pick(ref, loss, lab, pred, case.domain == "unit"), res, batch.strata[r], row, col, lab, pred, params, val, grow, dtype, value_base, grad_base)
     return res
@@ -253,16 +253,18 @@ class _Decided:
     """The errors of the points the batch path decided, to append in the batch's order; for
     those decided by their condition numbers (:func:`decide_by_kappa`), their shares of the
     bound too (``vshare``: NaN where the value is within its constant term; ``gshare``: the
-    shares of the gradient elements above theirs, in order)."""
+    shares of the gradient elements above theirs, in order) and their outputs outside the
+    contract (``fails``: per point, ``(j, ulps, κ)`` with ``j`` None for the value)."""
 
-    def __init__(self, decided: np.ndarray, ev, vbits, eg, gbits, vshare=None, gshare=None):
+    def __init__(self, ref, dtype, decided: np.ndarray, ev, vbits, eg, gbits, vshare=None, gshare=None, fails=None):
+        self.ref, self.dtype = ref, dtype
         self.decided = decided
         self.ev, self.vbits = ev.tolist(), vbits.tolist()
         self.eg = None if eg is None else eg.tolist()
         self.gbits = None if gbits is None else gbits.tolist()
-        self.vshare, self.gshare = vshare or {}, gshare or {}
+        self.vshare, self.gshare, self.fails = vshare or {}, gshare or {}, fails or {}
 
-    def append_to(self, res: Result, i: int) -> None:
+    def append_to(self, res: Result, i: int, row=None, col=None, stratum=None, lab=None, pred=None, params=(), val=None, grow=None) -> None:
         res.value_ulps.append(self.ev[i])
         res.value_bits.append(self.vbits[i])
         if i in self.vshare:
@@ -271,6 +273,24 @@ class _Decided:
             res.grad_ulps += self.eg[i]
             res.grad_bits += self.gbits[i]
             res.grad_share += self.gshare.get(i, ())
+        where = "" if col is None else f"[{col}]"
+        for j, e, k in self.fails.get(i, ()):
+            what, computed = ("value" + where, val) if j is None else (f"grad{where}[{j}]", grow[j])
+            true = _Exact(self.ref, lab, pred, params, self.dtype, j)
+            res.failures.append(Failure(what, row, stratum, e, k, _later_inputs(lab, pred, params), float(computed), true))
+
+
+class _Exact:
+    """The reference's value (``j`` None) or gradient element ``j`` at a point, printed when shown
+    (a failure's ``true``, as :class:`Failure` prints it: the naive forms' are only counted)."""
+
+    def __init__(self, ref, lab, pred, params, dtype, j):
+        self.args = (ref, None if lab is None else np.array(lab), np.array(pred), list(params), dtype, j)
+
+    def __str__(self) -> str:
+        ref, lab, pred, params, dtype, j = self.args
+        v, g = ref.value_and_grad(lab, pred, params, dtype=dtype)
+        return str(v if j is None else g[j])
 
 
 def within_base(ref, loss, case, pts, value, grad, dtype, vbase: float, gbase: float):
@@ -304,10 +324,9 @@ def _decide_within_base(ref, loss, case, pts, labels, pred, params, value, g, dt
     term of its bound (:mod:`cesym.verify.truths`: no κ needed, nothing but the errors recorded),
     noting their worst errors in ``res``; the rest is checked point by point, exactly."""
     fast, vals, grads, ev, eg, tr = within_base(ref, loss, case, pts, value, g, dtype, vbase, gbase)
-    gbits = None if grads is None else bits_errors(grads, tr.g_hi, dtype)
-    by_kappa, vshare, gshare = decide_by_kappa(ref, pts, tr.ok & ~fast, vals, grads, ev, eg, vbase, gbase)
+    by_kappa, vshare, gshare, fails = decide_by_kappa(ref, pts, tr.ok & ~fast, vals, grads, ev, eg, vbase, gbase, tr, dtype)
     fast = fast | by_kappa
-    out = _Decided(fast, ev, bits_errors(vals, tr.v_hi, dtype), eg, gbits, vshare, gshare)
+    out = _Decided(ref, dtype, fast, ev, _bits_errors(vals, tr.v_hi, dtype), eg, None if grads is None else _bits_errors(grads, tr.g_hi, dtype), vshare, gshare, fails)
     idx = np.flatnonzero(fast)
     if not len(idx):
         return out
@@ -324,39 +343,59 @@ def _decide_within_base(ref, loss, case, pts, labels, pred, params, value, g, dt
     return out
 
 
-def decide_by_kappa(ref, pts: np.ndarray, cand: np.ndarray, vals, grads, ev, eg, vbase: float, gbase: float):
+def decide_by_kappa(ref, pts: np.ndarray, cand: np.ndarray, vals, grads, ev, eg, vbase: float, gbase: float, tr=None, dtype=None):
     """Decide, for the whole batch at once, the points among ``cand`` (reference pinned, some
-    error above its bound's constant term) whose every error is within its bound ``base + 4κ``
-    by the condition numbers the first tier computed for the batch (:mod:`.first_tier`, into
-    the reference's memo: the numbers the point-by-point check would read there). Errors are the
-    batch's (:mod:`.truths`: within a relative 2^-51 of the exact ones), so a share is decided
-    only up to ``FAST_MARGIN`` of 1; a point with a non-finite output, a κ the first tier left
-    unknown or a share above that goes to the point-by-point check, as before.
-    Returns (decided, value shares by point, gradient shares by point)."""
+    error above its bound's constant term) whose every error above that term is within its bound
+    ``base + 4κ`` or outside it, by the condition numbers the first tier computed for the batch
+    (:mod:`.first_tier`, into the reference's memo: the numbers the point-by-point check would
+    read there). Errors are the batch's (:mod:`.truths`: within a relative 2^-51 of the exact
+    ones), so a share is decided only below ``FAST_MARGIN`` or above its inverse; a point with a
+    κ the first tier left unknown or a share near 1 goes to the point-by-point check, as before.
+    A NaN, or an infinity where the reference lies well within the format's range (``tr``, the
+    batch's :class:`~.truths.Truths`, and ``dtype`` given), is outside the contract whatever κ
+    (share inf, κ NaN, as :func:`_check_point` records it); without ``tr``, points with a
+    non-finite output are left to the point-by-point check.
+    Returns (decided, value shares by point, gradient shares by point, the outputs outside the
+    contract by point: ``(j, ulps, κ)``, ``j`` None for the value)."""
     decided = np.zeros(len(cand), dtype=bool)
     vshare: dict[int, float] = {}
     gshare: dict[int, list[float]] = {}
-    ok = cand & np.isfinite(vals)
-    if grads is not None:
-        ok &= np.all(np.isfinite(grads), axis=1)
+    fails: dict[int, list] = {}
+    if tr is None:
+        ok = cand & np.isfinite(vals)
+        if grads is not None:
+            ok &= np.all(np.isfinite(grads), axis=1)
+        spurious_v = np.zeros(len(cand), dtype=bool)
+        spurious_g = None if grads is None else np.zeros(grads.shape, dtype=bool)
+    else:  # non-finite outputs where the reference is finite and at most half the largest float
+        half = float(np.finfo(dtype).max) / 2
+        with np.errstate(invalid="ignore"):
+            spurious_v = ~np.isfinite(vals) & (np.abs(tr.v_hi) <= half)
+            spurious_g = None if grads is None else ~np.isfinite(grads) & (np.abs(tr.g_hi) <= half)
+        ok = cand & (np.isfinite(vals) | spurious_v)
+        if grads is not None:
+            ok &= np.all(np.isfinite(grads) | spurious_g, axis=1)
     idx = np.flatnonzero(ok)
     if not len(idx) or getattr(ref, "_memo", None) is None:
-        return decided, vshare, gshare
+        return decided, vshare, gshare, fails
     v_above = ev[idx] > vbase
     g_above = (eg[idx] > gbase) if eg is not None and eg.shape[1] else np.zeros((len(idx), 0), dtype=bool)
-    full = np.any(g_above, axis=1)
+    # κ only where a finite output is above its constant term
+    v_need = v_above & ~spurious_v[idx]
+    g_need = g_above & ~spurious_g[idx] if spurious_g is not None and g_above.shape[1] else g_above
+    full = np.any(g_need, axis=1)
     keys = [tuple(r) for r in pts[idx].tolist()]
     pending = ref._pending
     if pending is not None:  # the batch's κ stages, as the first point that needs each would run them
         need_full = [k for k, f in zip(keys, full.tolist()) if f]
-        need_value = [k for k, f, v in zip(keys, full.tolist(), v_above.tolist()) if v and not f]
+        need_value = [k for k, f, v in zip(keys, full.tolist(), v_need.tolist()) if v and not f]
         if need_full:
             pending(("kappa", need_full[0]), full=True, need=need_full)
         if need_value:
             pending(("kappa_value", need_value[0]), full=False, need=need_value)
     memo = ref._memo
     for n, (i, key) in enumerate(zip(idx.tolist(), keys)):
-        known = memo.get(("kappa", key))
+        known = memo.get(("kappa", key)) or memo.get(("kappa_partial", key))  # (NaN: an element unknown)
         if full[n]:
             if known is None:
                 continue
@@ -364,18 +403,50 @@ def decide_by_kappa(ref, pts: np.ndarray, cand: np.ndarray, vals, grads, ev, eg,
         else:
             kv = known[0] if known is not None else memo.get(("kappa_value", key))
             kg = ()
-        if v_above[n] and kv is None:
+        if v_need[n] and kv is None:
             continue
-        vs = _fast_share(float(ev[i]), vbase, kv) if v_above[n] else None
-        gs = [_fast_share(float(eg[i, j]), gbase, kg[j]) for j in np.flatnonzero(g_above[n]).tolist()]
-        if (vs is not None and not vs <= FAST_MARGIN) or not all(x <= FAST_MARGIN for x in gs):
-            continue
-        decided[i] = True
-        if vs is not None:
-            vshare[i] = vs
-        if gs:
-            gshare[i] = gs
-    return decided, vshare, gshare
+        vs = None
+        out: list = []
+        if v_above[n]:
+            if spurious_v[i]:
+                vs, k = math.inf, math.nan
+            else:
+                vs, k = _fast_share(float(ev[i]), vbase, kv), kv
+            if not (vs <= FAST_MARGIN or vs >= 1 / FAST_MARGIN):
+                continue
+            if vs > 1:
+                out.append((None, float(ev[i]), k))
+        gs = []
+        for j in np.flatnonzero(g_above[n]).tolist():
+            if spurious_g[i, j]:
+                share, k = math.inf, math.nan
+            else:
+                share, k = _fast_share(float(eg[i, j]), gbase, kg[j]), kg[j]
+            if not (share <= FAST_MARGIN or share >= 1 / FAST_MARGIN):
+                break
+            gs.append(share)
+            if share > 1:
+                out.append((j, float(eg[i, j]), k))
+        else:
+            decided[i] = True
+            if vs is not None:
+                vshare[i] = vs
+            if gs:
+                gshare[i] = gs
+            if out:
+                fails[i] = out
+    return decided, vshare, gshare, fails
+
+
+def _bits_errors(computed: np.ndarray, hi: np.ndarray, dtype) -> np.ndarray:
+    """:func:`~.truths.bits_errors` with a NaN's bits as :func:`~.ulps.bits_error` counts them
+    (every bit of the format)."""
+    out = bits_errors(computed, hi, dtype)
+    nan = np.isnan(computed)
+    if nan.any():
+        p = FORMATS[np.dtype(dtype)][0]
+        out = np.where(nan, float(p + 11 if np.dtype(dtype) == np.float64 else 32), out)
+    return out
 
 
 def _fast_share(e: float, base: float, kappa: float) -> float:

@@ -27,6 +27,7 @@ values) the balls compute as before: the first tier only removes work, never a d
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Sequence
 
@@ -274,7 +275,7 @@ class _Kappas:
     def __init__(self, ref, pts: np.ndarray, keys: list, main: list, dtype=np.float64, stage: str = "float", index: dict | None = None):
         self.ref, self.pts, self.keys, self.main, self.dtype, self.stage = ref, pts, keys, main, dtype, stage
         self.index = {k: i for i, k in enumerate(keys)} if index is None else index  # (the batch's own, from prefill)
-        self.value = None  # (k_value, known, grads, soft) of the value stage
+        self.value = None  # (k_value, known, grads, soft, gknown) of the value stage
         self.full_known = None  # where the gradient stage knew every κ
         self.tried = {False: np.zeros(len(keys), dtype=bool), True: np.zeros(len(keys), dtype=bool)}
 
@@ -324,10 +325,10 @@ class _Kappas:
         main = _evaluate(self.ref, "main", pts, dt, stage)
         if main is None:
             return
-        # κ needs a few digits of the value and of every gradient element (:func:`_value_kappas`):
+        # κ needs a few digits of the value and of the gradient elements (:func:`_value_kappas`):
         # where the format cannot give them either (an output past its range, a term that
         # cancels below its precision), the balls decide
-        few = np.logical_and.reduce([fi.approx(o)[1] for o in main])
+        few = fi.approx(main[0])[1]
         if not few.any():
             return
         keys = [self.keys[i] for i in np.flatnonzero(unknown)[few]]
@@ -344,23 +345,29 @@ def _columns(ref, pts: np.ndarray):
 @np.errstate(over="ignore", invalid="ignore")  # a sum of terms past the format's range: not known (_ratios)
 def _value_kappas(ref, pts: np.ndarray, main: list, dtype=np.float64, stage: str = "float"):
     """:meth:`RowReference._kappa_value` of every point: (κ, where known, the gradient's few
-    digits, where labels are soft), known where the first tier gives every term a few digits."""
+    digits, where labels are soft, where each gradient element has them), known where the first
+    tier gives the value and every term a few digits, or the terms it does not are negligible by
+    the balls' rule (:func:`_rest_negligible`: a gradient element within 2^-12 of the rest, e.g.
+    one past the format's range toward 0)."""
     xs, ys, ps, others = _columns(ref, pts)
     m = len(pts)
     val, known = fi.approx(main[0])
-    grads = []
+    grads, gknown = [], []
     for o in main[1:]:
         g, k = fi.approx(o)
         grads.append(g)
-        known = known & k
+        gknown.append(k)
     soft = np.zeros(m, dtype=bool)
     if ys.shape[1]:
         soft |= np.any((ys != 0) & (ys != 1), axis=1)
     if ps.shape[1]:
         soft |= np.any(ps != 0, axis=1)
-    num_v = np.zeros(m)
+    num_v, rest = np.zeros(m), np.zeros(m)
+    pinned = np.ones(m, dtype=bool)
     for i in range(ref.n):
         num_v = num_v + _term(xs[:, i], grads[i])
+        rest = rest + _bound(xs[:, i], main[1 + i], gknown[i])
+        pinned &= gknown[i]
     if others.shape[1] and soft.any():
         part = _evaluate(ref, "partials", pts, dtype, stage)
         if part is None:
@@ -369,22 +376,33 @@ def _value_kappas(ref, pts: np.ndarray, main: list, dtype=np.float64, stage: str
             for i, o in enumerate(part[: others.shape[1]]):
                 d, k = fi.approx(o, _scale(val, others[:, i]))
                 num_v = num_v + np.where(soft, _term(others[:, i], d), 0.0)
-                known = known & (k | ~soft)
-    k_value, known = _ratios(num_v, val, known)
-    return k_value, known, grads, soft
+                rest = rest + np.where(soft, _bound(others[:, i], o, k), 0.0)
+                pinned &= k | ~soft
+    k_value, known = _ratios(num_v, val, known & _rest_negligible(pinned, num_v, rest))
+    gk = np.stack(gknown, axis=1) if gknown else np.zeros((m, 0), dtype=bool)
+    return k_value, known, grads, soft, gk
 
 
 @np.errstate(over="ignore", invalid="ignore")
-def _grad_kappas(ref, pts: np.ndarray, keys: list, k_value, known, grads, soft, dtype=np.float64, stage: str = "float") -> np.ndarray:
+def _grad_kappas(ref, pts: np.ndarray, keys: list, k_value, known, grads, soft, gknown=None, dtype=np.float64, stage: str = "float") -> np.ndarray:
     """:meth:`RowReference._kappa` of every point whose terms the first tier gives a few digits
     of, into the memo (the value's κ from :func:`_value_kappas`); where they were known.
     The Hessian is evaluated at the points whose value stage was known only: every number is
-    per point, and the others' κ stays unknown whatever it gives."""
+    per point, and the others' κ stays unknown whatever it gives. Where the value's κ and some
+    gradient elements' are known but not all (an element the format cannot give, e.g. past its
+    range toward 0, whose κ a check rarely needs: its error is within the bound's constant term),
+    those are kept apart (``("kappa_partial", key)``, NaN for the unknown ones) for the batch
+    decisions (:func:`cesym.verify.contract.decide_by_kappa`), not for the point-by-point check,
+    which asks the balls for a whole κ."""
+    if gknown is None:
+        gknown = np.ones((len(pts), len(grads)), dtype=bool)
     sel = np.flatnonzero(known)
     if len(sel) < len(pts):
         out = np.zeros(len(pts), dtype=bool)
         if len(sel):
-            out[sel] = _grad_kappas(ref, pts[sel], [keys[i] for i in sel], k_value[sel], known[sel], [g[sel] for g in grads], soft[sel], dtype, stage)
+            out[sel] = _grad_kappas(
+                ref, pts[sel], [keys[i] for i in sel], k_value[sel], known[sel], [g[sel] for g in grads], soft[sel], gknown[sel], dtype, stage
+            )
         return out
     h = _evaluate(ref, "hessian", pts, dtype, stage)
     if h is None:
@@ -393,31 +411,51 @@ def _grad_kappas(ref, pts: np.ndarray, keys: list, k_value, known, grads, soft, 
     n, m = ref.n, len(pts)
     width = n + others.shape[1]
     variables = [xs[:, i] for i in range(n)] + [others[:, i] for i in range(others.shape[1])]
-    k_grad = []
+    k_grad, each = [], []
     for j, gj in enumerate(grads):
         num, rest = np.zeros(m), np.zeros(m)
         pinned = np.ones(m, dtype=bool)
         for i, x in enumerate(variables):
             o = h[j * width + i]
             d, k = fi.approx(o, _scale(gj, x))
-            t = _term(x, d)
-            bound = np.where(k, 0.0, _term(x, np.maximum(np.abs(o.lo), np.abs(o.hi))))  # NaN: none
+            t, bound = _term(x, d), _bound(x, o, k)
             if i >= n:
                 t, k, bound = np.where(soft, t, 0.0), k | ~soft, np.where(soft, bound, 0.0)
             num, rest = num + t, rest + bound
             pinned = pinned & k
-        # the balls' rule for the terms not pinned (reference._negligible_rest): 0 where their
-        # bounds sum to at most KAPPA_REST of the pinned terms (NaN or inf bounds: never)
-        known = known & (pinned | ((num > 0) & (rest <= _KAPPA_REST * num)))
-        r, known = _ratios(num, gj, known)
+        r, kj = _ratios(num, gj, known & gknown[:, j] & _rest_negligible(pinned, num, rest))
         k_grad.append(r)
-    for i in np.flatnonzero(known):
-        ref._memo.setdefault(("kappa", keys[i]), (float(k_value[i]), [float(k[i]) for k in k_grad]))
-    return known
+        each.append(kj)
+    full = np.logical_and.reduce(each) if each else known.copy()
+    memo = ref._memo
+    for i in np.flatnonzero(full):
+        memo.setdefault(("kappa", keys[i]), (float(k_value[i]), [float(k[i]) for k in k_grad]))
+    for i in np.flatnonzero(~full & np.logical_or.reduce(each)) if each else ():
+        got = [float(k[i]) if e[i] else math.nan for k, e in zip(k_grad, each)]
+        old = memo.get(("kappa_partial", keys[i]))
+        if old is not None:  # an earlier format's elements where this one has none
+            got = [a if a == a else b for a, b in zip(got, old[1])]
+        memo[("kappa_partial", keys[i])] = (float(k_value[i]), got)
+        memo.setdefault(("kappa_value", keys[i]), float(k_value[i]))
+    return full
 
 
 #: :data:`cesym.verify.reference.KAPPA_REST` as a float.
 _KAPPA_REST = 2.0**-12
+
+
+def _bound(x: np.ndarray, o, known: np.ndarray) -> np.ndarray:
+    """|x|·max|o| for the terms not pinned (``known`` false), 0 for the others: what a term of
+    κ the format could not give a few digits of can add at most (NaN where its interval is
+    unbounded or NaN)."""
+    return np.where(known, 0.0, _term(x, np.maximum(np.abs(o.lo), np.abs(o.hi))))
+
+
+def _rest_negligible(pinned: np.ndarray, num: np.ndarray, rest: np.ndarray) -> np.ndarray:
+    """The balls' rule for the terms of a κ not pinned (:func:`cesym.verify.reference._negligible_rest`):
+    they are 0 where their bounds sum to at most KAPPA_REST of the pinned terms' sum (never where
+    a bound is NaN or infinite); every term pinned is known as it is."""
+    return pinned | ((num > 0) & (rest <= _KAPPA_REST * num))
 
 
 def _term(x: np.ndarray, d: np.ndarray) -> np.ndarray:
