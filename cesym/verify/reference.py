@@ -580,7 +580,7 @@ class RowReference:
             for i, w in enumerate(weights):
                 if w == 0:
                     res[i] = mpmath.mpf(0)
-        for prec in PRECISIONS:
+        for prec in _from_magnitudes(inputs):
             with _working(prec):
                 out = _evaluate(fn, inputs)
                 if out is None:
@@ -727,6 +727,25 @@ def _negligible_rest(res: list, bounds: dict, weights: Sequence, group: int) -> 
         if pinned > 0 and rest <= KAPPA_REST * pinned:
             for i in open_:
                 res[i] = mpmath.mpf(0)
+
+
+def _from_magnitudes(inputs) -> tuple[int, ...]:
+    """The precisions :meth:`RowReference._approx` tries for κ at ``inputs``: the first, then from
+    the least one at or above the largest binary exponent of a float input (|x| = 2^E). A term
+    x·∂f/∂x with |x| = 2^E beside terms near 1 is not resolved below about E bits where the two
+    meet (a softmax row spanning 2^E), and the climb's evaluations between are spent; where they
+    do not meet (an elementwise loss: each element's terms apart) the first precision resolves
+    it. Logits of 1e230 beside 1e19 take two evaluations (80, 1280 bits) instead of five.
+    Measured (2-core Zen 4, 2026-12-05, the default ``cesym verify``): starting at the exponent's
+    precision outright took categorical focal from 44.0 to 36.7 configuration-seconds and binary
+    focal, elementwise, from 55.5 to 64.5 (its rows resolve at 80 bits). Values, whose climb is
+    short, start at the first. Stand-ins past any float (:mod:`cesym.verify.extended`, mpmath
+    numbers) do not count."""
+    e = 0
+    for x in inputs:
+        if type(x) is float and x != 0.0 and x - x == 0.0:
+            e = max(e, abs(math.frexp(x)[1]))
+    return PRECISIONS[:1] + tuple(p for p in PRECISIONS[1:] if p >= e or p == PRECISIONS[-1])
 
 
 def _term(x, d) -> mpmath.mpf:
