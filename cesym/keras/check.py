@@ -24,7 +24,7 @@ import mpmath
 import numpy as np
 
 from ..verify.contract import (
-    GRAD_BASE, KAPPA_FACTOR, VALUE_BASE, batch_points, decide_by_kappa, definition, losses_by_name, point_of, reference_for, within_base,
+    GRAD_BASE, KAPPA_FACTOR, VALUE_BASE, batch_points, decide_by_kappa, definition, kappa_of, losses_by_name, point_of, reference_for, within_base,
 )
 from ..verify.truths import FAST_MARGIN
 from .model import _ends, contains, envelope
@@ -136,9 +136,6 @@ def classify(case: KernelCase, batch: Batch, keras_call) -> KerasTally:
                     memo.append(envelope(case, lab, pred, batch.params, dtype))
                 return memo[0]
 
-            def kappa(ref=ref, lab=lab, pred=pred, tv=tv, tg=tg):  # memoised by the reference
-                return ref.kappa(lab, pred, params, tv, tg)
-
             def kappa_value(ref=ref, lab=lab, pred=pred, tv=tv, tg=tg):  # first derivatives only
                 return ref.kappa_value(lab, pred, params, tv, tg)
 
@@ -176,7 +173,7 @@ def classify(case: KernelCase, batch: Batch, keras_call) -> KerasTally:
             for j, (gj, tj) in enumerate(zip(g, tg)):
                 if gstat[i, j]:
                     continue
-                status, e = judge(f"grad[{j}]", gj, tj, lambda j=j: model()[1][j], GRAD_BASE, lambda j=j: kappa()[1][j], grad_near(j))
+                status, e = judge(f"grad[{j}]", gj, tj, lambda j=j: model()[1][j], GRAD_BASE, lambda j=j: kappa_of(ref, lab, pred, params, tv, tg, j), grad_near(j))
                 tally.grad[status] += 1
                 tally.grad_max_ulps = max(tally.grad_max_ulps, e)
                 worst("grad", e, gj, tj, status, f", element {j}")

@@ -507,9 +507,6 @@ def _check_point(ref, res: Result, stratum, row, col, lab, pred, params, val, gr
         res.unresolved += 1
         return
 
-    def kappa():  # memoised by the reference: computed once, and only where an error needs it
-        return ref.kappa(lab, pred, params, true_v, true_g)
-
     def kappa_value():  # the value's κ needs first derivatives only: no Hessian unless a gradient needs it
         return ref.kappa_value(lab, pred, params, true_v, true_g)
 
@@ -536,7 +533,7 @@ def _check_point(ref, res: Result, stratum, row, col, lab, pred, params, val, gr
         return
     for j, (gj, tj) in enumerate(zip(grow, true_g)):
         e = _error(gj, tj, dtype)
-        res.note("grad", e, describe(gj, tj, lambda j=j: kappa()[1][j]))
+        res.note("grad", e, describe(gj, tj, lambda j=j: kappa_of(ref, lab, pred, params, true_v, true_g, j)))
         res.grad_ulps.append(e)
         res.grad_bits.append(_bits(gj, tj, dtype))
         if _no_limit(tj):
@@ -545,13 +542,27 @@ def _check_point(ref, res: Result, stratum, row, col, lab, pred, params, val, gr
                     Failure(f"grad{where or ''}[{j}]", row, stratum, e, math.nan, _later_inputs(lab, pred, params), float(gj), "no limit (NaN)")
                 )
         elif e > gbase:
-            k = math.nan if _spurious_nonfinite(gj, tj) else kappa()[1][j]
+            k = math.nan if _spurious_nonfinite(gj, tj) else kappa_of(ref, lab, pred, params, true_v, true_g, j)
             share = _share(e, gbase, k, gj, tj)
             res.grad_share.append(share)
             if share > 1:
                 res.failures.append(
                     Failure(f"grad{where or ''}[{j}]", row, stratum, e, k, _later_inputs(lab, pred, params), float(gj), tj)
                 )
+
+
+def kappa_of(ref, lab, pred, params, value, grad, j: int) -> float:
+    """κ of gradient element ``j`` at a point: the first tier's where it knows that element (its
+    partial κ of the batch, :func:`cesym.verify.first_tier._grad_kappas`), else the whole κ
+    (:meth:`RowReference.kappa`: the balls, where the tier knows not every element)."""
+    memo = getattr(ref, "_memo", None)
+    if memo is not None and isinstance(ref, RowReference):
+        key = tuple(ref._inputs(lab, pred, params))
+        if ("kappa", key) not in memo:
+            part = memo.get(("kappa_partial", key))
+            if part is not None and part[1][j] == part[1][j]:  # (NaN: unknown)
+                return part[1][j]
+    return ref.kappa(lab, pred, params, value, grad)[1][j]
 
 
 def _no_limit(true) -> bool:
