@@ -24,11 +24,12 @@ import mpmath
 import numpy as np
 
 from ..verify.contract import (
-    GRAD_BASE, KAPPA_FACTOR, VALUE_BASE, batch_points, decide_by_kappa, definition, kappa_of, losses_by_name, point_of, reference_for, within_base,
+    GRAD_BASE, KAPPA_FACTOR, VALUE_BASE, batch_points, decide_by_kappa, definition, kappa_of, losses_by_name, point_of, reference_for, tier_kappas,
+    within_base,
 )
 from ..verify.truths import FAST_MARGIN
 from .model import _ends, contains, envelope
-from .replay import agreement, near, replay_outputs
+from .replay import agreement, near, near_bounds, replay_outputs
 from ..verify.reference import Unresolved
 from ..verify.registry import KernelCase, one_hot
 from ..verify.sampling import Batch
@@ -252,16 +253,12 @@ def _batch_statuses(case: KernelCase, loss, labels, pred, params, value, grad, d
 def _known_kappas(ref, pts: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The κ of the value and of each gradient element the reference holds for the points (NaN
     where none): what the judge's condition numbers would read there without computing."""
-    memo = ref._memo
     kv, kg = np.full(len(pts), np.nan), np.full((len(pts), k), np.nan)
     for i, key in enumerate(tuple(r) for r in pts.tolist()):
-        full = memo.get(("kappa", key)) or memo.get(("kappa_partial", key))  # (NaN: an element unknown)
-        if full is not None:
-            kv[i] = full[0]
-            if k:
-                kg[i] = full[1]
-        else:
-            kv[i] = memo.get(("kappa_value", key), np.nan)
+        v, g = tier_kappas(ref._memo, key)
+        kv[i] = np.nan if v is None else v
+        if g is not None and k:
+            kg[i] = g
     return kv, kg
 
 
@@ -279,13 +276,9 @@ def _statuses(outs, errs, t_hi, t_lo, base: float, kappa, rep, dtype) -> np.ndar
         out = np.where(exact, 1, 0).astype(np.int8)
         if rep is None:
             return out
-        v, b = (np.asarray(a, dtype=np.float64) for a in rep)
-        tiny = float(np.finfo(dtype).smallest_normal)
-        lo, hi = v - b, v + b  # replay.near, elementwise: the same float64 operations
-        flush = np.abs(v) < tiny + b
-        lo, hi = np.where(flush, np.minimum(lo, 0.0), lo), np.where(flush, np.maximum(hi, 0.0), hi)
+        lo, hi, defined = near_bounds(*rep, dtype)
         y = np.asarray(outs, dtype=np.float64)
-        inside = above & np.isfinite(v) & np.isfinite(b) & (lo <= y) & (y <= hi)
+        inside = above & defined & (lo <= y) & (y <= hi)
         # lo <= t and t <= hi for t = t_hi + t_lo exactly: t_hi is the float64 nearest t
         t_in = ((lo < t_hi) | ((lo == t_hi) & (t_lo >= 0))) & ((t_hi < hi) | ((t_hi == hi) & (t_lo <= 0)))
     return np.where(inside, np.where(t_in, 3, 2), out).astype(np.int8)

@@ -371,6 +371,17 @@ def near(value, bound, dtype) -> tuple[float, float] | None:
     return lo, hi
 
 
+def near_bounds(value: np.ndarray, bound: np.ndarray, dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`near` elementwise, on the same float64 operations: ``(lo, hi, defined)``, ``defined``
+    false where :func:`near` gives None (a value or bound not finite)."""
+    v, b = np.asarray(value, dtype=np.float64), np.asarray(bound, dtype=np.float64)
+    tiny = float(np.finfo(dtype).smallest_normal)
+    with np.errstate(invalid="ignore", over="ignore"):
+        lo, hi = v - b, v + b
+        flush = np.abs(v) < tiny + b  # TensorFlow flushes subnormal results to zero
+    return np.where(flush, np.minimum(lo, 0.0), lo), np.where(flush, np.maximum(hi, 0.0), hi), np.isfinite(v) & np.isfinite(b)
+
+
 def agreement(replayed: np.ndarray, bound: np.ndarray, keras, dtype) -> tuple[int, int, float]:
     """(outputs of Keras equal to the replay's bit for bit, outputs compared, the largest distance
     of the others as a fraction of their bound, among those with a finite bound). NaN matches NaN,

@@ -32,7 +32,7 @@ from .reference import RowReference, Unresolved
 from .registry import KernelCase, one_hot
 from .sampling import Batch
 from .truths import FAST_MARGIN, batch_truths, bits_errors, special_inputs, ulp_errors
-from .ulps import FORMATS, bits_error, ulp_error
+from .ulps import bits_error, ulp_error
 
 __all__ = ["Result", "Failure", "check_batch", "definition", "losses_by_name", "VALUE_BASE", "GRAD_BASE"]
 
@@ -326,7 +326,7 @@ def _decide_within_base(ref, loss, case, pts, labels, pred, params, value, g, dt
     fast, vals, grads, ev, eg, tr = within_base(ref, loss, case, pts, value, g, dtype, vbase, gbase)
     by_kappa, vshare, gshare, fails = decide_by_kappa(ref, pts, tr.ok & ~fast, vals, grads, ev, eg, vbase, gbase, tr, dtype)
     fast = fast | by_kappa
-    out = _Decided(ref, dtype, fast, ev, _bits_errors(vals, tr.v_hi, dtype), eg, None if grads is None else _bits_errors(grads, tr.g_hi, dtype), vshare, gshare, fails)
+    out = _Decided(ref, dtype, fast, ev, bits_errors(vals, tr.v_hi, dtype), eg, None if grads is None else bits_errors(grads, tr.g_hi, dtype), vshare, gshare, fails)
     idx = np.flatnonzero(fast)
     if not len(idx):
         return out
@@ -393,17 +393,9 @@ def decide_by_kappa(ref, pts: np.ndarray, cand: np.ndarray, vals, grads, ev, eg,
             pending(("kappa", need_full[0]), full=True, need=need_full)
         if need_value:
             pending(("kappa_value", need_value[0]), full=False, need=need_value)
-    memo = ref._memo
     for n, (i, key) in enumerate(zip(idx.tolist(), keys)):
-        known = memo.get(("kappa", key)) or memo.get(("kappa_partial", key))  # (NaN: an element unknown)
-        if full[n]:
-            if known is None:
-                continue
-            kv, kg = known
-        else:
-            kv = known[0] if known is not None else memo.get(("kappa_value", key))
-            kg = ()
-        if v_need[n] and kv is None:
+        kv, kg = tier_kappas(ref._memo, key)
+        if (full[n] and kg is None) or (v_need[n] and kv is None):
             continue
         vs = None
         out: list = []
@@ -436,17 +428,6 @@ def decide_by_kappa(ref, pts: np.ndarray, cand: np.ndarray, vals, grads, ev, eg,
             if out:
                 fails[i] = out
     return decided, vshare, gshare, fails
-
-
-def _bits_errors(computed: np.ndarray, hi: np.ndarray, dtype) -> np.ndarray:
-    """:func:`~.truths.bits_errors` with a NaN's bits as :func:`~.ulps.bits_error` counts them
-    (every bit of the format)."""
-    out = bits_errors(computed, hi, dtype)
-    nan = np.isnan(computed)
-    if nan.any():
-        p = FORMATS[np.dtype(dtype)][0]
-        out = np.where(nan, float(p + 11 if np.dtype(dtype) == np.float64 else 32), out)
-    return out
 
 
 def _fast_share(e: float, base: float, kappa: float) -> float:
@@ -551,17 +532,24 @@ def _check_point(ref, res: Result, stratum, row, col, lab, pred, params, val, gr
                 )
 
 
+def tier_kappas(memo: dict, key: tuple) -> tuple[float | None, list[float] | None]:
+    """The κ of the value and of the gradient elements the reference's memo holds for the point
+    ``key`` (its inputs) without computing: the whole κ, else the first tier's partial one (NaN
+    for an element it does not know, :func:`cesym.verify.first_tier._grad_kappas`), else the
+    value's alone (no gradient: None); None where there is none."""
+    got = memo.get(("kappa", key)) or memo.get(("kappa_partial", key))
+    if got is not None:
+        return got[0], got[1]
+    return memo.get(("kappa_value", key)), None
+
+
 def kappa_of(ref, lab, pred, params, value, grad, j: int) -> float:
-    """κ of gradient element ``j`` at a point: the first tier's where it knows that element (its
-    partial κ of the batch, :func:`cesym.verify.first_tier._grad_kappas`), else the whole κ
-    (:meth:`RowReference.kappa`: the balls, where the tier knows not every element)."""
-    memo = getattr(ref, "_memo", None)
-    if memo is not None and isinstance(ref, RowReference):
-        key = tuple(ref._inputs(lab, pred, params))
-        if ("kappa", key) not in memo:
-            part = memo.get(("kappa_partial", key))
-            if part is not None and part[1][j] == part[1][j]:  # (NaN: unknown)
-                return part[1][j]
+    """κ of gradient element ``j`` at a point: where the memo knows that element
+    (:func:`tier_kappas`), that; else the whole κ (:meth:`RowReference.kappa`: the balls)."""
+    if isinstance(ref, RowReference):
+        kg = tier_kappas(ref._memo, tuple(ref._inputs(lab, pred, params)))[1]
+        if kg is not None and kg[j] == kg[j]:  # (NaN: unknown)
+            return kg[j]
     return ref.kappa(lab, pred, params, value, grad)[1][j]
 
 

@@ -867,10 +867,8 @@ def evaluate(fn: Callable, columns: Sequence[np.ndarray]) -> list[DD] | None:
     exact); None where the code uses what this arithmetic does not model."""
     args = [DD.exact(np.asarray(c, dtype=np.float64)) for c in columns]
     n = len(columns[0]) if columns else 1
-    try:
-        with np.errstate(all="ignore"):
-            out = fn(*args)
-    except (TypeError, ValueError, AttributeError, ZeroDivisionError, OverflowError):
+    out = fi.run_printed(fn, args)
+    if out is None:
         return None
     return [DD(np.ascontiguousarray(np.broadcast_to(_dv(o).v, (4, n)))) for o in out]
 

@@ -454,6 +454,17 @@ def compile_source(fn: Callable, namespace: dict | None = None) -> Callable | No
     return out if callable(out) else None
 
 
+def run_printed(fn: Callable, args: list) -> list | None:
+    """The printed reference code ``fn`` on one format's interval arguments (this module's, the
+    wide and the double-double formats'): its outputs, or None where the code uses what the
+    format does not model (an operation or a comparison it lacks, a quotient by an exact 0)."""
+    try:
+        with np.errstate(all="ignore"):
+            return list(fn(*args))
+    except (TypeError, ValueError, AttributeError, ZeroDivisionError, OverflowError):
+        return None
+
+
 def evaluate(fn: Callable, columns: Sequence[np.ndarray], dtype=np.float64) -> list[Interval] | None:
     """``fn`` (from :func:`compile_source`) on the points whose inputs are ``columns`` (one array
     of float64 per argument, exact binary values), in intervals of ``dtype`` (float64 or
@@ -462,10 +473,8 @@ def evaluate(fn: Callable, columns: Sequence[np.ndarray], dtype=np.float64) -> l
     # contiguous once here (the columns of a batch are strided views): not copied by every loop
     args = [Interval(np.ascontiguousarray(c, dtype=dtype)) for c in columns]
     n = len(columns[0]) if columns else 1
-    try:
-        with np.errstate(all="ignore"):
-            out = fn(*args)
-    except (TypeError, ValueError, AttributeError, ZeroDivisionError, OverflowError):
+    out = run_printed(fn, args)
+    if out is None:
         return None
     res = []
     for o in out:

@@ -663,10 +663,8 @@ def evaluate(fn: Callable, columns: Sequence[np.ndarray], dtype) -> list[fi.Inte
     arithmetic does not model."""
     args = [Scaled.exact(np.asarray(c, dtype=np.float64)) for c in columns]
     n = len(columns[0]) if columns else 1
-    try:
-        with np.errstate(all="ignore"):
-            out = fn(*args)
-    except (TypeError, ValueError, AttributeError, ZeroDivisionError, OverflowError):
+    out = fi.run_printed(fn, args)
+    if out is None:
         return None
     res = []
     for o in out:

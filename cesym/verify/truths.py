@@ -155,12 +155,14 @@ def ulp_errors(computed: np.ndarray, hi: np.ndarray, lo: np.ndarray, dtype) -> n
 
 def bits_errors(computed: np.ndarray, hi: np.ndarray, dtype) -> np.ndarray:
     """Herbie's bits of error (:func:`cesym.verify.ulps.bits_error`) elementwise: log2(1 + the
-    floats between ``computed`` and the reference rounded to ``dtype``, through float64 as there)."""
+    floats between ``computed`` and the reference rounded to ``dtype``, through float64 as there);
+    a NaN's, as there, every bit of the format (64 for float64, 32 for float32)."""
     dt = np.dtype(dtype)
     it, mask = (np.int64, 0x7FFFFFFFFFFFFFFF) if dt == np.float64 else (np.int32, 0x7FFFFFFF)
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):
         a = np.asarray(computed, dtype=dt).view(it).astype(np.int64)
         b = np.asarray(hi, dtype=np.float64).astype(dt).view(it).astype(np.int64)
     a = np.where(a >= 0, a, -(a & mask))
     b = np.where(b >= 0, b, -(b & mask))
-    return np.log2(1.0 + np.abs(a - b).astype(np.float64))
+    out = np.log2(1.0 + np.abs(a - b).astype(np.float64))
+    return np.where(np.isnan(computed), float(FORMATS[dt][0] + 11 if dt == np.float64 else 32), out)
