@@ -18,8 +18,8 @@ from conftest import SEED, pred_from
 
 CALLERS = 8  # Python threads calling the kernels
 KERNEL_THREADS = 8  # kernels.set_num_threads(8): 7 pool workers shared by every caller
-#: Each task is called by CALLERS // SPREAD callers (every SPREAD-th caller, by the task's index),
-#: each caller in its own random order: 8 callers racing the pool, each task 4 times at once.
+#: Caller i calls the tasks whose index is i modulo SPREAD, in its own random order: 8 callers
+#: racing the pool, each task called by CALLERS // SPREAD = 4 of them.
 SPREAD = 2
 
 

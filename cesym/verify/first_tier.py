@@ -184,11 +184,10 @@ def pinned_middles(ref, rows: list, dtype) -> tuple[np.ndarray, np.ndarray, np.n
     return ok, hi, lo
 
 
-def _compiled(ref, what: str, scaled: bool = False, stage: str | None = None):
-    """The first tier's version of one of ``ref``'s compiled forms, on float intervals, on
-    :mod:`.scaled_intervals` (``scaled``) or on :mod:`.dd_intervals` (``stage="dd"``); None
-    where not available."""
-    stage = stage or ("scaled" if scaled else "float")
+def _compiled(ref, what: str, stage: str = "float"):
+    """The first tier's version of one of ``ref``'s compiled forms, on float intervals
+    (``"float"``), on :mod:`.scaled_intervals` (``"scaled"``) or on :mod:`.dd_intervals`
+    (``"dd"``); None where not available."""
     fns = ref.__dict__.setdefault("_tier1_fns", {})
     name = what if stage == "float" else f"{what} {stage}"
     if name not in fns:
@@ -233,11 +232,11 @@ def _evaluate(ref, what: str, pts: np.ndarray, dtype, stage: str = "float") -> l
 
         out = dd.evaluate(fn, list(pts.T))
         return None if out is None else [dd.to_interval(o) for o in out]
-    scaled = stage == "wide" and _scaled()
-    fn = _compiled(ref, what, scaled)
+    fmt = "scaled" if stage == "wide" and _scaled() else "float"
+    fn = _compiled(ref, what, fmt)
     if fn is None:
         return None
-    if scaled:
+    if fmt == "scaled":
         from . import scaled_intervals as si
 
         return si.evaluate(fn, list(pts.T), dtype)
