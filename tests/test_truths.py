@@ -77,6 +77,17 @@ def test_errors_agree_with_the_exact_ones(dtype):
     assert np.isinf(truths.ulp_errors(np.array([np.nan, np.inf]), np.ones(2), np.zeros(2), dtype)).all()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bits_of_outputs_at_opposite_ends_of_the_format(dtype):
+    """Ordinals of opposite signs lie up to 2^64 apart, past int64: still the scalar count, no NaN."""
+    top = float(np.finfo(dtype).max)
+    computed = np.array([np.inf, -top, top, 3.0], dtype=dtype)
+    true = [-top, top, -top, -3.0]
+    with np.errstate(all="raise"):
+        got = truths.bits_errors(computed, np.array(true), dtype)
+    for y, t, b in zip(computed, true, got):
+        assert abs(b - bits_error(y, mpmath.mpf(t), dtype)) <= 1e-12 * b
+
 def test_what_float64_cannot_hold_is_left_out():
     assert np.isnan(truths._dd(mpmath.mpf("1e-320"))[0])  # subnormal: fewer than 106 bits
     assert np.isnan(truths._dd(mpmath.ldexp(1, -5000))[0])  # rounds to 0, but is not 0

@@ -164,5 +164,9 @@ def bits_errors(computed: np.ndarray, hi: np.ndarray, dtype) -> np.ndarray:
         b = np.asarray(hi, dtype=np.float64).astype(dt).view(it).astype(np.int64)
     a = np.where(a >= 0, a, -(a & mask))
     b = np.where(b >= 0, b, -(b & mask))
-    out = np.log2(1.0 + np.abs(a - b).astype(np.float64))
+    # ordinals of opposite signs are up to 2^64 apart, past int64: there |a| + |b| in float64
+    # (a count past 2^53 rounds, its log2 does not notice)
+    with np.errstate(over="ignore"):
+        apart = np.where((a < 0) == (b < 0), np.abs(a - b).astype(np.float64), np.abs(a).astype(np.float64) + np.abs(b).astype(np.float64))
+    out = np.log2(1.0 + apart)
     return np.where(np.isnan(computed), float(FORMATS[dt][0] + 11 if dt == np.float64 else 32), out)
