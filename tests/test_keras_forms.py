@@ -176,3 +176,60 @@ def test_one_class_rows_of_sparse_cross_entropy_are_not_broadcast(dtype):
 
         t = check_classes(c, b, broadcast, seed=SEED)
         assert t.reductions["none"]["value"]["unexplained"] > 0
+
+
+@pytest.mark.parametrize("name,keywords", [("categorical_crossentropy", {"from_logits": True}), ("binary_crossentropy", {"from_logits": False}),
+                                           ("cosine_similarity", {}), ("huber", {}), ("kl_divergence", {})])
+def test_gradient_elements_decided_in_batch_are_the_judges(monkeypatch, name, keywords):
+    """The loss classes' gradient elements tallied at once (``forms._within_base``) get the counts
+    and the largest error the element-by-element judge gives them (to a relative 2^-48)."""
+    from cesym.keras import forms
+
+    pytest.importorskip("tensorflow")
+    c = case(name, **keywords)
+    call = keras_class_kernel(c)
+    batches = [(dtype, sample(c, dtype, n, 12, seed=SEED, soft=soft, smoothing=smooth))
+               for dtype in (np.float32, np.float64) for n in (2, 5) for _, soft, smooth in label_kinds(c)]
+    fast = [check_classes(c, b, call, seed=SEED) for _, b in batches]
+    within = forms._within_base
+    monkeypatch.setattr(forms, "_within_base", lambda *a: (np.zeros_like(within(*a)[0]), within(*a)[1]))
+    slow = [check_classes(c, b, call, seed=SEED) for _, b in batches]
+    decided = 0
+    for (dtype, b), f, s in zip(batches, fast, slow):
+        assert f.grad == s.grad and f.reductions == s.reductions and f.value == s.value
+        assert f.grad_max_ulps == s.grad_max_ulps or abs(f.grad_max_ulps - s.grad_max_ulps) <= 2.0**-48 * s.grad_max_ulps
+        decided += f.grad["exact"]
+    assert decided > 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_batch_path_hands_over_what_it_cannot_decide(dtype):
+    """Within 8 ulps of c·g (c = w, or w/B for 'sum_over_batch_size') less the margin: decided
+    exact; 9 ulps away, a NaN, or a reference float64 cannot hold: left to the judge."""
+    from cesym.keras.forms import _grads_dd, _within_base
+    from cesym.verify.ulps import ulp, ulp_error
+
+    with mpmath.workprec(200):
+        g = [mpmath.mpf(1) / 3, mpmath.mpf(-2.5), mpmath.mpf(0), mpmath.mpf("1e-320")]
+    truth = [(mpmath.mpf(1), g)] * 2
+    dd = _grads_dd(truth, len(g))
+    w = np.array([0.75, 0.0])
+    for reduction, D in (("sum", 1), ("sum_over_batch_size", 2)):
+        out = np.zeros((2, len(g)))
+        want = np.zeros((2, len(g)), dtype=bool)
+        for i in range(2):
+            for j, gj in enumerate(g):
+                with mpmath.workprec(256):
+                    t = mpmath.mpf(w[i]) * gj / D
+                steps = 9 if j == 1 else 7
+                x = float(t) + steps * float(ulp(gj, dtype)) * w[i] / D
+                out[i, j] = x
+                want[i, j] = j in (0, 2) or (w[i] == 0 and j != 3)
+        out[0, 2] = np.nan
+        want[0, 2] = False
+        exact, errors = _within_base(dd, out.astype(dtype), w, reduction, dtype)
+        assert (exact == want).all(), (reduction, exact, want)
+        for i, j in zip(*np.nonzero(exact)):
+            with mpmath.workprec(256):
+                true = mpmath.mpf(w[i]) * g[j] / D
+            assert abs(errors[i, j] - ulp_error(out.astype(dtype)[i, j], true, dtype)) <= 2.0**-48 * max(errors[i, j], 1)

@@ -59,6 +59,9 @@ import mpmath
 import numpy as np
 
 from ..verify.contract import GRAD_BASE, KAPPA_FACTOR, VALUE_BASE, definition, reference_for
+from ..kernels._eft import _two_prod_err
+from ..verify import truths as _truths
+from ..verify.truths import FAST_MARGIN, _dd
 from .model import _ends, _Rounding, contains, envelope
 from .replay import class_seeds, class_values, near, replay_outputs
 from ..verify.reference import Unresolved
@@ -332,6 +335,7 @@ def check_classes(case: KernelCase, batch: Batch, class_call: Callable, seed=0) 
             return _band(L, VALUE_BASE, k, dtype)
 
         broadcast = _labels_broadcast(case, labels, n)
+        g_dd = _grads_dd(truth, n)
         replayed = None if broadcast else _class_replay(case, labels, pred, batch.params, dtype)
         for reduction in REDUCTIONS:
             for weights in (None, w):
@@ -362,7 +366,8 @@ def check_classes(case: KernelCase, batch: Batch, class_call: Callable, seed=0) 
                     rv, rg = replayed[0](reduction, weights), replayed[1](reduction, weights)
                 _classify_values(tally, truth, value, weights, reduction, R, fmax, model_values, value_band, dtype, tag, rv)
                 _classify_grads(
-                    tally, ref, truth, dense, pred, params, grad, weights, reduction, R, grad_model, dtype, tag, rg
+                    tally, ref, truth, dense, pred, params, grad, weights, reduction, R, grad_model, dtype, tag, rg,
+                    _within_base(g_dd, grad, weights, reduction, dtype),
                 )
     finally:
         iv.prec = old
@@ -477,17 +482,73 @@ def _classify_values(tally, truth, value, weights, reduction, R, fmax, model_val
             )
 
 
-def _classify_grads(tally, ref, truth, dense, pred, params, grad, weights, reduction, R, grad_model, dtype, tag, replayed=None):
+def _grads_dd(truth: list, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows' reference gradients as double-doubles (:func:`cesym.verify.truths._dd`): ``(hi,
+    lo)``, each (rows, n); hi NaN where float64 cannot hold an element to 106 bits."""
+    dd = np.array([[_dd(t) for t in g] for _, g in truth], dtype=np.float64).reshape(len(truth), n, 2)
+    return dd[..., 0], dd[..., 1]
+
+
+def _within_base(g_dd, grad, weights, reduction: str, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """``(exact, errors)`` of the gradient elements of one reduction, the whole batch at once:
+    ``exact`` where Keras's element lies within ``c_i·(g_ij ± 8 ulp(g_ij))``, ``c_i = w_i`` (1
+    unweighted; ``/B`` for 'sum_over_batch_size'): inside the mathematics' band of
+    :func:`_classify_grads` without κ, whatever TensorFlow's rounding of the seed ``U_i`` (the
+    band is ``U_i`` times that interval, ``U_i`` an interval around ``c_i``); ``errors`` their
+    ulps from ``c_i·g_ij``. ``c_i·g_ij`` is formed as a double-double (Dekker's TwoProduct, and
+    the division's remainder), the tests as :mod:`cesym.verify.truths` makes them (errors within
+    a relative 2^-51 of :func:`~cesym.verify.ulps.ulp_error`'s, decided only below
+    ``FAST_MARGIN`` of the bound); an element outside that, not finite, or whose products would
+    leave the range where TwoProduct is exact is left to the element-by-element judge."""
+    g_hi, g_lo = g_dd
+    B, n = g_hi.shape
+    w = np.ones(B) if weights is None else np.asarray(weights, dtype=np.float64)
+    k = np.asarray(grad, dtype=np.float64).reshape(B, n)
+    p, emin, top = _truths._top(dtype)
+    with np.errstate(all="ignore"):
+        wc = w[:, None]
+        t_hi = wc * g_hi
+        t_lo = _two_prod_err(np.broadcast_to(wc, g_hi.shape), g_hi, t_hi) + wc * g_lo
+        t_hi, t_lo = t_hi + t_lo, t_lo - ((t_hi + t_lo) - t_hi)
+        c = w
+        if reduction == "sum_over_batch_size":  # (w·g)/B: the quotient and its remainder's
+            q = t_hi / B
+            rem = ((t_hi - q * B) - _two_prod_err(q, np.full_like(q, float(B)), q * B)) + t_lo
+            t_hi, t_lo = q + rem / B, (rem / B) - ((q + rem / B) - q)
+            c = w / B
+        # ulp(g_ij): its exponent from hi and lo, as truths.ulp_errors takes it
+        m, e = np.frexp(g_hi)
+        below = (np.abs(m) == 0.5) & (g_lo != 0) & ((g_lo < 0) != (g_hi < 0))
+        e = np.where(below, e - 1, e)
+        ulp_g = np.ldexp(1.0, np.where((g_hi == 0) & (g_lo == 0), emin, np.maximum(e - p, emin)))
+        d = np.abs((k - t_hi) - t_lo)
+        a, ag = np.abs(t_hi), np.abs(g_hi)
+        safe = np.isfinite(k) & np.isfinite(g_hi) & (ag < 2.0**900) & ((g_hi == 0) | (ag >= 2.0**-800))
+        safe &= (t_hi == 0) | ((a >= 2.0**-800) & (a < top))
+        exact = safe & (d <= GRAD_BASE * c[:, None] * ulp_g * FAST_MARGIN)
+        errors = _truths.ulp_errors(k, t_hi, t_lo, dtype)
+    return exact, errors
+
+
+def _classify_grads(tally, ref, truth, dense, pred, params, grad, weights, reduction, R, grad_model, dtype, tag, replayed=None, fast=None):
     """The gradient of one reduction: element (i, j) against ``U_i·g_ij`` (its seed times the
     per-sample gradient), the replay seeded with ``U_i`` (``replayed``: its gradient and bound,
-    or None) and the envelope seeded with ``U_i``."""
+    or None) and the envelope seeded with ``U_i``. ``fast``: :func:`_within_base` of these
+    elements, whose exact ones are tallied at once."""
     B, n = pred.shape
     D = B if reduction == "sum_over_batch_size" else 1
+    if fast is not None:
+        exact, errors = fast
+        if exact.any():
+            tally.add(reduction, "grad", "exact", int(np.count_nonzero(exact)))
+            tally.grad_max_ulps = max(tally.grad_max_ulps, float(errors[exact].max()))
     for i in range(B):
         L, g = truth[i]
         wi = 1.0 if weights is None else float(weights[i])
         U = _seed(R, reduction, None if weights is None else wi, B)
         for j in range(n):
+            if fast is not None and fast[0][i, j]:
+                continue
             k = float(grad[i, j])
 
             def math_at(with_kappa: bool, i=i, j=j):
