@@ -39,7 +39,7 @@ import mpmath
 import numpy as np
 
 from .reference import RowReference, Unresolved
-from .ulps import FORMATS
+from .ulps import FORMATS, nan_bits
 
 __all__ = ["Truths", "batch_truths", "ulp_errors", "bits_errors", "special_inputs", "FAST_MARGIN"]
 
@@ -156,7 +156,7 @@ def ulp_errors(computed: np.ndarray, hi: np.ndarray, lo: np.ndarray, dtype) -> n
 def bits_errors(computed: np.ndarray, hi: np.ndarray, dtype) -> np.ndarray:
     """Herbie's bits of error (:func:`cesym.verify.ulps.bits_error`) elementwise: log2(1 + the
     floats between ``computed`` and the reference rounded to ``dtype``, through float64 as there);
-    a NaN's, as there, every bit of the format (64 for float64, 32 for float32)."""
+    a NaN's, as there, :func:`~cesym.verify.ulps.nan_bits`."""
     dt = np.dtype(dtype)
     it, mask = (np.int64, 0x7FFFFFFFFFFFFFFF) if dt == np.float64 else (np.int32, 0x7FFFFFFF)
     with np.errstate(over="ignore", invalid="ignore"):
@@ -169,4 +169,4 @@ def bits_errors(computed: np.ndarray, hi: np.ndarray, dtype) -> np.ndarray:
     with np.errstate(over="ignore"):
         apart = np.where((a < 0) == (b < 0), np.abs(a - b).astype(np.float64), np.abs(a).astype(np.float64) + np.abs(b).astype(np.float64))
     out = np.log2(1.0 + apart)
-    return np.where(np.isnan(computed), float(FORMATS[dt][0] + 11 if dt == np.float64 else 32), out)
+    return np.where(np.isnan(computed), nan_bits(dt), out)

@@ -16,7 +16,7 @@ import struct
 import mpmath
 import numpy as np
 
-__all__ = ["FORMATS", "ulp", "ulp_error", "bits_error", "round_to"]
+__all__ = ["FORMATS", "ulp", "ulp_error", "bits_error", "nan_bits", "round_to"]
 
 #: significand bits (with the hidden bit), smallest subnormal exponent, largest finite value
 FORMATS = {
@@ -145,12 +145,18 @@ def round_to(v, dtype) -> float:
     return -x if sign else x
 
 
+def nan_bits(dtype) -> float:
+    """The bits of error of a NaN output: every bit of the format (64 for float64, 32 for float32)."""
+    return float(8 * np.dtype(dtype).itemsize)
+
+
 def bits_error(computed: float, true, dtype) -> float:
-    """Herbie's bits of error: log2(1 + floats strictly between ``computed`` and round(true))."""
-    p, _, _, dt = _format(dtype)
+    """Herbie's bits of error: log2(1 + floats strictly between ``computed`` and round(true));
+    a NaN's, :func:`nan_bits`."""
+    _, _, _, dt = _format(dtype)
     y = float(computed)
     if y != y:
-        return float(p + 11 if dt == np.float64 else 32)
+        return nan_bits(dt)
     r = float(true if isinstance(true, mpmath.mpf) else mpmath.mpf(true))  # nearest (double rounding for float32 is harmless here)
     a, b = _ordinal(y, dt), _ordinal(r, dt)
     return math.log2(1 + abs(a - b))
