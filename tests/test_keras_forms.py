@@ -189,7 +189,7 @@ def test_gradient_elements_decided_in_batch_are_the_judges(monkeypatch, name, ke
     c = case(name, **keywords)
     call = keras_class_kernel(c)
     batches = [(dtype, sample(c, dtype, n, 12, seed=SEED, soft=soft, smoothing=smooth))
-               for dtype in (np.float32, np.float64) for n in (2, 5) for _, soft, smooth in label_kinds(c)]
+               for dtype in (np.float32, np.float64) for n in (3,) for _, soft, smooth in label_kinds(c)]
     fast = [check_classes(c, b, call, seed=SEED) for _, b in batches]
     within = forms._within_base
     monkeypatch.setattr(forms, "_within_base", lambda *a: (np.zeros_like(within(*a)[0]), within(*a)[1]))
