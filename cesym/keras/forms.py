@@ -61,6 +61,7 @@ import numpy as np
 from ..verify.contract import GRAD_BASE, KAPPA_FACTOR, VALUE_BASE, definition, reference_for
 from ..kernels._eft import _two_prod_err
 from ..verify import truths as _truths
+from ..verify.float_intervals import two_sum
 from ..verify.truths import FAST_MARGIN, _dd
 from .model import _ends, _Rounding, contains, envelope
 from .replay import class_seeds, class_values, near, replay_outputs
@@ -504,23 +505,18 @@ def _within_base(g_dd, grad, weights, reduction: str, dtype) -> tuple[np.ndarray
     B, n = g_hi.shape
     w = np.ones(B) if weights is None else np.asarray(weights, dtype=np.float64)
     k = np.asarray(grad, dtype=np.float64).reshape(B, n)
-    p, emin, top = _truths._top(dtype)
+    top = _truths._top(dtype)[2]
     with np.errstate(all="ignore"):
         wc = w[:, None]
         t_hi = wc * g_hi
-        t_lo = _two_prod_err(np.broadcast_to(wc, g_hi.shape), g_hi, t_hi) + wc * g_lo
-        t_hi, t_lo = t_hi + t_lo, t_lo - ((t_hi + t_lo) - t_hi)
+        t_hi, t_lo = two_sum(t_hi, _two_prod_err(np.broadcast_to(wc, g_hi.shape), g_hi, t_hi) + wc * g_lo)
         c = w
         if reduction == "sum_over_batch_size":  # (w·g)/B: the quotient and its remainder's
             q = t_hi / B
             rem = ((t_hi - q * B) - _two_prod_err(q, np.full_like(q, float(B)), q * B)) + t_lo
-            t_hi, t_lo = q + rem / B, (rem / B) - ((q + rem / B) - q)
+            t_hi, t_lo = two_sum(q, rem / B)
             c = w / B
-        # ulp(g_ij): its exponent from hi and lo, as truths.ulp_errors takes it
-        m, e = np.frexp(g_hi)
-        below = (np.abs(m) == 0.5) & (g_lo != 0) & ((g_lo < 0) != (g_hi < 0))
-        e = np.where(below, e - 1, e)
-        ulp_g = np.ldexp(1.0, np.where((g_hi == 0) & (g_lo == 0), emin, np.maximum(e - p, emin)))
+        ulp_g = np.ldexp(1.0, _truths.ulp_exponents(g_hi, g_lo, dtype))
         d = np.abs((k - t_hi) - t_lo)
         a, ag = np.abs(t_hi), np.abs(g_hi)
         safe = np.isfinite(k) & np.isfinite(g_hi) & (ag < 2.0**900) & ((g_hi == 0) | (ag >= 2.0**-800))
@@ -537,6 +533,7 @@ def _classify_grads(tally, ref, truth, dense, pred, params, grad, weights, reduc
     elements, whose exact ones are tallied at once."""
     B, n = pred.shape
     D = B if reduction == "sum_over_batch_size" else 1
+    exact = None
     if fast is not None:
         exact, errors = fast
         if exact.any():
@@ -547,7 +544,7 @@ def _classify_grads(tally, ref, truth, dense, pred, params, grad, weights, reduc
         wi = 1.0 if weights is None else float(weights[i])
         U = _seed(R, reduction, None if weights is None else wi, B)
         for j in range(n):
-            if fast is not None and fast[0][i, j]:
+            if exact is not None and exact[i, j]:
                 continue
             k = float(grad[i, j])
 

@@ -41,7 +41,7 @@ import numpy as np
 from .reference import RowReference, Unresolved
 from .ulps import FORMATS, nan_bits
 
-__all__ = ["Truths", "batch_truths", "ulp_errors", "bits_errors", "special_inputs", "FAST_MARGIN"]
+__all__ = ["Truths", "batch_truths", "ulp_errors", "ulp_exponents", "bits_errors", "special_inputs", "FAST_MARGIN"]
 
 #: The fraction of a bound's constant term below which an error is decided here (see the module
 #: docstring: the errors here agree with the exact ones to a relative 2^-51).
@@ -138,18 +138,24 @@ def _top(dtype) -> tuple[int, int, float]:
     return p, emin, float(np.ldexp(1.0, np.frexp(fmax)[1] - 1))
 
 
+def ulp_exponents(hi: np.ndarray, lo: np.ndarray, dtype) -> np.ndarray:
+    """q with ulp(hi + lo) = 2^q in ``dtype``, elementwise: ``max(E(t) - p, emin)`` (module
+    docstring), E(t) one less than hi's exponent where hi is a power of two and lo pulls |t|
+    below it."""
+    p, emin, _ = _top(dtype)
+    m, e = np.frexp(hi)
+    below = (np.abs(m) == 0.5) & (lo != 0) & ((lo < 0) != (hi < 0))  # |t| just under a power of 2
+    e = np.where(below, e - 1, e)
+    return np.where((hi == 0) & (lo == 0), emin, np.maximum(e - p, emin))
+
+
 def ulp_errors(computed: np.ndarray, hi: np.ndarray, lo: np.ndarray, dtype) -> np.ndarray:
     """|computed - (hi + lo)| / ulp(hi + lo) in ``dtype`` ulps, elementwise (NaN or inf
     computed: inf), for finite references below 2^emax (:func:`cesym.verify.ulps.ulp_error`)."""
-    p, emin, _ = _top(dtype)
     y = np.asarray(computed, dtype=np.float64)
     with np.errstate(all="ignore"):
         d = np.abs((y - hi) - lo)
-        m, e = np.frexp(hi)
-        below = (np.abs(m) == 0.5) & (lo != 0) & ((lo < 0) != (hi < 0))  # |t| just under a power of 2
-        e = np.where(below, e - 1, e)
-        q = np.where((hi == 0) & (lo == 0), emin, np.maximum(e - p, emin))
-        out = np.ldexp(d, -q)
+        out = np.ldexp(d, -ulp_exponents(hi, lo, dtype))
     return np.where(np.isfinite(y), out, np.inf)
 
 
