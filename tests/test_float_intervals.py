@@ -318,3 +318,20 @@ def test_terms_not_pinned_are_dropped_by_the_balls_rule():
         m.setattr(first_tier, "_evaluate", lambda *a, **k: h + h)  # both gradient elements' rows
         got = first_tier._grad_kappas(_Ref(), xs, [("a",), ("b",)], np.zeros(2), np.ones(2, dtype=bool), [one, one], np.zeros(2, dtype=bool))
     assert list(got) == [False, True]  # 1e-3 > 2^-12 of the pinned 1; 1e-6 below it
+
+
+def test_two_sum_and_two_prod_err_are_exact():
+    """TwoSum and Dekker's TwoProduct give the exact rounding errors (as Fractions), across
+    exponents from 2^-900 to 2^900 and for exact cases (a power of two, a zero)."""
+    from fractions import Fraction
+
+    rng = np.random.default_rng(9)
+    a = rng.standard_normal(4000) * np.ldexp(1.0, rng.integers(-450, 450, 4000))
+    b = rng.standard_normal(4000) * np.ldexp(1.0, rng.integers(-450, 450, 4000))
+    a[:3], b[:3] = (0.0, 2.0**-300, 3.0), (5.0, 7.0, 0.0)
+    s, e = fi.two_sum(a, b)
+    p = a * b
+    q = fi.two_prod_err(a, b, p)
+    for i in range(a.size):
+        assert Fraction(s[i]) + Fraction(e[i]) == Fraction(a[i]) + Fraction(b[i])
+        assert Fraction(p[i]) + Fraction(q[i]) == Fraction(a[i]) * Fraction(b[i])

@@ -246,6 +246,27 @@ def test_where_is_numpy_where(cond):
         assert got.dtype == want.dtype and _same(got, want)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("fn", ["maximum", "minimum"])
+def test_maximum_and_minimum_are_numpys(fn, dtype):
+    """``_rt.maximum``/``_rt.minimum`` (a constant 0 given to NumPy as an array of zeros) give
+    NumPy's bits and dtype in either operand order: at ±0 (NumPy's choice between equal
+    operands), NaN, ±inf and subnormals, on rows, columns (strided), 1-D, empty and 0-d
+    arrays, on arrays past the zeros' size, and beside -0.0, 0.5 and arrays (left to NumPy)."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((R, C)).astype(dtype)
+    specials = [np.nan, np.inf, -np.inf, 0.0, -0.0, 5e-324, -5e-324, 1e-40, -1e-40]
+    x.flat[rng.choice(x.size, 600, replace=False)] = rng.choice(np.array(specials, dtype), 600)
+    big = np.repeat(x, rt._ZERO_ELEMENTS // x.size + 1, axis=0)
+    ours, numpys = getattr(rt, fn), getattr(np, fn)
+    for v in (x, x[:, 3], x[:, 3:4], x.reshape(-1), x[:0], big, dtype(-0.0), np.array(-0.0, dtype)):
+        for c in (0, 0.0, -0.0, 0.5, x if v.shape == x.shape else v):
+            for a, b in ((c, v), (v, c)):
+                got, want = ours(a, b), numpys(a, b)
+                assert np.asarray(got).dtype == np.asarray(want).dtype and _same(got, want), (a, b)
+    assert ours(0, x).flags.writeable and not rt._ZEROS[np.dtype(dtype)].flags.writeable
+
+
 @pytest.mark.parametrize("h0", [1.0, 0.0, 0.5])
 def test_heaviside_is_numpy_heaviside(h0):
     """``_rt.heaviside`` (a comparison written into float64) gives numpy.heaviside's bits: 0 below

@@ -54,7 +54,7 @@ def _references(rng, dtype, m: int) -> list:
 def test_errors_agree_with_the_exact_ones(dtype):
     rng = np.random.default_rng(SEED)
     refs = _references(rng, dtype, 3000)
-    dd = [truths._dd(t) for t in refs]
+    dd = [truths.double_double(t) for t in refs]
     keep = [i for i, (h, _) in enumerate(dd) if np.isfinite(h)]
     refs = [refs[i] for i in keep]
     hi = np.array([dd[i][0] for i in keep])
@@ -89,12 +89,12 @@ def test_bits_of_outputs_at_opposite_ends_of_the_format(dtype):
         assert abs(b - bits_error(y, mpmath.mpf(t), dtype)) <= 1e-12 * b
 
 def test_what_float64_cannot_hold_is_left_out():
-    assert np.isnan(truths._dd(mpmath.mpf("1e-320"))[0])  # subnormal: fewer than 106 bits
-    assert np.isnan(truths._dd(mpmath.ldexp(1, -5000))[0])  # rounds to 0, but is not 0
-    assert truths._dd(mpmath.mpf(0)) == (0.0, 0.0)
+    assert np.isnan(truths.double_double(mpmath.mpf("1e-320"))[0])  # subnormal: fewer than 106 bits
+    assert np.isnan(truths.double_double(mpmath.ldexp(1, -5000))[0])  # rounds to 0, but is not 0
+    assert truths.double_double(mpmath.mpf(0)) == (0.0, 0.0)
     with mpmath.workprec(160):
         third = mpmath.mpf(1) / 3
-        hi, lo = truths._dd(third)
+        hi, lo = truths.double_double(third)
         assert lo != 0 and abs(lo) <= np.spacing(hi) / 2
         assert abs(mpmath.mpf(hi) + lo - third) <= mpmath.ldexp(abs(third), -105)
 

@@ -175,7 +175,8 @@ class KernelPrinter(NumPyPrinter):
         return out
 
     def _print_Max(self, e):
-        return self._fold("numpy.maximum", e.args)
+        """``_rt.maximum``: ``numpy.maximum``'s numbers, and its SIMD loop beside a constant 0."""
+        return self._fold("_rt.maximum", e.args)
 
     def _print_Scaled(self, e):
         """x/s by its row-level scale: s repeated along the row (``divide_rows``), the same numbers."""
@@ -185,14 +186,14 @@ class KernelPrinter(NumPyPrinter):
         return "(%s/%s)" % tuple(self.parenthesize(a, sp.printing.precedence.PRECEDENCE["Mul"]) for a in e.args)
 
     def _print_Relu(self, e):
-        return "numpy.maximum(%s, 0)" % self._print(e.args[0])
+        return "_rt.maximum(%s, 0)" % self._print(e.args[0])
 
     def _print_Heaviside(self, e):
         h0 = e.args[1] if len(e.args) > 1 else sp.S.Half
         return self._rt("heaviside", e.args[0], sp.Float(h0))
 
     def _print_Min(self, e):
-        return self._fold("numpy.minimum", e.args)
+        return self._fold("_rt.minimum", e.args)
 
     def _fold(self, fn: str, args) -> str:
         out = self._print(args[0])

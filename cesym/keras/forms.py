@@ -59,16 +59,14 @@ import mpmath
 import numpy as np
 
 from ..verify.contract import GRAD_BASE, KAPPA_FACTOR, VALUE_BASE, definition, reference_for
-from ..kernels._eft import _two_prod_err
-from ..verify import truths as _truths
-from ..verify.float_intervals import two_sum
-from ..verify.truths import FAST_MARGIN, _dd
-from .model import _ends, _Rounding, contains, envelope
-from .replay import class_seeds, class_values, near, replay_outputs
+from ..verify.float_intervals import two_prod_err, two_sum
 from ..verify.reference import Unresolved
 from ..verify.registry import KernelCase, one_hot
 from ..verify.sampling import Batch
+from ..verify.truths import FAST_MARGIN, double_double, format_top, ulp_errors, ulp_exponents
 from ..verify.ulps import ulp, ulp_error
+from .model import _ends, _Rounding, contains, envelope
+from .replay import class_seeds, class_values, near, replay_outputs
 
 __all__ = [
     "REDUCTIONS",
@@ -484,9 +482,9 @@ def _classify_values(tally, truth, value, weights, reduction, R, fmax, model_val
 
 
 def _grads_dd(truth: list, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The rows' reference gradients as double-doubles (:func:`cesym.verify.truths._dd`): ``(hi,
+    """The rows' reference gradients as double-doubles (:func:`cesym.verify.truths.double_double`): ``(hi,
     lo)``, each (rows, n); hi NaN where float64 cannot hold an element to 106 bits."""
-    dd = np.array([[_dd(t) for t in g] for _, g in truth], dtype=np.float64).reshape(len(truth), n, 2)
+    dd = np.array([[double_double(t) for t in g] for _, g in truth], dtype=np.float64).reshape(len(truth), n, 2)
     return dd[..., 0], dd[..., 1]
 
 
@@ -505,24 +503,24 @@ def _within_base(g_dd, grad, weights, reduction: str, dtype) -> tuple[np.ndarray
     B, n = g_hi.shape
     w = np.ones(B) if weights is None else np.asarray(weights, dtype=np.float64)
     k = np.asarray(grad, dtype=np.float64).reshape(B, n)
-    top = _truths._top(dtype)[2]
+    top = format_top(dtype)[2]
     with np.errstate(all="ignore"):
         wc = w[:, None]
         t_hi = wc * g_hi
-        t_hi, t_lo = two_sum(t_hi, _two_prod_err(np.broadcast_to(wc, g_hi.shape), g_hi, t_hi) + wc * g_lo)
+        t_hi, t_lo = two_sum(t_hi, two_prod_err(np.broadcast_to(wc, g_hi.shape), g_hi, t_hi) + wc * g_lo)
         c = w
         if reduction == "sum_over_batch_size":  # (w·g)/B: the quotient and its remainder's
             q = t_hi / B
-            rem = ((t_hi - q * B) - _two_prod_err(q, np.full_like(q, float(B)), q * B)) + t_lo
+            rem = ((t_hi - q * B) - two_prod_err(q, np.full_like(q, float(B)), q * B)) + t_lo
             t_hi, t_lo = two_sum(q, rem / B)
             c = w / B
-        ulp_g = np.ldexp(1.0, _truths.ulp_exponents(g_hi, g_lo, dtype))
+        ulp_g = np.ldexp(1.0, ulp_exponents(g_hi, g_lo, dtype))
         d = np.abs((k - t_hi) - t_lo)
         a, ag = np.abs(t_hi), np.abs(g_hi)
         safe = np.isfinite(k) & np.isfinite(g_hi) & (ag < 2.0**900) & ((g_hi == 0) | (ag >= 2.0**-800))
         safe &= (t_hi == 0) | ((a >= 2.0**-800) & (a < top))
         exact = safe & (d <= GRAD_BASE * c[:, None] * ulp_g * FAST_MARGIN)
-        errors = _truths.ulp_errors(k, t_hi, t_lo, dtype)
+        errors = ulp_errors(k, t_hi, t_lo, dtype)
     return exact, errors
 
 

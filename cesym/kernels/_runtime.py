@@ -13,6 +13,7 @@ full-row values only.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -61,6 +62,8 @@ __all__ = [
     "one_hot_cross_rest",
     "xmul",
     "heaviside",
+    "maximum",
+    "minimum",
     "all_finite",
     "nan_or",
     "guarded",
@@ -1485,6 +1488,63 @@ def where(c, a, b) -> np.ndarray:
     out = np.asarray(pick, dtype=np.result_type(a, b))
     shape = np.broadcast_shapes(c.shape, np.shape(a), np.shape(b))
     return out if out.shape == shape else np.array(np.broadcast_to(out, shape))
+
+
+#: Zeros to stand for a constant 0 beside an array, per dtype: ``BLOCK``-sized (a block's
+#: elements, ``_blocks.BLOCK_ELEMENTS``), read only, shared by every thread. ``numpy.zeros``
+#: maps them to the kernel's zero page, so reading them costs no memory traffic.
+_ZERO_ELEMENTS = 1 << 18
+_ZEROS = {np.dtype(t): np.zeros(_ZERO_ELEMENTS, dtype=t) for t in (np.float64, np.float32)}
+for _z in _ZEROS.values():
+    _z.flags.writeable = False
+
+
+def _zeros_like(x) -> np.ndarray | None:
+    """A read-only array of zeros of ``x``'s shape and dtype (a view of :data:`_ZEROS`), or None
+    where ``x`` is not a float array that fits."""
+    if type(x) is not np.ndarray or not x.ndim or x.size > _ZERO_ELEMENTS:
+        return None
+    z = _ZEROS.get(x.dtype)
+    return None if z is None else z[: x.size].reshape(x.shape)
+
+
+def _extremum(op, a, b):
+    """``op(a, b)`` (``numpy.maximum`` or ``numpy.minimum``), with a constant 0 operand given
+    to NumPy as an array of zeros. NumPy's loops for an operand of stride 0 (a scalar, or a
+    broadcast one) are not its SIMD loops: on a 2^18-element float64 block,
+    ``maximum(0, x)`` took 167 µs with NumPy 2.4's AVX-512 dispatch (``maximum(x, 0.0)``
+    123 µs) against 76 µs beside an array of zeros, and 61 µs against 76 µs with AVX2; on
+    float32, 105 µs against 37 µs on both (a 2-core Zen 4 VM). The operands keep their order,
+    so the results are the same bits: NumPy's choice between equal operands (+0 against -0)
+    and its NaN are those of ``op(a, b)``."""
+    if _plus_zero(a):
+        z = _zeros_like(b)
+        if z is not None:
+            return op(z, b)
+    elif _plus_zero(b):
+        z = _zeros_like(a)
+        if z is not None:
+            return op(a, z)
+    return op(a, b)
+
+
+def _plus_zero(c) -> bool:
+    """``c`` is the number +0 (an int 0, or a float +0.0: not -0.0, whose ties with +0 differ)."""
+    if isinstance(c, bool) or not isinstance(c, (int, float)):
+        return False
+    return c == 0 and math.copysign(1.0, c) > 0
+
+
+def maximum(a, b) -> np.ndarray:
+    """``numpy.maximum(a, b)`` (NaN if either is NaN), faster where one is the constant 0: see
+    :func:`_extremum`."""
+    return _extremum(np.maximum, a, b)
+
+
+def minimum(a, b) -> np.ndarray:
+    """``numpy.minimum(a, b)`` (NaN if either is NaN), faster where one is the constant 0: see
+    :func:`_extremum`."""
+    return _extremum(np.minimum, a, b)
 
 
 def heaviside(x, h0: float) -> np.ndarray:

@@ -264,15 +264,18 @@ def _problem(setting: Setting, directory: str | None = None) -> _Problem:
 
 def kernel_digest(family: str, generated_dir=None) -> str:
     """A digest of what an exhaustive result depends on: the family's generated module, the
-    kernels' runtime (every ``cesym/kernels/*.py``) and this checker (``intervals``,
-    ``exhaustive``). A result recorded under another digest is stale."""
+    kernels' runtime (every ``cesym/kernels/*.py``) and this checker's arithmetic: its first
+    tier (``intervals``), the Arb balls of the reference that decides the rest (``balls``),
+    and this module. A result recorded under another digest is stale. (The reference's
+    evaluation of the definition, ``reference``, is held to mpmath by its own tests.)"""
     from pathlib import Path
 
     from ..files import file_digest
 
     package = Path(__file__).resolve().parents[1]
     gen = Path(generated_dir) if generated_dir else package / "kernels" / "_generated"
-    files = [gen / f"{family}.py", *sorted((package / "kernels").glob("*.py")), package / "verify" / "intervals.py", Path(__file__).resolve()]
+    verify = package / "verify"
+    files = [gen / f"{family}.py", *sorted((package / "kernels").glob("*.py")), verify / "intervals.py", verify / "balls.py", Path(__file__).resolve()]
     return hashlib.sha256("".join(f"{f.name}:{file_digest(f)};" for f in files).encode()).hexdigest()[:16]
 
 
@@ -290,29 +293,11 @@ def _digest(problem: _Problem) -> str:
 
 
 def _round_f32(v: mpmath.mpf) -> float:
-    """The float32 nearest ``v`` (ties to even), exactly, as a float; ±inf beyond the range."""
-    from .ulps import _beyond
+    """The float32 nearest ``v`` (ties to even), exactly, as a float (:func:`~cesym.verify.ulps.round_to`);
+    ±inf beyond the range, NaN for NaN (an input without a limit)."""
+    from .ulps import round_to
 
-    if mpmath.isnan(v):
-        return math.nan
-    if mpmath.isinf(v) or v >= _beyond(np.dtype(np.float32)) or v <= -_beyond(np.dtype(np.float32)):
-        return math.copysign(math.inf, float(mpmath.sign(v)))
-    if v == 0:
-        return 0.0
-    sign, man, exp, bc = v._mpf_
-    if int(exp) + int(bc) < -150:  # |v| < 2^-151: below half the least subnormal (no shift by 10^9 bits)
-        return -0.0 if sign else 0.0
-    q = max(int(exp) + int(bc) - 24, -149)  # the spacing's exponent at |v|
-    shift = q - int(exp)
-    if shift <= 0:
-        n = int(man) << -shift
-    else:
-        n, r = divmod(int(man), 1 << shift)
-        half = 1 << (shift - 1)
-        if r > half or (r == half and n & 1):
-            n += 1
-    out = math.ldexp(n, q)
-    return -out if sign else out
+    return math.nan if mpmath.isnan(v) else round_to(v, np.float32)
 
 
 def _ulps_f32(computed: float, true: mpmath.mpf) -> float:

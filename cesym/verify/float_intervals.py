@@ -50,7 +50,7 @@ import numpy as np
 
 from .interval_algebra import IntervalAlgebra, steps
 
-__all__ = ["Interval", "LIBM_SLACK", "compile_source", "evaluate", "pinned", "approx", "NEGLIGIBLE"]
+__all__ = ["Interval", "LIBM_SLACK", "compile_source", "evaluate", "pinned", "approx", "NEGLIGIBLE", "two_sum", "two_prod_err"]
 
 #: The compiled loops of the float64 products, sums and quotients
 #: (:data:`cesym.verify.interval_loops.LOOPS`: NumPy's numbers, faster), loaded by the first
@@ -227,6 +227,25 @@ def two_sum(a, b) -> tuple:
         s = a + b
         bb = s - a
         return s, (a - (s - bb)) + (b - bb)
+
+
+#: Veltkamp's splitting constant for float64, 2^27 + 1.
+_SPLIT = 134217729.0
+
+
+def two_prod_err(a, b, p):
+    """Dekker's TwoProduct, elementwise: ``a·b - p`` exactly for ``p = fl(a·b)`` (NumPy has no
+    FMA), where |a|, |b| and |a·b| stay between about 2^-969 and 2^996 (the splits neither
+    overflow nor lose bits among the subnormals). The verification's own, not the kernels'
+    (``cesym.kernels._eft``): a checker shares no arithmetic with what it checks."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        ca = _SPLIT * a
+        ah = ca - (ca - a)
+        al = a - ah
+        cb = _SPLIT * b
+        bh = cb - (cb - b)
+        bl = b - bh
+        return ((ah * bh - p) + ah * bl + al * bh) + al * bl
 
 
 def _sum(a, b, down: bool):

@@ -41,7 +41,7 @@ import numpy as np
 from .reference import RowReference, Unresolved
 from .ulps import FORMATS, nan_bits
 
-__all__ = ["Truths", "batch_truths", "ulp_errors", "ulp_exponents", "bits_errors", "special_inputs", "FAST_MARGIN"]
+__all__ = ["Truths", "batch_truths", "double_double", "format_top", "ulp_errors", "ulp_exponents", "bits_errors", "special_inputs", "FAST_MARGIN"]
 
 #: The fraction of a bound's constant term below which an error is decided here (see the module
 #: docstring: the errors here agree with the exact ones to a relative 2^-51).
@@ -82,7 +82,7 @@ def special_inputs(pts: np.ndarray, n_lab: int, n: int, domain: str, unit: bool 
 _LOW = 2.0**-968
 
 
-def _dd(x: mpmath.mpf) -> tuple[float, float]:
+def double_double(x: mpmath.mpf) -> tuple[float, float]:
     """``x`` as hi + lo: hi the nearest float64, lo the nearest float64 to the rest (NaN for a
     non-zero ``x`` that float64 cannot hold to 106 bits)."""
     hi = float(x)
@@ -101,7 +101,7 @@ def batch_truths(ref: RowReference, pts: np.ndarray, dtype, skip: np.ndarray | N
     from .first_tier import pinned_middles
 
     m, k = len(pts), ref.n_grad
-    _, _, top = _top(dtype)
+    _, _, top = format_top(dtype)
     hi = np.zeros((m, 1 + k))
     lo = np.zeros((m, 1 + k))
     ok = np.zeros(m, dtype=bool)
@@ -118,7 +118,7 @@ def batch_truths(ref: RowReference, pts: np.ndarray, dtype, skip: np.ndarray | N
         if got is None:
             try:
                 tv, tg = ref.value_and_grad_inputs(list(rows[i]), dtype)
-                got = cache[key] = np.array([_dd(tv)] + [_dd(t) for t in tg]).T  # (2, 1 + k)
+                got = cache[key] = np.array([double_double(tv)] + [double_double(t) for t in tg]).T  # (2, 1 + k)
             except Unresolved:
                 got = cache[key] = np.full((2, 1 + k), np.nan)
         ok[i] = True
@@ -131,7 +131,7 @@ def batch_truths(ref: RowReference, pts: np.ndarray, dtype, skip: np.ndarray | N
     return Truths(ok, hi[:, 0], lo[:, 0], hi[:, 1:], lo[:, 1:])
 
 
-def _top(dtype) -> tuple[int, int, float]:
+def format_top(dtype) -> tuple[int, int, float]:
     """(precision, least exponent, 2^(emax)): from 2^emax on, whether a value rounds to infinity
     is decided by the exact check."""
     p, emin, fmax = FORMATS[np.dtype(dtype)]
@@ -142,7 +142,7 @@ def ulp_exponents(hi: np.ndarray, lo: np.ndarray, dtype) -> np.ndarray:
     """q with ulp(hi + lo) = 2^q in ``dtype``, elementwise: ``max(E(t) - p, emin)`` (module
     docstring), E(t) one less than hi's exponent where hi is a power of two and lo pulls |t|
     below it."""
-    p, emin, _ = _top(dtype)
+    p, emin, _ = format_top(dtype)
     m, e = np.frexp(hi)
     below = (np.abs(m) == 0.5) & (lo != 0) & ((lo < 0) != (hi < 0))  # |t| just under a power of 2
     e = np.where(below, e - 1, e)

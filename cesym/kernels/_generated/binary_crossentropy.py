@@ -353,7 +353,7 @@ def logits_value(y, x, label_smoothing):
     tmp0 = numpy.exp(-abs(x))
     tmp1 = numpy.log1p(tmp0)
     tmp2 = -x
-    tmp3 = t*(tmp1 + numpy.maximum(0, tmp2)) + u*(tmp1 + numpy.maximum(0, x))
+    tmp3 = t*(tmp1 + _rt.maximum(0, tmp2)) + u*(tmp1 + _rt.maximum(0, x))
     tmp4 = 1/C
     return _rt.weighted_row_sum(tmp3, tmp4, _rt.row_sum(tmp3))
 
@@ -399,7 +399,7 @@ def logits_value_and_grad(y, x, label_smoothing):
     tmp0 = numpy.exp(-abs(x))
     tmp1 = numpy.log1p(tmp0)
     tmp2 = -x
-    tmp3 = t*(tmp1 + numpy.maximum(0, tmp2)) + u*(tmp1 + numpy.maximum(0, x))
+    tmp3 = t*(tmp1 + _rt.maximum(0, tmp2)) + u*(tmp1 + _rt.maximum(0, x))
     tmp4 = 1/C
     tmp5 = 1/(tmp0 + 1)
     grad = tmp4*tmp5*u*_rt.exp_min0(x, tmp0) - t*tmp4*tmp5*_rt.exp_min0(tmp2, tmp0)
@@ -426,8 +426,8 @@ def logits_value_checked(y, x, label_smoothing):
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = numpy.log1p(numpy.exp(-abs(x)))
-    tmp1 = tmp0 + numpy.maximum(0, x)
-    tmp2 = tmp0 + numpy.maximum(0, -x)
+    tmp1 = tmp0 + _rt.maximum(0, x)
+    tmp2 = tmp0 + _rt.maximum(0, -x)
     tmp3 = t*tmp2 + tmp1*u
     tmp4 = 1/C
     tmp5 = tmp1*abs(u) + tmp2*abs(t)
@@ -481,9 +481,9 @@ def logits_value_and_grad_checked(y, x, label_smoothing):
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = numpy.exp(-abs(x))
     tmp1 = numpy.log1p(tmp0)
-    tmp2 = tmp1 + numpy.maximum(0, x)
+    tmp2 = tmp1 + _rt.maximum(0, x)
     tmp3 = -x
-    tmp4 = tmp1 + numpy.maximum(0, tmp3)
+    tmp4 = tmp1 + _rt.maximum(0, tmp3)
     tmp5 = t*tmp4 + tmp2*u
     tmp6 = 1/C
     tmp7 = _rt.exp_min0(x, tmp0)
@@ -512,7 +512,7 @@ def logits_value_and_grad_checked_unit(y, x, label_smoothing):
     tmp0 = numpy.exp(-abs(x))
     tmp1 = numpy.log1p(tmp0)
     tmp2 = -x
-    tmp3 = t*(tmp1 + numpy.maximum(0, tmp2)) + u*(tmp1 + numpy.maximum(0, x))
+    tmp3 = t*(tmp1 + _rt.maximum(0, tmp2)) + u*(tmp1 + _rt.maximum(0, x))
     tmp4 = 1/C
     tmp5 = _rt.exp_min0(x, tmp0)
     tmp6 = 1/(tmp0 + 1)

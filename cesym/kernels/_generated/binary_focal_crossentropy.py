@@ -847,7 +847,7 @@ def logits_value(y, x, label_smoothing, gamma):
     tmp4 = 1/(tmp0 + 1)
     tmp5 = t*tmp4*_rt.exp_min0(tmp2, tmp0)
     tmp6 = (tmp3*tmp4*u + tmp5)**gamma
-    tmp7 = tmp6*(t*(tmp1 + numpy.maximum(0, tmp2)) + u*(tmp1 + numpy.maximum(0, x)))
+    tmp7 = tmp6*(t*(tmp1 + _rt.maximum(0, tmp2)) + u*(tmp1 + _rt.maximum(0, x)))
     tmp8 = 1/C
     return _rt.weighted_row_sum(tmp7, tmp8, _rt.row_sum(tmp7))
 
@@ -885,7 +885,7 @@ def logits_grad(y, x, label_smoothing, gamma):
     tmp4 = 1/(tmp0 + 1)
     tmp5 = t*tmp4*_rt.exp_min0(tmp2, tmp0)
     tmp6 = (tmp3*tmp4*u + tmp5)**gamma
-    tmp7 = tmp6*(t*(tmp1 + numpy.maximum(0, tmp2)) + u*(tmp1 + numpy.maximum(0, x)))
+    tmp7 = tmp6*(t*(tmp1 + _rt.maximum(0, tmp2)) + u*(tmp1 + _rt.maximum(0, x)))
     tmp8 = 1/C
     return _rt.scale_rows(tmp6*(tmp3*tmp4*u - tmp5) + tmp7*gamma*(u - t)/(_rt.xmul(t, numpy.exp(tmp2) + 1) + _rt.xmul(u, numpy.exp(x) + 1)), tmp8)
 
@@ -903,7 +903,7 @@ def logits_value_and_grad(y, x, label_smoothing, gamma):
     tmp4 = 1/(tmp0 + 1)
     tmp5 = t*tmp4*_rt.exp_min0(tmp2, tmp0)
     tmp6 = (tmp3*tmp4*u + tmp5)**gamma
-    tmp7 = tmp6*(t*(tmp1 + numpy.maximum(0, tmp2)) + u*(tmp1 + numpy.maximum(0, x)))
+    tmp7 = tmp6*(t*(tmp1 + _rt.maximum(0, tmp2)) + u*(tmp1 + _rt.maximum(0, x)))
     tmp8 = 1/C
     grad = _rt.scale_rows(tmp6*(tmp3*tmp4*u - tmp5) + tmp7*gamma*(u - t)/(_rt.xmul(t, numpy.exp(tmp2) + 1) + _rt.xmul(u, numpy.exp(x) + 1)), tmp8)
     return _rt.weighted_row_sum(tmp7, tmp8, _rt.row_sum(tmp7)), grad
@@ -934,9 +934,9 @@ def logits_value_checked(y, x, label_smoothing, gamma):
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = numpy.exp(-abs(x))
     tmp1 = numpy.log1p(tmp0)
-    tmp2 = tmp1 + numpy.maximum(0, x)
+    tmp2 = tmp1 + _rt.maximum(0, x)
     tmp3 = -x
-    tmp4 = tmp1 + numpy.maximum(0, tmp3)
+    tmp4 = tmp1 + _rt.maximum(0, tmp3)
     tmp5 = 1/(tmp0 + 1)
     tmp6 = (t*tmp5*_rt.exp_min0(tmp3, tmp0) + tmp5*u*_rt.exp_min0(x, tmp0))**gamma
     tmp7 = tmp6*(t*tmp4 + tmp2*u)
@@ -969,8 +969,8 @@ def logits_grad_checked(y, x, label_smoothing, gamma):
     tmp9 = t - u
     tmp10 = _rt.xmul(t, numpy.exp(tmp4) + 1) + _rt.xmul(u, numpy.exp(x) + 1)
     tmp11 = numpy.log1p(tmp1)
-    tmp12 = tmp11 + numpy.maximum(0, x)
-    tmp13 = tmp11 + numpy.maximum(0, tmp4)
+    tmp12 = tmp11 + _rt.maximum(0, x)
+    tmp13 = tmp11 + _rt.maximum(0, tmp4)
     tmp14 = abs(tmp8)
     return _rt.scale_rows(tmp8*(tmp2*tmp3*u - tmp6) - tmp8*tmp9*gamma*(t*tmp13 + tmp12*u)/tmp10, tmp0), _rt.scale_rows(tmp14*gamma*(tmp12*abs(u) + tmp13*abs(t))*abs(tmp9)/abs(tmp10) + tmp14*(tmp3*abs(tmp5) + tmp3*abs(tmp7)), tmp0)
 
@@ -983,9 +983,9 @@ def logits_value_and_grad_checked(y, x, label_smoothing, gamma):
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = numpy.exp(-abs(x))
     tmp1 = numpy.log1p(tmp0)
-    tmp2 = tmp1 + numpy.maximum(0, x)
+    tmp2 = tmp1 + _rt.maximum(0, x)
     tmp3 = -x
-    tmp4 = tmp1 + numpy.maximum(0, tmp3)
+    tmp4 = tmp1 + _rt.maximum(0, tmp3)
     tmp5 = 1/(tmp0 + 1)
     tmp6 = _rt.exp_min0(x, tmp0)
     tmp7 = tmp6*u
@@ -1016,7 +1016,7 @@ def logits_value_and_grad_checked_unit(y, x, label_smoothing, gamma):
     tmp6 = t*_rt.exp_min0(tmp2, tmp0)
     tmp7 = tmp4*tmp6
     tmp8 = (tmp5 + tmp7)**gamma
-    tmp9 = tmp8*(t*(tmp1 + numpy.maximum(0, tmp2)) + u*(tmp1 + numpy.maximum(0, x)))
+    tmp9 = tmp8*(t*(tmp1 + _rt.maximum(0, tmp2)) + u*(tmp1 + _rt.maximum(0, x)))
     tmp10 = 1/C
     tmp11 = t - u
     tmp12 = tmp9/(_rt.xmul(t, numpy.exp(tmp2) + 1) + _rt.xmul(u, numpy.exp(x) + 1))
@@ -1309,7 +1309,7 @@ def logits_balanced_value(y, x, label_smoothing, gamma, alpha):
     tmp4 = 1/(tmp0 + 1)
     tmp5 = t*tmp4*_rt.exp_min0(tmp2, tmp0)
     tmp6 = a*(tmp3*tmp4*u + tmp5)**gamma
-    tmp7 = tmp6*(t*(tmp1 + numpy.maximum(0, tmp2)) + u*(tmp1 + numpy.maximum(0, x)))
+    tmp7 = tmp6*(t*(tmp1 + _rt.maximum(0, tmp2)) + u*(tmp1 + _rt.maximum(0, x)))
     tmp8 = 1/C
     return _rt.weighted_row_sum(tmp7, tmp8, _rt.row_sum(tmp7))
 
@@ -1349,7 +1349,7 @@ def logits_balanced_grad(y, x, label_smoothing, gamma, alpha):
     tmp4 = 1/(tmp0 + 1)
     tmp5 = t*tmp4*_rt.exp_min0(tmp2, tmp0)
     tmp6 = a*(tmp3*tmp4*u + tmp5)**gamma
-    tmp7 = tmp6*(t*(tmp1 + numpy.maximum(0, tmp2)) + u*(tmp1 + numpy.maximum(0, x)))
+    tmp7 = tmp6*(t*(tmp1 + _rt.maximum(0, tmp2)) + u*(tmp1 + _rt.maximum(0, x)))
     tmp8 = 1/C
     return _rt.scale_rows(tmp6*(tmp3*tmp4*u - tmp5) + tmp7*gamma*(u - t)/(_rt.xmul(t, numpy.exp(tmp2) + 1) + _rt.xmul(u, numpy.exp(x) + 1)), tmp8)
 
@@ -1368,7 +1368,7 @@ def logits_balanced_value_and_grad(y, x, label_smoothing, gamma, alpha):
     tmp4 = 1/(tmp0 + 1)
     tmp5 = t*tmp4*_rt.exp_min0(tmp2, tmp0)
     tmp6 = a*(tmp3*tmp4*u + tmp5)**gamma
-    tmp7 = tmp6*(t*(tmp1 + numpy.maximum(0, tmp2)) + u*(tmp1 + numpy.maximum(0, x)))
+    tmp7 = tmp6*(t*(tmp1 + _rt.maximum(0, tmp2)) + u*(tmp1 + _rt.maximum(0, x)))
     tmp8 = 1/C
     grad = _rt.scale_rows(tmp6*(tmp3*tmp4*u - tmp5) + tmp7*gamma*(u - t)/(_rt.xmul(t, numpy.exp(tmp2) + 1) + _rt.xmul(u, numpy.exp(x) + 1)), tmp8)
     return _rt.weighted_row_sum(tmp7, tmp8, _rt.row_sum(tmp7)), grad
@@ -1401,9 +1401,9 @@ def logits_balanced_value_checked(y, x, label_smoothing, gamma, alpha):
     a = 1 - y if label_smoothing == 0 and alpha == 0 else alpha*(y*(1 - label_smoothing) + (1/2)*label_smoothing) + (1 - alpha)*((1/2)*label_smoothing + (1 - y)*(1 - label_smoothing))
     tmp0 = numpy.exp(-abs(x))
     tmp1 = numpy.log1p(tmp0)
-    tmp2 = tmp1 + numpy.maximum(0, x)
+    tmp2 = tmp1 + _rt.maximum(0, x)
     tmp3 = -x
-    tmp4 = tmp1 + numpy.maximum(0, tmp3)
+    tmp4 = tmp1 + _rt.maximum(0, tmp3)
     tmp5 = 1/(tmp0 + 1)
     tmp6 = (t*tmp5*_rt.exp_min0(tmp3, tmp0) + tmp5*u*_rt.exp_min0(x, tmp0))**gamma
     tmp7 = a*tmp6*(t*tmp4 + tmp2*u)
@@ -1438,8 +1438,8 @@ def logits_balanced_grad_checked(y, x, label_smoothing, gamma, alpha):
     tmp10 = _rt.xmul(t, numpy.exp(tmp4) + 1) + _rt.xmul(u, numpy.exp(x) + 1)
     tmp11 = t - u
     tmp12 = numpy.log1p(tmp1)
-    tmp13 = tmp12 + numpy.maximum(0, x)
-    tmp14 = tmp12 + numpy.maximum(0, tmp4)
+    tmp13 = tmp12 + _rt.maximum(0, x)
+    tmp14 = tmp12 + _rt.maximum(0, tmp4)
     tmp15 = abs(a)*abs(tmp8)
     return _rt.scale_rows(tmp9*(tmp2*tmp3*u - tmp6) - tmp11*tmp9*gamma*(t*tmp14 + tmp13*u)/tmp10, tmp0), _rt.scale_rows(tmp15*gamma*(tmp13*abs(u) + tmp14*abs(t))*abs(tmp11)/abs(tmp10) + tmp15*(tmp3*abs(tmp5) + tmp3*abs(tmp7)), tmp0)
 
@@ -1453,9 +1453,9 @@ def logits_balanced_value_and_grad_checked(y, x, label_smoothing, gamma, alpha):
     a = 1 - y if label_smoothing == 0 and alpha == 0 else alpha*(y*(1 - label_smoothing) + (1/2)*label_smoothing) + (1 - alpha)*((1/2)*label_smoothing + (1 - y)*(1 - label_smoothing))
     tmp0 = numpy.exp(-abs(x))
     tmp1 = numpy.log1p(tmp0)
-    tmp2 = tmp1 + numpy.maximum(0, x)
+    tmp2 = tmp1 + _rt.maximum(0, x)
     tmp3 = -x
-    tmp4 = tmp1 + numpy.maximum(0, tmp3)
+    tmp4 = tmp1 + _rt.maximum(0, tmp3)
     tmp5 = 1/(tmp0 + 1)
     tmp6 = _rt.exp_min0(x, tmp0)
     tmp7 = tmp6*u
@@ -1488,7 +1488,7 @@ def logits_balanced_value_and_grad_checked_unit(y, x, label_smoothing, gamma, al
     tmp6 = t*_rt.exp_min0(tmp2, tmp0)
     tmp7 = tmp4*tmp6
     tmp8 = a*(tmp5 + tmp7)**gamma
-    tmp9 = tmp8*(t*(tmp1 + numpy.maximum(0, tmp2)) + u*(tmp1 + numpy.maximum(0, x)))
+    tmp9 = tmp8*(t*(tmp1 + _rt.maximum(0, tmp2)) + u*(tmp1 + _rt.maximum(0, x)))
     tmp10 = 1/C
     tmp11 = t - u
     tmp12 = tmp9/(_rt.xmul(t, numpy.exp(tmp2) + 1) + _rt.xmul(u, numpy.exp(x) + 1))

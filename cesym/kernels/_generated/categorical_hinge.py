@@ -109,7 +109,7 @@ def margin_value(y, p):
     tmp0 = 1 - y
     tmp1 = p*tmp0
     tmp2 = _rt.max_minus_sum(tmp1, p*y) + 1
-    return numpy.maximum(tmp2, 0)
+    return _rt.maximum(tmp2, 0)
 
 
 def margin_naive_value(y, p):
@@ -144,7 +144,7 @@ def margin_value_and_grad(y, p):
     tmp1 = p*tmp0
     tmp2 = _rt.max_minus_sum(tmp1, p*y) + 1
     grad = (tmp0*_rt.max_share(tmp1) - y)*_rt.heaviside(tmp2, 1.0)
-    return numpy.maximum(tmp2, 0), grad
+    return _rt.maximum(tmp2, 0), grad
 
 
 def margin_naive_grad(y, p):

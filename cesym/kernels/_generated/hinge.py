@@ -159,7 +159,7 @@ def plain_value(t, p):
     """
     C = _rt.width(p)
     tmp0 = 1 - p*t
-    tmp1 = numpy.maximum(tmp0, 0)
+    tmp1 = _rt.maximum(tmp0, 0)
     tmp2 = 1/C
     return _rt.weighted_row_sum(tmp1, tmp2, _rt.row_sum(tmp1))
 
@@ -195,7 +195,7 @@ def plain_value_and_grad(t, p):
     """
     C = _rt.width(p)
     tmp0 = 1 - p*t
-    tmp1 = numpy.maximum(tmp0, 0)
+    tmp1 = _rt.maximum(tmp0, 0)
     tmp2 = 1/C
     grad = -t*tmp2*_rt.heaviside(tmp0, 1.0)
     return _rt.weighted_row_sum(tmp1, tmp2, _rt.row_sum(tmp1)), grad
@@ -260,7 +260,7 @@ def squared_value(t, p):
     """
     C = _rt.width(p)
     tmp0 = 1 - p*t
-    tmp1 = numpy.maximum(tmp0, 0)
+    tmp1 = _rt.maximum(tmp0, 0)
     tmp2 = 1/C
     return _rt.sum_squares(tmp1, tmp2)
 
@@ -287,7 +287,7 @@ def squared_grad(t, p):
     """
     C = _rt.width(p)
     tmp0 = 1 - p*t
-    tmp1 = numpy.maximum(tmp0, 0)
+    tmp1 = _rt.maximum(tmp0, 0)
     tmp2 = 1/C
     return -2*t*tmp1*tmp2*_rt.heaviside(tmp0, 1.0)
 
@@ -297,7 +297,7 @@ def squared_value_and_grad(t, p):
     """
     C = _rt.width(p)
     tmp0 = 1 - p*t
-    tmp1 = numpy.maximum(tmp0, 0)
+    tmp1 = _rt.maximum(tmp0, 0)
     tmp2 = 1/C
     grad = -2*t*tmp1*tmp2*_rt.heaviside(tmp0, 1.0)
     return _rt.sum_squares(tmp1, tmp2), grad

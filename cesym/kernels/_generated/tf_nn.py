@@ -191,7 +191,7 @@ def sigmoid_value(y, x):
     tmp0 = numpy.exp(-abs(x))
     tmp1 = numpy.log1p(tmp0)
     tmp2 = -x
-    return u*(tmp1 + numpy.maximum(0, x)) + y*(tmp1 + numpy.maximum(0, tmp2))
+    return u*(tmp1 + _rt.maximum(0, x)) + y*(tmp1 + _rt.maximum(0, tmp2))
 
 
 def sigmoid_naive_value(y, x):
@@ -230,7 +230,7 @@ def sigmoid_value_and_grad(y, x):
     tmp2 = -x
     tmp3 = 1/(tmp0 + 1)
     grad = tmp3*u*_rt.exp_min0(x, tmp0) - tmp3*y*_rt.exp_min0(tmp2, tmp0)
-    return u*(tmp1 + numpy.maximum(0, x)) + y*(tmp1 + numpy.maximum(0, tmp2)), grad
+    return u*(tmp1 + _rt.maximum(0, x)) + y*(tmp1 + _rt.maximum(0, tmp2)), grad
 
 
 def sigmoid_naive_grad(y, x):
@@ -249,8 +249,8 @@ def sigmoid_value_checked(y, x):
     """
     u = 1 - y
     tmp0 = numpy.log1p(numpy.exp(-abs(x)))
-    tmp1 = tmp0 + numpy.maximum(0, x)
-    tmp2 = tmp0 + numpy.maximum(0, -x)
+    tmp1 = tmp0 + _rt.maximum(0, x)
+    tmp2 = tmp0 + _rt.maximum(0, -x)
     return tmp1*u + tmp2*y, tmp1*abs(u) + tmp2*abs(y)
 
 
@@ -291,9 +291,9 @@ def sigmoid_value_and_grad_checked(y, x):
     u = 1 - y
     tmp0 = numpy.exp(-abs(x))
     tmp1 = numpy.log1p(tmp0)
-    tmp2 = tmp1 + numpy.maximum(0, x)
+    tmp2 = tmp1 + _rt.maximum(0, x)
     tmp3 = -x
-    tmp4 = tmp1 + numpy.maximum(0, tmp3)
+    tmp4 = tmp1 + _rt.maximum(0, tmp3)
     tmp5 = 1/(tmp0 + 1)
     tmp6 = u*_rt.exp_min0(x, tmp0)
     tmp7 = y*_rt.exp_min0(tmp3, tmp0)
@@ -317,7 +317,7 @@ def sigmoid_value_and_grad_checked_unit(y, x):
     tmp3 = 1/(tmp0 + 1)
     tmp4 = tmp3*u*_rt.exp_min0(x, tmp0)
     tmp5 = y*_rt.exp_min0(tmp2, tmp0)
-    return u*(tmp1 + numpy.maximum(0, x)) + y*(tmp1 + numpy.maximum(0, tmp2)), tmp4 - tmp3*tmp5, None, tmp3*abs(tmp5) + tmp4
+    return u*(tmp1 + _rt.maximum(0, x)) + y*(tmp1 + _rt.maximum(0, tmp2)), tmp4 - tmp3*tmp5, None, tmp3*abs(tmp5) + tmp4
 
 
 def sigmoid_value_and_grad_bound_unit(box, C):
