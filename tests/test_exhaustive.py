@@ -177,3 +177,19 @@ def test_a_boundary_beyond_2560_bits_is_decided_by_the_sign_of_the_rest(x, expec
     t = float(np.float32(0.3))
     below = float(np.nextafter(np.float32(expected), np.float32(0)))
     assert sp.Rational(-x) * sp.Rational(t) == (sp.Rational(below) + sp.Rational(expected)) / 2  # on the midpoint
+
+
+@pytest.mark.parametrize("kind", ["ties", "distinct", "few", "none"])
+def test_largest_errors_are_the_same_on_every_machine(kind):
+    """The worst inputs kept per chunk are the largest errors above the floor, the first
+    positions among equal ones: what sorting by (-error, position) keeps, whatever partition
+    algorithm NumPy dispatches (a kernel exact everywhere has 2^22 ties per chunk)."""
+    rng = np.random.default_rng(4)
+    errs = {"ties": np.zeros(5000), "distinct": rng.random(5000), "few": np.r_[np.full(4990, -1.0), rng.integers(0, 3, 10) / 4],
+            "none": np.full(50, -1.0)}[kind]
+    errs[::7] = np.where(kind == "ties", errs[::7], 0.5)  # ties inside a spread too
+    for floor in (-0.5, 0.25):
+        got = X._largest(errs, floor, 8)
+        above = np.flatnonzero(errs > floor)
+        want = above[np.lexsort((above, -errs[above]))][:8]
+        assert sorted(got.tolist()) == sorted(want.tolist())
