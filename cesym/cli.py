@@ -450,6 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     keras.HIDE_PYPLOT = truthcache.ENABLED = True
     try:
         args.check_args(args)  # every argument and output path, before any work
+        truthcache.prune()  # the numbers of references no run has used for a while
         status = args.func(args)
         _files.raise_if_interrupted()
         return status

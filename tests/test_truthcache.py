@@ -119,3 +119,40 @@ def test_a_limits_stand_in_values_are_read_back(cache, monkeypatch):
     second = RowReference(_cce(), 3)
     monkeypatch.setattr(RowReference, "_rising", no_balls)
     assert second.value_and_grad_inputs(list(inputs)) == want
+
+
+def test_unused_directories_are_pruned_by_age_then_size(cache, monkeypatch):
+    """prune() removes the directories unused past CESYM_CACHE_DAYS, then the least recently used
+    past CESYM_CACHE_MAX_MB, never one used in the last hour, and nothing but digest-named
+    directories of ``truths``; loading a directory marks it used."""
+    import os
+
+    truths = cache / "truths"
+    now = 1.9e9
+    ages_days = {"a": 0.01, "b": 2, "c": 5, "d": 40, "e": 0.0}
+    dirs = {}
+    for k, age in ages_days.items():
+        d = truths / (k * 40)
+        d.mkdir(parents=True)
+        (d / "1-x.pkl").write_bytes(b"\0" * (3 << 20))  # 3 MB each
+        os.utime(d, (now - age * 86400, now - age * 86400))
+        dirs[k] = d
+    other = truths / "notes"  # not a cache directory: left alone, however old
+    other.mkdir()
+    os.utime(other, (0, 0))
+    (cache / "reference").mkdir(exist_ok=True)
+    monkeypatch.setenv("CESYM_CACHE_DAYS", "30")
+    monkeypatch.setenv("CESYM_CACHE_MAX_MB", "7")  # room for two of them
+    assert truthcache.prune(now) == 3  # d by age; then b and c past 7 MB (a and e: the last hour)
+    assert sorted(p.name[0] for p in truths.iterdir() if p.name != "notes") == ["a", "e"] and other.is_dir()
+    monkeypatch.setenv("CESYM_CACHE_MAX_MB", "0")
+    assert truthcache.prune(now) == 0  # used in the last hour: kept whatever the budget
+    assert truthcache.prune(now + 7200) == 2
+    # a reference's own directory is touched when loaded
+    ref = RowReference(_cce(), 3)
+    ref.kappa(*HUGE)
+    truthcache.flush([ref])
+    d = truthcache.directory(ref)
+    os.utime(d, (1.0, 1.0))
+    truthcache.load(ref)
+    assert d.stat().st_mtime > 1.5e9

@@ -16,6 +16,13 @@ a dtype, κ, κ of the value). A different definition or reference code is a dif
 nothing is ever reused for something else, nothing is invalidated by hand. The numbers are the
 reference's own, so a run with the cache warm gives the same results as one without it.
 
+Directories are dropped when unused: each is touched when a process loads it, and the ``cesym``
+command (:func:`prune`, once per command) removes those not used for :data:`MAX_DAYS` days
+(``CESYM_CACHE_DAYS``), then, past :data:`MAX_MB` megabytes in all (``CESYM_CACHE_MAX_MB``), the
+least recently used, never one used in the last hour (another process may be reading it; a
+shard that vanishes is computed again, as a damaged one is). Every change to the reference, the
+balls or the library versions starts new directories, so without this they would pile up.
+
 Opt-in: the ``cesym`` command turns it on (:data:`ENABLED`, :func:`cesym.cli.main`); a library
 user's process and the tests compute everything. ``CESYM_CACHE_DIR`` places it as it places the
 compiled forms' cache (:func:`cesym.verify.codecache.cache_dir`), ``off`` turns both off. Shards
@@ -36,12 +43,17 @@ from pathlib import Path
 
 from ..files import write_bytes
 
-__all__ = ["ENABLED", "MAX_SHARDS", "directory", "load", "flush"]
+__all__ = ["ENABLED", "MAX_SHARDS", "MAX_DAYS", "MAX_MB", "directory", "load", "flush", "prune"]
 
 #: Set by the ``cesym`` command; off for a library user's process (and the tests).
 ENABLED = False
 #: Shards a directory may hold before a loading process merges them.
 MAX_SHARDS = 16
+#: Directories unused this many days are removed by :func:`prune` (``CESYM_CACHE_DAYS``).
+MAX_DAYS = 30.0
+#: The directories' total size :func:`prune` keeps below, least recently used first (``CESYM_CACHE_MAX_MB``).
+MAX_MB = 1024.0
+_RECENT = 3600.0  # seconds: a directory used this recently is never removed
 _FORMAT = "cesym-truths-1"
 _lock = threading.Lock()  # one flush at a time per process (threads share the references)
 
@@ -110,6 +122,10 @@ def load(ref) -> dict:
     d = directory(ref)
     if d is None or not d.is_dir():
         return {}
+    try:
+        os.utime(d)  # used now (prune keeps what is used)
+    except OSError:
+        pass
     shards = sorted(d.glob("*.pkl"))
     out: dict = {}
     read = []
@@ -142,3 +158,49 @@ def flush(refs: Iterable) -> int:
             if d is not None and _write(d, fresh) is not None:
                 written += len(fresh)
     return written
+
+
+def _limit(name: str, default: float) -> float:
+    try:
+        value = float(os.environ.get(name, default))
+    except ValueError:
+        return default
+    return value if value >= 0 else default
+
+
+def prune(now: float | None = None) -> int:
+    """Remove the directories of numbers unused for :data:`MAX_DAYS` days, then the least
+    recently used past :data:`MAX_MB` megabytes in all, keeping any used in the last hour; the
+    number removed. Nothing outside the cache's ``truths`` directory is touched, and only its
+    directories of shards (named by a 40-digit digest)."""
+    from . import codecache
+
+    root = codecache.cache_dir()
+    if root is None or not (root.parent / "truths").is_dir():
+        return 0
+    import shutil
+    import time
+
+    now = time.time() if now is None else now
+    max_age = _limit("CESYM_CACHE_DAYS", MAX_DAYS) * 86400.0
+    budget = _limit("CESYM_CACHE_MAX_MB", MAX_MB) * 2.0**20
+    dirs = []
+    for d in (root.parent / "truths").iterdir():
+        if len(d.name) != 40 or not all(c in "0123456789abcdef" for c in d.name) or not d.is_dir() or d.is_symlink():
+            continue
+        try:
+            used = d.stat().st_mtime
+            size = sum(f.stat().st_size for f in d.iterdir() if f.is_file())
+        except OSError:  # removed meanwhile
+            continue
+        dirs.append((used, size, d))
+    dirs.sort(key=lambda t: -t[0])  # most recently used first
+    removed, total = 0, 0
+    for used, size, d in dirs:
+        total += size
+        recent = now - used < _RECENT
+        if not recent and (now - used > max_age or total > budget):
+            shutil.rmtree(d, ignore_errors=True)
+            removed += 1
+            total -= size
+    return removed
