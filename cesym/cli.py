@@ -450,7 +450,10 @@ def main(argv: list[str] | None = None) -> int:
     keras.HIDE_PYPLOT = truthcache.ENABLED = True
     try:
         args.check_args(args)  # every argument and output path, before any work
-        truthcache.prune()  # the numbers of references no run has used for a while
+        try:
+            truthcache.prune()  # the numbers of references no run has used for a while
+        except ValueError as e:  # CESYM_CACHE_DAYS or CESYM_CACHE_MAX_MB not a number
+            raise UsageError(str(e)) from None
         status = args.func(args)
         _files.raise_if_interrupted()
         return status

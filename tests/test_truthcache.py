@@ -156,3 +156,14 @@ def test_unused_directories_are_pruned_by_age_then_size(cache, monkeypatch):
     os.utime(d, (1.0, 1.0))
     truthcache.load(ref)
     assert d.stat().st_mtime > 1.5e9
+
+
+@pytest.mark.parametrize("name, value", [("CESYM_CACHE_DAYS", "a month"), ("CESYM_CACHE_MAX_MB", "-1"), ("CESYM_CACHE_MAX_MB", "nan")])
+def test_a_bad_cache_limit_is_a_usage_error_naming_it(monkeypatch, tmp_path, capsys, name, value):
+    from cesym.cli import EXIT_USAGE, main
+
+    monkeypatch.setenv("CESYM_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv(name, value)
+    assert main(["generate", "--check"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert name in err and repr(value) in err and "non-negative number" in err

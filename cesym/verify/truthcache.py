@@ -34,6 +34,7 @@ past :data:`MAX_SHARDS` in a directory, a loading process merges them into one.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import pickle
 import secrets
@@ -160,33 +161,46 @@ def flush(refs: Iterable) -> int:
     return written
 
 
-def _limit(name: str, default: float) -> float:
-    try:
-        value = float(os.environ.get(name, default))
-    except ValueError:
+def _limit(name: str, default: float, unit: str) -> float:
+    """The environment's ``name`` as a non-negative number (``default`` where unset)."""
+    env = os.environ.get(name)
+    if env is None or not env.strip():
         return default
-    return value if value >= 0 else default
+    try:
+        value = float(env)
+    except ValueError:
+        value = math.nan
+    if not value >= 0:  # NaN too
+        raise ValueError(f"{name}: expected a non-negative number of {unit}, got {env!r}")
+    return value
 
 
 def prune(now: float | None = None) -> int:
     """Remove the directories of numbers unused for :data:`MAX_DAYS` days, then the least
     recently used past :data:`MAX_MB` megabytes in all, keeping any used in the last hour; the
     number removed. Nothing outside the cache's ``truths`` directory is touched, and only its
-    directories of shards (named by a 40-digit digest)."""
+    directories of shards (named by a 40-digit digest). A limit in the environment that is not
+    a non-negative number is a ValueError naming it."""
     from . import codecache
 
     root = codecache.cache_dir()
-    if root is None or not (root.parent / "truths").is_dir():
+    if root is None:
+        return 0
+    max_age = _limit("CESYM_CACHE_DAYS", MAX_DAYS, "days") * 86400.0
+    budget = _limit("CESYM_CACHE_MAX_MB", MAX_MB, "megabytes") * 2.0**20
+    if not (root.parent / "truths").is_dir():
         return 0
     import shutil
     import time
 
     now = time.time() if now is None else now
-    max_age = _limit("CESYM_CACHE_DAYS", MAX_DAYS) * 86400.0
-    budget = _limit("CESYM_CACHE_MAX_MB", MAX_MB) * 2.0**20
     dirs = []
-    for d in (root.parent / "truths").iterdir():
-        if len(d.name) != 40 or not all(c in "0123456789abcdef" for c in d.name) or not d.is_dir() or d.is_symlink():
+    try:
+        entries = list((root.parent / "truths").iterdir())
+    except OSError:  # removed or unreadable meanwhile
+        return 0
+    for d in entries:
+        if len(d.name) != 40 or not all(c in "0123456789abcdef" for c in d.name) or d.is_symlink() or not d.is_dir():
             continue
         try:
             used = d.stat().st_mtime
