@@ -1490,9 +1490,9 @@ def where(c, a, b) -> np.ndarray:
     return out if out.shape == shape else np.array(np.broadcast_to(out, shape))
 
 
-#: Zeros to stand for a constant 0 beside an array, per dtype, as many as a block's elements
-#: (``_blocks.BLOCK_ELEMENTS``; larger arrays take NumPy's scalar loop), read only, shared by
-#: every thread.
+#: Zeros to stand for a constant 0 beside an array, per dtype: ``BLOCK``-sized (a block's
+#: elements, ``_blocks.BLOCK_ELEMENTS``), read only, shared by every thread. ``numpy.zeros``
+#: maps them to the kernel's zero page, so reading them costs no memory traffic.
 _ZERO_ELEMENTS = 1 << 18
 _ZEROS = {np.dtype(t): np.zeros(_ZERO_ELEMENTS, dtype=t) for t in (np.float64, np.float32)}
 for _z in _ZEROS.values():
