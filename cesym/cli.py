@@ -451,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.check_args(args)  # every argument and output path, before any work
         try:
-            truthcache.prune()  # the numbers of references no run has used for a while
+            truthcache.prune(every=86400.0)  # the numbers of references no run has used for a while
         except ValueError as e:  # CESYM_CACHE_DAYS or CESYM_CACHE_MAX_MB not a number
             raise UsageError(str(e)) from None
         status = args.func(args)

@@ -144,10 +144,18 @@ def test_unused_directories_are_pruned_by_age_then_size(cache, monkeypatch):
     monkeypatch.setenv("CESYM_CACHE_DAYS", "30")
     monkeypatch.setenv("CESYM_CACHE_MAX_MB", "7")  # room for two of them
     assert truthcache.prune(now) == 3  # d by age; then b and c past 7 MB (a and e: the last hour)
-    assert sorted(p.name[0] for p in truths.iterdir() if p.name != "notes") == ["a", "e"] and other.is_dir()
+    assert sorted(p.name[0] for p in truths.iterdir() if p.is_dir() and p.name != "notes") == ["a", "e"] and other.is_dir()
     monkeypatch.setenv("CESYM_CACHE_MAX_MB", "0")
     assert truthcache.prune(now) == 0  # used in the last hour: kept whatever the budget
     assert truthcache.prune(now + 7200) == 2
+    # a pass within ``every`` of the last is skipped (the command's: once a day)
+    old = truths / ("f" * 40)
+    old.mkdir()
+    os.utime(old, (now - 40 * 86400, now - 40 * 86400))
+    assert truthcache.prune(now + 2 * 86400 + 7200, every=86400.0) == 1  # the last pass was 2 days ago
+    old.mkdir()
+    os.utime(old, (now - 40 * 86400, now - 40 * 86400))
+    assert truthcache.prune(now + 2 * 86400 + 7300, every=86400.0) == 0 and old.is_dir()  # 100 s after it
     # a reference's own directory is touched when loaded
     ref = RowReference(_cce(), 3)
     ref.kappa(*HUGE)

@@ -236,8 +236,10 @@ _SPLIT = 134217729.0
 def two_prod_err(a, b, p):
     """Dekker's TwoProduct, elementwise: ``a·b - p`` exactly for ``p = fl(a·b)`` (NumPy has no
     FMA), where |a|, |b| and |a·b| stay between about 2^-969 and 2^996 (the splits neither
-    overflow nor lose bits among the subnormals). The verification's own, not the kernels'
-    (``cesym.kernels._eft``): a checker shares no arithmetic with what it checks."""
+    overflow nor lose bits among the subnormals). The verification's own, beside the kernels'
+    ``cesym.kernels._eft._two_prod_err``: the reference side's arithmetic (this module,
+    ``truths``, ``reference``) imports nothing from the kernels it checks, so a fault in one
+    cannot hide in both."""
     with np.errstate(invalid="ignore", over="ignore"):
         ca = _SPLIT * a
         ah = ca - (ca - a)
