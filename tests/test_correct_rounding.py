@@ -131,6 +131,32 @@ def test_solve_decides_exact_ties_and_far_tails():
     assert up == float(np.nextafter(np.float32(384.0), np.float32(1e9)))
 
 
+@pytest.mark.parametrize("arg, want", [
+    (1e8, math.inf), (-1e8, 0.0), (1e6, math.inf), (-1e6, 0.0), (200.0, math.inf), (-200.0, 0.0),
+])
+def test_solve_decides_values_far_past_float32_in_decimal(arg, want):
+    """e^{±10^8} is a Decimal of a 9-digit exponent, and as a Fraction an integer of 144 million
+    bits: the slow path rounds such values to ±inf or ±0 from their decimal exponents (a user
+    loss, e^{-s·x}, took minutes per element at x = 10^8). Signs are kept, and an exact far
+    value (a product of float32 numbers) is decided at once."""
+    import time
+
+    for sign in (1, -1):
+        t = time.perf_counter()
+        got = _exact.solve(lambda a: sign * _exact.exp(a), (Decimal(arg),))
+        assert time.perf_counter() - t < 5.0  # the Fraction route: minutes
+        assert got == sign * want and math.copysign(1.0, got) == sign
+    big = Decimal(float(np.float32(3e38)))
+    assert _exact.solve(lambda a: a * a * a, (big,)) == math.inf
+    assert _exact.solve(lambda a: -a * a, (big,)) == -math.inf
+    tiny = Decimal(float(np.float32(1e-30)))
+    got = _exact.solve(lambda a: -a * a * a, (tiny,))
+    assert got == 0.0 and math.copysign(1.0, got) == -1.0
+    # near the range's ends the rounding is still the exact one: 2^128 - 2^104 rounds down
+    edge = Decimal(2) ** 128 - Decimal(2) ** 104
+    assert _exact.solve(lambda a: a, (edge,)) == float(np.finfo(np.float32).max)
+
+
 # --- the tracked float64 path ------------------------------------------------------------------
 
 def test_tracker_knows_when_float64_is_exact():

@@ -21,11 +21,13 @@ elements' sums over a whole row, for the float64 rescue of :mod:`cesym.kernels._
 
 from __future__ import annotations
 
+import re
+
 import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
 from ..define.loss import Loss
-from ..define.primitives import C, NanOr, RowSum, SumSquares, XMul
+from ..define.primitives import C, NanOr, RestSum, RowMax, RowSum, SumSquares, XMul
 from ..rewrite.rules import second_form_exact
 from .ranges import value_range
 
@@ -272,30 +274,121 @@ class DecimalPrinter(_ScalarPrinter):
 
 class RowDecimalPrinter(DecimalPrinter):
     """:class:`DecimalPrinter` over a whole row, for kernels whose gradient couples the row's
-    elements: an element outside a reduction is element ``_j`` (the gradient is printed as the
-    list of its C elements), and the row reductions are the stable forms' own (sums, maxima, the
-    other elements' sums, a maximum's share, the maximum minus a sum). A guarded pair of forms
-    is its second, split form (the one without cancellation); in decimal both are the same
-    number up to rounding."""
+    elements or whose stable form holds row primitives: an element outside a reduction is
+    element ``_j`` (the gradient is printed as the list of its C elements), and the row
+    reductions are the stable forms' own (sums, maxima, the other elements' sums, a maximum's
+    share, the maximum minus a sum) and those of the row primitives (-log softmax, -log of a
+    renormalised share, the other classes' share, the softmax gradient's numerator, norms).
+
+    Reductions nest, each with its own index (``_c1``, ``_c2``, …; an element symbol is the
+    innermost one's element). A reduction over the whole row (a sum, a maximum, the row a
+    primitive reads) depends on no outer index: it is computed once per row, bound by
+    :meth:`wrap` around the printed code (``_h0``, ``_h1``, … in the order they were met, each
+    after those it reads), so that a row costs O(C) evaluations where a sum inside every
+    element's term would cost O(C^2). A sum over the *other* elements stays per element.
+    A guarded pair of forms is its second, split form (the one without cancellation); in
+    decimal both are the same number up to rounding."""
+
+    def __init__(self, settings=None):
+        super().__init__(settings)
+        self.scope = ["_j"]
+        self.hoisted: list[tuple[str, str, str]] = []  # (name, code, code with its indices renamed in order)
 
     def _print_Elem(self, e):
-        return f"{e.name}[_c]" if self.in_row else f"{e.name}[_j]"
+        return f"{e.name}[{self.scope[-1]}]"
+
+    def _loop(self, body: sp.Expr) -> tuple[str, str]:
+        """``body`` printed for a new index: (the index, the code)."""
+        var = f"_c{len(self.scope)}"
+        self.scope.append(var)
+        try:
+            return var, self._print(body)
+        finally:
+            self.scope.pop()
+
+    def _hoist(self, code: str) -> str:
+        """A name for ``code``, a quantity of the whole row (computed once, :meth:`wrap`); the
+        same quantity met at another depth (its indices named otherwise) gets the same name."""
+        names: dict[str, str] = {}
+        key = re.sub(r"\b_c\d+\b", lambda m: names.setdefault(m.group(0), f"_i{len(names)}"), code)
+        for name, c, k in self.hoisted:
+            if k == key:
+                return name
+        name = f"_h{len(self.hoisted)}"
+        self.hoisted.append((name, code, key))
+        return name
+
+    def _whole_row(self, body: sp.Expr) -> str:
+        var, b = self._loop(body)
+        return self._hoist(f"[{b} for {var} in range(int(C))]")
+
+    def _print_RowSum(self, e):
+        var, b = self._loop(e.args[0])
+        return self._hoist(f"_ex.fsum({b} for {var} in range(int(C)))")
+
+    def _print_SumSquares(self, e):
+        return self._print_RowSum(RowSum(e.args[0] ** 2))
 
     def _print_RowMax(self, e):
-        return f"max({self._over_row(e.args[0])} for _c in range(int(C)))"
+        var, b = self._loop(e.args[0])
+        return self._hoist(f"max({b} for {var} in range(int(C)))")
 
     def _print_RestSum(self, e):
-        return f"_ex.fsum({self._over_row(e.args[0])} for _c in range(int(C)) if _c != _j)"
+        outer = self.scope[-1]
+        var, b = self._loop(e.args[0])
+        return f"_ex.fsum({b} for {var} in range(int(C)) if {var} != {outer})"
 
     def _print_MaxShare(self, e):
-        return f"_ex.max_share([{self._over_row(e.args[0])} for _c in range(int(C))], _j)"
+        return f"_ex.max_share({self._whole_row(e.args[0])}, {self.scope[-1]})"
 
     def _print_MaxMinusSum(self, e):
         f, g = e.args
-        return f"(max({self._over_row(f)} for _c in range(int(C))) - {self._row_sum(g)})"
+        return f"({self._print(RowMax(f))} - {self._print(RowSum(g))})"
 
     def _print_Guarded(self, e):
         return self._print(e.args[1])
+
+    def _print_NegLogSoftmax(self, e):
+        z = e.args[0]
+        parts = self._hoist(f"_ex.softmax_parts({self._whole_row(z)})")
+        return f"_ex.neg_log_softmax({parts}, {self._print(z)})"
+
+    def _print_LogSumExp(self, e):
+        z = e.args[0]
+        m = self._print(RowMax(z))
+        return f"({m} + _ex.log({self._print(RowSum(sp.exp(z - RowMax(z))))}))"
+
+    def _print_NegLogNormalized(self, e):
+        p = e.args[0]  # log(Σp/p_j) = log1p(Σ_{c≠j} p_c / p_j): no cancellation for a dominant p_j
+        return f"_ex.log1p({self._print(RestSum(p))} / {self._print(p)})"
+
+    def _print_NormalizedRest(self, e):
+        p = e.args[0]
+        return f"({self._print(RestSum(p))} / {self._print(RowSum(p))})"
+
+    def _print_SoftmaxRest(self, e):
+        z = e.args[0]
+        ez = sp.exp(z - RowMax(z))
+        return f"({self._print(RestSum(ez))} / {self._print(RowSum(ez))})"
+
+    def _print_CrossRest(self, e):
+        return f"({self._print(e.reduction_form())})"
+
+    def _print_Norm2(self, e):
+        return f"({self._print(RowSum(e.args[0] ** 2))}).sqrt()"
+
+    def _print_Scaled(self, e):
+        return f"({self._print(e.args[0])} / {self._print(e.args[1])})"
+
+    def _print_ScaledPow(self, e):
+        x, a, s = e.args
+        return f"(_ex.power({self._print(x)}, {self._print(a)}) * {self._print(s)})"
+
+    def wrap(self, code: str) -> str:
+        """``code`` with the row quantities it reads bound around it, in order."""
+        for name, c, _ in reversed(self.hoisted):
+            code = f"(lambda {name}: {code})({c})"
+        return code
 
 
 # PythonCodePrinter prints some of these itself (math.log, math.copysign, ...): the Decimal ones win
@@ -470,16 +563,22 @@ def rescue_parts(loss: Loss, value: sp.Expr, grad: sp.Expr | None) -> dict[str, 
     ``x``; the gradient as the list of its C elements), for kernels :func:`exact_parts` refuses
     because their gradient holds row reductions (or maxima): only the float64 rescue of
     :mod:`cesym.kernels._rescue` evaluates them (they are no correctly rounded float32 path).
-    Or the reason there is none."""
+    The kinds it can print (a value whose gradient holds a primitive decimal lacks is rescued
+    alone), or the reason there is none."""
     if loss.label_index:
         return "a class-index label"
     if any(s.name == "N" for s in value.free_symbols):
         return "a batch reduction"
-    printer = RowDecimalPrinter()
-    try:
-        out = {"value": printer.doprint(_substitute_weights(loss, value))}
-        if grad is not None:
-            out["grad"] = f"[{printer.doprint(_substitute_weights(loss, grad))} for _j in range(int(C))]"
-    except NotExact as why:
-        return str(why)
-    return out
+    out: dict[str, str] = {}
+    why = ""
+    for kind, e in (("value", value), ("grad", grad)):
+        if e is None:
+            continue
+        printer = RowDecimalPrinter()
+        try:
+            body = printer.doprint(_substitute_weights(loss, e))
+        except NotExact as reason:
+            why = why or str(reason)
+            continue
+        out[kind] = printer.wrap(body if kind == "value" else f"[{body} for _j in range(int(C))]")
+    return out or why

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from decimal import ROUND_05UP, Context, Decimal, Inexact, getcontext, localcontext
+from decimal import ROUND_05UP, ROUND_UP, Context, Decimal, Inexact, getcontext, localcontext
 from fractions import Fraction
 
 __all__ = ["solve", "round_float32"]
@@ -233,6 +233,22 @@ def max_share(row: list, j: int) -> Decimal:
     return Decimal(1) / sum(1 for v in row if v == m)
 
 
+def softmax_parts(row: list) -> tuple[Decimal, Decimal]:
+    """``(m, L)`` of a row of logits z: m = max z and L = log1p(Σ_{c≠k} e^{z_c - m}), k the
+    first maximum. Then -log softmax(z)_j = (m - z_j) + L (:func:`neg_log_softmax`): no e^{z}
+    leaves the exponent range (e^{10^308} does, even in decimal), and L keeps the digits of a
+    dominant class's tiny loss, which ln Σ e^{z_c - m} would round to 0."""
+    m = max(row)
+    k = row.index(m)
+    return m, log1p(fsum(exp(z - m) for c, z in enumerate(row) if c != k))
+
+
+def neg_log_softmax(parts: tuple[Decimal, Decimal], zj: Decimal) -> Decimal:
+    """-log softmax(z)_j from :func:`softmax_parts` of the row and the element z_j."""
+    m, rest = parts
+    return (m - zj) + rest
+
+
 def sign(a: Decimal) -> Decimal:
     return Decimal((a > 0) - (a < 0))
 
@@ -299,6 +315,36 @@ def round_float32(v: Decimal | Fraction) -> tuple[float, Fraction]:
     return (-out if neg else out), dist
 
 
+#: Decimal exponents (``adjusted()``) past which a value is out of float32's range whatever its
+#: digits: at or above 10^40 it rounds to ±inf (the threshold is 2^128 - 2^103 < 3.41e38), below
+#: 10^-60 to ±0 (half the least subnormal is 2^-150 > 7e-46). Such values are decided in decimal:
+#: e^{10^8} is a Decimal of 9 exponent digits, but as a Fraction an integer of 144 million bits,
+#: whose construction alone takes minutes.
+_HUGE_ADJUSTED = 40
+_TINY_ADJUSTED = -61
+_HALF_LEAST = Decimal("7e-46")  # below 2^-150, the distance from 0 to the first rounding boundary
+
+
+def _far(v: Decimal) -> bool:
+    """``v`` (finite, nonzero) lies far outside the float32 range: it rounds to ±inf or ±0."""
+    return v != 0 and (v.adjusted() >= _HUGE_ADJUSTED or v.adjusted() <= _TINY_ADJUSTED)
+
+
+def _far_agree(v: Decimal, pv: Decimal) -> bool:
+    """Two levels' values of a far value (:func:`_far`) decide its rounding: the same sign and
+    range, and 4·|v - pv| below the distance to the nearest rounding boundary (at least 0.99·|v|
+    for an overflow, at least 7e-46 for an underflow), computed in decimal with the difference
+    rounded up."""
+    if not (isinstance(pv, Decimal) and pv.is_finite() and _far(pv)) or v.is_signed() != pv.is_signed():
+        return False
+    huge = v.adjusted() >= _HUGE_ADJUSTED
+    if huge != (pv.adjusted() >= _HUGE_ADJUSTED):
+        return False
+    with localcontext(Context(prec=12, rounding=ROUND_UP, Emin=-(10**9), Emax=10**9, traps=[])):
+        gap = 4 * abs(v - pv)
+        return gap < (abs(v) * Decimal("0.99") if huge else _HALF_LEAST)
+
+
 def solve(fn: Callable[..., Decimal], args: tuple, bound: float | None = None) -> float | None:
     """The correctly rounded float32 (as a float) of ``fn(*args)`` (Decimal arguments), by rising
     precision; None where the value is not a finite real (the caller keeps its own).
@@ -320,12 +366,18 @@ def solve(fn: Callable[..., Decimal], args: tuple, bound: float | None = None) -
             inexact = bool(c.flags[Inexact])
         if not v.is_finite():
             return None
+        if isinstance(v, Decimal) and _far(v):
+            f = math.copysign(math.inf if v.adjusted() >= _HUGE_ADJUSTED else 0.0, -1.0 if v.is_signed() else 1.0)
+            if not inexact or (prev is not None and _far_agree(v, prev[0])):
+                return f
+            prev = (v, f)
+            continue
         f, dist = round_float32(v)
         if not inexact:
             return f
         if bound is not None and math.isfinite(bound) and 2 * Fraction(bound) * 2**53 / Fraction(10) ** (level - 1) < dist:
             return f
-        if prev is not None:
+        if prev is not None and not (isinstance(prev[0], Decimal) and _far(prev[0])):
             pv, pf = prev
             if pf == f and 4 * abs(Fraction(v) - Fraction(pv)) < dist:
                 return f

@@ -57,10 +57,11 @@ DIGITS = 50
 
 def decimal_float64(fn: Callable[..., Decimal], args: tuple) -> float | None:
     """``fn(*args)`` (Decimal arguments) at :data:`DIGITS` digits, rounded to float64 (±inf past
-    the largest float); None where it is not a real number."""
+    the largest float, and where decimal's own result is infinite: a log of 0, a quotient by 0,
+    where IEEE arithmetic may have met 0·inf first); None where it is NaN."""
     with localcontext(_context()):
         v = fn(*args)
-    if not v.is_finite():
+    if v.is_nan():
         return None
     return float(v)  # decimal -> float rounds to nearest (inf past the largest float)
 
@@ -127,7 +128,7 @@ def rescuer(
                     with localcontext(_context()):
                         vs = fn(*args)
                     for c in np.flatnonzero(need[a]):
-                        if vs[c].is_finite():
+                        if not vs[c].is_nan():
                             r[a, c] = float(vs[c])
             else:
                 for a, c in zip(*np.nonzero(need)):

@@ -1237,12 +1237,14 @@ def _share_cross_rest(t, z, e, s, S, g, dg) -> np.ndarray:
     if piece is not None and not piece.whole:
         _pieces.need_whole_row()
         return out
-    # ν_j = lse(z) - z_j: an absolute error of a few ulps of lse only moves the quadrature's nodes
-    lse = np.max(z, axis=-1, keepdims=True) + np.log(S)
-    tb, lb = np.broadcast_to(t, z.shape), np.broadcast_to(lse, z.shape[:-1] + (1,))
+    # ν_j = (max z - z_j) + log S, in that order: (max z + log S) - z_j rounds log S away where
+    # the logits are large (ν = 0 for equal logits of 1e300, and g' is 0/0 there)
+    mx = np.max(z, axis=-1, keepdims=True)
+    tb = np.broadcast_to(t, z.shape)
+    mb, lb = (np.broadcast_to(a, z.shape[:-1] + (1,)) for a in (mx, np.log(S)))
     out[bad] = _in_chunks(
         bad, z.shape[-1] * _GL_NODES.size,
-        lambda lead, j, sl: _share_pairs(z[lead], e[lead], tb[lead], g[lead], lb[lead][:, 0], j, dg),
+        lambda lead, j, sl: _share_pairs(z[lead], e[lead], tb[lead], g[lead], mb[lead][:, 0], lb[lead][:, 0], j, dg),
     )
     return out
 
@@ -1258,7 +1260,7 @@ _GL_NODES, _GL_WEIGHTS = (_GL_X + 1) / 2, _GL_W / 2
 _PAIR_RADIUS = 0.5
 
 
-def _share_pairs(zr, er, tr, gr, lse, j, dg) -> np.ndarray:
+def _share_pairs(zr, er, tr, gr, mx, log_s, j, dg) -> np.ndarray:
     """Σ_{c≠j} (t_c g_c e_j - t_j g_j e_c) for flagged elements j of the rows (F, C): a close pair
     (|d| <= 1/2, d = z_c - z_j) as (t_c - t_j) g_c e_j + t_j (e_j (g_c - g_j) + g_j e_c expm1(-d)),
     g_c - g_j by Gauss–Legendre on g' (ν_c - ν_j = -d, exact for float32 inputs); the others as
@@ -1271,7 +1273,7 @@ def _share_pairs(zr, er, tr, gr, lse, j, dg) -> np.ndarray:
     with np.errstate(over="ignore", invalid="ignore"):
         direct = tr * gr * ej[:, None] - (tj * gj)[:, None] * er
         # g' at the nodes of the close pairs only: ν_j + x_i (ν_c - ν_j), ν_c - ν_j = -d
-        nu_j = np.broadcast_to((lse - zj)[:, None], d.shape)[close]
+        nu_j = np.broadcast_to(((mx - zj) + log_s)[:, None], d.shape)[close]
         dg_mean = np.zeros(d.shape)
         dg_mean[close] = np.sum(dg(nu_j[:, None] - _GL_NODES * d[close][:, None]) * _GL_WEIGHTS, axis=-1)
         delta_g = -d * dg_mean

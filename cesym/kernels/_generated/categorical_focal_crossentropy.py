@@ -371,6 +371,16 @@ def probs_weights(y, p, label_smoothing, alpha, gamma):
     return (t_,)
 
 
+def probs_value_rescue(y, p, label_smoothing, alpha, gamma, C):
+    r"""categorical focal cross-entropy on probabilities (renormalised): the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the float64 rescue of rows that overflow or underflow (:mod:`cesym.kernels._rescue`)."""
+    return (lambda _h0: (lambda _h1: alpha*_h1)(_ex.fsum(_ex.xmul(y[_c1]*(_ex.D(1) - label_smoothing) + label_smoothing/C, lambda: _ex.log1p(_ex.fsum(p[_c2] for _c2 in range(int(C)) if _c2 != _c1) / p[_c1])*_ex.power((_ex.fsum(p[_c2] for _c2 in range(int(C)) if _c2 != _c1) / _h0), gamma)) for _c1 in range(int(C)))))(_ex.fsum(p[_c2] for _c2 in range(int(C))))
+
+
+def probs_grad_rescue(y, p, label_smoothing, alpha, gamma, C):
+    r"""categorical focal cross-entropy on probabilities (renormalised): the stable grad in decimal arithmetic at the current precision, of one row (lists of Decimals; the list of its C elements): the float64 rescue of rows that overflow or underflow (:mod:`cesym.kernels._rescue`)."""
+    return (lambda _h0: [_ex.fsum((y[_c1]*(_ex.D(1) - label_smoothing) + label_smoothing/C)*(alpha*(_ex.power((_ex.fsum(p[_c2] for _c2 in range(int(C)) if _c2 != _c1) / _h0), gamma) * _ex.power(_h0, -1)) + _ex.xmul(p[_c1]/_h0, lambda: alpha*_ex.xmul(gamma, lambda: _ex.xmul(_ex.log1p(_ex.fsum(p[_c2] for _c2 in range(int(C)) if _c2 != _c1) / p[_c1]), lambda: (_ex.power((_ex.fsum(p[_c2] for _c2 in range(int(C)) if _c2 != _c1) / _h0), gamma + _ex.D(-1)) * _ex.power(_h0, -1)))))) for _c1 in range(int(C)) if _c1 != _j) - _ex.xmul((y[_j]*(_ex.D(1) - label_smoothing) + label_smoothing/C)*(alpha*(_ex.power((_ex.fsum(p[_c1] for _c1 in range(int(C)) if _c1 != _j) / _h0), gamma) * _ex.power(_h0, -1)) + _ex.xmul(p[_j]/_h0, lambda: alpha*_ex.xmul(gamma, lambda: _ex.xmul(_ex.log1p(_ex.fsum(p[_c1] for _c1 in range(int(C)) if _c1 != _j) / p[_j]), lambda: (_ex.power((_ex.fsum(p[_c1] for _c1 in range(int(C)) if _c1 != _j) / _h0), gamma + _ex.D(-1)) * _ex.power(_h0, -1)))))), lambda: _ex.fsum(p[_c1] for _c1 in range(int(C)) if _c1 != _j)/p[_j]) for _j in range(int(C))])(_ex.fsum(p[_c2] for _c2 in range(int(C))))
+
+
 def logits_value(y, z, label_smoothing, alpha, gamma):
     r"""categorical focal cross-entropy on logits (from_logits=True): stable value, one value per row (keepdims).
 
@@ -463,6 +473,11 @@ def logits_weights(y, z, label_smoothing, alpha, gamma):
     C = _rt.width(z)
     t_ = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
     return (t_,)
+
+
+def logits_value_rescue(y, z, label_smoothing, alpha, gamma, C):
+    r"""categorical focal cross-entropy on logits (from_logits=True): the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the float64 rescue of rows that overflow or underflow (:mod:`cesym.kernels._rescue`)."""
+    return (lambda _h0: (lambda _h1: (lambda _h2: (lambda _h3: (lambda _h4: alpha*_h4)(_ex.fsum((y[_c1]*(_ex.D(1) - label_smoothing) + label_smoothing/C)*_ex.neg_log_softmax(_h1, z[_c1])*_ex.power((_ex.fsum(_ex.exp(z[_c2] - _h2) for _c2 in range(int(C)) if _c2 != _c1) / _h3), gamma) for _c1 in range(int(C)))))(_ex.fsum(_ex.exp(z[_c2] - _h2) for _c2 in range(int(C)))))(max(z[_c3] for _c3 in range(int(C)))))(_ex.softmax_parts(_h0)))([z[_c2] for _c2 in range(int(C))])
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.
