@@ -1493,8 +1493,8 @@ def where(c, a, b) -> np.ndarray:
 
 
 #: Zeros to stand for a constant 0 beside an array, per dtype: ``BLOCK``-sized (a block's
-#: elements, ``_blocks.BLOCK_ELEMENTS``), read only, shared by every thread. ``numpy.zeros``
-#: maps them to the kernel's zero page, so reading them costs no memory traffic.
+#: elements, ``_blocks.BLOCK_ELEMENTS``), read only, shared by every thread: 2 MiB and 1 MiB,
+#: allocated once (``numpy.zeros`` of that size is usually fresh zeroed pages from the system).
 _ZERO_ELEMENTS = 1 << 18
 _ZEROS = {np.dtype(t): np.zeros(_ZERO_ELEMENTS, dtype=t) for t in (np.float64, np.float32)}
 for _z in _ZEROS.values():
