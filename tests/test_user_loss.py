@@ -7,6 +7,7 @@ shipped ``examples/`` go through the same commands.
 from __future__ import annotations
 
 import importlib.util
+import re
 import subprocess
 import sys
 import textwrap
@@ -154,3 +155,35 @@ def test_a_flag_value_without_a_kernel_is_a_clear_error(tmp_path):
     assert float(mod.brier_score([[1.0]], [[0.0]], from_logits=True)[0]) == 0.25
     with pytest.raises(ValueError, match=r"brier_score: no kernel for from_logits=False; available: from_logits=True"):
         mod.brier_score([[1.0]], [[0.0]])
+
+
+# A Jensen-Shannon divergence as people write it, in three states of declaration.
+JS = textwrap.dedent(
+    r'''
+    from cesym.define import Elem, Loss, RowSum
+
+    y = Elem("y")
+    p = Elem("p")
+    m = (y + p) / 2
+
+    LOSSES = [Loss(family="js_div", variant="probs", title="Jensen-Shannon divergence",
+                   value=RowSum(y * log(y / m) + p * log(p / m)) / 2, prediction=p, label=y{extra})]
+    '''
+).replace("from cesym.define import", "from sympy import log\nfrom cesym.define import")
+
+
+@pytest.mark.parametrize("extra, message", [
+    ("", r"not real \(logarithm of a negative number\).*Loss\(domain='real'\) takes predictions anywhere on the real line"),
+    (', domain="probability"', r"not finite.*0·log 0.*declare weights=\{y: y\} on the Loss"),
+])
+def test_a_definition_failing_on_its_domain_says_what_it_lacks(tmp_path, capsys, extra, message):
+    """The domain check's one line names the loss, the point, and the declaration that usually
+    fixes it: probabilities declared as reals, or a label multiplied into a log without the
+    0·log 0 = 0 convention."""
+    src = tmp_path / "mine"
+    src.mkdir()
+    (src / "js_div.py").write_text(JS.replace("{extra}", extra))
+    assert cli.main(["generate", "--derivations", str(src), "--out", str(tmp_path / "k")]) == 2
+    err = capsys.readouterr().err
+    assert "js_div.probs: definition:" in err
+    assert re.search(message, err), err

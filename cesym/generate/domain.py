@@ -155,9 +155,23 @@ def check_domain(loss: Loss, derived: Derived, where: str = ""):
         inputs = ref._inputs(labels, pred, list(params) + extra[: len(ref.param_syms) - len(loss.params)])
         problem = _problem(ref._main, inputs, ref_names)
         if problem is not None:
-            raise DerivationError(f"{prefix}{loss.name}: definition: {problem} at {at} (domain {loss.domain!r})")
+            raise DerivationError(f"{prefix}{loss.name}: definition: {problem} at {at} (domain {loss.domain!r}){_hint(loss, problem, labels)}")
         s_inputs = list(labels) + list(pred) + list(params) + (extra if stable_n else [])
         problem = _problem(stable, s_inputs, stable_names)
         if problem is not None:
             raise DerivationError(f"{prefix}{loss.name}: stable form: {problem} at {at} (domain {loss.domain!r})")
     return ref
+
+
+def _hint(loss: Loss, problem: str, labels) -> str:
+    """What a definition that fails on its interior usually lacks, said where the failure shows it:
+    a log of a negative number on the real line (probabilities or rates need the domain
+    'probability'), or 0·log 0 at a zero label (the convention needs the label among the
+    weights)."""
+    if loss.domain == "real" and "negative" in problem:
+        return ("; Loss(domain='real') takes predictions anywhere on the real line: probabilities or rates "
+                "(>= 0, logs infinite at 0) are Loss(domain='probability')")
+    if "not finite" in problem and loss.label is not None and loss.label not in loss.weights and any(float(y) == 0.0 for y in labels):
+        return (f"; a zero label where the definition multiplies it into an infinite log (0·log 0): declare "
+                f"weights={{{loss.label.name}: {loss.label.name}}} on the Loss for the convention 0·f = 0")
+    return ""
