@@ -86,6 +86,9 @@ FIRES = [
     (R.SIGMOID, 1 - 1 / (1 + E(-x)), Sigmoid(x)),
     (R.SIGMOID, y / (2 + E(-x)), Sigmoid),
     (R.SIGMOID, E(x) / (E(x) + E(y)), Sigmoid(x - y)),
+    (R.TANH_SIGMOID, (1 + sp.tanh(x / 2)) / 2, Sigmoid(x)),
+    (R.TANH_SIGMOID, 1 - (1 + sp.tanh(x / 2)) / 2, Sigmoid(-x)),
+    (R.TANH_SIGMOID, y * (1 - sp.tanh(x)) + 3, Sigmoid(-2 * x)),
     (R.ONE_MINUS_SIGMOID, 1 - Sigmoid(x), Sigmoid(-x)),
     # 1 - p_t of a poly-1 loss: the label weights sum to the constant
     (R.ONE_MINUS_SIGMOID, 1 - y * Sigmoid(x) - (1 - y) * Sigmoid(-x), y * Sigmoid(-x) + (1 - y) * Sigmoid(x)),
@@ -191,6 +194,8 @@ def test_rule_fires_and_is_an_identity(rule, shape, holds):
 KEEPS = [
     (R.SIGMOID, E(x) / RowSum(E(x))),  # the softmax: the log-softmax rule's
     (R.SIGMOID, (E(x) - E(-x)) / (E(x) + E(-x))),  # tanh: not a sigmoid of one difference
+    (R.TANH_SIGMOID, sp.tanh(x)),  # a tanh alone: 2σ(2x) - 1 cancels near 0
+    (R.TANH_SIGMOID, 1 + 2 * sp.tanh(x)),
     (R.LOG_SPLIT, sp.log(p / RowSum(p))),  # p may be 0: the log-normalized rule's
     (R.LOG_SPLIT, sp.log(2 * sp.pi)),
     (R.XLOGY, t * sp.log(p)),  # a label weight times log p: the guard's

@@ -413,6 +413,38 @@ SIGMOID = Rule(
 )
 
 
+def _tanh_sigmoid(e: sp.Basic) -> sp.Basic | None:
+    """``a + a·tanh(u)`` -> ``2a·σ(2u)`` and ``a - a·tanh(u)`` -> ``2a·σ(-2u)`` inside a sum (the
+    other terms kept)."""
+    if not isinstance(e, sp.Add):
+        return None
+    terms = list(e.args)
+    for i, t in enumerate(terms):
+        th = [f for f in sp.Mul.make_args(t) if isinstance(f, sp.tanh) and _has_elems(f)]
+        if len(th) != 1:
+            continue
+        a = sp.Mul(*[f for f in sp.Mul.make_args(t) if f is not th[0]])
+        u = th[0].args[0]
+        for k, other in enumerate(terms):
+            if k == i:
+                continue
+            for sign in (1, -1):
+                if sp.expand(other - sign * a) == 0:  # other = ±a: a(±1 + tanh u)
+                    rest = [x for n, x in enumerate(terms) if n not in (i, k)]
+                    return sp.Add(*rest, 2 * sign * a * Sigmoid(sign * 2 * u))
+    return None
+
+
+TANH_SIGMOID = Rule(
+    "tanh-sigmoid",
+    "1 + tanh(u) = 2σ(2u) and 1 - tanh(u) = 2σ(-2u) (times any factor): σ written with tanh, "
+    "(1 + tanh(x/2))/2, cancels to 0 where σ(x) is 1e-300 and its log is -inf; as σ it goes to "
+    "the log-sigmoid and one-minus-sigmoid rules. A tanh alone stays (2σ(2u) - 1 would cancel "
+    "near 0).",
+    lambda expr: _top_down(expr, _tanh_sigmoid),
+)
+
+
 def _sigmoid_term(t: sp.Basic) -> tuple[sp.Basic, Sigmoid] | None:
     """``t = k·σ(u)`` with one σ factor and k free of σ: (k, σ(u))."""
     sig = [f for f in sp.Mul.make_args(t) if isinstance(f, Sigmoid)]
@@ -1139,6 +1171,7 @@ def value_rules() -> list[Rule]:
     """
     return [
         SIGMOID,
+        TANH_SIGMOID,
         SIGMOID_POWER,
         LOG_SIGMOID,
         LOG1P,
