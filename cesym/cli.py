@@ -98,6 +98,38 @@ def _exhaustive(args: argparse.Namespace) -> int:
     return 1 if unresolved else 0
 
 
+def _extremes(args: argparse.Namespace) -> int:
+    """``cesym verify --extremes``: the grid of extreme finite rows (:mod:`cesym.verify.extremes`)."""
+    import json
+
+    import numpy as np
+
+    from .verify import extremes
+    from .verify.registry import CASES
+
+    cases = [c for c in (args.cases if args.cases is not None else CASES) if not args.names or c.kernel in args.names or c.loss in args.names]
+    results, failed = [], 0
+    for c in cases:
+        for dtype in (np.float64, np.float32):
+            for r in extremes.check_case(c, dtype):
+                results.append(r)
+                failed += len(r.failures)
+                params = ",".join(f"{k}={v:g}" for k, v in r.params.items())
+                print(f"{r.kernel:<52} {r.dtype:<7} {params:<40} {r.points:>6} rows  {len(r.failures):>5} outside  "
+                      f"{r.unresolved:>4} unresolved  ({r.seconds:.1f}s)", flush=True)
+                for f in r.failures[:3]:
+                    print(f"    FAIL {f}", flush=True)
+    if args.json:
+        from dataclasses import asdict
+
+        from .files import write_text
+
+        write_text(args.json, json.dumps([asdict(r) for r in results], indent=1, allow_nan=False) + "\n", what="--json")
+    print(f"cesym verify --extremes: {sum(r.points for r in results)} rows in {len(results)} setting(s); "
+          f"{failed} output(s) outside the contract; {sum(r.unresolved for r in results)} unresolved", flush=True)
+    return 1 if failed else 0
+
+
 def _verify(args: argparse.Namespace) -> int:
     import json
 
@@ -105,6 +137,8 @@ def _verify(args: argparse.Namespace) -> int:
 
     if args.exhaustive:
         return _exhaustive(args)
+    if args.extremes:
+        return _extremes(args)
 
     header = (
         f"{'kernel':<52} {'dtype':<7} {'labels':<8} {'points':>6} {'value max':>9} {'grad max':>9} "
@@ -284,6 +318,8 @@ def _check_verify(args: argparse.Namespace) -> None:
     exhaustive_only = [o for o in ("label", "range") if getattr(args, o)] + (["param"] if args.param else []) + (["record"] if args.record else [])
     if exhaustive_only and not args.exhaustive:
         raise UsageError(f"--{exhaustive_only[0]} goes with --exhaustive")
+    if args.extremes and (args.exhaustive or args.quick or args.points):
+        raise UsageError("--extremes checks a fixed grid: not with " + ("--exhaustive" if args.exhaustive else "--quick" if args.quick else "--points"))
     if args.exhaustive:
         _check_exhaustive(args, cases)
         if args.record and (args.derivations or args.range):
@@ -400,6 +436,11 @@ def main(argv: list[str] | None = None) -> int:
         "--exhaustive", action="store_true",
         help="every float32 input of the named kernels of one float input (fixed labels and parameters): "
         "max ulps and the inputs not correctly rounded, proven",
+    )
+    v.add_argument(
+        "--extremes", action="store_true",
+        help="check every row of two extreme finite inputs (±max, subnormals, 0, 1, ...) under every pair of grid labels "
+        "and parameter settings against the reference, instead of the sampled rows",
     )
     v.add_argument("--label", type=float, action="append", help="with --exhaustive: a fixed label (repeat; default per label kind)")
     v.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="with --exhaustive: a parameter's value (repeat)")

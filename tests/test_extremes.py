@@ -1,11 +1,5 @@
-"""Rows built from the extreme finite inputs of each domain, checked against the reference.
-
-The sampler draws from strata (moderate, large, any bit pattern, ...), so a row whose logits span
-more than the largest float (z = [1e308, -1e308], where z - max z overflows), a renormalised row
-of one subnormal, or two equal logits of 1e300 turns up rarely or never. Here every pair of grid
-values is a row, with every label pair of the kind's grid, so each combination is checked once:
-value and gradient within the contract (``base + 4κ`` ulps; an infinity or NaN where the
-mathematics is finite is outside it whatever κ).
+"""The extremes grid (:mod:`cesym.verify.extremes`, ``cesym verify --extremes``): every row of two
+extreme finite inputs under every pair of grid labels, value and gradient within the contract.
 
 Found this way (2026-12-05) and fixed, each checked here:
 
@@ -24,41 +18,15 @@ label of 1/2): they are not listed below.
 
 from __future__ import annotations
 
-import itertools
 import warnings
 
 import numpy as np
 import pytest
 
+from cesym import cli
+from cesym.verify import extremes
 from cesym.verify.contract import check_batch
 from cesym.verify.registry import case
-from cesym.verify.sampling import Batch
-
-
-def _values(inputs: str, dtype) -> list[float]:
-    fi = np.finfo(dtype)
-    big = float(fi.max)
-    if inputs in ("logits", "real"):
-        return [big, -big, big / 2, -big / 3, 1.0, -1.0, 0.0, float(fi.tiny), -float(fi.smallest_subnormal), 1e-30]
-    if inputs == "probs":
-        return [0.0, 1.0, 0.5, float(fi.tiny), float(fi.smallest_subnormal), 1 - float(fi.eps) / 2, 1e-30]
-    return [0.0, float(fi.tiny), 1.0, big, big / 2, float(fi.smallest_subnormal), 3.0]
-
-
-_LABELS = {"binary": [0.0, 1.0, 0.5, 0.3], "distribution": [0.0, 1.0, 0.5, 0.25, 0.1]}
-
-
-def _grid(c, dtype) -> Batch:
-    """Every row of two grid values under every pair of grid labels (rows of a positive sum
-    where the domain renormalises)."""
-    preds, labels = [], []
-    for p in itertools.product(_values(c.inputs, dtype), repeat=2):
-        if c.domain == "simplex" and sum(p) <= 0:
-            continue
-        for y in itertools.product(_LABELS[c.label_kind], repeat=2):
-            preds.append(p)
-            labels.append(y)
-    return Batch(labels=np.array(labels, dtype=dtype), pred=np.array(preds, dtype=dtype), params={}, strata=["extremes"] * len(preds))
 
 
 CASES = [
@@ -78,8 +46,7 @@ CASES = [
 @pytest.mark.parametrize("kernel,flags,params", CASES, ids=[f"{k}{f}{p}" for k, f, p in CASES])
 def test_extreme_rows_are_within_the_contract(kernel, flags, params, dtype):
     c = case(kernel, **flags)
-    batch = _grid(c, dtype)
-    batch.params = dict(params)
+    batch = extremes.grid(c, dtype, params)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = check_batch(c, batch)
@@ -105,3 +72,33 @@ def test_focal_gradient_on_equal_huge_logits_is_zero():
     for v in (1e300, 1.7976931348623157e308, 1e17):
         g = K.categorical_focal_crossentropy_grad(np.array([[1.0, 1.0]]), np.array([[v, v]]), from_logits=True)
         assert np.array_equal(g, [[0.0, 0.0]]), (v, g)
+
+
+def test_the_grid_holds_every_pair_once():
+    c = case("categorical_crossentropy", from_logits=True)
+    b = extremes.grid(c, np.float64, {"label_smoothing": 0.0})
+    vals, labs = extremes.values(c.inputs, np.float64), extremes.label_values(c, np.float64)
+    assert len(b.pred) == len(vals) ** 2 * len(labs) ** 2
+    assert len({(tuple(p), tuple(y)) for p, y in zip(b.pred.tolist(), b.labels.tolist())}) == len(b.pred)
+    s = case("sparse_categorical_crossentropy", from_logits=True)
+    bs = extremes.grid(s, np.float32)
+    assert bs.labels.dtype == np.int64 and set(bs.labels.tolist()) == {0, 1} and bs.pred.dtype == np.float32
+    focal = case("categorical_focal_crossentropy", from_logits=True)
+    sets = extremes.settings(focal)
+    assert len({tuple(sorted(x.items())) for x in sets}) == len(sets)  # each setting once (a default at an end: once)
+    for name, _, rng in focal.params:  # every end of every range, the others at their defaults
+        for end in rng or ():
+            assert any(x[name] == end and all(x[k] == sets[0][k] for k in x if k != name) for x in sets)
+
+
+def test_cli_extremes(tmp_path, capsys):
+    out = tmp_path / "x.json"
+    assert cli.main(["verify", "--extremes", "dice", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "dice" in text and "0 output(s) outside the contract" in text
+    import json
+
+    rows = json.loads(out.read_text())
+    assert {r["dtype"] for r in rows} == {"float64", "float32"} and all(r["failures"] == [] for r in rows)
+    assert cli.main(["verify", "--extremes", "--quick", "dice"]) == 2
+    assert "--extremes checks a fixed grid" in capsys.readouterr().err
