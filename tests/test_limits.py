@@ -347,3 +347,30 @@ def test_poisson_gradient_overflows_only_where_it_does():
     y = np.array([[19823.036171340304, 0.0, 9010.8398844882]])
     p = np.array([[7.027638113002324e-305, 1.0412242023022724e-293, 2.6122661891112447e-165]])
     close(K.poisson_grad(y, p)[0, 0], -9.40241745168234e307, np.float64, ulps=4.0)
+
+
+def test_a_log_divergence_beside_a_huge_finite_term_is_infinite():
+    """Poisson at rates [0, 1.8e308] with label 1 on the 0: -y·log p → +inf, but at the stand-ins
+    p = 2^-M the value moves by about 10^24 per stand-in beside 9e307, under an ulp: the three
+    values round alike. The elasticity p·∂f/∂p = -y/C stays -1/2 at each stand-in (a term that
+    converges dies out), so the limit is +inf, as the kernel says; with label 0 the term is 0 and
+    the limit the finite M/2."""
+    import mpmath
+
+    from cesym.verify.contract import definition, reference_for
+    from cesym.verify.extended import ExtendedReference, _log_growth
+    from cesym.verify.registry import case
+
+    big = float(np.finfo(np.float64).max)
+    loss = definition(case("poisson"))
+    ext = ExtendedReference(reference_for(loss, 2), loss.domain)
+    v, _ = ext.value_and_grad([1.0, 0.0], [0.0, big], [])
+    assert v == mpmath.inf and K.poisson(np.array([[1.0, 0.0]]), np.array([[0.0, big]]))[0] == np.inf
+    v0, _ = ext.value_and_grad([0.0, 0.0], [0.0, big], [])
+    assert mpmath.isfinite(v0) and float(v0) == big / 2
+    # the rule alone: growing elasticities of one sign diverge, shrinking ones do not
+    pts = [[mpmath.mpf(2) ** k] for k in (64, 80, 96)]
+    grow = [[mpmath.mpf(1), 0.5 / p[0]] for p in pts]  # e = x·∂f/∂x = 1/2 at every stand-in
+    assert _log_growth(mpmath.mpf(1), grow, pts, [math.inf]) == mpmath.inf
+    fade = [[mpmath.mpf(1), 0.5 / p[0] ** 2] for p in pts]  # e = 1/(2x): converges
+    assert _log_growth(mpmath.mpf(1), fade, pts, [math.inf]) == 1

@@ -123,16 +123,21 @@ class ExtendedReference:
         n_out = 1 + self.ref.n_grad
         if any(math.isnan(float(x)) for x in pred) or (labels is not None and not all(math.isfinite(float(y)) for y in labels)):
             return mpmath.nan, [mpmath.nan] * (n_out - 1)
+        retry = False
         try:  # the edge 1 is a number whose terms resolve (log 1 = 0, 0·log 0 = 0) ...
             quick = _EDGE_PREC if self.unit and any(float(x) == 1.0 for x in pred) else None
             rays = [[self._eval(labels, p, params, dtype, quick) for p in per_k] for per_k in self._points(pred)]
         except Unresolved:  # ... unless a term is infinite there: then as a limit too
             if not self.unit:
                 raise
+            retry = True
             rays = [[self._eval(labels, p, params, dtype) for p in per_k] for per_k in self._points(pred, True)]
         limits = []
+        points = self._points(pred, retry)
         for j in range(n_out):
             per_ray = [_ray_limit([vals[j] for vals in ray], dtype) for ray in rays]
+            if j == 0:  # a value that rounds alike at every stand-in may still grow like a log
+                per_ray = [_log_growth(lim, ray, pts, pred) for lim, ray, pts in zip(per_ray, rays, points)]
             first = per_ray[0]
             if first is None or any(r is None or not _same(r, first, dtype) for r in per_ray[1:]):
                 limits.append(mpmath.nan)
@@ -149,6 +154,42 @@ class ExtendedReference:
         """κ of the value alone, at the same stand-in (first derivatives only)."""
         far = self._points(pred)[0][-1]
         return self.ref.kappa_value(labels, far, params, value, grad)
+
+
+def _log_growth(limit, ray: list, points: list, pred) -> mpmath.mpf | None:
+    """``limit`` (one ray's verdict on the value), or ±inf where the value grows like a log of
+    the stand-ins although its three values round alike: a divergent term beside a finite one
+    too large for its steps to show (Poisson's -y·log p at p → 0 beside a rate of 1e308: the
+    value moves by 10^24 per stand-in, under an ulp of 9e307). Along the ray the value moves by
+    about Σ_i e_i·ln(x_i'/x_i) from one stand-in to the next, with e_i = x_i·∂f/∂x_i the
+    elasticity of each input that moves; for a finite limit every e_i dies out (like e^{-M} or
+    M^{-a}), so e of one sign at all three stand-ins and not shrinking (|e_3| >= |e_1|/2) is a
+    divergence, to the side of its sign times the direction of the log steps. The elasticities
+    come from the gradient outputs, each pinned to its own digits; none is taken where a
+    gradient element is not a finite number."""
+    if limit is None or not mpmath.isfinite(limit):
+        return limit
+    moving = [i for i in range(len(pred)) if points[0][i] != points[1][i]]
+    rates = []
+    for k in range(len(points)):
+        grad = ray[k][1:]
+        if len(grad) != len(pred):
+            return limit
+        e = mpmath.mpf(0)
+        for i in moving:
+            g = grad[i]
+            if not mpmath.isfinite(g):
+                return limit
+            step = 1 if abs(points[-1][i]) > abs(points[0][i]) else -1  # log steps up (to ±inf) or down (to 0)
+            if float(pred[i]) == 1.0 or float(pred[i]) == -1.0:  # the edges 1 and -1 approached from inside: 1 - 2^-rk
+                return limit
+            e += step * points[k][i] * g
+        rates.append(e)
+    if all(r > 0 for r in rates) and rates[-1] >= rates[0] / 2:
+        return mpmath.inf
+    if all(r < 0 for r in rates) and rates[-1] <= rates[0] / 2:
+        return -mpmath.inf
+    return limit
 
 
 def _same(a: mpmath.mpf, b: mpmath.mpf, dtype) -> bool:
