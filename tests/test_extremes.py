@@ -102,3 +102,23 @@ def test_cli_extremes(tmp_path, capsys):
     assert {r["dtype"] for r in rows} == {"float64", "float32"} and all(r["failures"] == [] for r in rows)
     assert cli.main(["verify", "--extremes", "--quick", "dice"]) == 2
     assert "--extremes checks a fixed grid" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("y, p", [
+    ([1.0, 1.0], [1.7976931348623157e308, 1.7976931348623157e308]),  # ‖p‖ past the largest float
+    ([8.988465674311579e307, 1.0], [1.7976931348623157e308, 1e308]),
+    ([1.0, 2.0], [3e-320, 6e-320]),  # ‖p‖ subnormal: x/‖x‖ loses the norm's digits
+    ([5e-324, 5e-324], [1.0, 3.0]),
+])
+def test_cosine_of_rows_whose_norm_leaves_the_normal_floats(y, p):
+    """x/‖x‖ where ‖x‖ is inf or subnormal: the row scaled by a power of two first
+    (``_rt.unit_rows``); the value within the contract's 4 ulps (κ about 1 here)."""
+    import mpmath
+
+    import cesym.kernels as K
+
+    got = float(K.cosine_similarity(np.array([y]), np.array([p]))[0])
+    with mpmath.workdps(60):
+        ym, pm = [mpmath.mpf(v) for v in y], [mpmath.mpf(v) for v in p]
+        want = -sum(a * b for a, b in zip(ym, pm)) / (mpmath.sqrt(sum(a * a for a in ym)) * mpmath.sqrt(sum(b * b for b in pm)))
+    assert abs(got - float(want)) <= 4 * np.spacing(abs(float(want))), (got, want)

@@ -34,6 +34,7 @@ from ..define.primitives import (
     Elem,
     Guarded,
     NanOr,
+    Norm2,
     TwoForms,
     RowMax,
     RowSum,
@@ -179,8 +180,12 @@ class KernelPrinter(NumPyPrinter):
         return self._fold("_rt.maximum", e.args)
 
     def _print_Scaled(self, e):
-        """x/s by its row-level scale: s repeated along the row (``divide_rows``), the same numbers."""
+        """x/s by its row-level scale: s repeated along the row (``divide_rows``), the same numbers;
+        the unit vector x/‖x‖ by ``unit_rows`` (the same numbers where ‖x‖ is a normal float, x
+        scaled by a power of two first where it is not)."""
         x, s = e.args
+        if ((isinstance(s, Norm2) and s.args[0] == x) or getattr(self, "norm_of", {}).get(s) == x) and not self._is_row_level(x):
+            return self._rt("unit_rows", x, s)
         if self._is_row_level(s) and not self._is_row_level(x):
             return self._rt("divide_rows", x, s)
         return "(%s/%s)" % tuple(self.parenthesize(a, sp.printing.precedence.PRECEDENCE["Mul"]) for a in e.args)
@@ -424,6 +429,7 @@ def _print_body(
     """
     kept, out_exprs = printed_form(loss, expr, returns, naive=naive)
     printer.row_level = set()
+    printer.norm_of = {sym: sub.args[0] for sym, sub in kept if isinstance(sub, Norm2)}  # tmp = ‖x‖: x, for unit_rows
     for sym, sub in kept:
         if printer._is_row_level(sub):
             printer.row_level.add(sym)

@@ -261,6 +261,7 @@ def max_share(v: np.ndarray, m: np.ndarray | None = None) -> np.ndarray:
 # 2^-122 of the sum. Above it, every square and partial sum is exact to a rounding, as the sum.
 _SSQ_LOW = 2.0**-900
 _F64_MAX = float(np.finfo(np.float64).max)
+_F64_TINY = float(np.finfo(np.float64).tiny)  # 2^-1022, the least normal float64
 
 
 def sum_squares(x: np.ndarray, a=1.0) -> np.ndarray:
@@ -468,6 +469,33 @@ def scale_quotient(n, d, k, b):
     d = np.broadcast_to(d, out.shape)
     redo = np.isinf(out) & np.isfinite(n)
     out[redo] = (n[redo] * k[redo]) / d[redo]
+    return out
+
+
+def unit_rows(x: np.ndarray, n: np.ndarray) -> np.ndarray:
+    r"""x/‖x‖ along the last axis, given ``n = norm2(x)``: ``divide_rows(x, n)`` (the same
+    numbers) wherever the norm is a normal float; where it is not (past 1.8e308, a row of 1e308s,
+    whose unit vector is 1/√2 where x/inf is 0; or below 2^-1022, whose quotients x/n lose digits
+    with n's), the row scaled by the power of two next to its largest element first, exactly, and
+    divided by its own norm then. A row of zeros, ±inf or NaN keeps x/n."""
+    out = divide_rows(x, n)
+    if _piece() is not None or not isinstance(n, np.ndarray) or x.ndim != 2 or n.shape != x.shape[:-1] + (1,):
+        return out
+    with np.errstate(invalid="ignore"):
+        bad = ~((n[:, 0] >= _F64_TINY) & (n[:, 0] <= _F64_MAX))
+    if not np.any(bad):
+        return out
+    rows = np.flatnonzero(bad)
+    xr = np.take(x, rows, axis=0)
+    mx = np.max(np.abs(xr), axis=-1, keepdims=True)
+    fine = (np.isfinite(mx) & (mx > 0))[:, 0]
+    if not np.any(fine):
+        return out
+    xr, rows = xr[fine], rows[fine]
+    k = np.frexp(np.max(np.abs(xr), axis=-1, keepdims=True))[1] - 1
+    xs = np.ldexp(xr, -k)  # exact: max |xs| in [1, 2) (elements far below it may round in the subnormals, their share below an ulp)
+    out = np.array(out, dtype=np.float64, copy=True) if not out.flags.writeable else out
+    out[rows] = xs / np.sqrt(_row_sum(xs * xs))
     return out
 
 

@@ -120,8 +120,8 @@ def cosine_value(y, p):
     - scale-by-norm: f(x)/‖x‖^k = f(x/‖x‖)/‖x‖^(k-d) for f homogeneous of degree d <= k in the row x: the unit vector x/‖x‖ is formed first, so the products and sums in f neither overflow (x·w of two rows of 1e200s) nor underflow (of 1e-200s: 0 where the cosine is 1).
     """
     tmp0 = _rt.norm2(p)
-    tmp1 = _rt.divide_rows(p, tmp0)
-    tmp2 = _rt.divide_rows(y, _rt.norm2(y))
+    tmp1 = _rt.unit_rows(p, tmp0)
+    tmp2 = _rt.unit_rows(y, _rt.norm2(y))
     tmp3 = tmp1*tmp2
     tmp4 = _rt.row_sum(tmp3)
     return -_rt.unit_dot(tmp1, tmp2, tmp4)
@@ -149,8 +149,8 @@ def cosine_grad(y, p):
     - scale-by-norm: f(x)/‖x‖^k = f(x/‖x‖)/‖x‖^(k-d) for f homogeneous of degree d <= k in the row x: the unit vector x/‖x‖ is formed first, so the products and sums in f neither overflow (x·w of two rows of 1e200s) nor underflow (of 1e-200s: 0 where the cosine is 1).
     """
     tmp0 = _rt.norm2(p)
-    tmp1 = _rt.divide_rows(p, tmp0)
-    tmp2 = _rt.divide_rows(y, _rt.norm2(y))
+    tmp1 = _rt.unit_rows(p, tmp0)
+    tmp2 = _rt.unit_rows(y, _rt.norm2(y))
     tmp3 = tmp1*tmp2
     tmp4 = _rt.row_sum(tmp3)
     tmp5 = tmp1**2
@@ -164,8 +164,8 @@ def cosine_value_and_grad(y, p):
     r"""negative cosine similarity: stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``cosine_value`` and ``cosine_grad``).
     """
     tmp0 = _rt.norm2(p)
-    tmp1 = _rt.divide_rows(p, tmp0)
-    tmp2 = _rt.divide_rows(y, _rt.norm2(y))
+    tmp1 = _rt.unit_rows(p, tmp0)
+    tmp2 = _rt.unit_rows(y, _rt.norm2(y))
     tmp3 = tmp1*tmp2
     tmp4 = _rt.row_sum(tmp3)
     tmp5 = tmp1**2
