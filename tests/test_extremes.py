@@ -122,3 +122,15 @@ def test_cosine_of_rows_whose_norm_leaves_the_normal_floats(y, p):
         ym, pm = [mpmath.mpf(v) for v in y], [mpmath.mpf(v) for v in p]
         want = -sum(a * b for a, b in zip(ym, pm)) / (mpmath.sqrt(sum(a * a for a in ym)) * mpmath.sqrt(sum(b * b for b in pm)))
     assert abs(got - float(want)) <= 4 * np.spacing(abs(float(want))), (got, want)
+
+
+def test_float32_focal_gradient_at_the_edge_p_1_has_the_sign_of_the_limit():
+    """∂/∂p of -(1 - y)·p^γ·log(1 - p) at p = 1, y = 0 is +inf (1/(1 - p) from inside [0, 1]).
+    The float32 path (the rounding test's form, whose cse shared |p - 1| with the value) wrote
+    1 - p as -(p - 1): -0 at p = 1, and -inf; a negated difference is now printed as written."""
+    import cesym.kernels as K
+
+    for dtype in (np.float32, np.float64):
+        for gamma in (0.0, 2.0):
+            g = K.binary_focal_crossentropy_grad(np.array([[0.0]], dtype), np.array([[1.0]], dtype), gamma=gamma)
+            assert g[0, 0] == np.inf, (dtype, gamma, g)

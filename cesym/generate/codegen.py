@@ -392,6 +392,16 @@ def printed_form(
             a = a.xreplace({sub: sym})
         shown_a[sym_a] = a
     replacements = [(sym, sub.xreplace(shown_a).xreplace(shown_b).xreplace(shown)) for sym, sub in replacements]
+    # cse shares b - a with a - b as -(b - a): the same number but at a = b, where -(+0) is -0
+    # and a quotient by it the wrong infinity (1/(1 - p) at p = 1 was -inf in float32 focal
+    # gradients, whose rounding test shares |p - 1| with the value); such a negation is the
+    # difference as written
+    defs = dict(replacements)
+    replacements = [
+        (sym, -defs[sub.args[1]] if isinstance(sub, sp.Mul) and len(sub.args) == 2 and sub.args[0] == -1
+         and isinstance(defs.get(sub.args[1]), sp.Add) else sub)
+        for sym, sub in replacements
+    ]
     reduced = [e.xreplace(shown_a).xreplace(shown_b).xreplace(shown) for e in reduced]
     out_exprs = [reduced[i] for i in returns]
     needed = set().union(*(e.free_symbols for e in out_exprs))

@@ -137,7 +137,7 @@ class ExtendedReference:
         for j in range(n_out):
             per_ray = [_ray_limit([vals[j] for vals in ray], dtype) for ray in rays]
             if j == 0:  # a value that rounds alike at every stand-in may still grow like a log
-                per_ray = [_log_growth(lim, ray, pts, pred) for lim, ray, pts in zip(per_ray, rays, points)]
+                per_ray = [_log_growth(lim, ray, pts, pred, dtype) for lim, ray, pts in zip(per_ray, rays, points)]
             first = per_ray[0]
             if first is None or any(r is None or not _same(r, first, dtype) for r in per_ray[1:]):
                 limits.append(mpmath.nan)
@@ -156,7 +156,7 @@ class ExtendedReference:
         return self.ref.kappa_value(labels, far, params, value, grad)
 
 
-def _log_growth(limit, ray: list, points: list, pred) -> mpmath.mpf | None:
+def _log_growth(limit, ray: list, points: list, pred, dtype=np.float64) -> mpmath.mpf | None:
     """``limit`` (one ray's verdict on the value), or ±inf where the value grows like a log of
     the stand-ins although its three values round alike: a divergent term beside a finite one
     too large for its steps to show (Poisson's -y·log p at p → 0 beside a rate of 1e308: the
@@ -166,7 +166,9 @@ def _log_growth(limit, ray: list, points: list, pred) -> mpmath.mpf | None:
     M^{-a}), so e of one sign at all three stand-ins and not shrinking (|e_3| >= |e_1|/2) is a
     divergence, to the side of its sign times the direction of the log steps. The elasticities
     come from the gradient outputs, each pinned to its own digits; none is taken where a
-    gradient element is not a finite number."""
+    gradient element is not a finite number or rounds to 0 in the format (pinned as 0, its sign
+    unknown), nor where the moving inputs' elasticities cancel
+    to within 2^-20 of their sizes."""
     if limit is None or not mpmath.isfinite(limit):
         return limit
     moving = [i for i in range(len(pred)) if points[0][i] != points[1][i]]
@@ -175,15 +177,20 @@ def _log_growth(limit, ray: list, points: list, pred) -> mpmath.mpf | None:
         grad = ray[k][1:]
         if len(grad) != len(pred):
             return limit
-        e = mpmath.mpf(0)
+        e = size = mpmath.mpf(0)
         for i in moving:
             g = grad[i]
-            if not mpmath.isfinite(g):
+            if not mpmath.isfinite(g) or round_to(g, dtype) == 0:  # below the format: pinned to 0, not to a sign
                 return limit
             step = 1 if abs(points[-1][i]) > abs(points[0][i]) else -1  # log steps up (to ±inf) or down (to 0)
             if float(pred[i]) == 1.0 or float(pred[i]) == -1.0:  # the edges 1 and -1 approached from inside: 1 - 2^-rk
                 return limit
             e += step * points[k][i] * g
+            size += abs(points[k][i] * g)
+        # each gradient element is pinned to 2^-8 of an ulp of itself: a sum of elasticities that
+        # cancels (a softmax row whose logits all move: Σ z_i·∂f/∂z_i = 0) says nothing
+        if abs(e) <= size * mpmath.ldexp(1, -20):
+            return limit
         rates.append(e)
     if all(r > 0 for r in rates) and rates[-1] >= rates[0] / 2:
         return mpmath.inf

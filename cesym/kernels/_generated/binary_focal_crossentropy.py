@@ -737,7 +737,7 @@ def probs_grad_checked(y, p, label_smoothing, gamma):
     tmp0 = 1/C
     tmp1 = p*u
     tmp2 = p - 1
-    tmp3 = -tmp2
+    tmp3 = 1 - p
     tmp4 = t*tmp3 + tmp1
     tmp5 = _rt.scale_rows(tmp4**gamma, tmp0)
     tmp6 = _rt.xmul(t, -tmp5/p)
@@ -762,7 +762,7 @@ def probs_value_and_grad_checked(y, p, label_smoothing, gamma):
     tmp0 = numpy.log(p)
     tmp1 = p*u
     tmp2 = p - 1
-    tmp3 = -tmp2
+    tmp3 = 1 - p
     tmp4 = t*tmp3 + tmp1
     tmp5 = tmp4**gamma
     tmp6 = _rt.xmul(t, -tmp0*tmp5)
@@ -1184,7 +1184,7 @@ def probs_balanced_grad_checked(y, p, label_smoothing, gamma, alpha):
     tmp0 = 1/C
     tmp1 = p*u
     tmp2 = p - 1
-    tmp3 = -tmp2
+    tmp3 = 1 - p
     tmp4 = t*tmp3 + tmp1
     tmp5 = _rt.scale_rows(tmp4**gamma, tmp0)
     tmp6 = _rt.xmul(a*t, -tmp5/p)
@@ -1213,7 +1213,7 @@ def probs_balanced_value_and_grad_checked(y, p, label_smoothing, gamma, alpha):
     tmp1 = numpy.log(p)
     tmp2 = p*u
     tmp3 = p - 1
-    tmp4 = -tmp3
+    tmp4 = 1 - p
     tmp5 = t*tmp4 + tmp2
     tmp6 = tmp5**gamma
     tmp7 = _rt.xmul(tmp0, -tmp1*tmp6)
@@ -1248,7 +1248,7 @@ def probs_balanced_value_and_grad_checked_unit(y, p, label_smoothing, gamma, alp
     tmp1 = numpy.log(p)
     tmp2 = p*u
     tmp3 = p - 1
-    tmp4 = -tmp3
+    tmp4 = 1 - p
     tmp5 = t*tmp4 + tmp2
     tmp6 = tmp5**gamma
     tmp7 = a*u
