@@ -10,6 +10,9 @@ from cesym.define.primitives import (
     C,
     CrossRest,
     Elem,
+    Hypot1,
+    Hypot1m1,
+    HypotShare,
     Log1mexp,
     LogExpm1,
     LogWeight,
@@ -199,8 +202,11 @@ def test_runtime_sum_squares_over_the_whole_range(a):
         lambda: Pow1p(-x, t),
         lambda: Powm1(x, t),
         lambda: Relu(1 - t * x),
+        lambda: Hypot1(x / t),
+        lambda: Hypot1m1(x - t),
+        lambda: HypotShare(x * t),
     ],
-    ids=["log1mexp", "log_expm1", "log_weight", "log_cosh", "pow1p", "powm1", "relu"],
+    ids=["log1mexp", "log_expm1", "log_weight", "log_cosh", "pow1p", "powm1", "relu", "hypot1", "hypot1m1", "hypot_share"],
 )
 def test_new_fdiff_is_the_derivative_of_the_elementary_form(prim):
     """d/dx of each primitive (through ``fdiff``) equals SymPy's derivative of its elementary
@@ -276,6 +282,23 @@ def test_runtime_log_cosh():
     with mpmath.workprec(2000):
         exact = [mpmath.log(mpmath.cosh(mpmath.mpf(v))) for v in u]
     assert _ulp_max(rt.logcosh(u), exact) <= 2.5
+
+
+def test_runtime_hypot1_hypot1m1_hypot_share():
+    """√(1 + u²), √(1 + u²) - 1 and u/√(1 + u²) within 2 ulps from 1e-300 (u²/2 for the
+    difference, where the plain form gives 0) to 1e300 (|u|, where u² overflows), and their
+    limits at ±inf (inf, inf, ±1)."""
+    u = np.concatenate([np.logspace(-300, 300, 500), -np.logspace(-20, 20, 60), [1e-8, 1.0, 1.3e154, 1.4e154]])
+    with mpmath.workprec(2200):
+        m = [mpmath.mpf(v) for v in u]
+        h = [mpmath.sqrt(1 + v * v) for v in m]
+        exact1, exact2, exact3 = h, [v * v / (hv + 1) for v, hv in zip(m, h)], [v / hv for v, hv in zip(m, h)]
+    assert _ulp_max(rt.hypot1(u), exact1) <= 2
+    assert _ulp_max(rt.hypot1m1(u), exact2) <= 2
+    assert _ulp_max(rt.hypot_share(u), exact3) <= 2
+    inf = np.array([np.inf, -np.inf])
+    assert np.array_equal(rt.hypot1(inf), [np.inf, np.inf]) and np.array_equal(rt.hypot1m1(inf), [np.inf, np.inf])
+    assert np.array_equal(rt.hypot_share(inf), [1.0, -1.0]) and np.isnan(rt.hypot1m1(np.array([np.nan])))[0]
 
 
 def test_runtime_pow1p_powm1():

@@ -46,6 +46,8 @@ from cesym.define.primitives import (
     Elem,
     Log1mexp,
     LogCosh,
+    Hypot1,
+    Hypot1m1,
     LogExpm1,
     LogWeight,
     LogSumExp,
@@ -86,6 +88,9 @@ FIRES = [
     (R.SIGMOID, 1 - 1 / (1 + E(-x)), Sigmoid(x)),
     (R.SIGMOID, y / (2 + E(-x)), Sigmoid),
     (R.SIGMOID, E(x) / (E(x) + E(y)), Sigmoid(x - y)),
+    (R.HYPOT, sp.sqrt(1 + x**2), Hypot1(x)),
+    (R.HYPOT, sp.Symbol("d", positive=True) ** 2 * (sp.sqrt(1 + (x - y) ** 2 / sp.Symbol("d", positive=True) ** 2) - 1), Hypot1m1),
+    (R.HYPOT, sp.sqrt(4 * x**2 + 1) - 1, Hypot1m1(2 * x)),
     (R.TANH_SIGMOID, (1 + sp.tanh(x / 2)) / 2, Sigmoid(x)),
     (R.TANH_SIGMOID, 1 - (1 + sp.tanh(x / 2)) / 2, Sigmoid(-x)),
     (R.TANH_SIGMOID, y * (1 - sp.tanh(x)) + 3, Sigmoid(-2 * x)),
@@ -194,6 +199,8 @@ def test_rule_fires_and_is_an_identity(rule, shape, holds):
 KEEPS = [
     (R.SIGMOID, E(x) / RowSum(E(x))),  # the softmax: the log-softmax rule's
     (R.SIGMOID, (E(x) - E(-x)) / (E(x) + E(-x))),  # tanh: not a sigmoid of one difference
+    (R.HYPOT, sp.sqrt(1 + x)),  # not a square under the root
+    (R.HYPOT, sp.sqrt(2 + x**2)),
     (R.TANH_SIGMOID, sp.tanh(x)),  # a tanh alone: 2σ(2x) - 1 cancels near 0
     (R.TANH_SIGMOID, 1 + 2 * sp.tanh(x)),
     (R.LOG_SPLIT, sp.log(p / RowSum(p))),  # p may be 0: the log-normalized rule's

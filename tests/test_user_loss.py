@@ -187,3 +187,41 @@ def test_a_definition_failing_on_its_domain_says_what_it_lacks(tmp_path, capsys,
     err = capsys.readouterr().err
     assert "js_div.probs: definition:" in err
     assert re.search(message, err), err
+
+
+PSEUDO_HUBER = textwrap.dedent(
+    r'''
+    from sympy import Symbol, sqrt
+
+    from cesym.define import C, Elem, Loss, RowSum
+
+    y = Elem("y")
+    x = Elem("x")
+    delta = Symbol("delta", positive=True)
+
+    LOSSES = [Loss(family="pseudo_huber", variant="real", title="pseudo-Huber loss",
+                   value=RowSum(delta**2 * (sqrt(1 + ((x - y) / delta) ** 2) - 1)) / C,
+                   prediction=x, label=y, params=(delta,), param_ranges={delta: (0.1, 4.0)})]
+    '''
+)
+
+
+def test_a_pseudo_huber_loss_written_with_a_square_root(tmp_path):
+    """δ²(√(1 + (e/δ)²) - 1) as people write it: generate finds hypot forms (it refused the
+    loss before, e² overflowing at e = 1e200), the values hold at both ends, and the extremes
+    grid passes."""
+    src, out = tmp_path / "mine", tmp_path / "kernels"
+    src.mkdir()
+    (src / "pseudo_huber.py").write_text(PSEUDO_HUBER)
+    assert cli.main(["generate", "--derivations", str(src), "--out", str(out)]) == 0
+    mod = _import(out / "pseudo_huber.py")
+    assert "hypot" in mod.DERIVED["real"]["value_rules"]
+    for e in (1e200, 1e-8, 1.0, -3.5):
+        got = float(mod.pseudo_huber([[0.0]], [[e]], delta=0.5)[0])
+        with mpmath.workdps(60):
+            u = mpmath.mpf(e) / mpmath.mpf(0.5)
+            want = mpmath.mpf(0.25) * u * u / (mpmath.sqrt(1 + u * u) + 1)
+        assert abs(got - float(want)) <= 2 * np.spacing(float(want)), (e, got, want)
+    g = mod.pseudo_huber_grad([[0.0]], [[1e300]], delta=0.1)
+    assert g[0, 0] == 0.1  # δ·u/√(1 + u²) with u = 1e301 past the largest float: its limit
+    assert cli.main(["verify", "--derivations", str(src), "--extremes"]) == 0

@@ -46,6 +46,9 @@ __all__ = [
     "LogExpm1",
     "LogWeight",
     "LogCosh",
+    "Hypot1",
+    "Hypot1m1",
+    "HypotShare",
     "Pow1p",
     "Powm1",
     "PowShift",
@@ -713,6 +716,63 @@ class LogCosh(sp.Function):
         return r"\log\cosh\left(%s\right)" % printer._print(self.args[0])
 
 
+class Hypot1(sp.Function):
+    r""":math:`\sqrt{1 + u^2}`, as ``hypot(1, u)``: no overflow of :math:`u^2` (the value of
+    :math:`u = 10^{200}` is :math:`10^{200}`, where ``sqrt(1 + u**2)`` is inf).
+    :math:`\partial_u = u/\sqrt{1 + u^2}` (:class:`HypotShare`)."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return HypotShare(self.args[0])
+
+    def elementary(self):
+        return sp.sqrt(1 + self.args[0] ** 2)
+
+    @_powered
+    def _latex(self, printer):
+        return r"\sqrt{1 + %s^{2}}" % printer.parenthesize(self.args[0], 1000)
+
+
+class Hypot1m1(sp.Function):
+    r""":math:`\sqrt{1 + u^2} - 1` (the pseudo-Huber and Charbonnier losses), as
+    :math:`|u|\cdot\frac{|u|}{\sqrt{1 + u^2} + 1}`: the difference cancels for small u (every
+    digit of :math:`u^2/2` at :math:`u = 10^{-8}`) and :math:`u^2` overflows for large u; the
+    quotient lies in [0, 1), so the product neither cancels nor overflows before the result does.
+    :math:`\partial_u = u/\sqrt{1 + u^2}` (:class:`HypotShare`)."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return HypotShare(self.args[0])
+
+    def elementary(self):
+        return sp.sqrt(1 + self.args[0] ** 2) - 1
+
+    @_powered
+    def _latex(self, printer):
+        return r"\left(\sqrt{1 + %s^{2}} - 1\right)" % printer.parenthesize(self.args[0], 1000)
+
+
+class HypotShare(sp.Function):
+    r""":math:`u/\sqrt{1 + u^2}`, the derivative of :class:`Hypot1` and :class:`Hypot1m1`: within
+    [-1, 1], ±1 at u = ±inf (``u/hypot(1, u)`` is inf/inf there: a u past the largest float, such
+    as (x - y)/δ for a small δ, keeps its limit). :math:`\partial_u = (1 + u^2)^{-3/2}`."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return Hypot1(self.args[0]) ** -3
+
+    def elementary(self):
+        return self.args[0] / sp.sqrt(1 + self.args[0] ** 2)
+
+    @_powered
+    def _latex(self, printer):
+        u = printer._print(self.args[0])
+        return r"\frac{%s}{\sqrt{1 + %s^{2}}}" % (u, printer.parenthesize(self.args[0], 1000))
+
+
 class Pow1p(sp.Function):
     r""":math:`(1 + x)^y` as :math:`\exp(y \cdot \mathrm{log1p}(x))`, with :math:`(1 + x)^0 = 1`.
 
@@ -885,7 +945,7 @@ class NormalizedRest(sp.Function):
 
 
 _ROW_PRIMITIVES = (NegLogSoftmax, NegLogNormalized, CrossRest, ShareCrossRest, LogSumExp, SoftmaxRest, NormalizedRest)
-_ELEMENTWISE_PRIMITIVES = (Sigmoid, Softplus, Log1mexp, LogExpm1, LogWeight, LogCosh, Pow1p, Powm1, PowShift, ScaledPow, Relu, Scaled, Log1pDiff, LogRatio)
+_ELEMENTWISE_PRIMITIVES = (Sigmoid, Softplus, Log1mexp, LogExpm1, LogWeight, LogCosh, Hypot1, Hypot1m1, HypotShare, Pow1p, Powm1, PowShift, ScaledPow, Relu, Scaled, Log1pDiff, LogRatio)
 
 
 def expand_row_primitives(expr: sp.Basic) -> sp.Basic:

@@ -233,6 +233,22 @@ def max_share(row: list, j: int) -> Decimal:
     return Decimal(1) / sum(1 for v in row if v == m)
 
 
+def hypot1(a: Decimal) -> Decimal:
+    """sqrt(1 + a²) (decimal's exponent range holds a² for any float a)."""
+    return (1 + a * a).sqrt()
+
+
+def hypot1m1(a: Decimal) -> Decimal:
+    """sqrt(1 + a²) - 1 as a²/(sqrt(1 + a²) + 1): no cancellation for a small a."""
+    a2 = a * a
+    return a2 / ((1 + a2).sqrt() + 1)
+
+
+def hypot_share(a: Decimal) -> Decimal:
+    """a/sqrt(1 + a²)."""
+    return a / (1 + a * a).sqrt()
+
+
 def softmax_parts(row: list) -> tuple[Decimal, Decimal]:
     """``(m, L)`` of a row of logits z: m = max z and L = log1p(Σ_{c≠k} e^{z_c - m}), k the
     first maximum. Then -log softmax(z)_j = (m - z_j) + L (:func:`neg_log_softmax`): no e^{z}

@@ -472,6 +472,28 @@ def scale_quotient(n, d, k, b):
     return out
 
 
+def hypot1(u):
+    r"""sqrt(1 + u²) as ``numpy.hypot(1, u)``: no overflow of u² (u = 1e200 gives 1e200)."""
+    return np.hypot(1.0, u)
+
+
+def hypot1m1(u):
+    r"""sqrt(1 + u²) - 1 as |u|·(|u|/(hypot(1, u) + 1)): no cancellation for small u (u²/2 to
+    the last digit at u = 1e-8, where the difference is 0) and no overflow of u² for large u
+    (the quotient lies in [0, 1)). ±inf gives inf (the quotient inf/inf taken as its limit 1 by
+    ``fmin``, which passes every other quotient), NaN NaN."""
+    a = np.abs(u)
+    with np.errstate(invalid="ignore"):
+        return a * np.fmin(a / (np.hypot(1.0, a) + 1.0), 1.0)
+
+
+def hypot_share(u):
+    r"""u/sqrt(1 + u²) as ``u/hypot(1, u)``, and ±1 at u = ±inf (inf/inf there)."""
+    with np.errstate(invalid="ignore"):
+        r = np.divide(u, np.hypot(1.0, u))
+    return np.where(np.isinf(u), np.sign(u), r)
+
+
 def unit_rows(x: np.ndarray, n: np.ndarray) -> np.ndarray:
     r"""x/‖x‖ along the last axis, given ``n = norm2(x)``: ``divide_rows(x, n)`` (the same
     numbers) wherever the norm is a normal float; where it is not (past 1.8e308, a row of 1e308s,

@@ -33,6 +33,8 @@ from ..define.primitives import (
     LogExpm1,
     LogWeight,
     LogCosh,
+    Hypot1,
+    Hypot1m1,
     LogSumExp,
     NegLogNormalized,
     NegLogSoftmax,
@@ -442,6 +444,54 @@ TANH_SIGMOID = Rule(
     "the log-sigmoid and one-minus-sigmoid rules. A tanh alone stays (2σ(2u) - 1 would cancel "
     "near 0).",
     lambda expr: _top_down(expr, _tanh_sigmoid),
+)
+
+
+def _square_root_of(w: sp.Basic) -> sp.Basic | None:
+    """u with u² = w for a product of even powers (the sign of u does not matter to √(1 + u²));
+    None otherwise. A positive symbol's odd power is taken through its square root's sign too:
+    (x - y)²/δ² -> (x - y)/δ."""
+    factors = sp.Mul.make_args(w)
+    out = []
+    for f in factors:
+        base, e = f.as_base_exp()
+        if e.is_Integer and e % 2 == 0:
+            out.append(base ** (e // 2))
+        elif f.is_number and f.is_positive:
+            out.append(sp.sqrt(f))
+        else:
+            return None
+    u = sp.Mul(*out)
+    return u if _has_elems(u) else None
+
+
+def _hypot(e: sp.Basic) -> sp.Basic | None:
+    """``√(1 + u²)`` -> ``Hypot1(u)``; ``a·√(1 + u²) - a`` -> ``a·Hypot1m1(u)`` inside a sum."""
+    if isinstance(e, sp.Pow) and e.exp == sp.S.Half and isinstance(e.base, sp.Add) and len(e.base.args) == 2 and sp.S.One in e.base.args:
+        w = e.base - 1
+        u = _square_root_of(w)
+        if u is not None:
+            return Hypot1(u)
+    if isinstance(e, sp.Add):
+        terms = [_top_down(t, _hypot) for t in e.args]
+        for i, t in enumerate(terms):
+            hs = [f for f in sp.Mul.make_args(t) if isinstance(f, Hypot1)]
+            if len(hs) != 1:
+                continue
+            a = sp.Mul(*[f for f in sp.Mul.make_args(t) if f is not hs[0]])
+            for k, other in enumerate(terms):
+                if k != i and sp.expand(other + a) == 0:  # a·√(1 + u²) - a
+                    rest = [x for n, x in enumerate(terms) if n not in (i, k)]
+                    return sp.Add(*rest, a * Hypot1m1(hs[0].args[0]))
+    return None
+
+
+HYPOT = Rule(
+    "hypot",
+    "√(1 + u²) = hypot(1, u) and √(1 + u²) - 1 = |u|·|u|/(hypot(1, u) + 1) (the pseudo-Huber "
+    "δ²(√(1 + (e/δ)²) - 1), Charbonnier): u² overflows past |u| = 1.3e154, where the value is "
+    "about |u|, and √(1 + u²) - 1 cancels every digit of u²/2 below |u| = 1e-8.",
+    lambda expr: _top_down(expr, _hypot),
 )
 
 
@@ -1193,6 +1243,7 @@ def value_rules() -> list[Rule]:
         ROWSUM_SOFTPLUS_WEIGHTED,
         SIGMOID_MINUS_WEIGHT,
         ONE_MINUS_SHARE,
+        HYPOT,
         POW1P,
         POWM1,
         LOG_COSH,
