@@ -374,3 +374,21 @@ def test_a_log_divergence_beside_a_huge_finite_term_is_infinite():
     assert _log_growth(mpmath.mpf(1), grow, pts, [math.inf]) == mpmath.inf
     fade = [[mpmath.mpf(1), 0.5 / p[0] ** 2] for p in pts]  # e = 1/(2x): converges
     assert _log_growth(mpmath.mpf(1), fade, pts, [math.inf]) == 1
+
+
+@pytest.mark.parametrize("gamma", [0.0, 2.0])
+def test_a_small_limit_beside_a_decaying_part_is_not_taken_for_zero(gamma):
+    """Binary focal loss on probabilities [1, 1e-30], labels [1, 0]. For γ = 0 the edge 1 is
+    reached along 1 - 2^-k (log 1 = 0 times 0^0 does not resolve), where its term -log(1 - 2^-k)
+    decays like 2^-k beside the other element's 1e-30: at k = 64, 80, 96 the decaying part is the
+    larger and the reference had no limit (NaN expected, where the kernel's 5e-31 is right); the
+    stand-ins further out (FAR_KS) find it. γ = 2 resolves at the edge itself and is the control."""
+    from cesym.verify.contract import check_batch
+    from cesym.verify.registry import case
+    from cesym.verify.sampling import Batch
+
+    c = case("binary_focal_crossentropy", from_logits=False, apply_class_balancing=False)
+    b = Batch(labels=np.array([[1.0, 0.0], [0.0, 1.0]]), pred=np.array([[1.0, 1e-30], [1e-30, 1.0]]),
+              params={"label_smoothing": 0.0, "gamma": gamma, "alpha": 0.25}, strata=["edge"] * 2)
+    res = check_batch(c, b)
+    assert not res.failures and not res.unresolved, [str(f) for f in res.failures]

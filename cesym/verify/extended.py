@@ -42,6 +42,10 @@ __all__ = ["KS", "needs_limit", "ExtendedReference"]
 
 #: M = 2**k for these k (rising): e^{-M} is far below any ulp, M far above any finite input's effect
 KS = (64, 80, 96)
+#: Further out, in turn, for a ray whose values decay like c·M^-a (:func:`_decays`: is the limit 0,
+#: or a small number the decaying part hid at :data:`KS`?) or converge without reaching their
+#: limit there (:func:`_shrinks`: a part like 2^-k beside a limit of 5e-31 needs k past 150).
+FAR_KS = ((112, 128, 144), (240, 256, 272), (1008, 1024, 1040))
 _EDGE_PREC = 640  # an input 1 that the interval resolves does so at a few hundred bits
 
 
@@ -82,7 +86,7 @@ class ExtendedReference:
         self.ref, self.domain, self.unit = ref, domain, unit
         self._memo: dict = {}
 
-    def _points(self, pred, unit: bool = False) -> list[list[list[mpmath.mpf]]]:
+    def _points(self, pred, unit: bool = False, ks: Sequence[int] = KS) -> list[list[list[mpmath.mpf]]]:
         """Stand-in predictions per ray, per k (``unit``: the edge 1 as a limit too)."""
         special = [i for i, x in enumerate(pred) if _special(float(x), self.domain, unit)]
         rays = [dict.fromkeys(special, 1)]
@@ -91,7 +95,7 @@ class ExtendedReference:
         out = []
         for rates in rays:
             per_k = []
-            for k in KS:
+            for k in ks:
                 per_k.append(
                     [_standin(float(x), self.domain, rates[i], k) if i in rates else mpmath.mpf(float(x)) for i, x in enumerate(pred)]
                 )
@@ -134,8 +138,30 @@ class ExtendedReference:
             rays = [[self._eval(labels, p, params, dtype) for p in per_k] for per_k in self._points(pred, True)]
         limits = []
         points = self._points(pred, retry)
+        far: dict[tuple[int, int], list] = {}  # a ray's values at FAR_KS[i], evaluated once
+
+        def further(n: int, j: int, lim):
+            v = [vals[j] for vals in rays[n]]
+            if not ((lim == 0 and _decays(v)) or (lim is None and _shrinks(v))):
+                return lim
+            for i, ks in enumerate(FAR_KS):
+                if (n, i) not in far:
+                    far[n, i] = [self._eval(labels, p, params, dtype) for p in self._points(pred, retry, ks)[n]]
+                w = [vals[j] for vals in far[n, i]]
+                out = _ray_limit(w, dtype)
+                if lim is None and out is not None and round_to(out, dtype) == 0:
+                    # a slow decay to 0 (log M/M: MSLE's gradient at p = +inf) is left without a
+                    # limit, as the kernels' own measured limits leave it (kernels/_limits.py): the
+                    # two change together (open: the kernel gives NaN where the limit is 0)
+                    return lim
+                if out is not None:  # a limit; or 0 again, decaying at the same rate further out
+                    return out
+                if not _shrinks(w):
+                    return lim
+            return lim
+
         for j in range(n_out):
-            per_ray = [_ray_limit([vals[j] for vals in ray], dtype) for ray in rays]
+            per_ray = [further(n, j, _ray_limit([vals[j] for vals in ray], dtype)) for n, ray in enumerate(rays)]
             if j == 0:  # a value that rounds alike at every stand-in may still grow like a log
                 per_ray = [_log_growth(lim, ray, pts, pred, dtype) for lim, ray, pts in zip(per_ray, rays, points)]
             first = per_ray[0]
@@ -231,10 +257,30 @@ def _ray_limit(vals: list[mpmath.mpf], dtype) -> mpmath.mpf | None:
         # the last is far below an ulp of v3 (the cosine with the axis of an infinite element)
         if abs(d2) < spacing() / 16:
             return v3
-    if v1 != 0 and v2 != 0 and v3 != 0:
-        # algebraic decay to 0, v ~ c·M^-a (a gradient of x/‖x‖ ~ 1/M): the same sign and the
-        # same ratio, at most 2^-8, from each M to the next (M grows by 2^16)
-        q1, q2 = v2 / v1, v3 / v2
-        if 0 < q1 <= mpmath.ldexp(1, -8) and 0 < q2 <= mpmath.ldexp(1, -8) and abs(q2 / q1 - 1) < mpmath.mpf(2) ** -6:
-            return mpmath.mpf(0)
+    if _decays(vals):
+        return mpmath.mpf(0)
     return None
+
+
+def _shrinks(vals: list[mpmath.mpf]) -> bool:
+    """Steps of one sign shrinking by 2^-8 or more, not yet below the format's spacing: a value
+    converging to a limit the stand-ins at :data:`KS` do not reach (−log(1 − 2^-k) → 0 beside a
+    term of 5e-31), asked again at :data:`FAR_KS`."""
+    v1, v2, v3 = vals
+    if not all(mpmath.isfinite(v) for v in vals):
+        return False
+    d1, d2 = v2 - v1, v3 - v2
+    return bool(d1 != 0 and d2 != 0 and 0 < d2 / d1 <= mpmath.ldexp(1, -8))
+
+
+def _decays(vals: list[mpmath.mpf]) -> bool:
+    """Algebraic decay to 0, v ~ c·M^-a (a gradient of x/‖x‖ ~ 1/M): the same sign and the same
+    ratio, at most 2^-8, from each M to the next (M grows by 2^16). A small limit beside the
+    decaying part looks the same while that part is the larger (the binary focal loss at p = 1
+    next to p = 1e-30: 2^-3k + 5e-91), so :class:`ExtendedReference` asks the stand-ins further
+    out (:data:`FAR_KS`) before it takes 0."""
+    v1, v2, v3 = vals
+    if v1 == 0 or v2 == 0 or v3 == 0:
+        return False
+    q1, q2 = v2 / v1, v3 / v2
+    return bool(0 < q1 <= mpmath.ldexp(1, -8) and 0 < q2 <= mpmath.ldexp(1, -8) and abs(q2 / q1 - 1) < mpmath.mpf(2) ** -6)
