@@ -100,25 +100,23 @@ def _exhaustive(args: argparse.Namespace) -> int:
 
 def _extremes(args: argparse.Namespace) -> int:
     """``cesym verify --extremes``: the grid of extreme finite rows (:mod:`cesym.verify.extremes`)."""
+    import contextlib
     import json
-
-    import numpy as np
 
     from .verify import extremes
     from .verify.registry import CASES
 
     cases = [c for c in (args.cases if args.cases is not None else CASES) if not args.names or c.kernel in args.names or c.loss in args.names]
     results, failed = [], 0
-    for c in cases:
-        for dtype in (np.float64, np.float32):
-            for r in extremes.check_case(c, dtype):
-                results.append(r)
-                failed += len(r.failures)
-                params = ",".join(f"{k}={v:g}" for k, v in r.params.items())
-                print(f"{r.kernel:<52} {r.dtype:<7} {params:<40} {r.points:>6} rows  {len(r.failures):>5} outside  "
-                      f"{r.unresolved:>4} unresolved  ({r.seconds:.1f}s)", flush=True)
-                for f in r.failures[:3]:
-                    print(f"    FAIL {f}", flush=True)
+    with contextlib.closing(extremes.check_cases(cases, args.jobs)) as per_case:
+        for r in (r for per in per_case for r in per):
+            results.append(r)
+            failed += len(r.failures)
+            params = ",".join(f"{k}={v:g}" for k, v in r.params.items())
+            print(f"{r.kernel:<52} {r.dtype:<7} {params:<40} {r.points:>6} rows  {len(r.failures):>5} outside  "
+                  f"{r.unresolved:>4} unresolved  ({r.seconds:.1f}s)", flush=True)
+            for f in r.failures[:3]:
+                print(f"    FAIL {f}", flush=True)
     if args.json:
         from dataclasses import asdict
 
