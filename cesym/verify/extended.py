@@ -198,6 +198,10 @@ def _log_growth(limit, ray: list, points: list, pred, dtype=np.float64) -> mpmat
     if limit is None or not mpmath.isfinite(limit):
         return limit
     moving = [i for i in range(len(pred)) if points[0][i] != points[1][i]]
+    if any(abs(float(pred[i])) == 1.0 for i in moving):  # the edges 1 and -1, approached as 1 - 2^-rk
+        return limit
+    # log steps up (to ±inf) or down (to 0)
+    steps = {i: 1 if abs(points[-1][i]) > abs(points[0][i]) else -1 for i in moving}
     rates = []
     for k in range(len(points)):
         grad = ray[k][1:]
@@ -208,10 +212,7 @@ def _log_growth(limit, ray: list, points: list, pred, dtype=np.float64) -> mpmat
             g = grad[i]
             if not mpmath.isfinite(g) or round_to(g, dtype) == 0:  # below the format: pinned to 0, not to a sign
                 return limit
-            step = 1 if abs(points[-1][i]) > abs(points[0][i]) else -1  # log steps up (to ±inf) or down (to 0)
-            if float(pred[i]) == 1.0 or float(pred[i]) == -1.0:  # the edges 1 and -1 approached from inside: 1 - 2^-rk
-                return limit
-            e += step * points[k][i] * g
+            e += steps[i] * points[k][i] * g
             size += abs(points[k][i] * g)
         # each gradient element is pinned to 2^-8 of an ulp of itself: a sum of elasticities that
         # cancels (a softmax row whose logits all move: Σ z_i·∂f/∂z_i = 0) says nothing

@@ -26,7 +26,6 @@ the shipped kernels, fixed and open, is in README.md.
 from __future__ import annotations
 
 import itertools
-import threading
 import time
 import warnings
 from collections.abc import Iterator, Sequence
@@ -35,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .contract import check_batch
-from .processes import imap
+from .processes import imap, shared, shared_get
 from .registry import KernelCase
 from .sampling import Batch
 
@@ -125,27 +124,14 @@ def check_case(case: KernelCase, dtype) -> list[ExtremesResult]:
     return out
 
 
-#: The cases of each running :func:`check_cases`, by token: the forked workers find them here
-#: (a task carries its token and index, not the case, whose module does not pickle).
-_ACTIVE: dict[int, Sequence[KernelCase]] = {}
-_LOCK = threading.Lock()
-_NEXT = itertools.count()
-
-
 def _task(task: tuple) -> list[ExtremesResult]:
     token, i, dtype_name = task
-    return check_case(_ACTIVE[token][i], np.dtype(dtype_name).type)
+    return check_case(shared_get(token)[i], np.dtype(dtype_name).type)
 
 
 def check_cases(cases: Sequence[KernelCase], jobs: int = 1) -> Iterator[list[ExtremesResult]]:
     """:func:`check_case` of every case in float64 and float32, in that order, on ``jobs``
     processes (:func:`cesym.verify.processes.imap`)."""
-    with _LOCK:
-        token = next(_NEXT)
-        _ACTIVE[token] = list(cases)
-    try:
-        tasks = [(token, i, d) for i in range(len(cases)) for d in ("float64", "float32")]
-        yield from imap(_task, tasks, jobs)
-    finally:
-        with _LOCK:
-            _ACTIVE.pop(token, None)
+    cases = list(cases)
+    with shared(cases) as token:
+        yield from imap(_task, [(token, i, d) for i in range(len(cases)) for d in ("float64", "float32")], jobs)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-__all__ = ["imap"]
+__all__ = ["imap", "shared", "shared_get"]
 
 
 def _ignore_sigint() -> None:
@@ -49,3 +50,26 @@ def imap(fn: Callable[[T], R], tasks: Sequence[T], jobs: int) -> Iterator[R]:
         raise
     finally:
         pool.join()
+
+
+#: Objects the tasks of a run in progress refer to by token (a task carries its token and an
+#: index, not the object: cases hold modules, which do not pickle; forked workers inherit it).
+_SHARED: dict[int, object] = {}
+
+
+@contextmanager
+def shared(obj) -> Iterator[int]:
+    """A token for ``obj`` while the block runs (:func:`shared_get` finds it, here and in the
+    workers :func:`imap` forks inside the block). Tokens are ids of live objects: distinct for
+    concurrent runs."""
+    token = id(obj)
+    _SHARED[token] = obj
+    try:
+        yield token
+    finally:
+        _SHARED.pop(token, None)
+
+
+def shared_get(token: int):
+    """The object :func:`shared` registered under ``token``."""
+    return _SHARED[token]

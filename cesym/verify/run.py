@@ -98,7 +98,7 @@ def _gradient_spot_check(case: KernelCase, batch, rows: int = 3) -> float:
 def _run_config(task: tuple) -> Config:
     """One kernel × dtype × label kind (a unit of work for the process pool)."""
     (token, case_index), dtype_name, kind, soft, smooth, rows, sizes, seed, with_keras, class_rows = task
-    case = _ACTIVE[token][case_index]
+    case = processes.shared_get(token)[case_index]
     dtype = np.dtype(dtype_name).type
     t0 = time.time()
     stable, naive, ext = [], [], []
@@ -202,16 +202,9 @@ def run(
     chosen = [i for i, c in enumerate(pool_cases) if not names or c.kernel in names or c.loss in names]
     if not chosen:
         raise KeyError(f"no kernel named {', '.join(names)}")
-    token = id(pool_cases)
-    _ACTIVE[token] = pool_cases  # read by _run_config, here and in the forked workers
-    try:
+    with processes.shared(pool_cases) as token:  # read by _run_config, here and in the forked workers
         return _run_tasks(pool_cases, chosen, token, points, quick, seed, progress, jobs, keras, forms)
-    finally:
-        _ACTIVE.pop(token, None)
 
-
-#: The case lists of the runs in progress, by token (a task names its case by token and index).
-_ACTIVE: dict[int, list[KernelCase]] = {}
 
 
 def _run_tasks(pool_cases, chosen, token, points, quick, seed, progress, jobs, keras, forms) -> list[Config]:
