@@ -93,6 +93,28 @@ def test_arithmetic_encloses_and_keeps_exact_sums_and_zeros():
     assert big.hi[0] == math.inf and big.lo[0] < math.inf
     # a division by an interval that holds 0: nothing known
     assert np.isnan((fi.Interval(np.array([1.0])) / fi.Interval(np.array([-1.0]), np.array([1.0]))).lo[0])
+    # an exact 0 times what is undefined (0/0, 1/0) stays undefined: 0·b = 0 only for a number b
+    und = fi.Interval(np.array([0.0, 1.0])) / fi.Interval(np.array([0.0, 0.0]))
+    for prod in (fi.Interval(np.array([0.0, 0.0])) * und, und * fi.Interval(np.array([0.0, 0.0]))):
+        assert np.all(np.isnan(prod.lo)) and np.all(np.isnan(prod.hi))
+    fi._load_loops()  # and the compiled loops, where Numba is installed, alike
+    prod = fi.Interval(np.zeros(3)) * fi.Interval(np.array([np.nan, 2.0, 0.0]), np.array([np.nan, 3.0, 0.0]))
+    assert np.isnan(prod.lo[0]) and prod.lo[1] == prod.hi[1] == 0.0 and prod.lo[2] == 0.0
+
+
+def test_it_never_decides_what_is_undefined():
+    """The cosine of a zero label row is 0/0: the balls leave it unresolved, and so must the
+    first tier, on rows whose prediction's norm overflows float64 (∞·0 there was taken for an
+    exact 0, then 0·(0/0) for 0: a "true 0" the kernels' NaN was measured against)."""
+    case = next(c for c in CASES if c.kernel == "cosine_similarity")
+    ref = RowReference(definition(case), 2)
+    big = np.finfo(np.float64).max
+    rows = np.array([[0.0, 0.0, big, big], [0.0, 0.0, big, 1.0], [0.0, 0.0, 1.0, 1.0], [0.0, 0.0, -big, 0.5]])
+    inputs = np.repeat(rows, 40, axis=0)  # a batch, as check_batch prefills one
+    for dtype in (np.float32, np.float64):
+        ref.prefill(inputs, dtype)
+        for r in rows:
+            assert _decided(ref, (tuple(r.tolist()), np.dtype(dtype).name)) is None, (r, dtype)
 
 
 def test_piecewise_and_comparisons_are_three_valued():

@@ -317,7 +317,9 @@ if AVAILABLE:
                 h, l, e = _dd_recip(b0, b1)
                 u0, u1 = _hi(h, l, e)
                 return l0, l1, u0, u1
-            return -_INF, 0.0, _INF, 0.0
+            # holds 0: undefined where it is 0 (1/0), so nothing is known; not the whole line,
+            # which an exact 0 would then multiply to 0 (0·(0/0) taken for 0)
+            return np.nan, 0.0, np.nan, 0.0
 
         @numba.njit(cache=True)
         def _iscale(a0, a1, a2, a3, k):

@@ -154,8 +154,10 @@ class Interval(IntervalAlgebra):
         lo = np.minimum(np.minimum(p1, p2), np.minimum(p3, p4))
         hi = np.maximum(np.maximum(p1, p2), np.maximum(p3, p4))
         # one float outward, except where a factor is exactly 0 (every product is): a rounding
-        # that never happened costs one float of width, a zero that is not exact would not be
+        # that never happened costs one float of width, a zero that is not exact would not be.
+        # An undefined factor (NaN: 1/0, 0/0) stays undefined: 0·(0/0) is not 0
         zero = ((self.lo == 0) & (self.hi == 0)) | ((o.lo == 0) & (o.hi == 0))
+        zero &= ~(np.isnan(self.lo) | np.isnan(self.hi) | np.isnan(o.lo) | np.isnan(o.hi))
         if zero.any():
             return _overflowed(Interval(np.where(zero, 0.0, _down(lo)), np.where(zero, 0.0, _up(hi))), self, o)
         return _overflowed(Interval(_down(lo), _up(hi)), self, o)

@@ -110,7 +110,8 @@ if numba is not None:
             hi = np.empty(n)
             for i in range(n):
                 a0, a1, b0, b1 = alo[i * sa], ahi[i * sa], blo[i * sb], bhi[i * sb]
-                if (a0 == 0.0 and a1 == 0.0) or (b0 == 0.0 and b1 == 0.0):  # exact: 0·b = 0
+                nan = a0 != a0 or a1 != a1 or b0 != b0 or b1 != b1
+                if not nan and ((a0 == 0.0 and a1 == 0.0) or (b0 == 0.0 and b1 == 0.0)):  # exact: 0·b = 0
                     lo[i] = 0.0
                     hi[i] = 0.0
                     continue

@@ -353,6 +353,8 @@ if AVAILABLE:
 
         @numba.njit(cache=True, nogil=True)
         def _mul1(a0, a1, ea, b0, b1, eb):
+            if a0 != a0 or a1 != a1 or b0 != b0 or b1 != b1:  # undefined stays undefined: 0·(0/0)
+                return np.nan, np.nan, np.int64(0)
             if (a0 == 0.0 and a1 == 0.0) or (b0 == 0.0 and b1 == 0.0):  # exact: 0·b = 0
                 return 0.0, 0.0, np.int64(0)
             p1, p2, p3, p4 = a0 * b0, a0 * b1, a1 * b0, a1 * b1
