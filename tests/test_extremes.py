@@ -11,9 +11,13 @@ Found this way (2026-12-05) and fixed, each checked here:
 * the categorical cross-entropy gradient on a renormalised row of a 0 and a subnormal was NaN
   where it is -inf (-t/p at p = 0): decimal's infinities are now kept.
 
-Other kernels have open failures on this grid (the cosine similarity past a norm of 1.8e308, the
-categorical hinge's kink crossed by rounding, MAPE at a zero target, label smoothing 1 with a
-label of 1/2): they are not listed below.
+* the cosine similarity's gradient on rows whose norm is past 1.8e308 (or below 2^-1022) was 0
+  where it is about 1e-309: the division by the norm now takes it as 2^e·r
+  (:func:`cesym.kernels._runtime.divide_by_norm`); and the first tier had decided the cosine of a
+  zero label row (0/0) as 0 next to such a norm (∞·0, then 0·NaN).
+
+Other kernels have open failures on this grid (the categorical hinge's kink crossed by rounding,
+MAPE at a zero target, label smoothing 1 with a label of 1/2): they are not listed below.
 """
 
 from __future__ import annotations
@@ -52,6 +56,44 @@ def test_extreme_rows_are_within_the_contract(kernel, flags, params, dtype):
         res = check_batch(c, batch)
     assert res.unresolved == 0
     assert not res.failures, "\n".join(str(f) for f in res.failures[:5])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_cosine_rows_past_the_largest_norm(dtype):
+    """Every cosine output of the grid is within the contract, but for float64 gradients whose
+    label row spans more than 2^2000 (a unit label element of 1e-616, which underflows before
+    the division by a subnormal norm brings it back: open); a row without a direction (all
+    zeros) is undefined, and unresolved, whatever the other row."""
+    c = case("cosine_similarity")
+    batch = extremes.grid(c, dtype, {})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = check_batch(c, batch)
+    for f in res.failures:
+        lab = np.abs(batch.labels[f.row])
+        assert f.what.startswith("grad") and dtype == np.float64 and np.log2(lab.max()) - np.log2(lab[lab > 0].min()) > 2000, str(f)
+    zero = np.all(batch.labels == 0, axis=1) | np.all(batch.pred == 0, axis=1)
+    assert res.unresolved == np.count_nonzero(zero)
+
+
+def test_cosine_gradient_divides_by_a_norm_past_the_largest_float():
+    """‖[M, M]‖ = √2·M overflows; the gradient, about 1e-309, is not 0 (exact: mpmath)."""
+    import mpmath
+
+    import cesym.kernels as K
+
+    M = float(np.finfo(np.float64).max)
+    for y, p in (([1.0, -3.0], [M, M]), ([M / 2, 1.0], [M, M / 2]), ([1.0, 2.0], [M, -M / 3])):
+        g = K.cosine_similarity_grad(np.array([y]), np.array([p]))[0]
+        with mpmath.workprec(200):
+            Y, P = [mpmath.mpf(v) for v in y], [mpmath.mpf(v) for v in p]
+            ny, np_ = mpmath.sqrt(sum(v * v for v in Y)), mpmath.sqrt(sum(v * v for v in P))
+            dot = sum(a * b for a, b in zip(Y, P))
+            exact = [P[j] * dot / (np_**3 * ny) - Y[j] / (np_ * ny) for j in range(2)]
+        for gj, ej in zip(g, exact):
+            # subnormal results: within 1 unit of 2^-1074 (one rounding more than a normal result)
+            assert abs(mpmath.mpf(float(gj)) - ej) <= mpmath.mpf(2.0**-1074), (y, p, g, exact)
+            assert gj != 0
 
 
 def test_soft_labels_on_logits_past_the_largest_float():

@@ -111,7 +111,6 @@ class KernelPrinter(NumPyPrinter):
         "TestedRestSum": "rest_sum_at",
         "Dominant": "dominant",
         "UnitDot": "unit_dot",
-        "RestProductsAt": "rest_products_at",
         "SharedNegLogNormalized": "neg_log_normalized",
         "XMul": "xmul",
     }
@@ -190,8 +189,32 @@ class KernelPrinter(NumPyPrinter):
         if ((isinstance(s, Norm2) and s.args[0] == x) or getattr(self, "norm_of", {}).get(s) == x) and not self._is_row_level(x):
             return self._rt("unit_rows", x, s)
         if self._is_row_level(s) and not self._is_row_level(x):
-            return self._rt("divide_rows", x, s)
+            return self._divide_rows(x, s)
         return "(%s/%s)" % tuple(self.parenthesize(a, sp.printing.precedence.PRECEDENCE["Mul"]) for a in e.args)
+
+    def _norm_row(self, d):
+        """x where ``d`` is ‖x‖ (``Norm2(x)``, or a CSE temporary of it), else None."""
+        if isinstance(d, Norm2):
+            return d.args[0]
+        return getattr(self, "norm_of", {}).get(d)
+
+    def _divide_rows(self, x, d, k: int = 1) -> str:
+        """x/d/d… (k divisions) by a row-level d: ``divide_by_norm`` where d is a norm (the same
+        numbers where ‖x‖ is a normal float; scaled operands where it is not: past 1.8e308 the
+        quotient by inf was 0), else ``divide_rows``."""
+        row = self._norm_row(d)
+        if row is not None and not self._is_row_level(row):
+            return self._rt("divide_by_norm", x, row, d, *((k,) if k != 1 else ()))
+        return self._rt("divide_rows", x, d, *((k,) if k != 1 else ()))
+
+    def _print_RestProductsAt(self, e):
+        """``rest_products_at``, told the row whose norm its divisor is (its mantissa and exponent
+        are known past float64's range, where the norm itself is inf)."""
+        out = self._rt("rest_products_at", *e.args)
+        row = self._norm_row(e.args[2])
+        if row is not None and not self._is_row_level(row):
+            out = out[:-1] + ", norm_of=%s)" % self._print(row)
+        return out
 
     def _print_Relu(self, e):
         return "_rt.maximum(%s, 0)" % self._print(e.args[0])
@@ -224,14 +247,14 @@ class KernelPrinter(NumPyPrinter):
         if len(powers) == 1 and len(rest) == 1 and not rest[0].is_number and self._is_row_level(powers[0].base) and not self._is_row_level(rest[0]):
             # (x/d)/d by a row-level d: d repeated along the row once, not broadcast per division
             # (a (rows, 1) operand over short rows costs NumPy a loop per row); the same divisions
-            return self._rt("divide_rows", rest[0], powers[0].base, -powers[0].exp)
+            return self._divide_rows(rest[0], powers[0].base, int(-powers[0].exp))
         if not powers:
             c, factors = e.as_coeff_mul()
             recips = [f for f in factors if isinstance(f, sp.Pow) and f.exp == -1 and f.base in self.row_level]
             if len(factors) == 2 and len(recips) == 1 and not self._is_row_level(factors[0] if factors[1] in recips else factors[1]):
                 # c·x/d by a row-level temporary d: (c·x)/d, as printed, with d repeated along the row
                 (x,) = [f for f in factors if f not in recips]
-                return self._rt("divide_rows", c * x, recips[0].base)
+                return self._divide_rows(c * x, recips[0].base)
             arrays = [f for f in factors if f in self.row_level]
             x = [f for f in factors if f not in arrays]
             if len(factors) == 2 and len(arrays) == 1 and abs(c) == 1 and isinstance(x[0], NanOr):

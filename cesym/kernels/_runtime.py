@@ -494,6 +494,25 @@ def hypot_share(u):
     return np.where(np.isinf(u), np.sign(u), r)
 
 
+def _off_range(n) -> np.ndarray | None:
+    """The rows (flat indices) whose row-level norm ``n`` is not a normal float (past 1.8e308, or
+    below 2^-1022); None where there are none or ``n`` is not a (rows, 1) array."""
+    if not isinstance(n, np.ndarray) or n.ndim != 2 or n.shape[-1] != 1:
+        return None
+    with np.errstate(invalid="ignore"):
+        bad = ~((n[:, 0] >= _F64_TINY) & (n[:, 0] <= _F64_MAX))
+    return np.flatnonzero(bad) if np.any(bad) else None
+
+
+def _norm_scaled(xr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""(fine, k, r) for rows ``xr``: ‖x‖ = 2^k·r exactly in its exponent, r = sqrt(Σ (x·2^-k)²)
+    rounded once (in [1, √C]), with 2^k <= max|x| < 2^(k+1) (:func:`_ssq_scaled`); ``fine``: the
+    rows that are finite and not all zero (the others' k and r are meaningless)."""
+    E, S = _ssq_scaled(xr, np.full(xr.shape[:-1] + (1,), np.nan))
+    fine = np.isfinite(S[:, 0])
+    return fine, E // 2, np.sqrt(S)
+
+
 def unit_rows(x: np.ndarray, n: np.ndarray) -> np.ndarray:
     r"""x/‖x‖ along the last axis, given ``n = norm2(x)``: ``divide_rows(x, n)`` (the same
     numbers) wherever the norm is a normal float; where it is not (past 1.8e308, a row of 1e308s,
@@ -501,24 +520,57 @@ def unit_rows(x: np.ndarray, n: np.ndarray) -> np.ndarray:
     with n's), the row scaled by the power of two next to its largest element first, exactly, and
     divided by its own norm then. A row of zeros, ±inf or NaN keeps x/n."""
     out = divide_rows(x, n)
-    if _piece() is not None or not isinstance(n, np.ndarray) or x.ndim != 2 or n.shape != x.shape[:-1] + (1,):
+    if _piece() is not None or x.ndim != 2 or (rows := _off_range(n)) is None or n.shape[0] != x.shape[0]:
         return out
-    with np.errstate(invalid="ignore"):
-        bad = ~((n[:, 0] >= _F64_TINY) & (n[:, 0] <= _F64_MAX))
-    if not np.any(bad):
-        return out
-    rows = np.flatnonzero(bad)
     xr = np.take(x, rows, axis=0)
-    mx = np.max(np.abs(xr), axis=-1, keepdims=True)
-    fine = (np.isfinite(mx) & (mx > 0))[:, 0]
+    fine, k, r = _norm_scaled(xr)
     if not np.any(fine):
         return out
-    xr, rows = xr[fine], rows[fine]
-    k = np.frexp(np.max(np.abs(xr), axis=-1, keepdims=True))[1] - 1
-    xs = np.ldexp(xr, -k)  # exact: max |xs| in [1, 2) (elements far below it may round in the subnormals, their share below an ulp)
+    rows = rows[fine]
     out = np.array(out, dtype=np.float64, copy=True) if not out.flags.writeable else out
-    out[rows] = xs / np.sqrt(_row_sum(xs * xs))
+    # exact scaling: max |x·2^-k| in [1, 2) (elements far below it may round in the subnormals,
+    # their share below an ulp)
+    out[rows] = np.ldexp(xr[fine], -k[fine]) / r[fine]
     return out
+
+
+def divide_by_norm(v: np.ndarray, x: np.ndarray, n: np.ndarray, k: int = 1) -> np.ndarray:
+    r"""v/‖x‖^k (``k`` divisions, as :func:`divide_rows`), given ``n = norm2(x)`` row-level.
+
+    Where the norm is a normal float, ``divide_rows(v, n, k)``. Where it is not (a row of 1e308s:
+    ‖x‖ = inf, and the cosine's gradient v/‖x‖, about 1e-309, came out 0; a row of subnormals,
+    whose norm lost digits), with ‖x‖ = 2^e·r (:func:`_norm_scaled`) and v = m_v·2^(e_v) (frexp):
+    ``ldexp(m_v/r/r…, e_v - k·e)``: the same divisions on scaled operands, which neither overflow
+    nor underflow, and one more rounding only where the result falls among the subnormals."""
+    out = divide_rows(v, n, k)
+    if _piece() is not None or not isinstance(v, np.ndarray) or v.ndim != 2 or x.ndim != 2 or (rows := _off_range(n)) is None or n.shape[0] != v.shape[0]:
+        return out
+    fine, e, r = _norm_scaled(np.take(x, rows, axis=0))
+    if not np.any(fine):
+        return out
+    rows, e, r = rows[fine], e[fine], r[fine]
+    mv, ev = np.frexp(np.take(v, rows, axis=0))
+    q = mv
+    for _ in range(k):
+        q = q / r
+    out = np.array(out, dtype=np.float64, copy=True) if not out.flags.writeable else out
+    out[rows] = np.ldexp(q, ev - k * e)
+    return out
+
+
+def norm_parts(x: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    r"""(m, e) with ‖x‖ = m·2^e (m in [1/2, 1), frexp's), given ``n = norm2(x)``: ``frexp(n)``
+    where the norm is a normal float, else from :func:`_norm_scaled` (the norm of a row of 1e308s
+    is past the largest float; its mantissa and exponent are not)."""
+    m, e = np.frexp(n)
+    if _piece() is not None or not isinstance(x, np.ndarray) or x.ndim != 2 or (rows := _off_range(n)) is None:
+        return m, e
+    fine, k, r = _norm_scaled(np.take(x, rows, axis=0))
+    mr, er = np.frexp(r)
+    m, e = np.array(m, dtype=np.float64), np.array(e)
+    m[rows[fine]] = mr[fine]
+    e[rows[fine]] = (er + k)[fine]
+    return m, e
 
 
 def divide_rows(x, d, k: int = 1):
@@ -627,7 +679,7 @@ _TINY_REST = 2.0**-960
 _NO_EXP = -(1 << 20)
 
 
-def rest_products_at(g: np.ndarray, at: np.ndarray | None, d: np.ndarray, *terms) -> np.ndarray:
+def rest_products_at(g: np.ndarray, at: np.ndarray | None, d: np.ndarray, *terms, norm_of: np.ndarray | None = None) -> np.ndarray:
     r"""``g = d⁻¹·Σ_i s_i·λ_i·R_i`` along 2-D rows, with ``R_i = Σ_{c≠j} x_i,c·y_i,c`` (``terms``:
     ``s_1, λ_1, x_1, y_1, R_1, s_2, …``; ``d`` row-level), recomputed at the flat positions ``at``
     (:func:`dominant`) where some ``|R_i|`` is below 2^-960 (or 0, or NaN).
@@ -641,7 +693,9 @@ def rest_products_at(g: np.ndarray, at: np.ndarray | None, d: np.ndarray, *terms
     term's exponent, divided by ``d``'s mantissa, and the exponents put back last: one rounding
     into the result's own range where the plain form rounded its rest sums to 0. The terms and
     their sum are the plain form's operations on scaled numbers, so the error bound is the plain
-    form's. Rows in pieces, and blocks without such positions: ``g`` as it is."""
+    form's. ``norm_of``: the row x where ``d = norm2(x)``, whose mantissa and exponent
+    (:func:`norm_parts`) are known past float64's range. Rows in pieces, and blocks without such
+    positions: ``g`` as it is."""
     if at is None or not at.size or _piece() is not None or g.ndim != 2:
         return g
     groups = [terms[i : i + 5] for i in range(0, len(terms), 5)]
@@ -669,7 +723,10 @@ def rest_products_at(g: np.ndarray, at: np.ndarray | None, d: np.ndarray, *terms
             parts.append((c, np.where(c != 0, kx + ky, _NO_EXP)))
         K = np.maximum.reduce([k for _, k in parts])
         N = sum(np.ldexp(c, np.maximum(k - K, _NO_EXP)) for c, k in parts)
-        m, e = np.frexp(np.broadcast_to(d, g.shape[:-1] + (1,)).reshape(-1)[rows])
+        if norm_of is not None:  # d = ‖norm_of‖: its mantissa and exponent also past float64's range
+            m, e = (np.broadcast_to(a, g.shape[:-1] + (1,)).reshape(-1)[rows] for a in norm_parts(norm_of, d))
+        else:
+            m, e = np.frexp(np.broadcast_to(d, g.shape[:-1] + (1,)).reshape(-1)[rows])
         out = np.array(g, dtype=np.float64)
         np.put(out, pos, np.ldexp(N / m, np.where(N != 0, K - e, 0)))
     return out

@@ -157,7 +157,7 @@ def cosine_grad(y, p):
     tmp6 = _rt.dominant(tmp5, 1, 1)
     tmp7 = _rt.rest_sum_at(tmp5, _rt.row_sum(tmp5), tmp6)
     tmp8 = _rt.rest_sum_at(tmp3, tmp4, tmp6)
-    return _rt.rest_products_at(_rt.divide_rows(tmp1*tmp8 - tmp2*tmp7, tmp0), tmp6, tmp0, 1, tmp1, tmp1, tmp2, tmp8, -1, tmp2, tmp1, tmp1, tmp7)
+    return _rt.rest_products_at(_rt.divide_by_norm(tmp1*tmp8 - tmp2*tmp7, p, tmp0), tmp6, tmp0, 1, tmp1, tmp1, tmp2, tmp8, -1, tmp2, tmp1, tmp1, tmp7, norm_of=p)
 
 
 def cosine_value_and_grad(y, p):
@@ -172,7 +172,7 @@ def cosine_value_and_grad(y, p):
     tmp6 = _rt.dominant(tmp5, 1, 1)
     tmp7 = _rt.rest_sum_at(tmp5, _rt.row_sum(tmp5), tmp6)
     tmp8 = _rt.rest_sum_at(tmp3, tmp4, tmp6)
-    grad = _rt.rest_products_at(_rt.divide_rows(tmp1*tmp8 - tmp2*tmp7, tmp0), tmp6, tmp0, 1, tmp1, tmp1, tmp2, tmp8, -1, tmp2, tmp1, tmp1, tmp7)
+    grad = _rt.rest_products_at(_rt.divide_by_norm(tmp1*tmp8 - tmp2*tmp7, p, tmp0), tmp6, tmp0, 1, tmp1, tmp1, tmp2, tmp8, -1, tmp2, tmp1, tmp1, tmp7, norm_of=p)
     return -_rt.unit_dot(tmp1, tmp2, tmp4), grad
 
 
