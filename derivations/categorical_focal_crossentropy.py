@@ -8,7 +8,10 @@ With smoothed labels :math:`t_c = y_c(1 - \epsilon) + \epsilon/C` over the :math
 
 .. math::  L = -\alpha \sum_c t_c\,(1 - r_c)^{\gamma} \log r_c,
 
-a sum over the classes (not a mean); γ = 0 is α times the categorical cross-entropy. α is one
+a sum over the classes (not a mean); γ = 0 is α times the categorical cross-entropy. The weight
+of class c is :math:`\alpha t_c` (one label weight): a class weighted 0, by its label or by
+α = 0, contributes 0 wherever its :math:`\log r_c` is -inf (the limit, where IEEE's 0·inf is
+NaN). α is one
 number here (Keras also takes a list, one weight per class). Keras clips :math:`r` to
 [1e-7, 1 - 1e-7] (inside the power too), and from logits renormalises the softmax once more;
 the mathematics does neither. Stable forms: :math:`1 - r_c = \sum_{k\ne c} r_k` (a dominant
@@ -30,19 +33,21 @@ alpha = Symbol("alpha", nonnegative=True)
 gamma = Symbol("gamma", nonnegative=True)
 EPS = Float(1e-7, 53)
 
-weights = {t: y * (1 - label_smoothing) + label_smoothing / C}
+# α in the weight: a class weighted 0 (α = 0, or a zero label) contributes 0 even where log r is
+# -inf (α·(-inf) is NaN in IEEE arithmetic; the convention 0·f = 0 of a zero weight)
+weights = {t: alpha * (y * (1 - label_smoothing) + label_smoothing / C)}
 ranges = {label_smoothing: (0.0, 1.0), alpha: (0.0, 1.0), gamma: (0.0, 5.0)}
 
 
 def _focal(r):
-    return -alpha * RowSum(t * (1 - r) ** gamma * log(r))
+    return -RowSum(t * (1 - r) ** gamma * log(r))
 
 
 def _keras(r):
     """Keras 3.15's algorithm: r renormalised (again, after a softmax), clipped to [1e-7, 1 - 1e-7];
     -t·log r times (1 - r)^γ·α, summed over the row."""
     q = Min(Max(r / RowSum(r), EPS), 1 - EPS)
-    return RowSum((1 - q) ** gamma * alpha * (-t * log(q)))
+    return RowSum((1 - q) ** gamma * (-t * log(q)))
 
 
 _softmax = exp(z) / RowSum(exp(z))

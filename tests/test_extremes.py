@@ -11,6 +11,8 @@ Found this way (2026-12-05) and fixed, each checked here:
 * the categorical cross-entropy gradient on a renormalised row of a 0 and a subnormal was NaN
   where it is -inf (-t/p at p = 0): decimal's infinities are now kept.
 
+* the categorical focal loss with α = 0 was NaN at a zero probability of a labelled class
+  (α·(-inf)); α is now part of the label weight α·t, whose 0 guards its term;
 * the cosine similarity's gradient on rows whose norm is past 1.8e308 (or below 2^-1022) was 0
   where it is about 1e-309: the division by the norm now takes it as 2^e·r
   (:func:`cesym.kernels._runtime.divide_by_norm`); and the first tier had decided the cosine of a
@@ -41,6 +43,7 @@ CASES = [
     ("categorical_focal_crossentropy", {"from_logits": True}, {"label_smoothing": 0.0, "alpha": 0.25, "gamma": 2.0}),
     ("categorical_focal_crossentropy", {"from_logits": True}, {"label_smoothing": 0.0, "alpha": 1.0, "gamma": 0.0}),
     ("categorical_focal_crossentropy", {"from_logits": False}, {"label_smoothing": 0.0, "alpha": 0.25, "gamma": 5.0}),
+    ("categorical_focal_crossentropy", {"from_logits": False}, {"label_smoothing": 0.0, "alpha": 0.0, "gamma": 2.0}),
     ("binary_crossentropy", {"from_logits": True}, {"label_smoothing": 0.0}),
     ("dice", {}, {}),
 ]

@@ -10,7 +10,10 @@ With smoothed labels :math:`t_c = y_c(1 - \epsilon) + \epsilon/C` over the :math
 
 .. math::  L = -\alpha \sum_c t_c\,(1 - r_c)^{\gamma} \log r_c,
 
-a sum over the classes (not a mean); γ = 0 is α times the categorical cross-entropy. α is one
+a sum over the classes (not a mean); γ = 0 is α times the categorical cross-entropy. The weight
+of class c is :math:`\alpha t_c` (one label weight): a class weighted 0, by its label or by
+α = 0, contributes 0 wherever its :math:`\log r_c` is -inf (the limit, where IEEE's 0·inf is
+NaN). α is one
 number here (Keras also takes a list, one weight per class). Keras clips :math:`r` to
 [1e-7, 1 - 1e-7] (inside the power too), and from logits renormalises the softmax once more;
 the mathematics does neither. Stable forms: :math:`1 - r_c = \sum_{k\ne c} r_k` (a dominant
@@ -108,30 +111,36 @@ PUBLIC = [{'name': 'categorical_focal_crossentropy',
 
 #: Each kernel's arguments, label weights, differentiability, shape and formula.
 CORES = {'probs': {'args': ['y', 'p', 'label_smoothing', 'alpha', 'gamma'],
-           'weights': [['t', 'y*(1 - label_smoothing) + label_smoothing/C']],
+           'weights': [['t', 'alpha*(y*(1 - label_smoothing) + label_smoothing/C)']],
            'differentiable': True,
            'row_level': True,
            'title': 'categorical focal cross-entropy on probabilities (renormalised)',
-           'formula': '-alpha*RowSum(t*(-p/RowSum(p) + 1)**gamma*log(p/RowSum(p)))'},
+           'formula': '-RowSum(t*(-p/RowSum(p) + 1)**gamma*log(p/RowSum(p)))'},
  'logits': {'args': ['y', 'z', 'label_smoothing', 'alpha', 'gamma'],
-            'weights': [['t', 'y*(1 - label_smoothing) + label_smoothing/C']],
+            'weights': [['t', 'alpha*(y*(1 - label_smoothing) + label_smoothing/C)']],
             'differentiable': True,
             'row_level': True,
             'title': 'categorical focal cross-entropy on logits (from_logits=True)',
-            'formula': '-alpha*RowSum(t*(-exp(z)/RowSum(exp(z)) + '
-                       '1)**gamma*log(exp(z)/RowSum(exp(z))))'}}
+            'formula': '-RowSum(t*(-exp(z)/RowSum(exp(z)) + 1)**gamma*log(exp(z)/RowSum(exp(z))))'}}
 
 #: One call of each public function and its result (6 digits), for its docstring.
 EXAMPLES = {'categorical_focal_crossentropy': 'categorical_focal_crossentropy([[0.0, 1.0, 0.0]], [[0.2, 0.7, '
                                    '0.1]], from_logits=False)  # [0.00802519]'}
 
 #: What was derived for each kernel (SymPy srepr, the rules applied): the reports read it.
-DERIVED = {'probs': {'naive_value': "Mul(Integer(-1), Symbol('alpha', nonnegative=True), "
-                          "RowSum(Mul(Elem('t', real=True), Pow(Add(Mul(Integer(-1), Elem('p', "
-                          "real=True), Pow(RowSum(Elem('p', real=True)), Integer(-1))), "
-                          "Integer(1)), Symbol('gamma', nonnegative=True)), log(Mul(Elem('p', "
-                          "real=True), Pow(RowSum(Elem('p', real=True)), Integer(-1)))))))",
-           'naive_grad': "Mul(Integer(-1), Symbol('alpha', nonnegative=True), Add(Mul(Integer(-1), "
+DERIVED = {'probs': {'naive_value': "Mul(Integer(-1), RowSum(Mul(Elem('t', real=True), "
+                          "Pow(Add(Mul(Integer(-1), Elem('p', real=True), Pow(RowSum(Elem('p', "
+                          "real=True)), Integer(-1))), Integer(1)), Symbol('gamma', "
+                          "nonnegative=True)), log(Mul(Elem('p', real=True), Pow(RowSum(Elem('p', "
+                          'real=True)), Integer(-1)))))))',
+           'naive_grad': "Add(Mul(Elem('t', real=True), Symbol('gamma', nonnegative=True), "
+                         "Pow(Add(Mul(Integer(-1), Elem('p', real=True), Pow(RowSum(Elem('p', "
+                         'real=True)), Integer(-1))), Integer(1)), Integer(-1)), '
+                         "Pow(Add(Mul(Integer(-1), Elem('p', real=True), Pow(RowSum(Elem('p', "
+                         "real=True)), Integer(-1))), Integer(1)), Symbol('gamma', "
+                         "nonnegative=True)), log(Mul(Elem('p', real=True), Pow(RowSum(Elem('p', "
+                         "real=True)), Integer(-1)))), Pow(RowSum(Elem('p', real=True)), "
+                         "Integer(-1))), Mul(Integer(-1), RowSum(Add(Mul(Elem('p', real=True), "
                          "Elem('t', real=True), Symbol('gamma', nonnegative=True), "
                          "Pow(Add(Mul(Integer(-1), Elem('p', real=True), Pow(RowSum(Elem('p', "
                          'real=True)), Integer(-1))), Integer(1)), Integer(-1)), '
@@ -139,72 +148,72 @@ DERIVED = {'probs': {'naive_value': "Mul(Integer(-1), Symbol('alpha', nonnegativ
                          "real=True)), Integer(-1))), Integer(1)), Symbol('gamma', "
                          "nonnegative=True)), log(Mul(Elem('p', real=True), Pow(RowSum(Elem('p', "
                          "real=True)), Integer(-1)))), Pow(RowSum(Elem('p', real=True)), "
-                         "Integer(-1))), RowSum(Add(Mul(Elem('p', real=True), Elem('t', "
-                         "real=True), Symbol('gamma', nonnegative=True), Pow(Add(Mul(Integer(-1), "
-                         "Elem('p', real=True), Pow(RowSum(Elem('p', real=True)), Integer(-1))), "
-                         "Integer(1)), Integer(-1)), Pow(Add(Mul(Integer(-1), Elem('p', "
-                         "real=True), Pow(RowSum(Elem('p', real=True)), Integer(-1))), "
-                         "Integer(1)), Symbol('gamma', nonnegative=True)), log(Mul(Elem('p', "
-                         "real=True), Pow(RowSum(Elem('p', real=True)), Integer(-1)))), "
-                         "Pow(RowSum(Elem('p', real=True)), Integer(-2))), Mul(Integer(-1), "
-                         "Elem('t', real=True), Pow(Add(Mul(Integer(-1), Elem('p', real=True), "
-                         "Pow(RowSum(Elem('p', real=True)), Integer(-1))), Integer(1)), "
-                         "Symbol('gamma', nonnegative=True)), Pow(RowSum(Elem('p', real=True)), "
-                         "Integer(-1))))), Mul(Pow(Elem('p', real=True), Integer(-1)), Elem('t', "
+                         "Integer(-2))), Mul(Integer(-1), Elem('t', real=True), "
+                         "Pow(Add(Mul(Integer(-1), Elem('p', real=True), Pow(RowSum(Elem('p', "
+                         "real=True)), Integer(-1))), Integer(1)), Symbol('gamma', "
+                         "nonnegative=True)), Pow(RowSum(Elem('p', real=True)), Integer(-1)))))), "
+                         "Mul(Integer(-1), Pow(Elem('p', real=True), Integer(-1)), Elem('t', "
                          "real=True), Pow(Add(Mul(Integer(-1), Elem('p', real=True), "
                          "Pow(RowSum(Elem('p', real=True)), Integer(-1))), Integer(1)), "
-                         "Symbol('gamma', nonnegative=True)))))",
-           'raw_grad': "Add(RestSum(Mul(Elem('t', real=True), Add(Mul(Symbol('alpha', "
-                       "nonnegative=True), ScaledPow(NormalizedRest(Elem('p', real=True)), "
-                       "Symbol('gamma', nonnegative=True), Pow(RowSum(Elem('p', real=True)), "
-                       "Integer(-1)))), XMul(Mul(Elem('p', real=True), Pow(RowSum(Elem('p', "
-                       "real=True)), Integer(-1))), Mul(Symbol('alpha', nonnegative=True), "
-                       "XMul(Symbol('gamma', nonnegative=True), XMul(NegLogNormalized(Elem('p', "
-                       "real=True)), ScaledPow(NormalizedRest(Elem('p', real=True)), "
-                       "Add(Symbol('gamma', nonnegative=True), Integer(-1)), Pow(RowSum(Elem('p', "
-                       "real=True)), Integer(-1)))))))))), Mul(Integer(-1), XMul(Mul(Elem('t', "
-                       "real=True), Add(Mul(Symbol('alpha', nonnegative=True), "
-                       "ScaledPow(NormalizedRest(Elem('p', real=True)), Symbol('gamma', "
-                       "nonnegative=True), Pow(RowSum(Elem('p', real=True)), Integer(-1)))), "
+                         "Symbol('gamma', nonnegative=True))))",
+           'raw_grad': "Add(RestSum(Mul(Elem('t', real=True), "
+                       "Add(ScaledPow(NormalizedRest(Elem('p', real=True)), Symbol('gamma', "
+                       "nonnegative=True), Pow(RowSum(Elem('p', real=True)), Integer(-1))), "
                        "XMul(Mul(Elem('p', real=True), Pow(RowSum(Elem('p', real=True)), "
-                       "Integer(-1))), Mul(Symbol('alpha', nonnegative=True), XMul(Symbol('gamma', "
-                       "nonnegative=True), XMul(NegLogNormalized(Elem('p', real=True)), "
+                       "Integer(-1))), XMul(Symbol('gamma', nonnegative=True), "
+                       "XMul(NegLogNormalized(Elem('p', real=True)), "
                        "ScaledPow(NormalizedRest(Elem('p', real=True)), Add(Symbol('gamma', "
                        "nonnegative=True), Integer(-1)), Pow(RowSum(Elem('p', real=True)), "
-                       "Integer(-1))))))))), Mul(Pow(Elem('p', real=True), Integer(-1)), "
+                       "Integer(-1))))))))), Mul(Integer(-1), XMul(Mul(Elem('t', real=True), "
+                       "Add(ScaledPow(NormalizedRest(Elem('p', real=True)), Symbol('gamma', "
+                       "nonnegative=True), Pow(RowSum(Elem('p', real=True)), Integer(-1))), "
+                       "XMul(Mul(Elem('p', real=True), Pow(RowSum(Elem('p', real=True)), "
+                       "Integer(-1))), XMul(Symbol('gamma', nonnegative=True), "
+                       "XMul(NegLogNormalized(Elem('p', real=True)), "
+                       "ScaledPow(NormalizedRest(Elem('p', real=True)), Add(Symbol('gamma', "
+                       "nonnegative=True), Integer(-1)), Pow(RowSum(Elem('p', real=True)), "
+                       "Integer(-1)))))))), Mul(Pow(Elem('p', real=True), Integer(-1)), "
                        "RestSum(Elem('p', real=True))))))",
-           'value': "Mul(Symbol('alpha', nonnegative=True), RowSum(XMul(Elem('t', real=True), "
-                    "Mul(NegLogNormalized(Elem('p', real=True)), Pow(NormalizedRest(Elem('p', "
-                    "real=True)), Symbol('gamma', nonnegative=True))))))",
-           'grad': "Add(RestSum(Mul(Elem('t', real=True), Add(Mul(Symbol('alpha', "
-                   "nonnegative=True), ScaledPow(NormalizedRest(Elem('p', real=True)), "
-                   "Symbol('gamma', nonnegative=True), Pow(RowSum(Elem('p', real=True)), "
-                   "Integer(-1)))), XMul(Mul(Elem('p', real=True), Pow(RowSum(Elem('p', "
-                   "real=True)), Integer(-1))), Mul(Symbol('alpha', nonnegative=True), "
-                   "XMul(Symbol('gamma', nonnegative=True), XMul(NegLogNormalized(Elem('p', "
-                   "real=True)), ScaledPow(NormalizedRest(Elem('p', real=True)), "
-                   "Add(Symbol('gamma', nonnegative=True), Integer(-1)), Pow(RowSum(Elem('p', "
-                   "real=True)), Integer(-1)))))))))), Mul(Integer(-1), XMul(Mul(Elem('t', "
-                   "real=True), Add(Mul(Symbol('alpha', nonnegative=True), "
-                   "ScaledPow(NormalizedRest(Elem('p', real=True)), Symbol('gamma', "
-                   "nonnegative=True), Pow(RowSum(Elem('p', real=True)), Integer(-1)))), "
-                   "XMul(Mul(Elem('p', real=True), Pow(RowSum(Elem('p', real=True)), "
-                   "Integer(-1))), Mul(Symbol('alpha', nonnegative=True), XMul(Symbol('gamma', "
+           'value': "RowSum(XMul(Elem('t', real=True), Mul(NegLogNormalized(Elem('p', real=True)), "
+                    "Pow(NormalizedRest(Elem('p', real=True)), Symbol('gamma', "
+                    'nonnegative=True)))))',
+           'grad': "Add(RestSum(Mul(Elem('t', real=True), Add(ScaledPow(NormalizedRest(Elem('p', "
+                   "real=True)), Symbol('gamma', nonnegative=True), Pow(RowSum(Elem('p', "
+                   "real=True)), Integer(-1))), XMul(Mul(Elem('p', real=True), "
+                   "Pow(RowSum(Elem('p', real=True)), Integer(-1))), XMul(Symbol('gamma', "
                    "nonnegative=True), XMul(NegLogNormalized(Elem('p', real=True)), "
                    "ScaledPow(NormalizedRest(Elem('p', real=True)), Add(Symbol('gamma', "
                    "nonnegative=True), Integer(-1)), Pow(RowSum(Elem('p', real=True)), "
-                   "Integer(-1))))))))), Mul(Pow(Elem('p', real=True), Integer(-1)), "
+                   "Integer(-1))))))))), Mul(Integer(-1), XMul(Mul(Elem('t', real=True), "
+                   "Add(ScaledPow(NormalizedRest(Elem('p', real=True)), Symbol('gamma', "
+                   "nonnegative=True), Pow(RowSum(Elem('p', real=True)), Integer(-1))), "
+                   "XMul(Mul(Elem('p', real=True), Pow(RowSum(Elem('p', real=True)), "
+                   "Integer(-1))), XMul(Symbol('gamma', nonnegative=True), "
+                   "XMul(NegLogNormalized(Elem('p', real=True)), "
+                   "ScaledPow(NormalizedRest(Elem('p', real=True)), Add(Symbol('gamma', "
+                   "nonnegative=True), Integer(-1)), Pow(RowSum(Elem('p', real=True)), "
+                   "Integer(-1)))))))), Mul(Pow(Elem('p', real=True), Integer(-1)), "
                    "RestSum(Elem('p', real=True))))))",
            'value_rules': ['log-normalized', 'one-minus-share', 'guard-weights'],
            'grad_rules': ['log-share-chain']},
- 'logits': {'naive_value': "Mul(Integer(-1), Symbol('alpha', nonnegative=True), "
-                           "RowSum(Mul(Elem('t', real=True), Pow(Add(Mul(Integer(-1), "
-                           "exp(Elem('z', real=True)), Pow(RowSum(exp(Elem('z', real=True))), "
-                           "Integer(-1))), Integer(1)), Symbol('gamma', nonnegative=True)), "
-                           "log(Mul(exp(Elem('z', real=True)), Pow(RowSum(exp(Elem('z', "
-                           'real=True))), Integer(-1)))))))',
-            'naive_grad': "Mul(Integer(-1), Symbol('alpha', nonnegative=True), "
-                          "Add(Mul(Integer(-1), Elem('t', real=True), Symbol('gamma', "
+ 'logits': {'naive_value': "Mul(Integer(-1), RowSum(Mul(Elem('t', real=True), "
+                           "Pow(Add(Mul(Integer(-1), exp(Elem('z', real=True)), "
+                           "Pow(RowSum(exp(Elem('z', real=True))), Integer(-1))), Integer(1)), "
+                           "Symbol('gamma', nonnegative=True)), log(Mul(exp(Elem('z', real=True)), "
+                           "Pow(RowSum(exp(Elem('z', real=True))), Integer(-1)))))))",
+            'naive_grad': "Add(Mul(Elem('t', real=True), Symbol('gamma', nonnegative=True), "
+                          "Pow(Add(Mul(Integer(-1), exp(Elem('z', real=True)), "
+                          "Pow(RowSum(exp(Elem('z', real=True))), Integer(-1))), Integer(1)), "
+                          "Integer(-1)), Pow(Add(Mul(Integer(-1), exp(Elem('z', real=True)), "
+                          "Pow(RowSum(exp(Elem('z', real=True))), Integer(-1))), Integer(1)), "
+                          "Symbol('gamma', nonnegative=True)), exp(Elem('z', real=True)), "
+                          "log(Mul(exp(Elem('z', real=True)), Pow(RowSum(exp(Elem('z', "
+                          "real=True))), Integer(-1)))), Pow(RowSum(exp(Elem('z', real=True))), "
+                          "Integer(-1))), Mul(Integer(-1), Elem('t', real=True), "
+                          "Pow(Add(Mul(Integer(-1), exp(Elem('z', real=True)), "
+                          "Pow(RowSum(exp(Elem('z', real=True))), Integer(-1))), Integer(1)), "
+                          "Symbol('gamma', nonnegative=True))), Mul(Integer(-1), exp(Elem('z', "
+                          "real=True)), RowSum(Add(Mul(Elem('t', real=True), Symbol('gamma', "
                           "nonnegative=True), Pow(Add(Mul(Integer(-1), exp(Elem('z', real=True)), "
                           "Pow(RowSum(exp(Elem('z', real=True))), Integer(-1))), Integer(1)), "
                           "Integer(-1)), Pow(Add(Mul(Integer(-1), exp(Elem('z', real=True)), "
@@ -212,65 +221,50 @@ DERIVED = {'probs': {'naive_value': "Mul(Integer(-1), Symbol('alpha', nonnegativ
                           "Symbol('gamma', nonnegative=True)), exp(Elem('z', real=True)), "
                           "log(Mul(exp(Elem('z', real=True)), Pow(RowSum(exp(Elem('z', "
                           "real=True))), Integer(-1)))), Pow(RowSum(exp(Elem('z', real=True))), "
-                          "Integer(-1))), Mul(Elem('t', real=True), Pow(Add(Mul(Integer(-1), "
-                          "exp(Elem('z', real=True)), Pow(RowSum(exp(Elem('z', real=True))), "
-                          "Integer(-1))), Integer(1)), Symbol('gamma', nonnegative=True))), "
-                          "Mul(exp(Elem('z', real=True)), RowSum(Add(Mul(Elem('t', real=True), "
-                          "Symbol('gamma', nonnegative=True), Pow(Add(Mul(Integer(-1), "
-                          "exp(Elem('z', real=True)), Pow(RowSum(exp(Elem('z', real=True))), "
-                          'Integer(-1))), Integer(1)), Integer(-1)), Pow(Add(Mul(Integer(-1), '
-                          "exp(Elem('z', real=True)), Pow(RowSum(exp(Elem('z', real=True))), "
-                          "Integer(-1))), Integer(1)), Symbol('gamma', nonnegative=True)), "
-                          "exp(Elem('z', real=True)), log(Mul(exp(Elem('z', real=True)), "
-                          "Pow(RowSum(exp(Elem('z', real=True))), Integer(-1)))), "
-                          "Pow(RowSum(exp(Elem('z', real=True))), Integer(-2))), Mul(Integer(-1), "
-                          "Elem('t', real=True), Pow(Add(Mul(Integer(-1), exp(Elem('z', "
-                          "real=True)), Pow(RowSum(exp(Elem('z', real=True))), Integer(-1))), "
-                          "Integer(1)), Symbol('gamma', nonnegative=True)), "
-                          "Pow(RowSum(exp(Elem('z', real=True))), Integer(-1))))))))",
+                          "Integer(-2))), Mul(Integer(-1), Elem('t', real=True), "
+                          "Pow(Add(Mul(Integer(-1), exp(Elem('z', real=True)), "
+                          "Pow(RowSum(exp(Elem('z', real=True))), Integer(-1))), Integer(1)), "
+                          "Symbol('gamma', nonnegative=True)), Pow(RowSum(exp(Elem('z', "
+                          'real=True))), Integer(-1)))))))',
             'raw_grad': "Mul(Pow(RowSum(exp(Add(Elem('z', real=True), Mul(Integer(-1), "
                         "RowMax(Elem('z', real=True)))))), Integer(-1)), ShareCrossRest(Elem('t', "
-                        "real=True), Elem('z', real=True), Add(Mul(Symbol('alpha', "
-                        "nonnegative=True), Pow(SoftmaxRest(Elem('z', real=True)), Symbol('gamma', "
-                        "nonnegative=True))), XMul(exp(Mul(Integer(-1), NegLogSoftmax(Elem('z', "
-                        "real=True)))), Mul(Symbol('alpha', nonnegative=True), "
+                        "real=True), Elem('z', real=True), Add(Pow(SoftmaxRest(Elem('z', "
+                        "real=True)), Symbol('gamma', nonnegative=True)), "
+                        "XMul(exp(Mul(Integer(-1), NegLogSoftmax(Elem('z', real=True)))), "
                         "XMul(Symbol('gamma', nonnegative=True), XMul(NegLogSoftmax(Elem('z', "
                         "real=True)), Pow(SoftmaxRest(Elem('z', real=True)), Add(Symbol('gamma', "
-                        "nonnegative=True), Integer(-1)))))))), Lambda(Tuple(Symbol('nu', "
-                        "positive=True)), Mul(Integer(-1), Symbol('alpha', nonnegative=True), "
-                        "Symbol('gamma', nonnegative=True), Pow(Mul(Integer(-1), "
-                        "expm1(Mul(Integer(-1), Symbol('nu', positive=True)))), Symbol('gamma', "
-                        "nonnegative=True)), Add(Mul(Symbol('nu', positive=True), "
-                        "Add(Mul(Integer(-1), Symbol('gamma', nonnegative=True), "
-                        "exp(Mul(Integer(-1), Symbol('nu', positive=True))), "
+                        "nonnegative=True), Integer(-1))))))), Lambda(Tuple(Symbol('nu', "
+                        "positive=True)), Mul(Integer(-1), Symbol('gamma', nonnegative=True), "
+                        "Pow(Mul(Integer(-1), expm1(Mul(Integer(-1), Symbol('nu', "
+                        "positive=True)))), Symbol('gamma', nonnegative=True)), "
+                        "Add(Mul(Symbol('nu', positive=True), Add(Mul(Integer(-1), Symbol('gamma', "
+                        "nonnegative=True), exp(Mul(Integer(-1), Symbol('nu', positive=True))), "
                         "Pow(expm1(Mul(Integer(-1), Symbol('nu', positive=True))), Integer(-1))), "
                         "Integer(-1), Mul(exp(Mul(Integer(-1), Symbol('nu', positive=True))), "
                         "Pow(expm1(Mul(Integer(-1), Symbol('nu', positive=True))), "
                         "Integer(-1))))), Integer(2)), exp(Mul(Integer(-1), Symbol('nu', "
                         "positive=True))), Pow(expm1(Mul(Integer(-1), Symbol('nu', "
                         'positive=True))), Integer(-1))))))',
-            'value': "Mul(Symbol('alpha', nonnegative=True), RowSum(Mul(Elem('t', real=True), "
-                     "NegLogSoftmax(Elem('z', real=True)), Pow(SoftmaxRest(Elem('z', real=True)), "
-                     "Symbol('gamma', nonnegative=True)))))",
+            'value': "RowSum(Mul(Elem('t', real=True), NegLogSoftmax(Elem('z', real=True)), "
+                     "Pow(SoftmaxRest(Elem('z', real=True)), Symbol('gamma', nonnegative=True))))",
             'grad': "Mul(Pow(RowSum(exp(Add(Elem('z', real=True), Mul(Integer(-1), "
                     "RowMax(Elem('z', real=True)))))), Integer(-1)), ShareCrossRest(Elem('t', "
-                    "real=True), Elem('z', real=True), Add(Mul(Symbol('alpha', nonnegative=True), "
-                    "Pow(SoftmaxRest(Elem('z', real=True)), Symbol('gamma', nonnegative=True))), "
-                    "XMul(exp(Mul(Integer(-1), NegLogSoftmax(Elem('z', real=True)))), "
-                    "Mul(Symbol('alpha', nonnegative=True), XMul(Symbol('gamma', "
+                    "real=True), Elem('z', real=True), Add(Pow(SoftmaxRest(Elem('z', real=True)), "
+                    "Symbol('gamma', nonnegative=True)), XMul(exp(Mul(Integer(-1), "
+                    "NegLogSoftmax(Elem('z', real=True)))), XMul(Symbol('gamma', "
                     "nonnegative=True), XMul(NegLogSoftmax(Elem('z', real=True)), "
                     "Pow(SoftmaxRest(Elem('z', real=True)), Add(Symbol('gamma', nonnegative=True), "
-                    "Integer(-1)))))))), Lambda(Tuple(Symbol('nu', positive=True)), "
-                    "Mul(Integer(-1), Symbol('alpha', nonnegative=True), Symbol('gamma', "
-                    "nonnegative=True), Pow(Mul(Integer(-1), expm1(Mul(Integer(-1), Symbol('nu', "
-                    "positive=True)))), Symbol('gamma', nonnegative=True)), Add(Mul(Symbol('nu', "
-                    "positive=True), Add(Mul(Integer(-1), Symbol('gamma', nonnegative=True), "
-                    "exp(Mul(Integer(-1), Symbol('nu', positive=True))), "
-                    "Pow(expm1(Mul(Integer(-1), Symbol('nu', positive=True))), Integer(-1))), "
-                    "Integer(-1), Mul(exp(Mul(Integer(-1), Symbol('nu', positive=True))), "
-                    "Pow(expm1(Mul(Integer(-1), Symbol('nu', positive=True))), Integer(-1))))), "
-                    "Integer(2)), exp(Mul(Integer(-1), Symbol('nu', positive=True))), "
-                    "Pow(expm1(Mul(Integer(-1), Symbol('nu', positive=True))), Integer(-1))))))",
+                    "Integer(-1))))))), Lambda(Tuple(Symbol('nu', positive=True)), "
+                    "Mul(Integer(-1), Symbol('gamma', nonnegative=True), Pow(Mul(Integer(-1), "
+                    "expm1(Mul(Integer(-1), Symbol('nu', positive=True)))), Symbol('gamma', "
+                    "nonnegative=True)), Add(Mul(Symbol('nu', positive=True), Add(Mul(Integer(-1), "
+                    "Symbol('gamma', nonnegative=True), exp(Mul(Integer(-1), Symbol('nu', "
+                    "positive=True))), Pow(expm1(Mul(Integer(-1), Symbol('nu', positive=True))), "
+                    "Integer(-1))), Integer(-1), Mul(exp(Mul(Integer(-1), Symbol('nu', "
+                    "positive=True))), Pow(expm1(Mul(Integer(-1), Symbol('nu', positive=True))), "
+                    "Integer(-1))))), Integer(2)), exp(Mul(Integer(-1), Symbol('nu', "
+                    "positive=True))), Pow(expm1(Mul(Integer(-1), Symbol('nu', positive=True))), "
+                    'Integer(-1))))))',
             'value_rules': ['log-softmax', 'one-minus-share'],
             'grad_rules': ['log-share-chain']}}
 
@@ -278,10 +272,10 @@ DERIVED = {'probs': {'naive_value': "Mul(Integer(-1), Symbol('alpha', nonnegativ
 def probs_value(y, p, label_smoothing, alpha, gamma):
     r"""categorical focal cross-entropy on probabilities (renormalised): stable value, one value per row (keepdims).
 
-    Mathematics: ``-alpha*RowSum(t*(-p/RowSum(p) + 1)**gamma*log(p/RowSum(p)))``
-    Label weights: t = y*(1 - label_smoothing) + label_smoothing/C.
+    Mathematics: ``-RowSum(t*(-p/RowSum(p) + 1)**gamma*log(p/RowSum(p)))``
+    Label weights: t = alpha*(y*(1 - label_smoothing) + label_smoothing/C).
 
-    Stable form: ``alpha*RowSum(XMul(t, NegLogNormalized(p)*NormalizedRest(p)**gamma))``
+    Stable form: ``RowSum(XMul(t, NegLogNormalized(p)*NormalizedRest(p)**gamma))``
 
     Rewrites applied:
     - log-normalized: log(p_j/Σ p_c) = -log1p(Σ_{c≠j} p_c / p_j): when p_j carries almost all of the row, p_j/Σp rounds to 1 and its log to 0; the sum of the other elements keeps the digits.
@@ -289,45 +283,44 @@ def probs_value(y, p, label_smoothing, alpha, gamma):
     - guard-weights: collect on the label weights and put each coefficient over one denominator, so that the cancelling parts of a coefficient (Σt/Σp - t/p) are cancelled exactly in algebra; each weighted term is XMul(w, ·): 0·log 0 = 0 and 0·(1/0) = 0, no NaN
     """
     C = _rt.width(p)
-    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
+    t = 0 if label_smoothing == 0 and alpha == 0 else alpha*(y*(1 - label_smoothing) + label_smoothing/C)
     tmp0 = _rt.row_sum(p)
     tmp1 = _rt.rest_sum(p, tmp0)
     tmp2 = _rt.neg_log_normalized(p, tmp1)
     tmp3 = 1/tmp0
     tmp4 = _rt.scale_rows(tmp1, tmp3)
-    tmp5 = _rt.xmul(t, tmp2*tmp4**gamma)
-    return _rt.weighted_row_sum(tmp5, alpha, _rt.row_sum(tmp5))
+    return _rt.row_sum(_rt.xmul(t, tmp2*tmp4**gamma))
 
 
 def probs_naive_value(y, p, label_smoothing, alpha, gamma):
     r"""categorical focal cross-entropy on probabilities (renormalised): the naive value (the definition in elementary functions, no rewrite).
 
-    ``-alpha*RowSum(t*(-p/RowSum(p) + 1)**gamma*log(p/RowSum(p)))``
+    ``-RowSum(t*(-p/RowSum(p) + 1)**gamma*log(p/RowSum(p)))``
     """
     C = _rt.width(p)
-    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
+    t = 0 if label_smoothing == 0 and alpha == 0 else alpha*(y*(1 - label_smoothing) + label_smoothing/C)
     tmp0 = p/_rt.row_sum(p)
-    return -alpha*_rt.row_sum(t*(1 - tmp0)**gamma*numpy.log(tmp0))
+    return -_rt.row_sum(t*(1 - tmp0)**gamma*numpy.log(tmp0))
 
 
 def probs_grad(y, p, label_smoothing, alpha, gamma):
     r"""categorical focal cross-entropy on probabilities (renormalised): stable gradient d(value)/d(p), elementwise.
 
-    Derived by SymPy from the stable value: ``RestSum(t*(alpha*ScaledPow(NormalizedRest(p), gamma, 1/RowSum(p)) + XMul(p/RowSum(p), alpha*XMul(gamma, XMul(NegLogNormalized(p), ScaledPow(NormalizedRest(p), gamma - 1, 1/RowSum(p))))))) - XMul(t*(alpha*ScaledPow(NormalizedRest(p), gamma, 1/RowSum(p)) + XMul(p/RowSum(p), alpha*XMul(gamma, XMul(NegLogNormalized(p), ScaledPow(NormalizedRest(p), gamma - 1, 1/RowSum(p)))))), RestSum(p)/p)``
+    Derived by SymPy from the stable value: ``RestSum(t*(ScaledPow(NormalizedRest(p), gamma, 1/RowSum(p)) + XMul(p/RowSum(p), XMul(gamma, XMul(NegLogNormalized(p), ScaledPow(NormalizedRest(p), gamma - 1, 1/RowSum(p))))))) - XMul(t*(ScaledPow(NormalizedRest(p), gamma, 1/RowSum(p)) + XMul(p/RowSum(p), XMul(gamma, XMul(NegLogNormalized(p), ScaledPow(NormalizedRest(p), gamma - 1, 1/RowSum(p)))))), RestSum(p)/p)``
 
-    Stable form: ``RestSum(t*(alpha*ScaledPow(NormalizedRest(p), gamma, 1/RowSum(p)) + XMul(p/RowSum(p), alpha*XMul(gamma, XMul(NegLogNormalized(p), ScaledPow(NormalizedRest(p), gamma - 1, 1/RowSum(p))))))) - XMul(t*(alpha*ScaledPow(NormalizedRest(p), gamma, 1/RowSum(p)) + XMul(p/RowSum(p), alpha*XMul(gamma, XMul(NegLogNormalized(p), ScaledPow(NormalizedRest(p), gamma - 1, 1/RowSum(p)))))), RestSum(p)/p)``
+    Stable form: ``RestSum(t*(ScaledPow(NormalizedRest(p), gamma, 1/RowSum(p)) + XMul(p/RowSum(p), XMul(gamma, XMul(NegLogNormalized(p), ScaledPow(NormalizedRest(p), gamma - 1, 1/RowSum(p))))))) - XMul(t*(ScaledPow(NormalizedRest(p), gamma, 1/RowSum(p)) + XMul(p/RowSum(p), XMul(gamma, XMul(NegLogNormalized(p), ScaledPow(NormalizedRest(p), gamma - 1, 1/RowSum(p)))))), RestSum(p)/p)``
 
     Rewrites applied:
     - log-share-chain: the gradient of Σ_c t_c·φ(ν_c), ν = -log softmax(z), differentiated through ν: Σ_{c≠j}(t_c g_c e_j - t_j g_j e_c)/Σe with g = φ' (one primitive, whose runtime takes a pair of close logits as (t_c - t_j)g_c e_j + t_j(e_j(g_c - g_j) + g_j e_c expm1(z_j - z_c)), g_c - g_j by quadrature of g': near z = 0 under uniform labels both differences lose every digit otherwise).
     """
     C = _rt.width(p)
-    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
+    t = 0 if label_smoothing == 0 and alpha == 0 else alpha*(y*(1 - label_smoothing) + label_smoothing/C)
     tmp0 = _rt.row_sum(p)
     tmp1 = _rt.rest_sum(p, tmp0)
     tmp2 = _rt.neg_log_normalized(p, tmp1)
     tmp3 = 1/tmp0
     tmp4 = _rt.scale_rows(tmp1, tmp3)
-    tmp5 = t*(alpha*_rt.scaled_pow(tmp4, gamma, tmp3) + _rt.xmul(_rt.scale_rows(p, tmp3), alpha*_rt.xmul(gamma, _rt.xmul(tmp2, _rt.scaled_pow(tmp4, gamma - 1, tmp3)))))
+    tmp5 = t*(_rt.scaled_pow(tmp4, gamma, tmp3) + _rt.xmul(_rt.scale_rows(p, tmp3), _rt.xmul(gamma, _rt.xmul(tmp2, _rt.scaled_pow(tmp4, gamma - 1, tmp3)))))
     return _rt.rest_sum(tmp5, _rt.row_sum(tmp5)) - _rt.xmul(tmp5, tmp1/p)
 
 
@@ -335,143 +328,143 @@ def probs_value_and_grad(y, p, label_smoothing, alpha, gamma):
     r"""categorical focal cross-entropy on probabilities (renormalised): stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``probs_value`` and ``probs_grad``).
     """
     C = _rt.width(p)
-    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
+    t = 0 if label_smoothing == 0 and alpha == 0 else alpha*(y*(1 - label_smoothing) + label_smoothing/C)
     tmp0 = _rt.row_sum(p)
     tmp1 = _rt.rest_sum(p, tmp0)
     tmp2 = _rt.neg_log_normalized(p, tmp1)
     tmp3 = 1/tmp0
     tmp4 = _rt.scale_rows(tmp1, tmp3)
-    tmp5 = _rt.xmul(t, tmp2*tmp4**gamma)
-    tmp6 = t*(alpha*_rt.scaled_pow(tmp4, gamma, tmp3) + _rt.xmul(_rt.scale_rows(p, tmp3), alpha*_rt.xmul(gamma, _rt.xmul(tmp2, _rt.scaled_pow(tmp4, gamma - 1, tmp3)))))
-    grad = _rt.rest_sum(tmp6, _rt.row_sum(tmp6)) - _rt.xmul(tmp6, tmp1/p)
-    return _rt.weighted_row_sum(tmp5, alpha, _rt.row_sum(tmp5)), grad
+    tmp5 = t*(_rt.scaled_pow(tmp4, gamma, tmp3) + _rt.xmul(_rt.scale_rows(p, tmp3), _rt.xmul(gamma, _rt.xmul(tmp2, _rt.scaled_pow(tmp4, gamma - 1, tmp3)))))
+    grad = _rt.rest_sum(tmp5, _rt.row_sum(tmp5)) - _rt.xmul(tmp5, tmp1/p)
+    return _rt.row_sum(_rt.xmul(t, tmp2*tmp4**gamma)), grad
 
 
 def probs_naive_grad(y, p, label_smoothing, alpha, gamma):
     r"""categorical focal cross-entropy on probabilities (renormalised): the naive gradient (SymPy's derivative of the definition, no rewrite).
 
-    ``-alpha*(-t*gamma*(-p/RowSum(p) + 1)**gamma*log(p/RowSum(p))/((-p/RowSum(p) + 1)*RowSum(p)) + RowSum(p*t*gamma*(-p/RowSum(p) + 1)**gamma*log(p/RowSum(p))/((-p/RowSum(p) + 1)*RowSum(p)**2) - t*(-p/RowSum(p) + 1)**gamma/RowSum(p)) + t*(-p/RowSum(p) + 1)**gamma/p)``
+    ``t*gamma*(-p/RowSum(p) + 1)**gamma*log(p/RowSum(p))/((-p/RowSum(p) + 1)*RowSum(p)) - RowSum(p*t*gamma*(-p/RowSum(p) + 1)**gamma*log(p/RowSum(p))/((-p/RowSum(p) + 1)*RowSum(p)**2) - t*(-p/RowSum(p) + 1)**gamma/RowSum(p)) - t*(-p/RowSum(p) + 1)**gamma/p``
     """
     C = _rt.width(p)
-    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
+    t = 0 if label_smoothing == 0 and alpha == 0 else alpha*(y*(1 - label_smoothing) + label_smoothing/C)
     tmp0 = _rt.row_sum(p)
     tmp1 = 1/tmp0
     tmp2 = _rt.scale_rows(p, tmp1)
     tmp3 = 1 - tmp2
-    tmp4 = t*tmp3**gamma
-    tmp5 = _rt.scale_rows(tmp4, tmp1)
-    tmp6 = gamma*numpy.log(tmp2)/tmp3
-    return -alpha*(_rt.row_sum((p/tmp0)*(tmp4/tmp0)*tmp6 - tmp5) - tmp5*tmp6 + tmp4/p)
+    tmp4 = tmp3**gamma
+    tmp5 = t*tmp4
+    tmp6 = numpy.log(tmp2)
+    tmp7 = 1/tmp3
+    return t*tmp1*tmp4*tmp6*tmp7*gamma - _rt.row_sum((gamma/tmp0)*(p/tmp0)*tmp5*tmp6*tmp7 + _rt.scale_rows(tmp5, -tmp1)) - tmp5/p
 
 
 def probs_weights(y, p, label_smoothing, alpha, gamma):
     r"""The label weights (t) of categorical focal cross-entropy on probabilities (renormalised), as its cores compute them."""
     C = _rt.width(p)
-    t_ = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
+    t_ = 0 if label_smoothing == 0 and alpha == 0 else alpha*(y*(1 - label_smoothing) + label_smoothing/C)
     return (t_,)
 
 
 def probs_value_rescue(y, p, label_smoothing, alpha, gamma, C):
     r"""categorical focal cross-entropy on probabilities (renormalised): the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the float64 rescue of rows that overflow or underflow (:mod:`cesym.kernels._rescue`)."""
-    return (lambda _h0: (lambda _h1: alpha*_h1)(_ex.fsum(_ex.xmul(y[_c1]*(_ex.D(1) - label_smoothing) + label_smoothing/C, lambda: _ex.log1p(_ex.fsum(p[_c2] for _c2 in range(int(C)) if _c2 != _c1) / p[_c1])*_ex.power((_ex.fsum(p[_c2] for _c2 in range(int(C)) if _c2 != _c1) / _h0), gamma)) for _c1 in range(int(C)))))(_ex.fsum(p[_c2] for _c2 in range(int(C))))
+    return (lambda _h0: (lambda _h1: _h1)(_ex.fsum(_ex.xmul(alpha*(y[_c1]*(_ex.D(1) - label_smoothing) + label_smoothing/C), lambda: _ex.log1p(_ex.fsum(p[_c2] for _c2 in range(int(C)) if _c2 != _c1) / p[_c1])*_ex.power((_ex.fsum(p[_c2] for _c2 in range(int(C)) if _c2 != _c1) / _h0), gamma)) for _c1 in range(int(C)))))(_ex.fsum(p[_c2] for _c2 in range(int(C))))
 
 
 def probs_grad_rescue(y, p, label_smoothing, alpha, gamma, C):
     r"""categorical focal cross-entropy on probabilities (renormalised): the stable grad in decimal arithmetic at the current precision, of one row (lists of Decimals; the list of its C elements): the float64 rescue of rows that overflow or underflow (:mod:`cesym.kernels._rescue`)."""
-    return (lambda _h0: [_ex.fsum((y[_c1]*(_ex.D(1) - label_smoothing) + label_smoothing/C)*(alpha*(_ex.power((_ex.fsum(p[_c2] for _c2 in range(int(C)) if _c2 != _c1) / _h0), gamma) * _ex.power(_h0, -1)) + _ex.xmul(p[_c1]/_h0, lambda: alpha*_ex.xmul(gamma, lambda: _ex.xmul(_ex.log1p(_ex.fsum(p[_c2] for _c2 in range(int(C)) if _c2 != _c1) / p[_c1]), lambda: (_ex.power((_ex.fsum(p[_c2] for _c2 in range(int(C)) if _c2 != _c1) / _h0), gamma + _ex.D(-1)) * _ex.power(_h0, -1)))))) for _c1 in range(int(C)) if _c1 != _j) - _ex.xmul((y[_j]*(_ex.D(1) - label_smoothing) + label_smoothing/C)*(alpha*(_ex.power((_ex.fsum(p[_c1] for _c1 in range(int(C)) if _c1 != _j) / _h0), gamma) * _ex.power(_h0, -1)) + _ex.xmul(p[_j]/_h0, lambda: alpha*_ex.xmul(gamma, lambda: _ex.xmul(_ex.log1p(_ex.fsum(p[_c1] for _c1 in range(int(C)) if _c1 != _j) / p[_j]), lambda: (_ex.power((_ex.fsum(p[_c1] for _c1 in range(int(C)) if _c1 != _j) / _h0), gamma + _ex.D(-1)) * _ex.power(_h0, -1)))))), lambda: _ex.fsum(p[_c1] for _c1 in range(int(C)) if _c1 != _j)/p[_j]) for _j in range(int(C))])(_ex.fsum(p[_c2] for _c2 in range(int(C))))
+    return (lambda _h0: [_ex.fsum(alpha*(y[_c1]*(_ex.D(1) - label_smoothing) + label_smoothing/C)*((_ex.power((_ex.fsum(p[_c2] for _c2 in range(int(C)) if _c2 != _c1) / _h0), gamma) * _ex.power(_h0, -1)) + _ex.xmul(p[_c1]/_h0, lambda: _ex.xmul(gamma, lambda: _ex.xmul(_ex.log1p(_ex.fsum(p[_c2] for _c2 in range(int(C)) if _c2 != _c1) / p[_c1]), lambda: (_ex.power((_ex.fsum(p[_c2] for _c2 in range(int(C)) if _c2 != _c1) / _h0), gamma + _ex.D(-1)) * _ex.power(_h0, -1)))))) for _c1 in range(int(C)) if _c1 != _j) - _ex.xmul(alpha*(y[_j]*(_ex.D(1) - label_smoothing) + label_smoothing/C)*((_ex.power((_ex.fsum(p[_c1] for _c1 in range(int(C)) if _c1 != _j) / _h0), gamma) * _ex.power(_h0, -1)) + _ex.xmul(p[_j]/_h0, lambda: _ex.xmul(gamma, lambda: _ex.xmul(_ex.log1p(_ex.fsum(p[_c1] for _c1 in range(int(C)) if _c1 != _j) / p[_j]), lambda: (_ex.power((_ex.fsum(p[_c1] for _c1 in range(int(C)) if _c1 != _j) / _h0), gamma + _ex.D(-1)) * _ex.power(_h0, -1)))))), lambda: _ex.fsum(p[_c1] for _c1 in range(int(C)) if _c1 != _j)/p[_j]) for _j in range(int(C))])(_ex.fsum(p[_c2] for _c2 in range(int(C))))
 
 
 def logits_value(y, z, label_smoothing, alpha, gamma):
     r"""categorical focal cross-entropy on logits (from_logits=True): stable value, one value per row (keepdims).
 
-    Mathematics: ``-alpha*RowSum(t*(-exp(z)/RowSum(exp(z)) + 1)**gamma*log(exp(z)/RowSum(exp(z))))``
-    Label weights: t = y*(1 - label_smoothing) + label_smoothing/C.
+    Mathematics: ``-RowSum(t*(-exp(z)/RowSum(exp(z)) + 1)**gamma*log(exp(z)/RowSum(exp(z))))``
+    Label weights: t = alpha*(y*(1 - label_smoothing) + label_smoothing/C).
 
-    Stable form: ``alpha*RowSum(t*NegLogSoftmax(z)*SoftmaxRest(z)**gamma)``
+    Stable form: ``RowSum(t*NegLogSoftmax(z)*SoftmaxRest(z)**gamma)``
 
     Rewrites applied:
     - log-softmax: log(exp(z_j)/Σ exp(z_c)) = -NegLogSoftmax(z): exp overflows past z = 88.72 (float32) or 709.78 (float64), and lse(z) - z_j cancels to 0 for a class winning by hundreds; (max z - z_j) + log1p(Σ_{c≠argmax} exp(z_c - max z)) is a sum of two non-negative terms.
     - one-minus-share: 1 - v_j/Σ v_c = Σ_{c≠j} v_c/Σ v_c (v = e^z: 1 - softmax; v = p: 1 - a renormalised probability): for a dominant class the difference rounds to 0 (1 - 1/(1 + 1e-20)), and a power or a log of it is 0 or -inf; the other classes' share keeps every digit.
     """
     C = _rt.width(z)
-    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
+    t = 0 if label_smoothing == 0 and alpha == 0 else alpha*(y*(1 - label_smoothing) + label_smoothing/C)
     tmp0, tmp1, tmp2, tmp3 = _rt.softmax_parts(z)
     tmp4 = tmp0 - z + numpy.log1p(tmp3)
     tmp5 = 1/tmp2
     tmp6 = _rt.scale_rows(_rt.rest_sum(tmp1, tmp2), tmp5)
     tmp7 = tmp6**gamma
-    tmp8 = t*tmp4*tmp7
-    return _rt.weighted_row_sum(tmp8, alpha, _rt.row_sum(tmp8))
+    return _rt.row_sum(t*tmp4*tmp7)
 
 
 def logits_naive_value(y, z, label_smoothing, alpha, gamma):
     r"""categorical focal cross-entropy on logits (from_logits=True): the naive value (the definition in elementary functions, no rewrite).
 
-    ``-alpha*RowSum(t*(-exp(z)/RowSum(exp(z)) + 1)**gamma*log(exp(z)/RowSum(exp(z))))``
+    ``-RowSum(t*(-exp(z)/RowSum(exp(z)) + 1)**gamma*log(exp(z)/RowSum(exp(z))))``
     """
     C = _rt.width(z)
-    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
+    t = 0 if label_smoothing == 0 and alpha == 0 else alpha*(y*(1 - label_smoothing) + label_smoothing/C)
     tmp0 = numpy.exp(z)
     tmp1 = tmp0/_rt.row_sum(tmp0)
-    return -alpha*_rt.row_sum(t*(1 - tmp1)**gamma*numpy.log(tmp1))
+    return -_rt.row_sum(t*(1 - tmp1)**gamma*numpy.log(tmp1))
 
 
 def logits_grad(y, z, label_smoothing, alpha, gamma):
     r"""categorical focal cross-entropy on logits (from_logits=True): stable gradient d(value)/d(z), elementwise.
 
-    Derived by SymPy from the stable value: ``ShareCrossRest(t, z, alpha*SoftmaxRest(z)**gamma + XMul(exp(-NegLogSoftmax(z)), alpha*XMul(gamma, XMul(NegLogSoftmax(z), SoftmaxRest(z)**(gamma - 1)))), Lambda(nu, -alpha*gamma*(-expm1(-nu))**gamma*(nu*(-gamma*exp(-nu)/expm1(-nu) - 1 + exp(-nu)/expm1(-nu)) + 2)*exp(-nu)/expm1(-nu)))/RowSum(exp(z - RowMax(z)))``
+    Derived by SymPy from the stable value: ``ShareCrossRest(t, z, SoftmaxRest(z)**gamma + XMul(exp(-NegLogSoftmax(z)), XMul(gamma, XMul(NegLogSoftmax(z), SoftmaxRest(z)**(gamma - 1)))), Lambda(nu, -gamma*(-expm1(-nu))**gamma*(nu*(-gamma*exp(-nu)/expm1(-nu) - 1 + exp(-nu)/expm1(-nu)) + 2)*exp(-nu)/expm1(-nu)))/RowSum(exp(z - RowMax(z)))``
 
-    Stable form: ``ShareCrossRest(t, z, alpha*SoftmaxRest(z)**gamma + XMul(exp(-NegLogSoftmax(z)), alpha*XMul(gamma, XMul(NegLogSoftmax(z), SoftmaxRest(z)**(gamma - 1)))), Lambda(nu, -alpha*gamma*(-expm1(-nu))**gamma*(nu*(-gamma*exp(-nu)/expm1(-nu) - 1 + exp(-nu)/expm1(-nu)) + 2)*exp(-nu)/expm1(-nu)))/RowSum(exp(z - RowMax(z)))``
+    Stable form: ``ShareCrossRest(t, z, SoftmaxRest(z)**gamma + XMul(exp(-NegLogSoftmax(z)), XMul(gamma, XMul(NegLogSoftmax(z), SoftmaxRest(z)**(gamma - 1)))), Lambda(nu, -gamma*(-expm1(-nu))**gamma*(nu*(-gamma*exp(-nu)/expm1(-nu) - 1 + exp(-nu)/expm1(-nu)) + 2)*exp(-nu)/expm1(-nu)))/RowSum(exp(z - RowMax(z)))``
 
     Rewrites applied:
     - log-share-chain: the gradient of Σ_c t_c·φ(ν_c), ν = -log softmax(z), differentiated through ν: Σ_{c≠j}(t_c g_c e_j - t_j g_j e_c)/Σe with g = φ' (one primitive, whose runtime takes a pair of close logits as (t_c - t_j)g_c e_j + t_j(e_j(g_c - g_j) + g_j e_c expm1(z_j - z_c)), g_c - g_j by quadrature of g': near z = 0 under uniform labels both differences lose every digit otherwise).
     """
     C = _rt.width(z)
-    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
+    t = 0 if label_smoothing == 0 and alpha == 0 else alpha*(y*(1 - label_smoothing) + label_smoothing/C)
     tmp0, tmp1, tmp2, tmp3 = _rt.softmax_parts(z)
     tmp4 = tmp0 - z + numpy.log1p(tmp3)
     tmp5 = 1/tmp2
     tmp6 = _rt.scale_rows(_rt.rest_sum(tmp1, tmp2), tmp5)
     tmp7 = tmp6**gamma
-    return _rt.scale_rows(_rt.cross_rest(t, z, tmp1, tmp3, tmp2, tmp7*alpha + _rt.xmul(numpy.exp(-tmp4), alpha*_rt.xmul(gamma, _rt.xmul(tmp4, tmp6**(gamma - 1)))), (lambda nu: -alpha*gamma*(-numpy.expm1(-nu))**gamma*(nu*(-gamma*numpy.exp(-nu)/numpy.expm1(-nu) - 1 + numpy.exp(-nu)/numpy.expm1(-nu)) + 2)*numpy.exp(-nu)/numpy.expm1(-nu))), tmp5)
+    return _rt.scale_rows(_rt.cross_rest(t, z, tmp1, tmp3, tmp2, tmp7 + _rt.xmul(numpy.exp(-tmp4), _rt.xmul(gamma, _rt.xmul(tmp4, tmp6**(gamma - 1)))), (lambda nu: -gamma*(-numpy.expm1(-nu))**gamma*(nu*(-gamma*numpy.exp(-nu)/numpy.expm1(-nu) - 1 + numpy.exp(-nu)/numpy.expm1(-nu)) + 2)*numpy.exp(-nu)/numpy.expm1(-nu))), tmp5)
 
 
 def logits_value_and_grad(y, z, label_smoothing, alpha, gamma):
     r"""categorical focal cross-entropy on logits (from_logits=True): stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``logits_value`` and ``logits_grad``).
     """
     C = _rt.width(z)
-    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
+    t = 0 if label_smoothing == 0 and alpha == 0 else alpha*(y*(1 - label_smoothing) + label_smoothing/C)
     tmp0, tmp1, tmp2, tmp3 = _rt.softmax_parts(z)
     tmp4 = tmp0 - z + numpy.log1p(tmp3)
     tmp5 = 1/tmp2
     tmp6 = _rt.scale_rows(_rt.rest_sum(tmp1, tmp2), tmp5)
     tmp7 = tmp6**gamma
-    tmp8 = t*tmp4*tmp7
-    grad = _rt.scale_rows(_rt.cross_rest(t, z, tmp1, tmp3, tmp2, tmp7*alpha + _rt.xmul(numpy.exp(-tmp4), alpha*_rt.xmul(gamma, _rt.xmul(tmp4, tmp6**(gamma - 1)))), (lambda nu: -alpha*gamma*(-numpy.expm1(-nu))**gamma*(nu*(-gamma*numpy.exp(-nu)/numpy.expm1(-nu) - 1 + numpy.exp(-nu)/numpy.expm1(-nu)) + 2)*numpy.exp(-nu)/numpy.expm1(-nu))), tmp5)
-    return _rt.weighted_row_sum(tmp8, alpha, _rt.row_sum(tmp8)), grad
+    grad = _rt.scale_rows(_rt.cross_rest(t, z, tmp1, tmp3, tmp2, tmp7 + _rt.xmul(numpy.exp(-tmp4), _rt.xmul(gamma, _rt.xmul(tmp4, tmp6**(gamma - 1)))), (lambda nu: -gamma*(-numpy.expm1(-nu))**gamma*(nu*(-gamma*numpy.exp(-nu)/numpy.expm1(-nu) - 1 + numpy.exp(-nu)/numpy.expm1(-nu)) + 2)*numpy.exp(-nu)/numpy.expm1(-nu))), tmp5)
+    return _rt.row_sum(t*tmp4*tmp7), grad
 
 
 def logits_naive_grad(y, z, label_smoothing, alpha, gamma):
     r"""categorical focal cross-entropy on logits (from_logits=True): the naive gradient (SymPy's derivative of the definition, no rewrite).
 
-    ``-alpha*(-t*gamma*(-exp(z)/RowSum(exp(z)) + 1)**gamma*exp(z)*log(exp(z)/RowSum(exp(z)))/((-exp(z)/RowSum(exp(z)) + 1)*RowSum(exp(z))) + t*(-exp(z)/RowSum(exp(z)) + 1)**gamma + exp(z)*RowSum(t*gamma*(-exp(z)/RowSum(exp(z)) + 1)**gamma*exp(z)*log(exp(z)/RowSum(exp(z)))/((-exp(z)/RowSum(exp(z)) + 1)*RowSum(exp(z))**2) - t*(-exp(z)/RowSum(exp(z)) + 1)**gamma/RowSum(exp(z))))``
+    ``t*gamma*(-exp(z)/RowSum(exp(z)) + 1)**gamma*exp(z)*log(exp(z)/RowSum(exp(z)))/((-exp(z)/RowSum(exp(z)) + 1)*RowSum(exp(z))) - t*(-exp(z)/RowSum(exp(z)) + 1)**gamma - exp(z)*RowSum(t*gamma*(-exp(z)/RowSum(exp(z)) + 1)**gamma*exp(z)*log(exp(z)/RowSum(exp(z)))/((-exp(z)/RowSum(exp(z)) + 1)*RowSum(exp(z))**2) - t*(-exp(z)/RowSum(exp(z)) + 1)**gamma/RowSum(exp(z)))``
     """
     C = _rt.width(z)
-    t = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
+    t = 0 if label_smoothing == 0 and alpha == 0 else alpha*(y*(1 - label_smoothing) + label_smoothing/C)
     tmp0 = numpy.exp(z)
     tmp1 = _rt.row_sum(tmp0)
     tmp2 = 1/tmp1
     tmp3 = _rt.scale_rows(tmp0, tmp2)
     tmp4 = 1 - tmp3
-    tmp5 = t*tmp4**gamma
-    tmp6 = tmp5*gamma*numpy.log(tmp3)/tmp4
-    return -alpha*(tmp0*_rt.row_sum((tmp0/tmp1)*(tmp6/tmp1) + _rt.scale_rows(tmp5, -tmp2)) - tmp3*tmp6 + tmp5)
+    tmp5 = tmp4**gamma
+    tmp6 = t*tmp5
+    tmp7 = numpy.log(tmp3)
+    tmp8 = 1/tmp4
+    return t*tmp0*tmp2*tmp5*tmp7*tmp8*gamma - tmp0*_rt.row_sum((gamma/tmp1)*(tmp0/tmp1)*tmp6*tmp7*tmp8 + _rt.scale_rows(tmp6, -tmp2)) - tmp6
 
 
 def logits_weights(y, z, label_smoothing, alpha, gamma):
     r"""The label weights (t) of categorical focal cross-entropy on logits (from_logits=True), as its cores compute them."""
     C = _rt.width(z)
-    t_ = y if label_smoothing == 0 else y*(1 - label_smoothing) + label_smoothing/C
+    t_ = 0 if label_smoothing == 0 and alpha == 0 else alpha*(y*(1 - label_smoothing) + label_smoothing/C)
     return (t_,)
 
 
