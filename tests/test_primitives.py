@@ -31,6 +31,7 @@ from cesym.define.primitives import (
     Sigmoid,
     Softplus,
     SoftmaxRest,
+    Scaled,
     SumSquares,
     expand_row_primitives,
     to_elementary,
@@ -228,6 +229,19 @@ def test_norm2_and_logsumexp_derivatives_through_the_row():
             g = sp.diff(f, s)
             for j in range(3):
                 assert sp.simplify(expand_row(to_elementary(g), 3, j) - sp.diff(expand_row(v, 3), indexed(s, j))) == 0
+
+
+def test_sum_squares_and_norm2_of_an_argument_that_holds_reductions():
+    """SumSquares and Norm2 of a unit vector's difference (x/‖x‖ inside the reduction) move with
+    every element of the row through ‖x‖: the row chain rule, not fdiff's element alone (the
+    rewriter's Σ(x/‖x‖ - w)² had been differentiated as if ‖x‖ were the element's own)."""
+    from cesym.define.evaluate import expand_row, indexed
+
+    for f in (SumSquares(Scaled(x, Norm2(x)) - t), Norm2(x / Norm2(x) - t), SumSquares(x - RowSum(x) / 3)):
+        v = to_elementary(f)
+        g = sp.diff(f, x)
+        for j in range(3):
+            assert sp.simplify(expand_row(to_elementary(g), 3, j) - sp.diff(expand_row(v, 3), indexed(x, j))) == 0, (f, j)
 
 
 def _ulp_max(computed, exact):

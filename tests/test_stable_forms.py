@@ -160,6 +160,9 @@ FIRES = [
     # unit vectors (cosine similarity): value, and gradient over one denominator
     (R.SCALE_NORM, -RowSum(y * p) / (Norm2(y) * Norm2(p)), Scaled(p, Norm2(p))),
     (R.SCALE_NORM, RowSum(p**2) * p / Norm2(p) ** 3, Scaled(p, Norm2(p))),
+    # a norm of the row inside the numerator is 1 over the unit vector (f homogeneous of degree d
+    # counts it; it had been kept as ‖x‖, a wrong gradient of Σ(x/‖x‖ - w)²)
+    (R.SCALE_NORM, (p * Norm2(p) * RestSum(p**2 / Norm2(p) - p * y) + p * RestSum(p**2)) / Norm2(p) ** 4, Scaled(p, Norm2(p))),
     (R.UNSCALE, RowSum(Scaled(p, Norm2(p)) * y), Norm2(p)),
     (R.NORM_SQUARE, -y / (Norm2(y) * Norm2(p)) + p * (p * y + RestSum(p * y)) / (Norm2(y) * Norm2(p) ** 3), RestSum(p**2)),
     (R.MAX_MINUS_SUM, RowMax((1 - y) * p) - RowSum(y * p) + 1, MaxMinusSum),

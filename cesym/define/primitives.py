@@ -21,7 +21,7 @@ A loss is written over one *row*: the values along the class axis. Three kinds o
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import sympy as sp
 from sympy.codegen.cfunctions import expm1, log1p
@@ -169,18 +169,25 @@ class RowSum(sp.Function):
         return None
 
     def _eval_derivative(self, s):
-        f = expand_row_primitives(self.args[0])
-        reds = outer_reductions(f)
-        dummies = {r: sp.Dummy(f"R{i}") for i, r in enumerate(sorted(reds, key=sp.default_sort_key))}
-        inverse = {d: r for r, d in dummies.items()}
-        g = f.xreplace(dummies)
-        direct = g.diff(s).xreplace(inverse)
-        chain = sp.Add(*[RowSum(g.diff(d).xreplace(inverse)) * r.diff(s) for r, d in dummies.items()])
-        return direct + chain
+        return _row_chain(self.args[0], s)
 
     @_powered
     def _latex(self, printer):
         return r"\sum_{%s} %s" % (_display_index(self.args[0], "c"), printer._print(self.args[0]))
+
+
+def _row_chain(f: sp.Basic, s: sp.Symbol, outer: Callable[[sp.Basic], sp.Basic] = lambda g: g) -> sp.Basic:
+    r""":math:`\partial/\partial x_j \sum_c h(f(x_c, R))` for ``outer`` = h (default the identity):
+    the element's own term :math:`h'(f_j)\,\partial_x f(x_j, R)` and, for each reduction R nested
+    in f, :math:`\sum_c h'(f_c)\,\partial_R f(x_c, R)\cdot\partial R/\partial x_j`."""
+    f = expand_row_primitives(f)
+    reds = outer_reductions(f)
+    dummies = {r: sp.Dummy(f"R{i}") for i, r in enumerate(sorted(reds, key=sp.default_sort_key))}
+    inverse = {d: r for r, d in dummies.items()}
+    g = outer(f.xreplace(dummies))
+    direct = g.diff(s).xreplace(inverse)
+    chain = sp.Add(*[RowSum(g.diff(d).xreplace(inverse)) * r.diff(s) for r, d in dummies.items()])
+    return direct + chain
 
 
 class RowMax(sp.Function):
@@ -531,8 +538,8 @@ class SumSquares(sp.Function):
     r"""Sum of squares over the row, :math:`\|x\|_2^2 = \sum_c x_c^2` (row-level), scaled so that
     no square overflows or underflows before the result does.
 
-    :math:`\partial/\partial x_j \sum_c x_c^2 = 2 x_j` (``fdiff``; the argument holds no row
-    reduction, so the chain rule through it is SymPy's). Evaluated as LAPACK's ``nrm2`` does:
+    :math:`\partial/\partial x_j \sum_c x_c^2 = 2 x_j` (``fdiff``, where the argument holds no row
+    reduction, so the chain rule through it is SymPy's; else the row chain rule of ``RowSum``). Evaluated as LAPACK's ``nrm2`` does:
     :math:`m^2 \sum_c (x_c/m)^2` with :math:`m` a power of two next to :math:`\max_c |x_c|`
     (exact scaling), where the plain sum would overflow (|x| past 1.3e154 in float64) or lose
     digits to subnormal squares (|x| below 1.5e-154); the plain sum elsewhere
@@ -543,6 +550,13 @@ class SumSquares(sp.Function):
 
     def fdiff(self, argindex=1):
         return 2 * self.args[0]
+
+    def _eval_derivative(self, s):
+        # an argument that holds reductions (a unit vector x/‖x‖ inside the sum) also moves with
+        # every element of the row through them: the row chain rule, not fdiff's element alone
+        if outer_reductions(self.args[0]):
+            return _row_chain(self.args[0], s, lambda g: g**2)
+        return super()._eval_derivative(s)
 
     def elementary(self):
         return RowSum(self.args[0] ** 2)
@@ -556,8 +570,8 @@ class Norm2(sp.Function):
     r"""Euclidean norm of the row, :math:`\|x\|_2 = \sqrt{\sum_c x_c^2}` (row-level), scaled so that
     it overflows or underflows only where the norm does.
 
-    :math:`\partial/\partial x_j \|x\|_2 = x_j/\|x\|_2` (``fdiff``; the argument holds no row
-    reduction, as for :class:`SumSquares`). ``sqrt(SumSquares(x))`` overflows past a sum of
+    :math:`\partial/\partial x_j \|x\|_2 = x_j/\|x\|_2` (``fdiff``, where the argument holds no row
+    reduction; else the row chain rule, as for :class:`SumSquares`). ``sqrt(SumSquares(x))`` overflows past a sum of
     squares of 1.8e308 (a row of 1e200s, whose norm is 1.4e200) and is 0 where every square
     underflows (a row of 1e-200s); the runtime (:func:`cesym.kernels._runtime.norm2`) takes
     the square root of the scaled sum :math:`2^E S` as :math:`2^{E/2}\sqrt{S}`.
@@ -568,6 +582,11 @@ class Norm2(sp.Function):
 
     def fdiff(self, argindex=1):
         return self.args[0] / self
+
+    def _eval_derivative(self, s):
+        if outer_reductions(self.args[0]):  # as SumSquares: the row chain rule through them
+            return _row_chain(self.args[0], s, lambda g: g**2) / (2 * self)
+        return super()._eval_derivative(s)
 
     def elementary(self):
         return sp.sqrt(RowSum(self.args[0] ** 2))

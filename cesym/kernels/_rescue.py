@@ -14,11 +14,12 @@ A float64 core can overflow where its result does not:
 job: the rows (values) and elements (gradients) whose inputs are all finite and whose float64
 outputs are not are recomputed by the kernel's decimal form (``<variant>_value_exact``,
 ``<variant>_grad_exact``: the same stable form in :mod:`decimal`, with an exponent range of
-:math:`10^{9}`, so nothing overflows), and rounded once: at :data:`DIGITS` significant digits
-for float64 outputs (each operation then errs by :math:`10^{1-D}` in place of
-:math:`2^{-53}`: the result is the correctly rounded float64 of a value within
-:math:`10^{-40}` relative of the stable form's exact value, save a condition number past
-:math:`10^{24}`), correctly rounded for float32 (:func:`cesym.kernels._exact.solve`). Where the
+:math:`10^{9}`, so nothing overflows), and rounded once: for float64 outputs at
+:data:`DIGITS` significant digits and at twice as many (up to :data:`MAX_DIGITS`), until two
+precisions round to the same float64 (each operation errs by :math:`10^{1-D}` in place of
+:math:`2^{-53}`; a result that cancels, 0 in the mathematics, moves with D until the noise
+falls below the least subnormal, and is 0 then; where the precisions never agree the core's
+output stays), correctly rounded for float32 (:func:`cesym.kernels._exact.solve`). Where the
 exact result overflows, the rounding gives ±inf, as the core did; a result that is not a real
 number (a NaN input was screened before) keeps the core's output.
 
@@ -41,6 +42,7 @@ it on every row.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from decimal import ROUND_HALF_EVEN, Context, Decimal, localcontext
 from types import ModuleType
@@ -51,19 +53,51 @@ from . import _blocks, _exact
 
 __all__ = ["DIGITS", "rescuer", "decimal_float64"]
 
-#: Significant digits of the decimal evaluation of a float64 output.
+#: Significant digits of the decimal evaluation of a float64 output (the first of the
+#: precisions that must agree), and the most it is raised to: a result that is 0 in the
+#: mathematics comes out as the roundings' noise, 10^-D times the terms that cancelled (up to
+#: about 10^632 for a quotient by a subnormal of a huge number), which needs D past 1000 to fall
+#: below float64's least subnormal, where two precisions agree on 0.
 DIGITS = 50
+MAX_DIGITS = 1600
 
 
 def decimal_float64(fn: Callable[..., Decimal], args: tuple) -> float | None:
-    """``fn(*args)`` (Decimal arguments) at :data:`DIGITS` digits, rounded to float64 (±inf past
-    the largest float, and where decimal's own result is infinite: a log of 0, a quotient by 0,
-    where IEEE arithmetic may have met 0·inf first); None where it is NaN."""
-    with localcontext(_context()):
-        v = fn(*args)
-    if v.is_nan():
-        return None
-    return float(v)  # decimal -> float rounds to nearest (inf past the largest float)
+    """``fn(*args)`` (Decimal arguments) rounded to float64 (±inf past the largest float, and
+    where decimal's own result is infinite: a log of 0, a quotient by 0, where IEEE arithmetic
+    may have met 0·inf first), once two precisions (:data:`DIGITS`, then twice as many, up to
+    :data:`MAX_DIGITS`) round to the same float64 (a result that cancels to 0 in the
+    mathematics is the roundings' noise until it falls below the least subnormal); None where
+    they never do (the core's output stays) or where it is NaN."""
+    return _agreed(decimal_rows(fn, args, lambda v: [v]))[0]
+
+
+def decimal_rows(fn: Callable, args: tuple, outputs: Callable = lambda vs: vs) -> list:
+    """``outputs(fn(*args))`` at :data:`DIGITS`, 2·DIGITS, … digits (a generator of lists of
+    Decimals, one list per precision), for :func:`_agreed`."""
+    digits = DIGITS
+    while digits <= MAX_DIGITS:
+        with localcontext(_context(digits)):
+            yield outputs(fn(*args))
+        digits *= 2
+
+
+def _agreed(levels) -> list[float | None]:
+    """Each output's float64 where two successive precisions agree on it (None: never, or NaN)."""
+    out: list[float | None] | None = None
+    prev: list[float] | None = None
+    for vs in levels:
+        cur = [math.nan if v.is_nan() else float(v) for v in vs]
+        if out is None:
+            out = [None] * len(cur)
+        if prev is not None:
+            for i, (a, b) in enumerate(zip(prev, cur)):
+                if out[i] is None and a == b and not math.isnan(a):
+                    out[i] = a
+            if all(o is not None or math.isnan(c) for o, c in zip(out, cur)):
+                break
+        prev = cur
+    return out or []
 
 
 def rescuer(
@@ -125,11 +159,11 @@ def rescuer(
                         if v is not None:
                             r[a, 0] = v
                         continue
-                    with localcontext(_context()):
-                        vs = fn(*args)
-                    for c in np.flatnonzero(need[a]):
-                        if not vs[c].is_nan():
-                            r[a, c] = float(vs[c])
+                    cols = np.flatnonzero(need[a])
+                    vs = _agreed(decimal_rows(fn, args, lambda vs, cols=cols: [vs[c] for c in cols]))
+                    for c, v in zip(cols, vs):
+                        if v is not None:
+                            r[a, c] = v
             else:
                 for a, c in zip(*np.nonzero(need)):
                     args = tuple(Decimal(float(b[a, c])) for b in full)
@@ -166,8 +200,8 @@ TINY = 2.0**-460
 _TWICE_TINY_BITS = np.uint64(np.float64(TINY).view(np.uint64)) << np.uint64(1)
 
 
-def _context() -> Context:
-    return Context(prec=DIGITS, rounding=ROUND_HALF_EVEN, Emin=-(10**9), Emax=10**9, traps=[])
+def _context(digits: int = DIGITS) -> Context:
+    return Context(prec=digits, rounding=ROUND_HALF_EVEN, Emin=-(10**9), Emax=10**9, traps=[])
 
 
 def _tiny_rows(blocks: list, R: int, C: int) -> np.ndarray:

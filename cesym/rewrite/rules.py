@@ -1096,8 +1096,9 @@ def _scale_by_norms(e: sp.Basic) -> sp.Basic | None:
         d = _degree(num, x)
         if d is None or d < 1 or d > k:
             continue
+        # f(x) = ‖x‖^d·f(x/‖x‖), in which ‖x/‖x‖‖ = 1: a norm of x inside f is 1 there
         hold = sp.Dummy("norm")
-        num = num.xreplace({f.base: hold}).xreplace({x: Scaled(x, hold)}).xreplace({hold: f.base})
+        num = num.xreplace({f.base: sp.S.One, x: Scaled(x, hold)}).xreplace({hold: f.base})
         out, changed = num * f.base ** (d - k), True
     return out if changed else None
 
