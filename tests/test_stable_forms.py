@@ -139,6 +139,8 @@ FIRES = [
     (R.LOG_EXPM1, sp.log(expm1(x**2 + 1)), LogExpm1(x**2 + 1)),
     (R.LOGIT_SIGMOID, sp.log(Sigmoid(x) / Sigmoid(-x)), x),
     (R.LOGIT_SIGMOID, sp.log(2 * Sigmoid(x - y) / Sigmoid(y - x)), x - y),
+    (R.POW_SIGMOID, (1 + E(-x)) ** (-gn), Softplus(-x)),  # σ(x)^γ spelled out, as SymPy writes it
+    (R.POW_SIGMOID, (E(x - y) + 1) ** sp.Rational(1, 3), Softplus(x - y)),
     (R.SIGMOID_POWER, 1 / (1 + E(-x)) ** 2, Sigmoid(x) ** 2),
     (R.SIGMOID_POWER, y / (E(x) + 1) ** 3, Sigmoid(-x) ** 3),
     (R.SIGMOID_POWER, E(2 * x) / (1 + E(x)) ** 2, Sigmoid(x) ** 2),

@@ -225,3 +225,83 @@ def test_a_pseudo_huber_loss_written_with_a_square_root(tmp_path):
     g = mod.pseudo_huber_grad([[0.0]], [[1e300]], delta=0.1)
     assert g[0, 0] == 0.1  # δ·u/√(1 + u²) with u = 1e301 past the largest float: its limit
     assert cli.main(["verify", "--derivations", str(src), "--extremes"]) == 0
+
+
+FOCAL_WRITTEN = textwrap.dedent(
+    '''
+    from sympy import Symbol, exp, log
+    from cesym.define import AXIS, C, Elem, Keyword, Loss, Public, RowSum, Variant
+
+    y, x, g = Elem("y"), Elem("x"), Symbol("g", nonnegative=True)
+    p = 1 / (1 + exp(-x))
+    LOSSES = [Loss(family="focal_written", variant="logits", title="binary focal, sigma written out",
+                   value=-RowSum(y * (1 - p) ** g * log(p) + (1 - y) * p ** g * log(1 - p)) / C,
+                   prediction=x, label=y, params=(g,), param_ranges={g: (0.0, 5.0)})]
+    PUBLIC = [Public(name="focal_written", summary="binary focal loss", variants=(Variant("logits"),),
+                     labels="binary", keywords=(Keyword("g", 2.0, "real", (0.0, 5.0), doc="gamma"), AXIS))]
+    '''
+)
+
+
+def test_a_focal_loss_with_sigma_written_out(tmp_path):
+    """p^γ with p = 1/(1 + e^{-x}) is (1 + e^{-x})^(-γ) to SymPy: written as exp(-γ·softplus(-x))
+    (the pow-sigmoid rule), not (1 + e^{-x})^(-γ) through log1p, whose gradient at x = -800 was
+    e^{800}·0 = NaN and made generate refuse the loss. Values at ±800 are the mathematics'."""
+    src, out = tmp_path / "mine", tmp_path / "kernels"
+    src.mkdir()
+    (src / "focal_written.py").write_text(FOCAL_WRITTEN)
+    assert cli.main(["generate", "--derivations", str(src), "--out", str(out)]) == 0
+    mod = _import(out / "focal_written.py")
+    y, x = np.array([[1.0, 0.0, 0.0]]), np.array([[800.0, -800.0, 3.0]])
+    for gamma in (0.0, 0.5, 2.0):
+        v = float(mod.focal_written(y, x, g=gamma)[0])
+        gr = mod.focal_written_grad(y, x, g=gamma)
+        with mpmath.workdps(60):
+            def term(t, z):  # σ(±z) and log σ(±z) without 1 - σ(z), which rounds to 0 at z = 800
+                def sig(u):
+                    return 1 / (1 + mpmath.exp(-u))
+
+                def log_sig(u):
+                    return -mpmath.log1p(mpmath.exp(-u))
+
+                a = t * sig(-z) ** gamma * log_sig(z) if t else 0
+                b = (1 - t) * sig(z) ** gamma * log_sig(-z) if t != 1 else 0
+                return -(a + b) / 3
+            want = sum(term(t, z) for t, z in zip(y[0], x[0]))
+            dwant = [mpmath.diff(lambda z, t=t: term(t, z), mpmath.mpf(z)) for t, z in zip(y[0], x[0])]
+        assert abs(v - float(want)) <= 4 * np.spacing(float(want)), (gamma, v, want)
+        assert np.all(np.isfinite(gr)), (gamma, gr)
+        for a, b in zip(gr[0], dwant):
+            assert abs(a - float(b)) <= 8 * np.spacing(abs(float(b))) + 1e-300, (gamma, gr, dwant)
+    assert cli.main(["verify", "--derivations", str(src), "--extremes"]) == 0
+
+
+def test_a_distance_of_unit_vectors_generates(tmp_path):
+    """Σ(p/‖p‖ - y/‖y‖)², the unit vectors inside a row sum: its gradient moves every element
+    through ‖p‖ (generate had refused it, its derivative taken as if ‖p‖ were the element's
+    own); the value at tiny rows of one element is 0, not the decimal rescue's 1e-100."""
+    src, out = tmp_path / "mine", tmp_path / "kernels"
+    src.mkdir()
+    (src / "unit_l2.py").write_text(textwrap.dedent(
+        '''
+        from sympy import sqrt
+        from cesym.define import Elem, Loss, RowSum
+        y, p = Elem("y"), Elem("p")
+        LOSSES = [Loss(family="unit_l2", variant="vec", title="distance of unit vectors",
+                       value=RowSum((p / sqrt(RowSum(p ** 2)) - y / sqrt(RowSum(y ** 2))) ** 2), prediction=p, label=y)]
+        '''
+    ))
+    assert cli.main(["generate", "--derivations", str(src), "--out", str(out)]) == 0
+    mod = _import(out / "unit_l2.py")
+    assert mod.unit_l2([[-7.752344047604153e-192]], [[-7.752344047604163e-192]])[0] == 0.0
+    y, p = np.array([[1.0, 2.0, -0.5]]), np.array([[0.3, -1.0, 4.0]])
+    g = mod.unit_l2_grad(y, p)
+    with mpmath.workdps(50):
+        Y, P = [mpmath.mpf(v) for v in y[0]], [mpmath.mpf(v) for v in p[0]]
+
+        def f(*q):
+            nq, ny = mpmath.sqrt(sum(v * v for v in q)), mpmath.sqrt(sum(v * v for v in Y))
+            return sum((a / nq - b / ny) ** 2 for a, b in zip(q, Y))
+
+        want = [mpmath.diff(lambda t, j=j: f(*[t if i == j else P[i] for i in range(3)]), P[j]) for j in range(3)]
+    assert np.allclose(g[0], [float(w) for w in want], rtol=1e-13, atol=0)

@@ -541,15 +541,25 @@ ONE_MINUS_SIGMOID = Rule(
 
 
 def _pow_sigmoid(e: sp.Basic) -> sp.Basic | None:
-    if isinstance(e, sp.Pow) and isinstance(e.base, Sigmoid) and _noninteger(e.exp):
+    if not (isinstance(e, sp.Pow) and _noninteger(e.exp)):
+        return None
+    if isinstance(e.base, Sigmoid):
         return sp.exp(-e.exp * Softplus(-e.base.args[0]))
+    b = e.base
+    if isinstance(b, sp.Add) and len(b.args) == 2 and sp.S.One in b.args:
+        (u,) = [a for a in b.args if a is not sp.S.One]
+        if isinstance(u, sp.exp) and _has_elems(u):
+            # SymPy writes σ(x)^γ, (1/(1 + e^{-x}))^γ, as (1 + e^{-x})^(-γ) at once
+            return sp.exp(e.exp * Softplus(u.args[0]))
     return None
 
 
 POW_SIGMOID = Rule(
     "pow-sigmoid",
-    "σ(u)^γ = exp(-γ·softplus(-u)) for a non-integer γ: σ(u) underflows to 0 below u = -745 "
-    "while σ(u)^γ need not (σ(-800)^0.5 = e^{-400}).",
+    "σ(u)^γ = exp(-γ·softplus(-u)), and (1 + e^u)^a = exp(a·softplus(u)) (σ(-u)^(-a), as SymPy "
+    "writes a power of σ spelled out), for a non-integer exponent: σ(u) underflows to 0 below "
+    "u = -745 while σ(u)^γ need not (σ(-800)^0.5 = e^{-400}); e^u overflows past u = 709.8, "
+    "and the power's derivative is then inf·0.",
     lambda expr: _top_down(expr, _pow_sigmoid),
 )
 
