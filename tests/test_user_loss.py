@@ -121,6 +121,26 @@ def test_a_file_without_public_gets_one_function_per_loss(tmp_path):
         mod.margin_logistic([[1.0]], [[0.0]], margin=5.0)
 
 
+def test_labels_without_public_follow_the_mathematics(tmp_path):
+    """A loss affine in its label (BCE written out: the labels weigh its terms) gets labels in
+    [0, 1]; one that is not (the margin logistic loss, a regression loss) real ones. With real
+    labels, BCE written out was measured at labels of -1578, where its terms cancel."""
+    (tmp_path / "bce.py").write_text(textwrap.dedent(
+        '''
+        from sympy import exp, log
+        from cesym.define import C, Elem, Loss, RowSum
+        y, x = Elem("y"), Elem("x")
+        LOSSES = [Loss(family="bce", variant="logits", title="BCE written out",
+                       value=-RowSum(y * log(exp(x) / (1 + exp(x))) + (1 - y) * log(1 / (1 + exp(x)))) / C,
+                       prediction=x, label=y),
+                  Loss(family="bce", variant="mse", title="squared error", value=RowSum((x - y) ** 2) / C,
+                       prediction=x, label=y)]
+        '''
+    ))
+    assert [p.labels for p in load_family(tmp_path / "bce.py").public] == ["binary", "real"]
+    assert load_family(ROOT / "examples" / "margin_logistic.py").public[0].labels == "real"
+
+
 @pytest.mark.parametrize(
     "public, message",
     [

@@ -200,10 +200,26 @@ def load_derivation(path: Path) -> list[Loss]:
     return list(load_family(path).losses)
 
 
+def _affine_in_label(loss: Loss) -> bool:
+    """Whether ``loss``'s value (its label weights written out) is affine in its label: its
+    derivative with respect to the label holds no label."""
+    v = loss.value.xreplace(loss.weights) if loss.weights else loss.value
+    try:
+        d = sp.diff(v, loss.label)
+    except Exception:  # noqa: BLE001 - a definition SymPy cannot differentiate: no claim
+        return False
+    return d != 0 and not d.has(loss.label) and not d.has(sp.Derivative)
+
+
 def default_public(losses: list[Loss]) -> list[Public]:
     """The public functions of a file without ``PUBLIC``: one per loss, named after the file
     (``<file>_<variant>`` when it has several), with every parameter a real keyword (no default),
-    dense labels (class indices for ``label_index``) and the declared domain."""
+    dense labels (class indices for ``label_index``) and the declared domain.
+
+    The labels' kind follows the mathematics: distributions for a row-level loss on
+    probabilities; for one affine in its label (a cross-entropy written out, y·log p + (1 - y)·
+    log(1 - p), whose labels weigh its terms) "binary", each label in [0, 1]; "real" otherwise
+    (a regression target). Declare ``PUBLIC`` to say otherwise."""
     out = []
     for loss in losses:
         name = loss.family if len(losses) == 1 else f"{loss.family}_{loss.variant}"
@@ -212,7 +228,7 @@ def default_public(losses: list[Loss]) -> list[Public]:
         elif loss.label_index:
             labels = "index"
         else:
-            labels = "distribution" if loss.domain == "probability" and loss.row_level else "real"
+            labels = "distribution" if loss.domain == "probability" and loss.row_level else ("binary" if _affine_in_label(loss) else "real")
         keywords = tuple(Keyword(q.name, None, "real", loss.param_ranges.get(q)) for q in loss.params)
         if loss.row_level:
             keywords += (AXIS,)
