@@ -325,3 +325,31 @@ def test_a_distance_of_unit_vectors_generates(tmp_path):
 
         want = [mpmath.diff(lambda t, j=j: f(*[t if i == j else P[i] for i in range(3)]), P[j]) for j in range(3)]
     assert np.allclose(g[0], [float(w) for w in want], rtol=1e-13, atol=0)
+
+
+def test_log_one_minus_exp_gradient_past_the_overflow_of_expm1(tmp_path):
+    """-y·log(1 - e^{-x}) + (1 - y)·x (the event at rate x happened at least once): the gradient
+    -y/expm1(x) + 1 - y is e^{-x}/expm1(-x) (Log1mexp's derivative, which does not overflow past
+    x = 709.8, where it had been 0 for about -1e-310), and 1 - y is summed before the
+    prediction's term (at y = 1, a·y - y + 1 rounded a tiny a·y away)."""
+    src, out = tmp_path / "mine", tmp_path / "kernels"
+    src.mkdir()
+    (src / "atleastone.py").write_text(textwrap.dedent(
+        '''
+        from sympy import exp, log
+        from cesym.define import C, Elem, Loss, RowSum
+        y, x = Elem("y"), Elem("x")
+        LOSSES = [Loss(family="atleastone", variant="rate", title="at-least-one-event NLL",
+                       value=RowSum(-y * log(1 - exp(-x)) + (1 - y) * x) / C, prediction=x, label=y,
+                       domain="probability")]
+        from cesym.define import AXIS, Public, Variant
+        PUBLIC = [Public(name="atleastone", summary="at-least-one-event NLL", labels="binary",
+                         variants=(Variant("rate", domain="positive"),), keywords=(AXIS,))]
+        '''
+    ))
+    assert cli.main(["generate", "--derivations", str(src), "--out", str(out)]) == 0
+    mod = _import(out / "atleastone.py")
+    for x in (30.0, 64.9, 730.0):
+        g = float(mod.atleastone_grad([[1.0]], [[x]])[0, 0])
+        want = -1 / mpmath.expm1(mpmath.mpf(x))
+        assert g != 0 and abs(g - float(want)) <= 2 * np.spacing(abs(float(want))), (x, g, want)

@@ -643,7 +643,7 @@ class LogSumExp(sp.Function):
 
 
 class Log1mexp(sp.Function):
-    r""":math:`\log(1 - e^{u})` for :math:`u \le 0`; derivative :math:`-1/\operatorname{expm1}(-u)`.
+    r""":math:`\log(1 - e^{u})` for :math:`u \le 0`; derivative :math:`e^{u}/\operatorname{expm1}(u)`.
 
     Stable form (Mächler 2012, "Accurately computing log(1 - exp(-|a|))"):
     :math:`\log(-\operatorname{expm1}(u))` for :math:`u > -\log 2` and
@@ -656,7 +656,9 @@ class Log1mexp(sp.Function):
     nargs = 1
 
     def fdiff(self, argindex=1):
-        return -1 / expm1(-self.args[0])
+        # e^u/expm1(u) = -1/expm1(-u): for u < 0 neither part overflows (expm1(-u) does past
+        # u = -709.8, where the derivative, about -e^u, is still a subnormal number, not 0)
+        return sp.exp(self.args[0]) / expm1(self.args[0])
 
     def elementary(self):
         return sp.log(1 - sp.exp(self.args[0]))

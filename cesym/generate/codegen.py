@@ -293,6 +293,15 @@ class KernelPrinter(NumPyPrinter):
         block. The same number bit for bit: IEEE defines x - y as x + (-y), negation is exact
         ((-a)·c = -(a·c)), and the first two terms are the first addition either way."""
         prec = sp.printing.precedence.precedence(expr)
+        moving = getattr(self, "moving", None)
+        if moving:
+            data = [t for t in expr.args if not (t.free_symbols & moving)]
+            if len(data) >= 2 and len(data) < len(expr.args):
+                # the terms of labels and constants alone summed first: 1 - y is exact at y = 1
+                # (a·y - y + 1 rounds a tiny a·y into -1 + 1 = 0 there), and they are data, whose
+                # own sum meets no rounding of the prediction's terms
+                rest = sp.Add(*[t for t in expr.args if t not in data])
+                return "%s + (%s)" % (self._print(rest) if rest.is_Add else self.parenthesize(rest, prec), self._print(sp.Add(*data)))
         parts = []
         for term in self._as_ordered_terms(expr, order=order):
             if isinstance(term, XMul) and term.args[1].could_extract_minus_sign():
@@ -466,6 +475,10 @@ def _print_body(
     kept, out_exprs = printed_form(loss, expr, returns, naive=naive)
     printer.row_level = set()
     printer.norm_of = {sym: sub.args[0] for sym, sub in kept if isinstance(sub, Norm2)}  # tmp = ‖x‖: x, for unit_rows
+    printer.moving = {loss.prediction}  # the prediction and the temporaries computed from it
+    for sym, sub in kept:
+        if sub.free_symbols & printer.moving:
+            printer.moving.add(sym)
     for sym, sub in kept:
         if printer._is_row_level(sub):
             printer.row_level.add(sym)

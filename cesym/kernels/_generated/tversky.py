@@ -245,7 +245,7 @@ def index_grad(y, p, alpha, beta):
     tmp3 = y*(1 - p)
     tmp4 = _rt.row_sum(tmp3)
     tmp5 = tmp0 + tmp2*alpha + tmp4*beta
-    return _rt.where(numpy.equal(tmp5, 0), 0, _rt.guarded(lambda: (-1*((y*beta - y - alpha*(1 - y))/tmp5)*(tmp0/tmp5), _rt.divide_rows(-y, tmp5),), lambda p, y: _rt.divide_rows(-y**2*beta - y*alpha*_rt.rest_sum(p, _rt.row_sum(p)) - y*beta*_rt.rest_sum(y, _rt.row_sum(y)) + alpha*_rt.rest_sum(p*y, _rt.row_sum(p*y)), alpha*_rt.row_sum(p*(1 - y)) + beta*_rt.row_sum(y*(1 - p)) + _rt.row_sum(p*y), 2), p, y))
+    return _rt.where(numpy.equal(tmp5, 0), 0, _rt.guarded(lambda: (-1*((y*beta - y - alpha*(1 - y))/tmp5)*(tmp0/tmp5), _rt.divide_rows(-y, tmp5),), lambda p, y: _rt.divide_rows(alpha*_rt.rest_sum(p*y, _rt.row_sum(p*y)) - y*alpha*_rt.rest_sum(p, _rt.row_sum(p)) + (-y**2*beta - y*beta*_rt.rest_sum(y, _rt.row_sum(y))), alpha*_rt.row_sum(p*(1 - y)) + beta*_rt.row_sum(y*(1 - p)) + _rt.row_sum(p*y), 2), p, y))
 
 
 def index_value_and_grad(y, p, alpha, beta):
@@ -258,7 +258,7 @@ def index_value_and_grad(y, p, alpha, beta):
     tmp4 = _rt.row_sum(tmp3)
     tmp5 = tmp0 + _rt.weighted_row_sum(tmp1, alpha, tmp2) + _rt.weighted_row_sum(tmp3, beta, tmp4)
     tmp6 = tmp0 + tmp2*alpha + tmp4*beta
-    grad = _rt.where(numpy.equal(tmp6, 0), 0, _rt.guarded(lambda: (-1*((y*beta - y - alpha*(1 - y))/tmp6)*(tmp0/tmp6), _rt.divide_rows(-y, tmp6),), lambda p, y: _rt.divide_rows(-y**2*beta - y*alpha*_rt.rest_sum(p, _rt.row_sum(p)) - y*beta*_rt.rest_sum(y, _rt.row_sum(y)) + alpha*_rt.rest_sum(p*y, _rt.row_sum(p*y)), alpha*_rt.row_sum(p*(1 - y)) + beta*_rt.row_sum(y*(1 - p)) + _rt.row_sum(p*y), 2), p, y))
+    grad = _rt.where(numpy.equal(tmp6, 0), 0, _rt.guarded(lambda: (-1*((y*beta - y - alpha*(1 - y))/tmp6)*(tmp0/tmp6), _rt.divide_rows(-y, tmp6),), lambda p, y: _rt.divide_rows(alpha*_rt.rest_sum(p*y, _rt.row_sum(p*y)) - y*alpha*_rt.rest_sum(p, _rt.row_sum(p)) + (-y**2*beta - y*beta*_rt.rest_sum(y, _rt.row_sum(y))), alpha*_rt.row_sum(p*(1 - y)) + beta*_rt.row_sum(y*(1 - p)) + _rt.row_sum(p*y), 2), p, y))
     return _rt.where(numpy.equal(tmp5, 0), 1, 1 - tmp0/tmp5), grad
 
 
