@@ -28,10 +28,13 @@ maximum inside it: Dice, Tversky, the categorical hinge) have row forms instead
 (``<variant>_value_rescue``, ``<variant>_grad_rescue``: one row of Decimals in, the row's value
 or its C gradient elements out), used by the float64 rescue only (they are no float32 path:
 a float32 output is their float64 result rounded again). For float64 inputs these also take
-the rows of tiny inputs (every magnitude below :data:`TINY`), whose products fall among the
-subnormal numbers while the ratios they enter do not: the categorical hinge at labels of 1e200
-(Σ y·p and (1 − y)·p overflow, NaN where the value is 0), the Dice and Tversky gradients on
-rows of 1e-209 (Σ y·p underflows: -1 where the gradient is -0.5).
+the rows of tiny predictions (every magnitude below :data:`TINY`, whatever the labels), whose
+products fall among the subnormal numbers while the ratios they enter do not: the Dice and
+Tversky gradients on rows of 1e-209 (Σ y·p underflows: -1 where the gradient is -0.5),
+Tversky's index at p = [0, 5e-324] with labels [0, 1/2] (1 where it is 2/3), the cosine's
+gradient at a unit label element of 1e-616; those start at :data:`TINY_DIGITS` digits (e^x of
+a tiny logit is 1 + x). The categorical hinge at labels of 1e200 (Σ y·p and (1 − y)·p
+overflow, NaN where the value is 0) is a non-finite output, rescued as the others.
 
 Only kernels with a decimal form are rescued (the generated module says which), and rows of
 at most ``BLOCK_ELEMENTS`` (2^18) elements: a longer row, computed in
@@ -60,22 +63,25 @@ __all__ = ["DIGITS", "rescuer", "decimal_float64"]
 #: below float64's least subnormal, where two precisions agree on 0.
 DIGITS = 50
 MAX_DIGITS = 1600
+#: The first precision for a row of tiny predictions (:func:`_tiny_rows`): 1 + x for any float64
+#: x (down to 5e-324) is exact in it, so two precisions cannot agree on a rounding of 1 + x to 1.
+TINY_DIGITS = 400
 
 
-def decimal_float64(fn: Callable[..., Decimal], args: tuple) -> float | None:
+def decimal_float64(fn: Callable[..., Decimal], args: tuple, start: int = DIGITS) -> float | None:
     """``fn(*args)`` (Decimal arguments) rounded to float64 (±inf past the largest float, and
     where decimal's own result is infinite: a log of 0, a quotient by 0, where IEEE arithmetic
     may have met 0·inf first), once two precisions (:data:`DIGITS`, then twice as many, up to
     :data:`MAX_DIGITS`) round to the same float64 (a result that cancels to 0 in the
     mathematics is the roundings' noise until it falls below the least subnormal); None where
     they never do (the core's output stays) or where it is NaN."""
-    return _agreed(decimal_rows(fn, args, lambda v: [v]))[0]
+    return _agreed(decimal_rows(fn, args, lambda v: [v], start))[0]
 
 
-def decimal_rows(fn: Callable, args: tuple, outputs: Callable = lambda vs: vs) -> list:
+def decimal_rows(fn: Callable, args: tuple, outputs: Callable = lambda vs: vs, start: int = DIGITS) -> list:
     """``outputs(fn(*args))`` at :data:`DIGITS`, 2·DIGITS, … digits (a generator of lists of
     Decimals, one list per precision), for :func:`_agreed`."""
-    digits = DIGITS
+    digits = start
     while digits <= MAX_DIGITS:
         with localcontext(_context(digits)):
             yield outputs(fn(*args))
@@ -120,9 +126,9 @@ def rescuer(
     row_level = module.CORES[variant]["row_level"]
     dscalars = tuple(Decimal(float(s)) for s in scalars)
 
-    def evaluate(fn: Callable[..., Decimal], args: tuple, whole: bool) -> float | None:
+    def evaluate(fn: Callable[..., Decimal], args: tuple, whole: bool, start: int = DIGITS) -> float | None:
         # a row form has no correctly rounded float32 path: its float64 rounding, rounded again
-        return _exact.solve(fn, args) if float32 and not whole else decimal_float64(fn, args)
+        return _exact.solve(fn, args) if float32 and not whole else decimal_float64(fn, args, start)
 
     def rescue(blocks: list, res: tuple) -> tuple:
         x = blocks[-1]
@@ -154,13 +160,16 @@ def rescuer(
             if whole or row:
                 for a in np.flatnonzero(need.any(axis=1)):
                     args = tuple([Decimal(float(v)) for v in b[a]] for b in full) + dscalars + dC
+                    # a row of tiny predictions: e^x at x = 2e-308 is 1 + x, which 50 or 100
+                    # digits round to 1 alike (and would agree on): digits past the subnormals
+                    start = TINY_DIGITS if tiny is not None and tiny[a] else DIGITS
                     if row:
-                        v = evaluate(fn, args, whole)
+                        v = evaluate(fn, args, whole, start)
                         if v is not None:
                             r[a, 0] = v
                         continue
                     cols = np.flatnonzero(need[a])
-                    vs = _agreed(decimal_rows(fn, args, lambda vs, cols=cols: [vs[c] for c in cols]))
+                    vs = _agreed(decimal_rows(fn, args, lambda vs, cols=cols: [vs[c] for c in cols], start))
                     for c, v in zip(cols, vs):
                         if v is not None:
                             r[a, c] = v
@@ -190,7 +199,7 @@ def _wants_tiny(blocks: list) -> bool:
     return bool(_tiny_rows(blocks, *blocks[-1].shape).any())
 
 
-#: A row whose every input lies below this in magnitude (and is not all zeros) is rescued by a
+#: A row whose every prediction lies below this in magnitude (and is not all zeros) is rescued by a
 #: row form in float64: its products of two elements fall below 2^-920, where those of the
 #: elements near the row's largest start to lose bits among the subnormal numbers (at 2^-1022)
 #: while the ratios they enter are of order 1 (the Dice gradient's Σyp/(Σy + Σp)² on a row of
@@ -205,10 +214,12 @@ def _context(digits: int = DIGITS) -> Context:
 
 
 def _tiny_rows(blocks: list, R: int, C: int) -> np.ndarray:
-    """Rows whose largest input magnitude lies in (0, :data:`TINY`), over every input block
-    (labels broadcast), column by column (a reduction along short rows costs NumPy a loop per row)."""
+    """Rows whose largest prediction magnitude lies in (0, :data:`TINY`), whatever the labels
+    (a label of 1/2 times a subnormal prediction underflows as a product of two tiny numbers
+    does: Tversky's Σ y·p on the row p = [0, 5e-324] with labels [0, 1/2] is 0, the index 1
+    where it is 2/3), column by column (a reduction along short rows costs NumPy a loop per row)."""
     m = np.zeros(R)
-    for b in blocks:
+    for b in blocks[-1:]:
         b2 = np.broadcast_to(b, (R, C))
         if C > 16:
             np.maximum(m, np.max(np.abs(b2), axis=-1), out=m)
