@@ -390,7 +390,8 @@ def _call(pub: dict, module: ModuleType, values: dict, kind: str):
         limits=_limit_rule(c, kind), grad_alone=bool(c.ignored),
         # (class-index labels are no rows of numbers for a decimal form)
         rescue=None if kind.startswith("naive") or c.ignored or callable(c.labels) else _rescue.rescuer(
-            module, c.variant["loss"], ("value", "grad") if kind == "value_and_grad" else (kind,), c.params(), dtype == np.float32
+            module, c.variant["loss"], ("value", "grad") if kind == "value_and_grad" else (kind,), c.params(), dtype == np.float32,
+            logits=domain == "real",
         ),
         zero_edge=domain in ("unit", "simplex", "positive"), **checks,
     )

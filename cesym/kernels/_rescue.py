@@ -28,12 +28,12 @@ maximum inside it: Dice, Tversky, the categorical hinge) have row forms instead
 (``<variant>_value_rescue``, ``<variant>_grad_rescue``: one row of Decimals in, the row's value
 or its C gradient elements out), used by the float64 rescue only (they are no float32 path:
 a float32 output is their float64 result rounded again). For float64 inputs these also take
-the rows of tiny predictions (every magnitude below :data:`TINY`, whatever the labels), whose
-products fall among the subnormal numbers while the ratios they enter do not: the Dice and
-Tversky gradients on rows of 1e-209 (Σ y·p underflows: -1 where the gradient is -0.5),
-Tversky's index at p = [0, 5e-324] with labels [0, 1/2] (1 where it is 2/3), the cosine's
-gradient at a unit label element of 1e-616; those start at :data:`TINY_DIGITS` digits (e^x of
-a tiny logit is 1 + x). The categorical hinge at labels of 1e200 (Σ y·p and (1 − y)·p
+the rows of tiny inputs (every magnitude below :data:`TINY`; for probabilities or positive
+predictions, every prediction, whatever the labels), whose products fall among the subnormal
+numbers while the ratios they enter do not: the Dice and Tversky gradients on rows of 1e-209
+(Σ y·p underflows: -1 where the gradient is -0.5), Tversky's index at p = [0, 5e-324] with
+labels [0, 1/2] (1 where it is 2/3); for logits those start at :data:`TINY_DIGITS` digits (e^x
+of a tiny logit is 1 + x). The categorical hinge at labels of 1e200 (Σ y·p and (1 − y)·p
 overflow, NaN where the value is 0) is a non-finite output, rescued as the others.
 
 Only kernels with a decimal form are rescued (the generated module says which), and rows of
@@ -107,14 +107,17 @@ def _agreed(levels) -> list[float | None]:
 
 
 def rescuer(
-    module: ModuleType, variant: str, kinds: Sequence[str], scalars: tuple, float32: bool
+    module: ModuleType, variant: str, kinds: Sequence[str], scalars: tuple, float32: bool, logits: bool = True
 ) -> Callable[[list, tuple], tuple] | None:
     """``rescue(blocks, res)``: ``res`` (the core's float64 outputs on ``blocks``: labels first
     if any, predictions last) with the outputs that are not finite, where their rows' inputs
     are, recomputed by the decimal form (module docstring); for the row forms of float64
     inputs, also the rows of tiny inputs. None when the kernel has no decimal form for any of
     ``kinds``. ``float32``: the outputs will be float32 (correctly rounded where the form is
-    elementwise)."""
+    elementwise). ``logits``: the predictions are any real numbers (a row is tiny where every
+    input is, labels too, and its decimal form starts at :data:`TINY_DIGITS`: e^x of a tiny
+    logit is 1 + x); else probabilities or positive numbers (a row is tiny where its predictions
+    are, whatever the labels, from :data:`DIGITS`: their products underflow, nothing adds 1)."""
     fns: dict[str, Callable | None] = {}
     whole_rows: dict[str, bool] = {}  # a row form: one call gives the row's value or every gradient element
     for k in kinds:
@@ -140,7 +143,7 @@ def rescuer(
             finite &= np.isfinite(b).all(axis=-1)
         tiny = None
         if not float32 and any(whole_rows.values()):
-            tiny = _tiny_rows(blocks, R, C) & finite
+            tiny = _tiny_rows(blocks if logits else blocks[-1:], R, C) & finite
         out = list(res)
         dC = (Decimal(C),)
         full = [np.broadcast_to(b, (R, C)) for b in blocks]
@@ -162,7 +165,7 @@ def rescuer(
                     args = tuple([Decimal(float(v)) for v in b[a]] for b in full) + dscalars + dC
                     # a row of tiny predictions: e^x at x = 2e-308 is 1 + x, which 50 or 100
                     # digits round to 1 alike (and would agree on): digits past the subnormals
-                    start = TINY_DIGITS if tiny is not None and tiny[a] else DIGITS
+                    start = TINY_DIGITS if logits and tiny is not None and tiny[a] else DIGITS
                     if row:
                         v = evaluate(fn, args, whole, start)
                         if v is not None:
@@ -183,7 +186,7 @@ def rescuer(
         return tuple(out)
 
     if not float32 and any(whole_rows.values()):
-        rescue.wants = _wants_tiny
+        rescue.wants = _wants_tiny if logits else (lambda blocks: _wants_tiny(blocks[-1:]))
     return rescue
 
 
@@ -214,12 +217,13 @@ def _context(digits: int = DIGITS) -> Context:
 
 
 def _tiny_rows(blocks: list, R: int, C: int) -> np.ndarray:
-    """Rows whose largest prediction magnitude lies in (0, :data:`TINY`), whatever the labels
-    (a label of 1/2 times a subnormal prediction underflows as a product of two tiny numbers
-    does: Tversky's Σ y·p on the row p = [0, 5e-324] with labels [0, 1/2] is 0, the index 1
-    where it is 2/3), column by column (a reduction along short rows costs NumPy a loop per row)."""
+    """Rows whose largest input magnitude over ``blocks`` lies in (0, :data:`TINY`) (the
+    predictions alone, for probabilities: a label of 1/2 times a subnormal prediction underflows
+    as a product of two tiny numbers does, Tversky's Σ y·p on the row p = [0, 5e-324] with labels
+    [0, 1/2] is 0, the index 1 where it is 2/3), column by column (a reduction along short rows
+    costs NumPy a loop per row)."""
     m = np.zeros(R)
-    for b in blocks[-1:]:
+    for b in blocks:
         b2 = np.broadcast_to(b, (R, C))
         if C > 16:
             np.maximum(m, np.max(np.abs(b2), axis=-1), out=m)
