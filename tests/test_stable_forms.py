@@ -139,6 +139,8 @@ FIRES = [
     (R.LOG_EXPM1, sp.log(expm1(x**2 + 1)), LogExpm1(x**2 + 1)),
     (R.LOGIT_SIGMOID, sp.log(Sigmoid(x) / Sigmoid(-x)), x),
     (R.LOGIT_SIGMOID, sp.log(2 * Sigmoid(x - y) / Sigmoid(y - x)), x - y),
+    (R.COSH_SUM, sp.log((E(x - y) + E(y - x)) / 2), sp.cosh),
+    (R.COSH_SUM, 3 * E(2 * x) + 3 * E(-2 * x) + y, sp.cosh),
     (R.POW_SIGMOID, (1 + E(-x)) ** (-gn), Softplus(-x)),  # σ(x)^γ spelled out, as SymPy writes it
     (R.POW_SIGMOID, (E(x - y) + 1) ** sp.Rational(1, 3), Softplus(x - y)),
     (R.SIGMOID_POWER, 1 / (1 + E(-x)) ** 2, Sigmoid(x) ** 2),

@@ -353,3 +353,26 @@ def test_log_one_minus_exp_gradient_past_the_overflow_of_expm1(tmp_path):
         g = float(mod.atleastone_grad([[1.0]], [[x]])[0, 0])
         want = -1 / mpmath.expm1(mpmath.mpf(x))
         assert g != 0 and abs(g - float(want)) <= 2 * np.spacing(abs(float(want))), (x, g, want)
+
+
+def test_log_cosh_written_with_exponentials(tmp_path):
+    """log((e^d + e^{-d})/2) is log cosh d (the cosh-sum rule): as a log of a sum of exponentials
+    it had been |d| + log1p(e^{-2|d|}) - log 2, 0 at d = 2.7e-13 where the loss is 3.8e-26."""
+    src, out = tmp_path / "mine", tmp_path / "kernels"
+    src.mkdir()
+    (src / "lc.py").write_text(textwrap.dedent(
+        '''
+        from sympy import exp, log
+        from cesym.define import C, Elem, Loss, RowSum
+        y, p = Elem("y"), Elem("p")
+        LOSSES = [Loss(family="lc", variant="reg", title="log-cosh via exp",
+                       value=RowSum(log((exp(p - y) + exp(y - p)) / 2)) / C, prediction=p, label=y)]
+        '''
+    ))
+    assert cli.main(["generate", "--derivations", str(src), "--out", str(out)]) == 0
+    mod = _import(out / "lc.py")
+    for d in (2.7e-13, 1e-4, 0.7, 30.0, 800.0):
+        got = float(mod.lc([[0.0]], [[d]])[0])
+        with mpmath.workdps(80):
+            want = float(mpmath.log(mpmath.cosh(mpmath.mpf(d))))
+        assert abs(got - want) <= 2 * np.spacing(want), (d, got, want)
