@@ -13,6 +13,7 @@ from cesym.define.primitives import (
     Hypot1,
     Hypot1m1,
     HypotShare,
+    Log1pSquare,
     Log1mexp,
     LogExpm1,
     LogWeight,
@@ -206,8 +207,9 @@ def test_runtime_sum_squares_over_the_whole_range(a):
         lambda: Hypot1(x / t),
         lambda: Hypot1m1(x - t),
         lambda: HypotShare(x * t),
+        lambda: Log1pSquare(x / t),
     ],
-    ids=["log1mexp", "log_expm1", "log_weight", "log_cosh", "pow1p", "powm1", "relu", "hypot1", "hypot1m1", "hypot_share"],
+    ids=["log1mexp", "log_expm1", "log_weight", "log_cosh", "pow1p", "powm1", "relu", "hypot1", "hypot1m1", "hypot_share", "log1p_square"],
 )
 def test_new_fdiff_is_the_derivative_of_the_elementary_form(prim):
     """d/dx of each primitive (through ``fdiff``) equals SymPy's derivative of its elementary
@@ -313,6 +315,17 @@ def test_runtime_hypot1_hypot1m1_hypot_share():
     inf = np.array([np.inf, -np.inf])
     assert np.array_equal(rt.hypot1(inf), [np.inf, np.inf]) and np.array_equal(rt.hypot1m1(inf), [np.inf, np.inf])
     assert np.array_equal(rt.hypot_share(inf), [1.0, -1.0]) and np.isnan(rt.hypot1m1(np.array([np.nan])))[0]
+
+
+def test_runtime_log1p_square():
+    """log(1 + u²) within 2 ulps from 1e-300 (u², where log1p(u·u) is exact in its digits) to
+    1e300 (2·log|u|, where u² overflows), across |u| = 1 where the two forms meet; inf at ±inf."""
+    u = np.concatenate([np.logspace(-300, 300, 500), -np.logspace(-3, 3, 200), [1.0, -1.0, np.nextafter(1.0, 2.0), 1.3e154, 1.4e154]])
+    with mpmath.workprec(2200):
+        exact = [mpmath.log1p(mpmath.mpf(v) ** 2) for v in u]
+    assert _ulp_max(rt.log1p_square(u), exact) <= 2
+    assert np.array_equal(rt.log1p_square(np.array([np.inf, -np.inf])), [np.inf, np.inf])
+    assert np.isnan(rt.log1p_square(np.array([np.nan])))[0]
 
 
 def test_runtime_pow1p_powm1():

@@ -376,3 +376,29 @@ def test_log_cosh_written_with_exponentials(tmp_path):
         with mpmath.workdps(80):
             want = float(mpmath.log(mpmath.cosh(mpmath.mpf(d))))
         assert abs(got - want) <= 2 * np.spacing(want), (d, got, want)
+
+
+def test_a_cauchy_loss_written_as_a_log_of_one_plus_a_square(tmp_path):
+    """log(1 + (e/c)²): refused before (u² overflowed at e = 1e200); now Log1pSquare, within
+    2 ulps of the mathematics from e = 1e-200 to 1e300, its gradient 2u/(1 + u²)/c finite."""
+    src, out = tmp_path / "mine", tmp_path / "kernels"
+    src.mkdir()
+    (src / "cauchy.py").write_text(textwrap.dedent(
+        '''
+        from sympy import Symbol, log
+        from cesym.define import C, Elem, Loss, RowSum
+        y, p, c = Elem("y"), Elem("p"), Symbol("c", positive=True)
+        LOSSES = [Loss(family="cauchy", variant="reg", title="Cauchy loss", value=RowSum(log(1 + ((p - y) / c) ** 2)) / C,
+                       prediction=p, label=y, params=(c,), param_ranges={c: (0.1, 10.0)})]
+        '''
+    ))
+    assert cli.main(["generate", "--derivations", str(src), "--out", str(out)]) == 0
+    mod = _import(out / "cauchy.py")
+    for e in (1e-200, 1e-8, 0.3, 2.0, 1e200, 1e300):
+        got = float(mod.cauchy([[0.0]], [[e]], c=0.5)[0])
+        g = float(mod.cauchy_grad([[0.0]], [[e]], c=0.5)[0, 0])
+        with mpmath.workdps(80):
+            u = mpmath.mpf(e) / mpmath.mpf(0.5)
+            want, dwant = float(mpmath.log1p(u * u)), float(2 * u / (1 + u * u) / mpmath.mpf(0.5))
+        assert abs(got - want) <= 2 * np.spacing(want), (e, got, want)
+        assert abs(g - dwant) <= 4 * np.spacing(dwant), (e, g, dwant)

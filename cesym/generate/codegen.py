@@ -79,6 +79,7 @@ class KernelPrinter(NumPyPrinter):
         "Hypot1": "hypot1",
         "Hypot1m1": "hypot1m1",
         "HypotShare": "hypot_share",
+        "Log1pSquare": "log1p_square",
         "Norm2": "norm2",
         "NegLogSoftmax": "neg_log_softmax",
         "NegLogNormalized": "neg_log_normalized",

@@ -193,7 +193,7 @@ class DecimalPrinter(_ScalarPrinter):
     _known = {
         "log": "log", "exp": "exp", "log1p": "log1p", "expm1": "expm1", "tanh": "tanh", "sign": "sign",
         "Sigmoid": "sigmoid", "Softplus": "softplus", "LogCosh": "logcosh", "Log1pDiff": "log1p_diff", "LogRatio": "log_ratio",
-        "XMul": "xmul", "Relu": "relu", "Hypot1": "hypot1", "Hypot1m1": "hypot1m1", "HypotShare": "hypot_share",
+        "XMul": "xmul", "Relu": "relu", "Hypot1": "hypot1", "Hypot1m1": "hypot1m1", "HypotShare": "hypot_share", "Log1pSquare": "log1p_square",
     }
 
     def __init__(self, settings=None):

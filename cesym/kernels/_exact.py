@@ -244,6 +244,11 @@ def hypot1m1(a: Decimal) -> Decimal:
     return a2 / ((1 + a2).sqrt() + 1)
 
 
+def log1p_square(a: Decimal) -> Decimal:
+    """log(1 + a²) (decimal's exponent range holds a² for any float a)."""
+    return (1 + a * a).ln()
+
+
 def hypot_share(a: Decimal) -> Decimal:
     """a/sqrt(1 + a²)."""
     return a / (1 + a * a).sqrt()

@@ -487,6 +487,18 @@ def hypot1m1(u):
         return a * np.fmin(a / (np.hypot(1.0, a) + 1.0), 1.0)
 
 
+def log1p_square(u):
+    r"""log(1 + u²): ``log1p(u·u)`` for |u| <= 1, ``2·log|u| + log1p((1/|u|)²)`` above (u² would
+    overflow past 1.3e154, where the value is about 709; the two parts are positive, so their sum
+    does not cancel). ±inf gives inf, NaN NaN."""
+    a = np.abs(u)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        small = np.log1p(a * a)
+        r = 1.0 / a
+        big = 2.0 * np.log(a) + np.log1p(r * r)
+    return np.where(a <= 1.0, small, big)
+
+
 def hypot_share(u):
     r"""u/sqrt(1 + u²) as ``u/hypot(1, u)``, and ±1 at u = ±inf (inf/inf there)."""
     with np.errstate(invalid="ignore"):

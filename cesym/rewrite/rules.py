@@ -35,6 +35,7 @@ from ..define.primitives import (
     LogCosh,
     Hypot1,
     Hypot1m1,
+    Log1pSquare,
     LogSumExp,
     NegLogNormalized,
     NegLogSoftmax,
@@ -492,6 +493,27 @@ HYPOT = Rule(
     "δ²(√(1 + (e/δ)²) - 1), Charbonnier): u² overflows past |u| = 1.3e154, where the value is "
     "about |u|, and √(1 + u²) - 1 cancels every digit of u²/2 below |u| = 1e-8.",
     lambda expr: _top_down(expr, _hypot),
+)
+
+
+def _log1p_square(e: sp.Basic) -> sp.Basic | None:
+    """``log(1 + u²)`` or ``log1p(u²)`` -> ``Log1pSquare(u)``."""
+    if isinstance(e, sp.log) and isinstance(e.args[0], sp.Add) and len(e.args[0].args) == 2 and sp.S.One in e.args[0].args:
+        w = e.args[0] - 1
+    elif isinstance(e, log1p):
+        w = e.args[0]
+    else:
+        return None
+    u = _square_root_of(w)
+    return Log1pSquare(u) if u is not None else None
+
+
+LOG1P_SQUARE = Rule(
+    "log1p-square",
+    "log(1 + u²) = log1p(u²) for |u| <= 1 and 2·log|u| + log1p(u⁻²) above (the Cauchy loss "
+    "log(1 + (e/c)²)): u² overflows past |u| = 1.3e154 where the value is about 709, and its "
+    "derivative 2u/(1 + u²) is inf/inf there; as 2·HypotShare(u)/Hypot1(u) it is not.",
+    lambda expr: _top_down(expr, _log1p_square),
 )
 
 
@@ -1281,6 +1303,7 @@ def value_rules() -> list[Rule]:
         SIGMOID_MINUS_WEIGHT,
         ONE_MINUS_SHARE,
         HYPOT,
+        LOG1P_SQUARE,
         POW1P,
         POWM1,
         LOG_COSH,
