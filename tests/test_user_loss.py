@@ -402,3 +402,34 @@ def test_a_cauchy_loss_written_as_a_log_of_one_plus_a_square(tmp_path):
             want, dwant = float(mpmath.log1p(u * u)), float(2 * u / (1 + u * u) / mpmath.mpf(0.5))
         assert abs(got - want) <= 2 * np.spacing(want), (e, got, want)
         assert abs(g - dwant) <= 4 * np.spacing(dwant), (e, g, dwant)
+
+
+def test_a_softmax_with_a_temperature(tmp_path):
+    """-Σ y·log(e^{z/T}/Σ e^{z/T}): its gradient's exponentials are shifted by max z/T as a plain
+    softmax's are by max z (generate had refused it: e^{800/0.1} overflowed, NaN)."""
+    src, out = tmp_path / "mine", tmp_path / "kernels"
+    src.mkdir()
+    (src / "temp_ce.py").write_text(textwrap.dedent(
+        '''
+        from sympy import Symbol, exp, log
+        from cesym.define import AXIS, Elem, Keyword, Loss, Public, RowSum, Variant
+        y, z, T = Elem("y"), Elem("z"), Symbol("T", positive=True)
+        LOSSES = [Loss(family="temp_ce", variant="logits", title="tempered softmax CE",
+                       value=-RowSum(y * log(exp(z / T) / RowSum(exp(z / T)))), prediction=z, label=y,
+                       params=(T,), param_ranges={T: (0.1, 10.0)})]
+        PUBLIC = [Public(name="temp_ce", summary="tempered CE", variants=(Variant("logits"),), labels="distribution",
+                         keywords=(Keyword("T", 1.0, "real", (0.1, 10.0), doc="temperature"), AXIS))]
+        '''
+    ))
+    assert cli.main(["generate", "--derivations", str(src), "--out", str(out)]) == 0
+    mod = _import(out / "temp_ce.py")
+    y, z = np.array([[0.25, 0.75, 0.0]]), np.array([[800.0, -800.0, 3.0]])
+    v, g = mod.temp_ce_value_and_grad(y, z, T=0.1)
+    with mpmath.workdps(60):
+        u = [mpmath.mpf(a) / mpmath.mpf(0.1) for a in z[0]]
+        lse = max(u) + mpmath.log(sum(mpmath.exp(a - max(u)) for a in u))
+        want = sum(t * (lse - a) for t, a in zip(y[0], u))
+        sm = [mpmath.exp(a - lse) for a in u]
+        dwant = [(s * sum(y[0]) - t) / mpmath.mpf(0.1) for s, t in zip(sm, y[0])]
+    assert abs(float(v[0]) - float(want)) <= 2 * np.spacing(float(want))
+    assert np.all(np.isfinite(g)) and np.allclose(g[0], [float(d) for d in dwant], rtol=1e-14, atol=1e-300)

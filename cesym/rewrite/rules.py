@@ -1321,11 +1321,13 @@ def value_rules() -> list[Rule]:
 
 
 def _shift_exponentials(expr: sp.Basic) -> sp.Basic:
-    """``exp(z)`` -> ``exp(z - max z)`` for each element symbol z, where that is an identity (the
+    """``exp(u)`` -> ``exp(u - max u)`` for each element-level u (z, z/T), where that is an identity (the
     expression homogeneous of degree 0 in exp(z), as a softmax is; checked numerically, a
     shift that changes the value, as in ``tanh`` written with ``exp(z)`` and ``exp(-z)``, is
     not made)."""
-    zs = sorted({e.args[0] for e in expr.atoms(sp.exp) if isinstance(e.args[0], Elem)}, key=str)
+    # every element-level exponent (z, z/T, -z, ...), not only a bare element: a softmax with
+    # a temperature is homogeneous in exp(z/T) as the plain one is in exp(z)
+    zs = sorted({e.args[0] for e in expr.atoms(sp.exp) if _has_elems(e.args[0]) and not e.args[0].has(RowMax, LogWeight)}, key=str)
     for z in zs:
         shifted = expr.xreplace({sp.exp(z): sp.exp(z - RowMax(z))})
         try:
