@@ -88,10 +88,13 @@ def decimal_rows(fn: Callable, args: tuple, outputs: Callable = lambda vs: vs, s
         digits *= 2
 
 
-def _agreed(levels) -> list[float | None]:
-    """Each output's float64 where two successive precisions agree on it (None: never, or NaN)."""
+def _agreed(levels, core: list[float] | None = None) -> list[float | None]:
+    """Each output's float64 where two successive precisions agree on it (None: never, or NaN).
+    ``core``: the float64 core's outputs, taken as the level before the first: where the first
+    precision rounds to the core's number, two computations agree and no second one is made (the
+    rows of tiny predictions, most of which the core computed well)."""
     out: list[float | None] | None = None
-    prev: list[float] | None = None
+    prev: list[float] | None = list(core) if core is not None else None
     for vs in levels:
         cur = [math.nan if v.is_nan() else float(v) for v in vs]
         if out is None:
@@ -167,12 +170,15 @@ def rescuer(
                     # digits round to 1 alike (and would agree on): digits past the subnormals
                     start = TINY_DIGITS if logits and tiny is not None and tiny[a] else DIGITS
                     if row:
-                        v = evaluate(fn, args, whole, start)
+                        if float32 and not whole:
+                            v = evaluate(fn, args, whole, start)
+                        else:
+                            v = _agreed(decimal_rows(fn, args, lambda v: [v], start), [float(r[a, 0])])[0]
                         if v is not None:
                             r[a, 0] = v
                         continue
                     cols = np.flatnonzero(need[a])
-                    vs = _agreed(decimal_rows(fn, args, lambda vs, cols=cols: [vs[c] for c in cols], start))
+                    vs = _agreed(decimal_rows(fn, args, lambda vs, cols=cols: [vs[c] for c in cols], start), [float(r[a, c]) for c in cols])
                     for c, v in zip(cols, vs):
                         if v is not None:
                             r[a, c] = v
