@@ -433,3 +433,25 @@ def test_a_softmax_with_a_temperature(tmp_path):
         dwant = [(s * sum(y[0]) - t) / mpmath.mpf(0.1) for s, t in zip(sm, y[0])]
     assert abs(float(v[0]) - float(want)) <= 2 * np.spacing(float(want))
     assert np.all(np.isfinite(g)) and np.allclose(g[0], [float(d) for d in dwant], rtol=1e-14, atol=1e-300)
+
+
+def test_a_value_with_float_constants_clipped_as_keras_clips(tmp_path):
+    """min(max(p, 1e-7), 1 - 1e-7) inside a user's BCE: the float constants are printed for the
+    interval evaluations as man·2^exp (SymPy's raw mpf tuple made the domain check fail with an
+    empty NotImplementedError), and the loss generates and verifies."""
+    src, out = tmp_path / "mine", tmp_path / "kernels"
+    src.mkdir()
+    (src / "clipped.py").write_text(textwrap.dedent(
+        '''
+        from sympy import Float, Max, Min, log
+        from cesym.define import C, Elem, Loss, RowSum
+        y, p = Elem("y"), Elem("p")
+        q = Min(Max(p, Float(1e-7)), 1 - Float(1e-7))
+        LOSSES = [Loss(family="clipped", variant="probs", title="clipped BCE",
+                       value=-RowSum(y * log(q) + (1 - y) * log(1 - q)) / C, prediction=p, label=y, domain="probability")]
+        '''
+    ))
+    assert cli.main(["generate", "--derivations", str(src), "--out", str(out)]) == 0
+    mod = _import(out / "clipped.py")
+    got = float(mod.clipped([[1.0]], [[0.0]])[0])
+    assert abs(got + float(mpmath.log(mpmath.mpf(1e-7)))) <= 2 * np.spacing(got)

@@ -67,6 +67,15 @@ def _xmul(ctx):
 
 
 class _Printer(MpmathPrinter):
+    def _print_Float(self, e):
+        # a binary float exactly, as man·2^exp: SymPy's mpf((sign, man, exp, bc)) is a raw
+        # tuple that the interval context cannot convert (a constant 1e-7 in a user's value made
+        # the domain check fail with an empty NotImplementedError)
+        sign, man, exp, _ = e._mpf_
+        if man == 0:
+            return "mpmath.mpf(0)"
+        return "%s(mpmath.mpf(%d) * mpmath.mpf(2) ** %d)" % ("-" if sign else "", man, exp)
+
     def _print_XMul(self, e):
         return "XMul(%s, %s)" % (self._print(e.args[0]), self._print(e.args[1]))
 
