@@ -177,17 +177,20 @@ class RowSum(sp.Function):
         return r"\sum_{%s} %s" % (_display_index(self.args[0], "c"), printer._print(self.args[0]))
 
 
-def _row_chain(f: sp.Basic, s: sp.Symbol, outer: Callable[[sp.Basic], sp.Basic] = lambda g: g) -> sp.Basic:
-    r""":math:`\partial/\partial x_j \sum_c h(f(x_c, R))` for ``outer`` = h (default the identity):
-    the element's own term :math:`h'(f_j)\,\partial_x f(x_j, R)` and, for each reduction R nested
-    in f, :math:`\sum_c h'(f_c)\,\partial_R f(x_c, R)\cdot\partial R/\partial x_j`."""
+def _row_chain(
+    f: sp.Basic, s: sp.Symbol, outer: Callable[[sp.Basic], sp.Basic] = lambda g: g, weight: sp.Basic = sp.S.One
+) -> sp.Basic:
+    r""":math:`\partial/\partial x_j \sum_c w_c\,h(f(x_c, R))` for ``outer`` = h (default the
+    identity) and ``weight`` = w (default 1; a row maximum's :class:`MaxShare`): the element's own
+    term :math:`w_j h'(f_j)\,\partial_x f(x_j, R)` and, for each reduction R nested in f,
+    :math:`\sum_c w_c h'(f_c)\,\partial_R f(x_c, R)\cdot\partial R/\partial x_j`."""
     f = expand_row_primitives(f)
     reds = outer_reductions(f)
     dummies = {r: sp.Dummy(f"R{i}") for i, r in enumerate(sorted(reds, key=sp.default_sort_key))}
     inverse = {d: r for r, d in dummies.items()}
     g = outer(f.xreplace(dummies))
-    direct = g.diff(s).xreplace(inverse)
-    chain = sp.Add(*[RowSum(g.diff(d).xreplace(inverse)) * r.diff(s) for r, d in dummies.items()])
+    direct = weight * g.diff(s).xreplace(inverse)
+    chain = sp.Add(*[RowSum(weight * g.diff(d).xreplace(inverse)) * r.diff(s) for r, d in dummies.items()])
     return direct + chain
 
 
@@ -207,15 +210,7 @@ class RowMax(sp.Function):
     nargs = 1
 
     def _eval_derivative(self, s):
-        f = expand_row_primitives(self.args[0])
-        reds = outer_reductions(f)
-        dummies = {r: sp.Dummy(f"R{i}") for i, r in enumerate(sorted(reds, key=sp.default_sort_key))}
-        inverse = {d: r for r, d in dummies.items()}
-        g = f.xreplace(dummies)
-        share = MaxShare(self.args[0])
-        direct = share * g.diff(s).xreplace(inverse)
-        chain = sp.Add(*[RowSum(share * g.diff(d).xreplace(inverse)) * r.diff(s) for r, d in dummies.items()])
-        return direct + chain
+        return _row_chain(self.args[0], s, weight=MaxShare(self.args[0]))
 
     @_powered
     def _latex(self, printer):

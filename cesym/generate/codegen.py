@@ -211,11 +211,11 @@ class KernelPrinter(NumPyPrinter):
     def _print_RestProductsAt(self, e):
         """``rest_products_at``, told the row whose norm its divisor is (its mantissa and exponent
         are known past float64's range, where the norm itself is inf)."""
-        out = self._rt("rest_products_at", *e.args)
+        args = [self._print(a) for a in e.args]
         row = self._norm_row(e.args[2])
         if row is not None and not self._is_row_level(row):
-            out = out[:-1] + ", norm_of=%s)" % self._print(row)
-        return out
+            args.append("norm_of=%s" % self._print(row))
+        return "_rt.rest_products_at(%s)" % ", ".join(args)
 
     def _print_Relu(self, e):
         return "_rt.maximum(%s, 0)" % self._print(e.args[0])
