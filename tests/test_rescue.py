@@ -111,8 +111,26 @@ def test_float32_inputs_are_untouched_and_correctly_rounded():
 
 
 def test_a_kernel_without_a_decimal_form_has_no_rescuer():
-    assert _rescue.rescuer(G.sparse_categorical_crossentropy, "logits", ("value", "grad"), (), False) is None
+    assert _rescue.rescuer(G.activity_penalty, "l2_batch_mean", ("value", "grad"), (0.1,), False) is None
     assert _rescue.rescuer(G.poisson, "rate", ("value",), (), False) is not None
+
+
+def test_class_index_labels_are_rescued_as_their_one_hot_rows():
+    """A renormalised row of a 0 and a least subnormal: 1/Σp overflows, and the labelled element
+    of the gradient, -Σ_{c≠k} p_c/(p_k Σp), was inf·0 = NaN (at k = 1: it is -0, -5e-324·0/…) or
+    -inf + inf·0 (at k = 0: -inf). The class-index kernels now rescue as the dense ones do,
+    with the same numbers."""
+    p = np.array([[0.0, 5e-324], [5e-324, 0.0], [1e-320, 3e-320]])
+    for k in ([0, 1, 1], [1, 0, 0]):
+        k = np.array(k)
+        dense = np.eye(2)[k]
+        g = K.sparse_categorical_crossentropy_grad(k, p)
+        assert not np.isnan(g).any(), g
+        assert np.array_equal(g, K.categorical_crossentropy_grad(dense, p)), (g, K.categorical_crossentropy_grad(dense, p))
+        v, g2 = K.sparse_categorical_crossentropy_value_and_grad(k, p)
+        assert np.array_equal(g2, g) and np.array_equal(v, K.categorical_crossentropy(dense, p))
+    g = K.sparse_categorical_crossentropy_grad(np.array([1]), p[:1])
+    assert g[0, 1] == 0.0 and g[0, 0] == np.inf  # -ε/(p_1(p_1 + ε)) -> -0; 1/5e-324 overflows
 
 
 def test_rescued_rows_are_the_same_from_many_threads():
@@ -244,14 +262,16 @@ def test_row_forms_are_the_stable_forms(mod, variant, core):
     from decimal import Decimal, localcontext
 
     rng = np.random.default_rng(17)
-    arrays = [a for a in core["args"] if a in ("y", "p", "t", "x", "z")]
+    arrays = [a for a in core["args"] if a in ("y", "p", "t", "x", "z", "k")]
     scalars = tuple(0.25 + 0.5 * i for i in range(len(core["args"]) - len(arrays)))
     for c in (2, 3, 5):
-        rows = [rng.uniform(1 / 16, 1, (4, c)) for _ in arrays]
+        # a class index k (rows × 1) for the core; its one-hot row for the row form
+        rows = [rng.integers(0, c, (4, 1)) if a == "k" else rng.uniform(1 / 16, 1, (4, c)) for a in arrays]
+        dense = [np.eye(c)[a[:, 0]] if n == "k" else a for n, a in zip(arrays, rows)]
         v = getattr(mod, f"{variant}_value")(*rows, *scalars)
         g = getattr(mod, f"{variant}_grad")(*rows, *scalars)
         for r in range(4):
-            args = tuple([Decimal(float(x)) for x in a[r]] for a in rows) + tuple(Decimal(s) for s in scalars) + (Decimal(c),)
+            args = tuple([Decimal(float(x)) for x in a[r]] for a in dense) + tuple(Decimal(s) for s in scalars) + (Decimal(c),)
             dv = _rescue.decimal_float64(getattr(mod, f"{variant}_value_rescue"), args)
             assert abs(dv - np.ravel(v)[r]) <= 2.0**-40 * max(1.0, abs(dv))
             if not hasattr(mod, f"{variant}_grad_rescue"):  # a gradient decimal cannot print: the value alone

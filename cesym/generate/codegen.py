@@ -353,10 +353,11 @@ class _Fn:
     bound: list[str] | None = None  # a magnitudes' bound over a box (cesym.generate.bounds): its lines
 
 
-def _arguments(loss: Loss) -> list[str]:
+def _arguments(loss: Loss, dense: bool = False) -> list[str]:
+    """The kernel's argument names; ``dense``: a class-index label by its one-hot row's name."""
     args = []
     if loss.label is not None:
-        args.append(LABEL_INDEX.name if loss.label_index else loss.label.name)
+        args.append(LABEL_INDEX.name if loss.label_index and not dense else loss.label.name)
     args.append(loss.prediction.name)
     args.extend(p.name for p in loss.params)
     if loss.value.has(N):  # the batch size: a block of rows does not know it
@@ -684,6 +685,8 @@ def _render_exact(d: Derived, parts: dict | str) -> str:
     args = ", ".join(_arguments(d.loss) + ["C"])
     if not isinstance(parts, dict):
         rows = rescue_parts(d.loss, d.value, d.grad)
+        # a class-index label comes as its one-hot row (cesym.kernels._rescue)
+        args = ", ".join(_arguments(d.loss, dense=True) + ["C"])
         if not isinstance(rows, dict):
             return ""
         return "\n\n".join(

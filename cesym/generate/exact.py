@@ -563,10 +563,9 @@ def rescue_parts(loss: Loss, value: sp.Expr, grad: sp.Expr | None) -> dict[str, 
     ``x``; the gradient as the list of its C elements), for kernels :func:`exact_parts` refuses
     because their gradient holds row reductions (or maxima): only the float64 rescue of
     :mod:`cesym.kernels._rescue` evaluates them (they are no correctly rounded float32 path).
-    The kinds it can print (a value whose gradient holds a primitive decimal lacks is rescued
-    alone), or the reason there is none."""
-    if loss.label_index:
-        return "a class-index label"
+    A class-index label is its one-hot row ``y`` here (:func:`cesym.kernels._rescue.rescuer`
+    builds it). The kinds it can print (a value whose gradient holds a primitive decimal lacks is
+    rescued alone), or the reason there is none."""
     if any(s.name == "N" for s in value.free_symbols):
         return "a batch reduction"
     out: dict[str, str] = {}

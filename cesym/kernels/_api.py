@@ -388,10 +388,9 @@ def _call(pub: dict, module: ModuleType, values: dict, kind: str):
     res = _run(
         core, kind, c.labels, pred, c.ax, c.params(), row_level=not element, watch=watch,
         limits=_limit_rule(c, kind), grad_alone=bool(c.ignored),
-        # (class-index labels are no rows of numbers for a decimal form)
-        rescue=None if kind.startswith("naive") or c.ignored or callable(c.labels) else _rescue.rescuer(
+        rescue=None if kind.startswith("naive") or c.ignored else _rescue.rescuer(
             module, c.variant["loss"], ("value", "grad") if kind == "value_and_grad" else (kind,), c.params(), dtype == np.float32,
-            logits=domain == "real",
+            logits=domain == "real", label_index=callable(c.labels),
         ),
         zero_edge=domain in ("unit", "simplex", "positive"), **checks,
     )

@@ -79,8 +79,8 @@ def decimal_float64(fn: Callable[..., Decimal], args: tuple, start: int = DIGITS
 
 
 def decimal_rows(fn: Callable, args: tuple, outputs: Callable = lambda vs: vs, start: int = DIGITS) -> list:
-    """``outputs(fn(*args))`` at :data:`DIGITS`, 2·DIGITS, … digits (a generator of lists of
-    Decimals, one list per precision), for :func:`_agreed`."""
+    """``outputs(fn(*args))`` at ``start``, 2·``start``, … digits up to :data:`MAX_DIGITS` (a
+    generator of lists of Decimals, one list per precision), for :func:`_agreed`."""
     digits = start
     while digits <= MAX_DIGITS:
         with localcontext(_context(digits)):
@@ -110,7 +110,8 @@ def _agreed(levels, core: list[float] | None = None) -> list[float | None]:
 
 
 def rescuer(
-    module: ModuleType, variant: str, kinds: Sequence[str], scalars: tuple, float32: bool, logits: bool = True
+    module: ModuleType, variant: str, kinds: Sequence[str], scalars: tuple, float32: bool, logits: bool = True,
+    label_index: bool = False,
 ) -> Callable[[list, tuple], tuple] | None:
     """``rescue(blocks, res)``: ``res`` (the core's float64 outputs on ``blocks``: labels first
     if any, predictions last) with the outputs that are not finite, where their rows' inputs
@@ -120,7 +121,9 @@ def rescuer(
     elementwise). ``logits``: the predictions are any real numbers (a row is tiny where every
     input is, labels too, and its decimal form starts at :data:`TINY_DIGITS`: e^x of a tiny
     logit is 1 + x); else probabilities or positive numbers (a row is tiny where its predictions
-    are, whatever the labels, from :data:`DIGITS`: their products underflow, nothing adds 1)."""
+    are, whatever the labels, from :data:`DIGITS`: their products underflow, nothing adds 1).
+    ``label_index``: the label block holds class indices (rows × 1), given to the decimal form as
+    one-hot rows (whose 1 keeps a row of logits from being tiny)."""
     fns: dict[str, Callable | None] = {}
     whole_rows: dict[str, bool] = {}  # a row form: one call gives the row's value or every gradient element
     for k in kinds:
@@ -132,11 +135,34 @@ def rescuer(
     row_level = module.CORES[variant]["row_level"]
     dscalars = tuple(Decimal(float(s)) for s in scalars)
 
-    def evaluate(fn: Callable[..., Decimal], args: tuple, whole: bool, start: int = DIGITS) -> float | None:
+    def evaluate(fn: Callable[..., Decimal], args: tuple, whole: bool, start: int = DIGITS, core: float | None = None) -> float | None:
+        """The float64 (or correctly rounded float32) of ``fn(*args)``; ``core``: the core's
+        output, the level before the first precision (:func:`_agreed`)."""
+        if float32 and not whole:
+            return _exact.solve(fn, args)
         # a row form has no correctly rounded float32 path: its float64 rounding, rounded again
-        return _exact.solve(fn, args) if float32 and not whole else decimal_float64(fn, args, start)
+        return _agreed(decimal_rows(fn, args, lambda v: [v], start), None if core is None else [core])[0]
+
+    def sized(blocks: list) -> list:
+        """The label block of class indices as one-hot rows (``label_index``)."""
+        if not label_index:
+            return blocks
+        k = blocks[0].reshape(-1)
+        C = blocks[-1].shape[-1]
+        hot = np.zeros((len(k), C))
+        valid = (k >= 0) & (k < C)
+        hot[np.flatnonzero(valid), k[valid]] = 1.0
+        return [hot, *blocks[1:]]
+
+    def tiny_of(blocks: list) -> list | None:
+        """The blocks whose magnitudes make a row tiny: for logits every input (a one-hot label
+        never is), for probabilities the predictions alone (:func:`_tiny_rows`)."""
+        if logits:
+            return None if label_index else blocks
+        return blocks[-1:]
 
     def rescue(blocks: list, res: tuple) -> tuple:
+        blocks = sized(blocks)
         x = blocks[-1]
         R, C = x.shape
         if C > _blocks.BLOCK_ELEMENTS:  # a row in pieces: C decimal terms a row is too slow a path
@@ -145,8 +171,8 @@ def rescuer(
         for b in blocks:
             finite &= np.isfinite(b).all(axis=-1)
         tiny = None
-        if not float32 and any(whole_rows.values()):
-            tiny = _tiny_rows(blocks if logits else blocks[-1:], R, C) & finite
+        if not float32 and any(whole_rows.values()) and tiny_of(blocks) is not None:
+            tiny = _tiny_rows(tiny_of(blocks), R, C) & finite
         out = list(res)
         dC = (Decimal(C),)
         full = [np.broadcast_to(b, (R, C)) for b in blocks]
@@ -170,10 +196,7 @@ def rescuer(
                     # digits round to 1 alike (and would agree on): digits past the subnormals
                     start = TINY_DIGITS if logits and tiny is not None and tiny[a] else DIGITS
                     if row:
-                        if float32 and not whole:
-                            v = evaluate(fn, args, whole, start)
-                        else:
-                            v = _agreed(decimal_rows(fn, args, lambda v: [v], start), [float(r[a, 0])])[0]
+                        v = evaluate(fn, args, whole, start, float(r[a, 0]))
                         if v is not None:
                             r[a, 0] = v
                         continue
@@ -191,8 +214,8 @@ def rescuer(
             out[i] = r
         return tuple(out)
 
-    if not float32 and any(whole_rows.values()):
-        rescue.wants = _wants_tiny if logits else (lambda blocks: _wants_tiny(blocks[-1:]))
+    if not float32 and any(whole_rows.values()) and not (logits and label_index):
+        rescue.wants = lambda blocks: _wants_tiny(tiny_of(blocks))  # no labels for probabilities
     return rescue
 
 
@@ -208,8 +231,8 @@ def _wants_tiny(blocks: list) -> bool:
     return bool(_tiny_rows(blocks, *blocks[-1].shape).any())
 
 
-#: A row whose every prediction lies below this in magnitude (and is not all zeros) is rescued by a
-#: row form in float64: its products of two elements fall below 2^-920, where those of the
+#: A row whose every input (for probabilities: every prediction) lies below this in magnitude (and
+#: is not all zeros) is rescued by a row form in float64: its products of two elements fall below 2^-920, where those of the
 #: elements near the row's largest start to lose bits among the subnormal numbers (at 2^-1022)
 #: while the ratios they enter are of order 1 (the Dice gradient's Σyp/(Σy + Σp)² on a row of
 #: 1e-209s: 0 where it is 0.5). At and above it, each such product is off by at most 2^-1074,

@@ -480,6 +480,16 @@ def sparse_softmax_weights(k, z):
     return (k_,)
 
 
+def sparse_softmax_value_rescue(k, z, C):
+    r"""tf.nn.sparse_softmax_cross_entropy_with_logits: the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the float64 rescue of rows that overflow or underflow (:mod:`cesym.kernels._rescue`)."""
+    return (lambda _h0: (lambda _h1: (lambda _h2: _h2)(_ex.fsum(k[_c1]*_ex.neg_log_softmax(_h1, z[_c1]) for _c1 in range(int(C)))))(_ex.softmax_parts(_h0)))([z[_c2] for _c2 in range(int(C))])
+
+
+def sparse_softmax_grad_rescue(k, z, C):
+    r"""tf.nn.sparse_softmax_cross_entropy_with_logits: the stable grad in decimal arithmetic at the current precision, of one row (lists of Decimals; the list of its C elements): the float64 rescue of rows that overflow or underflow (:mod:`cesym.kernels._rescue`)."""
+    return (lambda _h0: [(-k[_j]*_ex.fsum(_ex.exp(z[_c1] - _h0) for _c1 in range(int(C)) if _c1 != _j) + _ex.exp(z[_j] - _h0)*_ex.fsum(k[_c1] for _c1 in range(int(C)) if _c1 != _j))/(_ex.exp(z[_j] - _h0) + _ex.fsum(_ex.exp(z[_c1] - _h0) for _c1 in range(int(C)) if _c1 != _j)) for _j in range(int(C))])(max(z[_c2] for _c2 in range(int(C))))
+
+
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.
 from cesym.kernels._api import export as _export  # noqa: E402
 
