@@ -56,6 +56,7 @@ def _arb(e: sp.Basic, v: float):
                 P.Sigmoid: lambda u: 1 / (1 + (-u).exp()),
                 P.LogCosh: lambda u: abs(u) + (-2 * abs(u)).exp().log1p() - flint.arb(2).log() if abs(u) > 1 else (2 * (u / 2).sinh() ** 2).log1p(),
                 P.Log1pDiff: lambda u, w: u.log1p() - w.log1p(),
+                P.SigmoidDiff: lambda a, b, u: a / (1 + (-u).exp()) - b / (1 + u.exp()),
             }[type(t)]
             return f(*a)
 
@@ -68,6 +69,8 @@ EXPRS = [
     P.Softplus(x), P.Softplus(-x), P.Sigmoid(x), P.Sigmoid(-x), P.LogCosh(x), sp.exp(x), sp.tanh(x), expm1(x),
     sp.log(sp.Abs(x)), log1p(sp.Abs(x)), x**2 / 2, 1 / x, (x - 3) ** 3, P.Log1pDiff(sp.Abs(x), sp.Rational(3, 7)),
     sp.Rational(1, 3) * P.Softplus(x) + sp.Rational(2, 3) * P.Softplus(-x),
+    # σ(x) - 1/2 (tight near 0, where the two sigmoids' intervals are wider than the value) and -σ(-x)
+    P.SigmoidDiff(sp.Rational(1, 2), sp.Rational(1, 2), x), P.SigmoidDiff(0, 1, x),
 ]
 
 

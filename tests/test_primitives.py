@@ -14,6 +14,7 @@ from cesym.define.primitives import (
     Hypot1m1,
     HypotShare,
     Log1pSquare,
+    SigmoidDiff,
     Log1mexp,
     LogExpm1,
     LogWeight,
@@ -208,8 +209,9 @@ def test_runtime_sum_squares_over_the_whole_range(a):
         lambda: Hypot1m1(x - t),
         lambda: HypotShare(x * t),
         lambda: Log1pSquare(x / t),
+        lambda: SigmoidDiff(t, 1 - t * x, x * t),
     ],
-    ids=["log1mexp", "log_expm1", "log_weight", "log_cosh", "pow1p", "powm1", "relu", "hypot1", "hypot1m1", "hypot_share", "log1p_square"],
+    ids=["log1mexp", "log_expm1", "log_weight", "log_cosh", "pow1p", "powm1", "relu", "hypot1", "hypot1m1", "hypot_share", "log1p_square", "sigmoid_diff"],
 )
 def test_new_fdiff_is_the_derivative_of_the_elementary_form(prim):
     """d/dx of each primitive (through ``fdiff``) equals SymPy's derivative of its elementary
@@ -326,6 +328,31 @@ def test_runtime_log1p_square():
     assert _ulp_max(rt.log1p_square(u), exact) <= 2
     assert np.array_equal(rt.log1p_square(np.array([np.inf, -np.inf])), [np.inf, np.inf])
     assert np.isnan(rt.log1p_square(np.array([np.nan])))[0]
+
+
+def test_runtime_sigmoid_diff():
+    """a·σ(x) - b·σ(-x) within 3 ulps where the weights are equal (tanh(x/2)·a, from x = 5e-324,
+    where the two sigmoids are 1/2 each, to 700), or one of them 0 (a sigmoid: -b·e^{-50} at
+    x = 50, which the tanh form would lose), across |x| = 1 where the forms meet; for other
+    weights within 3 + 3κ ulps, κ = (|a|σ(x) + |b|σ(-x))/|a·σ(x) - b·σ(-x)| (the weights' own
+    roundings, each a relative 2^-53, are the whole of the condition). The limits at ±inf: a and -b."""
+    xs = np.concatenate([np.logspace(-323.3, 2.845, 400), [1.0, np.nextafter(1.0, 0.0), 2.2250738585072014e-308, 5e-324]])
+    xs = np.concatenate([xs, -xs])
+    E = np.exp(-np.abs(xs))
+    for a, b in ((0.5, 0.5), (1 / 3, 1 / 3), (0.0, 1.0), (1.0, 0.0), (0.7, 0.3), (0.25, 2.0)):
+        got = rt.sigmoid_diff(a, b, xs, E)
+        with mpmath.workprec(2400):
+            A, B = mpmath.mpf(a), mpmath.mpf(b)
+            sig = [(1 / (1 + mpmath.exp(-mpmath.mpf(v))), 1 / (1 + mpmath.exp(mpmath.mpf(v)))) for v in xs]
+            exact = [A * s - B * r for s, r in sig]
+            kappa = [float((abs(A) * s + abs(B) * r) / abs(e)) if e != 0 else np.inf for (s, r), e in zip(sig, exact)]
+        from cesym.verify.ulps import ulp_error
+
+        for v, c, e, k in zip(xs, got, exact, kappa):
+            bound = 3.0 if a == b or a * b == 0 else 3.0 + 3.0 * k
+            assert ulp_error(c, e, np.float64) <= bound, (a, b, v, c, e)
+    assert rt.sigmoid_diff(0.25, 0.5, np.array([np.inf, -np.inf]), np.zeros(2)).tolist() == [0.25, -0.5]
+    assert np.isnan(rt.sigmoid_diff(0.5, 0.5, np.array([np.nan]), np.array([np.nan])))[0]
 
 
 def test_runtime_pow1p_powm1():

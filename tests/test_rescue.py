@@ -234,11 +234,19 @@ def test_the_tiny_row_test():
     t = _rescue.TINY
     blocks = [np.array([[t / 2, 0.0], [0.0, 0.0], [t, t / 4], [-t / 8, 5e-324], [np.nan, t / 2], [np.inf, 0]])]
     assert _rescue._tiny_rows(blocks, 6, 2).tolist() == [True, False, False, True, False, False]
-    assert _rescue._wants_tiny(blocks)
+    wants = _rescue.rescuer(G.dice, "overlap", ("grad",), (), False, logits=True).wants  # every input
+    assert wants(blocks)
     for x in ([[0.0, -0.0]], [[t, -t]], [[np.nan, np.inf]], [[1.0, -np.inf]]):
-        assert not _rescue._wants_tiny([np.array(x)])
-    # a label row alone tiny, over a prediction row that is not: no product underflows
-    assert not _rescue._wants_tiny([np.array([[t / 2, t / 2]]), np.array([[0.5, 0.5]])])
+        assert not wants([np.array(x)])
+    # probabilities: a label row alone tiny, over a prediction row that is not: no product of two
+    # tiny numbers; but a label or prediction under SMALL loses bits in a product with any factor
+    wants = _rescue.rescuer(G.dice, "overlap", ("grad",), (), False).wants
+    assert not wants([np.array([[t / 2, t / 2]]), np.array([[0.5, 0.5]])])
+    assert wants([np.array([[0.5, 0.5]]), np.array([[5e-324, 0.5]])])
+    assert wants([np.array([[1e-300, 0.5]]), np.array([[0.5, 0.5]])])
+    s = _rescue.SMALL
+    tiny, small = _rescue._fragile_rows([np.array([[s, 1.0], [s / 2, 1.0], [0.0, 1.0], [-s / 4, 0.0]])], None, 4, 2)
+    assert small.tolist() == [False, True, False, True] and not tiny.any()
     # float32 inputs never take the tiny rows (their products cannot leave float64's normal range)
     assert not hasattr(_rescue.rescuer(G.dice, "overlap", ("grad",), (), True), "wants")
     assert hasattr(_rescue.rescuer(G.dice, "overlap", ("grad",), (), False), "wants")

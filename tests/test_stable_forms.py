@@ -63,6 +63,7 @@ from cesym.define.primitives import (
     Log1pDiff,
     Scaled,
     Sigmoid,
+    SigmoidDiff,
     Softplus,
     SumSquares,
     XMul,
@@ -158,6 +159,9 @@ FIRES = [
     (R.ONE_FRACTION, E(z) / (E(z) + RestSum(E(z))) - y, RestSum(E(z))),
     (R.SIGMOID_DIFFERENCE, 1 - 2 * Sigmoid(x), sp.tanh(x / 2)),
     (R.SIGMOID_DIFFERENCE, 2 * Sigmoid(y - x) - 1, sp.tanh),
+    # the logistic gradient σ(x) - t with symbolic weights (label smoothing 1: t = u = 1/2)
+    (R.SIGMOID_PAIR, (1 - y) * Sigmoid(x) - y * Sigmoid(-x), SigmoidDiff(1 - y, y, x)),
+    (R.SIGMOID_PAIR, g * (y * Sigmoid(x - t) - (1 - y) * Sigmoid(t - x)) + 3, SigmoidDiff),
     (R.EXPM1_WEIGHT, (E(x) - y) / 3, expm1(x)),
     # d/dp of (p - y)²/C: SymPy's 2p - 2y over C, the 2 taken out again
     (R.COMMON_FACTOR, (2 * p - 2 * y) / sp.Symbol("C", positive=True, integer=True), p - y),
@@ -219,6 +223,8 @@ KEEPS = [
     (R.POW1P, (1 - p) ** 2),  # an integer power: exact enough, and real for any p
     (R.POWM1, 1 - p**2),
     (R.COMMON_FACTOR, 2 * Sigmoid(x) - 2 * y),  # a function in the sum: the sigmoid rules' shape
+    (R.SIGMOID_PAIR, y * Sigmoid(-x) + (1 - y) * Sigmoid(x)),  # terms of one sign: nothing cancels
+    (R.SIGMOID_PAIR, Sigmoid(x) - y * Sigmoid(-z)),  # not one argument and its negative
     (R.LOG1MEXP, sp.log(1 - p)),  # the log1p rule's
     (R.LOG_SUM_EXP, sp.log(RowSum(y * E(z)))),
     (R.NORM2, SumSquares(x)),

@@ -104,6 +104,7 @@ class KernelPrinter(NumPyPrinter):
         "ScatterLabel": "scatter_label",
         "OneHotCrossRest": "one_hot_cross_rest",
         "ExpMin0": "exp_min0",
+        "SigmoidDiffForm": "sigmoid_diff",
         "OffMaxSum": "off_max_sum",
         "SharedCrossRest": "cross_rest",
         "SharedShareCrossRest": "cross_rest",

@@ -66,6 +66,8 @@ def magnitude(e: sp.Expr, box: dict | None = None, _memo: dict | None = None) ->
     def mag(a: sp.Expr) -> sp.Expr:
         return magnitude(a, box, memo)
 
+    if hasattr(e, "sum_form"):  # a primitive that adds terms (SigmoidDiff): their magnitudes
+        return mag(e.sum_form())
     if _input_sum(e):
         return sp.Abs(e)
     if not needs_magnitude(e, box, memo):
@@ -143,7 +145,9 @@ def needs_magnitude(e: sp.Expr, box: dict | None = None, _memo: dict | None = No
     memo = {} if _memo is None else _memo
     if e in memo:
         return memo[e]
-    if _input_sum(e):
+    if hasattr(e, "sum_form"):
+        out = needs_magnitude(e.sum_form(), box, memo)
+    elif _input_sum(e):
         out = False
     elif isinstance(e, sp.Add):
         terms = [a for a in e.args if not a.is_zero]
@@ -194,6 +198,7 @@ class DecimalPrinter(_ScalarPrinter):
         "log": "log", "exp": "exp", "log1p": "log1p", "expm1": "expm1", "tanh": "tanh", "sign": "sign",
         "Sigmoid": "sigmoid", "Softplus": "softplus", "LogCosh": "logcosh", "Log1pDiff": "log1p_diff", "LogRatio": "log_ratio",
         "XMul": "xmul", "Relu": "relu", "Hypot1": "hypot1", "Hypot1m1": "hypot1m1", "HypotShare": "hypot_share", "Log1pSquare": "log1p_square",
+        "SigmoidDiff": "sigmoid_diff",
     }
 
     def __init__(self, settings=None):

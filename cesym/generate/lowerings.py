@@ -47,6 +47,7 @@ from ..define.primitives import (
     Scaled,
     ShareCrossRest,
     Sigmoid,
+    SigmoidDiff,
     SoftmaxRest,
     Softplus,
     SumSquares,
@@ -199,6 +200,17 @@ class ExpMin0(sp.Function):
     def math(self) -> sp.Basic:
         x, E = self.args
         return sp.exp(sp.Min(x, 0))
+
+
+class SigmoidDiffForm(sp.Function):
+    """Printing form of ``SigmoidDiff(a, b, x)`` given ``E = exp(-|x|)``, shared with the
+    sigmoids and softplus of the same x (:func:`cesym.kernels._runtime.sigmoid_diff`)."""
+
+    nargs = 4
+
+    def math(self) -> sp.Basic:
+        a, b, x, E = self.args
+        return (a * sp.exp(sp.Min(x, 0)) - b * sp.exp(sp.Min(-x, 0))) / (1 + sp.exp(-sp.Abs(x)))
 
 
 class MaxPlusLog1p(sp.Function):
@@ -683,6 +695,7 @@ def lowerings(index_label: Elem | None = None, means: bool = True) -> list[Rule]
         rules.append(Rule("weighted-row-sum", "a·Σ f (a row-level value, a a row-level factor) as one node: where Σ f overflows and the mean a·Σ f does not, the runtime scales the terms first.", _means))
     rules += [
         Rule("softplus-form", "softplus(x) = max(x, 0) + log1p(exp(-|x|)): never overflows, and softplus(x) and softplus(-x) share exp(-|x|).", _replacing(Softplus, lambda e: _softplus_form(e.args[0]))),
+        Rule("sigmoid-diff-form", "a·σ(x) - b·σ(-x) given exp(-|x|), shared with the sigmoids and softplus of the same x.", _replacing(SigmoidDiff, lambda e: SigmoidDiffForm(*e.args, sp.exp(-sp.Abs(e.args[2]))))),
         Rule("sigmoid-form", "σ(x) = exp(min(x, 0))/(1 + exp(-|x|)): full relative accuracy for very negative x, sharing exp(-|x|) with softplus and σ(-x); exp(min(x, 0)) is that exponential or 1.", _replacing(Sigmoid, lambda e: _sigmoid_form(e.args[0]))),
         Rule("softmax-cross-parts", "the softmax gradient's cross terms given e = exp(z - max z), its off-max sum and row sum, computed once for the value and the gradient.", _replacing((CrossRest, ShareCrossRest), _cross_form)),
         Rule("softmax-rest-form", "1 - softmax(z)_j = Σ_{c≠j} e_c / Σ e: the rest sum of the softmax's own exponentials, no cancellation where element j dominates.", _replacing(SoftmaxRest, _softmax_rest_form)),

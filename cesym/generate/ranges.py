@@ -105,6 +105,8 @@ def value_range(e: sp.Basic, box: dict[sp.Basic, Range]) -> Range:
         if e.is_nonpositive:
             return (-_INF, 0.0)
         return FULL
+    if hasattr(e, "sum_form"):  # a primitive that adds terms (SigmoidDiff)
+        return value_range(e.sum_form(), box)
     args = [value_range(a, box) for a in e.args] if not isinstance(e, (sp.Piecewise, sp.Pow)) else None
     if isinstance(e, sp.Add):
         out = args[0]

@@ -244,6 +244,14 @@ def hypot1m1(a: Decimal) -> Decimal:
     return a2 / ((1 + a2).sqrt() + 1)
 
 
+def sigmoid_diff(a: Decimal, b: Decimal, u: Decimal) -> Decimal:
+    """a·σ(u) - b·σ(-u): ((a - b) + (a + b)·tanh(u/2))/2 for |u| < 1 (a - b exact, where the two
+    sigmoids would cancel to the precision's noise for a = b), the two terms elsewhere."""
+    if abs(u) < 1:
+        return ((a - b) + (a + b) * tanh(u / 2)) / 2
+    return a * sigmoid(u) - b * sigmoid(-u)
+
+
 def log1p_square(a: Decimal) -> Decimal:
     """log(1 + a²) (decimal's exponent range holds a² for any float a)."""
     return (1 + a * a).ln()

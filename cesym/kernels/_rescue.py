@@ -170,9 +170,10 @@ def rescuer(
         finite = np.ones(R, dtype=bool)
         for b in blocks:
             finite &= np.isfinite(b).all(axis=-1)
-        tiny = None
-        if not float32 and any(whole_rows.values()) and tiny_of(blocks) is not None:
-            tiny = _tiny_rows(tiny_of(blocks), R, C) & finite
+        tiny = small = None
+        if not float32 and any(whole_rows.values()):
+            tiny, small = _fragile_rows(blocks, tiny_of(blocks), R, C)
+            tiny, small = tiny & finite, small & finite
         out = list(res)
         dC = (Decimal(C),)
         full = [np.broadcast_to(b, (R, C)) for b in blocks]
@@ -185,16 +186,16 @@ def rescuer(
             r = np.broadcast_to(res[i], (R, 1) if row else (R, C))
             need = ~np.isfinite(r) & finite[:, None]
             if whole and tiny is not None:
-                need |= tiny[:, None]
+                need |= (tiny | small)[:, None]
             if not need.any():
                 continue
             r = np.array(r, dtype=np.float64)
             if whole or row:
                 for a in np.flatnonzero(need.any(axis=1)):
                     args = tuple([Decimal(float(v)) for v in b[a]] for b in full) + dscalars + dC
-                    # a row of tiny predictions: e^x at x = 2e-308 is 1 + x, which 50 or 100
-                    # digits round to 1 alike (and would agree on): digits past the subnormals
-                    start = TINY_DIGITS if logits and tiny is not None and tiny[a] else DIGITS
+                    # a row of tiny or small logits: e^x at x = 2e-308 is 1 + x, which 50 or
+                    # 100 digits round to 1 alike (and would agree on): digits past the subnormals
+                    start = TINY_DIGITS if logits and tiny is not None and (tiny[a] or small[a]) else DIGITS
                     if row:
                         v = evaluate(fn, args, whole, start, float(r[a, 0]))
                         if v is not None:
@@ -214,21 +215,41 @@ def rescuer(
             out[i] = r
         return tuple(out)
 
-    if not float32 and any(whole_rows.values()) and not (logits and label_index):
-        rescue.wants = lambda blocks: _wants_tiny(tiny_of(blocks))  # no labels for probabilities
+    if not float32 and any(whole_rows.values()):
+        def wants(blocks: list) -> bool:
+            """Whether a block holds a row :func:`_fragile_rows` names. Either needs a nonzero
+            input under :data:`TINY`, looked for first, on the magnitudes' bits: (bits << 1) - 1
+            drops the sign and takes 0 to the top, so one minimum answers 0 < |x| < TINY (about
+            three passes over a block)."""
+            floats = [b for b in blocks if b.dtype == np.float64]  # (not class indices)
+            if not any(_below(b, _TWICE_TINY_BITS) for b in floats):
+                return False
+            tiny, small = _fragile_rows(blocks, tiny_of(blocks), *blocks[-1].shape)
+            return bool((tiny | small).any())
+
+        rescue.wants = wants
     return rescue
 
 
-def _wants_tiny(blocks: list) -> bool:
-    """Whether a block holds a row of tiny inputs (:func:`_tiny_rows`). A product of two nonzero
-    inputs under the normal range needs a nonzero prediction under :data:`TINY`, looked for
-    first, on the magnitude's bits: (bits << 1) - 1 drops the sign and takes 0 to the top, so
-    one minimum answers 0 < |x| < TINY (about three passes over the prediction block)."""
-    m = blocks[-1].view(np.uint64) << np.uint64(1)
+def _below(b: np.ndarray, twice_bits: np.uint64) -> bool:
+    """Whether float64 ``b`` holds a nonzero magnitude under the float whose bits, shifted left
+    once, are ``twice_bits``."""
+    m = b.view(np.uint64) << np.uint64(1)
     m -= np.uint64(1)
-    if m.size == 0 or m.min() >= _TWICE_TINY_BITS - np.uint64(1):
-        return False
-    return bool(_tiny_rows(blocks, *blocks[-1].shape).any())
+    return m.size > 0 and m.min() < twice_bits - np.uint64(1)
+
+
+def _fragile_rows(blocks: list, tiny_blocks: list | None, R: int, C: int) -> tuple[np.ndarray, np.ndarray]:
+    """(tiny, small): the rows of tiny inputs (:func:`_tiny_rows` over ``tiny_blocks``; none
+    where that is None), and the rows holding a nonzero input under :data:`SMALL` in any float
+    block (a label, a prediction)."""
+    tiny = np.zeros(R, dtype=bool) if tiny_blocks is None else _tiny_rows(tiny_blocks, R, C)
+    small = np.zeros(R, dtype=bool)
+    for b in blocks:
+        if b.dtype == np.float64 and _below(b, _TWICE_SMALL_BITS):
+            a = np.abs(np.broadcast_to(b, (R, C)))
+            small |= ((a > 0) & (a < SMALL)).any(axis=-1)
+    return tiny, small
 
 
 #: A row whose every input (for probabilities: every prediction) lies below this in magnitude (and
@@ -239,6 +260,14 @@ def _wants_tiny(blocks: list) -> bool:
 #: 2^-154 of the square of the row's largest element.
 TINY = 2.0**-460
 _TWICE_TINY_BITS = np.uint64(np.float64(TINY).view(np.uint64)) << np.uint64(1)
+#: A row holding a nonzero input below this in magnitude is rescued by a row form in float64 too,
+#: whatever its other elements: its product with a factor of 2^-53 or more (a label, a weight such
+#: as Tversky's α) falls among the subnormal numbers and loses bits, while the ratio it enters
+#: may be normal: Tversky's gradient α·FP/(TP + α·FP)² on p = [5e-324, 1e-30], labels [0, 1],
+#: α = 1/2 (0.5·5e-324 rounds to 0: 0 where it is -2.5e-264); the categorical hinge's
+#: max_c (1 - y_c)·p_c, whose products of subnormals tie in rounding where they do not.
+SMALL = 2.0**-969
+_TWICE_SMALL_BITS = np.uint64(np.float64(SMALL).view(np.uint64)) << np.uint64(1)
 
 
 def _context(digits: int = DIGITS) -> Context:

@@ -50,6 +50,7 @@ from ..define.primitives import (
     LogRatio,
     Scaled,
     Sigmoid,
+    SigmoidDiff,
     Softplus,
     SumSquares,
     XMul,
@@ -1721,6 +1722,43 @@ SIGMOID_DIFFERENCE = Rule(
 )
 
 
+def _sigmoid_pair(e: sp.Basic) -> sp.Basic | None:
+    """``a·σ(u) + c·σ(-u)`` (inside any sum) with ``a`` and ``c`` of opposite signs as written
+    (their numeric coefficients) -> ``SigmoidDiff(a, -c, u)``, u without a leading minus sign;
+    terms with a second σ(±u) factor are left alone."""
+    if not isinstance(e, sp.Add):
+        return None
+    # (term index, u, coefficient, its sign as written) for each term a·σ(u) with one σ(±u)
+    # factor; the sign is the term's numeric factor's (in a·σ(u) SymPy keeps -1·(1 - y)·σ(u) as
+    # written, where the coefficient alone, -1·(1 - y), is distributed to y - 1)
+    split = []
+    for i, t in enumerate(e.args):
+        sig = [f for f in sp.Mul.make_args(t) if isinstance(f, Sigmoid)]
+        if len(sig) == 1:
+            rest = sp.Mul(*[f for f in sp.Mul.make_args(t) if f is not sig[0]])
+            if not rest.has(Sigmoid(sig[0].args[0]), Sigmoid(-sig[0].args[0])):
+                split.append((i, sig[0].args[0], rest, t.as_coeff_Mul()[0] < 0))
+    for n, (i, u, a, neg_a) in enumerate(split):
+        for j, v, c, neg_c in split[n + 1 :]:
+            if neg_a == neg_c or sp.expand(u + v) != 0:
+                continue
+            if u.could_extract_minus_sign():
+                u, a, c = v, c, a
+            rest = [t for k, t in enumerate(e.args) if k not in (i, j)]
+            return sp.Add(*rest, SigmoidDiff(a, -c, u))
+    return None
+
+
+SIGMOID_PAIR = Rule(
+    "sigmoid-pair",
+    "a·σ(u) - b·σ(-u) = ((a - b) + (a + b)·tanh(u/2))/2 for |u| < 1, the two terms elsewhere "
+    "(SigmoidDiff): the binary cross-entropy's gradient (1 - t)σ(x) - tσ(-x) at label smoothing 1 "
+    "(t = 1/2 whatever the label) is tanh(x/2)/2, which the two sigmoids cancel to 0 at x = 1e-20 "
+    "and keep 6 digits of at 1e-10.",
+    lambda expr: _top_down(expr, _sigmoid_pair),
+)
+
+
 def _expm1_weight(e: sp.Basic) -> sp.Basic | None:
     """``K·e^u - K·w`` (w an element symbol, in any sum) -> ``K·((1 - w)·e^u + w·expm1(u))``, the
     products zero-guarded (a weight of 0 on an overflowed e^800 is 0, not NaN)."""
@@ -1892,6 +1930,6 @@ def gradient_rules(weights: Sequence[Elem], guard: bool, x: Elem | None = None) 
     edge = [edge_poles_rule(x)] if guard and x is not None else []
     return [
         ONE_MINUS_SHARE, NEG_LOG_SHARE, UNSCALE, SHIFT_EXP, SHIFT_EXP_WEIGHTED, SPLIT_ROWSUM, NORM_SQUARE, MIXTURE_RATIO, POWER_RULE, guard_rule(weights, guard),
-        *edge, LOG_GUARDED_POWER, CROSS_REST, ONE_FRACTION, SIGMOID_DIFFERENCE, EXPM1_WEIGHT, SCALE_NORM, COMMON_FACTOR,
+        *edge, LOG_GUARDED_POWER, CROSS_REST, ONE_FRACTION, SIGMOID_DIFFERENCE, SIGMOID_PAIR, EXPM1_WEIGHT, SCALE_NORM, COMMON_FACTOR,
         COMMON_NUMERATOR,
     ]

@@ -469,7 +469,24 @@ def _nan_or(e: P.NanOr, ev) -> Interval:
     return np.where(open_, b[0], a[0]), np.where(open_, b[1], a[1])
 
 
+def _sigmoid_diff(e: P.SigmoidDiff, ev) -> Interval:
+    """a·σ(u) - b·σ(-u): the intersection of its two forms' enclosures, the two terms and
+    ((a - b) + (a + b)·tanh(u/2))/2 (identities at every u, so each encloses the exact value and
+    so does their intersection; the second is the tight one near u = 0 where a = b, a·tanh(u/2)
+    where the two sigmoids' intervals would leave a difference wider than the value). Where one
+    form decides nothing (NaN ends), the other."""
+    a, b, u = (ev(x) for x in e.args)
+    sig = _at_ends(_sigmoid_value)
+    terms = add(mul(a, sig(u)), neg(mul(b, sig(neg(u)))))
+    half = point(0.5)
+    near = mul(add(add(a, neg(b)), mul(add(a, b), tanh(mul(u, half)))), half)
+    lo = np.fmax(terms[0], near[0])  # fmax/fmin: a NaN end takes the other form's
+    hi = np.fmin(terms[1], near[1])
+    return lo, hi
+
+
 RULES: dict[type, Callable] = {
+    P.SigmoidDiff: _sigmoid_diff,
     sp.exp: _one(exp),
     sp.log: _one(log),
     sp.tanh: _one(tanh),

@@ -138,12 +138,11 @@ DERIVED = {'probs': {'naive_value': "Mul(Pow(Symbol('C', positive=True, integer=
             'value': "Mul(Pow(Symbol('C', positive=True, integer=True), Integer(-1)), "
                      "RowSum(Add(Mul(Elem('t', real=True), Softplus(Mul(Integer(-1), Elem('x', "
                      "real=True)))), Mul(Elem('u', real=True), Softplus(Elem('x', real=True))))))",
-            'grad': "Add(Mul(Integer(-1), Elem('t', real=True), Pow(Symbol('C', positive=True, "
-                    "integer=True), Integer(-1)), Sigmoid(Mul(Integer(-1), Elem('x', "
-                    "real=True)))), Mul(Elem('u', real=True), Pow(Symbol('C', positive=True, "
-                    "integer=True), Integer(-1)), Sigmoid(Elem('x', real=True))))",
+            'grad': "SigmoidDiff(Mul(Elem('u', real=True), Pow(Symbol('C', positive=True, "
+                    "integer=True), Integer(-1))), Mul(Elem('t', real=True), Pow(Symbol('C', "
+                    "positive=True, integer=True), Integer(-1))), Elem('x', real=True))",
             'value_rules': ['log-sigmoid'],
-            'grad_rules': ['combine-weights']}}
+            'grad_rules': ['combine-weights', 'sigmoid-pair']}}
 
 
 def probs_value(y, p, label_smoothing):
@@ -352,10 +351,9 @@ def logits_value(y, x, label_smoothing):
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = numpy.exp(-abs(x))
     tmp1 = numpy.log1p(tmp0)
-    tmp2 = -x
-    tmp3 = t*(tmp1 + _rt.maximum(0, tmp2)) + u*(tmp1 + _rt.maximum(0, x))
-    tmp4 = 1/C
-    return _rt.weighted_row_sum(tmp3, tmp4, _rt.row_sum(tmp3))
+    tmp2 = t*(tmp1 + _rt.maximum(0, -x)) + u*(tmp1 + _rt.maximum(0, x))
+    tmp3 = 1/C
+    return _rt.weighted_row_sum(tmp2, tmp3, _rt.row_sum(tmp2))
 
 
 def logits_naive_value(y, x, label_smoothing):
@@ -375,19 +373,18 @@ def logits_grad(y, x, label_smoothing):
 
     Derived by SymPy from the stable value: ``(-t*Sigmoid(-x) + u*Sigmoid(x))/C``
 
-    Stable form: ``-t*Sigmoid(-x)/C + u*Sigmoid(x)/C``
+    Stable form: ``SigmoidDiff(u/C, t/C, x)``
 
     Rewrites applied:
     - combine-weights: collect on the label weights and put each coefficient over one denominator, so that the cancelling parts of a coefficient (Σt/Σp - t/p) are cancelled exactly in algebra
+    - sigmoid-pair: a·σ(u) - b·σ(-u) = ((a - b) + (a + b)·tanh(u/2))/2 for |u| < 1, the two terms elsewhere (SigmoidDiff): the binary cross-entropy's gradient (1 - t)σ(x) - tσ(-x) at label smoothing 1 (t = 1/2 whatever the label) is tanh(x/2)/2, which the two sigmoids cancel to 0 at x = 1e-20 and keep 6 digits of at 1e-10.
     """
     C = _rt.width(x)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = numpy.exp(-abs(x))
-    tmp1 = -x
-    tmp2 = 1/C
-    tmp3 = 1/(tmp0 + 1)
-    return tmp2*tmp3*u*_rt.exp_min0(x, tmp0) - t*tmp2*tmp3*_rt.exp_min0(tmp1, tmp0)
+    tmp1 = 1/C
+    return _rt.sigmoid_diff(_rt.scale_rows(u, tmp1), _rt.scale_rows(t, tmp1), x, tmp0)
 
 
 def logits_value_and_grad(y, x, label_smoothing):
@@ -398,12 +395,10 @@ def logits_value_and_grad(y, x, label_smoothing):
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = numpy.exp(-abs(x))
     tmp1 = numpy.log1p(tmp0)
-    tmp2 = -x
-    tmp3 = t*(tmp1 + _rt.maximum(0, tmp2)) + u*(tmp1 + _rt.maximum(0, x))
-    tmp4 = 1/C
-    tmp5 = 1/(tmp0 + 1)
-    grad = tmp4*tmp5*u*_rt.exp_min0(x, tmp0) - t*tmp4*tmp5*_rt.exp_min0(tmp2, tmp0)
-    return _rt.weighted_row_sum(tmp3, tmp4, _rt.row_sum(tmp3)), grad
+    tmp2 = t*(tmp1 + _rt.maximum(0, -x)) + u*(tmp1 + _rt.maximum(0, x))
+    tmp3 = 1/C
+    grad = _rt.sigmoid_diff(_rt.scale_rows(u, tmp3), _rt.scale_rows(t, tmp3), x, tmp0)
+    return _rt.weighted_row_sum(tmp2, tmp3, _rt.row_sum(tmp2)), grad
 
 
 def logits_naive_grad(y, x, label_smoothing):
@@ -457,11 +452,8 @@ def logits_grad_checked(y, x, label_smoothing):
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = 1/C
     tmp1 = numpy.exp(-abs(x))
-    tmp2 = _rt.exp_min0(x, tmp1)
-    tmp3 = 1/(tmp1 + 1)
-    tmp4 = t*_rt.exp_min0(-x, tmp1)
-    tmp5 = _rt.scale_rows(tmp3, tmp0)
-    return tmp0*tmp2*tmp3*u - tmp4*tmp5, tmp5*abs(tmp4) + tmp5*abs(tmp2*u)
+    tmp2 = tmp0/(tmp1 + 1)
+    return _rt.sigmoid_diff(_rt.scale_rows(u, tmp0), _rt.scale_rows(t, tmp0), x, tmp1), tmp2*abs(t*_rt.exp_min0(-x, tmp1)) + tmp2*abs(u*_rt.exp_min0(x, tmp1))
 
 
 def logits_grad_bound(box, label_smoothing, C):
@@ -486,12 +478,9 @@ def logits_value_and_grad_checked(y, x, label_smoothing):
     tmp4 = tmp1 + _rt.maximum(0, tmp3)
     tmp5 = t*tmp4 + tmp2*u
     tmp6 = 1/C
-    tmp7 = _rt.exp_min0(x, tmp0)
-    tmp8 = 1/(tmp0 + 1)
-    tmp9 = t*_rt.exp_min0(tmp3, tmp0)
-    tmp10 = _rt.scale_rows(tmp8, tmp6)
-    tmp11 = tmp2*abs(u) + tmp4*abs(t)
-    return _rt.weighted_row_sum(tmp5, tmp6, _rt.row_sum(tmp5)), tmp6*tmp7*tmp8*u - tmp10*tmp9, _rt.weighted_row_sum(tmp11, tmp6, _rt.row_sum(tmp11)), tmp10*abs(tmp9) + tmp10*abs(tmp7*u)
+    tmp7 = tmp2*abs(u) + tmp4*abs(t)
+    tmp8 = tmp6/(tmp0 + 1)
+    return _rt.weighted_row_sum(tmp5, tmp6, _rt.row_sum(tmp5)), _rt.sigmoid_diff(_rt.scale_rows(u, tmp6), _rt.scale_rows(t, tmp6), x, tmp0), _rt.weighted_row_sum(tmp7, tmp6, _rt.row_sum(tmp7)), tmp8*abs(t*_rt.exp_min0(tmp3, tmp0)) + tmp8*abs(u*_rt.exp_min0(x, tmp0))
 
 
 def logits_value_and_grad_bound(box, label_smoothing, C):
@@ -514,11 +503,9 @@ def logits_value_and_grad_checked_unit(y, x, label_smoothing):
     tmp2 = -x
     tmp3 = t*(tmp1 + _rt.maximum(0, tmp2)) + u*(tmp1 + _rt.maximum(0, x))
     tmp4 = 1/C
-    tmp5 = _rt.exp_min0(x, tmp0)
+    tmp5 = _rt.scale_rows(u, tmp4)
     tmp6 = 1/(tmp0 + 1)
-    tmp7 = t*_rt.exp_min0(tmp2, tmp0)
-    tmp8 = _rt.scale_rows(tmp6, tmp4)
-    return _rt.weighted_row_sum(tmp3, tmp4, _rt.row_sum(tmp3)), tmp4*tmp5*tmp6*u - tmp7*tmp8, None, tmp5*tmp8*u + tmp8*abs(tmp7)
+    return _rt.weighted_row_sum(tmp3, tmp4, _rt.row_sum(tmp3)), _rt.sigmoid_diff(tmp5, _rt.scale_rows(t, tmp4), x, tmp0), None, tmp4*tmp6*abs(t*_rt.exp_min0(tmp2, tmp0)) + tmp5*tmp6*_rt.exp_min0(x, tmp0)
 
 
 def logits_value_and_grad_bound_unit(box, label_smoothing, C):
@@ -544,7 +531,7 @@ def logits_value_exact(y, x, label_smoothing, C):
 
 def logits_grad_exact(y, x, label_smoothing, C):
     r"""binary cross-entropy on logits (from_logits=True): the stable grad in decimal arithmetic at the current precision, of one element (Decimals), the row width C: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
-    return ((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))*_ex.sigmoid(x)/C - (y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing)*_ex.sigmoid(-x)/C
+    return _ex.sigmoid_diff(((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))/C, (y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing)/C, x)
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.

@@ -352,14 +352,13 @@ DERIVED = {'probs': {'naive_value': "Mul(Pow(Symbol('C', positive=True, integer=
                     "real=True)))), Mul(Elem('u', real=True), Softplus(Elem('x', real=True)))), "
                     "Pow(Add(XMul(Elem('t', real=True), Add(Integer(1), exp(Mul(Integer(-1), "
                     "Elem('x', real=True))))), XMul(Elem('u', real=True), Add(exp(Elem('x', "
-                    "real=True)), Integer(1)))), Integer(-1))), Mul(Add(Mul(Integer(-1), Elem('t', "
-                    "real=True), Sigmoid(Mul(Integer(-1), Elem('x', real=True)))), Mul(Elem('u', "
-                    "real=True), Sigmoid(Elem('x', real=True)))), Pow(Add(Mul(Elem('t', "
+                    "real=True)), Integer(1)))), Integer(-1))), Mul(Pow(Add(Mul(Elem('t', "
                     "real=True), Sigmoid(Mul(Integer(-1), Elem('x', real=True)))), Mul(Elem('u', "
                     "real=True), Sigmoid(Elem('x', real=True)))), Symbol('gamma', "
-                    'nonnegative=True)))))',
+                    "nonnegative=True)), SigmoidDiff(Elem('u', real=True), Elem('t', real=True), "
+                    "Elem('x', real=True)))))",
             'value_rules': ['log-sigmoid', 'one-minus-sigmoid'],
-            'grad_rules': ['sigmoid-mixture-ratio']},
+            'grad_rules': ['sigmoid-mixture-ratio', 'sigmoid-pair']},
  'probs_balanced': {'naive_value': "Mul(Pow(Symbol('C', positive=True, integer=True), "
                                    "Integer(-1)), RowSum(Mul(Elem('a', real=True), "
                                    "Pow(Add(Mul(Elem('p', real=True), Elem('u', real=True)), "
@@ -595,15 +594,13 @@ DERIVED = {'probs': {'naive_value': "Mul(Pow(Symbol('C', positive=True, integer=
                              "Pow(Add(XMul(Elem('t', real=True), Add(Integer(1), "
                              "exp(Mul(Integer(-1), Elem('x', real=True))))), XMul(Elem('u', "
                              "real=True), Add(exp(Elem('x', real=True)), Integer(1)))), "
-                             "Integer(-1))), Mul(Elem('a', real=True), Add(Mul(Integer(-1), "
-                             "Elem('t', real=True), Sigmoid(Mul(Integer(-1), Elem('x', "
-                             "real=True)))), Mul(Elem('u', real=True), Sigmoid(Elem('x', "
-                             "real=True)))), Pow(Add(Mul(Elem('t', real=True), "
-                             "Sigmoid(Mul(Integer(-1), Elem('x', real=True)))), Mul(Elem('u', "
-                             "real=True), Sigmoid(Elem('x', real=True)))), Symbol('gamma', "
-                             'nonnegative=True)))))',
+                             "Integer(-1))), Mul(Elem('a', real=True), Pow(Add(Mul(Elem('t', "
+                             "real=True), Sigmoid(Mul(Integer(-1), Elem('x', real=True)))), "
+                             "Mul(Elem('u', real=True), Sigmoid(Elem('x', real=True)))), "
+                             "Symbol('gamma', nonnegative=True)), SigmoidDiff(Elem('u', "
+                             "real=True), Elem('t', real=True), Elem('x', real=True)))))",
                      'value_rules': ['log-sigmoid', 'one-minus-sigmoid'],
-                     'grad_rules': ['sigmoid-mixture-ratio']}}
+                     'grad_rules': ['sigmoid-mixture-ratio', 'sigmoid-pair']}}
 
 
 def probs_value(y, p, label_smoothing, gamma):
@@ -843,13 +840,11 @@ def logits_value(y, x, label_smoothing, gamma):
     tmp0 = numpy.exp(-abs(x))
     tmp1 = numpy.log1p(tmp0)
     tmp2 = -x
-    tmp3 = _rt.exp_min0(x, tmp0)
-    tmp4 = 1/(tmp0 + 1)
-    tmp5 = t*tmp4*_rt.exp_min0(tmp2, tmp0)
-    tmp6 = (tmp3*tmp4*u + tmp5)**gamma
-    tmp7 = tmp6*(t*(tmp1 + _rt.maximum(0, tmp2)) + u*(tmp1 + _rt.maximum(0, x)))
-    tmp8 = 1/C
-    return _rt.weighted_row_sum(tmp7, tmp8, _rt.row_sum(tmp7))
+    tmp3 = 1/(tmp0 + 1)
+    tmp4 = (t*tmp3*_rt.exp_min0(tmp2, tmp0) + tmp3*u*_rt.exp_min0(x, tmp0))**gamma
+    tmp5 = tmp4*(t*(tmp1 + _rt.maximum(0, tmp2)) + u*(tmp1 + _rt.maximum(0, x)))
+    tmp6 = 1/C
+    return _rt.weighted_row_sum(tmp5, tmp6, _rt.row_sum(tmp5))
 
 
 def logits_naive_value(y, x, label_smoothing, gamma):
@@ -870,10 +865,11 @@ def logits_grad(y, x, label_smoothing, gamma):
 
     Derived by SymPy from the stable value: ``(gamma*(t*Sigmoid(-x) + u*Sigmoid(x))**gamma*(t*Softplus(-x) + u*Softplus(x))*(-t*Sigmoid(-x)*Sigmoid(x) + u*Sigmoid(-x)*Sigmoid(x))/(t*Sigmoid(-x) + u*Sigmoid(x)) + (-t*Sigmoid(-x) + u*Sigmoid(x))*(t*Sigmoid(-x) + u*Sigmoid(x))**gamma)/C``
 
-    Stable form: ``(gamma*(-t + u)*(t*Sigmoid(-x) + u*Sigmoid(x))**gamma*(t*Softplus(-x) + u*Softplus(x))/(XMul(t, 1 + exp(-x)) + XMul(u, exp(x) + 1)) + (-t*Sigmoid(-x) + u*Sigmoid(x))*(t*Sigmoid(-x) + u*Sigmoid(x))**gamma)/C``
+    Stable form: ``(gamma*(-t + u)*(t*Sigmoid(-x) + u*Sigmoid(x))**gamma*(t*Softplus(-x) + u*Softplus(x))/(XMul(t, 1 + exp(-x)) + XMul(u, exp(x) + 1)) + (t*Sigmoid(-x) + u*Sigmoid(x))**gamma*SigmoidDiff(u, t, x))/C``
 
     Rewrites applied:
     - sigmoid-mixture-ratio: m'/m for m = Σ a_i σ(±u) (the focal loss' 1 - p_t = t σ(-x) + (1 - t) σ(x), whose derivative is a multiple of σ(u)σ(-u)): divided through by σ(u)σ(-u), the quotient is (m'/(σ(u)σ(-u)))/Σ a_i (1 + e^{±u}), finite where m underflows to 0 (hard labels past |x| = 745: m'/m was 0/0 there, and m^γ·m'/m with it).
+    - sigmoid-pair: a·σ(u) - b·σ(-u) = ((a - b) + (a + b)·tanh(u/2))/2 for |u| < 1, the two terms elsewhere (SigmoidDiff): the binary cross-entropy's gradient (1 - t)σ(x) - tσ(-x) at label smoothing 1 (t = 1/2 whatever the label) is tanh(x/2)/2, which the two sigmoids cancel to 0 at x = 1e-20 and keep 6 digits of at 1e-10.
     """
     C = _rt.width(x)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
@@ -881,13 +877,11 @@ def logits_grad(y, x, label_smoothing, gamma):
     tmp0 = numpy.exp(-abs(x))
     tmp1 = numpy.log1p(tmp0)
     tmp2 = -x
-    tmp3 = _rt.exp_min0(x, tmp0)
-    tmp4 = 1/(tmp0 + 1)
-    tmp5 = t*tmp4*_rt.exp_min0(tmp2, tmp0)
-    tmp6 = (tmp3*tmp4*u + tmp5)**gamma
-    tmp7 = tmp6*(t*(tmp1 + _rt.maximum(0, tmp2)) + u*(tmp1 + _rt.maximum(0, x)))
-    tmp8 = 1/C
-    return _rt.scale_rows(tmp6*(tmp3*tmp4*u - tmp5) + tmp7*gamma*(u - t)/(_rt.xmul(t, numpy.exp(tmp2) + 1) + _rt.xmul(u, numpy.exp(x) + 1)), tmp8)
+    tmp3 = 1/(tmp0 + 1)
+    tmp4 = (t*tmp3*_rt.exp_min0(tmp2, tmp0) + tmp3*u*_rt.exp_min0(x, tmp0))**gamma
+    tmp5 = tmp4*(t*(tmp1 + _rt.maximum(0, tmp2)) + u*(tmp1 + _rt.maximum(0, x)))
+    tmp6 = 1/C
+    return _rt.scale_rows(tmp4*_rt.sigmoid_diff(u, t, x, tmp0) + tmp5*gamma*(u - t)/(_rt.xmul(t, numpy.exp(tmp2) + 1) + _rt.xmul(u, numpy.exp(x) + 1)), tmp6)
 
 
 def logits_value_and_grad(y, x, label_smoothing, gamma):
@@ -899,14 +893,12 @@ def logits_value_and_grad(y, x, label_smoothing, gamma):
     tmp0 = numpy.exp(-abs(x))
     tmp1 = numpy.log1p(tmp0)
     tmp2 = -x
-    tmp3 = _rt.exp_min0(x, tmp0)
-    tmp4 = 1/(tmp0 + 1)
-    tmp5 = t*tmp4*_rt.exp_min0(tmp2, tmp0)
-    tmp6 = (tmp3*tmp4*u + tmp5)**gamma
-    tmp7 = tmp6*(t*(tmp1 + _rt.maximum(0, tmp2)) + u*(tmp1 + _rt.maximum(0, x)))
-    tmp8 = 1/C
-    grad = _rt.scale_rows(tmp6*(tmp3*tmp4*u - tmp5) + tmp7*gamma*(u - t)/(_rt.xmul(t, numpy.exp(tmp2) + 1) + _rt.xmul(u, numpy.exp(x) + 1)), tmp8)
-    return _rt.weighted_row_sum(tmp7, tmp8, _rt.row_sum(tmp7)), grad
+    tmp3 = 1/(tmp0 + 1)
+    tmp4 = (t*tmp3*_rt.exp_min0(tmp2, tmp0) + tmp3*u*_rt.exp_min0(x, tmp0))**gamma
+    tmp5 = tmp4*(t*(tmp1 + _rt.maximum(0, tmp2)) + u*(tmp1 + _rt.maximum(0, x)))
+    tmp6 = 1/C
+    grad = _rt.scale_rows(tmp4*_rt.sigmoid_diff(u, t, x, tmp0) + tmp5*gamma*(u - t)/(_rt.xmul(t, numpy.exp(tmp2) + 1) + _rt.xmul(u, numpy.exp(x) + 1)), tmp6)
+    return _rt.weighted_row_sum(tmp5, tmp6, _rt.row_sum(tmp5)), grad
 
 
 def logits_naive_grad(y, x, label_smoothing, gamma):
@@ -959,20 +951,18 @@ def logits_grad_checked(y, x, label_smoothing, gamma):
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = 1/C
     tmp1 = numpy.exp(-abs(x))
-    tmp2 = _rt.exp_min0(x, tmp1)
-    tmp3 = 1/(tmp1 + 1)
+    tmp2 = 1/(tmp1 + 1)
+    tmp3 = u*_rt.exp_min0(x, tmp1)
     tmp4 = -x
     tmp5 = t*_rt.exp_min0(tmp4, tmp1)
-    tmp6 = tmp3*tmp5
-    tmp7 = tmp2*u
-    tmp8 = (tmp3*tmp7 + tmp6)**gamma
-    tmp9 = t - u
-    tmp10 = _rt.xmul(t, numpy.exp(tmp4) + 1) + _rt.xmul(u, numpy.exp(x) + 1)
-    tmp11 = numpy.log1p(tmp1)
-    tmp12 = tmp11 + _rt.maximum(0, x)
-    tmp13 = tmp11 + _rt.maximum(0, tmp4)
-    tmp14 = abs(tmp8)
-    return _rt.scale_rows(tmp8*(tmp2*tmp3*u - tmp6) - tmp8*tmp9*gamma*(t*tmp13 + tmp12*u)/tmp10, tmp0), _rt.scale_rows(tmp14*gamma*(tmp12*abs(u) + tmp13*abs(t))*abs(tmp9)/abs(tmp10) + tmp14*(tmp3*abs(tmp5) + tmp3*abs(tmp7)), tmp0)
+    tmp6 = (tmp2*tmp3 + tmp2*tmp5)**gamma
+    tmp7 = t - u
+    tmp8 = _rt.xmul(t, numpy.exp(tmp4) + 1) + _rt.xmul(u, numpy.exp(x) + 1)
+    tmp9 = numpy.log1p(tmp1)
+    tmp10 = tmp9 + _rt.maximum(0, x)
+    tmp11 = tmp9 + _rt.maximum(0, tmp4)
+    tmp12 = abs(tmp6)
+    return _rt.scale_rows(tmp6*_rt.sigmoid_diff(u, t, x, tmp1) - tmp6*tmp7*gamma*(t*tmp11 + tmp10*u)/tmp8, tmp0), _rt.scale_rows(tmp12*gamma*(tmp10*abs(u) + tmp11*abs(t))*abs(tmp7)/abs(tmp8) + tmp12*(tmp2*abs(tmp3) + tmp2*abs(tmp5)), tmp0)
 
 
 def logits_value_and_grad_checked(y, x, label_smoothing, gamma):
@@ -987,18 +977,16 @@ def logits_value_and_grad_checked(y, x, label_smoothing, gamma):
     tmp3 = -x
     tmp4 = tmp1 + _rt.maximum(0, tmp3)
     tmp5 = 1/(tmp0 + 1)
-    tmp6 = _rt.exp_min0(x, tmp0)
-    tmp7 = tmp6*u
-    tmp8 = t*_rt.exp_min0(tmp3, tmp0)
-    tmp9 = tmp5*tmp8
-    tmp10 = (tmp5*tmp7 + tmp9)**gamma
-    tmp11 = tmp10*(t*tmp4 + tmp2*u)
-    tmp12 = 1/C
-    tmp13 = _rt.xmul(t, numpy.exp(tmp3) + 1) + _rt.xmul(u, numpy.exp(x) + 1)
-    tmp14 = t - u
-    tmp15 = abs(tmp10)
-    tmp16 = tmp15*(tmp2*abs(u) + tmp4*abs(t))
-    return _rt.weighted_row_sum(tmp11, tmp12, _rt.row_sum(tmp11)), _rt.scale_rows(tmp10*(tmp5*tmp6*u - tmp9) - tmp11*tmp14*gamma/tmp13, tmp12), _rt.weighted_row_sum(tmp16, tmp12, _rt.row_sum(tmp16)), _rt.scale_rows(tmp15*(tmp5*abs(tmp7) + tmp5*abs(tmp8)) + tmp16*gamma*abs(tmp14)/abs(tmp13), tmp12)
+    tmp6 = u*_rt.exp_min0(x, tmp0)
+    tmp7 = t*_rt.exp_min0(tmp3, tmp0)
+    tmp8 = (tmp5*tmp6 + tmp5*tmp7)**gamma
+    tmp9 = tmp8*(t*tmp4 + tmp2*u)
+    tmp10 = 1/C
+    tmp11 = _rt.xmul(t, numpy.exp(tmp3) + 1) + _rt.xmul(u, numpy.exp(x) + 1)
+    tmp12 = t - u
+    tmp13 = abs(tmp8)
+    tmp14 = tmp13*(tmp2*abs(u) + tmp4*abs(t))
+    return _rt.weighted_row_sum(tmp9, tmp10, _rt.row_sum(tmp9)), _rt.scale_rows(tmp8*_rt.sigmoid_diff(u, t, x, tmp0) - tmp12*tmp9*gamma/tmp11, tmp10), _rt.weighted_row_sum(tmp14, tmp10, _rt.row_sum(tmp14)), _rt.scale_rows(tmp13*(tmp5*abs(tmp6) + tmp5*abs(tmp7)) + tmp14*gamma*abs(tmp12)/abs(tmp11), tmp10)
 
 
 def logits_value_and_grad_checked_unit(y, x, label_smoothing, gamma):
@@ -1010,17 +998,15 @@ def logits_value_and_grad_checked_unit(y, x, label_smoothing, gamma):
     tmp0 = numpy.exp(-abs(x))
     tmp1 = numpy.log1p(tmp0)
     tmp2 = -x
-    tmp3 = _rt.exp_min0(x, tmp0)
-    tmp4 = 1/(tmp0 + 1)
-    tmp5 = tmp3*tmp4*u
-    tmp6 = t*_rt.exp_min0(tmp2, tmp0)
-    tmp7 = tmp4*tmp6
-    tmp8 = (tmp5 + tmp7)**gamma
-    tmp9 = tmp8*(t*(tmp1 + _rt.maximum(0, tmp2)) + u*(tmp1 + _rt.maximum(0, x)))
-    tmp10 = 1/C
-    tmp11 = t - u
-    tmp12 = tmp9/(_rt.xmul(t, numpy.exp(tmp2) + 1) + _rt.xmul(u, numpy.exp(x) + 1))
-    return _rt.weighted_row_sum(tmp9, tmp10, _rt.row_sum(tmp9)), _rt.scale_rows(tmp8*(tmp3*tmp4*u - tmp7) - tmp11*tmp12*gamma, tmp10), None, _rt.scale_rows(tmp8*(tmp4*abs(tmp6) + tmp5) + gamma*abs(tmp11*tmp12), tmp10)
+    tmp3 = 1/(tmp0 + 1)
+    tmp4 = tmp3*u*_rt.exp_min0(x, tmp0)
+    tmp5 = t*_rt.exp_min0(tmp2, tmp0)
+    tmp6 = (tmp3*tmp5 + tmp4)**gamma
+    tmp7 = tmp6*(t*(tmp1 + _rt.maximum(0, tmp2)) + u*(tmp1 + _rt.maximum(0, x)))
+    tmp8 = 1/C
+    tmp9 = t - u
+    tmp10 = tmp7/(_rt.xmul(t, numpy.exp(tmp2) + 1) + _rt.xmul(u, numpy.exp(x) + 1))
+    return _rt.weighted_row_sum(tmp7, tmp8, _rt.row_sum(tmp7)), _rt.scale_rows(tmp6*_rt.sigmoid_diff(u, t, x, tmp0) - tmp10*tmp9*gamma, tmp8), None, _rt.scale_rows(tmp6*(tmp3*abs(tmp5) + tmp4) + gamma*abs(tmp10*tmp9), tmp8)
 
 
 def logits_weights(y, x, label_smoothing, gamma):
@@ -1037,7 +1023,7 @@ def logits_value_exact(y, x, label_smoothing, gamma, C):
 
 def logits_grad_exact(y, x, label_smoothing, gamma, C):
     r"""binary focal cross-entropy on logits: the stable grad in decimal arithmetic at the current precision, of one element (Decimals), the row width C: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
-    return (gamma*(-y*(_ex.D(1) - label_smoothing) + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))*_ex.power(((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))*_ex.sigmoid(x) + (y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing)*_ex.sigmoid(-x), gamma)*(((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))*_ex.softplus(x) + (y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing)*_ex.softplus(-x))/(_ex.xmul((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing), lambda: _ex.exp(x) + _ex.D(1)) + _ex.xmul(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, lambda: _ex.D(1) + _ex.exp(-x))) + (((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))*_ex.sigmoid(x) - (y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing)*_ex.sigmoid(-x))*_ex.power(((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))*_ex.sigmoid(x) + (y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing)*_ex.sigmoid(-x), gamma))/C
+    return (gamma*(-y*(_ex.D(1) - label_smoothing) + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))*_ex.power(((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))*_ex.sigmoid(x) + (y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing)*_ex.sigmoid(-x), gamma)*(((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))*_ex.softplus(x) + (y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing)*_ex.softplus(-x))/(_ex.xmul((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing), lambda: _ex.exp(x) + _ex.D(1)) + _ex.xmul(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, lambda: _ex.D(1) + _ex.exp(-x))) + _ex.power(((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))*_ex.sigmoid(x) + (y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing)*_ex.sigmoid(-x), gamma)*_ex.sigmoid_diff((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing), y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, x))/C
 
 
 def probs_balanced_value(y, p, label_smoothing, gamma, alpha):
@@ -1305,13 +1291,11 @@ def logits_balanced_value(y, x, label_smoothing, gamma, alpha):
     tmp0 = numpy.exp(-abs(x))
     tmp1 = numpy.log1p(tmp0)
     tmp2 = -x
-    tmp3 = _rt.exp_min0(x, tmp0)
-    tmp4 = 1/(tmp0 + 1)
-    tmp5 = t*tmp4*_rt.exp_min0(tmp2, tmp0)
-    tmp6 = a*(tmp3*tmp4*u + tmp5)**gamma
-    tmp7 = tmp6*(t*(tmp1 + _rt.maximum(0, tmp2)) + u*(tmp1 + _rt.maximum(0, x)))
-    tmp8 = 1/C
-    return _rt.weighted_row_sum(tmp7, tmp8, _rt.row_sum(tmp7))
+    tmp3 = 1/(tmp0 + 1)
+    tmp4 = a*(t*tmp3*_rt.exp_min0(tmp2, tmp0) + tmp3*u*_rt.exp_min0(x, tmp0))**gamma
+    tmp5 = tmp4*(t*(tmp1 + _rt.maximum(0, tmp2)) + u*(tmp1 + _rt.maximum(0, x)))
+    tmp6 = 1/C
+    return _rt.weighted_row_sum(tmp5, tmp6, _rt.row_sum(tmp5))
 
 
 def logits_balanced_naive_value(y, x, label_smoothing, gamma, alpha):
@@ -1333,10 +1317,11 @@ def logits_balanced_grad(y, x, label_smoothing, gamma, alpha):
 
     Derived by SymPy from the stable value: ``(a*gamma*(t*Sigmoid(-x) + u*Sigmoid(x))**gamma*(t*Softplus(-x) + u*Softplus(x))*(-t*Sigmoid(-x)*Sigmoid(x) + u*Sigmoid(-x)*Sigmoid(x))/(t*Sigmoid(-x) + u*Sigmoid(x)) + a*(-t*Sigmoid(-x) + u*Sigmoid(x))*(t*Sigmoid(-x) + u*Sigmoid(x))**gamma)/C``
 
-    Stable form: ``(a*gamma*(-t + u)*(t*Sigmoid(-x) + u*Sigmoid(x))**gamma*(t*Softplus(-x) + u*Softplus(x))/(XMul(t, 1 + exp(-x)) + XMul(u, exp(x) + 1)) + a*(-t*Sigmoid(-x) + u*Sigmoid(x))*(t*Sigmoid(-x) + u*Sigmoid(x))**gamma)/C``
+    Stable form: ``(a*gamma*(-t + u)*(t*Sigmoid(-x) + u*Sigmoid(x))**gamma*(t*Softplus(-x) + u*Softplus(x))/(XMul(t, 1 + exp(-x)) + XMul(u, exp(x) + 1)) + a*(t*Sigmoid(-x) + u*Sigmoid(x))**gamma*SigmoidDiff(u, t, x))/C``
 
     Rewrites applied:
     - sigmoid-mixture-ratio: m'/m for m = Σ a_i σ(±u) (the focal loss' 1 - p_t = t σ(-x) + (1 - t) σ(x), whose derivative is a multiple of σ(u)σ(-u)): divided through by σ(u)σ(-u), the quotient is (m'/(σ(u)σ(-u)))/Σ a_i (1 + e^{±u}), finite where m underflows to 0 (hard labels past |x| = 745: m'/m was 0/0 there, and m^γ·m'/m with it).
+    - sigmoid-pair: a·σ(u) - b·σ(-u) = ((a - b) + (a + b)·tanh(u/2))/2 for |u| < 1, the two terms elsewhere (SigmoidDiff): the binary cross-entropy's gradient (1 - t)σ(x) - tσ(-x) at label smoothing 1 (t = 1/2 whatever the label) is tanh(x/2)/2, which the two sigmoids cancel to 0 at x = 1e-20 and keep 6 digits of at 1e-10.
     """
     C = _rt.width(x)
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
@@ -1345,13 +1330,11 @@ def logits_balanced_grad(y, x, label_smoothing, gamma, alpha):
     tmp0 = numpy.exp(-abs(x))
     tmp1 = numpy.log1p(tmp0)
     tmp2 = -x
-    tmp3 = _rt.exp_min0(x, tmp0)
-    tmp4 = 1/(tmp0 + 1)
-    tmp5 = t*tmp4*_rt.exp_min0(tmp2, tmp0)
-    tmp6 = a*(tmp3*tmp4*u + tmp5)**gamma
-    tmp7 = tmp6*(t*(tmp1 + _rt.maximum(0, tmp2)) + u*(tmp1 + _rt.maximum(0, x)))
-    tmp8 = 1/C
-    return _rt.scale_rows(tmp6*(tmp3*tmp4*u - tmp5) + tmp7*gamma*(u - t)/(_rt.xmul(t, numpy.exp(tmp2) + 1) + _rt.xmul(u, numpy.exp(x) + 1)), tmp8)
+    tmp3 = 1/(tmp0 + 1)
+    tmp4 = a*(t*tmp3*_rt.exp_min0(tmp2, tmp0) + tmp3*u*_rt.exp_min0(x, tmp0))**gamma
+    tmp5 = tmp4*(t*(tmp1 + _rt.maximum(0, tmp2)) + u*(tmp1 + _rt.maximum(0, x)))
+    tmp6 = 1/C
+    return _rt.scale_rows(tmp4*_rt.sigmoid_diff(u, t, x, tmp0) + tmp5*gamma*(u - t)/(_rt.xmul(t, numpy.exp(tmp2) + 1) + _rt.xmul(u, numpy.exp(x) + 1)), tmp6)
 
 
 def logits_balanced_value_and_grad(y, x, label_smoothing, gamma, alpha):
@@ -1364,14 +1347,12 @@ def logits_balanced_value_and_grad(y, x, label_smoothing, gamma, alpha):
     tmp0 = numpy.exp(-abs(x))
     tmp1 = numpy.log1p(tmp0)
     tmp2 = -x
-    tmp3 = _rt.exp_min0(x, tmp0)
-    tmp4 = 1/(tmp0 + 1)
-    tmp5 = t*tmp4*_rt.exp_min0(tmp2, tmp0)
-    tmp6 = a*(tmp3*tmp4*u + tmp5)**gamma
-    tmp7 = tmp6*(t*(tmp1 + _rt.maximum(0, tmp2)) + u*(tmp1 + _rt.maximum(0, x)))
-    tmp8 = 1/C
-    grad = _rt.scale_rows(tmp6*(tmp3*tmp4*u - tmp5) + tmp7*gamma*(u - t)/(_rt.xmul(t, numpy.exp(tmp2) + 1) + _rt.xmul(u, numpy.exp(x) + 1)), tmp8)
-    return _rt.weighted_row_sum(tmp7, tmp8, _rt.row_sum(tmp7)), grad
+    tmp3 = 1/(tmp0 + 1)
+    tmp4 = a*(t*tmp3*_rt.exp_min0(tmp2, tmp0) + tmp3*u*_rt.exp_min0(x, tmp0))**gamma
+    tmp5 = tmp4*(t*(tmp1 + _rt.maximum(0, tmp2)) + u*(tmp1 + _rt.maximum(0, x)))
+    tmp6 = 1/C
+    grad = _rt.scale_rows(tmp4*_rt.sigmoid_diff(u, t, x, tmp0) + tmp5*gamma*(u - t)/(_rt.xmul(t, numpy.exp(tmp2) + 1) + _rt.xmul(u, numpy.exp(x) + 1)), tmp6)
+    return _rt.weighted_row_sum(tmp5, tmp6, _rt.row_sum(tmp5)), grad
 
 
 def logits_balanced_naive_grad(y, x, label_smoothing, gamma, alpha):
@@ -1427,21 +1408,19 @@ def logits_balanced_grad_checked(y, x, label_smoothing, gamma, alpha):
     a = 1 - y if label_smoothing == 0 and alpha == 0 else alpha*(y*(1 - label_smoothing) + (1/2)*label_smoothing) + (1 - alpha)*((1/2)*label_smoothing + (1 - y)*(1 - label_smoothing))
     tmp0 = 1/C
     tmp1 = numpy.exp(-abs(x))
-    tmp2 = _rt.exp_min0(x, tmp1)
-    tmp3 = 1/(tmp1 + 1)
+    tmp2 = 1/(tmp1 + 1)
+    tmp3 = u*_rt.exp_min0(x, tmp1)
     tmp4 = -x
     tmp5 = t*_rt.exp_min0(tmp4, tmp1)
-    tmp6 = tmp3*tmp5
-    tmp7 = tmp2*u
-    tmp8 = (tmp3*tmp7 + tmp6)**gamma
-    tmp9 = a*tmp8
-    tmp10 = _rt.xmul(t, numpy.exp(tmp4) + 1) + _rt.xmul(u, numpy.exp(x) + 1)
-    tmp11 = t - u
-    tmp12 = numpy.log1p(tmp1)
-    tmp13 = tmp12 + _rt.maximum(0, x)
-    tmp14 = tmp12 + _rt.maximum(0, tmp4)
-    tmp15 = abs(a)*abs(tmp8)
-    return _rt.scale_rows(tmp9*(tmp2*tmp3*u - tmp6) - tmp11*tmp9*gamma*(t*tmp14 + tmp13*u)/tmp10, tmp0), _rt.scale_rows(tmp15*gamma*(tmp13*abs(u) + tmp14*abs(t))*abs(tmp11)/abs(tmp10) + tmp15*(tmp3*abs(tmp5) + tmp3*abs(tmp7)), tmp0)
+    tmp6 = (tmp2*tmp3 + tmp2*tmp5)**gamma
+    tmp7 = a*tmp6
+    tmp8 = _rt.xmul(t, numpy.exp(tmp4) + 1) + _rt.xmul(u, numpy.exp(x) + 1)
+    tmp9 = t - u
+    tmp10 = numpy.log1p(tmp1)
+    tmp11 = tmp10 + _rt.maximum(0, x)
+    tmp12 = tmp10 + _rt.maximum(0, tmp4)
+    tmp13 = abs(a)*abs(tmp6)
+    return _rt.scale_rows(tmp7*_rt.sigmoid_diff(u, t, x, tmp1) - tmp7*tmp9*gamma*(t*tmp12 + tmp11*u)/tmp8, tmp0), _rt.scale_rows(tmp13*gamma*(tmp11*abs(u) + tmp12*abs(t))*abs(tmp9)/abs(tmp8) + tmp13*(tmp2*abs(tmp3) + tmp2*abs(tmp5)), tmp0)
 
 
 def logits_balanced_value_and_grad_checked(y, x, label_smoothing, gamma, alpha):
@@ -1457,19 +1436,17 @@ def logits_balanced_value_and_grad_checked(y, x, label_smoothing, gamma, alpha):
     tmp3 = -x
     tmp4 = tmp1 + _rt.maximum(0, tmp3)
     tmp5 = 1/(tmp0 + 1)
-    tmp6 = _rt.exp_min0(x, tmp0)
-    tmp7 = tmp6*u
-    tmp8 = t*_rt.exp_min0(tmp3, tmp0)
-    tmp9 = tmp5*tmp8
-    tmp10 = (tmp5*tmp7 + tmp9)**gamma
-    tmp11 = a*tmp10
-    tmp12 = tmp11*(t*tmp4 + tmp2*u)
-    tmp13 = 1/C
-    tmp14 = _rt.xmul(t, numpy.exp(tmp3) + 1) + _rt.xmul(u, numpy.exp(x) + 1)
-    tmp15 = t - u
-    tmp16 = abs(a)*abs(tmp10)
-    tmp17 = tmp16*(tmp2*abs(u) + tmp4*abs(t))
-    return _rt.weighted_row_sum(tmp12, tmp13, _rt.row_sum(tmp12)), _rt.scale_rows(tmp11*(tmp5*tmp6*u - tmp9) - tmp12*tmp15*gamma/tmp14, tmp13), _rt.weighted_row_sum(tmp17, tmp13, _rt.row_sum(tmp17)), _rt.scale_rows(tmp16*(tmp5*abs(tmp7) + tmp5*abs(tmp8)) + tmp17*gamma*abs(tmp15)/abs(tmp14), tmp13)
+    tmp6 = u*_rt.exp_min0(x, tmp0)
+    tmp7 = t*_rt.exp_min0(tmp3, tmp0)
+    tmp8 = (tmp5*tmp6 + tmp5*tmp7)**gamma
+    tmp9 = a*tmp8
+    tmp10 = tmp9*(t*tmp4 + tmp2*u)
+    tmp11 = 1/C
+    tmp12 = _rt.xmul(t, numpy.exp(tmp3) + 1) + _rt.xmul(u, numpy.exp(x) + 1)
+    tmp13 = t - u
+    tmp14 = abs(a)*abs(tmp8)
+    tmp15 = tmp14*(tmp2*abs(u) + tmp4*abs(t))
+    return _rt.weighted_row_sum(tmp10, tmp11, _rt.row_sum(tmp10)), _rt.scale_rows(tmp9*_rt.sigmoid_diff(u, t, x, tmp0) - tmp10*tmp13*gamma/tmp12, tmp11), _rt.weighted_row_sum(tmp15, tmp11, _rt.row_sum(tmp15)), _rt.scale_rows(tmp14*(tmp5*abs(tmp6) + tmp5*abs(tmp7)) + tmp15*gamma*abs(tmp13)/abs(tmp12), tmp11)
 
 
 def logits_balanced_value_and_grad_checked_unit(y, x, label_smoothing, gamma, alpha):
@@ -1482,17 +1459,15 @@ def logits_balanced_value_and_grad_checked_unit(y, x, label_smoothing, gamma, al
     tmp0 = numpy.exp(-abs(x))
     tmp1 = numpy.log1p(tmp0)
     tmp2 = -x
-    tmp3 = _rt.exp_min0(x, tmp0)
-    tmp4 = 1/(tmp0 + 1)
-    tmp5 = tmp3*tmp4*u
-    tmp6 = t*_rt.exp_min0(tmp2, tmp0)
-    tmp7 = tmp4*tmp6
-    tmp8 = a*(tmp5 + tmp7)**gamma
-    tmp9 = tmp8*(t*(tmp1 + _rt.maximum(0, tmp2)) + u*(tmp1 + _rt.maximum(0, x)))
-    tmp10 = 1/C
-    tmp11 = t - u
-    tmp12 = tmp9/(_rt.xmul(t, numpy.exp(tmp2) + 1) + _rt.xmul(u, numpy.exp(x) + 1))
-    return _rt.weighted_row_sum(tmp9, tmp10, _rt.row_sum(tmp9)), _rt.scale_rows(tmp8*(tmp3*tmp4*u - tmp7) - tmp11*tmp12*gamma, tmp10), None, _rt.scale_rows(tmp8*(tmp4*abs(tmp6) + tmp5) + gamma*abs(tmp11*tmp12), tmp10)
+    tmp3 = 1/(tmp0 + 1)
+    tmp4 = tmp3*u*_rt.exp_min0(x, tmp0)
+    tmp5 = t*_rt.exp_min0(tmp2, tmp0)
+    tmp6 = a*(tmp3*tmp5 + tmp4)**gamma
+    tmp7 = tmp6*(t*(tmp1 + _rt.maximum(0, tmp2)) + u*(tmp1 + _rt.maximum(0, x)))
+    tmp8 = 1/C
+    tmp9 = t - u
+    tmp10 = tmp7/(_rt.xmul(t, numpy.exp(tmp2) + 1) + _rt.xmul(u, numpy.exp(x) + 1))
+    return _rt.weighted_row_sum(tmp7, tmp8, _rt.row_sum(tmp7)), _rt.scale_rows(tmp6*_rt.sigmoid_diff(u, t, x, tmp0) - tmp10*tmp9*gamma, tmp8), None, _rt.scale_rows(tmp6*(tmp3*abs(tmp5) + tmp4) + gamma*abs(tmp10*tmp9), tmp8)
 
 
 def logits_balanced_weights(y, x, label_smoothing, gamma, alpha):
@@ -1510,7 +1485,7 @@ def logits_balanced_value_exact(y, x, label_smoothing, gamma, alpha, C):
 
 def logits_balanced_grad_exact(y, x, label_smoothing, gamma, alpha, C):
     r"""binary focal cross-entropy on logits, class-balanced: the stable grad in decimal arithmetic at the current precision, of one element (Decimals), the row width C: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
-    return (gamma*(-y*(_ex.D(1) - label_smoothing) + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))*(alpha*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing) + (_ex.D(1) - alpha)*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)))*_ex.power(((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))*_ex.sigmoid(x) + (y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing)*_ex.sigmoid(-x), gamma)*(((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))*_ex.softplus(x) + (y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing)*_ex.softplus(-x))/(_ex.xmul((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing), lambda: _ex.exp(x) + _ex.D(1)) + _ex.xmul(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, lambda: _ex.D(1) + _ex.exp(-x))) + (alpha*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing) + (_ex.D(1) - alpha)*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)))*(((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))*_ex.sigmoid(x) - (y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing)*_ex.sigmoid(-x))*_ex.power(((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))*_ex.sigmoid(x) + (y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing)*_ex.sigmoid(-x), gamma))/C
+    return (gamma*(-y*(_ex.D(1) - label_smoothing) + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))*(alpha*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing) + (_ex.D(1) - alpha)*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)))*_ex.power(((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))*_ex.sigmoid(x) + (y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing)*_ex.sigmoid(-x), gamma)*(((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))*_ex.softplus(x) + (y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing)*_ex.softplus(-x))/(_ex.xmul((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing), lambda: _ex.exp(x) + _ex.D(1)) + _ex.xmul(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, lambda: _ex.D(1) + _ex.exp(-x))) + (alpha*(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing) + (_ex.D(1) - alpha)*((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing)))*_ex.power(((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))*_ex.sigmoid(x) + (y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing)*_ex.sigmoid(-x), gamma)*_ex.sigmoid_diff((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing), y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, x))/C
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.

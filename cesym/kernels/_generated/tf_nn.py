@@ -136,11 +136,10 @@ DERIVED = {'sigmoid': {'naive_value': "Add(Mul(Integer(-1), Elem('u', real=True)
              'value': "Add(Mul(Elem('u', real=True), Softplus(Elem('x', real=True))), "
                       "Mul(Elem('y', real=True), Softplus(Mul(Integer(-1), Elem('x', "
                       'real=True)))))',
-             'grad': "Add(Mul(Elem('u', real=True), Sigmoid(Elem('x', real=True))), "
-                     "Mul(Integer(-1), Elem('y', real=True), Sigmoid(Mul(Integer(-1), Elem('x', "
-                     'real=True)))))',
+             'grad': "SigmoidDiff(Elem('u', real=True), Elem('y', real=True), Elem('x', "
+                     'real=True))',
              'value_rules': ['log-sigmoid'],
-             'grad_rules': []},
+             'grad_rules': ['sigmoid-pair']},
  'softmax': {'naive_value': "Mul(Integer(-1), RowSum(Mul(Elem('y', real=True), "
                             "log(Mul(exp(Elem('z', real=True)), Pow(RowSum(exp(Elem('z', "
                             'real=True))), Integer(-1)))))))',
@@ -190,8 +189,7 @@ def sigmoid_value(y, x):
     u = 1 - y
     tmp0 = numpy.exp(-abs(x))
     tmp1 = numpy.log1p(tmp0)
-    tmp2 = -x
-    return u*(tmp1 + _rt.maximum(0, x)) + y*(tmp1 + _rt.maximum(0, tmp2))
+    return u*(tmp1 + _rt.maximum(0, x)) + y*(tmp1 + _rt.maximum(0, -x))
 
 
 def sigmoid_naive_value(y, x):
@@ -209,16 +207,14 @@ def sigmoid_grad(y, x):
 
     Derived by SymPy from the stable value: ``u*Sigmoid(x) - y*Sigmoid(-x)``
 
-    Stable form: ``u*Sigmoid(x) - y*Sigmoid(-x)``
+    Stable form: ``SigmoidDiff(u, y, x)``
 
     Rewrites applied:
-    - none
+    - sigmoid-pair: a·σ(u) - b·σ(-u) = ((a - b) + (a + b)·tanh(u/2))/2 for |u| < 1, the two terms elsewhere (SigmoidDiff): the binary cross-entropy's gradient (1 - t)σ(x) - tσ(-x) at label smoothing 1 (t = 1/2 whatever the label) is tanh(x/2)/2, which the two sigmoids cancel to 0 at x = 1e-20 and keep 6 digits of at 1e-10.
     """
     u = 1 - y
     tmp0 = numpy.exp(-abs(x))
-    tmp1 = -x
-    tmp2 = 1/(tmp0 + 1)
-    return tmp2*u*_rt.exp_min0(x, tmp0) - tmp2*y*_rt.exp_min0(tmp1, tmp0)
+    return _rt.sigmoid_diff(u, y, x, tmp0)
 
 
 def sigmoid_value_and_grad(y, x):
@@ -227,10 +223,8 @@ def sigmoid_value_and_grad(y, x):
     u = 1 - y
     tmp0 = numpy.exp(-abs(x))
     tmp1 = numpy.log1p(tmp0)
-    tmp2 = -x
-    tmp3 = 1/(tmp0 + 1)
-    grad = tmp3*u*_rt.exp_min0(x, tmp0) - tmp3*y*_rt.exp_min0(tmp2, tmp0)
-    return u*(tmp1 + _rt.maximum(0, x)) + y*(tmp1 + _rt.maximum(0, tmp2)), grad
+    grad = _rt.sigmoid_diff(u, y, x, tmp0)
+    return u*(tmp1 + _rt.maximum(0, x)) + y*(tmp1 + _rt.maximum(0, -x)), grad
 
 
 def sigmoid_naive_grad(y, x):
@@ -273,9 +267,7 @@ def sigmoid_grad_checked(y, x):
     u = 1 - y
     tmp0 = numpy.exp(-abs(x))
     tmp1 = 1/(tmp0 + 1)
-    tmp2 = u*_rt.exp_min0(x, tmp0)
-    tmp3 = y*_rt.exp_min0(-x, tmp0)
-    return tmp1*tmp2 - tmp1*tmp3, tmp1*abs(tmp2) + tmp1*abs(tmp3)
+    return _rt.sigmoid_diff(u, y, x, tmp0), tmp1*abs(u*_rt.exp_min0(x, tmp0)) + tmp1*abs(y*_rt.exp_min0(-x, tmp0))
 
 
 def sigmoid_grad_bound(box, C):
@@ -295,9 +287,7 @@ def sigmoid_value_and_grad_checked(y, x):
     tmp3 = -x
     tmp4 = tmp1 + _rt.maximum(0, tmp3)
     tmp5 = 1/(tmp0 + 1)
-    tmp6 = u*_rt.exp_min0(x, tmp0)
-    tmp7 = y*_rt.exp_min0(tmp3, tmp0)
-    return tmp2*u + tmp4*y, tmp5*tmp6 - tmp5*tmp7, tmp2*abs(u) + tmp4*abs(y), tmp5*abs(tmp6) + tmp5*abs(tmp7)
+    return tmp2*u + tmp4*y, _rt.sigmoid_diff(u, y, x, tmp0), tmp2*abs(u) + tmp4*abs(y), tmp5*abs(u*_rt.exp_min0(x, tmp0)) + tmp5*abs(y*_rt.exp_min0(tmp3, tmp0))
 
 
 def sigmoid_value_and_grad_bound(box, C):
@@ -315,9 +305,7 @@ def sigmoid_value_and_grad_checked_unit(y, x):
     tmp1 = numpy.log1p(tmp0)
     tmp2 = -x
     tmp3 = 1/(tmp0 + 1)
-    tmp4 = tmp3*u*_rt.exp_min0(x, tmp0)
-    tmp5 = y*_rt.exp_min0(tmp2, tmp0)
-    return u*(tmp1 + _rt.maximum(0, x)) + y*(tmp1 + _rt.maximum(0, tmp2)), tmp4 - tmp3*tmp5, None, tmp3*abs(tmp5) + tmp4
+    return u*(tmp1 + _rt.maximum(0, x)) + y*(tmp1 + _rt.maximum(0, tmp2)), _rt.sigmoid_diff(u, y, x, tmp0), None, tmp3*u*_rt.exp_min0(x, tmp0) + tmp3*abs(y*_rt.exp_min0(tmp2, tmp0))
 
 
 def sigmoid_value_and_grad_bound_unit(box, C):
@@ -341,7 +329,7 @@ def sigmoid_value_exact(y, x, C):
 
 def sigmoid_grad_exact(y, x, C):
     r"""tf.nn.sigmoid_cross_entropy_with_logits (elementwise): the stable grad in decimal arithmetic at the current precision, of one element (Decimals), the row width C: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
-    return -y*_ex.sigmoid(-x) + (_ex.D(1) - y)*_ex.sigmoid(x)
+    return _ex.sigmoid_diff(_ex.D(1) - y, y, x)
 
 
 def softmax_value(y, z):
