@@ -526,24 +526,12 @@ def _norm_scaled(xr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def unit_rows(x: np.ndarray, n: np.ndarray) -> np.ndarray:
-    r"""x/‖x‖ along the last axis, given ``n = norm2(x)``: ``divide_rows(x, n)`` (the same
-    numbers) wherever the norm is a normal float; where it is not (past 1.8e308, a row of 1e308s,
-    whose unit vector is 1/√2 where x/inf is 0; or below 2^-1022, whose quotients x/n lose digits
-    with n's), the row scaled by the power of two next to its largest element first, exactly, and
-    divided by its own norm then. A row of zeros, ±inf or NaN keeps x/n."""
-    out = divide_rows(x, n)
-    if _piece() is not None or x.ndim != 2 or (rows := _off_range(n)) is None or n.shape[0] != x.shape[0]:
-        return out
-    xr = np.take(x, rows, axis=0)
-    fine, k, r = _norm_scaled(xr)
-    if not np.any(fine):
-        return out
-    rows = rows[fine]
-    out = np.array(out, dtype=np.float64, copy=True) if not out.flags.writeable else out
-    # exact scaling: max |x·2^-k| in [1, 2) (elements far below it may round in the subnormals,
-    # their share below an ulp)
-    out[rows] = np.ldexp(xr[fine], -k[fine]) / r[fine]
-    return out
+    r"""x/‖x‖ along the last axis, given ``n = norm2(x)``: :func:`divide_by_norm` of x by its own
+    norm. ``divide_rows(x, n)`` (the same numbers) wherever the norm is a normal float; where it
+    is not (past 1.8e308, a row of 1e308s, whose unit vector is 1/√2 where x/inf is 0; or below
+    2^-1022, whose quotients x/n lose digits with n's), the scaled division, rounded once but
+    where a unit element falls among the subnormals. A row of zeros, ±inf or NaN keeps x/n."""
+    return divide_by_norm(x, x, n)
 
 
 def divide_by_norm(v: np.ndarray, x: np.ndarray, n: np.ndarray, k: int = 1) -> np.ndarray:
