@@ -32,9 +32,11 @@ Found this way (2026-12-05) and fixed, each checked here:
 * Tversky's gradient with β = 0 and the cosine's on a label row spanning 2^2000: a product of an
   input below 2^-969 with a weight lost its bits among the subnormals; such rows take the rescue.
 
-The categorical hinge's kink crossed by rounding (multi-hot or soft labels: Σ y·p = 1 + 1e-30
-rounds to 1 and the margin to 0, where it is -1e-30 and the gradient 0) is open; MAPE at a zero
-target is undefined (unresolved).
+* the categorical hinge's kink crossed by rounding (labels [1, 1], scores [1, 1e-30]: Σ y·p =
+  1 + 1e-30 rounds to 1 and the margin to 0, where it is -1e-30 and the gradient 0): where a
+  Heaviside argument lies within its rounding of 0, the rescue decides its side exactly.
+
+MAPE at a zero target is undefined (unresolved).
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ CASES = [
     ("sparse_categorical_crossentropy", {"from_logits": False}, {}),
     ("sparse_categorical_crossentropy", {"from_logits": True}, {}),
     ("binary_crossentropy", {"from_logits": True}, {"label_smoothing": 1.0}),
+    ("categorical_hinge", {}, {}),
     ("binary_focal_crossentropy", {"from_logits": True, "apply_class_balancing": False}, {"label_smoothing": 1.0, "alpha": 0.25, "gamma": 2.0}),
     ("binary_focal_crossentropy", {"from_logits": True, "apply_class_balancing": True}, {"label_smoothing": 1.0, "alpha": 0.25, "gamma": 2.0}),
 ]

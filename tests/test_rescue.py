@@ -288,3 +288,64 @@ def test_row_forms_are_the_stable_forms(mod, variant, core):
                 dg = [float(e) for e in getattr(mod, f"{variant}_grad_rescue")(*args)]
             scale = max(1.0, max(abs(e) for e in dg))
             assert np.allclose(dg, g[r], rtol=0, atol=2.0**-40 * scale)
+
+
+def _hinge_exact_grad(y, p):
+    """The categorical hinge's gradient from the exact margin (Fractions): [m >= 0]·((1 - y_j)·s_j - y_j),
+    s_j the share of the maximum of (1 - y)·p (1/k among k ties)."""
+    from fractions import Fraction as F
+
+    f = [(1 - F(a)) * F(b) for a, b in zip(y, p)]
+    top = max(f)
+    ties = [v == top for v in f]
+    m = top - sum(F(a) * F(b) for a, b in zip(y, p)) + 1
+    if m < 0:
+        return [0.0] * len(p)
+    return [float((1 - F(a)) * (F(1, sum(ties)) if t else 0) - F(a)) for a, t in zip(y, ties)]
+
+
+def test_the_side_of_a_kink_is_decided_exactly():
+    """The categorical hinge's margin max (1 - y)p - Σ yp + 1 computed within its rounding of 0
+    takes the rescue's exact decimal row form (``<variant>_kinks``): scores [1 + 2^-52, 0.75·2^-52]
+    under a one-hot label have the margin -5.6e-17, which rounded to 0 (the gradient [-1, 1] where
+    it is [0, 0]); multi-hot [1, 1] under [1, 1e-30] likewise. Rows near the kink drawn at random
+    (the labelled score 1 + a few ulps, the others within a few ulps of its excess over 1) get the
+    gradient of the exact margin's side, in float64 and from float32 inputs."""
+    cases = [([1.0, 0.0], [1 + 2**-52, 0.75 * 2**-52]), ([1.0, 1.0], [1.0, 1e-30]), ([1.0, 0.0, 0.0], [2.0, 1.0, 1.0 - 2**-53])]
+    rng = np.random.default_rng(5)
+    for _ in range(200):
+        C = int(rng.integers(2, 6))
+        k = int(rng.integers(C))
+        y = np.zeros(C)
+        y[k] = 1.0
+        pk = 1 + float(rng.integers(1, 8)) * 2**-52
+        p = (pk - 1) * (1 + rng.integers(-4, 5, C) * 2.0**-52) * rng.choice([1.0, 0.5, 2.0], C)
+        p[k] = pk
+        cases.append((y.tolist(), p.tolist()))
+    ys, ps = np.array([c[0] for c in cases[:2]]), np.array([c[1] for c in cases[:2]])
+    assert np.array_equal(K.categorical_hinge_grad(ys, ps), [[0.0, 0.0], [0.0, 0.0]])
+    crossed = 0
+    for y, p in cases:
+        y, p = np.array([y]), np.array([p])
+        want = _hinge_exact_grad(y[0], p[0])
+        assert K.categorical_hinge_grad(y, p)[0].tolist() == want, (y, p)
+        assert K.categorical_hinge_value_and_grad(y, p)[1][0].tolist() == want
+        y32, p32 = y.astype(np.float32), p.astype(np.float32)
+        want32 = [float(np.float32(v)) for v in _hinge_exact_grad(y32[0].astype(float), p32[0].astype(float))]
+        assert K.categorical_hinge_grad(y32, p32)[0].tolist() == want32, (y32, p32)
+        with np.errstate(all="ignore"):  # the plain float64 sign, for the count
+            m = np.max((1 - y) * p) - np.sum(y * p) + 1
+        crossed += (m >= 0) != (_hinge_exact_grad(y[0], p[0]) != [0.0] * len(want))
+    assert crossed >= 1  # the draw holds rows whose plain margin is on the wrong side
+
+
+def test_a_hinge_with_soft_labels_decides_its_kink_exactly():
+    """1 - t·p with t = fl(1/3), p = 3: t·p rounds to 1, the margin to 0; exactly it is 2^-54·…
+    > 0, the active side (the gradient -t/C, not 0)."""
+    from fractions import Fraction as F
+
+    t, p = np.array([[1 / 3, 0.1]]), np.array([[3.0, 10.0]])
+    g = K.hinge_grad(t, p)
+    for j in range(2):
+        m = 1 - F(t[0, j]) * F(p[0, j])
+        assert (g[0, j] != 0) == (m >= 0), (j, m, g)

@@ -33,6 +33,7 @@ from ..define.primitives import (
     C,
     Elem,
     Guarded,
+    MaxMinusSum,
     NanOr,
     Norm2,
     TwoForms,
@@ -634,7 +635,54 @@ def _functions(d: Derived, boxes: tuple[dict | None, dict | None], exact_forms: 
                 naive=True,
             ),
         ]
-    return fns + _checked_functions(d, boxes, exact_forms)
+    kinks = _kinks_function(d)
+    return fns + ([kinks] if kinks is not None else []) + _checked_functions(d, boxes, exact_forms)
+
+
+def _abs_bound(e: sp.Basic) -> sp.Expr | None:
+    """An upper bound of the magnitudes that rounding in ``e`` scales with, for a ring
+    expression of the inputs (sums, products, integer powers, row sums and maxima, max, min,
+    |·|): each sum as the sum of its terms' bounds; None for anything else (a division, a
+    function), whose computed sign this does not bound."""
+    if e.is_number:
+        return abs(e)
+    if isinstance(e, sp.Symbol):
+        return sp.Abs(e)
+    if isinstance(e, sp.Pow):
+        b = _abs_bound(e.args[0])
+        return b ** e.args[1] if b is not None and e.args[1].is_Integer and e.args[1] > 0 else None
+    if isinstance(e, (sp.Abs, RowSum, RowMax)) and len(e.args) == 1:
+        b = _abs_bound(e.args[0])
+        return None if b is None else (b if isinstance(e, sp.Abs) else type(e)(b))
+    if isinstance(e, MaxMinusSum):
+        f, g = (_abs_bound(a) for a in e.args)
+        return None if f is None or g is None else RowMax(f) + RowSum(g)
+    if isinstance(e, (sp.Add, sp.Mul, sp.Max, sp.Min)):
+        parts = [_abs_bound(a) for a in e.args]
+        if any(b is None for b in parts):
+            return None
+        return sp.Add(*parts) if isinstance(e, sp.Add) else sp.Mul(*parts) if isinstance(e, sp.Mul) else sp.Max(*parts)
+    return None
+
+
+def _kinks_function(d: Derived) -> _Fn | None:
+    """``<variant>_kinks``: each Heaviside argument of the stable gradient and a bound of the
+    magnitudes its rounding scales with (:func:`_abs_bound`), for the decimal rescue
+    (:mod:`cesym.kernels._rescue`): where a computed argument lies within its rounding of 0, the
+    side of the kink is decided exactly (the categorical hinge's margin max (1 - y)p - Σ yp + 1
+    at scores [1 + 2^-52, 0.75·2^-52]: -5.6e-17, computed 0, the gradient [-1, 1] where it is
+    [0, 0]). None where the gradient has no such argument, or a class-index label."""
+    if d.grad is None or d.loss.label_index:
+        return None
+    args = sorted({h.args[0] for h in d.grad.atoms(sp.Heaviside) if d.loss.prediction in h.args[0].free_symbols}, key=sp.default_sort_key)
+    pairs = [(a, _abs_bound(a)) for a in args]
+    out = tuple(x for a, b in pairs if b is not None for x in (a, b))
+    if not out:
+        return None
+    doc = (f"{d.loss.title}: each Heaviside argument of the stable gradient and a bound of the magnitudes its "
+           "rounding scales with, in pairs: where the argument lies within (C + 8)·2^-50 of its bound, "
+           "the decimal rescue decides the side of the kink exactly (:mod:`cesym.kernels._rescue`).")
+    return _Fn(f"{d.loss.variant}_kinks", out, doc, True, tuple(range(len(out))), checked=True)
 
 
 def _checked_functions(d: Derived, boxes: tuple[dict | None, dict | None], exact_forms: dict | str) -> list[_Fn]:

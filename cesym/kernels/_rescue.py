@@ -78,11 +78,11 @@ def decimal_float64(fn: Callable[..., Decimal], args: tuple, start: int = DIGITS
     return _agreed(decimal_rows(fn, args, lambda v: [v], start))[0]
 
 
-def decimal_rows(fn: Callable, args: tuple, outputs: Callable = lambda vs: vs, start: int = DIGITS) -> list:
-    """``outputs(fn(*args))`` at ``start``, 2·``start``, … digits up to :data:`MAX_DIGITS` (a
-    generator of lists of Decimals, one list per precision), for :func:`_agreed`."""
+def decimal_rows(fn: Callable, args: tuple, outputs: Callable = lambda vs: vs, start: int = DIGITS, stop: int = MAX_DIGITS) -> list:
+    """``outputs(fn(*args))`` at ``start``, 2·``start``, … digits up to ``stop`` (a generator of
+    lists of Decimals, one list per precision), for :func:`_agreed`."""
     digits = start
-    while digits <= MAX_DIGITS:
+    while digits <= stop:
         with localcontext(_context(digits)):
             yield outputs(fn(*args))
         digits *= 2
@@ -134,6 +134,22 @@ def rescuer(
         return None
     row_level = module.CORES[variant]["row_level"]
     dscalars = tuple(Decimal(float(s)) for s in scalars)
+    fscalars = tuple(float(s) for s in scalars)
+    kinks = getattr(module, f"{variant}_kinks", None) if "grad" in kinds and fns.get("grad") is not None else None
+
+    def near_kinks(blocks: list, R: int, C: int) -> np.ndarray | None:
+        """The gradient elements (R × C) where a Heaviside argument lies within its rounding of
+        0 (``<variant>_kinks``: the arguments and bounds of their magnitudes), or None."""
+        if kinks is None:
+            return None
+        with np.errstate(all="ignore"):
+            outs = kinks(*blocks, *fscalars)
+        near = np.zeros((R, C), dtype=bool)
+        slack = (C + 8) * 2.0**-50  # a sum of C terms errs by (C - 1)·2^-53 of its bound, products by a few
+        for arg, bound in zip(outs[::2], outs[1::2]):
+            a = np.broadcast_to(np.asarray(arg, dtype=np.float64), (R, C))
+            near |= np.isfinite(a) & (np.abs(a) <= slack * np.broadcast_to(bound, (R, C)))
+        return near
 
     def evaluate(fn: Callable[..., Decimal], args: tuple, whole: bool, start: int = DIGITS, core: float | None = None) -> float | None:
         """The float64 (or correctly rounded float32) of ``fn(*args)``; ``core``: the core's
@@ -174,6 +190,9 @@ def rescuer(
         if not float32 and any(whole_rows.values()):
             tiny, small = _fragile_rows(blocks, tiny_of(blocks), R, C)
             tiny, small = tiny & finite, small & finite
+        kink = near_kinks(blocks, R, C)
+        if kink is not None:
+            kink &= finite[:, None]
         out = list(res)
         dC = (Decimal(C),)
         full = [np.broadcast_to(b, (R, C)) for b in blocks]
@@ -187,6 +206,9 @@ def rescuer(
             need = ~np.isfinite(r) & finite[:, None]
             if whole and tiny is not None:
                 need |= (tiny | small)[:, None]
+            at_kink = kink if k == "grad" and kink is not None and kink.any() else None
+            if at_kink is not None:
+                need |= at_kink
             if not need.any():
                 continue
             r = np.array(r, dtype=np.float64)
@@ -202,25 +224,39 @@ def rescuer(
                             r[a, 0] = v
                         continue
                     cols = np.flatnonzero(need[a])
-                    vs = _agreed(decimal_rows(fn, args, lambda vs, cols=cols: [vs[c] for c in cols], start), [float(r[a, c]) for c in cols])
+                    stop = MAX_DIGITS
+                    if at_kink is not None and at_kink[a].any():
+                        # the side of a kink: sums and products of float64 numbers are exact at
+                        # MAX_DIGITS (their exponents span fewer than 1300 digits), and again at
+                        # twice that, where the two agree
+                        start, stop = MAX_DIGITS, 2 * MAX_DIGITS
+                    vs = _agreed(decimal_rows(fn, args, lambda vs, cols=cols: [vs[c] for c in cols], start, stop), [float(r[a, c]) for c in cols])
                     for c, v in zip(cols, vs):
                         if v is not None:
                             r[a, c] = v
             else:
                 for a, c in zip(*np.nonzero(need)):
-                    args = tuple(Decimal(float(b[a, c])) for b in full)
-                    v = evaluate(fn, args + dscalars + dC, whole)
+                    args = tuple(Decimal(float(b[a, c])) for b in full) + dscalars + dC
+                    if at_kink is not None and at_kink[a, c]:  # exact, as above
+                        v = _agreed(decimal_rows(fn, args, lambda v: [v], MAX_DIGITS, 2 * MAX_DIGITS), [float(r[a, c])])[0]
+                    else:
+                        v = evaluate(fn, args, whole)
                     if v is not None:
                         r[a, c] = v
             out[i] = r
         return tuple(out)
 
-    if not float32 and any(whole_rows.values()):
+    fragile = not float32 and any(whole_rows.values())
+    if fragile or kinks is not None:
         def wants(blocks: list) -> bool:
-            """Whether a block holds a row :func:`_fragile_rows` names. Either needs a nonzero
-            input under :data:`TINY`, looked for first, on the magnitudes' bits: (bits << 1) - 1
-            drops the sign and takes 0 to the top, so one minimum answers 0 < |x| < TINY (about
-            three passes over a block)."""
+            """Whether a block holds a row :func:`_fragile_rows` names, or an element at a kink
+            (``near_kinks``). The first needs a nonzero input under :data:`TINY`, looked for
+            first, on the magnitudes' bits: (bits << 1) - 1 drops the sign and takes 0 to the
+            top, so one minimum answers 0 < |x| < TINY (about three passes over a block)."""
+            if kinks is not None and near_kinks(blocks, *blocks[-1].shape).any():
+                return True
+            if not fragile:
+                return False
             floats = [b for b in blocks if b.dtype == np.float64]  # (not class indices)
             if not any(_below(b, _TWICE_TINY_BITS) for b in floats):
                 return False

@@ -853,15 +853,15 @@ def sigmoid_diff(a, b, x: np.ndarray, E: np.ndarray) -> np.ndarray:
     cross-entropy's gradient σ(x) - 1/2 = tanh(x/2)/2 was 0 at x = 1e-20 and 10^10 ulps off at
     1e-10; there a - b is exact (or the difference is not small) and tanh keeps x. Past 1 the
     terms differ by at least tanh(1/2) of their sum where a = b, and the tanh form would lose
-    b·e^{-x} beside a = 0 (x = 50). tanh only where |x| < 1; NaN stays NaN, ±inf gives a or -b.
+    b·e^{-x} beside a = 0 (x = 50). NaN stays NaN, ±inf gives a or -b. (tanh over the whole
+    block: a ufunc's ``where=`` mask costs four times the unmasked SIMD loop.)
     """
     with np.errstate(over="ignore", invalid="ignore"):
         far = (a * exp_min0(x, E) - b * exp_min0(-x, E)) / (1.0 + E)
     near = np.abs(x) < 1.0
     if not near.any():
         return far
-    T = np.tanh(0.5 * x, where=near, out=np.zeros(np.shape(x)))
-    return np.where(near, ((a - b) + (a + b) * T) * 0.5, far)
+    return np.where(near, ((a - b) + (a + b) * np.tanh(0.5 * x)) * 0.5, far)
 
 
 def softplus(x: np.ndarray) -> np.ndarray:

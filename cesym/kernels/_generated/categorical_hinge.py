@@ -159,6 +159,14 @@ def margin_naive_grad(y, p):
     return (tmp0*tmp3/_rt.row_sum(tmp3) - y)*_rt.heaviside(tmp2 - _rt.row_sum(p*y) + 1, 1.0)
 
 
+def margin_kinks(y, p):
+    r"""categorical hinge loss: each Heaviside argument of the stable gradient and a bound of the magnitudes its rounding scales with, in pairs: where the argument lies within (C + 8)·2^-50 of its bound, the decimal rescue decides the side of the kink exactly (:mod:`cesym.kernels._rescue`).
+    """
+    tmp0 = abs(p)
+    tmp1 = abs(y)
+    return _rt.max_minus_sum(p*(1 - y), p*y) + 1, _rt.row_max(tmp0*(tmp1 + 1)) + _rt.row_sum(tmp0*tmp1) + 1
+
+
 def margin_value_rescue(y, p, C):
     r"""categorical hinge loss: the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the float64 rescue of rows that overflow or underflow (:mod:`cesym.kernels._rescue`)."""
     return (lambda _h0: (lambda _h1: _ex.relu((_h0 - _h1) + _ex.D(1)))(_ex.fsum(p[_c1]*y[_c1] for _c1 in range(int(C)))))(max(p[_c1]*(_ex.D(1) - y[_c1]) for _c1 in range(int(C))))

@@ -210,6 +210,12 @@ def plain_naive_grad(t, p):
     return -t*_rt.heaviside(1 - p*t, 1.0)/C
 
 
+def plain_kinks(t, p):
+    r"""hinge loss: each Heaviside argument of the stable gradient and a bound of the magnitudes its rounding scales with, in pairs: where the argument lies within (C + 8)·2^-50 of its bound, the decimal rescue decides the side of the kink exactly (:mod:`cesym.kernels._rescue`).
+    """
+    return 1 - p*t, abs(p)*abs(t) + 1
+
+
 def plain_value_checked(t, p):
     r"""hinge loss: ``plain_value`` and the scale of its float64 rounding error (each sum as the sum of its terms' absolute values; None: the output's own absolute value), for the float32 rounding test.
     """
@@ -312,6 +318,12 @@ def squared_naive_grad(t, p):
     tmp0 = p*t
     tmp1 = 1 - tmp0
     return -2*t*_rt.where(numpy.less_equal(tmp0, 1), tmp1, 0)*_rt.heaviside(tmp1, 1.0)/C
+
+
+def squared_kinks(t, p):
+    r"""squared hinge loss: each Heaviside argument of the stable gradient and a bound of the magnitudes its rounding scales with, in pairs: where the argument lies within (C + 8)·2^-50 of its bound, the decimal rescue decides the side of the kink exactly (:mod:`cesym.kernels._rescue`).
+    """
+    return 1 - p*t, abs(p)*abs(t) + 1
 
 
 def squared_value_checked(t, p):
