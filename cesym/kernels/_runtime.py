@@ -858,13 +858,10 @@ def sigmoid_diff(a, b, x: np.ndarray, E: np.ndarray) -> np.ndarray:
     """
     with np.errstate(over="ignore", invalid="ignore"):
         far = (a * exp_min0(x, E) - b * exp_min0(-x, E)) / (1.0 + E)
-        d, s = a - b, a + b
-        # where |a - b| >= |a + b|/2 the two terms do not cancel on |x| < 1 (a root of
-        # a·σ(x) = b·σ(-x), x = log(b/a), lies past log 3 in |x|): hard labels' σ(x) - t
-        if np.all(np.abs(d) >= 0.5 * np.abs(s)):
-            return far
     near = np.abs(x) < 1.0
-    return np.where(near, (d + s * np.tanh(0.5 * x)) * 0.5, far)
+    if not near.any():
+        return far
+    return np.where(near, ((a - b) + (a + b) * np.tanh(0.5 * x)) * 0.5, far)
 
 
 def softplus(x: np.ndarray) -> np.ndarray:
