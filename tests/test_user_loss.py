@@ -455,3 +455,28 @@ def test_a_value_with_float_constants_clipped_as_keras_clips(tmp_path):
     mod = _import(out / "clipped.py")
     got = float(mod.clipped([[1.0]], [[0.0]])[0])
     assert abs(got + float(mpmath.log(mpmath.mpf(1e-7)))) <= 2 * np.spacing(got)
+
+
+def test_a_pinball_loss_decides_its_kink_exactly(tmp_path):
+    """max(q·e, (q - 1)·e), e = y - p: its gradient is a Heaviside of a ring expression, so
+    generate writes ``reg_kinks`` and the rescue decides the side exactly. The subnormal
+    residual e = 5e-324 with q = 1/2 made q·e and (q - 1)·e round to 0 and -0, a tie, and the
+    gradient the tie's where it is -q/C."""
+    src, out = tmp_path / "mine", tmp_path / "kernels"
+    src.mkdir()
+    (src / "pinball.py").write_text(textwrap.dedent(
+        '''
+        from sympy import Max, Symbol
+        from cesym.define import C, Elem, Loss, RowSum
+        y, p, q = Elem("y"), Elem("p"), Symbol("q", positive=True)
+        LOSSES = [Loss(family="pinball", variant="reg", title="pinball loss", value=RowSum(Max(q * (y - p), (q - 1) * (y - p))) / C,
+                       prediction=p, label=y, params=(q,), param_ranges={q: (0.05, 0.95)})]
+        '''
+    ))
+    assert cli.main(["generate", "--derivations", str(src), "--out", str(out)]) == 0
+    mod = _import(out / "pinball.py")
+    assert hasattr(mod, "reg_kinks")
+    y, p = np.array([[5e-324, 0.0, 1.0]]), np.array([[0.0, 5e-324, 1.0 - 2**-53]])
+    g = mod.pinball_grad(y, p, q=0.5)[0]
+    # e = 5e-324 > 0: d/dp q·e = -q; e = -5e-324 < 0: d/dp (q - 1)·e = 1 - q; e = 2^-53 > 0: -q
+    assert g.tolist() == [-0.5 / 3, 0.5 / 3, -0.5 / 3], g
