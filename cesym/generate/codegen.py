@@ -731,11 +731,10 @@ def _render_exact(d: Derived, parts: dict | str) -> str:
     tracked float64 forms where they are rational (:mod:`cesym.kernels._eft`); where ``d`` has
     none, its row forms for the float64 rescue (:func:`rescue_parts`), or ''.
     ``parts``: :func:`exact_parts` of ``d``."""
-    args = ", ".join(_arguments(d.loss) + ["C"])
+    # the rescue's row forms take a class-index label as its one-hot row (cesym.kernels._rescue)
+    args = ", ".join(_arguments(d.loss, dense=not isinstance(parts, dict)) + ["C"])
     if not isinstance(parts, dict):
         rows = rescue_parts(d.loss, d.value, d.grad)
-        # a class-index label comes as its one-hot row (cesym.kernels._rescue)
-        args = ", ".join(_arguments(d.loss, dense=True) + ["C"])
         if not isinstance(rows, dict):
             return ""
         return "\n\n".join(
