@@ -339,8 +339,14 @@ def test_runtime_sigmoid_diff():
     xs = np.concatenate([np.logspace(-323.3, 2.845, 400), [1.0, np.nextafter(1.0, 0.0), 2.2250738585072014e-308, 5e-324]])
     xs = np.concatenate([xs, -xs])
     E = np.exp(-np.abs(xs))
-    for a, b in ((0.5, 0.5), (1 / 3, 1 / 3), (0.0, 1.0), (1.0, 0.0), (0.7, 0.3), (0.25, 2.0)):
+    pairs = ((0.5, 0.5), (1 / 3, 1 / 3), (0.0, 1.0), (1.0, 0.0), (0.7, 0.3), (0.25, 2.0), (-0.5, -0.5), (1e-170, 1e-170))
+    # the gate's edge (b/a = 1/3 takes the two terms, just inside it tanh) and weights of either sign
+    pairs += ((0.3, 0.1), (0.3, np.nextafter(0.1, 1.0)), (1.0, 3.0), (-0.7, -0.3), (-0.5, 0.5))
+    for a, b in pairs:
         got = rt.sigmoid_diff(a, b, xs, E)
+        # per element: the same numbers whatever the other elements' weights select
+        mixed = rt.sigmoid_diff(np.where(np.arange(xs.size) % 2, a, 1.0), np.where(np.arange(xs.size) % 2, b, 0.0), xs, E)
+        assert np.array_equal(mixed[1::2], got[1::2], equal_nan=True), (a, b)
         with mpmath.workprec(2400):
             A, B = mpmath.mpf(a), mpmath.mpf(b)
             sig = [(1 / (1 + mpmath.exp(-mpmath.mpf(v))), 1 / (1 + mpmath.exp(mpmath.mpf(v)))) for v in xs]

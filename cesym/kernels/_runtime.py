@@ -847,18 +847,28 @@ def exp_min0(x: np.ndarray, E: np.ndarray) -> np.ndarray:
 
 def sigmoid_diff(a, b, x: np.ndarray, E: np.ndarray) -> np.ndarray:
     r"""a·σ(x) - b·σ(-x) given ``E = exp(-|x|)``: ``((a - b) + (a + b)·tanh(x/2))/2`` where
-    |x| < 1, ``(a·exp(min(x, 0)) - b·exp(min(-x, 0)))/(1 + E)`` elsewhere.
+    |x| < 1 and |a - b| < |a + b|/2, ``(a·exp(min(x, 0)) - b·exp(min(-x, 0)))/(1 + E)``
+    elsewhere.
 
-    Near 0 the two sigmoids cancel where a and b are about equal: at label smoothing 1 the binary
-    cross-entropy's gradient σ(x) - 1/2 = tanh(x/2)/2 was 0 at x = 1e-20 and 10^10 ulps off at
-    1e-10; there a - b is exact (or the difference is not small) and tanh keeps x. Past 1 the
-    terms differ by at least tanh(1/2) of their sum where a = b, and the tanh form would lose
-    b·e^{-x} beside a = 0 (x = 50). NaN stays NaN, ±inf gives a or -b. (tanh over the whole
-    block: a ufunc's ``where=`` mask costs four times the unmasked SIMD loop.)
+    The two terms cancel only where a and b have one sign and σ(x)/σ(-x) = e^x is near b/a,
+    which inside |x| < 1 needs b/a in (1/e, e), inside the gate's (1/3, 3). At label smoothing 1
+    the binary cross-entropy's gradient σ(x) - 1/2 = tanh(x/2)/2 was 0 at x = 1e-20 and 10^10
+    ulps off at 1e-10; there a - b is exact (or not small) and tanh keeps x. Outside the gate the
+    two terms lose at most a factor (3/e + 1)/(3/e - 1) < 21 to cancellation, where κ in x is
+    above 10 (x = -1, b/a = 1/3); past |x| = 1 the tanh form would lose b·e^{-x} beside a = 0.
+    NaN stays NaN, ±inf gives a or -b.
+
+    The choice is per element (a block's numbers must not depend on its neighbours); labels of
+    0 and 1, what training mostly feeds, never pass the gate and the tanh pass is skipped. (Not
+    ``np.tanh(..., where=)``: a ufunc's mask costs four times the unmasked SIMD loop.)
     """
     with np.errstate(over="ignore", invalid="ignore"):
         far = (a * exp_min0(x, E) - b * exp_min0(-x, E)) / (1.0 + E)
-    near = np.abs(x) < 1.0
+    # Weights of one sign first (two cheap passes; labels of 0 and 1 stop here).
+    if not (np.any(np.minimum(a, b) > 0) or np.any(np.maximum(a, b) < 0)):
+        return far
+    with np.errstate(over="ignore", invalid="ignore"):
+        near = (np.abs(a - b) < 0.5 * np.abs(a + b)) & (np.abs(x) < 1.0)
     if not near.any():
         return far
     return np.where(near, ((a - b) + (a + b) * np.tanh(0.5 * x)) * 0.5, far)
