@@ -349,3 +349,84 @@ def test_a_hinge_with_soft_labels_decides_its_kink_exactly():
     for j in range(2):
         m = 1 - F(t[0, j]) * F(p[0, j])
         assert (g[0, j] != 0) == (m >= 0), (j, m, g)
+    # from float32 inputs the kink's elements are correctly rounded to float32: -t/C at a
+    # margin of exactly 0 (t = 1/2, p = 2) or just above, 0 below
+    from cesym.kernels._exact import round_float32
+
+    t32 = np.array([[0.5, 1 / 3, 0.1, 0.7]], dtype=np.float32)
+    p32 = np.array([[2.0, 3.0, 10.0, 1 / 0.7]], dtype=np.float32)
+    g32 = K.hinge_grad(t32, p32)
+    assert g32.dtype == np.float32
+    for j in range(4):
+        tj, pj = F(float(t32[0, j])), F(float(p32[0, j]))
+        want = round_float32(-tj / 4)[0] if 1 - tj * pj >= 0 else 0.0
+        assert float(g32[0, j]) == want, (j, g32)
+
+
+def test_the_kink_screen_and_log_give_each_row_its_own_answer(monkeypatch):
+    """The rescue bounds a block's kink arguments at once from a row of its largest magnitudes,
+    tests elementwise only the rows that screen leaves, and reads the arguments the gradient
+    computed (``_runtime.kink_log``) instead of computing the margin again. In a batch of
+    near-kink rows among random ones, with a row of scores 2^600 (whose bound lets every row
+    through the screen) or without it, each row's gradient is its exact margin's side, the same
+    as alone; every block's arguments came from the gradient."""
+    from cesym.kernels import _runtime as rt
+
+    seen = []
+    real = rt.logged_kinks
+    monkeypatch.setattr(rt, "logged_kinks", lambda pred, n: seen.append(real(pred, n)) or seen[-1])
+    rng = np.random.default_rng(11)
+    C = 4
+    rows, labels = [], []
+    for i in range(300):
+        k = int(rng.integers(C))
+        y = np.zeros(C)
+        y[k] = 1.0
+        if i % 2:
+            pk = 1 + float(rng.integers(1, 8)) * 2**-52
+            p = (pk - 1) * (1 + rng.integers(-4, 5, C) * 2.0**-52) * rng.choice([1.0, 0.5, 2.0], C)
+            p[k] = pk
+        else:
+            p = rng.normal(size=C)
+        rows.append(p)
+        labels.append(y)
+    ys, ps = np.array(labels), np.array(rows)
+    alone = np.array([K.categorical_hinge_grad(ys[i : i + 1], ps[i : i + 1])[0] for i in range(len(ps))])
+    for i in range(1, len(ps), 2):
+        assert alone[i].tolist() == _hinge_exact_grad(ys[i], ps[i]), i
+    huge = np.full((1, C), 2.0**600)
+    for y, p in ((ys, ps), (np.vstack([ys, ys[:1]]), np.vstack([ps, huge]))):
+        seen.clear()
+        g = K.categorical_hinge_grad(y, p)
+        assert np.array_equal(g[: len(ps)], alone)
+        assert seen and all(s is not None for s in seen)
+        g, = K.categorical_hinge_value_and_grad(y, p)[1:]
+        assert np.array_equal(g[: len(ps)], alone)
+
+
+def _kink_variants():
+    from conftest import generated_modules
+
+    for fam, mod in generated_modules():
+        for v in sorted(mod.CORES):
+            if hasattr(mod, f"{v}_kink_scales"):
+                yield pytest.param(mod, v, id=f"{fam}.{v}")
+
+
+@pytest.mark.parametrize("mod, variant", list(_kink_variants()))
+def test_kink_scales_grow_with_every_input_magnitude(mod, variant):
+    """The rescue bounds a block's kink scales by their value on one row of the block's largest
+    magnitudes: for that to screen soundly, each scale must be nondecreasing in every input's
+    magnitude. On random blocks (labels of either sign), the scales of that row are at least
+    every element's."""
+    from conftest import random_block
+
+    scales = getattr(mod, f"{variant}_kink_scales")
+    rng = np.random.default_rng(7)
+    for _ in range(40):
+        lab, pred, scalars = random_block(mod, variant, rng, int(rng.integers(1, 30)), int(rng.integers(1, 8)))
+        lab = lab * rng.choice([-3.0, -1.0, 1.0, 2.0], lab.shape)
+        blocks = [lab, pred]
+        top = [np.full((1, b.shape[-1]), np.max(np.abs(b))) for b in blocks]
+        for each, cap in zip(scales(*blocks, *scalars), scales(*top, *scalars)):
+            assert np.all(np.asarray(each) <= np.max(cap)), (variant, each, cap)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import sympy as sp
@@ -224,6 +224,9 @@ class KernelPrinter(NumPyPrinter):
 
     def _print_Heaviside(self, e):
         h0 = e.args[1] if len(e.args) > 1 else sp.S.Half
+        k = getattr(self, "kink_index", {}).get(_expanded(e.args[0], getattr(self, "defined", {})))
+        if k is not None:
+            return "_rt.kink(%d, %s, %s)" % (k, self._print(e.args[0]), self._print(sp.Float(h0)))
         return self._rt("heaviside", e.args[0], sp.Float(h0))
 
     def _print_Min(self, e):
@@ -353,6 +356,7 @@ class _Fn:
     checked: bool = False  # a ``_checked`` function: its outputs in order, no ``grad =`` line
     calls: str | None = None  # the body is a call of this function of the file, then ``nones`` Nones
     bound: list[str] | None = None  # a magnitudes' bound over a box (cesym.generate.bounds): its lines
+    kinks: tuple[sp.Expr, ...] = ()  # the Heaviside arguments ``<variant>_kinks`` returns, in order
 
 
 def _arguments(loss: Loss, dense: bool = False) -> list[str]:
@@ -467,7 +471,7 @@ def _row_level_parts(e: sp.Basic) -> set[sp.Basic]:
 
 def _print_body(
     loss: Loss, expr: sp.Expr | tuple[sp.Expr, ...], printer: KernelPrinter, returns: tuple[int, ...] | None = None,
-    naive: bool = False, nones: tuple[int, ...] = (), checked: bool = False,
+    naive: bool = False, nones: tuple[int, ...] = (), checked: bool = False, kinks: tuple[sp.Expr, ...] = (),
 ) -> list[str]:
     """Lines computing ``expr``: shape constants, label weights, CSE temporaries, return.
 
@@ -475,8 +479,12 @@ def _print_body(
     them, and the function returns those numbered in ``returns`` (default: all), computing only
     the temporaries they need. The value, the gradient and the fused pair are printed from the
     same ``cse``, so each output is the same expression, and the same numbers, in all three.
+    ``kinks``: the arguments ``<variant>_kinks`` returns; a Heaviside of the k-th is printed as
+    ``_rt.kink(k, ...)``, which hands its computed argument to the rescue (:func:`_kink_index`).
     """
     kept, out_exprs = printed_form(loss, expr, returns, naive=naive)
+    printer.kink_index = _kink_index(loss, kinks) if kinks else {}
+    printer.defined = dict(kept)
     printer.row_level = set()
     printer.norm_of = {sym: sub.args[0] for sym, sub in kept if isinstance(sub, Norm2)}  # tmp = ‖x‖: x, for unit_rows
     printer.moving = {loss.prediction}  # the prediction and the temporaries computed from it
@@ -512,6 +520,8 @@ def _print_body(
         # final sum, which no element depends on, is combined after the last pass
         lines.append(f"grad = {rets[1]}")
         rets[1] = "grad"
+    if checked and isinstance(expr, tuple) and len(rets) == 1:
+        rets[0] += ","  # a tuple of one output, as the caller iterates it
     lines.append("return " + ", ".join(rets))
     return lines
 
@@ -553,7 +563,7 @@ def _render_function(loss: Loss, fn: _Fn, printer: KernelPrinter) -> str:
         outs = f"{fn.calls}({args})" if fn.returns == (0,) else f"*{fn.calls}({args})"
         body = "return " + ", ".join([outs] + ["None"] * len(fn.nones))
     else:
-        body = "\n".join(_print_body(loss, fn.expr, printer, fn.returns, fn.naive, fn.nones, fn.checked))
+        body = "\n".join(_print_body(loss, fn.expr, printer, fn.returns, fn.naive, fn.nones, fn.checked, fn.kinks))
     doc = fn.doc.strip()
     return (
         f"def {fn.name}({args}):\n"
@@ -635,8 +645,11 @@ def _functions(d: Derived, boxes: tuple[dict | None, dict | None], exact_forms: 
                 naive=True,
             ),
         ]
-    kinks = _kinks_function(d)
-    return fns + ([kinks] if kinks is not None else []) + _checked_functions(d, boxes, exact_forms)
+    kinks = _kinks_functions(d)
+    if kinks:  # the gradients hand their kink arguments to the rescue
+        v, args = d.loss.variant, kinks[0].expr
+        fns = [replace(fn, kinks=args) if fn.name in (f"{v}_grad", f"{v}_value_and_grad") else fn for fn in fns]
+    return fns + kinks + _checked_functions(d, boxes, exact_forms)
 
 
 def _abs_bound(e: sp.Basic) -> sp.Expr | None:
@@ -665,24 +678,45 @@ def _abs_bound(e: sp.Basic) -> sp.Expr | None:
     return None
 
 
-def _kinks_function(d: Derived) -> _Fn | None:
-    """``<variant>_kinks``: each Heaviside argument of the stable gradient and a bound of the
-    magnitudes its rounding scales with (:func:`_abs_bound`), for the decimal rescue
-    (:mod:`cesym.kernels._rescue`): where a computed argument lies within its rounding of 0, the
-    side of the kink is decided exactly (the categorical hinge's margin max (1 - y)p - Σ yp + 1
-    at scores [1 + 2^-52, 0.75·2^-52]: -5.6e-17, computed 0, the gradient [-1, 1] where it is
-    [0, 0]). None where the gradient has no such argument, or a class-index label."""
+def _expanded(e: sp.Basic, defined: dict) -> sp.Basic:
+    """``e`` with every CSE temporary replaced by what it stands for, down to the inputs."""
+    while (inner := e.free_symbols & defined.keys()):
+        e = e.xreplace({t: defined[t] for t in inner})
+    return e
+
+
+def _kink_index(loss: Loss, kinks: tuple[sp.Expr, ...]) -> dict[sp.Basic, int]:
+    """Each kink argument as printed (lowered, temporaries expanded) and its place in
+    ``<variant>_kinks``: where a gradient's Heaviside argument, expanded the same way, is one of
+    them, the gradient hands the number it computed to the rescue, which need not compute it
+    again. One it does not find is printed as a plain Heaviside (the rescue computes it)."""
+    kept, outs = printed_form(loss, kinks, tuple(range(len(kinks))))
+    defined = dict(kept)
+    return {_expanded(e, defined): k for k, e in enumerate(outs)}
+
+
+def _kinks_functions(d: Derived) -> list[_Fn]:
+    """``<variant>_kinks``: each Heaviside argument of the stable gradient, and
+    ``<variant>_kink_scales``: for each, a bound of the magnitudes its rounding scales with
+    (:func:`_abs_bound`), for the decimal rescue (:mod:`cesym.kernels._rescue`): where a
+    computed argument lies within its rounding of 0, the side of the kink is decided exactly
+    (the categorical hinge's margin max (1 - y)p - Σ yp + 1 at scores [1 + 2^-52, 0.75·2^-52]:
+    -5.6e-17, computed 0, the gradient [-1, 1] where it is [0, 0]). Two functions because each
+    bound grows with every input's magnitude: the rescue bounds a whole block's at once from a
+    row of its largest magnitudes, and computes the elementwise bounds only for the rows that
+    screen leaves. None where the gradient has no such argument, or a class-index label."""
     if d.grad is None or d.loss.label_index:
-        return None
+        return []
     args = sorted({h.args[0] for h in d.grad.atoms(sp.Heaviside) if d.loss.prediction in h.args[0].free_symbols}, key=sp.default_sort_key)
-    pairs = [(a, _abs_bound(a)) for a in args]
-    out = tuple(x for a, b in pairs if b is not None for x in (a, b))
-    if not out:
-        return None
-    doc = (f"{d.loss.title}: each Heaviside argument of the stable gradient and a bound of the magnitudes its "
-           "rounding scales with, in pairs: where the argument lies within (C + 8)·2^-50 of its bound, "
-           "the decimal rescue decides the side of the kink exactly (:mod:`cesym.kernels._rescue`).")
-    return _Fn(f"{d.loss.variant}_kinks", out, doc, True, tuple(range(len(out))), checked=True)
+    pairs = [(a, b) for a in args if (b := _abs_bound(a)) is not None]
+    if not pairs:
+        return []
+    v, title, n = d.loss.variant, d.loss.title, len(pairs)
+    tail = "(:mod:`cesym.kernels._rescue`: where an argument lies within (C + 8)·2^-50 of its bound, the decimal rescue decides the side of the kink exactly)."
+    return [
+        _Fn(f"{v}_kinks", tuple(a for a, _ in pairs), f"{title}: each Heaviside argument of the stable gradient, in the order of ``{v}_kink_scales`` {tail}", True, tuple(range(n)), checked=True),
+        _Fn(f"{v}_kink_scales", tuple(b for _, b in pairs), f"{title}: for each of ``{v}_kinks``, a bound of the magnitudes its rounding scales with, nondecreasing in every input's magnitude {tail}", True, tuple(range(n)), checked=True),
+    ]
 
 
 def _checked_functions(d: Derived, boxes: tuple[dict | None, dict | None], exact_forms: dict | str) -> list[_Fn]:

@@ -64,6 +64,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 import numpy as np
 
 from ._limits import all_finite
+from ._runtime import kink_log
 
 __all__ = ["BLOCK_ELEMENTS", "num_threads", "set_num_threads", "run_blocks"]
 
@@ -358,7 +359,8 @@ def run_blocks(
         # the rows each block was widened from, for block_range (ids are unique while alive)
         _current.ranges = {}
         _current.sources = {id(b): src[s:e] for b, src in zip(blocks, rows) if isinstance(src, np.ndarray) and src.ndim == 2}
-        with np.errstate(all="ignore"):  # IEEE results: inf for log 0, overflow in the float32 cast
+        # (and the gradient's kink arguments kept for ``limit.wants``: :func:`._runtime.kink_log`)
+        with np.errstate(all="ignore"), kink_log(blocks[-1]):  # IEEE results: inf for log 0, overflow in the float32 cast
             # a precheck answering True saw NaN in the block: its rows go to ``limit`` even where
             # the outputs are finite (a zero label weight times a NaN term is 0 in the cores)
             nan_seen = precheck(blocks[-1]) if precheck is not None else None

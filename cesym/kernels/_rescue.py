@@ -53,6 +53,7 @@ from types import ModuleType
 import numpy as np
 
 from . import _blocks, _exact
+from . import _runtime as _rt
 
 __all__ = ["DIGITS", "rescuer", "decimal_float64"]
 
@@ -63,6 +64,10 @@ __all__ = ["DIGITS", "rescuer", "decimal_float64"]
 #: below float64's least subnormal, where two precisions agree on 0.
 DIGITS = 50
 MAX_DIGITS = 1600
+#: The precisions that decide the side of a kink (:func:`rescuer`'s ``near_kinks``): sums and
+#: products of float64 numbers are exact at MAX_DIGITS (their exponents span fewer than 1300
+#: digits), and again at twice that, where the two agree.
+KINK_DIGITS = (MAX_DIGITS, 2 * MAX_DIGITS)
 #: The first precision for a row of tiny predictions (:func:`_tiny_rows`): 1 + x for any float64
 #: x (down to 5e-324) is exact in it, so two precisions cannot agree on a rounding of 1 + x to 1.
 TINY_DIGITS = 400
@@ -88,15 +93,15 @@ def decimal_rows(fn: Callable, args: tuple, outputs: Callable = lambda vs: vs, s
         digits *= 2
 
 
-def _agreed(levels, core: list[float] | None = None) -> list[float | None]:
-    """Each output's float64 where two successive precisions agree on it (None: never, or NaN).
-    ``core``: the float64 core's outputs, taken as the level before the first: where the first
-    precision rounds to the core's number, two computations agree and no second one is made (the
-    rows of tiny predictions, most of which the core computed well)."""
+def _agreed(levels, core: list[float] | None = None, to: Callable[[Decimal], float] = float) -> list[float | None]:
+    """Each output's float64 (``to``: its rounding) where two successive precisions agree on it
+    (None: never, or NaN). ``core``: the float64 core's outputs, taken as the level before the
+    first: where the first precision rounds to the core's number, two computations agree and no
+    second one is made (the rows of tiny predictions, most of which the core computed well)."""
     out: list[float | None] | None = None
     prev: list[float] | None = list(core) if core is not None else None
     for vs in levels:
-        cur = [math.nan if v.is_nan() else float(v) for v in vs]
+        cur = [math.nan if v.is_nan() else to(v) for v in vs]
         if out is None:
             out = [None] * len(cur)
         if prev is not None:
@@ -136,28 +141,54 @@ def rescuer(
     dscalars = tuple(Decimal(float(s)) for s in scalars)
     fscalars = tuple(float(s) for s in scalars)
     kinks = getattr(module, f"{variant}_kinks", None) if "grad" in kinds and fns.get("grad") is not None else None
+    kink_scales = getattr(module, f"{variant}_kink_scales", None)
 
     def near_kinks(blocks: list, R: int, C: int) -> np.ndarray | None:
-        """The gradient elements (R × C) where a Heaviside argument lies within its rounding of
-        0 (``<variant>_kinks``: the arguments and bounds of their magnitudes), or None."""
-        if kinks is None:
+        """The gradient elements (R × C) where a Heaviside argument lies within (C + 8)·2^-50 of
+        the bound of the magnitudes its rounding scales with (``<variant>_kinks`` and
+        ``<variant>_kink_scales``; a sum of C terms errs by (C - 1)·2^-53 of its bound, products
+        by a few), or None where there is none. The bounds grow with each input's magnitude, so
+        one row of the block's largest magnitudes bounds them all: only the rows that screen
+        leaves (rarely any) have theirs computed, and the answer is the elementwise test's."""
+        if kinks is None or R == 0:
             return None
+        slack = (C + 8) * 2.0**-50
         with np.errstate(all="ignore"):
-            outs = kinks(*blocks, *fscalars)
+            top = [np.full((1, b.shape[-1]), max(b.max(), -b.min())) for b in blocks]
+            caps = [np.max(c) for c in kink_scales(*top, *fscalars)]
+            # the arguments the gradient computed on this block (:func:`._runtime.kink_log`), else here
+            args = _rt.logged_kinks(blocks[-1], len(caps)) or kinks(*blocks, *fscalars)
+            args = [np.broadcast_to(np.asarray(a, dtype=np.float64), (R, C)) for a in args]
+            rows = np.zeros(R, dtype=bool)
+            for a, cap in zip(args, caps):
+                if not slack * cap < np.inf:  # an inf or NaN input: every row is looked at
+                    rows[:] = True
+                    break
+                close = np.abs(a) <= slack * cap
+                if close.any():
+                    rows |= close.any(axis=1)
+            if not rows.any():
+                return None
+            rows = np.flatnonzero(rows)
+            bounds = kink_scales(*(b[rows] if b.shape[0] == R else b for b in blocks), *fscalars)
         near = np.zeros((R, C), dtype=bool)
-        slack = (C + 8) * 2.0**-50  # a sum of C terms errs by (C - 1)·2^-53 of its bound, products by a few
-        for arg, bound in zip(outs[::2], outs[1::2]):
-            a = np.broadcast_to(np.asarray(arg, dtype=np.float64), (R, C))
-            near |= np.isfinite(a) & (np.abs(a) <= slack * np.broadcast_to(bound, (R, C)))
-        return near
+        for a, bound in zip(args, bounds):
+            a = a[rows]
+            near[rows] |= np.isfinite(a) & (np.abs(a) <= slack * np.broadcast_to(bound, a.shape))
+        return near if near.any() else None
 
-    def evaluate(fn: Callable[..., Decimal], args: tuple, whole: bool, start: int = DIGITS, core: float | None = None) -> float | None:
+    def evaluate(fn: Callable[..., Decimal], args: tuple, whole: bool, start: int = DIGITS, core: float | None = None, kink: bool = False) -> float | None:
         """The float64 (or correctly rounded float32) of ``fn(*args)``; ``core``: the core's
-        output, the level before the first precision (:func:`_agreed`)."""
+        output, the level before the first precision (:func:`_agreed`). ``kink``: an element at
+        a kink, evaluated at :data:`KINK_DIGITS`, where its side is decided exactly."""
+        core_level = None if core is None else [core]
+        if kink:
+            to = (lambda v: _exact.round_float32(v)[0]) if float32 and not whole else float
+            return _agreed(decimal_rows(fn, args, lambda v: [v], *KINK_DIGITS), core_level, to)[0]
         if float32 and not whole:
             return _exact.solve(fn, args)
         # a row form has no correctly rounded float32 path: its float64 rounding, rounded again
-        return _agreed(decimal_rows(fn, args, lambda v: [v], start), None if core is None else [core])[0]
+        return _agreed(decimal_rows(fn, args, lambda v: [v], start), core_level)[0]
 
     def sized(blocks: list) -> list:
         """The label block of class indices as one-hot rows (``label_index``)."""
@@ -206,7 +237,7 @@ def rescuer(
             need = ~np.isfinite(r) & finite[:, None]
             if whole and tiny is not None:
                 need |= (tiny | small)[:, None]
-            at_kink = kink if k == "grad" and kink is not None and kink.any() else None
+            at_kink = kink if k == "grad" else None
             if at_kink is not None:
                 need |= at_kink
             if not need.any():
@@ -225,11 +256,8 @@ def rescuer(
                         continue
                     cols = np.flatnonzero(need[a])
                     stop = MAX_DIGITS
-                    if at_kink is not None and at_kink[a].any():
-                        # the side of a kink: sums and products of float64 numbers are exact at
-                        # MAX_DIGITS (their exponents span fewer than 1300 digits), and again at
-                        # twice that, where the two agree
-                        start, stop = MAX_DIGITS, 2 * MAX_DIGITS
+                    if at_kink is not None and at_kink[a].any():  # the side of a kink, exactly
+                        start, stop = KINK_DIGITS
                     vs = _agreed(decimal_rows(fn, args, lambda vs, cols=cols: [vs[c] for c in cols], start, stop), [float(r[a, c]) for c in cols])
                     for c, v in zip(cols, vs):
                         if v is not None:
@@ -237,10 +265,8 @@ def rescuer(
             else:
                 for a, c in zip(*np.nonzero(need)):
                     args = tuple(Decimal(float(b[a, c])) for b in full) + dscalars + dC
-                    if at_kink is not None and at_kink[a, c]:  # exact, as above
-                        v = _agreed(decimal_rows(fn, args, lambda v: [v], MAX_DIGITS, 2 * MAX_DIGITS), [float(r[a, c])])[0]
-                    else:
-                        v = evaluate(fn, args, whole)
+                    sided = at_kink is not None and bool(at_kink[a, c])
+                    v = evaluate(fn, args, whole, core=float(r[a, c]) if sided else None, kink=sided)
                     if v is not None:
                         r[a, c] = v
             out[i] = r
@@ -253,7 +279,7 @@ def rescuer(
             (``near_kinks``). The first needs a nonzero input under :data:`TINY`, looked for
             first, on the magnitudes' bits: (bits << 1) - 1 drops the sign and takes 0 to the
             top, so one minimum answers 0 < |x| < TINY (about three passes over a block)."""
-            if kinks is not None and near_kinks(blocks, *blocks[-1].shape).any():
+            if near_kinks(blocks, *blocks[-1].shape) is not None:
                 return True
             if not fragile:
                 return False

@@ -1685,6 +1685,43 @@ def minimum(a, b) -> np.ndarray:
     return _extremum(np.minimum, a, b)
 
 
+_kink_log = threading.local()
+
+
+@contextmanager
+def kink_log(pred: np.ndarray):
+    """Keep the kink arguments the gradient computes on the block whose predictions are
+    ``pred`` (:func:`kink`), for the rescue to read (:func:`logged_kinks`) before the block
+    ends: the rescue looks for arguments within their rounding of 0 on every block, and
+    computing them a second time cost as much as the gradient (the categorical hinge's
+    margin: a row maximum and a row sum)."""
+    _kink_log.pred, _kink_log.args = pred, {}
+    try:
+        yield
+    finally:  # no reference to the block outlives it
+        _kink_log.pred = _kink_log.args = None
+
+
+def kink(k: int, x, h0: float) -> np.ndarray:
+    """:func:`heaviside` of the k-th argument of ``<variant>_kinks``, kept in the current
+    :func:`kink_log`."""
+    args = getattr(_kink_log, "args", None)
+    if args is not None:
+        args[k] = x
+    return heaviside(x, h0)
+
+
+def logged_kinks(pred: np.ndarray, n: int) -> list | None:
+    """The n kink arguments the gradient computed on the block of predictions ``pred`` (that
+    very array), or None where they were not all kept (no log, another block, a row in
+    pieces)."""
+    args = getattr(_kink_log, "args", None)
+    if args is None or _kink_log.pred is not pred or len(args) != n:
+        return None
+    out = [args[k] for k in range(n)]
+    return None if any(isinstance(a, _pieces._Placeholder) for a in out) else out
+
+
 def heaviside(x, h0: float) -> np.ndarray:
     """``numpy.heaviside(x, h0)``: 0 for x < 0, ``h0`` at 0 (either sign of zero), 1 for x > 0,
     NaN at NaN. ``numpy.heaviside`` branches per element (measured 30x a multiplication's time

@@ -476,8 +476,7 @@ def _sigmoid_diff(e: P.SigmoidDiff, ev) -> Interval:
     where the two sigmoids' intervals would leave a difference wider than the value). Where one
     form decides nothing (NaN ends), the other."""
     a, b, u = (ev(x) for x in e.args)
-    sig = _at_ends(_sigmoid_value)
-    terms = add(mul(a, sig(u)), neg(mul(b, sig(neg(u)))))
+    terms = ev(e.sum_form())
     half = point(0.5)
     near = mul(add(add(a, neg(b)), mul(add(a, b), tanh(mul(u, half)))), half)
     lo = np.fmax(terms[0], near[0])  # fmax/fmin: a NaN end takes the other form's

@@ -134,7 +134,7 @@ def margin_grad(y, p):
     tmp0 = 1 - y
     tmp1 = p*tmp0
     tmp2 = _rt.max_minus_sum(tmp1, p*y) + 1
-    return (tmp0*_rt.max_share(tmp1) - y)*_rt.heaviside(tmp2, 1.0)
+    return (tmp0*_rt.max_share(tmp1) - y)*_rt.kink(0, tmp2, 1.0)
 
 
 def margin_value_and_grad(y, p):
@@ -143,7 +143,7 @@ def margin_value_and_grad(y, p):
     tmp0 = 1 - y
     tmp1 = p*tmp0
     tmp2 = _rt.max_minus_sum(tmp1, p*y) + 1
-    grad = (tmp0*_rt.max_share(tmp1) - y)*_rt.heaviside(tmp2, 1.0)
+    grad = (tmp0*_rt.max_share(tmp1) - y)*_rt.kink(0, tmp2, 1.0)
     return _rt.maximum(tmp2, 0), grad
 
 
@@ -160,11 +160,17 @@ def margin_naive_grad(y, p):
 
 
 def margin_kinks(y, p):
-    r"""categorical hinge loss: each Heaviside argument of the stable gradient and a bound of the magnitudes its rounding scales with, in pairs: where the argument lies within (C + 8)·2^-50 of its bound, the decimal rescue decides the side of the kink exactly (:mod:`cesym.kernels._rescue`).
+    r"""categorical hinge loss: each Heaviside argument of the stable gradient, in the order of ``margin_kink_scales`` (:mod:`cesym.kernels._rescue`: where an argument lies within (C + 8)·2^-50 of its bound, the decimal rescue decides the side of the kink exactly).
+    """
+    return _rt.max_minus_sum(p*(1 - y), p*y) + 1,
+
+
+def margin_kink_scales(y, p):
+    r"""categorical hinge loss: for each of ``margin_kinks``, a bound of the magnitudes its rounding scales with, nondecreasing in every input's magnitude (:mod:`cesym.kernels._rescue`: where an argument lies within (C + 8)·2^-50 of its bound, the decimal rescue decides the side of the kink exactly).
     """
     tmp0 = abs(p)
     tmp1 = abs(y)
-    return _rt.max_minus_sum(p*(1 - y), p*y) + 1, _rt.row_max(tmp0*(tmp1 + 1)) + _rt.row_sum(tmp0*tmp1) + 1
+    return _rt.row_max(tmp0*(tmp1 + 1)) + _rt.row_sum(tmp0*tmp1) + 1,
 
 
 def margin_value_rescue(y, p, C):

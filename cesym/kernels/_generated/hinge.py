@@ -187,7 +187,7 @@ def plain_grad(t, p):
     C = _rt.width(p)
     tmp0 = 1 - p*t
     tmp1 = 1/C
-    return -t*tmp1*_rt.heaviside(tmp0, 1.0)
+    return -t*tmp1*_rt.kink(0, tmp0, 1.0)
 
 
 def plain_value_and_grad(t, p):
@@ -197,7 +197,7 @@ def plain_value_and_grad(t, p):
     tmp0 = 1 - p*t
     tmp1 = _rt.maximum(tmp0, 0)
     tmp2 = 1/C
-    grad = -t*tmp2*_rt.heaviside(tmp0, 1.0)
+    grad = -t*tmp2*_rt.kink(0, tmp0, 1.0)
     return _rt.weighted_row_sum(tmp1, tmp2, _rt.row_sum(tmp1)), grad
 
 
@@ -211,9 +211,15 @@ def plain_naive_grad(t, p):
 
 
 def plain_kinks(t, p):
-    r"""hinge loss: each Heaviside argument of the stable gradient and a bound of the magnitudes its rounding scales with, in pairs: where the argument lies within (C + 8)·2^-50 of its bound, the decimal rescue decides the side of the kink exactly (:mod:`cesym.kernels._rescue`).
+    r"""hinge loss: each Heaviside argument of the stable gradient, in the order of ``plain_kink_scales`` (:mod:`cesym.kernels._rescue`: where an argument lies within (C + 8)·2^-50 of its bound, the decimal rescue decides the side of the kink exactly).
     """
-    return 1 - p*t, abs(p)*abs(t) + 1
+    return 1 - p*t,
+
+
+def plain_kink_scales(t, p):
+    r"""hinge loss: for each of ``plain_kinks``, a bound of the magnitudes its rounding scales with, nondecreasing in every input's magnitude (:mod:`cesym.kernels._rescue`: where an argument lies within (C + 8)·2^-50 of its bound, the decimal rescue decides the side of the kink exactly).
+    """
+    return abs(p)*abs(t) + 1,
 
 
 def plain_value_checked(t, p):
@@ -295,7 +301,7 @@ def squared_grad(t, p):
     tmp0 = 1 - p*t
     tmp1 = _rt.maximum(tmp0, 0)
     tmp2 = 1/C
-    return -2*t*tmp1*tmp2*_rt.heaviside(tmp0, 1.0)
+    return -2*t*tmp1*tmp2*_rt.kink(0, tmp0, 1.0)
 
 
 def squared_value_and_grad(t, p):
@@ -305,7 +311,7 @@ def squared_value_and_grad(t, p):
     tmp0 = 1 - p*t
     tmp1 = _rt.maximum(tmp0, 0)
     tmp2 = 1/C
-    grad = -2*t*tmp1*tmp2*_rt.heaviside(tmp0, 1.0)
+    grad = -2*t*tmp1*tmp2*_rt.kink(0, tmp0, 1.0)
     return _rt.sum_squares(tmp1, tmp2), grad
 
 
@@ -321,9 +327,15 @@ def squared_naive_grad(t, p):
 
 
 def squared_kinks(t, p):
-    r"""squared hinge loss: each Heaviside argument of the stable gradient and a bound of the magnitudes its rounding scales with, in pairs: where the argument lies within (C + 8)·2^-50 of its bound, the decimal rescue decides the side of the kink exactly (:mod:`cesym.kernels._rescue`).
+    r"""squared hinge loss: each Heaviside argument of the stable gradient, in the order of ``squared_kink_scales`` (:mod:`cesym.kernels._rescue`: where an argument lies within (C + 8)·2^-50 of its bound, the decimal rescue decides the side of the kink exactly).
     """
-    return 1 - p*t, abs(p)*abs(t) + 1
+    return 1 - p*t,
+
+
+def squared_kink_scales(t, p):
+    r"""squared hinge loss: for each of ``squared_kinks``, a bound of the magnitudes its rounding scales with, nondecreasing in every input's magnitude (:mod:`cesym.kernels._rescue`: where an argument lies within (C + 8)·2^-50 of its bound, the decimal rescue decides the side of the kink exactly).
+    """
+    return abs(p)*abs(t) + 1,
 
 
 def squared_value_checked(t, p):
