@@ -7,6 +7,7 @@ shipped ``examples/`` go through the same commands.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import re
 import subprocess
 import sys
@@ -475,7 +476,9 @@ def test_a_pinball_loss_decides_its_kink_exactly(tmp_path):
     ))
     assert cli.main(["generate", "--derivations", str(src), "--out", str(out)]) == 0
     mod = _import(out / "pinball.py")
-    assert hasattr(mod, "reg_kinks")
+    assert hasattr(mod, "reg_kinks") and hasattr(mod, "reg_kink_scales")
+    # the gradient hands its kink arguments to the rescue instead of the rescue computing them
+    assert "_rt.kink(0, " in inspect.getsource(mod.reg_grad) and "_rt.kink(0, " in inspect.getsource(mod.reg_value_and_grad)
     y, p = np.array([[5e-324, 0.0, 1.0]]), np.array([[0.0, 5e-324, 1.0 - 2**-53]])
     g = mod.pinball_grad(y, p, q=0.5)[0]
     # e = 5e-324 > 0: d/dp q·e = -q; e = -5e-324 < 0: d/dp (q - 1)·e = 1 - q; e = 2^-53 > 0: -q

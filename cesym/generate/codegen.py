@@ -224,7 +224,8 @@ class KernelPrinter(NumPyPrinter):
 
     def _print_Heaviside(self, e):
         h0 = e.args[1] if len(e.args) > 1 else sp.S.Half
-        k = getattr(self, "kink_index", {}).get(_expanded(e.args[0], getattr(self, "defined", {})))
+        index = getattr(self, "kink_index", None)
+        k = index.get(_expanded(e.args[0], self.defined)) if index else None
         if k is not None:
             return "_rt.kink(%d, %s, %s)" % (k, self._print(e.args[0]), self._print(sp.Float(h0)))
         return self._rt("heaviside", e.args[0], sp.Float(h0))
