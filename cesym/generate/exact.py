@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 
 import sympy as sp
+from sympy.simplify.simplify import signsimp
 from sympy.printing.pycode import PythonCodePrinter
 
 from ..define.loss import Loss
@@ -69,9 +70,9 @@ def magnitude(e: sp.Expr, box: dict | None = None, _memo: dict | None = None) ->
     if hasattr(e, "sum_form"):  # a primitive that adds terms (SigmoidDiff): their magnitudes
         return mag(e.sum_form())
     if _input_sum(e):
-        return sp.Abs(e)
+        return _abs(e)
     if not needs_magnitude(e, box, memo):
-        return e if _sign(e, box) > 0 else sp.Abs(e)  # |a·b| as one term: cse shares a·b with the value
+        return e if _sign(e, box) > 0 else _abs(e)  # |a·b| as one term: cse shares a·b with the value
     if isinstance(e, sp.Add):
         m = sp.Add(*[mag(a) for a in e.args])
         pair = _same_function_difference(e)
@@ -87,7 +88,7 @@ def magnitude(e: sp.Expr, box: dict | None = None, _memo: dict | None = None) ->
             return XMul(mag(a), mag(b))
         # the weight itself, not |w|: the printer then guards log(w) where w is 0 as it does in
         # the value (no -inf, no 0·inf to repair)
-        return XMul(a, mag(b)) if _sign(a, box) > 0 else sp.Abs(XMul(a, mag(b)))
+        return XMul(a, mag(b)) if _sign(a, box) > 0 else _abs(XMul(a, mag(b)))
     if isinstance(e, (RowSum, NanOr)):
         return type(e)(*[mag(a) for a in e.args])
     if isinstance(e, SumSquares):
@@ -96,7 +97,35 @@ def magnitude(e: sp.Expr, box: dict | None = None, _memo: dict | None = None) ->
         return sp.Piecewise(*[(mag(x), c) for x, c in e.args])
     if e.is_number:
         return abs(e)
-    return sp.Abs(e)
+    return _abs(e)
+
+
+def _abs(e: sp.Expr) -> sp.Expr:
+    """``Abs(e)`` with ``e``'s own subexpressions kept. SymPy's ``Abs`` first applies
+    ``signsimp``, which rewrites sums inside (``t·(1 - p) + p·u`` becomes ``p·u - t·(p - 1)``):
+    ``cse`` then no longer sees them as the value's, and a power of such a sum is computed twice
+    (a ``pow`` costs about as much as the rest of a focal loss's gradient). Sums in the result
+    that ``signsimp`` changed are put back as ``e`` has them."""
+    out = sp.Abs(e)
+    forms = {}
+    for s in sp.preorder_traversal(e):
+        if isinstance(s, sp.Add):
+            forms.setdefault(signsimp(s, evaluate=False), s)
+    forms = {k: v for k, v in forms.items() if k != v}
+    if not forms:
+        return out
+
+    def back(x: sp.Basic) -> sp.Basic:
+        if x in forms:
+            return forms[x]
+        if not x.args:
+            return x
+        args = [back(a) for a in x.args]
+        if all(a is b for a, b in zip(args, x.args)):
+            return x
+        return sp.Abs(*args, evaluate=False) if isinstance(x, sp.Abs) else x.func(*args)
+
+    return back(out)
 
 
 def _same_function_difference(e: sp.Expr) -> tuple[tuple, tuple] | None:

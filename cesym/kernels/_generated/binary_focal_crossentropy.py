@@ -732,22 +732,18 @@ def probs_grad_checked(y, p, label_smoothing, gamma):
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = 1/C
-    tmp1 = p*u
-    tmp2 = p - 1
-    tmp3 = 1 - p
-    tmp4 = t*tmp3 + tmp1
-    tmp5 = _rt.scale_rows(tmp4**gamma, tmp0)
-    tmp6 = _rt.xmul(t, -tmp5/p)
-    tmp7 = _rt.xmul(u, tmp5/tmp3)
-    tmp8 = numpy.log(p)
-    tmp9 = gamma - 1
-    tmp10 = tmp4**tmp9
-    tmp11 = _rt.xmul(gamma, _rt.xmul(tmp8, tmp10))
-    tmp12 = _rt.xmul(t**2, _rt.scale_rows(tmp11, tmp0))
-    tmp13 = _rt.xmul(gamma, _rt.xmul(numpy.log1p(-p), tmp10))
-    tmp14 = _rt.xmul(u**2, _rt.scale_rows(tmp13, -tmp0))
-    tmp15 = t*u
-    return _rt.nan_or(tmp12 + tmp14 + tmp6 + tmp7 + _rt.xmul(tmp15, _rt.scale_rows(tmp13 - tmp11, tmp0)), lambda: (_rt.xmul(t, (p*(p*u - p*t + t)**gamma - (p*u - p*t + t)**gamma)/C) + _rt.xmul(t**2, (_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)) - p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)))/C) + _rt.xmul(u, p*(p*u - p*t + t)**gamma/C) - _rt.xmul(u**2, p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C) + _rt.xmul(t*u, p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C + (p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)) - _rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)))/C))/(p*(1 - p))), _rt.nan_or(abs(tmp12) + abs(tmp14) + abs(tmp6) + abs(tmp7) + abs(_rt.xmul(tmp15, _rt.scale_rows(abs(tmp13) + abs(_rt.xmul(gamma, _rt.xmul(tmp8, (tmp1 - t*tmp2)**tmp9))), tmp0))), lambda: (abs(_rt.xmul(t, (abs(p*(p*u - p*t + t)**gamma) + abs((p*u - p*t + t)**gamma))/C)) + abs(_rt.xmul(u, p*(p*u - p*t + t)**gamma/C)) + abs(_rt.xmul(u**2, -p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C)) + abs(_rt.xmul(t*u, (abs(_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))) + abs(p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))))/C + abs(p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(-(p - 1), numpy.log1p(-p)))/C)) + _rt.xmul(t**2, (abs(_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))) + abs(p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))))/C))/(p*(1 - p)))
+    tmp1 = 1 - p
+    tmp2 = p*u + t*tmp1
+    tmp3 = _rt.scale_rows(tmp2**gamma, tmp0)
+    tmp4 = _rt.xmul(t, -tmp3/p)
+    tmp5 = _rt.xmul(u, tmp3/tmp1)
+    tmp6 = tmp2**(gamma - 1)
+    tmp7 = _rt.xmul(gamma, _rt.xmul(numpy.log(p), tmp6))
+    tmp8 = _rt.xmul(t**2, _rt.scale_rows(tmp7, tmp0))
+    tmp9 = _rt.xmul(gamma, _rt.xmul(numpy.log1p(-p), tmp6))
+    tmp10 = _rt.xmul(u**2, _rt.scale_rows(tmp9, -tmp0))
+    tmp11 = t*u
+    return _rt.nan_or(tmp10 + tmp4 + tmp5 + tmp8 + _rt.xmul(tmp11, _rt.scale_rows(tmp9 - tmp7, tmp0)), lambda: (_rt.xmul(t, (p*(p*u - p*t + t)**gamma - (p*u - p*t + t)**gamma)/C) + _rt.xmul(t**2, (_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)) - p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)))/C) + _rt.xmul(u, p*(p*u - p*t + t)**gamma/C) - _rt.xmul(u**2, p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C) + _rt.xmul(t*u, p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C + (p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)) - _rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)))/C))/(p*(1 - p))), _rt.nan_or(abs(tmp10) + abs(tmp4) + abs(tmp5) + abs(tmp8) + abs(_rt.xmul(tmp11, _rt.scale_rows(abs(tmp7) + abs(tmp9), tmp0))), lambda: (abs(_rt.xmul(t, (abs(p*(p*u - p*t + t)**gamma) + abs((p*u - p*t + t)**gamma))/C)) + abs(_rt.xmul(u, p*(p*u - p*t + t)**gamma/C)) + abs(_rt.xmul(u**2, -p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C)) + abs(_rt.xmul(t*u, (abs(_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))) + abs(p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))))/C + abs(p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p)))/C)) + _rt.xmul(t**2, (abs(_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))) + abs(p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))))/C))/(p*(1 - p)))
 
 
 def probs_value_and_grad_checked(y, p, label_smoothing, gamma):
@@ -757,28 +753,25 @@ def probs_value_and_grad_checked(y, p, label_smoothing, gamma):
     t = y if label_smoothing == 0 else y*(1 - label_smoothing) + (1/2)*label_smoothing
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     tmp0 = numpy.log(p)
-    tmp1 = p*u
-    tmp2 = p - 1
-    tmp3 = 1 - p
-    tmp4 = t*tmp3 + tmp1
-    tmp5 = tmp4**gamma
-    tmp6 = _rt.xmul(t, -tmp0*tmp5)
-    tmp7 = numpy.log1p(-p)
-    tmp8 = _rt.xmul(u, -tmp5*tmp7)
-    tmp9 = tmp6 + tmp8
-    tmp10 = 1/C
-    tmp11 = _rt.scale_rows(tmp5, tmp10)
-    tmp12 = _rt.xmul(t, -tmp11/p)
-    tmp13 = _rt.xmul(u, tmp11/tmp3)
-    tmp14 = gamma - 1
-    tmp15 = tmp4**tmp14
-    tmp16 = _rt.xmul(gamma, _rt.xmul(tmp0, tmp15))
-    tmp17 = _rt.xmul(t**2, _rt.scale_rows(tmp16, tmp10))
-    tmp18 = _rt.xmul(gamma, _rt.xmul(tmp7, tmp15))
-    tmp19 = _rt.xmul(u**2, _rt.scale_rows(tmp18, -tmp10))
-    tmp20 = t*u
-    tmp21 = abs(tmp6) + abs(tmp8)
-    return _rt.weighted_row_sum(tmp9, tmp10, _rt.row_sum(tmp9)), _rt.nan_or(tmp12 + tmp13 + tmp17 + tmp19 + _rt.xmul(tmp20, _rt.scale_rows(tmp18 - tmp16, tmp10)), lambda: (_rt.xmul(t, (p*(p*u - p*t + t)**gamma - (p*u - p*t + t)**gamma)/C) + _rt.xmul(t**2, (_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)) - p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)))/C) + _rt.xmul(u, p*(p*u - p*t + t)**gamma/C) - _rt.xmul(u**2, p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C) + _rt.xmul(t*u, p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C + (p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)) - _rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)))/C))/(p*(1 - p))), _rt.weighted_row_sum(tmp21, tmp10, _rt.row_sum(tmp21)), _rt.nan_or(abs(tmp12) + abs(tmp13) + abs(tmp17) + abs(tmp19) + abs(_rt.xmul(tmp20, _rt.scale_rows(abs(tmp18) + abs(_rt.xmul(gamma, _rt.xmul(tmp0, (tmp1 - t*tmp2)**tmp14))), tmp10))), lambda: (abs(_rt.xmul(t, (abs(p*(p*u - p*t + t)**gamma) + abs((p*u - p*t + t)**gamma))/C)) + abs(_rt.xmul(u, p*(p*u - p*t + t)**gamma/C)) + abs(_rt.xmul(u**2, -p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C)) + abs(_rt.xmul(t*u, (abs(_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))) + abs(p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))))/C + abs(p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(-(p - 1), numpy.log1p(-p)))/C)) + _rt.xmul(t**2, (abs(_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))) + abs(p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))))/C))/(p*(1 - p)))
+    tmp1 = 1 - p
+    tmp2 = p*u + t*tmp1
+    tmp3 = tmp2**gamma
+    tmp4 = _rt.xmul(t, -tmp0*tmp3)
+    tmp5 = numpy.log1p(-p)
+    tmp6 = _rt.xmul(u, -tmp3*tmp5)
+    tmp7 = tmp4 + tmp6
+    tmp8 = 1/C
+    tmp9 = _rt.scale_rows(tmp3, tmp8)
+    tmp10 = _rt.xmul(t, -tmp9/p)
+    tmp11 = _rt.xmul(u, tmp9/tmp1)
+    tmp12 = tmp2**(gamma - 1)
+    tmp13 = _rt.xmul(gamma, _rt.xmul(tmp0, tmp12))
+    tmp14 = _rt.xmul(t**2, _rt.scale_rows(tmp13, tmp8))
+    tmp15 = _rt.xmul(gamma, _rt.xmul(tmp5, tmp12))
+    tmp16 = _rt.xmul(u**2, _rt.scale_rows(tmp15, -tmp8))
+    tmp17 = t*u
+    tmp18 = abs(tmp4) + abs(tmp6)
+    return _rt.weighted_row_sum(tmp7, tmp8, _rt.row_sum(tmp7)), _rt.nan_or(tmp10 + tmp11 + tmp14 + tmp16 + _rt.xmul(tmp17, _rt.scale_rows(tmp15 - tmp13, tmp8)), lambda: (_rt.xmul(t, (p*(p*u - p*t + t)**gamma - (p*u - p*t + t)**gamma)/C) + _rt.xmul(t**2, (_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)) - p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)))/C) + _rt.xmul(u, p*(p*u - p*t + t)**gamma/C) - _rt.xmul(u**2, p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C) + _rt.xmul(t*u, p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C + (p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)) - _rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)))/C))/(p*(1 - p))), _rt.weighted_row_sum(tmp18, tmp8, _rt.row_sum(tmp18)), _rt.nan_or(abs(tmp10) + abs(tmp11) + abs(tmp14) + abs(tmp16) + abs(_rt.xmul(tmp17, _rt.scale_rows(abs(tmp13) + abs(tmp15), tmp8))), lambda: (abs(_rt.xmul(t, (abs(p*(p*u - p*t + t)**gamma) + abs((p*u - p*t + t)**gamma))/C)) + abs(_rt.xmul(u, p*(p*u - p*t + t)**gamma/C)) + abs(_rt.xmul(u**2, -p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C)) + abs(_rt.xmul(t*u, (abs(_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))) + abs(p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))))/C + abs(p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p)))/C)) + _rt.xmul(t**2, (abs(_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))) + abs(p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))))/C))/(p*(1 - p)))
 
 
 def probs_value_and_grad_checked_unit(y, p, label_smoothing, gamma):
@@ -802,7 +795,7 @@ def probs_value_and_grad_checked_unit(y, p, label_smoothing, gamma):
     tmp12 = _rt.scale_rows(tmp3, tmp6)
     tmp13 = _rt.xmul(t, -tmp12/p)
     tmp14 = _rt.xmul(u, tmp12/tmp1) - _rt.xmul(u**2, _rt.scale_rows(tmp11, tmp6))
-    return _rt.weighted_row_sum(tmp5, tmp6, _rt.row_sum(tmp5)), _rt.nan_or(tmp13 + tmp14 + tmp9 + _rt.xmul(tmp10, _rt.scale_rows(tmp11 - tmp8, tmp6)), lambda: (_rt.xmul(t, (p*(p*u - p*t + t)**gamma - (p*u - p*t + t)**gamma)/C) + _rt.xmul(t**2, (_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)) - p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)))/C) + _rt.xmul(u, p*(p*u - p*t + t)**gamma/C) - _rt.xmul(u**2, p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C) + _rt.xmul(t*u, p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C + (p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)) - _rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)))/C))/(p*(1 - p))), None, _rt.nan_or(tmp14 + abs(tmp13) + abs(tmp9) + _rt.xmul(tmp10, _rt.scale_rows(abs(tmp11) - tmp8, tmp6)), lambda: (abs(_rt.xmul(u, p*(p*u - p*t + t)**gamma/C)) + abs(_rt.xmul(u**2, -p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C)) + _rt.xmul(t, (abs(p*(p*u - p*t + t)**gamma) + abs((p*u - p*t + t)**gamma))/C) + _rt.xmul(t**2, (abs(_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))) + abs(p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))))/C) + _rt.xmul(t*u, (abs(_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))) + abs(p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))))/C + abs(p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(-(p - 1), numpy.log1p(-p)))/C))/(p*(1 - p)))
+    return _rt.weighted_row_sum(tmp5, tmp6, _rt.row_sum(tmp5)), _rt.nan_or(tmp13 + tmp14 + tmp9 + _rt.xmul(tmp10, _rt.scale_rows(tmp11 - tmp8, tmp6)), lambda: (_rt.xmul(t, (p*(p*u - p*t + t)**gamma - (p*u - p*t + t)**gamma)/C) + _rt.xmul(t**2, (_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)) - p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)))/C) + _rt.xmul(u, p*(p*u - p*t + t)**gamma/C) - _rt.xmul(u**2, p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C) + _rt.xmul(t*u, p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C + (p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)) - _rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)))/C))/(p*(1 - p))), None, _rt.nan_or(tmp14 + abs(tmp13) + abs(tmp9) + _rt.xmul(tmp10, _rt.scale_rows(abs(tmp11) - tmp8, tmp6)), lambda: (abs(_rt.xmul(u, p*(p*u - p*t + t)**gamma/C)) + abs(_rt.xmul(u**2, -p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C)) + _rt.xmul(t, (abs(p*(p*u - p*t + t)**gamma) + abs((p*u - p*t + t)**gamma))/C) + _rt.xmul(t**2, (abs(_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))) + abs(p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))))/C) + _rt.xmul(t*u, (abs(_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))) + abs(p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))))/C + abs(p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p)))/C))/(p*(1 - p)))
 
 
 def probs_weights(y, p, label_smoothing, gamma):
@@ -1168,24 +1161,19 @@ def probs_balanced_grad_checked(y, p, label_smoothing, gamma, alpha):
     u = 1 - y if label_smoothing == 0 else (1/2)*label_smoothing + (1 - y)*(1 - label_smoothing)
     a = 1 - y if label_smoothing == 0 and alpha == 0 else alpha*(y*(1 - label_smoothing) + (1/2)*label_smoothing) + (1 - alpha)*((1/2)*label_smoothing + (1 - y)*(1 - label_smoothing))
     tmp0 = 1/C
-    tmp1 = p*u
-    tmp2 = p - 1
-    tmp3 = 1 - p
-    tmp4 = t*tmp3 + tmp1
-    tmp5 = _rt.scale_rows(tmp4**gamma, tmp0)
-    tmp6 = _rt.xmul(a*t, -tmp5/p)
-    tmp7 = _rt.xmul(a*u, tmp5/tmp3)
-    tmp8 = numpy.log(p)
-    tmp9 = gamma - 1
-    tmp10 = tmp4**tmp9
-    tmp11 = _rt.xmul(gamma, _rt.xmul(tmp8, tmp10))
-    tmp12 = _rt.xmul(a*t**2, _rt.scale_rows(tmp11, tmp0))
-    tmp13 = numpy.log1p(-p)
-    tmp14 = _rt.xmul(gamma, _rt.xmul(tmp13, tmp10))
-    tmp15 = _rt.xmul(a*u**2, _rt.scale_rows(tmp14, -tmp0))
-    tmp16 = t*u
-    tmp17 = (tmp1 - t*tmp2)**tmp9
-    return _rt.nan_or(tmp12 + tmp15 + tmp6 + tmp7 + _rt.xmul(tmp16, _rt.scale_rows(a*tmp14 - a*tmp11, tmp0)), lambda: (_rt.xmul(a*t, (p*(p*u - p*t + t)**gamma - (p*u - p*t + t)**gamma)/C) + _rt.xmul(a*t**2, (_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)) - p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)))/C) + _rt.xmul(a*u, p*(p*u - p*t + t)**gamma/C) - _rt.xmul(a*u**2, p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C) + _rt.xmul(t*u, a*p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C + (a*p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)) - a*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)))/C))/(p*(1 - p))), _rt.nan_or(abs(tmp12) + abs(tmp15) + abs(tmp6) + abs(tmp7) + abs(_rt.xmul(tmp16, _rt.scale_rows(abs(a*_rt.xmul(gamma, _rt.xmul(tmp13, tmp17))) + abs(a*_rt.xmul(gamma, _rt.xmul(tmp8, tmp17))), tmp0))), lambda: (abs(_rt.xmul(a*t, (abs(p*(p*u - p*t + t)**gamma) + abs((p*u - p*t + t)**gamma))/C)) + abs(_rt.xmul(a*t**2, (abs(_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))) + abs(p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))))/C)) + abs(_rt.xmul(a*u, p*(p*u - p*t + t)**gamma/C)) + abs(_rt.xmul(a*u**2, -p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C)) + abs(_rt.xmul(t*u, (abs(a*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))) + abs(a*p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))))/C + abs(a*p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(-(p - 1), numpy.log1p(-p)))/C)))/(p*(1 - p)))
+    tmp1 = 1 - p
+    tmp2 = p*u + t*tmp1
+    tmp3 = _rt.scale_rows(tmp2**gamma, tmp0)
+    tmp4 = _rt.xmul(a*t, -tmp3/p)
+    tmp5 = _rt.xmul(a*u, tmp3/tmp1)
+    tmp6 = tmp2**(gamma - 1)
+    tmp7 = _rt.xmul(gamma, _rt.xmul(numpy.log(p), tmp6))
+    tmp8 = _rt.xmul(a*t**2, _rt.scale_rows(tmp7, tmp0))
+    tmp9 = _rt.xmul(gamma, _rt.xmul(numpy.log1p(-p), tmp6))
+    tmp10 = _rt.xmul(a*u**2, _rt.scale_rows(tmp9, -tmp0))
+    tmp11 = t*u
+    tmp12 = a*tmp7
+    return _rt.nan_or(tmp10 + tmp4 + tmp5 + tmp8 + _rt.xmul(tmp11, _rt.scale_rows(a*tmp9 - tmp12, tmp0)), lambda: (_rt.xmul(a*t, (p*(p*u - p*t + t)**gamma - (p*u - p*t + t)**gamma)/C) + _rt.xmul(a*t**2, (_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)) - p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)))/C) + _rt.xmul(a*u, p*(p*u - p*t + t)**gamma/C) - _rt.xmul(a*u**2, p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C) + _rt.xmul(t*u, a*p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C + (a*p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)) - a*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)))/C))/(p*(1 - p))), _rt.nan_or(abs(tmp10) + abs(tmp4) + abs(tmp5) + abs(tmp8) + abs(_rt.xmul(tmp11, _rt.scale_rows(abs(tmp12) + abs(a*tmp9), tmp0))), lambda: (abs(_rt.xmul(a*t, (abs(p*(p*u - p*t + t)**gamma) + abs((p*u - p*t + t)**gamma))/C)) + abs(_rt.xmul(a*t**2, (abs(_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))) + abs(p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))))/C)) + abs(_rt.xmul(a*u, p*(p*u - p*t + t)**gamma/C)) + abs(_rt.xmul(a*u**2, -p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C)) + abs(_rt.xmul(t*u, (abs(a*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))) + abs(a*p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))))/C + abs(a*p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p)))/C)))/(p*(1 - p)))
 
 
 def probs_balanced_value_and_grad_checked(y, p, label_smoothing, gamma, alpha):
@@ -1197,30 +1185,27 @@ def probs_balanced_value_and_grad_checked(y, p, label_smoothing, gamma, alpha):
     a = 1 - y if label_smoothing == 0 and alpha == 0 else alpha*(y*(1 - label_smoothing) + (1/2)*label_smoothing) + (1 - alpha)*((1/2)*label_smoothing + (1 - y)*(1 - label_smoothing))
     tmp0 = a*t
     tmp1 = numpy.log(p)
-    tmp2 = p*u
-    tmp3 = p - 1
-    tmp4 = 1 - p
-    tmp5 = t*tmp4 + tmp2
-    tmp6 = tmp5**gamma
-    tmp7 = _rt.xmul(tmp0, -tmp1*tmp6)
-    tmp8 = a*u
-    tmp9 = numpy.log1p(-p)
-    tmp10 = _rt.xmul(tmp8, -tmp6*tmp9)
-    tmp11 = tmp10 + tmp7
-    tmp12 = 1/C
-    tmp13 = _rt.scale_rows(tmp6, tmp12)
-    tmp14 = _rt.xmul(tmp0, -tmp13/p)
-    tmp15 = _rt.xmul(tmp8, tmp13/tmp4)
-    tmp16 = gamma - 1
-    tmp17 = tmp5**tmp16
-    tmp18 = _rt.xmul(gamma, _rt.xmul(tmp1, tmp17))
-    tmp19 = _rt.xmul(a*t**2, _rt.scale_rows(tmp18, tmp12))
-    tmp20 = _rt.xmul(gamma, _rt.xmul(tmp9, tmp17))
-    tmp21 = _rt.xmul(a*u**2, _rt.scale_rows(tmp20, -tmp12))
-    tmp22 = t*u
-    tmp23 = abs(tmp10) + abs(tmp7)
-    tmp24 = (tmp2 - t*tmp3)**tmp16
-    return _rt.weighted_row_sum(tmp11, tmp12, _rt.row_sum(tmp11)), _rt.nan_or(tmp14 + tmp15 + tmp19 + tmp21 + _rt.xmul(tmp22, _rt.scale_rows(a*tmp20 - a*tmp18, tmp12)), lambda: (_rt.xmul(a*t, (p*(p*u - p*t + t)**gamma - (p*u - p*t + t)**gamma)/C) + _rt.xmul(a*t**2, (_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)) - p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)))/C) + _rt.xmul(a*u, p*(p*u - p*t + t)**gamma/C) - _rt.xmul(a*u**2, p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C) + _rt.xmul(t*u, a*p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C + (a*p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)) - a*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)))/C))/(p*(1 - p))), _rt.weighted_row_sum(tmp23, tmp12, _rt.row_sum(tmp23)), _rt.nan_or(abs(tmp14) + abs(tmp15) + abs(tmp19) + abs(tmp21) + abs(_rt.xmul(tmp22, _rt.scale_rows(abs(a*_rt.xmul(gamma, _rt.xmul(tmp1, tmp24))) + abs(a*_rt.xmul(gamma, _rt.xmul(tmp9, tmp24))), tmp12))), lambda: (abs(_rt.xmul(a*t, (abs(p*(p*u - p*t + t)**gamma) + abs((p*u - p*t + t)**gamma))/C)) + abs(_rt.xmul(a*t**2, (abs(_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))) + abs(p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))))/C)) + abs(_rt.xmul(a*u, p*(p*u - p*t + t)**gamma/C)) + abs(_rt.xmul(a*u**2, -p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C)) + abs(_rt.xmul(t*u, (abs(a*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))) + abs(a*p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))))/C + abs(a*p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(-(p - 1), numpy.log1p(-p)))/C)))/(p*(1 - p)))
+    tmp2 = 1 - p
+    tmp3 = p*u + t*tmp2
+    tmp4 = tmp3**gamma
+    tmp5 = _rt.xmul(tmp0, -tmp1*tmp4)
+    tmp6 = a*u
+    tmp7 = numpy.log1p(-p)
+    tmp8 = _rt.xmul(tmp6, -tmp4*tmp7)
+    tmp9 = tmp5 + tmp8
+    tmp10 = 1/C
+    tmp11 = _rt.scale_rows(tmp4, tmp10)
+    tmp12 = _rt.xmul(tmp0, -tmp11/p)
+    tmp13 = _rt.xmul(tmp6, tmp11/tmp2)
+    tmp14 = tmp3**(gamma - 1)
+    tmp15 = _rt.xmul(gamma, _rt.xmul(tmp1, tmp14))
+    tmp16 = _rt.xmul(a*t**2, _rt.scale_rows(tmp15, tmp10))
+    tmp17 = _rt.xmul(gamma, _rt.xmul(tmp7, tmp14))
+    tmp18 = _rt.xmul(a*u**2, _rt.scale_rows(tmp17, -tmp10))
+    tmp19 = t*u
+    tmp20 = a*tmp15
+    tmp21 = abs(tmp5) + abs(tmp8)
+    return _rt.weighted_row_sum(tmp9, tmp10, _rt.row_sum(tmp9)), _rt.nan_or(tmp12 + tmp13 + tmp16 + tmp18 + _rt.xmul(tmp19, _rt.scale_rows(a*tmp17 - tmp20, tmp10)), lambda: (_rt.xmul(a*t, (p*(p*u - p*t + t)**gamma - (p*u - p*t + t)**gamma)/C) + _rt.xmul(a*t**2, (_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)) - p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)))/C) + _rt.xmul(a*u, p*(p*u - p*t + t)**gamma/C) - _rt.xmul(a*u**2, p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C) + _rt.xmul(t*u, a*p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C + (a*p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)) - a*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)))/C))/(p*(1 - p))), _rt.weighted_row_sum(tmp21, tmp10, _rt.row_sum(tmp21)), _rt.nan_or(abs(tmp12) + abs(tmp13) + abs(tmp16) + abs(tmp18) + abs(_rt.xmul(tmp19, _rt.scale_rows(abs(tmp20) + abs(a*tmp17), tmp10))), lambda: (abs(_rt.xmul(a*t, (abs(p*(p*u - p*t + t)**gamma) + abs((p*u - p*t + t)**gamma))/C)) + abs(_rt.xmul(a*t**2, (abs(_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))) + abs(p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))))/C)) + abs(_rt.xmul(a*u, p*(p*u - p*t + t)**gamma/C)) + abs(_rt.xmul(a*u**2, -p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C)) + abs(_rt.xmul(t*u, (abs(a*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))) + abs(a*p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))))/C + abs(a*p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p)))/C)))/(p*(1 - p)))
 
 
 def probs_balanced_value_and_grad_checked_unit(y, p, label_smoothing, gamma, alpha):
@@ -1232,26 +1217,23 @@ def probs_balanced_value_and_grad_checked_unit(y, p, label_smoothing, gamma, alp
     a = 1 - y if label_smoothing == 0 and alpha == 0 else alpha*(y*(1 - label_smoothing) + (1/2)*label_smoothing) + (1 - alpha)*((1/2)*label_smoothing + (1 - y)*(1 - label_smoothing))
     tmp0 = a*t
     tmp1 = numpy.log(p)
-    tmp2 = p*u
-    tmp3 = p - 1
-    tmp4 = 1 - p
-    tmp5 = t*tmp4 + tmp2
-    tmp6 = tmp5**gamma
-    tmp7 = a*u
-    tmp8 = numpy.log1p(-p)
-    tmp9 = -_rt.xmul(tmp0, tmp1*tmp6) - _rt.xmul(tmp7, tmp6*tmp8)
-    tmp10 = 1/C
-    tmp11 = gamma - 1
-    tmp12 = tmp5**tmp11
-    tmp13 = _rt.xmul(gamma, _rt.xmul(tmp1, tmp12))
-    tmp14 = _rt.xmul(a*t**2, _rt.scale_rows(tmp13, tmp10))
-    tmp15 = _rt.scale_rows(tmp6, tmp10)
-    tmp16 = _rt.xmul(tmp0, -tmp15/p)
-    tmp17 = t*u
-    tmp18 = a*tmp13
-    tmp19 = _rt.xmul(gamma, _rt.xmul(tmp8, tmp12))
-    tmp20 = _rt.xmul(tmp7, tmp15/tmp4) - _rt.xmul(a*u**2, _rt.scale_rows(tmp19, tmp10))
-    return _rt.weighted_row_sum(tmp9, tmp10, _rt.row_sum(tmp9)), _rt.nan_or(tmp14 + tmp16 + tmp20 + _rt.xmul(tmp17, _rt.scale_rows(a*tmp19 - tmp18, tmp10)), lambda: (_rt.xmul(a*t, (p*(p*u - p*t + t)**gamma - (p*u - p*t + t)**gamma)/C) + _rt.xmul(a*t**2, (_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)) - p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)))/C) + _rt.xmul(a*u, p*(p*u - p*t + t)**gamma/C) - _rt.xmul(a*u**2, p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C) + _rt.xmul(t*u, a*p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C + (a*p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)) - a*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)))/C))/(p*(1 - p))), None, _rt.nan_or(tmp20 + abs(tmp14) + abs(tmp16) + _rt.xmul(tmp17, _rt.scale_rows(abs(a*_rt.xmul(gamma, _rt.xmul(tmp8, (-(t*tmp3 - tmp2))**tmp11))) - tmp18, tmp10)), lambda: (abs(_rt.xmul(a*u, p*(p*u - p*t + t)**gamma/C)) + abs(_rt.xmul(a*u**2, -p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C)) + _rt.xmul(a*t, (abs(p*(p*u - p*t + t)**gamma) + abs((p*u - p*t + t)**gamma))/C) + _rt.xmul(a*t**2, (abs(_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))) + abs(p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))))/C) + _rt.xmul(t*u, (abs(a*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))) + abs(a*p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))))/C + abs(a*p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(-(p - 1), numpy.log1p(-p)))/C))/(p*(1 - p)))
+    tmp2 = 1 - p
+    tmp3 = p*u + t*tmp2
+    tmp4 = tmp3**gamma
+    tmp5 = a*u
+    tmp6 = numpy.log1p(-p)
+    tmp7 = -_rt.xmul(tmp0, tmp1*tmp4) - _rt.xmul(tmp5, tmp4*tmp6)
+    tmp8 = 1/C
+    tmp9 = tmp3**(gamma - 1)
+    tmp10 = _rt.xmul(gamma, _rt.xmul(tmp1, tmp9))
+    tmp11 = _rt.xmul(a*t**2, _rt.scale_rows(tmp10, tmp8))
+    tmp12 = _rt.scale_rows(tmp4, tmp8)
+    tmp13 = _rt.xmul(tmp0, -tmp12/p)
+    tmp14 = t*u
+    tmp15 = a*tmp10
+    tmp16 = _rt.xmul(gamma, _rt.xmul(tmp6, tmp9))
+    tmp17 = _rt.xmul(tmp5, tmp12/tmp2) - _rt.xmul(a*u**2, _rt.scale_rows(tmp16, tmp8))
+    return _rt.weighted_row_sum(tmp7, tmp8, _rt.row_sum(tmp7)), _rt.nan_or(tmp11 + tmp13 + tmp17 + _rt.xmul(tmp14, _rt.scale_rows(a*tmp16 - tmp15, tmp8)), lambda: (_rt.xmul(a*t, (p*(p*u - p*t + t)**gamma - (p*u - p*t + t)**gamma)/C) + _rt.xmul(a*t**2, (_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)) - p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)))/C) + _rt.xmul(a*u, p*(p*u - p*t + t)**gamma/C) - _rt.xmul(a*u**2, p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C) + _rt.xmul(t*u, a*p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C + (a*p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)) - a*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1)))/C))/(p*(1 - p))), None, _rt.nan_or(tmp17 + abs(tmp11) + abs(tmp13) + _rt.xmul(tmp14, _rt.scale_rows(abs(a*tmp16) - tmp15, tmp8)), lambda: (abs(_rt.xmul(a*u, p*(p*u - p*t + t)**gamma/C)) + abs(_rt.xmul(a*u**2, -p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p))/C)) + _rt.xmul(a*t, (abs(p*(p*u - p*t + t)**gamma) + abs((p*u - p*t + t)**gamma))/C) + _rt.xmul(a*t**2, (abs(_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))) + abs(p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))))/C) + _rt.xmul(t*u, (abs(a*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))) + abs(a*p*_rt.xmul(p, _rt.log_nonzero(p))*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))))/C + abs(a*p*_rt.xmul(gamma, (p*u - p*t + t)**(gamma - 1))*_rt.xmul(1 - p, numpy.log1p(-p)))/C))/(p*(1 - p)))
 
 
 def probs_balanced_weights(y, p, label_smoothing, gamma, alpha):
