@@ -140,3 +140,29 @@ def test_block_range_reads_the_float32_rows_once_and_forgets_them():
     assert len(seen) == 5 and any(np.isnan(lo) for lo, _ in seen)
     assert np.array_equal(out, x, equal_nan=True)
     assert getattr(B._current, "ranges", None) is None and not getattr(B._current, "sources", {})
+
+
+def test_cores_that_keep_many_arrays_get_half_blocks(monkeypatch):
+    """The block size follows the local arrays of the core a call runs (its working set): the
+    float32 class-balanced binary focal value+grad keeps more than ``MANY_ARRAYS`` and gets half
+    blocks, the binary cross-entropy's fewer and full ones; a function that is not a generated
+    core counts none."""
+    from cesym.kernels import _api
+
+    assert _blocks.local_arrays(lambda x: x) == 0 and _blocks.local_arrays(len) == 0
+    assert _blocks.block_elements(_blocks.MANY_ARRAYS) == _blocks.BLOCK_ELEMENTS
+    assert _blocks.block_elements(_blocks.MANY_ARRAYS + 1) == _blocks.BLOCK_ELEMENTS // 2
+    seen = []
+    real = _api.run_blocks
+
+    def spy(*args, **kw):
+        seen.append(kw.get("block_elements"))
+        return real(*args, **kw)
+
+    monkeypatch.setattr(_api, "run_blocks", spy)
+    rng = np.random.default_rng(SEED)
+    y = (rng.random((50, 4)) < 0.5).astype(np.float32)
+    p = rng.uniform(0.05, 0.95, (50, 4)).astype(np.float32)
+    kernels.binary_focal_crossentropy_value_and_grad(y, p, apply_class_balancing=True)
+    kernels.binary_crossentropy_value_and_grad(y, p)
+    assert seen == [_blocks.BLOCK_ELEMENTS // 2, _blocks.BLOCK_ELEMENTS]

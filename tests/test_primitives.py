@@ -155,8 +155,15 @@ def test_runtime_rest_sum_and_neg_log_normalized():
 
 
 def test_runtime_xmul_convention():
+    """0·b = 0 for any b, from an array of weights or a scalar one (γ); a nonzero scalar keeps
+    b's infinities and NaN (its shortcut skips the repair pass)."""
+    b = np.array([np.inf, -np.inf, np.nan, 3.0, -0.0])
     with np.errstate(invalid="ignore"):
         assert np.array_equal(rt.xmul(np.array([0.0, 2.0]), np.array([np.inf, 3.0])), [0.0, 6.0])
+        assert np.array_equal(rt.xmul(0.0, b), [0.0, 0.0, 0.0, 0.0, 0.0])
+        assert np.array_equal(rt.xmul(np.zeros(5), b), rt.xmul(0.0, b))
+        assert np.array_equal(rt.xmul(2.0, b), [np.inf, -np.inf, np.nan, 6.0, -0.0], equal_nan=True)
+        assert np.array_equal(rt.xmul(2.0, b), rt.xmul(np.full(5, 2.0), b), equal_nan=True)
 
 
 @pytest.mark.parametrize("a", [0.05, 1e-3, 1e6, 1e300, 3e-300])

@@ -380,9 +380,11 @@ def _call(pub: dict, module: ModuleType, values: dict, kind: str):
     element = pub["reduction"] == "element"
     pred = c.p[..., None] if element else c.p
     dtype = V.native(pred.dtype)  # a byte-swapped input computes as a native one
+    arrays = _blocks.local_arrays(core)
     if dtype == np.float32 and pred.shape[c.ax] <= _blocks.BLOCK_ELEMENTS and not c.ignored:
         # correctly rounded float32 outputs (rows in pieces, past BLOCK_ELEMENTS, are rounded once)
         core = _rounding.correctly_rounded(module, c.variant["loss"], kind, c.labels is not None) or core
+        arrays = getattr(core, "arrays", arrays)
     elif dtype == np.float64 and not kind.startswith("naive"):
         core = _carrying(core)
     res = _run(
@@ -392,7 +394,7 @@ def _call(pub: dict, module: ModuleType, values: dict, kind: str):
             module, c.variant["loss"], ("value", "grad") if kind == "value_and_grad" else (kind,), c.params(), dtype == np.float32,
             logits=domain == "real", label_index=callable(c.labels),
         ),
-        zero_edge=domain in ("unit", "simplex", "positive"), **checks,
+        zero_edge=domain in ("unit", "simplex", "positive"), block_elements=_blocks.block_elements(arrays), **checks,
     )
     if element:
         return tuple(r[..., 0] for r in res) if kind == "value_and_grad" else res[..., 0]

@@ -136,6 +136,10 @@ class _Rounder:
         self.exact = {k: getattr(module, f"{variant}_{k}_exact", None) for k in self.kinds}
         self.eft = {k: getattr(module, f"{variant}_{k}_eft", None) for k in self.kinds}
         self.row_level = module.CORES[variant]["row_level"]
+        # the arrays of the core most blocks run (labels in [0, 1] where there are labels); a
+        # ``_checked`` form that only calls the plain core has that core's
+        usual = self.unit if self.unit is not None else self.checked
+        self.arrays = _blocks.local_arrays(usual) or _blocks.local_arrays(self.plain)
         self.nb = 2 if labels else 1
         self.found: list[tuple] = []  # (output, flat positions, float64 values, bounds, input rows)
         self.scalars: tuple = ()

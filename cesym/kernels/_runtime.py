@@ -868,10 +868,11 @@ def sigmoid_diff(a, b, x: np.ndarray, E: np.ndarray) -> np.ndarray:
     if not (np.any(np.minimum(a, b) > 0) or np.any(np.maximum(a, b) < 0)):
         return far
     with np.errstate(over="ignore", invalid="ignore"):
-        near = (np.abs(a - b) < 0.5 * np.abs(a + b)) & (np.abs(x) < 1.0)
+        d, s = a - b, a + b
+        near = (np.abs(d) < 0.5 * np.abs(s)) & (np.abs(x) < 1.0)
     if not near.any():
         return far
-    return np.where(near, ((a - b) + (a + b) * np.tanh(0.5 * x)) * 0.5, far)
+    return np.where(near, (d + s * np.tanh(0.5 * x)) * 0.5, far)
 
 
 def softplus(x: np.ndarray) -> np.ndarray:
@@ -1536,6 +1537,8 @@ def xmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a·b with 0·b = 0 for any b (0·log 0 = 0, 0·inf = 0)."""
     if _pieces.unknown(a, b):  # a long row's elements not known in this pass
         return _pieces.UNKNOWN
+    if np.ndim(a) == 0 and a != 0:  # a nonzero scalar (gamma): no 0 factor, nothing to repair
+        return np.multiply(a, b)
     out = np.multiply(a, b)
     if all_finite(out):  # no NaN (one summing pass, cheaper than isnan and any)
         return out

@@ -474,14 +474,37 @@ def _sigmoid_diff(e: P.SigmoidDiff, ev) -> Interval:
     ((a - b) + (a + b)·tanh(u/2))/2 (identities at every u, so each encloses the exact value and
     so does their intersection; the second is the tight one near u = 0 where a = b, a·tanh(u/2)
     where the two sigmoids' intervals would leave a difference wider than the value). Where one
-    form decides nothing (NaN ends), the other."""
+    form decides nothing (NaN ends), the other.
+
+    The second form is evaluated only where it can be the tighter one, as the kernel does
+    (:func:`cesym.kernels._runtime.sigmoid_diff`): where a and b have one sign and |u| < 1 (the
+    two terms cancel only where e^u is near b/a), and where the first has a NaN end. Elsewhere
+    the two terms cancel by at most a factor 21 (``sigmoid_diff``'s docstring), which leaves
+    their enclosure some 2^-40 of the value wide: the result encloses the exact value either way,
+    and hard labels (a or b is 0) never take the tanh pass."""
     a, b, u = (ev(x) for x in e.args)
     terms = ev(e.sum_form())
+    shape = np.broadcast_shapes(*(np.shape(x) for x in (*a, *b, *u, *terms)))
+    with np.errstate(invalid="ignore"):
+        gate = ((np.minimum(a[0], b[0]) > 0) | (np.maximum(a[1], b[1]) < 0)) & (u[0] > -1.0) & (u[1] < 1.0)
+        gate = np.broadcast_to(gate | np.isnan(terms[0]) | np.isnan(terms[1]), shape)
+    if not gate.any():
+        return terms
+    if gate.all():
+        sub = lambda x: x  # noqa: E731 - every element: no gather
+    else:
+        sub = lambda x: np.broadcast_to(x, shape)[gate]  # noqa: E731
+    a, b, u = ((sub(x[0]), sub(x[1])) for x in (a, b, u))
     half = point(0.5)
     near = mul(add(add(a, neg(b)), mul(add(a, b), tanh(mul(u, half)))), half)
-    lo = np.fmax(terms[0], near[0])  # fmax/fmin: a NaN end takes the other form's
-    hi = np.fmin(terms[1], near[1])
-    return lo, hi
+    # fmax/fmin: a NaN end takes the other form's
+    lo = np.fmax(sub(terms[0]), near[0])
+    hi = np.fmin(sub(terms[1]), near[1])
+    if gate.all():
+        return lo, hi
+    out_lo, out_hi = np.array(np.broadcast_to(terms[0], shape)), np.array(np.broadcast_to(terms[1], shape))
+    out_lo[gate], out_hi[gate] = lo, hi
+    return out_lo, out_hi
 
 
 RULES: dict[type, Callable] = {
