@@ -87,7 +87,6 @@ MIN_SPLIT = 1 << 15  # below this many elements per thread, one thread does all 
 MANY_ARRAYS = 12
 
 
-
 def local_arrays(core: Callable) -> int:
     """How many local variables a generated core assigns (its temporaries and label weights, each
     block-sized), read from its code object; 0 for anything else."""

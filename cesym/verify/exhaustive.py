@@ -265,7 +265,7 @@ def _problem(setting: Setting, directory: str | None = None) -> _Problem:
 def kernel_digest(family: str, generated_dir=None) -> str:
     """A digest of what an exhaustive result depends on: the family's generated module, the
     kernels' runtime (every ``cesym/kernels/*.py``) and this checker's arithmetic: its first
-    tier (``intervals``), the Arb balls of the reference that decides the rest (``balls``),
+    tier (``intervals`` and its compiled steps, ``exhaustive_loops``), the Arb balls of the reference that decides the rest (``balls``),
     and this module. A result recorded under another digest is stale. (The reference's
     evaluation of the definition, ``reference``, is held to mpmath by its own tests.)"""
     from pathlib import Path
@@ -275,7 +275,7 @@ def kernel_digest(family: str, generated_dir=None) -> str:
     package = Path(__file__).resolve().parents[1]
     gen = Path(generated_dir) if generated_dir else package / "kernels" / "_generated"
     verify = package / "verify"
-    files = [gen / f"{family}.py", *sorted((package / "kernels").glob("*.py")), verify / "intervals.py", verify / "balls.py", Path(__file__).resolve()]
+    files = [gen / f"{family}.py", *sorted((package / "kernels").glob("*.py")), verify / "intervals.py", verify / "exhaustive_loops.py", verify / "balls.py", Path(__file__).resolve()]
     return hashlib.sha256("".join(f"{f.name}:{file_digest(f)};" for f in files).encode()).hexdigest()[:16]
 
 
@@ -440,7 +440,13 @@ def _kernel_outs(problems: Sequence[_Problem], x32: np.ndarray) -> list[np.ndarr
 
 def _ulps_vec(k: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """|k - v|/ulp32(v) with v the middle of [lo, hi] (width ~2^-45 of v: the ulps to 6 digits);
-    0 where k and v are the same infinity or v is beyond the float32 range with k that inf."""
+    0 where k and v are the same infinity or v is beyond the float32 range with k that inf.
+    (One compiled pass, :data:`cesym.verify.exhaustive_loops.STEPS`, where Numba is loaded.)"""
+    from .exhaustive_loops import STEPS
+
+    if STEPS is not None:
+        with np.errstate(all="ignore"):
+            return STEPS.ulps32(k, lo, hi)
     with np.errstate(all="ignore"):
         # in place where it can be: this runs on every input of an exhaustive sweep
         v = np.multiply(lo, 0.5)
