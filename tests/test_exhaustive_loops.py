@@ -102,3 +102,4 @@ def test_the_compiled_allowances_are_the_intervals_own():
     assert exhaustive_loops.LIBM_ABSOLUTE == intervals.LIBM_ABSOLUTE
     assert exhaustive_loops.HUGE == intervals._HUGE
     assert set(exhaustive_loops.STEPS.widen) == {intervals.LIBM_RELATIVE, intervals.FORMULA_RELATIVE}
+    assert exhaustive_loops.NO_UNDERFLOW == intervals._NO_UNDERFLOW

@@ -27,6 +27,7 @@ float32. Blocks run in worker processes (``jobs``); a run of 2^32 inputs takes m
 from __future__ import annotations
 
 import functools
+import gc
 import hashlib
 import math
 import os
@@ -418,6 +419,11 @@ def _worker_problem(setting: Setting, directory: str | None) -> _Problem:
     key = (setting, directory)
     if key not in _PROBLEMS:
         _PROBLEMS[key] = _problem(setting, directory)
+        # The problem (SymPy expressions, the compiled reference) lives as long as the process:
+        # out of the collector's sight, which otherwise walks it on every full collection, a
+        # seventh of a hard label's sweep. Only what is alive now is frozen; garbage first.
+        gc.collect()
+        gc.freeze()
     return _PROBLEMS[key]
 
 

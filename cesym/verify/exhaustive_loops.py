@@ -2,7 +2,7 @@ r"""Compiled elementwise steps of the exhaustive run's first tier (:mod:`cesym.v
 
 An exhaustive sweep encloses 2^32 values in float64 intervals, each operation a few NumPy
 passes over blocks of 2^16 inputs. Moving an end outward (:func:`cesym.verify.intervals._down`:
-``fmin(x - (|x|·2^-52 + 2^-1074), x)``) was five passes, a sum with its two outward ends twelve,
+``fmin(x - (max(|x|, 2^-970)·2^-52 + 2^-1074), x)``) was six passes, a sum with its two outward ends twelve,
 a product of intervals twenty (four products, three minima and three maxima, two outward
 steps), and widening a libm result (``_widen``) eight: together 40 % of a sweep's time on the
 logit kernels' soft label. Here each is one NumPy ufunc (``numba.vectorize``: broadcasting,
@@ -30,7 +30,9 @@ _ULP, _TINY = 2.0**-52, 5e-324
 _INF = float("inf")
 #: :mod:`cesym.verify.intervals`' allowances (LIBM_RELATIVE, FORMULA_RELATIVE, LIBM_ABSOLUTE,
 #: _HUGE; a test holds them equal), as ``_widen`` uses them: rel + 2^-51 and 2·LIBM_ABSOLUTE.
-LIBM_RELATIVE, FORMULA_RELATIVE, LIBM_ABSOLUTE, HUGE = 2.0**-46, 2.0**-42, 2.0**-1060, 2.0**1020
+LIBM_RELATIVE, FORMULA_RELATIVE, LIBM_ABSOLUTE, HUGE = 2.0**-46, 2.0**-42, 2.0**-960, 2.0**1020
+#: intervals._NO_UNDERFLOW: the least |x| the steps and allowances multiply
+NO_UNDERFLOW = 2.0**-970
 _LIBM_R, _FORMULA_R, _ABS, _HUGE = LIBM_RELATIVE + 2.0**-51, FORMULA_RELATIVE + 2.0**-51, 2 * LIBM_ABSOLUTE, HUGE
 
 
@@ -52,19 +54,25 @@ if numba is not None:
             return a if (a > b or a != a) else b
 
         @numba.njit(cache=True, inline="always")
+        def _floor(a):
+            """numpy.maximum(a, NO_UNDERFLOW) for a >= 0 or NaN."""
+            return a if (a > NO_UNDERFLOW or a != a) else NO_UNDERFLOW
+
+        @numba.njit(cache=True, inline="always")
         def _d(x):
-            """numpy.fmin(x - (|x|·2^-52 + 2^-1074), x): x where the difference is NaN (x = +inf)."""
-            d = x - (abs(x) * _ULP + _TINY)
+            """numpy.fmin(x - (max(|x|, 2^-970)·2^-52 + 2^-1074), x): x where the difference is
+            NaN (x = +inf)."""
+            d = x - (_floor(abs(x)) * _ULP + _TINY)
             return x if d != d else (d if d < x else x)
 
         @numba.njit(cache=True, inline="always")
         def _u(x):
-            d = x + (abs(x) * _ULP + _TINY)
+            d = x + (_floor(abs(x)) * _ULP + _TINY)
             return x if d != d else (d if d > x else x)
 
         @numba.vectorize(_sig, cache=True)
         def down(x):
-            """``fmin(x - (|x|·2^-52 + 2^-1074), x)``: below x by at least one spacing; ±inf stays."""
+            """``fmin(x - (max(|x|, 2^-970)·2^-52 + 2^-1074), x)``: below x by at least one spacing; ±inf stays."""
             return _d(x)
 
         @numba.vectorize(_sig, cache=True)
@@ -93,22 +101,22 @@ if numba is not None:
         # generic-stride loop: twice the time). An overflowed value keeps a lower end of _HUGE.
         @numba.vectorize(_sig, cache=True)
         def widen_libm_lo(f):
-            lo = f - (abs(f) * _LIBM_R + _ABS)
+            lo = f - (_floor(abs(f)) * _LIBM_R + _ABS)
             return _HUGE if f == _INF else lo
 
         @numba.vectorize(_sig, cache=True)
         def widen_libm_hi(f):
-            hi = f + (abs(f) * _LIBM_R + _ABS)
+            hi = f + (_floor(abs(f)) * _LIBM_R + _ABS)
             return -_HUGE if f == -_INF else hi
 
         @numba.vectorize(_sig, cache=True)
         def widen_formula_lo(f):
-            lo = f - (abs(f) * _FORMULA_R + _ABS)
+            lo = f - (_floor(abs(f)) * _FORMULA_R + _ABS)
             return _HUGE if f == _INF else lo
 
         @numba.vectorize(_sig, cache=True)
         def widen_formula_hi(f):
-            hi = f + (abs(f) * _FORMULA_R + _ABS)
+            hi = f + (_floor(abs(f)) * _FORMULA_R + _ABS)
             return -_HUGE if f == -_INF else hi
 
         _F32_MAX = 3.4028234663852886e38

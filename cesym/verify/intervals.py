@@ -16,7 +16,7 @@ How each end is bounded:
 * ``exp, log, log1p, expm1, tanh``: NumPy's float64 functions are not correctly rounded (glibc's
   are within 1-2 ulps, NumPy's own SIMD loops and SVML within 4 ulps, by their documentation).
   Each result is moved outward by :data:`LIBM_RELATIVE` (2^-46: 128 ulps) of itself plus
-  :data:`LIBM_ABSOLUTE` (2^-1060, for subnormal results): an allowance 30 times the documented
+  :data:`LIBM_ABSOLUTE` (2^-960, for results in or near the subnormals): an allowance 30 times the documented
   bounds, which :func:`libm_check` measures against arb on every exhaustive run.
 * Functions of one variable that are monotone (softplus, σ, log cosh on each side of 0, ...) are
   bounded by their values at the two ends, each computed by a stable formula from the rules
@@ -47,8 +47,14 @@ __all__ = ["LIBM_RELATIVE", "LIBM_ABSOLUTE", "NoIntervalRule", "evaluate", "roun
 
 #: Outward allowance of one libm result, relative to it: 2^-46 (128 float64 ulps).
 LIBM_RELATIVE = 2.0**-46
-#: ... and absolute, for results in or near the subnormals (2^14 subnormal spacings).
-LIBM_ABSOLUTE = 2.0**-1060
+#: ... and absolute, for results in or near the subnormals: 2^114 subnormal spacings, so that
+#: the ends it makes (an underflowed exp: [-2^-959, 2^-959]) stay normal numbers through the
+#: products by labels and weights that follow. A product or a step whose result is subnormal
+#: costs a microcode assist on x86 (about 40 times a normal multiply, measured on whole arrays):
+#: at 2^-1060, a third of a logit kernel's sweep. Any float32 rounding is blind to 2^-959.
+LIBM_ABSOLUTE = 2.0**-960
+#: Below it, |x|·2^-52 would be subnormal: steps and allowances take |x| at least this.
+_NO_UNDERFLOW = 2.0**-970
 # A lower bound for a libm result that overflowed: with 128 ulps of error it exceeds this
 _HUGE = 2.0**1020
 #: Error of the stable float64 formulas below, relative to their value: each is a few libm
@@ -64,9 +70,10 @@ class NoIntervalRule(NotImplementedError):
 
 
 def _step_of(x):
-    """At least the spacing of the floats at x (|x|·2^-52 + the least subnormal), and less than
-    three: ``numpy.nextafter`` costs 14 ns a number, this 1."""
-    return np.abs(x) * 2.0**-52 + 5e-324
+    """At least the spacing of the floats at x (max(|x|, 2^-970)·2^-52 + the least subnormal),
+    and less than three for |x| >= 2^-970 (below, 2^-1022: never a subnormal product, see
+    :data:`LIBM_ABSOLUTE`): ``numpy.nextafter`` costs 14 ns a number, this 1."""
+    return np.maximum(np.abs(x), _NO_UNDERFLOW) * 2.0**-52 + 5e-324
 
 
 def _down(x):
@@ -118,7 +125,7 @@ def _widen(f, rel: float):
         if STEPS is not None and rel in STEPS.widen:
             lo, hi = STEPS.widen[rel]
             return lo(f), hi(f)
-        r = np.abs(f) * (rel + 2.0**-51) + 2 * LIBM_ABSOLUTE
+        r = np.maximum(np.abs(f), _NO_UNDERFLOW) * (rel + 2.0**-51) + 2 * LIBM_ABSOLUTE
         lo, hi = f - r, f + r
     if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
         lo = np.where(f == np.inf, _HUGE, np.where(f == -np.inf, -np.inf, lo))
@@ -332,7 +339,8 @@ def _sigmoid_value(x):
     """1/(1 + e) with e = exp(-x) for x >= 0, e/(1 + e) with e = exp(x) below: e within A, 1 + e
     within A + u (e/(1 + e) <= 1 of its error), the quotient u more: 2A + 3u."""
     e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    d = 1.0 + e
+    return np.where(x >= 0, 1.0 / d, e / d)
 
 
 _LOG2 = float(np.log(2.0))  # within u/2 of log 2
