@@ -30,6 +30,7 @@ import functools
 import gc
 import hashlib
 import math
+import multiprocessing
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -266,8 +267,8 @@ def _problem(setting: Setting, directory: str | None = None) -> _Problem:
 def kernel_digest(family: str, generated_dir=None) -> str:
     """A digest of what an exhaustive result depends on: the family's generated module, the
     kernels' runtime (every ``cesym/kernels/*.py``) and this checker's arithmetic: its first
-    tier (``intervals`` and its compiled steps, ``exhaustive_loops``), the Arb balls of the reference that decides the rest (``balls``),
-    and this module. A result recorded under another digest is stale. (The reference's
+    tier (``intervals`` and its compiled steps, ``exhaustive_loops``), the Arb balls of the
+    reference that decides the rest (``balls``), and this module. A result recorded under another digest is stale. (The reference's
     evaluation of the definition, ``reference``, is held to mpmath by its own tests.)"""
     from pathlib import Path
 
@@ -419,11 +420,13 @@ def _worker_problem(setting: Setting, directory: str | None) -> _Problem:
     key = (setting, directory)
     if key not in _PROBLEMS:
         _PROBLEMS[key] = _problem(setting, directory)
-        # The problem (SymPy expressions, the compiled reference) lives as long as the process:
-        # out of the collector's sight, which otherwise walks it on every full collection, a
-        # seventh of a hard label's sweep. Only what is alive now is frozen; garbage first.
-        gc.collect()
-        gc.freeze()
+        # In a worker process the problem (SymPy expressions, the compiled reference) lives as
+        # long as the process: out of the collector's sight, which otherwise walks it on every
+        # full collection, a seventh of a hard label's sweep (garbage first). Not in the
+        # caller's own process (one job): its heap is not this module's to freeze.
+        if multiprocessing.parent_process() is not None:
+            gc.collect()
+            gc.freeze()
     return _PROBLEMS[key]
 
 

@@ -2,10 +2,10 @@ r"""Compiled elementwise steps of the exhaustive run's first tier (:mod:`cesym.v
 
 An exhaustive sweep encloses 2^32 values in float64 intervals, each operation a few NumPy
 passes over blocks of 2^16 inputs. Moving an end outward (:func:`cesym.verify.intervals._down`:
-``fmin(x - (max(|x|, 2^-970)·2^-52 + 2^-1074), x)``) was six passes, a sum with its two outward ends twelve,
-a product of intervals twenty (four products, three minima and three maxima, two outward
-steps), and widening a libm result (``_widen``) eight: together 40 % of a sweep's time on the
-logit kernels' soft label. Here each is one NumPy ufunc (``numba.vectorize``: broadcasting,
+``fmin(x - (max(|x|, 2^-970)·2^-52 + 2^-1074), x)``) was six passes, a sum with its two
+outward ends twelve, a product of intervals twenty (four products, three minima and three
+maxima, two outward steps), and widening a libm result (``_widen``) eight: together half the
+time of a slice of the logit kernels' soft label (x in [0.5, 0.5625)). Here each is one NumPy ufunc (``numba.vectorize``: broadcasting,
 scalars and 0-d arrays as NumPy's own), and computes the same IEEE operations in the same
 order, so the numbers are NumPy's bit for bit (no ``fastmath``: no reassociation, no
 contraction into FMA); ``tests/test_exhaustive_loops.py`` holds each to the NumPy expression on
@@ -72,7 +72,8 @@ if numba is not None:
 
         @numba.vectorize(_sig, cache=True)
         def down(x):
-            """``fmin(x - (max(|x|, 2^-970)·2^-52 + 2^-1074), x)``: below x by at least one spacing; ±inf stays."""
+            """``fmin(x - (max(|x|, 2^-970)·2^-52 + 2^-1074), x)``: below x by at least one
+            spacing; ±inf stays."""
             return _d(x)
 
         @numba.vectorize(_sig, cache=True)

@@ -50,8 +50,8 @@ LIBM_RELATIVE = 2.0**-46
 #: ... and absolute, for results in or near the subnormals: 2^114 subnormal spacings, so that
 #: the ends it makes (an underflowed exp: [-2^-959, 2^-959]) stay normal numbers through the
 #: products by labels and weights that follow. A product or a step whose result is subnormal
-#: costs a microcode assist on x86 (about 40 times a normal multiply, measured on whole arrays):
-#: at 2^-1060, a third of a logit kernel's sweep. Any float32 rounding is blind to 2^-959.
+#: costs a microcode assist on x86 (45 times a normal pass, measured on whole arrays): at
+#: 2^-1060, a fifth of a logit kernel's label-0.3 sweep. Any float32 rounding is blind to 2^-959.
 LIBM_ABSOLUTE = 2.0**-960
 #: Below it, |x|·2^-52 would be subnormal: steps and allowances take |x| at least this.
 _NO_UNDERFLOW = 2.0**-970
