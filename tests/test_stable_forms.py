@@ -188,6 +188,9 @@ FIRES = [
     (R.LOG_GUARDED_POWER, XMul(gn, (y * (1 - p) + (1 - y) * p) ** (gn - 1)) * log1p(-p), XMul(log1p(-p), (y * (1 - p) + (1 - y) * p) ** (gn - 1))),
     (R.LOG_GUARDED_POWER, p * XMul(gn, NormalizedRest(p) ** (gn - 1)) * NegLogNormalized(p), XMul(p, XMul(gn, XMul(NegLogNormalized(p), NormalizedRest(p) ** (gn - 1))))),
     (R.LOG_GUARDED_POWER, XMul(gn, SoftmaxRest(z) ** (gn - 1)) * NegLogSoftmax(z), XMul(NegLogSoftmax(z), SoftmaxRest(z) ** (gn - 1))),
+    # 0/0 where the inputs are 0 (the squared Hellinger distance's gradient at p = y = 0)
+    (R.split_quotient_rule(p), (sp.sqrt(p) - sp.sqrt(y)) / (2 * sp.sqrt(p)), XMul(sp.sqrt(y), -1 / (2 * sp.sqrt(p)))),
+    (R.split_quotient_rule(p), (p - y) / (3 * p), NanOr),
     # the focal loss' m'/m, m = 1 - p_t on logits
     (R.MIXTURE_RATIO, g * (-y * Sigmoid(-x) * Sigmoid(x) + (1 - y) * Sigmoid(-x) * Sigmoid(x)) / (y * Sigmoid(-x) + (1 - y) * Sigmoid(x)), XMul),
 ]
@@ -198,7 +201,7 @@ def test_every_rule_has_a_shape_it_fires_on():
     shipped shapes (tested with the shipped derivations: ``generate --check``)."""
     shipped = {"log-sigmoid", "log1p", "log-softmax", "log-normalized", "sum-squares",
                "shift-exp", "split-rowsum", "combine-weights", "cross-rest"}
-    rules = {r.name for r in R.value_rules() + R.gradient_rules([y], False)}
+    rules = {r.name for r in R.value_rules() + R.gradient_rules([y], False, p)}
     assert rules - shipped == {r.name for r, _, _ in FIRES}
 
 
@@ -255,6 +258,12 @@ KEEPS = [
     (R.COMMON_NUMERATOR, XMul(t, -1 / p) + XMul(y, 1 / (1 - p))),  # t(p - 1) + y·p: not a difference of inputs
     (R.COMMON_NUMERATOR, 1 - y * sp.log(p) / p),  # not rational
     (R.COMMON_NUMERATOR, 1 / p + 1 / y),  # (p + y)/(p·y): nothing cancelled
+    (R.split_quotient_rule(p), (p - y) / (p + 1)),  # no pole at p = 0
+    (R.split_quotient_rule(p), (sp.sqrt(p) + 1) / sp.sqrt(p)),  # 1/0, not 0/0: inf is the limit
+    (R.split_quotient_rule(p), (sp.log(p) - y) / p),  # a function: not an algebraic quotient
+    (R.split_quotient_rule(p), NanOr((p - y) / p, 1 - XMul(y, 1 / p))),  # its pair of forms already
+    (R.split_quotient_rule(p), (p - y) / (p * (p - 2))),  # no label factor against the pole: nothing to guard
+    (R.split_quotient_rule(p), (p - y) / p**2),  # 1/p - y/p² at y = 0 is 1/p: no finite limit to give
 ]
 
 

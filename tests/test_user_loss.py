@@ -248,6 +248,35 @@ def test_a_pseudo_huber_loss_written_with_a_square_root(tmp_path):
     assert cli.main(["verify", "--derivations", str(src), "--extremes"]) == 0
 
 
+HELLINGER = textwrap.dedent(
+    '''
+    from sympy import sqrt
+    from cesym.define import Elem, Loss, RowSum
+
+    y, p = Elem("y"), Elem("p")
+    LOSSES = [Loss(family="hellinger", variant="probabilities", title="squared Hellinger distance",
+                   value=RowSum((sqrt(p) - sqrt(y)) ** 2) / 2, prediction=p, label=y, domain="probability")]
+    '''
+)
+
+
+def test_a_hellinger_distance_has_its_limit_where_a_class_is_absent(tmp_path):
+    """d/dp of (√p - √y)²/2 is (√p - √y)/(2√p): 0/0 = NaN at p = y = 0 (a class absent from both
+    distributions), where the limit in p is 1/2; -inf at p = 0 under y > 0. The split-quotient
+    rule gives both, and verify's extended reals (which found the NaN) pass."""
+    src, out = tmp_path / "mine", tmp_path / "kernels"
+    src.mkdir()
+    (src / "hellinger.py").write_text(HELLINGER)
+    assert cli.main(["generate", "--derivations", str(src), "--out", str(out)]) == 0
+    mod = _import(out / "hellinger.py")
+    assert "split-quotient" in mod.DERIVED["probabilities"]["grad_rules"]
+    g = mod.hellinger_grad([[0.0, 0.25, 0.75]], [[0.0, 0.0, 1.0]])
+    assert g[0, 0] == 0.5 and g[0, 1] == -np.inf
+    want = 0.5 - np.sqrt(0.75) / 2  # (√1 - √0.75)/(2√1): the first form, where it is a number
+    assert abs(g[0, 2] - want) <= 2 * np.spacing(want)
+    assert cli.main(["verify", "--derivations", str(src), "--quick"]) == 0
+
+
 FOCAL_WRITTEN = textwrap.dedent(
     '''
     from sympy import Symbol, exp, log

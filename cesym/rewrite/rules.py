@@ -1924,6 +1924,68 @@ COMMON_FACTOR = Rule(
 )
 
 
+def _label_pole(f: sp.Basic, x: Elem) -> bool:
+    """``f`` is a pole in ``x``: a negative power of a base holding ``x``."""
+    return isinstance(f, sp.Pow) and f.exp.is_negative and f.base.has(x)
+
+
+def _split_quotient(expr: sp.Basic, x: Elem) -> sp.Basic:
+    """``N·P`` (N a sum holding ``x``, P poles in ``x``) where N and P's bases all vanish at
+    the inputs' zero -> ``NanOr(N·P, Σ_k n_k·P)``, each term's factors free of ``x`` that hold a
+    label zero-guarded against the pole (``XMul``): ``(√p - √y)/(2√p)`` ->
+    ``NanOr(·, 1/2 - XMul(√y, p^(-1/2)/2))``. Algebraic terms only (no function, no reduction)."""
+
+    def take(e: sp.Basic) -> sp.Basic | None:
+        if not isinstance(e, sp.Mul) or e.atoms(sp.Function) or not e.has(x):
+            return None
+        sums = [f for f in e.args if isinstance(f, sp.Add) and f.has(x)]
+        poles = [f for f in e.args if _label_pole(f, x)]
+        if len(sums) != 1 or not poles:
+            return None
+        zero = {s: 0 for s in element_symbols(e)}
+        if sums[0].subs(zero) != 0 or any(f.base.subs(zero) != 0 for f in poles):
+            return None  # not 0/0 where the inputs are 0
+        others = [f for f in e.args if f is not sums[0]]
+        terms, guarded = [], False
+        for t in sums[0].args:
+            factors = sp.Mul.make_args(sp.Mul(t, *others))
+            labels = [f for f in factors if element_symbols(f) and not f.has(x)]
+            rest = [f for f in factors if f not in labels]
+            if labels and any(_label_pole(f, x) for f in rest):
+                terms.append(XMul(sp.Mul(*labels), sp.Mul(*rest)))
+                guarded = True
+            else:
+                terms.append(sp.Mul(*factors))
+        second = sp.Add(*terms)
+        if not guarded or not _at(second, zero).is_finite:
+            return None
+        return NanOr(e, second)
+
+    def walk(e: sp.Basic) -> sp.Basic:  # outermost first; a pair of forms is already split
+        if isinstance(e, TwoForms) or not e.args:
+            return e
+        new = take(e)
+        if new is not None:
+            return new
+        args = [walk(a) for a in e.args]
+        return e if all(a is b for a, b in zip(args, e.args)) else e.func(*args)
+
+    return walk(expr)
+
+
+def split_quotient_rule(x: Elem) -> Rule:
+    """The split-quotient rule for a gradient with respect to ``x``."""
+    return Rule(
+        "split-quotient",
+        "a quotient whose numerator and denominator vanish together where the inputs are 0 (the "
+        "squared Hellinger distance's (√p - √y)/(2√p) at p = y = 0: 0/0 = NaN in floats, where the "
+        "limit in p is 1/2) is also written term by term, each label factor zero-guarded against "
+        "the pole (1/2 - XMul(√y, p^(-1/2))/2: a label of 0 times the pole is 0, as its term is 0 "
+        "at every p > 0), and that form is taken where the first is NaN (NanOr).",
+        lambda expr: _split_quotient(expr, x),
+    )
+
+
 def gradient_rules(weights: Sequence[Elem], guard: bool, x: Elem | None = None) -> list[Rule]:
     """Rules applied to a derived gradient with respect to ``x``, in order (the edge poles of
     a loss on probabilities with ``guard``)."""
@@ -1931,5 +1993,5 @@ def gradient_rules(weights: Sequence[Elem], guard: bool, x: Elem | None = None) 
     return [
         ONE_MINUS_SHARE, NEG_LOG_SHARE, UNSCALE, SHIFT_EXP, SHIFT_EXP_WEIGHTED, SPLIT_ROWSUM, NORM_SQUARE, MIXTURE_RATIO, POWER_RULE, guard_rule(weights, guard),
         *edge, LOG_GUARDED_POWER, CROSS_REST, ONE_FRACTION, SIGMOID_DIFFERENCE, SIGMOID_PAIR, EXPM1_WEIGHT, SCALE_NORM, COMMON_FACTOR,
-        COMMON_NUMERATOR,
+        COMMON_NUMERATOR, *([split_quotient_rule(x)] if x is not None else []),
     ]
