@@ -34,12 +34,14 @@ from cesym.define.primitives import (
     Softplus,
     SoftmaxRest,
     Scaled,
+    ScaledExp,
     SumSquares,
     expand_row_primitives,
     to_elementary,
 )
 from cesym.define.evaluate import compile_row_exprs
 from cesym.rewrite.rules import check_equivalent
+from cesym.verify.ulps import ulp_error
 
 x = Elem("x")
 t = Elem("t")
@@ -595,3 +597,50 @@ def test_cross_rest_recomputation_keeps_labels_far_below_the_labelled_class(t, z
         # κ of these elements is 1e5-1e13 (the labels cancel the softmax): within 1e-4 relative is
         # far inside 8 + 4κ ulps, and the rounded r left 40-100% errors
         assert abs(g - w) <= 1e-4 * abs(w) or (w == 0 and g == 0), (got, want)
+
+
+def test_scaled_exp_fdiff_and_elementary_form():
+    u, a = sp.Symbol("u", real=True), sp.Symbol("a", real=True)
+    for s in (u, a):
+        assert sp.simplify(to_elementary(sp.diff(ScaledExp(u, a), s)) - sp.diff(a * sp.exp(u), s)) == 0
+
+
+@pytest.mark.parametrize("u, factors", [
+    (710.0, (0.25,)),  # e^710 overflows, e^710/4 = 5.6e307 does not
+    (-1000.0, (1e200, 1e200)),  # 1e200² overflows, 1e400·e^-1000 = 5.1e-35 does not
+    (-745.0, (3.0, 1e10)),  # e^-745 is subnormal, the product is 1.5e-313·1e10·3: normal
+    (709.0, (-0.5, 2.0, 1e-300)),  # a negative factor: the sign kept
+    (-30.0, (2.5, 7.0)),  # in range: the plain product
+])
+def test_runtime_scaled_exp_stays_in_range(u, factors):
+    """a·e^u within 2 ulps where the product is a normal float, whatever e^u and the factors do;
+    the plain product, bit for bit, where every part is in range."""
+    got = float(rt.scaled_exp(np.array([u]), *[np.array([f]) for f in factors])[0])
+    with mpmath.workdps(50):
+        want = mpmath.exp(u)
+        for f in factors:
+            want *= mpmath.mpf(f)
+    assert ulp_error(got, want, np.float64) <= 2, (got, want)
+    if -700 < u < 700 and all(1e-150 < abs(f) < 1e150 for f in factors):
+        assert got == float(np.prod(factors) * np.exp(u))
+
+
+def test_runtime_scaled_exp_zero_factor_and_infinite_exponents():
+    u = np.array([800.0, np.inf, -np.inf, 800.0, np.nan])
+    a = np.array([0.0, 2.0, 2.0, np.inf, 2.0])
+    out = rt.scaled_exp(u, a)
+    assert out[0] == 0.0  # 0·e^800: 0, the term's limit, not 0·inf
+    assert out[1] == np.inf and out[2] == 0.0 and out[3] == np.inf and np.isnan(out[4])
+
+
+def test_runtime_inf_or_takes_the_second_form_at_infinities_only():
+    a = np.array([1.0, np.inf, -np.inf, np.nan])
+    calls = []
+
+    def b():
+        calls.append(1)
+        return np.array([5.0, 6.0, 7.0, 8.0])
+
+    assert np.array_equal(rt.inf_or(a, b), np.array([1.0, 6.0, 7.0, np.nan]), equal_nan=True)
+    assert calls == [1]
+    assert rt.inf_or(np.array([1.0, 2.0]), lambda: 1 / 0) is not None  # not called where nothing overflows

@@ -38,6 +38,7 @@ from cesym.generate.edges import check_edges, load_module
 from cesym.generate.codegen import generate
 from cesym.define.primitives import (
     LogRatio,
+    InfOr,
     NanOr,
     NegLogNormalized,
     NormalizedRest,
@@ -62,6 +63,7 @@ from cesym.define.primitives import (
     MaxMinusSum,
     Log1pDiff,
     Scaled,
+    ScaledExp,
     Sigmoid,
     SigmoidDiff,
     Softplus,
@@ -191,6 +193,13 @@ FIRES = [
     # 0/0 where the inputs are 0 (the squared Hellinger distance's gradient at p = y = 0)
     (R.split_quotient_rule(p), (sp.sqrt(p) - sp.sqrt(y)) / (2 * sp.sqrt(p)), XMul(sp.sqrt(y), -1 / (2 * sp.sqrt(p)))),
     (R.split_quotient_rule(p), (p - y) / (3 * p), NanOr),
+    # a Gaussian likelihood in the log variance, (y²e^(-x) + x)/2: its label factor times e^(-x),
+    # its gradient 1 - y²e^(-x) near y²e^(-x) = 1, and the mean's 1/C taken into y²/2
+    (R.ZERO_TIMES_EXP, (y**2 * E(-x) + x) / 2, ScaledExp(-x, y**2 / 2)),
+    (R.ONE_MINUS_SCALED_EXP, sp.Rational(1, 2) - y**2 * E(-x) / 2, expm1),
+    (R.ONE_MINUS_SCALED_EXP, 1 - ScaledExp(-x, y**2), LogWeight(sp.Abs(y))),
+    (R.ONE_MINUS_SCALED_EXP, 3 - 3 * g**2 * E(x - y), expm1),
+    (R.SCALE_INSIDE, (1 - ScaledExp(-x, y**2)) / sp.Symbol("C", positive=True, integer=True), InfOr),
     # the focal loss' m'/m, m = 1 - p_t on logits
     (R.MIXTURE_RATIO, g * (-y * Sigmoid(-x) * Sigmoid(x) + (1 - y) * Sigmoid(-x) * Sigmoid(x)) / (y * Sigmoid(-x) + (1 - y) * Sigmoid(x)), XMul),
 ]
@@ -258,6 +267,13 @@ KEEPS = [
     (R.COMMON_NUMERATOR, XMul(t, -1 / p) + XMul(y, 1 / (1 - p))),  # t(p - 1) + y·p: not a difference of inputs
     (R.COMMON_NUMERATOR, 1 - y * sp.log(p) / p),  # not rational
     (R.COMMON_NUMERATOR, 1 / p + 1 / y),  # (p + y)/(p·y): nothing cancelled
+    (R.ZERO_TIMES_EXP, x * E(x)),  # the factor holds the exponent's input: x·e^x is not 0·inf at x = 0
+    (R.ZERO_TIMES_EXP, 2 * E(-x)),  # a number: never 0
+    (R.ZERO_TIMES_EXP, ScaledExp(-x, y) * E(x)),  # already scaled
+    (R.ONE_MINUS_SCALED_EXP, 1 - y * E(-x)),  # y may be negative: no log of it
+    (R.ONE_MINUS_SCALED_EXP, 2 - y**2 * E(-x)),  # not k - k·a·e^u
+    (R.ONE_MINUS_SCALED_EXP, 1 - 2 * E(-x)),  # a number: the expm1 rule's shape, or no cancellation to fear
+    (R.SCALE_INSIDE, (1 - y * x) / sp.Symbol("C", positive=True, integer=True)),  # no scaled exponential
     (R.split_quotient_rule(p), (p - y) / (p + 1)),  # no pole at p = 0
     (R.split_quotient_rule(p), (sp.sqrt(p) + 1) / sp.sqrt(p)),  # 1/0, not 0/0: inf is the limit
     (R.split_quotient_rule(p), (sp.log(p) - y) / p),  # a function: not an algebraic quotient

@@ -20,6 +20,7 @@ import pytest
 
 from cesym import cli
 from cesym.define.loss import DerivationError, load_family
+from cesym.verify.ulps import ulp_error
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -274,6 +275,47 @@ def test_a_hellinger_distance_has_its_limit_where_a_class_is_absent(tmp_path):
     assert g[0, 0] == 0.5 and g[0, 1] == -np.inf
     want = 0.5 - np.sqrt(0.75) / 2  # (√1 - √0.75)/(2√1): the first form, where it is a number
     assert abs(g[0, 2] - want) <= 2 * np.spacing(want)
+    assert cli.main(["verify", "--derivations", str(src), "--quick"]) == 0
+
+
+GAUSSIAN = textwrap.dedent(
+    '''
+    from sympy import exp
+    from cesym.define import C, Elem, Loss, RowSum
+
+    y, s = Elem("y"), Elem("s")
+    LOSSES = [Loss(family="gaussian_logvar", variant="logvar", title="Gaussian NLL in the log variance",
+                   value=RowSum((y ** 2 * exp(-s) + s) / 2) / C, prediction=s, label=y)]
+    '''
+)
+
+
+def test_a_gaussian_likelihood_in_the_log_variance(tmp_path):
+    """(y²e^(-s) + s)/2 as people write it. Its gradient (1 - y²e^(-s))/2 cancels where the
+    variance fits the residual (generate refused the loss: 0 for 5e-301 at y = 1, s = 1e-300);
+    0·e^800 at y = 0 is 0; y²e^(-s) past the largest float but within the mean's 1/C is finite."""
+    src, out = tmp_path / "mine", tmp_path / "kernels"
+    src.mkdir()
+    (src / "gaussian_logvar.py").write_text(GAUSSIAN)
+    assert cli.main(["generate", "--derivations", str(src), "--out", str(out)]) == 0
+    mod = _import(out / "gaussian_logvar.py")
+    rules = mod.DERIVED["logvar"]["grad_rules"]
+    assert {"one-minus-scaled-exp", "scale-inside"} <= set(rules)
+
+    def exact_grad(yv, sv, c):  # 1 - y²e^(-s) = -expm1(log y² - s), which mpmath keeps at s = 1e-300
+        with mpmath.workdps(60):
+            if yv == 0:
+                return mpmath.mpf(1) / (2 * c)
+            return -mpmath.expm1(2 * mpmath.log(abs(mpmath.mpf(yv))) - mpmath.mpf(sv)) / (2 * c)
+
+    for row_y, row_s in (([1.0], [1e-300]), ([3.0], [float(np.log(9.0))]), ([0.0, 72.28841470554136, 2.0], [-800.0, -703.2896076049268, 0.5])):
+        g = mod.gaussian_logvar_grad([row_y], [row_s])[0]
+        for j, (yv, sv) in enumerate(zip(row_y, row_s)):
+            want = exact_grad(yv, sv, len(row_y))
+            kappa = abs(sv) * abs(mpmath.mpf(yv) ** 2 * mpmath.exp(-mpmath.mpf(sv))) / abs(2 * len(row_y) * want)
+            assert ulp_error(float(g[j]), want, np.float64) <= 8 + 4 * float(kappa), (yv, sv, g[j], want)
+    v = mod.gaussian_logvar([[0.0, 1.0]], [[-800.0, 0.0]])
+    assert float(v[0]) == -199.75  # (0·e^800 - 800)/2 and (1 + 0)/2, over 2
     assert cli.main(["verify", "--derivations", str(src), "--quick"]) == 0
 
 

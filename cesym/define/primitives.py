@@ -55,6 +55,7 @@ __all__ = [
     "Powm1",
     "PowShift",
     "ScaledPow",
+    "ScaledExp",
     "Relu",
     "MaxShare",
     "MaxN",
@@ -64,6 +65,7 @@ __all__ = [
     "LogRatio",
     "Scaled",
     "NanOr",
+    "InfOr",
     "Guarded",
     "TwoForms",
     "SoftmaxRest",
@@ -902,6 +904,32 @@ class ScaledPow(sp.Function):
         return r"%s^{%s}\,%s" % (x, a, s)
 
 
+class ScaledExp(sp.Function):
+    r""":math:`a\,e^{u}`, zero-guarded (0 where :math:`a = 0`, whatever :math:`u`), kept in range
+    where :math:`e^u` alone is not.
+
+    A label factor times an exponential of the prediction (a Gaussian likelihood's
+    :math:`y^2 e^{-s}/2`): :math:`e^{u}` overflows past :math:`u = 709.78` and underflows past
+    -745 where the product need not (:math:`e^{710}/4` is 5.6e307), and :math:`0 \cdot \infty`
+    is NaN where the term is 0. :math:`\partial_u = a e^u`, :math:`\partial_a = e^u`.
+    """
+
+    nargs = 2
+
+    def fdiff(self, argindex=1):
+        u, a = self.args
+        return self if argindex == 1 else sp.exp(u)
+
+    def elementary(self):
+        u, a = self.args
+        return a * sp.exp(u)
+
+    @_powered
+    def _latex(self, printer):
+        u, a = (printer._print(v) for v in self.args)
+        return r"%s\,e^{%s}" % (a, u)
+
+
 class Relu(sp.Function):
     r""":math:`\max(u, 0)`, the hinge; derivative the step :math:`[u \ge 0]`, 1 at the kink.
 
@@ -1020,7 +1048,7 @@ class SigmoidDiff(sp.Function):
         return r"\left(%s\,\sigma\left(%s\right) - %s\,\sigma\left(-%s\right)\right)" % (a, u, b, u)
 
 
-_ELEMENTWISE_PRIMITIVES = (Sigmoid, Softplus, Log1mexp, LogExpm1, LogWeight, LogCosh, Hypot1, Hypot1m1, HypotShare, Log1pSquare, SigmoidDiff, Pow1p, Powm1, PowShift, ScaledPow, Relu, Scaled, Log1pDiff, LogRatio)
+_ELEMENTWISE_PRIMITIVES = (Sigmoid, Softplus, Log1mexp, LogExpm1, LogWeight, LogCosh, Hypot1, Hypot1m1, HypotShare, Log1pSquare, SigmoidDiff, Pow1p, Powm1, PowShift, ScaledPow, ScaledExp, Relu, Scaled, Log1pDiff, LogRatio)
 
 
 def expand_row_primitives(expr: sp.Basic) -> sp.Basic:
@@ -1051,6 +1079,17 @@ class NanOr(TwoForms):
     A form that is best inside a domain can be :math:`0\cdot\infty` or :math:`\infty - \infty`
     at its edge (a pole :math:`1/p` beside a :math:`\log p` at :math:`p = 0`), where another form
     of the same expression has the limit; each is used where it holds.
+    """
+
+
+class InfOr(NanOr):
+    r"""Two forms :math:`a = b` of one quantity: :math:`a`, and :math:`b` where :math:`a` is
+    :math:`\pm\infty`.
+
+    A mean's :math:`1/C` taken last, as the kernels take it, leaves a term within a factor
+    :math:`C` of the largest float overflowing before the division (a Gaussian likelihood's
+    gradient :math:`(1 - y^2 e^{-s})/(2C)` at :math:`y^2 e^{-s} = 7\cdot 10^{308}`); :math:`b`
+    has the scale taken into the term. Treated as a :class:`NanOr` everywhere but in the runtime.
     """
 
 

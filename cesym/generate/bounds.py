@@ -71,6 +71,8 @@ class _Printer:
             if b == sp.Abs(sp.log(w)):
                 return f"_iv.xabslog({self(w)})"
             return f"_iv.xmul({self(w)}, {self(b)})"
+        if isinstance(e, P.ScaledExp):
+            return f"_iv.xmul({self(e.args[1])}, _iv.exp({self(e.args[0])}))"
         if isinstance(e, sp.Pow):
             base, ex = e.args
             if not ex.is_number:

@@ -50,6 +50,8 @@ __all__ = ["KernelPrinter", "render_family", "generate", "GENERATED_DIR"]
 GENERATED_DIR = Path(__file__).resolve().parents[1] / "kernels" / "_generated"
 
 
+
+
 class KernelPrinter(NumPyPrinter):
     """NumPy printer that knows the row reductions and stable primitives."""
 
@@ -149,9 +151,25 @@ class KernelPrinter(NumPyPrinter):
     def _print_LogRatioNonzero(self, e):
         return self._rt("log_ratio_nonzero", *e.args)
 
+    def _print_ScaledExp(self, e):
+        """``scaled_exp(u, f_1, ..., f_n)`` with the factors of ``a`` apart (an integer power as
+        repeated factors): y² overflows past 1e154 where y²·e^u need not."""
+        u, a = e.args
+        factors = []
+        for f in sp.Mul.make_args(a):
+            if isinstance(f, sp.Pow) and f.exp.is_Integer and 1 < f.exp <= 4:
+                factors += [f.base] * int(f.exp)
+            else:
+                factors.append(f)
+        return self._rt("scaled_exp", u, *factors)
+
     def _print_NanOr(self, e):
         """``nan_or(a, lambda: b)``: the second form is evaluated only where the first is NaN."""
         return "_rt.nan_or(%s, lambda: %s)" % (self._print(e.args[0]), self._print(e.args[1]))
+
+    def _print_InfOr(self, e):
+        """``inf_or(a, lambda: b)``: the second form is evaluated only where the first is ±inf."""
+        return "_rt.inf_or(%s, lambda: %s)" % (self._print(e.args[0]), self._print(e.args[1]))
 
     def _print_Guarded(self, e):
         """``guarded(lambda: (t_1, ..., t_n), lambda <inputs>: b, <inputs>)``: the sum of the terms

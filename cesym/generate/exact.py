@@ -414,6 +414,10 @@ class RowDecimalPrinter(DecimalPrinter):
     def _print_Scaled(self, e):
         return f"({self._print(e.args[0])} / {self._print(e.args[1])})"
 
+    def _print_ScaledExp(self, e):
+        u, a = e.args
+        return f"_ex.xmul({self._print(a)}, lambda: _ex.exp({self._print(u)}))"
+
     def _print_ScaledPow(self, e):
         x, a, s = e.args
         return f"(_ex.power({self._print(x)}, {self._print(a)}) * {self._print(s)})"

@@ -48,6 +48,8 @@ __all__ = [
     "powm1",
     "pow_shift",
     "scaled_pow",
+    "scaled_exp",
+    "inf_or",
     "neg_log_softmax",
     "off_max_sum",
     "softmax_parts",
@@ -1002,6 +1004,49 @@ def scaled_pow(x: np.ndarray, a, s) -> np.ndarray:
     return out
 
 
+#: ln 2 in two parts (fdlibm's): k·LN2_HI is exact for |k| < 2^20.
+_LN2_HI, _LN2_LO = 6.93147180369123816490e-01, 1.90821492927058770002e-10
+
+
+def scaled_exp(u, *a) -> np.ndarray:
+    r"""a·e^u for a = a_1·…·a_n: ``(a_1·…·a_n)·exp(u)``; 0 where a factor is 0, whatever u; and
+    where that product, a, e^u or the result is not finite or not normal (u and the factors
+    finite and not 0), ``ldexp(m·e^r, k + Σe_i)`` with ``a_i = m_i·2^(e_i)`` (``frexp``),
+    m = Π m_i, and ``u = k·ln 2 + r``, |r| <= ln 2/2 (Cody and Waite's reduction, ln 2 in two
+    parts: r is exact to a rounding of itself): only the result's scale is set by the powers of
+    two, and the final ldexp rounds once (``e^710/4`` is 5.6e307 where e^710 overflows;
+    ``(1e200)²·e^-1000`` is 5e-35 where 1e200² overflows)."""
+    if _pieces.unknown(u, *a):
+        return _pieces.UNKNOWN
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        E = np.exp(u)
+        A = a[0]
+        for f in a[1:]:
+            A = A * f
+        out = np.asarray(A * E, dtype=np.float64)
+        zero = a[0] == 0
+        for f in a[1:]:
+            zero = zero | (f == 0)
+        if np.any(zero):
+            out = np.where(zero, np.zeros_like(out), out)
+        redo = ~np.isfinite(out) | (np.abs(out) < _TINY) | ~np.isfinite(A) | (np.abs(A) < _TINY) | ~np.isfinite(E) | (E < _TINY)
+        redo &= ~zero & np.isfinite(u)
+        for f in a:
+            redo &= np.isfinite(f)
+        if not np.any(redo):
+            return out
+        ub = np.broadcast_to(u, out.shape)[redo]
+        m, n = np.ones(ub.shape), np.zeros(ub.shape, dtype=np.int64)
+        for f in a:
+            mi, ei = np.frexp(np.broadcast_to(f, out.shape)[redo])
+            m, n = m * mi, n + ei  # m·2^n: the product of the factors, each m_i in [1/2, 1): no overflow for n <= 4 factors
+        k = np.clip(np.rint(ub / _LN2_HI), -2200, 2200)  # past ±2200 the product is 0 or inf whatever a is
+        r = (ub - k * _LN2_HI) - k * _LN2_LO
+        out = np.array(out)
+        out[redo] = np.ldexp(m * np.exp(r), k.astype(np.int64) + n)
+    return out
+
+
 def pow_shift(x: np.ndarray, y) -> np.ndarray:
     r"""x^(y-1) as x^y/x where x is a positive normal number: ``x**(y - 1)`` rounds the exponent,
     which moves the result by |log x| ulps (690 at x = 1e-300); at 0, subnormal, infinite or NaN
@@ -1597,6 +1642,26 @@ def nan_or(a: np.ndarray, b) -> np.ndarray:
     out = np.array(np.broadcast_to(a, shape))
     nan = np.broadcast_to(nan, shape)
     out[nan] = np.broadcast_to(b, shape)[nan]
+    return out
+
+
+def inf_or(a: np.ndarray, b) -> np.ndarray:
+    """``a``, and ``b`` where ``a`` is ±inf: two forms of one quantity, the second in range where
+    the first overflows (:class:`~cesym.define.primitives.InfOr`). ``b`` as in :func:`nan_or`."""
+    if callable(b) and (_piece() is not None or _pieces.unknown(a)):
+        b = b()
+    if _pieces.unknown(a, b):
+        return _pieces.UNKNOWN
+    a = np.asarray(a, dtype=np.float64)
+    inf = np.isinf(a)
+    if not np.any(inf):
+        return a
+    if callable(b):
+        b = b()
+    shape = np.broadcast_shapes(a.shape, np.shape(b))
+    out = np.array(np.broadcast_to(a, shape))
+    inf = np.broadcast_to(inf, shape)
+    out[inf] = np.broadcast_to(b, shape)[inf]
     return out
 
 

@@ -22,6 +22,8 @@ from sympy.codegen.rewriting import Optimization, ReplaceOptim
 from ..define.conventions import collect_monomials, distribute, weight_symbols
 from ..define.evaluate import compile_row_exprs
 from ..define.primitives import (
+    C as C_SYM,
+    InfOr,
     NanOr,
     TwoForms,
     NormalizedRest,
@@ -49,6 +51,7 @@ from ..define.primitives import (
     Log1pDiff,
     LogRatio,
     Scaled,
+    ScaledExp,
     Sigmoid,
     SigmoidDiff,
     Softplus,
@@ -1086,6 +1089,30 @@ EXPM1 = Rule(
 )
 
 
+def _zero_times_exp(e: sp.Basic) -> sp.Basic | None:
+    """``a·e^u`` with ``a`` free of u's inputs, holding an input and possibly 0 -> ``ScaledExp(u, a)``."""
+    if not isinstance(e, sp.Mul) or e.has(XMul, ScaledExp):
+        return None
+    exps = [f for f in e.args if isinstance(f, sp.exp) and _has_elems(f)]
+    if len(exps) != 1:
+        return None
+    inputs = element_symbols(exps[0])
+    c, a = (e / exps[0]).as_coeff_Mul()
+    if a == 1 or a.has(sp.exp) or not _has_elems(a) or element_symbols(a) & inputs or a.is_nonzero:
+        return None
+    return ScaledExp(exps[0].args[0], c * a)
+
+
+ZERO_TIMES_EXP = Rule(
+    "zero-times-exp",
+    "a·e^u with a factor a free of u's inputs (a label's y² in a Gaussian likelihood y²·e^(-s)) is "
+    "0 wherever a is, whatever u, and finite where e^u alone is not: ScaledExp(u, a), zero-guarded "
+    "(0·inf is NaN where the term is 0) and computed as a·e^r·2^k, u = k·ln 2 + r, where e^u "
+    "overflows or underflows (e^710/4 is 5.6e307).",
+    lambda expr: _top_down(expr, _zero_times_exp),
+)
+
+
 def _log1p_sum(e: sp.Basic) -> sp.Basic | None:
     if isinstance(e, sp.log) and isinstance(e.args[0], sp.Add) and sp.S.One in e.args[0].args and _has_elems(e.args[0]):
         return log1p(e.args[0] - 1)
@@ -1315,6 +1342,7 @@ def value_rules() -> list[Rule]:
         EXPM1,
         LOG_EXPM1,
         LOG1P_SUM,
+        ZERO_TIMES_EXP,
     ]
 
 
@@ -1786,6 +1814,67 @@ EXPM1_WEIGHT = Rule(
 )
 
 
+def _log_of_nonnegative(a: sp.Basic) -> sp.Basic | None:
+    """``log a`` for a product ``a`` of even powers of inputs, exponentials and positive symbols,
+    written without forming ``a`` (log y² = 2·log|y|: y² overflows past 1e154, its log does
+    not), each log a ``LogWeight`` (-inf at 0; SymPy would fold e^(u + log w) back into w·e^u);
+    None where ``a`` may be negative (or is a number)."""
+    out = []
+    for f in sp.Mul.make_args(a):
+        if f.is_Number:
+            return None
+        if isinstance(f, sp.exp):
+            out.append(f.args[0])
+        elif isinstance(f, sp.Pow) and f.exp.is_Integer and f.exp.is_even and f.base.is_real:
+            out.append(f.exp * LogWeight(sp.Abs(f.base)))
+        elif f.is_positive:
+            out.append(LogWeight(f))
+        else:
+            return None
+    return sp.Add(*out)
+
+
+def _one_minus_scaled_exp(e: sp.Basic) -> sp.Basic | None:
+    """``k - k·a·e^u`` (in any sum; ``a`` a product of inputs that is never negative, see
+    :func:`_log_of_nonnegative`) -> ``-k·expm1(v)`` where ``|v| < 1/2``, ``v = u + log a``, and
+    ``k - k·a·e^u`` elsewhere (``Piecewise``: element by element)."""
+    if not isinstance(e, sp.Add) or e.has(TwoForms):
+        return None
+    numbers = [t for t in e.args if t.is_Number]
+    if len(numbers) != 1:
+        return None
+    n = numbers[0]
+    for t in e.args:
+        plain = t.replace(lambda f: isinstance(f, XMul), lambda f: f.args[0] * f.args[1]).replace(
+            lambda f: isinstance(f, ScaledExp), lambda f: f.elementary())  # (a zero-guarded a·e^u too)
+        exps = [f for f in sp.Mul.make_args(plain) if isinstance(f, sp.exp) and _has_elems(f)]
+        if len(exps) != 1:
+            continue
+        c, rest = (plain / exps[0]).as_coeff_Mul()
+        if c != -n or rest == 1 or not _has_elems(rest):
+            continue
+        log_a = _log_of_nonnegative(rest)
+        if log_a is None:
+            continue
+        v = exps[0].args[0] + log_a
+        return e - n - t + sp.Piecewise((-n * expm1(v), sp.Abs(v) < sp.Rational(1, 2)), (n + t, True))
+    return None
+
+
+ONE_MINUS_SCALED_EXP = Rule(
+    "one-minus-scaled-exp",
+    "1 - a·e^u = -expm1(u + log a) for a >= 0 (the Gaussian likelihood's gradient in the log "
+    "variance s, (1 - y²e^(-s))/2): where a·e^u is near 1 the difference cancels (y = 1, "
+    "s = 1e-300: 1 - e^(-s) is 0 for 1e-300); expm1 of u + log a keeps it, to about "
+    "(|u| + |log a|)·u of the result, within the condition number there (|u| + 2 over the result "
+    "for a = y²). Elsewhere that argument is a rounding of large numbers (y = 1e150, s = 0: 690 "
+    "ulps where the difference errs by 2): expm1 is taken only where |u + log a| < 1/2, that is "
+    "a·e^u within (0.61, 1.65), where the difference would cancel by more than a factor three, "
+    "the difference elsewhere (Piecewise, element by element).",
+    lambda expr: _outside_pairs(expr, _one_minus_scaled_exp),
+)
+
+
 def _exact_numerator(e: sp.Expr) -> bool:
     """A sum of inputs (element symbols) times powers of two, at least two of them (``p - y``):
     for float32 inputs exact in float64, and one rounding of exact operands in float64."""
@@ -1961,16 +2050,19 @@ def _split_quotient(expr: sp.Basic, x: Elem) -> sp.Basic:
             return None
         return NanOr(e, second)
 
-    def walk(e: sp.Basic) -> sp.Basic:  # outermost first; a pair of forms is already split
-        if isinstance(e, TwoForms) or not e.args:
-            return e
-        new = take(e)
-        if new is not None:
-            return new
-        args = [walk(a) for a in e.args]
-        return e if all(a is b for a, b in zip(args, e.args)) else e.func(*args)
+    return _outside_pairs(expr, take)
 
-    return walk(expr)
+
+def _outside_pairs(expr: sp.Basic, take: Callable[[sp.Basic], sp.Basic | None]) -> sp.Basic:
+    """Each outermost subexpression that ``take`` changes, changed, outside pairs of forms
+    (``TwoForms``: each form is already the one it stands for) and not visited again."""
+    if isinstance(expr, TwoForms) or not expr.args:
+        return expr
+    new = take(expr)
+    if new is not None:
+        return new
+    args = [_outside_pairs(a, take) for a in expr.args]
+    return expr if all(a is b for a, b in zip(args, expr.args)) else expr.func(*args)
 
 
 def split_quotient_rule(x: Elem) -> Rule:
@@ -1986,12 +2078,49 @@ def split_quotient_rule(x: Elem) -> Rule:
     )
 
 
+def _scaled_inside(e: sp.Basic, k: sp.Basic) -> sp.Basic:
+    """``k·e`` with ``k`` taken into the factor of each ``ScaledExp`` term (``ScaledExp(u, k·a)``)
+    and every other term multiplied by it, through sums, branches and pairs of forms."""
+    if isinstance(e, sp.Add):
+        return sp.Add(*[_scaled_inside(t, k) for t in e.args])
+    if isinstance(e, TwoForms):
+        return type(e)(*[_scaled_inside(a, k) for a in e.args])
+    if isinstance(e, sp.Piecewise):
+        return sp.Piecewise(*[(_scaled_inside(x, k), c) for x, c in e.args])
+    c, rest = e.as_coeff_Mul()
+    if isinstance(rest, ScaledExp):
+        return ScaledExp(rest.args[0], c * k * rest.args[1])
+    return k * e
+
+
+def _scale_inside(expr: sp.Basic) -> sp.Basic:
+    """``E/C`` with ``E`` holding a ``ScaledExp`` -> ``InfOr(E/C, E')``, E' = E with 1/C taken into
+    each ``ScaledExp``'s factor."""
+    if not isinstance(expr, sp.Mul) or expr.has(InfOr):
+        return expr
+    k = sp.Mul(*[f for f in expr.args if f.has(C_SYM) and not element_symbols(f)])
+    rest = expr / k
+    if k == 1 or not rest.has(ScaledExp) or not element_symbols(rest):
+        return expr
+    return InfOr(expr, _scaled_inside(rest, k))
+
+
+SCALE_INSIDE = Rule(
+    "scale-inside",
+    "a mean's 1/C is taken last (C·p overflows where p/C does not, 1/C·x underflows where x/C does "
+    "not), so a term a·e^u within a factor C of the largest float overflows before it: where the "
+    "gradient is ±inf, 1/C is taken into a (ScaledExp(u, a/C), InfOr): the Gaussian likelihood's "
+    "(1 - y²e^(-s))/(2C) at y = 72.3, s = -703.3, C = 5 is -1.42e308, not -inf.",
+    _scale_inside,
+)
+
+
 def gradient_rules(weights: Sequence[Elem], guard: bool, x: Elem | None = None) -> list[Rule]:
     """Rules applied to a derived gradient with respect to ``x``, in order (the edge poles of
     a loss on probabilities with ``guard``)."""
     edge = [edge_poles_rule(x)] if guard and x is not None else []
     return [
         ONE_MINUS_SHARE, NEG_LOG_SHARE, UNSCALE, SHIFT_EXP, SHIFT_EXP_WEIGHTED, SPLIT_ROWSUM, NORM_SQUARE, MIXTURE_RATIO, POWER_RULE, guard_rule(weights, guard),
-        *edge, LOG_GUARDED_POWER, CROSS_REST, ONE_FRACTION, SIGMOID_DIFFERENCE, SIGMOID_PAIR, EXPM1_WEIGHT, SCALE_NORM, COMMON_FACTOR,
-        COMMON_NUMERATOR, *([split_quotient_rule(x)] if x is not None else []),
+        *edge, LOG_GUARDED_POWER, CROSS_REST, ONE_FRACTION, SIGMOID_DIFFERENCE, SIGMOID_PAIR, EXPM1_WEIGHT, ONE_MINUS_SCALED_EXP, SCALE_NORM, COMMON_FACTOR,
+        COMMON_NUMERATOR, *([split_quotient_rule(x)] if x is not None else []), SCALE_INSIDE,
     ]
