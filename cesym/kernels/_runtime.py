@@ -1039,8 +1039,10 @@ def scaled_exp(u, *a) -> np.ndarray:
         m, n = np.ones(ub.shape), np.zeros(ub.shape, dtype=np.int64)
         for f in a:
             mi, ei = np.frexp(np.broadcast_to(f, out.shape)[redo])
-            m, n = m * mi, n + ei  # m·2^n: the product of the factors, each m_i in [1/2, 1): no overflow for n <= 4 factors
-        k = np.clip(np.rint(ub / _LN2_HI), -2200, 2200)  # past ±2200 the product is 0 or inf whatever a is
+            m, n = m * mi, n + ei  # m·2^n, the factors' product: each m_i in [1/2, 1), m far from the ends of the range
+        # past |k| = 10^5 the result is 0 or inf whatever the factors (|log a_i| <= 745 each); the
+        # clip keeps k an integer (u = 1e300) and k·LN2_HI exact
+        k = np.clip(np.rint(ub / _LN2_HI), -100_000, 100_000)
         r = (ub - k * _LN2_HI) - k * _LN2_LO
         out = np.array(out)
         out[redo] = np.ldexp(m * np.exp(r), k.astype(np.int64) + n)
