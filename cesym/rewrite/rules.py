@@ -1866,8 +1866,8 @@ ONE_MINUS_SCALED_EXP = Rule(
     "1 - a·e^u = -expm1(u + log a) for a >= 0 (the Gaussian likelihood's gradient in the log "
     "variance s, (1 - y²e^(-s))/2): where a·e^u is near 1 the difference cancels (y = 1, "
     "s = 1e-300: 1 - e^(-s) is 0 for 1e-300); expm1 of u + log a keeps it, to about "
-    "(|u| + |log a|)·u of the result, within the condition number there (|u| + 2 over the result "
-    "for a = y²). Elsewhere that argument is a rounding of large numbers (y = 1e150, s = 0: 690 "
+    "|u| + |log a| roundings of the result's scale, within its condition number there (|u| + 2 "
+    "over the result for a = y²). Elsewhere that argument is a rounding of large numbers (y = 1e150, s = 0: 690 "
     "ulps where the difference errs by 2): expm1 is taken only where |u + log a| < 1/2, that is "
     "a·e^u within (0.61, 1.65), where the difference would cancel by more than a factor three, "
     "the difference elsewhere (Piecewise, element by element).",
