@@ -136,6 +136,10 @@ FIRES = [
     (R.NORM2, sp.sqrt(g * SumSquares(x)), Norm2(x)),
     (R.NORM2, SumSquares(x) ** sp.Rational(-3, 2), Norm2(x)),
     (R.LOG1P_SUM, sp.log(1 + (x - y) ** 2), log1p),
+    # a Charbonnier loss √(e² + ε²) and a Student-t's log(1 + e²/ν): the positive constant inside
+    (R.HYPOT, sp.sqrt((x - y) ** 2 + sp.Symbol("eps", positive=True) ** 2), Hypot1),
+    (R.HYPOT, sp.sqrt(2 + x**2), Hypot1(sp.sqrt(2) * x / 2)),
+    (R.LOG1P_SQUARE, sp.log(1 + (x - y) ** 2 / sp.Symbol("nu", positive=True)), Log1pSquare),
     (R.SOFTPLUS_WEIGHTED, Softplus(x) - y * x, Softplus(-x)),
     (R.SOFTPLUS_WEIGHTED, 2 * Softplus(x - z) - 3 * y * (x - z), Softplus(z - x)),
     (R.EXPM1, y * (E(x) - 1), expm1(x)),
@@ -226,7 +230,7 @@ KEEPS = [
     (R.SIGMOID, E(x) / RowSum(E(x))),  # the softmax: the log-softmax rule's
     (R.SIGMOID, (E(x) - E(-x)) / (E(x) + E(-x))),  # tanh: not a sigmoid of one difference
     (R.HYPOT, sp.sqrt(1 + x)),  # not a square under the root
-    (R.HYPOT, sp.sqrt(2 + x**2)),
+    (R.HYPOT, sp.sqrt((x - y) ** 2 + g**2)),  # g may be 0: √(e²) is |e|, not a hypot of e/0
     (R.TANH_SIGMOID, sp.tanh(x)),  # a tanh alone: 2σ(2x) - 1 cancels near 0
     (R.TANH_SIGMOID, 1 + 2 * sp.tanh(x)),
     (R.LOG_SPLIT, sp.log(p / RowSum(p))),  # p may be 0: the log-normalized rule's

@@ -319,6 +319,44 @@ def test_a_gaussian_likelihood_in_the_log_variance(tmp_path):
     assert cli.main(["verify", "--derivations", str(src), "--quick"]) == 0
 
 
+ROBUST = textwrap.dedent(
+    '''
+    from sympy import Symbol, log, sqrt
+    from cesym.define import C, Elem, Loss, RowSum
+
+    y, p = Elem("y"), Elem("p")
+    eps, nu = Symbol("eps", positive=True), Symbol("nu", positive=True)
+    LOSSES = [
+        Loss(family="robust", variant="charbonnier", title="Charbonnier loss",
+             value=RowSum(sqrt((y - p) ** 2 + eps ** 2) - eps) / C, prediction=p, label=y,
+             params=(eps,), param_ranges={eps: (1e-3, 1.0)}),
+        Loss(family="robust", variant="student", title="Student-t negative log likelihood",
+             value=RowSum((nu + 1) / 2 * log(1 + (y - p) ** 2 / nu)) / C, prediction=p, label=y,
+             params=(nu,), param_ranges={nu: (1.0, 30.0)}),
+    ]
+    '''
+)
+
+
+def test_a_charbonnier_and_a_student_t_loss_generate(tmp_path):
+    """√(e² + ε²) - ε and log(1 + e²/ν), with the constant beside the square: generate refused
+    both (e² overflows at e = 1e200); they are ε·(√(1 + (e/ε)²) - 1) and log1p((e/√ν)²) now."""
+    src, out = tmp_path / "mine", tmp_path / "kernels"
+    src.mkdir()
+    (src / "robust.py").write_text(ROBUST)
+    assert cli.main(["generate", "--derivations", str(src), "--out", str(out)]) == 0
+    mod = _import(out / "robust.py")
+    assert "hypot" in mod.DERIVED["charbonnier"]["value_rules"]
+    assert "log1p-square" in mod.DERIVED["student"]["value_rules"]
+    got = float(mod.robust_charbonnier([[0.0]], [[1e200]], eps=0.5)[0])
+    assert abs(got - 1e200) <= 2 * np.spacing(1e200)
+    got = float(mod.robust_student([[0.0]], [[1e200]], nu=4.0)[0])
+    with mpmath.workdps(40):
+        want = mpmath.mpf(2.5) * mpmath.log(1 + mpmath.mpf(1e200) ** 2 / 4)
+    assert abs(got - float(want)) <= 2 * np.spacing(float(want))
+    assert cli.main(["verify", "--derivations", str(src), "--quick"]) == 0
+
+
 FOCAL_WRITTEN = textwrap.dedent(
     '''
     from sympy import Symbol, exp, log

@@ -453,16 +453,16 @@ TANH_SIGMOID = Rule(
 
 
 def _square_root_of(w: sp.Basic) -> sp.Basic | None:
-    """u with u² = w for a product of even powers (the sign of u does not matter to √(1 + u²));
-    None otherwise. A positive symbol's odd power is taken through its square root's sign too:
-    (x - y)²/δ² -> (x - y)/δ."""
+    """u with u² = w for a product of even powers and positive constants or parameters (the sign
+    of u does not matter to √(1 + u²)); None otherwise: (x - y)²/δ² -> (x - y)/δ, (x - y)²/ν ->
+    (x - y)/√ν."""
     factors = sp.Mul.make_args(w)
     out = []
     for f in factors:
         base, e = f.as_base_exp()
         if e.is_Integer and e % 2 == 0:
             out.append(base ** (e // 2))
-        elif f.is_number and f.is_positive:
+        elif f.is_positive and not _has_elems(f):  # a positive number or parameter (1/ν of a Student-t)
             out.append(sp.sqrt(f))
         else:
             return None
@@ -471,12 +471,15 @@ def _square_root_of(w: sp.Basic) -> sp.Basic | None:
 
 
 def _hypot(e: sp.Basic) -> sp.Basic | None:
-    """``√(1 + u²)`` -> ``Hypot1(u)``; ``a·√(1 + u²) - a`` -> ``a·Hypot1m1(u)`` inside a sum."""
-    if isinstance(e, sp.Pow) and e.exp == sp.S.Half and isinstance(e.base, sp.Add) and len(e.base.args) == 2 and sp.S.One in e.base.args:
-        w = e.base - 1
-        u = _square_root_of(w)
-        if u is not None:
-            return Hypot1(u)
+    """``√(k + u²)`` (k > 0 free of the inputs: 1, ε²) -> ``√k·Hypot1(u/√k)``; ``a·√(1 + u²) - a``
+    -> ``a·Hypot1m1(u)`` inside a sum."""
+    if isinstance(e, sp.Pow) and e.exp == sp.S.Half and isinstance(e.base, sp.Add) and len(e.base.args) == 2:
+        for k in e.base.args:
+            if _has_elems(k) or not k.is_positive:
+                continue
+            u = _square_root_of((e.base - k) / k)
+            if u is not None:
+                return sp.sqrt(k) * Hypot1(u)
     if isinstance(e, sp.Add):
         terms = [_top_down(t, _hypot) for t in e.args]
         for i, t in enumerate(terms):
@@ -494,7 +497,7 @@ def _hypot(e: sp.Basic) -> sp.Basic | None:
 HYPOT = Rule(
     "hypot",
     "√(1 + u²) = hypot(1, u) and √(1 + u²) - 1 = |u|·|u|/(hypot(1, u) + 1) (the pseudo-Huber "
-    "δ²(√(1 + (e/δ)²) - 1), Charbonnier): u² overflows past |u| = 1.3e154, where the value is "
+    "δ²(√(1 + (e/δ)²) - 1), Charbonnier's √(e² + ε²) - ε as ε·(√(1 + (e/ε)²) - 1)): u² overflows past |u| = 1.3e154, where the value is "
     "about |u|, and √(1 + u²) - 1 cancels every digit of u²/2 below |u| = 1e-8.",
     lambda expr: _top_down(expr, _hypot),
 )
