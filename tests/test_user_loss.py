@@ -211,6 +211,27 @@ def test_a_definition_failing_on_its_domain_says_what_it_lacks(tmp_path, capsys,
     assert re.search(message, err), err
 
 
+def test_a_zero_label_weight_on_logits_says_where_the_convention_holds(tmp_path, capsys):
+    """KL(y || softmax(x)) with its entropy term y·log y, on logits: the weights' 0·log 0 = 0
+    holds on probabilities only, and the line says so (and that the term can go)."""
+    src = tmp_path / "mine"
+    src.mkdir()
+    (src / "kl_logits.py").write_text(textwrap.dedent(
+        '''
+        from sympy import exp, log
+        from cesym.define import Elem, Loss, RowSum
+
+        y, x = Elem("y"), Elem("x")
+        LOSSES = [Loss(family="kl_logits", variant="logits", title="KL divergence from logits",
+                       value=RowSum(y * log(y)) - RowSum(y * log(exp(x) / RowSum(exp(x)))),
+                       prediction=x, label=y, weights={y: y})]
+        '''
+    ))
+    assert cli.main(["generate", "--derivations", str(src), "--out", str(tmp_path / "k")]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"not finite.*0·log 0.*holds on Loss\(domain='probability'\) only", err), err
+
+
 PSEUDO_HUBER = textwrap.dedent(
     r'''
     from sympy import Symbol, sqrt

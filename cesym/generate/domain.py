@@ -174,4 +174,8 @@ def _hint(loss: Loss, problem: str, labels) -> str:
     if "not finite" in problem and loss.label is not None and loss.label not in loss.weights and any(float(y) == 0.0 for y in labels):
         return (f"; a zero label where the definition multiplies it into an infinite log (0·log 0): declare "
                 f"weights={{{loss.label.name}: {loss.label.name}}} on the Loss for the convention 0·f = 0")
+    if "not finite" in problem and loss.label in loss.weights and loss.domain != "probability" and any(float(y) == 0.0 for y in labels):
+        return (f"; a zero label where the definition multiplies it into an infinite log (0·log 0): the weights' "
+                f"convention 0·f = 0 holds on Loss(domain='probability') only (a term such as "
+                f"{loss.label.name}·log {loss.label.name}, constant in the prediction, can be left out of a loss on logits)")
     return ""
