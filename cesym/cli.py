@@ -517,6 +517,12 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(e, DerivationError):  # e.g. a derivation that cannot be loaded
             print(f"{name}: {_one_line(e)}", file=sys.stderr)
             return EXIT_USAGE
+        from .verify.intervals import NoIntervalRule
+
+        if isinstance(e, NoIntervalRule):  # --exhaustive on a kernel whose stable form uses a primitive it cannot bound
+            print(f"{name}: --exhaustive: {_one_line(e)}: the exhaustive first tier does not evaluate this "
+                  "kernel's stable form; it is not checked (cesym verify checks it on sampled rows)", file=sys.stderr)
+            return EXIT_USAGE
         # a bug: its traceback for the report, and not status 1, which means "contract failed / stale"
         import traceback
 

@@ -311,7 +311,7 @@ GAUSSIAN = textwrap.dedent(
 )
 
 
-def test_a_gaussian_likelihood_in_the_log_variance(tmp_path):
+def test_a_gaussian_likelihood_in_the_log_variance(tmp_path, capsys):
     """(y²e^(-s) + s)/2 as people write it. Its gradient (1 - y²e^(-s))/2 cancels where the
     variance fits the residual (generate refused the loss: 0 for 5e-301 at y = 1, s = 1e-300);
     0·e^800 at y = 0 is 0; y²e^(-s) past the largest float but within the mean's 1/C is finite."""
@@ -338,6 +338,12 @@ def test_a_gaussian_likelihood_in_the_log_variance(tmp_path):
     v = mod.gaussian_logvar([[0.0, 1.0]], [[-800.0, 0.0]])
     assert float(v[0]) == -199.75  # (0·e^800 - 800)/2 and (1 + 0)/2, over 2
     assert cli.main(["verify", "--derivations", str(src), "--quick"]) == 0
+    # the exhaustive first tier has no interval rule for ScaledExp yet: one line, exit 2, no traceback
+    capsys.readouterr()
+    args = ["verify", "--derivations", str(src), "--exhaustive", "gaussian_logvar", "--label", "3", "--range", "2", "2.5", "--jobs", "1"]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert "no interval rule for ScaledExp" in err and "internal error" not in err and "Traceback" not in err, err
 
 
 ROBUST = textwrap.dedent(
