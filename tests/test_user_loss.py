@@ -54,6 +54,16 @@ def _import(path: Path):
     return module
 
 
+def _generated(tmp_path: Path, name: str, text: str):
+    """``text`` written as ``<tmp>/mine/<name>.py``, generated into ``<tmp>/kernels`` (exit 0) and
+    imported: (the derivations directory, the module)."""
+    src, out = tmp_path / "mine", tmp_path / "kernels"
+    src.mkdir()
+    (src / f"{name}.py").write_text(text)
+    assert cli.main(["generate", "--derivations", str(src), "--out", str(out)]) == 0
+    return src, _import(out / f"{name}.py")
+
+
 def _brier(y: float, x: float) -> mpmath.mpf:
     with mpmath.workdps(50):
         return (1 / (1 + mpmath.exp(-mpmath.mpf(x))) - y) ** 2
@@ -169,11 +179,7 @@ def test_a_flag_value_without_a_kernel_is_a_clear_error(tmp_path):
         'variants=(Variant("logits", {"from_logits": True}),), labels="binary", '
         'keywords=(Keyword("from_logits", False, "flag"), AXIS))',
     ).replace("from cesym.define.declare import AXIS, Public, Variant", "from cesym.define.declare import AXIS, Keyword, Public, Variant")
-    src, out = tmp_path / "mine", tmp_path / "kernels"
-    src.mkdir()
-    (src / "brier_logits.py").write_text(text)
-    assert cli.main(["generate", "--derivations", str(src), "--out", str(out)]) == 0
-    mod = _import(out / "brier_logits.py")
+    _, mod = _generated(tmp_path, "brier_logits", text)
     assert float(mod.brier_score([[1.0]], [[0.0]], from_logits=True)[0]) == 0.25
     with pytest.raises(ValueError, match=r"brier_score: no kernel for from_logits=False; available: from_logits=True"):
         mod.brier_score([[1.0]], [[0.0]])
@@ -253,11 +259,7 @@ def test_a_pseudo_huber_loss_written_with_a_square_root(tmp_path):
     """δ²(√(1 + (e/δ)²) - 1) as people write it: generate finds hypot forms (it refused the
     loss before, e² overflowing at e = 1e200), the values hold at both ends, and the extremes
     grid passes."""
-    src, out = tmp_path / "mine", tmp_path / "kernels"
-    src.mkdir()
-    (src / "pseudo_huber.py").write_text(PSEUDO_HUBER)
-    assert cli.main(["generate", "--derivations", str(src), "--out", str(out)]) == 0
-    mod = _import(out / "pseudo_huber.py")
+    src, mod = _generated(tmp_path, "pseudo_huber", PSEUDO_HUBER)
     assert "hypot" in mod.DERIVED["real"]["value_rules"]
     for e in (1e200, 1e-8, 1.0, -3.5):
         got = float(mod.pseudo_huber([[0.0]], [[e]], delta=0.5)[0])
@@ -286,11 +288,7 @@ def test_a_hellinger_distance_has_its_limit_where_a_class_is_absent(tmp_path):
     """d/dp of (√p - √y)²/2 is (√p - √y)/(2√p): 0/0 = NaN at p = y = 0 (a class absent from both
     distributions), where the limit in p is 1/2; -inf at p = 0 under y > 0. The split-quotient
     rule gives both, and verify's extended reals (which found the NaN) pass."""
-    src, out = tmp_path / "mine", tmp_path / "kernels"
-    src.mkdir()
-    (src / "hellinger.py").write_text(HELLINGER)
-    assert cli.main(["generate", "--derivations", str(src), "--out", str(out)]) == 0
-    mod = _import(out / "hellinger.py")
+    src, mod = _generated(tmp_path, "hellinger", HELLINGER)
     assert "split-quotient" in mod.DERIVED["probabilities"]["grad_rules"]
     g = mod.hellinger_grad([[0.0, 0.25, 0.75]], [[0.0, 0.0, 1.0]])
     assert g[0, 0] == 0.5 and g[0, 1] == -np.inf
@@ -315,11 +313,7 @@ def test_a_gaussian_likelihood_in_the_log_variance(tmp_path, capsys):
     """(y²e^(-s) + s)/2 as people write it. Its gradient (1 - y²e^(-s))/2 cancels where the
     variance fits the residual (generate refused the loss: 0 for 5e-301 at y = 1, s = 1e-300);
     0·e^800 at y = 0 is 0; y²e^(-s) past the largest float but within the mean's 1/C is finite."""
-    src, out = tmp_path / "mine", tmp_path / "kernels"
-    src.mkdir()
-    (src / "gaussian_logvar.py").write_text(GAUSSIAN)
-    assert cli.main(["generate", "--derivations", str(src), "--out", str(out)]) == 0
-    mod = _import(out / "gaussian_logvar.py")
+    src, mod = _generated(tmp_path, "gaussian_logvar", GAUSSIAN)
     rules = mod.DERIVED["logvar"]["grad_rules"]
     assert {"one-minus-scaled-exp", "scale-inside"} <= set(rules)
 
@@ -368,11 +362,7 @@ ROBUST = textwrap.dedent(
 def test_a_charbonnier_and_a_student_t_loss_generate(tmp_path):
     """√(e² + ε²) - ε and log(1 + e²/ν), with the constant beside the square: generate refused
     both (e² overflows at e = 1e200); they are ε·(√(1 + (e/ε)²) - 1) and log1p((e/√ν)²) now."""
-    src, out = tmp_path / "mine", tmp_path / "kernels"
-    src.mkdir()
-    (src / "robust.py").write_text(ROBUST)
-    assert cli.main(["generate", "--derivations", str(src), "--out", str(out)]) == 0
-    mod = _import(out / "robust.py")
+    src, mod = _generated(tmp_path, "robust", ROBUST)
     assert "hypot" in mod.DERIVED["charbonnier"]["value_rules"]
     assert "log1p-square" in mod.DERIVED["student"]["value_rules"]
     got = float(mod.robust_charbonnier([[0.0]], [[1e200]], eps=0.5)[0])
@@ -404,11 +394,7 @@ def test_a_focal_loss_with_sigma_written_out(tmp_path):
     """p^γ with p = 1/(1 + e^{-x}) is (1 + e^{-x})^(-γ) to SymPy: written as exp(-γ·softplus(-x))
     (the pow-sigmoid rule), not (1 + e^{-x})^(-γ) through log1p, whose gradient at x = -800 was
     e^{800}·0 = NaN and made generate refuse the loss. Values at ±800 are the mathematics'."""
-    src, out = tmp_path / "mine", tmp_path / "kernels"
-    src.mkdir()
-    (src / "focal_written.py").write_text(FOCAL_WRITTEN)
-    assert cli.main(["generate", "--derivations", str(src), "--out", str(out)]) == 0
-    mod = _import(out / "focal_written.py")
+    src, mod = _generated(tmp_path, "focal_written", FOCAL_WRITTEN)
     y, x = np.array([[1.0, 0.0, 0.0]]), np.array([[800.0, -800.0, 3.0]])
     for gamma in (0.0, 0.5, 2.0):
         v = float(mod.focal_written(y, x, g=gamma)[0])

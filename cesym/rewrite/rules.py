@@ -1968,13 +1968,16 @@ COMMON_NUMERATOR = Rule(
 )
 
 
-def _outermost(expr: sp.Basic, fn: Callable[[sp.Basic], sp.Basic]) -> sp.Basic:
+def _outermost(expr: sp.Basic, fn: Callable[[sp.Basic], sp.Basic], skip: type | tuple = ()) -> sp.Basic:
     """Each outermost subexpression that ``fn`` changes, changed (what it returns is not
-    visited again: a NanOr keeps the form it replaces as its second argument)."""
+    visited again: a NanOr keeps the form it replaces as its second argument); subexpressions
+    of the types ``skip`` are left as they are, and not entered."""
+    if isinstance(expr, skip):
+        return expr
     new = fn(expr)
     if new is not expr or not expr.args:
         return new
-    args = [_outermost(a, fn) for a in expr.args]
+    args = [_outermost(a, fn, skip) for a in expr.args]
     return expr if all(a is b for a, b in zip(args, expr.args)) else expr.func(*args)
 
 
@@ -2057,15 +2060,14 @@ def _split_quotient(expr: sp.Basic, x: Elem) -> sp.Basic:
 
 
 def _outside_pairs(expr: sp.Basic, take: Callable[[sp.Basic], sp.Basic | None]) -> sp.Basic:
-    """Each outermost subexpression that ``take`` changes, changed, outside pairs of forms
-    (``TwoForms``: each form is already the one it stands for) and not visited again."""
-    if isinstance(expr, TwoForms) or not expr.args:
-        return expr
-    new = take(expr)
-    if new is not None:
-        return new
-    args = [_outside_pairs(a, take) for a in expr.args]
-    return expr if all(a is b for a, b in zip(args, expr.args)) else expr.func(*args)
+    """:func:`_outermost` with ``take`` (None: unchanged), outside pairs of forms (``TwoForms``:
+    each form is already the one it stands for)."""
+
+    def fn(e: sp.Basic) -> sp.Basic:
+        new = take(e)
+        return e if new is None else new
+
+    return _outermost(expr, fn, TwoForms)
 
 
 def split_quotient_rule(x: Elem) -> Rule:
