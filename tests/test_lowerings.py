@@ -17,10 +17,10 @@ from __future__ import annotations
 import pytest
 
 from cesym.define.loss import load_all
-from cesym.define.primitives import Elem, LogSumExp, RestSum, RowSum
+from cesym.define.primitives import Elem, LogRatio, LogSumExp, RestSum, RowSum, XMul
 from cesym.derive.gradients import derive
 from cesym.generate.codegen import GENERATED_DIR
-from cesym.generate.lowerings import lower, lowerings, math_form
+from cesym.generate.lowerings import LogRatioDiff, LogRatioNonzero, LogRatioNonzeroDiff, lower, lowerings, math_form
 from cesym.report.render import _derived
 from cesym.rewrite.rules import RewriteError, check_equivalent
 
@@ -60,9 +60,23 @@ def _check_steps(expr, fired):
     assert (steps[-1][2] if steps else expr) == lower(expr)  # the steps are what generation prints
 
 
-_Z = Elem("z", real=True)
-#: Shapes a user's loss reaches that no shipped one does (a log-sum-exp left as it is).
-USER_SHAPES = [LogSumExp(_Z), LogSumExp(2 * _Z) / 2 + RowSum(_Z**2)]
+_Z, _P, _Y = Elem("z", real=True), Elem("p"), Elem("y")
+#: Shapes a user's loss reaches that no shipped one does (a log-sum-exp left as it is; the log
+#: of a ratio whose difference is shorter than its terms: Jensen–Shannon's, and one zero-guarded).
+USER_SHAPES = [
+    LogSumExp(_Z), LogSumExp(2 * _Z) / 2 + RowSum(_Z**2),
+    RowSum(XMul(_P, LogRatio(2 * _P, _P + _Y)) + XMul(_Y, LogRatio(2 * _Y, _P + _Y))) / 2,
+    RowSum(XMul(_Y, LogRatio(_Y, _Y + _P))),
+]
+
+
+def test_a_log_ratio_takes_its_shorter_difference():
+    """log(2p/(p + y)) is given p - y (the rounded p + y loses it where p is near y); the
+    zero-guarded log(y/(y + p)) is given -p; log(y/p) is printed as it was."""
+    jsd, guarded, kl = (lower(e) for e in USER_SHAPES[2:] + [RowSum(XMul(_Y, LogRatio(_Y, _P)))])
+    assert {f.args[2] for f in jsd.atoms(LogRatioDiff)} == {_P - _Y, _Y - _P}
+    assert [f.args[2] for f in guarded.atoms(LogRatioNonzeroDiff)] == [-_P]
+    assert not kl.atoms(LogRatioDiff, LogRatioNonzeroDiff) and kl.atoms(LogRatioNonzero)
 
 
 @pytest.mark.parametrize("expr", USER_SHAPES, ids=str)

@@ -407,3 +407,32 @@ def test_log_ratio_is_accurate_to_itself_and_block_independent():
     with np.errstate(all="ignore"):
         edge = rt.log_ratio(np.array([[0.3, 0.0, 2.0, 0.0]]), np.array([[0.3, 0.7, 0.0, 0.0]]))
     assert edge[0, 0] == 0 and not np.signbit(edge[0, 0]) and edge[0, 1] == -np.inf and edge[0, 2] == np.inf
+
+
+def test_log_ratio_given_its_difference_keeps_its_digits():
+    """``_rt.log_ratio(w, v, d)`` with d = w - v in a shorter form (Jensen–Shannon's
+    log(2p/(p + y)), d = p - y) is within 4 ulps of itself where p is near y, where p + y rounds
+    away the difference (p = 1 - 2^-53, y = 1: log(2p/(p + y)) = -5.55e-17, where
+    ``log_ratio(2p, p + y)`` gives -1.11e-16), and at p = 5e-324 beside y = 0 (log 2); the
+    shortcut of ``log_ratio_nonzero`` for hard labels (-log v) is not taken, v being computed."""
+    import mpmath
+
+    from cesym.verify.ulps import ulp_error
+
+    rng = np.random.default_rng(12)
+    y = rng.random((R, C))
+    p = y * (1 + rng.normal(0, 1, (R, C)) * 10.0 ** rng.integers(-16, 0, (R, C)))
+    p[0, :3], y[0, :3] = [1 - 2.0**-53, 5e-324, 0.5], [1.0, 0.0, 0.5]
+    p, y = np.clip(p, 0, 1), np.clip(y, 0, 1)
+    got = rt.log_ratio(2 * p, p + y, p - y)
+    with mpmath.workdps(60):
+        for a, b, g in zip(p.reshape(-1), y.reshape(-1), got.reshape(-1)):
+            a, b = mpmath.mpf(a), mpmath.mpf(b)
+            exact = mpmath.log(2 * a / (a + b))
+            assert ulp_error(g, exact, np.float64) <= 4, (a, b, g)
+    assert got[0, 1] == np.log(2) and got[0, 2] == 0
+    hard = np.array([[1.0, 0.0, 1.0]])
+    v = np.array([[1.0 + 2.0**-60, 0.5, 1.0]])  # y + p at p = 2^-60: 1.0, its p rounded away
+    d = np.array([[-(2.0**-60), -0.5, 0.0]])  # y - (y + p) = -p, as the printed form gives it
+    got = rt.log_ratio_nonzero(hard, v, d)
+    assert got[0, 0] == -(2.0**-60) and got[0, 2] == 0  # -log v: 0 at the first

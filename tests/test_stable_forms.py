@@ -110,6 +110,8 @@ FIRES = [
     (R.XLOGY, y * sp.log(y), XMul(y, sp.log(y))),
     (R.XLOGY, y * sp.log(y / p), XMul(y, LogRatio(y, p))),
     (R.XLOGY, -y * sp.log(p / y), LogRatio(y, p)),
+    # a mixture's constant factor taken onto the numerator: (p + y)/2 underflows where 2p does not
+    (R.XLOGY, p * sp.log(p / (p / 2 + y / 2)), LogRatio(2 * p, p + y)),
     (R.LOG_ADD_EXP, sp.log(1 + E(x)), Softplus(x)),
     (R.LOG_ADD_EXP, sp.log(E(x) + 1), Softplus(x)),
     (R.LOG_ADD_EXP, log1p(E(x)), Softplus(x)),
@@ -204,6 +206,9 @@ FIRES = [
     (R.ONE_MINUS_SCALED_EXP, 1 - ScaledExp(-x, y**2), LogWeight(sp.Abs(y))),
     (R.ONE_MINUS_SCALED_EXP, 3 - 3 * g**2 * E(x - y), expm1),
     (R.SCALE_INSIDE, (1 - ScaledExp(-x, y**2)) / sp.Symbol("C", positive=True, integer=True), InfOr),
+    # Jensen–Shannon's gradient log(2p/(p + y))/2: 0/0 at p = y = 0, where its limit in p is log 2/2
+    (R.log_ratio_at_zero_rule(p), LogRatio(2 * p, p + y) / 2, NanOr),
+    (R.log_ratio_at_zero_rule(p), LogRatio(p, p / 3 + 2 * y / 3), sp.log(3)),
     # the focal loss' m'/m, m = 1 - p_t on logits
     (R.MIXTURE_RATIO, g * (-y * Sigmoid(-x) * Sigmoid(x) + (1 - y) * Sigmoid(-x) * Sigmoid(x)) / (y * Sigmoid(-x) + (1 - y) * Sigmoid(x)), XMul),
 ]
@@ -214,7 +219,8 @@ def test_every_rule_has_a_shape_it_fires_on():
     shipped shapes (tested with the shipped derivations: ``generate --check``)."""
     shipped = {"log-sigmoid", "log1p", "log-softmax", "log-normalized", "sum-squares",
                "shift-exp", "split-rowsum", "combine-weights", "cross-rest"}
-    rules = {r.name for r in R.value_rules() + R.gradient_rules([y], False, p)}
+    rules = {r.name for r in R.value_rules() + R.gradient_rules([y], False, p) + R.gradient_rules([y], True, p)}
+    rules.discard("edge-poles")  # (its own tests below)
     assert rules - shipped == {r.name for r, _, _ in FIRES}
 
 
@@ -282,6 +288,9 @@ KEEPS = [
     (R.split_quotient_rule(p), (sp.sqrt(p) + 1) / sp.sqrt(p)),  # 1/0, not 0/0: inf is the limit
     (R.split_quotient_rule(p), (sp.log(p) - y) / p),  # a function: not an algebraic quotient
     (R.split_quotient_rule(p), NanOr((p - y) / p, 1 - XMul(y, 1 / p))),  # its pair of forms already
+    (R.log_ratio_at_zero_rule(p), LogRatio(y, p)),  # x in one argument only: -inf at p = 0 < y is the limit
+    (R.log_ratio_at_zero_rule(p), LogRatio(p, p - y)),  # not a positive form: 0 where p = y > 0
+    (R.log_ratio_at_zero_rule(p), LogRatio(p, p * y + y)),  # not linear
     (R.split_quotient_rule(p), (p - y) / (p * (p - 2))),  # no label factor against the pole: nothing to guard
     (R.split_quotient_rule(p), (p - y) / p**2),  # 1/p - y/p² at y = 0 is 1/p: no finite limit to give
 ]

@@ -605,3 +605,39 @@ def test_a_pinball_loss_decides_its_kink_exactly(tmp_path):
     g = mod.pinball_grad(y, p, q=0.5)[0]
     # e = 5e-324 > 0: d/dp q·e = -q; e = -5e-324 < 0: d/dp (q - 1)·e = 1 - q; e = 2^-53 > 0: -q
     assert g.tolist() == [-0.5 / 3, 0.5 / 3, -0.5 / 3], g
+
+
+JENSEN_SHANNON = textwrap.dedent(
+    '''
+    from sympy import log
+    from cesym.define import Elem, Loss, RowSum
+
+    y, p = Elem("y"), Elem("p")
+    m = (y + p) / 2
+    LOSSES = [Loss(family="jensen_shannon", variant="probabilities", title="Jensen-Shannon divergence",
+                   value=RowSum(y * log(y / m) + p * log(p / m)) / 2, prediction=p, label=y,
+                   weights={y: y}, domain="probability")]
+    '''
+)
+
+
+def test_a_jensen_shannon_divergence_written_with_its_mixture(tmp_path):
+    """JS(y‖p) with m = (y + p)/2 as people write it. Generate refused it: m underflows at
+    p = 5e-324 beside y = 0 (log(p/m) inf, exact log 2); then, its 1/2 taken onto the numerator
+    (log(2p/(p + y))), p + y rounds away p - y where p is near y (a divergence of 3.8e-17 came out
+    -1.7e-17): the log is given p - y. Its gradient's label terms cancel to log(2p/(p + y))/2,
+    0/0 at p = y = 0, where the limit in p is log 2/2."""
+    src, mod = _generated(tmp_path, "jensen_shannon", JENSEN_SHANNON)
+    assert "log-ratio-at-zero" in mod.DERIVED["probabilities"]["grad_rules"]
+    y, p = [[0.0, 1.0, 0.0]], [[1.1102230246251565e-16, 1 - 2.0**-53, 1e-300]]
+    with mpmath.workdps(60):
+        Y, P = ([mpmath.mpf(v) for v in r[0]] for r in (y, p))
+        want = sum((a * mpmath.log(2 * a / (a + b)) if a else 0) + (b * mpmath.log(2 * b / (a + b)) if b else 0) for a, b in zip(Y, P)) / 2
+        wgrad = [mpmath.log(2 * b / (a + b)) / 2 for a, b in zip(Y, P)]
+    v, g = mod.jensen_shannon_value_and_grad(y, p)
+    assert ulp_error(v[0], want, np.float64) <= 8, (v, want)
+    assert all(ulp_error(a, b, np.float64) <= 8 for a, b in zip(g[0], wgrad)), (g, wgrad)
+    v, g = mod.jensen_shannon_value_and_grad([[0.0, 0.0, 1.0]], [[5e-324, 0.0, 1.0]])
+    assert 0 <= v[0] <= 5e-324  # p·log 2/2 = 1.7e-324: below the least subnormal
+    assert g[0, 0] == g[0, 1] == np.log(2) / 2 and g[0, 2] == 0
+    assert cli.main(["verify", "--derivations", str(src), "--quick"]) == 0

@@ -151,6 +151,12 @@ class KernelPrinter(NumPyPrinter):
     def _print_LogRatioNonzero(self, e):
         return self._rt("log_ratio_nonzero", *e.args)
 
+    def _print_LogRatioDiff(self, e):
+        return self._rt("log_ratio", *e.args)
+
+    def _print_LogRatioNonzeroDiff(self, e):
+        return self._rt("log_ratio_nonzero", *e.args)
+
     def _print_ScaledExp(self, e):
         """``scaled_exp(u, f_1, ..., f_n)`` with the factors of ``a`` apart (an integer power as
         repeated factors): y² overflows past 1e154 where y²·e^u need not."""

@@ -284,6 +284,54 @@ class LogRatioNonzero(sp.Function):
         return LogRatio(*self.args)
 
 
+class LogRatioDiff(sp.Function):
+    """Printing form of ``LogRatio(w, v)`` given ``d = w - v`` in a shorter form than the
+    difference of the two (``LogRatio(2p, p + y)``, ``d = p - y``): ±log1p(|d|/min(w, v)) with
+    the digits of d that ``w - fl(v)`` loses (:func:`cesym.kernels._runtime.log_ratio`)."""
+
+    nargs = 3
+
+    def math(self) -> sp.Basic:
+        return LogRatio(*self.args[:2])
+
+
+class LogRatioNonzeroDiff(sp.Function):
+    """:class:`LogRatioNonzero` given ``d = w - v`` (:class:`LogRatioDiff`)."""
+
+    nargs = 3
+
+    def math(self) -> sp.Basic:
+        return LogRatio(*self.args[:2])
+
+
+def _shorter_difference(w: sp.Expr, v: sp.Expr) -> sp.Expr | None:
+    """``w - v`` expanded where it has fewer terms than w and v together (terms cancel, so the
+    difference of the computed w and v would lose what they share), else None."""
+    d = sp.expand(w - v)
+    terms = len(sp.Add.make_args(sp.expand(w))) + len(sp.Add.make_args(sp.expand(v)))
+    return d if element_symbols(d) and len(sp.Add.make_args(d)) < terms else None
+
+
+def _log_ratio_differences(expr: sp.Basic) -> sp.Basic:
+    """``LogRatio(w, v)`` (``LogRatioNonzero``) -> ``LogRatioDiff(w, v, d)`` where the difference
+    ``d`` is shorter (:func:`_shorter_difference`)."""
+    forms = {LogRatio: LogRatioDiff, LogRatioNonzero: LogRatioNonzeroDiff}
+
+    def form(e: sp.Basic) -> sp.Basic:
+        d = _shorter_difference(*e.args)
+        return e if d is None else forms[type(e)](*e.args, d)
+
+    return expr.replace(lambda e: type(e) in forms, form)
+
+
+LOG_RATIO_DIFFERENCE_WHY = (
+    "log(w/v) = ±log1p(|w - v|/min(w, v)) with w - v in its shorter form where terms of w and v "
+    "cancel (Jensen–Shannon's mixture: log(2p/(p + y)) with 2p - (p + y) = p - y): the rounded "
+    "sum p + y loses the digits of p - y that the log needs where p is near y (a divergence "
+    "below 1e-16 came out negative)."
+)
+
+
 def _guarded_logs(expr: sp.Basic) -> sp.Basic:
     """``XMul(w, B)`` with ``log(w)`` or ``LogRatio(w, v)`` in B (w an element symbol) -> B with
     ``LogNonzero(w)``, ``LogRatioNonzero(w, v)``."""
@@ -706,6 +754,7 @@ def lowerings(index_label: Elem | None = None, means: bool = True) -> list[Rule]
         Rule("shared-neg-log-normalized", "-log(p_j/Σp) given Σ_{c≠j} p_c (log1p of the rest over p_j where p_j carries the row), shared with the gradient's rest sums.", _replacing(NegLogNormalized, lambda e: SharedNegLogNormalized(e.args[0], RestSum(e.args[0])))),
     ]
     rules.append(Rule("guarded-log-weight", "w·log(w) (and w·f(log w)) with the convention 0·log 0 = 0: log(w) is computed as 0 where w is 0, where the product is 0 anyway (_rt.log_nonzero: no log at all for hard labels, log(w + [w = 0]) for other rows with zeros, log w on dense rows): no -inf for the zero-weight guard to repair (a masked pass over most elements of one-hot rows), and no log of 0 (10x a log of 1 in NumPy); LogRatio(w, v) likewise (_rt.log_ratio_nonzero: -log v for hard labels, no -inf at w = 0).", _guarded_logs))
+    rules.append(Rule("log-ratio-difference", LOG_RATIO_DIFFERENCE_WHY, _log_ratio_differences))
     if index_label is not None:
         rules.append(Rule("class-index-lookups", "for a label y_c = [c = k]: Σ_c y_c f_c = f_k (0 for an ignored row), y_c·g = g_k at k and 0 elsewhere, Σ_{c≠j} y_c = 1 - y_j, the softmax's cross terms e_j off k and -Σ_{c≠k} e_c at k: look-ups of element k instead of a row of products.", _label_lookups(index_label)))
     rules.append(Rule("shared-rest-sum", "Σ_{c≠j} v_c given the row sum Σ v, which the value often computes already.", _replacing(RestSum, lambda e: SharedRestSum(e.args[0], RowSum(e.args[0])))))

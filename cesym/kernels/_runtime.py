@@ -186,7 +186,7 @@ def log1p_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def log_ratio(w: np.ndarray, v: np.ndarray) -> np.ndarray:
+def log_ratio(w: np.ndarray, v: np.ndarray, d: np.ndarray | None = None) -> np.ndarray:
     """log(w/v) for w, v >= 0, accurate to itself (:class:`cesym.define.primitives.LogRatio`):
     ``±log1p(|w - v|/min(w, v))``, the log of the larger over the smaller, as
     :func:`log1p_diff` (``w - v`` keeps the digits of a small difference that ``log w - log v``
@@ -194,10 +194,17 @@ def log_ratio(w: np.ndarray, v: np.ndarray) -> np.ndarray:
     w = v, -inf at w = 0 < v, inf at v = 0 < w; ``-log v`` where w = 1 (as accurate). log1p of
     a non-negative x, the sign of w - v set in its bits (``copysign`` costs 3x an ``or``).
     Where the quotient overflows (a ratio past 2^1000, float64 inputs), ``log w - log v``,
-    which cannot cancel there."""
+    which cannot cancel there. ``d``: w - v where it has a shorter form than the difference of
+    the two computed numbers (Jensen–Shannon's 2p - (p + y) = p - y: the rounded sum p + y
+    loses the digits of p - y where p is near y)."""
     w = np.asarray(w, dtype=np.float64)
+    given = d is not None  # (then v is a computed number: -log v at w = 1 would keep its rounding)
     with np.errstate(all="ignore"):
-        d = w - v
+        if not given:
+            d = w - v
+        else:
+            d = np.asarray(d, dtype=np.float64)
+            d = np.broadcast_to(d, np.broadcast_shapes(d.shape, w.shape, np.shape(v)))
         x = np.abs(d)
         x /= np.minimum(w, v)
         out = np.log1p(x)
@@ -207,24 +214,25 @@ def log_ratio(w: np.ndarray, v: np.ndarray) -> np.ndarray:
             far = ~(x < 2.0**1000)
             np.copyto(out, np.log(w) - np.log(v), where=far)
         one = w == 1
-        if one.any():
+        if not given and one.any():
             one, vv = np.broadcast_arrays(one, v)
             out[one] = -np.log(vv[one])
     return out
 
 
-def log_ratio_nonzero(w: np.ndarray, v: np.ndarray) -> np.ndarray:
+def log_ratio_nonzero(w: np.ndarray, v: np.ndarray, d: np.ndarray | None = None) -> np.ndarray:
     """:func:`log_ratio` inside ``XMul(w, ·)``, any number where w is 0 (the product is 0
     there: :class:`cesym.generate.lowerings.LogRatioNonzero`). A block of hard labels (all 0
     and 1, looked for where the first row holds a 0) is ``-log v`` throughout: the number
-    log_ratio gives wherever w = 1, for one log and no quotient or log1p."""
+    log_ratio gives wherever w = 1, for one log and no quotient or log1p; not where ``d`` is
+    given (v is then a computed number, whose log keeps its rounding)."""
     w = np.asarray(w, dtype=np.float64)
-    if w.ndim and w.size and not np.all(w.reshape(-1)[: w.shape[-1]]):
+    if d is None and w.ndim and w.size and not np.all(w.reshape(-1)[: w.shape[-1]]):
         if np.count_nonzero(w) == np.count_nonzero(w == 1):
             with np.errstate(all="ignore"):
                 out = np.log(np.broadcast_to(v, w.shape))
             return np.negative(out, out=out)
-    return log_ratio(w, v)
+    return log_ratio(w, v, d)
 
 
 def _at_most_one_per_row(g: np.ndarray) -> bool:
@@ -1630,40 +1638,31 @@ def nan_or(a: np.ndarray, b) -> np.ndarray:
     (a domain's edge) where the first is 0·inf or inf - inf. ``b`` may be a function of no
     arguments that computes it: called only where ``a`` holds a NaN (the generated kernels pass
     one), and always for a row in pieces, whose passes must ask for the same row reductions."""
-    if callable(b) and (_piece() is not None or _pieces.unknown(a)):
-        b = b()
-    if _pieces.unknown(a, b):
-        return _pieces.UNKNOWN
-    a = np.asarray(a, dtype=np.float64)
-    nan = np.isnan(a)
-    if not np.any(nan):
-        return a
-    if callable(b):
-        b = b()
-    shape = np.broadcast_shapes(a.shape, np.shape(b))
-    out = np.array(np.broadcast_to(a, shape))
-    nan = np.broadcast_to(nan, shape)
-    out[nan] = np.broadcast_to(b, shape)[nan]
-    return out
+    return _second_where(np.isnan, a, b)
 
 
 def inf_or(a: np.ndarray, b) -> np.ndarray:
     """``a``, and ``b`` where ``a`` is ±inf: two forms of one quantity, the second in range where
     the first overflows (:class:`~cesym.define.primitives.InfOr`). ``b`` as in :func:`nan_or`."""
+    return _second_where(np.isinf, a, b)
+
+
+def _second_where(test, a: np.ndarray, b) -> np.ndarray:
+    """``a``, and ``b`` where ``test(a)`` (:func:`nan_or`, :func:`inf_or`)."""
     if callable(b) and (_piece() is not None or _pieces.unknown(a)):
         b = b()
     if _pieces.unknown(a, b):
         return _pieces.UNKNOWN
     a = np.asarray(a, dtype=np.float64)
-    inf = np.isinf(a)
-    if not np.any(inf):
+    hit = test(a)
+    if not np.any(hit):
         return a
     if callable(b):
         b = b()
     shape = np.broadcast_shapes(a.shape, np.shape(b))
     out = np.array(np.broadcast_to(a, shape))
-    inf = np.broadcast_to(inf, shape)
-    out[inf] = np.broadcast_to(b, shape)[inf]
+    hit = np.broadcast_to(hit, shape)
+    out[hit] = np.broadcast_to(b, shape)[hit]
     return out
 
 

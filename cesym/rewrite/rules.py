@@ -647,13 +647,23 @@ def _xlogy(e: sp.Basic) -> sp.Basic | None:
         if a == w:
             inner = sp.log(w)
         elif isinstance(a / w, sp.Pow) and (a / w).exp == -1:  # a = w/v
-            inner = LogRatio(w, (a / w).base)
+            inner = _log_ratio(w, (a / w).base)
         elif not (a * w).has(w):  # a = v/w
-            inner = -LogRatio(w, a * w)
+            inner = -_log_ratio(w, a * w)
         else:
             continue
         return rest * XMul(w, inner)
     return None
+
+
+def _log_ratio(w: sp.Expr, v: sp.Expr) -> sp.Expr:
+    """LogRatio(w, v), a constant factor c < 1 of v moved onto w: log(w/(c·u)) = log((w/c)/u).
+    A mixture v = (p + y)/2 (Jensen–Shannon's) underflows to 0 at p = 5e-324, y = 0, where
+    w/c = 2p does not; log(w/u) - log c would cancel where w is near v."""
+    c, u = v.as_content_primitive()
+    if c.is_Rational and 0 < c < 1 and u.atoms(Elem):
+        return LogRatio(w / c, u)
+    return LogRatio(w, v)
 
 
 XLOGY = Rule(
@@ -1439,6 +1449,8 @@ def combine_by_weights(expr: sp.Basic, weights: Sequence[Elem], guard: bool, tog
     ws = weight_symbols(expr, weights)
     if not ws:
         return expr
+    if guard:  # a term already guarded on a weight is collected with the others, and guarded again
+        expr = expr.replace(lambda e: isinstance(e, XMul) and e.args[0] in ws, lambda e: e.args[0] * e.args[1])
     # Only the weights as bare factors are collected; RestSum(t) stays inside the coefficients.
     collected = collect_monomials(distribute(expr), ws)
     if not guard and any(k != 1 and k not in ws for k in collected):
@@ -2083,6 +2095,53 @@ def split_quotient_rule(x: Elem) -> Rule:
     )
 
 
+def _linear_positive(e: sp.Expr) -> dict | None:
+    """The coefficients of ``e`` as a form Σ a_i·s_i in element symbols s_i with positive
+    rational a_i and no constant term, else None."""
+    coeffs: dict = {}
+    for t in sp.Add.make_args(sp.expand(e)):
+        a, s = t.as_coeff_Mul()
+        if not (isinstance(s, Elem) and a.is_Rational and a > 0) or s in coeffs:
+            return None
+        coeffs[s] = a
+    return coeffs
+
+
+def _log_ratio_at_zero(expr: sp.Basic, x: Elem) -> sp.Basic:
+    """``LogRatio(w, v)`` for w, v positive linear forms in the inputs, both holding ``x`` ->
+    ``NanOr(LogRatio(w, v), log(a/b) + log1p(W/(a·x)) - log1p(V/(b·x)))``, a and b the
+    coefficients of x in w and v, W = w - a·x and V = v - b·x over x zero-guarded (XMul)."""
+
+    def take(e: sp.Basic) -> sp.Basic | None:
+        if not isinstance(e, LogRatio):
+            return None
+        w, v = (_linear_positive(a) for a in e.args)
+        if w is None or v is None or x not in w or x not in v:
+            return None
+
+        def rest(form: dict) -> sp.Expr:  # (w - a·x)/(a·x), each input's share zero-guarded
+            return sp.Add(*[c / form[x] * XMul(s, 1 / x) for s, c in form.items() if s != x])
+
+        # log(w/v) = log(a/b) + log1p((w - a·x)/(a·x)) - log1p((v - b·x)/(b·x)): log(a/b) where
+        # the inputs beside x are 0, whatever x
+        return NanOr(e, sp.log(w[x] / v[x]) + log1p(rest(w)) - log1p(rest(v)))
+
+    return _outside_pairs(expr, take)
+
+
+def log_ratio_at_zero_rule(x: Elem) -> Rule:
+    """The log-ratio-at-zero rule for a gradient with respect to ``x`` (inputs >= 0)."""
+    return Rule(
+        "log-ratio-at-zero",
+        "log(w/v) for w, v positive linear forms in non-negative inputs, both holding x "
+        "(Jensen–Shannon's gradient log(2p/(p + y))/2), is 0/0 = NaN only where w = v = 0, every "
+        "input in them 0, and inf/inf only at x = inf: along x, with the labels fixed (at 0, or "
+        "finite), the ratio tends to the quotient a/b of x's coefficients there, log 2 at "
+        "p = y = 0; that form is taken where the first is NaN (NanOr).",
+        lambda expr: _log_ratio_at_zero(expr, x),
+    )
+
+
 def _scaled_inside(e: sp.Basic, k: sp.Basic) -> sp.Basic:
     """``k·e`` with ``k`` taken into the factor of each ``ScaledExp`` term (``ScaledExp(u, k·a)``)
     and every other term multiplied by it, through sums, branches and pairs of forms."""
@@ -2127,5 +2186,6 @@ def gradient_rules(weights: Sequence[Elem], guard: bool, x: Elem | None = None) 
     return [
         ONE_MINUS_SHARE, NEG_LOG_SHARE, UNSCALE, SHIFT_EXP, SHIFT_EXP_WEIGHTED, SPLIT_ROWSUM, NORM_SQUARE, MIXTURE_RATIO, POWER_RULE, guard_rule(weights, guard),
         *edge, LOG_GUARDED_POWER, CROSS_REST, ONE_FRACTION, SIGMOID_DIFFERENCE, SIGMOID_PAIR, EXPM1_WEIGHT, ONE_MINUS_SCALED_EXP, SCALE_NORM, COMMON_FACTOR,
-        COMMON_NUMERATOR, *([split_quotient_rule(x)] if x is not None else []), SCALE_INSIDE,
+        COMMON_NUMERATOR, *([split_quotient_rule(x)] if x is not None else []),
+        *([log_ratio_at_zero_rule(x)] if guard and x is not None else []), SCALE_INSIDE,
     ]
