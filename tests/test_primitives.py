@@ -448,8 +448,8 @@ def test_runtime_pow_shift():
     """x^(y-1) without rounding y - 1: within 2 ulps where x**(y - 1) is |log x| ulps off."""
     from cesym.kernels import _runtime as rt
 
-    x = np.array([1e-300, 3e-200, 0.5, 0.999, 7.0, 1e300])
-    for y in (1e-6, 0.3, 0.999999):
+    x = np.array([1e-300, 3e-200, 0.5, 0.999, 7.0, 1e300, 5e-324, 1e-310])  # subnormals: x^y normal
+    for y in (1e-6, 0.05, 0.3, 0.999999):
         with mpmath.workdps(60):
             exact = [float(mpmath.mpf(float(a)) ** (mpmath.mpf(y) - 1)) for a in x]
         assert _ulp_max(rt.pow_shift(x, y), exact) <= 2
@@ -644,3 +644,22 @@ def test_runtime_inf_or_takes_the_second_form_at_infinities_only():
     assert np.array_equal(rt.inf_or(a, b), np.array([1.0, 6.0, 7.0, np.nan]), equal_nan=True)
     assert calls == [1]
     assert rt.inf_or(np.array([1.0, 2.0]), lambda: 1 / 0) is not None  # not called where nothing overflows
+
+
+def test_runtime_pow1pm1_and_pow1p_at_small_and_negative_bases():
+    """(1 + x)^m - 1 as expm1(m·log1p(x)) keeps a small x (1 - (1 - 1e-18)^3 = 3e-18, where the
+    plain form is 0); an integer m takes a base below 0 (|1 + x|^m with its sign), near -1 too."""
+    from cesym.kernels import _runtime as rt
+
+    x = np.array([-1e-18, 1e-10, -0.5, -1.0, -1.5, -3.0, -2.0 + 2.0**-40, 2.0])
+    for m in (2, 3, 0.5):
+        got, pw = rt.pow1pm1(x, m), rt.pow1p(x, m)
+        with mpmath.workdps(80):
+            for a, g, q in zip(x, got, pw):
+                b = 1 + mpmath.mpf(a)
+                if b < 0 and m != int(m):
+                    assert np.isnan(g) and np.isnan(q)
+                    continue
+                assert ulp_error(g, b**m - 1, np.float64) <= 2, (a, m, g)
+                assert ulp_error(q, b**m, np.float64) <= 2, (a, m, q)
+    assert rt.pow1pm1(np.array([1.0]), 0)[0] == 0

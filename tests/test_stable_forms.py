@@ -56,6 +56,7 @@ from cesym.define.primitives import (
     NegLogSoftmax,
     Norm2,
     Pow1p,
+    Pow1pm1,
     Powm1,
     RestSum,
     RowMax,
@@ -133,6 +134,7 @@ FIRES = [
     (R.POW1P, (1 + p) ** sp.Rational(1, 2), Pow1p),
     (R.POWM1, 1 - p**q, Powm1(p, q)),
     (R.POWM1, y * (p**q - 1), Powm1(p, q)),
+    (R.POWM1, 1 - (1 - (x - y) ** 2) ** 3, Pow1pm1),  # Tukey's biweight: an integer power of 1 + x
     (R.LOG_COSH, sp.log(sp.cosh(x - y)), LogCosh(x - y)),
     (R.NORM2, sp.sqrt(SumSquares(x - y)), Norm2(x - y)),
     (R.NORM2, sp.sqrt(g * SumSquares(x)), Norm2(x)),
@@ -244,6 +246,7 @@ KEEPS = [
     (R.XLOGY, t * sp.log(p)),  # a label weight times log p: the guard's
     (R.POW1P, (1 - p) ** 2),  # an integer power: exact enough, and real for any p
     (R.POWM1, 1 - p**2),
+    (R.POWM1, 1 - (1 + x) ** 9),  # a long polynomial: left as it is
     (R.COMMON_FACTOR, 2 * Sigmoid(x) - 2 * y),  # a function in the sum: the sigmoid rules' shape
     (R.SIGMOID_PAIR, y * Sigmoid(-x) + (1 - y) * Sigmoid(x)),  # terms of one sign: nothing cancels
     (R.SIGMOID_PAIR, Sigmoid(x) - y * Sigmoid(-z)),  # not one argument and its negative

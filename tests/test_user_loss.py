@@ -641,3 +641,112 @@ def test_a_jensen_shannon_divergence_written_with_its_mixture(tmp_path):
     assert 0 <= v[0] <= 5e-324  # p·log 2/2 = 1.7e-324: below the least subnormal
     assert g[0, 0] == g[0, 1] == np.log(2) / 2 and g[0, 2] == 0
     assert cli.main(["verify", "--derivations", str(src), "--quick"]) == 0
+
+
+TUKEY = textwrap.dedent(
+    '''
+    from sympy import Abs, Piecewise, Symbol
+    from cesym.define import C, Elem, Loss, RowSum
+
+    y, p, c = Elem("y"), Elem("p"), Symbol("c", positive=True)
+    e = y - p
+    rho = Piecewise(((c**2 / 6) * (1 - (1 - (e / c) ** 2) ** 3), Abs(e) <= c), (c**2 / 6, True))
+    LOSSES = [Loss(family="tukey", variant="biweight", title="Tukey's biweight loss", value=RowSum(rho) / C,
+                   prediction=p, label=y, params=(c,), param_ranges={c: (1.0, 6.0)})]
+    '''
+)
+
+
+def test_tukeys_biweight_as_written(tmp_path):
+    """c²/6·(1 - (1 - (e/c)²)³) inside |e| <= c, c²/6 outside. 1 - (1 - u)³ cancelled (0 at
+    e = 1e-9, c = 1, where the value is 2.5e-19): expm1(3·log1p(-u)). A NaN input took the
+    outer branch (every comparison with NaN is false): 1/3 where NaN is the answer."""
+    src, mod = _generated(tmp_path, "tukey", TUKEY)
+    assert mod.CORES["biweight"].get("nan_masked")
+    v = mod.tukey([[0.0, 0.0]], [[1e-9, 0.0]], c=1.0)[0]
+    assert abs(v - 2.5e-19) <= 4 * np.spacing(2.5e-19)
+    for e in (1e-9, 0.3, 1.7):
+        with mpmath.workdps(60):
+            E = mpmath.mpf(e)
+            want = -E * (1 - (E / 2) ** 2) ** 2  # d/dp of c²/6·(1 - (1 - (e/c)²)³) at c = 2, over C = 1
+        assert ulp_error(mod.tukey_grad([[e]], [[0.0]], c=2.0)[0, 0], want, np.float64) <= 8
+    assert np.isnan(mod.tukey([[0.0, 0.0]], [[np.nan, 0.0]], c=2.0)[0])
+    assert np.isnan(mod.tukey([[np.nan, 0.0]], [[0.0, 0.0]], c=2.0)[0])
+    assert np.isnan(mod.tukey_grad([[0.0, 0.0]], [[np.nan, 0.0]], c=2.0)).all()
+    assert mod.tukey([[1e300, 0.0]], [[0.0, 0.0]], c=2.0)[0] == pytest.approx(1 / 3, rel=1e-15)
+    assert cli.main(["verify", "--derivations", str(src), "--quick"]) == 0
+
+
+HUBER_WRITTEN = textwrap.dedent(
+    '''
+    from sympy import Abs, Piecewise, Symbol
+    from cesym.define import C, Elem, Loss, RowSum
+
+    y, p, delta = Elem("y"), Elem("p"), Symbol("delta", positive=True)
+    e = y - p
+    h = Piecewise((e**2 / 2, Abs(e) <= delta), (delta * Abs(e) - delta**2 / 2, True))
+    LOSSES = [Loss(family="huber_written", variant="value", title="Huber loss written with e = y - p",
+                   value=RowSum(h) / C, prediction=p, label=y, params=(delta,), param_ranges={delta: (0.1, 5.0)})]
+    '''
+)
+
+
+def test_the_decimal_path_subtracts_without_rounding_a_negated_input(tmp_path):
+    """e = y - p printed for decimal arithmetic as -p + y: Decimal's unary minus rounds to the
+    context's precision, so y = p = 1e300 gave e of about 5e257 there, and the rescued mean of
+    [0, 5·(1e300 + 6e307) - 12.5]/2 was inf (exact 1.498e308). Printed as y - p, and a negation
+    as copy_negate (exact)."""
+    src, mod = _generated(tmp_path, "huber_written", HUBER_WRITTEN)
+    text = (tmp_path / "kernels" / "huber_written.py").read_text()
+    exact = text[text.index("def value_value_exact"):].split("\ndef ")[0]
+    assert "-p[_c] + y[_c]" not in exact and "(y[_c] - p[_c])" in exact
+    v = mod.huber_written([[1e300, 0.0]], [[1e300, -5.992310449541053e307]], delta=5.0)[0]
+    with mpmath.workdps(400):
+        want = (5 * (mpmath.mpf(5.992310449541053e307)) - mpmath.mpf(12.5)) / 2
+    assert ulp_error(v, want, np.float64) <= 4
+    from cesym.define import Elem
+    from cesym.generate.exact import DecimalPrinter
+
+    y, p = Elem("y"), Elem("p")
+    assert DecimalPrinter().doprint(-p * y) == "(p*y).copy_negate()"
+    assert DecimalPrinter().doprint(-p - y) == "((p + y)).copy_negate()"
+
+
+GAUSS_KL_PRIOR = textwrap.dedent(
+    '''
+    from sympy import Symbol, exp
+    from cesym.define import Elem, Loss
+
+    mu, logvar = Elem("mu"), Symbol("logvar", real=True)
+    LOSSES = [Loss(family="gauss_kl_prior", variant="value", title="KL(N(mu, exp(logvar)) || N(0, 1)) per element",
+                   value=(exp(logvar) + mu**2 - 1 - logvar) / 2, prediction=mu, params=(logvar,),
+                   param_ranges={logvar: (-5.0, 5.0)})]
+    '''
+)
+
+
+def test_a_loss_of_one_element_without_a_label_verifies(tmp_path):
+    """A per-element loss with no label (a VAE's KL term against its prior): verify indexed the
+    missing labels (internal error: 'NoneType' object is not subscriptable)."""
+    src, mod = _generated(tmp_path, "gauss_kl_prior", GAUSS_KL_PRIOR)
+    assert mod.gauss_kl_prior([[3.0]], logvar=0.0)[0] == pytest.approx(4.5)
+    assert cli.main(["verify", "--derivations", str(src), "--quick", "--no-keras"]) == 0
+
+
+def test_a_report_says_when_its_kernels_miss_the_contract(tmp_path):
+    """The report's "Where it is valid" claims the contract only where the run measured no output
+    outside it; with outputs outside, it says the kernels do not meet it (it said they did, beside a
+    table of failures)."""
+    from cesym.define.loss import load_derivation
+    from cesym.derive.gradients import derive
+    from cesym.report.render import _validity
+
+    src, _ = _generated(tmp_path, "tukey", TUKEY)
+    text = (tmp_path / "kernels" / "tukey.py").read_text()
+    (loss,) = load_derivation(src / "tukey.py")
+    d = derive(loss)
+    run = {"loss": loss.name, "points": 100, "unresolved": 0, "extended": {"points": 10, "failures": 0}}
+    bad = "\n".join(_validity(d, text, [dict(run, failures=3)]))
+    good = "\n".join(_validity(d, text, [dict(run, failures=0)]))
+    assert "do **not** meet the accuracy contract" in bad and "3 output(s) outside" in bad
+    assert "no output outside it (100 sampled points)" in good and "not" not in good.split("\n")[0]

@@ -52,6 +52,7 @@ __all__ = [
     "Log1pSquare",
     "SigmoidDiff",
     "Pow1p",
+    "Pow1pm1",
     "Powm1",
     "PowShift",
     "ScaledPow",
@@ -820,6 +821,32 @@ class Pow1p(sp.Function):
         return r"\left(1 + %s\right)^{%s}" % (x, y)
 
 
+class Pow1pm1(sp.Function):
+    r""":math:`(1 + x)^m - 1` as :math:`\operatorname{expm1}(m \cdot \mathrm{log1p}(x))`.
+
+    Tukey's biweight :math:`1 - (1 - u)^3`: ``(1 + x)**m - 1`` rounds 1 + x first and then
+    cancels (0 at u = 1e-18, where the value is 3e-18); expm1 of the exact small exponent keeps
+    every digit. An integer m takes a negative base too (:func:`cesym.kernels._runtime.pow1pm1`).
+    :math:`\partial_x = m (1 + x)^{m - 1}` (zero-guarded: 0 for m = 0),
+    :math:`\partial_m = (1 + x)^m \mathrm{log1p}(x)`."""
+
+    nargs = 2
+
+    def fdiff(self, argindex=1):
+        x, y = self.args
+        if argindex == 1:
+            return y * Pow1p(x, y - 1) if y.is_number else XMul(y, Pow1p(x, y - 1))
+        return Pow1p(x, y) * log1p(x)
+
+    def elementary(self):
+        return (1 + self.args[0]) ** self.args[1] - 1
+
+    @_powered
+    def _latex(self, printer):
+        x, y = (printer._print(a) for a in self.args)
+        return r"\left(\left(1 + %s\right)^{%s} - 1\right)" % (x, y)
+
+
 class Powm1(sp.Function):
     r""":math:`x^y - 1` (Boost's ``powm1``) as :math:`\operatorname{expm1}(y \log x)` for x >= 0.
 
@@ -1048,7 +1075,7 @@ class SigmoidDiff(sp.Function):
         return r"\left(%s\,\sigma\left(%s\right) - %s\,\sigma\left(-%s\right)\right)" % (a, u, b, u)
 
 
-_ELEMENTWISE_PRIMITIVES = (Sigmoid, Softplus, Log1mexp, LogExpm1, LogWeight, LogCosh, Hypot1, Hypot1m1, HypotShare, Log1pSquare, SigmoidDiff, Pow1p, Powm1, PowShift, ScaledPow, ScaledExp, Relu, Scaled, Log1pDiff, LogRatio)
+_ELEMENTWISE_PRIMITIVES = (Sigmoid, Softplus, Log1mexp, LogExpm1, LogWeight, LogCosh, Hypot1, Hypot1m1, HypotShare, Log1pSquare, SigmoidDiff, Pow1p, Pow1pm1, Powm1, PowShift, ScaledPow, ScaledExp, Relu, Scaled, Log1pDiff, LogRatio)
 
 
 def expand_row_primitives(expr: sp.Basic) -> sp.Basic:

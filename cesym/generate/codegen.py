@@ -93,6 +93,7 @@ class KernelPrinter(NumPyPrinter):
         "SoftmaxRest": "softmax_rest",
         "NormalizedRest": "normalized_rest",
         "Pow1p": "pow1p",
+        "Pow1pm1": "pow1pm1",
         "Log1pDiff": "log1p_diff",
         "LogRatio": "log_ratio",
         "MaxMinusSum": "max_minus_sum",
@@ -883,9 +884,21 @@ def _cores(derived: Sequence[Derived]) -> dict:
             "row_level": d.loss.row_level,
             "title": d.loss.title,
             "formula": sp.sstr(d.loss.value),
+            **({"nan_masked": True} if any(_masks_nan(e) for e in (d.value, d.grad) if e is not None) else {}),
         }
         for d in derived
     }
+
+
+def _masks_nan(expr: sp.Basic) -> bool:
+    """A branch of a Piecewise in ``expr`` is free of an input its conditions test (Tukey's c²/6
+    past |e| = c, a hinge's 0): where that input is NaN every condition is false and the branch
+    taken is a number (the public functions then set the row to NaN, :mod:`cesym.kernels._api`)."""
+    for pw in expr.atoms(sp.Piecewise):
+        tested = set().union(*[c.atoms(Elem) for _, c in pw.args])
+        if any(not tested <= x.atoms(Elem) for x, _ in pw.args):
+            return True
+    return False
 
 
 #: Example inputs for the docstrings, by label kind and prediction domain: three classes.

@@ -25,6 +25,7 @@ import re
 
 import sympy as sp
 from sympy.simplify.simplify import signsimp
+from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.pycode import PythonCodePrinter
 
 from ..define.loss import Loss
@@ -236,6 +237,25 @@ class DecimalPrinter(_ScalarPrinter):
 
     def _print_Elem(self, e):
         return f"{e.name}[_c]" if self.in_row else e.name
+
+    # Decimal's unary minus rounds to the context's precision (an input of 1e300 has 300 digits
+    # and more, the first level 30): -p + y computed y - p from p rounded, garbage where y = p.
+    # Negation is printed as copy_negate (exact) and a sum as a difference where it has one.
+
+    def _print_Mul(self, e):
+        if e.as_coeff_Mul()[0] < 0:
+            return f"({self._print(-e)}).copy_negate()"
+        return super()._print_Mul(e)
+
+    def _print_Add(self, e, order=None):
+        plus = [a for a in e.args if not a.as_coeff_Mul()[0] < 0]
+        minus = [-a for a in e.args if a.as_coeff_Mul()[0] < 0]
+        if not plus:
+            return f"({self._print(-e)}).copy_negate()"
+        out = " + ".join(self._print(a) for a in plus)
+        for a in minus:
+            out += f" - {self.parenthesize(a, PRECEDENCE['Add'] + 1)}"
+        return f"({out})"
 
     def _print_Integer(self, e):
         return f"_ex.D({int(e)})"

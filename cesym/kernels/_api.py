@@ -68,6 +68,7 @@ def _run(
     block_elements: int | None = None,
     zero_edge: bool = False,
     rescue=None,
+    nan_masked: bool = False,
 ):
     """Call ``core`` on blocks of last-axis rows (:mod:`._blocks`); restore axes; round to pred's dtype.
 
@@ -93,8 +94,8 @@ def _run(
     naive = kind.startswith("naive")  # in the predictions' own dtype: what a plain implementation computes
     rescue = None if naive else rescue
     fix = None
-    if not naive and (limits is not None or rescue is not None):
-        fix = _fixer(limits, kinds, not row_level, labels is not None and callable(labels), rescue=rescue)
+    if not naive:  # (without limits or a rescue: NaN rows only)
+        fix = _fixer(limits, kinds, not row_level, labels is not None and callable(labels), rescue=rescue, nan_masked=nan_masked)
     # a non-finite gradient comes with a non-finite value (NaN or +inf in the row), but for
     # ignored rows and where a gradient can overflow alone (rescued): the value is tested alone
     # unless there are such rows
@@ -120,17 +121,17 @@ def _run(
     return tuple(res) if kind == "value_and_grad" else res[0]
 
 
-def _fixer(limits, kinds, elementwise: bool, sparse: bool, nan_rows: bool = True, rescue=None):
+def _fixer(limits, kinds, elementwise: bool, sparse: bool, nan_rows: bool = True, rescue=None, nan_masked: bool = False):
     """The ``limit`` callback of :func:`run_blocks`: rows with non-finite inputs (or ignored rows)
     get their limits where the core's outputs are not finite (``limits``, or None: the core's
     outputs stand); rows with finite inputs, their outputs recomputed where they overflowed
-    (``rescue``, :mod:`._rescue`, or None)."""
+    (``rescue``, :mod:`._rescue`, or None). ``nan_masked``: the core can give a finite output
+    for a NaN input (a branch free of it: comparisons with NaN are false), so a block holding
+    NaN is looked at whatever its outputs."""
 
     def fix(blocks, res):
         if rescue is not None:
             res = rescue(blocks, res)
-        if limits is None:
-            return res
         x = blocks[-1]
         lab = blocks[0] if len(blocks) > 1 else None
         bad = ~np.isfinite(x).all(axis=-1)
@@ -139,16 +140,23 @@ def _fixer(limits, kinds, elementwise: bool, sparse: bool, nan_rows: bool = True
         if not np.any(bad):
             return res
         # a row holding NaN (or a label that is not finite) is NaN, also where a zero label
-        # weight made the core's output finite; an ignored row's rule sets it to 0 after
+        # weight or a branch free of the NaN input (Tukey's c²/6 past |e| = c: comparisons
+        # with NaN are false) made the core's output finite; an ignored row's rule sets it to 0 after
         if nan_rows:  # (a batch reduction's rows hold several samples: its rule sees to them)
             nan = np.isnan(x).any(axis=-1)
             if lab is not None and not sparse:
-                nan |= ~np.isfinite(lab).all(axis=-1)
+                nan |= np.isnan(lab).any(axis=-1) if limits is None else ~np.isfinite(lab).all(axis=-1)
             if np.any(nan):
                 res = tuple(_nan_where(r, nan) for r in res)
+        if limits is None:
+            return res
         return _lim.repair(kinds, res, bad, lambda idx: limits(None if lab is None else lab[idx], x[idx]), x.shape, elementwise)
 
-    fix.wants = getattr(rescue, "wants", None)  # finite blocks the rescue looks at all the same
+    wants = getattr(rescue, "wants", None)  # finite blocks the rescue looks at all the same
+    if nan_masked:
+        fix.wants = lambda blocks: any(np.isnan(b).any() for b in blocks) or (wants is not None and wants(blocks))
+    else:
+        fix.wants = wants
     return fix
 
 
@@ -394,7 +402,8 @@ def _call(pub: dict, module: ModuleType, values: dict, kind: str):
             module, c.variant["loss"], ("value", "grad") if kind == "value_and_grad" else (kind,), c.params(), dtype == np.float32,
             logits=domain == "real", label_index=callable(c.labels),
         ),
-        zero_edge=domain in ("unit", "simplex", "positive"), block_elements=_blocks.block_elements(arrays), **checks,
+        zero_edge=domain in ("unit", "simplex", "positive"), block_elements=_blocks.block_elements(arrays),
+        nan_masked=bool(module.CORES[c.variant["loss"]].get("nan_masked")), **checks,
     )
     if element:
         return tuple(r[..., 0] for r in res) if kind == "value_and_grad" else res[..., 0]

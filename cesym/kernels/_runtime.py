@@ -45,6 +45,7 @@ __all__ = [
     "log_weight",
     "logcosh",
     "pow1p",
+    "pow1pm1",
     "powm1",
     "pow_shift",
     "scaled_pow",
@@ -966,11 +967,40 @@ def pow1p(x: np.ndarray, y) -> np.ndarray:
     r"""(1 + x)^y as exp(y·log1p(x)), the product zero-guarded: (1 + x)^0 = 1 also at x = -1.
 
     ``(1 + x)**y`` rounds 1 + x first (a relative error up to 2^-53 that the power multiplies by
-    y); log1p keeps a small x whole. NaN for x < -1 (not real for a non-integer y).
+    y); log1p keeps a small x whole. For x < -1: ±|1 + x|^y for an integer y (:func:`_negative_base`),
+    NaN otherwise (not real).
     """
     if _pieces.unknown(x, y):
         return _pieces.UNKNOWN
-    return np.exp(xmul(y, np.log1p(x)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.exp(xmul(y, np.log1p(x)))
+    return _negative_base(out, x, y, lambda a: a + 1, lambda a: -(a + 1))
+
+
+def pow1pm1(x: np.ndarray, y) -> np.ndarray:
+    r"""(1 + x)^y - 1 as expm1(y·log1p(x)) (:class:`cesym.define.primitives.Pow1pm1`), the product
+    zero-guarded (y = 0: 0); for x < -1 and an integer y, |1 + x|^y - 1 (y even) or
+    -|1 + x|^y - 1 (y odd) from expm1 of y·log|1 + x| (:func:`_negative_base`)."""
+    if _pieces.unknown(x, y):
+        return _pieces.UNKNOWN
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.expm1(xmul(y, np.log1p(x)))
+    return _negative_base(out, x, y, lambda a: a, lambda a: -a - 2)
+
+
+def _negative_base(out: np.ndarray, x, y, even, odd) -> np.ndarray:
+    """``out`` where the base 1 + x is negative and y an integer (NaN there: log1p of x < -1)
+    replaced by ``even(a)`` or ``odd(a)``, a = expm1(y·log|1 + x|): |1 + x| = 1 + (-2 - x), the
+    difference -2 - x exact near x = -2, where |1 + x| is near 1."""
+    x = np.asarray(x, dtype=np.float64)
+    neg = x < -1
+    if not np.any(neg):
+        return out
+    y = np.asarray(y, dtype=np.float64)
+    whole = np.floor(y) == y
+    with np.errstate(all="ignore"):
+        a = np.expm1(y * np.log1p(-2.0 - x))
+        return np.where(neg & whole, np.where(np.fmod(y, 2) == 0, even(a), odd(a)), out)
 
 
 def powm1(x: np.ndarray, y) -> np.ndarray:
@@ -1058,14 +1088,16 @@ def scaled_exp(u, *a) -> np.ndarray:
 
 
 def pow_shift(x: np.ndarray, y) -> np.ndarray:
-    r"""x^(y-1) as x^y/x where x is a positive normal number: ``x**(y - 1)`` rounds the exponent,
-    which moves the result by |log x| ulps (690 at x = 1e-300); at 0, subnormal, infinite or NaN
-    x, and where x^y leaves the range, the plain power."""
+    r"""x^(y-1) as x^y/x where x > 0 and x^y is a normal number: ``x**(y - 1)`` rounds the
+    exponent, which moves the result by |log x| ulps (690 at x = 1e-300, 172 at a subnormal x
+    under y = 0.05); at 0, infinite or NaN x, and where x^y is subnormal or leaves the range
+    (its digits lost), the plain power."""
     if _pieces.unknown(x, y):
         return _pieces.UNKNOWN
     with np.errstate(all="ignore"):
-        out = np.power(x, y) / x
-        plain = ~((x >= _TINY) & np.isfinite(out))
+        power = np.power(x, y)
+        out = power / x
+        plain = ~((x > 0) & (np.abs(power) >= _TINY) & np.isfinite(out))
         if np.any(plain):
             out = np.where(plain, np.power(x, np.subtract(y, 1)), out)
     return out

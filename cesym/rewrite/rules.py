@@ -43,6 +43,7 @@ from ..define.primitives import (
     NegLogSoftmax,
     Norm2,
     Pow1p,
+    Pow1pm1,
     Powm1,
     RestSum,
     RowMax,
@@ -1030,17 +1031,32 @@ def _number_and_term(e: sp.Basic, match: Callable[[sp.Basic], bool], ratio: int 
 
 def _powm1(e: sp.Basic) -> sp.Basic | None:
     hit = _number_and_term(e, lambda f: isinstance(f, sp.Pow) and _noninteger(f.exp) and _has_elems(f.base))
+    if hit is not None:
+        n, t, k, f = hit
+        return e - t - n + k * Powm1(f.base, f.exp)
+    hit = _number_and_term(e, _integer_power_of_one_plus)
     if hit is None:
         return None
     n, t, k, f = hit
-    return e - t - n + k * Powm1(f.base, f.exp)
+    return e - t - n + k * Pow1pm1(f.base - 1, f.exp)
+
+
+def _integer_power_of_one_plus(f: sp.Basic) -> bool:
+    """``(1 + x)^m``, x over the elements, m an integer in [2, 8]: Tukey's (1 - (e/c)²)³."""
+    return (
+        isinstance(f, sp.Pow) and f.exp.is_Integer and 2 <= int(f.exp) <= 8
+        and isinstance(f.base, sp.Add) and sp.S.One in f.base.args and _has_elems(f.base)
+    )
 
 
 POWM1 = Rule(
     "powm1",
     "1 - p^q = -powm1(p, q) = -expm1(q·log p) for a non-integer q (the generalised "
     "cross-entropy (1 - p^q)/q): p^q is close to 1 for p near 1 or a small q, and 1 - p^q keeps "
-    "few digits (none at p = 1 - 2^-53, q = 0.3); expm1 of the small exponent keeps them all.",
+    "few digits (none at p = 1 - 2^-53, q = 0.3); expm1 of the small exponent keeps them all. "
+    "For an integer m (Tukey's biweight 1 - (1 - u)³), 1 - (1 + x)^m = -pow1pm1(x, m) = "
+    "-expm1(m·log1p(x)): 1 - u rounds u away first (1 - (1 - 1e-18)³ was 0), and its derivative "
+    "3(1 - u)² is the power's, not a sum that cancels near u = 1.",
     lambda expr: _top_down(expr, _powm1),
 )
 

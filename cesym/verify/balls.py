@@ -237,6 +237,10 @@ class _Module:
     def inf(self) -> arb:
         return arb.pos_inf()
 
+    @property
+    def nan(self) -> arb:  # (a branch no condition selects: SymPy's Piecewise default)
+        return arb.nan()
+
 
 MODULE = _Module()
 

@@ -222,7 +222,7 @@ def check_batch(
     # report plots them against the inputs); a point the batch path decided appends its errors
     for r in range(B):
         if case.elementwise:
-            items = [(r, c, labels[r, c : c + 1], batch.pred[r, c : c + 1], value[r, c], None if g is None else g[r, c : c + 1]) for c in range(n)]
+            items = [(r, c, None if labels is None else labels[r, c : c + 1], batch.pred[r, c : c + 1], value[r, c], None if g is None else g[r, c : c + 1]) for c in range(n)]
         else:
             items = [(r, None, None if labels is None else labels[r], batch.pred[r], value[r], None if g is None else g[r])]
         for k, (row, col, lab, pred, val, grow) in enumerate(items):

@@ -851,6 +851,7 @@ class _Module:
     pi = property(lambda self: _constant(mpmath.pi))
     e = property(lambda self: _constant(mpmath.e))
     inf = property(lambda self: DD.exact(_INF))
+    nan = property(lambda self: DD.exact(float("nan")))  # nothing known (a branch no condition selects)
 
 
 MODULE = _Module()

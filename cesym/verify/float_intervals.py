@@ -446,6 +446,7 @@ class _Module:
     pi = property(lambda self: _enclose_const(mpmath.pi))
     e = property(lambda self: _enclose_const(mpmath.e))
     inf = property(lambda self: Interval(_INF))
+    nan = property(lambda self: Interval(float("nan")))  # nothing known (a branch no condition selects)
 
 
 def _enclose_const(c) -> Interval:

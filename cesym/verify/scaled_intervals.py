@@ -622,6 +622,7 @@ class _Module:
     pi = property(lambda self: _sv(fi._enclose_const(mpmath.pi)))  # at 200 bits: not π rounded to a float
     e = property(lambda self: _sv(fi._enclose_const(mpmath.e)))
     inf = property(lambda self: Scaled.exact(_INF))
+    nan = property(lambda self: Scaled.exact(float("nan")))  # nothing known (a branch no condition selects)
 
 
 MODULE = _Module()

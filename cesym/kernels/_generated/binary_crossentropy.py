@@ -327,12 +327,12 @@ def probs_grad_eft(fx, y, p, label_smoothing, C):
 
 def probs_value_exact(y, p, label_smoothing, C):
     r"""binary cross-entropy on probabilities (from_logits=False): the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
-    return _ex.fsum(_ex.xmul((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y[_c])*(_ex.D(1) - label_smoothing), lambda: -_ex.log1p(-p[_c])) + _ex.xmul(y[_c]*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, lambda: -_ex.log(p[_c])) for _c in range(int(C)))/C
+    return _ex.fsum((_ex.xmul(((_ex.q(1, 2))*label_smoothing + ((_ex.D(1) - y[_c]))*((_ex.D(1) - label_smoothing))), lambda: (_ex.log1p((p[_c]).copy_negate())).copy_negate()) + _ex.xmul(((_ex.q(1, 2))*label_smoothing + y[_c]*((_ex.D(1) - label_smoothing))), lambda: (_ex.log(p[_c])).copy_negate())) for _c in range(int(C)))/C
 
 
 def probs_grad_exact(y, p, label_smoothing, C):
     r"""binary cross-entropy on probabilities (from_logits=False): the stable grad in decimal arithmetic at the current precision, of one element (Decimals), the row width C: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
-    return _ex.xmul((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing), lambda: _ex.D(1)/(C*(_ex.D(1) - p))) + _ex.xmul(y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing, lambda: -_ex.D(1)/(p*C))
+    return (_ex.xmul(((_ex.q(1, 2))*label_smoothing + ((_ex.D(1) - y))*((_ex.D(1) - label_smoothing))), lambda: _ex.D(1)/(C*((_ex.D(1) - p)))) + _ex.xmul(((_ex.q(1, 2))*label_smoothing + y*((_ex.D(1) - label_smoothing))), lambda: (_ex.D(1)/(p*C)).copy_negate()))
 
 
 def logits_value(y, x, label_smoothing):
@@ -526,12 +526,12 @@ def logits_weights(y, x, label_smoothing):
 
 def logits_value_exact(y, x, label_smoothing, C):
     r"""binary cross-entropy on logits (from_logits=True): the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
-    return _ex.fsum(((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y[_c])*(_ex.D(1) - label_smoothing))*_ex.softplus(x[_c]) + (y[_c]*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing)*_ex.softplus(-x[_c]) for _c in range(int(C)))/C
+    return _ex.fsum(((((_ex.q(1, 2))*label_smoothing + ((_ex.D(1) - y[_c]))*((_ex.D(1) - label_smoothing))))*_ex.softplus(x[_c]) + (((_ex.q(1, 2))*label_smoothing + y[_c]*((_ex.D(1) - label_smoothing))))*_ex.softplus((x[_c]).copy_negate())) for _c in range(int(C)))/C
 
 
 def logits_grad_exact(y, x, label_smoothing, C):
     r"""binary cross-entropy on logits (from_logits=True): the stable grad in decimal arithmetic at the current precision, of one element (Decimals), the row width C: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
-    return _ex.sigmoid_diff(((_ex.q(1, 2))*label_smoothing + (_ex.D(1) - y)*(_ex.D(1) - label_smoothing))/C, (y*(_ex.D(1) - label_smoothing) + (_ex.q(1, 2))*label_smoothing)/C, x)
+    return _ex.sigmoid_diff((((_ex.q(1, 2))*label_smoothing + ((_ex.D(1) - y))*((_ex.D(1) - label_smoothing))))/C, (((_ex.q(1, 2))*label_smoothing + y*((_ex.D(1) - label_smoothing))))/C, x)
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.

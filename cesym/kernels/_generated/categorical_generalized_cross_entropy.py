@@ -100,7 +100,7 @@ def probs_value(k, p, q):
     Stable form: ``-Powm1(RowSum(XMul(y, p)), q)/q``
 
     Rewrites applied:
-    - powm1: 1 - p^q = -powm1(p, q) = -expm1(q·log p) for a non-integer q (the generalised cross-entropy (1 - p^q)/q): p^q is close to 1 for p near 1 or a small q, and 1 - p^q keeps few digits (none at p = 1 - 2^-53, q = 0.3); expm1 of the small exponent keeps them all.
+    - powm1: 1 - p^q = -powm1(p, q) = -expm1(q·log p) for a non-integer q (the generalised cross-entropy (1 - p^q)/q): p^q is close to 1 for p near 1 or a small q, and 1 - p^q keeps few digits (none at p = 1 - 2^-53, q = 0.3); expm1 of the small exponent keeps them all. For an integer m (Tukey's biweight 1 - (1 - u)³), 1 - (1 + x)^m = -pow1pm1(x, m) = -expm1(m·log1p(x)): 1 - u rounds u away first (1 - (1 - 1e-18)³ was 0), and its derivative 3(1 - u)² is the power's, not a sum that cancels near u = 1.
     - guard-weights: collect on the label weights and put each coefficient over one denominator, so that the cancelling parts of a coefficient (Σt/Σp - t/p) are cancelled exactly in algebra; each weighted term is XMul(w, ·): 0·log 0 = 0 and 0·(1/0) = 0, no NaN
     """
     tmp0 = 1/q

@@ -175,12 +175,12 @@ def margin_kink_scales(y, p):
 
 def margin_value_rescue(y, p, C):
     r"""categorical hinge loss: the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the float64 rescue of rows that overflow or underflow (:mod:`cesym.kernels._rescue`)."""
-    return (lambda _h0: (lambda _h1: _ex.relu((_h0 - _h1) + _ex.D(1)))(_ex.fsum(p[_c1]*y[_c1] for _c1 in range(int(C)))))(max(p[_c1]*(_ex.D(1) - y[_c1]) for _c1 in range(int(C))))
+    return (lambda _h0: (lambda _h1: _ex.relu((_ex.D(1) + (_h0 - _h1))))(_ex.fsum(p[_c1]*y[_c1] for _c1 in range(int(C)))))(max(p[_c1]*((_ex.D(1) - y[_c1])) for _c1 in range(int(C))))
 
 
 def margin_grad_rescue(y, p, C):
     r"""categorical hinge loss: the stable grad in decimal arithmetic at the current precision, of one row (lists of Decimals; the list of its C elements): the float64 rescue of rows that overflow or underflow (:mod:`cesym.kernels._rescue`)."""
-    return (lambda _h0: (lambda _h1: (lambda _h2: [(-y[_j] + (_ex.D(1) - y[_j])*_ex.max_share(_h0, _j))*_ex.heaviside((_h1 - _h2) + _ex.D(1), _ex.D(1)) for _j in range(int(C))])(_ex.fsum(p[_c1]*y[_c1] for _c1 in range(int(C)))))(max(p[_c1]*(_ex.D(1) - y[_c1]) for _c1 in range(int(C)))))([p[_c1]*(_ex.D(1) - y[_c1]) for _c1 in range(int(C))])
+    return (lambda _h0: (lambda _h1: (lambda _h2: [((((_ex.D(1) - y[_j]))*_ex.max_share(_h0, _j) - y[_j]))*_ex.heaviside((_ex.D(1) + (_h1 - _h2)), _ex.D(1)) for _j in range(int(C))])(_ex.fsum(p[_c1]*y[_c1] for _c1 in range(int(C)))))(max(p[_c1]*((_ex.D(1) - y[_c1])) for _c1 in range(int(C)))))([p[_c1]*((_ex.D(1) - y[_c1])) for _c1 in range(int(C))])
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.

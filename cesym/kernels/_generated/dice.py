@@ -65,7 +65,8 @@ CORES = {'overlap': {'args': ['y', 'p'],
              'row_level': True,
              'title': 'Dice loss',
              'formula': 'Piecewise((1, Eq(RowSum(p) + RowSum(y), 0)), (1 - '
-                        '2*RowSum(p*y)/(RowSum(p) + RowSum(y)), True))'}}
+                        '2*RowSum(p*y)/(RowSum(p) + RowSum(y)), True))',
+             'nan_masked': True}}
 
 #: One call of each public function and its result (6 digits), for its docstring.
 EXAMPLES = {'dice': 'dice([[0.0, 1.0, 1.0]], [[0.2, 0.7, 0.9]])  # [0.157895]'}
@@ -178,12 +179,12 @@ def overlap_naive_grad(y, p):
 
 def overlap_value_rescue(y, p, C):
     r"""Dice loss: the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the float64 rescue of rows that overflow or underflow (:mod:`cesym.kernels._rescue`)."""
-    return (lambda _h0: (lambda _h1: (lambda _h2: (_ex.D(1) if (_h1 + _h2 == _ex.D(0)) else _ex.D(1) - _ex.D(2)*_h0/(_h1 + _h2)))(_ex.fsum(y[_c1] for _c1 in range(int(C)))))(_ex.fsum(p[_c1] for _c1 in range(int(C)))))(_ex.fsum(p[_c1]*y[_c1] for _c1 in range(int(C))))
+    return (lambda _h0: (lambda _h1: (lambda _h2: (_ex.D(1) if ((_h1 + _h2) == _ex.D(0)) else (_ex.D(1) - _ex.D(2)*_h0/((_h1 + _h2)))))(_ex.fsum(y[_c1] for _c1 in range(int(C)))))(_ex.fsum(p[_c1] for _c1 in range(int(C)))))(_ex.fsum(p[_c1]*y[_c1] for _c1 in range(int(C))))
 
 
 def overlap_grad_rescue(y, p, C):
     r"""Dice loss: the stable grad in decimal arithmetic at the current precision, of one row (lists of Decimals; the list of its C elements): the float64 rescue of rows that overflow or underflow (:mod:`cesym.kernels._rescue`)."""
-    return (lambda _h0: (lambda _h1: [(_ex.D(0) if (_h0 + _h1 == _ex.D(0)) else (-_ex.D(2)*_ex.power(y[_j], 2) - _ex.D(2)*y[_j]*_ex.fsum(p[_c1] for _c1 in range(int(C)) if _c1 != _j) - _ex.D(2)*y[_j]*_ex.fsum(y[_c1] for _c1 in range(int(C)) if _c1 != _j) + _ex.D(2)*_ex.fsum(p[_c1]*y[_c1] for _c1 in range(int(C)) if _c1 != _j))/_ex.power(p[_j] + y[_j] + _ex.fsum(p[_c1] for _c1 in range(int(C)) if _c1 != _j) + _ex.fsum(y[_c1] for _c1 in range(int(C)) if _c1 != _j), 2)) for _j in range(int(C))])(_ex.fsum(y[_c1] for _c1 in range(int(C)))))(_ex.fsum(p[_c1] for _c1 in range(int(C))))
+    return (lambda _h0: (lambda _h1: [(_ex.D(0) if ((_h0 + _h1) == _ex.D(0)) else ((_ex.D(2)*_ex.fsum(p[_c1]*y[_c1] for _c1 in range(int(C)) if _c1 != _j) - _ex.D(2)*_ex.power(y[_j], 2) - _ex.D(2)*y[_j]*_ex.fsum(p[_c1] for _c1 in range(int(C)) if _c1 != _j) - _ex.D(2)*y[_j]*_ex.fsum(y[_c1] for _c1 in range(int(C)) if _c1 != _j)))/_ex.power((p[_j] + y[_j] + _ex.fsum(p[_c1] for _c1 in range(int(C)) if _c1 != _j) + _ex.fsum(y[_c1] for _c1 in range(int(C)) if _c1 != _j)), 2)) for _j in range(int(C))])(_ex.fsum(y[_c1] for _c1 in range(int(C)))))(_ex.fsum(p[_c1] for _c1 in range(int(C))))
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.

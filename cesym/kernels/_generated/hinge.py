@@ -252,12 +252,12 @@ def plain_grad_eft(fx, t, p, C):
 
 def plain_value_exact(t, p, C):
     r"""hinge loss: the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
-    return _ex.fsum(_ex.relu(-p[_c]*t[_c] + _ex.D(1)) for _c in range(int(C)))/C
+    return _ex.fsum(_ex.relu((_ex.D(1) - p[_c]*t[_c])) for _c in range(int(C)))/C
 
 
 def plain_grad_exact(t, p, C):
     r"""hinge loss: the stable grad in decimal arithmetic at the current precision, of one element (Decimals), the row width C: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
-    return -t*_ex.heaviside(-p*t + _ex.D(1), _ex.D(1))/C
+    return (t*_ex.heaviside((_ex.D(1) - p*t), _ex.D(1))/C).copy_negate()
 
 
 def squared_value(t, p):
@@ -368,12 +368,12 @@ def squared_grad_eft(fx, t, p, C):
 
 def squared_value_exact(t, p, C):
     r"""squared hinge loss: the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
-    return _ex.fsum(_ex.power(_ex.relu(-p[_c]*t[_c] + _ex.D(1)), 2) for _c in range(int(C)))/C
+    return _ex.fsum(_ex.power(_ex.relu((_ex.D(1) - p[_c]*t[_c])), 2) for _c in range(int(C)))/C
 
 
 def squared_grad_exact(t, p, C):
     r"""squared hinge loss: the stable grad in decimal arithmetic at the current precision, of one element (Decimals), the row width C: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
-    return -_ex.D(2)*t*_ex.heaviside(-p*t + _ex.D(1), _ex.D(1))*_ex.relu(-p*t + _ex.D(1))/C
+    return (_ex.D(2)*t*_ex.heaviside((_ex.D(1) - p*t), _ex.D(1))*_ex.relu((_ex.D(1) - p*t))/C).copy_negate()
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.

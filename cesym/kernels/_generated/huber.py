@@ -249,12 +249,12 @@ def smooth_l1_grad_eft(fx, y, p, delta, C):
 
 def smooth_l1_value_exact(y, p, delta, C):
     r"""Huber loss: the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
-    return _ex.fsum(((_ex.q(1, 2))*_ex.power(p[_c] - y[_c], 2) if (delta >= abs(p[_c] - y[_c])) else delta*(-_ex.q(1, 2)*delta + abs(p[_c] - y[_c]))) for _c in range(int(C)))/C
+    return _ex.fsum(((_ex.q(1, 2))*_ex.power((p[_c] - y[_c]), 2) if (delta >= abs((p[_c] - y[_c]))) else delta*((abs((p[_c] - y[_c])) - (_ex.q(1, 2))*delta))) for _c in range(int(C)))/C
 
 
 def smooth_l1_grad_exact(y, p, delta, C):
     r"""Huber loss: the stable grad in decimal arithmetic at the current precision, of one element (Decimals), the row width C: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
-    return (p - y if (delta >= abs(p - y)) else delta*_ex.sign(p - y))/C
+    return ((p - y) if (delta >= abs((p - y))) else delta*_ex.sign((p - y)))/C
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.

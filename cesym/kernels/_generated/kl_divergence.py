@@ -175,7 +175,7 @@ def probs_value_exact(y, p, C):
 
 def probs_grad_exact(y, p, C):
     r"""Kullback-Leibler divergence of the prediction from the target: the stable grad in decimal arithmetic at the current precision, of one element (Decimals), the row width C: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
-    return _ex.xmul(y, lambda: -_ex.D(1)/p)
+    return _ex.xmul(y, lambda: (_ex.power(p, -1)).copy_negate())
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.

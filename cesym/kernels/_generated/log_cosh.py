@@ -165,12 +165,12 @@ def logcosh_value_and_grad_checked(y, p):
 
 def logcosh_value_exact(y, p, C):
     r"""log-cosh error: the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
-    return _ex.fsum(_ex.logcosh(p[_c] - y[_c]) for _c in range(int(C)))/C
+    return _ex.fsum(_ex.logcosh((p[_c] - y[_c])) for _c in range(int(C)))/C
 
 
 def logcosh_grad_exact(y, p, C):
     r"""log-cosh error: the stable grad in decimal arithmetic at the current precision, of one element (Decimals), the row width C: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
-    return _ex.tanh(p - y)/C
+    return _ex.tanh((p - y))/C
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.

@@ -166,12 +166,12 @@ def mae_grad_eft(fx, y, p, C):
 
 def mae_value_exact(y, p, C):
     r"""mean absolute error: the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
-    return _ex.fsum(abs(p[_c] - y[_c]) for _c in range(int(C)))/C
+    return _ex.fsum(abs((p[_c] - y[_c])) for _c in range(int(C)))/C
 
 
 def mae_grad_exact(y, p, C):
     r"""mean absolute error: the stable grad in decimal arithmetic at the current precision, of one element (Decimals), the row width C: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
-    return _ex.sign(p - y)/C
+    return _ex.sign((p - y))/C
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.

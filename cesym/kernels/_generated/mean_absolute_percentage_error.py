@@ -187,12 +187,12 @@ def mape_grad_eft(fx, y, p, C):
 
 def mape_value_exact(y, p, C):
     r"""mean absolute percentage error: the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
-    return _ex.D(100)*_ex.fsum(abs(p[_c] - y[_c])/abs(y[_c]) for _c in range(int(C)))/C
+    return _ex.D(100)*_ex.fsum(abs((p[_c] - y[_c]))/abs(y[_c]) for _c in range(int(C)))/C
 
 
 def mape_grad_exact(y, p, C):
     r"""mean absolute percentage error: the stable grad in decimal arithmetic at the current precision, of one element (Decimals), the row width C: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
-    return _ex.D(100)*_ex.sign(p - y)/(C*abs(y))
+    return _ex.D(100)*_ex.sign((p - y))/(C*abs(y))
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.

@@ -170,12 +170,12 @@ def mse_grad_eft(fx, y, p, C):
 
 def mse_value_exact(y, p, C):
     r"""mean squared error: the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
-    return _ex.fsum(_ex.power(p[_c] - y[_c], 2) for _c in range(int(C)))/C
+    return _ex.fsum(_ex.power((p[_c] - y[_c]), 2) for _c in range(int(C)))/C
 
 
 def mse_grad_exact(y, p, C):
     r"""mean squared error: the stable grad in decimal arithmetic at the current precision, of one element (Decimals), the row width C: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
-    return _ex.D(2)*(p - y)/C
+    return _ex.D(2)*((p - y))/C
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.

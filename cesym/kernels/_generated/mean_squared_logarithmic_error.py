@@ -176,7 +176,7 @@ def msle_value_exact(y, p, C):
 
 def msle_grad_exact(y, p, C):
     r"""mean squared logarithmic error: the stable grad in decimal arithmetic at the current precision, of one element (Decimals), the row width C: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
-    return _ex.D(2)*_ex.log1p_diff(p, y)/(C*(p + _ex.D(1)))
+    return _ex.D(2)*_ex.log1p_diff(p, y)/(C*((_ex.D(1) + p)))
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.

@@ -190,12 +190,12 @@ def rate_weights(y, p):
 
 def rate_value_exact(y, p, C):
     r"""Poisson loss on rates: the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
-    return _ex.fsum(p[_c] + _ex.xmul(y[_c], lambda: -_ex.log(p[_c])) for _c in range(int(C)))/C
+    return _ex.fsum((p[_c] + _ex.xmul(y[_c], lambda: (_ex.log(p[_c])).copy_negate())) for _c in range(int(C)))/C
 
 
 def rate_grad_exact(y, p, C):
     r"""Poisson loss on rates: the stable grad in decimal arithmetic at the current precision, of one element (Decimals), the row width C: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
-    return _ex.nan_or(lambda: (p - y)/p, lambda: _ex.xmul(y, lambda: -_ex.D(1)/p) + _ex.D(1))/C
+    return _ex.nan_or(lambda: ((p - y))/p, lambda: (_ex.D(1) + _ex.xmul(y, lambda: (_ex.power(p, -1)).copy_negate())))/C
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.

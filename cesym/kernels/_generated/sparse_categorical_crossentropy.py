@@ -208,7 +208,7 @@ def probs_value_rescue(y, p, C):
 
 def probs_grad_rescue(y, p, C):
     r"""sparse categorical cross-entropy on probabilities (from_logits=False): the stable grad in decimal arithmetic at the current precision, of one row (lists of Decimals; the list of its C elements): the float64 rescue of rows that overflow or underflow (:mod:`cesym.kernels._rescue`)."""
-    return [_ex.xmul(y[_j], lambda: -_ex.fsum(p[_c1] for _c1 in range(int(C)) if _c1 != _j)/(p[_j]*(p[_j] + _ex.fsum(p[_c1] for _c1 in range(int(C)) if _c1 != _j)))) + _ex.fsum(y[_c1] for _c1 in range(int(C)) if _c1 != _j)/(p[_j] + _ex.fsum(p[_c1] for _c1 in range(int(C)) if _c1 != _j)) for _j in range(int(C))]
+    return [(_ex.fsum(y[_c1] for _c1 in range(int(C)) if _c1 != _j)/((p[_j] + _ex.fsum(p[_c1] for _c1 in range(int(C)) if _c1 != _j))) + _ex.xmul(y[_j], lambda: (_ex.fsum(p[_c1] for _c1 in range(int(C)) if _c1 != _j)/(p[_j]*((p[_j] + _ex.fsum(p[_c1] for _c1 in range(int(C)) if _c1 != _j))))).copy_negate())) for _j in range(int(C))]
 
 
 def logits_value(k, z):
@@ -281,7 +281,7 @@ def logits_value_rescue(y, z, C):
 
 def logits_grad_rescue(y, z, C):
     r"""sparse categorical cross-entropy on logits (from_logits=True): the stable grad in decimal arithmetic at the current precision, of one row (lists of Decimals; the list of its C elements): the float64 rescue of rows that overflow or underflow (:mod:`cesym.kernels._rescue`)."""
-    return (lambda _h0: [(-y[_j]*_ex.fsum(_ex.exp(z[_c1] - _h0) for _c1 in range(int(C)) if _c1 != _j) + _ex.exp(z[_j] - _h0)*_ex.fsum(y[_c1] for _c1 in range(int(C)) if _c1 != _j))/(_ex.exp(z[_j] - _h0) + _ex.fsum(_ex.exp(z[_c1] - _h0) for _c1 in range(int(C)) if _c1 != _j)) for _j in range(int(C))])(max(z[_c2] for _c2 in range(int(C))))
+    return (lambda _h0: [((_ex.exp((z[_j] - _h0))*_ex.fsum(y[_c1] for _c1 in range(int(C)) if _c1 != _j) - y[_j]*_ex.fsum(_ex.exp((z[_c1] - _h0)) for _c1 in range(int(C)) if _c1 != _j)))/((_ex.fsum(_ex.exp((z[_c1] - _h0)) for _c1 in range(int(C)) if _c1 != _j) + _ex.exp((z[_j] - _h0)))) for _j in range(int(C))])(max(z[_c1] for _c1 in range(int(C))))
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.

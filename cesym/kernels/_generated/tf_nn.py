@@ -324,12 +324,12 @@ def sigmoid_weights(y, x):
 
 def sigmoid_value_exact(y, x, C):
     r"""tf.nn.sigmoid_cross_entropy_with_logits (elementwise): the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
-    return y*_ex.softplus(-x) + (_ex.D(1) - y)*_ex.softplus(x)
+    return (((_ex.D(1) - y))*_ex.softplus(x) + y*_ex.softplus((x).copy_negate()))
 
 
 def sigmoid_grad_exact(y, x, C):
     r"""tf.nn.sigmoid_cross_entropy_with_logits (elementwise): the stable grad in decimal arithmetic at the current precision, of one element (Decimals), the row width C: the slow, correct path of the float32 kernels (:mod:`cesym.kernels._exact`)."""
-    return _ex.sigmoid_diff(_ex.D(1) - y, y, x)
+    return _ex.sigmoid_diff((_ex.D(1) - y), y, x)
 
 
 def softmax_value(y, z):
@@ -402,7 +402,7 @@ def softmax_value_rescue(y, z, C):
 
 def softmax_grad_rescue(y, z, C):
     r"""tf.nn.softmax_cross_entropy_with_logits: the stable grad in decimal arithmetic at the current precision, of one row (lists of Decimals; the list of its C elements): the float64 rescue of rows that overflow or underflow (:mod:`cesym.kernels._rescue`)."""
-    return (lambda _h0: [(-y[_j]*_ex.fsum(_ex.exp(z[_c1] - _h0) for _c1 in range(int(C)) if _c1 != _j) + _ex.exp(z[_j] - _h0)*_ex.fsum(y[_c1] for _c1 in range(int(C)) if _c1 != _j))/(_ex.exp(z[_j] - _h0) + _ex.fsum(_ex.exp(z[_c1] - _h0) for _c1 in range(int(C)) if _c1 != _j)) for _j in range(int(C))])(max(z[_c2] for _c2 in range(int(C))))
+    return (lambda _h0: [((_ex.exp((z[_j] - _h0))*_ex.fsum(y[_c1] for _c1 in range(int(C)) if _c1 != _j) - y[_j]*_ex.fsum(_ex.exp((z[_c1] - _h0)) for _c1 in range(int(C)) if _c1 != _j)))/((_ex.fsum(_ex.exp((z[_c1] - _h0)) for _c1 in range(int(C)) if _c1 != _j) + _ex.exp((z[_j] - _h0)))) for _j in range(int(C))])(max(z[_c1] for _c1 in range(int(C))))
 
 
 def sparse_softmax_value(k, z):
@@ -475,7 +475,7 @@ def sparse_softmax_value_rescue(k, z, C):
 
 def sparse_softmax_grad_rescue(k, z, C):
     r"""tf.nn.sparse_softmax_cross_entropy_with_logits: the stable grad in decimal arithmetic at the current precision, of one row (lists of Decimals; the list of its C elements): the float64 rescue of rows that overflow or underflow (:mod:`cesym.kernels._rescue`)."""
-    return (lambda _h0: [(-k[_j]*_ex.fsum(_ex.exp(z[_c1] - _h0) for _c1 in range(int(C)) if _c1 != _j) + _ex.exp(z[_j] - _h0)*_ex.fsum(k[_c1] for _c1 in range(int(C)) if _c1 != _j))/(_ex.exp(z[_j] - _h0) + _ex.fsum(_ex.exp(z[_c1] - _h0) for _c1 in range(int(C)) if _c1 != _j)) for _j in range(int(C))])(max(z[_c2] for _c2 in range(int(C))))
+    return (lambda _h0: [((_ex.exp((z[_j] - _h0))*_ex.fsum(k[_c1] for _c1 in range(int(C)) if _c1 != _j) - k[_j]*_ex.fsum(_ex.exp((z[_c1] - _h0)) for _c1 in range(int(C)) if _c1 != _j)))/((_ex.fsum(_ex.exp((z[_c1] - _h0)) for _c1 in range(int(C)) if _c1 != _j) + _ex.exp((z[_j] - _h0)))) for _j in range(int(C))])(max(z[_c1] for _c1 in range(int(C))))
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.

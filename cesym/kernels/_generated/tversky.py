@@ -78,7 +78,8 @@ CORES = {'index': {'args': ['y', 'p', 'alpha', 'beta'],
            'title': 'Tversky loss',
            'formula': 'Piecewise((1, Eq(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + '
                       'RowSum(p*y), 0)), (1 - RowSum(p*y)/(alpha*RowSum(p*(1 - y)) + '
-                      'beta*RowSum(y*(1 - p)) + RowSum(p*y)), True))'}}
+                      'beta*RowSum(y*(1 - p)) + RowSum(p*y)), True))',
+           'nan_masked': True}}
 
 #: One call of each public function and its result (6 digits), for its docstring.
 EXAMPLES = {'tversky': 'tversky([[0.0, 1.0, 1.0]], [[0.2, 0.7, 0.9]])  # [0.157895]'}
@@ -275,12 +276,12 @@ def index_naive_grad(y, p, alpha, beta):
 
 def index_value_rescue(y, p, alpha, beta, C):
     r"""Tversky loss: the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the float64 rescue of rows that overflow or underflow (:mod:`cesym.kernels._rescue`)."""
-    return (lambda _h0: (lambda _h1: (lambda _h2: (_ex.D(1) if (alpha*_h1 + beta*_h2 + _h0 == _ex.D(0)) else _ex.D(1) - _h0/(alpha*_h1 + beta*_h2 + _h0)))(_ex.fsum(y[_c1]*(_ex.D(1) - p[_c1]) for _c1 in range(int(C)))))(_ex.fsum(p[_c1]*(_ex.D(1) - y[_c1]) for _c1 in range(int(C)))))(_ex.fsum(p[_c1]*y[_c1] for _c1 in range(int(C))))
+    return (lambda _h0: (lambda _h1: (lambda _h2: (_ex.D(1) if ((alpha*_h1 + beta*_h2 + _h0) == _ex.D(0)) else (_ex.D(1) - _h0/((alpha*_h1 + beta*_h2 + _h0)))))(_ex.fsum(y[_c1]*((_ex.D(1) - p[_c1])) for _c1 in range(int(C)))))(_ex.fsum(p[_c1]*((_ex.D(1) - y[_c1])) for _c1 in range(int(C)))))(_ex.fsum(p[_c1]*y[_c1] for _c1 in range(int(C))))
 
 
 def index_grad_rescue(y, p, alpha, beta, C):
     r"""Tversky loss: the stable grad in decimal arithmetic at the current precision, of one row (lists of Decimals; the list of its C elements): the float64 rescue of rows that overflow or underflow (:mod:`cesym.kernels._rescue`)."""
-    return (lambda _h0: (lambda _h1: (lambda _h2: [(_ex.D(0) if (alpha*_h0 + beta*_h1 + _h2 == _ex.D(0)) else (-_ex.power(y[_j], 2)*beta - y[_j]*alpha*_ex.fsum(p[_c1]*y[_c1] for _c1 in range(int(C)) if _c1 != _j) - y[_j]*alpha*_ex.fsum(-p[_c1]*y[_c1] + p[_c1] for _c1 in range(int(C)) if _c1 != _j) - y[_j]*beta*_ex.fsum(p[_c1]*y[_c1] for _c1 in range(int(C)) if _c1 != _j) - y[_j]*beta*_ex.fsum(-p[_c1]*y[_c1] + y[_c1] for _c1 in range(int(C)) if _c1 != _j) + alpha*_ex.fsum(p[_c1]*y[_c1] for _c1 in range(int(C)) if _c1 != _j))/_ex.power(p[_j]*y[_j] + alpha*(p[_j]*(_ex.D(1) - y[_j]) + _ex.fsum(p[_c1]*(_ex.D(1) - y[_c1]) for _c1 in range(int(C)) if _c1 != _j)) + beta*(y[_j]*(_ex.D(1) - p[_j]) + _ex.fsum(y[_c1]*(_ex.D(1) - p[_c1]) for _c1 in range(int(C)) if _c1 != _j)) + _ex.fsum(p[_c1]*y[_c1] for _c1 in range(int(C)) if _c1 != _j), 2)) for _j in range(int(C))])(_ex.fsum(p[_c1]*y[_c1] for _c1 in range(int(C)))))(_ex.fsum(y[_c1]*(_ex.D(1) - p[_c1]) for _c1 in range(int(C)))))(_ex.fsum(p[_c1]*(_ex.D(1) - y[_c1]) for _c1 in range(int(C))))
+    return (lambda _h0: (lambda _h1: (lambda _h2: [(_ex.D(0) if ((alpha*_h0 + beta*_h1 + _h2) == _ex.D(0)) else ((alpha*_ex.fsum(p[_c1]*y[_c1] for _c1 in range(int(C)) if _c1 != _j) - _ex.power(y[_j], 2)*beta - y[_j]*alpha*_ex.fsum(p[_c1]*y[_c1] for _c1 in range(int(C)) if _c1 != _j) - y[_j]*alpha*_ex.fsum((p[_c1] - p[_c1]*y[_c1]) for _c1 in range(int(C)) if _c1 != _j) - y[_j]*beta*_ex.fsum(p[_c1]*y[_c1] for _c1 in range(int(C)) if _c1 != _j) - y[_j]*beta*_ex.fsum((y[_c1] - p[_c1]*y[_c1]) for _c1 in range(int(C)) if _c1 != _j)))/_ex.power((alpha*((p[_j]*((_ex.D(1) - y[_j])) + _ex.fsum(p[_c1]*((_ex.D(1) - y[_c1])) for _c1 in range(int(C)) if _c1 != _j))) + beta*((y[_j]*((_ex.D(1) - p[_j])) + _ex.fsum(y[_c1]*((_ex.D(1) - p[_c1])) for _c1 in range(int(C)) if _c1 != _j))) + p[_j]*y[_j] + _ex.fsum(p[_c1]*y[_c1] for _c1 in range(int(C)) if _c1 != _j)), 2)) for _j in range(int(C))])(_ex.fsum(p[_c1]*y[_c1] for _c1 in range(int(C)))))(_ex.fsum(y[_c1]*((_ex.D(1) - p[_c1])) for _c1 in range(int(C)))))(_ex.fsum(p[_c1]*((_ex.D(1) - y[_c1])) for _c1 in range(int(C))))
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.
