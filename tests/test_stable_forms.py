@@ -207,6 +207,9 @@ FIRES = [
     (R.ONE_MINUS_SCALED_EXP, sp.Rational(1, 2) - y**2 * E(-x) / 2, expm1),
     (R.ONE_MINUS_SCALED_EXP, 1 - ScaledExp(-x, y**2), LogWeight(sp.Abs(y))),
     (R.ONE_MINUS_SCALED_EXP, 3 - 3 * g**2 * E(x - y), expm1),
+    (R.ONE_MINUS_SCALED_EXP, 1 - y * E(-x), LogWeight(y)),  # a Gamma likelihood's y·e^(-s): log y NaN for y < 0
+    # the soft Dice loss: 1 - N/D over one denominator, where terms of D and N cancel
+    (R.ONE_MINUS_RATIO, 1 - (2 * RowSum(y * p) + g**2) / (RowSum(y) + RowSum(p) + g**2), RowSum(y) + RowSum(p) - 2 * RowSum(y * p)),
     (R.SCALE_INSIDE, (1 - ScaledExp(-x, y**2)) / sp.Symbol("C", positive=True, integer=True), InfOr),
     # Jensen–Shannon's gradient log(2p/(p + y))/2: 0/0 at p = y = 0, where its limit in p is log 2/2
     (R.log_ratio_at_zero_rule(p), LogRatio(2 * p, p + y) / 2, NanOr),
@@ -247,6 +250,7 @@ KEEPS = [
     (R.POW1P, (1 - p) ** 2),  # an integer power: exact enough, and real for any p
     (R.POWM1, 1 - p**2),
     (R.POWM1, 1 - (1 + x) ** 9),  # a long polynomial: left as it is
+    (R.ONE_MINUS_RATIO, 1 - RowSum(y) / (RowSum(p) + g)),  # nothing cancels
     (R.COMMON_FACTOR, 2 * Sigmoid(x) - 2 * y),  # a function in the sum: the sigmoid rules' shape
     (R.SIGMOID_PAIR, y * Sigmoid(-x) + (1 - y) * Sigmoid(x)),  # terms of one sign: nothing cancels
     (R.SIGMOID_PAIR, Sigmoid(x) - y * Sigmoid(-z)),  # not one argument and its negative
@@ -283,7 +287,7 @@ KEEPS = [
     (R.ZERO_TIMES_EXP, x * E(x)),  # the factor holds the exponent's input: x·e^x is not 0·inf at x = 0
     (R.ZERO_TIMES_EXP, 2 * E(-x)),  # a number: never 0
     (R.ZERO_TIMES_EXP, ScaledExp(-x, y) * E(x)),  # already scaled
-    (R.ONE_MINUS_SCALED_EXP, 1 - y * E(-x)),  # y may be negative: no log of it
+    (R.ONE_MINUS_SCALED_EXP, 1 - sp.sin(y) * E(-x)),  # a factor of either sign that is not an input: no log of it
     (R.ONE_MINUS_SCALED_EXP, 2 - y**2 * E(-x)),  # not k - k·a·e^u
     (R.ONE_MINUS_SCALED_EXP, 1 - 2 * E(-x)),  # a number: the expm1 rule's shape, or no cancellation to fear
     (R.SCALE_INSIDE, (1 - y * x) / sp.Symbol("C", positive=True, integer=True)),  # no scaled exponential

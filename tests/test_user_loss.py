@@ -750,3 +750,73 @@ def test_a_report_says_when_its_kernels_miss_the_contract(tmp_path):
     good = "\n".join(_validity(d, text, [dict(run, failures=0)]))
     assert "do **not** meet the accuracy contract" in bad and "3 output(s) outside" in bad
     assert "no output outside it (100 sampled points)" in good and "not" not in good.split("\n")[0]
+
+
+CONTRASTIVE = textwrap.dedent(
+    '''
+    from sympy import Max, Symbol
+    from cesym.define import AXIS, C, Elem, Keyword, Loss, Public, RowSum, Variant
+
+    y, d, margin = Elem("y"), Elem("d"), Symbol("margin", positive=True)
+    LOSSES = [Loss(family="contrastive", variant="distance", title="contrastive loss on distances",
+                   value=RowSum(y * d**2 + (1 - y) * Max(0, margin - d) ** 2) / C,
+                   prediction=d, label=y, params=(margin,), param_ranges={margin: (0.5, 2.0)})]
+    PUBLIC = [Public(name="contrastive", summary="Contrastive loss on distances.",
+                     variants=(Variant("distance", domain="positive"),), labels="binary",
+                     keywords=(Keyword("margin", 1.0, "real", (0.5, 2.0), doc="the margin"), AXIS))]
+    '''
+)
+
+GAMMA = textwrap.dedent(
+    '''
+    from sympy import exp
+    from cesym.define import C, Elem, Loss, RowSum
+
+    y, s = Elem("y"), Elem("s")
+    LOSSES = [Loss(family="gamma_loglink", variant="logmean", title="Gamma NLL with a log link",
+                   value=RowSum(y * exp(-s) + s) / C, prediction=s, label=y)]
+    '''
+)
+
+SOFT_DICE = textwrap.dedent(
+    '''
+    from sympy import Symbol
+    from cesym.define import Elem, Loss, RowSum
+
+    y, p, smooth = Elem("y"), Elem("p"), Symbol("smooth", positive=True)
+    LOSSES = [Loss(family="soft_dice", variant="probs", title="soft Dice loss",
+                   value=1 - (2 * RowSum(y * p) + smooth) / (RowSum(y) + RowSum(p) + smooth),
+                   prediction=p, label=y, params=(smooth,), param_ranges={smooth: (1e-6, 1.0)}, domain="probability")]
+    '''
+)
+
+
+def test_a_contrastive_loss_on_declared_positive_distances(tmp_path):
+    """Its PUBLIC declares non-negative distances, its Loss the real line: generate tested
+    d = -1e200 and refused the kernel (0·inf in y·d² at y = 0). The declared domain is used."""
+    src, mod = _generated(tmp_path, "contrastive", CONTRASTIVE)
+    assert mod.contrastive([[1.0, 0.0]], [[2.0, 0.25]], margin=1.0)[0] == pytest.approx((4 + 0.75**2) / 2)
+    assert mod.contrastive([[0.0, 0.0]], [[1e200, 0.0]], margin=1.0)[0] == 0.5
+    with pytest.raises(ValueError, match="y_pred"):
+        mod.contrastive([[0.0]], [[-1.0]])
+    assert cli.main(["verify", "--derivations", str(src), "--quick", "--no-keras"]) == 0
+
+
+def test_a_gamma_likelihood_with_a_log_link(tmp_path):
+    """y·e^(-s) + s: the gradient 1 - y·e^(-s) cancels where y·e^(-s) is near 1 (generate refused
+    it: 0 for 3.3e-301 at y = 1, s = 1e-300); y may be of either sign, log y NaN below 0, where
+    the difference, which cannot cancel there, is taken."""
+    src, mod = _generated(tmp_path, "gamma_loglink", GAMMA)
+    g = mod.gamma_loglink_grad([[1.0, 0.0, -2.0]], [[1e-300, -1e-300, 3.0]])[0]
+    assert abs(g[0] - 1e-300 / 3) <= 4 * np.spacing(1e-300 / 3)
+    assert g[1] == pytest.approx(1 / 3, rel=1e-15) and g[2] == pytest.approx((1 + 2 * np.exp(-3.0)) / 3, rel=1e-15)
+    assert cli.main(["verify", "--derivations", str(src), "--quick", "--no-keras"]) == 0
+
+
+def test_a_soft_dice_loss_where_every_label_is_zero(tmp_path):
+    """1 - (2Σyp + s)/(Σy + Σp + s) at labels of 0 is Σp/(Σp + s): 1 - N/D was 0 for 1e-30."""
+    src, mod = _generated(tmp_path, "soft_dice", SOFT_DICE)
+    assert "one-minus-ratio" in mod.DERIVED["probs"]["value_rules"]
+    assert mod.soft_dice([[0.0, 0.0]], [[0.0, 1e-30]], smooth=1.0)[0] == pytest.approx(1e-30, rel=1e-15)
+    assert mod.soft_dice([[1.0, 0.0]], [[1.0, 0.0]], smooth=1e-6)[0] == 0
+    assert cli.main(["verify", "--derivations", str(src), "--quick", "--no-keras"]) == 0

@@ -8,6 +8,8 @@ a list of :class:`Loss`, and its public functions in ``PUBLIC``, a list of
 
 from __future__ import annotations
 
+import dataclasses
+
 import importlib.util
 import sys
 from dataclasses import dataclass, field
@@ -192,7 +194,20 @@ def load_family(path: Path) -> Family:
         errs = pub.validate(set(params), params)
         if errs:
             raise DerivationError(f"{path}: PUBLIC: {errs[0]}")
+    losses = [_non_negative(loss, public) for loss in losses]
     return Family(path.stem, path, tuple(losses), tuple(public), (module.__doc__ or "").strip())
+
+
+def _non_negative(loss: Loss, public: list) -> Loss:
+    """``loss`` on ``domain='probability'`` (non-negative predictions: 0 an edge, logs infinite
+    there) where it is declared on the real line but every public variant of it takes
+    non-negative predictions only (``positive``, ``unit``, ``simplex``): generate's edge check
+    then tests the domain the functions accept (a contrastive loss on distances was refused
+    for a NaN at a negative distance)."""
+    domains = {v.domain for pub in public for v in pub.variants if v.loss == loss.variant}
+    if loss.domain == "real" and domains and domains <= {"positive", "unit", "simplex"}:
+        return dataclasses.replace(loss, domain="probability")
+    return loss
 
 
 def load_derivation(path: Path) -> list[Loss]:

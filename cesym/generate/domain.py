@@ -61,7 +61,10 @@ def interior_points(loss: Loss, n: int, points: int = DOMAIN_POINTS, seed: int =
                 labels = rng.uniform(0.0, 1.0, n)
             if loss.label.is_nonzero:  # a label declared non-zero (a divisor): ±1, ±[0.5, 1.5]
                 labels = rng.choice([-1.0, 1.0], n) * (1.0 if i == 0 else rng.uniform(0.5, 1.5, n))
-        params = rng.uniform(0.05, 0.5, len(loss.params))
+        # within each declared range, away from its ends (a γ of (1, 5) drawn at 0.46 put the
+        # check where the user's loss is not defined); (0.05, 0.5) for a parameter without one
+        ranges = [loss.param_ranges.get(q, (0.05, 0.5)) if loss.param_ranges else (0.05, 0.5) for q in loss.params]
+        params = [rng.uniform(lo + (hi - lo) / 20, hi - (hi - lo) / 20) for lo, hi in ranges]
         r = lambda a: [float(round(float(x), 3)) for x in a]  # noqa: E731
         out.append((r(labels), r(pred), r(params)))
     return out

@@ -126,12 +126,22 @@ def check_equivalent(
     elem_level = bool(element_symbols(before) or element_symbols(after))
     rng = random.Random(seed)
     tol = mpmath.mpf(10) ** (10 - digits)
+    checked = 0
     with mpmath.workdps(digits):
         for n in sizes:
             f = compile_row_exprs([before, after], elems, scalars, n, per_element=[elem_level] * 2)
             for _ in range(trials):
                 rows, vals = _sample_rows(elems, scalars, n, rng)
-                out = f(rows, vals)
+                try:
+                    out = f(rows, vals)
+                except (ZeroDivisionError, ValueError) as err:
+                    try:  # a pole of the expression itself at this row (a clip's 1/max(p - m, 0)): another row
+                        compile_row_exprs([before], elems, scalars, n, per_element=[elem_level])(rows, vals)
+                    except (ZeroDivisionError, ValueError):
+                        continue
+                    raise RewriteError(f"rewrite has a pole the expression has not: {before} -> {after} "
+                                       f"({type(err).__name__} at n={n})") from None
+                checked += 1
                 half = len(out) // 2
                 for a, b in zip(out[:half], out[half:]):
                     if abs(a - b) > tol * max(1, abs(a)):
@@ -139,6 +149,8 @@ def check_equivalent(
                             f"rewrite changed the value: {before} -> {after} "
                             f"({mpmath.nstr(a, 15)} vs {mpmath.nstr(b, 15)} at n={n})"
                         )
+    if not checked:
+        raise RewriteError(f"rewrite could not be checked: {before} has a pole at every sample row")
 
 
 def _elems(*exprs: sp.Basic) -> set[Elem]:
@@ -1326,6 +1338,36 @@ NORM2 = Rule(
 )
 
 
+def _one_minus_ratio(e: sp.Basic) -> sp.Basic | None:
+    """``n + c·N/D`` (a number n, D a sum) -> ``(n·D + c·N)/D`` where that numerator, expanded,
+    has fewer terms than D and N together (terms cancel in algebra)."""
+    if not isinstance(e, sp.Add):
+        return None
+    numbers = [t for t in e.args if t.is_Number]
+    if len(numbers) != 1:
+        return None
+    n = numbers[0]
+    for t in e.args:
+        if t is n:
+            continue
+        num, den = sp.fraction(sp.together(t))
+        if not isinstance(den, sp.Add) or not den.atoms(Elem, RowSum) or not num.atoms(Elem, RowSum):
+            continue
+        new = sp.expand(n * den + num, deep=False)  # (not inside the row sums: p(1 - y) stays whole)
+        if len(sp.Add.make_args(new)) < len(den.args) + len(sp.Add.make_args(sp.expand(num, deep=False))):
+            return e - n - t + new / den
+    return None
+
+
+ONE_MINUS_RATIO = Rule(
+    "one-minus-ratio",
+    "1 - N/D = (D - N)/D where terms of D and N cancel in algebra (the soft Dice loss "
+    "1 - (2Σyp + s)/(Σy + Σp + s) = (Σy + Σp - 2Σyp)/(Σy + Σp + s)): at labels of 0 the "
+    "quotient is s/(Σp + s), within 1e-30 of 1, and 1 - N/D was 0 for Σp/(Σp + s) = 1e-30.",
+    lambda expr: _top_down(expr, _one_minus_ratio),
+)
+
+
 def value_rules() -> list[Rule]:
     """Rules applied to a loss value, in order, until nothing changes (``apply_rules(...,
     repeat=True)``).
@@ -1372,6 +1414,7 @@ def value_rules() -> list[Rule]:
         LOG_EXPM1,
         LOG1P_SUM,
         ZERO_TIMES_EXP,
+        ONE_MINUS_RATIO,
     ]
 
 
@@ -1845,11 +1888,12 @@ EXPM1_WEIGHT = Rule(
 )
 
 
-def _log_of_nonnegative(a: sp.Basic) -> sp.Basic | None:
+def _log_of_nonnegative(a: sp.Basic, signed: bool = False) -> sp.Basic | None:
     """``log a`` for a product ``a`` of even powers of inputs, exponentials and positive symbols,
     written without forming ``a`` (log y² = 2·log|y|: y² overflows past 1e154, its log does
     not), each log a ``LogWeight`` (-inf at 0; SymPy would fold e^(u + log w) back into w·e^u);
-    None where ``a`` may be negative (or is a number)."""
+    None where ``a`` may be negative (or is a number). ``signed``: inputs and their powers of
+    either sign too, their log NaN where they are negative."""
     out = []
     for f in sp.Mul.make_args(a):
         if f.is_Number:
@@ -1860,6 +1904,11 @@ def _log_of_nonnegative(a: sp.Basic) -> sp.Basic | None:
             out.append(f.exp * LogWeight(sp.Abs(f.base)))
         elif f.is_positive:
             out.append(LogWeight(f))
+        elif signed and (isinstance(f, Elem) or (isinstance(f, sp.Pow) and f.exp.is_Integer and isinstance(f.base, Elem))):
+            # an input of either sign (a Gamma likelihood's y·e^(-s)): log y is NaN for y < 0, where
+            # the caller's test of it fails and 1 - a·e^u, which cannot cancel there, is taken
+            k, b = (1, f) if isinstance(f, Elem) else (f.exp, f.base)
+            out.append(k * LogWeight(b))
         else:
             return None
     return sp.Add(*out)
@@ -1884,7 +1933,7 @@ def _one_minus_scaled_exp(e: sp.Basic) -> sp.Basic | None:
         c, rest = (plain / exps[0]).as_coeff_Mul()
         if c != -n or rest == 1 or not _has_elems(rest):
             continue
-        log_a = _log_of_nonnegative(rest)
+        log_a = _log_of_nonnegative(rest, signed=True)
         if log_a is None:
             continue
         v = exps[0].args[0] + log_a
