@@ -663,3 +663,16 @@ def test_runtime_pow1pm1_and_pow1p_at_small_and_negative_bases():
                 assert ulp_error(g, b**m - 1, np.float64) <= 2, (a, m, g)
                 assert ulp_error(q, b**m, np.float64) <= 2, (a, m, q)
     assert rt.pow1pm1(np.array([1.0]), 0)[0] == 0
+
+
+def test_runtime_expm1mx():
+    """e^u - 1 - u within 2 ulps: the series below |u| = 1/2 (expm1(u) - u loses -log2|u| bits:
+    all of them at u = 1e-8), expm1(u) - u above; e^u - 1 - u past e^709 is inf, as it is."""
+    from cesym.kernels import _runtime as rt
+
+    u = np.array([1e-300, -1e-8, 1e-8, 0.3, -0.4999, 0.5, -0.5, 2.0, -40.0, 700.0, 0.0])
+    got = rt.expm1mx(u)
+    with mpmath.workdps(80):
+        for a, g in zip(u, got):
+            assert ulp_error(g, mpmath.expm1(mpmath.mpf(a)) - mpmath.mpf(a), np.float64) <= 2, (a, g)
+    assert rt.expm1mx(np.array([710.0]))[0] == np.inf and rt.expm1mx(np.array([-np.inf]))[0] == np.inf

@@ -56,6 +56,7 @@ from cesym.define.primitives import (
     NegLogSoftmax,
     Norm2,
     Pow1p,
+    Expm1mx,
     Pow1pm1,
     Powm1,
     RestSum,
@@ -135,6 +136,8 @@ FIRES = [
     (R.POWM1, 1 - p**q, Powm1(p, q)),
     (R.POWM1, y * (p**q - 1), Powm1(p, q)),
     (R.POWM1, 1 - (1 - (x - y) ** 2) ** 3, Pow1pm1),  # Tukey's biweight: an integer power of 1 + x
+    (R.EXPM1MX, (E(x) + y**2 - 1 - x) / 2, Expm1mx(x)),  # a VAE's KL term in the log variance
+    (R.EXPM1MX, 3 * expm1(2 * x) - 6 * x, Expm1mx(2 * x)),
     (R.LOG_COSH, sp.log(sp.cosh(x - y)), LogCosh(x - y)),
     (R.NORM2, sp.sqrt(SumSquares(x - y)), Norm2(x - y)),
     (R.NORM2, sp.sqrt(g * SumSquares(x)), Norm2(x)),
@@ -251,6 +254,7 @@ KEEPS = [
     (R.POWM1, 1 - p**2),
     (R.POWM1, 1 - (1 + x) ** 9),  # a long polynomial: left as it is
     (R.ONE_MINUS_RATIO, 1 - RowSum(y) / (RowSum(p) + g)),  # nothing cancels
+    (R.EXPM1MX, E(x) - 1 - 2 * x),  # not the exponential's own first terms
     (R.COMMON_FACTOR, 2 * Sigmoid(x) - 2 * y),  # a function in the sum: the sigmoid rules' shape
     (R.SIGMOID_PAIR, y * Sigmoid(-x) + (1 - y) * Sigmoid(x)),  # terms of one sign: nothing cancels
     (R.SIGMOID_PAIR, Sigmoid(x) - y * Sigmoid(-z)),  # not one argument and its negative

@@ -820,3 +820,30 @@ def test_a_soft_dice_loss_where_every_label_is_zero(tmp_path):
     assert mod.soft_dice([[0.0, 0.0]], [[0.0, 1e-30]], smooth=1.0)[0] == pytest.approx(1e-30, rel=1e-15)
     assert mod.soft_dice([[1.0, 0.0]], [[1.0, 0.0]], smooth=1e-6)[0] == 0
     assert cli.main(["verify", "--derivations", str(src), "--quick", "--no-keras"]) == 0
+
+
+VAE_KL = textwrap.dedent(
+    '''
+    from sympy import exp
+    from cesym.define import C, Elem, Loss, RowSum
+
+    mu, s = Elem("mu"), Elem("s")
+    LOSSES = [Loss(family="vae_kl", variant="logvar", title="a VAE's KL term in the log variance",
+                   value=RowSum(exp(s) + mu**2 - 1 - s) / (2 * C), prediction=s, label=mu)]
+    '''
+)
+
+
+def test_a_vae_kl_term_in_the_log_variance(tmp_path):
+    """(e^s + mu² - 1 - s)/2: e^s - 1 - s keeps no digit at s = 1e-8 (2.5e-17 where the naive form
+    gives 0 or a few 1e-17 of either sign); as Expm1mx, every digit; e^710.7 past the largest
+    float inside a mean that is not is rescued in decimal arithmetic."""
+    src, mod = _generated(tmp_path, "vae_kl", VAE_KL)
+    assert "expm1mx" in mod.DERIVED["logvar"]["value_rules"]
+    with mpmath.workdps(60):
+        want = (mpmath.expm1(mpmath.mpf(1e-8)) - mpmath.mpf(1e-8)) / 2
+    assert ulp_error(mod.vae_kl([[0.0]], [[1e-8]])[0], want, np.float64) <= 4
+    with mpmath.workdps(60):
+        want = (mpmath.exp(mpmath.mpf(710.5)) - 1 - mpmath.mpf(710.5)) / 4
+    assert ulp_error(mod.vae_kl([[0.0, 0.0]], [[710.5, 0.0]])[0], want, np.float64) <= 4
+    assert cli.main(["verify", "--derivations", str(src), "--quick", "--no-keras"]) == 0

@@ -51,6 +51,7 @@ __all__ = [
     "HypotShare",
     "Log1pSquare",
     "SigmoidDiff",
+    "Expm1mx",
     "Pow1p",
     "Pow1pm1",
     "Powm1",
@@ -821,6 +822,29 @@ class Pow1p(sp.Function):
         return r"\left(1 + %s\right)^{%s}" % (x, y)
 
 
+class Expm1mx(sp.Function):
+    r""":math:`e^u - 1 - u`, the exponential less its first two Taylor terms.
+
+    A Gaussian KL divergence's :math:`(e^s - 1 - s)/2` (a VAE's, in the log variance s):
+    ``expm1(s) - s`` keeps only about :math:`-\log_2|s|` fewer bits than it has, none at
+    s = 1e-8, where the value is 5e-17; the series :math:`\sum_{k \ge 2} u^k/k!` keeps them
+    below :math:`|u| = 1/2` (:func:`cesym.kernels._runtime.expm1mx`).
+    :math:`\partial_u = \operatorname{expm1}(u)`."""
+
+    nargs = 1
+
+    def fdiff(self, argindex=1):
+        return expm1(self.args[0])
+
+    def elementary(self):
+        return sp.exp(self.args[0]) - 1 - self.args[0]
+
+    @_powered
+    def _latex(self, printer):
+        u = printer._print(self.args[0])
+        return r"\left(e^{%s} - 1 - %s\right)" % (u, u)
+
+
 class Pow1pm1(sp.Function):
     r""":math:`(1 + x)^m - 1` as :math:`\operatorname{expm1}(m \cdot \mathrm{log1p}(x))`.
 
@@ -1075,7 +1099,7 @@ class SigmoidDiff(sp.Function):
         return r"\left(%s\,\sigma\left(%s\right) - %s\,\sigma\left(-%s\right)\right)" % (a, u, b, u)
 
 
-_ELEMENTWISE_PRIMITIVES = (Sigmoid, Softplus, Log1mexp, LogExpm1, LogWeight, LogCosh, Hypot1, Hypot1m1, HypotShare, Log1pSquare, SigmoidDiff, Pow1p, Pow1pm1, Powm1, PowShift, ScaledPow, ScaledExp, Relu, Scaled, Log1pDiff, LogRatio)
+_ELEMENTWISE_PRIMITIVES = (Sigmoid, Softplus, Log1mexp, LogExpm1, LogWeight, LogCosh, Hypot1, Hypot1m1, HypotShare, Log1pSquare, SigmoidDiff, Expm1mx, Pow1p, Pow1pm1, Powm1, PowShift, ScaledPow, ScaledExp, Relu, Scaled, Log1pDiff, LogRatio)
 
 
 def expand_row_primitives(expr: sp.Basic) -> sp.Basic:

@@ -93,6 +93,7 @@ class KernelPrinter(NumPyPrinter):
         "SoftmaxRest": "softmax_rest",
         "NormalizedRest": "normalized_rest",
         "Pow1p": "pow1p",
+        "Expm1mx": "expm1mx",
         "Pow1pm1": "pow1pm1",
         "Log1pDiff": "log1p_diff",
         "LogRatio": "log_ratio",

@@ -228,7 +228,7 @@ class DecimalPrinter(_ScalarPrinter):
         "log": "log", "exp": "exp", "log1p": "log1p", "expm1": "expm1", "tanh": "tanh", "sign": "sign",
         "Sigmoid": "sigmoid", "Softplus": "softplus", "LogCosh": "logcosh", "Log1pDiff": "log1p_diff", "LogRatio": "log_ratio",
         "XMul": "xmul", "Relu": "relu", "Hypot1": "hypot1", "Hypot1m1": "hypot1m1", "HypotShare": "hypot_share", "Log1pSquare": "log1p_square",
-        "SigmoidDiff": "sigmoid_diff",
+        "SigmoidDiff": "sigmoid_diff", "Expm1mx": "expm1mx",
     }
 
     def __init__(self, settings=None):

@@ -139,6 +139,15 @@ def expm1(a: Decimal) -> Decimal:
     return +c.subtract(_exp_in(c, a), 1)
 
 
+def expm1mx(a: Decimal) -> Decimal:
+    """e^a - 1 - a: a series for a small a, else e^a at the precision the subtraction needs
+    (about 2·log10(1/|a|) digits lost near 0)."""
+    if _small(a):
+        return _series(a, lambda n: Fraction(1, math.factorial(n)), 2)
+    c = _extra(2 * max(0, -a.adjusted()) + 3 if a.is_finite() else 0)
+    return +c.subtract(c.subtract(_exp_in(c, a), 1), a)
+
+
 def sigmoid(a: Decimal) -> Decimal:
     """1/(1 + e^-a), from the side where e^{-|a|} <= 1."""
     if a >= 0:

@@ -44,6 +44,7 @@ __all__ = [
     "log_expm1",
     "log_weight",
     "logcosh",
+    "expm1mx",
     "pow1p",
     "pow1pm1",
     "powm1",
@@ -975,6 +976,34 @@ def pow1p(x: np.ndarray, y) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         out = np.exp(xmul(y, np.log1p(x)))
     return _negative_base(out, x, y, lambda a: a + 1, lambda a: -(a + 1))
+
+
+#: 1/k! for k = 2..17: the series of e^u - 1 - u below |u| = 1/2 (the next term, 2^-18/18!, is
+#: below 2^-76 of the sum's first, u²/2).
+_EXPM1MX_SERIES = tuple(1.0 / math.factorial(k) for k in range(17, 1, -1))
+
+
+def expm1mx(u: np.ndarray) -> np.ndarray:
+    r"""e^u - 1 - u (:class:`cesym.define.primitives.Expm1mx`): below |u| = 1/2 the series
+    u²·Σ_{k>=2} u^(k-2)/k! by Horner's rule (its terms of one sign for u > 0, alternating and
+    falling by at least a factor 6 for u < 0: a few ulps); elsewhere ``expm1(u) - u``, which
+    cancels by at most a factor 4.4 there (at u = -1/2: 0.107 of 0.5)."""
+    if _pieces.unknown(u):
+        return _pieces.UNKNOWN
+    u = np.asarray(u, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        out = np.expm1(u) - u
+        small = np.abs(u) < 0.5
+        if np.any(small):
+            v = u[small] if u.ndim else u
+            acc = np.full_like(v, _EXPM1MX_SERIES[0])
+            for c in _EXPM1MX_SERIES[1:]:
+                acc = acc * v + c
+            if u.ndim:
+                out[small] = acc * v * v
+            else:
+                out = acc * v * v
+    return out
 
 
 def pow1pm1(x: np.ndarray, y) -> np.ndarray:

@@ -42,6 +42,7 @@ from ..define.primitives import (
     NegLogNormalized,
     NegLogSoftmax,
     Norm2,
+    Expm1mx,
     Pow1p,
     Pow1pm1,
     Powm1,
@@ -1122,6 +1123,32 @@ def _expm1(e: sp.Basic) -> sp.Basic | None:
     return e - t - n + k * expm1(f.args[0])
 
 
+def _expm1mx(e: sp.Basic) -> sp.Basic | None:
+    """``... + k·e^u - k - k·u + ...`` (or ``k·expm1(u) - k·u``; k a number) -> ``k·Expm1mx(u)``."""
+    if not isinstance(e, sp.Add):
+        return None
+    for t in e.args:
+        k, f = t.as_coeff_Mul()
+        if isinstance(f, sp.exp) and _has_elems(f):
+            u, drop = f.args[0], k * (f - 1 - f.args[0])
+        elif isinstance(f, expm1) and _has_elems(f):
+            u, drop = f.args[0], k * (f - f.args[0])
+        else:
+            continue
+        if set(sp.Add.make_args(sp.expand(drop))) <= set(sp.Add.make_args(sp.expand(e))):  # each term there as it is
+            return sp.expand(e - drop) + k * Expm1mx(u)
+    return None
+
+
+EXPM1MX = Rule(
+    "expm1mx",
+    "e^u - 1 - u = Expm1mx(u) (a Gaussian KL divergence's e^s - 1 - s in the log variance): "
+    "e^u - 1 - u keeps no digit at u = 1e-8 (the value 5e-17), expm1(u) - u about -log2|u| bits "
+    "fewer than it has; the series Σ_{k>=2} u^k/k! keeps them all below |u| = 1/2.",
+    lambda expr: _top_down(expr, _expm1mx),
+)
+
+
 EXPM1 = Rule(
     "expm1",
     "e^u - 1 = expm1(u) (and 1 - e^u = -expm1(u)): for small u, e^u rounds to 1 + u with an "
@@ -1410,6 +1437,7 @@ def value_rules() -> list[Rule]:
         SCALE_NORM,
         MAX_MINUS_SUM,
         LOG1P_DIFFERENCE,
+        EXPM1MX,
         EXPM1,
         LOG_EXPM1,
         LOG1P_SUM,
