@@ -874,3 +874,20 @@ def test_a_zero_label_weighs_nothing_without_being_declared(tmp_path):
         want = -(mpmath.mpf(5e-324) ** (mpmath.mpf(0.05) - 1))
     assert ulp_error(g, want, np.float64) <= 4
     assert cli.main(["verify", "--derivations", str(src), "--quick", "--no-keras"]) == 0
+
+
+def test_generate_checks_parameters_within_their_declared_ranges():
+    """The domain check's interior points draw each parameter inside its declared range (a γ of
+    (1, 5) was drawn at 0.46, where a loss clipped to max(p - m, 0)^γ has an infinite derivative),
+    and in (0.05, 0.5) where none is declared."""
+    import sympy as sp
+
+    from cesym.define import C, Elem, Loss, RowSum
+    from cesym.generate.domain import interior_points
+
+    y, p = Elem("y"), Elem("p")
+    g, a = sp.Symbol("g", positive=True), sp.Symbol("a", positive=True)
+    loss = Loss(family="ranged", variant="v", title="t", value=RowSum(y * p**g * a) / C, prediction=p, label=y,
+                params=(g, a), param_ranges={g: (1.0, 5.0)})
+    for _, _, (gv, av) in interior_points(loss, 3, points=50):
+        assert 1.2 <= gv <= 4.8 and 0.05 <= av <= 0.5
