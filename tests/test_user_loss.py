@@ -849,33 +849,6 @@ def test_a_vae_kl_term_in_the_log_variance(tmp_path):
     assert cli.main(["verify", "--derivations", str(src), "--quick", "--no-keras"]) == 0
 
 
-GCE_PLAIN = textwrap.dedent(
-    '''
-    from sympy import Symbol
-    from cesym.define import Elem, Loss, RowSum
-
-    y, p, q = Elem("y"), Elem("p"), Symbol("q", positive=True)
-    LOSSES = [Loss(family="gce_plain", variant="probs", title="generalised cross-entropy, no weights declared",
-                   value=RowSum(y * (1 - p**q) / q), prediction=p, label=y, params=(q,),
-                   param_ranges={q: (0.05, 1.0)}, domain="probability")]
-    '''
-)
-
-
-def test_a_zero_label_weighs_nothing_without_being_declared(tmp_path):
-    """A loss on probabilities affine in its label, no weights declared: the label is its own
-    weight (its gradient -y·p^(q-1) was 0·inf = NaN at p = y = 0, where the limit is 0); and the
-    subnormal p under q = 0.05, p^(q-1) = 1.38e307, within 2 ulps (x^q/x, not the rounded q - 1)."""
-    src, mod = _generated(tmp_path, "gce_plain", GCE_PLAIN)
-    assert mod.CORES["probs"]["weights"] == [["y", "y"]]
-    assert np.array_equal(mod.gce_plain_grad([[0.0, 1.0]], [[0.0, 1.0]], q=0.5), [[0.0, -1.0]])
-    g = mod.gce_plain_grad([[0.0, 1.0]], [[0.0, 5e-324]], q=0.05)[0, 1]
-    with mpmath.workdps(60):
-        want = -(mpmath.mpf(5e-324) ** (mpmath.mpf(0.05) - 1))
-    assert ulp_error(g, want, np.float64) <= 4
-    assert cli.main(["verify", "--derivations", str(src), "--quick", "--no-keras"]) == 0
-
-
 def test_generate_checks_parameters_within_their_declared_ranges():
     """The domain check's interior points draw each parameter inside its declared range (a γ of
     (1, 5) was drawn at 0.46, where a loss clipped to max(p - m, 0)^γ has an infinite derivative),

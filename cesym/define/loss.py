@@ -9,6 +9,7 @@ a list of :class:`Loss`, and its public functions in ``PUBLIC``, a list of
 from __future__ import annotations
 
 import dataclasses
+
 import importlib.util
 import sys
 from dataclasses import dataclass, field
@@ -193,7 +194,7 @@ def load_family(path: Path) -> Family:
         errs = pub.validate(set(params), params)
         if errs:
             raise DerivationError(f"{path}: PUBLIC: {errs[0]}")
-    losses = [_zero_label_weight(_non_negative(loss, public)) for loss in losses]
+    losses = [_non_negative(loss, public) for loss in losses]
     return Family(path.stem, path, tuple(losses), tuple(public), (module.__doc__ or "").strip())
 
 
@@ -207,16 +208,6 @@ def _non_negative(loss: Loss, public: list) -> Loss:
     if loss.domain == "real" and domains and domains <= {"positive", "unit", "simplex"}:
         return dataclasses.replace(loss, domain="probability")
     return loss
-
-
-def _zero_label_weight(loss: Loss) -> Loss:
-    """``loss`` with its label as its own weight (``weights={y: y}``: 0·f = 0 at a zero label)
-    where it is on ``domain='probability'``, affine in its label and declares no weights: a zero
-    label's term y·f(p) is 0 at every p, so its limit at the edge is 0 too, where f is infinite
-    (the generalised cross-entropy's gradient -y·p^(q-1) was 0·inf = NaN at p = y = 0)."""
-    if loss.domain != "probability" or loss.label is None or loss.weights or loss.label_index or not _affine_in_label(loss):
-        return loss
-    return dataclasses.replace(loss, weights={loss.label: loss.label})
 
 
 def load_derivation(path: Path) -> list[Loss]:
