@@ -24,9 +24,10 @@ from cesym.rewrite.rules import RewriteError, check_equivalent
 y, p, x = Elem("y"), Elem("p"), Elem("x")
 alpha = sp.Symbol("alpha")
 
-# a smoothed overlap score written anew (not a catalog file): 1 - (2Σyp + 1)/(Σy + Σp + 1)
+# a smoothed overlap score written anew (not a catalog file): -(2Σyp + 1)/(Σy + Σp + 1), the
+# loss 1 - (2Σyp + 1)/(Σy + Σp + 1) less its constant (which one-minus-ratio takes over one denominator)
 OVERLAP = Loss(family="guard", variant="overlap", title="smoothed overlap",
-               value=1 - (2 * RowSum(y * p) + 1) / (RowSum(y) + RowSum(p) + 1), prediction=p, label=y, domain="probability")
+               value=-(2 * RowSum(y * p) + 1) / (RowSum(y) + RowSum(p) + 1), prediction=p, label=y, domain="probability")
 
 
 def _rules(loss: Loss) -> list[str]:
