@@ -1026,15 +1026,20 @@ POW1P = Rule(
 )
 
 
-def _number_and_term(e: sp.Basic, match: Callable[[sp.Basic], bool], ratio: int = -1):
-    """In a sum holding exactly one number n: ``(n, t, k, f)`` for its first term ``t = k·f`` with
-    ``match(f)`` and ``k = ratio·n`` (the shape ``n + ratio·n·f`` of expm1, powm1, 1 - 2σ), else None."""
+def _one_number(e: sp.Basic) -> sp.Number | None:
+    """The number among the terms of the sum ``e`` where it holds exactly one, else None."""
     if not isinstance(e, sp.Add):
         return None
     nums = [a for a in e.args if a.is_Number]
-    if len(nums) != 1:
+    return nums[0] if len(nums) == 1 else None
+
+
+def _number_and_term(e: sp.Basic, match: Callable[[sp.Basic], bool], ratio: int = -1):
+    """In a sum holding exactly one number n: ``(n, t, k, f)`` for its first term ``t = k·f`` with
+    ``match(f)`` and ``k = ratio·n`` (the shape ``n + ratio·n·f`` of expm1, powm1, 1 - 2σ), else None."""
+    n = _one_number(e)
+    if n is None:
         return None
-    n = nums[0]
     for t in e.args:
         k, f = t.as_coeff_Mul()
         if match(f) and k == ratio * n:
@@ -1368,12 +1373,9 @@ NORM2 = Rule(
 def _one_minus_ratio(e: sp.Basic) -> sp.Basic | None:
     """``n + c·N/D`` (a number n, D a sum) -> ``(n·D + c·N)/D`` where that numerator, expanded,
     has fewer terms than D and N together (terms cancel in algebra)."""
-    if not isinstance(e, sp.Add):
+    n = _one_number(e)
+    if n is None:
         return None
-    numbers = [t for t in e.args if t.is_Number]
-    if len(numbers) != 1:
-        return None
-    n = numbers[0]
     for t in e.args:
         if t is n:
             continue
@@ -1946,12 +1948,9 @@ def _one_minus_scaled_exp(e: sp.Basic) -> sp.Basic | None:
     """``k - k·a·e^u`` (in any sum; ``a`` a product of inputs that is never negative, see
     :func:`_log_of_nonnegative`) -> ``-k·expm1(v)`` where ``|v| < 1/2``, ``v = u + log a``, and
     ``k - k·a·e^u`` elsewhere (``Piecewise``: element by element)."""
-    if not isinstance(e, sp.Add) or e.has(TwoForms):
+    n = _one_number(e)
+    if n is None or e.has(TwoForms):
         return None
-    numbers = [t for t in e.args if t.is_Number]
-    if len(numbers) != 1:
-        return None
-    n = numbers[0]
     for t in e.args:
         plain = t.replace(lambda f: isinstance(f, XMul), lambda f: f.args[0] * f.args[1]).replace(
             lambda f: isinstance(f, ScaledExp), lambda f: f.elementary())  # (a zero-guarded a·e^u too)
