@@ -1026,6 +1026,12 @@ POW1P = Rule(
 )
 
 
+def _unguarded(e: sp.Basic, weights=None) -> sp.Basic:
+    """``e`` with each zero-guarded product ``XMul(a, b)`` written ``a·b`` (those on one of
+    ``weights`` only, where given)."""
+    return e.replace(lambda f: isinstance(f, XMul) and (weights is None or f.args[0] in weights), lambda f: f.args[0] * f.args[1])
+
+
 def _one_number(e: sp.Basic) -> sp.Number | None:
     """The number among the terms of the sum ``e`` where it holds exactly one, else None."""
     if not isinstance(e, sp.Add):
@@ -1539,7 +1545,7 @@ def combine_by_weights(expr: sp.Basic, weights: Sequence[Elem], guard: bool, tog
     if not ws:
         return expr
     if guard:  # a term already guarded on a weight is collected with the others, and guarded again
-        expr = expr.replace(lambda e: isinstance(e, XMul) and e.args[0] in ws, lambda e: e.args[0] * e.args[1])
+        expr = _unguarded(expr, ws)
     # Only the weights as bare factors are collected; RestSum(t) stays inside the coefficients.
     collected = collect_monomials(distribute(expr), ws)
     if not guard and any(k != 1 and k not in ws for k in collected):
@@ -1952,8 +1958,7 @@ def _one_minus_scaled_exp(e: sp.Basic) -> sp.Basic | None:
     if n is None or e.has(TwoForms):
         return None
     for t in e.args:
-        plain = t.replace(lambda f: isinstance(f, XMul), lambda f: f.args[0] * f.args[1]).replace(
-            lambda f: isinstance(f, ScaledExp), lambda f: f.elementary())  # (a zero-guarded a·e^u too)
+        plain = _unguarded(t).replace(lambda f: isinstance(f, ScaledExp), lambda f: f.elementary())  # (a zero-guarded a·e^u too)
         exps = [f for f in sp.Mul.make_args(plain) if isinstance(f, sp.exp) and _has_elems(f)]
         if len(exps) != 1:
             continue
@@ -1999,7 +2004,7 @@ def _common_numerator(expr: sp.Basic) -> sp.Basic:
     inputs (``1/C - y/(p·C) = (p - y)/(p·C)``)."""
     if not isinstance(expr, sp.Add) or not element_symbols(expr) or expr.has(TwoForms):
         return expr
-    plain = expr.replace(lambda e: isinstance(e, XMul), lambda e: e.args[0] * e.args[1])
+    plain = _unguarded(expr)
     if plain.atoms(sp.Function):  # a transcendental or a row reduction: not a rational sum
         return expr
     num, den = sp.fraction(sp.together(plain))
