@@ -48,6 +48,26 @@ def test_written_for_a_probability_loss_with_two_rest_sums():
         check_equivalent(d.naive_grad, form)
 
 
+def test_a_value_taken_over_one_denominator_keeps_its_guarded_gradient():
+    """one-minus-ratio writes a Tversky-like 1 - TP/D as F/D (F = D - TP) for the value. The
+    gradient is taken from 1 - TP/D: F/D differentiates to F'/D - F·D'/D², two terms of opposite
+    sign wherever a label is 0 (α/D - αF/D² for α·TP/D²), which the guard's test sends to the
+    split form on every row with few true positives (the shipped Tversky's value + gradient took
+    1.6 times Keras's time)."""
+    tp = RowSum(y * p)
+    tversky = Loss(family="guard", variant="tversky", title="a Tversky index written anew", prediction=p, label=y,
+                   domain="probability", params=(alpha,),
+                   value=1 - tp / (tp + alpha * RowSum(p * (1 - y)) + (1 - alpha) * RowSum(y * (1 - p))))
+    d = derive(tversky)
+    assert "one-minus-ratio" in [r.name for r in d.value_rules] and "guard-split" in _rules(tversky)
+    (g,) = _guarded_parts(d.grad)
+    sums = {r: sp.Symbol(f"S{i}") for i, r in enumerate(g.args[0].atoms(RowSum))}
+    at_label_0 = sp.expand(g.args[0].xreplace(sums).xreplace({y: 0}))
+    assert len(sp.Add.make_args(at_label_0)) == 1  # one term: nothing cancels
+    for form in nan_or_forms(d.grad):
+        check_equivalent(d.naive_grad, form)
+
+
 def test_not_written_where_a_row_sum_can_cancel():
     """On the real line Σ y p has terms of both signs: a cancellation inside a term the test
     cannot see. The same mathematics stays split."""

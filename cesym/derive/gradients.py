@@ -5,7 +5,8 @@ For a :class:`~cesym.define.loss.Loss` with value ``V0`` (the mathematics):
 1. the naive gradient is ``G0 = diff(V0, prediction)``;
 2. the value rules (:func:`cesym.rewrite.rules.value_rules`, passed over until nothing changes) turn
    ``V0`` into stable primitives, ``V1``;
-3. the stable gradient is ``diff(V1, prediction)``: SymPy differentiates the primitives through
+3. the stable gradient is ``diff(V1, prediction)`` (of ``V1`` before ``one-minus-ratio``, below):
+   SymPy differentiates the primitives through
    their exact ``fdiff`` (softplus' = sigmoid) and the row primitives through their reduction
    forms (:class:`~cesym.define.primitives.RowSum` carries the chain rule); the gradient rules then
    shift exponentials, split row sums and combine the terms on the label weights, ``G1``;
@@ -33,7 +34,7 @@ from ..define.primitives import (
     element_symbols,
 )
 from ..rewrite.guard import GUARD_SPLIT, guard_split
-from ..rewrite.rules import LOG_GUARDED_POWER, POWER_RULE, Rule, apply_rules, check_equivalent, gradient_rules, guard_rule, value_rules
+from ..rewrite.rules import LOG_GUARDED_POWER, ONE_MINUS_RATIO, POWER_RULE, Rule, apply_rules, check_equivalent, gradient_rules, guard_rule, value_rules
 
 __all__ = ["Derived", "derive", "as_record", "from_record", "log_share_gradient"]
 
@@ -108,7 +109,7 @@ def derive(loss: Loss) -> Derived:
         # a rule from the value to its gradient (in place of SymPy's diff), listed with the others
         chain = [Rule("log-share-chain", LOG_SHARE_CHAIN_WHY, lambda v: log_share_gradient(v, x))] if raw is not None else []
         if raw is None:
-            raw = sp.diff(v1, x)
+            raw = sp.diff(_differentiated_form(v0, v1, vrules), x)
     except Exception as e:  # SymPy could not differentiate the definition
         raise DerivationError(f"{loss.name}: cannot differentiate: {type(e).__name__}: {e}") from None
     if g0.has(sp.Derivative) or raw.has(sp.Derivative):
@@ -121,6 +122,20 @@ def derive(loss: Loss) -> Derived:
     if guarded is not None:
         g1, grules = guarded, grules + [GUARD_SPLIT]
     return Derived(loss, v0, g0, raw, v1_guarded, g1, tuple(vrules + grules_v), tuple(chain + grules))
+
+
+def _differentiated_form(v0: sp.Expr, v1: sp.Expr, vrules: list[Rule]) -> sp.Expr:
+    """The form of the stable value that SymPy differentiates: ``v1``, or, where ``one-minus-ratio``
+    wrote 1 - N/D as (D - N)/D, the value before that rule.
+
+    (D - N)/D differentiates to (D' - N')/D - (D - N)·D'/D², whose D'/D terms cancel in rounding:
+    the Tversky gradient at a label of 0 came out α/D - α·F/D² for α·TP/D², where TP is small
+    beside D (every row with few true positives). 1 - N/D differentiates to -N'/D + N·D'/D²,
+    the same quantity without the two D'/D terms."""
+    if ONE_MINUS_RATIO not in vrules:
+        return v1
+    before, _ = apply_rules(v0, [r for r in value_rules() if r.name != ONE_MINUS_RATIO.name], repeat=True)
+    return before
 
 
 LOG_SHARE_CHAIN_WHY = (

@@ -515,7 +515,11 @@ def render_family(
                 lines += ["The chain rule, node by node: each function, row reduction and quotient of the stable "
                           "value, differentiated by SymPy (the primitives' derivatives are their `fdiff`):", ""]
                 lines += steps + [""]
-            lines += ["SymPy's derivative of the stable value (through the primitives' exact derivatives):", ""]
+            if any(r.name == "one-minus-ratio" for r in d.value_rules):
+                lines += ["SymPy's derivative of the stable value, taken as 1 - N/D (before one-minus-ratio: (D - N)/D "
+                          "differentiates into F'/D - F·D'/D², F = D - N, two terms that cancel where a label is 0):", ""]
+            else:
+                lines += ["SymPy's derivative of the stable value (through the primitives' exact derivatives):", ""]
             lines += [f"$$\\frac{{\\partial L}}{{\\partial {_tex(loss.prediction)}}} = {_tex(d.raw_grad)}$$", ""]
             lines += ["Stable gradient, after the rewrites:", "", f"$${_tex(d.grad)}$$", ""]
             if d.grad_rules:

@@ -126,27 +126,22 @@ DERIVED = {'index': {'naive_value': "Piecewise(ExprCondPair(Integer(1), Equality
                        "nonnegative=True), RowSum(Mul(Elem('y', real=True), Add(Integer(1), "
                        "Mul(Integer(-1), Elem('p', real=True)))))), RowSum(Mul(Elem('p', "
                        "real=True), Elem('y', real=True)))), Integer(0))), "
-                       "ExprCondPair(Add(Mul(Add(Mul(Integer(-1), Elem('y', real=True), "
-                       "Symbol('beta', nonnegative=True)), Mul(Symbol('alpha', nonnegative=True), "
-                       "Add(Integer(1), Mul(Integer(-1), Elem('y', real=True))))), "
+                       "ExprCondPair(Add(Mul(Integer(-1), Elem('y', real=True), "
                        "Pow(Add(Mul(Symbol('alpha', nonnegative=True), RowSum(Mul(Elem('p', "
                        "real=True), Add(Integer(1), Mul(Integer(-1), Elem('y', real=True)))))), "
                        "Mul(Symbol('beta', nonnegative=True), RowSum(Mul(Elem('y', real=True), "
                        "Add(Integer(1), Mul(Integer(-1), Elem('p', real=True)))))), "
                        "RowSum(Mul(Elem('p', real=True), Elem('y', real=True)))), Integer(-1))), "
-                       "Mul(Add(Mul(Symbol('alpha', nonnegative=True), RowSum(Mul(Elem('p', "
-                       "real=True), Add(Integer(1), Mul(Integer(-1), Elem('y', real=True)))))), "
-                       "Mul(Symbol('beta', nonnegative=True), RowSum(Mul(Elem('y', real=True), "
-                       "Add(Integer(1), Mul(Integer(-1), Elem('p', real=True))))))), "
-                       "Add(Mul(Elem('y', real=True), Symbol('beta', nonnegative=True)), "
-                       "Mul(Integer(-1), Elem('y', real=True)), Mul(Integer(-1), Symbol('alpha', "
-                       "nonnegative=True), Add(Integer(1), Mul(Integer(-1), Elem('y', "
-                       "real=True))))), Pow(Add(Mul(Symbol('alpha', nonnegative=True), "
-                       "RowSum(Mul(Elem('p', real=True), Add(Integer(1), Mul(Integer(-1), "
-                       "Elem('y', real=True)))))), Mul(Symbol('beta', nonnegative=True), "
-                       "RowSum(Mul(Elem('y', real=True), Add(Integer(1), Mul(Integer(-1), "
-                       "Elem('p', real=True)))))), RowSum(Mul(Elem('p', real=True), Elem('y', "
-                       'real=True)))), Integer(-2)))), true))',
+                       "Mul(Integer(-1), Add(Mul(Elem('y', real=True), Symbol('beta', "
+                       "nonnegative=True)), Mul(Integer(-1), Elem('y', real=True)), "
+                       "Mul(Integer(-1), Symbol('alpha', nonnegative=True), Add(Integer(1), "
+                       "Mul(Integer(-1), Elem('y', real=True))))), Pow(Add(Mul(Symbol('alpha', "
+                       "nonnegative=True), RowSum(Mul(Elem('p', real=True), Add(Integer(1), "
+                       "Mul(Integer(-1), Elem('y', real=True)))))), Mul(Symbol('beta', "
+                       "nonnegative=True), RowSum(Mul(Elem('y', real=True), Add(Integer(1), "
+                       "Mul(Integer(-1), Elem('p', real=True)))))), RowSum(Mul(Elem('p', "
+                       "real=True), Elem('y', real=True)))), Integer(-2)), RowSum(Mul(Elem('p', "
+                       "real=True), Elem('y', real=True))))), true))",
            'value': "Piecewise(ExprCondPair(Integer(1), Equality(Add(Mul(Symbol('alpha', "
                     "nonnegative=True), RowSum(Mul(Elem('p', real=True), Add(Integer(1), "
                     "Mul(Integer(-1), Elem('y', real=True)))))), Mul(Symbol('beta', "
@@ -168,28 +163,44 @@ DERIVED = {'index': {'naive_value': "Piecewise(ExprCondPair(Integer(1), Equality
                    "Mul(Integer(-1), Elem('y', real=True)))))), Mul(Symbol('beta', "
                    "nonnegative=True), RowSum(Mul(Elem('y', real=True), Add(Integer(1), "
                    "Mul(Integer(-1), Elem('p', real=True)))))), RowSum(Mul(Elem('p', real=True), "
-                   "Elem('y', real=True)))), Integer(0))), ExprCondPair(Mul(Pow(Add(Mul(Elem('p', "
-                   "real=True), Elem('y', real=True)), Mul(Symbol('alpha', nonnegative=True), "
-                   "Add(Mul(Elem('p', real=True), Add(Integer(1), Mul(Integer(-1), Elem('y', "
-                   "real=True)))), RestSum(Mul(Elem('p', real=True), Add(Integer(1), "
-                   "Mul(Integer(-1), Elem('y', real=True))))))), Mul(Symbol('beta', "
-                   "nonnegative=True), Add(Mul(Elem('y', real=True), Add(Integer(1), "
-                   "Mul(Integer(-1), Elem('p', real=True)))), RestSum(Mul(Elem('y', real=True), "
-                   "Add(Integer(1), Mul(Integer(-1), Elem('p', real=True))))))), "
-                   "RestSum(Mul(Elem('p', real=True), Elem('y', real=True)))), Integer(-2)), "
-                   "Add(Mul(Integer(-1), Pow(Elem('y', real=True), Integer(2)), Symbol('beta', "
-                   "nonnegative=True)), Mul(Integer(-1), Elem('y', real=True), Symbol('alpha', "
-                   "nonnegative=True), RestSum(Mul(Elem('p', real=True), Elem('y', real=True)))), "
-                   "Mul(Integer(-1), Elem('y', real=True), Symbol('alpha', nonnegative=True), "
-                   "RestSum(Add(Mul(Integer(-1), Elem('p', real=True), Elem('y', real=True)), "
-                   "Elem('p', real=True)))), Mul(Integer(-1), Elem('y', real=True), Symbol('beta', "
-                   "nonnegative=True), RestSum(Mul(Elem('p', real=True), Elem('y', real=True)))), "
-                   "Mul(Integer(-1), Elem('y', real=True), Symbol('beta', nonnegative=True), "
-                   "RestSum(Add(Mul(Integer(-1), Elem('p', real=True), Elem('y', real=True)), "
-                   "Elem('y', real=True)))), Mul(Symbol('alpha', nonnegative=True), "
-                   "RestSum(Mul(Elem('p', real=True), Elem('y', real=True)))))), true))",
+                   "Elem('y', real=True)))), Integer(0))), "
+                   "ExprCondPair(Guarded(Add(Mul(Integer(-1), Elem('y', real=True), "
+                   "Pow(Add(Mul(Symbol('alpha', nonnegative=True), RowSum(Mul(Elem('p', "
+                   "real=True), Add(Integer(1), Mul(Integer(-1), Elem('y', real=True)))))), "
+                   "Mul(Symbol('beta', nonnegative=True), RowSum(Mul(Elem('y', real=True), "
+                   "Add(Integer(1), Mul(Integer(-1), Elem('p', real=True)))))), "
+                   "RowSum(Mul(Elem('p', real=True), Elem('y', real=True)))), Integer(-1))), "
+                   "Mul(Integer(-1), Add(Mul(Elem('y', real=True), Symbol('beta', "
+                   "nonnegative=True)), Mul(Integer(-1), Elem('y', real=True)), Mul(Integer(-1), "
+                   "Symbol('alpha', nonnegative=True), Add(Integer(1), Mul(Integer(-1), Elem('y', "
+                   "real=True))))), Pow(Add(Mul(Symbol('alpha', nonnegative=True), "
+                   "RowSum(Mul(Elem('p', real=True), Add(Integer(1), Mul(Integer(-1), Elem('y', "
+                   "real=True)))))), Mul(Symbol('beta', nonnegative=True), RowSum(Mul(Elem('y', "
+                   "real=True), Add(Integer(1), Mul(Integer(-1), Elem('p', real=True)))))), "
+                   "RowSum(Mul(Elem('p', real=True), Elem('y', real=True)))), Integer(-2)), "
+                   "RowSum(Mul(Elem('p', real=True), Elem('y', real=True))))), "
+                   "Mul(Pow(Add(Mul(Elem('p', real=True), Elem('y', real=True)), "
+                   "Mul(Symbol('alpha', nonnegative=True), Add(Mul(Elem('p', real=True), "
+                   "Add(Integer(1), Mul(Integer(-1), Elem('y', real=True)))), "
+                   "RestSum(Mul(Elem('p', real=True), Add(Integer(1), Mul(Integer(-1), Elem('y', "
+                   "real=True))))))), Mul(Symbol('beta', nonnegative=True), Add(Mul(Elem('y', "
+                   "real=True), Add(Integer(1), Mul(Integer(-1), Elem('p', real=True)))), "
+                   "RestSum(Mul(Elem('y', real=True), Add(Integer(1), Mul(Integer(-1), Elem('p', "
+                   "real=True))))))), RestSum(Mul(Elem('p', real=True), Elem('y', real=True)))), "
+                   "Integer(-2)), Add(Mul(Integer(-1), Pow(Elem('y', real=True), Integer(2)), "
+                   "Symbol('beta', nonnegative=True)), Mul(Integer(-1), Elem('y', real=True), "
+                   "Symbol('alpha', nonnegative=True), RestSum(Mul(Elem('p', real=True), Elem('y', "
+                   "real=True)))), Mul(Integer(-1), Elem('y', real=True), Symbol('alpha', "
+                   "nonnegative=True), RestSum(Add(Mul(Integer(-1), Elem('p', real=True), "
+                   "Elem('y', real=True)), Elem('p', real=True)))), Mul(Integer(-1), Elem('y', "
+                   "real=True), Symbol('beta', nonnegative=True), RestSum(Mul(Elem('p', "
+                   "real=True), Elem('y', real=True)))), Mul(Integer(-1), Elem('y', real=True), "
+                   "Symbol('beta', nonnegative=True), RestSum(Add(Mul(Integer(-1), Elem('p', "
+                   "real=True), Elem('y', real=True)), Elem('y', real=True)))), "
+                   "Mul(Symbol('alpha', nonnegative=True), RestSum(Mul(Elem('p', real=True), "
+                   "Elem('y', real=True))))))), true))",
            'value_rules': ['one-minus-ratio'],
-           'grad_rules': ['split-rowsum', 'norm-square-split']}}
+           'grad_rules': ['split-rowsum', 'norm-square-split', 'guard-split']}}
 
 
 def index_value(y, p, alpha, beta):
@@ -202,15 +213,14 @@ def index_value(y, p, alpha, beta):
     Rewrites applied:
     - one-minus-ratio: 1 - N/D = (D - N)/D where terms of D and N cancel in algebra (the soft Dice loss 1 - (2Σyp + s)/(Σy + Σp + s) = (Σy + Σp - 2Σyp)/(Σy + Σp + s)): at labels of 0 the quotient is s/(Σp + s), within 1e-30 of 1, and 1 - N/D was 0 for Σp/(Σp + s) = 1e-30.
     """
-    tmp0 = p*y
-    tmp1 = _rt.row_sum(tmp0)
-    tmp2 = p*(1 - y)
-    tmp3 = _rt.row_sum(tmp2)
-    tmp4 = y*(1 - p)
-    tmp5 = _rt.row_sum(tmp4)
-    tmp6 = _rt.weighted_row_sum(tmp2, alpha, tmp3) + _rt.weighted_row_sum(tmp4, beta, tmp5)
-    tmp7 = tmp1 + tmp6
-    return _rt.where(numpy.equal(tmp7, 0), 1, tmp6/tmp7)
+    tmp0 = _rt.row_sum(p*y)
+    tmp1 = p*(1 - y)
+    tmp2 = _rt.row_sum(tmp1)
+    tmp3 = y*(1 - p)
+    tmp4 = _rt.row_sum(tmp3)
+    tmp5 = _rt.weighted_row_sum(tmp1, alpha, tmp2) + _rt.weighted_row_sum(tmp3, beta, tmp4)
+    tmp6 = tmp0 + tmp5
+    return _rt.where(numpy.equal(tmp6, 0), 1, tmp5/tmp6)
 
 
 def index_naive_value(y, p, alpha, beta):
@@ -226,38 +236,37 @@ def index_naive_value(y, p, alpha, beta):
 def index_grad(y, p, alpha, beta):
     r"""Tversky loss: stable gradient d(value)/d(p), elementwise.
 
-    Derived by SymPy from the stable value: ``Piecewise((0, Eq(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y), 0)), ((-y*beta + alpha*(1 - y))/(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y)) + (alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)))*(y*beta - y - alpha*(1 - y))/(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y))**2, True))``
+    Derived by SymPy from the stable value: ``Piecewise((0, Eq(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y), 0)), (-y/(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y)) - (y*beta - y - alpha*(1 - y))*RowSum(p*y)/(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y))**2, True))``
 
-    Stable form: ``Piecewise((0, Eq(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y), 0)), ((-y**2*beta - y*alpha*RestSum(p*y) - y*alpha*RestSum(-p*y + p) - y*beta*RestSum(p*y) - y*beta*RestSum(-p*y + y) + alpha*RestSum(p*y))/(p*y + alpha*(p*(1 - y) + RestSum(p*(1 - y))) + beta*(y*(1 - p) + RestSum(y*(1 - p))) + RestSum(p*y))**2, True))``
+    Stable form: ``Piecewise((0, Eq(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y), 0)), (Guarded(-y/(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y)) - (y*beta - y - alpha*(1 - y))*RowSum(p*y)/(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y))**2, (-y**2*beta - y*alpha*RestSum(p*y) - y*alpha*RestSum(-p*y + p) - y*beta*RestSum(p*y) - y*beta*RestSum(-p*y + y) + alpha*RestSum(p*y))/(p*y + alpha*(p*(1 - y) + RestSum(p*(1 - y))) + beta*(y*(1 - p) + RestSum(y*(1 - p))) + RestSum(p*y))**2), True))``
 
     Rewrites applied:
     - split-rowsum: Σ_c v_c = v_j + Σ_{c≠j} v_c: written this way, a difference such as σ_j·Σt - t_j or Σt/Σp - t_j/p_j becomes an expression in the other elements, which does not cancel when element j dominates (softmax_j - 1 = -Σ_{c≠j} e_c / Σ e_c).
     - norm-square-split: over one denominator, with Σ v = v_j + Σ_{c≠j} v and ‖x‖² = x_j² + Σ_{c≠j} x_c², the terms of element j that cancel exactly are gone before anything is computed (the cosine's gradient: y_j‖p‖² - p_j Σ y p = y_j Σ_{c≠j} p_c² - p_j Σ_{c≠j} y_c p_c; the Dice gradient: Σ y p - y_j(Σ y + Σ p) loses its y_j p_j), where computed they would cancel in rounding for a row dominated by element j.
+    - guard-split: the unsplit gradient Σ_k t_k (row sums, no rest sums) where its terms cancel by at most a factor four (Σ|t_k| <= 4|Σ t_k|), the split form on the rows where they cancel more: there the unsplit sum's error is at most four times its terms' (its row sums add terms of one sign on the domain), the factor the split form's rest sums allow themselves, for about half the passes over the block.
     """
-    tmp0 = p*y
-    tmp1 = _rt.row_sum(tmp0)
-    tmp2 = p*(1 - y)
-    tmp3 = _rt.row_sum(tmp2)
-    tmp4 = y*(1 - p)
-    tmp5 = _rt.row_sum(tmp4)
-    tmp6 = tmp1 + tmp3*alpha + tmp5*beta
-    return _rt.where(numpy.equal(tmp6, 0), 0, _rt.divide_rows(alpha*_rt.rest_sum(tmp0, tmp1) - y*alpha*_rt.rest_sum(p, _rt.row_sum(p)) + (-y**2*beta - y*beta*_rt.rest_sum(y, _rt.row_sum(y))), tmp6, 2))
+    tmp0 = _rt.row_sum(p*y)
+    tmp1 = p*(1 - y)
+    tmp2 = _rt.row_sum(tmp1)
+    tmp3 = y*(1 - p)
+    tmp4 = _rt.row_sum(tmp3)
+    tmp5 = tmp0 + tmp2*alpha + tmp4*beta
+    return _rt.where(numpy.equal(tmp5, 0), 0, _rt.guarded(lambda: (-1*((y*beta - y - alpha*(1 - y))/tmp5)*(tmp0/tmp5), _rt.divide_rows(-y, tmp5),), lambda p, y: _rt.divide_rows(alpha*_rt.rest_sum(p*y, _rt.row_sum(p*y)) - y*alpha*_rt.rest_sum(p, _rt.row_sum(p)) + (-y**2*beta - y*beta*_rt.rest_sum(y, _rt.row_sum(y))), alpha*_rt.row_sum(p*(1 - y)) + beta*_rt.row_sum(y*(1 - p)) + _rt.row_sum(p*y), 2), p, y))
 
 
 def index_value_and_grad(y, p, alpha, beta):
     r"""Tversky loss: stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``index_value`` and ``index_grad``).
     """
-    tmp0 = p*y
-    tmp1 = _rt.row_sum(tmp0)
-    tmp2 = p*(1 - y)
-    tmp3 = _rt.row_sum(tmp2)
-    tmp4 = y*(1 - p)
-    tmp5 = _rt.row_sum(tmp4)
-    tmp6 = _rt.weighted_row_sum(tmp2, alpha, tmp3) + _rt.weighted_row_sum(tmp4, beta, tmp5)
-    tmp7 = tmp1 + tmp6
-    tmp8 = tmp1 + tmp3*alpha + tmp5*beta
-    grad = _rt.where(numpy.equal(tmp8, 0), 0, _rt.divide_rows(alpha*_rt.rest_sum(tmp0, tmp1) - y*alpha*_rt.rest_sum(p, _rt.row_sum(p)) + (-y**2*beta - y*beta*_rt.rest_sum(y, _rt.row_sum(y))), tmp8, 2))
-    return _rt.where(numpy.equal(tmp7, 0), 1, tmp6/tmp7), grad
+    tmp0 = _rt.row_sum(p*y)
+    tmp1 = p*(1 - y)
+    tmp2 = _rt.row_sum(tmp1)
+    tmp3 = y*(1 - p)
+    tmp4 = _rt.row_sum(tmp3)
+    tmp5 = _rt.weighted_row_sum(tmp1, alpha, tmp2) + _rt.weighted_row_sum(tmp3, beta, tmp4)
+    tmp6 = tmp0 + tmp5
+    tmp7 = tmp0 + tmp2*alpha + tmp4*beta
+    grad = _rt.where(numpy.equal(tmp7, 0), 0, _rt.guarded(lambda: (-1*((y*beta - y - alpha*(1 - y))/tmp7)*(tmp0/tmp7), _rt.divide_rows(-y, tmp7),), lambda p, y: _rt.divide_rows(alpha*_rt.rest_sum(p*y, _rt.row_sum(p*y)) - y*alpha*_rt.rest_sum(p, _rt.row_sum(p)) + (-y**2*beta - y*beta*_rt.rest_sum(y, _rt.row_sum(y))), alpha*_rt.row_sum(p*(1 - y)) + beta*_rt.row_sum(y*(1 - p)) + _rt.row_sum(p*y), 2), p, y))
+    return _rt.where(numpy.equal(tmp6, 0), 1, tmp5/tmp6), grad
 
 
 def index_naive_grad(y, p, alpha, beta):
