@@ -144,6 +144,9 @@ class KernelPrinter(NumPyPrinter):
         x, a = e.args
         return self._rt("sum_squares", x) if a == 1 else self._rt("sum_squares", x, a)
 
+    def _print_Operand(self, e):
+        return "(%s)" % self._print(e.args[0])
+
     def _print_MaxPlusLog1p(self, e):
         return "(%s + numpy.log1p(%s))" % (self._print(e.args[0]), self._print(e.args[1]))
 
