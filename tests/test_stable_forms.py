@@ -175,7 +175,7 @@ FIRES = [
     # the logistic gradient σ(x) - t with symbolic weights (label smoothing 1: t = u = 1/2)
     (R.SIGMOID_PAIR, (1 - y) * Sigmoid(x) - y * Sigmoid(-x), SigmoidDiff(1 - y, y, x)),
     (R.SIGMOID_PAIR, g * (y * Sigmoid(x - t) - (1 - y) * Sigmoid(t - x)) + 3, SigmoidDiff),
-    (R.EXPM1_WEIGHT, (E(x) - y) / 3, expm1(x)),
+    (R.EXPM1_WEIGHT, (E(x) - y) / 3, expm1),
     # d/dp of (p - y)²/C: SymPy's 2p - 2y over C, the 2 taken out again
     (R.COMMON_FACTOR, (2 * p - 2 * y) / sp.Symbol("C", positive=True, integer=True), p - y),
     # d/dp of the Poisson loss, (1 - y/p)/C: over one denominator, p - y exact, 0 at p = y

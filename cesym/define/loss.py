@@ -244,7 +244,7 @@ def default_public(losses: list[Loss]) -> list[Public]:
             labels = "index"
         else:
             labels = "distribution" if loss.domain == "probability" and loss.row_level else ("binary" if _affine_in_label(loss) else "real")
-        keywords = tuple(Keyword(q.name, None, "real", loss.param_ranges.get(q)) for q in loss.params)
+        keywords = tuple(Keyword(q.name, None, "real", loss.param_range(q)) for q in loss.params)
         if loss.row_level:
             keywords += (AXIS,)
             reduction = "row"

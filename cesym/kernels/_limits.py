@@ -300,7 +300,8 @@ def _ray_limit(v: np.ndarray, dtype) -> np.ndarray:
     v1, v2, v3 = v
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         d1, d2 = v2 - v1, v3 - v2
-        spacing = np.spacing(np.abs(v3).astype(dtype)).astype(np.float64)
+        # (an output past dtype's largest float is spaced as that float: its steps still show)
+        spacing = np.spacing(np.minimum(np.abs(v3), np.finfo(dtype).max).astype(dtype)).astype(np.float64)
         growing = (d1 != 0) & (np.sign(d1) == np.sign(d2)) & (np.abs(d2) >= np.abs(d1) / 2) & (np.abs(d2) >= 2 * spacing)
         r1, r2, r3 = (x.astype(dtype) for x in (v1, v2, v3))
         # the same number but for the cores' own rounding at three far inputs (a few ulps: a

@@ -24,6 +24,7 @@ import numpy as np
 
 from . import processes, truthcache
 from .contract import _REFS, check_batch, definition, reference_for
+from .reference import Unresolved
 from .registry import CASES, KernelCase, label_kinds, one_hot
 from .sampling import sample, sample_extended
 
@@ -85,8 +86,11 @@ def _gradient_spot_check(case: KernelCase, batch, rows: int = 3) -> float:
         pred = batch.pred[r, :1] if case.elementwise else batch.pred[r]
         lab = None if labels is None else (labels[r, :1] if case.elementwise else labels[r])
         ref = reference_for(loss, len(pred))
-        v, g = ref.value_and_grad(lab, pred, params)
-        num = ref.numeric_grad(lab, pred, params)
+        try:
+            v, g = ref.value_and_grad(lab, pred, params)
+            num = ref.numeric_grad(lab, pred, params)
+        except Unresolved:  # no proven digits to compare (|e|^q at e = 0): the contract check counts it
+            continue
         for a, b, x in zip(g, num, pred):
             scale = max(abs(a), abs(b))
             floor = mpmath.ldexp(abs(mpmath.mpf(v)) / (abs(mpmath.mpf(float(x))) or 1), -150)
