@@ -971,3 +971,38 @@ def test_a_parameter_without_a_declared_range(tmp_path):
     with pytest.raises(ValueError, match="beta"):
         mod.entropy_bonus([[1.0]], [[0.5]], beta=2.0)
     assert cli.main(["verify", "--derivations", str(src), "--quick", "--no-keras"]) == 0
+
+
+NEG_LOG_PROB = textwrap.dedent(
+    '''
+    from sympy import exp, log
+    from cesym.define import AXIS, C, Elem, Loss, Public, RowSum, Variant
+
+    y, s = Elem("y"), Elem("s")
+    LOSSES = [Loss(family="bce_neglogprob", variant="neglogprob", title="BCE on s = -log p",
+                   value=RowSum(-(y * -s + (1 - y) * log(1 - exp(-s)))) / C, prediction=s, label=y)]
+    PUBLIC = [Public(name="bce_neglogprob", summary="BCE on s = -log p >= 0", variants=(Variant("neglogprob", domain="positive"),),
+                     labels="binary", keywords=(AXIS,))]
+    '''
+)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_edge_of_a_positive_domain_keeps_the_sign_of_its_infinity(tmp_path, dtype):
+    """d/ds -log(1 - e^{-s}) = -1/expm1(s) is -inf at s = 0. The core gives -inf (expm1(-0) =
+    -0); the rescue recomputed that infinity in decimal arithmetic, whose expm1 of -0 was +0
+    (the series' sum starts at +0, and unary plus makes -0 into 0): +inf."""
+    src, mod = _generated(tmp_path, "bce_neglogprob", NEG_LOG_PROB)
+    for y in (0.0, 0.3):
+        assert mod.bce_neglogprob_grad(np.array([[y]], dtype), np.array([[0.0]], dtype))[0][0] == -np.inf
+
+
+def test_decimal_functions_keep_the_sign_of_zero():
+    from decimal import Decimal
+
+    from cesym.kernels import _exact
+
+    for f in (_exact.expm1, _exact.log1p):
+        assert f(Decimal("-0")).is_signed() and f(Decimal("-0")) == 0
+        assert not f(Decimal("0")).is_signed()
+    assert not _exact.expm1mx(Decimal("-0")).is_signed()

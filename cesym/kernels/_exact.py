@@ -71,12 +71,15 @@ def q(n: int, d: int) -> Decimal:
 
 def _small(a: Decimal) -> bool:
     """|a| < 10^-5: where the series below converge in a few terms (no extended precision)."""
-    return a.is_finite() and a.adjusted() < -5
+    return a.is_finite() and (not a or a.adjusted() < -5)  # (±0 too: its series keeps the sign)
 
 
 def _series(a: Decimal, coeff: Callable[[int], Fraction], first: int, step: int = 1) -> Decimal:
     """Σ_{n >= first, by step} coeff(n)·a^n until the terms fall below the precision."""
     c = _ctx()
+    if not a:  # ±0: the first term's signed zero (expm1(-0) = -0, as IEEE and its limit from below say)
+        k = coeff(first)
+        return a**first * k.numerator / k.denominator  # (no unary plus: +(-0) is 0)
     with localcontext(_extra(5)):
         s, n, p = Decimal(0), first, a**first
         limit = abs(p) * Decimal(10) ** -(c.prec + 3)
