@@ -259,6 +259,10 @@ KEEPS = [
     (R.SIGMOID_PAIR, y * Sigmoid(-x) + (1 - y) * Sigmoid(x)),  # terms of one sign: nothing cancels
     (R.SIGMOID_PAIR, Sigmoid(x) - y * Sigmoid(-z)),  # not one argument and its negative
     (R.LOG1MEXP, sp.log(1 - p)),  # the log1p rule's
+    # a row sum inside a row operator's argument is a constant of the row there: split at element
+    # j it would be read at every c (a RewriteError, "rewrite changed the value", on a user's loss)
+    (R.SPLIT_ROWSUM, E(x - RowMax(x - RowSum(x * y)))),
+    (R.SPLIT_ROWSUM, NegLogSoftmax(x - RowSum(y * x))),
     (R.LOG_SUM_EXP, sp.log(RowSum(y * E(z)))),
     (R.NORM2, SumSquares(x)),
     (R.EXPM1, E(x) - 2),

@@ -1520,9 +1520,15 @@ def _split_outer(e: sp.Basic) -> sp.Basic:
     left whole: split there, it would be an element's rest inside the rest over the others."""
     if isinstance(e, RowSum):  # element j's own term is outermost now: its row sums split too
         return _split_outer(e.args[0]) + RestSum(e.args[0])
-    if not e.args or not e.has(RowSum):
-        return e
+    if not e.args or not e.has(RowSum) or isinstance(e, _ROW_OPERATORS):
+        return e  # (a row operator's argument is the whole row: its element j is no one's)
     return e.func(*[_split_outer(a) for a in e.args])
+
+
+#: Functions whose argument is a row, read element by element (a row sum inside is a constant of
+#: the row there, not of element j's own term).
+_ROW_OPERATORS = (RowMax, RestSum, SumSquares, Norm2, MaxMinusSum, LogSumExp, NegLogSoftmax, NegLogNormalized,
+                  CrossRest, SoftmaxRest, NormalizedRest)
 
 
 SPLIT_ROWSUM = Rule(
