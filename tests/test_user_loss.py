@@ -1006,3 +1006,43 @@ def test_decimal_functions_keep_the_sign_of_zero():
         assert f(Decimal("-0")).is_signed() and f(Decimal("-0")) == 0
         assert not f(Decimal("0")).is_signed()
     assert not _exact.expm1mx(Decimal("-0")).is_signed()
+
+
+FOCAL_TVERSKY = textwrap.dedent(
+    '''
+    from sympy import Symbol
+    from cesym.define import Elem, Loss, RowSum
+
+    y, p = Elem("y"), Elem("p")
+    gamma, a, b = Symbol("gamma", real=True), Symbol("a", real=True), Symbol("b", real=True)
+    tp = RowSum(y * p)
+    TI = tp / (tp + a * RowSum((1 - y) * p) + b * RowSum(y * (1 - p)))
+    LOSSES = [Loss(family="focal_tversky", variant="probs", title="focal Tversky loss", value=(1 - TI) ** gamma,
+                   prediction=p, label=y, params=(gamma, a, b), domain="probability",
+                   param_ranges={gamma: (0.5, 3.0), a: (0.0, 1.0), b: (0.0, 1.0)})]
+    '''
+)
+
+
+@pytest.mark.parametrize("gamma", [0.75, 2.0])
+def test_a_power_of_one_minus_a_ratio(tmp_path, gamma):
+    """(1 - TI)^γ: pow1p(-TI, γ) took 1 - TI in rounding (value 0 for 7.2e-14, gradient ±inf
+    at γ = 0.75); one-minus-ratio now comes first, (F/D)^γ, and its gradient is taken as
+    γ(F/D)^(γ-1)·d(-TP/D) (F'/D - F·D'/D² would cancel; γ(F/D)^γ·D/F would be 0/0 at F = 0)."""
+    src, mod = _generated(tmp_path, "focal_tversky", FOCAL_TVERSKY)
+    y, p, a, b = [1.0, 0.0], [1.0, 1e-17], 0.3, 0.7
+    with mpmath.workdps(60):
+        Y, P = [mpmath.mpf(v) for v in y], [mpmath.mpf(v) for v in p]
+
+        def loss(P):
+            tp = sum(u * v for u, v in zip(Y, P))
+            F = a * sum((1 - u) * v for u, v in zip(Y, P)) + b * sum(u * (1 - v) for u, v in zip(Y, P))
+            return (F / (tp + F)) ** gamma
+
+        exact = loss(P)
+        grad = [mpmath.diff(lambda t, j=j: loss([t if k == j else P[k] for k in range(2)]), P[j]) for j in range(2)]
+    v, g = mod.focal_tversky_value_and_grad([y], [p], gamma=gamma, a=a, b=b)
+    assert ulp_error(v[0], exact, np.float64) <= 8
+    assert all(ulp_error(g[0][j], grad[j], np.float64) <= 16 for j in range(2))
+    v, g = mod.focal_tversky_value_and_grad([[1.0, 0.0]], [[1.0, 0.0]], gamma=1.75, a=0.5, b=0.5)
+    assert v[0] == 0 and list(g[0]) == [0, 0]  # TI = 1: 0^γ, and 0^(γ - 1) times the ratio's derivative

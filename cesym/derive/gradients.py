@@ -5,7 +5,8 @@ For a :class:`~cesym.define.loss.Loss` with value ``V0`` (the mathematics):
 1. the naive gradient is ``G0 = diff(V0, prediction)``;
 2. the value rules (:func:`cesym.rewrite.rules.value_rules`, passed over until nothing changes) turn
    ``V0`` into stable primitives, ``V1``;
-3. the stable gradient is ``diff(V1, prediction)`` (of ``V1`` before ``one-minus-ratio``, below):
+3. the stable gradient is ``diff(V1, prediction)`` (a quotient of ``one-minus-ratio`` as the term it
+   stands for: :func:`_diff_value`):
    SymPy differentiates the primitives through
    their exact ``fdiff`` (softplus' = sigmoid) and the row primitives through their reduction
    forms (:class:`~cesym.define.primitives.RowSum` carries the chain rule); the gradient rules then
@@ -34,7 +35,7 @@ from ..define.primitives import (
     element_symbols,
 )
 from ..rewrite.guard import GUARD_SPLIT, guard_split
-from ..rewrite.rules import LOG_GUARDED_POWER, ONE_MINUS_RATIO, POWER_RULE, Rule, apply_rules, check_equivalent, gradient_rules, guard_rule, value_rules
+from ..rewrite.rules import LOG_GUARDED_POWER, ONE_MINUS_RATIO, POWER_RULE, Rule, one_minus_ratio_recorded, apply_rules, check_equivalent, gradient_rules, guard_rule, value_rules
 
 __all__ = ["Derived", "derive", "as_record", "from_record", "log_share_gradient"]
 
@@ -109,7 +110,7 @@ def derive(loss: Loss) -> Derived:
         # a rule from the value to its gradient (in place of SymPy's diff), listed with the others
         chain = [Rule("log-share-chain", LOG_SHARE_CHAIN_WHY, lambda v: log_share_gradient(v, x))] if raw is not None else []
         if raw is None:
-            raw = sp.diff(_differentiated_form(v0, v1, vrules), x)
+            raw = _diff_value(v0, v1, vrules, x)
     except Exception as e:  # SymPy could not differentiate the definition
         raise DerivationError(f"{loss.name}: cannot differentiate: {type(e).__name__}: {e}") from None
     if g0.has(sp.Derivative) or raw.has(sp.Derivative):
@@ -124,18 +125,29 @@ def derive(loss: Loss) -> Derived:
     return Derived(loss, v0, g0, raw, v1_guarded, g1, tuple(vrules + grules_v), tuple(chain + grules))
 
 
-def _differentiated_form(v0: sp.Expr, v1: sp.Expr, vrules: list[Rule]) -> sp.Expr:
-    """The form of the stable value that SymPy differentiates: ``v1``, or, where ``one-minus-ratio``
-    wrote 1 - N/D as (D - N)/D, the value before that rule.
+def _diff_value(v0: sp.Expr, v1: sp.Expr, vrules: list[Rule], x: Elem) -> sp.Expr:
+    """``diff(v1, x)``, each quotient that ``one-minus-ratio`` wrote differentiated as the term
+    it stands for.
 
-    (D - N)/D differentiates to (D' - N')/D - (D - N)·D'/D², whose D'/D terms cancel in rounding:
-    the Tversky gradient at a label of 0 came out α/D - α·F/D² for α·TP/D², where TP is small
-    beside D (every row with few true positives). 1 - N/D differentiates to -N'/D + N·D'/D²,
-    the same quantity without the two D'/D terms."""
+    1 - N/D written (D - N)/D = F/D differentiates to F'/D - F·D'/D², whose D'/D terms cancel in
+    rounding: the Tversky gradient at a label of 0 came out α/D - α·F/D² for α·TP/D², where TP
+    is small beside D (every row with few true positives), and the focal Tversky loss (F/D)^γ
+    inherits it. -N/D differentiates to -N'/D + N·D'/D², the same quantity without the pair.
+    The quotients are found by applying the value rules again with a recording
+    ``one-minus-ratio`` (the same rules: the same value); each is replaced by an undefined
+    function of ``x`` for SymPy's chain rule, and its derivative by the term's."""
     if ONE_MINUS_RATIO not in vrules:
-        return v1
-    before, _ = apply_rules(v0, [r for r in value_rules() if r.name != ONE_MINUS_RATIO.name], repeat=True)
-    return before
+        return sp.diff(v1, x)
+    record: dict = {}
+    rules = [one_minus_ratio_recorded(record) if r.name == ONE_MINUS_RATIO.name else r for r in value_rules()]
+    v, _ = apply_rules(v0, rules, repeat=True)
+    marks = {q: sp.Function(f"_ratio{i}")(x) for i, q in enumerate(q for q in record if v.has(q))}
+    d = sp.diff(v.xreplace(marks), x)
+    # q^γ/q as q^(γ - 1) while q is one symbol: the quotient's numerator over itself is 0/0 at 0
+    d = d.replace(lambda e: isinstance(e, sp.Mul) and any(e.has(f) for f in marks.values()), lambda e: sp.powsimp(e, combine="exp"))
+    for q, f in marks.items():
+        d = d.subs(sp.Derivative(f, x), sp.diff(record[q], x)).xreplace({f: q})
+    return d
 
 
 LOG_SHARE_CHAIN_WHY = (

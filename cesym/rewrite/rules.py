@@ -1376,9 +1376,11 @@ NORM2 = Rule(
 )
 
 
-def _one_minus_ratio(e: sp.Basic) -> sp.Basic | None:
+def _one_minus_ratio(e: sp.Basic, record: dict | None = None) -> sp.Basic | None:
     """``n + c·N/D`` (a number n, D a sum) -> ``(n·D + c·N)/D`` where that numerator, expanded,
-    has fewer terms than D and N together (terms cancel in algebra)."""
+    has fewer terms than D and N together (terms cancel in algebra). ``record``: each quotient
+    written, mapped to the term ``c·N/D`` it stands for less n (its derivative, without the
+    D'/D pair that the quotient's own would hold)."""
     n = _one_number(e)
     if n is None:
         return None
@@ -1390,8 +1392,16 @@ def _one_minus_ratio(e: sp.Basic) -> sp.Basic | None:
             continue
         new = sp.expand(n * den + num, deep=False)  # (not inside the row sums: p(1 - y) stays whole)
         if len(sp.Add.make_args(new)) < len(den.args) + len(sp.Add.make_args(sp.expand(num, deep=False))):
+            if record is not None:
+                record[new / den] = t
             return e - n - t + new / den
     return None
+
+
+def one_minus_ratio_recorded(record: dict) -> Rule:
+    """``one-minus-ratio`` that notes each quotient it writes in ``record`` (see
+    :func:`_one_minus_ratio`)."""
+    return Rule(ONE_MINUS_RATIO.name, ONE_MINUS_RATIO.why, lambda expr: _top_down(expr, lambda e: _one_minus_ratio(e, record)))
 
 
 ONE_MINUS_RATIO = Rule(
@@ -1438,6 +1448,7 @@ def value_rules() -> list[Rule]:
         ONE_MINUS_SHARE,
         HYPOT,
         LOG1P_SQUARE,
+        ONE_MINUS_RATIO,  # before the powers: (1 - TP/D)^γ as ((D - TP)/D)^γ, not pow1p(-TP/D, γ)
         POW1P,
         POWM1,
         LOG_COSH,
@@ -1450,7 +1461,6 @@ def value_rules() -> list[Rule]:
         LOG_EXPM1,
         LOG1P_SUM,
         ZERO_TIMES_EXP,
-        ONE_MINUS_RATIO,
     ]
 
 
