@@ -1046,3 +1046,30 @@ def test_a_power_of_one_minus_a_ratio(tmp_path, gamma):
     assert all(ulp_error(g[0][j], grad[j], np.float64) <= 16 for j in range(2))
     v, g = mod.focal_tversky_value_and_grad([[1.0, 0.0]], [[1.0, 0.0]], gamma=1.75, a=0.5, b=0.5)
     assert v[0] == 0 and list(g[0]) == [0, 0]  # TI = 1: 0^γ, and 0^(γ - 1) times the ratio's derivative
+
+
+SMOOTHED_CE = textwrap.dedent(
+    '''
+    from sympy import Symbol, exp, log
+    from cesym.define import C, Elem, Loss, RowSum
+
+    y, x = Elem("y"), Elem("x")
+    eps = Symbol("eps", real=True)
+    LOSSES = [Loss(family="smoothed_ce", variant="logits", title="label-smoothed cross-entropy written out",
+                   value=-RowSum(((1 - eps) * y + eps / C) * log(exp(x) / RowSum(exp(x)))), prediction=x, label=y,
+                   params=(eps,))]
+    '''
+)
+
+
+@pytest.mark.parametrize("x0, eps", [(1e-20, 0.0), (1e-10, 0.0), (1e-6, 1.0)])
+def test_a_smoothed_label_written_out_takes_the_cross_rest(tmp_path, x0, eps):
+    """-Σ((1 - ε)y + ε/C)·log softmax(x): its gradient's numerator is C·Σ_{c≠j}(t_c e_j - t_j e_c)
+    over one denominator, with t written out; cross-rest matched a label symbol only, and the
+    split form cancelled for two equal weights at close logits (0 for ±2.5e-21)."""
+    src, mod = _generated(tmp_path, "smoothed_ce", SMOOTHED_CE)
+    assert "CrossRest" in mod.DERIVED["logits"]["grad"]
+    g = mod.smoothed_ce_grad([[0.5, 0.5]], [[x0, 0.0]], eps=eps)[0]
+    with mpmath.workdps(60):
+        exact = 1 / (1 + mpmath.exp(-mpmath.mpf(x0))) - mpmath.mpf(1) / 2  # softmax_0·Σt - t_0, Σt = 1
+    assert ulp_error(g[0], exact, np.float64) <= 8 and ulp_error(g[1], -exact, np.float64) <= 8

@@ -1642,9 +1642,16 @@ def _cross_rest(expr: sp.Basic) -> sp.Basic:
         zs = [s for s in arg.atoms(Elem)]
         if len(zs) != 1 or arg != zs[0] - RowMax(zs[0]):
             continue
-        for t in num.atoms(Elem) - {zs[0]}:
-            if sp.expand(num - (e * RestSum(t) - t * RestSum(e)), power_exp=False) == 0:
+        # the weight: a label, or a weight written out (a smoothed label (1 - ε)y + ε/C), free of z
+        weights = (num.atoms(Elem) - {zs[0]}) | {r.args[0] for r in num.atoms(RestSum) if element_symbols(r.args[0]) and not r.args[0].has(zs[0])}
+        for t in sorted(weights, key=sp.default_sort_key):
+            cross = e * RestSum(t) - t * RestSum(e)
+            if sp.expand(num - cross, power_exp=False) == 0:
                 return CrossRest(t, zs[0]) / den
+            # over one denominator a written-out weight's constants leave a row factor k (C)
+            k = sp.cancel(sp.expand(num, power_exp=False) / sp.expand(cross, power_exp=False))
+            if k != 0 and not element_symbols(k) and sp.expand(num - k * cross, power_exp=False) == 0:
+                return k * CrossRest(t, zs[0]) / den
     return expr
 
 
