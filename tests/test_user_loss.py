@@ -1073,3 +1073,22 @@ def test_a_smoothed_label_written_out_takes_the_cross_rest(tmp_path, x0, eps):
     with mpmath.workdps(60):
         exact = 1 / (1 + mpmath.exp(-mpmath.mpf(x0))) - mpmath.mpf(1) / 2  # softmax_0·Σt - t_0, Σt = 1
     assert ulp_error(g[0], exact, np.float64) <= 8 and ulp_error(g[1], -exact, np.float64) <= 8
+
+
+@pytest.mark.parametrize("fn", ["atan", "erf"])
+def test_a_function_cesym_does_not_know_is_named(tmp_path, capsys, fn):
+    """atan or erf in a definition: generate said "cannot be evaluated (AttributeError:
+    'types.SimpleNamespace' object has no attribute 'atan')"; it names the function and what
+    cesym supports."""
+    src = tmp_path / "mine"
+    src.mkdir()
+    (src / "odd.py").write_text(textwrap.dedent(f'''
+        from sympy import {fn}
+        from cesym.define import C, Elem, Loss, RowSum
+
+        y, p = Elem("y"), Elem("p")
+        LOSSES = [Loss(family="odd", variant="real", title="odd", value=RowSum({fn}((y - p)**2)) / C, prediction=p, label=y)]
+    '''))
+    assert cli.main(["generate", "--derivations", str(src), "--out", str(tmp_path / "k")]) == 2
+    err = capsys.readouterr().err
+    assert f"value uses {fn}, which cesym does not support" in err and "AttributeError" not in err

@@ -116,6 +116,12 @@ class Loss:
             raise DerivationError(
                 f"{self.name}: value uses undeclared symbol(s) {', '.join(sorted(map(str, unknown)))}"
             )
+        foreign = sorted({type(f).__name__ for f in self.value.atoms(sp.Function) if not _supported(f)})
+        if foreign:
+            raise DerivationError(
+                f"{self.name}: value uses {', '.join(foreign)}, which cesym does not support: its rewrites, "
+                f"reference and kernels know {SUPPORTED_FUNCTIONS} and the primitives of cesym.define"
+            )
         if self.keras is not None:
             if not isinstance(self.keras, sp.Basic):
                 raise DerivationError(f"{self.name}: keras is not a SymPy expression")
@@ -133,6 +139,15 @@ class Loss:
                 raise DerivationError(f"{self.name}: param_ranges[{q}] must be a pair (lo, hi) of numbers with lo <= hi")
         if self.domain not in ("probability", "real", "log1p"):
             raise DerivationError(f"{self.name}: domain must be 'probability', 'real' or 'log1p'")
+
+
+#: The SymPy functions a definition may use (besides +, ·, powers, sqrt and cesym's primitives).
+SUPPORTED_FUNCTIONS = "exp, log, log1p, expm1, Abs, Max, Min, Piecewise, Heaviside, sign, sinh, cosh, tanh"
+_SUPPORTED = frozenset(SUPPORTED_FUNCTIONS.split(", "))
+
+
+def _supported(f: sp.Basic) -> bool:
+    return type(f).__name__ in _SUPPORTED or type(f).__module__.startswith("cesym.")
 
 
 @dataclass(frozen=True)
