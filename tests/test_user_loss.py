@@ -1092,3 +1092,30 @@ def test_a_function_cesym_does_not_know_is_named(tmp_path, capsys, fn):
     assert cli.main(["generate", "--derivations", str(src), "--out", str(tmp_path / "k")]) == 2
     err = capsys.readouterr().err
     assert f"value uses {fn}, which cesym does not support" in err and "AttributeError" not in err
+
+
+NEG_BINOMIAL = textwrap.dedent(
+    '''
+    from sympy import Symbol, exp, log
+    from cesym.define import C, Elem, Loss, RowSum
+
+    y, s = Elem("y"), Elem("s")
+    r = Symbol("r", positive=True)
+    LOSSES = [Loss(family="neg_binomial", variant="log", title="negative binomial NLL, log link",
+                   value=RowSum(-(y * log(exp(s)) - (y + r) * log(exp(s) + r))) / C,
+                   prediction=s, label=y, params=(r,), param_ranges={r: (0.01, 100.0)})]
+    '''
+)
+
+
+def test_log_of_an_exponential_plus_a_positive_parameter(tmp_path):
+    """log(e^s + r), r > 0 a parameter: refused (e^800 overflows where the value is 800); now
+    log r + softplus(s - log r), and its derivative σ(s - log r)."""
+    src, mod = _generated(tmp_path, "neg_binomial", NEG_BINOMIAL)
+    v, g = mod.neg_binomial_value_and_grad([[3.0]], [[800.0]], r=2.0)
+    with mpmath.workdps(60):
+        s, y, r = mpmath.mpf(800), mpmath.mpf(3), mpmath.mpf(2)
+        exact_v = -(y * s - (y + r) * mpmath.log(mpmath.exp(s) + r))
+        exact_g = -y + (y + r) * mpmath.exp(s) / (mpmath.exp(s) + r)
+    assert ulp_error(v[0], exact_v, np.float64) <= 4 and ulp_error(g[0][0], exact_g, np.float64) <= 4
+    assert cli.main(["verify", "--derivations", str(src), "--quick", "--no-keras"]) == 0

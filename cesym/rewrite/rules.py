@@ -375,13 +375,19 @@ def _has_elems(e: sp.Basic) -> bool:
 
 
 def _exponent_of(term: sp.Basic) -> sp.Basic | None:
-    """``L`` with ``term = e^L`` for a term ``c·exp(w)`` (c > 0 a number: L = w + log c) or a
-    positive number c (L = log c); None for anything else."""
+    """``L`` with ``term = e^L`` for a term ``c·exp(w)`` (c > 0 a number or a positive parameter,
+    L = w + log c) or a positive constant c (L = log c: the dispersion r of a negative binomial's
+    log(e^s + r)); None for anything else."""
     if term.is_Number:
         return sp.log(term) if term.is_positive else None
-    c, rest = term.as_coeff_Mul()
-    if isinstance(rest, sp.exp) and c.is_positive:
-        return rest.args[0] + sp.log(c)
+    if term.is_positive and not _has_elems(term) and not term.has(sp.exp):
+        return sp.log(term)
+    exps = [f for f in sp.Mul.make_args(term) if isinstance(f, sp.exp)]
+    if len(exps) != 1:
+        return None
+    c = sp.Mul(*[f for f in sp.Mul.make_args(term) if f is not exps[0]])
+    if c.is_positive and not _has_elems(c):
+        return exps[0].args[0] + sp.log(c)
     return None
 
 
