@@ -117,6 +117,8 @@ def _extremes(args: argparse.Namespace) -> int:
                   f"{r.unresolved:>4} unresolved  ({r.seconds:.1f}s)", flush=True)
             for f in r.failures[:3]:
                 print(f"    FAIL {f}", flush=True)
+            if len(r.failures) > 3:
+                print(f"    ... and {len(r.failures) - 3} more (all of them: --json)", flush=True)
     if args.json:
         from dataclasses import asdict
 
@@ -173,6 +175,8 @@ def _verify(args: argparse.Namespace) -> int:
             print(f"    extended reals (±inf, 0/1, NaN): {x['points']} points, {x['failures']} off their limits, {x['unresolved']} unresolved", flush=True)
         for f in c.failures[:3]:
             print(f"    FAIL {f}", flush=True)
+        if len(c.failures) > 3:
+            print(f"    ... and {len(c.failures) - 3} more (all of them: --json)", flush=True)
 
     with_keras = args.keras and _have_tensorflow()
     configs = verify.run(

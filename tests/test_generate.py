@@ -60,9 +60,9 @@ BROKEN = {
         "from sympy import Symbol\nimport dataclasses\nLOSSES[0] = dataclasses.replace(LOSSES[0], value=LOSSES[0].value + Symbol('q'))\n",
         "undeclared symbol(s) q",
     ),
-    "not differentiable": (
+    "an unknown function": (
         "from sympy import Function\nimport dataclasses\nLOSSES[0] = dataclasses.replace(LOSSES[0], value=Function('f')(LOSSES[0].prediction))\n",
-        "cannot differentiate",
+        "value uses f, which cesym does not support",
     ),
 }
 

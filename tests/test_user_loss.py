@@ -1119,3 +1119,25 @@ def test_log_of_an_exponential_plus_a_positive_parameter(tmp_path):
         exact_g = -y + (y + r) * mpmath.exp(s) / (mpmath.exp(s) + r)
     assert ulp_error(v[0], exact_v, np.float64) <= 4 and ulp_error(g[0][0], exact_g, np.float64) <= 4
     assert cli.main(["verify", "--derivations", str(src), "--quick", "--no-keras"]) == 0
+
+
+@pytest.mark.parametrize("value, domain, says", [
+    # an inverse Gaussian deviance divides by the label: the hint spoke of an infinite log
+    ("RowSum((y - p)**2/(p**2*y))/C", "probability", "divides by the label y"),
+    # a KL on logits with its entropy term: the first hint asked for weights={y: y}, the second
+    # (after declaring them) said the convention holds on probabilities only
+    ("RowSum(y*(log(y) - log(exp(p)/RowSum(exp(p)))))", "real", "holds on Loss(domain='probability') only"),
+])
+def test_a_refusal_at_a_zero_label_says_what_fails(tmp_path, capsys, value, domain, says):
+    src = tmp_path / "mine"
+    src.mkdir()
+    (src / "zl.py").write_text(textwrap.dedent(f'''
+        from sympy import exp, log
+        from cesym.define import C, Elem, Loss, RowSum
+
+        y, p = Elem("y"), Elem("p")
+        LOSSES = [Loss(family="zl", variant="v", title="zl", value={value}, prediction=p, label=y, domain="{domain}")]
+    '''))
+    assert cli.main(["generate", "--derivations", str(src), "--out", str(tmp_path / "k")]) == 2
+    err = capsys.readouterr().err
+    assert says in err and (domain == "real" or "infinite log" not in err)

@@ -147,7 +147,7 @@ _SUPPORTED = frozenset(SUPPORTED_FUNCTIONS.split(", "))
 
 
 def _supported(f: sp.Basic) -> bool:
-    return type(f).__name__ in _SUPPORTED or type(f).__module__.startswith("cesym.")
+    return type(f).__name__ in _SUPPORTED or (type(f).__module__ or "").startswith("cesym.")
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ is wrong almost everywhere, which is what a typo gives.
 from __future__ import annotations
 
 import mpmath
+import sympy as sp
 import numpy as np
 
 from ..define.loss import N, DerivationError, Loss
@@ -166,6 +167,12 @@ def check_domain(loss: Loss, derived: Derived, where: str = ""):
     return ref
 
 
+def _divides_by(value: sp.Basic, label) -> bool:
+    """Whether ``value`` holds a negative power of an expression in ``label`` outside any log."""
+    return any(p.exp.is_negative and p.base.has(label) for p in value.atoms(sp.Pow)
+               if not any(isinstance(a, sp.log) and a.has(p) for a in value.atoms(sp.log)))
+
+
 def _hint(loss: Loss, problem: str, labels) -> str:
     """What a definition that fails on its interior usually lacks, said where the failure shows it:
     a log of a negative number on the real line (probabilities or rates need the domain
@@ -173,11 +180,17 @@ def _hint(loss: Loss, problem: str, labels) -> str:
     weights)."""
     if loss.domain == "real" and "negative" in problem:
         return ("; Loss(domain='real') takes predictions anywhere on the real line: probabilities or rates "
-                "(>= 0, logs infinite at 0) are Loss(domain='probability')")
-    if "not finite" in problem and loss.label is not None and loss.label not in loss.weights and any(float(y) == 0.0 for y in labels):
+                "(>= 0, logs infinite at 0) are Loss(domain='probability'); a prediction that must be <= 0 "
+                "(a log-probability l) has no domain of its own: write the loss in s = -l with a PUBLIC "
+                "Variant(domain='positive')")
+    zero_label = loss.label is not None and any(float(y) == 0.0 for y in labels)
+    if "not finite" in problem and zero_label and _divides_by(loss.value, loss.label):
+        return (f"; the definition divides by the label {loss.label.name}, 0 here: cesym's label kinds all "
+                f"include 0 (there is no strictly positive label kind)")
+    if "not finite" in problem and zero_label and loss.label not in loss.weights and loss.domain == "probability":
         return (f"; a zero label where the definition multiplies it into an infinite log (0·log 0): declare "
                 f"weights={{{loss.label.name}: {loss.label.name}}} on the Loss for the convention 0·f = 0")
-    if "not finite" in problem and loss.label in loss.weights and loss.domain != "probability" and any(float(y) == 0.0 for y in labels):
+    if "not finite" in problem and zero_label and loss.domain != "probability":
         return (f"; a zero label where the definition multiplies it into an infinite log (0·log 0): the weights' "
                 f"convention 0·f = 0 holds on Loss(domain='probability') only (a term such as "
                 f"{loss.label.name}·log {loss.label.name}, constant in the prediction, can be left out of a loss on logits)")
