@@ -119,6 +119,8 @@ def _extremes(args: argparse.Namespace) -> int:
                 print(f"    FAIL {f}", flush=True)
             if len(r.failures) > 3:
                 print(f"    ... and {len(r.failures) - 3} more (all of them: --json)", flush=True)
+            for u in r.unresolved_at[:3]:
+                print(f"    UNRESOLVED at {u}", flush=True)
     if args.json:
         from dataclasses import asdict
 
@@ -177,6 +179,8 @@ def _verify(args: argparse.Namespace) -> int:
             print(f"    FAIL {f}", flush=True)
         if len(c.failures) > 3:
             print(f"    ... and {len(c.failures) - 3} more (all of them: --json)", flush=True)
+        for u in c.unresolved_at[:3]:
+            print(f"    UNRESOLVED at {u}", flush=True)
 
     with_keras = args.keras and _have_tensorflow()
     configs = verify.run(

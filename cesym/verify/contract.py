@@ -87,6 +87,8 @@ class Result:
     grad_bits: list[float] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     unresolved: int = 0
+    #: the inputs of the first unresolved points (at most UNRESOLVED_SHOWN), as failures show theirs
+    unresolved_at: list[str] = field(default_factory=list)
     #: "value"/"grad" -> (ulps, describe): the largest error and a function giving its point
     #: (inputs, computed, exact, κ); κ is computed for that point only, when summarised
     worst: dict = field(default_factory=dict)
@@ -134,6 +136,9 @@ class Result:
             "grad_worst": self._worst("grad"),
         }
 
+
+#: How many unresolved points a result names (their inputs).
+UNRESOLVED_SHOWN = 5
 
 _LOSSES: dict[str, Loss] | None = None
 
@@ -486,6 +491,8 @@ def _check_point(ref, res: Result, stratum, row, col, lab, pred, params, val, gr
         true_v, true_g = ref.value_and_grad(lab, pred, params, dtype=dtype)
     except Unresolved:
         res.unresolved += 1
+        if len(res.unresolved_at) < UNRESOLVED_SHOWN:
+            res.unresolved_at.append(_fmt_inputs(lab, pred, params))
         return
 
     def kappa_value():  # the value's κ needs first derivatives only: no Hessian unless a gradient needs it

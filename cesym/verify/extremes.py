@@ -106,6 +106,7 @@ class ExtremesResult:
     failures: list[str] = field(default_factory=list)
     unresolved: int = 0
     seconds: float = 0.0
+    unresolved_at: list[str] = field(default_factory=list)  # the inputs of the first unresolved rows
 
 
 def check_case(case: KernelCase, dtype) -> list[ExtremesResult]:
@@ -120,7 +121,7 @@ def check_case(case: KernelCase, dtype) -> list[ExtremesResult]:
             warnings.simplefilter("ignore")
             res = check_batch(case, batch)
         out.append(ExtremesResult(case.id, np.dtype(dtype).name, params, len(batch.pred), [str(f) for f in res.failures],
-                                  res.unresolved, time.time() - t0))
+                                  res.unresolved, time.time() - t0, res.unresolved_at))
     return out
 
 

@@ -23,7 +23,7 @@ import mpmath
 import numpy as np
 
 from . import processes, truthcache
-from .contract import _REFS, check_batch, definition, reference_for
+from .contract import _REFS, UNRESOLVED_SHOWN, check_batch, definition, reference_for
 from .reference import Unresolved
 from .registry import CASES, KernelCase, label_kinds, one_hot
 from .sampling import sample, sample_extended
@@ -44,6 +44,7 @@ class Config:
     failures: list[str] = field(default_factory=list)
     naive_outside: int = 0
     unresolved: int = 0
+    unresolved_at: list[str] = field(default_factory=list)  # the inputs of the first unresolved points
     grad_vs_mpmath_diff: float | None = None  # max relative difference, symbolic vs numerical
     keras: dict | None = None  # cesym.keras.check.KerasTally as a dict, when Keras was run
     keras_classes: dict | None = None  # cesym.keras.forms.ClassTally: loss classes, reductions, weights
@@ -138,6 +139,7 @@ def _run_config(task: tuple) -> Config:
         failures=failures,
         naive_outside=len(nv.failures),
         unresolved=s.unresolved + x.unresolved,
+        unresolved_at=(s.unresolved_at + [f"extended reals: {u}" for u in x.unresolved_at])[:UNRESOLVED_SHOWN],
         grad_vs_mpmath_diff=grad_diff,
         extended={"points": len(x.value_ulps), "failures": len(x.failures), "unresolved": x.unresolved},
         keras=None if keras is None else asdict(keras),
@@ -331,6 +333,7 @@ def _merge(results):
         m.grad_share += r.grad_share
         m.failures += r.failures
         m.unresolved += r.unresolved
+        m.unresolved_at += r.unresolved_at[: UNRESOLVED_SHOWN - len(m.unresolved_at)]
         m.merge_worst(r)
     return m
 
