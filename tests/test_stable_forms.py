@@ -49,6 +49,7 @@ from cesym.define.primitives import (
     LogCosh,
     Hypot1,
     Hypot1m1,
+    HypotShare,
     Log1pSquare,
     LogExpm1,
     LogWeight,
@@ -95,6 +96,10 @@ FIRES = [
     (R.SIGMOID, y / (2 + E(-x)), Sigmoid),
     (R.SIGMOID, E(x) / (E(x) + E(y)), Sigmoid(x - y)),
     (R.LOG1P_SQUARE, sp.log(1 + (x - y) ** 2 / sp.Symbol("c", positive=True) ** 2), Log1pSquare),
+    # the Geman–McClure loss e²/(e² + c²): e² overflows past 1.3e154 (inf/inf)
+    (R.SQUARE_SHARE, (x - y) ** 2 / ((x - y) ** 2 + sp.Symbol("c", positive=True) ** 2), HypotShare),
+    # its gradient written by SymPy: two terms that cancel for |e| far above c, one over one denominator
+    (R.CANCELLING_TERMS, 2 * (x - y) / ((x - y) ** 2 + 1) - 2 * (x - y) ** 3 / ((x - y) ** 2 + 1) ** 2, x - y),
     (R.LOG1P_SQUARE, log1p(4 * x**2), Log1pSquare(2 * x)),
     (R.HYPOT, sp.sqrt(1 + x**2), Hypot1(x)),
     (R.HYPOT, sp.Symbol("d", positive=True) ** 2 * (sp.sqrt(1 + (x - y) ** 2 / sp.Symbol("d", positive=True) ** 2) - 1), Hypot1m1),

@@ -1144,3 +1144,28 @@ def test_a_refusal_at_a_zero_label_says_what_fails(tmp_path, capsys, value, doma
     assert cli.main(["generate", "--derivations", str(src), "--out", str(tmp_path / "k")]) == 2
     err = capsys.readouterr().err
     assert says in err and (domain == "real" or "infinite log" not in err)
+
+
+GEMAN_MCCLURE = textwrap.dedent(
+    '''
+    from sympy import Symbol
+    from cesym.define import Elem, Loss
+
+    y, p = Elem("y"), Elem("p")
+    c = Symbol("c", positive=True)
+    LOSSES = [Loss(family="geman_mcclure", variant="real", title="Geman–McClure loss", value=(y - p)**2 / ((y - p)**2 + c**2),
+                   prediction=p, label=y, params=(c,), param_ranges={c: (0.1, 10.0)})]
+    '''
+)
+
+
+def test_a_ratio_of_squares(tmp_path):
+    """e²/(e² + c²): refused (its gradient 2e/(e² + c²) - 2e³/(e² + c²)² cancelled: 4.6e10 ulps at
+    e = 1e5, c = 0.1; then e² overflowed at 1e200); now HypotShare(e/c)² and its derivative."""
+    src, mod = _generated(tmp_path, "geman_mcclure", GEMAN_MCCLURE)
+    v, g = mod.geman_mcclure_value_and_grad([[0.0, 0.0]], [[1e5, 1e200]], c=0.1)
+    with mpmath.workdps(60):
+        e, c = mpmath.mpf(-1e5), mpmath.mpf(0.1)
+        exact = -2 * e * c**2 / (e**2 + c**2) ** 2  # d/dp, e = y - p
+    assert ulp_error(g[0][0], exact, np.float64) <= 8 and v[0][1] == 1.0
+    assert cli.main(["verify", "--derivations", str(src), "--quick", "--no-keras"]) == 0

@@ -36,6 +36,7 @@ from ..define.primitives import (
     LogWeight,
     LogCosh,
     Hypot1,
+    HypotShare,
     Hypot1m1,
     Log1pSquare,
     LogSumExp,
@@ -512,6 +513,34 @@ def _hypot(e: sp.Basic) -> sp.Basic | None:
                     rest = [x for n, x in enumerate(terms) if n not in (i, k)]
                     return sp.Add(*rest, a * Hypot1m1(hs[0].args[0]))
     return None
+
+
+def _square_share(e: sp.Basic) -> sp.Basic | None:
+    """``a·w/(w + k)`` (w a square u²·k of the inputs, k > 0 free of them, a free of them) ->
+    ``a·HypotShare(u)²``."""
+    if not isinstance(e, sp.Mul):
+        return None
+    num, den = sp.fraction(e)
+    if not (isinstance(den, sp.Add) and len(den.args) == 2):
+        return None
+    for k in den.args:
+        if _has_elems(k) or not k.is_positive:
+            continue
+        w = den - k
+        a = sp.cancel(num / w)
+        u = _square_root_of(w / k)
+        if u is not None and not _has_elems(a):
+            return a * HypotShare(u) ** 2
+    return None
+
+
+SQUARE_SHARE = Rule(
+    "square-share",
+    "u²/(u² + 1) = (u/√(1 + u²))², the square of hypot-share (the Geman–McClure loss "
+    "e²/(e² + c²) with u = e/c): e² overflows past |e| = 1.3e154, where the quotient is inf/inf "
+    "= NaN and its value 1; u/hypot(1, u) stays in [-1, 1].",
+    lambda expr: _top_down(expr, _square_share),
+)
 
 
 HYPOT = Rule(
@@ -1453,6 +1482,7 @@ def value_rules() -> list[Rule]:
         SIGMOID_MINUS_WEIGHT,
         ONE_MINUS_SHARE,
         HYPOT,
+        SQUARE_SHARE,
         LOG1P_SQUARE,
         ONE_MINUS_RATIO,  # before the powers: (1 - TP/D)^γ as ((D - TP)/D)^γ, not pow1p(-TP/D, γ)
         POW1P,
@@ -2061,6 +2091,32 @@ def _common_numerator(expr: sp.Basic) -> sp.Basic:
     return NanOr(num / den, second) / k
 
 
+def _cancelling_terms(expr: sp.Basic) -> sp.Basic:
+    """``Σ_k a_k/d_k`` (element-level, rational, two or more terms) -> ``N/D`` over one
+    denominator, ``N`` factored, where expanded ``N`` has fewer terms than the terms' own
+    numerators expanded: what cancels there cancels in algebra (the Geman–McClure gradient
+    2e/(e² + c²) - 2e³/(e² + c²)² = 2e·c²/(e² + c²)²)."""
+    if not isinstance(expr, sp.Add) or not element_symbols(expr) or expr.atoms(sp.Function):
+        return expr
+    num, den = sp.fraction(sp.together(expr))
+    if den == 1 or not element_symbols(den):
+        return expr
+    apart = sum(len(sp.Add.make_args(sp.expand(sp.fraction(t)[0]))) for t in expr.args)
+    whole = sp.expand(num)
+    if whole == 0 or len(sp.Add.make_args(whole)) >= apart:
+        return expr
+    return sp.factor(whole) / den
+
+
+CANCELLING_TERMS = Rule(
+    "cancelling-terms",
+    "a rational gradient over one denominator where its terms cancel in algebra (the Geman–McClure "
+    "loss e²/(e² + c²): 2e/(e² + c²) - 2e³/(e² + c²)² is 2e·c²/(e² + c²)², whose two terms "
+    "cancel for |e| far above c: 4.6e10 ulps at e = 1e5, c = 0.1); the numerator factored.",
+    lambda expr: _outermost(expr, _cancelling_terms),
+)
+
+
 def _times(term: sp.Expr, k: sp.Expr) -> sp.Expr:
     """``k·term``, taken into the second argument of the term's zero-guarded product (if any),
     so that 0·(k·inf) stays 0."""
@@ -2323,6 +2379,6 @@ def gradient_rules(weights: Sequence[Elem], guard: bool, x: Elem | None = None) 
     return [
         ONE_MINUS_SHARE, NEG_LOG_SHARE, UNSCALE, SHIFT_EXP, SHIFT_EXP_WEIGHTED, SPLIT_ROWSUM, NORM_SQUARE, MIXTURE_RATIO, POWER_RULE, guard_rule(weights, guard),
         *edge, LOG_GUARDED_POWER, CROSS_REST, ONE_FRACTION, SIGMOID_DIFFERENCE, SIGMOID_PAIR, EXPM1_WEIGHT, ONE_MINUS_SCALED_EXP, SCALE_NORM, COMMON_FACTOR,
-        COMMON_NUMERATOR, *([split_quotient_rule(x)] if x is not None else []),
+        COMMON_NUMERATOR, CANCELLING_TERMS, *([split_quotient_rule(x)] if x is not None else []),
         *([log_ratio_at_zero_rule(x)] if guard and x is not None else []), SCALE_INSIDE,
     ]
