@@ -100,7 +100,9 @@ def derive(loss: Loss) -> Derived:
     v0 = loss.value
     guard = loss.domain == "probability"
     weights = list(loss.weights)
-    v1, vrules = apply_rules(v0, value_rules(), repeat=True)
+    ratios: dict = {}  # each quotient one-minus-ratio writes -> the term it stands for (_diff_value)
+    rules = [one_minus_ratio_recorded(ratios) if r.name == ONE_MINUS_RATIO.name else r for r in value_rules()]
+    v1, vrules = apply_rules(v0, rules, repeat=True)
     v1_guarded, grules_v = apply_rules(v1, [guard_rule(weights, guard, name="guard-weights")] if guard else [])
     if not loss.differentiable:
         return Derived(loss, v0, None, None, v1_guarded, None, tuple(vrules + grules_v), ())
@@ -110,7 +112,7 @@ def derive(loss: Loss) -> Derived:
         # a rule from the value to its gradient (in place of SymPy's diff), listed with the others
         chain = [Rule("log-share-chain", LOG_SHARE_CHAIN_WHY, lambda v: log_share_gradient(v, x))] if raw is not None else []
         if raw is None:
-            raw = _diff_value(v0, v1, vrules, x)
+            raw = _diff_value(v1, ratios, x)
     except Exception as e:  # SymPy could not differentiate the definition
         raise DerivationError(f"{loss.name}: cannot differentiate: {type(e).__name__}: {e}") from None
     if g0.has(sp.Derivative) or raw.has(sp.Derivative):
@@ -125,28 +127,24 @@ def derive(loss: Loss) -> Derived:
     return Derived(loss, v0, g0, raw, v1_guarded, g1, tuple(vrules + grules_v), tuple(chain + grules))
 
 
-def _diff_value(v0: sp.Expr, v1: sp.Expr, vrules: list[Rule], x: Elem) -> sp.Expr:
-    """``diff(v1, x)``, each quotient that ``one-minus-ratio`` wrote differentiated as the term
-    it stands for.
+def _diff_value(v1: sp.Expr, ratios: dict, x: Elem) -> sp.Expr:
+    """``diff(v1, x)``, each quotient that ``one-minus-ratio`` wrote (``ratios``: quotient -> the
+    term it stands for, noted while the value rules ran) differentiated as that term.
 
     1 - N/D written (D - N)/D = F/D differentiates to F'/D - F·D'/D², whose D'/D terms cancel in
     rounding: the Tversky gradient at a label of 0 came out α/D - α·F/D² for α·TP/D², where TP
     is small beside D (every row with few true positives), and the focal Tversky loss (F/D)^γ
     inherits it. -N/D differentiates to -N'/D + N·D'/D², the same quantity without the pair.
-    The quotients are found by applying the value rules again with a recording
-    ``one-minus-ratio`` (the same rules: the same value); each is replaced by an undefined
-    function of ``x`` for SymPy's chain rule, and its derivative by the term's."""
-    if ONE_MINUS_RATIO not in vrules:
+    Each quotient is replaced by an undefined function of ``x`` for SymPy's chain rule, and its
+    derivative by the term's."""
+    marks = {q: sp.Function(f"_ratio{i}")(x) for i, q in enumerate(q for q in ratios if v1.has(q))}
+    if not marks:
         return sp.diff(v1, x)
-    record: dict = {}
-    rules = [one_minus_ratio_recorded(record) if r.name == ONE_MINUS_RATIO.name else r for r in value_rules()]
-    v, _ = apply_rules(v0, rules, repeat=True)
-    marks = {q: sp.Function(f"_ratio{i}")(x) for i, q in enumerate(q for q in record if v.has(q))}
-    d = sp.diff(v.xreplace(marks), x)
+    d = sp.diff(v1.xreplace(marks), x)
     # q^γ/q as q^(γ - 1) while q is one symbol: the quotient's numerator over itself is 0/0 at 0
     d = d.replace(lambda e: isinstance(e, sp.Mul) and any(e.has(f) for f in marks.values()), lambda e: sp.powsimp(e, combine="exp"))
     for q, f in marks.items():
-        d = d.subs(sp.Derivative(f, x), sp.diff(record[q], x)).xreplace({f: q})
+        d = d.subs(sp.Derivative(f, x), sp.diff(ratios[q], x)).xreplace({f: q})
     return d
 
 
