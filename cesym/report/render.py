@@ -516,8 +516,9 @@ def render_family(
                           "value, differentiated by SymPy (the primitives' derivatives are their `fdiff`):", ""]
                 lines += steps + [""]
             if any(r.name == "one-minus-ratio" for r in d.value_rules):
-                lines += ["SymPy's derivative of the stable value, taken as 1 - N/D (before one-minus-ratio: (D - N)/D "
-                          "differentiates into F'/D - F·D'/D², F = D - N, two terms that cancel where a label is 0):", ""]
+                lines += ["SymPy's derivative of the stable value, each quotient of one-minus-ratio differentiated as the "
+                          "-N/D it stands for ((D - N)/D = F/D differentiates into F'/D - F·D'/D², two terms that cancel "
+                          "where a label is 0):", ""]
             else:
                 lines += ["SymPy's derivative of the stable value (through the primitives' exact derivatives):", ""]
             lines += [f"$$\\frac{{\\partial L}}{{\\partial {_tex(loss.prediction)}}} = {_tex(d.raw_grad)}$$", ""]
