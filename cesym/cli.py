@@ -98,6 +98,16 @@ def _exhaustive(args: argparse.Namespace) -> int:
     return 1 if unresolved else 0
 
 
+def _print_points(failures: list, unresolved_at: list, shown: int = 3) -> None:
+    """The first failures and unresolved points of a result, and how many failures are not shown."""
+    for f in failures[:shown]:
+        print(f"    FAIL {f}", flush=True)
+    if len(failures) > shown:
+        print(f"    ... and {len(failures) - shown} more (all of them: --json)", flush=True)
+    for u in unresolved_at[:shown]:
+        print(f"    UNRESOLVED at {u}", flush=True)
+
+
 def _extremes(args: argparse.Namespace) -> int:
     """``cesym verify --extremes``: the grid of extreme finite rows (:mod:`cesym.verify.extremes`)."""
     import contextlib
@@ -115,12 +125,7 @@ def _extremes(args: argparse.Namespace) -> int:
             params = ",".join(f"{k}={v:g}" for k, v in r.params.items())
             print(f"{r.kernel:<52} {r.dtype:<7} {params:<40} {r.points:>6} rows  {len(r.failures):>5} outside  "
                   f"{r.unresolved:>4} unresolved  ({r.seconds:.1f}s)", flush=True)
-            for f in r.failures[:3]:
-                print(f"    FAIL {f}", flush=True)
-            if len(r.failures) > 3:
-                print(f"    ... and {len(r.failures) - 3} more (all of them: --json)", flush=True)
-            for u in r.unresolved_at[:3]:
-                print(f"    UNRESOLVED at {u}", flush=True)
+            _print_points(r.failures, r.unresolved_at)
     if args.json:
         from dataclasses import asdict
 
@@ -175,12 +180,7 @@ def _verify(args: argparse.Namespace) -> int:
         if c.extended:
             x = c.extended
             print(f"    extended reals (±inf, 0/1, NaN): {x['points']} points, {x['failures']} off their limits, {x['unresolved']} unresolved", flush=True)
-        for f in c.failures[:3]:
-            print(f"    FAIL {f}", flush=True)
-        if len(c.failures) > 3:
-            print(f"    ... and {len(c.failures) - 3} more (all of them: --json)", flush=True)
-        for u in c.unresolved_at[:3]:
-            print(f"    UNRESOLVED at {u}", flush=True)
+        _print_points(c.failures, c.unresolved_at)
 
     with_keras = args.keras and _have_tensorflow()
     configs = verify.run(
