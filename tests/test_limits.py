@@ -281,6 +281,42 @@ def test_labels_that_are_not_finite_give_nan(dtype):
     assert np.all(np.isnan(g[0])) and v[1] == inf and np.all(g[1] == [0.5, -0.5])  # (u σ(x) - y σ(-x))/C
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_infinite_labels_on_the_real_line_give_the_limits(dtype):
+    """Regression targets, signs and counts are inputs on the real line: an infinite label has a
+    limit as an infinite prediction has, taken along the same rays, and checked against the
+    extended reference (:mod:`cesym.verify.extended`, labels on its rays too). It was NaN (Huber's
+    value, hinge's gradient) or a finite value beside a NaN gradient. A count's -inf is off its
+    domain (NaN); a wrong kernel (NaN everywhere) fails the same check."""
+    from cesym.verify.contract import check_batch
+    from cesym.verify.registry import CASES
+    from cesym.verify.sampling import Batch
+
+    pred = np.array([[0.3, -1.0, 2.0]] * 4, dtype)
+    lab = np.array([[inf, 0, 1], [-inf, 0, 1], [inf, -inf, 1], [inf, inf, -3]], dtype)
+    checked = set()
+    for case in CASES:
+        if case.label_kind not in ("real", "sign", "count") or case.elementwise:
+            continue
+        x = np.abs(pred) if case.label_kind == "count" else pred
+        y = np.where(np.isneginf(lab), 2.0, lab).astype(dtype) if case.label_kind == "count" else lab
+        batch = Batch(y, x, {p[0]: (float(p[1]) if p[1] is not None else 1.0) for p in case.params}, ["label_inf"] * 4)
+        res = check_batch(case, batch)
+        assert not res.failures, (case.id, res.failures[:3])
+        wrong = check_batch(case, batch, kernel=lambda lab, p, params, grad: np.full(p.shape if grad else p.shape[:1], np.nan))
+        assert wrong.failures, case.id
+        checked.add(case.label_kind)
+    assert checked == {"real", "sign", "count"}
+    # the hinge past its kink: value 1/3 (the infinite label's term is 0) and a zero gradient there,
+    # the same from value_and_grad (which watched only the value)
+    v, g = K.hinge_value_and_grad(lab[:1], pred[:1])
+    assert v[0] == dtype(1 / 3) and g[0, 0] == 0 and np.array_equal(g, K.hinge_grad(lab[:1], pred[:1]))
+    v, g = K.huber_value_and_grad(lab[:1], pred[:1])
+    assert v[0] == inf and g[0, 0] == dtype(-1 / 3)
+    v, g = K.poisson_value_and_grad(np.array([[-inf, 0, 1]], dtype), np.abs(pred[:1]))
+    assert np.isnan(v[0]) and np.all(np.isnan(g))
+
+
 def test_ray_limits_of_algebraic_decay_are_zero():
     """Values falling as c·M^-a along the rays (M = 2^64, 2^80, 2^96: the cosine's gradient at an
     infinite element falls as 1/M or 1/M²) have the limit 0, in the kernels' measured limits and

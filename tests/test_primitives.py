@@ -599,6 +599,23 @@ def test_cross_rest_recomputation_keeps_labels_far_below_the_labelled_class(t, z
         assert abs(g - w) <= 1e-4 * abs(w) or (w == 0 and g == 0), (got, want)
 
 
+@pytest.mark.parametrize("C, ls", [(3, 0.5), (3, 0.1), (7, 0.5), (10, 0.1), (10, 0.3)])
+def test_cross_rest_recomputation_of_uniform_smoothed_labels(C, ls):
+    """All labels 0 with smoothing: t = ls/C in every class, inexact for these C. T - k·t_j was
+    rt - (k - 1)·t_j, which rounds T: 1e-17·T left against an exact 0, times e_j, was all of the
+    gradient's digits at the logit between the others (3e4 relative at C = 3). The differences
+    t_c - t_j are summed instead (0 here). Bound as above: these elements' κ is about 1e10
+    (first-order terms of 1e-11 cancel to 1e-21), so 1e-4 relative is far inside 8 + 4κ ulps."""
+    from cesym import kernels as K
+
+    y = np.zeros((1, C))
+    z = np.linspace(-1e-10, 1e-10, C)[None, :] * np.resize([1.0, -1.0], C)
+    got = K.categorical_crossentropy_grad(y, z, from_logits=True, label_smoothing=ls)[0]
+    want = _softmax_grad_mp(np.full(C, ls / C), z[0])
+    for g, w in zip(got, want):
+        assert abs(g - w) <= 1e-4 * abs(w), (got, want)
+
+
 def test_scaled_exp_fdiff_and_elementary_form():
     u, a = sp.Symbol("u", real=True), sp.Symbol("a", real=True)
     for s in (u, a):

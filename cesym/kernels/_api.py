@@ -78,7 +78,8 @@ def _run(
     (value, gradient, force) of block rows whose inputs are not all finite (:mod:`._limits`),
     for the stable kinds.
     ``grad_alone``: the gradient can be non-finite where the value is finite (ignored rows,
-    whose value is 0 whatever their logits); otherwise value_and_grad tests the value only.
+    whose value is 0 whatever their logits; an infinite label past a kink); otherwise
+    value_and_grad tests the value only.
     ``block_elements``: the size of the blocks of short rows (default ``_blocks.BLOCK_ELEMENTS``).
     ``zero_edge``: the predictions' domain starts at 0, and -0 is that edge (see ``run_blocks``).
     ``rescue(blocks, results)``: recomputes the outputs that overflowed where their rows' inputs
@@ -129,6 +130,8 @@ def _fixer(limits, kinds, elementwise: bool, sparse: bool, nan_rows: bool = True
     for a NaN input (a branch free of it: comparisons with NaN are false), so a block holding
     NaN is looked at whatever its outputs."""
 
+    on_rays = getattr(limits, "label_rays", False)
+
     def fix(blocks, res):
         if rescue is not None:
             res = rescue(blocks, res)
@@ -139,21 +142,26 @@ def _fixer(limits, kinds, elementwise: bool, sparse: bool, nan_rows: bool = True
             bad |= (lab[:, 0] < 0) if sparse else ~np.isfinite(lab).all(axis=-1)
         if not np.any(bad):
             return res
-        # a row holding NaN (or a label that is not finite) is NaN, also where a zero label
+        # a row holding NaN (or a label in [0, 1] that is not finite) is NaN, also where a zero label
         # weight or a branch free of the NaN input (Tukey's c²/6 past |e| = c: comparisons
         # with NaN are false) made the core's output finite; an ignored row's rule sets it to 0 after
         if nan_rows:  # (a batch reduction's rows hold several samples: its rule sees to them)
             nan = np.isnan(x).any(axis=-1)
             if lab is not None and not sparse:
-                nan |= np.isnan(lab).any(axis=-1) if limits is None else ~np.isfinite(lab).all(axis=-1)
+                nan |= np.isnan(lab).any(axis=-1) if limits is None or on_rays else ~np.isfinite(lab).all(axis=-1)
             if np.any(nan):
                 res = tuple(_nan_where(r, nan) for r in res)
         if limits is None:
             return res
-        return _lim.repair(kinds, res, bad, lambda idx: limits(None if lab is None else lab[idx], x[idx]), x.shape, elementwise)
+        # (a core that masks NaN beside labels on the rays: inf - inf where a label and its
+        # prediction are infinite is NaN, which a branch can hide; every such row takes its limit)
+        every = nan_masked and on_rays
+        return _lim.repair(kinds, res, bad, lambda idx: limits(None if lab is None else lab[idx], x[idx]), x.shape, elementwise, every)
 
     wants = getattr(rescue, "wants", None)  # finite blocks the rescue looks at all the same
-    if nan_masked:
+    if nan_masked and on_rays:
+        fix.wants = lambda blocks: any(not np.isfinite(b).all() for b in blocks) or (wants is not None and wants(blocks))
+    elif nan_masked:
         fix.wants = lambda blocks: any(np.isnan(b).any() for b in blocks) or (wants is not None and wants(blocks))
     else:
         fix.wants = wants
@@ -339,7 +347,14 @@ def _limit_rule(call: _Call, kind: str):
         ks = _lim.SIMPLEX_RAY_KS if call.variant["domain"] == "simplex" else _lim.RAY_KS
         if call.pub["labels"] == "none":
             return lambda _, x: _lim.numeric_rows(lambda L, X: vg(X, *scalars), None, x, call.p.dtype, elementwise, ks)
-        return lambda lab, x: _lim.numeric_rows(lambda L, X: vg(L, X, *scalars), lab, x, call.p.dtype, elementwise, ks)
+        rays = call.pub["labels"] if call.pub["labels"] in LABELS_ON_RAYS else None
+        mixed = call.variant["domain"] == "real"
+
+        def limits(lab, x):
+            return _lim.numeric_rows(lambda L, X: vg(L, X, *scalars), lab, x, call.p.dtype, elementwise, ks, rays, mixed)
+
+        limits.label_rays = rays is not None  # an infinite label is on the rays, not a NaN row (:func:`_fixer`)
+        return limits
     params = tuple(call.scalars[a] for a in call.core["args"][2:] if a != "N") if call.pub["labels"] != "none" else ()
     weights = getattr(call.module, call.variant["loss"] + "_weights", None) if call.core["weights"] else None
     index = call.pub["labels"] == "index"
@@ -357,6 +372,10 @@ def _limit_rule(call: _Call, kind: str):
         return lambda k, x: rows(w(_rt.one_hot(k, x.shape[-1]), x)[0], x, ignored=k[:, 0] < 0)
     return lambda lab, x: rows(w(lab, x)[0], x)
 
+
+#: Label kinds on the real line (regression targets, counts, signs): an infinite label has a limit
+#: to take, as an infinite prediction has (labels in [0, 1] are fixed numbers: their rows are NaN).
+LABELS_ON_RAYS = ("real", "count", "sign")
 
 _BATCH_ROW = 512  # elements per row to aim for when the samples of a batch reduction are shorter
 
@@ -397,7 +416,9 @@ def _call(pub: dict, module: ModuleType, values: dict, kind: str):
         core = _carrying(core)
     res = _run(
         core, kind, c.labels, pred, c.ax, c.params(), row_level=not element, watch=watch,
-        limits=_limit_rule(c, kind), grad_alone=bool(c.ignored),
+        # (an infinite label on the real line can leave a finite value beside a gradient to repair:
+        # the hinge's max(0, 1 - y·x) at y = +inf)
+        limits=_limit_rule(c, kind), grad_alone=bool(c.ignored) or pub["labels"] in LABELS_ON_RAYS,
         rescue=None if kind.startswith("naive") or c.ignored else _rescue.rescuer(
             module, c.variant["loss"], ("value", "grad") if kind == "value_and_grad" else (kind,), c.params(), dtype == np.float32,
             logits=domain == "real", label_index=callable(c.labels),

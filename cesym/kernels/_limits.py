@@ -4,11 +4,13 @@ The generated cores compute the finite domain; IEEE arithmetic gives them NaN at
 inputs (0·inf in a weighted term, inf - inf in ``z - max z``). Rows whose inputs are not all
 finite are recomputed here, by the rule of :mod:`cesym.kernels`:
 
-* labels (and ``label_smoothing``, ``lam``) are fixed numbers; the limit is taken in the
-  predictions, each infinite element on its own path (independent rates), and a value exists
-  only when every path gives the same one;
+* labels in [0, 1] (binary, distributions) and ``label_smoothing``, ``lam`` are fixed numbers;
+  the limit is taken in the predictions, each infinite element on its own path (independent
+  rates), and a value exists only when every path gives the same one; labels on the real line
+  (regression targets, signs, counts at +inf) are inputs like the predictions: an infinite one
+  is on the paths too (:func:`numeric_rows`);
 * a label weight that is exactly 0 times a term that tends to infinity is 0 (as 0·log 0 = 0);
-* NaN in a row's inputs (or a label that is not finite) makes that row NaN; a row ignored by
+* NaN in a row's inputs, or a label in [0, 1] that is not finite, makes that row NaN; a row ignored by
   ``ignore_class`` is 0 with a zero gradient whatever its predictions.
 
 Softmax rows (logits z, label weights t, T = Σt; value :math:`\sum_c t_c D_c` with
@@ -62,8 +64,10 @@ def repair(
     limits: Callable[[np.ndarray], tuple],
     shape: tuple[int, int],
     elementwise_value: bool = False,
+    every: bool = False,
 ) -> tuple[np.ndarray, ...]:
-    """``res`` with the limits filled in where an output is not finite and its row's inputs are not.
+    """``res`` with the limits filled in where an output is not finite and its row's inputs are not
+    (``every``: in every such row, finite outputs too, where ``force`` marks them).
 
     ``bad_rows``: rows whose inputs are not all finite (or ignored rows); ``limits(idx)``:
     (value (n, 1) or (n, C) if ``elementwise_value``, gradient (n, C) or None, force) of those
@@ -77,7 +81,7 @@ def repair(
         full = (R, C) if kind.endswith("grad") or elementwise_value else (R, 1)
         r = np.array(np.broadcast_to(r, full), dtype=np.float64)
         out[i] = r
-        need.append(~_finite_rows(r) & bad_rows)
+        need.append(bad_rows if every else ~_finite_rows(r) & bad_rows)
     idx = np.flatnonzero(np.logical_or.reduce(need))
     if not idx.size:
         return tuple(out)
@@ -294,7 +298,8 @@ def _ray_limit(v: np.ndarray, dtype) -> np.ndarray:
     """Per output element, the limit along a ray from its values ``v`` (3, ...) at rising k:
     ±inf when the steps keep their sign and do not shrink (and show in ``dtype``), the value
     when the three round to one number of ``dtype`` within 4 of its ulps (or the last two to the
-    same infinity),
+    same infinity) or converge algebraically (the steps shrinking by 2^-8 or more, the last
+    below 1/16 of an ulp),
     0 when they decay algebraically (c·M^-a: the same sign and the same ratio, at most 2^-8,
     from each k to the next; the gradient of x/‖x‖ falls as 1/M), NaN otherwise (no limit)."""
     v1, v2, v3 = v
@@ -308,43 +313,68 @@ def _ray_limit(v: np.ndarray, dtype) -> np.ndarray:
         # limit approached as c/M lies far below an ulp at M = 2^64)
         near = 4 * spacing
         same = ((np.abs(v1 - v3) <= near) & (np.abs(v2 - v3) <= near)) | (np.isinf(r3) & (r2 == r3))
+        # algebraic convergence, v ~ L + c·M^-a: the steps shrink by 2^-16a and the last is far
+        # below an ulp (the cosine's gradient beside an infinite label, its other labels in the
+        # thousands: 100 ulps off the limit at M = 2^64), as the reference takes it
+        q = d2 / d1
+        converging = (d1 != 0) & ((d2 == 0) | ((q > 0) & (q <= 2.0**-8))) & (np.abs(d2) < spacing / 16)
         q1, q2 = v2 / v1, v3 / v2
         decaying = (q1 > 0) & (q1 <= 2.0**-8) & (q2 > 0) & (q2 <= 2.0**-8) & (np.abs(q2 / q1 - 1) < 2.0**-6)
-    return np.where(growing, np.sign(d2) * np.inf, np.where(same, v3, np.where(decaying, np.copysign(0.0, v3), np.nan)))
+    out = np.where(decaying, np.copysign(0.0, v3), np.where(converging, v3, np.nan))
+    return np.where(growing, np.sign(d2) * np.inf, np.where(same, v3, out))
 
 
-def numeric_rows(vg: Callable, lab: np.ndarray | None, x: np.ndarray, dtype, elementwise: bool, ks: Sequence[int] = RAY_KS):
+def numeric_rows(
+    vg: Callable, lab: np.ndarray | None, x: np.ndarray, dtype, elementwise: bool, ks: Sequence[int] = RAY_KS, label_rays: str | None = None,
+    mixed: bool = True,
+):
     """The limits of any loss at ±inf predictions, measured: the row is evaluated (``vg(lab,
     x)`` -> value, gradient: the stable cores) with each infinite element replaced by
     ±r·2^k for k in ``ks`` (:data:`RAY_KS`), on the ray r = 1 for all and, with two or more infinite
     elements, on rays where one of them (the first :data:`MAX_RAYS`) runs ahead at r = 2. An
     output has a limit when every ray gives the same one (:func:`_ray_limit`): a path-dependent
-    limit is none (NaN). NaN in a row's inputs (or a label that is not finite) makes it NaN.
+    limit is none (NaN). ``label_rays``: the label kind when the labels are numbers on the real
+    line (``"real"`` a regression target, ``"sign"``, ``"count"`` a number >= 0): an infinite
+    label is one more input on the rays (a count's -inf is off its domain: NaN); None (labels in
+    [0, 1]): a label that is not finite has no limit to take, and its row is NaN. ``mixed``:
+    infinite labels beside infinite predictions are on the same rays; False (predictions on
+    [0, inf], whose reference stand-ins for +inf are 2^M, not M: the two rates are different
+    paths) makes such a row NaN, a limit not claimed. NaN in a row's inputs makes it NaN.
 
     Returns (value, gradient, force): the limits replace the core's outputs on every row
     holding a special input."""
     R, C = x.shape
     bad_nan = np.isnan(x).any(axis=-1)
+    # labels on the real line take part: an infinite label is one more input on the rays
+    dense = label_rays is not None and lab is not None and lab.shape == x.shape
     if lab is not None and lab.dtype.kind == "f":
-        bad_nan |= ~np.isfinite(lab).all(axis=-1)
+        bad_nan |= np.isnan(lab).any(axis=-1) if dense else ~np.isfinite(lab).all(axis=-1)
+        if dense and label_rays == "count":  # -inf is off the domain of counts
+            bad_nan |= np.isneginf(lab).any(axis=-1)
+        if dense and not mixed:  # infinite labels beside infinite predictions: no path claimed
+            bad_nan |= np.isinf(lab).any(axis=-1) & np.isinf(x).any(axis=-1)
     v_out = np.full((R, C if elementwise else 1), np.nan)
     g_out = np.full((R, C), np.nan)
-    inf = np.isinf(x) & ~bad_nan[:, None]
+    w = np.concatenate([lab, x], axis=-1) if dense else x  # the inputs on the rays: labels, predictions
+    inf = np.isinf(w) & ~bad_nan[:, None]
     rows = np.flatnonzero(inf.any(axis=-1))
     n_rays = 1 + min(MAX_RAYS, int(inf.sum(axis=-1).max(initial=0))) if rows.size else 1
-    step = max(1, _STANDIN_ELEMENTS // (C * 3 * n_rays))
+    step = max(1, _STANDIN_ELEMENTS // (w.shape[-1] * 3 * n_rays))
     for s in range(0, rows.size, step):
         idx = rows[s : s + step]
-        xi, ii = x[idx], inf[idx]
+        wi, ii = w[idx], inf[idx]
         order = np.cumsum(ii, axis=-1) * ii  # 1, 2, ... at the infinite elements of each row
         several = ii.sum(axis=-1, keepdims=True) >= 2
-        X = []
+        W = []
         for j in range(n_rays):
-            rate = np.where(several & (order == j), 2.0, 1.0) if j else np.ones(xi.shape)
+            rate = np.where(several & (order == j), 2.0, 1.0) if j else np.ones(wi.shape)
             for k in ks:
-                X.append(np.where(ii, np.sign(xi) * rate * 2.0**k, xi))
-        X = np.concatenate(X)
-        L = None if lab is None else np.concatenate([lab[idx]] * (n_rays * len(ks)))
+                W.append(np.where(ii, np.sign(wi) * rate * 2.0**k, wi))
+        W = np.concatenate(W)
+        if dense:
+            L, X = W[:, :C], W[:, C:]
+        else:
+            X, L = W, None if lab is None else np.concatenate([lab[idx]] * (n_rays * len(ks)))
         with np.errstate(all="ignore"):
             v, g = vg(L, X)
         v = np.broadcast_to(v, (X.shape[0], v_out.shape[1])).reshape(n_rays, len(ks), idx.size, -1)

@@ -1419,7 +1419,7 @@ def _fix_cancelled(out, bad, t, z, e, rt) -> np.ndarray:
     (see there), a chunk at a time (:func:`_in_chunks`)."""
     rb = rt[bad]
     r_all = (rb + t[bad]) / t[bad]  # T / t_j
-    out[bad] = _in_chunks(bad, z.shape[-1], lambda lead, j, sl: _fix_elements(z[lead], e[lead], t[lead], j, r_all[sl], rb[sl]))
+    out[bad] = _in_chunks(bad, z.shape[-1], lambda lead, j, sl: _fix_elements(z[lead], e[lead], t[lead], j, r_all[sl]))
     return out
 
 
@@ -1441,11 +1441,12 @@ def _in_chunks(bad: np.ndarray, width: int, compute: Callable) -> np.ndarray:
     return fixed
 
 
-def _fix_elements(zr, er, tr, j, r, rt) -> np.ndarray:
+def _fix_elements(zr, er, tr, j, r) -> np.ndarray:
     """t_j (k e_j - E) + t_j (r - k) e_j for flagged elements j of the rows zr, er, tr (F, C),
-    ``rt`` their rest sums Σ_{c≠j} t_c. t_j (r - k) is taken as ``rt - (k - 1)·t_j`` (= T - k t_j),
-    not from r = T/t_j rounded: where the other labels are far below t_j (labels next to the
-    softmax, t = [5e-222, 1 - 2e-16]) r rounds to 1 and r - k kept none of their digits."""
+    where P is the k classes nearest z_j (j among them). t_j (r - k) = T - k t_j is summed from
+    the labels, not taken from r = T/t_j rounded: where the other labels are far below t_j
+    (labels next to the softmax, t = [5e-222, 1 - 2e-16]) r rounds to 1 and r - k kept none of
+    their digits."""
     C = zr.shape[-1]
     f = np.arange(len(j))
     zj, ej, tj = zr[f, j], er[f, j], tr[f, j]
@@ -1461,7 +1462,12 @@ def _fix_elements(zr, er, tr, j, r, rt) -> np.ndarray:
         diff = np.where(np.abs(d) < _LN2, -ej[:, None] * np.expm1(d), ej[:, None] - er)  # e_j - e_c
     pairs = np.sum(np.where(near, diff, 0.0), axis=-1)
     rest = np.sum(np.where(near, 0.0, er), axis=-1)
-    return tj * (pairs - rest) + (rt - (k - 1) * tj) * ej
+    # T - k t_j as Σ_{c∈P} (t_c - t_j) + Σ_{c∉P} t_c: each close difference is exact
+    # (Sterbenz), where rt - (k - 1) t_j rounds T (uniform smoothed labels, ls/C inexact, left
+    # 1e-17·T against an exact 0, and that times e_j is all the gradient's digits)
+    with np.errstate(invalid="ignore"):
+        excess = np.sum(np.where(near, tr - tj[:, None], tr), axis=-1)
+    return tj * (pairs - rest) + excess * ej
 
 
 def _share_cross_rest(t, z, e, s, S, g, dg) -> np.ndarray:

@@ -27,6 +27,7 @@ import mpmath
 import numpy as np
 
 from ..define.loss import Loss, load_all
+from ..kernels._api import LABELS_ON_RAYS
 from .extended import ExtendedReference, needs_limit
 from .reference import RowReference, Unresolved
 from .registry import KernelCase, one_hot
@@ -167,22 +168,24 @@ def reference_for(loss: Loss, n: int) -> RowReference:
     return _REFS[key]
 
 
-_EXT: dict[tuple[int, int, bool], ExtendedReference] = {}
+_EXT: dict[tuple[int, int, bool, str | None], ExtendedReference] = {}
 
 
-def extended_for(loss: Loss, n: int, unit: bool = False) -> ExtendedReference:
+def extended_for(loss: Loss, n: int, unit: bool = False, label_kind: str | None = None) -> ExtendedReference:
     """The limits' reference; ``unit``: probabilities bounded by 1, element by element (the
-    declared domain ``"unit"``, not renormalised), whose edge 1 is reached only as a limit too."""
-    key = (id(loss), n, unit)
+    declared domain ``"unit"``, not renormalised), whose edge 1 is reached only as a limit too;
+    ``label_kind``: the declared label kind (labels on the real line are on the rays too)."""
+    rays = label_kind if label_kind in LABELS_ON_RAYS else None
+    key = (id(loss), n, unit, rays)
     if key not in _EXT:
-        _EXT[key] = ExtendedReference(reference_for(loss, n), loss.domain, unit)
+        _EXT[key] = ExtendedReference(reference_for(loss, n), loss.domain, unit, rays)
     return _EXT[key]
 
 
-def _pick(ref: RowReference, loss: Loss, lab, pred, unit: bool):
+def _pick(ref: RowReference, loss: Loss, lab, pred, unit: bool, label_kind: str | None = None):
     """The interval reference, or its limits where an input is reached only as a limit."""
     if needs_limit(pred, loss.domain, unit) or (lab is not None and not np.all(np.isfinite(np.asarray(lab, dtype=np.float64)))):
-        return extended_for(loss, ref.n, unit)
+        return extended_for(loss, ref.n, unit, label_kind)
     return ref
 
 
@@ -235,7 +238,7 @@ def check_batch(
             if fast is not None and fast.decided[i]:
                 fast.append_to(res, i, row, col, batch.strata[r], lab, pred, params, val, grow)
             else:
-                _check_point(_pick(ref, loss, lab, pred, case.domain == "unit"), res, batch.strata[r], row, col, lab, pred, params, val, grow, dtype, value_base, grad_base)
+                _check_point(_pick(ref, loss, lab, pred, case.domain == "unit", case.label_kind), res, batch.strata[r], row, col, lab, pred, params, val, grow, dtype, value_base, grad_base)
     return res
 
 

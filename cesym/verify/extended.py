@@ -20,8 +20,10 @@ finite stand-ins for the infinite inputs, further and further out, on several pa
 * the limit is the rays' common one; if they differ, or a ray has none, there is no limit
   (NaN expected).
 
-A NaN input has no limit (NaN expected everywhere); labels and parameters are taken as given
-(the limit is in the predictions). Condition numbers are those of the stand-in at the
+A NaN input has no limit (NaN expected everywhere); parameters, and labels in [0, 1], are taken
+as given (the limit is in the predictions; such a label that is not finite has no limit); labels
+on the real line (regression targets, signs, counts; ``label_rays``) are inputs like the
+predictions: an infinite one is on the rays as a logit is (a count's -inf is off its domain). Condition numbers are those of the stand-in at the
 largest M on the first ray (the infinite inputs contribute x·∂f/∂x → 0 where the limit is
 finite).
 """
@@ -82,13 +84,17 @@ def _standin(x: float, domain: str, r: int, k: int) -> mpmath.mpf:
 class ExtendedReference:
     """Limits of a :class:`RowReference` at inputs that are ±inf (or 0 for probabilities)."""
 
-    def __init__(self, ref: RowReference, domain: str, unit: bool = False):
-        self.ref, self.domain, self.unit = ref, domain, unit
+    def __init__(self, ref: RowReference, domain: str, unit: bool = False, label_rays: str | None = None):
+        self.ref, self.domain, self.unit, self.label_rays = ref, domain, unit, label_rays
         self._memo: dict = {}
 
-    def _points(self, pred, unit: bool = False, ks: Sequence[int] = KS) -> list[list[list[mpmath.mpf]]]:
-        """Stand-in predictions per ray, per k (``unit``: the edge 1 as a limit too)."""
-        special = [i for i, x in enumerate(pred) if _special(float(x), self.domain, unit)]
+    def _points(self, labels, pred, unit: bool = False, ks: Sequence[int] = KS) -> list[list[tuple]]:
+        """Stand-in (labels, predictions) per ray, per k (``unit``: the edge 1 as a limit too;
+        infinite labels are on the rays beside the predictions when ``label_rays``)."""
+        labels = list(labels) if labels is not None else None
+        n_lab = len(labels) if labels is not None and self.label_rays else 0
+        inputs = (labels[:n_lab] if n_lab else []) + list(pred)
+        special = [i for i, x in enumerate(inputs) if (not math.isfinite(float(x)) if i < n_lab else _special(float(x), self.domain, unit))]
         rays = [dict.fromkeys(special, 1)]
         if len(special) > 1:
             rays += [{j: (2 if j == i else 1) for j in special} for i in special]
@@ -96,14 +102,16 @@ class ExtendedReference:
         for rates in rays:
             per_k = []
             for k in ks:
-                per_k.append(
-                    [_standin(float(x), self.domain, rates[i], k) if i in rates else mpmath.mpf(float(x)) for i, x in enumerate(pred)]
-                )
+                w = [
+                    (_standin(float(x), "real" if i < n_lab else self.domain, rates[i], k) if i in rates else mpmath.mpf(float(x)))
+                    for i, x in enumerate(inputs)
+                ]
+                per_k.append((w[:n_lab] if n_lab else labels, w[n_lab:]))
             out.append(per_k)
         return out
 
-    def _eval(self, labels, pred_mp, params, dtype, max_prec=None) -> list[mpmath.mpf]:
-        inputs = self.ref._inputs(labels, pred_mp, params)
+    def _eval(self, point: tuple, params, dtype, max_prec=None) -> list[mpmath.mpf]:
+        inputs = self.ref._inputs(*point, params)
         v, g = self.ref.value_and_grad_inputs(inputs, dtype, max_prec)
         return [v, *g]
 
@@ -125,19 +133,28 @@ class ExtendedReference:
 
     def _limit(self, labels, pred, params, dtype):
         n_out = 1 + self.ref.n_grad
-        if any(math.isnan(float(x)) for x in pred) or (labels is not None and not all(math.isfinite(float(y)) for y in labels)):
+        lab = [float(y) for y in labels] if labels is not None else []
+        # labels in [0, 1] are fixed numbers: one that is not finite has no limit; labels on the
+        # real line are on the rays (a count's -inf is off its domain)
+        off = any(not math.isfinite(y) for y in lab) if not self.label_rays else any(
+            math.isnan(y) or (self.label_rays == "count" and y == -math.inf) for y in lab
+        )
+        # infinite labels beside infinite predictions of [0, inf] (stand-ins 2^M, where a label's
+        # is M): a limit is not claimed, as the kernels claim none (cesym.kernels._limits)
+        off = off or (self.domain != "real" and any(math.isinf(y) for y in lab) and any(math.isinf(float(x)) for x in pred))
+        if any(math.isnan(float(x)) for x in pred) or off:
             return mpmath.nan, [mpmath.nan] * (n_out - 1)
         retry = False
         try:  # the edge 1 is a number whose terms resolve (log 1 = 0, 0·log 0 = 0) ...
             quick = _EDGE_PREC if self.unit and any(float(x) == 1.0 for x in pred) else None
-            rays = [[self._eval(labels, p, params, dtype, quick) for p in per_k] for per_k in self._points(pred)]
+            rays = [[self._eval(p, params, dtype, quick) for p in per_k] for per_k in self._points(labels, pred)]
         except Unresolved:  # ... unless a term is infinite there: then as a limit too
             if not self.unit:
                 raise
             retry = True
-            rays = [[self._eval(labels, p, params, dtype) for p in per_k] for per_k in self._points(pred, True)]
+            rays = [[self._eval(p, params, dtype) for p in per_k] for per_k in self._points(labels, pred, True)]
         limits = []
-        points = self._points(pred, retry)
+        points = self._points(labels, pred, retry)
         far: dict[tuple[int, int], list] = {}  # a ray's values at FAR_KS[i], evaluated once
 
         def further(n: int, j: int, lim):
@@ -146,7 +163,7 @@ class ExtendedReference:
                 return lim
             for i, ks in enumerate(FAR_KS):
                 if (n, i) not in far:
-                    far[n, i] = [self._eval(labels, p, params, dtype) for p in self._points(pred, retry, ks)[n]]
+                    far[n, i] = [self._eval(p, params, dtype) for p in self._points(labels, pred, retry, ks)[n]]
                 w = [vals[j] for vals in far[n, i]]
                 out = _ray_limit(w, dtype)
                 if lim is None and out is not None and round_to(out, dtype) == 0:
@@ -163,7 +180,11 @@ class ExtendedReference:
         for j in range(n_out):
             per_ray = [further(n, j, _ray_limit([vals[j] for vals in ray], dtype)) for n, ray in enumerate(rays)]
             if j == 0:  # a value that rounds alike at every stand-in may still grow like a log
-                per_ray = [_log_growth(lim, ray, pts, pred, dtype) for lim, ray, pts in zip(per_ray, rays, points)]
+                # (the gradient is in the predictions: a ray whose labels move is left as it is)
+                per_ray = [
+                    lim if pts[0][0] != pts[1][0] else _log_growth(lim, ray, [q for _, q in pts], pred, dtype)
+                    for lim, ray, pts in zip(per_ray, rays, points)
+                ]
             first = per_ray[0]
             if first is None or any(r is None or not _same(r, first, dtype) for r in per_ray[1:]):
                 limits.append(mpmath.nan)
@@ -173,13 +194,13 @@ class ExtendedReference:
 
     def kappa(self, labels, pred, params=(), value=None, grad=None):
         """κ of the value and of each gradient element at the first ray's farthest stand-in."""
-        far = self._points(pred)[0][-1]
-        return self.ref.kappa(labels, far, params, value, grad)
+        far = self._points(labels, pred)[0][-1]
+        return self.ref.kappa(*far, params, value, grad)
 
     def kappa_value(self, labels, pred, params=(), value=None, grad=None) -> float:
         """κ of the value alone, at the same stand-in (first derivatives only)."""
-        far = self._points(pred)[0][-1]
-        return self.ref.kappa_value(labels, far, params, value, grad)
+        far = self._points(labels, pred)[0][-1]
+        return self.ref.kappa_value(*far, params, value, grad)
 
 
 def _log_growth(limit, ray: list, points: list, pred, dtype=np.float64) -> mpmath.mpf | None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..kernels._api import LABELS_ON_RAYS
 from .registry import KernelCase
 
 __all__ = ["Batch", "sample", "sample_extended", "PRED_STRATA", "PROB_STRATA", "PENALTY_STRATA", "PENALTY_LAMS", "EXTENDED_STRATA"]
@@ -286,6 +287,8 @@ def _ext_row(rng, kind: str, stratum: str, n: int, dtype, elementwise: bool):
         row[_some(rng, n, 1, n)] = np.inf
     elif stratum == "neg_inf":
         row[_some(rng, n, 1, n)] = -np.inf
+    elif stratum == "label_inf":  # the predictions finite, some labels infinite (set by the caller)
+        pass
     else:
         raise ValueError(stratum)
     if elementwise and kind == "logits" and stratum != "nan":
@@ -297,11 +300,14 @@ def sample_extended(case: KernelCase, dtype, n: int, rows: int, seed: int, soft:
     """``rows`` seeded rows of length ``n`` at the edges of ``case``'s domain (strata
     :data:`EXTENDED_STRATA`): -inf logits under zero and positive labels, one and several +inf,
     every logit -inf, +inf and 0 probabilities (0 and 1 for binary cross-entropy), ±inf
-    activations, NaN. Labels as :func:`sample` draws them, then 0 where a stratum masks them
+    activations, NaN; and for labels on the real line (regression targets, signs, counts), rows
+    of finite predictions under some infinite labels (``label_inf``; +inf for counts). Labels as :func:`sample` draws them, then 0 where a stratum masks them
     (for class-index labels: a class that is not masked)."""
     rng = np.random.default_rng([seed, n, rows, int(soft), int(smoothing), np.dtype(dtype).itemsize, 1])
     kind = _ext_kind(case)
     strata = EXTENDED_STRATA[kind]
+    if case.label_kind in LABELS_ON_RAYS:  # labels on the real line: infinite ones too
+        strata = strata + ("label_inf",)
     if n == 1:  # a masked row needs a class left to label; a renormalised row, a non-zero element
         strata = tuple(s for s in strata if not s.endswith("zero_labels") and not (kind == "probs" and s == "zero"))
     preds, labels, names = [], [], []
@@ -321,6 +327,11 @@ def sample_extended(case: KernelCase, dtype, n: int, rows: int, seed: int, soft:
                 lab = int(rng.choice(np.flatnonzero(~zero)))
         else:
             lab = np.where(zero, 0.0, lab)
+            if s == "label_inf":  # a count is infinite at +inf only
+                idx = _some(rng, n, 1, n)
+                signs = np.ones(idx.size) if case.label_kind == "count" else _choice(rng, _SIGNS, idx.size)
+                lab = np.array(lab, dtype=np.float64)
+                lab[idx] = signs * np.inf
         labels.append(lab)
     pred, lab = _stack(case, preds, labels, dtype)
     params: dict = {}
