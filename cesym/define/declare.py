@@ -13,10 +13,10 @@ Vocabulary:
 
 * label kinds: ``"binary"`` (a label per element, 0/1 or soft in [0, 1]), ``"distribution"``
   (a label row over the classes: one-hot, multi-hot or soft), ``"index"`` (one integer class
-  per row), ``"real"`` (a regression target per element: any finite number), ``"count"`` (a
-  non-negative target per element: counts, rates), ``"sign"`` (a class label per element as
-  -1 or +1, the margin losses' convention; the kernels take any real number), ``"none"`` (no
-  labels);
+  per row), ``"real"`` (a regression target per element: any number, ±inf taken as a limit),
+  ``"count"`` (a non-negative target per element: counts, rates; +inf a limit), ``"sign"`` (a
+  class label per element as -1 or +1, the margin losses' convention; the kernels take any
+  real number, ±inf as a limit), ``"none"`` (no labels);
 * prediction domains: ``"real"`` (logits, activations: any finite number), ``"unit"``
   (probabilities in [0, 1], element by element), ``"simplex"`` (non-negative rows with a
   positive sum, renormalised to sum 1), ``"positive"`` (rates, scales: numbers >= 0, 0 the

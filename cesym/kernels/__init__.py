@@ -42,9 +42,13 @@ Misuse that is not an error warns, once per call, from the calling thread:
 Infinite inputs (the extended reals). Every loss, value and gradient, returns at ±inf inputs
 the limit of the mathematics where one exists, and NaN only where none does:
 
-* labels (and ``label_smoothing``, ``lam``) are fixed numbers; the limit is taken in the
-  predictions (logits, probabilities, activations), each infinite element on its own path,
-  and exists only when every path gives the same value;
+* labels in [0, 1] (binary labels, distributions; and ``label_smoothing``, ``lam``) are fixed
+  numbers; the limit is taken in the predictions (logits, probabilities, activations), each
+  infinite element on its own path, and exists only when every path gives the same value;
+* labels on the real line (regression targets, signs, counts: a count at +inf only) are
+  inputs like the predictions: an infinite one is on the same paths (Huber's value at y = +inf
+  is +inf and its gradient -δ/C; the hinge's term past its kink is 0); beside an infinite
+  prediction of [0, inf] (Poisson's rate, MSLE's) no limit is claimed (NaN);
 * a label weight that is exactly 0 times a term that tends to infinity is 0 (as 0·log 0 = 0
   for probabilities): a class masked with a -inf logit under a zero label costs nothing;
 * a positive label on a -inf logit gives +inf (softmax and sigmoid losses alike), and the
@@ -60,7 +64,7 @@ the limit of the mathematics where one exists, and NaN only where none does:
 * probabilities: 0 and 1 are the domain's edges (their limits from inside); renormalised
   probabilities may be +inf (softmax at log p: p/Σp one-hot at a single +inf);
 * ``activity_penalty``: ±inf activations give +inf (λ > 0) and ±inf gradients, 0 when λ = 0;
-* NaN in a sample's inputs, or a label that is not finite, makes that sample's value and
+* NaN in a sample's inputs, or a label in [0, 1] that is not finite, makes that sample's value and
   gradient NaN; a sample ignored by ``ignore_class`` is 0 with a zero gradient whatever its
   predictions, NaN included.
 
