@@ -123,18 +123,24 @@ def _extremes(args: argparse.Namespace) -> int:
             results.append(r)
             failed += len(r.failures)
             params = ",".join(f"{k}={v:g}" for k, v in r.params.items())
+            undefined = f"  {r.undefined:>4} undefined" if r.undefined else ""
             print(f"{r.kernel:<52} {r.dtype:<7} {params:<40} {r.points:>6} rows  {len(r.failures):>5} outside  "
-                  f"{r.unresolved:>4} unresolved  ({r.seconds:.1f}s)", flush=True)
+                  f"{r.unresolved:>4} unresolved{undefined}  ({r.seconds:.1f}s)", flush=True)
             _print_points(r.failures, r.unresolved_at)
+            for u in r.undefined_at[:1]:
+                print(f"    undefined (NaN, as the definition at every precision) e.g. at {u}", flush=True)
     if args.json:
         from dataclasses import asdict
 
         from .files import write_text
 
         write_text(args.json, json.dumps([asdict(r) for r in results], indent=1, allow_nan=False) + "\n", what="--json")
+    unresolved, undefined = sum(r.unresolved for r in results), sum(r.undefined for r in results)
     print(f"cesym verify --extremes: {sum(r.points for r in results)} rows in {len(results)} setting(s); "
-          f"{failed} output(s) outside the contract; {sum(r.unresolved for r in results)} unresolved", flush=True)
-    return 1 if failed else 0
+          f"{failed} output(s) outside the contract; {unresolved} unresolved"
+          + (f"; {undefined} undefined (NaN from the kernel, an indeterminate definition at every precision)" if undefined else "")
+          + (" (those points are not proven: exit 1)" if unresolved else ""), flush=True)
+    return 1 if failed or unresolved else 0
 
 
 def _verify(args: argparse.Namespace) -> int:

@@ -36,7 +36,10 @@ Found this way (2026-12-05) and fixed, each checked here:
   1 + 1e-30 rounds to 1 and the margin to 0, where it is -1e-30 and the gradient 0): where a
   Heaviside argument lies within its rounding of 0, the rescue decides its side exactly.
 
-MAPE at a zero target is undefined (unresolved).
+MAPE's zero target is outside its definition (its divisor is ``Elem("y", nonzero=True)``): the
+grid leaves it out. A zero label row of the cosine has no direction (0/0): NaN from the kernel,
+an indeterminate ball from the reference at every precision, counted as undefined; any
+other unresolved point makes ``--extremes`` exit 1, as ``cesym verify`` does.
 """
 
 from __future__ import annotations
@@ -229,3 +232,40 @@ def test_float32_focal_gradient_at_the_edge_p_1_has_the_sign_of_the_limit():
         for gamma in (0.0, 2.0):
             g = K.binary_focal_crossentropy_grad(np.array([[0.0]], dtype), np.array([[1.0]], dtype), gamma=gamma)
             assert g[0, 0] == np.inf, (dtype, gamma, g)
+
+
+def test_grid_labels_respect_the_definitions_assumptions():
+    """A label symbol declared nonzero (MAPE's divisor) has no 0 on the grid; others keep it."""
+    mape, mse = case("mean_absolute_percentage_error"), case("mean_squared_error")
+    assert 0.0 not in extremes.label_values(mape, np.float64) and 1.0 in extremes.label_values(mape, np.float64)
+    assert 0.0 in extremes.label_values(mse, np.float64)
+
+
+def test_indeterminate_points_are_undefined_only_where_the_kernel_gives_nan():
+    """The cosine of a zero label row is 0/0: the reference's ball is NaN at every precision
+    (:class:`~cesym.verify.reference.Indeterminate`) and the kernel gives NaN: undefined, not
+    unresolved. A kernel that gives a number there is not believed: unresolved (exit 1)."""
+    from cesym.verify.contract import check_batch
+    from cesym.verify.sampling import Batch
+
+    cos = case("cosine_similarity")
+    batch = Batch(np.zeros((2, 2)), np.array([[1.0, 2.0], [1e308, -3.0]]), {}, ["extremes"] * 2)
+    res = check_batch(cos, batch, indeterminate=True)
+    assert (res.undefined, res.unresolved, len(res.failures)) == (2, 0, 0)
+    zero = check_batch(cos, batch, indeterminate=True, kernel=lambda lab, p, params, grad: np.zeros(p.shape if grad else p.shape[:1]))
+    assert (zero.undefined, zero.unresolved) == (0, 2)
+    assert check_batch(cos, batch).unresolved == 2  # without the flag (sampled points): unresolved
+
+
+def test_cli_extremes_exits_1_on_unresolved_points(monkeypatch, capsys):
+    """An unresolved reference value is a point not proven: exit 1, as ``cesym verify``."""
+    real = extremes.check_case
+
+    def one_unresolved(c, dtype):
+        out = real(c, dtype)
+        out[0].unresolved += 1
+        return out
+
+    monkeypatch.setattr(extremes, "check_case", one_unresolved)
+    assert cli.main(["verify", "--extremes", "dice"]) == 1
+    assert "not proven: exit 1" in capsys.readouterr().out

@@ -29,7 +29,7 @@ import numpy as np
 from ..define.loss import Loss, load_all
 from ..kernels._api import LABELS_ON_RAYS
 from .extended import ExtendedReference, needs_limit
-from .reference import RowReference, Unresolved
+from .reference import Indeterminate, RowReference, Unresolved
 from .registry import KernelCase, one_hot
 from .sampling import Batch
 from .truths import FAST_MARGIN, batch_truths, bits_errors, special_inputs, ulp_errors
@@ -90,6 +90,9 @@ class Result:
     unresolved: int = 0
     #: the inputs of the first unresolved points (at most UNRESOLVED_SHOWN), as failures show theirs
     unresolved_at: list[str] = field(default_factory=list)
+    #: points with no value on either side (``check_batch(indeterminate=True)``), and the first inputs
+    undefined: int = 0
+    undefined_at: list[str] = field(default_factory=list)
     #: "value"/"grad" -> (ulps, describe): the largest error and a function giving its point
     #: (inputs, computed, exact, κ); κ is computed for that point only, when summarised
     worst: dict = field(default_factory=dict)
@@ -196,8 +199,14 @@ def check_batch(
     kernel=None,
     value_base: float = VALUE_BASE,
     grad_base: float = GRAD_BASE,
+    indeterminate: bool = False,
 ) -> Result:
     """Run ``case``'s kernel on ``batch`` and check every output against the reference.
+
+    ``indeterminate``: a point whose reference is an indeterminate ball at every precision
+    (:class:`~cesym.verify.reference.Indeterminate`: 0/0 at exact inputs, most likely) where the
+    kernel gives NaN in every output is counted in ``undefined``, not ``unresolved`` (the extremes
+    grid, whose exact zeros reach such points: a zero row's direction).
 
     ``kernel`` (optional) replaces the public kernel: a callable ``(labels, pred, params, grad)``
     returning values, so that the checker itself can be tested on a deliberately wrong kernel.
@@ -238,7 +247,7 @@ def check_batch(
             if fast is not None and fast.decided[i]:
                 fast.append_to(res, i, row, col, batch.strata[r], lab, pred, params, val, grow)
             else:
-                _check_point(_pick(ref, loss, lab, pred, case.domain == "unit", case.label_kind), res, batch.strata[r], row, col, lab, pred, params, val, grow, dtype, value_base, grad_base)
+                _check_point(_pick(ref, loss, lab, pred, case.domain == "unit", case.label_kind), res, batch.strata[r], row, col, lab, pred, params, val, grow, dtype, value_base, grad_base, indeterminate)
     return res
 
 
@@ -489,9 +498,19 @@ def _describer(lab, pred, params, computed, true, k):
     return text
 
 
-def _check_point(ref, res: Result, stratum, row, col, lab, pred, params, val, grow, dtype, vbase, gbase) -> None:
+def _check_point(ref, res: Result, stratum, row, col, lab, pred, params, val, grow, dtype, vbase, gbase, indeterminate=False) -> None:
     try:
         true_v, true_g = ref.value_and_grad(lab, pred, params, dtype=dtype)
+    except Indeterminate:
+        if indeterminate and np.isnan(val) and (grow is None or np.all(np.isnan(grow))):
+            res.undefined += 1
+            if len(res.undefined_at) < UNRESOLVED_SHOWN:
+                res.undefined_at.append(_fmt_inputs(lab, pred, params))
+            return
+        res.unresolved += 1
+        if len(res.unresolved_at) < UNRESOLVED_SHOWN:
+            res.unresolved_at.append(_fmt_inputs(lab, pred, params))
+        return
     except Unresolved:
         res.unresolved += 1
         if len(res.unresolved_at) < UNRESOLVED_SHOWN:

@@ -17,9 +17,13 @@ normal and least subnormal numbers):
 * positive numbers: 0, tiny, 1, fmax, fmax/2, sub, 3.
 
 Labels: binary 0, 1, 1/2, 0.3; distributions 0, 1, 1/2, 1/4, 1/10 per element; class indices
-each class; real targets ±fmax/2, 1, -3, 0, tiny; counts 0, 1, fmax/2, 1/2; signs ±1.
+each class; real targets ±fmax/2, 1, -3, 0, tiny; counts 0, 1, fmax/2, 1/2; signs ±1; less
+those the definition's label symbol excludes (``nonzero``, ``positive``, ... assumptions).
 
-``cesym verify --extremes`` runs it (exit 1 on any point outside the contract). What it found in
+``cesym verify --extremes`` runs it (exit 1 on any point outside the contract, or any reference
+value left unresolved: such a point is not proven). Rows where the definition is an
+indeterminate ball at every precision (0/0 at exact inputs: a zero row's direction) and the
+kernel gives NaN in every output are counted apart, as without a value on either side. What it found in
 the shipped kernels, fixed and open, is in README.md.
 """
 
@@ -33,7 +37,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .contract import check_batch
+from .contract import check_batch, definition
 from .processes import imap, shared, shared_get
 from .registry import KernelCase
 from .sampling import Batch
@@ -53,15 +57,25 @@ def values(inputs: str, dtype) -> list[float]:
 
 
 def label_values(case: KernelCase, dtype) -> list[float] | None:
-    """The grid's label values per element (None: no labels; class indices are all classes)."""
+    """The grid's label values per element (None: no labels; class indices are all classes),
+    those the definition's label symbol excludes by its assumptions left out (MAPE's divisor is
+    ``Elem("y", nonzero=True)``: a label of 0 is outside its mathematics, not a limit)."""
     fi = np.finfo(dtype)
-    return {
+    vals = {
         "binary": [0.0, 1.0, 0.5, 0.3],
         "distribution": [0.0, 1.0, 0.5, 0.25, 0.1],
         "real": [float(fi.max) / 2, -float(fi.max) / 2, 1.0, -3.0, 0.0, float(fi.tiny)],
         "count": [0.0, 1.0, float(fi.max) / 2, 0.5],
         "sign": [1.0, -1.0],
     }.get(case.label_kind)
+    label = getattr(definition(case), "label", None)
+    if vals is None or label is None:
+        return vals
+    allowed = {
+        "nonzero": lambda v: v != 0, "positive": lambda v: v > 0,
+        "nonnegative": lambda v: v >= 0, "negative": lambda v: v < 0, "nonpositive": lambda v: v <= 0,
+    }
+    return [v for v in vals if all(ok(v) for name, ok in allowed.items() if label.assumptions0.get(name))]
 
 
 def settings(case: KernelCase) -> list[dict]:
@@ -107,6 +121,9 @@ class ExtremesResult:
     unresolved: int = 0
     seconds: float = 0.0
     unresolved_at: list[str] = field(default_factory=list)  # the inputs of the first unresolved rows
+    #: rows where the definition is indeterminate at every precision and the kernel gives NaN
+    undefined: int = 0
+    undefined_at: list[str] = field(default_factory=list)
 
 
 def check_case(case: KernelCase, dtype) -> list[ExtremesResult]:
@@ -119,9 +136,9 @@ def check_case(case: KernelCase, dtype) -> list[ExtremesResult]:
         batch = grid(case, dtype, params)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            res = check_batch(case, batch)
+            res = check_batch(case, batch, indeterminate=True)
         out.append(ExtremesResult(case.id, np.dtype(dtype).name, params, len(batch.pred), [str(f) for f in res.failures],
-                                  res.unresolved, time.time() - t0, res.unresolved_at))
+                                  res.unresolved, time.time() - t0, res.unresolved_at, res.undefined, res.undefined_at))
     return out
 
 

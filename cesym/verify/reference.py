@@ -44,7 +44,7 @@ from .ulps import FORMATS
 #: Modules besides this one whose source decides the compiled forms' printed code (their names).
 _FORM_MODULES = (balls.__name__,)
 
-__all__ = ["RowReference", "Unresolved", "PRECISIONS"]
+__all__ = ["RowReference", "Unresolved", "Indeterminate", "PRECISIONS"]
 
 #: Working precisions tried in turn (bits).
 PRECISIONS = (80, 160, 320, 640, 1280, 2560, 5120, 10240, 20480, 40960)
@@ -52,6 +52,14 @@ PRECISIONS = (80, 160, 320, 640, 1280, 2560, 5120, 10240, 20480, 40960)
 
 class Unresolved(ArithmeticError):
     """The interval did not pin the value at the highest precision tried."""
+
+
+class Indeterminate(Unresolved):
+    """Unresolved because an output was an indeterminate ball (NaN: 0/0, 0·inf, log of a ball
+    reaching 0) at every precision tried, up to the highest, for inputs that are exact numbers:
+    the definition most likely has no value there (a zero row's direction, 0/0), which a finite
+    precision cannot prove; :func:`cesym.verify.contract.check_batch` counts it apart only where
+    the kernel gives NaN there too."""
 
 
 def backend() -> str:
@@ -341,16 +349,20 @@ class RowReference:
 
     def _rising(self, fn, inputs, dtype, precisions: Sequence[int] = PRECISIONS) -> list[mpmath.mpf]:
         pending = None
+        indeterminate = True  # every unresolved output a NaN ball, at every precision
         for prec in precisions:
             with _working(prec):
                 out = _evaluate(fn, inputs)
                 if out is None:
+                    indeterminate = False
                     continue
                 res = [_resolve(o, dtype) for o in out]
+                if indeterminate:
+                    indeterminate = all(mpmath.isnan(_ends(o)[0]) for o, r in zip(out, res) if r is None)
             if all(r is not None for r in res):
                 return res
             pending = res
-        raise Unresolved(
+        raise (Indeterminate if indeterminate and pending else Unresolved)(
             f"{self.loss.name}: interval not resolved at {precisions[-1]} bits for inputs {inputs} "
             + (f"({sum(r is None for r in pending)} of {len(pending)} outputs)" if pending else "(a log or root of a negative interval)")
         )
