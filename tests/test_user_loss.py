@@ -1126,6 +1126,16 @@ def test_log_of_an_exponential_plus_a_positive_parameter(tmp_path):
         exact_v = -(y * s - (y + r) * mpmath.log(mpmath.exp(s) + r))
         exact_g = -y + (y + r) * mpmath.exp(s) / (mpmath.exp(s) + r)
     assert ulp_error(v[0], exact_v, np.float64) <= 4 and ulp_error(g[0][0], exact_g, np.float64) <= 4
+    # -y·s beside (y + r)·softplus(s - log r) is y·softplus(log r - s) + r·softplus(s - log r) + r·log r
+    # (softplus-minus-weighted, the term affine in s): -y·s + y·(s - log r) cancelled, 0 at
+    # s = 1e308 where the value is y·log r + r·(s - log r) + ...; now 1 ulp
+    assert "Softplus(-s + log(r))" in mod.log_value.__doc__
+    for s_, y_, r_ in ((1e308, 3.0, 2.0), (40.0, 1e6, 0.5), (-50.0, 7.0, 0.01)):
+        v = mod.neg_binomial([[y_]], [[s_]], r=r_)[0]
+        with mpmath.workdps(400):
+            s, y, r = (mpmath.mpf(x) for x in (s_, y_, r_))
+            exact_v = -(y * s - (y + r) * (s + mpmath.log1p(r * mpmath.exp(-s))))
+        assert ulp_error(v, exact_v, np.float64) <= 4, (s_, y_, r_, v, exact_v)
     assert cli.main(["verify", "--derivations", str(src), "--quick", "--no-keras"]) == 0
 
 

@@ -885,9 +885,22 @@ LSE_WEIGHTED = Rule(
 
 
 def _softplus_weighted(e: sp.Basic) -> sp.Basic | None:
-    """``a·softplus(u) - c·w·u`` (in any sum) -> ``c·w·softplus(-u) + (a - c·w)·softplus(u)``."""
+    """``a·softplus(u) - c·w·u`` (in any sum) -> ``c·w·softplus(-u) + (a - c·w)·softplus(u)``;
+    also where the term is ``-c·w·u`` up to a part ``k`` free of u's elements (``-y·s`` beside
+    softplus(s - log r): k = -y·log r, kept as it is), and in the sum with its products
+    multiplied out (``-y·s + (y + r)·(log r + softplus(s - log r))``) where only that matches."""
     if not isinstance(e, sp.Add):
         return None
+    found = _softplus_weighted_terms(e)
+    if found is None and any(isinstance(t, sp.Mul) and any(isinstance(f, sp.Add) and f.has(Softplus) for f in t.args) for t in e.args):
+        # (each softplus once, its weights collected: (y + r)·softplus(u), not y·… + r·…, whose
+        # rewritten parts (r - y)·softplus(u) + y·softplus(u) would cancel)
+        out = sp.collect(sp.expand_mul(e), sorted(e.atoms(Softplus), key=str))
+        return _softplus_weighted_terms(out) if isinstance(out, sp.Add) else None
+    return found
+
+
+def _softplus_weighted_terms(e: sp.Add) -> sp.Basic | None:
     for t in e.args:
         sp_ = _split_factor(t, Softplus)
         if sp_ is None:
@@ -897,13 +910,29 @@ def _softplus_weighted(e: sp.Basic) -> sp.Basic | None:
         for s in e.args:
             if s is t:
                 continue
-            r = sp.cancel(s / u)  # -c·w
-            if r.has(Softplus) or r.free_symbols & (u.free_symbols - set(element_symbols(r)) | element_symbols(u)):
-                continue
-            if sp.expand(r * u - s) != 0:
-                continue
-            return e - t - s - r * Softplus(sp.expand(-u)) + (a + r) * f
+            for r, k in _affine_in(s, u):  # s = r·u + k, r = -c·w
+                if r.has(Softplus) or r.free_symbols & (u.free_symbols - set(element_symbols(r)) | element_symbols(u)):
+                    continue
+                return e - t - s - r * Softplus(sp.expand(-u)) + (a + r) * f + k
     return None
+
+
+def _affine_in(s: sp.Basic, u: sp.Basic):
+    """``(r, k)`` with ``s = r·u + k``: r = s/u (k = 0), else r the ratio of their derivatives in
+    an element of u, where that leaves k free of u's elements."""
+    r = sp.cancel(s / u)
+    if sp.expand(r * u - s) == 0 and not (element_symbols(r) & element_symbols(u)):
+        yield r, sp.S.Zero
+        return
+    for x in sorted(element_symbols(u), key=str):
+        du = sp.diff(u, x)
+        if du == 0 or s.has(Softplus):
+            continue
+        r = sp.cancel(sp.diff(s, x) / du)
+        k = sp.expand(s - r * u)
+        if r != 0 and k != 0 and not (element_symbols(k) & element_symbols(u)) and not (element_symbols(r) & element_symbols(u)):
+            yield r, k
+        return
 
 
 SOFTPLUS_WEIGHTED = Rule(
