@@ -6,7 +6,7 @@ import mpmath
 import numpy as np
 import pytest
 import sympy as sp
-from sympy.codegen.cfunctions import log1p
+from sympy.codegen.cfunctions import expm1, log1p
 from sympy.codegen.rewriting import logsumexp_2terms_opt
 
 from cesym.verify.contract import check_batch, losses_by_name
@@ -37,6 +37,25 @@ def test_reference_pins_log_one_plus_tiny():
     for prec in (53, 106):
         with mpmath.workprec(prec):
             assert -mpmath.log(mpmath.mpf(1) / (1 + mpmath.mpf(1e-300))) == 0  # the trap
+
+
+def test_reference_takes_one_minus_exp_as_expm1():
+    """1 - e^u is -expm1(u) to the reference (the identity checked here): a ball of 1 - e^-s at a
+    stand-in s = 2^-M for the edge 0 is 0 ± 2^-p at every precision (a binary cross-entropy on
+    s = -log p: 32 of its --quick points unresolved), where expm1 keeps s."""
+    from cesym.define import C, Elem, Loss, RowSum
+    from cesym.verify.reference import _identities
+
+    u = sp.Symbol("u", real=True)
+    assert _identities(1 - sp.exp(u)) == -expm1(u) and sp.simplify((-expm1(u)).rewrite(sp.exp) - (1 - sp.exp(u))) == 0
+    assert _identities(sp.log(1 - sp.exp(-u))) == sp.log(-expm1(-u))
+    y, s = Elem("y"), Elem("s")
+    loss = Loss(family="bce_nlp", variant="v", title="BCE on -log p", value=RowSum(-(y * -s + (1 - y) * sp.log(1 - sp.exp(-s)))) / C,
+                prediction=s, label=y)
+    ref = RowReference(loss, 1)
+    tiny = mpmath.ldexp(1, -4000)  # below any float: a stand-in for the edge 0
+    v, g = ref.value_and_grad([0.0], [tiny], [])
+    assert abs(v - 4000 * mpmath.log(2)) < mpmath.mpf(10) ** -10 and abs(g[0] + mpmath.ldexp(1, 4000)) < mpmath.ldexp(1, 3980)
 
 
 def test_reference_pins_huge_logits():

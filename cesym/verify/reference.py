@@ -31,7 +31,7 @@ from sympy.logic.boolalg import Boolean
 
 from ..define.loss import N, Loss
 from ..define.evaluate import _namespace, _Printer, expand_row, indexed
-from sympy.codegen.cfunctions import log1p
+from sympy.codegen.cfunctions import expm1, log1p
 
 from ..define.primitives import Sigmoid, to_elementary
 from ..define.conventions import guard_zero_weights
@@ -693,7 +693,23 @@ def _one_minus_ratio(e: sp.Basic) -> sp.Basic | None:
     return None
 
 
+def _expm1_pair(e: sp.Basic) -> sp.Basic | None:
+    """``a ± (1 - e^u)`` -> ``a ∓ expm1(u)``: a ball of 1 - e^u at a tiny u (a stand-in 2^-M for
+    the edge 0) is 0 ± 2^-p at every precision, where expm1 keeps u's digits."""
+    if not isinstance(e, sp.Add):
+        return None
+    for one, sign in ((sp.S.One, -1), (sp.S.NegativeOne, 1)):
+        if one not in e.args:
+            continue
+        for t in e.args:
+            if isinstance(t, sp.exp) and sign == 1 or (isinstance(-t, sp.exp) and sign == -1 and t.could_extract_minus_sign()):
+                u = (t if sign == 1 else -t).args[0]
+                return e - one - t + sign * expm1(u)
+    return None
+
+
 def _identities(expr: sp.Basic) -> sp.Basic:
+    expr = expr.replace(lambda e: _expm1_pair(e) is not None, _expm1_pair)
     expr = expr.replace(lambda e: _one_minus_ratio(e) is not None, _one_minus_ratio)
     expr = expr.replace(lambda e: isinstance(e, sp.log) and _log_ratio(e) is not None, _log_ratio)
     # log(1 + a) = log1p(a)
