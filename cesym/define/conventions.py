@@ -21,7 +21,7 @@ import sympy as sp
 
 from .primitives import Elem, RowSum, XMul, element_symbols
 
-__all__ = ["guard_zero_weights", "weight_symbols", "distribute", "collect_monomials"]
+__all__ = ["guard_zero_weights", "weight_symbols", "distribute", "collect_monomials", "label_times_log"]
 
 
 def weight_symbols(expr: sp.Basic, weights: Sequence[Elem]) -> list[Elem]:
@@ -73,3 +73,24 @@ def guard_zero_weights(expr: sp.Basic, weights: Sequence[Elem]) -> sp.Basic:
     if element_symbols(expr):
         return _guard(expr, weights)
     return expr.replace(lambda e: isinstance(e, RowSum), lambda e: RowSum(_guard(e.args[0], weights)))
+
+
+def label_times_log(expr: sp.Basic, label: Elem, prediction: Elem) -> bool:
+    """Whether ``expr`` (each RowSum's summand of a row-level one) collected on the monomials of
+    ``label`` has a weighted part holding a log of ``prediction`` (``y·log p``: infinite at
+    p = 0 where the label's 0 makes the term vanish). False where it is not polynomial in the
+    label (the guard could not be written)."""
+    from sympy.codegen.cfunctions import log1p
+
+    parts = [expr] if element_symbols(expr) else [e.args[0] for e in expr.atoms(RowSum)]
+    for part in parts:
+        if not part.has(label):
+            continue
+        try:
+            monomials = collect_monomials(distribute(part), [label])
+        except (ValueError, TypeError):
+            return False
+        for key, coeff in monomials.items():
+            if key != 1 and any(f.has(prediction) for f in sp.sympify(coeff).atoms(sp.log, log1p)):
+                return True
+    return False

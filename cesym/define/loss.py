@@ -19,6 +19,7 @@ from typing import Literal
 import sympy as sp
 
 from .declare import AXIS, Keyword, Public, Variant
+from .conventions import label_times_log
 from .primitives import C, Elem, element_symbols
 
 __all__ = [
@@ -209,7 +210,7 @@ def load_family(path: Path) -> Family:
         errs = pub.validate(set(params), params)
         if errs:
             raise DerivationError(f"{path}: PUBLIC: {errs[0]}")
-    losses = [_non_negative(loss, public) for loss in losses]
+    losses = [_label_weights(_non_negative(loss, public)) for loss in losses]
     return Family(path.stem, path, tuple(losses), tuple(public), (module.__doc__ or "").strip())
 
 
@@ -223,6 +224,28 @@ def _non_negative(loss: Loss, public: list) -> Loss:
     if loss.domain == "real" and domains and domains <= {"positive", "unit", "simplex"}:
         return dataclasses.replace(loss, domain="probability")
     return loss
+
+
+def _label_weights(loss: Loss) -> Loss:
+    """``loss`` with its label declared a weight where it multiplies a log of the prediction on
+    ``domain='probability'`` and no weights are declared (-Σ y·log p written plainly): the
+    convention 0·f = 0 (:mod:`cesym.define.conventions`) then holds, as the limit from inside the
+    domain does (a zero label's term is 0 for every p > 0, so 0 at the edge p = 0, where the
+    kernel gave 0·(-inf) = NaN). A factor ``1 - y`` becomes a weight of its own,
+    ``one_minus_y = 1 - y`` (as binary cross-entropy declares t and u): collected on y alone,
+    ``a·y + (1 - y)·b`` would be ``y·(a - b) + b``, which cancels at y = 1."""
+    y = loss.label
+    if loss.weights or loss.domain != "probability" or y is None or loss.label_index:
+        return loss
+    if not label_times_log(loss.value, y, loss.prediction):
+        return loss
+    weights: dict = {y: y}
+    value = loss.value
+    if value.has(1 - y):
+        u = Elem(f"one_minus_{y.name}")
+        value = value.xreplace({1 - y: u})
+        weights[u] = 1 - y
+    return dataclasses.replace(loss, value=value, weights=weights)
 
 
 def load_derivation(path: Path) -> list[Loss]:

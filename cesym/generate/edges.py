@@ -29,8 +29,11 @@ Real inputs stop at the smallest normal number: a subnormal one keeps a few bits
 product with a constant (``c·x/‖x‖``, printed ``(c·x)/‖x‖``, is 73% off at x = 5e-324), a
 limit of the format and of the order of the operations rather than of the stable form; a
 subnormal probability (5e-324, whose reciprocal overflows) is kept.
-Points whose definition is infinite, not real, or not pinned at 5120 bits (1 - σ(1e5)
-cancels in about 144000 bits) are skipped: ±800 already puts every exponential past float64's
+A row holding an edge of the domain (a probability 0) where the definition itself is not a
+number there (0·log 0 in a loss that does not declare its label weights) is held to the
+definition's limit from inside the domain, as ``cesym verify`` holds it
+(:class:`~cesym.verify.extended.ExtendedReference`). Other points whose definition is infinite,
+not real, or not pinned at 5120 bits (1 - σ(1e5) cancels in about 144000 bits) are skipped: ±800 already puts every exponential past float64's
 range, and is pinned in about 1200 bits.
 
 A point that fails raises :class:`~cesym.define.loss.DerivationError` with one line naming the loss,
@@ -53,6 +56,7 @@ from ..define.loss import N, DerivationError, Loss
 from ..derive.gradients import Derived
 from ..define.primitives import element_symbols
 from .lowerings import math_form
+from ..verify.extended import needs_limit
 from ..verify.reference import real_intervals
 from ..verify.ulps import FORMATS, ulp_error
 
@@ -223,6 +227,9 @@ def check_edges(loss: Loss, derived: Derived, namespace: dict, where: str = "", 
         full = list(params) + ([_BATCH] if uses_n else [])
         inputs = ref._inputs(labels, pred, full)
         exact = _exact(ref._main, inputs, 1 + (n if grad else 0))
+        limit = exact[0] is None and needs_limit(pred, loss.domain)
+        if limit:  # undefined at the edge itself (0·log 0 without declared weights): its limit from inside
+            exact = _edge_limit(ref, loss.domain, labels, pred, full, 1 + (n if grad else 0))
         try:
             res = _call(fn, loss, labels, pred, params, uses_n)
         except Exception as e:  # noqa: BLE001 - the printed code failing is the problem to report
@@ -248,14 +255,39 @@ def check_edges(loss: Loss, derived: Derived, namespace: dict, where: str = "", 
                     continue
             what = "nan" if math.isnan(y) else ("inf" if math.isinf(y) else None)
             culprit = _culprit(loss, derived, min(i, 1), labels, pred, full, uses_n, nonfinite=what is not None)
-            found = f"{what} where the definition gives {mpmath.nstr(f, 10)}" if what else (
+            gives = "'s limit from inside the domain is" if limit else " gives"
+            found = f"{what} where the definition{gives} {mpmath.nstr(f, 10)}" if what else (
                 f"{_fmt(y)}, {err:.3g} ulps from the definition's {mpmath.nstr(f, 10)} "
                 f"(bound 2^29·({base:g} + 4κ) = {RELAX * (base + 4.0 * kappa[i]):.3g} at κ = {kappa[i]:.3g})"
             )
+            hint = ""
+            zero_params = [q.name for q, v in zip(loss.params, params) if float(v) == 0.0]
+            if limit and what and loss.label is not None and loss.label not in loss.weights and any(float(v) == 0.0 for v in labels):
+                hint = (f"; the definition is 0·log 0 at this edge, and a zero label's term vanishes inside the domain: "
+                        f"declare weights={{{loss.label.name}: {loss.label.name}}} on the Loss for the convention 0·f = 0")
+            elif limit and what and zero_params:
+                hint = (f"; {', '.join(zero_params)} = 0 {'multiplies' if len(zero_params) == 1 else 'multiply'} a term infinite at this edge (0·inf, whose "
+                        f"limit inside the domain is 0): the convention 0·f = 0 holds for label weights; declare "
+                        f"param_ranges without 0, or make it part of a label weight (α·y, as the focal losses do)")
             raise DerivationError(
                 f"{prefix}{loss.name}: stable {name} is {found} at {_describe(loss, labels, pred, params)}"
-                f"{culprit} (edges of domain {loss.domain!r})"
+                f"{culprit} (edges of domain {loss.domain!r}){hint}"
             )
+
+
+def _edge_limit(ref, domain: str, labels, pred, params, count: int) -> list:
+    """The definition's limits at a row holding an edge of its domain (a probability 0), as
+    ``cesym verify`` takes them (:class:`~cesym.verify.extended.ExtendedReference`: stand-ins
+    2^-M along several rays); None where there is none or it is not resolved."""
+    from ..verify.extended import ExtendedReference
+    from ..verify.reference import Unresolved
+
+    try:
+        v, g = ExtendedReference(ref, domain).value_and_grad(labels, pred, params)
+    except Unresolved:
+        return [None] * count
+    out = [v, *g][:count]
+    return [None if mpmath.isnan(x) else x for x in out] + [None] * (count - len(out))
 
 
 def _kappas(ref, labels, pred, params, exact) -> list[float]:
