@@ -43,6 +43,9 @@ from .ulps import FORMATS
 
 #: Modules besides this one whose source decides the compiled forms' printed code (their names).
 _FORM_MODULES = (balls.__name__,)
+#: How the forms are derived from the value, in the code cache's key: a change here (the powers
+#: of one |u| merged in the gradient) must not find the forms compiled before it.
+_FORMS = "forms-2"
 
 __all__ = ["RowReference", "Unresolved", "Indeterminate", "PRECISIONS"]
 
@@ -296,8 +299,9 @@ class RowReference:
 
     @functools.cached_property
     def grad_exprs(self) -> list[sp.Basic]:
-        """d value / d pred_c by ``sympy.diff`` of the expanded row."""
-        return [sp.diff(self.value_expr, s) for s in self.pred_syms] if self.n_grad else []
+        """d value / d pred_c by ``sympy.diff`` of the expanded row, powers of one |u| merged
+        (:func:`_merge_abs_powers`)."""
+        return [_merge_abs_powers(sp.diff(self.value_expr, s)) for s in self.pred_syms] if self.n_grad else []
 
     def _cached(self, what: str, build, n_out: int):
         """``build()`` (a :func:`_compile` of forms derived from the value), its printed code kept
@@ -316,7 +320,7 @@ class RowReference:
 
     def _form_key(self, what: str) -> str:
         """What names a form in the code cache, with the symbols and the sources."""
-        return "|".join([what, self.value_srepr, sp.srepr(self.pred_syms), str(self.n_grad), self.kind])
+        return "|".join([what, _FORMS, self.value_srepr, sp.srepr(self.pred_syms), str(self.n_grad), self.kind])
 
     def _partials_syms(self) -> list[sp.Symbol]:
         return self.label_syms + list(self.loss.params)
@@ -706,6 +710,31 @@ def _expm1_pair(e: sp.Basic) -> sp.Basic | None:
                 u = (t if sign == 1 else -t).args[0]
                 return e - one - t + sign * expm1(u)
     return None
+
+
+def _merge_abs_powers(expr: sp.Basic) -> sp.Basic:
+    """Products of powers of one ``|u|`` as one power: SymPy's derivative of ``|u|^q`` is
+    ``q·|u|^q·sign(u)/|u|``, 0/0 at u = 0 to the balls at every precision (a mean power error
+    at y = p), where ``q·|u|^(q - 1)·sign(u)`` is the number (0 for q > 1). An identity for u ≠ 0."""
+
+    def merge(m: sp.Mul) -> sp.Basic:
+        powers: dict = {}
+        rest = []
+        for f in m.args:
+            b, e = f.as_base_exp()
+            if isinstance(b, sp.Abs):
+                powers[b] = powers.get(b, 0) + e
+            else:
+                rest.append(f)
+        return sp.Mul(*rest, *[b**e for b, e in powers.items()])
+
+    def several(e: sp.Basic) -> bool:
+        if not isinstance(e, sp.Mul):
+            return False
+        bases = [f.as_base_exp()[0] for f in e.args]
+        return any(isinstance(b, sp.Abs) and bases.count(b) > 1 for b in bases)
+
+    return expr.replace(several, merge)
 
 
 def _identities(expr: sp.Basic) -> sp.Basic:
