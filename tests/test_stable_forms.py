@@ -152,7 +152,14 @@ FIRES = [
     (R.HYPOT, sp.sqrt((x - y) ** 2 + sp.Symbol("eps", positive=True) ** 2), Hypot1),
     (R.HYPOT, sp.sqrt(2 + x**2), Hypot1(sp.sqrt(2) * x / 2)),
     (R.LOG1P_SQUARE, sp.log(1 + (x - y) ** 2 / sp.Symbol("nu", positive=True)), Log1pSquare),
+    # Barron's general loss: a power of 1 + u² (u² over a non-negative |α - 2|), and its gradient's
+    # e^(a·log1p(u²))/√(1 + u²) as one exponential
+    (R.POW1P_SQUARE, (1 + (x - y) ** 2 / sp.Abs(g - 2)) ** (g / 2), Log1pSquare),
+    (R.HYPOT_INTO_EXP, sp.exp(g * Log1pSquare(x - y) / 2) * HypotShare(x - y) / Hypot1(x - y), sp.exp((g / 2 - sp.Rational(1, 2)) * Log1pSquare(x - y))),
     (R.SOFTPLUS_WEIGHTED, Softplus(x) - y * x, Softplus(-x)),
+    # a term affine in u up to a part free of u's elements (a negative binomial's -y·s beside
+    # softplus(s - log r)), in a sum with its products multiplied out
+    (R.SOFTPLUS_WEIGHTED, -y * x + (y + sp.Symbol("r", positive=True)) * (sp.log(sp.Symbol("r", positive=True)) + Softplus(x - sp.log(sp.Symbol("r", positive=True)))), Softplus(sp.log(sp.Symbol("r", positive=True)) - x)),
     (R.SOFTPLUS_WEIGHTED, 2 * Softplus(x - z) - 3 * y * (x - z), Softplus(z - x)),
     (R.EXPM1, y * (E(x) - 1), expm1(x)),
     (R.EXPM1, 2 - 2 * E(-x), expm1(-x)),
@@ -256,6 +263,8 @@ KEEPS = [
     (R.LOG_SPLIT, sp.log(2 * sp.pi)),
     (R.XLOGY, t * sp.log(p)),  # a label weight times log p: the guard's
     (R.POW1P, (1 - p) ** 2),  # an integer power: exact enough, and real for any p
+    (R.POW1P_SQUARE, (1 + x**2) ** 2),  # an integer power: the polynomial rules'
+    (R.POW1P_SQUARE, (1 + x**2 / (g - 2)) ** (g / 2)),  # g - 2 of either sign: not a square
     (R.POWM1, 1 - p**2),
     (R.POWM1, 1 - (1 + x) ** 9),  # a long polynomial: left as it is
     (R.ONE_MINUS_RATIO, 1 - RowSum(y) / (RowSum(p) + g)),  # nothing cancels

@@ -1224,3 +1224,46 @@ def test_a_cross_entropy_written_without_weights_at_a_zero_probability(tmp_path,
     # α·(-1·log 1) + β·(-(0·log e^-4 + 1·log 1)) = 0; d/dp_0 = -α·0/p_0 - β·log(e^-4) = 4β
     assert v[0] == 0.0 and g[0, 0] == pytest.approx(2.0, rel=1e-15) and np.isfinite(g).all()
     assert cli.main(["verify", "--derivations", str(src), "--quick", "--no-keras"]) == 0
+
+
+BARRON = textwrap.dedent(
+    '''
+    from sympy import Abs, Symbol
+    from cesym.define import C, Elem, Loss, RowSum
+
+    y, p = Elem("y"), Elem("p")
+    alpha, c = Symbol("alpha", real=True), Symbol("c", positive=True)
+    e = y - p
+    rho = (Abs(alpha - 2) / alpha) * (((e / c) ** 2 / Abs(alpha - 2) + 1) ** (alpha / 2) - 1)
+    LOSSES = [Loss(family="barron", variant="real", title="Barron's general robust loss, fixed alpha",
+                   value=RowSum(rho) / C, prediction=p, label=y, params=(alpha, c),
+                   param_ranges={alpha: (0.5, 1.5), c: (0.1, 10.0)})]
+    '''
+)
+
+
+def test_barrons_general_loss_as_written(tmp_path):
+    """(|α - 2|/α)·(((e/c)²/|α - 2| + 1)^(α/2) - 1): generate refused it (pow1p of (e/c)²/|α - 2|,
+    which overflows at e = 1e200 where the value is 8.6e100; SymPy does not know |α - 2| > 0). Now
+    (1 + u²)^a is exp(a·Log1pSquare(u)) (pow1p-square; a non-negative constant's root is taken),
+    expm1 after it, and the gradient's e^(a·L)/√(1 + u²) one exponential (hypot-into-exp): at
+    α = 1 its exponent is 0, where the quotient carried 100 ulps of the exponential's rounding."""
+    src, mod = _generated(tmp_path, "barron", BARRON)
+    assert "pow1p-square" in mod.DERIVED["real"]["value_rules"] and "hypot-into-exp" in mod.DERIVED["real"]["grad_rules"]
+    with mpmath.workdps(80):
+        def exact(yv, pv, a, cv):
+            E, A, Cc = mpmath.mpf(yv) - mpmath.mpf(pv), mpmath.mpf(a), mpmath.mpf(cv)
+            k = abs(A - 2)
+            v = (k / A) * (((E / Cc) ** 2 / k + 1) ** (A / 2) - 1)
+            g = -(E / Cc**2) * ((E / Cc) ** 2 / k + 1) ** (A / 2 - 1)  # d/dp
+            return v, g
+        for yv, pv, a, cv in ((1.0, 1e200, 0.5, 0.1), (0.0, 3e-9, 1.5, 2.0), (0.0, 2.0**96, 1.0, 1.0), (-4.0, 7.5, 1.25, 0.3)):
+            v, g = mod.barron_value_and_grad([[yv]], [[pv]], alpha=a, c=cv)
+            want_v, want_g = exact(yv, pv, a, cv)
+            # the contract's bound, base + 4κ ulps, κ over every input (α's: about α/2·log1p(u²),
+            # 230 at e = 1e200, the exponential's argument carrying its rounding)
+            point = [mpmath.mpf(x) for x in (yv, pv, a, cv)]
+            for i, (got, want) in enumerate(((v[0], want_v), (g[0, 0], want_g))):
+                f = (lambda *q: exact(*q)[i])
+                kappa = sum(abs(point[j] * mpmath.diff(f, point, tuple(int(j == m) for m in range(4))) / want) for j in range(4))
+                assert ulp_error(got, want, np.float64) <= (4 if i == 0 else 8) + 4 * kappa, (yv, pv, a, i, got, want, kappa)

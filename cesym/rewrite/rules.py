@@ -485,6 +485,10 @@ def _square_root_of(w: sp.Basic) -> sp.Basic | None:
             out.append(base ** (e // 2))
         elif f.is_positive and not _has_elems(f):  # a positive number or parameter (1/ν of a Student-t)
             out.append(sp.sqrt(f))
+        elif base.is_nonnegative and e.is_real and not _has_elems(f):
+            # a power of a non-negative constant (Barron's 1/|α - 2|): at 0 the factor and its root
+            # are both 0, or both forms divide by 0
+            out.append(base ** (e / 2))
         else:
             return None
     u = sp.Mul(*out)
@@ -570,6 +574,25 @@ LOG1P_SQUARE = Rule(
     "log(1 + (e/c)²)): u² overflows past |u| = 1.3e154 where the value is about 709, and its "
     "derivative 2u/(1 + u²) is inf/inf there; as 2·HypotShare(u)/Hypot1(u) it is not.",
     lambda expr: _top_down(expr, _log1p_square),
+)
+
+
+def _pow1p_square(e: sp.Basic) -> sp.Basic | None:
+    """``(1 + u²)^a`` (a not an integer) -> ``exp(a·Log1pSquare(u))``."""
+    if not (isinstance(e, sp.Pow) and isinstance(e.base, sp.Add) and len(e.base.args) == 2 and sp.S.One in e.base.args):
+        return None
+    if not _noninteger(e.exp) or e.exp.free_symbols & set(element_symbols(e.exp)):
+        return None
+    u = _square_root_of(e.base - 1)
+    return sp.exp(e.exp * Log1pSquare(u)) if u is not None else None
+
+
+POW1P_SQUARE = Rule(
+    "pow1p-square",
+    "(1 + u²)^a = exp(a·log1p(u²)) with log1p(u²) as Log1pSquare(u) (Barron's general robust "
+    "loss, ((e/c)²/|α - 2| + 1)^(α/2)): u² overflows past |u| = 1.3e154 where the power, about "
+    "|u|^(2a), does not; pow1p(u², a) was inf there. The expm1 rule then takes its - 1.",
+    lambda expr: _top_down(expr, _pow1p_square),
 )
 
 
@@ -1513,6 +1536,7 @@ def value_rules() -> list[Rule]:
         HYPOT,
         SQUARE_SHARE,
         LOG1P_SQUARE,
+        POW1P_SQUARE,
         ONE_MINUS_RATIO,  # before the powers: (1 - TP/D)^γ as ((D - TP)/D)^γ, not pow1p(-TP/D, γ)
         POW1P,
         POWM1,
@@ -2401,6 +2425,32 @@ SCALE_INSIDE = Rule(
 )
 
 
+def _hypot_into_exp(e: sp.Basic) -> sp.Basic | None:
+    """``exp(a·Log1pSquare(u) + b)·…/Hypot1(u)`` -> ``exp((a - 1/2)·Log1pSquare(u) + b)·…``."""
+    if not isinstance(e, sp.Mul):
+        return None
+    hyp = [f for f in e.args if isinstance(f, sp.Pow) and isinstance(f.base, Hypot1) and f.exp == -1]
+    exps = [f for f in e.args if isinstance(f, sp.exp)]
+    for h in hyp:
+        L = Log1pSquare(h.base.args[0])
+        for f in exps:
+            w = sp.expand(f.args[0], deep=False)  # (not inside L: its argument is matched as it is)
+            a = w.coeff(L)
+            if a != 0 and not (w - a * L).has(L):
+                return e / (f * h) * sp.exp(sp.collect(sp.expand(w - L / 2, deep=False), L))  # ((α - 1)/2)·L
+    return None
+
+
+HYPOT_INTO_EXP = Rule(
+    "hypot-into-exp",
+    "e^(a·log1p(u²))/√(1 + u²) = e^((a - 1/2)·log1p(u²)) (the gradient of Barron's loss, "
+    "(1 + u²)^(α/2 - 1)·u): the exponential of a large argument carries its rounding (about "
+    "|a·log1p(u²)|·2^-53 relative: 100 ulps at u = 2^96) into a quotient that is exactly |u|^0 "
+    "at α = 1; merged, the exponent is 0 there.",
+    lambda expr: _top_down(expr, _hypot_into_exp),
+)
+
+
 def gradient_rules(weights: Sequence[Elem], guard: bool, x: Elem | None = None) -> list[Rule]:
     """Rules applied to a derived gradient with respect to ``x``, in order (the edge poles of
     a loss on probabilities with ``guard``)."""
@@ -2409,5 +2459,5 @@ def gradient_rules(weights: Sequence[Elem], guard: bool, x: Elem | None = None) 
         ONE_MINUS_SHARE, NEG_LOG_SHARE, UNSCALE, SHIFT_EXP, SHIFT_EXP_WEIGHTED, SPLIT_ROWSUM, NORM_SQUARE, MIXTURE_RATIO, POWER_RULE, guard_rule(weights, guard),
         *edge, LOG_GUARDED_POWER, CROSS_REST, ONE_FRACTION, SIGMOID_DIFFERENCE, SIGMOID_PAIR, EXPM1_WEIGHT, ONE_MINUS_SCALED_EXP, SCALE_NORM, COMMON_FACTOR,
         COMMON_NUMERATOR, CANCELLING_TERMS, *([split_quotient_rule(x)] if x is not None else []),
-        *([log_ratio_at_zero_rule(x)] if guard and x is not None else []), SCALE_INSIDE,
+        *([log_ratio_at_zero_rule(x)] if guard and x is not None else []), SCALE_INSIDE, HYPOT_INTO_EXP,
     ]
