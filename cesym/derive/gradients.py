@@ -35,7 +35,7 @@ from ..define.primitives import (
     element_symbols,
 )
 from ..rewrite.guard import GUARD_SPLIT, guard_split
-from ..rewrite.rules import LOG_GUARDED_POWER, ONE_MINUS_RATIO, POWER_RULE, Rule, one_minus_ratio_recorded, apply_rules, check_equivalent, gradient_rules, guard_rule, value_rules
+from ..rewrite.rules import LOG_GUARDED_POWER, ONE_MINUS_RATIO, POWER_RULE, Rule, one_minus_ratio_recorded, apply_rules, check_equivalent, gradient_rules, guard_rule, prediction, value_rules
 
 __all__ = ["Derived", "derive", "as_record", "from_record", "log_share_gradient"]
 
@@ -102,7 +102,8 @@ def derive(loss: Loss) -> Derived:
     weights = list(loss.weights)
     ratios: dict = {}  # each quotient one-minus-ratio writes -> the term it stands for (_diff_value)
     rules = [one_minus_ratio_recorded(ratios) if r.name == ONE_MINUS_RATIO.name else r for r in value_rules()]
-    v1, vrules = apply_rules(v0, rules, repeat=True)
+    with prediction(x):
+        v1, vrules = apply_rules(v0, rules, repeat=True)
     v1_guarded, grules_v = apply_rules(v1, [guard_rule(weights, guard, name="guard-weights")] if guard else [])
     if not loss.differentiable:
         return Derived(loss, v0, None, None, v1_guarded, None, tuple(vrules + grules_v), ())
@@ -119,7 +120,8 @@ def derive(loss: Loss) -> Derived:
         raise DerivationError(f"{loss.name}: cannot differentiate: SymPy left an unevaluated derivative")
     # the chain through the log-share gives a stable form: the rules would split its sums again
     rules = gradient_rules(weights, guard, x)
-    g1, grules = (raw, []) if chain else apply_rules(raw, rules)
+    with prediction(x):
+        g1, grules = (raw, []) if chain else apply_rules(raw, rules)
     check_equivalent(g0, g1)
     guarded = None if chain else guard_split(loss, raw, g1, rules, grules)
     if guarded is not None:
