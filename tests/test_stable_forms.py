@@ -152,10 +152,8 @@ FIRES = [
     (R.HYPOT, sp.sqrt((x - y) ** 2 + sp.Symbol("eps", positive=True) ** 2), Hypot1),
     (R.HYPOT, sp.sqrt(2 + x**2), Hypot1(sp.sqrt(2) * x / 2)),
     (R.LOG1P_SQUARE, sp.log(1 + (x - y) ** 2 / sp.Symbol("nu", positive=True)), Log1pSquare),
-    # Barron's general loss: a power of 1 + u² (u² over a non-negative |α - 2|), and its gradient's
-    # e^(a·log1p(u²))/√(1 + u²) as one exponential
+    # Barron's general loss: a power of 1 + u² (u² over a non-negative |α - 2|)
     (R.POW1P_SQUARE, (1 + (x - y) ** 2 / sp.Abs(g - 2)) ** (g / 2), Log1pSquare),
-    (R.HYPOT_INTO_EXP, sp.exp(g * Log1pSquare(x - y) / 2) * HypotShare(x - y) / Hypot1(x - y), sp.exp((g / 2 - sp.Rational(1, 2)) * Log1pSquare(x - y))),
     (R.SOFTPLUS_WEIGHTED, Softplus(x) - y * x, Softplus(-x)),
     # a term affine in u up to a part free of u's elements (a negative binomial's -y·s beside
     # softplus(s - log r)), in a sum with its products multiplied out

@@ -2445,32 +2445,6 @@ SCALE_INSIDE = Rule(
 )
 
 
-def _hypot_into_exp(e: sp.Basic) -> sp.Basic | None:
-    """``exp(a·Log1pSquare(u) + b)·…/Hypot1(u)`` -> ``exp((a - 1/2)·Log1pSquare(u) + b)·…``."""
-    if not isinstance(e, sp.Mul):
-        return None
-    hyp = [f for f in e.args if isinstance(f, sp.Pow) and isinstance(f.base, Hypot1) and f.exp == -1]
-    exps = [f for f in e.args if isinstance(f, sp.exp)]
-    for h in hyp:
-        L = Log1pSquare(h.base.args[0])
-        for f in exps:
-            w = sp.expand(f.args[0], deep=False)  # (not inside L: its argument is matched as it is)
-            a = w.coeff(L)
-            if a != 0 and not (w - a * L).has(L):
-                return e / (f * h) * sp.exp(sp.collect(sp.expand(w - L / 2, deep=False), L))  # ((α - 1)/2)·L
-    return None
-
-
-HYPOT_INTO_EXP = Rule(
-    "hypot-into-exp",
-    "e^(a·log1p(u²))/√(1 + u²) = e^((a - 1/2)·log1p(u²)) (the gradient of Barron's loss, "
-    "(1 + u²)^(α/2 - 1)·u): the exponential of a large argument carries its rounding (about "
-    "|a·log1p(u²)|·2^-53 relative: 100 ulps at u = 2^96) into a quotient that is exactly |u|^0 "
-    "at α = 1; merged, the exponent is 0 there.",
-    lambda expr: _top_down(expr, _hypot_into_exp),
-)
-
-
 def gradient_rules(weights: Sequence[Elem], guard: bool, x: Elem | None = None) -> list[Rule]:
     """Rules applied to a derived gradient with respect to ``x``, in order (the edge poles of
     a loss on probabilities with ``guard``)."""
@@ -2479,5 +2453,5 @@ def gradient_rules(weights: Sequence[Elem], guard: bool, x: Elem | None = None) 
         ONE_MINUS_SHARE, NEG_LOG_SHARE, UNSCALE, SHIFT_EXP, SHIFT_EXP_WEIGHTED, SPLIT_ROWSUM, NORM_SQUARE, MIXTURE_RATIO, POWER_RULE, guard_rule(weights, guard),
         *edge, LOG_GUARDED_POWER, CROSS_REST, ONE_FRACTION, SIGMOID_DIFFERENCE, SIGMOID_PAIR, EXPM1_WEIGHT, ONE_MINUS_SCALED_EXP, SCALE_NORM, COMMON_FACTOR,
         COMMON_NUMERATOR, CANCELLING_TERMS, *([split_quotient_rule(x)] if x is not None else []),
-        *([log_ratio_at_zero_rule(x)] if guard and x is not None else []), SCALE_INSIDE, HYPOT_INTO_EXP,
+        *([log_ratio_at_zero_rule(x)] if guard and x is not None else []), SCALE_INSIDE,
     ]
