@@ -966,10 +966,12 @@ def _affine_in(s: sp.Basic, u: sp.Basic):
     if sp.expand(r * u - s) == 0 and not (element_symbols(r) & element_symbols(u)):
         yield r, sp.S.Zero
         return
+    if s.has(Softplus):
+        return
     known = _PREDICTION.get()
     for x in [known] if known is not None and known in element_symbols(u) else sorted(element_symbols(u), key=str):
         du = sp.diff(u, x)
-        if du == 0 or s.has(Softplus) or du.free_symbols & set(element_symbols(u)):
+        if du == 0 or du.free_symbols & set(element_symbols(u)):
             continue
         r = sp.cancel(sp.diff(s, x) / du)
         k = sp.expand(s - r * u)

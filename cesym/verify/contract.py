@@ -501,20 +501,16 @@ def _describer(lab, pred, params, computed, true, k):
 def _check_point(ref, res: Result, stratum, row, col, lab, pred, params, val, grow, dtype, vbase, gbase, indeterminate=False) -> None:
     try:
         true_v, true_g = ref.value_and_grad(lab, pred, params, dtype=dtype)
-    except Indeterminate:
-        if indeterminate and np.isnan(val) and (grow is None or np.all(np.isnan(grow))):
+    except Unresolved as err:
+        # no value on either side (Indeterminate, and NaN from the kernel): counted apart, if asked
+        undefined = indeterminate and isinstance(err, Indeterminate) and np.isnan(val) and (grow is None or np.all(np.isnan(grow)))
+        if undefined:
             res.undefined += 1
-            if len(res.undefined_at) < UNRESOLVED_SHOWN:
-                res.undefined_at.append(_fmt_inputs(lab, pred, params))
-            return
-        res.unresolved += 1
-        if len(res.unresolved_at) < UNRESOLVED_SHOWN:
-            res.unresolved_at.append(_fmt_inputs(lab, pred, params))
-        return
-    except Unresolved:
-        res.unresolved += 1
-        if len(res.unresolved_at) < UNRESOLVED_SHOWN:
-            res.unresolved_at.append(_fmt_inputs(lab, pred, params))
+        else:
+            res.unresolved += 1
+        shown = res.undefined_at if undefined else res.unresolved_at
+        if len(shown) < UNRESOLVED_SHOWN:
+            shown.append(_fmt_inputs(lab, pred, params))
         return
 
     def kappa_value():  # the value's κ needs first derivatives only: no Hessian unless a gradient needs it

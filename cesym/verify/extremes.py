@@ -36,6 +36,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import sympy as sp
 
 from .contract import check_batch, definition
 from .processes import imap, shared, shared_get
@@ -71,11 +72,9 @@ def label_values(case: KernelCase, dtype) -> list[float] | None:
     label = getattr(definition(case), "label", None)
     if vals is None or label is None:
         return vals
-    allowed = {
-        "nonzero": lambda v: v != 0, "positive": lambda v: v > 0,
-        "nonnegative": lambda v: v >= 0, "negative": lambda v: v < 0, "nonpositive": lambda v: v <= 0,
-    }
-    return [v for v in vals if all(ok(v) for name, ok in allowed.items() if label.assumptions0.get(name))]
+    # SymPy's own answer for each value, taken exactly: every assumption the symbol holds must hold
+    declared = [k for k, on in label.assumptions0.items() if on]
+    return [v for v in vals if all(getattr(sp.Rational(v), f"is_{k}") for k in declared)]
 
 
 def settings(case: KernelCase) -> list[dict]:
