@@ -14,6 +14,7 @@ unchanged, so ``cesym generate`` on an unchanged tree touches nothing.
 
 from __future__ import annotations
 
+import ast
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -24,6 +25,7 @@ from sympy.printing.numpy import NumPyPrinter
 
 from ..define.loss import N, DerivationError, Loss, default_public, load_families, DERIVATIONS_DIR
 from ..derive.gradients import Derived, as_record, derive
+from ..derive.label_domain import label_domain
 
 from .bounds import bound_body
 from .exact import eft_parts, exact_parts, magnitude, needs_magnitude, rescue_parts
@@ -879,7 +881,8 @@ def _render_weights(loss: Loss, printer: KernelPrinter) -> str:
 
 def _cores(derived: Sequence[Derived]) -> dict:
     """What the public API needs to know of each kernel: its arguments, whether it has label
-    weights, whether it is differentiable, one value per row or per element, and its formula."""
+    weights, whether it is differentiable, one value per row or per element, its formula, and the
+    labels' domain where the definition restricts it (:mod:`cesym.derive.label_domain`)."""
     return {
         d.loss.variant: {
             "args": _arguments(d.loss),
@@ -889,6 +892,7 @@ def _cores(derived: Sequence[Derived]) -> dict:
             "title": d.loss.title,
             "formula": sp.sstr(d.loss.value),
             **({"nan_masked": True} if any(_masks_nan(e) for e in (d.value, d.grad) if e is not None) else {}),
+            **({"label_domain": dom} if (dom := label_domain(d.loss)) else {}),
         }
         for d in derived
     }
@@ -913,6 +917,26 @@ _EXAMPLE_PREDS = {"real": "[[0.3, -1.2, 2.0]]", "unit": "[[0.2, 0.7, 0.9]]", "si
                   "positive": "[[0.5, 1.5, 3.0]]", "log1p": "[[-0.5, 0.5, 3.0]]"}
 
 
+def _example_labels(kind: str, domain: dict | None) -> str:
+    """The example's labels of ``kind``, those outside the definition's label domain moved into
+    its first interval (reflected at a one-sided end, the middle of a bounded one)."""
+    text = _EXAMPLE_LABELS[kind]
+    if not domain or kind == "index":
+        return text
+    ivs = domain["intervals"]
+    lo, hi = ivs[0]
+
+    def inside(v):
+        return any((a is None or v >= a) and (b is None or v <= b) for a, b in ivs)
+
+    def move(v):
+        if inside(v):
+            return v
+        return (lo + hi) / 2 if lo is not None and hi is not None else lo + abs(v - lo) if lo is not None else hi - abs(v - hi)
+
+    return repr([[move(v) for v in row] for row in ast.literal_eval(text)])
+
+
 def _examples(public: Sequence, namespace: dict, where: str) -> dict[str, str]:
     """``{public name: "call  # result"}``: each function run on a small input of its declared
     kinds, the result to 6 digits (the same on every machine but where a digit is a tie)."""
@@ -921,7 +945,8 @@ def _examples(public: Sequence, namespace: dict, where: str) -> dict[str, str]:
     out = {}
     for pub in public:
         v = pub.variants[0]
-        args = [] if pub.labels == "none" else [_EXAMPLE_LABELS[pub.labels]]
+        domain = namespace["CORES"][v.loss].get("label_domain") if "CORES" in namespace else None
+        args = [] if pub.labels == "none" else [_example_labels(pub.labels, domain)]
         pred = _EXAMPLE_PREDS[v.domain] if pub.reduction != "batch" else "[[0.5, -1.0], [2.0, 0.25]]"
         args.append(pred)
         kws = dict(v.when)

@@ -275,6 +275,8 @@ class _Call:
         p, name = self.p, self.lab_name
         if kind != "index":
             y = V.dense_labels(raw, p.shape, name, self.pred_name)
+            if "label_domain" in self.core:
+                V.labels_in_domain(y, self.core["label_domain"], name)
             return (y[..., None] if self.pub["reduction"] == "element" else y), None
         raw = V.array(raw, name)
         if self.pub["exact_label_shape"] and raw.shape != p.shape[:-1]:

@@ -17,6 +17,7 @@ __all__ = [
     "sparse_labels",
     "smoothing",
     "scalar",
+    "labels_in_domain",
 ]
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -146,3 +147,45 @@ def scalar(value, name: str) -> float:
     if not np.isfinite(v):
         raise ValueError(f"{name}: expected a finite number, got {value!r}")
     return v
+
+
+def _words(intervals, name: str) -> str:
+    """A union of closed intervals (None an unbounded end) as words: ``y >= 0``, ``y in [0, 1]``."""
+
+    def one(lo, hi):
+        if lo is None:
+            return f"{name} <= {hi!r}"
+        if hi is None:
+            return f"{name} >= {lo!r}"
+        return f"{name} = {lo!r}" if lo == hi else f"{name} in [{lo!r}, {hi!r}]"
+
+    return " or ".join(one(lo, hi) for lo, hi in intervals)
+
+
+def labels_in_domain(y: np.ndarray, domain: dict, name: str = "y_true") -> None:
+    """Refuse labels outside ``domain`` (``{"intervals": [[lo, hi], ...], "because": part}``,
+    :mod:`cesym.derive.label_domain`: the closed set where the definition is real; None an
+    unbounded end). NaN passes: NaN propagates. Compared in float64 (a float32 label at the
+    rounded end of a set is judged by its own value)."""
+    ivs = domain["intervals"]
+    if y.size == 0:
+        return
+    if len(ivs) == 1:  # one pass per end, no mask, unless a label is outside (NaN is skipped)
+        lo, hi = ivs[0]
+        if (lo is None or not float(np.fmin.reduce(y, axis=None)) < lo) and (
+            hi is None or not float(np.fmax.reduce(y, axis=None)) > hi
+        ):
+            return
+    bad = None
+    for lo, hi in ivs:
+        if lo is None and hi is None:
+            return
+        below = y < np.float64(lo) if lo is not None else None
+        above = y > np.float64(hi) if hi is not None else None
+        outside = above if below is None else below if above is None else below | above
+        bad = outside if bad is None else bad & outside
+    if bad is not None and np.any(bad):
+        raise ValueError(
+            f"{name}: label {y[bad].flat[0]!s} is outside the loss's domain: expected "
+            f"{_words(domain['intervals'], name)} (where {domain['because']} is real)"
+        )

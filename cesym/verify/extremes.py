@@ -60,7 +60,9 @@ def values(inputs: str, dtype) -> list[float]:
 def label_values(case: KernelCase, dtype) -> list[float] | None:
     """The grid's label values per element (None: no labels; class indices are all classes),
     those the definition's label symbol excludes by its assumptions left out (MAPE's divisor is
-    ``Elem("y", nonzero=True)``: a label of 0 is outside its mathematics, not a limit)."""
+    ``Elem("y", nonzero=True)``: a label of 0 is outside its mathematics, not a limit), and those
+    outside the label domain where the definition is real (``case.label_domain``: a label
+    below 0 in KL's y·log(y/p))."""
     fi = np.finfo(dtype)
     vals = {
         "binary": [0.0, 1.0, 0.5, 0.3],
@@ -69,6 +71,9 @@ def label_values(case: KernelCase, dtype) -> list[float] | None:
         "count": [0.0, 1.0, float(fi.max) / 2, 0.5],
         "sign": [1.0, -1.0],
     }.get(case.label_kind)
+    if vals is not None and case.label_domain:  # inside the set where the loss is real
+        ivs = case.label_domain["intervals"]
+        vals = [v for v in vals if any((lo is None or v >= lo) and (hi is None or v <= hi) for lo, hi in ivs)]
     label = getattr(definition(case), "label", None)
     if vals is None or label is None:
         return vals

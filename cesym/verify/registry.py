@@ -37,6 +37,8 @@ class KernelCase:
     keras: dict | None = None  # the declared Keras counterpart (cesym.define.declare.Keras as data), or None
     module: ModuleType | None = field(default=None, compare=False, repr=False)  # the kernels' namespace
     definition: object = field(default=None, compare=False, repr=False)  # its Loss, when not from derivations/
+    #: where the definition is real in the label (cesym.derive.label_domain), or None: any label
+    label_domain: dict | None = field(default=None, compare=False, repr=False)
 
     @property
     def id(self) -> str:
@@ -122,6 +124,7 @@ def cases(modules: Iterable[ModuleType], own: bool = False, definitions: dict | 
                     keyword_only=pub["keyword_only"], has_axis=any(k["kind"] == "axis" for k in pub["keywords"]),
                     args=tuple(pub["args"]), keras=pub["keras"], module=module if own else None,
                     definition=(definitions or {}).get(f"{family}.{v['loss']}"),
+                    label_domain=module.CORES[v["loss"]].get("label_domain"),
                 )
                 out.append(c)
     return out

@@ -113,7 +113,42 @@ PENALTY_LAMS = (0.1, 1e-3, 1e6)
 PENALTY_MAX_BATCH = 4  # rows per penalty batch: 1 to this
 
 
+def _into_domain(rng, case: KernelCase, y):
+    """Dense labels outside the definition's label domain (``case.label_domain``, where the loss
+    is real: KL's y >= 0) moved into it, its first interval: reflected at a one-sided end (a
+    draw below -1 becomes one above it), uniform inside a bounded one. Rows already inside are
+    returned as they are (no draw is consumed: the shipped samples do not move). A finite end
+    itself (MSLE's y = -1, where log(1 + y) = -inf) is not drawn: the reference takes limits in
+    the predictions and in infinite labels, not at a label's finite edge."""
+    dom = case.label_domain
+    if not dom:
+        return y
+    y = np.array(y, dtype=np.float64)
+    inside = np.isnan(y)
+    for lo, hi in dom["intervals"]:
+        inside |= (y >= (-np.inf if lo is None else lo)) & (y <= (np.inf if hi is None else hi))
+    if inside.all():
+        return y
+    lo, hi = dom["intervals"][0]
+    v = y[~inside]
+    if lo is not None and hi is not None:
+        new = lo + (hi - lo) * rng.random(v.size)
+    elif lo is not None:
+        new = lo + np.abs(v - lo)  # -inf becomes +inf: a limit on the ray
+    else:
+        new = hi - np.abs(v - hi)
+    y[~inside] = new
+    return y
+
+
 def _labels_row(rng, case: KernelCase, soft: bool, n: int, pred_row: np.ndarray):
+    """One row's labels (a class index, or a dense row inside the definition's label domain)."""
+    if case.labels == "sparse":
+        return _label_row(rng, case, soft, n, pred_row)
+    return _into_domain(rng, case, _label_row(rng, case, soft, n, pred_row))
+
+
+def _label_row(rng, case: KernelCase, soft: bool, n: int, pred_row: np.ndarray):
     if case.labels == "sparse":
         # half the rows label the largest prediction (the dominant-class case), half a random one
         return int(np.argmax(pred_row)) if rng.random() < 0.5 else int(rng.integers(n))
@@ -332,6 +367,7 @@ def sample_extended(case: KernelCase, dtype, n: int, rows: int, seed: int, soft:
                 signs = np.ones(idx.size) if case.label_kind == "count" else _choice(rng, _SIGNS, idx.size)
                 lab = np.array(lab, dtype=np.float64)
                 lab[idx] = signs * np.inf
+                lab = _into_domain(rng, case, lab)
         labels.append(lab)
     pred, lab = _stack(case, preds, labels, dtype)
     params: dict = {}

@@ -56,7 +56,8 @@ CORES = {'probs': {'args': ['y', 'p'],
            'differentiable': True,
            'row_level': True,
            'title': 'Kullback-Leibler divergence of the prediction from the target',
-           'formula': 'RowSum(y*log(y/p))'}}
+           'formula': 'RowSum(y*log(y/p))',
+           'label_domain': {'intervals': [[0.0, None]], 'because': 'y*log(y/p)'}}}
 
 #: One call of each public function and its result (6 digits), for its docstring.
 EXAMPLES = {'kl_divergence': 'kl_divergence([[0.0, 1.0, 0.0]], [[0.2, 0.7, 0.9]])  # [0.356675]'}

@@ -61,7 +61,8 @@ CORES = {'msle': {'args': ['y', 'p'],
           'differentiable': True,
           'row_level': True,
           'title': 'mean squared logarithmic error',
-          'formula': 'RowSum((log(p + 1) - log(y + 1))**2)/C'}}
+          'formula': 'RowSum((log(p + 1) - log(y + 1))**2)/C',
+          'label_domain': {'intervals': [[-1.0, None]], 'because': '(log(p + 1) - log(y + 1))**2'}}}
 
 #: One call of each public function and its result (6 digits), for its docstring.
 EXAMPLES = {'mean_squared_logarithmic_error': 'mean_squared_logarithmic_error([[0.0, 1.0, 3.0]], [[-0.5, 0.5, '

@@ -1,0 +1,116 @@
+r"""Derive: the labels' domain, the label values at which a loss's definition is a real number.
+
+A label inside a logarithm, a root or a non-integer power restricts what a label may be:
+Kullback–Leibler's :math:`y\log(y/p)` is real for :math:`y \ge 0` only, the squared logarithmic
+error's :math:`\log(1 + y)` for :math:`y \ge -1`. Elsewhere the kernels would return NaN (or a
+finite gradient beside a NaN value) for an input that has no loss at all, so the public
+functions refuse such a label with an error that names it (:mod:`cesym.kernels._api`), and
+``cesym verify`` draws its labels inside the domain (:mod:`cesym.verify.sampling`).
+
+How: every part of the definition that holds the label and no row reduction (the summand of a
+``RowSum``, or the whole of an elementwise loss), with the primitives written as elementary
+functions, the label weights as their definitions, the prediction inside its domain and each
+parameter inside its declared range, goes to SymPy's ``continuous_domain`` (the set of the label
+where the part is real and continuous). The labels' domain is the closure of the intersection:
+its edges are limits the kernels compute (:math:`0\cdot\log 0 = 0` under a label weight,
+:math:`\log(1 + y) = -\infty` at :math:`y = -1`). A part whose domain depends on the prediction
+or on a parameter (:math:`\log(y - p)`) is not a set of labels alone: no domain is derived, and
+the labels are not checked (the reference, which evaluates the definition, still says where a
+kernel's number is not the loss). A label inside a row reduction inside a logarithm
+(:math:`\log\sum_c y_c`) is not restricted element by element.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import sympy as sp
+from sympy.calculus.util import continuous_domain
+
+from ..define.loss import Loss
+from ..define.primitives import _is_reduction, to_elementary
+
+__all__ = ["label_domain"]
+
+
+def _parts(expr: sp.Basic, label: sp.Symbol) -> list[sp.Basic]:
+    """The largest subexpressions of ``expr`` that hold ``label`` and no row reduction."""
+    if not expr.has(label):
+        return []
+    if not any(_is_reduction(e) for e in sp.preorder_traversal(expr)):
+        return [expr]
+    return [p for a in expr.args for p in _parts(a, label)]
+
+
+def _stand_ins(loss: Loss) -> dict:
+    """The prediction and the parameters as symbols whose assumptions state their ranges: a
+    probability as 1/(1 + q), q > 0 (so that 1 - p is positive too), a log1p input as q - 1."""
+    q = sp.Dummy("q", positive=True)
+    subs: dict = {}
+    if loss.domain == "probability":
+        subs[loss.prediction] = 1 / (1 + q)
+    elif loss.domain == "log1p":
+        subs[loss.prediction] = q - 1
+    for a in loss.params:
+        lo, hi = loss.param_range(a)
+        subs[a] = sp.Dummy(a.name, positive=True) if lo > 0 else sp.Dummy(a.name, nonnegative=True) if lo >= 0 else sp.Dummy(a.name, real=True)
+    return subs
+
+
+def _float_at_or_above(v: sp.Expr) -> float | None:
+    """The least float64 >= ``v`` (None for -oo): every accepted float lies in the closed set."""
+    if v == -sp.oo:
+        return None
+    f = float(v)
+    if v.is_Rational and Fraction(f) < Fraction(int(v.p), int(v.q)) or not v.is_Rational and sp.Float(f, 60) < sp.N(v, 60):
+        f = math.nextafter(f, math.inf)
+    return f
+
+
+def _float_at_or_below(v: sp.Expr) -> float | None:
+    """The greatest float64 <= ``v`` (None for +oo)."""
+    if v == sp.oo:
+        return None
+    f = float(v)
+    if v.is_Rational and Fraction(f) > Fraction(int(v.p), int(v.q)) or not v.is_Rational and sp.Float(f, 60) > sp.N(v, 60):
+        f = math.nextafter(f, -math.inf)
+    return f
+
+
+def label_domain(loss: Loss) -> dict | None:
+    """The closed set of label values where ``loss``'s definition is real, as plain data:
+    ``{"intervals": [[lo, hi], ...], "because": part}`` (``None`` for an unbounded end; the
+    float64 ends inside the set), or ``None`` where the labels are not restricted (every real
+    label, no label, class-index labels, or a domain that depends on the other inputs)."""
+    y = loss.label
+    if y is None or loss.label_index:
+        return None
+    expr = loss.value.xreplace({w: d for w, d in loss.weights.items() if w != y})
+    expr, stand_ins = to_elementary(expr, keep=()), _stand_ins(loss)
+    domain, because = sp.S.Reals, []
+    for part in _parts(expr, y):
+        try:
+            d = continuous_domain(part.xreplace(stand_ins), y, sp.S.Reals)
+        except (NotImplementedError, TypeError, ValueError):
+            return None  # not a set of this label alone (log(y - p)): nothing is claimed
+        if not isinstance(d, sp.Set) or d.free_symbols - {y} or isinstance(d, sp.ConditionSet):
+            return None
+        if d != sp.S.Reals:
+            domain = domain & d
+            because.append(part)
+    closed = domain.closure
+    if closed == sp.S.Reals:  # a hole (MAPE's y = 0) is a limit, not a restriction
+        return None
+    pieces = closed.args if isinstance(closed, sp.Union) else (closed,)
+    intervals = []
+    for piece in pieces:
+        if isinstance(piece, sp.FiniteSet):  # an isolated point: the label may be only that
+            for v in piece:
+                intervals.append([_float_at_or_above(v), _float_at_or_below(v)])
+            continue
+        if not isinstance(piece, sp.Interval):
+            return None
+        intervals.append([_float_at_or_above(piece.start), _float_at_or_below(piece.end)])
+    return {"intervals": intervals, "because": "; ".join(sp.sstr(p) for p in because)}
+
