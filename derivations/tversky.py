@@ -10,8 +10,13 @@ loss). ``keras.losses.tversky`` (Keras 3.15.1) swaps them: it multiplies
 (fixed upstream after 3.15); the kernels follow the definition, the model of Keras follows
 Keras, and where α ≠ β the two differ by far more than rounding. Keras also adds
 :math:`10^{-7}` to the denominator and by default reduces the whole batch
-(``axis=None``); cesym reduces over ``axis`` (Keras is compared with ``axis=-1``). A row where
-the denominator is 0 (no label and no prediction) is 0/0; the loss there is its limit, 1.
+(``axis=None``); cesym reduces over ``axis`` (Keras is compared with ``axis=-1``).
+
+A row without a label (every :math:`y_c = 0`) has TP = FN = 0, so the loss is 1 wherever its
+denominator :math:`\alpha FP` is positive; at 0/0 (α = 0, or no prediction either) 1 is its
+limit, and the loss is 1 on such a row, as a number. A row with a label whose denominator is 0
+(β = 0 and every labelled prediction 0) has no limit: along a path where TP grows first the
+loss tends to 0 (α = 0) or to 1 − 1/(1 + αr) for a ratio r of FP to TP, so it is NaN there.
 """
 
 from sympy import Eq, Float, Piecewise, Symbol
@@ -31,8 +36,9 @@ LOSSES = [
         family="tversky",
         variant="index",
         title="Tversky loss",
-        # an empty row (TP = FP = FN = 0) is 0/0; its limit along every path is 1
-        value=Piecewise((1, Eq(TP + alpha * FP + beta * FN, 0)), (1 - TP / (TP + alpha * FP + beta * FN), True)),
+        # a row without a label is 1 (TP = 0 = FN, the limit where αFP is 0); a labelled row
+        # with a zero denominator (β = 0, every labelled p = 0) is 0/0 with no limit: NaN
+        value=Piecewise((1, Eq(RowSum(y**2), 0)), (1 - TP / (TP + alpha * FP + beta * FN), True)),
         prediction=p,
         label=y,
         params=(alpha, beta),
@@ -58,7 +64,8 @@ PUBLIC = [
         doc=r"""
 One value per sample: :math:`1 - TP/(TP + \alpha FP + \beta FN)` over ``axis``, α on the false
 positives :math:`\sum(1 - y)p`, β on the false negatives :math:`\sum y(1 - p)` (Keras 3.15.1
-swaps them), no added constant. y_pred must lie in [0, 1].
+swaps them), no added constant. y_pred must lie in [0, 1]. A row without a label is 1 (gradient
+0); a labelled row whose denominator is 0 (β = 0, every labelled prediction 0) has no limit: NaN.
 """,
     ),
 ]

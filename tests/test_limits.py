@@ -428,3 +428,28 @@ def test_a_small_limit_beside_a_decaying_part_is_not_taken_for_zero(gamma):
               params={"label_smoothing": 0.0, "gamma": gamma, "alpha": 0.25}, strata=["edge"] * 2)
     res = check_batch(c, b)
     assert not res.failures and not res.unresolved, [str(f) for f in res.failures]
+
+
+def test_a_path_dependent_zero_over_zero_is_nan_from_the_value_alone():
+    """Tversky at β = 0, labels [0, 1], predictions [0, 0]: TP/(TP + α·FP) = p_1/(p_1 + α·p_0)
+    depends on the direction (1/(1 + α) on the diagonal, 1 or 0 where one runs ahead), so the
+    row has no limit; its gradient cancels across stand-ins 2^(2^64) apart and never resolves,
+    and the value's rays alone show there is nothing to resolve: every output NaN, as the kernel
+    gives. A row without a label is 1 with a zero gradient (its limit, whatever α)."""
+    import mpmath
+
+    from cesym.verify.contract import definition, extended_for
+    from cesym.verify.registry import case
+
+    ext = extended_for(definition(case("tversky")), 2, unit=True)
+    v, g = ext.value_and_grad([0.0, 1.0], [0.0, 0.0], [0.5, 0.0])
+    assert mpmath.isnan(v) and all(mpmath.isnan(x) for x in g)
+    assert ext._value_has_no_limit([0.0, 1.0], [0.0, 0.0], [0.5, 0.0], np.float64)
+    # a value that has a limit (equal labels: α/(1 + α) in every direction) is not called path-dependent
+    assert not ext._value_has_no_limit([0.5, 0.5], [0.0, 0.0], [0.5, 0.0], np.float64)
+    y, p = np.array([[0.0, 1.0]]), np.array([[0.0, 0.0]])
+    v, g = K.tversky_value_and_grad(y, p, alpha=0.5, beta=0.0)
+    assert np.isnan(v).all() and np.isnan(g).all()
+    for a, pred in ((0.0, [0.3, 0.0]), (0.5, [0.0, 0.0]), (0.0, [0.0, 0.0])):
+        v, g = K.tversky_value_and_grad(np.zeros((1, 2)), np.array([pred]), alpha=a, beta=0.5)
+        assert v[0] == 1.0 and np.all(g == 0.0)

@@ -361,14 +361,29 @@ _LABEL_WORDS = {
 }
 
 
-def _public(text: str) -> list[dict]:
-    """The ``PUBLIC`` list of a generated module's text (plain data: read, not imported)."""
+def _data(text: str, name: str, default):
+    """The plain-data assignment ``name`` of a generated module's text (read, not imported)."""
     import ast
 
     for node in ast.parse(text).body:
-        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "PUBLIC" for t in node.targets):
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == name for t in node.targets):
             return ast.literal_eval(node.value)
-    return []
+    return default
+
+
+def _public(text: str) -> list[dict]:
+    """The ``PUBLIC`` list of a generated module's text."""
+    return _data(text, "PUBLIC", [])
+
+
+def _label_words(kind: str, domain: dict | None, arg: str) -> str:
+    """What the public functions accept as labels: the kind's words, or the set where the
+    definition is real (:mod:`cesym.derive.label_domain`), which they check."""
+    if not domain:
+        return _LABEL_WORDS.get(kind, kind)
+    from ..kernels._validate import _words
+
+    return f"{_words(domain['intervals'], 'y')}, where `{domain['because']}` is real (others are refused, naming `{arg}`)"
 
 
 def _validity(d: Derived, generated: str, configs: Sequence[dict]) -> list[str]:
@@ -377,6 +392,7 @@ def _validity(d: Derived, generated: str, configs: Sequence[dict]) -> list[str]:
     what this run measured at the extended reals. ``generated``: its generated module's text."""
     variant = d.loss.variant
     public = _public(generated)
+    label_domain = _data(generated, "CORES", {}).get(variant, {}).get("label_domain")
     out = []
     for pub in public:
         for v in pub["variants"]:
@@ -387,7 +403,7 @@ def _validity(d: Derived, generated: str, configs: Sequence[dict]) -> list[str]:
             pred = args[-1]
             text = f"`{pub['name']}({', '.join(args)}{', ' + when if when else ''})`: `{pred}` {_DOMAIN_WORDS.get(v['domain'], v['domain'])}"
             if pub["labels"] != "none":
-                text += f"; `{args[0]}` {_LABEL_WORDS.get(pub['labels'], pub['labels'])}"
+                text += f"; `{args[0]}` {_label_words(pub['labels'], label_domain, args[0])}"
             ranged = [f"`{k['name']}` in [{k['range'][0]:g}, {k['range'][1]:g}]" for k in pub["keywords"] if k.get("range")]
             if ranged:
                 text += "; " + ", ".join(ranged)

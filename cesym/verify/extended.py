@@ -144,15 +144,12 @@ class ExtendedReference:
         off = off or (self.domain != "real" and any(math.isinf(y) for y in lab) and any(math.isinf(float(x)) for x in pred))
         if any(math.isnan(float(x)) for x in pred) or off:
             return mpmath.nan, [mpmath.nan] * (n_out - 1)
-        retry = False
-        try:  # the edge 1 is a number whose terms resolve (log 1 = 0, 0·log 0 = 0) ...
-            quick = _EDGE_PREC if self.unit and any(float(x) == 1.0 for x in pred) else None
-            rays = [[self._eval(p, params, dtype, quick) for p in per_k] for per_k in self._points(labels, pred)]
-        except Unresolved:  # ... unless a term is infinite there: then as a limit too
-            if not self.unit:
-                raise
-            retry = True
-            rays = [[self._eval(p, params, dtype) for p in per_k] for per_k in self._points(labels, pred, True)]
+        try:
+            rays, retry = self._rays(labels, pred, params, dtype)
+        except Unresolved:
+            if self._value_has_no_limit(labels, pred, params, dtype):
+                return mpmath.nan, [mpmath.nan] * (n_out - 1)
+            raise
         limits = []
         points = self._points(labels, pred, retry)
         far: dict[tuple[int, int], list] = {}  # a ray's values at FAR_KS[i], evaluated once
@@ -191,6 +188,34 @@ class ExtendedReference:
             else:
                 limits.append(first)
         return limits[0], limits[1:]
+
+    def _rays(self, labels, pred, params, dtype) -> tuple[list, bool]:
+        """Every output at every stand-in, per ray; and whether the edge 1 was taken as a limit."""
+        try:  # the edge 1 is a number whose terms resolve (log 1 = 0, 0·log 0 = 0) ...
+            quick = _EDGE_PREC if self.unit and any(float(x) == 1.0 for x in pred) else None
+            return [[self._eval(p, params, dtype, quick) for p in per_k] for per_k in self._points(labels, pred)], False
+        except Unresolved:  # ... unless a term is infinite there: then as a limit too
+            if not self.unit:
+                raise
+            return [[self._eval(p, params, dtype) for p in per_k] for per_k in self._points(labels, pred, True)], True
+
+    def _value_has_no_limit(self, labels, pred, params, dtype) -> bool:
+        """Where an output did not resolve at a stand-in (a gradient that cancels across inputs
+        2^(2^64) apart, on a ray where one runs ahead: the Tversky loss at β = 0 and p = 0 needs
+        more than 40,960 bits), whether the value alone shows the row has no limit: two rays whose
+        values reach different limits (a path-dependent 0/0). A value without a limit has no
+        gradient either: every output is NaN. False where that is not shown (the caller then
+        reports the point unresolved)."""
+        found = []
+        try:
+            for per_k in self._points(labels, pred, self.unit):
+                vals = [self.ref.value_inputs(self.ref._inputs(*p, params), dtype) for p in per_k]
+                lim = _ray_limit(vals, dtype)
+                if lim is not None:
+                    found.append(lim)
+        except Unresolved:
+            return False
+        return any(not _same(a, found[0], dtype) for a in found[1:])
 
     def kappa(self, labels, pred, params=(), value=None, grad=None):
         """κ of the value and of each gradient element at the first ray's farthest stand-in."""

@@ -291,6 +291,16 @@ class RowReference:
         return self._cached("value and gradient", lambda: _compile(self.args, [self.value_expr, *self.grad_exprs], self.kind), 1 + self.n_grad)
 
     @functools.cached_property
+    def _value_only(self):
+        """The value alone, one interval function: asked where the gradient did not resolve
+        (a row whose value has no limit has no gradient to resolve, :mod:`.extended`)."""
+        return self._cached("value", lambda: _compile(self.args, [self.value_expr], self.kind), 1)
+
+    def value_inputs(self, inputs: list, dtype=np.float64) -> mpmath.mpf:
+        """The value alone at the flat inputs of :meth:`_inputs` (pinned for ``dtype``; not memoised)."""
+        return self._rising(self._value_only, inputs, dtype)[0]
+
+    @functools.cached_property
     def _disk(self) -> dict:
         """What the balls decided in earlier runs (:mod:`cesym.verify.truthcache`: the ``cesym``
         command's), asked after the first tier (whose numbers a run takes where it has them) and
