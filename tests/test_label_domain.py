@@ -111,3 +111,34 @@ def test_verify_samples_labels_inside_the_domain():
     plain = sampling.sample(base, np.float64, 4, 30, seed=5)
     inside = sampling.sample(dataclasses.replace(base, label_domain={"intervals": [[None, None]], "because": ""}), np.float64, 4, 30, seed=5)
     np.testing.assert_array_equal(plain.labels, inside.labels)
+
+
+def test_a_label_on_the_end_of_its_domain_is_taken_as_given_or_as_the_limit():
+    """MSLE at y = -1: log(1 + y) = -inf, so the interval never resolves the point as given; the
+    reference takes the limit from inside (y = -1 + 2^-k), +inf for the value and the gradient,
+    as the kernel gives. KL at y = 0 resolves as given (0·log 0 = 0 under the weight). The
+    extremes grid holds MSLE's -1."""
+    import mpmath
+
+    from cesym.verify import extremes
+    from cesym.verify.contract import _pick, definition, reference_for
+    from cesym.verify.extended import AsGivenOrLimit
+    from cesym.verify.registry import case
+
+    c = case("mean_squared_logarithmic_error")
+    loss = definition(c)
+    ref = reference_for(loss, 2)
+    picked = _pick(ref, loss, [-1.0, 0.5], [0.5, 0.25], False, c.label_kind)
+    assert isinstance(picked, AsGivenOrLimit)
+    v, g = picked.value_and_grad([-1.0, 0.5], [0.5, 0.25], [])
+    assert v == mpmath.inf and g[0] == mpmath.inf and mpmath.isfinite(g[1])
+    kv, kg = kernels.mean_squared_logarithmic_error_value_and_grad(np.array([[-1.0, 0.5]]), np.array([[0.5, 0.25]]))
+    assert kv[0] == np.inf and kg[0, 0] == np.inf and float(kg[0, 1]) == pytest.approx(float(g[1]), rel=1e-15)
+    assert -1.0 in extremes.label_values(c, np.float64)
+
+    k = case("kl_divergence")
+    kl = definition(k)
+    picked = _pick(reference_for(kl, 2), kl, [0.0, 1.0], [0.5, 0.5], True, k.label_kind)
+    v, _ = picked.value_and_grad([0.0, 1.0], [0.5, 0.5], [])
+    assert picked._which([0.0, 1.0], [0.5, 0.5], [], np.float64) is picked.ref
+    assert float(v) == pytest.approx(math.log(2), rel=1e-15)

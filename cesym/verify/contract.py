@@ -28,7 +28,7 @@ import numpy as np
 
 from ..define.loss import Loss, load_all
 from ..kernels._api import LABELS_ON_RAYS
-from .extended import ExtendedReference, needs_limit
+from .extended import AsGivenOrLimit, ExtendedReference, needs_limit
 from .reference import Indeterminate, RowReference, Unresolved
 from .registry import KernelCase, one_hot
 from .sampling import Batch
@@ -181,14 +181,29 @@ def extended_for(loss: Loss, n: int, unit: bool = False, label_kind: str | None 
     rays = label_kind if label_kind in LABELS_ON_RAYS else None
     key = (id(loss), n, unit, rays)
     if key not in _EXT:
-        _EXT[key] = ExtendedReference(reference_for(loss, n), loss.domain, unit, rays)
+        _EXT[key] = ExtendedReference(reference_for(loss, n), loss.domain, unit, rays, _label_ends(loss))
     return _EXT[key]
 
 
+def _label_ends(loss: Loss) -> tuple[tuple[float, int], ...]:
+    """The finite ends of the set where the definition is real in its label, derived from the
+    definition (:mod:`cesym.derive.label_domain`), each with the side its inside lies on."""
+    from cesym.derive.label_domain import label_domain
+
+    dom = label_domain(loss)
+    if not dom:
+        return ()
+    return tuple((e, d) for lo, hi in dom["intervals"] for e, d in ((lo, 1), (hi, -1)) if e is not None and lo != hi)
+
+
 def _pick(ref: RowReference, loss: Loss, lab, pred, unit: bool, label_kind: str | None = None):
-    """The interval reference, or its limits where an input is reached only as a limit."""
+    """The interval reference, or its limits where an input is reached only as a limit (a label
+    on a finite end of its domain: as given where the interval resolves it, else as a limit)."""
     if needs_limit(pred, loss.domain, unit) or (lab is not None and not np.all(np.isfinite(np.asarray(lab, dtype=np.float64)))):
         return extended_for(loss, ref.n, unit, label_kind)
+    ext = extended_for(loss, ref.n, unit, label_kind)
+    if ext.at_label_edge(lab):
+        return AsGivenOrLimit(ref, ext)
     return ref
 
 

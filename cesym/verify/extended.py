@@ -40,7 +40,7 @@ import numpy as np
 from .reference import RowReference, Unresolved
 from .ulps import round_to, ulp
 
-__all__ = ["KS", "needs_limit", "ExtendedReference"]
+__all__ = ["KS", "needs_limit", "ExtendedReference", "AsGivenOrLimit"]
 
 #: M = 2**k for these k (rising): e^{-M} is far below any ulp, M far above any finite input's effect
 KS = (64, 80, 96)
@@ -81,20 +81,40 @@ def _standin(x: float, domain: str, r: int, k: int) -> mpmath.mpf:
     return M if x > 0 else -M
 
 
+@functools.lru_cache(maxsize=1 << 10)
+def _edge_standin(end: float, direction: int, r: int, k: int) -> mpmath.mpf:
+    """A label on the finite end of its domain approached from inside: end ± 2^{-rk}, exactly."""
+    return mpmath.fadd(end, direction * mpmath.ldexp(1, -r * k), exact=True)
+
+
 class ExtendedReference:
-    """Limits of a :class:`RowReference` at inputs that are ±inf (or 0 for probabilities)."""
+    """Limits of a :class:`RowReference` at inputs that are ±inf (or 0 for probabilities), and at
+    labels on a finite end of the set where the definition is real (``label_ends``: pairs of the
+    end and +1 for a lower end, -1 for an upper one; :mod:`cesym.derive.label_domain`), approached
+    from inside on the rays beside the other special inputs."""
 
-    def __init__(self, ref: RowReference, domain: str, unit: bool = False, label_rays: str | None = None):
+    def __init__(self, ref: RowReference, domain: str, unit: bool = False, label_rays: str | None = None,
+                 label_ends: tuple[tuple[float, int], ...] = ()):
         self.ref, self.domain, self.unit, self.label_rays = ref, domain, unit, label_rays
+        self.label_ends = dict(label_ends)
         self._memo: dict = {}
+        self._modes: dict = {}  # per point: how its limit was taken, for κ at the same stand-ins
 
-    def _points(self, labels, pred, unit: bool = False, ks: Sequence[int] = KS) -> list[list[tuple]]:
+    def at_label_edge(self, labels) -> bool:
+        """Whether a label lies on a finite end of its domain (MSLE's y = -1)."""
+        return bool(self.label_ends) and labels is not None and any(float(y) in self.label_ends for y in labels)
+
+    def _label_special(self, y: float, edges: bool) -> bool:
+        return (self.label_rays is not None and not math.isfinite(y)) or (edges and y in self.label_ends)
+
+    def _points(self, labels, pred, unit: bool = False, ks: Sequence[int] = KS, edges: bool = False) -> list[list[tuple]]:
         """Stand-in (labels, predictions) per ray, per k (``unit``: the edge 1 as a limit too;
-        infinite labels are on the rays beside the predictions when ``label_rays``)."""
+        infinite labels are on the rays beside the predictions when ``label_rays``; ``edges``:
+        labels on a finite end of their domain too)."""
         labels = list(labels) if labels is not None else None
-        n_lab = len(labels) if labels is not None and self.label_rays else 0
+        n_lab = len(labels) if labels is not None and (self.label_rays or self.label_ends) else 0
         inputs = (labels[:n_lab] if n_lab else []) + list(pred)
-        special = [i for i, x in enumerate(inputs) if (not math.isfinite(float(x)) if i < n_lab else _special(float(x), self.domain, unit))]
+        special = [i for i, x in enumerate(inputs) if (self._label_special(float(x), edges) if i < n_lab else _special(float(x), self.domain, unit))]
         rays = [dict.fromkeys(special, 1)]
         if len(special) > 1:
             rays += [{j: (2 if j == i else 1) for j in special} for i in special]
@@ -103,12 +123,18 @@ class ExtendedReference:
             per_k = []
             for k in ks:
                 w = [
-                    (_standin(float(x), "real" if i < n_lab else self.domain, rates[i], k) if i in rates else mpmath.mpf(float(x)))
+                    (self._label_standin(float(x), rates[i], k) if i < n_lab else _standin(float(x), self.domain, rates[i], k))
+                    if i in rates else mpmath.mpf(float(x))
                     for i, x in enumerate(inputs)
                 ]
                 per_k.append((w[:n_lab] if n_lab else labels, w[n_lab:]))
             out.append(per_k)
         return out
+
+    def _label_standin(self, y: float, r: int, k: int) -> mpmath.mpf:
+        if math.isfinite(y):  # on a finite end of the labels' domain
+            return _edge_standin(y, self.label_ends[y], r, k)
+        return _standin(y, "real", r, k)
 
     def _eval(self, point: tuple, params, dtype, max_prec=None) -> list[mpmath.mpf]:
         inputs = self.ref._inputs(*point, params)
@@ -145,13 +171,14 @@ class ExtendedReference:
         if any(math.isnan(float(x)) for x in pred) or off:
             return mpmath.nan, [mpmath.nan] * (n_out - 1)
         try:
-            rays, retry = self._rays(labels, pred, params, dtype)
+            rays, mode = self._rays(labels, pred, params, dtype)
         except Unresolved:
             if self._value_has_no_limit(labels, pred, params, dtype):
                 return mpmath.nan, [mpmath.nan] * (n_out - 1)
             raise
+        self._modes[self._key(labels, pred, params)] = mode
         limits = []
-        points = self._points(labels, pred, retry)
+        points = self._points(labels, pred, mode[0], edges=mode[1])
         far: dict[tuple[int, int], list] = {}  # a ray's values at FAR_KS[i], evaluated once
 
         def further(n: int, j: int, lim):
@@ -160,7 +187,7 @@ class ExtendedReference:
                 return lim
             for i, ks in enumerate(FAR_KS):
                 if (n, i) not in far:
-                    far[n, i] = [self._eval(p, params, dtype) for p in self._points(labels, pred, retry, ks)[n]]
+                    far[n, i] = [self._eval(p, params, dtype) for p in self._points(labels, pred, mode[0], ks, mode[1])[n]]
                 w = [vals[j] for vals in far[n, i]]
                 out = _ray_limit(w, dtype)
                 if lim is None and out is not None and round_to(out, dtype) == 0:
@@ -189,15 +216,31 @@ class ExtendedReference:
                 limits.append(first)
         return limits[0], limits[1:]
 
-    def _rays(self, labels, pred, params, dtype) -> tuple[list, bool]:
-        """Every output at every stand-in, per ray; and whether the edge 1 was taken as a limit."""
-        try:  # the edge 1 is a number whose terms resolve (log 1 = 0, 0·log 0 = 0) ...
-            quick = _EDGE_PREC if self.unit and any(float(x) == 1.0 for x in pred) else None
-            return [[self._eval(p, params, dtype, quick) for p in per_k] for per_k in self._points(labels, pred)], False
-        except Unresolved:  # ... unless a term is infinite there: then as a limit too
-            if not self.unit:
-                raise
-            return [[self._eval(p, params, dtype) for p in per_k] for per_k in self._points(labels, pred, True)], True
+    def _rays(self, labels, pred, params, dtype) -> tuple[list, tuple[bool, bool]]:
+        """Every output at every stand-in, per ray; and how: whether the edge 1, and labels on
+        a finite end of their domain, were taken as limits (``(unit, edges)``)."""
+        # the edges 1 and a label's end are numbers whose terms resolve (log 1 = 0, 0·log 0 =
+        # 0) unless a term is infinite there (log(1 + y) at y = -1): then as limits too
+        modes = [(False, False)]
+        if self.unit:
+            modes.append((True, False))
+        if self.at_label_edge(labels):
+            modes.append((self.unit, True))
+        # (a quick attempt first where the edge 1 follows; a label's end is tried as given at
+        # every precision: a value 2^(-2^64) beside a cancelled term resolves only at the last)
+        quick = _EDGE_PREC if self.unit and any(float(x) == 1.0 for x in pred) else None
+        for i, mode in enumerate(modes):
+            try:
+                prec = quick if i == 0 else None
+                return [[self._eval(p, params, dtype, prec) for p in per_k] for per_k in self._points(labels, pred, mode[0], edges=mode[1])], mode
+            except Unresolved:
+                if i == len(modes) - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _key(labels, pred, params) -> tuple:
+        return (tuple(float(y) for y in (labels if labels is not None else ())), tuple(float(x) for x in pred), tuple(params))
 
     def _value_has_no_limit(self, labels, pred, params, dtype) -> bool:
         """Where an output did not resolve at a stand-in (a gradient that cancels across inputs
@@ -208,7 +251,7 @@ class ExtendedReference:
         reports the point unresolved)."""
         found = []
         try:
-            for per_k in self._points(labels, pred, self.unit):
+            for per_k in self._points(labels, pred, self.unit, edges=self.at_label_edge(labels)):
                 vals = [self.ref.value_inputs(self.ref._inputs(*p, params), dtype) for p in per_k]
                 lim = _ray_limit(vals, dtype)
                 if lim is not None:
@@ -219,12 +262,14 @@ class ExtendedReference:
 
     def kappa(self, labels, pred, params=(), value=None, grad=None):
         """κ of the value and of each gradient element at the first ray's farthest stand-in."""
-        far = self._points(labels, pred)[0][-1]
+        edges = self._modes.get(self._key(labels, pred, params), (False, False))[1]
+        far = self._points(labels, pred, edges=edges)[0][-1]
         return self.ref.kappa(*far, params, value, grad)
 
     def kappa_value(self, labels, pred, params=(), value=None, grad=None) -> float:
         """κ of the value alone, at the same stand-in (first derivatives only)."""
-        far = self._points(labels, pred)[0][-1]
+        edges = self._modes.get(self._key(labels, pred, params), (False, False))[1]
+        far = self._points(labels, pred, edges=edges)[0][-1]
         return self.ref.kappa_value(*far, params, value, grad)
 
 
@@ -331,3 +376,37 @@ def _decays(vals: list[mpmath.mpf]) -> bool:
         return False
     q1, q2 = v2 / v1, v3 / v2
     return bool(0 < q1 <= mpmath.ldexp(1, -8) and 0 < q2 <= mpmath.ldexp(1, -8) and abs(q2 / q1 - 1) < mpmath.mpf(2) ** -6)
+
+
+class AsGivenOrLimit:
+    """The definition at a point holding a label on a finite end of its domain: as given where
+    its interval resolves (KL's 0·log 0 = 0 under a zero label), else its limit from inside
+    (:class:`ExtendedReference`: MSLE's log(1 + y) = -inf at y = -1). The choice is made once
+    per point and kept, so that κ is taken where the value was."""
+
+    def __init__(self, ref: RowReference, ext: ExtendedReference):
+        self.ref, self.ext = ref, ext
+        self._chosen: dict = {}
+
+    def _which(self, labels, pred, params, dtype):
+        key = (tuple(float(y) for y in labels), tuple(float(x) for x in pred), tuple(params), np.dtype(dtype).name)
+        if key not in self._chosen:
+            try:
+                self.ref.value_and_grad(labels, pred, params, dtype=dtype)
+                self._chosen[key] = self.ref
+            except Unresolved:
+                self._chosen[key] = self.ext
+        return self._chosen[key]
+
+    def value_and_grad(self, labels, pred, params=(), dtype=np.float64):
+        return self._which(labels, pred, params, dtype).value_and_grad(labels, pred, params, dtype=dtype)
+
+    def kappa(self, labels, pred, params=(), value=None, grad=None):
+        return self._by_value(labels, pred, params, value).kappa(labels, pred, params, value, grad)
+
+    def kappa_value(self, labels, pred, params=(), value=None, grad=None) -> float:
+        return self._by_value(labels, pred, params, value).kappa_value(labels, pred, params, value, grad)
+
+    def _by_value(self, labels, pred, params, value):
+        keys = [k for k in self._chosen if k[:3] == (tuple(float(y) for y in labels), tuple(float(x) for x in pred), tuple(params))]
+        return self._chosen[keys[0]] if keys else self.ref

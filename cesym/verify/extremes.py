@@ -62,7 +62,8 @@ def label_values(case: KernelCase, dtype) -> list[float] | None:
     those the definition's label symbol excludes by its assumptions left out (MAPE's divisor is
     ``Elem("y", nonzero=True)``: a label of 0 is outside its mathematics, not a limit), and those
     outside the label domain where the definition is real (``case.label_domain``: a label
-    below 0 in KL's y·log(y/p))."""
+    below 0 in KL's y·log(y/p)), whose finite ends join the grid (MSLE's y = -1, where
+    log(1 + y) = -inf: a limit from inside)."""
     fi = np.finfo(dtype)
     vals = {
         "binary": [0.0, 1.0, 0.5, 0.3],
@@ -71,9 +72,11 @@ def label_values(case: KernelCase, dtype) -> list[float] | None:
         "count": [0.0, 1.0, float(fi.max) / 2, 0.5],
         "sign": [1.0, -1.0],
     }.get(case.label_kind)
-    if vals is not None and case.label_domain:  # inside the set where the loss is real
+    if vals is not None and case.label_domain:  # inside the set where the loss is real, its ends too
         ivs = case.label_domain["intervals"]
-        vals = [v for v in vals if any((lo is None or v >= lo) and (hi is None or v <= hi) for lo, hi in ivs)]
+        ends = [float(dtype(e)) for iv in ivs for e in iv if e is not None]
+        vals = [v for v in dict.fromkeys(vals + ends)
+                if any((lo is None or v >= lo) and (hi is None or v <= hi) for lo, hi in ivs)]
     label = getattr(definition(case), "label", None)
     if vals is None or label is None:
         return vals
