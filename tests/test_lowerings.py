@@ -17,7 +17,9 @@ from __future__ import annotations
 import pytest
 
 from cesym.define.loss import load_all
-from cesym.define.primitives import Elem, LogRatio, LogSumExp, RestSum, RowSum, XMul
+import sympy as sp
+
+from cesym.define.primitives import Elem, LogRatio, LogSumExp, RestSum, RowSum, Softplus, XMul
 from cesym.derive.gradients import derive
 from cesym.generate.codegen import GENERATED_DIR
 from cesym.generate.lowerings import LogRatioDiff, LogRatioNonzero, LogRatioNonzeroDiff, lower, lowerings, math_form
@@ -61,19 +63,22 @@ def _check_steps(expr, fired):
 
 
 _Z, _P, _Y = Elem("z", real=True), Elem("p"), Elem("y")
+_R = sp.Symbol("r", positive=True)
 #: Shapes a user's loss reaches that no shipped one does (a log-sum-exp left as it is; the log
 #: of a ratio whose difference is shorter than its terms: Jensen–Shannon's, and one zero-guarded).
 USER_SHAPES = [
     LogSumExp(_Z), LogSumExp(2 * _Z) / 2 + RowSum(_Z**2),
     RowSum(XMul(_P, LogRatio(2 * _P, _P + _Y)) + XMul(_Y, LogRatio(2 * _Y, _P + _Y))) / 2,
     RowSum(XMul(_Y, LogRatio(_Y, _Y + _P))),
+    # a negative binomial's r·log(e^z + r) as the softplus rule writes it (softplus-pair)
+    RowSum(_Y * Softplus(sp.log(_R) - _Z) + _R * sp.log(_R) + _R * Softplus(_Z - sp.log(_R))),
 ]
 
 
 def test_a_log_ratio_takes_its_shorter_difference():
     """log(2p/(p + y)) is given p - y (the rounded p + y loses it where p is near y); the
     zero-guarded log(y/(y + p)) is given -p; log(y/p) is printed as it was."""
-    jsd, guarded, kl = (lower(e) for e in USER_SHAPES[2:] + [RowSum(XMul(_Y, LogRatio(_Y, _P)))])
+    jsd, guarded, kl = (lower(e) for e in USER_SHAPES[2:4] + [RowSum(XMul(_Y, LogRatio(_Y, _P)))])
     assert {f.args[2] for f in jsd.atoms(LogRatioDiff)} == {_P - _Y, _Y - _P}
     assert [f.args[2] for f in guarded.atoms(LogRatioNonzeroDiff)] == [-_P]
     assert not kl.atoms(LogRatioDiff, LogRatioNonzeroDiff) and kl.atoms(LogRatioNonzero)

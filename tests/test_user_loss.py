@@ -1266,3 +1266,34 @@ def test_barrons_general_loss_as_written(tmp_path):
                 f = (lambda *q: exact(*q)[i])
                 kappa = sum(abs(point[j] * mpmath.diff(f, point, tuple(int(j == m) for m in range(4))) / want) for j in range(4))
                 assert ulp_error(got, want, np.float64) <= (4 if i == 0 else 8) + 4 * kappa, (yv, pv, a, i, got, want, kappa)
+
+
+NB_NLL = textwrap.dedent(
+    '''
+    from sympy import Symbol, exp, log
+    from cesym.define import C, Elem, Loss, RowSum
+
+    y, s = Elem("y"), Elem("s")
+    r = Symbol("r", positive=True)
+    LOSSES = [Loss(family="nb_nll", variant="log", title="negative binomial NLL with log link",
+                   value=RowSum(-(y * s - (y + r) * log(exp(s) + r))) / C,
+                   prediction=s, label=y, params=(r,), param_ranges={r: (0.01, 100.0)})]
+    '''
+)
+
+
+def test_a_log_of_exp_plus_a_constant_adds_the_larger_first(tmp_path):
+    """The negative binomial NLL: r·log(e^s + r) was printed as r·(log r + softplus(s - log r)),
+    which cancels where e^s + r is near 1 (r = 0.01, s = 0: 50 ulps, κ about 1); the
+    softplus-pair lowering prints max(s, log r) + log1p(e^-|s - log r|)."""
+    src, mod = _generated(tmp_path, "nb_nll", NB_NLL)
+    assert "maximum(s, " in (tmp_path / "kernels" / "nb_nll.py").read_text()
+    # (points where κ is about 1; at s = -0.01 the sum e^s + r is within 5e-5 of 1 and κ is 400)
+    for y, s, r in ((0.0, 0.0, 0.01), (3.0, 1e-3, 0.05), (1.0, 40.0, 0.01), (0.0, 2.0, 0.5)):
+        with mpmath.workdps(60):
+            S, R, Y = mpmath.mpf(s), mpmath.mpf(r), mpmath.mpf(y)
+            exact = -Y * S + (Y + R) * mpmath.log(mpmath.exp(S) + R)
+            d = -Y + (Y + R) * mpmath.exp(S) / (mpmath.exp(S) + R)
+        v, g = mod.nb_nll_value_and_grad([[y]], [[s]], r=r)
+        assert ulp_error(v[0], exact, np.float64) <= 4, (y, s, r, v[0], exact)
+        assert ulp_error(g[0][0], d, np.float64) <= 8
