@@ -201,6 +201,8 @@ FIRES = [
     (R.NORM_SQUARE, -y / (Norm2(y) * Norm2(p)) + p * (p * y + RestSum(p * y)) / (Norm2(y) * Norm2(p) ** 3), RestSum(p**2)),
     (R.MAX_MINUS_SUM, RowMax((1 - y) * p) - RowSum(y * p) + 1, MaxMinusSum),
     (R.LOG1P_DIFFERENCE, (log1p(p) - log1p(y)) ** 2, Log1pDiff(p, y)),
+    (R.LOG_DIFFERENCE, (sp.log(p) - sp.log(y)) ** 2, LogRatio(p, y)),
+    (R.LOG_DIFFERENCE, g * sp.log(p + g) - g * sp.log(y), LogRatio(p + g, y)),
     # the focal factors: 1 - softmax and 1 - p/Σp as the other classes' share, -log share written back
     (R.ONE_MINUS_SHARE, 1 - E(z) / RowSum(E(z)), SoftmaxRest(z)),
     (R.ONE_MINUS_SHARE, (1 - p / RowSum(p)) ** gn, NormalizedRest(p)),
@@ -293,6 +295,9 @@ KEEPS = [
     (R.NORM_SQUARE, y / Norm2(p) + p / Norm2(p) ** 3),  # nothing cancels: the terms stay as they were
     (R.MAX_MINUS_SUM, RowMax(x) - RowSum(y)),  # no element in common: nothing to cancel
     (R.LOG1P_DIFFERENCE, log1p(p) - log1p(g)),  # a parameter: no row element on one side
+    (R.LOG_DIFFERENCE, sp.log(p) - sp.log(g)),  # a parameter: no row element on one side
+    (R.LOG_DIFFERENCE, sp.log(Sigmoid(x)) - sp.log(p)),  # log σ has its own form (log-split's)
+    (R.LOG_DIFFERENCE, sp.log(p) - 2 * sp.log(y)),  # not one coefficient: log(p/y²) is another matter
     (R.POW1P, (1 - y * Sigmoid(x) - (1 - y) * Sigmoid(-x)) ** g),  # 1 - p_t: the one-minus-sigmoid rule's
     (R.MIXTURE_RATIO, Sigmoid(x) / (y * Sigmoid(-x) + (1 - y) * Sigmoid(x))),  # not a multiple of σ(x)σ(-x)
     (R.ONE_MINUS_SHARE, 1 - p / RowSum(y)),  # not p's own share

@@ -58,6 +58,19 @@ def _stand_ins(loss: Loss) -> dict:
     return subs
 
 
+def _declared(y: sp.Symbol) -> sp.Set:
+    """The set the label symbol's own sign assumptions allow (``Elem("y", positive=True)``)."""
+    if y.is_positive:
+        return sp.Interval.open(0, sp.oo)
+    if y.is_nonnegative:
+        return sp.Interval(0, sp.oo)
+    if y.is_negative:
+        return sp.Interval.open(-sp.oo, 0)
+    if y.is_nonpositive:
+        return sp.Interval(-sp.oo, 0)
+    return sp.S.Reals
+
+
 def _float_at_or_above(v: sp.Expr) -> float | None:
     """The least float64 >= ``v`` (None for -oo): every accepted float lies in the closed set."""
     if v == -sp.oo:
@@ -88,13 +101,17 @@ def label_domain(loss: Loss) -> dict | None:
         return None
     expr = loss.value.xreplace({w: d for w, d in loss.weights.items() if w != y})
     expr, stand_ins = to_elementary(expr, keep=()), _stand_ins(loss)
-    domain, because = sp.S.Reals, []
+    # the label as a plain real symbol (SymPy takes log y as real for every y of a symbol declared
+    # positive); its own sign assumptions join the set after
+    t = sp.Dummy(y.name, real=True)
+    stand_ins[y] = t
+    domain, because = _declared(y), []
     for part in _parts(expr, y):
         try:
-            d = continuous_domain(part.xreplace(stand_ins), y, sp.S.Reals)
+            d = continuous_domain(part.xreplace(stand_ins), t, sp.S.Reals)
         except Exception:  # noqa: BLE001 - SymPy's set solver raises many kinds; none may stop generate
             return None  # not a set of this label alone (log(y - p)), or not found: nothing is claimed
-        if not isinstance(d, sp.Set) or d.free_symbols - {y} or isinstance(d, sp.ConditionSet):
+        if not isinstance(d, sp.Set) or d.free_symbols - {t} or isinstance(d, sp.ConditionSet):
             return None
         if d != sp.S.Reals:
             domain = domain & d
@@ -112,5 +129,7 @@ def label_domain(loss: Loss) -> dict | None:
         if not isinstance(piece, sp.Interval):
             return None
         intervals.append([_float_at_or_above(piece.start), _float_at_or_below(piece.end)])
-    return {"intervals": intervals, "because": "; ".join(sp.sstr(p) for p in because)}
+    declared = next((k for k in ("positive", "nonnegative", "negative", "nonpositive") if getattr(y, f"is_{k}")), None)
+    reason = "; ".join(sp.sstr(p) for p in because) or f"the label, declared {declared},"
+    return {"intervals": intervals, "because": reason}
 

@@ -16,7 +16,9 @@ one line naming the loss, the input point and the problem.
 
 Interior points: probabilities in [0.05, 0.95], logits and other real predictions N(0, 2²),
 labels hard (the first point) and soft in [0, 1] (a label symbol declared ``nonzero``: ±1,
-then ±[0.5, 1.5]), a class-index label as its one-hot row,
+then ±[0.5, 1.5]; ``positive``: +1, [0.5, 1.5]), moved strictly inside the set where the
+definition is real in its label (:mod:`cesym.derive.label_domain`: a label 0 under log y is on
+its end, where the value is a limit), a class-index label as its one-hot row,
 parameters in [0.05, 0.5], the batch size N = 4; rounded to 3 decimals so that a message can
 quote them. Interior points cannot prove a loss finite everywhere; they catch a definition that
 is wrong almost everywhere, which is what a typo gives.
@@ -30,6 +32,7 @@ import numpy as np
 
 from ..define.loss import N, DerivationError, Loss
 from ..derive.gradients import Derived
+from ..derive.label_domain import label_domain
 
 __all__ = ["check_domain", "interior_points", "DOMAIN_SEED", "DOMAIN_POINTS"]
 
@@ -41,9 +44,35 @@ DOMAIN_ROW = 3
 _PRECISIONS = (80, 640)
 
 
+def _inside(labels, domain: dict | None):
+    """``labels`` strictly inside the first interval of the label domain where the definition
+    is real (:mod:`cesym.derive.label_domain`) where they are outside it or on one of its ends
+    (log y at y = 0 is an end, where the definition is a limit, not an interior point): reflected
+    at a one-sided end, 1/2 past it where on it; the middle of a bounded interval."""
+    if not domain or len(labels) == 0:
+        return labels
+    ivs = domain["intervals"]
+    lo, hi = ivs[0]
+
+    def inside(v):
+        return any((a is None or v > a) and (b is None or v < b) for a, b in ivs)
+
+    def move(v):
+        if inside(v):
+            return v
+        if lo is not None and hi is not None:
+            return (lo + hi) / 2
+        if lo is not None:
+            return lo + (abs(v - lo) or 0.5)
+        return hi - (abs(v - hi) or 0.5)
+
+    return np.array([move(float(v)) for v in labels])
+
+
 def interior_points(loss: Loss, n: int, points: int = DOMAIN_POINTS, seed: int = DOMAIN_SEED) -> list[tuple[list, list, list]]:
     """Seeded (labels, prediction, params) rows inside ``loss``'s declared domain."""
     rng = np.random.default_rng(seed)
+    domain = label_domain(loss)
     out = []
     for i in range(points):
         if loss.domain == "probability":
@@ -61,7 +90,9 @@ def interior_points(loss: Loss, n: int, points: int = DOMAIN_POINTS, seed: int =
             else:
                 labels = rng.uniform(0.0, 1.0, n)
             if loss.label.is_nonzero:  # a label declared non-zero (a divisor): ±1, ±[0.5, 1.5]
-                labels = rng.choice([-1.0, 1.0], n) * (1.0 if i == 0 else rng.uniform(0.5, 1.5, n))
+                signs = np.ones(n) if loss.label.is_positive else rng.choice([-1.0, 1.0], n)
+                labels = signs * (1.0 if i == 0 else rng.uniform(0.5, 1.5, n))
+            labels = _inside(labels, domain)
         # within each declared range, away from its ends (a γ of (1, 5) drawn at 0.46 put the
         # check where the user's loss is not defined); (0.05, 0.5) for a parameter without one
         ranges = [loss.param_ranges.get(q, (0.05, 0.5)) if loss.param_ranges else (0.05, 0.5) for q in loss.params]

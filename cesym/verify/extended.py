@@ -133,6 +133,11 @@ class ExtendedReference:
 
     def _label_standin(self, y: float, r: int, k: int) -> mpmath.mpf:
         if math.isfinite(y):  # on a finite end of the labels' domain
+            if y == 0.0 and self.domain == "probability" and self.label_ends[y] > 0:
+                # the predictions' own stand-in for 0, 2^{-rM}: a label and a prediction both at
+                # 0 then meet on the ray r = 1 (log(p/y) = 0 there), so a limit that depends on
+                # how they approach shows as rays that disagree, not as +inf on every ray
+                return _standin(0.0, "probability", r, k)
             return _edge_standin(y, self.label_ends[y], r, k)
         return _standin(y, "real", r, k)
 
