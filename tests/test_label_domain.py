@@ -142,3 +142,41 @@ def test_a_label_on_the_end_of_its_domain_is_taken_as_given_or_as_the_limit():
     v, _ = picked.value_and_grad([0.0, 1.0], [0.5, 0.5], [])
     assert picked._which([0.0, 1.0], [0.5, 0.5], [], np.float64) is picked.ref
     assert float(v) == pytest.approx(math.log(2), rel=1e-15)
+
+
+LOG_RATIO = '''
+from sympy import log
+from cesym.define import C, Elem, Loss, Public, RowSum, Variant
+y = Elem("y"{assume})
+p = Elem("p")
+LOSSES = [Loss(family="log_ratio_sq", variant="lr", title="squared log ratio",
+               value=RowSum((log(p) - log(y)) ** 2) / C, prediction=p, label=y, domain="probability")]
+PUBLIC = [Public(name="log_ratio_sq", summary="squared log ratio", variants=(Variant("lr", domain="positive"),), labels="count")]
+'''
+
+
+def test_a_label_infinite_at_the_end_of_its_domain_is_refused_with_the_way_out(tmp_path, capsys):
+    """(log p - log y)²: infinite at the label 0, the end of its domain; generate refuses it
+    naming the way out (a label declared positive), and with it generates a kernel that refuses
+    y_true = 0 and computes log(p/y) without the logs' cancellation (the log-difference rule)."""
+    import importlib.util
+
+    from cesym import cli
+
+    src = tmp_path / "plain"
+    src.mkdir()
+    (src / "log_ratio_sq.py").write_text(LOG_RATIO.format(assume=""))
+    assert cli.main(["generate", "--derivations", str(src), "--out", str(tmp_path / "o1")]) == 2
+    assert "declare Elem('y', positive=True)" in capsys.readouterr().err
+    src = tmp_path / "positive"
+    src.mkdir()
+    (src / "log_ratio_sq.py").write_text(LOG_RATIO.format(assume=", positive=True"))
+    assert cli.main(["generate", "--derivations", str(src), "--out", str(tmp_path / "o2")]) == 0
+    spec = importlib.util.spec_from_file_location("log_ratio_sq_t", tmp_path / "o2" / "log_ratio_sq.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    with pytest.raises(ValueError, match="y_true: label -1.0 is outside"):
+        mod.log_ratio_sq([[-1.0]], [[0.5]])
+    y, p = 6.730538120568558e-18, 6.7305302827926874e-18
+    exact = float(sp.log(sp.Rational(p) / sp.Rational(y)).evalf(40)) ** 2
+    assert mod.log_ratio_sq([[y]], [[p]])[0] == pytest.approx(exact, rel=1e-14)

@@ -16,9 +16,9 @@ one line naming the loss, the input point and the problem.
 
 Interior points: probabilities in [0.05, 0.95], logits and other real predictions N(0, 2²),
 labels hard (the first point) and soft in [0, 1] (a label symbol declared ``nonzero``: ±1,
-then ±[0.5, 1.5]; ``positive``: +1, [0.5, 1.5]), moved strictly inside the set where the
-definition is real in its label (:mod:`cesym.derive.label_domain`: a label 0 under log y is on
-its end, where the value is a limit), a class-index label as its one-hot row,
+then ±[0.5, 1.5]; ``positive``: +1, [0.5, 1.5]), moved into the set where the
+definition is real in its label (:mod:`cesym.derive.label_domain`), a class-index label as its
+one-hot row,
 parameters in [0.05, 0.5], the batch size N = 4; rounded to 3 decimals so that a message can
 quote them. Interior points cannot prove a loss finite everywhere; they catch a definition that
 is wrong almost everywhere, which is what a typo gives.
@@ -30,6 +30,7 @@ import mpmath
 import sympy as sp
 import numpy as np
 
+from ..define.conventions import label_times_log
 from ..define.loss import N, DerivationError, Loss
 from ..derive.gradients import Derived
 from ..derive.label_domain import label_domain
@@ -45,26 +46,24 @@ _PRECISIONS = (80, 640)
 
 
 def _inside(labels, domain: dict | None):
-    """``labels`` strictly inside the first interval of the label domain where the definition
-    is real (:mod:`cesym.derive.label_domain`) where they are outside it or on one of its ends
-    (log y at y = 0 is an end, where the definition is a limit, not an interior point): reflected
-    at a one-sided end, 1/2 past it where on it; the middle of a bounded interval."""
+    """``labels`` outside the label domain where the definition is real
+    (:mod:`cesym.derive.label_domain`) moved into its first interval: reflected at a one-sided
+    end, the middle of a bounded one. A label on an end stays (KL's 0: the 0·log 0 convention is
+    what the first point checks; log y at 0 is infinite there, and the refusal says so)."""
     if not domain or len(labels) == 0:
         return labels
     ivs = domain["intervals"]
     lo, hi = ivs[0]
 
     def inside(v):
-        return any((a is None or v > a) and (b is None or v < b) for a, b in ivs)
+        return any((a is None or v >= a) and (b is None or v <= b) for a, b in ivs)
 
     def move(v):
         if inside(v):
             return v
         if lo is not None and hi is not None:
             return (lo + hi) / 2
-        if lo is not None:
-            return lo + (abs(v - lo) or 0.5)
-        return hi - (abs(v - hi) or 0.5)
+        return lo + abs(v - lo) if lo is not None else hi - abs(v - hi)
 
     return np.array([move(float(v)) for v in labels])
 
@@ -218,6 +217,11 @@ def _hint(loss: Loss, problem: str, labels) -> str:
     if "not finite" in problem and zero_label and _divides_by(loss.value, loss.label):
         return (f"; the definition divides by the label {loss.label.name}, 0 here: cesym's label kinds all "
                 f"include 0 (there is no strictly positive label kind)")
+    if "not finite" in problem and zero_label and not label_times_log(loss.value, loss.label, loss.prediction):
+        dom = label_domain(loss)
+        if dom and any(lo == 0.0 for lo, _ in dom["intervals"]):
+            return (f"; a label 0 is the end of the set where the definition is real in it ({dom['because']}), "
+                    f"infinite there: if 0 is not one of its values, declare Elem({loss.label.name!r}, positive=True)")
     if "not finite" in problem and zero_label and loss.label not in loss.weights and loss.domain == "probability":
         return (f"; a zero label where the definition multiplies it into an infinite log (0·log 0): declare "
                 f"weights={{{loss.label.name}: {loss.label.name}}} on the Loss for the convention 0·f = 0")
