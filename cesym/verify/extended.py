@@ -23,7 +23,12 @@ finite stand-ins for the infinite inputs, further and further out, on several pa
 A NaN input has no limit (NaN expected everywhere); parameters, and labels in [0, 1], are taken
 as given (the limit is in the predictions; such a label that is not finite has no limit); labels
 on the real line (regression targets, signs, counts; ``label_rays``) are inputs like the
-predictions: an infinite one is on the rays as a logit is (a count's -inf is off its domain). Condition numbers are those of the stand-in at the
+predictions: an infinite one is on the rays as a logit is (a count's -inf is off its domain).
+A label on a finite end of the set where the definition is real in it (MSLE's y = -1; the set
+is :mod:`cesym.derive.label_domain`'s) is taken as given where the interval resolves it, else it
+joins the rays at end ± 2^{-rk} (at 0 beside probabilities, their 2^{-rM}): :class:`AsGivenOrLimit`.
+Where an output does not resolve at a stand-in but the value's rays reach different limits,
+the row has no limit and every output is NaN. Condition numbers are those of the stand-in at the
 largest M on the first ray (the infinite inputs contribute x·∂f/∂x → 0 where the limit is
 finite).
 """
