@@ -36,9 +36,10 @@ LOSSES = [
         family="tversky",
         variant="index",
         title="Tversky loss",
-        # a row without a label is 1 (TP = 0 = FN, the limit where αFP is 0); a labelled row
-        # with a zero denominator (β = 0, every labelled p = 0) is 0/0 with no limit: NaN
-        value=Piecewise((1, Eq(RowSum(y**2), 0)), (1 - TP / (TP + alpha * FP + beta * FN), True)),
+        # a row without a label (TP + FN = Σy = 0) is 1 where its denominator αFP is 0 too (the
+        # limit); a labelled row with a zero denominator (β = 0, every labelled p = 0) is 0/0 with
+        # no limit: NaN. (Both tests read sums the loss computes anyway.)
+        value=Piecewise((1, Eq(TP + alpha * FP + beta * FN, 0) & Eq(TP + FN, 0)), (1 - TP / (TP + alpha * FP + beta * FN), True)),
         prediction=p,
         label=y,
         params=(alpha, beta),

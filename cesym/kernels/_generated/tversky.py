@@ -84,16 +84,26 @@ CORES = {'index': {'args': ['y', 'p', 'alpha', 'beta'],
            'differentiable': True,
            'row_level': True,
            'title': 'Tversky loss',
-           'formula': 'Piecewise((1, Eq(RowSum(y**2), 0)), (1 - RowSum(p*y)/(alpha*RowSum(p*(1 - '
-                      'y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y)), True))',
+           'formula': 'Piecewise((1, Eq(RowSum(p*y) + RowSum(y*(1 - p)), 0) & Eq(alpha*RowSum(p*(1 '
+                      '- y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y), 0)), (1 - '
+                      'RowSum(p*y)/(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + '
+                      'RowSum(p*y)), True))',
            'nan_masked': True}}
 
 #: One call of each public function and its result (6 digits), for its docstring.
 EXAMPLES = {'tversky': 'tversky([[0.0, 1.0, 1.0]], [[0.2, 0.7, 0.9]])  # [0.157895]'}
 
 #: What was derived for each kernel (SymPy srepr, the rules applied): the reports read it.
-DERIVED = {'index': {'naive_value': "Piecewise(ExprCondPair(Integer(1), Equality(RowSum(Pow(Elem('y', "
-                          'real=True), Integer(2))), Integer(0))), ExprCondPair(Add(Integer(1), '
+DERIVED = {'index': {'naive_value': 'Piecewise(ExprCondPair(Integer(1), '
+                          "And(Equality(Add(RowSum(Mul(Elem('p', real=True), Elem('y', "
+                          "real=True))), RowSum(Mul(Elem('y', real=True), Add(Integer(1), "
+                          "Mul(Integer(-1), Elem('p', real=True)))))), Integer(0)), "
+                          "Equality(Add(Mul(Symbol('alpha', nonnegative=True), "
+                          "RowSum(Mul(Elem('p', real=True), Add(Integer(1), Mul(Integer(-1), "
+                          "Elem('y', real=True)))))), Mul(Symbol('beta', nonnegative=True), "
+                          "RowSum(Mul(Elem('y', real=True), Add(Integer(1), Mul(Integer(-1), "
+                          "Elem('p', real=True)))))), RowSum(Mul(Elem('p', real=True), Elem('y', "
+                          'real=True)))), Integer(0)))), ExprCondPair(Add(Integer(1), '
                           "Mul(Integer(-1), Pow(Add(Mul(Symbol('alpha', nonnegative=True), "
                           "RowSum(Mul(Elem('p', real=True), Add(Integer(1), Mul(Integer(-1), "
                           "Elem('y', real=True)))))), Mul(Symbol('beta', nonnegative=True), "
@@ -101,8 +111,14 @@ DERIVED = {'index': {'naive_value': "Piecewise(ExprCondPair(Integer(1), Equality
                           "Elem('p', real=True)))))), RowSum(Mul(Elem('p', real=True), Elem('y', "
                           "real=True)))), Integer(-1)), RowSum(Mul(Elem('p', real=True), Elem('y', "
                           'real=True))))), true))',
-           'naive_grad': "Piecewise(ExprCondPair(Integer(0), Equality(RowSum(Pow(Elem('y', "
-                         'real=True), Integer(2))), Integer(0))), '
+           'naive_grad': "Piecewise(ExprCondPair(Integer(0), And(Equality(Add(RowSum(Mul(Elem('p', "
+                         "real=True), Elem('y', real=True))), RowSum(Mul(Elem('y', real=True), "
+                         "Add(Integer(1), Mul(Integer(-1), Elem('p', real=True)))))), Integer(0)), "
+                         "Equality(Add(Mul(Symbol('alpha', nonnegative=True), RowSum(Mul(Elem('p', "
+                         "real=True), Add(Integer(1), Mul(Integer(-1), Elem('y', real=True)))))), "
+                         "Mul(Symbol('beta', nonnegative=True), RowSum(Mul(Elem('y', real=True), "
+                         "Add(Integer(1), Mul(Integer(-1), Elem('p', real=True)))))), "
+                         "RowSum(Mul(Elem('p', real=True), Elem('y', real=True)))), Integer(0)))), "
                          "ExprCondPair(Add(Mul(Integer(-1), Elem('y', real=True), "
                          "Pow(Add(Mul(Symbol('alpha', nonnegative=True), RowSum(Mul(Elem('p', "
                          "real=True), Add(Integer(1), Mul(Integer(-1), Elem('y', real=True)))))), "
@@ -119,25 +135,39 @@ DERIVED = {'index': {'naive_value': "Piecewise(ExprCondPair(Integer(1), Equality
                          "Mul(Integer(-1), Elem('p', real=True)))))), RowSum(Mul(Elem('p', "
                          "real=True), Elem('y', real=True)))), Integer(-2)), RowSum(Mul(Elem('p', "
                          "real=True), Elem('y', real=True))))), true))",
-           'raw_grad': "Piecewise(ExprCondPair(Integer(0), Equality(SumSquares(Elem('y', "
-                       "real=True)), Integer(0))), ExprCondPair(Add(Mul(Integer(-1), Elem('y', "
-                       "real=True), Pow(Add(Mul(Symbol('alpha', nonnegative=True), "
-                       "RowSum(Mul(Elem('p', real=True), Add(Integer(1), Mul(Integer(-1), "
-                       "Elem('y', real=True)))))), Mul(Symbol('beta', nonnegative=True), "
-                       "RowSum(Mul(Elem('y', real=True), Add(Integer(1), Mul(Integer(-1), "
-                       "Elem('p', real=True)))))), RowSum(Mul(Elem('p', real=True), Elem('y', "
-                       "real=True)))), Integer(-1))), Mul(Integer(-1), Add(Mul(Elem('y', "
-                       "real=True), Symbol('beta', nonnegative=True)), Mul(Integer(-1), Elem('y', "
-                       "real=True)), Mul(Integer(-1), Symbol('alpha', nonnegative=True), "
-                       "Add(Integer(1), Mul(Integer(-1), Elem('y', real=True))))), "
+           'raw_grad': "Piecewise(ExprCondPair(Integer(0), And(Equality(Add(RowSum(Mul(Elem('p', "
+                       "real=True), Elem('y', real=True))), RowSum(Mul(Elem('y', real=True), "
+                       "Add(Integer(1), Mul(Integer(-1), Elem('p', real=True)))))), Integer(0)), "
+                       "Equality(Add(Mul(Symbol('alpha', nonnegative=True), RowSum(Mul(Elem('p', "
+                       "real=True), Add(Integer(1), Mul(Integer(-1), Elem('y', real=True)))))), "
+                       "Mul(Symbol('beta', nonnegative=True), RowSum(Mul(Elem('y', real=True), "
+                       "Add(Integer(1), Mul(Integer(-1), Elem('p', real=True)))))), "
+                       "RowSum(Mul(Elem('p', real=True), Elem('y', real=True)))), Integer(0)))), "
+                       "ExprCondPair(Add(Mul(Integer(-1), Elem('y', real=True), "
                        "Pow(Add(Mul(Symbol('alpha', nonnegative=True), RowSum(Mul(Elem('p', "
                        "real=True), Add(Integer(1), Mul(Integer(-1), Elem('y', real=True)))))), "
                        "Mul(Symbol('beta', nonnegative=True), RowSum(Mul(Elem('y', real=True), "
                        "Add(Integer(1), Mul(Integer(-1), Elem('p', real=True)))))), "
-                       "RowSum(Mul(Elem('p', real=True), Elem('y', real=True)))), Integer(-2)), "
-                       "RowSum(Mul(Elem('p', real=True), Elem('y', real=True))))), true))",
-           'value': "Piecewise(ExprCondPair(Integer(1), Equality(SumSquares(Elem('y', real=True)), "
-                    "Integer(0))), ExprCondPair(Mul(Add(Mul(Symbol('alpha', nonnegative=True), "
+                       "RowSum(Mul(Elem('p', real=True), Elem('y', real=True)))), Integer(-1))), "
+                       "Mul(Integer(-1), Add(Mul(Elem('y', real=True), Symbol('beta', "
+                       "nonnegative=True)), Mul(Integer(-1), Elem('y', real=True)), "
+                       "Mul(Integer(-1), Symbol('alpha', nonnegative=True), Add(Integer(1), "
+                       "Mul(Integer(-1), Elem('y', real=True))))), Pow(Add(Mul(Symbol('alpha', "
+                       "nonnegative=True), RowSum(Mul(Elem('p', real=True), Add(Integer(1), "
+                       "Mul(Integer(-1), Elem('y', real=True)))))), Mul(Symbol('beta', "
+                       "nonnegative=True), RowSum(Mul(Elem('y', real=True), Add(Integer(1), "
+                       "Mul(Integer(-1), Elem('p', real=True)))))), RowSum(Mul(Elem('p', "
+                       "real=True), Elem('y', real=True)))), Integer(-2)), RowSum(Mul(Elem('p', "
+                       "real=True), Elem('y', real=True))))), true))",
+           'value': "Piecewise(ExprCondPair(Integer(1), And(Equality(Add(RowSum(Mul(Elem('p', "
+                    "real=True), Elem('y', real=True))), RowSum(Mul(Elem('y', real=True), "
+                    "Add(Integer(1), Mul(Integer(-1), Elem('p', real=True)))))), Integer(0)), "
+                    "Equality(Add(Mul(Symbol('alpha', nonnegative=True), RowSum(Mul(Elem('p', "
+                    "real=True), Add(Integer(1), Mul(Integer(-1), Elem('y', real=True)))))), "
+                    "Mul(Symbol('beta', nonnegative=True), RowSum(Mul(Elem('y', real=True), "
+                    "Add(Integer(1), Mul(Integer(-1), Elem('p', real=True)))))), "
+                    "RowSum(Mul(Elem('p', real=True), Elem('y', real=True)))), Integer(0)))), "
+                    "ExprCondPair(Mul(Add(Mul(Symbol('alpha', nonnegative=True), "
                     "RowSum(Mul(Elem('p', real=True), Add(Integer(1), Mul(Integer(-1), Elem('y', "
                     "real=True)))))), Mul(Symbol('beta', nonnegative=True), RowSum(Mul(Elem('y', "
                     "real=True), Add(Integer(1), Mul(Integer(-1), Elem('p', real=True))))))), "
@@ -147,8 +177,15 @@ DERIVED = {'index': {'naive_value': "Piecewise(ExprCondPair(Integer(1), Equality
                     "Add(Integer(1), Mul(Integer(-1), Elem('p', real=True)))))), "
                     "RowSum(Mul(Elem('p', real=True), Elem('y', real=True)))), Integer(-1))), "
                     'true))',
-           'grad': "Piecewise(ExprCondPair(Integer(0), Equality(SumSquares(Elem('y', real=True)), "
-                   "Integer(0))), ExprCondPair(Guarded(Add(Mul(Integer(-1), Elem('y', real=True), "
+           'grad': "Piecewise(ExprCondPair(Integer(0), And(Equality(Add(RowSum(Mul(Elem('p', "
+                   "real=True), Elem('y', real=True))), RowSum(Mul(Elem('y', real=True), "
+                   "Add(Integer(1), Mul(Integer(-1), Elem('p', real=True)))))), Integer(0)), "
+                   "Equality(Add(Mul(Symbol('alpha', nonnegative=True), RowSum(Mul(Elem('p', "
+                   "real=True), Add(Integer(1), Mul(Integer(-1), Elem('y', real=True)))))), "
+                   "Mul(Symbol('beta', nonnegative=True), RowSum(Mul(Elem('y', real=True), "
+                   "Add(Integer(1), Mul(Integer(-1), Elem('p', real=True)))))), "
+                   "RowSum(Mul(Elem('p', real=True), Elem('y', real=True)))), Integer(0)))), "
+                   "ExprCondPair(Guarded(Add(Mul(Integer(-1), Elem('y', real=True), "
                    "Pow(Add(Mul(Symbol('alpha', nonnegative=True), RowSum(Mul(Elem('p', "
                    "real=True), Add(Integer(1), Mul(Integer(-1), Elem('y', real=True)))))), "
                    "Mul(Symbol('beta', nonnegative=True), RowSum(Mul(Elem('y', real=True), "
@@ -183,90 +220,100 @@ DERIVED = {'index': {'naive_value': "Piecewise(ExprCondPair(Integer(1), Equality
                    "real=True), Elem('y', real=True)), Elem('y', real=True)))), "
                    "Mul(Symbol('alpha', nonnegative=True), RestSum(Mul(Elem('p', real=True), "
                    "Elem('y', real=True))))))), true))",
-           'value_rules': ['sum-squares', 'one-minus-ratio'],
+           'value_rules': ['one-minus-ratio'],
            'grad_rules': ['split-rowsum', 'norm-square-split', 'guard-split']}}
 
 
 def index_value(y, p, alpha, beta):
     r"""Tversky loss: stable value, one value per row (keepdims).
 
-    Mathematics: ``Piecewise((1, Eq(RowSum(y**2), 0)), (1 - RowSum(p*y)/(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y)), True))``
+    Mathematics: ``Piecewise((1, Eq(RowSum(p*y) + RowSum(y*(1 - p)), 0) & Eq(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y), 0)), (1 - RowSum(p*y)/(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y)), True))``
 
-    Stable form: ``Piecewise((1, Eq(SumSquares(y), 0)), ((alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)))/(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y)), True))``
+    Stable form: ``Piecewise((1, Eq(RowSum(p*y) + RowSum(y*(1 - p)), 0) & Eq(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y), 0)), ((alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)))/(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y)), True))``
 
     Rewrites applied:
-    - sum-squares: Σ_c x_c² = SumSquares(x), m²·Σ_c (x_c/m)² with m a power of two next to max|x| where the plain sum is out of range: x_c² overflows past |x| = 1.3e154 (float64) although λ/N·Σx² may not, and goes subnormal (digits lost) below |x| = 1.5e-154; the scaled sum has neither problem (as LAPACK's nrm2).
     - one-minus-ratio: 1 - N/D = (D - N)/D where terms of D and N cancel in algebra (the soft Dice loss 1 - (2Σyp + s)/(Σy + Σp + s) = (Σy + Σp - 2Σyp)/(Σy + Σp + s)): at labels of 0 the quotient is s/(Σp + s), within 1e-30 of 1, and 1 - N/D was 0 for Σp/(Σp + s) = 1e-30.
     """
-    tmp0 = numpy.equal(_rt.sum_squares(y), 0)
-    tmp1 = _rt.row_sum(p*(1 - y))
-    tmp2 = _rt.row_sum(y*(1 - p))
-    tmp3 = tmp1*alpha + tmp2*beta
-    tmp4 = _rt.row_sum(p*y)
-    tmp5 = tmp3 + tmp4
-    return _rt.where(tmp0, 1, tmp3/tmp5)
+    tmp0 = _rt.row_sum(p*y)
+    tmp1 = y*(1 - p)
+    tmp2 = _rt.row_sum(tmp1)
+    tmp3 = numpy.equal(tmp0 + tmp2, 0)
+    tmp4 = p*(1 - y)
+    tmp5 = _rt.row_sum(tmp4)
+    tmp6 = _rt.weighted_row_sum(tmp1, beta, tmp2) + _rt.weighted_row_sum(tmp4, alpha, tmp5)
+    tmp7 = tmp0 + tmp6
+    return _rt.where(numpy.logical_and(tmp3, numpy.equal(tmp7, 0)), 1, tmp6/tmp7)
 
 
 def index_naive_value(y, p, alpha, beta):
     r"""Tversky loss: the naive value (the definition in elementary functions, no rewrite).
 
-    ``Piecewise((1, Eq(RowSum(y**2), 0)), (1 - RowSum(p*y)/(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y)), True))``
+    ``Piecewise((1, Eq(RowSum(p*y) + RowSum(y*(1 - p)), 0) & Eq(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y), 0)), (1 - RowSum(p*y)/(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y)), True))``
     """
     tmp0 = _rt.row_sum(p*y)
-    return _rt.where(numpy.equal(_rt.row_sum(y**2), 0), 1, 1 - tmp0/(tmp0 + alpha*_rt.row_sum(p*(1 - y)) + beta*_rt.row_sum(y*(1 - p))))
+    tmp1 = _rt.row_sum(y*(1 - p))
+    tmp2 = tmp0 + tmp1*beta + alpha*_rt.row_sum(p*(1 - y))
+    return _rt.where(numpy.logical_and(numpy.equal(tmp2, 0), numpy.equal(tmp0 + tmp1, 0)), 1, 1 - tmp0/tmp2)
 
 
 def index_grad(y, p, alpha, beta):
     r"""Tversky loss: stable gradient d(value)/d(p), elementwise.
 
-    Derived by SymPy from the stable value: ``Piecewise((0, Eq(SumSquares(y), 0)), (-y/(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y)) - (y*beta - y - alpha*(1 - y))*RowSum(p*y)/(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y))**2, True))``
+    Derived by SymPy from the stable value: ``Piecewise((0, Eq(RowSum(p*y) + RowSum(y*(1 - p)), 0) & Eq(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y), 0)), (-y/(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y)) - (y*beta - y - alpha*(1 - y))*RowSum(p*y)/(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y))**2, True))``
 
-    Stable form: ``Piecewise((0, Eq(SumSquares(y), 0)), (Guarded(-y/(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y)) - (y*beta - y - alpha*(1 - y))*RowSum(p*y)/(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y))**2, (-y**2*beta - y*alpha*RestSum(p*y) - y*alpha*RestSum(-p*y + p) - y*beta*RestSum(p*y) - y*beta*RestSum(-p*y + y) + alpha*RestSum(p*y))/(p*y + alpha*(p*(1 - y) + RestSum(p*(1 - y))) + beta*(y*(1 - p) + RestSum(y*(1 - p))) + RestSum(p*y))**2), True))``
+    Stable form: ``Piecewise((0, Eq(RowSum(p*y) + RowSum(y*(1 - p)), 0) & Eq(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y), 0)), (Guarded(-y/(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y)) - (y*beta - y - alpha*(1 - y))*RowSum(p*y)/(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y))**2, (-y**2*beta - y*alpha*RestSum(p*y) - y*alpha*RestSum(-p*y + p) - y*beta*RestSum(p*y) - y*beta*RestSum(-p*y + y) + alpha*RestSum(p*y))/(p*y + alpha*(p*(1 - y) + RestSum(p*(1 - y))) + beta*(y*(1 - p) + RestSum(y*(1 - p))) + RestSum(p*y))**2), True))``
 
     Rewrites applied:
     - split-rowsum: Σ_c v_c = v_j + Σ_{c≠j} v_c: written this way, a difference such as σ_j·Σt - t_j or Σt/Σp - t_j/p_j becomes an expression in the other elements, which does not cancel when element j dominates (softmax_j - 1 = -Σ_{c≠j} e_c / Σ e_c).
     - norm-square-split: over one denominator, with Σ v = v_j + Σ_{c≠j} v and ‖x‖² = x_j² + Σ_{c≠j} x_c², the terms of element j that cancel exactly are gone before anything is computed (the cosine's gradient: y_j‖p‖² - p_j Σ y p = y_j Σ_{c≠j} p_c² - p_j Σ_{c≠j} y_c p_c; the Dice gradient: Σ y p - y_j(Σ y + Σ p) loses its y_j p_j), where computed they would cancel in rounding for a row dominated by element j.
     - guard-split: the unsplit gradient Σ_k t_k (row sums, no rest sums) where its terms cancel by at most a factor four (Σ|t_k| <= 4|Σ t_k|), the split form on the rows where they cancel more: there the unsplit sum's error is at most four times its terms' (its row sums add terms of one sign on the domain), the factor the split form's rest sums allow themselves, for about half the passes over the block.
     """
-    tmp0 = numpy.equal(_rt.sum_squares(y), 0)
-    tmp1 = _rt.row_sum(p*(1 - y))
-    tmp2 = _rt.row_sum(y*(1 - p))
-    tmp3 = _rt.row_sum(p*y)
-    return _rt.where(tmp0, 0, _rt.guarded(lambda: (-1*((y*beta - y - alpha*(1 - y))/(tmp1*alpha + tmp2*beta + tmp3))*(tmp3/(tmp1*alpha + tmp2*beta + tmp3)), -y/(tmp1*alpha + tmp2*beta + tmp3),), lambda p, y: _rt.divide_rows(alpha*_rt.rest_sum(p*y, _rt.row_sum(p*y)) - y*alpha*_rt.rest_sum(p, _rt.row_sum(p)) + (-y**2*beta - y*beta*_rt.rest_sum(y, _rt.row_sum(y))), alpha*_rt.row_sum(p*(1 - y)) + beta*_rt.row_sum(y*(1 - p)) + _rt.row_sum(p*y), 2), p, y))
+    tmp0 = _rt.row_sum(p*y)
+    tmp1 = y*(1 - p)
+    tmp2 = _rt.row_sum(tmp1)
+    tmp3 = numpy.equal(tmp0 + tmp2, 0)
+    tmp4 = p*(1 - y)
+    tmp5 = _rt.row_sum(tmp4)
+    tmp6 = tmp0 + tmp2*beta + tmp5*alpha
+    return _rt.where(numpy.logical_and(tmp3, numpy.equal(tmp6, 0)), 0, _rt.guarded(lambda: (-1*((y*beta - y - alpha*(1 - y))/tmp6)*(tmp0/tmp6), _rt.divide_rows(-y, tmp6),), lambda p, y: _rt.divide_rows(alpha*_rt.rest_sum(p*y, _rt.row_sum(p*y)) - y*alpha*_rt.rest_sum(p, _rt.row_sum(p)) + (-y**2*beta - y*beta*_rt.rest_sum(y, _rt.row_sum(y))), alpha*_rt.row_sum(p*(1 - y)) + beta*_rt.row_sum(y*(1 - p)) + _rt.row_sum(p*y), 2), p, y))
 
 
 def index_value_and_grad(y, p, alpha, beta):
     r"""Tversky loss: stable value and gradient in one pass, their common subexpressions computed once (the same expressions, and numbers, as ``index_value`` and ``index_grad``).
     """
-    tmp0 = numpy.equal(_rt.sum_squares(y), 0)
-    tmp1 = _rt.row_sum(p*(1 - y))
-    tmp2 = _rt.row_sum(y*(1 - p))
-    tmp3 = tmp1*alpha + tmp2*beta
-    tmp4 = _rt.row_sum(p*y)
-    tmp5 = tmp3 + tmp4
-    grad = _rt.where(tmp0, 0, _rt.guarded(lambda: (-1*((y*beta - y - alpha*(1 - y))/(tmp1*alpha + tmp2*beta + tmp4))*(tmp4/(tmp1*alpha + tmp2*beta + tmp4)), -y/(tmp1*alpha + tmp2*beta + tmp4),), lambda p, y: _rt.divide_rows(alpha*_rt.rest_sum(p*y, _rt.row_sum(p*y)) - y*alpha*_rt.rest_sum(p, _rt.row_sum(p)) + (-y**2*beta - y*beta*_rt.rest_sum(y, _rt.row_sum(y))), alpha*_rt.row_sum(p*(1 - y)) + beta*_rt.row_sum(y*(1 - p)) + _rt.row_sum(p*y), 2), p, y))
-    return _rt.where(tmp0, 1, tmp3/tmp5), grad
+    tmp0 = _rt.row_sum(p*y)
+    tmp1 = y*(1 - p)
+    tmp2 = _rt.row_sum(tmp1)
+    tmp3 = numpy.equal(tmp0 + tmp2, 0)
+    tmp4 = p*(1 - y)
+    tmp5 = _rt.row_sum(tmp4)
+    tmp6 = _rt.weighted_row_sum(tmp1, beta, tmp2) + _rt.weighted_row_sum(tmp4, alpha, tmp5)
+    tmp7 = tmp0 + tmp6
+    tmp8 = tmp0 + tmp2*beta + tmp5*alpha
+    grad = _rt.where(numpy.logical_and(tmp3, numpy.equal(tmp8, 0)), 0, _rt.guarded(lambda: (-1*((y*beta - y - alpha*(1 - y))/tmp8)*(tmp0/tmp8), _rt.divide_rows(-y, tmp8),), lambda p, y: _rt.divide_rows(alpha*_rt.rest_sum(p*y, _rt.row_sum(p*y)) - y*alpha*_rt.rest_sum(p, _rt.row_sum(p)) + (-y**2*beta - y*beta*_rt.rest_sum(y, _rt.row_sum(y))), alpha*_rt.row_sum(p*(1 - y)) + beta*_rt.row_sum(y*(1 - p)) + _rt.row_sum(p*y), 2), p, y))
+    return _rt.where(numpy.logical_and(tmp3, numpy.equal(tmp7, 0)), 1, tmp6/tmp7), grad
 
 
 def index_naive_grad(y, p, alpha, beta):
     r"""Tversky loss: the naive gradient (SymPy's derivative of the definition, no rewrite).
 
-    ``Piecewise((0, Eq(RowSum(y**2), 0)), (-y/(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y)) - (y*beta - y - alpha*(1 - y))*RowSum(p*y)/(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y))**2, True))``
+    ``Piecewise((0, Eq(RowSum(p*y) + RowSum(y*(1 - p)), 0) & Eq(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y), 0)), (-y/(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y)) - (y*beta - y - alpha*(1 - y))*RowSum(p*y)/(alpha*RowSum(p*(1 - y)) + beta*RowSum(y*(1 - p)) + RowSum(p*y))**2, True))``
     """
     tmp0 = _rt.row_sum(p*y)
-    tmp1 = 1 - y
-    tmp2 = tmp0 + alpha*_rt.row_sum(p*tmp1) + beta*_rt.row_sum(y*(1 - p))
-    return _rt.where(numpy.equal(_rt.row_sum(y**2), 0), 0, _rt.divide_rows(-y, tmp2) - 1*((y*beta - tmp1*alpha - y)/tmp2)*(tmp0/tmp2))
+    tmp1 = _rt.row_sum(y*(1 - p))
+    tmp2 = 1 - y
+    tmp3 = tmp0 + tmp1*beta + alpha*_rt.row_sum(p*tmp2)
+    return _rt.where(numpy.logical_and(numpy.equal(tmp3, 0), numpy.equal(tmp0 + tmp1, 0)), 0, _rt.divide_rows(-y, tmp3) - 1*((y*beta - tmp2*alpha - y)/tmp3)*(tmp0/tmp3))
 
 
 def index_value_rescue(y, p, alpha, beta, C):
     r"""Tversky loss: the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the float64 rescue of rows that overflow or underflow (:mod:`cesym.kernels._rescue`)."""
-    return (lambda _h0: (lambda _h1: (lambda _h2: (lambda _h3: (_ex.D(1) if (_h3 == _ex.D(0)) else ((alpha*_h0 + beta*_h1))/((alpha*_h0 + beta*_h1 + _h2))))(_ex.fsum(_ex.power(y[_c1], 2) for _c1 in range(int(C)))))(_ex.fsum(p[_c1]*y[_c1] for _c1 in range(int(C)))))(_ex.fsum(y[_c1]*((_ex.D(1) - p[_c1])) for _c1 in range(int(C)))))(_ex.fsum(p[_c1]*((_ex.D(1) - y[_c1])) for _c1 in range(int(C))))
+    return (lambda _h0: (lambda _h1: (lambda _h2: (_ex.D(1) if ((_h1 + _h2) == _ex.D(0)) and ((alpha*_h0 + beta*_h1 + _h2) == _ex.D(0)) else ((alpha*_h0 + beta*_h1))/((alpha*_h0 + beta*_h1 + _h2))))(_ex.fsum(p[_c1]*y[_c1] for _c1 in range(int(C)))))(_ex.fsum(y[_c1]*((_ex.D(1) - p[_c1])) for _c1 in range(int(C)))))(_ex.fsum(p[_c1]*((_ex.D(1) - y[_c1])) for _c1 in range(int(C))))
 
 
 def index_grad_rescue(y, p, alpha, beta, C):
     r"""Tversky loss: the stable grad in decimal arithmetic at the current precision, of one row (lists of Decimals; the list of its C elements): the float64 rescue of rows that overflow or underflow (:mod:`cesym.kernels._rescue`)."""
-    return (lambda _h0: [(_ex.D(0) if (_h0 == _ex.D(0)) else ((alpha*_ex.fsum(p[_c1]*y[_c1] for _c1 in range(int(C)) if _c1 != _j) - _ex.power(y[_j], 2)*beta - y[_j]*alpha*_ex.fsum(p[_c1]*y[_c1] for _c1 in range(int(C)) if _c1 != _j) - y[_j]*alpha*_ex.fsum((p[_c1] - p[_c1]*y[_c1]) for _c1 in range(int(C)) if _c1 != _j) - y[_j]*beta*_ex.fsum(p[_c1]*y[_c1] for _c1 in range(int(C)) if _c1 != _j) - y[_j]*beta*_ex.fsum((y[_c1] - p[_c1]*y[_c1]) for _c1 in range(int(C)) if _c1 != _j)))/_ex.power((alpha*((p[_j]*((_ex.D(1) - y[_j])) + _ex.fsum(p[_c1]*((_ex.D(1) - y[_c1])) for _c1 in range(int(C)) if _c1 != _j))) + beta*((y[_j]*((_ex.D(1) - p[_j])) + _ex.fsum(y[_c1]*((_ex.D(1) - p[_c1])) for _c1 in range(int(C)) if _c1 != _j))) + p[_j]*y[_j] + _ex.fsum(p[_c1]*y[_c1] for _c1 in range(int(C)) if _c1 != _j)), 2)) for _j in range(int(C))])(_ex.fsum(_ex.power(y[_c1], 2) for _c1 in range(int(C))))
+    return (lambda _h0: (lambda _h1: (lambda _h2: [(_ex.D(0) if ((_h0 + _h1) == _ex.D(0)) and ((alpha*_h2 + beta*_h0 + _h1) == _ex.D(0)) else ((alpha*_ex.fsum(p[_c1]*y[_c1] for _c1 in range(int(C)) if _c1 != _j) - _ex.power(y[_j], 2)*beta - y[_j]*alpha*_ex.fsum(p[_c1]*y[_c1] for _c1 in range(int(C)) if _c1 != _j) - y[_j]*alpha*_ex.fsum((p[_c1] - p[_c1]*y[_c1]) for _c1 in range(int(C)) if _c1 != _j) - y[_j]*beta*_ex.fsum(p[_c1]*y[_c1] for _c1 in range(int(C)) if _c1 != _j) - y[_j]*beta*_ex.fsum((y[_c1] - p[_c1]*y[_c1]) for _c1 in range(int(C)) if _c1 != _j)))/_ex.power((alpha*((p[_j]*((_ex.D(1) - y[_j])) + _ex.fsum(p[_c1]*((_ex.D(1) - y[_c1])) for _c1 in range(int(C)) if _c1 != _j))) + beta*((y[_j]*((_ex.D(1) - p[_j])) + _ex.fsum(y[_c1]*((_ex.D(1) - p[_c1])) for _c1 in range(int(C)) if _c1 != _j))) + p[_j]*y[_j] + _ex.fsum(p[_c1]*y[_c1] for _c1 in range(int(C)) if _c1 != _j)), 2)) for _j in range(int(C))])(_ex.fsum(p[_c1]*((_ex.D(1) - y[_c1])) for _c1 in range(int(C)))))(_ex.fsum(p[_c1]*y[_c1] for _c1 in range(int(C)))))(_ex.fsum(y[_c1]*((_ex.D(1) - p[_c1])) for _c1 in range(int(C))))
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.
