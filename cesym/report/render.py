@@ -181,7 +181,9 @@ def _chain_steps(d: Derived) -> list[str]:
     rule multiplies together into the derivative shown next."""
     x = d.loss.prediction
     out, seen = [], set()
-    for node in sp.preorder_traversal(d.value):
+    # (siblings in SymPy's sort order: the args of And, and of Add and Mul in some builds, follow
+    # the hash seed, and the report must be the same in every process)
+    for node in sp.preorder_traversal(d.value, keys=True):
         if node in seen or not node.has(x):
             continue
         if isinstance(node, (RowSum, RowMax)) or type(node).__name__ in ("SumSquares", "Norm2"):
