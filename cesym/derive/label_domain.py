@@ -124,11 +124,15 @@ def label_domain(loss: Loss) -> dict | None:
     for piece in pieces:
         if isinstance(piece, sp.FiniteSet):  # an isolated point: the label may be only that
             for v in piece:
-                intervals.append([_float_at_or_above(v), _float_at_or_below(v)])
+                lo, hi = _float_at_or_above(v), _float_at_or_below(v)
+                if lo <= hi:  # (a point that is not a float holds no float label)
+                    intervals.append([lo, hi])
             continue
         if not isinstance(piece, sp.Interval):
             return None
         intervals.append([_float_at_or_above(piece.start), _float_at_or_below(piece.end)])
+    if not intervals:
+        return None
     declared = next((k for k in ("positive", "nonnegative", "negative", "nonpositive") if getattr(y, f"is_{k}")), None)
     reason = "; ".join(sp.sstr(p) for p in because) or f"the label, declared {declared},"
     return {"intervals": intervals, "because": reason}
