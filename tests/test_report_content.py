@@ -140,3 +140,29 @@ def test_a_gradient_plot_beside_each_value_plot(family):
         for p in panels:
             for s in p["series"]:
                 assert len(s["grad_err"]) == len(s["err"]) == len(p["mags"]), (p["case"], s["label"])
+
+
+def test_the_chain_rule_steps_do_not_follow_the_hash_seed():
+    """The steps of a value holding a Boolean ``And`` (Tversky's no-label test) came out in two
+    orders by process (its args follow the hash seed), and the committed report was fresh or
+    stale by chance: the same steps under two seeds (1 and 2 gave the two orders with SymPy's
+    plain traversal here)."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "from pathlib import Path\n"
+        "from cesym.define.loss import load_all\n"
+        "from cesym.generate.codegen import GENERATED_DIR\n"
+        "from cesym.report.render import _chain_steps, _derived\n"
+        "losses = load_all()['tversky']\n"
+        "(d,) = _derived(losses, (Path(GENERATED_DIR) / 'tversky.py').read_text(encoding='utf-8'))\n"
+        "print('\\n'.join(_chain_steps(d)))\n"
+    )
+    outs = [
+        subprocess.run([sys.executable, "-c", script], env={**os.environ, "PYTHONHASHSEED": seed},
+                       capture_output=True, text=True, timeout=300, check=True).stdout
+        for seed in ("1", "2")
+    ]
+    assert outs[0] and outs[0] == outs[1]
