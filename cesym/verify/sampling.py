@@ -118,8 +118,8 @@ def _into_domain(rng, case: KernelCase, y):
     is real: KL's y >= 0) moved into it, its first interval: reflected at a one-sided end (a
     draw below -1 becomes one above it), uniform inside a bounded one. Rows already inside are
     returned as they are (no draw is consumed: the shipped samples do not move). A finite end
-    itself (MSLE's y = -1, where log(1 + y) = -inf) is not drawn: the reference takes limits in
-    the predictions and in infinite labels, not at a label's finite edge."""
+    itself (MSLE's y = -1, where log(1 + y) = -inf) is not drawn here: the extremes grid holds
+    the ends (:func:`cesym.verify.extremes.label_values`)."""
     dom = case.label_domain
     if not dom:
         return y
