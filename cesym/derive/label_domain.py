@@ -31,7 +31,7 @@ from sympy.calculus.util import continuous_domain
 from ..define.loss import Loss
 from ..define.primitives import _is_reduction, to_elementary
 
-__all__ = ["label_domain"]
+__all__ = ["label_domain", "inside", "moved_inside"]
 
 
 def _parts(expr: sp.Basic, label: sp.Symbol) -> list[sp.Basic]:
@@ -71,31 +71,55 @@ def _declared(y: sp.Symbol) -> sp.Set:
     return sp.S.Reals
 
 
-def _float_at_or_above(v: sp.Expr) -> float | None:
-    """The least float64 >= ``v`` (None for -oo): every accepted float lies in the closed set."""
-    if v == -sp.oo:
+def _float_in(v: sp.Expr, up: bool) -> float | None:
+    """The nearest float64 to ``v`` on the side of the set's inside: the least float >= ``v``
+    (``up``, a lower end) or the greatest <= ``v``; None for an infinite end. Every float the
+    check accepts then lies in the closed set."""
+    if v in (sp.oo, -sp.oo):
         return None
     f = float(v)
-    if v.is_Rational and Fraction(f) < Fraction(int(v.p), int(v.q)) or not v.is_Rational and sp.Float(f, 60) < sp.N(v, 60):
-        f = math.nextafter(f, math.inf)
+    exact = Fraction(int(v.p), int(v.q)) if v.is_Rational else None
+    below = Fraction(f) < exact if exact is not None else sp.Float(f, 60) < sp.N(v, 60)
+    above = Fraction(f) > exact if exact is not None else sp.Float(f, 60) > sp.N(v, 60)
+    if up and below:
+        return math.nextafter(f, math.inf)
+    if not up and above:
+        return math.nextafter(f, -math.inf)
     return f
 
 
-def _float_at_or_below(v: sp.Expr) -> float | None:
-    """The greatest float64 <= ``v`` (None for +oo)."""
-    if v == sp.oo:
-        return None
-    f = float(v)
-    if v.is_Rational and Fraction(f) > Fraction(int(v.p), int(v.q)) or not v.is_Rational and sp.Float(f, 60) > sp.N(v, 60):
-        f = math.nextafter(f, -math.inf)
-    return f
+def inside(v: float, domain: dict) -> bool:
+    """Whether ``v`` lies in the closed set ``domain`` (:func:`label_domain`'s data)."""
+    return any((lo is None or v >= lo) and (hi is None or v <= hi) for lo, hi in domain["intervals"])
+
+
+def moved_inside(v: float, domain: dict) -> float:
+    """``v`` itself where it lies in ``domain``, else a value in its first interval: reflected
+    at a one-sided end (-2 under y >= -1 becomes 0), the middle of a bounded one."""
+    if inside(v, domain):
+        return v
+    lo, hi = domain["intervals"][0]
+    if lo is not None and hi is not None:
+        return (lo + hi) / 2
+    return lo + abs(v - lo) if lo is not None else hi - abs(v - hi)
+
+
+_CACHE: dict[int, tuple] = {}
 
 
 def label_domain(loss: Loss) -> dict | None:
     """The closed set of label values where ``loss``'s definition is real, as plain data:
     ``{"intervals": [[lo, hi], ...], "because": part}`` (``None`` for an unbounded end; the
     float64 ends inside the set), or ``None`` where the labels are not restricted (every real
-    label, no label, class-index labels, or a domain that depends on the other inputs)."""
+    label, no label, class-index labels, or a domain that depends on the other inputs). Once per
+    loss (SymPy's set solver takes up to a second; generate and verify ask several times)."""
+    hit = _CACHE.get(id(loss))
+    if hit is None or hit[0] is not loss:
+        hit = _CACHE[id(loss)] = (loss, _derive(loss))  # (the loss kept: its id is not reused)
+    return hit[1]
+
+
+def _derive(loss: Loss) -> dict | None:
     y = loss.label
     if y is None or loss.label_index:
         return None
@@ -124,13 +148,13 @@ def label_domain(loss: Loss) -> dict | None:
     for piece in pieces:
         if isinstance(piece, sp.FiniteSet):  # an isolated point: the label may be only that
             for v in piece:
-                lo, hi = _float_at_or_above(v), _float_at_or_below(v)
+                lo, hi = _float_in(v, True), _float_in(v, False)
                 if lo <= hi:  # (a point that is not a float holds no float label)
                     intervals.append([lo, hi])
             continue
         if not isinstance(piece, sp.Interval):
             return None
-        intervals.append([_float_at_or_above(piece.start), _float_at_or_below(piece.end)])
+        intervals.append([_float_in(piece.start, True), _float_in(piece.end, False)])
     if not intervals:
         return None
     declared = next((k for k in ("positive", "nonnegative", "negative", "nonpositive") if getattr(y, f"is_{k}")), None)

@@ -25,7 +25,7 @@ from sympy.printing.numpy import NumPyPrinter
 
 from ..define.loss import N, DerivationError, Loss, default_public, load_families, DERIVATIONS_DIR
 from ..derive.gradients import Derived, as_record, derive
-from ..derive.label_domain import label_domain
+from ..derive.label_domain import label_domain, moved_inside
 
 from .bounds import bound_body
 from .exact import eft_parts, exact_parts, magnitude, needs_magnitude, rescue_parts
@@ -919,22 +919,11 @@ _EXAMPLE_PREDS = {"real": "[[0.3, -1.2, 2.0]]", "unit": "[[0.2, 0.7, 0.9]]", "si
 
 def _example_labels(kind: str, domain: dict | None) -> str:
     """The example's labels of ``kind``, those outside the definition's label domain moved into
-    its first interval (reflected at a one-sided end, the middle of a bounded one)."""
+    it (:func:`cesym.derive.label_domain.moved_inside`)."""
     text = _EXAMPLE_LABELS[kind]
     if not domain or kind == "index":
         return text
-    ivs = domain["intervals"]
-    lo, hi = ivs[0]
-
-    def inside(v):
-        return any((a is None or v >= a) and (b is None or v <= b) for a, b in ivs)
-
-    def move(v):
-        if inside(v):
-            return v
-        return (lo + hi) / 2 if lo is not None and hi is not None else lo + abs(v - lo) if lo is not None else hi - abs(v - hi)
-
-    return repr([[move(v) for v in row] for row in ast.literal_eval(text)])
+    return repr([[moved_inside(v, domain) for v in row] for row in ast.literal_eval(text)])
 
 
 def _examples(public: Sequence, namespace: dict, where: str) -> dict[str, str]:

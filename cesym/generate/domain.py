@@ -33,7 +33,7 @@ import numpy as np
 from ..define.conventions import label_times_log
 from ..define.loss import N, DerivationError, Loss
 from ..derive.gradients import Derived
-from ..derive.label_domain import label_domain
+from ..derive.label_domain import label_domain, moved_inside
 
 __all__ = ["check_domain", "interior_points", "DOMAIN_SEED", "DOMAIN_POINTS"]
 
@@ -46,26 +46,13 @@ _PRECISIONS = (80, 640)
 
 
 def _inside(labels, domain: dict | None):
-    """``labels`` outside the label domain where the definition is real
-    (:mod:`cesym.derive.label_domain`) moved into its first interval: reflected at a one-sided
-    end, the middle of a bounded one. A label on an end stays (KL's 0: the 0·log 0 convention is
-    what the first point checks; log y at 0 is infinite there, and the refusal says so)."""
+    """``labels`` outside the label domain where the definition is real moved into it
+    (:func:`cesym.derive.label_domain.moved_inside`). A label on an end stays (KL's 0: the
+    0·log 0 convention is what the first point checks; log y at 0 is infinite there, and the
+    refusal says so)."""
     if not domain or len(labels) == 0:
         return labels
-    ivs = domain["intervals"]
-    lo, hi = ivs[0]
-
-    def inside(v):
-        return any((a is None or v >= a) and (b is None or v <= b) for a, b in ivs)
-
-    def move(v):
-        if inside(v):
-            return v
-        if lo is not None and hi is not None:
-            return (lo + hi) / 2
-        return lo + abs(v - lo) if lo is not None else hi - abs(v - hi)
-
-    return np.array([move(float(v)) for v in labels])
+    return np.array([moved_inside(float(v), domain) for v in labels])
 
 
 def interior_points(loss: Loss, n: int, points: int = DOMAIN_POINTS, seed: int = DOMAIN_SEED) -> list[tuple[list, list, list]]:

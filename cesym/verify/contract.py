@@ -185,21 +185,15 @@ def extended_for(loss: Loss, n: int, unit: bool = False, label_kind: str | None 
     return _EXT[key]
 
 
-_ENDS: dict[int, tuple] = {}
-
-
 def _label_ends(loss: Loss) -> tuple[tuple[float, int], ...]:
     """The finite ends of the set where the definition is real in its label, derived from the
-    definition (:mod:`cesym.derive.label_domain`), each with the side its inside lies on (once
-    per loss: SymPy's set solver takes up to a second)."""
+    definition (:mod:`cesym.derive.label_domain`), each with the side its inside lies on."""
     from cesym.derive.label_domain import label_domain
 
-    if id(loss) not in _ENDS:
-        dom = label_domain(loss)
-        _ENDS[id(loss)] = () if not dom else tuple(
-            (e, d) for lo, hi in dom["intervals"] for e, d in ((lo, 1), (hi, -1)) if e is not None and lo != hi
-        )
-    return _ENDS[id(loss)]
+    dom = label_domain(loss)
+    if not dom:
+        return ()
+    return tuple((e, d) for lo, hi in dom["intervals"] for e, d in ((lo, 1), (hi, -1)) if e is not None and lo != hi)
 
 
 def _pick(ref: RowReference, loss: Loss, lab, pred, unit: bool, label_kind: str | None = None):

@@ -396,16 +396,19 @@ class AsGivenOrLimit:
 
     def __init__(self, ref: RowReference, ext: ExtendedReference):
         self.ref, self.ext = ref, ext
-        self._chosen: dict = {}
+        self._chosen: dict = {}  # per point and dtype
+        self._last: dict = {}  # per point: the choice κ follows (κ is asked without a dtype)
 
     def _which(self, labels, pred, params, dtype):
-        key = (tuple(float(y) for y in labels), tuple(float(x) for x in pred), tuple(params), np.dtype(dtype).name)
+        point = ExtendedReference._key(labels, pred, params)
+        key = (point, np.dtype(dtype).name)
         if key not in self._chosen:
             try:
                 self.ref.value_and_grad(labels, pred, params, dtype=dtype)
                 self._chosen[key] = self.ref
             except Unresolved:
                 self._chosen[key] = self.ext
+        self._last[point] = self._chosen[key]
         return self._chosen[key]
 
     def value_and_grad(self, labels, pred, params=(), dtype=np.float64):
@@ -418,5 +421,4 @@ class AsGivenOrLimit:
         return self._by_value(labels, pred, params, value).kappa_value(labels, pred, params, value, grad)
 
     def _by_value(self, labels, pred, params, value):
-        keys = [k for k in self._chosen if k[:3] == (tuple(float(y) for y in labels), tuple(float(x) for x in pred), tuple(params))]
-        return self._chosen[keys[0]] if keys else self.ref
+        return self._last.get(ExtendedReference._key(labels, pred, params), self.ref)

@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy as sp
 
+from ..derive.label_domain import inside
 from .contract import check_batch, definition
 from .processes import imap, shared, shared_get
 from .registry import KernelCase
@@ -73,10 +74,8 @@ def label_values(case: KernelCase, dtype) -> list[float] | None:
         "sign": [1.0, -1.0],
     }.get(case.label_kind)
     if vals is not None and case.label_domain:  # inside the set where the loss is real, its ends too
-        ivs = case.label_domain["intervals"]
-        ends = [float(dtype(e)) for iv in ivs for e in iv if e is not None]
-        vals = [v for v in dict.fromkeys(vals + ends)
-                if any((lo is None or v >= lo) and (hi is None or v <= hi) for lo, hi in ivs)]
+        ends = [float(dtype(e)) for iv in case.label_domain["intervals"] for e in iv if e is not None]
+        vals = [v for v in dict.fromkeys(vals + ends) if inside(v, case.label_domain)]
     label = getattr(definition(case), "label", None)
     if vals is None or label is None:
         return vals
