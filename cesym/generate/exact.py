@@ -429,7 +429,9 @@ class RowDecimalPrinter(DecimalPrinter):
         return f"({self._print(e.reduction_form())})"
 
     def _print_Norm2(self, e):
-        return f"({self._print(RowSum(e.args[0] ** 2))}).sqrt()"
+        # a quantity of the whole row, as its sum of squares: one square root per row, where
+        # printed inline it would be taken again for every element (C^2 of them in a gradient)
+        return self._hoist(f"({self._print(RowSum(e.args[0] ** 2))}).sqrt()")
 
     def _print_Scaled(self, e):
         return f"({self._print(e.args[0])} / {self._print(e.args[1])})"

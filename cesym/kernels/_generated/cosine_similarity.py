@@ -188,12 +188,12 @@ def cosine_naive_grad(y, p):
 
 def cosine_value_rescue(y, p, C):
     r"""negative cosine similarity: the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the float64 rescue of rows that overflow or underflow (:mod:`cesym.kernels._rescue`)."""
-    return (lambda _h0: (lambda _h1: (lambda _h2: (_h2).copy_negate())(_ex.fsum((p[_c1] / (_h0).sqrt())*(y[_c1] / (_h1).sqrt()) for _c1 in range(int(C)))))(_ex.fsum(_ex.power(y[_c2], 2) for _c2 in range(int(C)))))(_ex.fsum(_ex.power(p[_c2], 2) for _c2 in range(int(C))))
+    return (lambda _h0: (lambda _h1: (lambda _h2: (lambda _h3: (lambda _h4: (_h4).copy_negate())(_ex.fsum((p[_c1] / _h1)*(y[_c1] / _h3) for _c1 in range(int(C)))))((_h2).sqrt()))(_ex.fsum(_ex.power(y[_c2], 2) for _c2 in range(int(C)))))((_h0).sqrt()))(_ex.fsum(_ex.power(p[_c2], 2) for _c2 in range(int(C))))
 
 
 def cosine_grad_rescue(y, p, C):
     r"""negative cosine similarity: the stable grad in decimal arithmetic at the current precision, of one row (lists of Decimals; the list of its C elements): the float64 rescue of rows that overflow or underflow (:mod:`cesym.kernels._rescue`)."""
-    return (lambda _h0: (lambda _h1: [((_ex.fsum((p[_c1] / (_h0).sqrt())*(y[_c1] / (_h1).sqrt()) for _c1 in range(int(C)) if _c1 != _j)*(p[_j] / (_h0).sqrt()) - _ex.fsum(_ex.power((p[_c1] / (_h0).sqrt()), 2) for _c1 in range(int(C)) if _c1 != _j)*(y[_j] / (_h1).sqrt())))/(_h0).sqrt() for _j in range(int(C))])(_ex.fsum(_ex.power(y[_c2], 2) for _c2 in range(int(C)))))(_ex.fsum(_ex.power(p[_c2], 2) for _c2 in range(int(C))))
+    return (lambda _h0: (lambda _h1: (lambda _h2: (lambda _h3: [((_ex.fsum((p[_c1] / _h1)*(y[_c1] / _h3) for _c1 in range(int(C)) if _c1 != _j)*(p[_j] / _h1) - _ex.fsum(_ex.power((p[_c1] / _h1), 2) for _c1 in range(int(C)) if _c1 != _j)*(y[_j] / _h3)))/_h1 for _j in range(int(C))])((_h2).sqrt()))(_ex.fsum(_ex.power(y[_c2], 2) for _c2 in range(int(C)))))((_h0).sqrt()))(_ex.fsum(_ex.power(p[_c2], 2) for _c2 in range(int(C))))
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.
