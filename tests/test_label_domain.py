@@ -34,6 +34,8 @@ def _loss(value, domain="probability", **kw) -> Loss:
         (RowSum((sp.sqrt(p) - sp.sqrt(y)) ** 2), "probability", {}, [[0.0, None]]),
         (RowSum(y * sp.log(y) + (1 - y) * sp.log(1 - y) - y * sp.log(p)), "probability", {}, [[0.0, 1.0]]),
         (RowSum(sp.log(y ** 2 - 1) * p), "probability", {}, [[None, -1.0], [1.0, None]]),
+        # log(p/y): SymPy's inequality solver cannot take p/y > 0 (NotImplementedError); p·y > 0 it can
+        (RowSum(2 * (sp.log(p / y) + y / p - 1)) / C, "probability", {}, [[0.0, None]]),
     ],
 )
 def test_derived_from_the_definition(value, domain, weights, expected):
@@ -42,6 +44,16 @@ def test_derived_from_the_definition(value, domain, weights, expected):
     lo = d["intervals"][0][0]
     if lo is not None:  # the float end lies in the closed set
         assert sp.Rational(lo) >= sp.Rational(expected[0][0])
+
+
+def test_a_declared_sign_is_the_domain_where_the_solver_finds_none():
+    """A part whose set SymPy cannot find (log(y - p) depends on the prediction) claims nothing
+    beyond the label's own declaration: a label declared positive is refused below 0 and drawn
+    at or above it, where it had been drawn negative (a gamma deviance's references unresolved)."""
+    yp = Elem("y", positive=True)
+    loss = Loss(family="t", variant="v", title="t", value=RowSum(sp.log(yp - p) + yp), prediction=p, label=yp, domain="probability")
+    d = label_domain(loss)
+    assert d is not None and d["intervals"] == [[0.0, None]] and "declared positive" in d["because"]
 
 
 def test_one_third_end_is_the_least_float_in_the_set():

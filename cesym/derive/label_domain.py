@@ -132,14 +132,32 @@ def _derive(loss: Loss) -> dict | None:
     domain, because = _declared(y), []
     for part in _parts(expr, y):
         try:
-            d = continuous_domain(part.xreplace(stand_ins), t, sp.S.Reals)
+            d = continuous_domain(_logs_of_products(part.xreplace(stand_ins)), t, sp.S.Reals)
         except Exception:  # noqa: BLE001 - SymPy's set solver raises many kinds; none may stop generate
-            return None  # not a set of this label alone (log(y - p)), or not found: nothing is claimed
+            d = None
         if not isinstance(d, sp.Set) or d.free_symbols - {t} or isinstance(d, sp.ConditionSet):
-            return None
+            # not a set of this label alone (log(y - p)), or not found: nothing is claimed beyond
+            # what the label symbol itself declares
+            return _as_data(_declared(y), [], y) if _declared(y) != sp.S.Reals else None
         if d != sp.S.Reals:
             domain = domain & d
             because.append(part)
+    return _as_data(domain, because, y)
+
+
+def _logs_of_products(e: sp.Expr) -> sp.Expr:
+    """``e`` with each ``log(n/d)`` written ``log(n·d)``: real on the same set (n/d > 0 where
+    n·d > 0, and neither where d = 0), and a product SymPy's inequality solver takes where it
+    cannot take the quotient (``q/y > 0``: NotImplementedError)."""
+    def product(f: sp.log) -> sp.Expr:
+        n, d = sp.fraction(sp.together(f.args[0]))
+        return f if d == 1 else sp.log(sp.expand(n * d))
+
+    return e.replace(lambda f: isinstance(f, sp.log), product)
+
+
+def _as_data(domain: sp.Set, because: list, y: sp.Symbol) -> dict | None:
+    """:func:`label_domain`'s data for the set ``domain`` (its closure), None for every real."""
     closed = domain.closure
     if closed == sp.S.Reals:  # a hole (MAPE's y = 0) is a limit, not a restriction
         return None

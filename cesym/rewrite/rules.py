@@ -1438,6 +1438,71 @@ LOG_DIFFERENCE = Rule(
 )
 
 
+def _log_ratio_gap(e: sp.Basic) -> sp.Basic | None:
+    """``k·(r - 1) - k·log r`` in a sum (r = a/b, a and b polynomials of the elements; the log
+    written as one or several logs, k a coefficient common to them up to rational factors) ->
+    ``Piecewise((k·Expm1mx(LogRatio(a, b)), 1/4 < a/b < 4), (the same terms, True))``."""
+    if not isinstance(e, sp.Add):
+        return None
+    logs = []
+    for t in e.args:
+        c, rest = t.as_independent(sp.log, as_Add=False)
+        if isinstance(rest, sp.log) and _has_elems(rest.args[0]) and not c.has(sp.log):
+            logs.append((t, c, rest.args[0]))
+    if not logs:
+        return None
+    plain = set(sp.Add.make_args(sp.expand(e - sp.Add(*[t for t, _, _ in logs]))))
+    for _, c0, _ in logs:
+        for k in (c0, -c0):
+            qs = [sp.cancel(c / k) for _, c, _ in logs]
+            if not all(q.is_Rational and q != 0 for q in qs):
+                continue
+            r = sp.together(sp.Mul(*[f ** (-q) for (_, _, f), q in zip(logs, qs)]))
+            a, b = sp.fraction(r)
+            if not all(_has_elems(x) or x.is_positive for x in (a, b)) or not all(x.is_polynomial() for x in (a, b)):
+                continue
+            drop = sp.expand(k * (r - 1))
+            if not set(sp.Add.make_args(drop)) <= plain:  # k·(r - 1) there, each term as it is
+                continue
+            gap = sp.Add(*[t for t, _, _ in logs]) + drop
+            near = sp.And(sp.StrictGreaterThan(4 * a, b), sp.StrictLessThan(a, 4 * b))
+            return sp.expand(e - gap) + sp.Piecewise((k * Expm1mx(_log_ratio(a, b)), near), (gap, True))
+    return None
+
+
+def _own_gap(e: sp.Basic) -> bool:
+    """A branch :func:`_log_ratio_gap` made (its second piece holds the terms it matched)."""
+    return isinstance(e, sp.Piecewise) and len(e.args) == 2 and e.args[0].expr.has(Expm1mx) and e.args[0].expr.has(LogRatio)
+
+
+def _top_down_but_own(expr: sp.Basic) -> sp.Basic:
+    """:func:`_top_down` of :func:`_log_ratio_gap`, not into the branches it made (their second
+    piece is the sum it matched, and would be matched again on the next pass)."""
+    if _own_gap(expr):
+        return expr
+    new = _log_ratio_gap(expr)
+    if new is not None:
+        return new
+    if not expr.args:
+        return expr
+    args = [_top_down_but_own(a) for a in expr.args]
+    if all(a is b for a, b in zip(args, expr.args)):
+        return expr
+    return expr.func(*args)
+
+
+LOG_RATIO_GAP = Rule(
+    "log-ratio-gap",
+    "k·(r - 1 - log r) = k·Expm1mx(log r) with r = a/b and log r as LogRatio(a, b) (the generalised KL "
+    "y·log(y/p) - y + p, Poisson and gamma deviances, Itakura–Saito's y/p - log(y/p) - 1): the three "
+    "terms cancel to about k·(r - 1)²/2 where a is near b, all digits lost at r = 1 + 1e-8; "
+    "Expm1mx of an accurate log r keeps them. Taken where 1/4 < a/b < 4 (no overflow of e^log r, "
+    "and the terms as written cancel by at most a factor 4.2 outside); elsewhere, and at the "
+    "ends (a label of 0 under y·log(y/p): the limit p), the terms as written.",
+    _top_down_but_own,
+)
+
+
 def _max_minus_sum(e: sp.Basic) -> sp.Basic | None:
     """``RowMax(f) - RowSum(g)`` (in a sum, f and g over the same elements) -> ``MaxMinusSum(f, g)``."""
     if not isinstance(e, sp.Add):
@@ -1576,6 +1641,7 @@ def value_rules() -> list[Rule]:
         POW_SIGMOID,
         LOGIT_SIGMOID,
         LOG_SPLIT,
+        LOG_RATIO_GAP,  # before xlogy, which takes y·log(y/p) into a zero-guarded product
         XLOGY,
         LOG_ADD_EXP,
         LOG1MEXP,
@@ -1706,6 +1772,12 @@ def combine_by_weights(expr: sp.Basic, weights: Sequence[Elem], guard: bool, tog
         return expr
     if guard:  # a term already guarded on a weight is collected with the others, and guarded again
         expr = _unguarded(expr, ws)
+    # each branch of a piecewise term on its own (log-ratio-gap's: its second branch is the sum
+    # as written, y·log(y/p) - y + p, whose 0·log 0 needs the guard as much as the unbranched one)
+    expr = expr.replace(
+        lambda e: isinstance(e, sp.Piecewise) and bool(weight_symbols(e, weights)),
+        lambda e: sp.Piecewise(*[(combine_by_weights(b, weights, guard, together), c) for b, c in e.args]),
+    )
     # Only the weights as bare factors are collected; RestSum(t) stays inside the coefficients.
     collected = collect_monomials(distribute(expr), ws)
     if not guard and any(k != 1 and k not in ws for k in collected):
@@ -2261,7 +2333,10 @@ def second_form_exact(pair: NanOr) -> bool:
         others = sorted(element_symbols(rest), key=str)
         if len(others) > 1 or (rest != 0 and not others):
             return False  # 0/0 on a surface, or never 0/0 here: not read
-        point = {s: 0, **({others[0]: sp.solve(rest, others[0])[0]} if others else {})}
+        roots = sp.solve(rest, others[0]) if others else [None]
+        if not roots:
+            return False  # no 0/0 on the symbols' domain (a label declared positive): as above
+        point = {s: 0, **({others[0]: roots[0]} if others else {})}
         v = _at(second, point)
         if element_symbols(v) or not v.is_Rational or v.q & (v.q - 1):
             return False
@@ -2480,12 +2555,34 @@ SCALE_INSIDE = Rule(
 )
 
 
+def _same_branches(e: sp.Basic) -> sp.Basic | None:
+    """``Piecewise((A, c), (B, True))`` with A and B one function (at random rows, to 50 digits)
+    -> ``B``."""
+    if not isinstance(e, sp.Piecewise) or len(e.args) != 2 or e.args[1].cond != sp.true:
+        return None
+    try:
+        check_equivalent(e.args[0].expr, e.args[1].expr)
+    except (RewriteError, ValueError, TypeError, ZeroDivisionError):
+        return None
+    return e.args[1].expr
+
+
+SAME_BRANCHES = Rule(
+    "same-branches",
+    "a branch between two forms of one number (log-ratio-gap's Expm1mx(log r) beside r - 1 - log r) "
+    "differentiates to two forms of one derivative: the general one is kept (k·(1/b - 1/a) for the "
+    "gap, which the rules after write over one denominator, (p - y)/p), not both computed and one "
+    "picked per element.",
+    lambda expr: _top_down(expr, _same_branches),
+)
+
+
 def gradient_rules(weights: Sequence[Elem], guard: bool, x: Elem | None = None) -> list[Rule]:
     """Rules applied to a derived gradient with respect to ``x``, in order (the edge poles of
     a loss on probabilities with ``guard``)."""
     edge = [edge_poles_rule(x)] if guard and x is not None else []
     return [
-        ONE_MINUS_SHARE, NEG_LOG_SHARE, UNSCALE, SHIFT_EXP, SHIFT_EXP_WEIGHTED, SPLIT_ROWSUM, NORM_SQUARE, MIXTURE_RATIO, POWER_RULE, guard_rule(weights, guard),
+        SAME_BRANCHES, ONE_MINUS_SHARE, NEG_LOG_SHARE, UNSCALE, SHIFT_EXP, SHIFT_EXP_WEIGHTED, SPLIT_ROWSUM, NORM_SQUARE, MIXTURE_RATIO, POWER_RULE, guard_rule(weights, guard),
         *edge, LOG_GUARDED_POWER, CROSS_REST, ONE_FRACTION, SIGMOID_DIFFERENCE, SIGMOID_PAIR, EXPM1_WEIGHT, ONE_MINUS_SCALED_EXP, SCALE_NORM, COMMON_FACTOR,
         COMMON_NUMERATOR, CANCELLING_TERMS, *([split_quotient_rule(x)] if x is not None else []),
         *([log_ratio_at_zero_rule(x)] if guard and x is not None else []), SCALE_INSIDE,
