@@ -761,3 +761,17 @@ def test_more_shapes_stable_where_the_naive_form_breaks(generated_more, variant,
     ng = np.ravel(_run(ns[f"{variant}_naive_grad"], labels, pred)[0])
     errors = [ulp_error(nv, true_v, np.float64)] + [ulp_error(a, b, np.float64) for a, b in zip(ng, true_g)]
     assert max(errors) > 1e6, errors  # the naive form: inf, NaN, or most digits lost
+
+
+def test_log_ratio_gap_at_the_ends_of_its_ratio(generated_more):
+    """The branches of log-ratio-gap away from r = 1 keep the ends: the generalised KL at a label
+    of 0 is p (its label weight guards 0·log 0 in the branch as written), Itakura–Saito at p = 0 is
+    +inf (as written, y/p - log(y/p) is inf - inf there: the r > 4 branch k·r·(1 - s + s·log s)),
+    and both are exactly 0 at r = 1."""
+    ns, _ = generated_more
+    gk = np.ravel(_run(ns["genkl_value"], [0.0, 0.0, 2.5], [0.25, 5e-324, 2.5])[0])[0]
+    assert gk == 0.25 + 5e-324
+    for lab, pred in (([1.0, 0.5, 3.0], [0.0, 0.5, 3.0]), ([5e-324, 1.0, 1.0], [0.0, 1.0, 1.0])):
+        v = np.ravel(_run(ns["isd_value"], lab, pred)[0])[0]
+        assert v == np.inf, (lab, pred, v)
+    assert np.ravel(_run(ns["isd_value"], [0.5, 2.0, 3.0], [0.5, 2.0, 3.0])[0])[0] == 0.0

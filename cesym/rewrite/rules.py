@@ -1441,7 +1441,8 @@ LOG_DIFFERENCE = Rule(
 def _log_ratio_gap(e: sp.Basic) -> sp.Basic | None:
     """``k·(r - 1) - k·log r`` in a sum (r = a/b, a and b polynomials of the elements; the log
     written as one or several logs, k a coefficient common to them up to rational factors) ->
-    ``Piecewise((k·Expm1mx(LogRatio(a, b)), 1/4 < a/b < 4), (the same terms, True))``."""
+    ``Piecewise((k·Expm1mx(LogRatio(a, b)), 1/4 < a/b < 4), (the same terms, True))``, with
+    ``(k·r·(1 - 1/r + log(1/r)/r), a/b > 4)`` between where b can be 0 and k not."""
     if not isinstance(e, sp.Add):
         return None
     logs = []
@@ -1466,13 +1467,20 @@ def _log_ratio_gap(e: sp.Basic) -> sp.Basic | None:
                 continue
             gap = sp.Add(*[t for t, _, _ in logs]) + drop
             near = sp.And(sp.StrictGreaterThan(4 * a, b), sp.StrictLessThan(a, 4 * b))
-            return sp.expand(e - gap) + sp.Piecewise((k * Expm1mx(_log_ratio(a, b)), near), (gap, True))
+            pieces = [(k * Expm1mx(_log_ratio(a, b)), near), (gap, True)]
+            if not sp.cancel(k / b).is_polynomial(*element_symbols(b)):
+                # r > 4 as k·r·(1 - s + s·log s), s = 1/r: where b is 0 and k is not (Itakura–Saito
+                # at p = 0) the terms as written are inf - inf; where k vanishes with b (the
+                # generalised KL's label y), they are the limit already (0·log 0 guarded)
+                far = sp.cancel(k * a / b) * (1 - b / a + XMul(b / a, _log_ratio(b, a)))
+                pieces.insert(1, (far, sp.StrictGreaterThan(a, 4 * b)))
+            return sp.expand(e - gap) + sp.Piecewise(*pieces)
     return None
 
 
 def _own_gap(e: sp.Basic) -> bool:
     """A branch :func:`_log_ratio_gap` made (its second piece holds the terms it matched)."""
-    return isinstance(e, sp.Piecewise) and len(e.args) == 2 and e.args[0].expr.has(Expm1mx) and e.args[0].expr.has(LogRatio)
+    return isinstance(e, sp.Piecewise) and len(e.args) in (2, 3) and e.args[0].expr.has(Expm1mx) and e.args[0].expr.has(LogRatio)
 
 
 def _top_down_but_own(expr: sp.Basic) -> sp.Basic:
@@ -1496,9 +1504,10 @@ LOG_RATIO_GAP = Rule(
     "k·(r - 1 - log r) = k·Expm1mx(log r) with r = a/b and log r as LogRatio(a, b) (the generalised KL "
     "y·log(y/p) - y + p, Poisson and gamma deviances, Itakura–Saito's y/p - log(y/p) - 1): the three "
     "terms cancel to about k·(r - 1)²/2 where a is near b, all digits lost at r = 1 + 1e-8; "
-    "Expm1mx of an accurate log r keeps them. Taken where 1/4 < a/b < 4 (no overflow of e^log r, "
-    "and the terms as written cancel by at most a factor 4.2 outside); elsewhere, and at the "
-    "ends (a label of 0 under y·log(y/p): the limit p), the terms as written.",
+    "Expm1mx of an accurate log r keeps them. Taken where 1/4 < a/b < 4 (no overflow of e^log r); "
+    "elsewhere the terms as written (which cancel by at most a factor 4.2 there), but above 4 where "
+    "b can be 0 and k not (Itakura–Saito's p = 0: inf - inf): k·r·(1 - s + s·log s) with s = b/a "
+    "(terms cancelling by at most a factor 4; s·log s zero-guarded).",
     _top_down_but_own,
 )
 
@@ -2556,15 +2565,16 @@ SCALE_INSIDE = Rule(
 
 
 def _same_branches(e: sp.Basic) -> sp.Basic | None:
-    """``Piecewise((A, c), (B, True))`` with A and B one function (at random rows, to 50 digits)
-    -> ``B``."""
-    if not isinstance(e, sp.Piecewise) or len(e.args) != 2 or e.args[1].cond != sp.true:
+    """``Piecewise((A, c), ..., (B, True))`` with every branch one function (at random rows, to 50
+    digits) -> ``B``."""
+    if not isinstance(e, sp.Piecewise) or len(e.args) < 2 or e.args[-1].cond != sp.true:
         return None
     try:
-        check_equivalent(e.args[0].expr, e.args[1].expr)
+        for piece in e.args[:-1]:
+            check_equivalent(piece.expr, e.args[-1].expr)
     except (RewriteError, ValueError, TypeError, ZeroDivisionError):
         return None
-    return e.args[1].expr
+    return e.args[-1].expr
 
 
 SAME_BRANCHES = Rule(
