@@ -209,6 +209,7 @@ FIRES = [
     (R.LOG_RATIO_GAP, y / p - sp.log(y / p) - 1, Expm1mx(LogRatio(y, p))),
     (R.LOG_RATIO_GAP, 2 * (sp.log(p / y) + y / p - 1) + x, Expm1mx(LogRatio(y, p))),
     (R.LOG_RATIO_GAP, p * sp.log(p / (y + 1)) - p + y + 1, Expm1mx(LogRatio(y + 1, p))),
+    (R.EXPM1, E(-x) / g - 1 / g, expm1(-x) / g),  # a scale parameter's 1/b: the Gumbel likelihood's gradient
     # a branch between two forms of one number differentiates to one form
     (R.SAME_BRANCHES, sp.Piecewise((y * expm1(LogRatio(p, y)) / p, p < 4 * y), (1 - y / p, True)), 1 - y / p),
     # the focal factors: 1 - softmax and 1 - p/Σp as the other classes' share, -log share written back
@@ -775,3 +776,34 @@ def test_log_ratio_gap_at_the_ends_of_its_ratio(generated_more):
         v = np.ravel(_run(ns["isd_value"], lab, pred)[0])[0]
         assert v == np.inf, (lab, pred, v)
     assert np.ravel(_run(ns["isd_value"], [0.5, 2.0, 3.0], [0.5, 2.0, 3.0])[0])[0] == 0.0
+
+
+GLM = HEADER + """
+yp = Elem("y", positive=True)
+b = Symbol("b", positive=True)
+LOSSES = [
+    Loss(family="glm", variant="gamma", title="gamma deviance, mean over the row",
+         value=RowSum(2*(log(p/yp) + yp/p - 1))/C, prediction=p, label=yp, domain="probability"),
+    Loss(family="glm", variant="gumbel", title="Gumbel negative log-likelihood in its location",
+         value=RowSum(log(b) + (y - x)/b + exp(-(y - x)/b))/C, prediction=x, label=y, params=(b,),
+         param_ranges={b: (0.5, 5.0)}),
+]
+"""
+
+
+def test_glm_deviances_at_the_ends_and_an_expm1_with_a_scale(tmp_path_factory):
+    """The gamma deviance's gradient 2(p - y)/(p²·C) is printed ((p - y)/p)/p: p² overflowed past
+    p = 1.3e154 and the gradient came out 0 (1e-200 at p = 1e200); its value is 0 at r = 1 and near
+    r = 1 within the contract. The Gumbel likelihood's gradient (e^(-z) - 1)/(b·C) is expm1(-z)/(b·C):
+    the sum lost every digit of z = 1e-10 (1e-10/b·C, where it gave 1.1e-10)."""
+    modules, losses = _generate_files(tmp_path_factory, "glm", {"glm": GLM})
+    ns = modules["glm"]
+    g = np.ravel(_run(ns["gamma_grad"], [1.0, 3.0], [1e200, 3.0])[0])
+    assert g[0] == pytest.approx(2 * (1e200 - 1.0) / 1e200 / 1e200 / 2, rel=1e-15) and g[1] == 0.0
+    labels, pred = [1.3359310321640003, 2.4723350719778594], [1.3359310040107166, 2.4723350735071907]
+    value, grad = _run(ns["gamma_value_and_grad"], labels, pred)
+    true_v, true_g = RowReference(losses["glm.gamma"], 2).value_and_grad(labels, pred, ())
+    _within_contract(losses["glm.gamma"], value, grad, labels, pred, (), true_v, true_g)
+    assert "expm1" in [r.name for r in derive(losses["glm.gumbel"]).grad_rules]
+    gz = np.ravel(_run(ns["gumbel_grad"], [1e-10, 0.0], [0.0, 0.0], (2.0,))[0])
+    assert gz[0] == pytest.approx(mpmath.mpf(1) * float(mpmath.expm1(-0.5e-10)) / 4, rel=1e-15) and gz[1] == 0.0

@@ -299,7 +299,11 @@ class KernelPrinter(NumPyPrinter):
                 n, d = sp.fraction(x[0].args[0])
                 if d != 1:
                     # NanOr(n/d, b)·k: the quotient overflows where the product by k (|k| < 1: 1/C)
-                    # does not; the runtime takes (n·k)/d there, the same numbers elsewhere
+                    # does not; the runtime takes (n·k)/d there, the same numbers elsewhere. A
+                    # power d = b^m as m divisions by b, (n/b^(m-1))/b: b^m overflows where the
+                    # quotient does not (the gamma deviance's (p - y)/p² at p = 1e200: 0 for 1e-200)
+                    if isinstance(d, sp.Pow) and d.exp.is_Integer and d.exp >= 2 and not self._is_row_level(d.base):
+                        n, d = n * d.base ** (1 - d.exp), d.base
                     return "_rt.scale_quotient(%s, %s, %s, lambda: %s)" % (
                         self._print(n), self._print(d), self._print(c * arrays[0]), self._print(x[0].args[1]))
             if len(factors) == 2 and len(arrays) == 1 and abs(c) == 1 and not self._is_row_level(x[0]) and not (

@@ -210,7 +210,9 @@ def _hint(loss: Loss, problem: str, labels) -> str:
             return (f"; a label 0 is the end of the set where the definition is real in it ({dom['because']}), "
                     f"infinite there: if 0 is not one of its values, declare Elem({loss.label.name!r}, positive=True)")
     if "not finite" in problem and zero_label and loss.label not in loss.weights and loss.domain == "probability":
-        return (f"; a zero label where the definition multiplies it into an infinite log (0·log 0): declare "
+        what = ("an infinite log (0·log 0)" if label_times_log(loss.value, loss.label, loss.prediction)
+                else "a term infinite at this edge (0·inf)")
+        return (f"; a zero label where the definition multiplies it into {what}: declare "
                 f"weights={{{loss.label.name}: {loss.label.name}}} on the Loss for the convention 0·f = 0")
     if "not finite" in problem and zero_label and loss.domain != "probability":
         return (f"; a zero label where the definition multiplies it into an infinite log (0·log 0): the weights' "

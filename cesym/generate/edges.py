@@ -59,6 +59,7 @@ from .lowerings import math_form
 from ..verify.extended import needs_limit
 from ..verify.reference import real_intervals
 from ..verify.ulps import FORMATS, ulp_error
+from .domain import label_times_log
 
 __all__ = ["check_edges", "edge_points", "load_module", "RELAX", "EDGE_PRECISIONS"]
 
@@ -263,7 +264,8 @@ def check_edges(loss: Loss, derived: Derived, namespace: dict, where: str = "", 
             hint = ""
             zero_params = [q.name for q, v in zip(loss.params, params) if float(v) == 0.0]
             if limit and what and loss.label is not None and loss.label not in loss.weights and any(float(v) == 0.0 for v in labels):
-                hint = (f"; the definition is 0·log 0 at this edge, and a zero label's term vanishes inside the domain: "
+                zero = "0·log 0" if label_times_log(loss.value, loss.label, loss.prediction) else "0·inf"
+                hint = (f"; the definition is {zero} at this edge, and a zero label's term vanishes inside the domain: "
                         f"declare weights={{{loss.label.name}: {loss.label.name}}} on the Loss for the convention 0·f = 0")
             elif limit and what and zero_params:
                 hint = (f"; {', '.join(zero_params)} = 0 {'multiplies' if len(zero_params) == 1 else 'multiply'} a term infinite at this edge (0·inf, whose "

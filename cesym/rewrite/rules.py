@@ -1235,12 +1235,20 @@ LOG_COSH = Rule(
 
 
 def _expm1(e: sp.Basic) -> sp.Basic | None:
-    """``... + k·exp(u) - k + ...`` (k a number) -> ``... + k·expm1(u) + ...``."""
+    """``... + k·exp(u) - k + ...`` (k a number, or free of the row's elements: a scale
+    parameter's 1/b) -> ``... + k·expm1(u) + ...``."""
     hit = _number_and_term(e, lambda f: isinstance(f, sp.exp) and _has_elems(f))
-    if hit is None:
+    if hit is not None:
+        n, t, k, f = hit
+        return e - t - n + k * expm1(f.args[0])
+    if not isinstance(e, sp.Add):
         return None
-    n, t, k, f = hit
-    return e - t - n + k * expm1(f.args[0])
+    terms = set(e.args)
+    for t in e.args:
+        k, f = t.as_independent(Elem, as_Add=False)
+        if isinstance(f, sp.exp) and _has_elems(f) and k != 1 and not k.is_number and -k in terms:
+            return e - t + k + k * expm1(f.args[0])  # (-k is among the terms: + k takes it out)
+    return None
 
 
 def _expm1mx(e: sp.Basic) -> sp.Basic | None:
@@ -2592,7 +2600,7 @@ def gradient_rules(weights: Sequence[Elem], guard: bool, x: Elem | None = None) 
     a loss on probabilities with ``guard``)."""
     edge = [edge_poles_rule(x)] if guard and x is not None else []
     return [
-        SAME_BRANCHES, ONE_MINUS_SHARE, NEG_LOG_SHARE, UNSCALE, SHIFT_EXP, SHIFT_EXP_WEIGHTED, SPLIT_ROWSUM, NORM_SQUARE, MIXTURE_RATIO, POWER_RULE, guard_rule(weights, guard),
+        SAME_BRANCHES, ONE_MINUS_SHARE, NEG_LOG_SHARE, UNSCALE, SHIFT_EXP, SHIFT_EXP_WEIGHTED, SPLIT_ROWSUM, NORM_SQUARE, MIXTURE_RATIO, POWER_RULE, guard_rule(weights, guard), EXPM1,
         *edge, LOG_GUARDED_POWER, CROSS_REST, ONE_FRACTION, SIGMOID_DIFFERENCE, SIGMOID_PAIR, EXPM1_WEIGHT, ONE_MINUS_SCALED_EXP, SCALE_NORM, COMMON_FACTOR,
         COMMON_NUMERATOR, CANCELLING_TERMS, *([split_quotient_rule(x)] if x is not None else []),
         *([log_ratio_at_zero_rule(x)] if guard and x is not None else []), SCALE_INSIDE,
