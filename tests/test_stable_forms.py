@@ -209,6 +209,8 @@ FIRES = [
     (R.LOG_RATIO_GAP, y / p - sp.log(y / p) - 1, Expm1mx(LogRatio(y, p))),
     (R.LOG_RATIO_GAP, 2 * (sp.log(p / y) + y / p - 1) + x, Expm1mx(LogRatio(y, p))),
     (R.LOG_RATIO_GAP, p * sp.log(p / (y + 1)) - p + y + 1, Expm1mx(LogRatio(y + 1, p))),
+    # a divergence between distributions whose totals are equal: a sum of gaps (the zero Σ v - w added)
+    (R.LOG_RATIO_GAP, y * sp.log(y / p) + (1 - y) * sp.log((1 - y) / (1 - p)), Expm1mx(LogRatio(1 - p, 1 - y))),
     (R.EXPM1, E(-x) / g - 1 / g, expm1(-x) / g),  # a scale parameter's 1/b: the Gumbel likelihood's gradient
     # a branch between two forms of one number differentiates to one form
     (R.SAME_BRANCHES, sp.Piecewise((y * expm1(LogRatio(p, y)) / p, p < 4 * y), (1 - y / p, True)), 1 - y / p),
@@ -718,6 +720,8 @@ LOSSES = [
          value=(RowSum(log(1 + exp(x))) - RowSum(y*x))/C, prediction=x, label=y),
     Loss(family="more", variant="genkl", title="generalised KL divergence",
          value=RowSum(y*log(y/p) - y + p), prediction=p, label=y, weights={y: y}, domain="probability"),
+    Loss(family="more", variant="bkl", title="Bernoulli KL divergence",
+         value=RowSum(y*log(y/p) + (1 - y)*log((1 - y)/(1 - p)))/C, prediction=p, label=y, domain="probability"),
     Loss(family="more", variant="isd", title="Itakura-Saito divergence",
          value=RowSum(Elem("y", positive=True)/p - log(Elem("y", positive=True)/p) - 1), prediction=p,
          label=Elem("y", positive=True), domain="probability"),
@@ -747,6 +751,8 @@ MORE_POINTS = [
     # y·(r - 1 - log r) at r = 1 + 2e-8: three terms of about 1 cancel to 2e-16 (naive: 3e15 ulps)
     ("genkl", [1.3359310321640003, 2.4723350719778594, 0.0], [1.3359310040107166, 2.4723350735071907, 0.5], "log-ratio-gap"),
     ("isd", [1.3359310321640003, 2.4723350719778594, 3.0], [1.3359310040107166, 2.4723350735071907, 30.0], "log-ratio-gap"),
+    # two KL terms of ±1e-12 that cancel to 1e-20 (the naive value -5.5e-17: a negative divergence)
+    ("bkl", [0.3, 0.7, 0.5], [0.30000000000099997, 0.6999999999, 0.5], "log-ratio-gap"),
 ]
 
 
@@ -807,3 +813,17 @@ def test_glm_deviances_at_the_ends_and_an_expm1_with_a_scale(tmp_path_factory):
     assert "expm1" in [r.name for r in derive(losses["glm.gumbel"]).grad_rules]
     gz = np.ravel(_run(ns["gumbel_grad"], [1e-10, 0.0], [0.0, 0.0], (2.0,))[0])
     assert gz[0] == pytest.approx(mpmath.mpf(1) * float(mpmath.expm1(-0.5e-10)) / 4, rel=1e-15) and gz[1] == 0.0
+
+
+def test_bernoulli_kl_near_its_minimum_to_a_few_ulps(generated_more):
+    """Near y = p the Bernoulli KL is a sum of two gaps y·G(p/y - 1) + (1 - y)·G((1 - p)/(1 - y) - 1),
+    each from log((1 - p)/(1 - y)) with (1 - p) - (1 - y) read through the weight one_minus_y as
+    y - p (the lowering knows the weights' definitions): 1 - p and 1 - y rounded first lose the
+    digits of y - p (1e-4 relative at y - p = 1e-12), which κ ≈ 1e12 would excuse but need not."""
+    ns, _ = generated_more
+    labels, pred = [0.3, 0.7, 0.5], [0.30000000000099997, 0.6999999999, 0.5]
+    v = float(np.ravel(_run(ns["bkl_value"], labels, pred)[0])[0])
+    with mpmath.workdps(60):
+        y, q = [mpmath.mpf(a) for a in labels], [mpmath.mpf(a) for a in pred]
+        exact = sum(a * mpmath.log(a / b) + (1 - a) * mpmath.log((1 - a) / (1 - b)) for a, b in zip(y, q)) / 3
+    assert ulp_error(v, exact, np.float64) <= 4, (v, exact)

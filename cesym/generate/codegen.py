@@ -430,7 +430,8 @@ def printed_form(
     form on dense rows, :mod:`cesym.generate.edges`).
     """
     label = loss.label if loss.label_index and index_label else None
-    exprs = [lower(e, label, means=not naive) for e in (expr if isinstance(expr, tuple) else (expr,))]
+    defs = {w: d for w, d in loss.weights.items() if w != d}
+    exprs = [lower(e, label, means=not naive, defs=defs) for e in (expr if isinstance(expr, tuple) else (expr,))]
     returns = tuple(range(len(exprs))) if returns is None else returns
     taken = {s.name for e in exprs for s in e.free_symbols} | {"C", "N"}
     # Temporaries are Elem symbols: RowSum must not mistake an element-level temporary for a

@@ -28,6 +28,8 @@ tests hold it to the reference instead.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import sympy as sp
 from sympy.codegen.cfunctions import log1p
 
@@ -325,24 +327,27 @@ class LogRatioNonzeroDiff(sp.Function):
         return LogRatio(*self.args[:2])
 
 
-def _shorter_difference(w: sp.Expr, v: sp.Expr) -> sp.Expr | None:
+def _shorter_difference(w: sp.Expr, v: sp.Expr, defs: dict | None = None) -> sp.Expr | None:
     """``w - v`` expanded where it has fewer terms than w and v together (terms cancel, so the
-    difference of the computed w and v would lose what they share), else None."""
+    difference of the computed w and v would lose what they share), else None. ``defs``: the
+    label weights' definitions (``one_minus_y: 1 - y``), read into w and v first."""
+    w, v = (w.xreplace(defs), v.xreplace(defs)) if defs else (w, v)
     d = sp.expand(w - v)
     terms = len(sp.Add.make_args(sp.expand(w))) + len(sp.Add.make_args(sp.expand(v)))
     return d if element_symbols(d) and len(sp.Add.make_args(d)) < terms else None
 
 
-def _log_ratio_differences(expr: sp.Basic) -> sp.Basic:
+def _log_ratio_differences(defs: dict | None = None) -> Callable[[sp.Basic], sp.Basic]:
     """``LogRatio(w, v)`` (``LogRatioNonzero``) -> ``LogRatioDiff(w, v, d)`` where the difference
-    ``d`` is shorter (:func:`_shorter_difference`)."""
+    ``d`` is shorter (:func:`_shorter_difference`; a Bernoulli KL's (1 - y)/(1 - p) through its
+    weight one_minus_y = 1 - y: d = p - y)."""
     forms = {LogRatio: LogRatioDiff, LogRatioNonzero: LogRatioNonzeroDiff}
 
     def form(e: sp.Basic) -> sp.Basic:
-        d = _shorter_difference(*e.args)
+        d = _shorter_difference(*e.args, defs)
         return e if d is None else forms[type(e)](*e.args, d)
 
-    return expr.replace(lambda e: type(e) in forms, form)
+    return lambda expr: expr.replace(lambda e: type(e) in forms, form)
 
 
 LOG_RATIO_DIFFERENCE_WHY = (
@@ -790,10 +795,10 @@ def _rest_products(expr: sp.Basic) -> sp.Basic:
     return expr.replace(lambda e: match(e) is not None, match)
 
 
-def lowerings(index_label: Elem | None = None, means: bool = True) -> list[Rule]:
+def lowerings(index_label: Elem | None = None, means: bool = True, defs: dict | None = None) -> list[Rule]:
     """The lowerings, in the order they apply. ``index_label``: a label that is the indicator
     of an integer class (its look-ups); ``means``: a row-level value's ``a·Σ f`` as one node
-    (the naive forms keep the plain product)."""
+    (the naive forms keep the plain product); ``defs``: the label weights' definitions."""
     rules = [
         Rule("merge-rest-sums", "v_j + Σ_{c≠j} v_c = Σ_c v_c: one row-level sum instead of a rest sum per element (no cancellation to avoid in a sum).", _merge_rest_sums),
         Rule("merge-rest-sum-terms", "c·Σ_{c≠j} u_c + c·Σ_{c≠j} v_c = c·Σ_{c≠j} (u_c + v_c): one rest sum instead of two, and no less accurate (the rest sum of u + v is computed without cancellation, where the sum of the two rest sums can cancel).", _merge_sum_terms(RestSum)),
@@ -817,7 +822,7 @@ def lowerings(index_label: Elem | None = None, means: bool = True) -> list[Rule]
         Rule("shared-neg-log-normalized", "-log(p_j/Σp) given Σ_{c≠j} p_c (log1p of the rest over p_j where p_j carries the row), shared with the gradient's rest sums.", _replacing(NegLogNormalized, lambda e: SharedNegLogNormalized(e.args[0], RestSum(e.args[0])))),
     ]
     rules.append(Rule("guarded-log-weight", "w·log(w) (and w·f(log w)) with the convention 0·log 0 = 0: log(w) is computed as 0 where w is 0, where the product is 0 anyway (_rt.log_nonzero: no log at all for hard labels, log(w + [w = 0]) for other rows with zeros, log w on dense rows): no -inf for the zero-weight guard to repair (a masked pass over most elements of one-hot rows), and no log of 0 (10x a log of 1 in NumPy); LogRatio(w, v) likewise (_rt.log_ratio_nonzero: -log v for hard labels, no -inf at w = 0).", _guarded_logs))
-    rules.append(Rule("log-ratio-difference", LOG_RATIO_DIFFERENCE_WHY, _log_ratio_differences))
+    rules.append(Rule("log-ratio-difference", LOG_RATIO_DIFFERENCE_WHY, _log_ratio_differences(defs)))
     if index_label is not None:
         rules.append(Rule("class-index-lookups", "for a label y_c = [c = k]: Σ_c y_c f_c = f_k (0 for an ignored row), y_c·g = g_k at k and 0 elsewhere, Σ_{c≠j} y_c = 1 - y_j, the softmax's cross terms e_j off k and -Σ_{c≠k} e_c at k: look-ups of element k instead of a row of products.", _label_lookups(index_label)))
     rules.append(Rule("shared-rest-sum", "Σ_{c≠j} v_c given the row sum Σ v, which the value often computes already.", _replacing(RestSum, lambda e: SharedRestSum(e.args[0], RowSum(e.args[0])))))
@@ -826,9 +831,9 @@ def lowerings(index_label: Elem | None = None, means: bool = True) -> list[Rule]
     return rules
 
 
-def lower(expr: sp.Basic, index_label: Elem | None = None, means: bool = True) -> sp.Basic:
+def lower(expr: sp.Basic, index_label: Elem | None = None, means: bool = True, defs: dict | None = None) -> sp.Basic:
     """``expr`` in printing forms: every lowering of :func:`lowerings`, in order, once."""
-    return apply_rules(expr, lowerings(index_label, means), check=False)[0]
+    return apply_rules(expr, lowerings(index_label, means, defs), check=False)[0]
 
 
 def math_form(expr: sp.Basic) -> sp.Basic:

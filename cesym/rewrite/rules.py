@@ -110,6 +110,22 @@ def prediction(x: Elem | None) -> Iterator[None]:
         _PREDICTION.reset(token)
 
 
+#: The label weights' definitions (``one_minus_y: 1 - y``) of the loss being rewritten, where a
+#: rule must read a weight as what it stands for (a Bernoulli KL's y + (1 - y) = 1): :func:`label_weights`.
+_WEIGHTS: contextvars.ContextVar = contextvars.ContextVar("cesym_label_weights", default={})
+
+
+@contextlib.contextmanager
+def label_weights(defs: dict) -> Iterator[None]:
+    """Rules applied inside read each label weight of ``defs`` as its definition where they ask
+    (:func:`cesym.derive.gradients.derive`)."""
+    token = _WEIGHTS.set({w: d for w, d in defs.items() if w != d})
+    try:
+        yield
+    finally:
+        _WEIGHTS.reset(token)
+
+
 def _sample_rows(elems: Sequence[Elem], scalars: Sequence[sp.Symbol], n: int, rng: random.Random):
     """Random rows in the interior of every loss's domain (labels and probabilities in (0, 1))."""
     rows = [[mpmath.mpf(rng.uniform(0.05, 0.95)) for _ in range(n)] for _ in elems]
@@ -130,9 +146,12 @@ def check_equivalent(
 
     Both are evaluated with ``mpmath`` at ``digits`` significant digits on rows of each length in
     ``sizes``; they must agree to ``digits - 10`` digits (relative, or absolute near zero).
+    Label weights read as their definitions where the rules are told them (:func:`label_weights`).
     """
     if before == after:
         return
+    if defs := _WEIGHTS.get():
+        before, after = before.xreplace(defs), after.xreplace(defs)
     if after.has(TwoForms):  # each form must be the expression it replaces
         for form in nan_or_forms(after):
             check_equivalent(before, form, sizes=sizes, trials=trials, digits=digits, seed=seed)
@@ -1460,6 +1479,9 @@ def _log_ratio_gap(e: sp.Basic) -> sp.Basic | None:
             logs.append((t, c, rest.args[0]))
     if not logs:
         return None
+    split = _divergence_gaps(e, logs)
+    if split is not None:
+        return split
     plain = set(sp.Add.make_args(sp.expand(e - sp.Add(*[t for t, _, _ in logs]))))
     for _, c0, _ in logs:
         for k in (c0, -c0):
@@ -1470,7 +1492,7 @@ def _log_ratio_gap(e: sp.Basic) -> sp.Basic | None:
             a, b = sp.fraction(r)
             if not all(_has_elems(x) or x.is_positive for x in (a, b)) or not all(x.is_polynomial() for x in (a, b)):
                 continue
-            drop = sp.expand(k * (r - 1))
+            drop = sp.expand(sp.cancel(k * (r - 1)))
             if not set(sp.Add.make_args(drop)) <= plain:  # k·(r - 1) there, each term as it is
                 continue
             gap = sp.Add(*[t for t, _, _ in logs]) + drop
@@ -1484,6 +1506,30 @@ def _log_ratio_gap(e: sp.Basic) -> sp.Basic | None:
                 pieces.insert(1, (far, sp.StrictGreaterThan(a, 4 * b)))
             return sp.expand(e - gap) + sp.Piecewise(*pieces)
     return None
+
+
+def _divergence_gaps(e: sp.Add, logs: list) -> sp.Basic | None:
+    """``Σ_i w_i·log(w_i/v_i)`` (two or more terms, every log of ``e`` one of them) with
+    ``Σ w_i = Σ v_i`` identically (a Bernoulli KL's y, 1 - y against p, 1 - p) -> the sum of the
+    non-negative gaps ``w_i·log(w_i/v_i) - w_i + v_i`` (the zero ``Σ v_i - w_i`` added), each as
+    :func:`_log_ratio_gap` writes it: the terms cancel to (p - y)²/(2p(1 - p)) near y = p, where
+    a sum of gaps has nothing to cancel."""
+    if len(logs) < 2:
+        return None
+    pairs = []
+    for _, c, f in logs:
+        w, v = sp.fraction(sp.together(f))
+        if sp.expand(c + w) == 0:  # (1 - y)/(1 - p) comes out (y - 1)/(p - 1)
+            w, v = -w, -v
+        if sp.expand(c - w) != 0:
+            return None
+        pairs.append((w, v))
+    if sp.expand(sp.Add(*[w - v for w, v in pairs]).xreplace(_WEIGHTS.get())) != 0:
+        return None
+    gaps = [_log_ratio_gap(sp.Add(w * sp.log(w / v), -w, v, evaluate=False)) for w, v in pairs]
+    if any(not isinstance(g, sp.Piecewise) for g in gaps):
+        return None
+    return sp.expand(e - sp.Add(*[t for t, _, _ in logs])) + sp.Add(*gaps)
 
 
 def _own_gap(e: sp.Basic) -> bool:
