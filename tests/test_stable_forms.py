@@ -212,6 +212,9 @@ FIRES = [
     # a divergence between distributions whose totals are equal: a sum of gaps (the zero Σ v - w added)
     (R.LOG_RATIO_GAP, y * sp.log(y / p) + (1 - y) * sp.log((1 - y) / (1 - p)), Expm1mx(LogRatio(1 - p, 1 - y))),
     (R.EXPM1, E(-x) / g - 1 / g, expm1(-x) / g),  # a scale parameter's 1/b: the Gumbel likelihood's gradient
+    # one power of an element: a Tweedie deviance's 2p^(2-q)/(C·p), overflowing at p = 5e-324 where p^(1-q) does not
+    (R.MERGE_POWERS, 2 * p ** (2 - q) / (p * sp.Symbol("C", positive=True, integer=True)), p ** (1 - q)),
+    (R.MERGE_POWERS, sp.Mul(p ** (2 - q), sp.Pow(p, -1), evaluate=False), p ** (1 - q)),
     # a branch between two forms of one number differentiates to one form
     (R.SAME_BRANCHES, sp.Piecewise((y * expm1(LogRatio(p, y)) / p, p < 4 * y), (1 - y / p, True)), 1 - y / p),
     # the focal factors: 1 - softmax and 1 - p/Σp as the other classes' share, -log share written back
@@ -310,6 +313,8 @@ KEEPS = [
     (R.LOG_DIFFERENCE, sp.log(Sigmoid(x)) - sp.log(p)),  # log σ has its own form (log-split's)
     (R.LOG_DIFFERENCE, sp.log(p) - 2 * sp.log(y)),  # not one coefficient: log(p/y²) is another matter
     (R.LOG_RATIO_GAP, y * sp.log(y / p)),  # KL: no r - 1 beside the log (it does not cancel)
+    (R.MERGE_POWERS, (p - y) / (p * sp.Symbol("C", positive=True, integer=True))),  # Poisson's gradient: no power to merge
+    (R.MERGE_POWERS, p**2 / p**3),  # numbers SymPy merges itself
     (R.LOG_RATIO_GAP, p - y * sp.log(p)),  # Keras's Poisson: k·(r - 1) is not there
     (R.LOG_RATIO_GAP, -y * sp.log(p) - (1 - y) * sp.log(1 - p)),  # BCE: no common coefficient
     (R.LOG_RATIO_GAP, (sp.log(1 + p) - sp.log(1 + y)) ** 2),  # MSLE: no r - 1 either

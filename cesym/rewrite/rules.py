@@ -2051,6 +2051,39 @@ def _power_rule(e: sp.Basic) -> sp.Basic | None:
     return None
 
 
+def _merge_powers(e: sp.Basic) -> sp.Basic | None:
+    """Powers of one element in a product as one power: ``x^a·x^-1`` -> ``x^(a - 1)`` (SymPy
+    keeps a symbolic exponent's power apart from x^-1), also where x^-1 is inside a power of a
+    product, ``x^a·(c·x)^-1`` -> ``x^(a - 1)·c^-1``."""
+    if not isinstance(e, sp.Mul):
+        return None
+    factors = list(e.args)
+    for i, f in enumerate(factors):  # (c·x)^n with x's power beside it: its factors apart
+        if isinstance(f, sp.Pow) and isinstance(f.base, sp.Mul) and f.exp.is_Integer:
+            others = {g.base if isinstance(g, sp.Pow) else g for j, g in enumerate(factors) if j != i}
+            if any(isinstance(g, Elem) and g in others for g in (h.base if isinstance(h, sp.Pow) else h for h in f.base.args)):
+                factors[i:i + 1] = [g**f.exp for g in f.base.args]
+                break
+    exps: dict = {}
+    for f in factors:
+        b, x = (f.base, f.exp) if isinstance(f, sp.Pow) else (f, sp.S.One)
+        if isinstance(b, Elem):
+            exps.setdefault(b, []).append(x)
+    merged = {b: xs for b, xs in exps.items() if len(xs) > 1 and any(not x.is_Number for x in xs)}
+    if not merged and len(factors) == len(e.args):
+        return None
+    rest = [f for f in factors if (f.base if isinstance(f, sp.Pow) else f) not in merged]
+    return sp.Mul(*rest) * sp.Mul(*[b ** sp.Add(*xs) for b, xs in merged.items()])
+
+
+MERGE_POWERS = Rule(
+    "merge-powers",
+    "x^a/(c·x) = x^(a - 1)/c for an element x: the two are one power (a Tweedie deviance's gradient "
+    "2p^(2-q)/(C·p), whose p^(2-q)·(1/p) overflowed at p = 5e-324 where p^(1-q) is 3e64).",
+    lambda expr: _top_down(expr, _merge_powers),
+)
+
+
 POWER_RULE = Rule(
     "power-rule",
     "γ·x^γ/x (SymPy's derivative of x^γ) = γ·x^(γ-1) with 0·x^(γ-1) = 0 (XMul): x^γ/x is inf/inf "
@@ -2646,7 +2679,7 @@ def gradient_rules(weights: Sequence[Elem], guard: bool, x: Elem | None = None) 
     a loss on probabilities with ``guard``)."""
     edge = [edge_poles_rule(x)] if guard and x is not None else []
     return [
-        SAME_BRANCHES, ONE_MINUS_SHARE, NEG_LOG_SHARE, UNSCALE, SHIFT_EXP, SHIFT_EXP_WEIGHTED, SPLIT_ROWSUM, NORM_SQUARE, MIXTURE_RATIO, POWER_RULE, guard_rule(weights, guard), EXPM1,
+        SAME_BRANCHES, ONE_MINUS_SHARE, NEG_LOG_SHARE, UNSCALE, SHIFT_EXP, SHIFT_EXP_WEIGHTED, SPLIT_ROWSUM, NORM_SQUARE, MIXTURE_RATIO, POWER_RULE, MERGE_POWERS, guard_rule(weights, guard), EXPM1,
         *edge, LOG_GUARDED_POWER, CROSS_REST, ONE_FRACTION, SIGMOID_DIFFERENCE, SIGMOID_PAIR, EXPM1_WEIGHT, ONE_MINUS_SCALED_EXP, SCALE_NORM, COMMON_FACTOR,
         COMMON_NUMERATOR, CANCELLING_TERMS, *([split_quotient_rule(x)] if x is not None else []),
         *([log_ratio_at_zero_rule(x)] if guard and x is not None else []), SCALE_INSIDE,
