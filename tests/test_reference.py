@@ -76,6 +76,21 @@ def test_reference_merges_powers_of_one_abs_in_the_gradient():
     assert g[0] == 0 and abs(v - mpmath.mpf(3) ** mpmath.mpf(1.4) / 2) < mpmath.mpf(10) ** -15
 
 
+def test_reference_merges_powers_of_a_clipped_probability_in_the_gradient():
+    """An asymmetric loss's max(p - m, 0)^γ·log(1 - max(p - m, 0)): SymPy's derivative holds
+    γ·max(·)^γ/max(·), 0/0 below the clip, where generate called the definition's gradient not
+    finite (and refused the loss); merged as for |u|, it is 0 there, the number."""
+    from cesym.define import C, Elem, Loss, RowSum
+
+    y, p = Elem("y"), Elem("p")
+    g, m = sp.Symbol("g", positive=True), sp.Symbol("m", nonnegative=True)
+    pm = sp.Max(p - m, 0)
+    loss = Loss(family="asl", variant="v", title="clipped focal term", value=-RowSum((1 - y) * pm**g * sp.log(1 - pm)) / C,
+                prediction=p, label=y, params=(g, m), param_ranges={g: (1.0, 4.0), m: (0.0, 0.2)}, domain="probability")
+    v, grad = RowReference(loss, 2).value_and_grad([0.0, 0.0], [0.1, 0.5], [3.0, 0.2])
+    assert grad[0] == 0 and abs(v - mpmath.mpf("0.3") ** 3 * -mpmath.log(mpmath.mpf("0.7")) / 2) < mpmath.mpf(10) ** -15
+
+
 def test_reference_pins_huge_logits():
     ref = RowReference(losses_by_name()["binary_crossentropy.logits"], 1)
     v, g = ref.value_and_grad([1.0], [1e300], [0.0])  # softplus(-1e300) = e^-1e300, rounds to 0

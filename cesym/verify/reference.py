@@ -44,8 +44,8 @@ from .ulps import FORMATS
 #: Modules besides this one whose source decides the compiled forms' printed code (their names).
 _FORM_MODULES = (balls.__name__,)
 #: How the forms are derived from the value, in the code cache's key: a change here (the powers
-#: of one |u| merged in the gradient) must not find the forms compiled before it.
-_FORMS = "forms-2"
+#: of one |u| or max(u, 0) merged in the gradient) must not find the forms compiled before it.
+_FORMS = "forms-3"
 
 __all__ = ["RowReference", "Unresolved", "Indeterminate", "PRECISIONS"]
 
@@ -722,17 +722,25 @@ def _expm1_pair(e: sp.Basic) -> sp.Basic | None:
     return None
 
 
+def _nonnegative_base(b: sp.Basic) -> bool:
+    """``|u|``, or a maximum with a non-negative argument (``max(u, 0)``): a base that is 0
+    where its power's derivative is 0/0."""
+    return isinstance(b, sp.Abs) or (isinstance(b, sp.Max) and any(a.is_nonnegative for a in b.args))
+
+
 def _merge_abs_powers(expr: sp.Basic) -> sp.Basic:
-    """Products of powers of one ``|u|`` as one power: SymPy's derivative of ``|u|^q`` is
-    ``q·|u|^q·sign(u)/|u|``, 0/0 at u = 0 to the balls at every precision (a mean power error
-    at y = p), where ``q·|u|^(q - 1)·sign(u)`` is the number (0 for q > 1). An identity for u ≠ 0."""
+    """Products of powers of one ``|u|`` (or ``max(u, 0)``) as one power: SymPy's derivative of
+    ``|u|^q`` is ``q·|u|^q·sign(u)/|u|``, 0/0 at u = 0 to the balls at every precision (a mean
+    power error at y = p), where ``q·|u|^(q - 1)·sign(u)`` is the number (0 for q > 1); likewise
+    ``max(u, 0)^q`` (an asymmetric loss's clipped probability, 0 below its clip). An identity
+    for u ≠ 0."""
 
     def merge(m: sp.Mul) -> sp.Basic:
         powers: dict = {}
         rest = []
         for f in m.args:
             b, e = f.as_base_exp()
-            if isinstance(b, sp.Abs):
+            if _nonnegative_base(b):
                 powers[b] = powers.get(b, 0) + e
             else:
                 rest.append(f)
@@ -742,7 +750,7 @@ def _merge_abs_powers(expr: sp.Basic) -> sp.Basic:
         if not isinstance(e, sp.Mul):
             return False
         bases = [f.as_base_exp()[0] for f in e.args]
-        return any(isinstance(b, sp.Abs) and bases.count(b) > 1 for b in bases)
+        return any(_nonnegative_base(b) and bases.count(b) > 1 for b in bases)
 
     return expr.replace(several, merge)
 
