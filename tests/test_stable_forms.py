@@ -212,6 +212,8 @@ FIRES = [
     # a divergence between distributions whose totals are equal: a sum of gaps (the zero Σ v - w added)
     (R.LOG_RATIO_GAP, y * sp.log(y / p) + (1 - y) * sp.log((1 - y) / (1 - p)), Expm1mx(LogRatio(1 - p, 1 - y))),
     (R.EXPM1, E(-x) / g - 1 / g, expm1(-x) / g),  # a scale parameter's 1/b: the Gumbel likelihood's gradient
+    # a normalised squared error: the norms' quotient where a sum of squares is out of range
+    (R.SQUARES_RATIO, SumSquares(p - y) / SumSquares(y), Scaled(Norm2(p - y), Norm2(y))),
     # one power of an element: a Tweedie deviance's 2p^(2-q)/(C·p), overflowing at p = 5e-324 where p^(1-q) does not
     (R.MERGE_POWERS, 2 * p ** (2 - q) / (p * sp.Symbol("C", positive=True, integer=True)), p ** (1 - q)),
     (R.MERGE_POWERS, sp.Mul(p ** (2 - q), sp.Pow(p, -1), evaluate=False), p ** (1 - q)),
@@ -727,6 +729,8 @@ LOSSES = [
          value=RowSum(y*log(y/p) - y + p), prediction=p, label=y, weights={y: y}, domain="probability"),
     Loss(family="more", variant="bkl", title="Bernoulli KL divergence",
          value=RowSum(y*log(y/p) + (1 - y)*log((1 - y)/(1 - p)))/C, prediction=p, label=y, domain="probability"),
+    Loss(family="more", variant="nse", title="normalised squared error",
+         value=RowSum((p - y)**2)/RowSum(y**2), prediction=p, label=y),
     Loss(family="more", variant="isd", title="Itakura-Saito divergence",
          value=RowSum(Elem("y", positive=True)/p - log(Elem("y", positive=True)/p) - 1), prediction=p,
          label=Elem("y", positive=True), domain="probability"),
@@ -832,3 +836,15 @@ def test_bernoulli_kl_near_its_minimum_to_a_few_ulps(generated_more):
         y, q = [mpmath.mpf(a) for a in labels], [mpmath.mpf(a) for a in pred]
         exact = sum(a * mpmath.log(a / b) + (1 - a) * mpmath.log((1 - a) / (1 - b)) for a, b in zip(y, q)) / 3
     assert ulp_error(v, exact, np.float64) <= 4, (v, exact)
+
+
+def test_normalised_squared_error_where_its_sums_of_squares_are_out_of_range(generated_more):
+    """Σ(p - y)²/Σy² at rows of 1e200 (both sums overflow) and 1e-200 (both underflow): 0.5 and
+    the gradient 2(p - y)/Σy², where the plain quotient gave 0 (1/Σy² first, 0 at 1e200)."""
+    ns, losses = generated_more
+    for scale in (1e200, 1e-200, 1.0):
+        labels, pred = [scale, scale, 0.0], [2 * scale, scale, 0.0]
+        value, grad = _run(ns["nse_value_and_grad"], labels, pred)
+        # (the norms' form: four roundings, the two square roots' halved: a few ulps)
+        assert ulp_error(float(np.ravel(value)[0]), mpmath.mpf(0.5), np.float64) <= 4
+        assert ulp_error(float(np.ravel(grad)[0]), 1 / mpmath.mpf(scale), np.float64) <= 4 and np.ravel(grad)[1] == 0.0

@@ -1636,6 +1636,49 @@ NORM_SQUARE = Rule(
 )
 
 
+def _squares_ratio(e: sp.Basic) -> sp.Basic | None:
+    """``SumSquares(a)·SumSquares(b)^-1`` in a product -> the quotient where both sums are far
+    inside float64's range, ``Scaled(Norm2(a), Norm2(b))²`` elsewhere."""
+    if not isinstance(e, sp.Mul):
+        return None
+    nums = [f for f in e.args if isinstance(f, SumSquares)]
+    dens = [f for f in e.args if isinstance(f, sp.Pow) and isinstance(f.base, SumSquares) and f.exp == -1]
+    if not nums or not dens:
+        return None
+    a, b = nums[0].args[0], dens[0].base.args[0]
+    rest = [f for f in e.args if f is not nums[0] and f is not dens[0]]
+    sa, sb = nums[0], dens[0].base
+    big, small = sp.Float(2.0**1000), sp.Float(2.0**-960)  # (thresholds: need not be exact)
+    plain = sp.And(sa < big, sb < big, sb > small, sp.Or(sa > small, sp.Eq(sa, 0)))
+    return sp.Mul(*rest) * sp.Piecewise((sa / sb, plain), (Scaled(Norm2(a), Norm2(b)) ** 2, True))
+
+
+SQUARES_RATIO = Rule(
+    "squares-ratio",
+    "Σa²/Σb² = (‖a‖/‖b‖)², the quotient of the scaled norms squared, where a sum is past 2^1000 or "
+    "below 2^-960 (nonzero): both sums overflow past rows of 1.3e154 and underflow below 1.5e-154 "
+    "where their ratio is an ordinary number (a normalised squared error Σ(p - y)²/Σy² at y = 1e200 "
+    "came out 0 for 0.5); elsewhere the plain quotient, one rounding where the norms' form has four.",
+    lambda expr: _top_down_skipping(expr, _squares_ratio, lambda e: isinstance(e, sp.Piecewise) and e.args[-1].expr.has(Scaled)),
+)
+
+
+def _top_down_skipping(expr: sp.Basic, fn: Callable[[sp.Basic], sp.Basic | None], skip: Callable[[sp.Basic], bool]) -> sp.Basic:
+    """:func:`_top_down`, not into the subexpressions ``skip`` names (the branches a rule made,
+    whose first form is what it matched: matched again, they would nest without end)."""
+    if skip(expr):
+        return expr
+    new = fn(expr)
+    if new is not None:
+        return new
+    if not expr.args:
+        return expr
+    args = [_top_down_skipping(a, fn, skip) for a in expr.args]
+    if all(a is b for a, b in zip(args, expr.args)):
+        return expr
+    return expr.func(*args)
+
+
 NORM2 = Rule(
     "scaled-norm",
     "sqrt(Σ x²) = ‖x‖₂ (and its odd powers of 1/2), the scaled norm: the squares of a row of "
@@ -1725,6 +1768,7 @@ def value_rules() -> list[Rule]:
         POWM1,
         LOG_COSH,
         NORM2,
+        SQUARES_RATIO,
         SCALE_NORM,
         MAX_MINUS_SUM,
         LOG1P_DIFFERENCE,
