@@ -172,36 +172,42 @@ def reference_for(loss: Loss, n: int) -> RowReference:
 
 
 _EXT: dict[tuple[int, int, bool, str | None], ExtendedReference] = {}
+#: ``extended_for``'s label domain not given: derived from the definition.
+DERIVE = "derive"
 
 
-def extended_for(loss: Loss, n: int, unit: bool = False, label_kind: str | None = None) -> ExtendedReference:
+def extended_for(loss: Loss, n: int, unit: bool = False, label_kind: str | None = None, label_domain=DERIVE) -> ExtendedReference:
     """The limits' reference; ``unit``: probabilities bounded by 1, element by element (the
     declared domain ``"unit"``, not renormalised), whose edge 1 is reached only as a limit too;
-    ``label_kind``: the declared label kind (labels on the real line are on the rays too)."""
+    ``label_kind``: the declared label kind (labels on the real line are on the rays too);
+    ``label_domain``: the set where the definition is real in its label, as generate wrote it
+    (``KernelCase.label_domain``; None: every label), or :data:`DERIVE`."""
     rays = label_kind if label_kind in LABELS_ON_RAYS else None
     key = (id(loss), n, unit, rays)
     if key not in _EXT:
-        _EXT[key] = ExtendedReference(reference_for(loss, n), loss.domain, unit, rays, _label_ends(loss))
+        _EXT[key] = ExtendedReference(reference_for(loss, n), loss.domain, unit, rays, _label_ends(loss, label_domain))
     return _EXT[key]
 
 
-def _label_ends(loss: Loss) -> tuple[tuple[float, int], ...]:
-    """The finite ends of the set where the definition is real in its label, derived from the
-    definition (:mod:`cesym.derive.label_domain`), each with the side its inside lies on."""
-    from cesym.derive.label_domain import label_domain
+def _label_ends(loss: Loss, dom=DERIVE) -> tuple[tuple[float, int], ...]:
+    """The finite ends of the set where the definition is real in its label (``dom``, or derived
+    from the definition: :mod:`cesym.derive.label_domain`, SymPy's set solver, up to a second per
+    loss), each with the side its inside lies on."""
+    if dom == DERIVE:
+        from cesym.derive.label_domain import label_domain
 
-    dom = label_domain(loss)
+        dom = label_domain(loss)
     if not dom:
         return ()
     return tuple((e, d) for lo, hi in dom["intervals"] for e, d in ((lo, 1), (hi, -1)) if e is not None and lo != hi)
 
 
-def _pick(ref: RowReference, loss: Loss, lab, pred, unit: bool, label_kind: str | None = None):
+def _pick(ref: RowReference, loss: Loss, lab, pred, unit: bool, label_kind: str | None = None, label_domain=DERIVE):
     """The interval reference, or its limits where an input is reached only as a limit (a label
     on a finite end of its domain: as given where the interval resolves it, else as a limit)."""
     if needs_limit(pred, loss.domain, unit) or (lab is not None and not np.all(np.isfinite(np.asarray(lab, dtype=np.float64)))):
-        return extended_for(loss, ref.n, unit, label_kind)
-    ext = extended_for(loss, ref.n, unit, label_kind)
+        return extended_for(loss, ref.n, unit, label_kind, label_domain)
+    ext = extended_for(loss, ref.n, unit, label_kind, label_domain)
     if ext.at_label_edge(lab):
         return AsGivenOrLimit(ref, ext)
     return ref
@@ -262,7 +268,7 @@ def check_batch(
             if fast is not None and fast.decided[i]:
                 fast.append_to(res, i, row, col, batch.strata[r], lab, pred, params, val, grow)
             else:
-                _check_point(_pick(ref, loss, lab, pred, case.domain == "unit", case.label_kind), res, batch.strata[r], row, col, lab, pred, params, val, grow, dtype, value_base, grad_base, indeterminate)
+                _check_point(_pick(ref, loss, lab, pred, case.domain == "unit", case.label_kind, case.label_domain), res, batch.strata[r], row, col, lab, pred, params, val, grow, dtype, value_base, grad_base, indeterminate)
     return res
 
 
