@@ -407,6 +407,22 @@ def _top_down(expr: sp.Basic, fn: Callable[[sp.Basic], sp.Basic | None]) -> sp.B
     return expr.func(*args)
 
 
+def _top_down_skipping(expr: sp.Basic, fn: Callable[[sp.Basic], sp.Basic | None], skip: Callable[[sp.Basic], bool]) -> sp.Basic:
+    """:func:`_top_down`, not into the subexpressions ``skip`` names (the branches a rule made,
+    whose first form is what it matched: matched again, they would nest without end)."""
+    if skip(expr):
+        return expr
+    new = fn(expr)
+    if new is not None:
+        return new
+    if not expr.args:
+        return expr
+    args = [_top_down_skipping(a, fn, skip) for a in expr.args]
+    if all(a is b for a, b in zip(args, expr.args)):
+        return expr
+    return expr.func(*args)
+
+
 def _has_elems(e: sp.Basic) -> bool:
     return bool(e.atoms(Elem))
 
@@ -1533,24 +1549,8 @@ def _divergence_gaps(e: sp.Add, logs: list) -> sp.Basic | None:
 
 
 def _own_gap(e: sp.Basic) -> bool:
-    """A branch :func:`_log_ratio_gap` made (its second piece holds the terms it matched)."""
+    """A branch :func:`_log_ratio_gap` made (its last piece holds the terms it matched)."""
     return isinstance(e, sp.Piecewise) and len(e.args) in (2, 3) and e.args[0].expr.has(Expm1mx) and e.args[0].expr.has(LogRatio)
-
-
-def _top_down_but_own(expr: sp.Basic) -> sp.Basic:
-    """:func:`_top_down` of :func:`_log_ratio_gap`, not into the branches it made (their second
-    piece is the sum it matched, and would be matched again on the next pass)."""
-    if _own_gap(expr):
-        return expr
-    new = _log_ratio_gap(expr)
-    if new is not None:
-        return new
-    if not expr.args:
-        return expr
-    args = [_top_down_but_own(a) for a in expr.args]
-    if all(a is b for a, b in zip(args, expr.args)):
-        return expr
-    return expr.func(*args)
 
 
 LOG_RATIO_GAP = Rule(
@@ -1562,7 +1562,8 @@ LOG_RATIO_GAP = Rule(
     "elsewhere the terms as written (which cancel by at most a factor 4.2 there), but above 4 where "
     "b can be 0 and k not (Itakura–Saito's p = 0: inf - inf): k·r·(1 - s + s·log s) with s = b/a "
     "(terms cancelling by at most a factor 4; s·log s zero-guarded).",
-    _top_down_but_own,
+    # (not into the branches it made: their last piece is the sum it matched)
+    lambda expr: _top_down_skipping(expr, _log_ratio_gap, _own_gap),
 )
 
 
@@ -1663,20 +1664,6 @@ SQUARES_RATIO = Rule(
 )
 
 
-def _top_down_skipping(expr: sp.Basic, fn: Callable[[sp.Basic], sp.Basic | None], skip: Callable[[sp.Basic], bool]) -> sp.Basic:
-    """:func:`_top_down`, not into the subexpressions ``skip`` names (the branches a rule made,
-    whose first form is what it matched: matched again, they would nest without end)."""
-    if skip(expr):
-        return expr
-    new = fn(expr)
-    if new is not None:
-        return new
-    if not expr.args:
-        return expr
-    args = [_top_down_skipping(a, fn, skip) for a in expr.args]
-    if all(a is b for a, b in zip(args, expr.args)):
-        return expr
-    return expr.func(*args)
 
 
 NORM2 = Rule(
