@@ -28,7 +28,7 @@ def _generate(args: argparse.Namespace) -> int:
     except (OutputError, KeyboardInterrupt):
         raise
     except Exception as e:  # noqa: BLE001 - any failure of SymPy on a derivation: one line, no traceback
-        raise UsageError(f"{type(e).__name__}: {_one_line(e)}") from None
+        raise UsageError(f"{type(e).__name__}: {_one_line(e)}{_where(e)}") from None
     kept = orphans(args.derivations, args.out)
     if kept:
         print(f"cesym generate: kept {len(kept)} generated module(s) with no derivation in {args.derivations}: "
@@ -66,6 +66,19 @@ def _changes(command: str, what: str, changed: list[str], out: Path, check: bool
 
 def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split())
+
+
+def _where(e: BaseException) -> str:
+    """`` (in cesym/…/file.py:line, function)``: the innermost frame of cesym's own code an
+    unexpected exception passed through (an IndexError alone says nothing a report can act on)."""
+    import traceback
+
+    package = Path(__file__).resolve().parent
+    frames = [f for f in traceback.extract_tb(e.__traceback__) if Path(f.filename).resolve().is_relative_to(package)]
+    if not frames:
+        return ""
+    f = frames[-1]
+    return f" (in cesym/{Path(f.filename).resolve().relative_to(package)}:{f.lineno}, {f.name})"
 
 
 def _exhaustive(args: argparse.Namespace) -> int:

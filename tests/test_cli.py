@@ -288,3 +288,25 @@ def test_a_ctrl_c_python_drops_still_stops_the_command(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert cli.main(["generate", "--derivations", str(src), "--out", str(out)]) == 0  # the next command starts afresh
     assert sorted(p.name for p in out.glob("*.py")) == ["__init__.py", "hinge.py", "tf_nn.py"]
+
+
+def test_an_unexpected_error_in_generate_says_where_in_cesym(tmp_path, monkeypatch, capsys):
+    """A failure that is not the derivation's (an IndexError out of cesym's own code) stays one
+    line, exit 2, and names the innermost cesym frame it passed through: "IndexError: list index
+    out of range" alone was all a user could report."""
+    import shutil
+
+    from cesym.define.loss import DERIVATIONS_DIR
+    from cesym.generate import codegen
+
+    def broken(*args, **kwargs):
+        return [][0]
+
+    src = tmp_path / "one"
+    src.mkdir()
+    shutil.copy(DERIVATIONS_DIR / "hinge.py", src / "hinge.py")
+    monkeypatch.setattr(codegen, "render_all", broken)
+    code, out, err = _run_main(["generate", "--derivations", str(src), "--out", str(tmp_path / "gen")], capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1, err
+    assert "IndexError: list index out of range (in cesym/generate/codegen.py:" in lines[0] and ", generate)" in lines[0], lines[0]
