@@ -102,6 +102,12 @@ class Loss:
         return float(lo), float(hi)
 
     @property
+    def weight_definitions(self) -> dict:
+        """Each label weight that is not the label itself, with its definition
+        (``{one_minus_y: 1 - y}``): what to substitute to read the loss in its labels."""
+        return {w: d for w, d in self.weights.items() if d != w}
+
+    @property
     def row_level(self) -> bool:
         return not element_symbols(self.value)
 

@@ -102,7 +102,7 @@ def derive(loss: Loss) -> Derived:
     weights = list(loss.weights)
     ratios: dict = {}  # each quotient one-minus-ratio writes -> the term it stands for (_diff_value)
     rules = [one_minus_ratio_recorded(ratios) if r.name == ONE_MINUS_RATIO.name else r for r in value_rules()]
-    with prediction(x), label_weights(loss.weights):
+    with prediction(x), label_weights(loss.weight_definitions):
         v1, vrules = apply_rules(v0, rules, repeat=True)
     v1_guarded, grules_v = apply_rules(v1, [guard_rule(weights, guard, name="guard-weights")] if guard else [])
     if not loss.differentiable:

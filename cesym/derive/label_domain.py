@@ -123,7 +123,7 @@ def _derive(loss: Loss) -> dict | None:
     y = loss.label
     if y is None or loss.label_index:
         return None
-    expr = loss.value.xreplace({w: d for w, d in loss.weights.items() if w != y})
+    expr = loss.value.xreplace(loss.weight_definitions)
     expr, stand_ins = to_elementary(expr, keep=()), _stand_ins(loss)
     # the label as a plain real symbol (SymPy takes log y as real for every y of a symbol declared
     # positive); its own sign assumptions join the set after

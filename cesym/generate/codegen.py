@@ -430,8 +430,7 @@ def printed_form(
     form on dense rows, :mod:`cesym.generate.edges`).
     """
     label = loss.label if loss.label_index and index_label else None
-    defs = {w: d for w, d in loss.weights.items() if w != d}
-    exprs = [lower(e, label, means=not naive, defs=defs) for e in (expr if isinstance(expr, tuple) else (expr,))]
+    exprs = [lower(e, label, means=not naive, defs=loss.weight_definitions) for e in (expr if isinstance(expr, tuple) else (expr,))]
     returns = tuple(range(len(exprs))) if returns is None else returns
     taken = {s.name for e in exprs for s in e.free_symbols} | {"C", "N"}
     # Temporaries are Elem symbols: RowSum must not mistake an element-level temporary for a
@@ -630,7 +629,7 @@ def _boxes(loss: Loss, public: Sequence) -> tuple[dict | None, dict | None]:
 def _functions(d: Derived, boxes: tuple[dict | None, dict | None], exact_forms: dict | str) -> list[_Fn]:
     loss = d.loss
     v = loss.variant
-    weights = "; ".join(f"{w} = {sp.sstr(defn)}" for w, defn in loss.weights.items() if defn != w)
+    weights = "; ".join(f"{w} = {sp.sstr(defn)}" for w, defn in loss.weight_definitions.items())
     wline = f"\nLabel weights: {weights}." if weights else ""
     vr = "".join(f"\n- {r.name}: {r.why}" for r in d.value_rules) or "\n- none"
     gr = "".join(f"\n- {r.name}: {r.why}" for r in d.grad_rules) or "\n- none"

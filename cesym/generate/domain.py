@@ -136,7 +136,7 @@ def _stable_fn(loss: Loss, d: Derived, n: int):
     """The stable value and gradient of ``d`` expanded for rows of ``n``, for :mod:`mpmath.iv`."""
     from ..define.evaluate import compile_row_exprs
 
-    subs = {w: defn for w, defn in loss.weights.items() if defn != w}
+    subs = loss.weight_definitions
     exprs = [d.value.xreplace(subs)] + ([d.grad.xreplace(subs)] if d.grad is not None else [])
     elems = ([loss.label] if loss.label is not None else []) + [loss.prediction]
     scalars = list(loss.params) + ([N] if any(e.has(N) for e in exprs) else [])

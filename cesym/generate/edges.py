@@ -318,7 +318,7 @@ def _culprit(loss: Loss, derived: Derived, which: int, labels, pred, params, use
     kept, outs = printed_form(loss, (derived.value, derived.grad) if grad else derived.value, index_label=False)
     fn_name = f"{loss.variant}_value_and_grad" if grad else f"{loss.variant}_value"
     n = len(pred)
-    weights = {w: d for w, d in loss.weights.items() if d != w}
+    weights = loss.weight_definitions
     elems = ([loss.label] if loss.label is not None else []) + [loss.prediction]
     scalars = list(loss.params) + ([N] if uses_n else [])
     flat = ([float(v) for v in labels] if loss.label is not None else []) + [float(v) for v in pred] + [float(v) for v in params]

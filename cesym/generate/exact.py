@@ -589,7 +589,7 @@ def eft_parts(loss: Loss, value: sp.Expr, grad: sp.Expr | None) -> dict[str, str
 
 
 def _substitute_weights(loss: Loss, e: sp.Expr) -> sp.Expr:
-    return e.xreplace({w: d for w, d in loss.weights.items() if d != w})
+    return e.xreplace(loss.weight_definitions)
 
 
 def exact_parts(loss: Loss, value: sp.Expr, grad: sp.Expr | None) -> dict[str, str] | str:

@@ -93,7 +93,7 @@ def _algorithm(loss) -> tuple[sp.Basic, dict]:
     got = _ALGORITHMS.get(id(loss))
     if got is None or got[0] is not loss:  # by identity; the entry holds the loss, so its id stays its own
         expr = loss.keras if loss.keras is not None else loss.value
-        expr = to_elementary(expr.xreplace({w: d for w, d in loss.weights.items() if d != w}), keep=(Sigmoid,))
+        expr = to_elementary(expr.xreplace(loss.weight_definitions), keep=(Sigmoid,))
         floats = {f for f in expr.atoms(sp.Float) if not any(isinstance(p, sp.Pow) and p.exp == f for p in expr.atoms(sp.Pow))}
         consts = {f: sp.Dummy(f"const{i}") for i, f in enumerate(sorted(floats, key=float))}
         got = _ALGORITHMS[id(loss)] = (loss, expr.xreplace(consts), {d: float(f) for f, d in consts.items()})

@@ -314,7 +314,7 @@ def _algorithm(loss, n: int):
     key = (id(loss), n)
     if key not in _ALGORITHMS:
         expr = loss.keras if loss.keras is not None else loss.value
-        expr = to_elementary(expr.xreplace({w: d for w, d in loss.weights.items() if d != w}), keep=(Sigmoid,))
+        expr = to_elementary(expr.xreplace(loss.weight_definitions), keep=(Sigmoid,))
         # decimal constants (not exponents) as symbols: on a row of one class p/Σp is 1, and SymPy
         # would fold min(max(1, ε), 1 - ε) and then 1 - (1 - ε) in binary64 (1e-7, where float32
         # TensorFlow gets 2^-23); the walk rounds each constant to the dtype (_Rounding.const)

@@ -83,7 +83,7 @@ def _tex(expr: sp.Basic) -> str:
 def _family_thresholds(derived: Sequence[Derived]) -> list:
     """The thresholds of the family's naive values and gradients (label weights written out)."""
     exprs = [e for d in derived for e in (d.naive_value, d.naive_grad)]
-    weights = {w: defn for d in derived for w, defn in d.loss.weights.items() if defn != w}
+    weights = {w: defn for d in derived for w, defn in d.loss.weight_definitions.items()}
     return family_thresholds(exprs, weights)
 
 
@@ -91,7 +91,7 @@ def _panel_thresholds(derived: Sequence[Derived], record: dict) -> dict[str, lis
     """Each plotted kernel's own thresholds (of its loss variant), by kernel id."""
     by_loss = {}
     for d in derived:
-        w = {k: v for k, v in d.loss.weights.items() if v != k}
+        w = d.loss.weight_definitions
         by_loss[d.loss.name] = family_thresholds([d.naive_value, d.naive_grad], w)
     return {c["kernel"]: by_loss[c["loss"]] for c in record["configs"] if c.get("loss") in by_loss}
 

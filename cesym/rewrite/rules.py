@@ -117,9 +117,9 @@ _WEIGHTS: contextvars.ContextVar = contextvars.ContextVar("cesym_label_weights",
 
 @contextlib.contextmanager
 def label_weights(defs: dict) -> Iterator[None]:
-    """Rules applied inside read each label weight of ``defs`` as its definition where they ask
-    (:func:`cesym.derive.gradients.derive`)."""
-    token = _WEIGHTS.set({w: d for w, d in defs.items() if w != d})
+    """Rules applied inside read each label weight of ``defs`` (``Loss.weight_definitions``) as
+    its definition where they ask (:func:`cesym.derive.gradients.derive`)."""
+    token = _WEIGHTS.set(defs)
     try:
         yield
     finally:
@@ -1455,15 +1455,21 @@ def _plain_log_argument(a: sp.Basic) -> bool:
     return _has_elems(a) and not a.has(sp.exp, Sigmoid, RowSum, RowMax) and a.is_polynomial()
 
 
+def _log_terms(e: sp.Add, argument: Callable[[sp.Basic], bool]) -> list[tuple[sp.Basic, sp.Basic, sp.Basic]]:
+    """The terms ``t = c·log(a)`` of the sum ``e`` with ``argument(a)``, as ``(t, c, a)``."""
+    logs = []
+    for t in e.args:
+        c, rest = t.as_independent(sp.log, as_Add=False)
+        if isinstance(rest, sp.log) and argument(rest.args[0]):
+            logs.append((t, c, rest.args[0]))
+    return logs
+
+
 def _log_difference(e: sp.Basic) -> sp.Basic | None:
     """``c·log(a) - c·log(b)`` in a sum (a, b polynomials in the elements) -> ``c·LogRatio(a, b)``."""
     if not isinstance(e, sp.Add):
         return None
-    logs = []
-    for t in e.args:
-        c, rest = t.as_independent(sp.log, as_Add=False)
-        if isinstance(rest, sp.log) and _plain_log_argument(rest.args[0]):
-            logs.append((t, c, rest.args[0]))
+    logs = _log_terms(e, _plain_log_argument)
     for t1, c1, a in logs:
         for t2, c2, b in logs:
             if t1 is not t2 and c1 == -c2 and a != b and c1.could_extract_minus_sign() is False:
@@ -1488,11 +1494,7 @@ def _log_ratio_gap(e: sp.Basic) -> sp.Basic | None:
     ``(k·r·(1 - 1/r + log(1/r)/r), a/b > 4)`` between where b can be 0 and k not."""
     if not isinstance(e, sp.Add):
         return None
-    logs = []
-    for t in e.args:
-        c, rest = t.as_independent(sp.log, as_Add=False)
-        if isinstance(rest, sp.log) and _has_elems(rest.args[0]) and not c.has(sp.log):
-            logs.append((t, c, rest.args[0]))
+    logs = [(t, c, a) for t, c, a in _log_terms(e, _has_elems) if not c.has(sp.log)]
     if not logs:
         return None
     split = _divergence_gaps(e, logs)
@@ -1646,12 +1648,11 @@ def _squares_ratio(e: sp.Basic) -> sp.Basic | None:
     dens = [f for f in e.args if isinstance(f, sp.Pow) and isinstance(f.base, SumSquares) and f.exp == -1]
     if not nums or not dens:
         return None
-    a, b = nums[0].args[0], dens[0].base.args[0]
-    rest = [f for f in e.args if f is not nums[0] and f is not dens[0]]
     sa, sb = nums[0], dens[0].base
+    rest = [f for f in e.args if f is not sa and f is not dens[0]]
     big, small = sp.Float(2.0**1000), sp.Float(2.0**-960)  # (thresholds: need not be exact)
     plain = sp.And(sa < big, sb < big, sb > small, sp.Or(sa > small, sp.Eq(sa, 0)))
-    return sp.Mul(*rest) * sp.Piecewise((sa / sb, plain), (Scaled(Norm2(a), Norm2(b)) ** 2, True))
+    return sp.Mul(*rest) * sp.Piecewise((sa / sb, plain), (Scaled(Norm2(sa.args[0]), Norm2(sb.args[0])) ** 2, True))
 
 
 SQUARES_RATIO = Rule(

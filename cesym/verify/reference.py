@@ -261,7 +261,7 @@ class RowReference:
         # label weights still symbols: multiplied out, (1 - y)·e^x would be e^x - y·e^x, which
         # cancels at y = 1 in about 1.44·x bits
         v = v.replace(_has_fraction, _one_fraction)
-        v = v.xreplace({w: d for w, d in loss.weights.items() if d != w})
+        v = v.xreplace(loss.weight_definitions)
         self.row_level = loss.row_level
         lab = loss.label
         self.pred_syms = [indexed(loss.prediction, c) for c in range(n)]
