@@ -1297,3 +1297,26 @@ def test_a_log_of_exp_plus_a_constant_adds_the_larger_first(tmp_path):
         v, g = mod.nb_nll_value_and_grad([[y]], [[s]], r=r)
         assert ulp_error(v[0], exact, np.float64) <= 4, (y, s, r, v[0], exact)
         assert ulp_error(g[0][0], d, np.float64) <= 8
+
+
+GENERALISED_KL = textwrap.dedent(
+    '''
+    from sympy import log
+    from cesym.define import Elem, Loss, Public, RowSum, Variant
+
+    y, p = Elem("y"), Elem("p")
+    LOSSES = [Loss(family="gen_kl", variant="gkl", title="generalised KL", value=RowSum(y * log(y / p) - y + p),
+                   prediction=p, label=y, domain="probability", weights={y: y})]
+    PUBLIC = [Public(name="gen_kl", summary="generalised KL", variants=(Variant("gkl", domain="positive"),), labels="real")]
+    '''
+)
+
+
+def test_a_value_next_to_the_largest_float_is_a_number_not_a_missing_limit(tmp_path):
+    """The generalised KL y·log(y/p) - y + p at p = fmax is fmax - 710 (1.797e308, finite): the
+    extremes grid's 35 rows there were "true: no limit (NaN)" because the reference's precise
+    stage took the middle of its interval as the sum of the ends (which overflowed)."""
+    src, mod = _generated(tmp_path, "gen_kl", GENERALISED_KL)
+    big = np.finfo(np.float64).max
+    assert float(mod.gen_kl([[1.0, 1.0]], [[1.0, big]])[0]) == big
+    assert cli.main(["verify", "--derivations", str(src), "--extremes"]) == 0

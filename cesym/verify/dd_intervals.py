@@ -883,7 +883,16 @@ def middles(x: DD) -> tuple[np.ndarray, np.ndarray]:
     with np.errstate(all="ignore"):
         s, e = fi.two_sum(v[0], v[2])
         hi, lo = fi.two_sum(s, (v[1] + v[3]) + e)
-    return hi / 2, lo / 2
+        hi, lo = hi / 2, lo / 2
+        # ends past 2^1022 overflow in their sum (a middle of NaN for an interval near the largest
+        # float): there the ends are halved first, exactly (their low parts are far above the
+        # subnormals, where halving would round)
+        big = (np.abs(v[0]) >= 2.0**1022) | (np.abs(v[2]) >= 2.0**1022)
+        if big.any():
+            s, e = fi.two_sum(v[0] / 2, v[2] / 2)
+            bh, bl = fi.two_sum(s, (v[1] / 2 + v[3] / 2) + e)
+            hi, lo = np.where(big, bh, hi), np.where(big, bl, lo)
+    return hi, lo
 
 
 def pinned(x: DD, p: int, emin: int) -> np.ndarray:

@@ -129,8 +129,9 @@ def _pin_precisely(ref, pts: np.ndarray, todo: np.ndarray, p: int, emin: int):
         out = dd.evaluate(fn, list(pts[idx].T))
         if out is not None:
             ok = np.logical_and.reduce([dd.pinned(o, p, emin) for o in out])
-            done[idx] = ok
             mids = [dd.middles(o) for o in out]
+            ok &= np.logical_and.reduce([np.isfinite(a) for a, _ in mids])  # (a middle is a number, or nothing is pinned)
+            done[idx] = ok
             hi, lo = np.zeros((m, len(out))), np.zeros((m, len(out)))
             hi[idx] = np.stack([a for a, _ in mids], axis=1)
             lo[idx] = np.stack([b for _, b in mids], axis=1)
