@@ -21,7 +21,7 @@ import sympy as sp
 
 from .primitives import Elem, RowSum, XMul, element_symbols
 
-__all__ = ["guard_zero_weights", "weight_symbols", "distribute", "collect_monomials", "label_times_log"]
+__all__ = ["guard_zero_weights", "weight_symbols", "distribute", "collect_monomials", "label_times_log", "label_times_power"]
 
 
 def weight_symbols(expr: sp.Basic, weights: Sequence[Elem]) -> list[Elem]:
@@ -33,7 +33,10 @@ def distribute(expr: sp.Basic) -> sp.Basic:
     """Multiply out products over sums, leaving exponentials, logs of sums and the bases of
     symbolic powers alone (t(1 - p) + u·p stays whole in m^γ: multiplied out, t - p·t cancels
     near p = 1)."""
-    held = {e: sp.Dummy() for e in expr.atoms(sp.Pow) if e.exp.free_symbols}
+    # also a reciprocal of a sum of parameters alone, kept a product of such sums: 1/((1 - q)(2 - q))
+    # multiplied out is 1/(q² - 3q + 2), which cancels in floats near q = 1 and q = 2 (44 ulps of a
+    # Tweedie deviance's coefficient at q = 1.2)
+    held = {e: sp.Dummy() for e in expr.atoms(sp.Pow) if e.exp.free_symbols or (e.exp.is_negative and isinstance(e.base, sp.Add) and not e.base.atoms(Elem))}
     out = sp.expand(expr.xreplace(held), power_exp=False, power_base=False, log=False, multinomial=False, basic=False)
     return out.xreplace({d: e for e, d in held.items()}) if held else out
 
@@ -92,5 +95,23 @@ def label_times_log(expr: sp.Basic, label: Elem, prediction: Elem) -> bool:
             return False
         for key, coeff in monomials.items():
             if key != 1 and any(f.has(prediction) for f in sp.sympify(coeff).atoms(sp.log, log1p)):
+                return True
+    return False
+
+
+def label_times_power(expr: sp.Basic, label: Elem, prediction: Elem) -> bool:
+    """Whether ``expr`` (as :func:`label_times_log` reads it) has a weighted part holding a power
+    of ``prediction`` with a symbolic exponent (``y·p^(β - 1)``, a β-divergence's: its derivative
+    y·p^(β - 2) is 0·inf at y = p = 0 for β < 2, where the term vanishes for every p > 0)."""
+    parts = [expr] if element_symbols(expr) else [e.args[0] for e in expr.atoms(RowSum)]
+    for part in parts:
+        if not part.has(label):
+            continue
+        try:
+            monomials = collect_monomials(distribute(part), [label])
+        except (ValueError, TypeError):
+            return False
+        for key, coeff in monomials.items():
+            if key != 1 and any(f.base == prediction and not f.exp.is_Number for f in sp.sympify(coeff).atoms(sp.Pow)):
                 return True
     return False
