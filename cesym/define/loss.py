@@ -19,7 +19,7 @@ from typing import Literal
 import sympy as sp
 
 from .declare import AXIS, Keyword, Public, Variant
-from .conventions import label_times_log
+from .conventions import label_times_log, label_times_power
 from .primitives import C, Elem, element_symbols
 
 __all__ = [
@@ -237,13 +237,15 @@ def _label_weights(loss: Loss) -> Loss:
     ``domain='probability'`` and no weights are declared (-Σ y·log p written plainly): the
     convention 0·f = 0 (:mod:`cesym.define.conventions`) then holds, as the limit from inside the
     domain does (a zero label's term is 0 for every p > 0, so 0 at the edge p = 0, where the
-    kernel gave 0·(-inf) = NaN). A factor ``1 - y`` becomes a weight of its own,
+    kernel gave 0·(-inf) = NaN); likewise where it multiplies a power of the prediction with a
+    symbolic exponent (a β-divergence's y·p^(β - 1), whose derivative is 0·inf at y = p = 0).
+    A factor ``1 - y`` becomes a weight of its own,
     ``one_minus_y = 1 - y`` (as binary cross-entropy declares t and u): collected on y alone,
     ``a·y + (1 - y)·b`` would be ``y·(a - b) + b``, which cancels at y = 1."""
     y = loss.label
     if loss.weights or loss.domain != "probability" or y is None or loss.label_index:
         return loss
-    if not label_times_log(loss.value, y, loss.prediction):
+    if not (label_times_log(loss.value, y, loss.prediction) or label_times_power(loss.value, y, loss.prediction)):
         return loss
     weights: dict = {y: y}
     value = loss.value
