@@ -234,6 +234,12 @@ FIRES = [
     # powers of the prediction a whole number apart: the Tweedie gradient's inf - inf at p = 0
     (_predicting(R.COMMON_POWER, p), 2 * p ** (1 - q) + XMul(y, -2 * p ** (-q)), p ** (1 - q) * (2 + XMul(y, -2 / p))),
     (_predicting(R.COMMON_POWER, p), g * XMul(g - 1, p ** (g - 2)) * y - g * XMul(g, p ** (g - 1)), XMul(g - 1, 1 / p)),
+    # a sum of magnitudes in a denominator: a symmetric MAPE's |y| + |p| overflows (0 for 0.26 at
+    # y = 1e308, p = 1.7e308), its gradient's square past 1.3e154
+    (R.MAGNITUDE_RANGE, sp.Abs(p - y) / (sp.Abs(p) + sp.Abs(y)), Scaled(p, sp.Integer(2) ** 600)),
+    (R.MAGNITUDE_RANGE, y * sp.sign(p) / (sp.Abs(p) + sp.Abs(y)) ** 2, Scaled),
+    # |u| = u·sign(u) where the numerator cancels in algebra: SMAPE's gradient, 310 ulps at κ = 3
+    (R.ABS_SIGN, sp.sign(p - y) / (sp.Abs(p) + sp.Abs(y)) - sp.Abs(p - y) * sp.sign(p) / (sp.Abs(p) + sp.Abs(y)) ** 2, sp.sign(p) + sp.sign(y)),
     # a branch between two forms of one number differentiates to one form
     (R.SAME_BRANCHES, sp.Piecewise((y * expm1(LogRatio(p, y)) / p, p < 4 * y), (1 - y / p, True)), 1 - y / p),
     # the focal factors: 1 - softmax and 1 - p/Σp as the other classes' share, -log share written back
@@ -334,6 +340,10 @@ KEEPS = [
     (R.LOG_RATIO_GAP, y * sp.log(y / p)),  # KL: no r - 1 beside the log (it does not cancel)
     (R.MERGE_POWERS, (p - y) / (p * sp.Symbol("C", positive=True, integer=True))),  # Poisson's gradient: no power to merge
     (R.MERGE_POWERS, p**2 / p**3),  # numbers SymPy merges itself
+    (R.MAGNITUDE_RANGE, sp.Abs(p - y) / sp.Abs(y)),  # MAPE: one magnitude, which cannot overflow alone
+    (R.MAGNITUDE_RANGE, (p - y) / (p**2 + 1)),  # not homogeneous: no scaling keeps it
+    (R.MAGNITUDE_RANGE, (p - y) / (p + y)),  # a sum that may cancel: not a sum of magnitudes
+    (R.ABS_SIGN, sp.sign(p) / (sp.Abs(p) + sp.Abs(y)) + y),  # nothing cancels
     (R.POWER_GAP, y**q - p**q),  # no term of the slope: vanishes at p = y but changes sign there
     (R.POWER_GAP, y**2 - 2 * y * p + p**2 + x),  # whole powers: a polynomial (bases of either sign)
     (_predicting(R.COMMON_POWER, p), p**q + y**q),  # one power of the prediction

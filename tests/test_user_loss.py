@@ -1390,3 +1390,40 @@ def test_a_tweedie_deviance_and_a_beta_divergence_near_their_minimum_and_at_zero
     assert bd.beta_divergence_grad([[1.0, 0.0]], [[1e-300, 0.0]], beta=3.0)[0, 0] == -1e-300  # factored, it was -0
     assert bd.beta_divergence_grad([[0.0, 2.0]], [[0.0, 0.0]], beta=1.5).tolist() == [[0.0, -np.inf]]
     assert cli.main(["verify", "--derivations", str(src), "--quick", "--no-keras"]) == 0
+
+
+SMAPE = textwrap.dedent(
+    '''
+    from sympy import Abs
+    from cesym.define import C, Elem, Loss, RowSum
+
+    y, p = Elem("y"), Elem("p")
+    LOSSES = [Loss(family="smape", variant="sym", title="symmetric MAPE", value=RowSum(2 * Abs(p - y) / (Abs(y) + Abs(p))) / C,
+                   prediction=p, label=y)]
+    '''
+)
+
+
+def test_a_symmetric_mape_past_the_overflow_of_its_denominator(tmp_path):
+    """2|p - y|/(|y| + |p|): |y| + |p| overflowed at y = 1e308, p = 1.7e308 and its reciprocal
+    gave 0 for 0.26, a silent wrong number (magnitude-range); the gradient's numerator
+    sign(p - y)(|p| + |y|) - |p - y|·sign(p) cancelled where |p| >> |y| (310 ulps at κ = 3;
+    abs-sign), and its square overflowed past 1.3e154 (0 for 2.7e-309 at the first row)."""
+    src, mod = _generated(tmp_path, "smape", SMAPE)
+    assert "magnitude-range" in mod.DERIVED["sym"]["value_rules"] and "abs-sign" in mod.DERIVED["sym"]["grad_rules"]
+
+    def exact(y, p):
+        with mpmath.workdps(60):
+            pairs = [(mpmath.mpf(a), mpmath.mpf(b)) for a, b in zip(y, p)]
+            v = [2 * abs(b - a) / (abs(a) + abs(b)) / len(y) for a, b in pairs]
+            g = [2 * a * (mpmath.sign(b) + mpmath.sign(a)) * mpmath.sign(b - a) / (abs(a) + abs(b)) ** 2 / len(y) for a, b in pairs]
+            return mpmath.fsum(v), g
+
+    for y, p in (([1e308, 1.0], [1.7e308, 1.0]), ([-1.4666806378062773, -10.984997694868635], [-769.3956486327337, -1.9276218397679292]),
+                 ([3e-310, 1e200], [-5e-324, 1.0000001e200])):
+        v, g = mod.smape([y], [p]), mod.smape_grad([y], [p])
+        want_v, want_g = exact(y, p)
+        assert ulp_error(float(v[0]), want_v, np.float64) <= 4, (y, p, v, want_v)
+        for j in range(2):
+            assert ulp_error(g[0, j], want_g[j], np.float64) <= 8, (y, p, j, g, want_g)
+    assert cli.main(["verify", "--derivations", str(src), "--quick", "--no-keras"]) == 0
