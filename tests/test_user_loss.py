@@ -1427,3 +1427,13 @@ def test_a_symmetric_mape_past_the_overflow_of_its_denominator(tmp_path):
         for j in range(2):
             assert ulp_error(g[0, j], want_g[j], np.float64) <= 8, (y, p, j, g, want_g)
     assert cli.main(["verify", "--derivations", str(src), "--quick", "--no-keras"]) == 0
+    # a row with one 0/0 element has no value; the other element's partial derivative has one:
+    # NaN where the definition is indeterminate and the rest right is "undefined", not unresolved
+    from cesym.verify.contract import check_batch
+    from cesym.verify.registry import load_cases
+    from cesym.verify.sampling import Batch
+
+    case = load_cases(src)[0]
+    rows = np.array([[8.988465674311579e307, 0.0], [-1.0, 0.0]]), np.array([[1.7976931348623157e308, 0.0], [3.0, 0.0]])
+    res = check_batch(case, Batch(rows[0], rows[1], {}, ["extremes"] * 2), indeterminate=True)
+    assert (res.undefined, res.unresolved, len(res.failures)) == (2, 0, 0)

@@ -519,12 +519,31 @@ def _describer(lab, pred, params, computed, true, k):
     return text
 
 
+def _undefined_alike(err, val, grow, dtype, vbase: float, gbase: float) -> bool:
+    """Whether the kernel is NaN at every output the reference found indeterminate
+    (:class:`Indeterminate`, ``err.partial``), and within the constant term of its bound at each
+    output that resolved: a row of a symmetric MAPE with one 0/0 element has no value, while the
+    partial derivative in another element does (where such an output is further off, its κ would
+    need the value: the point stays unresolved)."""
+    outs = [val] + ([] if grow is None else list(grow))
+    partial = getattr(err, "partial", None)
+    if partial is None or len(partial) != len(outs):
+        return bool(np.all(np.isnan(np.asarray(outs, dtype=np.float64))))
+    for i, (k, t) in enumerate(zip(outs, partial)):
+        if t is None:
+            if not np.isnan(k):
+                return False
+        elif not _error(k, t, dtype) <= (vbase if i == 0 else gbase):
+            return False
+    return True
+
+
 def _check_point(ref, res: Result, stratum, row, col, lab, pred, params, val, grow, dtype, vbase, gbase, indeterminate=False) -> None:
     try:
         true_v, true_g = ref.value_and_grad(lab, pred, params, dtype=dtype)
     except Unresolved as err:
         # no value on either side (Indeterminate, and NaN from the kernel): counted apart, if asked
-        undefined = indeterminate and isinstance(err, Indeterminate) and np.isnan(val) and (grow is None or np.all(np.isnan(grow)))
+        undefined = indeterminate and isinstance(err, Indeterminate) and _undefined_alike(err, val, grow, dtype, vbase, gbase)
         if undefined:
             res.undefined += 1
         else:

@@ -62,7 +62,7 @@ class Indeterminate(Unresolved):
     reaching 0) at every precision tried, up to the highest, for inputs that are exact numbers:
     the definition most likely has no value there (a zero row's direction, 0/0), which a finite
     precision cannot prove; :func:`cesym.verify.contract.check_batch` counts it apart only where
-    the kernel gives NaN there too."""
+    the kernel gives NaN there too. ``partial``: the outputs that resolved (None for the others)."""
 
 
 def backend() -> str:
@@ -376,10 +376,12 @@ class RowReference:
             if all(r is not None for r in res):
                 return res
             pending = res
-        raise (Indeterminate if indeterminate and pending else Unresolved)(
+        err = (Indeterminate if indeterminate and pending else Unresolved)(
             f"{self.loss.name}: interval not resolved at {precisions[-1]} bits for inputs {inputs} "
             + (f"({sum(r is None for r in pending)} of {len(pending)} outputs)" if pending else "(a log or root of a negative interval)")
         )
+        err.partial = pending  # the outputs that did resolve (None for the others), or None
+        raise err
 
     def value_and_grad(self, labels, pred, params=(), dtype=np.float64) -> tuple[mpmath.mpf, list[mpmath.mpf]]:
         """True value and gradient (pinned to 2**-8 ulp of ``dtype``) at exact float inputs.
