@@ -78,13 +78,10 @@ def guard_zero_weights(expr: sp.Basic, weights: Sequence[Elem]) -> sp.Basic:
     return expr.replace(lambda e: isinstance(e, RowSum), lambda e: RowSum(_guard(e.args[0], weights)))
 
 
-def label_times_log(expr: sp.Basic, label: Elem, prediction: Elem) -> bool:
+def _label_weighted(expr: sp.Basic, label: Elem, holds) -> bool:
     """Whether ``expr`` (each RowSum's summand of a row-level one) collected on the monomials of
-    ``label`` has a weighted part holding a log of ``prediction`` (``y·log p``: infinite at
-    p = 0 where the label's 0 makes the term vanish). False where it is not polynomial in the
-    label (the guard could not be written)."""
-    from sympy.codegen.cfunctions import log1p
-
+    ``label`` has a weighted part whose coefficient ``holds`` (a predicate on it). False where it
+    is not polynomial in the label (the guard could not be written)."""
     parts = [expr] if element_symbols(expr) else [e.args[0] for e in expr.atoms(RowSum)]
     for part in parts:
         if not part.has(label):
@@ -93,25 +90,21 @@ def label_times_log(expr: sp.Basic, label: Elem, prediction: Elem) -> bool:
             monomials = collect_monomials(distribute(part), [label])
         except (ValueError, TypeError):
             return False
-        for key, coeff in monomials.items():
-            if key != 1 and any(f.has(prediction) for f in sp.sympify(coeff).atoms(sp.log, log1p)):
-                return True
+        if any(key != 1 and holds(sp.sympify(coeff)) for key, coeff in monomials.items()):
+            return True
     return False
+
+
+def label_times_log(expr: sp.Basic, label: Elem, prediction: Elem) -> bool:
+    """Whether ``label`` weighs a log of ``prediction`` in ``expr`` (``y·log p``: infinite at
+    p = 0 where the label's 0 makes the term vanish): :func:`_label_weighted`."""
+    from sympy.codegen.cfunctions import log1p
+
+    return _label_weighted(expr, label, lambda c: any(f.has(prediction) for f in c.atoms(sp.log, log1p)))
 
 
 def label_times_power(expr: sp.Basic, label: Elem, prediction: Elem) -> bool:
-    """Whether ``expr`` (as :func:`label_times_log` reads it) has a weighted part holding a power
-    of ``prediction`` with a symbolic exponent (``y·p^(β - 1)``, a β-divergence's: its derivative
-    y·p^(β - 2) is 0·inf at y = p = 0 for β < 2, where the term vanishes for every p > 0)."""
-    parts = [expr] if element_symbols(expr) else [e.args[0] for e in expr.atoms(RowSum)]
-    for part in parts:
-        if not part.has(label):
-            continue
-        try:
-            monomials = collect_monomials(distribute(part), [label])
-        except (ValueError, TypeError):
-            return False
-        for key, coeff in monomials.items():
-            if key != 1 and any(f.base == prediction and not f.exp.is_Number for f in sp.sympify(coeff).atoms(sp.Pow)):
-                return True
-    return False
+    """Whether ``label`` weighs a power of ``prediction`` with a symbolic exponent in ``expr``
+    (``y·p^(β - 1)``, a β-divergence's: its derivative y·p^(β - 2) is 0·inf at y = p = 0 for
+    β < 2, where the term vanishes for every p > 0): :func:`_label_weighted`."""
+    return _label_weighted(expr, label, lambda c: any(f.base == prediction and not f.exp.is_Number for f in c.atoms(sp.Pow)))

@@ -1632,7 +1632,8 @@ def _magnitude_sum(b: sp.Basic) -> bool:
     """A sum of two or more terms, each non-negative by its form (|u|, u^(2k)) and holding an
     element: it overflows where each term is finite, and nothing in it cancels."""
     def nonneg(a):
-        a = a.as_independent(Elem, as_Add=False)[1] if a.as_independent(Elem, as_Add=False)[0].is_positive else a
+        c, rest = a.as_independent(Elem, as_Add=False)
+        a = rest if c.is_positive else a
         return isinstance(a, sp.Abs) or (isinstance(a, sp.Pow) and a.exp.is_even)
     return isinstance(b, sp.Add) and len(b.args) >= 2 and all(_has_elems(a) and nonneg(a) for a in b.args)
 
@@ -2266,7 +2267,7 @@ def _x_power(t: sp.Basic, x: Elem) -> tuple[sp.Basic, sp.Basic, sp.Basic | None]
         c, rest = rest.args
     if rest == x:
         return k, sp.S.One, c
-    if isinstance(rest, sp.Pow) and rest.base == x and not k.has(x):
+    if isinstance(rest, sp.Pow) and rest.base == x:
         return k, rest.exp, c
     return None
 
