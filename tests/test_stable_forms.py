@@ -81,6 +81,7 @@ ROOT = Path(__file__).resolve().parent.parent
 x, y, z, p, t = Elem("x"), Elem("y"), Elem("z"), Elem("p"), Elem("t")
 g, q = sp.Symbol("g", real=True), sp.Symbol("q", real=True)
 gn = sp.Symbol("gn", nonnegative=True)
+_delta = sp.Symbol("delta", positive=True)
 E = sp.exp
 
 
@@ -240,6 +241,8 @@ FIRES = [
     (R.MAGNITUDE_RANGE, y * sp.sign(p) / (sp.Abs(p) + sp.Abs(y)) ** 2, Scaled),
     # |u| = u·sign(u) where the numerator cancels in algebra: SMAPE's gradient, 310 ulps at κ = 3
     (R.ABS_SIGN, sp.sign(p - y) / (sp.Abs(p) + sp.Abs(y)) - sp.Abs(p - y) * sp.sign(p) / (sp.Abs(p) + sp.Abs(y)) ** 2, sp.sign(p) + sp.sign(y)),
+    # a gradient that jumps across its branch condition (the wing loss at |e| = w): the condition as a kink
+    (_predicting(R.KINK_BRANCH, p), sp.Piecewise((g * sp.sign(p - y) / (gn + sp.Abs(p - y)), sp.Abs(p - y) < g), (sp.sign(p - y), True)), sp.Heaviside(g - sp.Abs(p - y), 0)),
     # a branch between two forms of one number differentiates to one form
     (R.SAME_BRANCHES, sp.Piecewise((y * expm1(LogRatio(p, y)) / p, p < 4 * y), (1 - y / p, True)), 1 - y / p),
     # the focal factors: 1 - softmax and 1 - p/Σp as the other classes' share, -log share written back
@@ -341,6 +344,8 @@ KEEPS = [
     (R.MERGE_POWERS, (p - y) / (p * sp.Symbol("C", positive=True, integer=True))),  # Poisson's gradient: no power to merge
     (R.MERGE_POWERS, p**2 / p**3),  # numbers SymPy merges itself
     (R.MAGNITUDE_RANGE, sp.Abs(p - y) / sp.Abs(y)),  # MAPE: one magnitude, which cannot overflow alone
+    # Huber's gradient: e and δ·sign(e) meet at |e| = δ (no jump: the rounded condition is harmless)
+    (_predicting(R.KINK_BRANCH, p), sp.Piecewise((p - y, sp.Abs(p - y) <= _delta), (_delta * sp.sign(p - y), True))),
     (R.MAGNITUDE_RANGE, (p - y) / (p**2 + 1)),  # not homogeneous: no scaling keeps it
     (R.MAGNITUDE_RANGE, (p - y) / (p + y)),  # a sum that may cancel: not a sum of magnitudes
     (R.ABS_SIGN, sp.sign(p) / (sp.Abs(p) + sp.Abs(y)) + y),  # nothing cancels

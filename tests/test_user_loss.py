@@ -1437,3 +1437,35 @@ def test_a_symmetric_mape_past_the_overflow_of_its_denominator(tmp_path):
     rows = np.array([[8.988465674311579e307, 0.0], [-1.0, 0.0]]), np.array([[1.7976931348623157e308, 0.0], [3.0, 0.0]])
     res = check_batch(case, Batch(rows[0], rows[1], {}, ["extremes"] * 2), indeterminate=True)
     assert (res.undefined, res.unresolved, len(res.failures)) == (2, 0, 0)
+
+
+WING = textwrap.dedent(
+    '''
+    from sympy import Abs, Piecewise, Symbol, log
+    from cesym.define import AXIS, C, Elem, Keyword, Loss, Public, RowSum, Variant
+
+    y, x = Elem("y"), Elem("x")
+    w, eps = Symbol("w", positive=True), Symbol("eps", positive=True)
+    e = Abs(x - y)
+    LOSSES = [Loss(family="wing", variant="wing", title="wing loss",
+                   value=RowSum(Piecewise((w * log(1 + e / eps), e < w), (e - (w - w * log(1 + w / eps)), True))) / C,
+                   prediction=x, label=y, params=(w, eps), param_ranges={w: (1.0, 20.0), eps: (0.5, 5.0)})]
+    PUBLIC = [Public(name="wing_loss", summary="wing loss", variants=(Variant("wing", domain="real"),), labels="real",
+                     keywords=(Keyword("w", 10.0, "real", (1.0, 20.0)), Keyword("eps", 2.0, "real", (0.5, 5.0)), AXIS))]
+    '''
+)
+
+
+def test_a_wing_loss_takes_the_side_of_its_kink_exactly(tmp_path):
+    """The wing loss's gradient jumps from w/(ε + w) to 1 at |x - y| = w: on the rounded |x - y|
+    the kernel took the far side within rounding of the kink (-1/3 for -2/9 at y = 1, x = 1e-300,
+    w = 1, ε = 1/2), and generate refused the loss there, or accepted it where its grid missed the
+    kink (kink-branch: the condition as a kink, decided exactly by the decimal rescue)."""
+    src, mod = _generated(tmp_path, "wing", WING)
+    assert "kink-branch" in mod.DERIVED["wing"]["grad_rules"]
+    g = mod.wing_loss_grad([[1.0, 10.0, 3.0]], [[1e-300, -1e-300, -7.0]], w=1.0, eps=0.5)
+    # |e| = 1 - 1e-300 < w: -w/(ε + |e|)/3; |e| = 10 + 1e-300 and |e| = 10 >= w: sign(e)/3
+    assert g.tolist() == [[-1 / 1.5 / 3, -1 / 3, -1 / 3]]
+    g = mod.wing_loss_grad([[10.0]], [[1e-300]], w=10.0, eps=2.0)
+    assert g[0, 0] == -10 / 12
+    assert cli.main(["verify", "--derivations", str(src), "--quick", "--no-keras"]) == 0

@@ -212,6 +212,26 @@ def _call(fn, loss: Loss, labels, pred, params, uses_n: bool):
         return fn(*args)
 
 
+def _at_kinks(loss: Loss, namespace: dict, labels, pred, params, uses_n: bool, res: tuple) -> tuple:
+    """``res`` (value and gradient of one row) with the gradient elements at a kink, where its
+    computed argument lies within its rounding of 0, decided exactly as the public kernels decide
+    them (:func:`cesym.kernels._rescue.rescuer`: the wing loss's |x - y| < w at y = 1,
+    x = 1e-300, w = 1, which the rounded difference puts on the far side)."""
+    import types
+
+    from ..kernels import _rescue
+
+    if loss.label_index:
+        return res
+    scalars = tuple(float(v) for v in params) + ((_BATCH,) if uses_n else ())
+    rescue = _rescue.rescuer(types.SimpleNamespace(**namespace), loss.variant, ("value", "grad"), scalars, False, loss.domain == "real")
+    if rescue is None:
+        return res
+    blocks = ([np.array([labels], dtype=np.float64)] if loss.label is not None else []) + [np.array([pred], dtype=np.float64)]
+    with np.errstate(all="ignore"):
+        return tuple(rescue(blocks, tuple(np.asarray(r, dtype=np.float64) for r in res)))
+
+
 def check_edges(loss: Loss, derived: Derived, namespace: dict, where: str = "", ref=None) -> None:
     """Raise :class:`DerivationError` (one line) where the printed kernel of ``loss``, in
     ``namespace`` (:func:`load_module`), overflows, returns NaN or loses its digits at an edge
@@ -238,6 +258,8 @@ def check_edges(loss: Loss, derived: Derived, namespace: dict, where: str = "", 
                 f"{prefix}{loss.name}: the printed kernel raised {type(e).__name__}: {' '.join(str(e).split())} "
                 f"at {_describe(loss, labels, pred, params)}"
             ) from None
+        if grad and f"{loss.variant}_kinks" in namespace:
+            res = _at_kinks(loss, namespace, labels, pred, params, uses_n, res)
         value, g = (res if grad else (res, None))
         got = [float(np.asarray(value).reshape(-1)[0])] + (list(np.asarray(g, dtype=float).reshape(-1)) if grad else [])
         names = ["value"] + [f"gradient d/d{loss.prediction.name}[{j}]" for j in range(n)] * grad

@@ -1717,6 +1717,46 @@ ABS_SIGN = Rule(
 )
 
 
+def _jumps(a: sp.Basic, b: sp.Basic, lhs: sp.Basic, rhs: sp.Basic, x: Elem) -> bool:
+    """Whether the branches ``a`` and ``b`` differ where ``lhs = rhs`` (solved for the prediction
+    ``x``): a gradient that jumps across the condition's boundary."""
+    try:
+        roots = sp.solve(sp.Eq(lhs, rhs), x)
+    except (NotImplementedError, ValueError, TypeError):
+        return False
+    return any(sp.simplify((a - b).xreplace({x: r})) != 0 for r in roots if isinstance(r, sp.Expr))
+
+
+def _kink_branch(e: sp.Basic) -> sp.Basic | None:
+    """``Piecewise((A, lhs < rhs), (B, True))`` in a gradient (the prediction in the condition,
+    A and B different on its boundary) -> ``Piecewise((A, Heaviside(rhs - lhs, 0) > 0), (B,
+    True))`` (``<=``: Heaviside(·, 1)): the condition as a kink argument, whose side the decimal
+    rescue decides exactly where its computed value lies within its rounding of 0."""
+    x = _PREDICTION.get()
+    if x is None or not isinstance(e, sp.Piecewise) or len(e.args) < 2:
+        return None
+    pieces, changed = [], False
+    for i, (a, c) in enumerate(e.args):
+        if i < len(e.args) - 1 and isinstance(c, (sp.StrictLessThan, sp.LessThan, sp.StrictGreaterThan, sp.GreaterThan)) and c.has(x):
+            lhs, rhs = (c.lhs, c.rhs) if isinstance(c, (sp.StrictLessThan, sp.LessThan)) else (c.rhs, c.lhs)
+            if _jumps(a, e.args[i + 1].expr, lhs, rhs, x):
+                h0 = sp.S.Zero if isinstance(c, (sp.StrictLessThan, sp.StrictGreaterThan)) else sp.S.One
+                c, changed = sp.StrictGreaterThan(sp.Heaviside(rhs - lhs, h0), 0), True
+        pieces.append((a, c))
+    return sp.Piecewise(*pieces) if changed else None
+
+
+KINK_BRANCH = Rule(
+    "kink-branch",
+    "a gradient's branch condition lhs < rhs where the branches differ on its boundary (the wing loss "
+    "w·log(1 + |e|/ε) for |e| < w, |e| - C beyond: its gradient jumps from w/(ε + w) to 1 at |e| = w) "
+    "as the kink Heaviside(rhs - lhs): decided on the rounded |x - y| it took the far side at "
+    "y = 1, x = 1e-300, w = 1 (-1/3 for -2/9); the decimal rescue decides the side exactly where "
+    "the computed argument lies within its rounding of 0, as for a hinge's margin.",
+    lambda expr: _top_down(expr, _kink_branch),
+)
+
+
 def _max_minus_sum(e: sp.Basic) -> sp.Basic | None:
     """``RowMax(f) - RowSum(g)`` (in a sum, f and g over the same elements) -> ``MaxMinusSum(f, g)``."""
     if not isinstance(e, sp.Add):
@@ -2922,5 +2962,5 @@ def gradient_rules(weights: Sequence[Elem], guard: bool, x: Elem | None = None) 
         SAME_BRANCHES, ONE_MINUS_SHARE, NEG_LOG_SHARE, UNSCALE, SHIFT_EXP, SHIFT_EXP_WEIGHTED, SPLIT_ROWSUM, NORM_SQUARE, MIXTURE_RATIO, POWER_RULE, MERGE_POWERS, guard_rule(weights, guard), COMMON_POWER, EXPM1,
         *edge, LOG_GUARDED_POWER, CROSS_REST, ONE_FRACTION, SIGMOID_DIFFERENCE, SIGMOID_PAIR, EXPM1_WEIGHT, ONE_MINUS_SCALED_EXP, SCALE_NORM, COMMON_FACTOR,
         COMMON_NUMERATOR, CANCELLING_TERMS, ABS_SIGN, *([split_quotient_rule(x)] if x is not None else []),
-        *([log_ratio_at_zero_rule(x)] if guard and x is not None else []), SCALE_INSIDE, MAGNITUDE_RANGE,
+        *([log_ratio_at_zero_rule(x)] if guard and x is not None else []), SCALE_INSIDE, MAGNITUDE_RANGE, KINK_BRANCH,
     ]
