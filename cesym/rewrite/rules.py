@@ -1752,7 +1752,7 @@ KINK_BRANCH = Rule(
     "w·log(1 + |e|/ε) for |e| < w, |e| - C beyond: its gradient jumps from w/(ε + w) to 1 at |e| = w) "
     "as the kink Heaviside(rhs - lhs): decided on the rounded |x - y| it took the far side at "
     "y = 1, x = 1e-300, w = 1 (-1/3 for -2/9); the decimal rescue decides the side exactly where "
-    "the computed argument lies within its rounding of 0, as for a hinge's margin.",
+    "the computed argument lies within its rounding of 0, as for a margin's kink.",
     lambda expr: _top_down(expr, _kink_branch),
 )
 
