@@ -46,6 +46,7 @@ inaccurate output, the first that lost more than half of its digits.
 from __future__ import annotations
 
 import math
+import types
 from collections.abc import Sequence
 
 import mpmath
@@ -59,7 +60,7 @@ from .lowerings import math_form
 from ..verify.extended import needs_limit
 from ..verify.reference import real_intervals
 from ..verify.ulps import FORMATS, ulp_error
-from .domain import label_times_log
+from ..define.conventions import label_times_log
 
 __all__ = ["check_edges", "edge_points", "load_module", "RELAX", "EDGE_PRECISIONS"]
 
@@ -212,19 +213,18 @@ def _call(fn, loss: Loss, labels, pred, params, uses_n: bool):
         return fn(*args)
 
 
-def _at_kinks(loss: Loss, namespace: dict, labels, pred, params, uses_n: bool, res: tuple) -> tuple:
+def _at_kinks(loss: Loss, module, labels, pred, params, uses_n: bool, res: tuple) -> tuple:
     """``res`` (value and gradient of one row) with the gradient elements at a kink, where its
     computed argument lies within its rounding of 0, decided exactly as the public kernels decide
     them (:func:`cesym.kernels._rescue.rescuer`: the wing loss's |x - y| < w at y = 1,
-    x = 1e-300, w = 1, which the rounded difference puts on the far side)."""
-    import types
-
+    x = 1e-300, w = 1, which the rounded difference puts on the far side). ``module``: the
+    rendered module's names as attributes."""
     from ..kernels import _rescue
 
     if loss.label_index:
         return res
     scalars = tuple(float(v) for v in params) + ((_BATCH,) if uses_n else ())
-    rescue = _rescue.rescuer(types.SimpleNamespace(**namespace), loss.variant, ("value", "grad"), scalars, False, loss.domain == "real")
+    rescue = _rescue.rescuer(module, loss.variant, ("value", "grad"), scalars, False, loss.domain == "real")
     if rescue is None:
         return res
     blocks = ([np.array([labels], dtype=np.float64)] if loss.label is not None else []) + [np.array([pred], dtype=np.float64)]
@@ -243,6 +243,7 @@ def check_edges(loss: Loss, derived: Derived, namespace: dict, where: str = "", 
     uses_n = N in ref.param_syms
     grad = derived.grad is not None
     fn = namespace[f"{loss.variant}_value_and_grad" if grad else f"{loss.variant}_value"]
+    kinked = types.SimpleNamespace(**namespace) if grad and f"{loss.variant}_kinks" in namespace else None
     prefix = f"{where}: " if where else ""
     for labels, pred, params in edge_points(loss, n):
         full = list(params) + ([_BATCH] if uses_n else [])
@@ -258,8 +259,8 @@ def check_edges(loss: Loss, derived: Derived, namespace: dict, where: str = "", 
                 f"{prefix}{loss.name}: the printed kernel raised {type(e).__name__}: {' '.join(str(e).split())} "
                 f"at {_describe(loss, labels, pred, params)}"
             ) from None
-        if grad and f"{loss.variant}_kinks" in namespace:
-            res = _at_kinks(loss, namespace, labels, pred, params, uses_n, res)
+        if kinked is not None:
+            res = _at_kinks(loss, kinked, labels, pred, params, uses_n, res)
         value, g = (res if grad else (res, None))
         got = [float(np.asarray(value).reshape(-1)[0])] + (list(np.asarray(g, dtype=float).reshape(-1)) if grad else [])
         names = ["value"] + [f"gradient d/d{loss.prediction.name}[{j}]" for j in range(n)] * grad

@@ -1487,6 +1487,11 @@ LOG_DIFFERENCE = Rule(
 )
 
 
+def _within_four(a: sp.Basic, b: sp.Basic) -> sp.Basic:
+    """1/4 < a/b < 4, written without the quotient: where a gap's Expm1mx(log(a/b)) is taken."""
+    return sp.And(sp.StrictGreaterThan(4 * a, b), sp.StrictLessThan(a, 4 * b))
+
+
 def _log_ratio_gap(e: sp.Basic) -> sp.Basic | None:
     """``k·(r - 1) - k·log r`` in a sum (r = a/b, a and b polynomials of the elements; the log
     written as one or several logs, k a coefficient common to them up to rational factors) ->
@@ -1514,8 +1519,7 @@ def _log_ratio_gap(e: sp.Basic) -> sp.Basic | None:
             if not set(sp.Add.make_args(drop)) <= plain:  # k·(r - 1) there, each term as it is
                 continue
             gap = sp.Add(*[t for t, _, _ in logs]) + drop
-            near = sp.And(sp.StrictGreaterThan(4 * a, b), sp.StrictLessThan(a, 4 * b))
-            pieces = [(k * Expm1mx(_log_ratio(a, b)), near), (gap, True)]
+            pieces = [(k * Expm1mx(_log_ratio(a, b)), _within_four(a, b)), (gap, True)]
             if not sp.cancel(k / b).is_polynomial(*element_symbols(b)):
                 # r > 4 as k·r·(1 - s + s·log s), s = 1/r: where b is 0 and k is not (Itakura–Saito
                 # at p = 0) the terms as written are inf - inf; where k vanishes with b (the
@@ -1604,9 +1608,8 @@ def _power_gap(e: sp.Basic) -> sp.Basic | None:
             continue
         gap = sp.Add(*[t for t, _, _ in group])
         r = _log_ratio(v, u)
-        near = sp.And(sp.StrictGreaterThan(4 * v, u), sp.StrictLessThan(v, 4 * u))
         form = u**d * sp.Add(*[c * Expm1mx(b * r) for _, c, b in group if b != 0])
-        return sp.expand(e - gap) + sp.Piecewise((form, near), (gap, True))
+        return sp.expand(e - gap) + sp.Piecewise((form, _within_four(v, u)), (gap, True))
     return None
 
 
@@ -1655,7 +1658,7 @@ def _magnitude_range(e: sp.Basic) -> sp.Basic | None:
     """An element-level expression homogeneous of degree k in its elements, divided by a sum of
     magnitudes (:func:`_magnitude_sum`) -> ``Piecewise((e(x·2^-600)·2^(600k), max|x| > 2^500),
     (e(x·2^600)·2^(-600k), max|x| < 2^-500), (e, True))``, the scaled inputs as ``Scaled``."""
-    if isinstance(e, (sp.Piecewise, Scaled)) or e.has(RowSum, RowMax, Scaled) or not isinstance(e, (sp.Mul, sp.Pow)):
+    if not isinstance(e, (sp.Mul, sp.Pow)) or e.has(RowSum, RowMax, Scaled):
         return None
     if not any(isinstance(f, sp.Pow) and f.exp.is_negative and _magnitude_sum(f.base) for f in sp.Mul.make_args(e)):
         return None
