@@ -142,7 +142,7 @@ def _interrupt(argv, started, tmp_path, delay=0.0):
     # by a non-interactive shell (nohup, `cmd &`) inherits SIGINT ignored, and cesym honours that
     code = (
         "import signal, sys, cesym.cli; signal.signal(signal.SIGINT, signal.default_int_handler); "
-        f"print('ready', flush=True); sys.exit(cesym.cli.main({argv!r}))"
+        f"print('ready', flush=True); cesym.cli.console({argv!r})"
     )
     p = subprocess.Popen(
         [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=tmp_path,
@@ -167,6 +167,14 @@ def _interrupt(argv, started, tmp_path, delay=0.0):
         return p.returncode, seconds, "".join(lines) + out, err, kids, survivors
     finally:
         _stop_group(p)
+
+
+def test_the_program_is_console():
+    """The interrupt tests run :func:`cesym.cli.console`, what the installed ``cesym`` runs."""
+    import tomllib
+
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"cesym": "cesym.cli:console"}
 
 
 def _children_of(pid: int) -> list[int]:
