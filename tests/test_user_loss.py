@@ -1392,6 +1392,40 @@ def test_a_tweedie_deviance_and_a_beta_divergence_near_their_minimum_and_at_zero
     assert cli.main(["verify", "--derivations", str(src), "--quick", "--no-keras"]) == 0
 
 
+def test_a_power_gap_whose_terms_have_one_sign_reaches_past_a_ratio_of_four(tmp_path):
+    """A Tweedie deviance over the whole of q in [1.1, 1.9] and a β-divergence with β < 1: the
+    coefficients of their powers of p have one sign over the declared ranges, so the power-gap
+    form's terms cannot cancel, and it is taken wherever the terms as written cancel by more than a
+    factor 2, not only where 1/4 < p/y < 4. As written, at p = 4.5y, q = 1.9 they cancel by a
+    factor 16 (6.4 ulps, and 17-20 on the extremes grid: 13 outputs outside the contract); at
+    p = y/4.5, q = 1.1, 6.8 ulps; the β-divergence at β = 0.9, p = 4.5y: 8.9 ulps."""
+    src = tmp_path / "mine"
+    src.mkdir()
+    (src / "tweedie.py").write_text(TWEEDIE.replace("(1.2, 1.8)", "(1.1, 1.9)"))
+    (src / "beta_div.py").write_text(BETA_DIVERGENCE.replace("(1.25, 3.0)", "(0.2, 0.9)").replace("1.5, \"real\"", "0.5, \"real\""))
+    assert cli.main(["generate", "--derivations", str(src), "--out", str(tmp_path / "kernels")]) == 0
+    tw, bd = _import(tmp_path / "kernels" / "tweedie.py"), _import(tmp_path / "kernels" / "beta_div.py")
+
+    def beta_div(y, p, b):
+        with mpmath.workdps(80):
+            y, p, b = (mpmath.mpf(v) for v in (y, p, b))
+            return (y**b + (b - 1) * p**b - b * y * p ** (b - 1)) / (b * (b - 1))
+
+    # the terms that are taken cancel by at most a factor 2 (a few roundings each, doubled), and
+    # the form's e^x errs by about 1.5·|x| ulps of itself, x = β·log(p/y) rounded: 4 ulps for the
+    # Tweedie deviance (measured at most 4.6 over p/y in [e^-12, e^12], q in [1.1, 1.9]), 5 for
+    # the β-divergence, whose Expm1mx(x) at x = 1.05 (β = 0.3, p = y/4.5) is 0.81 of an e^x of
+    # 2.9 (3.6 ulps of that term; 4.3 measured)
+    for y, r in ((0.7, 1 / 60), (0.7, 1 / 4.5), (0.2, 4.5), (0.015, 60.0), (0.5, 0.8)):
+        for q in (1.1, 1.5, 1.9):
+            got, want = float(tw.tweedie([[y]], [[y * r]], q=q)[0]), _tweedie(y, y * r, q)
+            assert ulp_error(got, want, np.float64) <= 4, (y, r, q, got, want)
+        for b in (0.3, 0.9):
+            got, want = float(bd.beta_divergence([[y]], [[y * r]], beta=b)[0]), beta_div(y, y * r, b)
+            assert ulp_error(got, want, np.float64) <= 5, (y, r, b, got, want)
+    assert cli.main(["verify", "--derivations", str(src), "--extremes"]) == 0
+
+
 SMAPE = textwrap.dedent(
     '''
     from sympy import Abs

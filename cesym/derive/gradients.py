@@ -35,7 +35,7 @@ from ..define.primitives import (
     element_symbols,
 )
 from ..rewrite.guard import GUARD_SPLIT, guard_split
-from ..rewrite.rules import LOG_GUARDED_POWER, ONE_MINUS_RATIO, POWER_RULE, Rule, one_minus_ratio_recorded, apply_rules, check_equivalent, gradient_rules, guard_rule, label_weights, prediction, value_rules
+from ..rewrite.rules import LOG_GUARDED_POWER, ONE_MINUS_RATIO, POWER_RULE, Rule, one_minus_ratio_recorded, apply_rules, check_equivalent, gradient_rules, guard_rule, label_weights, parameter_ranges, prediction, value_rules
 
 __all__ = ["Derived", "derive", "as_record", "from_record", "log_share_gradient"]
 
@@ -102,7 +102,7 @@ def derive(loss: Loss) -> Derived:
     weights = list(loss.weights)
     ratios: dict = {}  # each quotient one-minus-ratio writes -> the term it stands for (_diff_value)
     rules = [one_minus_ratio_recorded(ratios) if r.name == ONE_MINUS_RATIO.name else r for r in value_rules()]
-    with prediction(x), label_weights(loss.weight_definitions):
+    with prediction(x), label_weights(loss.weight_definitions), parameter_ranges({q: loss.param_range(q) for q in loss.params}):
         v1, vrules = apply_rules(v0, rules, repeat=True)
     v1_guarded, grules_v = apply_rules(v1, [guard_rule(weights, guard, name="guard-weights")] if guard else [])
     if not loss.differentiable:

@@ -40,6 +40,7 @@ import sympy as sp
 
 from ..define.loss import Loss
 from ..define.primitives import Guarded, RestSum, RowSum
+from .ranges import interval
 from .rules import Rule, apply_rules, check_equivalent
 
 __all__ = ["SPLIT_RULES", "GUARD_SPLIT", "guard_split", "one_signed"]
@@ -53,36 +54,6 @@ GUARD_SPLIT_WHY = (
     "sum's error is at most four times its terms' (its row sums add terms of one sign on the domain), "
     "the factor the split form's rest sums allow themselves, for about half the passes over the block."
 )
-
-
-def _interval(e: sp.Basic, box: dict):
-    """The range of ``e`` over ``box`` (symbol -> interval) by interval arithmetic, a row sum of
-    terms of one sign as [0, inf] (or [-inf, 0]); ``None`` for an expression this small
-    evaluator does not know (a function, a row sum of terms of both signs: not provably signed)."""
-    iv = mpmath.iv
-    if e in box:
-        return box[e]
-    if e.is_Number:
-        return iv.mpf(e.p) / e.q if e.is_Rational else iv.mpf(str(e))  # a decimal string: an enclosure
-    if isinstance(e, RowSum):
-        r = _interval(e.args[0], box)
-        if r is None or not (r.a >= 0 or r.b <= 0):
-            return None
-        return iv.mpf([0, "inf"]) if r.a >= 0 else iv.mpf(["-inf", 0])
-    if isinstance(e, (sp.Add, sp.Mul)):
-        parts = [_interval(a, box) for a in e.args]
-        if any(p is None for p in parts):
-            return None
-        out = parts[0]
-        for p in parts[1:]:
-            out = out + p if isinstance(e, sp.Add) else out * p
-        return out
-    if isinstance(e, sp.Pow) and e.exp.is_Integer:
-        base = _interval(e.base, box)
-        if base is None or (e.exp < 0 and base.a < 0 < base.b):
-            return None
-        return base ** int(e.exp)  # mpmath: an even power of [-1, 2] is [0, 4]
-    return None
 
 
 def _box(loss: Loss) -> dict:
@@ -99,7 +70,7 @@ def _box(loss: Loss) -> dict:
         lo, hi = loss.param_range(q)
         box[q] = iv.mpf([lo, hi])
     for w, definition in loss.weights.items():
-        r = _interval(definition, box)
+        r = interval(definition, box)
         box[w] = r if r is not None else real
     return box
 
@@ -118,7 +89,7 @@ def _signed(e: sp.Basic, box: dict) -> bool:
     most one in each of its symbols (all in bounded ranges, no row sum), at the box's corners,
     where such a polynomial takes its extremes (intervals overestimate it: y·β - y - α(1 - y)
     spans [-2, 1] by intervals, [-2, 0] in fact)."""
-    r = _interval(e, box)
+    r = interval(e, box)
     if r is not None and (r.a >= 0 or r.b <= 0):
         return True
     syms = sorted(e.free_symbols, key=sp.default_sort_key)
