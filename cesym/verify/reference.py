@@ -363,20 +363,24 @@ class RowReference:
 
     def _rising(self, fn, inputs, dtype, precisions: Sequence[int] = PRECISIONS) -> list[mpmath.mpf]:
         pending = None
-        indeterminate = True  # every unresolved output a NaN ball, at every precision
+        # indeterminate: evaluated at every precision, and every output left unresolved a NaN
+        # ball at each of them (an output that resolves only at a later precision, a gradient
+        # element of 4e-308 beside a 0/0 element, does not count against the others)
+        evaluated, nan_always = True, None
         for prec in precisions:
             with _working(prec):
                 out = _evaluate(fn, inputs)
                 if out is None:
-                    indeterminate = False
+                    evaluated = False
                     continue
                 res = [_resolve(o, dtype) for o in out]
-                if indeterminate:
-                    indeterminate = all(mpmath.isnan(_ends(o)[0]) for o, r in zip(out, res) if r is None)
+                nans = [r is None and mpmath.isnan(_ends(o)[0]) for o, r in zip(out, res)]
+                nan_always = nans if nan_always is None else [a and b for a, b in zip(nan_always, nans)]
             if all(r is not None for r in res):
                 return res
             pending = res
-        err = (Indeterminate if indeterminate and pending else Unresolved)(
+        indeterminate = evaluated and pending is not None and all(nan for nan, r in zip(nan_always, pending) if r is None)
+        err = (Indeterminate if indeterminate else Unresolved)(
             f"{self.loss.name}: interval not resolved at {precisions[-1]} bits for inputs {inputs} "
             + (f"({sum(r is None for r in pending)} of {len(pending)} outputs)" if pending else "(a log or root of a negative interval)")
         )
