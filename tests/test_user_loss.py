@@ -1511,3 +1511,41 @@ def test_a_wing_loss_takes_the_side_of_its_kink_exactly(tmp_path):
     g = mod.wing_loss_grad([[10.0]], [[1e-300]], w=10.0, eps=2.0)
     assert g[0, 0] == -10 / 12
     assert cli.main(["verify", "--derivations", str(src), "--quick", "--no-keras"]) == 0
+
+
+def test_the_same_files_are_derived_once_in_a_process(tmp_path, monkeypatch):
+    """``cesym generate`` then ``cesym verify --derivations`` on the same files derive them once
+    (render_all remembers its texts by the files' bytes): a changed file is derived again, a
+    failure is not remembered, and threads asking at once get the same texts."""
+    import threading
+
+    from cesym.generate import codegen
+
+    calls = []
+    real = codegen._render_all
+    monkeypatch.setattr(codegen, "_render_all", lambda d, keep: calls.append(d) or real(d, keep))
+    src = tmp_path / "mine"
+    src.mkdir()
+    (src / "brier_logits.py").write_text(BRIER)
+    assert cli.main(["generate", "--derivations", str(src), "--out", str(tmp_path / "k")]) == 0
+    assert cli.main(["verify", "--derivations", str(src), "--quick", "--no-keras", "--jobs", "1"]) == 0
+    assert len(calls) == 1
+    first = codegen.render_all(src)
+    first["brier_logits.py"] = "changed by the caller"  # a copy: the remembered texts stay as rendered
+    assert codegen.render_all(src)["brier_logits.py"] != "changed by the caller" and len(calls) == 1
+    (src / "brier_logits.py").write_text(BRIER.replace("The Brier score", "The Brier score (edited)"))
+    edited = codegen.render_all(src)
+    assert len(calls) == 2 and "(edited)" in edited["brier_logits.py"]
+    (src / "broken.py").write_text("LOSSES = [1/0]\n")
+    for _ in range(2):
+        with pytest.raises(DerivationError):
+            codegen.render_all(src)
+    assert len(calls) == 4  # a failure is derived again, not remembered
+    (src / "broken.py").unlink()
+    got = []
+    threads = [threading.Thread(target=lambda: got.append(codegen.render_all(src))) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 4 and all(g == edited for g in got) and len(calls) == 4

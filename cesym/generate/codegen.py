@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ast
 import textwrap
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -993,13 +994,44 @@ def render_family(
     return "".join(parts).rstrip() + "\n" + FOOTER
 
 
+#: :func:`render_all`'s last results in this process: (directory, keep, the bytes of its Python
+#: files) -> texts. ``cesym generate`` then ``cesym verify --derivations`` on the same files in
+#: one process (a notebook, the tests) derive them once: the derivation and its domain and edge
+#: checks are most of either command's time on a user's loss (SymPy, seconds a family).
+_RENDERED: dict[tuple, dict[str, str]] = {}
+_RENDERED_KEEP = 8
+_RENDERED_LOCK = threading.Lock()
+
+
+def _sources_key(directory: Path, keep: Sequence[str]) -> tuple:
+    """What :func:`render_all` reads of ``directory``: every Python file's name and bytes."""
+    directory = Path(directory).resolve()
+    files = tuple((f.name, f.read_bytes()) for f in sorted(directory.glob("*.py")) if f.is_file())
+    return str(directory), tuple(keep), files
+
+
 def render_all(directory: Path = DERIVATIONS_DIR, keep: Sequence[str] = ()) -> dict[str, str]:
     """Render every family: file name -> source. Raises DerivationError before anything is written.
 
     Each loss is checked real and finite on its declared domain (:func:`cesym.generate.domain.check_domain`),
     and its printed kernel finite and accurate at the domain's edges (:func:`cesym.generate.edges.check_edges`).
-    ``keep``: other generated modules (file names) that ``__init__.py`` imports too.
+    ``keep``: other generated modules (file names) that ``__init__.py`` imports too. The result
+    of the same files is remembered in this process (a failure is not).
     """
+    key = _sources_key(directory, keep)
+    with _RENDERED_LOCK:
+        hit = _RENDERED.get(key)
+    if hit is not None:
+        return dict(hit)
+    out = _render_all(directory, keep)
+    with _RENDERED_LOCK:
+        _RENDERED[key] = dict(out)
+        while len(_RENDERED) > _RENDERED_KEEP:
+            del _RENDERED[next(iter(_RENDERED))]
+    return out
+
+
+def _render_all(directory: Path, keep: Sequence[str]) -> dict[str, str]:
     from .domain import check_domain
     from ..files import raise_if_interrupted
     from .edges import check_edges, load_module
