@@ -64,6 +64,7 @@ from ..define.primitives import (
     XMul,
     element_symbols,
 )
+from .ranges import interval
 
 __all__ = [
     "Rule",
@@ -1647,8 +1648,6 @@ def _gap_window(v: sp.Basic, u: sp.Basic, terms: list, live: list) -> sp.Basic:
     β = 0.3, p = y/60, where the terms as written, dominated by one, give 1.3).
     Elsewhere (signs mixed, or not proven) 1/4 < v/u < 4, where the terms as written cancel by a
     bounded factor and the form's linear parts do not."""
-    from .ranges import interval
-
     box = {q: mpmath.iv.mpf([lo, hi]) for q, (lo, hi) in _PARAM_RANGES.get().items()}
     cs = [interval(c, box) for c, _ in live]
     bs = [interval(b, box) for _, b in live]
