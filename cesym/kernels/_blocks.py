@@ -122,6 +122,28 @@ def block_range(b: np.ndarray, high: bool = True) -> tuple[float, float | None]:
     return lo, hi
 
 
+class _Overflow:
+    """``numpy.errstate``'s ``call`` for overflow in a block: notes that an operation of the
+    block's core overflowed (NumPy calls it once per operation that did, so a block without
+    overflow costs nothing)."""
+
+    __slots__ = ("seen",)
+
+    def __init__(self) -> None:
+        self.seen = False
+
+    def __call__(self, kind: str, flag: int) -> None:
+        self.seen = True
+
+
+def block_overflowed() -> bool:
+    """Whether an operation overflowed (to ±inf) in the block the calling thread is computing
+    (its core, so far); True outside :func:`run_blocks`, where nothing was watched. Helpers that
+    overflow on purpose and mend it (``numpy.errstate(over="ignore")`` inside) are not seen."""
+    over = getattr(_current, "overflow", None)
+    return True if over is None else over.seen
+
+
 def block_start() -> int:
     """The index of the first row of the block the calling thread's core is computing (0 outside
     :func:`run_blocks`): for cores that note outputs to revisit once every block is done."""
@@ -381,8 +403,10 @@ def run_blocks(
         # the rows each block was widened from, for block_range (ids are unique while alive)
         _current.ranges = {}
         _current.sources = {id(b): src[s:e] for b, src in zip(blocks, rows) if isinstance(src, np.ndarray) and src.ndim == 2}
-        # (and the gradient's kink arguments kept for ``limit.wants``: :func:`._runtime.kink_log`)
-        with np.errstate(all="ignore"), kink_log(blocks[-1]):  # IEEE results: inf for log 0, overflow in the float32 cast
+        # (and the gradient's kink arguments kept for ``limit.wants``: :func:`._runtime.kink_log`;
+        # and whether an operation overflowed, for the rescue: :func:`block_overflowed`)
+        _current.overflow = over = _Overflow()
+        with np.errstate(all="ignore", over="call", call=over), kink_log(blocks[-1]):  # IEEE results: inf for log 0, overflow in the float32 cast
             # a precheck answering True saw NaN in the block: its rows go to ``limit`` even where
             # the outputs are finite (a zero label weight times a NaN term is 0 in the cores)
             nan_seen = precheck(blocks[-1]) if precheck is not None else None
@@ -414,6 +438,7 @@ def run_blocks(
                     write(s, e, res)
                 if limit is not None:
                     write(s, e, limit(blocks, res))
+        _current.overflow = None
 
     def write(s: int, e: int, res) -> None:
         for out, (kind, _), r in zip(outs, outputs, res):

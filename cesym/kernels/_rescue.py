@@ -23,6 +23,14 @@ output stays), correctly rounded for float32 (:func:`cesym.kernels._exact.solve`
 exact result overflows, the rounding gives ±inf, as the core did; a result that is not a real
 number (a NaN input was screened before) keeps the core's output.
 
+A third job, for float64 inputs: an intermediate can overflow where the output is finite, and
+the output is then finite and wrong. A Cauchy loss's gradient c·u/(1 + u²), u = (x − y)/c, is
+0 where x − y or u overflows, for c²/(x − y) (1e-310 at c = 0.1, y = 0, x = 1e308). In a block
+where an operation overflowed (NumPy's overflow flag, :func:`._blocks.block_overflowed`), the
+elements holding a finite input of :data:`HUGE` magnitude or more (for a row's value or a row
+form: their rows) are recomputed too, the core's output taken as the level before the first
+precision (one decimal evaluation where it was right).
+
 Kernels whose gradient couples the row's elements (row sums, maxima and shares of the
 maximum inside it: Dice, Tversky, the categorical hinge) have row forms instead
 (``<variant>_value_rescue``, ``<variant>_grad_rescue``: one row of Decimals in, the row's value
@@ -224,6 +232,7 @@ def rescuer(
         kink = near_kinks(blocks, R, C)
         if kink is not None:
             kink &= finite[:, None]
+        huge = None if float32 or not _blocks.block_overflowed() else _huge_elements(blocks, R, C)
         out = list(res)
         dC = (Decimal(C),)
         full = [np.broadcast_to(b, (R, C)) for b in blocks]
@@ -240,6 +249,8 @@ def rescuer(
             at_kink = kink if k == "grad" else None
             if at_kink is not None:
                 need |= at_kink
+            if huge is not None:  # (a row's value, a row form's gradient: the rows holding one)
+                need |= huge.any(axis=1)[:, None] if whole or row else huge
             if not need.any():
                 continue
             r = np.array(r, dtype=np.float64)
@@ -266,19 +277,24 @@ def rescuer(
                 for a, c in zip(*np.nonzero(need)):
                     args = tuple(Decimal(float(b[a, c])) for b in full) + dscalars + dC
                     sided = at_kink is not None and bool(at_kink[a, c])
-                    v = evaluate(fn, args, whole, core=float(r[a, c]) if sided else None, kink=sided)
+                    # a finite output at a huge input: the core's number is the level before the first
+                    seen = sided or (huge is not None and huge[a, c] and bool(np.isfinite(r[a, c])))
+                    v = evaluate(fn, args, whole, core=float(r[a, c]) if seen else None, kink=sided)
                     if v is not None:
                         r[a, c] = v
             out[i] = r
         return tuple(out)
 
     fragile = not float32 and any(whole_rows.values())
-    if fragile or kinks is not None:
+    if fragile or kinks is not None or not float32:
         def wants(blocks: list) -> bool:
-            """Whether a block holds a row :func:`_fragile_rows` names, or an element at a kink
-            (``near_kinks``). The first needs a nonzero input under :data:`TINY`, looked for
+            """Whether a block holds a finite input of :data:`HUGE` magnitude or more (float64
+            inputs), a row :func:`_fragile_rows` names, or an element at a kink
+            (``near_kinks``). The second needs a nonzero input under :data:`TINY`, looked for
             first, on the magnitudes' bits: (bits << 1) - 1 drops the sign and takes 0 to the
             top, so one minimum answers 0 < |x| < TINY (about three passes over a block)."""
+            if not float32 and _blocks.block_overflowed() and _huge_elements(blocks, *blocks[-1].shape) is not None:
+                return True
             if near_kinks(blocks, *blocks[-1].shape) is not None:
                 return True
             if not fragile:
@@ -299,6 +315,25 @@ def _below(b: np.ndarray, twice_bits: np.uint64) -> bool:
     m = b.view(np.uint64) << np.uint64(1)
     m -= np.uint64(1)
     return m.size > 0 and m.min() < twice_bits - np.uint64(1)
+
+
+def _huge_elements(blocks: list, R: int, C: int) -> np.ndarray | None:
+    """The elements (R × C) where a float64 input is finite and of :data:`HUGE` magnitude or
+    more, or None where there is none: looked for on the magnitudes' bits first (one maximum
+    of bits << 1, which drops the sign), then finite ones among them."""
+    found = None
+    for b in blocks:
+        if b.dtype != np.float64 or b.size == 0:
+            continue
+        hi, lo = b.max(), b.min()
+        if hi < HUGE and lo > -HUGE:  # (NaN: looked at below)
+            continue
+        m = b.view(np.uint64) << np.uint64(1)
+        h = (m >= _TWICE_HUGE_BITS) & (m < _TWICE_INF_BITS)
+        if h.any():
+            h = np.broadcast_to(h, (R, C))
+            found = h.copy() if found is None else found | h
+    return found
 
 
 def _fragile_rows(blocks: list, tiny_blocks: list | None, R: int, C: int) -> tuple[np.ndarray, np.ndarray]:
@@ -330,6 +365,20 @@ _TWICE_TINY_BITS = np.uint64(np.float64(TINY).view(np.uint64)) << np.uint64(1)
 #: max_c (1 - y_c)·p_c, whose products of subnormals tie in rounding where they do not.
 SMALL = 2.0**-969
 _TWICE_SMALL_BITS = np.uint64(np.float64(SMALL).view(np.uint64)) << np.uint64(1)
+
+
+#: An element (for a row's value or a row form's gradient: a row) holding a finite input of this
+#: magnitude or more is recomputed in decimal for float64 inputs, whatever its output, in a
+#: block where an operation overflowed (:func:`._blocks.block_overflowed`: NumPy's overflow
+#: flag, so a block without one pays nothing): an intermediate of the stable form may overflow
+#: where the output does not, and the float64 output is then finite and wrong. A Cauchy loss's gradient c·u/(1 + u²), u = (x − y)/c,
+#: computed as c·HypotShare(u)/Hypot1(u), is 0 where x − y or u is inf: at c = 0.1, y = 0,
+#: x = 1e308, the gradient is c²/x = 1e-310. Past 2^960 an input times a factor of 2^64 (a
+#: quotient by a parameter down to 2^-60, a difference, a sum of up to 2^60 terms) overflows.
+#: Squares overflow from 2^512: the stable forms keep them out (Hypot1, log1p of a square).
+HUGE = 2.0**960
+_TWICE_HUGE_BITS = np.uint64(np.float64(HUGE).view(np.uint64)) << np.uint64(1)
+_TWICE_INF_BITS = np.uint64(np.float64(np.inf).view(np.uint64)) << np.uint64(1)
 
 
 def _context(digits: int = DIGITS) -> Context:
