@@ -1552,3 +1552,33 @@ def test_the_same_files_are_derived_once_in_a_process(tmp_path, monkeypatch):
     for t in threads:
         t.join()
     assert len(got) == 4 and all(g == edited for g in got) and len(calls) == 4
+
+
+def test_a_tweedie_likelihood_on_log_means_past_the_overflow_of_a_term(tmp_path):
+    """-y·e^((1-ρ)x)/(1-ρ) + e^((2-ρ)x)/(2-ρ): its gradient's fallback form (InfOr, where a term
+    within a factor C of the largest float overflows) holds ScaledExp, which the decimal printer
+    lacked outside row forms, and SymPy's printer does not take NanOr's method for InfOr: the
+    gradient had no decimal form, and was -inf at x = -788.86, y = 1, ρ = 1.9 in a row of 3
+    where it is -7.25e307 (`cesym verify` found 2 such points in 3000 rows)."""
+    src, mod = _generated(tmp_path, "twlog", textwrap.dedent(
+        '''
+        from sympy import Symbol, exp
+        from cesym.define import C, Elem, Loss, RowSum
+        y, x = Elem("y"), Elem("x")
+        rho = Symbol("rho", positive=True)
+        LOSSES = [Loss(family="twlog", variant="t", title="Tweedie NLL, log input",
+                       value=RowSum(-y * exp((1 - rho) * x) / (1 - rho) + exp((2 - rho) * x) / (2 - rho)) / C,
+                       prediction=x, label=y, params=(rho,), param_ranges={rho: (1.1, 1.9)})]
+        '''
+    ))
+    assert callable(getattr(mod, "t_grad_exact", None))  # also the correctly rounded float32 path
+    y, x = [[1.0, 1.0, 0.0]], [[-788.8597382718308, -518.4722193800854, -1.3972263791046546]]
+    g = mod.twlog_grad(y, x, rho=1.9)
+    with mpmath.workdps(60):
+        r = mpmath.mpf(1.9)
+        want = [float((-yy * mpmath.exp((1 - r) * xx) + mpmath.exp((2 - r) * xx)) / 3) for yy, xx in zip(map(mpmath.mpf, y[0]), map(mpmath.mpf, x[0]))]
+    # the first element's term overflows: recomputed in decimal from the inputs as given, to
+    # the float64 nearest; the others carry (1 - ρ)'s rounding times x (κ ≈ 470), within the
+    # contract, which the verify run below checks
+    assert np.isfinite(g).all() and abs(g[0, 0] - want[0]) <= abs(np.spacing(want[0])) / 2, (g, want)
+    assert cli.main(["verify", "--derivations", str(src), "--no-keras", "--points", "400", "--seed", "3"]) == 0

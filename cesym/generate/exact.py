@@ -294,6 +294,23 @@ class DecimalPrinter(_ScalarPrinter):
     def _print_NanOr(self, e):
         return f"_ex.nan_or(lambda: {self._print(e.args[0])}, lambda: {self._print(e.args[1])})"
 
+    def _print_InfOr(self, e):
+        # (SymPy's printer takes no method of a Function's base class: NanOr's is not InfOr's.)
+        # The second form stands in for the first where float64 overflows; decimal does not
+        # (its exponents reach 10^9): the first form is the number.
+        return self._print(e.args[0])
+
+    def _print_Scaled(self, e):
+        return f"({self._print(e.args[0])} / {self._print(e.args[1])})"
+
+    def _print_ScaledExp(self, e):
+        u, a = e.args
+        return f"_ex.xmul({self._print(a)}, lambda: _ex.exp({self._print(u)}))"
+
+    def _print_ScaledPow(self, e):
+        x, a, s = e.args
+        return f"(_ex.power({self._print(x)}, {self._print(a)}) * {self._print(s)})"
+
     def _print_RowSum(self, e):
         return self._row_sum(e.args[0])
 
@@ -432,17 +449,6 @@ class RowDecimalPrinter(DecimalPrinter):
         # a quantity of the whole row, as its sum of squares: one square root per row, where
         # printed inline it would be taken again for every element (C^2 of them in a gradient)
         return self._hoist(f"({self._print(RowSum(e.args[0] ** 2))}).sqrt()")
-
-    def _print_Scaled(self, e):
-        return f"({self._print(e.args[0])} / {self._print(e.args[1])})"
-
-    def _print_ScaledExp(self, e):
-        u, a = e.args
-        return f"_ex.xmul({self._print(a)}, lambda: _ex.exp({self._print(u)}))"
-
-    def _print_ScaledPow(self, e):
-        x, a, s = e.args
-        return f"(_ex.power({self._print(x)}, {self._print(a)}) * {self._print(s)})"
 
     def wrap(self, code: str) -> str:
         """``code`` with the row quantities it reads bound around it, in order."""
