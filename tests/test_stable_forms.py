@@ -186,6 +186,8 @@ FIRES = [
     (R.SIGMOID_POWER, E(2 * x) / (1 + E(x)) ** 2, Sigmoid(x) ** 2),
     (R.SIGMOID_MINUS_WEIGHT, (Sigmoid(x) - y) ** 2, Sigmoid(-x)),
     (R.SIGMOID_MINUS_WEIGHT, 2 * (Sigmoid(x - z) - y), Sigmoid(z - x)),
+    (R.SHARE_MINUS_WEIGHT, RowSum((E(x) / RowSum(E(x)) - y) ** 2), SoftmaxRest(x)),  # a multi-class Brier score
+    (R.SHARE_MINUS_WEIGHT, 3 * (p / RowSum(p) - y), NormalizedRest(p)),
     (R.ROWSUM_SOFTPLUS_WEIGHTED, RowSum(Softplus(x)) - RowSum(y * x), RowSum(y * Softplus(-x) + (1 - y) * Softplus(x))),
     (R.ROWSUM_SOFTPLUS_WEIGHTED, (2 * RowSum(Softplus(x)) - 2 * RowSum(y * x)) / g, Softplus(-x)),
     # gradient rules
@@ -330,6 +332,8 @@ KEEPS = [
     (R.SIGMOID_POWER, 1 / (1 + E(-x))),  # n = 1: the sigmoid rule's
     (R.SIGMOID_POWER, 1 / (2 + E(-x) + E(x)) ** 2),  # three terms
     (R.SIGMOID_MINUS_WEIGHT, Sigmoid(x) - g),  # a parameter, not a label
+    (R.SHARE_MINUS_WEIGHT, E(x) / RowSum(E(x)) - g),  # a parameter, not a label
+    (R.SHARE_MINUS_WEIGHT, E(x) / RowSum(E(z)) - y),  # not a share of its own row
     (R.ROWSUM_SOFTPLUS_WEIGHTED, RowSum(Softplus(x)) - RowSum(y * z)),  # y·z is not y times the softplus' argument
     (R.ROWSUM_SOFTPLUS_WEIGHTED, RowSum(x**2) - RowSum(y * x)),  # no softplus: the row sums stay apart
     (R.SCALE_NORM, RowSum(p**3) / Norm2(p) ** 2),  # degree 3 > 2: the unit vector would not absorb it

@@ -1139,6 +1139,36 @@ SIGMOID_MINUS_WEIGHT = Rule(
 )
 
 
+def _share_minus_weight(e: sp.Basic) -> sp.Basic | None:
+    """``... + k·v_j/Σv - k·w + ...`` (k a number, w an element symbol; v = e^z a softmax, v = p
+    a renormalised share) -> ``... + k·((1 - w)·v_j/Σv - w·Rest) + ...``, Rest the other
+    elements' share (:class:`SoftmaxRest`, :class:`NormalizedRest`)."""
+    if not isinstance(e, sp.Add):
+        return None
+    for a in e.args:
+        k, f = a.as_coeff_Mul()
+        z = _softmax_of(f)
+        p = _normalized_of(f) if z is None else None
+        if z is None and p is None:
+            continue
+        rest = SoftmaxRest(z) if z is not None else NormalizedRest(p)
+        for b in e.args:
+            w = -b / k
+            if b is not a and isinstance(w, Elem) and not f.has(w):
+                return e - a - b + k * ((1 - w) * f - w * rest)
+    return None
+
+
+SHARE_MINUS_WEIGHT = Rule(
+    "share-minus-label",
+    "v_j/Σv - w = (1 - w)·v_j/Σv - w·Σ_{c≠j}v_c/Σv (v = e^z: softmax; v = p: a renormalised "
+    "share; the shares sum to 1): the residual of a multi-class Brier score Σ(softmax(z) - y)² at "
+    "y_j = 1 and a class winning by 30 keeps 3 digits of -9.4e-14 as softmax_j - 1, every digit "
+    "as the other classes' share; for a label of 0 or 1 the right side is one term.",
+    lambda expr: _top_down(expr, _share_minus_weight),
+)
+
+
 def _rowsum_softplus_weighted(e: sp.Basic) -> sp.Basic | None:
     """``a·RowSum(A) + c·RowSum(B)`` (row-level) -> ``RowSum(a·A + c·B)`` rewritten by the
     softplus-minus-weighted rule, only where that rule fires on the merged summand."""
@@ -1987,6 +2017,7 @@ def value_rules() -> list[Rule]:
         SOFTPLUS_WEIGHTED,
         ROWSUM_SOFTPLUS_WEIGHTED,
         SIGMOID_MINUS_WEIGHT,
+        SHARE_MINUS_WEIGHT,
         ONE_MINUS_SHARE,
         HYPOT,
         SQUARE_SHARE,
