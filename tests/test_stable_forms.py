@@ -230,6 +230,8 @@ FIRES = [
     # one power of an element: a Tweedie deviance's 2p^(2-q)/(C·p), overflowing at p = 5e-324 where p^(1-q) does not
     (R.MERGE_POWERS, 2 * p ** (2 - q) / (p * sp.Symbol("C", positive=True, integer=True)), p ** (1 - q)),
     (R.MERGE_POWERS, sp.Mul(p ** (2 - q), sp.Pow(p, -1), evaluate=False), p ** (1 - q)),
+    # the derivative of |e|^q/q, 0/0 at e = 0 as SymPy writes it
+    (R.MERGE_POWERS, sp.Abs(x - y) ** q * sp.sign(x - y) / sp.Abs(x - y), sp.Abs(x - y) ** (q - 1)),
     # powers homogeneous in the label and the prediction, vanishing with their slope at p = y: a
     # Tweedie deviance (-4.4e-16 for 7.1e-19 at p/y = 1 + 1e-9), a β-divergence
     (R.POWER_GAP, y ** (2 - q) / ((1 - q) * (2 - q)) - y * p ** (1 - q) / (1 - q) + p ** (2 - q) / (2 - q), Expm1mx),

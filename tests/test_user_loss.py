@@ -1582,3 +1582,26 @@ def test_a_tweedie_likelihood_on_log_means_past_the_overflow_of_a_term(tmp_path)
     # contract, which the verify run below checks
     assert np.isfinite(g).all() and abs(g[0, 0] - want[0]) <= abs(np.spacing(want[0])) / 2, (g, want)
     assert cli.main(["verify", "--derivations", str(src), "--no-keras", "--points", "400", "--seed", "3"]) == 0
+
+
+def test_a_power_loss_of_the_absolute_error_at_a_zero_error(tmp_path):
+    """|e|^q/q: SymPy's derivative |e|^q·sign(e)/|e| is 0/0 at e = 0, where it is 0 for q > 1;
+    generate refused the loss (NaN at x = y). The powers of |e| are merged: |e|^(q - 1)·sign(e)."""
+    src, mod = _generated(tmp_path, "powl", textwrap.dedent(
+        '''
+        from sympy import Abs, Symbol
+        from cesym.define import C, Elem, Loss, RowSum
+        y, x = Elem("y"), Elem("x")
+        q = Symbol("q", positive=True)
+        LOSSES = [Loss(family="powl", variant="p", title="power loss", value=RowSum(Abs(x - y) ** q / q) / C,
+                       prediction=x, label=y, params=(q,), param_ranges={q: (1.1, 3.0)})]
+        '''
+    ))
+    y, x = [[1.0, 0.5, -2.0]], [[1.0, 0.75, 1e100]]
+    for q in (1.1, 1.5, 3.0):
+        g = mod.powl_grad(y, x, q=q)[0]
+        with mpmath.workdps(60):
+            want = [float(mpmath.sign(mpmath.mpf(b) - mpmath.mpf(a)) * abs(mpmath.mpf(b) - mpmath.mpf(a)) ** (mpmath.mpf(q) - 1) / 3) for a, b in zip(y[0], x[0])]
+        assert g[0] == 0.0
+        for got, w in zip(g[1:], want[1:]):  # κ ≈ q - 1 in the error: a few roundings
+            assert abs(got - w) <= 8 * abs(np.spacing(w)), (q, got, w)

@@ -2357,7 +2357,7 @@ def _power_rule(e: sp.Basic) -> sp.Basic | None:
 
 
 def _merge_powers(e: sp.Basic) -> sp.Basic | None:
-    """Powers of one element in a product as one power: ``x^a·x^-1`` -> ``x^(a - 1)`` (SymPy
+    """Powers of one element (or of one magnitude |e|) in a product as one power: ``x^a·x^-1`` -> ``x^(a - 1)`` (SymPy
     keeps a symbolic exponent's power apart from x^-1), also where x^-1 is inside a power of a
     product, ``x^a·(c·x)^-1`` -> ``x^(a - 1)·c^-1``."""
     if not isinstance(e, sp.Mul):
@@ -2372,7 +2372,9 @@ def _merge_powers(e: sp.Basic) -> sp.Basic | None:
     exps: dict = {}
     for f in factors:
         b, x = (f.base, f.exp) if isinstance(f, sp.Pow) else (f, sp.S.One)
-        if isinstance(b, Elem):
+        # (an element, or the magnitude of an expression in them: |e|^q·sign(e)/|e|, the
+        # derivative of |e|^q, is 0/0 at e = 0 where |e|^(q - 1)·sign(e) is 0)
+        if isinstance(b, Elem) or (isinstance(b, sp.Abs) and _has_elems(b)):
             exps.setdefault(b, []).append(x)
     merged = {b: xs for b, xs in exps.items() if len(xs) > 1 and any(not x.is_Number for x in xs)}
     if not merged and len(factors) == len(e.args):
