@@ -150,6 +150,9 @@ class KernelPrinter(NumPyPrinter):
     def _print_Operand(self, e):
         return "(%s)" % self._print(e.args[0])
 
+    def _print_LabelLogSoftmax(self, e):
+        return "((%s - %s) + numpy.log1p(%s))" % tuple(self._print(a) for a in e.args)
+
     def _print_MaxPlusLog1p(self, e):
         return "(%s + numpy.log1p(%s))" % (self._print(e.args[0]), self._print(e.args[1]))
 

@@ -249,6 +249,20 @@ class MaxPlusLog1p(sp.Function):
         return m + sp.log(1 + s)
 
 
+class LabelLogSoftmax(sp.Function):
+    """Printing form of ``-log softmax(z)_k`` at the label k: ``(m - z_k) + log1p(s)`` given
+    ``m = max z``, ``z_k`` and the off-max sum ``s``. One node, so that ``cse`` cannot take
+    ``m + log1p(s)`` out of it where the gradient holds ``(m - z) + log1p(s)`` over the whole
+    row (a sparse focal loss's ν): ``lse - z_k`` cancels where z_k is the maximum (at a class
+    ahead by 30, 9.4e-14 came out 1.3 % off)."""
+
+    nargs = 3
+
+    def math(self) -> sp.Basic:
+        m, zk, s = self.args
+        return (m - zk) + sp.log(1 + s)
+
+
 class AtLabel(sp.Function):
     """Printing form: element ``k`` of an element-level expression (0 for an ignored row, k = -1)."""
 
@@ -379,7 +393,7 @@ LABEL_INDEX = sp.Symbol("k", integer=True)
 #: The lowerings' nodes with one value per row.
 ROW_LEVEL = (
     RowSum, RowMax, AtLabel, WeightedNegLogNormalized, RestAtLabel, SumSquares, WeightedSumSquares, Norm2, LogSumExp,
-    MaxPlusLog1p,
+    MaxPlusLog1p, LabelLogSoftmax,
 )
 
 
@@ -633,9 +647,22 @@ def _means(expr: sp.Basic) -> sp.Basic:
     return expr if element_symbols(expr) else _weighted_row_sums(expr)
 
 
+def _label_log_softmax(e: sp.Add) -> sp.Basic:
+    """``log1p(s) + max z - z_k`` (a NegLogSoftmax form read at the label) -> :class:`LabelLogSoftmax`."""
+    if len(e.args) != 3:
+        return e
+    logs = [a for a in e.args if isinstance(a, log1p) and isinstance(a.args[0], OffMaxSum)]
+    maxes = [a for a in e.args if isinstance(a, RowMax)]
+    at = [-a for a in e.args if isinstance(-a, AtLabel)]
+    if len(logs) == len(maxes) == len(at) == 1:
+        return LabelLogSoftmax(maxes[0], at[0], logs[0].args[0])
+    return e
+
+
 def _label_lookups(index_label: Elem):
     def lower(expr: sp.Basic) -> sp.Basic:
         expr = _index_label(expr, index_label)
+        expr = expr.replace(lambda e: isinstance(e, sp.Add) and e.has(AtLabel) and e.has(OffMaxSum), _label_log_softmax)
         return expr.replace(
             lambda e: isinstance(e, AtLabel) and isinstance(e.args[1], RestSum),
             lambda e: RestAtLabel(e.args[0], e.args[1].args[0], RowSum(e.args[1].args[0])),

@@ -222,7 +222,7 @@ def logits_value(k, z):
     - log-softmax: log(exp(z_j)/Σ exp(z_c)) = -NegLogSoftmax(z): exp overflows past z = 88.72 (float32) or 709.78 (float64), and lse(z) - z_j cancels to 0 for a class winning by hundreds; (max z - z_j) + log1p(Σ_{c≠argmax} exp(z_c - max z)) is a sum of two non-negative terms.
     """
     tmp0, tmp1, tmp2, tmp3 = _rt.softmax_parts(z)
-    return _rt.at_label(k, tmp0 - _rt.at_label(k, z) + numpy.log1p(tmp3))
+    return _rt.at_label(k, ((tmp0 - _rt.at_label(k, z)) + numpy.log1p(tmp3)))
 
 
 def logits_naive_value(k, z):
@@ -255,7 +255,7 @@ def logits_value_and_grad(k, z):
     """
     tmp0, tmp1, tmp2, tmp3 = _rt.softmax_parts(z)
     grad = _rt.divide_rows(_rt.one_hot_cross_rest(k, tmp1, tmp3, tmp2), tmp2)
-    return _rt.at_label(k, tmp0 - _rt.at_label(k, z) + numpy.log1p(tmp3)), grad
+    return _rt.at_label(k, ((tmp0 - _rt.at_label(k, z)) + numpy.log1p(tmp3))), grad
 
 
 def logits_naive_grad(k, z):
