@@ -151,6 +151,7 @@ FIRES = [
     (R.POW1P, (1 + p) ** sp.Rational(1, 2), Pow1p),
     (R.POWM1, 1 - p**q, Powm1(p, q)),
     (R.POWM1, y * (p**q - 1), Powm1(p, q)),
+    (R.POWM1, 1 - (E(x) / RowSum(E(x))) ** q, NegLogSoftmax(x)),  # a generalised CE on logits: from the log-share
     (R.POWM1, 1 - (1 - (x - y) ** 2) ** 3, Pow1pm1),  # Tukey's biweight: an integer power of 1 + x
     (R.EXPM1MX, (E(x) + y**2 - 1 - x) / 2, Expm1mx(x)),  # a VAE's KL term in the log variance
     (R.EXPM1MX, 3 * expm1(2 * x) - 6 * x, Expm1mx(2 * x)),

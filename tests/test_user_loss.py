@@ -1630,3 +1630,25 @@ def test_a_sparse_focal_loss_on_logits_at_a_dominant_class(tmp_path):
         sk = mpmath.exp(zs[0]) / sum(mpmath.exp(v) for v in zs)
         want = float(-mpmath.sqrt(1 - sk) * mpmath.log(sk))
     assert abs(got - want) <= 8 * np.spacing(want), (got, want)
+
+
+def test_a_generalised_cross_entropy_on_logits_at_a_dominant_class(tmp_path):
+    """Σ y·(1 - softmax^q)/q: 1 - s^q as powm1 of a share that rounds next to 1 kept 3 digits at a
+    class ahead by 30 (1.2e12 ulps: generate refused it); s^q - 1 is expm1(-q·(-log s)) now."""
+    src, mod = _generated(tmp_path, "gcel", textwrap.dedent(
+        '''
+        from sympy import Symbol, exp
+        from cesym.define import Elem, Loss, RowSum
+        y, z = Elem("y"), Elem("z")
+        q = Symbol("q", positive=True)
+        LOSSES = [Loss(family="gcel", variant="g", title="GCE on logits", value=RowSum(y * (1 - (exp(z) / RowSum(exp(z))) ** q) / q),
+                       prediction=z, label=y, weights={y: y}, params=(q,), param_ranges={q: (0.1, 1.0)}, domain="real")]
+        '''
+    ))
+    z = [[30.0, -30.0, 0.0]]
+    got = float(mod.gcel([[1.0, 0.0, 0.0]], z, q=0.1)[0])
+    with mpmath.workdps(60):
+        zs = [mpmath.mpf(v) for v in z[0]]
+        s0 = mpmath.exp(zs[0]) / sum(mpmath.exp(v) for v in zs)
+        want = float((1 - s0 ** mpmath.mpf(0.1)) / mpmath.mpf(0.1))
+    assert abs(got - want) <= 8 * np.spacing(want), (got, want)

@@ -1249,6 +1249,11 @@ def _powm1(e: sp.Basic) -> sp.Basic | None:
     hit = _number_and_term(e, lambda f: isinstance(f, sp.Pow) and _noninteger(f.exp) and _has_elems(f.base))
     if hit is not None:
         n, t, k, f = hit
+        z = _softmax_of(f.base)
+        if z is not None and not f.exp.has(z):
+            # a softmax share rounds next to 1 (1 - 9.4e-14): s^q - 1 = expm1(-q·(-log s)) from
+            # the log-share, which keeps it (a generalised CE on logits, 1.2e12 ulps as powm1)
+            return e - t - n + k * expm1(-f.exp * NegLogSoftmax(z))
         return e - t - n + k * Powm1(f.base, f.exp)
     hit = _number_and_term(e, _integer_power_of_one_plus)
     if hit is None:
