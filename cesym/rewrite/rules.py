@@ -308,6 +308,16 @@ def _normalized_of(a: sp.Basic) -> sp.Basic | None:
     return None
 
 
+def _other_share(f: sp.Basic) -> sp.Basic | None:
+    """1 - f for a share f = v_j/Σv: the other elements' share (:class:`SoftmaxRest` for
+    v = e^z, :class:`NormalizedRest` for v = p), or None."""
+    z = _softmax_of(f)
+    if z is not None:
+        return SoftmaxRest(z)
+    p = _normalized_of(f)
+    return NormalizedRest(p) if p is not None else None
+
+
 LOG_SOFTMAX = Rule(
     "log-softmax",
     "log(exp(z_j)/Σ exp(z_c)) = -NegLogSoftmax(z): exp overflows past z = 88.72 (float32) or "
@@ -335,12 +345,9 @@ def _one_minus_share(e: sp.Basic) -> sp.Basic | None:
     if not isinstance(e, sp.Add) or sp.S.One not in e.args:
         return None
     for a in e.args:
-        z = _softmax_of(-a)
-        if z is not None:
-            return e - 1 - a + SoftmaxRest(z)
-        p = _normalized_of(-a)
-        if p is not None:
-            return e - 1 - a + NormalizedRest(p)
+        rest = _other_share(-a)
+        if rest is not None:
+            return e - 1 - a + rest
     return None
 
 
@@ -1113,20 +1120,27 @@ SIGMOID_POWER = Rule(
 )
 
 
-def _sigmoid_minus_weight(e: sp.Basic) -> sp.Basic | None:
-    """``... + k·σ(u) - k·w + ...`` (k a number, w an element symbol) -> ``... + k·((1 - w)·σ(u) -
-    w·σ(-u)) + ...``."""
+def _minus_weight(e: sp.Basic, complement: Callable[[sp.Basic], sp.Basic | None]) -> sp.Basic | None:
+    """``... + k·f - k·w + ...`` (k a number, w an element symbol that f does not hold, and
+    ``complement(f)`` = 1 - f, None for an f it does not know) -> ``... + k·((1 - w)·f -
+    w·complement(f)) + ...``."""
     if not isinstance(e, sp.Add):
         return None
     for a in e.args:
         k, f = a.as_coeff_Mul()
-        if not isinstance(f, Sigmoid):
+        rest = complement(f)
+        if rest is None:
             continue
         for b in e.args:
             w = -b / k
             if b is not a and isinstance(w, Elem) and not f.has(w):
-                return e - a - b + k * ((1 - w) * f - w * Sigmoid(sp.expand(-f.args[0])))
+                return e - a - b + k * ((1 - w) * f - w * rest)
     return None
+
+
+def _sigmoid_minus_weight(e: sp.Basic) -> sp.Basic | None:
+    """``... + k·σ(u) - k·w + ...`` -> ``... + k·((1 - w)·σ(u) - w·σ(-u)) + ...`` (:func:`_minus_weight`)."""
+    return _minus_weight(e, lambda f: Sigmoid(sp.expand(-f.args[0])) if isinstance(f, Sigmoid) else None)
 
 
 SIGMOID_MINUS_WEIGHT = Rule(
@@ -1140,23 +1154,9 @@ SIGMOID_MINUS_WEIGHT = Rule(
 
 
 def _share_minus_weight(e: sp.Basic) -> sp.Basic | None:
-    """``... + k·v_j/Σv - k·w + ...`` (k a number, w an element symbol; v = e^z a softmax, v = p
-    a renormalised share) -> ``... + k·((1 - w)·v_j/Σv - w·Rest) + ...``, Rest the other
-    elements' share (:class:`SoftmaxRest`, :class:`NormalizedRest`)."""
-    if not isinstance(e, sp.Add):
-        return None
-    for a in e.args:
-        k, f = a.as_coeff_Mul()
-        z = _softmax_of(f)
-        p = _normalized_of(f) if z is None else None
-        if z is None and p is None:
-            continue
-        rest = SoftmaxRest(z) if z is not None else NormalizedRest(p)
-        for b in e.args:
-            w = -b / k
-            if b is not a and isinstance(w, Elem) and not f.has(w):
-                return e - a - b + k * ((1 - w) * f - w * rest)
-    return None
+    """``... + k·v_j/Σv - k·w + ...`` -> ``... + k·((1 - w)·v_j/Σv - w·Rest) + ...``, Rest the
+    other elements' share (:func:`_minus_weight`)."""
+    return _minus_weight(e, _other_share)
 
 
 SHARE_MINUS_WEIGHT = Rule(
