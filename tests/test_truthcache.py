@@ -175,3 +175,30 @@ def test_a_bad_cache_limit_is_a_usage_error_naming_it(monkeypatch, tmp_path, cap
     assert main(["generate", "--check"]) == EXIT_USAGE
     err = capsys.readouterr().err
     assert name in err and repr(value) in err and "non-negative number" in err
+
+
+def test_the_batch_checks_numbers_of_the_balls_are_read_back(cache, monkeypatch):
+    """The double-doubles ``batch_truths`` took from the balls (a float64 point the first tier
+    leaves: without a prefill, every point) and the gradient spot check's pair are kept: a second
+    reference gives the same arrays and numbers with the balls and mpmath.diff switched off."""
+    from cesym.verify.truths import batch_truths
+
+    pts = np.array([[0.0, 1.0, 0.0, 30.0, -20.0, 1.5, 0.0], [0.0, 0.0, 1.0, 0.5, -1.25, 2.0, 0.1]])
+    first = RowReference(_cce(), 3)
+    want = batch_truths(first, pts, np.float64)
+    pair = first.checked_pair(HUGE[0], [30.0, -20.0, 1.5], HUGE[2])
+    assert want.ok.all()
+    assert any(k[0] == "dd" for k in first._fresh) and ("checked pair", tuple(pts[0])) in first._fresh
+    assert truthcache.flush([first]) >= 2
+
+    def no_balls(*a, **k):
+        raise AssertionError("computed again")
+
+    second = RowReference(_cce(), 3)
+    monkeypatch.setattr(RowReference, "_rising", no_balls)
+    monkeypatch.setattr(RowReference, "numeric_grad", no_balls)
+    got = batch_truths(second, pts, np.float64)
+    for a, b in ((want.ok, got.ok), (want.v_hi, got.v_hi), (want.v_lo, got.v_lo), (want.g_hi, got.g_hi), (want.g_lo, got.g_lo)):
+        assert np.array_equal(a, b)
+    assert second.checked_pair(HUGE[0], [30.0, -20.0, 1.5], HUGE[2]) == pair
+    assert truthcache.flush([second]) == 0

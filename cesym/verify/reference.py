@@ -447,6 +447,24 @@ class RowReference:
         ns = _namespace(mpmath.mp)
         return sp.lambdify(self.args, self.value_expr, modules=[ns], printer=_Printer, cse=True)
 
+    def checked_pair(self, labels, pred, params=()) -> tuple[mpmath.mpf, list[mpmath.mpf], list[mpmath.mpf]]:
+        """(value, gradient, :meth:`numeric_grad`) at a point, for the gradient's spot check
+        (:func:`cesym.verify.run._gradient_spot_check`): memoised, and kept on disk by the
+        ``cesym`` command (:mod:`cesym.verify.truthcache`; mpmath.diff evaluates the value at
+        many points of 256 bits, milliseconds each). Raises :class:`Unresolved` as
+        :meth:`value_and_grad` does."""
+        inputs = self._inputs(labels, pred, params)
+        key = ("checked pair", tuple(inputs))
+        got = self._memo.get(key)
+        if got is None:
+            got = self._recall(key)
+            if got is None:
+                v, g = self.value_and_grad(labels, pred, params)
+                got = (v, list(g), self.numeric_grad(labels, pred, params))
+                self.keep_number(key, got)
+            self._memo[key] = got
+        return got
+
     def numeric_grad(self, labels, pred, params=(), prec: int = 256) -> list[mpmath.mpf]:
         """d value / d pred_i by mpmath.diff (central differences at ``prec`` bits, relative steps).
 
@@ -543,10 +561,19 @@ class RowReference:
     def _keep(self, key) -> None:
         """Note a number the balls decided, for the disk cache (:mod:`cesym.verify.truthcache`):
         condition numbers (a Hessian on balls, milliseconds) and the limits' stand-ins; not the
-        values at float inputs, which the balls give in a fraction of that (kept, they were 150 MB
-        for a default run, slower to read back than to compute)."""
+        values at float inputs as mpmath numbers (kept, they were 150 MB for a default run, slower
+        to read back than to compute): the batch check keeps its double-doubles instead
+        (:meth:`keep_number`)."""
         if truthcache.ENABLED:
             self._fresh[key] = self._memo[key]
+
+    def keep_number(self, key, value) -> None:
+        """Note ``value``, derived from the reference's numbers alone at the inputs in ``key``,
+        for the disk cache (:mod:`cesym.verify.truthcache`; read back by :meth:`_recall`): the
+        batch check's double-doubles of the balls' values (:func:`cesym.verify.truths.batch_truths`,
+        float tuples, a few dozen bytes a point), the gradient spot check's differences."""
+        if truthcache.ENABLED:
+            self._fresh[key] = value
 
     def _split(self, inputs) -> tuple[list, list, list]:
         """(pred, labels, params) of the flat inputs, as mpmath numbers."""

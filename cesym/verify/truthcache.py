@@ -1,5 +1,5 @@
 """A disk cache of the reference's proven numbers at the points the balls decided, shared by
-processes and runs of the ``cesym`` command.
+processes and runs of the ``cesym`` command (with the batch check's double-doubles of them).
 
 ``cesym verify`` draws its points from a seed, so a second run (after a change to a kernel, to
 Keras's model, to a report) asks the reference for the same numbers at the same inputs: values
@@ -9,10 +9,13 @@ would load; what costs is the rest, decided point by point on Arb balls at risin
 (milliseconds each: the Hessians of κ at logits of 1e4 and beyond, most of all). Those results
 are kept here: one directory per :class:`~cesym.verify.reference.RowReference`, named by a digest
 of everything that decides its numbers (the expanded definition and its symbols, the backend,
-the sources of the reference, of the balls and of the printer, the SymPy, mpmath and
-python-flint versions), holding pickled ``{memo key: result}`` shards; a key is the exact inputs
-(floats, or mpmath numbers for the limits' stand-ins) and what was asked (value and gradient for
-a dtype, κ, κ of the value). A different definition or reference code is a different directory:
+the sources of the reference, of the balls, of the printer and of :mod:`.truths`, the SymPy,
+mpmath and python-flint versions), holding pickled ``{memo key: result}`` shards; a key is the
+exact inputs (floats, or mpmath numbers for the limits' stand-ins) and what was asked (value and
+gradient for a dtype, κ, κ of the value; ``("dd", inputs, dtype)``: the double-doubles of the
+balls' value and gradient that :func:`~.truths.batch_truths` took, float tuples, read back in
+microseconds where the balls take a millisecond; ``("checked pair", inputs)``: the gradient
+spot check's value, gradient and mpmath.diff). A different definition or reference code is a different directory:
 nothing is ever reused for something else, nothing is invalidated by hand. The numbers are the
 reference's own, so a run with the cache warm gives the same results as one without it.
 
@@ -70,12 +73,13 @@ def directory(ref) -> Path | None:
 
 
 def _directory(ref) -> Path | None:
-    from . import balls, codecache, reference
+    from . import balls, codecache, reference, truths
 
     root = codecache.cache_dir()
     if root is None:
         return None
-    sources = [codecache._source_digest(m) for m in (reference.__name__, balls.__name__, "cesym.define.evaluate")]
+    # (truths: the batch check's double-doubles of the balls' values are kept too)
+    sources = [codecache._source_digest(m) for m in (reference.__name__, balls.__name__, "cesym.define.evaluate", truths.__name__)]
     if None in sources:
         return None
     import mpmath

@@ -96,7 +96,8 @@ def batch_truths(ref: RowReference, pts: np.ndarray, dtype, skip: np.ndarray | N
     :meth:`RowReference._inputs` orders them) for ``dtype``: the first tier's middles as arrays
     where it pinned them (:func:`cesym.verify.first_tier.pinned_middles`), else its memo or its
     balls point by point (kept as double-doubles on ``ref`` for the next check of the same
-    points: the naive form's, Keras's); the points where ``skip`` is true are not evaluated
+    points: the naive form's, Keras's; and, for the ``cesym`` command, in the truths cache for
+    the next run, :mod:`cesym.verify.truthcache`); the points where ``skip`` is true are not evaluated
     (left to the exact check)."""
     from .first_tier import pinned_middles
 
@@ -116,11 +117,16 @@ def batch_truths(ref: RowReference, pts: np.ndarray, dtype, skip: np.ndarray | N
         key = (rows[i], dn)
         got = cache.get(key)
         if got is None:
-            try:
-                tv, tg = ref.value_and_grad_inputs(list(rows[i]), dtype)
-                got = cache[key] = np.array([double_double(tv)] + [double_double(t) for t in tg]).T  # (2, 1 + k)
-            except Unresolved:
-                got = cache[key] = np.full((2, 1 + k), np.nan)
+            kept = ref._recall(("dd",) + key)  # an earlier run's (the truths cache)
+            if kept is not None:
+                got = cache[key] = np.array(kept)
+            else:
+                try:
+                    tv, tg = ref.value_and_grad_inputs(list(rows[i]), dtype)
+                    got = cache[key] = np.array([double_double(tv)] + [double_double(t) for t in tg]).T  # (2, 1 + k)
+                except Unresolved:
+                    got = cache[key] = np.full((2, 1 + k), np.nan)
+                ref.keep_number(("dd",) + key, tuple(map(tuple, got.tolist())))
         ok[i] = True
         hi[i], lo[i] = got
     with np.errstate(invalid="ignore"):
