@@ -45,14 +45,32 @@ def test_a_run_reads_back_what_the_balls_decided(cache, monkeypatch):
     assert truthcache.flush([second]) == 0
 
 
-def test_the_first_tier_answers_first_and_its_numbers_are_not_kept(cache):
+def test_the_first_tier_answers_first_and_its_stages_are_kept_whole(cache, monkeypatch):
+    """A κ the first tier decides is not asked of the balls; what is kept of it are its stages'
+    arrays for the batch (:func:`cesym.verify.first_tier._kept`), which a second reference reads
+    back instead of evaluating them, into the same memo."""
+    from cesym.verify import first_tier
+
+    pts = np.array([[0.0, 1.0, 0.0, 0.5, -1.25, 2.0, 0.0], [0.0, 0.0, 1.0, 3.0, 1.0, -7.5, 0.1]])
     ref = RowReference(_cce(), 3)
-    pts = np.array([[0.0, 1.0, 0.0, 0.5, -1.25, 2.0, 0.0]])
     ref.prefill(pts, np.float64)
-    ref.kappa([0.0, 1.0, 0.0], [0.5, -1.25, 2.0], [0.0])
-    assert not ref._fresh  # decided by float64 intervals: nothing for the disk
+    want = ref.kappa([0.0, 1.0, 0.0], [0.5, -1.25, 2.0], [0.0])
+    assert {k[0] for k in ref._fresh} == {"first tier"}  # decided by float64 intervals: no balls
+    assert {k[1] for k in ref._fresh} == {"value kappas", "grad kappas"}
     ref.kappa(*HUGE)
-    assert list(ref._fresh) == [("kappa", tuple(HUGE[0] + HUGE[1] + HUGE[2]))]
+    assert ("kappa", tuple(HUGE[0] + HUGE[1] + HUGE[2])) in ref._fresh
+    assert truthcache.flush([ref]) >= 3
+
+    def no_stage(*a, **k):
+        raise AssertionError("computed again")
+
+    second = RowReference(_cce(), 3)
+    monkeypatch.setattr(first_tier, "_value_kappas", no_stage)
+    monkeypatch.setattr(first_tier, "_hessian_kappas", no_stage)
+    second.prefill(pts, np.float64)
+    assert second.kappa([0.0, 1.0, 0.0], [0.5, -1.25, 2.0], [0.0]) == want
+    tier = {k: v for k, v in ref._memo.items() if isinstance(k[0], str) and k[0].startswith("kappa") and k[1] in set(map(tuple, pts.tolist()))}
+    assert tier and all(second._memo.get(k) == v for k, v in tier.items())
 
 
 def test_another_definition_another_directory(cache):

@@ -73,13 +73,13 @@ def directory(ref) -> Path | None:
 
 
 def _directory(ref) -> Path | None:
-    from . import balls, codecache, reference, truths
+    from . import balls, codecache, reference
 
     root = codecache.cache_dir()
     if root is None:
         return None
-    # (truths: the batch check's double-doubles of the balls' values are kept too)
-    sources = [codecache._source_digest(m) for m in (reference.__name__, balls.__name__, "cesym.define.evaluate", truths.__name__)]
+    sources = [codecache._source_digest(m) for m in (reference.__name__, balls.__name__, "cesym.define.evaluate")]
+    sources += [_file_digest(m) for m in _TIER_MODULES]
     if None in sources:
         return None
     import mpmath
@@ -97,6 +97,20 @@ def _directory(ref) -> Path | None:
         h.update(part.encode("utf-8"))
         h.update(b"\0")
     return root.parent / "truths" / h.hexdigest()[:40]
+
+
+#: What else decides the kept numbers: the batch check's double-doubles of the balls' values
+#: (:mod:`.truths`) and the first tier's κ stages (:func:`cesym.verify.first_tier._kept`); read
+#: from their files, not imported (the compiled stages import Numba, which ``--quick`` never needs).
+_TIER_MODULES = ("truths", "first_tier", "float_intervals", "scaled_intervals", "dd_intervals", "interval_loops", "interval_algebra")
+
+
+def _file_digest(module: str) -> str | None:
+    """The digest of the source file of ``cesym.verify.<module>`` (None: it cannot be read)."""
+    try:
+        return hashlib.sha256((Path(__file__).parent / f"{module}.py").read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def _read(path: Path) -> dict | None:
