@@ -118,25 +118,32 @@ def test_the_command_turns_it_on_for_its_own_run_only(capsys):
     assert truthcache.ENABLED is False and K.HIDE_PYPLOT is False
 
 
-def test_a_limits_stand_in_values_are_read_back(cache, monkeypatch):
-    """The limits' stand-ins (mpmath inputs of hundreds of bits, cesym.verify.extended) are kept:
-    a second reference answers ``value_and_grad_inputs`` there from the disk, without the balls."""
-    import mpmath
+def test_a_limit_is_read_back(cache, monkeypatch):
+    """A limit at a ±inf input (cesym.verify.extended: dozens of evaluations at stand-ins of
+    hundreds of bits) is kept with how it was taken: a second reference gives it, and κ at the
+    same stand-in, without the balls."""
+    from cesym.verify.extended import ExtendedReference
+
+    def fresh():
+        ref = RowReference(_cce(), 3)
+        return ExtendedReference(ref, "real")
 
     labels, logits, smoothing = HUGE
-    with mpmath.workprec(200):
-        far = mpmath.ldexp(3, 80)  # a +inf logit's stand-in
-    inputs = labels + [far, logits[1], logits[2]] + smoothing
-    first = RowReference(_cce(), 3)
-    want = first.value_and_grad_inputs(list(inputs))
-    assert truthcache.flush([first]) >= 1
+    row = (labels, [np.inf, logits[1], logits[2]], smoothing)
+    first = fresh()
+    want = first.value_and_grad(*row)
+    kappa = first.kappa(*row, *want)
+    assert any(k[0] == "limit" for k in first.ref._fresh)
+    assert truthcache.flush([first.ref]) >= 1
 
     def no_balls(*a, **k):
         raise AssertionError("computed again")
 
-    second = RowReference(_cce(), 3)
+    second = fresh()
     monkeypatch.setattr(RowReference, "_rising", no_balls)
-    assert second.value_and_grad_inputs(list(inputs)) == want
+    monkeypatch.setattr(RowReference, "_kappa", no_balls)
+    assert second.value_and_grad(*row) == want
+    assert second.kappa(*row, *want) == kappa
 
 
 def test_unused_directories_are_pruned_by_age_then_size(cache, monkeypatch):

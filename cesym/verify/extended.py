@@ -159,12 +159,23 @@ class ExtendedReference:
             if isinstance(hit, Unresolved):
                 raise hit
             return hit
+        # an earlier run's limit and how it was taken (the truths cache of the ``cesym`` command:
+        # a limit costs dozens of evaluations at stand-ins of hundreds of bits)
+        kept_as = ("limit", self.domain, self.unit, self.label_rays, tuple(sorted(self.label_ends.items())), key)
+        kept = self.ref._recall(kept_as)
+        if kept is not None:
+            out, mode = kept
+            if mode is not None:
+                self._modes[self._key(labels, pred, params)] = mode
+            self._memo[key] = out
+            return out
         try:
             out = self._limit(labels, pred, params, dtype)
-        except Unresolved as e:
+        except Unresolved as e:  # (not kept: rare, and its partial outputs are not numbers to keep)
             self._memo[key] = e
             raise
         self._memo[key] = out
+        self.ref.keep_number(kept_as, (out, self._modes.get(self._key(labels, pred, params))))
         return out
 
     def _limit(self, labels, pred, params, dtype):

@@ -403,7 +403,7 @@ class RowReference:
         if max_prec is not None:
             out = self._rising(self._main, inputs, dtype, [p for p in PRECISIONS if p <= max_prec])
             return out[0], out[1:]
-        # memo, first tier, disk, balls, in that order; the key is hashed as few times as can be
+        # memo, first tier, balls, in that order; the key is hashed as few times as can be
         # (a limit's stand-ins are mpmath numbers, whose hash is computed in Python every time)
         key = (tuple(inputs), np.dtype(dtype).name)
         hit = self._memo.get(key)
@@ -413,16 +413,12 @@ class RowReference:
 
                 hit = lookup(self, key)
             if hit is None:
-                hit = self._recall(key)
-            if hit is None:
                 try:
                     out = self._rising(self._main, inputs, dtype)
                     hit = (out[0], out[1:])
                 except Unresolved as e:
                     hit = e
                 self._memo[key] = hit
-                if any(isinstance(x, mpmath.mpf) for x in inputs):  # a limit's stand-in: hundreds of bits
-                    self._keep(key)
             else:
                 self._memo[key] = hit
         if isinstance(hit, Unresolved):
@@ -560,10 +556,9 @@ class RowReference:
 
     def _keep(self, key) -> None:
         """Note a number the balls decided, for the disk cache (:mod:`cesym.verify.truthcache`):
-        condition numbers (a Hessian on balls, milliseconds) and the limits' stand-ins; not the
-        values at float inputs as mpmath numbers (kept, they were 150 MB for a default run, slower
-        to read back than to compute): the batch check keeps its double-doubles instead
-        (:meth:`keep_number`)."""
+        condition numbers (a Hessian on balls, milliseconds); not values as mpmath numbers (kept,
+        they were 150 MB for a default run, slower to read back than to compute): the batch
+        check keeps its double-doubles instead, the extended reals their limits (:meth:`keep_number`)."""
         if truthcache.ENABLED:
             self._fresh[key] = self._memo[key]
 
@@ -571,7 +566,8 @@ class RowReference:
         """Note ``value``, derived from the reference's numbers alone at the inputs in ``key``,
         for the disk cache (:mod:`cesym.verify.truthcache`; read back by :meth:`_recall`): the
         batch check's double-doubles of the balls' values (:func:`cesym.verify.truths.batch_truths`,
-        float tuples, a few dozen bytes a point), the gradient spot check's differences."""
+        float tuples, a few dozen bytes a point), the gradient spot check's pair, the limits at
+        ±inf inputs (:class:`cesym.verify.extended.ExtendedReference`)."""
         if truthcache.ENABLED:
             self._fresh[key] = value
 

@@ -100,9 +100,9 @@ def _directory(ref) -> Path | None:
 
 
 #: What else decides the kept numbers: the batch check's double-doubles of the balls' values
-#: (:mod:`.truths`) and the first tier's κ stages (:func:`cesym.verify.first_tier._kept`); read
+#: (:mod:`.truths`), the limits (:mod:`.extended`) and the first tier's κ stages (:func:`cesym.verify.first_tier._kept`); read
 #: from their files, not imported (the compiled stages import Numba, which ``--quick`` never needs).
-_TIER_MODULES = ("truths", "first_tier", "float_intervals", "scaled_intervals", "dd_intervals", "interval_loops", "interval_algebra")
+_TIER_MODULES = ("truths", "extended", "first_tier", "float_intervals", "scaled_intervals", "dd_intervals", "interval_loops", "interval_algebra")
 
 
 def _file_digest(module: str) -> str | None:
