@@ -72,6 +72,10 @@ def _spot(monkeypatch, scale_grad, labels, pred):
         def numeric_grad(self, *a):
             return self.ref.numeric_grad(*a)
 
+        def checked_pair(self, *a):
+            v, g = self.value_and_grad(*a)
+            return v, g, self.numeric_grad(*a)
+
     monkeypatch.setattr(run, "reference_for", lambda loss, n: Wrong(real(loss, n)))
     c = case("poisson")
     return run._gradient_spot_check(c, Batch(np.array([labels]), np.array([pred]), {}, ["moderate"]))
