@@ -102,9 +102,10 @@ def prefill(ref, inputs: np.ndarray, dtype) -> int:
     if ref.__dict__.get("_tier1_stamp") == stamp:  # the same batch again (the naive form's check)
         return 0
     ref._tier1_stamp = stamp
-    out = _evaluate(ref, "main", pts, np.float64)
-    if out is None:
+    ends = _kept(ref, "main", "float", np.float64, pts, lambda: _ends(_evaluate(ref, "main", pts, np.float64)))
+    if ends is None:
         return 0
+    out = [fi.Interval(lo, hi) for lo, hi in ends]
     p, emin, _ = FORMATS[np.dtype(dtype)]
     dn = np.dtype(dtype).name
     keys = [tuple(r) for r in pts.tolist()]
@@ -114,7 +115,7 @@ def prefill(ref, inputs: np.ndarray, dtype) -> int:
     index = {k: i for i, k in enumerate(keys)}
     ref._tier1 = Pinned(dn, index, out, done)
     if not done.all() and _precise():
-        ref._tier1.precise(*_pin_precisely(ref, pts, ~done, p, emin))
+        ref._tier1.precise(*_kept(ref, "precise", "dd", dtype, pts, lambda: _pin_precisely(ref, pts, ~done, p, emin)))
     if ref.n_grad:
         ref._pending = _Kappas(ref, pts, keys, out, index=index)
     return int(done.sum())
