@@ -57,7 +57,7 @@ def test_the_first_tier_answers_first_and_its_stages_are_kept_whole(cache, monke
     ref.prefill(pts, np.float64)
     want = ref.kappa([0.0, 1.0, 0.0], [0.5, -1.25, 2.0], [0.0])
     assert {k[0] for k in ref._fresh} == {"first tier"}  # decided by float64 intervals: no balls
-    assert {k[1] for k in ref._fresh} >= {"main", "value kappas", "grad kappas"}
+    assert {k[2] for k in ref._fresh} >= {"main", "value kappas", "grad kappas"}
     ref.kappa(*HUGE)
     assert ("kappa", tuple(HUGE[0] + HUGE[1] + HUGE[2])) in ref._fresh
     assert truthcache.flush([ref]) >= 3
@@ -230,3 +230,18 @@ def test_the_batch_checks_numbers_of_the_balls_are_read_back(cache, monkeypatch)
         assert np.array_equal(a, b)
     assert second.checked_pair(HUGE[0], [30.0, -20.0, 1.5], HUGE[2]) == pair
     assert truthcache.flush([second]) == 0
+
+
+def test_the_first_tiers_numbers_are_kept_per_host(monkeypatch):
+    """The first tier's interval ends come from NumPy's exp and log (last bits per SIMD path) and
+    its wide stage from the platform's long double: a cache shared by two hosts keeps them apart."""
+    from cesym.verify import first_tier, hostfloor
+
+    first_tier._host.cache_clear()
+    here = first_tier._host()
+    monkeypatch.setattr(hostfloor, "simd", lambda: {"dispatch": ["another CPU"]})
+    first_tier._host.cache_clear()
+    try:
+        assert first_tier._host() != here
+    finally:
+        first_tier._host.cache_clear()

@@ -27,6 +27,7 @@ values) the balls compute as before: the first tier only removes work, never a d
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import os
@@ -80,12 +81,27 @@ def _kept(ref, what: str, stage: str, dtype, pts: np.ndarray, compute):
     if truthcache.directory(ref) is None:
         return compute()
     digest = hashlib.sha256(np.ascontiguousarray(pts).tobytes()).hexdigest()[:40]
-    key = ("first tier", what, stage, np.dtype(dtype).name, pts.shape, digest)
+    key = ("first tier", _host(), what, stage, np.dtype(dtype).name, pts.shape, digest)
     got = ref._recall(key)
     if got is None:
         got = compute()
         ref.keep_number(key, got)
     return got
+
+
+@functools.cache
+def _host() -> str:
+    """What else decides the first tier's numbers on this host: its interval ends come from
+    NumPy's exp and log, whose last bits differ between SIMD paths; its wide stage is long
+    double (80 bits on x86, 128 on aarch64) or the compiled scaled intervals, where Numba is
+    installed. A cache directory shared by several hosts keeps each one's numbers apart, so
+    that a run reads back exactly what it would compute."""
+    import platform
+
+    from .hostfloor import simd
+
+    parts = (platform.machine(), np.finfo(np.longdouble).nmant, simd(), _scaled(), _precise())
+    return hashlib.sha256(repr(parts).encode("utf-8")).hexdigest()[:16]
 
 
 def prefill(ref, inputs: np.ndarray, dtype) -> int:

@@ -3,21 +3,25 @@ processes and runs of the ``cesym`` command (with the batch check's double-doubl
 
 ``cesym verify`` draws its points from a seed, so a second run (after a change to a kernel, to
 Keras's model, to a report) asks the reference for the same numbers at the same inputs: values
-and gradients pinned to 2^-8 ulp, condition numbers, the stand-ins of the limits. The first tier
-(float64 intervals, a whole batch per operation) recomputes its own points faster than they
-would load; what costs is the rest, decided point by point on Arb balls at rising precision
-(milliseconds each: the Hessians of κ at logits of 1e4 and beyond, most of all). Those results
-are kept here: one directory per :class:`~cesym.verify.reference.RowReference`, named by a digest
-of everything that decides its numbers (the expanded definition and its symbols, the backend,
-the sources of the reference, of the balls, of the printer and of :mod:`.truths`, the SymPy,
-mpmath and python-flint versions), holding pickled ``{memo key: result}`` shards; a key is the
-exact inputs (floats, or mpmath numbers for the limits' stand-ins) and what was asked (value and
-gradient for a dtype, κ, κ of the value; ``("dd", inputs, dtype)``: the double-doubles of the
-balls' value and gradient that :func:`~.truths.batch_truths` took, float tuples, read back in
-microseconds where the balls take a millisecond; ``("checked pair", inputs)``: the gradient
-spot check's value, gradient and mpmath.diff). A different definition or reference code is a different directory:
-nothing is ever reused for something else, nothing is invalidated by hand. The numbers are the
-reference's own, so a run with the cache warm gives the same results as one without it.
+and gradients pinned to 2^-8 ulp, condition numbers, limits. What costs is decided point by
+point on Arb balls at rising precision (milliseconds each: the Hessians of κ at logits of 1e4
+and beyond, most of all), and the first tier's stages on whole batches (float64, wide and
+double-double intervals of the value, the gradient and the Hessian: a third of a default run
+with nothing kept). Those results are kept here: one directory per
+:class:`~cesym.verify.reference.RowReference`, named by a digest of everything that decides its
+numbers (the expanded definition and its symbols, the backend, the sources of the reference, of
+the balls, of the printer, of :mod:`.truths`, :mod:`.extended` and the first tier's interval
+modules, the SymPy, mpmath and python-flint versions), holding pickled ``{memo key: result}``
+shards; a key is the exact inputs (floats, or mpmath numbers for the limits' stand-ins) and
+what was asked: κ, κ of the value; ``("dd", inputs, dtype)``, the double-doubles of the balls'
+value and gradient that :func:`~.truths.batch_truths` took (float tuples, read back in
+microseconds where the balls take a millisecond); ``("checked pair", inputs)``, the gradient
+spot check's value, gradient and mpmath.diff; ``("limit", ...)``, a limit at ±inf inputs and
+how it was taken; ``("first tier", host, stage, ...)``, a stage's arrays for a batch, keyed by a
+digest of its points (:func:`cesym.verify.first_tier._kept`). A different definition or
+reference code is a different directory: nothing is ever reused for something else, nothing is
+invalidated by hand. The numbers are the reference's own, so a run with the cache warm gives the
+same results as one without it.
 
 Directories are dropped when unused: each is touched when a process loads it, and the ``cesym``
 command (:func:`prune`, at most once a day) removes those not used for :data:`MAX_DAYS` days
