@@ -245,3 +245,42 @@ def test_the_first_tiers_numbers_are_kept_per_host(monkeypatch):
         assert first_tier._host() != here
     finally:
         first_tier._host.cache_clear()
+
+
+def test_a_second_run_of_the_command_reads_back_and_finds_the_same(tmp_path):
+    """``cesym verify`` twice on one cache directory: the second run reads the first one's numbers
+    (the first tier's stages of batches of 100 rows and more, the balls' κ, the limits) and its
+    JSON is the first one's but for the seconds."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, CESYM_CACHE_DIR=str(tmp_path / "cache"))
+    runs = []
+    for i in range(2):
+        out = tmp_path / f"run{i}.json"
+        r = subprocess.run(
+            [sys.executable, "-m", "cesym.cli", "verify", "categorical_crossentropy", "--points", "1500", "--no-keras", "--jobs", "1", "--json", str(out)],
+            capture_output=True, text=True, env=env,
+        )
+        assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+        runs.append(json.loads(out.read_text()))
+        if i == 0:
+            shards = list((tmp_path / "cache" / "truths").glob("*/*.pkl"))
+            assert shards
+            kinds = set()
+            for p in shards:
+                kinds |= {k[0] if isinstance(k[0], str) else "value" for k in truthcache._read(p)}
+            assert {"first tier", "limit"} <= kinds
+    # everything the second run asked for was there: it computed nothing new to keep
+    assert sorted((tmp_path / "cache" / "truths").glob("*/*.pkl")) == sorted(shards)
+
+    def drop_seconds(x):
+        if isinstance(x, dict):
+            return {k: drop_seconds(v) for k, v in x.items() if k != "seconds"}
+        if isinstance(x, list):
+            return [drop_seconds(v) for v in x]
+        return x
+
+    assert drop_seconds(runs[0]["configurations"]) == drop_seconds(runs[1]["configurations"])

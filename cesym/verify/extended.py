@@ -161,8 +161,11 @@ class ExtendedReference:
             return hit
         # an earlier run's limit and how it was taken (the truths cache of the ``cesym`` command:
         # a limit costs dozens of evaluations at stand-ins of hundreds of bits)
-        kept_as = ("limit", self.domain, self.unit, self.label_rays, tuple(sorted(self.label_ends.items())), key)
-        kept = self.ref._recall(kept_as)
+        # (not where an input is NaN: NaN equals nothing, so such a key is never found again; its
+        # limit, NaN, costs nothing)
+        nan = any(x != x for part in key[:3] for x in part)
+        kept_as = None if nan else ("limit", self.domain, self.unit, self.label_rays, tuple(sorted(self.label_ends.items())), key)
+        kept = None if nan else self.ref._recall(kept_as)
         if kept is not None:
             out, mode = kept
             if mode is not None:
@@ -175,7 +178,8 @@ class ExtendedReference:
             self._memo[key] = e
             raise
         self._memo[key] = out
-        self.ref.keep_number(kept_as, (out, self._modes.get(self._key(labels, pred, params))))
+        if kept_as is not None:
+            self.ref.keep_number(kept_as, (out, self._modes.get(self._key(labels, pred, params))))
         return out
 
     def _limit(self, labels, pred, params, dtype):
