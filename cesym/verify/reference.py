@@ -449,17 +449,15 @@ class RowReference:
         ``cesym`` command (:mod:`cesym.verify.truthcache`; mpmath.diff evaluates the value at
         many points of 256 bits, milliseconds each). Raises :class:`Unresolved` as
         :meth:`value_and_grad` does."""
-        inputs = self._inputs(labels, pred, params)
-        key = ("checked pair", tuple(inputs))
-        got = self._memo.get(key)
-        if got is None:
-            got = self._recall(key)
-            if got is None:
+        key = ("checked pair", tuple(self._inputs(labels, pred, params)))
+        if key not in self._memo:
+
+            def pair():
                 v, g = self.value_and_grad(labels, pred, params)
-                got = (v, list(g), self.numeric_grad(labels, pred, params))
-                self.keep_number(key, got)
-            self._memo[key] = got
-        return got
+                return v, list(g), self.numeric_grad(labels, pred, params)
+
+            self._memo[key] = self.kept(key, pair)
+        return self._memo[key]
 
     def numeric_grad(self, labels, pred, params=(), prec: int = 256) -> list[mpmath.mpf]:
         """d value / d pred_i by mpmath.diff (central differences at ``prec`` bits, relative steps).
@@ -561,6 +559,15 @@ class RowReference:
         check keeps its double-doubles instead, the extended reals their limits (:meth:`keep_number`)."""
         if truthcache.ENABLED:
             self._fresh[key] = self._memo[key]
+
+    def kept(self, key, compute: Callable[[], object]):
+        """An earlier run's number for ``key`` (:meth:`_recall`), else ``compute()``, noted for the
+        next run (:meth:`keep_number`)."""
+        got = self._recall(key)
+        if got is None:
+            got = compute()
+            self.keep_number(key, got)
+        return got
 
     def keep_number(self, key, value) -> None:
         """Note ``value``, derived from the reference's numbers alone at the inputs in ``key``,

@@ -1,5 +1,5 @@
-"""A disk cache of the reference's proven numbers at the points the balls decided, shared by
-processes and runs of the ``cesym`` command (with the batch check's double-doubles of them).
+"""A disk cache of the reference's proven numbers at a run's points, shared by processes and
+runs of the ``cesym`` command.
 
 ``cesym verify`` draws its points from a seed, so a second run (after a change to a kernel, to
 Keras's model, to a report) asks the reference for the same numbers at the same inputs: values
@@ -83,7 +83,7 @@ def _directory(ref) -> Path | None:
     if root is None:
         return None
     sources = [codecache._source_digest(m) for m in (reference.__name__, balls.__name__, "cesym.define.evaluate")]
-    sources += [_file_digest(m) for m in _TIER_MODULES]
+    sources += [_file_digest(m) for m in _KEPT_BY]
     if None in sources:
         return None
     import mpmath
@@ -104,9 +104,10 @@ def _directory(ref) -> Path | None:
 
 
 #: What else decides the kept numbers: the batch check's double-doubles of the balls' values
-#: (:mod:`.truths`), the limits (:mod:`.extended`) and the first tier's κ stages (:func:`cesym.verify.first_tier._kept`); read
-#: from their files, not imported (the compiled stages import Numba, which ``--quick`` never needs).
-_TIER_MODULES = ("truths", "extended", "first_tier", "float_intervals", "scaled_intervals", "dd_intervals", "interval_loops", "interval_algebra")
+#: (:mod:`.truths`), the limits (:mod:`.extended`) and the first tier's stages
+#: (:func:`cesym.verify.first_tier._kept`); read from their files, not imported (the compiled
+#: stages import Numba, which ``--quick`` never needs).
+_KEPT_BY = ("truths", "extended", "first_tier", "float_intervals", "scaled_intervals", "dd_intervals", "interval_loops", "interval_algebra")
 
 
 def _file_digest(module: str) -> str | None:

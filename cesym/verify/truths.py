@@ -116,17 +116,8 @@ def batch_truths(ref: RowReference, pts: np.ndarray, dtype, skip: np.ndarray | N
     for i in np.flatnonzero(~ok if skip is None else ~ok & ~skip):
         key = (rows[i], dn)
         got = cache.get(key)
-        if got is None:
-            kept = ref._recall(("dd",) + key)  # an earlier run's (the truths cache)
-            if kept is not None:
-                got = cache[key] = np.array(kept)
-            else:
-                try:
-                    tv, tg = ref.value_and_grad_inputs(list(rows[i]), dtype)
-                    got = cache[key] = np.array([double_double(tv)] + [double_double(t) for t in tg]).T  # (2, 1 + k)
-                except Unresolved:
-                    got = cache[key] = np.full((2, 1 + k), np.nan)
-                ref.keep_number(("dd",) + key, tuple(map(tuple, got.tolist())))
+        if got is None:  # an earlier run's where the truths cache kept it
+            got = cache[key] = np.array(ref.kept(("dd",) + key, lambda row=rows[i]: _balls_double_doubles(ref, row, dtype)))
         ok[i] = True
         hi[i], lo[i] = got
     with np.errstate(invalid="ignore"):
@@ -135,6 +126,17 @@ def batch_truths(ref: RowReference, pts: np.ndarray, dtype, skip: np.ndarray | N
     if skip is not None:
         ok &= ~skip
     return Truths(ok, hi[:, 0], lo[:, 0], hi[:, 1:], lo[:, 1:])
+
+
+def _balls_double_doubles(ref: RowReference, row: tuple, dtype) -> tuple:
+    """The balls' value and gradient at the inputs ``row`` as double-doubles: (hi, lo), each a
+    float tuple (value, gradient...); NaN where the reference is Unresolved."""
+    try:
+        tv, tg = ref.value_and_grad_inputs(list(row), dtype)
+        got = np.array([double_double(tv)] + [double_double(t) for t in tg]).T  # (2, 1 + k)
+    except Unresolved:
+        got = np.full((2, 1 + ref.n_grad), np.nan)
+    return tuple(map(tuple, got.tolist()))
 
 
 def format_top(dtype) -> tuple[int, int, float]:
