@@ -284,3 +284,32 @@ def test_a_second_run_of_the_command_reads_back_and_finds_the_same(tmp_path):
         return x
 
     assert drop_seconds(runs[0]["configurations"]) == drop_seconds(runs[1]["configurations"])
+
+
+def test_keras_models_envelope_is_read_back_by_its_exact_inputs(cache, monkeypatch):
+    """Keras's model of a row (:func:`cesym.keras.model.envelope`, for outputs past the contract) is
+    kept with the reference's numbers and read back without walking the algorithm again, the
+    same intervals; a seed is part of the key, and so is the sign of a zero input."""
+    from mpmath import iv
+
+    from cesym.keras import model
+    from cesym.verify import contract
+    from cesym.verify.registry import CASES
+
+    case = next(c for c in CASES if c.kernel == "poisson")  # Keras's algorithm as declared, walked op by op
+    lab, pred, U = np.array([0.0, 2.5, 1.0]), np.array([1e-300, 3.0, 0.0]), iv.mpf(0.25)
+    want = [model.envelope(case, lab, pred, {}, np.float32, upstream=u) for u in (None, U)]
+    assert truthcache.flush(contract._REFS.values()) >= 2
+
+    def walked(*a, **k):
+        raise AssertionError("walked again")
+
+    monkeypatch.setattr(contract, "_REFS", {})  # a new process's references: the numbers from disk
+    monkeypatch.setattr(model, "_envelope", walked)
+    for u, (v, g) in zip((None, U), want):
+        got_v, got_g = model.envelope(case, lab, pred, {}, np.float32, upstream=u)
+        assert (got_v.a, got_v.b) == (v.a, v.b) and [(x.a, x.b) for x in got_g] == [(x.a, x.b) for x in g]
+    with pytest.raises(AssertionError, match="walked again"):
+        model.envelope(case, lab, np.array([1e-300, 3.0, -0.0]), {}, np.float32)
+    with pytest.raises(AssertionError, match="walked again"):
+        model.envelope(case, lab, pred, {}, np.float64)

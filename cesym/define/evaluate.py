@@ -211,7 +211,9 @@ def compile_row_exprs(
                 flat.extend(expand_row(e, n, j) for j in range(n))
             else:
                 flat.append(expand_row(e, n, None))
-        return sp.lambdify(args, flat, modules=[namespace], printer=_Printer, cse=True)
+        # docstring_limit=0: lambdify's docstring prints str(expr), a third of its time on rows
+        # this size, and nothing reads it
+        return sp.lambdify(args, flat, modules=[namespace], printer=_Printer, cse=True, docstring_limit=0)
 
     what = "|".join(["row-exprs", f"{type(ctx).__module__}.{type(ctx).__qualname__}", str(n), repr(levels), *(sp.srepr(e) for e in exprs)])
     fn = cached_source(args, what, build, namespace, modules=(to_elementary.__module__,))

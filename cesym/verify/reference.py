@@ -86,7 +86,8 @@ def _compile(args: Sequence[sp.Symbol], exprs: Sequence[sp.Basic], kind: str | N
     kind = kind or backend()
     printer = balls.BallPrinter if kind == "arb" else _Printer
     cse = True if steps is None else (lambda _exprs: (list(steps), list(exprs)))
-    fn = sp.lambdify(list(args), list(exprs), modules=[_namespace_of(kind)], printer=printer, cse=cse)
+    # docstring_limit=0: no str(expr) for a docstring nothing reads (:func:`cesym.define.evaluate.compile_row_exprs`)
+    fn = sp.lambdify(list(args), list(exprs), modules=[_namespace_of(kind)], printer=printer, cse=cse, docstring_limit=0)
     fn.n_out, fn.backend = len(exprs), kind
     return fn
 
@@ -441,7 +442,7 @@ class RowReference:
     @functools.cached_property
     def _value_mp(self):
         ns = _namespace(mpmath.mp)
-        return sp.lambdify(self.args, self.value_expr, modules=[ns], printer=_Printer, cse=True)
+        return sp.lambdify(self.args, self.value_expr, modules=[ns], printer=_Printer, cse=True, docstring_limit=0)
 
     def checked_pair(self, labels, pred, params=()) -> tuple[mpmath.mpf, list[mpmath.mpf], list[mpmath.mpf]]:
         """(value, gradient, :meth:`numeric_grad`) at a point, for the gradient's spot check
