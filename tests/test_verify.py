@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 
 def test_verify_quick_json(tmp_path):
     out = tmp_path / "out.json"
@@ -89,3 +91,23 @@ def test_gradient_spot_check_finds_a_wrong_derivative_and_not_noise_at_an_exact_
     assert _spot(monkeypatch, 1, [1.5, 0.7], [1.5, 0.7]) == 0.0
     # but a wrong non-zero gradient there is still seen
     assert _spot(monkeypatch, 1 + 1e-9, [1.5, 0.7], [1.6, 0.7]) > 1e-10
+
+
+def test_the_host_floor_is_measured_once_per_process(monkeypatch):
+    """NumPy's SIMD paths are fixed at import: a process's second ``cesym verify`` reads the host
+    floor it measured (16,000 points at 40 digits) instead of measuring again, and each caller
+    gets its own copy."""
+    from cesym.verify import hostfloor
+
+    first = hostfloor.measure()
+
+    def measured_again(*a, **k):
+        raise AssertionError("measured again")
+
+    monkeypatch.setattr(hostfloor, "ulp_error", measured_again)
+    second = hostfloor.measure()
+    assert second == first and second is not first
+    second["float64"]["log"]["max_ulps"] = -1.0
+    assert hostfloor.measure() == first
+    with pytest.raises(AssertionError, match="measured again"):
+        hostfloor.measure(n=10)  # another sample: measured
