@@ -2,6 +2,8 @@
 is read back by the next, the first tier still answers first, nothing is reused for another
 definition, a damaged shard is ignored, and the cache stays off unless the command turns it on."""
 
+import pickle
+
 import numpy as np
 import pytest
 
@@ -299,6 +301,8 @@ def test_keras_models_envelope_is_read_back_by_its_exact_inputs(cache, monkeypat
     case = next(c for c in CASES if c.kernel == "poisson")  # Keras's algorithm as declared, walked op by op
     lab, pred, U = np.array([0.0, 2.5, 1.0]), np.array([1e-300, 3.0, 0.0]), iv.mpf(0.25)
     want = [model.envelope(case, lab, pred, {}, np.float32, upstream=u) for u in (None, U)]
+    kept = {k: v for r in contract._REFS.values() for k, v in r._fresh.items() if k[0] == "keras model"}
+    assert len(kept) == 2 and b"gmpy2" not in pickle.dumps(kept)  # plain ints: any mpmath back end reads them
     assert truthcache.flush(contract._REFS.values()) >= 2
 
     def walked(*a, **k):

@@ -239,10 +239,10 @@ def envelope(case: KernelCase, labels, pred, params: dict, dtype, upstream=None)
     key = (
         "keras model", digest, case.id, np.dtype(dtype).name,
         np.asarray(labels, dtype=np.float64).tobytes(), np.asarray(pred, dtype=np.float64).tobytes(),
-        tuple(sorted((k, repr(v)) for k, v in params.items())), None if U is None else U._mpi_,
+        tuple(sorted((k, repr(v)) for k, v in params.items())), None if U is None else _portable(U),
     )
     value, grads = ref.kept(key, lambda: _raw_ends(*_envelope(case, labels, pred, params, dtype, U)))
-    return iv.make_mpf(value), [iv.make_mpf(g) for g in grads]
+    return _interval(value), [_interval(g) for g in grads]
 
 
 def _keeper(case: KernelCase, n: int):
@@ -257,8 +257,22 @@ def _keeper(case: KernelCase, n: int):
 
 
 def _raw_ends(value, grads) -> tuple:
-    """The envelope as mpmath's raw interval ends (tuples of ints: they pickle small and fast)."""
-    return iv.convert(value)._mpi_, [iv.convert(g)._mpi_ for g in grads]
+    """The envelope as mpmath's raw interval ends (:func:`_portable`)."""
+    return _portable(value), [_portable(g) for g in grads]
+
+
+def _portable(x) -> tuple:
+    """An interval's raw ends, ``(sign, mantissa, exponent, bits)`` each, the mantissas as Python
+    ints (not gmpy2's mpz, which mpmath uses where gmpy2 is installed): they pickle small and fast,
+    and read back in a process without gmpy2."""
+    return tuple((s, int(m), e, bc) for s, m, e, bc in iv.convert(x)._mpi_)
+
+
+def _interval(ends: tuple):
+    """The interval of :func:`_portable`'s ends, its mantissas in mpmath's integer type."""
+    from mpmath.libmp import MPZ
+
+    return iv.make_mpf(tuple((s, MPZ(m), e, bc) for s, m, e, bc in ends))
 
 
 _DIGESTS: dict[tuple[int, int], str] = {}
