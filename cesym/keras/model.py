@@ -235,13 +235,12 @@ def envelope(case: KernelCase, labels, pred, params: dict, dtype, upstream=None)
     digest = None if ref is None else _model_digest(ref.loss, len(pred))
     if digest is None:
         return _envelope(case, labels, pred, params, dtype, upstream)
-    U = None if upstream is None else (upstream if hasattr(upstream, "_mpi_") else iv.mpf(upstream))
     key = (
         "keras model", digest, case.id, np.dtype(dtype).name,
         np.asarray(labels, dtype=np.float64).tobytes(), np.asarray(pred, dtype=np.float64).tobytes(),
-        tuple(sorted((k, repr(v)) for k, v in params.items())), None if U is None else _portable(U),
+        tuple(sorted((k, repr(v)) for k, v in params.items())), None if upstream is None else _portable(upstream),
     )
-    value, grads = ref.kept(key, lambda: _raw_ends(*_envelope(case, labels, pred, params, dtype, U)))
+    value, grads = ref.kept(key, lambda: _raw_ends(*_envelope(case, labels, pred, params, dtype, upstream)))
     return _interval(value), [_interval(g) for g in grads]
 
 
@@ -286,18 +285,16 @@ def _model_digest(loss, n: int) -> str | None:
     key = (id(loss), n)
     if key not in _DIGESTS:
         import hashlib
-        from pathlib import Path
 
         import sympy as sp
 
-        here = Path(__file__).resolve().parent
-        h = hashlib.sha256()
-        try:
-            for path in (here / "model.py", here.parent / "define" / "evaluate.py", here.parent / "define" / "primitives.py"):
-                h.update(path.read_bytes())
-        except OSError:
+        from ..verify.codecache import _source_digest
+
+        expr, labels, preds, consts = _algorithm(loss, n)  # (imports the row expansion's modules)
+        sources = [_source_digest(m) for m in (__name__, "cesym.define.evaluate", "cesym.define.primitives")]
+        if None in sources:
             return None
-        expr, labels, preds, consts = _algorithm(loss, n)
+        h = hashlib.sha256("\0".join(sources).encode())
         named = {d: sp.Symbol(f"dummy {d.name}") for d in expr.atoms(sp.Dummy) | set(consts)}
         h.update(sp.srepr((expr.xreplace(named), labels, preds)).encode())
         h.update(repr(sorted((named[c].name, f) for c, f in consts.items())).encode())
