@@ -35,7 +35,7 @@ from .sampling import Batch
 from .truths import FAST_MARGIN, batch_truths, bits_errors, special_inputs, ulp_errors
 from .ulps import bits_error, ulp_error
 
-__all__ = ["Result", "Failure", "check_batch", "definition", "losses_by_name", "VALUE_BASE", "GRAD_BASE"]
+__all__ = ["Result", "Failure", "check_batch", "kernel_outputs", "prefill_batch", "definition", "losses_by_name", "VALUE_BASE", "GRAD_BASE"]
 
 VALUE_BASE = 4.0
 GRAD_BASE = 8.0
@@ -221,6 +221,7 @@ def check_batch(
     value_base: float = VALUE_BASE,
     grad_base: float = GRAD_BASE,
     indeterminate: bool = False,
+    outputs: list | None = None,
 ) -> Result:
     """Run ``case``'s kernel on ``batch`` and check every output against the reference.
 
@@ -231,28 +232,22 @@ def check_batch(
 
     ``kernel`` (optional) replaces the public kernel: a callable ``(labels, pred, params, grad)``
     returning values, so that the checker itself can be tested on a deliberately wrong kernel.
-    ``value_base``/``grad_base`` replace the constant terms of the bounds (1 and 1 for the
-    float32 expectation ``<= 1 ulp + 4κ``).
+    ``outputs``: what :func:`kernel_outputs` gave for this batch, kernel and ``grad`` (the
+    kernel is not called again). ``value_base``/``grad_base`` replace the constant terms of the
+    bounds (1 and 1 for the float32 expectation ``<= 1 ulp + 4κ``).
     """
     loss = definition(case)
-    call = kernel or case.call
     dtype = batch.pred.dtype
     res = Result()
+    if outputs is None:
+        outputs = kernel_outputs(case, batch, kernel, grad)
     if case.reduction == "batch":
-        for start, stop, params in batch.groups or [(0, batch.pred.shape[0], batch.params)]:
-            _check_penalty(loss, batch, start, stop, params, call, grad, res, value_base, grad_base)
+        for (start, stop, params), (value, g) in zip(_groups(batch), outputs):
+            _check_penalty(loss, batch, start, stop, params, value, g, res, value_base, grad_base)
         return res
-    value = np.asarray(call(batch.labels, batch.pred, batch.params, grad=False))
-    g = np.asarray(call(batch.labels, batch.pred, batch.params, grad=True)) if grad and loss.differentiable else None
+    value, g = outputs[0]
     B, n = batch.pred.shape
-    labels = batch.labels
-    if case.labels == "sparse":
-        labels = one_hot(labels, n)
-    params = [batch.params[p.name] for p in loss.params]
-    ref = reference_for(loss, 1 if case.elementwise else n)
-    pts = batch_points(ref, case, labels, batch.pred, params)
-    if pts is not None and batch.pred.size >= FIRST_TIER_MIN_POINTS:
-        ref.prefill(pts, dtype)
+    ref, labels, params, pts = prefill_batch(case, batch)
     fast = None
     if pts is not None:
         fast = _decide_within_base(ref, loss, case, pts, labels, batch.pred, params, value, g, dtype, res, value_base, grad_base)
@@ -270,6 +265,45 @@ def check_batch(
             else:
                 _check_point(_pick(ref, loss, lab, pred, case.domain == "unit", case.label_kind, case.label_domain), res, batch.strata[r], row, col, lab, pred, params, val, grow, dtype, value_base, grad_base, indeterminate)
     return res
+
+
+def prefill_batch(case: KernelCase, batch: Batch) -> tuple:
+    """The reference of ``batch``'s rows with what its first tier decides for the whole batch
+    at once memoised (:meth:`RowReference.prefill`, batches of ``FIRST_TIER_MIN_POINTS``
+    elements or more), as :func:`check_batch` begins: ``(ref, dense labels, parameter values,
+    points)``. Keras's checks of the same batch read that memo after it (the first tier's
+    pinned middles and condition numbers, which the balls would give to 2^-8 ulp, not bit for
+    bit), so a run that takes the contract's verdict (:mod:`.verdicts`) prefills it the same."""
+    loss = definition(case)
+    n = batch.pred.shape[1]
+    labels = one_hot(batch.labels, n) if case.labels == "sparse" else batch.labels
+    params = [batch.params[p.name] for p in loss.params]
+    ref = reference_for(loss, 1 if case.elementwise else n)
+    pts = batch_points(ref, case, labels, batch.pred, params)
+    if pts is not None and batch.pred.size >= FIRST_TIER_MIN_POINTS:
+        ref.prefill(pts, batch.pred.dtype)
+    return ref, labels, params, pts
+
+
+def _groups(batch: Batch) -> list[tuple[int, int, dict]]:
+    """The independent batches of a kernel that reduces over the batch (the activity penalty)."""
+    return batch.groups or [(0, batch.pred.shape[0], batch.params)]
+
+
+def kernel_outputs(case: KernelCase, batch: Batch, kernel=None, grad: bool = True) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """Every output :func:`check_batch` checks, as ``(value, gradient)`` pairs (the gradient
+    None where it is not asked for or the loss has none): one for the batch, or one per
+    independent batch of a kernel that reduces over the batch. ``kernel`` as for :func:`check_batch`."""
+    call = kernel or case.call
+    with_grad = grad and definition(case).differentiable
+    if case.reduction == "batch":
+        out = []
+        for start, stop, params in _groups(batch):
+            pred = batch.pred[start:stop]
+            out.append((np.asarray(call(None, pred, params, grad=False)), np.asarray(call(None, pred, params, grad=True)) if grad else None))
+        return out
+    value = np.asarray(call(batch.labels, batch.pred, batch.params, grad=False))
+    return [(value, np.asarray(call(batch.labels, batch.pred, batch.params, grad=True)) if with_grad else None)]
 
 
 def batch_points(ref: RowReference, case, labels, pred: np.ndarray, params: list) -> np.ndarray | None:
@@ -659,17 +693,15 @@ def _spurious_nonfinite(computed, true) -> bool:
 
 
 def _check_penalty(
-    loss: Loss, batch: Batch, start: int, stop: int, params: dict, call, grad: bool, res: Result, vbase: float, gbase: float
+    loss: Loss, batch: Batch, start: int, stop: int, params: dict, value: np.ndarray, g: np.ndarray | None, res: Result, vbase: float, gbase: float
 ) -> None:
     """The penalty of the batch of rows ``start:stop`` (one value: the sum over its rows) and
-    each gradient element, into ``res``."""
+    each gradient element (the kernel's ``value`` and ``g`` there), into ``res``."""
     import mpmath
 
     dtype = batch.pred.dtype
     pred = batch.pred[start:stop]
     B, n = pred.shape
-    value = np.asarray(call(None, pred, params, grad=False))
-    g = np.asarray(call(None, pred, params, grad=True)) if grad else None
     ref = reference_for(loss, n)
     scalars = [params[q.name] for q in loss.params] + [B]
     values, kap_terms = [], []

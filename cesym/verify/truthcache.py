@@ -54,7 +54,7 @@ from pathlib import Path
 
 from ..files import write_bytes
 
-__all__ = ["ENABLED", "MAX_SHARDS", "MAX_DAYS", "MAX_MB", "directory", "load", "flush", "prune"]
+__all__ = ["ENABLED", "MAX_SHARDS", "MAX_DAYS", "MAX_MB", "directory", "load", "load_dir", "flush", "prune"]
 
 #: Set by the ``cesym`` command; off for a library user's process (and the tests).
 ENABLED = False
@@ -146,7 +146,12 @@ def load(ref) -> dict:
     """The numbers kept for ``ref`` (empty where there are none or the cache is off); merges the
     shards into one past :data:`MAX_SHARDS` (a shard read by another process meanwhile is still
     whole: it is removed only after the merged one is in place)."""
-    d = directory(ref)
+    return load_dir(directory(ref))
+
+
+def load_dir(d: Path | None) -> dict:
+    """The entries of the shards of directory ``d`` (:func:`load`; :mod:`.verdicts` keeps its
+    own directory here, dropped by :func:`prune` as the references' are)."""
     if d is None or not d.is_dir():
         return {}
     try:

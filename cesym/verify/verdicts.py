@@ -1,0 +1,157 @@
+"""The contract checks' verdicts of a configuration, kept by the exact numbers they judged.
+
+A default ``cesym verify`` spends most of a warm run (its reference's numbers read back from
+:mod:`.truthcache`) judging: the batch path's errors against double-doubles, the points it
+leaves checked one by one against pinned balls, condition numbers, the penalty's groups in
+mpmath. That judgement is a pure function of
+
+- the checker's code and the libraries it runs on (every source file of the ``cesym`` package,
+  the versions of Python, NumPy, mpmath, SymPy, python-flint and gmpy2, the machine and NumPy's
+  CPU features, the ``CESYM_*`` and ``NPY_*`` settings of the environment);
+- the configuration (kernel, dtype, label kind, rows, row lengths, seed);
+- the numbers judged: every sampled batch's inputs (bytes, dtype, shape, strata, parameters,
+  groups) and every output the stable kernel and the naive form gave on them, **measured in
+  this run** (:func:`cesym.verify.contract.kernel_outputs`).
+
+So the ``cesym`` command keeps each configuration's verdict (the summaries, failures and counts
+:class:`cesym.verify.run.Config` reports) under a digest of all of that, and a run that
+measures the same outputs on the same inputs with the same code takes the verdict instead of
+judging them again: the same report, bit for bit. A kernel that now computes one output
+differently, any change to the code, another library version or another machine is another
+digest, judged afresh. Keras is not judged here: its outputs are measured and judged in every
+run (:mod:`cesym.keras.check`, :mod:`cesym.keras.forms`).
+
+The verdicts live beside the reference's numbers (:func:`cesym.verify.truthcache.load_dir`: one
+directory per code state, named by the digest of everything above but the configuration and
+its numbers; shards written whole; dropped when unused as those are, by
+:func:`cesym.verify.truthcache.prune`). Opt-in with the truths cache
+(:data:`cesym.verify.truthcache.ENABLED`): a library user's process and the tests judge everything.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import hashlib
+import os
+import platform
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from . import truthcache
+
+__all__ = ["code_digest", "config_key", "recall", "keep"]
+
+_FORMAT = "cesym-verdicts-1"
+#: Settings of the environment that only place or size the caches (they decide no number).
+_PLACEMENT = frozenset({"CESYM_CACHE_DIR", "CESYM_CACHE_DAYS", "CESYM_CACHE_MAX_MB"})
+_lock = threading.Lock()
+_loaded: dict[Path, dict] = {}
+
+
+@functools.lru_cache(maxsize=4)
+def code_digest(package: Path | None = None) -> str | None:
+    """A digest of every ``.py`` file of the installed ``cesym`` package (``package``: another
+    copy of it) by its path inside the package and its bytes, None where one cannot be read:
+    the checker, the kernels, the reference, the generated modules. Taken once per process
+    (the code a process runs is the code it imported)."""
+    package = Path(__file__).resolve().parents[1] if package is None else Path(package)
+    h = hashlib.sha256()
+    try:
+        for f in sorted(package.rglob("*.py")):
+            h.update(f.relative_to(package).as_posix().encode("utf-8") + b"\0")
+            h.update(f.read_bytes())
+            h.update(b"\0")
+    except OSError:
+        return None
+    return h.hexdigest()
+
+
+def _versions() -> list[str]:
+    import mpmath
+    import sympy
+
+    parts = [sys.version, platform.machine(), np.__version__, mpmath.__version__, sympy.__version__, mpmath.libmp.BACKEND]
+    for name in ("flint", "gmpy2"):
+        try:
+            parts.append(f"{name} {__import__(name).__version__}")
+        except ImportError:
+            parts.append(f"{name} -")
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as features
+    except ImportError:  # (another NumPy layout: its version is in the digest)
+        features = {}
+    parts.append(",".join(sorted(k for k, on in features.items() if on)))
+    parts += sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith(("CESYM_", "NPY_")) and k not in _PLACEMENT)
+    return parts
+
+
+def _directory() -> Path | None:
+    from . import codecache
+
+    root = codecache.cache_dir()
+    code = code_digest()
+    if root is None or code is None:
+        return None
+    h = hashlib.sha256()
+    for part in (_FORMAT, code, *_versions()):
+        h.update(part.encode("utf-8") + b"\0")
+    return root.parent / "truths" / h.hexdigest()[:40]
+
+
+def _array(h, a) -> None:
+    if a is None:
+        h.update(b"none\0")
+        return
+    a = np.asarray(a)
+    h.update(f"{a.dtype.str}{a.shape}\0".encode())
+    h.update(np.ascontiguousarray(a).tobytes())
+
+
+def config_key(task: tuple, judged: list) -> str:
+    """The digest of a configuration (``task``: its kernel, dtype, label kind and run
+    parameters, as text-representable values) and of the numbers judged: ``judged`` holds
+    ``(batch, outputs)`` pairs, a :class:`~.sampling.Batch` and the list of ``(value, gradient)``
+    arrays :func:`cesym.verify.contract.kernel_outputs` gave on it."""
+    h = hashlib.sha256()
+    h.update(repr(task).encode("utf-8") + b"\0")
+    for batch, outputs in judged:
+        _array(h, batch.labels)
+        _array(h, batch.pred)
+        h.update(repr(sorted(batch.params.items())).encode("utf-8") + b"\0")
+        h.update("\0".join(batch.strata).encode("utf-8") + b"\0")
+        h.update(repr(batch.groups).encode("utf-8") + b"\0")
+        for value, grad in outputs:
+            _array(h, value)
+            _array(h, grad)
+    return h.hexdigest()
+
+
+def _entries() -> tuple[Path | None, dict]:
+    d = _directory() if truthcache.ENABLED else None
+    if d is None:
+        return None, {}
+    with _lock:
+        if d not in _loaded:
+            _loaded[d] = truthcache.load_dir(d)
+        return d, _loaded[d]
+
+
+def recall(key: str) -> dict | None:
+    """The verdict kept for ``key`` (:func:`config_key`), a copy of its own, or None (none kept,
+    or the cache off)."""
+    got = _entries()[1].get(key)
+    return None if got is None else copy.deepcopy(got)
+
+
+def keep(key: str, verdict: dict) -> None:
+    """Keep ``verdict`` for ``key``, for the next run (nothing where the cache is off)."""
+    d, entries = _entries()
+    if d is None:
+        return
+    with _lock:
+        entries[key] = verdict
+    truthcache._write(d, {key: verdict})

@@ -1,0 +1,144 @@
+"""The contract's verdicts kept by the exact numbers judged (cesym.verify.verdicts): a second run
+that measures the same outputs takes them and reports the same; an output measured differently,
+other code or another setting is judged again; the check judges the outputs it is given as it
+judges the kernel's own; and nothing is kept unless the command turns the cache on."""
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cesym.verify import contract, truthcache, verdicts
+from cesym.verify import run as vrun
+from cesym.verify.registry import CASES
+from cesym.verify.sampling import sample
+
+from conftest import SEED
+
+
+@pytest.fixture
+def kept(monkeypatch, tmp_path):
+    """The command's caches in a directory of the test's, with references of the test's own
+    (the process's keep the directory they first found)."""
+    monkeypatch.setenv("CESYM_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(truthcache, "ENABLED", True)
+    monkeypatch.setattr(verdicts, "_loaded", {})
+    refs: dict = {}
+    monkeypatch.setattr(contract, "_REFS", refs)
+    monkeypatch.setattr(contract, "_EXT", {})
+    monkeypatch.setattr(vrun, "_REFS", refs)
+    return tmp_path
+
+
+def _case(kernel: str):
+    return next(c for c in CASES if c.id == kernel)
+
+
+def _plain(configs) -> list[dict]:
+    return [{k: v for k, v in dataclasses.asdict(c).items() if k != "seconds"} for c in configs]
+
+
+@pytest.mark.parametrize("kernel", ["categorical_crossentropy[from_logits=True]", "activity_penalty", "huber"])
+def test_the_check_judges_given_outputs_as_it_judges_the_kernels_own(kernel, monkeypatch):
+    """``check_batch(..., outputs=kernel_outputs(...))`` is ``check_batch(...)``: the same calls
+    (one batch, or each of the penalty's independent batches), the same errors; for the naive
+    form too. (Each on references of its own: what a reference's memo holds decides whether a
+    point gets the first tier's pinned number or the balls', equal to 2^-8 ulp.)"""
+    case = _case(kernel)
+    batch = sample(case, np.float64, 3, 120, seed=SEED)
+    naive = vrun.naive_kernel(case)
+
+    def fresh():
+        monkeypatch.setattr(contract, "_REFS", {})
+        monkeypatch.setattr(contract, "_EXT", {})
+
+    for kern in (None, naive):
+        fresh()
+        want = contract.check_batch(case, batch, kernel=kern)
+        fresh()
+        got = contract.check_batch(case, batch, kernel=kern, outputs=contract.kernel_outputs(case, batch, kern))
+        assert repr(got.summary()) == repr(want.summary())  # (NaN: equal as text)
+        assert got.value_ulps == want.value_ulps and got.grad_ulps == want.grad_ulps
+        assert [str(f) for f in got.failures] == [str(f) for f in want.failures]
+    outs = contract.kernel_outputs(case, batch)
+    assert len(outs) == (len(batch.groups) if case.reduction == "batch" else 1)
+
+
+def test_a_second_run_takes_the_verdicts_and_reports_the_same(kept, monkeypatch):
+    first = vrun.run(["categorical_crossentropy.logits", "activity_penalty.l2_batch_mean"], points=240)
+    shards = sorted((kept / "truths").glob("*/*.pkl"))
+    assert shards
+
+    def judged(*a, **k):
+        raise AssertionError("judged again")
+
+    # read back from disk, as another process would: the verdicts and the reference's numbers
+    refs: dict = {}
+    monkeypatch.setattr(verdicts, "_loaded", {})
+    monkeypatch.setattr(contract, "_REFS", refs)
+    monkeypatch.setattr(contract, "_EXT", {})
+    monkeypatch.setattr(vrun, "_REFS", refs)
+    monkeypatch.setattr(vrun, "check_batch", judged)
+    second = vrun.run(["categorical_crossentropy.logits", "activity_penalty.l2_batch_mean"], points=240)
+    assert repr(_plain(second)) == repr(_plain(first))
+    assert sorted((kept / "truths").glob("*/*.pkl")) == shards  # nothing new to keep
+
+
+def test_an_output_measured_differently_is_judged_again(kept, monkeypatch):
+    """One gradient element one ulp away from what the first run measured: another key, judged
+    (and the verdict, another one, kept beside the first)."""
+    name = "categorical_crossentropy.logits"
+    vrun.run([name], points=120)
+    before = len(list((kept / "truths").glob("*/*.pkl")))
+    real = vrun.kernel_outputs
+    moved = []
+
+    def one_ulp_off(case, batch, kernel=None, grad=True):
+        outs = real(case, batch, kernel, grad)
+        if kernel is None and not moved:
+            value, g = outs[0]
+            g = g.copy()
+            g.flat[0] = np.nextafter(g.flat[0], np.inf)
+            outs[0] = (value, g)
+            moved.append(True)
+        return outs
+
+    calls = []
+    real_check = vrun.check_batch
+    monkeypatch.setattr(vrun, "kernel_outputs", one_ulp_off)
+    monkeypatch.setattr(vrun, "check_batch", lambda *a, **k: calls.append(1) or real_check(*a, **k))
+    monkeypatch.setattr(verdicts, "_loaded", {})
+    vrun.run([name], points=120)
+    assert moved and calls  # the configuration with the moved element was judged
+    assert len(list((kept / "truths").glob("*/*.pkl"))) > before
+
+
+def test_the_verdicts_follow_the_code_and_the_settings(kept, monkeypatch, tmp_path_factory):
+    """Another byte in any source file of the package, or a setting that decides a number, is
+    another directory; a setting that only places the caches is not."""
+    here = verdicts._directory()
+    assert here is not None and here.parent == kept / "truths"
+    monkeypatch.setenv("CESYM_CACHE_DAYS", "3")
+    assert verdicts._directory() == here
+    monkeypatch.setenv("CESYM_FIRST_TIER", "off")
+    assert verdicts._directory() != here
+    monkeypatch.delenv("CESYM_FIRST_TIER")
+    package = Path(verdicts.__file__).resolve().parents[1]
+    copy = tmp_path_factory.mktemp("pkg") / "cesym"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    assert verdicts.code_digest(copy) == verdicts.code_digest()
+    gen = copy / "kernels" / "_generated" / "huber.py"
+    gen.write_bytes(gen.read_bytes() + b"\n")
+    verdicts.code_digest.cache_clear()
+    assert verdicts.code_digest(copy) != verdicts.code_digest()
+
+
+def test_nothing_is_kept_or_taken_unless_the_command_turns_it_on(monkeypatch, tmp_path):
+    monkeypatch.setenv("CESYM_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(truthcache, "ENABLED", False)
+    monkeypatch.setattr(verdicts, "_loaded", {})
+    verdicts.keep("k", {"points": 1})
+    assert verdicts.recall("k") is None
+    assert not (tmp_path / "truths").exists()
