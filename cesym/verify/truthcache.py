@@ -21,7 +21,9 @@ how it was taken; ``("first tier", host, stage, ...)``, a stage's arrays for a b
 digest of its points (:func:`cesym.verify.first_tier._kept`); ``("keras model", digest, ...)``,
 the intervals of Keras's algorithm on a row (:func:`cesym.keras.model.envelope`), keyed by a
 digest of the model's source and of Keras's algorithm for the loss, so that a change to the
-model is a new key and leaves the reference's numbers in place. A different definition or
+model is a new key and leaves the reference's numbers in place. The contract's verdicts of whole
+configurations (:mod:`.verdicts`) have a directory here too, one per code state, read with
+:func:`load_dir`. A different definition or
 reference code is a different directory: nothing is ever reused for something else, nothing is
 invalidated by hand. The numbers are the reference's own, so a run with the cache warm gives the
 same results as one without it.
