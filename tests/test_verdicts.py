@@ -142,3 +142,33 @@ def test_nothing_is_kept_or_taken_unless_the_command_turns_it_on(monkeypatch, tm
     verdicts.keep("k", {"points": 1})
     assert verdicts.recall("k") is None
     assert not (tmp_path / "truths").exists()
+
+
+def test_keras_function_forms_are_judged_with_the_contract(kept, monkeypatch):
+    """With Keras: its function forms' outputs are measured in every run and are part of the key;
+    their tally is taken with the verdict, while the loss classes and metrics are judged again
+    (and come out the same: they run first, on the same memo)."""
+    pytest.importorskip("tensorflow")
+    from cesym.keras import check, forms
+
+    name = "binary_crossentropy.logits"
+    first = vrun.run([name], points=60, keras=True)
+    refs: dict = {}
+    monkeypatch.setattr(verdicts, "_loaded", {})
+    monkeypatch.setattr(contract, "_REFS", refs)
+    monkeypatch.setattr(contract, "_EXT", {})
+    monkeypatch.setattr(vrun, "_REFS", refs)
+
+    def judged(*a, **k):
+        raise AssertionError("judged again")
+
+    monkeypatch.setattr(check, "classify", judged)
+    monkeypatch.setattr(vrun, "check_batch", judged)
+    measured, classes = [], []
+    real_outputs, real_classes = check.keras_outputs, forms.check_classes
+    monkeypatch.setattr(check, "keras_outputs", lambda *a: measured.append(1) or real_outputs(*a))
+    monkeypatch.setattr(forms, "check_classes", lambda *a, **k: classes.append(1) or real_classes(*a, **k))
+    second = vrun.run([name], points=60, keras=True)
+    assert measured and classes
+    assert repr(_plain(second)) == repr(_plain(first))
+    assert all(c.keras is not None for c in second)

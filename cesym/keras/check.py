@@ -91,14 +91,24 @@ class KerasTally:
         return self
 
 
-def classify(case: KernelCase, batch: Batch, keras_call) -> KerasTally:
-    """Run ``keras_call`` (see :func:`cesym.keras.calls.keras_kernel`) on ``batch`` and classify."""
+def keras_outputs(case: KernelCase, batch: Batch, keras_call) -> tuple[np.ndarray, np.ndarray] | None:
+    """Keras's values and gradient on ``batch`` (``keras_call``: :func:`cesym.keras.calls.keras_kernel`),
+    as :func:`classify` takes them; None for the activity penalty, which it does not classify."""
+    if case.kernel == "activity_penalty":
+        return None
+    value, grad = (np.asarray(a) for a in keras_call(batch.labels, batch.pred, batch.params, grad="both"))
+    return value, grad
+
+
+def classify(case: KernelCase, batch: Batch, keras_call, outputs: tuple | None = None) -> KerasTally:
+    """Run ``keras_call`` (see :func:`cesym.keras.calls.keras_kernel`) on ``batch`` and classify;
+    ``outputs``: what :func:`keras_outputs` gave for them (Keras is not called again)."""
     loss = definition(case)
     dtype = batch.pred.dtype
     tally = KerasTally()
     if case.kernel == "activity_penalty":
         return tally  # a plain reduce_sum of squares: compared by the seeds' tests
-    value, grad = (np.asarray(a) for a in keras_call(batch.labels, batch.pred, batch.params, grad="both"))
+    value, grad = outputs if outputs is not None else keras_outputs(case, batch, keras_call)
     rep = replay_outputs(case, batch.labels, batch.pred, batch.params)
     if rep is not None:  # one value and bound per output, in the outputs' layout
         tally.replayed, tally.replay_compared, tally.replay_apart = agreement(rep.value, rep.value_bound, value, dtype)

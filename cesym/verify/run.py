@@ -114,40 +114,48 @@ def _run_config(task: tuple) -> Config:
     # first: a verdict kept for exactly these numbers and this code is taken (.verdicts), the
     # same one judging them again would give
     runs = []
+    if with_keras:
+        from ..keras.calls import keras_kernel
+        from ..keras.check import KerasTally, classify, keras_outputs
+
+        keras_call = keras_kernel(case)
     for n in sizes:
         batch = sample(case, dtype, n, max(1, rows // len(sizes)), seed=seed, soft=soft, smoothing=smooth)
         ext_batch = sample_extended(case, dtype, n, ext_rows, seed=seed, soft=soft, smoothing=smooth)
-        runs.append((n, batch, ext_batch, kernel_outputs(case, batch), kernel_outputs(case, batch, naive_call), kernel_outputs(case, ext_batch)))
+        ko = keras_outputs(case, batch, keras_call) if with_keras else None
+        runs.append((n, batch, ext_batch, kernel_outputs(case, batch), kernel_outputs(case, batch, naive_call), kernel_outputs(case, ext_batch), ko))
     key = verdict = None
     if truthcache.ENABLED:
-        judged = [pair for _, b, x, so, no, xo in runs for pair in ((b, so), (b, no), (x, xo))]
+        judged = []
+        for _, b, x, so, no, xo, ko in runs:
+            judged += [(b, so), (b, no), (x, xo)] + ([(b, [ko])] if ko is not None else [])
         task_id = (case.id, dtype_name, kind, soft, smooth, rows, tuple(sizes), seed, ext_rows, with_keras, class_rows)
         key = verdicts.config_key(task_id, judged)
         verdict = verdicts.recall(key)
-    # Keras first, then the contract: the reference's memo is shared (an elementwise loss has one
-    # reference for every row length), and what Keras reads there is the same whether the
-    # contract's verdict is taken or judged after it (the first tier's numbers and the balls'
-    # agree to 2^-8 ulp, not bit for bit: the order decides which one a point gets)
-    for n, batch, ext_batch, so, no, xo in runs:
+    # Keras's loss classes and metrics first (measured and judged in every run), then Keras's
+    # function forms and the contract (whose verdicts may be taken): the reference's memo is
+    # shared (an elementwise loss has one reference for every row length), and what the first
+    # read there is then the same whether the verdicts are taken or judged after them (the
+    # first tier's numbers and the balls' agree to 2^-8 ulp, not bit for bit: the order decides
+    # which one a point gets)
+    for n, batch, *_ in runs:
         if case.reduction != "batch":
             prefill_batch(case, batch)
         grad_diff = max(grad_diff, _gradient_spot_check(case, batch))
-        if with_keras:
-            from ..keras.calls import keras_kernel
-            from ..keras.check import KerasTally, classify
-
-            keras = (keras or KerasTally()).merge(classify(case, batch, keras_kernel(case)))
-            # (the quick pass: the loss classes and metrics on its longest rows only; their cost is
-            # TensorFlow's per call, whatever the rows)
-            if class_rows and (rows > QUICK_ROWS or n == sizes[-1]):
-                classes, metrics = _keras_forms(case, batch, kind, class_rows, [seed, n, np.dtype(dtype).itemsize], classes, metrics)
+        # (the quick pass: the loss classes and metrics on its longest rows only; their cost is
+        # TensorFlow's per call, whatever the rows)
+        if with_keras and class_rows and (rows > QUICK_ROWS or n == sizes[-1]):
+            classes, metrics = _keras_forms(case, batch, kind, class_rows, [seed, n, np.dtype(dtype).itemsize], classes, metrics)
     if verdict is None:
-        for n, batch, ext_batch, so, no, xo in runs:
+        for n, batch, ext_batch, so, no, xo, ko in runs:
+            if with_keras:
+                keras = (keras or KerasTally()).merge(classify(case, batch, keras_call, outputs=ko))
+        for n, batch, ext_batch, so, no, xo, ko in runs:
             stable.append(check_batch(case, batch, outputs=so))
             naive.append(check_batch(case, batch, kernel=naive_call, outputs=no))
             ext.append(check_batch(case, ext_batch, outputs=xo))
-    if verdict is None:
         verdict = _verdict(_merge(stable), _merge(naive), _merge(ext))
+        verdict["keras"] = None if keras is None else asdict(keras)
         if key is not None:
             verdicts.keep(key, verdict)
     # the balls' numbers of this configuration, on disk for the next run (the cesym command only)
@@ -165,7 +173,7 @@ def _run_config(task: tuple) -> Config:
         unresolved_at=verdict["unresolved_at"],
         grad_vs_mpmath_diff=grad_diff,
         extended=verdict["extended"],
-        keras=None if keras is None else asdict(keras),
+        keras=verdict["keras"],
         keras_classes=None if classes is None else asdict(classes),
         keras_metrics=None if metrics is None else asdict(metrics),
         seconds=round(time.time() - t0, 2),

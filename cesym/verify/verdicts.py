@@ -10,16 +10,20 @@ mpmath. That judgement is a pure function of
   CPU features, the ``CESYM_*`` and ``NPY_*`` settings of the environment);
 - the configuration (kernel, dtype, label kind, rows, row lengths, seed);
 - the numbers judged: every sampled batch's inputs (bytes, dtype, shape, strata, parameters,
-  groups) and every output the stable kernel and the naive form gave on them, **measured in
-  this run** (:func:`cesym.verify.contract.kernel_outputs`).
+  groups) and every output the stable kernel, the naive form and Keras's function form gave on
+  them, **measured in this run** (:func:`cesym.verify.contract.kernel_outputs`,
+  :func:`cesym.keras.check.keras_outputs`).
 
 So the ``cesym`` command keeps each configuration's verdict (the summaries, failures and counts
 :class:`cesym.verify.run.Config` reports) under a digest of all of that, and a run that
 measures the same outputs on the same inputs with the same code takes the verdict instead of
 judging them again: the same report, bit for bit. A kernel that now computes one output
 differently, any change to the code, another library version or another machine is another
-digest, judged afresh. Keras is not judged here: its outputs are measured and judged in every
-run (:mod:`cesym.keras.check`, :mod:`cesym.keras.forms`).
+digest, judged afresh. Keras's function forms are classified with the contract
+(:mod:`cesym.keras.check`: their tally is part of the verdict); its loss classes and metrics
+(:mod:`cesym.keras.forms`: a few rows, each call TensorFlow's own cost) are measured and judged
+in every run, before the rest: they read the reference's memo, whose numbers for a point (the
+first tier's or the balls', equal to 2^-8 ulp, not bit for bit) depend on what asked first.
 
 The verdicts live beside the reference's numbers (:func:`cesym.verify.truthcache.load_dir`: one
 directory per code state, named by the digest of everything above but the configuration and
