@@ -172,3 +172,18 @@ def test_keras_function_forms_are_judged_with_the_contract(kept, monkeypatch):
     assert measured and classes
     assert repr(_plain(second)) == repr(_plain(first))
     assert all(c.keras is not None for c in second)
+
+
+def test_another_definition_is_judged_again(kept, monkeypatch):
+    """The same outputs under a definition that is not the same data (here its notes: a user's
+    derivation outside the package, edited without regenerating the kernels) miss the verdict."""
+    name = "categorical_crossentropy.logits"
+    vrun.run([name], points=120)
+    real = vrun.definition
+    monkeypatch.setattr(vrun, "definition", lambda case: dataclasses.replace(real(case), notes=real(case).notes + " (edited)"))
+    calls = []
+    real_check = vrun.check_batch
+    monkeypatch.setattr(vrun, "check_batch", lambda *a, **k: calls.append(1) or real_check(*a, **k))
+    monkeypatch.setattr(verdicts, "_loaded", {})
+    vrun.run([name], points=120)
+    assert calls

@@ -129,7 +129,9 @@ def _run_config(task: tuple) -> Config:
         judged = []
         for _, b, x, so, no, xo, ko in runs:
             judged += [(b, so), (b, no), (x, xo)] + ([(b, [ko])] if ko is not None else [])
-        task_id = (case.id, dtype_name, kind, soft, smooth, rows, tuple(sizes), seed, ext_rows, with_keras, class_rows)
+        # the case and its definition as data: a user's derivation (or the checkout's derivations/)
+        # lies outside the package whose sources the verdicts' directory digests
+        task_id = (repr(case), repr(case.label_domain), repr(definition(case)), dtype_name, kind, soft, smooth, rows, tuple(sizes), seed, ext_rows, with_keras, class_rows)
         key = verdicts.config_key(task_id, judged)
         verdict = verdicts.recall(key)
     # Keras's loss classes and metrics first (measured and judged in every run), then Keras's

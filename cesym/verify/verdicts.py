@@ -8,7 +8,10 @@ mpmath. That judgement is a pure function of
 - the checker's code and the libraries it runs on (every source file of the ``cesym`` package,
   the versions of Python, NumPy, mpmath, SymPy, python-flint and gmpy2, the machine and NumPy's
   CPU features, the ``CESYM_*`` and ``NPY_*`` settings of the environment);
-- the configuration (kernel, dtype, label kind, rows, row lengths, seed);
+- the configuration (kernel, dtype, label kind, rows, row lengths, seed) and the case and its
+  definition as data (the loss's expressions, domain, parameters and their ranges, the label
+  domain, the declared Keras counterpart: a user's derivation file, and the checkout's
+  ``derivations/``, lie outside the package);
 - the numbers judged: every sampled batch's inputs (bytes, dtype, shape, strata, parameters,
   groups) and every output the stable kernel, the naive form and Keras's function form gave on
   them, **measured in this run** (:func:`cesym.verify.contract.kernel_outputs`,
