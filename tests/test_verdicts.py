@@ -36,6 +36,11 @@ def _case(kernel: str):
     return next(c for c in CASES if c.id == kernel)
 
 
+def _on_disk(root: Path) -> set:
+    """Every kept entry under the cache ``root``: (directory, key)."""
+    return {(p.parent.name, repr(k)) for p in (root / "truths").glob("*/*.pkl") for k in truthcache._read(p)}
+
+
 def _plain(configs) -> list[dict]:
     return [{k: v for k, v in dataclasses.asdict(c).items() if k != "seconds"} for c in configs]
 
@@ -68,8 +73,8 @@ def test_the_check_judges_given_outputs_as_it_judges_the_kernels_own(kernel, mon
 
 def test_a_second_run_takes_the_verdicts_and_reports_the_same(kept, monkeypatch):
     first = vrun.run(["categorical_crossentropy.logits", "activity_penalty.l2_batch_mean"], points=240)
-    shards = sorted((kept / "truths").glob("*/*.pkl"))
-    assert shards
+    entries = _on_disk(kept)
+    assert entries
 
     def judged(*a, **k):
         raise AssertionError("judged again")
@@ -83,7 +88,7 @@ def test_a_second_run_takes_the_verdicts_and_reports_the_same(kept, monkeypatch)
     monkeypatch.setattr(vrun, "check_batch", judged)
     second = vrun.run(["categorical_crossentropy.logits", "activity_penalty.l2_batch_mean"], points=240)
     assert repr(_plain(second)) == repr(_plain(first))
-    assert sorted((kept / "truths").glob("*/*.pkl")) == shards  # nothing new to keep
+    assert _on_disk(kept) == entries  # nothing new to keep (a loading process may merge shards)
 
 
 def test_an_output_measured_differently_is_judged_again(kept, monkeypatch):
@@ -91,7 +96,7 @@ def test_an_output_measured_differently_is_judged_again(kept, monkeypatch):
     (and the verdict, another one, kept beside the first)."""
     name = "categorical_crossentropy.logits"
     vrun.run([name], points=120)
-    before = len(list((kept / "truths").glob("*/*.pkl")))
+    before = _on_disk(kept)
     real = vrun.kernel_outputs
     moved = []
 
@@ -112,7 +117,7 @@ def test_an_output_measured_differently_is_judged_again(kept, monkeypatch):
     monkeypatch.setattr(verdicts, "_loaded", {})
     vrun.run([name], points=120)
     assert moved and calls  # the configuration with the moved element was judged
-    assert len(list((kept / "truths").glob("*/*.pkl"))) > before
+    assert _on_disk(kept) > before  # the other verdict kept beside the first
 
 
 def test_the_verdicts_follow_the_code_and_the_settings(kept, monkeypatch, tmp_path_factory):
@@ -187,3 +192,24 @@ def test_another_definition_is_judged_again(kept, monkeypatch):
     monkeypatch.setattr(verdicts, "_loaded", {})
     vrun.run([name], points=120)
     assert calls
+
+
+def test_a_sample_is_drawn_once_per_code_state_and_given_whole(kept):
+    """The seeded batches are kept beside the verdicts: the same arrays, strata, parameters and
+    groups come back without drawing, each caller its own copy; other arguments are another key."""
+    case = _case("activity_penalty")
+    args = ("float64", 4, 50, SEED, False, False)
+    want = sample(case, np.float64, 4, 50, seed=SEED)
+    got = verdicts.kept_sample("sample", case, args, lambda: sample(case, np.float64, 4, 50, seed=SEED))
+
+    def no_draw():
+        raise AssertionError("drawn again")
+
+    again = verdicts.kept_sample("sample", case, args, no_draw)
+    for b in (got, again):
+        assert b.pred.tobytes() == want.pred.tobytes() and b.strata == want.strata
+        assert b.params == want.params and b.groups == want.groups
+    again.pred[0, 0] = 123.0
+    assert verdicts.kept_sample("sample", case, args, no_draw).pred[0, 0] == want.pred[0, 0]
+    with pytest.raises(AssertionError, match="drawn again"):
+        verdicts.kept_sample("sample", case, ("float64", 4, 50, SEED + 1, False, False), no_draw)

@@ -120,8 +120,9 @@ def _run_config(task: tuple) -> Config:
 
         keras_call = keras_kernel(case)
     for n in sizes:
-        batch = sample(case, dtype, n, max(1, rows // len(sizes)), seed=seed, soft=soft, smoothing=smooth)
-        ext_batch = sample_extended(case, dtype, n, ext_rows, seed=seed, soft=soft, smoothing=smooth)
+        per = max(1, rows // len(sizes))
+        batch = verdicts.kept_sample("sample", case, (dtype_name, n, per, seed, soft, smooth), lambda: sample(case, dtype, n, per, seed=seed, soft=soft, smoothing=smooth))
+        ext_batch = verdicts.kept_sample("extended", case, (dtype_name, n, ext_rows, seed, soft, smooth), lambda: sample_extended(case, dtype, n, ext_rows, seed=seed, soft=soft, smoothing=smooth))
         ko = keras_outputs(case, batch, keras_call) if with_keras else None
         runs.append((n, batch, ext_batch, kernel_outputs(case, batch), kernel_outputs(case, batch, naive_call), kernel_outputs(case, ext_batch), ko))
     key = verdict = None
