@@ -186,7 +186,7 @@ def _verify(args: argparse.Namespace) -> int:
         print(
             f"{c.kernel:<52} {c.dtype:<7} {c.labels:<8} {c.points:>6} {mx(c.stable, 'value_ulps'):>9.3g} "
             f"{mx(c.stable, 'grad_ulps'):>9.3g} {share:>13} {naive:>17} {c.naive_outside:>7} {len(c.failures):>4} "
-            f"{c.unresolved:>5} {c.grad_vs_mpmath_diff or 0:>7.1g}  ({c.seconds:.1f}s)",
+            f"{c.unresolved:>5} {c.grad_vs_mpmath_diff or 0:>7.1g}  ({c.seconds:.1f}s{'' if c.judged else ', verdict kept'})",
             flush=True,
         )
         if c.keras:
@@ -226,6 +226,7 @@ def _verify(args: argparse.Namespace) -> int:
         + ("all kernels within the contract" if not failed else f"{failed} point(s) outside the contract")
         + f"; {unresolved} reference value(s) unresolved"
         + (" (those points are not proven: exit 1)" if unresolved else "")
+        + (f"; {kept} of {len(configs)} verdicts kept from an earlier run that measured the same outputs with the same code" if (kept := sum(not c.judged for c in configs)) else "")
         + "; columns: max ulps of the stable kernel, its largest error as a share of the contract's "
         "bound (error / (base + 4κ); <= 1 is within) among errors above base (4 or 8 ulps; '-': none), max ulps of the naive form, naive points outside the "
         "contract, failures, unresolved references, max relative difference of the symbolic "

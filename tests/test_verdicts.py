@@ -42,7 +42,7 @@ def _on_disk(root: Path) -> set:
 
 
 def _plain(configs) -> list[dict]:
-    return [{k: v for k, v in dataclasses.asdict(c).items() if k != "seconds"} for c in configs]
+    return [{k: v for k, v in dataclasses.asdict(c).items() if k not in ("seconds", "judged")} for c in configs]
 
 
 @pytest.mark.parametrize("kernel", ["categorical_crossentropy[from_logits=True]", "activity_penalty", "huber"])
@@ -88,6 +88,7 @@ def test_a_second_run_takes_the_verdicts_and_reports_the_same(kept, monkeypatch)
     monkeypatch.setattr(vrun, "check_batch", judged)
     second = vrun.run(["categorical_crossentropy.logits", "activity_penalty.l2_batch_mean"], points=240)
     assert repr(_plain(second)) == repr(_plain(first))
+    assert all(c.judged for c in first) and not any(c.judged for c in second)
     assert _on_disk(kept) == entries  # nothing new to keep (a loading process may merge shards)
 
 

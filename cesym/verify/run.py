@@ -51,6 +51,9 @@ class Config:
     keras_metrics: dict | None = None  # cesym.keras.forms.MetricTally: metrics on these points
     extended: dict | None = None  # the extended reals: points, outputs with a finite/infinite/no limit, failures
     seconds: float = 0.0
+    #: False: the contract's verdict and Keras's function-form tally were taken from an earlier
+    #: run that measured the same outputs on the same inputs with the same code (.verdicts)
+    judged: bool = True
 
     @property
     def passed(self) -> bool:
@@ -126,6 +129,7 @@ def _run_config(task: tuple) -> Config:
         ko = keras_outputs(case, batch, keras_call) if with_keras else None
         runs.append((n, batch, ext_batch, kernel_outputs(case, batch), kernel_outputs(case, batch, naive_call), kernel_outputs(case, ext_batch), ko))
     key = verdict = None
+    judged = True
     if truthcache.ENABLED:
         judged = []
         for _, b, x, so, no, xo, ko in runs:
@@ -135,6 +139,7 @@ def _run_config(task: tuple) -> Config:
         task_id = (repr(case), repr(case.label_domain), repr(definition(case)), dtype_name, kind, soft, smooth, rows, tuple(sizes), seed, ext_rows, with_keras, class_rows)
         key = verdicts.config_key(task_id, judged)
         verdict = verdicts.recall(key)
+        judged = verdict is None
     # Keras's loss classes and metrics first (measured and judged in every run), then Keras's
     # function forms and the contract (whose verdicts may be taken): the reference's memo is
     # shared (an elementwise loss has one reference for every row length), and what the first
@@ -180,6 +185,7 @@ def _run_config(task: tuple) -> Config:
         keras_classes=None if classes is None else asdict(classes),
         keras_metrics=None if metrics is None else asdict(metrics),
         seconds=round(time.time() - t0, 2),
+        judged=judged,
     )
 
 
