@@ -325,3 +325,25 @@ def test_keras_models_envelope_is_read_back_by_its_exact_inputs(cache, monkeypat
         model.envelope(case, lab, np.array([1e-300, 3.0, -0.0]), {}, np.float32)
     with pytest.raises(AssertionError, match="walked again"):
         model.envelope(case, lab, pred, {}, np.float64)
+
+
+def test_one_process_at_a_time_merges_a_directory(cache):
+    """Past ``MAX_SHARDS`` a loading process merges the shards into one, unless another holds the
+    merge (``.merging``, fresh): then it reads them as they are; a claim left by a merge that
+    died (older than ``_STALE``) is taken over, and released after."""
+    import os
+    import time
+
+    d = cache / "truths" / ("ab" * 20)
+    for i in range(truthcache.MAX_SHARDS + 1):
+        assert truthcache._write(d, {("k", i): i}) is not None
+    want = {("k", i): i for i in range(truthcache.MAX_SHARDS + 1)}
+    claim = d / truthcache._MERGING
+    claim.touch()
+    assert truthcache.load_dir(d) == want
+    assert len(list(d.glob("*.pkl"))) == truthcache.MAX_SHARDS + 1 and claim.exists()
+    old = time.time() - 2 * truthcache._STALE
+    os.utime(claim, (old, old))
+    assert truthcache.load_dir(d) == want
+    assert len(list(d.glob("*.pkl"))) == 1 and not claim.exists()
+    assert truthcache.load_dir(d) == want

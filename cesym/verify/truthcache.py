@@ -168,13 +168,51 @@ def load_dir(d: Path | None) -> dict:
         if data is not None:
             out.update(data)
             read.append(p)
-    if len(read) > MAX_SHARDS and _write(d, out) is not None:
-        for p in read:
-            try:
-                p.unlink()
-            except OSError:
-                pass
+    if len(read) > MAX_SHARDS and _claim(d):
+        try:
+            if _write(d, out) is not None:
+                for p in read:
+                    try:
+                        p.unlink()
+                    except OSError:
+                        pass
+        finally:
+            _release(d)
     return out
+
+
+#: The file a process holds while it merges a directory's shards; older than this many seconds,
+#: a claim is taken to be a merge that died (a merge writes one shard: seconds at most).
+_MERGING, _STALE = ".merging", 600.0
+
+
+def _claim(d: Path) -> bool:
+    """Whether this process may merge ``d``'s shards: it created ``d/.merging``. The workers of a
+    run load a directory at about the same time; each merging it wrote the whole of it once
+    more (a 31 MB directory became 62 MB in two shards)."""
+    import time
+
+    for _ in range(2):
+        try:
+            os.close(os.open(d / _MERGING, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            return True
+        except FileExistsError:
+            try:
+                if time.time() - (d / _MERGING).stat().st_mtime < _STALE:
+                    return False
+                (d / _MERGING).unlink()  # left by a merge that died: taken over
+            except OSError:
+                return False
+        except OSError:  # not writable: read-only, nothing to merge into either
+            return False
+    return False
+
+
+def _release(d: Path) -> None:
+    try:
+        (d / _MERGING).unlink()
+    except OSError:
+        pass
 
 
 def flush(refs: Iterable) -> int:
