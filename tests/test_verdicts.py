@@ -25,6 +25,7 @@ def kept(monkeypatch, tmp_path):
     monkeypatch.setenv("CESYM_CACHE_DIR", str(tmp_path))
     monkeypatch.setattr(truthcache, "ENABLED", True)
     monkeypatch.setattr(verdicts, "_loaded", {})
+    monkeypatch.setattr(verdicts, "_fresh", {})
     refs: dict = {}
     monkeypatch.setattr(contract, "_REFS", refs)
     monkeypatch.setattr(contract, "_EXT", {})

@@ -131,13 +131,13 @@ def _run_config(task: tuple) -> Config:
     key = verdict = None
     judged = True
     if truthcache.ENABLED:
-        judged = []
+        numbers = []
         for _, b, x, so, no, xo, ko in runs:
-            judged += [(b, so), (b, no), (x, xo)] + ([(b, [ko])] if ko is not None else [])
+            numbers += [(b, so), (b, no), (x, xo)] + ([(b, [ko])] if ko is not None else [])
         # the case and its definition as data: a user's derivation (or the checkout's derivations/)
         # lies outside the package whose sources the verdicts' directory digests
         task_id = (repr(case), repr(case.label_domain), repr(definition(case)), dtype_name, kind, soft, smooth, rows, tuple(sizes), seed, ext_rows, with_keras, class_rows)
-        key = verdicts.config_key(task_id, judged)
+        key = verdicts.config_key(task_id, numbers)
         verdict = verdicts.recall(key)
         judged = verdict is None
     # Keras's loss classes and metrics first (measured and judged in every run), then Keras's
@@ -155,8 +155,8 @@ def _run_config(task: tuple) -> Config:
         if with_keras and class_rows and (rows > QUICK_ROWS or n == sizes[-1]):
             classes, metrics = _keras_forms(case, batch, kind, class_rows, [seed, n, np.dtype(dtype).itemsize], classes, metrics)
     if verdict is None:
-        for n, batch, ext_batch, so, no, xo, ko in runs:
-            if with_keras:
+        if with_keras:
+            for n, batch, ext_batch, so, no, xo, ko in runs:
                 keras = (keras or KerasTally()).merge(classify(case, batch, keras_call, outputs=ko))
         for n, batch, ext_batch, so, no, xo, ko in runs:
             stable.append(check_batch(case, batch, outputs=so))
@@ -166,8 +166,10 @@ def _run_config(task: tuple) -> Config:
         verdict["keras"] = None if keras is None else asdict(keras)
         if key is not None:
             verdicts.keep(key, verdict)
-    # the balls' numbers of this configuration, on disk for the next run (the cesym command only)
+    # the balls' numbers of this configuration, its batches and verdict, on disk for the next
+    # run (the cesym command only)
     truthcache.flush(_REFS.values())
+    verdicts.flush()
     return Config(
         kernel=case.id,
         dtype=dtype_name,

@@ -53,13 +53,14 @@ import numpy as np
 
 from . import truthcache
 
-__all__ = ["code_digest", "config_key", "recall", "keep", "kept_sample"]
+__all__ = ["code_digest", "config_key", "recall", "keep", "kept_sample", "flush"]
 
 _FORMAT = "cesym-verdicts-1"
 #: Settings of the environment that only place or size the caches (they decide no number).
 _PLACEMENT = frozenset({"CESYM_CACHE_DIR", "CESYM_CACHE_DAYS", "CESYM_CACHE_MAX_MB"})
 _lock = threading.Lock()
 _loaded: dict[Path, dict] = {}
+_fresh: dict[Path, dict] = {}  # kept since the last flush, by directory
 
 
 @functools.lru_cache(maxsize=4)
@@ -157,14 +158,25 @@ def recall(key: str) -> dict | None:
     return None if got is None else copy.deepcopy(got)
 
 
-def keep(key: str, verdict: dict) -> None:
-    """Keep ``verdict`` for ``key``, for the next run (nothing where the cache is off)."""
+def keep(key: str, value) -> None:
+    """Keep ``value`` (a verdict, a batch) for ``key``: readable at once in this process, on disk
+    at the next :func:`flush` (nothing where the cache is off)."""
     d, entries = _entries()
     if d is None:
         return
     with _lock:
-        entries[key] = verdict
-    truthcache._write(d, {key: verdict})
+        entries[key] = value
+        _fresh.setdefault(d, {})[key] = value
+
+
+def flush() -> None:
+    """Write what was kept since the last flush, one shard per directory (a configuration's
+    batches and verdict together: a shard each made a judging run's directory 1,300 files)."""
+    with _lock:
+        pending = list(_fresh.items())
+        _fresh.clear()
+    for d, entries in pending:
+        truthcache._write(d, entries)
 
 
 def kept_sample(what: str, case, args: tuple, draw):
@@ -178,11 +190,7 @@ def kept_sample(what: str, case, args: tuple, draw):
         return draw()
     key = hashlib.sha256(repr((what, repr(case), repr(case.label_domain), args)).encode("utf-8")).hexdigest()
     got = entries.get(key)
-    if got is not None:
-        return copy.deepcopy(got)
-    batch = draw()
-    with _lock:
-        entries[key] = batch
-    truthcache._write(d, {key: batch})
-    return copy.deepcopy(batch)
-
+    if got is None:
+        got = draw()
+        keep(key, got)
+    return copy.deepcopy(got)
