@@ -123,8 +123,11 @@ def test_an_output_measured_differently_is_judged_again(kept, monkeypatch):
 
 
 def test_the_verdicts_follow_the_code_and_the_settings(kept, monkeypatch, tmp_path_factory):
-    """Another byte in any source file of the package, or a setting that decides a number, is
-    another directory; a setting that only places the caches is not."""
+    """Another byte in the checker's code (the contract, the sampler, Keras's model, the
+    kernels' ``_api.py`` whose constant the sampler reads), or a setting that decides a number,
+    is another directory; a setting that only places the caches is not, nor a change to the code
+    that makes the outputs judged (a kernel, a generated module, the code generator: their
+    outputs are measured and keyed)."""
     here = verdicts._directory()
     assert here is not None and here.parent == kept / "truths"
     monkeypatch.setenv("CESYM_CACHE_DAYS", "3")
@@ -136,10 +139,18 @@ def test_the_verdicts_follow_the_code_and_the_settings(kept, monkeypatch, tmp_pa
     copy = tmp_path_factory.mktemp("pkg") / "cesym"
     shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     assert verdicts.code_digest(copy) == verdicts.code_digest()
-    gen = copy / "kernels" / "_generated" / "huber.py"
-    gen.write_bytes(gen.read_bytes() + b"\n")
-    verdicts.code_digest.cache_clear()
-    assert verdicts.code_digest(copy) != verdicts.code_digest()
+    here = verdicts.code_digest()
+    for part in ("kernels/_generated/huber.py", "kernels/_rescue.py", "generate/codegen.py", "report/render.py", "bench.py"):
+        f = copy / part
+        f.write_bytes(f.read_bytes() + b"\n")
+        verdicts.code_digest.cache_clear()
+        assert verdicts.code_digest(copy) == here, part
+    for part in ("verify/contract.py", "verify/sampling.py", "keras/model.py", "kernels/_api.py", "define/evaluate.py", "rewrite/rules.py"):
+        f = copy / part
+        f.write_bytes(f.read_bytes() + b"\n")
+        verdicts.code_digest.cache_clear()
+        assert verdicts.code_digest(copy) != here, part
+        here = verdicts.code_digest(copy)
 
 
 def test_nothing_is_kept_or_taken_unless_the_command_turns_it_on(monkeypatch, tmp_path):

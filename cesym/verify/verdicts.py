@@ -5,9 +5,10 @@ A default ``cesym verify`` spends most of a warm run (its reference's numbers re
 leaves checked one by one against pinned balls, condition numbers, the penalty's groups in
 mpmath. That judgement is a pure function of
 
-- the checker's code and the libraries it runs on (every source file of the ``cesym`` package,
-  the versions of Python, NumPy, mpmath, SymPy, python-flint and gmpy2, the machine and NumPy's
-  CPU features, the ``CESYM_*`` and ``NPY_*`` settings of the environment);
+- the checker's code and the libraries it runs on (every source file of the ``cesym`` package
+  but the code that makes the outputs judged, :func:`code_digest`; the versions of Python,
+  NumPy, mpmath, SymPy, python-flint and gmpy2, the machine and NumPy's CPU features, the
+  ``CESYM_*`` and ``NPY_*`` settings of the environment);
 - the configuration (kernel, dtype, label kind, rows, row lengths, seed) and the case and its
   definition as data (the loss's expressions, domain, parameters and their ranges, the label
   domain, the declared Keras counterpart: a user's derivation file, and the checkout's
@@ -21,8 +22,10 @@ So the ``cesym`` command keeps each configuration's verdict (the summaries, fail
 :class:`cesym.verify.run.Config` reports) under a digest of all of that, and a run that
 measures the same outputs on the same inputs with the same code takes the verdict instead of
 judging them again: the same report, bit for bit. A kernel that now computes one output
-differently, any change to the code, another library version or another machine is another
-digest, judged afresh. Keras's function forms are classified with the contract
+differently, any change to the checker's code, another library version or another machine is
+another digest, judged afresh; a change to a kernel leaves the verdicts of every configuration
+whose outputs it did not change (they are measured in every run, so the kernels' code need not
+be digested: a fix to one kernel judges that kernel again, not the catalog). Keras's function forms are classified with the contract
 (:mod:`cesym.keras.check`: their tally is part of the verdict); its loss classes and metrics
 (:mod:`cesym.keras.forms`: a few rows, each call TensorFlow's own cost) are measured and judged
 in every run, before the rest: they read the reference's memo, whose numbers for a point (the
@@ -63,16 +66,31 @@ _loaded: dict[Path, dict] = {}
 _fresh: dict[Path, dict] = {}  # kept since the last flush, by directory
 
 
+#: Parts of the package that make the outputs a verdict judges, not the judgement: the kernels
+#: (``kernels/``, but ``_api.py``, whose ``LABELS_ON_RAYS`` the sampler and the checker read),
+#: the code generator (a user's kernels are rendered by it), the reports and the bench. Their
+#: outputs are measured in every run and are part of each verdict's key (:func:`config_key`).
+_OUTPUT_MAKERS = ("kernels/", "generate/", "report/", "bench.py")
+
+
+def _judging(rel: str) -> bool:
+    return rel == "kernels/_api.py" or not rel.startswith(_OUTPUT_MAKERS)
+
+
 @functools.lru_cache(maxsize=4)
 def code_digest(package: Path | None = None) -> str | None:
-    """A digest of every ``.py`` file of the installed ``cesym`` package (``package``: another
-    copy of it) by its path inside the package and its bytes, None where one cannot be read:
-    the checker, the kernels, the reference, the generated modules. Taken once per process
-    (the code a process runs is the code it imported)."""
+    """A digest of the checker's code: every ``.py`` file of the installed ``cesym`` package
+    (``package``: another copy of it) by its path inside the package and its bytes, but the
+    kernels, the code generator, the reports and the bench (:data:`_OUTPUT_MAKERS`), None where
+    one cannot be read: the contract, the reference and its balls, the first tier, the sampler,
+    the definitions' machinery, Keras's model. Taken once per process (the code a process runs
+    is the code it imported)."""
     package = Path(__file__).resolve().parents[1] if package is None else Path(package)
     h = hashlib.sha256()
     try:
         for f in sorted(package.rglob("*.py")):
+            if not _judging(f.relative_to(package).as_posix()):
+                continue
             h.update(f.relative_to(package).as_posix().encode("utf-8") + b"\0")
             h.update(f.read_bytes())
             h.update(b"\0")
