@@ -562,6 +562,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         keras.HIDE_PYPLOT, truthcache.ENABLED = flags
         if main_thread:
+            _files.reset_interrupt()  # the command is over: a process that goes on runs work of its own
             signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
 
 

@@ -239,6 +239,46 @@ def test_ctrl_c_stops_generate_report_bench(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing written, nothing half-written
 
 
+def test_a_ctrl_c_dropped_while_the_pool_forks_stops_the_run():
+    """A SIGINT whose handler runs inside an at-fork hook (logging's lock release in the parent,
+    while the pool forks its workers) raises a KeyboardInterrupt Python prints as "Exception
+    ignored" and drops: CI once saw ``report --jobs 2`` run on for over a minute after its
+    Ctrl-C. The interrupt the command line noted stops the run before the first task ends."""
+    import multiprocessing as mp
+    import signal
+
+    from cesym import files
+    from cesym.verify import processes
+
+    real = mp.get_context("fork")
+
+    class Forking:
+        def Pool(self, *args, **kwargs):
+            pool = real.Pool(*args, **kwargs)
+            try:  # the command's handler, run inside the hook...
+                files.on_interrupt(signal.SIGINT, None)
+            except KeyboardInterrupt:  # ...whose exception Python drops
+                pass
+            return pool
+
+    files.reset_interrupt()
+    before = set(mp.active_children())
+    t0 = time.monotonic()
+    try:
+        with pytest.MonkeyPatch.context() as mpatch:
+            mpatch.setattr(mp, "get_context", lambda method=None: Forking())
+            with pytest.raises(KeyboardInterrupt):
+                list(processes.imap(time.sleep, [20.0] * 4, jobs=2))
+        assert time.monotonic() - t0 < 10.0  # not 40 s: the tasks' own time
+        assert set(mp.active_children()) <= before  # the workers stopped
+        # one process, the same: the next task does not start
+        with pytest.raises(KeyboardInterrupt):
+            list(processes.imap(time.sleep, [20.0], jobs=1))
+    finally:
+        files.reset_interrupt()
+    assert list(processes.imap(abs, [-1, -2], jobs=2)) == [1, 2]  # and without one, the run goes on
+
+
 def test_a_ctrl_c_inside_compiled_code_is_an_interrupt(tmp_path, monkeypatch, capsys):
     """The Ctrl-C's KeyboardInterrupt raised while a Numba-compiled loop runs comes out of it
     as "SystemError: CPUDispatcher(...) returned a result with an exception set" (CI saw

@@ -6,6 +6,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TypeVar
 
+from ..files import raise_if_interrupted
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -28,9 +30,15 @@ def imap(fn: Callable[[T], R], tasks: Sequence[T], jobs: int) -> Iterator[R]:
     to the whole process group, and the parent alone decides. A consumer that may stop early
     closes the iterator (``contextlib.closing``): the workers end then, not when the traceback
     holding the generator is freed.
+
+    A Ctrl-C the command line noted (:func:`cesym.files.raise_if_interrupted`) stops the run at
+    the next task, even one whose KeyboardInterrupt Python dropped: a SIGINT handled inside an
+    at-fork hook (logging's lock release in the parent, while the pool forks its workers) is
+    printed as "Exception ignored" and the run would go on to its end.
     """
     if jobs <= 1 or len(tasks) <= 1:
         for t in tasks:
+            raise_if_interrupted()
             yield fn(t)
         return
     import multiprocessing as mp
@@ -43,7 +51,10 @@ def imap(fn: Callable[[T], R], tasks: Sequence[T], jobs: int) -> Iterator[R]:
             p.terminate()
         raise
     try:
-        yield from pool.imap(fn, tasks)
+        raise_if_interrupted()  # one that landed while the workers were forked
+        for r in pool.imap(fn, tasks):
+            raise_if_interrupted()
+            yield r
         pool.close()
     except BaseException:  # GeneratorExit too: a consumer that stopped
         pool.terminate()
