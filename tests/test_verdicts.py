@@ -145,12 +145,18 @@ def test_the_verdicts_follow_the_code_and_the_settings(kept, monkeypatch, tmp_pa
         f.write_bytes(f.read_bytes() + b"\n")
         verdicts.code_digest.cache_clear()
         assert verdicts.code_digest(copy) == here, part
-    for part in ("verify/contract.py", "verify/sampling.py", "keras/model.py", "kernels/_api.py", "define/evaluate.py", "rewrite/rules.py"):
+    # the seeded batches follow the sampler's code alone: a change to the checker keeps them
+    sampler = verdicts.code_digest(copy, verdicts._SAMPLER)
+    assert verdicts._directory(samples=True) not in (None, verdicts._directory())
+    for part in ("verify/contract.py", "keras/model.py", "define/evaluate.py", "rewrite/rules.py", "verify/sampling.py", "kernels/_api.py"):
         f = copy / part
         f.write_bytes(f.read_bytes() + b"\n")
         verdicts.code_digest.cache_clear()
         assert verdicts.code_digest(copy) != here, part
         here = verdicts.code_digest(copy)
+        moved = verdicts.code_digest(copy, verdicts._SAMPLER) != sampler
+        assert moved == (part in verdicts._SAMPLER), part
+        sampler = verdicts.code_digest(copy, verdicts._SAMPLER)
 
 
 def test_nothing_is_kept_or_taken_unless_the_command_turns_it_on(monkeypatch, tmp_path):
@@ -208,8 +214,9 @@ def test_another_definition_is_judged_again(kept, monkeypatch):
 
 
 def test_a_sample_is_drawn_once_per_code_state_and_given_whole(kept):
-    """The seeded batches are kept beside the verdicts: the same arrays, strata, parameters and
-    groups come back without drawing, each caller its own copy; other arguments are another key."""
+    """The seeded batches are kept beside the verdicts, in a directory of their own: the same
+    arrays, strata, parameters and groups come back without drawing, each caller its own copy;
+    other arguments are another key."""
     case = _case("activity_penalty")
     args = ("float64", 4, 50, SEED, False, False)
     want = sample(case, np.float64, 4, 50, seed=SEED)
@@ -226,3 +233,5 @@ def test_a_sample_is_drawn_once_per_code_state_and_given_whole(kept):
     assert verdicts.kept_sample("sample", case, args, no_draw).pred[0, 0] == want.pred[0, 0]
     with pytest.raises(AssertionError, match="drawn again"):
         verdicts.kept_sample("sample", case, ("float64", 4, 50, SEED + 1, False, False), no_draw)
+    verdicts.flush()
+    assert {d for d, _ in _on_disk(kept)} == {verdicts._directory(samples=True).name}

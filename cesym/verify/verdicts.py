@@ -31,8 +31,9 @@ be digested: a fix to one kernel judges that kernel again, not the catalog). Ker
 in every run, before the rest: they read the reference's memo, whose numbers for a point (the
 first tier's or the balls', equal to 2^-8 ulp, not bit for bit) depend on what asked first.
 
-The seeded batches themselves are kept there too (:func:`kept_sample`): NumPy's generator drawn
-row by row costs about 30 µs a row, 15 % of a run that takes its verdicts.
+The seeded batches themselves are kept too (:func:`kept_sample`), in a directory that follows the
+sampler's code alone: NumPy's generator drawn row by row costs about 30 µs a row, 15 % of a run
+that takes its verdicts, 11 % of one that judges after a change to the checker.
 
 The verdicts live beside the reference's numbers (:func:`cesym.verify.truthcache.load_dir`: one
 directory per code state, named by the digest of everything above but the configuration and
@@ -77,19 +78,24 @@ def _judging(rel: str) -> bool:
     return rel == "kernels/_api.py" or not rel.startswith(_OUTPUT_MAKERS)
 
 
-@functools.lru_cache(maxsize=4)
-def code_digest(package: Path | None = None) -> str | None:
+#: The sampler's code: a seeded batch is a function of these files (the kernels' ``_api.py`` for
+#: its ``LABELS_ON_RAYS``), the case as data, NumPy's version and the machine (:func:`kept_sample`).
+_SAMPLER = ("verify/sampling.py", "verify/registry.py", "kernels/_api.py")
+
+
+@functools.lru_cache(maxsize=8)
+def code_digest(package: Path | None = None, files: tuple[str, ...] | None = None) -> str | None:
     """A digest of the checker's code: every ``.py`` file of the installed ``cesym`` package
     (``package``: another copy of it) by its path inside the package and its bytes, but the
     kernels, the code generator, the reports and the bench (:data:`_OUTPUT_MAKERS`), None where
     one cannot be read: the contract, the reference and its balls, the first tier, the sampler,
     the definitions' machinery, Keras's model. Taken once per process (the code a process runs
-    is the code it imported)."""
+    is the code it imported). ``files``: these files of the package only (paths inside it)."""
     package = Path(__file__).resolve().parents[1] if package is None else Path(package)
     h = hashlib.sha256()
     try:
-        for f in sorted(package.rglob("*.py")):
-            if not _judging(f.relative_to(package).as_posix()):
+        for f in sorted(package.rglob("*.py")) if files is None else [package / f for f in sorted(files)]:
+            if files is None and not _judging(f.relative_to(package).as_posix()):
                 continue
             h.update(f.relative_to(package).as_posix().encode("utf-8") + b"\0")
             h.update(f.read_bytes())
@@ -118,15 +124,17 @@ def _versions() -> list[str]:
     return parts
 
 
-def _directory() -> Path | None:
+def _directory(samples: bool = False) -> Path | None:
+    """The verdicts' directory (``samples``: the seeded batches', which follows the sampler's
+    code only: a change to the checker judges again on the batches already drawn)."""
     from . import codecache
 
     root = codecache.cache_dir()
-    code = code_digest()
+    code = code_digest(None, _SAMPLER) if samples else code_digest()
     if root is None or code is None:
         return None
     h = hashlib.sha256()
-    for part in (_FORMAT, code, *_versions()):
+    for part in (_FORMAT + (" samples" if samples else ""), code, *_versions()):
         h.update(part.encode("utf-8") + b"\0")
     return root.parent / "truths" / h.hexdigest()[:40]
 
@@ -159,8 +167,8 @@ def config_key(task: tuple, judged: list) -> str:
     return h.hexdigest()
 
 
-def _entries() -> tuple[Path | None, dict]:
-    d = _directory() if truthcache.ENABLED else None
+def _entries(samples: bool = False) -> tuple[Path | None, dict]:
+    d = _directory(samples) if truthcache.ENABLED else None
     if d is None:
         return None, {}
     with _lock:
@@ -176,10 +184,10 @@ def recall(key: str) -> dict | None:
     return None if got is None else copy.deepcopy(got)
 
 
-def keep(key: str, value) -> None:
-    """Keep ``value`` (a verdict, a batch) for ``key``: readable at once in this process, on disk
-    at the next :func:`flush` (nothing where the cache is off)."""
-    d, entries = _entries()
+def keep(key: str, value, samples: bool = False) -> None:
+    """Keep ``value`` (a verdict; ``samples``: a batch) for ``key``: readable at once in this
+    process, on disk at the next :func:`flush` (nothing where the cache is off)."""
+    d, entries = _entries(samples)
     if d is None:
         return
     with _lock:
@@ -189,7 +197,8 @@ def keep(key: str, value) -> None:
 
 def flush() -> None:
     """Write what was kept since the last flush, one shard per directory (a configuration's
-    batches and verdict together: a shard each made a judging run's directory 1,300 files)."""
+    batches in one, its verdict in the other: a shard per batch made a judging run's directory
+    1,300 files)."""
     with _lock:
         pending = list(_fresh.items())
         _fresh.clear()
@@ -198,17 +207,18 @@ def flush() -> None:
 
 
 def kept_sample(what: str, case, args: tuple, draw):
-    """``draw()`` (a seeded :class:`~.sampling.Batch` of ``case``), kept beside the verdicts: a
-    pure function of the sampler's code and NumPy's version (both in the directory's digest),
-    the case as data (its label domain too) and ``args`` (dtype name, row length, rows, seed,
-    label and parameter flags); per-row draws of NumPy's generator cost about 30 µs a row, 15 %
-    of a run that takes its verdicts. Without the cache, ``draw()``."""
-    d, entries = _entries()
+    """``draw()`` (a seeded :class:`~.sampling.Batch` of ``case``), kept in a directory of its
+    own beside the verdicts': a pure function of the sampler's code (:data:`_SAMPLER`), NumPy's
+    version and the machine (all in that directory's digest), the case as data (its label
+    domain too) and ``args`` (dtype name, row length, rows, seed, label and parameter flags);
+    per-row draws of NumPy's generator cost about 30 µs a row, 15 % of a run that takes its
+    verdicts and 11 % of one that judges. Without the cache, ``draw()``."""
+    d, entries = _entries(samples=True)
     if d is None:
         return draw()
     key = hashlib.sha256(repr((what, repr(case), repr(case.label_domain), args)).encode("utf-8")).hexdigest()
     got = entries.get(key)
     if got is None:
         got = draw()
-        keep(key, got)
+        keep(key, got, samples=True)
     return copy.deepcopy(got)
