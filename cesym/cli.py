@@ -226,7 +226,7 @@ def _verify(args: argparse.Namespace) -> int:
         + ("all kernels within the contract" if not failed else f"{failed} point(s) outside the contract")
         + f"; {unresolved} reference value(s) unresolved"
         + (" (those points are not proven: exit 1)" if unresolved else "")
-        + (f"; {kept} of {len(configs)} verdicts kept from an earlier run that measured the same outputs with the same code" if (kept := sum(not c.judged for c in configs)) else "")
+        + (f"; {kept} of {len(configs)} verdicts kept from an earlier run that measured the same outputs with the same checker" if (kept := sum(not c.judged for c in configs)) else "")
         + "; columns: max ulps of the stable kernel, its largest error as a share of the contract's "
         "bound (error / (base + 4κ); <= 1 is within) among errors above base (4 or 8 ulps; '-': none), max ulps of the naive form, naive points outside the "
         "contract, failures, unresolved references, max relative difference of the symbolic "

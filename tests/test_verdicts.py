@@ -168,34 +168,58 @@ def test_nothing_is_kept_or_taken_unless_the_command_turns_it_on(monkeypatch, tm
     assert not (tmp_path / "truths").exists()
 
 
-def test_keras_function_forms_are_judged_with_the_contract(kept, monkeypatch):
-    """With Keras: its function forms' outputs are measured in every run and are part of the key;
-    their tally is taken with the verdict, while the loss classes and metrics are judged again
-    (and come out the same: they run first, on the same memo)."""
+def test_keras_forms_are_judged_with_the_contract(kept, monkeypatch):
+    """With Keras: its function forms' and loss classes' outputs are measured in every run (the
+    classes on the rows the judging run chose: those whose reference resolved) and are part of
+    the key; their tallies are taken with the verdict, the gradient's spot check too, and
+    nothing reads the reference; the metrics (which read none) are judged in every run. A class
+    output one ulp off is judged again."""
     pytest.importorskip("tensorflow")
     from cesym.keras import check, forms
 
     name = "binary_crossentropy.logits"
     first = vrun.run([name], points=60, keras=True)
-    refs: dict = {}
-    monkeypatch.setattr(verdicts, "_loaded", {})
-    monkeypatch.setattr(contract, "_REFS", refs)
-    monkeypatch.setattr(contract, "_EXT", {})
-    monkeypatch.setattr(vrun, "_REFS", refs)
+
+    def fresh():
+        refs: dict = {}
+        monkeypatch.setattr(verdicts, "_loaded", {})
+        monkeypatch.setattr(contract, "_REFS", refs)
+        monkeypatch.setattr(contract, "_EXT", {})
+        monkeypatch.setattr(vrun, "_REFS", refs)
 
     def judged(*a, **k):
         raise AssertionError("judged again")
 
-    monkeypatch.setattr(check, "classify", judged)
-    monkeypatch.setattr(vrun, "check_batch", judged)
-    measured, classes = [], []
-    real_outputs, real_classes = check.keras_outputs, forms.check_classes
-    monkeypatch.setattr(check, "keras_outputs", lambda *a: measured.append(1) or real_outputs(*a))
-    monkeypatch.setattr(forms, "check_classes", lambda *a, **k: classes.append(1) or real_classes(*a, **k))
+    fresh()
+    spared = [(check, "classify"), (vrun, "check_batch"), (forms, "check_classes"), (forms, "class_rows"), (vrun, "prefill_batch"),
+              (vrun, "_gradient_spot_check"), (contract, "reference_for"), (forms, "reference_for")]
+    real = {(m, f): getattr(m, f) for m, f in spared}
+    for m, f in spared:
+        monkeypatch.setattr(m, f, judged)
+    calls = {"keras_outputs": [], "class_outputs": [], "check_metrics": [], "check_loss_metrics": []}
+    mods = {"keras_outputs": check, "class_outputs": forms, "check_metrics": forms, "check_loss_metrics": forms}
+    for f, seen in calls.items():
+        monkeypatch.setattr(mods[f], f, lambda *a, _f=getattr(mods[f], f), _seen=seen, **k: _seen.append(1) or _f(*a, **k))
     second = vrun.run([name], points=60, keras=True)
-    assert measured and classes
+    assert calls["keras_outputs"] and calls["class_outputs"] and calls["check_metrics"] + calls["check_loss_metrics"], calls
     assert repr(_plain(second)) == repr(_plain(first))
-    assert all(c.keras is not None for c in second)
+    assert all(c.keras is not None and c.keras_classes is not None and not c.judged for c in second)
+
+    fresh()
+    for (m, f), fn in real.items():
+        monkeypatch.setattr(m, f, fn)
+    judging = []
+    monkeypatch.setattr(forms, "check_classes", lambda *a, _f=real[forms, "check_classes"], **k: judging.append(1) or _f(*a, **k))
+    real_outputs = forms.class_outputs
+
+    def moved(*a, **k):
+        outs = real_outputs(*a, **k)
+        value, grad = outs[0]
+        return [(np.nextafter(value, np.inf), grad)] + outs[1:]
+
+    monkeypatch.setattr(forms, "class_outputs", moved)
+    third = vrun.run([name], points=60, keras=True)
+    assert judging and all(c.judged for c in third)
 
 
 def test_another_definition_is_judged_again(kept, monkeypatch):

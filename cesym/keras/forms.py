@@ -279,16 +279,55 @@ def _class_replay(case: KernelCase, labels, pred: np.ndarray, params: dict, dtyp
 # --- loss classes ---------------------------------------------------------------------------------
 
 
-def check_classes(case: KernelCase, batch: Batch, class_call: Callable, seed=0) -> ClassTally:
+def class_rows(case: KernelCase, batch: Batch) -> list[int]:
+    """The rows of ``batch`` :func:`check_classes` calls Keras's class on: those whose reference
+    resolves (read from the reference's memo, in the order :func:`check_classes` reads it)."""
+    loss = definition(case)
+    dtype = np.dtype(batch.pred.dtype)
+    n = batch.pred.shape[1]
+    dense = one_hot(batch.labels, n) if case.labels == "sparse" else batch.labels
+    params = [batch.params[p.name] for p in loss.params]
+    ref = reference_for(loss, n)
+    keep = []
+    for i in range(batch.pred.shape[0]):
+        try:
+            ref.value_and_grad(dense[i], batch.pred[i], params, dtype=dtype)
+            keep.append(i)
+        except Unresolved:
+            pass
+    return keep
+
+
+def class_outputs(case: KernelCase, batch: Batch, keep: list[int], class_call: Callable, seed=0) -> list:
+    """Keras's class on the rows ``keep`` of ``batch`` (:func:`class_rows`), as
+    :func:`check_classes` calls it: per reduction, unweighted then with seeded sample weights,
+    ``(value, gradient)`` arrays, or None where the class refuses the parameters."""
+    dtype = np.dtype(batch.pred.dtype)
+    class_dtype = None if dtype == np.float32 else dtype.name
+    labels, pred = batch.labels[keep], batch.pred[keep]
+    w = sample_weights(len(keep), seed)
+    out = []
+    for reduction in REDUCTIONS:
+        for weights in (None, w):
+            try:
+                value, grad = class_call(labels, pred, batch.params, reduction, weights, class_dtype)
+            except ValueError:  # Keras's class refuses these parameters (q = 1 is outside its (0, 1))
+                out.append(None)
+                continue
+            out.append((np.atleast_1d(np.asarray(value)), np.asarray(grad)))
+    return out
+
+
+def check_classes(case: KernelCase, batch: Batch, class_call: Callable, seed=0, outputs: list | None = None) -> ClassTally:
     """Run the loss class of ``case`` (``class_call``, see :func:`cesym.keras.calls.keras_class_kernel`)
     on ``batch`` with every reduction, without and with seeded sample weights, and classify
-    every value and gradient element.
+    every value and gradient element (``outputs``: what :func:`class_outputs` gave on the rows
+    :func:`class_rows` chose, measured before; else measured here).
 
     float32 inputs go to the class's default (float32); float64 inputs to ``dtype="float64"``.
     """
     loss = definition(case)
     dtype = np.dtype(batch.pred.dtype)
-    class_dtype = None if dtype == np.float32 else dtype.name
     tally = ClassTally(class_dtype=dtype.name)
     B, n = batch.pred.shape
     dense = one_hot(batch.labels, n) if case.labels == "sparse" else batch.labels
@@ -303,6 +342,8 @@ def check_classes(case: KernelCase, batch: Batch, class_call: Callable, seed=0) 
             tally.unresolved += 1
     if not keep:
         return tally
+    if outputs is None:
+        outputs = class_outputs(case, batch, keep, class_call, seed)
     labels, pred, dense = batch.labels[keep], batch.pred[keep], dense[keep]
     B = len(keep)
     tally.rows = B
@@ -336,13 +377,13 @@ def check_classes(case: KernelCase, batch: Batch, class_call: Callable, seed=0) 
         broadcast = _labels_broadcast(case, labels, n)
         g_dd = _grads_dd(truth, n)
         replayed = None if broadcast else _class_replay(case, labels, pred, batch.params, dtype)
+        calls = iter(outputs)
         for reduction in REDUCTIONS:
             for weights in (None, w):
-                try:
-                    value, grad = class_call(labels, pred, batch.params, reduction, weights, class_dtype)
-                except ValueError:  # Keras's class refuses these parameters (q = 1 is outside its (0, 1))
+                got = next(calls)
+                if got is None:  # Keras's class refused these parameters
                     continue
-                value = np.atleast_1d(value)
+                value, grad = got
                 tag = reduction + (" weighted" if weights is not None else "")
                 if broadcast:
                     _classify_broadcast(

@@ -51,8 +51,9 @@ class Config:
     keras_metrics: dict | None = None  # cesym.keras.forms.MetricTally: metrics on these points
     extended: dict | None = None  # the extended reals: points, outputs with a finite/infinite/no limit, failures
     seconds: float = 0.0
-    #: False: the contract's verdict and Keras's function-form tally were taken from an earlier
-    #: run that measured the same outputs on the same inputs with the same code (.verdicts)
+    #: False: the contract's verdict, Keras's function-form and loss-class tallies and the
+    #: gradient's spot check were taken from an earlier run that measured the same outputs on
+    #: the same inputs with the same checker (.verdicts)
     judged: bool = True
 
     @property
@@ -128,7 +129,14 @@ def _run_config(task: tuple) -> Config:
         ext_batch = verdicts.kept_sample("extended", case, (dtype_name, n, ext_rows, seed, soft, smooth), lambda: sample_extended(case, dtype, n, ext_rows, seed=seed, soft=soft, smoothing=smooth))
         ko = keras_outputs(case, batch, keras_call) if with_keras else None
         runs.append((n, batch, ext_batch, kernel_outputs(case, batch), kernel_outputs(case, batch, naive_call), kernel_outputs(case, ext_batch), ko))
-    key = verdict = None
+    # Keras's loss classes on the first rows of the batches of these lengths (the quick pass: its
+    # longest rows only; their cost is TensorFlow's per call, whatever the rows)
+    class_ns = [n for n in sizes if with_keras and class_rows and (rows > QUICK_ROWS or n == sizes[-1])]
+    if class_ns:
+        from ..keras.calls import keras_class_kernel, loss_class
+
+        class_call = keras_class_kernel(case) if loss_class(case) is not None else None
+    key = verdict = task_id = measured = None
     judged = True
     if truthcache.ENABLED:
         numbers = []
@@ -137,24 +145,27 @@ def _run_config(task: tuple) -> Config:
         # the case and its definition as data: a user's derivation (or the checkout's derivations/)
         # lies outside the package whose sources the verdicts' directory digests
         task_id = (repr(case), repr(case.label_domain), repr(definition(case)), dtype_name, kind, soft, smooth, rows, tuple(sizes), seed, ext_rows, with_keras, class_rows)
-        key = verdicts.config_key(task_id, numbers)
-        verdict = verdicts.recall(key)
+        # Keras's loss classes measured too, on the rows an earlier run chose (those whose
+        # reference resolves: choosing them reads the reference, which a taken verdict spares)
+        measured = _measured_classes(case, runs, class_ns, class_rows, class_call, seed, task_id) if class_ns and class_call is not None else []
+        if measured is not None:
+            key = _verdict_key(task_id, numbers, measured)
+            verdict = verdicts.recall(key)
         judged = verdict is None
-    # Keras's loss classes and metrics first (measured and judged in every run), then Keras's
-    # function forms and the contract (whose verdicts may be taken): the reference's memo is
-    # shared (an elementwise loss has one reference for every row length), and what the first
-    # read there is then the same whether the verdicts are taken or judged after them (the
-    # first tier's numbers and the balls' agree to 2^-8 ulp, not bit for bit: the order decides
-    # which one a point gets)
-    for n, batch, *_ in runs:
-        if case.reduction != "batch":
-            prefill_batch(case, batch)
-        grad_diff = max(grad_diff, _gradient_spot_check(case, batch))
-        # (the quick pass: the loss classes and metrics on its longest rows only; their cost is
-        # TensorFlow's per call, whatever the rows)
-        if with_keras and class_rows and (rows > QUICK_ROWS or n == sizes[-1]):
-            classes, metrics = _keras_forms(case, batch, kind, class_rows, [seed, n, np.dtype(dtype).itemsize], classes, metrics)
     if verdict is None:
+        # judged in this order (what a taken verdict spares all goes): the reference's memo is
+        # shared (an elementwise loss has one reference for every row length), and whether a
+        # point gets the first tier's number or the balls' (equal to 2^-8 ulp, not bit for bit)
+        # depends on what asked first
+        known = {n: (keep, outs) for n, keep, _, outs in measured or []}
+        measured = []
+        for n, batch, *_ in runs:
+            if case.reduction != "batch":
+                prefill_batch(case, batch)
+            grad_diff = max(grad_diff, _gradient_spot_check(case, batch))
+            if n in class_ns and class_call is not None:
+                classes, found = _keras_classes(case, batch, class_rows, class_call, [seed, n, np.dtype(dtype).itemsize], classes, known.get(n))
+                measured.append((n, *found))
         if with_keras:
             for n, batch, ext_batch, so, no, xo, ko in runs:
                 keras = (keras or KerasTally()).merge(classify(case, batch, keras_call, outputs=ko))
@@ -164,8 +175,17 @@ def _run_config(task: tuple) -> Config:
             ext.append(check_batch(case, ext_batch, outputs=xo))
         verdict = _verdict(_merge(stable), _merge(naive), _merge(ext))
         verdict["keras"] = None if keras is None else asdict(keras)
-        if key is not None:
+        verdict["keras_classes"] = None if classes is None else asdict(classes)
+        verdict["grad_vs_mpmath_diff"] = grad_diff
+        if task_id is not None:
+            for n, keep, _, _ in measured:
+                verdicts.keep(_rows_key(task_id, n), keep)
+            key = _verdict_key(task_id, numbers, measured)
             verdicts.keep(key, verdict)
+    # Keras's metrics, measured and judged in every run (they read no reference)
+    for n, batch, *_ in runs:
+        if n in class_ns:
+            metrics = _keras_metrics(case, batch, kind, class_rows, [seed, n, np.dtype(dtype).itemsize], metrics)
     # the balls' numbers of this configuration, its batches and verdict, on disk for the next
     # run (the cesym command only)
     truthcache.flush(_REFS.values())
@@ -181,10 +201,10 @@ def _run_config(task: tuple) -> Config:
         naive_outside=verdict["naive_outside"],
         unresolved=verdict["unresolved"],
         unresolved_at=verdict["unresolved_at"],
-        grad_vs_mpmath_diff=grad_diff,
+        grad_vs_mpmath_diff=verdict["grad_vs_mpmath_diff"],
         extended=verdict["extended"],
         keras=verdict["keras"],
-        keras_classes=None if classes is None else asdict(classes),
+        keras_classes=verdict["keras_classes"],
         keras_metrics=None if metrics is None else asdict(metrics),
         seconds=round(time.time() - t0, 2),
         judged=judged,
@@ -208,19 +228,62 @@ def _verdict(s, nv, x) -> dict:
     }
 
 
-def _keras_forms(case: KernelCase, batch, kind: str, rows: int | None, seed, classes, metrics):
-    """Loss classes (every label kind) and metrics (hard labels) on the first ``rows`` rows."""
-    from ..keras.calls import keras_class_kernel, loss_class
-    from ..keras.forms import ClassTally, MetricTally, check_classes, check_loss_metrics, check_metrics, head, metrics_for
+def _rows_key(task_id: tuple, n: int) -> str:
+    return verdicts.config_key(task_id + ("class rows", n), [])
+
+
+def _verdict_key(task_id: tuple, numbers: list, measured: list) -> str:
+    """The verdict's key: the configuration, the numbers the contract and Keras's function forms
+    judge, and Keras's loss class on its chosen rows (a refused call as no arrays)."""
+    classes = [(sub, [(None, None) if o is None else o for o in outs]) for _, _, sub, outs in measured]
+    return verdicts.config_key(task_id + tuple((n, tuple(keep)) for n, keep, _, _ in measured), numbers + classes)
+
+
+def _measured_classes(case: KernelCase, runs: list, class_ns: list, class_rows: int, class_call, seed, task_id) -> list | None:
+    """Keras's loss class measured on the rows an earlier run chose for each row length in
+    ``class_ns`` (:func:`cesym.keras.forms.class_rows`, kept with the verdicts): ``(n, rows,
+    batch, outputs)`` each, or None where no run chose them yet (the configuration is judged)."""
+    from ..keras.forms import class_outputs, head
+
+    out = []
+    for n, batch, *_ in runs:
+        if n not in class_ns:
+            continue
+        keep = verdicts.recall(_rows_key(task_id, n))
+        if keep is None:
+            return None
+        sub = head(batch, class_rows)
+        out.append((n, keep, sub, class_outputs(case, sub, keep, class_call, [seed, n, np.dtype(batch.pred.dtype).itemsize]) if keep else []))
+    return out
+
+
+def _keras_classes(case: KernelCase, batch, rows: int | None, class_call, seed, classes, known=None):
+    """Keras's loss class on the first ``rows`` rows, merged into ``classes``; and what was
+    measured, ``(rows chosen, batch, outputs)``, to key the verdict by (``known``: measured
+    already on the rows an earlier run chose, ``(rows, outputs)``: taken where those are the
+    rows chosen now)."""
+    from ..keras.forms import ClassTally, check_classes, class_outputs, class_rows, head
 
     sub = head(batch, rows)
-    if loss_class(case) is not None:
-        classes = (classes or ClassTally()).merge(check_classes(case, sub, keras_class_kernel(case), seed=seed))
+    keep = class_rows(case, sub)
+    if known is not None and known[0] == keep:
+        outs = known[1]
+    else:
+        outs = class_outputs(case, sub, keep, class_call, seed) if keep else []
+    classes = (classes or ClassTally()).merge(check_classes(case, sub, class_call, seed=seed, outputs=outs))
+    return classes, (keep, sub, outs)
+
+
+def _keras_metrics(case: KernelCase, batch, kind: str, rows: int | None, seed, metrics):
+    """Keras's metrics (hard labels) on the first ``rows`` rows, merged into ``metrics``."""
+    from ..keras.forms import MetricTally, check_loss_metrics, check_metrics, head, metrics_for
+
+    sub = head(batch, rows)
     if kind == "hard" and metrics_for(case):
         metrics = (metrics or MetricTally()).merge(check_metrics(case, sub, seed=seed))
     if kind == "hard" and (case.keras or {}).get("metrics"):
         metrics = (metrics or MetricTally()).merge(check_loss_metrics(case, sub, seed=seed))
-    return classes, metrics
+    return metrics
 
 
 #: Default sample: rows per kernel × dtype, shared among its label kinds (hard, soft, smoothed).

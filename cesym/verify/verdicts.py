@@ -15,8 +15,9 @@ mpmath. That judgement is a pure function of
   ``derivations/``, lie outside the package);
 - the numbers judged: every sampled batch's inputs (bytes, dtype, shape, strata, parameters,
   groups) and every output the stable kernel, the naive form and Keras's function form gave on
-  them, **measured in this run** (:func:`cesym.verify.contract.kernel_outputs`,
-  :func:`cesym.keras.check.keras_outputs`).
+  them, and Keras's loss class on the rows it is checked on, **measured in this run**
+  (:func:`cesym.verify.contract.kernel_outputs`, :func:`cesym.keras.check.keras_outputs`,
+  :func:`cesym.keras.forms.class_outputs`).
 
 So the ``cesym`` command keeps each configuration's verdict (the summaries, failures and counts
 :class:`cesym.verify.run.Config` reports) under a digest of all of that, and a run that
@@ -25,11 +26,17 @@ judging them again: the same report, bit for bit. A kernel that now computes one
 differently, any change to the checker's code, another library version or another machine is
 another digest, judged afresh; a change to a kernel leaves the verdicts of every configuration
 whose outputs it did not change (they are measured in every run, so the kernels' code need not
-be digested: a fix to one kernel judges that kernel again, not the catalog). Keras's function forms are classified with the contract
-(:mod:`cesym.keras.check`: their tally is part of the verdict); its loss classes and metrics
-(:mod:`cesym.keras.forms`: a few rows, each call TensorFlow's own cost) are measured and judged
-in every run, before the rest: they read the reference's memo, whose numbers for a point (the
-first tier's or the balls', equal to 2^-8 ulp, not bit for bit) depend on what asked first.
+be digested: a fix to one kernel judges that kernel again, not the catalog).
+
+The verdict holds everything that reads the reference: the contract's summaries, the tallies
+of Keras's function forms (:mod:`cesym.keras.check`) and loss classes (:mod:`cesym.keras.forms`),
+the gradient's spot check against ``mpmath.diff``. A run that takes it reads no reference at
+all; one that does not judges all of it, in the order a run always judges it: the reference's
+memo is shared, and whether a point gets the first tier's number or the balls' (equal to 2^-8
+ulp, not bit for bit) depends on what asked first. The loss classes are called on the rows
+whose reference resolves (:func:`cesym.keras.forms.class_rows`): the judging run keeps which
+those were, and a later run measures the class on the same rows to key the verdict by (where
+none are kept, it judges). Keras's metrics read no reference and are judged in every run.
 
 The seeded batches themselves are kept too (:func:`kept_sample`), in a directory that follows the
 sampler's code alone: NumPy's generator drawn row by row costs about 30 µs a row, 15 % of a run
