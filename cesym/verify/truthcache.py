@@ -26,7 +26,11 @@ configurations (:mod:`.verdicts`) have a directory here too, one per code state,
 :func:`load_dir`. A different definition or
 reference code is a different directory: nothing is ever reused for something else, nothing is
 invalidated by hand. The numbers are the reference's own, so a run with the cache warm gives the
-same results as one without it.
+same verdicts as one without it; a reference value it prints (a worst example's ``exact``) may
+differ below its pinning, 2^-8 ulp of the dtype (measured at stop 73: a float32 value's
+``exact`` 0.69314625860763748 in a run whose cache was partly stale, ...746 with it warm; the
+first tier's numbers and the balls' agree to 2^-8 ulp, not bit for bit, and which one a point
+gets may depend on what the cache holds; not pinned down).
 
 Directories are dropped when unused: each is touched when a process loads it, and the ``cesym``
 command (:func:`prune`, at most once a day) removes those not used for :data:`MAX_DAYS` days
