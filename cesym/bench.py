@@ -56,6 +56,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from .files import raise_if_interrupted
 from .keras.calls import BENCH_NOTES
 from .verify.registry import CASES, KernelCase
 
@@ -673,6 +674,9 @@ class Progress:
         self.total, self.done, self.stream, self.t0 = total, 0, stream, time.perf_counter()
 
     def step(self, what: str) -> None:
+        # a Ctrl-C the command noted stops the bench here, one Python dropped too (handled in a
+        # weakref callback or an at-fork hook, printed as "Exception ignored": the bench went on)
+        raise_if_interrupted()
         self.done += 1
         if self.stream is not None:
             print(f"cesym bench [{self.done:>3}/{self.total}] {time.perf_counter() - self.t0:7.1f}s  {what}", file=self.stream, flush=True)

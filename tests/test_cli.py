@@ -6,6 +6,7 @@ measurement) and nothing created. Ctrl-C stops a command within about a second w
 and exit status 130, its worker processes included, nothing half-written.
 """
 
+import io
 import os
 import signal
 import subprocess
@@ -277,6 +278,28 @@ def test_a_ctrl_c_dropped_while_the_pool_forks_stops_the_run():
     finally:
         files.reset_interrupt()
     assert list(processes.imap(abs, [-1, -2], jobs=2)) == [1, 2]  # and without one, the run goes on
+
+
+def test_a_ctrl_c_dropped_before_a_timing_stops_the_bench():
+    """The bench, too, stops at its next timing on a Ctrl-C the command line noted, one whose
+    KeyboardInterrupt Python dropped included (nothing is timed after it)."""
+    import signal
+
+    from cesym import bench, files
+
+    cfg = bench.Config.quick_config(only=["binary_crossentropy"], sweep=False, shapes=False)
+    files.reset_interrupt()
+    try:
+        try:  # the command's handler, run where Python drops its exception
+            files.on_interrupt(signal.SIGINT, None)
+        except KeyboardInterrupt:
+            pass
+        lines = io.StringIO()
+        with pytest.raises(KeyboardInterrupt):
+            bench._run(cfg, lines, {}, time.perf_counter())
+        assert lines.getvalue() == ""  # not one timing started
+    finally:
+        files.reset_interrupt()
 
 
 def test_a_ctrl_c_inside_compiled_code_is_an_interrupt(tmp_path, monkeypatch, capsys):
