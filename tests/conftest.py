@@ -67,16 +67,16 @@ def random_block(mod, variant: str, rng, rows: int, C: int):
     return lab.astype(np.float32).astype(np.float64), pred.astype(np.float32).astype(np.float64), scalars
 
 
-#: The files that take longest, longest first (seconds of one worker, a 2-core AMD EPYC VM, AVX2
-#: only, 2026-12-07, stop 73: 89, 89, 54, 48, 41, 38, 37, 34, 32, 32, 30, 29, 19, 16, 13, 12; the
-#: rest below 9). pytest-xdist (pyproject: ``--dist loadfile --no-loadscope-reorder``) hands whole
-#: files to whichever worker runs low, in this order: longest first, so that the short files fill
-#: the gaps at the end instead of a long one running alone (``test_shapes.py``, alphabetically
+#: The files that take longest, longest first (seconds of one worker, a 2-core Intel Xeon VM,
+#: 2026-12-05, stop 59: 39, 35, 29, 26, 26, 25, 20, 16, 15, 13, 12, 11, 6, 6; the rest below 5).
+#: pytest-xdist (pyproject: ``--dist loadfile --no-loadscope-reorder``) hands whole files to
+#: whichever worker runs low, in this order: longest first, so that the short files fill the
+#: gaps at the end instead of a long one running alone (``test_shapes.py``, alphabetically
 #: late, was a 40 s tail). Only the order depends on these figures, never a result.
 LONG_FILES = (
-    "test_contract.py", "test_user_loss.py", "test_extremes.py", "test_blocks.py", "test_bench.py", "test_generate.py",
-    "test_report.py", "test_stable_forms.py", "test_shapes.py", "test_cli.py", "test_verify.py", "test_install.py",
-    "test_threads.py", "test_keras_forms.py", "test_verdicts.py", "test_truthcache.py",
+    "test_contract.py", "test_extremes.py", "test_blocks.py", "test_bench.py", "test_verify.py", "test_cli.py",
+    "test_generate.py", "test_shapes.py", "test_install.py", "test_user_loss.py", "test_report.py",
+    "test_threads.py", "test_keras_forms.py", "test_stable_forms.py",
 )
 
 
