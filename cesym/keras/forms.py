@@ -333,15 +333,11 @@ def check_classes(case: KernelCase, batch: Batch, class_call: Callable, seed=0, 
     dense = one_hot(batch.labels, n) if case.labels == "sparse" else batch.labels
     params = [batch.params[p.name] for p in loss.params]
     ref = reference_for(loss, n)
-    truth, keep = [], []
-    for i in range(B):
-        try:
-            truth.append(ref.value_and_grad(dense[i], batch.pred[i], params, dtype=dtype))
-            keep.append(i)
-        except Unresolved:
-            tally.unresolved += 1
+    keep = class_rows(case, batch)
+    tally.unresolved = B - len(keep)
     if not keep:
         return tally
+    truth = [ref.value_and_grad(dense[i], batch.pred[i], params, dtype=dtype) for i in keep]  # memoised by class_rows
     if outputs is None:
         outputs = class_outputs(case, batch, keep, class_call, seed)
     labels, pred, dense = batch.labels[keep], batch.pred[keep], dense[keep]

@@ -132,6 +132,7 @@ def _run_config(task: tuple) -> Config:
     # Keras's loss classes on the first rows of the batches of these lengths (the quick pass: its
     # longest rows only; their cost is TensorFlow's per call, whatever the rows)
     class_ns = [n for n in sizes if with_keras and class_rows and (rows > QUICK_ROWS or n == sizes[-1])]
+    class_call = None
     if class_ns:
         from ..keras.calls import keras_class_kernel, loss_class
 
@@ -147,7 +148,7 @@ def _run_config(task: tuple) -> Config:
         task_id = (repr(case), repr(case.label_domain), repr(definition(case)), dtype_name, kind, soft, smooth, rows, tuple(sizes), seed, ext_rows, with_keras, class_rows)
         # Keras's loss classes measured too, on the rows an earlier run chose (those whose
         # reference resolves: choosing them reads the reference, which a taken verdict spares)
-        measured = _measured_classes(case, runs, class_ns, class_rows, class_call, seed, task_id) if class_ns and class_call is not None else []
+        measured = _measured_classes(case, runs, class_ns, class_rows, class_call, seed, task_id) if class_call is not None else []
         if measured is not None:
             key = _verdict_key(task_id, numbers, measured)
             verdict = verdicts.recall(key)
@@ -164,7 +165,7 @@ def _run_config(task: tuple) -> Config:
                 prefill_batch(case, batch)
             grad_diff = max(grad_diff, _gradient_spot_check(case, batch))
             if n in class_ns and class_call is not None:
-                classes, found = _keras_classes(case, batch, class_rows, class_call, [seed, n, np.dtype(dtype).itemsize], classes, known.get(n))
+                classes, found = _keras_classes(case, batch, class_rows, class_call, _forms_seed(seed, n, dtype), classes, known.get(n))
                 measured.append((n, *found))
         if with_keras:
             for n, batch, ext_batch, so, no, xo, ko in runs:
@@ -185,7 +186,7 @@ def _run_config(task: tuple) -> Config:
     # Keras's metrics, measured and judged in every run (they read no reference)
     for n, batch, *_ in runs:
         if n in class_ns:
-            metrics = _keras_metrics(case, batch, kind, class_rows, [seed, n, np.dtype(dtype).itemsize], metrics)
+            metrics = _keras_metrics(case, batch, kind, class_rows, _forms_seed(seed, n, dtype), metrics)
     # the balls' numbers of this configuration, its batches and verdict, on disk for the next
     # run (the cesym command only)
     truthcache.flush(_REFS.values())
@@ -228,6 +229,11 @@ def _verdict(s, nv, x) -> dict:
     }
 
 
+def _forms_seed(seed: int, n: int, dtype) -> list[int]:
+    """The seed of Keras's loss classes' and metrics' sample weights on the rows of length ``n``."""
+    return [seed, n, np.dtype(dtype).itemsize]
+
+
 def _rows_key(task_id: tuple, n: int) -> str:
     return verdicts.config_key(task_id + ("class rows", n), [])
 
@@ -253,7 +259,7 @@ def _measured_classes(case: KernelCase, runs: list, class_ns: list, class_rows: 
         if keep is None:
             return None
         sub = head(batch, class_rows)
-        out.append((n, keep, sub, class_outputs(case, sub, keep, class_call, [seed, n, np.dtype(batch.pred.dtype).itemsize]) if keep else []))
+        out.append((n, keep, sub, class_outputs(case, sub, keep, class_call, _forms_seed(seed, n, batch.pred.dtype)) if keep else []))
     return out
 
 
