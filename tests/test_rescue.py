@@ -133,17 +133,78 @@ def test_class_index_labels_are_rescued_as_their_one_hot_rows():
     assert g[0, 1] == 0.0 and g[0, 0] == np.inf  # -ε/(p_1(p_1 + ε)) -> -0; 1/5e-324 overflows
 
 
-def test_rescued_rows_are_the_same_from_many_threads():
+@pytest.fixture
+def nothing_remembered(monkeypatch):
+    """The decimal forms evaluated at every call (no answer remembered, :func:`_rescue._remembered`)."""
+    _rescue.forget_answers()
+    monkeypatch.setattr(_rescue, "REMEMBERED", 0)
+    yield
+    _rescue.forget_answers()
+
+
+def test_rescued_rows_are_the_same_from_many_threads(nothing_remembered):
+    """Every thread evaluates the decimal forms itself (nothing remembered): their contexts are
+    the threads' own."""
     rng = np.random.default_rng(3)
     # one term past the largest float (y·log p, y > 2.56e305), the mean of the row within it
     y = np.stack([rng.uniform(1e300, 1e302, 64), rng.uniform(2.6e305, 3.5e305, 64)], axis=1)
     p = y * (1 + rng.uniform(-1e-9, 1e-9, y.shape))
     once = K.poisson_value_and_grad(y, p)
     assert np.all(np.isfinite(once[0]))
+    assert not _rescue._answers
     with cf.ThreadPoolExecutor(8) as ex:
         runs = list(ex.map(lambda _: K.poisson_value_and_grad(y, p), range(16)))
     for v, g in runs:
         assert np.array_equal(v, once[0]) and np.array_equal(g, once[1])
+
+
+def test_a_remembered_answer_is_the_evaluated_one(monkeypatch):
+    """Binary cross-entropy on probabilities saturated to 1 (and 0): +inf for every label short
+    of 1 (0), each an infinite output the decimal form confirms. An input met again (in the same
+    call or a later one, from any thread) costs no decimal evaluation, and the outputs have the
+    bytes of a call that remembers nothing; -0.0 and 0.0 are different inputs."""
+    rng = np.random.default_rng(5)
+    y = rng.choice([0.0, 0.25, 1.0], size=(300, 4))
+    p = rng.choice([0.0, 1.0, 0.5, 1e-300], size=(300, 4))
+    evaluations = []
+    real = _rescue.decimal_rows
+
+    def counted(*a, **k):
+        evaluations.append(1)
+        return real(*a, **k)
+
+    monkeypatch.setattr(_rescue, "decimal_rows", counted)
+    solve = _rescue._exact.solve  # (float32: the correctly rounded path)
+    monkeypatch.setattr(_rescue._exact, "solve", lambda *a, **k: (evaluations.append(1), solve(*a, **k))[1])
+    for dtype in (np.float64, np.float32):
+        _rescue.forget_answers()
+        monkeypatch.setattr(_rescue, "REMEMBERED", 0)
+        fresh = K.binary_crossentropy_value_and_grad(y.astype(dtype), p.astype(dtype))
+        monkeypatch.setattr(_rescue, "REMEMBERED", 1 << 14)
+        first = K.binary_crossentropy_value_and_grad(y.astype(dtype), p.astype(dtype))
+        assert not np.all(np.isfinite(first[1]))
+        del evaluations[:]
+        with cf.ThreadPoolExecutor(4) as ex:
+            again = list(ex.map(lambda _: K.binary_crossentropy_value_and_grad(y.astype(dtype), p.astype(dtype)), range(4)))
+        assert not evaluations  # every rescued input was met before
+        for v, g in [first, *again]:
+            assert v.tobytes() == fresh[0].tobytes() and g.tobytes() == fresh[1].tobytes()
+    assert _rescue._bits([-0.0]) != _rescue._bits([0.0])
+    _rescue.forget_answers()
+    assert not _rescue._answers
+
+
+def test_the_answers_kept_are_bounded(monkeypatch):
+    """The least recently used answer goes first past ``REMEMBERED``."""
+    _rescue.forget_answers()
+    monkeypatch.setattr(_rescue, "REMEMBERED", 3)
+    for i in range(5):
+        assert _rescue._remembered(("k", i), lambda i=i: i * i) == i * i
+    assert list(_rescue._answers) == [("k", 2), ("k", 3), ("k", 4)]
+    assert _rescue._remembered(("k", 2), lambda: "not called") == 4  # a hit moves it to the end
+    _rescue._remembered(("k", 5), lambda: 25)
+    assert list(_rescue._answers) == [("k", 4), ("k", 2), ("k", 5)]
+    _rescue.forget_answers()
 
 
 def test_decimal_float64_rounds_past_the_largest_float_to_inf():
