@@ -180,7 +180,7 @@ def test_a_remembered_answer_is_the_evaluated_one(monkeypatch):
         _rescue.forget_answers()
         monkeypatch.setattr(_rescue, "REMEMBERED", 0)
         fresh = K.binary_crossentropy_value_and_grad(y.astype(dtype), p.astype(dtype))
-        monkeypatch.setattr(_rescue, "REMEMBERED", 1 << 14)
+        monkeypatch.setattr(_rescue, "REMEMBERED", 1 << 12)
         first = K.binary_crossentropy_value_and_grad(y.astype(dtype), p.astype(dtype))
         assert not np.all(np.isfinite(first[1]))
         del evaluations[:]
@@ -192,6 +192,19 @@ def test_a_remembered_answer_is_the_evaluated_one(monkeypatch):
     assert _rescue._bits([-0.0]) != _rescue._bits([0.0])
     _rescue.forget_answers()
     assert not _rescue._answers
+
+
+def test_rows_longer_than_the_limit_are_not_kept():
+    """A row form's answers are kept for rows of at most ``REMEMBERED_ROW`` elements (Dice's
+    gradient on rows of 1e-209, rescued whole: their products underflow)."""
+    for C, kept in ((8, True), (_rescue.REMEMBERED_ROW + 1, False)):
+        _rescue.forget_answers()
+        y = np.tile([1.0, 0.0], (2, C // 2 + 1))[:, :C]
+        p = np.full((2, C), 1e-209)
+        g = K.dice_grad(y, p)
+        assert np.all(np.isfinite(g)) and g[0, 0] != 0
+        assert bool(_rescue._answers) == kept
+    _rescue.forget_answers()
 
 
 def test_the_answers_kept_are_bounded(monkeypatch):

@@ -49,7 +49,8 @@ at most ``BLOCK_ELEMENTS`` (2^18) elements: a longer row, computed in
 pieces, keeps IEEE's result. The cost is the decimal form's, about 30 µs per element (0.3 ms for
 a focal loss's gradient), on the rows that need it: a batch whose every row truly overflows (a float64 MSE of errors past 1e154)
 pays it on every row. Its answers are remembered (:func:`_remembered`, the last
-:data:`REMEMBERED` of them, for every kernel and thread): an input met again costs a lookup. A
+:data:`REMEMBERED` of them, for every kernel and thread; rows of at most :data:`REMEMBERED_ROW`
+elements): an input met again costs a lookup. A
 batch of probabilities meets the same few again and again where a prediction saturates to 1 or 0
 (binary cross-entropy at p = 1 is +inf for every label below 1, each an infinite output to confirm).
 """
@@ -72,8 +73,10 @@ from . import _runtime as _rt
 
 __all__ = ["DIGITS", "rescuer", "decimal_float64"]
 
-#: How many of the decimal forms' answers :func:`_remembered` keeps (the least recently used go first).
-REMEMBERED = 1 << 14
+#: How many of the decimal forms' answers :func:`_remembered` keeps (the least recently used go
+#: first), and the longest row remembered (a key holds the row's bits: at most 3·64·8 bytes).
+REMEMBERED = 1 << 12
+REMEMBERED_ROW = 64
 _answers: OrderedDict = OrderedDict()
 _answers_lock = threading.Lock()
 _MISSING = object()
@@ -84,6 +87,8 @@ def _remembered(key: tuple, compute: Callable[[], object]):
     the form and the bits of its inputs alone (``key`` holds both, and the evaluation's settings),
     so a remembered one has the bytes a new evaluation would. Two threads that miss at once both
     compute, and store the same answer."""
+    if REMEMBERED <= 0:
+        return compute()
     with _answers_lock:
         got = _answers.get(key, _MISSING)
         if got is not _MISSING:
@@ -95,6 +100,13 @@ def _remembered(key: tuple, compute: Callable[[], object]):
         if len(_answers) > REMEMBERED:
             _answers.popitem(last=False)
     return got
+
+
+def _row_remembered(key: tuple, compute: Callable[[], object]):
+    """:func:`_remembered` for a row's answer, whose key ends with the row's bits: None for a row
+    longer than :data:`REMEMBERED_ROW` (rarely met twice, and its key and answer would be large),
+    computed and not kept."""
+    return compute() if key[-1] is None else _remembered(key, compute)
 
 
 def forget_answers() -> None:
@@ -310,14 +322,14 @@ def rescuer(
             r = np.array(r, dtype=np.float64)
             if whole or row:
                 for a in np.flatnonzero(need.any(axis=1)):
-                    inputs = tuple(_bits(b[a]) for b in full)
+                    inputs = tuple(_bits(b[a]) for b in full) if C <= REMEMBERED_ROW else None
                     args = lambda a=a: tuple([Decimal(float(v)) for v in b[a]] for b in full) + dscalars + dC  # noqa: E731 (built on a miss only)
                     # a row of tiny or small logits: e^x at x = 2e-308 is 1 + x, which 50 or
                     # 100 digits round to 1 alike (and would agree on): digits past the subnormals
                     start = TINY_DIGITS if logits and tiny is not None and (tiny[a] or small[a]) else DIGITS
                     if row:
                         core = float(r[a, 0])
-                        v = _remembered(
+                        v = _row_remembered(
                             (fn, float32, whole, start, _bits([core]), settings, inputs), lambda args=args, start=start, core=core: evaluate(fn, args(), whole, start, core)
                         )
                         if v is not None:
@@ -328,7 +340,7 @@ def rescuer(
                     if at_kink is not None and at_kink[a].any():  # the side of a kink, exactly
                         start, stop = KINK_DIGITS
                     cores = [float(r[a, c]) for c in cols]
-                    vs = _remembered(
+                    vs = _row_remembered(
                         (fn, start, stop, tuple(cols.tolist()), _bits(cores), settings, inputs),
                         lambda args=args, cols=cols, start=start, stop=stop, cores=cores: _agreed(
                             decimal_rows(fn, args(), lambda vs: [vs[c] for c in cols], start, stop), cores
