@@ -301,7 +301,9 @@ def class_rows(case: KernelCase, batch: Batch) -> list[int]:
 def class_outputs(case: KernelCase, batch: Batch, keep: list[int], class_call: Callable, seed=0) -> list:
     """Keras's class on the rows ``keep`` of ``batch`` (:func:`class_rows`), as
     :func:`check_classes` calls it: per reduction, unweighted then with seeded sample weights,
-    ``(value, gradient)`` arrays, or None where the class refuses the parameters."""
+    ``(value, gradient)`` arrays, or None where the class refuses the parameters; none for no rows."""
+    if not keep:
+        return []
     dtype = np.dtype(batch.pred.dtype)
     class_dtype = None if dtype == np.float32 else dtype.name
     labels, pred = batch.labels[keep], batch.pred[keep]

@@ -259,7 +259,7 @@ def _measured_classes(case: KernelCase, runs: list, class_ns: list, class_rows: 
         if keep is None:
             return None
         sub = head(batch, class_rows)
-        out.append((n, keep, sub, class_outputs(case, sub, keep, class_call, _forms_seed(seed, n, batch.pred.dtype)) if keep else []))
+        out.append((n, keep, sub, class_outputs(case, sub, keep, class_call, _forms_seed(seed, n, batch.pred.dtype))))
     return out
 
 
@@ -275,7 +275,7 @@ def _keras_classes(case: KernelCase, batch, rows: int | None, class_call, seed, 
     if known is not None and known[0] == keep:
         outs = known[1]
     else:
-        outs = class_outputs(case, sub, keep, class_call, seed) if keep else []
+        outs = class_outputs(case, sub, keep, class_call, seed)
     classes = (classes or ClassTally()).merge(check_classes(case, sub, class_call, seed=seed, outputs=outs))
     return classes, (keep, sub, outs)
 
