@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import signal
@@ -509,6 +510,9 @@ def main(argv: list[str] | None = None) -> int:
     # is printed and dropped by Python, and the command must still stop, writing nothing after it
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, _files.on_interrupt) if main_thread else None
+    quiet = contextlib.ExitStack()  # sys.unraisablehook is the process's: the main thread's command sets it
+    if main_thread:
+        quiet.enter_context(_files.quiet_dropped_interrupts())  # no "Exception ignored" traceback for it
     from . import keras
     from .verify import truthcache
 
@@ -564,6 +568,7 @@ def main(argv: list[str] | None = None) -> int:
         if main_thread:
             _files.reset_interrupt()  # the command is over: a process that goes on runs work of its own
             signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+        quiet.close()
 
 
 def console(argv: list[str] | None = None) -> NoReturn:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 __all__ = [
     "file_digest", "OutputError", "check_output_file", "check_output_dir", "write_text", "write_texts", "deferred_interrupt",
-    "on_interrupt", "reset_interrupt", "interrupt_noted", "raise_if_interrupted",
+    "on_interrupt", "reset_interrupt", "interrupt_noted", "raise_if_interrupted", "quiet_dropped_interrupts",
 ]
 
 def file_digest(path: Path) -> str:
@@ -73,6 +73,33 @@ def raise_if_interrupted() -> None:
     """KeyboardInterrupt if a Ctrl-C came, even one swallowed on its way: nothing is written after it."""
     if _INTERRUPTED.is_set():
         raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def quiet_dropped_interrupts() -> Iterator[None]:
+    """During the block, a KeyboardInterrupt that Python drops is not printed, once noted.
+
+    Python cannot raise out of an at-fork hook, a weakref callback or ``__del__``: an exception
+    there goes to :data:`sys.unraisablehook`, which prints "Exception ignored in ..." and a
+    traceback. A Ctrl-C whose handler runs there (logging's lock release after a fork, in the
+    parent, while a pool forks its workers) is one: :func:`on_interrupt` noted it, and the
+    command stops at its next :func:`raise_if_interrupted`, so the traceback says nothing the
+    user needs. Every other unraisable exception goes to the hook that was there before.
+    """
+    import sys
+
+    before = sys.unraisablehook
+
+    def hook(unraisable) -> None:
+        if unraisable.exc_type is not None and issubclass(unraisable.exc_type, KeyboardInterrupt) and _INTERRUPTED.is_set():
+            return
+        before(unraisable)
+
+    sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        sys.unraisablehook = before
 
 
 class OutputError(OSError):

@@ -141,3 +141,39 @@ def test_concurrent_writers(tmp_path):
     for t in threads:
         t.join()
     assert not errors and p.read_text() in texts and [q.name for q in tmp_path.iterdir()] == ["x.txt"]
+
+
+def test_only_a_noted_interrupt_is_kept_from_the_unraisable_hook(monkeypatch):
+    """:func:`cesym.files.quiet_dropped_interrupts` keeps back a dropped KeyboardInterrupt only
+    once :func:`on_interrupt` noted it; every other exception Python drops (one in ``__del__``,
+    a KeyboardInterrupt no Ctrl-C noted) still reaches the hook that was there before, and that
+    hook is back after the block."""
+    import signal
+
+    from cesym import files
+
+    class Raises:
+        def __init__(self, make):
+            self.make = make
+
+        def __del__(self):
+            raise self.make()
+
+    def on_ctrl_c():
+        files.on_interrupt(signal.SIGINT, None)  # notes it, then raises KeyboardInterrupt
+
+    seen = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: seen.append(u.exc_type))
+    before = sys.unraisablehook
+    files.reset_interrupt()
+    try:
+        with files.quiet_dropped_interrupts():
+            Raises(ValueError)  # dropped by Python in __del__: forwarded
+            Raises(KeyboardInterrupt)  # not noted: forwarded
+            Raises(on_ctrl_c)  # noted: kept back
+            Raises(ValueError)  # forwarded after it too
+            assert sys.unraisablehook is not before
+    finally:
+        files.reset_interrupt()
+    assert seen == [ValueError, KeyboardInterrupt, ValueError]
+    assert sys.unraisablehook is before
