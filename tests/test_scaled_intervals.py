@@ -108,13 +108,16 @@ def test_elementary_functions_enclose_the_exact_value(name, f, ref, domain):
     direction; cosh in |x|)."""
     rng = np.random.default_rng(SEED)
     vals = _OPERANDS + _random_operands(rng, 80) + [(0.6, 31), (-0.6, 31), (0.99, 30), (-0.99, 30)]
+    # logits in the billions (the reduction's TwoProd branch), up to its end at 2^44
+    vals += [(0.7159, 33), (-0.7159, 33), (0.75, 40), (-0.75, 40), (0.9999999999, 44), (-0.9999999999, 44)]
+    vals += [(float(m), int(k)) for m, k in zip(rng.uniform(-1.0, 1.0, 12), rng.integers(31, 45, 12))]
     x = _scaled(vals)
     with mpmath.workprec(_PREC):
         want = []
         for t in _exact(vals):
             if domain is not None and t < domain:
                 want.append(None)
-            elif name in ("exp", "expm1", "sinh", "cosh") and abs(t) > 2**31:
+            elif name in ("exp", "expm1", "sinh", "cosh") and abs(t) > 2**44:
                 want.append("skip")  # past the reduction's range: bounds only (tested below)
             else:
                 want.append(ref(t) if not (name == "log" and t == 0) and not (name == "log1p" and t == -1) else -mpmath.inf)
@@ -126,11 +129,38 @@ def test_elementary_functions_enclose_the_exact_value(name, f, ref, domain):
                 assert _ends(out, i)[0] == t, (name, vals[i])
                 continue
             _encloses(si.Scaled(out.lo[i : i + 1], out.hi[i : i + 1], out.e[i : i + 1]), [t], f"{name}({vals[i]})")
-    # past 2^30: valid bounds (e^v > 2^(2^30) for v > 2^30; e^v < 2^-(2^30) for v < -2^30)
+    # past 2^44: valid bounds (e^v > 2^(2^44) for v > 2^44; e^v < 2^-(2^44) for v < -2^44)
     if name == "exp":
-        big = f(_scaled([(0.75, 40), (-0.75, 40)]))
-        assert big.lo[0] > 0 and big.e[0] >= 2**30 and big.hi[0] == np.inf
-        assert big.lo[1] == 0 and big.hi[1] > 0 and big.e[1] <= -(2**30) + 1
+        big = f(_scaled([(0.75, 46), (-0.75, 46)]))
+        assert big.lo[0] > 0 and big.e[0] >= 2**44 and big.hi[0] == np.inf
+        assert big.lo[1] == 0 and big.hi[1] > 0 and big.e[1] <= -(2**44) + 1
+
+
+@pytest.mark.parametrize("name, f, ref", [(n, f, r) for n, f, r, _ in _FUNCTIONS if n in ("log1p", "expm1", "sinh", "tanh")])
+def test_functions_near_zero_keep_the_argument_s_scale(name, f, ref):
+    """log1p, expm1, sinh and tanh of |x| < 2^-60 are x within the slack, at x's own exponent,
+    also far below float64's range (log1p(e^z) of a logit of -6e9 is 2^-8.7e9: an interval
+    [0, 5e-324] made every term it multiplies unknown)."""
+    vals = [(0.75, -61), (-0.75, -61), (0.6, -5000), (-0.6, -5000), (0.9, -2**33), (-0.9, -2**33)]
+    out = f(_scaled(vals))
+    with mpmath.workprec(_PREC):
+        for i, (t, v) in enumerate(zip(_exact(vals), vals)):
+            _encloses(si.Scaled(out.lo[i : i + 1], out.hi[i : i + 1], out.e[i : i + 1]), [ref(t)], f"{name}({v})")
+            lo, hi = sorted((out.lo[i], out.hi[i]))
+            assert out.e[i] == v[1] and hi - lo <= 2.0**-47 * abs(v[0]), (name, v, out.lo[i], out.hi[i], out.e[i])
+
+
+def test_an_exact_product_stays_a_point():
+    """A product TwoProd shows exact keeps its ends (2·z: e^(2z) of a logit of 2e5 was 2^13 times
+    wider than e^z when every product stepped one float out); an inexact one steps out on each
+    side, still enclosing the exact product."""
+    x = _scaled([202781.0, 0.1, (0.75, -3000)])
+    two = si.Scaled.exact(np.array([2.0, 3.0, 2.0]))
+    out = two * x
+    assert out.lo[0] == out.hi[0] and out.lo[2] == out.hi[2]  # 2·202781, 2·(0.75·2^-3000): exact
+    assert out.lo[1] < out.hi[1]  # 3·0.1 rounds
+    with mpmath.workprec(_PREC):
+        _encloses(out, [2 * t for t in _exact([202781.0])] + [3 * t for t in _exact([0.1])] + [2 * t for t in _exact([(0.75, -3000)])], "2x")
 
 
 def test_functions_on_intervals_enclose_the_range():

@@ -128,7 +128,7 @@ _REM = 2.0 / math.factorial(_N_TAYLOR + 1)  # the Taylor remainder's factor (an 
 AVAILABLE = numba is not None
 if AVAILABLE:
     try:
-        from .interval_loops import _down, _up
+        from .interval_loops import _down, _two_prod, _up
 
         _U = 2.0**-52
         _TINY = 2.0**-1060
@@ -139,18 +139,6 @@ if AVAILABLE:
             s = a + b
             bb = s - a
             return s, (a - (s - bb)) + (b - bb)
-
-        @numba.njit(cache=True, inline="always")
-        def _two_prod(a, b):
-            """a·b = p + e exactly (|a|, |b| < 2^995, |p| > 2^-968; below, within 2^-1070)."""
-            p = a * b
-            t = 134217729.0 * a
-            ah = t - (t - a)
-            al = a - ah
-            t = 134217729.0 * b
-            bh = t - (t - b)
-            bl = b - bh
-            return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
 
         @numba.njit(cache=True)
         def _lo(h, l, err):

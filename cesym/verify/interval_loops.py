@@ -88,6 +88,18 @@ if numba is not None:
             return _float(b + 1 if x > 0.0 else b - 1)
 
         @numba.njit(cache=True, inline="always")
+        def _two_prod(a, b):
+            """a·b = p + e exactly (Dekker: |a|, |b| < 2^995, |p| > 2^-968; below, within 2^-1070)."""
+            p = a * b
+            t = 134217729.0 * a
+            ah = t - (t - a)
+            al = a - ah
+            t = 134217729.0 * b
+            bh = t - (t - b)
+            bl = b - bh
+            return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+        @numba.njit(cache=True, inline="always")
         def _sum(a, b, down):
             """:func:`cesym.verify.float_intervals._sum` of one element."""
             s = a + b

@@ -28,7 +28,11 @@ operation is one compiled loop (Numba, IEEE semantics, no ``fastmath``) over the
     :math:`v - kC_1` is exact by Sterbenz's lemma, the two later roundings at most 2^-54 each and
     :math:`k C_3`'s and the split's far less): :math:`|r - (v - k\ln 2)| < 2^{-53}`, and
     :math:`e^r` is moved out by :data:`EXP_SLACK` of itself, far above that and libm's error;
-    beyond 2^30 the bounds 2^(±2^30) (or 0 and ∞) hold, known but useless;
+    for 2^30 < |v| <= 2^44 (logits in the billions), the same with :math:`k \ln 2` as two exact
+    TwoProds of k and the two leading floats of ln 2 and a third term, the same 2^-53;
+    beyond 2^44 the bounds 2^(±2^44) (or 0 and ∞) hold, known but useless;
+  - log1p, expm1, sinh and tanh of |x| < 2^-60: x moved out by the slack, at x's own exponent
+    (the float64 function of x rounded into the subnormals would lose it);
   - log of a number past float64's range: :math:`\log m + K \ln 2` (:math:`x = m 2^K`,
     :math:`m \in [1/2, 1)`), each part rounded outward; log1p(x) for x > 2^1000 lies within
     2^-1000 of log x, below half of its ulp: one float up;
@@ -89,6 +93,22 @@ def _split_ln2() -> tuple[float, float, float]:
 
 
 _C1, _C2, _C3 = _split_ln2()
+
+
+def _ln2_triple() -> tuple[float, float, float]:
+    """ln 2 = L1 + L2 + L3 + δ, each the nearest float to what is left, |δ| < 2^-160."""
+    with mpmath.workprec(300):
+        ln2 = mpmath.log(2)
+        l1 = float(ln2)
+        l2 = float(ln2 - l1)
+        l3 = float(ln2 - l1 - l2)
+    return l1, l2, l3
+
+
+_L1, _L2, _L3 = _ln2_triple()
+#: e^v is reduced (:func:`_exp_end`) for |v| up to 2^44 (k < 2^45: k·L1 and k·L2 are exact as
+#: TwoProds, and what is left of r stays below 1/2); beyond, only the bounds 2^(±2^44) are known.
+_REDUCED = 2.0**44
 _INV_LN2 = 1.4426950408889634  # 1/ln 2 to the nearest (only k's choice depends on it)
 _LN2_LO, _LN2_HI = float(np.nextafter(math.log(2.0), 0.0)), float(np.nextafter(math.log(2.0), 1.0))  # ln 2 is between them
 
@@ -104,6 +124,7 @@ AVAILABLE = numba is not None and interval_loops.numba is not None
 if AVAILABLE:
     try:
         _down, _up, _sum = interval_loops._down, interval_loops._up, interval_loops._sum
+        _two_prod = interval_loops._two_prod
         _SLACK, _TINY = EXP_SLACK, 2.0**-1064
 
         @numba.njit(cache=True)
@@ -205,9 +226,20 @@ if AVAILABLE:
                 f = math.exp(r)
                 f = f * (1.0 - EXP_SLACK) if down else f * (1.0 + EXP_SLACK)
                 return f, np.int64(k)
-            if v > 0.0:  # e^v > 2^v > 2^(2^30)
-                return (0.5, np.int64(1073741825)) if down else (_INF, np.int64(0))
-            return (0.0, np.int64(0)) if down else (0.5, np.int64(-1073741823))  # e^v < 2^-(2^30)
+            if abs(v) <= _REDUCED:
+                # k < 2^45: k·ln 2 = p1 + e1 + p2 + e2 + k·L3 (+ below 2^-115), the TwoProds
+                # exact; v - p1 is exact (Sterbenz), every later term and partial result is
+                # below 1/2, so the three roundings are at most 2^-55 each: |r - (v - k ln 2)| < 2^-53
+                k = math.floor(v * _INV_LN2 + 0.5)
+                p1, e1 = _two_prod(k, _L1)
+                p2, e2 = _two_prod(k, _L2)
+                r = (((v - p1) - e1) - p2) - (e2 + k * _L3)
+                f = math.exp(r)
+                f = f * (1.0 - EXP_SLACK) if down else f * (1.0 + EXP_SLACK)
+                return f, np.int64(k)
+            if v > 0.0:  # e^v > 2^v > 2^(2^44)
+                return (0.5, np.int64(17592186044417)) if down else (_INF, np.int64(0))
+            return (0.0, np.int64(0)) if down else (0.5, np.int64(-17592186044415))  # e^v < 2^-(2^44)
 
         @numba.njit(cache=True)
         def _log_parts(m, e, down):
@@ -225,6 +257,12 @@ if AVAILABLE:
         def _end(which, m, e, down):
             """Function ``which`` at the end m·2^e, rounded toward -inf (``down``) or +inf:
             (mantissa, exponent). The argument is within float64's range, or handled apart."""
+            if (which == LOG1P or which == EXPM1 or which == SINH or which == TANH) and m != 0.0 and m - m == 0.0 \
+                    and e + math.frexp(m)[1] < -60:
+                # |x| < 2^-60, below float64's range or not: f(x) = x(1 + d), |d| < 2^-59 (log1p's
+                # and expm1's x/2·(1 + |x|), sinh's and tanh's x²/3): within _out's slack, and
+                # kept at its own exponent (a log1p(e^-6e9) is 2^-8.7e9, not [0, 5e-324])
+                return _out(m, down), e
             v = _ldexp_dir(m, e, down)  # an increasing function at a bound of the argument: a bound
             if which == EXP:
                 return _exp_end(v, down)
@@ -360,7 +398,32 @@ if AVAILABLE:
             p1, p2, p3, p4 = a0 * b0, a0 * b1, a1 * b0, a1 * b1
             if p1 != p1 or p2 != p2 or p3 != p3 or p4 != p4:  # 0·inf
                 return np.nan, np.nan, np.int64(0)
-            return _norm(_down(min(min(p1, p2), min(p3, p4))), _up(max(max(p1, p2), max(p3, p4))), ea + eb)
+            lo, la, lb, hi, ha, hb = p1, a0, b0, p1, a0, b0
+            if p2 < lo:
+                lo, la, lb = p2, a0, b1
+            if p2 > hi:
+                hi, ha, hb = p2, a0, b1
+            if p3 < lo:
+                lo, la, lb = p3, a1, b0
+            if p3 > hi:
+                hi, ha, hb = p3, a1, b0
+            if p4 < lo:
+                lo, la, lb = p4, a1, b1
+            if p4 > hi:
+                hi, ha, hb = p4, a1, b1
+            return _norm(_product_end(la, lb, lo, True), _product_end(ha, hb, hi, False), ea + eb)
+
+        @numba.njit(cache=True, inline="always")
+        def _product_end(a, b, p, down):
+            """A bound of a·b from p = fl(a·b): p itself where TwoProd shows it on the bound's side
+            (exact: 2·z, a point times a power of two, stays a point: e^(2z) of a logit of
+            2e5 was 2^13 times wider than e^z), else one float outward (and where TwoProd's error
+            is not exact: p below 2^-960, or infinite)."""
+            if 2.0**-960 < abs(p) < _INF:
+                err = _two_prod(a, b)[1]
+                if (err >= 0.0) if down else (err <= 0.0):
+                    return p
+            return _down(p) if down else _up(p)
 
         @numba.njit(cache=True, nogil=True)
         def _extreme1(a0, a1, ea, b0, b1, eb, take_max):
