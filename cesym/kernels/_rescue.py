@@ -82,12 +82,13 @@ _answers_lock = threading.Lock()
 _MISSING = object()
 
 
-def _remembered(key: tuple, compute: Callable[[], object]):
+def _remembered(key: tuple | None, compute: Callable[[], object]):
     """``compute()``, or what it gave before for ``key``: a decimal form's answer is a function of
     the form and the bits of its inputs alone (``key`` holds both, and the evaluation's settings),
     so a remembered one has the bytes a new evaluation would. Two threads that miss at once both
-    compute, and store the same answer."""
-    if REMEMBERED <= 0:
+    compute, and store the same answer. ``key`` None: computed and not kept (a row longer than
+    :data:`REMEMBERED_ROW`: rarely met twice, and its key and answer would be large)."""
+    if key is None or REMEMBERED <= 0:
         return compute()
     with _answers_lock:
         got = _answers.get(key, _MISSING)
@@ -100,13 +101,6 @@ def _remembered(key: tuple, compute: Callable[[], object]):
         if len(_answers) > REMEMBERED:
             _answers.popitem(last=False)
     return got
-
-
-def _row_remembered(key: tuple, compute: Callable[[], object]):
-    """:func:`_remembered` for a row's answer, whose key ends with the row's bits: None for a row
-    longer than :data:`REMEMBERED_ROW` (rarely met twice, and its key and answer would be large),
-    computed and not kept."""
-    return compute() if key[-1] is None else _remembered(key, compute)
 
 
 def forget_answers() -> None:
@@ -301,6 +295,7 @@ def rescuer(
         out = list(res)
         dC = (Decimal(C),)
         settings = (C, scalar_bits)  # what a decimal form reads besides the inputs
+        keep_rows = C <= REMEMBERED_ROW  # (a row's key holds its bits)
         full = [np.broadcast_to(b, (R, C)) for b in blocks]
         for i, k in enumerate(kinds):
             fn = fns[k]
@@ -322,16 +317,14 @@ def rescuer(
             r = np.array(r, dtype=np.float64)
             if whole or row:
                 for a in np.flatnonzero(need.any(axis=1)):
-                    inputs = tuple(_bits(b[a]) for b in full) if C <= REMEMBERED_ROW else None
                     args = lambda a=a: tuple([Decimal(float(v)) for v in b[a]] for b in full) + dscalars + dC  # noqa: E731 (built on a miss only)
                     # a row of tiny or small logits: e^x at x = 2e-308 is 1 + x, which 50 or
                     # 100 digits round to 1 alike (and would agree on): digits past the subnormals
                     start = TINY_DIGITS if logits and tiny is not None and (tiny[a] or small[a]) else DIGITS
                     if row:
                         core = float(r[a, 0])
-                        v = _row_remembered(
-                            (fn, float32, whole, start, _bits([core]), settings, inputs), lambda args=args, start=start, core=core: evaluate(fn, args(), whole, start, core)
-                        )
+                        key = (fn, float32, start, _bits([core]), settings, *(_bits(b[a]) for b in full)) if keep_rows else None
+                        v = _remembered(key, lambda args=args, start=start, core=core: evaluate(fn, args(), whole, start, core))
                         if v is not None:
                             r[a, 0] = v
                         continue
@@ -340,8 +333,9 @@ def rescuer(
                     if at_kink is not None and at_kink[a].any():  # the side of a kink, exactly
                         start, stop = KINK_DIGITS
                     cores = [float(r[a, c]) for c in cols]
-                    vs = _row_remembered(
-                        (fn, start, stop, tuple(cols.tolist()), _bits(cores), settings, inputs),
+                    key = (fn, start, stop, tuple(cols.tolist()), _bits(cores), settings, *(_bits(b[a]) for b in full)) if keep_rows else None
+                    vs = _remembered(
+                        key,
                         lambda args=args, cols=cols, start=start, stop=stop, cores=cores: _agreed(
                             decimal_rows(fn, args(), lambda vs: [vs[c] for c in cols], start, stop), cores
                         ),
@@ -357,7 +351,7 @@ def rescuer(
                     seen = sided or (huge is not None and huge[a, c] and bool(np.isfinite(r[a, c])))
                     core = float(r[a, c]) if seen else None
                     v = _remembered(
-                        (fn, float32, whole, sided, None if core is None else _bits([core]), settings, _bits(inputs)),
+                        (fn, float32, sided, None if core is None else _bits([core]), settings, _bits(inputs)),
                         lambda inputs=inputs, core=core, sided=sided: evaluate(fn, tuple(Decimal(x) for x in inputs) + dscalars + dC, whole, core=core, kink=sided),
                     )
                     if v is not None:

@@ -214,12 +214,12 @@ def probs_weights(y, p, label_smoothing):
 
 def probs_value_rescue(y, p, label_smoothing, C):
     r"""categorical cross-entropy on probabilities (from_logits=False): the stable value in decimal arithmetic at the current precision, of one row (lists of Decimals): the float64 rescue of rows that overflow or underflow (:mod:`cesym.kernels._rescue`)."""
-    return (lambda _h0: _h0)(_ex.fsum(_ex.xmul((label_smoothing/C + y[_c1]*((_ex.D(1) - label_smoothing))), lambda: _ex.log1p(_ex.fsum(p[_c2] for _c2 in range(int(C)) if _c2 != _c1) / p[_c1])) for _c1 in range(int(C))))
+    return (lambda _h0: (lambda _h1: (lambda _h2: _h2)(_ex.fsum(_ex.xmul((label_smoothing/C + y[_c1]*((_ex.D(1) - label_smoothing))), lambda: _ex.log1p(_h1[_c1] / p[_c1])) for _c1 in range(int(C)))))([_ex.fsum(_h0[_k] for _k in range(int(C)) if _k != _r) for _r in range(int(C))]))([p[_c2] for _c2 in range(int(C))])
 
 
 def probs_grad_rescue(y, p, label_smoothing, C):
     r"""categorical cross-entropy on probabilities (from_logits=False): the stable grad in decimal arithmetic at the current precision, of one row (lists of Decimals; the list of its C elements): the float64 rescue of rows that overflow or underflow (:mod:`cesym.kernels._rescue`)."""
-    return [(_ex.fsum((label_smoothing/C + y[_c1]*((_ex.D(1) - label_smoothing))) for _c1 in range(int(C)) if _c1 != _j)/((p[_j] + _ex.fsum(p[_c1] for _c1 in range(int(C)) if _c1 != _j))) + _ex.xmul((label_smoothing/C + y[_j]*((_ex.D(1) - label_smoothing))), lambda: (_ex.fsum(p[_c1] for _c1 in range(int(C)) if _c1 != _j)/(p[_j]*((p[_j] + _ex.fsum(p[_c1] for _c1 in range(int(C)) if _c1 != _j))))).copy_negate())) for _j in range(int(C))]
+    return (lambda _h0: (lambda _h1: (lambda _h2: (lambda _h3: [(_h1[_j]/((p[_j] + _h3[_j])) + _ex.xmul((label_smoothing/C + y[_j]*((_ex.D(1) - label_smoothing))), lambda: (_h3[_j]/(p[_j]*((p[_j] + _h3[_j])))).copy_negate())) for _j in range(int(C))])([_ex.fsum(_h2[_k] for _k in range(int(C)) if _k != _r) for _r in range(int(C))]))([p[_c1] for _c1 in range(int(C))]))([_ex.fsum(_h0[_k] for _k in range(int(C)) if _k != _r) for _r in range(int(C))]))([(label_smoothing/C + y[_c1]*((_ex.D(1) - label_smoothing))) for _c1 in range(int(C))])
 
 
 def logits_value(y, z, label_smoothing):
@@ -304,7 +304,7 @@ def logits_value_rescue(y, z, label_smoothing, C):
 
 def logits_grad_rescue(y, z, label_smoothing, C):
     r"""categorical cross-entropy on logits (from_logits=True): the stable grad in decimal arithmetic at the current precision, of one row (lists of Decimals; the list of its C elements): the float64 rescue of rows that overflow or underflow (:mod:`cesym.kernels._rescue`)."""
-    return (lambda _h0: [((_ex.exp((z[_j] - _h0))*_ex.fsum((label_smoothing/C + y[_c1]*((_ex.D(1) - label_smoothing))) for _c1 in range(int(C)) if _c1 != _j) - ((label_smoothing/C + y[_j]*((_ex.D(1) - label_smoothing))))*_ex.fsum(_ex.exp((z[_c1] - _h0)) for _c1 in range(int(C)) if _c1 != _j)))/((_ex.fsum(_ex.exp((z[_c1] - _h0)) for _c1 in range(int(C)) if _c1 != _j) + _ex.exp((z[_j] - _h0)))) for _j in range(int(C))])(max(z[_c1] for _c1 in range(int(C))))
+    return (lambda _h0: (lambda _h1: (lambda _h2: (lambda _h3: (lambda _h4: [((_ex.exp((z[_j] - _h0))*_h2[_j] - ((label_smoothing/C + y[_j]*((_ex.D(1) - label_smoothing))))*_h4[_j]))/((_h4[_j] + _ex.exp((z[_j] - _h0)))) for _j in range(int(C))])([_ex.fsum(_h3[_k] for _k in range(int(C)) if _k != _r) for _r in range(int(C))]))([_ex.exp((z[_c1] - _h0)) for _c1 in range(int(C))]))([_ex.fsum(_h1[_k] for _k in range(int(C)) if _k != _r) for _r in range(int(C))]))([(label_smoothing/C + y[_c1]*((_ex.D(1) - label_smoothing))) for _c1 in range(int(C))]))(max(z[_c1] for _c1 in range(int(C))))
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.

@@ -193,7 +193,7 @@ def cosine_value_rescue(y, p, C):
 
 def cosine_grad_rescue(y, p, C):
     r"""negative cosine similarity: the stable grad in decimal arithmetic at the current precision, of one row (lists of Decimals; the list of its C elements): the float64 rescue of rows that overflow or underflow (:mod:`cesym.kernels._rescue`)."""
-    return (lambda _h0: (lambda _h1: (lambda _h2: (lambda _h3: [((_ex.fsum((p[_c1] / _h1)*(y[_c1] / _h3) for _c1 in range(int(C)) if _c1 != _j)*(p[_j] / _h1) - _ex.fsum(_ex.power((p[_c1] / _h1), 2) for _c1 in range(int(C)) if _c1 != _j)*(y[_j] / _h3)))/_h1 for _j in range(int(C))])((_h2).sqrt()))(_ex.fsum(_ex.power(y[_c2], 2) for _c2 in range(int(C)))))((_h0).sqrt()))(_ex.fsum(_ex.power(p[_c2], 2) for _c2 in range(int(C))))
+    return (lambda _h0: (lambda _h1: (lambda _h2: (lambda _h3: (lambda _h4: (lambda _h5: (lambda _h6: (lambda _h7: [((_h5[_j]*(p[_j] / _h1) - _h7[_j]*(y[_j] / _h3)))/_h1 for _j in range(int(C))])([_ex.fsum(_h6[_k] for _k in range(int(C)) if _k != _r) for _r in range(int(C))]))([_ex.power((p[_c1] / _h1), 2) for _c1 in range(int(C))]))([_ex.fsum(_h4[_k] for _k in range(int(C)) if _k != _r) for _r in range(int(C))]))([(p[_c1] / _h1)*(y[_c1] / _h3) for _c1 in range(int(C))]))((_h2).sqrt()))(_ex.fsum(_ex.power(y[_c2], 2) for _c2 in range(int(C)))))((_h0).sqrt()))(_ex.fsum(_ex.power(p[_c2], 2) for _c2 in range(int(C))))
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.

@@ -402,7 +402,7 @@ def softmax_value_rescue(y, z, C):
 
 def softmax_grad_rescue(y, z, C):
     r"""tf.nn.softmax_cross_entropy_with_logits: the stable grad in decimal arithmetic at the current precision, of one row (lists of Decimals; the list of its C elements): the float64 rescue of rows that overflow or underflow (:mod:`cesym.kernels._rescue`)."""
-    return (lambda _h0: [((_ex.exp((z[_j] - _h0))*_ex.fsum(y[_c1] for _c1 in range(int(C)) if _c1 != _j) - y[_j]*_ex.fsum(_ex.exp((z[_c1] - _h0)) for _c1 in range(int(C)) if _c1 != _j)))/((_ex.fsum(_ex.exp((z[_c1] - _h0)) for _c1 in range(int(C)) if _c1 != _j) + _ex.exp((z[_j] - _h0)))) for _j in range(int(C))])(max(z[_c1] for _c1 in range(int(C))))
+    return (lambda _h0: (lambda _h1: (lambda _h2: (lambda _h3: (lambda _h4: [((_ex.exp((z[_j] - _h0))*_h2[_j] - y[_j]*_h4[_j]))/((_h4[_j] + _ex.exp((z[_j] - _h0)))) for _j in range(int(C))])([_ex.fsum(_h3[_k] for _k in range(int(C)) if _k != _r) for _r in range(int(C))]))([_ex.exp((z[_c1] - _h0)) for _c1 in range(int(C))]))([_ex.fsum(_h1[_k] for _k in range(int(C)) if _k != _r) for _r in range(int(C))]))([y[_c1] for _c1 in range(int(C))]))(max(z[_c1] for _c1 in range(int(C))))
 
 
 def sparse_softmax_value(k, z):
@@ -475,7 +475,7 @@ def sparse_softmax_value_rescue(k, z, C):
 
 def sparse_softmax_grad_rescue(k, z, C):
     r"""tf.nn.sparse_softmax_cross_entropy_with_logits: the stable grad in decimal arithmetic at the current precision, of one row (lists of Decimals; the list of its C elements): the float64 rescue of rows that overflow or underflow (:mod:`cesym.kernels._rescue`)."""
-    return (lambda _h0: [((_ex.exp((z[_j] - _h0))*_ex.fsum(k[_c1] for _c1 in range(int(C)) if _c1 != _j) - k[_j]*_ex.fsum(_ex.exp((z[_c1] - _h0)) for _c1 in range(int(C)) if _c1 != _j)))/((_ex.fsum(_ex.exp((z[_c1] - _h0)) for _c1 in range(int(C)) if _c1 != _j) + _ex.exp((z[_j] - _h0)))) for _j in range(int(C))])(max(z[_c1] for _c1 in range(int(C))))
+    return (lambda _h0: (lambda _h1: (lambda _h2: (lambda _h3: (lambda _h4: [((_ex.exp((z[_j] - _h0))*_h2[_j] - k[_j]*_h4[_j]))/((_h4[_j] + _ex.exp((z[_j] - _h0)))) for _j in range(int(C))])([_ex.fsum(_h3[_k] for _k in range(int(C)) if _k != _r) for _r in range(int(C))]))([_ex.exp((z[_c1] - _h0)) for _c1 in range(int(C))]))([_ex.fsum(_h1[_k] for _k in range(int(C)) if _k != _r) for _r in range(int(C))]))([k[_c1] for _c1 in range(int(C))]))(max(z[_c1] for _c1 in range(int(C))))
 
 
 # The public functions declared in PUBLIC (cesym.kernels._api): argument checks, limits, warnings.
