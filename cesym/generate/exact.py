@@ -408,11 +408,11 @@ class RowDecimalPrinter(DecimalPrinter):
 
     def _print_RestSum(self, e):
         # every element's sum of the others at once, once per row (bound by :meth:`wrap`): its
-        # body reads its own index alone. Printed inside each element's term, its body was
-        # evaluated again for every element, and again for every term of a gradient's sum over
-        # the row: O(C^3) logarithms and powers (categorical focal on probabilities, 3 ms a row
-        # of 7). The same sums in the same order: the same numbers.
-        # The body is evaluated once per element (a list), then summed C times.
+        # body reads its own index alone, so it is evaluated once per element (a list), then
+        # summed C times. Printed inside each element's term, it was evaluated again for every
+        # element, and again for every term of a gradient's sum over the row: O(C^3) logarithms
+        # and powers (categorical focal on probabilities, 3 ms a row of 7). The same sums in the
+        # same order: the same numbers.
         terms = self._whole_row(e.args[0])
         rest = self._hoist(f"[_ex.fsum({terms}[_k] for _k in range(int(C)) if _k != _r) for _r in range(int(C))]")
         return f"{rest}[{self.scope[-1]}]"

@@ -22,15 +22,14 @@ operation is one compiled loop (Numba, IEEE semantics, no ``fastmath``) over the
   - where the argument and the result are float64 numbers, the float64 function (Numba's: the
     platform's libm) moved out by :data:`EXP_SLACK` (2^-49 relative, plus 2^-1064), its exact
     points (exp 0 = 1, log 1 = 0, …) kept exact: the first tier's own rule;
-  - exp(v) for 708 < |v| <= 2^30: :math:`e^v = 2^k e^r`, :math:`k = \mathrm{round}(v/\ln 2)`,
-    :math:`r = ((v - k C_1) - k C_2) - k C_3` with :math:`C_1 + C_2 + C_3 = \ln 2` to 2^-97,
-    :math:`C_1, C_2` of 22 bits (so :math:`kC_1, kC_2` are exact for :math:`|k| < 2^{31}`, and
-    :math:`v - kC_1` is exact by Sterbenz's lemma, the two later roundings at most 2^-54 each and
-    :math:`k C_3`'s and the split's far less): :math:`|r - (v - k\ln 2)| < 2^{-53}`, and
-    :math:`e^r` is moved out by :data:`EXP_SLACK` of itself, far above that and libm's error;
-    for 2^30 < |v| <= 2^44 (logits in the billions), the same with :math:`k \ln 2` as two exact
-    TwoProds of k and the two leading floats of ln 2 and a third term, the same 2^-53;
-    beyond 2^44 the bounds 2^(±2^44) (or 0 and ∞) hold, known but useless;
+  - exp(v) for 708 < |v| <= 2^44 (logits in the billions): :math:`e^v = 2^k e^r`,
+    :math:`k = \mathrm{round}(v/\ln 2)`, :math:`r = (((v - p_1) - e_1) - p_2) - (e_2 + k L_3)`
+    with :math:`L_1 + L_2 + L_3 = \ln 2` to 2^-160 and :math:`k L_1 = p_1 + e_1`,
+    :math:`k L_2 = p_2 + e_2` exact TwoProds (:math:`|k| < 2^{45}`); :math:`v - p_1` is exact by
+    Sterbenz's lemma and every later partial result is below 1/2, so the three roundings are at
+    most 2^-55 each: :math:`|r - (v - k\ln 2)| < 2^{-53}`, and :math:`e^r` is moved out by
+    :data:`EXP_SLACK` of itself, far above that and libm's error; beyond 2^44 the bounds
+    2^(±2^44) (or 0 and ∞) hold, known but useless;
   - log1p, expm1, sinh and tanh of |x| < 2^-60: x moved out by the slack, at x's own exponent
     (the float64 function of x rounded into the subnormals would lose it);
   - log of a number past float64's range: :math:`\log m + K \ln 2` (:math:`x = m 2^K`,
@@ -77,22 +76,6 @@ __all__ = ["AVAILABLE", "Scaled", "compile_source", "evaluate", "to_interval", "
 EXP_SLACK = 2.0**-49
 _MAX = float(np.finfo(np.float64).max)
 _INF = math.inf
-
-
-def _split_ln2() -> tuple[float, float, float]:
-    """ln 2 = C1 + C2 + C3 + δ, C1 and C2 of 22 significant bits, C3 the nearest float to the
-    rest, |δ| < 2^-97."""
-    with mpmath.workprec(300):
-        ln2 = mpmath.log(2)
-        c1 = float(mpmath.ldexp(mpmath.floor(mpmath.ldexp(ln2, 22)), -22))
-        r = ln2 - c1
-        e = int(mpmath.floor(mpmath.log(abs(r), 2)))
-        c2 = float(mpmath.ldexp(mpmath.floor(mpmath.ldexp(r, 21 - e)), e - 21))
-        c3 = float(r - c2)
-    return c1, c2, c3
-
-
-_C1, _C2, _C3 = _split_ln2()
 
 
 def _ln2_triple() -> tuple[float, float, float]:
@@ -220,12 +203,6 @@ if AVAILABLE:
                 return 1.0, 0
             if -708.0 <= v <= 708.0:
                 return _out(math.exp(v), down), 0
-            if abs(v) <= 1073741824.0:  # 2^30: the reduction's k stays below 2^31
-                k = math.floor(v * _INV_LN2 + 0.5)
-                r = ((v - k * _C1) - k * _C2) - k * _C3
-                f = math.exp(r)
-                f = f * (1.0 - EXP_SLACK) if down else f * (1.0 + EXP_SLACK)
-                return f, np.int64(k)
             if abs(v) <= _REDUCED:
                 # k < 2^45: k·ln 2 = p1 + e1 + p2 + e2 + k·L3 (+ below 2^-115), the TwoProds
                 # exact; v - p1 is exact (Sterbenz), every later term and partial result is
