@@ -179,6 +179,20 @@ def test_a_boundary_beyond_2560_bits_is_decided_by_the_sign_of_the_rest(x, expec
     assert sp.Rational(-x) * sp.Rational(t) == (sp.Rational(below) + sp.Rational(expected)) / 2  # on the midpoint
 
 
+@pytest.mark.parametrize("x, expected", [(1.25 * 2.0**-24, -33554432.0), (2.5 * 2.0**25, 1.0)])
+def test_a_tie_the_stable_form_gives_as_a_rational_is_rounded_to_even(x, expected):
+    """Poisson, label 2.5 (not a recorded setting): the gradient 1 - y/p is a rational at every
+    float input, and a tie at these two, -33554431 and 1 - 2^-25, where the definition's ball
+    straddles the midpoint at every precision. The rational decides: to even. (Both inputs were
+    unresolved, and the exhaustive run failed, before the tie-break took an all-rational form.)"""
+    (st,) = X.settings_for(case("poisson"), [2.5], what=("grad",))
+    got = X.decide_float32(X._problem(st), x)
+    assert got is not None and got[0] == expected
+    assert np.float32(expected).view(np.uint32) & 1 == 0  # the even neighbour
+    s = X.run_setting(st, jobs=1, limit=(x, float(np.nextafter(np.float32(x), np.float32(np.inf)))), task_bits=12)
+    assert s.inputs == 2 and not s.unresolved and s.not_correctly_rounded == 0
+
+
 @pytest.mark.parametrize("kind", ["ties", "distinct", "few", "none"])
 def test_largest_errors_are_the_same_on_every_machine(kind):
     """The worst inputs kept per chunk are the largest errors above the floor, the first

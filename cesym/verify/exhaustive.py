@@ -363,8 +363,9 @@ def _tie_break(problem: _Problem, x: float, a: mpmath.mpf, b: mpmath.mpf) -> tup
     the label and x exactly on M, and e^x with x below -1774). At the fixed input the stable form
     is split into its rational part, summed exactly (SymPy's rationals), and the rest (each a
     ball, arb); the sign of (rational part - M) + rest, when the ball excludes 0, says on which
-    side of M the exact value lies, hence its rounding. None where the form has no such split
-    or the sign stays undecided."""
+    side of M the exact value lies, hence its rounding; a form that is all rational there (1 - y/p
+    at y = 2.5, p = 1.25·2^-24: -33554431, a tie) is decided by that rational alone. None where
+    the form has no such split or the sign stays undecided."""
     from ..define.primitives import to_elementary
     from .reference import _compile, _working
 
@@ -378,7 +379,16 @@ def _tie_break(problem: _Problem, x: float, a: mpmath.mpf, b: mpmath.mpf) -> tup
     terms = sp.Add.make_args(e)
     rational = sp.Add(*[t for t in terms if t.is_Rational]) - M
     rest = [t for t in terms if not t.is_Rational]
-    if not rest or any(t.free_symbols for t in rest):
+    if not rest:  # the value is this rational exactly (a Poisson gradient 1 - y/p at p = 1.25·2^-24, y = 2.5)
+        exact = M + rational
+        if not _rational(a) <= exact <= _rational(b):
+            return None  # the definition's ball disagrees with the stable form: nothing decided
+        if rational == 0:  # an exact tie: to even
+            r = ra if (np.float32(ra).view(np.uint32) & 1) == 0 else rb
+        else:
+            r = rb if rational > 0 else ra
+        return r, mpmath.mpf(M.p) / M.q + mpmath.mpf(rational.p) / rational.q, (a, b)
+    if any(t.free_symbols for t in rest):
         return None
     fn = _compile([], [sp.Add(*rest)], "arb")
     for prec in (128, 512, 2560):
@@ -402,6 +412,12 @@ def _exact_ball(q: sp.Rational):
     from flint import arb, fmpz
 
     return arb(fmpz(int(q.p))) / arb(fmpz(int(q.q)))
+
+
+def _rational(v: mpmath.mpf) -> sp.Rational:
+    """A finite mpmath number exactly (man·2^exp)."""
+    sign, man, exp, _ = v._mpf_
+    return (-1) ** sign * sp.Integer(int(man)) * sp.Integer(2) ** int(exp)
 
 
 def _ball_ends(ball) -> tuple[mpmath.mpf, mpmath.mpf]:
