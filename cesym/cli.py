@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import math
 import os
+import re
 import signal
 import sys
 import threading
@@ -383,7 +384,7 @@ def _check_exhaustive(args: argparse.Namespace, cases) -> None:
             raise UsageError(f"--exhaustive {name}: not a kernel of one float input ({eligible(chosen[0]) if chosen else 'unknown'})")
         for c in ok:
             try:
-                settings += settings_for(c, args.label, params, what)
+                settings += settings_for(c, args.label, params, what, directory=args.derivations)
             except ValueError as e:
                 raise UsageError(f"--exhaustive {name}: {e}") from None
     args.settings = settings
@@ -476,6 +477,9 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--output", choices=("value", "grad", "both"), default="both", help="with --exhaustive: which output (default both)")
     v.add_argument("--range", nargs=2, type=float, metavar=("LO", "HI"), help="with --exhaustive: only the inputs in [LO, HI]")
     v.add_argument("--record", action="store_true", help="with --exhaustive: write the results into reports/exhaustive/ for the reports")
+    # negative numbers in any float notation (--range -1e-30 1e-30, --label -2.5e-3, --range -inf 0)
+    # are values: argparse's own test knows -1 and -.5 only, and took -1e-30 for an option
+    v._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-inf(inity)?$", re.IGNORECASE)
     v.set_defaults(func=_verify, check_args=_check_verify)
     r = sub.add_parser("report", help="measure and write the Markdown reports into reports/")
     r.add_argument("--check", action="store_true", help="exit 1 when the committed reports are stale; write nothing")

@@ -58,6 +58,16 @@ def _pointwise(setting: X.Setting, lo: float, hi: float):
     ("binary_crossentropy", {"from_logits": True}, 0.0, "value", 4.4680e-4, 4.4681e-4, False),
     ("log_cosh", {}, 0.0, "value", 2.0, 2.0002, False),
     ("binary_crossentropy", {"from_logits": False}, 1.0, "grad", 0.0, 1e-44, False),  # -0, +0, subnormals: the edge
+    # the row's scaled sums of squares of one element (SumSquares, Norm2, Scaled: no interval rule before)
+    ("mean_squared_error", {}, 0.3, "value", 1.5, 1.5002, False),
+    ("squared_hinge", {}, -1.0, "value", -0.9, -0.8999, False),
+    ("mean_squared_logarithmic_error", {}, 1.0, "grad", 3.0, 3.0003, False),
+    # a gradient's two guarded forms (Guarded: no interval rule before)
+    ("dice", {}, 1.0, "grad", 0.25, 0.25003, False),
+    ("tversky", {}, 0.3, "grad", 0.7, 0.70003, False),
+    # a constant value (dice at label 0 is 1: a 0-d enclosure, an IndexError before)
+    ("dice", {}, 0.0, "value", 0.5, 0.5001, False),
+    ("mean_absolute_percentage_error", {}, 3.0, "value", 2.9999, 3.0001, False),
 ])
 def test_agrees_with_the_reference_point_by_point(name, kw, label, what, lo, hi, misrounded):
     c = case(name, **kw)
@@ -191,6 +201,36 @@ def test_a_tie_the_stable_form_gives_as_a_rational_is_rounded_to_even(x, expecte
     assert np.float32(expected).view(np.uint32) & 1 == 0  # the even neighbour
     s = X.run_setting(st, jobs=1, limit=(x, float(np.nextafter(np.float32(x), np.float32(np.inf)))), task_bits=12)
     assert s.inputs == 2 and not s.unresolved and s.not_correctly_rounded == 0
+
+
+def test_a_label_that_defines_no_loss_is_refused_and_not_the_default():
+    """A percentage error divides by its label: at the real labels' default 0 it is defined
+    nowhere (SymPy's complex infinity at every input), so the default is 1, and an explicit 0 is
+    refused in words naming the label (it was a sweep of NaN against zoo)."""
+    c = case("mean_absolute_percentage_error")
+    assert {st.label for st in X.settings_for(c)} == {1.0}
+    assert {st.label for st in X.settings_for(case("mean_squared_error"))} == {0.0}
+    with pytest.raises(ValueError, match=r"label 0\.0: the loss is not defined at any input"):
+        X.settings_for(c, [0.0])
+
+
+def test_a_loss_of_the_rows_direction_is_not_swept():
+    """The cosine similarity of a row of one element is -sign(y)·sign(p): its sweep would check
+    two numbers, and at p = 0, where neither value nor gradient is defined, the one-element
+    gradient SymPy simplifies to 0 was taken for the exact value (2 inputs "not correctly
+    rounded"). It is refused with the reason; a loss that is not scale-invariant is not."""
+    with pytest.raises(ValueError, match="depends on the sign of the prediction alone"):
+        X.settings_for(case("cosine_similarity"), [1.0])
+    assert X.settings_for(case("dice"), [1.0])
+
+
+def test_cli_range_takes_negative_numbers_in_any_notation(capsys):
+    """argparse takes -1e-44 for an option unless told: --range -1e-44 1e-44 was a usage error."""
+    from cesym.cli import main
+
+    assert main(["verify", "--exhaustive", "mean_squared_error", "--range", "-1e-44", "1e-44", "--label", "-2.5e-3", "--jobs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "mean_squared_error value label=-0.0025" in out and "32 inputs in 2 setting(s); 0 not correctly rounded; 0 unresolved" in out
 
 
 @pytest.mark.parametrize("kind", ["ties", "distinct", "few", "none"])

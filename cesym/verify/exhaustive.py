@@ -140,11 +140,11 @@ def _default_labels(case) -> list[float | None]:
 
 
 def settings_for(case, labels: Sequence[float] | None = None, params: dict | None = None,
-                 what: Sequence[str] = ("value", "grad")) -> list[Setting]:
+                 what: Sequence[str] = ("value", "grad"), directory: str | None = None) -> list[Setting]:
     """The settings of an exhaustive run of ``case``: each label (default: 0, 1 and the soft
     0.3 for binary labels; 1 for counts; 0 for real labels; ±1 for signs) times each output,
     the parameters at ``params`` or their defaults (a parameter without default: its range's
-    middle)."""
+    middle). ``directory``: the derivations of a user's kernels (``--derivations``)."""
     why = eligible(case)
     if why is not None:
         raise ValueError(f"{case.id}: not a kernel of one float input: {why}")
@@ -161,7 +161,46 @@ def settings_for(case, labels: Sequence[float] | None = None, params: dict | Non
     # the labels are float32 arrays, as the predictions: the kernel sees float32(0.3), and so
     # must the reference (0.3 itself is another loss, 1e-8 away)
     labs = [None if l is None else float(np.float32(l)) for l in labs]
-    return [Setting(case.id, None if l is None else float(l), tuple(sorted(kw.items())), w) for l in labs for w in what]
+    if not labels and labs == [0.0] and _undefined(Setting(case.id, 0.0, tuple(sorted(kw.items())), what[0]), directory):
+        labs = [1.0]  # a real label the loss divides by (a percentage error): 1, where 0 defines nothing
+    out = [Setting(case.id, None if l is None else float(l), tuple(sorted(kw.items())), w) for l in labs for w in what]
+    for st in out:
+        if _undefined(st, directory):
+            raise ValueError(f"{case.id}: label {st.label!r}: the loss is not defined at any input there "
+                             f"(its {st.what} is {_problem(st, directory).expr}); choose another --label")
+        if st.what == "value" and _sign_only(_problem(st, directory)):
+            raise ValueError(f"{case.id}: at a row of one element the loss depends on the sign of the "
+                             f"prediction alone (a loss of the row's direction): nothing to sweep; "
+                             f"`cesym verify` checks it on rows")
+    return out
+
+
+def _undefined(setting: Setting, directory: str | None = None) -> bool:
+    """Whether the fixed label and parameters leave no number at any input (1/y at y = 0: SymPy's
+    complex infinity, or NaN, as a factor)."""
+    return _problem(setting, directory).expr.has(sp.zoo, sp.nan)
+
+
+def _sign_only(problem: "_Problem") -> bool:
+    """Whether the value of one element is the same at x, 2x and 3x for x of either sign, and not
+    the same for all x (the
+    cosine similarity of a row of one: -sign(y)·sign(p), its gradient 0 but at p = 0, where
+    neither is defined): a sweep of 2^32 inputs would check two numbers. Sampled at 30 digits:
+    this decides what is worth running, not a result."""
+    from .contract import reference_for
+
+    ref = reference_for(problem.loss, 1)
+    lab = [problem.setting.label] if problem.label is not None else None
+    params = [problem.params[s] for s in problem.loss.params]
+    lo, hi = _domain(problem.case)
+    xs = [x for x in (0.1, -0.2, 0.3, -0.7, 1.9, -5.0) if lo < x and 3 * x < hi and lo < 3 * x and x < hi]
+    firsts = []
+    for x in xs:
+        vals = [ref.value_and_grad(lab, [k * x], params)[0] for k in (1, 2, 3)]
+        if any(not mpmath.isfinite(v) or abs(v - vals[0]) > 1e-25 * max(1, abs(vals[0])) for v in vals):
+            return False
+        firsts.append(vals[0])
+    return len(set(firsts)) > 1  # a constant (Dice's 1 at label 0) is swept: one label of several
 
 
 def _domain(case) -> tuple[float, float]:
@@ -201,6 +240,13 @@ def _one_element(expr: sp.Basic) -> sp.Basic:
     from ..define.evaluate import expand_row
     from ..define.primitives import expand_row_primitives
 
+    from ..define.primitives import Norm2, Scaled, SumSquares
+
+    # the row's scaled sums of squares, of one element: u², |u| and x/s (the kernels scale them
+    # against overflow; the interval tier needs no scale: a float32's square is a float64)
+    expr = expr.replace(lambda e: isinstance(e, SumSquares), lambda e: e.args[0] ** 2)
+    expr = expr.replace(lambda e: isinstance(e, Norm2), lambda e: sp.Abs(e.args[0]))
+    expr = expr.replace(lambda e: isinstance(e, Scaled), lambda e: e.args[0] / e.args[1])
     return expand_row(expand_row_primitives(expr), 1, 0)
 
 
@@ -552,13 +598,13 @@ def _task(args) -> list[dict]:
 
 
 def _check_block(problem, res, x32, x64, k, special, rng, intervals) -> None:
-    lo, hi = intervals.evaluate(problem.expr, {problem.pred: intervals.point(x64)})
+    lo, hi = (np.array(np.broadcast_to(e, x64.shape)) for e in intervals.evaluate(problem.expr, {problem.pred: intervals.point(x64)}))
     r32, ok = intervals.rounds_to(lo, hi)
     ok &= ~special
     again = np.flatnonzero(~ok & ~special)
     if again.size:  # exact sums and products kept as points: exact ties (|p| - 1/2 at |p| in [2^23, 2^24)) decided here
         with intervals.exact_ends():
-            elo, ehi = intervals.evaluate(problem.expr, {problem.pred: intervals.point(x64[again])})
+            elo, ehi = (np.broadcast_to(e, again.shape) for e in intervals.evaluate(problem.expr, {problem.pred: intervals.point(x64[again])}))
         er, eok = intervals.rounds_to(elo, ehi)
         now = again[eok]
         lo[now], hi[now], r32[now], ok[now] = elo[eok], ehi[eok], er[eok], True

@@ -493,6 +493,19 @@ def _nan_or(e: P.NanOr, ev) -> Interval:
     return np.where(open_, b[0], a[0]), np.where(open_, b[1], a[1])
 
 
+def _guarded(e: P.Guarded, ev) -> Interval:
+    """A gradient's two forms, the sum as written and the split one (the kernel takes the first
+    where its terms cancel by at most a factor four, the second elsewhere): both enclose the same
+    exact value, so their intersection does, the tighter at every point whichever the kernel
+    took. A NaN end takes the other form's; two enclosures that miss each other (a wrong form)
+    decide nothing: NaN, the ball reference's."""
+    a, b = ev(e.args[0]), ev(e.args[1])
+    lo, hi = np.fmax(a[0], b[0]), np.fmin(a[1], b[1])
+    with np.errstate(invalid="ignore"):
+        apart = lo > hi
+    return np.where(apart, np.nan, lo), np.where(apart, np.nan, hi)
+
+
 def _sigmoid_diff(e: P.SigmoidDiff, ev) -> Interval:
     """a·σ(u) - b·σ(-u): the intersection of its two forms' enclosures, the two terms and
     ((a - b) + (a + b)·tanh(u/2))/2 (identities at every u, so each encloses the exact value and
@@ -549,6 +562,7 @@ RULES: dict[type, Callable] = {
     sp.Heaviside: lambda e, ev: _step(ev(e.args[0]), float(e.args[1]) if len(e.args) > 1 else 0.5),
     sp.Piecewise: _piecewise,
     P.NanOr: _nan_or,
+    P.Guarded: _guarded,
 }
 
 
