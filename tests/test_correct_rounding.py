@@ -228,7 +228,7 @@ def _eligible_settings():
         try:
             settings = X.settings_for(c)
         except ValueError:  # not swept (the cosine of one element): its slow path is tested all the same
-            kw = tuple(sorted((n, float(d) if d is not None else (r[0] + r[1]) / 2) for n, d, r in c.params))
+            kw = tuple(sorted(X.default_params(c).items()))
             settings = [X.Setting(c.id, lab, kw, w) for lab in X._default_labels(c) for w in ("value", "grad")]
         for st in settings[:4]:
             if _has_slow_path(st):

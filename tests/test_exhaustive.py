@@ -203,6 +203,28 @@ def test_a_tie_the_stable_form_gives_as_a_rational_is_rounded_to_even(x, expecte
     assert s.inputs == 2 and not s.unresolved and s.not_correctly_rounded == 0
 
 
+@pytest.mark.parametrize("off, expected", [(sp.Rational(1, 2**40), None), (-sp.Rational(1, 2**40), None),
+                                           (sp.exp(-2**20), -33554430.0), (-sp.exp(-2**20), -33554432.0)])
+def test_the_tie_break_decides_only_where_the_stable_form_lies_in_the_definitions_ball(monkeypatch, off, expected):
+    """Poisson's gradient at label 2.5, p = 1.25·2^-24: the definition's 2560-bit ball straddles
+    the tie -33554431. The split decides for the definition only where the two agree: a stable
+    form moved off the exact value by 2^-40 (outside the ball) decides nothing; one moved by
+    ±e^(-2^20) (inside it, and far below any ball's width) is decided by that rest's sign, to
+    the neighbour on its side."""
+    import dataclasses
+
+    (st,) = X.settings_for(case("poisson"), [2.5], what=("grad",))
+    problem = X._problem(st)
+    x = 1.25 * 2.0**-24
+    seen = []
+    tie_break = X._tie_break
+    monkeypatch.setattr(X, "_tie_break", lambda *a: seen.append(a) or tie_break(*a))
+    assert X.decide_float32(problem, x)[0] == -33554432.0  # the form as generated: the tie, to even
+    ((_, _, a, b),) = seen
+    got = tie_break(dataclasses.replace(problem, expr=problem.expr + off), x, a, b)
+    assert (got if got is None else got[0]) == expected
+
+
 def test_a_label_that_defines_no_loss_is_refused_and_not_the_default():
     """A percentage error divides by its label: at the real labels' default 0 it is defined
     nowhere (SymPy's complex infinity at every input), so the default is 1, and an explicit 0 is

@@ -139,46 +139,56 @@ def _default_labels(case) -> list[float | None]:
     }.get(case.label_kind, [None])
 
 
+def default_params(case) -> dict[str, float]:
+    """The parameters of an exhaustive run when none are given: each at its default, one without
+    a default at its range's middle."""
+    return {name: float(default) if default is not None else (rng[0] + rng[1]) / 2 for name, default, rng in case.params}
+
+
 def settings_for(case, labels: Sequence[float] | None = None, params: dict | None = None,
                  what: Sequence[str] = ("value", "grad"), directory: str | None = None) -> list[Setting]:
     """The settings of an exhaustive run of ``case``: each label (default: 0, 1 and the soft
     0.3 for binary labels; 1 for counts; 0 for real labels; ±1 for signs) times each output,
-    the parameters at ``params`` or their defaults (a parameter without default: its range's
-    middle). ``directory``: the derivations of a user's kernels (``--derivations``)."""
+    the parameters at ``params`` or their defaults (:func:`default_params`). ``directory``: the
+    derivations of a user's kernels (``--derivations``)."""
     why = eligible(case)
     if why is not None:
         raise ValueError(f"{case.id}: not a kernel of one float input: {why}")
-    kw = {}
-    for name, default, rng in case.params:
-        kw[name] = float(default) if default is not None else (rng[0] + rng[1]) / 2
+    kw = default_params(case)
     for name, v in (params or {}).items():
         if name not in kw:
             raise ValueError(f"{case.id}: no parameter {name!r} (it has {sorted(kw) or 'none'})")
         kw[name] = float(v)
+    fixed = tuple(sorted(kw.items()))
     labs = list(labels) if labels else _default_labels(case)
     if case.label_kind == "none":
         labs = [None]
     # the labels are float32 arrays, as the predictions: the kernel sees float32(0.3), and so
     # must the reference (0.3 itself is another loss, 1e-8 away)
     labs = [None if l is None else float(np.float32(l)) for l in labs]
-    if not labels and labs == [0.0] and _undefined(Setting(case.id, 0.0, tuple(sorted(kw.items())), what[0]), directory):
-        labs = [1.0]  # a real label the loss divides by (a percentage error): 1, where 0 defines nothing
-    out = [Setting(case.id, None if l is None else float(l), tuple(sorted(kw.items())), w) for l in labs for w in what]
-    for st in out:
-        if _undefined(st, directory):
-            raise ValueError(f"{case.id}: label {st.label!r}: the loss is not defined at any input there "
-                             f"(its {st.what} is {_problem(st, directory).expr}); choose another --label")
-        if st.what == "value" and _sign_only(_problem(st, directory)):
-            raise ValueError(f"{case.id}: at a row of one element the loss depends on the sign of the "
-                             f"prediction alone (a loss of the row's direction): nothing to sweep; "
-                             f"`cesym verify` checks it on rows")
+    out = []
+    for l in labs:
+        for w in what:
+            st = Setting(case.id, l, fixed, w)
+            problem = _problem(st, directory)
+            if _undefined(problem):
+                if not labels and labs == [0.0]:
+                    # a real label the loss divides by (a percentage error): 1, where 0 defines nothing
+                    return settings_for(case, [1.0], params, what, directory)
+                raise ValueError(f"{case.id}: label {l!r}: the loss is not defined at any input there "
+                                 f"(its {w} is {problem.expr}); choose another --label")
+            if w == "value" and _sign_only(problem):
+                raise ValueError(f"{case.id}: at a row of one element the loss depends on the sign of the "
+                                 f"prediction alone (a loss of the row's direction): nothing to sweep; "
+                                 f"`cesym verify` checks it on rows")
+            out.append(st)
     return out
 
 
-def _undefined(setting: Setting, directory: str | None = None) -> bool:
+def _undefined(problem: "_Problem") -> bool:
     """Whether the fixed label and parameters leave no number at any input (1/y at y = 0: SymPy's
     complex infinity, or NaN, as a factor)."""
-    return _problem(setting, directory).expr.has(sp.zoo, sp.nan)
+    return problem.expr.has(sp.zoo, sp.nan)
 
 
 def _sign_only(problem: "_Problem") -> bool:
@@ -238,9 +248,7 @@ def _one_element(expr: sp.Basic) -> sp.Basic:
     """A row expression for a row of one element (element 0), the symbols indexed as the ball
     reference indexes them."""
     from ..define.evaluate import expand_row
-    from ..define.primitives import expand_row_primitives
-
-    from ..define.primitives import Norm2, Scaled, SumSquares
+    from ..define.primitives import Norm2, Scaled, SumSquares, expand_row_primitives
 
     # the row's scaled sums of squares, of one element: u², |u| and x/s (the kernels scale them
     # against overflow; the interval tier needs no scale: a float32's square is a float64)
@@ -409,9 +417,10 @@ def _tie_break(problem: _Problem, x: float, a: mpmath.mpf, b: mpmath.mpf) -> tup
     the label and x exactly on M, and e^x with x below -1774). At the fixed input the stable form
     is split into its rational part, summed exactly (SymPy's rationals), and the rest (each a
     ball, arb); the sign of (rational part - M) + rest, when the ball excludes 0, says on which
-    side of M the exact value lies, hence its rounding; a form that is all rational there (1 - y/p
-    at y = 2.5, p = 1.25·2^-24: -33554431, a tie) is decided by that rational alone. None where
-    the form has no such split or the sign stays undecided."""
+    side of M the exact value lies, hence its rounding (a form that is all rational there, 1 - y/p
+    at y = 2.5, p = 1.25·2^-24: -33554431, has the exact rest 0, a tie to even). None where the
+    form has no such split, the sign stays undecided, or the split's ball leaves the
+    definition's (the two forms must agree before one decides for the other)."""
     from ..define.primitives import to_elementary
     from .reference import _compile, _working
 
@@ -425,15 +434,6 @@ def _tie_break(problem: _Problem, x: float, a: mpmath.mpf, b: mpmath.mpf) -> tup
     terms = sp.Add.make_args(e)
     rational = sp.Add(*[t for t in terms if t.is_Rational]) - M
     rest = [t for t in terms if not t.is_Rational]
-    if not rest:  # the value is this rational exactly (a Poisson gradient 1 - y/p at p = 1.25·2^-24, y = 2.5)
-        exact = M + rational
-        if not _rational(a) <= exact <= _rational(b):
-            return None  # the definition's ball disagrees with the stable form: nothing decided
-        if rational == 0:  # an exact tie: to even
-            r = ra if (np.float32(ra).view(np.uint32) & 1) == 0 else rb
-        else:
-            r = rb if rational > 0 else ra
-        return r, mpmath.mpf(M.p) / M.q + mpmath.mpf(rational.p) / rational.q, (a, b)
     if any(t.free_symbols for t in rest):
         return None
     fn = _compile([], [sp.Add(*rest)], "arb")
@@ -441,13 +441,19 @@ def _tie_break(problem: _Problem, x: float, a: mpmath.mpf, b: mpmath.mpf) -> tup
         with _working(prec):
             (ball,) = fn()
             lo, hi = _ball_ends(ball + _exact_ball(rational))
-        if lo > 0 or hi < 0:
-            up = lo > 0
-            r = rb if up else ra
-            return r, mpmath.mpf(M.p) / M.q, (a, b)
-        if rational == 0 and lo == 0 and hi == 0:  # an exact tie: to even
+        tie = rational == 0 and lo == 0 and hi == 0
+        if not (lo > 0 or hi < 0 or tie):
+            continue
+        m = mpmath.mpf(M.p) / M.q  # exact: the denominator is a power of two
+        # (exact differences: a and b lie within 2^-2500 of m, while a rest such as e^x at
+        # x = -1e38 as a rational would have 10^38 digits)
+        if hi < mpmath.fsub(a, m, exact=True) or lo > mpmath.fsub(b, m, exact=True):
+            return None  # the stable form's value lies outside the definition's ball: nothing decided
+        if tie:  # to even
             r = ra if (np.float32(ra).view(np.uint32) & 1) == 0 else rb
-            return r, mpmath.mpf(M.p) / M.q, (a, b)
+        else:
+            r = rb if lo > 0 else ra
+        return r, m, (a, b)
     return None
 
 
@@ -458,12 +464,6 @@ def _exact_ball(q: sp.Rational):
     from flint import arb, fmpz
 
     return arb(fmpz(int(q.p))) / arb(fmpz(int(q.q)))
-
-
-def _rational(v: mpmath.mpf) -> sp.Rational:
-    """A finite mpmath number exactly (man·2^exp)."""
-    sign, man, exp, _ = v._mpf_
-    return (-1) ** sign * sp.Integer(int(man)) * sp.Integer(2) ** int(exp)
 
 
 def _ball_ends(ball) -> tuple[mpmath.mpf, mpmath.mpf]:
@@ -598,7 +598,8 @@ def _task(args) -> list[dict]:
 
 
 def _check_block(problem, res, x32, x64, k, special, rng, intervals) -> None:
-    lo, hi = (np.array(np.broadcast_to(e, x64.shape)) for e in intervals.evaluate(problem.expr, {problem.pred: intervals.point(x64)}))
+    # views (a constant, Dice's 1 at label 0, is a 0-d enclosure), copied where written below
+    lo, hi = (np.broadcast_to(e, x64.shape) for e in intervals.evaluate(problem.expr, {problem.pred: intervals.point(x64)}))
     r32, ok = intervals.rounds_to(lo, hi)
     ok &= ~special
     again = np.flatnonzero(~ok & ~special)
@@ -607,6 +608,7 @@ def _check_block(problem, res, x32, x64, k, special, rng, intervals) -> None:
             elo, ehi = (np.broadcast_to(e, again.shape) for e in intervals.evaluate(problem.expr, {problem.pred: intervals.point(x64[again])}))
         er, eok = intervals.rounds_to(elo, ehi)
         now = again[eok]
+        lo, hi = np.array(lo), np.array(hi)  # (the ends may be one array, or the input's)
         lo[now], hi[now], r32[now], ok[now] = elo[eok], ehi[eok], er[eok], True
     res["inputs"] += x32.size
     res["tier1"] += int(ok.sum())
