@@ -338,6 +338,8 @@ def _check_verify(args: argparse.Namespace) -> None:
             raise UsageError(_one_line(e)) from None
     cases = args.cases if args.cases is not None else CASES
     known = {c.kernel for c in cases} | {c.loss for c in cases}
+    if args.exhaustive:  # one variant by its id, as its record names it: binary_crossentropy[from_logits=True]
+        known |= {c.id for c in cases}
     unknown = [n for n in args.names if n not in known]
     if unknown:
         raise UsageError(

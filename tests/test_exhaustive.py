@@ -255,6 +255,19 @@ def test_cli_range_takes_negative_numbers_in_any_notation(capsys):
     assert "mean_squared_error value label=-0.0025" in out and "32 inputs in 2 setting(s); 0 not correctly rounded; 0 unresolved" in out
 
 
+def test_cli_runs_one_variant_by_its_id(capsys):
+    """A record names a variant (binary_crossentropy[from_logits=True]); --exhaustive takes that
+    name and runs that variant alone, where the family's name runs both."""
+    from cesym.cli import main
+
+    one = "binary_crossentropy[from_logits=True]"
+    assert main(["verify", "--exhaustive", one, "--label", "1", "--output", "value", "--range", "1", "1", "--jobs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert f"{one} value label=1" in out and "1 inputs in 1 setting(s)" in out
+    assert main(["verify", one, "--quick"]) == 2  # a plain verify names families and kernels
+    assert "unknown kernel name" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("kind", ["ties", "distinct", "few", "none"])
 def test_largest_errors_are_the_same_on_every_machine(kind):
     """The worst inputs kept per chunk are the largest errors above the floor, the first
