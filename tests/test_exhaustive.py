@@ -149,9 +149,26 @@ def test_recorded_runs_are_rendered_and_go_stale(tmp_path):
     assert stale_exhaustive(records) == []
     (name, per), = records.items()
     per[st.name]["digest"] = "0" * 16
-    assert "recorded for other kernel code" in stale_exhaustive(records)[0]
+    assert "recorded for other kernel code; run cesym verify --exhaustive log_cosh --label 0.0 --record" in stale_exhaustive(records)[0]
     with pytest.raises(ValueError, match="part of the inputs"):
         X.record([s], partial=True, reports_dir=tmp_path)
+
+
+def test_the_stale_records_command_runs_that_setting_again(capsys):
+    """The command a stale record names runs its variant at its label and parameters, whatever
+    they are (a soft float32 label, a parameter off its default): what was recorded, not the
+    defaults."""
+    import shlex
+
+    from cesym.cli import main
+    from cesym.report.check import rerun_command
+
+    (st,) = X.settings_for(case("binary_crossentropy", from_logits=True), [0.3], params={"label_smoothing": 0.25}, what=("value",))
+    cmd = rerun_command({"case": st.case, "label": st.label, "params": [list(p) for p in st.params], "what": st.what})
+    argv = shlex.split(cmd)
+    assert argv[:3] == ["cesym", "verify", "--exhaustive"] and argv[-1] == "--record"
+    assert main([*argv[1:-1], "--output", "value", "--range", "2", "2", "--jobs", "1"]) == 0
+    assert f"{st.name}: 1 float32 inputs" in capsys.readouterr().out
 
 
 def test_soft_labels_are_the_float32_the_kernel_sees():

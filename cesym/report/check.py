@@ -244,6 +244,19 @@ def stale_exhaustive(exhaustive: dict[str, dict], derivations: Path | None = Non
     for name, per in exhaustive.items():
         for setting, r in per.items():
             if r.get("digest") != kernel_digest(r.get("family", "")):
-                out.append(f"exhaustive/{name} ({setting}: recorded for other kernel code; run cesym verify --exhaustive "
-                           f"{r['setting']['case'].split('[')[0]} --record)")
+                out.append(f"exhaustive/{name} ({setting}: recorded for other kernel code; run {rerun_command(r['setting'])})")
     return out
+
+
+def rerun_command(setting: dict) -> str:
+    """The command that records a setting of ``reports/exhaustive/`` again: its variant, label
+    and parameters exactly (repr: a float32 label such as 0.30000001192092896 reads back as
+    itself), value and gradient together (one sweep gives both)."""
+    import shlex
+
+    argv = ["cesym", "verify", "--exhaustive", setting["case"]]
+    if setting.get("label") is not None:
+        argv += ["--label", repr(float(setting["label"]))]
+    for k, v in setting.get("params", []):
+        argv += ["--param", f"{k}={float(v)!r}"]
+    return shlex.join(argv + ["--record"])
