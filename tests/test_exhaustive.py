@@ -222,10 +222,11 @@ def test_a_tie_the_stable_form_gives_as_a_rational_is_rounded_to_even(x, expecte
 
 @pytest.mark.parametrize("off, expected", [(sp.Rational(1, 2**40), None), (-sp.Rational(1, 2**40), None),
                                            (sp.exp(-2**20), -33554430.0), (-sp.exp(-2**20), -33554432.0)])
-def test_the_tie_break_decides_only_where_the_stable_form_lies_in_the_definitions_ball(monkeypatch, off, expected):
+def test_the_tie_break_decides_only_where_the_split_meets_the_definitions_ball(monkeypatch, off, expected):
     """Poisson's gradient at label 2.5, p = 1.25·2^-24: the definition's 2560-bit ball straddles
-    the tie -33554431. The split decides for the definition only where the two agree: a stable
-    form moved off the exact value by 2^-40 (outside the ball) decides nothing; one moved by
+    the tie -33554431. The split decides for the definition only where the two agree (their
+    balls meet): a stable form moved off the exact value by 2^-40 (its ball disjoint from the
+    definition's) decides nothing; one moved by
     ±e^(-2^20) (inside it, and far below any ball's width) is decided by that rest's sign, to
     the neighbour on its side."""
     import dataclasses
