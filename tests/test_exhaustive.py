@@ -74,7 +74,7 @@ def test_agrees_with_the_reference_point_by_point(name, kw, label, what, lo, hi,
     (st,) = X.settings_for(c, [label], what=(what,))
     s = X.run_setting(st, jobs=1, limit=(lo, hi), task_bits=12)
     n, bad, worst = _pointwise(st, lo, hi)
-    assert s.inputs == n and s.tier1 + s.reference == n
+    assert s.inputs == n and s.tier1 + s.dd + s.reference == n
     assert s.not_correctly_rounded == bad and (bad > 0) == misrounded
     assert s.max_ulps == pytest.approx(worst, rel=1e-6, abs=1e-9)
     assert not s.unresolved
@@ -300,3 +300,53 @@ def test_largest_errors_are_the_same_on_every_machine(kind):
         above = np.flatnonzero(errs > floor)
         want = above[np.lexsort((above, -errs[above]))][:8]
         assert sorted(got.tolist()) == sorted(want.tolist())
+
+
+def test_a_double_double_rounds_to_its_nearest_float32():
+    """:func:`~cesym.verify.exhaustive._round32_dd` against one exact rounding (integers): h + l
+    with h on float32 rounding boundaries (midpoints of neighbours, and ±(2^128 - 2^103), where
+    rounding reaches infinity), beside them, anywhere in float32's range and its subnormals; l 0,
+    within h's half spacing, or exactly half of it."""
+    import mpmath
+
+    from cesym.verify.ulps import round_to
+
+    rng = np.random.default_rng(7)
+    n = 30000
+    h = rng.standard_normal(n) * 2.0 ** rng.integers(-160, 130, n)
+    with np.errstate(over="ignore"):
+        f = h.astype(np.float32)
+        g = np.nextafter(f, np.float32(np.inf))
+    ok = np.isfinite(f) & np.isfinite(g)
+    mid = np.where(ok, (f.astype(np.float64) + np.where(ok, g, 0).astype(np.float64)) / 2, h)
+    h = np.where(rng.random(n) < 0.6, mid, h)
+    h[:10], h[10:20] = 2.0**128 - 2.0**103, -(2.0**128 - 2.0**103)
+    h = np.where(rng.random(n) < 0.15, np.nextafter(h, np.where(rng.random(n) < 0.5, np.inf, -np.inf)), h)
+    half = np.spacing(np.abs(h)) / 2
+    l = np.where(rng.random(n) < 0.3, 0.0, (2 * rng.random(n) - 1) * half)
+    l = np.where(rng.random(n) < 0.05, np.copysign(half, rng.random(n) - 0.5), l)
+    s = h + l
+    h, l = s, (h - s) + l  # renormalised: |l| at most half h's spacing
+    got = X._round32_dd(h, l)
+    want = np.array([round_to(mpmath.fadd(float(a), float(b), exact=True), np.float32) for a, b in zip(h, l)])
+    assert np.sum((h == mid) & (l != 0)) > 5000  # boundaries that l moves off
+    assert np.array_equal(got.astype(np.float64), want)
+
+
+def test_midpoints_of_a_product_past_float64s_reach_are_decided_by_double_doubles():
+    """MAPE at label 1 is 100·|p - 1|. From |p| ≈ 2^45 on, 100 is below the float64 intervals'
+    width there, and for one input in 32, 100·p is exactly a float32 midpoint (100 = 4·25): the
+    exact value lies 100 below it. The definition on double-double intervals decides each (no
+    input goes to the ball reference), rounding down; a sample agrees with the balls."""
+    (st,) = X.settings_for(case("mean_absolute_percentage_error"), [1.0], what=("value",))
+    s = X.run_setting(st, jobs=1, limit=(2.0**60, 2.0**60 + 2.0**50), task_bits=12)
+    assert s.inputs > 0 and s.dd > 0 and s.reference == 0 and s.tier1 + s.dd == s.inputs
+    assert s.not_correctly_rounded == 0 and not s.unresolved and s.sampled > 0
+    problem = X._problem(st)
+    x = 2.0**60 * (1 + 2.0**-20)  # 100·x = 25·(2^23 + 8)·2^39: 28 bits, the four past float32's 24 are 1000
+    r, ok, lo, hi = X._dd_tier(problem, np.array([x]))
+    m = 100 * x
+    below = np.float32(m)
+    below = below if float(below) < m else np.nextafter(below, np.float32(0))
+    assert (float(below) + float(np.nextafter(below, np.float32(np.inf)))) / 2 == m  # a float32 midpoint
+    assert ok[0] and float(r[0]) == X.decide_float32(problem, x)[0] == float(below)

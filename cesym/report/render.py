@@ -1114,16 +1114,17 @@ def _exhaustive_section(family: str, exhaustive: dict[str, dict]) -> list[str]:
         "Each float32 input of the kernel (NaN and inputs outside its domain excluded; ±inf and the domain's "
         "edges against their limits), its label and parameters fixed, against the exact value: enclosed in float64 "
         "interval arithmetic from the stable form (the points it leaves open enclosed again with exact sums and "
-        "products kept exact: exact ties), and by the ball reference of the definition where that does not "
-        "fix the rounding (a sample of the interval decisions is re-checked there too); where 2560 bits still leave a "
+        "products kept exact: exact ties), then by the definition on double-double intervals (106 bits: a value a few "
+        "float64 spacings beside a rounding boundary), and by the ball reference of the definition where neither "
+        "fixes the rounding (a sample of each tier's decisions is re-checked there too); where 2560 bits still leave a "
         "rounding boundary inside the ball, by the sign of the value's rest beyond its exact rational part. Correctly rounded: the "
         "float32 nearest the exact value (ties to even). Measured by `cesym verify --exhaustive NAME --record`. The "
         "float32 kernels compute in float64, test whether that value lies within its error bound of a float32 rounding "
         "boundary, and recompute those inputs exactly (tracked float64 for rational forms, decimal arithmetic at "
         "rising precision otherwise; `cesym.kernels._rounding`). The table states what the recorded run found.",
         "",
-        "| kernel | output | label, parameters | inputs | max ulps | at x | not correctly rounded | e.g. x: computed, correctly rounded | by the ball reference | unresolved | s |",
-        "|:---|:---|:---|---:|---:|---:|---:|:---|---:|---:|---:|",
+        "| kernel | output | label, parameters | inputs | max ulps | at x | not correctly rounded | e.g. x: computed, correctly rounded | by double-doubles | by the ball reference | unresolved | s |",
+        "|:---|:---|:---|---:|---:|---:|---:|:---|---:|---:|---:|---:|",
     ]
     for r in sorted(rows, key=lambda r: (r["setting"]["case"], r["setting"]["label"] if r["setting"]["label"] is not None else 0, r["setting"]["what"])):
         st = r["setting"]
@@ -1136,7 +1137,7 @@ def _exhaustive_section(family: str, exhaustive: dict[str, dict]) -> list[str]:
             eg = f"{x!r}: {k!r}, {c!r}"
         lines.append(
             f"| `{st['case']}` | {st['what']} | {fixed} | {r['inputs']} | {worst} | {at} | {r['not_correctly_rounded']} | {eg} | "
-            f"{r['reference']} | {len(r['unresolved'])} | {r['seconds']:.0f} |"
+            f"{r.get('dd', 0)} | {r['reference']} | {len(r['unresolved'])} | {r['seconds']:.0f} |"
         )
     unresolved = sorted({x for r in rows for x in r["unresolved"]}, key=abs)
     if unresolved:

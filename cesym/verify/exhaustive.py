@@ -11,13 +11,17 @@ outside the declared domain (probabilities: [0, 1], about 2^30). Each is checked
    float32, that is the correctly rounded result, proven: about all inputs but one in 10^6.
    The rest are enclosed again with exact sums and products kept exact (error-free
    transformations: :func:`cesym.verify.intervals.exact_ends`), which decides exact ties;
-3. the rest, and the inputs reached only as limits (±inf, a probability's edges), go to the
+3. the rest are enclosed by the definition itself on double-double intervals
+   (:mod:`cesym.verify.dd_intervals`, 106 bits, compiled loops over the inputs): a value a few
+   float64 spacings beside a float32 rounding boundary, 100·(p - 1) for MAPE at |p| past 2^45
+   (100·p exactly a midpoint for one input in 32), is decided there, not one by one;
+4. the rest, and the inputs reached only as limits (±inf, a probability's edges), go to the
    ball reference of the definition itself (:class:`cesym.verify.reference.RowReference`, arb at
    rising precision until the rounding is fixed; an exact tie is seen as one), and where 2560
    bits still leave a rounding boundary inside the ball, the sign of the value's distance to
    it (:func:`_tie_break`);
-4. a sample of first-tier decisions is checked against that reference too, and the run fails
-   if one disagrees: the tier's stable form and interval rules are not taken on trust.
+5. a sample of the decisions of steps 2 and 3 is checked against that reference too, and the
+   run fails if one disagrees: the tiers' forms and interval rules are not taken on trust.
 
 The result per configuration: inputs checked, how each was decided, the largest error in ulps
 of the exact value with its inputs, and the inputs whose result is not the correctly rounded
@@ -80,8 +84,9 @@ class Summary:
     domain: tuple[float, float]
     inputs: int = 0  # checked (NaN and inputs outside the domain excluded)
     tier1: int = 0  # decided by the float64 intervals
+    dd: int = 0  # decided by the definition on double-double intervals (tier 1 could not)
     reference: int = 0  # decided by the ball reference (undecided by tier 1, limits)
-    sampled: int = 0  # tier-1 decisions confirmed by the ball reference
+    sampled: int = 0  # interval decisions (float64 and double-double) confirmed by the ball reference
     max_ulps: float = 0.0
     worst: list = field(default_factory=list)  # [(ulps, input, computed, true)], largest first
     not_correctly_rounded: int = 0
@@ -321,9 +326,12 @@ def _problem(setting: Setting, directory: str | None = None) -> _Problem:
 def kernel_digest(family: str, generated_dir=None) -> str:
     """A digest of what an exhaustive result depends on: the family's generated module, the
     kernels' runtime (every ``cesym/kernels/*.py``) and this checker's arithmetic: its first
-    tier (``intervals`` and its compiled steps, ``exhaustive_loops``), the Arb balls of the
-    reference that decides the rest (``balls``), and this module. A result recorded under another digest is stale. (The reference's
-    evaluation of the definition, ``reference``, is held to mpmath by its own tests.)"""
+    tier (``intervals`` and its compiled steps, ``exhaustive_loops``), the double-double
+    intervals that decide most of the rest (``dd_intervals`` and the algebra it shares,
+    ``interval_algebra``), the Arb balls of the reference that decides what is left (``balls``),
+    and this module. A result recorded under another digest is stale. (The reference's
+    printing and evaluation of the definition, ``reference`` and the code runner of
+    ``float_intervals``, are held to mpmath by their own tests.)"""
     from pathlib import Path
 
     from ..files import file_digest
@@ -331,7 +339,8 @@ def kernel_digest(family: str, generated_dir=None) -> str:
     package = Path(__file__).resolve().parents[1]
     gen = Path(generated_dir) if generated_dir else package / "kernels" / "_generated"
     verify = package / "verify"
-    files = [gen / f"{family}.py", *sorted((package / "kernels").glob("*.py")), verify / "intervals.py", verify / "exhaustive_loops.py", verify / "balls.py", Path(__file__).resolve()]
+    files = [gen / f"{family}.py", *sorted((package / "kernels").glob("*.py")), verify / "intervals.py", verify / "exhaustive_loops.py", verify / "dd_intervals.py",
+             verify / "interval_algebra.py", verify / "balls.py", Path(__file__).resolve()]
     return hashlib.sha256("".join(f"{f.name}:{file_digest(f)};" for f in files).encode()).hexdigest()[:16]
 
 
@@ -419,7 +428,7 @@ def _tie_break(problem: _Problem, x: float, a: mpmath.mpf, b: mpmath.mpf) -> tup
     ball, arb); the sign of (rational part - M) + rest, when the ball excludes 0, says on which
     side of M the exact value lies, hence its rounding (a form that is all rational there, 1 - y/p
     at y = 2.5, p = 1.25·2^-24: -33554431, has the exact rest 0, a tie to even). None where the
-    form has no such split, the sign stays undecided, or the split's ball leaves the
+    form has no such split, the sign stays undecided, or the split's ball is disjoint from the
     definition's (the two forms must agree before one decides for the other)."""
     from ..define.primitives import to_elementary
     from .reference import _compile, _working
@@ -559,7 +568,7 @@ def _special(problem: _Problem, x64: np.ndarray) -> np.ndarray:
 
 
 def _fresh() -> dict:
-    return {"inputs": 0, "tier1": 0, "reference": 0, "sampled": 0, "worst": [], "ncr": 0, "misrounded": [], "unresolved": [], "disagree": []}
+    return {"inputs": 0, "tier1": 0, "dd": 0, "dd_sampled": 0, "reference": 0, "sampled": 0, "worst": [], "ncr": 0, "misrounded": [], "unresolved": [], "disagree": []}
 
 
 def _largest(errs: np.ndarray, floor: float, m: int) -> np.ndarray:
@@ -573,6 +582,69 @@ def _largest(errs: np.ndarray, floor: float, m: int) -> np.ndarray:
     t = np.partition(errs, -m)[-m]  # the m-th largest error: a value, whatever the algorithm
     top = np.flatnonzero(errs > t)
     return np.concatenate([top, np.flatnonzero(errs == t)[: m - top.size]])
+
+
+def _round32_dd(h: np.ndarray, l: np.ndarray) -> np.ndarray:
+    """The float32 nearest each double-double h + l (ties to even; |l| at most half h's float64
+    spacing, as :mod:`cesym.verify.dd_intervals` keeps them), exactly: NaN where h is NaN.
+
+    h + l lies within h's spacing of h, on l's side. The float32 rounding boundaries (midpoints
+    of neighbours, at most 25 bits) are float64 numbers, so none lies strictly between h and its
+    float64 neighbour h' on that side: h + l rounds as h does, unless h itself is a boundary,
+    where l (not 0) carries it to h''s side, or h' is one, which h + l does not reach (|l| is at
+    most half of h' - h, which is a whole spacing: 2^k - l never meets 2^k's lower neighbour
+    1 - 2^-53, which has 53 bits). Where h and h' round alike that is the answer; else exactly one
+    of them is the boundary between the two roundings."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        toward = np.where(l > 0, np.inf, -np.inf)
+        h2 = np.where(l == 0, h, np.nextafter(h, toward))
+        a, b = h.astype(np.float32), h2.astype(np.float32)
+        # the boundary between a and b (neighbours): their mean, with ±inf as ±2^128
+        big = np.float64(2.0**128)
+        a64 = np.where(np.isinf(a), np.copysign(big, a), a.astype(np.float64))
+        b64 = np.where(np.isinf(b), np.copysign(big, b), b.astype(np.float64))
+        boundary = (a64 + b64) / 2
+    return np.where(a == b, a, np.where(h == boundary, b, a))
+
+
+def _dd_reference(problem: _Problem):
+    """(the reference's printed function of the definition on double-double intervals, the index
+    of the output, the input columns with None for the prediction), built once per problem;
+    (None, ...) where that arithmetic is missing (no Numba) or does not model the definition."""
+    got = problem.__dict__.get("_dd")
+    if got is None:
+        from .contract import reference_for
+        from .first_tier import _compiled
+
+        ref = reference_for(problem.loss, 1)
+        lab = [problem.setting.label] if problem.label is not None else None
+        params = [problem.params[s] for s in problem.loss.params]
+        inputs = ref._inputs(lab, [0.0], params)
+        at = len(ref.label_syms)  # the prediction's column (labels first, as _inputs orders them)
+        columns = [None if j == at else float(v) for j, v in enumerate(inputs)]
+        got = problem.__dict__["_dd"] = (_compiled(ref, "main", stage="dd"), problem.index, columns)
+    return got
+
+
+def _dd_tier(problem: _Problem, x: np.ndarray) -> tuple | None:
+    """At the inputs ``x`` (float32 values as float64) the definition's enclosure on double-double
+    intervals (:mod:`cesym.verify.dd_intervals`: each end h + l, 106 bits, rounded outward):
+    ``(r32, ok, lo, hi)``, its correctly rounded float32 where both ends round alike (``ok``; NaN
+    ends decide nothing) and the enclosure rounded outward to float64; None where the arithmetic
+    is missing or does not model the definition."""
+    fn, index, columns = _dd_reference(problem)
+    if fn is None:
+        return None
+    from . import dd_intervals as dd
+
+    with np.errstate(all="ignore"):
+        out = dd.evaluate(fn, [x if c is None else np.full(x.shape, c) for c in columns])
+        if out is None:
+            return None
+        v = out[index].v
+        a, b = _round32_dd(v[0], v[1]), _round32_dd(v[2], v[3])
+        iv = dd.to_interval(out[index])
+    return a, (a == b) & ~np.isnan(a) & ~np.isnan(b), np.asarray(iv.lo), np.asarray(iv.hi)
 
 
 def _task(args) -> list[dict]:
@@ -598,13 +670,15 @@ def _task(args) -> list[dict]:
 
 
 def _check_block(problem, res, x32, x64, k, special, rng, intervals) -> None:
-    # views (a constant, Dice's 1 at label 0, is a 0-d enclosure), copied where written below
-    lo, hi = (np.broadcast_to(e, x64.shape) for e in intervals.evaluate(problem.expr, {problem.pred: intervals.point(x64)}))
+    # views (a constant, Dice's 1 at label 0, is a 0-d enclosure), copied where written below;
+    # an end past float64's range is inf by design (the rules keep it outward): no warning
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        lo, hi = (np.broadcast_to(e, x64.shape) for e in intervals.evaluate(problem.expr, {problem.pred: intervals.point(x64)}))
     r32, ok = intervals.rounds_to(lo, hi)
     ok &= ~special
     again = np.flatnonzero(~ok & ~special)
     if again.size:  # exact sums and products kept as points: exact ties (|p| - 1/2 at |p| in [2^23, 2^24)) decided here
-        with intervals.exact_ends():
+        with intervals.exact_ends(), np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
             elo, ehi = (np.broadcast_to(e, again.shape) for e in intervals.evaluate(problem.expr, {problem.pred: intervals.point(x64[again])}))
         er, eok = intervals.rounds_to(elo, ehi)
         now = again[eok]
@@ -612,6 +686,17 @@ def _check_block(problem, res, x32, x64, k, special, rng, intervals) -> None:
         lo[now], hi[now], r32[now], ok[now] = elo[eok], ehi[eok], er[eok], True
     res["inputs"] += x32.size
     res["tier1"] += int(ok.sum())
+    # the definition on double-double intervals, for what float64's could not round
+    by_dd = np.zeros(0, dtype=np.intp)
+    again = np.flatnonzero(~ok & ~special)
+    if again.size:
+        got = _dd_tier(problem, x64[again])
+        if got is not None:
+            dr, dok, dlo, dhi = got
+            by_dd = again[dok]
+            lo, hi = np.array(lo), np.array(hi)
+            lo[by_dd], hi[by_dd], r32[by_dd], ok[by_dd] = dlo[dok], dhi[dok], dr[dok], True
+            res["dd"] += by_dd.size
     # tier 1: errors and rounding
     errs = np.where(ok, _ulps_vec(k, lo, hi), -1.0)
     bad = ok & (k != r32) & ~(np.isnan(k) & np.isnan(r32))
@@ -623,9 +708,8 @@ def _check_block(problem, res, x32, x64, k, special, rng, intervals) -> None:
     floor = res["worst"][-1][0] if len(res["worst"]) >= _WORST else -0.5
     for i in _largest(errs, floor, _WORST):
         res["worst"].append((float(errs[i]), float(x32[i]), float(k[i]), repr(float(0.5 * lo[i] + 0.5 * hi[i]))))
-    # a sample of tier-1 decisions, re-decided by the ball reference
-    if res["sampled"] < _SAMPLE and ok.any():
-        i = int(rng.choice(np.flatnonzero(ok)))
+    # a sample of the interval decisions (each tier's), re-decided by the ball reference
+    def recheck(i: int) -> None:
         got = decide_float32(problem, float(x32[i]))
         if got is not None:
             res["sampled"] += 1
@@ -634,6 +718,12 @@ def _check_block(problem, res, x32, x64, k, special, rng, intervals) -> None:
             meet = bool(a <= mpmath.mpf(float(hi[i])) and mpmath.mpf(float(lo[i])) <= b)
             if not (r == float(r32[i]) or (math.isnan(r) and math.isnan(float(r32[i])))) or not meet:
                 res["disagree"].append((float(x32[i]), float(r32[i]), r, float(lo[i]), float(hi[i]), mpmath.nstr(true, 20)))
+
+    if res["sampled"] < _SAMPLE and ok.any():
+        recheck(int(rng.choice(np.flatnonzero(ok))))
+    if by_dd.size and res["dd_sampled"] < _SAMPLE:
+        res["dd_sampled"] += 1
+        recheck(int(rng.choice(by_dd)))
     # the rest: the ball reference
     for i in np.flatnonzero(~ok):
         x = float(x32[i])
@@ -700,6 +790,7 @@ def _sweep(group: tuple[Setting, ...], directory, jobs, progress, limit, task_bi
         for summary, r in zip(summaries, rs):
             summary.inputs += r["inputs"]
             summary.tier1 += r["tier1"]
+            summary.dd += r["dd"]
             summary.reference += r["reference"]
             summary.sampled += r["sampled"]
             summary.not_correctly_rounded += r["ncr"]
@@ -729,7 +820,7 @@ def describe(s: Summary) -> str:
     lo, hi = s.domain
     head = (
         f"{s.setting.name}: {s.inputs} float32 inputs in [{lo:g}, {hi:g}] in {s.seconds:.0f} s "
-        f"({s.tier1} decided by float64 intervals, {s.reference} by the ball reference, "
+        f"({s.tier1} decided by float64 intervals, {s.dd} by double-double intervals, {s.reference} by the ball reference, "
         f"{s.sampled} interval decisions re-checked there)"
     )
     if s.worst:
