@@ -9,9 +9,11 @@ float32 is then the correct rounding of the exact value unless a float32 roundin
 midpoint between neighbouring float32 numbers, or the overflow threshold) lies within that
 bound of ``r``: :func:`suspects` finds those outputs by rounding ``r`` minus and plus the bound
 (rounding is monotone: where both give the same float32, so does the exact value). They are
-rare, about ``2.5·W·m/|r|`` in 2^29 outputs, and are recomputed by the decimal form at rising
-precision (:func:`cesym.kernels._exact.solve`), or exactly in float64 where the form is
-rational (:mod:`._eft`).
+rare, about ``2.5·W·m/|r|`` in 2^29 outputs. Where the form is rational they are computed again
+exactly in float64 (:mod:`._eft`), then where an operation rounded, in double-doubles with a
+rigorous error bound (:mod:`._dd`: MAPE's ``100·(p - 1)`` past ``|p| = 2^53``), all at once;
+the rest by the decimal form at rising precision (:func:`cesym.kernels._exact.solve`), one
+output at a time.
 
 Magnitudes where sums cancel cost as much as the value. A block first tests its outputs with
 one magnitude for all, the bound of the magnitude over the box of the block's inputs (the
@@ -40,7 +42,7 @@ from types import ModuleType
 
 import numpy as np
 
-from . import _blocks, _eft, _exact
+from . import _blocks, _dd, _eft, _exact
 
 __all__ = ["WINDOW", "MAX_ROW", "row_window", "suspects", "correctly_rounded"]
 
@@ -115,12 +117,27 @@ def _exact_in_float64(args: list, fn: Callable, scalars: tuple, C: int) -> tuple
     return v, ~fx.inexact.any(axis=-1) & np.isfinite(v)
 
 
+def _rounded_in_double_double(args: list, fn: Callable, scalars: tuple, C: int) -> tuple[np.ndarray, np.ndarray]:
+    """The same form ``fn`` on double-doubles with error bounds (:mod:`._dd`): the correctly
+    rounded float32 values (as float64) and whether each is decided."""
+    fx = _dd.DDTracker(args[-1].shape)
+    with np.errstate(all="ignore"):
+        x = fn(fx, *args, *scalars, float(C))
+        if not isinstance(x, _dd.DW):  # a form that never reached an operation
+            x = _dd.DW(np.asarray(x, np.float64), np.zeros(np.shape(x)), np.zeros(np.shape(x)), fx)
+        shape = (len(args[-1]), 1)
+        x = _dd.DW(*(np.broadcast_to(a, shape)[:, 0] for a in (x.h, x.l, x.e)), fx)
+        v, ok = _dd.decide32(x, fx.undecided.any(axis=-1))
+    return v.astype(np.float64), ok
+
+
 class _Rounder:
     """A block core for float32 outputs that rounds correctly: the ``_checked`` core on each
     block (its outputs and their magnitudes), the rounding test (:func:`suspects`) noting the
     flagged outputs with their inputs; once every block is done, :meth:`finish` settles them
-    together, tracked float64 (:mod:`._eft`) for rational forms in one pass over all of them,
-    then decimal (:mod:`._exact`), and writes the float32 results. Deferring the slow path
+    together, tracked float64 (:mod:`._eft`) then double-doubles (:mod:`._dd`) for rational
+    forms, each in one pass over all of them, then decimal (:mod:`._exact`), and writes the
+    float32 results. Deferring the slow path
     costs each block nothing but the test: a call with thousands of exact ties (hinge and
     absolute error rows land exactly on float32 midpoints) pays the tracked pass's NumPy calls
     once, not once per block. A call builds its own; its blocks may run in several threads."""
@@ -243,6 +260,11 @@ class _Rounder:
                 ev, ok = _exact_in_float64(inputs, self.eft[k], self.scalars, self.C)
                 v[ok] = ev[ok]
                 todo = todo[~ok]
+                if todo.size:
+                    dv, ok = _rounded_in_double_double([a[todo] for a in inputs], self.eft[k], self.scalars, self.C)
+                    # a zero keeps the float64 result's sign (the kernel's convention for -0)
+                    v[todo[ok]] = np.where(dv[ok] == 0, np.copysign(0.0, r[todo[ok]]), dv[ok])
+                    todo = todo[~ok]
             value_row = k == "value" and self.row_level
             dscalars = tuple(Decimal(float(s)) for s in self.scalars) + (Decimal(self.C),)
             fn = self.exact[k]

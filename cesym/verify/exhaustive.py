@@ -44,6 +44,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
+from ..kernels._dd import round32
 from . import processes
 
 __all__ = ["Setting", "Summary", "eligible", "settings_for", "input_ranges", "run_settings", "run_setting", "decide_float32", "describe", "record"]
@@ -371,6 +372,13 @@ def _ulps_f32(computed: float, true: mpmath.mpf) -> float:
     return ulp_error(computed, true, np.float32)
 
 
+def _fixed(problem: _Problem) -> tuple[list | None, list]:
+    """The reference's fixed inputs of a problem: its label (None where the loss has none) and
+    its parameters, in the loss's order."""
+    lab = [problem.setting.label] if problem.label is not None else None
+    return lab, [problem.params[s] for s in problem.loss.params]
+
+
 def decide_float32(problem: _Problem, x: float) -> tuple[float, mpmath.mpf, tuple] | None:
     """At input ``x``: the correctly rounded float32 output, the exact value pinned to 2^-8 of a
     float32 ulp, and the ball's ends that enclose it, from the ball reference of the definition
@@ -382,8 +390,7 @@ def decide_float32(problem: _Problem, x: float) -> tuple[float, mpmath.mpf, tupl
     from .reference import Unresolved, _ends, _evaluate, _resolve, _working
 
     ref = reference_for(problem.loss, 1)
-    lab = [problem.setting.label] if problem.label is not None else None
-    params = [problem.params[s] for s in problem.loss.params]
+    lab, params = _fixed(problem)
     if needs_limit([x], problem.loss.domain, problem.unit) or not math.isfinite(x):
         try:
             v, g = extended_for(problem.loss, 1, problem.unit).value_and_grad(lab, [x], params, np.float32)
@@ -584,29 +591,6 @@ def _largest(errs: np.ndarray, floor: float, m: int) -> np.ndarray:
     return np.concatenate([top, np.flatnonzero(errs == t)[: m - top.size]])
 
 
-def _round32_dd(h: np.ndarray, l: np.ndarray) -> np.ndarray:
-    """The float32 nearest each double-double h + l (ties to even; |l| at most half h's float64
-    spacing, as :mod:`cesym.verify.dd_intervals` keeps them), exactly: NaN where h is NaN.
-
-    h + l lies within h's spacing of h, on l's side. The float32 rounding boundaries (midpoints
-    of neighbours, at most 25 bits) are float64 numbers, so none lies strictly between h and its
-    float64 neighbour h' on that side: h + l rounds as h does, unless h itself is a boundary,
-    where l (not 0) carries it to h''s side, or h' is one, which h + l does not reach (|l| is at
-    most half of h' - h, which is a whole spacing: 2^k - l never meets 2^k's lower neighbour
-    1 - 2^-53, which has 53 bits). Where h and h' round alike that is the answer; else exactly one
-    of them is the boundary between the two roundings."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        toward = np.where(l > 0, np.inf, -np.inf)
-        h2 = np.where(l == 0, h, np.nextafter(h, toward))
-        a, b = h.astype(np.float32), h2.astype(np.float32)
-        # the boundary between a and b (neighbours): their mean, with ±inf as ±2^128
-        big = np.float64(2.0**128)
-        a64 = np.where(np.isinf(a), np.copysign(big, a), a.astype(np.float64))
-        b64 = np.where(np.isinf(b), np.copysign(big, b), b.astype(np.float64))
-        boundary = (a64 + b64) / 2
-    return np.where(a == b, a, np.where(h == boundary, b, a))
-
-
 def _dd_reference(problem: _Problem):
     """(the reference's printed function of the definition on double-double intervals, the index
     of the output, the input columns with None for the prediction), built once per problem;
@@ -617,8 +601,7 @@ def _dd_reference(problem: _Problem):
         from .first_tier import _compiled
 
         ref = reference_for(problem.loss, 1)
-        lab = [problem.setting.label] if problem.label is not None else None
-        params = [problem.params[s] for s in problem.loss.params]
+        lab, params = _fixed(problem)
         inputs = ref._inputs(lab, [0.0], params)
         at = len(ref.label_syms)  # the prediction's column (labels first, as _inputs orders them)
         columns = [None if j == at else float(v) for j, v in enumerate(inputs)]
@@ -642,7 +625,7 @@ def _dd_tier(problem: _Problem, x: np.ndarray) -> tuple | None:
         if out is None:
             return None
         v = out[index].v
-        a, b = _round32_dd(v[0], v[1]), _round32_dd(v[2], v[3])
+        a, b = round32(v[0], v[1]), round32(v[2], v[3])
         iv = dd.to_interval(out[index])
     return a, (a == b) & ~np.isnan(a) & ~np.isnan(b), np.asarray(iv.lo), np.asarray(iv.hi)
 
@@ -674,16 +657,16 @@ def _check_block(problem, res, x32, x64, k, special, rng, intervals) -> None:
     # an end past float64's range is inf by design (the rules keep it outward): no warning
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
         lo, hi = (np.broadcast_to(e, x64.shape) for e in intervals.evaluate(problem.expr, {problem.pred: intervals.point(x64)}))
-    r32, ok = intervals.rounds_to(lo, hi)
-    ok &= ~special
-    again = np.flatnonzero(~ok & ~special)
-    if again.size:  # exact sums and products kept as points: exact ties (|p| - 1/2 at |p| in [2^23, 2^24)) decided here
-        with intervals.exact_ends(), np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-            elo, ehi = (np.broadcast_to(e, again.shape) for e in intervals.evaluate(problem.expr, {problem.pred: intervals.point(x64[again])}))
-        er, eok = intervals.rounds_to(elo, ehi)
-        now = again[eok]
-        lo, hi = np.array(lo), np.array(hi)  # (the ends may be one array, or the input's)
-        lo[now], hi[now], r32[now], ok[now] = elo[eok], ehi[eok], er[eok], True
+        r32, ok = intervals.rounds_to(lo, hi)
+        ok &= ~special
+        again = np.flatnonzero(~ok & ~special)
+        if again.size:  # exact sums and products kept as points: exact ties (|p| - 1/2 at |p| in [2^23, 2^24)) decided here
+            with intervals.exact_ends():
+                elo, ehi = (np.broadcast_to(e, again.shape) for e in intervals.evaluate(problem.expr, {problem.pred: intervals.point(x64[again])}))
+            er, eok = intervals.rounds_to(elo, ehi)
+            now = again[eok]
+            lo, hi = np.array(lo), np.array(hi)  # (the ends may be one array, or the input's)
+            lo[now], hi[now], r32[now], ok[now] = elo[eok], ehi[eok], er[eok], True
     res["inputs"] += x32.size
     res["tier1"] += int(ok.sum())
     # the definition on double-double intervals, for what float64's could not round
