@@ -1120,8 +1120,8 @@ def _exhaustive_section(family: str, exhaustive: dict[str, dict]) -> list[str]:
         "rounding boundary inside the ball, by the sign of the value's rest beyond its exact rational part. Correctly rounded: the "
         "float32 nearest the exact value (ties to even). Measured by `cesym verify --exhaustive NAME --record`. The "
         "float32 kernels compute in float64, test whether that value lies within its error bound of a float32 rounding "
-        "boundary, and recompute those inputs exactly (tracked float64 for rational forms, decimal arithmetic at "
-        "rising precision otherwise; `cesym.kernels._rounding`). The table states what the recorded run found.",
+        "boundary, and recompute those inputs exactly (rational forms in tracked float64, then in double-doubles with an error bound; the rest in decimal arithmetic at "
+        "rising precision; `cesym.kernels._rounding`). The table states what the recorded run found.",
         "",
         "| kernel | output | label, parameters | inputs | max ulps | at x | not correctly rounded | e.g. x: computed, correctly rounded | by double-doubles | by the ball reference | unresolved | s |",
         "|:---|:---|:---|---:|---:|---:|---:|:---|---:|---:|---:|---:|",
