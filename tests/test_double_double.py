@@ -90,13 +90,13 @@ def test_comparisons_and_signs_decide_only_what_the_bounds_decide():
     n = 2000
     a = rng.standard_normal(n)
     b = np.where(rng.random(n) < 0.5, np.nextafter(a, np.where(rng.random(n) < 0.5, np.inf, -np.inf)), a)
-    third = fx_third = _dd.DDTracker((n,))
-    x = fx_third.div(fx_third.mul(a, 3.0), 3.0)  # a again, now with a bound: ties with b undecided
+    fx = _dd.DDTracker((n,))
+    x = fx.div(fx.mul(a, 3.0), 3.0)  # a again, now with a bound: ties with b undecided
     got = x > b
     for i in range(n):
-        if not third.undecided[i]:
+        if not fx.undecided[i]:
             assert got[i] == (_value(x, i) - Fraction(float(x.e[i])) > Fraction(float(b[i]))), i
-    assert third.undecided[a == b].all() and not third.undecided[a != b].all()
+    assert fx.undecided[a == b].all() and not fx.undecided[a != b].all()
     fx = _dd.DDTracker((n,))
     eq = fx.compare(_dd.DW(a, np.zeros(n), np.zeros(n), fx), b, ">=")
     assert not fx.undecided.any() and np.array_equal(eq, a >= b)
